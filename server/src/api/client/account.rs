@@ -1,0 +1,242 @@
+//! Account endpoints: registration, availability, registration-token validity, whoami, password
+//! change and deactivation.
+
+use axum::extract::State;
+use http::StatusCode;
+use ruma::api::{
+    client::{
+        account::{
+            ThirdPartyIdRemovalStatus, change_password, check_registration_token_validity, deactivate,
+            get_username_availability, register,
+            register::{LoginType, RegistrationKind},
+            whoami,
+        },
+        uiaa::{AuthData, AuthType},
+    },
+    error::ErrorKind,
+};
+
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    service::{
+        AppState,
+        accounts::{UserLookup, user_in_use},
+        passwords,
+        uiaa::Stage,
+    },
+};
+
+fn registration_closed() -> Error {
+    Error::forbidden(
+        "Registration is closed on this server. The admin can create your account with `hearth register-user`, \
+         or open registration with enable_registration = true and registration_requires_token = true in homeserver.toml",
+    )
+}
+
+/// POST /_matrix/client/v3/register
+/// <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3register>
+pub async fn register(
+    State(s): State<AppState>,
+    req: Ruma<register::v3::Request>,
+) -> Result<RumaResponse<register::v3::Response>> {
+    let ip = req.ip_string();
+    let body = req.body;
+    if body.login_type.as_ref().is_some_and(|t| *t == LoginType::ApplicationService) {
+        return Err(Error::matrix(
+            StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden,
+            "No application services are registered on this server",
+        ));
+    }
+
+    if body.kind == RegistrationKind::Guest {
+        if !s.config.allow_guest_access {
+            return Err(Error::matrix(
+                StatusCode::FORBIDDEN,
+                ErrorKind::GuestAccessForbidden,
+                "Guest access is disabled on this server (allow_guest_access = false)",
+            ));
+        }
+        s.limits.registration.check(ip.as_deref().unwrap_or("-"))?;
+        let user_id = s.accounts.generate_user_id().await?;
+        s.accounts.create_user(&user_id, None, false, true, None, None).await?;
+        // Guests get no refresh token: they have no way back into their account if it lapses.
+        let session = s
+            .accounts
+            .create_session(&user_id, None, body.initial_device_display_name.as_deref(), false, ip.as_deref())
+            .await?;
+        return Ok(RumaResponse(session_response(session, false)));
+    }
+
+    if !s.config.enable_registration {
+        return Err(registration_closed());
+    }
+
+    // Validate the username before any authentication stage, as Synapse does, so a client
+    // learns about a taken name before the user spends an invite code.
+    let requested = match &body.username {
+        Some(name) => Some(s.accounts.validate_new_localpart(name)?.1),
+        None => None,
+    };
+    if let Some(user_id) = &requested {
+        if !s.accounts.is_available(user_id).await? {
+            return Err(user_in_use());
+        }
+    }
+    let Some(password) = body.password.clone() else {
+        return Err(Error::missing_param("A password is required to register"));
+    };
+    passwords::check_length(&password)?;
+
+    let flows = s.accounts.registration_flows();
+    let Some(auth) = &body.auth else {
+        return Err(s.accounts.uiaa.begin("register", &flows));
+    };
+    let token_given = match auth {
+        AuthData::RegistrationToken(t) => Some(t.token.clone()),
+        _ => None,
+    };
+    let accounts = &s.accounts;
+    let authorised = accounts
+        .uiaa
+        .step("register", &flows, auth.session(), auth.auth_type(), |stage| async move {
+            match stage {
+                AuthType::Dummy => Ok(Stage::Passed),
+                AuthType::RegistrationToken => match token_given {
+                    Some(t) => accounts.check_registration_token(&t).await,
+                    None => Ok(Stage::Failed(ErrorKind::MissingParam, "Missing registration token".to_owned())),
+                },
+                other => Ok(Stage::Failed(ErrorKind::Unrecognized, format!("Unsupported stage {other}"))),
+            }
+        })
+        .await?;
+
+    // The rate limit applies to account creation, not to each UIA round trip.
+    s.limits.registration.check(ip.as_deref().unwrap_or("-"))?;
+
+    // Upgrading a guest keeps its user ID (spec: "Guest access", upgrading).
+    if let Some(guest_token) = &body.guest_access_token {
+        let guest = s.accounts.authenticate(guest_token, ip.as_deref()).await?;
+        if !guest.is_guest {
+            return Err(Error::forbidden("guest_access_token does not belong to a guest account"));
+        }
+        s.accounts.upgrade_guest(&guest.user_id, password).await?;
+        return finish_registration(&s, &guest.user_id, &body, ip.as_deref()).await;
+    }
+
+    let user_id = match requested {
+        Some(u) => u,
+        None => s.accounts.generate_user_id().await?,
+    };
+    let created = s
+        .accounts
+        .create_user(&user_id, Some(password), false, false, None, authorised.registration_token.as_deref())
+        .await;
+    if let Err(e) = created {
+        // Give the invite code back if the account could not be made after all.
+        if let Some(t) = &authorised.registration_token {
+            let _ = crate::storage::registration_tokens::release(&s.db.write, t).await;
+        }
+        return Err(e);
+    }
+    finish_registration(&s, &user_id, &body, ip.as_deref()).await
+}
+
+async fn finish_registration(
+    s: &AppState,
+    user_id: &ruma::UserId,
+    body: &register::v3::Request,
+    ip: Option<&str>,
+) -> Result<RumaResponse<register::v3::Response>> {
+    if body.inhibit_login {
+        return Ok(RumaResponse(register::v3::Response::new(user_id.to_owned())));
+    }
+    let session = s
+        .accounts
+        .create_session(user_id, body.device_id.clone(), body.initial_device_display_name.as_deref(), body.refresh_token, ip)
+        .await?;
+    Ok(RumaResponse(session_response(session, body.refresh_token)))
+}
+
+fn session_response(session: crate::service::accounts::NewSession, _refresh: bool) -> register::v3::Response {
+    let mut resp = register::v3::Response::new(session.user_id);
+    resp.access_token = Some(session.access_token);
+    resp.device_id = Some(session.device_id);
+    resp.refresh_token = session.refresh_token;
+    resp.expires_in = session.expires_in;
+    resp
+}
+
+/// GET /_matrix/client/v3/register/available
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3registeravailable>
+pub async fn get_username_availability(
+    State(s): State<AppState>,
+    req: Ruma<get_username_availability::v3::Request>,
+) -> Result<RumaResponse<get_username_availability::v3::Response>> {
+    s.limits.registration.check(req.ip_string().as_deref().unwrap_or("-"))?;
+    let (_, user_id) = s.accounts.validate_new_localpart(&req.body.username)?;
+    if !s.accounts.is_available(&user_id).await? {
+        return Err(user_in_use());
+    }
+    Ok(RumaResponse(get_username_availability::v3::Response::new(true)))
+}
+
+/// GET /_matrix/client/v1/register/m.login.registration_token/validity
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1registermloginregistration_tokenvalidity>
+pub async fn check_registration_token_validity(
+    State(s): State<AppState>,
+    req: Ruma<check_registration_token_validity::v1::Request>,
+) -> Result<RumaResponse<check_registration_token_validity::v1::Response>> {
+    if !(s.config.enable_registration && s.config.registration_requires_token) {
+        return Err(Error::forbidden("Registration tokens are not used on this server"));
+    }
+    s.limits.registration.check(req.ip_string().as_deref().unwrap_or("-"))?;
+    let valid = s.accounts.registration_token_valid(&req.body.token).await?;
+    Ok(RumaResponse(check_registration_token_validity::v1::Response::new(valid)))
+}
+
+/// GET /_matrix/client/v3/account/whoami
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3accountwhoami>
+pub async fn whoami(req: Ruma<whoami::v3::Request>) -> RumaResponse<whoami::v3::Response> {
+    let session = req.session();
+    let mut resp = whoami::v3::Response::new(session.user_id.clone(), session.is_guest);
+    resp.device_id = Some(session.device_id.clone());
+    RumaResponse(resp)
+}
+
+/// POST /_matrix/client/v3/account/password
+/// <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountpassword>
+pub async fn change_password(
+    State(s): State<AppState>,
+    req: Ruma<change_password::v3::Request>,
+) -> Result<RumaResponse<change_password::v3::Response>> {
+    let session = req.session();
+    passwords::check_length(&req.body.new_password)?;
+    s.accounts.uia_password(session, "change_password", req.body.auth.as_ref()).await?;
+    s.accounts
+        .change_password(&session.user_id, req.body.new_password.clone(), req.body.logout_devices, session)
+        .await?;
+    Ok(RumaResponse(change_password::v3::Response::new()))
+}
+
+/// POST /_matrix/client/v3/account/deactivate
+/// <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3accountdeactivate>
+pub async fn deactivate(
+    State(s): State<AppState>,
+    req: Ruma<deactivate::v3::Request>,
+) -> Result<RumaResponse<deactivate::v3::Response>> {
+    let session = req.session();
+    s.accounts.uia_password(session, "deactivate", req.body.auth.as_ref()).await?;
+    s.accounts.deactivate(&session.user_id).await?;
+    // No identity servers are bound by this server, so nothing needed unbinding.
+    Ok(RumaResponse(deactivate::v3::Response::new(ThirdPartyIdRemovalStatus::Success)))
+}
+
+/// Resolves a login identifier, or the forbidden error every failed login gets.
+pub fn local_user(s: &AppState, user: &str) -> Result<ruma::OwnedUserId> {
+    match s.accounts.resolve_identifier(user) {
+        UserLookup::Found(u) => Ok(u),
+        UserLookup::NotHere => Err(Error::forbidden("Invalid username or password")),
+    }
+}

@@ -1,0 +1,67 @@
+//! Server discovery and feature advertisement: `/versions`, `.well-known/matrix/client`,
+//! `/capabilities`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use ruma::{
+    RoomVersionId,
+    api::client::discovery::{
+        discover_homeserver, get_capabilities,
+        get_capabilities::v3::{Capabilities, GetLoginTokenCapability, RoomVersionStability, RoomVersionsCapability},
+        get_supported_versions,
+    },
+};
+
+use crate::{
+    error::Result,
+    http::ruma::{Ruma, RumaResponse},
+    service::AppState,
+};
+
+/// Spec versions advertised. Only versions whose endpoints this server actually serves are
+/// listed; v1.11 (authenticated media) and later are added as their features land, so clients
+/// do not call endpoints that are not there.
+pub const SUPPORTED_VERSIONS: &[&str] =
+    &["r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10"];
+
+/// GET /_matrix/client/versions
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientversions>
+pub async fn get_supported_versions(
+    _: Ruma<get_supported_versions::Request>,
+) -> RumaResponse<get_supported_versions::Response> {
+    let mut resp = get_supported_versions::Response::new(SUPPORTED_VERSIONS.iter().map(|v| (*v).to_owned()).collect());
+    // MSC3882: login token issuance (`/login/get_token`), served.
+    resp.unstable_features = BTreeMap::from([("org.matrix.msc3882".to_owned(), true)]);
+    RumaResponse(resp)
+}
+
+/// GET /.well-known/matrix/client
+/// <https://spec.matrix.org/v1.19/client-server-api/#getwell-knownmatrixclient>
+pub async fn discover_homeserver(
+    State(s): State<AppState>,
+    _: Ruma<discover_homeserver::Request>,
+) -> RumaResponse<discover_homeserver::Response> {
+    let base = s.config.public_baseurl();
+    RumaResponse(discover_homeserver::Response::new(discover_homeserver::HomeserverInfo::new(
+        base.trim_end_matches('/').to_owned(),
+    )))
+}
+
+/// GET /_matrix/client/v3/capabilities
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3capabilities>
+pub async fn get_capabilities(
+    State(s): State<AppState>,
+    _: Ruma<get_capabilities::v3::Request>,
+) -> Result<RumaResponse<get_capabilities::v3::Response>> {
+    let mut caps = Capabilities::new();
+    caps.change_password.enabled = true;
+    let available = (1..=12)
+        .filter_map(|v| RoomVersionId::try_from(v.to_string().as_str()).ok())
+        .map(|v| (v, RoomVersionStability::Stable))
+        .collect();
+    let default = RoomVersionId::try_from(s.config.default_room_version.as_str()).unwrap_or(RoomVersionId::V12);
+    caps.room_versions = RoomVersionsCapability::new(default, available);
+    caps.get_login_token = GetLoginTokenCapability::new(true);
+    Ok(RumaResponse(get_capabilities::v3::Response::new(caps)))
+}

@@ -1,0 +1,25 @@
+//! The parts of Synapse's admin API that tools and admins rely on, with Synapse's paths and JSON
+//! shapes: shared-secret registration and registration tokens.
+
+pub mod register;
+pub mod registration_tokens;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+
+use crate::service::AppState;
+
+pub fn routes(r: Router<AppState>) -> Router<AppState> {
+    r.route("/_synapse/admin/v1/register", get(register::get_nonce).post(register::register))
+        .route(
+            "/_synapse/admin/v1/registration_tokens",
+            get(registration_tokens::list),
+        )
+        .route("/_synapse/admin/v1/registration_tokens/new", post(registration_tokens::create))
+        .route(
+            "/_synapse/admin/v1/registration_tokens/{token}",
+            get(registration_tokens::get_one).put(registration_tokens::update).delete(registration_tokens::delete),
+        )
+}

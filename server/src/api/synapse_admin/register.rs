@@ -1,0 +1,59 @@
+//! GET/POST /_synapse/admin/v1/register: shared-secret registration, as Synapse serves it.
+
+use axum::{Json as AxumJson, extract::State};
+use http::StatusCode;
+use ruma::api::error::ErrorKind;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    error::{Error, Result},
+    http::{json::Json, ruma::client_ip},
+    service::{AppState, passwords},
+};
+
+/// GET /_synapse/admin/v1/register: a single-use nonce.
+pub async fn get_nonce(State(s): State<AppState>) -> AxumJson<Value> {
+    AxumJson(json!({ "nonce": s.shared_secret.new_nonce() }))
+}
+
+#[derive(Deserialize)]
+pub struct RegisterBody {
+    nonce: String,
+    username: String,
+    password: String,
+    mac: String,
+    #[serde(default)]
+    admin: bool,
+    displayname: Option<String>,
+    user_type: Option<String>,
+}
+
+/// POST /_synapse/admin/v1/register
+pub async fn register(State(s): State<AppState>, parts: http::request::Parts, Json(body): Json<RegisterBody>) -> Result<AxumJson<Value>> {
+    if !s.shared_secret.take_nonce(&body.nonce) {
+        return Err(Error::invalid_param("Unrecognised or expired nonce; GET a new one"));
+    }
+    if body.username.len() > 512 {
+        return Err(Error::matrix(StatusCode::BAD_REQUEST, ErrorKind::InvalidUsername, "Username is too long"));
+    }
+    passwords::check_length(&body.password)?;
+    if body.user_type.as_deref().is_some_and(|t| !["support", "bot"].contains(&t)) {
+        return Err(Error::invalid_param("Invalid user_type"));
+    }
+    if !s.shared_secret.verify_mac(&body.nonce, &body.username, &body.password, body.admin, body.user_type.as_deref(), &body.mac) {
+        return Err(Error::forbidden("HMAC incorrect"));
+    }
+    let (_, user_id) = s.accounts.validate_new_localpart(&body.username)?;
+    s.accounts
+        .create_user(&user_id, Some(body.password), body.admin, false, body.displayname.as_deref(), None)
+        .await?;
+    let ip = client_ip(&parts).map(|i| i.to_string());
+    let session = s.accounts.create_session(&user_id, None, None, false, ip.as_deref()).await?;
+    Ok(AxumJson(json!({
+        "access_token": session.access_token,
+        "user_id": session.user_id,
+        "home_server": s.config.server_name,
+        "device_id": session.device_id,
+    })))
+}

@@ -1,0 +1,455 @@
+//! Configuration: every key with its doc comment and default, layered loading and validation.
+//!
+//! Layers, lowest first: defaults < `homeserver.toml` < `HEARTH_*` environment variables <
+//! command-line flags. Key names follow Synapse's homeserver.yaml where the setting is the same,
+//! so Synapse admins feel at home. A config that cannot work is refused with one message naming
+//! the key and what to do; unknown keys are warned about.
+
+mod units;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use ruma::{OwnedServerName, ServerName};
+use serde::Deserialize;
+
+pub use units::{ByteSize, HumanDuration};
+
+/// The commented file written on first run. It must parse to exactly the defaults, except for
+/// `data_dir`, which the first run fills in (a test checks this).
+pub const DEFAULT_CONFIG_TEMPLATE: &str = include_str!("homeserver.example.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// The name that appears in every user ID (@alice:server_name). Permanent once users exist.
+    pub server_name: OwnedServerName,
+    /// The URL clients use to reach this server, e.g. `https://matrix.example.org/`. Defaults to
+    /// `http://<first listener>/`.
+    pub public_baseurl: Option<String>,
+    /// Where to listen for HTTP.
+    pub listeners: Vec<Listener>,
+    /// Where the database, media and (without a keychain) secrets live. Defaults to the OS data
+    /// folder.
+    pub data_dir: Option<PathBuf>,
+    /// Allow people to create accounts through the client API.
+    pub enable_registration: bool,
+    /// Allow registration with no check at all (m.login.dummy). Dangerous on a public server.
+    pub enable_registration_without_verification: bool,
+    /// Require a registration token (an invite code) to register.
+    pub registration_requires_token: bool,
+    /// Secret for Synapse-style shared-secret registration (`register_new_matrix_user`).
+    /// Generated and kept in the secret store when unset.
+    pub registration_shared_secret: Option<String>,
+    /// Allow guest accounts (`/register?kind=guest`).
+    pub allow_guest_access: bool,
+    /// Largest media upload accepted, e.g. "50M".
+    pub max_upload_size: ByteSize,
+    /// Largest JSON request body accepted on the client and federation APIs, e.g. "2M".
+    pub max_request_size: ByteSize,
+    /// Login rate limits.
+    pub rc_login: RcLogin,
+    /// Registration rate limit (per client address).
+    pub rc_registration: RateLimit,
+    /// Lifetime of an access token issued together with a refresh token, e.g. "5m".
+    pub refreshable_access_token_lifetime: HumanDuration,
+    /// Lifetime of a refresh token; unset means it lives until used or logged out.
+    pub refresh_token_lifetime: Option<HumanDuration>,
+    /// Log level filter (`error`, `warn`, `info`, `debug`, `trace`, or a `tracing` filter
+    /// directive). `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// Folder for the daily rolling log files; defaults to the OS log folder.
+    pub log_dir: Option<PathBuf>,
+    /// Where secrets (signing key, generated shared secret) are kept: "auto" (OS keychain when
+    /// one answers, else files), "keychain" or "file".
+    pub secret_store: SecretStoreChoice,
+    /// Room version for new rooms.
+    pub default_room_version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Listener {
+    pub port: u16,
+    pub bind_addresses: Vec<IpAddr>,
+    /// Serve HTTPS on this listener. Not available yet: put a reverse proxy in front.
+    pub tls: bool,
+    /// Trust `X-Forwarded-For` from the reverse proxy in front of this listener.
+    pub x_forwarded: bool,
+    /// Accepted for Synapse familiarity; only "http" exists.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Accepted for Synapse familiarity; every listener serves every resource.
+    pub resources: Option<toml::Value>,
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Self {
+            port: 8008,
+            bind_addresses: vec![IpAddr::from([127, 0, 0, 1])],
+            tls: false,
+            x_forwarded: false,
+            kind: "http".to_owned(),
+            resources: None,
+        }
+    }
+}
+
+/// A token bucket: `burst_count` requests at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst_count: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RcLogin {
+    /// Login attempts per client address.
+    pub address: RateLimit,
+    /// Login attempts per account.
+    pub account: RateLimit,
+    /// Failed login attempts per account.
+    pub failed_attempts: RateLimit,
+}
+
+impl Default for RcLogin {
+    fn default() -> Self {
+        // Synapse's defaults.
+        let rl = RateLimit { per_second: 0.003, burst_count: 5.0 };
+        Self { address: rl, account: rl, failed_attempts: rl }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretStoreChoice {
+    #[default]
+    Auto,
+    Keychain,
+    File,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server_name: ServerName::parse("localhost").expect("valid"),
+            public_baseurl: None,
+            listeners: vec![Listener::default()],
+            data_dir: None,
+            enable_registration: false,
+            enable_registration_without_verification: false,
+            registration_requires_token: false,
+            registration_shared_secret: None,
+            allow_guest_access: false,
+            max_upload_size: ByteSize(50 * 1024 * 1024),
+            max_request_size: ByteSize(2 * 1024 * 1024),
+            rc_login: RcLogin::default(),
+            rc_registration: RateLimit { per_second: 0.17, burst_count: 3.0 },
+            refreshable_access_token_lifetime: HumanDuration(Duration::from_secs(300)),
+            refresh_token_lifetime: None,
+            log_level: "info".to_owned(),
+            log_dir: None,
+            secret_store: SecretStoreChoice::Auto,
+            default_room_version: "12".to_owned(),
+        }
+    }
+}
+
+/// A configuration problem, phrased for the person running the server.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+/// Where the OS wants our files. `None` when the OS gives no home folder.
+pub fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("org", "Hearth", "Hearth")
+}
+
+/// The config file used when `--config` is not given.
+pub fn default_config_path() -> Result<PathBuf, ConfigError> {
+    project_dirs()
+        .map(|d| d.config_dir().join("homeserver.toml"))
+        .ok_or_else(|| err("cannot find the OS config folder (is HOME set?); pass --config PATH"))
+}
+
+fn default_data_dir() -> Result<PathBuf, ConfigError> {
+    project_dirs()
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| err("cannot find the OS data folder (is HOME set?); set data_dir in the config"))
+}
+
+/// The default log folder: the OS's place for logs (on Linux, the state dir).
+pub fn default_log_dir() -> Option<PathBuf> {
+    let dirs = project_dirs()?;
+    Some(match dirs.state_dir() {
+        Some(state) => state.join("logs"),
+        None => dirs.data_local_dir().join("logs"),
+    })
+}
+
+impl Config {
+    /// Parses TOML text. Unknown keys are returned as warnings rather than refused, so a config
+    /// written for a newer Hearth (or copied from Synapse) still starts.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut unknown = Vec::new();
+        let de = toml::Deserializer::parse(text).map_err(|e| {
+            err(format!("{}: not valid TOML: {}", origin.display(), e.message()))
+        })?;
+        let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
+            .map_err(|e: toml::de::Error| {
+                err(format!("{}: {}", origin.display(), e.to_string().trim()))
+            })?;
+        let warnings = unknown
+            .into_iter()
+            .map(|k| format!("{}: unknown key `{k}` is ignored (check the spelling)", origin.display()))
+            .collect();
+        Ok((config, warnings))
+    }
+
+    /// Loads the file at `path` (writing the commented default file first when `create` is set
+    /// and it does not exist), then applies the environment.
+    pub fn load(path: &Path, create: bool) -> Result<(Config, Vec<String>), ConfigError> {
+        if create && !path.exists() {
+            write_default_file(path)?;
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            err(format!("cannot read config file {}: {e}; check the path and permissions", path.display()))
+        })?;
+        let (mut config, warnings) = Config::from_toml(&text, path)?;
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok((config, warnings))
+    }
+
+    /// Applies `HEARTH_*` overrides, read through `get` so tests need not touch the process env.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("HEARTH_SERVER_NAME") {
+            self.server_name = ServerName::parse(v.trim()).map_err(|e| {
+                err(format!("HEARTH_SERVER_NAME: `{v}` is not a valid server name ({e}); use a host name like example.org"))
+            })?;
+        }
+        if let Some(v) = get("HEARTH_DATA_DIR") {
+            self.data_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("HEARTH_PUBLIC_BASEURL") {
+            self.public_baseurl = Some(v);
+        }
+        if let Some(v) = get("HEARTH_LISTEN") {
+            let addr: SocketAddr = v.parse().map_err(|_| {
+                err(format!("HEARTH_LISTEN: `{v}` is not host:port (for example 127.0.0.1:8008 or [::1]:8008)"))
+            })?;
+            self.listeners = vec![Listener {
+                port: addr.port(),
+                bind_addresses: vec![addr.ip()],
+                ..Listener::default()
+            }];
+        }
+        Ok(())
+    }
+
+    /// Checks everything that can be checked without binding sockets, and fills derived values.
+    pub fn validate(mut self) -> Result<Config, ConfigError> {
+        if self.listeners.is_empty() {
+            return Err(err("listeners: at least one listener is needed, e.g. [[listeners]] port = 8008"));
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.tls {
+                return Err(err(format!(
+                    "listeners[{i}].tls: built-in HTTPS is not available yet; set tls = false and put a reverse proxy (Caddy, nginx) in front for HTTPS"
+                )));
+            }
+            if l.kind != "http" {
+                return Err(err(format!("listeners[{i}].type: only \"http\" listeners exist, not \"{}\"", l.kind)));
+            }
+            if l.bind_addresses.is_empty() {
+                return Err(err(format!("listeners[{i}].bind_addresses: give at least one address, e.g. [\"127.0.0.1\"]")));
+            }
+        }
+        if self.enable_registration
+            && !self.registration_requires_token
+            && !self.enable_registration_without_verification
+        {
+            return Err(err(
+                "enable_registration: open registration without any verification lets anyone, including spam bots, create accounts on your server. \
+                 Either set registration_requires_token = true (invite codes), or, if you accept the risk, set enable_registration_without_verification = true",
+            ));
+        }
+        if let Some(url) = &self.public_baseurl {
+            let parsed = parse_base_url(url)
+                .ok_or_else(|| err(format!("public_baseurl: `{url}` is not an http(s) URL like https://matrix.example.org/")))?;
+            self.public_baseurl = Some(parsed);
+        }
+        if self.data_dir.is_none() {
+            self.data_dir = Some(default_data_dir()?);
+        }
+        if let Some(secret) = &self.registration_shared_secret {
+            if secret.is_empty() {
+                return Err(err("registration_shared_secret: must not be empty; remove the key to have one generated"));
+            }
+        }
+        if !(1..=12).contains(&self.default_room_version.parse::<u32>().unwrap_or(0)) {
+            return Err(err(format!(
+                "default_room_version: `{}` is not a room version this server supports (1 to 12)",
+                self.default_room_version
+            )));
+        }
+        for (name, rl) in [
+            ("rc_login.address", self.rc_login.address),
+            ("rc_login.account", self.rc_login.account),
+            ("rc_login.failed_attempts", self.rc_login.failed_attempts),
+            ("rc_registration", self.rc_registration),
+        ] {
+            if !(rl.per_second > 0.0 && rl.burst_count >= 1.0) {
+                return Err(err(format!("{name}: per_second must be above 0 and burst_count at least 1")));
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.as_deref().expect("validate() fills data_dir")
+    }
+
+    /// The base URL clients use, with a trailing slash.
+    pub fn public_baseurl(&self) -> String {
+        match &self.public_baseurl {
+            Some(u) => u.clone(),
+            None => {
+                let l = &self.listeners[0];
+                let ip = l.bind_addresses[0];
+                let host = if ip.is_unspecified() {
+                    "localhost".to_owned()
+                } else if ip.is_ipv6() {
+                    format!("[{ip}]")
+                } else {
+                    ip.to_string()
+                };
+                format!("http://{host}:{}/", l.port)
+            }
+        }
+    }
+
+    /// Every socket address to bind.
+    pub fn bind_addrs(&self) -> Vec<(SocketAddr, bool)> {
+        self.listeners
+            .iter()
+            .flat_map(|l| l.bind_addresses.iter().map(move |ip| (SocketAddr::new(*ip, l.port), l.x_forwarded)))
+            .collect()
+    }
+}
+
+/// Normalises an http(s) URL to end with a slash; `None` when it is not one.
+fn parse_base_url(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    uri.host().filter(|h| !h.is_empty())?;
+    if uri.query().is_some() {
+        return None;
+    }
+    Some(if url.ends_with('/') { url.to_owned() } else { format!("{url}/") })
+}
+
+/// Writes the commented default config, creating its folder.
+pub fn write_default_file(path: &Path) -> Result<(), ConfigError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            err(format!("cannot create config folder {}: {e}; pass --config with a writable path", dir.display()))
+        })?;
+    }
+    std::fs::write(path, DEFAULT_CONFIG_TEMPLATE).map_err(|e| {
+        err(format!("cannot write default config {}: {e}; pass --config with a writable path", path.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let (c, warnings) = parse(DEFAULT_CONFIG_TEMPLATE).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let d = Config::default();
+        assert_eq!(c.server_name, d.server_name);
+        assert_eq!(c.listeners[0].port, d.listeners[0].port);
+        assert_eq!(c.listeners[0].bind_addresses, d.listeners[0].bind_addresses);
+        assert_eq!(c.enable_registration, d.enable_registration);
+        assert_eq!(c.max_upload_size, d.max_upload_size);
+        assert_eq!(c.max_request_size, d.max_request_size);
+        assert_eq!(c.rc_registration, d.rc_registration);
+        assert_eq!(c.rc_login.address, d.rc_login.address);
+        assert_eq!(c.refreshable_access_token_lifetime, d.refreshable_access_token_lifetime);
+        assert_eq!(c.log_level, d.log_level);
+        assert_eq!(c.secret_store, d.secret_store);
+        assert_eq!(c.default_room_version, d.default_room_version);
+        assert!(c.data_dir.is_none() && c.public_baseurl.is_none());
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = parse("enable_registration = \"yes\"").unwrap_err();
+        assert!(e.0.contains("enable_registration"), "{e}");
+    }
+
+    #[test]
+    fn invalid_server_name_is_refused() {
+        let e = parse("server_name = \"not a name!\"").unwrap_err();
+        assert!(e.0.contains("server_name"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_about() {
+        let (_, w) = parse("server_name = \"example.org\"\nenable_regsitration = true\n[rc_login]\nbogus = 1").unwrap();
+        assert!(w.iter().any(|w| w.contains("enable_regsitration")), "{w:?}");
+        assert!(w.iter().any(|w| w.contains("rc_login.bogus")), "{w:?}");
+    }
+
+    #[test]
+    fn open_registration_needs_explicit_acceptance() {
+        let (c, _) = parse("enable_registration = true\ndata_dir = \"/tmp/x\"").unwrap();
+        let e = c.validate().unwrap_err();
+        assert!(e.0.contains("enable_registration_without_verification"), "{e}");
+        let (c, _) = parse("enable_registration = true\nregistration_requires_token = true\ndata_dir = \"/tmp/x\"").unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let (mut c, _) = parse("server_name = \"a.org\"").unwrap();
+        c.apply_env(|k| match k {
+            "HEARTH_SERVER_NAME" => Some("b.org".into()),
+            "HEARTH_LISTEN" => Some("127.0.0.1:9999".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.server_name.as_str(), "b.org");
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].port, 9999);
+        let e = c.apply_env(|k| (k == "HEARTH_LISTEN").then(|| "nope".into())).unwrap_err();
+        assert!(e.0.contains("HEARTH_LISTEN"));
+    }
+
+    #[test]
+    fn public_baseurl_is_normalised_and_checked() {
+        let (c, _) = parse("public_baseurl = \"https://m.example.org\"\ndata_dir = \"/x\"").unwrap();
+        assert_eq!(c.validate().unwrap().public_baseurl(), "https://m.example.org/");
+        let (c, _) = parse("public_baseurl = \"ftp://m.example.org\"\ndata_dir = \"/x\"").unwrap();
+        assert!(c.validate().unwrap_err().0.contains("public_baseurl"));
+    }
+}

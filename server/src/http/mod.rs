@@ -1,0 +1,138 @@
+//! axum glue only: the router, extractors, CORS, and the fallback that answers M_UNRECOGNIZED.
+//! No business rules here; handlers live in `api`.
+
+pub mod json;
+pub mod ruma;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::Request,
+    handler::Handler,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{MethodFilter, on},
+};
+use http::{HeaderValue, Method, StatusCode, header};
+use ::ruma::api::{IncomingRequest, path_builder::PathBuilder};
+
+use crate::{error::Error, service::AppState};
+
+/// Registers `handler` on every path ruma knows for `Req` (r0, v3, unstable...), so each
+/// historical path reaches the same handler.
+pub fn route<Req, H, T>(router: Router<AppState>, handler: H) -> Router<AppState>
+where
+    Req: IncomingRequest,
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = method_filter(&Req::METHOD);
+    let mut router = router;
+    for path in Req::PATH_BUILDER.all_paths() {
+        router = router.route(path, on(filter, handler.clone()));
+    }
+    router
+}
+
+fn method_filter(m: &Method) -> MethodFilter {
+    match *m {
+        Method::GET => MethodFilter::GET,
+        Method::POST => MethodFilter::POST,
+        Method::PUT => MethodFilter::PUT,
+        Method::DELETE => MethodFilter::DELETE,
+        Method::PATCH => MethodFilter::PATCH,
+        Method::HEAD => MethodFilter::HEAD,
+        _ => MethodFilter::OPTIONS,
+    }
+}
+
+/// Wraps the API routes with the layers every response needs.
+pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    router
+        .fallback(unrecognized)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(ensure_matrix_error))
+        .layer(middleware::from_fn(cors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            Error::internal("handler panicked").into_response()
+        }))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(600)))
+        .with_state(state)
+}
+
+async fn unrecognized() -> Error {
+    Error::unrecognized(StatusCode::NOT_FOUND, "Unrecognized request: this endpoint does not exist on this server")
+}
+
+async fn method_not_allowed() -> Error {
+    Error::unrecognized(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed for this endpoint")
+}
+
+/// CORS as the spec requires (Client-Server API, "Web Browser Clients"): every response,
+/// errors included, carries the headers, and any OPTIONS request is answered directly.
+async fn cors(req: Request, next: Next) -> Response {
+    let mut resp = if req.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("X-Requested-With, Content-Type, Authorization"),
+    );
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Retry-After"));
+    resp
+}
+
+/// A safety net: any error response that is not already a Matrix error body (an axum extractor
+/// rejection, a timeout) is rewritten into one, so clients always get `errcode` and `error`.
+async fn ensure_matrix_error(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned());
+    let kind = match status {
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => ::ruma::api::error::ErrorKind::Unrecognized,
+        StatusCode::PAYLOAD_TOO_LARGE => ::ruma::api::error::ErrorKind::TooLarge,
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ::ruma::api::error::ErrorKind::InvalidParam
+        }
+        _ => ::ruma::api::error::ErrorKind::Unknown,
+    };
+    let status = if status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    };
+    Error::matrix(status, kind, text).into_response()
+}
+
+/// Records the client address for rate limits and device "last seen": the peer address, or the
+/// first `X-Forwarded-For` entry on a listener configured with `x_forwarded = true`.
+pub async fn client_ip_layer(x_forwarded: bool, mut req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let forwarded = x_forwarded
+        .then(|| req.headers().get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+    req.extensions_mut().insert(ruma::ClientIp(forwarded.or(peer)));
+    next.run(req).await
+}

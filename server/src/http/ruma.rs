@@ -1,0 +1,305 @@
+//! The one place where ruma's HTTP traits meet axum: the `Ruma<T>` extractor turns a request
+//! into a typed ruma request (body limit, `{}` for empty bodies, path parameters, authentication
+//! chosen from the endpoint's metadata, M_NOT_JSON / M_BAD_JSON / M_MISSING_PARAM), and
+//! `RumaResponse` turns a typed response back. A ruma upgrade moves this file only.
+
+use std::net::IpAddr;
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request},
+    response::{IntoResponse, Response},
+};
+use http::{Method, StatusCode, request::Parts};
+use ruma::api::{
+    IncomingRequest, OutgoingResponse,
+    auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication},
+    error::{DeserializationError, ErrorKind, FromHttpRequestError},
+    federation::authentication::ServerSignatures,
+};
+
+use crate::{
+    error::Error,
+    service::{AppState, accounts::Session},
+};
+
+/// How an endpoint authenticates, read off its ruma metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    None,
+    Optional,
+    Required,
+    /// Server-server requests signed with X-Matrix (federation, a later issue).
+    Federation,
+}
+
+pub trait AuthRequirement {
+    const KIND: AuthKind;
+}
+impl AuthRequirement for NoAuthentication {
+    const KIND: AuthKind = AuthKind::None;
+}
+impl AuthRequirement for NoAccessToken {
+    const KIND: AuthKind = AuthKind::None;
+}
+impl AuthRequirement for AccessToken {
+    const KIND: AuthKind = AuthKind::Required;
+}
+impl AuthRequirement for AccessTokenOptional {
+    const KIND: AuthKind = AuthKind::Optional;
+}
+// No application services are registered yet, so an appservice token is an ordinary token.
+impl AuthRequirement for AppserviceToken {
+    const KIND: AuthKind = AuthKind::Required;
+}
+impl AuthRequirement for AppserviceTokenOptional {
+    const KIND: AuthKind = AuthKind::Optional;
+}
+impl AuthRequirement for ServerSignatures {
+    const KIND: AuthKind = AuthKind::Federation;
+}
+
+/// A parsed, authenticated ruma request.
+pub struct Ruma<T> {
+    pub body: T,
+    /// Present when the endpoint authenticated a user.
+    pub session: Option<Session>,
+    /// The client address (from X-Forwarded-For on listeners configured to trust it).
+    pub ip: Option<IpAddr>,
+}
+
+impl<T> Ruma<T> {
+    /// The session of an endpoint whose metadata requires authentication.
+    pub fn session(&self) -> &Session {
+        self.session.as_ref().expect("endpoint requires authentication, so the extractor set a session")
+    }
+    pub fn ip_string(&self) -> Option<String> {
+        self.ip.map(|i| i.to_string())
+    }
+}
+
+/// The client address as seen by the listener, set by the connection layer.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    if let Some(ClientIp(ip)) = parts.extensions.get::<ClientIp>() {
+        return *ip;
+    }
+    parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// The access token from `Authorization: Bearer` or the deprecated `access_token` query
+/// parameter. A malformed Authorization header is treated as an unknown token.
+pub fn access_token(parts: &Parts) -> Result<Option<String>, Error> {
+    if let Some(h) = parts.headers.get(http::header::AUTHORIZATION) {
+        let value = h.to_str().map_err(|_| Error::unknown_token(false))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(|| Error::unknown_token(false))?;
+        return Ok(Some(token.trim().to_owned()));
+    }
+    if let Some(q) = parts.uri.query() {
+        for (k, v) in form_urlencoded_pairs(q) {
+            if k == "access_token" {
+                return Ok(Some(v));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn form_urlencoded_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    q.split('&').filter_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let dec = |s: &str| {
+            let s = s.replace('+', " ");
+            percent_decode(&s)
+        };
+        Some((dec(k)?, dec(v)?))
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Authenticates per `kind`; `Ok(None)` for unauthenticated endpoints and absent optional tokens.
+pub async fn authenticate(state: &AppState, parts: &Parts, kind: AuthKind) -> Result<Option<Session>, Error> {
+    let ip = client_ip(parts).map(|i| i.to_string());
+    match kind {
+        AuthKind::None => Ok(None),
+        AuthKind::Federation => Err(Error::unrecognized(
+            StatusCode::NOT_FOUND,
+            "Federation is not available on this server yet",
+        )),
+        AuthKind::Optional => match access_token(parts)? {
+            Some(t) => Ok(Some(state.accounts.authenticate(&t, ip.as_deref()).await?)),
+            None => Ok(None),
+        },
+        AuthKind::Required => {
+            let t = access_token(parts)?.ok_or_else(Error::missing_token)?;
+            Ok(Some(state.accounts.authenticate(&t, ip.as_deref()).await?))
+        }
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with M_TOO_LARGE (early from
+/// Content-Length when the client declares it).
+pub async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Error> {
+    let too_large = || Error::too_large(format!("Request body is larger than the limit of {limit} bytes"));
+    if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+        if len > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = src {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            src = s.source();
+        }
+        Error::bad_json(format!("Could not read the request body: {e}"))
+    })
+}
+
+/// Maps a ruma parse failure to the Matrix error a client expects.
+pub fn request_error(e: FromHttpRequestError) -> Error {
+    match e {
+        FromHttpRequestError::MethodMismatch { .. } => {
+            Error::unrecognized(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed for this endpoint")
+        }
+        FromHttpRequestError::Deserialization(d) => deserialization_error(&d),
+        other => Error::bad_json(other.to_string()),
+    }
+}
+
+pub fn deserialization_error(d: &DeserializationError) -> Error {
+    let msg = d.to_string();
+    match d {
+        DeserializationError::Json(j) if j.is_syntax() || j.is_eof() => Error::not_json(format!("Body is not valid JSON: {j}")),
+        _ if msg.contains("missing field") => Error::missing_param(msg),
+        DeserializationError::Ident(_) => Error::invalid_param(msg),
+        DeserializationError::Query(_) | DeserializationError::Header(_) => Error::invalid_param(msg),
+        _ => Error::bad_json(msg),
+    }
+}
+
+/// Checks that a non-empty body is a JSON object: unparseable is M_NOT_JSON, any other JSON
+/// value M_BAD_JSON (every request body in the Matrix APIs is an object).
+pub fn check_json_object(body: &[u8]) -> Result<(), Error> {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Err(e) => Err(Error::not_json(format!("Body is not valid JSON: {e}"))),
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(_) => Err(Error::bad_json("Body must be a JSON object")),
+    }
+}
+
+/// Endpoints a guest may call (spec: "Guest access", client behaviour). Matched on the route.
+fn guest_allowed(route: &str) -> bool {
+    const ALLOWED: &[&str] = &[
+        "/account/whoami", "/logout", "/sync", "/events", "/initialSync", "/profile/", "/presence/",
+        "/join", "/leave", "/typing/", "/receipt/", "/read_markers", "/sendToDevice/", "/devices",
+        "/keys/", "/voip/turnServer", "/capabilities", "/pushrules", "/user/", "/rooms/",
+        "/register", "/versions", "/login",
+    ];
+    ALLOWED.iter().any(|a| route.contains(a))
+}
+
+impl<T> FromRequest<AppState> for Ruma<T>
+where
+    T: IncomingRequest + Send + 'static,
+    T::Authentication: AuthRequirement,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
+        let (mut parts, body) = req.into_parts();
+        let path_args: Vec<String> = RawPathParams::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|e| Error::invalid_param(format!("Invalid path parameter: {e}")))?
+            .iter()
+            .map(|(_, v)| v.to_owned())
+            .collect();
+
+        let session = authenticate(state, &parts, <T::Authentication as AuthRequirement>::KIND).await?;
+        if let Some(s) = &session {
+            let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
+            if s.is_guest && !guest_allowed(route) {
+                return Err(Error::matrix(
+                    StatusCode::FORBIDDEN,
+                    ErrorKind::GuestAccessForbidden,
+                    "Guest accounts cannot use this endpoint; register a full account",
+                ));
+            }
+        }
+
+        let limit = state.config.max_request_size.0 as usize;
+        let mut bytes = read_body(&parts, body, limit).await?;
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            bytes = Bytes::new();
+        } else if bytes.iter().all(u8::is_ascii_whitespace) {
+            bytes = Bytes::from_static(b"{}");
+        } else {
+            check_json_object(&bytes)?;
+        }
+
+        let ip = client_ip(&parts);
+        let http_req = http::Request::from_parts(parts, bytes);
+        let body = T::try_from_http_request(http_req, &path_args).map_err(request_error)?;
+        Ok(Ruma { body, session, ip })
+    }
+}
+
+/// A typed ruma response.
+pub struct RumaResponse<R>(pub R);
+
+impl<R: OutgoingResponse> IntoResponse for RumaResponse<R> {
+    fn into_response(self) -> Response {
+        match self.0.try_into_http_response::<bytes::BytesMut>() {
+            Ok(resp) => resp.map(|b| Body::from(b.freeze())).into_response(),
+            Err(e) => Error::internal(format!("serialising response: {e}")).into_response(),
+        }
+    }
+}
+
+impl<R> From<R> for RumaResponse<R> {
+    fn from(r: R) -> Self {
+        RumaResponse(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_shape_errors() {
+        assert_eq!(check_json_object(b"{not json").unwrap_err().errcode(), "M_NOT_JSON");
+        assert_eq!(check_json_object(b"[1,2]").unwrap_err().errcode(), "M_BAD_JSON");
+        assert!(check_json_object(b" {\"a\": 1} ").is_ok());
+    }
+
+    #[test]
+    fn query_token_is_decoded() {
+        let req = http::Request::builder().uri("/x?a=1&access_token=ab%2Bc").body(()).unwrap();
+        let (parts, _) = req.into_parts();
+        assert_eq!(access_token(&parts).unwrap().as_deref(), Some("ab+c"));
+    }
+}

@@ -1,0 +1,257 @@
+//! Hearth: a personal Matrix homeserver.
+//!
+//! The public face is small: [`Homeserver::start`] takes a [`Config`] and returns a [`Running`]
+//! handle (`local_addrs()`, `stop().await`). Nothing is global, so tests start many servers in
+//! one process and the desktop app can restart the server after the wizard changes settings.
+
+pub mod config;
+mod error;
+mod http;
+pub mod logging;
+mod api;
+mod secrets;
+mod service;
+mod storage;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Config, ConfigError};
+pub use error::Error;
+
+use crate::{
+    secrets::Secrets,
+    service::{AppState, Limits, Services, accounts::Accounts, shared_secret::SharedSecretRegistration, signing::ServerKeys},
+    storage::Db,
+};
+
+/// How long `stop()` lets in-flight requests finish before closing connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+const SHARED_SECRET_NAME: &str = "registration_shared_secret";
+
+/// The whole server.
+pub struct Homeserver;
+
+/// A started server. Dropping it without `stop()` leaves the tasks running until the runtime ends.
+pub struct Running {
+    addrs: Vec<SocketAddr>,
+    state: AppState,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Homeserver {
+    /// Validates the config, opens storage and secrets, binds every listener and starts serving.
+    /// Every error names the key or path at fault and what to do.
+    pub async fn start(config: Config) -> anyhow::Result<Running> {
+        let config = Arc::new(config.validate()?);
+        let data_dir = config.data_dir().to_path_buf();
+        ensure_writable(&data_dir)?;
+
+        let secrets = {
+            let (choice, dir) = (config.secret_store, data_dir.clone());
+            tokio::task::spawn_blocking(move || Secrets::open(choice, &dir)).await??
+        };
+        let db = Db::open(&data_dir.join("hearth.db")).await?;
+
+        let (keys, shared_secret) = {
+            let (secrets, config) = (secrets.clone(), config.clone());
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let keys = ServerKeys::load_or_create(&secrets, config.server_name.clone())
+                    .context("loading the server signing key")?;
+                let shared = match &config.registration_shared_secret {
+                    Some(s) => s.clone(),
+                    None => String::from_utf8(
+                        secrets.get_or_create(SHARED_SECRET_NAME, || service::tokens::random_alphanumeric(48).into_bytes())?,
+                    )?,
+                };
+                Ok((keys, shared))
+            })
+            .await??
+        };
+        tracing::info!(key_id = %keys.key_id, "server signing key loaded");
+
+        let accounts = Accounts::new(db.clone(), config.clone());
+        accounts.reset_pending_registrations().await?;
+        let services = Services {
+            limits: Limits::new(&config),
+            config: config.clone(),
+            db: db.clone(),
+            secrets,
+            keys,
+            accounts,
+            shared_secret: SharedSecretRegistration::new(shared_secret),
+        };
+        let state = AppState(Arc::new(services));
+
+        let mut listeners = Vec::new();
+        for (i, (addr, x_forwarded)) in config.bind_addrs().into_iter().enumerate() {
+            let listener = match TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    db.close().await;
+                    anyhow::bail!(
+                        "listeners: cannot listen on {addr}: {e}. {}",
+                        if e.kind() == std::io::ErrorKind::AddrInUse {
+                            "Another program (maybe another Hearth) uses this port: stop it or choose another port"
+                        } else {
+                            "Check bind_addresses and port"
+                        }
+                    );
+                }
+            };
+            let _ = i;
+            listeners.push((listener, x_forwarded));
+        }
+
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut addrs = Vec::new();
+        for (listener, x_forwarded) in listeners {
+            addrs.push(listener.local_addr()?);
+            let app = api::router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
+                http::client_ip_layer(x_forwarded, req, next)
+            }));
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(cancel.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "listener stopped");
+                }
+            });
+        }
+
+        // Housekeeping: give back invite-code reservations of abandoned registrations.
+        {
+            let (state, cancel) = (state.clone(), cancel.clone());
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tick.tick() => {
+                            if let Err(e) = state.accounts.sweep_expired_uia().await {
+                                tracing::warn!(error = %e, "sweeping expired authentication sessions");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+
+        tracing::info!(addrs = ?addrs, server_name = %config.server_name, "Hearth is listening");
+        Ok(Running { addrs, state, cancel, tasks })
+    }
+}
+
+impl Running {
+    /// The first bound address (with the real port when the config asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The URL clients should use (`public_baseurl`).
+    pub fn public_baseurl(&self) -> String {
+        self.state.config.public_baseurl()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+
+    /// Where the secrets are kept, for the log and the dashboard.
+    pub fn secret_store(&self) -> String {
+        self.state.secrets.describe()
+    }
+
+    /// The shared secret for `register_new_matrix_user -k`.
+    pub fn registration_shared_secret(&self) -> &str {
+        self.state.shared_secret.secret()
+    }
+
+    /// The server's signing key ID and public key.
+    pub fn signing_key(&self) -> (String, String) {
+        (self.state.keys.key_id.clone(), self.state.keys.public_key.clone())
+    }
+
+    /// Resolves when a listener stops on its own (an error), so the binary can exit.
+    pub async fn stopped_unexpectedly(&mut self) {
+        let _ = self.tasks.join_next().await;
+    }
+
+    /// Graceful stop: stop accepting, let in-flight requests finish (up to a grace period),
+    /// join background tasks, then close the database cleanly.
+    pub async fn stop(mut self) {
+        tracing::info!("stopping");
+        self.cancel.cancel();
+        let joined = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing them");
+            self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+        }
+        self.state.db.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// Creates the data folder and proves it is writable, so the failure names the folder instead of
+/// surfacing later as a database error.
+fn ensure_writable(dir: &std::path::Path) -> anyhow::Result<()> {
+    let hint = "check its permissions or set data_dir (or HEARTH_DATA_DIR) to a writable folder";
+    std::fs::create_dir_all(dir).with_context(|| format!("data_dir: cannot create {}; {hint}", dir.display()))?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"ok").with_context(|| format!("data_dir: {} is not writable; {hint}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Creates an account directly in the database, for `hearth register-user` (works whether or
+/// not a server is running on the same data folder).
+pub async fn register_user_offline(config: Config, localpart: &str, password: String, admin: bool) -> anyhow::Result<String> {
+    let config = Arc::new(config.validate()?);
+    ensure_writable(config.data_dir())?;
+    let db = Db::open(&config.data_dir().join("hearth.db")).await?;
+    let accounts = Accounts::new(db.clone(), config.clone());
+    let result = async {
+        let (_, user_id) = accounts.validate_new_localpart(localpart).map_err(|e| anyhow::anyhow!("{e}"))?;
+        accounts
+            .create_user(&user_id, Some(password), admin, false, None, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(user_id.to_string())
+    }
+    .await;
+    db.close().await;
+    result
+}
+
+/// Reads the registration shared secret (configured or generated) without starting a server.
+pub async fn registration_shared_secret(config: Config) -> anyhow::Result<String> {
+    let config = config.validate()?;
+    if let Some(s) = config.registration_shared_secret {
+        return Ok(s);
+    }
+    let dir = config.data_dir().to_path_buf();
+    let choice = config.secret_store;
+    tokio::task::spawn_blocking(move || {
+        let secrets = Secrets::open(choice, &dir)?;
+        Ok(String::from_utf8(
+            secrets.get_or_create(SHARED_SECRET_NAME, || service::tokens::random_alphanumeric(48).into_bytes())?,
+        )?)
+    })
+    .await?
+}

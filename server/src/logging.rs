@@ -1,0 +1,41 @@
+//! Logging: `tracing` to stderr and to daily rolling files in the OS log folder. Shared by the
+//! `hearth` binary and the desktop app.
+
+use std::path::{Path, PathBuf};
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::{EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+
+/// Keeps the file writer alive; logs are flushed when it is dropped.
+pub struct LogGuard {
+    _file: Option<WorkerGuard>,
+    /// Where the log files go, if file logging could start.
+    pub dir: Option<PathBuf>,
+}
+
+/// Starts logging at `level` (a `tracing` filter), overridden by `RUST_LOG`. File logging is
+/// skipped, with a warning, when the folder cannot be created.
+pub fn init(level: &str, dir: Option<&Path>) -> LogGuard {
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let stderr = fmt::layer().with_writer(std::io::stderr).with_filter(filter());
+    let mut guard = LogGuard { _file: None, dir: None };
+    let file_layer = dir.and_then(|dir| {
+        std::fs::create_dir_all(dir).ok()?;
+        let appender = tracing_appender::rolling::Builder::new()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix("hearth")
+            .filename_suffix("log")
+            .max_log_files(14)
+            .build(dir)
+            .ok()?;
+        let (writer, g) = tracing_appender::non_blocking(appender);
+        guard._file = Some(g);
+        guard.dir = Some(dir.to_path_buf());
+        Some(fmt::layer().with_ansi(false).with_writer(writer).with_filter(filter()))
+    });
+    let _ = tracing_subscriber::registry().with(stderr).with(file_layer).try_init();
+    if dir.is_some() && guard.dir.is_none() {
+        tracing::warn!(dir = ?dir, "cannot write log files there; logging to stderr only");
+    }
+    guard
+}

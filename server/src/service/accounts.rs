@@ -1,0 +1,446 @@
+//! Accounts and sessions: registration, login, tokens, devices, password changes, deactivation.
+//!
+//! No SQL here (that is `storage`) and no HTTP types (that is `api`).
+
+use std::{sync::Arc, time::Duration};
+
+use http::StatusCode;
+use ruma::{
+    OwnedDeviceId, OwnedUserId, UserId,
+    api::{client::uiaa::AuthType, error::ErrorKind},
+};
+
+use super::{
+    passwords, tokens,
+    uiaa::{Authorised, Stage, Uiaa},
+};
+use crate::{
+    config::Config,
+    error::{Error, Result},
+    storage::{self, Db, devices::DeviceRow, now_ms, registration_tokens, users::NewUser},
+};
+
+/// Lifetime of an m.login.token from `/login/get_token`.
+pub const LOGIN_TOKEN_LIFETIME: Duration = Duration::from_secs(120);
+/// Device "last seen" is written at most this often per device, to keep writes off hot reads.
+const LAST_SEEN_GRANULARITY_MS: i64 = 60_000;
+
+/// The authenticated requester.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: OwnedUserId,
+    pub device_id: OwnedDeviceId,
+    pub is_admin: bool,
+    pub is_guest: bool,
+}
+
+/// Credentials handed to a client after login or registration.
+#[derive(Debug)]
+pub struct NewSession {
+    pub user_id: OwnedUserId,
+    pub device_id: OwnedDeviceId,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: Option<Duration>,
+}
+
+pub struct Accounts {
+    db: Db,
+    config: Arc<Config>,
+    pub uiaa: Uiaa,
+}
+
+/// Which users a request for an account may name: its own localpart, or its full ID on this
+/// server.
+pub enum UserLookup {
+    Found(OwnedUserId),
+    NotHere,
+}
+
+impl Accounts {
+    pub fn new(db: Db, config: Arc<Config>) -> Self {
+        Self { db, config, uiaa: Uiaa::default() }
+    }
+
+    /// Registration tokens reserved by UIA sessions of a previous run can never complete.
+    pub async fn reset_pending_registrations(&self) -> Result<()> {
+        sqlx::query("UPDATE registration_tokens SET pending = 0").execute(&self.db.write).await?;
+        Ok(())
+    }
+
+    /// Releases the token reservations of UIA sessions that expired unfinished.
+    pub async fn sweep_expired_uia(&self) -> Result<()> {
+        for token in self.uiaa.expired_tokens() {
+            registration_tokens::release(&self.db.write, &token).await?;
+        }
+        Ok(())
+    }
+
+    // ----- identifiers -------------------------------------------------------------------
+
+    /// Checks a requested localpart against the spec's grammar for new user IDs and Synapse's
+    /// reservations. Upper case is folded first, as Synapse does.
+    pub fn validate_new_localpart(&self, requested: &str) -> Result<(String, OwnedUserId)> {
+        let localpart = requested.to_lowercase();
+        let invalid = |msg: &str| Error::matrix(StatusCode::BAD_REQUEST, ErrorKind::InvalidUsername, msg);
+        if localpart.is_empty() {
+            return Err(invalid("User ID cannot be empty"));
+        }
+        if localpart.starts_with('_') {
+            return Err(invalid("User ID may not begin with '_' (reserved for bridges)"));
+        }
+        if !localpart.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+')) {
+            return Err(invalid("User ID can only contain the characters a-z, 0-9, and . _ = - / +"));
+        }
+        let full = format!("@{localpart}:{}", self.config.server_name);
+        if full.len() > 255 {
+            return Err(invalid("User ID is too long (the full @user:server must be at most 255 bytes)"));
+        }
+        let user_id = UserId::parse(&full).map_err(|e| invalid(&format!("Invalid user ID: {e}")))?;
+        Ok((localpart, user_id))
+    }
+
+    /// Resolves a login identifier (localpart or full MXID, any case) to a local user ID.
+    pub fn resolve_identifier(&self, user: &str) -> UserLookup {
+        let localpart = if let Some(rest) = user.strip_prefix('@') {
+            match rest.split_once(':') {
+                Some((lp, server)) if server == self.config.server_name.as_str() => lp,
+                _ => return UserLookup::NotHere,
+            }
+        } else {
+            user
+        };
+        match UserId::parse(format!("@{}:{}", localpart.to_lowercase(), self.config.server_name)) {
+            Ok(id) => UserLookup::Found(id),
+            Err(_) => UserLookup::NotHere,
+        }
+    }
+
+    pub async fn is_available(&self, user_id: &UserId) -> Result<bool> {
+        Ok(!storage::users::exists(&self.db.read, user_id.as_str()).await?)
+    }
+
+    // ----- registration ------------------------------------------------------------------
+
+    /// Creates an account. `password` None makes an account that cannot log in with a password
+    /// (guests). Fails with M_USER_IN_USE when the ID is taken.
+    pub async fn create_user(
+        &self,
+        user_id: &UserId,
+        password: Option<String>,
+        is_admin: bool,
+        is_guest: bool,
+        displayname: Option<&str>,
+        registration_token: Option<&str>,
+    ) -> Result<()> {
+        let hash = match password {
+            Some(p) => Some(passwords::hash(p).await?),
+            None => None,
+        };
+        let mut tx = self.db.write.begin().await?;
+        let inserted = storage::users::insert(
+            &mut *tx,
+            &NewUser {
+                user_id: user_id.as_str(),
+                localpart: user_id.localpart(),
+                password_hash: hash.as_deref(),
+                is_admin,
+                is_guest,
+                displayname: displayname.or(Some(user_id.localpart())),
+                created_ts: now_ms(),
+            },
+        )
+        .await?;
+        if !inserted {
+            return Err(user_in_use());
+        }
+        if let Some(token) = registration_token {
+            registration_tokens::complete(&mut *tx, token).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(%user_id, is_admin, is_guest, "account created");
+        Ok(())
+    }
+
+    /// A user ID for a registration that named none (and for guests): the next free number.
+    pub async fn generate_user_id(&self) -> Result<OwnedUserId> {
+        let n = storage::users::max_numeric_localpart(&self.db.read).await? + 1;
+        UserId::parse(format!("@{n}:{}", self.config.server_name)).map_err(|e| Error::internal(e))
+    }
+
+    pub async fn upgrade_guest(&self, user_id: &UserId, password: String) -> Result<()> {
+        let hash = passwords::hash(password).await?;
+        storage::users::upgrade_guest(&self.db.write, user_id.as_str(), &hash).await?;
+        Ok(())
+    }
+
+    /// The flows `/register` offers under the current configuration.
+    pub fn registration_flows(&self) -> Vec<Vec<AuthType>> {
+        if self.config.registration_requires_token {
+            vec![vec![AuthType::RegistrationToken]]
+        } else {
+            vec![vec![AuthType::Dummy]]
+        }
+    }
+
+    /// Verifies a registration-token stage and reserves one use of the token.
+    pub async fn check_registration_token(&self, token: &str) -> Result<Stage> {
+        if registration_tokens::reserve(&self.db.write, token, now_ms()).await? {
+            Ok(Stage::PassedWithToken(token.to_owned()))
+        } else {
+            Ok(Stage::Failed(ErrorKind::Unauthorized, "Invalid, expired or used-up registration token".to_owned()))
+        }
+    }
+
+    pub async fn registration_token_valid(&self, token: &str) -> Result<bool> {
+        Ok(registration_tokens::get(&self.db.read, token).await?.is_some_and(|t| t.is_valid(now_ms())))
+    }
+
+    // ----- login and tokens ---------------------------------------------------------------
+
+    /// Checks a password for a login. Every failure looks the same to the client (M_FORBIDDEN),
+    /// so the endpoint does not reveal which accounts exist.
+    pub async fn check_password(&self, user_id: &UserId, password: &str) -> Result<bool> {
+        let user = storage::users::get(&self.db.read, user_id.as_str()).await?;
+        let Some(user) = user.filter(|u| !u.deactivated) else {
+            // Hash anyway so a missing account costs the same time as a wrong password.
+            let _ = passwords::hash(password.to_owned()).await;
+            return Ok(false);
+        };
+        let Some(stored) = user.password_hash else { return Ok(false) };
+        passwords::verify(password.to_owned(), stored).await
+    }
+
+    pub async fn is_deactivated(&self, user_id: &UserId) -> Result<bool> {
+        Ok(storage::users::get(&self.db.read, user_id.as_str()).await?.is_some_and(|u| u.deactivated))
+    }
+
+    /// Creates (or reuses) a device and issues tokens for it. With `refresh`, the access token
+    /// expires and a refresh token comes with it.
+    pub async fn create_session(
+        &self,
+        user_id: &UserId,
+        device_id: Option<OwnedDeviceId>,
+        display_name: Option<&str>,
+        refresh: bool,
+        ip: Option<&str>,
+    ) -> Result<NewSession> {
+        let device_id = device_id.unwrap_or_else(|| tokens::device_id().into());
+        let now = now_ms();
+        let mut tx = self.db.write.begin().await?;
+        storage::devices::upsert(&mut *tx, user_id.as_str(), device_id.as_str(), display_name, now, ip).await?;
+        // A login that reuses a device ID takes over that device: its old sessions end
+        // (spec: "POST /login", device_id).
+        storage::tokens::delete_access_for_device(&mut *tx, user_id.as_str(), device_id.as_str()).await?;
+        storage::tokens::delete_for_device(&mut *tx, user_id.as_str(), device_id.as_str()).await?;
+        let issued = self.issue_tokens(&mut tx, user_id, &device_id, refresh, now).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    async fn issue_tokens(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        user_id: &UserId,
+        device_id: &OwnedDeviceId,
+        refresh: bool,
+        now: i64,
+    ) -> Result<NewSession> {
+        let access_token = tokens::generate("hat");
+        let (refresh_token, refresh_id, expires_in) = if refresh {
+            let rt = tokens::generate("hrt");
+            let rt_expiry = self.config.refresh_token_lifetime.map(|d| now + d.0.as_millis() as i64);
+            let id = storage::tokens::insert_refresh(&mut *tx, &tokens::hash(&rt), user_id.as_str(), device_id.as_str(), now, rt_expiry)
+                .await?;
+            (Some(rt), Some(id), Some(self.config.refreshable_access_token_lifetime.0))
+        } else {
+            (None, None, None)
+        };
+        let expires_ts = expires_in.map(|d| now + d.as_millis() as i64);
+        storage::tokens::insert_access(
+            &mut *tx,
+            &tokens::hash(&access_token),
+            user_id.as_str(),
+            device_id.as_str(),
+            now,
+            expires_ts,
+            refresh_id,
+        )
+        .await?;
+        Ok(NewSession {
+            user_id: user_id.to_owned(),
+            device_id: device_id.clone(),
+            access_token,
+            refresh_token,
+            expires_in,
+        })
+    }
+
+    /// Authenticates an access token. An expired refreshable token answers M_UNKNOWN_TOKEN with
+    /// soft_logout, so the client refreshes instead of dropping its session.
+    pub async fn authenticate(&self, token: &str, ip: Option<&str>) -> Result<Session> {
+        let hash = tokens::hash(token);
+        let row = storage::tokens::find_session(&self.db.read, &hash).await?.ok_or_else(|| Error::unknown_token(false))?;
+        // The lookup was by hash; compare again in constant time so no timing difference
+        // depends on how much of a guessed hash matched the index.
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(row.token_hash.as_slice(), hash.as_slice())) {
+            return Err(Error::unknown_token(false));
+        }
+        if row.deactivated {
+            return Err(Error::unknown_token(false));
+        }
+        let now = now_ms();
+        if row.expires_ts.is_some_and(|e| e <= now) {
+            return Err(Error::unknown_token(true));
+        }
+        if row.last_seen_ts.is_none_or(|t| now - t > LAST_SEEN_GRANULARITY_MS) {
+            storage::devices::touch(&self.db.write, &row.user_id, &row.device_id, now, ip).await?;
+        }
+        Ok(Session {
+            user_id: UserId::parse(&row.user_id).map_err(Error::internal)?,
+            device_id: row.device_id.into(),
+            is_admin: row.is_admin,
+            is_guest: row.is_guest,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair. The old refresh token and the access tokens
+    /// issued with it stop working (spec: "POST /refresh").
+    pub async fn refresh(&self, refresh_token: &str) -> Result<NewSession> {
+        let hash = tokens::hash(refresh_token);
+        let mut tx = self.db.write.begin().await?;
+        let row = storage::tokens::find_refresh(&mut *tx, &hash).await?.ok_or_else(|| Error::unknown_token(false))?;
+        let now = now_ms();
+        if row.expires_ts.is_some_and(|e| e <= now) {
+            storage::tokens::delete_refresh(&mut *tx, row.id).await?;
+            tx.commit().await?;
+            return Err(Error::unknown_token(false));
+        }
+        let user_id = UserId::parse(&row.user_id).map_err(Error::internal)?;
+        if storage::users::get(&mut *tx, user_id.as_str()).await?.is_none_or(|u| u.deactivated) {
+            return Err(Error::unknown_token(false));
+        }
+        storage::tokens::delete_refresh(&mut *tx, row.id).await?;
+        let issued = self.issue_tokens(&mut tx, &user_id, &row.device_id.into(), true, now).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    pub async fn create_login_token(&self, user_id: &UserId) -> Result<String> {
+        let token = tokens::generate("hlt");
+        let expires = now_ms() + LOGIN_TOKEN_LIFETIME.as_millis() as i64;
+        storage::tokens::insert_login_token(&self.db.write, &tokens::hash(&token), user_id.as_str(), expires).await?;
+        Ok(token)
+    }
+
+    /// Consumes an m.login.token; `None` when unknown, used or expired.
+    pub async fn take_login_token(&self, token: &str) -> Result<Option<OwnedUserId>> {
+        let user = storage::tokens::take_login_token(&self.db.write, &tokens::hash(token), now_ms()).await?;
+        Ok(user.and_then(|u| UserId::parse(u).ok()))
+    }
+
+    /// `/logout`: the device goes with its session (spec: "POST /logout" invalidates the device).
+    pub async fn logout(&self, session: &Session) -> Result<()> {
+        storage::devices::delete(&self.db.write, session.user_id.as_str(), session.device_id.as_str()).await?;
+        Ok(())
+    }
+
+    /// `/logout/all`: every device of the user.
+    pub async fn logout_all(&self, user_id: &UserId) -> Result<()> {
+        storage::devices::delete_all_except(&self.db.write, user_id.as_str(), None).await?;
+        Ok(())
+    }
+
+    // ----- account management ------------------------------------------------------------
+
+    /// UIA for an operation on an existing account: one m.login.password stage for `session`'s
+    /// user.
+    pub async fn uia_password(
+        &self,
+        session: &Session,
+        operation: &str,
+        auth: Option<&ruma::api::client::uiaa::AuthData>,
+    ) -> Result<Authorised> {
+        use ruma::api::client::uiaa::{AuthData, UserIdentifier};
+        let flows = [vec![AuthType::Password]];
+        let purpose = format!("{operation} {}", session.user_id);
+        let Some(auth) = auth else {
+            return Err(self.uiaa.begin(&purpose, &flows));
+        };
+        let given = match auth {
+            AuthData::Password(p) => Some(p),
+            _ => None,
+        };
+        self.uiaa
+            .step(&purpose, &flows, auth.session(), auth.auth_type(), |_stage| async move {
+                let Some(p) = given else {
+                    return Ok(Stage::Failed(ErrorKind::Unrecognized, "Expected an m.login.password stage".to_owned()));
+                };
+                let same_user = match &p.identifier {
+                    UserIdentifier::Matrix(m) => {
+                        matches!(self.resolve_identifier(&m.user), UserLookup::Found(u) if u == session.user_id)
+                    }
+                    _ => false,
+                };
+                if same_user && self.check_password(&session.user_id, &p.password).await? {
+                    Ok(Stage::Passed)
+                } else {
+                    Ok(Stage::Failed(ErrorKind::Forbidden, "Invalid password".to_owned()))
+                }
+            })
+            .await
+    }
+
+    /// Sets a new password. With `logout_devices`, every other device is logged out (the
+    /// spec's default), keeping `keep`.
+    pub async fn change_password(&self, user_id: &UserId, new: String, logout_devices: bool, keep: &Session) -> Result<()> {
+        let hash = passwords::hash(new).await?;
+        let mut tx = self.db.write.begin().await?;
+        storage::users::set_password_hash(&mut *tx, user_id.as_str(), Some(&hash)).await?;
+        if logout_devices {
+            storage::devices::delete_all_except(&mut *tx, user_id.as_str(), Some(keep.device_id.as_str())).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deactivates the account: no login, every device and token gone.
+    pub async fn deactivate(&self, user_id: &UserId) -> Result<()> {
+        let mut tx = self.db.write.begin().await?;
+        storage::users::deactivate(&mut *tx, user_id.as_str()).await?;
+        storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
+        tx.commit().await?;
+        tracing::info!(%user_id, "account deactivated");
+        Ok(())
+    }
+
+    // ----- devices -----------------------------------------------------------------------
+
+    pub async fn devices(&self, user_id: &UserId) -> Result<Vec<DeviceRow>> {
+        Ok(storage::devices::list(&self.db.read, user_id.as_str()).await?)
+    }
+
+    pub async fn device(&self, user_id: &UserId, device_id: &str) -> Result<Option<DeviceRow>> {
+        Ok(storage::devices::get(&self.db.read, user_id.as_str(), device_id).await?)
+    }
+
+    /// Renames a device. Returns `false` when there is no such device.
+    pub async fn rename_device(&self, user_id: &UserId, device_id: &str, name: Option<&str>) -> Result<bool> {
+        Ok(storage::devices::set_display_name(&self.db.write, user_id.as_str(), device_id, name).await?)
+    }
+
+    /// Deletes devices (and their tokens) in one transaction; unknown IDs are ignored, as the
+    /// spec says for `/delete_devices`.
+    pub async fn delete_devices(&self, user_id: &UserId, device_ids: &[OwnedDeviceId]) -> Result<()> {
+        let mut tx = self.db.write.begin().await?;
+        for d in device_ids {
+            storage::devices::delete(&mut *tx, user_id.as_str(), d.as_str()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub fn user_in_use() -> Error {
+    Error::matrix(StatusCode::BAD_REQUEST, ErrorKind::UserInUse, "That user ID is already taken")
+}

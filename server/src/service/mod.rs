@@ -1,0 +1,57 @@
+//! Rules and orchestration: no SQL (that is `storage`) and no axum types (that is `http`/`api`).
+//!
+//! `Services` is built bottom-up in `Homeserver::start`; a constructor's arguments are its
+//! dependency list, so cycles cannot be written.
+
+pub mod accounts;
+pub mod passwords;
+pub mod ratelimit;
+pub mod shared_secret;
+pub mod signing;
+pub mod tokens;
+pub mod uiaa;
+
+use std::sync::Arc;
+
+use crate::{config::Config, secrets::Secrets, storage::Db};
+
+pub struct Services {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub secrets: Arc<Secrets>,
+    pub keys: Arc<signing::ServerKeys>,
+    pub accounts: accounts::Accounts,
+    pub limits: Limits,
+    /// Synapse-style shared-secret registration (secret configured or generated).
+    pub shared_secret: shared_secret::SharedSecretRegistration,
+}
+
+/// The rate limiters, one per `rc_*` setting.
+pub struct Limits {
+    pub login_address: ratelimit::Limiter,
+    pub login_account: ratelimit::Limiter,
+    pub login_failed: ratelimit::Limiter,
+    pub registration: ratelimit::Limiter,
+}
+
+impl Limits {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            login_address: ratelimit::Limiter::new(config.rc_login.address),
+            login_account: ratelimit::Limiter::new(config.rc_login.account),
+            login_failed: ratelimit::Limiter::new(config.rc_login.failed_attempts),
+            registration: ratelimit::Limiter::new(config.rc_registration),
+        }
+    }
+}
+
+/// What every handler gets: cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}

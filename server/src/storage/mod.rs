@@ -1,0 +1,99 @@
+//! Every SQL statement of the server lives under this module, one file per aggregate.
+//!
+//! `Db` is a reader pool plus a one-connection writer pool over one SQLite file in WAL mode, so
+//! writes are serialised in the process (no SQLITE_BUSY storms) while reads run in parallel.
+//! Storage functions take an executor so a service can compose several into one transaction.
+//! Storage never calls services and never sees HTTP types.
+
+pub mod devices;
+pub mod registration_tokens;
+pub mod tokens;
+pub mod users;
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    SqlitePool,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+/// The schema generation this binary writes. An older binary refuses a database whose
+/// `schema_compat` is higher than what it understands.
+pub const SCHEMA_COMPAT: i64 = 1;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// Many connections, read-only by convention.
+    pub read: SqlitePool,
+    /// Exactly one connection: every write goes here.
+    pub write: SqlitePool,
+}
+
+impl Db {
+    /// Opens (creating if needed) `path`, applies migrations and checks schema compatibility.
+    pub async fn open(path: &Path) -> anyhow::Result<Db> {
+        let base = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a transaction is on disk before COMMIT returns, so an answered write
+            // survives kill -9 and power loss (the kill -9 test proves the former).
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("temp_store", "memory")
+            .optimize_on_close(true, None);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.clone())
+            .await
+            .with_context(|| format!("opening database {}", path.display()))?;
+        MIGRATOR.run(&write).await.context("applying database migrations")?;
+        check_compat(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.read_only(true))
+            .await
+            .with_context(|| format!("opening database {} for reading", path.display()))?;
+        Ok(Db { read, write })
+    }
+
+    /// Closes both pools: waits for connections to be returned, then checkpoints the WAL.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+async fn check_compat(pool: &SqlitePool) -> anyhow::Result<()> {
+    let stored: Option<(String,)> =
+        sqlx::query_as("SELECT value FROM server_meta WHERE key = 'schema_compat'").fetch_optional(pool).await?;
+    match stored.and_then(|(v,)| v.parse::<i64>().ok()) {
+        Some(v) if v > SCHEMA_COMPAT => anyhow::bail!(
+            "this database was written by a newer Hearth (schema {v}, this binary understands {SCHEMA_COMPAT}); install the newer version again or restore a backup"
+        ),
+        Some(v) if v == SCHEMA_COMPAT => Ok(()),
+        _ => {
+            sqlx::query("INSERT OR REPLACE INTO server_meta (key, value) VALUES ('schema_compat', ?)")
+                .bind(SCHEMA_COMPAT.to_string())
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of every `_ts` column.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,87 @@
+//! The `users` table: accounts, password hashes, admin and guest flags, deactivation.
+
+use sqlx::{FromRow, SqliteExecutor};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub password_hash: Option<String>,
+    pub deactivated: bool,
+}
+
+pub struct NewUser<'a> {
+    pub user_id: &'a str,
+    pub localpart: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub is_admin: bool,
+    pub is_guest: bool,
+    pub displayname: Option<&'a str>,
+    pub created_ts: i64,
+}
+
+/// Inserts a user. Returns `false` (and changes nothing) when the ID is taken.
+pub async fn insert(ex: impl SqliteExecutor<'_>, u: &NewUser<'_>) -> sqlx::Result<bool> {
+    let res = sqlx::query(
+        "INSERT INTO users (user_id, localpart, password_hash, is_admin, is_guest, displayname, created_ts)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(u.user_id)
+    .bind(u.localpart)
+    .bind(u.password_hash)
+    .bind(u.is_admin)
+    .bind(u.is_guest)
+    .bind(u.displayname)
+    .bind(u.created_ts)
+    .execute(ex)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+pub async fn get(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as("SELECT password_hash, deactivated FROM users WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn exists(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<bool> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM users WHERE user_id = ?").bind(user_id).fetch_optional(ex).await?;
+    Ok(row.is_some())
+}
+
+pub async fn set_password_hash(ex: impl SqliteExecutor<'_>, user_id: &str, hash: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET password_hash = ? WHERE user_id = ?").bind(hash).bind(user_id).execute(ex).await?;
+    Ok(())
+}
+
+/// Marks the account deactivated and forgets its password and profile (the spec's "erase"
+/// is a later concern; the account can never log in again either way).
+pub async fn deactivate(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE users SET deactivated = 1, password_hash = NULL, displayname = NULL, avatar_url = NULL WHERE user_id = ?",
+    )
+    .bind(user_id)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Upgrades a guest account to a full one (spec: "Guest access", upgrading with /register).
+pub async fn upgrade_guest(ex: impl SqliteExecutor<'_>, user_id: &str, password_hash: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET is_guest = 0, password_hash = ? WHERE user_id = ? AND is_guest = 1")
+        .bind(password_hash)
+        .bind(user_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Next free numeric localpart for a guest or a user who gave no username.
+pub async fn max_numeric_localpart(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(CAST(localpart AS INTEGER)) FROM users WHERE localpart NOT GLOB '*[^0-9]*' AND localpart <> ''",
+    )
+    .fetch_one(ex)
+    .await?;
+    Ok(n.unwrap_or(0))
+}
