@@ -37,8 +37,12 @@ CREATE TABLE refresh_tokens (
     device_id   TEXT NOT NULL,
     created_ts  INTEGER NOT NULL,
     expires_ts  INTEGER,                                -- NULL = never
+    -- The refresh token this one replaced. It stays valid until this token (or an access token
+    -- issued with it) is first used, so a client that lost the /refresh response can retry.
+    prev_refresh_id INTEGER REFERENCES refresh_tokens(id) ON DELETE SET NULL,
     FOREIGN KEY (user_id, device_id) REFERENCES devices(user_id, device_id) ON DELETE CASCADE
 ) STRICT;
+CREATE INDEX refresh_tokens_prev ON refresh_tokens(prev_refresh_id);
 
 CREATE TABLE access_tokens (
     id               INTEGER PRIMARY KEY,

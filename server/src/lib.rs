@@ -89,7 +89,7 @@ impl Homeserver {
         let state = AppState(Arc::new(services));
 
         let mut listeners = Vec::new();
-        for (i, (addr, x_forwarded)) in config.bind_addrs().into_iter().enumerate() {
+        for (addr, x_forwarded) in config.bind_addrs() {
             let listener = match TcpListener::bind(addr).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -104,7 +104,6 @@ impl Homeserver {
                     );
                 }
             };
-            let _ = i;
             listeners.push((listener, x_forwarded));
         }
 
@@ -246,6 +245,9 @@ pub async fn registration_shared_secret(config: Config) -> anyhow::Result<String
         return Ok(s);
     }
     let dir = config.data_dir().to_path_buf();
+    // The keychain entry is named after the canonical data folder, which must exist to match
+    // the name the server uses.
+    ensure_writable(&dir)?;
     let choice = config.secret_store;
     tokio::task::spawn_blocking(move || {
         let secrets = Secrets::open(choice, &dir)?;

@@ -151,7 +151,7 @@ impl Secrets {
         let files = FileStore::new(data_dir.join("secrets"));
         let keychain = KeychainStore::new(data_dir);
         let secrets = match choice {
-            SecretStoreChoice::File => Secrets { primary: Box::new(files), fallback: None },
+            SecretStoreChoice::File => Secrets { primary: Box::new(files), fallback: Some(Box::new(keychain)) },
             SecretStoreChoice::Keychain => {
                 keychain.probe().context(
                     "secret_store = \"keychain\" but the OS keychain does not answer; unlock it, or set secret_store = \"auto\" or \"file\"",

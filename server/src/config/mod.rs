@@ -18,8 +18,8 @@ use serde::Deserialize;
 
 pub use units::{ByteSize, HumanDuration};
 
-/// The commented file written on first run. It must parse to exactly the defaults, except for
-/// `data_dir`, which the first run fills in (a test checks this).
+/// The commented file written on first run. It parses to exactly the defaults (a test checks
+/// this); `data_dir` stays unset there, meaning the OS data folder.
 pub const DEFAULT_CONFIG_TEMPLATE: &str = include_str!("homeserver.example.toml");
 
 #[derive(Debug, Clone, Deserialize)]
@@ -122,7 +122,7 @@ impl Default for RcLogin {
     fn default() -> Self {
         // Synapse's defaults.
         let rl = RateLimit { per_second: 0.003, burst_count: 5.0 };
-        Self { address: rl, account: rl, failed_attempts: rl }
+        Self { address: rl, account: rl, failed_attempts: RateLimit { per_second: 0.17, burst_count: 3.0 } }
     }
 }
 
@@ -203,11 +203,11 @@ impl Config {
     pub fn from_toml(text: &str, origin: &Path) -> Result<(Config, Vec<String>), ConfigError> {
         let mut unknown = Vec::new();
         let de = toml::Deserializer::parse(text).map_err(|e| {
-            err(format!("{}: not valid TOML: {}", origin.display(), e.message()))
+            err(format!("{}: not valid TOML{}: {}", origin.display(), locate(text, e.span()), e.message()))
         })?;
         let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
             .map_err(|e: toml::de::Error| {
-                err(format!("{}: {}", origin.display(), e.to_string().trim()))
+                err(format!("{}{}: {}", origin.display(), locate(text, e.span()), e.message()))
             })?;
         let warnings = unknown
             .into_iter()
@@ -296,6 +296,17 @@ impl Config {
                 return Err(err("registration_shared_secret: must not be empty; remove the key to have one generated"));
             }
         }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err()
+            || !self.log_level.split(',').all(|d| {
+                let level = d.rsplit('=').next().unwrap_or("").trim();
+                d.contains('=') || ["error", "warn", "info", "debug", "trace", "off"].contains(&level.to_lowercase().as_str())
+            })
+        {
+            return Err(err(format!(
+                "log_level: `{}` is not a level; use error, warn, info, debug or trace (or a filter like \"info,hearth_server=debug\")",
+                self.log_level
+            )));
+        }
         if !(1..=12).contains(&self.default_room_version.parse::<u32>().unwrap_or(0)) {
             return Err(err(format!(
                 "default_room_version: `{}` is not a room version this server supports (1 to 12)",
@@ -347,6 +358,16 @@ impl Config {
     }
 }
 
+/// " at line N (`that line`)" for an error span, so the message names the key at fault on one
+/// line.
+fn locate(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else { return String::new() };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    if line.is_empty() { format!(" at line {line_no}") } else { format!(" at line {line_no} (`{line}`)") }
+}
+
 /// Normalises an http(s) URL to end with a slash; `None` when it is not one.
 fn parse_base_url(url: &str) -> Option<String> {
     let uri: http::Uri = url.parse().ok()?;
@@ -394,6 +415,8 @@ mod tests {
         assert_eq!(c.max_request_size, d.max_request_size);
         assert_eq!(c.rc_registration, d.rc_registration);
         assert_eq!(c.rc_login.address, d.rc_login.address);
+        assert_eq!(c.rc_login.account, d.rc_login.account);
+        assert_eq!(c.rc_login.failed_attempts, d.rc_login.failed_attempts);
         assert_eq!(c.refreshable_access_token_lifetime, d.refreshable_access_token_lifetime);
         assert_eq!(c.log_level, d.log_level);
         assert_eq!(c.secret_store, d.secret_store);
@@ -426,6 +449,14 @@ mod tests {
         let e = c.validate().unwrap_err();
         assert!(e.0.contains("enable_registration_without_verification"), "{e}");
         let (c, _) = parse("enable_registration = true\nregistration_requires_token = true\ndata_dir = \"/tmp/x\"").unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_misspelt_log_level_is_refused() {
+        let (c, _) = parse("log_level = \"inof\"\ndata_dir = \"/x\"").unwrap();
+        assert!(c.validate().unwrap_err().0.contains("log_level"));
+        let (c, _) = parse("log_level = \"info,hearth_server=debug\"\ndata_dir = \"/x\"").unwrap();
         c.validate().unwrap();
     }
 

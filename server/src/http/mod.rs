@@ -52,12 +52,14 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     router
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(ensure_matrix_error))
-        .layer(middleware::from_fn(cors))
+        // Innermost first: panics and timeouts become responses that the outer layers then turn
+        // into Matrix errors and give CORS headers.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             Error::internal("handler panicked").into_response()
         }))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(600)))
+        .layer(middleware::from_fn(ensure_matrix_error))
+        .layer(middleware::from_fn(cors))
         .with_state(state)
 }
 

@@ -211,15 +211,45 @@ pub fn check_json_object(body: &[u8]) -> Result<(), Error> {
     }
 }
 
-/// Endpoints a guest may call (spec: "Guest access", client behaviour). Matched on the route.
-fn guest_allowed(route: &str) -> bool {
-    const ALLOWED: &[&str] = &[
-        "/account/whoami", "/logout", "/sync", "/events", "/initialSync", "/profile/", "/presence/",
-        "/join", "/leave", "/typing/", "/receipt/", "/read_markers", "/sendToDevice/", "/devices",
-        "/keys/", "/voip/turnServer", "/capabilities", "/pushrules", "/user/", "/rooms/",
-        "/register", "/versions", "/login",
+/// Endpoints a guest may call: the lists of the spec's "Guest access" module (client behaviour),
+/// plus logging out. Matched on the method and the route after the version prefix.
+fn guest_allowed(method: &Method, route: &str) -> bool {
+    const ALLOWED: &[(&str, &str)] = &[
+        ("GET", "/rooms/{room_id}/state"),
+        ("GET", "/rooms/{room_id}/context/{event_id}"),
+        ("GET", "/rooms/{room_id}/event/{event_id}"),
+        ("GET", "/rooms/{room_id}/state/{event_type}/{state_key}"),
+        ("GET", "/rooms/{room_id}/state/{event_type}"),
+        ("GET", "/rooms/{room_id}/messages"),
+        ("GET", "/rooms/{room_id}/members"),
+        ("GET", "/rooms/{room_id}/initialSync"),
+        ("GET", "/sync"),
+        ("GET", "/events"),
+        ("GET", "/media/download/{server_name}/{media_id}"),
+        ("GET", "/media/download/{server_name}/{media_id}/{filename}"),
+        ("GET", "/media/thumbnail/{server_name}/{media_id}"),
+        ("POST", "/rooms/{room_id}/join"),
+        ("POST", "/rooms/{room_id}/leave"),
+        ("PUT", "/rooms/{room_id}/send/{event_type}/{txn_id}"),
+        ("PUT", "/rooms/{room_id}/state/{event_type}/{state_key}"),
+        ("PUT", "/rooms/{room_id}/state/{event_type}"),
+        ("PUT", "/sendToDevice/{event_type}/{txn_id}"),
+        ("PUT", "/profile/{user_id}/displayname"),
+        ("DELETE", "/profile/{user_id}/displayname"),
+        ("GET", "/devices"),
+        ("GET", "/devices/{device_id}"),
+        ("PUT", "/devices/{device_id}"),
+        ("GET", "/account/whoami"),
+        ("POST", "/keys/upload"),
+        ("POST", "/keys/query"),
+        ("POST", "/keys/claim"),
+        ("POST", "/logout"),
     ];
-    ALLOWED.iter().any(|a| route.contains(a))
+    // "/_matrix/client/v3/sync" -> "/sync"; unstable prefixes have one more segment.
+    let rest = route.strip_prefix("/_matrix/client/").unwrap_or(route);
+    let rest = rest.strip_prefix("unstable/").map(|r| r.split_once('/').map_or(r, |(_, r)| r)).unwrap_or(rest);
+    let suffix = rest.split_once('/').map_or("", |(_, r)| r);
+    ALLOWED.iter().any(|(m, p)| m == method && p.strip_prefix('/') == Some(suffix))
 }
 
 impl<T> FromRequest<AppState> for Ruma<T>
@@ -241,7 +271,7 @@ where
         let session = authenticate(state, &parts, <T::Authentication as AuthRequirement>::KIND).await?;
         if let Some(s) = &session {
             let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
-            if s.is_guest && !guest_allowed(route) {
+            if s.is_guest && !guest_allowed(&parts.method, route) {
                 return Err(Error::matrix(
                     StatusCode::FORBIDDEN,
                     ErrorKind::GuestAccessForbidden,
@@ -294,6 +324,17 @@ mod tests {
         assert_eq!(check_json_object(b"{not json").unwrap_err().errcode(), "M_NOT_JSON");
         assert_eq!(check_json_object(b"[1,2]").unwrap_err().errcode(), "M_BAD_JSON");
         assert!(check_json_object(b" {\"a\": 1} ").is_ok());
+    }
+
+    #[test]
+    fn guests_reach_only_the_spec_list() {
+        assert!(guest_allowed(&Method::GET, "/_matrix/client/v3/sync"));
+        assert!(guest_allowed(&Method::GET, "/_matrix/client/r0/account/whoami"));
+        assert!(guest_allowed(&Method::PUT, "/_matrix/client/v3/devices/{device_id}"));
+        assert!(!guest_allowed(&Method::DELETE, "/_matrix/client/v3/devices/{device_id}"));
+        assert!(!guest_allowed(&Method::POST, "/_matrix/client/v1/login/get_token"));
+        assert!(!guest_allowed(&Method::POST, "/_matrix/client/v3/account/password"));
+        assert!(!guest_allowed(&Method::POST, "/_matrix/client/v3/logout/all"));
     }
 
     #[test]

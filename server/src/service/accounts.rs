@@ -11,7 +11,9 @@ use ruma::{
 };
 
 use super::{
-    passwords, tokens,
+    passwords,
+    ratelimit::Limiter,
+    tokens,
     uiaa::{Authorised, Stage, Uiaa},
 };
 use crate::{
@@ -48,6 +50,9 @@ pub struct Accounts {
     db: Db,
     config: Arc<Config>,
     pub uiaa: Uiaa,
+    /// Wrong passwords at UIA stages share `rc_login.failed_attempts` with login, so a stolen
+    /// access token cannot be used to guess the password behind it.
+    failed_passwords: Limiter,
 }
 
 /// Which users a request for an account may name: its own localpart, or its full ID on this
@@ -59,12 +64,25 @@ pub enum UserLookup {
 
 impl Accounts {
     pub fn new(db: Db, config: Arc<Config>) -> Self {
-        Self { db, config, uiaa: Uiaa::default() }
+        let failed_passwords = Limiter::new(config.rc_login.failed_attempts);
+        Self { db, config, uiaa: Uiaa::default(), failed_passwords }
     }
 
     /// Registration tokens reserved by UIA sessions of a previous run can never complete.
     pub async fn reset_pending_registrations(&self) -> Result<()> {
-        sqlx::query("UPDATE registration_tokens SET pending = 0").execute(&self.db.write).await?;
+        registration_tokens::reset_pending(&self.db.write).await?;
+        Ok(())
+    }
+
+    /// Gives back a reserved use of a registration token whose registration did not finish.
+    pub async fn release_registration_token(&self, token: &str) -> Result<()> {
+        registration_tokens::release(&self.db.write, token).await?;
+        Ok(())
+    }
+
+    /// Counts a reserved use as completed (a guest upgraded with an invite code).
+    pub async fn complete_registration_token(&self, token: &str) -> Result<()> {
+        registration_tokens::complete(&self.db.write, token).await?;
         Ok(())
     }
 
@@ -233,7 +251,7 @@ impl Accounts {
         // (spec: "POST /login", device_id).
         storage::tokens::delete_access_for_device(&mut *tx, user_id.as_str(), device_id.as_str()).await?;
         storage::tokens::delete_for_device(&mut *tx, user_id.as_str(), device_id.as_str()).await?;
-        let issued = self.issue_tokens(&mut tx, user_id, &device_id, refresh, now).await?;
+        let issued = self.issue_tokens(&mut tx, user_id, &device_id, refresh, now, None).await?;
         tx.commit().await?;
         Ok(issued)
     }
@@ -245,12 +263,13 @@ impl Accounts {
         device_id: &OwnedDeviceId,
         refresh: bool,
         now: i64,
+        replaces: Option<i64>,
     ) -> Result<NewSession> {
         let access_token = tokens::generate("hat");
         let (refresh_token, refresh_id, expires_in) = if refresh {
             let rt = tokens::generate("hrt");
             let rt_expiry = self.config.refresh_token_lifetime.map(|d| now + d.0.as_millis() as i64);
-            let id = storage::tokens::insert_refresh(&mut *tx, &tokens::hash(&rt), user_id.as_str(), device_id.as_str(), now, rt_expiry)
+            let id = storage::tokens::insert_refresh(&mut *tx, &tokens::hash(&rt), user_id.as_str(), device_id.as_str(), now, rt_expiry, replaces)
                 .await?;
             (Some(rt), Some(id), Some(self.config.refreshable_access_token_lifetime.0))
         } else {
@@ -293,6 +312,11 @@ impl Accounts {
         if row.expires_ts.is_some_and(|e| e <= now) {
             return Err(Error::unknown_token(true));
         }
+        if let (Some(me), Some(prev)) = (row.refresh_token_id, row.prev_refresh_id) {
+            // First use of a refreshed session: the refresh token it replaced is now revoked.
+            let mut conn = self.db.write.acquire().await?;
+            storage::tokens::revoke_replaced(&mut conn, me, prev).await?;
+        }
         if row.last_seen_ts.is_none_or(|t| now - t > LAST_SEEN_GRANULARITY_MS) {
             storage::devices::touch(&self.db.write, &row.user_id, &row.device_id, now, ip).await?;
         }
@@ -304,8 +328,9 @@ impl Accounts {
         })
     }
 
-    /// Exchanges a refresh token for a new pair. The old refresh token and the access tokens
-    /// issued with it stop working (spec: "POST /refresh").
+    /// Exchanges a refresh token for a new pair. The old refresh token stays valid until the new
+    /// pair is first used, then it and the access tokens issued with it stop working (spec:
+    /// "Refreshing access tokens"), so a client that lost this response can simply retry.
     pub async fn refresh(&self, refresh_token: &str) -> Result<NewSession> {
         let hash = tokens::hash(refresh_token);
         let mut tx = self.db.write.begin().await?;
@@ -320,8 +345,10 @@ impl Accounts {
         if storage::users::get(&mut *tx, user_id.as_str()).await?.is_none_or(|u| u.deactivated) {
             return Err(Error::unknown_token(false));
         }
-        storage::tokens::delete_refresh(&mut *tx, row.id).await?;
-        let issued = self.issue_tokens(&mut tx, &user_id, &row.device_id.into(), true, now).await?;
+        if let Some(prev) = row.prev_refresh_id {
+            storage::tokens::revoke_replaced(&mut tx, row.id, prev).await?;
+        }
+        let issued = self.issue_tokens(&mut tx, &user_id, &row.device_id.into(), true, now, Some(row.id)).await?;
         tx.commit().await?;
         Ok(issued)
     }
@@ -382,9 +409,11 @@ impl Accounts {
                     }
                     _ => false,
                 };
+                self.failed_passwords.peek(session.user_id.as_str())?;
                 if same_user && self.check_password(&session.user_id, &p.password).await? {
                     Ok(Stage::Passed)
                 } else {
+                    let _ = self.failed_passwords.check(session.user_id.as_str());
                     Ok(Stage::Failed(ErrorKind::Forbidden, "Invalid password".to_owned()))
                 }
             })

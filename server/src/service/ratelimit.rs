@@ -22,10 +22,16 @@ impl Limiter {
 
     /// Takes one action from `key`'s bucket, or says how long to wait.
     pub fn check(&self, key: &str) -> Result<(), Error> {
-        self.check_at(key, Instant::now())
+        self.check_at(key, Instant::now(), true)
     }
 
-    fn check_at(&self, key: &str, now: Instant) -> Result<(), Error> {
+    /// Says whether an action would be allowed, without taking it (for limits on failures:
+    /// checked before the attempt, charged only when it fails).
+    pub fn peek(&self, key: &str) -> Result<(), Error> {
+        self.check_at(key, Instant::now(), false)
+    }
+
+    fn check_at(&self, key: &str, now: Instant, take: bool) -> Result<(), Error> {
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
         // Full buckets carry no information; dropping them keeps memory bounded by active keys.
         if buckets.len() > 10_000 {
@@ -35,8 +41,10 @@ impl Limiter {
         let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.rate.burst_count, now));
         let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate.per_second).min(self.rate.burst_count);
         if refilled >= 1.0 {
-            *tokens = refilled - 1.0;
-            *at = now;
+            if take {
+                *tokens = refilled - 1.0;
+                *at = now;
+            }
             Ok(())
         } else {
             let wait = (1.0 - refilled) / self.rate.per_second;
@@ -53,11 +61,13 @@ mod tests {
     fn burst_then_refill() {
         let l = Limiter::new(RateLimit { per_second: 1.0, burst_count: 2.0 });
         let t = Instant::now();
-        assert!(l.check_at("a", t).is_ok());
-        assert!(l.check_at("a", t).is_ok());
-        let e = l.check_at("a", t).unwrap_err();
+        assert!(l.check_at("a", t, false).is_ok());
+        assert!(l.check_at("a", t, true).is_ok());
+        assert!(l.check_at("a", t, true).is_ok());
+        let e = l.check_at("a", t, true).unwrap_err();
         assert_eq!(e.errcode(), "M_LIMIT_EXCEEDED");
-        assert!(l.check_at("b", t).is_ok(), "keys are independent");
-        assert!(l.check_at("a", t + Duration::from_millis(1100)).is_ok());
+        assert!(l.check_at("a", t, false).is_err(), "peeking sees the empty bucket");
+        assert!(l.check_at("b", t, true).is_ok(), "keys are independent");
+        assert!(l.check_at("a", t + Duration::from_millis(1100), true).is_ok());
     }
 }

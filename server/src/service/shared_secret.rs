@@ -12,6 +12,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 const NONCE_LIFETIME: Duration = Duration::from_secs(60);
+const MAX_NONCES: usize = 1000;
 
 pub struct SharedSecretRegistration {
     secret: String,
@@ -31,6 +32,12 @@ impl SharedSecretRegistration {
         let nonce = super::tokens::random_alphanumeric(32);
         let mut nonces = self.nonces.lock().expect("nonce lock");
         nonces.retain(|_, t| t.elapsed() < NONCE_LIFETIME);
+        // Nonces come from an unauthenticated GET: bound the memory a flood can take.
+        if nonces.len() >= MAX_NONCES {
+            if let Some(oldest) = nonces.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
+                nonces.remove(&oldest);
+            }
+        }
         nonces.insert(nonce.clone(), Instant::now());
         nonce
     }

@@ -22,7 +22,20 @@ use sqlx::{
 /// `schema_compat` is higher than what it understands.
 pub const SCHEMA_COMPAT: i64 = 1;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_database_from_a_newer_hearth_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let db = super::Db::open(&path).await.unwrap();
+        sqlx::query("UPDATE server_meta SET value = '99' WHERE key = 'schema_compat'").execute(&db.write).await.unwrap();
+        db.close().await;
+        let e = super::Db::open(&path).await.unwrap_err().to_string();
+        assert!(e.contains("newer Hearth"), "{e}");
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -53,8 +66,14 @@ impl Db {
             .connect_with(base.clone())
             .await
             .with_context(|| format!("opening database {}", path.display()))?;
-        MIGRATOR.run(&write).await.context("applying database migrations")?;
+        // Refuse a newer database before migrating, with a message a person can act on.
         check_compat(&write).await?;
+        let mut migrator = sqlx::migrate!("../migrations");
+        // A newer binary's migrations may be applied already; `schema_compat` decides whether
+        // this binary can still use the database, not the list of migrations.
+        migrator.set_ignore_missing(true);
+        migrator.run(&write).await.context("applying database migrations")?;
+        record_compat(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
@@ -73,21 +92,27 @@ impl Db {
 }
 
 async fn check_compat(pool: &SqlitePool) -> anyhow::Result<()> {
+    let (has_meta,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'server_meta'").fetch_one(pool).await?;
+    if has_meta == 0 {
+        return Ok(()); // a new database
+    }
     let stored: Option<(String,)> =
         sqlx::query_as("SELECT value FROM server_meta WHERE key = 'schema_compat'").fetch_optional(pool).await?;
     match stored.and_then(|(v,)| v.parse::<i64>().ok()) {
         Some(v) if v > SCHEMA_COMPAT => anyhow::bail!(
             "this database was written by a newer Hearth (schema {v}, this binary understands {SCHEMA_COMPAT}); install the newer version again or restore a backup"
         ),
-        Some(v) if v == SCHEMA_COMPAT => Ok(()),
-        _ => {
-            sqlx::query("INSERT OR REPLACE INTO server_meta (key, value) VALUES ('schema_compat', ?)")
-                .bind(SCHEMA_COMPAT.to_string())
-                .execute(pool)
-                .await?;
-            Ok(())
-        }
+        _ => Ok(()),
     }
+}
+
+async fn record_compat(pool: &SqlitePool) -> anyhow::Result<()> {
+    sqlx::query("INSERT INTO server_meta (key, value) VALUES ('schema_compat', ?1) ON CONFLICT (key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), ?1)")
+        .bind(SCHEMA_COMPAT)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch, the unit of every `_ts` column.

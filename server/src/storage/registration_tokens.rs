@@ -100,6 +100,12 @@ pub async fn complete(ex: impl SqliteExecutor<'_>, token: &str) -> sqlx::Result<
     Ok(())
 }
 
+/// Forgets every reservation: the UIA sessions that held them did not survive a restart.
+pub async fn reset_pending(ex: impl SqliteExecutor<'_>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE registration_tokens SET pending = 0").execute(ex).await?;
+    Ok(())
+}
+
 /// Gives a reserved use back, when a registration session expires unfinished.
 pub async fn release(ex: impl SqliteExecutor<'_>, token: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE registration_tokens SET pending = MAX(pending - 1, 0) WHERE token = ?")

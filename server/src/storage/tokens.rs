@@ -5,6 +5,7 @@ use sqlx::{FromRow, SqliteExecutor};
 #[derive(Debug, Clone, FromRow)]
 pub struct RefreshTokenRow {
     pub id: i64,
+    pub prev_refresh_id: Option<i64>,
     pub user_id: String,
     pub device_id: String,
     pub expires_ts: Option<i64>,
@@ -40,22 +41,24 @@ pub async fn insert_refresh(
     device_id: &str,
     now: i64,
     expires_ts: Option<i64>,
+    prev_refresh_id: Option<i64>,
 ) -> sqlx::Result<i64> {
     let r = sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ts, expires_ts) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ts, expires_ts, prev_refresh_id) VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(hash)
     .bind(user_id)
     .bind(device_id)
     .bind(now)
     .bind(expires_ts)
+    .bind(prev_refresh_id)
     .execute(ex)
     .await?;
     Ok(r.last_insert_rowid())
 }
 
 pub async fn find_refresh(ex: impl SqliteExecutor<'_>, hash: &[u8]) -> sqlx::Result<Option<RefreshTokenRow>> {
-    sqlx::query_as("SELECT id, user_id, device_id, expires_ts FROM refresh_tokens WHERE token_hash = ?")
+    sqlx::query_as("SELECT id, prev_refresh_id, user_id, device_id, expires_ts FROM refresh_tokens WHERE token_hash = ?")
         .bind(hash)
         .fetch_optional(ex)
         .await
@@ -64,6 +67,18 @@ pub async fn find_refresh(ex: impl SqliteExecutor<'_>, hash: &[u8]) -> sqlx::Res
 /// Deletes a refresh token and, by cascade, the access tokens issued with it.
 pub async fn delete_refresh(ex: impl SqliteExecutor<'_>, id: i64) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM refresh_tokens WHERE id = ?").bind(id).execute(ex).await?;
+    Ok(())
+}
+
+/// Token `me` has been used: revoke the token it replaced and any other replacement issued for
+/// that one by a retried /refresh (spec: "Refreshing access tokens").
+pub async fn revoke_replaced(conn: &mut sqlx::SqliteConnection, me: i64, prev: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM refresh_tokens WHERE id = ?1 OR (prev_refresh_id = ?1 AND id <> ?2)")
+        .bind(prev)
+        .bind(me)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE refresh_tokens SET prev_refresh_id = NULL WHERE id = ?").bind(me).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -117,15 +132,19 @@ pub struct SessionRow {
     pub is_guest: bool,
     pub deactivated: bool,
     pub last_seen_ts: Option<i64>,
+    pub refresh_token_id: Option<i64>,
+    pub prev_refresh_id: Option<i64>,
 }
 
 pub async fn find_session(ex: impl SqliteExecutor<'_>, hash: &[u8]) -> sqlx::Result<Option<SessionRow>> {
     sqlx::query_as(
         "SELECT t.token_hash, t.user_id, t.device_id, t.expires_ts,
-                u.is_admin, u.is_guest, u.deactivated, d.last_seen_ts
+                u.is_admin, u.is_guest, u.deactivated, d.last_seen_ts,
+                t.refresh_token_id, r.prev_refresh_id
          FROM access_tokens t
          JOIN users u ON u.user_id = t.user_id
          JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id
+         LEFT JOIN refresh_tokens r ON r.id = t.refresh_token_id
          WHERE t.token_hash = ?",
     )
     .bind(hash)

@@ -79,7 +79,9 @@ pub async fn upgrade_guest(ex: impl SqliteExecutor<'_>, user_id: &str, password_
 /// Next free numeric localpart for a guest or a user who gave no username.
 pub async fn max_numeric_localpart(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
     let (n,): (Option<i64>,) = sqlx::query_as(
-        "SELECT MAX(CAST(localpart AS INTEGER)) FROM users WHERE localpart NOT GLOB '*[^0-9]*' AND localpart <> ''",
+        // At most 15 digits, so the next number cannot overflow (a user may pick a huge number).
+        "SELECT MAX(CAST(localpart AS INTEGER)) FROM users
+         WHERE localpart NOT GLOB '*[^0-9]*' AND localpart <> '' AND length(localpart) <= 15",
     )
     .fetch_one(ex)
     .await?;

@@ -79,7 +79,7 @@ pub async fn register(
         Some(name) => Some(s.accounts.validate_new_localpart(name)?.1),
         None => None,
     };
-    if let Some(user_id) = &requested {
+    if let (Some(user_id), None) = (&requested, &body.guest_access_token) {
         if !s.accounts.is_available(user_id).await? {
             return Err(user_in_use());
         }
@@ -97,6 +97,10 @@ pub async fn register(
         AuthData::RegistrationToken(t) => Some(t.token.clone()),
         _ => None,
     };
+    // The rate limit counts attempts that carry authentication (the ones that can create an
+    // account), not the first round trip that only asks for the flows. It is checked before
+    // the stage, so a refused attempt never holds an invite code.
+    s.limits.registration.check(ip.as_deref().unwrap_or("-"))?;
     let accounts = &s.accounts;
     let authorised = accounts
         .uiaa
@@ -112,35 +116,49 @@ pub async fn register(
         })
         .await?;
 
-    // The rate limit applies to account creation, not to each UIA round trip.
-    s.limits.registration.check(ip.as_deref().unwrap_or("-"))?;
+    let token = authorised.registration_token.as_deref();
+    match create_or_upgrade(&s, &body, requested, password, token, ip.as_deref()).await {
+        Ok(user_id) => finish_registration(&s, &user_id, &body, ip.as_deref()).await,
+        Err(e) => {
+            // Give the invite code back: the account could not be made after all.
+            if let Some(t) = token {
+                s.accounts.release_registration_token(t).await?;
+            }
+            Err(e)
+        }
+    }
+}
 
-    // Upgrading a guest keeps its user ID (spec: "Guest access", upgrading).
+/// Creates the account, or upgrades the guest named by `guest_access_token` (spec: "Guest
+/// access": the guest keeps its user ID and must name its own localpart).
+async fn create_or_upgrade(
+    s: &AppState,
+    body: &register::v3::Request,
+    requested: Option<ruma::OwnedUserId>,
+    password: String,
+    token: Option<&str>,
+    ip: Option<&str>,
+) -> Result<ruma::OwnedUserId> {
     if let Some(guest_token) = &body.guest_access_token {
-        let guest = s.accounts.authenticate(guest_token, ip.as_deref()).await?;
+        let guest = s.accounts.authenticate(guest_token, ip).await?;
         if !guest.is_guest {
             return Err(Error::forbidden("guest_access_token does not belong to a guest account"));
         }
+        if body.username.as_deref().map(str::to_lowercase).as_deref() != Some(guest.user_id.localpart()) {
+            return Err(Error::invalid_param("To upgrade a guest account, set username to its own localpart"));
+        }
         s.accounts.upgrade_guest(&guest.user_id, password).await?;
-        return finish_registration(&s, &guest.user_id, &body, ip.as_deref()).await;
+        if let Some(t) = token {
+            s.accounts.complete_registration_token(t).await?;
+        }
+        return Ok(guest.user_id);
     }
-
     let user_id = match requested {
         Some(u) => u,
         None => s.accounts.generate_user_id().await?,
     };
-    let created = s
-        .accounts
-        .create_user(&user_id, Some(password), false, false, None, authorised.registration_token.as_deref())
-        .await;
-    if let Err(e) = created {
-        // Give the invite code back if the account could not be made after all.
-        if let Some(t) = &authorised.registration_token {
-            let _ = crate::storage::registration_tokens::release(&s.db.write, t).await;
-        }
-        return Err(e);
-    }
-    finish_registration(&s, &user_id, &body, ip.as_deref()).await
+    s.accounts.create_user(&user_id, Some(password), false, false, None, token).await?;
+    Ok(user_id)
 }
 
 async fn finish_registration(

@@ -42,11 +42,14 @@ pub async fn update_device(
     State(s): State<AppState>,
     req: Ruma<update_device::v3::Request>,
 ) -> Result<RumaResponse<update_device::v3::Response>> {
-    let name = req.body.display_name.as_deref();
-    if name.is_some_and(|n| n.len() > 100) {
-        return Err(Error::invalid_param("Device name is too long (at most 100 bytes)"));
-    }
-    if !s.accounts.rename_device(&req.session().user_id, req.body.device_id.as_str(), name).await? {
+    let user_id = &req.session().user_id;
+    let found = match req.body.display_name.as_deref() {
+        Some(name) if name.len() > 100 => return Err(Error::invalid_param("Device name is too long (at most 100 bytes)")),
+        Some(name) => s.accounts.rename_device(user_id, req.body.device_id.as_str(), Some(name)).await?,
+        // Spec: "If not given, the display name is unchanged."
+        None => s.accounts.device(user_id, req.body.device_id.as_str()).await?.is_some(),
+    };
+    if !found {
         return Err(Error::not_found("No such device"));
     }
     Ok(RumaResponse(update_device::v3::Response::new()))

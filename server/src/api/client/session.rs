@@ -50,10 +50,12 @@ pub async fn login(State(s): State<AppState>, req: Ruma<login::v3::Request>) -> 
             };
             let user_id = local_user(&s, &name)?;
             s.limits.login_account.check(user_id.as_str())?;
+            // Failed attempts per account are checked before the password and charged only on
+            // failure (as Synapse does): once a guesser has used them up, no answer tells it
+            // whether a guess was right.
+            s.limits.login_failed.peek(user_id.as_str())?;
             if !s.accounts.check_password(&user_id, &p.password).await? {
-                // Failed attempts are limited separately, per account, so a guessing attack is
-                // slowed without locking out the owner's correct attempts for long.
-                s.limits.login_failed.check(user_id.as_str())?;
+                let _ = s.limits.login_failed.check(user_id.as_str());
                 return Err(Error::forbidden("Invalid username or password"));
             }
             user_id

@@ -1,0 +1,139 @@
+//! A real server on a random loopback port with a temporary data folder, driven over real HTTP.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::time::Duration;
+
+use hearth_server::{Config, Homeserver, Running, config::{RateLimit, SecretStoreChoice}};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const SERVER_NAME: &str = "hearth.test";
+
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub base: String,
+    pub dir: TempDir,
+    pub http: reqwest::Client,
+}
+
+/// A config for tests: loopback on port 0, files for secrets, generous rate limits.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.server_name = SERVER_NAME.try_into().unwrap();
+    c.data_dir = Some(dir.to_path_buf());
+    c.listeners[0].port = 0;
+    c.secret_store = SecretStoreChoice::File;
+    let lax = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
+    c.rc_registration = lax;
+    c.rc_login.address = lax;
+    c.rc_login.account = lax;
+    c.rc_login.failed_attempts = lax;
+    c.enable_registration = true;
+    c.enable_registration_without_verification = true;
+    c
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(f: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        f(&mut config);
+        Self::start_in(dir, config).await
+    }
+
+    pub async fn start_in(dir: TempDir, config: Config) -> Self {
+        let running = Homeserver::start(config).await.expect("server starts");
+        let base = format!("http://{}", running.local_addr());
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        TestServer { running: Some(running), base, dir, http }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    /// Sends a request; `body` None sends no body. Returns status and parsed JSON body
+    /// (Null when the body is empty).
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) };
+        (status, json)
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, token, Some(body)).await
+    }
+
+    /// Registers through the m.login.dummy flow; returns the register response.
+    pub async fn register(&self, username: &str, password: &str) -> Value {
+        let (s, first) = self.post("/_matrix/client/v3/register", None, json!({"username": username, "password": password})).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{first}");
+        let session = first["session"].as_str().unwrap().to_owned();
+        let (s, body) = self
+            .post(
+                "/_matrix/client/v3/register",
+                None,
+                json!({"username": username, "password": password, "auth": {"type": "m.login.dummy", "session": session}}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Registers and returns the access token.
+    pub async fn user(&self, username: &str) -> String {
+        self.register(username, "password1").await["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
+        self.post(
+            "/_matrix/client/v3/login",
+            None,
+            json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password}),
+        )
+        .await
+    }
+}
+
+/// Asserts a Matrix error with this status and errcode.
+#[track_caller]
+pub fn assert_err(got: &(StatusCode, Value), status: u16, errcode: &str) {
+    assert_eq!(got.0.as_u16(), status, "{}", got.1);
+    assert_eq!(got.1["errcode"], errcode, "{}", got.1);
+    assert!(got.1["error"].is_string(), "error message missing: {}", got.1);
+}

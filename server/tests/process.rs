@@ -1,0 +1,331 @@
+//! The real `hearth` binary: first run, config errors, the CLI, graceful shutdown, and no lost
+//! writes across kill -9.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hearth");
+
+struct Proc {
+    child: Child,
+    base: String,
+    stdout: Vec<String>,
+    _stderr: mpsc::Receiver<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Environment that keeps the binary's OS folders inside `home`.
+fn isolated(cmd: &mut Command, home: &Path) {
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env_remove("HEARTH_SERVER_NAME")
+        .env_remove("HEARTH_DATA_DIR")
+        .env_remove("HEARTH_PUBLIC_BASEURL")
+        .env_remove("HEARTH_LISTEN")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("RUST_LOG", "warn");
+}
+
+/// Starts `hearth` with `args` and waits for the banner; returns it with the bound address.
+fn spawn(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    isolated(&mut cmd, home);
+    cmd.args(args).envs(env.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn hearth");
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let err = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    let (etx, erx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            let _ = etx.send(line);
+        }
+    });
+    let mut stdout = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                let done = line.starts_with("Press Ctrl+C");
+                stdout.push(line);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => {
+                let errs: Vec<String> = erx.try_iter().collect();
+                panic!("hearth did not start: stdout {stdout:?} stderr {errs:?}");
+            }
+        }
+    }
+    let addr = stdout
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Listening on: "))
+        .expect("banner names the address")
+        .trim_end_matches('/')
+        .to_owned();
+    Proc { child, base: addr, stdout, _stderr: erx }
+}
+
+/// Runs `hearth` to completion; returns (success, stdout, stderr).
+fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    isolated(&mut cmd, home);
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("homeserver.toml");
+    let text = format!(
+        "server_name = \"proc.test\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\n{extra}\n[[listeners]]\nport = 0\nbind_addresses = [\"127.0.0.1\"]\n[rc_registration]\nper_second = 1000\nburst_count = 1000\n[rc_login.address]\nper_second = 1000\nburst_count = 1000\n",
+        dir.join("data").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+fn register(base: &str, user: &str) -> reqwest::StatusCode {
+    let c = client();
+    let url = format!("{base}/_matrix/client/v3/register");
+    let first: Value = c.post(&url).json(&json!({"username": user, "password": "pw"})).send().unwrap().json().unwrap();
+    c.post(&url)
+        .json(&json!({"username": user, "password": "pw", "auth": {"type": "m.login.dummy", "session": first["session"]}}))
+        .send()
+        .unwrap()
+        .status()
+}
+
+fn login(base: &str, user: &str, pw: &str) -> reqwest::StatusCode {
+    client()
+        .post(format!("{base}/_matrix/client/v3/login"))
+        .json(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": pw}))
+        .send()
+        .unwrap()
+        .status()
+}
+
+const OPEN: &str = "enable_registration = true\nenable_registration_without_verification = true";
+
+#[test]
+fn first_run_writes_a_commented_config_and_uses_the_os_folders() {
+    let home = tempfile::tempdir().unwrap();
+    let p = spawn(home.path(), &[], &[("HEARTH_LISTEN", "127.0.0.1:0")]);
+    let config = home.path().join("config/hearth/homeserver.toml");
+    let text = std::fs::read_to_string(&config).expect("default config written");
+    assert!(text.contains("# The name in every user ID"), "the file is commented");
+    let banner = p.stdout.join("\n");
+    assert!(banner.contains(&config.display().to_string()), "{banner}");
+    assert!(banner.contains(&home.path().join("data/hearth").display().to_string()), "{banner}");
+    assert!(banner.contains("Client URL:"), "{banner}");
+    assert!(home.path().join("data/hearth/hearth.db").exists());
+    let v: Value = client().get(format!("{}/_matrix/client/versions", p.base)).send().unwrap().json().unwrap();
+    assert!(v["versions"].is_array());
+    // A daily log file appears in the OS log folder.
+    let logs: Vec<_> = std::fs::read_dir(home.path().join("state/hearth/logs")).unwrap().collect();
+    assert!(!logs.is_empty(), "log file written");
+}
+
+#[test]
+fn answered_registrations_survive_kill_9() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), OPEN);
+    let cfg = cfg.to_str().unwrap();
+    let mut p = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    let users: Vec<String> = (0..20).map(|i| format!("user{i}")).collect();
+    for u in &users {
+        assert_eq!(register(&p.base, u), 200);
+    }
+    // SIGKILL: no chance to flush or checkpoint anything.
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let p2 = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    for u in &users {
+        assert_eq!(login(&p2.base, u, "pw"), 200, "{u} lost after kill -9");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), OPEN);
+    let cfg = cfg.to_str().unwrap();
+    let mut p = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    assert_eq!(register(&p.base, "alice"), 200);
+    // A login spends tens of milliseconds hashing; signal while it is in flight.
+    let base = p.base.clone();
+    let inflight = std::thread::spawn(move || login(&base, "alice", "pw"));
+    std::thread::sleep(Duration::from_millis(15));
+    let pid = p.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert_eq!(inflight.join().unwrap(), 200, "the in-flight login was answered");
+    let status = p.child.wait().unwrap();
+    assert!(status.success(), "clean exit: {status:?}");
+    // The database was closed cleanly: no WAL left behind, and it reopens with the data.
+    assert!(!home.path().join("data/hearth.db-wal").exists() || std::fs::metadata(home.path().join("data/hearth.db-wal")).unwrap().len() == 0);
+    let p2 = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    assert_eq!(login(&p2.base, "alice", "pw"), 200);
+}
+
+#[test]
+fn register_user_creates_an_admin_without_a_running_server() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), "");
+    let cfg = cfg.to_str().unwrap();
+    let (ok, out, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "boss", "--password", "pw", "--admin"], None);
+    assert!(ok, "{out} {err}");
+    assert!(out.contains("@boss:proc.test"), "{out}");
+    // Password from stdin, and a duplicate is refused with a clear message.
+    let (ok, _, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "kid"], Some("pw2\n"));
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "boss", "--password", "x"], None);
+    assert!(!ok);
+    assert!(err.contains("already taken"), "{err}");
+    let (ok, _, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "bad name", "--password", "x"], None);
+    assert!(!ok && err.contains("User ID can only contain"), "{err}");
+
+    let p = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    assert_eq!(login(&p.base, "boss", "pw"), 200);
+    assert_eq!(login(&p.base, "kid", "pw2"), 200);
+    // The admin can use the admin API.
+    let c = client();
+    let t: Value = c
+        .post(format!("{}/_matrix/client/v3/login", p.base))
+        .json(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "boss"}, "password": "pw"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let r = c
+        .get(format!("{}/_synapse/admin/v1/registration_tokens", p.base))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // And register-user works while the server runs (SQLite WAL, busy timeout).
+    let (ok, _, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "late", "--password", "pw3"], None);
+    assert!(ok, "{err}");
+    assert_eq!(login(&p.base, "late", "pw3"), 200);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), OPEN);
+    let p = spawn(
+        home.path(),
+        &["serve", "--config", cfg.to_str().unwrap()],
+        &[("HEARTH_SERVER_NAME", "env.test"), ("HEARTH_PUBLIC_BASEURL", "https://chat.env.test/")],
+    );
+    let v: Value = client().get(format!("{}/.well-known/matrix/client", p.base)).send().unwrap().json().unwrap();
+    assert_eq!(v["m.homeserver"]["base_url"], "https://chat.env.test");
+    let v: Value = client().get(format!("{}/_matrix/key/v2/server", p.base)).send().unwrap().json().unwrap();
+    assert_eq!(v["server_name"], "env.test");
+}
+
+/// Each broken config stops the program with a non-zero exit and one message naming the key.
+#[test]
+fn configs_that_cannot_work_are_refused_with_the_key_named() {
+    let home = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("unparseable", "server_name = \"x".into(), "not valid TOML"),
+        ("wrong type", "server_name = \"a.test\"\nenable_registration = \"yes\"".into(), "enable_registration"),
+        ("bad server name", "server_name = \"not a name\"".into(), "server_name"),
+        ("open registration", "enable_registration = true".into(), "enable_registration_without_verification"),
+        ("bad size", "max_upload_size = \"lots\"".into(), "max_upload_size"),
+        ("tls", "[[listeners]]\nport = 1\ntls = true".into(), "listeners[0].tls"),
+        ("bad secret store", "secret_store = \"vault\"".into(), "secret_store"),
+    ];
+    for (name, text, needle) in cases {
+        let path = home.path().join(format!("{}.toml", name.replace(' ', "_")));
+        let data = home.path().join("d");
+        std::fs::write(&path, format!("data_dir = \"{}\"\n{text}", data.display())).unwrap();
+        let (ok, _, err) = run(home.path(), &["serve", "--config", path.to_str().unwrap()], None);
+        assert!(!ok, "{name}: should fail");
+        assert!(err.contains(needle), "{name}: stderr should name {needle}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{name}: one message: {err}");
+    }
+    // A missing config file named on the command line.
+    let (ok, _, err) = run(home.path(), &["serve", "--config", "/nonexistent/hs.toml"], None);
+    assert!(!ok && err.contains("/nonexistent/hs.toml"), "{err}");
+}
+
+#[test]
+fn unusable_data_dir_and_busy_port_are_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let path = home.path().join("hs.toml");
+    std::fs::write(&path, format!("data_dir = \"{}/sub\"\nsecret_store = \"file\"", file.display())).unwrap();
+    let (ok, _, err) = run(home.path(), &["serve", "--config", path.to_str().unwrap()], None);
+    assert!(!ok && err.contains("data_dir") && err.contains("a-file"), "{err}");
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    std::fs::write(
+        &path,
+        format!("data_dir = \"{}\"\nsecret_store = \"file\"\n[[listeners]]\nport = {port}\nbind_addresses = [\"127.0.0.1\"]", home.path().join("d").display()),
+    )
+    .unwrap();
+    let (ok, _, err) = run(home.path(), &["serve", "--config", path.to_str().unwrap()], None);
+    assert!(!ok && err.contains("listeners") && err.contains(&port.to_string()), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_warned_about_and_the_server_still_starts() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), "enable_regstration = true");
+    let mut p = spawn(home.path(), &["serve", "--config", cfg.to_str().unwrap()], &[]);
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let warnings: Vec<String> = p._stderr.try_iter().collect();
+    assert!(warnings.iter().any(|l| l.contains("unknown key `enable_regstration`")), "{warnings:?}");
+}
+
+#[test]
+fn show_registration_secret_prints_the_generated_secret_stably() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), "");
+    let cfg = cfg.to_str().unwrap();
+    let (ok, a, err) = run(home.path(), &["show-registration-secret", "--config", cfg], None);
+    assert!(ok, "{err}");
+    let (_, b, _) = run(home.path(), &["show-registration-secret", "--config", cfg], None);
+    assert_eq!(a, b);
+    assert!(a.trim().len() >= 32);
+    let mode = std::fs::metadata(home.path().join("data/secrets/registration_shared_secret")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    }
+}
