@@ -1,138 +1,12 @@
 //! The real `hearth` binary: first run, config errors, the CLI, graceful shutdown, and no lost
 //! writes across kill -9.
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+mod common;
 
+use std::{process::Command, time::Duration};
+
+use common::binary::{client, login, register, run, spawn, write_config};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_hearth");
-
-struct Proc {
-    child: Child,
-    base: String,
-    stdout: Vec<String>,
-    _stderr: mpsc::Receiver<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Environment that keeps the binary's OS folders inside `home`.
-fn isolated(cmd: &mut Command, home: &Path) {
-    cmd.env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env_remove("HEARTH_SERVER_NAME")
-        .env_remove("HEARTH_DATA_DIR")
-        .env_remove("HEARTH_PUBLIC_BASEURL")
-        .env_remove("HEARTH_LISTEN")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env("RUST_LOG", "warn");
-}
-
-/// Starts `hearth` with `args` and waits for the banner; returns it with the bound address.
-fn spawn(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
-    let mut cmd = Command::new(BIN);
-    isolated(&mut cmd, home);
-    cmd.args(args).envs(env.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn hearth");
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let err = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = mpsc::channel();
-    let (etx, erx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    std::thread::spawn(move || {
-        for line in err.lines().map_while(Result::ok) {
-            let _ = etx.send(line);
-        }
-    });
-    let mut stdout = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => {
-                let done = line.starts_with("Press Ctrl+C");
-                stdout.push(line);
-                if done {
-                    break;
-                }
-            }
-            Err(_) => {
-                let errs: Vec<String> = erx.try_iter().collect();
-                panic!("hearth did not start: stdout {stdout:?} stderr {errs:?}");
-            }
-        }
-    }
-    let addr = stdout
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("Listening on: "))
-        .expect("banner names the address")
-        .trim_end_matches('/')
-        .to_owned();
-    Proc { child, base: addr, stdout, _stderr: erx }
-}
-
-/// Runs `hearth` to completion; returns (success, stdout, stderr).
-fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut cmd = Command::new(BIN);
-    isolated(&mut cmd, home);
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn write_config(dir: &Path, extra: &str) -> PathBuf {
-    let path = dir.join("homeserver.toml");
-    let text = format!(
-        "server_name = \"proc.test\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\n{extra}\n[[listeners]]\nport = 0\nbind_addresses = [\"127.0.0.1\"]\n[rc_registration]\nper_second = 1000\nburst_count = 1000\n[rc_login.address]\nper_second = 1000\nburst_count = 1000\n",
-        dir.join("data").display()
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
-}
-
-fn register(base: &str, user: &str) -> reqwest::StatusCode {
-    let c = client();
-    let url = format!("{base}/_matrix/client/v3/register");
-    let first: Value = c.post(&url).json(&json!({"username": user, "password": "pw"})).send().unwrap().json().unwrap();
-    c.post(&url)
-        .json(&json!({"username": user, "password": "pw", "auth": {"type": "m.login.dummy", "session": first["session"]}}))
-        .send()
-        .unwrap()
-        .status()
-}
-
-fn login(base: &str, user: &str, pw: &str) -> reqwest::StatusCode {
-    client()
-        .post(format!("{base}/_matrix/client/v3/login"))
-        .json(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": pw}))
-        .send()
-        .unwrap()
-        .status()
-}
 
 const OPEN: &str = "enable_registration = true\nenable_registration_without_verification = true";
 
@@ -308,7 +182,7 @@ fn unknown_keys_are_warned_about_and_the_server_still_starts() {
     let mut p = spawn(home.path(), &["serve", "--config", cfg.to_str().unwrap()], &[]);
     p.child.kill().unwrap();
     p.child.wait().unwrap();
-    let warnings: Vec<String> = p._stderr.try_iter().collect();
+    let warnings: Vec<String> = p.stderr.try_iter().collect();
     assert!(warnings.iter().any(|l| l.contains("unknown key `enable_regstration`")), "{warnings:?}");
 }
 
@@ -328,4 +202,26 @@ fn show_registration_secret_prints_the_generated_secret_stably() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
     }
+}
+
+#[test]
+fn without_a_keychain_auto_falls_back_to_files_says_so_and_keeps_the_key() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("secret_store = \"file\"", "secret_store = \"auto\"");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let key_of = |base: &str| -> Value {
+        let v: Value = client().get(format!("{base}/_matrix/key/v2/server")).send().unwrap().json().unwrap();
+        v["verify_keys"].clone()
+    };
+    // `spawn` removes DBUS_SESSION_BUS_ADDRESS, so no keychain answers.
+    let p = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    let banner = p.stdout.join("\n");
+    assert!(banner.contains("Secrets:      0600 files in"), "{banner}");
+    let first = key_of(&p.base);
+    drop(p);
+    assert!(home.path().join("data/secrets/signing_key").exists());
+    let p = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    assert_eq!(key_of(&p.base), first, "a restart must never produce a new signing key");
 }

@@ -1,6 +1,8 @@
 //! A real server on a random loopback port with a temporary data folder, driven over real HTTP.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod binary;
+
 use std::time::Duration;
 
 use hearth_server::{Config, Homeserver, Running, config::{RateLimit, SecretStoreChoice}};
