@@ -45,12 +45,44 @@ pub struct Running {
 }
 
 impl Homeserver {
-    /// Validates the config, opens storage and secrets, binds every listener and starts serving.
+    /// Validates the config, binds every listener, opens secrets and storage and starts serving.
     /// Every error names the key or path at fault and what to do.
     pub async fn start(config: Config) -> anyhow::Result<Running> {
         let config = Arc::new(config.validate()?);
         let data_dir = config.data_dir().to_path_buf();
         ensure_writable(&data_dir)?;
+
+        // Bind first: a busy port is the most common start failure and needs no cleanup.
+        let mut listeners = Vec::new();
+        for (addr, x_forwarded) in config.bind_addrs() {
+            let listener = match TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    anyhow::bail!(
+                        "listeners: cannot listen on {addr}: {e}. {}",
+                        if e.kind() == std::io::ErrorKind::AddrInUse {
+                            "Another program (maybe another Hearth) uses this port: stop it or choose another port"
+                        } else {
+                            "Check bind_addresses and port"
+                        }
+                    );
+                }
+            };
+            listeners.push((listener, x_forwarded));
+        }
+
+        // Without a configured public_baseurl, clients are told the address actually bound
+        // (which differs from the config when it asks for port 0).
+        let config = if config.public_baseurl.is_none() {
+            let mut c = (*config).clone();
+            let addr = listeners[0].0.local_addr()?;
+            let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
+            let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
+            c.public_baseurl = Some(format!("http://{host}:{}/", addr.port()));
+            Arc::new(c)
+        } else {
+            config
+        };
 
         let secrets = {
             let (choice, dir) = (config.secret_store, data_dir.clone());
@@ -87,25 +119,6 @@ impl Homeserver {
             shared_secret: SharedSecretRegistration::new(shared_secret),
         };
         let state = AppState(Arc::new(services));
-
-        let mut listeners = Vec::new();
-        for (addr, x_forwarded) in config.bind_addrs() {
-            let listener = match TcpListener::bind(addr).await {
-                Ok(l) => l,
-                Err(e) => {
-                    db.close().await;
-                    anyhow::bail!(
-                        "listeners: cannot listen on {addr}: {e}. {}",
-                        if e.kind() == std::io::ErrorKind::AddrInUse {
-                            "Another program (maybe another Hearth) uses this port: stop it or choose another port"
-                        } else {
-                            "Check bind_addresses and port"
-                        }
-                    );
-                }
-            };
-            listeners.push((listener, x_forwarded));
-        }
 
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();

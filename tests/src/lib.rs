@@ -1,1 +1,55 @@
+//! Shared helpers for the black-box suites: a real Hearth on a random loopback port with a
+//! temporary data folder, and real clients (the `matrix-sdk` crate, Element X's foundation).
 
+use std::path::Path;
+
+use hearth_server::{
+    Config, Homeserver, Running,
+    config::{RateLimit, SecretStoreChoice},
+};
+use tempfile::TempDir;
+
+pub const SERVER_NAME: &str = "blackbox.test";
+
+pub struct Server {
+    pub running: Running,
+    pub url: String,
+    pub dir: TempDir,
+}
+
+/// A config for tests: loopback port 0, file secrets, generous rate limits.
+pub fn config(dir: &Path) -> Config {
+    let mut c = Config::default();
+    c.server_name = SERVER_NAME.try_into().unwrap();
+    c.data_dir = Some(dir.to_path_buf());
+    c.listeners[0].port = 0;
+    c.secret_store = SecretStoreChoice::File;
+    let lax = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
+    c.rc_registration = lax;
+    c.rc_login.address = lax;
+    c.rc_login.account = lax;
+    c.rc_login.failed_attempts = lax;
+    c
+}
+
+/// Starts a server; `setup` adjusts the config and may prepare the data folder first.
+pub async fn start(setup: impl AsyncFnOnce(&mut Config)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    setup(&mut c).await;
+    let running = Homeserver::start(c).await.expect("server starts");
+    let url = format!("http://{}", running.local_addr());
+    Server { running, url, dir }
+}
+
+/// A matrix-sdk client with its own SQLite store, not logged in.
+pub async fn client(server: &Server) -> matrix_sdk::Client {
+    let store = tempfile::tempdir().unwrap().keep();
+    matrix_sdk::Client::builder()
+        .homeserver_url(&server.url)
+        .sqlite_store(store, None)
+        .handle_refresh_tokens()
+        .build()
+        .await
+        .expect("client builds")
+}
