@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every test suite of Hearth. On Debian/Ubuntu it first installs what the suites need and is
+# missing: D-Bus and gnome-keyring (the keychain tests use a real Secret Service), Python's venv
+# (Synapse's register_new_matrix_user comes from PyPI). CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SYNAPSE_VERSION=1.163.2
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+VENV=${HEARTH_SYNAPSE_VENV:-$TARGET_DIR/synapse-venv}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages ------------------------------------------------------------------------
+missing=()
+command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus dbus-bin)
+command -v gnome-keyring-daemon >/dev/null 2>&1 || missing+=(gnome-keyring)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if ((${#missing[@]})); then
+    step "installing Debian packages: ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- Synapse's register_new_matrix_user, from PyPI ------------------------------------------
+if ! "$VENV/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ != '$SYNAPSE_VERSION')" >/dev/null 2>&1; then
+    step "installing matrix-synapse $SYNAPSE_VERSION into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION"
+fi
+
+# --- Rust suites ----------------------------------------------------------------------------
+step "building"
+cargo build --workspace --tests --locked
+
+step "unit, integration and matrix-sdk suites"
+cargo test --workspace --locked
+
+step "keychain suite (gnome-keyring's Secret Service under a private D-Bus session)"
+keyring_home=$(mktemp -d)
+trap 'rm -rf "$keyring_home"' EXIT
+dbus-run-session -- bash -c '
+    set -euo pipefail
+    # A throwaway, unlocked "login" keyring in a private folder.
+    printf "hearth-test-password" | XDG_DATA_HOME="$1" gnome-keyring-daemon --unlock --components=secrets >/dev/null
+    cargo test --locked -p hearth-server --test keychain -- --ignored
+' keychain "$keyring_home" 2> >(grep -v "Failed to set fd limit" >&2)
+
+step "Synapse interop suite (register_new_matrix_user $SYNAPSE_VERSION)"
+HEARTH_SYNAPSE_VENV="$VENV" cargo test --locked -p hearth-server --test synapse_interop -- --ignored
+
+step "all suites passed"
