@@ -34,6 +34,8 @@ if ! "$VENV/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ !=
 fi
 
 # --- Rust suites ----------------------------------------------------------------------------
+# Every cargo command names the whole workspace: the same feature set everywhere, so nothing is
+# compiled twice (a `-p` build would unify features differently and rebuild ruma).
 step "building"
 cargo build --workspace --tests --locked
 
@@ -47,10 +49,10 @@ dbus-run-session -- bash -c '
     set -euo pipefail
     # A throwaway, unlocked "login" keyring in a private folder.
     printf "hearth-test-password" | XDG_DATA_HOME="$1" gnome-keyring-daemon --unlock --components=secrets >/dev/null
-    cargo test --locked -p hearth-server --test keychain -- --ignored
+    cargo test --workspace --locked --test keychain -- --ignored
 ' keychain "$keyring_home" 2> >(grep -v "Failed to set fd limit" >&2)
 
 step "Synapse interop suite (register_new_matrix_user $SYNAPSE_VERSION)"
-HEARTH_SYNAPSE_VENV="$VENV" cargo test --locked -p hearth-server --test synapse_interop -- --ignored
+HEARTH_SYNAPSE_VENV="$VENV" cargo test --workspace --locked --test synapse_interop -- --ignored
 
 step "all suites passed"

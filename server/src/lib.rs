@@ -9,6 +9,7 @@ mod error;
 mod http;
 pub mod logging;
 mod api;
+mod matrix;
 mod secrets;
 mod service;
 mod storage;
@@ -24,7 +25,10 @@ pub use error::Error;
 
 use crate::{
     secrets::Secrets,
-    service::{AppState, Limits, Services, accounts::Accounts, shared_secret::SharedSecretRegistration, signing::ServerKeys},
+    service::{
+        AppState, Limits, Services, account_data::AccountData, accounts::Accounts, notifier::Notifier, rooms::Rooms, shared_secret::SharedSecretRegistration,
+        signing::ServerKeys, sync::Sync,
+    },
     storage::Db,
 };
 
@@ -109,7 +113,14 @@ impl Homeserver {
 
         let accounts = Accounts::new(db.clone(), config.clone());
         accounts.reset_pending_registrations().await?;
+        let notifier = Arc::new(Notifier::default());
+        let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone()).await?);
+        let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
+        let sync = Sync::new(rooms.clone(), account_data.clone(), notifier);
         let services = Services {
+            rooms,
+            account_data,
+            sync,
             limits: Limits::new(&config),
             config: config.clone(),
             db: db.clone(),

@@ -3,10 +3,14 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::{
+    io::{Read, Write},
+    process::Command,
+    time::Duration,
+};
 
-use common::binary::{client, login, register, run, spawn, write_config};
-use serde_json::{Value, json};
+use common::binary::{access_token, client, login, register, run, spawn, write_config};
+use serde_json::Value;
 
 const OPEN: &str = "enable_registration = true\nenable_registration_without_verification = true";
 
@@ -56,13 +60,23 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
     let cfg = cfg.to_str().unwrap();
     let mut p = spawn(home.path(), &["serve", "--config", cfg], &[]);
     assert_eq!(register(&p.base, "alice"), 200);
-    // A login spends tens of milliseconds hashing; signal while it is in flight.
-    let base = p.base.clone();
-    let inflight = std::thread::spawn(move || login(&base, "alice", "pw"));
-    std::thread::sleep(Duration::from_millis(15));
+    // A request whose headers have arrived but whose body has not: certainly in flight when the
+    // signal comes. The server must wait for the rest of it and answer.
+    let body = br#"{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"pw"}"#;
+    let addr = p.base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(conn, "POST /_matrix/client/v3/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
+    conn.write_all(&body[..10]).unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let pid = p.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    assert_eq!(inflight.join().unwrap(), 200, "the in-flight login was answered");
+    std::thread::sleep(Duration::from_millis(300));
+    conn.write_all(&body[10..]).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "the in-flight login was answered: {answer}");
+    assert!(answer.contains("access_token"), "{answer}");
     let status = p.child.wait().unwrap();
     assert!(status.success(), "clean exit: {status:?}");
     // The database was closed cleanly: no WAL left behind, and it reopens with the data.
@@ -92,17 +106,9 @@ fn register_user_creates_an_admin_without_a_running_server() {
     assert_eq!(login(&p.base, "boss", "pw"), 200);
     assert_eq!(login(&p.base, "kid", "pw2"), 200);
     // The admin can use the admin API.
-    let c = client();
-    let t: Value = c
-        .post(format!("{}/_matrix/client/v3/login", p.base))
-        .json(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "boss"}, "password": "pw"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let r = c
+    let r = client()
         .get(format!("{}/_synapse/admin/v1/registration_tokens", p.base))
-        .bearer_auth(t["access_token"].as_str().unwrap())
+        .bearer_auth(access_token(&p.base, "boss", "pw"))
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);

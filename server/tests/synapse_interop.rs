@@ -6,8 +6,8 @@ mod common;
 
 use std::process::Command;
 
-use common::binary::{client, login, run, spawn, write_config};
-use serde_json::{Value, json};
+use common::binary::{access_token, client, login, run, spawn, write_config};
+use serde_json::json;
 
 fn script() -> std::path::PathBuf {
     let venv = std::env::var("HEARTH_SYNAPSE_VENV").expect("HEARTH_SYNAPSE_VENV names a venv with matrix-synapse (scripts/test.sh sets it)");
@@ -40,17 +40,9 @@ fn register_new_matrix_user_creates_an_admin_on_a_running_hearth() {
     assert_eq!(login(&p.base, "admin", "correct horse"), 200);
 
     // The new user really is an admin: the admin API answers it.
-    let c = client();
-    let t: Value = c
-        .post(format!("{}/_matrix/client/v3/login", p.base))
-        .json(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "admin"}, "password": "correct horse"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let r = c
+    let r = client()
         .post(format!("{}/_synapse/admin/v1/registration_tokens/new", p.base))
-        .bearer_auth(t["access_token"].as_str().unwrap())
+        .bearer_auth(access_token(&p.base, "admin", "correct horse"))
         .json(&json!({}))
         .send()
         .unwrap();

@@ -31,6 +31,12 @@ where
     let mut router = router;
     for path in Req::PATH_BUILDER.all_paths() {
         router = router.route(path, on(filter, handler.clone()));
+        // An empty state key leaves the path ending in `/` (or with the segment missing); the
+        // extractor fills in the empty key (spec: "state_key ... may be an empty string").
+        if let Some(prefix) = path.strip_suffix("/{state_key}") {
+            router = router.route(&format!("{prefix}/"), on(filter, handler.clone()));
+            router = router.route(prefix, on(filter, handler.clone()));
+        }
     }
     router
 }

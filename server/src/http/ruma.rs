@@ -13,6 +13,7 @@ use axum::{
 use http::{Method, StatusCode, request::Parts};
 use ruma::api::{
     IncomingRequest, OutgoingResponse,
+    path_builder::PathBuilder,
     auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication},
     error::{DeserializationError, ErrorKind, FromHttpRequestError},
     federation::authentication::ServerSignatures,
@@ -261,12 +262,15 @@ where
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
         let (mut parts, body) = req.into_parts();
-        let path_args: Vec<String> = RawPathParams::from_request_parts(&mut parts, state)
+        let mut path_args: Vec<String> = RawPathParams::from_request_parts(&mut parts, state)
             .await
             .map_err(|e| Error::invalid_param(format!("Invalid path parameter: {e}")))?
             .iter()
             .map(|(_, v)| v.to_owned())
             .collect();
+        // Routes registered without a trailing empty state key (see `http::route`).
+        let expected = T::PATH_BUILDER.all_paths().next().map_or(0, |p| p.split('/').filter(|s| s.starts_with('{')).count());
+        path_args.resize(expected.max(path_args.len()), String::new());
 
         let session = authenticate(state, &parts, <T::Authentication as AuthRequirement>::KIND).await?;
         if let Some(s) = &session {

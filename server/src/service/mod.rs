@@ -3,11 +3,15 @@
 //! `Services` is built bottom-up in `Homeserver::start`; a constructor's arguments are its
 //! dependency list, so cycles cannot be written.
 
+pub mod account_data;
 pub mod accounts;
 pub mod passwords;
+pub mod notifier;
 pub mod ratelimit;
+pub mod rooms;
 pub mod shared_secret;
 pub mod signing;
+pub mod sync;
 pub mod tokens;
 pub mod uiaa;
 
@@ -21,6 +25,9 @@ pub struct Services {
     pub secrets: Arc<Secrets>,
     pub keys: Arc<signing::ServerKeys>,
     pub accounts: accounts::Accounts,
+    pub rooms: Arc<rooms::Rooms>,
+    pub account_data: Arc<account_data::AccountData>,
+    pub sync: sync::Sync,
     pub limits: Limits,
     /// Synapse-style shared-secret registration (secret configured or generated).
     pub shared_secret: shared_secret::SharedSecretRegistration,

@@ -43,6 +43,11 @@ impl ServerKeys {
         Ok(Arc::new(ServerKeys { server_name, key_id: format!("ed25519:{version}"), public_key, pair }))
     }
 
+    /// The key pair, for hashing and signing events.
+    pub fn pair(&self) -> &Ed25519KeyPair {
+        &self.pair
+    }
+
     /// Adds this server's signature to `object`.
     pub fn sign(&self, object: &mut CanonicalJsonObject) -> anyhow::Result<()> {
         sign_json(self.server_name.as_str(), &self.pair, object)?;

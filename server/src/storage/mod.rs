@@ -5,8 +5,13 @@
 //! Storage functions take an executor so a service can compose several into one transaction.
 //! Storage never calls services and never sees HTTP types.
 
+pub mod account_data;
 pub mod devices;
+pub mod events;
+pub mod filters;
 pub mod registration_tokens;
+pub mod rooms;
+pub mod state;
 pub mod tokens;
 pub mod users;
 
@@ -84,9 +89,13 @@ impl Db {
         Ok(Db { read, write })
     }
 
-    /// Closes both pools: waits for connections to be returned, then checkpoints the WAL.
+    /// Closes both pools: waits for the readers, folds the WAL back into the database file
+    /// (so a clean stop leaves one self-contained file), then closes the writer.
     pub async fn close(&self) {
         self.read.close().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.write).await {
+            tracing::warn!(error = %e, "could not checkpoint the database while stopping");
+        }
         self.write.close().await;
     }
 }

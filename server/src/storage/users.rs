@@ -87,3 +87,8 @@ pub async fn max_numeric_localpart(ex: impl SqliteExecutor<'_>) -> sqlx::Result<
     .await?;
     Ok(n.unwrap_or(0))
 }
+
+/// Display name and avatar URL.
+pub async fn profile(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Option<(Option<String>, Option<String>)>> {
+    sqlx::query_as("SELECT displayname, avatar_url FROM users WHERE user_id = ?").bind(user_id).fetch_optional(ex).await
+}

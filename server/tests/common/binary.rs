@@ -125,12 +125,21 @@ pub fn register(base: &str, user: &str) -> reqwest::StatusCode {
         .status()
 }
 
-pub fn login(base: &str, user: &str, pw: &str) -> reqwest::StatusCode {
+fn login_response(base: &str, user: &str, pw: &str) -> reqwest::blocking::Response {
     client()
         .post(format!("{base}/_matrix/client/v3/login"))
         .json(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": pw}))
         .send()
         .unwrap()
-        .status()
+}
+
+pub fn login(base: &str, user: &str, pw: &str) -> reqwest::StatusCode {
+    login_response(base, user, pw).status()
+}
+
+/// Logs in and returns the access token.
+pub fn access_token(base: &str, user: &str, pw: &str) -> String {
+    let v: Value = login_response(base, user, pw).json().unwrap();
+    v["access_token"].as_str().expect("login succeeded").to_owned()
 }
 

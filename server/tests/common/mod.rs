@@ -49,6 +49,8 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: TempDir, config: Config) -> Self {
+        // Server errors show up in the output of a failing test.
+        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,hearth_server=info").try_init();
         let running = Homeserver::start(config).await.expect("server starts");
         let base = format!("http://{}", running.local_addr());
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();

@@ -1,9 +1,14 @@
 //! Client-Server API handlers (spec: client-server-api), named after ruma's endpoint modules.
 
 pub mod account;
+pub mod account_data;
 pub mod device;
 pub mod discovery;
+pub mod membership;
+pub mod message;
+pub mod room;
 pub mod session;
+pub mod sync;
 
 use axum::Router;
 use ruma::api::client as c;
@@ -36,5 +41,38 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::device::get_device::v3::Request, _, _>(r, device::get_device);
     let r = route::<c::device::update_device::v3::Request, _, _>(r, device::update_device);
     let r = route::<c::device::delete_device::v3::Request, _, _>(r, device::delete_device);
-    route::<c::device::delete_devices::v3::Request, _, _>(r, device::delete_devices)
+    let r = route::<c::device::delete_devices::v3::Request, _, _>(r, device::delete_devices);
+
+    let r = route::<c::room::create_room::v3::Request, _, _>(r, room::create_room);
+    let r = route::<c::room::get_room_event::v3::Request, _, _>(r, room::get_room_event);
+    let r = route::<c::state::send_state_event::v3::Request, _, _>(r, room::send_state_event);
+    let r = route::<c::state::get_state_event_for_key::v3::Request, _, _>(r, room::get_state_event_for_key);
+    let r = route::<c::state::get_state_events::v3::Request, _, _>(r, room::get_state_events);
+    let r = route::<c::alias::get_alias::v3::Request, _, _>(r, room::get_alias);
+    let r = route::<c::alias::create_alias::v3::Request, _, _>(r, room::create_alias);
+    let r = route::<c::alias::delete_alias::v3::Request, _, _>(r, room::delete_alias);
+
+    let r = route::<c::message::send_message_event::v3::Request, _, _>(r, message::send_message_event);
+    let r = route::<c::message::get_message_events::v3::Request, _, _>(r, message::get_message_events);
+
+    let r = route::<c::membership::join_room_by_id::v3::Request, _, _>(r, membership::join_room_by_id);
+    let r = route::<c::membership::join_room_by_id_or_alias::v3::Request, _, _>(r, membership::join_room_by_id_or_alias);
+    let r = route::<c::membership::invite_user::v3::Request, _, _>(r, membership::invite_user);
+    let r = route::<c::membership::leave_room::v3::Request, _, _>(r, membership::leave_room);
+    let r = route::<c::membership::forget_room::v3::Request, _, _>(r, membership::forget_room);
+    let r = route::<c::membership::kick_user::v3::Request, _, _>(r, membership::kick_user);
+    let r = route::<c::membership::ban_user::v3::Request, _, _>(r, membership::ban_user);
+    let r = route::<c::membership::unban_user::v3::Request, _, _>(r, membership::unban_user);
+    let r = route::<c::membership::joined_rooms::v3::Request, _, _>(r, membership::joined_rooms);
+    let r = route::<c::membership::get_member_events::v3::Request, _, _>(r, membership::get_member_events);
+    let r = route::<c::membership::joined_members::v3::Request, _, _>(r, membership::joined_members);
+
+    let r = route::<c::config::set_global_account_data::v3::Request, _, _>(r, account_data::set_global_account_data);
+    let r = route::<c::config::get_global_account_data::v3::Request, _, _>(r, account_data::get_global_account_data);
+    let r = route::<c::config::set_room_account_data::v3::Request, _, _>(r, account_data::set_room_account_data);
+    let r = route::<c::config::get_room_account_data::v3::Request, _, _>(r, account_data::get_room_account_data);
+
+    let r = route::<c::sync::sync_events::v3::Request, _, _>(r, sync::sync_events);
+    let r = route::<c::filter::create_filter::v3::Request, _, _>(r, sync::create_filter);
+    route::<c::filter::get_filter::v3::Request, _, _>(r, sync::get_filter)
 }

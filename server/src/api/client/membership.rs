@@ -1,0 +1,168 @@
+//! Joining, inviting, leaving, kicking, banning; who is in a room; which rooms one is in.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use ruma::{
+    OwnedRoomId, RoomId, RoomOrAliasId, UserId,
+    api::client::membership::{
+        ban_user, forget_room, get_member_events, invite_user,
+        invite_user::v3::InvitationRecipient, join_room_by_id, join_room_by_id_or_alias, joined_members, joined_rooms,
+        kick_user, leave_room, unban_user,
+    },
+};
+
+use super::room::{raw_json, require_joined, view};
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    service::AppState,
+    storage,
+};
+
+async fn resolve(s: &AppState, target: &RoomOrAliasId) -> Result<OwnedRoomId> {
+    match <&RoomId>::try_from(target) {
+        Ok(room_id) => Ok(room_id.to_owned()),
+        Err(alias) => s.rooms.resolve_alias(alias).await?.ok_or_else(|| Error::not_found("Room alias not found")),
+    }
+}
+
+/// POST /_matrix/client/v3/rooms/{roomId}/join
+pub async fn join_room_by_id(State(s): State<AppState>, req: Ruma<join_room_by_id::v3::Request>) -> Result<RumaResponse<join_room_by_id::v3::Response>> {
+    let b = &req.body;
+    s.rooms.join(&b.room_id, &req.session().user_id, b.reason.as_deref()).await?;
+    Ok(RumaResponse(join_room_by_id::v3::Response::new(b.room_id.clone())))
+}
+
+/// POST /_matrix/client/v3/join/{roomIdOrAlias}
+pub async fn join_room_by_id_or_alias(
+    State(s): State<AppState>,
+    req: Ruma<join_room_by_id_or_alias::v3::Request>,
+) -> Result<RumaResponse<join_room_by_id_or_alias::v3::Response>> {
+    let room_id = resolve(&s, &req.body.room_id_or_alias).await?;
+    s.rooms.join(&room_id, &req.session().user_id, req.body.reason.as_deref()).await?;
+    Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(room_id)))
+}
+
+/// POST /_matrix/client/v3/rooms/{roomId}/invite
+pub async fn invite_user(State(s): State<AppState>, req: Ruma<invite_user::v3::Request>) -> Result<RumaResponse<invite_user::v3::Response>> {
+    let b = &req.body;
+    let InvitationRecipient::UserId(invite) = &b.recipient else {
+        return Err(Error::invalid_param("Third-party invites are not supported"));
+    };
+    check_known_user(&s, &invite.user_id).await?;
+    s.rooms
+        .set_membership(&b.room_id, &req.session().user_id, &invite.user_id, "invite", invite.reason.as_deref())
+        .await?;
+    Ok(RumaResponse(invite_user::v3::Response::new()))
+}
+
+/// A local invitee must exist (remote users come with federation).
+async fn check_known_user(s: &AppState, user: &UserId) -> Result<()> {
+    if user.server_name() != s.config.server_name {
+        return Err(Error::forbidden("Inviting users on other servers needs federation, which is not available yet"));
+    }
+    if !storage::users::exists(&s.db.read, user.as_str()).await? {
+        return Err(Error::not_found("No such user on this server"));
+    }
+    Ok(())
+}
+
+/// POST /_matrix/client/v3/rooms/{roomId}/leave
+pub async fn leave_room(State(s): State<AppState>, req: Ruma<leave_room::v3::Request>) -> Result<RumaResponse<leave_room::v3::Response>> {
+    let b = &req.body;
+    let me = &req.session().user_id;
+    match s.rooms.membership(&b.room_id, me).await?.as_deref() {
+        Some("join" | "invite" | "knock") => {
+            s.rooms.set_membership(&b.room_id, me, me, "leave", b.reason.as_deref()).await?;
+        }
+        // Leaving a room one is not in is a no-op (spec: "leave" on a left room).
+        Some(_) => {}
+        None => return Err(Error::not_found("You are not in this room")),
+    }
+    Ok(RumaResponse(leave_room::v3::Response::new()))
+}
+
+/// POST /_matrix/client/v3/rooms/{roomId}/forget
+pub async fn forget_room(State(s): State<AppState>, req: Ruma<forget_room::v3::Request>) -> Result<RumaResponse<forget_room::v3::Response>> {
+    match s.rooms.membership(&req.body.room_id, &req.session().user_id).await?.as_deref() {
+        Some("join" | "invite" | "knock") => Err(Error::invalid_param("Leave the room before forgetting it")),
+        _ => Ok(RumaResponse(forget_room::v3::Response::new())),
+    }
+}
+
+/// POST /_matrix/client/v3/rooms/{roomId}/kick
+pub async fn kick_user(State(s): State<AppState>, req: Ruma<kick_user::v3::Request>) -> Result<RumaResponse<kick_user::v3::Response>> {
+    let b = &req.body;
+    match s.rooms.membership(&b.room_id, &b.user_id).await?.as_deref() {
+        Some("join" | "invite" | "knock") => {}
+        _ => return Err(Error::forbidden("That user is not in the room")),
+    }
+    s.rooms.set_membership(&b.room_id, &req.session().user_id, &b.user_id, "leave", b.reason.as_deref()).await?;
+    Ok(RumaResponse(kick_user::v3::Response::new()))
+}
+
+/// POST /_matrix/client/v3/rooms/{roomId}/ban
+pub async fn ban_user(State(s): State<AppState>, req: Ruma<ban_user::v3::Request>) -> Result<RumaResponse<ban_user::v3::Response>> {
+    let b = &req.body;
+    s.rooms.set_membership(&b.room_id, &req.session().user_id, &b.user_id, "ban", b.reason.as_deref()).await?;
+    Ok(RumaResponse(ban_user::v3::Response::new()))
+}
+
+/// POST /_matrix/client/v3/rooms/{roomId}/unban
+pub async fn unban_user(State(s): State<AppState>, req: Ruma<unban_user::v3::Request>) -> Result<RumaResponse<unban_user::v3::Response>> {
+    let b = &req.body;
+    if s.rooms.membership(&b.room_id, &b.user_id).await?.as_deref() != Some("ban") {
+        return Err(Error::forbidden("That user is not banned"));
+    }
+    s.rooms.set_membership(&b.room_id, &req.session().user_id, &b.user_id, "leave", b.reason.as_deref()).await?;
+    Ok(RumaResponse(unban_user::v3::Response::new()))
+}
+
+/// GET /_matrix/client/v3/joined_rooms
+pub async fn joined_rooms(State(s): State<AppState>, req: Ruma<joined_rooms::v3::Request>) -> Result<RumaResponse<joined_rooms::v3::Response>> {
+    let rooms = storage::rooms::joined_rooms(&s.db.read, req.session().user_id.as_str())
+        .await?
+        .into_iter()
+        .filter_map(|r| RoomId::parse(r).ok())
+        .collect();
+    Ok(RumaResponse(joined_rooms::v3::Response::new(rooms)))
+}
+
+/// GET /_matrix/client/v3/rooms/{roomId}/members
+pub async fn get_member_events(
+    State(s): State<AppState>,
+    req: Ruma<get_member_events::v3::Request>,
+) -> Result<RumaResponse<get_member_events::v3::Response>> {
+    let b = &req.body;
+    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    let members = storage::rooms::members(&s.db.read, b.room_id.as_str()).await?;
+    let wanted = |m: &str| {
+        b.membership.as_ref().is_none_or(|w| w.as_str() == m) && b.not_membership.as_ref().is_none_or(|n| n.as_str() != m)
+    };
+    let ids: Vec<String> = members.into_iter().filter(|(_, m, _)| wanted(m)).map(|(_, _, e)| e).collect();
+    let events = s.rooms.events(&ids).await?;
+    let chunk = events.iter().map(|e| raw_json(&view(e))).collect::<Result<_>>()?;
+    Ok(RumaResponse(get_member_events::v3::Response::new(chunk)))
+}
+
+/// GET /_matrix/client/v3/rooms/{roomId}/joined_members
+pub async fn joined_members(
+    State(s): State<AppState>,
+    req: Ruma<joined_members::v3::Request>,
+) -> Result<RumaResponse<joined_members::v3::Response>> {
+    let b = &req.body;
+    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    let members = storage::rooms::members(&s.db.read, b.room_id.as_str()).await?;
+    let ids: Vec<String> = members.into_iter().filter(|(_, m, _)| m == "join").map(|(_, _, e)| e).collect();
+    let mut joined = BTreeMap::new();
+    for e in s.rooms.events(&ids).await? {
+        let content = crate::service::rooms::content_of(&e.json);
+        let Some(user) = e.json.get("state_key").and_then(|k| k.as_str()).and_then(|k| UserId::parse(k).ok()) else { continue };
+        let mut m = joined_members::v3::RoomMember::new();
+        m.display_name = content["displayname"].as_str().map(str::to_owned);
+        m.avatar_url = content["avatar_url"].as_str().and_then(|u| u.try_into().ok());
+        joined.insert(user, m);
+    }
+    Ok(RumaResponse(joined_members::v3::Response::new(joined)))
+}

@@ -1,0 +1,81 @@
+//! Sending room events and paginating the timeline.
+
+use axum::extract::State;
+use ruma::api::{Direction, client::message::{get_message_events, send_message_event}};
+
+use super::room::{raw_json, require_joined, view};
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    service::{AppState, rooms::Txn, sync},
+    storage,
+};
+
+/// Most events one /messages page returns.
+const MAX_PAGE: u64 = 1000;
+
+/// PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}
+/// <https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid>
+pub async fn send_message_event(
+    State(s): State<AppState>,
+    req: Ruma<send_message_event::v3::Request>,
+) -> Result<RumaResponse<send_message_event::v3::Response>> {
+    let session = req.session();
+    let b = &req.body;
+    let content: serde_json::Value = serde_json::from_str(b.body.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
+    let txn = Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
+    let event_id = s
+        .rooms
+        .send(&b.room_id, &session.user_id, &b.event_type.to_string(), None, content, Some(txn))
+        .await?;
+    Ok(RumaResponse(send_message_event::v3::Response::new(event_id)))
+}
+
+/// GET /_matrix/client/v3/rooms/{roomId}/messages
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3roomsroomidmessages>
+///
+/// Tokens are stream positions (`s<n>`): backwards from `s<n>` returns events at or before n,
+/// forwards returns events after n.
+pub async fn get_message_events(
+    State(s): State<AppState>,
+    req: Ruma<get_message_events::v3::Request>,
+) -> Result<RumaResponse<get_message_events::v3::Response>> {
+    let b = &req.body;
+    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    let limit = u64::from(b.limit).clamp(1, MAX_PAGE) as i64;
+    let head = s.rooms.stream_head();
+    let from = match &b.from {
+        Some(t) => sync::parse_token(t)?,
+        None if b.dir == Direction::Backward => head,
+        None => 0,
+    };
+    let to = b.to.as_deref().map(sync::parse_token).transpose()?;
+    let db = &s.db.read;
+    let room = b.room_id.as_str();
+    let (rows, end) = match b.dir {
+        Direction::Backward => {
+            let lower = to.unwrap_or(0);
+            let rows = storage::events::room_events_desc(db, room, lower, from, limit).await?;
+            let end = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.stream_ordering - 1)).flatten();
+            (rows, end)
+        }
+        _ => {
+            let upper = to.map(|t| t + 1).unwrap_or(head + 1);
+            let rows = storage::events::room_events_asc(db, room, from + 1, upper, limit).await?;
+            let end = rows.last().map(|r| r.stream_ordering);
+            (rows, end)
+        }
+    };
+    let events = rows
+        .into_iter()
+        .map(|row| {
+            let json = serde_json::from_str(&row.pdu).map_err(Error::internal)?;
+            raw_json(&view(&crate::service::rooms::StoredEvent { row, json }))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut resp = get_message_events::v3::Response::new();
+    resp.start = sync::token(from);
+    resp.end = end.map(|e| sync::token(e.max(0)));
+    resp.chunk = events;
+    Ok(RumaResponse(resp))
+}

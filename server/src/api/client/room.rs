@@ -1,0 +1,208 @@
+//! Room creation, room events, state, aliases, and the room lists of a user.
+
+use axum::extract::State;
+use ruma::{
+    OwnedUserId, RoomAliasId, RoomId, RoomVersionId,
+    api::client::{
+        alias::{create_alias, delete_alias, get_alias},
+        room::{
+            Visibility, create_room,
+            create_room::v3::RoomPreset,
+            get_room_event,
+        },
+        state::{get_state_event_for_key, get_state_events, send_state_event},
+    },
+    serde::Raw,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    matrix::client_event::{self, View},
+    service::{
+        AppState,
+        rooms::{
+            StoredEvent,
+            create::{CreateRoom, Preset},
+        },
+    },
+    storage::now_ms,
+};
+
+pub fn raw_json<T>(v: &Value) -> Result<Raw<T>> {
+    Ok(Raw::from_json(serde_json::value::to_raw_value(v).map_err(Error::internal)?))
+}
+
+fn parse_raw<T>(raw: &Raw<T>) -> Result<Value> {
+    serde_json::from_str(raw.json().get()).map_err(|e| Error::bad_json(e.to_string()))
+}
+
+/// An event as clients see it outside /sync.
+pub fn view(e: &StoredEvent) -> Value {
+    client_event::format(
+        &View { json: &e.json, event_id: &e.row.event_id, room_id: &e.row.room_id, txn: None },
+        true,
+        None,
+        now_ms(),
+    )
+}
+
+/// The requester must be in the room to read it. (History visibility for former members and
+/// world-readable rooms comes with the visibility work of this issue.)
+pub async fn require_joined(s: &AppState, room_id: &RoomId, user: &ruma::UserId) -> Result<()> {
+    match s.rooms.membership(room_id, user).await?.as_deref() {
+        Some("join") => Ok(()),
+        _ => Err(Error::forbidden("You are not in this room")),
+    }
+}
+
+/// POST /_matrix/client/v3/createRoom
+/// <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3createroom>
+pub async fn create_room(State(s): State<AppState>, req: Ruma<create_room::v3::Request>) -> Result<RumaResponse<create_room::v3::Response>> {
+    let session = req.session();
+    let body = &req.body;
+    let version = body
+        .room_version
+        .clone()
+        .unwrap_or_else(|| RoomVersionId::try_from(s.config.default_room_version.as_str()).unwrap_or(RoomVersionId::V12));
+    let publish = body.visibility == Visibility::Public;
+    let preset = match &body.preset {
+        Some(RoomPreset::PublicChat) => Preset::PublicChat,
+        Some(RoomPreset::TrustedPrivateChat) => Preset::TrustedPrivateChat,
+        Some(RoomPreset::PrivateChat) => Preset::PrivateChat,
+        Some(other) => return Err(Error::invalid_param(format!("Unknown preset {}", other.as_str()))),
+        None if publish => Preset::PublicChat,
+        None => Preset::PrivateChat,
+    };
+    let mut initial_state = Vec::new();
+    for raw in &body.initial_state {
+        let ev = parse_raw(raw)?;
+        let kind = ev["type"].as_str().ok_or_else(|| Error::bad_json("initial_state events need a type"))?.to_owned();
+        let key = ev.get("state_key").and_then(Value::as_str).unwrap_or("").to_owned();
+        let content = ev.get("content").cloned().unwrap_or_else(|| json!({}));
+        initial_state.push((kind, key, content));
+    }
+    let as_object = |v: Value, what: &str| match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(Error::bad_json(format!("{what} must be an object"))),
+    };
+    let creation_content = body.creation_content.as_ref().map(|r| parse_raw(r).and_then(|v| as_object(v, "creation_content"))).transpose()?;
+    let power = body
+        .power_level_content_override
+        .as_ref()
+        .map(|r| parse_raw(r).and_then(|v| as_object(v, "power_level_content_override")))
+        .transpose()?;
+    let invite: Vec<OwnedUserId> = body.invite.clone();
+    let room_id = s
+        .rooms
+        .create_room(CreateRoom {
+            creator: session.user_id.clone(),
+            version,
+            preset,
+            publish,
+            alias_localpart: body.room_alias_name.clone(),
+            name: body.name.clone(),
+            topic: body.topic.clone(),
+            invite,
+            is_direct: body.is_direct,
+            initial_state,
+            creation_content,
+            power_level_content_override: power,
+        })
+        .await?;
+    Ok(RumaResponse(create_room::v3::Response::new(room_id)))
+}
+
+/// PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}
+pub async fn send_state_event(
+    State(s): State<AppState>,
+    req: Ruma<send_state_event::v3::Request>,
+) -> Result<RumaResponse<send_state_event::v3::Response>> {
+    let b = &req.body;
+    let content = parse_raw(&b.body)?;
+    let event_id = s
+        .rooms
+        .send(&b.room_id, &req.session().user_id, &b.event_type.to_string(), Some(&b.state_key), content, None)
+        .await?;
+    Ok(RumaResponse(send_state_event::v3::Response::new(event_id)))
+}
+
+/// GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}
+pub async fn get_state_event_for_key(
+    State(s): State<AppState>,
+    req: Ruma<get_state_event_for_key::v3::Request>,
+) -> Result<RumaResponse<get_state_event_for_key::v3::Response>> {
+    let b = &req.body;
+    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    let e = s
+        .rooms
+        .current_state_event(&b.room_id, &b.event_type.to_string(), &b.state_key)
+        .await?
+        .ok_or_else(|| Error::not_found("No such state event"))?;
+    let out = match b.format {
+        get_state_event_for_key::v3::StateEventFormat::Event => view(&e),
+        _ => crate::service::rooms::content_of(&e.json),
+    };
+    let raw = serde_json::value::to_raw_value(&out).map_err(Error::internal)?;
+    Ok(RumaResponse(get_state_event_for_key::v3::Response::new(raw)))
+}
+
+/// GET /_matrix/client/v3/rooms/{roomId}/state
+pub async fn get_state_events(
+    State(s): State<AppState>,
+    req: Ruma<get_state_events::v3::Request>,
+) -> Result<RumaResponse<get_state_events::v3::Response>> {
+    let room_id = &req.body.room_id;
+    require_joined(&s, room_id, &req.session().user_id).await?;
+    let ids: Vec<String> = s.rooms.current_state_ids(room_id).await?.into_values().collect();
+    let events = s.rooms.events(&ids).await?;
+    let state = events.iter().map(|e| raw_json(&view(e))).collect::<Result<_>>()?;
+    Ok(RumaResponse(get_state_events::v3::Response::new(state)))
+}
+
+/// GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}
+pub async fn get_room_event(
+    State(s): State<AppState>,
+    req: Ruma<get_room_event::v3::Request>,
+) -> Result<RumaResponse<get_room_event::v3::Response>> {
+    let b = &req.body;
+    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    let e = s
+        .rooms
+        .event(b.event_id.as_str())
+        .await?
+        .filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected)
+        .ok_or_else(|| Error::not_found("Event not found"))?;
+    Ok(RumaResponse(get_room_event::v3::Response::new(raw_json(&view(&e))?)))
+}
+
+/// GET /_matrix/client/v3/directory/room/{roomAlias}
+pub async fn get_alias(State(s): State<AppState>, req: Ruma<get_alias::v3::Request>) -> Result<RumaResponse<get_alias::v3::Response>> {
+    let room_id = s.rooms.resolve_alias(&req.body.room_alias).await?.ok_or_else(|| Error::not_found("Room alias not found"))?;
+    Ok(RumaResponse(get_alias::v3::Response::new(room_id, vec![s.config.server_name.clone()])))
+}
+
+/// PUT /_matrix/client/v3/directory/room/{roomAlias}
+pub async fn create_alias(State(s): State<AppState>, req: Ruma<create_alias::v3::Request>) -> Result<RumaResponse<create_alias::v3::Response>> {
+    let b = &req.body;
+    check_local_alias(&s, &b.room_alias)?;
+    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    s.rooms.add_alias(&b.room_alias, &b.room_id, &req.session().user_id).await?;
+    Ok(RumaResponse(create_alias::v3::Response::new()))
+}
+
+/// DELETE /_matrix/client/v3/directory/room/{roomAlias}
+pub async fn delete_alias(State(s): State<AppState>, req: Ruma<delete_alias::v3::Request>) -> Result<RumaResponse<delete_alias::v3::Response>> {
+    check_local_alias(&s, &req.body.room_alias)?;
+    let session = req.session();
+    s.rooms.remove_alias(&req.body.room_alias, &session.user_id, session.is_admin).await?;
+    Ok(RumaResponse(delete_alias::v3::Response::new()))
+}
+
+fn check_local_alias(s: &AppState, alias: &RoomAliasId) -> Result<()> {
+    if alias.server_name() != s.config.server_name {
+        return Err(Error::invalid_param("Aliases can only be managed on their own server"));
+    }
+    Ok(())
+}

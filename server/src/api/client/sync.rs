@@ -1,0 +1,71 @@
+//! GET /sync and the filters it uses.
+
+use std::time::Duration;
+
+use axum::{Json, extract::State};
+use ruma::api::client::{
+    filter::{FilterDefinition, create_filter, get_filter},
+    sync::sync_events,
+};
+use serde_json::Value;
+
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    service::{
+        AppState,
+        sync::{DEFAULT_TIMELINE_LIMIT, SyncParams, SyncToken},
+    },
+    storage,
+};
+
+/// GET /_matrix/client/v3/sync
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3sync>
+pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::Request>) -> Result<Json<Value>> {
+    let session = req.session();
+    let b = &req.body;
+    let filter: Option<FilterDefinition> = match &b.filter {
+        Some(sync_events::v3::Filter::FilterDefinition(f)) => Some(f.clone()),
+        Some(sync_events::v3::Filter::FilterId(id)) => Some(load_filter(&s, session.user_id.as_str(), id).await?),
+        _ => None,
+    };
+    let timeline_limit = filter
+        .as_ref()
+        .and_then(|f| f.room.timeline.limit)
+        .map(|l| u64::from(l).clamp(1, 1000) as usize)
+        .unwrap_or(DEFAULT_TIMELINE_LIMIT);
+    let params = SyncParams {
+        since: b.since.as_deref().map(SyncToken::parse).transpose()?,
+        timeout: b.timeout.unwrap_or(Duration::ZERO),
+        full_state: b.full_state,
+        timeline_limit,
+    };
+    Ok(Json(s.sync.sync(&session.user_id, session.device_id.as_str(), &params).await?))
+}
+
+async fn load_filter(s: &AppState, user: &str, id: &str) -> Result<FilterDefinition> {
+    let n: i64 = id.parse().map_err(|_| Error::invalid_param("Unknown filter ID"))?;
+    let text = storage::filters::get(&s.db.read, user, n).await?.ok_or_else(|| Error::not_found("Unknown filter ID"))?;
+    serde_json::from_str(&text).map_err(Error::internal)
+}
+
+/// POST /_matrix/client/v3/user/{userId}/filter
+pub async fn create_filter(State(s): State<AppState>, req: Ruma<create_filter::v3::Request>) -> Result<RumaResponse<create_filter::v3::Response>> {
+    let user = &req.session().user_id;
+    if *user != req.body.user_id {
+        return Err(Error::forbidden("You can only create filters for yourself"));
+    }
+    let text = serde_json::to_string(&req.body.filter).map_err(Error::internal)?;
+    let id = storage::filters::insert(&s.db.write, user.as_str(), &text).await?;
+    Ok(RumaResponse(create_filter::v3::Response::new(id.to_string())))
+}
+
+/// GET /_matrix/client/v3/user/{userId}/filter/{filterId}
+pub async fn get_filter(State(s): State<AppState>, req: Ruma<get_filter::v3::Request>) -> Result<RumaResponse<get_filter::v3::Response>> {
+    let user = &req.session().user_id;
+    if *user != req.body.user_id {
+        return Err(Error::forbidden("You can only read your own filters"));
+    }
+    let f = load_filter(&s, user.as_str(), &req.body.filter_id).await?;
+    Ok(RumaResponse(get_filter::v3::Response::new(f)))
+}

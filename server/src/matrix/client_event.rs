@@ -1,0 +1,62 @@
+//! The client-server event format (spec: Client-Server API, "Room event format"): what /sync,
+//! /messages, /event and /state show of a stored PDU.
+
+use ruma::CanonicalJsonObject;
+use serde_json::{Map, Value, json};
+
+/// One stored event as seen by a client.
+pub struct View<'a> {
+    pub json: &'a CanonicalJsonObject,
+    pub event_id: &'a str,
+    pub room_id: &'a str,
+    /// (device_id, txn_id) of the device that sent it, if any.
+    pub txn: Option<(&'a str, &'a str)>,
+}
+
+/// Who is looking, for `unsigned.transaction_id` (only the sending device sees it).
+pub struct Viewer<'a> {
+    pub user_id: &'a str,
+    pub device_id: &'a str,
+}
+
+/// Formats an event. `with_room_id` is false inside /sync room blocks, true elsewhere.
+pub fn format(v: &View<'_>, with_room_id: bool, viewer: Option<&Viewer<'_>>, now_ms: i64) -> Value {
+    let mut out = Map::new();
+    for key in ["type", "content", "sender", "origin_server_ts", "state_key"] {
+        if let Some(val) = v.json.get(key) {
+            out.insert(key.to_owned(), Value::from(val.clone()));
+        }
+    }
+    out.insert("event_id".into(), json!(v.event_id));
+    if with_room_id {
+        out.insert("room_id".into(), json!(v.room_id));
+    }
+    if out.get("type").and_then(Value::as_str) == Some("m.room.redaction") {
+        // Top-level `redacts` for clients of every room version (v11 moved it into content).
+        let redacts = v.json.get("redacts").map(|r| Value::from(r.clone())).or_else(|| out["content"].get("redacts").cloned());
+        if let Some(r) = redacts {
+            out.insert("redacts".into(), r);
+        }
+    }
+    let ts = out.get("origin_server_ts").and_then(Value::as_i64).unwrap_or(now_ms);
+    let mut unsigned = Map::new();
+    unsigned.insert("age".into(), json!((now_ms - ts).max(0)));
+    if let (Some(viewer), Some((device, txn))) = (viewer, v.txn) {
+        if out.get("sender").and_then(Value::as_str) == Some(viewer.user_id) && device == viewer.device_id {
+            unsigned.insert("transaction_id".into(), json!(txn));
+        }
+    }
+    out.insert("unsigned".into(), Value::Object(unsigned));
+    Value::Object(out)
+}
+
+/// The stripped state shown with invites (spec: "Stripped state").
+pub fn stripped(json: &CanonicalJsonObject) -> Value {
+    let mut out = Map::new();
+    for key in ["type", "state_key", "content", "sender"] {
+        if let Some(val) = json.get(key) {
+            out.insert(key.to_owned(), Value::from(val.clone()));
+        }
+    }
+    Value::Object(out)
+}

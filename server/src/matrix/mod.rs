@@ -1,0 +1,4 @@
+//! Pure helpers over ruma: PDUs, the client event format. No database, no HTTP.
+
+pub mod client_event;
+pub mod pdu;

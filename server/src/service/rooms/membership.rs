@@ -1,0 +1,47 @@
+//! Membership changes of local users: join, invite, leave, kick, ban, unban. The auth rules of
+//! the room version decide who may do what; this module only builds the member events.
+
+use ruma::{OwnedEventId, RoomId, UserId};
+
+use super::Rooms;
+use crate::error::{Error, Result};
+
+impl Rooms {
+    /// `user` joins the room (spec: POST /rooms/{roomId}/join). Joining a room one is already in
+    /// is allowed and refreshes the profile in the member event.
+    pub async fn join(&self, room_id: &RoomId, user: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
+        if self.room(room_id).await?.is_none() {
+            return Err(Error::not_found(
+                "This server does not know that room (joining rooms on other servers comes with federation)",
+            ));
+        }
+        let content = self.member_content(user, "join", reason).await?;
+        self.send(room_id, user, "m.room.member", Some(user.as_str()), content, None).await
+    }
+
+    /// `sender` changes `target`'s membership to `membership` (invite, leave, ban). For
+    /// "leave" by someone else this is a kick; "leave" of a banned user is an unban.
+    pub async fn set_membership(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        target: &UserId,
+        membership: &str,
+        reason: Option<&str>,
+    ) -> Result<OwnedEventId> {
+        if self.room(room_id).await?.is_none() {
+            return Err(Error::not_found("Unknown room"));
+        }
+        // Only invites carry the target's profile; a leave or ban is about the membership alone.
+        let content = if membership == "invite" {
+            self.member_content(target, membership, reason).await?
+        } else {
+            let mut c = serde_json::json!({ "membership": membership });
+            if let Some(r) = reason {
+                c["reason"] = serde_json::json!(r);
+            }
+            c
+        };
+        self.send(room_id, sender, "m.room.member", Some(target.as_str()), content, None).await
+    }
+}

@@ -1,0 +1,175 @@
+//! Events (signed PDUs), their graph edges, forward extremities and transaction IDs.
+
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct EventRow {
+    pub stream_ordering: i64,
+    pub event_id: String,
+    pub room_id: String,
+    pub depth: i64,
+    pub pdu: String,
+    pub rejected: bool,
+    pub txn_device_id: Option<String>,
+    pub txn_id: Option<String>,
+}
+
+const COLUMNS: &str = "stream_ordering, event_id, room_id, depth, pdu, rejected, txn_device_id, txn_id";
+
+pub struct NewEvent<'a> {
+    pub event_id: &'a str,
+    pub room_id: &'a str,
+    pub event_type: &'a str,
+    pub state_key: Option<&'a str>,
+    pub sender: &'a str,
+    pub origin_server_ts: i64,
+    pub depth: i64,
+    pub pdu: &'a str,
+    pub rejected: bool,
+    pub state_group: Option<i64>,
+    pub txn: Option<(&'a str, &'a str, &'a str)>,
+    pub prev_events: &'a [String],
+    pub auth_events: &'a [String],
+}
+
+/// Stores an event with its edges; returns its stream position.
+pub async fn insert(conn: &mut SqliteConnection, e: &NewEvent<'_>) -> sqlx::Result<i64> {
+    let (tu, td, tid) = match e.txn {
+        Some((u, d, t)) => (Some(u), Some(d), Some(t)),
+        None => (None, None, None),
+    };
+    let r = sqlx::query(
+        "INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, state_group, txn_user_id, txn_device_id, txn_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(e.event_id)
+    .bind(e.room_id)
+    .bind(e.event_type)
+    .bind(e.state_key)
+    .bind(e.sender)
+    .bind(e.origin_server_ts)
+    .bind(e.depth)
+    .bind(e.pdu)
+    .bind(e.rejected)
+    .bind(e.state_group)
+    .bind(tu)
+    .bind(td)
+    .bind(tid)
+    .execute(&mut *conn)
+    .await?;
+    for p in e.prev_events {
+        sqlx::query("INSERT OR IGNORE INTO event_edges (event_id, prev_event_id) VALUES (?, ?)")
+            .bind(e.event_id)
+            .bind(p)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for a in e.auth_events {
+        sqlx::query("INSERT OR IGNORE INTO event_auth (event_id, auth_event_id) VALUES (?, ?)")
+            .bind(e.event_id)
+            .bind(a)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(r.last_insert_rowid())
+}
+
+pub async fn get(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result<Option<EventRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM events WHERE event_id = ?")))
+        .bind(event_id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx::Result<Vec<EventRow>> {
+    if event_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM events WHERE event_id IN ("));
+    let mut sep = q.separated(", ");
+    for id in event_ids {
+        sep.push_bind(id);
+    }
+    sep.push_unseparated(")");
+    q.build_query_as().fetch_all(ex).await
+}
+
+pub async fn by_txn(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str, txn_id: &str) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as("SELECT event_id, room_id FROM events WHERE txn_user_id = ? AND txn_device_id = ? AND txn_id = ?")
+        .bind(user_id)
+        .bind(device_id)
+        .bind(txn_id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn forward_extremities(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT event_id FROM forward_extremities WHERE room_id = ? ORDER BY event_id")
+        .bind(room_id)
+        .fetch_all(ex)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// The new event replaces the extremities it refers to.
+pub async fn advance_extremities(conn: &mut SqliteConnection, room_id: &str, event_id: &str, prev: &[String]) -> sqlx::Result<()> {
+    for p in prev {
+        sqlx::query("DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?")
+            .bind(room_id)
+            .bind(p)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (?, ?)")
+        .bind(room_id)
+        .bind(event_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(stream_ordering) FROM events").fetch_one(ex).await?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Events of a room with `after < stream_ordering <= upto`, newest first, at most `limit`.
+pub async fn room_events_desc(ex: impl SqliteExecutor<'_>, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0
+         ORDER BY stream_ordering DESC LIMIT ?"
+    )))
+    .bind(room_id)
+    .bind(after)
+    .bind(upto)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}
+
+/// Events of a room with `from <= stream_ordering < to`, oldest first, at most `limit`.
+pub async fn room_events_asc(ex: impl SqliteExecutor<'_>, room_id: &str, from: i64, to: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering >= ? AND stream_ordering < ? AND rejected = 0
+         ORDER BY stream_ordering ASC LIMIT ?"
+    )))
+    .bind(room_id)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}
+
+/// The state group of the last event of the room at or before stream position `at`.
+pub async fn state_group_at(ex: impl SqliteExecutor<'_>, room_id: &str, at: i64) -> sqlx::Result<Option<i64>> {
+    let row: Option<(Option<i64>,)> = sqlx::query_as(
+        "SELECT state_group FROM events WHERE room_id = ? AND stream_ordering <= ? AND rejected = 0
+         ORDER BY stream_ordering DESC LIMIT 1",
+    )
+    .bind(room_id)
+    .bind(at)
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.and_then(|r| r.0))
+}

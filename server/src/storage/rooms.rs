@@ -1,0 +1,166 @@
+//! Rooms, their aliases, current state and memberships.
+
+use std::collections::HashMap;
+
+use sqlx::{FromRow, SqliteConnection, SqliteExecutor};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RoomRow {
+    pub room_id: String,
+    pub room_version: String,
+    pub current_state_group: Option<i64>,
+}
+
+pub async fn insert(ex: impl SqliteExecutor<'_>, room_id: &str, version: &str, creator: &str, now: i64) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES (?, ?, ?, ?)")
+        .bind(room_id)
+        .bind(version)
+        .bind(creator)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn get(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Option<RoomRow>> {
+    sqlx::query_as("SELECT room_id, room_version, current_state_group FROM rooms WHERE room_id = ?")
+        .bind(room_id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn set_public(ex: impl SqliteExecutor<'_>, room_id: &str, public: bool) -> sqlx::Result<()> {
+    sqlx::query("UPDATE rooms SET is_public = ? WHERE room_id = ?").bind(public).bind(room_id).execute(ex).await?;
+    Ok(())
+}
+
+pub async fn set_current_state_group(ex: impl SqliteExecutor<'_>, room_id: &str, group: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE rooms SET current_state_group = ? WHERE room_id = ?").bind(group).bind(room_id).execute(ex).await?;
+    Ok(())
+}
+
+// ----- current state ----------------------------------------------------------------------
+
+pub type StateKeyMap = HashMap<(String, String), String>;
+
+pub async fn current_state(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<StateKeyMap> {
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT event_type, state_key, event_id FROM current_state WHERE room_id = ?")
+            .bind(room_id)
+            .fetch_all(ex)
+            .await?;
+    Ok(rows.into_iter().map(|(t, k, e)| ((t, k), e)).collect())
+}
+
+pub async fn current_state_event(ex: impl SqliteExecutor<'_>, room_id: &str, event_type: &str, state_key: &str) -> sqlx::Result<Option<String>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT event_id FROM current_state WHERE room_id = ? AND event_type = ? AND state_key = ?")
+            .bind(room_id)
+            .bind(event_type)
+            .bind(state_key)
+            .fetch_optional(ex)
+            .await?;
+    Ok(row.map(|r| r.0))
+}
+
+pub async fn set_current_state(conn: &mut SqliteConnection, room_id: &str, event_type: &str, state_key: &str, event_id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO current_state (room_id, event_type, state_key, event_id) VALUES (?, ?, ?, ?)
+         ON CONFLICT (room_id, event_type, state_key) DO UPDATE SET event_id = excluded.event_id",
+    )
+    .bind(room_id)
+    .bind(event_type)
+    .bind(state_key)
+    .bind(event_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// ----- memberships ------------------------------------------------------------------------
+
+pub async fn set_membership(
+    conn: &mut SqliteConnection,
+    room_id: &str,
+    user_id: &str,
+    membership: &str,
+    event_id: &str,
+    stream_ordering: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership,
+             event_id = excluded.event_id, stream_ordering = excluded.stream_ordering",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .bind(membership)
+    .bind(event_id)
+    .bind(stream_ordering)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct MembershipRow {
+    pub room_id: String,
+    pub membership: String,
+    pub event_id: String,
+    pub stream_ordering: i64,
+}
+
+/// The user's membership in every room they have one in.
+pub async fn memberships_of(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<MembershipRow>> {
+    sqlx::query_as("SELECT room_id, membership, event_id, stream_ordering FROM memberships WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_all(ex)
+        .await
+}
+
+pub async fn membership(ex: impl SqliteExecutor<'_>, room_id: &str, user_id: &str) -> sqlx::Result<Option<MembershipRow>> {
+    sqlx::query_as("SELECT room_id, membership, event_id, stream_ordering FROM memberships WHERE room_id = ? AND user_id = ?")
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn joined_rooms(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT room_id FROM memberships WHERE user_id = ? AND membership = 'join' ORDER BY room_id")
+            .bind(user_id)
+            .fetch_all(ex)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// (user_id, membership) of everyone with a membership in the room.
+pub async fn members(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<(String, String, String)>> {
+    sqlx::query_as("SELECT user_id, membership, event_id FROM memberships WHERE room_id = ? ORDER BY user_id")
+        .bind(room_id)
+        .fetch_all(ex)
+        .await
+}
+
+// ----- aliases ----------------------------------------------------------------------------
+
+/// Returns `false` when the alias is taken.
+pub async fn insert_alias(ex: impl SqliteExecutor<'_>, alias: &str, room_id: &str, creator: &str) -> sqlx::Result<bool> {
+    let r = sqlx::query("INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(alias)
+        .bind(room_id)
+        .bind(creator)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn resolve_alias(ex: impl SqliteExecutor<'_>, alias: &str) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as("SELECT room_id, creator FROM room_aliases WHERE alias = ?").bind(alias).fetch_optional(ex).await
+}
+
+pub async fn delete_alias(ex: impl SqliteExecutor<'_>, alias: &str) -> sqlx::Result<bool> {
+    let r = sqlx::query("DELETE FROM room_aliases WHERE alias = ?").bind(alias).execute(ex).await?;
+    Ok(r.rows_affected() == 1)
+}

@@ -1,0 +1,67 @@
+//! State groups: snapshots of room state that share structure. A group stores only the entries
+//! that differ from its parent; every `MAX_CHAIN`-th group is a full copy, so reading a state
+//! walks at most that many groups and writing a state event costs one row, not a copy of the
+//! room's state.
+
+use std::collections::HashMap;
+
+use sqlx::{SqliteConnection, SqliteExecutor};
+
+pub type StateMap = HashMap<(String, String), String>;
+
+/// After this many deltas, the next group is a full snapshot.
+pub const MAX_CHAIN: i64 = 64;
+
+/// The full state of `group`.
+pub async fn load(ex: impl SqliteExecutor<'_>, group: i64) -> sqlx::Result<StateMap> {
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "WITH RECURSIVE chain(id, prev, n) AS (
+             SELECT id, prev_group, 0 FROM state_groups WHERE id = ?
+             UNION ALL
+             SELECT g.id, g.prev_group, chain.n + 1 FROM state_groups g JOIN chain ON g.id = chain.prev
+         )
+         SELECT e.event_type, e.state_key, e.event_id, chain.n
+         FROM chain JOIN state_group_entries e ON e.state_group = chain.id
+         ORDER BY chain.n DESC",
+    )
+    .bind(group)
+    .fetch_all(ex)
+    .await?;
+    // Oldest first, so newer groups override.
+    Ok(rows.into_iter().map(|(t, k, e, _)| ((t, k), e)).collect())
+}
+
+/// Creates a group holding `prev`'s state with `delta` applied. Returns the new group's ID.
+pub async fn create(conn: &mut SqliteConnection, room_id: &str, prev: Option<i64>, delta: &StateMap) -> sqlx::Result<i64> {
+    let chain_len = match prev {
+        Some(p) => {
+            let (n,): (i64,) = sqlx::query_as("SELECT chain_len FROM state_groups WHERE id = ?").bind(p).fetch_one(&mut *conn).await?;
+            n + 1
+        }
+        None => 0,
+    };
+    let (prev, entries, chain_len) = if chain_len >= MAX_CHAIN {
+        let mut full = load(&mut *conn, prev.expect("a chain has a parent")).await?;
+        full.extend(delta.iter().map(|(k, v)| (k.clone(), v.clone())));
+        (None, full, 0)
+    } else {
+        (prev, delta.clone(), chain_len)
+    };
+    let r = sqlx::query("INSERT INTO state_groups (room_id, prev_group, chain_len) VALUES (?, ?, ?)")
+        .bind(room_id)
+        .bind(prev)
+        .bind(chain_len)
+        .execute(&mut *conn)
+        .await?;
+    let id = r.last_insert_rowid();
+    for ((t, k), e) in &entries {
+        sqlx::query("INSERT INTO state_group_entries (state_group, event_type, state_key, event_id) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(t)
+            .bind(k)
+            .bind(e)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(id)
+}
