@@ -49,9 +49,10 @@ CREATE TABLE events (
     rejected         INTEGER NOT NULL DEFAULT 0,
     -- The state of the room after this event (before it, for non-state events it is the same).
     state_group      INTEGER REFERENCES state_groups(id),
-    -- Redacted copy of the PDU once a redaction applied; the original is kept in `pdu`
-    -- for federation only until it is purged.
+    -- Once a redaction applied: its event ID, and the client view of the redacted event (the
+    -- original stays in `pdu` for federation until it is purged).
     redacted_by      TEXT,
+    redacted_json    TEXT,
     -- The device that sent it and its transaction ID, for `unsigned.transaction_id` and
     -- idempotent sends.
     txn_user_id      TEXT,
@@ -128,3 +129,16 @@ CREATE TABLE account_data (
     PRIMARY KEY (user_id, room_id, data_type)
 ) STRICT;
 CREATE INDEX account_data_stream ON account_data(user_id, stream_id);
+
+-- Read receipts (spec: "Receipts"), the latest per user, type and thread, on their own stream.
+CREATE TABLE receipts (
+    room_id      TEXT NOT NULL,
+    receipt_type TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    thread_id    TEXT NOT NULL DEFAULT '',
+    event_id     TEXT NOT NULL,
+    ts           INTEGER NOT NULL,
+    stream_id    INTEGER NOT NULL,
+    PRIMARY KEY (room_id, receipt_type, user_id, thread_id)
+) STRICT;
+CREATE INDEX receipts_stream ON receipts(room_id, stream_id);

@@ -26,7 +26,7 @@ pub use error::Error;
 use crate::{
     secrets::Secrets,
     service::{
-        AppState, Limits, Services, account_data::AccountData, accounts::Accounts, notifier::Notifier, rooms::Rooms, shared_secret::SharedSecretRegistration,
+        AppState, Limits, Services, account_data::AccountData, accounts::Accounts, ephemeral::Ephemeral, notifier::Notifier, rooms::Rooms, shared_secret::SharedSecretRegistration,
         signing::ServerKeys, sync::Sync,
     },
     storage::Db,
@@ -116,10 +116,12 @@ impl Homeserver {
         let notifier = Arc::new(Notifier::default());
         let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone()).await?);
         let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
-        let sync = Sync::new(rooms.clone(), account_data.clone(), notifier);
+        let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
+        let sync = Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), notifier);
         let services = Services {
             rooms,
             account_data,
+            ephemeral,
             sync,
             limits: Limits::new(&config),
             config: config.clone(),
@@ -146,6 +148,20 @@ impl Homeserver {
                     .await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "listener stopped");
+                }
+            });
+        }
+
+        // Typing notifications end when their timeout passes, and /sync must hear of it.
+        {
+            let (state, cancel) = (state.clone(), cancel.clone());
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tick.tick() => state.ephemeral.expire_typing(),
+                    }
                 }
             });
         }

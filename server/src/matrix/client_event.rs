@@ -39,7 +39,14 @@ pub fn format(v: &View<'_>, with_room_id: bool, viewer: Option<&Viewer<'_>>, now
         }
     }
     let ts = out.get("origin_server_ts").and_then(Value::as_i64).unwrap_or(now_ms);
-    let mut unsigned = Map::new();
+    // Stored unsigned data (redacted_because) is kept; age and transaction_id are per view.
+    let mut unsigned = match v.json.get("unsigned") {
+        Some(u) => match Value::from(u.clone()) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        },
+        None => Map::new(),
+    };
     unsigned.insert("age".into(), json!((now_ms - ts).max(0)));
     if let (Some(viewer), Some((device, txn))) = (viewer, v.txn) {
         if out.get("sender").and_then(Value::as_str) == Some(viewer.user_id) && device == viewer.device_id {

@@ -5,6 +5,7 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod ephemeral;
 pub mod passwords;
 pub mod notifier;
 pub mod ratelimit;
@@ -27,6 +28,7 @@ pub struct Services {
     pub accounts: accounts::Accounts,
     pub rooms: Arc<rooms::Rooms>,
     pub account_data: Arc<account_data::AccountData>,
+    pub ephemeral: Arc<ephemeral::Ephemeral>,
     pub sync: sync::Sync,
     pub limits: Limits,
     /// Synapse-style shared-secret registration (secret configured or generated).

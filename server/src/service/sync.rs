@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     account_data::AccountData,
+    ephemeral::Ephemeral,
     notifier::Notifier,
     rooms::{Rooms, StoredEvent},
 };
@@ -39,23 +40,36 @@ const STRIPPED_TYPES: &[&str] =
 pub struct SyncToken {
     pub events: i64,
     pub account_data: i64,
+    pub receipts: i64,
+    pub typing: i64,
 }
 
 impl SyncToken {
+    /// Parses `s<events>[_<account data>[_<receipts>[_<typing>]]]`; missing parts are 0.
     pub fn parse(token: &str) -> Result<SyncToken> {
         let bad = || Error::invalid_param(format!("Invalid sync token `{token}`"));
         let rest = token.strip_prefix('s').ok_or_else(bad)?;
-        let mut parts = rest.split('_').map(|p| p.parse::<i64>().ok().filter(|n| *n >= 0));
-        let events = parts.next().flatten().ok_or_else(bad)?;
-        let account_data = match parts.next() {
-            Some(p) => p.ok_or_else(bad)?,
-            None => 0,
-        };
-        Ok(SyncToken { events, account_data })
+        let parts: Vec<i64> =
+            rest.split('_').map(|p| p.parse::<i64>().ok().filter(|n| *n >= 0)).collect::<Option<_>>().ok_or_else(bad)?;
+        if parts.is_empty() || parts.len() > 4 {
+            return Err(bad());
+        }
+        let at = |i: usize| parts.get(i).copied().unwrap_or(0);
+        Ok(SyncToken { events: at(0), account_data: at(1), receipts: at(2), typing: at(3) })
     }
 
     pub fn encode(&self) -> String {
-        format!("s{}_{}", self.events, self.account_data)
+        format!("s{}_{}_{}_{}", self.events, self.account_data, self.receipts, self.typing)
+    }
+
+    /// Each position capped at `head` (a token from the future counts as now).
+    fn min(self, head: SyncToken) -> SyncToken {
+        SyncToken {
+            events: self.events.min(head.events),
+            account_data: self.account_data.min(head.account_data),
+            receipts: self.receipts.min(head.receipts),
+            typing: self.typing.min(head.typing),
+        }
     }
 }
 
@@ -69,6 +83,7 @@ pub struct SyncParams {
 pub struct Sync {
     rooms: Arc<Rooms>,
     account_data: Arc<AccountData>,
+    ephemeral: Arc<Ephemeral>,
     notifier: Arc<Notifier>,
 }
 
@@ -82,12 +97,17 @@ pub fn token(pos: i64) -> String {
 }
 
 impl Sync {
-    pub fn new(rooms: Arc<Rooms>, account_data: Arc<AccountData>, notifier: Arc<Notifier>) -> Self {
-        Self { rooms, account_data, notifier }
+    pub fn new(rooms: Arc<Rooms>, account_data: Arc<AccountData>, ephemeral: Arc<Ephemeral>, notifier: Arc<Notifier>) -> Self {
+        Self { rooms, account_data, ephemeral, notifier }
     }
 
     fn head(&self) -> SyncToken {
-        SyncToken { events: self.rooms.stream_head(), account_data: self.account_data.stream_head() }
+        SyncToken {
+            events: self.rooms.stream_head(),
+            account_data: self.account_data.stream_head(),
+            receipts: self.ephemeral.receipts_head(),
+            typing: self.ephemeral.typing_head(),
+        }
     }
 
     /// Answers a /sync request, waiting up to `timeout` for something new when `since` is given.
@@ -97,11 +117,7 @@ impl Sync {
         loop {
             rx.borrow_and_update();
             let head = self.head();
-            // A token from the future (another server's, or a restored backup) counts as now.
-            let since = params.since.map(|s| SyncToken {
-                events: s.events.min(head.events),
-                account_data: s.account_data.min(head.account_data),
-            });
+            let since = params.since.map(|s| s.min(head));
             let (body, has_news) = self.build(user, device, since, head, params).await?;
             if has_news || since.is_none() || params.full_state || tokio::time::Instant::now() >= deadline {
                 return Ok(body);
@@ -149,6 +165,12 @@ impl Sync {
             }
         }
 
+        // A new client gets the push rules in its first sync even before the user changed any
+        // (spec: "m.push_rules" is sent as account data), so it can evaluate notifications.
+        if since_token.is_none() && !global_data.iter().any(|e| e["type"] == "m.push_rules") {
+            global_data.push(json!({ "type": "m.push_rules", "content": { "global": ruma::push::Ruleset::server_default(user) } }));
+        }
+
         for m in storage::rooms::memberships_of(db, user.as_str()).await? {
             let changed = m.stream_ordering > since_pos;
             match m.membership.as_str() {
@@ -156,17 +178,15 @@ impl Sync {
                     // A room joined since the last sync is sent as if this were an initial sync.
                     let fresh = since.is_none() || params.full_state || (changed && self.joined_after(&m.room_id, user, since_pos).await?);
                     let data = room_data.remove(&m.room_id).unwrap_or_default();
+                    let ephemeral = self.ephemeral_events(&m.room_id, user, since_token, head_token, fresh).await?;
                     let block = self.room_block(&m.room_id, &viewer, since, head, fresh, params.timeline_limit, now).await?;
-                    match (block, data.is_empty()) {
-                        (Some(mut b), _) => {
-                            b["account_data"]["events"] = Value::Array(data);
-                            join.insert(m.room_id.clone(), b);
-                        }
-                        (None, false) => {
-                            join.insert(m.room_id.clone(), json!({ "account_data": { "events": data } }));
-                        }
-                        (None, true) => {}
+                    if block.is_none() && data.is_empty() && ephemeral.is_empty() {
+                        continue;
                     }
+                    let mut b = block.unwrap_or_else(|| json!({}));
+                    b["account_data"] = json!({ "events": data });
+                    b["ephemeral"] = json!({ "events": ephemeral });
+                    join.insert(m.room_id.clone(), b);
                 }
                 "invite" if since.is_none() || changed => {
                     invite.insert(m.room_id.clone(), self.invite_block(&m.room_id, &m.event_id).await?);
@@ -191,6 +211,28 @@ impl Sync {
             "device_one_time_keys_count": {},
         });
         Ok((body, has_news))
+    }
+
+    /// Typing and receipts of a joined room that changed since the token (all of them for a room
+    /// new to the client).
+    async fn ephemeral_events(
+        &self,
+        room_id: &str,
+        user: &UserId,
+        since: Option<SyncToken>,
+        head: SyncToken,
+        fresh: bool,
+    ) -> Result<Vec<Value>> {
+        let since = if fresh { None } else { since };
+        let mut out = Vec::new();
+        if let Some(t) = self.ephemeral.typing_event(room_id, since.map(|s| s.typing)) {
+            out.push(t);
+        }
+        let receipts_since = since.map_or(0, |s| s.receipts);
+        if let Some(r) = self.ephemeral.receipt_event(room_id, receipts_since, head.receipts, user.as_str()).await? {
+            out.push(r);
+        }
+        Ok(out)
     }
 
     /// Whether the user's join happened after `since` (then the room is new to the client).
@@ -255,10 +297,7 @@ impl Sync {
         };
         let timeline: Vec<Value> = rows
             .into_iter()
-            .map(|r| {
-                let json = serde_json::from_str(&r.pdu).map_err(Error::internal)?;
-                Ok(view(&StoredEvent { row: r, json }))
-            })
+            .map(|r| Ok(view(&super::rooms::parse_row(r)?)))
             .collect::<Result<_>>()?;
         let summary = self.summary(room_id, viewer.user_id).await?;
         Ok(Some(json!({
@@ -268,8 +307,6 @@ impl Sync {
                 "prev_batch": token((timeline_start - 1).max(0)),
             },
             "state": { "events": state_events.iter().map(view).collect::<Vec<_>>() },
-            "ephemeral": { "events": [] },
-            "account_data": { "events": [] },
             "summary": summary,
             "unread_notifications": { "notification_count": 0, "highlight_count": 0 },
         })))

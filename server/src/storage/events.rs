@@ -10,11 +10,12 @@ pub struct EventRow {
     pub depth: i64,
     pub pdu: String,
     pub rejected: bool,
+    pub redacted_json: Option<String>,
     pub txn_device_id: Option<String>,
     pub txn_id: Option<String>,
 }
 
-const COLUMNS: &str = "stream_ordering, event_id, room_id, depth, pdu, rejected, txn_device_id, txn_id";
+const COLUMNS: &str = "stream_ordering, event_id, room_id, depth, pdu, rejected, redacted_json, txn_device_id, txn_id";
 
 pub struct NewEvent<'a> {
     pub event_id: &'a str,
@@ -172,4 +173,15 @@ pub async fn state_group_at(ex: impl SqliteExecutor<'_>, room_id: &str, at: i64)
     .fetch_optional(ex)
     .await?;
     Ok(row.and_then(|r| r.0))
+}
+
+/// Records that `event_id` was redacted, with the redacted view clients get from now on.
+pub async fn set_redacted(ex: impl SqliteExecutor<'_>, event_id: &str, redacted_by: &str, redacted_json: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE events SET redacted_by = ?, redacted_json = ? WHERE event_id = ? AND redacted_by IS NULL")
+        .bind(redacted_by)
+        .bind(redacted_json)
+        .bind(event_id)
+        .execute(ex)
+        .await?;
+    Ok(())
 }

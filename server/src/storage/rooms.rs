@@ -164,3 +164,14 @@ pub async fn delete_alias(ex: impl SqliteExecutor<'_>, alias: &str) -> sqlx::Res
     let r = sqlx::query("DELETE FROM room_aliases WHERE alias = ?").bind(alias).execute(ex).await?;
     Ok(r.rows_affected() == 1)
 }
+
+/// Rooms published in the room directory.
+pub async fn public_rooms(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT room_id FROM rooms WHERE is_public = 1").fetch_all(ex).await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+pub async fn is_public(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Option<bool>> {
+    let row: Option<(bool,)> = sqlx::query_as("SELECT is_public FROM rooms WHERE room_id = ?").bind(room_id).fetch_optional(ex).await?;
+    Ok(row.map(|r| r.0))
+}

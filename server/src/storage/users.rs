@@ -92,3 +92,29 @@ pub async fn max_numeric_localpart(ex: impl SqliteExecutor<'_>) -> sqlx::Result<
 pub async fn profile(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Option<(Option<String>, Option<String>)>> {
     sqlx::query_as("SELECT displayname, avatar_url FROM users WHERE user_id = ?").bind(user_id).fetch_optional(ex).await
 }
+
+pub async fn set_displayname(ex: impl SqliteExecutor<'_>, user_id: &str, name: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET displayname = ? WHERE user_id = ?").bind(name).bind(user_id).execute(ex).await?;
+    Ok(())
+}
+
+pub async fn set_avatar_url(ex: impl SqliteExecutor<'_>, user_id: &str, url: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET avatar_url = ? WHERE user_id = ?").bind(url).bind(user_id).execute(ex).await?;
+    Ok(())
+}
+
+/// Local users whose ID or display name contains `term` (case-insensitive), for the user
+/// directory.
+pub async fn search(ex: impl SqliteExecutor<'_>, term: &str, limit: i64) -> sqlx::Result<Vec<(String, Option<String>, Option<String>)>> {
+    let pattern = format!("%{}%", term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    sqlx::query_as(
+        "SELECT user_id, displayname, avatar_url FROM users
+         WHERE deactivated = 0 AND is_guest = 0
+           AND (lower(user_id) LIKE ?1 ESCAPE '\\' OR lower(COALESCE(displayname, '')) LIKE ?1 ESCAPE '\\')
+         ORDER BY user_id LIMIT ?2",
+    )
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}

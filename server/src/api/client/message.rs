@@ -68,14 +68,24 @@ pub async fn get_message_events(
     };
     let events = rows
         .into_iter()
-        .map(|row| {
-            let json = serde_json::from_str(&row.pdu).map_err(Error::internal)?;
-            raw_json(&view(&crate::service::rooms::StoredEvent { row, json }))
-        })
+        .map(|row| raw_json(&view(&crate::service::rooms::parse_row(row)?)))
         .collect::<Result<Vec<_>>>()?;
     let mut resp = get_message_events::v3::Response::new();
     resp.start = sync::token(from);
     resp.end = end.map(|e| sync::token(e.max(0)));
     resp.chunk = events;
     Ok(RumaResponse(resp))
+}
+
+/// PUT /_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}
+/// <https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidredacteventidtxnid>
+pub async fn redact_event(
+    State(s): State<AppState>,
+    req: Ruma<ruma::api::client::redact::redact_event::v3::Request>,
+) -> Result<RumaResponse<ruma::api::client::redact::redact_event::v3::Response>> {
+    let session = req.session();
+    let b = &req.body;
+    let txn = Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
+    let event_id = s.rooms.redact(&b.room_id, &session.user_id, &b.event_id, b.reason.as_deref(), Some(txn)).await?;
+    Ok(RumaResponse(ruma::api::client::redact::redact_event::v3::Response::new(event_id)))
 }

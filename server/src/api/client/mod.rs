@@ -3,9 +3,14 @@
 pub mod account;
 pub mod account_data;
 pub mod device;
+pub mod directory;
 pub mod discovery;
+pub mod ephemeral;
 pub mod membership;
 pub mod message;
+pub mod presence;
+pub mod profile;
+pub mod push;
 pub mod room;
 pub mod session;
 pub mod sync;
@@ -71,6 +76,34 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::config::get_global_account_data::v3::Request, _, _>(r, account_data::get_global_account_data);
     let r = route::<c::config::set_room_account_data::v3::Request, _, _>(r, account_data::set_room_account_data);
     let r = route::<c::config::get_room_account_data::v3::Request, _, _>(r, account_data::get_room_account_data);
+
+    let r = route::<c::redact::redact_event::v3::Request, _, _>(r, message::redact_event);
+    let r = route::<c::typing::create_typing_event::v3::Request, _, _>(r, ephemeral::create_typing_event);
+    let r = route::<c::receipt::create_receipt::v3::Request, _, _>(r, ephemeral::create_receipt);
+    let r = route::<c::read_marker::set_read_marker::v3::Request, _, _>(r, ephemeral::set_read_marker);
+
+    let r = route::<c::profile::get_profile::v3::Request, _, _>(r, profile::get_profile);
+    let r = route::<c::profile::get_profile_field::v3::Request, _, _>(r, profile::get_profile_field);
+    let r = route::<c::profile::set_profile_field::v3::Request, _, _>(r, profile::set_profile_field);
+    let r = route::<c::profile::delete_profile_field::v3::Request, _, _>(r, profile::delete_profile_field);
+    let r = route::<c::presence::set_presence::v3::Request, _, _>(r, presence::set_presence);
+    let r = route::<c::presence::get_presence::v3::Request, _, _>(r, presence::get_presence);
+
+    let r = route::<c::user_directory::search_users::v3::Request, _, _>(r, directory::search_users);
+    let r = route::<c::directory::get_public_rooms::v3::Request, _, _>(r, directory::get_public_rooms);
+    let r = route::<c::directory::get_public_rooms_filtered::v3::Request, _, _>(r, directory::get_public_rooms_filtered);
+    let r = route::<c::directory::get_room_visibility::v3::Request, _, _>(r, directory::get_room_visibility);
+    let r = route::<c::directory::set_room_visibility::v3::Request, _, _>(r, directory::set_room_visibility);
+
+    let r = route::<c::push::get_pushrules_all::v3::Request, _, _>(r, push::get_pushrules_all);
+    let r = route::<c::push::get_pushrules_global_scope::v3::Request, _, _>(r, push::get_pushrules_global_scope);
+    let r = route::<c::push::get_pushrule::v3::Request, _, _>(r, push::get_pushrule);
+    let r = route::<c::push::set_pushrule::v3::Request, _, _>(r, push::set_pushrule);
+    let r = route::<c::push::delete_pushrule::v3::Request, _, _>(r, push::delete_pushrule);
+    let r = route::<c::push::get_pushrule_enabled::v3::Request, _, _>(r, push::get_pushrule_enabled);
+    let r = route::<c::push::set_pushrule_enabled::v3::Request, _, _>(r, push::set_pushrule_enabled);
+    let r = route::<c::push::get_pushrule_actions::v3::Request, _, _>(r, push::get_pushrule_actions);
+    let r = route::<c::push::set_pushrule_actions::v3::Request, _, _>(r, push::set_pushrule_actions);
 
     let r = route::<c::sync::sync_events::v3::Request, _, _>(r, sync::sync_events);
     let r = route::<c::filter::create_filter::v3::Request, _, _>(r, sync::create_filter);

@@ -129,7 +129,7 @@ impl Rooms {
         // Each further event sees the state the previous ones made.
         let send = async |room: &mut RoomRow, kind: &str, key: Option<&str>, content: Value| -> Result<OwnedEventId> {
             *room = self.room(&room_id).await?.ok_or_else(|| Error::internal("room vanished"))?;
-            self.append_locked(room, &req.creator, kind, key, to_canonical_object(content)?, None).await
+            self.append_locked(room, &req.creator, kind, key, to_canonical_object(content)?, None, None).await
         };
 
         // 2. The creator joins.

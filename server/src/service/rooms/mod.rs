@@ -9,6 +9,8 @@
 pub mod aliases;
 pub mod create;
 pub mod membership;
+pub mod profile;
+pub mod redaction;
 
 use std::{
     collections::HashMap,
@@ -124,7 +126,7 @@ impl Rooms {
         content: serde_json::Value,
         txn: Option<Txn<'_>>,
     ) -> Result<OwnedEventId> {
-        let content = to_canonical_object(content)?;
+        let mut content = to_canonical_object(content)?;
         let lock = self.lock_for(room_id);
         let _guard = lock.lock().await;
         if let Some(t) = txn {
@@ -133,7 +135,16 @@ impl Rooms {
             }
         }
         let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        self.append_locked(&room, sender, kind, state_key, content, txn).await
+        if kind == "m.room.redaction" {
+            // Room versions before 11 carry `redacts` at the top level, not in content.
+            let (_, rules) = rules_for(&room.room_version)?;
+            if !rules.redaction.content_field_redacts {
+                if let Some(CanonicalJsonValue::String(r)) = content.remove("redacts") {
+                    return self.append_locked(&room, sender, kind, state_key, content, txn, Some(&r)).await;
+                }
+            }
+        }
+        self.append_locked(&room, sender, kind, state_key, content, txn, None).await
     }
 
     /// Builds, authorises and stores one event. The caller holds the room lock.
@@ -145,6 +156,7 @@ impl Rooms {
         state_key: Option<&str>,
         content: CanonicalJsonObject,
         txn: Option<Txn<'_>>,
+        top_level_redacts: Option<&str>,
     ) -> Result<OwnedEventId> {
         let (version, rules) = rules_for(&room.room_version)?;
         let room_id = RoomId::parse(&room.room_id).map_err(Error::internal)?;
@@ -182,9 +194,7 @@ impl Rooms {
         };
         let depth = prev_ids.iter().filter_map(|id| loaded.get(id)).map(|e| e.row.depth as u64).max().unwrap_or(0) + 1;
 
-        let redacts = (kind == "m.room.redaction" && !rules.redaction.content_field_redacts)
-            .then(|| content.get("redacts").and_then(|v| v.as_str()).and_then(|s| EventId::parse(s).ok()))
-            .flatten();
+        let redacts = top_level_redacts.map(EventId::parse).transpose().map_err(|e| Error::bad_json(format!("redacts: {e}")))?;
         let new = NewPdu {
             room_version: &version,
             room_id: Some(&room_id),
@@ -333,8 +343,10 @@ pub fn content_of(json: &CanonicalJsonObject) -> serde_json::Value {
     json.get("content").cloned().map(serde_json::Value::from).unwrap_or_else(|| serde_json::json!({}))
 }
 
-fn parse_row(row: EventRow) -> Result<StoredEvent> {
-    let json: CanonicalJsonObject = serde_json::from_str(&row.pdu).map_err(Error::internal)?;
+/// Parses a stored event; a redacted event reads as its redacted form everywhere.
+pub fn parse_row(row: EventRow) -> Result<StoredEvent> {
+    let text = row.redacted_json.as_deref().unwrap_or(&row.pdu);
+    let json: CanonicalJsonObject = serde_json::from_str(text).map_err(Error::internal)?;
     Ok(StoredEvent { row, json })
 }
 

@@ -1,0 +1,152 @@
+//! The user directory and the published room directory.
+
+use axum::extract::State;
+use ruma::{
+    OwnedRoomId, RoomId, UserId,
+    api::client::{
+        directory::{get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility},
+        room::Visibility,
+        user_directory::search_users,
+    },
+    directory::PublicRoomsChunk,
+    room::JoinRuleKind,
+    uint,
+};
+
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    service::{AppState, rooms::content_of},
+    storage,
+};
+
+/// POST /_matrix/client/v3/user_directory/search
+///
+/// On a family server every local account is findable by ID or display name (Synapse's
+/// `search_all_users`); deactivated accounts and guests are not listed.
+pub async fn search_users(State(s): State<AppState>, req: Ruma<search_users::v3::Request>) -> Result<RumaResponse<search_users::v3::Response>> {
+    let limit = u64::from(req.body.limit).clamp(1, 100) as i64;
+    let rows = storage::users::search(&s.db.read, req.body.search_term.trim(), limit + 1).await?;
+    let limited = rows.len() as i64 > limit;
+    let results = rows
+        .into_iter()
+        .take(limit as usize)
+        .filter_map(|(id, name, avatar)| {
+            let mut u = search_users::v3::User::new(UserId::parse(id).ok()?);
+            u.display_name = name;
+            u.avatar_url = avatar.and_then(|a| a.try_into().ok());
+            Some(u)
+        })
+        .collect();
+    Ok(RumaResponse(search_users::v3::Response::new(results, limited)))
+}
+
+async fn chunk(s: &AppState, room_id: OwnedRoomId) -> Result<PublicRoomsChunk> {
+    let members = storage::rooms::members(&s.db.read, room_id.as_str()).await?;
+    let joined = members.iter().filter(|(_, m, _)| m == "join").count() as u64;
+    let content = async |t: &str| -> Result<serde_json::Value> {
+        Ok(s.rooms.current_state_event(&room_id, t, "").await?.map(|e| content_of(&e.json)).unwrap_or_default())
+    };
+    let name = content("m.room.name").await?["name"].as_str().map(str::to_owned);
+    let topic = content("m.room.topic").await?["topic"].as_str().map(str::to_owned);
+    let alias = content("m.room.canonical_alias").await?["alias"].as_str().and_then(|a| a.try_into().ok());
+    let avatar = content("m.room.avatar").await?["url"].as_str().and_then(|a| a.try_into().ok());
+    let world_readable = content("m.room.history_visibility").await?["history_visibility"] == "world_readable";
+    let guest_can_join = content("m.room.guest_access").await?["guest_access"] == "can_join";
+    let join_rule = content("m.room.join_rules").await?["join_rule"].as_str().map(JoinRuleKind::from).unwrap_or(JoinRuleKind::Invite);
+    let mut c: PublicRoomsChunk = ruma::directory::PublicRoomsChunkInit {
+        num_joined_members: joined.try_into().unwrap_or(uint!(0)),
+        room_id,
+        world_readable,
+        guest_can_join,
+    }
+    .into();
+    c.name = name;
+    c.topic = topic;
+    c.canonical_alias = alias;
+    c.avatar_url = avatar;
+    c.join_rule = join_rule;
+    Ok(c)
+}
+
+/// The published rooms matching `term`, biggest first.
+async fn public_rooms(s: &AppState, term: Option<&str>, limit: Option<u64>, since: Option<&str>) -> Result<(Vec<PublicRoomsChunk>, Option<String>, u64)> {
+    let mut rooms = Vec::new();
+    for id in storage::rooms::public_rooms(&s.db.read).await? {
+        let Ok(room_id) = RoomId::parse(&id) else { continue };
+        let c = chunk(s, room_id).await?;
+        let matches = term.is_none_or(|t| {
+            let t = t.to_lowercase();
+            [c.name.as_deref(), c.topic.as_deref(), c.canonical_alias.as_ref().map(|a| a.as_str())]
+                .into_iter()
+                .flatten()
+                .any(|f| f.to_lowercase().contains(&t))
+        });
+        if matches {
+            rooms.push(c);
+        }
+    }
+    rooms.sort_by(|a, b| b.num_joined_members.cmp(&a.num_joined_members).then(a.room_id.cmp(&b.room_id)));
+    let total = rooms.len() as u64;
+    let start: usize = since.and_then(|s| s.strip_prefix('p')).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let limit = limit.unwrap_or(100).clamp(1, 500) as usize;
+    let page: Vec<_> = rooms.into_iter().skip(start).take(limit).collect();
+    let next = (start + page.len() < total as usize).then(|| format!("p{}", start + page.len()));
+    Ok((page, next, total))
+}
+
+/// GET /_matrix/client/v3/publicRooms
+pub async fn get_public_rooms(State(s): State<AppState>, req: Ruma<get_public_rooms::v3::Request>) -> Result<RumaResponse<get_public_rooms::v3::Response>> {
+    let b = &req.body;
+    if b.server.as_ref().is_some_and(|srv| *srv != s.config.server_name) {
+        return Err(Error::forbidden("Room directories of other servers need federation"));
+    }
+    let (chunk, next, total) = public_rooms(&s, None, b.limit.map(u64::from), b.since.as_deref()).await?;
+    let mut resp = get_public_rooms::v3::Response::new(chunk);
+    resp.next_batch = next;
+    resp.total_room_count_estimate = total.try_into().ok();
+    Ok(RumaResponse(resp))
+}
+
+/// POST /_matrix/client/v3/publicRooms
+pub async fn get_public_rooms_filtered(
+    State(s): State<AppState>,
+    req: Ruma<get_public_rooms_filtered::v3::Request>,
+) -> Result<RumaResponse<get_public_rooms_filtered::v3::Response>> {
+    let b = &req.body;
+    if b.server.as_ref().is_some_and(|srv| *srv != s.config.server_name) {
+        return Err(Error::forbidden("Room directories of other servers need federation"));
+    }
+    let term = b.filter.generic_search_term.as_deref();
+    let (chunk, next, total) = public_rooms(&s, term, b.limit.map(u64::from), b.since.as_deref()).await?;
+    let mut resp = get_public_rooms_filtered::v3::Response::new();
+    resp.chunk = chunk;
+    resp.next_batch = next;
+    resp.total_room_count_estimate = total.try_into().ok();
+    Ok(RumaResponse(resp))
+}
+
+/// GET /_matrix/client/v3/directory/list/room/{roomId}
+pub async fn get_room_visibility(
+    State(s): State<AppState>,
+    req: Ruma<get_room_visibility::v3::Request>,
+) -> Result<RumaResponse<get_room_visibility::v3::Response>> {
+    let public = storage::rooms::is_public(&s.db.read, req.body.room_id.as_str()).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+    Ok(RumaResponse(get_room_visibility::v3::Response::new(if public { Visibility::Public } else { Visibility::Private })))
+}
+
+/// PUT /_matrix/client/v3/directory/list/room/{roomId}
+pub async fn set_room_visibility(
+    State(s): State<AppState>,
+    req: Ruma<set_room_visibility::v3::Request>,
+) -> Result<RumaResponse<set_room_visibility::v3::Response>> {
+    let b = &req.body;
+    let session = req.session();
+    // Publishing a room needs the power to change its canonical alias, as in Synapse.
+    let power = s.rooms.power_levels(&b.room_id).await?;
+    if !session.is_admin && !power.user_can_send_state(&session.user_id, ruma::events::StateEventType::RoomCanonicalAlias) {
+        return Err(Error::forbidden("You need the power to change the room's address to publish it"));
+    }
+    storage::rooms::set_public(&s.db.write, b.room_id.as_str(), b.visibility == Visibility::Public).await?;
+    Ok(RumaResponse(set_room_visibility::v3::Response::new()))
+}

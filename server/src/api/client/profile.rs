@@ -1,0 +1,76 @@
+//! Profiles (spec: "Profiles"): display name and avatar URL of local users.
+
+use axum::extract::State;
+use ruma::api::client::profile::{delete_profile_field, get_profile, get_profile_field, set_profile_field};
+use ruma::profile::{ProfileFieldName, ProfileFieldValue};
+use serde_json::json;
+
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    service::AppState,
+};
+
+async fn load(s: &AppState, user: &ruma::UserId) -> Result<(Option<String>, Option<String>)> {
+    if user.server_name() != s.config.server_name {
+        return Err(Error::not_found("Profiles of users on other servers need federation"));
+    }
+    s.rooms.profile(user).await?.ok_or_else(|| Error::not_found("No such user"))
+}
+
+/// GET /_matrix/client/v3/profile/{userId}
+pub async fn get_profile(State(s): State<AppState>, req: Ruma<get_profile::v3::Request>) -> Result<RumaResponse<get_profile::v3::Response>> {
+    let (name, avatar) = load(&s, &req.body.user_id).await?;
+    let mut resp = get_profile::v3::Response::new();
+    if let Some(n) = name {
+        resp.set("displayname".to_owned(), json!(n));
+    }
+    if let Some(a) = avatar {
+        resp.set("avatar_url".to_owned(), json!(a));
+    }
+    Ok(RumaResponse(resp))
+}
+
+/// GET /_matrix/client/v3/profile/{userId}/{keyName}
+pub async fn get_profile_field(
+    State(s): State<AppState>,
+    req: Ruma<get_profile_field::v3::Request>,
+) -> Result<RumaResponse<get_profile_field::v3::Response>> {
+    let (name, avatar) = load(&s, &req.body.user_id).await?;
+    let value = match &req.body.field {
+        ProfileFieldName::DisplayName => name.map(ProfileFieldValue::DisplayName),
+        ProfileFieldName::AvatarUrl => avatar.and_then(|a| a.try_into().ok()).map(ProfileFieldValue::AvatarUrl),
+        _ => None,
+    };
+    let value = value.ok_or_else(|| Error::not_found("That profile field is not set"))?;
+    Ok(RumaResponse(get_profile_field::v3::Response::new(value)))
+}
+
+/// PUT /_matrix/client/v3/profile/{userId}/{keyName}
+pub async fn set_profile_field(
+    State(s): State<AppState>,
+    req: Ruma<set_profile_field::v3::Request>,
+) -> Result<RumaResponse<set_profile_field::v3::Response>> {
+    let b = &req.body;
+    if req.session().user_id != b.user_id {
+        return Err(Error::forbidden("You can only change your own profile"));
+    }
+    let field = b.value.field_name();
+    let value = b.value.value();
+    let text = value.as_str().ok_or_else(|| Error::bad_json("The value must be a string"))?;
+    s.rooms.set_profile_field(&b.user_id, field.as_str(), Some(text)).await?;
+    Ok(RumaResponse(set_profile_field::v3::Response::new()))
+}
+
+/// DELETE /_matrix/client/v3/profile/{userId}/{keyName}
+pub async fn delete_profile_field(
+    State(s): State<AppState>,
+    req: Ruma<delete_profile_field::v3::Request>,
+) -> Result<RumaResponse<delete_profile_field::v3::Response>> {
+    let b = &req.body;
+    if req.session().user_id != b.user_id {
+        return Err(Error::forbidden("You can only change your own profile"));
+    }
+    s.rooms.set_profile_field(&b.user_id, b.field.as_str(), None).await?;
+    Ok(RumaResponse(delete_profile_field::v3::Response::new()))
+}

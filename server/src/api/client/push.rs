@@ -1,0 +1,123 @@
+//! Push rules (spec: "Push Rules"): the spec's default ruleset from ruma, with the user's changes,
+//! kept as the `m.push_rules` account data event so every device sees them through /sync.
+
+use axum::extract::State;
+use ruma::{
+    UserId,
+    api::client::push::{
+        delete_pushrule, get_pushrule, get_pushrule_actions, get_pushrule_enabled, get_pushrules_all,
+        get_pushrules_global_scope, set_pushrule, set_pushrule_actions, set_pushrule_enabled,
+    },
+    push::Ruleset,
+};
+use serde_json::json;
+
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    service::AppState,
+};
+
+/// The user's ruleset: stored, or the server default.
+pub async fn ruleset(s: &AppState, user: &UserId) -> Result<Ruleset> {
+    match s.account_data.get(user, None, "m.push_rules").await? {
+        Some(v) => serde_json::from_value(v["global"].clone()).map_err(Error::internal),
+        None => Ok(Ruleset::server_default(user)),
+    }
+}
+
+async fn save(s: &AppState, user: &UserId, rules: &Ruleset) -> Result<()> {
+    s.account_data.put(user, None, "m.push_rules", &json!({ "global": rules })).await
+}
+
+fn not_found() -> Error {
+    Error::not_found("No such push rule")
+}
+
+/// GET /_matrix/client/v3/pushrules/
+pub async fn get_pushrules_all(State(s): State<AppState>, req: Ruma<get_pushrules_all::v3::Request>) -> Result<RumaResponse<get_pushrules_all::v3::Response>> {
+    Ok(RumaResponse(get_pushrules_all::v3::Response::new(ruleset(&s, &req.session().user_id).await?)))
+}
+
+/// GET /_matrix/client/v3/pushrules/global/
+pub async fn get_pushrules_global_scope(
+    State(s): State<AppState>,
+    req: Ruma<get_pushrules_global_scope::v3::Request>,
+) -> Result<RumaResponse<get_pushrules_global_scope::v3::Response>> {
+    Ok(RumaResponse(get_pushrules_global_scope::v3::Response::new(ruleset(&s, &req.session().user_id).await?)))
+}
+
+/// GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
+pub async fn get_pushrule(State(s): State<AppState>, req: Ruma<get_pushrule::v3::Request>) -> Result<RumaResponse<get_pushrule::v3::Response>> {
+    let rules = ruleset(&s, &req.session().user_id).await?;
+    let rule = rules.get(req.body.kind.clone(), &req.body.rule_id).ok_or_else(not_found)?;
+    Ok(RumaResponse(get_pushrule::v3::Response::new(rule.into())))
+}
+
+/// PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
+pub async fn set_pushrule(State(s): State<AppState>, req: Ruma<set_pushrule::v3::Request>) -> Result<RumaResponse<set_pushrule::v3::Response>> {
+    let user = &req.session().user_id;
+    let b = &req.body;
+    let mut rules = ruleset(&s, user).await?;
+    rules
+        .insert(b.rule.clone(), b.after.as_deref(), b.before.as_deref())
+        .map_err(|e| Error::invalid_param(format!("Cannot add this rule: {e}")))?;
+    save(&s, user, &rules).await?;
+    Ok(RumaResponse(set_pushrule::v3::Response::new()))
+}
+
+/// DELETE /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
+pub async fn delete_pushrule(State(s): State<AppState>, req: Ruma<delete_pushrule::v3::Request>) -> Result<RumaResponse<delete_pushrule::v3::Response>> {
+    let user = &req.session().user_id;
+    let mut rules = ruleset(&s, user).await?;
+    rules.remove(req.body.kind.clone(), &req.body.rule_id).map_err(|e| match e {
+        ruma::push::RemovePushRuleError::NotFound => not_found(),
+        other => Error::invalid_param(other.to_string()),
+    })?;
+    save(&s, user, &rules).await?;
+    Ok(RumaResponse(delete_pushrule::v3::Response::new()))
+}
+
+/// GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/enabled
+pub async fn get_pushrule_enabled(
+    State(s): State<AppState>,
+    req: Ruma<get_pushrule_enabled::v3::Request>,
+) -> Result<RumaResponse<get_pushrule_enabled::v3::Response>> {
+    let rules = ruleset(&s, &req.session().user_id).await?;
+    let rule = rules.get(req.body.kind.clone(), &req.body.rule_id).ok_or_else(not_found)?;
+    Ok(RumaResponse(get_pushrule_enabled::v3::Response::new(rule.enabled())))
+}
+
+/// PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/enabled
+pub async fn set_pushrule_enabled(
+    State(s): State<AppState>,
+    req: Ruma<set_pushrule_enabled::v3::Request>,
+) -> Result<RumaResponse<set_pushrule_enabled::v3::Response>> {
+    let user = &req.session().user_id;
+    let mut rules = ruleset(&s, user).await?;
+    rules.set_enabled(req.body.kind.clone(), &req.body.rule_id, req.body.enabled).map_err(|_| not_found())?;
+    save(&s, user, &rules).await?;
+    Ok(RumaResponse(set_pushrule_enabled::v3::Response::new()))
+}
+
+/// GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/actions
+pub async fn get_pushrule_actions(
+    State(s): State<AppState>,
+    req: Ruma<get_pushrule_actions::v3::Request>,
+) -> Result<RumaResponse<get_pushrule_actions::v3::Response>> {
+    let rules = ruleset(&s, &req.session().user_id).await?;
+    let rule = rules.get(req.body.kind.clone(), &req.body.rule_id).ok_or_else(not_found)?;
+    Ok(RumaResponse(get_pushrule_actions::v3::Response::new(rule.actions().to_vec())))
+}
+
+/// PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/actions
+pub async fn set_pushrule_actions(
+    State(s): State<AppState>,
+    req: Ruma<set_pushrule_actions::v3::Request>,
+) -> Result<RumaResponse<set_pushrule_actions::v3::Response>> {
+    let user = &req.session().user_id;
+    let mut rules = ruleset(&s, user).await?;
+    rules.set_actions(req.body.kind.clone(), &req.body.rule_id, req.body.actions.clone()).map_err(|_| not_found())?;
+    save(&s, user, &rules).await?;
+    Ok(RumaResponse(set_pushrule_actions::v3::Response::new()))
+}

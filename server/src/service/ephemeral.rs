@@ -1,0 +1,149 @@
+//! Ephemeral room data: typing notifications (in memory, they expire) and read receipts (stored,
+//! the latest per user). Both are sent in /sync's `ephemeral` section.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use ruma::{RoomId, UserId, presence::PresenceState};
+use serde_json::{Map, Value, json};
+
+use super::notifier::Notifier;
+use crate::{
+    error::Result,
+    storage::{self, Db, now_ms},
+};
+
+/// Longest typing notification accepted (spec: the client sends a timeout).
+const MAX_TYPING: Duration = Duration::from_secs(120);
+
+#[derive(Default)]
+struct TypingRoom {
+    /// user -> when the notification expires
+    users: HashMap<String, Instant>,
+    /// Typing serial of the last change in this room.
+    changed: i64,
+}
+
+pub struct Ephemeral {
+    db: Db,
+    /// user -> (presence, status message, last change)
+    presence: Mutex<HashMap<String, (PresenceState, Option<String>, Instant)>>,
+    notifier: Arc<Notifier>,
+    typing: Mutex<HashMap<String, TypingRoom>>,
+    typing_serial: AtomicI64,
+    receipts_head: AtomicI64,
+}
+
+impl Ephemeral {
+    pub async fn new(db: Db, notifier: Arc<Notifier>) -> Result<Self> {
+        let head = storage::receipts::max_stream(&db.read).await?;
+        Ok(Self {
+            db,
+            presence: Mutex::new(HashMap::new()),
+            notifier,
+            typing: Mutex::new(HashMap::new()),
+            typing_serial: AtomicI64::new(0),
+            receipts_head: AtomicI64::new(head),
+        })
+    }
+
+    pub fn typing_head(&self) -> i64 {
+        self.typing_serial.load(Ordering::Acquire)
+    }
+
+    pub fn receipts_head(&self) -> i64 {
+        self.receipts_head.load(Ordering::Acquire)
+    }
+
+    /// Starts (with a timeout) or stops a typing notification.
+    pub fn set_typing(&self, room: &RoomId, user: &UserId, timeout: Option<Duration>) {
+        let mut rooms = self.typing.lock().expect("typing lock");
+        let entry = rooms.entry(room.to_string()).or_default();
+        let changed = match timeout {
+            Some(t) => entry.users.insert(user.to_string(), Instant::now() + t.min(MAX_TYPING)).is_none(),
+            None => entry.users.remove(user.as_str()).is_some(),
+        };
+        if changed {
+            entry.changed = self.typing_serial.fetch_add(1, Ordering::AcqRel) + 1;
+            drop(rooms);
+            self.notifier.notify();
+        }
+    }
+
+    /// Drops expired typing notifications; called every second by a background task.
+    pub fn expire_typing(&self) {
+        let now = Instant::now();
+        let mut any = false;
+        let mut rooms = self.typing.lock().expect("typing lock");
+        for room in rooms.values_mut() {
+            let before = room.users.len();
+            room.users.retain(|_, until| *until > now);
+            if room.users.len() != before {
+                room.changed = self.typing_serial.fetch_add(1, Ordering::AcqRel) + 1;
+                any = true;
+            }
+        }
+        rooms.retain(|_, r| !r.users.is_empty() || r.changed > 0);
+        drop(rooms);
+        if any {
+            self.notifier.notify();
+        }
+    }
+
+    /// The room's m.typing event if it changed after `since` (or always, for `since` None).
+    pub fn typing_event(&self, room: &str, since: Option<i64>) -> Option<Value> {
+        let rooms = self.typing.lock().expect("typing lock");
+        let r = rooms.get(room)?;
+        if since.is_some_and(|s| r.changed <= s) || (since.is_none() && r.users.is_empty()) {
+            return None;
+        }
+        let mut users: Vec<&String> = r.users.keys().collect();
+        users.sort();
+        Some(json!({ "type": "m.typing", "content": { "user_ids": users } }))
+    }
+
+    pub fn set_presence(&self, user: &UserId, state: PresenceState, status_msg: Option<String>) {
+        self.presence.lock().expect("presence lock").insert(user.to_string(), (state, status_msg, Instant::now()));
+    }
+
+    /// (presence, status message, time since it was set); offline when never set.
+    pub fn presence(&self, user: &UserId) -> (PresenceState, Option<String>, Option<Duration>) {
+        match self.presence.lock().expect("presence lock").get(user.as_str()) {
+            Some((p, msg, at)) => (p.clone(), msg.clone(), Some(at.elapsed())),
+            None => (PresenceState::Offline, None, None),
+        }
+    }
+
+    /// Stores a receipt (spec: POST /receipt). `thread_id` is "" for an unthreaded receipt.
+    pub async fn put_receipt(&self, room: &RoomId, user: &UserId, receipt_type: &str, thread_id: &str, event_id: &str) -> Result<()> {
+        let id = storage::receipts::put(&self.db.write, room.as_str(), receipt_type, user.as_str(), thread_id, event_id, now_ms()).await?;
+        self.receipts_head.fetch_max(id, Ordering::AcqRel);
+        self.notifier.notify();
+        Ok(())
+    }
+
+    /// The room's m.receipt event for receipts that changed in (since, upto], as `viewer` may
+    /// see them (private receipts only to their owner).
+    pub async fn receipt_event(&self, room: &str, since: i64, upto: i64, viewer: &str) -> Result<Option<Value>> {
+        let rows = storage::receipts::changed(&self.db.read, room, since, upto).await?;
+        let mut content: Map<String, Value> = Map::new();
+        for r in rows {
+            if r.receipt_type == "m.read.private" && r.user_id != viewer {
+                continue;
+            }
+            let mut data = json!({ "ts": r.ts });
+            if !r.thread_id.is_empty() {
+                data["thread_id"] = json!(r.thread_id);
+            }
+            let by_event = content.entry(r.event_id).or_insert_with(|| json!({}));
+            by_event[&r.receipt_type][&r.user_id] = data;
+        }
+        Ok((!content.is_empty()).then(|| json!({ "type": "m.receipt", "content": content })))
+    }
+}

@@ -1,0 +1,58 @@
+//! Read receipts, the latest per (room, type, user, thread).
+
+use sqlx::{FromRow, SqliteExecutor};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ReceiptRow {
+    pub receipt_type: String,
+    pub user_id: String,
+    pub thread_id: String,
+    pub event_id: String,
+    pub ts: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn put(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+    receipt_type: &str,
+    user_id: &str,
+    thread_id: &str,
+    event_id: &str,
+    ts: i64,
+) -> sqlx::Result<i64> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO receipts (room_id, receipt_type, user_id, thread_id, event_id, ts, stream_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(stream_id), 0) + 1 FROM receipts))
+         ON CONFLICT (room_id, receipt_type, user_id, thread_id)
+         DO UPDATE SET event_id = excluded.event_id, ts = excluded.ts, stream_id = excluded.stream_id
+         RETURNING stream_id",
+    )
+    .bind(room_id)
+    .bind(receipt_type)
+    .bind(user_id)
+    .bind(thread_id)
+    .bind(event_id)
+    .bind(ts)
+    .fetch_one(ex)
+    .await?;
+    Ok(id)
+}
+
+/// Receipts of a room that changed in (after, upto].
+pub async fn changed(ex: impl SqliteExecutor<'_>, room_id: &str, after: i64, upto: i64) -> sqlx::Result<Vec<ReceiptRow>> {
+    sqlx::query_as(
+        "SELECT receipt_type, user_id, thread_id, event_id, ts, stream_id FROM receipts
+         WHERE room_id = ? AND stream_id > ? AND stream_id <= ? ORDER BY stream_id",
+    )
+    .bind(room_id)
+    .bind(after)
+    .bind(upto)
+    .fetch_all(ex)
+    .await
+}
+
+pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(stream_id) FROM receipts").fetch_one(ex).await?;
+    Ok(n.unwrap_or(0))
+}
