@@ -268,6 +268,9 @@ impl Sync {
         let limited = rows.len() > limit;
         rows.truncate(limit);
         rows.reverse();
+        // Events from before the user could see the room (e.g. `joined` history) are left out.
+        let user = ruma::UserId::parse(viewer.user_id).map_err(Error::internal)?;
+        let rows = self.rooms.visibility(&user, room_id).await?.filter(rows).await?;
         if rows.is_empty() && !fresh {
             return Ok(None);
         }

@@ -7,15 +7,18 @@ pub struct EventRow {
     pub stream_ordering: i64,
     pub event_id: String,
     pub room_id: String,
+    pub event_type: String,
+    pub state_key: Option<String>,
     pub depth: i64,
     pub pdu: String,
     pub rejected: bool,
+    pub state_group: Option<i64>,
     pub redacted_json: Option<String>,
     pub txn_device_id: Option<String>,
     pub txn_id: Option<String>,
 }
 
-const COLUMNS: &str = "stream_ordering, event_id, room_id, depth, pdu, rejected, redacted_json, txn_device_id, txn_id";
+const COLUMNS: &str = "stream_ordering, event_id, room_id, event_type, state_key, depth, pdu, rejected, state_group, redacted_json, txn_device_id, txn_id";
 
 pub struct NewEvent<'a> {
     pub event_id: &'a str,

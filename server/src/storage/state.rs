@@ -65,3 +65,31 @@ pub async fn create(conn: &mut SqliteConnection, room_id: &str, prev: Option<i64
     }
     Ok(id)
 }
+
+/// The event IDs at the given (type, state_key) pairs in `group`, without loading the whole
+/// state (a big room's state is large, its visibility rules need two entries).
+pub async fn lookup(ex: impl SqliteExecutor<'_>, group: i64, keys: &[(&str, &str)]) -> sqlx::Result<StateMap> {
+    let mut out = StateMap::new();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let mut sql = String::from(
+        "WITH RECURSIVE chain(id, prev, n) AS (
+             SELECT id, prev_group, 0 FROM state_groups WHERE id = ?
+             UNION ALL
+             SELECT g.id, g.prev_group, chain.n + 1 FROM state_groups g JOIN chain ON g.id = chain.prev
+         )
+         SELECT e.event_type, e.state_key, e.event_id FROM chain JOIN state_group_entries e ON e.state_group = chain.id
+         WHERE ",
+    );
+    sql.push_str(&vec!["(e.event_type = ? AND e.state_key = ?)"; keys.len()].join(" OR "));
+    sql.push_str(" ORDER BY chain.n DESC");
+    let mut q = sqlx::query_as::<_, (String, String, String)>(sqlx::AssertSqlSafe(sql)).bind(group);
+    for (t, k) in keys {
+        q = q.bind(*t).bind(*k);
+    }
+    for (t, k, e) in q.fetch_all(ex).await? {
+        out.insert((t, k), e);
+    }
+    Ok(out)
+}

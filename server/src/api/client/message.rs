@@ -3,7 +3,7 @@
 use axum::extract::State;
 use ruma::api::{Direction, client::message::{get_message_events, send_message_event}};
 
-use super::room::{raw_json, require_joined, view};
+use super::room::{raw_json, view};
 use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
@@ -41,7 +41,10 @@ pub async fn get_message_events(
     req: Ruma<get_message_events::v3::Request>,
 ) -> Result<RumaResponse<get_message_events::v3::Response>> {
     let b = &req.body;
-    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    let user = &req.session().user_id;
+    if !s.rooms.may_read_room(user, &b.room_id).await? {
+        return Err(Error::forbidden("You are not in this room"));
+    }
     let limit = u64::from(b.limit).clamp(1, MAX_PAGE) as i64;
     let head = s.rooms.stream_head();
     let from = match &b.from {
@@ -66,6 +69,8 @@ pub async fn get_message_events(
             (rows, end)
         }
     };
+    // Pagination positions come from the unfiltered page; hidden events are just left out.
+    let rows = s.rooms.visibility(user, b.room_id.as_str()).await?.filter(rows).await?;
     let events = rows
         .into_iter()
         .map(|row| raw_json(&view(&crate::service::rooms::parse_row(row)?)))

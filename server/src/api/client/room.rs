@@ -167,13 +167,17 @@ pub async fn get_room_event(
     req: Ruma<get_room_event::v3::Request>,
 ) -> Result<RumaResponse<get_room_event::v3::Response>> {
     let b = &req.body;
-    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    let user = &req.session().user_id;
+    // Not found, or not visible: the same answer, so the check leaks nothing.
     let e = s
         .rooms
         .event(b.event_id.as_str())
         .await?
         .filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected)
         .ok_or_else(|| Error::not_found("Event not found"))?;
+    if !s.rooms.visibility(user, b.room_id.as_str()).await?.allows(&e.row).await? {
+        return Err(Error::not_found("Event not found"));
+    }
     Ok(RumaResponse(get_room_event::v3::Response::new(raw_json(&view(&e))?)))
 }
 

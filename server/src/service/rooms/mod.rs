@@ -11,6 +11,7 @@ pub mod create;
 pub mod membership;
 pub mod profile;
 pub mod redaction;
+pub mod visibility;
 
 use std::{
     collections::HashMap,

@@ -1,0 +1,136 @@
+//! History visibility on every read path (spec: "History visibility"): no path shows a user an
+//! event they may not see.
+
+mod common;
+
+use common::{TestServer, assert_err};
+use serde_json::{Value, json};
+
+async fn room(s: &TestServer, owner: &str, visibility: &str) -> String {
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(owner),
+            json!({"preset": "public_chat", "initial_state": [{"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": visibility}}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["room_id"].as_str().unwrap().to_owned()
+}
+
+async fn say(s: &TestServer, token: &str, room: &str, body: &str) -> String {
+    let (st, v) = s
+        .put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{body}"), Some(token), json!({"msgtype": "m.text", "body": body}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["event_id"].as_str().unwrap().to_owned()
+}
+
+/// Message bodies `token` can find by /messages, /sync and /event.
+async fn seen(s: &TestServer, token: &str, room: &str, ids: &[(&str, &str)]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (_, page) = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100"), Some(token)).await;
+    let from_messages: Vec<String> = page["chunk"]
+        .as_array()
+        .map(|c| c.iter().filter(|e| e["type"] == "m.room.message").map(|e| e["content"]["body"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    let (_, sync) = s.get("/_matrix/client/v3/sync?filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A100%7D%7D%7D", Some(token)).await;
+    let from_sync: Vec<String> = sync["rooms"]["join"][room]["timeline"]["events"]
+        .as_array()
+        .map(|c| c.iter().filter(|e| e["type"] == "m.room.message").map(|e| e["content"]["body"].as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    let mut from_event = Vec::new();
+    for (id, body) in ids {
+        let (st, _) = s.get(&format!("/_matrix/client/v3/rooms/{room}/event/{id}"), Some(token)).await;
+        if st == 200 {
+            from_event.push((*body).to_owned());
+        }
+    }
+    (from_messages, from_sync, from_event)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn joined_history_hides_what_came_before_the_join() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = room(&s, &alice, "joined").await;
+    let before = say(&s, &alice, &room, "before").await;
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
+    let after = say(&s, &alice, &room, "after").await;
+    let (m, sy, ev) = seen(&s, &bob, &room, &[(&before, "before"), (&after, "after")]).await;
+    assert_eq!(m, ["after"]);
+    assert_eq!(sy, ["after"]);
+    assert_eq!(ev, ["after"]);
+}
+
+#[tokio::test]
+async fn shared_history_shows_everything_to_members() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = room(&s, &alice, "shared").await;
+    let before = say(&s, &alice, &room, "before").await;
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
+    let after = say(&s, &alice, &room, "after").await;
+    let (m, sy, ev) = seen(&s, &bob, &room, &[(&before, "before"), (&after, "after")]).await;
+    assert_eq!(sorted(m), ["after", "before"]);
+    assert_eq!(sorted(sy), ["after", "before"]);
+    assert_eq!(sorted(ev), ["after", "before"]);
+}
+
+#[tokio::test]
+async fn a_former_member_sees_nothing_sent_after_leaving() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = room(&s, &alice, "shared").await;
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
+    let during = say(&s, &alice, &room, "during").await;
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(&bob), json!({})).await;
+    let later = say(&s, &alice, &room, "later").await;
+    let (m, _, ev) = seen(&s, &bob, &room, &[(&during, "during"), (&later, "later")]).await;
+    assert_eq!(m, ["during"]);
+    assert_eq!(ev, ["during"]);
+}
+
+#[tokio::test]
+async fn invited_history_starts_at_the_invite() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = room(&s, &alice, "invited").await;
+    let before = say(&s, &alice, &room, "before").await;
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/invite"), Some(&alice), json!({"user_id": "@bob:hearth.test"})).await;
+    let while_invited = say(&s, &alice, &room, "invited").await;
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
+    let (m, _, ev) = seen(&s, &bob, &room, &[(&before, "before"), (&while_invited, "invited")]).await;
+    assert_eq!(m, ["invited"]);
+    assert_eq!(ev, ["invited"]);
+}
+
+#[tokio::test]
+async fn world_readable_rooms_can_be_read_by_anyone_and_private_ones_by_nobody_else() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let eve = s.user("eve").await;
+    let open = room(&s, &alice, "world_readable").await;
+    let id = say(&s, &alice, &open, "hello world").await;
+    let (m, _, ev) = seen(&s, &eve, &open, &[(&id, "hello world")]).await;
+    assert_eq!(m, ["hello world"]);
+    assert_eq!(ev, ["hello world"]);
+
+    let (_, private) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "private_chat"})).await;
+    let private = private["room_id"].as_str().unwrap();
+    let secret = say(&s, &alice, private, "secret").await;
+    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{private}/messages?dir=b"), Some(&eve)).await, 403, "M_FORBIDDEN");
+    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{private}/event/{secret}"), Some(&eve)).await, 404, "M_NOT_FOUND");
+    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{private}/state"), Some(&eve)).await, 403, "M_FORBIDDEN");
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&eve)).await;
+    assert!(sync["rooms"]["join"].get(private).is_none());
+    let _: Value = sync;
+}
