@@ -142,3 +142,17 @@ CREATE TABLE receipts (
     PRIMARY KEY (room_id, receipt_type, user_id, thread_id)
 ) STRICT;
 CREATE INDEX receipts_stream ON receipts(room_id, stream_id);
+
+-- Relations between events (spec: "Forming relationships between events"): edits, reactions,
+-- references, threads. Filled when an event with `m.relates_to` is stored.
+CREATE TABLE event_relations (
+    event_id        TEXT PRIMARY KEY NOT NULL,
+    relates_to_id   TEXT NOT NULL,
+    rel_type        TEXT NOT NULL,
+    room_id         TEXT NOT NULL,
+    sender          TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    stream_ordering INTEGER NOT NULL
+) STRICT;
+CREATE INDEX event_relations_parent ON event_relations(relates_to_id, rel_type, stream_ordering);
+CREATE INDEX event_relations_room_threads ON event_relations(room_id, rel_type, stream_ordering);

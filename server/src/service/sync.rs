@@ -298,10 +298,11 @@ impl Sync {
                 now,
             )
         };
-        let timeline: Vec<Value> = rows
+        let mut timeline: Vec<Value> = rows
             .into_iter()
             .map(|r| Ok(view(&super::rooms::parse_row(r)?)))
             .collect::<Result<_>>()?;
+        self.rooms.bundle(&user, room_id, &mut timeline).await?;
         let summary = self.summary(room_id, viewer.user_id).await?;
         Ok(Some(json!({
             "timeline": {

@@ -10,6 +10,7 @@ pub mod devices;
 pub mod events;
 pub mod filters;
 pub mod receipts;
+pub mod relations;
 pub mod registration_tokens;
 pub mod rooms;
 pub mod state;

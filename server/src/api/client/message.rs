@@ -71,10 +71,9 @@ pub async fn get_message_events(
     };
     // Pagination positions come from the unfiltered page; hidden events are just left out.
     let rows = s.rooms.visibility(user, b.room_id.as_str()).await?.filter(rows).await?;
-    let events = rows
-        .into_iter()
-        .map(|row| raw_json(&view(&crate::service::rooms::parse_row(row)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let mut views = rows.into_iter().map(|row| Ok(view(&crate::service::rooms::parse_row(row)?))).collect::<Result<Vec<_>>>()?;
+    s.rooms.bundle(user, b.room_id.as_str(), &mut views).await?;
+    let events = views.iter().map(raw_json).collect::<Result<Vec<_>>>()?;
     let mut resp = get_message_events::v3::Response::new();
     resp.start = sync::token(from);
     resp.end = end.map(|e| sync::token(e.max(0)));

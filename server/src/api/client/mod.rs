@@ -11,6 +11,7 @@ pub mod message;
 pub mod presence;
 pub mod profile;
 pub mod push;
+pub mod relations;
 pub mod room;
 pub mod session;
 pub mod sync;
@@ -78,6 +79,16 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::config::get_room_account_data::v3::Request, _, _>(r, account_data::get_room_account_data);
 
     let r = route::<c::redact::redact_event::v3::Request, _, _>(r, message::redact_event);
+    let r = route::<c::relations::get_relating_events::v1::Request, _, _>(r, relations::get_relating_events);
+    let r = route::<c::relations::get_relating_events_with_rel_type::v1::Request, _, _>(r, relations::get_relating_events_with_rel_type);
+    let r = route::<c::relations::get_relating_events_with_rel_type_and_event_type::v1::Request, _, _>(
+        r,
+        relations::get_relating_events_with_rel_type_and_event_type,
+    );
+    let r = r
+        .route("/_matrix/client/v1/rooms/{room_id}/threads", axum::routing::get(relations::get_threads))
+        .route("/_matrix/client/unstable/org.matrix.msc3856/rooms/{room_id}/threads", axum::routing::get(relations::get_threads));
+    let r = route::<c::context::get_context::v3::Request, _, _>(r, relations::get_context);
     let r = route::<c::typing::create_typing_event::v3::Request, _, _>(r, ephemeral::create_typing_event);
     let r = route::<c::receipt::create_receipt::v3::Request, _, _>(r, ephemeral::create_receipt);
     let r = route::<c::read_marker::set_read_marker::v3::Request, _, _>(r, ephemeral::set_read_marker);

@@ -178,7 +178,9 @@ pub async fn get_room_event(
     if !s.rooms.visibility(user, b.room_id.as_str()).await?.allows(&e.row).await? {
         return Err(Error::not_found("Event not found"));
     }
-    Ok(RumaResponse(get_room_event::v3::Response::new(raw_json(&view(&e))?)))
+    let mut one = [view(&e)];
+    s.rooms.bundle(user, b.room_id.as_str(), &mut one).await?;
+    Ok(RumaResponse(get_room_event::v3::Response::new(raw_json(&one[0])?)))
 }
 
 /// GET /_matrix/client/v3/directory/room/{roomAlias}

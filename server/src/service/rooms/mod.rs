@@ -11,6 +11,7 @@ pub mod create;
 pub mod membership;
 pub mod profile;
 pub mod redaction;
+pub mod relations;
 pub mod visibility;
 
 use std::{
@@ -288,6 +289,20 @@ impl Rooms {
             _ => e.into(),
         })?;
         storage::events::advance_extremities(&mut tx, &room.room_id, event_id.as_str(), prev_ids).await?;
+        let content = pdu.content_value();
+        if let Some((parent, rel_type)) = relations::relation_of(&content) {
+            storage::relations::insert(
+                &mut tx,
+                event_id.as_str(),
+                parent,
+                rel_type,
+                &room.room_id,
+                pdu.sender.as_str(),
+                &pdu.kind.to_string(),
+                stream,
+            )
+            .await?;
+        }
         if let (Some(k), Some(group)) = (&pdu.state_key, state_group) {
             storage::rooms::set_current_state(&mut tx, &room.room_id, &pdu.kind.to_string(), k, event_id.as_str()).await?;
             storage::rooms::set_current_state_group(&mut *tx, &room.room_id, group).await?;
