@@ -156,3 +156,19 @@ CREATE TABLE event_relations (
 ) STRICT;
 CREATE INDEX event_relations_parent ON event_relations(relates_to_id, rel_type, stream_ordering);
 CREATE INDEX event_relations_room_threads ON event_relations(room_id, rel_type, stream_ordering);
+
+-- What each user's push rules said about each event (spec: "Push Rules", server behaviour):
+-- the source of unread counts in /sync, of /notifications and of push gateway deliveries.
+CREATE TABLE event_push_actions (
+    event_id        TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    room_id         TEXT NOT NULL,
+    stream_ordering INTEGER NOT NULL,
+    thread_id       TEXT NOT NULL DEFAULT '',
+    highlight       INTEGER NOT NULL,
+    actions         TEXT NOT NULL,
+    ts              INTEGER NOT NULL,
+    PRIMARY KEY (event_id, user_id)
+) STRICT;
+CREATE INDEX event_push_actions_user_room ON event_push_actions(user_id, room_id, stream_ordering);
+CREATE INDEX event_push_actions_user ON event_push_actions(user_id, stream_ordering);

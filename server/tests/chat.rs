@@ -230,3 +230,67 @@ async fn directories_find_people_and_published_rooms() {
     let (_, dir) = s.get("/_matrix/client/v3/publicRooms", Some(&alice)).await;
     assert!(dir["chunk"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn unread_counts_follow_push_rules_and_read_receipts() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "name": "Family"})).await;
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&carol), json!({})).await;
+    // Spec v1.17 dropped the display-name rule from the defaults; bob adds his own, which the
+    // contains_display_name condition still evaluates.
+    let (st, v) = s
+        .put(
+            "/_matrix/client/v3/pushrules/global/override/my_name",
+            Some(&bob),
+            json!({"conditions": [{"kind": "contains_display_name"}], "actions": ["notify", {"set_tweak": "highlight"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    send(&s, &alice, &room, "n1", "dinner is ready").await;
+    let mention = send(&s, &alice, &room, "n2", "bob, come down").await;
+    // An intentional mention (m.mentions) highlights.
+    let (_, m) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/n3"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "Bob!", "m.mentions": {"user_ids": ["@bob:hearth.test"]}}),
+        )
+        .await;
+    let v = sync(&s, &bob, None).await;
+    let counts = &v["rooms"]["join"][&room]["unread_notifications"];
+    // In a room of 3, every message notifies (.m.rule.message); bob's display name (his own rule)
+    // and the intentional mention (.m.rule.is_user_mention) highlight.
+    assert_eq!(counts["notification_count"], 3, "{counts}");
+    assert_eq!(counts["highlight_count"], 2, "{counts}");
+    // The sender's own messages never count for her.
+    assert_eq!(sync(&s, &alice, None).await["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 0);
+
+    // Reading up to the mention leaves one unread.
+    let since = v["next_batch"].as_str().unwrap().to_owned();
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{mention}"), Some(&bob), json!({})).await;
+    let v = sync(&s, &bob, Some(&since)).await;
+    assert_eq!(v["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 1, "{v}");
+
+    // /notifications lists them, newest first, with the read flag.
+    let (st, n) = s.get("/_matrix/client/v3/notifications", Some(&bob)).await;
+    assert_eq!(st, 200, "{n}");
+    let list = n["notifications"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[0]["event"]["event_id"], m["event_id"]);
+    assert_eq!(list[0]["read"], false);
+    assert_eq!(list[1]["read"], true);
+    let (_, hl) = s.get("/_matrix/client/v3/notifications?only=highlight", Some(&bob)).await;
+    assert_eq!(hl["notifications"].as_array().unwrap().len(), 2);
+
+    // Turning on the master rule silences everything new.
+    s.put("/_matrix/client/v3/pushrules/global/override/.m.rule.master/enabled", Some(&carol), json!({"enabled": true})).await;
+    let before = sync(&s, &carol, None).await["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
+    send(&s, &alice, &room, "n4", "anyone?").await;
+    let after = sync(&s, &carol, None).await["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
+    assert_eq!(before, after);
+}

@@ -186,6 +186,12 @@ impl Sync {
                     let mut b = block.unwrap_or_else(|| json!({}));
                     b["account_data"] = json!({ "events": data });
                     b["ephemeral"] = json!({ "events": ephemeral });
+                    // Counts change with new events and with receipts, so every block has them.
+                    let ((notes, highlights), threads) = self.rooms.unread_counts(user, &m.room_id).await?;
+                    b["unread_notifications"] = json!({ "notification_count": notes, "highlight_count": highlights });
+                    b["unread_thread_notifications"] = Value::Object(
+                        threads.into_iter().map(|(t, n, h)| (t, json!({ "notification_count": n, "highlight_count": h }))).collect(),
+                    );
                     join.insert(m.room_id.clone(), b);
                 }
                 "invite" if since.is_none() || changed => {
@@ -312,7 +318,7 @@ impl Sync {
             },
             "state": { "events": state_events.iter().map(view).collect::<Vec<_>>() },
             "summary": summary,
-            "unread_notifications": { "notification_count": 0, "highlight_count": 0 },
+
         })))
     }
 

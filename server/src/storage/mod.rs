@@ -9,6 +9,7 @@ pub mod account_data;
 pub mod devices;
 pub mod events;
 pub mod filters;
+pub mod push_actions;
 pub mod receipts;
 pub mod relations;
 pub mod registration_tokens;

@@ -121,3 +121,45 @@ pub async fn set_pushrule_actions(
     save(&s, user, &rules).await?;
     Ok(RumaResponse(set_pushrule_actions::v3::Response::new()))
 }
+
+/// GET /_matrix/client/v3/notifications
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3notifications>
+pub async fn get_notifications(
+    State(s): State<AppState>,
+    req: Ruma<ruma::api::client::push::get_notifications::v3::Request>,
+) -> Result<RumaResponse<ruma::api::client::push::get_notifications::v3::Response>> {
+    use ruma::api::client::push::get_notifications::v3::{Notification, Response};
+    let user = &req.session().user_id;
+    let b = &req.body;
+    let limit = b.limit.map(u64::from).unwrap_or(20).clamp(1, 100) as i64;
+    let before = b.from.as_deref().map(crate::service::sync::parse_token).transpose()?.unwrap_or(i64::MAX);
+    let only_highlight = b.only.as_deref() == Some("highlight");
+    let rows = crate::storage::push_actions::list(&s.db.read, user.as_str(), before, only_highlight, limit).await?;
+    let next_token = (rows.len() as i64 == limit).then(|| rows.last().map(|r| crate::service::sync::token(r.stream_ordering))).flatten();
+    let mut read_positions = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for r in rows {
+        let Some(ev) = s.rooms.event(&r.event_id).await? else { continue };
+        let Ok(room_id) = ruma::RoomId::parse(&r.room_id) else { continue };
+        // Notifications follow visibility like every other read path.
+        if !s.rooms.visibility(user, &r.room_id).await?.allows(&ev.row).await? {
+            continue;
+        }
+        let read_pos = match read_positions.get(&r.room_id) {
+            Some(p) => *p,
+            None => {
+                let p = crate::storage::push_actions::read_position(&s.db.read, user.as_str(), &r.room_id).await?;
+                read_positions.insert(r.room_id.clone(), p);
+                p
+            }
+        };
+        let mut event = super::room::view(&ev);
+        event.as_object_mut().map(|o| o.remove("room_id"));
+        let actions = serde_json::from_str(&r.actions).map_err(Error::internal)?;
+        let ts = ruma::MilliSecondsSinceUnixEpoch(ruma::UInt::try_from(r.ts).unwrap_or_default());
+        out.push(Notification::new(actions, super::room::raw_json(&event)?, r.stream_ordering <= read_pos, room_id, ts));
+    }
+    let mut resp = Response::new(out);
+    resp.next_token = next_token;
+    Ok(RumaResponse(resp))
+}

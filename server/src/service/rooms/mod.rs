@@ -10,6 +10,7 @@ pub mod aliases;
 pub mod create;
 pub mod membership;
 pub mod profile;
+pub mod push;
 pub mod redaction;
 pub mod relations;
 pub mod visibility;
@@ -312,6 +313,19 @@ impl Rooms {
             }
         }
         tx.commit().await?;
+        // Push rules are evaluated before /sync is woken, so the unread counts it sends already
+        // include this event. A failure here must not fail the send that already happened.
+        let view = crate::matrix::client_event::format(
+            &crate::matrix::client_event::View { json, event_id: event_id.as_str(), room_id: &room.room_id, txn: None },
+            false,
+            None,
+            now_ms(),
+        );
+        if let Ok(room_id) = RoomId::parse(&room.room_id) {
+            if let Err(e) = self.evaluate_push(&room_id, event_id.as_str(), stream, &view).await {
+                tracing::warn!(%event_id, error = %e, "could not evaluate push rules");
+            }
+        }
         self.head.fetch_max(stream, Ordering::AcqRel);
         self.notifier.notify();
         Ok(stream)

@@ -1,0 +1,102 @@
+//! Push actions: which events notify which users.
+
+use sqlx::{FromRow, SqliteConnection, SqliteExecutor};
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    event_id: &str,
+    user_id: &str,
+    room_id: &str,
+    stream_ordering: i64,
+    thread_id: &str,
+    highlight: bool,
+    actions: &str,
+    ts: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO event_push_actions (event_id, user_id, room_id, stream_ordering, thread_id, highlight, actions, ts)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event_id)
+    .bind(user_id)
+    .bind(room_id)
+    .bind(stream_ordering)
+    .bind(thread_id)
+    .bind(highlight)
+    .bind(actions)
+    .bind(ts)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// (thread_id, notifications, highlights) of the user in the room after position `after`.
+pub async fn counts(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str, after: i64) -> sqlx::Result<Vec<(String, i64, i64)>> {
+    sqlx::query_as(
+        "SELECT thread_id, COUNT(*), SUM(highlight) FROM event_push_actions
+         WHERE user_id = ? AND room_id = ? AND stream_ordering > ? GROUP BY thread_id",
+    )
+    .bind(user_id)
+    .bind(room_id)
+    .bind(after)
+    .fetch_all(ex)
+    .await
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct PushActionRow {
+    pub event_id: String,
+    pub room_id: String,
+    pub stream_ordering: i64,
+    pub actions: String,
+    pub ts: i64,
+}
+
+/// The user's notifications before position `before`, newest first.
+pub async fn list(ex: impl SqliteExecutor<'_>, user_id: &str, before: i64, only_highlight: bool, limit: i64) -> sqlx::Result<Vec<PushActionRow>> {
+    sqlx::query_as(
+        "SELECT event_id, room_id, stream_ordering, actions, ts FROM event_push_actions
+         WHERE user_id = ? AND stream_ordering < ? AND (? = 0 OR highlight = 1)
+         ORDER BY stream_ordering DESC LIMIT ?",
+    )
+    .bind(user_id)
+    .bind(before)
+    .bind(only_highlight)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}
+
+/// Where the user has read up to in a room: their latest read receipt or their own latest
+/// event, whichever is later (sending a message implies reading what came before).
+pub async fn read_position(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str) -> sqlx::Result<i64> {
+    let (pos,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(p) FROM (
+             SELECT MAX(e.stream_ordering) AS p FROM receipts r JOIN events e ON e.event_id = r.event_id
+              WHERE r.room_id = ?2 AND r.user_id = ?1 AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', 'main')
+             UNION ALL
+             SELECT MAX(stream_ordering) FROM events WHERE room_id = ?2 AND sender = ?1
+         )",
+    )
+    .bind(user_id)
+    .bind(room_id)
+    .fetch_one(ex)
+    .await?;
+    Ok(pos.unwrap_or(0))
+}
+
+/// The users' stored push rules (the `m.push_rules` account data content), by user.
+pub async fn rulesets(ex: impl SqliteExecutor<'_>, users: &[String]) -> sqlx::Result<Vec<(String, String)>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
+        sqlx::QueryBuilder::new("SELECT user_id, content FROM account_data WHERE room_id = '' AND data_type = 'm.push_rules' AND user_id IN (");
+    let mut sep = q.separated(", ");
+    for u in users {
+        sep.push_bind(u);
+    }
+    sep.push_unseparated(")");
+    q.build_query_as().fetch_all(ex).await
+}
