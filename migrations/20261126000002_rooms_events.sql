@@ -172,3 +172,15 @@ CREATE TABLE event_push_actions (
 ) STRICT;
 CREATE INDEX event_push_actions_user_room ON event_push_actions(user_id, room_id, stream_ordering);
 CREATE INDEX event_push_actions_user ON event_push_actions(user_id, stream_ordering);
+
+-- Pushers (spec: "Push Notifications"): where to send a user's notifications, as the client set
+-- them (the whole pusher, as JSON).
+CREATE TABLE pushers (
+    user_id    TEXT NOT NULL,
+    app_id     TEXT NOT NULL,
+    pushkey    TEXT NOT NULL,
+    pusher     TEXT NOT NULL,
+    created_ts INTEGER NOT NULL,
+    PRIMARY KEY (app_id, pushkey, user_id)
+) STRICT;
+CREATE INDEX pushers_user ON pushers(user_id);

@@ -114,7 +114,8 @@ impl Homeserver {
         let accounts = Accounts::new(db.clone(), config.clone());
         accounts.reset_pending_registrations().await?;
         let notifier = Arc::new(Notifier::default());
-        let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone()).await?);
+        let (push_tx, push_rx) = service::pusher::channel();
+        let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx).await?);
         let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
         let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
         let sync = Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), notifier);
@@ -151,6 +152,8 @@ impl Homeserver {
                 }
             });
         }
+
+        tasks.spawn(service::pusher::run(db.clone(), push_rx, cancel.clone()));
 
         // Typing notifications end when their timeout passes, and /sync must hear of it.
         {

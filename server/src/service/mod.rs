@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod ephemeral;
 pub mod passwords;
 pub mod notifier;
+pub mod pusher;
 pub mod ratelimit;
 pub mod rooms;
 pub mod shared_secret;

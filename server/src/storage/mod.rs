@@ -10,6 +10,7 @@ pub mod devices;
 pub mod events;
 pub mod filters;
 pub mod push_actions;
+pub mod pushers;
 pub mod receipts;
 pub mod relations;
 pub mod registration_tokens;

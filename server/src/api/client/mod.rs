@@ -107,6 +107,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::directory::set_room_visibility::v3::Request, _, _>(r, directory::set_room_visibility);
 
     let r = route::<c::push::get_notifications::v3::Request, _, _>(r, push::get_notifications);
+    let r = route::<c::push::get_pushers::v3::Request, _, _>(r, push::get_pushers);
+    let r = route::<c::push::set_pusher::v3::Request, _, _>(r, push::set_pusher);
     let r = route::<c::push::get_pushrules_all::v3::Request, _, _>(r, push::get_pushrules_all);
     let r = route::<c::push::get_pushrules_global_scope::v3::Request, _, _>(r, push::get_pushrules_global_scope);
     let r = route::<c::push::get_pushrule::v3::Request, _, _>(r, push::get_pushrule);

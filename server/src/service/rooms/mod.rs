@@ -59,6 +59,8 @@ pub struct Rooms {
     notifier: Arc<Notifier>,
     /// The highest stream position committed.
     head: AtomicI64,
+    /// Notifications for the push gateway worker.
+    push_jobs: tokio::sync::mpsc::UnboundedSender<super::pusher::PushJob>,
 }
 
 /// A room event as stored, parsed.
@@ -75,9 +77,15 @@ pub fn rules_for(version: &str) -> Result<(RoomVersionId, RoomVersionRules)> {
 }
 
 impl Rooms {
-    pub async fn new(db: Db, config: Arc<Config>, keys: Arc<ServerKeys>, notifier: Arc<Notifier>) -> Result<Self> {
+    pub async fn new(
+        db: Db,
+        config: Arc<Config>,
+        keys: Arc<ServerKeys>,
+        notifier: Arc<Notifier>,
+        push_jobs: tokio::sync::mpsc::UnboundedSender<super::pusher::PushJob>,
+    ) -> Result<Self> {
         let head = storage::events::max_stream(&db.read).await?;
-        Ok(Self { db, config, keys, locks: Mutex::new(HashMap::new()), notifier, head: AtomicI64::new(head) })
+        Ok(Self { db, config, keys, locks: Mutex::new(HashMap::new()), notifier, head: AtomicI64::new(head), push_jobs })
     }
 
     /// The latest committed stream position.

@@ -53,6 +53,7 @@ impl Rooms {
         };
 
         let mut notify: Vec<(String, bool, String)> = Vec::new();
+        let mut jobs: Vec<(String, Vec<ruma::push::Action>)> = Vec::new();
         for user in &local {
             let Ok(user_id) = UserId::parse(user) else { continue };
             let rules: Ruleset = match stored.get(user) {
@@ -69,6 +70,7 @@ impl Rooms {
             if actions.iter().any(|a| matches!(a, Action::Notify)) {
                 let highlight = actions.iter().any(Action::is_highlight);
                 notify.push((user.clone(), highlight, serde_json::to_string(actions).map_err(Error::internal)?));
+                jobs.push((user.clone(), actions.to_vec()));
             }
         }
         if notify.is_empty() {
@@ -80,6 +82,24 @@ impl Rooms {
             storage::push_actions::insert(&mut tx, event_id, user, room_id.as_str(), stream, &thread_id, *highlight, actions, ts).await?;
         }
         tx.commit().await?;
+
+        // Queue the push gateway deliveries, with the counts the phone will show.
+        let room_name = self.current_state_event(room_id, "m.room.name", "").await?.and_then(|e| content_of(&e.json)["name"].as_str().map(str::to_owned));
+        let mut event = client_event.clone();
+        event["event_id"] = serde_json::json!(event_id);
+        for (user, actions) in jobs {
+            let Ok(user_id) = UserId::parse(&user) else { continue };
+            let ((unread, _), _) = self.unread_counts(&user_id, room_id.as_str()).await?;
+            let _ = self.push_jobs.send(super::super::pusher::PushJob {
+                user_id: user,
+                room_id: room_id.to_string(),
+                event: event.clone(),
+                actions,
+                unread,
+                room_name: room_name.clone(),
+                sender_display_name: names.get(sender).cloned(),
+            });
+        }
         Ok(())
     }
 
