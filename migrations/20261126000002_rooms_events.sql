@@ -184,3 +184,14 @@ CREATE TABLE pushers (
     PRIMARY KEY (app_id, pushkey, user_id)
 ) STRICT;
 CREATE INDEX pushers_user ON pushers(user_id);
+
+-- Reports of events, rooms and users (spec: "Reporting content"), for the server admin.
+CREATE TABLE reports (
+    id          INTEGER PRIMARY KEY,
+    reporter    TEXT NOT NULL,
+    room_id     TEXT,
+    event_id    TEXT,
+    target_user TEXT,
+    reason      TEXT,
+    ts          INTEGER NOT NULL
+) STRICT;

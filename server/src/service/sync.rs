@@ -145,6 +145,7 @@ impl Sync {
         let mut join = Map::new();
         let mut invite = Map::new();
         let mut leave = Map::new();
+        let mut knock = Map::new();
         let since = since_token.map(|t| t.events);
         let head = head_token.events;
         let since_pos = since.unwrap_or(0);
@@ -197,6 +198,10 @@ impl Sync {
                 "invite" if since.is_none() || changed => {
                     invite.insert(m.room_id.clone(), self.invite_block(&m.room_id, &m.event_id).await?);
                 }
+                "knock" if since.is_none() || changed => {
+                    let block = self.invite_block(&m.room_id, &m.event_id).await?;
+                    knock.insert(m.room_id.clone(), json!({ "knock_state": block["invite_state"] }));
+                }
                 "leave" | "ban" if since.is_some() && changed => {
                     // The timeline up to the leave, so the client sees why it left.
                     if let Some(block) = self.room_block(&m.room_id, &viewer, since, m.stream_ordering, false, params.timeline_limit, now).await? {
@@ -206,10 +211,10 @@ impl Sync {
                 _ => {}
             }
         }
-        let has_news = !(join.is_empty() && invite.is_empty() && leave.is_empty() && global_data.is_empty());
+        let has_news = !(join.is_empty() && invite.is_empty() && leave.is_empty() && knock.is_empty() && global_data.is_empty());
         let body = json!({
             "next_batch": head_token.encode(),
-            "rooms": { "join": join, "invite": invite, "leave": leave, "knock": {} },
+            "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
             "account_data": { "events": global_data },
             "presence": { "events": [] },
             "to_device": { "events": [] },

@@ -188,3 +188,14 @@ pub async fn set_redacted(ex: impl SqliteExecutor<'_>, event_id: &str, redacted_
         .await?;
     Ok(())
 }
+
+/// The visible-candidate events of a room around a timestamp: the first at or after `ts`
+/// (forwards) or the last at or before it (backwards), skipping `skip` earlier answers.
+pub async fn by_timestamp(ex: impl SqliteExecutor<'_>, room_id: &str, ts: i64, forward: bool, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+    let sql = if forward {
+        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? AND rejected = 0 ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT ?")
+    } else {
+        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? AND rejected = 0 ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT ?")
+    };
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).bind(limit).fetch_all(ex).await
+}

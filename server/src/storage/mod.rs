@@ -12,6 +12,7 @@ pub mod filters;
 pub mod push_actions;
 pub mod pushers;
 pub mod receipts;
+pub mod reports;
 pub mod relations;
 pub mod registration_tokens;
 pub mod rooms;

@@ -175,3 +175,22 @@ pub async fn is_public(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Resu
     let row: Option<(bool,)> = sqlx::query_as("SELECT is_public FROM rooms WHERE room_id = ?").bind(room_id).fetch_optional(ex).await?;
     Ok(row.map(|r| r.0))
 }
+
+pub async fn aliases_of(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias").bind(room_id).fetch_all(ex).await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Rooms both users are joined to.
+pub async fn shared_rooms(ex: impl SqliteExecutor<'_>, a: &str, b: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT m1.room_id FROM memberships m1 JOIN memberships m2 ON m1.room_id = m2.room_id
+         WHERE m1.user_id = ? AND m2.user_id = ? AND m1.membership = 'join' AND m2.membership = 'join' ORDER BY m1.room_id",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod ephemeral;
 pub mod membership;
 pub mod message;
+pub mod moderation;
 pub mod presence;
 pub mod profile;
 pub mod push;
@@ -89,6 +90,15 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/_matrix/client/v1/rooms/{room_id}/threads", axum::routing::get(relations::get_threads))
         .route("/_matrix/client/unstable/org.matrix.msc3856/rooms/{room_id}/threads", axum::routing::get(relations::get_threads));
     let r = route::<c::context::get_context::v3::Request, _, _>(r, relations::get_context);
+    let r = route::<c::room::report_content::v3::Request, _, _>(r, moderation::report_content);
+    let r = route::<c::room::report_room::v3::Request, _, _>(r, moderation::report_room);
+    let r = route::<c::reporting::report_user::v3::Request, _, _>(r, moderation::report_user);
+    let r = route::<c::room::get_event_by_timestamp::v1::Request, _, _>(r, moderation::get_event_by_timestamp);
+    let r = route::<c::room::aliases::v3::Request, _, _>(r, moderation::get_room_aliases);
+    let r = route::<c::knock::knock_room::v3::Request, _, _>(r, moderation::knock_room);
+    let r = r
+        .route("/_matrix/client/v1/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms))
+        .route("/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms));
     let r = route::<c::typing::create_typing_event::v3::Request, _, _>(r, ephemeral::create_typing_event);
     let r = route::<c::receipt::create_receipt::v3::Request, _, _>(r, ephemeral::create_receipt);
     let r = route::<c::read_marker::set_read_marker::v3::Request, _, _>(r, ephemeral::set_read_marker);
