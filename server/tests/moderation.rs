@@ -98,3 +98,45 @@ async fn aliases_and_mutual_rooms() {
     assert_eq!(m["joined"], json!([room]));
     assert_err(&s.get("/_matrix/client/v1/user/mutual_rooms", Some(&alice)).await, 400, "M_INVALID_PARAM");
 }
+
+#[tokio::test]
+async fn upgrading_a_room_moves_its_state_aliases_and_people_on() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let (_, v) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&alice),
+            json!({"preset": "public_chat", "room_version": "10", "name": "Old hall", "topic": "t", "room_alias_name": "town", "visibility": "public"}),
+        )
+        .await;
+    let old = v["room_id"].as_str().unwrap().to_owned();
+    s.post(&format!("/_matrix/client/v3/join/{old}"), Some(&bob), json!({})).await;
+    // Bob may not upgrade; alice may.
+    assert_err(&s.post(&format!("/_matrix/client/v3/rooms/{old}/upgrade"), Some(&bob), json!({"new_version": "12"})).await, 403, "M_FORBIDDEN");
+    assert_err(&s.post(&format!("/_matrix/client/v3/rooms/{old}/upgrade"), Some(&alice), json!({"new_version": "99"})).await, 400, "M_UNSUPPORTED_ROOM_VERSION");
+    let (st, up) = s.post(&format!("/_matrix/client/v3/rooms/{old}/upgrade"), Some(&alice), json!({"new_version": "12"})).await;
+    assert_eq!(st, 200, "{up}");
+    let new = up["replacement_room"].as_str().unwrap().to_owned();
+
+    let (_, tomb) = s.get(&format!("/_matrix/client/v3/rooms/{old}/state/m.room.tombstone/"), Some(&bob)).await;
+    assert_eq!(tomb["replacement_room"], new.as_str());
+    let (_, create) = s.get(&format!("/_matrix/client/v3/rooms/{new}/state/m.room.create/"), Some(&alice)).await;
+    assert_eq!(create["predecessor"]["room_id"], old.as_str());
+    assert_eq!(create["room_version"], "12");
+    let (_, name) = s.get(&format!("/_matrix/client/v3/rooms/{new}/state/m.room.name/"), Some(&alice)).await;
+    assert_eq!(name["name"], "Old hall");
+    let (_, pl) = s.get(&format!("/_matrix/client/v3/rooms/{new}/state/m.room.power_levels/"), Some(&alice)).await;
+    assert!(pl["users"].get("@alice:hearth.test").is_none(), "a v12 creator is not listed: {pl}");
+    // The alias and the directory entry moved.
+    let (_, a) = s.get("/_matrix/client/v3/directory/room/%23town:hearth.test", None).await;
+    assert_eq!(a["room_id"], new.as_str());
+    let (_, dir) = s.get("/_matrix/client/v3/publicRooms", None).await;
+    let listed: Vec<&str> = dir["chunk"].as_array().unwrap().iter().map(|c| c["room_id"].as_str().unwrap()).collect();
+    assert_eq!(listed, [new.as_str()]);
+    // Conversation stops in the old room; bob can follow to the new one.
+    let r = s.put(&format!("/_matrix/client/v3/rooms/{old}/send/m.room.message/x"), Some(&bob), json!({"msgtype": "m.text", "body": "hi"})).await;
+    assert_err(&r, 403, "M_FORBIDDEN");
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{new}"), Some(&bob), json!({})).await.0, 200);
+}

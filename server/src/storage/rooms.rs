@@ -194,3 +194,9 @@ pub async fn shared_rooms(ex: impl SqliteExecutor<'_>, a: &str, b: &str) -> sqlx
     .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
+
+/// Points every alias of `from` at `to` (room upgrades).
+pub async fn move_aliases(ex: impl SqliteExecutor<'_>, from: &str, to: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE room_aliases SET room_id = ? WHERE room_id = ?").bind(to).bind(from).execute(ex).await?;
+    Ok(())
+}

@@ -52,6 +52,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 
     let r = route::<c::room::create_room::v3::Request, _, _>(r, room::create_room);
     let r = route::<c::room::get_room_event::v3::Request, _, _>(r, room::get_room_event);
+    let r = route::<c::room::upgrade_room::v3::Request, _, _>(r, room::upgrade_room);
     let r = route::<c::state::send_state_event::v3::Request, _, _>(r, room::send_state_event);
     let r = route::<c::state::get_state_event_for_key::v3::Request, _, _>(r, room::get_state_event_for_key);
     let r = route::<c::state::get_state_events::v3::Request, _, _>(r, room::get_state_events);

@@ -183,6 +183,18 @@ pub async fn get_room_event(
     Ok(RumaResponse(get_room_event::v3::Response::new(raw_json(&one[0])?)))
 }
 
+/// POST /_matrix/client/v3/rooms/{roomId}/upgrade
+/// <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3roomsroomidupgrade>
+pub async fn upgrade_room(
+    State(s): State<AppState>,
+    req: Ruma<ruma::api::client::room::upgrade_room::v3::Request>,
+) -> Result<RumaResponse<ruma::api::client::room::upgrade_room::v3::Response>> {
+    let b = &req.body;
+    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    let new_room = s.rooms.upgrade(&b.room_id, &req.session().user_id, b.new_version.clone(), b.additional_creators.clone()).await?;
+    Ok(RumaResponse(ruma::api::client::room::upgrade_room::v3::Response::new(new_room)))
+}
+
 /// GET /_matrix/client/v3/directory/room/{roomAlias}
 pub async fn get_alias(State(s): State<AppState>, req: Ruma<get_alias::v3::Request>) -> Result<RumaResponse<get_alias::v3::Response>> {
     let room_id = s.rooms.resolve_alias(&req.body.room_alias).await?.ok_or_else(|| Error::not_found("Room alias not found"))?;

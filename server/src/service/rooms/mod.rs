@@ -13,6 +13,7 @@ pub mod profile;
 pub mod push;
 pub mod redaction;
 pub mod relations;
+pub mod upgrade;
 pub mod visibility;
 
 use std::{
