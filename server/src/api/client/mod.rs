@@ -15,6 +15,7 @@ pub mod push;
 pub mod relations;
 pub mod room;
 pub mod session;
+pub mod spaces;
 pub mod sync;
 
 use axum::Router;
@@ -97,6 +98,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::room::get_event_by_timestamp::v1::Request, _, _>(r, moderation::get_event_by_timestamp);
     let r = route::<c::room::aliases::v3::Request, _, _>(r, moderation::get_room_aliases);
     let r = route::<c::knock::knock_room::v3::Request, _, _>(r, moderation::knock_room);
+    let r = route::<c::room::get_summary::v1::Request, _, _>(r, spaces::get_summary);
+    let r = route::<c::space::get_hierarchy::v1::Request, _, _>(r, spaces::get_hierarchy);
     let r = r
         .route("/_matrix/client/v1/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms))
         .route("/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms));

@@ -15,7 +15,10 @@ impl Rooms {
                 "This server does not know that room (joining rooms on other servers comes with federation)",
             ));
         }
-        let content = self.member_content(user, "join", reason).await?;
+        let mut content = self.member_content(user, "join", reason).await?;
+        if let Some(authoriser) = self.restricted_join_authoriser(room_id, user).await? {
+            content["join_authorised_via_users_server"] = serde_json::json!(authoriser);
+        }
         self.send(room_id, user, "m.room.member", Some(user.as_str()), content, None).await
     }
 

@@ -13,6 +13,7 @@ pub mod profile;
 pub mod push;
 pub mod redaction;
 pub mod relations;
+pub mod spaces;
 pub mod upgrade;
 pub mod visibility;
 
