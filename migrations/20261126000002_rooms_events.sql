@@ -195,3 +195,13 @@ CREATE TABLE reports (
     reason      TEXT,
     ts          INTEGER NOT NULL
 ) STRICT;
+
+-- Full-text search over message bodies, room names and topics (spec: "Server Side Search").
+CREATE VIRTUAL TABLE events_fts USING fts5(
+    body,
+    event_id UNINDEXED,
+    room_id UNINDEXED,
+    stream_ordering UNINDEXED,
+    search_key UNINDEXED,
+    tokenize = 'unicode61 remove_diacritics 2'
+);

@@ -134,3 +134,46 @@ async fn world_readable_rooms_can_be_read_by_anyone_and_private_ones_by_nobody_e
     assert!(sync["rooms"]["join"].get(private).is_none());
     let _: Value = sync;
 }
+
+/// Server-side search finds words in messages of the user's rooms, never in rooms or parts of
+/// history the user may not see, and forgets redacted text.
+#[tokio::test]
+async fn search_respects_membership_visibility_and_redactions() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let shared = room(&s, &alice, "joined").await;
+    say(&s, &alice, &shared, "pancakes before bob joined").await;
+    s.post(&format!("/_matrix/client/v3/join/{shared}"), Some(&bob), json!({})).await;
+    let visible = say(&s, &alice, &shared, "Pancakes for breakfast").await;
+    let private = {
+        let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "private_chat"})).await;
+        v["room_id"].as_str().unwrap().to_owned()
+    };
+    say(&s, &alice, &private, "secret pancakes recipe").await;
+
+    let search = |token: String, term: &'static str| {
+        let s = &s;
+        async move {
+            let (st, v) = s.post("/_matrix/client/v3/search", Some(&token), json!({"search_categories": {"room_events": {"search_term": term}}})).await;
+            assert_eq!(st, 200, "{v}");
+            v["search_categories"]["room_events"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["result"]["content"]["body"].as_str().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search(bob.clone(), "pancakes").await, ["Pancakes for breakfast"]);
+    let mut alices = search(alice.clone(), "PANCAKES").await;
+    alices.sort();
+    assert_eq!(alices, ["Pancakes for breakfast", "pancakes before bob joined", "secret pancakes recipe"]);
+    assert!(search(bob.clone(), "recipe").await.is_empty());
+    // FTS syntax in the input is plain text, not an error.
+    assert!(search(bob.clone(), "\"unbalanced OR (").await.is_empty());
+
+    s.put(&format!("/_matrix/client/v3/rooms/{shared}/redact/{visible}/r1"), Some(&alice), json!({})).await;
+    assert!(search(bob.clone(), "breakfast").await.is_empty(), "redacted text is not searchable");
+    assert_err(&s.post("/_matrix/client/v3/search", Some(&bob), json!({"search_categories": {"room_events": {"search_term": "  "}}})).await, 400, "M_INVALID_PARAM");
+}

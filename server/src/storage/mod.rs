@@ -16,6 +16,7 @@ pub mod reports;
 pub mod relations;
 pub mod registration_tokens;
 pub mod rooms;
+pub mod search;
 pub mod state;
 pub mod tokens;
 pub mod users;

@@ -14,6 +14,7 @@ pub mod profile;
 pub mod push;
 pub mod relations;
 pub mod room;
+pub mod search;
 pub mod session;
 pub mod spaces;
 pub mod sync;
@@ -99,6 +100,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::room::aliases::v3::Request, _, _>(r, moderation::get_room_aliases);
     let r = route::<c::knock::knock_room::v3::Request, _, _>(r, moderation::knock_room);
     let r = route::<c::room::get_summary::v1::Request, _, _>(r, spaces::get_summary);
+    let r = route::<c::search::search_events::v3::Request, _, _>(r, search::search_events);
     let r = route::<c::space::get_hierarchy::v1::Request, _, _>(r, spaces::get_hierarchy);
     let r = r
         .route("/_matrix/client/v1/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms))

@@ -301,6 +301,16 @@ impl Rooms {
         })?;
         storage::events::advance_extremities(&mut tx, &room.room_id, event_id.as_str(), prev_ids).await?;
         let content = pdu.content_value();
+        // Full-text index: message bodies, room names and topics.
+        let searchable = match pdu.kind.to_string().as_str() {
+            "m.room.message" => content["body"].as_str().map(|b| ("content.body", b)),
+            "m.room.name" => content["name"].as_str().map(|b| ("content.name", b)),
+            "m.room.topic" => content["topic"].as_str().map(|b| ("content.topic", b)),
+            _ => None,
+        };
+        if let Some((key, body)) = searchable {
+            storage::search::index(&mut tx, event_id.as_str(), &room.room_id, stream, key, body).await?;
+        }
         if let Some((parent, rel_type)) = relations::relation_of(&content) {
             storage::relations::insert(
                 &mut tx,

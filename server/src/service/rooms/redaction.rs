@@ -92,6 +92,8 @@ impl Rooms {
         let redacted = redact(original_pdu, &rules.redaction, Some(RedactedBecause::from_json(because))).map_err(Error::internal)?;
         let text = serde_json::to_string(&redacted).map_err(Error::internal)?;
         storage::events::set_redacted(&self.db.write, target.as_str(), redaction_id.as_str(), &text).await?;
+        // Redacted text must not be findable any more.
+        storage::search::forget(&self.db.write, target.as_str()).await?;
         Ok(redaction_id)
     }
 }
