@@ -281,3 +281,58 @@ async fn aliases_resolve_and_join() {
     assert_err(&s.call(Method::DELETE, "/_matrix/client/v3/directory/room/%23kitchen:hearth.test", Some(&bob), None).await, 403, "M_FORBIDDEN");
     assert_eq!(s.call(Method::DELETE, "/_matrix/client/v3/directory/room/%23kitchen:hearth.test", Some(&alice), None).await.0, 200);
 }
+
+#[tokio::test]
+async fn filters_lazy_loading_and_state_after() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let room = create(&s, &alice, json!({"preset": "public_chat"})).await;
+    let mut others = Vec::new();
+    for i in 0..4 {
+        let t = s.user(&format!("m{i}")).await;
+        s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&t), json!({})).await;
+        others.push(t);
+    }
+    send_text(&s, &others[0], &room, "x1", "from m0").await;
+    s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.reaction/r1"), Some(&alice), json!({})).await;
+    send_text(&s, &alice, &room, "x2", "from alice").await;
+
+    // A timeline filter by type, and lazy-loaded members: only senders' member events.
+    let filter = json!({"room": {"timeline": {"types": ["m.room.message"], "limit": 2}, "state": {"lazy_load_members": true}}});
+    let (st, f) = s.post("/_matrix/client/v3/user/@alice:hearth.test/filter", Some(&alice), filter).await;
+    assert_eq!(st, 200, "{f}");
+    let id = f["filter_id"].as_str().unwrap();
+    let (_, sync) = s.get(&format!("/_matrix/client/v3/sync?filter={id}"), Some(&alice)).await;
+    let block = &sync["rooms"]["join"][&room];
+    let tl: Vec<&str> = block["timeline"]["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(tl, ["m.room.message", "m.room.message"]);
+    assert_eq!(block["timeline"]["limited"], true);
+    let members: Vec<&str> = block["state"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.member")
+        .map(|e| e["state_key"].as_str().unwrap())
+        .collect();
+    let mut members = members;
+    members.sort();
+    assert_eq!(members, ["@alice:hearth.test", "@m0:hearth.test"], "only the members the timeline needs");
+    let (_, stored) = s.get(&format!("/_matrix/client/v3/user/@alice:hearth.test/filter/{id}"), Some(&alice)).await;
+    assert_eq!(stored["room"]["timeline"]["limit"], 2);
+
+    // /messages honours the same kind of filter, with lazy members in `state`.
+    let (_, page) = s
+        .get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&filter=%7B%22types%22%3A%5B%22m.reaction%22%5D%2C%22lazy_load_members%22%3Atrue%7D"), Some(&alice))
+        .await;
+    let types: Vec<&str> = page["chunk"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["m.reaction"]);
+    assert_eq!(page["state"][0]["state_key"], "@alice:hearth.test");
+
+    // MSC4222: state after the timeline.
+    let since = sync["next_batch"].as_str().unwrap().to_owned();
+    s.put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.topic/"), Some(&alice), json!({"topic": "new"})).await;
+    let (_, later) = s.get(&format!("/_matrix/client/v3/sync?since={since}&use_state_after=true"), Some(&alice)).await;
+    let after = later["rooms"]["join"][&room]["state_after"]["events"].as_array().expect("state_after present");
+    assert!(after.iter().any(|e| e["type"] == "m.room.topic" && e["content"]["topic"] == "new"), "{later}");
+    assert!(later["rooms"]["join"][&room].get("state").is_none());
+}

@@ -1,4 +1,5 @@
 //! Pure helpers over ruma: PDUs, the client event format. No database, no HTTP.
 
 pub mod client_event;
+pub mod filter;
 pub mod pdu;

@@ -28,6 +28,10 @@ use crate::{
 
 /// The timeline limit when the filter sets none (Synapse's default).
 pub const DEFAULT_TIMELINE_LIMIT: usize = 10;
+/// Most timeline events per room a filter may ask for.
+const MAX_TIMELINE: usize = 1000;
+/// How many batches a filtered timeline reads before it settles for fewer events.
+const MAX_FILTER_BATCHES: usize = 10;
 /// Longest long-poll accepted; clients ask for 30 s.
 const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -77,7 +81,9 @@ pub struct SyncParams {
     pub since: Option<SyncToken>,
     pub timeout: Duration,
     pub full_state: bool,
-    pub timeline_limit: usize,
+    pub filter: crate::matrix::filter::SyncFilter,
+    /// MSC4222: send the state after the timeline instead of before it.
+    pub use_state_after: bool,
 }
 
 pub struct Sync {
@@ -180,7 +186,10 @@ impl Sync {
                     let fresh = since.is_none() || params.full_state || (changed && self.joined_after(&m.room_id, user, since_pos).await?);
                     let data = room_data.remove(&m.room_id).unwrap_or_default();
                     let ephemeral = self.ephemeral_events(&m.room_id, user, since_token, head_token, fresh).await?;
-                    let block = self.room_block(&m.room_id, &viewer, since, head, fresh, params.timeline_limit, now).await?;
+                    if !params.filter.room.allows_room(&m.room_id) {
+                        continue;
+                    }
+                    let block = self.room_block(&m.room_id, &viewer, since, head, fresh, params, now).await?;
                     if block.is_none() && data.is_empty() && ephemeral.is_empty() {
                         continue;
                     }
@@ -202,9 +211,9 @@ impl Sync {
                     let block = self.invite_block(&m.room_id, &m.event_id).await?;
                     knock.insert(m.room_id.clone(), json!({ "knock_state": block["invite_state"] }));
                 }
-                "leave" | "ban" if since.is_some() && changed => {
+                "leave" | "ban" if (since.is_some() || params.filter.include_leave) && changed && params.filter.room.allows_room(&m.room_id) => {
                     // The timeline up to the leave, so the client sees why it left.
-                    if let Some(block) = self.room_block(&m.room_id, &viewer, since, m.stream_ordering, false, params.timeline_limit, now).await? {
+                    if let Some(block) = self.room_block(&m.room_id, &viewer, since, m.stream_ordering, since.is_none(), params, now).await? {
                         leave.insert(m.room_id.clone(), block);
                     }
                 }
@@ -261,7 +270,8 @@ impl Sync {
     }
 
     /// A joined (or left) room's block: timeline after `since` up to `upto`, and the state the
-    /// client needs before that timeline. `None` when nothing changed.
+    /// client needs before that timeline (or, with `use_state_after`, after it; MSC4222).
+    /// `None` when nothing changed.
     #[allow(clippy::too_many_arguments)]
     async fn room_block(
         &self,
@@ -270,32 +280,13 @@ impl Sync {
         since: Option<i64>,
         upto: i64,
         fresh: bool,
-        limit: usize,
+        params: &SyncParams,
         now: i64,
     ) -> Result<Option<Value>> {
         let db = &self.rooms.db().read;
-        let after = if fresh { 0 } else { since.unwrap_or(0) };
-        let mut rows = storage::events::room_events_desc(db, room_id, after, upto, limit as i64 + 1).await?;
-        let limited = rows.len() > limit;
-        rows.truncate(limit);
-        rows.reverse();
-        // Events from before the user could see the room (e.g. `joined` history) are left out.
         let user = ruma::UserId::parse(viewer.user_id).map_err(Error::internal)?;
-        let rows = self.rooms.visibility(&user, room_id).await?.filter(rows).await?;
-        if rows.is_empty() && !fresh {
-            return Ok(None);
-        }
-        let timeline_start = rows.first().map(|r| r.stream_ordering).unwrap_or(upto + 1);
-        let state_before = self.rooms.state_at(room_id, timeline_start - 1).await?;
-        let state_ids: Vec<String> = if fresh {
-            state_before.values().cloned().collect()
-        } else if limited {
-            let at_since = self.rooms.state_at(room_id, since.unwrap_or(0)).await?;
-            diff(&at_since, &state_before)
-        } else {
-            Vec::new()
-        };
-        let state_events = self.rooms.events(&state_ids).await?;
+        let limit = params.filter.timeline.limit.unwrap_or(DEFAULT_TIMELINE_LIMIT).clamp(1, MAX_TIMELINE);
+        let after = if fresh { 0 } else { since.unwrap_or(0) };
         let view = |e: &StoredEvent| {
             client_event::format(
                 &View {
@@ -309,22 +300,88 @@ impl Sync {
                 now,
             )
         };
-        let mut timeline: Vec<Value> = rows
-            .into_iter()
-            .map(|r| Ok(view(&super::rooms::parse_row(r)?)))
-            .collect::<Result<_>>()?;
+
+        // Walk back from `upto` in batches until `limit` events pass visibility and the filter.
+        let mut check = self.rooms.visibility(&user, room_id).await?;
+        let mut picked: Vec<(i64, Value)> = Vec::new();
+        let mut cursor = upto;
+        let mut limited = false;
+        for _ in 0..MAX_FILTER_BATCHES {
+            let rows = storage::events::room_events_desc(db, room_id, after, cursor, limit as i64 + 1).await?;
+            let exhausted = (rows.len() as i64) < limit as i64 + 1;
+            if let Some(last) = rows.last() {
+                cursor = last.stream_ordering - 1;
+            }
+            for r in rows {
+                if picked.len() == limit {
+                    limited = true;
+                    break;
+                }
+                if !check.allows(&r).await? {
+                    continue;
+                }
+                let pos = r.stream_ordering;
+                let v = view(&super::rooms::parse_row(r)?);
+                if params.filter.timeline.allows(&v) {
+                    picked.push((pos, v));
+                }
+            }
+            if limited || exhausted {
+                break;
+            }
+        }
+        picked.reverse();
+        if picked.is_empty() && !fresh {
+            return Ok(None);
+        }
+        let timeline_start = picked.first().map(|(p, _)| *p).unwrap_or(upto + 1);
+        let mut timeline: Vec<Value> = picked.into_iter().map(|(_, v)| v).collect();
+
+        // State: before the timeline (classic) or after it (MSC4222), complete for a room new
+        // to the client, otherwise what changed since the last sync.
+        let (at, key) = if params.use_state_after { (upto, "state_after") } else { (timeline_start - 1, "state") };
+        let state_now = self.rooms.state_at(room_id, at).await?;
+        let state_ids: Vec<String> = if fresh {
+            state_now.values().cloned().collect()
+        } else if limited || params.use_state_after {
+            let at_since = self.rooms.state_at(room_id, since.unwrap_or(0)).await?;
+            diff(&at_since, &state_now)
+        } else {
+            Vec::new()
+        };
+        let mut state_events: Vec<Value> = self.rooms.events(&state_ids).await?.iter().map(view).collect();
+        state_events.retain(|e| params.filter.state.allows(e));
+        if params.filter.state.lazy_load_members {
+            // Only the members the client needs to render the timeline, and the user's own.
+            let senders: HashSet<&str> = timeline.iter().filter_map(|e| e["sender"].as_str()).chain([viewer.user_id]).collect();
+            state_events.retain(|e| e["type"] != "m.room.member" || e["state_key"].as_str().is_some_and(|k| senders.contains(k)));
+            if fresh {
+                // Members of timeline senders may predate the state delta; make sure they are there.
+                let have: HashSet<String> = state_events.iter().filter_map(|e| e["state_key"].as_str().map(str::to_owned)).collect();
+                let missing: Vec<String> = senders
+                    .iter()
+                    .filter(|s| !have.contains(**s))
+                    .filter_map(|s| state_now.get(&("m.room.member".to_owned(), (*s).to_owned())).cloned())
+                    .collect();
+                state_events.extend(self.rooms.events(&missing).await?.iter().map(view));
+            }
+        }
         self.rooms.bundle(&user, room_id, &mut timeline).await?;
         let summary = self.summary(room_id, viewer.user_id).await?;
-        Ok(Some(json!({
+        let mut block = json!({
             "timeline": {
                 "events": timeline,
                 "limited": limited,
                 "prev_batch": token((timeline_start - 1).max(0)),
             },
-            "state": { "events": state_events.iter().map(view).collect::<Vec<_>>() },
             "summary": summary,
-
-        })))
+        });
+        block[key] = json!({ "events": state_events });
+        if params.use_state_after {
+            // The unstable name matrix-rust-sdk asked for before MSC4222 was merged.
+            block["org.matrix.msc4222.state_after"] = block["state_after"].clone();
+        }
+        Ok(Some(block))
     }
 
     /// Room summary (spec: "Room summary" in /sync): member counts and heroes for naming rooms

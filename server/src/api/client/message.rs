@@ -71,13 +71,29 @@ pub async fn get_message_events(
     };
     // Pagination positions come from the unfiltered page; hidden events are just left out.
     let rows = s.rooms.visibility(user, b.room_id.as_str()).await?.filter(rows).await?;
+    let filter = crate::matrix::filter::EventFilter::from_json(&serde_json::to_value(&b.filter).map_err(Error::internal)?);
     let mut views = rows.into_iter().map(|row| Ok(view(&crate::service::rooms::parse_row(row)?))).collect::<Result<Vec<_>>>()?;
+    views.retain(|v| filter.allows(v));
     s.rooms.bundle(user, b.room_id.as_str(), &mut views).await?;
     let events = views.iter().map(raw_json).collect::<Result<Vec<_>>>()?;
+    // Lazy-loading members: the member events of this page's senders (spec: "Lazy-loading room
+    // members").
+    let mut state = Vec::new();
+    if filter.lazy_load_members {
+        let mut senders: Vec<&str> = views.iter().filter_map(|v| v["sender"].as_str()).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        for sender in senders {
+            if let Some(m) = s.rooms.current_state_event(&b.room_id, "m.room.member", sender).await? {
+                state.push(raw_json(&view(&m))?);
+            }
+        }
+    }
     let mut resp = get_message_events::v3::Response::new();
     resp.start = sync::token(from);
     resp.end = end.map(|e| sync::token(e.max(0)));
     resp.chunk = events;
+    resp.state = state;
     Ok(RumaResponse(resp))
 }
 

@@ -11,10 +11,11 @@ use serde_json::Value;
 
 use crate::{
     error::{Error, Result},
+    matrix::filter::SyncFilter,
     http::ruma::{Ruma, RumaResponse},
     service::{
         AppState,
-        sync::{DEFAULT_TIMELINE_LIMIT, SyncParams, SyncToken},
+        sync::{SyncParams, SyncToken},
     },
     storage,
 };
@@ -29,16 +30,16 @@ pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::R
         Some(sync_events::v3::Filter::FilterId(id)) => Some(load_filter(&s, session.user_id.as_str(), id).await?),
         _ => None,
     };
-    let timeline_limit = filter
-        .as_ref()
-        .and_then(|f| f.room.timeline.limit)
-        .map(|l| u64::from(l).clamp(1, 1000) as usize)
-        .unwrap_or(DEFAULT_TIMELINE_LIMIT);
+    let filter = match filter {
+        Some(f) => SyncFilter::from_json(&serde_json::to_value(&f).map_err(Error::internal)?),
+        None => SyncFilter::default(),
+    };
     let params = SyncParams {
         since: b.since.as_deref().map(SyncToken::parse).transpose()?,
         timeout: b.timeout.unwrap_or(Duration::ZERO),
         full_state: b.full_state,
-        timeline_limit,
+        filter,
+        use_state_after: b.use_state_after,
     };
     Ok(Json(s.sync.sync(&session.user_id, session.device_id.as_str(), &params).await?))
 }
