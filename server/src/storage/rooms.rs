@@ -200,3 +200,34 @@ pub async fn move_aliases(ex: impl SqliteExecutor<'_>, from: &str, to: &str) -> 
     sqlx::query("UPDATE room_aliases SET room_id = ? WHERE room_id = ?").bind(to).bind(from).execute(ex).await?;
     Ok(())
 }
+
+/// The current state entries at the given (type, state_key) pairs.
+pub async fn current_state_keys(ex: impl SqliteExecutor<'_>, room_id: &str, keys: &[(String, String)]) -> sqlx::Result<StateKeyMap> {
+    if keys.is_empty() {
+        return Ok(StateKeyMap::new());
+    }
+    let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
+        sqlx::QueryBuilder::new("SELECT event_type, state_key, event_id FROM current_state WHERE room_id = ");
+    q.push_bind(room_id).push(" AND (");
+    for (i, (t, k)) in keys.iter().enumerate() {
+        if i > 0 {
+            q.push(" OR ");
+        }
+        q.push("(event_type = ").push_bind(t).push(" AND state_key = ").push_bind(k).push(")");
+    }
+    q.push(")");
+    let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(ex).await?;
+    Ok(rows.into_iter().map(|(t, k, e)| ((t, k), e)).collect())
+}
+
+/// (user_id, display name) of the room's joined members, read from their member events.
+pub async fn joined_display_names(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<(String, Option<String>)>> {
+    sqlx::query_as(
+        "SELECT m.user_id, json_extract(COALESCE(e.redacted_json, e.pdu), '$.content.displayname')
+         FROM memberships m JOIN events e ON e.event_id = m.event_id
+         WHERE m.room_id = ? AND m.membership = 'join'",
+    )
+    .bind(room_id)
+    .fetch_all(ex)
+    .await
+}

@@ -173,13 +173,16 @@ impl Rooms {
     ) -> Result<OwnedEventId> {
         let (version, rules) = rules_for(&room.room_version)?;
         let room_id = RoomId::parse(&room.room_id).map_err(Error::internal)?;
-        let state_ids = storage::rooms::current_state(&self.db.write, room_id.as_str()).await?;
 
-        // Auth events: the state the auth rules will look at for this event.
+        // Auth events: the state the auth rules will look at for this event. Only those entries
+        // of the current state are read (a big room's state is large).
         let raw_content = serde_json::value::to_raw_value(&content).map_err(Error::internal)?;
         let timeline_type: TimelineEventType = kind.into();
         let auth_keys = state_res::auth_types_for_event(&timeline_type, sender, state_key, &raw_content, &rules.authorization)
             .map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
+        let mut wanted: Vec<(String, String)> = auth_keys.iter().map(|(t, k)| (t.to_string(), k.clone())).collect();
+        wanted.push(("m.room.create".to_owned(), String::new()));
+        let state_ids = storage::rooms::current_state_keys(&self.db.write, room_id.as_str(), &wanted).await?;
         let mut auth_ids: Vec<String> = auth_keys
             .iter()
             .filter_map(|(t, k)| state_ids.get(&(t.to_string(), k.clone())).cloned())

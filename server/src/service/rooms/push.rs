@@ -22,26 +22,17 @@ impl Rooms {
     /// Records which local members the event notifies. Called after the event is stored.
     pub(super) async fn evaluate_push(&self, room_id: &ruma::RoomId, event_id: &str, stream: i64, client_event: &Value) -> Result<()> {
         let sender = client_event["sender"].as_str().unwrap_or_default();
-        let members = storage::rooms::members(&self.db.read, room_id.as_str()).await?;
-        let joined: Vec<&(String, String, String)> = members.iter().filter(|(_, m, _)| m == "join").collect();
+        let joined = storage::rooms::joined_display_names(&self.db.read, room_id.as_str()).await?;
         let local: Vec<String> = joined
             .iter()
-            .map(|(u, _, _)| u.clone())
+            .map(|(u, _)| u.clone())
             .filter(|u| u != sender && UserId::parse(u).is_ok_and(|id| id.server_name() == self.config.server_name))
             .collect();
         if local.is_empty() {
             return Ok(());
         }
         let stored: HashMap<String, String> = storage::push_actions::rulesets(&self.db.read, &local).await?.into_iter().collect();
-        let member_events = self.events(&joined.iter().map(|(_, _, e)| e.clone()).collect::<Vec<_>>()).await?;
-        let names: HashMap<String, String> = member_events
-            .iter()
-            .filter_map(|e| {
-                let who = e.json.get("state_key")?.as_str()?.to_owned();
-                let name = content_of(&e.json)["displayname"].as_str().map(str::to_owned)?;
-                Some((who, name))
-            })
-            .collect();
+        let names: HashMap<String, String> = joined.iter().filter_map(|(u, n)| Some((u.clone(), n.clone()?))).collect();
         let power = self.power_levels(room_id).await?;
         let power_ctx = PushConditionPowerLevelsCtx::new(power.users.clone(), power.users_default, power.notifications.clone(), power.rules.clone());
         let raw: Raw<ruma::events::AnySyncTimelineEvent> =
@@ -83,7 +74,13 @@ impl Rooms {
         }
         tx.commit().await?;
 
-        // Queue the push gateway deliveries, with the counts the phone will show.
+        // Queue the push gateway deliveries, with the counts the phone will show, for the users
+        // who have pushers at all.
+        let with_pushers = storage::pushers::users_with_pushers(&self.db.read, &jobs.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>()).await?;
+        let jobs: Vec<_> = jobs.into_iter().filter(|(u, _)| with_pushers.contains(u)).collect();
+        if jobs.is_empty() {
+            return Ok(());
+        }
         let room_name = self.current_state_event(room_id, "m.room.name", "").await?.and_then(|e| content_of(&e.json)["name"].as_str().map(str::to_owned));
         let mut event = client_event.clone();
         event["event_id"] = serde_json::json!(event_id);

@@ -1,0 +1,433 @@
+//! Load benchmark: the same Client-Server workload against a running `hearth` binary and a
+//! Synapse from PyPI on the same machine, in the same run. Reports latencies, throughput, server
+//! CPU seconds (from /proc) and RSS, and the Hearth/Synapse ratios.
+//!
+//! Run it with `scripts/bench.sh` (it builds Hearth in release mode, installs Synapse in a venv,
+//! starts both servers and writes docs/benchmarks.md). Numbers on a shared 2-core machine drift
+//! between runs; the ratios are what to compare.
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+const SENDERS: usize = 10;
+const MESSAGES_PER_SENDER: usize = 100;
+const SYNC_ROUNDS: usize = 100;
+const ROOMS: usize = 20;
+const MEMBERS_PER_ROOM: usize = 10;
+const HISTORY_PER_ROOM: usize = 20;
+const FANOUT_MEMBERS: usize = 200;
+const FANOUT_ROUNDS: usize = 5;
+
+struct Server {
+    name: &'static str,
+    base: String,
+    pid: u32,
+    _child: Child,
+    http: reqwest::Client,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+/// utime + stime of a process in seconds (from /proc/PID/stat).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the command: state is index 0, utime 11, stime 12.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// (current RSS, peak RSS) in MiB, from /proc/PID/status.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+impl Server {
+    async fn wait_ready(&self) -> Result<()> {
+        for _ in 0..600 {
+            if let Ok(r) = self.http.get(format!("{}/_matrix/client/versions", self.base)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("{} did not start", self.name)
+    }
+
+    fn txn(&self) -> u64 {
+        self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Result<Value> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() && status != reqwest::StatusCode::UNAUTHORIZED {
+            bail!("{} {path}: {status} {v}", self.name);
+        }
+        Ok(v)
+    }
+
+    /// Registers through the dummy flow; returns (user_id, access token).
+    async fn register(&self, name: &str) -> Result<(String, String)> {
+        let first = self.call(reqwest::Method::POST, "/_matrix/client/v3/register", None, Some(json!({"username": name, "password": "bench-password"}))).await?;
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/register",
+                None,
+                Some(json!({"username": name, "password": "bench-password", "auth": {"type": "m.login.dummy", "session": first["session"]}})),
+            )
+            .await?;
+        Ok((v["user_id"].as_str().context("user_id")?.to_owned(), v["access_token"].as_str().context("token")?.to_owned()))
+    }
+
+    async fn create_room(&self, token: &str, body: Value) -> Result<String> {
+        let v = self.call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Some(token), Some(body)).await?;
+        Ok(v["room_id"].as_str().context("room_id")?.to_owned())
+    }
+
+    async fn join(&self, token: &str, room: &str) -> Result<()> {
+        self.call(reqwest::Method::POST, &format!("/_matrix/client/v3/join/{room}"), Some(token), Some(json!({}))).await?;
+        Ok(())
+    }
+
+    async fn send(&self, token: &str, room: &str, body: &str) -> Result<()> {
+        let txn = self.txn();
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/b{txn}"),
+            Some(token),
+            Some(json!({"msgtype": "m.text", "body": body})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn sync(&self, token: &str, since: Option<&str>, timeout_ms: u64, filter: Option<&str>) -> Result<Value> {
+        let mut path = format!("/_matrix/client/v3/sync?timeout={timeout_ms}");
+        if let Some(s) = since {
+            path.push_str(&format!("&since={s}"));
+        }
+        if let Some(f) = filter {
+            path.push_str(&format!("&filter={f}"));
+        }
+        self.call(reqwest::Method::GET, &path, Some(token), None).await
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    rows: Vec<(String, String, String)>,
+    values: HashMap<(String, &'static str), f64>,
+}
+
+impl Report {
+    fn put(&mut self, server: &str, metric: &'static str, value: f64) {
+        self.values.insert((server.to_owned(), metric), value);
+    }
+}
+
+fn start_hearth(bin: &str, dir: &std::path::Path, port: u16) -> Result<Child> {
+    let config = dir.join("homeserver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server_name = \"bench.hearth\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\nenable_registration = true\nenable_registration_without_verification = true\nlog_level = \"warn\"\nlog_dir = \"{}\"\n[[listeners]]\nport = {port}\nbind_addresses = [\"127.0.0.1\"]\n[rc_registration]\nper_second = 10000\nburst_count = 10000\n[rc_login.address]\nper_second = 10000\nburst_count = 10000\n[rc_login.account]\nper_second = 10000\nburst_count = 10000\n",
+            dir.join("data").display(),
+            dir.join("logs").display()
+        ),
+    )?;
+    Ok(Command::new(bin).args(["serve", "--config"]).arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?)
+}
+
+fn start_synapse(venv: &str, dir: &std::path::Path, port: u16) -> Result<Child> {
+    let python = format!("{venv}/bin/python");
+    let config = dir.join("homeserver.yaml");
+    let status = Command::new(&python)
+        .args(["-m", "synapse.app.homeserver", "--server-name", "bench.synapse", "--config-path"])
+        .arg(&config)
+        .args(["--generate-config", "--report-stats=no", "--data-directory"])
+        .arg(dir)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("synapse --generate-config failed");
+    }
+    // Same conditions as Hearth: SQLite, no rate limits, open registration, cheap password hashes
+    // for setup (password hashing is not part of the race).
+    let mut yaml = std::fs::read_to_string(&config)?;
+    yaml = yaml.replace("port: 8008", &format!("port: {port}"));
+    yaml.push_str(
+        "\nenable_registration: true\nenable_registration_without_verification: true\nbcrypt_rounds: 4\n\
+         rc_message: {per_second: 10000, burst_count: 10000}\nrc_registration: {per_second: 10000, burst_count: 10000}\n\
+         rc_login: {address: {per_second: 10000, burst_count: 10000}, account: {per_second: 10000, burst_count: 10000}, failed_attempts: {per_second: 10000, burst_count: 10000}}\n\
+         rc_joins: {local: {per_second: 10000, burst_count: 10000}, remote: {per_second: 10000, burst_count: 10000}}\n\
+         rc_invites: {per_room: {per_second: 10000, burst_count: 10000}, per_user: {per_second: 10000, burst_count: 10000}}\n\
+         rc_joins_per_room: {per_second: 10000, burst_count: 10000}\n\
+         rc_presence: {per_user: {per_second: 10000, burst_count: 10000}}\n\
+         presence: {enabled: false}\nsuppress_key_server_warning: true\n",
+    );
+    std::fs::write(&config, yaml)?;
+    // Quiet logging so log I/O does not skew the numbers.
+    let log_config = dir.join("bench.synapse.log.config");
+    if let Ok(text) = std::fs::read_to_string(&log_config) {
+        std::fs::write(&log_config, text.replace("level: INFO", "level: WARNING"))?;
+    }
+    Ok(Command::new(&python)
+        .args(["-m", "synapse.app.homeserver", "--config-path"])
+        .arg(&config)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
+    let name = s.name;
+    let (idle, _) = rss_mib(s.pid);
+    report.put(name, "idle_rss_mib", idle);
+
+    // Registration (includes password hashing: reported, not raced).
+    let cpu0 = cpu_seconds(s.pid);
+    let t = Instant::now();
+    let mut users = Vec::new();
+    for i in 0..(SENDERS + 2) {
+        users.push(s.register(&format!("u{i}")).await?);
+    }
+    report.put(name, "register_ms_per_user", t.elapsed().as_secs_f64() * 1000.0 / users.len() as f64);
+    report.put(name, "register_cpu_ms_per_user", (cpu_seconds(s.pid) - cpu0) * 1000.0 / users.len() as f64);
+
+    // Send throughput and latency: 10 concurrent senders in one room.
+    let owner = &users[0].1;
+    let room = s.create_room(owner, json!({"preset": "public_chat"})).await?;
+    for (_, tok) in &users[1..] {
+        s.join(tok, &room).await?;
+    }
+    let senders: Vec<String> = users[1..=SENDERS].iter().map(|(_, t)| t.clone()).collect();
+    let cpu0 = cpu_seconds(s.pid);
+    let t = Instant::now();
+    let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tasks = senders.iter().map(|tok| {
+        let lat = lat.clone();
+        let room = room.clone();
+        async move {
+            for i in 0..MESSAGES_PER_SENDER {
+                let start = Instant::now();
+                s.send(tok, &room, &format!("message {i}")).await?;
+                lat.lock().unwrap().push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+    });
+    for r in futures::future::join_all(tasks).await {
+        r?;
+    }
+    let total = (SENDERS * MESSAGES_PER_SENDER) as f64;
+    let elapsed = t.elapsed().as_secs_f64();
+    let mut l = lat.lock().unwrap().clone();
+    l.sort_by(f64::total_cmp);
+    report.put(name, "send_msgs_per_s", total / elapsed);
+    report.put(name, "send_p50_ms", percentile(&l, 0.5));
+    report.put(name, "send_p99_ms", percentile(&l, 0.99));
+    report.put(name, "send_cpu_ms_per_msg", (cpu_seconds(s.pid) - cpu0) * 1000.0 / total);
+
+    // Delivery latency: a send until another user's long-polling /sync returns it.
+    let (reader, writer) = (&users[SENDERS + 1].1, &users[1].1);
+    let mut since = s.sync(reader, None, 0, None).await?["next_batch"].as_str().context("next_batch")?.to_owned();
+    let mut lat = Vec::new();
+    let cpu0 = cpu_seconds(s.pid);
+    for i in 0..SYNC_ROUNDS {
+        let poll = s.sync(reader, Some(&since), 30_000, None);
+        let send = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let start = Instant::now();
+            s.send(writer, &room, &format!("ping {i}")).await?;
+            Ok::<_, anyhow::Error>(start)
+        };
+        let (synced, started) = tokio::join!(poll, send);
+        let synced = synced?;
+        let started = started?;
+        lat.push(started.elapsed().as_secs_f64() * 1000.0);
+        since = synced["next_batch"].as_str().context("next_batch")?.to_owned();
+        // Drain anything that arrived in between so the next poll starts clean.
+        since = s.sync(reader, Some(&since), 0, None).await?["next_batch"].as_str().context("next_batch")?.to_owned();
+    }
+    lat.sort_by(f64::total_cmp);
+    report.put(name, "sync_delivery_p50_ms", percentile(&lat, 0.5));
+    report.put(name, "sync_delivery_p99_ms", percentile(&lat, 0.99));
+    report.put(name, "sync_cpu_ms_per_round", (cpu_seconds(s.pid) - cpu0) * 1000.0 / SYNC_ROUNDS as f64);
+
+    // Initial sync for a user in 20 rooms of 10 members with history.
+    let (_, subject) = s.register("subject").await?;
+    let mut members = Vec::new();
+    for i in 0..(MEMBERS_PER_ROOM - 1) {
+        members.push(s.register(&format!("member{i}")).await?.1);
+    }
+    for r in 0..ROOMS {
+        let room = s.create_room(&subject, json!({"preset": "public_chat", "name": format!("room {r}")})).await?;
+        for m in &members {
+            s.join(m, &room).await?;
+        }
+        for h in 0..HISTORY_PER_ROOM {
+            s.send(&members[h % members.len()], &room, &format!("history {h}")).await?;
+        }
+    }
+    for (metric, filter) in [("initial_sync_ms", None), ("initial_sync_lazy_ms", Some("%7B%22room%22%3A%7B%22state%22%3A%7B%22lazy_load_members%22%3Atrue%7D%7D%7D"))] {
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let t = Instant::now();
+            let v = s.sync(&subject, None, 0, filter).await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            if v["rooms"]["join"].as_object().map(|o| o.len()).unwrap_or(0) < ROOMS {
+                bail!("{name}: initial sync is missing rooms");
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        report.put(name, metric, percentile(&times, 0.5));
+    }
+
+    // Fan-out: one message to 200 long-polling members.
+    let (_, host) = s.register("host").await?;
+    let big = s.create_room(&host, json!({"preset": "public_chat"})).await?;
+    let mut crowd = Vec::new();
+    for i in 0..FANOUT_MEMBERS {
+        let (_, tok) = s.register(&format!("crowd{i}")).await?;
+        s.join(&tok, &big).await?;
+        crowd.push(tok);
+    }
+    let mut sinces = Vec::new();
+    for tok in &crowd {
+        sinces.push(s.sync(tok, None, 0, Some("%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%7D%7D")).await?["next_batch"].as_str().context("nb")?.to_owned());
+    }
+    let mut lat = Vec::new();
+    let cpu0 = cpu_seconds(s.pid);
+    for round in 0..FANOUT_ROUNDS {
+        let polls = crowd.iter().zip(sinces.iter()).map(|(tok, since)| async move {
+            let v = s.sync(tok, Some(since), 60_000, None).await?;
+            Ok::<_, anyhow::Error>((Instant::now(), v["next_batch"].as_str().unwrap_or_default().to_owned()))
+        });
+        let send = async {
+            // Give every poll time to be waiting.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let start = Instant::now();
+            s.send(&host, &big, &format!("announcement {round}")).await?;
+            Ok::<_, anyhow::Error>(start)
+        };
+        let (results, started) = tokio::join!(futures::future::join_all(polls), send);
+        let started = started?;
+        let mut next = Vec::new();
+        for r in results {
+            let (at, nb) = r?;
+            lat.push(at.saturating_duration_since(started).as_secs_f64() * 1000.0);
+            next.push(nb);
+        }
+        sinces = next;
+    }
+    lat.sort_by(f64::total_cmp);
+    report.put(name, "fanout_p50_ms", percentile(&lat, 0.5));
+    report.put(name, "fanout_p99_ms", percentile(&lat, 0.99));
+    report.put(name, "fanout_cpu_ms_per_message", (cpu_seconds(s.pid) - cpu0) * 1000.0 / FANOUT_ROUNDS as f64);
+
+    let (_, peak) = rss_mib(s.pid);
+    report.put(name, "peak_rss_mib", peak);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let hearth_bin = args.next().context("usage: hearth-bench HEARTH_BINARY SYNAPSE_VENV OUTPUT.md")?;
+    let venv = args.next().context("usage: hearth-bench HEARTH_BINARY SYNAPSE_VENV OUTPUT.md")?;
+    let output = PathBuf::from(args.next().context("usage: hearth-bench HEARTH_BINARY SYNAPSE_VENV OUTPUT.md")?);
+    let work = tempfile::tempdir()?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).pool_max_idle_per_host(512).build()?;
+    let mut report = Report::default();
+
+    for which in ["hearth", "synapse"] {
+        let dir = work.path().join(which);
+        std::fs::create_dir_all(&dir)?;
+        let port = if which == "hearth" { 18300 } else { 18301 };
+        let child = if which == "hearth" { start_hearth(&hearth_bin, &dir, port)? } else { start_synapse(&venv, &dir, port)? };
+        let server = Server {
+            name: which,
+            base: format!("http://127.0.0.1:{port}"),
+            pid: child.id(),
+            _child: child,
+            http: http.clone(),
+            counter: Default::default(),
+        };
+        server.wait_ready().await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        eprintln!("running scenarios against {which}");
+        let result = run_scenarios(&server, &mut report).await;
+        let _ = Command::new("kill").arg(server.pid.to_string()).status();
+        result?;
+    }
+
+    let metrics: [(&str, &str, bool); 16] = [
+        ("idle_rss_mib", "Idle RSS (MiB)", false),
+        ("peak_rss_mib", "Peak RSS (MiB)", false),
+        ("register_ms_per_user", "Registration, ms per user (incl. password hashing)", false),
+        ("register_cpu_ms_per_user", "Registration, server CPU ms per user", false),
+        ("send_msgs_per_s", "Send throughput, 10 senders in one room (msgs/s)", true),
+        ("send_p50_ms", "Send latency p50 (ms)", false),
+        ("send_p99_ms", "Send latency p99 (ms)", false),
+        ("send_cpu_ms_per_msg", "Server CPU per message (ms)", false),
+        ("sync_delivery_p50_ms", "Send to other user's /sync, p50 (ms)", false),
+        ("sync_delivery_p99_ms", "Send to other user's /sync, p99 (ms)", false),
+        ("sync_cpu_ms_per_round", "Server CPU per send+sync round (ms)", false),
+        ("initial_sync_ms", "Initial sync, 20 rooms x 10 members, p50 (ms)", false),
+        ("initial_sync_lazy_ms", "Initial sync with lazy-loaded members, p50 (ms)", false),
+        ("fanout_p50_ms", "Fan-out of one message to 200 long-polls, p50 (ms)", false),
+        ("fanout_p99_ms", "Fan-out to 200, p99 (ms)", false),
+        ("fanout_cpu_ms_per_message", "Server CPU per fanned-out message (ms)", false),
+    ];
+    let mut md = String::new();
+    md.push_str("| Metric | Hearth | Synapse | Synapse / Hearth |\n|---|---:|---:|---:|\n");
+    for (key, label, higher_is_better) in metrics {
+        let h = report.values.get(&("hearth".to_owned(), key)).copied().unwrap_or(f64::NAN);
+        let sy = report.values.get(&("synapse".to_owned(), key)).copied().unwrap_or(f64::NAN);
+        let ratio = if higher_is_better { h / sy } else { sy / h };
+        md.push_str(&format!("| {label} | {h:.2} | {sy:.2} | {ratio:.1}x |\n"));
+        report.rows.push((label.to_owned(), format!("{h:.2}"), format!("{sy:.2}")));
+    }
+    md.push_str("\nThe last column is how many times better Hearth does (for throughput, Hearth / Synapse).\n");
+    std::fs::write(&output, &md)?;
+    println!("{md}");
+    Ok(())
+}
