@@ -200,6 +200,7 @@ fn start_synapse(venv: &str, dir: &std::path::Path, port: u16) -> Result<Child> 
          rc_invites: {per_room: {per_second: 10000, burst_count: 10000}, per_user: {per_second: 10000, burst_count: 10000}}\n\
          rc_joins_per_room: {per_second: 10000, burst_count: 10000}\n\
          rc_presence: {per_user: {per_second: 10000, burst_count: 10000}}\n\
+         rc_room_creation: {per_second: 10000, burst_count: 10000}\n\
          presence: {enabled: false}\nsuppress_key_server_warning: true\n",
     );
     std::fs::write(&config, yaml)?;

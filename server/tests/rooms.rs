@@ -336,3 +336,34 @@ async fn filters_lazy_loading_and_state_after() {
     assert!(after.iter().any(|e| e["type"] == "m.room.topic" && e["content"]["topic"] == "new"), "{later}");
     assert!(later["rooms"]["join"][&room].get("state").is_none());
 }
+
+#[tokio::test]
+async fn bad_filters_state_keys_and_foreign_tokens() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = create(&s, &alice, json!({"preset": "private_chat"})).await;
+    send_text(&s, &alice, &room, "s1", "alice's secret").await;
+
+    // Filters that do not parse, and unknown filter IDs.
+    let r = s.get("/_matrix/client/v3/sync?filter=%7Bnot%20json", Some(&bob)).await;
+    assert!(r.0 == 400 && r.1["errcode"].as_str().is_some_and(|c| c == "M_BAD_JSON" || c == "M_INVALID_PARAM" || c == "M_NOT_JSON"), "{:?}", r);
+    assert_err(&s.get("/_matrix/client/v3/sync?filter=12345", Some(&bob)).await, 404, "M_NOT_FOUND");
+    assert_err(&s.get("/_matrix/client/v3/user/@alice:hearth.test/filter/0", Some(&bob)).await, 403, "M_FORBIDDEN");
+    let r = s.post("/_matrix/client/v3/user/@bob:hearth.test/filter", Some(&bob), json!({"room": {"timeline": {"limit": "ten"}}})).await;
+    assert_err(&r, 400, "M_BAD_JSON");
+
+    // A member event whose state key is not a user ID is refused by the auth rules.
+    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/not-a-user"), Some(&alice), json!({"membership": "join"})).await;
+    assert!(r.0 == 400 || r.0 == 403, "{:?}", r);
+    // Nobody can set another user's membership to join.
+    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/@bob:hearth.test"), Some(&alice), json!({"membership": "join"})).await;
+    assert_err(&r, 403, "M_FORBIDDEN");
+
+    // Another user's sync token shows the caller their own data only.
+    let (_, alices) = s.get("/_matrix/client/v3/sync", Some(&alice)).await;
+    let (st, v) = s.get(&format!("/_matrix/client/v3/sync?since={}&timeout=0&full_state=true", alices["next_batch"].as_str().unwrap()), Some(&bob)).await;
+    assert_eq!(st, 200);
+    assert!(v["rooms"]["join"].get(&room).is_none(), "{v}");
+    assert!(!v.to_string().contains("alice's secret"));
+}
