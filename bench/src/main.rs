@@ -233,6 +233,7 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "register_ms_per_user", t.elapsed().as_secs_f64() * 1000.0 / users.len() as f64);
     report.put(name, "register_cpu_ms_per_user", (cpu_seconds(s.pid) - cpu0) * 1000.0 / users.len() as f64);
 
+    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     // Send throughput and latency: 10 concurrent senders in one room.
     let owner = &users[0].1;
     let room = s.create_room(owner, json!({"preset": "public_chat"})).await?;
@@ -267,6 +268,7 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "send_p99_ms", percentile(&l, 0.99));
     report.put(name, "send_cpu_ms_per_msg", (cpu_seconds(s.pid) - cpu0) * 1000.0 / total);
 
+    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     // Delivery latency: a send until another user's long-polling /sync returns it.
     let (reader, writer) = (&users[SENDERS + 1].1, &users[1].1);
     let mut since = s.sync(reader, None, 0, None).await?["next_batch"].as_str().context("next_batch")?.to_owned();
@@ -293,6 +295,7 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "sync_delivery_p99_ms", percentile(&lat, 0.99));
     report.put(name, "sync_cpu_ms_per_round", (cpu_seconds(s.pid) - cpu0) * 1000.0 / SYNC_ROUNDS as f64);
 
+    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     // Initial sync for a user in 20 rooms of 10 members with history.
     let (_, subject) = s.register("subject").await?;
     let mut members = Vec::new();
@@ -322,6 +325,7 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
         report.put(name, metric, percentile(&times, 0.5));
     }
 
+    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     // Fan-out: one message to 200 long-polling members.
     let (_, host) = s.register("host").await?;
     let big = s.create_room(&host, json!({"preset": "public_chat"})).await?;
@@ -364,6 +368,7 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "fanout_p99_ms", percentile(&lat, 0.99));
     report.put(name, "fanout_cpu_ms_per_message", (cpu_seconds(s.pid) - cpu0) * 1000.0 / FANOUT_ROUNDS as f64);
 
+    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     let (_, peak) = rss_mib(s.pid);
     report.put(name, "peak_rss_mib", peak);
     Ok(())
@@ -379,7 +384,12 @@ async fn main() -> Result<()> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).pool_max_idle_per_host(512).build()?;
     let mut report = Report::default();
 
+    // HEARTH_BENCH_ONLY=hearth skips Synapse, for quick iterations on Hearth alone.
+    let only = std::env::var("HEARTH_BENCH_ONLY").ok();
     for which in ["hearth", "synapse"] {
+        if only.as_deref().is_some_and(|o| o != which) {
+            continue;
+        }
         let dir = work.path().join(which);
         std::fs::create_dir_all(&dir)?;
         let port = if which == "hearth" { 18300 } else { 18301 };

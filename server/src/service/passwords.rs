@@ -1,9 +1,12 @@
 //! Password hashing with argon2id at OWASP's recommended parameters (m = 19 MiB, t = 2, p = 1).
-//! Hashing is CPU-heavy, so it runs on the blocking pool, never on a runtime worker.
+//!
+//! Hashing is CPU- and memory-heavy, so it runs on one dedicated thread, never on a runtime
+//! worker: one thread bounds both the CPU a burst of logins can take and the memory (with the
+//! blocking pool, every thread's allocator arena kept its own 19 MiB buffer, tripling peak RSS).
 
 use argon2::{
-    Algorithm, Argon2, Params, Version,
-    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng},
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::{Output, PasswordHash, SaltString, rand_core::OsRng},
 };
 
 use crate::error::{Error, Result};
@@ -12,13 +15,10 @@ use crate::error::{Error, Result};
 pub const M_COST_KIB: u32 = 19 * 1024;
 pub const T_COST: u32 = 2;
 pub const P_COST: u32 = 1;
+const OUTPUT_LEN: usize = 32;
 
 /// Longest password accepted; argon2 copes with more, but a megabyte "password" is an attack.
 pub const MAX_PASSWORD_BYTES: usize = 512;
-
-fn argon2() -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(M_COST_KIB, T_COST, P_COST, None).expect("valid params"))
-}
 
 pub fn check_length(password: &str) -> Result<()> {
     if password.len() > MAX_PASSWORD_BYTES {
@@ -27,28 +27,103 @@ pub fn check_length(password: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn hash(password: String) -> Result<String> {
-    check_length(&password)?;
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| Error::internal(format!("hashing task: {e}")))?
-    .map_err(|e| Error::internal(format!("argon2: {e}")))
+/// The hashing thread's working memory, reused by every hash: allocating 19 MiB per hash let
+/// the allocator keep each one, so RSS grew by 19 MiB per login (docs/benchmarks-results.md).
+struct Hasher {
+    blocks: Vec<Block>,
 }
 
-/// Verifies in constant time (argon2's comparison); an unparseable stored hash never matches.
+impl Hasher {
+    fn memory(&mut self, params: &Params) -> &mut [Block] {
+        let n = params.block_count();
+        if self.blocks.len() < n {
+            self.blocks.resize(n, Block::default());
+        }
+        &mut self.blocks[..n]
+    }
+
+    /// A PHC string `$argon2id$v=19$m=...,t=...,p=...$salt$hash`.
+    fn hash(&mut self, password: &[u8]) -> std::result::Result<String, String> {
+        let params = Params::new(M_COST_KIB, T_COST, P_COST, Some(OUTPUT_LEN)).map_err(|e| e.to_string())?;
+        let salt = SaltString::generate(&mut OsRng);
+        let mut raw_salt = [0u8; 64];
+        let raw_salt = salt.as_salt().decode_b64(&mut raw_salt).map_err(|e| e.to_string())?;
+        let mut out = [0u8; OUTPUT_LEN];
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        argon.hash_password_into_with_memory(password, raw_salt, &mut out, self.memory(&params)).map_err(|e| e.to_string())?;
+        let phc = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: (&params).try_into().map_err(|e: argon2::password_hash::Error| e.to_string())?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Recomputes the stored hash's parameters and compares in constant time (`Output`'s
+    /// equality); anything unparseable never matches.
+    fn verify(&mut self, password: &[u8], stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else { return false };
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return false };
+        if parsed.algorithm != argon2::ARGON2ID_IDENT {
+            return false;
+        }
+        let Ok(params) = Params::try_from(&parsed) else { return false };
+        let mut raw_salt = [0u8; 64];
+        let Ok(raw_salt) = salt.decode_b64(&mut raw_salt) else { return false };
+        let mut out = vec![0u8; expected.len()];
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        if argon.hash_password_into_with_memory(password, raw_salt, &mut out, self.memory(&params)).is_err() {
+            return false;
+        }
+        Output::new(&out).is_ok_and(|o| o == expected)
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Hasher) + Send>;
+
+/// The hashing thread, started on first use and shared by every server in the process. One
+/// thread bounds the CPU a burst of logins can take and the memory to one buffer.
+fn hasher() -> &'static std::sync::mpsc::Sender<Job> {
+    static HASHER: std::sync::OnceLock<std::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
+    HASHER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("hearth-password-hashing".into())
+            .spawn(move || {
+                let mut state = Hasher { blocks: Vec::new() };
+                for job in rx {
+                    job(&mut state);
+                }
+            })
+            .expect("spawn the password hashing thread");
+        tx
+    })
+}
+
+/// Runs `f` on the hashing thread and awaits its result.
+async fn on_hashing_thread<T: Send + 'static>(f: impl FnOnce(&mut Hasher) -> T + Send + 'static) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    hasher()
+        .send(Box::new(move |h: &mut Hasher| {
+            let _ = tx.send(f(h));
+        }))
+        .map_err(|_| Error::internal("the password hashing thread stopped"))?;
+    rx.await.map_err(|_| Error::internal("the password hashing thread dropped a job"))
+}
+
+pub async fn hash(password: String) -> Result<String> {
+    check_length(&password)?;
+    on_hashing_thread(move |h| h.hash(password.as_bytes())).await?.map_err(|e| Error::internal(format!("argon2: {e}")))
+}
+
+/// Verifies a password against a stored PHC string.
 pub async fn verify(password: String, stored: String) -> Result<bool> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(false);
     }
-    tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&stored) else { return false };
-        argon2().verify_password(password.as_bytes(), &parsed).is_ok()
-    })
-    .await
-    .map_err(|e| Error::internal(format!("hashing task: {e}")))
+    on_hashing_thread(move |h| h.verify(password.as_bytes(), &stored)).await
 }
 
 #[cfg(test)]
@@ -60,5 +135,17 @@ mod tests {
         assert!(super::verify("correct horse".into(), h.clone()).await.unwrap());
         assert!(!super::verify("wrong".into(), h).await.unwrap());
         assert!(!super::verify("x".into(), "garbage".into()).await.unwrap());
+    }
+
+    /// Hashes made by the argon2 crate's own PHC path (as older databases hold) still verify.
+    #[tokio::test]
+    async fn hashes_from_the_reference_implementation_verify() {
+        use argon2::{PasswordHasher, password_hash::SaltString};
+        let params = argon2::Params::new(super::M_COST_KIB, super::T_COST, super::P_COST, None).unwrap();
+        let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let phc = a.hash_password(b"secret", &salt).unwrap().to_string();
+        assert!(super::verify("secret".into(), phc.clone()).await.unwrap());
+        assert!(!super::verify("Secret".into(), phc).await.unwrap());
     }
 }
