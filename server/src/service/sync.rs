@@ -367,15 +367,20 @@ impl Sync {
             }
         }
         self.rooms.bundle(&user, room_id, &mut timeline).await?;
-        let summary = self.summary(room_id, viewer.user_id).await?;
         let mut block = json!({
             "timeline": {
                 "events": timeline,
                 "limited": limited,
                 "prev_batch": token((timeline_start - 1).max(0)),
             },
-            "summary": summary,
         });
+        // The summary only changes with membership: send it for rooms new to the client and
+        // when members came or went (spec: fields may be omitted when unchanged).
+        let members_changed = block["timeline"]["events"].as_array().is_some_and(|t| t.iter().any(|e| e["type"] == "m.room.member"))
+            || state_events.iter().any(|e| e["type"] == "m.room.member");
+        if fresh || members_changed {
+            block["summary"] = self.summary(room_id, viewer.user_id).await?;
+        }
         block[key] = json!({ "events": state_events });
         if params.use_state_after {
             // The unstable name matrix-rust-sdk asked for before MSC4222 was merged.

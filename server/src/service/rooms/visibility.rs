@@ -25,14 +25,19 @@ pub struct VisibilityCheck<'a> {
     user: &'a UserId,
     room_id: String,
     joined_now: bool,
+    /// With `joined_now`: the stream position of the join. Every later event was sent while
+    /// the user was joined, so it is visible without looking at its state.
+    joined_since: Option<i64>,
     cache: HashMap<Option<i64>, bool>,
 }
 
 impl Rooms {
     /// A checker for `user` in `room_id`.
     pub async fn visibility<'a>(&'a self, user: &'a UserId, room_id: &str) -> Result<VisibilityCheck<'a>> {
-        let joined_now = storage::rooms::membership(&self.db.read, room_id, user.as_str()).await?.is_some_and(|m| m.membership == "join");
-        Ok(VisibilityCheck { rooms: self, user, room_id: room_id.to_owned(), joined_now, cache: HashMap::new() })
+        let membership = storage::rooms::membership(&self.db.read, room_id, user.as_str()).await?;
+        let joined_now = membership.as_ref().is_some_and(|m| m.membership == "join");
+        let joined_since = membership.filter(|m| m.membership == "join").map(|m| m.stream_ordering);
+        Ok(VisibilityCheck { rooms: self, user, room_id: room_id.to_owned(), joined_now, joined_since, cache: HashMap::new() })
     }
 
     /// Whether `user` may see anything of the room at all (a member now or once, or a
@@ -51,6 +56,9 @@ impl VisibilityCheck<'_> {
     pub async fn allows(&mut self, row: &EventRow) -> Result<bool> {
         if row.room_id != self.room_id {
             return Ok(false);
+        }
+        if self.joined_since.is_some_and(|since| row.stream_ordering >= since) {
+            return Ok(true);
         }
         // One always sees one's own membership changes (e.g. being kicked).
         if row.event_type == "m.room.member" && row.state_key.as_deref() == Some(self.user.as_str()) {
