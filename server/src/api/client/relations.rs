@@ -76,9 +76,7 @@ async fn relations_page(
         .then(|| rows.last().map(|r| sync::token(if forward { r.stream_ordering } else { r.stream_ordering - 1 })))
         .flatten();
     let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
-    let mut events = s.rooms.events(&ids).await?;
-    let order: std::collections::HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    events.sort_by_key(|e| order.get(e.row.event_id.as_str()).copied());
+    let events = s.rooms.events_in_order(&ids).await?;
     let mut check = s.rooms.visibility(user, room_id.as_str()).await?;
     let mut chunk = Vec::new();
     for e in events {
@@ -158,9 +156,7 @@ pub async fn get_threads(
     let roots = storage::relations::threads(&s.db.read, b.room_id.as_str(), participant, before, limit).await?;
     let next_batch = (roots.len() as i64 == limit).then(|| roots.last().map(|(_, latest)| sync::token(latest - 1))).flatten();
     let ids: Vec<String> = roots.iter().map(|(id, _)| id.clone()).collect();
-    let mut events = s.rooms.events(&ids).await?;
-    let order: std::collections::HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    events.sort_by_key(|e| order.get(e.row.event_id.as_str()).copied());
+    let events = s.rooms.events_in_order(&ids).await?;
     let mut check = s.rooms.visibility(user, b.room_id.as_str()).await?;
     let mut chunk = Vec::new();
     for e in events {

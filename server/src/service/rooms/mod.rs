@@ -111,6 +111,14 @@ impl Rooms {
         storage::events::get_many(&self.db.read, ids).await?.into_iter().map(parse_row).collect()
     }
 
+    /// `events`, in the order of `ids` (unknown IDs are left out).
+    pub async fn events_in_order(&self, ids: &[String]) -> Result<Vec<StoredEvent>> {
+        let mut events = self.events(ids).await?;
+        let order: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        events.sort_by_key(|e| order.get(e.row.event_id.as_str()).copied());
+        Ok(events)
+    }
+
     /// Current state of the room as (type, state_key) -> event ID.
     pub async fn current_state_ids(&self, room_id: &RoomId) -> Result<storage::rooms::StateKeyMap> {
         Ok(storage::rooms::current_state(&self.db.read, room_id.as_str()).await?)
