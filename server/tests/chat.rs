@@ -294,3 +294,36 @@ async fn unread_counts_follow_push_rules_and_read_receipts() {
     let after = sync(&s, &carol, None).await["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
     assert_eq!(before, after);
 }
+
+#[tokio::test]
+async fn presence_reaches_people_who_share_a_room() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let loner = s.user("loner").await;
+    room_with(&s, &alice, &bob, "public_chat").await;
+    // Syncing marks bob online (set_presence defaults to online).
+    sync(&s, &bob, None).await;
+    let v = sync(&s, &alice, None).await;
+    let seen: Vec<(&str, &str)> = v["presence"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["sender"].as_str().unwrap(), e["content"]["presence"].as_str().unwrap()))
+        .collect();
+    assert!(seen.contains(&("@bob:hearth.test", "online")), "{seen:?}");
+    let since = v["next_batch"].as_str().unwrap().to_owned();
+    let (st, _) = s
+        .put("/_matrix/client/v3/presence/@bob:hearth.test/status", Some(&bob), json!({"presence": "unavailable", "status_msg": "cooking"}))
+        .await;
+    assert_eq!(st, 200);
+    let (_, v) = s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=5000&set_presence=offline"), Some(&alice)).await;
+    let bobs = v["presence"]["events"].as_array().unwrap().iter().find(|e| e["sender"] == "@bob:hearth.test").expect("bob's change");
+    assert_eq!(bobs["content"]["presence"], "unavailable");
+    assert_eq!(bobs["content"]["status_msg"], "cooking");
+    let (_, got) = s.get("/_matrix/client/v3/presence/@bob:hearth.test/status", Some(&alice)).await;
+    assert_eq!(got["status_msg"], "cooking");
+    // Someone who shares no room with bob hears nothing of him.
+    let v = sync(&s, &loner, None).await;
+    assert!(v["presence"]["events"].as_array().unwrap().iter().all(|e| e["sender"] != "@bob:hearth.test"));
+}

@@ -32,8 +32,9 @@ struct TypingRoom {
 
 pub struct Ephemeral {
     db: Db,
-    /// user -> (presence, status message, last change)
-    presence: Mutex<HashMap<String, (PresenceState, Option<String>, Instant)>>,
+    /// user -> (presence, status message, last change, presence serial of the change)
+    presence: Mutex<HashMap<String, (PresenceState, Option<String>, Instant, i64)>>,
+    presence_serial: AtomicI64,
     notifier: Arc<Notifier>,
     typing: Mutex<HashMap<String, TypingRoom>>,
     typing_serial: AtomicI64,
@@ -46,6 +47,7 @@ impl Ephemeral {
         Ok(Self {
             db,
             presence: Mutex::new(HashMap::new()),
+            presence_serial: AtomicI64::new(0),
             notifier,
             typing: Mutex::new(HashMap::new()),
             typing_serial: AtomicI64::new(0),
@@ -108,16 +110,54 @@ impl Ephemeral {
         Some(json!({ "type": "m.typing", "content": { "user_ids": users } }))
     }
 
+    pub fn presence_head(&self) -> i64 {
+        self.presence_serial.load(Ordering::Acquire)
+    }
+
+    /// Sets a user's presence; a change (not a repeat) moves the presence stream and wakes
+    /// /sync.
     pub fn set_presence(&self, user: &UserId, state: PresenceState, status_msg: Option<String>) {
-        self.presence.lock().expect("presence lock").insert(user.to_string(), (state, status_msg, Instant::now()));
+        let mut map = self.presence.lock().expect("presence lock");
+        let unchanged = map.get(user.as_str()).is_some_and(|(p, m, _, _)| *p == state && *m == status_msg);
+        if unchanged {
+            if let Some(entry) = map.get_mut(user.as_str()) {
+                entry.2 = Instant::now();
+            }
+            return;
+        }
+        let serial = self.presence_serial.fetch_add(1, Ordering::AcqRel) + 1;
+        map.insert(user.to_string(), (state, status_msg, Instant::now(), serial));
+        drop(map);
+        self.notifier.notify();
     }
 
     /// (presence, status message, time since it was set); offline when never set.
     pub fn presence(&self, user: &UserId) -> (PresenceState, Option<String>, Option<Duration>) {
         match self.presence.lock().expect("presence lock").get(user.as_str()) {
-            Some((p, msg, at)) => (p.clone(), msg.clone(), Some(at.elapsed())),
+            Some((p, msg, at, _)) => (p.clone(), msg.clone(), Some(at.elapsed())),
             None => (PresenceState::Offline, None, None),
         }
+    }
+
+    /// m.presence events of `users` whose presence changed in (since, upto].
+    pub fn presence_events(&self, users: &std::collections::HashSet<String>, since: i64, upto: i64) -> Vec<Value> {
+        let map = self.presence.lock().expect("presence lock");
+        let mut out: Vec<(i64, Value)> = map
+            .iter()
+            .filter(|(u, (_, _, _, serial))| *serial > since && *serial <= upto && users.contains(*u))
+            .map(|(u, (p, msg, at, serial))| {
+                let mut content = json!({ "presence": p, "last_active_ago": at.elapsed().as_millis() as u64 });
+                if *p == PresenceState::Online {
+                    content["currently_active"] = json!(true);
+                }
+                if let Some(m) = msg {
+                    content["status_msg"] = json!(m);
+                }
+                (*serial, json!({ "type": "m.presence", "sender": u, "content": content }))
+            })
+            .collect();
+        out.sort_by_key(|(s, _)| *s);
+        out.into_iter().map(|(_, v)| v).collect()
     }
 
     /// Stores a receipt (spec: POST /receipt). `thread_id` is "" for an unthreaded receipt.

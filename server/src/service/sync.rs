@@ -46,6 +46,7 @@ pub struct SyncToken {
     pub account_data: i64,
     pub receipts: i64,
     pub typing: i64,
+    pub presence: i64,
 }
 
 impl SyncToken {
@@ -55,15 +56,15 @@ impl SyncToken {
         let rest = token.strip_prefix('s').ok_or_else(bad)?;
         let parts: Vec<i64> =
             rest.split('_').map(|p| p.parse::<i64>().ok().filter(|n| *n >= 0)).collect::<Option<_>>().ok_or_else(bad)?;
-        if parts.is_empty() || parts.len() > 4 {
+        if parts.is_empty() || parts.len() > 5 {
             return Err(bad());
         }
         let at = |i: usize| parts.get(i).copied().unwrap_or(0);
-        Ok(SyncToken { events: at(0), account_data: at(1), receipts: at(2), typing: at(3) })
+        Ok(SyncToken { events: at(0), account_data: at(1), receipts: at(2), typing: at(3), presence: at(4) })
     }
 
     pub fn encode(&self) -> String {
-        format!("s{}_{}_{}_{}", self.events, self.account_data, self.receipts, self.typing)
+        format!("s{}_{}_{}_{}_{}", self.events, self.account_data, self.receipts, self.typing, self.presence)
     }
 
     /// Each position capped at `head` (a token from the future counts as now).
@@ -73,6 +74,7 @@ impl SyncToken {
             account_data: self.account_data.min(head.account_data),
             receipts: self.receipts.min(head.receipts),
             typing: self.typing.min(head.typing),
+            presence: self.presence.min(head.presence),
         }
     }
 }
@@ -113,6 +115,7 @@ impl Sync {
             account_data: self.account_data.stream_head(),
             receipts: self.ephemeral.receipts_head(),
             typing: self.ephemeral.typing_head(),
+            presence: self.ephemeral.presence_head(),
         }
     }
 
@@ -220,12 +223,27 @@ impl Sync {
                 _ => {}
             }
         }
-        let has_news = !(join.is_empty() && invite.is_empty() && leave.is_empty() && knock.is_empty() && global_data.is_empty());
+        // Presence of the people the user shares a room with (and their own), when any changed.
+        let mut presence = Vec::new();
+        let presence_since = since_token.map_or(0, |t| t.presence);
+        if head_token.presence > presence_since {
+            let mut people: HashSet<String> = HashSet::from([user.to_string()]);
+            for room in storage::rooms::joined_rooms(db, user.as_str()).await? {
+                for (member, membership, _) in storage::rooms::members(db, &room).await? {
+                    if membership == "join" {
+                        people.insert(member);
+                    }
+                }
+            }
+            presence = self.ephemeral.presence_events(&people, presence_since, head_token.presence);
+        }
+        let has_news =
+            !(join.is_empty() && invite.is_empty() && leave.is_empty() && knock.is_empty() && global_data.is_empty() && presence.is_empty());
         let body = json!({
             "next_batch": head_token.encode(),
             "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
             "account_data": { "events": global_data },
-            "presence": { "events": [] },
+            "presence": { "events": presence },
             "to_device": { "events": [] },
             "device_lists": { "changed": [], "left": [] },
             "device_one_time_keys_count": {},

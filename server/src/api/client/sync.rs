@@ -34,6 +34,11 @@ pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::R
         Some(f) => SyncFilter::from_json(&serde_json::to_value(&f).map_err(Error::internal)?),
         None => SyncFilter::default(),
     };
+    // `set_presence` (spec: GET /sync): syncing says the user is online unless told otherwise.
+    match &b.set_presence {
+        ruma::presence::PresenceState::Offline => {}
+        p => s.ephemeral.set_presence(&session.user_id, p.clone(), s.ephemeral.presence(&session.user_id).1),
+    }
     let params = SyncParams {
         since: b.since.as_deref().map(SyncToken::parse).transpose()?,
         timeout: b.timeout.unwrap_or(Duration::ZERO),
