@@ -2,21 +2,19 @@
 
 use axum::extract::State;
 use ruma::{
-    OwnedRoomId, RoomId, UserId,
+    RoomId, UserId,
     api::client::{
         directory::{get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility},
         room::Visibility,
         user_directory::search_users,
     },
     directory::PublicRoomsChunk,
-    room::JoinRuleKind,
-    uint,
 };
 
 use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
-    service::{AppState, rooms::content_of},
+    service::AppState,
     storage,
 };
 
@@ -41,32 +39,9 @@ pub async fn search_users(State(s): State<AppState>, req: Ruma<search_users::v3:
     Ok(RumaResponse(search_users::v3::Response::new(results, limited)))
 }
 
-async fn chunk(s: &AppState, room_id: OwnedRoomId) -> Result<PublicRoomsChunk> {
-    let members = storage::rooms::members(&s.db.read, room_id.as_str()).await?;
-    let joined = members.iter().filter(|(_, m, _)| m == "join").count() as u64;
-    let content = async |t: &str| -> Result<serde_json::Value> {
-        Ok(s.rooms.current_state_event(&room_id, t, "").await?.map(|e| content_of(&e.json)).unwrap_or_default())
-    };
-    let name = content("m.room.name").await?["name"].as_str().map(str::to_owned);
-    let topic = content("m.room.topic").await?["topic"].as_str().map(str::to_owned);
-    let alias = content("m.room.canonical_alias").await?["alias"].as_str().and_then(|a| a.try_into().ok());
-    let avatar = content("m.room.avatar").await?["url"].as_str().and_then(|a| a.try_into().ok());
-    let world_readable = content("m.room.history_visibility").await?["history_visibility"] == "world_readable";
-    let guest_can_join = content("m.room.guest_access").await?["guest_access"] == "can_join";
-    let join_rule = content("m.room.join_rules").await?["join_rule"].as_str().map(JoinRuleKind::from).unwrap_or(JoinRuleKind::Invite);
-    let mut c: PublicRoomsChunk = ruma::directory::PublicRoomsChunkInit {
-        num_joined_members: joined.try_into().unwrap_or(uint!(0)),
-        room_id,
-        world_readable,
-        guest_can_join,
-    }
-    .into();
-    c.name = name;
-    c.topic = topic;
-    c.canonical_alias = alias;
-    c.avatar_url = avatar;
-    c.join_rule = join_rule;
-    Ok(c)
+/// A directory entry: the room summary's public facts (spec: the two shapes share their fields).
+async fn chunk(s: &AppState, room_id: &RoomId) -> Result<PublicRoomsChunk> {
+    serde_json::from_value(s.rooms.summary_json(room_id).await?).map_err(Error::internal)
 }
 
 /// The published rooms matching `term`, biggest first.
@@ -74,7 +49,7 @@ async fn public_rooms(s: &AppState, term: Option<&str>, limit: Option<u64>, sinc
     let mut rooms = Vec::new();
     for id in storage::rooms::public_rooms(&s.db.read).await? {
         let Ok(room_id) = RoomId::parse(&id) else { continue };
-        let c = chunk(s, room_id).await?;
+        let c = chunk(s, &room_id).await?;
         let matches = term.is_none_or(|t| {
             let t = t.to_lowercase();
             [c.name.as_deref(), c.topic.as_deref(), c.canonical_alias.as_ref().map(|a| a.as_str())]

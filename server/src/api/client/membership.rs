@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use ruma::{
-    OwnedRoomId, RoomId, RoomOrAliasId, UserId,
+    RoomId, UserId,
     api::client::membership::{
         ban_user, forget_room, get_member_events, invite_user,
         invite_user::v3::InvitationRecipient, join_room_by_id, join_room_by_id_or_alias, joined_members, joined_rooms,
@@ -20,13 +20,6 @@ use crate::{
     storage,
 };
 
-async fn resolve(s: &AppState, target: &RoomOrAliasId) -> Result<OwnedRoomId> {
-    match <&RoomId>::try_from(target) {
-        Ok(room_id) => Ok(room_id.to_owned()),
-        Err(alias) => s.rooms.resolve_alias(alias).await?.ok_or_else(|| Error::not_found("Room alias not found")),
-    }
-}
-
 /// POST /_matrix/client/v3/rooms/{roomId}/join
 pub async fn join_room_by_id(State(s): State<AppState>, req: Ruma<join_room_by_id::v3::Request>) -> Result<RumaResponse<join_room_by_id::v3::Response>> {
     let b = &req.body;
@@ -39,7 +32,7 @@ pub async fn join_room_by_id_or_alias(
     State(s): State<AppState>,
     req: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<RumaResponse<join_room_by_id_or_alias::v3::Response>> {
-    let room_id = resolve(&s, &req.body.room_id_or_alias).await?;
+    let room_id = s.rooms.resolve_room_or_alias(&req.body.room_id_or_alias).await?;
     s.rooms.join(&room_id, &req.session().user_id, req.body.reason.as_deref()).await?;
     Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(room_id)))
 }

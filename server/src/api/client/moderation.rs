@@ -113,10 +113,7 @@ pub async fn get_room_aliases(State(s): State<AppState>, req: Ruma<aliases::v3::
 pub async fn knock_room(State(s): State<AppState>, req: Ruma<knock_room::v3::Request>) -> Result<RumaResponse<knock_room::v3::Response>> {
     let b = &req.body;
     let user = &req.session().user_id;
-    let room_id = match <&ruma::RoomId>::try_from(&*b.room_id_or_alias) {
-        Ok(r) => r.to_owned(),
-        Err(alias) => s.rooms.resolve_alias(alias).await?.ok_or_else(|| Error::not_found("Room alias not found"))?,
-    };
+    let room_id = s.rooms.resolve_room_or_alias(&b.room_id_or_alias).await?;
     if s.rooms.room(&room_id).await?.is_none() {
         return Err(Error::not_found("This server does not know that room (knocking on other servers comes with federation)"));
     }

@@ -2,7 +2,6 @@
 
 use axum::extract::State;
 use ruma::{
-    RoomId,
     api::client::{room::get_summary, space::get_hierarchy},
     serde::Raw,
 };
@@ -15,10 +14,7 @@ use crate::{
 
 /// GET /_matrix/client/v1/room_summary/{roomIdOrAlias}
 pub async fn get_summary(State(s): State<AppState>, req: Ruma<get_summary::v1::Request>) -> Result<RumaResponse<get_summary::v1::Response>> {
-    let room_id = match <&RoomId>::try_from(&*req.body.room_id_or_alias) {
-        Ok(r) => r.to_owned(),
-        Err(alias) => s.rooms.resolve_alias(alias).await?.ok_or_else(|| Error::not_found("Room not found"))?,
-    };
+    let room_id = s.rooms.resolve_room_or_alias(&req.body.room_id_or_alias).await?;
     // Unknown and hidden rooms answer the same, so the endpoint does not reveal private rooms.
     // Without a login only public and world-readable rooms can be previewed.
     let not_found = || Error::not_found("Room not found");

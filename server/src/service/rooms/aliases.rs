@@ -16,6 +16,14 @@ impl Rooms {
             .and_then(|(room, _)| RoomId::parse(room).ok()))
     }
 
+    /// The room named by an ID or a local alias (404 for an unknown alias).
+    pub async fn resolve_room_or_alias(&self, target: &ruma::RoomOrAliasId) -> Result<OwnedRoomId> {
+        match <&RoomId>::try_from(target) {
+            Ok(room_id) => Ok(room_id.to_owned()),
+            Err(alias) => self.resolve_alias(alias).await?.ok_or_else(|| Error::not_found("Room alias not found")),
+        }
+    }
+
     pub async fn add_alias(&self, alias: &RoomAliasId, room_id: &RoomId, creator: &UserId) -> Result<()> {
         if !storage::rooms::insert_alias(&self.db.write, alias.as_str(), room_id.as_str(), creator.as_str()).await? {
             return Err(Error::matrix(StatusCode::CONFLICT, ErrorKind::Unknown, "Room alias already exists"));

@@ -132,6 +132,11 @@ impl Rooms {
         }
     }
 
+    /// The content of the current state event at (type, ""), or JSON null.
+    pub async fn state_content(&self, room_id: &RoomId, event_type: &str) -> Result<serde_json::Value> {
+        Ok(self.current_state_event(room_id, event_type, "").await?.map(|e| content_of(&e.json)).unwrap_or_default())
+    }
+
     pub async fn membership(&self, room_id: &RoomId, user_id: &UserId) -> Result<Option<String>> {
         Ok(storage::rooms::membership(&self.db.read, room_id.as_str(), user_id.as_str()).await?.map(|m| m.membership))
     }

@@ -12,7 +12,7 @@ use ruma::{
 };
 use serde_json::Value;
 
-use super::{Rooms, content_of};
+use super::Rooms;
 use crate::{
     error::{Error, Result},
     storage::{self, now_ms},
@@ -81,7 +81,7 @@ impl Rooms {
         if jobs.is_empty() {
             return Ok(());
         }
-        let room_name = self.current_state_event(room_id, "m.room.name", "").await?.and_then(|e| content_of(&e.json)["name"].as_str().map(str::to_owned));
+        let room_name = self.state_content(room_id, "m.room.name").await?["name"].as_str().map(str::to_owned);
         let mut event = client_event.clone();
         event["event_id"] = serde_json::json!(event_id);
         for (user, actions) in jobs {

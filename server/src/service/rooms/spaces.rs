@@ -11,10 +11,6 @@ use super::{Rooms, content_of};
 use crate::{error::Result, storage};
 
 impl Rooms {
-    async fn state_content(&self, room_id: &RoomId, t: &str) -> Result<Value> {
-        Ok(self.current_state_event(room_id, t, "").await?.map(|e| content_of(&e.json)).unwrap_or(Value::Null))
-    }
-
     /// The public facts of a room, in the shape of the spec's room summary.
     pub async fn summary_json(&self, room_id: &RoomId) -> Result<Value> {
         let members = storage::rooms::members(&self.db.read, room_id.as_str()).await?;
