@@ -115,8 +115,8 @@ impl Homeserver {
         accounts.reset_pending_registrations().await?;
         let notifier = Arc::new(Notifier::default());
         let (push_tx, push_rx) = service::pusher::channel();
-        let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx).await?);
         let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
+        let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?);
         let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
         let sync = Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), notifier);
         let services = Services {

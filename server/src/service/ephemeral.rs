@@ -39,11 +39,15 @@ pub struct Ephemeral {
     typing: Mutex<HashMap<String, TypingRoom>>,
     typing_serial: AtomicI64,
     receipts_head: AtomicI64,
+    /// The latest receipt position per room, so /sync asks the database only about rooms
+    /// whose receipts moved.
+    receipt_rooms: Mutex<HashMap<String, i64>>,
 }
 
 impl Ephemeral {
     pub async fn new(db: Db, notifier: Arc<Notifier>) -> Result<Self> {
         let head = storage::receipts::max_stream(&db.read).await?;
+        let receipt_rooms = Mutex::new(storage::receipts::room_heads(&db.read).await?.into_iter().collect());
         Ok(Self {
             db,
             presence: Mutex::new(HashMap::new()),
@@ -52,6 +56,7 @@ impl Ephemeral {
             typing: Mutex::new(HashMap::new()),
             typing_serial: AtomicI64::new(0),
             receipts_head: AtomicI64::new(head),
+            receipt_rooms,
         })
     }
 
@@ -99,6 +104,11 @@ impl Ephemeral {
     }
 
     /// The room's m.typing event if it changed after `since` (or always, for `since` None).
+    /// Whether typing in the room changed after `since`.
+    pub fn typing_moved(&self, room: &str, since: i64) -> bool {
+        self.typing.lock().expect("typing lock").get(room).is_some_and(|r| r.changed > since)
+    }
+
     pub fn typing_event(&self, room: &str, since: Option<i64>) -> Option<Value> {
         let rooms = self.typing.lock().expect("typing lock");
         let r = rooms.get(room)?;
@@ -163,14 +173,27 @@ impl Ephemeral {
     /// Stores a receipt (spec: POST /receipt). `thread_id` is "" for an unthreaded receipt.
     pub async fn put_receipt(&self, room: &RoomId, user: &UserId, receipt_type: &str, thread_id: &str, event_id: &str) -> Result<()> {
         let id = storage::receipts::put(&self.db.write, room.as_str(), receipt_type, user.as_str(), thread_id, event_id, now_ms()).await?;
+        {
+            let mut rooms = self.receipt_rooms.lock().expect("receipt rooms");
+            let e = rooms.entry(room.to_string()).or_insert(id);
+            *e = (*e).max(id);
+        }
         self.receipts_head.fetch_max(id, Ordering::AcqRel);
         self.notifier.notify();
         Ok(())
     }
 
+    /// Whether the room has receipts newer than `since`.
+    pub fn receipts_moved(&self, room: &str, since: i64) -> bool {
+        self.receipt_rooms.lock().expect("receipt rooms").get(room).is_some_and(|h| *h > since)
+    }
+
     /// The room's m.receipt event for receipts that changed in (since, upto], as `viewer` may
     /// see them (private receipts only to their owner).
     pub async fn receipt_event(&self, room: &str, since: i64, upto: i64, viewer: &str) -> Result<Option<Value>> {
+        if !self.receipts_moved(room, since) {
+            return Ok(None);
+        }
         let rows = storage::receipts::changed(&self.db.read, room, since, upto).await?;
         let mut content: Map<String, Value> = Map::new();
         for r in rows {

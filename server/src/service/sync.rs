@@ -162,7 +162,14 @@ impl Sync {
         // Account data changed since the token: global, and per room (sent in room blocks).
         let mut global_data = Vec::new();
         let mut room_data: std::collections::HashMap<String, Vec<Value>> = Default::default();
-        for row in self.account_data.changed_since(user, since_token.map_or(0, |t| t.account_data)).await? {
+        let account_data_since = since_token.map_or(0, |t| t.account_data);
+        // Nobody's account data moved: nothing to ask the database.
+        let account_data_rows = if head_token.account_data > account_data_since {
+            self.account_data.changed_since(user, account_data_since).await?
+        } else {
+            Vec::new()
+        };
+        for row in account_data_rows {
             if row.stream_id > head_token.account_data {
                 continue;
             }
@@ -185,6 +192,18 @@ impl Sync {
             let changed = m.stream_ordering > since_pos;
             match m.membership.as_str() {
                 "join" => {
+                    // A room where nothing happened since the token is skipped without asking
+                    // the database (the common case for a long-poll waking up).
+                    let quiet = since_token.is_some_and(|t| {
+                        !params.full_state
+                            && self.rooms.latest_event(&m.room_id) <= t.events
+                            && !self.ephemeral.receipts_moved(&m.room_id, t.receipts)
+                            && !self.ephemeral.typing_moved(&m.room_id, t.typing)
+                            && !room_data.contains_key(&m.room_id)
+                    });
+                    if quiet {
+                        continue;
+                    }
                     // A room joined since the last sync is sent as if this were an initial sync.
                     let fresh = since.is_none() || params.full_state || (changed && self.joined_after(&m.room_id, user, since_pos).await?);
                     let data = room_data.remove(&m.room_id).unwrap_or_default();
@@ -192,7 +211,7 @@ impl Sync {
                     if !params.filter.room.allows_room(&m.room_id) {
                         continue;
                     }
-                    let block = self.room_block(&m.room_id, &viewer, since, head, fresh, params, now).await?;
+                    let block = self.room_block(&m.room_id, &viewer, Some(&m), since, head, fresh, params, now).await?;
                     if block.is_none() && data.is_empty() && ephemeral.is_empty() {
                         continue;
                     }
@@ -216,7 +235,7 @@ impl Sync {
                 }
                 "leave" | "ban" if (since.is_some() || params.filter.include_leave) && changed && params.filter.room.allows_room(&m.room_id) => {
                     // The timeline up to the leave, so the client sees why it left.
-                    if let Some(block) = self.room_block(&m.room_id, &viewer, since, m.stream_ordering, since.is_none(), params, now).await? {
+                    if let Some(block) = self.room_block(&m.room_id, &viewer, Some(&m), since, m.stream_ordering, since.is_none(), params, now).await? {
                         leave.insert(m.room_id.clone(), block);
                     }
                 }
@@ -228,13 +247,7 @@ impl Sync {
         let presence_since = since_token.map_or(0, |t| t.presence);
         if head_token.presence > presence_since {
             let mut people: HashSet<String> = HashSet::from([user.to_string()]);
-            for room in storage::rooms::joined_rooms(db, user.as_str()).await? {
-                for (member, membership, _) in storage::rooms::members(db, &room).await? {
-                    if membership == "join" {
-                        people.insert(member);
-                    }
-                }
-            }
+            people.extend(storage::rooms::co_members(db, user.as_str()).await?);
             presence = self.ephemeral.presence_events(&people, presence_since, head_token.presence);
         }
         let has_news =
@@ -295,6 +308,7 @@ impl Sync {
         &self,
         room_id: &str,
         viewer: &Viewer<'_>,
+        membership: Option<&storage::rooms::MembershipRow>,
         since: Option<i64>,
         upto: i64,
         fresh: bool,
@@ -320,7 +334,7 @@ impl Sync {
         };
 
         // Walk back from `upto` in batches until `limit` events pass visibility and the filter.
-        let mut check = self.rooms.visibility(&user, room_id).await?;
+        let mut check = self.rooms.visibility_with(&user, room_id, membership);
         let mut picked: Vec<(i64, Value)> = Vec::new();
         let mut cursor = upto;
         let mut limited = false;
@@ -384,7 +398,9 @@ impl Sync {
                 state_events.extend(self.rooms.events(&missing).await?.iter().map(view));
             }
         }
-        self.rooms.bundle(&user, room_id, &mut timeline).await?;
+        if self.rooms.relations_after(room_id, timeline_start - 1) {
+            self.rooms.bundle(&user, room_id, &mut timeline).await?;
+        }
         let mut block = json!({
             "timeline": {
                 "events": timeline,

@@ -1,6 +1,6 @@
 //! Events (signed PDUs), their graph edges, forward extremities and transaction IDs.
 
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteExecutor};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct EventRow {
@@ -9,7 +9,6 @@ pub struct EventRow {
     pub room_id: String,
     pub event_type: String,
     pub state_key: Option<String>,
-    pub depth: i64,
     pub pdu: String,
     pub rejected: bool,
     pub state_group: Option<i64>,
@@ -18,7 +17,7 @@ pub struct EventRow {
     pub txn_id: Option<String>,
 }
 
-const COLUMNS: &str = "stream_ordering, event_id, room_id, event_type, state_key, depth, pdu, rejected, state_group, redacted_json, txn_device_id, txn_id";
+const COLUMNS: &str = "stream_ordering, event_id, room_id, event_type, state_key, pdu, rejected, state_group, redacted_json, txn_device_id, txn_id";
 
 pub struct NewEvent<'a> {
     pub event_id: &'a str,
@@ -34,48 +33,6 @@ pub struct NewEvent<'a> {
     pub txn: Option<(&'a str, &'a str, &'a str)>,
     pub prev_events: &'a [String],
     pub auth_events: &'a [String],
-}
-
-/// Stores an event with its edges; returns its stream position.
-pub async fn insert(conn: &mut SqliteConnection, e: &NewEvent<'_>) -> sqlx::Result<i64> {
-    let (tu, td, tid) = match e.txn {
-        Some((u, d, t)) => (Some(u), Some(d), Some(t)),
-        None => (None, None, None),
-    };
-    let r = sqlx::query(
-        "INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, state_group, txn_user_id, txn_device_id, txn_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(e.event_id)
-    .bind(e.room_id)
-    .bind(e.event_type)
-    .bind(e.state_key)
-    .bind(e.sender)
-    .bind(e.origin_server_ts)
-    .bind(e.depth)
-    .bind(e.pdu)
-    .bind(e.rejected)
-    .bind(e.state_group)
-    .bind(tu)
-    .bind(td)
-    .bind(tid)
-    .execute(&mut *conn)
-    .await?;
-    for p in e.prev_events {
-        sqlx::query("INSERT OR IGNORE INTO event_edges (event_id, prev_event_id) VALUES (?, ?)")
-            .bind(e.event_id)
-            .bind(p)
-            .execute(&mut *conn)
-            .await?;
-    }
-    for a in e.auth_events {
-        sqlx::query("INSERT OR IGNORE INTO event_auth (event_id, auth_event_id) VALUES (?, ?)")
-            .bind(e.event_id)
-            .bind(a)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(r.last_insert_rowid())
 }
 
 pub async fn get(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result<Option<EventRow>> {
@@ -107,29 +64,20 @@ pub async fn by_txn(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str,
         .await
 }
 
-pub async fn forward_extremities(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT event_id FROM forward_extremities WHERE room_id = ? ORDER BY event_id")
-        .bind(room_id)
-        .fetch_all(ex)
-        .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+/// The room's forward extremities with their depth.
+pub async fn forward_extremities_with_depth(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e ON e.event_id = f.event_id
+         WHERE f.room_id = ? ORDER BY f.event_id",
+    )
+    .bind(room_id)
+    .fetch_all(ex)
+    .await
 }
 
-/// The new event replaces the extremities it refers to.
-pub async fn advance_extremities(conn: &mut SqliteConnection, room_id: &str, event_id: &str, prev: &[String]) -> sqlx::Result<()> {
-    for p in prev {
-        sqlx::query("DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?")
-            .bind(room_id)
-            .bind(p)
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query("INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (?, ?)")
-        .bind(room_id)
-        .bind(event_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// The stream position of every room's latest event.
+pub async fn room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT room_id, MAX(stream_ordering) FROM events GROUP BY room_id").fetch_all(ex).await
 }
 
 pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {

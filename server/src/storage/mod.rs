@@ -6,6 +6,7 @@
 //! Storage never calls services and never sees HTTP types.
 
 pub mod account_data;
+pub mod append;
 pub mod devices;
 pub mod events;
 pub mod filters;
@@ -70,7 +71,10 @@ impl Db {
             .busy_timeout(Duration::from_secs(10))
             .pragma("temp_store", "memory")
             .optimize_on_close(true, None);
+        // No ping before handing out a connection: for SQLite it is a round trip to the
+        // connection's worker thread per query, and a local file connection does not go stale.
         let write = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
@@ -86,6 +90,7 @@ impl Db {
         migrator.run(&write).await.context("applying database migrations")?;
         record_compat(&write).await?;
         let read = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(8)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))

@@ -1,45 +1,25 @@
 //! Push actions: which events notify which users.
 
-use sqlx::{FromRow, SqliteConnection, SqliteExecutor};
+use sqlx::{FromRow, SqliteExecutor};
 
-#[allow(clippy::too_many_arguments)]
-pub async fn insert(
-    conn: &mut SqliteConnection,
-    event_id: &str,
-    user_id: &str,
-    room_id: &str,
-    stream_ordering: i64,
-    thread_id: &str,
-    highlight: bool,
-    actions: &str,
-    ts: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT OR IGNORE INTO event_push_actions (event_id, user_id, room_id, stream_ordering, thread_id, highlight, actions, ts)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event_id)
-    .bind(user_id)
-    .bind(room_id)
-    .bind(stream_ordering)
-    .bind(thread_id)
-    .bind(highlight)
-    .bind(actions)
-    .bind(ts)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// (thread_id, notifications, highlights) of the user in the room after position `after`.
-pub async fn counts(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str, after: i64) -> sqlx::Result<Vec<(String, i64, i64)>> {
+/// (thread_id, notifications, highlights) of the user in the room since their read position:
+/// their latest read receipt or their own latest event, whichever is later (sending a message
+/// implies reading what came before). One query, as /sync asks this for every changed room.
+pub async fn unread(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str) -> sqlx::Result<Vec<(String, i64, i64)>> {
     sqlx::query_as(
-        "SELECT thread_id, COUNT(*), SUM(highlight) FROM event_push_actions
-         WHERE user_id = ? AND room_id = ? AND stream_ordering > ? GROUP BY thread_id",
+        "WITH pos(p) AS (
+             SELECT COALESCE(MAX(p), 0) FROM (
+                 SELECT MAX(e.stream_ordering) AS p FROM receipts r JOIN events e ON e.event_id = r.event_id
+                  WHERE r.room_id = ?2 AND r.user_id = ?1 AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', 'main')
+                 UNION ALL
+                 SELECT MAX(stream_ordering) FROM events WHERE room_id = ?2 AND sender = ?1
+             )
+         )
+         SELECT thread_id, COUNT(*), SUM(highlight) FROM event_push_actions, pos
+         WHERE user_id = ?1 AND room_id = ?2 AND stream_ordering > pos.p GROUP BY thread_id",
     )
     .bind(user_id)
     .bind(room_id)
-    .bind(after)
     .fetch_all(ex)
     .await
 }

@@ -50,17 +50,3 @@ pub async fn delete_pushkey(ex: impl SqliteExecutor<'_>, app_id: &str, pushkey: 
     Ok(())
 }
 
-/// Which of `users` have at least one pusher.
-pub async fn users_with_pushers(ex: impl SqliteExecutor<'_>, users: &[String]) -> sqlx::Result<std::collections::HashSet<String>> {
-    if users.is_empty() {
-        return Ok(Default::default());
-    }
-    let mut q: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new("SELECT DISTINCT user_id FROM pushers WHERE user_id IN (");
-    let mut sep = q.separated(", ");
-    for u in users {
-        sep.push_bind(u);
-    }
-    sep.push_unseparated(")");
-    let rows: Vec<(String,)> = q.build_query_as().fetch_all(ex).await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
-}

@@ -56,3 +56,8 @@ pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
     let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(stream_id) FROM receipts").fetch_one(ex).await?;
     Ok(n.unwrap_or(0))
 }
+
+/// The latest receipt position of every room that has receipts.
+pub async fn room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT room_id, MAX(stream_id) FROM receipts GROUP BY room_id").fetch_all(ex).await
+}

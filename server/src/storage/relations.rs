@@ -1,6 +1,6 @@
 //! Event relations: which event relates to which, and how.
 
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteExecutor};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct RelationRow {
@@ -10,33 +10,6 @@ pub struct RelationRow {
     pub sender: String,
     pub event_type: String,
     pub stream_ordering: i64,
-}
-
-#[allow(clippy::too_many_arguments)]
-pub async fn insert(
-    conn: &mut SqliteConnection,
-    event_id: &str,
-    relates_to_id: &str,
-    rel_type: &str,
-    room_id: &str,
-    sender: &str,
-    event_type: &str,
-    stream_ordering: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT OR IGNORE INTO event_relations (event_id, relates_to_id, rel_type, room_id, sender, event_type, stream_ordering)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event_id)
-    .bind(relates_to_id)
-    .bind(rel_type)
-    .bind(room_id)
-    .bind(sender)
-    .bind(event_type)
-    .bind(stream_ordering)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Every relation pointing at one of `parents`, oldest first (for bundling).
@@ -112,4 +85,9 @@ pub async fn threads(
     .bind(limit)
     .fetch_all(ex)
     .await
+}
+
+/// The position of every room's latest relation.
+pub async fn room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT room_id, MAX(stream_ordering) FROM event_relations GROUP BY room_id").fetch_all(ex).await
 }

@@ -2,24 +2,13 @@
 
 use std::collections::HashMap;
 
-use sqlx::{FromRow, SqliteConnection, SqliteExecutor};
+use sqlx::{FromRow, SqliteExecutor};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct RoomRow {
     pub room_id: String,
     pub room_version: String,
     pub current_state_group: Option<i64>,
-}
-
-pub async fn insert(ex: impl SqliteExecutor<'_>, room_id: &str, version: &str, creator: &str, now: i64) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES (?, ?, ?, ?)")
-        .bind(room_id)
-        .bind(version)
-        .bind(creator)
-        .bind(now)
-        .execute(ex)
-        .await?;
-    Ok(())
 }
 
 pub async fn get(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Option<RoomRow>> {
@@ -31,11 +20,6 @@ pub async fn get(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Opt
 
 pub async fn set_public(ex: impl SqliteExecutor<'_>, room_id: &str, public: bool) -> sqlx::Result<()> {
     sqlx::query("UPDATE rooms SET is_public = ? WHERE room_id = ?").bind(public).bind(room_id).execute(ex).await?;
-    Ok(())
-}
-
-pub async fn set_current_state_group(ex: impl SqliteExecutor<'_>, room_id: &str, group: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE rooms SET current_state_group = ? WHERE room_id = ?").bind(group).bind(room_id).execute(ex).await?;
     Ok(())
 }
 
@@ -63,44 +47,7 @@ pub async fn current_state_event(ex: impl SqliteExecutor<'_>, room_id: &str, eve
     Ok(row.map(|r| r.0))
 }
 
-pub async fn set_current_state(conn: &mut SqliteConnection, room_id: &str, event_type: &str, state_key: &str, event_id: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO current_state (room_id, event_type, state_key, event_id) VALUES (?, ?, ?, ?)
-         ON CONFLICT (room_id, event_type, state_key) DO UPDATE SET event_id = excluded.event_id",
-    )
-    .bind(room_id)
-    .bind(event_type)
-    .bind(state_key)
-    .bind(event_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 // ----- memberships ------------------------------------------------------------------------
-
-pub async fn set_membership(
-    conn: &mut SqliteConnection,
-    room_id: &str,
-    user_id: &str,
-    membership: &str,
-    event_id: &str,
-    stream_ordering: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership,
-             event_id = excluded.event_id, stream_ordering = excluded.stream_ordering",
-    )
-    .bind(room_id)
-    .bind(user_id)
-    .bind(membership)
-    .bind(event_id)
-    .bind(stream_ordering)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 #[derive(Debug, Clone, FromRow)]
 pub struct MembershipRow {
@@ -108,6 +55,18 @@ pub struct MembershipRow {
     pub membership: String,
     pub event_id: String,
     pub stream_ordering: i64,
+}
+
+/// Everyone joined to a room the user is joined to.
+pub async fn co_members(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT o.user_id FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+         WHERE m.user_id = ? AND m.membership = 'join' AND o.membership = 'join'",
+    )
+    .bind(user_id)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// The user's membership in every room they have one in.
@@ -199,25 +158,6 @@ pub async fn shared_rooms(ex: impl SqliteExecutor<'_>, a: &str, b: &str) -> sqlx
 pub async fn move_aliases(ex: impl SqliteExecutor<'_>, from: &str, to: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE room_aliases SET room_id = ? WHERE room_id = ?").bind(to).bind(from).execute(ex).await?;
     Ok(())
-}
-
-/// The current state entries at the given (type, state_key) pairs.
-pub async fn current_state_keys(ex: impl SqliteExecutor<'_>, room_id: &str, keys: &[(String, String)]) -> sqlx::Result<StateKeyMap> {
-    if keys.is_empty() {
-        return Ok(StateKeyMap::new());
-    }
-    let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
-        sqlx::QueryBuilder::new("SELECT event_type, state_key, event_id FROM current_state WHERE room_id = ");
-    q.push_bind(room_id).push(" AND (");
-    for (i, (t, k)) in keys.iter().enumerate() {
-        if i > 0 {
-            q.push(" OR ");
-        }
-        q.push("(event_type = ").push_bind(t).push(" AND state_key = ").push_bind(k).push(")");
-    }
-    q.push(")");
-    let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(ex).await?;
-    Ok(rows.into_iter().map(|(t, k, e)| ((t, k), e)).collect())
 }
 
 /// (user_id, display name) of the room's joined members, read from their member events.

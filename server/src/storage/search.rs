@@ -1,18 +1,6 @@
 //! Full-text search over events with SQLite FTS5.
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqliteExecutor};
-
-pub async fn index(conn: &mut SqliteConnection, event_id: &str, room_id: &str, stream: i64, key: &str, body: &str) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO events_fts (body, event_id, room_id, stream_ordering, search_key) VALUES (?, ?, ?, ?, ?)")
-        .bind(body)
-        .bind(event_id)
-        .bind(room_id)
-        .bind(stream)
-        .bind(key)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
+use sqlx::{QueryBuilder, Sqlite, SqliteExecutor};
 
 pub async fn forget(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM events_fts WHERE event_id = ?").bind(event_id).execute(ex).await?;

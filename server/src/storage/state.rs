@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use sqlx::{SqliteConnection, SqliteExecutor};
+use sqlx::{SqliteExecutor};
 
 pub type StateMap = HashMap<(String, String), String>;
 
@@ -31,39 +31,16 @@ pub async fn load(ex: impl SqliteExecutor<'_>, group: i64) -> sqlx::Result<State
     Ok(rows.into_iter().map(|(t, k, e, _)| ((t, k), e)).collect())
 }
 
-/// Creates a group holding `prev`'s state with `delta` applied. Returns the new group's ID.
-pub async fn create(conn: &mut SqliteConnection, room_id: &str, prev: Option<i64>, delta: &StateMap) -> sqlx::Result<i64> {
-    let chain_len = match prev {
-        Some(p) => {
-            let (n,): (i64,) = sqlx::query_as("SELECT chain_len FROM state_groups WHERE id = ?").bind(p).fetch_one(&mut *conn).await?;
-            n + 1
-        }
-        None => 0,
-    };
-    let (prev, entries, chain_len) = if chain_len >= MAX_CHAIN {
-        let mut full = load(&mut *conn, prev.expect("a chain has a parent")).await?;
-        full.extend(delta.iter().map(|(k, v)| (k.clone(), v.clone())));
-        (None, full, 0)
-    } else {
-        (prev, delta.clone(), chain_len)
-    };
-    let r = sqlx::query("INSERT INTO state_groups (room_id, prev_group, chain_len) VALUES (?, ?, ?)")
-        .bind(room_id)
-        .bind(prev)
-        .bind(chain_len)
-        .execute(&mut *conn)
-        .await?;
-    let id = r.last_insert_rowid();
-    for ((t, k), e) in &entries {
-        sqlx::query("INSERT INTO state_group_entries (state_group, event_type, state_key, event_id) VALUES (?, ?, ?, ?)")
-            .bind(id)
-            .bind(t)
-            .bind(k)
-            .bind(e)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(id)
+/// How many deltas lie between `group` and its full snapshot.
+pub async fn chain_len(ex: impl SqliteExecutor<'_>, group: i64) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT chain_len FROM state_groups WHERE id = ?").bind(group).fetch_one(ex).await?;
+    Ok(n)
+}
+
+/// The highest state group ID in use (0 when there is none).
+pub async fn max_id(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM state_groups").fetch_one(ex).await?;
+    Ok(n.unwrap_or(0))
 }
 
 /// The event IDs at the given (type, state_key) pairs in `group`, without loading the whole

@@ -118,23 +118,24 @@ impl Rooms {
         };
         ruma::state_res::check_state_independent_auth_rules(&rules.authorization, &pdu, |_: &ruma::EventId| None::<Pdu>)
             .map_err(super::forbidden)?;
-        let mut room = RoomRow {
-            room_id: room_id.to_string(),
-            room_version: version.to_string(),
-            current_state_group: None,
+        let fresh = super::cache::RoomHot {
+            room: RoomRow { room_id: room_id.to_string(), room_version: version.to_string(), current_state_group: None },
+            state: Default::default(),
+            extremities: Vec::new(),
+            chain_len: 0,
+            joined: Default::default(),
         };
-        self.store_locked(&room, Some((req.creator.as_str(), now_ms())), &built.event_id, &built.json, &pdu, &[], &[], None)
+        self.store_locked(&fresh, Some((req.creator.as_str(), now_ms())), &built.event_id, &built.json, &pdu, &[], &[], None)
             .await?;
 
         // Each further event sees the state the previous ones made.
-        let send = async |room: &mut RoomRow, kind: &str, key: Option<&str>, content: Value| -> Result<OwnedEventId> {
-            *room = self.room(&room_id).await?.ok_or_else(|| Error::internal("room vanished"))?;
-            self.append_locked(room, &req.creator, kind, key, to_canonical_object(content)?, None, None).await
+        let send = async |kind: &str, key: Option<&str>, content: Value| -> Result<OwnedEventId> {
+            let hot = self.hot_locked(&room_id).await?.ok_or_else(|| Error::internal("room vanished"))?;
+            self.append_locked(&hot, &req.creator, kind, key, to_canonical_object(content)?, None, None).await
         };
-
         // 2. The creator joins.
         let member = self.member_content(&req.creator, "join", None).await?;
-        send(&mut room, "m.room.member", Some(req.creator.as_str()), member).await?;
+        send("m.room.member", Some(req.creator.as_str()), member).await?;
 
         // 3. Power levels, with the request's override on top.
         let mut users = serde_json::Map::new();
@@ -173,14 +174,14 @@ impl Rooms {
                 power[k] = v.clone();
             }
         }
-        send(&mut room, "m.room.power_levels", Some(""), power).await?;
+        send("m.room.power_levels", Some(""), power).await?;
 
         // 4. The canonical alias.
         if let Some(alias) = &alias {
             if !storage::rooms::insert_alias(&self.db.write, alias, room_id.as_str(), req.creator.as_str()).await? {
                 return Err(Error::matrix(http::StatusCode::BAD_REQUEST, ErrorKind::RoomInUse, "That room alias is already taken"));
             }
-            send(&mut room, "m.room.canonical_alias", Some(""), json!({ "alias": alias })).await?;
+            send("m.room.canonical_alias", Some(""), json!({ "alias": alias })).await?;
         }
 
         // 5. The preset.
@@ -188,22 +189,21 @@ impl Rooms {
             Preset::PublicChat => ("public", "forbidden"),
             _ => ("invite", "can_join"),
         };
-        send(&mut room, "m.room.join_rules", Some(""), json!({ "join_rule": join_rule })).await?;
-        send(&mut room, "m.room.history_visibility", Some(""), json!({ "history_visibility": "shared" })).await?;
-        send(&mut room, "m.room.guest_access", Some(""), json!({ "guest_access": guest_access })).await?;
+        send("m.room.join_rules", Some(""), json!({ "join_rule": join_rule })).await?;
+        send("m.room.history_visibility", Some(""), json!({ "history_visibility": "shared" })).await?;
+        send("m.room.guest_access", Some(""), json!({ "guest_access": guest_access })).await?;
 
         // 6. initial_state, in order.
         for (kind, key, content) in &req.initial_state {
-            send(&mut room, kind, Some(key), content.clone()).await?;
+            send(kind, Some(key), content.clone()).await?;
         }
 
         // 7. Name and topic.
         if let Some(name) = &req.name {
-            send(&mut room, "m.room.name", Some(""), json!({ "name": name })).await?;
+            send("m.room.name", Some(""), json!({ "name": name })).await?;
         }
         if let Some(topic) = &req.topic {
             send(
-                &mut room,
                 "m.room.topic",
                 Some(""),
                 json!({ "topic": topic, "m.topic": { "m.text": [{ "body": topic, "mimetype": "text/plain" }] } }),
@@ -217,7 +217,7 @@ impl Rooms {
             if req.is_direct {
                 content["is_direct"] = json!(true);
             }
-            send(&mut room, "m.room.member", Some(invitee.as_str()), content).await?;
+            send("m.room.member", Some(invitee.as_str()), content).await?;
         }
 
         if req.publish {

@@ -7,6 +7,7 @@
 //! /sync requests.
 
 pub mod aliases;
+pub mod cache;
 pub mod create;
 pub mod membership;
 pub mod profile;
@@ -34,13 +35,17 @@ use ruma::{
     room_version_rules::RoomVersionRules,
     state_res,
 };
-use super::{notifier::Notifier, signing::ServerKeys};
+use self::cache::{EventCache, RoomHeads, RoomHot};
+use super::{account_data::AccountData, notifier::Notifier, signing::ServerKeys};
 use crate::{
     config::Config,
     error::{Error, Result},
     matrix::pdu::{self, NewPdu, Pdu},
     storage::{self, Db, events::EventRow, now_ms, rooms::RoomRow},
 };
+
+/// How many events the in-memory event cache holds.
+const EVENT_CACHE_CAPACITY: usize = 4096;
 
 /// The most prev_events an event may reference (spec: server-server API, PDU format).
 const MAX_PREV_EVENTS: usize = 20;
@@ -63,6 +68,15 @@ pub struct Rooms {
     head: AtomicI64,
     /// Notifications for the push gateway worker.
     push_jobs: tokio::sync::mpsc::UnboundedSender<super::pusher::PushJob>,
+    /// Push rules live in account data.
+    account_data: Arc<AccountData>,
+    /// Hot copies of rooms, installed only under the room's lock (see `cache`).
+    hot: Mutex<HashMap<OwnedRoomId, Arc<RoomHot>>>,
+    cache: EventCache,
+    heads: RoomHeads,
+    /// The last state group ID handed out (IDs are allocated here so one append is one
+    /// round trip; a rolled-back append leaves a gap, which is harmless).
+    last_state_group: AtomicI64,
 }
 
 /// A room event as stored, parsed.
@@ -85,9 +99,54 @@ impl Rooms {
         keys: Arc<ServerKeys>,
         notifier: Arc<Notifier>,
         push_jobs: tokio::sync::mpsc::UnboundedSender<super::pusher::PushJob>,
+        account_data: Arc<AccountData>,
     ) -> Result<Self> {
-        let head = storage::events::max_stream(&db.read).await?;
-        Ok(Self { db, config, keys, locks: Mutex::new(HashMap::new()), notifier, head: AtomicI64::new(head), push_jobs })
+        let head = storage::events::max_stream(&db.write).await?;
+        let last_state_group = storage::state::max_id(&db.write).await?;
+        let heads = RoomHeads::load(&db).await?;
+        Ok(Self {
+            db,
+            config,
+            keys,
+            locks: Mutex::new(HashMap::new()),
+            notifier,
+            head: AtomicI64::new(head),
+            push_jobs,
+            account_data,
+            hot: Mutex::new(HashMap::new()),
+            cache: EventCache::new(EVENT_CACHE_CAPACITY),
+            heads,
+            last_state_group: AtomicI64::new(last_state_group),
+        })
+    }
+
+    /// The room's hot copy, loading it when absent. Only call with the room's lock held.
+    async fn hot_locked(&self, room_id: &RoomId) -> Result<Option<Arc<RoomHot>>> {
+        if let Some(h) = self.peek_hot(room_id) {
+            return Ok(Some(h));
+        }
+        let Some(loaded) = RoomHot::load(&self.db, room_id.as_str()).await? else {
+            return Ok(None);
+        };
+        let loaded = Arc::new(loaded);
+        self.hot.lock().expect("hot rooms").insert(room_id.to_owned(), loaded.clone());
+        Ok(Some(loaded))
+    }
+
+    /// The room's hot copy if one is installed (never loads one).
+    pub fn peek_hot(&self, room_id: &RoomId) -> Option<Arc<RoomHot>> {
+        self.hot.lock().expect("hot rooms").get(room_id).cloned()
+    }
+
+    /// The stream position of the room's latest event (0 for none).
+    pub fn latest_event(&self, room_id: &str) -> i64 {
+        self.heads.latest_event(room_id)
+    }
+
+    /// Whether any event after `pos` in the room relates to another: if not, events from
+    /// `pos` on have no bundled aggregations (a relation always comes after its parent).
+    pub fn relations_after(&self, room_id: &str, pos: i64) -> bool {
+        self.heads.latest_relation(room_id) > pos
     }
 
     /// The latest committed stream position.
@@ -104,11 +163,39 @@ impl Rooms {
     }
 
     pub async fn event(&self, event_id: &str) -> Result<Option<StoredEvent>> {
-        Ok(storage::events::get(&self.db.read, event_id).await?.map(parse_row).transpose()?)
+        if let Some(e) = self.cache.get(event_id) {
+            return Ok(Some((*e).clone()));
+        }
+        let generation = self.cache.generation();
+        let Some(e) = storage::events::get(&self.db.read, event_id).await?.map(parse_row).transpose()? else {
+            return Ok(None);
+        };
+        self.cache.put_read(generation, Arc::new(e.clone()));
+        Ok(Some(e))
     }
 
+    /// The events with these IDs that exist, in no particular order.
     pub async fn events(&self, ids: &[String]) -> Result<Vec<StoredEvent>> {
-        storage::events::get_many(&self.db.read, ids).await?.into_iter().map(parse_row).collect()
+        Ok(self.events_shared(ids).await?.into_iter().map(|e| (*e).clone()).collect())
+    }
+
+    /// `events` without copying cached events.
+    async fn events_shared(&self, ids: &[String]) -> Result<Vec<Arc<StoredEvent>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.cache.get(id) {
+                Some(e) => out.push(e),
+                None => missing.push(id.clone()),
+            }
+        }
+        let generation = self.cache.generation();
+        for row in storage::events::get_many(&self.db.read, &missing).await? {
+            let e = Arc::new(parse_row(row)?);
+            self.cache.put_read(generation, e.clone());
+            out.push(e);
+        }
+        Ok(out)
     }
 
     /// `events`, in the order of `ids` (unknown IDs are left out).
@@ -126,6 +213,12 @@ impl Rooms {
 
     /// The current state event at (type, key), if any.
     pub async fn current_state_event(&self, room_id: &RoomId, event_type: &str, state_key: &str) -> Result<Option<StoredEvent>> {
+        if let Some(hot) = self.peek_hot(room_id) {
+            return match hot.state_id(event_type, state_key) {
+                Some(id) => self.event(id).await,
+                None => Ok(None),
+            };
+        }
         match storage::rooms::current_state_event(&self.db.read, room_id.as_str(), event_type, state_key).await? {
             Some(id) => self.event(&id).await,
             None => Ok(None),
@@ -155,28 +248,37 @@ impl Rooms {
         let mut content = to_canonical_object(content)?;
         let lock = self.lock_for(room_id);
         let _guard = lock.lock().await;
-        if let Some(t) = txn {
-            if let Some((event_id, _)) = storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await? {
-                return EventId::parse(event_id).map_err(Error::internal);
-            }
-        }
-        let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let mut top_level_redacts = None;
         if kind == "m.room.redaction" {
             // Room versions before 11 carry `redacts` at the top level, not in content.
-            let (_, rules) = rules_for(&room.room_version)?;
+            let (_, rules) = rules_for(&hot.room.room_version)?;
             if !rules.redaction.content_field_redacts {
                 if let Some(CanonicalJsonValue::String(r)) = content.remove("redacts") {
-                    return self.append_locked(&room, sender, kind, state_key, content, txn, Some(&r)).await;
+                    top_level_redacts = Some(r);
                 }
             }
         }
-        self.append_locked(&room, sender, kind, state_key, content, txn, None).await
+        match self.append_locked(&hot, sender, kind, state_key, content, txn, top_level_redacts.as_deref()).await {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                // A repeated transaction ID fails the insert; the answer is the first event.
+                // (Looking it up only on failure keeps the common path to one round trip.)
+                if let Some(t) = txn {
+                    if let Some((event_id, _)) = storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await? {
+                        return EventId::parse(event_id).map_err(Error::internal);
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Builds, authorises and stores one event. The caller holds the room lock.
+    #[allow(clippy::too_many_arguments)]
     async fn append_locked(
         &self,
-        room: &RoomRow,
+        hot: &RoomHot,
         sender: &UserId,
         kind: &str,
         state_key: Option<&str>,
@@ -184,18 +286,21 @@ impl Rooms {
         txn: Option<Txn<'_>>,
         top_level_redacts: Option<&str>,
     ) -> Result<OwnedEventId> {
+        let room = &hot.room;
         let (version, rules) = rules_for(&room.room_version)?;
         let room_id = RoomId::parse(&room.room_id).map_err(Error::internal)?;
 
-        // Auth events: the state the auth rules will look at for this event. Only those entries
-        // of the current state are read (a big room's state is large).
+        // Auth events: the entries of the current state the auth rules will look at.
         let raw_content = serde_json::value::to_raw_value(&content).map_err(Error::internal)?;
         let timeline_type: TimelineEventType = kind.into();
         let auth_keys = state_res::auth_types_for_event(&timeline_type, sender, state_key, &raw_content, &rules.authorization)
             .map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
-        let mut wanted: Vec<(String, String)> = auth_keys.iter().map(|(t, k)| (t.to_string(), k.clone())).collect();
-        wanted.push(("m.room.create".to_owned(), String::new()));
-        let state_ids = storage::rooms::current_state_keys(&self.db.write, room_id.as_str(), &wanted).await?;
+        let mut state_ids: HashMap<(String, String), String> = HashMap::new();
+        for (t, k) in auth_keys.iter().map(|(t, k)| (t.to_string(), k.clone())).chain([("m.room.create".to_owned(), String::new())]) {
+            if let Some(id) = hot.state_id(&t, &k) {
+                state_ids.insert((t, k), id.clone());
+            }
+        }
         let mut auth_ids: Vec<String> = auth_keys
             .iter()
             .filter_map(|(t, k)| state_ids.get(&(t.to_string(), k.clone())).cloned())
@@ -209,19 +314,16 @@ impl Rooms {
         if let Some(create) = state_ids.get(&("m.room.create".to_owned(), String::new())) {
             needed.push(create.clone());
         }
-        let mut prev_ids = storage::events::forward_extremities(&self.db.write, room_id.as_str()).await?;
-        prev_ids.truncate(MAX_PREV_EVENTS);
+        let prev: Vec<&(String, i64)> = hot.extremities.iter().take(MAX_PREV_EVENTS).collect();
+        let prev_ids: Vec<String> = prev.iter().map(|(id, _)| id.clone()).collect();
         needed.extend(prev_ids.iter().cloned());
-        let loaded: HashMap<String, StoredEvent> = storage::events::get_many(&self.db.write, &needed)
-            .await?
-            .into_iter()
-            .map(|r| parse_row(r).map(|e| (e.row.event_id.clone(), e)))
-            .collect::<Result<_>>()?;
+        let loaded: HashMap<String, Arc<StoredEvent>> =
+            self.events_shared(&needed).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
         let json_of = |id: &String| -> Result<(OwnedEventId, CanonicalJsonObject)> {
             let e = loaded.get(id).ok_or_else(|| Error::internal(format!("missing event {id}")))?;
             Ok((EventId::parse(id).map_err(Error::internal)?, e.json.clone()))
         };
-        let depth = prev_ids.iter().filter_map(|id| loaded.get(id)).map(|e| e.row.depth as u64).max().unwrap_or(0) + 1;
+        let depth = prev.iter().map(|(_, d)| *d as u64).max().unwrap_or(0) + 1;
 
         let redacts = top_level_redacts.map(EventId::parse).transpose().map_err(|e| Error::bad_json(format!("redacts: {e}")))?;
         let new = NewPdu {
@@ -256,16 +358,17 @@ impl Rooms {
         })
         .map_err(forbidden)?;
 
-        self.store_locked(room, None, &built.event_id, &built.json, &pdu, &prev_ids, &auth_ids, txn).await?;
+        self.store_locked(hot, None, &built.event_id, &built.json, &pdu, &prev_ids, &auth_ids, txn).await?;
         Ok(built.event_id)
     }
 
-    /// Writes an authorised event, its state and memberships in one transaction, then wakes
-    /// /sync.
+    /// Writes an authorised event with its state, membership, search entry, relation and push
+    /// actions in one transaction (one round trip), refreshes the room's hot copy, then wakes
+    /// /sync. The caller holds the room lock.
     #[allow(clippy::too_many_arguments)]
     async fn store_locked(
         &self,
-        room: &RoomRow,
+        hot: &RoomHot,
         // Set for the create event: the room row is written in the same transaction.
         new_room: Option<(&str, i64)>,
         event_id: &EventId,
@@ -275,26 +378,67 @@ impl Rooms {
         auth_ids: &[String],
         txn: Option<Txn<'_>>,
     ) -> Result<i64> {
+        let room = &hot.room;
         let text = serde_json::to_string(json).map_err(Error::internal)?;
-        let mut tx = self.db.write.begin().await?;
-        if let Some((creator, now)) = new_room {
-            storage::rooms::insert(&mut *tx, &room.room_id, &room.room_version, creator, now).await?;
-        }
-        let state_group = match &pdu.state_key {
-            Some(k) => {
-                let mut delta = storage::state::StateMap::new();
-                delta.insert((pdu.kind.to_string(), k.clone()), event_id.to_string());
-                Some(storage::state::create(&mut tx, &room.room_id, room.current_state_group, &delta).await?)
+        let kind = pdu.kind.to_string();
+        let content = pdu.content_value();
+
+        // The new state group: a delta on the current one, or every MAX_CHAIN-th time a full
+        // snapshot, so reading a state walks a bounded chain.
+        let state_key = pdu.state_key.as_deref();
+        let group = state_key.map(|k| {
+            let id = self.last_state_group.fetch_add(1, Ordering::AcqRel) + 1;
+            let chain_len = if room.current_state_group.is_some() { hot.chain_len + 1 } else { 0 };
+            let key = (kind.clone(), k.to_owned());
+            if chain_len >= storage::state::MAX_CHAIN {
+                let mut full: Vec<(&str, &str, &str)> =
+                    hot.state.iter().filter(|(sk, _)| **sk != key).map(|((t, k), e)| (t.as_str(), k.as_str(), e.as_str())).collect();
+                full.push((kind.as_str(), k, event_id.as_str()));
+                storage::append::NewStateGroup { id, prev: None, chain_len: 0, entries: full }
+            } else {
+                storage::append::NewStateGroup {
+                    id,
+                    prev: room.current_state_group,
+                    chain_len,
+                    entries: vec![(kind.as_str(), k, event_id.as_str())],
+                }
             }
-            None => room.current_state_group,
+        });
+        let state_group = group.as_ref().map(|g| g.id).or(room.current_state_group);
+        let membership = (pdu.kind == TimelineEventType::RoomMember).then(|| content["membership"].as_str().unwrap_or("leave").to_owned());
+
+        // Push rules are evaluated before the write, so the notification counts are committed
+        // with the event and /sync never sees one without the other. A failure to evaluate
+        // must not fail the send.
+        let view = crate::matrix::client_event::format(
+            &crate::matrix::client_event::View { json, event_id: event_id.as_str(), room_id: &room.room_id, txn: None },
+            false,
+            None,
+            now_ms(),
+        );
+        let pushed = match self.evaluate_push(hot, &view).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%event_id, error = %e, "could not evaluate push rules");
+                Default::default()
+            }
         };
-        let stream = storage::events::insert(
-            &mut tx,
-            &storage::events::NewEvent {
+
+        // Full-text index: message bodies, room names and topics.
+        let searchable = match kind.as_str() {
+            "m.room.message" => content["body"].as_str().map(|b| ("content.body", b)),
+            "m.room.name" => content["name"].as_str().map(|b| ("content.name", b)),
+            "m.room.topic" => content["topic"].as_str().map(|b| ("content.topic", b)),
+            _ => None,
+        };
+        let now = now_ms();
+        let append = storage::append::Append {
+            new_room: new_room.map(|(creator, ts)| (room.room_version.as_str(), creator, ts)),
+            event: storage::events::NewEvent {
                 event_id: event_id.as_str(),
                 room_id: &room.room_id,
-                event_type: &pdu.kind.to_string(),
-                state_key: pdu.state_key.as_deref(),
+                event_type: &kind,
+                state_key,
                 sender: pdu.sender.as_str(),
                 origin_server_ts: u64::from(pdu.origin_server_ts.0) as i64,
                 depth: pdu.depth as i64,
@@ -305,61 +449,74 @@ impl Rooms {
                 prev_events: prev_ids,
                 auth_events: auth_ids,
             },
-        )
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_unique_violation() => Error::matrix(
-                StatusCode::CONFLICT,
-                ErrorKind::Unknown,
-                "This transaction ID was already used for another event",
-            ),
-            _ => e.into(),
-        })?;
-        storage::events::advance_extremities(&mut tx, &room.room_id, event_id.as_str(), prev_ids).await?;
-        let content = pdu.content_value();
-        // Full-text index: message bodies, room names and topics.
-        let searchable = match pdu.kind.to_string().as_str() {
-            "m.room.message" => content["body"].as_str().map(|b| ("content.body", b)),
-            "m.room.name" => content["name"].as_str().map(|b| ("content.name", b)),
-            "m.room.topic" => content["topic"].as_str().map(|b| ("content.topic", b)),
-            _ => None,
+            replaces: prev_ids,
+            state_group: group,
+            membership: membership.as_deref(),
+            search: searchable,
+            relation: relations::relation_of(&content),
+            push: pushed
+                .rows
+                .iter()
+                .map(|(u, highlight, actions)| storage::append::PushRow { user_id: u, highlight: *highlight, actions: actions.clone() })
+                .collect(),
+            push_thread: &pushed.thread_id,
+            now,
         };
-        if let Some((key, body)) = searchable {
-            storage::search::index(&mut tx, event_id.as_str(), &room.room_id, stream, key, body).await?;
-        }
-        if let Some((parent, rel_type)) = relations::relation_of(&content) {
-            storage::relations::insert(
-                &mut tx,
-                event_id.as_str(),
-                parent,
-                rel_type,
-                &room.room_id,
-                pdu.sender.as_str(),
-                &pdu.kind.to_string(),
-                stream,
-            )
-            .await?;
-        }
-        if let (Some(k), Some(group)) = (&pdu.state_key, state_group) {
-            storage::rooms::set_current_state(&mut tx, &room.room_id, &pdu.kind.to_string(), k, event_id.as_str()).await?;
-            storage::rooms::set_current_state_group(&mut *tx, &room.room_id, group).await?;
-            if pdu.kind == TimelineEventType::RoomMember {
-                let membership = pdu.content_value()["membership"].as_str().unwrap_or("leave").to_owned();
-                storage::rooms::set_membership(&mut tx, &room.room_id, k, &membership, event_id.as_str(), stream).await?;
+        let appended = {
+            let mut conn = self.db.write.acquire().await?;
+            storage::append::append(&mut conn, &append).await.map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => Error::matrix(
+                    StatusCode::CONFLICT,
+                    ErrorKind::Unknown,
+                    "This transaction ID was already used for another event",
+                ),
+                _ => e.into(),
+            })?
+        };
+        let stream = appended.stream;
+        let new_group = append.state_group.as_ref().map(|g| (g.id, g.chain_len));
+        drop(append);
+
+        // The commit happened: bring the in-memory copies up to date before anyone is woken.
+        self.cache.put(Arc::new(StoredEvent {
+            row: EventRow {
+                stream_ordering: stream,
+                event_id: event_id.to_string(),
+                room_id: room.room_id.clone(),
+                event_type: kind.clone(),
+                state_key: state_key.map(str::to_owned),
+                pdu: text,
+                rejected: false,
+                state_group,
+                redacted_json: None,
+                txn_device_id: txn.map(|t| t.device_id.to_owned()),
+                txn_id: txn.map(|t| t.txn_id.to_owned()),
+            },
+            json: json.clone(),
+        }));
+        let mut next = hot.clone();
+        next.extremities = vec![(event_id.to_string(), pdu.depth as i64)];
+        if let (Some(k), Some((group_id, chain_len))) = (state_key, new_group) {
+            Arc::make_mut(&mut next.state).insert((kind.clone(), k.to_owned()), event_id.to_string());
+            next.room.current_state_group = Some(group_id);
+            next.chain_len = chain_len;
+            if let Some(m) = &membership {
+                let joined = Arc::make_mut(&mut next.joined);
+                if m == "join" {
+                    joined.insert(k.to_owned(), content["displayname"].as_str().map(str::to_owned));
+                } else {
+                    joined.remove(k);
+                }
             }
         }
-        tx.commit().await?;
-        // Push rules are evaluated before /sync is woken, so the unread counts it sends already
-        // include this event. A failure here must not fail the send that already happened.
-        let view = crate::matrix::client_event::format(
-            &crate::matrix::client_event::View { json, event_id: event_id.as_str(), room_id: &room.room_id, txn: None },
-            false,
-            None,
-            now_ms(),
-        );
         if let Ok(room_id) = RoomId::parse(&room.room_id) {
-            if let Err(e) = self.evaluate_push(&room_id, event_id.as_str(), stream, &view).await {
-                tracing::warn!(%event_id, error = %e, "could not evaluate push rules");
+            self.hot.lock().expect("hot rooms").insert(room_id, Arc::new(next));
+        }
+        self.heads.advance(&room.room_id, stream, relations::relation_of(&content).is_some());
+
+        if !appended.users_with_pushers.is_empty() {
+            if let Err(e) = self.queue_pushes(&room.room_id, event_id.as_str(), &view, &pushed, &appended.users_with_pushers).await {
+                tracing::warn!(%event_id, error = %e, "could not queue push notifications");
             }
         }
         self.head.fetch_max(stream, Ordering::AcqRel);

@@ -12,89 +12,97 @@ use ruma::{
 };
 use serde_json::Value;
 
-use super::Rooms;
+use super::{Rooms, cache::RoomHot};
 use crate::{
     error::{Error, Result},
-    storage::{self, now_ms},
+    storage,
 };
 
+/// The outcome of evaluating push rules for one event.
+#[derive(Default)]
+pub struct Pushed {
+    /// (user, highlight, actions as JSON) for each local member the event notifies.
+    pub rows: Vec<(String, bool, String)>,
+    /// The same users' actions, for the push gateway.
+    pub actions: HashMap<String, Vec<Action>>,
+    /// The thread the event belongs to ("" for the main timeline).
+    pub thread_id: String,
+}
+
 impl Rooms {
-    /// Records which local members the event notifies. Called after the event is stored.
-    pub(super) async fn evaluate_push(&self, room_id: &ruma::RoomId, event_id: &str, stream: i64, client_event: &Value) -> Result<()> {
+    /// Which local members the event notifies, from the room's hot copy (joined members,
+    /// power levels) and the users' cached rulesets: no database round trip when warm.
+    pub(super) async fn evaluate_push(&self, hot: &RoomHot, client_event: &Value) -> Result<Pushed> {
         let sender = client_event["sender"].as_str().unwrap_or_default();
-        let joined = storage::rooms::joined_display_names(&self.db.read, room_id.as_str()).await?;
-        let local: Vec<String> = joined
-            .iter()
-            .map(|(u, _)| u.clone())
-            .filter(|u| u != sender && UserId::parse(u).is_ok_and(|id| id.server_name() == self.config.server_name))
+        let local: Vec<String> = hot
+            .joined
+            .keys()
+            .filter(|u| u.as_str() != sender && UserId::parse(u.as_str()).is_ok_and(|id| id.server_name() == self.config.server_name))
+            .cloned()
             .collect();
         if local.is_empty() {
-            return Ok(());
+            return Ok(Pushed::default());
         }
-        let stored: HashMap<String, String> = storage::push_actions::rulesets(&self.db.read, &local).await?.into_iter().collect();
-        let names: HashMap<String, String> = joined.iter().filter_map(|(u, n)| Some((u.clone(), n.clone()?))).collect();
-        let power = self.power_levels(room_id).await?;
+        let rulesets = self.account_data.push_rules_of(&local).await?;
+        let room_id = ruma::RoomId::parse(&hot.room.room_id).map_err(Error::internal)?;
+        let power = self.power_levels_of(hot).await?;
         let power_ctx = PushConditionPowerLevelsCtx::new(power.users.clone(), power.users_default, power.notifications.clone(), power.rules.clone());
         let raw: Raw<ruma::events::AnySyncTimelineEvent> =
             Raw::from_json(serde_json::value::to_raw_value(client_event).map_err(Error::internal)?);
-        let member_count = UInt::try_from(joined.len() as u64).unwrap_or_default();
+        let member_count = UInt::try_from(hot.joined.len() as u64).unwrap_or_default();
         let thread_id = match client_event["content"]["m.relates_to"]["rel_type"].as_str() {
             Some("m.thread") => client_event["content"]["m.relates_to"]["event_id"].as_str().unwrap_or("").to_owned(),
             _ => String::new(),
         };
 
-        let mut notify: Vec<(String, bool, String)> = Vec::new();
-        let mut jobs: Vec<(String, Vec<ruma::push::Action>)> = Vec::new();
+        let mut out = Pushed { thread_id, ..Default::default() };
         for user in &local {
             let Ok(user_id) = UserId::parse(user) else { continue };
-            let rules: Ruleset = match stored.get(user) {
-                Some(text) => serde_json::from_str::<Value>(text)
-                    .ok()
-                    .and_then(|v| serde_json::from_value(v["global"].clone()).ok())
-                    .unwrap_or_else(|| Ruleset::server_default(&user_id)),
-                None => Ruleset::server_default(&user_id),
+            let default;
+            let rules: &Ruleset = match rulesets.get(user) {
+                Some(r) => r,
+                None => {
+                    default = Ruleset::server_default(&user_id);
+                    &default
+                }
             };
-            let display = names.get(user).cloned().unwrap_or_else(|| user_id.localpart().to_owned());
-            let ctx = PushConditionRoomCtx::new(room_id.to_owned(), member_count, OwnedUserId::from(user_id.clone()), display)
+            let display = hot.joined.get(user).cloned().flatten().unwrap_or_else(|| user_id.localpart().to_owned());
+            let ctx = PushConditionRoomCtx::new(room_id.clone(), member_count, OwnedUserId::from(user_id.clone()), display)
                 .with_power_levels(power_ctx.clone());
             let actions = rules.get_actions(&raw, &ctx).await;
             if actions.iter().any(|a| matches!(a, Action::Notify)) {
                 let highlight = actions.iter().any(Action::is_highlight);
-                notify.push((user.clone(), highlight, serde_json::to_string(actions).map_err(Error::internal)?));
-                jobs.push((user.clone(), actions.to_vec()));
+                out.rows.push((user.clone(), highlight, serde_json::to_string(actions).map_err(Error::internal)?));
+                out.actions.insert(user.clone(), actions.to_vec());
             }
         }
-        if notify.is_empty() {
-            return Ok(());
-        }
-        let ts = now_ms();
-        let mut tx = self.db.write.begin().await?;
-        for (user, highlight, actions) in &notify {
-            storage::push_actions::insert(&mut tx, event_id, user, room_id.as_str(), stream, &thread_id, *highlight, actions, ts).await?;
-        }
-        tx.commit().await?;
+        Ok(out)
+    }
 
-        // Queue the push gateway deliveries, with the counts the phone will show, for the users
-        // who have pushers at all.
-        let with_pushers = storage::pushers::users_with_pushers(&self.db.read, &jobs.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>()).await?;
-        let jobs: Vec<_> = jobs.into_iter().filter(|(u, _)| with_pushers.contains(u)).collect();
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        let room_name = self.state_content(room_id, "m.room.name").await?["name"].as_str().map(str::to_owned);
+    /// Queues push gateway deliveries, with the counts the phone will show, for the notified
+    /// users who have pushers. Called after the event is committed.
+    pub(super) async fn queue_pushes(&self, room_id: &str, event_id: &str, client_event: &Value, pushed: &Pushed, users: &[String]) -> Result<()> {
+        let room = ruma::RoomId::parse(room_id).map_err(Error::internal)?;
+        let room_name = self.state_content(&room, "m.room.name").await?["name"].as_str().map(str::to_owned);
+        let sender = client_event["sender"].as_str().unwrap_or_default();
+        let sender_display_name = match self.peek_hot(&room) {
+            Some(hot) => hot.joined.get(sender).cloned().flatten(),
+            None => None,
+        };
         let mut event = client_event.clone();
         event["event_id"] = serde_json::json!(event_id);
-        for (user, actions) in jobs {
-            let Ok(user_id) = UserId::parse(&user) else { continue };
-            let ((unread, _), _) = self.unread_counts(&user_id, room_id.as_str()).await?;
+        for user in users {
+            let Ok(user_id) = UserId::parse(user) else { continue };
+            let Some(actions) = pushed.actions.get(user) else { continue };
+            let ((unread, _), _) = self.unread_counts(&user_id, room_id).await?;
             let _ = self.push_jobs.send(super::super::pusher::PushJob {
-                user_id: user,
-                room_id: room_id.to_string(),
+                user_id: user.clone(),
+                room_id: room_id.to_owned(),
                 event: event.clone(),
-                actions,
+                actions: actions.clone(),
                 unread,
                 room_name: room_name.clone(),
-                sender_display_name: names.get(sender).cloned(),
+                sender_display_name: sender_display_name.clone(),
             });
         }
         Ok(())
@@ -103,8 +111,7 @@ impl Rooms {
     /// (notification_count, highlight_count) overall and per thread, since the user's read
     /// position in the room.
     pub async fn unread_counts(&self, user: &UserId, room_id: &str) -> Result<((i64, i64), Vec<(String, i64, i64)>)> {
-        let pos = storage::push_actions::read_position(&self.db.read, user.as_str(), room_id).await?;
-        let rows = storage::push_actions::counts(&self.db.read, user.as_str(), room_id, pos).await?;
+        let rows = storage::push_actions::unread(&self.db.read, user.as_str(), room_id).await?;
         let total = rows.iter().fold((0, 0), |(n, h), (_, rn, rh)| (n + rn, h + rh));
         let threads = rows.into_iter().filter(|(t, _, _)| !t.is_empty()).collect();
         Ok((total, threads))

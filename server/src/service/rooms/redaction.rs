@@ -19,32 +19,25 @@ impl Rooms {
     /// The room's power levels as ruma computes them (creators infinite in v12).
     pub async fn power_levels(&self, room_id: &RoomId) -> Result<RoomPowerLevels> {
         let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        let (_, rules) = rules_for(&room.room_version)?;
         let create = self.current_state_event(room_id, "m.room.create", "").await?.ok_or_else(|| Error::internal("room without create event"))?;
-        let create_content = content_of(&create.json);
-        let mut creators = Vec::new();
-        if rules.authorization.use_room_create_sender {
-            creators.extend(create.json.get("sender").and_then(|s| s.as_str()).and_then(|s| UserId::parse(s).ok()));
-        } else {
-            creators.extend(create_content["creator"].as_str().and_then(|s| UserId::parse(s).ok()));
-        }
-        if rules.authorization.additional_room_creators {
-            for u in create_content["additional_creators"].as_array().into_iter().flatten() {
-                creators.extend(u.as_str().and_then(|s| UserId::parse(s).ok()));
-            }
-        }
-        let source = match self.current_state_event(room_id, "m.room.power_levels", "").await? {
-            Some(e) => {
-                let content: RoomPowerLevelsEventContent =
-                    serde_json::from_value(content_of(&e.json)).map_err(|e| Error::internal(format!("power levels: {e}")))?;
-                RoomPowerLevelsSource::Original(content)
-            }
-            None => RoomPowerLevelsSource::None,
-        };
-        Ok(RoomPowerLevels::new(source, &rules.authorization, creators))
+        let power = self.current_state_event(room_id, "m.room.power_levels", "").await?;
+        power_levels_from(&room.room_version, &create, power.as_ref())
     }
 
-    /// Redacts `target` on behalf of `sender` (spec: PUT /rooms/{roomId}/redact/{eventId}/{txnId}).
+    /// `power_levels` from a room's hot copy.
+    pub(super) async fn power_levels_of(&self, hot: &super::cache::RoomHot) -> Result<RoomPowerLevels> {
+        let create = match hot.state_id("m.room.create", "") {
+            Some(id) => self.event(id).await?,
+            None => None,
+        }
+        .ok_or_else(|| Error::internal("room without create event"))?;
+        let power = match hot.state_id("m.room.power_levels", "") {
+            Some(id) => self.event(id).await?,
+            None => None,
+        };
+        power_levels_from(&hot.room.room_version, &create, power.as_ref())
+    }
+
     pub async fn redact(
         &self,
         room_id: &RoomId,
@@ -91,9 +84,43 @@ impl Rooms {
         let original_pdu: ruma::CanonicalJsonObject = serde_json::from_str(&original.row.pdu).map_err(Error::internal)?;
         let redacted = redact(original_pdu, &rules.redaction, Some(RedactedBecause::from_json(because))).map_err(Error::internal)?;
         let text = serde_json::to_string(&redacted).map_err(Error::internal)?;
-        storage::events::set_redacted(&self.db.write, target.as_str(), redaction_id.as_str(), &text).await?;
-        // Redacted text must not be findable any more.
-        storage::search::forget(&self.db.write, target.as_str()).await?;
+        {
+            // Under the room's lock: the hot copy (display names come from member events) is
+            // dropped and reloaded by the next append, never overwritten by one in flight.
+            let lock = self.lock_for(room_id);
+            let _guard = lock.lock().await;
+            storage::events::set_redacted(&self.db.write, target.as_str(), redaction_id.as_str(), &text).await?;
+            // Redacted text must not be findable any more.
+            storage::search::forget(&self.db.write, target.as_str()).await?;
+            self.cache.redacted(target.as_str());
+            self.hot.lock().expect("hot rooms").remove(room_id);
+        }
         Ok(redaction_id)
     }
+}
+
+/// Power levels from the create event and the power levels event, by the room version's rules.
+fn power_levels_from(version: &str, create: &super::StoredEvent, power: Option<&super::StoredEvent>) -> Result<RoomPowerLevels> {
+    let (_, rules) = rules_for(version)?;
+    let create_content = content_of(&create.json);
+    let mut creators = Vec::new();
+    if rules.authorization.use_room_create_sender {
+        creators.extend(create.json.get("sender").and_then(|s| s.as_str()).and_then(|s| UserId::parse(s).ok()));
+    } else {
+        creators.extend(create_content["creator"].as_str().and_then(|s| UserId::parse(s).ok()));
+    }
+    if rules.authorization.additional_room_creators {
+        for u in create_content["additional_creators"].as_array().into_iter().flatten() {
+            creators.extend(u.as_str().and_then(|s| UserId::parse(s).ok()));
+        }
+    }
+    let source = match power {
+        Some(e) => {
+            let content: RoomPowerLevelsEventContent =
+                serde_json::from_value(content_of(&e.json)).map_err(|e| Error::internal(format!("power levels: {e}")))?;
+            RoomPowerLevelsSource::Original(content)
+        }
+        None => RoomPowerLevelsSource::None,
+    };
+    Ok(RoomPowerLevels::new(source, &rules.authorization, creators))
 }

@@ -16,7 +16,7 @@ use ruma::UserId;
 use super::{Rooms, content_of};
 use crate::{
     error::Result,
-    storage::{self, events::EventRow},
+    storage::{self, events::EventRow, rooms::MembershipRow},
 };
 
 /// One user's view of one room; caches the answer per state group.
@@ -35,9 +35,20 @@ impl Rooms {
     /// A checker for `user` in `room_id`.
     pub async fn visibility<'a>(&'a self, user: &'a UserId, room_id: &str) -> Result<VisibilityCheck<'a>> {
         let membership = storage::rooms::membership(&self.db.read, room_id, user.as_str()).await?;
-        let joined_now = membership.as_ref().is_some_and(|m| m.membership == "join");
-        let joined_since = membership.filter(|m| m.membership == "join").map(|m| m.stream_ordering);
-        Ok(VisibilityCheck { rooms: self, user, room_id: room_id.to_owned(), joined_now, joined_since, cache: HashMap::new() })
+        Ok(self.visibility_with(user, room_id, membership.as_ref()))
+    }
+
+    /// `visibility` when the caller already read the user's current membership row.
+    pub fn visibility_with<'a>(&'a self, user: &'a UserId, room_id: &str, membership: Option<&MembershipRow>) -> VisibilityCheck<'a> {
+        let joined = membership.filter(|m| m.membership == "join");
+        VisibilityCheck {
+            rooms: self,
+            user,
+            room_id: room_id.to_owned(),
+            joined_now: joined.is_some(),
+            joined_since: joined.map(|m| m.stream_ordering),
+            cache: HashMap::new(),
+        }
     }
 
     /// Whether `user` may see anything of the room at all (a member now or once, or a

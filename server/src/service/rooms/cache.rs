@@ -1,0 +1,149 @@
+//! In-memory copies of what every send reads, so appending an event costs one round trip to
+//! SQLite instead of a dozen.
+//!
+//! - `RoomHot`: a room's current state IDs, forward extremities, joined members and the chain
+//!   length of its current state group. It only changes when an event is appended, which
+//!   happens under the room's lock right after the commit, so the copy is exact; a copy is only
+//!   ever installed by a holder of that lock. Readers outside the lock may look at the installed
+//!   copy (never stale by more than the commit in progress) but never load one.
+//! - `EventCache`: recently used events by ID (LRU, bounded). Events never change except by
+//!   redaction, which evicts them.
+//! - `RoomHeads`: the stream position of each room's latest event, so an incremental /sync skips
+//!   rooms where nothing happened without asking the database.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use hashlink::LruCache;
+
+use super::StoredEvent;
+use crate::storage::{self, Db, rooms::RoomRow, rooms::StateKeyMap};
+
+/// What appending to a room needs to know about it.
+#[derive(Clone, Debug)]
+pub struct RoomHot {
+    pub room: RoomRow,
+    /// Current state: (type, state_key) -> event ID.
+    pub state: Arc<StateKeyMap>,
+    /// Forward extremities with their depth.
+    pub extremities: Vec<(String, i64)>,
+    /// Deltas between the current state group and its full snapshot.
+    pub chain_len: i64,
+    /// Joined members and their display names in the room.
+    pub joined: Arc<HashMap<String, Option<String>>>,
+}
+
+impl RoomHot {
+    /// Reads the room's hot copy from the database; `None` for an unknown room.
+    pub async fn load(db: &Db, room_id: &str) -> sqlx::Result<Option<RoomHot>> {
+        // The writer connection: under the room lock nothing newer can exist, and reading
+        // through the writer cannot miss a commit a reader snapshot has not caught up with.
+        let mut conn = db.write.acquire().await?;
+        let Some(room) = storage::rooms::get(&mut *conn, room_id).await? else {
+            return Ok(None);
+        };
+        let state = storage::rooms::current_state(&mut *conn, room_id).await?;
+        let extremities = storage::events::forward_extremities_with_depth(&mut *conn, room_id).await?;
+        let chain_len = match room.current_state_group {
+            Some(g) => storage::state::chain_len(&mut *conn, g).await?,
+            None => 0,
+        };
+        let joined = storage::rooms::joined_display_names(&mut *conn, room_id).await?.into_iter().collect();
+        Ok(Some(RoomHot { room, state: Arc::new(state), extremities, chain_len, joined: Arc::new(joined) }))
+    }
+
+    /// The event ID at (type, state_key) in the current state.
+    pub fn state_id(&self, event_type: &str, state_key: &str) -> Option<&String> {
+        // A borrowed lookup into a map keyed by owned pairs needs the owned key; state keys are
+        // short, so this allocation is cheap next to everything else an append does.
+        self.state.get(&(event_type.to_owned(), state_key.to_owned()))
+    }
+}
+
+/// Recently used events, bounded.
+pub struct EventCache {
+    inner: Mutex<LruCache<String, Arc<StoredEvent>>>,
+    /// Bumped after every redaction is written. A reader notes it before reading an event
+    /// from the database and caches what it read only if no redaction happened meanwhile, so
+    /// an unredacted copy can never land in the cache after the redaction evicted it.
+    redactions: AtomicU64,
+}
+
+impl EventCache {
+    pub fn new(capacity: usize) -> Self {
+        Self { inner: Mutex::new(LruCache::new(capacity.max(1))), redactions: AtomicU64::new(0) }
+    }
+
+    /// Note this before reading events from the database; pass it to `put_read`.
+    pub fn generation(&self) -> u64 {
+        self.redactions.load(Ordering::SeqCst)
+    }
+
+    /// Caches an event read from the database at `generation`.
+    pub fn put_read(&self, generation: u64, event: Arc<StoredEvent>) {
+        let mut inner = self.inner.lock().expect("event cache");
+        if self.redactions.load(Ordering::SeqCst) == generation {
+            inner.insert(event.row.event_id.clone(), event);
+        }
+    }
+
+    /// After a redaction is committed: drop the old copy.
+    pub fn redacted(&self, event_id: &str) {
+        let mut inner = self.inner.lock().expect("event cache");
+        self.redactions.fetch_add(1, Ordering::SeqCst);
+        inner.remove(event_id);
+    }
+
+    pub fn get(&self, event_id: &str) -> Option<Arc<StoredEvent>> {
+        self.inner.lock().expect("event cache").get(event_id).cloned()
+    }
+
+    /// Caches an event that cannot have been redacted yet (one just appended).
+    pub fn put(&self, event: Arc<StoredEvent>) {
+        self.inner.lock().expect("event cache").insert(event.row.event_id.clone(), event);
+    }
+
+}
+
+/// The stream position of each room's latest event and latest relation.
+#[derive(Default)]
+pub struct RoomHeads {
+    events: Mutex<HashMap<String, i64>>,
+    relations: Mutex<HashMap<String, i64>>,
+}
+
+impl RoomHeads {
+    pub async fn load(db: &Db) -> sqlx::Result<Self> {
+        Ok(Self {
+            events: Mutex::new(storage::events::room_heads(&db.read).await?.into_iter().collect()),
+            relations: Mutex::new(storage::relations::room_heads(&db.read).await?.into_iter().collect()),
+        })
+    }
+
+    pub fn advance(&self, room_id: &str, stream: i64, is_relation: bool) {
+        let bump = |map: &Mutex<HashMap<String, i64>>| {
+            let mut map = map.lock().expect("room heads");
+            let e = map.entry(room_id.to_owned()).or_insert(stream);
+            *e = (*e).max(stream);
+        };
+        bump(&self.events);
+        if is_relation {
+            bump(&self.relations);
+        }
+    }
+
+    /// The latest event position of the room (0 when it has none).
+    pub fn latest_event(&self, room_id: &str) -> i64 {
+        self.events.lock().expect("room heads").get(room_id).copied().unwrap_or(0)
+    }
+
+    /// The latest relation's position in the room (0 when it has none).
+    pub fn latest_relation(&self, room_id: &str) -> i64 {
+        self.relations.lock().expect("room heads").get(room_id).copied().unwrap_or(0)
+    }
+}
