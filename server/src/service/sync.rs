@@ -372,7 +372,8 @@ impl Sync {
         // State: before the timeline (classic) or after it (MSC4222), complete for a room new
         // to the client, otherwise what changed since the last sync.
         let (at, key) = if params.use_state_after { (upto, "state_after") } else { (timeline_start - 1, "state") };
-        let state_now = self.rooms.state_at(room_id, at).await?;
+        // Not needed (and for a big room not cheap) when an incremental timeline is complete.
+        let state_now = if fresh || limited || params.use_state_after { self.rooms.state_at(room_id, at).await? } else { StateMap::new() };
         let state_ids: Vec<String> = if fresh {
             state_now.values().cloned().collect()
         } else if limited || params.use_state_after {
