@@ -367,3 +367,64 @@ async fn bad_filters_state_keys_and_foreign_tokens() {
     assert!(v["rooms"]["join"].get(&room).is_none(), "{v}");
     assert!(!v.to_string().contains("alice's secret"));
 }
+
+/// Spec: GET /sync, `state`: "updates to the state, between the time indicated by the since
+/// parameter, and the start of the timeline". Initial syncs read the first page of every room's
+/// timeline in one go and take the state from the events around it, so this checks that the
+/// state is the one *before* the timeline, also when the timeline changes it.
+#[tokio::test]
+async fn initial_sync_state_is_the_state_before_the_timeline() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let room = create(&s, &alice, json!({"preset": "private_chat", "name": "old"})).await;
+    let quiet = create(&s, &alice, json!({"preset": "private_chat", "name": "other room"})).await;
+    for i in 0..5 {
+        send_text(&s, &alice, &room, &format!("a{i}"), "before").await;
+    }
+    s.put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/"), Some(&alice), json!({"name": "new"})).await;
+    send_text(&s, &alice, &room, "b1", "after").await;
+    send_text(&s, &alice, &room, "b2", "after").await;
+
+    let sync_with = async |filter: Value, extra: &str| {
+        let f = urlencode(&filter.to_string());
+        s.get(&format!("/_matrix/client/v3/sync?filter={f}{extra}"), Some(&alice)).await.1
+    };
+    let names = |events: &Value| -> Vec<String> {
+        events.as_array().unwrap().iter().filter(|e| e["type"] == "m.room.name").map(|e| e["content"]["name"].as_str().unwrap().to_owned()).collect()
+    };
+
+    // The last three events: the rename and two messages. State: the old name.
+    let sync = sync_with(json!({"room": {"timeline": {"limit": 3}}}), "").await;
+    let block = &sync["rooms"]["join"][&room];
+    assert_eq!(block["timeline"]["limited"], true);
+    assert_eq!(names(&block["timeline"]["events"]), ["new"]);
+    assert_eq!(names(&block["state"]["events"]), ["old"], "{block}");
+    assert!(block["state"]["events"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.create"));
+    // The other room is complete as well: its name is in its timeline or its state.
+    let other = &sync["rooms"]["join"][&quiet];
+    let mut other_names = names(&other["state"]["events"]);
+    other_names.extend(names(&other["timeline"]["events"]));
+    assert_eq!(other_names, ["other room"]);
+
+    // The whole history fits: the timeline starts at the create event and nothing precedes it.
+    let sync = sync_with(json!({"room": {"timeline": {"limit": 100}}}), "").await;
+    let block = &sync["rooms"]["join"][&room];
+    assert_eq!(block["timeline"]["limited"], false);
+    assert_eq!(block["timeline"]["events"][0]["type"], "m.room.create");
+    assert_eq!(block["state"]["events"].as_array().unwrap().len(), 0, "{block}");
+    assert_eq!(names(&block["timeline"]["events"]), ["old", "new"]);
+
+    // MSC4222: the state after the timeline has the new name.
+    let sync = sync_with(json!({"room": {"timeline": {"limit": 3}}}), "&use_state_after=true").await;
+    let block = &sync["rooms"]["join"][&room];
+    assert_eq!(names(&block["state_after"]["events"]), ["new"], "{block}");
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

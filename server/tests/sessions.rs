@@ -154,6 +154,10 @@ async fn logout_ends_one_device_and_logout_all_ends_every_device() {
         .into_iter()
         .map(|(_, v)| v["access_token"].as_str().unwrap().to_owned())
         .collect();
+    // Every token is used first, so a session the server remembers must still end at logout.
+    for t in &tokens {
+        assert_eq!(s.get(WHOAMI, Some(t)).await.0, 200);
+    }
     let (st, _) = s.post("/_matrix/client/v3/logout", Some(&tokens[0]), json!({})).await;
     assert_eq!(st, 200);
     assert_err(&s.get(WHOAMI, Some(&tokens[0])).await, 401, "M_UNKNOWN_TOKEN");

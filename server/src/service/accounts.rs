@@ -2,7 +2,15 @@
 //!
 //! No SQL here (that is `storage`) and no HTTP types (that is `api`).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use hashlink::LruCache;
 
 use http::StatusCode;
 use ruma::{
@@ -53,7 +61,23 @@ pub struct Accounts {
     /// Wrong passwords at UIA stages share `rc_login.failed_attempts` with login, so a stolen
     /// access token cannot be used to guess the password behind it.
     failed_passwords: Limiter,
+    /// Recently authenticated access tokens (by hash), so a request does not cost a database
+    /// round trip just to learn who sent it. Every write that ends or changes sessions clears
+    /// it (`sessions_changed`); a lookup caches what it read only if no such write happened
+    /// meanwhile.
+    sessions: Mutex<LruCache<Vec<u8>, CachedSession>>,
+    session_writes: AtomicU64,
 }
+
+#[derive(Clone)]
+struct CachedSession {
+    session: Session,
+    expires_ts: Option<i64>,
+    last_seen_ts: Option<i64>,
+}
+
+/// How many sessions the authentication cache holds.
+const SESSION_CACHE_CAPACITY: usize = 1024;
 
 /// Which users a request for an account may name: its own localpart, or its full ID on this
 /// server.
@@ -65,7 +89,21 @@ pub enum UserLookup {
 impl Accounts {
     pub fn new(db: Db, config: Arc<Config>) -> Self {
         let failed_passwords = Limiter::new(config.rc_login.failed_attempts);
-        Self { db, config, uiaa: Uiaa::default(), failed_passwords }
+        Self {
+            db,
+            config,
+            uiaa: Uiaa::default(),
+            failed_passwords,
+            sessions: Mutex::new(LruCache::new(SESSION_CACHE_CAPACITY)),
+            session_writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Call after committing anything that ends a session or changes a user's flags.
+    fn sessions_changed(&self) {
+        let mut cache = self.sessions.lock().expect("session cache");
+        self.session_writes.fetch_add(1, Ordering::SeqCst);
+        cache.clear();
     }
 
     /// Registration tokens reserved by UIA sessions of a previous run can never complete.
@@ -189,6 +227,7 @@ impl Accounts {
     pub async fn upgrade_guest(&self, user_id: &UserId, password: String) -> Result<()> {
         let hash = passwords::hash(password).await?;
         storage::users::upgrade_guest(&self.db.write, user_id.as_str(), &hash).await?;
+        self.sessions_changed();
         Ok(())
     }
 
@@ -253,6 +292,7 @@ impl Accounts {
         storage::tokens::delete_for_device(&mut *tx, user_id.as_str(), device_id.as_str()).await?;
         let issued = self.issue_tokens(&mut tx, user_id, &device_id, refresh, now, None).await?;
         tx.commit().await?;
+        self.sessions_changed();
         Ok(issued)
     }
 
@@ -299,6 +339,21 @@ impl Accounts {
     /// soft_logout, so the client refreshes instead of dropping its session.
     pub async fn authenticate(&self, token: &str, ip: Option<&str>) -> Result<Session> {
         let hash = tokens::hash(token);
+        let now = now_ms();
+        let cached = self.sessions.lock().expect("session cache").get(&hash).cloned();
+        if let Some(c) = cached {
+            if c.expires_ts.is_some_and(|e| e <= now) {
+                return Err(Error::unknown_token(true));
+            }
+            if c.last_seen_ts.is_none_or(|t| now - t > LAST_SEEN_GRANULARITY_MS) {
+                storage::devices::touch(&self.db.write, c.session.user_id.as_str(), c.session.device_id.as_str(), now, ip).await?;
+                if let Some(entry) = self.sessions.lock().expect("session cache").get_mut(&hash) {
+                    entry.last_seen_ts = Some(now);
+                }
+            }
+            return Ok(c.session);
+        }
+        let generation = self.session_writes.load(Ordering::SeqCst);
         let row = storage::tokens::find_session(&self.db.read, &hash).await?.ok_or_else(|| Error::unknown_token(false))?;
         // The lookup was by hash; compare again in constant time so no timing difference
         // depends on how much of a guessed hash matched the index.
@@ -308,24 +363,35 @@ impl Accounts {
         if row.deactivated {
             return Err(Error::unknown_token(false));
         }
-        let now = now_ms();
         if row.expires_ts.is_some_and(|e| e <= now) {
             return Err(Error::unknown_token(true));
         }
+        let first_use_after_refresh = row.refresh_token_id.is_some() && row.prev_refresh_id.is_some();
         if let (Some(me), Some(prev)) = (row.refresh_token_id, row.prev_refresh_id) {
             // First use of a refreshed session: the refresh token it replaced is now revoked.
             let mut conn = self.db.write.acquire().await?;
             storage::tokens::revoke_replaced(&mut conn, me, prev).await?;
+            drop(conn);
+            self.sessions_changed();
         }
+        let mut last_seen_ts = row.last_seen_ts;
         if row.last_seen_ts.is_none_or(|t| now - t > LAST_SEEN_GRANULARITY_MS) {
             storage::devices::touch(&self.db.write, &row.user_id, &row.device_id, now, ip).await?;
+            last_seen_ts = Some(now);
         }
-        Ok(Session {
+        let session = Session {
             user_id: UserId::parse(&row.user_id).map_err(Error::internal)?,
             device_id: row.device_id.into(),
             is_admin: row.is_admin,
             is_guest: row.is_guest,
-        })
+        };
+        if !first_use_after_refresh {
+            let mut cache = self.sessions.lock().expect("session cache");
+            if self.session_writes.load(Ordering::SeqCst) == generation {
+                cache.insert(hash, CachedSession { session: session.clone(), expires_ts: row.expires_ts, last_seen_ts });
+            }
+        }
+        Ok(session)
     }
 
     /// Exchanges a refresh token for a new pair. The old refresh token stays valid until the new
@@ -339,6 +405,7 @@ impl Accounts {
         if row.expires_ts.is_some_and(|e| e <= now) {
             storage::tokens::delete_refresh(&mut *tx, row.id).await?;
             tx.commit().await?;
+            self.sessions_changed();
             return Err(Error::unknown_token(false));
         }
         let user_id = UserId::parse(&row.user_id).map_err(Error::internal)?;
@@ -350,6 +417,7 @@ impl Accounts {
         }
         let issued = self.issue_tokens(&mut tx, &user_id, &row.device_id.into(), true, now, Some(row.id)).await?;
         tx.commit().await?;
+        self.sessions_changed();
         Ok(issued)
     }
 
@@ -369,12 +437,14 @@ impl Accounts {
     /// `/logout`: the device goes with its session (spec: "POST /logout" invalidates the device).
     pub async fn logout(&self, session: &Session) -> Result<()> {
         storage::devices::delete(&self.db.write, session.user_id.as_str(), session.device_id.as_str()).await?;
+        self.sessions_changed();
         Ok(())
     }
 
     /// `/logout/all`: every device of the user.
     pub async fn logout_all(&self, user_id: &UserId) -> Result<()> {
         storage::devices::delete_all_except(&self.db.write, user_id.as_str(), None).await?;
+        self.sessions_changed();
         Ok(())
     }
 
@@ -430,6 +500,7 @@ impl Accounts {
             storage::devices::delete_all_except(&mut *tx, user_id.as_str(), Some(keep.device_id.as_str())).await?;
         }
         tx.commit().await?;
+        self.sessions_changed();
         Ok(())
     }
 
@@ -439,6 +510,7 @@ impl Accounts {
         storage::users::deactivate(&mut *tx, user_id.as_str()).await?;
         storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
         tx.commit().await?;
+        self.sessions_changed();
         tracing::info!(%user_id, "account deactivated");
         Ok(())
     }
@@ -466,6 +538,7 @@ impl Accounts {
             storage::devices::delete(&mut *tx, user_id.as_str(), d.as_str()).await?;
         }
         tx.commit().await?;
+        self.sessions_changed();
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! has been delivered. Pagination tokens (`prev_batch`, /messages) are `s<events>`.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::Arc,
     time::Duration,
 };
@@ -188,7 +188,20 @@ impl Sync {
             global_data.push(json!({ "type": "m.push_rules", "content": { "global": ruma::push::Ruleset::server_default(user) } }));
         }
 
-        for m in storage::rooms::memberships_of(db, user.as_str()).await? {
+        let memberships = storage::rooms::memberships_of(db, user.as_str()).await?;
+        // An initial (or full-state) sync builds every joined room: read the first page of every
+        // timeline, the member lists and the unread counts for all of them at once.
+        let mut pre = if since.is_none() || params.full_state {
+            let rooms: Vec<&str> = memberships
+                .iter()
+                .filter(|m| m.membership == "join" && params.filter.room.allows_room(&m.room_id))
+                .map(|m| m.room_id.as_str())
+                .collect();
+            Prefetched::load(db, user.as_str(), &rooms, head, timeline_limit(params) as i64 + 1).await?
+        } else {
+            Prefetched::default()
+        };
+        for m in &memberships {
             let changed = m.stream_ordering > since_pos;
             match m.membership.as_str() {
                 "join" => {
@@ -211,7 +224,7 @@ impl Sync {
                     if !params.filter.room.allows_room(&m.room_id) {
                         continue;
                     }
-                    let block = self.room_block(&m.room_id, &viewer, Some(&m), since, head, fresh, params, now).await?;
+                    let block = self.room_block(&m.room_id, &viewer, Some(m), since, head, fresh, params, now, &mut pre).await?;
                     if block.is_none() && data.is_empty() && ephemeral.is_empty() {
                         continue;
                     }
@@ -219,7 +232,11 @@ impl Sync {
                     b["account_data"] = json!({ "events": data });
                     b["ephemeral"] = json!({ "events": ephemeral });
                     // Counts change with new events and with receipts, so every block has them.
-                    let ((notes, highlights), threads) = self.rooms.unread_counts(user, &m.room_id).await?;
+                    let ((notes, highlights), threads) = match pre.unread.remove(&m.room_id) {
+                        Some(counts) => counts,
+                        None if pre.loaded => Default::default(),
+                        None => self.rooms.unread_counts(user, &m.room_id).await?,
+                    };
                     b["unread_notifications"] = json!({ "notification_count": notes, "highlight_count": highlights });
                     b["unread_thread_notifications"] = Value::Object(
                         threads.into_iter().map(|(t, n, h)| (t, json!({ "notification_count": n, "highlight_count": h }))).collect(),
@@ -235,7 +252,9 @@ impl Sync {
                 }
                 "leave" | "ban" if (since.is_some() || params.filter.include_leave) && changed && params.filter.room.allows_room(&m.room_id) => {
                     // The timeline up to the leave, so the client sees why it left.
-                    if let Some(block) = self.room_block(&m.room_id, &viewer, Some(&m), since, m.stream_ordering, since.is_none(), params, now).await? {
+                    if let Some(block) =
+                        self.room_block(&m.room_id, &viewer, Some(m), since, m.stream_ordering, since.is_none(), params, now, &mut Prefetched::default()).await?
+                    {
                         leave.insert(m.room_id.clone(), block);
                     }
                 }
@@ -314,10 +333,11 @@ impl Sync {
         fresh: bool,
         params: &SyncParams,
         now: i64,
+        pre: &mut Prefetched,
     ) -> Result<Option<Value>> {
         let db = &self.rooms.db().read;
         let user = ruma::UserId::parse(viewer.user_id).map_err(Error::internal)?;
-        let limit = params.filter.timeline.limit.unwrap_or(DEFAULT_TIMELINE_LIMIT).clamp(1, MAX_TIMELINE);
+        let limit = timeline_limit(params);
         let after = if fresh { 0 } else { since.unwrap_or(0) };
         let view = |e: &StoredEvent| {
             client_event::format(
@@ -338,27 +358,50 @@ impl Sync {
         let mut picked: Vec<(i64, Value)> = Vec::new();
         let mut cursor = upto;
         let mut limited = false;
+        // While every row read so far was picked, the timeline is a contiguous run of the
+        // room's events, and the state groups of the rows around it give the state before and
+        // after it without asking the database.
+        let mut contiguous = true;
+        let mut group_after: Option<Option<i64>> = None;
+        let mut group_before: Option<Option<i64>> = None;
+        let mut first_batch = if fresh && upto == pre.upto { pre.timelines.remove(room_id) } else { None };
         for _ in 0..MAX_FILTER_BATCHES {
-            let rows = storage::events::room_events_desc(db, room_id, after, cursor, limit as i64 + 1).await?;
+            let rows = match first_batch.take() {
+                Some(rows) => rows,
+                None => storage::events::room_events_desc(db, room_id, after, cursor, limit as i64 + 1).await?,
+            };
             let exhausted = (rows.len() as i64) < limit as i64 + 1;
             if let Some(last) = rows.last() {
                 cursor = last.stream_ordering - 1;
             }
+            if group_after.is_none() {
+                group_after = Some(rows.first().and_then(|r| r.state_group));
+            }
             for r in rows {
                 if picked.len() == limit {
                     limited = true;
+                    if contiguous {
+                        group_before = Some(r.state_group);
+                    }
                     break;
                 }
                 if !check.allows(&r).await? {
+                    contiguous = false;
                     continue;
                 }
                 let pos = r.stream_ordering;
                 let v = view(&super::rooms::parse_row(r)?);
                 if params.filter.timeline.allows(&v) {
                     picked.push((pos, v));
+                } else {
+                    contiguous = false;
                 }
             }
             if limited || exhausted {
+                if exhausted && !limited && contiguous && after == 0 {
+                    // The whole history is in the timeline: nothing came before it.
+                    group_before = Some(None);
+                }
                 break;
             }
         }
@@ -373,7 +416,16 @@ impl Sync {
         // to the client, otherwise what changed since the last sync.
         let (at, key) = if params.use_state_after { (upto, "state_after") } else { (timeline_start - 1, "state") };
         // Not needed (and for a big room not cheap) when an incremental timeline is complete.
-        let state_now = if fresh || limited || params.use_state_after { self.rooms.state_at(room_id, at).await? } else { StateMap::new() };
+        let known_group = if params.use_state_after { group_after.filter(|_| fresh) } else { group_before };
+        let state_now = if !(fresh || limited || params.use_state_after) {
+            Default::default()
+        } else {
+            match known_group {
+                Some(Some(g)) => self.rooms.state_of_group(g).await?,
+                Some(None) => Default::default(),
+                None => self.rooms.state_at(room_id, at).await?,
+            }
+        };
         let state_ids: Vec<String> = if fresh {
             state_now.values().cloned().collect()
         } else if limited || params.use_state_after {
@@ -414,7 +466,11 @@ impl Sync {
         let members_changed = block["timeline"]["events"].as_array().is_some_and(|t| t.iter().any(|e| e["type"] == "m.room.member"))
             || state_events.iter().any(|e| e["type"] == "m.room.member");
         if fresh || members_changed {
-            block["summary"] = self.summary(room_id, viewer.user_id).await?;
+            let members = match pre.members.remove(room_id) {
+                Some(m) => m,
+                None => storage::rooms::members(db, room_id).await?.into_iter().map(|(u, m, _)| (u, m)).collect(),
+            };
+            block["summary"] = summary(&members, viewer.user_id);
         }
         block[key] = json!({ "events": state_events });
         if params.use_state_after {
@@ -422,21 +478,6 @@ impl Sync {
             block["org.matrix.msc4222.state_after"] = block["state_after"].clone();
         }
         Ok(Some(block))
-    }
-
-    /// Room summary (spec: "Room summary" in /sync): member counts and heroes for naming rooms
-    /// without a name.
-    async fn summary(&self, room_id: &str, me: &str) -> Result<Value> {
-        let members = storage::rooms::members(&self.rooms.db().read, room_id).await?;
-        let joined = members.iter().filter(|(_, m, _)| m == "join").count();
-        let invited = members.iter().filter(|(_, m, _)| m == "invite").count();
-        let heroes: Vec<&str> = members
-            .iter()
-            .filter(|(u, m, _)| u != me && (m == "join" || m == "invite"))
-            .map(|(u, _, _)| u.as_str())
-            .take(5)
-            .collect();
-        Ok(json!({ "m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited }))
     }
 
     async fn invite_block(&self, room_id: &str, invite_event_id: &str) -> Result<Value> {
@@ -464,4 +505,62 @@ fn diff(from: &StateMap, to: &StateMap) -> Vec<String> {
     let mut out: Vec<String> = to.values().filter(|id| !old.contains(id)).cloned().collect();
     out.sort();
     out
+}
+
+/// Room summary (spec: "Room summary" in /sync): member counts and heroes for naming rooms
+/// without a name. `members` are (user, membership), ordered by user ID.
+fn summary(members: &[(String, String)], me: &str) -> Value {
+    let joined = members.iter().filter(|(_, m)| m == "join").count();
+    let invited = members.iter().filter(|(_, m)| m == "invite").count();
+    let heroes: Vec<&str> =
+        members.iter().filter(|(u, m)| u != me && (m == "join" || m == "invite")).map(|(u, _)| u.as_str()).take(5).collect();
+    json!({ "m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited })
+}
+
+fn timeline_limit(params: &SyncParams) -> usize {
+    params.filter.timeline.limit.unwrap_or(DEFAULT_TIMELINE_LIMIT).clamp(1, MAX_TIMELINE)
+}
+
+type UnreadCounts = ((i64, i64), Vec<(String, i64, i64)>);
+
+/// What an initial /sync reads for all joined rooms in one query each, instead of once per
+/// room.
+#[derive(Default)]
+struct Prefetched {
+    /// Whether anything was loaded (then a room missing from `unread` has no unread events).
+    loaded: bool,
+    /// The stream position the timelines were read at.
+    upto: i64,
+    /// The first page of each room's timeline, newest first.
+    timelines: HashMap<String, Vec<storage::events::EventRow>>,
+    /// (user, membership) per room, ordered by user.
+    members: HashMap<String, Vec<(String, String)>>,
+    unread: HashMap<String, UnreadCounts>,
+}
+
+impl Prefetched {
+    async fn load(db: &sqlx::SqlitePool, user: &str, rooms: &[&str], upto: i64, page: i64) -> Result<Self> {
+        let mut out = Prefetched { loaded: true, upto, ..Default::default() };
+        if rooms.is_empty() {
+            return Ok(out);
+        }
+        for room in rooms {
+            out.timelines.insert((*room).to_owned(), Vec::new());
+        }
+        for row in storage::events::latest_per_room(db, rooms, upto, page).await? {
+            out.timelines.entry(row.room_id.clone()).or_default().push(row);
+        }
+        for (room, user, membership) in storage::rooms::members_many(db, rooms).await? {
+            out.members.entry(room).or_default().push((user, membership));
+        }
+        for (room, thread, n, h) in storage::push_actions::unread_many(db, user, rooms).await? {
+            let entry: &mut UnreadCounts = out.unread.entry(room).or_default();
+            entry.0.0 += n;
+            entry.0.1 += h;
+            if !thread.is_empty() {
+                entry.1.push((thread, n, h));
+            }
+        }
+        Ok(out)
+    }
 }

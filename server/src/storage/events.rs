@@ -147,3 +147,24 @@ pub async fn by_timestamp(ex: impl SqliteExecutor<'_>, room_id: &str, ts: i64, f
     };
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).bind(limit).fetch_all(ex).await
 }
+
+/// For each room, its latest `per_room` events at or before `upto` (newest first within a
+/// room): the first page of every timeline of an initial /sync in one query.
+pub async fn latest_per_room(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: i64, per_room: i64) -> sqlx::Result<Vec<EventRow>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cols = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {cols} FROM json_each(?1) r JOIN events e ON e.stream_ordering IN (
+             SELECT stream_ordering FROM events
+             WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0
+             ORDER BY stream_ordering DESC LIMIT ?3)
+         ORDER BY e.room_id, e.stream_ordering DESC"
+    )))
+    .bind(serde_json::json!(rooms).to_string())
+    .bind(upto)
+    .bind(per_room)
+    .fetch_all(ex)
+    .await
+}

@@ -24,6 +24,30 @@ pub async fn unread(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str) -
     .await
 }
 
+/// `unread` for several rooms at once: (room_id, thread_id, notifications, highlights).
+pub async fn unread_many(ex: impl SqliteExecutor<'_>, user_id: &str, rooms: &[&str]) -> sqlx::Result<Vec<(String, String, i64, i64)>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "WITH pos(room_id, p) AS (
+             SELECT r.value, MAX(
+                 COALESCE((SELECT MAX(e.stream_ordering) FROM receipts rc JOIN events e ON e.event_id = rc.event_id
+                           WHERE rc.room_id = r.value AND rc.user_id = ?1 AND rc.receipt_type IN ('m.read', 'm.read.private')
+                             AND rc.thread_id IN ('', 'main')), 0),
+                 COALESCE((SELECT MAX(stream_ordering) FROM events WHERE room_id = r.value AND sender = ?1), 0))
+             FROM json_each(?2) r
+         )
+         SELECT a.room_id, a.thread_id, COUNT(*), SUM(a.highlight) FROM pos
+         JOIN event_push_actions a ON a.user_id = ?1 AND a.room_id = pos.room_id AND a.stream_ordering > pos.p
+         GROUP BY a.room_id, a.thread_id",
+    )
+    .bind(user_id)
+    .bind(serde_json::json!(rooms).to_string())
+    .fetch_all(ex)
+    .await
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct PushActionRow {
     pub event_id: String,

@@ -102,6 +102,20 @@ pub async fn members(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result
         .await
 }
 
+/// (room_id, user_id, membership) of every member of the given rooms, ordered by user ID.
+pub async fn members_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sqlx::Result<Vec<(String, String, String)>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT m.room_id, m.user_id, m.membership FROM json_each(?) r JOIN memberships m ON m.room_id = r.value
+         ORDER BY m.room_id, m.user_id",
+    )
+    .bind(serde_json::json!(rooms).to_string())
+    .fetch_all(ex)
+    .await
+}
+
 // ----- aliases ----------------------------------------------------------------------------
 
 /// Returns `false` when the alias is taken.

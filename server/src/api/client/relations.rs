@@ -197,7 +197,7 @@ pub async fn get_context(State(s): State<AppState>, req: Ruma<get_context::v3::R
     s.rooms.bundle(user, room, &mut after).await?;
     s.rooms.bundle(user, room, &mut event).await?;
     // The room state at the event, as /context promises.
-    let state_ids: Vec<String> = s.rooms.state_at(room, pos).await?.into_values().collect();
+    let state_ids: Vec<String> = s.rooms.state_at(room, pos).await?.values().cloned().collect();
     let state = s.rooms.events(&state_ids).await?;
     let mut resp = get_context::v3::Response::new();
     resp.start = Some(sync::token(start.max(0)));

@@ -147,3 +147,39 @@ impl RoomHeads {
         self.relations.lock().expect("room heads").get(room_id).copied().unwrap_or(0)
     }
 }
+
+/// Room states by state group. A group never changes once written, so a cached state is never
+/// stale; the cache is bounded by the total number of entries it holds, and a state too big
+/// for a quarter of that budget is not cached at all.
+pub struct StateCache {
+    inner: Mutex<(LruCache<i64, Arc<storage::state::StateMap>>, usize)>,
+    budget: usize,
+}
+
+impl StateCache {
+    pub fn new(budget_entries: usize) -> Self {
+        Self { inner: Mutex::new((LruCache::new_unbounded(), 0)), budget: budget_entries }
+    }
+
+    pub fn get(&self, group: i64) -> Option<Arc<storage::state::StateMap>> {
+        self.inner.lock().expect("state cache").0.get(&group).cloned()
+    }
+
+    pub fn put(&self, group: i64, state: Arc<storage::state::StateMap>) {
+        if state.len() > self.budget / 4 {
+            return;
+        }
+        let mut guard = self.inner.lock().expect("state cache");
+        let (map, total) = &mut *guard;
+        if let Some(old) = map.insert(group, state.clone()) {
+            *total -= old.len();
+        }
+        *total += state.len();
+        while *total > self.budget {
+            match map.remove_lru() {
+                Some((_, evicted)) => *total -= evicted.len(),
+                None => break,
+            }
+        }
+    }
+}

@@ -35,7 +35,7 @@ use ruma::{
     room_version_rules::RoomVersionRules,
     state_res,
 };
-use self::cache::{EventCache, RoomHeads, RoomHot};
+use self::cache::{EventCache, RoomHeads, RoomHot, StateCache};
 use super::{account_data::AccountData, notifier::Notifier, signing::ServerKeys};
 use crate::{
     config::Config,
@@ -46,6 +46,8 @@ use crate::{
 
 /// How many events the in-memory event cache holds.
 const EVENT_CACHE_CAPACITY: usize = 4096;
+/// How many state entries (summed over groups) the state cache holds: a few MiB.
+const STATE_CACHE_ENTRIES: usize = 32_768;
 
 /// The most prev_events an event may reference (spec: server-server API, PDU format).
 const MAX_PREV_EVENTS: usize = 20;
@@ -73,6 +75,7 @@ pub struct Rooms {
     /// Hot copies of rooms, installed only under the room's lock (see `cache`).
     hot: Mutex<HashMap<OwnedRoomId, Arc<RoomHot>>>,
     cache: EventCache,
+    states: StateCache,
     heads: RoomHeads,
     /// The last state group ID handed out (IDs are allocated here so one append is one
     /// round trip; a rolled-back append leaves a gap, which is harmless).
@@ -115,6 +118,7 @@ impl Rooms {
             account_data,
             hot: Mutex::new(HashMap::new()),
             cache: EventCache::new(EVENT_CACHE_CAPACITY),
+            states: StateCache::new(STATE_CACHE_ENTRIES),
             heads,
             last_state_group: AtomicI64::new(last_state_group),
         })
@@ -524,12 +528,22 @@ impl Rooms {
         Ok(stream)
     }
 
-    /// The state of the room just after stream position `at` (None before the room existed).
-    pub async fn state_at(&self, room_id: &str, at: i64) -> Result<storage::state::StateMap> {
+    /// The state of the room just after stream position `at` (empty before the room existed).
+    pub async fn state_at(&self, room_id: &str, at: i64) -> Result<Arc<storage::state::StateMap>> {
         match storage::events::state_group_at(&self.db.read, room_id, at).await? {
-            Some(g) => Ok(storage::state::load(&self.db.read, g).await?),
+            Some(g) => self.state_of_group(g).await,
             None => Ok(Default::default()),
         }
+    }
+
+    /// The state a state group stands for.
+    pub async fn state_of_group(&self, group: i64) -> Result<Arc<storage::state::StateMap>> {
+        if let Some(s) = self.states.get(group) {
+            return Ok(s);
+        }
+        let state = Arc::new(storage::state::load(&self.db.read, group).await?);
+        self.states.put(group, state.clone());
+        Ok(state)
     }
 
     pub fn db(&self) -> &Db {
