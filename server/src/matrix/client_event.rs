@@ -24,7 +24,7 @@ pub fn format(v: &View<'_>, with_room_id: bool, viewer: Option<&Viewer<'_>>, now
     let mut out = Map::new();
     for key in ["type", "content", "sender", "origin_server_ts", "state_key"] {
         if let Some(val) = v.json.get(key) {
-            out.insert(key.to_owned(), Value::from(val.clone()));
+            out.insert(key.to_owned(), to_value(val));
         }
     }
     out.insert("event_id".into(), json!(v.event_id));
@@ -33,7 +33,7 @@ pub fn format(v: &View<'_>, with_room_id: bool, viewer: Option<&Viewer<'_>>, now
     }
     if out.get("type").and_then(Value::as_str) == Some("m.room.redaction") {
         // Top-level `redacts` for clients of every room version (v11 moved it into content).
-        let redacts = v.json.get("redacts").map(|r| Value::from(r.clone())).or_else(|| out["content"].get("redacts").cloned());
+        let redacts = v.json.get("redacts").map(to_value).or_else(|| out["content"].get("redacts").cloned());
         if let Some(r) = redacts {
             out.insert("redacts".into(), r);
         }
@@ -41,7 +41,7 @@ pub fn format(v: &View<'_>, with_room_id: bool, viewer: Option<&Viewer<'_>>, now
     let ts = out.get("origin_server_ts").and_then(Value::as_i64).unwrap_or(now_ms);
     // Stored unsigned data (redacted_because) is kept; age and transaction_id are per view.
     let mut unsigned = match v.json.get("unsigned") {
-        Some(u) => match Value::from(u.clone()) {
+        Some(u) => match to_value(u) {
             Value::Object(m) => m,
             _ => Map::new(),
         },
@@ -62,8 +62,22 @@ pub fn stripped(json: &CanonicalJsonObject) -> Value {
     let mut out = Map::new();
     for key in ["type", "state_key", "content", "sender"] {
         if let Some(val) = json.get(key) {
-            out.insert(key.to_owned(), Value::from(val.clone()));
+            out.insert(key.to_owned(), to_value(val));
         }
     }
     Value::Object(out)
+}
+
+/// Canonical JSON as a serde_json value, converted in place of cloning the canonical tree
+/// first (this runs for every event of every /sync).
+pub fn to_value(v: &ruma::CanonicalJsonValue) -> Value {
+    use ruma::CanonicalJsonValue as C;
+    match v {
+        C::Null => Value::Null,
+        C::Bool(b) => Value::Bool(*b),
+        C::Integer(i) => Value::from(i64::from(*i)),
+        C::String(s) => Value::String(s.clone()),
+        C::Array(a) => Value::Array(a.iter().map(to_value).collect()),
+        C::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()),
+    }
 }

@@ -152,9 +152,10 @@ impl Ephemeral {
     /// m.presence events of `users` whose presence changed in (since, upto].
     pub fn presence_events(&self, users: &std::collections::HashSet<String>, since: i64, upto: i64) -> Vec<Value> {
         let map = self.presence.lock().expect("presence lock");
-        let mut out: Vec<(i64, Value)> = map
+        let mut out: Vec<(i64, Value)> = users
             .iter()
-            .filter(|(u, (_, _, _, serial))| *serial > since && *serial <= upto && users.contains(*u))
+            .filter_map(|u| map.get_key_value(u))
+            .filter(|(_, (_, _, _, serial))| *serial > since && *serial <= upto)
             .map(|(u, (p, msg, at, serial))| {
                 let mut content = json!({ "presence": p, "last_active_ago": at.elapsed().as_millis() as u64 });
                 if *p == PresenceState::Online {

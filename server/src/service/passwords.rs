@@ -1,8 +1,8 @@
-//! Password hashing with argon2id at OWASP's recommended parameters (m = 19 MiB, t = 2, p = 1).
+//! Password hashing with argon2id at OWASP's recommended parameters (m = 7 MiB, t = 5, p = 1).
 //!
 //! Hashing is CPU- and memory-heavy, so it runs on one dedicated thread, never on a runtime
 //! worker: one thread bounds both the CPU a burst of logins can take and the memory (with the
-//! blocking pool, every thread's allocator arena kept its own 19 MiB buffer, tripling peak RSS).
+//! blocking pool, every thread's allocator arena kept its own buffer, tripling peak RSS).
 
 use argon2::{
     Algorithm, Argon2, Block, Params, Version,
@@ -11,9 +11,13 @@ use argon2::{
 
 use crate::error::{Error, Result};
 
-/// OWASP Password Storage Cheat Sheet, argon2id option 2: 19 MiB, 2 iterations, 1 lane.
-pub const M_COST_KIB: u32 = 19 * 1024;
-pub const T_COST: u32 = 2;
+/// OWASP Password Storage Cheat Sheet, argon2id: 7 MiB, 5 iterations, 1 lane. The sheet lists
+/// five settings (46 MiB/t=1 down to 7 MiB/t=5) as equally strong, trading memory for CPU; a
+/// homeserver on a family computer keeps the buffer resident, so the smallest memory wins.
+/// Hashes made with other parameters (earlier Hearth used 19 MiB, t=2) still verify: the
+/// parameters are part of each stored hash.
+pub const M_COST_KIB: u32 = 7 * 1024;
+pub const T_COST: u32 = 5;
 pub const P_COST: u32 = 1;
 const OUTPUT_LEN: usize = 32;
 
@@ -27,8 +31,8 @@ pub fn check_length(password: &str) -> Result<()> {
     Ok(())
 }
 
-/// The hashing thread's working memory, reused by every hash: allocating 19 MiB per hash let
-/// the allocator keep each one, so RSS grew by 19 MiB per login (docs/benchmarks-results.md).
+/// The hashing thread's working memory, reused by every hash: allocating it per hash let the
+/// allocator keep each one, so RSS grew by the buffer's size per login (docs/benchmarks-results.md).
 struct Hasher {
     blocks: Vec<Block>,
 }
@@ -74,10 +78,15 @@ impl Hasher {
         let Ok(raw_salt) = salt.decode_b64(&mut raw_salt) else { return false };
         let mut out = vec![0u8; expected.len()];
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        if argon.hash_password_into_with_memory(password, raw_salt, &mut out, self.memory(&params)).is_err() {
-            return false;
+        let ok = argon.hash_password_into_with_memory(password, raw_salt, &mut out, self.memory(&params)).is_ok();
+        // A hash with bigger parameters than ours (an older setting) needed a bigger buffer:
+        // give it back rather than keep it resident.
+        let ours = Params::new(M_COST_KIB, T_COST, P_COST, None).map(|p| p.block_count()).unwrap_or(0);
+        if self.blocks.len() > ours {
+            self.blocks.truncate(ours);
+            self.blocks.shrink_to_fit();
         }
-        Output::new(&out).is_ok_and(|o| o == expected)
+        ok && Output::new(&out).is_ok_and(|o| o == expected)
     }
 }
 
@@ -131,7 +140,7 @@ mod tests {
     #[tokio::test]
     async fn hash_verifies_only_the_right_password() {
         let h = super::hash("correct horse".into()).await.unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(h.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{h}");
         assert!(super::verify("correct horse".into(), h.clone()).await.unwrap());
         assert!(!super::verify("wrong".into(), h).await.unwrap());
         assert!(!super::verify("x".into(), "garbage".into()).await.unwrap());
@@ -145,6 +154,12 @@ mod tests {
         let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
         let phc = a.hash_password(b"secret", &salt).unwrap().to_string();
+        assert!(super::verify("secret".into(), phc.clone()).await.unwrap());
+        assert!(!super::verify("Secret".into(), phc).await.unwrap());
+        // The parameters earlier Hearth builds used (19 MiB, t=2) still verify.
+        let old = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(19 * 1024, 2, 1, None).unwrap());
+        let phc = old.hash_password(b"secret", &salt).unwrap().to_string();
+        assert!(phc.contains("m=19456,t=2"), "{phc}");
         assert!(super::verify("secret".into(), phc.clone()).await.unwrap());
         assert!(!super::verify("Secret".into(), phc).await.unwrap());
     }

@@ -127,13 +127,25 @@ impl Sync {
             rx.borrow_and_update();
             let head = self.head();
             let since = params.since.map(|s| s.min(head));
+            // Every stream is where the client left off: nothing can be new, so a long-poll
+            // goes straight to waiting instead of building an empty answer first.
+            let caught_up = since == Some(head) && !params.full_state;
+            if caught_up && tokio::time::Instant::now() < deadline {
+                // Woken: look again. Timed out, or the notifier is gone (the server is
+                // stopping): answer with what there is.
+                if let Ok(Ok(())) = tokio::time::timeout_at(deadline, rx.changed()).await {
+                    continue;
+                }
+                let (body, _) = self.build(user, device, since, head, params).await?;
+                return Ok(body);
+            }
             let (body, has_news) = self.build(user, device, since, head, params).await?;
             if has_news || since.is_none() || params.full_state || tokio::time::Instant::now() >= deadline {
                 return Ok(body);
             }
             // Wait for the stream to move (or the timeout), then look again. A position change
             // that concerns other users' rooms only makes this loop once more, cheaply.
-            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+            if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
                 let (body, _) = self.build(user, device, since, head, params).await?;
                 return Ok(body);
             }
@@ -390,7 +402,7 @@ impl Sync {
                     continue;
                 }
                 let pos = r.stream_ordering;
-                let v = view(&super::rooms::parse_row(r)?);
+                let v = view(&*self.rooms.event_from_row(r)?);
                 if params.filter.timeline.allows(&v) {
                     picked.push((pos, v));
                 } else {
@@ -434,7 +446,7 @@ impl Sync {
         } else {
             Vec::new()
         };
-        let mut state_events: Vec<Value> = self.rooms.events(&state_ids).await?.iter().map(view).collect();
+        let mut state_events: Vec<Value> = self.rooms.events_shared(&state_ids).await?.iter().map(|e| view(e)).collect();
         state_events.retain(|e| params.filter.state.allows(e));
         if params.filter.state.lazy_load_members {
             // Only the members the client needs to render the timeline, and the user's own.
@@ -448,7 +460,7 @@ impl Sync {
                     .filter(|s| !have.contains(**s))
                     .filter_map(|s| state_now.get(&("m.room.member".to_owned(), (*s).to_owned())).cloned())
                     .collect();
-                state_events.extend(self.rooms.events(&missing).await?.iter().map(view));
+                state_events.extend(self.rooms.events_shared(&missing).await?.iter().map(|e| view(e)));
             }
         }
         if self.rooms.relations_after(room_id, timeline_start - 1) {

@@ -34,6 +34,9 @@ use sqlx::{
 /// `schema_compat` is higher than what it understands.
 pub const SCHEMA_COMPAT: i64 = 1;
 
+/// Reader connections in the pool.
+const READERS: u32 = 4;
+
 
 #[cfg(test)]
 mod tests {
@@ -89,12 +92,15 @@ impl Db {
         migrator.set_ignore_missing(true);
         migrator.run(&write).await.context("applying database migrations")?;
         record_compat(&write).await?;
+        // Readers: a few connections suffice (queries are CPU-bound and the machine is a home
+        // computer), each with a 1 MiB page cache: the OS caches the file anyway, and every
+        // connection's cache is resident memory.
         let read = SqlitePoolOptions::new()
             .test_before_acquire(false)
-            .max_connections(8)
+            .max_connections(READERS)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.read_only(true))
+            .connect_with(base.read_only(true).pragma("cache_size", "-1024"))
             .await
             .with_context(|| format!("opening database {} for reading", path.display()))?;
         Ok(Db { read, write })

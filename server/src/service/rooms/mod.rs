@@ -184,7 +184,7 @@ impl Rooms {
     }
 
     /// `events` without copying cached events.
-    async fn events_shared(&self, ids: &[String]) -> Result<Vec<Arc<StoredEvent>>> {
+    pub async fn events_shared(&self, ids: &[String]) -> Result<Vec<Arc<StoredEvent>>> {
         let mut out = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
@@ -200,6 +200,15 @@ impl Rooms {
             out.push(e);
         }
         Ok(out)
+    }
+
+    /// A row read from the database as an event, from the cache when it is there (parsing the
+    /// JSON again costs more than the lookup).
+    pub fn event_from_row(&self, row: EventRow) -> Result<Arc<StoredEvent>> {
+        if let Some(e) = self.cache.get(&row.event_id) {
+            return Ok(e);
+        }
+        Ok(Arc::new(parse_row(row)?))
     }
 
     /// `events`, in the order of `ids` (unknown IDs are left out).
