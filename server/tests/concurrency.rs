@@ -106,3 +106,72 @@ async fn messages_from_many_senders_at_once_are_all_kept_in_one_order() {
         assert_eq!(mine.len(), 10);
     }
 }
+
+/// Sends are written in batches while the next events of the room are already being built on
+/// top of them. A write that fails (here a trigger planted in the database refuses one event
+/// type) must fail that send and the ones built on it, never answer 200 for an event that is
+/// not stored, leave other rooms alone, and leave the room working with a graph that only
+/// names stored events.
+#[tokio::test]
+async fn a_failed_write_fails_alone_and_the_room_recovers() {
+    let s = TestServer::start().await;
+    let owner = s.user("owner").await;
+    let mut rooms = Vec::new();
+    for _ in 0..2 {
+        let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&owner), json!({"preset": "public_chat"})).await;
+        rooms.push(v["room_id"].as_str().unwrap().to_owned());
+    }
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.dir.path().join("hearth.db").display())).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_for_test BEFORE INSERT ON events WHEN NEW.event_type = 'test.refused'
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let s = &s;
+    let owner = &owner;
+    let sends = futures::future::join_all((0..40).map(|i| {
+        let room = rooms[i % 2].clone();
+        async move {
+            let kind = if i == 20 { "test.refused" } else { "m.room.message" };
+            let path = format!("/_matrix/client/v3/rooms/{room}/send/{kind}/f{i}");
+            let (st, v) = s.put(&path, Some(owner), json!({"msgtype": "m.text", "body": format!("m{i}")})).await;
+            (i, room, st, v)
+        }
+    }))
+    .await;
+    let refused = sends.iter().find(|(i, ..)| *i == 20).unwrap();
+    assert_eq!(refused.2, 500, "{:?}", refused.3);
+    assert!(refused.3["errcode"].is_string(), "a Matrix error: {:?}", refused.3);
+    for (i, room, st, v) in &sends {
+        if room == &rooms[1] {
+            assert_eq!(*st, 200, "room B is not affected ({i}: {v})");
+        }
+    }
+    // Exactly the acknowledged messages are stored.
+    for room in &rooms {
+        let stored: std::collections::HashSet<String> = full_timeline(s, owner, room)
+            .await
+            .into_iter()
+            .filter(|e| e["type"] == "m.room.message" || e["type"] == "test.refused")
+            .map(|e| e["content"]["body"].as_str().unwrap().to_owned())
+            .collect();
+        let acknowledged: std::collections::HashSet<String> =
+            sends.iter().filter(|(_, r, st, _)| r == room && *st == 200).map(|(i, ..)| format!("m{i}")).collect();
+        assert_eq!(stored, acknowledged);
+    }
+    // The room goes on, and its graph names only stored events.
+    let (st, v) = s.put(&format!("/_matrix/client/v3/rooms/{}/send/m.room.message/after", rooms[0]), Some(owner), json!({"msgtype": "m.text", "body": "after"})).await;
+    assert_eq!(st, 200, "{v}");
+    let (dangling,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM event_edges WHERE prev_event_id NOT IN (SELECT event_id FROM events)").fetch_one(&db).await.unwrap();
+    assert_eq!(dangling, 0, "prev_events name only stored events");
+    let (extremities,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM forward_extremities f JOIN events e ON e.event_id = f.event_id WHERE f.room_id = ?")
+        .bind(&rooms[0])
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(extremities, 1);
+}

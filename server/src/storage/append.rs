@@ -1,72 +1,124 @@
-//! Appending one event and everything it changes (graph edges, extremities, state group,
+//! Appending events and everything they change (graph edges, extremities, state group,
 //! current state, membership, search index, relation, push actions) as one transaction sent to
 //! SQLite in a single round trip.
 //!
 //! sqlx runs each SQLite connection on its own thread; every statement sent separately is a
 //! hand-off between threads, and those hand-offs, not SQLite, were most of the CPU a send cost.
-//! So the whole transaction, `BEGIN` to `COMMIT`, is one multi-statement query. Variable-length
-//! lists travel as one JSON array each (`json_each`), which keeps the SQL text, and so sqlx's
-//! prepared statement cache, to a handful of shapes.
+//! So the whole transaction, `BEGIN` to `COMMIT`, is one multi-statement query, and it carries
+//! as many events as are waiting (group commit: one WAL sync for all of them). Variable-length
+//! lists travel as one JSON array each (`json_each`), which keeps the SQL text of one event's
+//! statements to a handful of shapes.
 
 use serde_json::json;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
+/// A new event row with its graph edges.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub room_id: String,
+    pub event_type: String,
+    pub state_key: Option<String>,
+    pub sender: String,
+    pub origin_server_ts: i64,
+    pub depth: i64,
+    pub pdu: String,
+    pub rejected: bool,
+    pub state_group: Option<i64>,
+    /// (user, device, transaction ID) of a client send.
+    pub txn: Option<(String, String, String)>,
+    pub prev_events: Vec<String>,
+    pub auth_events: Vec<String>,
+}
+
 /// A new state group for a state event.
-pub struct NewStateGroup<'a> {
+#[derive(Debug, Clone)]
+pub struct NewStateGroup {
     pub id: i64,
     pub prev: Option<i64>,
     pub chain_len: i64,
-    /// The group's own entries: the delta, or the full state for a snapshot.
-    pub entries: Vec<(&'a str, &'a str, &'a str)>,
+    /// The group's own entries (type, state key, event ID): the delta, or the full state for a
+    /// snapshot.
+    pub entries: Vec<(String, String, String)>,
 }
 
 /// A push action row: the event notifies `user_id`.
-pub struct PushRow<'a> {
-    pub user_id: &'a str,
+#[derive(Debug, Clone)]
+pub struct PushRow {
+    pub user_id: String,
     pub highlight: bool,
     pub actions: String,
 }
 
-pub struct Append<'a> {
+#[derive(Debug, Clone)]
+pub struct Append {
     /// Set for a room's create event: (room version, creator, created_ts).
-    pub new_room: Option<(&'a str, &'a str, i64)>,
-    pub event: super::events::NewEvent<'a>,
-    /// The extremities the event replaces.
-    pub replaces: &'a [String],
-    pub state_group: Option<NewStateGroup<'a>>,
+    pub new_room: Option<(String, String, i64)>,
+    pub event: NewEvent,
+    pub state_group: Option<NewStateGroup>,
     /// For a member event: the new membership of the state key.
-    pub membership: Option<&'a str>,
+    pub membership: Option<String>,
     /// Full-text index entry: (search key, text).
-    pub search: Option<(&'a str, &'a str)>,
+    pub search: Option<(String, String)>,
     /// (parent event, rel_type) of a relation.
-    pub relation: Option<(&'a str, &'a str)>,
-    pub push: Vec<PushRow<'a>>,
-    pub push_thread: &'a str,
+    pub relation: Option<(String, String)>,
+    pub push: Vec<PushRow>,
+    pub push_thread: String,
     pub now: i64,
 }
 
 /// The outcome of a committed append.
+#[derive(Debug, Clone, Default)]
 pub struct Appended {
     pub stream: i64,
     /// Those of the notified users who have pushers.
     pub users_with_pushers: Vec<String>,
 }
 
-/// Writes the event in one transaction. On error nothing is written (the transaction is rolled
-/// back before returning).
-pub async fn append(conn: &mut SqliteConnection, a: &Append<'_>) -> sqlx::Result<Appended> {
-    let e = &a.event;
-    let room = e.room_id;
+/// Writes the events, in order, in one transaction; on error nothing is written (the
+/// transaction is rolled back before returning). Answers one `Appended` per event.
+pub async fn append_all(conn: &mut SqliteConnection, all: &[&Append]) -> sqlx::Result<Vec<Appended>> {
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("BEGIN IMMEDIATE;\n");
-    if let Some((version, creator, ts)) = a.new_room {
+    for (i, a) in all.iter().enumerate() {
+        push_append(&mut q, i as i64, a);
+    }
+    q.push("COMMIT;");
+    let rows: sqlx::Result<Vec<(i64, i64, Option<String>)>> = q.build_query_as().fetch_all(&mut *conn).await;
+    match rows {
+        Ok(rows) => {
+            let mut out = vec![Appended::default(); all.len()];
+            for (i, stream, user) in rows {
+                let Some(slot) = out.get_mut(i as usize) else { continue };
+                slot.stream = stream;
+                slot.users_with_pushers.extend(user);
+            }
+            if out.iter().any(|a| a.stream == 0) {
+                return Err(sqlx::Error::Protocol("append returned no stream position".into()));
+            }
+            Ok(out)
+        }
+        Err(err) => {
+            // A failed statement leaves the transaction open on this connection.
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(err)
+        }
+    }
+}
+
+/// The statements of one event, ending with a SELECT of (index, stream position, NULL) and
+/// (index, stream position, user) per notified user with pushers.
+fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
+    let e = &a.event;
+    let room = e.room_id.as_str();
+    if let Some((version, creator, ts)) = &a.new_room {
         q.push("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES (")
             .push_bind(room)
             .push(", ")
-            .push_bind(version)
+            .push_bind(version.as_str())
             .push(", ")
-            .push_bind(creator)
+            .push_bind(creator.as_str())
             .push(", ")
-            .push_bind(ts)
+            .push_bind(*ts)
             .push(");\n");
     }
     if let Some(g) = &a.state_group {
@@ -79,7 +131,7 @@ pub async fn append(conn: &mut SqliteConnection, a: &Append<'_>) -> sqlx::Result
             .push(", ")
             .push_bind(g.chain_len)
             .push(");\n");
-        let entries: Vec<[&str; 3]> = g.entries.iter().map(|(t, k, id)| [*t, *k, *id]).collect();
+        let entries: Vec<[&str; 3]> = g.entries.iter().map(|(t, k, id)| [t.as_str(), k.as_str(), id.as_str()]).collect();
         q.push(
             "INSERT INTO state_group_entries (state_group, event_type, state_key, event_id)
              SELECT ",
@@ -89,21 +141,21 @@ pub async fn append(conn: &mut SqliteConnection, a: &Append<'_>) -> sqlx::Result
         .push_bind(json!(entries).to_string())
         .push(");\n");
     }
-    let (tu, td, tid) = match e.txn {
-        Some((u, d, t)) => (Some(u), Some(d), Some(t)),
+    let (tu, td, tid) = match &e.txn {
+        Some((u, d, t)) => (Some(u.as_str()), Some(d.as_str()), Some(t.as_str())),
         None => (None, None, None),
     };
     q.push("INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, state_group, txn_user_id, txn_device_id, txn_id) VALUES (");
     {
         let mut sep = q.separated(", ");
-        sep.push_bind(e.event_id)
+        sep.push_bind(e.event_id.as_str())
             .push_bind(room)
-            .push_bind(e.event_type)
-            .push_bind(e.state_key)
-            .push_bind(e.sender)
+            .push_bind(e.event_type.as_str())
+            .push_bind(e.state_key.as_deref())
+            .push_bind(e.sender.as_str())
             .push_bind(e.origin_server_ts)
             .push_bind(e.depth)
-            .push_bind(e.pdu)
+            .push_bind(e.pdu.as_str())
             .push_bind(e.rejected)
             .push_bind(e.state_group)
             .push_bind(tu)
@@ -113,7 +165,7 @@ pub async fn append(conn: &mut SqliteConnection, a: &Append<'_>) -> sqlx::Result
     q.push(");\n");
     // Only anonymous parameters: sqlx numbers them across statements, and numbered ones would
     // not mix with that.
-    let id = e.event_id;
+    let id = e.event_id.as_str();
     q.push("INSERT OR IGNORE INTO event_edges (event_id, prev_event_id) SELECT ")
         .push_bind(id)
         .push(", value FROM json_each(")
@@ -127,37 +179,43 @@ pub async fn append(conn: &mut SqliteConnection, a: &Append<'_>) -> sqlx::Result
     q.push("DELETE FROM forward_extremities WHERE room_id = ")
         .push_bind(room)
         .push(" AND event_id IN (SELECT value FROM json_each(")
-        .push_bind(json!(a.replaces).to_string())
+        .push_bind(json!(e.prev_events).to_string())
         .push("));\n");
     q.push("INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (").push_bind(room).push(", ").push_bind(id).push(");\n");
-    if let (Some(key), Some(g)) = (e.state_key, &a.state_group) {
+    if let (Some(key), Some(g)) = (e.state_key.as_deref(), &a.state_group) {
         q.push("INSERT INTO current_state (room_id, event_type, state_key, event_id) VALUES (");
-        q.separated(", ").push_bind(room).push_bind(e.event_type).push_bind(key).push_bind(id);
+        q.separated(", ").push_bind(room).push_bind(e.event_type.as_str()).push_bind(key).push_bind(id);
         q.push(") ON CONFLICT (room_id, event_type, state_key) DO UPDATE SET event_id = excluded.event_id;\n");
         q.push("UPDATE rooms SET current_state_group = ").push_bind(g.id).push(" WHERE room_id = ").push_bind(room).push(";\n");
-        if let Some(m) = a.membership {
+        if let Some(m) = &a.membership {
             q.push("INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) VALUES (");
-            q.separated(", ").push_bind(room).push_bind(key).push_bind(m).push_bind(id);
+            q.separated(", ").push_bind(room).push_bind(key).push_bind(m.as_str()).push_bind(id);
             q.push(", ");
-            push_stream(&mut q, id);
+            push_stream(q, id);
             q.push(
                 ") ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership,
                  event_id = excluded.event_id, stream_ordering = excluded.stream_ordering;\n",
             );
         }
     }
-    if let Some((key, body)) = a.search {
+    if let Some((key, body)) = &a.search {
         q.push("INSERT INTO events_fts (body, event_id, room_id, stream_ordering, search_key) VALUES (");
-        q.separated(", ").push_bind(body).push_bind(id).push_bind(room);
+        q.separated(", ").push_bind(body.as_str()).push_bind(id).push_bind(room);
         q.push(", ");
-        push_stream(&mut q, id);
-        q.push(", ").push_bind(key).push(");\n");
+        push_stream(q, id);
+        q.push(", ").push_bind(key.as_str()).push(");\n");
     }
-    if let Some((parent, rel_type)) = a.relation {
+    if let Some((parent, rel_type)) = &a.relation {
         q.push("INSERT OR IGNORE INTO event_relations (event_id, relates_to_id, rel_type, room_id, sender, event_type, stream_ordering) VALUES (");
-        q.separated(", ").push_bind(id).push_bind(parent).push_bind(rel_type).push_bind(room).push_bind(e.sender).push_bind(e.event_type);
+        q.separated(", ")
+            .push_bind(id)
+            .push_bind(parent.as_str())
+            .push_bind(rel_type.as_str())
+            .push_bind(room)
+            .push_bind(e.sender.as_str())
+            .push_bind(e.event_type.as_str());
         q.push(", ");
-        push_stream(&mut q, id);
+        push_stream(q, id);
         q.push(");\n");
     }
     let push: Vec<serde_json::Value> =
@@ -169,9 +227,9 @@ pub async fn append(conn: &mut SqliteConnection, a: &Append<'_>) -> sqlx::Result
             .push(", json_extract(value, '$.u'), ")
             .push_bind(room)
             .push(", ");
-        push_stream(&mut q, id);
+        push_stream(q, id);
         q.push(", ")
-            .push_bind(a.push_thread)
+            .push_bind(a.push_thread.as_str())
             .push(", json_extract(value, '$.h'), json_extract(value, '$.a'), ")
             .push_bind(a.now)
             .push(" FROM json_each(")
@@ -179,25 +237,13 @@ pub async fn append(conn: &mut SqliteConnection, a: &Append<'_>) -> sqlx::Result
             .push(");\n");
     }
     // The answer: the stream position, then once more per notified user who has pushers.
-    q.push("SELECT ");
-    push_stream(&mut q, id);
-    q.push(", NULL UNION ALL SELECT ");
-    push_stream(&mut q, id);
+    q.push("SELECT ").push_bind(index).push(", ");
+    push_stream(q, id);
+    q.push(", NULL UNION ALL SELECT ").push_bind(index).push(", ");
+    push_stream(q, id);
     q.push(", user_id FROM (SELECT DISTINCT user_id FROM pushers WHERE user_id IN (SELECT json_extract(value, '$.u') FROM json_each(")
         .push_bind(push_json)
-        .push(")));\nCOMMIT;");
-    let rows: sqlx::Result<Vec<(i64, Option<String>)>> = q.build_query_as().fetch_all(&mut *conn).await;
-    match rows {
-        Ok(rows) => {
-            let stream = rows.first().map(|r| r.0).ok_or_else(|| sqlx::Error::Protocol("append returned no stream position".into()))?;
-            Ok(Appended { stream, users_with_pushers: rows.into_iter().filter_map(|r| r.1).collect() })
-        }
-        Err(err) => {
-            // A failed statement leaves the transaction open on this connection.
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(err)
-        }
-    }
+        .push(")));\n");
 }
 
 /// The stream position the event got, as an SQL expression.

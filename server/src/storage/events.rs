@@ -19,22 +19,6 @@ pub struct EventRow {
 
 const COLUMNS: &str = "stream_ordering, event_id, room_id, event_type, state_key, pdu, rejected, state_group, redacted_json, txn_device_id, txn_id";
 
-pub struct NewEvent<'a> {
-    pub event_id: &'a str,
-    pub room_id: &'a str,
-    pub event_type: &'a str,
-    pub state_key: Option<&'a str>,
-    pub sender: &'a str,
-    pub origin_server_ts: i64,
-    pub depth: i64,
-    pub pdu: &'a str,
-    pub rejected: bool,
-    pub state_group: Option<i64>,
-    pub txn: Option<(&'a str, &'a str, &'a str)>,
-    pub prev_events: &'a [String],
-    pub auth_events: &'a [String],
-}
-
 pub async fn get(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result<Option<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM events WHERE event_id = ?")))
         .bind(event_id)

@@ -36,11 +36,13 @@ pub struct RoomHot {
     pub chain_len: i64,
     /// Joined members and their display names in the room.
     pub joined: Arc<HashMap<String, Option<String>>>,
+    /// The room's write epoch this copy belongs to (see `writer`).
+    pub epoch: u64,
 }
 
 impl RoomHot {
     /// Reads the room's hot copy from the database; `None` for an unknown room.
-    pub async fn load(db: &Db, room_id: &str) -> sqlx::Result<Option<RoomHot>> {
+    pub async fn load(db: &Db, room_id: &str, epoch: u64) -> sqlx::Result<Option<RoomHot>> {
         // The writer connection: under the room lock nothing newer can exist, and reading
         // through the writer cannot miss a commit a reader snapshot has not caught up with.
         let mut conn = db.write.acquire().await?;
@@ -54,7 +56,7 @@ impl RoomHot {
             None => 0,
         };
         let joined = storage::rooms::joined_display_names(&mut *conn, room_id).await?.into_iter().collect();
-        Ok(Some(RoomHot { room, state: Arc::new(state), extremities, chain_len, joined: Arc::new(joined) }))
+        Ok(Some(RoomHot { room, state: Arc::new(state), extremities, chain_len, joined: Arc::new(joined), epoch }))
     }
 
     /// The event ID at (type, state_key) in the current state.
@@ -90,6 +92,23 @@ impl EventCache {
         if self.redactions.load(Ordering::SeqCst) == generation {
             inner.insert(event.row.event_id.clone(), event);
         }
+    }
+
+    /// An event built and cached before its commit got its stream position.
+    pub fn committed(&self, event_id: &str, stream: i64) {
+        let mut inner = self.inner.lock().expect("event cache");
+        if let Some(e) = inner.get_mut(event_id) {
+            if e.row.stream_ordering != stream {
+                let mut copy = (**e).clone();
+                copy.row.stream_ordering = stream;
+                *e = Arc::new(copy);
+            }
+        }
+    }
+
+    /// Drops an event that turned out not to exist (its write failed).
+    pub fn forget(&self, event_id: &str) {
+        self.inner.lock().expect("event cache").remove(event_id);
     }
 
     /// After a redaction is committed: drop the old copy.

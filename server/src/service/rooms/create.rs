@@ -124,14 +124,19 @@ impl Rooms {
             extremities: Vec::new(),
             chain_len: 0,
             joined: Default::default(),
+            epoch: self.shared.epoch(room_id.as_str()),
         };
-        self.store_locked(&fresh, Some((req.creator.as_str(), now_ms())), &built.event_id, &built.json, &pdu, &[], &[], None)
-            .await?;
+        let pending =
+            self.store_locked(&fresh, Some((req.creator.as_str(), now_ms())), &built.event_id, &built.json, &pdu, vec![], vec![], None).await?;
+        self.complete(pending).await?;
 
         // Each further event sees the state the previous ones made.
         let send = async |kind: &str, key: Option<&str>, content: Value| -> Result<OwnedEventId> {
             let hot = self.hot_locked(&room_id).await?.ok_or_else(|| Error::internal("room vanished"))?;
-            self.append_locked(&hot, &req.creator, kind, key, to_canonical_object(content)?, None, None).await
+            let pending = self.append_locked(&hot, &req.creator, kind, key, to_canonical_object(content)?, None, None).await?;
+            let event_id = pending.event_id.clone();
+            self.complete(pending).await?;
+            Ok(event_id)
         };
         // 2. The creator joins.
         let member = self.member_content(&req.creator, "join", None).await?;

@@ -17,6 +17,7 @@ pub mod relations;
 pub mod spaces;
 pub mod upgrade;
 pub mod visibility;
+pub mod writer;
 
 use std::{
     collections::HashMap,
@@ -26,6 +27,7 @@ use std::{
     },
 };
 
+use hashlink::LruCache;
 use http::StatusCode;
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId,
@@ -35,7 +37,10 @@ use ruma::{
     room_version_rules::RoomVersionRules,
     state_res,
 };
-use self::cache::{EventCache, RoomHeads, RoomHot, StateCache};
+use self::{
+    cache::{EventCache, RoomHeads, RoomHot, StateCache},
+    writer::{Job, Shared, WriteError},
+};
 use super::{account_data::AccountData, notifier::Notifier, signing::ServerKeys};
 use crate::{
     config::Config,
@@ -46,6 +51,9 @@ use crate::{
 
 /// How many events the in-memory event cache holds.
 const EVENT_CACHE_CAPACITY: usize = 4096;
+/// How many recent client transaction IDs are remembered in memory (older ones are found in
+/// the database when a retry collides with them).
+const TXN_MEMORY: usize = 4096;
 /// How many state entries (summed over groups) the state cache holds: a few MiB.
 const STATE_CACHE_ENTRIES: usize = 32_768;
 
@@ -65,21 +73,30 @@ pub struct Rooms {
     config: Arc<Config>,
     keys: Arc<ServerKeys>,
     locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
-    notifier: Arc<Notifier>,
-    /// The highest stream position committed.
-    head: AtomicI64,
     /// Notifications for the push gateway worker.
     push_jobs: tokio::sync::mpsc::UnboundedSender<super::pusher::PushJob>,
     /// Push rules live in account data.
     account_data: Arc<AccountData>,
-    /// Hot copies of rooms, installed only under the room's lock (see `cache`).
-    hot: Mutex<HashMap<OwnedRoomId, Arc<RoomHot>>>,
-    cache: EventCache,
+    /// Hot copies, the event cache, stream heads: shared with the writer task.
+    shared: Arc<Shared>,
+    writer: tokio::sync::mpsc::UnboundedSender<Job>,
     states: StateCache,
-    heads: RoomHeads,
     /// The last state group ID handed out (IDs are allocated here so one append is one
-    /// round trip; a rolled-back append leaves a gap, which is harmless).
+    /// round trip; a failed append leaves a gap, which is harmless).
     last_state_group: AtomicI64,
+    /// Recent client transaction IDs and the event each produced, with whether its write
+    /// succeeded (None while in flight), so a retry answers the first event.
+    txns: Mutex<LruCache<(String, String, String), (OwnedEventId, tokio::sync::watch::Receiver<Option<bool>>)>>,
+}
+
+/// An event handed to the writer: the caller releases the room lock, then awaits `complete`.
+pub struct Pending {
+    pub event_id: OwnedEventId,
+    done: tokio::sync::oneshot::Receiver<std::result::Result<storage::append::Appended, WriteError>>,
+    room_id: String,
+    view: serde_json::Value,
+    pushed: push::Pushed,
+    txn: Option<((String, String, String), tokio::sync::watch::Sender<Option<bool>>)>,
 }
 
 /// A room event as stored, parsed.
@@ -107,55 +124,57 @@ impl Rooms {
         let head = storage::events::max_stream(&db.write).await?;
         let last_state_group = storage::state::max_id(&db.write).await?;
         let heads = RoomHeads::load(&db).await?;
+        let shared = Arc::new(Shared::new(heads, head, notifier, EventCache::new(EVENT_CACHE_CAPACITY)));
+        let writer = writer::spawn(db.clone(), shared.clone());
         Ok(Self {
             db,
             config,
             keys,
             locks: Mutex::new(HashMap::new()),
-            notifier,
-            head: AtomicI64::new(head),
             push_jobs,
             account_data,
-            hot: Mutex::new(HashMap::new()),
-            cache: EventCache::new(EVENT_CACHE_CAPACITY),
+            shared,
+            writer,
             states: StateCache::new(STATE_CACHE_ENTRIES),
-            heads,
             last_state_group: AtomicI64::new(last_state_group),
+            txns: Mutex::new(LruCache::new(TXN_MEMORY)),
         })
     }
 
-    /// The room's hot copy, loading it when absent. Only call with the room's lock held.
+    /// The room's hot copy, loading it when absent (or void after a failed write). Only call
+    /// with the room's lock held.
     async fn hot_locked(&self, room_id: &RoomId) -> Result<Option<Arc<RoomHot>>> {
-        if let Some(h) = self.peek_hot(room_id) {
+        let epoch = self.shared.epoch(room_id.as_str());
+        if let Some(h) = self.peek_hot(room_id).filter(|h| h.epoch == epoch) {
             return Ok(Some(h));
         }
-        let Some(loaded) = RoomHot::load(&self.db, room_id.as_str()).await? else {
+        let Some(loaded) = RoomHot::load(&self.db, room_id.as_str(), epoch).await? else {
             return Ok(None);
         };
         let loaded = Arc::new(loaded);
-        self.hot.lock().expect("hot rooms").insert(room_id.to_owned(), loaded.clone());
+        self.shared.hot.lock().expect("hot rooms").insert(room_id.to_owned(), loaded.clone());
         Ok(Some(loaded))
     }
 
     /// The room's hot copy if one is installed (never loads one).
     pub fn peek_hot(&self, room_id: &RoomId) -> Option<Arc<RoomHot>> {
-        self.hot.lock().expect("hot rooms").get(room_id).cloned()
+        self.shared.hot.lock().expect("hot rooms").get(room_id).cloned()
     }
 
     /// The stream position of the room's latest event (0 for none).
     pub fn latest_event(&self, room_id: &str) -> i64 {
-        self.heads.latest_event(room_id)
+        self.shared.heads.latest_event(room_id)
     }
 
     /// Whether any event after `pos` in the room relates to another: if not, events from
     /// `pos` on have no bundled aggregations (a relation always comes after its parent).
     pub fn relations_after(&self, room_id: &str, pos: i64) -> bool {
-        self.heads.latest_relation(room_id) > pos
+        self.shared.heads.latest_relation(room_id) > pos
     }
 
     /// The latest committed stream position.
     pub fn stream_head(&self) -> i64 {
-        self.head.load(Ordering::Acquire)
+        self.shared.head.load(Ordering::Acquire)
     }
 
     fn lock_for(&self, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
@@ -167,14 +186,14 @@ impl Rooms {
     }
 
     pub async fn event(&self, event_id: &str) -> Result<Option<StoredEvent>> {
-        if let Some(e) = self.cache.get(event_id) {
+        if let Some(e) = self.shared.cache.get(event_id) {
             return Ok(Some((*e).clone()));
         }
-        let generation = self.cache.generation();
+        let generation = self.shared.cache.generation();
         let Some(e) = storage::events::get(&self.db.read, event_id).await?.map(parse_row).transpose()? else {
             return Ok(None);
         };
-        self.cache.put_read(generation, Arc::new(e.clone()));
+        self.shared.cache.put_read(generation, Arc::new(e.clone()));
         Ok(Some(e))
     }
 
@@ -188,15 +207,15 @@ impl Rooms {
         let mut out = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
-            match self.cache.get(id) {
+            match self.shared.cache.get(id) {
                 Some(e) => out.push(e),
                 None => missing.push(id.clone()),
             }
         }
-        let generation = self.cache.generation();
+        let generation = self.shared.cache.generation();
         for row in storage::events::get_many(&self.db.read, &missing).await? {
             let e = Arc::new(parse_row(row)?);
-            self.cache.put_read(generation, e.clone());
+            self.shared.cache.put_read(generation, e.clone());
             out.push(e);
         }
         Ok(out)
@@ -205,7 +224,7 @@ impl Rooms {
     /// A row read from the database as an event, from the cache when it is there (parsing the
     /// JSON again costs more than the lookup).
     pub fn event_from_row(&self, row: EventRow) -> Result<Arc<StoredEvent>> {
-        if let Some(e) = self.cache.get(&row.event_id) {
+        if let Some(e) = self.shared.cache.get(&row.event_id) {
             return Ok(e);
         }
         Ok(Arc::new(parse_row(row)?))
@@ -258,33 +277,92 @@ impl Rooms {
         content: serde_json::Value,
         txn: Option<Txn<'_>>,
     ) -> Result<OwnedEventId> {
-        let mut content = to_canonical_object(content)?;
-        let lock = self.lock_for(room_id);
-        let _guard = lock.lock().await;
-        let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        let mut top_level_redacts = None;
-        if kind == "m.room.redaction" {
-            // Room versions before 11 carry `redacts` at the top level, not in content.
-            let (_, rules) = rules_for(&hot.room.room_version)?;
-            if !rules.redaction.content_field_redacts {
-                if let Some(CanonicalJsonValue::String(r)) = content.remove("redacts") {
-                    top_level_redacts = Some(r);
-                }
-            }
-        }
-        match self.append_locked(&hot, sender, kind, state_key, content, txn, top_level_redacts.as_deref()).await {
-            Ok(id) => Ok(id),
-            Err(e) => {
-                // A repeated transaction ID fails the insert; the answer is the first event.
-                // (Looking it up only on failure keeps the common path to one round trip.)
+        let content = to_canonical_object(content)?;
+        loop {
+            let pending = {
+                let lock = self.lock_for(room_id);
+                let _guard = lock.lock().await;
                 if let Some(t) = txn {
-                    if let Some((event_id, _)) = storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await? {
-                        return EventId::parse(event_id).map_err(Error::internal);
+                    let key = (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned());
+                    let seen = self.txns.lock().expect("txns").get(&key).cloned();
+                    if let Some((event_id, mut outcome)) = seen {
+                        drop(_guard);
+                        // A retry of a send: the answer is the first event, once it is stored.
+                        match outcome.wait_for(|o| o.is_some()).await.map(|o| *o == Some(true)) {
+                            Ok(true) => return Ok(event_id),
+                            // The first attempt failed and was forgotten: try again.
+                            Ok(false) => continue,
+                            Err(_) => {
+                                // The first request went away before learning its outcome; the
+                                // database knows (and a collision below finds it too).
+                                self.txns.lock().expect("txns").remove(&key);
+                                if let Some((first, _)) = storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await? {
+                                    return EventId::parse(first).map_err(Error::internal);
+                                }
+                                continue;
+                            }
+                        }
                     }
                 }
-                Err(e)
+                let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+                let mut content = content.clone();
+                let mut top_level_redacts = None;
+                if kind == "m.room.redaction" {
+                    // Room versions before 11 carry `redacts` at the top level, not in content.
+                    let (_, rules) = rules_for(&hot.room.room_version)?;
+                    if !rules.redaction.content_field_redacts {
+                        if let Some(CanonicalJsonValue::String(r)) = content.remove("redacts") {
+                            top_level_redacts = Some(r);
+                        }
+                    }
+                }
+                self.append_locked(&hot, sender, kind, state_key, content, txn, top_level_redacts.as_deref()).await?
+            };
+            // The room is free for the next event while this one is written.
+            let event_id = pending.event_id.clone();
+            return match self.complete(pending).await {
+                Ok(_) => Ok(event_id),
+                Err(e) => {
+                    // A transaction ID used before this server remembered it collides in the
+                    // database; the answer is the first event.
+                    if let Some(t) = txn {
+                        if let Some((first, _)) = storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await? {
+                            return EventId::parse(first).map_err(Error::internal);
+                        }
+                    }
+                    Err(e)
+                }
+            };
+        }
+    }
+
+    /// Waits for a pending event's commit, then queues its push notifications. Returns its
+    /// stream position.
+    async fn complete(&self, p: Pending) -> Result<i64> {
+        let outcome = p.done.await.unwrap_or(Err(WriteError::Failed(None)));
+        let ok = outcome.is_ok();
+        if let Some((key, watch)) = p.txn {
+            if !ok {
+                self.txns.lock().expect("txns").remove(&key);
+            }
+            let _ = watch.send(Some(ok));
+        }
+        let appended = match outcome {
+            Ok(a) => a,
+            Err(WriteError::Failed(Some(sqlx::Error::Database(d)))) if d.is_unique_violation() => {
+                return Err(Error::matrix(StatusCode::CONFLICT, ErrorKind::Unknown, "This transaction ID was already used for another event"));
+            }
+            Err(WriteError::Failed(Some(e))) => return Err(e.into()),
+            Err(WriteError::Failed(None)) => {
+                return Err(Error::internal("the event could not be stored because an earlier event of the room failed"));
+            }
+        };
+        if !appended.users_with_pushers.is_empty() {
+            if let Err(e) = self.queue_pushes(&p.room_id, p.event_id.as_str(), &p.view, &p.pushed, &appended.users_with_pushers).await {
+                tracing::warn!(event_id = %p.event_id, error = %e, "could not queue push notifications");
             }
         }
+        Ok(appended.stream)
     }
 
     /// Builds, authorises and stores one event. The caller holds the room lock.
@@ -298,7 +376,7 @@ impl Rooms {
         content: CanonicalJsonObject,
         txn: Option<Txn<'_>>,
         top_level_redacts: Option<&str>,
-    ) -> Result<OwnedEventId> {
+    ) -> Result<Pending> {
         let room = &hot.room;
         let (version, rules) = rules_for(&room.room_version)?;
         let room_id = RoomId::parse(&room.room_id).map_err(Error::internal)?;
@@ -371,13 +449,13 @@ impl Rooms {
         })
         .map_err(forbidden)?;
 
-        self.store_locked(hot, None, &built.event_id, &built.json, &pdu, &prev_ids, &auth_ids, txn).await?;
-        Ok(built.event_id)
+        self.store_locked(hot, None, &built.event_id, &built.json, &pdu, prev_ids, auth_ids, txn).await
     }
 
-    /// Writes an authorised event with its state, membership, search entry, relation and push
-    /// actions in one transaction (one round trip), refreshes the room's hot copy, then wakes
-    /// /sync. The caller holds the room lock.
+    /// Hands an authorised event to the writer (with its state, membership, search entry,
+    /// relation and push actions, committed together) and advances the room's hot copy, so the
+    /// next event can be built before this one is on disk. The caller holds the room lock and
+    /// must `complete` the result before answering anyone.
     #[allow(clippy::too_many_arguments)]
     async fn store_locked(
         &self,
@@ -387,10 +465,10 @@ impl Rooms {
         event_id: &EventId,
         json: &CanonicalJsonObject,
         pdu: &Pdu,
-        prev_ids: &[String],
-        auth_ids: &[String],
+        prev_ids: Vec<String>,
+        auth_ids: Vec<String>,
         txn: Option<Txn<'_>>,
-    ) -> Result<i64> {
+    ) -> Result<Pending> {
         let room = &hot.room;
         let text = serde_json::to_string(json).map_err(Error::internal)?;
         let kind = pdu.kind.to_string();
@@ -398,23 +476,19 @@ impl Rooms {
 
         // The new state group: a delta on the current one, or every MAX_CHAIN-th time a full
         // snapshot, so reading a state walks a bounded chain.
-        let state_key = pdu.state_key.as_deref();
-        let group = state_key.map(|k| {
+        let state_key = pdu.state_key.clone();
+        let group = state_key.as_deref().map(|k| {
             let id = self.last_state_group.fetch_add(1, Ordering::AcqRel) + 1;
             let chain_len = if room.current_state_group.is_some() { hot.chain_len + 1 } else { 0 };
             let key = (kind.clone(), k.to_owned());
+            let own = (kind.clone(), k.to_owned(), event_id.to_string());
             if chain_len >= storage::state::MAX_CHAIN {
-                let mut full: Vec<(&str, &str, &str)> =
-                    hot.state.iter().filter(|(sk, _)| **sk != key).map(|((t, k), e)| (t.as_str(), k.as_str(), e.as_str())).collect();
-                full.push((kind.as_str(), k, event_id.as_str()));
+                let mut full: Vec<(String, String, String)> =
+                    hot.state.iter().filter(|(sk, _)| **sk != key).map(|((t, k), e)| (t.clone(), k.clone(), e.clone())).collect();
+                full.push(own);
                 storage::append::NewStateGroup { id, prev: None, chain_len: 0, entries: full }
             } else {
-                storage::append::NewStateGroup {
-                    id,
-                    prev: room.current_state_group,
-                    chain_len,
-                    entries: vec![(kind.as_str(), k, event_id.as_str())],
-                }
+                storage::append::NewStateGroup { id, prev: room.current_state_group, chain_len, entries: vec![own] }
             }
         });
         let state_group = group.as_ref().map(|g| g.id).or(room.current_state_group);
@@ -444,60 +518,48 @@ impl Rooms {
             "m.room.topic" => content["topic"].as_str().map(|b| ("content.topic", b)),
             _ => None,
         };
-        let now = now_ms();
+        let relation = relations::relation_of(&content).map(|(p, r)| (p.to_owned(), r.to_owned()));
+        let new_group = group.as_ref().map(|g| (g.id, g.chain_len));
         let append = storage::append::Append {
-            new_room: new_room.map(|(creator, ts)| (room.room_version.as_str(), creator, ts)),
-            event: storage::events::NewEvent {
-                event_id: event_id.as_str(),
-                room_id: &room.room_id,
-                event_type: &kind,
-                state_key,
-                sender: pdu.sender.as_str(),
-                origin_server_ts: u64::from(pdu.origin_server_ts.0) as i64,
-                depth: pdu.depth as i64,
-                pdu: &text,
-                rejected: false,
-                state_group,
-                txn: txn.map(|t| (t.user_id, t.device_id, t.txn_id)),
-                prev_events: prev_ids,
-                auth_events: auth_ids,
-            },
-            replaces: prev_ids,
-            state_group: group,
-            membership: membership.as_deref(),
-            search: searchable,
-            relation: relations::relation_of(&content),
-            push: pushed
-                .rows
-                .iter()
-                .map(|(u, highlight, actions)| storage::append::PushRow { user_id: u, highlight: *highlight, actions: actions.clone() })
-                .collect(),
-            push_thread: &pushed.thread_id,
-            now,
-        };
-        let appended = {
-            let mut conn = self.db.write.acquire().await?;
-            storage::append::append(&mut conn, &append).await.map_err(|e| match &e {
-                sqlx::Error::Database(d) if d.is_unique_violation() => Error::matrix(
-                    StatusCode::CONFLICT,
-                    ErrorKind::Unknown,
-                    "This transaction ID was already used for another event",
-                ),
-                _ => e.into(),
-            })?
-        };
-        let stream = appended.stream;
-        let new_group = append.state_group.as_ref().map(|g| (g.id, g.chain_len));
-        drop(append);
-
-        // The commit happened: bring the in-memory copies up to date before anyone is woken.
-        self.cache.put(Arc::new(StoredEvent {
-            row: EventRow {
-                stream_ordering: stream,
+            new_room: new_room.map(|(creator, ts)| (room.room_version.clone(), creator.to_owned(), ts)),
+            event: storage::append::NewEvent {
                 event_id: event_id.to_string(),
                 room_id: room.room_id.clone(),
                 event_type: kind.clone(),
-                state_key: state_key.map(str::to_owned),
+                state_key: state_key.clone(),
+                sender: pdu.sender.to_string(),
+                origin_server_ts: u64::from(pdu.origin_server_ts.0) as i64,
+                depth: pdu.depth as i64,
+                pdu: text.clone(),
+                rejected: false,
+                state_group,
+                txn: txn.map(|t| (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned())),
+                prev_events: prev_ids,
+                auth_events: auth_ids,
+            },
+            state_group: group,
+            membership: membership.clone(),
+            search: searchable.map(|(k, b)| (k.to_owned(), b.to_owned())),
+            relation,
+            push: pushed
+                .rows
+                .iter()
+                .map(|(u, highlight, actions)| storage::append::PushRow { user_id: u.clone(), highlight: *highlight, actions: actions.clone() })
+                .collect(),
+            push_thread: pushed.thread_id.clone(),
+            now: now_ms(),
+        };
+        // The event exists from here on for whoever builds on it (the next event of the room
+        // names it in prev_events); if its write fails, the writer voids all of this.
+        self.shared.cache.put(Arc::new(StoredEvent {
+            row: EventRow {
+                // Not known until the commit; only the builders of this room's next events see
+                // this copy before then, and they do not read it.
+                stream_ordering: 0,
+                event_id: event_id.to_string(),
+                room_id: room.room_id.clone(),
+                event_type: kind.clone(),
+                state_key: state_key.clone(),
                 pdu: text,
                 rejected: false,
                 state_group,
@@ -507,9 +569,14 @@ impl Rooms {
             },
             json: json.clone(),
         }));
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(Job { append, epoch: hot.epoch, done: done_tx })
+            .map_err(|_| Error::internal("the event writer has stopped"))?;
+
         let mut next = hot.clone();
         next.extremities = vec![(event_id.to_string(), pdu.depth as i64)];
-        if let (Some(k), Some((group_id, chain_len))) = (state_key, new_group) {
+        if let (Some(k), Some((group_id, chain_len))) = (state_key.as_deref(), new_group) {
             Arc::make_mut(&mut next.state).insert((kind.clone(), k.to_owned()), event_id.to_string());
             next.room.current_state_group = Some(group_id);
             next.chain_len = chain_len;
@@ -523,18 +590,15 @@ impl Rooms {
             }
         }
         if let Ok(room_id) = RoomId::parse(&room.room_id) {
-            self.hot.lock().expect("hot rooms").insert(room_id, Arc::new(next));
+            self.shared.hot.lock().expect("hot rooms").insert(room_id, Arc::new(next));
         }
-        self.heads.advance(&room.room_id, stream, relations::relation_of(&content).is_some());
-
-        if !appended.users_with_pushers.is_empty() {
-            if let Err(e) = self.queue_pushes(&room.room_id, event_id.as_str(), &view, &pushed, &appended.users_with_pushers).await {
-                tracing::warn!(%event_id, error = %e, "could not queue push notifications");
-            }
-        }
-        self.head.fetch_max(stream, Ordering::AcqRel);
-        self.notifier.notify();
-        Ok(stream)
+        let txn = txn.map(|t| {
+            let key = (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned());
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            self.txns.lock().expect("txns").insert(key.clone(), (event_id.to_owned(), rx));
+            (key, tx)
+        });
+        Ok(Pending { event_id: event_id.to_owned(), done: done_rx, room_id: room.room_id.clone(), view, pushed, txn })
     }
 
     /// The state of the room just after stream position `at` (empty before the room existed).

@@ -92,8 +92,8 @@ impl Rooms {
             storage::events::set_redacted(&self.db.write, target.as_str(), redaction_id.as_str(), &text).await?;
             // Redacted text must not be findable any more.
             storage::search::forget(&self.db.write, target.as_str()).await?;
-            self.cache.redacted(target.as_str());
-            self.hot.lock().expect("hot rooms").remove(room_id);
+            self.shared.cache.redacted(target.as_str());
+            self.shared.hot.lock().expect("hot rooms").remove(room_id);
         }
         Ok(redaction_id)
     }

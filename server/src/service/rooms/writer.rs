@@ -1,0 +1,171 @@
+//! The event writer: one task commits every room event, taking all events that are waiting into
+//! one transaction (group commit).
+//!
+//! A send builds and authorises its event under the room's lock, hands it to the writer and
+//! advances the room's hot copy at once, then releases the lock and waits for the commit before
+//! answering. So the next event of a busy room is built while the previous one is being
+//! written, and ten people talking in one room cost one WAL sync per batch, not one per message.
+//!
+//! The hot copy runs ahead of the database. If a write fails, everything built on top of the
+//! failed event must fail too: each room has an epoch, every job carries the epoch its hot copy
+//! had, a failure bumps the room's epoch and drops the hot copy, and jobs from an older epoch
+//! are refused. A failed batch is retried one event at a time, so one bad event (say, a
+//! transaction ID that raced its own retry) fails alone with the events that depend on it.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, Ordering},
+    },
+};
+
+use ruma::OwnedRoomId;
+use tokio::sync::{mpsc, oneshot};
+
+use super::cache::{EventCache, RoomHeads, RoomHot};
+use crate::{
+    service::notifier::Notifier,
+    storage::{
+        Db,
+        append::{self, Append, Appended},
+    },
+};
+
+/// Most events per transaction.
+const MAX_BATCH: usize = 128;
+
+/// Why an event was not written.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The database refused it (the error), or refused one it depends on (None).
+    Failed(Option<sqlx::Error>),
+}
+
+/// What the writer and the rooms service share.
+pub struct Shared {
+    pub hot: Mutex<HashMap<OwnedRoomId, Arc<RoomHot>>>,
+    epochs: Mutex<HashMap<String, u64>>,
+    pub heads: RoomHeads,
+    /// The highest stream position committed (every event up to it is readable).
+    pub head: AtomicI64,
+    pub notifier: Arc<Notifier>,
+    pub cache: EventCache,
+}
+
+impl Shared {
+    pub fn new(heads: RoomHeads, head: i64, notifier: Arc<Notifier>, cache: EventCache) -> Self {
+        Self { hot: Mutex::default(), epochs: Mutex::default(), heads, head: AtomicI64::new(head), notifier, cache }
+    }
+
+    /// The room's current epoch.
+    pub fn epoch(&self, room_id: &str) -> u64 {
+        self.epochs.lock().expect("room epochs").get(room_id).copied().unwrap_or(0)
+    }
+
+    /// A write of the room failed: what was built on it is void.
+    fn poison(&self, room_id: &str) {
+        *self.epochs.lock().expect("room epochs").entry(room_id.to_owned()).or_default() += 1;
+        if let Ok(id) = ruma::RoomId::parse(room_id) {
+            self.hot.lock().expect("hot rooms").remove(&id);
+        }
+    }
+}
+
+pub struct Job {
+    pub append: Append,
+    pub epoch: u64,
+    pub done: oneshot::Sender<Result<Appended, WriteError>>,
+}
+
+/// Starts the writer task; it ends when every sender is dropped.
+pub fn spawn(db: Db, shared: Arc<Shared>) -> mpsc::UnboundedSender<Job> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(db, shared, rx));
+    tx
+}
+
+async fn run(db: Db, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut live = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            if j.epoch < shared.epoch(&j.append.event.room_id) {
+                refuse(&shared, j, None);
+            } else {
+                live.push(j);
+            }
+        }
+        if live.is_empty() {
+            continue;
+        }
+        let mut conn = match db.write.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "the event writer could not reach the database");
+                for j in live {
+                    shared.poison(&j.append.event.room_id);
+                    refuse(&shared, j, None);
+                }
+                continue;
+            }
+        };
+        let all: Vec<&Append> = live.iter().map(|j| &j.append).collect();
+        match append::append_all(&mut conn, &all).await {
+            Ok(results) => finish(&shared, live.into_iter().zip(results).collect()),
+            Err(e) if live.len() == 1 => {
+                let j = live.pop().expect("one job");
+                tracing::warn!(event_id = %j.append.event.event_id, error = %e, "event not written");
+                shared.poison(&j.append.event.room_id);
+                refuse(&shared, j, Some(e));
+            }
+            Err(_) => {
+                // One at a time, so only the bad event and those built on it fail.
+                let mut failed_rooms: HashSet<String> = HashSet::new();
+                for j in live {
+                    if failed_rooms.contains(&j.append.event.room_id) {
+                        refuse(&shared, j, None);
+                        continue;
+                    }
+                    match append::append_all(&mut conn, &[&j.append]).await {
+                        Ok(mut r) => finish(&shared, vec![(j, r.pop().unwrap_or_default())]),
+                        Err(e) => {
+                            tracing::warn!(event_id = %j.append.event.event_id, error = %e, "event not written");
+                            failed_rooms.insert(j.append.event.room_id.clone());
+                            shared.poison(&j.append.event.room_id);
+                            refuse(&shared, j, Some(e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Committed: record where each room's stream is, then move the global head (in that order:
+/// /sync skips rooms whose head is behind its token), wake /sync and answer the senders.
+fn finish(shared: &Shared, done: Vec<(Job, Appended)>) {
+    let mut max = 0;
+    for (j, r) in &done {
+        shared.cache.committed(&j.append.event.event_id, r.stream);
+        shared.heads.advance(&j.append.event.room_id, r.stream, j.append.relation.is_some());
+        max = max.max(r.stream);
+    }
+    shared.head.fetch_max(max, Ordering::AcqRel);
+    shared.notifier.notify();
+    for (j, r) in done {
+        let _ = j.done.send(Ok(r));
+    }
+}
+
+fn refuse(shared: &Shared, j: Job, error: Option<sqlx::Error>) {
+    // The event was cached when it was built; it does not exist.
+    shared.cache.forget(&j.append.event.event_id);
+    let _ = j.done.send(Err(WriteError::Failed(error)));
+}
