@@ -91,17 +91,23 @@ pub fn payload(job: &PushJob, pusher: &Pusher, data: &HttpPusherData) -> Value {
 /// Runs until cancelled: takes jobs and delivers each in its own task (so one slow gateway
 /// does not hold up the others).
 pub async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<PushJob>, cancel: CancellationToken) {
-    let http = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the HTTP client for push; notifications will not be pushed");
-            return;
-        }
-    };
+    // Built on the first notification: loading the TLS roots costs memory a server whose users
+    // have no phones registered never needs.
+    let mut http: Option<Arc<reqwest::Client>> = None;
     loop {
         let job = tokio::select! {
             _ = cancel.cancelled() => break,
             job = rx.recv() => match job { Some(j) => j, None => break },
+        };
+        let http = match &http {
+            Some(c) => c.clone(),
+            None => match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+                Ok(c) => http.insert(Arc::new(c)).clone(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the HTTP client for push; notifications will not be pushed");
+                    continue;
+                }
+            },
         };
         let pushers = match storage::pushers::list(&db.read, &job.user_id).await {
             Ok(p) => p,

@@ -92,6 +92,8 @@ impl Db {
         migrator.set_ignore_missing(true);
         migrator.run(&write).await.context("applying database migrations")?;
         record_compat(&write).await?;
+        // Migrations read every table; give those pages back rather than keep them resident.
+        sqlx::query("PRAGMA shrink_memory").execute(&write).await?;
         // Readers: a few connections suffice (queries are CPU-bound and the machine is a home
         // computer), each with a 1 MiB page cache: the OS caches the file anyway, and every
         // connection's cache is resident memory.
