@@ -69,16 +69,18 @@ pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
     Ok(n.unwrap_or(0))
 }
 
+// LIMITs are written into the SQL, not bound: SQLite plans with a bound LIMIT's value and then
+// re-prepares the statement every time the parameter is bound again.
+
 /// Events of a room with `after < stream_ordering <= upto`, newest first, at most `limit`.
 pub async fn room_events_desc(ex: impl SqliteExecutor<'_>, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0
-         ORDER BY stream_ordering DESC LIMIT ?"
+         ORDER BY stream_ordering DESC LIMIT {limit}"
     )))
     .bind(room_id)
     .bind(after)
     .bind(upto)
-    .bind(limit)
     .fetch_all(ex)
     .await
 }
@@ -87,12 +89,11 @@ pub async fn room_events_desc(ex: impl SqliteExecutor<'_>, room_id: &str, after:
 pub async fn room_events_asc(ex: impl SqliteExecutor<'_>, room_id: &str, from: i64, to: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering >= ? AND stream_ordering < ? AND rejected = 0
-         ORDER BY stream_ordering ASC LIMIT ?"
+         ORDER BY stream_ordering ASC LIMIT {limit}"
     )))
     .bind(room_id)
     .bind(from)
     .bind(to)
-    .bind(limit)
     .fetch_all(ex)
     .await
 }
@@ -125,11 +126,11 @@ pub async fn set_redacted(ex: impl SqliteExecutor<'_>, event_id: &str, redacted_
 /// (forwards) or the last at or before it (backwards), skipping `skip` earlier answers.
 pub async fn by_timestamp(ex: impl SqliteExecutor<'_>, room_id: &str, ts: i64, forward: bool, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     let sql = if forward {
-        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? AND rejected = 0 ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT ?")
+        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? AND rejected = 0 ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT {limit}")
     } else {
-        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? AND rejected = 0 ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT ?")
+        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? AND rejected = 0 ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT {limit}")
     };
-    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).bind(limit).fetch_all(ex).await
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).fetch_all(ex).await
 }
 
 /// For each room, its latest `per_room` events at or before `upto` (newest first within a
@@ -143,12 +144,11 @@ pub async fn latest_per_room(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: 
         "SELECT {cols} FROM json_each(?1) r JOIN events e ON e.stream_ordering IN (
              SELECT stream_ordering FROM events
              WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0
-             ORDER BY stream_ordering DESC LIMIT ?3)
+             ORDER BY stream_ordering DESC LIMIT {per_room})
          ORDER BY e.room_id, e.stream_ordering DESC"
     )))
     .bind(serde_json::json!(rooms).to_string())
     .bind(upto)
-    .bind(per_room)
     .fetch_all(ex)
     .await
 }

@@ -59,15 +59,15 @@ pub struct PushActionRow {
 
 /// The user's notifications before position `before`, newest first.
 pub async fn list(ex: impl SqliteExecutor<'_>, user_id: &str, before: i64, only_highlight: bool, limit: i64) -> sqlx::Result<Vec<PushActionRow>> {
-    sqlx::query_as(
+    // The LIMIT is written into the SQL: a bound one makes SQLite re-prepare on every call.
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT event_id, room_id, stream_ordering, actions, ts FROM event_push_actions
          WHERE user_id = ? AND stream_ordering < ? AND (? = 0 OR highlight = 1)
-         ORDER BY stream_ordering DESC LIMIT ?",
-    )
+         ORDER BY stream_ordering DESC LIMIT {limit}"
+    )))
     .bind(user_id)
     .bind(before)
     .bind(only_highlight)
-    .bind(limit)
     .fetch_all(ex)
     .await
 }

@@ -48,14 +48,13 @@ pub async fn page(
          FROM event_relations r JOIN events e ON e.event_id = r.event_id
          WHERE e.rejected = 0 AND r.relates_to_id = ?1 AND (?2 IS NULL OR r.rel_type = ?2) AND (?3 IS NULL OR r.event_type = ?3)
            AND r.stream_ordering > ?4 AND r.stream_ordering < ?5
-         ORDER BY r.stream_ordering {order} LIMIT ?6"
+         ORDER BY r.stream_ordering {order} LIMIT {limit}"
     )))
     .bind(parent)
     .bind(rel_type)
     .bind(event_type)
     .bind(after)
     .bind(before)
-    .bind(limit)
     .fetch_all(ex)
     .await
 }
@@ -69,7 +68,7 @@ pub async fn threads(
     before: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT r.relates_to_id, MAX(r.stream_ordering) AS latest
          FROM event_relations r
          WHERE r.room_id = ?1 AND r.rel_type = 'm.thread'
@@ -77,12 +76,11 @@ pub async fn threads(
          HAVING latest < ?3 AND (?2 IS NULL
              OR SUM(r.sender = ?2) > 0
              OR EXISTS (SELECT 1 FROM events e WHERE e.event_id = r.relates_to_id AND e.sender = ?2))
-         ORDER BY latest DESC LIMIT ?4",
-    )
+         ORDER BY latest DESC LIMIT {limit}"
+    )))
     .bind(room_id)
     .bind(participant)
     .bind(before)
-    .bind(limit)
     .fetch_all(ex)
     .await
 }

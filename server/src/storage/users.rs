@@ -107,14 +107,13 @@ pub async fn set_avatar_url(ex: impl SqliteExecutor<'_>, user_id: &str, url: Opt
 /// directory.
 pub async fn search(ex: impl SqliteExecutor<'_>, term: &str, limit: i64) -> sqlx::Result<Vec<(String, Option<String>, Option<String>)>> {
     let pattern = format!("%{}%", term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT user_id, displayname, avatar_url FROM users
          WHERE deactivated = 0 AND is_guest = 0
            AND (lower(user_id) LIKE ?1 ESCAPE '\\' OR lower(COALESCE(displayname, '')) LIKE ?1 ESCAPE '\\')
-         ORDER BY user_id LIMIT ?2",
-    )
+         ORDER BY user_id LIMIT {limit}"
+    )))
     .bind(pattern)
-    .bind(limit)
     .fetch_all(ex)
     .await
 }

@@ -49,8 +49,10 @@ use crate::{
     storage::{self, Db, events::EventRow, now_ms, rooms::RoomRow},
 };
 
-/// How many events the in-memory event cache holds.
-const EVENT_CACHE_CAPACITY: usize = 4096;
+/// How many events the in-memory event cache holds: about 3 KiB each (the signed JSON text and
+/// its parsed form), so a few MiB, enough for the state and recent timelines of a family's
+/// active rooms.
+const EVENT_CACHE_CAPACITY: usize = 1024;
 /// How many recent client transaction IDs are remembered in memory (older ones are found in
 /// the database when a retry collides with them).
 const TXN_MEMORY: usize = 4096;
