@@ -380,8 +380,13 @@ impl Sync {
         for _ in 0..MAX_FILTER_BATCHES {
             let rows = match first_batch.take() {
                 Some(rows) => rows,
-                None => storage::events::room_events_desc(db, room_id, after, cursor, limit as i64 + 1).await?,
+                None => storage::events::room_events_desc_meta(db, room_id, after, cursor, limit as i64 + 1).await?,
             };
+            // The rows carry no JSON: take the events from the cache (or load the missing ones)
+            // in one go.
+            let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+            let loaded: HashMap<String, std::sync::Arc<StoredEvent>> =
+                self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
             let exhausted = (rows.len() as i64) < limit as i64 + 1;
             if let Some(last) = rows.last() {
                 cursor = last.stream_ordering - 1;
@@ -401,8 +406,12 @@ impl Sync {
                     contiguous = false;
                     continue;
                 }
+                let Some(event) = loaded.get(&r.event_id) else {
+                    contiguous = false;
+                    continue;
+                };
                 let pos = r.stream_ordering;
-                let v = view(&*self.rooms.event_from_row(r)?);
+                let v = view(event);
                 if params.filter.timeline.allows(&v) {
                     picked.push((pos, v));
                 } else {

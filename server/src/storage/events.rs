@@ -18,6 +18,10 @@ pub struct EventRow {
 }
 
 const COLUMNS: &str = "stream_ordering, event_id, room_id, event_type, state_key, pdu, rejected, state_group, redacted_json, txn_device_id, txn_id";
+/// `COLUMNS` without the JSON (`pdu` empty, `redacted_json` NULL): for paths that decide on
+/// the metadata and take the events themselves from the event cache.
+const META_COLUMNS: &str =
+    "stream_ordering, event_id, room_id, event_type, state_key, '' AS pdu, rejected, state_group, NULL AS redacted_json, txn_device_id, txn_id";
 
 pub async fn get(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result<Option<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM events WHERE event_id = ?")))
@@ -85,6 +89,19 @@ pub async fn room_events_desc(ex: impl SqliteExecutor<'_>, room_id: &str, after:
     .await
 }
 
+/// `room_events_desc` without the events' JSON (see `META_COLUMNS`).
+pub async fn room_events_desc_meta(ex: impl SqliteExecutor<'_>, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {META_COLUMNS} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0
+         ORDER BY stream_ordering DESC LIMIT {limit}"
+    )))
+    .bind(room_id)
+    .bind(after)
+    .bind(upto)
+    .fetch_all(ex)
+    .await
+}
+
 /// Events of a room with `from <= stream_ordering < to`, oldest first, at most `limit`.
 pub async fn room_events_asc(ex: impl SqliteExecutor<'_>, room_id: &str, from: i64, to: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -134,12 +151,13 @@ pub async fn by_timestamp(ex: impl SqliteExecutor<'_>, room_id: &str, ts: i64, f
 }
 
 /// For each room, its latest `per_room` events at or before `upto` (newest first within a
-/// room): the first page of every timeline of an initial /sync in one query.
+/// room), without their JSON (see `META_COLUMNS`): the first page of every timeline of an
+/// initial /sync in one query.
 pub async fn latest_per_room(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: i64, per_room: i64) -> sqlx::Result<Vec<EventRow>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
-    let cols = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+    let cols = "e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key, '' AS pdu, e.rejected, e.state_group, NULL AS redacted_json, e.txn_device_id, e.txn_id";
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {cols} FROM json_each(?1) r JOIN events e ON e.stream_ordering IN (
              SELECT stream_ordering FROM events

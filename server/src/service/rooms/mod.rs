@@ -223,15 +223,6 @@ impl Rooms {
         Ok(out)
     }
 
-    /// A row read from the database as an event, from the cache when it is there (parsing the
-    /// JSON again costs more than the lookup).
-    pub fn event_from_row(&self, row: EventRow) -> Result<Arc<StoredEvent>> {
-        if let Some(e) = self.shared.cache.get(&row.event_id) {
-            return Ok(e);
-        }
-        Ok(Arc::new(parse_row(row)?))
-    }
-
     /// `events`, in the order of `ids` (unknown IDs are left out).
     pub async fn events_in_order(&self, ids: &[String]) -> Result<Vec<StoredEvent>> {
         let mut events = self.events(ids).await?;
