@@ -155,7 +155,8 @@ impl Homeserver {
 
         tasks.spawn(service::pusher::run(db.clone(), push_rx, cancel.clone()));
 
-        // Typing notifications end when their timeout passes, and /sync must hear of it.
+        // Typing notifications end when their timeout passes, people who stopped syncing go
+        // offline, and /sync must hear of both.
         {
             let (state, cancel) = (state.clone(), cancel.clone());
             tasks.spawn(async move {
@@ -163,7 +164,10 @@ impl Homeserver {
                 loop {
                     tokio::select! {
                         _ = cancel.cancelled() => break,
-                        _ = tick.tick() => state.ephemeral.expire_typing(),
+                        _ = tick.tick() => {
+                            state.ephemeral.expire_typing();
+                            state.ephemeral.expire_presence();
+                        }
                     }
                 }
             });

@@ -42,6 +42,35 @@ pub struct Ephemeral {
     /// The latest receipt position per room, so /sync asks the database only about rooms
     /// whose receipts moved.
     receipt_rooms: Mutex<HashMap<String, i64>>,
+    /// Open /sync requests per user and when the last one ended: presence goes offline when a
+    /// user stops syncing.
+    syncing: Mutex<HashMap<String, Syncing>>,
+    offline_after: Duration,
+}
+
+/// A user counts as online while a /sync of theirs is open or ended less than this long ago
+/// (Synapse's value: clients long-poll for 30 s, so a gap longer than that means gone).
+pub const OFFLINE_AFTER: Duration = Duration::from_secs(30);
+
+struct Syncing {
+    open: usize,
+    last_end: Instant,
+}
+
+/// Held for the duration of a /sync request (also when the client goes away mid-request).
+pub struct SyncingGuard {
+    ephemeral: Arc<Ephemeral>,
+    user: String,
+}
+
+impl Drop for SyncingGuard {
+    fn drop(&mut self) {
+        let mut map = self.ephemeral.syncing.lock().expect("syncing lock");
+        if let Some(s) = map.get_mut(&self.user) {
+            s.open = s.open.saturating_sub(1);
+            s.last_end = Instant::now();
+        }
+    }
 }
 
 impl Ephemeral {
@@ -57,6 +86,8 @@ impl Ephemeral {
             typing_serial: AtomicI64::new(0),
             receipts_head: AtomicI64::new(head),
             receipt_rooms,
+            syncing: Mutex::new(HashMap::new()),
+            offline_after: OFFLINE_AFTER,
         })
     }
 
@@ -103,12 +134,12 @@ impl Ephemeral {
         }
     }
 
-    /// The room's m.typing event if it changed after `since` (or always, for `since` None).
     /// Whether typing in the room changed after `since`.
     pub fn typing_moved(&self, room: &str, since: i64) -> bool {
         self.typing.lock().expect("typing lock").get(room).is_some_and(|r| r.changed > since)
     }
 
+    /// The room's m.typing event if it changed after `since` (or always, for `since` None).
     pub fn typing_event(&self, room: &str, since: Option<i64>) -> Option<Value> {
         let rooms = self.typing.lock().expect("typing lock");
         let r = rooms.get(room)?;
@@ -118,6 +149,43 @@ impl Ephemeral {
         let mut users: Vec<&String> = r.users.keys().collect();
         users.sort();
         Some(json!({ "type": "m.typing", "content": { "user_ids": users } }))
+    }
+
+    /// Marks a /sync of `user` as open until the guard is dropped.
+    pub fn syncing(self: &Arc<Self>, user: &UserId) -> SyncingGuard {
+        let mut map = self.syncing.lock().expect("syncing lock");
+        map.entry(user.to_string()).or_insert(Syncing { open: 0, last_end: Instant::now() }).open += 1;
+        SyncingGuard { ephemeral: self.clone(), user: user.to_string() }
+    }
+
+    /// Users who are online or unavailable but stopped syncing more than `offline_after` ago
+    /// go offline (keeping their status message); called every second by a background task.
+    pub fn expire_presence(&self) {
+        let now = Instant::now();
+        let syncing = self.syncing.lock().expect("syncing lock");
+        let mut map = self.presence.lock().expect("presence lock");
+        let mut any = false;
+        for (user, (state, _, changed_at, serial)) in map.iter_mut() {
+            if *state == PresenceState::Offline {
+                continue;
+            }
+            let last_seen = match syncing.get(user) {
+                Some(s) if s.open > 0 => continue,
+                Some(s) => s.last_end.max(*changed_at),
+                None => *changed_at,
+            };
+            if now.duration_since(last_seen) > self.offline_after {
+                *state = PresenceState::Offline;
+                *changed_at = now;
+                *serial = self.presence_serial.fetch_add(1, Ordering::AcqRel) + 1;
+                any = true;
+            }
+        }
+        drop(map);
+        drop(syncing);
+        if any {
+            self.notifier.notify();
+        }
     }
 
     pub fn presence_head(&self) -> i64 {
@@ -209,5 +277,36 @@ impl Ephemeral {
             by_event[&r.receipt_type][&r.user_id] = data;
         }
         Ok((!content.is_empty()).then(|| json!({ "type": "m.receipt", "content": content })))
+    }
+}
+
+#[cfg(test)]
+mod presence_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn people_who_stop_syncing_go_offline_and_syncing_people_stay_online() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("h.db")).await.unwrap();
+        let mut e = Ephemeral::new(db, Arc::new(Notifier::default())).await.unwrap();
+        e.offline_after = Duration::from_millis(50);
+        let e = Arc::new(e);
+        let (ann, bob): (&UserId, &UserId) = (ruma::user_id!("@ann:h.test"), ruma::user_id!("@bob:h.test"));
+        let ann_sync = e.syncing(ann);
+        e.set_presence(ann, PresenceState::Online, None);
+        drop(e.syncing(bob));
+        e.set_presence(bob, PresenceState::Unavailable, Some("away".into()));
+        let before = e.presence_head();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        e.expire_presence();
+        assert_eq!(e.presence(ann).0, PresenceState::Online, "a sync is open");
+        let (state, msg, _) = e.presence(bob);
+        assert_eq!(state, PresenceState::Offline);
+        assert_eq!(msg.as_deref(), Some("away"), "the status message stays");
+        assert!(e.presence_head() > before, "the change is in the presence stream");
+        drop(ann_sync);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        e.expire_presence();
+        assert_eq!(e.presence(ann).0, PresenceState::Offline);
     }
 }

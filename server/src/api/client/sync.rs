@@ -34,6 +34,9 @@ pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::R
         Some(f) => SyncFilter::from_json(&serde_json::to_value(&f).map_err(Error::internal)?),
         None => SyncFilter::default(),
     };
+    // While this request is open the user counts as syncing (presence goes offline only after
+    // they stop).
+    let _syncing = s.ephemeral.syncing(&session.user_id);
     // `set_presence` (spec: GET /sync): syncing says the user is online unless told otherwise.
     match &b.set_presence {
         ruma::presence::PresenceState::Offline => {}
