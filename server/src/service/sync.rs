@@ -200,7 +200,7 @@ impl Sync {
             global_data.push(json!({ "type": "m.push_rules", "content": { "global": ruma::push::Ruleset::server_default(user) } }));
         }
 
-        let memberships = storage::rooms::memberships_of(db, user.as_str()).await?;
+        let memberships = self.rooms.memberships_of(user).await?;
         // An initial (or full-state) sync builds every joined room: read the first page of every
         // timeline, the member lists and the unread counts for all of them at once.
         let mut pre = if since.is_none() || params.full_state {
@@ -213,7 +213,7 @@ impl Sync {
         } else {
             Prefetched::default()
         };
-        for m in &memberships {
+        for m in memberships.iter() {
             let changed = m.stream_ordering > since_pos;
             match m.membership.as_str() {
                 "join" => {

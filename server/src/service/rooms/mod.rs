@@ -255,6 +255,17 @@ impl Rooms {
         Ok(self.current_state_event(room_id, event_type, "").await?.map(|e| content_of(&e.json)).unwrap_or_default())
     }
 
+    /// Every membership the user has (any state), from the in-memory index when warm.
+    pub async fn memberships_of(&self, user_id: &UserId) -> Result<Arc<Vec<storage::rooms::MembershipRow>>> {
+        if let Some(rows) = self.shared.memberships.get(user_id.as_str()) {
+            return Ok(rows);
+        }
+        let generation = self.shared.memberships.generation();
+        let rows = Arc::new(storage::rooms::memberships_of(&self.db.read, user_id.as_str()).await?);
+        self.shared.memberships.put_read(generation, user_id.as_str(), rows.clone());
+        Ok(rows)
+    }
+
     pub async fn membership(&self, room_id: &RoomId, user_id: &UserId) -> Result<Option<String>> {
         Ok(storage::rooms::membership(&self.db.read, room_id.as_str(), user_id.as_str()).await?.map(|m| m.membership))
     }

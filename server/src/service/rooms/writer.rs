@@ -29,6 +29,7 @@ use crate::{
     storage::{
         Db,
         append::{self, Append, Appended},
+        rooms::MembershipRow,
     },
 };
 
@@ -42,6 +43,42 @@ pub enum WriteError {
     Failed(Option<sqlx::Error>),
 }
 
+/// Each user's memberships, for /sync (asked on every request). The writer updates a cached
+/// user's list right after the commit that changed it; a loader caches what it read only if no
+/// membership changed while it was reading.
+#[derive(Default)]
+pub struct MembershipIndex {
+    by_user: Mutex<HashMap<String, Arc<Vec<MembershipRow>>>>,
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl MembershipIndex {
+    pub fn get(&self, user: &str) -> Option<Arc<Vec<MembershipRow>>> {
+        self.by_user.lock().expect("membership index").get(user).cloned()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    pub fn put_read(&self, generation: u64, user: &str, rows: Arc<Vec<MembershipRow>>) {
+        let mut map = self.by_user.lock().expect("membership index");
+        if self.changes.load(Ordering::SeqCst) == generation {
+            map.insert(user.to_owned(), rows);
+        }
+    }
+
+    fn committed(&self, row: MembershipRow, user: &str) {
+        let mut map = self.by_user.lock().expect("membership index");
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        if let Some(list) = map.get_mut(user) {
+            let list = Arc::make_mut(list);
+            list.retain(|m| m.room_id != row.room_id);
+            list.push(row);
+        }
+    }
+}
+
 /// What the writer and the rooms service share.
 pub struct Shared {
     pub hot: Mutex<HashMap<OwnedRoomId, Arc<RoomHot>>>,
@@ -51,11 +88,20 @@ pub struct Shared {
     pub head: AtomicI64,
     pub notifier: Arc<Notifier>,
     pub cache: EventCache,
+    pub memberships: MembershipIndex,
 }
 
 impl Shared {
     pub fn new(heads: RoomHeads, head: i64, notifier: Arc<Notifier>, cache: EventCache) -> Self {
-        Self { hot: Mutex::default(), epochs: Mutex::default(), heads, head: AtomicI64::new(head), notifier, cache }
+        Self {
+            hot: Mutex::default(),
+            epochs: Mutex::default(),
+            heads,
+            head: AtomicI64::new(head),
+            notifier,
+            cache,
+            memberships: MembershipIndex::default(),
+        }
     }
 
     /// The room's current epoch.
@@ -155,6 +201,15 @@ fn finish(shared: &Shared, done: Vec<(Job, Appended)>) {
     for (j, r) in &done {
         shared.cache.committed(&j.append.event.event_id, r.stream);
         shared.heads.advance(&j.append.event.room_id, r.stream, j.append.relation.is_some());
+        if let (Some(m), Some(user)) = (&j.append.membership, &j.append.event.state_key) {
+            let row = MembershipRow {
+                room_id: j.append.event.room_id.clone(),
+                membership: m.clone(),
+                event_id: j.append.event.event_id.clone(),
+                stream_ordering: r.stream,
+            };
+            shared.memberships.committed(row, user);
+        }
         max = max.max(r.stream);
     }
     shared.head.fetch_max(max, Ordering::AcqRel);
