@@ -102,18 +102,22 @@ pub async fn members(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result
         .await
 }
 
-/// (room_id, user_id, membership) of every member of the given rooms, ordered by user ID.
+/// (room_id, user_id, membership) of every member of the given rooms, ordered by room and
+/// user. One JSON array instead of a row per member (see `events::latest_per_room`).
 pub async fn members_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sqlx::Result<Vec<(String, String, String)>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_as(
-        "SELECT m.room_id, m.user_id, m.membership FROM json_each(?) r JOIN memberships m ON m.room_id = r.value
-         ORDER BY m.room_id, m.user_id",
+    let (text,): (String,) = sqlx::query_as(
+        "SELECT json_group_array(json_array(m.room_id, m.user_id, m.membership))
+         FROM json_each(?) r JOIN memberships m ON m.room_id = r.value",
     )
     .bind(serde_json::json!(rooms).to_string())
-    .fetch_all(ex)
-    .await
+    .fetch_one(ex)
+    .await?;
+    let mut rows: Vec<(String, String, String)> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    rows.sort();
+    Ok(rows)
 }
 
 // ----- aliases ----------------------------------------------------------------------------
