@@ -78,21 +78,17 @@ pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
 
 /// Events of a room with `after < stream_ordering <= upto`, newest first, at most `limit`.
 pub async fn room_events_desc(ex: impl SqliteExecutor<'_>, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0
-         ORDER BY stream_ordering DESC LIMIT {limit}"
-    )))
-    .bind(room_id)
-    .bind(after)
-    .bind(upto)
-    .fetch_all(ex)
-    .await
+    events_desc(ex, COLUMNS, room_id, after, upto, limit).await
 }
 
 /// `room_events_desc` without the events' JSON (see `META_COLUMNS`).
 pub async fn room_events_desc_meta(ex: impl SqliteExecutor<'_>, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+    events_desc(ex, META_COLUMNS, room_id, after, upto, limit).await
+}
+
+async fn events_desc(ex: impl SqliteExecutor<'_>, columns: &str, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {META_COLUMNS} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0
+        "SELECT {columns} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0
          ORDER BY stream_ordering DESC LIMIT {limit}"
     )))
     .bind(room_id)
