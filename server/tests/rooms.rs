@@ -428,3 +428,40 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Lazy-loading members (spec: "Lazy-loading room members"): the client gets the member event of
+/// every timeline sender, including someone who speaks for the first time after the client's
+/// initial sync left their membership out.
+#[tokio::test]
+async fn lazy_loading_sends_a_new_speakers_member_event_in_incremental_syncs() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let carol = s.user("carol").await;
+    let room = create(&s, &alice, json!({"preset": "public_chat"})).await;
+    s.put("/_matrix/client/v3/profile/@carol:hearth.test/displayname", Some(&carol), json!({"displayname": "Carol"})).await;
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&carol), json!({})).await;
+    for i in 0..5 {
+        send_text(&s, &alice, &room, &format!("a{i}"), "hello").await;
+    }
+    let filter = urlencode(&json!({"room": {"timeline": {"limit": 3}, "state": {"lazy_load_members": true}}}).to_string());
+    let (_, first) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(&alice)).await;
+    let member_keys = |block: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = ["state", "timeline"]
+            .iter()
+            .flat_map(|k| block[*k]["events"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["type"] == "m.room.member")
+            .map(|e| e["state_key"].as_str().unwrap().to_owned())
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(member_keys(&first["rooms"]["join"][&room]), ["@alice:hearth.test"], "carol has not spoken yet");
+
+    send_text(&s, &carol, &room, "c1", "hi all").await;
+    let since = first["next_batch"].as_str().unwrap();
+    let (_, next) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}&since={since}"), Some(&alice)).await;
+    let block = &next["rooms"]["join"][&room];
+    assert_eq!(member_keys(block), ["@carol:hearth.test"], "{block}");
+    let carol_member = block["state"]["events"].as_array().unwrap().iter().find(|e| e["state_key"] == "@carol:hearth.test").unwrap();
+    assert_eq!(carol_member["content"]["displayname"], "Carol");
+}

@@ -461,14 +461,30 @@ impl Sync {
             // Only the members the client needs to render the timeline, and the user's own.
             let senders: HashSet<&str> = timeline.iter().filter_map(|e| e["sender"].as_str()).chain([viewer.user_id]).collect();
             state_events.retain(|e| e["type"] != "m.room.member" || e["state_key"].as_str().is_some_and(|k| senders.contains(k)));
-            if fresh {
-                // Members of timeline senders may predate the state delta; make sure they are there.
-                let have: HashSet<String> = state_events.iter().filter_map(|e| e["state_key"].as_str().map(str::to_owned)).collect();
-                let missing: Vec<String> = senders
-                    .iter()
-                    .filter(|s| !have.contains(**s))
-                    .filter_map(|s| state_now.get(&("m.room.member".to_owned(), (*s).to_owned())).cloned())
-                    .collect();
+            // Every timeline sender's member event must reach the client, also in an incremental
+            // sync where a sender speaks for the first time since the client's lazy initial sync.
+            // Which members a device already has is not tracked, so they are sent again (the
+            // spec allows redundant members "to ease implementation").
+            let members_of = |events: &[Value]| -> HashSet<String> {
+                events.iter().filter(|e| e["type"] == "m.room.member").filter_map(|e| e["state_key"].as_str().map(str::to_owned)).collect()
+            };
+            let mut have = members_of(&state_events);
+            have.extend(members_of(&timeline));
+            // The user's own member event comes with a room new to the client; later it is only
+            // sent when it changes (it is then in the state delta or the timeline).
+            let wanted: Vec<&str> = senders.iter().copied().filter(|s| !have.contains(*s) && (fresh || *s != viewer.user_id)).collect();
+            if !wanted.is_empty() {
+                // The members as of the end of the timeline (the state before it for a new room).
+                let state = if fresh && !params.use_state_after {
+                    state_now.clone()
+                } else {
+                    match group_after {
+                        Some(Some(g)) => self.rooms.state_of_group(g).await?,
+                        _ => self.rooms.state_at(room_id, upto).await?,
+                    }
+                };
+                let missing: Vec<String> =
+                    wanted.iter().filter_map(|s| state.get(&("m.room.member".to_owned(), (*s).to_owned())).cloned()).collect();
                 state_events.extend(self.rooms.events_shared(&missing).await?.iter().map(|e| view(e)));
             }
         }
