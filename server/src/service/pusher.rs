@@ -22,6 +22,7 @@ pub struct PushJob {
     pub room_id: String,
     pub event: Value,
     pub actions: Vec<Action>,
+    /// Filled in by the worker just before delivery.
     pub unread: i64,
     pub room_name: Option<String>,
     pub sender_display_name: Option<String>,
@@ -109,6 +110,13 @@ pub async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<PushJob>, cancel: Cance
                 }
             },
         };
+        // The count the phone shows: the user's unread notifications in the room, this event
+        // included (it is committed before the job is queued).
+        let mut job = job;
+        match storage::push_actions::unread(&db.read, &job.user_id, &job.room_id).await {
+            Ok(rows) => job.unread = rows.iter().map(|(_, n, _)| n).sum(),
+            Err(e) => tracing::warn!(error = %e, "cannot count unread notifications for a push"),
+        }
         let pushers = match storage::pushers::list(&db.read, &job.user_id).await {
             Ok(p) => p,
             Err(e) => {

@@ -75,8 +75,6 @@ pub struct Rooms {
     config: Arc<Config>,
     keys: Arc<ServerKeys>,
     locks: Mutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
-    /// Notifications for the push gateway worker.
-    push_jobs: tokio::sync::mpsc::UnboundedSender<super::pusher::PushJob>,
     /// Push rules live in account data.
     account_data: Arc<AccountData>,
     /// Hot copies, the event cache, stream heads: shared with the writer task.
@@ -95,9 +93,6 @@ pub struct Rooms {
 pub struct Pending {
     pub event_id: OwnedEventId,
     done: tokio::sync::oneshot::Receiver<std::result::Result<storage::append::Appended, WriteError>>,
-    room_id: String,
-    view: serde_json::Value,
-    pushed: push::Pushed,
     txn: Option<((String, String, String), tokio::sync::watch::Sender<Option<bool>>)>,
 }
 
@@ -126,14 +121,13 @@ impl Rooms {
         let head = storage::events::max_stream(&db.write).await?;
         let last_state_group = storage::state::max_id(&db.write).await?;
         let heads = RoomHeads::load(&db).await?;
-        let shared = Arc::new(Shared::new(heads, head, notifier, EventCache::new(EVENT_CACHE_CAPACITY)));
+        let shared = Arc::new(Shared::new(heads, head, notifier, EventCache::new(EVENT_CACHE_CAPACITY), push_jobs));
         let writer = writer::spawn(db.clone(), shared.clone());
         Ok(Self {
             db,
             config,
             keys,
             locks: Mutex::new(HashMap::new()),
-            push_jobs,
             account_data,
             shared,
             writer,
@@ -340,8 +334,8 @@ impl Rooms {
         }
     }
 
-    /// Waits for a pending event's commit, then queues its push notifications. Returns its
-    /// stream position.
+    /// Waits for a pending event's commit (the writer queues its push notifications). Returns
+    /// its stream position.
     async fn complete(&self, p: Pending) -> Result<i64> {
         let outcome = p.done.await.unwrap_or(Err(WriteError::Failed(None)));
         let ok = outcome.is_ok();
@@ -351,22 +345,14 @@ impl Rooms {
             }
             let _ = watch.send(Some(ok));
         }
-        let appended = match outcome {
-            Ok(a) => a,
+        match outcome {
+            Ok(a) => Ok(a.stream),
             Err(WriteError::Failed(Some(sqlx::Error::Database(d)))) if d.is_unique_violation() => {
-                return Err(Error::matrix(StatusCode::CONFLICT, ErrorKind::Unknown, "This transaction ID was already used for another event"));
+                Err(Error::matrix(StatusCode::CONFLICT, ErrorKind::Unknown, "This transaction ID was already used for another event"))
             }
-            Err(WriteError::Failed(Some(e))) => return Err(e.into()),
-            Err(WriteError::Failed(None)) => {
-                return Err(Error::internal("the event could not be stored because an earlier event of the room failed"));
-            }
-        };
-        if !appended.users_with_pushers.is_empty() {
-            if let Err(e) = self.queue_pushes(&p.room_id, p.event_id.as_str(), &p.view, &p.pushed, &appended.users_with_pushers).await {
-                tracing::warn!(event_id = %p.event_id, error = %e, "could not queue push notifications");
-            }
+            Err(WriteError::Failed(Some(e))) => Err(e.into()),
+            Err(WriteError::Failed(None)) => Err(Error::internal("the event could not be stored because an earlier event of the room failed")),
         }
-        Ok(appended.stream)
     }
 
     /// Builds, authorises and stores one event. The caller holds the room lock.
@@ -573,9 +559,25 @@ impl Rooms {
             },
             json: json.clone(),
         }));
+        let push = if pushed.actions.is_empty() {
+            None
+        } else {
+            let mut event = view.clone();
+            event["event_id"] = serde_json::json!(event_id);
+            let room_name = match hot.state_id("m.room.name", "") {
+                Some(id) => self.event(id).await?.and_then(|e| content_of(&e.json)["name"].as_str().map(str::to_owned)),
+                None => None,
+            };
+            Some(writer::PushInfo {
+                event,
+                actions: pushed.actions.clone(),
+                room_name,
+                sender_display_name: hot.joined.get(pdu.sender.as_str()).cloned().flatten(),
+            })
+        };
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         self.writer
-            .send(Job { append, epoch: hot.epoch, done: done_tx })
+            .send(Job { append, epoch: hot.epoch, done: done_tx, push })
             .map_err(|_| Error::internal("the event writer has stopped"))?;
 
         let mut next = hot.clone();
@@ -602,7 +604,7 @@ impl Rooms {
             self.txns.lock().expect("txns").insert(key.clone(), (event_id.to_owned(), rx));
             (key, tx)
         });
-        Ok(Pending { event_id: event_id.to_owned(), done: done_rx, room_id: room.room_id.clone(), view, pushed, txn })
+        Ok(Pending { event_id: event_id.to_owned(), done: done_rx, txn })
     }
 
     /// The state of the room just after stream position `at` (empty before the room existed).

@@ -79,35 +79,6 @@ impl Rooms {
         Ok(out)
     }
 
-    /// Queues push gateway deliveries, with the counts the phone will show, for the notified
-    /// users who have pushers. Called after the event is committed.
-    pub(super) async fn queue_pushes(&self, room_id: &str, event_id: &str, client_event: &Value, pushed: &Pushed, users: &[String]) -> Result<()> {
-        let room = ruma::RoomId::parse(room_id).map_err(Error::internal)?;
-        let room_name = self.state_content(&room, "m.room.name").await?["name"].as_str().map(str::to_owned);
-        let sender = client_event["sender"].as_str().unwrap_or_default();
-        let sender_display_name = match self.peek_hot(&room) {
-            Some(hot) => hot.joined.get(sender).cloned().flatten(),
-            None => None,
-        };
-        let mut event = client_event.clone();
-        event["event_id"] = serde_json::json!(event_id);
-        for user in users {
-            let Ok(user_id) = UserId::parse(user) else { continue };
-            let Some(actions) = pushed.actions.get(user) else { continue };
-            let ((unread, _), _) = self.unread_counts(&user_id, room_id).await?;
-            let _ = self.push_jobs.send(super::super::pusher::PushJob {
-                user_id: user.clone(),
-                room_id: room_id.to_owned(),
-                event: event.clone(),
-                actions: actions.clone(),
-                unread,
-                room_name: room_name.clone(),
-                sender_display_name: sender_display_name.clone(),
-            });
-        }
-        Ok(())
-    }
-
     /// (notification_count, highlight_count) overall and per thread, since the user's read
     /// position in the room.
     pub async fn unread_counts(&self, user: &UserId, room_id: &str) -> Result<((i64, i64), Vec<(String, i64, i64)>)> {

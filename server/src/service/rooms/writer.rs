@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::cache::{EventCache, RoomHeads, RoomHot};
 use crate::{
-    service::notifier::Notifier,
+    service::{notifier::Notifier, pusher::PushJob},
     storage::{
         Db,
         append::{self, Append, Appended},
@@ -89,10 +89,11 @@ pub struct Shared {
     pub notifier: Arc<Notifier>,
     pub cache: EventCache,
     pub memberships: MembershipIndex,
+    push_jobs: mpsc::UnboundedSender<PushJob>,
 }
 
 impl Shared {
-    pub fn new(heads: RoomHeads, head: i64, notifier: Arc<Notifier>, cache: EventCache) -> Self {
+    pub fn new(heads: RoomHeads, head: i64, notifier: Arc<Notifier>, cache: EventCache, push_jobs: mpsc::UnboundedSender<PushJob>) -> Self {
         Self {
             hot: Mutex::default(),
             epochs: Mutex::default(),
@@ -101,6 +102,7 @@ impl Shared {
             notifier,
             cache,
             memberships: MembershipIndex::default(),
+            push_jobs,
         }
     }
 
@@ -122,6 +124,17 @@ pub struct Job {
     pub append: Append,
     pub epoch: u64,
     pub done: oneshot::Sender<Result<Appended, WriteError>>,
+    /// What the push gateway needs, for the notified users who turn out to have pushers.
+    pub push: Option<PushInfo>,
+}
+
+/// One notifying event's push details, turned into jobs for the pusher once it is committed
+/// (here, not in the request: a sender who hangs up must not cost the others their pushes).
+pub struct PushInfo {
+    pub event: serde_json::Value,
+    pub actions: HashMap<String, Vec<ruma::push::Action>>,
+    pub room_name: Option<String>,
+    pub sender_display_name: Option<String>,
 }
 
 /// Starts the writer task; it ends when every sender is dropped.
@@ -215,6 +228,20 @@ fn finish(shared: &Shared, done: Vec<(Job, Appended)>) {
     shared.head.fetch_max(max, Ordering::AcqRel);
     shared.notifier.notify();
     for (j, r) in done {
+        if let Some(push) = &j.push {
+            for user in &r.users_with_pushers {
+                let Some(actions) = push.actions.get(user) else { continue };
+                let _ = shared.push_jobs.send(PushJob {
+                    user_id: user.clone(),
+                    room_id: j.append.event.room_id.clone(),
+                    event: push.event.clone(),
+                    actions: actions.clone(),
+                    unread: 0,
+                    room_name: push.room_name.clone(),
+                    sender_display_name: push.sender_display_name.clone(),
+                });
+            }
+        }
         let _ = j.done.send(Ok(r));
     }
 }
