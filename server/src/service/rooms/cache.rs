@@ -2,10 +2,10 @@
 //! SQLite instead of a dozen.
 //!
 //! - `RoomHot`: a room's current state IDs, forward extremities, joined members and the chain
-//!   length of its current state group. It only changes when an event is appended, which
-//!   happens under the room's lock right after the commit, so the copy is exact; a copy is only
-//!   ever installed by a holder of that lock. Readers outside the lock may look at the installed
-//!   copy (never stale by more than the commit in progress) but never load one.
+//!   length of its current state group. It changes only when an event is appended, under the
+//!   room's lock, and only holders of that lock read or install it. It runs ahead of the
+//!   database by the events handed to the writer but not yet committed (see `writer`), which is
+//!   why readers outside the lock use the database instead.
 //! - `EventCache`: recently used events by ID (LRU, bounded). Events never change except by
 //!   redaction, which evicts them.
 //! - `RoomHeads`: the stream position of each room's latest event, so an incremental /sync skips

@@ -153,7 +153,7 @@ impl Rooms {
     }
 
     /// The room's hot copy if one is installed (never loads one).
-    pub fn peek_hot(&self, room_id: &RoomId) -> Option<Arc<RoomHot>> {
+    fn peek_hot(&self, room_id: &RoomId) -> Option<Arc<RoomHot>> {
         self.shared.hot.lock().expect("hot rooms").get(room_id).cloned()
     }
 
@@ -231,13 +231,9 @@ impl Rooms {
     }
 
     /// The current state event at (type, key), if any.
+    /// (Read from the database, not the hot copy: the hot copy may already hold state whose
+    /// commit is still in flight, which only the room's next events may build on.)
     pub async fn current_state_event(&self, room_id: &RoomId, event_type: &str, state_key: &str) -> Result<Option<StoredEvent>> {
-        if let Some(hot) = self.peek_hot(room_id) {
-            return match hot.state_id(event_type, state_key) {
-                Some(id) => self.event(id).await,
-                None => Ok(None),
-            };
-        }
         match storage::rooms::current_state_event(&self.db.read, room_id.as_str(), event_type, state_key).await? {
             Some(id) => self.event(&id).await,
             None => Ok(None),
