@@ -202,3 +202,72 @@ impl StateCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::events::EventRow;
+
+    fn event(id: &str) -> Arc<StoredEvent> {
+        Arc::new(StoredEvent {
+            row: EventRow {
+                stream_ordering: 1,
+                event_id: id.to_owned(),
+                room_id: "!r:h.test".into(),
+                event_type: "m.room.message".into(),
+                state_key: None,
+                pdu: "{}".into(),
+                rejected: false,
+                state_group: None,
+                redacted_json: None,
+                txn_device_id: None,
+                txn_id: None,
+            },
+            json: Default::default(),
+        })
+    }
+
+    #[test]
+    fn a_read_that_raced_a_redaction_is_not_cached() {
+        let cache = EventCache::new(8);
+        // A reader notes the generation, reads the unredacted row from the database...
+        let generation = cache.generation();
+        // ...meanwhile the redaction is written and evicts the event...
+        cache.redacted("$a");
+        // ...then the reader would cache its stale copy: refused.
+        cache.put_read(generation, event("$a"));
+        assert!(cache.get("$a").is_none());
+        // A read that started after the redaction is cached.
+        cache.put_read(cache.generation(), event("$a"));
+        assert!(cache.get("$a").is_some());
+    }
+
+    #[test]
+    fn the_event_cache_is_bounded_and_a_commit_fills_in_the_stream_position() {
+        let cache = EventCache::new(2);
+        for id in ["$1", "$2", "$3"] {
+            cache.put(event(id));
+        }
+        assert!(cache.get("$1").is_none(), "least recently used went first");
+        cache.committed("$3", 42);
+        assert_eq!(cache.get("$3").unwrap().row.stream_ordering, 42);
+        cache.forget("$3");
+        assert!(cache.get("$3").is_none());
+    }
+
+    #[test]
+    fn the_state_cache_keeps_to_its_entry_budget() {
+        let cache = StateCache::new(8);
+        let state = |n: usize| Arc::new((0..n).map(|i| (("t".to_owned(), i.to_string()), format!("$e{i}"))).collect::<storage::state::StateMap>());
+        cache.put(1, state(2));
+        cache.put(2, state(2));
+        cache.put(3, state(2));
+        cache.put(4, state(2));
+        assert!(cache.get(1).is_some());
+        cache.put(5, state(2)); // 10 entries > 8: the least recently used (2) goes
+        assert!(cache.get(2).is_none());
+        assert!(cache.get(1).is_some() && cache.get(5).is_some());
+        cache.put(6, state(3)); // over a quarter of the budget: not cached at all
+        assert!(cache.get(6).is_none());
+    }
+}
