@@ -209,7 +209,9 @@ impl Sync {
                 .filter(|m| m.membership == "join" && params.filter.room.allows_room(&m.room_id))
                 .map(|m| m.room_id.as_str())
                 .collect();
-            Prefetched::load(db, user.as_str(), &rooms, head, timeline_limit(params) as i64 + 1).await?
+            let mut pre = Prefetched::load(db, &rooms, head, timeline_limit(params) as i64 + 1).await?;
+            pre.unread = self.rooms.unread_counts_many(user, &rooms).await?;
+            pre
         } else {
             Prefetched::default()
         };
@@ -558,8 +560,6 @@ fn timeline_limit(params: &SyncParams) -> usize {
     params.filter.timeline.limit.unwrap_or(DEFAULT_TIMELINE_LIMIT).clamp(1, MAX_TIMELINE)
 }
 
-type UnreadCounts = ((i64, i64), Vec<(String, i64, i64)>);
-
 /// What an initial /sync reads for all joined rooms in one query each, instead of once per
 /// room.
 #[derive(Default)]
@@ -572,11 +572,11 @@ struct Prefetched {
     timelines: HashMap<String, Vec<storage::events::EventRow>>,
     /// (user, membership) per room, ordered by user.
     members: HashMap<String, Vec<(String, String)>>,
-    unread: HashMap<String, UnreadCounts>,
+    unread: HashMap<String, super::rooms::push::UnreadCounts>,
 }
 
 impl Prefetched {
-    async fn load(db: &sqlx::SqlitePool, user: &str, rooms: &[&str], upto: i64, page: i64) -> Result<Self> {
+    async fn load(db: &sqlx::SqlitePool, rooms: &[&str], upto: i64, page: i64) -> Result<Self> {
         let mut out = Prefetched { loaded: true, upto, ..Default::default() };
         if rooms.is_empty() {
             return Ok(out);
@@ -589,14 +589,6 @@ impl Prefetched {
         }
         for (room, user, membership) in storage::rooms::members_many(db, rooms).await? {
             out.members.entry(room).or_default().push((user, membership));
-        }
-        for (room, thread, n, h) in storage::push_actions::unread_many(db, user, rooms).await? {
-            let entry: &mut UnreadCounts = out.unread.entry(room).or_default();
-            entry.0.0 += n;
-            entry.0.1 += h;
-            if !thread.is_empty() {
-                entry.1.push((thread, n, h));
-            }
         }
         Ok(out)
     }

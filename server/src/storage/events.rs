@@ -68,11 +68,6 @@ pub async fn room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String
     sqlx::query_as("SELECT room_id, MAX(stream_ordering) FROM events GROUP BY room_id").fetch_all(ex).await
 }
 
-pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
-    let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(stream_ordering) FROM events").fetch_one(ex).await?;
-    Ok(n.unwrap_or(0))
-}
-
 // LIMITs are written into the SQL, not bound: SQLite plans with a bound LIMIT's value and then
 // re-prepares the statement every time the parameter is bound again.
 

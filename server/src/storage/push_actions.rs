@@ -2,29 +2,16 @@
 
 use sqlx::{FromRow, SqliteExecutor};
 
-/// (thread_id, notifications, highlights) of the user in the room since their read position:
-/// their latest read receipt or their own latest event, whichever is later (sending a message
-/// implies reading what came before). One query, as /sync asks this for every changed room.
+/// (thread_id, notifications, highlights) of the user in the room since their read position
+/// (see `unread_many`).
 pub async fn unread(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str) -> sqlx::Result<Vec<(String, i64, i64)>> {
-    sqlx::query_as(
-        "WITH pos(p) AS (
-             SELECT COALESCE(MAX(p), 0) FROM (
-                 SELECT MAX(e.stream_ordering) AS p FROM receipts r JOIN events e ON e.event_id = r.event_id
-                  WHERE r.room_id = ?2 AND r.user_id = ?1 AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', 'main')
-                 UNION ALL
-                 SELECT MAX(stream_ordering) FROM events WHERE room_id = ?2 AND sender = ?1
-             )
-         )
-         SELECT thread_id, COUNT(*), SUM(highlight) FROM event_push_actions, pos
-         WHERE user_id = ?1 AND room_id = ?2 AND stream_ordering > pos.p GROUP BY thread_id",
-    )
-    .bind(user_id)
-    .bind(room_id)
-    .fetch_all(ex)
-    .await
+    Ok(unread_many(ex, user_id, &[room_id]).await?.into_iter().map(|(_, t, n, h)| (t, n, h)).collect())
 }
 
-/// `unread` for several rooms at once: (room_id, thread_id, notifications, highlights).
+/// (room_id, thread_id, notifications, highlights) of the user in each room since their read
+/// position there: their latest read receipt or their own latest event, whichever is later
+/// (sending a message implies reading what came before). One query for all the rooms, as an
+/// initial /sync asks this for every room.
 pub async fn unread_many(ex: impl SqliteExecutor<'_>, user_id: &str, rooms: &[&str]) -> sqlx::Result<Vec<(String, String, i64, i64)>> {
     if rooms.is_empty() {
         return Ok(Vec::new());

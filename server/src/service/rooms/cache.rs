@@ -156,6 +156,11 @@ impl RoomHeads {
         }
     }
 
+    /// The latest event position of any room (0 when there are no events).
+    pub fn latest_of_all(&self) -> i64 {
+        self.events.lock().expect("room heads").values().copied().max().unwrap_or(0)
+    }
+
     /// The latest event position of the room (0 when it has none).
     pub fn latest_event(&self, room_id: &str) -> i64 {
         self.events.lock().expect("room heads").get(room_id).copied().unwrap_or(0)

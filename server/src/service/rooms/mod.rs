@@ -118,9 +118,9 @@ impl Rooms {
         push_jobs: tokio::sync::mpsc::UnboundedSender<super::pusher::PushJob>,
         account_data: Arc<AccountData>,
     ) -> Result<Self> {
-        let head = storage::events::max_stream(&db.write).await?;
         let last_state_group = storage::state::max_id(&db.write).await?;
         let heads = RoomHeads::load(&db).await?;
+        let head = heads.latest_of_all();
         let shared = Arc::new(Shared::new(heads, head, notifier, EventCache::new(EVENT_CACHE_CAPACITY), push_jobs));
         let writer = writer::spawn(db.clone(), shared.clone());
         Ok(Self {

@@ -81,10 +81,24 @@ impl Rooms {
 
     /// (notification_count, highlight_count) overall and per thread, since the user's read
     /// position in the room.
-    pub async fn unread_counts(&self, user: &UserId, room_id: &str) -> Result<((i64, i64), Vec<(String, i64, i64)>)> {
-        let rows = storage::push_actions::unread(&self.db.read, user.as_str(), room_id).await?;
-        let total = rows.iter().fold((0, 0), |(n, h), (_, rn, rh)| (n + rn, h + rh));
-        let threads = rows.into_iter().filter(|(t, _, _)| !t.is_empty()).collect();
-        Ok((total, threads))
+    pub async fn unread_counts(&self, user: &UserId, room_id: &str) -> Result<UnreadCounts> {
+        Ok(self.unread_counts_many(user, &[room_id]).await?.remove(room_id).unwrap_or_default())
+    }
+
+    /// `unread_counts` for several rooms in one query; rooms without unread events are left out.
+    pub async fn unread_counts_many(&self, user: &UserId, rooms: &[&str]) -> Result<HashMap<String, UnreadCounts>> {
+        let mut out: HashMap<String, UnreadCounts> = HashMap::new();
+        for (room, thread, n, h) in storage::push_actions::unread_many(&self.db.read, user.as_str(), rooms).await? {
+            let entry = out.entry(room).or_default();
+            entry.0.0 += n;
+            entry.0.1 += h;
+            if !thread.is_empty() {
+                entry.1.push((thread, n, h));
+            }
+        }
+        Ok(out)
     }
 }
+
+/// ((notifications, highlights) overall, [(thread, notifications, highlights)]).
+pub type UnreadCounts = ((i64, i64), Vec<(String, i64, i64)>);
