@@ -4,15 +4,15 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicI64, AtomicU64, Ordering},
+        Arc,
+        atomic::{AtomicI64, Ordering},
     },
 };
 
 use ruma::{RoomId, UserId, push::Ruleset};
 use serde_json::Value;
 
-use super::notifier::Notifier;
+use super::{guarded::Guarded, notifier::Notifier};
 use crate::{
     error::{Error, Result},
     storage::{self, Db, account_data::AccountDataRow},
@@ -27,15 +27,14 @@ pub struct AccountData {
     head: AtomicI64,
     /// Parsed push rulesets of users who have stored their own (evaluated for every event in
     /// their rooms). `None`: the user has none stored and gets the server default.
-    push_rules: Mutex<HashMap<String, Option<Arc<Ruleset>>>>,
-    /// Bumped after every push rules write; a loader caches only if it did not move.
-    push_rules_writes: AtomicU64,
+    /// A user's push rules write moves the generation (see `Guarded`).
+    push_rules: Guarded<HashMap<String, Option<Arc<Ruleset>>>>,
 }
 
 impl AccountData {
     pub async fn new(db: Db, notifier: Arc<Notifier>) -> Result<Self> {
         let head = storage::account_data::max_stream(&db.read).await?;
-        Ok(Self { db, notifier, head: AtomicI64::new(head), push_rules: Mutex::default(), push_rules_writes: AtomicU64::new(0) })
+        Ok(Self { db, notifier, head: AtomicI64::new(head), push_rules: Guarded::new(HashMap::new()) })
     }
 
     pub fn stream_head(&self) -> i64 {
@@ -53,9 +52,9 @@ impl AccountData {
         let room = room.map(|r| r.as_str()).unwrap_or("");
         let id = storage::account_data::put(&self.db.write, user.as_str(), room, data_type, &text).await?;
         if data_type == "m.push_rules" && room.is_empty() {
-            let mut cache = self.push_rules.lock().expect("push rules cache");
-            self.push_rules_writes.fetch_add(1, Ordering::SeqCst);
-            cache.remove(user.as_str());
+            self.push_rules.write(|c| {
+                c.remove(user.as_str());
+            });
         }
         self.head.fetch_max(id, Ordering::AcqRel);
         self.notifier.notify();
@@ -75,8 +74,7 @@ impl AccountData {
     pub async fn push_rules_of(&self, users: &[String]) -> Result<HashMap<String, Arc<Ruleset>>> {
         let mut out = HashMap::new();
         let mut missing = Vec::new();
-        {
-            let cache = self.push_rules.lock().expect("push rules cache");
+        self.push_rules.with(|cache| {
             for u in users {
                 match cache.get(u) {
                     Some(Some(r)) => {
@@ -86,26 +84,23 @@ impl AccountData {
                     None => missing.push(u.clone()),
                 }
             }
-        }
+        });
         if missing.is_empty() {
             return Ok(out);
         }
-        let generation = self.push_rules_writes.load(Ordering::SeqCst);
+        let generation = self.push_rules.generation();
         let stored: HashMap<String, String> = storage::push_actions::rulesets(&self.db.read, &missing).await?.into_iter().collect();
-        let mut cache = self.push_rules.lock().expect("push rules cache");
-        let cacheable = self.push_rules_writes.load(Ordering::SeqCst) == generation;
-        for u in missing {
-            let parsed = stored.get(&u).and_then(|text| {
-                serde_json::from_str::<Value>(text).ok().and_then(|v| serde_json::from_value::<Ruleset>(v["global"].clone()).ok())
-            });
-            let parsed = parsed.map(Arc::new);
-            if let Some(r) = &parsed {
-                out.insert(u.clone(), r.clone());
-            }
-            if cacheable {
-                cache.insert(u, parsed);
-            }
-        }
+        let parsed: Vec<(String, Option<Arc<Ruleset>>)> = missing
+            .into_iter()
+            .map(|u| {
+                let rules = stored.get(&u).and_then(|text| {
+                    serde_json::from_str::<Value>(text).ok().and_then(|v| serde_json::from_value::<Ruleset>(v["global"].clone()).ok())
+                });
+                (u, rules.map(Arc::new))
+            })
+            .collect();
+        out.extend(parsed.iter().filter_map(|(u, r)| Some((u.clone(), r.clone()?))));
+        self.push_rules.fill(generation, |cache| cache.extend(parsed));
         Ok(out)
     }
 

@@ -2,13 +2,7 @@
 //!
 //! No SQL here (that is `storage`) and no HTTP types (that is `api`).
 
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use hashlink::LruCache;
 
@@ -19,6 +13,7 @@ use ruma::{
 };
 
 use super::{
+    guarded::Guarded,
     passwords,
     ratelimit::Limiter,
     tokens,
@@ -65,8 +60,7 @@ pub struct Accounts {
     /// round trip just to learn who sent it. Every write that ends or changes sessions clears
     /// it (`sessions_changed`); a lookup caches what it read only if no such write happened
     /// meanwhile.
-    sessions: Mutex<LruCache<Vec<u8>, CachedSession>>,
-    session_writes: AtomicU64,
+    sessions: Guarded<LruCache<Vec<u8>, CachedSession>>,
 }
 
 #[derive(Clone)]
@@ -94,16 +88,13 @@ impl Accounts {
             config,
             uiaa: Uiaa::default(),
             failed_passwords,
-            sessions: Mutex::new(LruCache::new(SESSION_CACHE_CAPACITY)),
-            session_writes: AtomicU64::new(0),
+            sessions: Guarded::new(LruCache::new(SESSION_CACHE_CAPACITY)),
         }
     }
 
     /// Call after committing anything that ends a session or changes a user's flags.
     fn sessions_changed(&self) {
-        let mut cache = self.sessions.lock().expect("session cache");
-        self.session_writes.fetch_add(1, Ordering::SeqCst);
-        cache.clear();
+        self.sessions.write(|c| c.clear());
     }
 
     /// Registration tokens reserved by UIA sessions of a previous run can never complete.
@@ -340,20 +331,22 @@ impl Accounts {
     pub async fn authenticate(&self, token: &str, ip: Option<&str>) -> Result<Session> {
         let hash = tokens::hash(token);
         let now = now_ms();
-        let cached = self.sessions.lock().expect("session cache").get(&hash).cloned();
+        let cached = self.sessions.with(|c| c.get(&hash).cloned());
         if let Some(c) = cached {
             if c.expires_ts.is_some_and(|e| e <= now) {
                 return Err(Error::unknown_token(true));
             }
             if c.last_seen_ts.is_none_or(|t| now - t > LAST_SEEN_GRANULARITY_MS) {
                 storage::devices::touch(&self.db.write, c.session.user_id.as_str(), c.session.device_id.as_str(), now, ip).await?;
-                if let Some(entry) = self.sessions.lock().expect("session cache").get_mut(&hash) {
-                    entry.last_seen_ts = Some(now);
-                }
+                self.sessions.with(|c| {
+                    if let Some(entry) = c.get_mut(&hash) {
+                        entry.last_seen_ts = Some(now);
+                    }
+                });
             }
             return Ok(c.session);
         }
-        let generation = self.session_writes.load(Ordering::SeqCst);
+        let generation = self.sessions.generation();
         let row = storage::tokens::find_session(&self.db.read, &hash).await?.ok_or_else(|| Error::unknown_token(false))?;
         // The lookup was by hash; compare again in constant time so no timing difference
         // depends on how much of a guessed hash matched the index.
@@ -386,10 +379,10 @@ impl Accounts {
             is_guest: row.is_guest,
         };
         if !first_use_after_refresh {
-            let mut cache = self.sessions.lock().expect("session cache");
-            if self.session_writes.load(Ordering::SeqCst) == generation {
-                cache.insert(hash, CachedSession { session: session.clone(), expires_ts: row.expires_ts, last_seen_ts });
-            }
+            let entry = CachedSession { session: session.clone(), expires_ts: row.expires_ts, last_seen_ts };
+            self.sessions.fill(generation, |c| {
+                c.insert(hash, entry);
+            });
         }
         Ok(session)
     }

@@ -6,6 +6,7 @@
 pub mod account_data;
 pub mod accounts;
 pub mod ephemeral;
+pub mod guarded;
 pub mod passwords;
 pub mod notifier;
 pub mod pusher;

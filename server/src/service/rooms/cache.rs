@@ -13,16 +13,16 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
 };
 
 use hashlink::LruCache;
 
 use super::StoredEvent;
-use crate::storage::{self, Db, rooms::RoomRow, rooms::StateKeyMap};
+use crate::{
+    service::guarded::Guarded,
+    storage::{self, Db, rooms::RoomRow, rooms::StateKeyMap},
+};
 
 /// What appending to a room needs to know about it.
 #[derive(Clone, Debug)]
@@ -67,66 +67,62 @@ impl RoomHot {
     }
 }
 
-/// Recently used events, bounded.
+/// Recently used events, bounded. A redaction is the write that moves the generation (see
+/// `Guarded`), so an unredacted copy read before it never lands in the cache after it.
 pub struct EventCache {
-    inner: Mutex<LruCache<String, Arc<StoredEvent>>>,
-    /// Bumped after every redaction is written. A reader notes it before reading an event
-    /// from the database and caches what it read only if no redaction happened meanwhile, so
-    /// an unredacted copy can never land in the cache after the redaction evicted it.
-    redactions: AtomicU64,
+    inner: Guarded<LruCache<String, Arc<StoredEvent>>>,
 }
 
 impl EventCache {
     pub fn new(capacity: usize) -> Self {
-        Self { inner: Mutex::new(LruCache::new(capacity.max(1))), redactions: AtomicU64::new(0) }
+        Self { inner: Guarded::new(LruCache::new(capacity.max(1))) }
     }
 
     /// Note this before reading events from the database; pass it to `put_read`.
     pub fn generation(&self) -> u64 {
-        self.redactions.load(Ordering::SeqCst)
+        self.inner.generation()
     }
 
     /// Caches an event read from the database at `generation`.
     pub fn put_read(&self, generation: u64, event: Arc<StoredEvent>) {
-        let mut inner = self.inner.lock().expect("event cache");
-        if self.redactions.load(Ordering::SeqCst) == generation {
-            inner.insert(event.row.event_id.clone(), event);
-        }
+        self.inner.fill(generation, |c| {
+            c.insert(event.row.event_id.clone(), event);
+        });
     }
 
     /// An event built and cached before its commit got its stream position.
     pub fn committed(&self, event_id: &str, stream: i64) {
-        let mut inner = self.inner.lock().expect("event cache");
-        if let Some(e) = inner.get_mut(event_id) {
-            if e.row.stream_ordering != stream {
-                let mut copy = (**e).clone();
-                copy.row.stream_ordering = stream;
-                *e = Arc::new(copy);
+        self.inner.with(|c| {
+            if let Some(e) = c.get_mut(event_id) {
+                if e.row.stream_ordering != stream {
+                    let mut copy = (**e).clone();
+                    copy.row.stream_ordering = stream;
+                    *e = Arc::new(copy);
+                }
             }
-        }
+        });
     }
 
     /// Drops an event that turned out not to exist (its write failed).
     pub fn forget(&self, event_id: &str) {
-        self.inner.lock().expect("event cache").remove(event_id);
+        self.inner.with(|c| c.remove(event_id));
     }
 
     /// After a redaction is committed: drop the old copy.
     pub fn redacted(&self, event_id: &str) {
-        let mut inner = self.inner.lock().expect("event cache");
-        self.redactions.fetch_add(1, Ordering::SeqCst);
-        inner.remove(event_id);
+        self.inner.write(|c| {
+            c.remove(event_id);
+        });
     }
 
     pub fn get(&self, event_id: &str) -> Option<Arc<StoredEvent>> {
-        self.inner.lock().expect("event cache").get(event_id).cloned()
+        self.inner.with(|c| c.get(event_id).cloned())
     }
 
     /// Caches an event that cannot have been redacted yet (one just appended).
     pub fn put(&self, event: Arc<StoredEvent>) {
-        self.inner.lock().expect("event cache").insert(event.row.event_id.clone(), event);
+        self.inner.with(|c| c.insert(event.row.event_id.clone(), event));
     }
-
 }
 
 /// The stream position of each room's latest event and latest relation.

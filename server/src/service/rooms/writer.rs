@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::cache::{EventCache, RoomHeads, RoomHot};
 use crate::{
-    service::{notifier::Notifier, pusher::PushJob},
+    service::{guarded::Guarded, notifier::Notifier, pusher::PushJob},
     storage::{
         Db,
         append::{self, Append, Appended},
@@ -44,38 +44,41 @@ pub enum WriteError {
 }
 
 /// Each user's memberships, for /sync (asked on every request). The writer updates a cached
-/// user's list right after the commit that changed it; a loader caches what it read only if no
-/// membership changed while it was reading.
-#[derive(Default)]
+/// user's list right after the commit that changed it; a membership change is the write that
+/// moves the generation (see `Guarded`).
 pub struct MembershipIndex {
-    by_user: Mutex<HashMap<String, Arc<Vec<MembershipRow>>>>,
-    changes: std::sync::atomic::AtomicU64,
+    by_user: Guarded<HashMap<String, Arc<Vec<MembershipRow>>>>,
+}
+
+impl Default for MembershipIndex {
+    fn default() -> Self {
+        Self { by_user: Guarded::new(HashMap::new()) }
+    }
 }
 
 impl MembershipIndex {
     pub fn get(&self, user: &str) -> Option<Arc<Vec<MembershipRow>>> {
-        self.by_user.lock().expect("membership index").get(user).cloned()
+        self.by_user.with(|m| m.get(user).cloned())
     }
 
     pub fn generation(&self) -> u64 {
-        self.changes.load(Ordering::SeqCst)
+        self.by_user.generation()
     }
 
     pub fn put_read(&self, generation: u64, user: &str, rows: Arc<Vec<MembershipRow>>) {
-        let mut map = self.by_user.lock().expect("membership index");
-        if self.changes.load(Ordering::SeqCst) == generation {
-            map.insert(user.to_owned(), rows);
-        }
+        self.by_user.fill(generation, |m| {
+            m.insert(user.to_owned(), rows);
+        });
     }
 
     fn committed(&self, row: MembershipRow, user: &str) {
-        let mut map = self.by_user.lock().expect("membership index");
-        self.changes.fetch_add(1, Ordering::SeqCst);
-        if let Some(list) = map.get_mut(user) {
-            let list = Arc::make_mut(list);
-            list.retain(|m| m.room_id != row.room_id);
-            list.push(row);
-        }
+        self.by_user.write(|m| {
+            if let Some(list) = m.get_mut(user) {
+                let list = Arc::make_mut(list);
+                list.retain(|r| r.room_id != row.room_id);
+                list.push(row);
+            }
+        });
     }
 }
 
