@@ -24,7 +24,14 @@ pub struct NewEvent {
     pub depth: i64,
     pub pdu: String,
     pub rejected: bool,
+    pub soft_failed: bool,
+    /// The state after the event.
     pub state_group: Option<i64>,
+    /// The room's state after the event was appended, when state resolution made it differ.
+    pub resolved_state_group: Option<i64>,
+    /// The event becomes a forward extremity (replacing its prev_events); false for rejected
+    /// and soft-failed events.
+    pub extremity: bool,
     /// (user, device, transaction ID) of a client send.
     pub txn: Option<(String, String, String)>,
     pub prev_events: Vec<String>,
@@ -50,14 +57,36 @@ pub struct PushRow {
     pub actions: String,
 }
 
+/// How the room's current state changes.
+#[derive(Debug, Clone)]
+pub enum CurrentState {
+    Unchanged,
+    /// The state event itself takes its place; the current group becomes the event's group.
+    Own,
+    #[cfg_attr(not(test), allow(dead_code, reason = "used by rooms::incoming, which federation will call"))]
+    /// State resolution chose a new current state: the group, and each (type, state key,
+    /// event ID or None for gone) that changed.
+    Replace { group: i64, changes: Vec<(String, String, Option<String>)> },
+}
+
+/// A user's membership in the room changed: now `membership`, by the member event `event_id`.
+#[derive(Debug, Clone)]
+pub struct MembershipChange {
+    pub user_id: String,
+    pub membership: String,
+    pub event_id: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Append {
     /// Set for a room's create event: (room version, creator, created_ts).
     pub new_room: Option<(String, String, i64)>,
     pub event: NewEvent,
-    pub state_group: Option<NewStateGroup>,
-    /// For a member event: the new membership of the state key.
-    pub membership: Option<String>,
+    /// State groups to write (parents first).
+    pub state_groups: Vec<NewStateGroup>,
+    pub current: CurrentState,
+    /// Memberships that change with the room's current state.
+    pub memberships: Vec<MembershipChange>,
     /// Full-text index entry: (search key, text).
     pub search: Option<(String, String)>,
     /// (parent event, rel_type) of a relation.
@@ -121,7 +150,7 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push_bind(*ts)
             .push(");\n");
     }
-    if let Some(g) = &a.state_group {
+    for g in &a.state_groups {
         q.push("INSERT INTO state_groups (id, room_id, prev_group, chain_len) VALUES (")
             .push_bind(g.id)
             .push(", ")
@@ -145,7 +174,7 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         Some((u, d, t)) => (Some(u.as_str()), Some(d.as_str()), Some(t.as_str())),
         None => (None, None, None),
     };
-    q.push("INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, state_group, txn_user_id, txn_device_id, txn_id) VALUES (");
+    q.push("INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, state_group, resolved_state_group, txn_user_id, txn_device_id, txn_id) VALUES (");
     {
         let mut sep = q.separated(", ");
         sep.push_bind(e.event_id.as_str())
@@ -157,7 +186,9 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push_bind(e.depth)
             .push_bind(e.pdu.as_str())
             .push_bind(e.rejected)
+            .push_bind(e.soft_failed)
             .push_bind(e.state_group)
+            .push_bind(e.resolved_state_group)
             .push_bind(tu)
             .push_bind(td)
             .push_bind(tid);
@@ -176,27 +207,58 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         .push(", value FROM json_each(")
         .push_bind(json!(e.auth_events).to_string())
         .push(");\n");
-    q.push("DELETE FROM forward_extremities WHERE room_id = ")
-        .push_bind(room)
-        .push(" AND event_id IN (SELECT value FROM json_each(")
-        .push_bind(json!(e.prev_events).to_string())
-        .push("));\n");
-    q.push("INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (").push_bind(room).push(", ").push_bind(id).push(");\n");
-    if let (Some(key), Some(g)) = (e.state_key.as_deref(), &a.state_group) {
-        q.push("INSERT INTO current_state (room_id, event_type, state_key, event_id) VALUES (");
-        q.separated(", ").push_bind(room).push_bind(e.event_type.as_str()).push_bind(key).push_bind(id);
-        q.push(") ON CONFLICT (room_id, event_type, state_key) DO UPDATE SET event_id = excluded.event_id;\n");
-        q.push("UPDATE rooms SET current_state_group = ").push_bind(g.id).push(" WHERE room_id = ").push_bind(room).push(";\n");
-        if let Some(m) = &a.membership {
-            q.push("INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) VALUES (");
-            q.separated(", ").push_bind(room).push_bind(key).push_bind(m.as_str()).push_bind(id);
-            q.push(", ");
-            push_stream(q, id);
-            q.push(
-                ") ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership,
-                 event_id = excluded.event_id, stream_ordering = excluded.stream_ordering;\n",
-            );
+    if e.extremity {
+        q.push("DELETE FROM forward_extremities WHERE room_id = ")
+            .push_bind(room)
+            .push(" AND event_id IN (SELECT value FROM json_each(")
+            .push_bind(json!(e.prev_events).to_string())
+            .push("));\n");
+        q.push("INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (").push_bind(room).push(", ").push_bind(id).push(");\n");
+    }
+    match &a.current {
+        CurrentState::Unchanged => {}
+        CurrentState::Own => {
+            if let (Some(key), Some(g)) = (e.state_key.as_deref(), e.state_group) {
+                q.push("INSERT INTO current_state (room_id, event_type, state_key, event_id) VALUES (");
+                q.separated(", ").push_bind(room).push_bind(e.event_type.as_str()).push_bind(key).push_bind(id);
+                q.push(") ON CONFLICT (room_id, event_type, state_key) DO UPDATE SET event_id = excluded.event_id;\n");
+                q.push("UPDATE rooms SET current_state_group = ").push_bind(g).push(" WHERE room_id = ").push_bind(room).push(";\n");
+            }
         }
+        CurrentState::Replace { group, changes } => {
+            let gone: Vec<[&str; 2]> = changes.iter().filter(|c| c.2.is_none()).map(|(t, k, _)| [t.as_str(), k.as_str()]).collect();
+            let set: Vec<[&str; 3]> =
+                changes.iter().filter_map(|(t, k, id)| id.as_deref().map(|id| [t.as_str(), k.as_str(), id])).collect();
+            if !gone.is_empty() {
+                q.push("DELETE FROM current_state WHERE room_id = ")
+                    .push_bind(room)
+                    .push(" AND (event_type, state_key) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(")
+                    .push_bind(json!(gone).to_string())
+                    .push("));\n");
+            }
+            if !set.is_empty() {
+                q.push("INSERT INTO current_state (room_id, event_type, state_key, event_id) SELECT ")
+                    .push_bind(room)
+                    .push(", json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(")
+                    .push_bind(json!(set).to_string())
+                    .push(") WHERE true ON CONFLICT (room_id, event_type, state_key) DO UPDATE SET event_id = excluded.event_id;\n");
+            }
+            q.push("UPDATE rooms SET current_state_group = ").push_bind(*group).push(" WHERE room_id = ").push_bind(room).push(";\n");
+        }
+    }
+    if !a.memberships.is_empty() {
+        let changes: Vec<[&str; 3]> =
+            a.memberships.iter().map(|m| [m.user_id.as_str(), m.membership.as_str(), m.event_id.as_str()]).collect();
+        // The stream position is the appended event's: that is when the change happened for
+        // /sync, also when resolution brought back an older member event.
+        q.push("INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) SELECT ")
+            .push_bind(room)
+            .push(", json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), ");
+        push_stream(q, id);
+        q.push(" FROM json_each(").push_bind(json!(changes).to_string()).push(
+            ") WHERE true ON CONFLICT (room_id, user_id) DO UPDATE SET membership = excluded.membership,
+             event_id = excluded.event_id, stream_ordering = excluded.stream_ordering;\n",
+        );
     }
     if let Some((key, body)) = &a.search {
         q.push("INSERT INTO events_fts (body, event_id, room_id, stream_ordering, search_key) VALUES (");

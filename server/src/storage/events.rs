@@ -10,18 +10,25 @@ pub struct EventRow {
     pub event_type: String,
     pub state_key: Option<String>,
     pub pdu: String,
+    /// Failed the auth rules at its place in the graph: never part of state, never shown.
     pub rejected: bool,
+    /// Passed them there but not against the room's state when it arrived: never shown.
+    pub soft_failed: bool,
+    /// The room's state after this event was appended (`COALESCE(resolved_state_group,
+    /// state_group)`, see the migration `incoming_events`).
     pub state_group: Option<i64>,
     pub redacted_json: Option<String>,
     pub txn_device_id: Option<String>,
     pub txn_id: Option<String>,
 }
 
-const COLUMNS: &str = "stream_ordering, event_id, room_id, event_type, state_key, pdu, rejected, state_group, redacted_json, txn_device_id, txn_id";
+const COLUMNS: &str = "stream_ordering, event_id, room_id, event_type, state_key, pdu, rejected, soft_failed,
+    COALESCE(resolved_state_group, state_group) AS state_group, redacted_json, txn_device_id, txn_id";
 /// `COLUMNS` without the JSON (`pdu` empty, `redacted_json` NULL): for paths that decide on
 /// the metadata and take the events themselves from the event cache.
 const META_COLUMNS: &str =
-    "stream_ordering, event_id, room_id, event_type, state_key, '' AS pdu, rejected, state_group, NULL AS redacted_json, txn_device_id, txn_id";
+    "stream_ordering, event_id, room_id, event_type, state_key, '' AS pdu, rejected, soft_failed,
+     COALESCE(resolved_state_group, state_group) AS state_group, NULL AS redacted_json, txn_device_id, txn_id";
 
 pub async fn get(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result<Option<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM events WHERE event_id = ?")))
@@ -83,7 +90,7 @@ pub async fn room_events_desc_meta(ex: impl SqliteExecutor<'_>, room_id: &str, a
 
 async fn events_desc(ex: impl SqliteExecutor<'_>, columns: &str, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {columns} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0
+        "SELECT {columns} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0 AND soft_failed = 0
          ORDER BY stream_ordering DESC LIMIT {limit}"
     )))
     .bind(room_id)
@@ -96,7 +103,7 @@ async fn events_desc(ex: impl SqliteExecutor<'_>, columns: &str, room_id: &str, 
 /// Events of a room with `from <= stream_ordering < to`, oldest first, at most `limit`.
 pub async fn room_events_asc(ex: impl SqliteExecutor<'_>, room_id: &str, from: i64, to: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering >= ? AND stream_ordering < ? AND rejected = 0
+        "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering >= ? AND stream_ordering < ? AND rejected = 0 AND soft_failed = 0
          ORDER BY stream_ordering ASC LIMIT {limit}"
     )))
     .bind(room_id)
@@ -109,7 +116,7 @@ pub async fn room_events_asc(ex: impl SqliteExecutor<'_>, room_id: &str, from: i
 /// The state group of the last event of the room at or before stream position `at`.
 pub async fn state_group_at(ex: impl SqliteExecutor<'_>, room_id: &str, at: i64) -> sqlx::Result<Option<i64>> {
     let row: Option<(Option<i64>,)> = sqlx::query_as(
-        "SELECT state_group FROM events WHERE room_id = ? AND stream_ordering <= ? AND rejected = 0
+        "SELECT COALESCE(resolved_state_group, state_group) FROM events WHERE room_id = ? AND stream_ordering <= ? AND rejected = 0 AND soft_failed = 0
          ORDER BY stream_ordering DESC LIMIT 1",
     )
     .bind(room_id)
@@ -134,9 +141,9 @@ pub async fn set_redacted(ex: impl SqliteExecutor<'_>, event_id: &str, redacted_
 /// (forwards) or the last at or before it (backwards), skipping `skip` earlier answers.
 pub async fn by_timestamp(ex: impl SqliteExecutor<'_>, room_id: &str, ts: i64, forward: bool, limit: i64) -> sqlx::Result<Vec<EventRow>> {
     let sql = if forward {
-        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? AND rejected = 0 ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT {limit}")
+        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? AND rejected = 0 AND soft_failed = 0 ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT {limit}")
     } else {
-        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? AND rejected = 0 ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT {limit}")
+        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? AND rejected = 0 AND soft_failed = 0 ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT {limit}")
     };
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).fetch_all(ex).await
 }
@@ -151,10 +158,10 @@ pub async fn latest_per_room(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: 
     }
     let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT json_group_array(json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key,
-                                            e.rejected, e.state_group, e.txn_device_id, e.txn_id))
+                                            e.rejected, COALESCE(e.resolved_state_group, e.state_group), e.txn_device_id, e.txn_id))
          FROM json_each(?1) r JOIN events e ON e.stream_ordering IN (
              SELECT stream_ordering FROM events
-             WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0
+             WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0 AND soft_failed = 0
              ORDER BY stream_ordering DESC LIMIT {per_room})"
     )))
     .bind(serde_json::json!(rooms).to_string())
@@ -173,6 +180,7 @@ pub async fn latest_per_room(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: 
             state_key,
             pdu: String::new(),
             rejected: rejected != 0,
+            soft_failed: false,
             state_group,
             redacted_json: None,
             txn_device_id,
@@ -181,4 +189,32 @@ pub async fn latest_per_room(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: 
         .collect();
     rows.sort_by(|a, b| a.room_id.cmp(&b.room_id).then(b.stream_ordering.cmp(&a.stream_ordering)));
     Ok(rows)
+}
+
+/// (event ID, state after it, rejected) of the given events: the points of the graph a new
+/// event from another server builds on. The state is the event's own (`state_group`), not the
+/// room's after resolution.
+#[cfg_attr(not(test), allow(dead_code, reason = "used by rooms::incoming, which federation will call"))]
+pub async fn graph_points(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx::Result<Vec<(String, Option<i64>, bool)>> {
+    sqlx::query_as("SELECT event_id, state_group, rejected FROM events WHERE event_id IN (SELECT value FROM json_each(?))")
+        .bind(serde_json::json!(event_ids).to_string())
+        .fetch_all(ex)
+        .await
+}
+
+/// Every `auth_events` edge (event, auth event) reachable from the given events: the part of
+/// the auth graph state resolution looks at.
+#[cfg_attr(not(test), allow(dead_code, reason = "used by rooms::incoming, which federation will call"))]
+pub async fn auth_graph(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "WITH RECURSIVE reach(id) AS (
+             SELECT value FROM json_each(?)
+             UNION
+             SELECT a.auth_event_id FROM event_auth a JOIN reach ON a.event_id = reach.id
+         )
+         SELECT a.event_id, a.auth_event_id FROM event_auth a JOIN reach ON a.event_id = reach.id",
+    )
+    .bind(serde_json::json!(event_ids).to_string())
+    .fetch_all(ex)
+    .await
 }

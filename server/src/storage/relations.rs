@@ -20,7 +20,7 @@ pub async fn children_of(ex: impl SqliteExecutor<'_>, parents: &[String]) -> sql
     let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
         "SELECT r.event_id, r.relates_to_id, r.rel_type, r.sender, r.event_type, r.stream_ordering
          FROM event_relations r JOIN events e ON e.event_id = r.event_id
-         WHERE e.rejected = 0 AND e.redacted_by IS NULL AND r.relates_to_id IN (",
+         WHERE e.rejected = 0 AND e.soft_failed = 0 AND e.redacted_by IS NULL AND r.relates_to_id IN (",
     );
     let mut sep = q.separated(", ");
     for p in parents {
@@ -46,7 +46,7 @@ pub async fn page(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT r.event_id, r.relates_to_id, r.rel_type, r.sender, r.event_type, r.stream_ordering
          FROM event_relations r JOIN events e ON e.event_id = r.event_id
-         WHERE e.rejected = 0 AND r.relates_to_id = ?1 AND (?2 IS NULL OR r.rel_type = ?2) AND (?3 IS NULL OR r.event_type = ?3)
+         WHERE e.rejected = 0 AND e.soft_failed = 0 AND r.relates_to_id = ?1 AND (?2 IS NULL OR r.rel_type = ?2) AND (?3 IS NULL OR r.event_type = ?3)
            AND r.stream_ordering > ?4 AND r.stream_ordering < ?5
          ORDER BY r.stream_ordering {order} LIMIT {limit}"
     )))

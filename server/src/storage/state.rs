@@ -2,15 +2,21 @@
 //! that differ from its parent; every `MAX_CHAIN`-th group is a full copy, so reading a state
 //! walks at most that many groups and writing a state event costs one row, not a copy of the
 //! room's state.
+//!
+//! State resolution can also remove an entry that the parent has: the delta then carries a
+//! tombstone, an entry whose event ID is empty (`GONE`).
 
 use std::collections::HashMap;
 
-use sqlx::{SqliteExecutor};
+use sqlx::SqliteExecutor;
 
 pub type StateMap = HashMap<(String, String), String>;
 
 /// After this many deltas, the next group is a full snapshot.
 pub const MAX_CHAIN: i64 = 64;
+
+/// The event ID of a delta entry that removes the key from its parent's state.
+pub const GONE: &str = "";
 
 /// The full state of `group`.
 pub async fn load(ex: impl SqliteExecutor<'_>, group: i64) -> sqlx::Result<StateMap> {
@@ -27,8 +33,16 @@ pub async fn load(ex: impl SqliteExecutor<'_>, group: i64) -> sqlx::Result<State
     .bind(group)
     .fetch_all(ex)
     .await?;
-    // Oldest first, so newer groups override.
-    Ok(rows.into_iter().map(|(t, k, e, _)| ((t, k), e)).collect())
+    // Oldest first, so newer groups override (and tombstones remove).
+    let mut out = StateMap::with_capacity(rows.len());
+    for (t, k, e, _) in rows {
+        if e == GONE {
+            out.remove(&(t, k));
+        } else {
+            out.insert((t, k), e);
+        }
+    }
+    Ok(out)
 }
 
 /// How many deltas lie between `group` and its full snapshot.
@@ -66,7 +80,11 @@ pub async fn lookup(ex: impl SqliteExecutor<'_>, group: i64, keys: &[(&str, &str
         q = q.bind(*t).bind(*k);
     }
     for (t, k, e) in q.fetch_all(ex).await? {
-        out.insert((t, k), e);
+        if e == GONE {
+            out.remove(&(t, k));
+        } else {
+            out.insert((t, k), e);
+        }
     }
     Ok(out)
 }

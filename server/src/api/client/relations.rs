@@ -175,7 +175,7 @@ pub async fn get_context(State(s): State<AppState>, req: Ruma<get_context::v3::R
     let b = &req.body;
     let user = &req.session().user_id;
     let not_found = || Error::not_found("Event not found");
-    let target = s.rooms.event(b.event_id.as_str()).await?.filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected).ok_or_else(not_found)?;
+    let target = s.rooms.event(b.event_id.as_str()).await?.filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected && !e.row.soft_failed).ok_or_else(not_found)?;
     let mut check = s.rooms.visibility(user, b.room_id.as_str()).await?;
     if !check.allows(&target.row).await? {
         return Err(not_found());

@@ -173,7 +173,7 @@ pub async fn get_room_event(
         .rooms
         .event(b.event_id.as_str())
         .await?
-        .filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected)
+        .filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected && !e.row.soft_failed)
         .ok_or_else(|| Error::not_found("Event not found"))?;
     if !s.rooms.visibility(user, b.room_id.as_str()).await?.allows(&e.row).await? {
         return Err(Error::not_found("Event not found"));

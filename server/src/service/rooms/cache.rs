@@ -219,6 +219,7 @@ mod tests {
                 state_key: None,
                 pdu: "{}".into(),
                 rejected: false,
+                soft_failed: false,
                 state_group: None,
                 redacted_json: None,
                 txn_device_id: None,

@@ -127,7 +127,7 @@ impl Rooms {
             epoch: self.shared.epoch(room_id.as_str()),
         };
         let pending =
-            self.store_locked(&fresh, Some((req.creator.as_str(), now_ms())), &built.event_id, &built.json, &pdu, vec![], vec![], None).await?;
+            self.store_locked(&fresh, Some((req.creator.as_str(), now_ms())), &built.event_id, &built.json, &pdu, vec![], vec![], None, None).await?;
         self.complete(pending).await?;
 
         // Each further event sees the state the previous ones made.

@@ -9,6 +9,7 @@
 pub mod aliases;
 pub mod cache;
 pub mod create;
+pub mod incoming;
 pub mod membership;
 pub mod profile;
 pub mod push;
@@ -46,7 +47,13 @@ use crate::{
     config::Config,
     error::{Error, Result},
     matrix::pdu::{self, NewPdu, Pdu},
-    storage::{self, Db, events::EventRow, now_ms, rooms::RoomRow},
+    storage::{
+        self, Db,
+        append::{CurrentState, MembershipChange},
+        events::EventRow,
+        now_ms,
+        rooms::RoomRow,
+    },
 };
 
 /// How many events the in-memory event cache holds: about 3 KiB each (the signed JSON text and
@@ -61,6 +68,21 @@ const STATE_CACHE_ENTRIES: usize = 32_768;
 
 /// The most prev_events an event may reference (spec: server-server API, PDU format).
 const MAX_PREV_EVENTS: usize = 20;
+
+/// Where an event from another server sits in the room's state, decided by `incoming` (local
+/// events derive it from the hot copy).
+pub(crate) struct Placement {
+    pub rejected: bool,
+    pub soft_failed: bool,
+    /// New state groups to write, parents first.
+    pub state_groups: Vec<storage::append::NewStateGroup>,
+    /// The state after the event.
+    pub state_group: Option<i64>,
+    /// The room's current state afterwards, when it differs from `state_group`.
+    pub resolved_state_group: Option<i64>,
+    pub current: CurrentState,
+    pub memberships: Vec<MembershipChange>,
+}
 
 /// Which device sent an event with which transaction ID.
 #[derive(Clone, Copy)]
@@ -435,7 +457,7 @@ impl Rooms {
         })
         .map_err(forbidden)?;
 
-        self.store_locked(hot, None, &built.event_id, &built.json, &pdu, prev_ids, auth_ids, txn).await
+        self.store_locked(hot, None, &built.event_id, &built.json, &pdu, prev_ids, auth_ids, txn, None).await
     }
 
     /// Hands an authorised event to the writer (with its state, membership, search entry,
@@ -454,16 +476,18 @@ impl Rooms {
         prev_ids: Vec<String>,
         auth_ids: Vec<String>,
         txn: Option<Txn<'_>>,
+        placement: Option<Placement>,
     ) -> Result<Pending> {
         let room = &hot.room;
         let text = serde_json::to_string(json).map_err(Error::internal)?;
         let kind = pdu.kind.to_string();
         let content = pdu.content_value();
+        let placed = placement.is_some();
 
         // The new state group: a delta on the current one, or every MAX_CHAIN-th time a full
         // snapshot, so reading a state walks a bounded chain.
         let state_key = pdu.state_key.clone();
-        let group = state_key.as_deref().map(|k| {
+        let group = state_key.as_deref().filter(|_| !placed).map(|k| {
             let id = self.last_state_group.fetch_add(1, Ordering::AcqRel) + 1;
             let chain_len = if room.current_state_group.is_some() { hot.chain_len + 1 } else { 0 };
             let key = (kind.clone(), k.to_owned());
@@ -477,8 +501,24 @@ impl Rooms {
                 storage::append::NewStateGroup { id, prev: room.current_state_group, chain_len, entries: vec![own] }
             }
         });
-        let state_group = group.as_ref().map(|g| g.id).or(room.current_state_group);
         let membership = (pdu.kind == TimelineEventType::RoomMember).then(|| content["membership"].as_str().unwrap_or("leave").to_owned());
+        let new_group = group.as_ref().map(|g| (g.id, g.chain_len));
+        let placement = placement.unwrap_or_else(|| Placement {
+            rejected: false,
+            soft_failed: false,
+            state_group: group.as_ref().map(|g| g.id).or(room.current_state_group),
+            resolved_state_group: None,
+            current: if group.is_some() { CurrentState::Own } else { CurrentState::Unchanged },
+            memberships: match (&membership, state_key.as_deref()) {
+                (Some(m), Some(k)) => {
+                    vec![MembershipChange { user_id: k.to_owned(), membership: m.clone(), event_id: event_id.to_string() }]
+                }
+                _ => Vec::new(),
+            },
+            state_groups: group.into_iter().collect(),
+        });
+        let hidden = placement.rejected || placement.soft_failed;
+        let state_group = placement.state_group;
 
         // Push rules are evaluated before the write, so the notification counts are committed
         // with the event and /sync never sees one without the other. A failure to evaluate
@@ -489,7 +529,7 @@ impl Rooms {
             None,
             now_ms(),
         );
-        let pushed = match self.evaluate_push(hot, &view).await {
+        let pushed = match if hidden { Ok(Default::default()) } else { self.evaluate_push(hot, &view).await } {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(%event_id, error = %e, "could not evaluate push rules");
@@ -499,13 +539,13 @@ impl Rooms {
 
         // Full-text index: message bodies, room names and topics.
         let searchable = match kind.as_str() {
+            _ if hidden => None,
             "m.room.message" => content["body"].as_str().map(|b| ("content.body", b)),
             "m.room.name" => content["name"].as_str().map(|b| ("content.name", b)),
             "m.room.topic" => content["topic"].as_str().map(|b| ("content.topic", b)),
             _ => None,
         };
-        let relation = relations::relation_of(&content).map(|(p, r)| (p.to_owned(), r.to_owned()));
-        let new_group = group.as_ref().map(|g| (g.id, g.chain_len));
+        let relation = relations::relation_of(&content).filter(|_| !hidden).map(|(p, r)| (p.to_owned(), r.to_owned()));
         let append = storage::append::Append {
             new_room: new_room.map(|(creator, ts)| (room.room_version.clone(), creator.to_owned(), ts)),
             event: storage::append::NewEvent {
@@ -517,14 +557,18 @@ impl Rooms {
                 origin_server_ts: u64::from(pdu.origin_server_ts.0) as i64,
                 depth: pdu.depth as i64,
                 pdu: text.clone(),
-                rejected: false,
+                rejected: placement.rejected,
+                soft_failed: placement.soft_failed,
                 state_group,
+                resolved_state_group: placement.resolved_state_group,
+                extremity: !hidden,
                 txn: txn.map(|t| (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned())),
                 prev_events: prev_ids,
                 auth_events: auth_ids,
             },
-            state_group: group,
-            membership: membership.clone(),
+            state_groups: placement.state_groups,
+            current: placement.current,
+            memberships: placement.memberships,
             search: searchable.map(|(k, b)| (k.to_owned(), b.to_owned())),
             relation,
             push: pushed
@@ -547,8 +591,9 @@ impl Rooms {
                 event_type: kind.clone(),
                 state_key: state_key.clone(),
                 pdu: text,
-                rejected: false,
-                state_group,
+                rejected: placement.rejected,
+                soft_failed: placement.soft_failed,
+                state_group: placement.resolved_state_group.or(state_group),
                 redacted_json: None,
                 txn_device_id: txn.map(|t| t.device_id.to_owned()),
                 txn_id: txn.map(|t| t.txn_id.to_owned()),
@@ -576,6 +621,16 @@ impl Rooms {
             .send(Job { append, epoch: hot.epoch, done: done_tx, push })
             .map_err(|_| Error::internal("the event writer has stopped"))?;
 
+        let txn = txn.map(|t| {
+            let key = (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned());
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            self.txns.lock().expect("txns").insert(key.clone(), (event_id.to_owned(), rx));
+            (key, tx)
+        });
+        if placed {
+            // The caller reloads the hot copy once this event is committed.
+            return Ok(Pending { event_id: event_id.to_owned(), done: done_rx, txn });
+        }
         let mut next = hot.clone();
         next.extremities = vec![(event_id.to_string(), pdu.depth as i64)];
         if let (Some(k), Some((group_id, chain_len))) = (state_key.as_deref(), new_group) {
@@ -594,12 +649,6 @@ impl Rooms {
         if let Ok(room_id) = RoomId::parse(&room.room_id) {
             self.shared.hot.lock().expect("hot rooms").insert(room_id, Arc::new(next));
         }
-        let txn = txn.map(|t| {
-            let key = (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned());
-            let (tx, rx) = tokio::sync::watch::channel(None);
-            self.txns.lock().expect("txns").insert(key.clone(), (event_id.to_owned(), rx));
-            (key, tx)
-        });
         Ok(Pending { event_id: event_id.to_owned(), done: done_rx, txn })
     }
 

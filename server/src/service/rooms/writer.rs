@@ -217,14 +217,14 @@ fn finish(shared: &Shared, done: Vec<(Job, Appended)>) {
     for (j, r) in &done {
         shared.cache.committed(&j.append.event.event_id, r.stream);
         shared.heads.advance(&j.append.event.room_id, r.stream, j.append.relation.is_some());
-        if let (Some(m), Some(user)) = (&j.append.membership, &j.append.event.state_key) {
+        for m in &j.append.memberships {
             let row = MembershipRow {
                 room_id: j.append.event.room_id.clone(),
-                membership: m.clone(),
-                event_id: j.append.event.event_id.clone(),
+                membership: m.membership.clone(),
+                event_id: m.event_id.clone(),
                 stream_ordering: r.stream,
             };
-            shared.memberships.committed(row, user);
+            shared.memberships.committed(row, &m.user_id);
         }
         max = max.max(r.stream);
     }

@@ -1,0 +1,463 @@
+//! Events built by other servers: the spec's checks on receipt of a PDU (server-server API,
+//! "Checks performed on receipt of a PDU"), the state before such an event resolved from the
+//! states at its prev_events (state resolution v2, and v2.1 in v12 rooms, by ruma), and what a
+//! failed check means: a rejected event is stored but never part of state, a soft-failed one is
+//! stored but never shown and never built on.
+//!
+//! Federation adds the transport on top: fetching the signing keys this takes as an argument,
+//! and fetching missing prev and auth events (until then an event whose graph is not known here
+//! is refused).
+//!
+//! A room's local events stay on one line (each names the room's forward extremities), so a
+//! fork only appears when a remote event builds on an older point. The room's current state is
+//! then the resolution of the states at all forward extremities, written as its own state
+//! group; the next local event names every extremity and so merges the fork.
+
+// Federation's `/send` is the caller; until it lands, the tests below are.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use http::StatusCode;
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId,
+    api::error::ErrorKind,
+    events::{StateEventType, TimelineEventType},
+    room_version_rules::{EventIdFormatVersion, RoomVersionRules},
+    signatures::{PublicKeyMap, Verified},
+    state_res::{self, utils::event_id_set::EventIdSet},
+};
+
+use super::{Placement, Rooms, StoredEvent, content_of, rules_for, to_pdu};
+use crate::{
+    error::{Error, Result},
+    matrix::pdu::{self, Pdu},
+    storage::{
+        self,
+        append::{CurrentState, MembershipChange, NewStateGroup},
+        state::{GONE, MAX_CHAIN, StateMap},
+    },
+};
+
+/// What became of a received event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Part of the room: in its state (if a state event) and timeline.
+    Accepted,
+    /// Passes the auth rules at its place in the graph but not against the room's current
+    /// state: kept for the graph, never shown (spec: "Soft failure").
+    SoftFailed(String),
+    /// Fails the auth rules of its auth events or of the state before it: kept, never part of
+    /// any state, never shown.
+    Rejected(String),
+    /// Already stored; nothing changed.
+    Duplicate,
+}
+
+impl Rooms {
+    /// Receives `json`, an event of `room_id` built and signed by another server, verified with
+    /// `keys` (the signing keys of the servers that must have signed it).
+    pub async fn receive_pdu(&self, room_id: &RoomId, json: CanonicalJsonObject, keys: &PublicKeyMap) -> Result<(OwnedEventId, Received)> {
+        let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let (_, rules) = rules_for(&room.room_version)?;
+
+        // 1. A valid event of the room's version, else dropped.
+        state_res::check_pdu_format(&json, &rules.event_format).map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
+        if json.get("room_id") != Some(&CanonicalJsonValue::String(room_id.to_string())) {
+            return Err(Error::bad_json("The event belongs to another room"));
+        }
+        let event_id = match rules.event_id_format {
+            EventIdFormatVersion::V1 => match json.get("event_id") {
+                Some(CanonicalJsonValue::String(id)) => EventId::parse(id).map_err(|e| Error::bad_json(format!("event_id: {e}")))?,
+                _ => return Err(Error::bad_json("The event has no event_id")),
+            },
+            _ => pdu::event_id_for(&json, &rules).map_err(|e| Error::bad_json(e.0))?,
+        };
+
+        // 2. Signatures, else dropped; 3. the content hash, else redacted and processed.
+        let json = match ruma::signatures::verify_event(keys, &json, &rules) {
+            Ok(Verified::All) => json,
+            Ok(Verified::Signatures) => {
+                tracing::info!(%event_id, "content hash mismatch: the event is kept redacted");
+                ruma::canonical_json::redact(json, &rules.redaction, None).map_err(|e| Error::bad_json(e.to_string()))?
+            }
+            Err(e) => return Err(Error::forbidden(format!("The event's signatures do not verify: {e}"))),
+        };
+        let mut incoming = Pdu::from_json(&json, event_id.clone(), room_id.to_owned(), &rules).map_err(|e| Error::bad_json(e.0))?;
+        if incoming.kind == TimelineEventType::RoomCreate {
+            return Err(Error::bad_json("The room already has its create event"));
+        }
+
+        let lock = self.lock_for(room_id);
+        let _guard = lock.lock().await;
+        if storage::events::get(&self.db.write, event_id.as_str()).await?.is_some() {
+            return Ok((event_id, Received::Duplicate));
+        }
+        let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let create_id = hot.state_id("m.room.create", "").cloned().ok_or_else(|| Error::internal("room without create event"))?;
+
+        // The graph around the event must be here (federation fetches what is missing first).
+        let prev_ids: Vec<String> = incoming.prev_events.iter().map(ToString::to_string).collect();
+        let auth_ids: Vec<String> = incoming.auth_events.iter().map(ToString::to_string).collect();
+        let points: HashMap<String, (Option<i64>, bool)> = storage::events::graph_points(&self.db.write, &prev_ids)
+            .await?
+            .into_iter()
+            .map(|(id, g, rejected)| (id, (g, rejected)))
+            .collect();
+        let mut wanted = auth_ids.clone();
+        wanted.push(create_id.clone());
+        let auth_events = self.events_shared(&wanted).await?;
+        let missing: Vec<&String> =
+            prev_ids.iter().filter(|id| !points.contains_key(*id)).chain(auth_ids.iter().filter(|id| !auth_events.iter().any(|e| e.row.event_id == **id))).collect();
+        if !missing.is_empty() {
+            return Err(Error::matrix(
+                StatusCode::BAD_REQUEST,
+                ErrorKind::Unknown,
+                format!("The event refers to events this server does not have: {missing:?}"),
+            ));
+        }
+
+        // 4. The auth rules, with the event's own auth events as the state.
+        let auth_pdus: HashMap<String, Pdu> = auth_events
+            .iter()
+            .filter(|e| e.row.room_id == room_id.as_str())
+            .map(|e| to_pdu(e, room_id, &rules).map(|p| (e.row.event_id.clone(), p)))
+            .collect::<Result<_>>()?;
+        let mut verdict = state_res::check_state_independent_auth_rules(&rules.authorization, &incoming, |id: &EventId| {
+            auth_pdus.get(id.as_str()).cloned()
+        });
+        if verdict.is_ok() {
+            let by_key: HashMap<(String, String), &Pdu> = auth_pdus
+                .values()
+                .filter(|p| auth_ids.contains(&p.event_id.to_string()) || p.event_id.as_str() == create_id)
+                .filter_map(|p| p.state_key.as_ref().map(|k| ((p.kind.to_string(), k.clone()), p)))
+                .collect();
+            verdict = state_res::check_state_dependent_auth_rules(&rules.authorization, &incoming, |t: &StateEventType, k: &str| {
+                by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone())
+            });
+        }
+
+        // 5. The state before the event: the state after its prev event, or the resolution of
+        // the states after each (a rejected prev event's state is the state before it, which
+        // is what is stored for it).
+        let mut base_groups = Vec::new();
+        for id in &prev_ids {
+            base_groups.push(points[id].0);
+        }
+        let before_states = self.states_of(&base_groups).await?;
+        let (before, before_group): (Arc<StateMap>, Option<i64>) = if base_groups.iter().all(|g| *g == base_groups[0]) {
+            (before_states[0].clone(), base_groups[0])
+        } else {
+            (Arc::new(self.resolve(&rules, room_id, &before_states, None).await?), None)
+        };
+        if verdict.is_ok() {
+            verdict = self.check_against(&rules, room_id, &incoming, &before).await?;
+        }
+        let rejected = verdict.as_ref().err().cloned();
+        incoming.rejected = rejected.is_some();
+
+        // New state groups: the state before (when resolved), the state after (for an accepted
+        // state event), and the room's new current state (when resolution changed it).
+        let mut groups: Vec<NewStateGroup> = Vec::new();
+        let base = base_groups.iter().flatten().next().copied();
+        let before_group = match before_group {
+            Some(g) => Some(g),
+            None => Some(self.new_group(&mut groups, &before, base).await?),
+        };
+        let mut after = before.clone();
+        let mut after_group = before_group;
+        if let (Some(k), None) = (&incoming.state_key, &rejected) {
+            Arc::make_mut(&mut after).insert((incoming.kind.to_string(), k.clone()), event_id.to_string());
+            after_group = Some(self.new_group(&mut groups, &after, before_group).await?);
+        }
+
+        // 6. The auth rules against the room's current state, else soft-failed.
+        let soft_failed = match rejected {
+            Some(_) => None,
+            None => self.check_against(&rules, room_id, &incoming, &hot.state).await?.err(),
+        };
+
+        let mut placement = Placement {
+            rejected: rejected.is_some(),
+            soft_failed: soft_failed.is_some(),
+            state_groups: Vec::new(),
+            state_group: if rejected.is_some() { before_group } else { after_group },
+            resolved_state_group: None,
+            current: CurrentState::Unchanged,
+            memberships: Vec::new(),
+        };
+        if rejected.is_none() && soft_failed.is_none() {
+            // The room's state is the resolution of the states at its forward extremities.
+            let mut others: Vec<String> = hot.extremities.iter().map(|(id, _)| id.clone()).filter(|id| !prev_ids.contains(id)).collect();
+            others.sort();
+            let current = if others.is_empty() {
+                after.clone()
+            } else {
+                let other_groups: Vec<Option<i64>> =
+                    storage::events::graph_points(&self.db.write, &others).await?.into_iter().map(|(_, g, _)| g).collect();
+                let mut states = self.states_of(&other_groups).await?;
+                states.push(after.clone());
+                Arc::new(self.resolve(&rules, room_id, &states, Some(&incoming)).await?)
+            };
+            let current_group = if *current == *after {
+                after_group
+            } else {
+                let g = self.new_group(&mut groups, &current, after_group).await?;
+                placement.resolved_state_group = Some(g);
+                Some(g)
+            };
+            let mut changes: Vec<(String, String, Option<String>)> = Vec::new();
+            for (key, id) in current.iter() {
+                if hot.state.get(key) != Some(id) {
+                    changes.push((key.0.clone(), key.1.clone(), Some(id.clone())));
+                }
+            }
+            for key in hot.state.keys() {
+                if !current.contains_key(key) {
+                    changes.push((key.0.clone(), key.1.clone(), None));
+                }
+            }
+            // Memberships that changed: the membership of the member event now in state.
+            let member_changes: Vec<&(String, String, Option<String>)> = changes.iter().filter(|c| c.0 == "m.room.member").collect();
+            let member_ids: Vec<String> = member_changes.iter().filter_map(|c| c.2.clone()).collect();
+            let members: HashMap<String, Arc<StoredEvent>> =
+                self.events_shared(&member_ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
+            for (_, user, id) in member_changes {
+                let (membership, member_event) = match id {
+                    Some(id) if id == event_id.as_str() => {
+                        (incoming.content_value()["membership"].as_str().unwrap_or("leave").to_owned(), id.clone())
+                    }
+                    Some(id) => match members.get(id) {
+                        Some(e) => (content_of(&e.json)["membership"].as_str().unwrap_or("leave").to_owned(), id.clone()),
+                        None => continue,
+                    },
+                    // Resolution dropped the member event: the user is no longer in the room.
+                    None => match hot.state_id("m.room.member", user) {
+                        Some(old) => ("leave".to_owned(), old.clone()),
+                        None => continue,
+                    },
+                };
+                placement.memberships.push(MembershipChange { user_id: user.clone(), membership, event_id: member_event });
+            }
+            if let Some(group) = current_group {
+                placement.current = CurrentState::Replace { group, changes };
+            }
+        }
+        placement.state_groups = groups;
+
+        let outcome = match (&rejected, &soft_failed) {
+            (Some(why), _) => Received::Rejected(why.clone()),
+            (None, Some(why)) => Received::SoftFailed(why.clone()),
+            (None, None) => Received::Accepted,
+        };
+        let pending = self.store_locked(&hot, None, &event_id, &json, &incoming, prev_ids, auth_ids, None, Some(placement)).await?;
+        let committed = self.complete(pending).await;
+        // The hot copy did not advance with this event; the next holder of the lock reads the
+        // room back from the database, which now has it.
+        self.shared.hot.lock().expect("hot rooms").remove(room_id);
+        committed?;
+        if outcome != Received::Accepted {
+            tracing::info!(%event_id, ?outcome, "received event not accepted");
+        }
+        Ok((event_id, outcome))
+    }
+
+    /// The states of these state groups (empty for none).
+    async fn states_of(&self, groups: &[Option<i64>]) -> Result<Vec<Arc<StateMap>>> {
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            out.push(match g {
+                Some(g) => self.state_of_group(*g).await?,
+                None => Default::default(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether `event` passes the state-dependent auth rules with `state` as the room's state.
+    async fn check_against(&self, rules: &RoomVersionRules, room_id: &RoomId, event: &Pdu, state: &StateMap) -> Result<std::result::Result<(), String>> {
+        let keys = state_res::auth_types_for_event(&event.kind, &event.sender, event.state_key.as_deref(), &event.content, &rules.authorization)
+            .map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
+        let mut ids: HashMap<(String, String), String> = HashMap::new();
+        for (t, k) in keys.iter().map(|(t, k)| (t.to_string(), k.clone())).chain([("m.room.create".to_owned(), String::new())]) {
+            if let Some(id) = state.get(&(t.clone(), k.clone())) {
+                ids.insert((t, k), id.clone());
+            }
+        }
+        let wanted: Vec<String> = ids.values().cloned().collect();
+        let loaded: HashMap<String, Pdu> = self
+            .events_shared(&wanted)
+            .await?
+            .iter()
+            .map(|e| to_pdu(e, room_id, rules).map(|p| (e.row.event_id.clone(), p)))
+            .collect::<Result<_>>()?;
+        let by_key: HashMap<(String, String), &Pdu> = ids.into_iter().filter_map(|(k, id)| loaded.get(&id).map(|p| (k, p))).collect();
+        Ok(state_res::check_state_dependent_auth_rules(&rules.authorization, event, |t: &StateEventType, k: &str| {
+            by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone())
+        }))
+    }
+
+    /// Adds a state group for `state` to `groups` (a delta on `base` when there is one and its
+    /// chain is short, else a full snapshot) and returns its ID.
+    async fn new_group(&self, groups: &mut Vec<NewStateGroup>, state: &StateMap, base: Option<i64>) -> Result<i64> {
+        let id = self.last_state_group.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+        let base_chain = match base {
+            // A group written in this same batch is not in the database yet.
+            Some(b) => match groups.iter().find(|g| g.id == b) {
+                Some(g) => Some((g.chain_len, Arc::new(self.group_state(groups, b).await?))),
+                None => Some((storage::state::chain_len(&self.db.write, b).await?, self.state_of_group(b).await?)),
+            },
+            None => None,
+        };
+        let group = match base_chain {
+            Some((chain_len, base_state)) if chain_len + 1 < MAX_CHAIN => {
+                let mut entries: Vec<(String, String, String)> = state
+                    .iter()
+                    .filter(|(k, id)| base_state.get(*k) != Some(*id))
+                    .map(|((t, k), id)| (t.clone(), k.clone(), id.clone()))
+                    .collect();
+                entries.extend(
+                    base_state.keys().filter(|k| !state.contains_key(*k)).map(|(t, k)| (t.clone(), k.clone(), GONE.to_owned())),
+                );
+                NewStateGroup { id, prev: base, chain_len: chain_len + 1, entries }
+            }
+            _ => NewStateGroup {
+                id,
+                prev: None,
+                chain_len: 0,
+                entries: state.iter().map(|((t, k), id)| (t.clone(), k.clone(), id.clone())).collect(),
+            },
+        };
+        groups.push(group);
+        Ok(id)
+    }
+
+    /// The state of a group that may still be among `pending` (not yet written).
+    async fn group_state(&self, pending: &[NewStateGroup], group: i64) -> Result<StateMap> {
+        let Some(g) = pending.iter().find(|g| g.id == group) else {
+            return Ok((*self.state_of_group(group).await?).clone());
+        };
+        let mut state = match g.prev {
+            Some(p) => Box::pin(self.group_state(pending, p)).await?,
+            None => StateMap::new(),
+        };
+        for (t, k, id) in &g.entries {
+            if id == GONE {
+                state.remove(&(t.clone(), k.clone()));
+            } else {
+                state.insert((t.clone(), k.clone()), id.clone());
+            }
+        }
+        Ok(state)
+    }
+
+    /// State resolution of `states` by the room version's algorithm (ruma's implementation).
+    /// `incoming` is the event being received, which `states` may hold but the database does
+    /// not yet.
+    async fn resolve(&self, rules: &RoomVersionRules, room_id: &RoomId, states: &[Arc<StateMap>], incoming: Option<&Pdu>) -> Result<StateMap> {
+        let Some(v2) = rules.state_res.v2_rules() else {
+            return Err(Error::matrix(
+                StatusCode::BAD_REQUEST,
+                ErrorKind::UnsupportedRoomVersion,
+                "Forks in room version 1 rooms cannot be resolved here (state resolution v1)",
+            ));
+        };
+        // The auth graph above every state event: the auth chains, the auth difference and
+        // (v2.1) the conflicted state subgraph all live in it.
+        let seeds: Vec<String> = states.iter().flat_map(|s| s.values().cloned()).collect::<HashSet<_>>().into_iter().collect();
+        let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+        let mut edges = storage::events::auth_graph(&self.db.write, &seeds).await?;
+        if let Some(e) = incoming {
+            let ids: Vec<String> = e.auth_events.iter().map(ToString::to_string).collect();
+            edges.extend(storage::events::auth_graph(&self.db.write, &ids).await?);
+            edges.extend(ids.into_iter().map(|p| (e.event_id.to_string(), p)));
+        }
+        for (child, parent) in edges {
+            parents.entry(child).or_default().push(parent);
+        }
+        let mut all: HashSet<String> = seeds.iter().cloned().collect();
+        all.extend(parents.values().flatten().cloned());
+        let ids: Vec<String> = all.into_iter().collect();
+        let mut pdus: HashMap<OwnedEventId, Pdu> = self
+            .events_shared(&ids)
+            .await?
+            .iter()
+            .filter(|e| e.row.room_id == room_id.as_str())
+            .map(|e| to_pdu(e, room_id, rules).map(|p| (p.event_id.clone(), p)))
+            .collect::<Result<_>>()?;
+        if let Some(e) = incoming {
+            pdus.insert(e.event_id.clone(), e.clone());
+        }
+
+        let auth_chains: Vec<EventIdSet<OwnedEventId>> = states
+            .iter()
+            .map(|s| ancestors(&parents, s.values()).into_iter().filter_map(|id| EventId::parse(id).ok()).collect())
+            .collect();
+        let maps: Vec<state_res::StateMap<OwnedEventId>> = states
+            .iter()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|((t, k), id)| EventId::parse(id).ok().map(|id| ((StateEventType::from(t.as_str()), k.clone()), id)))
+                    .collect()
+            })
+            .collect();
+        let resolved = state_res::resolve(
+            &rules.authorization,
+            v2,
+            maps.iter(),
+            auth_chains,
+            |id: &EventId| pdus.get(id).cloned(),
+            |conflicted: &state_res::StateMap<Vec<OwnedEventId>>| {
+                let set: HashSet<String> = conflicted.values().flatten().map(ToString::to_string).collect();
+                Some(conflicted_subgraph(&parents, &set).into_iter().filter_map(|id| EventId::parse(id).ok()).collect())
+            },
+        )
+        .map_err(|e| Error::internal(format!("state resolution failed: {e}")))?;
+        Ok(resolved.into_iter().map(|((t, k), id)| ((t.to_string(), k), id.to_string())).collect())
+    }
+}
+
+/// Every event reachable from `from` through `auth_events` (not `from` itself unless reached).
+fn ancestors<'a>(parents: &HashMap<String, Vec<String>>, from: impl IntoIterator<Item = &'a String>) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<&String> = from.into_iter().flat_map(|id| parents.get(id).into_iter().flatten()).collect();
+    while let Some(id) = stack.pop() {
+        if seen.insert(id.clone()) {
+            stack.extend(parents.get(id).into_iter().flatten());
+        }
+    }
+    seen
+}
+
+/// The conflicted state subgraph (room version 12): the events on `auth_events` paths from one
+/// conflicted event to another, endpoints included.
+fn conflicted_subgraph(parents: &HashMap<String, Vec<String>>, conflicted: &HashSet<String>) -> HashSet<String> {
+    // Whether an event reaches a conflicted event through at least one edge, memoised.
+    fn reaches(id: &str, parents: &HashMap<String, Vec<String>>, conflicted: &HashSet<String>, memo: &mut HashMap<String, bool>) -> bool {
+        if let Some(r) = memo.get(id) {
+            return *r;
+        }
+        // Cycles cannot occur in a valid auth graph; guard anyway.
+        memo.insert(id.to_owned(), false);
+        let r = parents
+            .get(id)
+            .into_iter()
+            .flatten()
+            .any(|p| conflicted.contains(p) || reaches(p, parents, conflicted, memo));
+        memo.insert(id.to_owned(), r);
+        r
+    }
+    let mut memo = HashMap::new();
+    // Every event below a conflicted event was reached from one; it is on a path if it leads
+    // to one too. (The conflicted events themselves are in the full conflicted set anyway.)
+    let mut below: HashSet<String> = ancestors(parents, conflicted.iter());
+    below.retain(|id| reaches(id, parents, conflicted, &mut memo));
+    below.extend(conflicted.iter().cloned());
+    below
+}
+
+#[cfg(test)]
+mod tests;
