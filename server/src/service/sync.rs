@@ -186,7 +186,8 @@ impl Sync {
                 continue;
             }
             let content: Value = serde_json::from_str(&row.content).map_err(Error::internal)?;
-            let ev = json!({ "type": row.data_type, "content": content });
+            let mut ev = json!({ "type": row.data_type });
+            ev["content"] = content;
             if row.room_id.is_empty() {
                 global_data.push(ev);
             } else {
@@ -243,8 +244,8 @@ impl Sync {
                         continue;
                     }
                     let mut b = block.unwrap_or_else(|| json!({}));
-                    b["account_data"] = json!({ "events": data });
-                    b["ephemeral"] = json!({ "events": ephemeral });
+                    b["account_data"] = events(data);
+                    b["ephemeral"] = events(ephemeral);
                     // Counts change with new events and with receipts, so every block has them.
                     let ((notes, highlights), threads) = match pre.unread.remove(&m.room_id) {
                         Some(counts) => counts,
@@ -262,7 +263,8 @@ impl Sync {
                 }
                 "knock" if since.is_none() || changed => {
                     let block = self.invite_block(&m.room_id, &m.event_id).await?;
-                    knock.insert(m.room_id.clone(), json!({ "knock_state": block["invite_state"] }));
+                    let mut block = block;
+                    knock.insert(m.room_id.clone(), json!({ "knock_state": block["invite_state"].take() }));
                 }
                 "leave" | "ban" if (since.is_some() || params.filter.include_leave) && changed && params.filter.room.allows_room(&m.room_id) => {
                     // The timeline up to the leave, so the client sees why it left.
@@ -285,15 +287,20 @@ impl Sync {
         }
         let has_news =
             !(join.is_empty() && invite.is_empty() && leave.is_empty() && knock.is_empty() && global_data.is_empty() && presence.is_empty());
-        let body = json!({
+        let mut rooms = Map::new();
+        rooms.insert("join".into(), Value::Object(join));
+        rooms.insert("invite".into(), Value::Object(invite));
+        rooms.insert("leave".into(), Value::Object(leave));
+        rooms.insert("knock".into(), Value::Object(knock));
+        let mut body = json!({
             "next_batch": head_token.encode(),
-            "rooms": { "join": join, "invite": invite, "leave": leave, "knock": knock },
-            "account_data": { "events": global_data },
-            "presence": { "events": presence },
             "to_device": { "events": [] },
             "device_lists": { "changed": [], "left": [] },
             "device_one_time_keys_count": {},
         });
+        body["rooms"] = Value::Object(rooms);
+        body["account_data"] = events(global_data);
+        body["presence"] = events(presence);
         Ok((body, has_news))
     }
 
@@ -495,11 +502,11 @@ impl Sync {
         }
         let mut block = json!({
             "timeline": {
-                "events": timeline,
                 "limited": limited,
                 "prev_batch": token((timeline_start - 1).max(0)),
             },
         });
+        block["timeline"]["events"] = Value::Array(timeline);
         // The summary only changes with membership: send it for rooms new to the client and
         // when members came or went (spec: fields may be omitted when unchanged).
         let members_changed = block["timeline"]["events"].as_array().is_some_and(|t| t.iter().any(|e| e["type"] == "m.room.member"))
@@ -511,7 +518,7 @@ impl Sync {
             };
             block["summary"] = summary(&members, viewer.user_id);
         }
-        block[key] = json!({ "events": state_events });
+        block[key] = events(state_events);
         if params.use_state_after {
             // The unstable name matrix-rust-sdk asked for before MSC4222 was merged.
             block["org.matrix.msc4222.state_after"] = block["state_after"].clone();
@@ -525,16 +532,18 @@ impl Sync {
         let mut ids: Vec<String> =
             STRIPPED_TYPES.iter().filter_map(|t| state.get(&((*t).to_owned(), String::new())).cloned()).collect();
         ids.push(invite_event_id.to_owned());
-        let events = self.rooms.events(&ids).await?;
-        let mut stripped: Vec<Value> = events.iter().filter(|e| e.row.event_id != invite_event_id).map(|e| client_event::stripped(&e.json)).collect();
+        let loaded = self.rooms.events(&ids).await?;
+        let mut stripped: Vec<Value> = loaded.iter().filter(|e| e.row.event_id != invite_event_id).map(|e| client_event::stripped(&e.json)).collect();
         // The invite itself, in full, last (clients read the inviter and is_direct from it).
-        if let Some(inv) = events.iter().find(|e| e.row.event_id == invite_event_id) {
+        if let Some(inv) = loaded.iter().find(|e| e.row.event_id == invite_event_id) {
             let mut v = client_event::stripped(&inv.json);
             v["event_id"] = json!(invite_event_id);
             v["origin_server_ts"] = Value::from(inv.json.get("origin_server_ts").cloned().unwrap_or_default());
             stripped.push(v);
         }
-        Ok(json!({ "invite_state": { "events": stripped } }))
+        let mut block = Map::new();
+        block.insert("invite_state".into(), events(stripped));
+        Ok(Value::Object(block))
     }
 }
 
@@ -592,4 +601,12 @@ impl Prefetched {
         }
         Ok(out)
     }
+}
+
+/// `{"events": [...]}`, moving the events in. (`json!` with a variable serialises it again,
+/// which for the events of an initial sync was a deep copy of the whole response.)
+fn events(list: Vec<Value>) -> Value {
+    let mut m = Map::new();
+    m.insert("events".into(), Value::Array(list));
+    Value::Object(m)
 }
