@@ -26,7 +26,8 @@ pub use error::Error;
 use crate::{
     secrets::Secrets,
     service::{
-        AppState, Limits, Services, account_data::AccountData, accounts::Accounts, ephemeral::Ephemeral, notifier::Notifier, rooms::Rooms, shared_secret::SharedSecretRegistration,
+        AppState, Limits, Services, account_data::AccountData, accounts::Accounts,
+        e2ee::{DeviceListHead, E2ee}, ephemeral::Ephemeral, notifier::Notifier, rooms::Rooms, shared_secret::SharedSecretRegistration,
         signing::ServerKeys, sync::Sync,
     },
     storage::Db,
@@ -111,16 +112,19 @@ impl Homeserver {
         };
         tracing::info!(key_id = %keys.key_id, "server signing key loaded");
 
-        let accounts = Accounts::new(db.clone(), config.clone());
-        accounts.reset_pending_registrations().await?;
         let notifier = Arc::new(Notifier::default());
+        let device_lists = DeviceListHead::load(&db, notifier.clone()).await?;
+        let accounts = Accounts::new(db.clone(), config.clone(), device_lists.clone());
+        accounts.reset_pending_registrations().await?;
+        let e2ee = Arc::new(E2ee::new(db.clone(), config.clone(), notifier.clone(), device_lists).await?);
         let (push_tx, push_rx) = service::pusher::channel();
         let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
         let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?);
         let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
-        let sync = Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), notifier);
+        let sync = Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier);
         let services = Services {
             rooms,
+            e2ee,
             account_data,
             ephemeral,
             sync,
@@ -271,7 +275,8 @@ pub async fn register_user_offline(config: Config, localpart: &str, password: St
     let config = Arc::new(config.validate()?);
     ensure_writable(config.data_dir())?;
     let db = Db::open(&config.data_dir().join("hearth.db")).await?;
-    let accounts = Accounts::new(db.clone(), config.clone());
+    let device_lists = DeviceListHead::load(&db, Arc::new(Notifier::default())).await?;
+    let accounts = Accounts::new(db.clone(), config.clone(), device_lists);
     let result = async {
         let (_, user_id) = accounts.validate_new_localpart(localpart).map_err(|e| anyhow::anyhow!("{e}"))?;
         accounts

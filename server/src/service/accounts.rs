@@ -19,6 +19,7 @@ use super::{
     tokens,
     uiaa::{Authorised, Stage, Uiaa},
 };
+use super::e2ee::DeviceListHead;
 use crate::{
     config::Config,
     error::{Error, Result},
@@ -61,6 +62,8 @@ pub struct Accounts {
     /// it (`sessions_changed`); a lookup caches what it read only if no such write happened
     /// meanwhile.
     sessions: Guarded<LruCache<Vec<u8>, CachedSession>>,
+    /// Devices coming and going are device list changes (end-to-end encryption).
+    device_lists: Arc<DeviceListHead>,
 }
 
 #[derive(Clone)]
@@ -81,11 +84,12 @@ pub enum UserLookup {
 }
 
 impl Accounts {
-    pub fn new(db: Db, config: Arc<Config>) -> Self {
+    pub fn new(db: Db, config: Arc<Config>, device_lists: Arc<DeviceListHead>) -> Self {
         let failed_passwords = Limiter::new(config.rc_login.failed_attempts);
         Self {
             db,
             config,
+            device_lists,
             uiaa: Uiaa::default(),
             failed_passwords,
             sessions: Guarded::new(LruCache::new(SESSION_CACHE_CAPACITY)),
@@ -284,6 +288,7 @@ impl Accounts {
         let issued = self.issue_tokens(&mut tx, user_id, &device_id, refresh, now, None).await?;
         tx.commit().await?;
         self.sessions_changed();
+        self.device_lists.refresh(&self.db).await?;
         Ok(issued)
     }
 
@@ -431,6 +436,7 @@ impl Accounts {
     pub async fn logout(&self, session: &Session) -> Result<()> {
         storage::devices::delete(&self.db.write, session.user_id.as_str(), session.device_id.as_str()).await?;
         self.sessions_changed();
+        self.device_lists.refresh(&self.db).await?;
         Ok(())
     }
 
@@ -438,6 +444,7 @@ impl Accounts {
     pub async fn logout_all(&self, user_id: &UserId) -> Result<()> {
         storage::devices::delete_all_except(&self.db.write, user_id.as_str(), None).await?;
         self.sessions_changed();
+        self.device_lists.refresh(&self.db).await?;
         Ok(())
     }
 
@@ -494,6 +501,7 @@ impl Accounts {
         }
         tx.commit().await?;
         self.sessions_changed();
+        self.device_lists.refresh(&self.db).await?;
         Ok(())
     }
 
@@ -504,6 +512,7 @@ impl Accounts {
         storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
         tx.commit().await?;
         self.sessions_changed();
+        self.device_lists.refresh(&self.db).await?;
         tracing::info!(%user_id, "account deactivated");
         Ok(())
     }
@@ -520,7 +529,9 @@ impl Accounts {
 
     /// Renames a device. Returns `false` when there is no such device.
     pub async fn rename_device(&self, user_id: &UserId, device_id: &str, name: Option<&str>) -> Result<bool> {
-        Ok(storage::devices::set_display_name(&self.db.write, user_id.as_str(), device_id, name).await?)
+        let found = storage::devices::set_display_name(&self.db.write, user_id.as_str(), device_id, name).await?;
+        self.device_lists.refresh(&self.db).await?;
+        Ok(found)
     }
 
     /// Deletes devices (and their tokens) in one transaction; unknown IDs are ignored, as the
@@ -532,6 +543,7 @@ impl Accounts {
         }
         tx.commit().await?;
         self.sessions_changed();
+        self.device_lists.refresh(&self.db).await?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod e2ee;
 pub mod ephemeral;
 pub mod guarded;
 pub mod passwords;
@@ -29,6 +30,7 @@ pub struct Services {
     pub keys: Arc<signing::ServerKeys>,
     pub accounts: accounts::Accounts,
     pub rooms: Arc<rooms::Rooms>,
+    pub e2ee: Arc<e2ee::E2ee>,
     pub account_data: Arc<account_data::AccountData>,
     pub ephemeral: Arc<ephemeral::Ephemeral>,
     pub sync: sync::Sync,

@@ -15,6 +15,7 @@ use ruma::{RoomId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::{
+    e2ee::E2ee,
     account_data::AccountData,
     ephemeral::Ephemeral,
     notifier::Notifier,
@@ -47,24 +48,38 @@ pub struct SyncToken {
     pub receipts: i64,
     pub typing: i64,
     pub presence: i64,
+    pub to_device: i64,
+    pub device_lists: i64,
 }
 
 impl SyncToken {
-    /// Parses `s<events>[_<account data>[_<receipts>[_<typing>]]]`; missing parts are 0.
+    /// Parses `s<events>[_<account data>[_<receipts>[_<typing>[_<presence>[_<to-device>[_<device
+    /// lists>]]]]]]`; missing parts are 0 (tokens from before a stream existed).
     pub fn parse(token: &str) -> Result<SyncToken> {
         let bad = || Error::invalid_param(format!("Invalid sync token `{token}`"));
         let rest = token.strip_prefix('s').ok_or_else(bad)?;
         let parts: Vec<i64> =
             rest.split('_').map(|p| p.parse::<i64>().ok().filter(|n| *n >= 0)).collect::<Option<_>>().ok_or_else(bad)?;
-        if parts.is_empty() || parts.len() > 5 {
+        if parts.is_empty() || parts.len() > 7 {
             return Err(bad());
         }
         let at = |i: usize| parts.get(i).copied().unwrap_or(0);
-        Ok(SyncToken { events: at(0), account_data: at(1), receipts: at(2), typing: at(3), presence: at(4) })
+        Ok(SyncToken {
+            events: at(0),
+            account_data: at(1),
+            receipts: at(2),
+            typing: at(3),
+            presence: at(4),
+            to_device: at(5),
+            device_lists: at(6),
+        })
     }
 
     pub fn encode(&self) -> String {
-        format!("s{}_{}_{}_{}_{}", self.events, self.account_data, self.receipts, self.typing, self.presence)
+        format!(
+            "s{}_{}_{}_{}_{}_{}_{}",
+            self.events, self.account_data, self.receipts, self.typing, self.presence, self.to_device, self.device_lists
+        )
     }
 
     /// Each position capped at `head` (a token from the future counts as now).
@@ -75,6 +90,8 @@ impl SyncToken {
             receipts: self.receipts.min(head.receipts),
             typing: self.typing.min(head.typing),
             presence: self.presence.min(head.presence),
+            to_device: self.to_device.min(head.to_device),
+            device_lists: self.device_lists.min(head.device_lists),
         }
     }
 }
@@ -92,6 +109,7 @@ pub struct Sync {
     rooms: Arc<Rooms>,
     account_data: Arc<AccountData>,
     ephemeral: Arc<Ephemeral>,
+    e2ee: Arc<E2ee>,
     notifier: Arc<Notifier>,
 }
 
@@ -105,8 +123,8 @@ pub fn token(pos: i64) -> String {
 }
 
 impl Sync {
-    pub fn new(rooms: Arc<Rooms>, account_data: Arc<AccountData>, ephemeral: Arc<Ephemeral>, notifier: Arc<Notifier>) -> Self {
-        Self { rooms, account_data, ephemeral, notifier }
+    pub fn new(rooms: Arc<Rooms>, account_data: Arc<AccountData>, ephemeral: Arc<Ephemeral>, e2ee: Arc<E2ee>, notifier: Arc<Notifier>) -> Self {
+        Self { rooms, account_data, ephemeral, e2ee, notifier }
     }
 
     fn head(&self) -> SyncToken {
@@ -116,6 +134,8 @@ impl Sync {
             receipts: self.ephemeral.receipts_head(),
             typing: self.ephemeral.typing_head(),
             presence: self.ephemeral.presence_head(),
+            to_device: self.e2ee.to_device_head(),
+            device_lists: self.e2ee.device_lists_head(),
         }
     }
 
@@ -285,19 +305,62 @@ impl Sync {
             people.extend(storage::rooms::co_members(db, user.as_str()).await?);
             presence = self.ephemeral.presence_events(&people, presence_since, head_token.presence);
         }
-        let has_news =
-            !(join.is_empty() && invite.is_empty() && leave.is_empty() && knock.is_empty() && global_data.is_empty() && presence.is_empty());
+        // End-to-end encryption: this device's to-device messages and key counts, and whose
+        // device lists changed (keys, devices, or people who came or went in shared rooms).
+        let (to_device, to_device_next) =
+            self.e2ee.to_device_for_sync(user.as_str(), device, since_token.map_or(0, |t| t.to_device), head_token.to_device).await?;
+        let key_counts = self.e2ee.key_counts(user.as_str(), device).await?;
+        let (otk_counts, fallback_types) = &*key_counts;
+        let (mut changed, mut left) = (Vec::new(), Vec::new());
+        if let Some(t) = since_token {
+            changed = self.e2ee.changed_device_lists(user.as_str(), t.device_lists, head_token.device_lists).await?;
+            let mut gone = Vec::new();
+            for block in join.values() {
+                let events = block["timeline"]["events"].as_array().into_iter().flatten().chain(
+                    ["state", "state_after"].iter().flat_map(|k| block[*k]["events"].as_array().into_iter().flatten()),
+                );
+                for e in events.filter(|e| e["type"] == "m.room.member") {
+                    let (Some(who), Some(m)) = (e["state_key"].as_str(), e["content"]["membership"].as_str()) else { continue };
+                    if who == user.as_str() {
+                        continue;
+                    }
+                    match m {
+                        "join" => changed.push(who.to_owned()),
+                        "leave" | "ban" => gone.push(who.to_owned()),
+                        _ => {}
+                    }
+                }
+            }
+            if !gone.is_empty() {
+                let still: HashSet<String> = storage::rooms::co_members(db, user.as_str()).await?.into_iter().collect();
+                left.extend(gone.into_iter().filter(|u| !still.contains(u)));
+            }
+        }
+        let changed = super::e2ee::sorted(changed);
+        let left = super::e2ee::sorted(left);
+        let mut next = head_token;
+        next.to_device = to_device_next;
+        let has_news = !(join.is_empty()
+            && invite.is_empty()
+            && leave.is_empty()
+            && knock.is_empty()
+            && global_data.is_empty()
+            && presence.is_empty()
+            && to_device.is_empty()
+            && changed.is_empty()
+            && left.is_empty());
         let mut rooms = Map::new();
         rooms.insert("join".into(), Value::Object(join));
         rooms.insert("invite".into(), Value::Object(invite));
         rooms.insert("leave".into(), Value::Object(leave));
         rooms.insert("knock".into(), Value::Object(knock));
         let mut body = json!({
-            "next_batch": head_token.encode(),
-            "to_device": { "events": [] },
-            "device_lists": { "changed": [], "left": [] },
-            "device_one_time_keys_count": {},
+            "next_batch": next.encode(),
+            "device_lists": { "changed": changed, "left": left },
+            "device_one_time_keys_count": otk_counts,
+            "device_unused_fallback_key_types": fallback_types,
         });
+        body["to_device"] = events(to_device);
         body["rooms"] = Value::Object(rooms);
         body["account_data"] = events(global_data);
         body["presence"] = events(presence);

@@ -7,6 +7,7 @@
 
 pub mod account_data;
 pub mod append;
+pub mod device_keys;
 pub mod devices;
 pub mod events;
 pub mod filters;
@@ -19,6 +20,7 @@ pub mod registration_tokens;
 pub mod rooms;
 pub mod search;
 pub mod state;
+pub mod to_device;
 pub mod tokens;
 pub mod users;
 

@@ -189,3 +189,18 @@ pub async fn joined_display_names(ex: impl SqliteExecutor<'_>, room_id: &str) ->
     .fetch_all(ex)
     .await
 }
+
+/// Other users whose membership changed in (from, to] in a room `user_id` is joined to or
+/// left in that window: (user, membership now).
+pub async fn membership_changes_around(ex: impl SqliteExecutor<'_>, user_id: &str, from: i64, to: i64) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT DISTINCT o.user_id, o.membership FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+         WHERE m.user_id = ?1 AND (m.membership = 'join' OR m.stream_ordering > ?2)
+           AND o.user_id != ?1 AND o.stream_ordering > ?2 AND o.stream_ordering <= ?3",
+    )
+    .bind(user_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(ex)
+    .await
+}

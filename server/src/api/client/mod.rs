@@ -6,6 +6,7 @@ pub mod device;
 pub mod directory;
 pub mod discovery;
 pub mod ephemeral;
+pub mod keys;
 pub mod membership;
 pub mod message;
 pub mod moderation;
@@ -51,6 +52,12 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::device::update_device::v3::Request, _, _>(r, device::update_device);
     let r = route::<c::device::delete_device::v3::Request, _, _>(r, device::delete_device);
     let r = route::<c::device::delete_devices::v3::Request, _, _>(r, device::delete_devices);
+
+    let r = route::<c::keys::upload_keys::v3::Request, _, _>(r, keys::upload_keys);
+    let r = route::<c::keys::get_keys::v3::Request, _, _>(r, keys::get_keys);
+    let r = route::<c::keys::claim_keys::v3::Request, _, _>(r, keys::claim_keys);
+    let r = route::<c::keys::get_key_changes::v3::Request, _, _>(r, keys::get_key_changes);
+    let r = route::<c::to_device::send_event_to_device::v3::Request, _, _>(r, keys::send_event_to_device);
 
     let r = route::<c::room::create_room::v3::Request, _, _>(r, room::create_room);
     let r = route::<c::room::get_room_event::v3::Request, _, _>(r, room::get_room_event);

@@ -1,0 +1,137 @@
+//! End-to-end encryption endpoints (spec: client-server API, "End-to-End Encryption" and
+//! "Send-to-Device messaging"). The work is in `service::e2ee`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::extract::State;
+use ruma::{
+    UInt,
+    api::client::{
+        keys::{claim_keys, get_key_changes, get_keys, upload_keys},
+        to_device::send_event_to_device,
+    },
+    serde::Raw,
+};
+use serde_json::Value;
+
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    service::{AppState, sync::SyncToken},
+    storage,
+};
+
+fn raw<T>(v: &Value) -> Result<Raw<T>> {
+    Ok(Raw::from_json(serde_json::value::to_raw_value(v).map_err(Error::internal)?))
+}
+
+/// POST /_matrix/client/v3/keys/upload
+pub async fn upload_keys(State(s): State<AppState>, req: Ruma<upload_keys::v3::Request>) -> Result<RumaResponse<upload_keys::v3::Response>> {
+    let session = req.session();
+    let otks: Vec<(String, String)> = req.body.one_time_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
+    let fallbacks: Vec<(String, String)> =
+        req.body.fallback_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
+    let counts = s
+        .e2ee
+        .upload_keys(
+            session.user_id.as_str(),
+            session.device_id.as_str(),
+            req.body.device_keys.as_ref().map(|k| k.json().get()),
+            &otks,
+            &fallbacks,
+        )
+        .await?;
+    Ok(RumaResponse(upload_keys::v3::Response::new(
+        counts.into_iter().map(|(a, n)| (a.as_str().into(), UInt::try_from(n).unwrap_or_default())).collect(),
+    )))
+}
+
+/// POST /_matrix/client/v3/keys/query
+pub async fn get_keys(State(s): State<AppState>, req: Ruma<get_keys::v3::Request>) -> Result<RumaResponse<get_keys::v3::Response>> {
+    let requested: BTreeMap<String, Vec<String>> = req
+        .body
+        .device_keys
+        .iter()
+        .map(|(u, d)| (u.to_string(), d.iter().map(ToString::to_string).collect()))
+        .collect();
+    let q = s.e2ee.query_keys(&requested).await?;
+    let mut resp = get_keys::v3::Response::new();
+    resp.failures = q.failures.into_iter().collect();
+    for (user, devices) in q.device_keys {
+        let user = ruma::UserId::parse(user).map_err(Error::internal)?;
+        let mut out = BTreeMap::new();
+        for (device, keys) in devices.as_object().into_iter().flatten() {
+            out.insert(device.as_str().into(), raw(keys)?);
+        }
+        resp.device_keys.insert(user, out);
+    }
+    Ok(RumaResponse(resp))
+}
+
+/// POST /_matrix/client/v3/keys/claim
+pub async fn claim_keys(State(s): State<AppState>, req: Ruma<claim_keys::v3::Request>) -> Result<RumaResponse<claim_keys::v3::Response>> {
+    let requested: BTreeMap<String, BTreeMap<String, String>> = req
+        .body
+        .one_time_keys
+        .iter()
+        .map(|(u, d)| (u.to_string(), d.iter().map(|(d, a)| (d.to_string(), a.to_string())).collect()))
+        .collect();
+    let (keys, failures) = s.e2ee.claim_keys(&requested).await?;
+    let mut resp = claim_keys::v3::Response::new(BTreeMap::new());
+    resp.failures = failures.into_iter().collect();
+    for (user, devices) in keys {
+        let user = ruma::UserId::parse(user).map_err(Error::internal)?;
+        let mut per_device = BTreeMap::new();
+        for (device, claimed) in devices.as_object().into_iter().flatten() {
+            let mut one = BTreeMap::new();
+            for (id, key) in claimed.as_object().into_iter().flatten() {
+                let id = ruma::OneTimeKeyId::parse(id).map_err(Error::internal)?;
+                one.insert(id, raw(key)?);
+            }
+            per_device.insert(device.as_str().into(), one);
+        }
+        resp.one_time_keys.insert(user, per_device);
+    }
+    Ok(RumaResponse(resp))
+}
+
+/// GET /_matrix/client/v3/keys/changes
+pub async fn get_key_changes(State(s): State<AppState>, req: Ruma<get_key_changes::v3::Request>) -> Result<RumaResponse<get_key_changes::v3::Response>> {
+    let user = req.session().user_id.clone();
+    let from = SyncToken::parse(&req.body.from)?;
+    let to = SyncToken::parse(&req.body.to)?;
+    let mut changed: Vec<String> = s.e2ee.changed_device_lists(user.as_str(), from.device_lists, to.device_lists).await?;
+    let mut gone = Vec::new();
+    for (who, membership) in storage::rooms::membership_changes_around(&s.db.read, user.as_str(), from.events, to.events).await? {
+        match membership.as_str() {
+            "join" => changed.push(who),
+            "leave" | "ban" => gone.push(who),
+            _ => {}
+        }
+    }
+    let still: HashSet<String> = storage::rooms::co_members(&s.db.read, user.as_str()).await?.into_iter().collect();
+    let left: Vec<String> = gone.into_iter().filter(|u| !still.contains(u)).collect();
+    let parse = |list: Vec<String>| -> Vec<ruma::OwnedUserId> {
+        crate::service::e2ee::sorted(list).into_iter().filter_map(|u| ruma::UserId::parse(u).ok()).collect()
+    };
+    Ok(RumaResponse(get_key_changes::v3::Response::new(parse(changed), parse(left))))
+}
+
+/// PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}
+pub async fn send_event_to_device(
+    State(s): State<AppState>,
+    req: Ruma<send_event_to_device::v3::Request>,
+) -> Result<RumaResponse<send_event_to_device::v3::Response>> {
+    let session = req.session();
+    let mut messages = Vec::new();
+    for (user, devices) in &req.body.messages {
+        for (device, content) in devices {
+            let content: Value = serde_json::from_str(content.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
+            messages.push((user.to_string(), device.to_string(), content));
+        }
+    }
+    s.e2ee
+        .send_to_device(session.user_id.as_str(), session.device_id.as_str(), req.body.txn_id.as_str(), &req.body.event_type.to_string(), messages)
+        .await?;
+    Ok(RumaResponse(send_event_to_device::v3::Response::new()))
+}

@@ -1,0 +1,397 @@
+//! The server's part of end-to-end encryption (spec: client-server API, "End-to-End
+//! Encryption"): devices' public keys, one-time and fallback keys to claim, to-device messages
+//! and device list changes. The server never holds a message key; it checks what it can (that
+//! keys belong to the device that uploads them and are signed by it) and relays the rest.
+//!
+//! Two streams feed /sync: to-device messages (per device, deleted once acknowledged) and
+//! device list changes (per user, kept). Their heads live here, in memory, next to the others.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicI64, Ordering},
+    },
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, UserId, serde::Base64, signatures::PublicKeyMap};
+use serde_json::{Map, Value, json};
+
+use hashlink::LruCache;
+
+use super::{guarded::Guarded, notifier::Notifier};
+use crate::{
+    config::Config,
+    error::{Error, Result},
+    storage::{self, Db},
+};
+
+/// To-device messages per /sync response, at most; the rest follow in the next ones.
+const TO_DEVICE_PER_SYNC: i64 = 100;
+/// The largest content of one to-device message (the same limit as a room event: key shares
+/// and verification messages are a few KiB).
+const MAX_TO_DEVICE_CONTENT: usize = 65_536;
+
+/// The head of the device list stream, shared with the accounts service, whose writes (logins,
+/// logouts, device deletion and renaming) add to the stream through database triggers.
+pub struct DeviceListHead {
+    head: AtomicI64,
+    notifier: Arc<Notifier>,
+}
+
+impl DeviceListHead {
+    pub async fn load(db: &Db, notifier: Arc<Notifier>) -> Result<Arc<Self>> {
+        let head = storage::device_keys::device_lists_head(&db.write).await?;
+        Ok(Arc::new(Self { head: AtomicI64::new(head), notifier }))
+    }
+
+    pub fn get(&self) -> i64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// After a write that may have changed devices: move to the stream's head and wake /sync.
+    pub async fn refresh(&self, db: &Db) -> Result<()> {
+        let head = storage::device_keys::device_lists_head(&db.write).await?;
+        if self.head.fetch_max(head, Ordering::AcqRel) < head {
+            self.notifier.notify();
+        }
+        Ok(())
+    }
+}
+
+pub struct E2ee {
+    db: Db,
+    config: Arc<Config>,
+    notifier: Arc<Notifier>,
+    to_device_head: AtomicI64,
+    device_lists: Arc<DeviceListHead>,
+    /// Devices that were handed to-device messages they have not acknowledged yet: their next
+    /// /sync deletes what its token covers.
+    unacked: Mutex<HashSet<(String, String)>>,
+    /// Each device's key counts, which every /sync reports and only uploads and claims change
+    /// (the writes that move the generation).
+    /// An entry also remembers the device list head it was read at: a device deleted and
+    /// created again (same ID, no keys) moves that head.
+    counts: Guarded<LruCache<(String, String), (i64, Arc<KeyCounts>)>>,
+}
+
+/// Unclaimed one-time keys per algorithm, and the algorithms of unused fallback keys.
+pub type KeyCounts = (BTreeMap<String, i64>, Vec<String>);
+
+/// Devices whose key counts are kept in memory.
+const COUNTS_CACHE: usize = 1024;
+
+/// What a user's devices look like to someone querying their keys.
+pub struct Queried {
+    pub device_keys: Map<String, Value>,
+    pub failures: Map<String, Value>,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::invalid_param(msg)
+}
+
+impl E2ee {
+    pub async fn new(db: Db, config: Arc<Config>, notifier: Arc<Notifier>, device_lists: Arc<DeviceListHead>) -> Result<Self> {
+        let to_device_head = storage::to_device::head(&db.write).await?;
+        Ok(Self {
+            db,
+            config,
+            notifier,
+            to_device_head: AtomicI64::new(to_device_head),
+            device_lists,
+            unacked: Mutex::default(),
+            counts: Guarded::new(LruCache::new(COUNTS_CACHE)),
+        })
+    }
+
+    pub fn to_device_head(&self) -> i64 {
+        self.to_device_head.load(Ordering::Acquire)
+    }
+
+    pub fn device_lists_head(&self) -> i64 {
+        self.device_lists.get()
+    }
+
+    fn is_local(&self, user: &str) -> bool {
+        UserId::parse(user).is_ok_and(|u| u.server_name() == self.config.server_name)
+    }
+
+    /// POST /keys/upload: the device's identity keys, one-time keys and fallback keys, all
+    /// checked before anything is stored. Answers the unclaimed one-time key counts.
+    pub async fn upload_keys(
+        &self,
+        user: &str,
+        device: &str,
+        device_keys: Option<&str>,
+        one_time_keys: &[(String, String)],
+        fallback_keys: &[(String, String)],
+    ) -> Result<BTreeMap<String, i64>> {
+        // The device's signing key: from the upload, else from what it uploaded before.
+        let stored = storage::device_keys::device_keys(&self.db.write, user, &[device.to_owned()]).await?;
+        let device_keys = match device_keys {
+            Some(text) => Some(check_device_keys(text, user, device)?),
+            None => None,
+        };
+        let signing_key = match (&device_keys, stored.first()) {
+            (Some((_, key)), _) => Some(key.clone()),
+            (None, Some((_, text, _))) => Some(check_device_keys(text, user, device)?.1),
+            (None, None) => None,
+        };
+        let mut otks = Vec::new();
+        for (id, key) in one_time_keys {
+            let (algorithm, key) = check_one_time_key(id, key, user, device, signing_key.as_deref())?;
+            // Spec: a key ID already used for different key content is an error.
+            if let Some(old) = storage::device_keys::one_time_key(&self.db.write, user, device, &algorithm, id).await? {
+                if old != key {
+                    return Err(invalid(format!("One-time key {id} already exists with different content")));
+                }
+            }
+            otks.push((algorithm, id.clone(), key));
+        }
+        let mut fallbacks = Vec::new();
+        for (id, key) in fallback_keys {
+            let (algorithm, key) = check_one_time_key(id, key, user, device, signing_key.as_deref())?;
+            fallbacks.push((algorithm, id.clone(), key));
+        }
+
+        let mut tx = self.db.write.begin().await?;
+        let mut changed = false;
+        if let Some((text, _)) = &device_keys {
+            changed = storage::device_keys::put_device_keys(&mut *tx, user, device, text).await?;
+            if changed {
+                storage::device_keys::device_list_changed(&mut *tx, user).await?;
+            }
+        }
+        if !otks.is_empty() {
+            storage::device_keys::add_one_time_keys(&mut *tx, user, device, &otks).await?;
+        }
+        for (algorithm, id, key) in &fallbacks {
+            storage::device_keys::put_fallback_key(&mut *tx, user, device, algorithm, id, key).await?;
+        }
+        let (counts, _) = storage::device_keys::key_counts(&mut *tx, user, device).await?;
+        tx.commit().await?;
+        self.forget_counts(user, device);
+        if changed {
+            self.device_lists.refresh(&self.db).await?;
+        }
+        Ok(counts)
+    }
+
+    /// POST /keys/query: the device keys of the requested users (all their devices for an empty
+    /// list). Other servers' users need federation: they are reported as failures.
+    pub async fn query_keys(&self, requested: &BTreeMap<String, Vec<String>>) -> Result<Queried> {
+        let mut out = Queried { device_keys: Map::new(), failures: Map::new() };
+        for (user, devices) in requested {
+            if !self.is_local(user) {
+                let server = user.split_once(':').map(|(_, s)| s).unwrap_or_default();
+                out.failures.insert(server.to_owned(), json!({ "status": 503, "message": "Federation is not available yet" }));
+                continue;
+            }
+            let mut found = Map::new();
+            for (device, text, display_name) in storage::device_keys::device_keys(&self.db.read, user, devices).await? {
+                let mut keys: Value = serde_json::from_str(&text).map_err(Error::internal)?;
+                if let Some(name) = display_name {
+                    keys["unsigned"] = json!({ "device_display_name": name });
+                }
+                found.insert(device, keys);
+            }
+            out.device_keys.insert(user.clone(), Value::Object(found));
+        }
+        Ok(out)
+    }
+
+    /// POST /keys/claim: one one-time key per requested device and algorithm (else its fallback
+    /// key). Devices without either are left out, as the spec says.
+    pub async fn claim_keys(&self, requested: &BTreeMap<String, BTreeMap<String, String>>) -> Result<(Map<String, Value>, Map<String, Value>)> {
+        let mut keys = Map::new();
+        let mut failures = Map::new();
+        let mut conn = self.db.write.acquire().await?;
+        for (user, devices) in requested {
+            if !self.is_local(user) {
+                let server = user.split_once(':').map(|(_, s)| s).unwrap_or_default();
+                failures.insert(server.to_owned(), json!({ "status": 503, "message": "Federation is not available yet" }));
+                continue;
+            }
+            let mut per_device = Map::new();
+            for (device, algorithm) in devices {
+                let claimed = storage::device_keys::claim(&mut *conn, user, device, algorithm).await?;
+                self.forget_counts(user, device);
+                if let Some((id, key)) = claimed {
+                    let key: Value = serde_json::from_str(&key).map_err(Error::internal)?;
+                    per_device.insert(device.clone(), json!({ id: key }));
+                }
+            }
+            keys.insert(user.clone(), Value::Object(per_device));
+        }
+        Ok((keys, failures))
+    }
+
+    /// PUT /sendToDevice: queues `messages` (user, device or `*`, content) for local devices;
+    /// a repeated transaction ID of the sending device changes nothing.
+    pub async fn send_to_device(&self, sender: &str, sender_device: &str, txn_id: &str, event_type: &str, messages: Vec<(String, String, Value)>) -> Result<()> {
+        let mut rows = Vec::new();
+        for (user, device, content) in messages {
+            if !content.is_object() {
+                return Err(Error::bad_json("Each to-device message must be a JSON object"));
+            }
+            let text = content.to_string();
+            if text.len() > MAX_TO_DEVICE_CONTENT {
+                return Err(Error::too_large(format!("A to-device message is larger than {MAX_TO_DEVICE_CONTENT} bytes")));
+            }
+            // Other servers' devices need federation; until then their messages go nowhere.
+            if self.is_local(&user) {
+                rows.push((user, device, text));
+            }
+        }
+        let mut tx = self.db.write.begin().await?;
+        if !storage::to_device::record_txn(&mut *tx, sender, sender_device, txn_id).await? {
+            return Ok(());
+        }
+        let head = storage::to_device::queue(&mut *tx, sender, event_type, &rows).await?;
+        tx.commit().await?;
+        if head > 0 {
+            self.to_device_head.fetch_max(head, Ordering::AcqRel);
+            self.notifier.notify();
+        }
+        Ok(())
+    }
+
+    /// The device's to-device messages for a /sync whose token is at `since`: those up to it
+    /// are acknowledged (deleted), the next ones up to `upto` are returned with the position
+    /// the next token should carry.
+    pub async fn to_device_for_sync(&self, user: &str, device: &str, since: i64, upto: i64) -> Result<(Vec<Value>, i64)> {
+        let key = (user.to_owned(), device.to_owned());
+        if since > 0 && self.unacked.lock().expect("unacked").remove(&key) {
+            storage::to_device::delete_acked(&self.db.write, user, device, since).await?;
+        }
+        if upto <= since {
+            return Ok((Vec::new(), upto));
+        }
+        // A message counted in the head is committed, so a reader's new snapshot has it.
+        let rows = storage::to_device::pending(&self.db.read, user, device, since, upto, TO_DEVICE_PER_SYNC).await?;
+        let next = if rows.len() as i64 == TO_DEVICE_PER_SYNC { rows.last().map_or(upto, |r| r.stream_id) } else { upto };
+        if !rows.is_empty() {
+            self.unacked.lock().expect("unacked").insert(key);
+        }
+        let events = rows
+            .into_iter()
+            .map(|r| {
+                let content: Value = serde_json::from_str(&r.content).unwrap_or_else(|_| json!({}));
+                json!({ "type": r.event_type, "sender": r.sender, "content": content })
+            })
+            .collect();
+        Ok((events, next))
+    }
+
+    /// `device_one_time_keys_count` and `device_unused_fallback_key_types` for /sync.
+    pub async fn key_counts(&self, user: &str, device: &str) -> Result<Arc<KeyCounts>> {
+        let key = (user.to_owned(), device.to_owned());
+        let devices_at = self.device_lists.get();
+        if let Some((at, c)) = self.counts.with(|m| m.get(&key).cloned()) {
+            if at == devices_at {
+                return Ok(c);
+            }
+        }
+        let generation = self.counts.generation();
+        let counts = Arc::new(storage::device_keys::key_counts(&self.db.read, user, device).await?);
+        self.counts.fill(generation, |m| {
+            m.insert(key, (devices_at, counts.clone()));
+        });
+        Ok(counts)
+    }
+
+    fn forget_counts(&self, user: &str, device: &str) {
+        let key = (user.to_owned(), device.to_owned());
+        self.counts.write(|m| {
+            m.remove(&key);
+        });
+    }
+
+    /// Users sharing a room with `user` (and `user`) whose device lists changed in (from, to]
+    /// of the device list stream.
+    pub async fn changed_device_lists(&self, user: &str, from: i64, to: i64) -> Result<Vec<String>> {
+        if to <= from {
+            return Ok(Vec::new());
+        }
+        let mut people = storage::rooms::co_members(&self.db.read, user).await?;
+        people.push(user.to_owned());
+        Ok(storage::device_keys::changed_among(&self.db.read, &people, from, to).await?)
+    }
+}
+
+/// Checks uploaded device keys: for this user and device, with the two keys, signed by the
+/// device's own ed25519 key. Returns the canonical text to store and the ed25519 key.
+fn check_device_keys(text: &str, user: &str, device: &str) -> Result<(String, String)> {
+    let obj: CanonicalJsonObject = serde_json::from_str(text).map_err(|e| Error::bad_json(format!("device_keys: {e}")))?;
+    let field = |k: &str| match obj.get(k) {
+        Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    if field("user_id") != Some(user) || field("device_id") != Some(device) {
+        return Err(invalid("device_keys must be for the user and device of the access token"));
+    }
+    if !matches!(obj.get("algorithms"), Some(CanonicalJsonValue::Array(_))) {
+        return Err(Error::bad_json("device_keys.algorithms must be an array"));
+    }
+    let Some(CanonicalJsonValue::Object(keys)) = obj.get("keys") else {
+        return Err(Error::bad_json("device_keys.keys must be an object"));
+    };
+    let ed25519 = match keys.get(&format!("ed25519:{device}")) {
+        Some(CanonicalJsonValue::String(k)) => k.clone(),
+        _ => return Err(invalid(format!("device_keys.keys must hold ed25519:{device}"))),
+    };
+    verify_signed(&obj, user, device, &ed25519).map_err(|e| invalid(format!("device_keys: {e}")))?;
+    Ok((serde_json::to_string(&obj).map_err(Error::internal)?, ed25519))
+}
+
+/// Checks one one-time or fallback key `algorithm:key_id`: a string for `curve25519`, a signed
+/// object for `signed_curve25519` (signed by the device). Returns (algorithm, JSON to store).
+fn check_one_time_key(id: &str, key: &str, user: &str, device: &str, signing_key: Option<&str>) -> Result<(String, String)> {
+    let Some((algorithm, key_id)) = id.split_once(':').filter(|(a, k)| !a.is_empty() && !k.is_empty()) else {
+        return Err(invalid(format!("One-time key ID `{id}` is not algorithm:key_id")));
+    };
+    let value: CanonicalJsonValue = serde_json::from_str(key).map_err(|e| Error::bad_json(format!("one-time key {id}: {e}")))?;
+    match &value {
+        CanonicalJsonValue::String(_) => {}
+        CanonicalJsonValue::Object(obj) => {
+            if !matches!(obj.get("key"), Some(CanonicalJsonValue::String(_))) {
+                return Err(Error::bad_json(format!("one-time key {id} has no key")));
+            }
+            if obj.contains_key("signatures") {
+                let signing_key = signing_key.ok_or_else(|| invalid("Upload device_keys before signed one-time keys"))?;
+                verify_signed(obj, user, device, signing_key).map_err(|e| invalid(format!("one-time key {id}: {e}")))?;
+            } else if algorithm.starts_with("signed_") {
+                return Err(invalid(format!("one-time key {id} is not signed")));
+            }
+        }
+        _ => return Err(Error::bad_json(format!("one-time key {id} must be a string or an object"))),
+    }
+    let _ = key_id;
+    Ok((algorithm.to_owned(), serde_json::to_string(&value).map_err(Error::internal)?))
+}
+
+/// Verifies the signature of `user`'s device `device` on `obj` with its ed25519 key.
+fn verify_signed(obj: &CanonicalJsonObject, user: &str, device: &str, ed25519: &str) -> std::result::Result<(), String> {
+    let raw = STANDARD_NO_PAD.decode(ed25519.trim_end_matches('=')).map_err(|_| "the ed25519 key is not base64".to_owned())?;
+    let mut set = BTreeMap::new();
+    set.insert(format!("ed25519:{device}"), Base64::new(raw));
+    let mut map = PublicKeyMap::new();
+    map.insert(user.to_owned(), set);
+    // Only the device's own signature is checked here; other signatures (cross-signing) are
+    // the clients' business.
+    let mut own = obj.clone();
+    if let Some(CanonicalJsonValue::Object(sigs)) = own.get_mut("signatures") {
+        sigs.retain(|entity, _| entity == user);
+        if let Some(CanonicalJsonValue::Object(mine)) = sigs.get_mut(user) {
+            mine.retain(|k, _| k == &format!("ed25519:{device}"));
+        }
+    }
+    ruma::signatures::verify_json(&map, &own).map_err(|e| format!("the device's signature does not verify ({e})"))
+}
+
+/// Sorted, deduplicated user IDs (for device_lists).
+pub fn sorted(users: impl IntoIterator<Item = String>) -> Vec<String> {
+    users.into_iter().collect::<BTreeSet<_>>().into_iter().collect()
+}

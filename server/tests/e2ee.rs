@@ -1,0 +1,284 @@
+//! The server's part of end-to-end encryption over real HTTP (spec: client-server API,
+//! "End-to-End Encryption", "Send-to-Device messaging"): key upload, query and claim, key
+//! counts and device list changes in /sync, to-device delivery and acknowledgement, and the
+//! errors for keys that are not what they claim to be.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{TestServer, assert_err};
+use ruma::{CanonicalJsonObject, CanonicalJsonValue, signatures::Ed25519KeyPair};
+use serde_json::{Value, json};
+
+const UPLOAD: &str = "/_matrix/client/v3/keys/upload";
+const QUERY: &str = "/_matrix/client/v3/keys/query";
+const CLAIM: &str = "/_matrix/client/v3/keys/claim";
+
+/// A device's signing key, as a client holds it.
+struct Device {
+    user: String,
+    id: String,
+    pair: Ed25519KeyPair,
+}
+
+impl Device {
+    fn new(user: &str, id: &str) -> Device {
+        let der = Ed25519KeyPair::generate();
+        Device { user: user.to_owned(), id: id.to_owned(), pair: Ed25519KeyPair::from_der(&der, id.to_owned()).unwrap() }
+    }
+
+    fn sign(&self, v: Value) -> Value {
+        let mut obj: CanonicalJsonObject = serde_json::from_value(v).unwrap();
+        ruma::signatures::sign_json(&self.user, &self.pair, &mut obj).unwrap();
+        serde_json::to_value(CanonicalJsonValue::Object(obj)).unwrap()
+    }
+
+    fn ed25519(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(self.pair.public_key())
+    }
+
+    fn device_keys(&self) -> Value {
+        self.sign(json!({
+            "user_id": self.user,
+            "device_id": self.id,
+            "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+            "keys": { format!("curve25519:{}", self.id): "curve-public-key", format!("ed25519:{}", self.id): self.ed25519() },
+        }))
+    }
+
+    fn otk(&self, n: usize) -> Value {
+        self.sign(json!({ "key": format!("otk-{n}") }))
+    }
+}
+
+/// Registers `name` with device `DEV`; returns (token, device).
+async fn user(s: &TestServer, name: &str) -> (String, Device) {
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/register",
+            None,
+            json!({"username": name, "password": "password1", "device_id": "DEV", "initial_device_display_name": format!("{name}'s laptop"), "auth": {"type": "m.login.dummy"}}),
+        )
+        .await;
+    let v = if st == 401 {
+        let session = v["session"].as_str().unwrap().to_owned();
+        s.post(
+            "/_matrix/client/v3/register",
+            None,
+            json!({"username": name, "password": "password1", "device_id": "DEV", "initial_device_display_name": format!("{name}'s laptop"), "auth": {"type": "m.login.dummy", "session": session}}),
+        )
+        .await
+        .1
+    } else {
+        v
+    };
+    (v["access_token"].as_str().unwrap().to_owned(), Device::new(v["user_id"].as_str().unwrap(), "DEV"))
+}
+
+async fn sync(s: &TestServer, token: &str, since: Option<&str>) -> Value {
+    let path = match since {
+        Some(t) => format!("/_matrix/client/v3/sync?timeout=0&since={t}"),
+        None => "/_matrix/client/v3/sync?timeout=0".to_owned(),
+    };
+    let (st, v) = s.get(&path, Some(token)).await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+#[tokio::test]
+async fn keys_are_uploaded_queried_and_each_one_time_key_is_claimed_once() {
+    let s = TestServer::start().await;
+    let (alice, a) = user(&s, "alice").await;
+    let (bob, _) = user(&s, "bob").await;
+
+    let otks: serde_json::Map<String, Value> = (0..3).map(|n| (format!("signed_curve25519:AAAA{n}"), a.otk(n))).collect();
+    let (st, v) = s
+        .post(UPLOAD, Some(&alice), json!({
+            "device_keys": a.device_keys(),
+            "one_time_keys": otks,
+            "fallback_keys": { "signed_curve25519:FB": a.sign(json!({"key": "fallback", "fallback": true})) },
+        }))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["one_time_key_counts"]["signed_curve25519"], 3);
+    let synced = sync(&s, &alice, None).await;
+    assert_eq!(synced["device_one_time_keys_count"]["signed_curve25519"], 3);
+    assert_eq!(synced["device_unused_fallback_key_types"], json!(["signed_curve25519"]));
+
+    // Bob sees Alice's device with its name, exactly as signed.
+    let (st, v) = s.post(QUERY, Some(&bob), json!({"device_keys": {a.user.clone(): []}})).await;
+    assert_eq!(st, 200, "{v}");
+    let keys = &v["device_keys"][&a.user]["DEV"];
+    assert_eq!(keys["keys"][format!("ed25519:DEV")], a.ed25519());
+    assert!(keys["signatures"][&a.user]["ed25519:DEV"].is_string());
+    assert_eq!(keys["unsigned"]["device_display_name"], "alice's laptop", "{keys}");
+
+    // Three claims take the three one-time keys, then the fallback key is handed out.
+    let mut seen = HashSet::new();
+    for _ in 0..3 {
+        let (st, v) = s.post(CLAIM, Some(&bob), json!({"one_time_keys": {a.user.clone(): {"DEV": "signed_curve25519"}}})).await;
+        assert_eq!(st, 200, "{v}");
+        let claimed = v["one_time_keys"][&a.user]["DEV"].as_object().unwrap();
+        let (id, key) = claimed.iter().next().unwrap();
+        assert!(key["signatures"].is_object());
+        assert!(seen.insert(id.clone()), "{id} handed out twice");
+    }
+    let (_, v) = s.post(CLAIM, Some(&bob), json!({"one_time_keys": {a.user.clone(): {"DEV": "signed_curve25519"}}})).await;
+    assert_eq!(v["one_time_keys"][&a.user]["DEV"]["signed_curve25519:FB"]["key"], "fallback");
+    let synced = sync(&s, &alice, None).await;
+    assert_eq!(synced["device_one_time_keys_count"].get("signed_curve25519"), None, "{}", synced["device_one_time_keys_count"]);
+    assert_eq!(synced["device_unused_fallback_key_types"], json!([]), "the fallback key is used");
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_get_the_same_one_time_key() {
+    let s = TestServer::start().await;
+    let (alice, a) = user(&s, "alice").await;
+    let otks: serde_json::Map<String, Value> = (0..20).map(|n| (format!("signed_curve25519:K{n:02}"), a.otk(n))).collect();
+    let (st, _) = s.post(UPLOAD, Some(&alice), json!({"device_keys": a.device_keys(), "one_time_keys": otks})).await;
+    assert_eq!(st, 200);
+    let mut claimers = Vec::new();
+    for i in 0..24 {
+        claimers.push(user(&s, &format!("c{i}")).await.0);
+    }
+    let s = std::sync::Arc::new(s);
+    let mut tasks = Vec::new();
+    for token in claimers {
+        let (s, who) = (s.clone(), a.user.clone());
+        tasks.push(tokio::spawn(async move {
+            let (st, v) = s.post(CLAIM, Some(&token), json!({"one_time_keys": {who.clone(): {"DEV": "signed_curve25519"}}})).await;
+            assert_eq!(st, 200, "{v}");
+            v["one_time_keys"][&who]["DEV"].as_object().and_then(|o| o.keys().next().cloned())
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.extend(t.await.unwrap());
+    }
+    let distinct: HashSet<&String> = got.iter().collect();
+    assert_eq!(got.len(), 20, "20 keys for 24 claims (no fallback key was uploaded): {got:?}");
+    assert_eq!(distinct.len(), 20, "no key handed out twice: {got:?}");
+}
+
+#[tokio::test]
+async fn keys_that_are_not_what_they_claim_are_refused_and_nothing_is_stored() {
+    let s = TestServer::start().await;
+    let (alice, a) = user(&s, "alice").await;
+    // Keys of another device, and keys signed by someone else.
+    let other = Device::new(&a.user, "OTHER");
+    assert_err(&s.post(UPLOAD, Some(&alice), json!({"device_keys": other.device_keys()})).await, 400, "M_INVALID_PARAM");
+    let mut forged = a.device_keys();
+    forged["keys"]["curve25519:DEV"] = json!("swapped-after-signing");
+    assert_err(&s.post(UPLOAD, Some(&alice), json!({"device_keys": forged})).await, 400, "M_INVALID_PARAM");
+    let (_, v) = s.post(QUERY, Some(&alice), json!({"device_keys": {a.user.clone(): []}})).await;
+    assert_eq!(v["device_keys"][&a.user], json!({}), "nothing stored");
+
+    // A one-time key signed by another key, in the same request as valid device keys: nothing
+    // of the request is stored.
+    let stranger = Device::new(&a.user, "DEV");
+    let bad = json!({"device_keys": a.device_keys(), "one_time_keys": {"signed_curve25519:X": stranger.otk(1)}});
+    assert_err(&s.post(UPLOAD, Some(&alice), bad).await, 400, "M_INVALID_PARAM");
+    let (_, v) = s.post(QUERY, Some(&alice), json!({"device_keys": {a.user.clone(): []}})).await;
+    assert_eq!(v["device_keys"][&a.user], json!({}), "the device keys of the refused request are not stored either");
+    let (_, v) = s.post(UPLOAD, Some(&alice), json!({})).await;
+    assert_eq!(v["one_time_key_counts"], json!({}));
+
+    // Malformed: a key ID without algorithm, a key that is neither string nor object, bad JSON.
+    let (st, _) = s.post(UPLOAD, Some(&alice), json!({"one_time_keys": {"nocolon": "k"}})).await;
+    assert_eq!(st, 400);
+    assert_err(&s.post(UPLOAD, Some(&alice), json!({"one_time_keys": {"curve25519:A": 5}})).await, 400, "M_BAD_JSON");
+    let (st, v) = s.raw(reqwest::Method::POST, UPLOAD, Some(&alice), b"{not json".to_vec()).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (400, Some("M_NOT_JSON")));
+
+    // A key ID reused for different content.
+    let (st, _) = s.post(UPLOAD, Some(&alice), json!({"device_keys": a.device_keys(), "one_time_keys": {"signed_curve25519:R": a.otk(1)}})).await;
+    assert_eq!(st, 200);
+    assert_err(&s.post(UPLOAD, Some(&alice), json!({"one_time_keys": {"signed_curve25519:R": a.otk(2)}})).await, 400, "M_INVALID_PARAM");
+    let (_, v) = s.post(UPLOAD, Some(&alice), json!({"one_time_keys": {"signed_curve25519:R": a.otk(1)}})).await;
+    assert_eq!(v["one_time_key_counts"]["signed_curve25519"], 1, "the same key again is fine");
+    // Without a token.
+    assert_err(&s.post(UPLOAD, None, json!({})).await, 401, "M_MISSING_TOKEN");
+}
+
+#[tokio::test]
+async fn to_device_messages_arrive_in_order_once_and_go_when_acknowledged() {
+    let s = TestServer::start().await;
+    let (alice, _) = user(&s, "alice").await;
+    let (bob, b) = user(&s, "bob").await;
+    let t0 = sync(&s, &bob, None).await["next_batch"].as_str().unwrap().to_owned();
+    for (n, txn) in [(1, "t1"), (2, "t2"), (2, "t2")] {
+        let (st, v) = s
+            .put(&format!("/_matrix/client/v3/sendToDevice/m.test/{txn}"), Some(&alice), json!({"messages": {b.user.clone(): {"DEV": {"n": n}}}}))
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, _) = s.put("/_matrix/client/v3/sendToDevice/m.test/t3", Some(&alice), json!({"messages": {b.user.clone(): {"*": {"n": 3}}}})).await;
+    assert_eq!(st, 200);
+    let got = sync(&s, &bob, Some(&t0)).await;
+    let events = got["to_device"]["events"].as_array().unwrap();
+    let ns: Vec<i64> = events.iter().map(|e| e["content"]["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns, [1, 2, 3], "in order, the retried transaction once: {events:?}");
+    assert_eq!(events[0]["sender"], "@alice:hearth.test");
+    assert_eq!(events[0]["type"], "m.test");
+
+    // Not acknowledged yet: the same token gets them again.
+    let again = sync(&s, &bob, Some(&t0)).await;
+    assert_eq!(again["to_device"]["events"].as_array().unwrap().len(), 3);
+    // A later token acknowledges them: gone, also for the old token.
+    let t1 = again["next_batch"].as_str().unwrap().to_owned();
+    assert_eq!(sync(&s, &bob, Some(&t1)).await["to_device"]["events"], json!([]));
+    assert_eq!(sync(&s, &bob, Some(&t0)).await["to_device"]["events"], json!([]), "deleted once acknowledged");
+
+    // Too big: refused, nothing queued.
+    let big = "x".repeat(70_000);
+    assert_err(
+        &s.put("/_matrix/client/v3/sendToDevice/m.test/t4", Some(&alice), json!({"messages": {b.user.clone(): {"DEV": {"big": big}}}})).await,
+        413,
+        "M_TOO_LARGE",
+    );
+    assert_eq!(sync(&s, &bob, Some(&t1)).await["to_device"]["events"], json!([]));
+}
+
+#[tokio::test]
+async fn device_list_changes_reach_people_who_share_a_room_and_a_deleted_device_takes_its_keys() {
+    let s = TestServer::start().await;
+    let (alice, _) = user(&s, "alice").await;
+    let (bob, b) = user(&s, "bob").await;
+    let (carol, _) = user(&s, "carol").await;
+    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat"})).await;
+    let room = room["room_id"].as_str().unwrap().to_owned();
+    let (st, _) = s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
+    assert_eq!(st, 200);
+    let since = sync(&s, &alice, None).await["next_batch"].as_str().unwrap().to_owned();
+    let carol_since = sync(&s, &carol, None).await["next_batch"].as_str().unwrap().to_owned();
+
+    // Bob uploads keys: Alice (who shares a room) hears of it, Carol does not.
+    let (st, _) = s.post(UPLOAD, Some(&bob), json!({"device_keys": b.device_keys()})).await;
+    assert_eq!(st, 200);
+    let got = sync(&s, &alice, Some(&since)).await;
+    assert_eq!(got["device_lists"]["changed"], json!([b.user]), "{}", got["device_lists"]);
+    assert_eq!(sync(&s, &carol, Some(&carol_since)).await["device_lists"]["changed"], json!([]));
+    let (st, v) = s.get(&format!("/_matrix/client/v3/keys/changes?from={since}&to={}", got["next_batch"].as_str().unwrap()), Some(&alice)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["changed"], json!([b.user]));
+
+    // Bob logs out (his device goes with its keys): a change; then he leaves: he is "left".
+    let since = got["next_batch"].as_str().unwrap().to_owned();
+    let (st, _) = s.post("/_matrix/client/v3/logout", Some(&bob), json!({})).await;
+    assert_eq!(st, 200);
+    let got = sync(&s, &alice, Some(&since)).await;
+    assert_eq!(got["device_lists"]["changed"], json!([b.user]));
+    let (_, v) = s.post(QUERY, Some(&alice), json!({"device_keys": {b.user.clone(): []}})).await;
+    assert_eq!(v["device_keys"][&b.user], json!({}), "the deleted device's keys are gone");
+
+    let (st, login) = s.login("bob", "password1").await;
+    assert_eq!(st, 200);
+    let bob = login["access_token"].as_str().unwrap().to_owned();
+    let since = sync(&s, &alice, Some(got["next_batch"].as_str().unwrap())).await["next_batch"].as_str().unwrap().to_owned();
+    let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(&bob), json!({})).await;
+    assert_eq!(st, 200);
+    let got = sync(&s, &alice, Some(&since)).await;
+    assert_eq!(got["device_lists"]["left"], json!([b.user]), "{}", got["device_lists"]);
+}

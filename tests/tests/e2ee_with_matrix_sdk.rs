@@ -1,0 +1,88 @@
+//! Two family members in an encrypted DM, with the `matrix-sdk` crate's own encryption (Olm and
+//! Megolm, as in Element X): each device uploads its keys, claims the other's one-time keys,
+//! shares its room key over to-device messages, and each side decrypts what the other wrote.
+
+use hearth_blackbox::{client, start};
+use matrix_sdk::{
+    Client,
+    config::SyncSettings,
+    deserialized_responses::TimelineEvent,
+    room::MessagesOptions,
+    ruma::{
+        OwnedRoomId, UserId,
+        api::client::room::create_room,
+        events::{
+            AnySyncMessageLikeEvent, AnySyncTimelineEvent, InitialStateEvent,
+            room::{encryption::RoomEncryptionEventContent, message::RoomMessageEventContent},
+        },
+    },
+};
+
+/// The bodies of the decrypted messages among `events` (an event that stayed encrypted has none).
+fn decrypted_bodies(events: &[TimelineEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.encryption_info().is_some())
+        .filter_map(|e| match e.raw().deserialize() {
+            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => m.as_original().map(|o| o.content.body().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn history(c: &Client, room: &OwnedRoomId) -> Vec<String> {
+    let room = c.get_room(room).expect("room known");
+    let mut bodies = decrypted_bodies(&room.messages(MessagesOptions::backward()).await.expect("history").chunk);
+    bodies.reverse();
+    bodies
+}
+
+#[tokio::test]
+async fn two_people_exchange_encrypted_messages_and_each_decrypts_the_other() {
+    let server = start(async |c| {
+        hearth_server::register_user_offline(c.clone(), "alice", "pw-a".into(), false).await.unwrap();
+        hearth_server::register_user_offline(c.clone(), "bob", "pw-b".into(), false).await.unwrap();
+    })
+    .await;
+    let alice = client(&server).await;
+    alice.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    let bob = client(&server).await;
+    bob.matrix_auth().login_username("bob", "pw-b").send().await.unwrap();
+    // First syncs: each device uploads its identity and one-time keys.
+    alice.sync_once(SyncSettings::default()).await.unwrap();
+    bob.sync_once(SyncSettings::default()).await.unwrap();
+
+    let mut req = create_room::v3::Request::new();
+    req.invite = vec![UserId::parse("@bob:blackbox.test").unwrap()];
+    req.is_direct = true;
+    req.initial_state = vec![InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any()];
+    let room = alice.create_room(req).await.expect("room created");
+    let room_id = room.room_id().to_owned();
+
+    bob.sync_once(SyncSettings::default()).await.unwrap();
+    bob.get_room(&room_id).expect("bob is invited").join().await.expect("bob joins");
+    alice.sync_once(SyncSettings::default()).await.unwrap();
+    assert!(room.latest_encryption_state().await.unwrap().is_encrypted());
+
+    room.send(RoomMessageEventContent::text_plain("The spare key is under the blue pot")).await.expect("alice sends");
+    bob.sync_once(SyncSettings::default()).await.unwrap();
+    assert_eq!(history(&bob, &room_id).await, ["The spare key is under the blue pot"]);
+
+    let bobs_room = bob.get_room(&room_id).unwrap();
+    bobs_room.send(RoomMessageEventContent::text_plain("Got it, thanks")).await.expect("bob answers");
+    alice.sync_once(SyncSettings::default()).await.unwrap();
+    assert_eq!(history(&alice, &room_id).await, ["The spare key is under the blue pot", "Got it, thanks"]);
+
+    // Bob signs in on a new phone. Alice's client learns of the new device from device_lists
+    // in /sync and shares its next room key with it too.
+    let phone = client(&server).await;
+    phone.matrix_auth().login_username("bob", "pw-b").send().await.unwrap();
+    phone.sync_once(SyncSettings::default()).await.unwrap();
+    alice.sync_once(SyncSettings::default()).await.unwrap();
+    room.send(RoomMessageEventContent::text_plain("New phone?")).await.expect("alice sends again");
+    phone.sync_once(SyncSettings::default()).await.unwrap();
+    let on_phone = history(&phone, &room_id).await;
+    assert_eq!(on_phone.last().map(String::as_str), Some("New phone?"), "{on_phone:?}");
+    // Messages from before the phone existed stay unreadable there (no key backup yet).
+    assert!(!on_phone.iter().any(|b| b.contains("spare key")), "{on_phone:?}");
+}
