@@ -282,3 +282,123 @@ async fn device_list_changes_reach_people_who_share_a_room_and_a_deleted_device_
     let got = sync(&s, &alice, Some(&since)).await;
     assert_eq!(got["device_lists"]["left"], json!([b.user]), "{}", got["device_lists"]);
 }
+
+/// A cross-signing key: its pair, named by its public key as the spec wants.
+fn cross_key() -> (Ed25519KeyPair, String) {
+    use base64::Engine;
+    let der = Ed25519KeyPair::generate();
+    let public = base64::engine::general_purpose::STANDARD_NO_PAD.encode(Ed25519KeyPair::from_der(&der, "x".into()).unwrap().public_key());
+    (Ed25519KeyPair::from_der(&der, public.clone()).unwrap(), public)
+}
+
+fn cross_signing_key(user: &str, usage: &str, public: &str, signer: Option<&Ed25519KeyPair>) -> Value {
+    let v = json!({"user_id": user, "usage": [usage], "keys": {format!("ed25519:{public}"): public}});
+    match signer {
+        Some(pair) => {
+            let mut obj: CanonicalJsonObject = serde_json::from_value(v).unwrap();
+            ruma::signatures::sign_json(user, pair, &mut obj).unwrap();
+            serde_json::to_value(CanonicalJsonValue::Object(obj)).unwrap()
+        }
+        None => v,
+    }
+}
+
+#[tokio::test]
+async fn cross_signing_keys_and_signatures_are_checked_stored_and_handed_out() {
+    let s = TestServer::start().await;
+    let (alice, a) = user(&s, "alice").await;
+    let (bob, _) = user(&s, "bob").await;
+    let (st, _) = s.post(UPLOAD, Some(&alice), json!({"device_keys": a.device_keys()})).await;
+    assert_eq!(st, 200);
+    let me = a.user.clone();
+    let (master, master_pub) = cross_key();
+    let (ssk, ssk_pub) = cross_key();
+    let (_, usk_pub) = cross_key();
+    const SIGNING: &str = "/_matrix/client/v3/keys/device_signing/upload";
+    const SIGNATURES: &str = "/_matrix/client/v3/keys/signatures/upload";
+
+    // A self-signing key the master key did not sign is refused.
+    let unsigned = json!({"master_key": cross_signing_key(&me, "master", &master_pub, None), "self_signing_key": cross_signing_key(&me, "self_signing", &ssk_pub, None)});
+    assert_err(&s.post(SIGNING, Some(&alice), unsigned).await, 400, "M_INVALID_PARAM");
+    // The first upload needs no password (MSC3967).
+    let keys = json!({
+        "master_key": cross_signing_key(&me, "master", &master_pub, None),
+        "self_signing_key": cross_signing_key(&me, "self_signing", &ssk_pub, Some(&master)),
+        "user_signing_key": cross_signing_key(&me, "user_signing", &usk_pub, Some(&master)),
+    });
+    let (st, v) = s.post(SIGNING, Some(&alice), keys.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = s.post(SIGNING, Some(&alice), keys).await;
+    assert_eq!(st, 200, "the same keys again need no password either");
+    // Replacing them does.
+    let (_, other_pub) = cross_key();
+    let replace = json!({"master_key": cross_signing_key(&me, "master", &other_pub, None)});
+    let (st, v) = s.post(SIGNING, Some(&alice), replace).await;
+    assert_eq!(st, 401, "{v}");
+    assert!(v["flows"].is_array());
+
+    // Alice signs her device with her self-signing key.
+    let mut device = a.device_keys();
+    let mut obj: CanonicalJsonObject = serde_json::from_value(device.clone()).unwrap();
+    ruma::signatures::sign_json(&me, &ssk, &mut obj).unwrap();
+    let signed = serde_json::to_value(CanonicalJsonValue::Object(obj)).unwrap();
+    let (st, v) = s.post(SIGNATURES, Some(&alice), json!({me.clone(): {"DEV": signed}})).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v.get("failures").is_none_or(|f| f == &json!({})), "{v}");
+
+    // A signature over something else than the stored device keys is refused per key.
+    device["keys"]["curve25519:DEV"] = json!("another-key");
+    let mut obj: CanonicalJsonObject = serde_json::from_value(device).unwrap();
+    ruma::signatures::sign_json(&me, &ssk, &mut obj).unwrap();
+    let (_, v) = s.post(SIGNATURES, Some(&alice), json!({me.clone(): {"DEV": serde_json::to_value(CanonicalJsonValue::Object(obj)).unwrap(), "NOPE": {}}})).await;
+    assert_eq!(v["failures"][&me]["DEV"]["errcode"], "M_INVALID_SIGNATURE", "{v}");
+    assert!(v["failures"][&me]["NOPE"]["errcode"].is_string(), "{v}");
+
+    // Bob sees Alice's master and self-signing keys and her device signed by the latter; not
+    // her user-signing key, which only she gets.
+    let (_, v) = s.post(QUERY, Some(&bob), json!({"device_keys": {me.clone(): []}})).await;
+    assert_eq!(v["master_keys"][&me]["keys"][format!("ed25519:{master_pub}")], master_pub);
+    assert_eq!(v["self_signing_keys"][&me]["keys"][format!("ed25519:{ssk_pub}")], ssk_pub);
+    assert!(v["user_signing_keys"].get(&me).is_none(), "{v}");
+    assert!(v["device_keys"][&me]["DEV"]["signatures"][&me][format!("ed25519:{ssk_pub}")].is_string(), "{v}");
+    assert!(v["device_keys"][&me]["DEV"]["signatures"][&me]["ed25519:DEV"].is_string());
+    let (_, v) = s.post(QUERY, Some(&alice), json!({"device_keys": {me.clone(): []}})).await;
+    assert_eq!(v["user_signing_keys"][&me]["keys"][format!("ed25519:{usk_pub}")], usk_pub);
+
+    // Bob verifies Alice: his user-signing key signs her master key. Signed with his
+    // self-signing key instead, it is refused.
+    let bob_id = "@bob:hearth.test";
+    let (bob_master, bob_master_pub) = cross_key();
+    let (bob_usk, bob_usk_pub) = cross_key();
+    let (bob_ssk, bob_ssk_pub) = cross_key();
+    let (st, _) = s
+        .post(SIGNING, Some(&bob), json!({
+            "master_key": cross_signing_key(bob_id, "master", &bob_master_pub, None),
+            "self_signing_key": cross_signing_key(bob_id, "self_signing", &bob_ssk_pub, Some(&bob_master)),
+            "user_signing_key": cross_signing_key(bob_id, "user_signing", &bob_usk_pub, Some(&bob_master)),
+        }))
+        .await;
+    assert_eq!(st, 200);
+    let alice_master = cross_signing_key(&me, "master", &master_pub, None);
+    let sign_with = |pair: &Ed25519KeyPair| {
+        let mut obj: CanonicalJsonObject = serde_json::from_value(alice_master.clone()).unwrap();
+        ruma::signatures::sign_json(bob_id, pair, &mut obj).unwrap();
+        serde_json::to_value(CanonicalJsonValue::Object(obj)).unwrap()
+    };
+    let (_, v) = s.post(SIGNATURES, Some(&bob), json!({me.clone(): {master_pub.clone(): sign_with(&bob_ssk)}})).await;
+    assert_eq!(v["failures"][&me][&master_pub]["errcode"], "M_INVALID_SIGNATURE", "{v}");
+    let (_, v) = s.post(SIGNATURES, Some(&bob), json!({me.clone(): {master_pub.clone(): sign_with(&bob_usk)}})).await;
+    assert!(v.get("failures").is_none_or(|f| f == &json!({})), "{v}");
+    let (_, v) = s.post(QUERY, Some(&alice), json!({"device_keys": {me.clone(): []}})).await;
+    assert!(v["master_keys"][&me]["signatures"][bob_id][format!("ed25519:{bob_usk_pub}")].is_string(), "{v}");
+
+    // Alice replaces her keys with her password: her old self-signing signatures go.
+    let (st, first) = s.post(SIGNING, Some(&alice), json!({"master_key": cross_signing_key(&me, "master", &other_pub, None)})).await;
+    assert_eq!(st, 401);
+    let auth = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "password1", "session": first["session"]});
+    let (st, v) = s.post(SIGNING, Some(&alice), json!({"master_key": cross_signing_key(&me, "master", &other_pub, None), "auth": auth})).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = s.post(QUERY, Some(&bob), json!({"device_keys": {me.clone(): []}})).await;
+    assert_eq!(v["master_keys"][&me]["keys"][format!("ed25519:{other_pub}")], other_pub);
+    assert!(v["device_keys"][&me]["DEV"]["signatures"][&me].get(format!("ed25519:{ssk_pub}")).is_none(), "{v}");
+}

@@ -86,3 +86,32 @@ async fn two_people_exchange_encrypted_messages_and_each_decrypts_the_other() {
     // Messages from before the phone existed stay unreadable there (no key backup yet).
     assert!(!on_phone.iter().any(|b| b.contains("spare key")), "{on_phone:?}");
 }
+
+/// Alice sets up cross-signing from her client (keys uploaded without a password the first
+/// time, her device signed by her self-signing key); Bob's client then sees her identity and
+/// that her device is signed by its owner.
+#[tokio::test]
+async fn cross_signing_set_up_by_one_client_is_seen_by_another() {
+    let server = start(async |c| {
+        hearth_server::register_user_offline(c.clone(), "alice", "pw-a".into(), false).await.unwrap();
+        hearth_server::register_user_offline(c.clone(), "bob", "pw-b".into(), false).await.unwrap();
+    })
+    .await;
+    let alice = client(&server).await;
+    alice.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    let bob = client(&server).await;
+    bob.matrix_auth().login_username("bob", "pw-b").send().await.unwrap();
+    alice.sync_once(SyncSettings::default()).await.unwrap();
+    bob.sync_once(SyncSettings::default()).await.unwrap();
+
+    alice.encryption().bootstrap_cross_signing(None).await.expect("first cross-signing upload needs no password");
+    let status = alice.encryption().cross_signing_status().await.expect("status");
+    assert!(status.has_master && status.has_self_signing && status.has_user_signing, "{status:?}");
+
+    let alice_id = UserId::parse("@alice:blackbox.test").unwrap();
+    let identity = bob.encryption().request_user_identity(&alice_id).await.expect("query").expect("alice has an identity");
+    assert_eq!(identity.user_id(), alice_id);
+    let alice_device = alice.device_id().unwrap().to_owned();
+    let device = bob.encryption().get_device(&alice_id, &alice_device).await.unwrap().expect("bob knows alice's device");
+    assert!(device.is_cross_signed_by_owner(), "alice's self-signing key signed her device, and bob can check it");
+}

@@ -156,3 +156,59 @@ pub async fn changed_among(ex: impl SqliteExecutor<'_>, users: &[String], from: 
     .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
+
+/// The user's cross-signing key of this type (master, self_signing, user_signing), as uploaded.
+pub async fn cross_signing_key(ex: impl SqliteExecutor<'_>, user_id: &str, key_type: &str) -> sqlx::Result<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT key FROM cross_signing_keys WHERE user_id = ? AND key_type = ?")
+        .bind(user_id)
+        .bind(key_type)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+pub async fn put_cross_signing_key(ex: impl SqliteExecutor<'_>, user_id: &str, key_type: &str, key: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO cross_signing_keys (user_id, key_type, key) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, key_type) DO UPDATE SET key = excluded.key",
+    )
+    .bind(user_id)
+    .bind(key_type)
+    .bind(key)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A new master key makes every signature on the user's keys by the old ones meaningless.
+pub async fn delete_signatures_by(ex: impl SqliteExecutor<'_>, signer_user: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM key_signatures WHERE signer_user = ? AND target_user = ?")
+        .bind(signer_user)
+        .bind(signer_user)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn put_signature(ex: impl SqliteExecutor<'_>, target_user: &str, target_key: &str, signer_user: &str, signer_key_id: &str, signature: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO key_signatures (target_user, target_key, signer_user, signer_key_id, signature) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT DO UPDATE SET signature = excluded.signature",
+    )
+    .bind(target_user)
+    .bind(target_key)
+    .bind(signer_user)
+    .bind(signer_key_id)
+    .bind(signature)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Uploaded signatures of the user's keys: (target key, signer user, signer key ID, signature).
+pub async fn signatures_of(ex: impl SqliteExecutor<'_>, target_user: &str) -> sqlx::Result<Vec<(String, String, String, String)>> {
+    sqlx::query_as("SELECT target_key, signer_user, signer_key_id, signature FROM key_signatures WHERE target_user = ?")
+        .bind(target_user)
+        .fetch_all(ex)
+        .await
+}

@@ -7,7 +7,7 @@ use axum::extract::State;
 use ruma::{
     UInt,
     api::client::{
-        keys::{claim_keys, get_key_changes, get_keys, upload_keys},
+        keys::{claim_keys, get_key_changes, get_keys, upload_keys, upload_signatures, upload_signing_keys},
         to_device::send_event_to_device,
     },
     serde::Raw,
@@ -54,9 +54,19 @@ pub async fn get_keys(State(s): State<AppState>, req: Ruma<get_keys::v3::Request
         .iter()
         .map(|(u, d)| (u.to_string(), d.iter().map(ToString::to_string).collect()))
         .collect();
-    let q = s.e2ee.query_keys(&requested).await?;
+    let q = s.e2ee.query_keys(req.session().user_id.as_str(), &requested).await?;
     let mut resp = get_keys::v3::Response::new();
     resp.failures = q.failures.into_iter().collect();
+    for (kind, keys) in q.cross_signing {
+        let target = match kind {
+            "master" => &mut resp.master_keys,
+            "self_signing" => &mut resp.self_signing_keys,
+            _ => &mut resp.user_signing_keys,
+        };
+        for (user, key) in keys {
+            target.insert(ruma::UserId::parse(user).map_err(Error::internal)?, raw(&key)?);
+        }
+    }
     for (user, devices) in q.device_keys {
         let user = ruma::UserId::parse(user).map_err(Error::internal)?;
         let mut out = BTreeMap::new();
@@ -134,4 +144,43 @@ pub async fn send_event_to_device(
         .send_to_device(session.user_id.as_str(), session.device_id.as_str(), req.body.txn_id.as_str(), &req.body.event_type.to_string(), messages)
         .await?;
     Ok(RumaResponse(send_event_to_device::v3::Response::new()))
+}
+
+/// POST /_matrix/client/v3/keys/device_signing/upload. The first upload needs no password
+/// (MSC3967, in the spec since v1.11); replacing keys does.
+pub async fn upload_signing_keys(
+    State(s): State<AppState>,
+    req: Ruma<upload_signing_keys::v3::Request>,
+) -> Result<RumaResponse<upload_signing_keys::v3::Response>> {
+    let session = req.session();
+    let user = session.user_id.as_str();
+    let text = |k: &Option<Raw<ruma::encryption::CrossSigningKey>>| k.as_ref().map(|k| k.json().get().to_owned());
+    let (master, self_signing, user_signing) = (text(&req.body.master_key), text(&req.body.self_signing_key), text(&req.body.user_signing_key));
+    if s.e2ee.signing_upload_needs_auth(user, master.as_deref(), self_signing.as_deref(), user_signing.as_deref()).await? {
+        s.accounts.uia_password(session, "device_signing_upload", req.body.auth.as_ref()).await?;
+    }
+    s.e2ee.upload_signing_keys(user, master.as_deref(), self_signing.as_deref(), user_signing.as_deref()).await?;
+    Ok(RumaResponse(upload_signing_keys::v3::Response::new()))
+}
+
+/// POST /_matrix/client/v3/keys/signatures/upload
+pub async fn upload_signatures(
+    State(s): State<AppState>,
+    req: Ruma<upload_signatures::v3::Request>,
+) -> Result<RumaResponse<upload_signatures::v3::Response>> {
+    let mut signed: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for (user, keys) in &req.body.signed_keys {
+        let entry = signed.entry(user.to_string()).or_default();
+        for (key_id, value) in keys.iter() {
+            entry.insert(key_id.to_owned(), value.get().to_owned());
+        }
+    }
+    let failures = s.e2ee.upload_signatures(req.session().user_id.as_str(), &signed).await?;
+    let mut resp = upload_signatures::v3::Response::new();
+    for (user, per_key) in failures {
+        let user = ruma::UserId::parse(user).map_err(Error::internal)?;
+        let per_key = serde_json::from_value(per_key).map_err(Error::internal)?;
+        resp.failures.insert(user, per_key);
+    }
+    Ok(RumaResponse(resp))
 }

@@ -57,6 +57,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::keys::get_keys::v3::Request, _, _>(r, keys::get_keys);
     let r = route::<c::keys::claim_keys::v3::Request, _, _>(r, keys::claim_keys);
     let r = route::<c::keys::get_key_changes::v3::Request, _, _>(r, keys::get_key_changes);
+    let r = route::<c::keys::upload_signing_keys::v3::Request, _, _>(r, keys::upload_signing_keys);
+    let r = route::<c::keys::upload_signatures::v3::Request, _, _>(r, keys::upload_signatures);
     let r = route::<c::to_device::send_event_to_device::v3::Request, _, _>(r, keys::send_event_to_device);
 
     let r = route::<c::room::create_room::v3::Request, _, _>(r, room::create_room);

@@ -18,6 +18,8 @@ use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use ruma::{CanonicalJsonObject, CanonicalJsonValue, UserId, serde::Base64, signatures::PublicKeyMap};
 use serde_json::{Map, Value, json};
 
+mod cross_signing;
+
 use hashlink::LruCache;
 
 use super::{guarded::Guarded, notifier::Notifier};
@@ -86,6 +88,8 @@ const COUNTS_CACHE: usize = 1024;
 pub struct Queried {
     pub device_keys: Map<String, Value>,
     pub failures: Map<String, Value>,
+    /// Cross-signing keys by type ("master", "self_signing", "user_signing"), then user.
+    pub cross_signing: BTreeMap<&'static str, Map<String, Value>>,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -181,8 +185,8 @@ impl E2ee {
 
     /// POST /keys/query: the device keys of the requested users (all their devices for an empty
     /// list). Other servers' users need federation: they are reported as failures.
-    pub async fn query_keys(&self, requested: &BTreeMap<String, Vec<String>>) -> Result<Queried> {
-        let mut out = Queried { device_keys: Map::new(), failures: Map::new() };
+    pub async fn query_keys(&self, requester: &str, requested: &BTreeMap<String, Vec<String>>) -> Result<Queried> {
+        let mut out = Queried { device_keys: Map::new(), failures: Map::new(), cross_signing: BTreeMap::new() };
         for (user, devices) in requested {
             if !self.is_local(user) {
                 let server = user.split_once(':').map(|(_, s)| s).unwrap_or_default();
@@ -196,6 +200,9 @@ impl E2ee {
                     keys["unsigned"] = json!({ "device_display_name": name });
                 }
                 found.insert(device, keys);
+            }
+            for (kind, key) in self.cross_signing_for_query(requester, user, &mut found).await? {
+                out.cross_signing.entry(kind).or_default().insert(user.clone(), key);
             }
             out.device_keys.insert(user.clone(), Value::Object(found));
         }
