@@ -125,6 +125,7 @@ impl Homeserver {
         let services = Services {
             rooms,
             e2ee,
+            key_backup: service::key_backup::KeyBackup::new(db.clone()),
             account_data,
             ephemeral,
             sync,

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod e2ee;
 pub mod ephemeral;
 pub mod guarded;
+pub mod key_backup;
 pub mod passwords;
 pub mod notifier;
 pub mod pusher;
@@ -31,6 +32,7 @@ pub struct Services {
     pub accounts: accounts::Accounts,
     pub rooms: Arc<rooms::Rooms>,
     pub e2ee: Arc<e2ee::E2ee>,
+    pub key_backup: key_backup::KeyBackup,
     pub account_data: Arc<account_data::AccountData>,
     pub ephemeral: Arc<ephemeral::Ephemeral>,
     pub sync: sync::Sync,

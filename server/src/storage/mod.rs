@@ -11,6 +11,7 @@ pub mod device_keys;
 pub mod devices;
 pub mod events;
 pub mod filters;
+pub mod key_backup;
 pub mod push_actions;
 pub mod pushers;
 pub mod receipts;

@@ -103,6 +103,10 @@ impl TestServer {
         self.call(Method::PUT, path, token, Some(body)).await
     }
 
+    pub async fn delete_call(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
     /// Registers through the m.login.dummy flow; returns the register response.
     pub async fn register(&self, username: &str, password: &str) -> Value {
         let (s, first) = self.post("/_matrix/client/v3/register", None, json!({"username": username, "password": password})).await;

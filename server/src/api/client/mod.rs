@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod account_data;
+pub mod backup;
 pub mod device;
 pub mod directory;
 pub mod discovery;
@@ -59,6 +60,20 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::keys::get_key_changes::v3::Request, _, _>(r, keys::get_key_changes);
     let r = route::<c::keys::upload_signing_keys::v3::Request, _, _>(r, keys::upload_signing_keys);
     let r = route::<c::keys::upload_signatures::v3::Request, _, _>(r, keys::upload_signatures);
+    let r = route::<c::backup::create_backup_version::v3::Request, _, _>(r, backup::create_backup_version);
+    let r = route::<c::backup::get_latest_backup_info::v3::Request, _, _>(r, backup::get_latest_backup_info);
+    let r = route::<c::backup::get_backup_info::v3::Request, _, _>(r, backup::get_backup_info);
+    let r = route::<c::backup::update_backup_version::v3::Request, _, _>(r, backup::update_backup_version);
+    let r = route::<c::backup::delete_backup_version::v3::Request, _, _>(r, backup::delete_backup_version);
+    let r = route::<c::backup::add_backup_keys::v3::Request, _, _>(r, backup::add_backup_keys);
+    let r = route::<c::backup::add_backup_keys_for_room::v3::Request, _, _>(r, backup::add_backup_keys_for_room);
+    let r = route::<c::backup::add_backup_keys_for_session::v3::Request, _, _>(r, backup::add_backup_keys_for_session);
+    let r = route::<c::backup::get_backup_keys::v3::Request, _, _>(r, backup::get_backup_keys);
+    let r = route::<c::backup::get_backup_keys_for_room::v3::Request, _, _>(r, backup::get_backup_keys_for_room);
+    let r = route::<c::backup::get_backup_keys_for_session::v3::Request, _, _>(r, backup::get_backup_keys_for_session);
+    let r = route::<c::backup::delete_backup_keys::v3::Request, _, _>(r, backup::delete_backup_keys);
+    let r = route::<c::backup::delete_backup_keys_for_room::v3::Request, _, _>(r, backup::delete_backup_keys_for_room);
+    let r = route::<c::backup::delete_backup_keys_for_session::v3::Request, _, _>(r, backup::delete_backup_keys_for_session);
     let r = route::<c::to_device::send_event_to_device::v3::Request, _, _>(r, keys::send_event_to_device);
 
     let r = route::<c::room::create_room::v3::Request, _, _>(r, room::create_room);
