@@ -115,3 +115,33 @@ async fn cross_signing_set_up_by_one_client_is_seen_by_another() {
     let device = bob.encryption().get_device(&alice_id, &alice_device).await.unwrap().expect("bob knows alice's device");
     assert!(device.is_cross_signed_by_owner(), "alice's self-signing key signed her device, and bob can check it");
 }
+
+/// Alice turns on recovery (cross-signing, secret storage and a key backup) on her laptop and
+/// writes in an encrypted room; on a fresh login she enters her recovery key, the room keys come
+/// back from the server-side backup, and the old message decrypts.
+#[tokio::test]
+async fn a_key_backup_made_on_one_device_decrypts_old_history_on_a_new_login() {
+    let server = start(async |c| {
+        hearth_server::register_user_offline(c.clone(), "alice", "pw-a".into(), false).await.unwrap();
+    })
+    .await;
+    let laptop = client(&server).await;
+    laptop.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    laptop.sync_once(SyncSettings::default()).await.unwrap();
+    let recovery_key = laptop.encryption().recovery().enable().await.expect("recovery enabled");
+
+    let mut req = create_room::v3::Request::new();
+    req.initial_state = vec![InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any()];
+    let room = laptop.create_room(req).await.expect("room created");
+    let room_id = room.room_id().to_owned();
+    room.send(RoomMessageEventContent::text_plain("Remember: the boiler code is 4411")).await.expect("sent");
+    laptop.encryption().backups().wait_for_steady_state().await.expect("room keys backed up");
+
+    let phone = client(&server).await;
+    phone.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    phone.sync_once(SyncSettings::default()).await.unwrap();
+    assert!(history(&phone, &room_id).await.is_empty(), "no room key on the new device yet");
+    phone.encryption().recovery().recover(&recovery_key).await.expect("recovered with the recovery key");
+    phone.encryption().backups().download_room_keys_for_room(&room_id).await.expect("keys downloaded from the backup");
+    assert_eq!(history(&phone, &room_id).await, ["Remember: the boiler code is 4411"]);
+}
