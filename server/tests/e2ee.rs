@@ -402,3 +402,73 @@ async fn cross_signing_keys_and_signatures_are_checked_stored_and_handed_out() {
     assert_eq!(v["master_keys"][&me]["keys"][format!("ed25519:{other_pub}")], other_pub);
     assert!(v["device_keys"][&me]["DEV"]["signatures"][&me].get(format!("ed25519:{ssk_pub}")).is_none(), "{v}");
 }
+
+/// MSC3814: a device kept on the server receives to-device messages (room keys) while the user
+/// has no device online; a new login reads and acknowledges them.
+#[tokio::test]
+async fn a_dehydrated_device_collects_messages_for_a_later_login() {
+    const DEHYDRATED: &str = "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device";
+    let s = TestServer::start().await;
+    let (alice, a) = user(&s, "alice").await;
+    let (bob, _) = user(&s, "bob").await;
+    assert_err(&s.get(DEHYDRATED, Some(&alice)).await, 404, "M_NOT_FOUND");
+
+    let dry = Device::new(&a.user, "DRY");
+    let body = |d: &Device| {
+        json!({
+            "device_id": d.id, "initial_device_display_name": "Dehydrated device",
+            "device_data": {"algorithm": "org.matrix.msc3814.v2", "device_pickle": "opaque", "nonce": "n"},
+            "device_keys": d.device_keys(),
+            "one_time_keys": {"signed_curve25519:D1": d.otk(1)},
+        })
+    };
+    // Keys signed by another key: refused, and no device is left behind.
+    let mut bad = body(&dry);
+    bad["device_keys"] = Device::new(&a.user, "DRY").device_keys();
+    bad["device_keys"]["keys"]["ed25519:DRY"] = json!(dry.ed25519());
+    assert_err(&s.put(DEHYDRATED, Some(&alice), bad).await, 400, "M_INVALID_PARAM");
+    assert_err(&s.get(DEHYDRATED, Some(&alice)).await, 404, "M_NOT_FOUND");
+    // A real device's ID cannot be taken.
+    assert_err(&s.put(DEHYDRATED, Some(&alice), body(&a)).await, 400, "M_INVALID_PARAM");
+
+    let (st, v) = s.put(DEHYDRATED, Some(&alice), body(&dry)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["device_id"], "DRY");
+    let (_, v) = s.get(DEHYDRATED, Some(&alice)).await;
+    assert_eq!((v["device_id"].as_str(), v["device_data"]["device_pickle"].as_str()), (Some("DRY"), Some("opaque")));
+
+    // Alice logs out everywhere else; Bob claims the dehydrated device's key and sends to it.
+    let (st, _) = s.post("/_matrix/client/v3/logout", Some(&alice), json!({})).await;
+    assert_eq!(st, 200);
+    let (_, v) = s.post(CLAIM, Some(&bob), json!({"one_time_keys": {a.user.clone(): {"DRY": "signed_curve25519"}}})).await;
+    assert!(v["one_time_keys"][&a.user]["DRY"]["signed_curve25519:D1"].is_object(), "{v}");
+    for n in 0..3 {
+        let (st, _) = s
+            .put(&format!("/_matrix/client/v3/sendToDevice/m.room.encrypted/k{n}"), Some(&bob), json!({"messages": {a.user.clone(): {"DRY": {"n": n}}}}))
+            .await;
+        assert_eq!(st, 200);
+    }
+
+    // A new login collects them, page by page, acknowledging with next_batch.
+    let (_, login) = s.login("alice", "password1").await;
+    let alice = login["access_token"].as_str().unwrap().to_owned();
+    let events = format!("{DEHYDRATED}/DRY/events");
+    let (st, v) = s.post(&events, Some(&alice), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let ns: Vec<i64> = v["events"].as_array().unwrap().iter().map(|e| e["content"]["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns, [0, 1, 2]);
+    assert_eq!(v["events"][0]["sender"], "@bob:hearth.test");
+    let next = v["next_batch"].as_str().unwrap().to_owned();
+    let (_, v) = s.post(&events, Some(&alice), json!({"next_batch": next})).await;
+    assert_eq!(v["events"], json!([]));
+    let (_, v) = s.post(&events, Some(&alice), json!({})).await;
+    assert_eq!(v["events"], json!([]), "acknowledged messages are deleted");
+    assert_err(&s.post(&format!("{DEHYDRATED}/DEV/events"), Some(&alice), json!({})).await, 404, "M_NOT_FOUND");
+
+    // Deleting it removes the device and its keys.
+    let (st, v) = s.delete_call(DEHYDRATED, Some(&alice)).await;
+    assert_eq!((st.as_u16(), v["device_id"].as_str()), (200, Some("DRY")));
+    let (_, v) = s.post(QUERY, Some(&bob), json!({"device_keys": {a.user.clone(): ["DRY"]}})).await;
+    assert_eq!(v["device_keys"][&a.user], json!({}));
+    assert_err(&s.delete_call(DEHYDRATED, Some(&alice)).await, 404, "M_NOT_FOUND");
+}

@@ -212,3 +212,19 @@ pub async fn signatures_of(ex: impl SqliteExecutor<'_>, target_user: &str) -> sq
         .fetch_all(ex)
         .await
 }
+
+/// The user's dehydrated device: (device ID, device data JSON).
+pub async fn dehydrated_device(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as("SELECT device_id, device_data FROM dehydrated_devices WHERE user_id = ?").bind(user_id).fetch_optional(ex).await
+}
+
+/// Marks a device as the user's dehydrated device.
+pub async fn set_dehydrated_device(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str, device_data: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO dehydrated_devices (user_id, device_id, device_data) VALUES (?, ?, ?)")
+        .bind(user_id)
+        .bind(device_id)
+        .bind(device_data)
+        .execute(ex)
+        .await?;
+    Ok(())
+}

@@ -32,7 +32,11 @@ pub async fn get_supported_versions(
 ) -> RumaResponse<get_supported_versions::Response> {
     let mut resp = get_supported_versions::Response::new(SUPPORTED_VERSIONS.iter().map(|v| (*v).to_owned()).collect());
     // MSC3882: login token issuance (`/login/get_token`), served.
-    resp.unstable_features = BTreeMap::from([("org.matrix.msc3882".to_owned(), true)]);
+    resp.unstable_features = BTreeMap::from([
+        ("org.matrix.msc3882".to_owned(), true),
+        // Dehydrated devices (keys/events for a device kept on the server).
+        ("org.matrix.msc3814".to_owned(), true),
+    ]);
     RumaResponse(resp)
 }
 

@@ -184,3 +184,58 @@ pub async fn upload_signatures(
     }
     Ok(RumaResponse(resp))
 }
+
+/// PUT /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device
+pub async fn put_dehydrated_device(
+    State(s): State<AppState>,
+    req: Ruma<ruma::api::client::dehydrated_device::put_dehydrated_device::unstable::Request>,
+) -> Result<RumaResponse<ruma::api::client::dehydrated_device::put_dehydrated_device::unstable::Response>> {
+    let user = req.session().user_id.as_str();
+    let b = &req.body;
+    let otks: Vec<(String, String)> = b.one_time_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
+    let fallbacks: Vec<(String, String)> = b.fallback_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
+    s.e2ee
+        .put_dehydrated_device(
+            user,
+            b.device_id.as_str(),
+            b.initial_device_display_name.as_deref(),
+            b.device_data.json().get(),
+            b.device_keys.json().get(),
+            &otks,
+            &fallbacks,
+        )
+        .await?;
+    Ok(RumaResponse(ruma::api::client::dehydrated_device::put_dehydrated_device::unstable::Response::new(b.device_id.clone())))
+}
+
+/// GET /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device
+pub async fn get_dehydrated_device(
+    State(s): State<AppState>,
+    req: Ruma<ruma::api::client::dehydrated_device::get_dehydrated_device::unstable::Request>,
+) -> Result<RumaResponse<ruma::api::client::dehydrated_device::get_dehydrated_device::unstable::Response>> {
+    let (device, data) = s.e2ee.dehydrated_device(req.session().user_id.as_str()).await?;
+    Ok(RumaResponse(ruma::api::client::dehydrated_device::get_dehydrated_device::unstable::Response::new(device.into(), raw(&data)?)))
+}
+
+/// DELETE /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device
+pub async fn delete_dehydrated_device(
+    State(s): State<AppState>,
+    req: Ruma<ruma::api::client::dehydrated_device::delete_dehydrated_device::unstable::Request>,
+) -> Result<RumaResponse<ruma::api::client::dehydrated_device::delete_dehydrated_device::unstable::Response>> {
+    let device = s.e2ee.delete_dehydrated_device(req.session().user_id.as_str()).await?;
+    Ok(RumaResponse(ruma::api::client::dehydrated_device::delete_dehydrated_device::unstable::Response::new(device.into())))
+}
+
+/// POST /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device/{deviceId}/events
+pub async fn get_dehydrated_events(
+    State(s): State<AppState>,
+    req: Ruma<ruma::api::client::dehydrated_device::get_events::unstable::Request>,
+) -> Result<RumaResponse<ruma::api::client::dehydrated_device::get_events::unstable::Response>> {
+    let (events, next) = s
+        .e2ee
+        .dehydrated_events(req.session().user_id.as_str(), req.body.device_id.as_str(), req.body.next_batch.as_deref())
+        .await?;
+    let mut resp = ruma::api::client::dehydrated_device::get_events::unstable::Response::new(events.iter().map(raw).collect::<Result<_>>()?);
+    resp.next_batch = next;
+    Ok(RumaResponse(resp))
+}

@@ -60,6 +60,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::keys::get_key_changes::v3::Request, _, _>(r, keys::get_key_changes);
     let r = route::<c::keys::upload_signing_keys::v3::Request, _, _>(r, keys::upload_signing_keys);
     let r = route::<c::keys::upload_signatures::v3::Request, _, _>(r, keys::upload_signatures);
+    let r = route::<c::dehydrated_device::put_dehydrated_device::unstable::Request, _, _>(r, keys::put_dehydrated_device);
+    let r = route::<c::dehydrated_device::get_dehydrated_device::unstable::Request, _, _>(r, keys::get_dehydrated_device);
+    let r = route::<c::dehydrated_device::delete_dehydrated_device::unstable::Request, _, _>(r, keys::delete_dehydrated_device);
+    let r = route::<c::dehydrated_device::get_events::unstable::Request, _, _>(r, keys::get_dehydrated_events);
     let r = route::<c::backup::create_backup_version::v3::Request, _, _>(r, backup::create_backup_version);
     let r = route::<c::backup::get_latest_backup_info::v3::Request, _, _>(r, backup::get_latest_backup_info);
     let r = route::<c::backup::get_backup_info::v3::Request, _, _>(r, backup::get_backup_info);

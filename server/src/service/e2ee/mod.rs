@@ -19,6 +19,7 @@ use ruma::{CanonicalJsonObject, CanonicalJsonValue, UserId, serde::Base64, signa
 use serde_json::{Map, Value, json};
 
 mod cross_signing;
+mod dehydrated;
 
 use hashlink::LruCache;
 
