@@ -169,6 +169,8 @@ async fn keys_that_are_not_what_they_claim_are_refused_and_nothing_is_stored() {
     // Keys of another device, and keys signed by someone else.
     let other = Device::new(&a.user, "OTHER");
     assert_err(&s.post(UPLOAD, Some(&alice), json!({"device_keys": other.device_keys()})).await, 400, "M_INVALID_PARAM");
+    let bobs = Device::new("@bob:hearth.test", "DEV");
+    assert_err(&s.post(UPLOAD, Some(&alice), json!({"device_keys": bobs.device_keys()})).await, 400, "M_INVALID_PARAM");
     let mut forged = a.device_keys();
     forged["keys"]["curve25519:DEV"] = json!("swapped-after-signing");
     assert_err(&s.post(UPLOAD, Some(&alice), json!({"device_keys": forged})).await, 400, "M_INVALID_PARAM");

@@ -145,3 +145,64 @@ async fn a_key_backup_made_on_one_device_decrypts_old_history_on_a_new_login() {
     phone.encryption().backups().download_room_keys_for_room(&room_id).await.expect("keys downloaded from the backup");
     assert_eq!(history(&phone, &room_id).await, ["Remember: the boiler code is 4411"]);
 }
+
+/// Interactive verification (SAS, the emoji comparison) between Alice's laptop and her new
+/// phone, carried entirely by to-device messages through the server: both sides see the same
+/// emoji, confirm, and each then trusts the other device.
+#[tokio::test]
+async fn two_devices_of_one_user_verify_each_other_with_emoji() {
+    let server = start(async |c| {
+        hearth_server::register_user_offline(c.clone(), "alice", "pw-a".into(), false).await.unwrap();
+    })
+    .await;
+    let laptop = client(&server).await;
+    laptop.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    let phone = client(&server).await;
+    phone.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    let alice = UserId::parse("@alice:blackbox.test").unwrap();
+    let once = || SyncSettings::default().timeout(std::time::Duration::from_millis(0));
+    for _ in 0..2 {
+        laptop.sync_once(once()).await.unwrap();
+        phone.sync_once(once()).await.unwrap();
+    }
+
+    let laptop_id = laptop.device_id().unwrap().to_owned();
+    let phone_id = phone.device_id().unwrap().to_owned();
+    let target = phone.encryption().get_device(&alice, &laptop_id).await.unwrap().expect("the phone knows the laptop");
+    let request = target.request_verification().await.expect("request sent");
+    let flow = request.flow_id().to_owned();
+
+    laptop.sync_once(once()).await.unwrap();
+    let incoming = laptop.encryption().get_verification_request(&alice, &flow).await.expect("the laptop got the request");
+    incoming.accept().await.expect("accepted");
+    phone.sync_once(once()).await.unwrap();
+    let phone_sas = request.start_sas().await.expect("start").expect("sas started");
+    laptop.sync_once(once()).await.unwrap();
+    let laptop_sas = laptop.encryption().get_verification(&alice, &flow).await.and_then(|v| v.sas()).expect("the laptop sees the SAS");
+    laptop_sas.accept().await.expect("sas accepted");
+
+    // Key exchange, then both show emoji.
+    for _ in 0..5 {
+        if phone_sas.emoji().is_some() && laptop_sas.emoji().is_some() {
+            break;
+        }
+        phone.sync_once(once()).await.unwrap();
+        laptop.sync_once(once()).await.unwrap();
+    }
+    let (a, b) = (phone_sas.emoji().expect("phone shows emoji"), laptop_sas.emoji().expect("laptop shows emoji"));
+    let symbols = |e: &[matrix_sdk::encryption::verification::Emoji; 7]| e.iter().map(|x| x.symbol).collect::<Vec<_>>();
+    assert_eq!(symbols(&a), symbols(&b), "both devices show the same emoji");
+
+    phone_sas.confirm().await.unwrap();
+    laptop_sas.confirm().await.unwrap();
+    for _ in 0..5 {
+        if phone_sas.is_done() && laptop_sas.is_done() {
+            break;
+        }
+        phone.sync_once(once()).await.unwrap();
+        laptop.sync_once(once()).await.unwrap();
+    }
+    assert!(phone_sas.is_done() && laptop_sas.is_done());
+    assert!(laptop.encryption().get_device(&alice, &phone_id).await.unwrap().unwrap().is_verified());
+    assert!(phone.encryption().get_device(&alice, &laptop_id).await.unwrap().unwrap().is_verified());
+}
