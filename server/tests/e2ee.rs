@@ -474,3 +474,37 @@ async fn a_dehydrated_device_collects_messages_for_a_later_login() {
     assert_eq!(v["device_keys"][&a.user], json!({}));
     assert_err(&s.delete_call(DEHYDRATED, Some(&alice)).await, 404, "M_NOT_FOUND");
 }
+
+/// To-device messages handed out before a restart are acknowledged (and deleted) by the
+/// device's first sync after it; messages queued before the restart survive it.
+#[tokio::test]
+async fn to_device_messages_survive_a_restart_and_are_acknowledged_after_it() {
+    let mut s = TestServer::start().await;
+    let (alice, _) = user(&s, "alice").await;
+    let (bob, b) = user(&s, "bob").await;
+    let t0 = sync(&s, &bob, None).await["next_batch"].as_str().unwrap().to_owned();
+    let send = async |s: &TestServer, txn: &str, n: i64| {
+        let (st, _) = s.put(&format!("/_matrix/client/v3/sendToDevice/m.test/{txn}"), Some(&alice), json!({"messages": {b.user.clone(): {"DEV": {"n": n}}}})).await;
+        assert_eq!(st, 200);
+    };
+    send(&s, "a", 1).await;
+    let got = sync(&s, &bob, Some(&t0)).await;
+    assert_eq!(got["to_device"]["events"].as_array().unwrap().len(), 1);
+    let t1 = got["next_batch"].as_str().unwrap().to_owned();
+    send(&s, "b", 2).await;
+
+    s.stop().await;
+    let moved = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let config = common::test_config(moved.path());
+    let s = TestServer::start_in(moved, config).await;
+    let got = sync(&s, &bob, Some(&t1)).await;
+    let ns: Vec<i64> = got["to_device"]["events"].as_array().unwrap().iter().map(|e| e["content"]["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns, [2], "the message queued before the restart arrives, the acknowledged one does not");
+    let got = sync(&s, &bob, Some(&t0)).await;
+    let ns: Vec<i64> = got["to_device"]["events"].as_array().unwrap().iter().map(|e| e["content"]["n"].as_i64().unwrap()).collect();
+    assert_eq!(ns, [2], "the first message was deleted when the token after it came back");
+    // A retried transaction from before the restart is still recognised.
+    send(&s, "b", 2).await;
+    let t2 = got["next_batch"].as_str().unwrap().to_owned();
+    assert_eq!(sync(&s, &bob, Some(&t2)).await["to_device"]["events"], json!([]));
+}

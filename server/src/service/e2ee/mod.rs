@@ -70,8 +70,10 @@ pub struct E2ee {
     to_device_head: AtomicI64,
     device_lists: Arc<DeviceListHead>,
     /// Devices that were handed to-device messages they have not acknowledged yet: their next
-    /// /sync deletes what its token covers.
+    /// /sync deletes what its token covers. `checked` holds the devices whose first /sync since
+    /// start did the same (messages delivered before a restart are acknowledged then).
     unacked: Mutex<HashSet<(String, String)>>,
+    checked: Mutex<HashSet<(String, String)>>,
     /// Each device's key counts, which every /sync reports and only uploads and claims change
     /// (the writes that move the generation).
     /// An entry also remembers the device list head it was read at: a device deleted and
@@ -107,6 +109,7 @@ impl E2ee {
             to_device_head: AtomicI64::new(to_device_head),
             device_lists,
             unacked: Mutex::default(),
+            checked: Mutex::default(),
             counts: Guarded::new(LruCache::new(COUNTS_CACHE)),
         })
     }
@@ -271,7 +274,9 @@ impl E2ee {
     /// the next token should carry.
     pub async fn to_device_for_sync(&self, user: &str, device: &str, since: i64, upto: i64) -> Result<(Vec<Value>, i64)> {
         let key = (user.to_owned(), device.to_owned());
-        if since > 0 && self.unacked.lock().expect("unacked").remove(&key) {
+        let delivered = self.unacked.lock().expect("unacked").remove(&key);
+        let first = self.checked.lock().expect("checked").insert(key.clone());
+        if since > 0 && (delivered || first) {
             storage::to_device::delete_acked(&self.db.write, user, device, since).await?;
         }
         if upto <= since {
