@@ -283,6 +283,15 @@ async fn device_list_changes_reach_people_who_share_a_room_and_a_deleted_device_
     assert_eq!(st, 200);
     let got = sync(&s, &alice, Some(&since)).await;
     assert_eq!(got["device_lists"]["left"], json!([b.user]), "{}", got["device_lists"]);
+
+    // When Alice herself leaves, the people she no longer shares a room with are "left" too.
+    let (st, _) = s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
+    assert_eq!(st, 200);
+    let since = sync(&s, &alice, Some(got["next_batch"].as_str().unwrap())).await["next_batch"].as_str().unwrap().to_owned();
+    let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(&alice), json!({})).await;
+    assert_eq!(st, 200);
+    let got = sync(&s, &alice, Some(&since)).await;
+    assert_eq!(got["device_lists"]["left"], json!([b.user]), "{}", got["device_lists"]);
 }
 
 /// A cross-signing key: its pair, named by its public key as the spec wants.

@@ -331,6 +331,14 @@ impl Sync {
                     }
                 }
             }
+            // Rooms the user left: their members, unless still sharing another room.
+            for room in leave.keys() {
+                for (who, membership, _) in storage::rooms::members(db, room).await? {
+                    if membership == "join" && who != user.as_str() {
+                        gone.push(who);
+                    }
+                }
+            }
             if !gone.is_empty() {
                 let still: HashSet<String> = storage::rooms::co_members(db, user.as_str()).await?.into_iter().collect();
                 left.extend(gone.into_iter().filter(|u| !still.contains(u)));
