@@ -2,7 +2,7 @@
 //! Megolm, as in Element X): each device uploads its keys, claims the other's one-time keys,
 //! shares its room key over to-device messages, and each side decrypts what the other wrote.
 
-use hearth_blackbox::{client, start};
+use hearth_blackbox::{Server, client, start};
 use matrix_sdk::{
     Client,
     config::SyncSettings,
@@ -30,6 +30,23 @@ fn decrypted_bodies(events: &[TimelineEvent]) -> Vec<String> {
         .collect()
 }
 
+/// A server where Alice and Bob have accounts (passwords "pw-alice", "pw-bob").
+async fn family() -> Server {
+    start(async |c| {
+        for name in ["alice", "bob"] {
+            hearth_server::register_user_offline(c.clone(), name, format!("pw-{name}"), false).await.unwrap();
+        }
+    })
+    .await
+}
+
+/// A new device of `name`, signed in.
+async fn signed_in(server: &Server, name: &str) -> Client {
+    let c = client(server).await;
+    c.matrix_auth().login_username(name, &format!("pw-{name}")).send().await.unwrap();
+    c
+}
+
 async fn history(c: &Client, room: &OwnedRoomId) -> Vec<String> {
     let room = c.get_room(room).expect("room known");
     let mut bodies = decrypted_bodies(&room.messages(MessagesOptions::backward()).await.expect("history").chunk);
@@ -39,15 +56,9 @@ async fn history(c: &Client, room: &OwnedRoomId) -> Vec<String> {
 
 #[tokio::test]
 async fn two_people_exchange_encrypted_messages_and_each_decrypts_the_other() {
-    let server = start(async |c| {
-        hearth_server::register_user_offline(c.clone(), "alice", "pw-a".into(), false).await.unwrap();
-        hearth_server::register_user_offline(c.clone(), "bob", "pw-b".into(), false).await.unwrap();
-    })
-    .await;
-    let alice = client(&server).await;
-    alice.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
-    let bob = client(&server).await;
-    bob.matrix_auth().login_username("bob", "pw-b").send().await.unwrap();
+    let server = family().await;
+    let alice = signed_in(&server, "alice").await;
+    let bob = signed_in(&server, "bob").await;
     // First syncs: each device uploads its identity and one-time keys.
     alice.sync_once(SyncSettings::default()).await.unwrap();
     bob.sync_once(SyncSettings::default()).await.unwrap();
@@ -75,8 +86,7 @@ async fn two_people_exchange_encrypted_messages_and_each_decrypts_the_other() {
 
     // Bob signs in on a new phone. Alice's client learns of the new device from device_lists
     // in /sync and shares its next room key with it too.
-    let phone = client(&server).await;
-    phone.matrix_auth().login_username("bob", "pw-b").send().await.unwrap();
+    let phone = signed_in(&server, "bob").await;
     phone.sync_once(SyncSettings::default()).await.unwrap();
     alice.sync_once(SyncSettings::default()).await.unwrap();
     room.send(RoomMessageEventContent::text_plain("New phone?")).await.expect("alice sends again");
@@ -92,15 +102,9 @@ async fn two_people_exchange_encrypted_messages_and_each_decrypts_the_other() {
 /// that her device is signed by its owner.
 #[tokio::test]
 async fn cross_signing_set_up_by_one_client_is_seen_by_another() {
-    let server = start(async |c| {
-        hearth_server::register_user_offline(c.clone(), "alice", "pw-a".into(), false).await.unwrap();
-        hearth_server::register_user_offline(c.clone(), "bob", "pw-b".into(), false).await.unwrap();
-    })
-    .await;
-    let alice = client(&server).await;
-    alice.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
-    let bob = client(&server).await;
-    bob.matrix_auth().login_username("bob", "pw-b").send().await.unwrap();
+    let server = family().await;
+    let alice = signed_in(&server, "alice").await;
+    let bob = signed_in(&server, "bob").await;
     alice.sync_once(SyncSettings::default()).await.unwrap();
     bob.sync_once(SyncSettings::default()).await.unwrap();
 
@@ -121,12 +125,8 @@ async fn cross_signing_set_up_by_one_client_is_seen_by_another() {
 /// back from the server-side backup, and the old message decrypts.
 #[tokio::test]
 async fn a_key_backup_made_on_one_device_decrypts_old_history_on_a_new_login() {
-    let server = start(async |c| {
-        hearth_server::register_user_offline(c.clone(), "alice", "pw-a".into(), false).await.unwrap();
-    })
-    .await;
-    let laptop = client(&server).await;
-    laptop.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    let server = family().await;
+    let laptop = signed_in(&server, "alice").await;
     laptop.sync_once(SyncSettings::default()).await.unwrap();
     let recovery_key = laptop.encryption().recovery().enable().await.expect("recovery enabled");
 
@@ -137,8 +137,7 @@ async fn a_key_backup_made_on_one_device_decrypts_old_history_on_a_new_login() {
     room.send(RoomMessageEventContent::text_plain("Remember: the boiler code is 4411")).await.expect("sent");
     laptop.encryption().backups().wait_for_steady_state().await.expect("room keys backed up");
 
-    let phone = client(&server).await;
-    phone.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    let phone = signed_in(&server, "alice").await;
     phone.sync_once(SyncSettings::default()).await.unwrap();
     assert!(history(&phone, &room_id).await.is_empty(), "no room key on the new device yet");
     phone.encryption().recovery().recover(&recovery_key).await.expect("recovered with the recovery key");
@@ -151,14 +150,9 @@ async fn a_key_backup_made_on_one_device_decrypts_old_history_on_a_new_login() {
 /// emoji, confirm, and each then trusts the other device.
 #[tokio::test]
 async fn two_devices_of_one_user_verify_each_other_with_emoji() {
-    let server = start(async |c| {
-        hearth_server::register_user_offline(c.clone(), "alice", "pw-a".into(), false).await.unwrap();
-    })
-    .await;
-    let laptop = client(&server).await;
-    laptop.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
-    let phone = client(&server).await;
-    phone.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    let server = family().await;
+    let laptop = signed_in(&server, "alice").await;
+    let phone = signed_in(&server, "alice").await;
     let alice = UserId::parse("@alice:blackbox.test").unwrap();
     let once = || SyncSettings::default().timeout(std::time::Duration::from_millis(0));
     for _ in 0..2 {

@@ -259,19 +259,28 @@ impl Sync {
                     if !params.filter.room.allows_room(&m.room_id) {
                         continue;
                     }
-                    let block = self.room_block(&m.room_id, &viewer, Some(m), since, head, fresh, params, now, &mut pre).await?;
+                    // Counts change with new events and with receipts, so every block has them.
+                    // When not prefetched they are read while the timeline is (the two queries
+                    // run on two reader connections at once: a woken long-poll answers sooner).
+                    let known = pre.unread.remove(&m.room_id);
+                    let prefetched = pre.loaded;
+                    let counts = async {
+                        match known {
+                            Some(counts) => Ok(counts),
+                            None if prefetched => Ok(Default::default()),
+                            None => self.rooms.unread_counts(user, &m.room_id).await,
+                        }
+                    };
+                    let (block, counts) =
+                        tokio::join!(self.room_block(&m.room_id, &viewer, Some(m), since, head, fresh, params, now, &mut pre), counts);
+                    let block = block?;
                     if block.is_none() && data.is_empty() && ephemeral.is_empty() {
                         continue;
                     }
                     let mut b = block.unwrap_or_else(|| json!({}));
                     b["account_data"] = events(data);
                     b["ephemeral"] = events(ephemeral);
-                    // Counts change with new events and with receipts, so every block has them.
-                    let ((notes, highlights), threads) = match pre.unread.remove(&m.room_id) {
-                        Some(counts) => counts,
-                        None if pre.loaded => Default::default(),
-                        None => self.rooms.unread_counts(user, &m.room_id).await?,
-                    };
+                    let ((notes, highlights), threads) = counts?;
                     b["unread_notifications"] = json!({ "notification_count": notes, "highlight_count": highlights });
                     b["unread_thread_notifications"] = Value::Object(
                         threads.into_iter().map(|(t, n, h)| (t, json!({ "notification_count": n, "highlight_count": h }))).collect(),

@@ -3,7 +3,7 @@
 //! device of the user is offline. A new login fetches its to-device messages (the room keys)
 //! and then usually replaces it.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::E2ee;
 use crate::{
@@ -79,13 +79,6 @@ impl E2ee {
         }
         let rows = storage::to_device::pending(&self.db.read, user, device, since, i64::MAX, EVENTS_PER_PAGE).await?;
         let next = rows.last().map(|r| r.stream_id.to_string()).or_else(|| next_batch.map(str::to_owned));
-        let events = rows
-            .into_iter()
-            .map(|r| {
-                let content: Value = serde_json::from_str(&r.content).unwrap_or_else(|_| json!({}));
-                json!({ "type": r.event_type, "sender": r.sender, "content": content })
-            })
-            .collect();
-        Ok((events, next))
+        Ok((rows.into_iter().map(super::to_device_event).collect(), next))
     }
 }

@@ -288,14 +288,7 @@ impl E2ee {
         if !rows.is_empty() {
             self.unacked.lock().expect("unacked").insert(key);
         }
-        let events = rows
-            .into_iter()
-            .map(|r| {
-                let content: Value = serde_json::from_str(&r.content).unwrap_or_else(|_| json!({}));
-                json!({ "type": r.event_type, "sender": r.sender, "content": content })
-            })
-            .collect();
-        Ok((events, next))
+        Ok((rows.into_iter().map(to_device_event).collect(), next))
     }
 
     /// `device_one_time_keys_count` and `device_unused_fallback_key_types` for /sync.
@@ -332,6 +325,14 @@ impl E2ee {
         people.push(user.to_owned());
         Ok(storage::device_keys::changed_among(&self.db.read, &people, from, to).await?)
     }
+}
+
+/// A queued to-device message as a client receives it.
+fn to_device_event(r: storage::to_device::ToDeviceRow) -> Value {
+    let mut event = json!({ "type": r.event_type, "sender": r.sender });
+    // Stored as the JSON object the sender sent (checked then).
+    event["content"] = serde_json::from_str(&r.content).unwrap_or_else(|_| json!({}));
+    event
 }
 
 /// Checks uploaded device keys: for this user and device, with the two keys, signed by the
