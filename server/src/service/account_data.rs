@@ -25,10 +25,10 @@ pub struct AccountData {
     db: Db,
     notifier: Arc<Notifier>,
     head: AtomicI64,
-    /// Parsed push rulesets of users who have stored their own (evaluated for every event in
-    /// their rooms). `None`: the user has none stored and gets the server default.
-    /// A user's push rules write moves the generation (see `Guarded`).
-    push_rules: Guarded<HashMap<String, Option<Arc<Ruleset>>>>,
+    /// Each user's push ruleset, parsed (evaluated for every event in their rooms): the stored
+    /// one, else the server default. A user's push rules write moves the generation (see
+    /// `Guarded`).
+    push_rules: Guarded<HashMap<String, Arc<Ruleset>>>,
 }
 
 impl AccountData {
@@ -69,18 +69,17 @@ impl AccountData {
         }
     }
 
-    /// The stored push rulesets of `users` (users without one are left out: they get the
-    /// server default).
+    /// The push rulesets of `users`: the stored one, else the server default (built once per
+    /// user and cached too: building it for every member on every message showed in profiles).
     pub async fn push_rules_of(&self, users: &[String]) -> Result<HashMap<String, Arc<Ruleset>>> {
         let mut out = HashMap::new();
         let mut missing = Vec::new();
         self.push_rules.with(|cache| {
             for u in users {
                 match cache.get(u) {
-                    Some(Some(r)) => {
+                    Some(r) => {
                         out.insert(u.clone(), r.clone());
                     }
-                    Some(None) => {}
                     None => missing.push(u.clone()),
                 }
             }
@@ -90,16 +89,19 @@ impl AccountData {
         }
         let generation = self.push_rules.generation();
         let stored: HashMap<String, String> = storage::push_actions::rulesets(&self.db.read, &missing).await?.into_iter().collect();
-        let parsed: Vec<(String, Option<Arc<Ruleset>>)> = missing
+        let parsed: Vec<(String, Arc<Ruleset>)> = missing
             .into_iter()
-            .map(|u| {
-                let rules = stored.get(&u).and_then(|text| {
-                    serde_json::from_str::<Value>(text).ok().and_then(|v| serde_json::from_value::<Ruleset>(v["global"].clone()).ok())
-                });
-                (u, rules.map(Arc::new))
+            .filter_map(|u| {
+                let rules = stored
+                    .get(&u)
+                    .and_then(|text| {
+                        serde_json::from_str::<Value>(text).ok().and_then(|v| serde_json::from_value::<Ruleset>(v["global"].clone()).ok())
+                    })
+                    .or_else(|| UserId::parse(&u).ok().map(|id| Ruleset::server_default(&id)))?;
+                Some((u, Arc::new(rules)))
             })
             .collect();
-        out.extend(parsed.iter().filter_map(|(u, r)| Some((u.clone(), r.clone()?))));
+        out.extend(parsed.iter().map(|(u, r)| (u.clone(), r.clone())));
         self.push_rules.fill(generation, |cache| cache.extend(parsed));
         Ok(out)
     }

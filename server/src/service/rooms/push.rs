@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use ruma::{
     OwnedUserId, UInt, UserId,
-    push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset},
+    push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx},
     serde::Raw,
 };
 use serde_json::Value;
@@ -58,14 +58,7 @@ impl Rooms {
         let mut out = Pushed { thread_id, ..Default::default() };
         for user in &local {
             let Ok(user_id) = UserId::parse(user) else { continue };
-            let default;
-            let rules: &Ruleset = match rulesets.get(user) {
-                Some(r) => r,
-                None => {
-                    default = Ruleset::server_default(&user_id);
-                    &default
-                }
-            };
+            let Some(rules) = rulesets.get(user) else { continue };
             let display = hot.joined.get(user).cloned().flatten().unwrap_or_else(|| user_id.localpart().to_owned());
             let ctx = PushConditionRoomCtx::new(room_id.clone(), member_count, OwnedUserId::from(user_id.clone()), display)
                 .with_power_levels(power_ctx.clone());
