@@ -113,6 +113,7 @@ impl Homeserver {
         tracing::info!(key_id = %keys.key_id, "server signing key loaded");
 
         let notifier = Arc::new(Notifier::default());
+        let written = notifier.clone();
         let device_lists = DeviceListHead::load(&db, notifier.clone()).await?;
         let accounts = Accounts::new(db.clone(), config.clone(), device_lists.clone());
         accounts.reset_pending_registrations().await?;
@@ -173,6 +174,30 @@ impl Homeserver {
                             state.ephemeral.expire_typing();
                             state.ephemeral.expire_presence();
                         }
+                    }
+                }
+            });
+        }
+
+        // The WAL is folded into the database file here, off the commit path (see
+        // `Db::checkpoint`): shortly after writes (every stream change wakes the notifier),
+        // at most every 100 ms under load, never while idle.
+        {
+            let (db, cancel) = (db.clone(), cancel.clone());
+            let mut changed = written.subscribe();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        r = changed.changed() => if r.is_err() { break },
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                    changed.borrow_and_update();
+                    if let Err(e) = db.checkpoint().await {
+                        tracing::warn!(error = %e, "checkpointing the database");
                     }
                 }
             });

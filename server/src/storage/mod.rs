@@ -37,6 +37,10 @@ use sqlx::{
 /// `schema_compat` is higher than what it understands.
 pub const SCHEMA_COMPAT: i64 = 1;
 
+/// WAL frames (pages, 4 KiB each) past which the checkpointer makes the WAL start over: SQLite's
+/// own automatic checkpoint threshold.
+const WAL_RESTART_FRAMES: i64 = 1000;
+
 /// Reader connections in the pool.
 const READERS: u32 = 4;
 
@@ -61,6 +65,10 @@ pub struct Db {
     pub read: SqlitePool,
     /// Exactly one connection: every write goes here.
     pub write: SqlitePool,
+    /// One connection that folds the WAL back into the database file (`checkpoint`), so a
+    /// commit never does that work: SQLite's automatic checkpoint runs inside the COMMIT that
+    /// crosses its threshold, and that commit took 3 to 5 ms instead of about 1.
+    checkpointer: SqlitePool,
 }
 
 impl Db {
@@ -84,7 +92,9 @@ impl Db {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.clone())
+            // No checkpoint inside commits (see `checkpointer`); a WAL that grew under a burst
+            // is cut back to 4 MiB when it starts over.
+            .connect_with(base.clone().pragma("wal_autocheckpoint", "0").pragma("journal_size_limit", "4194304"))
             .await
             .with_context(|| format!("opening database {}", path.display()))?;
         // Refuse a newer database before migrating, with a message a person can act on.
@@ -105,16 +115,38 @@ impl Db {
             .max_connections(READERS)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.read_only(true).pragma("cache_size", "-1024"))
+            .connect_with(base.clone().read_only(true).pragma("cache_size", "-1024"))
             .await
             .with_context(|| format!("opening database {} for reading", path.display()))?;
-        Ok(Db { read, write })
+        let checkpointer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.pragma("cache_size", "-256"))
+            .await
+            .with_context(|| format!("opening database {} for checkpoints", path.display()))?;
+        Ok(Db { read, write, checkpointer })
+    }
+
+    /// Copies committed WAL frames into the database file without blocking writers or readers
+    /// (PASSIVE). Run by a background task, not by commits. The WAL only starts over from its
+    /// beginning when a write begins right after everything was copied, which a steady stream
+    /// of writes prevents; past `WAL_RESTART_FRAMES` a RESTART checkpoint makes the next write
+    /// start over, pausing writes for what is left to copy (little: the PASSIVE pass did the rest).
+    pub async fn checkpoint(&self) -> sqlx::Result<()> {
+        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.checkpointer).await?;
+        if frames > WAL_RESTART_FRAMES {
+            sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&self.checkpointer).await?;
+        }
+        Ok(())
     }
 
     /// Closes both pools: waits for the readers, folds the WAL back into the database file
     /// (so a clean stop leaves one self-contained file), then closes the writer.
     pub async fn close(&self) {
         self.read.close().await;
+        self.checkpointer.close().await;
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.write).await {
             tracing::warn!(error = %e, "could not checkpoint the database while stopping");
         }
