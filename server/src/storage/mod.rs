@@ -41,6 +41,10 @@ pub const SCHEMA_COMPAT: i64 = 1;
 /// own automatic checkpoint threshold.
 const WAL_RESTART_FRAMES: i64 = 1000;
 
+/// WAL frames past which the writer checkpoints inside a commit after all: four times the
+/// checkpointer's threshold, reached only when the checkpointer cannot keep up.
+const WRITER_CHECKPOINT_FRAMES: i64 = 4 * WAL_RESTART_FRAMES;
+
 /// Reader connections in the pool.
 const READERS: u32 = 4;
 
@@ -92,9 +96,15 @@ impl Db {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            // No checkpoint inside commits (see `checkpointer`); a WAL that grew under a burst
-            // is cut back to 4 MiB when it starts over.
-            .connect_with(base.clone().pragma("wal_autocheckpoint", "0").pragma("journal_size_limit", "4194304"))
+            // Checkpoints are the checkpointer's job (see `checkpointer`); the writer only does
+            // one itself when the WAL outgrew what the checkpointer keeps up with (a machine
+            // too busy to run it), so the WAL stays bounded. A WAL that grew under a burst is
+            // cut back to 4 MiB when it starts over.
+            .connect_with(
+                base.clone()
+                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_FRAMES.to_string())
+                    .pragma("journal_size_limit", "4194304"),
+            )
             .await
             .with_context(|| format!("opening database {}", path.display()))?;
         // Refuse a newer database before migrating, with a message a person can act on.
