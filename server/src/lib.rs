@@ -127,6 +127,7 @@ impl Homeserver {
             rooms,
             e2ee,
             key_backup: service::key_backup::KeyBackup::new(db.clone()),
+            media: service::media::Media::new(db.clone(), config.clone())?,
             account_data,
             ephemeral,
             sync,
@@ -203,7 +204,8 @@ impl Homeserver {
             });
         }
 
-        // Housekeeping: give back invite-code reservations of abandoned registrations.
+        // Housekeeping: give back invite-code reservations of abandoned registrations, drop media
+        // IDs reserved for uploads that never came.
         {
             let (state, cancel) = (state.clone(), cancel.clone());
             tasks.spawn(async move {
@@ -214,6 +216,9 @@ impl Homeserver {
                         _ = tick.tick() => {
                             if let Err(e) = state.accounts.sweep_expired_uia().await {
                                 tracing::warn!(error = %e, "sweeping expired authentication sessions");
+                            }
+                            if let Err(e) = state.media.sweep().await {
+                                tracing::warn!(error = %e, "sweeping expired media reservations");
                             }
                         }
                     }

@@ -50,6 +50,28 @@ pub struct Config {
     pub max_upload_size: ByteSize,
     /// Largest JSON request body accepted on the client and federation APIs, e.g. "2M".
     pub max_request_size: ByteSize,
+    /// Total media one user may upload, e.g. "5G"; unset means no limit.
+    pub media_storage_quota_per_user: Option<ByteSize>,
+    /// Serve media only on the authenticated endpoints (Matrix 1.11). Media uploaded while this
+    /// was false stays downloadable from the legacy `/_matrix/media/v3/download` too (Synapse's
+    /// "freeze"): turning it on is the cut-over date.
+    pub enable_authenticated_media: bool,
+    /// Asynchronous uploads (`POST /_matrix/media/v1/create`) one user may have waiting at once.
+    pub max_pending_media_uploads: u32,
+    /// How long a media ID from `/create` waits for its content before it expires.
+    pub unused_expiration_time: HumanDuration,
+    /// Images with more pixels than this are not thumbnailed (decompression bombs), e.g. "32M".
+    pub max_image_pixels: ByteSize,
+    /// Fetch link previews for clients (`/media/v3/preview_url`). Off by default: the server
+    /// then fetches pages that users post.
+    pub url_preview_enabled: bool,
+    /// IP ranges (CIDR) that URL previews may contact although they are internal (loopback,
+    /// private, link-local...), e.g. ["192.168.1.10/32"]. Everything internal is refused otherwise.
+    pub url_preview_ip_range_whitelist: Vec<String>,
+    /// Largest page or image a URL preview downloads.
+    pub max_spider_size: ByteSize,
+    /// How to reach the server's admin (a mailto: or https: URI), given in resource-limit errors.
+    pub admin_contact: Option<String>,
     /// Login rate limits.
     pub rc_login: RcLogin,
     /// Registration rate limit (per client address).
@@ -149,6 +171,15 @@ impl Default for Config {
             allow_guest_access: false,
             max_upload_size: ByteSize(50 * 1024 * 1024),
             max_request_size: ByteSize(2 * 1024 * 1024),
+            media_storage_quota_per_user: None,
+            enable_authenticated_media: true,
+            max_pending_media_uploads: 5,
+            unused_expiration_time: HumanDuration(Duration::from_secs(24 * 3600)),
+            max_image_pixels: ByteSize(32 * 1024 * 1024),
+            url_preview_enabled: false,
+            url_preview_ip_range_whitelist: Vec::new(),
+            max_spider_size: ByteSize(10 * 1024 * 1024),
+            admin_contact: None,
             rc_login: RcLogin::default(),
             rc_registration: RateLimit { per_second: 0.17, burst_count: 3.0 },
             refreshable_access_token_lifetime: HumanDuration(Duration::from_secs(300)),
@@ -313,6 +344,12 @@ impl Config {
                 self.default_room_version
             )));
         }
+        if let Err(e) = self.url_preview_ranges() {
+            return Err(err(format!("url_preview_ip_range_whitelist: {e}")));
+        }
+        if self.max_pending_media_uploads == 0 {
+            return Err(err("max_pending_media_uploads: must be at least 1"));
+        }
         for (name, rl) in [
             ("rc_login.address", self.rc_login.address),
             ("rc_login.account", self.rc_login.account),
@@ -324,6 +361,18 @@ impl Config {
             }
         }
         Ok(self)
+    }
+
+    /// The parsed `url_preview_ip_range_whitelist`.
+    pub fn url_preview_ranges(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.url_preview_ip_range_whitelist
+            .iter()
+            .map(|r| {
+                r.parse::<ipnet::IpNet>()
+                    .or_else(|_| r.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("`{r}` is not an address or a CIDR range like 192.168.1.0/24"))
+            })
+            .collect()
     }
 
     pub fn data_dir(&self) -> &Path {

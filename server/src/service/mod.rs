@@ -9,6 +9,7 @@ pub mod e2ee;
 pub mod ephemeral;
 pub mod guarded;
 pub mod key_backup;
+pub mod media;
 pub mod passwords;
 pub mod notifier;
 pub mod pusher;
@@ -33,6 +34,7 @@ pub struct Services {
     pub rooms: Arc<rooms::Rooms>,
     pub e2ee: Arc<e2ee::E2ee>,
     pub key_backup: key_backup::KeyBackup,
+    pub media: media::Media,
     pub account_data: Arc<account_data::AccountData>,
     pub ephemeral: Arc<ephemeral::Ephemeral>,
     pub sync: sync::Sync,

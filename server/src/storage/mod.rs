@@ -12,6 +12,8 @@ pub mod devices;
 pub mod events;
 pub mod filters;
 pub mod key_backup;
+pub mod media;
+pub mod media_files;
 pub mod push_actions;
 pub mod pushers;
 pub mod receipts;

@@ -20,10 +20,10 @@ use crate::{
 };
 
 /// Spec versions advertised. Only versions whose endpoints this server actually serves are
-/// listed; v1.11 (authenticated media) and later are added as their features land, so clients
-/// do not call endpoints that are not there.
+/// listed; v1.11 came with authenticated media; later versions are added as their features
+/// land, so clients do not call endpoints that are not there.
 pub const SUPPORTED_VERSIONS: &[&str] =
-    &["r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10"];
+    &["r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"];
 
 /// GET /_matrix/client/versions
 /// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientversions>
@@ -36,6 +36,8 @@ pub async fn get_supported_versions(
         ("org.matrix.msc3882".to_owned(), true),
         // Dehydrated devices (keys/events for a device kept on the server).
         ("org.matrix.msc3814".to_owned(), true),
+        // Authenticated media, for clients that look for the MSC's flag rather than v1.11.
+        ("org.matrix.msc3916.stable".to_owned(), true),
     ]);
     RumaResponse(resp)
 }

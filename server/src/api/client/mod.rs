@@ -8,6 +8,7 @@ pub mod directory;
 pub mod discovery;
 pub mod ephemeral;
 pub mod keys;
+pub mod media;
 pub mod membership;
 pub mod message;
 pub mod moderation;
@@ -162,6 +163,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::push::set_pushrule_enabled::v3::Request, _, _>(r, push::set_pushrule_enabled);
     let r = route::<c::push::get_pushrule_actions::v3::Request, _, _>(r, push::get_pushrule_actions);
     let r = route::<c::push::set_pushrule_actions::v3::Request, _, _>(r, push::set_pushrule_actions);
+
+    let r = media::routes(r);
 
     let r = route::<c::sync::sync_events::v3::Request, _, _>(r, sync::sync_events);
     let r = route::<c::filter::create_filter::v3::Request, _, _>(r, sync::create_filter);

@@ -1,0 +1,208 @@
+//! The content repository's metadata: media items, their thumbnails and cached URL previews.
+//! The bytes themselves are files (see `service::media::store`).
+
+use sqlx::SqliteExecutor;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MediaRow {
+    pub uploader: Option<String>,
+    pub sha256: Option<String>,
+    pub size: i64,
+    pub content_type: Option<String>,
+    pub filename: Option<String>,
+    pub expires_ts: Option<i64>,
+    pub authenticated: bool,
+}
+
+pub async fn get(ex: impl SqliteExecutor<'_>, origin: &str, media_id: &str) -> sqlx::Result<Option<MediaRow>> {
+    sqlx::query_as("SELECT uploader, sha256, size, content_type, filename, expires_ts, authenticated FROM media WHERE origin = ? AND media_id = ?").bind(origin).bind(media_id).fetch_optional(ex).await
+}
+
+/// A complete media item (content already stored).
+pub struct NewMedia<'a> {
+    pub origin: &'a str,
+    pub media_id: &'a str,
+    pub uploader: Option<&'a str>,
+    pub sha256: &'a str,
+    pub size: i64,
+    pub content_type: Option<&'a str>,
+    pub filename: Option<&'a str>,
+    pub now: i64,
+    pub authenticated: bool,
+}
+
+pub async fn insert(ex: impl SqliteExecutor<'_>, m: &NewMedia<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO media (origin, media_id, uploader, sha256, size, content_type, filename, created_ts, authenticated)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(m.origin)
+    .bind(m.media_id)
+    .bind(m.uploader)
+    .bind(m.sha256)
+    .bind(m.size)
+    .bind(m.content_type)
+    .bind(m.filename)
+    .bind(m.now)
+    .bind(m.authenticated)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Reserves an ID for an asynchronous upload.
+pub async fn insert_pending(
+    ex: impl SqliteExecutor<'_>,
+    origin: &str,
+    media_id: &str,
+    uploader: &str,
+    now: i64,
+    expires_ts: i64,
+    authenticated: bool,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO media (origin, media_id, uploader, created_ts, expires_ts, authenticated) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(origin)
+    .bind(media_id)
+    .bind(uploader)
+    .bind(now)
+    .bind(expires_ts)
+    .bind(authenticated)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Fills a pending item with its content; false when it was no longer pending (filled by a
+/// concurrent request, or expired and swept).
+pub async fn complete_pending(
+    ex: impl SqliteExecutor<'_>,
+    origin: &str,
+    media_id: &str,
+    sha256: &str,
+    size: i64,
+    content_type: Option<&str>,
+    filename: Option<&str>,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE media SET sha256 = ?, size = ?, content_type = ?, filename = ?, expires_ts = NULL
+         WHERE origin = ? AND media_id = ? AND sha256 IS NULL AND expires_ts > ?",
+    )
+    .bind(sha256)
+    .bind(size)
+    .bind(content_type)
+    .bind(filename)
+    .bind(origin)
+    .bind(media_id)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The number of the user's asynchronous uploads still waiting for content.
+pub async fn pending_count(ex: impl SqliteExecutor<'_>, uploader: &str, now: i64) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM media WHERE uploader = ? AND sha256 IS NULL AND expires_ts > ?")
+        .bind(uploader)
+        .bind(now)
+        .fetch_one(ex)
+        .await?;
+    Ok(n)
+}
+
+/// Bytes the user has uploaded (each upload counted, even when its content is shared).
+pub async fn bytes_used(ex: impl SqliteExecutor<'_>, uploader: &str) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(SUM(size), 0) FROM media WHERE uploader = ?")
+        .bind(uploader)
+        .fetch_one(ex)
+        .await?;
+    Ok(n)
+}
+
+/// Drops reserved IDs whose time ran out without content; returns how many.
+pub async fn delete_expired_pending(ex: impl SqliteExecutor<'_>, now: i64) -> sqlx::Result<u64> {
+    let r = sqlx::query("DELETE FROM media WHERE sha256 IS NULL AND expires_ts <= ?").bind(now).execute(ex).await?;
+    Ok(r.rows_affected())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ThumbnailRow {
+    pub thumb_sha256: String,
+    pub content_type: String,
+    pub size: i64,
+}
+
+pub async fn thumbnail(
+    ex: impl SqliteExecutor<'_>,
+    sha256: &str,
+    width: u32,
+    height: u32,
+    method: &str,
+    animated: bool,
+) -> sqlx::Result<Option<ThumbnailRow>> {
+    sqlx::query_as(
+        "SELECT thumb_sha256, content_type, size FROM media_thumbnails
+         WHERE sha256 = ? AND width = ? AND height = ? AND method = ? AND animated = ?",
+    )
+    .bind(sha256)
+    .bind(width)
+    .bind(height)
+    .bind(method)
+    .bind(animated)
+    .fetch_optional(ex)
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_thumbnail(
+    ex: impl SqliteExecutor<'_>,
+    sha256: &str,
+    width: u32,
+    height: u32,
+    method: &str,
+    animated: bool,
+    thumb_sha256: &str,
+    content_type: &str,
+    size: i64,
+) -> sqlx::Result<()> {
+    // Two requests may make the same thumbnail at once; both wrote the same bytes.
+    sqlx::query(
+        "INSERT OR IGNORE INTO media_thumbnails (sha256, width, height, method, animated, thumb_sha256, content_type, size)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(sha256)
+    .bind(width)
+    .bind(height)
+    .bind(method)
+    .bind(animated)
+    .bind(thumb_sha256)
+    .bind(content_type)
+    .bind(size)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A cached preview: (og JSON, error message, fetched_ts).
+pub async fn url_preview(ex: impl SqliteExecutor<'_>, url: &str) -> sqlx::Result<Option<(Option<String>, Option<String>, i64)>> {
+    sqlx::query_as("SELECT og, error, fetched_ts FROM url_previews WHERE url = ?").bind(url).fetch_optional(ex).await
+}
+
+pub async fn put_url_preview(ex: impl SqliteExecutor<'_>, url: &str, og: Option<&str>, error: Option<&str>, now: i64) -> sqlx::Result<()> {
+    sqlx::query("INSERT OR REPLACE INTO url_previews (url, og, error, fetched_ts) VALUES (?, ?, ?, ?)")
+        .bind(url)
+        .bind(og)
+        .bind(error)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Forgets previews older than `before`.
+pub async fn delete_url_previews_before(ex: impl SqliteExecutor<'_>, before: i64) -> sqlx::Result<u64> {
+    let r = sqlx::query("DELETE FROM url_previews WHERE fetched_ts < ?").bind(before).execute(ex).await?;
+    Ok(r.rows_affected())
+}
