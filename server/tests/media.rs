@@ -617,3 +617,67 @@ async fn a_preview_shows_title_description_and_image_and_is_cached() {
     let got = send(&s, Method::GET, &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)), Some(&alice), &[], None).await;
     assert_err(&got.err(), 502, "M_UNKNOWN");
 }
+
+#[tokio::test]
+async fn media_from_before_the_authenticated_media_cut_over_stays_on_the_old_endpoints() {
+    // Spec: "Content repository", the 1.12 freeze. Media uploaded while
+    // enable_authenticated_media was off keeps working for links in old messages.
+    let mut s = TestServer::start_with(|c| c.enable_authenticated_media = false).await;
+    let alice = s.user("alice").await;
+    let old = upload_id(&s, &alice, "text/plain", b"from 2023".to_vec()).await;
+    let legacy = |id: &str| format!("/_matrix/media/v3/download/{SERVER_NAME}/{id}");
+    assert_eq!(send(&s, Method::GET, &legacy(&old), None, &[], None).await.body, b"from 2023");
+
+    s.stop().await;
+    let moved = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let config = common::test_config(moved.path());
+    assert!(config.enable_authenticated_media, "on by default");
+    let s = TestServer::start_in(moved, config).await;
+    let (_, login) = s.login("alice", "password1").await;
+    let alice = login["access_token"].as_str().unwrap().to_owned();
+    let new = upload_id(&s, &alice, "text/plain", b"from today".to_vec()).await;
+
+    let got = send(&s, Method::GET, &legacy(&old), None, &[], None).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.body, b"from 2023");
+    assert_safe_headers(&got);
+    assert_err(&send(&s, Method::GET, &legacy(&new), None, &[], None).await.err(), 404, "M_NOT_FOUND");
+    // Both are on the authenticated endpoint.
+    for (id, body) in [(&old, &b"from 2023"[..]), (&new, &b"from today"[..])] {
+        assert_eq!(send(&s, Method::GET, &download_path(id), Some(&alice), &[], None).await.body, body);
+    }
+}
+
+#[tokio::test]
+async fn uploads_without_a_type_or_with_a_bad_name_are_handled_safely() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    // No Content-Type: served as an opaque attachment.
+    let got = send(&s, Method::POST, "/_matrix/media/v3/upload", Some(&alice), &[], Some(b"\x00\x01binary".to_vec())).await;
+    assert_eq!(got.status, StatusCode::OK);
+    let id = got.json()["content_uri"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let got = send(&s, Method::GET, &download_path(&id), Some(&alice), &[], None).await;
+    assert_eq!(got.header("content-type"), "application/octet-stream");
+    assert_eq!(got.header("content-disposition"), "attachment");
+    // A file name that is not valid UTF-8 is kept with replacement characters, safely encoded.
+    let got = send(&s, Method::POST, "/_matrix/media/v3/upload?filename=%FF%0A", Some(&alice), &[("content-type", "text/plain")], Some(b"x".to_vec())).await;
+    assert_eq!(got.status, StatusCode::OK);
+    let id = got.json()["content_uri"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+    let got = send(&s, Method::GET, &download_path(&id), Some(&alice), &[], None).await;
+    assert_eq!(got.header("content-disposition"), "inline; filename*=utf-8''%EF%BF%BD");
+    // A query parameter of the wrong type is a Matrix error.
+    let got = send(&s, Method::GET, &format!("{}?timeout_ms=soon", download_path(&id)), Some(&alice), &[], None).await;
+    assert_err(&got.err(), 400, "M_INVALID_PARAM");
+    // A wrong token cannot upload.
+    let got = send(&s, Method::POST, "/_matrix/media/v3/upload", Some("not-a-token"), &[], Some(b"x".to_vec())).await;
+    assert_err(&got.err(), 401, "M_UNKNOWN_TOKEN");
+    assert_eq!(stored_files(&s), 2);
+
+    // An image labelled with a scriptable type is thumbnailed, and a small one served as its
+    // original, under its real type.
+    let id = upload_id(&s, &alice, "image/svg+xml", png(20, 20)).await;
+    let got = send(&s, Method::GET, &thumb_path(&id, 32, 32, "scale"), Some(&alice), &[], None).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.header("content-type"), "image/png");
+    assert_eq!(got.body, png(20, 20));
+}

@@ -286,9 +286,8 @@ impl Media {
             .await
             .map_err(|e| Error::internal(format!("thumbnailing panicked: {e}")))?;
         let (stored, content_type) = match made {
-            Ok(Thumbnail::Original) => {
-                let ct = content.content_type.clone().filter(|c| c.starts_with("image/")).unwrap_or_else(|| "image/png".to_owned());
-                (Stored { sha256: content.sha256.clone(), size: content.size }, ct)
+            Ok(Thumbnail::Original { content_type }) => {
+                (Stored { sha256: content.sha256.clone(), size: content.size }, content_type.to_owned())
             }
             Ok(Thumbnail::Made { bytes, content_type, .. }) => {
                 let stored = self.files.write_bytes(Bytes::from(bytes)).await.map_err(|e| Error::internal(format!("storing a thumbnail: {e}")))?;

@@ -67,7 +67,9 @@ pub enum ThumbnailError {
 #[derive(Debug)]
 pub enum Thumbnail {
     Made { bytes: Vec<u8>, content_type: &'static str },
-    Original,
+    /// The original, with the content type of what it really is (never the uploader's label,
+    /// which could claim a scriptable type for the same bytes).
+    Original { content_type: &'static str },
 }
 
 /// Image dimensions read from the header only, without decoding pixels.
@@ -98,7 +100,7 @@ pub fn make(bytes: &[u8], width: u32, height: u32, method: Method, animated: boo
     // leaves the image as it is allows serving the original.
     let upright = orientation == image::metadata::Orientation::NoTransforms;
     if (tw, th) == (w, h) && upright {
-        return Ok(Thumbnail::Original);
+        return Ok(Thumbnail::Original { content_type: format.to_mime_type() });
     }
     if animated && matches!(format, ImageFormat::Gif | ImageFormat::WebP) {
         if let Some(t) = animated_gif(bytes, format, tw, th, method, max_pixels)? {
@@ -240,7 +242,7 @@ mod tests {
                 let (width, height) = dimensions(&bytes).unwrap();
                 (width, height, content_type, bytes)
             }
-            Thumbnail::Original => panic!("expected a new thumbnail"),
+            Thumbnail::Original { .. } => panic!("expected a new thumbnail"),
         }
     }
 
@@ -267,7 +269,10 @@ mod tests {
 
     #[test]
     fn a_small_image_is_served_as_it_is_never_upscaled() {
-        assert!(matches!(make(&png(200, 100), 320, 240, Method::Scale, false, 1 << 30).unwrap(), Thumbnail::Original));
+        assert!(matches!(
+            make(&png(200, 100), 320, 240, Method::Scale, false, 1 << 30).unwrap(),
+            Thumbnail::Original { content_type: "image/png" }
+        ));
         // Crop of a box larger than the image: the biggest part of the box's aspect.
         let (w, h, _, _) = made(make(&png(50, 80), 96, 96, Method::Crop, false, 1 << 30).unwrap());
         assert_eq!((w, h), (50, 50));
