@@ -14,7 +14,8 @@ async fn versions_lists_served_versions() {
     assert_eq!(st, 200);
     let versions: Vec<&str> = v["versions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(versions.contains(&"v1.3"), "refresh tokens are served: {versions:?}");
-    assert!(!versions.contains(&"v1.11"), "authenticated media is not served yet: {versions:?}");
+    assert!(versions.contains(&"v1.11"), "authenticated media is served: {versions:?}");
+    assert_eq!(v["unstable_features"]["org.matrix.msc3916.stable"], true);
     assert!(v["unstable_features"].is_object());
 }
 

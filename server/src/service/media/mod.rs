@@ -43,7 +43,11 @@ pub struct Media {
     /// Woken whenever an asynchronous upload receives its content.
     uploaded: Notify,
     preview_policy: Arc<preview::IpPolicy>,
-    preview_client: reqwest::Client,
+    /// Built only when previews are on: its TLS roots cost memory for nothing otherwise.
+    preview_client: Option<reqwest::Client>,
+    /// Thumbnails decoded at once: a 32-megapixel image takes 128 MiB while it is scaled, and
+    /// a burst of requests must not multiply that on a small machine.
+    thumbnailing: tokio::sync::Semaphore,
 }
 
 /// What a download serves: the stored item, and its bytes' file.
@@ -75,8 +79,8 @@ impl Media {
         let files = MediaFiles::open(config.data_dir())?;
         let allow = config.url_preview_ranges().map_err(anyhow::Error::msg)?;
         let preview_policy = Arc::new(preview::IpPolicy { allow });
-        let preview_client = preview::client(preview_policy.clone());
-        Ok(Self { db, config, files, uploaded: Notify::new(), preview_policy, preview_client })
+        let preview_client = config.url_preview_enabled.then(|| preview::client(preview_policy.clone()));
+        Ok(Self { db, config, files, uploaded: Notify::new(), preview_policy, preview_client, thumbnailing: tokio::sync::Semaphore::new(2) })
     }
 
     pub fn max_upload_size(&self) -> u64 {
@@ -280,7 +284,22 @@ impl Media {
         if let Some(t) = media::thumbnail(&self.db.read, &content.sha256, tw, th, tm.as_str(), animated).await? {
             return Ok(ThumbnailContent { sha256: t.thumb_sha256, size: t.size as u64, content_type: t.content_type });
         }
-        let bytes = self.files.read(&content.sha256).await.map_err(|e| Error::Internal(anyhow::Error::new(e).context("reading media")))?;
+        let read_error = |e: std::io::Error| Error::Internal(anyhow::Error::new(e).context("reading media"));
+        // A video or a document is recognised from its first bytes, without reading it whole.
+        {
+            use tokio::io::AsyncReadExt;
+            let mut head = Vec::with_capacity(64);
+            self.files.open_file(&content.sha256).await.map_err(read_error)?.take(64).read_to_end(&mut head).await.map_err(read_error)?;
+            if image::guess_format(&head).is_err() {
+                return Err(cannot_thumbnail("not an image format this server reads"));
+            }
+        }
+        let _permit = self.thumbnailing.acquire().await.map_err(Error::internal)?;
+        // Another request may have made it while this one waited.
+        if let Some(t) = media::thumbnail(&self.db.read, &content.sha256, tw, th, tm.as_str(), animated).await? {
+            return Ok(ThumbnailContent { sha256: t.thumb_sha256, size: t.size as u64, content_type: t.content_type });
+        }
+        let bytes = self.files.read(&content.sha256).await.map_err(read_error)?;
         let max_pixels = self.config.max_image_pixels.0;
         let made = tokio::task::spawn_blocking(move || thumbnail::make(&bytes, tw, th, tm, animated, max_pixels))
             .await
@@ -296,13 +315,7 @@ impl Media {
             Err(ThumbnailError::TooLarge(w, h)) => {
                 return Err(Error::too_large(format!("The image is {w} x {h} pixels, too large to thumbnail")));
             }
-            Err(ThumbnailError::Undecodable(why)) => {
-                return Err(Error::matrix(
-                    StatusCode::BAD_REQUEST,
-                    ErrorKind::Unknown,
-                    format!("Cannot generate a thumbnail for this content ({why}); download the original instead"),
-                ));
-            }
+            Err(ThumbnailError::Undecodable(why)) => return Err(cannot_thumbnail(&why)),
         };
         media::insert_thumbnail(&self.db.write, &content.sha256, tw, th, tm.as_str(), animated, &stored.sha256, &content_type, stored.size as i64)
             .await?;
@@ -311,9 +324,9 @@ impl Media {
 
     /// `GET /media/v3/preview_url`: OpenGraph data for a URL, from the cache when fresh.
     pub async fn preview_url(&self, url: &str) -> Result<Map<String, Value>> {
-        if !self.config.url_preview_enabled {
+        let Some(client) = &self.preview_client else {
             return Err(Error::unrecognized(StatusCode::NOT_FOUND, "URL previews are turned off on this server (url_preview_enabled)"));
-        }
+        };
         let parsed = url::Url::parse(url).map_err(|e| Error::invalid_param(format!("`url` is not a URL: {e}")))?;
         let now = now_ms();
         if let Some((og, error, ts)) = media::url_preview(&self.db.read, url).await? {
@@ -324,7 +337,7 @@ impl Media {
                 return Err(Error::matrix(StatusCode::BAD_GATEWAY, ErrorKind::Unknown, error));
             }
         }
-        match self.fetch_preview(parsed).await {
+        match self.fetch_preview(client, parsed).await {
             Ok(og) => {
                 let text = Value::Object(og.clone()).to_string();
                 media::put_url_preview(&self.db.write, url, Some(&text), None, now).await?;
@@ -343,9 +356,9 @@ impl Media {
         }
     }
 
-    async fn fetch_preview(&self, url: url::Url) -> Result<Map<String, Value>, preview::PreviewError> {
+    async fn fetch_preview(&self, client: &reqwest::Client, url: url::Url) -> Result<Map<String, Value>, preview::PreviewError> {
         let limit = self.config.max_spider_size.0;
-        let page = preview::fetch(&self.preview_client, url, &self.preview_policy, limit).await?;
+        let page = preview::fetch(client, url, &self.preview_policy, limit).await?;
         let kind = preview::essence(page.content_type.as_deref());
         if kind.starts_with("image/") {
             let mut og = Map::new();
@@ -362,7 +375,7 @@ impl Media {
             .map_err(|e| preview::PreviewError::Fetch(format!("parsing the page failed: {e}")))?;
         if let Some(image_url) = og.remove("og:image").and_then(|v| v.as_str().and_then(|s| url::Url::parse(s).ok())) {
             // The image goes through the same address checks; a failure only drops the image.
-            if let Ok(img) = preview::fetch(&self.preview_client, image_url, &self.preview_policy, limit).await {
+            if let Ok(img) = preview::fetch(client, image_url, &self.preview_policy, limit).await {
                 let kind = preview::essence(img.content_type.as_deref());
                 if kind.starts_with("image/") {
                     self.add_preview_image(&mut og, img.body, &kind).await;
@@ -421,6 +434,14 @@ pub fn check_media_id(media_id: &str) -> Result<()> {
 
 fn too_large(limit: u64) -> Error {
     Error::too_large(format!("Uploads are limited to {limit} bytes on this server"))
+}
+
+fn cannot_thumbnail(why: &str) -> Error {
+    Error::matrix(
+        StatusCode::BAD_REQUEST,
+        ErrorKind::Unknown,
+        format!("Cannot generate a thumbnail for this content ({why}); download the original instead"),
+    )
 }
 
 fn cannot_overwrite() -> Error {
