@@ -168,7 +168,7 @@ fn start_hearth(bin: &str, dir: &std::path::Path, port: u16) -> Result<Child> {
     std::fs::write(
         &config,
         format!(
-            "server_name = \"bench.hearth\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\nenable_registration = true\nenable_registration_without_verification = true\nlog_level = \"warn\"\nlog_dir = \"{}\"\n[[listeners]]\nport = {port}\nbind_addresses = [\"127.0.0.1\"]\n[rc_registration]\nper_second = 10000\nburst_count = 10000\n[rc_login.address]\nper_second = 10000\nburst_count = 10000\n[rc_login.account]\nper_second = 10000\nburst_count = 10000\n",
+            "server_name = \"bench.hearth\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\nenable_registration = true\nenable_registration_without_verification = true\nlog_level = \"warn\"\nlog_dir = \"{}\"\n[admin]\nport = 0\n[[listeners]]\nport = {port}\nbind_addresses = [\"127.0.0.1\"]\n[rc_registration]\nper_second = 10000\nburst_count = 10000\n[rc_login.address]\nper_second = 10000\nburst_count = 10000\n[rc_login.account]\nper_second = 10000\nburst_count = 10000\n",
             dir.join("data").display(),
             dir.join("logs").display()
         ),

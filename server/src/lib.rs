@@ -37,6 +37,7 @@ use crate::{
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 const SHARED_SECRET_NAME: &str = "registration_shared_secret";
+const ADMIN_TOKEN_NAME: &str = "admin_token";
 
 /// The whole server.
 pub struct Homeserver;
@@ -44,6 +45,7 @@ pub struct Homeserver;
 /// A started server. Dropping it without `stop()` leaves the tasks running until the runtime ends.
 pub struct Running {
     addrs: Vec<SocketAddr>,
+    admin_addr: SocketAddr,
     state: AppState,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
@@ -75,6 +77,17 @@ impl Homeserver {
             };
             listeners.push((listener, x_forwarded));
         }
+        let admin_bind = SocketAddr::new(config.admin.bind_address, config.admin.port);
+        let admin_listener = TcpListener::bind(admin_bind).await.map_err(|e| {
+            anyhow::anyhow!(
+                "admin.port: cannot listen on {admin_bind} for the admin page: {e}. {}",
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    "Another program (maybe another Hearth) uses this port: stop it or set [admin] port to another one"
+                } else {
+                    "Check [admin] bind_address and port"
+                }
+            )
+        })?;
 
         // Without a configured public_baseurl, clients are told the address actually bound
         // (which differs from the config when it asks for port 0).
@@ -95,7 +108,7 @@ impl Homeserver {
         };
         let db = Db::open(&data_dir.join("hearth.db")).await?;
 
-        let (keys, shared_secret) = {
+        let (keys, shared_secret, admin_token) = {
             let (secrets, config) = (secrets.clone(), config.clone());
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let keys = ServerKeys::load_or_create(&secrets, config.server_name.clone())
@@ -106,7 +119,8 @@ impl Homeserver {
                         secrets.get_or_create(SHARED_SECRET_NAME, || service::tokens::random_alphanumeric(48).into_bytes())?,
                     )?,
                 };
-                Ok((keys, shared))
+                let admin = String::from_utf8(secrets.get_or_create(ADMIN_TOKEN_NAME, || service::tokens::random_alphanumeric(32).into_bytes())?)?;
+                Ok((keys, shared, admin))
             })
             .await??
         };
@@ -128,6 +142,9 @@ impl Homeserver {
             e2ee,
             key_backup: service::key_backup::KeyBackup::new(db.clone()),
             media: service::media::Media::new(db.clone(), config.clone())?,
+            invites: service::invites::Invites::new(db.clone(), &config.public_baseurl()),
+            admin_token,
+            started: std::time::Instant::now(),
             account_data,
             ephemeral,
             sync,
@@ -156,6 +173,20 @@ impl Homeserver {
                     .await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "listener stopped");
+                }
+            });
+        }
+
+        let admin_addr = admin_listener.local_addr()?;
+        {
+            let app = api::admin::router(state.clone(), admin_addr.port());
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(admin_listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(cancel.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "admin listener stopped");
                 }
             });
         }
@@ -227,7 +258,7 @@ impl Homeserver {
         }
 
         tracing::info!(addrs = ?addrs, server_name = %config.server_name, "Hearth is listening");
-        Ok(Running { addrs, state, cancel, tasks })
+        Ok(Running { addrs, admin_addr, state, cancel, tasks })
     }
 }
 
@@ -239,6 +270,26 @@ impl Running {
 
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Where the admin listener listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The admin page, with the admin token in the fragment (browsers never send a fragment to
+    /// a server, so it stays out of logs): the one-click link the binary prints.
+    pub fn admin_url(&self) -> String {
+        let host = match self.admin_addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("http://{host}:{}/_hearth/#token={}", self.admin_addr.port(), self.state.admin_token)
+    }
+
+    /// The admin API's bearer token.
+    pub fn admin_token(&self) -> &str {
+        &self.state.admin_token
     }
 
     /// The URL clients should use (`public_baseurl`).

@@ -110,7 +110,9 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let _ = writeln!(out, "  Log folder:   {}", d.display());
     }
     let _ = writeln!(out, "  Secrets:      {}", running.secret_store());
-    let _ = writeln!(out, "Create an account with: hearth register-user --config {} --user NAME --admin", path.display());
+    let _ = writeln!(out, "Open the setup page and dashboard (on this computer):");
+    let _ = writeln!(out, "  {}", running.admin_url());
+    let _ = writeln!(out, "Or create an account with: hearth register-user --config {} --user NAME --admin", path.display());
     let _ = writeln!(out, "Press Ctrl+C to stop.");
     drop(out);
 

@@ -681,3 +681,28 @@ async fn uploads_without_a_type_or_with_a_bad_name_are_handled_safely() {
     assert_eq!(got.header("content-type"), "image/png");
     assert_eq!(got.body, png(20, 20));
 }
+
+#[tokio::test]
+async fn a_site_that_never_answers_gives_up_within_the_time_limit() {
+    // Accepts connections and then says nothing, like a tarpit.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let s = TestServer::start_with(|c| {
+        c.url_preview_enabled = true;
+        c.url_preview_ip_range_whitelist = vec!["127.0.0.1/32".to_owned()];
+    })
+    .await;
+    let alice = s.user("alice").await;
+    let started = std::time::Instant::now();
+    let url = format!("http://{addr}/slow");
+    let got = send(&s, Method::GET, &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)), Some(&alice), &[], None).await;
+    assert_err(&got.err(), 502, "M_UNKNOWN");
+    assert!(got.json()["error"].as_str().unwrap().contains("timed out"), "{}", got.json());
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+}

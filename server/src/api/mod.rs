@@ -1,6 +1,7 @@
 //! Endpoint handlers, one file per spec area. A handler checks permissions, calls one or two
 //! services and builds the response; anything longer belongs in `service`.
 
+pub mod admin;
 pub mod client;
 pub mod federation;
 pub mod synapse_admin;
@@ -15,5 +16,6 @@ pub fn router(state: AppState) -> axum::Router {
     let r = client::routes(r);
     let r = federation::routes(r);
     let r = synapse_admin::routes(r);
+    let r = r.merge(admin::ui::public_routes());
     http::finish(r, state)
 }

@@ -72,6 +72,8 @@ pub struct Config {
     pub max_spider_size: ByteSize,
     /// How to reach the server's admin (a mailto: or https: URI), given in resource-limit errors.
     pub admin_contact: Option<String>,
+    /// The admin listener: the setup page, dashboard and Hearth's admin API. Loopback only.
+    pub admin: AdminListener,
     /// Login rate limits.
     pub rc_login: RcLogin,
     /// Registration rate limit (per client address).
@@ -118,6 +120,24 @@ impl Default for Listener {
             kind: "http".to_owned(),
             resources: None,
         }
+    }
+}
+
+/// Where the admin listener (`/_hearth/`: setup wizard, dashboard, admin API) listens. It gives
+/// full control of the server, so it binds only to a loopback address: reach it from another
+/// computer through an SSH tunnel, never through the reverse proxy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AdminListener {
+    /// Port; 0 picks a free one.
+    pub port: u16,
+    /// A loopback address (127.0.0.1 or ::1).
+    pub bind_address: IpAddr,
+}
+
+impl Default for AdminListener {
+    fn default() -> Self {
+        Self { port: 8009, bind_address: IpAddr::from([127, 0, 0, 1]) }
     }
 }
 
@@ -180,6 +200,7 @@ impl Default for Config {
             url_preview_ip_range_whitelist: Vec::new(),
             max_spider_size: ByteSize(10 * 1024 * 1024),
             admin_contact: None,
+            admin: AdminListener::default(),
             rc_login: RcLogin::default(),
             rc_registration: RateLimit { per_second: 0.17, burst_count: 3.0 },
             refreshable_access_token_lifetime: HumanDuration(Duration::from_secs(300)),
@@ -284,6 +305,12 @@ impl Config {
                 ..Listener::default()
             }];
         }
+        if let Some(v) = get("HEARTH_ADMIN_LISTEN") {
+            let addr: SocketAddr = v.parse().map_err(|_| {
+                err(format!("HEARTH_ADMIN_LISTEN: `{v}` is not host:port (for example 127.0.0.1:8009)"))
+            })?;
+            self.admin = AdminListener { port: addr.port(), bind_address: addr.ip() };
+        }
         Ok(())
     }
 
@@ -346,6 +373,13 @@ impl Config {
         }
         if let Err(e) = self.url_preview_ranges() {
             return Err(err(format!("url_preview_ip_range_whitelist: {e}")));
+        }
+        if !self.admin.bind_address.is_loopback() {
+            return Err(err(format!(
+                "admin.bind_address: {} is not a loopback address. The admin listener controls the whole server, so it only listens on 127.0.0.1 or ::1; \
+                 to manage Hearth from another computer, use an SSH tunnel (ssh -L 8009:127.0.0.1:8009 this-machine)",
+                self.admin.bind_address
+            )));
         }
         if self.max_pending_media_uploads == 0 {
             return Err(err("max_pending_media_uploads: must be at least 1"));

@@ -517,6 +517,44 @@ impl Accounts {
         Ok(())
     }
 
+    // ----- administration (the dashboard) ----------------------------------------------
+
+    pub async fn list_users(&self) -> Result<Vec<storage::users::UserSummary>> {
+        Ok(storage::users::list_all(&self.db.read).await?)
+    }
+
+    /// Grants or removes server admin rights; false when there is no such account.
+    pub async fn set_admin(&self, user_id: &UserId, admin: bool) -> Result<bool> {
+        let found = storage::users::set_admin(&self.db.write, user_id.as_str(), admin).await?;
+        // Cached sessions carry the flag.
+        self.sessions_changed();
+        Ok(found)
+    }
+
+    /// Sets a password chosen by the admin and signs the account out everywhere, as Synapse's
+    /// admin API does by default: whoever had the old password loses access.
+    pub async fn reset_password(&self, user_id: &UserId, new: String) -> Result<()> {
+        match storage::users::get(&self.db.read, user_id.as_str()).await? {
+            None => return Err(Error::not_found("No such user")),
+            Some(u) if u.deactivated => return Err(Error::invalid_param("This account is deactivated")),
+            Some(_) => {}
+        }
+        passwords::check_length(&new)?;
+        let hash = passwords::hash(new).await?;
+        let mut tx = self.db.write.begin().await?;
+        storage::users::set_password_hash(&mut *tx, user_id.as_str(), Some(&hash)).await?;
+        storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
+        tx.commit().await?;
+        self.sessions_changed();
+        self.device_lists.refresh(&self.db).await?;
+        tracing::info!(%user_id, "password reset by the admin");
+        Ok(())
+    }
+
+    pub async fn count_active_users(&self) -> Result<i64> {
+        Ok(storage::users::count_active(&self.db.read).await?)
+    }
+
     // ----- devices -----------------------------------------------------------------------
 
     pub async fn devices(&self, user_id: &UserId) -> Result<Vec<DeviceRow>> {

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod e2ee;
 pub mod ephemeral;
 pub mod guarded;
+pub mod invites;
 pub mod key_backup;
 pub mod media;
 pub mod passwords;
@@ -35,6 +36,11 @@ pub struct Services {
     pub e2ee: Arc<e2ee::E2ee>,
     pub key_backup: key_backup::KeyBackup,
     pub media: media::Media,
+    pub invites: invites::Invites,
+    /// The admin listener's bearer token (kept in the secret store, so links stay valid).
+    pub admin_token: String,
+    /// When the server started, for the dashboard's uptime.
+    pub started: std::time::Instant,
     pub account_data: Arc<account_data::AccountData>,
     pub ephemeral: Arc<ephemeral::Ephemeral>,
     pub sync: sync::Sync,

@@ -127,6 +127,16 @@ pub async fn delete_expired_pending(ex: impl SqliteExecutor<'_>, now: i64) -> sq
     Ok(r.rows_affected())
 }
 
+/// Bytes of distinct stored content (each file once), for the dashboard.
+pub async fn stored_bytes(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(size) AS size FROM media WHERE sha256 IS NOT NULL GROUP BY sha256)",
+    )
+    .fetch_one(ex)
+    .await?;
+    Ok(n)
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ThumbnailRow {
     pub thumb_sha256: String,

@@ -117,3 +117,33 @@ pub async fn search(ex: impl SqliteExecutor<'_>, term: &str, limit: i64) -> sqlx
     .fetch_all(ex)
     .await
 }
+
+/// One account as the dashboard lists it.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct UserSummary {
+    pub user_id: String,
+    pub displayname: Option<String>,
+    pub is_admin: bool,
+    pub is_guest: bool,
+    pub deactivated: bool,
+    pub created_ts: i64,
+}
+
+/// Every account, oldest first.
+pub async fn list_all(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<UserSummary>> {
+    sqlx::query_as("SELECT user_id, displayname, is_admin, is_guest, deactivated, created_ts FROM users ORDER BY created_ts, user_id")
+        .fetch_all(ex)
+        .await
+}
+
+/// Returns false when there is no such account.
+pub async fn set_admin(ex: impl SqliteExecutor<'_>, user_id: &str, admin: bool) -> sqlx::Result<bool> {
+    let r = sqlx::query("UPDATE users SET is_admin = ? WHERE user_id = ?").bind(admin).bind(user_id).execute(ex).await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Accounts that can sign in (not deactivated, not guests).
+pub async fn count_active(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE deactivated = 0 AND is_guest = 0").fetch_one(ex).await?;
+    Ok(n)
+}

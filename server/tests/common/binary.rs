@@ -37,6 +37,8 @@ pub fn isolated(cmd: &mut Command, home: &Path) {
         .env_remove("HEARTH_DATA_DIR")
         .env_remove("HEARTH_PUBLIC_BASEURL")
         .env_remove("HEARTH_LISTEN")
+        // Tests run side by side: each admin listener takes a free port.
+        .env("HEARTH_ADMIN_LISTEN", "127.0.0.1:0")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env("RUST_LOG", "warn");
 }
@@ -103,7 +105,7 @@ pub fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, St
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("homeserver.toml");
     let text = format!(
-        "server_name = \"proc.test\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\n{extra}\n[[listeners]]\nport = 0\nbind_addresses = [\"127.0.0.1\"]\n[rc_registration]\nper_second = 1000\nburst_count = 1000\n[rc_login.address]\nper_second = 1000\nburst_count = 1000\n",
+        "server_name = \"proc.test\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\n{extra}\n[admin]\nport = 0\n[[listeners]]\nport = 0\nbind_addresses = [\"127.0.0.1\"]\n[rc_registration]\nper_second = 1000\nburst_count = 1000\n[rc_login.address]\nper_second = 1000\nburst_count = 1000\n",
         dir.join("data").display()
     );
     std::fs::write(&path, text).unwrap();

@@ -25,6 +25,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.server_name = SERVER_NAME.try_into().unwrap();
     c.data_dir = Some(dir.to_path_buf());
     c.listeners[0].port = 0;
+    c.admin.port = 0;
     c.secret_store = SecretStoreChoice::File;
     let lax = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
     c.rc_registration = lax;

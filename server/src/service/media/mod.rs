@@ -423,6 +423,13 @@ impl Media {
     }
 }
 
+impl Media {
+    /// Bytes of media content stored (each distinct file once), for the dashboard.
+    pub async fn stored_bytes(&self) -> Result<u64> {
+        Ok(media::stored_bytes(&self.db.read).await? as u64)
+    }
+}
+
 /// The spec's character set for media IDs (Content repository, "Security considerations"):
 /// anything else can never have been issued, and might be a path traversal attempt.
 pub fn check_media_id(media_id: &str) -> Result<()> {

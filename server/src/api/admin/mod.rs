@@ -1,0 +1,78 @@
+//! Hearth's own admin API and web UI, on the admin listener (`admin.port`, loopback only):
+//! `/_hearth/` serves the UI (`ui/`), `/_hearth/admin/v1/*` the JSON API it calls.
+//!
+//! Three locks on the door, as docs/ARCHITECTURE.md explains: the listener binds to loopback
+//! only (checked in the config); every request must name the listener itself in its Host header
+//! (a web page elsewhere cannot reach it through DNS rebinding); every API call carries the admin
+//! token as a bearer token (no cookies, so a page elsewhere cannot borrow a session: no CSRF).
+//! The listener sends no CORS headers, so browsers keep other origins out as well.
+//!
+//! `signup` is the exception that lives on the public listener: the invite page.
+
+pub mod invites;
+pub mod signup;
+pub mod status;
+pub mod ui;
+pub mod users;
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post, put},
+};
+use http::{StatusCode, header};
+use subtle::ConstantTimeEq;
+
+use crate::{error::Error, service::AppState};
+
+/// The admin listener's whole router, for a listener bound to `port`.
+pub fn router(state: AppState, port: u16) -> Router {
+    let api = Router::new()
+        .route("/_hearth/admin/v1/status", get(status::get_status))
+        .route("/_hearth/admin/v1/users", get(users::list).post(users::create))
+        .route("/_hearth/admin/v1/users/{user_id}/password", post(users::reset_password))
+        .route("/_hearth/admin/v1/users/{user_id}/deactivate", post(users::deactivate))
+        .route("/_hearth/admin/v1/users/{user_id}/admin", put(users::set_admin))
+        .route("/_hearth/admin/v1/invites", get(invites::list).post(invites::create))
+        .route("/_hearth/admin/v1/invites/{code}", delete(invites::delete))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(api)
+        .merge(ui::admin_routes())
+        .fallback(|| async { Error::unrecognized(StatusCode::NOT_FOUND, "No such page or endpoint on the admin listener") })
+        .layer(middleware::from_fn(move |req: Request, next: Next| check_host(port, req, next)))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| Error::internal("handler panicked").into_response()))
+        .with_state(state)
+}
+
+/// Only requests addressed to this listener by a loopback name: a page on another site whose
+/// name was re-pointed at 127.0.0.1 (DNS rebinding) still sends its own name.
+async fn check_host(port: u16, req: Request, next: Next) -> Response {
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let allowed = [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")];
+    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+        return Error::forbidden(format!(
+            "The admin page only answers at http://127.0.0.1:{port}/_hearth/ (this request was for `{host}`)"
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Error::missing_token().into_response();
+    };
+    let token = value.strip_prefix("Bearer ").unwrap_or("").trim();
+    if !bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+        return Error::matrix(
+            StatusCode::UNAUTHORIZED,
+            ruma::api::error::ErrorKind::UnknownToken(ruma::api::error::UnknownTokenErrorData::new()),
+            "Wrong admin token: open the admin link Hearth printed at start (or the desktop app) again",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}

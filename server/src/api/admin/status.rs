@@ -1,0 +1,31 @@
+//! GET /_hearth/admin/v1/status: what the dashboard's front page shows.
+
+use axum::{Json, extract::State};
+use serde_json::{Value, json};
+
+use crate::{error::Result, service::AppState};
+
+/// GET /_hearth/admin/v1/status
+pub async fn get_status(State(s): State<AppState>) -> Result<Json<Value>> {
+    let db_path = s.config.data_dir().join("hearth.db");
+    let database_bytes: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db_path.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(Json(json!({
+        "running": true,
+        "version": env!("CARGO_PKG_VERSION"),
+        "server_name": s.config.server_name,
+        "public_baseurl": s.config.public_baseurl(),
+        "uptime_seconds": s.started.elapsed().as_secs(),
+        "users": s.accounts.count_active_users().await?,
+        "database_bytes": database_bytes,
+        "media_bytes": s.media.stored_bytes().await?,
+        "secret_store": s.secrets.describe(),
+        "registration": {
+            "enabled": s.config.enable_registration,
+            "requires_token": s.config.registration_requires_token,
+        },
+    })))
+}

@@ -1,0 +1,137 @@
+//! Invites: how the person running Hearth brings the family in. An invite is a registration
+//! token (the same invite codes Matrix apps accept at sign-up, and Synapse's admin API manages)
+//! shown as a link to Hearth's own sign-up page, `/_hearth/invite/<code>`, which creates the
+//! account directly. Element X cannot register accounts itself, so the page is the way in.
+//!
+//! An invite from the admin is honoured whatever `enable_registration` says: closed
+//! registration closes the door to strangers, not to people the admin invited.
+
+use std::sync::Arc;
+
+use ruma::OwnedUserId;
+use serde::Serialize;
+
+use crate::{
+    error::{Error, Result},
+    service::{accounts::Accounts, tokens},
+    storage::{Db, now_ms, registration_tokens as store},
+};
+
+pub struct Invites {
+    db: Db,
+    public_baseurl: Arc<str>,
+}
+
+/// An invite as the dashboard shows it.
+#[derive(Debug, Serialize)]
+pub struct Invite {
+    pub code: String,
+    pub link: String,
+    pub uses_allowed: Option<i64>,
+    pub uses: i64,
+    pub expiry_time: Option<i64>,
+    pub valid: bool,
+}
+
+/// Why an invite cannot be used, in words for the invitee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InviteState {
+    Valid,
+    UsedUp,
+    Expired,
+    Unknown,
+}
+
+impl Invites {
+    pub fn new(db: Db, public_baseurl: &str) -> Self {
+        Self { db, public_baseurl: public_baseurl.trim_end_matches('/').into() }
+    }
+
+    fn link(&self, code: &str) -> String {
+        format!("{}/_hearth/invite/{code}", self.public_baseurl)
+    }
+
+    fn view(&self, t: store::RegistrationToken, now: i64) -> Invite {
+        Invite {
+            link: self.link(&t.token),
+            valid: t.is_valid(now),
+            uses: t.completed,
+            uses_allowed: t.uses_allowed,
+            expiry_time: t.expiry_time,
+            code: t.token,
+        }
+    }
+
+    pub async fn list(&self) -> Result<Vec<Invite>> {
+        let now = now_ms();
+        Ok(store::list(&self.db.read).await?.into_iter().map(|t| self.view(t, now)).collect())
+    }
+
+    /// A new invite for `uses_allowed` people (None: any number) until `expiry_time` (ms).
+    pub async fn create(&self, uses_allowed: Option<i64>, expiry_time: Option<i64>) -> Result<Invite> {
+        if uses_allowed.is_some_and(|n| n < 1) {
+            return Err(Error::invalid_param("uses_allowed must be at least 1"));
+        }
+        if expiry_time.is_some_and(|t| t <= now_ms()) {
+            return Err(Error::invalid_param("expiry_time must be in the future"));
+        }
+        // 12 letters and digits: unguessable, and still short enough to read out on the phone.
+        let code = tokens::random_alphanumeric(12);
+        if !store::insert(&self.db.write, &code, uses_allowed, expiry_time).await? {
+            return Err(Error::internal("invite code collision"));
+        }
+        let t = store::get(&self.db.read, &code).await?.ok_or_else(|| Error::internal("invite vanished"))?;
+        Ok(self.view(t, now_ms()))
+    }
+
+    pub async fn delete(&self, code: &str) -> Result<()> {
+        if !store::delete(&self.db.write, code).await? {
+            return Err(Error::not_found("No such invite"));
+        }
+        Ok(())
+    }
+
+    pub async fn state(&self, code: &str) -> Result<InviteState> {
+        let now = now_ms();
+        Ok(match store::get(&self.db.read, code).await? {
+            None => InviteState::Unknown,
+            Some(t) if t.expiry_time.is_some_and(|e| e <= now) => InviteState::Expired,
+            Some(t) if !t.is_valid(now) => InviteState::UsedUp,
+            Some(_) => InviteState::Valid,
+        })
+    }
+
+    /// Creates the invitee's account. The use is reserved first (atomically, so two people
+    /// racing for the last use cannot both get it) and given back if the account cannot be made.
+    pub async fn sign_up(&self, accounts: &Accounts, code: &str, username: &str, password: String) -> Result<OwnedUserId> {
+        let state = self.state(code).await?;
+        if state != InviteState::Valid {
+            return Err(invite_error(state));
+        }
+        let (_, user_id) = accounts.validate_new_localpart(username)?;
+        crate::service::passwords::check_length(&password)?;
+        if !accounts.is_available(&user_id).await? {
+            return Err(crate::service::accounts::user_in_use());
+        }
+        if !store::reserve(&self.db.write, code, now_ms()).await? {
+            return Err(invite_error(InviteState::UsedUp));
+        }
+        match accounts.create_user(&user_id, Some(password), false, false, None, Some(code)).await {
+            Ok(()) => Ok(user_id),
+            Err(e) => {
+                store::release(&self.db.write, code).await?;
+                Err(e)
+            }
+        }
+    }
+}
+
+pub fn invite_error(state: InviteState) -> Error {
+    match state {
+        InviteState::Valid => Error::internal("a valid invite is not an error"),
+        InviteState::UsedUp => Error::forbidden("This invite has been used up. Ask for a new one."),
+        InviteState::Expired => Error::forbidden("This invite has expired. Ask for a new one."),
+        InviteState::Unknown => Error::not_found("This invite does not exist. Check the link, or ask for a new one."),
+    }
+}

@@ -1,0 +1,197 @@
+//! Hearth's admin listener (`/_hearth/`): the locks on its door (loopback only, Host header,
+//! bearer token), account management and invites as the dashboard uses them, and the invite
+//! sign-up page on the public listener.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, assert_err};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Admin {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    fn of(s: &TestServer) -> Self {
+        let running = s.running.as_ref().unwrap();
+        Admin { base: format!("http://{}", running.admin_addr()), token: running.admin_token().to_owned(), http: reqwest::Client::new() }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}/_hearth/admin/v1{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn the_admin_api_wants_its_token_and_its_own_host_name() {
+    let s = TestServer::start().await;
+    let admin = Admin::of(&s);
+    let url = format!("{}/_hearth/admin/v1/status", admin.base);
+    let get = |token: Option<&str>, host: Option<&str>| {
+        let mut req = admin.http.get(&url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_err(&get(None, None).await, 401, "M_MISSING_TOKEN");
+    assert_err(&get(Some("guess"), None).await, 401, "M_UNKNOWN_TOKEN");
+    // A user's Matrix access token is not the admin token.
+    let alice = s.user("alice").await;
+    assert_err(&get(Some(&alice), None).await, 401, "M_UNKNOWN_TOKEN");
+    // DNS rebinding: the right token (as a script on a rebinding page could not have, but
+    // checked first anyway) under a foreign host name is refused.
+    let port = s.running.as_ref().unwrap().admin_addr().port();
+    assert_err(&get(Some(&admin.token), Some(&format!("evil.example:{port}"))).await, 403, "M_FORBIDDEN");
+    assert_err(&get(Some(&admin.token), Some("127.0.0.1:1")).await, 403, "M_FORBIDDEN");
+    let (st, status) = get(Some(&admin.token), Some(&format!("localhost:{port}"))).await;
+    assert_eq!(st, 200, "{status}");
+    assert_eq!(status["server_name"], common::SERVER_NAME);
+    assert_eq!(status["users"], 1);
+    assert!(status["database_bytes"].as_u64().unwrap() > 0);
+
+    // The dashboard page itself, with a strict content security policy and no CORS opening.
+    let page = admin.http.get(format!("{}/_hearth/", admin.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    assert!(page.headers().get("access-control-allow-origin").is_none());
+    assert!(page.text().await.unwrap().contains("<title>Hearth</title>"));
+
+    // Each listener serves only its own API.
+    let (st, v) = s.get("/_hearth/admin/v1/status", Some(&admin.token)).await;
+    assert_err(&(st, v), 404, "M_UNRECOGNIZED");
+    assert_eq!(s.http.get(format!("{}/_hearth/", s.base)).send().await.unwrap().status(), 404);
+    assert_eq!(s.http.get(format!("{}/_hearth/assets/app.js", s.base)).send().await.unwrap().status(), 404);
+    let r = admin.http.get(format!("{}/_matrix/client/versions", admin.base)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn the_admin_listener_refuses_to_listen_beyond_this_computer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::test_config(dir.path());
+    config.admin.bind_address = "0.0.0.0".parse().unwrap();
+    let err = hearth_server::Homeserver::start(config).await.err().expect("refused").to_string();
+    assert!(err.contains("admin.bind_address") && err.contains("loopback"), "{err}");
+
+    let mut config = common::test_config(dir.path());
+    config.apply_env(|k| (k == "HEARTH_ADMIN_LISTEN").then(|| "192.168.1.2:8009".to_owned())).unwrap();
+    let err = config.validate().err().expect("refused").to_string();
+    assert!(err.contains("admin.bind_address"), "{err}");
+}
+
+#[tokio::test]
+async fn the_dashboard_creates_resets_promotes_and_deactivates_accounts() {
+    let s = TestServer::start().await;
+    let admin = Admin::of(&s);
+    let (st, v) = admin.call(Method::POST, "/users", Some(json!({"username": "grandma", "password": "knitting-42"}))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["user_id"], "@grandma:hearth.test");
+    let (st, login) = s.login("grandma", "knitting-42").await;
+    assert_eq!(st, 200, "{login}");
+    let old_token = login["access_token"].as_str().unwrap().to_owned();
+    assert_err(&admin.call(Method::POST, "/users", Some(json!({"username": "grandma", "password": "another-1"}))).await, 400, "M_USER_IN_USE");
+    assert_err(&admin.call(Method::POST, "/users", Some(json!({"username": "Bad Name", "password": "another-1"}))).await, 400, "M_INVALID_USERNAME");
+    assert_err(&admin.call(Method::POST, "/users", Some(json!({"username": 5}))).await, 400, "M_BAD_JSON");
+
+    // Forgotten password: the admin sets a new one; every old session ends.
+    let (st, v) = admin.call(Method::POST, "/users/@grandma:hearth.test/password", Some(json!({"password": "new-secret-7"}))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_err(&s.get("/_matrix/client/v3/account/whoami", Some(&old_token)).await, 401, "M_UNKNOWN_TOKEN");
+    assert_err(&s.login("grandma", "knitting-42").await, 403, "M_FORBIDDEN");
+    let (_, login) = s.login("grandma", "new-secret-7").await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    assert_err(&admin.call(Method::POST, "/users/@nobody:hearth.test/password", Some(json!({"password": "new-secret-7"}))).await, 404, "M_NOT_FOUND");
+
+    // Admin rights reach the Synapse admin API at once.
+    assert_err(&s.get("/_synapse/admin/v1/registration_tokens", Some(&token)).await, 403, "M_FORBIDDEN");
+    assert_eq!(admin.call(Method::PUT, "/users/@grandma:hearth.test/admin", Some(json!({"admin": true}))).await.0, 200);
+    assert_eq!(s.get("/_synapse/admin/v1/registration_tokens", Some(&token)).await.0, 200);
+
+    let (_, list) = admin.call(Method::GET, "/users", None).await;
+    let grandma = list["users"].as_array().unwrap().iter().find(|u| u["user_id"] == "@grandma:hearth.test").unwrap().clone();
+    assert_eq!(grandma["is_admin"], true);
+    assert_eq!(grandma["deactivated"], false);
+
+    assert_eq!(admin.call(Method::POST, "/users/@grandma:hearth.test/deactivate", None).await.0, 200);
+    assert_err(&s.get("/_matrix/client/v3/account/whoami", Some(&token)).await, 401, "M_UNKNOWN_TOKEN");
+    assert_err(&s.login("grandma", "new-secret-7").await, 403, "M_FORBIDDEN");
+    let (_, list) = admin.call(Method::GET, "/users", None).await;
+    assert_eq!(list["users"][0]["deactivated"], true);
+    assert_err(&admin.call(Method::POST, "/users/@grandma:other.example/deactivate", None).await, 400, "M_INVALID_PARAM");
+}
+
+async fn invite_state(s: &TestServer, code: &str) -> String {
+    s.get(&format!("/_hearth/invite/{code}/state"), None).await.1["state"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_invite_signs_up_as_many_people_as_it_allows_even_with_registration_closed() {
+    let s = TestServer::start_with(|c| c.enable_registration = false).await;
+    let admin = Admin::of(&s);
+    let (st, invite) = admin.call(Method::POST, "/invites", Some(json!({"uses_allowed": 2}))).await;
+    assert_eq!(st, 200, "{invite}");
+    let code = invite["code"].as_str().unwrap().to_owned();
+    assert_eq!(invite["link"], format!("{}/_hearth/invite/{code}", s.base));
+
+    // The page the link opens, on the public listener.
+    let page = s.http.get(format!("{}/_hearth/invite/{code}", s.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("You are invited"));
+    assert_eq!(invite_state(&s, &code).await, "valid");
+
+    let register_path = format!("/_hearth/invite/{code}/register");
+    let sign_up = |name: &'static str| s.post(&register_path, None, json!({"username": name, "password": "a-good-password"}));
+    let (st, v) = sign_up("tom").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["user_id"], "@tom:hearth.test");
+    assert_eq!(s.login("tom", "a-good-password").await.0, 200);
+    // A taken name does not use up the invite.
+    assert_err(&sign_up("tom").await, 400, "M_USER_IN_USE");
+    assert_eq!(invite_state(&s, &code).await, "valid");
+    assert_eq!(sign_up("lucy").await.0, 200);
+    assert_eq!(invite_state(&s, &code).await, "used_up");
+    let r = sign_up("sam").await;
+    assert_err(&r, 403, "M_FORBIDDEN");
+    assert!(r.1["error"].as_str().unwrap().contains("used up"), "{}", r.1);
+
+    let (_, list) = admin.call(Method::GET, "/invites", None).await;
+    assert_eq!(list["invites"][0]["uses"], 2);
+    assert_eq!(list["invites"][0]["valid"], false);
+
+    // Expired and unknown invites say so.
+    let soon = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 + 300;
+    let (_, short) = admin.call(Method::POST, "/invites", Some(json!({"expiry_time": soon}))).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let short = short["code"].as_str().unwrap();
+    assert_eq!(invite_state(&s, short).await, "expired");
+    let r = s.post(&format!("/_hearth/invite/{short}/register"), None, json!({"username": "late", "password": "a-good-password"})).await;
+    assert!(r.1["error"].as_str().unwrap().contains("expired"), "{}", r.1);
+    assert_eq!(invite_state(&s, "NoSuchCode").await, "unknown");
+    assert_err(&s.post("/_hearth/invite/NoSuchCode/register", None, json!({"username": "x", "password": "a-good-password"})).await, 404, "M_NOT_FOUND");
+    assert_err(&admin.call(Method::POST, "/invites", Some(json!({"uses_allowed": 0}))).await, 400, "M_INVALID_PARAM");
+    assert_err(&admin.call(Method::POST, "/invites", Some(json!({"expiry_time": 1000}))).await, 400, "M_INVALID_PARAM");
+
+    // Deleting an invite ends it.
+    assert_eq!(admin.call(Method::DELETE, &format!("/invites/{code}"), None).await.0, 200);
+    assert_eq!(invite_state(&s, &code).await, "unknown");
+    // Registration through the Matrix API stays closed to people without an invite.
+    let r = s.post("/_matrix/client/v3/register", None, json!({"username": "stranger", "password": "a-good-password"})).await;
+    assert_err(&r, 403, "M_FORBIDDEN");
+}

@@ -1,0 +1,201 @@
+// The dashboard: plain ES module, no build step. Talks to /_hearth/admin/v1 with the admin key
+// as a bearer token. The key arrives in the URL fragment (never sent to a server), is kept in
+// sessionStorage for this tab, and is removed from the address bar at once.
+
+const API = "/_hearth/admin/v1";
+const $ = (sel) => document.querySelector(sel);
+
+function takeToken() {
+  const m = location.hash.match(/token=([A-Za-z0-9]+)/);
+  if (m) {
+    sessionStorage.setItem("hearth-admin-token", m[1]);
+    history.replaceState(null, "", location.pathname + "#status");
+  }
+  return sessionStorage.getItem("hearth-admin-token");
+}
+
+let token = takeToken();
+
+function say(text, kind = "error") {
+  const box = $("#message");
+  box.textContent = text;
+  box.className = `message ${kind}`;
+  box.hidden = !text;
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const res = await fetch(API + path, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const data = await res.json().catch(() => ({}));
+  if (res.status === 401) {
+    sessionStorage.removeItem("hearth-admin-token");
+    token = null;
+    show("login");
+    throw new Error("The admin key is missing or wrong. Open the link Hearth printed at start again.");
+  }
+  if (!res.ok) throw new Error(data.error || `The server answered ${res.status}`);
+  return data;
+}
+
+function bytes(n) {
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+const views = {
+  async status() {
+    const s = await api("/status");
+    const rows = [
+      ["Server", s.running ? "Running" : "Stopped"],
+      ["Version", s.version],
+      ["Server name", s.server_name],
+      ["Address for apps", s.public_baseurl],
+      ["Up for", `${Math.floor(s.uptime_seconds / 3600)} h ${Math.floor((s.uptime_seconds % 3600) / 60)} min`],
+      ["Accounts", String(s.users)],
+      ["Database", bytes(s.database_bytes)],
+      ["Media", bytes(s.media_bytes)],
+      ["Secrets kept in", s.secret_store],
+    ];
+    $("#status-list").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  },
+
+  async users() {
+    const { users } = await api("/users");
+    $("#users-body").replaceChildren(...users.map((u) => {
+      const actions = el("td", { class: "actions" });
+      if (!u.deactivated) {
+        actions.append(
+          el("button", { type: "button", onclick: () => resetPassword(u.user_id) }, "Reset password"),
+          el("button", { type: "button", onclick: () => setAdmin(u.user_id, !u.is_admin) }, u.is_admin ? "Remove admin" : "Make admin"),
+          el("button", { type: "button", class: "danger", onclick: () => deactivate(u.user_id) }, "Deactivate"),
+        );
+      }
+      return el("tr", {},
+        el("td", {}, u.user_id),
+        el("td", {}, u.displayname || ""),
+        el("td", {}, u.is_admin ? "Admin" : u.is_guest ? "Guest" : "Member"),
+        el("td", {}, u.deactivated ? "Deactivated" : "Active"),
+        actions);
+    }));
+  },
+
+  async invites() {
+    const { invites } = await api("/invites");
+    $("#invites-list").replaceChildren(...invites.map((i) => {
+      const uses = i.uses_allowed == null ? `${i.uses} used` : `${i.uses} of ${i.uses_allowed} used`;
+      const until = i.expiry_time ? `until ${new Date(i.expiry_time).toLocaleDateString()}` : "no end date";
+      return el("li", { class: i.valid ? "card" : "card spent" },
+        el("label", { for: `link-${i.code}` }, i.valid ? "Invite link" : "Invite link (no longer valid)"),
+        el("input", { id: `link-${i.code}`, class: "invite-link", readonly: "", value: i.link }),
+        el("p", {}, `${uses}, ${until}`),
+        el("div", { class: "actions" },
+          el("button", { type: "button", onclick: () => copy(i.link) }, "Copy link"),
+          el("button", { type: "button", class: "danger", onclick: () => removeInvite(i.code) }, "Delete")));
+    }));
+  },
+};
+
+async function run(action, done) {
+  try {
+    await action();
+    if (done) say(done, "ok");
+  } catch (e) {
+    say(e.message);
+  }
+}
+
+function resetPassword(userId) {
+  const password = prompt(`New password for ${userId} (at least 8 characters). They will be signed out everywhere.`);
+  if (!password) return;
+  run(async () => { await api(`/users/${encodeURIComponent(userId)}/password`, { method: "POST", body: { password } }); }, `Password of ${userId} changed.`);
+}
+
+function setAdmin(userId, admin) {
+  run(async () => { await api(`/users/${encodeURIComponent(userId)}/admin`, { method: "PUT", body: { admin } }); await views.users(); });
+}
+
+function deactivate(userId) {
+  if (!confirm(`Deactivate ${userId}? They can never sign in again. This cannot be undone.`)) return;
+  run(async () => { await api(`/users/${encodeURIComponent(userId)}/deactivate`, { method: "POST" }); await views.users(); }, `${userId} is deactivated.`);
+}
+
+function removeInvite(code) {
+  run(async () => { await api(`/invites/${encodeURIComponent(code)}`, { method: "DELETE" }); await views.invites(); });
+}
+
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    say("Link copied.", "ok");
+  } catch {
+    say("Copying is not allowed here: select the link and copy it yourself.");
+  }
+}
+
+function show(name) {
+  for (const s of document.querySelectorAll("main > section")) s.hidden = true;
+  for (const a of document.querySelectorAll("nav a")) a.removeAttribute("aria-current");
+  if (name === "login") {
+    $("#login").hidden = false;
+    return;
+  }
+  $(`#view-${name}`).hidden = false;
+  document.querySelector(`nav a[data-view="${name}"]`)?.setAttribute("aria-current", "page");
+  run(views[name]);
+}
+
+function route() {
+  if (!token) return show("login");
+  const name = location.hash.slice(1);
+  show(name in views ? name : "status");
+}
+
+$("#login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  token = $("#login-token").value.trim();
+  sessionStorage.setItem("hearth-admin-token", token);
+  say("");
+  location.hash = "#status";
+  route();
+});
+
+$("#user-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const body = { username: f.username.value.trim(), password: f.password.value, admin: f.admin.checked };
+  run(async () => {
+    const r = await api("/users", { method: "POST", body });
+    f.reset();
+    await views.users();
+    say(`${r.user_id} can now sign in.`, "ok");
+  });
+});
+
+$("#invite-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const body = { uses_allowed: Number(f.uses.value), expiry_time: Date.now() + Number(f.days.value) * 86400000 };
+  run(async () => {
+    await api("/invites", { method: "POST", body });
+    await views.invites();
+    say("Invite created: copy its link and send it.", "ok");
+  });
+});
+
+window.addEventListener("hashchange", route);
+route();
