@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite of Hearth. On Debian/Ubuntu it first installs what the suites need and is
 # missing: D-Bus and gnome-keyring (the keychain tests use a real Secret Service), Python's venv
-# (Synapse's register_new_matrix_user comes from PyPI). CI runs exactly this (.ci/run).
+# (Synapse's register_new_matrix_user comes from PyPI), Chromium and Node.js (the web UI is
+# driven in headless Chromium with playwright-core from npm). CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ command -v dbus-run-session >/dev/null 2>&1 || missing+=(dbus dbus-bin)
 command -v gnome-keyring-daemon >/dev/null 2>&1 || missing+=(gnome-keyring)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
     step "installing Debian packages: ${missing[*]}"
     sudo=""
@@ -31,6 +35,13 @@ if ! "$VENV/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ !=
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION"
+fi
+
+# --- playwright-core for the UI suite, from npm (pinned by tests/ui/package-lock.json) ---------
+if ! cmp -s tests/ui/package-lock.json tests/ui/node_modules/.installed-from-lock 2>/dev/null; then
+    step "installing playwright-core for the UI suite"
+    npm ci --prefix tests/ui --no-audit --no-fund --silent
+    cp tests/ui/package-lock.json tests/ui/node_modules/.installed-from-lock
 fi
 
 # --- Rust suites ----------------------------------------------------------------------------
@@ -51,6 +62,9 @@ dbus-run-session -- bash -c '
     printf "hearth-test-password" | XDG_DATA_HOME="$1" gnome-keyring-daemon --unlock --components=secrets >/dev/null
     cargo test --workspace --locked --test keychain -- --ignored
 ' keychain "$keyring_home" 2> >(grep -v "Failed to set fd limit" >&2)
+
+step "UI suite (the dashboard and invite page in headless Chromium; screenshots in tests/ui/screenshots)"
+cargo test --workspace --locked --test ui_in_chromium -- --ignored
 
 step "Synapse interop suite (register_new_matrix_user $SYNAPSE_VERSION)"
 HEARTH_SYNAPSE_VENV="$VENV" cargo test --workspace --locked --test synapse_interop -- --ignored

@@ -1,0 +1,114 @@
+// Hearth's web UI in Debian's headless Chromium, driven with playwright-core. Called by
+// tests/tests/ui_in_chromium.rs with a running server; prints one JSON line with what it found,
+// so the Rust side can check the results through the Matrix API.
+//
+//   node flows.mjs invite <admin-url>         create an invite in the dashboard, sign up with it
+//   node flows.mjs deactivate <admin-url> <user-id>   deactivate that user in the dashboard
+//
+// Screenshots go to $SCREENSHOTS (kept as CI artifacts).
+
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const [, , flow, adminUrl, userId] = process.argv;
+const shots = process.env.SCREENSHOTS || "screenshots";
+mkdirSync(shots, { recursive: true });
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+
+/// Every form control has a label, and nothing scrolls sideways at this size.
+async function checkLayout(page, what) {
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea")]
+      .filter((e) => e.offsetParent !== null && e.labels.length === 0 && !e.getAttribute("aria-label"))
+      .map((e) => e.id || e.name));
+  check(unlabelled.length === 0, `${what}: inputs without a label: ${unlabelled}`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  check(overflow <= 0, `${what}: the page scrolls sideways by ${overflow}px`);
+}
+
+async function dashboard() {
+  const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("dialog", (d) => d.accept());
+  await page.goto(adminUrl);
+  await page.getByRole("heading", { name: "Status" }).waitFor();
+  check(!page.url().includes("token="), "the admin key stays out of the address bar");
+  await page.locator("#status-list dd", { hasText: "Running" }).waitFor();
+  return { page, errors };
+}
+
+try {
+  if (flow === "invite") {
+    const { page, errors } = await dashboard();
+    await checkLayout(page, "status at 800x600");
+    await page.screenshot({ path: `${shots}/status.png` });
+
+    // Keyboard only: the navigation is reachable with Tab and works with Enter.
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Invites" }).waitFor();
+
+    await page.getByLabel("How many people").fill("1");
+    await page.getByRole("button", { name: "Create invite" }).click();
+    await page.getByRole("alert").filter({ hasText: "Invite created" }).waitFor();
+    const link = await page.locator(".invite-link").first().inputValue();
+    check(link.includes("/_hearth/invite/"), `an invite link: ${link}`);
+    await checkLayout(page, "invites at 800x600");
+    await page.screenshot({ path: `${shots}/invites.png` });
+
+    // The invitee, on a phone.
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
+    phone.on("pageerror", (e) => errors.push(e.message));
+    await phone.goto(link);
+    await phone.getByLabel("Username").waitFor();
+    await checkLayout(phone, "invite page on a phone");
+    await phone.getByLabel("Username").fill("nana");
+    await phone.getByLabel("Password", { exact: true }).fill("tea-and-biscuits");
+    await phone.getByLabel("Password again").fill("tea-and-biscuit");
+    await phone.getByRole("button", { name: "Create my account" }).click();
+    await phone.getByRole("alert").filter({ hasText: "different" }).waitFor();
+    await phone.getByLabel("Password again").fill("tea-and-biscuits");
+    await phone.getByRole("button", { name: "Create my account" }).click();
+    await phone.getByRole("heading", { name: "Your account is ready" }).waitFor();
+    const user = await phone.locator("#done-user").textContent();
+    const homeserver = await phone.locator(".hs-url").first().textContent();
+    await phone.screenshot({ path: `${shots}/invite-done.png`, fullPage: true });
+
+    // The invite was for one person: opening it again says so.
+    const again = await browser.newPage();
+    await again.goto(link);
+    await again.getByRole("alert").filter({ hasText: "used up" }).waitFor();
+
+    // The new person shows up in the dashboard.
+    await page.getByRole("link", { name: "People" }).click();
+    await page.getByRole("cell", { name: user, exact: true }).waitFor();
+    await page.screenshot({ path: `${shots}/people.png` });
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ link, user, homeserver }));
+  } else if (flow === "deactivate") {
+    const { page, errors } = await dashboard();
+    await page.getByRole("link", { name: "People" }).click();
+    const row = page.getByRole("row").filter({ hasText: userId });
+    await row.getByRole("button", { name: "Deactivate" }).click();
+    await page.getByRole("alert").filter({ hasText: "is deactivated" }).waitFor();
+    await row.getByRole("cell", { name: "Deactivated" }).waitFor();
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ deactivated: userId }));
+  } else {
+    throw new Error(`unknown flow ${flow}`);
+  }
+} finally {
+  await browser.close();
+}
