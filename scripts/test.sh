@@ -2,7 +2,9 @@
 # Runs every test suite of Hearth. On Debian/Ubuntu it first installs what the suites need and is
 # missing: D-Bus and gnome-keyring (the keychain tests use a real Secret Service), Python's venv
 # (Synapse's register_new_matrix_user comes from PyPI), Chromium and Node.js (the web UI is
-# driven in headless Chromium with playwright-core from npm). CI runs exactly this (.ci/run).
+# driven in headless Chromium with playwright-core from npm), nginx, Caddy, Apache, HAProxy and
+# openssl (the reverse-proxy configs the wizard writes are checked by the real programs). CI runs
+# exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,12 +23,19 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
+[ -x /usr/bin/caddy ] || missing+=(caddy)
+[ -x /usr/sbin/apache2 ] || missing+=(apache2)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if ((${#missing[@]})); then
     step "installing Debian packages: ${missing[*]}"
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo=sudo
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # RUNLEVEL=1: the web servers are only run by the tests, on their own ports; the packages
+    # must not start their system services (nginx and Apache would both want port 80).
+    $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 # --- Synapse's register_new_matrix_user, from PyPI ------------------------------------------
@@ -62,6 +71,9 @@ dbus-run-session -- bash -c '
     printf "hearth-test-password" | XDG_DATA_HOME="$1" gnome-keyring-daemon --unlock --components=secrets >/dev/null
     cargo test --workspace --locked --test keychain -- --ignored
 ' keychain "$keyring_home" 2> >(grep -v "Failed to set fd limit" >&2)
+
+step "reverse-proxy suite (the wizard's nginx, Caddy, Apache and HAProxy configs, checked by the programs)"
+cargo test --workspace --locked --test reverse_proxy -- --ignored
 
 step "UI suite (the dashboard and invite page in headless Chromium; screenshots in tests/ui/screenshots)"
 cargo test --workspace --locked --test ui_in_chromium -- --ignored

@@ -144,6 +144,7 @@ impl Homeserver {
             media: service::media::Media::new(db.clone(), config.clone())?,
             invites: service::invites::Invites::new(db.clone(), &config.public_baseurl()),
             admin_token,
+            local_addrs: listeners.iter().map(|(l, _)| l.local_addr()).collect::<Result<_, _>>()?,
             started: std::time::Instant::now(),
             account_data,
             ephemeral,

@@ -15,6 +15,7 @@ pub mod passwords;
 pub mod notifier;
 pub mod pusher;
 pub mod ratelimit;
+pub mod reverse_proxy;
 pub mod rooms;
 pub mod shared_secret;
 pub mod signing;
@@ -39,6 +40,8 @@ pub struct Services {
     pub invites: invites::Invites,
     /// The admin listener's bearer token (kept in the secret store, so links stay valid).
     pub admin_token: String,
+    /// The public listeners' bound addresses (real ports, also when the config said 0).
+    pub local_addrs: Vec<std::net::SocketAddr>,
     /// When the server started, for the dashboard's uptime.
     pub started: std::time::Instant,
     pub account_data: Arc<account_data::AccountData>,

@@ -10,6 +10,7 @@
 //! `signup` is the exception that lives on the public listener: the invite page.
 
 pub mod invites;
+pub mod reverse_proxy;
 pub mod signup;
 pub mod status;
 pub mod ui;
@@ -37,6 +38,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/users/{user_id}/admin", put(users::set_admin))
         .route("/_hearth/admin/v1/invites", get(invites::list).post(invites::create))
         .route("/_hearth/admin/v1/invites/{code}", delete(invites::delete))
+        .route("/_hearth/admin/v1/reverse-proxy", post(reverse_proxy::generate))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)

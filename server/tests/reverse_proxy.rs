@@ -1,0 +1,281 @@
+//! The reverse-proxy configurations the setup wizard hands out, checked by the real programs
+//! (Debian's nginx, Caddy, Apache and HAProxy): each accepts its file, and nginx and Caddy
+//! really carry client, federation and `.well-known` requests to Hearth.
+//!
+//! Ignored in a plain `cargo test` (they need the programs); scripts/test.sh installs them and
+//! runs this file with `--ignored`.
+
+mod common;
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::TestServer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PUBLIC_HOST: &str = "matrix.hearth.test";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A self-signed certificate for the public host and the server name; returns (cert, key,
+/// both in one file).
+fn certificate(dir: &Path) -> (String, String, String) {
+    let (cert, key, both) = (dir.join("cert.pem"), dir.join("key.pem"), dir.join("both.pem"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=matrix.hearth.test"])
+        .args(["-addext", "subjectAltName=DNS:matrix.hearth.test,DNS:hearth.test"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(ok.success());
+    let mut pem = std::fs::read(&cert).unwrap();
+    pem.extend(std::fs::read(&key).unwrap());
+    std::fs::write(&both, pem).unwrap();
+    let s = |p: &Path| p.display().to_string();
+    (s(&cert), s(&key), s(&both))
+}
+
+/// A server whose listener trusts X-Forwarded-For, as the generated configs ask.
+async fn hearth(https: u16) -> TestServer {
+    TestServer::start_with(|c| {
+        c.listeners[0].x_forwarded = true;
+        c.public_baseurl = Some(format!("https://{PUBLIC_HOST}:{https}/"));
+    })
+    .await
+}
+
+async fn generate(s: &TestServer, body: Value) -> Value {
+    let running = s.running.as_ref().unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/_hearth/admin/v1/reverse-proxy", running.admin_addr()))
+        .bearer_auth(running.admin_token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Runs a config check; panics with the program's output when it fails.
+fn accepts(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} refused the config:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Proxy(Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // SIGTERM, not SIGKILL: nginx's master then stops its workers too.
+        let _ = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// Client, federation and well-known requests through the proxy on `https` and `fed`.
+async fn requests_reach_hearth(s: &TestServer, https: u16, fed: u16) {
+    let local = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve_to_addrs(PUBLIC_HOST, &[local(https), local(fed)])
+        .resolve_to_addrs(common::SERVER_NAME, &[local(https)])
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(&url).send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+
+    let (st, body) = get(format!("https://{PUBLIC_HOST}:{https}/_matrix/client/versions")).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("v1.11"), "{body}");
+    let (st, body) = get(format!("https://{PUBLIC_HOST}:{https}/.well-known/matrix/client")).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains(&format!("https://{PUBLIC_HOST}:{https}")), "{body}");
+    // Federation on its own port.
+    let (st, body) = get(format!("https://{PUBLIC_HOST}:{fed}/_matrix/federation/v1/version")).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("Hearth"), "{body}");
+    let (st, body) = get(format!("https://{PUBLIC_HOST}:{fed}/_matrix/key/v2/server")).await;
+    assert_eq!(st, 200, "{body}");
+    // The server name's own site delegates to the public host.
+    let (st, body) = get(format!("https://{}:{https}/.well-known/matrix/server", common::SERVER_NAME)).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains(PUBLIC_HOST), "{body}");
+    // The invite page is public; the admin API is not there at all.
+    let (st, _) = get(format!("https://{PUBLIC_HOST}:{https}/_hearth/invite/abc")).await;
+    assert_eq!(st, 200);
+    let (st, _) = get(format!("https://{PUBLIC_HOST}:{https}/_hearth/admin/v1/status")).await;
+    assert_ne!(st, 200);
+    let (st, _) = get(format!("https://{PUBLIC_HOST}:{https}/")).await;
+    assert_ne!(st, 200, "only Hearth's paths are forwarded");
+
+    // A signed-in client through the proxy: encoded IDs arrive intact, uploads pass.
+    let token = s.user("alice").await;
+    let r = http
+        .get(format!("https://{PUBLIC_HOST}:{https}/_matrix/client/v3/profile/%40alice%3Ahearth.test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = http
+        .post(format!("https://{PUBLIC_HOST}:{https}/_matrix/media/v3/upload"))
+        .bearer_auth(&token)
+        .header("content-type", "application/octet-stream")
+        .body(vec![7u8; 3 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "a 3 MB upload passes the proxy");
+}
+
+#[tokio::test]
+#[ignore = "needs nginx: scripts/test.sh runs it"]
+async fn nginx_accepts_the_config_and_carries_matrix_traffic_to_hearth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = certificate(dir.path());
+    let (https, fed) = (free_port(), free_port());
+    let s = hearth(https).await;
+    let generated = generate(&s, json!({"kind": "nginx", "public_host": PUBLIC_HOST, "https_port": https, "federation_port": fed, "certificate": cert, "certificate_key": key})).await;
+    let d = dir.path().display();
+    std::fs::write(dir.path().join("hearth.conf"), generated["text"].as_str().unwrap()).unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/hearth.conf;\n}}\n"
+        ),
+    )
+    .unwrap();
+    accepts(Command::new("nginx").arg("-t").arg("-c").arg(&conf), "nginx -t");
+    let _nginx = Proxy(Command::new("nginx").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    wait_for(https).await;
+    wait_for(fed).await;
+    requests_reach_hearth(&s, https, fed).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Caddy: scripts/test.sh runs it"]
+async fn caddy_accepts_the_config_and_carries_matrix_traffic_to_hearth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (https, fed) = (free_port(), free_port());
+    let s = hearth(https).await;
+    let generated = generate(&s, json!({"kind": "caddy", "public_host": PUBLIC_HOST, "https_port": https, "federation_port": fed, "caddy_tls": "internal"})).await;
+    let d = dir.path().display();
+    // Global options for a throwaway Caddy: no admin endpoint, no port 80, state in the temp dir.
+    let file = format!(
+        "{{\n  admin off\n  skip_install_trust\n  auto_https disable_redirects\n  storage file_system {d}/state\n}}\n\n{}",
+        generated["text"].as_str().unwrap()
+    );
+    let caddyfile = dir.path().join("Caddyfile");
+    std::fs::write(&caddyfile, file).unwrap();
+    let env = |c: &mut Command| {
+        c.env("HOME", dir.path()).env("XDG_DATA_HOME", dir.path().join("data")).env("XDG_CONFIG_HOME", dir.path().join("config"));
+    };
+    let mut validate = Command::new("caddy");
+    validate.args(["validate", "--adapter", "caddyfile", "--config"]).arg(&caddyfile);
+    env(&mut validate);
+    accepts(&mut validate, "caddy validate");
+    let mut run = Command::new("caddy");
+    run.args(["run", "--adapter", "caddyfile", "--config"]).arg(&caddyfile).stdout(Stdio::null()).stderr(Stdio::null());
+    env(&mut run);
+    let _caddy = Proxy(run.spawn().unwrap());
+    wait_for(https).await;
+    wait_for(fed).await;
+    requests_reach_hearth(&s, https, fed).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Apache: scripts/test.sh runs it"]
+async fn apache_accepts_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = certificate(dir.path());
+    let s = hearth(443).await;
+    let generated = generate(&s, json!({"kind": "apache", "public_host": PUBLIC_HOST, "certificate": cert, "certificate_key": key})).await;
+    let d = dir.path().display();
+    std::fs::write(dir.path().join("hearth.conf"), generated["text"].as_str().unwrap()).unwrap();
+    let modules = ["mpm_event", "authz_core", "ssl", "socache_shmcb", "proxy", "proxy_http", "headers"]
+        .iter()
+        .map(|m| format!("LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n"))
+        .collect::<String>();
+    let conf = dir.path().join("apache2.conf");
+    std::fs::write(
+        &conf,
+        format!("ServerRoot /etc/apache2\nPidFile {d}/apache.pid\nErrorLog {d}/error.log\nMutex file:{d} default\n{modules}Listen 443\nInclude {d}/hearth.conf\n"),
+    )
+    .unwrap();
+    accepts(Command::new("apache2").arg("-t").arg("-f").arg(&conf), "apache2 -t");
+    assert!(generated["steps"].as_array().unwrap().iter().any(|s| s.as_str().unwrap().contains("a2enmod")));
+}
+
+#[tokio::test]
+#[ignore = "needs HAProxy: scripts/test.sh runs it"]
+async fn haproxy_accepts_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, both) = certificate(dir.path());
+    let s = hearth(443).await;
+    let generated = generate(&s, json!({"kind": "haproxy", "public_host": PUBLIC_HOST, "certificate": both})).await;
+    let conf = dir.path().join("haproxy.cfg");
+    std::fs::write(&conf, generated["text"].as_str().unwrap()).unwrap();
+    accepts(Command::new("haproxy").arg("-c").arg("-f").arg(&conf), "haproxy -c");
+}
+
+#[tokio::test]
+async fn the_wizard_refuses_host_names_and_paths_that_could_break_a_config() {
+    let s = TestServer::start().await;
+    let running = s.running.as_ref().unwrap();
+    let post = |body: Value| {
+        reqwest::Client::new()
+            .post(format!("http://{}/_hearth/admin/v1/reverse-proxy", running.admin_addr()))
+            .bearer_auth(running.admin_token())
+            .json(&body)
+            .send()
+    };
+    for body in [
+        json!({"kind": "nginx", "public_host": "example.org; include /etc/shadow"}),
+        json!({"kind": "nginx", "public_host": "https://example.org/"}),
+        json!({"kind": "nginx", "public_host": "example.org", "certificate": "/etc/x.pem; }"}),
+        json!({"kind": "nginx", "public_host": "example.org", "https_port": 8448}),
+        json!({"kind": "nginx", "public_host": "example.org", "caddy_tls": "internal"}),
+        json!({"kind": "lighttpd", "public_host": "example.org"}),
+    ] {
+        let r = post(body.clone()).await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+    }
+    let r = post(json!({"kind": "nginx", "public_host": "Matrix.Example.org."})).await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(v["text"].as_str().unwrap().contains("server_name matrix.example.org;"), "{v}");
+    assert!(v["text"].as_str().unwrap().contains(&format!("proxy_pass http://{};", s.running.as_ref().unwrap().local_addr())), "{v}");
+}
