@@ -99,15 +99,28 @@ const views = {
     $("#invites-list").replaceChildren(...invites.map((i) => {
       const uses = i.uses_allowed == null ? `${i.uses} used` : `${i.uses} of ${i.uses_allowed} used`;
       const until = i.expiry_time ? `until ${new Date(i.expiry_time).toLocaleDateString()}` : "no end date";
+      const qr = i.valid && i.qr_svg
+        ? [el("img", { class: "qr", alt: `QR code of the invite link ${i.link}`, src: `data:image/svg+xml;base64,${btoa(i.qr_svg)}` })]
+        : [];
       return el("li", { class: i.valid ? "card" : "card spent" },
         el("label", { for: `link-${i.code}` }, i.valid ? "Invite link" : "Invite link (no longer valid)"),
         el("input", { id: `link-${i.code}`, class: "invite-link", readonly: "", value: i.link }),
+        ...qr,
         el("p", {}, `${uses}, ${until}`),
         el("div", { class: "actions" },
           el("button", { type: "button", onclick: () => copy(i.link) }, "Copy link"),
           el("button", { type: "button", class: "danger", onclick: () => removeInvite(i.code) }, "Delete")));
     }));
   },
+};
+
+views.reach = async () => {};
+
+views.logs = async () => {
+  const level = $("#logs-level").value;
+  const r = await api(`/logs?level=${level}&limit=500`);
+  $("#logs-dir").textContent = r.dir ? `Log files are in ${r.dir}` : "This server writes no log files.";
+  $("#logs-text").textContent = r.lines.length ? r.lines.map((l) => l.text).join("\n") : "Nothing at this level.";
 };
 
 async function run(action, done) {
@@ -138,12 +151,12 @@ function removeInvite(code) {
   run(async () => { await api(`/invites/${encodeURIComponent(code)}`, { method: "DELETE" }); await views.invites(); });
 }
 
-async function copy(text) {
+async function copy(text, done = "Link copied.") {
   try {
     await navigator.clipboard.writeText(text);
-    say("Link copied.", "ok");
+    say(done, "ok");
   } catch {
-    say("Copying is not allowed here: select the link and copy it yourself.");
+    say("Copying is not allowed here: select the text and copy it yourself.");
   }
 }
 
@@ -196,6 +209,26 @@ $("#invite-form").addEventListener("submit", (e) => {
     say("Invite created: copy its link and send it.", "ok");
   });
 });
+
+$("#proxy-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const f = e.target;
+  run(async () => {
+    const r = await api("/reverse-proxy", { method: "POST", body: { kind: f.kind.value, public_host: f.host.value.trim() } });
+    $("#proxy-steps").replaceChildren(...r.steps.map((s) => el("li", {}, s)));
+    $("#proxy-path").textContent = r.path;
+    $("#proxy-text").value = r.text;
+    $("#proxy-result").hidden = false;
+    say("");
+  });
+});
+$("#proxy-copy").addEventListener("click", () => copy($("#proxy-text").value, "Configuration copied."));
+
+$("#logs-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  run(views.logs);
+});
+$("#logs-copy").addEventListener("click", () => copy($("#logs-text").textContent, "Log lines copied."));
 
 window.addEventListener("hashchange", route);
 route();

@@ -195,3 +195,29 @@ async fn an_invite_signs_up_as_many_people_as_it_allows_even_with_registration_c
     let r = s.post("/_matrix/client/v3/register", None, json!({"username": "stranger", "password": "a-good-password"})).await;
     assert_err(&r, 403, "M_FORBIDDEN");
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_the_latest_log_lines_at_the_chosen_level() {
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        logs.path().join("hearth.2026-11-26.log"),
+        "2026-11-26T10:00:00Z  INFO hearth_server: Hearth is listening\n2026-11-26T10:00:05Z  WARN hearth_server::pusher: push gateway unreachable\n",
+    )
+    .unwrap();
+    let dir = logs.path().to_path_buf();
+    let s = TestServer::start_with(move |c| c.log_dir = Some(dir)).await;
+    let admin = Admin::of(&s);
+    let (st, v) = admin.call(Method::GET, "/logs?level=warn", None).await;
+    assert_eq!(st, 200, "{v}");
+    let lines: Vec<&str> = v["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap()).collect();
+    assert_eq!(lines, ["2026-11-26T10:00:05Z  WARN hearth_server::pusher: push gateway unreachable"]);
+    assert_eq!(v["lines"][0]["level"], "warn");
+    let (_, v) = admin.call(Method::GET, "/logs", None).await;
+    assert_eq!(v["lines"].as_array().unwrap().len(), 2);
+    assert_err(&admin.call(Method::GET, "/logs?level=loud", None).await, 400, "M_INVALID_PARAM");
+    assert_err(&admin.call(Method::GET, "/logs?limit=many", None).await, 400, "M_INVALID_PARAM");
+
+    // Invites come with a QR code of their link.
+    let (_, invite) = admin.call(Method::POST, "/invites", Some(json!({}))).await;
+    assert!(invite["qr_svg"].as_str().unwrap().contains("<svg"), "{invite}");
+}

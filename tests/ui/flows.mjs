@@ -65,6 +65,9 @@ try {
     await page.getByRole("alert").filter({ hasText: "Invite created" }).waitFor();
     const link = await page.locator(".invite-link").first().inputValue();
     check(link.includes("/_hearth/invite/"), `an invite link: ${link}`);
+    const qr = page.getByRole("img", { name: /QR code of the invite link/ }).first();
+    await qr.waitFor();
+    check((await qr.evaluate((img) => img.naturalWidth)) >= 200, "the QR code image loads");
     await checkLayout(page, "invites at 800x600");
     await page.screenshot({ path: `${shots}/invites.png` });
 
@@ -95,6 +98,24 @@ try {
     await page.getByRole("link", { name: "People" }).click();
     await page.getByRole("cell", { name: user, exact: true }).waitFor();
     await page.screenshot({ path: `${shots}/people.png` });
+
+    // Reach: a reverse-proxy configuration for a domain.
+    await page.getByRole("link", { name: "Reach" }).click();
+    await page.getByLabel("Web server").selectOption("nginx");
+    await page.getByLabel("Address for apps").fill("https://bad/");
+    await page.getByRole("button", { name: "Write the configuration" }).click();
+    await page.getByRole("alert").filter({ hasText: "not a host name" }).waitFor();
+    await page.getByLabel("Address for apps").fill("matrix.example.org");
+    await page.getByRole("button", { name: "Write the configuration" }).click();
+    const conf = page.getByLabel(/Configuration for/);
+    await conf.waitFor();
+    check((await conf.inputValue()).includes("server_name matrix.example.org;"), "an nginx configuration for the host");
+    await checkLayout(page, "reach at 800x600");
+    await page.screenshot({ path: `${shots}/reach.png` });
+
+    // Logs: the view answers (a test server writes no log files).
+    await page.getByRole("link", { name: "Logs" }).click();
+    await page.locator("#logs-text").filter({ hasText: /\S/ }).waitFor();
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ link, user, homeserver }));
   } else if (flow === "deactivate") {

@@ -98,7 +98,7 @@ async fn cors(req: Request, next: Next) -> Response {
 
 /// A safety net: any error response that is not already a Matrix error body (an axum extractor
 /// rejection, a timeout) is rewritten into one, so clients always get `errcode` and `error`.
-async fn ensure_matrix_error(req: Request, next: Next) -> Response {
+pub async fn ensure_matrix_error(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
     let is_json = resp

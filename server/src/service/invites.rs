@@ -31,6 +31,8 @@ pub struct Invite {
     pub uses: i64,
     pub expiry_time: Option<i64>,
     pub valid: bool,
+    /// The link as a QR code (an SVG document), for a phone's camera.
+    pub qr_svg: String,
 }
 
 /// Why an invite cannot be used, in words for the invitee.
@@ -53,8 +55,10 @@ impl Invites {
     }
 
     fn view(&self, t: store::RegistrationToken, now: i64) -> Invite {
+        let link = self.link(&t.token);
         Invite {
-            link: self.link(&t.token),
+            qr_svg: qr_svg(&link),
+            link,
             valid: t.is_valid(now),
             uses: t.completed,
             uses_allowed: t.uses_allowed,
@@ -124,6 +128,15 @@ impl Invites {
                 Err(e)
             }
         }
+    }
+}
+
+/// A QR code of `text` as SVG; empty if the text is too long for a QR code.
+pub fn qr_svg(text: &str) -> String {
+    use qrcode::render::svg;
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => code.render::<svg::Color>().min_dimensions(200, 200).dark_color(svg::Color("#000000")).light_color(svg::Color("#ffffff")).build(),
+        Err(_) => String::new(),
     }
 }
 

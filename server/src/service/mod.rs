@@ -10,6 +10,7 @@ pub mod ephemeral;
 pub mod guarded;
 pub mod invites;
 pub mod key_backup;
+pub mod logs;
 pub mod media;
 pub mod passwords;
 pub mod notifier;

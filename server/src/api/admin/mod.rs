@@ -10,6 +10,7 @@
 //! `signup` is the exception that lives on the public listener: the invite page.
 
 pub mod invites;
+pub mod logs;
 pub mod reverse_proxy;
 pub mod signup;
 pub mod status;
@@ -39,11 +40,13 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/invites", get(invites::list).post(invites::create))
         .route("/_hearth/admin/v1/invites/{code}", delete(invites::delete))
         .route("/_hearth/admin/v1/reverse-proxy", post(reverse_proxy::generate))
+        .route("/_hearth/admin/v1/logs", get(logs::get_logs))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
         .merge(ui::admin_routes())
         .fallback(|| async { Error::unrecognized(StatusCode::NOT_FOUND, "No such page or endpoint on the admin listener") })
+        .layer(middleware::from_fn(crate::http::ensure_matrix_error))
         .layer(middleware::from_fn(move |req: Request, next: Next| check_host(port, req, next)))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| Error::internal("handler panicked").into_response()))
         .with_state(state)
