@@ -116,6 +116,32 @@ const views = {
 
 views.reach = async () => {};
 
+const roomLabel = (r) => r.name || r.canonical_alias || r.room_id;
+
+views.rooms = async () => {
+  const { rooms } = await api("/rooms");
+  $("#room-members").hidden = true;
+  $("#rooms-body").replaceChildren(...(rooms.length ? rooms.map((r) => el("tr", {},
+    el("td", {}, roomLabel(r)),
+    el("td", {}, String(r.num_joined_members)),
+    el("td", {}, r.encryption ? "Yes" : "No"),
+    el("td", {}, r.creator),
+    el("td", { class: "actions" }, el("button", { type: "button", onclick: () => showMembers(r) }, "Members")),
+  )) : [el("tr", {}, el("td", { colspan: "5" }, "No rooms yet."))]));
+};
+
+function showMembers(room) {
+  run(async () => {
+    const { members } = await api(`/rooms/${encodeURIComponent(room.room_id)}/members`);
+    const words = { join: "joined", invite: "invited", leave: "left", ban: "banned", knock: "asked to join" };
+    $("#room-members-title").textContent = `Members of ${roomLabel(room)}`;
+    $("#room-members-list").replaceChildren(...members.map((m) =>
+      el("li", {}, `${m.displayname ? `${m.displayname} (${m.user_id})` : m.user_id}: ${words[m.membership] || m.membership}`)));
+    $("#room-members").hidden = false;
+    $("#room-members-title").focus();
+  });
+}
+
 views.logs = async () => {
   const level = $("#logs-level").value;
   const r = await api(`/logs?level=${level}&limit=500`);

@@ -221,3 +221,36 @@ async fn the_dashboard_shows_the_latest_log_lines_at_the_chosen_level() {
     let (_, invite) = admin.call(Method::POST, "/invites", Some(json!({}))).await;
     assert!(invite["qr_svg"].as_str().unwrap().contains("<svg"), "{invite}");
 }
+
+#[tokio::test]
+async fn the_dashboard_lists_rooms_and_their_members() {
+    let s = TestServer::start().await;
+    let admin = Admin::of(&s);
+    let alice = s.user("alice").await;
+    s.user("bob").await;
+    let (st, created) = s
+        .post("/_matrix/client/v3/createRoom", Some(&alice), json!({"name": "Family", "invite": ["@bob:hearth.test"]}))
+        .await;
+    assert_eq!(st, 200, "{created}");
+    let room_id = created["room_id"].as_str().unwrap().to_owned();
+
+    let (st, v) = admin.call(Method::GET, "/rooms", None).await;
+    assert_eq!(st, 200, "{v}");
+    let room = &v["rooms"][0];
+    assert_eq!(room["room_id"], room_id.as_str());
+    assert_eq!(room["name"], "Family");
+    assert_eq!(room["num_joined_members"], 1);
+    assert_eq!(room["creator"], "@alice:hearth.test");
+
+    let (st, v) = admin.call(Method::GET, &format!("/rooms/{}/members", room_id.replace('!', "%21")), None).await;
+    assert_eq!(st, 200, "{v}");
+    let members: Vec<(String, String)> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["user_id"].as_str().unwrap().to_owned(), m["membership"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(members, [("@alice:hearth.test".to_owned(), "join".to_owned()), ("@bob:hearth.test".to_owned(), "invite".to_owned())]);
+    assert_err(&admin.call(Method::GET, "/rooms/!nope:hearth.test/members", None).await, 404, "M_NOT_FOUND");
+    assert_err(&admin.call(Method::GET, "/rooms/not-a-room/members", None).await, 400, "M_INVALID_PARAM");
+}

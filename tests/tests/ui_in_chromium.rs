@@ -46,6 +46,9 @@ async fn an_invite_from_the_dashboard_signs_someone_up_who_then_signs_in_until_d
     let nana = client(&server).await;
     nana.matrix_auth().login_username("nana", "tea-and-biscuits").send().await.expect("nana signs in");
     assert_eq!(nana.user_id().unwrap().as_str(), user);
+    let mut req = matrix_sdk::ruma::api::client::room::create_room::v3::Request::new();
+    req.name = Some("Nana's kitchen".to_owned());
+    nana.create_room(req).await.expect("nana creates a room");
 
     flow(&["deactivate", &admin_url, &user]).await;
     let again = client(&server).await;

@@ -3,7 +3,7 @@
 // so the Rust side can check the results through the Matrix API.
 //
 //   node flows.mjs invite <admin-url>         create an invite in the dashboard, sign up with it
-//   node flows.mjs deactivate <admin-url> <user-id>   deactivate that user in the dashboard
+//   node flows.mjs deactivate <admin-url> <user-id>   see their room, then deactivate them
 //
 // Screenshots go to $SCREENSHOTS (kept as CI artifacts).
 
@@ -120,6 +120,15 @@ try {
     console.log(JSON.stringify({ link, user, homeserver }));
   } else if (flow === "deactivate") {
     const { page, errors } = await dashboard();
+    // The room the user made shows up with its members.
+    await page.getByRole("link", { name: "Rooms" }).click();
+    const roomRow = page.getByRole("row").filter({ hasText: "Nana's kitchen" });
+    await roomRow.getByRole("button", { name: "Members" }).click();
+    await page.getByRole("heading", { name: "Members of Nana's kitchen" }).waitFor();
+    await page.getByRole("listitem").filter({ hasText: `${userId}): joined` }).waitFor();
+    await checkLayout(page, "rooms at 800x600");
+    await page.screenshot({ path: `${shots}/rooms.png` });
+
     await page.getByRole("link", { name: "People" }).click();
     const row = page.getByRole("row").filter({ hasText: userId });
     await row.getByRole("button", { name: "Deactivate" }).click();

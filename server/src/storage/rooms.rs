@@ -204,3 +204,21 @@ pub async fn membership_changes_around(ex: impl SqliteExecutor<'_>, user_id: &st
     .fetch_all(ex)
     .await
 }
+
+/// Every room this server knows, newest first: (room_id, creator, created_ts).
+pub async fn all_rooms(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String, String, i64)>> {
+    sqlx::query_as("SELECT room_id, creator, created_ts FROM rooms ORDER BY created_ts DESC, room_id").fetch_all(ex).await
+}
+
+/// (user_id, membership, display name) of everyone with a membership in the room, for the
+/// dashboard; the name comes from their member event.
+pub async fn members_with_names(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<(String, String, Option<String>)>> {
+    sqlx::query_as(
+        "SELECT m.user_id, m.membership, json_extract(COALESCE(e.redacted_json, e.pdu), '$.content.displayname')
+         FROM memberships m JOIN events e ON e.event_id = m.event_id
+         WHERE m.room_id = ? ORDER BY m.membership = 'join' DESC, m.user_id",
+    )
+    .bind(room_id)
+    .fetch_all(ex)
+    .await
+}
