@@ -116,6 +116,31 @@ const views = {
 
 views.reach = async () => {};
 
+views.settings = async () => {
+  const s = await api("/settings");
+  const f = $("#settings-form");
+  for (const r of f.registration) r.checked = r.value === s.registration;
+  f.url.value = s.public_baseurl;
+  $("#open-warning").hidden = s.registration !== "open";
+  $("#confirm-open").checked = s.registration === "open";
+};
+
+/// After a change the server restarts on the same address: wait until a server started after
+/// `before` (a status's started_ms) answers.
+async function waitForRestart(before) {
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    try {
+      const s = await api("/status");
+      if (s.started_ms !== before) return;
+    } catch {
+      // Stopping or starting: not back yet.
+    }
+  }
+  throw new Error("The server did not come back within a minute: look at the Logs, or restart Hearth.");
+}
+
 const roomLabel = (r) => r.name || r.canonical_alias || r.room_id;
 
 views.rooms = async () => {
@@ -249,6 +274,36 @@ $("#proxy-form").addEventListener("submit", (e) => {
   });
 });
 $("#proxy-copy").addEventListener("click", () => copy($("#proxy-text").value, "Configuration copied."));
+
+$("#settings-form").addEventListener("change", (e) => {
+  if (e.target.name === "registration") $("#open-warning").hidden = e.target.value !== "open";
+});
+
+$("#settings-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const body = {
+    registration: f.registration.value,
+    public_baseurl: f.url.value.trim(),
+    confirm_open_registration: $("#confirm-open").checked,
+  };
+  const button = f.querySelector("button[type=submit]");
+  button.disabled = true;
+  button.textContent = "Restarting…";
+  run(async () => {
+    try {
+      const before = (await api("/status")).started_ms;
+      await api("/settings", { method: "PUT", body });
+      say("Saved. Hearth is restarting to apply the settings…", "ok");
+      await waitForRestart(before);
+      await views.settings();
+      say("Saved and applied.", "ok");
+    } finally {
+      button.disabled = false;
+      button.textContent = "Save and restart";
+    }
+  });
+});
 
 $("#logs-form").addEventListener("submit", (e) => {
   e.preventDefault();

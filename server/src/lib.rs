@@ -49,36 +49,43 @@ pub struct Running {
     state: AppState,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
+    /// The config as given (before the database's settings), for a restart.
+    base: Config,
+    /// The bound sockets, kept open across restarts.
+    sockets: Sockets,
 }
 
-impl Homeserver {
-    /// Validates the config, binds every listener, opens secrets and storage and starts serving.
-    /// Every error names the key or path at fault and what to do.
-    pub async fn start(config: Config) -> anyhow::Result<Running> {
-        let config = Arc::new(config.validate()?);
-        let data_dir = config.data_dir().to_path_buf();
-        ensure_writable(&data_dir)?;
+/// Listening sockets. Each serving round gets duplicates; these stay open, so a restart keeps
+/// the same addresses (and ports, also ones the OS picked for port 0) and connections that
+/// arrive meanwhile wait in the backlog.
+struct Sockets {
+    public: Vec<(std::net::TcpListener, bool)>,
+    admin: std::net::TcpListener,
+}
 
-        // Bind first: a busy port is the most common start failure and needs no cleanup.
-        let mut listeners = Vec::new();
+impl Sockets {
+    fn bind(config: &Config) -> anyhow::Result<Sockets> {
+        let listen = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+            let l = std::net::TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        };
+        let mut public = Vec::new();
         for (addr, x_forwarded) in config.bind_addrs() {
-            let listener = match TcpListener::bind(addr).await {
-                Ok(l) => l,
-                Err(e) => {
-                    anyhow::bail!(
-                        "listeners: cannot listen on {addr}: {e}. {}",
-                        if e.kind() == std::io::ErrorKind::AddrInUse {
-                            "Another program (maybe another Hearth) uses this port: stop it or choose another port"
-                        } else {
-                            "Check bind_addresses and port"
-                        }
-                    );
-                }
-            };
-            listeners.push((listener, x_forwarded));
+            let listener = listen(addr).map_err(|e| {
+                anyhow::anyhow!(
+                    "listeners: cannot listen on {addr}: {e}. {}",
+                    if e.kind() == std::io::ErrorKind::AddrInUse {
+                        "Another program (maybe another Hearth) uses this port: stop it or choose another port"
+                    } else {
+                        "Check bind_addresses and port"
+                    }
+                )
+            })?;
+            public.push((listener, x_forwarded));
         }
         let admin_bind = SocketAddr::new(config.admin.bind_address, config.admin.port);
-        let admin_listener = TcpListener::bind(admin_bind).await.map_err(|e| {
+        let admin = listen(admin_bind).map_err(|e| {
             anyhow::anyhow!(
                 "admin.port: cannot listen on {admin_bind} for the admin page: {e}. {}",
                 if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -88,179 +95,216 @@ impl Homeserver {
                 }
             )
         })?;
-
-        // Without a configured public_baseurl, clients are told the address actually bound
-        // (which differs from the config when it asks for port 0).
-        let config = if config.public_baseurl.is_none() {
-            let mut c = (*config).clone();
-            let addr = listeners[0].0.local_addr()?;
-            let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
-            let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
-            c.public_baseurl = Some(format!("http://{host}:{}/", addr.port()));
-            Arc::new(c)
-        } else {
-            config
-        };
-
-        let secrets = {
-            let (choice, dir) = (config.secret_store, data_dir.clone());
-            tokio::task::spawn_blocking(move || Secrets::open(choice, &dir)).await??
-        };
-        let db = Db::open(&data_dir.join("hearth.db")).await?;
-
-        let (keys, shared_secret, admin_token) = {
-            let (secrets, config) = (secrets.clone(), config.clone());
-            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let keys = ServerKeys::load_or_create(&secrets, config.server_name.clone())
-                    .context("loading the server signing key")?;
-                let shared = match &config.registration_shared_secret {
-                    Some(s) => s.clone(),
-                    None => String::from_utf8(
-                        secrets.get_or_create(SHARED_SECRET_NAME, || service::tokens::random_alphanumeric(48).into_bytes())?,
-                    )?,
-                };
-                let admin = String::from_utf8(secrets.get_or_create(ADMIN_TOKEN_NAME, || service::tokens::random_alphanumeric(32).into_bytes())?)?;
-                Ok((keys, shared, admin))
-            })
-            .await??
-        };
-        tracing::info!(key_id = %keys.key_id, "server signing key loaded");
-
-        let notifier = Arc::new(Notifier::default());
-        let written = notifier.clone();
-        let device_lists = DeviceListHead::load(&db, notifier.clone()).await?;
-        let accounts = Accounts::new(db.clone(), config.clone(), device_lists.clone());
-        accounts.reset_pending_registrations().await?;
-        let e2ee = Arc::new(E2ee::new(db.clone(), config.clone(), notifier.clone(), device_lists).await?);
-        let (push_tx, push_rx) = service::pusher::channel();
-        let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
-        let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?);
-        let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
-        let sync = Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier);
-        let services = Services {
-            rooms,
-            e2ee,
-            key_backup: service::key_backup::KeyBackup::new(db.clone()),
-            media: service::media::Media::new(db.clone(), config.clone())?,
-            invites: service::invites::Invites::new(db.clone(), &config.public_baseurl()),
-            admin_token,
-            local_addrs: listeners.iter().map(|(l, _)| l.local_addr()).collect::<Result<_, _>>()?,
-            started: std::time::Instant::now(),
-            account_data,
-            ephemeral,
-            sync,
-            limits: Limits::new(&config),
-            config: config.clone(),
-            db: db.clone(),
-            secrets,
-            keys,
-            accounts,
-            shared_secret: SharedSecretRegistration::new(shared_secret),
-        };
-        let state = AppState(Arc::new(services));
-
-        let cancel = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        let mut addrs = Vec::new();
-        for (listener, x_forwarded) in listeners {
-            addrs.push(listener.local_addr()?);
-            let app = api::router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
-                http::client_ip_layer(x_forwarded, req, next)
-            }));
-            let cancel = cancel.clone();
-            tasks.spawn(async move {
-                let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(cancel.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "listener stopped");
-                }
-            });
-        }
-
-        let admin_addr = admin_listener.local_addr()?;
-        {
-            let app = api::admin::router(state.clone(), admin_addr.port());
-            let cancel = cancel.clone();
-            tasks.spawn(async move {
-                let served = axum::serve(admin_listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(cancel.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "admin listener stopped");
-                }
-            });
-        }
-
-        tasks.spawn(service::pusher::run(db.clone(), push_rx, cancel.clone()));
-
-        // Typing notifications end when their timeout passes, people who stopped syncing go
-        // offline, and /sync must hear of both.
-        {
-            let (state, cancel) = (state.clone(), cancel.clone());
-            tasks.spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tick.tick() => {
-                            state.ephemeral.expire_typing();
-                            state.ephemeral.expire_presence();
-                        }
-                    }
-                }
-            });
-        }
-
-        // The WAL is folded into the database file here, off the commit path (see
-        // `Db::checkpoint`): shortly after writes (every stream change wakes the notifier),
-        // at most every 100 ms under load, never while idle.
-        {
-            let (db, cancel) = (db.clone(), cancel.clone());
-            let mut changed = written.subscribe();
-            tasks.spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        r = changed.changed() => if r.is_err() { break },
-                    }
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    }
-                    changed.borrow_and_update();
-                    if let Err(e) = db.checkpoint().await {
-                        tracing::warn!(error = %e, "checkpointing the database");
-                    }
-                }
-            });
-        }
-
-        // Housekeeping: give back invite-code reservations of abandoned registrations, drop media
-        // IDs reserved for uploads that never came.
-        {
-            let (state, cancel) = (state.clone(), cancel.clone());
-            tasks.spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tick.tick() => {
-                            if let Err(e) = state.accounts.sweep_expired_uia().await {
-                                tracing::warn!(error = %e, "sweeping expired authentication sessions");
-                            }
-                            if let Err(e) = state.media.sweep().await {
-                                tracing::warn!(error = %e, "sweeping expired media reservations");
-                            }
-                        }
-                    }
-                }
-            });
-        }
-
-        tracing::info!(addrs = ?addrs, server_name = %config.server_name, "Hearth is listening");
-        Ok(Running { addrs, admin_addr, state, cancel, tasks })
+        Ok(Sockets { public, admin })
     }
+}
+
+impl Homeserver {
+    /// Validates the config, binds every listener, opens secrets and storage and starts serving.
+    /// Every error names the key or path at fault and what to do.
+    pub async fn start(config: Config) -> anyhow::Result<Running> {
+        let config = config.validate()?;
+        ensure_writable(config.data_dir())?;
+        // Bind first: a busy port is the most common start failure and needs no cleanup.
+        let sockets = Sockets::bind(&config)?;
+        start_on(config, sockets).await
+    }
+}
+
+/// Starts serving on sockets already bound: at start, and again on a restart.
+async fn start_on(base: Config, sockets: Sockets) -> anyhow::Result<Running> {
+    let data_dir = base.data_dir().to_path_buf();
+    let secrets = {
+        let (choice, dir) = (base.secret_store, data_dir.clone());
+        tokio::task::spawn_blocking(move || Secrets::open(choice, &dir)).await??
+    };
+    let db = Db::open(&data_dir.join("hearth.db")).await?;
+
+    // What the dashboard stored goes over the file's values.
+    let mut config = base.clone();
+    let applied = match storage::settings::all(&db.read).await {
+        Ok(settings) => config.apply_settings(&settings).map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = applied {
+        db.close().await;
+        return Err(e);
+    }
+    let config = Arc::new(config);
+
+    let mut listeners = Vec::new();
+    for (socket, x_forwarded) in &sockets.public {
+        listeners.push((TcpListener::from_std(socket.try_clone()?)?, *x_forwarded));
+    }
+    let admin_listener = TcpListener::from_std(sockets.admin.try_clone()?)?;
+
+    // Without a configured public_baseurl, clients are told the address actually bound
+    // (which differs from the config when it asks for port 0).
+    let config = if config.public_baseurl.is_none() {
+        let mut c = (*config).clone();
+        let addr = listeners[0].0.local_addr()?;
+        let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
+        let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
+        c.public_baseurl = Some(format!("http://{host}:{}/", addr.port()));
+        Arc::new(c)
+    } else {
+        config
+    };
+
+    let (keys, shared_secret, admin_token) = {
+        let (secrets, config) = (secrets.clone(), config.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let keys = ServerKeys::load_or_create(&secrets, config.server_name.clone())
+                .context("loading the server signing key")?;
+            let shared = match &config.registration_shared_secret {
+                Some(s) => s.clone(),
+                None => String::from_utf8(
+                    secrets.get_or_create(SHARED_SECRET_NAME, || service::tokens::random_alphanumeric(48).into_bytes())?,
+                )?,
+            };
+            let admin = String::from_utf8(secrets.get_or_create(ADMIN_TOKEN_NAME, || service::tokens::random_alphanumeric(32).into_bytes())?)?;
+            Ok((keys, shared, admin))
+        })
+        .await??
+    };
+    tracing::info!(key_id = %keys.key_id, "server signing key loaded");
+
+    let notifier = Arc::new(Notifier::default());
+    let written = notifier.clone();
+    let device_lists = DeviceListHead::load(&db, notifier.clone()).await?;
+    let accounts = Accounts::new(db.clone(), config.clone(), device_lists.clone());
+    accounts.reset_pending_registrations().await?;
+    let e2ee = Arc::new(E2ee::new(db.clone(), config.clone(), notifier.clone(), device_lists).await?);
+    let (push_tx, push_rx) = service::pusher::channel();
+    let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
+    let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?);
+    let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
+    let sync = Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier);
+    let services = Services {
+        rooms,
+        e2ee,
+        key_backup: service::key_backup::KeyBackup::new(db.clone()),
+        media: service::media::Media::new(db.clone(), config.clone())?,
+        invites: service::invites::Invites::new(db.clone(), &config.public_baseurl()),
+        admin_token,
+        local_addrs: listeners.iter().map(|(l, _)| l.local_addr()).collect::<Result<_, _>>()?,
+        restart: tokio::sync::Notify::new(),
+        started: std::time::Instant::now(),
+        started_ms: storage::now_ms(),
+        account_data,
+        ephemeral,
+        sync,
+        limits: Limits::new(&config),
+        config: config.clone(),
+        db: db.clone(),
+        secrets,
+        keys,
+        accounts,
+        shared_secret: SharedSecretRegistration::new(shared_secret),
+    };
+    let state = AppState(Arc::new(services));
+
+    let cancel = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let mut addrs = Vec::new();
+    for (listener, x_forwarded) in listeners {
+        addrs.push(listener.local_addr()?);
+        let app = api::router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
+            http::client_ip_layer(x_forwarded, req, next)
+        }));
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "listener stopped");
+            }
+        });
+    }
+
+    let admin_addr = admin_listener.local_addr()?;
+    {
+        let app = api::admin::router(state.clone(), admin_addr.port());
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(admin_listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(cancel.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin listener stopped");
+            }
+        });
+    }
+
+    tasks.spawn(service::pusher::run(db.clone(), push_rx, cancel.clone()));
+
+    // Typing notifications end when their timeout passes, people who stopped syncing go
+    // offline, and /sync must hear of both.
+    {
+        let (state, cancel) = (state.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {
+                        state.ephemeral.expire_typing();
+                        state.ephemeral.expire_presence();
+                    }
+                }
+            }
+        });
+    }
+
+    // The WAL is folded into the database file here, off the commit path (see
+    // `Db::checkpoint`): shortly after writes (every stream change wakes the notifier),
+    // at most every 100 ms under load, never while idle.
+    {
+        let (db, cancel) = (db.clone(), cancel.clone());
+        let mut changed = written.subscribe();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    r = changed.changed() => if r.is_err() { break },
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+                changed.borrow_and_update();
+                if let Err(e) = db.checkpoint().await {
+                    tracing::warn!(error = %e, "checkpointing the database");
+                }
+            }
+        });
+    }
+
+    // Housekeeping: give back invite-code reservations of abandoned registrations, drop media
+    // IDs reserved for uploads that never came.
+    {
+        let (state, cancel) = (state.clone(), cancel.clone());
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = state.accounts.sweep_expired_uia().await {
+                            tracing::warn!(error = %e, "sweeping expired authentication sessions");
+                        }
+                        if let Err(e) = state.media.sweep().await {
+                            tracing::warn!(error = %e, "sweeping expired media reservations");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    tracing::info!(addrs = ?addrs, server_name = %config.server_name, "Hearth is listening");
+    Ok(Running { addrs, admin_addr, state, cancel, tasks, base, sockets })
 }
 
 impl Running {
@@ -322,9 +366,28 @@ impl Running {
         let _ = self.tasks.join_next().await;
     }
 
+    /// Resolves when a change made in the dashboard needs a restart to apply: the owner (the
+    /// binary, the desktop app) then calls `restart`.
+    pub fn restart_requested(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let state = self.state.clone();
+        async move { state.restart.notified().await }
+    }
+
+    /// Stops and starts again with the same config and the same sockets, reading the
+    /// database's settings afresh. Addresses and the admin link stay the same.
+    pub async fn restart(self) -> anyhow::Result<Running> {
+        tracing::info!("restarting to apply new settings");
+        let (base, sockets) = self.shutdown().await;
+        start_on(base, sockets).await
+    }
+
     /// Graceful stop: stop accepting, let in-flight requests finish (up to a grace period),
     /// join background tasks, then close the database cleanly.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(mut self) -> (Config, Sockets) {
         tracing::info!("stopping");
         self.cancel.cancel();
         let joined = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -338,6 +401,7 @@ impl Running {
         }
         self.state.db.close().await;
         tracing::info!("stopped");
+        (self.base, self.sockets)
     }
 }
 

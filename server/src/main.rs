@@ -116,10 +116,18 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let _ = writeln!(out, "Press Ctrl+C to stop.");
     drop(out);
 
-    tokio::select! {
-        () = shutdown_signal() => {}
-        () = running.stopped_unexpectedly() => {
-            anyhow::bail!("a listener stopped unexpectedly; see the log");
+    loop {
+        let restart = running.restart_requested();
+        tokio::select! {
+            () = shutdown_signal() => break,
+            () = running.stopped_unexpectedly() => {
+                anyhow::bail!("a listener stopped unexpectedly; see the log");
+            }
+            () = restart => {
+                // A change made in the dashboard: same addresses, settings read afresh.
+                running = running.restart().await?;
+                println!("Hearth restarted with the new settings.");
+            }
         }
     }
     running.stop().await;

@@ -254,3 +254,59 @@ async fn the_dashboard_lists_rooms_and_their_members() {
     assert_err(&admin.call(Method::GET, "/rooms/!nope:hearth.test/members", None).await, 404, "M_NOT_FOUND");
     assert_err(&admin.call(Method::GET, "/rooms/not-a-room/members", None).await, 400, "M_INVALID_PARAM");
 }
+
+#[tokio::test]
+async fn registration_policy_and_address_changed_in_the_dashboard_apply_after_an_automatic_restart() {
+    let mut s = TestServer::start().await;
+    let base = s.base.clone();
+    let (admin_addr, admin_token) = {
+        let r = s.running.as_ref().unwrap();
+        (r.admin_addr(), r.admin_token().to_owned())
+    };
+    let before = s.user("early").await;
+    let admin = Admin::of(&s);
+    let register = |s: &TestServer, name: &'static str| {
+        let path = "/_matrix/client/v3/register";
+        let http = s.http.clone();
+        let url = format!("{}{path}", s.base);
+        async move {
+            let r = http.post(url).json(&json!({"username": name, "password": "a-good-password", "auth": {"type": "m.login.dummy"}})).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+
+    // Invite only: Matrix apps can no longer sign up by themselves.
+    let (st, v) = admin.call(Method::PUT, "/settings", Some(json!({"registration": "invite"}))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["restart"], true);
+    s.restart_when_asked().await;
+    assert_eq!(s.base, base, "same address after the restart");
+    assert_eq!(s.running.as_ref().unwrap().admin_addr(), admin_addr);
+    assert_eq!(s.running.as_ref().unwrap().admin_token(), admin_token, "the admin link still works");
+    assert_err(&register(&s, "stranger").await, 403, "M_FORBIDDEN");
+    let (_, settings) = admin.call(Method::GET, "/settings", None).await;
+    assert_eq!(settings["registration"], "invite");
+    // Nothing was lost: the earlier account and its session work.
+    assert_eq!(s.get("/_matrix/client/v3/account/whoami", Some(&before)).await.0, 200);
+
+    // Open registration needs an explicit confirmation.
+    assert_err(&admin.call(Method::PUT, "/settings", Some(json!({"registration": "open"}))).await, 400, "M_INVALID_PARAM");
+    assert_err(&admin.call(Method::PUT, "/settings", Some(json!({"registration": "everyone"}))).await, 400, "M_INVALID_PARAM");
+    assert_err(&admin.call(Method::PUT, "/settings", Some(json!({"public_baseurl": "ftp://files.example.org"}))).await, 400, "M_INVALID_PARAM");
+    assert_err(&admin.call(Method::PUT, "/settings", Some(json!({}))).await, 400, "M_MISSING_PARAM");
+
+    // Invite codes in Matrix apps, and a new public address.
+    let (st, _) = admin.call(Method::PUT, "/settings", Some(json!({"registration": "token", "public_baseurl": "https://chat.example.org"}))).await;
+    assert_eq!(st, 200);
+    s.restart_when_asked().await;
+    let (st, flows) = register(&s, "someone").await;
+    assert_eq!(st, 401, "{flows}");
+    assert_eq!(flows["flows"][0]["stages"][0], "m.login.registration_token");
+    let (_, wk) = s.get("/.well-known/matrix/client", None).await;
+    assert_eq!(wk["m.homeserver"]["base_url"], "https://chat.example.org");
+
+    let (st, _) = admin.call(Method::PUT, "/settings", Some(json!({"registration": "open", "confirm_open_registration": true}))).await;
+    assert_eq!(st, 200);
+    s.restart_when_asked().await;
+    assert_eq!(register(&s, "anyone").await.0, 200);
+}

@@ -304,3 +304,31 @@ fn without_a_keychain_auto_falls_back_to_files_says_so_and_keeps_the_key() {
     let p = spawn(home.path(), &["serve", "--config", cfg], &[]);
     assert_eq!(key_of(&p.base), first, "a restart must never produce a new signing key");
 }
+
+#[test]
+fn the_binary_prints_the_dashboard_link_and_restarts_itself_to_apply_dashboard_settings() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), OPEN);
+    let p = spawn(home.path(), &["serve", "--config", cfg.to_str().unwrap()], &[]);
+    let link = p.stdout.iter().find_map(|l| l.trim().strip_prefix("http://").filter(|l| l.contains("/_hearth/#token="))).expect("the banner has the dashboard link");
+    let (addr, token) = link.split_once("/_hearth/#token=").unwrap();
+    assert_eq!(register(&p.base, "before"), 200);
+    let r = client()
+        .put(format!("http://{addr}/_hearth/admin/v1/settings"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"registration": "invite"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The same address answers again once the restart is through, now refusing sign-ups.
+    let mut refused = false;
+    for _ in 0..100 {
+        if register(&p.base, "after") == reqwest::StatusCode::FORBIDDEN {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused, "registration is closed after the restart");
+    assert_eq!(login(&p.base, "before", "pw"), 200);
+}

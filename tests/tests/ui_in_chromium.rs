@@ -1,15 +1,21 @@
 //! The web UI in Debian's headless Chromium (playwright-core, `tests/ui/flows.mjs`) against a
 //! real server, then the results checked through the Matrix API with the `matrix-sdk` crate:
-//! an invite made in the dashboard signs someone up in the browser, that person signs in with
-//! matrix-sdk, and once deactivated in the dashboard can no longer sign in.
+//! registration switched to invite-only in the dashboard (the server restarts itself) refuses
+//! sign-ups from apps; an invite made in the dashboard signs someone up in the browser; that
+//! person signs in with matrix-sdk, and once deactivated in the dashboard can no longer sign in.
 //!
 //! Needs Node.js, `npm ci` in tests/ui and /usr/bin/chromium; scripts/test.sh provides them and
 //! runs this with `--ignored`.
 
 use std::{path::PathBuf, process::Command};
 
-use hearth_blackbox::{client, start};
+use hearth_blackbox::start;
 use serde_json::Value;
+
+async fn client(server: &Server) -> matrix_sdk::Client {
+    let store = tempfile::tempdir().unwrap().keep();
+    matrix_sdk::Client::builder().homeserver_url(&server.url).sqlite_store(store, None).build().await.expect("client builds")
+}
 
 fn ui_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ui")
@@ -31,12 +37,41 @@ async fn flow(args: &[&str]) -> Value {
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|_| panic!("no JSON from flows.mjs: {stdout}"))
 }
 
+/// Restarts the server whenever it asks (after a settings change), as the `hearth` binary does,
+/// until `stop` fires.
+fn supervise(mut running: hearth_server::Running) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        loop {
+            let restart = running.restart_requested();
+            tokio::select! {
+                _ = &mut stopped => break,
+                () = restart => running = running.restart().await.expect("restarts"),
+            }
+        }
+        running.stop().await;
+    });
+    stop
+}
+
 #[tokio::test]
 #[ignore = "needs Chromium and playwright-core: scripts/test.sh runs it"]
 async fn an_invite_from_the_dashboard_signs_someone_up_who_then_signs_in_until_deactivated() {
-    // Registration closed, as it is by default: the invite is the only way in.
-    let server = start(async |c| c.enable_registration = false).await;
-    let admin_url = server.running.admin_url();
+    // Apps may sign up with an invite code, until the dashboard says invite links only.
+    let hearth_blackbox::Server { running, url, dir } = start(async |c| {
+        c.enable_registration = true;
+        c.registration_requires_token = true;
+    })
+    .await;
+    let admin_url = running.admin_url();
+    let stop = supervise(running);
+    let server = Server { url, dir };
+
+    flow(&["settings", &admin_url]).await;
+    let app = client(&server).await;
+    let refused = app.matrix_auth().register(matrix_sdk::ruma::api::client::account::register::v3::Request::new()).await;
+    let err = refused.expect_err("apps cannot sign up by themselves any more").to_string();
+    assert!(err.contains("M_FORBIDDEN") || err.contains("403"), "{err}");
 
     let got = flow(&["invite", &admin_url]).await;
     let user = got["user"].as_str().unwrap().to_owned();
@@ -56,4 +91,12 @@ async fn an_invite_from_the_dashboard_signs_someone_up_who_then_signs_in_until_d
     assert!(refused.is_err(), "a deactivated account cannot sign in");
     // And the session from before is over too.
     assert!(nana.whoami().await.is_err());
+    let _ = stop.send(());
+}
+
+/// What `client` needs of a server whose `Running` is owned by the supervisor.
+struct Server {
+    url: String,
+    #[allow(dead_code)] // keeps the data folder alive
+    dir: tempfile::TempDir,
 }

@@ -4,6 +4,7 @@
 //
 //   node flows.mjs invite <admin-url>         create an invite in the dashboard, sign up with it
 //   node flows.mjs deactivate <admin-url> <user-id>   see their room, then deactivate them
+//   node flows.mjs settings <admin-url>       switch registration to invite-only (server restarts)
 //
 // Screenshots go to $SCREENSHOTS (kept as CI artifacts).
 
@@ -102,10 +103,10 @@ try {
     // Reach: a reverse-proxy configuration for a domain.
     await page.getByRole("link", { name: "Reach" }).click();
     await page.getByLabel("Web server").selectOption("nginx");
-    await page.getByLabel("Address for apps").fill("https://bad/");
+    await page.getByLabel("Address for apps", { exact: true }).fill("https://bad/");
     await page.getByRole("button", { name: "Write the configuration" }).click();
     await page.getByRole("alert").filter({ hasText: "not a host name" }).waitFor();
-    await page.getByLabel("Address for apps").fill("matrix.example.org");
+    await page.getByLabel("Address for apps", { exact: true }).fill("matrix.example.org");
     await page.getByRole("button", { name: "Write the configuration" }).click();
     const conf = page.getByLabel(/Configuration for/);
     await conf.waitFor();
@@ -118,6 +119,25 @@ try {
     await page.locator("#logs-text").filter({ hasText: /\S/ }).waitFor();
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ link, user, homeserver }));
+  } else if (flow === "settings") {
+    const { page, errors } = await dashboard();
+    await page.getByRole("link", { name: "Settings" }).click();
+    await page.getByLabel("Also anyone with an invite code, from their Matrix app").waitFor();
+    check(await page.getByLabel("Also anyone with an invite code, from their Matrix app").isChecked(), "the current policy is shown");
+    // Choosing open registration asks for a confirmation first.
+    await page.getByLabel("Anyone, from any Matrix app").check();
+    await page.getByText("spam bots").waitFor();
+    await page.getByRole("button", { name: "Save and restart" }).click();
+    await page.getByRole("alert").filter({ hasText: "Confirm it" }).waitFor();
+    await page.getByLabel("Only people I invite (invite links from this dashboard)").check();
+    check(await page.locator("#open-warning").isHidden(), "the warning goes away");
+    await page.getByRole("button", { name: "Save and restart" }).click();
+    await page.getByRole("alert").filter({ hasText: "Saved and applied" }).waitFor({ timeout: 30000 });
+    check(await page.getByLabel("Only people I invite (invite links from this dashboard)").isChecked(), "the new policy is shown");
+    await checkLayout(page, "settings at 800x600");
+    await page.screenshot({ path: `${shots}/settings.png` });
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ registration: "invite" }));
   } else if (flow === "deactivate") {
     const { page, errors } = await dashboard();
     // The room the user made shows up with its members.

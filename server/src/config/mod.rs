@@ -141,6 +141,46 @@ impl Default for AdminListener {
     }
 }
 
+/// Who may create an account, as the dashboard offers it. Invite links from the dashboard work
+/// under every policy (they are the admin's own doing); the policies differ in what Matrix apps
+/// may do by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// Only people the admin invites (invite links) or creates. Matrix apps cannot register.
+    Invite,
+    /// Matrix apps can register with an invite code (registration token).
+    Token,
+    /// Anyone can register from any Matrix app, spam bots included.
+    Open,
+}
+
+impl RegistrationPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            // "closed" is what the file calls it; invite links still work then.
+            "closed" | "invite" => RegistrationPolicy::Invite,
+            "token" => RegistrationPolicy::Token,
+            "open" => RegistrationPolicy::Open,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationPolicy::Invite => "invite",
+            RegistrationPolicy::Token => "token",
+            RegistrationPolicy::Open => "open",
+        }
+    }
+
+    fn apply(self, c: &mut Config) {
+        c.enable_registration = self != RegistrationPolicy::Invite;
+        c.registration_requires_token = self == RegistrationPolicy::Token;
+        c.enable_registration_without_verification = self == RegistrationPolicy::Open;
+    }
+}
+
 /// A token bucket: `burst_count` requests at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 
@@ -395,6 +435,34 @@ impl Config {
             }
         }
         Ok(self)
+    }
+
+    /// Applies what the dashboard (and later the setup wizard) stored in the database, over the
+    /// file: `registration` ("closed", "invite", "token" or "open") and `public_baseurl`. A
+    /// stored value that no longer parses is refused with the key named, as a file value would.
+    pub fn apply_settings(&mut self, settings: &std::collections::BTreeMap<String, serde_json::Value>) -> Result<(), ConfigError> {
+        if let Some(v) = settings.get("registration") {
+            let policy = v.as_str().and_then(RegistrationPolicy::parse).ok_or_else(|| {
+                err(format!("setting `registration` in the database: `{v}` is not closed, invite, token or open"))
+            })?;
+            policy.apply(self);
+        }
+        if let Some(v) = settings.get("public_baseurl") {
+            let url = v.as_str().and_then(parse_base_url).ok_or_else(|| {
+                err(format!("setting `public_baseurl` in the database: `{v}` is not an http(s) URL"))
+            })?;
+            self.public_baseurl = Some(url);
+        }
+        Ok(())
+    }
+
+    /// The registration policy these settings amount to.
+    pub fn registration_policy(&self) -> RegistrationPolicy {
+        match (self.enable_registration, self.registration_requires_token) {
+            (false, _) => RegistrationPolicy::Invite,
+            (true, true) => RegistrationPolicy::Token,
+            (true, false) => RegistrationPolicy::Open,
+        }
     }
 
     /// The parsed `url_preview_ip_range_whitelist`.

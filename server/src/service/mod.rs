@@ -43,8 +43,13 @@ pub struct Services {
     pub admin_token: String,
     /// The public listeners' bound addresses (real ports, also when the config said 0).
     pub local_addrs: Vec<std::net::SocketAddr>,
+    /// Notified when a setting changed that applies on restart (see `Running::restart`).
+    pub restart: tokio::sync::Notify,
     /// When the server started, for the dashboard's uptime.
     pub started: std::time::Instant,
+    /// The same moment as a timestamp (ms): it changes with every restart, so the dashboard can
+    /// tell the restarted server from the one that is about to stop.
+    pub started_ms: i64,
     pub account_data: Arc<account_data::AccountData>,
     pub ephemeral: Arc<ephemeral::Ephemeral>,
     pub sync: sync::Sync,

@@ -22,6 +22,7 @@ pub mod relations;
 pub mod registration_tokens;
 pub mod rooms;
 pub mod search;
+pub mod settings;
 pub mod state;
 pub mod to_device;
 pub mod tokens;

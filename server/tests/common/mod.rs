@@ -58,6 +58,14 @@ impl TestServer {
         TestServer { running: Some(running), base, dir, http }
     }
 
+    /// Waits (briefly) for the server to ask for a restart, as it does after a settings change,
+    /// and restarts it as the binary would: same addresses, settings read afresh.
+    pub async fn restart_when_asked(&mut self) {
+        let running = self.running.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(5), running.restart_requested()).await.expect("the server asked for a restart");
+        self.running = Some(running.restart().await.expect("restarts"));
+    }
+
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await;

@@ -13,6 +13,7 @@ pub mod invites;
 pub mod logs;
 pub mod reverse_proxy;
 pub mod rooms;
+pub mod settings;
 pub mod signup;
 pub mod status;
 pub mod ui;
@@ -43,6 +44,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/reverse-proxy", post(reverse_proxy::generate))
         .route("/_hearth/admin/v1/logs", get(logs::get_logs))
         .route("/_hearth/admin/v1/rooms", get(rooms::list))
+        .route("/_hearth/admin/v1/settings", get(settings::get_settings).put(settings::put_settings))
         .route("/_hearth/admin/v1/rooms/{room_id}/members", get(rooms::members))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

@@ -19,6 +19,7 @@ pub async fn get_status(State(s): State<AppState>) -> Result<Json<Value>> {
         "server_name": s.config.server_name,
         "public_baseurl": s.config.public_baseurl(),
         "uptime_seconds": s.started.elapsed().as_secs(),
+        "started_ms": s.started_ms,
         "users": s.accounts.count_active_users().await?,
         "database_bytes": database_bytes,
         "media_bytes": s.media.stored_bytes().await?,

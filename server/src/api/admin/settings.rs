@@ -1,0 +1,65 @@
+//! GET/PUT /_hearth/admin/v1/settings: the settings the dashboard changes (registration policy,
+//! public address). They are stored in the database, go over homeserver.toml, and apply when
+//! the server restarts, which it does right after a change (same addresses, same admin link).
+
+use axum::{Json as AxumJson, extract::State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    config::{Config, RegistrationPolicy},
+    error::{Error, Result},
+    http::json::Json,
+    service::AppState,
+    storage,
+};
+
+/// GET /_hearth/admin/v1/settings
+pub async fn get_settings(State(s): State<AppState>) -> Result<AxumJson<Value>> {
+    let stored = storage::settings::all(&s.db.read).await?;
+    Ok(AxumJson(json!({
+        "registration": s.config.registration_policy(),
+        "public_baseurl": s.config.public_baseurl(),
+        "stored": stored,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct Body {
+    registration: Option<String>,
+    public_baseurl: Option<String>,
+    /// Open registration lets spam bots in: the dashboard asks the admin to confirm it.
+    #[serde(default)]
+    confirm_open_registration: bool,
+}
+
+/// PUT /_hearth/admin/v1/settings
+pub async fn put_settings(State(s): State<AppState>, Json(body): Json<Body>) -> Result<AxumJson<Value>> {
+    let mut changes = Vec::new();
+    if let Some(r) = &body.registration {
+        let policy = RegistrationPolicy::parse(r)
+            .ok_or_else(|| Error::invalid_param(format!("registration: `{r}` is not invite, token or open")))?;
+        if policy == RegistrationPolicy::Open && !body.confirm_open_registration {
+            return Err(Error::invalid_param(
+                "Open registration lets anyone on the internet, spam bots included, create accounts here. \
+                 Confirm it (confirm_open_registration) or choose invite or token",
+            ));
+        }
+        changes.push(("registration", json!(policy.as_str())));
+    }
+    if let Some(url) = &body.public_baseurl {
+        // Checked the way the file's value is, so a restart cannot fail on it.
+        let probe = Config { public_baseurl: Some(url.trim().to_owned()), ..(*s.config).clone() };
+        let checked = probe.validate().map_err(|e| Error::invalid_param(e.to_string()))?;
+        changes.push(("public_baseurl", json!(checked.public_baseurl())));
+    }
+    if changes.is_empty() {
+        return Err(Error::missing_param("Give registration or public_baseurl"));
+    }
+    for (key, value) in &changes {
+        storage::settings::set(&s.db.write, key, value).await?;
+    }
+    tracing::info!(?changes, "settings changed in the dashboard; restarting to apply them");
+    s.restart.notify_one();
+    Ok(AxumJson(json!({ "restart": true })))
+}
