@@ -437,10 +437,15 @@ impl Config {
         Ok(self)
     }
 
-    /// Applies what the dashboard (and later the setup wizard) stored in the database, over the
-    /// file: `registration` ("closed", "invite", "token" or "open") and `public_baseurl`. A
+    /// Applies what the setup wizard and the dashboard stored in the database, over the file:
+    /// `server_name`, `registration` ("closed", "invite", "token" or "open") and `public_baseurl`. A
     /// stored value that no longer parses is refused with the key named, as a file value would.
     pub fn apply_settings(&mut self, settings: &std::collections::BTreeMap<String, serde_json::Value>) -> Result<(), ConfigError> {
+        if let Some(v) = settings.get("server_name") {
+            self.server_name = v.as_str().and_then(|s| ServerName::parse(s).ok()).ok_or_else(|| {
+                err(format!("setting `server_name` in the database: `{v}` is not a server name"))
+            })?;
+        }
         if let Some(v) = settings.get("registration") {
             let policy = v.as_str().and_then(RegistrationPolicy::parse).ok_or_else(|| {
                 err(format!("setting `registration` in the database: `{v}` is not closed, invite, token or open"))

@@ -20,6 +20,7 @@ pub mod reverse_proxy;
 pub mod rooms;
 pub mod shared_secret;
 pub mod signing;
+pub mod setup;
 pub mod sync;
 pub mod tokens;
 pub mod uiaa;

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod reverse_proxy;
 pub mod rooms;
 pub mod settings;
+pub mod setup;
 pub mod signup;
 pub mod status;
 pub mod ui;
@@ -45,6 +46,8 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/logs", get(logs::get_logs))
         .route("/_hearth/admin/v1/rooms", get(rooms::list))
         .route("/_hearth/admin/v1/settings", get(settings::get_settings).put(settings::put_settings))
+        .route("/_hearth/admin/v1/setup", get(setup::get_setup))
+        .route("/_hearth/admin/v1/setup/{step}", post(setup::post_step))
         .route("/_hearth/admin/v1/rooms/{room_id}/members", get(rooms::members))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

@@ -1,0 +1,194 @@
+//! The setup wizard's calls: GET /_hearth/admin/v1/setup says where the wizard stands, and
+//! POST /_hearth/admin/v1/setup/{step} does a step. Every step can be done again (to change
+//! an answer), except that the server name is permanent once accounts exist. Steps whose answer
+//! changes the server's configuration ask for a restart (same addresses, same admin link).
+
+use axum::{
+    Json as AxumJson,
+    extract::{Path, State},
+};
+use ruma::ServerName;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    config::{Config, RegistrationPolicy},
+    error::{Error, Result},
+    http::json::Json,
+    service::{AppState, reverse_proxy, setup},
+    storage,
+};
+
+/// GET /_hearth/admin/v1/setup
+pub async fn get_setup(State(s): State<AppState>) -> Result<AxumJson<Value>> {
+    let settings = setup::settings(&s.db).await?;
+    let users = s.accounts.count_active_users().await?;
+    let local = s.local_addrs.first().map(|a| format!("http://{a}/")).unwrap_or_default();
+    Ok(AxumJson(json!({
+        "steps": setup::STEPS,
+        "done": setup::done(&settings),
+        "current": setup::current(&settings),
+        "complete": setup::done(&settings).contains(&"done"),
+        "server_name": s.config.server_name,
+        "public_baseurl": s.config.public_baseurl(),
+        "registration": s.config.registration_policy(),
+        "reach": settings.get("reach"),
+        "local_url": local,
+        "lan_address": setup::lan_address(),
+        "listens_on_network": s.local_addrs.iter().any(|a| !a.ip().is_loopback()),
+        "users": users,
+        "server_name_permanent": users > 0,
+        "checks": settings.get("setup_checks"),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+pub struct StepBody {
+    // reach
+    mode: Option<String>,
+    public_url: Option<String>,
+    public_host: Option<String>,
+    // server_name
+    server_name: Option<String>,
+    #[serde(default)]
+    confirm: bool,
+    // admin
+    username: Option<String>,
+    password: Option<String>,
+    // registration
+    policy: Option<String>,
+    #[serde(default)]
+    confirm_open_registration: bool,
+}
+
+/// POST /_hearth/admin/v1/setup/{step}
+pub async fn post_step(State(s): State<AppState>, Path(step): Path<String>, Json(body): Json<StepBody>) -> Result<AxumJson<Value>> {
+    let step: &'static str = setup::STEPS.iter().copied().find(|x| *x == step).ok_or_else(|| {
+        Error::invalid_param(format!("`{step}` is not a setup step ({})", setup::STEPS.join(", ")))
+    })?;
+    let mut restart = false;
+    let mut extra = json!({});
+    match step {
+        "welcome" | "done" => {}
+        "reach" => {
+            let url = reach_url(&s, &body, &mut extra)?;
+            let mode = body.mode.clone().unwrap_or_default();
+            storage::settings::set(&s.db.write, "reach", &json!({ "mode": mode, "public_baseurl": url })).await?;
+            restart = set_if_changed(&s, "public_baseurl", &url, &s.config.public_baseurl()).await?;
+        }
+        "server_name" => {
+            let name = body.server_name.as_deref().map(str::trim).unwrap_or_default().to_ascii_lowercase();
+            let parsed = ServerName::parse(&name).map_err(|e| {
+                Error::invalid_param(format!("`{name}` is not a server name ({e}): use a domain like example.org"))
+            })?;
+            if !body.confirm {
+                return Err(Error::invalid_param(
+                    "The server name can never change once people have accounts: confirm it (confirm: true)",
+                ));
+            }
+            if parsed != s.config.server_name && s.accounts.count_active_users().await? > 0 {
+                return Err(Error::forbidden(format!(
+                    "The server name is permanent: accounts already exist as @name:{}",
+                    s.config.server_name
+                )));
+            }
+            restart = set_if_changed(&s, "server_name", parsed.as_str(), s.config.server_name.as_str()).await?;
+        }
+        "admin" => {
+            let (Some(username), Some(password)) = (&body.username, &body.password) else {
+                return Err(Error::missing_param("username and password are required"));
+            };
+            crate::service::passwords::check_length(password)?;
+            let (_, user_id) = s.accounts.validate_new_localpart(username.trim())?;
+            if !s.accounts.is_available(&user_id).await? {
+                return Err(crate::service::accounts::user_in_use());
+            }
+            s.accounts.create_user(&user_id, Some(password.clone()), true, false, None, None).await?;
+            extra = json!({ "user_id": user_id });
+        }
+        "registration" => {
+            let policy = body.policy.as_deref().and_then(RegistrationPolicy::parse).ok_or_else(|| {
+                Error::invalid_param("policy must be invite, token or open")
+            })?;
+            if policy == RegistrationPolicy::Open && !body.confirm_open_registration {
+                return Err(Error::invalid_param(
+                    "Open registration lets anyone on the internet, spam bots included, create accounts here. Confirm it (confirm_open_registration) or choose invite or token",
+                ));
+            }
+            restart = set_if_changed(&s, "registration", policy.as_str(), s.config.registration_policy().as_str()).await?;
+        }
+        "check" => {
+            let checks = setup::run_checks(s.config.server_name.as_str(), &s.config.public_baseurl()).await;
+            let checks = json!(checks);
+            storage::settings::set(&s.db.write, "setup_checks", &checks).await?;
+            extra = json!({ "checks": checks });
+        }
+        _ => unreachable!("every step is handled"),
+    }
+    setup::mark_done(&s.db, step).await?;
+    if restart {
+        tracing::info!(step, "setup step changed the configuration; restarting to apply it");
+        s.restart.notify_one();
+    }
+    let settings = setup::settings(&s.db).await?;
+    let mut resp = json!({ "current": setup::current(&settings), "restart": restart });
+    if let (Some(r), Some(e)) = (resp.as_object_mut(), extra.as_object()) {
+        r.extend(e.clone());
+    }
+    Ok(AxumJson(resp))
+}
+
+/// The public address a reach mode gives, with what to tell the user about it in `extra`.
+fn reach_url(s: &AppState, body: &StepBody, extra: &mut Value) -> Result<String> {
+    let port = s.local_addrs.first().map(|a| a.port()).unwrap_or(8008);
+    let checked = |url: String| -> Result<String> {
+        let probe = Config { public_baseurl: Some(url.clone()), ..(*s.config).clone() };
+        Ok(probe.validate().map_err(|e| Error::invalid_param(e.to_string()))?.public_baseurl())
+    };
+    match body.mode.as_deref() {
+        Some("local") => checked(format!("http://127.0.0.1:{port}/")),
+        Some("lan") => {
+            if !s.local_addrs.iter().any(|a| !a.ip().is_loopback()) {
+                return Err(Error::invalid_param(format!(
+                    "Hearth only listens on this computer now. To let phones and laptops at home reach it, set bind_addresses = [\"0.0.0.0\"] \
+                     under [[listeners]] in homeserver.toml, restart Hearth, and choose this again (port {port})"
+                )));
+            }
+            let ip = setup::lan_address().ok_or_else(|| Error::invalid_param("This computer has no home-network address right now: connect it to your network first"))?;
+            let host = if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
+            *extra = json!({ "warning": "Phones away from home (on mobile data) will not reach this address." });
+            checked(format!("http://{host}:{port}/"))
+        }
+        Some("tunnel") => {
+            let url = body.public_url.as_deref().map(str::trim).unwrap_or_default();
+            if !url.starts_with("https://") {
+                return Err(Error::invalid_param("Paste the tunnel's public address, starting with https://"));
+            }
+            let target = format!("http://127.0.0.1:{port}");
+            *extra = json!({
+                "local_target": target,
+                "commands": {
+                    "cloudflared": format!("cloudflared tunnel --url {target}"),
+                    "tailscale": format!("tailscale funnel {port}"),
+                    "ngrok": format!("ngrok http {port}"),
+                },
+            });
+            checked(url.to_owned())
+        }
+        Some("proxy") => {
+            let host = body.public_host.as_deref().map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase()).unwrap_or_default();
+            if !reverse_proxy::valid_host(&host) {
+                return Err(Error::invalid_param("Give the host name people's apps will use, like matrix.example.org (no https://, no path)"));
+            }
+            checked(format!("https://{host}/"))
+        }
+        Some(other) => Err(Error::invalid_param(format!("mode: `{other}` is not local, lan, tunnel or proxy"))),
+        None => Err(Error::missing_param("mode is required: local, lan, tunnel or proxy")),
+    }
+}
+
+/// Stores `key` when it differs from what the server runs with; true when a restart is needed.
+async fn set_if_changed(s: &AppState, key: &str, value: &str, current: &str) -> Result<bool> {
+    storage::settings::set(&s.db.write, key, &json!(value)).await?;
+    Ok(value != current)
+}

@@ -1,0 +1,134 @@
+//! The setup wizard's state: which steps are done, and the checks of the "check" step. Each
+//! step is an idempotent call to the admin API (`api::admin::setup`), so a refresh or a crash
+//! mid-wizard resumes at the first step not done. Choices live in the `settings` table.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{
+    error::Result,
+    storage::{self, Db},
+};
+
+/// The wizard's steps, in order.
+pub const STEPS: [&str; 7] = ["welcome", "reach", "server_name", "admin", "registration", "check", "done"];
+
+const DONE_KEY: &str = "setup_done";
+
+pub async fn settings(db: &Db) -> Result<BTreeMap<String, Value>> {
+    Ok(storage::settings::all(&db.read).await?)
+}
+
+/// The steps done so far, in wizard order.
+pub fn done(settings: &BTreeMap<String, Value>) -> Vec<&'static str> {
+    let stored: Vec<&str> = settings.get(DONE_KEY).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    STEPS.iter().copied().filter(|s| stored.contains(s)).collect()
+}
+
+/// The first step not done (`done` when all are).
+pub fn current(settings: &BTreeMap<String, Value>) -> &'static str {
+    let done = done(settings);
+    STEPS.iter().copied().find(|s| !done.contains(s)).unwrap_or("done")
+}
+
+pub async fn mark_done(db: &Db, step: &'static str) -> Result<()> {
+    let mut done = done(&settings(db).await?);
+    if !done.contains(&step) {
+        done.push(step);
+    }
+    storage::settings::set(&db.write, DONE_KEY, &json!(done)).await?;
+    Ok(())
+}
+
+/// One line of the check step's report.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    /// "pass", "fail" or "skipped".
+    pub result: &'static str,
+    pub detail: String,
+    /// What to do, in plain words, when it failed.
+    pub fix: Option<String>,
+}
+
+fn check(name: &str, result: &'static str, detail: impl Into<String>, fix: Option<&str>) -> Check {
+    Check { name: name.to_owned(), result, detail: detail.into(), fix: fix.map(str::to_owned) }
+}
+
+/// Reachability as Matrix apps see it, from this machine: the public address answers the
+/// client API (over HTTPS with a valid certificate when it is https), and the server name leads
+/// apps to it (`.well-known/matrix/client`) when the two differ.
+pub async fn run_checks(server_name: &str, public_baseurl: &str) -> Vec<Check> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client builds");
+    let mut out = Vec::new();
+    let versions = format!("{}_matrix/client/versions", public_baseurl);
+    let name = "Matrix apps reach Hearth at its public address";
+    match http.get(&versions).send().await {
+        Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+            Ok(v) if v["versions"].is_array() => out.push(check(name, "pass", format!("{versions} answers"), None)),
+            _ => out.push(check(name, "fail", format!("{versions} answers, but not as a Matrix server"), Some(
+                "Another program answers at this address. Check that the reverse proxy or tunnel forwards /_matrix to Hearth's listener.",
+            ))),
+        },
+        Ok(r) => out.push(check(name, "fail", format!("{versions} answered {}", r.status()), Some(
+            "The address reaches a web server that does not forward /_matrix to Hearth: check its configuration (the Reach page writes one).",
+        ))),
+        Err(e) => {
+            let text = format!("{e:#}");
+            let (detail, fix) = if text.contains("certificate") || text.contains("Certificate") {
+                ("the HTTPS certificate is not valid for this address".to_owned(),
+                 "Get a certificate for this host name (Caddy does it by itself; with nginx or Apache use certbot), or fix its name.")
+            } else if text.contains("dns") || text.contains("resolve") || text.contains("lookup") {
+                ("the host name does not resolve".to_owned(), "Create a DNS record (A or AAAA) for this host name pointing at this machine's public address.")
+            } else {
+                (format!("cannot connect: {}", e.without_url()), "Check that Hearth, the reverse proxy or the tunnel is running, and that your router forwards the port.")
+            };
+            out.push(check(name, "fail", format!("{versions}: {detail}"), Some(fix)));
+        }
+    }
+    let public_host = url::Url::parse(public_baseurl).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    let name = "Apps find Hearth from the server name";
+    if server_name.eq_ignore_ascii_case(&public_host) || server_name == "localhost" {
+        out.push(check(name, "skipped", "the server name is the public host itself: nothing to delegate", None));
+    } else {
+        let url = format!("https://{server_name}/.well-known/matrix/client");
+        let want = public_baseurl.trim_end_matches('/');
+        match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => {
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                let got = v["m.homeserver"]["base_url"].as_str().unwrap_or("").trim_end_matches('/').to_owned();
+                if got == want {
+                    out.push(check(name, "pass", format!("{url} points to {want}"), None));
+                } else {
+                    out.push(check(name, "fail", format!("{url} points to `{got}`, not {want}"), Some(
+                        "The web site of your server name must forward /.well-known/matrix/ to Hearth (the Reach page's configuration does this).",
+                    )));
+                }
+            }
+            Ok(r) => out.push(check(name, "fail", format!("{url} answered {}", r.status()), Some(
+                "The web site of your server name must forward /.well-known/matrix/ to Hearth (the Reach page's configuration does this).",
+            ))),
+            Err(e) => out.push(check(name, "fail", format!("{url}: {}", e.without_url()), Some(
+                "Make the server name a domain with an HTTPS web site that forwards /.well-known/matrix/ to Hearth, or use the public host as the server name.",
+            ))),
+        }
+    }
+    out.push(check(
+        "Other Matrix servers reach Hearth (federation)",
+        "skipped",
+        "checked once Hearth speaks to other servers",
+        None,
+    ));
+    out
+}
+
+/// The address other devices on the home network would use: the one this machine sends from
+/// (found without sending anything).
+pub fn lan_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:80").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
