@@ -9,7 +9,7 @@ function takeToken() {
   const m = location.hash.match(/token=([A-Za-z0-9]+)/);
   if (m) {
     sessionStorage.setItem("hearth-admin-token", m[1]);
-    history.replaceState(null, "", location.pathname + "#status");
+    history.replaceState(null, "", location.pathname);
   }
   return sessionStorage.getItem("hearth-admin-token");
 }
@@ -115,6 +115,71 @@ const views = {
 };
 
 views.reach = async () => {};
+
+let setupState = null;
+
+views.setup = async () => {
+  setupState = await api("/setup");
+  const s = setupState;
+  const names = { welcome: "Welcome", reach: "Connections", server_name: "Server name", admin: "Your account", registration: "Who can join", check: "Check", done: "Ready" };
+  $("#setup-steps").replaceChildren(...s.steps.map((step, i) => {
+    const li = el("li", {}, `${names[step]}${s.done.includes(step) ? " ✓" : ""}`);
+    if (step === s.current) li.setAttribute("aria-current", "step");
+    return li;
+  }));
+  $("#setup-title").textContent = s.complete ? "Setup is complete" : `Set up Hearth: step ${s.steps.indexOf(s.current) + 1} of ${s.steps.length}`;
+  for (const f of document.querySelectorAll("form.step")) f.hidden = f.id !== `step-${s.current}`;
+  // Pre-fill with the current answers, so going through a step again is easy.
+  $("#sn-name").value = s.server_name;
+  // Until the step is done, the recommended answer; afterwards the one in force.
+  const policy = s.done.includes("registration") ? s.registration : "invite";
+  for (const r of $("#step-registration").policy) r.checked = r.value === policy;
+  if (s.reach) for (const r of $("#step-reach").mode) r.checked = r.value === s.reach.mode;
+  $("#done-address").textContent = s.public_baseurl;
+  $("#done-qr").src = `data:image/svg+xml;base64,${btoa(s.address_qr_svg)}`;
+  $("#done-qr").alt = `QR code of the homeserver address ${s.public_baseurl}`;
+  for (const e of document.querySelectorAll(".sn-example")) e.textContent = s.server_name;
+  showWhen($("#step-reach"), "mode");
+  showWhen($("#step-registration"), "policy");
+  $(`#step-${s.current} h3`)?.focus();
+};
+
+/// Shows the parts of `form` marked data-when="<value>" for the chosen radio of `name`.
+function showWhen(form, name) {
+  const chosen = form[name].value;
+  for (const e of form.querySelectorAll("[data-when]")) e.hidden = e.dataset.when !== chosen;
+}
+
+async function doStep(step, body, form) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const before = (await api("/status")).started_ms;
+    const r = await api(`/setup/${step}`, { method: "POST", body });
+    if (r.restart) {
+      say("Applying… Hearth restarts with the new setting.", "ok");
+      await waitForRestart(before);
+    }
+    say("");
+    return r;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function stepForm(step, body, after) {
+  const form = $(`#step-${step}`);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    run(async () => {
+      const payload = body(form);
+      if (payload === null) return;
+      const r = await doStep(step, payload, form);
+      if (after && (await after(r, form)) === false) return;
+      await views.setup();
+    });
+  });
+}
 
 views.settings = async () => {
   const s = await api("/settings");
@@ -223,10 +288,19 @@ function show(name) {
   run(views[name]);
 }
 
-function route() {
+async function route() {
   if (!token) return show("login");
-  const name = location.hash.slice(1);
-  show(name in views ? name : "status");
+  let name = location.hash.slice(1);
+  if (!(name in views)) {
+    // First visit: the wizard until setup is complete, the status page afterwards.
+    try {
+      name = (await api("/setup")).complete ? "status" : "setup";
+    } catch (e) {
+      say(e.message);
+      return;
+    }
+  }
+  show(name);
 }
 
 $("#login-form").addEventListener("submit", (e) => {
@@ -274,6 +348,42 @@ $("#proxy-form").addEventListener("submit", (e) => {
   });
 });
 $("#proxy-copy").addEventListener("click", () => copy($("#proxy-text").value, "Configuration copied."));
+
+stepForm("welcome", () => ({}));
+stepForm("reach", (f) => ({ mode: f.mode.value, public_url: f.public_url.value.trim(), public_host: f.public_host.value.trim() }), (r, f) => {
+  if (!r.local_target && !r.warning) return true;
+  // Say what the user must do next before moving on.
+  const box = $("#reach-result");
+  box.replaceChildren(...(r.local_target
+    ? [el("p", {}, `Point your tunnel at ${r.local_target}. For example:`),
+       el("pre", {}, Object.values(r.commands).join("\n"))]
+    : [el("p", {}, r.warning)]),
+    el("button", { type: "button", onclick: () => { box.hidden = true; run(views.setup); } }, "Continue"));
+  box.hidden = false;
+  return false;
+});
+stepForm("server_name", (f) => ({ server_name: f.server_name.value.trim(), confirm: f.confirm.checked }));
+stepForm("admin", (f) => {
+  if (f.password.value !== f.password2.value) {
+    say("The two passwords are different. Type the same password twice.");
+    return null;
+  }
+  return { username: f.username.value.trim(), password: f.password.value };
+}, (r) => { say(`Your account ${r.user_id} is ready.`, "ok"); return true; });
+stepForm("registration", (f) => ({ policy: f.policy.value, confirm_open_registration: f.confirm_open.checked }));
+stepForm("check", () => ({}), (r) => {
+  const words = { pass: "Works", fail: "Needs attention", skipped: "Not checked" };
+  $("#check-results").replaceChildren(...r.checks.map((c) => el("li", { class: `check-${c.result}` },
+    el("strong", {}, `${words[c.result]}: ${c.name}`), el("br"), c.detail,
+    ...(c.fix ? [el("br"), `What to do: ${c.fix}`] : []))));
+  $("#check-next").hidden = false;
+  return false;
+});
+$("#check-next").addEventListener("click", () => run(views.setup));
+stepForm("done", () => ({}), () => { location.hash = "#status"; return false; });
+$("#done-copy").addEventListener("click", () => copy($("#done-address").textContent, "Address copied."));
+$("#step-reach").addEventListener("change", () => showWhen($("#step-reach"), "mode"));
+$("#step-registration").addEventListener("change", () => showWhen($("#step-registration"), "policy"));
 
 $("#settings-form").addEventListener("change", (e) => {
   if (e.target.name === "registration") $("#open-warning").hidden = e.target.value !== "open";

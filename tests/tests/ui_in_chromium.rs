@@ -1,8 +1,9 @@
 //! The web UI in Debian's headless Chromium (playwright-core, `tests/ui/flows.mjs`) against a
 //! real server, then the results checked through the Matrix API with the `matrix-sdk` crate:
-//! registration switched to invite-only in the dashboard (the server restarts itself) refuses
-//! sign-ups from apps; an invite made in the dashboard signs someone up in the browser; that
-//! person signs in with matrix-sdk, and once deactivated in the dashboard can no longer sign in.
+//! the setup wizard walked through (server name, first admin, invite-only: the server restarts
+//! itself to apply them) and its admin signing in; an invite made in the dashboard signing
+//! someone up in the browser, who then signs in with matrix-sdk; registration switched to invite
+//! codes in Settings; and once deactivated in the dashboard, no more signing in.
 //!
 //! Needs Node.js, `npm ci` in tests/ui and /usr/bin/chromium; scripts/test.sh provides them and
 //! runs this with `--ignored`.
@@ -56,7 +57,7 @@ fn supervise(mut running: hearth_server::Running) -> tokio::sync::oneshot::Sende
 
 #[tokio::test]
 #[ignore = "needs Chromium and playwright-core: scripts/test.sh runs it"]
-async fn an_invite_from_the_dashboard_signs_someone_up_who_then_signs_in_until_deactivated() {
+async fn the_wizard_sets_up_the_server_and_the_dashboard_invites_manages_and_deactivates_people() {
     // Apps may sign up with an invite code, until the dashboard says invite links only.
     let hearth_blackbox::Server { running, url, dir } = start(async |c| {
         c.enable_registration = true;
@@ -67,15 +68,25 @@ async fn an_invite_from_the_dashboard_signs_someone_up_who_then_signs_in_until_d
     let stop = supervise(running);
     let server = Server { url, dir };
 
-    flow(&["settings", &admin_url]).await;
-    let app = client(&server).await;
-    let refused = app.matrix_auth().register(matrix_sdk::ruma::api::client::account::register::v3::Request::new()).await;
-    let err = refused.expect_err("apps cannot sign up by themselves any more").to_string();
-    assert!(err.contains("M_FORBIDDEN") || err.contains("403"), "{err}");
+    // The wizard: this computer only, server name family.test, the first admin, invite only.
+    let got = flow(&["wizard", &admin_url]).await;
+    assert_eq!(got["address"].as_str().unwrap().trim_end_matches('/'), server.url);
+    let mum = client(&server).await;
+    mum.matrix_auth().login_username("mum", "a-long-password").send().await.expect("the admin made in the wizard signs in");
+    assert_eq!(mum.user_id().unwrap().as_str(), "@mum:family.test");
+    let register = |body: Value| {
+        let url = format!("{}/_matrix/client/v3/register", server.url);
+        async move {
+            let r = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (st, v) = register(serde_json::json!({"username": "stranger", "password": "a-long-password", "auth": {"type": "m.login.dummy"}})).await;
+    assert_eq!(st, 403, "apps cannot sign up by themselves: {v}");
 
     let got = flow(&["invite", &admin_url]).await;
     let user = got["user"].as_str().unwrap().to_owned();
-    assert_eq!(user, "@nana:blackbox.test");
+    assert_eq!(user, "@nana:family.test");
     assert_eq!(got["homeserver"].as_str().unwrap().trim_end_matches('/'), server.url);
 
     let nana = client(&server).await;
@@ -84,6 +95,12 @@ async fn an_invite_from_the_dashboard_signs_someone_up_who_then_signs_in_until_d
     let mut req = matrix_sdk::ruma::api::client::room::create_room::v3::Request::new();
     req.name = Some("Nana's kitchen".to_owned());
     nana.create_room(req).await.expect("nana creates a room");
+
+    // Settings: invite codes in apps, after a restart.
+    flow(&["settings", &admin_url]).await;
+    let (st, v) = register(serde_json::json!({"username": "coded", "password": "a-long-password"})).await;
+    assert_eq!(st, 401, "{v}");
+    assert_eq!(v["flows"][0]["stages"][0], "m.login.registration_token", "{v}");
 
     flow(&["deactivate", &admin_url, &user]).await;
     let again = client(&server).await;

@@ -53,6 +53,20 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
+/// A request failure with its causes ("error sending request" alone says nothing).
+fn describe(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !parts.iter().any(|p: &String| p.contains(&text)) {
+            parts.push(text);
+        }
+        src = s.source();
+    }
+    if parts.is_empty() { e.to_string() } else { parts.join(": ") }
+}
+
 fn check(name: &str, result: &'static str, detail: impl Into<String>, fix: Option<&str>) -> Check {
     Check { name: name.to_owned(), result, detail: detail.into(), fix: fix.map(str::to_owned) }
 }
@@ -76,14 +90,14 @@ pub async fn run_checks(server_name: &str, public_baseurl: &str) -> Vec<Check> {
             "The address reaches a web server that does not forward /_matrix to Hearth: check its configuration (the Reach page writes one).",
         ))),
         Err(e) => {
-            let text = format!("{e:#}");
+            let text = describe(&e);
             let (detail, fix) = if text.contains("certificate") || text.contains("Certificate") {
                 ("the HTTPS certificate is not valid for this address".to_owned(),
                  "Get a certificate for this host name (Caddy does it by itself; with nginx or Apache use certbot), or fix its name.")
             } else if text.contains("dns") || text.contains("resolve") || text.contains("lookup") {
                 ("the host name does not resolve".to_owned(), "Create a DNS record (A or AAAA) for this host name pointing at this machine's public address.")
             } else {
-                (format!("cannot connect: {}", e.without_url()), "Check that Hearth, the reverse proxy or the tunnel is running, and that your router forwards the port.")
+                (format!("cannot connect: {text}"), "Check that Hearth, the reverse proxy or the tunnel is running, and that your router forwards the port.")
             };
             out.push(check(name, "fail", format!("{versions}: {detail}"), Some(fix)));
         }
@@ -110,7 +124,7 @@ pub async fn run_checks(server_name: &str, public_baseurl: &str) -> Vec<Check> {
             Ok(r) => out.push(check(name, "fail", format!("{url} answered {}", r.status()), Some(
                 "The web site of your server name must forward /.well-known/matrix/ to Hearth (the Reach page's configuration does this).",
             ))),
-            Err(e) => out.push(check(name, "fail", format!("{url}: {}", e.without_url()), Some(
+            Err(e) => out.push(check(name, "fail", format!("{url}: {}", describe(&e)), Some(
                 "Make the server name a domain with an HTTPS web site that forwards /.well-known/matrix/ to Hearth, or use the public host as the server name.",
             ))),
         }

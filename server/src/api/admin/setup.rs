@@ -39,6 +39,7 @@ pub async fn get_setup(State(s): State<AppState>) -> Result<AxumJson<Value>> {
         "users": users,
         "server_name_permanent": users > 0,
         "checks": settings.get("setup_checks"),
+        "address_qr_svg": crate::service::invites::qr_svg(&s.config.public_baseurl()),
     })))
 }
 
