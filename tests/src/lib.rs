@@ -54,3 +54,20 @@ pub async fn client(server: &Server) -> matrix_sdk::Client {
         .await
         .expect("client builds")
 }
+
+/// A server where Alice and Bob have accounts (passwords "pw-alice" and "pw-bob").
+pub async fn family() -> Server {
+    start(async |c| {
+        for name in ["alice", "bob"] {
+            hearth_server::register_user_offline(c.clone(), name, format!("pw-{name}"), false).await.unwrap();
+        }
+    })
+    .await
+}
+
+/// A new device of `name` (a user made by `family`), signed in.
+pub async fn signed_in(server: &Server, name: &str) -> matrix_sdk::Client {
+    let c = client(server).await;
+    c.matrix_auth().login_username(name, &format!("pw-{name}")).send().await.unwrap();
+    c
+}

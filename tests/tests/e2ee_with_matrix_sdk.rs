@@ -2,7 +2,7 @@
 //! Megolm, as in Element X): each device uploads its keys, claims the other's one-time keys,
 //! shares its room key over to-device messages, and each side decrypts what the other wrote.
 
-use hearth_blackbox::{Server, client, start};
+use hearth_blackbox::{family, signed_in};
 use matrix_sdk::{
     Client,
     config::SyncSettings,
@@ -28,23 +28,6 @@ fn decrypted_bodies(events: &[TimelineEvent]) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-/// A server where Alice and Bob have accounts (passwords "pw-alice", "pw-bob").
-async fn family() -> Server {
-    start(async |c| {
-        for name in ["alice", "bob"] {
-            hearth_server::register_user_offline(c.clone(), name, format!("pw-{name}"), false).await.unwrap();
-        }
-    })
-    .await
-}
-
-/// A new device of `name`, signed in.
-async fn signed_in(server: &Server, name: &str) -> Client {
-    let c = client(server).await;
-    c.matrix_auth().login_username(name, &format!("pw-{name}")).send().await.unwrap();
-    c
 }
 
 async fn history(c: &Client, room: &OwnedRoomId) -> Vec<String> {

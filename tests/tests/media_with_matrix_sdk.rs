@@ -4,7 +4,7 @@
 
 use std::io::Cursor;
 
-use hearth_blackbox::{Server, client, start};
+use hearth_blackbox::{family, signed_in};
 use matrix_sdk::{
     Client,
     attachment::AttachmentConfig,
@@ -24,21 +24,6 @@ use matrix_sdk::{
         },
     },
 };
-
-async fn family() -> Server {
-    start(async |c| {
-        for name in ["alice", "bob"] {
-            hearth_server::register_user_offline(c.clone(), name, format!("pw-{name}"), false).await.unwrap();
-        }
-    })
-    .await
-}
-
-async fn signed_in(server: &Server, name: &str) -> Client {
-    let c = client(server).await;
-    c.matrix_auth().login_username(name, &format!("pw-{name}")).send().await.unwrap();
-    c
-}
 
 fn photo(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 77]));
