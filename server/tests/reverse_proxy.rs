@@ -279,3 +279,97 @@ async fn the_wizard_refuses_host_names_and_paths_that_could_break_a_config() {
     assert!(v["text"].as_str().unwrap().contains("server_name matrix.example.org;"), "{v}");
     assert!(v["text"].as_str().unwrap().contains(&format!("proxy_pass http://{};", s.running.as_ref().unwrap().local_addr())), "{v}");
 }
+
+/// relayd runs only on OpenBSD, so its file is checked against the grammar of relayd.conf(5)
+/// for the statements Hearth writes: tables, an `http protocol` block of filter rules, and
+/// `relay` blocks; every table and protocol used must be defined.
+fn check_relayd_grammar(text: &str) -> Result<(), String> {
+    // Tokens: quoted strings, <tables>, braces, words; comments run to the end of the line.
+    let mut tokens: Vec<(usize, String)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut chars = line.chars().peekable();
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                chars.next();
+            } else if c == '"' {
+                chars.next();
+                let s: String = chars.by_ref().take_while(|&c| c != '"').collect();
+                tokens.push((n + 1, format!("\"{s}\"")));
+            } else if c == '{' || c == '}' {
+                chars.next();
+                tokens.push((n + 1, c.to_string()));
+            } else {
+                let mut w = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || c == '{' || c == '}' {
+                        break;
+                    }
+                    w.push(c);
+                    chars.next();
+                }
+                tokens.push((n + 1, w));
+            }
+        }
+    }
+    let mut lines_of: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
+    for (n, t) in &tokens {
+        lines_of.entry(*n).or_default().push(t.clone());
+    }
+    let quoted = |t: &str| t.len() >= 2 && t.starts_with('"') && t.ends_with('"');
+    let table = |t: &str| t.len() >= 3 && t.starts_with('<') && t.ends_with('>');
+    let (mut tables, mut protocols, mut used_tables, mut used_protocols) = (vec![], vec![], vec![], vec![]);
+    let mut block: Option<&str> = None;
+    for (n, words) in &lines_of {
+        let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        let err = |why: &str| Err(format!("line {n} `{}`: {why}", w.join(" ")));
+        match (block, w.as_slice()) {
+            (None, ["table", name, "{", .., "}"]) if table(name) => tables.push(name.to_string()),
+            (None, ["http", "protocol", name, "{"]) if quoted(name) => {
+                protocols.push(name.to_string());
+                block = Some("protocol");
+            }
+            (None, ["relay", name, "{"]) if quoted(name) => block = Some("relay"),
+            (Some(_), ["}"]) => block = None,
+            (Some("protocol"), ["tls", "keypair", name]) if quoted(name) => {}
+            (Some("protocol"), ["match", "request", "header", "set", h, "value", v]) if quoted(h) && quoted(v) => {}
+            (Some("protocol"), ["block", "request"]) => {}
+            (Some("protocol"), ["pass", "request", "path", p, "forward", "to", t]) if quoted(p) && table(t) => used_tables.push(t.to_string()),
+            (Some("relay"), ["listen", "on", _addr, "port", port, rest @ ..]) if port.parse::<u16>().is_ok() && (rest.is_empty() || rest == ["tls"]) => {}
+            (Some("relay"), ["protocol", name]) if quoted(name) => used_protocols.push(name.to_string()),
+            (Some("relay"), ["forward", "to", t, "port", port]) if table(t) && port.parse::<u16>().is_ok() => used_tables.push(t.to_string()),
+            _ => return err("not a statement of relayd.conf(5) in this context"),
+        }
+    }
+    if block.is_some() {
+        return Err("a block is not closed".to_owned());
+    }
+    for t in used_tables {
+        if !tables.contains(&t) {
+            return Err(format!("table {t} is used but not defined"));
+        }
+    }
+    for p in used_protocols {
+        if !protocols.contains(&p) {
+            return Err(format!("protocol {p} is used but not defined"));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_relayd_config_follows_relayd_conf_grammar() {
+    let s = TestServer::start().await;
+    let generated = generate(&s, json!({"kind": "relayd", "public_host": PUBLIC_HOST})).await;
+    let text = generated["text"].as_str().unwrap();
+    check_relayd_grammar(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for prefix in ["/_matrix/*", "/_synapse/client/*", "/.well-known/matrix/*", "/_hearth/invite/*"] {
+        assert!(text.contains(&format!("pass request path \"{prefix}\" forward to <hearth>")), "{prefix}\n{text}");
+    }
+    assert!(text.contains("listen on 0.0.0.0 port 443 tls") && text.contains("listen on 0.0.0.0 port 8448 tls"), "{text}");
+    assert!(text.contains(&format!("forward to <hearth> port {}", s.running.as_ref().unwrap().local_addr().port())), "{text}");
+    // The checker does catch mistakes.
+    assert!(check_relayd_grammar("relay \"x\" {\n\tprotocol \"nope\"\n}\n").is_err());
+    assert!(check_relayd_grammar("http protocol \"p\" {\n\tpass request path \"/x\" forward to <missing>\n}\n").is_err());
+    assert!(check_relayd_grammar("relay \"x\" {\n\tlisten on 0.0.0.0 port 99999 tls\n}\n").is_err());
+}

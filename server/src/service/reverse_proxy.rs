@@ -24,6 +24,8 @@ pub enum ProxyKind {
     Caddy,
     Apache,
     Haproxy,
+    /// OpenBSD's relayd.
+    Relayd,
 }
 
 /// How the proxy gets its certificates.
@@ -58,6 +60,13 @@ impl ProxyParams {
         let tls = match kind {
             ProxyKind::Caddy => Tls::CaddyAutomatic,
             // HAProxy wants certificate and key in one file.
+            // relayd finds /etc/ssl/<name>.crt and /etc/ssl/private/<name>.key by the keypair name.
+            ProxyKind::Relayd => Tls::Files {
+                cert: public_host.to_owned(),
+                key: String::new(),
+                server_name_cert: server_name.to_owned(),
+                server_name_key: String::new(),
+            },
             ProxyKind::Haproxy => Tls::Files {
                 cert: format!("/etc/haproxy/certs/{public_host}.pem"),
                 key: String::new(),
@@ -107,6 +116,7 @@ pub fn generate(kind: ProxyKind, p: &ProxyParams) -> ProxyConfig {
         ProxyKind::Caddy => caddy(p),
         ProxyKind::Apache => apache(p),
         ProxyKind::Haproxy => haproxy(p),
+        ProxyKind::Relayd => relayd(p),
     }
 }
 
@@ -388,6 +398,42 @@ backend hearth
             ),
             "Merge the frontend and backend into /etc/haproxy/haproxy.cfg (or use the whole file).".to_owned(),
             "Check and load it: haproxy -c -f /etc/haproxy/haproxy.cfg && systemctl reload haproxy".to_owned(),
+        ],
+    }
+}
+
+fn relayd(p: &ProxyParams) -> ProxyConfig {
+    let (keypair, _, sn_keypair, _) = files(p);
+    let (up_host, up_port) = p.upstream.rsplit_once(':').unwrap_or((&p.upstream, "8008"));
+    let mut t = header(p, "#");
+    t.push_str(&format!("table <hearth> {{ {up_host} }}\n\nhttp protocol \"matrix\" {{\n"));
+    t.push_str(&format!("\ttls keypair \"{keypair}\"\n"));
+    if p.delegated() {
+        t.push_str(&format!("\ttls keypair \"{sn_keypair}\"\n"));
+    }
+    t.push_str("\tmatch request header set \"X-Forwarded-For\" value \"$REMOTE_ADDR\"\n");
+    t.push_str("\tmatch request header set \"X-Forwarded-Proto\" value \"https\"\n");
+    t.push_str("\t# The last matching rule wins: everything is refused but Hearth's paths.\n\tblock request\n");
+    for prefix in PUBLIC_PREFIXES {
+        t.push_str(&format!("\tpass request path \"{prefix}/*\" forward to <hearth>\n"));
+    }
+    t.push_str("}\n");
+    for (name, port) in [("matrix", p.https_port), ("matrix-federation", p.federation_port)] {
+        t.push_str(&format!(
+            "\nrelay \"{name}\" {{\n\tlisten on 0.0.0.0 port {port} tls\n\tprotocol \"matrix\"\n\tforward to <hearth> port {up_port}\n}}\n"
+        ));
+    }
+    ProxyConfig {
+        kind: ProxyKind::Relayd,
+        path: "/etc/relayd.conf".to_owned(),
+        text: t,
+        steps: vec![
+            format!(
+                "Get certificates for {} (acme-client does this on OpenBSD) as /etc/ssl/<name>.crt and /etc/ssl/private/<name>.key.",
+                hosts(p)
+            ),
+            "Add this to /etc/relayd.conf (relayd has no per-name sites: the server name's web site must forward /.well-known/matrix/ to Hearth itself).".to_owned(),
+            "Check and load it: relayd -n && rcctl enable relayd && rcctl restart relayd".to_owned(),
         ],
     }
 }

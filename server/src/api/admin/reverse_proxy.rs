@@ -49,6 +49,9 @@ pub async fn generate(State(s): State<AppState>, Json(body): Json<Body>) -> Resu
     if params.https_port == params.federation_port {
         return Err(Error::invalid_param("https_port and federation_port must differ"));
     }
+    if body.kind == ProxyKind::Relayd && body.certificate.is_some() {
+        return Err(Error::invalid_param("relayd finds certificates by host name (/etc/ssl/<name>.crt): leave certificate out"));
+    }
     for path in [&body.certificate, &body.certificate_key].into_iter().flatten() {
         if !path.starts_with('/') || path.chars().any(|c| c.is_control() || c.is_whitespace() || "\"';{}#".contains(c)) {
             return Err(Error::invalid_param(format!("`{path}` must be an absolute file path without spaces or quotes")));
