@@ -117,18 +117,26 @@ const views = {
 views.reach = async () => {};
 
 let setupState = null;
+/// A step chosen in the step list to change its answer; otherwise the server's current step.
+let revisit = null;
 
 views.setup = async () => {
   setupState = await api("/setup");
   const s = setupState;
+  const shown = revisit || s.current;
+  revisit = null;
   const names = { welcome: "Welcome", reach: "Connections", server_name: "Server name", admin: "Your account", registration: "Who can join", check: "Check", done: "Ready" };
-  $("#setup-steps").replaceChildren(...s.steps.map((step, i) => {
-    const li = el("li", {}, `${names[step]}${s.done.includes(step) ? " ✓" : ""}`);
-    if (step === s.current) li.setAttribute("aria-current", "step");
+  $("#setup-steps").replaceChildren(...s.steps.map((step) => {
+    const label = `${names[step]}${s.done.includes(step) ? " ✓" : ""}`;
+    // Done steps can be opened again to change the answer (the account step only adds one).
+    const li = el("li", {}, s.done.includes(step) && step !== shown
+      ? el("button", { type: "button", class: "link", onclick: () => { revisit = step; run(views.setup); } }, label)
+      : label);
+    if (step === shown) li.setAttribute("aria-current", "step");
     return li;
   }));
   $("#setup-title").textContent = s.complete ? "Setup is complete" : `Set up Hearth: step ${s.steps.indexOf(s.current) + 1} of ${s.steps.length}`;
-  for (const f of document.querySelectorAll("form.step")) f.hidden = f.id !== `step-${s.current}`;
+  for (const f of document.querySelectorAll("form.step")) f.hidden = f.id !== `step-${shown}`;
   // Pre-fill with the current answers, so going through a step again is easy.
   $("#sn-name").value = s.server_name;
   // Until the step is done, the recommended answer; afterwards the one in force.
@@ -141,7 +149,7 @@ views.setup = async () => {
   for (const e of document.querySelectorAll(".sn-example")) e.textContent = s.server_name;
   showWhen($("#step-reach"), "mode");
   showWhen($("#step-registration"), "policy");
-  $(`#step-${s.current} h3`)?.focus();
+  $(`#step-${shown} h3`)?.focus();
 };
 
 /// Shows the parts of `form` marked data-when="<value>" for the chosen radio of `name`.

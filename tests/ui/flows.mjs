@@ -162,6 +162,27 @@ try {
     await page.getByRole("button", { name: "Continue" }).click();
 
     await page.getByRole("heading", { name: "Ready" }).waitFor();
+    // Going back to change an answer: reach through a tunnel, then this computer again.
+    await page.getByRole("button", { name: "Connections ✓" }).click();
+    await page.getByRole("heading", { name: "How will people connect?" }).waitFor();
+    check(await page.getByLabel("This computer only (Element Desktop or Element Web here)").isChecked(), "the answer given is shown");
+    await page.getByLabel("A tunnel I run (Cloudflare Tunnel, Tailscale Funnel, ngrok…)").check();
+    await page.getByLabel("The tunnel's public address").fill("http://not-https.example");
+    await page.getByRole("button", { name: "Save and continue" }).click();
+    await page.getByRole("alert").filter({ hasText: "starting with https://" }).waitFor();
+    await page.getByLabel("The tunnel's public address").fill("https://family.tunnel.example");
+    await page.getByRole("button", { name: "Save and continue" }).click();
+    await page.getByText("Point your tunnel at").waitFor({ timeout: 30000 });
+    await page.getByText("cloudflared tunnel --url").waitFor();
+    await page.screenshot({ path: `${shots}/wizard-tunnel.png`, fullPage: true });
+    await page.locator("#reach-result").getByRole("button", { name: "Continue" }).click();
+    await page.getByRole("heading", { name: "Ready" }).waitFor();
+    check((await page.locator("#done-address").textContent()) === "https://family.tunnel.example/", "the tunnel address is the homeserver address");
+    await page.getByRole("button", { name: "Connections ✓" }).click();
+    await page.getByLabel("This computer only (Element Desktop or Element Web here)").check();
+    await page.getByRole("button", { name: "Save and continue" }).click();
+    await page.getByRole("heading", { name: "Ready" }).waitFor({ timeout: 30000 });
+    await page.waitForFunction(() => !document.querySelector("#done-address").textContent.startsWith("https://"));
     const address = await page.locator("#done-address").textContent();
     await page.getByRole("img", { name: /QR code of the homeserver address/ }).waitFor();
     await page.screenshot({ path: `${shots}/wizard-done.png`, fullPage: true });
