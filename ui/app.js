@@ -158,16 +158,22 @@ function showWhen(form, name) {
   for (const e of form.querySelectorAll("[data-when]")) e.hidden = e.dataset.when !== chosen;
 }
 
+/// Sends a change; when the server restarts to apply it, waits for the restarted server.
+async function change(path, opts) {
+  const before = (await api("/status")).started_ms;
+  const r = await api(path, opts);
+  if (r.restart) {
+    say("Saved. Hearth is restarting to apply it…", "ok");
+    await waitForRestart(before);
+  }
+  return r;
+}
+
 async function doStep(step, body, form) {
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {
-    const before = (await api("/status")).started_ms;
-    const r = await api(`/setup/${step}`, { method: "POST", body });
-    if (r.restart) {
-      say("Applying… Hearth restarts with the new setting.", "ok");
-      await waitForRestart(before);
-    }
+    const r = await change(`/setup/${step}`, { method: "POST", body });
     say("");
     return r;
   } finally {
@@ -410,10 +416,7 @@ $("#settings-form").addEventListener("submit", (e) => {
   button.textContent = "Restarting…";
   run(async () => {
     try {
-      const before = (await api("/status")).started_ms;
-      await api("/settings", { method: "PUT", body });
-      say("Saved. Hearth is restarting to apply the settings…", "ok");
-      await waitForRestart(before);
+      await change("/settings", { method: "PUT", body });
       await views.settings();
       say("Saved and applied.", "ok");
     } finally {

@@ -65,36 +65,29 @@ struct Sockets {
 
 impl Sockets {
     fn bind(config: &Config) -> anyhow::Result<Sockets> {
-        let listen = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
-            let l = std::net::TcpListener::bind(addr)?;
-            l.set_nonblocking(true)?;
-            Ok(l)
+        // `what` names the config key at fault; `busy` and `other` say what to do.
+        let listen = |addr: SocketAddr, what: &str, busy: &str, other: &str| -> anyhow::Result<std::net::TcpListener> {
+            let bound = std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l));
+            bound.map_err(|e| {
+                let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    format!("Another program (maybe another Hearth) uses this port: stop it or {busy}")
+                } else {
+                    other.to_owned()
+                };
+                anyhow::anyhow!("{what}: cannot listen on {addr}: {e}. {fix}")
+            })
         };
         let mut public = Vec::new();
         for (addr, x_forwarded) in config.bind_addrs() {
-            let listener = listen(addr).map_err(|e| {
-                anyhow::anyhow!(
-                    "listeners: cannot listen on {addr}: {e}. {}",
-                    if e.kind() == std::io::ErrorKind::AddrInUse {
-                        "Another program (maybe another Hearth) uses this port: stop it or choose another port"
-                    } else {
-                        "Check bind_addresses and port"
-                    }
-                )
-            })?;
-            public.push((listener, x_forwarded));
+            public.push((listen(addr, "listeners", "choose another port", "Check bind_addresses and port")?, x_forwarded));
         }
         let admin_bind = SocketAddr::new(config.admin.bind_address, config.admin.port);
-        let admin = listen(admin_bind).map_err(|e| {
-            anyhow::anyhow!(
-                "admin.port: cannot listen on {admin_bind} for the admin page: {e}. {}",
-                if e.kind() == std::io::ErrorKind::AddrInUse {
-                    "Another program (maybe another Hearth) uses this port: stop it or set [admin] port to another one"
-                } else {
-                    "Check [admin] bind_address and port"
-                }
-            )
-        })?;
+        let admin = listen(
+            admin_bind,
+            "admin.port (the admin page)",
+            "set [admin] port to another one",
+            "Check [admin] bind_address and port",
+        )?;
         Ok(Sockets { public, admin })
     }
 }

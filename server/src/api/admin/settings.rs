@@ -33,25 +33,36 @@ pub struct Body {
     confirm_open_registration: bool,
 }
 
+/// A registration policy as the dashboard and the wizard take it (`field` names the JSON key in
+/// errors): open registration only when the admin confirmed it.
+pub(super) fn registration_policy(field: &str, raw: &str, confirmed_open: bool) -> Result<RegistrationPolicy> {
+    let policy = RegistrationPolicy::parse(raw)
+        .ok_or_else(|| Error::invalid_param(format!("{field}: `{raw}` is not invite, token or open")))?;
+    if policy == RegistrationPolicy::Open && !confirmed_open {
+        return Err(Error::invalid_param(
+            "Open registration lets anyone on the internet, spam bots included, create accounts here. \
+             Confirm it (confirm_open_registration) or choose invite or token",
+        ));
+    }
+    Ok(policy)
+}
+
+/// A public base URL checked the way the file's value is (so the restart that applies it cannot
+/// fail on it), in its normalised form.
+pub(super) fn checked_base_url(s: &AppState, url: &str) -> Result<String> {
+    let probe = Config { public_baseurl: Some(url.trim().to_owned()), ..(*s.config).clone() };
+    Ok(probe.validate().map_err(|e| Error::invalid_param(e.to_string()))?.public_baseurl())
+}
+
 /// PUT /_hearth/admin/v1/settings
 pub async fn put_settings(State(s): State<AppState>, Json(body): Json<Body>) -> Result<AxumJson<Value>> {
     let mut changes = Vec::new();
     if let Some(r) = &body.registration {
-        let policy = RegistrationPolicy::parse(r)
-            .ok_or_else(|| Error::invalid_param(format!("registration: `{r}` is not invite, token or open")))?;
-        if policy == RegistrationPolicy::Open && !body.confirm_open_registration {
-            return Err(Error::invalid_param(
-                "Open registration lets anyone on the internet, spam bots included, create accounts here. \
-                 Confirm it (confirm_open_registration) or choose invite or token",
-            ));
-        }
+        let policy = registration_policy("registration", r, body.confirm_open_registration)?;
         changes.push(("registration", json!(policy.as_str())));
     }
     if let Some(url) = &body.public_baseurl {
-        // Checked the way the file's value is, so a restart cannot fail on it.
-        let probe = Config { public_baseurl: Some(url.trim().to_owned()), ..(*s.config).clone() };
-        let checked = probe.validate().map_err(|e| Error::invalid_param(e.to_string()))?;
-        changes.push(("public_baseurl", json!(checked.public_baseurl())));
+        changes.push(("public_baseurl", json!(checked_base_url(&s, url)?)));
     }
     if changes.is_empty() {
         return Err(Error::missing_param("Give registration or public_baseurl"));

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    config::{Config, RegistrationPolicy},
     error::{Error, Result},
     http::json::Json,
     service::{AppState, reverse_proxy, setup},
@@ -101,21 +100,12 @@ pub async fn post_step(State(s): State<AppState>, Path(step): Path<String>, Json
             };
             crate::service::passwords::check_length(password)?;
             let (_, user_id) = s.accounts.validate_new_localpart(username.trim())?;
-            if !s.accounts.is_available(&user_id).await? {
-                return Err(crate::service::accounts::user_in_use());
-            }
             s.accounts.create_user(&user_id, Some(password.clone()), true, false, None, None).await?;
             extra = json!({ "user_id": user_id });
         }
         "registration" => {
-            let policy = body.policy.as_deref().and_then(RegistrationPolicy::parse).ok_or_else(|| {
-                Error::invalid_param("policy must be invite, token or open")
-            })?;
-            if policy == RegistrationPolicy::Open && !body.confirm_open_registration {
-                return Err(Error::invalid_param(
-                    "Open registration lets anyone on the internet, spam bots included, create accounts here. Confirm it (confirm_open_registration) or choose invite or token",
-                ));
-            }
+            let raw = body.policy.as_deref().ok_or_else(|| Error::invalid_param("policy must be invite, token or open"))?;
+            let policy = super::settings::registration_policy("policy", raw, body.confirm_open_registration)?;
             restart = set_if_changed(&s, "registration", policy.as_str(), s.config.registration_policy().as_str()).await?;
         }
         "check" => {
@@ -142,10 +132,7 @@ pub async fn post_step(State(s): State<AppState>, Path(step): Path<String>, Json
 /// The public address a reach mode gives, with what to tell the user about it in `extra`.
 fn reach_url(s: &AppState, body: &StepBody, extra: &mut Value) -> Result<String> {
     let port = s.local_addrs.first().map(|a| a.port()).unwrap_or(8008);
-    let checked = |url: String| -> Result<String> {
-        let probe = Config { public_baseurl: Some(url.clone()), ..(*s.config).clone() };
-        Ok(probe.validate().map_err(|e| Error::invalid_param(e.to_string()))?.public_baseurl())
-    };
+    let checked = |url: String| super::settings::checked_base_url(s, &url);
     match body.mode.as_deref() {
         Some("local") => checked(format!("http://127.0.0.1:{port}/")),
         Some("lan") => {

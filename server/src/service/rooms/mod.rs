@@ -6,6 +6,7 @@
 //! one SQLite transaction; afterwards the stream head moves and the notifier wakes long-polling
 //! /sync requests.
 
+pub mod admin;
 pub mod aliases;
 pub mod cache;
 pub mod create;
