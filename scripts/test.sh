@@ -3,8 +3,9 @@
 # missing: D-Bus and gnome-keyring (the keychain tests use a real Secret Service), Python's venv
 # (Synapse's register_new_matrix_user comes from PyPI), Chromium and Node.js (the web UI is
 # driven in headless Chromium with playwright-core from npm), nginx, Caddy, Apache, HAProxy and
-# openssl (the reverse-proxy configs the wizard writes are checked by the real programs). CI runs
-# exactly this (.ci/run).
+# openssl (the reverse-proxy configs the wizard writes are checked by the real programs), and
+# WebKitGTK, the app-indicator library and Xvfb (the desktop app is built and run under Xvfb).
+# CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,13 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/bin/caddy ] || missing+=(caddy)
 [ -x /usr/sbin/apache2 ] || missing+=(apache2)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# The desktop app (src-tauri): Tauri's Linux build dependencies, and Xvfb to run it.
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+pkg-config --exists webkit2gtk-4.1 2>/dev/null || missing+=(libwebkit2gtk-4.1-dev)
+pkg-config --exists gtk+-3.0 2>/dev/null || missing+=(libgtk-3-dev)
+pkg-config --exists ayatana-appindicator3-0.1 2>/dev/null || missing+=(libayatana-appindicator3-dev)
+pkg-config --exists librsvg-2.0 2>/dev/null || missing+=(librsvg2-dev)
+command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 if ((${#missing[@]})); then
     step "installing Debian packages: ${missing[*]}"
     sudo=""
@@ -77,6 +85,9 @@ cargo test --workspace --locked --test reverse_proxy -- --ignored
 
 step "UI suite (the dashboard and invite page in headless Chromium; screenshots in tests/ui/screenshots)"
 cargo test --workspace --locked --test ui_in_chromium -- --ignored
+
+step "desktop suite (the Tauri app under Xvfb; screenshot in tests/ui/screenshots)"
+cargo test --workspace --locked --test under_xvfb -- --ignored
 
 step "Synapse interop suite (register_new_matrix_user $SYNAPSE_VERSION)"
 HEARTH_SYNAPSE_VENV="$VENV" cargo test --workspace --locked --test synapse_interop -- --ignored

@@ -1,0 +1,177 @@
+//! The embedded homeserver: one task owns the `Running` handle and takes commands (pause,
+//! resume, stop), applies restarts the dashboard asks for, and publishes its phase on a watch
+//! channel that the tray and the window follow. No Tauri types here.
+
+use std::path::PathBuf;
+
+use hearth_server::{Config, Homeserver, Running};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// What the server is doing, for the tray's status line and the window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Starting,
+    Running(Info),
+    /// Stopped from the tray; `Resume` starts it again.
+    Paused,
+    /// Could not start (or a listener died); the message says what to do.
+    Failed(String),
+    /// Stopping for good (quit).
+    Stopping,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Info {
+    /// The dashboard, with the admin token in the fragment.
+    pub admin_url: String,
+    /// The address people type into Element (`public_baseurl`).
+    pub client_url: String,
+    /// Where the secrets are kept (the keychain probe's result).
+    pub secret_store: String,
+}
+
+enum Command {
+    Pause,
+    Resume,
+    Stop(oneshot::Sender<()>),
+}
+
+/// A handle on the server task; cheap to clone.
+#[derive(Clone)]
+pub struct DesktopServer {
+    commands: mpsc::UnboundedSender<Command>,
+    phase: watch::Receiver<Phase>,
+    pub log_dir: Option<PathBuf>,
+}
+
+impl DesktopServer {
+    /// Spawns the server task on the current tokio runtime and starts the server.
+    pub fn spawn(config: Config, log_dir: Option<PathBuf>) -> DesktopServer {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (phase_tx, phase) = watch::channel(Phase::Starting);
+        tokio::spawn(serve(config, rx, phase_tx));
+        DesktopServer { commands, phase, log_dir }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase.borrow().clone()
+    }
+
+    /// Follows phase changes.
+    pub fn watch(&self) -> watch::Receiver<Phase> {
+        self.phase.clone()
+    }
+
+    pub fn pause(&self) {
+        let _ = self.commands.send(Command::Pause);
+    }
+
+    pub fn resume(&self) {
+        let _ = self.commands.send(Command::Resume);
+    }
+
+    /// Stops the server gracefully (requests finish, the database is closed) and returns when
+    /// it has. Later commands are ignored.
+    pub async fn stop(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(Command::Stop(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn start(config: &Config, phase: &watch::Sender<Phase>) -> Option<Running> {
+    phase.send_replace(Phase::Starting);
+    match Homeserver::start(config.clone()).await {
+        Ok(running) => {
+            phase.send_replace(Phase::Running(info(&running)));
+            Some(running)
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the homeserver could not start");
+            phase.send_replace(Phase::Failed(format!("{e:#}")));
+            None
+        }
+    }
+}
+
+fn info(running: &Running) -> Info {
+    Info { admin_url: running.admin_url(), client_url: running.public_baseurl(), secret_store: running.secret_store() }
+}
+
+async fn serve(config: Config, mut commands: mpsc::UnboundedReceiver<Command>, phase: watch::Sender<Phase>) {
+    let mut running = start(&config, &phase).await;
+    loop {
+        // Both futures own what they need, so `running` is free again in the branches.
+        let restart = running.as_ref().map(|r| r.restart_requested());
+        let restart = async move {
+            match restart {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        };
+        let died = async {
+            match running.as_mut() {
+                Some(r) => r.stopped_unexpectedly().await,
+                None => std::future::pending().await,
+            }
+        };
+        enum Event {
+            Command(Option<Command>),
+            Restart,
+            Died,
+        }
+        let event = tokio::select! {
+            c = commands.recv() => Event::Command(c),
+            () = restart => Event::Restart,
+            () = died => Event::Died,
+        };
+        match event {
+            Event::Command(Some(Command::Pause)) => {
+                if let Some(r) = running.take() {
+                    r.stop().await;
+                }
+                phase.send_replace(Phase::Paused);
+            }
+            Event::Command(Some(Command::Resume)) => {
+                if running.is_none() {
+                    running = start(&config, &phase).await;
+                }
+            }
+            Event::Command(c) => {
+                // Stop, or every handle dropped.
+                phase.send_replace(Phase::Stopping);
+                if let Some(r) = running.take() {
+                    r.stop().await;
+                }
+                phase.send_replace(Phase::Stopped);
+                if let Some(Command::Stop(done)) = c {
+                    let _ = done.send(());
+                }
+                // Later Stop requests find the channel closed and return at once.
+                return;
+            }
+            Event::Restart => {
+                if let Some(r) = running.take() {
+                    match r.restart().await {
+                        Ok(r) => {
+                            phase.send_replace(Phase::Running(info(&r)));
+                            running = Some(r);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %format!("{e:#}"), "the homeserver could not restart");
+                            phase.send_replace(Phase::Failed(format!("{e:#}")));
+                        }
+                    }
+                }
+            }
+            Event::Died => {
+                if let Some(r) = running.take() {
+                    r.stop().await;
+                }
+                phase.send_replace(Phase::Failed("A listener stopped unexpectedly; see the log.".to_owned()));
+            }
+        }
+    }
+}
