@@ -354,10 +354,10 @@ fn the_app_shows_the_dashboard_keeps_serving_from_the_tray_and_quits_cleanly() {
     // Closing the window keeps the server and ends WebKit's web process with the window.
     xc.close(window);
     wait_for("the window to close", Duration::from_secs(30), || xc.windows_titled("Hearth").is_empty().then_some(()));
-    let (closed, _) = wait_for("WebKit's processes to end", Duration::from_secs(30), || {
-        let (rss, children) = family_rss(pid);
-        children.is_empty().then_some((rss, children))
-    });
+    wait_for("WebKit's processes to end", Duration::from_secs(30), || family_rss(pid).1.is_empty().then_some(()));
+    // What the tray app settles at (for docs/desktop.md; nothing here is timed).
+    std::thread::sleep(Duration::from_secs(3));
+    let (closed, _) = family_rss(pid);
     assert!(app.try_wait().unwrap().is_none(), "the app keeps running in the tray");
     assert!(answers(profile.port), "the server keeps answering with the window closed");
     eprintln!(
