@@ -3,7 +3,8 @@
 # missing: D-Bus and gnome-keyring (the keychain tests use a real Secret Service), Python's venv
 # (Synapse's register_new_matrix_user comes from PyPI), Chromium and Node.js (the web UI is
 # driven in headless Chromium with playwright-core from npm), nginx, Caddy, Apache, HAProxy and
-# openssl (the reverse-proxy configs the wizard writes are checked by the real programs), and
+# openssl (the reverse-proxy configs the wizard writes are checked by the real programs), dnsmasq
+# (a DNS server with SRV records for the wizard's federation check), and
 # WebKitGTK, the app-indicator library and Xvfb (the desktop app is built and run under Xvfb).
 # CI runs exactly this (.ci/run).
 set -euo pipefail
@@ -29,6 +30,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/bin/caddy ] || missing+=(caddy)
 [ -x /usr/sbin/apache2 ] || missing+=(apache2)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# The wizard's federation check resolves SRV records through a real DNS server.
+[ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 # The desktop app (src-tauri): Tauri's Linux build dependencies, and Xvfb to run it.
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists webkit2gtk-4.1 2>/dev/null || missing+=(libwebkit2gtk-4.1-dev)
@@ -80,7 +83,7 @@ dbus-run-session -- bash -c '
     cargo test --workspace --locked --test keychain -- --ignored
 ' keychain "$keyring_home" 2> >(grep -v "Failed to set fd limit" >&2)
 
-step "reverse-proxy suite (the wizard's nginx, Caddy, Apache and HAProxy configs, checked by the programs)"
+step "reverse-proxy suite (the wizard's nginx, Caddy, Apache and HAProxy configs, checked by the programs; the check step through nginx and dnsmasq)"
 cargo test --workspace --locked --test reverse_proxy -- --ignored
 
 step "UI suite (the dashboard and invite page in headless Chromium; screenshots in tests/ui/screenshots)"

@@ -70,6 +70,7 @@ const views = {
       ["Database", bytes(s.database_bytes)],
       ["Media", bytes(s.media_bytes)],
       ["Secrets kept in", s.secret_store],
+      ["Reachability", reachability(s.reachability)],
     ];
     $("#status-list").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   },
@@ -149,6 +150,8 @@ views.setup = async () => {
   for (const e of document.querySelectorAll(".sn-example")) e.textContent = s.server_name;
   showWhen($("#step-reach"), "mode");
   showWhen($("#step-registration"), "policy");
+  $("#reach-result").hidden = true;
+  $("#step-reach").querySelector("button[type=submit]").hidden = false;
   $(`#step-${shown} h3`)?.focus();
 };
 
@@ -171,13 +174,22 @@ async function change(path, opts) {
 
 async function doStep(step, body, form) {
   const button = form.querySelector("button[type=submit]");
+  const label = button.textContent;
   button.disabled = true;
+  form.setAttribute("aria-busy", "true");
+  if (step === "check") {
+    // The slowest step: it waits on DNS and on every address it tries.
+    button.textContent = "Checking…";
+    say("Hearth is contacting itself the way apps and other servers would. This can take up to half a minute.", "ok");
+  }
   try {
     const r = await change(`/setup/${step}`, { method: "POST", body });
     say("");
     return r;
   } finally {
     button.disabled = false;
+    button.textContent = label;
+    form.removeAttribute("aria-busy");
   }
 }
 
@@ -252,6 +264,23 @@ views.logs = async () => {
   $("#logs-dir").textContent = r.dir ? `Log files are in ${r.dir}` : "This server writes no log files.";
   $("#logs-text").textContent = r.lines.length ? r.lines.map((l) => l.text).join("\n") : "Nothing at this level.";
 };
+
+/// The last check's outcome in a few words, with a button to check again.
+function reachability(r) {
+  const again = el("button", { type: "button", class: "link", onclick: (e) => run(async () => {
+    e.target.disabled = true;
+    e.target.textContent = "Checking… (up to half a minute)";
+    await api("/setup/check", { method: "POST", body: {} });
+    await views.status();
+  }) }, r.checks ? "Check again" : "Check now");
+  if (!r.checks) return el("span", {}, "Not checked yet. ", again);
+  const failing = r.checks.filter((c) => c.result === "fail");
+  const when = new Date(r.checked_ms).toLocaleString();
+  const summary = failing.length
+    ? `${failing.length} of ${r.checks.length} checks need attention: ${failing.map((c) => c.name).join("; ")}. See Setup → Check for what to do.`
+    : `Every check passed (${r.checks.filter((c) => c.result === "pass").length} passed, the rest do not apply).`;
+  return el("span", {}, `${summary} Checked ${when}. `, again);
+}
 
 async function run(action, done) {
   try {
@@ -365,17 +394,49 @@ $("#proxy-copy").addEventListener("click", () => copy($("#proxy-text").value, "C
 
 stepForm("welcome", () => ({}));
 stepForm("reach", (f) => ({ mode: f.mode.value, public_url: f.public_url.value.trim(), public_host: f.public_host.value.trim() }), (r, f) => {
-  if (!r.local_target && !r.warning) return true;
-  // Say what the user must do next before moving on.
   const box = $("#reach-result");
-  box.replaceChildren(...(r.local_target
-    ? [el("p", {}, `Point your tunnel at ${r.local_target}. For example:`),
-       el("pre", {}, Object.values(r.commands).join("\n"))]
-    : [el("p", {}, r.warning)]),
-    el("button", { type: "button", onclick: () => { box.hidden = true; run(views.setup); } }, "Continue"));
+  const proceed = el("button", { type: "button", onclick: () => {
+    box.hidden = true;
+    f.querySelector("button[type=submit]").hidden = false;
+    run(views.setup);
+  } }, "Continue");
+  if (f.mode.value === "proxy") {
+    // The web server's configuration, written here rather than on another page.
+    box.replaceChildren(proxyWriter(f.public_host.value.trim()), proceed);
+  } else if (r.local_target) {
+    box.replaceChildren(el("p", {}, `Point your tunnel at ${r.local_target}. For example:`),
+      el("pre", {}, Object.values(r.commands).join("\n")), proceed);
+  } else if (r.warning) {
+    box.replaceChildren(el("p", {}, r.warning), proceed);
+  } else {
+    return true;
+  }
+  // Say what the user must do next before moving on (with Continue, not the form's own button).
   box.hidden = false;
+  f.querySelector("button[type=submit]").hidden = true;
   return false;
 });
+
+/// A small form that writes the reverse-proxy configuration for `host` (the Reach page's, inline).
+function proxyWriter(host) {
+  const out = el("div", {});
+  const select = el("select", { id: "wizard-proxy-kind" },
+    ...[["caddy", "Caddy (gets certificates by itself)"], ["nginx", "nginx"], ["apache", "Apache"], ["haproxy", "HAProxy"], ["relayd", "relayd (OpenBSD)"]]
+      .map(([value, label]) => el("option", { value }, label)));
+  const write = el("button", { type: "button", onclick: () => run(async () => {
+    const r = await api("/reverse-proxy", { method: "POST", body: { kind: select.value, public_host: host } });
+    const text = el("textarea", { id: "wizard-proxy-text", readonly: "", rows: "14", spellcheck: "false" });
+    text.value = r.text;
+    out.replaceChildren(el("ol", {}, ...r.steps.map((step) => el("li", {}, step))),
+      el("label", { for: "wizard-proxy-text" }, `Configuration for ${r.path}`), text,
+      el("button", { type: "button", onclick: () => copy(r.text, "Configuration copied.") }, "Copy configuration"));
+    say("");
+  }) }, "Write the configuration");
+  return el("div", {},
+    el("p", {}, `Apps will connect to https://${host}/. A web server on this computer answers there and passes Matrix traffic on to Hearth. Which one do you use?`),
+    el("label", { for: "wizard-proxy-kind" }, "Web server"), select, write, out);
+}
+
 stepForm("server_name", (f) => ({ server_name: f.server_name.value.trim(), confirm: f.confirm.checked }));
 stepForm("admin", (f) => {
   if (f.password.value !== f.password2.value) {
@@ -396,7 +457,14 @@ stepForm("check", () => ({}), (r) => {
 $("#check-next").addEventListener("click", () => run(views.setup));
 stepForm("done", () => ({}), () => { location.hash = "#status"; return false; });
 $("#done-copy").addEventListener("click", () => copy($("#done-address").textContent, "Address copied."));
-$("#step-reach").addEventListener("change", () => showWhen($("#step-reach"), "mode"));
+$("#step-reach").addEventListener("change", (e) => {
+  showWhen($("#step-reach"), "mode");
+  // Another answer: its own result comes after saving it.
+  if (e.target.name === "mode") {
+    $("#reach-result").hidden = true;
+    $("#step-reach").querySelector("button[type=submit]").hidden = false;
+  }
+});
 $("#step-registration").addEventListener("change", () => showWhen($("#step-registration"), "policy"));
 
 $("#settings-form").addEventListener("change", (e) => {

@@ -60,27 +60,39 @@ pub struct Running {
 /// the same addresses (and ports, also ones the OS picked for port 0) and connections that
 /// arrive meanwhile wait in the backlog.
 struct Sockets {
-    public: Vec<(std::net::TcpListener, bool)>,
+    public: Vec<PublicSocket>,
     admin: std::net::TcpListener,
+}
+
+struct PublicSocket {
+    socket: std::net::TcpListener,
+    /// Which entry of `listeners` it serves.
+    listener: usize,
+}
+
+/// Binds `addr` for listening; `what` names the config key at fault, `busy` and `other` say what
+/// to do.
+fn listen(addr: SocketAddr, what: &str, busy: &str, other: &str) -> anyhow::Result<std::net::TcpListener> {
+    let bound = std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l));
+    bound.map_err(|e| {
+        let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!("Another program (maybe another Hearth) uses this port: stop it or {busy}")
+        } else {
+            other.to_owned()
+        };
+        anyhow::anyhow!("{what}: cannot listen on {addr}: {e}. {fix}")
+    })
+}
+
+fn listen_public(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    listen(addr, "listeners", "choose another port", "Check bind_addresses and port")
 }
 
 impl Sockets {
     fn bind(config: &Config) -> anyhow::Result<Sockets> {
-        // `what` names the config key at fault; `busy` and `other` say what to do.
-        let listen = |addr: SocketAddr, what: &str, busy: &str, other: &str| -> anyhow::Result<std::net::TcpListener> {
-            let bound = std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l));
-            bound.map_err(|e| {
-                let fix = if e.kind() == std::io::ErrorKind::AddrInUse {
-                    format!("Another program (maybe another Hearth) uses this port: stop it or {busy}")
-                } else {
-                    other.to_owned()
-                };
-                anyhow::anyhow!("{what}: cannot listen on {addr}: {e}. {fix}")
-            })
-        };
         let mut public = Vec::new();
-        for (addr, x_forwarded) in config.bind_addrs() {
-            public.push((listen(addr, "listeners", "choose another port", "Check bind_addresses and port")?, x_forwarded));
+        for (listener, addr) in config.bind_addrs() {
+            public.push(PublicSocket { socket: listen_public(addr)?, listener });
         }
         let admin_bind = SocketAddr::new(config.admin.bind_address, config.admin.port);
         let admin = listen(
@@ -90,6 +102,43 @@ impl Sockets {
             "Check [admin] bind_address and port",
         )?;
         Ok(Sockets { public, admin })
+    }
+
+    /// Rebinds listeners whose addresses the database's settings change (the wizard's "home
+    /// network" choice widens loopback to all addresses), keeping each listener's port, also
+    /// one the OS picked. Other listeners keep their sockets untouched.
+    fn rebind(&mut self, config: &Config) -> anyhow::Result<()> {
+        let wanted = config.bind_addrs();
+        for index in 0..config.listeners.len() {
+            let bound: Vec<SocketAddr> = self.public.iter().filter(|p| p.listener == index).map(|p| p.socket.local_addr()).collect::<Result<_, _>>()?;
+            let Some(port) = bound.first().map(SocketAddr::port) else { continue };
+            let want: Vec<SocketAddr> = wanted.iter().filter(|w| w.0 == index).map(|w| SocketAddr::new(w.1.ip(), port)).collect();
+            if want == bound {
+                continue;
+            }
+            // The old sockets close first: on Linux a wildcard address cannot be bound next to a
+            // listening loopback socket on the same port.
+            self.public.retain(|p| p.listener != index);
+            let mut fresh = Vec::new();
+            for addr in &want {
+                match listen_public(*addr) {
+                    Ok(socket) => fresh.push(PublicSocket { socket, listener: index }),
+                    Err(e) => {
+                        drop(fresh);
+                        tracing::warn!(error = %e, "cannot listen on the network; staying on the previous addresses");
+                        for addr in &bound {
+                            let socket = listen_public(*addr)?;
+                            self.public.push(PublicSocket { socket, listener: index });
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+            tracing::info!(from = ?bound, to = ?want, "listening on new addresses");
+            self.public.extend(fresh);
+        }
+        self.public.sort_by_key(|p| p.listener);
+        Ok(())
     }
 }
 
@@ -106,7 +155,7 @@ impl Homeserver {
 }
 
 /// Starts serving on sockets already bound: at start, and again on a restart.
-async fn start_on(base: Config, sockets: Sockets) -> anyhow::Result<Running> {
+async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running> {
     let data_dir = base.data_dir().to_path_buf();
     let secrets = {
         let (choice, dir) = (base.secret_store, data_dir.clone());
@@ -127,8 +176,10 @@ async fn start_on(base: Config, sockets: Sockets) -> anyhow::Result<Running> {
     let config = Arc::new(config);
 
     let mut listeners = Vec::new();
-    for (socket, x_forwarded) in &sockets.public {
-        listeners.push((TcpListener::from_std(socket.try_clone()?)?, *x_forwarded));
+    sockets.rebind(&config)?;
+    for p in &sockets.public {
+        // From the settings too: behind a proxy or tunnel, loopback listeners trust its headers.
+        listeners.push((TcpListener::from_std(p.socket.try_clone()?)?, config.x_forwarded(p.listener)));
     }
     let admin_listener = TcpListener::from_std(sockets.admin.try_clone()?)?;
 
@@ -180,6 +231,7 @@ async fn start_on(base: Config, sockets: Sockets) -> anyhow::Result<Running> {
         key_backup: service::key_backup::KeyBackup::new(db.clone()),
         media: service::media::Media::new(db.clone(), config.clone())?,
         invites: service::invites::Invites::new(db.clone(), &config.public_baseurl()),
+        discovery: service::server_discovery::Discovery::new(&config)?,
         admin_token,
         local_addrs: listeners.iter().map(|(l, _)| l.local_addr()).collect::<Result<_, _>>()?,
         restart: tokio::sync::Notify::new(),

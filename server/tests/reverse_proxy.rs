@@ -100,6 +100,23 @@ async fn wait_for(port: u16) {
     panic!("nothing listens on {port}");
 }
 
+/// nginx in the foreground with `site` as its only site, files in `dir`; checked by `nginx -t`
+/// first.
+fn start_nginx(dir: &Path, site: &str) -> Proxy {
+    let d = dir.display();
+    std::fs::write(dir.join("hearth.conf"), site).unwrap();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/hearth.conf;\n}}\n"
+        ),
+    )
+    .unwrap();
+    accepts(Command::new("nginx").arg("-t").arg("-c").arg(&conf), "nginx -t");
+    Proxy(Command::new("nginx").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
+}
+
 /// Client, federation and well-known requests through the proxy on `https` and `fed`.
 async fn requests_reach_hearth(s: &TestServer, https: u16, fed: u16) {
     let local = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -169,18 +186,7 @@ async fn nginx_accepts_the_config_and_carries_matrix_traffic_to_hearth() {
     let (https, fed) = (free_port(), free_port());
     let s = hearth(https).await;
     let generated = generate(&s, json!({"kind": "nginx", "public_host": PUBLIC_HOST, "https_port": https, "federation_port": fed, "certificate": cert, "certificate_key": key})).await;
-    let d = dir.path().display();
-    std::fs::write(dir.path().join("hearth.conf"), generated["text"].as_str().unwrap()).unwrap();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/hearth.conf;\n}}\n"
-        ),
-    )
-    .unwrap();
-    accepts(Command::new("nginx").arg("-t").arg("-c").arg(&conf), "nginx -t");
-    let _nginx = Proxy(Command::new("nginx").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let _nginx = start_nginx(dir.path(), generated["text"].as_str().unwrap());
     wait_for(https).await;
     wait_for(fed).await;
     requests_reach_hearth(&s, https, fed).await;
@@ -372,4 +378,119 @@ async fn the_relayd_config_follows_relayd_conf_grammar() {
     assert!(check_relayd_grammar("relay \"x\" {\n\tprotocol \"nope\"\n}\n").is_err());
     assert!(check_relayd_grammar("http protocol \"p\" {\n\tpass request path \"/x\" forward to <missing>\n}\n").is_err());
     assert!(check_relayd_grammar("relay \"x\" {\n\tlisten on 0.0.0.0 port 99999 tls\n}\n").is_err());
+}
+
+/// A private CA and a certificate it signed for the public host and the server name:
+/// (CA certificate, certificate, key).
+fn ca_signed_certificate(dir: &Path) -> (String, String, String) {
+    let p = |name: &str| dir.join(name).display().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Hearth test CA", "-keyout", &p("ca.key"), "-out", &p("ca.pem")]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=matrix.hearth.test", "-keyout", &p("site.key"), "-out", &p("site.csr")]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:matrix.hearth.test,DNS:hearth.test\n").unwrap();
+    run(&["x509", "-req", "-in", &p("site.csr"), "-CA", &p("ca.pem"), "-CAkey", &p("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", &p("san.ext"), "-out", &p("site.pem")]);
+    (p("ca.pem"), p("site.pem"), p("site.key"))
+}
+
+/// dnsmasq answering for hearth.test and its subdomains with 127.0.0.1, and an SRV record
+/// sending federation for hearth.test to matrix.hearth.test:`fed`.
+fn start_dnsmasq(port: u16, fed: u16) -> Proxy {
+    let child = Command::new("dnsmasq")
+        .args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1", "--pid-file="])
+        .arg(format!("--port={port}"))
+        .arg("--address=/hearth.test/127.0.0.1")
+        .arg(format!("--srv-host=_matrix-fed._tcp.hearth.test,matrix.hearth.test,{fed}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq (Debian package dnsmasq-base) runs");
+    Proxy(child)
+}
+
+async fn run_check(s: &TestServer) -> Vec<Value> {
+    let running = s.running.as_ref().unwrap();
+    let v: Value = reqwest::Client::new()
+        .post(format!("http://{}/_hearth/admin/v1/setup/check", running.admin_addr()))
+        .bearer_auth(running.admin_token())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["checks"].as_array().unwrap_or_else(|| panic!("{v}")).clone()
+}
+
+fn federation(checks: &[Value]) -> &Value {
+    checks.iter().find(|c| c["name"].as_str().unwrap().contains("federation")).unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs nginx, dnsmasq, openssl and port 443: scripts/test.sh runs it"]
+async fn the_wizard_check_finds_hearth_the_way_other_servers_would() {
+    assert!(std::net::TcpListener::bind("127.0.0.1:443").is_ok(), "this test serves https://hearth.test/ and needs port 443 (run as root)");
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_signed_certificate(dir.path());
+    let (dns_port, fed) = (free_port(), free_port());
+    let _dns = start_dnsmasq(dns_port, fed);
+    // Hearth resolves names through that DNS server and trusts the private CA, as it would
+    // trust a public one.
+    let s = TestServer::start_with(|c| {
+        c.public_baseurl = Some(format!("https://{PUBLIC_HOST}/"));
+        c.dns_servers = vec![format!("127.0.0.1:{dns_port}")];
+        c.federation_custom_ca_list = vec![ca.clone().into()];
+    })
+    .await;
+    let site = |https: u16, cert: &str, key: &str| {
+        json!({"kind": "nginx", "public_host": PUBLIC_HOST, "https_port": https, "federation_port": fed, "certificate": cert, "certificate_key": key})
+    };
+
+    // The whole setup on standard ports: apps reach https://matrix.hearth.test/, the server
+    // name's site delegates apps and servers there (.well-known), and the key document answers
+    // there with a certificate valid for that name. Well-known comes before SRV (spec:
+    // "Resolving server names").
+    let generated = generate(&s, site(443, &cert, &key)).await;
+    let nginx = start_nginx(dir.path(), generated["text"].as_str().unwrap());
+    wait_for(443).await;
+    let checks = run_check(&s).await;
+    for c in &checks {
+        assert_eq!(c["result"], "pass", "{c}");
+    }
+    let fed_check = federation(&checks);
+    assert!(fed_check["detail"].as_str().unwrap().contains("https://hearth.test/.well-known/matrix/server delegates to matrix.hearth.test:443"), "{fed_check}");
+    drop(nginx);
+
+    // No site on port 443 for the server name: other servers fall back to the SRV record, and
+    // the certificate must then be valid for the server name itself.
+    let other = free_port();
+    let generated = generate(&s, site(other, &cert, &key)).await;
+    let nginx = start_nginx(dir.path(), generated["text"].as_str().unwrap());
+    wait_for(fed).await;
+    let checks = run_check(&s).await;
+    let fed_check = federation(&checks);
+    assert_eq!(fed_check["result"], "pass", "{fed_check}");
+    assert!(fed_check["detail"].as_str().unwrap().contains(&format!("_matrix-fed._tcp.hearth.test points to matrix.hearth.test:{fed}")), "{fed_check}");
+    assert_eq!(checks[0]["result"], "fail", "apps cannot reach https://matrix.hearth.test/ now: {}", checks[0]);
+    drop(nginx);
+
+    // A certificate nobody vouches for: the report says so and what to do.
+    let (self_signed, self_key, _) = certificate(dir.path());
+    let generated = generate(&s, site(other, &self_signed, &self_key)).await;
+    let nginx = start_nginx(dir.path(), generated["text"].as_str().unwrap());
+    wait_for(fed).await;
+    let fed_check = federation(&run_check(&s).await).clone();
+    assert_eq!(fed_check["result"], "fail", "{fed_check}");
+    assert!(fed_check["detail"].as_str().unwrap().contains("certificate"), "{fed_check}");
+    assert!(fed_check["fix"].as_str().unwrap().contains("certificate"), "{fed_check}");
+    drop(nginx);
+
+    // Nothing answers: the report names the address and how to open it.
+    let fed_check = federation(&run_check(&s).await).clone();
+    assert_eq!(fed_check["result"], "fail", "{fed_check}");
+    assert!(fed_check["detail"].as_str().unwrap().contains(&format!("nothing answers at matrix.hearth.test:{fed}")), "{fed_check}");
+    assert!(fed_check["fix"].as_str().unwrap().contains("router"), "{fed_check}");
 }

@@ -34,6 +34,8 @@ async fn current(s: &TestServer) -> String {
 #[tokio::test]
 async fn the_wizard_walks_from_welcome_to_done_and_each_answer_takes_effect() {
     let mut s = TestServer::start_with(|c| c.enable_registration = true).await;
+    let (_, status) = call(&s, Method::GET, "/status", None).await;
+    assert_eq!(status["reachability"]["checks"], Value::Null, "not checked yet");
     let (_, state) = call(&s, Method::GET, "/setup", None).await;
     assert_eq!(state["current"], "welcome");
     assert_eq!(state["complete"], false);
@@ -58,10 +60,6 @@ async fn the_wizard_walks_from_welcome_to_done_and_each_answer_takes_effect() {
     step(&mut s, "reach", json!({"mode": "local"})).await;
     let (_, wk) = s.get("/.well-known/matrix/client", None).await;
     assert_eq!(wk["m.homeserver"]["base_url"], s.base);
-    // The home network needs a listener on the network: the answer says how.
-    let r = call(&s, Method::POST, "/setup/reach", Some(json!({"mode": "lan"}))).await;
-    assert_err(&r, 400, "M_INVALID_PARAM");
-    assert!(r.1["error"].as_str().unwrap().contains("0.0.0.0"), "{}", r.1);
 
     // The server name, confirmed, before any account exists.
     assert_err(&call(&s, Method::POST, "/setup/server_name", Some(json!({"server_name": "family.example"}))).await, 400, "M_INVALID_PARAM");
@@ -85,14 +83,31 @@ async fn the_wizard_walks_from_welcome_to_done_and_each_answer_takes_effect() {
     assert_err(&r, 403, "M_FORBIDDEN");
     assert_err(&call(&s, Method::POST, "/setup/registration", Some(json!({"policy": "open"}))).await, 400, "M_INVALID_PARAM");
 
-    // The check: the public address answers; the server name (a made-up domain) does not lead
-    // to it, and the report says how to fix that.
+    // The check, for this computer only: the address answers; delegation and federation do
+    // not apply.
     let v = step(&mut s, "check", json!({})).await;
     let checks = v["checks"].as_array().unwrap();
     assert_eq!(checks[0]["result"], "pass", "{v}");
-    assert_eq!(checks[1]["result"], "fail", "{v}");
+    assert_eq!(checks[1]["result"], "skipped", "{v}");
+    assert_eq!(checks[2]["result"], "skipped", "this computer only: other servers cannot reach it");
+    // The dashboard's status page shows the last check.
+    let (_, status) = call(&s, Method::GET, "/status", None).await;
+    assert_eq!(status["reachability"]["checks"], v["checks"]);
+    assert!(status["reachability"]["checked_ms"].as_i64().unwrap() > 0);
+
+    // Through a tunnel whose address does not exist, with a made-up server name: every check
+    // fails and says what to do.
+    step(&mut s, "reach", json!({"mode": "tunnel", "public_url": "https://nowhere.hearth-test.invalid"})).await;
+    let v = step(&mut s, "check", json!({})).await;
+    let checks = v["checks"].as_array().unwrap();
+    for c in checks {
+        assert_eq!(c["result"], "fail", "{c}");
+        assert!(!c["fix"].as_str().unwrap().is_empty(), "{c}");
+    }
+    assert!(checks[0]["detail"].as_str().unwrap().contains("does not resolve"), "{v}");
     assert!(checks[1]["fix"].as_str().unwrap().contains(".well-known"), "{v}");
-    assert_eq!(checks[2]["result"], "skipped");
+    assert!(checks[2]["detail"].as_str().unwrap().contains("port 8448"), "other servers would try port 8448: {v}");
+    step(&mut s, "reach", json!({"mode": "local"})).await;
 
     step(&mut s, "done", json!({})).await;
     let (_, state) = call(&s, Method::GET, "/setup", None).await;
@@ -114,4 +129,93 @@ async fn the_proxy_reach_mode_sets_an_https_address_for_the_host() {
     assert_eq!(state["reach"]["mode"], "proxy");
     assert_eq!(state["done"], json!(["reach"]));
     assert_eq!(state["current"], "welcome", "the first step not done");
+}
+
+/// The address this machine uses on its network, found as the server finds it.
+fn lan_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:80").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+async fn answers(url: &str) -> bool {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    matches!(client.get(format!("{url}/_matrix/client/versions")).send().await, Ok(r) if r.status() == 200)
+}
+
+#[tokio::test]
+async fn the_home_network_mode_opens_the_listener_to_the_network_and_this_computer_closes_it() {
+    let mut s = TestServer::start().await;
+    let port = s.running.as_ref().unwrap().local_addr().port();
+    let Some(ip) = lan_address() else {
+        // A machine with no network: the step says so instead of writing an address that
+        // cannot work.
+        let r = call(&s, Method::POST, "/setup/reach", Some(json!({"mode": "lan"}))).await;
+        assert_err(&r, 400, "M_INVALID_PARAM");
+        assert!(r.1["error"].as_str().unwrap().contains("network"), "{}", r.1);
+        return;
+    };
+    let lan = format!("http://{ip}:{port}");
+    assert!(!answers(&lan).await, "by default Hearth listens on this computer only");
+
+    // No config file edit, no manual restart: the step widens the listener, on the same port.
+    let v = step(&mut s, "reach", json!({"mode": "lan"})).await;
+    assert_eq!(v["restart"], true);
+    assert!(v["warning"].as_str().unwrap().contains("away from home"), "{v}");
+    assert!(answers(&lan).await, "phones at home reach {lan}");
+    assert!(answers(&s.base).await, "and this computer still does");
+    let (_, wk) = s.get("/.well-known/matrix/client", None).await;
+    assert_eq!(wk["m.homeserver"]["base_url"], lan);
+    let (_, state) = call(&s, Method::GET, "/setup", None).await;
+    assert_eq!(state["listens_on_network"], true);
+
+    // It survives a full stop and start (the setting is in the database).
+    s.stop().await;
+    let mut config = common::test_config(s.dir.path());
+    config.listeners[0].port = port;
+    s.running = Some(hearth_server::Homeserver::start(config).await.unwrap());
+    assert!(answers(&lan).await, "still on the network after a restart");
+
+    // Back to this computer only: the network address stops answering.
+    step(&mut s, "reach", json!({"mode": "local"})).await;
+    assert!(!answers(&lan).await, "closed to the network again");
+    assert!(answers(&s.base).await);
+    let (_, state) = call(&s, Method::GET, "/setup", None).await;
+    assert_eq!(state["listens_on_network"], false);
+}
+
+/// Logs in as alice with `X-Forwarded-For: 203.0.113.7` and returns the address the server
+/// recorded for the new device.
+async fn address_seen_at_login(s: &TestServer) -> String {
+    let r: Value = s
+        .http
+        .post(format!("{}/_matrix/client/v3/login", s.base))
+        .header("X-Forwarded-For", "203.0.113.7")
+        .json(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "a-long-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (token, device) = (r["access_token"].as_str().unwrap(), r["device_id"].as_str().unwrap());
+    let (_, d) = s.get(&format!("/_matrix/client/v3/devices/{device}"), Some(token)).await;
+    d["last_seen_ip"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn behind_a_tunnel_or_proxy_the_forwarded_client_address_is_used() {
+    let mut s = TestServer::start().await;
+    s.register("alice", "a-long-password").await;
+    // Nothing forwards to Hearth: a client cannot choose its address with a header.
+    assert_eq!(address_seen_at_login(&s).await, "127.0.0.1");
+    // A tunnel on this computer passes on each person's address (rate limits and the device
+    // list then see people, not the tunnel).
+    step(&mut s, "reach", json!({"mode": "tunnel", "public_url": "https://family.trycloudflare.example"})).await;
+    assert_eq!(address_seen_at_login(&s).await, "203.0.113.7");
+    step(&mut s, "reach", json!({"mode": "proxy", "public_host": "matrix.example.org"})).await;
+    assert_eq!(address_seen_at_login(&s).await, "203.0.113.7");
+    step(&mut s, "reach", json!({"mode": "local"})).await;
+    assert_eq!(address_seen_at_login(&s).await, "127.0.0.1");
 }

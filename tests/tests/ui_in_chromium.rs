@@ -68,9 +68,16 @@ async fn the_wizard_sets_up_the_server_and_the_dashboard_invites_manages_and_dea
     let stop = supervise(running);
     let server = Server { url, dir };
 
-    // The wizard: this computer only, server name family.test, the first admin, invite only.
+    // The wizard: this computer only, server name family.test, the first admin, invite only;
+    // then each other way to connect (tunnel, home network, own domain) and back.
     let got = flow(&["wizard", &admin_url]).await;
     assert_eq!(got["address"].as_str().unwrap().trim_end_matches('/'), server.url);
+    // Back on "this computer only", the home-network address (which answered in the flow)
+    // is closed again.
+    let lan = got["lanAddress"].as_str().unwrap();
+    assert!(!lan.contains("127.0.0.1"), "{lan}");
+    let from_network = reqwest::Client::new().get(format!("{lan}_matrix/client/versions")).timeout(std::time::Duration::from_secs(5)).send().await;
+    assert!(from_network.is_err(), "{lan} must not answer any more");
     let mum = client(&server).await;
     mum.matrix_auth().login_username("mum", "a-long-password").send().await.expect("the admin made in the wizard signs in");
     assert_eq!(mum.user_id().unwrap().as_str(), "@mum:family.test");

@@ -178,6 +178,35 @@ try {
     await page.locator("#reach-result").getByRole("button", { name: "Continue" }).click();
     await page.getByRole("heading", { name: "Ready" }).waitFor();
     check((await page.locator("#done-address").textContent()) === "https://family.tunnel.example/", "the tunnel address is the homeserver address");
+
+    // The home network: Hearth opens its listener to the network by itself, on the same port.
+    await page.getByRole("button", { name: "Connections ✓" }).click();
+    await page.getByLabel("My home network (phones away from home will not reach it)").check();
+    await page.getByRole("button", { name: "Save and continue" }).click();
+    await page.getByText("Phones away from home").waitFor({ timeout: 30000 });
+    await page.locator("#reach-result").getByRole("button", { name: "Continue" }).click();
+    await page.getByRole("heading", { name: "Ready" }).waitFor();
+    await page.waitForFunction(() => /^http:\/\/(?!127\.)/.test(document.querySelector("#done-address").textContent));
+    const lanAddress = await page.locator("#done-address").textContent();
+    const fromNetwork = await fetch(`${lanAddress}_matrix/client/versions`);
+    check(fromNetwork.status === 200, `Hearth answers at its home-network address ${lanAddress}`);
+
+    // My own domain: the wizard writes the web server's configuration right there.
+    await page.getByRole("button", { name: "Connections ✓" }).click();
+    await page.getByLabel("My own domain, through a web server (reverse proxy)").check();
+    await page.getByLabel("Host name for apps").fill("matrix.family.test");
+    await page.getByRole("button", { name: "Save and continue" }).click();
+    const result = page.locator("#reach-result");
+    await result.getByLabel("Web server").selectOption("nginx");
+    await result.getByRole("button", { name: "Write the configuration" }).click();
+    const proxyConf = result.getByLabel(/Configuration for/);
+    await proxyConf.waitFor();
+    check((await proxyConf.inputValue()).includes("server_name matrix.family.test;"), "an nginx configuration for the domain");
+    await checkLayout(page, "wizard reverse proxy");
+    await page.screenshot({ path: `${shots}/wizard-proxy.png`, fullPage: true });
+    await result.getByRole("button", { name: "Continue" }).click();
+    await page.getByRole("heading", { name: "Ready" }).waitFor();
+    await page.waitForFunction(() => document.querySelector("#done-address").textContent === "https://matrix.family.test/");
     await page.getByRole("button", { name: "Connections ✓" }).click();
     await page.getByLabel("This computer only (Element Desktop or Element Web here)").check();
     await page.getByRole("button", { name: "Save and continue" }).click();
@@ -189,7 +218,7 @@ try {
     await page.getByRole("button", { name: "Go to the dashboard" }).click();
     await page.getByRole("heading", { name: "Status" }).waitFor();
     check(errors.length === 0, `script errors: ${errors}`);
-    console.log(JSON.stringify({ admin: "@mum:family.test", address }));
+    console.log(JSON.stringify({ admin: "@mum:family.test", address, lanAddress }));
   } else if (flow === "settings") {
     const { page, errors } = await dashboard();
     await page.getByRole("link", { name: "Settings" }).click();

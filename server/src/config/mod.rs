@@ -72,6 +72,12 @@ pub struct Config {
     pub max_spider_size: ByteSize,
     /// How to reach the server's admin (a mailto: or https: URI), given in resource-limit errors.
     pub admin_contact: Option<String>,
+    /// DNS servers for finding other Matrix servers (SRV records), as "ip" or "ip:port".
+    /// Empty: the system's resolver configuration.
+    pub dns_servers: Vec<String>,
+    /// Extra CA certificates (PEM files) trusted for other servers' HTTPS, as Synapse's key of
+    /// the same name; the setup's reachability check trusts them too.
+    pub federation_custom_ca_list: Vec<PathBuf>,
     /// The admin listener: the setup page, dashboard and Hearth's admin API. Loopback only.
     pub admin: AdminListener,
     /// Login rate limits.
@@ -92,6 +98,15 @@ pub struct Config {
     pub secret_store: SecretStoreChoice,
     /// Room version for new rooms.
     pub default_room_version: String,
+    /// The setup wizard's "my home network" choice, from the database (not a file key): each
+    /// listener bound only to loopback addresses listens on all addresses of that family
+    /// instead (0.0.0.0, ::), so phones and laptops at home reach it.
+    #[serde(skip)]
+    pub listen_on_network: bool,
+    /// The wizard's "tunnel" and "own domain" choices, from the database: a program on this
+    /// computer forwards people's requests, so loopback listeners trust `X-Forwarded-For`.
+    #[serde(skip)]
+    pub behind_proxy: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -238,9 +253,13 @@ impl Default for Config {
             max_image_pixels: ByteSize(32 * 1024 * 1024),
             url_preview_enabled: false,
             url_preview_ip_range_whitelist: Vec::new(),
+            dns_servers: Vec::new(),
+            federation_custom_ca_list: Vec::new(),
             max_spider_size: ByteSize(10 * 1024 * 1024),
             admin_contact: None,
             admin: AdminListener::default(),
+            listen_on_network: false,
+            behind_proxy: false,
             rc_login: RcLogin::default(),
             rc_registration: RateLimit { per_second: 0.17, burst_count: 3.0 },
             refreshable_access_token_lifetime: HumanDuration(Duration::from_secs(300)),
@@ -414,6 +433,9 @@ impl Config {
         if let Err(e) = self.url_preview_ranges() {
             return Err(err(format!("url_preview_ip_range_whitelist: {e}")));
         }
+        if let Err(e) = self.dns_server_addrs() {
+            return Err(err(format!("dns_servers: {e}")));
+        }
         if !self.admin.bind_address.is_loopback() {
             return Err(err(format!(
                 "admin.bind_address: {} is not a loopback address. The admin listener controls the whole server, so it only listens on 127.0.0.1 or ::1; \
@@ -452,6 +474,12 @@ impl Config {
             })?;
             policy.apply(self);
         }
+        if let Some(v) = settings.get("listen_on_network") {
+            self.listen_on_network = v.as_bool().ok_or_else(|| err(format!("setting `listen_on_network` in the database: `{v}` is not true or false")))?;
+        }
+        if let Some(v) = settings.get("behind_proxy") {
+            self.behind_proxy = v.as_bool().ok_or_else(|| err(format!("setting `behind_proxy` in the database: `{v}` is not true or false")))?;
+        }
         if let Some(v) = settings.get("public_baseurl") {
             let url = v.as_str().and_then(parse_base_url).ok_or_else(|| {
                 err(format!("setting `public_baseurl` in the database: `{v}` is not an http(s) URL"))
@@ -482,6 +510,27 @@ impl Config {
             .collect()
     }
 
+    /// The parsed `dns_servers` (port 53 when none is given).
+    pub fn dns_server_addrs(&self) -> Result<Vec<SocketAddr>, String> {
+        self.dns_servers
+            .iter()
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| format!("`{s}` is not an IP address, like 192.168.1.1 or 127.0.0.1:5353"))
+            })
+            .collect()
+    }
+
+    /// Whether listener `index` takes the client's address from `X-Forwarded-For`: when its
+    /// config says so, or when the wizard said a web server or tunnel on this computer forwards
+    /// to it (`behind_proxy`) and it listens on loopback only, so only local programs can
+    /// set the header.
+    pub fn x_forwarded(&self, index: usize) -> bool {
+        let Some(l) = self.listeners.get(index) else { return false };
+        l.x_forwarded || (self.behind_proxy && l.bind_addresses.iter().all(IpAddr::is_loopback))
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data_dir.as_deref().expect("validate() fills data_dir")
     }
@@ -505,11 +554,24 @@ impl Config {
         }
     }
 
-    /// Every socket address to bind.
-    pub fn bind_addrs(&self) -> Vec<(SocketAddr, bool)> {
+    /// Every address to listen on, with the index of its entry in `listeners`.
+    pub fn bind_addrs(&self) -> Vec<(usize, SocketAddr)> {
         self.listeners
             .iter()
-            .flat_map(|l| l.bind_addresses.iter().map(move |ip| (SocketAddr::new(*ip, l.port), l.x_forwarded)))
+            .enumerate()
+            .flat_map(|(index, l)| {
+                let widen = self.listen_on_network && l.bind_addresses.iter().all(IpAddr::is_loopback);
+                let ips: Vec<IpAddr> = if !widen {
+                    l.bind_addresses.clone()
+                } else if l.bind_addresses.iter().any(IpAddr::is_ipv4) {
+                    // One wildcard: "::" next to "0.0.0.0" on the same port would collide where
+                    // IPv6 sockets are dual-stack (Linux), and home networks are IPv4.
+                    vec![IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)]
+                } else {
+                    vec![IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)]
+                };
+                ips.into_iter().map(move |ip| (index, SocketAddr::new(ip, l.port)))
+            })
             .collect()
     }
 }

@@ -18,6 +18,7 @@ pub mod pusher;
 pub mod ratelimit;
 pub mod reverse_proxy;
 pub mod rooms;
+pub mod server_discovery;
 pub mod shared_secret;
 pub mod signing;
 pub mod setup;
@@ -40,6 +41,8 @@ pub struct Services {
     pub key_backup: key_backup::KeyBackup,
     pub media: media::Media,
     pub invites: invites::Invites,
+    /// Finding other servers (and our own, in the setup's check).
+    pub discovery: server_discovery::Discovery,
     /// The admin listener's bearer token (kept in the secret store, so links stay valid).
     pub admin_token: String,
     /// The public listeners' bound addresses (real ports, also when the config said 0).

@@ -2,13 +2,14 @@
 //! step is an idempotent call to the admin API (`api::admin::setup`), so a refresh or a crash
 //! mid-wizard resumes at the first step not done. Choices live in the `settings` table.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
     error::Result,
+    service::server_discovery::Discovery,
     storage::{self, Db},
 };
 
@@ -74,8 +75,8 @@ fn check(name: &str, result: &'static str, detail: impl Into<String>, fix: Optio
 /// Reachability as Matrix apps see it, from this machine: the public address answers the
 /// client API (over HTTPS with a valid certificate when it is https), and the server name leads
 /// apps to it (`.well-known/matrix/client`) when the two differ.
-pub async fn run_checks(server_name: &str, public_baseurl: &str) -> Vec<Check> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client builds");
+pub async fn run_checks(server_name: &str, public_baseurl: &str, mode: Option<&str>, key_id: &str, discovery: &Discovery) -> Vec<Check> {
+    let http = discovery.http(None);
     let mut out = Vec::new();
     let versions = format!("{}_matrix/client/versions", public_baseurl);
     let name = "Matrix apps reach Hearth at its public address";
@@ -106,6 +107,8 @@ pub async fn run_checks(server_name: &str, public_baseurl: &str) -> Vec<Check> {
     let name = "Apps find Hearth from the server name";
     if server_name.eq_ignore_ascii_case(&public_host) || server_name == "localhost" {
         out.push(check(name, "skipped", "the server name is the public host itself: nothing to delegate", None));
+    } else if matches!(mode, Some("local" | "lan")) {
+        out.push(check(name, "skipped", "people type the homeserver address into their app; only a public server name can point to it", None));
     } else {
         let url = format!("https://{server_name}/.well-known/matrix/client");
         let want = public_baseurl.trim_end_matches('/');
@@ -129,13 +132,68 @@ pub async fn run_checks(server_name: &str, public_baseurl: &str) -> Vec<Check> {
             ))),
         }
     }
-    out.push(check(
-        "Other Matrix servers reach Hearth (federation)",
-        "skipped",
-        "checked once Hearth speaks to other servers",
-        None,
-    ));
+    out.push(federation_check(server_name, mode, key_id, discovery).await);
     out
+}
+
+/// Whether other homeservers would find this one: the server name resolved as they resolve it
+/// (well-known, SRV, port 8448), then our key document fetched there over HTTPS with the
+/// certificate checked for the right name. Hearth does not federate yet; this is the part of
+/// federation that depends on the user's DNS, certificates and web server.
+async fn federation_check(server_name: &str, mode: Option<&str>, key_id: &str, discovery: &Discovery) -> Check {
+    let name = "Other Matrix servers find Hearth (federation)";
+    match mode {
+        Some("local") => return check(name, "skipped", "Hearth is reachable from this computer only, so other servers cannot reach it", None),
+        Some("lan") => return check(name, "skipped", "Hearth is reachable on the home network only, so other servers cannot reach it", None),
+        _ if server_name == "localhost" => return check(name, "skipped", "the server name `localhost` cannot be found by other servers", None),
+        _ => {}
+    }
+    let dest = match discovery.resolve(server_name).await {
+        Ok(d) => d,
+        Err(e) => return check(name, "fail", e, Some(
+            "Fix https://<server name>/.well-known/matrix/server: it must hold {\"m.server\": \"host:port\"} naming where Hearth answers federation (the Reach page's configuration serves it).",
+        )),
+    };
+    let at = format!("{}:{}", dest.connect_host, dest.port);
+    let addrs = match discovery.addresses(&dest.connect_host, dest.port).await {
+        Ok(a) => a,
+        Err(e) => return check(name, "fail", format!("{}; {e}", dest.via), Some(
+            "Create a DNS record (A or AAAA) for that host name pointing at this machine's public address.",
+        )),
+    };
+    let url_host = match dest.tls_name.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+        _ => dest.tls_name.clone(),
+    };
+    let url = format!("https://{url_host}:{}/_matrix/key/v2/server", dest.port);
+    let sent = discovery.http(Some((&dest.tls_name, &addrs))).get(&url).header(reqwest::header::HOST, &dest.host_header).send().await;
+    let forward_fix = "The web server there must forward /_matrix/ to Hearth (the Reach page's configuration does this on the federation port).";
+    match sent {
+        Ok(r) if r.status().is_success() => {
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            let answered_as = v["server_name"].as_str().unwrap_or_default();
+            if answered_as == server_name && v["verify_keys"].get(key_id).is_some() {
+                check(name, "pass", format!("{}: Hearth answers at {at} with a valid certificate for {}", dest.via, dest.tls_name), None)
+            } else if !answered_as.is_empty() {
+                check(name, "fail", format!("{}: {at} answers as the Matrix server `{answered_as}`, not this one", dest.via), Some(forward_fix))
+            } else {
+                check(name, "fail", format!("{}: {at} answers, but not as a Matrix server", dest.via), Some(forward_fix))
+            }
+        }
+        Ok(r) => check(name, "fail", format!("{}: {at} answered {}", dest.via, r.status()), Some(forward_fix)),
+        Err(e) => {
+            let text = describe(&e);
+            if text.to_ascii_lowercase().contains("certificate") {
+                check(name, "fail", format!("{}: the certificate at {at} is not valid for {}", dest.via, dest.tls_name), Some(
+                    "Get a certificate for that name (Caddy does it by itself; with nginx or Apache use certbot).",
+                ))
+            } else {
+                check(name, "fail", format!("{}: nothing answers at {at} ({text})", dest.via), Some(
+                    "Let the web server listen on that port and forward it on your router to this computer, or publish https://<server name>/.well-known/matrix/server naming a host:port that answers.",
+                ))
+            }
+        }
+    }
 }
 
 /// The address other devices on the home network would use: the one this machine sends from

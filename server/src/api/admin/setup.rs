@@ -75,6 +75,15 @@ pub async fn post_step(State(s): State<AppState>, Path(step): Path<String>, Json
             let mode = body.mode.clone().unwrap_or_default();
             storage::settings::set(&s.db.write, "reach", &json!({ "mode": mode, "public_baseurl": url })).await?;
             restart = set_if_changed(&s, "public_baseurl", &url, &s.config.public_baseurl()).await?;
+            // Only the home network needs Hearth on the network; tunnels and proxies connect
+            // over loopback, which is safer.
+            let network = mode == "lan";
+            storage::settings::set(&s.db.write, "listen_on_network", &json!(network)).await?;
+            restart |= network != s.config.listen_on_network;
+            // A tunnel or web server on this computer passes on each person's address.
+            let proxied = matches!(mode.as_str(), "tunnel" | "proxy");
+            storage::settings::set(&s.db.write, "behind_proxy", &json!(proxied)).await?;
+            restart |= proxied != s.config.behind_proxy;
         }
         "server_name" => {
             let name = body.server_name.as_deref().map(str::trim).unwrap_or_default().to_ascii_lowercase();
@@ -109,9 +118,12 @@ pub async fn post_step(State(s): State<AppState>, Path(step): Path<String>, Json
             restart = set_if_changed(&s, "registration", policy.as_str(), s.config.registration_policy().as_str()).await?;
         }
         "check" => {
-            let checks = setup::run_checks(s.config.server_name.as_str(), &s.config.public_baseurl()).await;
+            let settings = setup::settings(&s.db).await?;
+            let mode = settings.get("reach").and_then(|r| r["mode"].as_str()).map(str::to_owned);
+            let checks = setup::run_checks(s.config.server_name.as_str(), &s.config.public_baseurl(), mode.as_deref(), &s.keys.key_id, &s.discovery).await;
             let checks = json!(checks);
             storage::settings::set(&s.db.write, "setup_checks", &checks).await?;
+            storage::settings::set(&s.db.write, "setup_checks_ms", &json!(storage::now_ms())).await?;
             extra = json!({ "checks": checks });
         }
         _ => unreachable!("every step is handled"),
@@ -136,12 +148,7 @@ fn reach_url(s: &AppState, body: &StepBody, extra: &mut Value) -> Result<String>
     match body.mode.as_deref() {
         Some("local") => checked(format!("http://127.0.0.1:{port}/")),
         Some("lan") => {
-            if !s.local_addrs.iter().any(|a| !a.ip().is_loopback()) {
-                return Err(Error::invalid_param(format!(
-                    "Hearth only listens on this computer now. To let phones and laptops at home reach it, set bind_addresses = [\"0.0.0.0\"] \
-                     under [[listeners]] in homeserver.toml, restart Hearth, and choose this again (port {port})"
-                )));
-            }
+            // Hearth then listens on all addresses (`listen_on_network`, applied by the restart).
             let ip = setup::lan_address().ok_or_else(|| Error::invalid_param("This computer has no home-network address right now: connect it to your network first"))?;
             let host = if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
             *extra = json!({ "warning": "Phones away from home (on mobile data) will not reach this address." });

@@ -13,6 +13,7 @@ pub async fn get_status(State(s): State<AppState>) -> Result<Json<Value>> {
         .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db_path.display())).ok())
         .map(|m| m.len())
         .sum();
+    let settings = crate::service::setup::settings(&s.db).await?;
     Ok(Json(json!({
         "running": true,
         "version": env!("CARGO_PKG_VERSION"),
@@ -24,6 +25,11 @@ pub async fn get_status(State(s): State<AppState>) -> Result<Json<Value>> {
         "database_bytes": database_bytes,
         "media_bytes": s.media.stored_bytes().await?,
         "secret_store": s.secrets.describe(),
+        // The last reachability check (the wizard's check step), if any.
+        "reachability": {
+            "checks": settings.get("setup_checks"),
+            "checked_ms": settings.get("setup_checks_ms"),
+        },
         "registration": {
             "enabled": s.config.enable_registration,
             "requires_token": s.config.registration_requires_token,
