@@ -33,7 +33,8 @@ pub enum Action {
     Pause,
     Resume,
     OpenLogs,
-    ToggleAutostart,
+    /// Start at login on (true) or off; the tray's check item asks for the opposite of now.
+    SetAutostart(bool),
     Quit,
 }
 
@@ -50,6 +51,8 @@ Options:
       --pause         pause the running Hearth's server
       --resume        resume it
       --quit          stop the running Hearth's server gracefully and quit
+      --start-at-login / --no-start-at-login
+                      turn starting in the tray at login on or off
       --headless      run the server without a window (also when there is no display);
                       the rest of the line is the `hearth` command line (see --headless --help)
   -h, --help          print this help
@@ -85,7 +88,7 @@ pub fn parse(args: Vec<OsString>, display: bool) -> Result<Launch, String> {
     while let Some(arg) = it.next() {
         let arg = arg.into_string().map_err(|a| format!("unexpected argument {a:?}"))?;
         let mut action = |a: Action| match out.action.replace(a) {
-            Some(_) => Err("give at most one of --open, --pause, --resume, --quit".to_owned()),
+            Some(_) => Err("give at most one of --open, --pause, --resume, --quit, --start-at-login, --no-start-at-login".to_owned()),
             None => Ok(()),
         };
         match arg.as_str() {
@@ -96,6 +99,8 @@ pub fn parse(args: Vec<OsString>, display: bool) -> Result<Launch, String> {
             "--pause" => action(Action::Pause)?,
             "--resume" => action(Action::Resume)?,
             "--quit" => action(Action::Quit)?,
+            "--start-at-login" => action(Action::SetAutostart(true))?,
+            "--no-start-at-login" => action(Action::SetAutostart(false))?,
             "-c" | "--config" => {
                 let path = it.next().ok_or("--config needs a path")?;
                 out.config = Some(PathBuf::from(path));

@@ -77,7 +77,7 @@ fn run(args: DesktopArgs) -> anyhow::Result<ExitCode> {
         .plugin(tauri_plugin_clipboard_manager::init())
         .setup(move |app| {
             let handle = app.handle().clone();
-            if matches!(action, Some(Action::Quit | Action::Pause | Action::Resume)) {
+            if matches!(action, Some(Action::Quit | Action::Pause | Action::Resume | Action::SetAutostart(_))) {
                 // We are the only instance: there is nothing to act on.
                 eprintln!("hearth-desktop: Hearth is not running");
                 handle.exit(0);
@@ -196,9 +196,8 @@ fn perform_now(app: &AppHandle, action: Action) {
                 let dir = server.log_dir.clone().ok_or_else(|| anyhow::anyhow!("logs are not written to a folder"))?;
                 app.opener().open_path(dir.to_string_lossy(), None::<&str>)?;
             }
-            Action::ToggleAutostart => {
+            Action::SetAutostart(enable) => {
                 let launcher = app.autolaunch();
-                let enable = !launcher.is_enabled().unwrap_or(false);
                 if enable { launcher.enable() } else { launcher.disable() }.map_err(|e| anyhow::anyhow!("start at login: {e}"))?;
                 tracing::info!(enabled = enable, "start at login");
                 if let Some(tray) = desktop.tray.lock().ok().as_ref().and_then(|t| t.as_ref()) {

@@ -24,7 +24,7 @@ const ITEMS: &[(&str, Action)] = &[
     ("element", Action::OpenElement),
     ("pause", Action::Pause),
     ("logs", Action::OpenLogs),
-    ("autostart", Action::ToggleAutostart),
+    ("autostart", Action::SetAutostart(true)),
     ("quit", Action::Quit),
 ];
 
@@ -60,8 +60,13 @@ pub fn build(app: &AppHandle, autostart_enabled: bool) -> tauri::Result<Tray> {
         .on_menu_event(|app, event| {
             let id = event.id().as_ref();
             if let Some((_, action)) = ITEMS.iter().find(|(i, _)| *i == id) {
+                // Two items say what they do now: pause or resume, start at login or not.
                 let action = match (action, app_paused(app)) {
                     (Action::Pause, true) => Action::Resume,
+                    (Action::SetAutostart(_), _) => {
+                        use tauri_plugin_autostart::ManagerExt;
+                        Action::SetAutostart(!app.autolaunch().is_enabled().unwrap_or(false))
+                    }
                     (a, _) => *a,
                 };
                 crate::perform(app, action);

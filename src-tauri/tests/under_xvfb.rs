@@ -379,6 +379,16 @@ fn the_app_shows_the_dashboard_keeps_serving_from_the_tray_and_quits_cleanly() {
     wait_for("the window to come back", Duration::from_secs(60), || (!xc.windows_titled("Hearth").is_empty()).then_some(()));
     // Drawn again, by new WebKit processes.
     wait_for("the dashboard drawn again", Duration::from_secs(60), || (accent_pixels(&xc.screenshot()) > 500).then_some(()));
+    // Start at login: a login item that starts the app in the tray, and gone again when off.
+    let autostart = profile.dir.path().join("home/.config/autostart");
+    let entry = || std::fs::read_dir(&autostart).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "desktop"));
+    profile.second_launch(&x, &bus, "--start-at-login");
+    let file = wait_for("the login item", Duration::from_secs(30), entry);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("--hidden") && text.contains("hearth-desktop"), "{text}");
+    profile.second_launch(&x, &bus, "--no-start-at-login");
+    wait_for("the login item to go", Duration::from_secs(30), || entry().is_none().then_some(()));
+
     let launches = || std::fs::read_dir("/proc").unwrap().flatten().filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|p| p.ends_with("hearth-desktop"))).count();
     assert_eq!(launches(), 1, "second launches hand over and exit; one app runs");
 
