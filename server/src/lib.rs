@@ -224,7 +224,9 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
     let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?);
     let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
-    let sync = Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier);
+    let sync = Arc::new(Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier.clone()));
+    let sliding_sync =
+        service::sliding_sync::SlidingSync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier, sync.clone());
     let services = Services {
         rooms,
         e2ee,
@@ -240,6 +242,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         account_data,
         ephemeral,
         sync,
+        sliding_sync,
         limits: Limits::new(&config),
         config: config.clone(),
         db: db.clone(),
@@ -339,6 +342,9 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
                     _ = tick.tick() => {
                         if let Err(e) = state.accounts.sweep_expired_uia().await {
                             tracing::warn!(error = %e, "sweeping expired authentication sessions");
+                        }
+                        if let Err(e) = state.sliding_sync.expire().await {
+                            tracing::warn!(error = %e, "expiring unused sliding sync connections");
                         }
                         if let Err(e) = state.media.sweep().await {
                             tracing::warn!(error = %e, "sweeping expired media reservations");

@@ -21,6 +21,7 @@ pub mod rooms;
 pub mod server_discovery;
 pub mod shared_secret;
 pub mod signing;
+pub mod sliding_sync;
 pub mod setup;
 pub mod sync;
 pub mod tokens;
@@ -56,7 +57,8 @@ pub struct Services {
     pub started_ms: i64,
     pub account_data: Arc<account_data::AccountData>,
     pub ephemeral: Arc<ephemeral::Ephemeral>,
-    pub sync: sync::Sync,
+    pub sync: Arc<sync::Sync>,
+    pub sliding_sync: sliding_sync::SlidingSync,
     pub limits: Limits,
     /// Synapse-style shared-secret registration (secret configured or generated).
     pub shared_secret: shared_secret::SharedSecretRegistration,

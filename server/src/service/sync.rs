@@ -127,7 +127,7 @@ impl Sync {
         Self { rooms, account_data, ephemeral, e2ee, notifier }
     }
 
-    fn head(&self) -> SyncToken {
+    pub(crate) fn head(&self) -> SyncToken {
         SyncToken {
             events: self.rooms.stream_head(),
             account_data: self.account_data.stream_head(),
@@ -606,7 +606,7 @@ impl Sync {
         Ok(Some(block))
     }
 
-    async fn invite_block(&self, room_id: &str, invite_event_id: &str) -> Result<Value> {
+    pub(crate) async fn invite_block(&self, room_id: &str, invite_event_id: &str) -> Result<Value> {
         let room = RoomId::parse(room_id).map_err(Error::internal)?;
         let state = self.rooms.current_state_ids(&room).await?;
         let mut ids: Vec<String> =

@@ -23,6 +23,7 @@ pub mod registration_tokens;
 pub mod rooms;
 pub mod search;
 pub mod settings;
+pub mod sliding_sync;
 pub mod state;
 pub mod to_device;
 pub mod tokens;

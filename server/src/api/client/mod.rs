@@ -167,6 +167,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = media::routes(r);
 
     let r = route::<c::sync::sync_events::v3::Request, _, _>(r, sync::sync_events);
+    let r = route::<c::sync::sync_events::v5::Request, _, _>(r, sync::sliding_sync);
     let r = route::<c::filter::create_filter::v3::Request, _, _>(r, sync::create_filter);
     route::<c::filter::get_filter::v3::Request, _, _>(r, sync::get_filter)
 }

@@ -78,3 +78,63 @@ pub async fn get_filter(State(s): State<AppState>, req: Ruma<get_filter::v3::Req
     let f = load_filter(&s, user.as_str(), &req.body.filter_id).await?;
     Ok(RumaResponse(get_filter::v3::Response::new(f)))
 }
+
+/// POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync (MSC4186, the unstable wire
+/// format matrix-rust-sdk speaks)
+pub async fn sliding_sync(State(s): State<AppState>, req: Ruma<sync_events::v5::Request>) -> Result<Json<Value>> {
+    use crate::service::sliding_sync::{Extensions, Filters, ListRequest, Request, RoomConfig, Scope};
+    let session = req.session();
+    let b = &req.body;
+    let config = |required: &[(ruma::events::StateEventType, String)], limit: ruma::UInt| RoomConfig {
+        timeline_limit: u64::from(limit),
+        required_state: required.iter().map(|(t, k)| (t.to_string(), k.clone())).collect(),
+    };
+    let lists = b
+        .lists
+        .iter()
+        .map(|(name, l)| {
+            let f = l.filters.clone().unwrap_or_default();
+            let types = |v: &[ruma::directory::RoomTypeFilter]| v.iter().map(|t| t.as_str().map(str::to_owned)).collect::<Vec<_>>();
+            let filters = Filters {
+                is_dm: f.is_dm,
+                is_encrypted: f.is_encrypted,
+                is_invite: f.is_invite,
+                room_types: (!f.room_types.is_empty()).then(|| types(&f.room_types)),
+                not_room_types: types(&f.not_room_types),
+            };
+            let ranges = l.ranges.iter().map(|(a, b)| (u64::from(*a), u64::from(*b))).collect();
+            (name.clone(), ListRequest { ranges, config: config(&l.room_details.required_state, l.room_details.timeline_limit), filters })
+        })
+        .collect();
+    let subscriptions = b.room_subscriptions.iter().map(|(room, c)| (room.to_string(), config(&c.required_state, c.timeline_limit))).collect();
+    let scope = |lists: &Option<Vec<String>>, rooms: &Option<Vec<sync_events::v5::request::ExtensionRoomConfig>>| Scope {
+        lists: lists.clone(),
+        rooms: rooms.as_ref().map(|rs| {
+            rs.iter()
+                .map(|r| match r {
+                    sync_events::v5::request::ExtensionRoomConfig::Room(id) => id.to_string(),
+                    _ => "*".to_owned(),
+                })
+                .collect()
+        }),
+    };
+    let e = &b.extensions;
+    let on = |enabled: Option<bool>| enabled == Some(true);
+    let extensions = Extensions {
+        to_device: on(e.to_device.enabled).then(|| e.to_device.since.clone()),
+        e2ee: on(e.e2ee.enabled),
+        account_data: on(e.account_data.enabled).then(|| scope(&e.account_data.lists, &e.account_data.rooms)),
+        receipts: on(e.receipts.enabled).then(|| scope(&e.receipts.lists, &e.receipts.rooms)),
+        typing: on(e.typing.enabled).then(|| scope(&e.typing.lists, &e.typing.rooms)),
+    };
+    let request = Request {
+        pos: b.pos.clone(),
+        conn_id: b.conn_id.clone().unwrap_or_default(),
+        timeout: b.timeout.unwrap_or(Duration::ZERO),
+        lists,
+        subscriptions,
+        extensions,
+    };
+    let _syncing = s.ephemeral.syncing(&session.user_id);
+    Ok(Json(s.sliding_sync.sync(&session.user_id, session.device_id.as_str(), &request).await?))
+}

@@ -1,0 +1,776 @@
+//! Simplified sliding sync (MSC4186, `POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync`),
+//! in the unstable wire format matrix-rust-sdk (Element X) speaks.
+//!
+//! A connection is (user, device, conn_id). Each answer gets a new `pos`; what the client was
+//! sent up to it (stream token, and per room the event position it is up to date with and the
+//! room config it got) is stored in SQLite under that `pos`, so the next request sends only
+//! what changed, a retried `pos` is answered again, and a restart keeps connections. Any `pos`
+//! that is not one of this connection's answers is `M_UNKNOWN_POS`, which makes the client
+//! start over (anything else would leave it retrying the same `pos` forever).
+//!
+//! Rooms are ordered by their latest event (any type; for invites and rooms left, the
+//! membership event); lists answer their `count` and the rooms inside their `ranges`. A room is
+//! sent when it is new to the connection, has events the connection has not seen, or is asked
+//! for with a bigger timeline or more state than it was sent with.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use ruma::{RoomId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{
+    account_data::AccountData,
+    e2ee::E2ee,
+    ephemeral::Ephemeral,
+    notifier::Notifier,
+    rooms::{Rooms, StoredEvent},
+    sync::{Sync, SyncToken},
+};
+use ruma::api::error::ErrorKind;
+
+use crate::{
+    error::{Error, Result},
+    matrix::client_event::{self, View, Viewer},
+    storage::{self, now_ms},
+};
+
+use storage::sliding_sync::BUMP_TYPES;
+/// Longest long-poll accepted.
+const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most timeline events per room.
+const MAX_TIMELINE: u64 = 1000;
+/// A connection unused this long is forgotten (its `pos` then answers M_UNKNOWN_POS), as in
+/// Synapse.
+const CONNECTION_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Most lists per request, and longest list name (as Synapse).
+const MAX_LISTS: usize = 100;
+const MAX_LIST_NAME: usize = 64;
+/// Heroes sent for a room without a name.
+const MAX_HEROES: usize = 5;
+/// To-device messages per answer at most.
+const TO_DEVICE_LIMIT: u64 = 100;
+
+/// The request, as far as the server reads it (the ruma request's body and query).
+pub struct Request {
+    pub pos: Option<String>,
+    pub conn_id: String,
+    pub timeout: Duration,
+    pub lists: BTreeMap<String, ListRequest>,
+    pub subscriptions: BTreeMap<String, RoomConfig>,
+    pub extensions: Extensions,
+}
+
+pub struct ListRequest {
+    pub ranges: Vec<(u64, u64)>,
+    pub config: RoomConfig,
+    pub filters: Filters,
+}
+
+#[derive(Default)]
+pub struct Filters {
+    pub is_dm: Option<bool>,
+    pub is_encrypted: Option<bool>,
+    pub is_invite: Option<bool>,
+    /// `None` inside stands for rooms without a type.
+    pub room_types: Option<Vec<Option<String>>>,
+    pub not_room_types: Vec<Option<String>>,
+}
+
+/// What the client wants of a room: how much timeline and which state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoomConfig {
+    #[serde(rename = "t")]
+    pub timeline_limit: u64,
+    #[serde(rename = "r")]
+    pub required_state: BTreeSet<(String, String)>,
+}
+
+impl RoomConfig {
+    fn merge(&mut self, other: &RoomConfig) {
+        self.timeline_limit = self.timeline_limit.max(other.timeline_limit);
+        self.required_state.extend(other.required_state.iter().cloned());
+    }
+
+    /// Whether `self` asks for something `sent` did not have.
+    fn expands(&self, sent: &RoomConfig) -> bool {
+        self.timeline_limit > sent.timeline_limit || !self.required_state.is_subset(&sent.required_state)
+    }
+
+    /// Whether the state event (type, key) is wanted (`$LAZY` is handled by the caller).
+    fn wants(&self, event_type: &str, key: &str, me: &str) -> bool {
+        self.required_state.iter().any(|(t, k)| {
+            (t == "*" || t == event_type) && (k == "*" || k == key || (k == "$ME" && key == me) || (t == "*" && k != "$LAZY"))
+        })
+    }
+
+    fn lazy_members(&self) -> bool {
+        self.required_state.iter().any(|(t, k)| (t == "m.room.member" || t == "*") && k == "$LAZY")
+    }
+}
+
+#[derive(Default)]
+pub struct Extensions {
+    pub to_device: Option<Option<String>>,
+    pub e2ee: bool,
+    pub account_data: Option<Scope>,
+    pub receipts: Option<Scope>,
+    pub typing: Option<Scope>,
+}
+
+/// Which rooms an extension covers: lists by name and rooms by ID, `*` for all (the default).
+#[derive(Default)]
+pub struct Scope {
+    pub lists: Option<Vec<String>>,
+    pub rooms: Option<Vec<String>>,
+}
+
+/// What a connection has, stored under each `pos`.
+#[derive(Default, Serialize, Deserialize)]
+struct Known {
+    /// Per room: the event position it is up to date with, and the config it was sent with.
+    rooms: HashMap<String, KnownRoom>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct KnownRoom {
+    #[serde(rename = "s")]
+    since: i64,
+    #[serde(rename = "c")]
+    config: RoomConfig,
+}
+
+pub struct SlidingSync {
+    rooms: Arc<Rooms>,
+    account_data: Arc<AccountData>,
+    ephemeral: Arc<Ephemeral>,
+    e2ee: Arc<E2ee>,
+    notifier: Arc<Notifier>,
+    sync: Arc<Sync>,
+}
+
+fn unknown_pos() -> Error {
+    Error::matrix(
+        http::StatusCode::BAD_REQUEST,
+        ErrorKind::UnknownPos,
+        "Unknown position: start a new sliding sync connection (send no pos)",
+    )
+}
+
+/// `pos` is `<connection id>_<number>`.
+fn parse_pos(pos: &str) -> Option<(i64, i64)> {
+    let (c, p) = pos.split_once('_')?;
+    Some((c.parse().ok()?, p.parse().ok()?))
+}
+
+impl SlidingSync {
+    pub fn new(rooms: Arc<Rooms>, account_data: Arc<AccountData>, ephemeral: Arc<Ephemeral>, e2ee: Arc<E2ee>, notifier: Arc<Notifier>, sync: Arc<Sync>) -> Self {
+        Self { rooms, account_data, ephemeral, e2ee, notifier, sync }
+    }
+
+    /// Forgets connections unused for a week (housekeeping).
+    pub async fn expire(&self) -> Result<()> {
+        let mut conn = self.rooms.db().write.acquire().await?;
+        let gone = storage::sliding_sync::expire(&mut conn, now_ms() - CONNECTION_LIFETIME_MS).await?;
+        if gone > 0 {
+            tracing::info!(connections = gone, "forgot unused sliding sync connections");
+        }
+        Ok(())
+    }
+
+    pub fn validate(req: &Request) -> Result<()> {
+        if req.conn_id.len() > 64 {
+            return Err(Error::invalid_param("conn_id is longer than 64 characters"));
+        }
+        if req.lists.len() > MAX_LISTS {
+            return Err(Error::invalid_param(format!("At most {MAX_LISTS} lists")));
+        }
+        for (name, list) in &req.lists {
+            if name.len() > MAX_LIST_NAME {
+                return Err(Error::invalid_param(format!("List names are at most {MAX_LIST_NAME} characters")));
+            }
+            for (a, b) in &list.ranges {
+                if a > b {
+                    return Err(Error::invalid_param(format!("List `{name}`: range [{a}, {b}] ends before it starts")));
+                }
+            }
+            if list.config.timeline_limit > MAX_TIMELINE {
+                return Err(Error::invalid_param(format!("timeline_limit is at most {MAX_TIMELINE}")));
+            }
+        }
+        if req.subscriptions.values().any(|c| c.timeline_limit > MAX_TIMELINE) {
+            return Err(Error::invalid_param(format!("timeline_limit is at most {MAX_TIMELINE}")));
+        }
+        Ok(())
+    }
+
+    /// Answers one request, long-polling when the client has a `pos` and nothing is new.
+    pub async fn sync(&self, user: &UserId, device: &str, req: &Request) -> Result<Value> {
+        Self::validate(req)?;
+        let db = self.rooms.db();
+        // Where the client is: a known position of this very connection, or nowhere.
+        let (connection, sent_pos, from, known) = match &req.pos {
+            None => (None, None, None, Known::default()),
+            Some(pos) => {
+                let (id, p) = parse_pos(pos).ok_or_else(unknown_pos)?;
+                let (token, rooms) = storage::sliding_sync::position(&db.read, id, user.as_str(), device, &req.conn_id, p)
+                    .await?
+                    .ok_or_else(unknown_pos)?;
+                let from = SyncToken::parse(&token).map_err(|_| unknown_pos())?;
+                let known: Known = serde_json::from_str(&rooms).map_err(|_| unknown_pos())?;
+                (Some(id), Some(p), Some(from), known)
+            }
+        };
+        let mut rx = self.notifier.subscribe();
+        let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
+        let (body, next_known, head) = loop {
+            rx.borrow_and_update();
+            let head = self.sync.head();
+            let (body, next_known, news) = self.build(user, device, req, from, &known, head).await?;
+            // A first request never waits (the client needs its lists at once).
+            if news || from.is_none() || tokio::time::Instant::now() >= deadline {
+                break (body, next_known, head);
+            }
+            if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
+                let head = self.sync.head();
+                let (body, next_known, _) = self.build(user, device, req, from, &known, head).await?;
+                break (body, next_known, head);
+            }
+        };
+
+        // Remember what this answer gives the client, under a new position.
+        let now = now_ms();
+        let rooms_json = serde_json::to_string(&next_known).map_err(Error::internal)?;
+        let mut tx = db.write.begin().await?;
+        let id = match connection {
+            Some(id) => id,
+            None => storage::sliding_sync::reset_connection(&mut tx, user.as_str(), device, &req.conn_id, now).await?,
+        };
+        let pos = sent_pos.map_or(1, |p| p + 1);
+        storage::sliding_sync::store_position(&mut tx, id, sent_pos, pos, &head.encode(), &rooms_json, now).await?;
+        tx.commit().await?;
+        let mut body = body;
+        body["pos"] = json!(format!("{id}_{pos}"));
+        Ok(body)
+    }
+
+    /// Builds an answer from `from` (None: a new connection) up to `head`. Returns the body,
+    /// what the client has afterwards, and whether anything in it is news.
+    async fn build(
+        &self,
+        user: &UserId,
+        device: &str,
+        req: &Request,
+        from: Option<SyncToken>,
+        known: &Known,
+        head: SyncToken,
+    ) -> Result<(Value, Known, bool)> {
+        let memberships = self.rooms.memberships_of(user).await?;
+        // The rooms a list can show: every membership, and rooms left or banned from since the
+        // connection's last answer (once, so the client learns of it) or that it still shows.
+        let mut candidates: Vec<&storage::rooms::MembershipRow> = Vec::new();
+        for m in memberships.iter() {
+            let keep = match m.membership.as_str() {
+                "join" | "invite" | "knock" => true,
+                "leave" | "ban" => {
+                    from.is_some_and(|f| m.stream_ordering > f.events) || known.rooms.get(&m.room_id).is_some_and(|k| k.since < m.stream_ordering)
+                }
+                _ => false,
+            };
+            if keep {
+                candidates.push(m);
+            }
+        }
+        let activity = |m: &storage::rooms::MembershipRow| -> i64 {
+            if m.membership == "join" { self.rooms.latest_event(&m.room_id).min(head.events).max(m.stream_ordering) } else { m.stream_ordering }
+        };
+        let dm_rooms: HashSet<String> = match self.account_data.get(user, None, "m.direct").await? {
+            Some(v) => v.as_object().into_iter().flatten().flat_map(|(_, rooms)| rooms.as_array().into_iter().flatten()).filter_map(|r| r.as_str().map(str::to_owned)).collect(),
+            None => HashSet::new(),
+        };
+
+        // Lists: filter, order, count, and the rooms inside the ranges with their configs.
+        let mut wanted: BTreeMap<String, RoomConfig> = BTreeMap::new();
+        let mut room_lists: HashMap<String, Vec<String>> = HashMap::new();
+        let mut lists = Map::new();
+        for (name, list) in &req.lists {
+            let mut rooms: Vec<(i64, &storage::rooms::MembershipRow)> = Vec::new();
+            for m in &candidates {
+                if self.passes(m, &list.filters, &dm_rooms).await? {
+                    rooms.push((activity(m), m));
+                }
+            }
+            rooms.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.room_id.cmp(&b.1.room_id)));
+            lists.insert(name.clone(), json!({ "count": rooms.len() }));
+            let mut in_range: BTreeSet<usize> = BTreeSet::new();
+            for (a, b) in &list.ranges {
+                let (a, b) = (*a as usize, (*b as usize).min(rooms.len().saturating_sub(1)));
+                if a < rooms.len() {
+                    in_range.extend(a..=b);
+                }
+            }
+            for i in in_range {
+                let room = &rooms[i].1.room_id;
+                wanted.entry(room.clone()).or_default().merge(&list.config);
+                room_lists.entry(room.clone()).or_default().push(name.clone());
+            }
+        }
+        // Subscriptions: rooms the user has (or had) a membership in; others are ignored.
+        for (room, config) in &req.subscriptions {
+            if memberships.iter().any(|m| &m.room_id == room) {
+                wanted.entry(room.clone()).or_default().merge(config);
+            }
+        }
+
+        let mut next = Known { rooms: known.rooms.clone() };
+        let mut out_rooms = Map::new();
+        let now = now_ms();
+        for (room_id, config) in &wanted {
+            let Some(m) = memberships.iter().find(|m| &m.room_id == room_id) else { continue };
+            let seen = known.rooms.get(room_id);
+            let changed = seen.is_none_or(|k| activity(m) > k.since || config.expands(&k.config));
+            if !changed {
+                continue;
+            }
+            let room = self.room(user, device, m, config, seen, from, head, now).await?;
+            if let Some(room) = room {
+                out_rooms.insert(room_id.clone(), room);
+            }
+            let mut sent = config.clone();
+            if let Some(k) = seen {
+                // What the client has is at least what it had.
+                sent.merge(&k.config);
+            }
+            next.rooms.insert(room_id.clone(), KnownRoom { since: head.events.max(m.stream_ordering), config: sent });
+        }
+        // Rooms the user is gone from for good drop out of what the connection tracks.
+        next.rooms.retain(|r, _| memberships.iter().any(|m| &m.room_id == r));
+
+        let relevant: Vec<&String> = wanted.keys().collect();
+        let (extensions, ext_news) = self.extensions(user, device, req, from, head, &relevant, &room_lists, &out_rooms).await?;
+        let news = !out_rooms.is_empty() || ext_news;
+        let body = json!({ "lists": lists, "rooms": out_rooms, "extensions": extensions });
+        Ok((body, next, news))
+    }
+
+    /// Whether a room passes a list's filters.
+    async fn passes(&self, m: &storage::rooms::MembershipRow, f: &Filters, dms: &HashSet<String>) -> Result<bool> {
+        if let Some(want) = f.is_invite
+            && (m.membership == "invite") != want
+        {
+            return Ok(false);
+        }
+        if let Some(want) = f.is_dm
+            && dms.contains(&m.room_id) != want
+        {
+            return Ok(false);
+        }
+        if f.is_encrypted.is_some() || f.room_types.is_some() || !f.not_room_types.is_empty() {
+            let (encrypted, room_type) = self.room_facts(m).await?;
+            if let Some(want) = f.is_encrypted
+                && encrypted != want
+            {
+                return Ok(false);
+            }
+            if f.not_room_types.contains(&room_type) {
+                return Ok(false);
+            }
+            if let Some(types) = &f.room_types
+                && !types.contains(&room_type)
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether the room is encrypted, and its type (from the create event). Invites are judged
+    /// from the state the invite carries.
+    async fn room_facts(&self, m: &storage::rooms::MembershipRow) -> Result<(bool, Option<String>)> {
+        let Ok(room) = RoomId::parse(&m.room_id) else { return Ok((false, None)) };
+        let state = if m.membership == "join" {
+            self.rooms.current_state_ids(&room).await?
+        } else {
+            self.rooms.state_at(&m.room_id, m.stream_ordering).await?.as_ref().clone()
+        };
+        let encrypted = state.contains_key(&("m.room.encryption".to_owned(), String::new()));
+        let mut room_type = None;
+        if let Some(id) = state.get(&("m.room.create".to_owned(), String::new()))
+            && let Some(e) = self.rooms.event(id).await?
+        {
+            room_type = super::rooms::content_of(&e.json)["type"].as_str().map(str::to_owned);
+        }
+        Ok((encrypted, room_type))
+    }
+
+    /// One room's answer, or None when there is nothing to say.
+    #[allow(clippy::too_many_arguments)]
+    async fn room(
+        &self,
+        user: &UserId,
+        device: &str,
+        m: &storage::rooms::MembershipRow,
+        config: &RoomConfig,
+        seen: Option<&KnownRoom>,
+        from: Option<SyncToken>,
+        head: SyncToken,
+        now: i64,
+    ) -> Result<Option<Value>> {
+        let room_id = m.room_id.as_str();
+        let me = user.as_str();
+        let initial = seen.is_none();
+        let mut out = Map::new();
+        if initial {
+            out.insert("initial".into(), json!(true));
+        }
+        if matches!(m.membership.as_str(), "invite" | "knock") {
+            let block = self.sync.invite_block(room_id, &m.event_id).await?;
+            out.insert("invite_state".into(), block["invite_state"]["events"].clone());
+            out.insert("bump_stamp".into(), json!(m.stream_ordering));
+            return Ok(Some(Value::Object(out)));
+        }
+        let viewer = Viewer { user_id: me, device_id: device };
+        // A room left or banned from shows nothing after the leave.
+        let upto = if m.membership == "join" { head.events } else { m.stream_ordering.min(head.events) };
+        let timeline_grew = seen.is_some_and(|k| config.timeline_limit > k.config.timeline_limit);
+        // The client is up to date with the room to here (nothing: the latest events).
+        let after = match seen {
+            Some(k) if !timeline_grew => k.since,
+            _ => 0,
+        };
+        if timeline_grew {
+            out.insert("unstable_expanded_timeline".into(), json!(true));
+        }
+        let view = |e: &StoredEvent| {
+            client_event::format(
+                &View { json: &e.json, event_id: &e.row.event_id, room_id, txn: e.row.txn_device_id.as_deref().zip(e.row.txn_id.as_deref()) },
+                false,
+                Some(&viewer),
+                now,
+            )
+        };
+
+        // The timeline: the latest events after `after` the user may see, oldest first.
+        let limit = config.timeline_limit as usize;
+        let mut picked: Vec<(i64, Value)> = Vec::new();
+        let mut limited = false;
+        let mut bump: Option<i64> = None;
+        if limit > 0 {
+            let mut check = self.rooms.visibility_with(user, room_id, Some(m));
+            let mut cursor = upto;
+            'batches: for _ in 0..10 {
+                let rows = storage::events::room_events_desc_meta(&self.rooms.db().read, room_id, after, cursor, limit as i64 + 1).await?;
+                let exhausted = rows.len() <= limit;
+                let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+                let loaded: HashMap<String, Arc<StoredEvent>> =
+                    self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
+                for r in &rows {
+                    cursor = r.stream_ordering - 1;
+                    if picked.len() == limit {
+                        limited = true;
+                        break 'batches;
+                    }
+                    if !check.allows(r).await? {
+                        continue;
+                    }
+                    if let Some(e) = loaded.get(&r.event_id) {
+                        if bump.is_none() && BUMP_TYPES.contains(&r.event_type.as_str()) {
+                            bump = Some(r.stream_ordering);
+                        }
+                        picked.push((r.stream_ordering, view(e)));
+                    }
+                }
+                if exhausted {
+                    break;
+                }
+            }
+            picked.reverse();
+        }
+        let num_live = match from {
+            Some(f) if !initial => picked.iter().filter(|(p, _)| *p > f.events).count(),
+            _ => 0,
+        };
+        let timeline_start = picked.first().map(|(p, _)| *p).unwrap_or(upto + 1);
+        let mut timeline: Vec<Value> = picked.into_iter().map(|(_, v)| v).collect();
+        if !timeline.is_empty() {
+            self.rooms.bundle(user, room_id, &mut timeline).await?;
+        }
+
+        // State: everything wanted for a room new to the connection (or asked for with more
+        // state), otherwise what changed since the client was up to date with the room.
+        let state_now = if m.membership == "join" {
+            let room = RoomId::parse(room_id).map_err(Error::internal)?;
+            self.rooms.current_state_ids(&room).await?
+        } else {
+            self.rooms.state_at(room_id, upto).await?.as_ref().clone()
+        };
+        let state_grew = seen.is_some_and(|k| !config.required_state.is_subset(&k.config.required_state));
+        let changed_keys: Option<HashSet<(String, String)>> = match seen {
+            Some(k) if !state_grew => {
+                let before = self.rooms.state_at(room_id, k.since).await?;
+                Some(state_now.iter().filter(|(key, id)| before.get(*key) != Some(*id)).map(|(key, _)| key.clone()).collect())
+            }
+            _ => None,
+        };
+        let lazy = config.lazy_members();
+        let senders: HashSet<String> = timeline.iter().filter_map(|e| e["sender"].as_str().map(str::to_owned)).collect();
+        let targets: HashSet<String> =
+            timeline.iter().filter(|e| e["type"] == "m.room.member").filter_map(|e| e["state_key"].as_str().map(str::to_owned)).collect();
+        let mut state_ids: Vec<String> = Vec::new();
+        let mut member_changes = initial;
+        for ((t, k), id) in &state_now {
+            let is_change = changed_keys.as_ref().is_none_or(|c| c.contains(&(t.clone(), k.clone())));
+            let wanted = config.wants(t, k, me)
+                || (lazy && t == "m.room.member" && (senders.contains(k) || targets.contains(k) || (changed_keys.is_some() && !limited)));
+            if t == "m.room.member" && is_change && changed_keys.is_some() {
+                member_changes = true;
+            }
+            // Members of the timeline go with it every time (lazy loading); other state only
+            // when it changed.
+            let timeline_member = lazy && t == "m.room.member" && (senders.contains(k) || targets.contains(k));
+            if wanted && (is_change || timeline_member) {
+                state_ids.push(id.clone());
+            }
+        }
+        let state_events: Vec<Arc<StoredEvent>> = self.rooms.events_shared(&state_ids).await?;
+        let required_state: Vec<Value> = state_events.iter().map(|e| view(e)).collect();
+        let content_at = |t: &str| -> Option<Value> {
+            state_events.iter().find(|e| e.row.event_type == t && e.row.state_key.as_deref() == Some("")).map(|e| super::rooms::content_of(&e.json))
+        };
+        let name_event = state_now.get(&("m.room.name".to_owned(), String::new()));
+        if let Some(c) = content_at("m.room.name")
+            && let Some(n) = c["name"].as_str()
+        {
+            out.insert("name".into(), json!(n));
+        }
+        if let Some(c) = content_at("m.room.avatar") {
+            out.insert("avatar".into(), c.get("url").cloned().unwrap_or(Value::Null));
+        }
+        if m.membership == "join" && (initial || member_changes) {
+            let members = storage::rooms::members(&self.rooms.db().read, room_id).await?;
+            let joined = members.iter().filter(|(_, ms, _)| ms == "join").count();
+            let invited = members.iter().filter(|(_, ms, _)| ms == "invite").count();
+            out.insert("joined_count".into(), json!(joined));
+            out.insert("invited_count".into(), json!(invited));
+            if name_event.is_none() {
+                let pick: Vec<&(String, String, String)> = members
+                    .iter()
+                    .filter(|(u, ms, _)| u != me && ms == "join")
+                    .chain(members.iter().filter(|(u, ms, _)| u != me && ms == "invite"))
+                    .take(MAX_HEROES)
+                    .collect();
+                let ids: Vec<String> = pick.iter().map(|(_, _, e)| e.clone()).collect();
+                let loaded = self.rooms.events_shared(&ids).await?;
+                let heroes: Vec<Value> = pick
+                    .iter()
+                    .map(|(u, _, e)| {
+                        let content = loaded.iter().find(|x| &x.row.event_id == e).map(|x| super::rooms::content_of(&x.json)).unwrap_or_default();
+                        let mut h = json!({ "user_id": u });
+                        if let Some(n) = content["displayname"].as_str() {
+                            h["displayname"] = json!(n);
+                        }
+                        if let Some(a) = content["avatar_url"].as_str() {
+                            h["avatar_url"] = json!(a);
+                        }
+                        h
+                    })
+                    .collect();
+                if !heroes.is_empty() {
+                    out.insert("heroes".into(), json!(heroes));
+                }
+            }
+        }
+        // bump_stamp: the latest event that moves the room up, always for a room new to the
+        // connection or a limited timeline, else when the timeline has one.
+        if m.membership != "join" {
+            out.insert("bump_stamp".into(), json!(m.stream_ordering));
+        } else if let Some(b) = bump {
+            out.insert("bump_stamp".into(), json!(b));
+        } else if initial || limited || limit == 0 {
+            let b = storage::sliding_sync::latest_bump(&self.rooms.db().read, room_id, upto).await?;
+            out.insert("bump_stamp".into(), json!(b.unwrap_or(0).max(0)));
+        }
+        if m.membership == "join" {
+            let ((notes, highlights), _) = self.rooms.unread_counts(user, room_id).await?;
+            out.insert("notification_count".into(), json!(notes));
+            out.insert("highlight_count".into(), json!(highlights));
+        }
+        let nothing = timeline.is_empty() && required_state.is_empty() && !initial && !timeline_grew && !member_changes;
+        if nothing {
+            return Ok(None);
+        }
+        if !timeline.is_empty() || initial || timeline_grew {
+            out.insert("limited".into(), json!(limited));
+            out.insert("prev_batch".into(), json!(super::sync::token((timeline_start - 1).max(0))));
+            out.insert("num_live".into(), json!(num_live));
+        }
+        if !timeline.is_empty() {
+            out.insert("timeline".into(), Value::Array(timeline));
+        }
+        if !required_state.is_empty() {
+            out.insert("required_state".into(), Value::Array(required_state));
+        }
+        Ok(Some(Value::Object(out)))
+    }
+
+    /// The extensions' answers, and whether any carries news.
+    #[allow(clippy::too_many_arguments)]
+    async fn extensions(
+        &self,
+        user: &UserId,
+        device: &str,
+        req: &Request,
+        from: Option<SyncToken>,
+        head: SyncToken,
+        relevant: &[&String],
+        room_lists: &HashMap<String, Vec<String>>,
+        sent_rooms: &Map<String, Value>,
+    ) -> Result<(Value, bool)> {
+        let me = user.as_str();
+        let mut out = Map::new();
+        let mut news = false;
+        let in_scope = |scope: &Scope| -> Vec<String> {
+            relevant
+                .iter()
+                .filter(|r| {
+                    let by_list = scope.lists.as_ref().is_none_or(|ls| {
+                        ls.iter().any(|l| l == "*" || room_lists.get(r.as_str()).is_some_and(|names| names.contains(l)))
+                    });
+                    let by_room = scope.rooms.as_ref().is_none_or(|rs| rs.iter().any(|x| x == "*" || x == r.as_str()));
+                    by_list || by_room
+                })
+                .map(|r| (*r).clone())
+                .collect()
+        };
+
+        if let Some(since) = &req.extensions.to_device {
+            let since = match since {
+                Some(s) => s.parse::<i64>().map_err(|_| Error::invalid_param(format!("to_device.since `{s}` is not a position this server gave")))?,
+                None => 0,
+            };
+            let (events, next) = self.e2ee.to_device_for_sync(me, device, since, head.to_device).await?;
+            news |= !events.is_empty();
+            let events: Vec<Value> = events.into_iter().take(TO_DEVICE_LIMIT as usize).collect();
+            out.insert("to_device".into(), json!({ "next_batch": next.to_string(), "events": events }));
+        }
+        if req.extensions.e2ee {
+            let counts = self.e2ee.key_counts(me, device).await?;
+            let (otk, fallback) = &*counts;
+            let changed = match from {
+                Some(f) => super::e2ee::sorted(self.e2ee.changed_device_lists(me, f.device_lists, head.device_lists).await?),
+                None => Vec::new(),
+            };
+            news |= !changed.is_empty();
+            out.insert(
+                "e2ee".into(),
+                json!({
+                    "device_lists": { "changed": changed, "left": [] },
+                    "device_one_time_keys_count": otk,
+                    "device_unused_fallback_key_types": fallback,
+                }),
+            );
+        }
+        if let Some(scope) = &req.extensions.account_data {
+            let since = from.map_or(0, |f| f.account_data);
+            let rooms_in = in_scope(scope);
+            let mut global = Vec::new();
+            let mut rooms: Map<String, Value> = Map::new();
+            let rows = self.account_data.changed_since(user, 0).await?;
+            for row in rows {
+                if row.stream_id > head.account_data {
+                    continue;
+                }
+                let fresh_room = !row.room_id.is_empty() && sent_rooms.get(&row.room_id).is_some_and(|r| r["initial"] == true);
+                if row.stream_id <= since && !fresh_room {
+                    continue;
+                }
+                let content: Value = serde_json::from_str(&row.content).map_err(Error::internal)?;
+                let ev = json!({ "type": row.data_type, "content": content });
+                if row.room_id.is_empty() {
+                    global.push(ev);
+                } else if rooms_in.contains(&row.room_id) {
+                    rooms.entry(row.room_id.clone()).or_insert_with(|| json!([])).as_array_mut().expect("array").push(ev);
+                }
+            }
+            if from.is_none() && !global.iter().any(|e| e["type"] == "m.push_rules") {
+                global.push(json!({ "type": "m.push_rules", "content": { "global": ruma::push::Ruleset::server_default(user) } }));
+            }
+            news |= !global.is_empty() || !rooms.is_empty();
+            out.insert("account_data".into(), json!({ "global": global, "rooms": rooms }));
+        }
+        if let Some(scope) = &req.extensions.receipts {
+            let mut rooms = Map::new();
+            for r in in_scope(scope) {
+                let fresh = sent_rooms.get(&r).is_some_and(|x| x["initial"] == true);
+                let since = if fresh { 0 } else { from.map_or(0, |f| f.receipts) };
+                if let Some(ev) = self.ephemeral.receipt_event(&r, since, head.receipts, me).await? {
+                    rooms.insert(r, ev);
+                }
+            }
+            news |= !rooms.is_empty();
+            out.insert("receipts".into(), json!({ "rooms": rooms }));
+        }
+        if let Some(scope) = &req.extensions.typing {
+            let mut rooms = Map::new();
+            for r in in_scope(scope) {
+                let fresh = sent_rooms.get(&r).is_some_and(|x| x["initial"] == true);
+                let since = if fresh { None } else { from.map(|f| f.typing) };
+                if let Some(ev) = self.ephemeral.typing_event(&r, since) {
+                    rooms.insert(r, ev);
+                }
+            }
+            news |= !rooms.is_empty();
+            out.insert("typing".into(), json!({ "rooms": rooms }));
+        }
+        Ok((Value::Object(out), news))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> RoomConfig {
+        RoomConfig { timeline_limit: 1, required_state: pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect() }
+    }
+
+    #[test]
+    fn required_state_matches_types_keys_wildcards_and_me() {
+        let c = config(&[("m.room.name", ""), ("m.room.member", "$ME"), ("m.space.child", "*")]);
+        assert!(c.wants("m.room.name", "", "@me:x"));
+        assert!(!c.wants("m.room.topic", "", "@me:x"));
+        assert!(c.wants("m.room.member", "@me:x", "@me:x"));
+        assert!(!c.wants("m.room.member", "@you:x", "@me:x"));
+        assert!(c.wants("m.space.child", "!a:x", "@me:x"));
+        assert!(config(&[("*", "*")]).wants("m.room.topic", "", "@me:x"));
+        // ["*", key] is treated as all state (allowed: more state than asked is fine).
+        assert!(config(&[("*", "")]).wants("m.room.member", "@you:x", "@me:x"));
+        assert!(config(&[("m.room.member", "$LAZY")]).lazy_members());
+        assert!(!config(&[("m.room.member", "$LAZY")]).wants("m.room.member", "@you:x", "@me:x"));
+    }
+
+    #[test]
+    fn a_config_expands_when_it_asks_for_more() {
+        let small = config(&[("m.room.name", "")]);
+        let mut big = config(&[("m.room.name", ""), ("m.room.topic", "")]);
+        assert!(big.expands(&small));
+        assert!(!small.expands(&big));
+        big.merge(&small);
+        assert!(!big.expands(&big.clone()));
+        let mut longer = small.clone();
+        longer.timeline_limit = 20;
+        assert!(longer.expands(&small));
+    }
+
+    #[test]
+    fn positions_parse_strictly() {
+        assert_eq!(parse_pos("3_7"), Some((3, 7)));
+        assert_eq!(parse_pos("3"), None);
+        assert_eq!(parse_pos("x_1"), None);
+        assert_eq!(parse_pos(""), None);
+    }
+}

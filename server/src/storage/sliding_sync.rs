@@ -1,0 +1,103 @@
+//! Sliding sync connections and the positions handed out on them (see the migration
+//! `sliding_sync`).
+
+use sqlx::SqliteExecutor;
+
+/// A new connection for (user, device, conn_id), replacing any earlier one and its positions
+/// (a request without `pos` starts over). Returns its id.
+pub async fn reset_connection(tx: &mut sqlx::SqliteConnection, user: &str, device: &str, conn_id: &str, now: i64) -> sqlx::Result<i64> {
+    let old: Option<i64> = sqlx::query_scalar("SELECT id FROM sliding_sync_connections WHERE user_id = ? AND device_id = ? AND conn_id = ?")
+        .bind(user)
+        .bind(device)
+        .bind(conn_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if let Some(id) = old {
+        sqlx::query("DELETE FROM sliding_sync_positions WHERE connection_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sliding_sync_connections WHERE id = ?").bind(id).execute(&mut *tx).await?;
+    }
+    let id = sqlx::query_scalar("INSERT INTO sliding_sync_connections (user_id, device_id, conn_id, last_used_ts) VALUES (?, ?, ?, ?) RETURNING id")
+        .bind(user)
+        .bind(device)
+        .bind(conn_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(id)
+}
+
+/// The token and per-room state stored for `pos` of connection `id`, if that connection
+/// belongs to (user, device, conn_id).
+pub async fn position(
+    ex: impl SqliteExecutor<'_>,
+    id: i64,
+    user: &str,
+    device: &str,
+    conn_id: &str,
+    pos: i64,
+) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as(
+        "SELECT p.token, p.rooms FROM sliding_sync_positions p JOIN sliding_sync_connections c ON c.id = p.connection_id
+         WHERE c.id = ? AND c.user_id = ? AND c.device_id = ? AND c.conn_id = ? AND p.pos = ?",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(device)
+    .bind(conn_id)
+    .bind(pos)
+    .fetch_optional(ex)
+    .await
+}
+
+/// Stores position `pos` and forgets every other one except `keep` (the one the client sent,
+/// which it may send again if this answer is lost).
+pub async fn store_position(tx: &mut sqlx::SqliteConnection, id: i64, keep: Option<i64>, pos: i64, token: &str, rooms: &str, now: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM sliding_sync_positions WHERE connection_id = ? AND pos <> ?")
+        .bind(id)
+        .bind(keep.unwrap_or(-1))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT OR REPLACE INTO sliding_sync_positions (connection_id, pos, token, rooms) VALUES (?, ?, ?, ?)")
+        .bind(id)
+        .bind(pos)
+        .bind(token)
+        .bind(rooms)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE sliding_sync_connections SET last_used_ts = ? WHERE id = ?").bind(now).bind(id).execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Forgets connections unused since `before` (their `pos` then answers M_UNKNOWN_POS).
+pub async fn expire(ex: &mut sqlx::SqliteConnection, before: i64) -> sqlx::Result<u64> {
+    sqlx::query("DELETE FROM sliding_sync_positions WHERE connection_id IN (SELECT id FROM sliding_sync_connections WHERE last_used_ts < ?)")
+        .bind(before)
+        .execute(&mut *ex)
+        .await?;
+    Ok(sqlx::query("DELETE FROM sliding_sync_connections WHERE last_used_ts < ?").bind(before).execute(&mut *ex).await?.rows_affected())
+}
+
+/// Event types that move a room up a sliding sync list (`bump_stamp`), as in MSC4186 and
+/// Synapse. `latest_bump` spells them out in its SQL; a test keeps the two equal.
+pub const BUMP_TYPES: &[&str] =
+    &["m.room.create", "m.room.message", "m.room.encrypted", "m.sticker", "m.call.invite", "m.poll.start", "m.beacon_info"];
+
+const LATEST_BUMP: &str = "SELECT stream_ordering FROM events WHERE room_id = ? AND stream_ordering <= ? AND rejected = 0
+    AND event_type IN ('m.room.create', 'm.room.message', 'm.room.encrypted', 'm.sticker', 'm.call.invite', 'm.poll.start', 'm.beacon_info')
+    ORDER BY stream_ordering DESC LIMIT 1";
+
+/// The latest event of a `BUMP_TYPES` type in the room at or before `upto`.
+pub async fn latest_bump(ex: impl SqliteExecutor<'_>, room_id: &str, upto: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(LATEST_BUMP).bind(room_id).bind(upto).fetch_optional(ex).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sql_names_every_bump_type() {
+        for t in super::BUMP_TYPES {
+            assert!(super::LATEST_BUMP.contains(&format!("'{t}'")), "{t}");
+        }
+        assert_eq!(super::LATEST_BUMP.matches("'m.").count(), super::BUMP_TYPES.len());
+    }
+}

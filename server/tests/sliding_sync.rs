@@ -1,0 +1,298 @@
+//! Simplified sliding sync (MSC4186) over real HTTP, in the unstable wire format matrix-rust-sdk
+//! (Element X) speaks: lists ordered by recency with counts and ranges, rooms with the state
+//! they asked for, incremental answers by `pos`, retries of a `pos`, M_UNKNOWN_POS, long-polling
+//! and the extensions.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{SERVER_NAME, TestServer, assert_err};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const PATH: &str = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+
+async fn ss(s: &TestServer, token: &str, pos: Option<&str>, timeout_ms: u64, body: Value) -> (StatusCode, Value) {
+    let mut path = format!("{PATH}?timeout={timeout_ms}");
+    if let Some(p) = pos {
+        path.push_str(&format!("&pos={p}"));
+    }
+    s.post(&path, Some(token), body).await
+}
+
+/// What Element X's room list asks for (matrix-sdk-ui's RoomListService), with `range`.
+fn room_list(range: (u64, u64)) -> Value {
+    json!({
+        "conn_id": "room-list",
+        "lists": { "all_rooms": {
+            "ranges": [[range.0, range.1]],
+            "timeline_limit": 1,
+            "required_state": [
+                ["m.room.name", ""], ["m.room.encryption", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"],
+                ["m.room.topic", ""], ["m.room.avatar", ""], ["m.room.create", ""], ["m.room.power_levels", ""]
+            ],
+            "filters": {}
+        }},
+        "extensions": { "account_data": { "enabled": true }, "receipts": { "enabled": true, "rooms": ["*"] }, "typing": { "enabled": true } }
+    })
+}
+
+async fn create_room(s: &TestServer, token: &str, name: &str) -> String {
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(token), json!({ "name": name })).await;
+    assert_eq!(st, 200, "{v}");
+    v["room_id"].as_str().unwrap().to_owned()
+}
+
+async fn send(s: &TestServer, token: &str, room: &str, body: &str) -> String {
+    let txn = format!("t{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let (st, v) = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"), Some(token), json!({ "msgtype": "m.text", "body": body })).await;
+    assert_eq!(st, 200, "{v}");
+    v["event_id"].as_str().unwrap().to_owned()
+}
+
+fn state_types(room: &Value) -> Vec<String> {
+    room["required_state"].as_array().unwrap().iter().map(|e| format!("{}|{}", e["type"].as_str().unwrap(), e["state_key"].as_str().unwrap())).collect()
+}
+
+#[tokio::test]
+async fn the_room_list_comes_in_recency_order_with_counts_state_and_latest_event() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let first = create_room(&s, &alice, "First").await;
+    let second = create_room(&s, &alice, "Second").await;
+    let third = create_room(&s, &alice, "Third").await;
+    // The oldest room gets the latest message: it is first now.
+    send(&s, &alice, &first, "back on top").await;
+
+    let (st, v) = ss(&s, &alice, None, 30000, room_list((0, 1))).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["pos"].is_string(), "{v}");
+    assert_eq!(v["lists"]["all_rooms"]["count"], 3, "every room is counted: {v}");
+    let rooms = v["rooms"].as_object().unwrap();
+    assert_eq!(rooms.len(), 2, "only the range [0, 1]: {v}");
+    assert!(rooms.contains_key(&first) && rooms.contains_key(&third), "the two most recent: {v}");
+    assert!(!rooms.contains_key(&second));
+
+    let r = &v["rooms"][&first];
+    assert_eq!(r["initial"], true);
+    assert_eq!(r["name"], "First");
+    let timeline = r["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 1, "timeline_limit 1: {r}");
+    assert_eq!(timeline[0]["content"]["body"], "back on top");
+    assert!(timeline[0].get("room_id").is_none(), "sync format has no room_id");
+    assert_eq!(r["limited"], true);
+    assert!(r["prev_batch"].is_string());
+    let state = state_types(r);
+    for want in ["m.room.create|", "m.room.name|", "m.room.power_levels|", &format!("m.room.member|@alice:{SERVER_NAME}")] {
+        assert!(state.contains(&want.to_owned()), "{want} in {state:?}");
+    }
+    assert!(!state.iter().any(|k| k.starts_with("m.room.join_rules")), "only what was asked: {state:?}");
+    assert_eq!(r["joined_count"], 1);
+    assert_eq!(r["invited_count"], 0);
+    // The message moved the room up: its bump_stamp is above the newer room's.
+    assert!(r["bump_stamp"].as_i64().unwrap() > v["rooms"][&third]["bump_stamp"].as_i64().unwrap(), "{v}");
+
+    // The client grows its range: the rest arrives, and what it has is not sent again.
+    let pos = v["pos"].as_str().unwrap();
+    let (_, v) = ss(&s, &alice, Some(pos), 0, room_list((0, 2))).await;
+    let rooms = v["rooms"].as_object().unwrap();
+    assert_eq!(rooms.keys().collect::<Vec<_>>(), vec![&second], "{v}");
+    assert_eq!(v["lists"]["all_rooms"]["count"], 3);
+
+    // Extensions on the first request: push rules are there for the client to count unreads.
+    let (_, v) = ss(&s, &alice, None, 0, room_list((0, 0))).await;
+    let global = v["extensions"]["account_data"]["global"].as_array().unwrap();
+    assert!(global.iter().any(|e| e["type"] == "m.push_rules"), "{v}");
+    assert!(v["extensions"]["receipts"]["rooms"].is_object());
+    assert!(v["extensions"]["typing"]["rooms"].is_object());
+}
+
+#[tokio::test]
+async fn a_new_message_wakes_the_long_poll_and_moves_its_room_to_the_top() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let old = create_room(&s, &alice, "Old").await;
+    s.post(&format!("/_matrix/client/v3/rooms/{old}/invite"), Some(&alice), json!({ "user_id": format!("@bob:{SERVER_NAME}") })).await;
+    s.post(&format!("/_matrix/client/v3/join/{old}"), Some(&bob), json!({})).await;
+    for i in 0..3 {
+        create_room(&s, &alice, &format!("Newer {i}")).await;
+    }
+    let (_, v) = ss(&s, &alice, None, 0, room_list((0, 0))).await;
+    let pos = v["pos"].as_str().unwrap().to_owned();
+    assert!(!v["rooms"].as_object().unwrap().contains_key(&old), "the old room is not in [0, 0] yet: {v}");
+
+    // Bob writes in the old room while Alice's client waits.
+    let waiter = {
+        let (base, alice, pos) = (s.base.clone(), alice.clone(), pos.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let v: Value = reqwest::Client::new()
+                .post(format!("{base}{PATH}?timeout=20000&pos={pos}"))
+                .bearer_auth(&alice)
+                .json(&room_list((0, 0)))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (v, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(&s, &bob, &old, "hello from bob").await;
+    let (v, waited) = waiter.await.unwrap();
+    assert!(waited < Duration::from_secs(10), "woken by the message, not the timeout ({waited:?})");
+    let r = &v["rooms"][&old];
+    assert_eq!(r["initial"], true, "new to this connection: {v}");
+    assert_eq!(r["timeline"][0]["content"]["body"], "hello from bob");
+    // Bob's membership comes with his message ($LAZY), and Bob is a hero of the unnamed view.
+    assert!(state_types(r).contains(&format!("m.room.member|@bob:{SERVER_NAME}")), "{r}");
+    assert_eq!(r["joined_count"], 2);
+
+    // The same pos again (the answer was lost on the way): the same room comes again.
+    let (_, again) = ss(&s, &alice, Some(&pos), 0, room_list((0, 0))).await;
+    assert_eq!(again["rooms"][&old]["timeline"][0]["content"]["body"], "hello from bob", "{again}");
+
+    // Then from the new pos: a further message is incremental, with num_live.
+    let pos = v["pos"].as_str().unwrap();
+    send(&s, &bob, &old, "second").await;
+    let (_, v) = ss(&s, &alice, Some(pos), 5000, room_list((0, 0))).await;
+    let r = &v["rooms"][&old];
+    assert!(r.get("initial").is_none(), "{r}");
+    assert_eq!(r["timeline"][0]["content"]["body"], "second");
+    assert_eq!(r["num_live"], 1);
+    assert_eq!(r["limited"], false);
+    assert!(r.get("required_state").is_none_or(|s| s.as_array().unwrap().iter().all(|e| e["type"] == "m.room.member")), "no repeated state: {r}");
+
+    // Nothing new: the long-poll waits out its timeout and answers with no rooms.
+    let pos = v["pos"].as_str().unwrap();
+    let started = Instant::now();
+    let (_, v) = ss(&s, &alice, Some(pos), 500, room_list((0, 0))).await;
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    assert!(v["rooms"].as_object().unwrap().is_empty(), "{v}");
+    assert_eq!(v["lists"]["all_rooms"]["count"], 4);
+}
+
+#[tokio::test]
+async fn invites_come_with_their_stripped_state_and_filters_pick_rooms() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let joined = create_room(&s, &bob, "Bob's own").await;
+    let room = create_room(&s, &alice, "Party").await;
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/invite"), Some(&alice), json!({ "user_id": format!("@bob:{SERVER_NAME}") })).await;
+    let body = json!({
+        "conn_id": "invites",
+        "lists": {
+            "invites": { "ranges": [[0, 10]], "timeline_limit": 1, "filters": { "is_invite": true } },
+            "joined": { "ranges": [[0, 10]], "timeline_limit": 1, "filters": { "is_invite": false } },
+            "dms": { "ranges": [[0, 10]], "timeline_limit": 1, "filters": { "is_dm": true } }
+        }
+    });
+    let (st, v) = ss(&s, &bob, None, 0, body.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["lists"]["invites"]["count"], 1);
+    assert_eq!(v["lists"]["joined"]["count"], 1);
+    assert_eq!(v["lists"]["dms"]["count"], 0, "every requested list answers, even empty ones");
+    let invite = &v["rooms"][&room];
+    let stripped = invite["invite_state"].as_array().unwrap();
+    assert!(stripped.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Party"), "{invite}");
+    assert!(stripped.iter().any(|e| e["type"] == "m.room.member" && e["sender"] == format!("@alice:{SERVER_NAME}")), "{invite}");
+    assert!(invite.get("timeline").is_none());
+    assert!(invite["bump_stamp"].is_i64());
+    assert!(v["rooms"][&joined]["timeline"].is_array());
+
+    // m.direct makes a room a DM.
+    s.put(&format!("/_matrix/client/v3/user/@bob:{SERVER_NAME}/account_data/m.direct"), Some(&bob), json!({ format!("@alice:{SERVER_NAME}"): [joined] })).await;
+    let (_, v) = ss(&s, &bob, None, 0, body).await;
+    assert_eq!(v["lists"]["dms"]["count"], 1, "{v}");
+}
+
+#[tokio::test]
+async fn positions_that_are_not_this_connections_answers_are_unknown() {
+    let mut s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    create_room(&s, &alice, "Room").await;
+    let (_, v) = ss(&s, &alice, None, 0, room_list((0, 9))).await;
+    let pos = v["pos"].as_str().unwrap().to_owned();
+
+    for bad in ["garbage", "1", "99999_1", "", &format!("{pos}0")] {
+        assert_err(&ss(&s, &alice, Some(bad), 0, room_list((0, 9))).await, 400, "M_UNKNOWN_POS");
+    }
+    // Another user's, or another connection's, position.
+    assert_err(&ss(&s, &bob, Some(&pos), 0, room_list((0, 9))).await, 400, "M_UNKNOWN_POS");
+    let mut other = room_list((0, 9));
+    other["conn_id"] = json!("encryption");
+    assert_err(&ss(&s, &alice, Some(&pos), 0, other).await, 400, "M_UNKNOWN_POS");
+    // The same device starting over makes the old positions unknown.
+    let (_, fresh) = ss(&s, &alice, None, 0, room_list((0, 9))).await;
+    assert_err(&ss(&s, &alice, Some(&pos), 0, room_list((0, 9))).await, 400, "M_UNKNOWN_POS");
+
+    // A restart keeps connections: the client goes on from its position.
+    let pos = fresh["pos"].as_str().unwrap().to_owned();
+    let running = s.running.take().unwrap();
+    s.running = Some(running.restart().await.unwrap());
+    let (st, v) = ss(&s, &alice, Some(&pos), 0, room_list((0, 9))).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["rooms"].as_object().unwrap().is_empty(), "nothing is sent again after a restart: {v}");
+
+    // Bad requests.
+    let mut backwards = room_list((0, 9));
+    backwards["lists"]["all_rooms"]["ranges"] = json!([[5, 2]]);
+    assert_err(&ss(&s, &alice, None, 0, backwards).await, 400, "M_INVALID_PARAM");
+    let mut huge = room_list((0, 9));
+    huge["lists"]["all_rooms"]["timeline_limit"] = json!(5000);
+    assert_err(&ss(&s, &alice, None, 0, huge).await, 400, "M_INVALID_PARAM");
+    let mut wide = room_list((0, 9));
+    wide["lists"]["all_rooms"]["ranges"] = json!([[0, 4_000_000_000u64]]);
+    let (st, v) = ss(&s, &alice, None, 0, wide).await;
+    assert_eq!(st, 200, "a range past the end is cut at the end: {v}");
+    assert_eq!(v["rooms"].as_object().unwrap().len(), 1);
+    let (st, _) = s.post(PATH, Some(&alice), json!({ "lists": "not a map" })).await;
+    assert_eq!(st, 400);
+    assert_err(&s.post(PATH, None, room_list((0, 1))).await, 401, "M_MISSING_TOKEN");
+}
+
+#[tokio::test]
+async fn the_encryption_connection_gets_to_device_messages_and_key_counts() {
+    let s = TestServer::start().await;
+    let alice_login = s.register("alice", "password1").await;
+    let alice = alice_login["access_token"].as_str().unwrap().to_owned();
+    let device = alice_login["device_id"].as_str().unwrap().to_owned();
+    let bob = s.user("bob").await;
+    let body = |since: Option<&str>| {
+        let mut b = json!({ "conn_id": "encryption", "extensions": { "to_device": { "enabled": true }, "e2ee": { "enabled": true } } });
+        if let Some(since) = since {
+            b["extensions"]["to_device"]["since"] = json!(since);
+        }
+        b
+    };
+    let (_, v) = ss(&s, &alice, None, 30000, body(None)).await;
+    assert!(v["extensions"]["e2ee"]["device_one_time_keys_count"].is_object(), "{v}");
+    let since = v["extensions"]["to_device"]["next_batch"].as_str().unwrap().to_owned();
+    let pos = v["pos"].as_str().unwrap().to_owned();
+
+    let send = s
+        .put(
+            "/_matrix/client/v3/sendToDevice/m.test/txn1",
+            Some(&bob),
+            json!({ "messages": { format!("@alice:{SERVER_NAME}"): { device.clone(): { "hello": "alice" } } } }),
+        )
+        .await;
+    assert_eq!(send.0, 200, "{}", send.1);
+    let (_, v) = ss(&s, &alice, Some(&pos), 5000, body(Some(&since))).await;
+    let events = v["extensions"]["to_device"]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{v}");
+    assert_eq!(events[0]["content"]["hello"], "alice");
+    // Not acknowledged yet (same since): delivered again.
+    let (_, again) = ss(&s, &alice, Some(&pos), 0, body(Some(&since))).await;
+    assert_eq!(again["extensions"]["to_device"]["events"].as_array().unwrap().len(), 1);
+    // Acknowledged with the next since: gone.
+    let next = v["extensions"]["to_device"]["next_batch"].as_str().unwrap();
+    let (_, after) = ss(&s, &alice, Some(v["pos"].as_str().unwrap()), 0, body(Some(next))).await;
+    assert!(after["extensions"]["to_device"]["events"].as_array().unwrap().is_empty(), "{after}");
+}
