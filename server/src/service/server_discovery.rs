@@ -93,7 +93,9 @@ impl Discovery {
     /// An HTTPS client that trusts the extra CAs and resolves through our DNS when it is
     /// configured. `pin` sends one name to given addresses (the destination's).
     pub fn http(&self, pin: Option<(&str, &[SocketAddr])>) -> reqwest::Client {
-        let mut b = reqwest::Client::builder().timeout(TIMEOUT).tls_certs_merge(self.roots.iter().cloned());
+        // HTTP/1.1, as other homeservers speak federation: the Host header the spec asks for is
+        // then the one sent (HTTP/2 would put the URL's host and port in :authority).
+        let mut b = reqwest::Client::builder().timeout(TIMEOUT).http1_only().tls_certs_merge(self.roots.iter().cloned());
         if self.custom_dns {
             b = b.dns_resolver(Arc::new(HickoryForReqwest(self.dns.clone())));
         }

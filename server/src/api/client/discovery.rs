@@ -38,6 +38,8 @@ pub async fn get_supported_versions(
         ("org.matrix.msc3814".to_owned(), true),
         // Authenticated media, for clients that look for the MSC's flag rather than v1.11.
         ("org.matrix.msc3916.stable".to_owned(), true),
+        // Simplified sliding sync (MSC4186), which Element X requires.
+        ("org.matrix.simplified_msc3575".to_owned(), true),
     ]);
     RumaResponse(resp)
 }

@@ -1,0 +1,100 @@
+//! Element X's room list against Hearth: matrix-sdk-ui's `RoomListService` (the code Element X
+//! runs for its chat list) over simplified sliding sync (MSC4186).
+
+use std::time::{Duration, Instant};
+
+use eyeball_im::Vector;
+use futures_util::StreamExt;
+use hearth_blackbox::{SERVER_NAME, family, signed_in};
+use matrix_sdk::RoomState;
+use matrix_sdk::ruma::{
+    api::client::room::create_room::v3::Request as CreateRoom, events::room::message::RoomMessageEventContent, user_id,
+};
+use matrix_sdk_ui::room_list_service::{RoomListItem, RoomListService, filters};
+
+/// Drives the sync loop and the room list stream until `done` says the entries are as wanted
+/// (or a minute passes).
+async fn until<S, L>(sync: &mut S, stream: &mut L, rooms: &mut Vector<RoomListItem>, done: impl Fn(&Vector<RoomListItem>) -> bool)
+where
+    S: futures_util::Stream<Item = Result<(), matrix_sdk_ui::room_list_service::Error>> + Unpin,
+    L: futures_util::Stream<Item = Vec<eyeball_im::VectorDiff<RoomListItem>>> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done(rooms) {
+        tokio::select! {
+            diffs = stream.next() => {
+                for d in diffs.expect("the room list stream goes on") {
+                    d.apply(rooms);
+                }
+            }
+            r = sync.next() => {
+                r.expect("the sync loop goes on").expect("sliding sync answers");
+            }
+            () = tokio::time::sleep_until(deadline) => panic!("the room list did not get there: {:?}", names(rooms)),
+        }
+    }
+}
+
+fn names(rooms: &Vector<RoomListItem>) -> Vec<String> {
+    rooms.iter().map(|r| r.cached_display_name().map(|n| n.to_string()).unwrap_or_default()).collect()
+}
+
+#[tokio::test]
+async fn element_x_room_list_shows_fifty_rooms_in_order_and_a_new_message_moves_one_up() {
+    let mut server = family().await;
+    let alice = signed_in(&server, "alice").await;
+    let bob = signed_in(&server, "bob").await;
+    // 50 rooms, created one after another: the newest is the most recent.
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let mut req = CreateRoom::new();
+        req.name = Some(format!("Room {i:02}"));
+        if i == 0 {
+            req.invite = vec![user_id!("@bob:blackbox.test").to_owned()];
+        }
+        ids.push(alice.create_room(req).await.expect("room created").room_id().to_owned());
+    }
+    bob.join_room_by_id(&ids[0]).await.expect("bob joins room 00");
+    // A message in room 01 moves it to the top.
+    let room01 = alice.get_room(&ids[1]).unwrap();
+    room01.send(RoomMessageEventContent::text_plain("room 01 speaks")).await.unwrap();
+
+    let service = RoomListService::new(alice.clone()).await.expect("room list service");
+    let all = service.all_rooms().await.expect("all rooms");
+    let (stream, controller) = all.entries_with_dynamic_adapters(100);
+    controller.set_filter(Box::new(filters::new_filter_non_left()));
+    let mut stream = Box::pin(stream);
+    let mut sync = Box::pin(service.sync());
+    let mut rooms = Vector::new();
+    // What Element X shows: the room with the latest message first, then by the latest event
+    // that counts (bump_stamp: creation here; Bob's join does not move room 00, as in Synapse).
+    let expected: Vec<String> = std::iter::once("Room 01".to_owned())
+        .chain((2..50).rev().map(|i| format!("Room {i:02}")))
+        .chain(std::iter::once("Room 00".to_owned()))
+        .collect();
+    until(&mut sync, &mut stream, &mut rooms, |r| names(r) == expected).await;
+    let joined = rooms.iter().find(|r| r.room_id() == ids[0]).unwrap();
+    assert_eq!(joined.joined_members_count(), 2, "member counts come with the room");
+
+    // Bob writes in room 00, the last one: it comes to the top of Alice's list.
+    let started = Instant::now();
+    bob.get_room(&ids[0]).unwrap().send(RoomMessageEventContent::text_plain("hello alice")).await.unwrap();
+    until(&mut sync, &mut stream, &mut rooms, |r| names(r).first().is_some_and(|n| n == "Room 00")).await;
+    eprintln!("a new message reached the top of the room list after {:?}", started.elapsed());
+    assert_eq!(rooms.len(), 50);
+
+    // An invitation shows up in the list, as an invite.
+    let mut req = CreateRoom::new();
+    req.name = Some("Bob's party".to_owned());
+    req.invite = vec![format!("@alice:{SERVER_NAME}").try_into().unwrap()];
+    let party = bob.create_room(req).await.unwrap().room_id().to_owned();
+    until(&mut sync, &mut stream, &mut rooms, |r| r.iter().any(|x| x.room_id() == party && x.state() == RoomState::Invited)).await;
+    assert_eq!(rooms.len(), 51);
+
+    // The server restarts under the running client: it goes on from its position, without
+    // starting over (an M_UNKNOWN_POS would end this sync loop with an error).
+    server.running = server.running.restart().await.expect("restarts");
+    alice.get_room(&ids[7]).unwrap().send(RoomMessageEventContent::text_plain("after the restart")).await.unwrap();
+    until(&mut sync, &mut stream, &mut rooms, |r| names(r).first().is_some_and(|n| n == "Room 07")).await;
+    assert_eq!(rooms.len(), 51, "nothing lost or doubled across the restart");
+}
