@@ -10,7 +10,10 @@ use matrix_sdk::RoomState;
 use matrix_sdk::ruma::{
     api::client::room::create_room::v3::Request as CreateRoom, events::room::message::RoomMessageEventContent, user_id,
 };
-use matrix_sdk_ui::room_list_service::{RoomListItem, RoomListService, filters};
+use matrix_sdk_ui::{
+    room_list_service::{RoomListItem, RoomListService, filters},
+    sync_service::SyncService,
+};
 
 /// Drives the sync loop and the room list stream until `done` says the entries are as wanted
 /// (or a minute passes).
@@ -97,4 +100,68 @@ async fn element_x_room_list_shows_fifty_rooms_in_order_and_a_new_message_moves_
     alice.get_room(&ids[7]).unwrap().send(RoomMessageEventContent::text_plain("after the restart")).await.unwrap();
     until(&mut sync, &mut stream, &mut rooms, |r| names(r).first().is_some_and(|n| n == "Room 07")).await;
     assert_eq!(rooms.len(), 51, "nothing lost or doubled across the restart");
+}
+
+/// The decrypted bodies of a room's history, read with /messages.
+async fn decrypted_history(c: &matrix_sdk::Client, room: &matrix_sdk::ruma::RoomId) -> Vec<String> {
+    use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent};
+    let Some(room) = c.get_room(room) else { return Vec::new() };
+    let Ok(page) = room.messages(matrix_sdk::room::MessagesOptions::backward()).await else { return Vec::new() };
+    page.chunk
+        .iter()
+        .filter(|e| e.encryption_info().is_some())
+        .filter_map(|e| match e.raw().deserialize() {
+            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => m.as_original().map(|o| o.content.body().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn element_x_sync_service_gets_its_keys_and_room_keys_through_sliding_sync_and_decrypts() {
+    use matrix_sdk::{
+        config::SyncSettings,
+        ruma::events::{InitialStateEvent, room::encryption::RoomEncryptionEventContent},
+    };
+    let server = family().await;
+    // Alice syncs only the way Element X does: the SyncService (room list + encryption
+    // connections). Her device keys go up through it too.
+    let alice = signed_in(&server, "alice").await;
+    let sync_service = SyncService::builder(alice.clone()).build().await.expect("sync service");
+    sync_service.start().await;
+    // Bob uses classic /sync.
+    let bob = signed_in(&server, "bob").await;
+    bob.sync_once(SyncSettings::default()).await.unwrap();
+
+    let mut req = CreateRoom::new();
+    req.invite = vec![format!("@bob:{SERVER_NAME}").try_into().unwrap()];
+    req.initial_state = vec![InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any()];
+    let room_id = alice.create_room(req).await.expect("room").room_id().to_owned();
+    bob.sync_once(SyncSettings::default()).await.unwrap();
+    bob.get_room(&room_id).expect("invited").join().await.expect("bob joins");
+
+    // Bob's client sees Alice's device once her client uploaded its keys.
+    let alice_id = alice.user_id().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        bob.sync_once(SyncSettings::default().timeout(Duration::from_millis(200))).await.unwrap();
+        let devices = bob.encryption().get_user_devices(&alice_id).await.unwrap();
+        if devices.devices().count() > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Alice's device keys never reached Bob");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bob.get_room(&room_id).unwrap().send(RoomMessageEventContent::text_plain("meet at the bakery")).await.expect("bob sends");
+
+    // Alice's encryption connection brings the room key (to-device); the message decrypts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if decrypted_history(&alice, &room_id).await == ["meet at the bakery"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Alice never decrypted Bob's message");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sync_service.stop().await;
 }
