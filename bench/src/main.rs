@@ -27,6 +27,32 @@ const HISTORY_PER_ROOM: usize = 20;
 const INITIAL_SYNCS: usize = 40;
 const FANOUT_MEMBERS: usize = 200;
 const FANOUT_ROUNDS: usize = 5;
+/// Sliding sync: a user in this many rooms opens Element X.
+const SLIDING_ROOMS: usize = 500;
+/// Connected sliding-sync clients for the memory measurement.
+const SLIDING_CLIENTS: usize = 20;
+/// Fresh room lists timed.
+const FIRST_LISTS: usize = 5;
+
+/// What Element X's room list asks for (matrix-sdk-ui 0.18's RoomListService), rooms 0..=`end`.
+fn room_list_body(end: usize) -> Value {
+    json!({
+        "conn_id": "room-list",
+        "lists": { "all_rooms": {
+            "ranges": [[0, end]],
+            "timeline_limit": 1,
+            "required_state": [
+                ["m.room.name", ""], ["m.room.encryption", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"],
+                ["m.room.topic", ""], ["m.room.avatar", ""], ["m.room.canonical_alias", ""], ["m.room.power_levels", ""],
+                ["org.matrix.msc3401.call.member", "*"], ["m.room.join_rules", ""], ["m.room.tombstone", ""],
+                ["m.room.create", ""], ["m.room.history_visibility", ""], ["io.element.functional_members", ""],
+                ["m.space.parent", "*"], ["m.space.child", "*"]
+            ],
+            "filters": {}
+        }},
+        "extensions": { "account_data": { "enabled": true }, "receipts": { "enabled": true, "rooms": ["*"] }, "typing": { "enabled": true } }
+    })
+}
 
 struct Server {
     name: &'static str,
@@ -137,6 +163,48 @@ impl Server {
         )
         .await?;
         Ok(())
+    }
+
+    async fn login(&self, user: &str) -> Result<String> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/login",
+                None,
+                Some(json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": "bench-password"})),
+            )
+            .await?;
+        Ok(v["access_token"].as_str().context("access_token")?.to_owned())
+    }
+
+    /// One simplified sliding sync request (MSC4186).
+    async fn sliding(&self, token: &str, pos: Option<&str>, timeout_ms: u64, body: Value) -> Result<Value> {
+        let mut path = format!("/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?timeout={timeout_ms}");
+        if let Some(p) = pos {
+            path.push_str(&format!("&pos={p}"));
+        }
+        self.call(reqwest::Method::POST, &path, Some(token), Some(body)).await
+    }
+
+    /// Loads the whole room list the way Element X does: 20 rooms, then 100 more per request.
+    /// Returns the last `pos`.
+    async fn load_room_list(&self, token: &str) -> Result<String> {
+        let v = self.sliding(token, None, 0, room_list_body(19)).await?;
+        let count = v["lists"]["all_rooms"]["count"].as_u64().unwrap_or(0) as usize;
+        if count < SLIDING_ROOMS || v["rooms"].as_object().map_or(0, |o| o.len()) < 20 {
+            bail!("{}: the first room list has {count} rooms counted: {}", self.name, v.to_string().chars().take(300).collect::<String>());
+        }
+        let mut pos = v["pos"].as_str().context("pos")?.to_owned();
+        let mut end = 99;
+        loop {
+            let last = end.min(count - 1);
+            let v = self.sliding(token, Some(&pos), 0, room_list_body(last)).await?;
+            pos = v["pos"].as_str().context("pos")?.to_owned();
+            if last == count - 1 {
+                return Ok(pos);
+            }
+            end += 100;
+        }
     }
 
     async fn sync(&self, token: &str, since: Option<&str>, timeout_ms: u64, filter: Option<&str>) -> Result<Value> {
@@ -380,6 +448,51 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "fanout_cpu_ms_per_message", (cpu_seconds(s.pid) - cpu0) * 1000.0 / FANOUT_ROUNDS as f64);
 
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
+    // Sliding sync: Element X opening for a user in 500 rooms. The first screen is the first
+    // answer (20 rooms); the whole list is loaded by growing the range 100 rooms at a time.
+    let (slider, owner) = s.register("slider").await?;
+    for r in 0..SLIDING_ROOMS {
+        s.create_room(&owner, json!({"name": format!("room {r}")})).await?;
+    }
+    let (mut first, mut full) = (Vec::new(), Vec::new());
+    let cpu0 = cpu_seconds(s.pid);
+    for _ in 0..FIRST_LISTS {
+        let t = Instant::now();
+        let v = s.sliding(&owner, None, 0, room_list_body(19)).await?;
+        first.push(t.elapsed().as_secs_f64() * 1000.0);
+        if v["lists"]["all_rooms"]["count"].as_u64() != Some(SLIDING_ROOMS as u64) {
+            bail!("{name}: sliding sync counted {} rooms", v["lists"]["all_rooms"]["count"]);
+        }
+        let t = Instant::now();
+        s.load_room_list(&owner).await?;
+        full.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    first.sort_by(f64::total_cmp);
+    full.sort_by(f64::total_cmp);
+    report.put(name, "sliding_first_list_ms", percentile(&first, 0.5));
+    report.put(name, "sliding_full_list_ms", percentile(&full, 0.5));
+    report.put(name, "sliding_cpu_ms_per_open", (cpu_seconds(s.pid) - cpu0) * 1000.0 / FIRST_LISTS as f64);
+
+    // 20 connected clients (devices of the 500-room user), each with its whole list loaded and
+    // long-polling: the server's memory while they wait.
+    let mut clients = Vec::new();
+    for _ in 0..SLIDING_CLIENTS {
+        let token = s.login(&slider).await?;
+        let pos = s.load_room_list(&token).await?;
+        clients.push((token, pos));
+    }
+    let polls = clients.iter().map(|(token, pos)| s.sliding(token, Some(pos), 10_000, room_list_body(SLIDING_ROOMS - 1)));
+    let measure = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        rss_mib(s.pid).0
+    };
+    let (results, rss) = tokio::join!(futures::future::join_all(polls), measure);
+    for r in results {
+        r?;
+    }
+    report.put(name, "sliding_20_clients_rss_mib", rss);
+
+    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     let (_, peak) = rss_mib(s.pid);
     report.put(name, "peak_rss_mib", peak);
     Ok(())
@@ -421,7 +534,7 @@ async fn main() -> Result<()> {
         result?;
     }
 
-    let metrics: [(&str, &str, bool); 17] = [
+    let metrics: [(&str, &str, bool); 21] = [
         ("idle_rss_mib", "Idle RSS (MiB)", false),
         ("peak_rss_mib", "Peak RSS (MiB)", false),
         ("register_ms_per_user", "Registration, ms per user (incl. password hashing)", false),
@@ -439,6 +552,10 @@ async fn main() -> Result<()> {
         ("fanout_p50_ms", "Fan-out of one message to 200 long-polls, p50 (ms)", false),
         ("fanout_p99_ms", "Fan-out to 200, p99 (ms)", false),
         ("fanout_cpu_ms_per_message", "Server CPU per fanned-out message (ms)", false),
+        ("sliding_first_list_ms", "Sliding sync, first room list (20 of 500 rooms), p50 (ms)", false),
+        ("sliding_full_list_ms", "Sliding sync, whole list of 500 rooms loaded, p50 (ms)", false),
+        ("sliding_cpu_ms_per_open", "Server CPU per app opening (first list + whole list) (ms)", false),
+        ("sliding_20_clients_rss_mib", "RSS with 20 sliding-sync clients connected (MiB)", false),
     ];
     let mut md = String::new();
     md.push_str("| Metric | Hearth | Synapse | Synapse / Hearth |\n|---|---:|---:|---:|\n");
