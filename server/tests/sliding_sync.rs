@@ -296,3 +296,27 @@ async fn the_encryption_connection_gets_to_device_messages_and_key_counts() {
     let (_, after) = ss(&s, &alice, Some(v["pos"].as_str().unwrap()), 0, body(Some(next))).await;
     assert!(after["extensions"]["to_device"]["events"].as_array().unwrap().is_empty(), "{after}");
 }
+
+#[tokio::test]
+async fn device_lists_say_who_came_and_who_is_no_longer_shared() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = create_room(&s, &alice, "Shared").await;
+    let body = json!({ "conn_id": "encryption", "extensions": { "e2ee": { "enabled": true } } });
+    let (_, v) = ss(&s, &alice, None, 0, body.clone()).await;
+    let pos = v["pos"].as_str().unwrap().to_owned();
+    let bob_id = format!("@bob:{SERVER_NAME}");
+
+    // Bob joins a room Alice is in: her client must fetch his devices.
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/invite"), Some(&alice), json!({ "user_id": bob_id })).await;
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
+    let (_, v) = ss(&s, &alice, Some(&pos), 5000, body.clone()).await;
+    assert_eq!(v["extensions"]["e2ee"]["device_lists"]["changed"], json!([bob_id]), "{v}");
+    let pos = v["pos"].as_str().unwrap().to_owned();
+
+    // Bob leaves: they share no room any more, so Alice's client stops tracking him.
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(&bob), json!({})).await;
+    let (_, v) = ss(&s, &alice, Some(&pos), 5000, body).await;
+    assert_eq!(v["extensions"]["e2ee"]["device_lists"]["left"], json!([bob_id]), "{v}");
+}

@@ -617,6 +617,53 @@ impl SlidingSync {
         Ok(Some(Value::Object(out)))
     }
 
+    /// Whose device lists the client must fetch again (keys changed, or they started sharing a
+    /// room with the user) and whom it can stop tracking (no shared room any more), between
+    /// two tokens: what /sync's `device_lists` says, over all the user's rooms.
+    async fn device_list_changes(&self, user: &UserId, from: SyncToken, head: SyncToken) -> Result<(Vec<String>, Vec<String>)> {
+        let me = user.as_str();
+        let db = &self.rooms.db().read;
+        let mut changed = self.e2ee.changed_device_lists(me, from.device_lists, head.device_lists).await?;
+        let mut gone = Vec::new();
+        if head.events > from.events {
+            for m in self.rooms.memberships_of(user).await?.iter() {
+                if m.membership == "join" && self.rooms.latest_event(&m.room_id) > from.events {
+                    // Members who came or went since the token.
+                    let before = self.rooms.state_at(&m.room_id, from.events).await?;
+                    let room = RoomId::parse(&m.room_id).map_err(Error::internal)?;
+                    let now = self.rooms.current_state_ids(&room).await?;
+                    let moved: Vec<String> = now
+                        .iter()
+                        .filter(|((t, k), id)| t == "m.room.member" && k != me && before.get(&(t.clone(), k.clone())) != Some(*id))
+                        .map(|(_, id)| id.clone())
+                        .collect();
+                    for e in self.rooms.events_shared(&moved).await? {
+                        let who = e.row.state_key.clone().unwrap_or_default();
+                        match super::rooms::content_of(&e.json)["membership"].as_str() {
+                            Some("join") => changed.push(who),
+                            Some("leave" | "ban") => gone.push(who),
+                            _ => {}
+                        }
+                    }
+                } else if matches!(m.membership.as_str(), "leave" | "ban") && m.stream_ordering > from.events {
+                    // A room the user left: everyone in it, unless still shared elsewhere.
+                    for (who, membership, _) in storage::rooms::members(db, &m.room_id).await? {
+                        if membership == "join" && who != me {
+                            gone.push(who);
+                        }
+                    }
+                }
+            }
+        }
+        let left = if gone.is_empty() {
+            Vec::new()
+        } else {
+            let still: HashSet<String> = storage::rooms::co_members(db, me).await?.into_iter().collect();
+            gone.into_iter().filter(|u| !still.contains(u)).collect()
+        };
+        Ok((super::e2ee::sorted(changed), super::e2ee::sorted(left)))
+    }
+
     /// The extensions' answers, and whether any carries news.
     #[allow(clippy::too_many_arguments)]
     async fn extensions(
@@ -660,15 +707,15 @@ impl SlidingSync {
         if req.extensions.e2ee {
             let counts = self.e2ee.key_counts(me, device).await?;
             let (otk, fallback) = &*counts;
-            let changed = match from {
-                Some(f) => super::e2ee::sorted(self.e2ee.changed_device_lists(me, f.device_lists, head.device_lists).await?),
-                None => Vec::new(),
+            let (changed, left) = match from {
+                Some(f) => self.device_list_changes(user, f, head).await?,
+                None => (Vec::new(), Vec::new()),
             };
-            news |= !changed.is_empty();
+            news |= !changed.is_empty() || !left.is_empty();
             out.insert(
                 "e2ee".into(),
                 json!({
-                    "device_lists": { "changed": changed, "left": [] },
+                    "device_lists": { "changed": changed, "left": left },
                     "device_one_time_keys_count": otk,
                     "device_unused_fallback_key_types": fallback,
                 }),
