@@ -254,6 +254,19 @@ async fn positions_that_are_not_this_connections_answers_are_unknown() {
     assert_eq!(v["rooms"].as_object().unwrap().len(), 1);
     let (st, _) = s.post(PATH, Some(&alice), json!({ "lists": "not a map" })).await;
     assert_eq!(st, 400);
+    let mut bad_filter = room_list((0, 9));
+    bad_filter["lists"]["all_rooms"]["filters"] = json!({ "is_dm": "maybe" });
+    assert_err(&ss(&s, &alice, None, 0, bad_filter).await, 400, "M_BAD_JSON");
+    let mut bad_state = room_list((0, 9));
+    bad_state["lists"]["all_rooms"]["required_state"] = json!([["m.room.name"]]);
+    assert_err(&ss(&s, &alice, None, 0, bad_state).await, 400, "M_BAD_JSON");
+    // Unknown fields (list "ops" and "sort" from the older sliding sync, a future extension)
+    // are ignored, as the MSC asks.
+    let mut unknown = room_list((0, 9));
+    unknown["lists"]["all_rooms"]["sort"] = json!(["by_recency"]);
+    unknown["lists"]["all_rooms"]["ops"] = json!([{ "op": "SYNC" }]);
+    unknown["extensions"]["org.example.future"] = json!({ "enabled": true });
+    assert_eq!(ss(&s, &alice, None, 0, unknown).await.0, 200);
     assert_err(&s.post(PATH, None, room_list((0, 1))).await, 401, "M_MISSING_TOKEN");
 }
 

@@ -79,12 +79,21 @@ async fn element_x_room_list_shows_fifty_rooms_in_order_and_a_new_message_moves_
     let joined = rooms.iter().find(|r| r.room_id() == ids[0]).unwrap();
     assert_eq!(joined.joined_members_count(), 2, "member counts come with the room");
 
+    // The rooms on screen are subscribed to (as Element X does): their latest event is shown.
+    service.subscribe_to_rooms(&[&ids[1]]).await;
+    until(&mut sync, &mut stream, &mut rooms, |r| {
+        r.iter().any(|x| x.room_id() == ids[1] && matches!(x.latest_event(), matrix_sdk::latest_events::LatestEventValue::Remote(_)))
+    })
+    .await;
+
     // Bob writes in room 00, the last one: it comes to the top of Alice's list.
     let started = Instant::now();
     bob.get_room(&ids[0]).unwrap().send(RoomMessageEventContent::text_plain("hello alice")).await.unwrap();
     until(&mut sync, &mut stream, &mut rooms, |r| names(r).first().is_some_and(|n| n == "Room 00")).await;
     eprintln!("a new message reached the top of the room list after {:?}", started.elapsed());
     assert_eq!(rooms.len(), 50);
+    // Bob's message counts as unread for Alice (the server evaluates her push rules).
+    until(&mut sync, &mut stream, &mut rooms, |r| r.iter().any(|x| x.room_id() == ids[0] && x.unread_notification_counts().notification_count >= 1)).await;
 
     // An invitation shows up in the list, as an invite.
     let mut req = CreateRoom::new();
