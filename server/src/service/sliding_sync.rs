@@ -726,7 +726,9 @@ impl SlidingSync {
             let rooms_in = in_scope(scope);
             let mut global = Vec::new();
             let mut rooms: Map<String, Value> = Map::new();
-            let rows = self.account_data.changed_since(user, 0).await?;
+            // Rooms new to the connection get all their account data; otherwise only changes.
+            let any_fresh = sent_rooms.values().any(|r| r["initial"] == true);
+            let rows = self.account_data.changed_since(user, if any_fresh { 0 } else { since }).await?;
             for row in rows {
                 if row.stream_id > head.account_data {
                     continue;
