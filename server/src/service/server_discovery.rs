@@ -45,40 +45,53 @@ pub struct Destination {
 /// DNS and HTTPS for discovery. Cheap to clone.
 #[derive(Clone)]
 pub struct Discovery {
-    dns: TokioResolver,
+    /// Built on first use: the resolver's caches and the system configuration are not worth
+    /// holding in a server that never looks another server up (most of the time, today).
+    dns: Arc<std::sync::OnceLock<TokioResolver>>,
+    dns_servers: Arc<Vec<std::net::SocketAddr>>,
     /// For `.well-known` and key requests: the OS roots plus the configured extra CAs, and
     /// names resolved through `dns` when `dns_servers` is set.
     roots: Arc<Vec<reqwest::Certificate>>,
     custom_dns: bool,
 }
 
+/// A resolver with the configured servers, or the system's configuration.
+fn resolver(dns_servers: &[std::net::SocketAddr]) -> TokioResolver {
+    let empty = || {
+        TokioResolver::builder_with_config(ResolverConfig::from_parts(None, Vec::new(), Vec::new()), TokioRuntimeProvider::default())
+            .build()
+            .expect("a resolver without servers builds")
+    };
+    if dns_servers.is_empty() {
+        return match TokioResolver::builder_tokio().and_then(|b| b.build()) {
+            Ok(r) => r,
+            Err(e) => {
+                // No usable system configuration: lookups then fail and say so.
+                tracing::warn!(error = %e, "cannot read the system's DNS configuration; set dns_servers");
+                empty()
+            }
+        };
+    }
+    let servers = dns_servers
+        .iter()
+        .map(|addr| {
+            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
+            for c in &mut ns.connections {
+                c.port = addr.port();
+            }
+            ns
+        })
+        .collect();
+    let conf = ResolverConfig::from_parts(None, Vec::new(), servers);
+    TokioResolver::builder_with_config(conf, TokioRuntimeProvider::default()).build().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot use dns_servers");
+        empty()
+    })
+}
+
 impl Discovery {
     pub fn new(config: &Config) -> anyhow::Result<Discovery> {
         let dns_servers = config.dns_server_addrs().map_err(|e| anyhow::anyhow!("dns_servers: {e}"))?;
-        let dns = if dns_servers.is_empty() {
-            match TokioResolver::builder_tokio().and_then(|b| b.build()) {
-                Ok(r) => r,
-                Err(e) => {
-                    // No usable system configuration: lookups then fail and say so, and the
-                    // server still starts.
-                    tracing::warn!(error = %e, "cannot read the system's DNS configuration; set dns_servers");
-                    TokioResolver::builder_with_config(ResolverConfig::from_parts(None, Vec::new(), Vec::new()), TokioRuntimeProvider::default()).build()?
-                }
-            }
-        } else {
-            let servers = dns_servers
-                .iter()
-                .map(|addr| {
-                    let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-                    for c in &mut ns.connections {
-                        c.port = addr.port();
-                    }
-                    ns
-                })
-                .collect();
-            let conf = ResolverConfig::from_parts(None, Vec::new(), servers);
-            TokioResolver::builder_with_config(conf, TokioRuntimeProvider::default()).build()?
-        };
         let mut roots = Vec::new();
         for path in &config.federation_custom_ca_list {
             let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("federation_custom_ca_list: cannot read {}: {e}", path.display()))?;
@@ -87,7 +100,16 @@ impl Discovery {
                     .map_err(|e| anyhow::anyhow!("federation_custom_ca_list: {} holds no PEM certificate: {e}", path.display()))?,
             );
         }
-        Ok(Discovery { dns, roots: Arc::new(roots), custom_dns: !config.dns_servers.is_empty() })
+        Ok(Discovery {
+            dns: Arc::new(std::sync::OnceLock::new()),
+            custom_dns: !dns_servers.is_empty(),
+            dns_servers: Arc::new(dns_servers),
+            roots: Arc::new(roots),
+        })
+    }
+
+    fn dns(&self) -> &TokioResolver {
+        self.dns.get_or_init(|| resolver(&self.dns_servers))
     }
 
     /// An HTTPS client that trusts the extra CAs and resolves through our DNS when it is
@@ -97,7 +119,7 @@ impl Discovery {
         // then the one sent (HTTP/2 would put the URL's host and port in :authority).
         let mut b = reqwest::Client::builder().timeout(TIMEOUT).http1_only().tls_certs_merge(self.roots.iter().cloned());
         if self.custom_dns {
-            b = b.dns_resolver(Arc::new(HickoryForReqwest(self.dns.clone())));
+            b = b.dns_resolver(Arc::new(HickoryForReqwest(self.dns().clone())));
         }
         if let Some((name, addrs)) = pin {
             b = b.resolve_to_addrs(name, addrs);
@@ -166,7 +188,7 @@ impl Discovery {
     async fn srv(&self, host: &str) -> Option<(String, u16, String)> {
         for service in ["_matrix-fed._tcp", "_matrix._tcp"] {
             let name = format!("{service}.{host}.");
-            let Ok(lookup) = self.dns.srv_lookup(name.as_str()).await else { continue };
+            let Ok(lookup) = self.dns().srv_lookup(name.as_str()).await else { continue };
             let mut records: Vec<_> = lookup
                 .answers()
                 .iter()
@@ -193,7 +215,7 @@ impl Discovery {
         if let Some(ip) = ip_literal(host) {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        let ips = self.dns.lookup_ip(format!("{host}.").as_str()).await.map_err(|e| format!("{host} does not resolve: {e}"))?;
+        let ips = self.dns().lookup_ip(format!("{host}.").as_str()).await.map_err(|e| format!("{host} does not resolve: {e}"))?;
         let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(ip, port)).collect();
         if addrs.is_empty() { Err(format!("{host} has no address")) } else { Ok(addrs) }
     }
