@@ -40,6 +40,7 @@ use crate::{
 };
 
 use storage::sliding_sync::BUMP_TYPES;
+
 /// Longest long-poll accepted.
 const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most timeline events per room.
@@ -52,8 +53,6 @@ const MAX_LISTS: usize = 100;
 const MAX_LIST_NAME: usize = 64;
 /// Heroes sent for a room without a name.
 const MAX_HEROES: usize = 5;
-/// To-device messages per answer at most.
-const TO_DEVICE_LIMIT: u64 = 100;
 
 /// The request, as far as the server reads it (the ruma request's body and query).
 pub struct Request {
@@ -270,6 +269,8 @@ impl SlidingSync {
         head: SyncToken,
     ) -> Result<(Value, Known, bool)> {
         let memberships = self.rooms.memberships_of(user).await?;
+        // Looked up per room below; a user in 500 rooms must not make that quadratic.
+        let by_room: HashMap<&str, &storage::rooms::MembershipRow> = memberships.iter().map(|m| (m.room_id.as_str(), m)).collect();
         // The rooms a list can show: every membership, and rooms left or banned from since the
         // connection's last answer (once, so the client learns of it) or that it still shows.
         let mut candidates: Vec<&storage::rooms::MembershipRow> = Vec::new();
@@ -321,7 +322,7 @@ impl SlidingSync {
         }
         // Subscriptions: rooms the user has (or had) a membership in; others are ignored.
         for (room, config) in &req.subscriptions {
-            if memberships.iter().any(|m| &m.room_id == room) {
+            if by_room.contains_key(room.as_str()) {
                 wanted.entry(room.clone()).or_default().merge(config);
             }
         }
@@ -330,7 +331,7 @@ impl SlidingSync {
         let mut out_rooms = Map::new();
         let now = now_ms();
         for (room_id, config) in &wanted {
-            let Some(m) = memberships.iter().find(|m| &m.room_id == room_id) else { continue };
+            let Some(&m) = by_room.get(room_id.as_str()) else { continue };
             let seen = known.rooms.get(room_id);
             let changed = seen.is_none_or(|k| activity(m) > k.since || config.expands(&k.config));
             if !changed {
@@ -348,7 +349,7 @@ impl SlidingSync {
             next.rooms.insert(room_id.clone(), KnownRoom { since: head.events.max(m.stream_ordering), config: sent });
         }
         // Rooms the user is gone from for good drop out of what the connection tracks.
-        next.rooms.retain(|r, _| memberships.iter().any(|m| &m.room_id == r));
+        next.rooms.retain(|r, _| by_room.contains_key(r.as_str()));
 
         let relevant: Vec<&String> = wanted.keys().collect();
         let (extensions, ext_news) = self.extensions(user, device, req, from, head, &relevant, &room_lists, &out_rooms).await?;
@@ -700,8 +701,9 @@ impl SlidingSync {
                 None => 0,
             };
             let (events, next) = self.e2ee.to_device_for_sync(me, device, since, head.to_device).await?;
+            // `to_device_for_sync` caps the batch and sets `next` after its last message;
+            // cutting the batch here would acknowledge messages never delivered.
             news |= !events.is_empty();
-            let events: Vec<Value> = events.into_iter().take(TO_DEVICE_LIMIT as usize).collect();
             out.insert("to_device".into(), json!({ "next_batch": next.to_string(), "events": events }));
         }
         if req.extensions.e2ee {
