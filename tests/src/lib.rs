@@ -71,3 +71,16 @@ pub async fn signed_in(server: &Server, name: &str) -> matrix_sdk::Client {
     c.matrix_auth().login_username(name, &format!("pw-{name}")).send().await.unwrap();
     c
 }
+
+/// The bodies of the decrypted messages among `events` (an event that stayed encrypted has none).
+pub fn decrypted_bodies(events: &[matrix_sdk::deserialized_responses::TimelineEvent]) -> Vec<String> {
+    use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent};
+    events
+        .iter()
+        .filter(|e| e.encryption_info().is_some())
+        .filter_map(|e| match e.raw().deserialize() {
+            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => m.as_original().map(|o| o.content.body().to_owned()),
+            _ => None,
+        })
+        .collect()
+}

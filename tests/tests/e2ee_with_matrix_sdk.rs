@@ -2,33 +2,20 @@
 //! Megolm, as in Element X): each device uploads its keys, claims the other's one-time keys,
 //! shares its room key over to-device messages, and each side decrypts what the other wrote.
 
-use hearth_blackbox::{family, signed_in};
+use hearth_blackbox::{decrypted_bodies, family, signed_in};
 use matrix_sdk::{
     Client,
     config::SyncSettings,
-    deserialized_responses::TimelineEvent,
     room::MessagesOptions,
     ruma::{
         OwnedRoomId, UserId,
         api::client::room::create_room,
         events::{
-            AnySyncMessageLikeEvent, AnySyncTimelineEvent, InitialStateEvent,
+            InitialStateEvent,
             room::{encryption::RoomEncryptionEventContent, message::RoomMessageEventContent},
         },
     },
 };
-
-/// The bodies of the decrypted messages among `events` (an event that stayed encrypted has none).
-fn decrypted_bodies(events: &[TimelineEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter(|e| e.encryption_info().is_some())
-        .filter_map(|e| match e.raw().deserialize() {
-            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => m.as_original().map(|o| o.content.body().to_owned()),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn history(c: &Client, room: &OwnedRoomId) -> Vec<String> {
     let room = c.get_room(room).expect("room known");

@@ -113,17 +113,9 @@ async fn element_x_room_list_shows_fifty_rooms_in_order_and_a_new_message_moves_
 
 /// The decrypted bodies of a room's history, read with /messages.
 async fn decrypted_history(c: &matrix_sdk::Client, room: &matrix_sdk::ruma::RoomId) -> Vec<String> {
-    use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent};
     let Some(room) = c.get_room(room) else { return Vec::new() };
     let Ok(page) = room.messages(matrix_sdk::room::MessagesOptions::backward()).await else { return Vec::new() };
-    page.chunk
-        .iter()
-        .filter(|e| e.encryption_info().is_some())
-        .filter_map(|e| match e.raw().deserialize() {
-            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => m.as_original().map(|o| o.content.body().to_owned()),
-            _ => None,
-        })
-        .collect()
+    hearth_blackbox::decrypted_bodies(&page.chunk)
 }
 
 #[tokio::test]
