@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 const SENDERS: usize = 10;
 const MESSAGES_PER_SENDER: usize = 100;
-const SYNC_ROUNDS: usize = 100;
+const SYNC_ROUNDS: usize = 400;
 const ROOMS: usize = 20;
 const MEMBERS_PER_ROOM: usize = 10;
 const HISTORY_PER_ROOM: usize = 20;
@@ -302,25 +302,54 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     }
     report.put(name, "register_ms_per_user", t.elapsed().as_secs_f64() * 1000.0 / users.len() as f64);
     report.put(name, "register_cpu_ms_per_user", (cpu_seconds(s.pid) - cpu0) * 1000.0 / users.len() as f64);
-
-    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
-    // Send throughput and latency: 10 concurrent senders in one room.
     let owner = &users[0].1;
     let room = s.create_room(owner, json!({"preset": "public_chat"})).await?;
     for (_, tok) in &users[1..] {
         s.join(tok, &room).await?;
     }
+    if wanted("send") {
+        send_scenario(s, report, &users, &room).await?;
+    }
+    if wanted("delivery") {
+        delivery_scenario(s, report, &users, &room).await?;
+    }
+    if wanted("initial") {
+        initial_sync_scenario(s, report).await?;
+    }
+    if wanted("fanout") {
+        fanout_scenario(s, report).await?;
+    }
+    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
+    report.put(name, "peak_rss_before_sliding_mib", rss_mib(s.pid).1);
+    if wanted("sliding") {
+        sliding_scenario(s, report).await?;
+    }
+    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
+    let (_, peak) = rss_mib(s.pid);
+    report.put(name, "peak_rss_mib", peak);
+    Ok(())
+}
+
+/// Whether a scenario runs: all of them, unless `HEARTH_BENCH_SCENARIOS` (comma-separated:
+/// send, delivery, initial, fanout, sliding) picks some, for quick iterations on one.
+fn wanted(scenario: &str) -> bool {
+    std::env::var("HEARTH_BENCH_SCENARIOS").map_or(true, |list| list.split(',').any(|s| s.trim() == scenario))
+}
+
+/// Send throughput and latency: 10 concurrent senders in one room.
+async fn send_scenario(s: &Server, report: &mut Report, users: &[(String, String)], room: &str) -> Result<()> {
+    let name = s.name;
+    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     let senders: Vec<String> = users[1..=SENDERS].iter().map(|(_, t)| t.clone()).collect();
     let cpu0 = cpu_seconds(s.pid);
     let t = Instant::now();
     let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
     let tasks = senders.iter().map(|tok| {
         let lat = lat.clone();
-        let room = room.clone();
         async move {
             for i in 0..MESSAGES_PER_SENDER {
                 let start = Instant::now();
-                s.send(tok, &room, &format!("message {i}")).await?;
+                s.send(tok, room, &format!("message {i}")).await?;
                 lat.lock().unwrap().push(start.elapsed().as_secs_f64() * 1000.0);
             }
             Ok::<_, anyhow::Error>(())
@@ -337,9 +366,13 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "send_p50_ms", percentile(&l, 0.5));
     report.put(name, "send_p99_ms", percentile(&l, 0.99));
     report.put(name, "send_cpu_ms_per_msg", (cpu_seconds(s.pid) - cpu0) * 1000.0 / total);
+    Ok(())
+}
 
+/// Delivery latency: a send until another user's long-polling /sync returns it.
+async fn delivery_scenario(s: &Server, report: &mut Report, users: &[(String, String)], room: &str) -> Result<()> {
+    let name = s.name;
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
-    // Delivery latency: a send until another user's long-polling /sync returns it.
     let (reader, writer) = (&users[SENDERS + 1].1, &users[1].1);
     let mut since = s.sync(reader, None, 0, None).await?["next_batch"].as_str().context("next_batch")?.to_owned();
     let mut lat = Vec::new();
@@ -349,7 +382,7 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
         let send = async {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let start = Instant::now();
-            s.send(writer, &room, &format!("ping {i}")).await?;
+            s.send(writer, room, &format!("ping {i}")).await?;
             Ok::<_, anyhow::Error>(start)
         };
         let (synced, started) = tokio::join!(poll, send);
@@ -364,9 +397,13 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "sync_delivery_p50_ms", percentile(&lat, 0.5));
     report.put(name, "sync_delivery_p99_ms", percentile(&lat, 0.99));
     report.put(name, "sync_cpu_ms_per_round", (cpu_seconds(s.pid) - cpu0) * 1000.0 / SYNC_ROUNDS as f64);
+    Ok(())
+}
 
+/// Initial sync for a user in 20 rooms of 10 members with history.
+async fn initial_sync_scenario(s: &Server, report: &mut Report) -> Result<()> {
+    let name = s.name;
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
-    // Initial sync for a user in 20 rooms of 10 members with history.
     let (_, subject) = s.register("subject").await?;
     let mut members = Vec::new();
     for i in 0..(MEMBERS_PER_ROOM - 1) {
@@ -398,9 +435,13 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
         times.sort_by(f64::total_cmp);
         report.put(name, metric, percentile(&times, 0.5));
     }
+    Ok(())
+}
 
+/// Fan-out: one message to 200 long-polling members.
+async fn fanout_scenario(s: &Server, report: &mut Report) -> Result<()> {
+    let name = s.name;
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
-    // Fan-out: one message to 200 long-polling members.
     let (_, host) = s.register("host").await?;
     let big = s.create_room(&host, json!({"preset": "public_chat"})).await?;
     let mut crowd = Vec::new();
@@ -446,15 +487,18 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "fanout_p50_ms", percentile(&lat, 0.5));
     report.put(name, "fanout_p99_ms", percentile(&lat, 0.99));
     report.put(name, "fanout_cpu_ms_per_message", (cpu_seconds(s.pid) - cpu0) * 1000.0 / FANOUT_ROUNDS as f64);
+    Ok(())
+}
 
-    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
-    report.put(name, "peak_rss_before_sliding_mib", rss_mib(s.pid).1);
-    // Sliding sync: Element X opening for a user in 500 rooms. The first screen is the first
-    // answer (20 rooms); the whole list is loaded by growing the range 100 rooms at a time.
+/// Sliding sync: Element X opening for a user in 500 rooms. The first screen is the first
+/// answer (20 rooms); the whole list is loaded by growing the range 100 rooms at a time.
+async fn sliding_scenario(s: &Server, report: &mut Report) -> Result<()> {
+    let name = s.name;
     let (slider, owner) = s.register("slider").await?;
     for r in 0..SLIDING_ROOMS {
         s.create_room(&owner, json!({"name": format!("room {r}")})).await?;
     }
+    eprintln!("  {name}: RSS now/peak {:?} MiB after creating {SLIDING_ROOMS} rooms", rss_mib(s.pid));
     let (mut first, mut full) = (Vec::new(), Vec::new());
     let cpu0 = cpu_seconds(s.pid);
     for _ in 0..FIRST_LISTS {
@@ -474,6 +518,7 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "sliding_full_list_ms", percentile(&full, 0.5));
     report.put(name, "sliding_cpu_ms_per_open", (cpu_seconds(s.pid) - cpu0) * 1000.0 / FIRST_LISTS as f64);
 
+    eprintln!("  {name}: RSS now/peak {:?} MiB after {FIRST_LISTS} openings", rss_mib(s.pid));
     // 20 connected clients (devices of the 500-room user), each with its whole list loaded and
     // long-polling: the server's memory while they wait.
     let mut clients = Vec::new();
@@ -492,10 +537,6 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
         r?;
     }
     report.put(name, "sliding_20_clients_rss_mib", rss);
-
-    eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
-    let (_, peak) = rss_mib(s.pid);
-    report.put(name, "peak_rss_mib", peak);
     Ok(())
 }
 
@@ -569,7 +610,10 @@ async fn main() -> Result<()> {
         report.rows.push((label.to_owned(), format!("{h:.2}"), format!("{sy:.2}")));
     }
     md.push_str("\nThe last column is how many times better Hearth does (for throughput, Hearth / Synapse).\n");
-    std::fs::write(&output, &md)?;
+    // A run of some scenarios only is for looking at, not for the results file.
+    if std::env::var_os("HEARTH_BENCH_SCENARIOS").is_none() {
+        std::fs::write(&output, &md)?;
+    }
     println!("{md}");
     Ok(())
 }

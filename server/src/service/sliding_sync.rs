@@ -128,19 +128,86 @@ pub struct Scope {
     pub rooms: Option<Vec<String>>,
 }
 
-/// What a connection has, stored under each `pos`.
+/// What a connection has, stored under each `pos`, and held while its request long-polls.
+/// Rooms refer to their config by index: a client asks for the same config for hundreds of
+/// rooms, and a copy per room made a 500-room connection cost a megabyte.
 #[derive(Default, Serialize, Deserialize)]
 struct Known {
-    /// Per room: the event position it is up to date with, and the config it was sent with.
-    rooms: HashMap<String, KnownRoom>,
+    /// The distinct configs rooms were sent with.
+    #[serde(rename = "c")]
+    configs: Vec<RoomConfig>,
+    /// Per room: the event position it is up to date with, and its config's index.
+    #[serde(rename = "r")]
+    rooms: HashMap<String, (i64, u32)>,
 }
 
-#[derive(Clone, Serialize, Deserialize)]
-struct KnownRoom {
-    #[serde(rename = "s")]
+/// What the connection has of one room.
+#[derive(Clone, Copy)]
+struct KnownRoom<'a> {
     since: i64,
-    #[serde(rename = "c")]
-    config: RoomConfig,
+    config: &'a RoomConfig,
+}
+
+impl Known {
+    fn get(&self, room: &str) -> Option<KnownRoom<'_>> {
+        let (since, c) = *self.rooms.get(room)?;
+        Some(KnownRoom { since, config: self.configs.get(c as usize)? })
+    }
+
+    fn insert(&mut self, room: String, since: i64, config: RoomConfig) {
+        let index = match self.configs.iter().position(|c| *c == config) {
+            Some(i) => i,
+            None => {
+                self.configs.push(config);
+                self.configs.len() - 1
+            }
+        };
+        self.rooms.insert(room, (since, index as u32));
+    }
+
+    /// Drops configs no room refers to any more.
+    fn compact(&mut self) {
+        let mut used = vec![false; self.configs.len()];
+        for (_, c) in self.rooms.values() {
+            used[*c as usize] = true;
+        }
+        if used.iter().all(|u| *u) {
+            return;
+        }
+        let mut new_index = Vec::with_capacity(used.len());
+        let mut kept = 0u32;
+        for u in &used {
+            new_index.push(kept);
+            kept += u32::from(*u);
+        }
+        let mut i = 0;
+        self.configs.retain(|_| {
+            i += 1;
+            used[i - 1]
+        });
+        for (_, c) in self.rooms.values_mut() {
+            *c = new_index[*c as usize];
+        }
+    }
+}
+
+/// What `room` needs for many rooms, read by `prefetch` in one query per kind. A room missing
+/// from a map is read on its own.
+#[derive(Default)]
+struct Prefetch {
+    /// The stream position the timelines and bumps were read at.
+    upto: i64,
+    /// The newest events of the room (at least one, up to its timeline limit + 1), newest first.
+    timelines: HashMap<String, Vec<storage::events::EventRow>>,
+    /// The latest `BUMP_TYPES` event per room of `timelines` (rooms without one are left out).
+    bumps: HashMap<String, i64>,
+    /// (user, membership, event_id) per room new to the connection, ordered by user.
+    members: HashMap<String, Vec<(String, String, String)>>,
+    /// Unread counts of the joined rooms (rooms without unread events are left out).
+    unread: Option<HashMap<String, super::rooms::push::UnreadCounts>>,
+    /// Events the answers are likely to show: timelines, wanted state, heroes' member events.
+    /// Kept here rather than only in the event cache, which is smaller than 500 rooms' worth.
+    events: HashMap<String, Arc<StoredEvent>>,
 }
 
 pub struct SlidingSync {
@@ -234,6 +301,8 @@ impl SlidingSync {
             if news || from.is_none() || tokio::time::Instant::now() >= deadline {
                 break (body, next_known, head);
             }
+            // Not kept while waiting: twenty idle clients would hold twenty copies.
+            drop((body, next_known));
             if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
                 let head = self.sync.head();
                 let (body, next_known, _) = self.build(user, device, req, from, &known, head).await?;
@@ -278,7 +347,7 @@ impl SlidingSync {
             let keep = match m.membership.as_str() {
                 "join" | "invite" | "knock" => true,
                 "leave" | "ban" => {
-                    from.is_some_and(|f| m.stream_ordering > f.events) || known.rooms.get(&m.room_id).is_some_and(|k| k.since < m.stream_ordering)
+                    from.is_some_and(|f| m.stream_ordering > f.events) || known.rooms.get(&m.room_id).is_some_and(|(since, _)| *since < m.stream_ordering)
                 }
                 _ => false,
             };
@@ -327,35 +396,132 @@ impl SlidingSync {
             }
         }
 
-        let mut next = Known { rooms: known.rooms.clone() };
+        let mut next = Known { configs: known.configs.clone(), rooms: known.rooms.clone() };
         let mut out_rooms = Map::new();
         let now = now_ms();
+        // The rooms to send: new to the connection, with events the client has not seen, or
+        // asked for with more than it got.
+        let mut sends: Vec<(&String, &RoomConfig, &storage::rooms::MembershipRow, Option<KnownRoom<'_>>)> = Vec::new();
         for (room_id, config) in &wanted {
             let Some(&m) = by_room.get(room_id.as_str()) else { continue };
-            let seen = known.rooms.get(room_id);
-            let changed = seen.is_none_or(|k| activity(m) > k.since || config.expands(&k.config));
-            if !changed {
-                continue;
+            let seen = known.get(room_id);
+            if seen.is_none_or(|k| activity(m) > k.since || config.expands(&k.config)) {
+                sends.push((room_id, config, m, seen));
             }
-            let room = self.room(user, device, m, config, seen, from, head, now).await?;
+        }
+        let mut pre = self.prefetch(user, &sends, head).await?;
+        for (room_id, config, m, seen) in sends {
+            let room = self.room(user, device, m, config, seen, from, head, now, &mut pre).await?;
             if let Some(room) = room {
                 out_rooms.insert(room_id.clone(), room);
             }
             let mut sent = config.clone();
             if let Some(k) = seen {
                 // What the client has is at least what it had.
-                sent.merge(&k.config);
+                sent.merge(k.config);
             }
-            next.rooms.insert(room_id.clone(), KnownRoom { since: head.events.max(m.stream_ordering), config: sent });
+            next.insert(room_id.clone(), head.events.max(m.stream_ordering), sent);
         }
         // Rooms the user is gone from for good drop out of what the connection tracks.
         next.rooms.retain(|r, _| by_room.contains_key(r.as_str()));
+        next.compact();
 
         let relevant: Vec<&String> = wanted.keys().collect();
         let (extensions, ext_news) = self.extensions(user, device, req, from, head, &relevant, &room_lists, &out_rooms).await?;
         let news = !out_rooms.is_empty() || ext_news;
         let body = json!({ "lists": lists, "rooms": out_rooms, "extensions": extensions });
         Ok((body, next, news))
+    }
+
+    /// Reads what the answers for `sends` need in one query per kind, instead of per room:
+    /// an app opening for a user in 500 rooms sends hundreds of rooms at once.
+    async fn prefetch(
+        &self,
+        user: &UserId,
+        sends: &[(&String, &RoomConfig, &storage::rooms::MembershipRow, Option<KnownRoom<'_>>)],
+        head: SyncToken,
+    ) -> Result<Prefetch> {
+        let db = &self.rooms.db().read;
+        let joined: Vec<&str> = sends.iter().filter(|(_, _, m, _)| m.membership == "join").map(|(r, _, _, _)| r.as_str()).collect();
+        // Rooms whose whole timeline goes out: new to the connection, or with a longer one.
+        let whole: Vec<(&str, u64)> = sends
+            .iter()
+            .filter(|(_, c, m, seen)| m.membership == "join" && seen.is_none_or(|k| c.timeline_limit > k.config.timeline_limit))
+            .map(|(r, c, _, _)| (r.as_str(), c.timeline_limit))
+            .collect();
+        let fresh: Vec<&str> = sends.iter().filter(|(_, _, m, seen)| m.membership == "join" && seen.is_none()).map(|(r, _, _, _)| r.as_str()).collect();
+        let mut pre = Prefetch { upto: head.events, ..Default::default() };
+        if !whole.is_empty() {
+            let rooms: Vec<&str> = whole.iter().map(|(r, _)| *r).collect();
+            // The newest row also gives the room's state (its state group), so at least one.
+            let page = whole.iter().map(|(_, l)| *l).max().unwrap_or(0) as i64 + 1;
+            for room in &rooms {
+                pre.timelines.insert((*room).to_owned(), Vec::new());
+            }
+            for row in storage::events::latest_per_room(db, &rooms, head.events, page).await? {
+                pre.timelines.entry(row.room_id.clone()).or_default().push(row);
+            }
+            let ids: Vec<String> = pre.timelines.values().flatten().map(|r| r.event_id.clone()).collect();
+            pre.events = self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
+            pre.bumps = storage::sliding_sync::latest_bump_many(db, &rooms, head.events).await?.into_iter().collect();
+        }
+        for (room, who, membership, event_id) in storage::rooms::members_many(db, &fresh).await? {
+            pre.members.entry(room).or_default().push((who, membership, event_id));
+        }
+        // The state events rooms new to the connection will show, and their heroes: one load
+        // for all rooms.
+        let me = user.as_str();
+        let mut ids: Vec<String> = Vec::new();
+        for (room, config, _, _) in sends.iter().filter(|(r, _, m, seen)| m.membership == "join" && seen.is_none() && pre.timelines.contains_key(r.as_str())) {
+            let rows = &pre.timelines[room.as_str()];
+            let Some(Some(group)) = rows.first().map(|r| r.state_group) else { continue };
+            let state = self.rooms.state_of_group(group).await?;
+            let lazy = config.lazy_members();
+            let senders: HashSet<&str> = if lazy {
+                rows.iter()
+                    .take(config.timeline_limit as usize)
+                    .filter_map(|r| pre.events.get(&r.event_id))
+                    .filter_map(|e| e.json.get("sender").and_then(|s| s.as_str()))
+                    .collect()
+            } else {
+                HashSet::new()
+            };
+            ids.extend(
+                state
+                    .iter()
+                    .filter(|((t, k), _)| config.wants(t, k, me) || (t == "m.room.member" && senders.contains(k.as_str())))
+                    .map(|(_, id)| id.clone()),
+            );
+            if !state.contains_key(&("m.room.name".to_owned(), String::new()))
+                && let Some(members) = pre.members.get(room.as_str())
+            {
+                ids.extend(heroes(members, me).map(|(_, _, e)| e.clone()));
+            }
+        }
+        ids.retain(|id| !pre.events.contains_key(id));
+        for e in self.rooms.events_shared(&ids).await? {
+            pre.events.insert(e.row.event_id.clone(), e);
+        }
+        if !joined.is_empty() {
+            pre.unread = Some(self.rooms.unread_counts_many(user, &joined).await?);
+        }
+        Ok(pre)
+    }
+
+    /// The events, from what `prefetch` loaded or else the cache and the database.
+    async fn load(&self, pre: &Prefetch, ids: &[String]) -> Result<Vec<Arc<StoredEvent>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match pre.events.get(id) {
+                Some(e) => out.push(e.clone()),
+                None => missing.push(id.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            out.extend(self.rooms.events_shared(&missing).await?);
+        }
+        Ok(out)
     }
 
     /// Whether a room passes a list's filters.
@@ -416,10 +582,11 @@ impl SlidingSync {
         device: &str,
         m: &storage::rooms::MembershipRow,
         config: &RoomConfig,
-        seen: Option<&KnownRoom>,
+        seen: Option<KnownRoom<'_>>,
         from: Option<SyncToken>,
         head: SyncToken,
         now: i64,
+        pre: &mut Prefetch,
     ) -> Result<Option<Value>> {
         let room_id = m.room_id.as_str();
         let me = user.as_str();
@@ -460,15 +627,34 @@ impl SlidingSync {
         let mut picked: Vec<(i64, Value)> = Vec::new();
         let mut limited = false;
         let mut bump: Option<i64> = None;
+        let prefetched = if after == 0 && upto == pre.upto { pre.timelines.remove(room_id) } else { None };
+        // `prefetch` read the latest bump of the rooms it read timelines of.
+        let first_bump_prefetched = prefetched.is_some();
+        // The state group of the room's newest event: its state now (`upto`), without asking
+        // the database when the group is cached.
+        let mut newest_group: Option<Option<i64>> = prefetched.as_ref().map(|rows| rows.first().and_then(|r| r.state_group));
+        let mut first_batch = prefetched.map(|mut rows| {
+            rows.truncate(limit + 1);
+            rows
+        });
         if limit > 0 {
             let mut check = self.rooms.visibility_with(user, room_id, Some(m));
             let mut cursor = upto;
             'batches: for _ in 0..10 {
-                let rows = storage::events::room_events_desc_meta(&self.rooms.db().read, room_id, after, cursor, limit as i64 + 1).await?;
+                let rows = match first_batch.take() {
+                    Some(rows) => rows,
+                    None => storage::events::room_events_desc_meta(&self.rooms.db().read, room_id, after, cursor, limit as i64 + 1).await?,
+                };
+                if newest_group.is_none()
+                    && cursor == upto
+                    && let Some(first) = rows.first()
+                {
+                    newest_group = Some(first.state_group);
+                }
                 let exhausted = rows.len() <= limit;
                 let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
                 let loaded: HashMap<String, Arc<StoredEvent>> =
-                    self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
+                    self.load(pre, &ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
                 for r in &rows {
                     cursor = r.stream_ordering - 1;
                     if picked.len() == limit {
@@ -497,17 +683,15 @@ impl SlidingSync {
         };
         let timeline_start = picked.first().map(|(p, _)| *p).unwrap_or(upto + 1);
         let mut timeline: Vec<Value> = picked.into_iter().map(|(_, v)| v).collect();
-        if !timeline.is_empty() {
+        if !timeline.is_empty() && self.rooms.relations_after(room_id, timeline_start - 1) {
             self.rooms.bundle(user, room_id, &mut timeline).await?;
         }
 
         // State: everything wanted for a room new to the connection (or asked for with more
         // state), otherwise what changed since the client was up to date with the room.
-        let state_now = if m.membership == "join" {
-            let room = RoomId::parse(room_id).map_err(Error::internal)?;
-            self.rooms.current_state_ids(&room).await?
-        } else {
-            self.rooms.state_at(room_id, upto).await?.as_ref().clone()
+        let state_now: Arc<storage::state::StateMap> = match newest_group {
+            Some(Some(group)) if m.membership == "join" => self.rooms.state_of_group(group).await?,
+            _ => self.rooms.state_at(room_id, upto).await?,
         };
         let state_grew = seen.is_some_and(|k| !config.required_state.is_subset(&k.config.required_state));
         let changed_keys: Option<HashSet<(String, String)>> = match seen {
@@ -523,8 +707,9 @@ impl SlidingSync {
             timeline.iter().filter(|e| e["type"] == "m.room.member").filter_map(|e| e["state_key"].as_str().map(str::to_owned)).collect();
         let mut state_ids: Vec<String> = Vec::new();
         let mut member_changes = initial;
-        for ((t, k), id) in &state_now {
-            let is_change = changed_keys.as_ref().is_none_or(|c| c.contains(&(t.clone(), k.clone())));
+        for (key, id) in state_now.iter() {
+            let (t, k) = key;
+            let is_change = changed_keys.as_ref().is_none_or(|c| c.contains(key));
             let wanted = config.wants(t, k, me)
                 || (lazy && t == "m.room.member" && (senders.contains(k) || targets.contains(k) || (changed_keys.is_some() && !limited)));
             if t == "m.room.member" && is_change && changed_keys.is_some() {
@@ -537,7 +722,7 @@ impl SlidingSync {
                 state_ids.push(id.clone());
             }
         }
-        let state_events: Vec<Arc<StoredEvent>> = self.rooms.events_shared(&state_ids).await?;
+        let state_events: Vec<Arc<StoredEvent>> = self.load(pre, &state_ids).await?;
         let required_state: Vec<Value> = state_events.iter().map(|e| view(e)).collect();
         let content_at = |t: &str| -> Option<Value> {
             state_events.iter().find(|e| e.row.event_type == t && e.row.state_key.as_deref() == Some("")).map(|e| super::rooms::content_of(&e.json))
@@ -552,20 +737,18 @@ impl SlidingSync {
             out.insert("avatar".into(), c.get("url").cloned().unwrap_or(Value::Null));
         }
         if m.membership == "join" && (initial || member_changes) {
-            let members = storage::rooms::members(&self.rooms.db().read, room_id).await?;
+            let members = match pre.members.remove(room_id) {
+                Some(members) => members,
+                None => storage::rooms::members(&self.rooms.db().read, room_id).await?,
+            };
             let joined = members.iter().filter(|(_, ms, _)| ms == "join").count();
             let invited = members.iter().filter(|(_, ms, _)| ms == "invite").count();
             out.insert("joined_count".into(), json!(joined));
             out.insert("invited_count".into(), json!(invited));
             if name_event.is_none() {
-                let pick: Vec<&(String, String, String)> = members
-                    .iter()
-                    .filter(|(u, ms, _)| u != me && ms == "join")
-                    .chain(members.iter().filter(|(u, ms, _)| u != me && ms == "invite"))
-                    .take(MAX_HEROES)
-                    .collect();
+                let pick: Vec<&(String, String, String)> = heroes(&members, me).collect();
                 let ids: Vec<String> = pick.iter().map(|(_, _, e)| e.clone()).collect();
-                let loaded = self.rooms.events_shared(&ids).await?;
+                let loaded = self.load(pre, &ids).await?;
                 let heroes: Vec<Value> = pick
                     .iter()
                     .map(|(u, _, e)| {
@@ -592,11 +775,17 @@ impl SlidingSync {
         } else if let Some(b) = bump {
             out.insert("bump_stamp".into(), json!(b));
         } else if initial || limited || limit == 0 {
-            let b = storage::sliding_sync::latest_bump(&self.rooms.db().read, room_id, upto).await?;
+            let b = match (first_bump_prefetched, upto == pre.upto) {
+                (true, true) => pre.bumps.get(room_id).copied(),
+                _ => storage::sliding_sync::latest_bump(&self.rooms.db().read, room_id, upto).await?,
+            };
             out.insert("bump_stamp".into(), json!(b.unwrap_or(0).max(0)));
         }
         if m.membership == "join" {
-            let ((notes, highlights), _) = self.rooms.unread_counts(user, room_id).await?;
+            let ((notes, highlights), _) = match &pre.unread {
+                Some(unread) => unread.get(room_id).cloned().unwrap_or_default(),
+                None => self.rooms.unread_counts(user, room_id).await?,
+            };
             out.insert("notification_count".into(), json!(notes));
             out.insert("highlight_count".into(), json!(highlights));
         }
@@ -781,6 +970,12 @@ impl SlidingSync {
     }
 }
 
+/// The members shown for a room without a name: joined, then invited, others than `me`.
+fn heroes<'a>(members: &'a [(String, String, String)], me: &'a str) -> impl Iterator<Item = &'a (String, String, String)> {
+    let of = move |membership: &'static str| members.iter().filter(move |(u, ms, _)| u != me && ms == membership);
+    of("join").chain(of("invite")).take(MAX_HEROES)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -815,6 +1010,27 @@ mod tests {
         let mut longer = small.clone();
         longer.timeline_limit = 20;
         assert!(longer.expands(&small));
+    }
+
+    #[test]
+    fn rooms_share_configs_and_unused_configs_go() {
+        let (a, b) = (config(&[("m.room.name", "")]), config(&[("m.room.topic", "")]));
+        let mut known = Known::default();
+        for i in 0..300 {
+            known.insert(format!("!{i}:x"), i, a.clone());
+        }
+        known.insert("!b:x".into(), 7, b.clone());
+        assert_eq!(known.configs.len(), 2);
+        assert_eq!(known.get("!b:x").map(|k| (k.since, k.config.clone())), Some((7, b.clone())));
+        // The rooms with the first config go: it goes, and the other room still finds its own.
+        known.rooms.retain(|r, _| r == "!b:x");
+        known.compact();
+        assert_eq!(known.configs, vec![b.clone()]);
+        assert_eq!(known.get("!b:x").map(|k| k.config.clone()), Some(b));
+        assert!(known.get("!1:x").is_none());
+        // What is stored round-trips.
+        let back: Known = serde_json::from_str(&serde_json::to_string(&known).unwrap()).unwrap();
+        assert_eq!(back.get("!b:x").map(|k| k.since), Some(7));
     }
 
     #[test]

@@ -676,7 +676,7 @@ impl Prefetched {
         for row in storage::events::latest_per_room(db, rooms, upto, page).await? {
             out.timelines.entry(row.room_id.clone()).or_default().push(row);
         }
-        for (room, user, membership) in storage::rooms::members_many(db, rooms).await? {
+        for (room, user, membership, _) in storage::rooms::members_many(db, rooms).await? {
             out.members.entry(room).or_default().push((user, membership));
         }
         Ok(out)

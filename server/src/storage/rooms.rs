@@ -102,20 +102,20 @@ pub async fn members(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result
         .await
 }
 
-/// (room_id, user_id, membership) of every member of the given rooms, ordered by room and
-/// user. One JSON array instead of a row per member (see `events::latest_per_room`).
-pub async fn members_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sqlx::Result<Vec<(String, String, String)>> {
+/// (room_id, user_id, membership, event_id) of every member of the given rooms, ordered by
+/// room and user. One JSON array instead of a row per member (see `events::latest_per_room`).
+pub async fn members_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sqlx::Result<Vec<(String, String, String, String)>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
     let (text,): (String,) = sqlx::query_as(
-        "SELECT json_group_array(json_array(m.room_id, m.user_id, m.membership))
+        "SELECT json_group_array(json_array(m.room_id, m.user_id, m.membership, m.event_id))
          FROM json_each(?) r JOIN memberships m ON m.room_id = r.value",
     )
     .bind(serde_json::json!(rooms).to_string())
     .fetch_one(ex)
     .await?;
-    let mut rows: Vec<(String, String, String)> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let mut rows: Vec<(String, String, String, String)> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     rows.sort();
     Ok(rows)
 }

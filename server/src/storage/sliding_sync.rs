@@ -82,13 +82,31 @@ pub async fn expire(ex: &mut sqlx::SqliteConnection, before: i64) -> sqlx::Resul
 pub const BUMP_TYPES: &[&str] =
     &["m.room.create", "m.room.message", "m.room.encrypted", "m.sticker", "m.call.invite", "m.poll.start", "m.beacon_info"];
 
-const LATEST_BUMP: &str = "SELECT stream_ordering FROM events WHERE room_id = ? AND stream_ordering <= ? AND rejected = 0
+const LATEST_BUMP: &str = "SELECT stream_ordering FROM events WHERE room_id = ?1 AND stream_ordering <= ?2 AND rejected = 0
     AND event_type IN ('m.room.create', 'm.room.message', 'm.room.encrypted', 'm.sticker', 'm.call.invite', 'm.poll.start', 'm.beacon_info')
     ORDER BY stream_ordering DESC LIMIT 1";
 
 /// The latest event of a `BUMP_TYPES` type in the room at or before `upto`.
 pub async fn latest_bump(ex: impl SqliteExecutor<'_>, room_id: &str, upto: i64) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(LATEST_BUMP).bind(room_id).bind(upto).fetch_optional(ex).await
+}
+
+/// `latest_bump` for several rooms in one query (one JSON array, see
+/// `events::latest_per_room`); rooms without such an event are left out.
+pub async fn latest_bump_many(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: i64) -> sqlx::Result<Vec<(String, i64)>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inner = LATEST_BUMP.replace("?1", "r.value");
+    let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT json_group_array(json_array(r.value, ({inner}))) FROM json_each(?1) r"
+    )))
+    .bind(serde_json::json!(rooms).to_string())
+    .bind(upto)
+    .fetch_one(ex)
+    .await?;
+    let rows: Vec<(String, Option<i64>)> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(rows.into_iter().filter_map(|(room, bump)| Some((room, bump?))).collect())
 }
 
 #[cfg(test)]
