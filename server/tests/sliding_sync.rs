@@ -211,6 +211,77 @@ async fn invites_come_with_their_stripped_state_and_filters_pick_rooms() {
     assert_eq!(v["lists"]["dms"]["count"], 1, "{v}");
 }
 
+/// MSC3575's `spaces`, `tags` and `not_tags` filters (Synapse has them; Element X's space and
+/// favourites views need them): children named by `m.space.child` with a `via`, of spaces the
+/// user is in, not their subspaces'; any of `tags`, none of `not_tags`.
+#[tokio::test]
+async fn spaces_and_tags_pick_rooms() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let me = format!("@alice:{SERVER_NAME}");
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({ "name": "Family", "creation_content": { "type": "m.space" } })).await;
+    assert_eq!(st, 200, "{v}");
+    let space = v["room_id"].as_str().unwrap().to_owned();
+    let (kitchen, garden, work, removed) =
+        (create_room(&s, &alice, "Kitchen").await, create_room(&s, &alice, "Garden").await, create_room(&s, &alice, "Work").await, create_room(&s, &alice, "Old").await);
+    let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({ "name": "Sub", "creation_content": { "type": "m.space" } })).await;
+    let subspace = v["room_id"].as_str().unwrap().to_owned();
+    for child in [&kitchen, &garden, &removed, &subspace] {
+        let (st, v) = s.put(&format!("/_matrix/client/v3/rooms/{space}/state/m.space.child/{child}"), Some(&alice), json!({ "via": [SERVER_NAME] })).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    // A child event without `via` takes the room out of the space.
+    s.put(&format!("/_matrix/client/v3/rooms/{space}/state/m.space.child/{removed}"), Some(&alice), json!({})).await;
+    // The subspace's own child is not the space's.
+    s.put(&format!("/_matrix/client/v3/rooms/{subspace}/state/m.space.child/{work}"), Some(&alice), json!({ "via": [SERVER_NAME] })).await;
+    for (room, tags) in [(&kitchen, json!({ "m.favourite": { "order": 0.5 } })), (&garden, json!({ "m.favourite": {}, "u.later": {} })), (&work, json!({ "m.lowpriority": {} }))] {
+        let (st, v) = s.put(&format!("/_matrix/client/v3/user/{me}/rooms/{room}/account_data/m.tag"), Some(&alice), json!({ "tags": tags })).await;
+        assert_eq!(st, 200, "{v}");
+    }
+
+    let list = |filters: Value| json!({ "ranges": [[0, 20]], "timeline_limit": 0, "filters": filters });
+    let body = json!({
+        "conn_id": "filters",
+        "lists": {
+            "family": list(json!({ "spaces": [space] })),
+            "unknown_space": list(json!({ "spaces": ["!nowhere:elsewhere.example"] })),
+            "favourites": list(json!({ "tags": ["m.favourite"] })),
+            "favourites_not_later": list(json!({ "tags": ["m.favourite"], "not_tags": ["u.later"] })),
+            "not_low": list(json!({ "not_tags": ["m.lowpriority"], "not_room_types": ["m.space"] })),
+            "empty_means_all": list(json!({ "tags": [], "spaces": [] }))
+        }
+    });
+    let (st, v) = ss(&s, &alice, None, 0, body).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["lists"]["family"]["count"], 3, "Kitchen, Garden and the subspace, not Old or Work: {v}");
+    assert_eq!(v["lists"]["unknown_space"]["count"], 0, "{v}");
+    assert_eq!(v["lists"]["favourites"]["count"], 2, "{v}");
+    assert_eq!(v["lists"]["favourites_not_later"]["count"], 1, "not_tags wins over tags: {v}");
+    assert_eq!(v["lists"]["not_low"]["count"], 3, "Kitchen, Garden, Old: {v}");
+    assert_eq!(v["lists"]["empty_means_all"]["count"], 6, "{v}");
+
+    // Each list alone sends exactly its rooms.
+    for (filters, expected) in [
+        (json!({ "spaces": [space] }), vec![&kitchen, &garden, &subspace]),
+        (json!({ "tags": ["m.favourite"], "not_tags": ["u.later"] }), vec![&kitchen]),
+        (json!({ "not_tags": ["m.lowpriority"], "not_room_types": ["m.space"] }), vec![&kitchen, &garden, &removed]),
+    ] {
+        let (st, v) = ss(&s, &alice, None, 0, json!({ "conn_id": "one", "lists": { "l": list(filters.clone()) } })).await;
+        assert_eq!(st, 200, "{v}");
+        let mut got: Vec<&String> = v["rooms"].as_object().unwrap().keys().collect();
+        let mut want = expected.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{filters}");
+    }
+
+    // Wrong types are refused.
+    for bad in [json!({ "spaces": "!a:b" }), json!({ "tags": [1] }), json!({ "not_tags": {} })] {
+        let got = ss(&s, &alice, None, 0, json!({ "conn_id": "bad", "lists": { "l": list(bad.clone()) } })).await;
+        assert_err(&got, 400, "M_BAD_JSON");
+    }
+}
+
 #[tokio::test]
 async fn positions_that_are_not_this_connections_answers_are_unknown() {
     let mut s = TestServer::start().await;
@@ -268,6 +339,53 @@ async fn positions_that_are_not_this_connections_answers_are_unknown() {
     unknown["extensions"]["org.example.future"] = json!({ "enabled": true });
     assert_eq!(ss(&s, &alice, None, 0, unknown).await.0, 200);
     assert_err(&s.post(PATH, None, room_list((0, 1))).await, 401, "M_MISSING_TOKEN");
+}
+
+/// What a connection keeps is bounded: a device keeps its 16 most recently used connections
+/// (conn_ids are the client's to make up), and a device's connections go with it.
+#[tokio::test]
+async fn connections_are_bounded_per_device_and_go_with_the_device() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    create_room(&s, &alice, "Room").await;
+    let mut positions = Vec::new();
+    for i in 0..17 {
+        let mut body = room_list((0, 9));
+        body["conn_id"] = json!(format!("conn{i}"));
+        let (st, v) = ss(&s, &alice, None, 0, body).await;
+        assert_eq!(st, 200, "{v}");
+        positions.push(v["pos"].as_str().unwrap().to_owned());
+    }
+    let with = |i: usize| {
+        let mut body = room_list((0, 9));
+        body["conn_id"] = json!(format!("conn{i}"));
+        body
+    };
+    // The 17th pushed out the least recently used, the first; the second still works.
+    assert_err(&ss(&s, &alice, Some(&positions[0]), 0, with(0)).await, 400, "M_UNKNOWN_POS");
+    let (st, v) = ss(&s, &alice, Some(&positions[1]), 0, with(1)).await;
+    assert_eq!(st, 200, "{v}");
+
+    // A second device's connection; logging it out removes its connections from the database.
+    let (st, login) = s.login("alice", "password1").await;
+    assert_eq!(st, 200, "{login}");
+    let phone = login["access_token"].as_str().unwrap();
+    let (st, v) = ss(&s, phone, None, 0, room_list((0, 9))).await;
+    assert_eq!(st, 200, "{v}");
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.dir.path().join("hearth.db").display())).await.unwrap();
+    let count = async |device: &str| -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM sliding_sync_connections WHERE device_id = ?").bind(device).fetch_one(&db).await.unwrap()
+    };
+    let phone_device = login["device_id"].as_str().unwrap();
+    assert_eq!(count(phone_device).await, 1);
+    let (st, _) = s.post("/_matrix/client/v3/logout", Some(phone), json!({})).await;
+    assert_eq!(st, 200);
+    assert_eq!(count(phone_device).await, 0, "the logged-out device's connection is gone");
+    let orphans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sliding_sync_positions WHERE connection_id NOT IN (SELECT id FROM sliding_sync_connections)")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(orphans, 0, "no positions of removed connections are left");
 }
 
 #[tokio::test]

@@ -67,6 +67,8 @@ pub struct Ruma<T> {
     pub session: Option<Session>,
     /// The client address (from X-Forwarded-For on listeners configured to trust it).
     pub ip: Option<IpAddr>,
+    /// The body as sent, for the fields a ruma type does not carry (yet).
+    pub raw_body: Bytes,
 }
 
 impl<T> Ruma<T> {
@@ -295,9 +297,10 @@ where
         }
 
         let ip = client_ip(&parts);
+        let raw_body = bytes.clone();
         let http_req = http::Request::from_parts(parts, bytes);
         let body = T::try_from_http_request(http_req, &path_args).map_err(request_error)?;
-        Ok(Ruma { body, session, ip })
+        Ok(Ruma { body, session, ip, raw_body })
     }
 }
 

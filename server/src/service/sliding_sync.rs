@@ -78,6 +78,23 @@ pub struct Filters {
     /// `None` inside stands for rooms without a type.
     pub room_types: Option<Vec<Option<String>>>,
     pub not_room_types: Vec<Option<String>>,
+    /// Rooms that are a child (`m.space.child`) of any of these spaces the user is in; not
+    /// their subspaces' children (the client lists those spaces itself).
+    pub spaces: Option<Vec<String>>,
+    /// Rooms with any of these tags (`m.tag`), and none of `not_tags` (which wins).
+    pub tags: Option<Vec<String>>,
+    pub not_tags: Vec<String>,
+}
+
+/// What list filters look at besides the room itself, read once per answer.
+#[derive(Default)]
+struct FilterData {
+    /// Rooms `m.direct` names.
+    dms: HashSet<String>,
+    /// Each room's tags, when a list filters by tags.
+    tags: HashMap<String, HashSet<String>>,
+    /// Per space asked for (and joined): its children.
+    children: HashMap<String, HashSet<String>>,
 }
 
 /// What the client wants of a room: how much timeline and which state.
@@ -319,7 +336,9 @@ impl SlidingSync {
             None => storage::sliding_sync::reset_connection(&mut tx, user.as_str(), device, &req.conn_id, now).await?,
         };
         let pos = sent_pos.map_or(1, |p| p + 1);
-        storage::sliding_sync::store_position(&mut tx, id, sent_pos, pos, &head.encode(), &rooms_json, now).await?;
+        if !storage::sliding_sync::store_position(&mut tx, id, sent_pos, pos, &head.encode(), &rooms_json, now).await? {
+            return Err(unknown_pos());
+        }
         tx.commit().await?;
         let mut body = body;
         body["pos"] = json!(format!("{id}_{pos}"));
@@ -358,10 +377,7 @@ impl SlidingSync {
         let activity = |m: &storage::rooms::MembershipRow| -> i64 {
             if m.membership == "join" { self.rooms.latest_event(&m.room_id).min(head.events).max(m.stream_ordering) } else { m.stream_ordering }
         };
-        let dm_rooms: HashSet<String> = match self.account_data.get(user, None, "m.direct").await? {
-            Some(v) => v.as_object().into_iter().flatten().flat_map(|(_, rooms)| rooms.as_array().into_iter().flatten()).filter_map(|r| r.as_str().map(str::to_owned)).collect(),
-            None => HashSet::new(),
-        };
+        let data = self.filter_data(user, req, &by_room).await?;
 
         // Lists: filter, order, count, and the rooms inside the ranges with their configs.
         let mut wanted: BTreeMap<String, RoomConfig> = BTreeMap::new();
@@ -370,7 +386,7 @@ impl SlidingSync {
         for (name, list) in &req.lists {
             let mut rooms: Vec<(i64, &storage::rooms::MembershipRow)> = Vec::new();
             for m in &candidates {
-                if self.passes(m, &list.filters, &dm_rooms).await? {
+                if self.passes(m, &list.filters, &data).await? {
                     rooms.push((activity(m), m));
                 }
             }
@@ -524,8 +540,66 @@ impl SlidingSync {
         Ok(out)
     }
 
+    /// What the lists' filters need: DM rooms always (cheap), tags and space children when a
+    /// list asks for them.
+    async fn filter_data(&self, user: &UserId, req: &Request, by_room: &HashMap<&str, &storage::rooms::MembershipRow>) -> Result<FilterData> {
+        let mut data = FilterData::default();
+        if let Some(v) = self.account_data.get(user, None, "m.direct").await? {
+            data.dms = v.as_object().into_iter().flatten().flat_map(|(_, rooms)| rooms.as_array().into_iter().flatten()).filter_map(|r| r.as_str().map(str::to_owned)).collect();
+        }
+        if req.lists.values().any(|l| l.filters.tags.is_some() || !l.filters.not_tags.is_empty()) {
+            for row in self.account_data.changed_since(user, 0).await? {
+                if row.room_id.is_empty() || row.data_type != "m.tag" {
+                    continue;
+                }
+                let content: Value = serde_json::from_str(&row.content).unwrap_or_default();
+                let tags = content["tags"].as_object().map(|t| t.keys().cloned().collect()).unwrap_or_default();
+                data.tags.insert(row.room_id, tags);
+            }
+        }
+        let spaces: BTreeSet<&String> = req.lists.values().filter_map(|l| l.filters.spaces.as_ref()).flatten().collect();
+        for space in spaces {
+            // Spaces the user is not in are ignored (MSC3575).
+            if !by_room.get(space.as_str()).is_some_and(|m| m.membership == "join") {
+                continue;
+            }
+            let Ok(space_id) = RoomId::parse(space) else { continue };
+            let state = self.rooms.current_state_ids(&space_id).await?;
+            let child_ids: Vec<String> = state.iter().filter(|((t, _), _)| t == "m.space.child").map(|(_, id)| id.clone()).collect();
+            let mut children = HashSet::new();
+            for e in self.rooms.events_shared(&child_ids).await? {
+                // A child event without `via` is a removed child (spec: m.space.child).
+                let content = super::rooms::content_of(&e.json);
+                if content["via"].as_array().is_some_and(|v| !v.is_empty())
+                    && let Some(child) = &e.row.state_key
+                {
+                    children.insert(child.clone());
+                }
+            }
+            data.children.insert(space.clone(), children);
+        }
+        Ok(data)
+    }
+
     /// Whether a room passes a list's filters.
-    async fn passes(&self, m: &storage::rooms::MembershipRow, f: &Filters, dms: &HashSet<String>) -> Result<bool> {
+    async fn passes(&self, m: &storage::rooms::MembershipRow, f: &Filters, data: &FilterData) -> Result<bool> {
+        let room = m.room_id.as_str();
+        if let Some(spaces) = &f.spaces
+            && !spaces.iter().any(|s| data.children.get(s).is_some_and(|c| c.contains(room)))
+        {
+            return Ok(false);
+        }
+        let tags = data.tags.get(room);
+        let tagged = |t: &String| tags.is_some_and(|have| have.contains(t));
+        if f.not_tags.iter().any(tagged) {
+            return Ok(false);
+        }
+        if let Some(want) = &f.tags
+            && !want.iter().any(tagged)
+        {
+            return Ok(false);
+        }
+        let dms = &data.dms;
         if let Some(want) = f.is_invite
             && (m.membership == "invite") != want
         {

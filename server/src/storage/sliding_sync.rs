@@ -3,8 +3,13 @@
 
 use sqlx::SqliteExecutor;
 
+/// Connections kept per device: a client uses two or three (room list, encryption); past this
+/// the least recently used go, so conn_ids made up by a client cannot fill the database.
+pub const MAX_CONNECTIONS_PER_DEVICE: i64 = 16;
+
 /// A new connection for (user, device, conn_id), replacing any earlier one and its positions
-/// (a request without `pos` starts over). Returns its id.
+/// (a request without `pos` starts over), and forgetting the device's least recently used
+/// connections past `MAX_CONNECTIONS_PER_DEVICE`. Returns its id.
 pub async fn reset_connection(tx: &mut sqlx::SqliteConnection, user: &str, device: &str, conn_id: &str, now: i64) -> sqlx::Result<i64> {
     let old: Option<i64> = sqlx::query_scalar("SELECT id FROM sliding_sync_connections WHERE user_id = ? AND device_id = ? AND conn_id = ?")
         .bind(user)
@@ -23,6 +28,16 @@ pub async fn reset_connection(tx: &mut sqlx::SqliteConnection, user: &str, devic
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+    let surplus = "SELECT id FROM sliding_sync_connections WHERE user_id = ?1 AND device_id = ?2
+                   ORDER BY last_used_ts DESC, id DESC LIMIT -1 OFFSET ?3";
+    for table in ["sliding_sync_positions WHERE connection_id", "sliding_sync_connections WHERE id"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} IN ({surplus})")))
+            .bind(user)
+            .bind(device)
+            .bind(MAX_CONNECTIONS_PER_DEVICE)
+            .execute(&mut *tx)
+            .await?;
+    }
     Ok(id)
 }
 
@@ -50,8 +65,14 @@ pub async fn position(
 }
 
 /// Stores position `pos` and forgets every other one except `keep` (the one the client sent,
-/// which it may send again if this answer is lost).
-pub async fn store_position(tx: &mut sqlx::SqliteConnection, id: i64, keep: Option<i64>, pos: i64, token: &str, rooms: &str, now: i64) -> sqlx::Result<()> {
+/// which it may send again if this answer is lost). Returns `false`, storing nothing, when
+/// the connection is gone meanwhile (its device was removed, or it was started over or
+/// pushed out by newer ones while this answer was being built).
+pub async fn store_position(tx: &mut sqlx::SqliteConnection, id: i64, keep: Option<i64>, pos: i64, token: &str, rooms: &str, now: i64) -> sqlx::Result<bool> {
+    let there = sqlx::query("UPDATE sliding_sync_connections SET last_used_ts = ? WHERE id = ?").bind(now).bind(id).execute(&mut *tx).await?;
+    if there.rows_affected() == 0 {
+        return Ok(false);
+    }
     sqlx::query("DELETE FROM sliding_sync_positions WHERE connection_id = ? AND pos <> ?")
         .bind(id)
         .bind(keep.unwrap_or(-1))
@@ -64,8 +85,7 @@ pub async fn store_position(tx: &mut sqlx::SqliteConnection, id: i64, keep: Opti
         .bind(rooms)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE sliding_sync_connections SET last_used_ts = ? WHERE id = ?").bind(now).bind(id).execute(&mut *tx).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Forgets connections unused since `before` (their `pos` then answers M_UNKNOWN_POS).

@@ -89,23 +89,35 @@ pub async fn sliding_sync(State(s): State<AppState>, req: Ruma<sync_events::v5::
         timeline_limit: u64::from(limit),
         required_state: required.iter().map(|(t, k)| (t.to_string(), k.clone())).collect(),
     };
-    let lists = b
-        .lists
-        .iter()
-        .map(|(name, l)| {
-            let f = l.filters.clone().unwrap_or_default();
-            let types = |v: &[ruma::directory::RoomTypeFilter]| v.iter().map(|t| t.as_str().map(str::to_owned)).collect::<Vec<_>>();
-            let filters = Filters {
-                is_dm: f.is_dm,
-                is_encrypted: f.is_encrypted,
-                is_invite: f.is_invite,
-                room_types: (!f.room_types.is_empty()).then(|| types(&f.room_types)),
-                not_room_types: types(&f.not_room_types),
-            };
-            let ranges = l.ranges.iter().map(|(a, b)| (u64::from(*a), u64::from(*b))).collect();
-            (name.clone(), ListRequest { ranges, config: config(&l.room_details.required_state, l.room_details.timeline_limit), filters })
-        })
-        .collect();
+    // `spaces`, `tags` and `not_tags` (in MSC3575 and Synapse; not in ruma's request type) are
+    // read from the body as sent.
+    let raw: Value = serde_json::from_slice(&req.raw_body).unwrap_or_default();
+    let mut lists = std::collections::BTreeMap::new();
+    for (name, l) in &b.lists {
+        let f = l.filters.clone().unwrap_or_default();
+        let types = |v: &[ruma::directory::RoomTypeFilter]| v.iter().map(|t| t.as_str().map(str::to_owned)).collect::<Vec<_>>();
+        let strings = |key: &str| -> Result<Option<Vec<String>>> {
+            let bad = || crate::error::Error::bad_json(format!("lists.{name}.filters.{key} must be a list of strings"));
+            match &raw["lists"][name.as_str()]["filters"][key] {
+                Value::Null => Ok(None),
+                Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(bad)).collect::<Result<Vec<_>>>().map(Some),
+                _ => Err(bad()),
+            }
+        };
+        let filters = Filters {
+            is_dm: f.is_dm,
+            is_encrypted: f.is_encrypted,
+            is_invite: f.is_invite,
+            room_types: (!f.room_types.is_empty()).then(|| types(&f.room_types)),
+            not_room_types: types(&f.not_room_types),
+            // An empty list filters nothing, as for `room_types`.
+            spaces: strings("spaces")?.filter(|s| !s.is_empty()),
+            tags: strings("tags")?.filter(|t| !t.is_empty()),
+            not_tags: strings("not_tags")?.unwrap_or_default(),
+        };
+        let ranges = l.ranges.iter().map(|(a, b)| (u64::from(*a), u64::from(*b))).collect();
+        lists.insert(name.clone(), ListRequest { ranges, config: config(&l.room_details.required_state, l.room_details.timeline_limit), filters });
+    }
     let subscriptions = b.room_subscriptions.iter().map(|(room, c)| (room.to_string(), config(&c.required_state, c.timeline_limit))).collect();
     let scope = |lists: &Option<Vec<String>>, rooms: &Option<Vec<sync_events::v5::request::ExtensionRoomConfig>>| Scope {
         lists: lists.clone(),
