@@ -33,6 +33,8 @@ const SLIDING_ROOMS: usize = 500;
 const SLIDING_CLIENTS: usize = 20;
 /// Fresh room lists timed.
 const FIRST_LISTS: usize = 5;
+/// Messages sent in a room none of the 20 waiting sliding sync clients is in.
+const UNRELATED_EVENTS: usize = 50;
 
 /// What Element X's room list asks for (matrix-sdk-ui 0.18's RoomListService), rooms 0..=`end`.
 fn room_list_body(end: usize) -> Value {
@@ -527,15 +529,29 @@ async fn sliding_scenario(s: &Server, report: &mut Report) -> Result<()> {
         let pos = s.load_room_list(&token).await?;
         clients.push((token, pos));
     }
+    // While they wait, someone they share no room with talks in another room: every waiting
+    // connection must check and keep waiting (the server CPU this costs is reported).
+    let (_, stranger) = s.register("stranger").await?;
+    let elsewhere = s.create_room(&stranger, json!({})).await?;
     let polls = clients.iter().map(|(token, pos)| s.sliding(token, Some(pos), 10_000, room_list_body(SLIDING_ROOMS - 1)));
     let measure = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        rss_mib(s.pid).0
+        let rss = rss_mib(s.pid).0;
+        let cpu0 = cpu_seconds(s.pid);
+        for i in 0..UNRELATED_EVENTS {
+            s.send(&stranger, &elsewhere, &format!("elsewhere {i}")).await?;
+        }
+        Ok::<_, anyhow::Error>((rss, (cpu_seconds(s.pid) - cpu0) * 1000.0 / UNRELATED_EVENTS as f64))
     };
-    let (results, rss) = tokio::join!(futures::future::join_all(polls), measure);
+    let (results, measured) = tokio::join!(futures::future::join_all(polls), measure);
+    let (rss, unrelated_cpu) = measured?;
     for r in results {
-        r?;
+        let v = r?;
+        if v["rooms"].as_object().is_some_and(|rooms| !rooms.is_empty()) {
+            bail!("{name}: a sliding sync connection was sent rooms for events in a room the user is not in");
+        }
     }
+    report.put(name, "sliding_cpu_ms_per_unrelated_event", unrelated_cpu);
     report.put(name, "sliding_20_clients_rss_mib", rss);
     Ok(())
 }
@@ -576,7 +592,7 @@ async fn main() -> Result<()> {
         result?;
     }
 
-    let metrics: [(&str, &str, bool); 22] = [
+    let metrics: [(&str, &str, bool); 23] = [
         ("idle_rss_mib", "Idle RSS (MiB)", false),
         ("peak_rss_before_sliding_mib", "Peak RSS before the sliding sync scenario (MiB)", false),
         ("peak_rss_mib", "Peak RSS, all scenarios (MiB)", false),
@@ -599,6 +615,7 @@ async fn main() -> Result<()> {
         ("sliding_full_list_ms", "Sliding sync, whole list of 500 rooms loaded, p50 (ms)", false),
         ("sliding_cpu_ms_per_open", "Server CPU per app opening (first list + whole list) (ms)", false),
         ("sliding_20_clients_rss_mib", "RSS with 20 sliding-sync clients connected (MiB)", false),
+        ("sliding_cpu_ms_per_unrelated_event", "Server CPU per event in another room, 20 sliding-sync clients waiting (ms)", false),
     ];
     let mut md = String::new();
     md.push_str("| Metric | Hearth | Synapse | Synapse / Hearth |\n|---|---:|---:|---:|\n");

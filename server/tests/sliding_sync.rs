@@ -113,6 +113,9 @@ async fn a_new_message_wakes_the_long_poll_and_moves_its_room_to_the_top() {
     let s = TestServer::start().await;
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
+    // Carol shares no room with Alice: her events wake Alice's poll, which must go on waiting.
+    let carol = s.user("carol").await;
+    let carols = create_room(&s, &carol, "Carol's").await;
     let old = create_room(&s, &alice, "Old").await;
     s.post(&format!("/_matrix/client/v3/rooms/{old}/invite"), Some(&alice), json!({ "user_id": format!("@bob:{SERVER_NAME}") })).await;
     s.post(&format!("/_matrix/client/v3/join/{old}"), Some(&bob), json!({})).await;
@@ -141,7 +144,10 @@ async fn a_new_message_wakes_the_long_poll_and_moves_its_room_to_the_top() {
             (v, started.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    send(&s, &carol, &carols, "nothing to do with Alice").await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!waiter.is_finished(), "an event in a room Alice is not in does not answer her poll");
     send(&s, &bob, &old, "hello from bob").await;
     let (v, waited) = waiter.await.unwrap();
     assert!(waited < Duration::from_secs(10), "woken by the message, not the timeout ({waited:?})");
@@ -167,13 +173,31 @@ async fn a_new_message_wakes_the_long_poll_and_moves_its_room_to_the_top() {
     assert_eq!(r["limited"], false);
     assert!(r.get("required_state").is_none_or(|s| s.as_array().unwrap().iter().all(|e| e["type"] == "m.room.member")), "no repeated state: {r}");
 
-    // Nothing new: the long-poll waits out its timeout and answers with no rooms.
+    // Nothing new for Alice (Carol talks in her own room meanwhile): the long-poll waits out
+    // its timeout and answers with no rooms.
     let pos = v["pos"].as_str().unwrap();
     let started = Instant::now();
-    let (_, v) = ss(&s, &alice, Some(pos), 500, room_list((0, 0))).await;
-    assert!(started.elapsed() >= Duration::from_millis(450));
+    let (poll, _) = tokio::join!(ss(&s, &alice, Some(pos), 800, room_list((0, 0))), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        send(&s, &carol, &carols, "still nothing to do with Alice").await;
+    });
+    let v = poll.1;
+    assert!(started.elapsed() >= Duration::from_millis(750));
     assert!(v["rooms"].as_object().unwrap().is_empty(), "{v}");
     assert_eq!(v["lists"]["all_rooms"]["count"], 4);
+
+    // Carol invites Alice: a room Alice was not in, so an event there is hers to see now.
+    let pos = v["pos"].as_str().unwrap();
+    let started = Instant::now();
+    let (poll, _) = tokio::join!(ss(&s, &alice, Some(pos), 10_000, room_list((0, 0))), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        send(&s, &carol, &carols, "before the invite").await;
+        s.post(&format!("/_matrix/client/v3/rooms/{carols}/invite"), Some(&carol), json!({ "user_id": format!("@alice:{SERVER_NAME}") })).await;
+    });
+    let v = poll.1;
+    assert!(started.elapsed() < Duration::from_secs(5), "the invite answers the poll");
+    assert!(v["rooms"][&carols]["invite_state"].is_array(), "{v}");
+    assert_eq!(v["lists"]["all_rooms"]["count"], 5);
 }
 
 #[tokio::test]

@@ -310,14 +310,31 @@ impl SlidingSync {
         };
         let mut rx = self.notifier.subscribe();
         let deadline = tokio::time::Instant::now() + req.timeout.min(MAX_TIMEOUT);
+        // The head of the last answer built and found empty: a wake-up that moved nothing this
+        // connection can see goes back to waiting without building another (with 500 rooms,
+        // a build is a millisecond or two, and every event on the server wakes every poll).
+        let mut checked: Option<SyncToken> = None;
         let (body, next_known, head) = loop {
             rx.borrow_and_update();
             let head = self.sync.head();
+            let quiet = match checked {
+                Some(c) => !self.may_concern(user, c, head).await?,
+                None => false,
+            };
+            if quiet && tokio::time::Instant::now() < deadline {
+                if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
+                    let head = self.sync.head();
+                    let (body, next_known, _) = self.build(user, device, req, from, &known, head).await?;
+                    break (body, next_known, head);
+                }
+                continue;
+            }
             let (body, next_known, news) = self.build(user, device, req, from, &known, head).await?;
             // A first request never waits (the client needs its lists at once).
             if news || from.is_none() || tokio::time::Instant::now() >= deadline {
                 break (body, next_known, head);
             }
+            checked = Some(head);
             // Not kept while waiting: twenty idle clients would hold twenty copies.
             drop((body, next_known));
             if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
@@ -343,6 +360,22 @@ impl SlidingSync {
         let mut body = body;
         body["pos"] = json!(format!("{id}_{pos}"));
         Ok(body)
+    }
+
+    /// Whether something between `checked` and `head` may be news for the user: any stream
+    /// the extensions read moved, or an event arrived in one of the user's rooms (or made
+    /// one, as an invite does). Presence is not part of sliding sync here.
+    async fn may_concern(&self, user: &UserId, checked: SyncToken, head: SyncToken) -> Result<bool> {
+        if (head.account_data, head.receipts, head.typing, head.to_device, head.device_lists)
+            != (checked.account_data, checked.receipts, checked.typing, checked.to_device, checked.device_lists)
+        {
+            return Ok(true);
+        }
+        if head.events == checked.events {
+            return Ok(false);
+        }
+        let memberships = self.rooms.memberships_of(user).await?;
+        Ok(memberships.iter().any(|m| m.stream_ordering > checked.events || self.rooms.latest_event(&m.room_id) > checked.events))
     }
 
     /// Builds an answer from `from` (None: a new connection) up to `head`. Returns the body,
