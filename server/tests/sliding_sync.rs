@@ -239,7 +239,7 @@ async fn invites_come_with_their_stripped_state_and_filters_pick_rooms() {
 /// favourites views need them): children named by `m.space.child` with a `via`, of spaces the
 /// user is in, not their subspaces'; any of `tags`, none of `not_tags`.
 #[tokio::test]
-async fn spaces_and_tags_pick_rooms() {
+async fn spaces_tags_encryption_and_room_types_pick_rooms() {
     let s = TestServer::start().await;
     let alice = s.user("alice").await;
     let me = format!("@alice:{SERVER_NAME}");
@@ -250,6 +250,10 @@ async fn spaces_and_tags_pick_rooms() {
         (create_room(&s, &alice, "Kitchen").await, create_room(&s, &alice, "Garden").await, create_room(&s, &alice, "Work").await, create_room(&s, &alice, "Old").await);
     let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({ "name": "Sub", "creation_content": { "type": "m.space" } })).await;
     let subspace = v["room_id"].as_str().unwrap().to_owned();
+    let (_, v) = s
+        .post("/_matrix/client/v3/createRoom", Some(&alice), json!({ "name": "Secret", "initial_state": [{ "type": "m.room.encryption", "state_key": "", "content": { "algorithm": "m.megolm.v1.aes-sha2" } }] }))
+        .await;
+    let secret = v["room_id"].as_str().unwrap().to_owned();
     for child in [&kitchen, &garden, &removed, &subspace] {
         let (st, v) = s.put(&format!("/_matrix/client/v3/rooms/{space}/state/m.space.child/{child}"), Some(&alice), json!({ "via": [SERVER_NAME] })).await;
         assert_eq!(st, 200, "{v}");
@@ -272,6 +276,8 @@ async fn spaces_and_tags_pick_rooms() {
             "favourites": list(json!({ "tags": ["m.favourite"] })),
             "favourites_not_later": list(json!({ "tags": ["m.favourite"], "not_tags": ["u.later"] })),
             "not_low": list(json!({ "not_tags": ["m.lowpriority"], "not_room_types": ["m.space"] })),
+            "encrypted": list(json!({ "is_encrypted": true })),
+            "spaces_only": list(json!({ "room_types": ["m.space"] })),
             "empty_means_all": list(json!({ "tags": [], "spaces": [] }))
         }
     });
@@ -281,14 +287,18 @@ async fn spaces_and_tags_pick_rooms() {
     assert_eq!(v["lists"]["unknown_space"]["count"], 0, "{v}");
     assert_eq!(v["lists"]["favourites"]["count"], 2, "{v}");
     assert_eq!(v["lists"]["favourites_not_later"]["count"], 1, "not_tags wins over tags: {v}");
-    assert_eq!(v["lists"]["not_low"]["count"], 3, "Kitchen, Garden, Old: {v}");
-    assert_eq!(v["lists"]["empty_means_all"]["count"], 6, "{v}");
+    assert_eq!(v["lists"]["not_low"]["count"], 4, "Kitchen, Garden, Old, Secret: {v}");
+    assert_eq!(v["lists"]["encrypted"]["count"], 1, "{v}");
+    assert_eq!(v["lists"]["spaces_only"]["count"], 2, "{v}");
+    assert_eq!(v["lists"]["empty_means_all"]["count"], 7, "{v}");
 
     // Each list alone sends exactly its rooms.
     for (filters, expected) in [
         (json!({ "spaces": [space] }), vec![&kitchen, &garden, &subspace]),
         (json!({ "tags": ["m.favourite"], "not_tags": ["u.later"] }), vec![&kitchen]),
-        (json!({ "not_tags": ["m.lowpriority"], "not_room_types": ["m.space"] }), vec![&kitchen, &garden, &removed]),
+        (json!({ "not_tags": ["m.lowpriority"], "not_room_types": ["m.space"] }), vec![&kitchen, &garden, &removed, &secret]),
+        (json!({ "is_encrypted": true }), vec![&secret]),
+        (json!({ "room_types": ["m.space"] }), vec![&space, &subspace]),
     ] {
         let (st, v) = ss(&s, &alice, None, 0, json!({ "conn_id": "one", "lists": { "l": list(filters.clone()) } })).await;
         assert_eq!(st, 200, "{v}");

@@ -95,6 +95,8 @@ struct FilterData {
     tags: HashMap<String, HashSet<String>>,
     /// Per space asked for (and joined): its children.
     children: HashMap<String, HashSet<String>>,
+    /// (encrypted, room type) of the joined rooms, when a list filters by them.
+    facts: HashMap<String, (bool, Option<String>)>,
 }
 
 /// What the client wants of a room: how much timeline and which state.
@@ -590,6 +592,12 @@ impl SlidingSync {
                 data.tags.insert(row.room_id, tags);
             }
         }
+        if req.lists.values().any(|l| l.filters.is_encrypted.is_some() || l.filters.room_types.is_some() || !l.filters.not_room_types.is_empty()) {
+            let joined: Vec<&str> = by_room.values().filter(|m| m.membership == "join").map(|m| m.room_id.as_str()).collect();
+            for (room, encrypted, room_type) in storage::sliding_sync::room_facts_many(&self.rooms.db().read, &joined).await? {
+                data.facts.insert(room, (encrypted, room_type));
+            }
+        }
         let spaces: BTreeSet<&String> = req.lists.values().filter_map(|l| l.filters.spaces.as_ref()).flatten().collect();
         for space in spaces {
             // Spaces the user is not in are ignored (MSC3575).
@@ -644,7 +652,10 @@ impl SlidingSync {
             return Ok(false);
         }
         if f.is_encrypted.is_some() || f.room_types.is_some() || !f.not_room_types.is_empty() {
-            let (encrypted, room_type) = self.room_facts(m).await?;
+            let (encrypted, room_type) = match data.facts.get(room) {
+                Some(facts) => facts.clone(),
+                None => self.room_facts(m).await?,
+            };
             if let Some(want) = f.is_encrypted
                 && encrypted != want
             {
@@ -662,8 +673,8 @@ impl SlidingSync {
         Ok(true)
     }
 
-    /// Whether the room is encrypted, and its type (from the create event). Invites are judged
-    /// from the state the invite carries.
+    /// Whether the room is encrypted, and its type (from the create event), for a room
+    /// `filter_data` did not read (not joined): judged by the state at the membership.
     async fn room_facts(&self, m: &storage::rooms::MembershipRow) -> Result<(bool, Option<String>)> {
         let Ok(room) = RoomId::parse(&m.room_id) else { return Ok((false, None)) };
         let state = if m.membership == "join" {

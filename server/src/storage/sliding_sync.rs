@@ -129,6 +129,27 @@ pub async fn latest_bump_many(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto:
     Ok(rows.into_iter().filter_map(|(room, bump)| Some((room, bump?))).collect())
 }
 
+/// (room, encrypted, room type) of the given rooms by their current state: whether they have
+/// `m.room.encryption`, and their create event's `type`. One query for all rooms.
+pub async fn room_facts_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sqlx::Result<Vec<(String, bool, Option<String>)>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (text,): (String,) = sqlx::query_as(
+        "SELECT json_group_array(json_array(r.value,
+             EXISTS (SELECT 1 FROM current_state WHERE room_id = r.value AND event_type = 'm.room.encryption' AND state_key = ''),
+             (SELECT CASE WHEN json_type(e.pdu, '$.content.type') = 'text' THEN json_extract(e.pdu, '$.content.type') END
+              FROM current_state c JOIN events e ON e.event_id = c.event_id
+              WHERE c.room_id = r.value AND c.event_type = 'm.room.create' AND c.state_key = '')))
+         FROM json_each(?) r",
+    )
+    .bind(serde_json::json!(rooms).to_string())
+    .fetch_one(ex)
+    .await?;
+    let rows: Vec<(String, i64, Option<String>)> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(rows.into_iter().map(|(room, encrypted, room_type)| (room, encrypted != 0, room_type)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
