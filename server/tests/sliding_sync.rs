@@ -171,7 +171,17 @@ async fn a_new_message_wakes_the_long_poll_and_moves_its_room_to_the_top() {
     assert_eq!(r["timeline"][0]["content"]["body"], "second");
     assert_eq!(r["num_live"], 1);
     assert_eq!(r["limited"], false);
-    assert!(r.get("required_state").is_none_or(|s| s.as_array().unwrap().iter().all(|e| e["type"] == "m.room.member")), "no repeated state: {r}");
+    assert!(r.get("required_state").is_none(), "no repeated state, not even Bob's member event (the connection has it): {r}");
+
+    // Bob's new display name is a change of his member event: it comes again.
+    let pos = v["pos"].as_str().unwrap();
+    s.put(&format!("/_matrix/client/v3/profile/@bob:{SERVER_NAME}/displayname"), Some(&bob), json!({ "displayname": "Bobby" })).await;
+    send(&s, &bob, &old, "third").await;
+    let (_, v) = ss(&s, &alice, Some(pos), 5000, room_list((0, 0))).await;
+    let r = &v["rooms"][&old];
+    let bob_member: Vec<&Value> = r["required_state"].as_array().map(|s| s.iter().filter(|e| e["state_key"] == format!("@bob:{SERVER_NAME}")).collect()).unwrap_or_default();
+    assert_eq!(r["timeline"][0]["content"]["body"], "third", "{r}");
+    assert!(bob_member.iter().any(|e| e["content"]["displayname"] == "Bobby"), "{r}");
 
     // Nothing new for Alice (Carol talks in her own room meanwhile): the long-poll waits out
     // its timeout and answers with no rooms.

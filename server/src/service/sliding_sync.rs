@@ -155,25 +155,43 @@ struct Known {
     /// The distinct configs rooms were sent with.
     #[serde(rename = "c")]
     configs: Vec<RoomConfig>,
-    /// Per room: the event position it is up to date with, and its config's index.
     #[serde(rename = "r")]
-    rooms: HashMap<String, (i64, u32)>,
+    rooms: HashMap<String, RoomEntry>,
 }
+
+#[derive(Clone, Serialize, Deserialize)]
+struct RoomEntry {
+    /// The event position the client is up to date with.
+    #[serde(rename = "s")]
+    since: i64,
+    /// Index of its config in `Known::configs`.
+    #[serde(rename = "c")]
+    config: u32,
+    /// Users whose current member event the client was sent (lazy members are not sent
+    /// again until they change), the latest `MAX_MEMBERS_TRACKED`.
+    #[serde(rename = "m", default, skip_serializing_if = "Vec::is_empty")]
+    members: Vec<String>,
+}
+
+/// Member events remembered per room as sent; past this the oldest are forgotten (and at worst
+/// sent again, which the client takes in its stride).
+const MAX_MEMBERS_TRACKED: usize = 200;
 
 /// What the connection has of one room.
 #[derive(Clone, Copy)]
 struct KnownRoom<'a> {
     since: i64,
     config: &'a RoomConfig,
+    members: &'a [String],
 }
 
 impl Known {
     fn get(&self, room: &str) -> Option<KnownRoom<'_>> {
-        let (since, c) = *self.rooms.get(room)?;
-        Some(KnownRoom { since, config: self.configs.get(c as usize)? })
+        let e = self.rooms.get(room)?;
+        Some(KnownRoom { since: e.since, config: self.configs.get(e.config as usize)?, members: &e.members })
     }
 
-    fn insert(&mut self, room: String, since: i64, config: RoomConfig) {
+    fn insert(&mut self, room: String, since: i64, config: RoomConfig, mut members: Vec<String>) {
         let index = match self.configs.iter().position(|c| *c == config) {
             Some(i) => i,
             None => {
@@ -181,14 +199,17 @@ impl Known {
                 self.configs.len() - 1
             }
         };
-        self.rooms.insert(room, (since, index as u32));
+        if members.len() > MAX_MEMBERS_TRACKED {
+            members.drain(..members.len() - MAX_MEMBERS_TRACKED);
+        }
+        self.rooms.insert(room, RoomEntry { since, config: index as u32, members });
     }
 
     /// Drops configs no room refers to any more.
     fn compact(&mut self) {
         let mut used = vec![false; self.configs.len()];
-        for (_, c) in self.rooms.values() {
-            used[*c as usize] = true;
+        for e in self.rooms.values() {
+            used[e.config as usize] = true;
         }
         if used.iter().all(|u| *u) {
             return;
@@ -204,8 +225,8 @@ impl Known {
             i += 1;
             used[i - 1]
         });
-        for (_, c) in self.rooms.values_mut() {
-            *c = new_index[*c as usize];
+        for e in self.rooms.values_mut() {
+            e.config = new_index[e.config as usize];
         }
     }
 }
@@ -401,7 +422,7 @@ impl SlidingSync {
             let keep = match m.membership.as_str() {
                 "join" | "invite" | "knock" => true,
                 "leave" | "ban" => {
-                    from.is_some_and(|f| m.stream_ordering > f.events) || known.rooms.get(&m.room_id).is_some_and(|(since, _)| *since < m.stream_ordering)
+                    from.is_some_and(|f| m.stream_ordering > f.events) || known.rooms.get(&m.room_id).is_some_and(|k| k.since < m.stream_ordering)
                 }
                 _ => false,
             };
@@ -462,16 +483,19 @@ impl SlidingSync {
         }
         let mut pre = self.prefetch(user, &sends, head).await?;
         for (room_id, config, m, seen) in sends {
-            let room = self.room(user, device, m, config, seen, from, head, now, &mut pre).await?;
+            let (room, members_sent) = self.room(user, device, m, config, seen, from, head, now, &mut pre).await?;
             if let Some(room) = room {
                 out_rooms.insert(room_id.clone(), room);
             }
             let mut sent = config.clone();
+            let mut members = Vec::new();
             if let Some(k) = seen {
                 // What the client has is at least what it had.
                 sent.merge(k.config);
+                members.extend(k.members.iter().filter(|u| !members_sent.contains(u)).cloned());
             }
-            next.insert(room_id.clone(), head.events.max(m.stream_ordering), sent);
+            members.extend(members_sent);
+            next.insert(room_id.clone(), head.events.max(m.stream_ordering), sent, members);
         }
         // Rooms the user is gone from for good drop out of what the connection tracks.
         next.rooms.retain(|r, _| by_room.contains_key(r.as_str()));
@@ -692,7 +716,8 @@ impl SlidingSync {
         Ok((encrypted, room_type))
     }
 
-    /// One room's answer, or None when there is nothing to say.
+    /// One room's answer, or None when there is nothing to say; and whose member events it
+    /// carries.
     #[allow(clippy::too_many_arguments)]
     async fn room(
         &self,
@@ -705,7 +730,7 @@ impl SlidingSync {
         head: SyncToken,
         now: i64,
         pre: &mut Prefetch,
-    ) -> Result<Option<Value>> {
+    ) -> Result<(Option<Value>, Vec<String>)> {
         let room_id = m.room_id.as_str();
         let me = user.as_str();
         let initial = seen.is_none();
@@ -717,7 +742,7 @@ impl SlidingSync {
             let block = self.sync.invite_block(room_id, &m.event_id).await?;
             out.insert("invite_state".into(), block["invite_state"]["events"].clone());
             out.insert("bump_stamp".into(), json!(m.stream_ordering));
-            return Ok(Some(Value::Object(out)));
+            return Ok((Some(Value::Object(out)), Vec::new()));
         }
         let viewer = Viewer { user_id: me, device_id: device };
         // A room left or banned from shows nothing after the leave.
@@ -833,14 +858,22 @@ impl SlidingSync {
             if t == "m.room.member" && is_change && changed_keys.is_some() {
                 member_changes = true;
             }
-            // Members of the timeline go with it every time (lazy loading); other state only
-            // when it changed.
-            let timeline_member = lazy && t == "m.room.member" && (senders.contains(k) || targets.contains(k));
+            // Members of the timeline go with it unless this connection has them already
+            // (lazy loading); other state only when it changed.
+            let timeline_member = lazy
+                && t == "m.room.member"
+                && (senders.contains(k) || targets.contains(k))
+                && !seen.is_some_and(|s| s.members.contains(k));
             if wanted && (is_change || timeline_member) {
                 state_ids.push(id.clone());
             }
         }
         let state_events: Vec<Arc<StoredEvent>> = self.load(pre, &state_ids).await?;
+        let members_sent: Vec<String> = if lazy {
+            state_events.iter().filter(|e| e.row.event_type == "m.room.member").filter_map(|e| e.row.state_key.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let required_state: Vec<Value> = state_events.iter().map(|e| view(e)).collect();
         let content_at = |t: &str| -> Option<Value> {
             state_events.iter().find(|e| e.row.event_type == t && e.row.state_key.as_deref() == Some("")).map(|e| super::rooms::content_of(&e.json))
@@ -909,7 +942,7 @@ impl SlidingSync {
         }
         let nothing = timeline.is_empty() && required_state.is_empty() && !initial && !timeline_grew && !member_changes;
         if nothing {
-            return Ok(None);
+            return Ok((None, members_sent));
         }
         if !timeline.is_empty() || initial || timeline_grew {
             out.insert("limited".into(), json!(limited));
@@ -922,7 +955,7 @@ impl SlidingSync {
         if !required_state.is_empty() {
             out.insert("required_state".into(), Value::Array(required_state));
         }
-        Ok(Some(Value::Object(out)))
+        Ok((Some(Value::Object(out)), members_sent))
     }
 
     /// Whose device lists the client must fetch again (keys changed, or they started sharing a
@@ -1135,9 +1168,13 @@ mod tests {
         let (a, b) = (config(&[("m.room.name", "")]), config(&[("m.room.topic", "")]));
         let mut known = Known::default();
         for i in 0..300 {
-            known.insert(format!("!{i}:x"), i, a.clone());
+            known.insert(format!("!{i}:x"), i, a.clone(), Vec::new());
         }
-        known.insert("!b:x".into(), 7, b.clone());
+        let many: Vec<String> = (0..MAX_MEMBERS_TRACKED + 5).map(|i| format!("@{i}:x")).collect();
+        known.insert("!b:x".into(), 7, b.clone(), many);
+        let members = known.get("!b:x").unwrap().members;
+        assert_eq!(members.len(), MAX_MEMBERS_TRACKED, "bounded");
+        assert_eq!(members.last().map(String::as_str), Some(format!("@{}:x", MAX_MEMBERS_TRACKED + 4).as_str()), "the latest kept");
         assert_eq!(known.configs.len(), 2);
         assert_eq!(known.get("!b:x").map(|k| (k.since, k.config.clone())), Some((7, b.clone())));
         // The rooms with the first config go: it goes, and the other room still finds its own.
