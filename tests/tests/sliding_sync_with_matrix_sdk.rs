@@ -166,3 +166,51 @@ async fn element_x_sync_service_gets_its_keys_and_room_keys_through_sliding_sync
     }
     sync_service.stop().await;
 }
+
+/// Element X opening a room: the room list's subscription brings the latest events over
+/// sliding sync, and scrolling up pages back from its `prev_batch` through /messages until the
+/// room's start, every message once and in order.
+#[tokio::test]
+async fn element_x_opens_a_room_and_scrolls_back_through_its_history() {
+    let server = family().await;
+    let alice = signed_in(&server, "alice").await;
+    let mut req = CreateRoom::new();
+    req.name = Some("Chatty".to_owned());
+    let room_id = alice.create_room(req).await.expect("room").room_id().to_owned();
+    let room = alice.get_room(&room_id).unwrap();
+    let expected: Vec<String> = (0..60).map(|i| format!("message {i:02}")).collect();
+    for body in &expected {
+        room.send(RoomMessageEventContent::text_plain(body)).await.unwrap();
+    }
+
+    let service = RoomListService::new(alice.clone()).await.expect("room list service");
+    let all = service.all_rooms().await.expect("all rooms");
+    let (stream, controller) = all.entries_with_dynamic_adapters(100);
+    controller.set_filter(Box::new(filters::new_filter_non_left()));
+    let mut stream = Box::pin(stream);
+    let mut sync = Box::pin(service.sync());
+    let mut rooms = Vector::new();
+    service.subscribe_to_rooms(&[&room_id]).await;
+    until(&mut sync, &mut stream, &mut rooms, |r| {
+        r.iter().any(|x| x.room_id() == room_id && matches!(x.latest_event(), matrix_sdk::latest_events::LatestEventValue::Remote(_)))
+    })
+    .await;
+
+    let timeline = matrix_sdk_ui::timeline::RoomExt::timeline(&room).await.expect("timeline");
+    let mut reached_start = false;
+    for _ in 0..20 {
+        if timeline.paginate_backwards(20).await.expect("pagination") {
+            reached_start = true;
+            break;
+        }
+    }
+    assert!(reached_start, "scrolling back reaches the room's creation");
+    let bodies: Vec<String> = timeline
+        .items()
+        .await
+        .iter()
+        .filter_map(|item| item.as_event())
+        .filter_map(|event| event.content().as_message().map(|m| m.body().to_owned()))
+        .collect();
+    assert_eq!(bodies, expected);
+}
