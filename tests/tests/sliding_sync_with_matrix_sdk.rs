@@ -38,6 +38,21 @@ where
     }
 }
 
+/// Element X's chat list for `$client`, as its app does: the `RoomListService`, the entries of
+/// all rooms not left (`$stream`, applied to `$rooms`) and the sync loop (`$sync`). A macro, as
+/// the streams borrow the service and the list.
+macro_rules! chat_list {
+    ($client:expr, $service:ident, $stream:ident, $sync:ident, $rooms:ident) => {
+        let $service = RoomListService::new($client.clone()).await.expect("room list service");
+        let all = $service.all_rooms().await.expect("all rooms");
+        let ($stream, controller) = all.entries_with_dynamic_adapters(100);
+        controller.set_filter(Box::new(filters::new_filter_non_left()));
+        let mut $stream = Box::pin($stream);
+        let mut $sync = Box::pin($service.sync());
+        let mut $rooms = Vector::new();
+    };
+}
+
 fn names(rooms: &Vector<RoomListItem>) -> Vec<String> {
     rooms.iter().map(|r| r.cached_display_name().map(|n| n.to_string()).unwrap_or_default()).collect()
 }
@@ -62,13 +77,7 @@ async fn element_x_room_list_shows_fifty_rooms_in_order_and_a_new_message_moves_
     let room01 = alice.get_room(&ids[1]).unwrap();
     room01.send(RoomMessageEventContent::text_plain("room 01 speaks")).await.unwrap();
 
-    let service = RoomListService::new(alice.clone()).await.expect("room list service");
-    let all = service.all_rooms().await.expect("all rooms");
-    let (stream, controller) = all.entries_with_dynamic_adapters(100);
-    controller.set_filter(Box::new(filters::new_filter_non_left()));
-    let mut stream = Box::pin(stream);
-    let mut sync = Box::pin(service.sync());
-    let mut rooms = Vector::new();
+    chat_list!(alice, service, stream, sync, rooms);
     // What Element X shows: the room with the latest message first, then by the latest event
     // that counts (bump_stamp: creation here; Bob's join does not move room 00, as in Synapse).
     let expected: Vec<String> = std::iter::once("Room 01".to_owned())
@@ -183,13 +192,7 @@ async fn element_x_opens_a_room_and_scrolls_back_through_its_history() {
         room.send(RoomMessageEventContent::text_plain(body)).await.unwrap();
     }
 
-    let service = RoomListService::new(alice.clone()).await.expect("room list service");
-    let all = service.all_rooms().await.expect("all rooms");
-    let (stream, controller) = all.entries_with_dynamic_adapters(100);
-    controller.set_filter(Box::new(filters::new_filter_non_left()));
-    let mut stream = Box::pin(stream);
-    let mut sync = Box::pin(service.sync());
-    let mut rooms = Vector::new();
+    chat_list!(alice, service, stream, sync, rooms);
     service.subscribe_to_rooms(&[&room_id]).await;
     until(&mut sync, &mut stream, &mut rooms, |r| {
         r.iter().any(|x| x.room_id() == room_id && matches!(x.latest_event(), matrix_sdk::latest_events::LatestEventValue::Remote(_)))
