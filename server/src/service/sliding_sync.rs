@@ -477,7 +477,7 @@ impl SlidingSync {
         for (room_id, config) in &wanted {
             let Some(&m) = by_room.get(room_id.as_str()) else { continue };
             let seen = known.get(room_id);
-            if seen.is_none_or(|k| activity(m) > k.since || config.expands(&k.config)) {
+            if seen.is_none_or(|k| activity(m) > k.since || config.expands(k.config)) {
                 sends.push((room_id, config, m, seen));
             }
         }
@@ -625,7 +625,7 @@ impl SlidingSync {
         let spaces: BTreeSet<&String> = req.lists.values().filter_map(|l| l.filters.spaces.as_ref()).flatten().collect();
         for space in spaces {
             // Spaces the user is not in are ignored (MSC3575).
-            if !by_room.get(space.as_str()).is_some_and(|m| m.membership == "join") {
+            if by_room.get(space.as_str()).is_none_or(|m| m.membership != "join") {
                 continue;
             }
             let Ok(space_id) = RoomId::parse(space) else { continue };
