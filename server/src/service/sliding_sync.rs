@@ -700,12 +700,7 @@ impl SlidingSync {
     /// Whether the room is encrypted, and its type (from the create event), for a room
     /// `filter_data` did not read (not joined): judged by the state at the membership.
     async fn room_facts(&self, m: &storage::rooms::MembershipRow) -> Result<(bool, Option<String>)> {
-        let Ok(room) = RoomId::parse(&m.room_id) else { return Ok((false, None)) };
-        let state = if m.membership == "join" {
-            self.rooms.current_state_ids(&room).await?
-        } else {
-            self.rooms.state_at(&m.room_id, m.stream_ordering).await?.as_ref().clone()
-        };
+        let state = self.rooms.state_at(&m.room_id, m.stream_ordering).await?;
         let encrypted = state.contains_key(&("m.room.encryption".to_owned(), String::new()));
         let mut room_type = None;
         if let Some(id) = state.get(&("m.room.create".to_owned(), String::new()))
@@ -771,8 +766,8 @@ impl SlidingSync {
         let mut limited = false;
         let mut bump: Option<i64> = None;
         let prefetched = if after == 0 && upto == pre.upto { pre.timelines.remove(room_id) } else { None };
-        // `prefetch` read the latest bump of the rooms it read timelines of.
-        let first_bump_prefetched = prefetched.is_some();
+        // `prefetch` read the latest bump (at `upto`) of the rooms it read timelines of.
+        let bump_prefetched = prefetched.is_some();
         // The state group of the room's newest event: its state now (`upto`), without asking
         // the database when the group is cached.
         let mut newest_group: Option<Option<i64>> = prefetched.as_ref().map(|rows| rows.first().and_then(|r| r.state_group));
@@ -926,9 +921,10 @@ impl SlidingSync {
         } else if let Some(b) = bump {
             out.insert("bump_stamp".into(), json!(b));
         } else if initial || limited || limit == 0 {
-            let b = match (first_bump_prefetched, upto == pre.upto) {
-                (true, true) => pre.bumps.get(room_id).copied(),
-                _ => storage::sliding_sync::latest_bump(&self.rooms.db().read, room_id, upto).await?,
+            let b = if bump_prefetched {
+                pre.bumps.get(room_id).copied()
+            } else {
+                storage::sliding_sync::latest_bump(&self.rooms.db().read, room_id, upto).await?
             };
             out.insert("bump_stamp".into(), json!(b.unwrap_or(0).max(0)));
         }
