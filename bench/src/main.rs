@@ -114,7 +114,13 @@ impl Server {
         self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -133,7 +139,14 @@ impl Server {
 
     /// Registers through the dummy flow; returns (user_id, access token).
     async fn register(&self, name: &str) -> Result<(String, String)> {
-        let first = self.call(reqwest::Method::POST, "/_matrix/client/v3/register", None, Some(json!({"username": name, "password": "bench-password"}))).await?;
+        let first = self
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/register",
+                None,
+                Some(json!({"username": name, "password": "bench-password"})),
+            )
+            .await?;
         let v = self
             .call(
                 reqwest::Method::POST,
@@ -142,7 +155,10 @@ impl Server {
                 Some(json!({"username": name, "password": "bench-password", "auth": {"type": "m.login.dummy", "session": first["session"]}})),
             )
             .await?;
-        Ok((v["user_id"].as_str().context("user_id")?.to_owned(), v["access_token"].as_str().context("token")?.to_owned()))
+        Ok((
+            v["user_id"].as_str().context("user_id")?.to_owned(),
+            v["access_token"].as_str().context("token")?.to_owned(),
+        ))
     }
 
     async fn create_room(&self, token: &str, body: Value) -> Result<String> {
@@ -151,7 +167,8 @@ impl Server {
     }
 
     async fn join(&self, token: &str, room: &str) -> Result<()> {
-        self.call(reqwest::Method::POST, &format!("/_matrix/client/v3/join/{room}"), Some(token), Some(json!({}))).await?;
+        self.call(reqwest::Method::POST, &format!("/_matrix/client/v3/join/{room}"), Some(token), Some(json!({})))
+            .await?;
         Ok(())
     }
 
@@ -194,7 +211,11 @@ impl Server {
         let v = self.sliding(token, None, 0, room_list_body(19)).await?;
         let count = v["lists"]["all_rooms"]["count"].as_u64().unwrap_or(0) as usize;
         if count < SLIDING_ROOMS || v["rooms"].as_object().map_or(0, |o| o.len()) < 20 {
-            bail!("{}: the first room list has {count} rooms counted: {}", self.name, v.to_string().chars().take(300).collect::<String>());
+            bail!(
+                "{}: the first room list has {count} rooms counted: {}",
+                self.name,
+                v.to_string().chars().take(300).collect::<String>()
+            );
         }
         let mut pos = v["pos"].as_str().context("pos")?.to_owned();
         let mut end = 99;
@@ -430,7 +451,10 @@ async fn initial_sync_scenario(s: &Server, report: &mut Report) -> Result<()> {
             s.send(&members[h % members.len()], &room, &format!("history {h}")).await?;
         }
     }
-    for (metric, filter) in [("initial_sync_ms", None), ("initial_sync_lazy_ms", Some("%7B%22room%22%3A%7B%22state%22%3A%7B%22lazy_load_members%22%3Atrue%7D%7D%7D"))] {
+    for (metric, filter) in [
+        ("initial_sync_ms", None),
+        ("initial_sync_lazy_ms", Some("%7B%22room%22%3A%7B%22state%22%3A%7B%22lazy_load_members%22%3Atrue%7D%7D%7D")),
+    ] {
         let mut times = Vec::new();
         let cpu0 = cpu_seconds(s.pid);
         for _ in 0..INITIAL_SYNCS {
@@ -543,7 +567,8 @@ async fn sliding_scenario(s: &Server, report: &mut Report) -> Result<()> {
     // connection must check and keep waiting (the server CPU this costs is reported).
     let (_, stranger) = s.register("stranger").await?;
     let elsewhere = s.create_room(&stranger, json!({})).await?;
-    let polls = clients.iter().map(|(token, pos)| s.sliding(token, Some(pos), 10_000, room_list_body(SLIDING_ROOMS - 1)));
+    let polls =
+        clients.iter().map(|(token, pos)| s.sliding(token, Some(pos), 10_000, room_list_body(SLIDING_ROOMS - 1)));
     let measure = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let rss = rss_mib(s.pid).0;
@@ -585,7 +610,8 @@ async fn main() -> Result<()> {
         let dir = work.path().join(which);
         std::fs::create_dir_all(&dir)?;
         let port = if which == "hearth" { 18300 } else { 18301 };
-        let child = if which == "hearth" { start_hearth(&hearth_bin, &dir, port)? } else { start_synapse(&venv, &dir, port)? };
+        let child =
+            if which == "hearth" { start_hearth(&hearth_bin, &dir, port)? } else { start_synapse(&venv, &dir, port)? };
         let server = Server {
             name: which,
             base: format!("http://127.0.0.1:{port}"),
@@ -625,7 +651,11 @@ async fn main() -> Result<()> {
         ("sliding_full_list_ms", "Sliding sync, whole list of 500 rooms loaded, p50 (ms)", false),
         ("sliding_cpu_ms_per_open", "Server CPU per app opening (first list + whole list) (ms)", false),
         ("sliding_20_clients_rss_mib", "RSS with 20 sliding-sync clients connected (MiB)", false),
-        ("sliding_cpu_ms_per_unrelated_event", "Server CPU per event in another room, 20 sliding-sync clients waiting (ms)", false),
+        (
+            "sliding_cpu_ms_per_unrelated_event",
+            "Server CPU per event in another room, 20 sliding-sync clients waiting (ms)",
+            false,
+        ),
     ];
     let mut md = String::new();
     md.push_str("| Metric | Hearth | Synapse | Synapse / Hearth |\n|---|---:|---:|---:|\n");

@@ -8,8 +8,8 @@ use std::{
     process::ExitCode,
 };
 
-use clap::{Parser, Subcommand};
 use crate::{Config, Homeserver, config};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "hearth", version, about = "Hearth: a personal Matrix homeserver")]
@@ -69,7 +69,9 @@ where
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve { config: None }) {
             Command::Serve { config } => serve(config).await,
-            Command::RegisterUser { config, user, password, admin } => register_user(config, user, password, admin).await,
+            Command::RegisterUser { config, user, password, admin } => {
+                register_user(config, user, password, admin).await
+            }
             Command::ShowRegistrationSecret { config } => {
                 let (config, _) = load(config, false)?;
                 println!("{}", crate::registration_shared_secret(config).await?);
@@ -122,7 +124,11 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let _ = writeln!(out, "  Secrets:      {}", running.secret_store());
     let _ = writeln!(out, "Open the setup page and dashboard (on this computer):");
     let _ = writeln!(out, "  {}", running.admin_url());
-    let _ = writeln!(out, "Or create an account with: hearth register-user --config {} --user NAME --admin", path.display());
+    let _ = writeln!(
+        out,
+        "Or create an account with: hearth register-user --config {} --user NAME --admin",
+        path.display()
+    );
     let _ = writeln!(out, "Press Ctrl+C to stop.");
     drop(out);
 
@@ -161,7 +167,12 @@ pub async fn shutdown_signal() {
     }
 }
 
-async fn register_user(config: Option<PathBuf>, user: String, password: Option<String>, admin: bool) -> anyhow::Result<()> {
+async fn register_user(
+    config: Option<PathBuf>,
+    user: String,
+    password: Option<String>,
+    admin: bool,
+) -> anyhow::Result<()> {
     let (config, _) = load(config, true)?;
     let password = match password {
         Some(p) => p,

@@ -11,10 +11,7 @@ use http::StatusCode;
 use ruma::api::{
     OutgoingResponse,
     client::uiaa::{UiaaInfo, UiaaResponse},
-    error::{
-        ErrorBody, ErrorKind, LimitExceededErrorData, RetryAfter, StandardErrorBody,
-        UnknownTokenErrorData,
-    },
+    error::{ErrorBody, ErrorKind, LimitExceededErrorData, RetryAfter, StandardErrorBody, UnknownTokenErrorData},
 };
 
 /// Everything that can go wrong while serving a request.
@@ -119,8 +116,7 @@ impl IntoResponse for Error {
                     ErrorKind::Unknown,
                     "Internal server error; the server log has the details".to_owned(),
                 ));
-                body.into_error(StatusCode::INTERNAL_SERVER_ERROR)
-                    .try_into_http_response::<Vec<u8>>()
+                body.into_error(StatusCode::INTERNAL_SERVER_ERROR).try_into_http_response::<Vec<u8>>()
             }
         };
         match rendered {

@@ -4,12 +4,12 @@
 //! handle (`local_addrs()`, `stop().await`). Nothing is global, so tests start many servers in
 //! one process and the desktop app can restart the server after the wizard changes settings.
 
+mod api;
 pub mod cli;
 pub mod config;
 mod error;
 mod http;
 pub mod logging;
-mod api;
 mod matrix;
 mod secrets;
 mod service;
@@ -27,9 +27,16 @@ pub use error::Error;
 use crate::{
     secrets::Secrets,
     service::{
-        AppState, Limits, Services, account_data::AccountData, accounts::Accounts,
-        e2ee::{DeviceListHead, E2ee}, ephemeral::Ephemeral, notifier::Notifier, rooms::Rooms, shared_secret::SharedSecretRegistration,
-        signing::ServerKeys, sync::Sync,
+        AppState, Limits, Services,
+        account_data::AccountData,
+        accounts::Accounts,
+        e2ee::{DeviceListHead, E2ee},
+        ephemeral::Ephemeral,
+        notifier::Notifier,
+        rooms::Rooms,
+        shared_secret::SharedSecretRegistration,
+        signing::ServerKeys,
+        sync::Sync,
     },
     storage::Db,
 };
@@ -110,9 +117,15 @@ impl Sockets {
     fn rebind(&mut self, config: &Config) -> anyhow::Result<()> {
         let wanted = config.bind_addrs();
         for index in 0..config.listeners.len() {
-            let bound: Vec<SocketAddr> = self.public.iter().filter(|p| p.listener == index).map(|p| p.socket.local_addr()).collect::<Result<_, _>>()?;
+            let bound: Vec<SocketAddr> = self
+                .public
+                .iter()
+                .filter(|p| p.listener == index)
+                .map(|p| p.socket.local_addr())
+                .collect::<Result<_, _>>()?;
             let Some(port) = bound.first().map(SocketAddr::port) else { continue };
-            let want: Vec<SocketAddr> = wanted.iter().filter(|w| w.0 == index).map(|w| SocketAddr::new(w.1.ip(), port)).collect();
+            let want: Vec<SocketAddr> =
+                wanted.iter().filter(|w| w.0 == index).map(|w| SocketAddr::new(w.1.ip(), port)).collect();
             if want == bound {
                 continue;
             }
@@ -204,10 +217,13 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
             let shared = match &config.registration_shared_secret {
                 Some(s) => s.clone(),
                 None => String::from_utf8(
-                    secrets.get_or_create(SHARED_SECRET_NAME, || service::tokens::random_alphanumeric(48).into_bytes())?,
+                    secrets
+                        .get_or_create(SHARED_SECRET_NAME, || service::tokens::random_alphanumeric(48).into_bytes())?,
                 )?,
             };
-            let admin = String::from_utf8(secrets.get_or_create(ADMIN_TOKEN_NAME, || service::tokens::random_alphanumeric(32).into_bytes())?)?;
+            let admin = String::from_utf8(
+                secrets.get_or_create(ADMIN_TOKEN_NAME, || service::tokens::random_alphanumeric(32).into_bytes())?,
+            )?;
             Ok((keys, shared, admin))
         })
         .await??
@@ -222,11 +238,20 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     let e2ee = Arc::new(E2ee::new(db.clone(), config.clone(), notifier.clone(), device_lists).await?);
     let (push_tx, push_rx) = service::pusher::channel();
     let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
-    let rooms = Arc::new(Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?);
+    let rooms = Arc::new(
+        Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?,
+    );
     let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
-    let sync = Arc::new(Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier.clone()));
-    let sliding_sync =
-        service::sliding_sync::SlidingSync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier, sync.clone());
+    let sync =
+        Arc::new(Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier.clone()));
+    let sliding_sync = service::sliding_sync::SlidingSync::new(
+        rooms.clone(),
+        account_data.clone(),
+        ephemeral.clone(),
+        e2ee.clone(),
+        notifier,
+        sync.clone(),
+    );
     let services = Services {
         rooms,
         e2ee,
@@ -258,9 +283,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     let mut addrs = Vec::new();
     for (listener, x_forwarded) in listeners {
         addrs.push(listener.local_addr()?);
-        let app = api::router(state.clone()).layer(axum::middleware::from_fn(move |req, next| {
-            http::client_ip_layer(x_forwarded, req, next)
-        }));
+        let app = api::router(state.clone())
+            .layer(axum::middleware::from_fn(move |req, next| http::client_ip_layer(x_forwarded, req, next)));
         let cancel = cancel.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -442,10 +466,8 @@ impl Running {
     async fn shutdown(mut self) -> (Config, Sockets) {
         tracing::info!("stopping");
         self.cancel.cancel();
-        let joined = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let joined =
+            tokio::time::timeout(SHUTDOWN_GRACE, async { while self.tasks.join_next().await.is_some() {} }).await;
         if joined.is_err() {
             tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing them");
             self.tasks.abort_all();
@@ -470,7 +492,12 @@ fn ensure_writable(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// Creates an account directly in the database, for `hearth register-user` (works whether or
 /// not a server is running on the same data folder).
-pub async fn register_user_offline(config: Config, localpart: &str, password: String, admin: bool) -> anyhow::Result<String> {
+pub async fn register_user_offline(
+    config: Config,
+    localpart: &str,
+    password: String,
+    admin: bool,
+) -> anyhow::Result<String> {
     let config = Arc::new(config.validate()?);
     ensure_writable(config.data_dir())?;
     let db = Db::open(&config.data_dir().join("hearth.db")).await?;

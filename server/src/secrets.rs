@@ -102,7 +102,8 @@ impl KeychainStore {
     }
 
     fn entry(&self, name: &str) -> anyhow::Result<keyring::Entry> {
-        keyring::Entry::new(SERVICE, &format!("{}/{name}", self.namespace)).map_err(|e| anyhow::anyhow!("keychain: {e}"))
+        keyring::Entry::new(SERVICE, &format!("{}/{name}", self.namespace))
+            .map_err(|e| anyhow::anyhow!("keychain: {e}"))
     }
 
     /// A write-read-delete round trip: the keychain is usable only if all three work.
@@ -205,7 +206,6 @@ impl Secrets {
             _ => bail!("the secret store did not keep {name}; check {}", self.primary.describe()),
         }
     }
-
 }
 
 #[cfg(test)]

@@ -23,7 +23,11 @@ async fn password_change_needs_the_old_password_and_logs_out_other_devices() {
 
     // Wrong password: 401 with the error inside, same session, nothing changed.
     let (st, wrong) = s
-        .post("/_matrix/client/v3/account/password", Some(&t1), json!({"new_password": "new", "auth": password_auth("alice", "bad", &uia["session"])}))
+        .post(
+            "/_matrix/client/v3/account/password",
+            Some(&t1),
+            json!({"new_password": "new", "auth": password_auth("alice", "bad", &uia["session"])}),
+        )
         .await;
     assert_eq!(st, 401);
     assert_eq!(wrong["errcode"], "M_FORBIDDEN");
@@ -31,7 +35,11 @@ async fn password_change_needs_the_old_password_and_logs_out_other_devices() {
     assert_eq!(s.login("alice", "old").await.0, 200);
 
     let (st, v) = s
-        .post("/_matrix/client/v3/account/password", Some(&t1), json!({"new_password": "new", "auth": password_auth("alice", "old", &uia["session"])}))
+        .post(
+            "/_matrix/client/v3/account/password",
+            Some(&t1),
+            json!({"new_password": "new", "auth": password_auth("alice", "old", &uia["session"])}),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_err(&s.login("alice", "old").await, 403, "M_FORBIDDEN");
@@ -47,7 +55,8 @@ async fn a_completed_uia_session_cannot_be_replayed() {
     let t = s.register("bob", "pw").await["access_token"].as_str().unwrap().to_owned();
     let (_, uia) = s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw2"})).await;
     let auth = password_auth("bob", "pw", &uia["session"]);
-    let (st, _) = s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw2", "auth": auth})).await;
+    let (st, _) =
+        s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw2", "auth": auth})).await;
     assert_eq!(st, 200);
     // Same session again, even with the (now old) correct data: refused.
     let r = s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw3", "auth": auth})).await;
@@ -64,23 +73,39 @@ async fn a_uia_session_is_bound_to_its_request() {
     // A session started for a password change cannot delete devices.
     let (_, uia) = s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "x"})).await;
     let r = s
-        .post("/_matrix/client/v3/delete_devices", Some(&t), json!({"devices": [other_device], "auth": password_auth("carl", "pw", &uia["session"])}))
+        .post(
+            "/_matrix/client/v3/delete_devices",
+            Some(&t),
+            json!({"devices": [other_device], "auth": password_auth("carl", "pw", &uia["session"])}),
+        )
         .await;
     assert_err(&r, 403, "M_FORBIDDEN");
     // Nor can another user's session be used, nor a made-up one.
     let t2 = s.register("dora", "pw").await["access_token"].as_str().unwrap().to_owned();
     let r = s
-        .post("/_matrix/client/v3/account/password", Some(&t2), json!({"new_password": "x", "auth": password_auth("dora", "pw", &uia["session"])}))
+        .post(
+            "/_matrix/client/v3/account/password",
+            Some(&t2),
+            json!({"new_password": "x", "auth": password_auth("dora", "pw", &uia["session"])}),
+        )
         .await;
     assert_err(&r, 403, "M_FORBIDDEN");
     let r = s
-        .post("/_matrix/client/v3/account/password", Some(&t2), json!({"new_password": "x", "auth": password_auth("dora", "pw", &json!("made-up"))}))
+        .post(
+            "/_matrix/client/v3/account/password",
+            Some(&t2),
+            json!({"new_password": "x", "auth": password_auth("dora", "pw", &json!("made-up"))}),
+        )
         .await;
     assert_err(&r, 400, "M_INVALID_PARAM");
     // Authenticating as someone else in your own session fails.
     let (_, uia2) = s.post("/_matrix/client/v3/account/password", Some(&t2), json!({"new_password": "x"})).await;
     let (st, v) = s
-        .post("/_matrix/client/v3/account/password", Some(&t2), json!({"new_password": "x", "auth": password_auth("carl", "pw", &uia2["session"])}))
+        .post(
+            "/_matrix/client/v3/account/password",
+            Some(&t2),
+            json!({"new_password": "x", "auth": password_auth("carl", "pw", &uia2["session"])}),
+        )
         .await;
     assert_eq!((st.as_u16(), v["errcode"].clone()), (401, json!("M_FORBIDDEN")));
 }
@@ -100,7 +125,8 @@ async fn devices_can_be_listed_renamed_and_deleted() {
     assert!(list["devices"][0]["last_seen_ts"].as_u64().unwrap() > 0);
     assert_eq!(list["devices"][0]["last_seen_ip"], "127.0.0.1");
 
-    let (st, _) = s.put(&format!("/_matrix/client/v3/devices/{d2}"), Some(&t), json!({"display_name": "Kitchen tablet"})).await;
+    let (st, _) =
+        s.put(&format!("/_matrix/client/v3/devices/{d2}"), Some(&t), json!({"display_name": "Kitchen tablet"})).await;
     assert_eq!(st, 200);
     let (_, one) = s.get(&format!("/_matrix/client/v3/devices/{d2}"), Some(&t)).await;
     assert_eq!(one["display_name"], "Kitchen tablet");
@@ -110,13 +136,24 @@ async fn devices_can_be_listed_renamed_and_deleted() {
     let (_, one) = s.get(&format!("/_matrix/client/v3/devices/{d2}"), Some(&t)).await;
     assert_eq!(one["display_name"], "Kitchen tablet");
     assert_err(&s.get("/_matrix/client/v3/devices/NOPE", Some(&t)).await, 404, "M_NOT_FOUND");
-    assert_err(&s.put("/_matrix/client/v3/devices/NOPE", Some(&t), json!({"display_name": "x"})).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.put("/_matrix/client/v3/devices/NOPE", Some(&t), json!({"display_name": "x"})).await,
+        404,
+        "M_NOT_FOUND",
+    );
 
     // Delete one device with UIA.
     let path = format!("/_matrix/client/v3/devices/{d2}");
     let (st, uia) = s.call(reqwest::Method::DELETE, &path, Some(&t), Some(json!({}))).await;
     assert_eq!(st, 401);
-    let (st, _) = s.call(reqwest::Method::DELETE, &path, Some(&t), Some(json!({"auth": password_auth("eve", "pw", &uia["session"])}))).await;
+    let (st, _) = s
+        .call(
+            reqwest::Method::DELETE,
+            &path,
+            Some(&t),
+            Some(json!({"auth": password_auth("eve", "pw", &uia["session"])})),
+        )
+        .await;
     assert_eq!(st, 200);
     assert_err(&s.get("/_matrix/client/v3/account/whoami", l2["access_token"].as_str()).await, 401, "M_UNKNOWN_TOKEN");
 
@@ -138,7 +175,13 @@ async fn deactivation_ends_the_account_for_good() {
     let s = TestServer::start().await;
     let t = s.register("gone", "pw").await["access_token"].as_str().unwrap().to_owned();
     let (_, uia) = s.post("/_matrix/client/v3/account/deactivate", Some(&t), json!({})).await;
-    let (st, v) = s.post("/_matrix/client/v3/account/deactivate", Some(&t), json!({"auth": password_auth("gone", "pw", &uia["session"])})).await;
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/account/deactivate",
+            Some(&t),
+            json!({"auth": password_auth("gone", "pw", &uia["session"])}),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["id_server_unbind_result"], "success");
     assert_err(&s.get("/_matrix/client/v3/account/whoami", Some(&t)).await, 401, "M_UNKNOWN_TOKEN");

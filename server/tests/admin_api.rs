@@ -19,11 +19,16 @@ struct Admin {
 impl Admin {
     fn of(s: &TestServer) -> Self {
         let running = s.running.as_ref().unwrap();
-        Admin { base: format!("http://{}", running.admin_addr()), token: running.admin_token().to_owned(), http: reqwest::Client::new() }
+        Admin {
+            base: format!("http://{}", running.admin_addr()),
+            token: running.admin_token().to_owned(),
+            http: reqwest::Client::new(),
+        }
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}/_hearth/admin/v1{path}", self.base)).bearer_auth(&self.token);
+        let mut req =
+            self.http.request(method, format!("{}/_hearth/admin/v1{path}", self.base)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -100,24 +105,41 @@ async fn the_admin_listener_refuses_to_listen_beyond_this_computer() {
 async fn the_dashboard_creates_resets_promotes_and_deactivates_accounts() {
     let s = TestServer::start().await;
     let admin = Admin::of(&s);
-    let (st, v) = admin.call(Method::POST, "/users", Some(json!({"username": "grandma", "password": "knitting-42"}))).await;
+    let (st, v) =
+        admin.call(Method::POST, "/users", Some(json!({"username": "grandma", "password": "knitting-42"}))).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["user_id"], "@grandma:hearth.test");
     let (st, login) = s.login("grandma", "knitting-42").await;
     assert_eq!(st, 200, "{login}");
     let old_token = login["access_token"].as_str().unwrap().to_owned();
-    assert_err(&admin.call(Method::POST, "/users", Some(json!({"username": "grandma", "password": "another-1"}))).await, 400, "M_USER_IN_USE");
-    assert_err(&admin.call(Method::POST, "/users", Some(json!({"username": "Bad Name", "password": "another-1"}))).await, 400, "M_INVALID_USERNAME");
+    assert_err(
+        &admin.call(Method::POST, "/users", Some(json!({"username": "grandma", "password": "another-1"}))).await,
+        400,
+        "M_USER_IN_USE",
+    );
+    assert_err(
+        &admin.call(Method::POST, "/users", Some(json!({"username": "Bad Name", "password": "another-1"}))).await,
+        400,
+        "M_INVALID_USERNAME",
+    );
     assert_err(&admin.call(Method::POST, "/users", Some(json!({"username": 5}))).await, 400, "M_BAD_JSON");
 
     // Forgotten password: the admin sets a new one; every old session ends.
-    let (st, v) = admin.call(Method::POST, "/users/@grandma:hearth.test/password", Some(json!({"password": "new-secret-7"}))).await;
+    let (st, v) = admin
+        .call(Method::POST, "/users/@grandma:hearth.test/password", Some(json!({"password": "new-secret-7"})))
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_err(&s.get("/_matrix/client/v3/account/whoami", Some(&old_token)).await, 401, "M_UNKNOWN_TOKEN");
     assert_err(&s.login("grandma", "knitting-42").await, 403, "M_FORBIDDEN");
     let (_, login) = s.login("grandma", "new-secret-7").await;
     let token = login["access_token"].as_str().unwrap().to_owned();
-    assert_err(&admin.call(Method::POST, "/users/@nobody:hearth.test/password", Some(json!({"password": "new-secret-7"}))).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &admin
+            .call(Method::POST, "/users/@nobody:hearth.test/password", Some(json!({"password": "new-secret-7"})))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
 
     // Admin rights reach the Synapse admin API at once.
     assert_err(&s.get("/_synapse/admin/v1/registration_tokens", Some(&token)).await, 403, "M_FORBIDDEN");
@@ -125,7 +147,8 @@ async fn the_dashboard_creates_resets_promotes_and_deactivates_accounts() {
     assert_eq!(s.get("/_synapse/admin/v1/registration_tokens", Some(&token)).await.0, 200);
 
     let (_, list) = admin.call(Method::GET, "/users", None).await;
-    let grandma = list["users"].as_array().unwrap().iter().find(|u| u["user_id"] == "@grandma:hearth.test").unwrap().clone();
+    let grandma =
+        list["users"].as_array().unwrap().iter().find(|u| u["user_id"] == "@grandma:hearth.test").unwrap().clone();
     assert_eq!(grandma["is_admin"], true);
     assert_eq!(grandma["deactivated"], false);
 
@@ -134,7 +157,11 @@ async fn the_dashboard_creates_resets_promotes_and_deactivates_accounts() {
     assert_err(&s.login("grandma", "new-secret-7").await, 403, "M_FORBIDDEN");
     let (_, list) = admin.call(Method::GET, "/users", None).await;
     assert_eq!(list["users"][0]["deactivated"], true);
-    assert_err(&admin.call(Method::POST, "/users/@grandma:other.example/deactivate", None).await, 400, "M_INVALID_PARAM");
+    assert_err(
+        &admin.call(Method::POST, "/users/@grandma:other.example/deactivate", None).await,
+        400,
+        "M_INVALID_PARAM",
+    );
 }
 
 async fn invite_state(s: &TestServer, code: &str) -> String {
@@ -157,7 +184,8 @@ async fn an_invite_signs_up_as_many_people_as_it_allows_even_with_registration_c
     assert_eq!(invite_state(&s, &code).await, "valid");
 
     let register_path = format!("/_hearth/invite/{code}/register");
-    let sign_up = |name: &'static str| s.post(&register_path, None, json!({"username": name, "password": "a-good-password"}));
+    let sign_up =
+        |name: &'static str| s.post(&register_path, None, json!({"username": name, "password": "a-good-password"}));
     let (st, v) = sign_up("tom").await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["user_id"], "@tom:hearth.test");
@@ -181,10 +209,21 @@ async fn an_invite_signs_up_as_many_people_as_it_allows_even_with_registration_c
     tokio::time::sleep(Duration::from_millis(400)).await;
     let short = short["code"].as_str().unwrap();
     assert_eq!(invite_state(&s, short).await, "expired");
-    let r = s.post(&format!("/_hearth/invite/{short}/register"), None, json!({"username": "late", "password": "a-good-password"})).await;
+    let r = s
+        .post(
+            &format!("/_hearth/invite/{short}/register"),
+            None,
+            json!({"username": "late", "password": "a-good-password"}),
+        )
+        .await;
     assert!(r.1["error"].as_str().unwrap().contains("expired"), "{}", r.1);
     assert_eq!(invite_state(&s, "NoSuchCode").await, "unknown");
-    assert_err(&s.post("/_hearth/invite/NoSuchCode/register", None, json!({"username": "x", "password": "a-good-password"})).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.post("/_hearth/invite/NoSuchCode/register", None, json!({"username": "x", "password": "a-good-password"}))
+            .await,
+        404,
+        "M_NOT_FOUND",
+    );
     assert_err(&admin.call(Method::POST, "/invites", Some(json!({"uses_allowed": 0}))).await, 400, "M_INVALID_PARAM");
     assert_err(&admin.call(Method::POST, "/invites", Some(json!({"expiry_time": 1000}))).await, 400, "M_INVALID_PARAM");
 
@@ -192,7 +231,9 @@ async fn an_invite_signs_up_as_many_people_as_it_allows_even_with_registration_c
     assert_eq!(admin.call(Method::DELETE, &format!("/invites/{code}"), None).await.0, 200);
     assert_eq!(invite_state(&s, &code).await, "unknown");
     // Registration through the Matrix API stays closed to people without an invite.
-    let r = s.post("/_matrix/client/v3/register", None, json!({"username": "stranger", "password": "a-good-password"})).await;
+    let r = s
+        .post("/_matrix/client/v3/register", None, json!({"username": "stranger", "password": "a-good-password"}))
+        .await;
     assert_err(&r, 403, "M_FORBIDDEN");
 }
 
@@ -250,7 +291,10 @@ async fn the_dashboard_lists_rooms_and_their_members() {
         .iter()
         .map(|m| (m["user_id"].as_str().unwrap().to_owned(), m["membership"].as_str().unwrap().to_owned()))
         .collect();
-    assert_eq!(members, [("@alice:hearth.test".to_owned(), "join".to_owned()), ("@bob:hearth.test".to_owned(), "invite".to_owned())]);
+    assert_eq!(
+        members,
+        [("@alice:hearth.test".to_owned(), "join".to_owned()), ("@bob:hearth.test".to_owned(), "invite".to_owned())]
+    );
     assert_err(&admin.call(Method::GET, "/rooms/!nope:hearth.test/members", None).await, 404, "M_NOT_FOUND");
     assert_err(&admin.call(Method::GET, "/rooms/not-a-room/members", None).await, 400, "M_INVALID_PARAM");
 }
@@ -270,7 +314,12 @@ async fn registration_policy_and_address_changed_in_the_dashboard_apply_after_an
         let http = s.http.clone();
         let url = format!("{}{path}", s.base);
         async move {
-            let r = http.post(url).json(&json!({"username": name, "password": "a-good-password", "auth": {"type": "m.login.dummy"}})).send().await.unwrap();
+            let r = http
+                .post(url)
+                .json(&json!({"username": name, "password": "a-good-password", "auth": {"type": "m.login.dummy"}}))
+                .send()
+                .await
+                .unwrap();
             (r.status(), r.json::<Value>().await.unwrap())
         }
     };
@@ -290,13 +339,31 @@ async fn registration_policy_and_address_changed_in_the_dashboard_apply_after_an
     assert_eq!(s.get("/_matrix/client/v3/account/whoami", Some(&before)).await.0, 200);
 
     // Open registration needs an explicit confirmation.
-    assert_err(&admin.call(Method::PUT, "/settings", Some(json!({"registration": "open"}))).await, 400, "M_INVALID_PARAM");
-    assert_err(&admin.call(Method::PUT, "/settings", Some(json!({"registration": "everyone"}))).await, 400, "M_INVALID_PARAM");
-    assert_err(&admin.call(Method::PUT, "/settings", Some(json!({"public_baseurl": "ftp://files.example.org"}))).await, 400, "M_INVALID_PARAM");
+    assert_err(
+        &admin.call(Method::PUT, "/settings", Some(json!({"registration": "open"}))).await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_err(
+        &admin.call(Method::PUT, "/settings", Some(json!({"registration": "everyone"}))).await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_err(
+        &admin.call(Method::PUT, "/settings", Some(json!({"public_baseurl": "ftp://files.example.org"}))).await,
+        400,
+        "M_INVALID_PARAM",
+    );
     assert_err(&admin.call(Method::PUT, "/settings", Some(json!({}))).await, 400, "M_MISSING_PARAM");
 
     // Invite codes in Matrix apps, and a new public address.
-    let (st, _) = admin.call(Method::PUT, "/settings", Some(json!({"registration": "token", "public_baseurl": "https://chat.example.org"}))).await;
+    let (st, _) = admin
+        .call(
+            Method::PUT,
+            "/settings",
+            Some(json!({"registration": "token", "public_baseurl": "https://chat.example.org"})),
+        )
+        .await;
     assert_eq!(st, 200);
     s.restart_when_asked().await;
     let (st, flows) = register(&s, "someone").await;
@@ -305,7 +372,9 @@ async fn registration_policy_and_address_changed_in_the_dashboard_apply_after_an
     let (_, wk) = s.get("/.well-known/matrix/client", None).await;
     assert_eq!(wk["m.homeserver"]["base_url"], "https://chat.example.org");
 
-    let (st, _) = admin.call(Method::PUT, "/settings", Some(json!({"registration": "open", "confirm_open_registration": true}))).await;
+    let (st, _) = admin
+        .call(Method::PUT, "/settings", Some(json!({"registration": "open", "confirm_open_registration": true})))
+        .await;
     assert_eq!(st, 200);
     s.restart_when_asked().await;
     assert_eq!(register(&s, "anyone").await.0, 200);

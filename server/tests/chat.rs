@@ -18,7 +18,11 @@ async fn room_with(s: &TestServer, owner: &str, guest: &str, preset: &str) -> St
 
 async fn send(s: &TestServer, token: &str, room: &str, txn: &str, body: &str) -> String {
     let (st, v) = s
-        .put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"), Some(token), json!({"msgtype": "m.text", "body": body}))
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"),
+            Some(token),
+            json!({"msgtype": "m.text", "body": body}),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     v["event_id"].as_str().unwrap().to_owned()
@@ -46,7 +50,11 @@ async fn typing_shows_up_in_sync_and_expires() {
     let room = room_with(&s, &alice, &bob, "public_chat").await;
     let since = sync(&s, &bob, None).await["next_batch"].as_str().unwrap().to_owned();
     let (st, _) = s
-        .put(&format!("/_matrix/client/v3/rooms/{room}/typing/@alice:hearth.test"), Some(&alice), json!({"typing": true, "timeout": 1500}))
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/typing/@alice:hearth.test"),
+            Some(&alice),
+            json!({"typing": true, "timeout": 1500}),
+        )
         .await;
     assert_eq!(st, 200);
     let v = sync(&s, &bob, Some(&since)).await;
@@ -57,7 +65,13 @@ async fn typing_shows_up_in_sync_and_expires() {
     let (_, v) = s.get(&format!("/_matrix/client/v3/sync?since={next}&timeout=10000"), Some(&bob)).await;
     assert_eq!(ephemeral(&v, &room, "m.typing").expect("typing stopped")["content"]["user_ids"], json!([]));
     // Nobody can type for someone else.
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/typing/@alice:hearth.test"), Some(&bob), json!({"typing": true, "timeout": 1000})).await;
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/typing/@alice:hearth.test"),
+            Some(&bob),
+            json!({"typing": true, "timeout": 1000}),
+        )
+        .await;
     assert_err(&r, 403, "M_FORBIDDEN");
 }
 
@@ -72,7 +86,8 @@ async fn read_receipts_and_markers() {
 
     let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{ev}"), Some(&bob), json!({})).await;
     assert_eq!(st, 200);
-    let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read.private/{ev}"), Some(&bob), json!({})).await;
+    let (st, _) =
+        s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read.private/{ev}"), Some(&bob), json!({})).await;
     assert_eq!(st, 200);
     let v = sync(&s, &alice, Some(&since)).await;
     let receipt = ephemeral(&v, &room, "m.receipt").expect("receipt");
@@ -80,10 +95,18 @@ async fn read_receipts_and_markers() {
     assert!(receipt["content"][&ev].get("m.read.private").is_none(), "private receipts stay private");
     // Bob sees his own private receipt.
     let mine = sync(&s, &bob, None).await;
-    assert!(ephemeral(&mine, &room, "m.receipt").unwrap()["content"][&ev]["m.read.private"]["@bob:hearth.test"].is_object());
+    assert!(
+        ephemeral(&mine, &room, "m.receipt").unwrap()["content"][&ev]["m.read.private"]["@bob:hearth.test"].is_object()
+    );
 
     // Read markers: fully_read becomes room account data.
-    let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/read_markers"), Some(&bob), json!({"m.fully_read": ev, "m.read": ev})).await;
+    let (st, _) = s
+        .post(
+            &format!("/_matrix/client/v3/rooms/{room}/read_markers"),
+            Some(&bob),
+            json!({"m.fully_read": ev, "m.read": ev}),
+        )
+        .await;
     assert_eq!(st, 200);
     let v = sync(&s, &bob, None).await;
     let data = v["rooms"]["join"][&room]["account_data"]["events"].as_array().unwrap();
@@ -104,7 +127,8 @@ async fn redactions_hide_content_and_are_limited_by_power() {
     // Bob (power 0) cannot redact alice's message, but can redact his own.
     let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/redact/{a1}/x1"), Some(&bob), json!({})).await;
     assert_err(&r, 403, "M_FORBIDDEN");
-    let (st, red) = s.put(&format!("/_matrix/client/v3/rooms/{room}/redact/{b1}/x2"), Some(&bob), json!({"reason": "typo"})).await;
+    let (st, red) =
+        s.put(&format!("/_matrix/client/v3/rooms/{room}/redact/{b1}/x2"), Some(&bob), json!({"reason": "typo"})).await;
     assert_eq!(st, 200, "{red}");
     // Alice (creator) can redact anyone's.
     let (st, _) = s.put(&format!("/_matrix/client/v3/rooms/{room}/redact/{a1}/x3"), Some(&alice), json!({})).await;
@@ -116,7 +140,10 @@ async fn redactions_hide_content_and_are_limited_by_power() {
     assert_eq!(ev["unsigned"]["redacted_because"]["content"]["reason"], "typo");
     let v = sync(&s, &alice, None).await;
     let tl = v["rooms"]["join"][&room]["timeline"]["events"].as_array().unwrap();
-    assert!(tl.iter().all(|e| e["content"]["body"] != "alice's secret" && e["content"]["body"] != "bob's oops"), "{tl:?}");
+    assert!(
+        tl.iter().all(|e| e["content"]["body"] != "alice's secret" && e["content"]["body"] != "bob's oops"),
+        "{tl:?}"
+    );
     let redaction = tl.iter().find(|e| e["event_id"] == red["event_id"]).unwrap();
     assert_eq!(redaction["redacts"], b1.as_str());
 }
@@ -128,22 +155,33 @@ async fn display_name_changes_reach_every_joined_room() {
     let bob = s.user("bob").await;
     let r1 = room_with(&s, &alice, &bob, "public_chat").await;
     let r2 = room_with(&s, &alice, &bob, "public_chat").await;
-    let (st, _) = s.put("/_matrix/client/v3/profile/@bob:hearth.test/displayname", Some(&bob), json!({"displayname": "Bobby"})).await;
+    let (st, _) = s
+        .put("/_matrix/client/v3/profile/@bob:hearth.test/displayname", Some(&bob), json!({"displayname": "Bobby"}))
+        .await;
     assert_eq!(st, 200);
     let (_, p) = s.get("/_matrix/client/v3/profile/@bob:hearth.test", None).await;
     assert_eq!(p["displayname"], "Bobby");
     let (_, p) = s.get("/_matrix/client/v3/profile/@bob:hearth.test/displayname", Some(&alice)).await;
     assert_eq!(p["displayname"], "Bobby");
     for room in [&r1, &r2] {
-        let (_, m) = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/@bob:hearth.test"), Some(&alice)).await;
+        let (_, m) =
+            s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/@bob:hearth.test"), Some(&alice)).await;
         assert_eq!(m["displayname"], "Bobby", "{room}");
         assert_eq!(m["membership"], "join");
     }
     let (_, joined) = s.get(&format!("/_matrix/client/v3/rooms/{r1}/joined_members"), Some(&alice)).await;
     assert_eq!(joined["joined"]["@bob:hearth.test"]["display_name"], "Bobby");
-    let r = s.put("/_matrix/client/v3/profile/@bob:hearth.test/displayname", Some(&alice), json!({"displayname": "Hacked"})).await;
+    let r = s
+        .put("/_matrix/client/v3/profile/@bob:hearth.test/displayname", Some(&alice), json!({"displayname": "Hacked"}))
+        .await;
     assert_err(&r, 403, "M_FORBIDDEN");
-    let r = s.put("/_matrix/client/v3/profile/@bob:hearth.test/avatar_url", Some(&bob), json!({"avatar_url": "https://x/y.png"})).await;
+    let r = s
+        .put(
+            "/_matrix/client/v3/profile/@bob:hearth.test/avatar_url",
+            Some(&bob),
+            json!({"avatar_url": "https://x/y.png"}),
+        )
+        .await;
     assert!(r.0.is_client_error(), "{:?}", r);
     assert_err(&s.get("/_matrix/client/v3/profile/@nobody:hearth.test", None).await, 404, "M_NOT_FOUND");
 }
@@ -155,7 +193,13 @@ async fn account_data_syncs_to_other_devices() {
     let (_, l) = s.login("ann", "password1").await;
     let t2 = l["access_token"].as_str().unwrap().to_owned();
     let since = sync(&s, &t2, None).await["next_batch"].as_str().unwrap().to_owned();
-    let (st, _) = s.put("/_matrix/client/v3/user/@ann:hearth.test/account_data/m.direct", Some(&t1), json!({"@bob:hearth.test": ["!r:x"]})).await;
+    let (st, _) = s
+        .put(
+            "/_matrix/client/v3/user/@ann:hearth.test/account_data/m.direct",
+            Some(&t1),
+            json!({"@bob:hearth.test": ["!r:x"]}),
+        )
+        .await;
     assert_eq!(st, 200);
     let (_, got) = s.get("/_matrix/client/v3/user/@ann:hearth.test/account_data/m.direct", Some(&t2)).await;
     assert_eq!(got["@bob:hearth.test"], json!(["!r:x"]));
@@ -164,10 +208,18 @@ async fn account_data_syncs_to_other_devices() {
     assert!(events.iter().any(|e| e["type"] == "m.direct"), "{v}");
     // Someone else's account data is off limits; server-managed types cannot be set directly.
     let bob = s.user("bob").await;
-    assert_err(&s.get("/_matrix/client/v3/user/@ann:hearth.test/account_data/m.direct", Some(&bob)).await, 403, "M_FORBIDDEN");
+    assert_err(
+        &s.get("/_matrix/client/v3/user/@ann:hearth.test/account_data/m.direct", Some(&bob)).await,
+        403,
+        "M_FORBIDDEN",
+    );
     let r = s.put("/_matrix/client/v3/user/@ann:hearth.test/account_data/m.push_rules", Some(&t1), json!({})).await;
     assert_eq!(r.0, 405, "{:?}", r.1);
-    assert_err(&s.get("/_matrix/client/v3/user/@ann:hearth.test/account_data/m.unknown", Some(&t1)).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.get("/_matrix/client/v3/user/@ann:hearth.test/account_data/m.unknown", Some(&t1)).await,
+        404,
+        "M_NOT_FOUND",
+    );
 }
 
 #[tokio::test]
@@ -176,15 +228,22 @@ async fn push_rules_start_from_the_spec_defaults_and_can_be_changed() {
     let t = s.user("pat").await;
     let (st, v) = s.get("/_matrix/client/v3/pushrules/", Some(&t)).await;
     assert_eq!(st, 200);
-    let overrides: Vec<&str> = v["global"]["override"].as_array().unwrap().iter().map(|r| r["rule_id"].as_str().unwrap()).collect();
+    let overrides: Vec<&str> =
+        v["global"]["override"].as_array().unwrap().iter().map(|r| r["rule_id"].as_str().unwrap()).collect();
     assert!(overrides.contains(&".m.rule.master") && overrides.contains(&".m.rule.is_user_mention"), "{overrides:?}");
     let (st, _) = s
-        .put("/_matrix/client/v3/pushrules/global/content/cake", Some(&t), json!({"pattern": "cake", "actions": ["notify"]}))
+        .put(
+            "/_matrix/client/v3/pushrules/global/content/cake",
+            Some(&t),
+            json!({"pattern": "cake", "actions": ["notify"]}),
+        )
         .await;
     assert_eq!(st, 200);
     let (_, rule) = s.get("/_matrix/client/v3/pushrules/global/content/cake", Some(&t)).await;
     assert_eq!(rule["pattern"], "cake");
-    let (st, _) = s.put("/_matrix/client/v3/pushrules/global/override/.m.rule.master/enabled", Some(&t), json!({"enabled": true})).await;
+    let (st, _) = s
+        .put("/_matrix/client/v3/pushrules/global/override/.m.rule.master/enabled", Some(&t), json!({"enabled": true}))
+        .await;
     assert_eq!(st, 200);
     let (_, en) = s.get("/_matrix/client/v3/pushrules/global/override/.m.rule.master/enabled", Some(&t)).await;
     assert_eq!(en["enabled"], true);
@@ -203,13 +262,23 @@ async fn directories_find_people_and_published_rooms() {
     let alice = s.user("alice").await;
     s.user("albert").await;
     s.user("zed").await;
-    let (_, v) = s.post("/_matrix/client/v3/user_directory/search", Some(&alice), json!({"search_term": "al", "limit": 10})).await;
+    let (_, v) = s
+        .post("/_matrix/client/v3/user_directory/search", Some(&alice), json!({"search_term": "al", "limit": 10}))
+        .await;
     let ids: Vec<&str> = v["results"].as_array().unwrap().iter().map(|u| u["user_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["@albert:hearth.test", "@alice:hearth.test"]);
-    let (_, v) = s.post("/_matrix/client/v3/user_directory/search", Some(&alice), json!({"search_term": "%", "limit": 10})).await;
+    let (_, v) = s
+        .post("/_matrix/client/v3/user_directory/search", Some(&alice), json!({"search_term": "%", "limit": 10}))
+        .await;
     assert!(v["results"].as_array().unwrap().is_empty(), "wildcards are literal");
 
-    let (_, pubroom) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"visibility": "public", "name": "Garden club", "topic": "roses"})).await;
+    let (_, pubroom) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&alice),
+            json!({"visibility": "public", "name": "Garden club", "topic": "roses"}),
+        )
+        .await;
     s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"name": "Private"})).await;
     // The directory is readable without logging in (spec: GET /publicRooms); only rooms their
     // admins chose to publish are listed.
@@ -219,14 +288,27 @@ async fn directories_find_people_and_published_rooms() {
     assert_eq!(chunk.len(), 1);
     assert_eq!(chunk[0]["name"], "Garden club");
     assert_eq!(chunk[0]["num_joined_members"], 1);
-    let (_, found) = s.post("/_matrix/client/v3/publicRooms", Some(&alice), json!({"filter": {"generic_search_term": "ROSE"}})).await;
+    let (_, found) = s
+        .post("/_matrix/client/v3/publicRooms", Some(&alice), json!({"filter": {"generic_search_term": "ROSE"}}))
+        .await;
     assert_eq!(found["chunk"][0]["room_id"], pubroom["room_id"]);
-    let (_, none) = s.post("/_matrix/client/v3/publicRooms", Some(&alice), json!({"filter": {"generic_search_term": "tulip"}})).await;
+    let (_, none) = s
+        .post("/_matrix/client/v3/publicRooms", Some(&alice), json!({"filter": {"generic_search_term": "tulip"}}))
+        .await;
     assert!(none["chunk"].as_array().unwrap().is_empty());
     let room = pubroom["room_id"].as_str().unwrap();
     let (_, vis) = s.get(&format!("/_matrix/client/v3/directory/list/room/{room}"), None).await;
     assert_eq!(vis["visibility"], "public");
-    assert_eq!(s.put(&format!("/_matrix/client/v3/directory/list/room/{room}"), Some(&alice), json!({"visibility": "private"})).await.0, 200);
+    assert_eq!(
+        s.put(
+            &format!("/_matrix/client/v3/directory/list/room/{room}"),
+            Some(&alice),
+            json!({"visibility": "private"})
+        )
+        .await
+        .0,
+        200
+    );
     let (_, dir) = s.get("/_matrix/client/v3/publicRooms", Some(&alice)).await;
     assert!(dir["chunk"].as_array().unwrap().is_empty());
 }
@@ -237,7 +319,8 @@ async fn unread_counts_follow_push_rules_and_read_receipts() {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
-    let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "name": "Family"})).await;
+    let (_, v) =
+        s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "name": "Family"})).await;
     let room = v["room_id"].as_str().unwrap().to_owned();
     s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
     s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&carol), json!({})).await;
@@ -288,10 +371,17 @@ async fn unread_counts_follow_push_rules_and_read_receipts() {
     assert_eq!(hl["notifications"].as_array().unwrap().len(), 2);
 
     // Turning on the master rule silences everything new.
-    s.put("/_matrix/client/v3/pushrules/global/override/.m.rule.master/enabled", Some(&carol), json!({"enabled": true})).await;
-    let before = sync(&s, &carol, None).await["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
+    s.put(
+        "/_matrix/client/v3/pushrules/global/override/.m.rule.master/enabled",
+        Some(&carol),
+        json!({"enabled": true}),
+    )
+    .await;
+    let before =
+        sync(&s, &carol, None).await["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
     send(&s, &alice, &room, "n4", "anyone?").await;
-    let after = sync(&s, &carol, None).await["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
+    let after =
+        sync(&s, &carol, None).await["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
     assert_eq!(before, after);
 }
 
@@ -314,11 +404,21 @@ async fn presence_reaches_people_who_share_a_room() {
     assert!(seen.contains(&("@bob:hearth.test", "online")), "{seen:?}");
     let since = v["next_batch"].as_str().unwrap().to_owned();
     let (st, _) = s
-        .put("/_matrix/client/v3/presence/@bob:hearth.test/status", Some(&bob), json!({"presence": "unavailable", "status_msg": "cooking"}))
+        .put(
+            "/_matrix/client/v3/presence/@bob:hearth.test/status",
+            Some(&bob),
+            json!({"presence": "unavailable", "status_msg": "cooking"}),
+        )
         .await;
     assert_eq!(st, 200);
-    let (_, v) = s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=5000&set_presence=offline"), Some(&alice)).await;
-    let bobs = v["presence"]["events"].as_array().unwrap().iter().find(|e| e["sender"] == "@bob:hearth.test").expect("bob's change");
+    let (_, v) =
+        s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=5000&set_presence=offline"), Some(&alice)).await;
+    let bobs = v["presence"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["sender"] == "@bob:hearth.test")
+        .expect("bob's change");
     assert_eq!(bobs["content"]["presence"], "unavailable");
     assert_eq!(bobs["content"]["status_msg"], "cooking");
     let (_, got) = s.get("/_matrix/client/v3/presence/@bob:hearth.test/status", Some(&alice)).await;

@@ -8,7 +8,8 @@ use common::TestServer;
 use serde_json::{Value, json};
 
 async fn full_timeline(s: &TestServer, token: &str, room: &str) -> Vec<Value> {
-    let (_, page) = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&from=s0&limit=1000"), Some(token)).await;
+    let (_, page) =
+        s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&from=s0&limit=1000"), Some(token)).await;
     page["chunk"].as_array().unwrap().clone()
 }
 
@@ -19,11 +20,16 @@ async fn the_same_transaction_id_sent_eight_times_at_once_makes_one_event() {
     let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&t), json!({})).await;
     let room = v["room_id"].as_str().unwrap().to_owned();
     let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/same-txn");
-    let results = futures::future::join_all((0..8).map(|_| s.put(&path, Some(&t), json!({"msgtype": "m.text", "body": "once"})))).await;
-    let ids: std::collections::HashSet<String> = results.iter().map(|(st, v)| {
-        assert_eq!(*st, 200, "{v}");
-        v["event_id"].as_str().unwrap().to_owned()
-    }).collect();
+    let results =
+        futures::future::join_all((0..8).map(|_| s.put(&path, Some(&t), json!({"msgtype": "m.text", "body": "once"}))))
+            .await;
+    let ids: std::collections::HashSet<String> = results
+        .iter()
+        .map(|(st, v)| {
+            assert_eq!(*st, 200, "{v}");
+            v["event_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
     assert_eq!(ids.len(), 1, "one event ID for all");
     let messages = full_timeline(&s, &t, &room).await.into_iter().filter(|e| e["type"] == "m.room.message").count();
     assert_eq!(messages, 1);
@@ -55,7 +61,8 @@ async fn racing_state_changes_end_in_the_last_applied_state() {
     let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&t), json!({})).await;
     let room = v["room_id"].as_str().unwrap().to_owned();
     let path = format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/");
-    let results = futures::future::join_all((0..10).map(|i| s.put(&path, Some(&t), json!({"name": format!("name {i}")})))).await;
+    let results =
+        futures::future::join_all((0..10).map(|i| s.put(&path, Some(&t), json!({"name": format!("name {i}")})))).await;
     assert!(results.iter().all(|(st, _)| *st == 200));
     // Every change is in the timeline, in one order, and the current name is the last of them.
     let names: Vec<String> = full_timeline(&s, &t, &room)
@@ -84,7 +91,8 @@ async fn messages_from_many_senders_at_once_are_all_kept_in_one_order() {
         tokens.push(t);
     }
     let s = &s;
-    let jobs: Vec<(usize, usize, &String)> = tokens.iter().enumerate().flat_map(|(i, t)| (0..10).map(move |j| (i, j, t))).collect();
+    let jobs: Vec<(usize, usize, &String)> =
+        tokens.iter().enumerate().flat_map(|(i, t)| (0..10).map(move |j| (i, j, t))).collect();
     let sends = futures::future::join_all(jobs.into_iter().map(|(i, j, t)| {
         let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/t{j}");
         async move { s.put(&path, Some(t), json!({"msgtype": "m.text", "body": format!("{i}-{j}")})).await }
@@ -121,7 +129,8 @@ async fn a_failed_write_fails_alone_and_the_room_recovers() {
         let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&owner), json!({"preset": "public_chat"})).await;
         rooms.push(v["room_id"].as_str().unwrap().to_owned());
     }
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.dir.path().join("hearth.db").display())).await.unwrap();
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", s.dir.path().join("hearth.db").display())).await.unwrap();
     sqlx::query(
         "CREATE TRIGGER refuse_for_test BEFORE INSERT ON events WHEN NEW.event_type = 'test.refused'
          BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
@@ -163,16 +172,27 @@ async fn a_failed_write_fails_alone_and_the_room_recovers() {
         assert_eq!(stored, acknowledged);
     }
     // The room goes on, and its graph names only stored events.
-    let (st, v) = s.put(&format!("/_matrix/client/v3/rooms/{}/send/m.room.message/after", rooms[0]), Some(owner), json!({"msgtype": "m.text", "body": "after"})).await;
+    let (st, v) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{}/send/m.room.message/after", rooms[0]),
+            Some(owner),
+            json!({"msgtype": "m.text", "body": "after"}),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     let (dangling,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM event_edges WHERE prev_event_id NOT IN (SELECT event_id FROM events)").fetch_one(&db).await.unwrap();
+        sqlx::query_as("SELECT COUNT(*) FROM event_edges WHERE prev_event_id NOT IN (SELECT event_id FROM events)")
+            .fetch_one(&db)
+            .await
+            .unwrap();
     assert_eq!(dangling, 0, "prev_events name only stored events");
-    let (extremities,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM forward_extremities f JOIN events e ON e.event_id = f.event_id WHERE f.room_id = ?")
-        .bind(&rooms[0])
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let (extremities,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM forward_extremities f JOIN events e ON e.event_id = f.event_id WHERE f.room_id = ?",
+    )
+    .bind(&rooms[0])
+    .fetch_one(&db)
+    .await
+    .unwrap();
     assert_eq!(extremities, 1);
 }
 
@@ -192,7 +212,8 @@ async fn messages_reach_the_database_file_shortly_after_they_are_written() {
     let before = size();
     for i in 0..150 {
         let body = json!({"msgtype": "m.text", "body": format!("message {i} {}", "x".repeat(500))});
-        let (st, _) = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/t{i}"), Some(&token), body).await;
+        let (st, _) =
+            s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/t{i}"), Some(&token), body).await;
         assert_eq!(st, 200);
     }
     let mut grown = 0;

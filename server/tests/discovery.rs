@@ -4,7 +4,10 @@ mod common;
 
 use base64::{Engine, engine::general_purpose::STANDARD_NO_PAD};
 use common::TestServer;
-use ruma::{CanonicalJsonValue, signatures::{PublicKeyMap, PublicKeySet, verify_json}};
+use ruma::{
+    CanonicalJsonValue,
+    signatures::{PublicKeyMap, PublicKeySet, verify_json},
+};
 use serde_json::Value;
 
 #[tokio::test]

@@ -25,7 +25,11 @@ struct Device {
 impl Device {
     fn new(user: &str, id: &str) -> Device {
         let der = Ed25519KeyPair::generate();
-        Device { user: user.to_owned(), id: id.to_owned(), pair: Ed25519KeyPair::from_der(&der, id.to_owned()).unwrap() }
+        Device {
+            user: user.to_owned(),
+            id: id.to_owned(),
+            pair: Ed25519KeyPair::from_der(&der, id.to_owned()).unwrap(),
+        }
     }
 
     fn sign(&self, v: Value) -> Value {
@@ -93,13 +97,18 @@ async fn keys_are_uploaded_queried_and_each_one_time_key_is_claimed_once() {
     let (alice, a) = user(&s, "alice").await;
     let (bob, _) = user(&s, "bob").await;
 
-    let otks: serde_json::Map<String, Value> = (0..3).map(|n| (format!("signed_curve25519:AAAA{n}"), a.otk(n))).collect();
+    let otks: serde_json::Map<String, Value> =
+        (0..3).map(|n| (format!("signed_curve25519:AAAA{n}"), a.otk(n))).collect();
     let (st, v) = s
-        .post(UPLOAD, Some(&alice), json!({
-            "device_keys": a.device_keys(),
-            "one_time_keys": otks,
-            "fallback_keys": { "signed_curve25519:FB": a.sign(json!({"key": "fallback", "fallback": true})) },
-        }))
+        .post(
+            UPLOAD,
+            Some(&alice),
+            json!({
+                "device_keys": a.device_keys(),
+                "one_time_keys": otks,
+                "fallback_keys": { "signed_curve25519:FB": a.sign(json!({"key": "fallback", "fallback": true})) },
+            }),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["one_time_key_counts"]["signed_curve25519"], 3);
@@ -118,17 +127,24 @@ async fn keys_are_uploaded_queried_and_each_one_time_key_is_claimed_once() {
     // Three claims take the three one-time keys, then the fallback key is handed out.
     let mut seen = HashSet::new();
     for _ in 0..3 {
-        let (st, v) = s.post(CLAIM, Some(&bob), json!({"one_time_keys": {a.user.clone(): {"DEV": "signed_curve25519"}}})).await;
+        let (st, v) =
+            s.post(CLAIM, Some(&bob), json!({"one_time_keys": {a.user.clone(): {"DEV": "signed_curve25519"}}})).await;
         assert_eq!(st, 200, "{v}");
         let claimed = v["one_time_keys"][&a.user]["DEV"].as_object().unwrap();
         let (id, key) = claimed.iter().next().unwrap();
         assert!(key["signatures"].is_object());
         assert!(seen.insert(id.clone()), "{id} handed out twice");
     }
-    let (_, v) = s.post(CLAIM, Some(&bob), json!({"one_time_keys": {a.user.clone(): {"DEV": "signed_curve25519"}}})).await;
+    let (_, v) =
+        s.post(CLAIM, Some(&bob), json!({"one_time_keys": {a.user.clone(): {"DEV": "signed_curve25519"}}})).await;
     assert_eq!(v["one_time_keys"][&a.user]["DEV"]["signed_curve25519:FB"]["key"], "fallback");
     let synced = sync(&s, &alice, None).await;
-    assert_eq!(synced["device_one_time_keys_count"].get("signed_curve25519"), None, "{}", synced["device_one_time_keys_count"]);
+    assert_eq!(
+        synced["device_one_time_keys_count"].get("signed_curve25519"),
+        None,
+        "{}",
+        synced["device_one_time_keys_count"]
+    );
     assert_eq!(synced["device_unused_fallback_key_types"], json!([]), "the fallback key is used");
 }
 
@@ -136,7 +152,8 @@ async fn keys_are_uploaded_queried_and_each_one_time_key_is_claimed_once() {
 async fn concurrent_claims_never_get_the_same_one_time_key() {
     let s = TestServer::start().await;
     let (alice, a) = user(&s, "alice").await;
-    let otks: serde_json::Map<String, Value> = (0..20).map(|n| (format!("signed_curve25519:K{n:02}"), a.otk(n))).collect();
+    let otks: serde_json::Map<String, Value> =
+        (0..20).map(|n| (format!("signed_curve25519:K{n:02}"), a.otk(n))).collect();
     let (st, _) = s.post(UPLOAD, Some(&alice), json!({"device_keys": a.device_keys(), "one_time_keys": otks})).await;
     assert_eq!(st, 200);
     let mut claimers = Vec::new();
@@ -148,7 +165,9 @@ async fn concurrent_claims_never_get_the_same_one_time_key() {
     for token in claimers {
         let (s, who) = (s.clone(), a.user.clone());
         tasks.push(tokio::spawn(async move {
-            let (st, v) = s.post(CLAIM, Some(&token), json!({"one_time_keys": {who.clone(): {"DEV": "signed_curve25519"}}})).await;
+            let (st, v) = s
+                .post(CLAIM, Some(&token), json!({"one_time_keys": {who.clone(): {"DEV": "signed_curve25519"}}}))
+                .await;
             assert_eq!(st, 200, "{v}");
             v["one_time_keys"][&who]["DEV"].as_object().and_then(|o| o.keys().next().cloned())
         }));
@@ -168,7 +187,11 @@ async fn keys_that_are_not_what_they_claim_are_refused_and_nothing_is_stored() {
     let (alice, a) = user(&s, "alice").await;
     // Keys of another device, and keys signed by someone else.
     let other = Device::new(&a.user, "OTHER");
-    assert_err(&s.post(UPLOAD, Some(&alice), json!({"device_keys": other.device_keys()})).await, 400, "M_INVALID_PARAM");
+    assert_err(
+        &s.post(UPLOAD, Some(&alice), json!({"device_keys": other.device_keys()})).await,
+        400,
+        "M_INVALID_PARAM",
+    );
     let bobs = Device::new("@bob:hearth.test", "DEV");
     assert_err(&s.post(UPLOAD, Some(&alice), json!({"device_keys": bobs.device_keys()})).await, 400, "M_INVALID_PARAM");
     let mut forged = a.device_keys();
@@ -195,9 +218,19 @@ async fn keys_that_are_not_what_they_claim_are_refused_and_nothing_is_stored() {
     assert_eq!((st.as_u16(), v["errcode"].as_str()), (400, Some("M_NOT_JSON")));
 
     // A key ID reused for different content.
-    let (st, _) = s.post(UPLOAD, Some(&alice), json!({"device_keys": a.device_keys(), "one_time_keys": {"signed_curve25519:R": a.otk(1)}})).await;
+    let (st, _) = s
+        .post(
+            UPLOAD,
+            Some(&alice),
+            json!({"device_keys": a.device_keys(), "one_time_keys": {"signed_curve25519:R": a.otk(1)}}),
+        )
+        .await;
     assert_eq!(st, 200);
-    assert_err(&s.post(UPLOAD, Some(&alice), json!({"one_time_keys": {"signed_curve25519:R": a.otk(2)}})).await, 400, "M_INVALID_PARAM");
+    assert_err(
+        &s.post(UPLOAD, Some(&alice), json!({"one_time_keys": {"signed_curve25519:R": a.otk(2)}})).await,
+        400,
+        "M_INVALID_PARAM",
+    );
     let (_, v) = s.post(UPLOAD, Some(&alice), json!({"one_time_keys": {"signed_curve25519:R": a.otk(1)}})).await;
     assert_eq!(v["one_time_key_counts"]["signed_curve25519"], 1, "the same key again is fine");
     // Without a token.
@@ -212,11 +245,21 @@ async fn to_device_messages_arrive_in_order_once_and_go_when_acknowledged() {
     let t0 = sync(&s, &bob, None).await["next_batch"].as_str().unwrap().to_owned();
     for (n, txn) in [(1, "t1"), (2, "t2"), (2, "t2")] {
         let (st, v) = s
-            .put(&format!("/_matrix/client/v3/sendToDevice/m.test/{txn}"), Some(&alice), json!({"messages": {b.user.clone(): {"DEV": {"n": n}}}}))
+            .put(
+                &format!("/_matrix/client/v3/sendToDevice/m.test/{txn}"),
+                Some(&alice),
+                json!({"messages": {b.user.clone(): {"DEV": {"n": n}}}}),
+            )
             .await;
         assert_eq!(st, 200, "{v}");
     }
-    let (st, _) = s.put("/_matrix/client/v3/sendToDevice/m.test/t3", Some(&alice), json!({"messages": {b.user.clone(): {"*": {"n": 3}}}})).await;
+    let (st, _) = s
+        .put(
+            "/_matrix/client/v3/sendToDevice/m.test/t3",
+            Some(&alice),
+            json!({"messages": {b.user.clone(): {"*": {"n": 3}}}}),
+        )
+        .await;
     assert_eq!(st, 200);
     let got = sync(&s, &bob, Some(&t0)).await;
     let events = got["to_device"]["events"].as_array().unwrap();
@@ -236,7 +279,12 @@ async fn to_device_messages_arrive_in_order_once_and_go_when_acknowledged() {
     // Too big: refused, nothing queued.
     let big = "x".repeat(70_000);
     assert_err(
-        &s.put("/_matrix/client/v3/sendToDevice/m.test/t4", Some(&alice), json!({"messages": {b.user.clone(): {"DEV": {"big": big}}}})).await,
+        &s.put(
+            "/_matrix/client/v3/sendToDevice/m.test/t4",
+            Some(&alice),
+            json!({"messages": {b.user.clone(): {"DEV": {"big": big}}}}),
+        )
+        .await,
         413,
         "M_TOO_LARGE",
     );
@@ -262,7 +310,12 @@ async fn device_list_changes_reach_people_who_share_a_room_and_a_deleted_device_
     let got = sync(&s, &alice, Some(&since)).await;
     assert_eq!(got["device_lists"]["changed"], json!([b.user]), "{}", got["device_lists"]);
     assert_eq!(sync(&s, &carol, Some(&carol_since)).await["device_lists"]["changed"], json!([]));
-    let (st, v) = s.get(&format!("/_matrix/client/v3/keys/changes?from={since}&to={}", got["next_batch"].as_str().unwrap()), Some(&alice)).await;
+    let (st, v) = s
+        .get(
+            &format!("/_matrix/client/v3/keys/changes?from={since}&to={}", got["next_batch"].as_str().unwrap()),
+            Some(&alice),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["changed"], json!([b.user]));
 
@@ -278,7 +331,8 @@ async fn device_list_changes_reach_people_who_share_a_room_and_a_deleted_device_
     let (st, login) = s.login("bob", "password1").await;
     assert_eq!(st, 200);
     let bob = login["access_token"].as_str().unwrap().to_owned();
-    let since = sync(&s, &alice, Some(got["next_batch"].as_str().unwrap())).await["next_batch"].as_str().unwrap().to_owned();
+    let since =
+        sync(&s, &alice, Some(got["next_batch"].as_str().unwrap())).await["next_batch"].as_str().unwrap().to_owned();
     let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(&bob), json!({})).await;
     assert_eq!(st, 200);
     let got = sync(&s, &alice, Some(&since)).await;
@@ -287,7 +341,8 @@ async fn device_list_changes_reach_people_who_share_a_room_and_a_deleted_device_
     // When Alice herself leaves, the people she no longer shares a room with are "left" too.
     let (st, _) = s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
     assert_eq!(st, 200);
-    let since = sync(&s, &alice, Some(got["next_batch"].as_str().unwrap())).await["next_batch"].as_str().unwrap().to_owned();
+    let since =
+        sync(&s, &alice, Some(got["next_batch"].as_str().unwrap())).await["next_batch"].as_str().unwrap().to_owned();
     let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(&alice), json!({})).await;
     assert_eq!(st, 200);
     let got = sync(&s, &alice, Some(&since)).await;
@@ -298,7 +353,8 @@ async fn device_list_changes_reach_people_who_share_a_room_and_a_deleted_device_
 fn cross_key() -> (Ed25519KeyPair, String) {
     use base64::Engine;
     let der = Ed25519KeyPair::generate();
-    let public = base64::engine::general_purpose::STANDARD_NO_PAD.encode(Ed25519KeyPair::from_der(&der, "x".into()).unwrap().public_key());
+    let public = base64::engine::general_purpose::STANDARD_NO_PAD
+        .encode(Ed25519KeyPair::from_der(&der, "x".into()).unwrap().public_key());
     (Ed25519KeyPair::from_der(&der, public.clone()).unwrap(), public)
 }
 
@@ -361,7 +417,13 @@ async fn cross_signing_keys_and_signatures_are_checked_stored_and_handed_out() {
     device["keys"]["curve25519:DEV"] = json!("another-key");
     let mut obj: CanonicalJsonObject = serde_json::from_value(device).unwrap();
     ruma::signatures::sign_json(&me, &ssk, &mut obj).unwrap();
-    let (_, v) = s.post(SIGNATURES, Some(&alice), json!({me.clone(): {"DEV": serde_json::to_value(CanonicalJsonValue::Object(obj)).unwrap(), "NOPE": {}}})).await;
+    let (_, v) = s
+        .post(
+            SIGNATURES,
+            Some(&alice),
+            json!({me.clone(): {"DEV": serde_json::to_value(CanonicalJsonValue::Object(obj)).unwrap(), "NOPE": {}}}),
+        )
+        .await;
     assert_eq!(v["failures"][&me]["DEV"]["errcode"], "M_INVALID_SIGNATURE", "{v}");
     assert!(v["failures"][&me]["NOPE"]["errcode"].is_string(), "{v}");
 
@@ -383,11 +445,15 @@ async fn cross_signing_keys_and_signatures_are_checked_stored_and_handed_out() {
     let (bob_usk, bob_usk_pub) = cross_key();
     let (bob_ssk, bob_ssk_pub) = cross_key();
     let (st, _) = s
-        .post(SIGNING, Some(&bob), json!({
-            "master_key": cross_signing_key(bob_id, "master", &bob_master_pub, None),
-            "self_signing_key": cross_signing_key(bob_id, "self_signing", &bob_ssk_pub, Some(&bob_master)),
-            "user_signing_key": cross_signing_key(bob_id, "user_signing", &bob_usk_pub, Some(&bob_master)),
-        }))
+        .post(
+            SIGNING,
+            Some(&bob),
+            json!({
+                "master_key": cross_signing_key(bob_id, "master", &bob_master_pub, None),
+                "self_signing_key": cross_signing_key(bob_id, "self_signing", &bob_ssk_pub, Some(&bob_master)),
+                "user_signing_key": cross_signing_key(bob_id, "user_signing", &bob_usk_pub, Some(&bob_master)),
+            }),
+        )
         .await;
     assert_eq!(st, 200);
     let alice_master = cross_signing_key(&me, "master", &master_pub, None);
@@ -404,10 +470,17 @@ async fn cross_signing_keys_and_signatures_are_checked_stored_and_handed_out() {
     assert!(v["master_keys"][&me]["signatures"][bob_id][format!("ed25519:{bob_usk_pub}")].is_string(), "{v}");
 
     // Alice replaces her keys with her password: her old self-signing signatures go.
-    let (st, first) = s.post(SIGNING, Some(&alice), json!({"master_key": cross_signing_key(&me, "master", &other_pub, None)})).await;
+    let (st, first) =
+        s.post(SIGNING, Some(&alice), json!({"master_key": cross_signing_key(&me, "master", &other_pub, None)})).await;
     assert_eq!(st, 401);
     let auth = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "password1", "session": first["session"]});
-    let (st, v) = s.post(SIGNING, Some(&alice), json!({"master_key": cross_signing_key(&me, "master", &other_pub, None), "auth": auth})).await;
+    let (st, v) = s
+        .post(
+            SIGNING,
+            Some(&alice),
+            json!({"master_key": cross_signing_key(&me, "master", &other_pub, None), "auth": auth}),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     let (_, v) = s.post(QUERY, Some(&bob), json!({"device_keys": {me.clone(): []}})).await;
     assert_eq!(v["master_keys"][&me]["keys"][format!("ed25519:{other_pub}")], other_pub);
@@ -451,11 +524,16 @@ async fn a_dehydrated_device_collects_messages_for_a_later_login() {
     // Alice logs out everywhere else; Bob claims the dehydrated device's key and sends to it.
     let (st, _) = s.post("/_matrix/client/v3/logout", Some(&alice), json!({})).await;
     assert_eq!(st, 200);
-    let (_, v) = s.post(CLAIM, Some(&bob), json!({"one_time_keys": {a.user.clone(): {"DRY": "signed_curve25519"}}})).await;
+    let (_, v) =
+        s.post(CLAIM, Some(&bob), json!({"one_time_keys": {a.user.clone(): {"DRY": "signed_curve25519"}}})).await;
     assert!(v["one_time_keys"][&a.user]["DRY"]["signed_curve25519:D1"].is_object(), "{v}");
     for n in 0..3 {
         let (st, _) = s
-            .put(&format!("/_matrix/client/v3/sendToDevice/m.room.encrypted/k{n}"), Some(&bob), json!({"messages": {a.user.clone(): {"DRY": {"n": n}}}}))
+            .put(
+                &format!("/_matrix/client/v3/sendToDevice/m.room.encrypted/k{n}"),
+                Some(&bob),
+                json!({"messages": {a.user.clone(): {"DRY": {"n": n}}}}),
+            )
             .await;
         assert_eq!(st, 200);
     }
@@ -493,7 +571,13 @@ async fn to_device_messages_survive_a_restart_and_are_acknowledged_after_it() {
     let (bob, b) = user(&s, "bob").await;
     let t0 = sync(&s, &bob, None).await["next_batch"].as_str().unwrap().to_owned();
     let send = async |s: &TestServer, txn: &str, n: i64| {
-        let (st, _) = s.put(&format!("/_matrix/client/v3/sendToDevice/m.test/{txn}"), Some(&alice), json!({"messages": {b.user.clone(): {"DEV": {"n": n}}}})).await;
+        let (st, _) = s
+            .put(
+                &format!("/_matrix/client/v3/sendToDevice/m.test/{txn}"),
+                Some(&alice),
+                json!({"messages": {b.user.clone(): {"DEV": {"n": n}}}}),
+            )
+            .await;
         assert_eq!(st, 200);
     };
     send(&s, "a", 1).await;
@@ -507,10 +591,12 @@ async fn to_device_messages_survive_a_restart_and_are_acknowledged_after_it() {
     let config = common::test_config(moved.path());
     let s = TestServer::start_in(moved, config).await;
     let got = sync(&s, &bob, Some(&t1)).await;
-    let ns: Vec<i64> = got["to_device"]["events"].as_array().unwrap().iter().map(|e| e["content"]["n"].as_i64().unwrap()).collect();
+    let ns: Vec<i64> =
+        got["to_device"]["events"].as_array().unwrap().iter().map(|e| e["content"]["n"].as_i64().unwrap()).collect();
     assert_eq!(ns, [2], "the message queued before the restart arrives, the acknowledged one does not");
     let got = sync(&s, &bob, Some(&t0)).await;
-    let ns: Vec<i64> = got["to_device"]["events"].as_array().unwrap().iter().map(|e| e["content"]["n"].as_i64().unwrap()).collect();
+    let ns: Vec<i64> =
+        got["to_device"]["events"].as_array().unwrap().iter().map(|e| e["content"]["n"].as_i64().unwrap()).collect();
     assert_eq!(ns, [2], "the first message was deleted when the token after it came back");
     // A retried transaction from before the restart is still recognised.
     send(&s, "b", 2).await;

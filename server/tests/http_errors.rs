@@ -29,7 +29,13 @@ async fn malformed_json_is_not_json_and_wrong_shapes_are_bad_json() {
     let r = s.raw(Method::POST, "/_matrix/client/v3/login", None, b"[1, 2]".to_vec()).await;
     assert_err(&r, 400, "M_BAD_JSON");
     // Wrong type for a field.
-    let r = s.post("/_matrix/client/v3/login", None, json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "a"}, "password": 5})).await;
+    let r = s
+        .post(
+            "/_matrix/client/v3/login",
+            None,
+            json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "a"}, "password": 5}),
+        )
+        .await;
     assert_err(&r, 400, "M_BAD_JSON");
     // Missing required field.
     let token = s.user("alice").await;

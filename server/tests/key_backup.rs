@@ -37,7 +37,13 @@ async fn a_backup_keeps_the_best_copy_of_each_session_and_refuses_stale_versions
 
     // All three levels of upload.
     let keys = format!("/_matrix/client/v3/room_keys/keys?version={v1}");
-    let (st, v) = s.put(&keys, Some(&alice), json!({"rooms": {ROOM: {"sessions": {"s1": key(5, 1, false, "a"), "s2": key(0, 0, false, "b")}}}})).await;
+    let (st, v) = s
+        .put(
+            &keys,
+            Some(&alice),
+            json!({"rooms": {ROOM: {"sessions": {"s1": key(5, 1, false, "a"), "s2": key(0, 0, false, "b")}}}}),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["count"], 2);
     assert_ne!(v["etag"].as_str().unwrap(), etag0, "the etag moves with the keys");
@@ -65,10 +71,15 @@ async fn a_backup_keeps_the_best_copy_of_each_session_and_refuses_stale_versions
     assert_eq!(all["rooms"][ROOM]["sessions"].as_object().unwrap().len(), 3);
     let (_, room) = s.get(&room_keys, Some(&alice)).await;
     assert_eq!(room["sessions"]["s2"]["session_data"]["ciphertext"], "b");
-    assert_err(&s.get(&format!("/_matrix/client/v3/room_keys/keys/{ROOM}/nope?version={v1}"), Some(&alice)).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.get(&format!("/_matrix/client/v3/room_keys/keys/{ROOM}/nope?version={v1}"), Some(&alice)).await,
+        404,
+        "M_NOT_FOUND",
+    );
 
     // Bad key data is refused and nothing of the request is stored.
-    let bad = json!({"rooms": {ROOM: {"sessions": {"s9": key(0, 0, false, "x"), "s10": {"first_message_index": "one"}}}}});
+    let bad =
+        json!({"rooms": {ROOM: {"sessions": {"s9": key(0, 0, false, "x"), "s10": {"first_message_index": "one"}}}}});
     assert_err(&s.put(&keys, Some(&alice), bad).await, 400, "M_BAD_JSON");
     let (_, info) = s.get(VERSION, Some(&alice)).await;
     assert_eq!(info["count"], 3);

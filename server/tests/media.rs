@@ -26,7 +26,8 @@ struct Got {
 
 impl Got {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
     fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no {name} header"))
@@ -36,7 +37,14 @@ impl Got {
     }
 }
 
-async fn send(s: &TestServer, method: Method, path: &str, token: Option<&str>, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Got {
+async fn send(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Got {
     let mut req = s.http.request(method, format!("{}{path}", s.base));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -74,7 +82,13 @@ async fn upload_id(s: &TestServer, token: &str, content_type: &str, body: Vec<u8
 
 fn urlencode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -140,7 +154,9 @@ async fn an_upload_comes_back_byte_for_byte_with_its_name_type_and_safe_headers(
     assert_safe_headers(&got);
 
     // The file name in the path wins, and non-ASCII names use RFC 6266 encoding.
-    let got = send(&s, Method::GET, &format!("{}/{}", download_path(&id), urlencode("Einkäufe.txt")), Some(&bob), &[], None).await;
+    let got =
+        send(&s, Method::GET, &format!("{}/{}", download_path(&id), urlencode("Einkäufe.txt")), Some(&bob), &[], None)
+            .await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.header("content-disposition"), "inline; filename*=utf-8''Eink%C3%A4ufe.txt");
 
@@ -166,10 +182,14 @@ async fn active_content_is_an_attachment_and_a_hostile_file_name_cannot_inject_h
         let id = upload_id(&s, &alice, ct, b"<script>alert(1)</script>".to_vec()).await;
         let got = send(&s, Method::GET, &format!("{}/{name}", download_path(&id)), Some(&alice), &[], None).await;
         assert_eq!(got.header("content-disposition"), format!("attachment; filename=\"{name}\""), "{ct}");
-        assert_eq!(got.header("content-type"), if ct.starts_with("text/") { format!("{ct}; charset=utf-8") } else { ct.to_owned() });
+        assert_eq!(
+            got.header("content-type"),
+            if ct.starts_with("text/") { format!("{ct}; charset=utf-8") } else { ct.to_owned() }
+        );
         assert_safe_headers(&got);
     }
-    let got = upload(&s, &alice, "application/pdf", Some("a\"\r\nSet-Cookie: stolen=1;.pdf"), b"%PDF-1.4".to_vec()).await;
+    let got =
+        upload(&s, &alice, "application/pdf", Some("a\"\r\nSet-Cookie: stolen=1;.pdf"), b"%PDF-1.4".to_vec()).await;
     let id = got.json()["content_uri"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
     let got = send(&s, Method::GET, &download_path(&id), Some(&alice), &[], None).await;
     assert!(got.headers.get("set-cookie").is_none());
@@ -284,27 +304,50 @@ async fn asynchronous_uploads_reserve_an_id_that_downloads_wait_for() {
     assert_err(&got.err(), 504, "M_NOT_YET_UPLOADED");
 
     // Another user cannot fill alice's reservation.
-    let got = send(&s, Method::PUT, &put_path, Some(&bob), &[("content-type", "text/plain")], Some(b"bob's".to_vec())).await;
+    let got =
+        send(&s, Method::PUT, &put_path, Some(&bob), &[("content-type", "text/plain")], Some(b"bob's".to_vec())).await;
     assert_err(&got.err(), 403, "M_FORBIDDEN");
 
     // A download waiting when the content arrives gets it.
     let waiting = {
-        let (http, url, bob) = (s.http.clone(), format!("{}{}?timeout_ms=10000", s.base, download_path(&id)), bob.clone());
+        let (http, url, bob) =
+            (s.http.clone(), format!("{}{}?timeout_ms=10000", s.base, download_path(&id)), bob.clone());
         tokio::spawn(async move { http.get(url).bearer_auth(bob).send().await.unwrap().bytes().await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let got = send(&s, Method::PUT, &put_path, Some(&alice), &[("content-type", "text/plain")], Some(b"late content".to_vec())).await;
+    let got = send(
+        &s,
+        Method::PUT,
+        &put_path,
+        Some(&alice),
+        &[("content-type", "text/plain")],
+        Some(b"late content".to_vec()),
+    )
+    .await;
     assert_eq!(got.status, StatusCode::OK, "{}", String::from_utf8_lossy(&got.body));
     assert_eq!(&waiting.await.unwrap()[..], b"late content");
 
-    let got = send(&s, Method::PUT, &put_path, Some(&alice), &[("content-type", "text/plain")], Some(b"again".to_vec())).await;
+    let got =
+        send(&s, Method::PUT, &put_path, Some(&alice), &[("content-type", "text/plain")], Some(b"again".to_vec()))
+            .await;
     assert_err(&got.err(), 409, "M_CANNOT_OVERWRITE_MEDIA");
-    let got = send(&s, Method::PUT, &format!("/_matrix/media/v3/upload/{SERVER_NAME}/neverreserved"), Some(&alice), &[], Some(b"x".to_vec())).await;
+    let got = send(
+        &s,
+        Method::PUT,
+        &format!("/_matrix/media/v3/upload/{SERVER_NAME}/neverreserved"),
+        Some(&alice),
+        &[],
+        Some(b"x".to_vec()),
+    )
+    .await;
     assert_err(&got.err(), 404, "M_NOT_FOUND");
 
     // At most five reservations wait at once.
     for _ in 0..5 {
-        assert_eq!(send(&s, Method::POST, "/_matrix/media/v1/create", Some(&bob), &[], None).await.status, StatusCode::OK);
+        assert_eq!(
+            send(&s, Method::POST, "/_matrix/media/v1/create", Some(&bob), &[], None).await.status,
+            StatusCode::OK
+        );
     }
     let got = send(&s, Method::POST, "/_matrix/media/v1/create", Some(&bob), &[], None).await;
     assert_err(&got.err(), 429, "M_LIMIT_EXCEEDED");
@@ -320,13 +363,28 @@ async fn an_unused_reservation_expires() {
     let alice = s.user("alice").await;
     let got = send(&s, Method::POST, "/_matrix/media/v1/create", Some(&alice), &[], None).await;
     let id = got.json()["content_uri"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
-    assert_err(&send(&s, Method::POST, "/_matrix/media/v1/create", Some(&alice), &[], None).await.err(), 429, "M_LIMIT_EXCEEDED");
+    assert_err(
+        &send(&s, Method::POST, "/_matrix/media/v1/create", Some(&alice), &[], None).await.err(),
+        429,
+        "M_LIMIT_EXCEEDED",
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let got = send(&s, Method::PUT, &format!("/_matrix/media/v3/upload/{SERVER_NAME}/{id}"), Some(&alice), &[], Some(b"x".to_vec())).await;
+    let got = send(
+        &s,
+        Method::PUT,
+        &format!("/_matrix/media/v3/upload/{SERVER_NAME}/{id}"),
+        Some(&alice),
+        &[],
+        Some(b"x".to_vec()),
+    )
+    .await;
     assert_err(&got.err(), 404, "M_NOT_FOUND");
     assert_err(&send(&s, Method::GET, &download_path(&id), Some(&alice), &[], None).await.err(), 404, "M_NOT_FOUND");
     // The expired reservation no longer counts against the limit.
-    assert_eq!(send(&s, Method::POST, "/_matrix/media/v1/create", Some(&alice), &[], None).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&s, Method::POST, "/_matrix/media/v1/create", Some(&alice), &[], None).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -342,14 +400,25 @@ async fn invalid_media_ids_and_traversal_attempts_are_refused() {
     }
     // A dot segment is resolved by the client's URL parser before sending: the path then names
     // no endpoint at all.
-    let got = send(&s, Method::GET, &format!("{}/%2e%2e/%2e%2e/secret.txt", download_path("x")), Some(&alice), &[], None).await;
+    let got =
+        send(&s, Method::GET, &format!("{}/%2e%2e/%2e%2e/secret.txt", download_path("x")), Some(&alice), &[], None)
+            .await;
     assert!(!String::from_utf8_lossy(&got.body).contains("do not serve"));
     assert_err(&got.err(), 404, "M_UNRECOGNIZED");
     let got = send(&s, Method::GET, &download_path("doesNotExist123"), Some(&alice), &[], None).await;
     assert_err(&got.err(), 404, "M_NOT_FOUND");
-    let got = send(&s, Method::GET, "/_matrix/client/v1/media/download/other.example/abc", Some(&alice), &[], None).await;
+    let got =
+        send(&s, Method::GET, "/_matrix/client/v1/media/download/other.example/abc", Some(&alice), &[], None).await;
     assert_err(&got.err(), 404, "M_NOT_FOUND");
-    let got = send(&s, Method::GET, "/_matrix/client/v1/media/thumbnail/hearth.test/abc?width=abc&height=2", Some(&alice), &[], None).await;
+    let got = send(
+        &s,
+        Method::GET,
+        "/_matrix/client/v1/media/thumbnail/hearth.test/abc?width=abc&height=2",
+        Some(&alice),
+        &[],
+        None,
+    )
+    .await;
     assert_err(&got.err(), 400, "M_INVALID_PARAM");
 }
 
@@ -410,7 +479,11 @@ async fn thumbnails_have_the_sizes_the_spec_asks_for_and_are_cached() {
         let mut out = Vec::new();
         let mut enc = image::codecs::jpeg::JpegEncoder::new(&mut out);
         // TIFF header (big endian), one IFD entry: Orientation (0x0112) = 6, "rotate 90° clockwise".
-        enc.set_exif_metadata(b"MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00".to_vec()).unwrap();
+        enc.set_exif_metadata(
+            b"MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00"
+                .to_vec(),
+        )
+        .unwrap();
         enc.write_image(img.as_bytes(), 200, 100, image::ExtendedColorType::Rgb8).unwrap();
         out
     };
@@ -442,10 +515,13 @@ async fn an_animated_gif_gets_an_animated_thumbnail_only_when_asked() {
         out
     };
     let id = upload_id(&s, &alice, "image/gif", gif).await;
-    let got = send(&s, Method::GET, &format!("{}&animated=true", thumb_path(&id, 96, 96, "crop")), Some(&alice), &[], None).await;
+    let got =
+        send(&s, Method::GET, &format!("{}&animated=true", thumb_path(&id, 96, 96, "crop")), Some(&alice), &[], None)
+            .await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.header("content-type"), "image/gif");
-    let frames = image::codecs::gif::GifDecoder::new(Cursor::new(&got.body)).unwrap().into_frames().collect_frames().unwrap();
+    let frames =
+        image::codecs::gif::GifDecoder::new(Cursor::new(&got.body)).unwrap().into_frames().collect_frames().unwrap();
     assert_eq!(frames.len(), 3);
     assert_eq!(frames[0].buffer().dimensions(), (96, 96));
     let got = send(&s, Method::GET, &thumb_path(&id, 96, 96, "crop"), Some(&alice), &[], None).await;
@@ -491,10 +567,12 @@ async fn site(bind: &str, router: impl FnOnce(String) -> axum::Router) -> Site {
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
-    let app = router(format!("http://{addr}")).layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
-        counter.fetch_add(1, Ordering::SeqCst);
-        next.run(req)
-    }));
+    let app = router(format!("http://{addr}")).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            next.run(req)
+        },
+    ));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Site { addr, hits }
 }
@@ -529,7 +607,15 @@ fn page_router(image: Vec<u8>) -> impl FnOnce(String) -> axum::Router {
 async fn url_previews_are_off_unless_enabled() {
     let s = TestServer::start().await;
     let alice = s.user("alice").await;
-    let got = send(&s, Method::GET, "/_matrix/client/v1/media/preview_url?url=https%3A%2F%2Fexample.org%2F", Some(&alice), &[], None).await;
+    let got = send(
+        &s,
+        Method::GET,
+        "/_matrix/client/v1/media/preview_url?url=https%3A%2F%2Fexample.org%2F",
+        Some(&alice),
+        &[],
+        None,
+    )
+    .await;
     assert_err(&got.err(), 404, "M_UNRECOGNIZED");
 }
 
@@ -541,16 +627,32 @@ async fn url_previews_never_reach_internal_addresses() {
     let port = target.addr.port();
     for url in [
         format!("http://127.0.0.1:{port}/article"),
-        format!("http://localhost:{port}/article"),  // resolves to loopback
+        format!("http://localhost:{port}/article"), // resolves to loopback
         format!("http://[::ffff:127.0.0.1]:{port}/article"),
         format!("http://2130706433:{port}/article"), // 127.0.0.1 as a number
         format!("http://127.1:{port}/article"),
     ] {
-        let got = send(&s, Method::GET, &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)), Some(&alice), &[], None).await;
+        let got = send(
+            &s,
+            Method::GET,
+            &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)),
+            Some(&alice),
+            &[],
+            None,
+        )
+        .await;
         assert_err(&got.err(), 403, "M_FORBIDDEN");
     }
     assert_eq!(target.hits.load(Ordering::SeqCst), 0, "the internal server was contacted");
-    let got = send(&s, Method::GET, "/_matrix/client/v1/media/preview_url?url=file%3A%2F%2F%2Fetc%2Fpasswd", Some(&alice), &[], None).await;
+    let got = send(
+        &s,
+        Method::GET,
+        "/_matrix/client/v1/media/preview_url?url=file%3A%2F%2F%2Fetc%2Fpasswd",
+        Some(&alice),
+        &[],
+        None,
+    )
+    .await;
     assert_err(&got.err(), 400, "M_INVALID_PARAM");
 }
 
@@ -577,7 +679,15 @@ async fn a_redirect_to_an_internal_address_is_not_followed() {
     .await;
     let alice = s.user("alice").await;
     let url = format!("http://{}/go", public.addr);
-    let got = send(&s, Method::GET, &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)), Some(&alice), &[], None).await;
+    let got = send(
+        &s,
+        Method::GET,
+        &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)),
+        Some(&alice),
+        &[],
+        None,
+    )
+    .await;
     assert_err(&got.err(), 403, "M_FORBIDDEN");
     assert_eq!(public.hits.load(Ordering::SeqCst), 1);
     assert_eq!(internal.hits.load(Ordering::SeqCst), 0, "the redirect target was contacted");
@@ -614,7 +724,15 @@ async fn a_preview_shows_title_description_and_image_and_is_cached() {
 
     // A page over max_spider_size is not previewed.
     let url = format!("http://{}/huge", web.addr);
-    let got = send(&s, Method::GET, &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)), Some(&alice), &[], None).await;
+    let got = send(
+        &s,
+        Method::GET,
+        &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)),
+        Some(&alice),
+        &[],
+        None,
+    )
+    .await;
     assert_err(&got.err(), 502, "M_UNKNOWN");
 }
 
@@ -653,14 +771,23 @@ async fn uploads_without_a_type_or_with_a_bad_name_are_handled_safely() {
     let s = TestServer::start().await;
     let alice = s.user("alice").await;
     // No Content-Type: served as an opaque attachment.
-    let got = send(&s, Method::POST, "/_matrix/media/v3/upload", Some(&alice), &[], Some(b"\x00\x01binary".to_vec())).await;
+    let got =
+        send(&s, Method::POST, "/_matrix/media/v3/upload", Some(&alice), &[], Some(b"\x00\x01binary".to_vec())).await;
     assert_eq!(got.status, StatusCode::OK);
     let id = got.json()["content_uri"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
     let got = send(&s, Method::GET, &download_path(&id), Some(&alice), &[], None).await;
     assert_eq!(got.header("content-type"), "application/octet-stream");
     assert_eq!(got.header("content-disposition"), "attachment");
     // A file name that is not valid UTF-8 is kept with replacement characters, safely encoded.
-    let got = send(&s, Method::POST, "/_matrix/media/v3/upload?filename=%FF%0A", Some(&alice), &[("content-type", "text/plain")], Some(b"x".to_vec())).await;
+    let got = send(
+        &s,
+        Method::POST,
+        "/_matrix/media/v3/upload?filename=%FF%0A",
+        Some(&alice),
+        &[("content-type", "text/plain")],
+        Some(b"x".to_vec()),
+    )
+    .await;
     assert_eq!(got.status, StatusCode::OK);
     let id = got.json()["content_uri"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
     let got = send(&s, Method::GET, &download_path(&id), Some(&alice), &[], None).await;
@@ -701,7 +828,15 @@ async fn a_site_that_never_answers_gives_up_within_the_time_limit() {
     let alice = s.user("alice").await;
     let started = std::time::Instant::now();
     let url = format!("http://{addr}/slow");
-    let got = send(&s, Method::GET, &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)), Some(&alice), &[], None).await;
+    let got = send(
+        &s,
+        Method::GET,
+        &format!("/_matrix/client/v1/media/preview_url?url={}", urlencode(&url)),
+        Some(&alice),
+        &[],
+        None,
+    )
+    .await;
     assert_err(&got.err(), 502, "M_UNKNOWN");
     assert!(got.json()["error"].as_str().unwrap().contains("timed out"), "{}", got.json());
     assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());

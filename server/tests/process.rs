@@ -81,7 +81,12 @@ fn answered_messages_survive_kill_9_in_the_middle_of_a_burst() {
                 let http = client();
                 for i in 0.. {
                     let url = format!("{base}/_matrix/client/v3/rooms/{room}/send/m.room.message/k{t}-{i}");
-                    let Ok(r) = http.put(url).bearer_auth(&token).json(&serde_json::json!({"msgtype": "m.text", "body": "x"})).send() else {
+                    let Ok(r) = http
+                        .put(url)
+                        .bearer_auth(&token)
+                        .json(&serde_json::json!({"msgtype": "m.text", "body": "x"}))
+                        .send()
+                    else {
                         return; // the server is gone
                     };
                     if r.status() != 200 {
@@ -112,7 +117,8 @@ fn answered_messages_survive_kill_9_in_the_middle_of_a_burst() {
         .unwrap()
         .json()
         .unwrap();
-    let stored: std::collections::HashSet<&str> = page["chunk"].as_array().unwrap().iter().filter_map(|e| e["event_id"].as_str()).collect();
+    let stored: std::collections::HashSet<&str> =
+        page["chunk"].as_array().unwrap().iter().filter_map(|e| e["event_id"].as_str()).collect();
     let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(id.as_str())).collect();
     assert!(lost.is_empty(), "{} of {} answered messages lost after kill -9", lost.len(), acknowledged.len());
     // And the room still takes messages (its graph and state survived the crash intact).
@@ -153,7 +159,10 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
     let status = p.child.wait().unwrap();
     assert!(status.success(), "clean exit: {status:?}");
     // The database was closed cleanly: no WAL left behind, and it reopens with the data.
-    assert!(!home.path().join("data/hearth.db-wal").exists() || std::fs::metadata(home.path().join("data/hearth.db-wal")).unwrap().len() == 0);
+    assert!(
+        !home.path().join("data/hearth.db-wal").exists()
+            || std::fs::metadata(home.path().join("data/hearth.db-wal")).unwrap().len() == 0
+    );
     let p2 = spawn(home.path(), &["serve", "--config", cfg], &[]);
     assert_eq!(login(&p2.base, "alice", "pw"), 200);
 }
@@ -163,7 +172,8 @@ fn register_user_creates_an_admin_without_a_running_server() {
     let home = tempfile::tempdir().unwrap();
     let cfg = write_config(home.path(), "");
     let cfg = cfg.to_str().unwrap();
-    let (ok, out, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "boss", "--password", "pw", "--admin"], None);
+    let (ok, out, err) =
+        run(home.path(), &["register-user", "--config", cfg, "--user", "boss", "--password", "pw", "--admin"], None);
     assert!(ok, "{out} {err}");
     assert!(out.contains("@boss:proc.test"), "{out}");
     // Password from stdin, and a duplicate is refused with a clear message.
@@ -172,7 +182,8 @@ fn register_user_creates_an_admin_without_a_running_server() {
     let (ok, _, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "boss", "--password", "x"], None);
     assert!(!ok);
     assert!(err.contains("already taken"), "{err}");
-    let (ok, _, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "bad name", "--password", "x"], None);
+    let (ok, _, err) =
+        run(home.path(), &["register-user", "--config", cfg, "--user", "bad name", "--password", "x"], None);
     assert!(!ok && err.contains("User ID can only contain"), "{err}");
 
     let p = spawn(home.path(), &["serve", "--config", cfg], &[]);
@@ -186,7 +197,8 @@ fn register_user_creates_an_admin_without_a_running_server() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // And register-user works while the server runs (SQLite WAL, busy timeout).
-    let (ok, _, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "late", "--password", "pw3"], None);
+    let (ok, _, err) =
+        run(home.path(), &["register-user", "--config", cfg, "--user", "late", "--password", "pw3"], None);
     assert!(ok, "{err}");
     assert_eq!(login(&p.base, "late", "pw3"), 200);
 }
@@ -310,7 +322,11 @@ fn the_binary_prints_the_dashboard_link_and_restarts_itself_to_apply_dashboard_s
     let home = tempfile::tempdir().unwrap();
     let cfg = write_config(home.path(), OPEN);
     let p = spawn(home.path(), &["serve", "--config", cfg.to_str().unwrap()], &[]);
-    let link = p.stdout.iter().find_map(|l| l.trim().strip_prefix("http://").filter(|l| l.contains("/_hearth/#token="))).expect("the banner has the dashboard link");
+    let link = p
+        .stdout
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("http://").filter(|l| l.contains("/_hearth/#token=")))
+        .expect("the banner has the dashboard link");
     let (addr, token) = link.split_once("/_hearth/#token=").unwrap();
     assert_eq!(register(&p.base, "before"), 200);
     let r = client()

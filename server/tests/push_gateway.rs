@@ -67,11 +67,17 @@ async fn a_message_is_pushed_to_the_gateway_with_retries_and_rejections() {
     let (_, list) = s.get("/_matrix/client/v3/pushers", Some(&bob)).await;
     assert_eq!(list["pushers"][0]["pushkey"], "PHONE1");
 
-    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "name": "Kitchen"})).await;
+    let (_, room) = s
+        .post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "name": "Kitchen"}))
+        .await;
     let room = room["room_id"].as_str().unwrap().to_owned();
     s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
     let (_, sent) = s
-        .put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/p1"), Some(&alice), json!({"msgtype": "m.text", "body": "tea?"}))
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/p1"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "tea?"}),
+        )
         .await;
 
     let got = wait_for(&gateway, 3).await;
@@ -87,8 +93,12 @@ async fn a_message_is_pushed_to_the_gateway_with_retries_and_rejections() {
 
     // The gateway rejects the pushkey: the pusher is removed.
     gateway.script.lock().unwrap().push((200, json!({"rejected": ["PHONE1"]})));
-    s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/p2"), Some(&alice), json!({"msgtype": "m.text", "body": "hello?"}))
-        .await;
+    s.put(
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/p2"),
+        Some(&alice),
+        json!({"msgtype": "m.text", "body": "hello?"}),
+    )
+    .await;
     wait_for(&gateway, 4).await;
     let mut removed = false;
     for _ in 0..100 {
@@ -111,11 +121,17 @@ async fn full_format_pushes_carry_the_message_and_names() {
     let bob = s.user("bob").await;
     let pusher = json!({"kind": "http", "app_id": "a", "pushkey": "K", "app_display_name": "A", "device_display_name": "D", "lang": "en", "data": {"url": url}});
     s.post("/_matrix/client/v3/pushers/set", Some(&bob), pusher).await;
-    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "name": "Kitchen"})).await;
+    let (_, room) = s
+        .post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "name": "Kitchen"}))
+        .await;
     let room = room["room_id"].as_str().unwrap().to_owned();
     s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
-    s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/f1"), Some(&alice), json!({"msgtype": "m.text", "body": "dinner"}))
-        .await;
+    s.put(
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/f1"),
+        Some(&alice),
+        json!({"msgtype": "m.text", "body": "dinner"}),
+    )
+    .await;
     let got = wait_for(&gateway, 1).await;
     let n = &got[0]["notification"];
     assert_eq!(n["content"]["body"], "dinner");
@@ -135,7 +151,8 @@ async fn bad_pushers_are_refused_and_deletion_works() {
     assert!(s.post("/_matrix/client/v3/pushers/set", Some(&t), no_url).await.0.is_client_error());
     let ok = json!({"kind": "http", "app_id": "a", "pushkey": "K", "app_display_name": "A", "device_display_name": "D", "lang": "en", "data": {"url": "https://push.example.org/_matrix/push/v1/notify"}});
     assert_eq!(s.post("/_matrix/client/v3/pushers/set", Some(&t), ok).await.0, 200);
-    let (st, _) = s.post("/_matrix/client/v3/pushers/set", Some(&t), json!({"kind": null, "app_id": "a", "pushkey": "K"})).await;
+    let (st, _) =
+        s.post("/_matrix/client/v3/pushers/set", Some(&t), json!({"kind": null, "app_id": "a", "pushkey": "K"})).await;
     assert_eq!(st, 200);
     let (_, list) = s.get("/_matrix/client/v3/pushers", Some(&t)).await;
     assert!(list["pushers"].as_array().unwrap().is_empty());

@@ -62,7 +62,11 @@ async fn taken_and_invalid_usernames() {
     }
     // Availability endpoint agrees.
     assert_err(&s.get("/_matrix/client/v3/register/available?username=bob", None).await, 400, "M_USER_IN_USE");
-    assert_err(&s.get("/_matrix/client/v3/register/available?username=no%20way", None).await, 400, "M_INVALID_USERNAME");
+    assert_err(
+        &s.get("/_matrix/client/v3/register/available?username=no%20way", None).await,
+        400,
+        "M_INVALID_USERNAME",
+    );
     let (st, v) = s.get("/_matrix/client/v3/register/available?username=free", None).await;
     assert_eq!((st.as_u16(), v["available"].clone()), (200, json!(true)));
     assert_err(&s.get("/_matrix/client/v3/register/available", None).await, 400, "M_MISSING_PARAM");
@@ -149,12 +153,14 @@ async fn register_with_token(s: &TestServer, user: &str, token: &str) -> (Status
 #[tokio::test]
 async fn registration_token_flow_counts_uses_and_refuses_used_up_tokens() {
     let (s, admin) = token_server().await;
-    let (st, tok) = s.post("/_synapse/admin/v1/registration_tokens/new", Some(&admin), json!({"uses_allowed": 1})).await;
+    let (st, tok) =
+        s.post("/_synapse/admin/v1/registration_tokens/new", Some(&admin), json!({"uses_allowed": 1})).await;
     assert_eq!(st, 200, "{tok}");
     let code = tok["token"].as_str().unwrap().to_owned();
     assert_eq!(code.len(), 16);
 
-    let (st, v) = s.get(&format!("/_matrix/client/v1/register/m.login.registration_token/validity?token={code}"), None).await;
+    let (st, v) =
+        s.get(&format!("/_matrix/client/v1/register/m.login.registration_token/validity?token={code}"), None).await;
     assert_eq!((st.as_u16(), v["valid"].clone()), (200, json!(true)));
 
     let (st, body) = register_with_token(&s, "first", &code).await;
@@ -167,7 +173,8 @@ async fn registration_token_flow_counts_uses_and_refuses_used_up_tokens() {
     assert_eq!(st, 401, "{body}");
     assert_eq!(body["errcode"], "M_UNAUTHORIZED");
     assert!(body["session"].is_string());
-    let (_, v) = s.get(&format!("/_matrix/client/v1/register/m.login.registration_token/validity?token={code}"), None).await;
+    let (_, v) =
+        s.get(&format!("/_matrix/client/v1/register/m.login.registration_token/validity?token={code}"), None).await;
     assert_eq!(v["valid"], false);
     // The second user was not created.
     let (st, _) = s.get("/_matrix/client/v3/register/available?username=second", None).await;
@@ -189,7 +196,9 @@ async fn wrong_and_expired_registration_tokens_are_refused() {
     let past = json!({"token": "old", "expiry_time": 1000});
     assert_err(&s.post("/_synapse/admin/v1/registration_tokens/new", Some(&admin), past).await, 400, "M_INVALID_PARAM");
     let soon = hearth_now() + 300;
-    let (st, _) = s.post("/_synapse/admin/v1/registration_tokens/new", Some(&admin), json!({"token": "soon", "expiry_time": soon})).await;
+    let (st, _) = s
+        .post("/_synapse/admin/v1/registration_tokens/new", Some(&admin), json!({"token": "soon", "expiry_time": soon}))
+        .await;
     assert_eq!(st, 200);
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let (st, body) = register_with_token(&s, "late", "soon").await;
@@ -203,7 +212,8 @@ fn hearth_now() -> i64 {
 #[tokio::test]
 async fn two_registrations_racing_for_the_last_use_of_a_token() {
     let (s, admin) = token_server().await;
-    s.post("/_synapse/admin/v1/registration_tokens/new", Some(&admin), json!({"token": "once", "uses_allowed": 1})).await;
+    s.post("/_synapse/admin/v1/registration_tokens/new", Some(&admin), json!({"token": "once", "uses_allowed": 1}))
+        .await;
     let (a, b) = tokio::join!(register_with_token(&s, "racer1", "once"), register_with_token(&s, "racer2", "once"));
     let ok = [a.0, b.0].iter().filter(|s| s.as_u16() == 200).count();
     assert_eq!(ok, 1, "exactly one registration may use the token: {a:?} {b:?}");
@@ -219,7 +229,11 @@ async fn token_validity_endpoint_is_forbidden_without_token_registration() {
 #[tokio::test]
 async fn guests_are_refused_unless_enabled() {
     let s = TestServer::start().await;
-    assert_err(&s.post("/_matrix/client/v3/register?kind=guest", None, json!({})).await, 403, "M_GUEST_ACCESS_FORBIDDEN");
+    assert_err(
+        &s.post("/_matrix/client/v3/register?kind=guest", None, json!({})).await,
+        403,
+        "M_GUEST_ACCESS_FORBIDDEN",
+    );
 
     let s = TestServer::start_with(|c| c.allow_guest_access = true).await;
     let (st, g) = s.post("/_matrix/client/v3/register?kind=guest", None, json!({})).await;
@@ -237,7 +251,8 @@ async fn guests_are_refused_unless_enabled() {
         .post(REGISTER, None, json!({"username": "someone", "password": "pw", "guest_access_token": token, "auth": {"type": "m.login.dummy", "session": first["session"]}}))
         .await;
     assert_err(&wrong, 400, "M_INVALID_PARAM");
-    let (_, first) = s.post(REGISTER, None, json!({"username": localpart, "password": "pw", "guest_access_token": token})).await;
+    let (_, first) =
+        s.post(REGISTER, None, json!({"username": localpart, "password": "pw", "guest_access_token": token})).await;
     let (st, up) = s
         .post(
             REGISTER,
@@ -251,18 +266,26 @@ async fn guests_are_refused_unless_enabled() {
     assert_eq!((st.as_u16(), me["user_id"].clone()), (200, g["user_id"].clone()));
     assert_ne!(me["is_guest"], true, "no longer a guest (false may be omitted): {me}");
     // The upgraded account can now use account management.
-    let r = s.post("/_matrix/client/v3/account/password", up["access_token"].as_str(), json!({"new_password": "x"})).await;
+    let r =
+        s.post("/_matrix/client/v3/account/password", up["access_token"].as_str(), json!({"new_password": "x"})).await;
     assert_eq!(r.0, 401, "UIA starts instead of a guest refusal: {}", r.1);
 }
 
 #[tokio::test]
 async fn registration_is_rate_limited_per_address() {
-    let s = TestServer::start_with(|c| c.rc_registration = hearth_server::config::RateLimit { per_second: 0.01, burst_count: 2.0 }).await;
+    let s = TestServer::start_with(|c| {
+        c.rc_registration = hearth_server::config::RateLimit { per_second: 0.01, burst_count: 2.0 }
+    })
+    .await;
     s.register("r1", "pw").await;
     s.register("r2", "pw").await;
     let (_, first) = s.post(REGISTER, None, json!({"username": "r3", "password": "pw"})).await;
     let r = s
-        .post(REGISTER, None, json!({"username": "r3", "password": "pw", "auth": {"type": "m.login.dummy", "session": first["session"]}}))
+        .post(
+            REGISTER,
+            None,
+            json!({"username": "r3", "password": "pw", "auth": {"type": "m.login.dummy", "session": first["session"]}}),
+        )
         .await;
     assert_err(&r, 429, "M_LIMIT_EXCEEDED");
     assert!(r.1["retry_after_ms"].as_u64().unwrap() > 0, "{}", r.1);

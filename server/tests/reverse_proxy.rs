@@ -208,7 +208,9 @@ async fn caddy_accepts_the_config_and_carries_matrix_traffic_to_hearth() {
     let caddyfile = dir.path().join("Caddyfile");
     std::fs::write(&caddyfile, file).unwrap();
     let env = |c: &mut Command| {
-        c.env("HOME", dir.path()).env("XDG_DATA_HOME", dir.path().join("data")).env("XDG_CONFIG_HOME", dir.path().join("config"));
+        c.env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"));
     };
     let mut validate = Command::new("caddy");
     validate.args(["validate", "--adapter", "caddyfile", "--config"]).arg(&caddyfile);
@@ -229,7 +231,11 @@ async fn apache_accepts_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, _) = certificate(dir.path());
     let s = hearth(443).await;
-    let generated = generate(&s, json!({"kind": "apache", "public_host": PUBLIC_HOST, "certificate": cert, "certificate_key": key})).await;
+    let generated = generate(
+        &s,
+        json!({"kind": "apache", "public_host": PUBLIC_HOST, "certificate": cert, "certificate_key": key}),
+    )
+    .await;
     let d = dir.path().display();
     std::fs::write(dir.path().join("hearth.conf"), generated["text"].as_str().unwrap()).unwrap();
     let modules = ["mpm_event", "authz_core", "ssl", "socache_shmcb", "proxy", "proxy_http", "headers"]
@@ -283,7 +289,13 @@ async fn the_wizard_refuses_host_names_and_paths_that_could_break_a_config() {
     let r = post(json!({"kind": "nginx", "public_host": "Matrix.Example.org."})).await.unwrap();
     let v: Value = r.json().await.unwrap();
     assert!(v["text"].as_str().unwrap().contains("server_name matrix.example.org;"), "{v}");
-    assert!(v["text"].as_str().unwrap().contains(&format!("proxy_pass http://{};", s.running.as_ref().unwrap().local_addr())), "{v}");
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("proxy_pass http://{};", s.running.as_ref().unwrap().local_addr())),
+        "{v}"
+    );
 }
 
 /// relayd runs only on OpenBSD, so its file is checked against the grammar of relayd.conf(5)
@@ -340,10 +352,15 @@ fn check_relayd_grammar(text: &str) -> Result<(), String> {
             (Some("protocol"), ["tls", "keypair", name]) if quoted(name) => {}
             (Some("protocol"), ["match", "request", "header", "set", h, "value", v]) if quoted(h) && quoted(v) => {}
             (Some("protocol"), ["block", "request"]) => {}
-            (Some("protocol"), ["pass", "request", "path", p, "forward", "to", t]) if quoted(p) && table(t) => used_tables.push(t.to_string()),
-            (Some("relay"), ["listen", "on", _addr, "port", port, rest @ ..]) if port.parse::<u16>().is_ok() && (rest.is_empty() || rest == ["tls"]) => {}
+            (Some("protocol"), ["pass", "request", "path", p, "forward", "to", t]) if quoted(p) && table(t) => {
+                used_tables.push(t.to_string())
+            }
+            (Some("relay"), ["listen", "on", _addr, "port", port, rest @ ..])
+                if port.parse::<u16>().is_ok() && (rest.is_empty() || rest == ["tls"]) => {}
             (Some("relay"), ["protocol", name]) if quoted(name) => used_protocols.push(name.to_string()),
-            (Some("relay"), ["forward", "to", t, "port", port]) if table(t) && port.parse::<u16>().is_ok() => used_tables.push(t.to_string()),
+            (Some("relay"), ["forward", "to", t, "port", port]) if table(t) && port.parse::<u16>().is_ok() => {
+                used_tables.push(t.to_string())
+            }
             _ => return err("not a statement of relayd.conf(5) in this context"),
         }
     }
@@ -372,11 +389,19 @@ async fn the_relayd_config_follows_relayd_conf_grammar() {
     for prefix in ["/_matrix/*", "/_synapse/client/*", "/.well-known/matrix/*", "/_hearth/invite/*"] {
         assert!(text.contains(&format!("pass request path \"{prefix}\" forward to <hearth>")), "{prefix}\n{text}");
     }
-    assert!(text.contains("listen on 0.0.0.0 port 443 tls") && text.contains("listen on 0.0.0.0 port 8448 tls"), "{text}");
-    assert!(text.contains(&format!("forward to <hearth> port {}", s.running.as_ref().unwrap().local_addr().port())), "{text}");
+    assert!(
+        text.contains("listen on 0.0.0.0 port 443 tls") && text.contains("listen on 0.0.0.0 port 8448 tls"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("forward to <hearth> port {}", s.running.as_ref().unwrap().local_addr().port())),
+        "{text}"
+    );
     // The checker does catch mistakes.
     assert!(check_relayd_grammar("relay \"x\" {\n\tprotocol \"nope\"\n}\n").is_err());
-    assert!(check_relayd_grammar("http protocol \"p\" {\n\tpass request path \"/x\" forward to <missing>\n}\n").is_err());
+    assert!(
+        check_relayd_grammar("http protocol \"p\" {\n\tpass request path \"/x\" forward to <missing>\n}\n").is_err()
+    );
     assert!(check_relayd_grammar("relay \"x\" {\n\tlisten on 0.0.0.0 port 99999 tls\n}\n").is_err());
 }
 
@@ -388,10 +413,51 @@ fn ca_signed_certificate(dir: &Path) -> (String, String, String) {
         let out = Command::new("openssl").args(args).output().expect("openssl runs");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Hearth test CA", "-keyout", &p("ca.key"), "-out", &p("ca.pem")]);
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=matrix.hearth.test", "-keyout", &p("site.key"), "-out", &p("site.csr")]);
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Hearth test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=matrix.hearth.test",
+        "-keyout",
+        &p("site.key"),
+        "-out",
+        &p("site.csr"),
+    ]);
     std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:matrix.hearth.test,DNS:hearth.test\n").unwrap();
-    run(&["x509", "-req", "-in", &p("site.csr"), "-CA", &p("ca.pem"), "-CAkey", &p("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", &p("san.ext"), "-out", &p("site.pem")]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("site.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p("san.ext"),
+        "-out",
+        &p("site.pem"),
+    ]);
     (p("ca.pem"), p("site.pem"), p("site.key"))
 }
 
@@ -399,7 +465,14 @@ fn ca_signed_certificate(dir: &Path) -> (String, String, String) {
 /// sending federation for hearth.test to matrix.hearth.test:`fed`.
 fn start_dnsmasq(port: u16, fed: u16) -> Proxy {
     let child = Command::new("dnsmasq")
-        .args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1", "--pid-file="])
+        .args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            "--pid-file=",
+        ])
         .arg(format!("--port={port}"))
         .arg("--address=/hearth.test/127.0.0.1")
         .arg(format!("--srv-host=_matrix-fed._tcp.hearth.test,matrix.hearth.test,{fed}"))
@@ -432,7 +505,10 @@ fn federation(checks: &[Value]) -> &Value {
 #[tokio::test]
 #[ignore = "needs nginx, dnsmasq, openssl and port 443: scripts/test.sh runs it"]
 async fn the_wizard_check_finds_hearth_the_way_other_servers_would() {
-    assert!(std::net::TcpListener::bind("127.0.0.1:443").is_ok(), "this test serves https://hearth.test/ and needs port 443 (run as root)");
+    assert!(
+        std::net::TcpListener::bind("127.0.0.1:443").is_ok(),
+        "this test serves https://hearth.test/ and needs port 443 (run as root)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = ca_signed_certificate(dir.path());
     let (dns_port, fed) = (free_port(), free_port());
@@ -445,9 +521,7 @@ async fn the_wizard_check_finds_hearth_the_way_other_servers_would() {
         c.federation_custom_ca_list = vec![ca.clone().into()];
     })
     .await;
-    let site = |https: u16, cert: &str, key: &str| {
-        json!({"kind": "nginx", "public_host": PUBLIC_HOST, "https_port": https, "federation_port": fed, "certificate": cert, "certificate_key": key})
-    };
+    let site = |https: u16, cert: &str, key: &str| json!({"kind": "nginx", "public_host": PUBLIC_HOST, "https_port": https, "federation_port": fed, "certificate": cert, "certificate_key": key});
 
     // The whole setup on standard ports: apps reach https://matrix.hearth.test/, the server
     // name's site delegates apps and servers there (.well-known), and the key document answers
@@ -461,7 +535,13 @@ async fn the_wizard_check_finds_hearth_the_way_other_servers_would() {
         assert_eq!(c["result"], "pass", "{c}");
     }
     let fed_check = federation(&checks);
-    assert!(fed_check["detail"].as_str().unwrap().contains("https://hearth.test/.well-known/matrix/server delegates to matrix.hearth.test:443"), "{fed_check}");
+    assert!(
+        fed_check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("https://hearth.test/.well-known/matrix/server delegates to matrix.hearth.test:443"),
+        "{fed_check}"
+    );
     drop(nginx);
 
     // No site on port 443 for the server name: other servers fall back to the SRV record, and
@@ -473,7 +553,13 @@ async fn the_wizard_check_finds_hearth_the_way_other_servers_would() {
     let checks = run_check(&s).await;
     let fed_check = federation(&checks);
     assert_eq!(fed_check["result"], "pass", "{fed_check}");
-    assert!(fed_check["detail"].as_str().unwrap().contains(&format!("_matrix-fed._tcp.hearth.test points to matrix.hearth.test:{fed}")), "{fed_check}");
+    assert!(
+        fed_check["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("_matrix-fed._tcp.hearth.test points to matrix.hearth.test:{fed}")),
+        "{fed_check}"
+    );
     assert_eq!(checks[0]["result"], "fail", "apps cannot reach https://matrix.hearth.test/ now: {}", checks[0]);
     drop(nginx);
 
@@ -491,6 +577,9 @@ async fn the_wizard_check_finds_hearth_the_way_other_servers_would() {
     // Nothing answers: the report names the address and how to open it.
     let fed_check = federation(&run_check(&s).await).clone();
     assert_eq!(fed_check["result"], "fail", "{fed_check}");
-    assert!(fed_check["detail"].as_str().unwrap().contains(&format!("nothing answers at matrix.hearth.test:{fed}")), "{fed_check}");
+    assert!(
+        fed_check["detail"].as_str().unwrap().contains(&format!("nothing answers at matrix.hearth.test:{fed}")),
+        "{fed_check}"
+    );
     assert!(fed_check["fix"].as_str().unwrap().contains("router"), "{fed_check}");
 }

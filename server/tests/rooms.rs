@@ -15,8 +15,12 @@ async fn create(s: &TestServer, token: &str, body: Value) -> String {
 }
 
 async fn send_text(s: &TestServer, token: &str, room: &str, txn: &str, body: &str) -> (reqwest::StatusCode, Value) {
-    s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"), Some(token), json!({"msgtype": "m.text", "body": body}))
-        .await
+    s.put(
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"),
+        Some(token),
+        json!({"msgtype": "m.text", "body": body}),
+    )
+    .await
 }
 
 fn timeline<'a>(sync: &'a Value, room: &str) -> Vec<&'a Value> {
@@ -33,7 +37,16 @@ async fn a_new_v12_room_is_named_by_its_create_event_and_has_the_spec_state() {
     let (st, state) = s.get(&format!("/_matrix/client/v3/rooms/{room}/state"), Some(&t)).await;
     assert_eq!(st, 200, "{state}");
     let types: Vec<&str> = state.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    for t in ["m.room.create", "m.room.member", "m.room.power_levels", "m.room.join_rules", "m.room.history_visibility", "m.room.guest_access", "m.room.name", "m.room.topic"] {
+    for t in [
+        "m.room.create",
+        "m.room.member",
+        "m.room.power_levels",
+        "m.room.join_rules",
+        "m.room.history_visibility",
+        "m.room.guest_access",
+        "m.room.name",
+        "m.room.topic",
+    ] {
         assert!(types.contains(&t), "{t} missing from {types:?}");
     }
     let create = state.as_array().unwrap().iter().find(|e| e["type"] == "m.room.create").unwrap();
@@ -75,7 +88,11 @@ async fn sending_with_the_same_transaction_id_is_idempotent_per_device() {
     let (_, c) = send_text(&s, other["access_token"].as_str().unwrap(), &room, "t1", "once").await;
     assert_ne!(a["event_id"], c["event_id"]);
     let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&t)).await;
-    let bodies: Vec<&str> = timeline(&sync, &room).iter().filter(|e| e["type"] == "m.room.message").map(|e| e["content"]["body"].as_str().unwrap()).collect();
+    let bodies: Vec<&str> = timeline(&sync, &room)
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .map(|e| e["content"]["body"].as_str().unwrap())
+        .collect();
     assert_eq!(bodies, ["once", "once"], "one event per device");
     // The sending device sees its transaction ID.
     let mine = timeline(&sync, &room).into_iter().find(|e| e["event_id"] == a["event_id"]).unwrap();
@@ -107,7 +124,10 @@ async fn invite_join_and_talk_then_leave() {
     // Incremental sync: the newly joined room arrives with its full state.
     let (_, sync) = s.get(&format!("/_matrix/client/v3/sync?since={since}"), Some(&bob)).await;
     let block = &sync["rooms"]["join"][&room];
-    assert!(block["state"]["events"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.create") || timeline(&sync, &room).iter().any(|e| e["type"] == "m.room.create"));
+    assert!(
+        block["state"]["events"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.create")
+            || timeline(&sync, &room).iter().any(|e| e["type"] == "m.room.create")
+    );
     assert!(timeline(&sync, &room).iter().any(|e| e["content"]["body"] == "hi alice"));
     assert_eq!(block["summary"]["m.joined_member_count"], 2);
 
@@ -135,19 +155,35 @@ async fn power_levels_are_enforced() {
     let room = create(&s, &alice, json!({"preset": "public_chat", "room_version": "11"})).await;
     s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
     // Bob (power 0) cannot rename the room or change power levels, nor kick alice.
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/"), Some(&bob), json!({"name": "mine"})).await;
+    let r = s
+        .put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/"), Some(&bob), json!({"name": "mine"}))
+        .await;
     assert_err(&r, 403, "M_FORBIDDEN");
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"), Some(&bob), json!({"users": {"@bob:hearth.test": 100}})).await;
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
+            Some(&bob),
+            json!({"users": {"@bob:hearth.test": 100}}),
+        )
+        .await;
     assert_err(&r, 403, "M_FORBIDDEN");
-    let r = s.post(&format!("/_matrix/client/v3/rooms/{room}/kick"), Some(&bob), json!({"user_id": "@alice:hearth.test"})).await;
+    let r = s
+        .post(&format!("/_matrix/client/v3/rooms/{room}/kick"), Some(&bob), json!({"user_id": "@alice:hearth.test"}))
+        .await;
     assert_err(&r, 403, "M_FORBIDDEN");
     // Alice can rename, and ban bob, who then cannot rejoin; after unban he can.
-    let (st, _) = s.put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/"), Some(&alice), json!({"name": "Ours"})).await;
+    let (st, _) = s
+        .put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.name/"), Some(&alice), json!({"name": "Ours"}))
+        .await;
     assert_eq!(st, 200);
-    let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/ban"), Some(&alice), json!({"user_id": "@bob:hearth.test"})).await;
+    let (st, _) = s
+        .post(&format!("/_matrix/client/v3/rooms/{room}/ban"), Some(&alice), json!({"user_id": "@bob:hearth.test"}))
+        .await;
     assert_eq!(st, 200);
     assert_err(&s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await, 403, "M_FORBIDDEN");
-    let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/unban"), Some(&alice), json!({"user_id": "@bob:hearth.test"})).await;
+    let (st, _) = s
+        .post(&format!("/_matrix/client/v3/rooms/{room}/unban"), Some(&alice), json!({"user_id": "@bob:hearth.test"}))
+        .await;
     assert_eq!(st, 200);
     assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await.0, 200);
 }
@@ -158,8 +194,16 @@ async fn invite_only_rooms_refuse_uninvited_joins() {
     let alice = s.user("alice").await;
     let eve = s.user("eve").await;
     let room = create(&s, &alice, json!({"preset": "private_chat"})).await;
-    assert_err(&s.post(&format!("/_matrix/client/v3/rooms/{room}/join"), Some(&eve), json!({})).await, 403, "M_FORBIDDEN");
-    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"), Some(&eve)).await, 403, "M_FORBIDDEN");
+    assert_err(
+        &s.post(&format!("/_matrix/client/v3/rooms/{room}/join"), Some(&eve), json!({})).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_err(
+        &s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"), Some(&eve)).await,
+        403,
+        "M_FORBIDDEN",
+    );
     let r = s.post("/_matrix/client/v3/join/!nope:hearth.test", Some(&eve), json!({})).await;
     assert_err(&r, 404, "M_NOT_FOUND");
 }
@@ -239,9 +283,17 @@ async fn bad_events_are_refused_and_change_nothing() {
     let r = send_text(&s, &t, &room, "big", &big).await;
     assert!(r.0 == 413 || r.0 == 400, "{:?}", r.0);
     assert!(r.1["errcode"] == "M_TOO_LARGE", "{}", r.1);
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/f"), Some(&t), json!({"body": 1.5})).await;
+    let r =
+        s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/f"), Some(&t), json!({"body": 1.5})).await;
     assert_err(&r, 400, "M_BAD_JSON");
-    let r = s.call(Method::PUT, &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/arr"), Some(&t), Some(json!([1]))).await;
+    let r = s
+        .call(
+            Method::PUT,
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/arr"),
+            Some(&t),
+            Some(json!([1])),
+        )
+        .await;
     assert_err(&r, 400, "M_BAD_JSON");
     let r = send_text(&s, &t, "!unknown:hearth.test", "u", "hi").await;
     assert_err(&r, 404, "M_NOT_FOUND");
@@ -254,7 +306,8 @@ async fn bad_events_are_refused_and_change_nothing() {
 async fn twenty_rooms_created_concurrently_all_appear() {
     let s = TestServer::start().await;
     let t = s.user("busy").await;
-    let rooms: Vec<String> = futures::future::join_all((0..20).map(|i| create(&s, &t, json!({"name": format!("r{i}")})))).await;
+    let rooms: Vec<String> =
+        futures::future::join_all((0..20).map(|i| create(&s, &t, json!({"name": format!("r{i}")})))).await;
     let (_, joined) = s.get("/_matrix/client/v3/joined_rooms", Some(&t)).await;
     assert_eq!(joined["joined_rooms"].as_array().unwrap().len(), 20);
     let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&t)).await;
@@ -278,8 +331,15 @@ async fn aliases_resolve_and_join() {
     assert_eq!((st.as_u16(), j["room_id"].clone()), (200, json!(room)));
     let r = s.post("/_matrix/client/v3/createRoom", Some(&bob), json!({"room_alias_name": "kitchen"})).await;
     assert_err(&r, 400, "M_ROOM_IN_USE");
-    assert_err(&s.call(Method::DELETE, "/_matrix/client/v3/directory/room/%23kitchen:hearth.test", Some(&bob), None).await, 403, "M_FORBIDDEN");
-    assert_eq!(s.call(Method::DELETE, "/_matrix/client/v3/directory/room/%23kitchen:hearth.test", Some(&alice), None).await.0, 200);
+    assert_err(
+        &s.call(Method::DELETE, "/_matrix/client/v3/directory/room/%23kitchen:hearth.test", Some(&bob), None).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_eq!(
+        s.call(Method::DELETE, "/_matrix/client/v3/directory/room/%23kitchen:hearth.test", Some(&alice), None).await.0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -298,13 +358,15 @@ async fn filters_lazy_loading_and_state_after() {
     send_text(&s, &alice, &room, "x2", "from alice").await;
 
     // A timeline filter by type, and lazy-loaded members: only senders' member events.
-    let filter = json!({"room": {"timeline": {"types": ["m.room.message"], "limit": 2}, "state": {"lazy_load_members": true}}});
+    let filter =
+        json!({"room": {"timeline": {"types": ["m.room.message"], "limit": 2}, "state": {"lazy_load_members": true}}});
     let (st, f) = s.post("/_matrix/client/v3/user/@alice:hearth.test/filter", Some(&alice), filter).await;
     assert_eq!(st, 200, "{f}");
     let id = f["filter_id"].as_str().unwrap();
     let (_, sync) = s.get(&format!("/_matrix/client/v3/sync?filter={id}"), Some(&alice)).await;
     let block = &sync["rooms"]["join"][&room];
-    let tl: Vec<&str> = block["timeline"]["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let tl: Vec<&str> =
+        block["timeline"]["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(tl, ["m.room.message", "m.room.message"]);
     assert_eq!(block["timeline"]["limited"], true);
     let members: Vec<&str> = block["state"]["events"]
@@ -347,22 +409,55 @@ async fn bad_filters_state_keys_and_foreign_tokens() {
 
     // Filters that do not parse, and unknown filter IDs.
     let r = s.get("/_matrix/client/v3/sync?filter=%7Bnot%20json", Some(&bob)).await;
-    assert!(r.0 == 400 && r.1["errcode"].as_str().is_some_and(|c| c == "M_BAD_JSON" || c == "M_INVALID_PARAM" || c == "M_NOT_JSON"), "{:?}", r);
+    assert!(
+        r.0 == 400
+            && r.1["errcode"]
+                .as_str()
+                .is_some_and(|c| c == "M_BAD_JSON" || c == "M_INVALID_PARAM" || c == "M_NOT_JSON"),
+        "{:?}",
+        r
+    );
     assert_err(&s.get("/_matrix/client/v3/sync?filter=12345", Some(&bob)).await, 404, "M_NOT_FOUND");
     assert_err(&s.get("/_matrix/client/v3/user/@alice:hearth.test/filter/0", Some(&bob)).await, 403, "M_FORBIDDEN");
-    let r = s.post("/_matrix/client/v3/user/@bob:hearth.test/filter", Some(&bob), json!({"room": {"timeline": {"limit": "ten"}}})).await;
+    let r = s
+        .post(
+            "/_matrix/client/v3/user/@bob:hearth.test/filter",
+            Some(&bob),
+            json!({"room": {"timeline": {"limit": "ten"}}}),
+        )
+        .await;
     assert_err(&r, 400, "M_BAD_JSON");
 
     // A member event whose state key is not a user ID is refused by the auth rules.
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/not-a-user"), Some(&alice), json!({"membership": "join"})).await;
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/not-a-user"),
+            Some(&alice),
+            json!({"membership": "join"}),
+        )
+        .await;
     assert!(r.0 == 400 || r.0 == 403, "{:?}", r);
     // Nobody can set another user's membership to join.
-    let r = s.put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/@bob:hearth.test"), Some(&alice), json!({"membership": "join"})).await;
+    let r = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/@bob:hearth.test"),
+            Some(&alice),
+            json!({"membership": "join"}),
+        )
+        .await;
     assert_err(&r, 403, "M_FORBIDDEN");
 
     // Another user's sync token shows the caller their own data only.
     let (_, alices) = s.get("/_matrix/client/v3/sync", Some(&alice)).await;
-    let (st, v) = s.get(&format!("/_matrix/client/v3/sync?since={}&timeout=0&full_state=true", alices["next_batch"].as_str().unwrap()), Some(&bob)).await;
+    let (st, v) = s
+        .get(
+            &format!(
+                "/_matrix/client/v3/sync?since={}&timeout=0&full_state=true",
+                alices["next_batch"].as_str().unwrap()
+            ),
+            Some(&bob),
+        )
+        .await;
     assert_eq!(st, 200);
     assert!(v["rooms"]["join"].get(&room).is_none(), "{v}");
     assert!(!v.to_string().contains("alice's secret"));
@@ -390,7 +485,13 @@ async fn initial_sync_state_is_the_state_before_the_timeline() {
         s.get(&format!("/_matrix/client/v3/sync?filter={f}{extra}"), Some(&alice)).await.1
     };
     let names = |events: &Value| -> Vec<String> {
-        events.as_array().unwrap().iter().filter(|e| e["type"] == "m.room.name").map(|e| e["content"]["name"].as_str().unwrap().to_owned()).collect()
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "m.room.name")
+            .map(|e| e["content"]["name"].as_str().unwrap().to_owned())
+            .collect()
     };
 
     // The last three events: the rename and two messages. State: the old name.
@@ -438,12 +539,14 @@ async fn lazy_loading_sends_a_new_speakers_member_event_in_incremental_syncs() {
     let alice = s.user("alice").await;
     let carol = s.user("carol").await;
     let room = create(&s, &alice, json!({"preset": "public_chat"})).await;
-    s.put("/_matrix/client/v3/profile/@carol:hearth.test/displayname", Some(&carol), json!({"displayname": "Carol"})).await;
+    s.put("/_matrix/client/v3/profile/@carol:hearth.test/displayname", Some(&carol), json!({"displayname": "Carol"}))
+        .await;
     s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&carol), json!({})).await;
     for i in 0..5 {
         send_text(&s, &alice, &room, &format!("a{i}"), "hello").await;
     }
-    let filter = urlencode(&json!({"room": {"timeline": {"limit": 3}, "state": {"lazy_load_members": true}}}).to_string());
+    let filter =
+        urlencode(&json!({"room": {"timeline": {"limit": 3}, "state": {"lazy_load_members": true}}}).to_string());
     let (_, first) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(&alice)).await;
     let member_keys = |block: &Value| -> Vec<String> {
         let mut keys: Vec<String> = ["state", "timeline"]
@@ -462,6 +565,7 @@ async fn lazy_loading_sends_a_new_speakers_member_event_in_incremental_syncs() {
     let (_, next) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}&since={since}"), Some(&alice)).await;
     let block = &next["rooms"]["join"][&room];
     assert_eq!(member_keys(block), ["@carol:hearth.test"], "{block}");
-    let carol_member = block["state"]["events"].as_array().unwrap().iter().find(|e| e["state_key"] == "@carol:hearth.test").unwrap();
+    let carol_member =
+        block["state"]["events"].as_array().unwrap().iter().find(|e| e["state_key"] == "@carol:hearth.test").unwrap();
     assert_eq!(carol_member["content"]["displayname"], "Carol");
 }

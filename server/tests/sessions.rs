@@ -29,7 +29,10 @@ async fn password_login_accepts_localpart_full_id_and_legacy_user_field() {
         let (st, v) = s.login(who, "secret").await;
         assert_eq!(st, 200, "{who}: {v}");
         assert_eq!(v["user_id"], "@alice:hearth.test");
-        assert_eq!(v["well_known"]["m.homeserver"]["base_url"].as_str().unwrap(), s.running.as_ref().unwrap().public_baseurl().trim_end_matches('/'));
+        assert_eq!(
+            v["well_known"]["m.homeserver"]["base_url"].as_str().unwrap(),
+            s.running.as_ref().unwrap().public_baseurl().trim_end_matches('/')
+        );
     }
     let (st, _) = s.post(LOGIN, None, json!({"type": "m.login.password", "user": "alice", "password": "secret"})).await;
     assert_eq!(st, 200);
@@ -70,7 +73,10 @@ async fn login_with_an_existing_device_id_replaces_its_session() {
 
 #[tokio::test]
 async fn refresh_tokens_rotate_and_expired_access_tokens_soft_logout() {
-    let s = TestServer::start_with(|c| c.refreshable_access_token_lifetime = hearth_server::config::HumanDuration(Duration::from_millis(1500))).await;
+    let s = TestServer::start_with(|c| {
+        c.refreshable_access_token_lifetime = hearth_server::config::HumanDuration(Duration::from_millis(1500))
+    })
+    .await;
     s.register("dan", "pw").await;
     let (st, v) = s
         .post(LOGIN, None, json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "dan"}, "password": "pw", "refresh_token": true}))
@@ -116,9 +122,14 @@ async fn a_refresh_can_be_retried_until_the_new_tokens_are_used() {
     let (st, second) = s.post("/_matrix/client/v3/refresh", None, json!({"refresh_token": old})).await;
     assert_eq!(st, 200, "{second}");
     // Using the new refresh token revokes the old one and the lost sibling.
-    let (st, third) = s.post("/_matrix/client/v3/refresh", None, json!({"refresh_token": second["refresh_token"]})).await;
+    let (st, third) =
+        s.post("/_matrix/client/v3/refresh", None, json!({"refresh_token": second["refresh_token"]})).await;
     assert_eq!(st, 200, "{third}");
-    assert_err(&s.post("/_matrix/client/v3/refresh", None, json!({"refresh_token": old})).await, 401, "M_UNKNOWN_TOKEN");
+    assert_err(
+        &s.post("/_matrix/client/v3/refresh", None, json!({"refresh_token": old})).await,
+        401,
+        "M_UNKNOWN_TOKEN",
+    );
     assert_err(&s.get(WHOAMI, lost["access_token"].as_str()).await, 401, "M_UNKNOWN_TOKEN");
     assert_eq!(s.get(WHOAMI, third["access_token"].as_str()).await.0, 200);
 }

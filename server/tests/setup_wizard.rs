@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 async fn call(s: &TestServer, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
     let running = s.running.as_ref().unwrap();
-    let mut req = reqwest::Client::new().request(method, format!("http://{}/_hearth/admin/v1{path}", running.admin_addr())).bearer_auth(running.admin_token());
+    let mut req = reqwest::Client::new()
+        .request(method, format!("http://{}/_hearth/admin/v1{path}", running.admin_addr()))
+        .bearer_auth(running.admin_token());
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -49,8 +51,19 @@ async fn the_wizard_walks_from_welcome_to_done_and_each_answer_takes_effect() {
 
     // Reach through a tunnel: the public address becomes the tunnel's, and the answer says what
     // to point the tunnel at.
-    assert_err(&call(&s, Method::POST, "/setup/reach", Some(json!({"mode": "tunnel", "public_url": "http://insecure.example"}))).await, 400, "M_INVALID_PARAM");
-    let v = step(&mut s, "reach", json!({"mode": "tunnel", "public_url": "https://family.trycloudflare.example"})).await;
+    assert_err(
+        &call(
+            &s,
+            Method::POST,
+            "/setup/reach",
+            Some(json!({"mode": "tunnel", "public_url": "http://insecure.example"})),
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    let v =
+        step(&mut s, "reach", json!({"mode": "tunnel", "public_url": "https://family.trycloudflare.example"})).await;
     assert_eq!(v["local_target"], s.base);
     assert!(v["commands"]["cloudflared"].as_str().unwrap().contains(&s.base));
     let (_, wk) = s.get("/.well-known/matrix/client", None).await;
@@ -62,8 +75,17 @@ async fn the_wizard_walks_from_welcome_to_done_and_each_answer_takes_effect() {
     assert_eq!(wk["m.homeserver"]["base_url"], s.base);
 
     // The server name, confirmed, before any account exists.
-    assert_err(&call(&s, Method::POST, "/setup/server_name", Some(json!({"server_name": "family.example"}))).await, 400, "M_INVALID_PARAM");
-    assert_err(&call(&s, Method::POST, "/setup/server_name", Some(json!({"server_name": "not a name", "confirm": true}))).await, 400, "M_INVALID_PARAM");
+    assert_err(
+        &call(&s, Method::POST, "/setup/server_name", Some(json!({"server_name": "family.example"}))).await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_err(
+        &call(&s, Method::POST, "/setup/server_name", Some(json!({"server_name": "not a name", "confirm": true})))
+            .await,
+        400,
+        "M_INVALID_PARAM",
+    );
     step(&mut s, "server_name", json!({"server_name": "Family.Example", "confirm": true})).await;
     assert_eq!(current(&s).await, "admin");
 
@@ -73,15 +95,31 @@ async fn the_wizard_walks_from_welcome_to_done_and_each_answer_takes_effect() {
     assert_eq!(st, 200, "{login}");
     assert_eq!(login["user_id"], "@mum:family.example");
     let token = login["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(s.get("/_synapse/admin/v1/registration_tokens", Some(&token)).await.0, 200, "the first account is an admin");
+    assert_eq!(
+        s.get("/_synapse/admin/v1/registration_tokens", Some(&token)).await.0,
+        200,
+        "the first account is an admin"
+    );
     // Now the name is permanent.
-    let r = call(&s, Method::POST, "/setup/server_name", Some(json!({"server_name": "other.example", "confirm": true}))).await;
+    let r =
+        call(&s, Method::POST, "/setup/server_name", Some(json!({"server_name": "other.example", "confirm": true})))
+            .await;
     assert_err(&r, 403, "M_FORBIDDEN");
 
     step(&mut s, "registration", json!({"policy": "invite"})).await;
-    let r = s.post("/_matrix/client/v3/register", None, json!({"username": "stranger", "password": "a-long-password", "auth": {"type": "m.login.dummy"}})).await;
+    let r = s
+        .post(
+            "/_matrix/client/v3/register",
+            None,
+            json!({"username": "stranger", "password": "a-long-password", "auth": {"type": "m.login.dummy"}}),
+        )
+        .await;
     assert_err(&r, 403, "M_FORBIDDEN");
-    assert_err(&call(&s, Method::POST, "/setup/registration", Some(json!({"policy": "open"}))).await, 400, "M_INVALID_PARAM");
+    assert_err(
+        &call(&s, Method::POST, "/setup/registration", Some(json!({"policy": "open"}))).await,
+        400,
+        "M_INVALID_PARAM",
+    );
 
     // The check, for this computer only: the address answers; delegation and federation do
     // not apply.
@@ -119,8 +157,16 @@ async fn the_wizard_walks_from_welcome_to_done_and_each_answer_takes_effect() {
 #[tokio::test]
 async fn the_proxy_reach_mode_sets_an_https_address_for_the_host() {
     let mut s = TestServer::start().await;
-    assert_err(&call(&s, Method::POST, "/setup/reach", Some(json!({"mode": "proxy", "public_host": "https://x/"}))).await, 400, "M_INVALID_PARAM");
-    assert_err(&call(&s, Method::POST, "/setup/reach", Some(json!({"mode": "carrier-pigeon"}))).await, 400, "M_INVALID_PARAM");
+    assert_err(
+        &call(&s, Method::POST, "/setup/reach", Some(json!({"mode": "proxy", "public_host": "https://x/"}))).await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_err(
+        &call(&s, Method::POST, "/setup/reach", Some(json!({"mode": "carrier-pigeon"}))).await,
+        400,
+        "M_INVALID_PARAM",
+    );
     assert_err(&call(&s, Method::POST, "/setup/reach", Some(json!({}))).await, 400, "M_MISSING_PARAM");
     step(&mut s, "reach", json!({"mode": "proxy", "public_host": "matrix.example.org"})).await;
     let (_, wk) = s.get("/.well-known/matrix/client", None).await;

@@ -46,13 +46,24 @@ async fn create_room(s: &TestServer, token: &str, name: &str) -> String {
 
 async fn send(s: &TestServer, token: &str, room: &str, body: &str) -> String {
     let txn = format!("t{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
-    let (st, v) = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"), Some(token), json!({ "msgtype": "m.text", "body": body })).await;
+    let (st, v) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"),
+            Some(token),
+            json!({ "msgtype": "m.text", "body": body }),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     v["event_id"].as_str().unwrap().to_owned()
 }
 
 fn state_types(room: &Value) -> Vec<String> {
-    room["required_state"].as_array().unwrap().iter().map(|e| format!("{}|{}", e["type"].as_str().unwrap(), e["state_key"].as_str().unwrap())).collect()
+    room["required_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{}|{}", e["type"].as_str().unwrap(), e["state_key"].as_str().unwrap()))
+        .collect()
 }
 
 #[tokio::test]
@@ -84,7 +95,9 @@ async fn the_room_list_comes_in_recency_order_with_counts_state_and_latest_event
     assert_eq!(r["limited"], true);
     assert!(r["prev_batch"].is_string());
     let state = state_types(r);
-    for want in ["m.room.create|", "m.room.name|", "m.room.power_levels|", &format!("m.room.member|@alice:{SERVER_NAME}")] {
+    for want in
+        ["m.room.create|", "m.room.name|", "m.room.power_levels|", &format!("m.room.member|@alice:{SERVER_NAME}")]
+    {
         assert!(state.contains(&want.to_owned()), "{want} in {state:?}");
     }
     assert!(!state.iter().any(|k| k.starts_with("m.room.join_rules")), "only what was asked: {state:?}");
@@ -117,7 +130,12 @@ async fn a_new_message_wakes_the_long_poll_and_moves_its_room_to_the_top() {
     let carol = s.user("carol").await;
     let carols = create_room(&s, &carol, "Carol's").await;
     let old = create_room(&s, &alice, "Old").await;
-    s.post(&format!("/_matrix/client/v3/rooms/{old}/invite"), Some(&alice), json!({ "user_id": format!("@bob:{SERVER_NAME}") })).await;
+    s.post(
+        &format!("/_matrix/client/v3/rooms/{old}/invite"),
+        Some(&alice),
+        json!({ "user_id": format!("@bob:{SERVER_NAME}") }),
+    )
+    .await;
     s.post(&format!("/_matrix/client/v3/join/{old}"), Some(&bob), json!({})).await;
     for i in 0..3 {
         create_room(&s, &alice, &format!("Newer {i}")).await;
@@ -171,15 +189,26 @@ async fn a_new_message_wakes_the_long_poll_and_moves_its_room_to_the_top() {
     assert_eq!(r["timeline"][0]["content"]["body"], "second");
     assert_eq!(r["num_live"], 1);
     assert_eq!(r["limited"], false);
-    assert!(r.get("required_state").is_none(), "no repeated state, not even Bob's member event (the connection has it): {r}");
+    assert!(
+        r.get("required_state").is_none(),
+        "no repeated state, not even Bob's member event (the connection has it): {r}"
+    );
 
     // Bob's new display name is a change of his member event: it comes again.
     let pos = v["pos"].as_str().unwrap();
-    s.put(&format!("/_matrix/client/v3/profile/@bob:{SERVER_NAME}/displayname"), Some(&bob), json!({ "displayname": "Bobby" })).await;
+    s.put(
+        &format!("/_matrix/client/v3/profile/@bob:{SERVER_NAME}/displayname"),
+        Some(&bob),
+        json!({ "displayname": "Bobby" }),
+    )
+    .await;
     send(&s, &bob, &old, "third").await;
     let (_, v) = ss(&s, &alice, Some(pos), 5000, room_list((0, 0))).await;
     let r = &v["rooms"][&old];
-    let bob_member: Vec<&Value> = r["required_state"].as_array().map(|s| s.iter().filter(|e| e["state_key"] == format!("@bob:{SERVER_NAME}")).collect()).unwrap_or_default();
+    let bob_member: Vec<&Value> = r["required_state"]
+        .as_array()
+        .map(|s| s.iter().filter(|e| e["state_key"] == format!("@bob:{SERVER_NAME}")).collect())
+        .unwrap_or_default();
     assert_eq!(r["timeline"][0]["content"]["body"], "third", "{r}");
     assert!(bob_member.iter().any(|e| e["content"]["displayname"] == "Bobby"), "{r}");
 
@@ -202,7 +231,12 @@ async fn a_new_message_wakes_the_long_poll_and_moves_its_room_to_the_top() {
     let (poll, _) = tokio::join!(ss(&s, &alice, Some(pos), 10_000, room_list((0, 0))), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         send(&s, &carol, &carols, "before the invite").await;
-        s.post(&format!("/_matrix/client/v3/rooms/{carols}/invite"), Some(&carol), json!({ "user_id": format!("@alice:{SERVER_NAME}") })).await;
+        s.post(
+            &format!("/_matrix/client/v3/rooms/{carols}/invite"),
+            Some(&carol),
+            json!({ "user_id": format!("@alice:{SERVER_NAME}") }),
+        )
+        .await;
     });
     let v = poll.1;
     assert!(started.elapsed() < Duration::from_secs(5), "the invite answers the poll");
@@ -217,7 +251,12 @@ async fn invites_come_with_their_stripped_state_and_filters_pick_rooms() {
     let bob = s.user("bob").await;
     let joined = create_room(&s, &bob, "Bob's own").await;
     let room = create_room(&s, &alice, "Party").await;
-    s.post(&format!("/_matrix/client/v3/rooms/{room}/invite"), Some(&alice), json!({ "user_id": format!("@bob:{SERVER_NAME}") })).await;
+    s.post(
+        &format!("/_matrix/client/v3/rooms/{room}/invite"),
+        Some(&alice),
+        json!({ "user_id": format!("@bob:{SERVER_NAME}") }),
+    )
+    .await;
     let body = json!({
         "conn_id": "invites",
         "lists": {
@@ -234,13 +273,21 @@ async fn invites_come_with_their_stripped_state_and_filters_pick_rooms() {
     let invite = &v["rooms"][&room];
     let stripped = invite["invite_state"].as_array().unwrap();
     assert!(stripped.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Party"), "{invite}");
-    assert!(stripped.iter().any(|e| e["type"] == "m.room.member" && e["sender"] == format!("@alice:{SERVER_NAME}")), "{invite}");
+    assert!(
+        stripped.iter().any(|e| e["type"] == "m.room.member" && e["sender"] == format!("@alice:{SERVER_NAME}")),
+        "{invite}"
+    );
     assert!(invite.get("timeline").is_none());
     assert!(invite["bump_stamp"].is_i64());
     assert!(v["rooms"][&joined]["timeline"].is_array());
 
     // m.direct makes a room a DM.
-    s.put(&format!("/_matrix/client/v3/user/@bob:{SERVER_NAME}/account_data/m.direct"), Some(&bob), json!({ format!("@alice:{SERVER_NAME}"): [joined] })).await;
+    s.put(
+        &format!("/_matrix/client/v3/user/@bob:{SERVER_NAME}/account_data/m.direct"),
+        Some(&bob),
+        json!({ format!("@alice:{SERVER_NAME}"): [joined] }),
+    )
+    .await;
     let (_, v) = ss(&s, &bob, None, 0, body).await;
     assert_eq!(v["lists"]["dms"]["count"], 1, "{v}");
 }
@@ -253,27 +300,64 @@ async fn spaces_tags_encryption_and_room_types_pick_rooms() {
     let s = TestServer::start().await;
     let alice = s.user("alice").await;
     let me = format!("@alice:{SERVER_NAME}");
-    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({ "name": "Family", "creation_content": { "type": "m.space" } })).await;
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&alice),
+            json!({ "name": "Family", "creation_content": { "type": "m.space" } }),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     let space = v["room_id"].as_str().unwrap().to_owned();
-    let (kitchen, garden, work, removed) =
-        (create_room(&s, &alice, "Kitchen").await, create_room(&s, &alice, "Garden").await, create_room(&s, &alice, "Work").await, create_room(&s, &alice, "Old").await);
-    let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({ "name": "Sub", "creation_content": { "type": "m.space" } })).await;
+    let (kitchen, garden, work, removed) = (
+        create_room(&s, &alice, "Kitchen").await,
+        create_room(&s, &alice, "Garden").await,
+        create_room(&s, &alice, "Work").await,
+        create_room(&s, &alice, "Old").await,
+    );
+    let (_, v) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&alice),
+            json!({ "name": "Sub", "creation_content": { "type": "m.space" } }),
+        )
+        .await;
     let subspace = v["room_id"].as_str().unwrap().to_owned();
     let (_, v) = s
         .post("/_matrix/client/v3/createRoom", Some(&alice), json!({ "name": "Secret", "initial_state": [{ "type": "m.room.encryption", "state_key": "", "content": { "algorithm": "m.megolm.v1.aes-sha2" } }] }))
         .await;
     let secret = v["room_id"].as_str().unwrap().to_owned();
     for child in [&kitchen, &garden, &removed, &subspace] {
-        let (st, v) = s.put(&format!("/_matrix/client/v3/rooms/{space}/state/m.space.child/{child}"), Some(&alice), json!({ "via": [SERVER_NAME] })).await;
+        let (st, v) = s
+            .put(
+                &format!("/_matrix/client/v3/rooms/{space}/state/m.space.child/{child}"),
+                Some(&alice),
+                json!({ "via": [SERVER_NAME] }),
+            )
+            .await;
         assert_eq!(st, 200, "{v}");
     }
     // A child event without `via` takes the room out of the space.
     s.put(&format!("/_matrix/client/v3/rooms/{space}/state/m.space.child/{removed}"), Some(&alice), json!({})).await;
     // The subspace's own child is not the space's.
-    s.put(&format!("/_matrix/client/v3/rooms/{subspace}/state/m.space.child/{work}"), Some(&alice), json!({ "via": [SERVER_NAME] })).await;
-    for (room, tags) in [(&kitchen, json!({ "m.favourite": { "order": 0.5 } })), (&garden, json!({ "m.favourite": {}, "u.later": {} })), (&work, json!({ "m.lowpriority": {} }))] {
-        let (st, v) = s.put(&format!("/_matrix/client/v3/user/{me}/rooms/{room}/account_data/m.tag"), Some(&alice), json!({ "tags": tags })).await;
+    s.put(
+        &format!("/_matrix/client/v3/rooms/{subspace}/state/m.space.child/{work}"),
+        Some(&alice),
+        json!({ "via": [SERVER_NAME] }),
+    )
+    .await;
+    for (room, tags) in [
+        (&kitchen, json!({ "m.favourite": { "order": 0.5 } })),
+        (&garden, json!({ "m.favourite": {}, "u.later": {} })),
+        (&work, json!({ "m.lowpriority": {} })),
+    ] {
+        let (st, v) = s
+            .put(
+                &format!("/_matrix/client/v3/user/{me}/rooms/{room}/account_data/m.tag"),
+                Some(&alice),
+                json!({ "tags": tags }),
+            )
+            .await;
         assert_eq!(st, 200, "{v}");
     }
 
@@ -306,11 +390,15 @@ async fn spaces_tags_encryption_and_room_types_pick_rooms() {
     for (filters, expected) in [
         (json!({ "spaces": [space] }), vec![&kitchen, &garden, &subspace]),
         (json!({ "tags": ["m.favourite"], "not_tags": ["u.later"] }), vec![&kitchen]),
-        (json!({ "not_tags": ["m.lowpriority"], "not_room_types": ["m.space"] }), vec![&kitchen, &garden, &removed, &secret]),
+        (
+            json!({ "not_tags": ["m.lowpriority"], "not_room_types": ["m.space"] }),
+            vec![&kitchen, &garden, &removed, &secret],
+        ),
         (json!({ "is_encrypted": true }), vec![&secret]),
         (json!({ "room_types": ["m.space"] }), vec![&space, &subspace]),
     ] {
-        let (st, v) = ss(&s, &alice, None, 0, json!({ "conn_id": "one", "lists": { "l": list(filters.clone()) } })).await;
+        let (st, v) =
+            ss(&s, &alice, None, 0, json!({ "conn_id": "one", "lists": { "l": list(filters.clone()) } })).await;
         assert_eq!(st, 200, "{v}");
         let mut got: Vec<&String> = v["rooms"].as_object().unwrap().keys().collect();
         let mut want = expected.clone();
@@ -416,9 +504,14 @@ async fn connections_are_bounded_per_device_and_go_with_the_device() {
     let phone = login["access_token"].as_str().unwrap();
     let (st, v) = ss(&s, phone, None, 0, room_list((0, 9))).await;
     assert_eq!(st, 200, "{v}");
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.dir.path().join("hearth.db").display())).await.unwrap();
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", s.dir.path().join("hearth.db").display())).await.unwrap();
     let count = async |device: &str| -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM sliding_sync_connections WHERE device_id = ?").bind(device).fetch_one(&db).await.unwrap()
+        sqlx::query_scalar("SELECT COUNT(*) FROM sliding_sync_connections WHERE device_id = ?")
+            .bind(device)
+            .fetch_one(&db)
+            .await
+            .unwrap()
     };
     let phone_device = login["device_id"].as_str().unwrap();
     assert_eq!(count(phone_device).await, 1);

@@ -70,7 +70,11 @@ async fn registration_token_admin_api() {
     assert_eq!(st, 200, "{t}");
     assert_eq!(t, json!({"token": "family", "uses_allowed": 5, "pending": 0, "completed": 0, "expiry_time": null}));
     assert_err(&s.post(&format!("{BASE}/new"), Some(admin), json!({"token": "family"})).await, 400, "M_INVALID_PARAM");
-    assert_err(&s.post(&format!("{BASE}/new"), Some(admin), json!({"token": "bad token!"})).await, 400, "M_INVALID_PARAM");
+    assert_err(
+        &s.post(&format!("{BASE}/new"), Some(admin), json!({"token": "bad token!"})).await,
+        400,
+        "M_INVALID_PARAM",
+    );
     assert_err(&s.post(&format!("{BASE}/new"), Some(admin), json!({"uses_allowed": -1})).await, 400, "M_INVALID_PARAM");
     assert_err(&s.post(&format!("{BASE}/new"), Some(admin), json!({"uses_allowed": "many"})).await, 400, "M_BAD_JSON");
     let (_, generated) = s.post(&format!("{BASE}/new"), Some(admin), json!({"length": 8})).await;
@@ -93,6 +97,10 @@ async fn registration_token_admin_api() {
     let (st, _) = s.call(reqwest::Method::DELETE, &format!("{BASE}/family"), Some(admin), None).await;
     assert_eq!(st, 200);
     assert_err(&s.get(&format!("{BASE}/family"), Some(admin)).await, 404, "M_NOT_FOUND");
-    assert_err(&s.call(reqwest::Method::DELETE, &format!("{BASE}/family"), Some(admin), None).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.call(reqwest::Method::DELETE, &format!("{BASE}/family"), Some(admin), None).await,
+        404,
+        "M_NOT_FOUND",
+    );
     assert_err(&s.get(&format!("{BASE}?valid=maybe"), Some(admin)).await, 400, "M_INVALID_PARAM");
 }

@@ -10,7 +10,8 @@ use common::binary::{access_token, client, login, run, spawn, write_config};
 use serde_json::json;
 
 fn script() -> std::path::PathBuf {
-    let venv = std::env::var("HEARTH_SYNAPSE_VENV").expect("HEARTH_SYNAPSE_VENV names a venv with matrix-synapse (scripts/test.sh sets it)");
+    let venv = std::env::var("HEARTH_SYNAPSE_VENV")
+        .expect("HEARTH_SYNAPSE_VENV names a venv with matrix-synapse (scripts/test.sh sets it)");
     let path = std::path::Path::new(&venv).join("bin/register_new_matrix_user");
     assert!(path.exists(), "{} is missing", path.display());
     path
@@ -53,7 +54,8 @@ fn register_new_matrix_user_creates_an_admin_on_a_running_hearth() {
     assert!(ok, "{out}");
     let (ok, out) = register_new_matrix_user(&["-u", "kid", "-p", "pw", "--no-admin", "-k", secret, &p.base]);
     assert!(!ok, "a duplicate must fail: {out}");
-    let (ok, out) = register_new_matrix_user(&["-u", "kid", "-p", "pw", "--no-admin", "--exists-ok", "-k", secret, &p.base]);
+    let (ok, out) =
+        register_new_matrix_user(&["-u", "kid", "-p", "pw", "--no-admin", "--exists-ok", "-k", secret, &p.base]);
     assert!(ok, "--exists-ok accepts M_USER_IN_USE: {out}");
 
     // A wrong secret creates nobody.

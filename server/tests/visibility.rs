@@ -20,23 +20,47 @@ async fn room(s: &TestServer, owner: &str, visibility: &str) -> String {
 
 async fn say(s: &TestServer, token: &str, room: &str, body: &str) -> String {
     let (st, v) = s
-        .put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{body}"), Some(token), json!({"msgtype": "m.text", "body": body}))
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{body}"),
+            Some(token),
+            json!({"msgtype": "m.text", "body": body}),
+        )
         .await;
     assert_eq!(st, 200, "{v}");
     v["event_id"].as_str().unwrap().to_owned()
 }
 
 /// Message bodies `token` can find by /messages, /sync and /event.
-async fn seen(s: &TestServer, token: &str, room: &str, ids: &[(&str, &str)]) -> (Vec<String>, Vec<String>, Vec<String>) {
+async fn seen(
+    s: &TestServer,
+    token: &str,
+    room: &str,
+    ids: &[(&str, &str)],
+) -> (Vec<String>, Vec<String>, Vec<String>) {
     let (_, page) = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100"), Some(token)).await;
     let from_messages: Vec<String> = page["chunk"]
         .as_array()
-        .map(|c| c.iter().filter(|e| e["type"] == "m.room.message").map(|e| e["content"]["body"].as_str().unwrap().to_owned()).collect())
+        .map(|c| {
+            c.iter()
+                .filter(|e| e["type"] == "m.room.message")
+                .map(|e| e["content"]["body"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default();
-    let (_, sync) = s.get("/_matrix/client/v3/sync?filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A100%7D%7D%7D", Some(token)).await;
+    let (_, sync) = s
+        .get(
+            "/_matrix/client/v3/sync?filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A100%7D%7D%7D",
+            Some(token),
+        )
+        .await;
     let from_sync: Vec<String> = sync["rooms"]["join"][room]["timeline"]["events"]
         .as_array()
-        .map(|c| c.iter().filter(|e| e["type"] == "m.room.message").map(|e| e["content"]["body"].as_str().unwrap().to_owned()).collect())
+        .map(|c| {
+            c.iter()
+                .filter(|e| e["type"] == "m.room.message")
+                .map(|e| e["content"]["body"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default();
     let mut from_event = Vec::new();
     for (id, body) in ids {
@@ -105,7 +129,8 @@ async fn invited_history_starts_at_the_invite() {
     let bob = s.user("bob").await;
     let room = room(&s, &alice, "invited").await;
     let before = say(&s, &alice, &room, "before").await;
-    s.post(&format!("/_matrix/client/v3/rooms/{room}/invite"), Some(&alice), json!({"user_id": "@bob:hearth.test"})).await;
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/invite"), Some(&alice), json!({"user_id": "@bob:hearth.test"}))
+        .await;
     let while_invited = say(&s, &alice, &room, "invited").await;
     s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
     let (m, _, ev) = seen(&s, &bob, &room, &[(&before, "before"), (&while_invited, "invited")]).await;
@@ -127,8 +152,16 @@ async fn world_readable_rooms_can_be_read_by_anyone_and_private_ones_by_nobody_e
     let (_, private) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "private_chat"})).await;
     let private = private["room_id"].as_str().unwrap();
     let secret = say(&s, &alice, private, "secret").await;
-    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{private}/messages?dir=b"), Some(&eve)).await, 403, "M_FORBIDDEN");
-    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{private}/event/{secret}"), Some(&eve)).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.get(&format!("/_matrix/client/v3/rooms/{private}/messages?dir=b"), Some(&eve)).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_err(
+        &s.get(&format!("/_matrix/client/v3/rooms/{private}/event/{secret}"), Some(&eve)).await,
+        404,
+        "M_NOT_FOUND",
+    );
     assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{private}/state"), Some(&eve)).await, 403, "M_FORBIDDEN");
     let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&eve)).await;
     assert!(sync["rooms"]["join"].get(private).is_none());
@@ -155,7 +188,13 @@ async fn search_respects_membership_visibility_and_redactions() {
     let search = |token: String, term: &'static str| {
         let s = &s;
         async move {
-            let (st, v) = s.post("/_matrix/client/v3/search", Some(&token), json!({"search_categories": {"room_events": {"search_term": term}}})).await;
+            let (st, v) = s
+                .post(
+                    "/_matrix/client/v3/search",
+                    Some(&token),
+                    json!({"search_categories": {"room_events": {"search_term": term}}}),
+                )
+                .await;
             assert_eq!(st, 200, "{v}");
             v["search_categories"]["room_events"]["results"]
                 .as_array()
@@ -175,5 +214,14 @@ async fn search_respects_membership_visibility_and_redactions() {
 
     s.put(&format!("/_matrix/client/v3/rooms/{shared}/redact/{visible}/r1"), Some(&alice), json!({})).await;
     assert!(search(bob.clone(), "breakfast").await.is_empty(), "redacted text is not searchable");
-    assert_err(&s.post("/_matrix/client/v3/search", Some(&bob), json!({"search_categories": {"room_events": {"search_term": "  "}}})).await, 400, "M_INVALID_PARAM");
+    assert_err(
+        &s.post(
+            "/_matrix/client/v3/search",
+            Some(&bob),
+            json!({"search_categories": {"room_events": {"search_term": "  "}}}),
+        )
+        .await,
+        400,
+        "M_INVALID_PARAM",
+    );
 }

@@ -88,7 +88,10 @@ pub fn parse(args: Vec<OsString>, display: bool) -> Result<Launch, String> {
     while let Some(arg) = it.next() {
         let arg = arg.into_string().map_err(|a| format!("unexpected argument {a:?}"))?;
         let mut action = |a: Action| match out.action.replace(a) {
-            Some(_) => Err("give at most one of --open, --pause, --resume, --quit, --start-at-login, --no-start-at-login".to_owned()),
+            Some(_) => {
+                Err("give at most one of --open, --pause, --resume, --quit, --start-at-login, --no-start-at-login"
+                    .to_owned())
+            }
             None => Ok(()),
         };
         match arg.as_str() {
@@ -129,7 +132,10 @@ mod tests {
     #[test]
     fn no_display_runs_the_headless_server_with_the_same_options() {
         assert_eq!(parse(args(&[]), false).unwrap(), headless(&["hearth", "serve"]));
-        assert_eq!(parse(args(&["--config", "/x.toml"]), false).unwrap(), headless(&["hearth", "serve", "--config", "/x.toml"]));
+        assert_eq!(
+            parse(args(&["--config", "/x.toml"]), false).unwrap(),
+            headless(&["hearth", "serve", "--config", "/x.toml"])
+        );
         // The login item's --hidden means nothing without a window.
         assert_eq!(parse(args(&["--hidden"]), false).unwrap(), headless(&["hearth", "serve"]));
     }

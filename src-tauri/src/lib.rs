@@ -198,7 +198,8 @@ fn perform_now(app: &AppHandle, action: Action) {
             }
             Action::SetAutostart(enable) => {
                 let launcher = app.autolaunch();
-                if enable { launcher.enable() } else { launcher.disable() }.map_err(|e| anyhow::anyhow!("start at login: {e}"))?;
+                if enable { launcher.enable() } else { launcher.disable() }
+                    .map_err(|e| anyhow::anyhow!("start at login: {e}"))?;
                 tracing::info!(enabled = enable, "start at login");
                 if let Some(tray) = desktop.tray.lock().ok().as_ref().and_then(|t| t.as_ref()) {
                     let _ = tray.autostart.set_checked(enable);

@@ -54,7 +54,11 @@ pub fn build(app: &AppHandle, autostart_enabled: bool) -> tauri::Result<Tray> {
         ],
     )?;
     TrayIconBuilder::with_id("hearth")
-        .icon(app.default_window_icon().cloned().ok_or_else(|| tauri::Error::InvalidIcon(std::io::Error::other("no icon")))?)
+        .icon(
+            app.default_window_icon()
+                .cloned()
+                .ok_or_else(|| tauri::Error::InvalidIcon(std::io::Error::other("no icon")))?,
+        )
         .tooltip("Hearth")
         .menu(&menu)
         .on_menu_event(|app, event| {
@@ -78,8 +82,7 @@ pub fn build(app: &AppHandle, autostart_enabled: bool) -> tauri::Result<Tray> {
 
 fn app_paused(app: &AppHandle) -> bool {
     use tauri::Manager;
-    app.try_state::<crate::Desktop>()
-        .is_some_and(|d| matches!(d.server.phase(), Phase::Paused | Phase::Failed(_)))
+    app.try_state::<crate::Desktop>().is_some_and(|d| matches!(d.server.phase(), Phase::Paused | Phase::Failed(_)))
 }
 
 impl Tray {

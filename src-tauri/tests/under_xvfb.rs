@@ -23,7 +23,8 @@ use x11rb::{
 /// The binary under test: this build's, or `HEARTH_DESKTOP_BIN` (to measure a release build's
 /// memory, docs/desktop.md).
 fn app_binary() -> PathBuf {
-    std::env::var_os("HEARTH_DESKTOP_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth-desktop")), PathBuf::from)
+    std::env::var_os("HEARTH_DESKTOP_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hearth-desktop")), PathBuf::from)
 }
 
 /// An Xvfb server on a display number nobody uses.
@@ -34,7 +35,11 @@ struct Xvfb {
 
 impl Xvfb {
     fn start() -> Xvfb {
-        let n = (90..200).find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists()).expect("a free X display number");
+        let n = (90..200)
+            .find(|n| {
+                !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            })
+            .expect("a free X display number");
         let display = format!(":{n}");
         let child = Command::new("Xvfb")
             .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
@@ -178,7 +183,8 @@ fn answers(port: u16) -> bool {
         .and_then(|mut s| {
             use std::io::{Read, Write};
             s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-            s.write_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+            s.write_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .ok()?;
             let mut reply = String::new();
             s.read_to_string(&mut reply).ok()?;
             Some(reply.starts_with("HTTP/1.1 200") && reply.contains("\"versions\""))
@@ -213,8 +219,17 @@ impl X {
         tree.children
             .into_iter()
             .filter(|&w| {
-                let mapped = self.conn.get_window_attributes(w).ok().and_then(|c| c.reply().ok()).is_some_and(|a| a.map_state == MapState::VIEWABLE);
-                let name = self.conn.get_property(false, w, net_wm_name, AtomEnum::ANY, 0, 256).ok().and_then(|c| c.reply().ok());
+                let mapped = self
+                    .conn
+                    .get_window_attributes(w)
+                    .ok()
+                    .and_then(|c| c.reply().ok())
+                    .is_some_and(|a| a.map_state == MapState::VIEWABLE);
+                let name = self
+                    .conn
+                    .get_property(false, w, net_wm_name, AtomEnum::ANY, 0, 256)
+                    .ok()
+                    .and_then(|c| c.reply().ok());
                 mapped && name.is_some_and(|p| p.value == title.as_bytes())
             })
             .collect()
@@ -231,7 +246,12 @@ impl X {
 
     /// The whole screen as an RGB image.
     fn screenshot(&self) -> image::RgbImage {
-        let reply = self.conn.get_image(ImageFormat::Z_PIXMAP, self.root, 0, 0, self.width, self.height, !0).unwrap().reply().unwrap();
+        let reply = self
+            .conn
+            .get_image(ImageFormat::Z_PIXMAP, self.root, 0, 0, self.width, self.height, !0)
+            .unwrap()
+            .reply()
+            .unwrap();
         // Depth 24 in 32-bit pixels, little-endian: B, G, R, unused.
         let data = &reply.data;
         image::RgbImage::from_fn(u32::from(self.width), u32::from(self.height), |x, y| {
@@ -243,7 +263,9 @@ impl X {
 
 /// Pixels close to the dashboard's accent colour (#b3541e: its title and buttons).
 fn accent_pixels(img: &image::RgbImage) -> usize {
-    img.pixels().filter(|p| p.0[0].abs_diff(0xb3) < 12 && p.0[1].abs_diff(0x54) < 12 && p.0[2].abs_diff(0x1e) < 12).count()
+    img.pixels()
+        .filter(|p| p.0[0].abs_diff(0xb3) < 12 && p.0[1].abs_diff(0x54) < 12 && p.0[2].abs_diff(0x1e) < 12)
+        .count()
 }
 
 /// Resident memory of a process and all its descendants (WebKit's web and network processes are
@@ -268,7 +290,11 @@ fn family_rss(pid: u32) -> (f64, Vec<String>) {
     }
     let rss = |p: u32| -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
     };
     let kib: u64 = family.iter().map(|&p| rss(p)).sum();
     let names = procs
@@ -283,7 +309,11 @@ fn family_rss(pid: u32) -> (f64, Vec<String>) {
 /// is shared library code that the OS can drop and reload.
 fn private_dirty(pid: u32) -> f64 {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    let kib: u64 = rollup.lines().find_map(|l| l.strip_prefix("Private_Dirty:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    let kib: u64 = rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Private_Dirty:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
     kib as f64 / 1024.0
 }
 
@@ -334,7 +364,8 @@ fn the_app_shows_the_dashboard_keeps_serving_from_the_tray_and_quits_cleanly() {
 
     // The embedded server answers, and the window shows the dashboard's first-run wizard.
     wait_for("the embedded server", Duration::from_secs(60), || answers(profile.port).then_some(()));
-    let window = wait_for("the Hearth window", Duration::from_secs(60), || xc.windows_titled("Hearth").first().copied());
+    let window =
+        wait_for("the Hearth window", Duration::from_secs(60), || xc.windows_titled("Hearth").first().copied());
     let shot = wait_for("the dashboard drawn in the window", Duration::from_secs(60), || {
         let shot = xc.screenshot();
         (accent_pixels(&shot) > 500).then_some(shot)
@@ -366,7 +397,8 @@ fn the_app_shows_the_dashboard_keeps_serving_from_the_tray_and_quits_cleanly() {
         private_dirty(pid),
         children_up = children_up.join(", "),
     );
-    let user = admin(&profile, "POST", "users", Some(json!({"username": "alice", "password": "correct horse battery"})));
+    let user =
+        admin(&profile, "POST", "users", Some(json!({"username": "alice", "password": "correct horse battery"})));
     assert_eq!(user["user_id"], "@alice:localhost");
 
     // The tray's actions, through second launches: pause stops the server, resume restarts it,
@@ -376,12 +408,22 @@ fn the_app_shows_the_dashboard_keeps_serving_from_the_tray_and_quits_cleanly() {
     profile.second_launch(&x, &bus, "--resume");
     wait_for("the server to resume", Duration::from_secs(30), || answers(profile.port).then_some(()));
     profile.second_launch(&x, &bus, "--open");
-    wait_for("the window to come back", Duration::from_secs(60), || (!xc.windows_titled("Hearth").is_empty()).then_some(()));
+    wait_for("the window to come back", Duration::from_secs(60), || {
+        (!xc.windows_titled("Hearth").is_empty()).then_some(())
+    });
     // Drawn again, by new WebKit processes.
-    wait_for("the dashboard drawn again", Duration::from_secs(60), || (accent_pixels(&xc.screenshot()) > 500).then_some(()));
+    wait_for("the dashboard drawn again", Duration::from_secs(60), || {
+        (accent_pixels(&xc.screenshot()) > 500).then_some(())
+    });
     // Start at login: a login item that starts the app in the tray, and gone again when off.
     let autostart = profile.dir.path().join("home/.config/autostart");
-    let entry = || std::fs::read_dir(&autostart).ok()?.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "desktop"));
+    let entry = || {
+        std::fs::read_dir(&autostart)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "desktop"))
+    };
     profile.second_launch(&x, &bus, "--start-at-login");
     let file = wait_for("the login item", Duration::from_secs(30), entry);
     let text = std::fs::read_to_string(&file).unwrap();
@@ -389,7 +431,13 @@ fn the_app_shows_the_dashboard_keeps_serving_from_the_tray_and_quits_cleanly() {
     profile.second_launch(&x, &bus, "--no-start-at-login");
     wait_for("the login item to go", Duration::from_secs(30), || entry().is_none().then_some(()));
 
-    let launches = || std::fs::read_dir("/proc").unwrap().flatten().filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|p| p.ends_with("hearth-desktop"))).count();
+    let launches = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|p| p.ends_with("hearth-desktop")))
+            .count()
+    };
     assert_eq!(launches(), 1, "second launches hand over and exit; one app runs");
 
     // Quit: the server stops gracefully and the process exits 0.

@@ -79,7 +79,9 @@ pub fn decrypted_bodies(events: &[matrix_sdk::deserialized_responses::TimelineEv
         .iter()
         .filter(|e| e.encryption_info().is_some())
         .filter_map(|e| match e.raw().deserialize() {
-            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => m.as_original().map(|o| o.content.body().to_owned()),
+            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => {
+                m.as_original().map(|o| o.content.body().to_owned())
+            }
             _ => None,
         })
         .collect()

@@ -124,13 +124,18 @@ async fn deleting_a_device_asks_for_the_password_again() {
 
     let err = a.delete_devices(std::slice::from_ref(&b_device), None).await.expect_err("UIA first");
     let info = err.as_uiaa_response().expect("a UIA challenge").clone();
-    let wrong = uiaa::Password::new(uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new("ann".into())), "nope".into());
+    let wrong =
+        uiaa::Password::new(uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new("ann".into())), "nope".into());
     let mut wrong = wrong;
     wrong.session = info.session.clone();
     let err = a.delete_devices(std::slice::from_ref(&b_device), Some(AuthData::Password(wrong))).await.unwrap_err();
-    assert!(err.as_uiaa_response().is_some_and(|i| i.auth_error.is_some()), "wrong password is reported in the UIA body");
+    assert!(
+        err.as_uiaa_response().is_some_and(|i| i.auth_error.is_some()),
+        "wrong password is reported in the UIA body"
+    );
 
-    let mut right = uiaa::Password::new(uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new("ann".into())), "pw".into());
+    let mut right =
+        uiaa::Password::new(uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new("ann".into())), "pw".into());
     right.session = info.session;
     a.delete_devices(std::slice::from_ref(&b_device), Some(AuthData::Password(right))).await.expect("deleted");
     assert!(b.whoami().await.is_err(), "the deleted device's token no longer works");

@@ -36,7 +36,9 @@ async fn two_people_exchange_encrypted_messages_and_each_decrypts_the_other() {
     let mut req = create_room::v3::Request::new();
     req.invite = vec![UserId::parse("@bob:blackbox.test").unwrap()];
     req.is_direct = true;
-    req.initial_state = vec![InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any()];
+    req.initial_state = vec![
+        InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any(),
+    ];
     let room = alice.create_room(req).await.expect("room created");
     let room_id = room.room_id().to_owned();
 
@@ -83,10 +85,12 @@ async fn cross_signing_set_up_by_one_client_is_seen_by_another() {
     assert!(status.has_master && status.has_self_signing && status.has_user_signing, "{status:?}");
 
     let alice_id = UserId::parse("@alice:blackbox.test").unwrap();
-    let identity = bob.encryption().request_user_identity(&alice_id).await.expect("query").expect("alice has an identity");
+    let identity =
+        bob.encryption().request_user_identity(&alice_id).await.expect("query").expect("alice has an identity");
     assert_eq!(identity.user_id(), alice_id);
     let alice_device = alice.device_id().unwrap().to_owned();
-    let device = bob.encryption().get_device(&alice_id, &alice_device).await.unwrap().expect("bob knows alice's device");
+    let device =
+        bob.encryption().get_device(&alice_id, &alice_device).await.unwrap().expect("bob knows alice's device");
     assert!(device.is_cross_signed_by_owner(), "alice's self-signing key signed her device, and bob can check it");
 }
 
@@ -101,7 +105,9 @@ async fn a_key_backup_made_on_one_device_decrypts_old_history_on_a_new_login() {
     let recovery_key = laptop.encryption().recovery().enable().await.expect("recovery enabled");
 
     let mut req = create_room::v3::Request::new();
-    req.initial_state = vec![InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any()];
+    req.initial_state = vec![
+        InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any(),
+    ];
     let room = laptop.create_room(req).await.expect("room created");
     let room_id = room.room_id().to_owned();
     room.send(RoomMessageEventContent::text_plain("Remember: the boiler code is 4411")).await.expect("sent");
@@ -137,12 +143,18 @@ async fn two_devices_of_one_user_verify_each_other_with_emoji() {
     let flow = request.flow_id().to_owned();
 
     laptop.sync_once(once()).await.unwrap();
-    let incoming = laptop.encryption().get_verification_request(&alice, &flow).await.expect("the laptop got the request");
+    let incoming =
+        laptop.encryption().get_verification_request(&alice, &flow).await.expect("the laptop got the request");
     incoming.accept().await.expect("accepted");
     phone.sync_once(once()).await.unwrap();
     let phone_sas = request.start_sas().await.expect("start").expect("sas started");
     laptop.sync_once(once()).await.unwrap();
-    let laptop_sas = laptop.encryption().get_verification(&alice, &flow).await.and_then(|v| v.sas()).expect("the laptop sees the SAS");
+    let laptop_sas = laptop
+        .encryption()
+        .get_verification(&alice, &flow)
+        .await
+        .and_then(|v| v.sas())
+        .expect("the laptop sees the SAS");
     laptop_sas.accept().await.expect("sas accepted");
 
     // Key exchange, then both show emoji.

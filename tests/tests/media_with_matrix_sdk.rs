@@ -16,11 +16,7 @@ use matrix_sdk::{
         api::client::{media::get_content_thumbnail::v3::Method, room::create_room},
         events::{
             AnySyncMessageLikeEvent, AnySyncTimelineEvent, InitialStateEvent,
-            room::{
-                MediaSource,
-                encryption::RoomEncryptionEventContent,
-                message::MessageType,
-            },
+            room::{MediaSource, encryption::RoomEncryptionEventContent, message::MessageType},
         },
     },
 };
@@ -40,7 +36,10 @@ async fn room_with_bob(alice: &Client, bob: &Client, encrypted: bool) -> OwnedRo
     req.invite = vec![UserId::parse("@bob:blackbox.test").unwrap()];
     req.is_direct = true;
     if encrypted {
-        req.initial_state = vec![InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any()];
+        req.initial_state = vec![
+            InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults())
+                .to_raw_any(),
+        ];
     }
     let room = alice.create_room(req).await.expect("room created");
     bob.sync_once(SyncSettings::default()).await.unwrap();
@@ -59,10 +58,12 @@ async fn images(bob: &Client, room: &OwnedRoomId) -> Vec<(String, MediaSource)> 
         .chunk
         .iter()
         .filter_map(|e| match e.raw().deserialize() {
-            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => match &m.as_original()?.content.msgtype {
-                MessageType::Image(i) => Some((i.body.clone(), i.source.clone())),
-                _ => None,
-            },
+            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => {
+                match &m.as_original()?.content.msgtype {
+                    MessageType::Image(i) => Some((i.body.clone(), i.source.clone())),
+                    _ => None,
+                }
+            }
             _ => None,
         })
         .collect()
@@ -101,7 +102,11 @@ async fn a_photo_sent_in_a_room_reaches_the_other_member_with_a_thumbnail() {
         .get_media_content(
             &MediaRequestParameters {
                 source: source.clone(),
-                format: MediaFormat::Thumbnail(MediaThumbnailSettings::with_method(Method::Scale, UInt::from(300u32), UInt::from(200u32))),
+                format: MediaFormat::Thumbnail(MediaThumbnailSettings::with_method(
+                    Method::Scale,
+                    UInt::from(300u32),
+                    UInt::from(200u32),
+                )),
             },
             false,
         )
@@ -115,7 +120,10 @@ async fn a_photo_sent_in_a_room_reaches_the_other_member_with_a_thumbnail() {
     let uploaded = alice.media().upload(&mime::TEXT_PLAIN, b"recipe".to_vec(), None).await.expect("upload");
     let back = bob
         .media()
-        .get_media_content(&MediaRequestParameters { source: MediaSource::Plain(uploaded.content_uri), format: MediaFormat::File }, false)
+        .get_media_content(
+            &MediaRequestParameters { source: MediaSource::Plain(uploaded.content_uri), format: MediaFormat::File },
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(back, b"recipe");

@@ -68,9 +68,7 @@ async fn two_people_invite_join_and_exchange_messages() {
 #[tokio::test]
 async fn a_dm_with_edits_reactions_threads_redactions_receipts_and_long_history() {
     use matrix_sdk::ruma::{
-        OwnedEventId,
-        api::client::receipt::create_receipt::v3::ReceiptType,
-        events::receipt::ReceiptThread,
+        OwnedEventId, api::client::receipt::create_receipt::v3::ReceiptType, events::receipt::ReceiptThread,
     };
     use serde_json::json;
 
@@ -94,7 +92,8 @@ async fn a_dm_with_edits_reactions_threads_redactions_receipts_and_long_history(
     kid.get_room(room.room_id()).unwrap().join().await.unwrap();
     let kids_room = kid.get_room(room.room_id()).unwrap();
 
-    let original: OwnedEventId = room.send(RoomMessageEventContent::text_plain("Homewrok done?")).await.unwrap().response.event_id;
+    let original: OwnedEventId =
+        room.send(RoomMessageEventContent::text_plain("Homewrok done?")).await.unwrap().response.event_id;
     room.send_raw(
         "m.room.message",
         json!({"msgtype": "m.text", "body": "* Homework done?", "m.new_content": {"msgtype": "m.text", "body": "Homework done?"},
@@ -103,7 +102,10 @@ async fn a_dm_with_edits_reactions_threads_redactions_receipts_and_long_history(
     .await
     .expect("edit");
     kids_room
-        .send_raw("m.reaction", json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": original, "key": "✅"}}))
+        .send_raw(
+            "m.reaction",
+            json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": original, "key": "✅"}}),
+        )
         .await
         .expect("reaction");
     kids_room
@@ -115,7 +117,10 @@ async fn a_dm_with_edits_reactions_threads_redactions_receipts_and_long_history(
         .expect("thread reply");
     let oops = kids_room.send(RoomMessageEventContent::text_plain("wrong chat")).await.unwrap().response.event_id;
     kids_room.redact(&oops, Some("sorry"), None).await.expect("redact own message");
-    kids_room.send_single_receipt(ReceiptType::Read, ReceiptThread::Unthreaded, original.clone()).await.expect("receipt");
+    kids_room
+        .send_single_receipt(ReceiptType::Read, ReceiptThread::Unthreaded, original.clone())
+        .await
+        .expect("receipt");
     kids_room.typing_notice(true).await.expect("typing");
 
     // What mum's client sees of it.

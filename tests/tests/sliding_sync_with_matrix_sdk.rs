@@ -17,8 +17,12 @@ use matrix_sdk_ui::{
 
 /// Drives the sync loop and the room list stream until `done` says the entries are as wanted
 /// (or a minute passes).
-async fn until<S, L>(sync: &mut S, stream: &mut L, rooms: &mut Vector<RoomListItem>, done: impl Fn(&Vector<RoomListItem>) -> bool)
-where
+async fn until<S, L>(
+    sync: &mut S,
+    stream: &mut L,
+    rooms: &mut Vector<RoomListItem>,
+    done: impl Fn(&Vector<RoomListItem>) -> bool,
+) where
     S: futures_util::Stream<Item = Result<(), matrix_sdk_ui::room_list_service::Error>> + Unpin,
     L: futures_util::Stream<Item = Vec<eyeball_im::VectorDiff<RoomListItem>>> + Unpin,
 {
@@ -91,7 +95,9 @@ async fn element_x_room_list_shows_fifty_rooms_in_order_and_a_new_message_moves_
     // The rooms on screen are subscribed to (as Element X does): their latest event is shown.
     service.subscribe_to_rooms(&[&ids[1]]).await;
     until(&mut sync, &mut stream, &mut rooms, |r| {
-        r.iter().any(|x| x.room_id() == ids[1] && matches!(x.latest_event(), matrix_sdk::latest_events::LatestEventValue::Remote(_)))
+        r.iter().any(|x| {
+            x.room_id() == ids[1] && matches!(x.latest_event(), matrix_sdk::latest_events::LatestEventValue::Remote(_))
+        })
     })
     .await;
 
@@ -102,14 +108,20 @@ async fn element_x_room_list_shows_fifty_rooms_in_order_and_a_new_message_moves_
     eprintln!("a new message reached the top of the room list after {:?}", started.elapsed());
     assert_eq!(rooms.len(), 50);
     // Bob's message counts as unread for Alice (the server evaluates her push rules).
-    until(&mut sync, &mut stream, &mut rooms, |r| r.iter().any(|x| x.room_id() == ids[0] && x.unread_notification_counts().notification_count >= 1)).await;
+    until(&mut sync, &mut stream, &mut rooms, |r| {
+        r.iter().any(|x| x.room_id() == ids[0] && x.unread_notification_counts().notification_count >= 1)
+    })
+    .await;
 
     // An invitation shows up in the list, as an invite.
     let mut req = CreateRoom::new();
     req.name = Some("Bob's party".to_owned());
     req.invite = vec![format!("@alice:{SERVER_NAME}").try_into().unwrap()];
     let party = bob.create_room(req).await.unwrap().room_id().to_owned();
-    until(&mut sync, &mut stream, &mut rooms, |r| r.iter().any(|x| x.room_id() == party && x.state() == RoomState::Invited)).await;
+    until(&mut sync, &mut stream, &mut rooms, |r| {
+        r.iter().any(|x| x.room_id() == party && x.state() == RoomState::Invited)
+    })
+    .await;
     assert_eq!(rooms.len(), 51);
 
     // The server restarts under the running client: it goes on from its position, without
@@ -145,7 +157,9 @@ async fn element_x_sync_service_gets_its_keys_and_room_keys_through_sliding_sync
 
     let mut req = CreateRoom::new();
     req.invite = vec![format!("@bob:{SERVER_NAME}").try_into().unwrap()];
-    req.initial_state = vec![InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any()];
+    req.initial_state = vec![
+        InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any(),
+    ];
     let room_id = alice.create_room(req).await.expect("room").room_id().to_owned();
     bob.sync_once(SyncSettings::default()).await.unwrap();
     bob.get_room(&room_id).expect("invited").join().await.expect("bob joins");
@@ -162,7 +176,11 @@ async fn element_x_sync_service_gets_its_keys_and_room_keys_through_sliding_sync
         assert!(Instant::now() < deadline, "Alice's device keys never reached Bob");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bob.get_room(&room_id).unwrap().send(RoomMessageEventContent::text_plain("meet at the bakery")).await.expect("bob sends");
+    bob.get_room(&room_id)
+        .unwrap()
+        .send(RoomMessageEventContent::text_plain("meet at the bakery"))
+        .await
+        .expect("bob sends");
 
     // Alice's encryption connection brings the room key (to-device); the message decrypts.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -195,7 +213,9 @@ async fn element_x_opens_a_room_and_scrolls_back_through_its_history() {
     chat_list!(alice, service, stream, sync, rooms);
     service.subscribe_to_rooms(&[&room_id]).await;
     until(&mut sync, &mut stream, &mut rooms, |r| {
-        r.iter().any(|x| x.room_id() == room_id && matches!(x.latest_event(), matrix_sdk::latest_events::LatestEventValue::Remote(_)))
+        r.iter().any(|x| {
+            x.room_id() == room_id && matches!(x.latest_event(), matrix_sdk::latest_events::LatestEventValue::Remote(_))
+        })
     })
     .await;
 

@@ -15,7 +15,12 @@ use serde_json::Value;
 
 async fn client(server: &Server) -> matrix_sdk::Client {
     let store = tempfile::tempdir().unwrap().keep();
-    matrix_sdk::Client::builder().homeserver_url(&server.url).sqlite_store(store, None).build().await.expect("client builds")
+    matrix_sdk::Client::builder()
+        .homeserver_url(&server.url)
+        .sqlite_store(store, None)
+        .build()
+        .await
+        .expect("client builds")
 }
 
 fn ui_dir() -> PathBuf {
@@ -35,7 +40,8 @@ async fn flow(args: &[&str]) -> Value {
     .expect("node runs (install Node.js, then `npm ci` in tests/ui)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "flows.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|_| panic!("no JSON from flows.mjs: {stdout}"))
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|_| panic!("no JSON from flows.mjs: {stdout}"))
 }
 
 /// Restarts the server whenever it asks (after a settings change), as the `hearth` binary does,
@@ -76,10 +82,18 @@ async fn the_wizard_sets_up_the_server_and_the_dashboard_invites_manages_and_dea
     // is closed again.
     let lan = got["lanAddress"].as_str().unwrap();
     assert!(!lan.contains("127.0.0.1"), "{lan}");
-    let from_network = reqwest::Client::new().get(format!("{lan}_matrix/client/versions")).timeout(std::time::Duration::from_secs(5)).send().await;
+    let from_network = reqwest::Client::new()
+        .get(format!("{lan}_matrix/client/versions"))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await;
     assert!(from_network.is_err(), "{lan} must not answer any more");
     let mum = client(&server).await;
-    mum.matrix_auth().login_username("mum", "a-long-password").send().await.expect("the admin made in the wizard signs in");
+    mum.matrix_auth()
+        .login_username("mum", "a-long-password")
+        .send()
+        .await
+        .expect("the admin made in the wizard signs in");
     assert_eq!(mum.user_id().unwrap().as_str(), "@mum:family.test");
     let register = |body: Value| {
         let url = format!("{}/_matrix/client/v3/register", server.url);
@@ -88,7 +102,10 @@ async fn the_wizard_sets_up_the_server_and_the_dashboard_invites_manages_and_dea
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
-    let (st, v) = register(serde_json::json!({"username": "stranger", "password": "a-long-password", "auth": {"type": "m.login.dummy"}})).await;
+    let (st, v) = register(
+        serde_json::json!({"username": "stranger", "password": "a-long-password", "auth": {"type": "m.login.dummy"}}),
+    )
+    .await;
     assert_eq!(st, 403, "apps cannot sign up by themselves: {v}");
 
     let got = flow(&["invite", &admin_url]).await;

@@ -316,8 +316,8 @@ impl Config {
         let de = toml::Deserializer::parse(text).map_err(|e| {
             err(format!("{}: not valid TOML{}: {}", origin.display(), locate(text, e.span()), e.message()))
         })?;
-        let config: Config = serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-            .map_err(|e: toml::de::Error| {
+        let config: Config =
+            serde_ignored::deserialize(de, |path| unknown.push(path.to_string())).map_err(|e: toml::de::Error| {
                 err(format!("{}{}: {}", origin.display(), locate(text, e.span()), e.message()))
             })?;
         let warnings = unknown
@@ -345,7 +345,9 @@ impl Config {
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("HEARTH_SERVER_NAME") {
             self.server_name = ServerName::parse(v.trim()).map_err(|e| {
-                err(format!("HEARTH_SERVER_NAME: `{v}` is not a valid server name ({e}); use a host name like example.org"))
+                err(format!(
+                    "HEARTH_SERVER_NAME: `{v}` is not a valid server name ({e}); use a host name like example.org"
+                ))
             })?;
         }
         if let Some(v) = get("HEARTH_DATA_DIR") {
@@ -358,11 +360,8 @@ impl Config {
             let addr: SocketAddr = v.parse().map_err(|_| {
                 err(format!("HEARTH_LISTEN: `{v}` is not host:port (for example 127.0.0.1:8008 or [::1]:8008)"))
             })?;
-            self.listeners = vec![Listener {
-                port: addr.port(),
-                bind_addresses: vec![addr.ip()],
-                ..Listener::default()
-            }];
+            self.listeners =
+                vec![Listener { port: addr.port(), bind_addresses: vec![addr.ip()], ..Listener::default() }];
         }
         if let Some(v) = get("HEARTH_ADMIN_LISTEN") {
             let addr: SocketAddr = v.parse().map_err(|_| {
@@ -388,7 +387,9 @@ impl Config {
                 return Err(err(format!("listeners[{i}].type: only \"http\" listeners exist, not \"{}\"", l.kind)));
             }
             if l.bind_addresses.is_empty() {
-                return Err(err(format!("listeners[{i}].bind_addresses: give at least one address, e.g. [\"127.0.0.1\"]")));
+                return Err(err(format!(
+                    "listeners[{i}].bind_addresses: give at least one address, e.g. [\"127.0.0.1\"]"
+                )));
             }
         }
         if self.enable_registration
@@ -401,8 +402,9 @@ impl Config {
             ));
         }
         if let Some(url) = &self.public_baseurl {
-            let parsed = parse_base_url(url)
-                .ok_or_else(|| err(format!("public_baseurl: `{url}` is not an http(s) URL like https://matrix.example.org/")))?;
+            let parsed = parse_base_url(url).ok_or_else(|| {
+                err(format!("public_baseurl: `{url}` is not an http(s) URL like https://matrix.example.org/"))
+            })?;
             self.public_baseurl = Some(parsed);
         }
         if self.data_dir.is_none() {
@@ -416,7 +418,8 @@ impl Config {
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err()
             || !self.log_level.split(',').all(|d| {
                 let level = d.rsplit('=').next().unwrap_or("").trim();
-                d.contains('=') || ["error", "warn", "info", "debug", "trace", "off"].contains(&level.to_lowercase().as_str())
+                d.contains('=')
+                    || ["error", "warn", "info", "debug", "trace", "off"].contains(&level.to_lowercase().as_str())
             })
         {
             return Err(err(format!(
@@ -462,11 +465,15 @@ impl Config {
     /// Applies what the setup wizard and the dashboard stored in the database, over the file:
     /// `server_name`, `registration` ("closed", "invite", "token" or "open") and `public_baseurl`. A
     /// stored value that no longer parses is refused with the key named, as a file value would.
-    pub fn apply_settings(&mut self, settings: &std::collections::BTreeMap<String, serde_json::Value>) -> Result<(), ConfigError> {
+    pub fn apply_settings(
+        &mut self,
+        settings: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<(), ConfigError> {
         if let Some(v) = settings.get("server_name") {
-            self.server_name = v.as_str().and_then(|s| ServerName::parse(s).ok()).ok_or_else(|| {
-                err(format!("setting `server_name` in the database: `{v}` is not a server name"))
-            })?;
+            self.server_name = v
+                .as_str()
+                .and_then(|s| ServerName::parse(s).ok())
+                .ok_or_else(|| err(format!("setting `server_name` in the database: `{v}` is not a server name")))?;
         }
         if let Some(v) = settings.get("registration") {
             let policy = v.as_str().and_then(RegistrationPolicy::parse).ok_or_else(|| {
@@ -475,15 +482,20 @@ impl Config {
             policy.apply(self);
         }
         if let Some(v) = settings.get("listen_on_network") {
-            self.listen_on_network = v.as_bool().ok_or_else(|| err(format!("setting `listen_on_network` in the database: `{v}` is not true or false")))?;
+            self.listen_on_network = v.as_bool().ok_or_else(|| {
+                err(format!("setting `listen_on_network` in the database: `{v}` is not true or false"))
+            })?;
         }
         if let Some(v) = settings.get("behind_proxy") {
-            self.behind_proxy = v.as_bool().ok_or_else(|| err(format!("setting `behind_proxy` in the database: `{v}` is not true or false")))?;
+            self.behind_proxy = v
+                .as_bool()
+                .ok_or_else(|| err(format!("setting `behind_proxy` in the database: `{v}` is not true or false")))?;
         }
         if let Some(v) = settings.get("public_baseurl") {
-            let url = v.as_str().and_then(parse_base_url).ok_or_else(|| {
-                err(format!("setting `public_baseurl` in the database: `{v}` is not an http(s) URL"))
-            })?;
+            let url = v
+                .as_str()
+                .and_then(parse_base_url)
+                .ok_or_else(|| err(format!("setting `public_baseurl` in the database: `{v}` is not an http(s) URL")))?;
             self.public_baseurl = Some(url);
         }
         Ok(())
@@ -666,7 +678,8 @@ mod tests {
         let (c, _) = parse("enable_registration = true\ndata_dir = \"/tmp/x\"").unwrap();
         let e = c.validate().unwrap_err();
         assert!(e.0.contains("enable_registration_without_verification"), "{e}");
-        let (c, _) = parse("enable_registration = true\nregistration_requires_token = true\ndata_dir = \"/tmp/x\"").unwrap();
+        let (c, _) =
+            parse("enable_registration = true\nregistration_requires_token = true\ndata_dir = \"/tmp/x\"").unwrap();
         c.validate().unwrap();
     }
 

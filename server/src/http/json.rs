@@ -6,10 +6,7 @@ use http::{Method, StatusCode, request::Parts};
 use serde::de::DeserializeOwned;
 
 use super::ruma::{AuthKind, authenticate, check_json_object, read_body};
-use crate::{
-    error::Error,
-    service::AppState,
-};
+use crate::{error::Error, service::AppState};
 
 /// A JSON object body deserialised into `T`.
 pub struct Json<T>(pub T);

@@ -6,6 +6,7 @@ pub mod ruma;
 
 use std::time::Duration;
 
+use ::ruma::api::{IncomingRequest, path_builder::PathBuilder};
 use axum::{
     Router,
     extract::Request,
@@ -15,7 +16,6 @@ use axum::{
     routing::{MethodFilter, on},
 };
 use http::{HeaderValue, Method, StatusCode, header};
-use ::ruma::api::{IncomingRequest, path_builder::PathBuilder};
 
 use crate::{error::Error, service::AppState};
 
@@ -63,7 +63,10 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             Error::internal("handler panicked").into_response()
         }))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, Duration::from_secs(600)))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            Duration::from_secs(600),
+        ))
         .layer(middleware::from_fn(ensure_matrix_error))
         .layer(middleware::from_fn(cors))
         .with_state(state)
@@ -80,11 +83,8 @@ async fn method_not_allowed() -> Error {
 /// CORS as the spec requires (Client-Server API, "Web Browser Clients"): every response,
 /// errors included, carries the headers, and any OPTIONS request is answered directly.
 async fn cors(req: Request, next: Next) -> Response {
-    let mut resp = if req.method() == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(req).await
-    };
+    let mut resp =
+        if req.method() == Method::OPTIONS { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
     let h = resp.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS"));

@@ -13,10 +13,12 @@ use axum::{
 use http::{Method, StatusCode, request::Parts};
 use ruma::api::{
     IncomingRequest, OutgoingResponse,
-    path_builder::PathBuilder,
-    auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication},
+    auth_scheme::{
+        AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional, NoAccessToken, NoAuthentication,
+    },
     error::{DeserializationError, ErrorKind, FromHttpRequestError},
     federation::authentication::ServerSignatures,
+    path_builder::PathBuilder,
 };
 
 use crate::{
@@ -146,10 +148,9 @@ pub async fn authenticate(state: &AppState, parts: &Parts, kind: AuthKind) -> Re
     let ip = client_ip(parts).map(|i| i.to_string());
     match kind {
         AuthKind::None => Ok(None),
-        AuthKind::Federation => Err(Error::unrecognized(
-            StatusCode::NOT_FOUND,
-            "Federation is not available on this server yet",
-        )),
+        AuthKind::Federation => {
+            Err(Error::unrecognized(StatusCode::NOT_FOUND, "Federation is not available on this server yet"))
+        }
         AuthKind::Optional => match access_token(parts)? {
             Some(t) => Ok(Some(state.accounts.authenticate(&t, ip.as_deref()).await?)),
             None => Ok(None),
@@ -165,7 +166,9 @@ pub async fn authenticate(state: &AppState, parts: &Parts, kind: AuthKind) -> Re
 /// Content-Length when the client declares it).
 pub async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Error> {
     let too_large = || Error::too_large(format!("Request body is larger than the limit of {limit} bytes"));
-    if let Some(len) = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+    if let Some(len) =
+        parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+    {
         if len > limit as u64 {
             return Err(too_large());
         }
@@ -196,7 +199,9 @@ pub fn request_error(e: FromHttpRequestError) -> Error {
 pub fn deserialization_error(d: &DeserializationError) -> Error {
     let msg = d.to_string();
     match d {
-        DeserializationError::Json(j) if j.is_syntax() || j.is_eof() => Error::not_json(format!("Body is not valid JSON: {j}")),
+        DeserializationError::Json(j) if j.is_syntax() || j.is_eof() => {
+            Error::not_json(format!("Body is not valid JSON: {j}"))
+        }
         _ if msg.contains("missing field") => Error::missing_param(msg),
         DeserializationError::Ident(_) => Error::invalid_param(msg),
         DeserializationError::Query(_) | DeserializationError::Header(_) => Error::invalid_param(msg),
@@ -271,7 +276,8 @@ where
             .map(|(_, v)| v.to_owned())
             .collect();
         // Routes registered without a trailing empty state key (see `http::route`).
-        let expected = T::PATH_BUILDER.all_paths().next().map_or(0, |p| p.split('/').filter(|s| s.starts_with('{')).count());
+        let expected =
+            T::PATH_BUILDER.all_paths().next().map_or(0, |p| p.split('/').filter(|s| s.starts_with('{')).count());
         path_args.resize(expected.max(path_args.len()), String::new());
 
         let session = authenticate(state, &parts, <T::Authentication as AuthRequirement>::KIND).await?;

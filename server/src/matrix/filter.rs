@@ -45,17 +45,22 @@ impl EventFilter {
     }
 
     pub fn allows_room(&self, room_id: &str) -> bool {
-        !self.not_rooms.iter().any(|r| r == room_id) && self.rooms.as_ref().is_none_or(|rs| rs.iter().any(|r| r == room_id))
+        !self.not_rooms.iter().any(|r| r == room_id)
+            && self.rooms.as_ref().is_none_or(|rs| rs.iter().any(|r| r == room_id))
     }
 
     /// Whether a client-format event passes the filter.
     pub fn allows(&self, event: &Value) -> bool {
         let t = event["type"].as_str().unwrap_or("");
         let sender = event["sender"].as_str().unwrap_or("");
-        if self.not_types.iter().any(|p| type_matches(p, t)) || self.types.as_ref().is_some_and(|ts| !ts.iter().any(|p| type_matches(p, t))) {
+        if self.not_types.iter().any(|p| type_matches(p, t))
+            || self.types.as_ref().is_some_and(|ts| !ts.iter().any(|p| type_matches(p, t)))
+        {
             return false;
         }
-        if self.not_senders.iter().any(|s| s == sender) || self.senders.as_ref().is_some_and(|ss| !ss.iter().any(|s| s == sender)) {
+        if self.not_senders.iter().any(|s| s == sender)
+            || self.senders.as_ref().is_some_and(|ss| !ss.iter().any(|s| s == sender))
+        {
             return false;
         }
         if let Some(want_url) = self.contains_url {
@@ -95,7 +100,8 @@ mod tests {
 
     #[test]
     fn types_senders_and_wildcards() {
-        let f = EventFilter::from_json(&json!({"types": ["m.room.*"], "not_senders": ["@spam:x"], "contains_url": false}));
+        let f =
+            EventFilter::from_json(&json!({"types": ["m.room.*"], "not_senders": ["@spam:x"], "contains_url": false}));
         assert!(f.allows(&json!({"type": "m.room.message", "sender": "@a:x", "content": {}})));
         assert!(!f.allows(&json!({"type": "m.reaction", "sender": "@a:x", "content": {}})));
         assert!(!f.allows(&json!({"type": "m.room.message", "sender": "@spam:x", "content": {}})));

@@ -109,7 +109,9 @@ impl Pdu {
             }
         };
         let depth = match obj.get("depth") {
-            Some(CanonicalJsonValue::Integer(i)) => u64::try_from(i64::from(*i)).map_err(|_| e("depth must not be negative"))?,
+            Some(CanonicalJsonValue::Integer(i)) => {
+                u64::try_from(i64::from(*i)).map_err(|_| e("depth must not be negative"))?
+            }
             _ => return Err(e("depth must be an integer")),
         };
         let ts = match obj.get("origin_server_ts") {
@@ -206,11 +208,7 @@ pub struct Built {
 
 /// Builds the PDU for `new`, adds its content hash and this server's signature, and computes its
 /// event ID (and, for a v12 create event, the room ID), per the room version's rules.
-pub fn build_and_sign(
-    new: NewPdu<'_>,
-    server_name: &str,
-    key: &Ed25519KeyPair,
-) -> Result<Built, PduError> {
+pub fn build_and_sign(new: NewPdu<'_>, server_name: &str, key: &Ed25519KeyPair) -> Result<Built, PduError> {
     let rules = new.room_version.rules().ok_or_else(|| e("unsupported room version"))?;
     let refs = |list: Vec<(OwnedEventId, CanonicalJsonObject)>| -> Result<CanonicalJsonValue, PduError> {
         let items = list

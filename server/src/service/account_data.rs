@@ -88,14 +88,17 @@ impl AccountData {
             return Ok(out);
         }
         let generation = self.push_rules.generation();
-        let stored: HashMap<String, String> = storage::push_actions::rulesets(&self.db.read, &missing).await?.into_iter().collect();
+        let stored: HashMap<String, String> =
+            storage::push_actions::rulesets(&self.db.read, &missing).await?.into_iter().collect();
         let parsed: Vec<(String, Arc<Ruleset>)> = missing
             .into_iter()
             .filter_map(|u| {
                 let rules = stored
                     .get(&u)
                     .and_then(|text| {
-                        serde_json::from_str::<Value>(text).ok().and_then(|v| serde_json::from_value::<Ruleset>(v["global"].clone()).ok())
+                        serde_json::from_str::<Value>(text)
+                            .ok()
+                            .and_then(|v| serde_json::from_value::<Ruleset>(v["global"].clone()).ok())
                     })
                     .or_else(|| UserId::parse(&u).ok().map(|id| Ruleset::server_default(&id)))?;
                 Some((u, Arc::new(rules)))

@@ -12,6 +12,7 @@ use ruma::{
     api::{client::uiaa::AuthType, error::ErrorKind},
 };
 
+use super::e2ee::DeviceListHead;
 use super::{
     guarded::Guarded,
     passwords,
@@ -19,7 +20,6 @@ use super::{
     tokens,
     uiaa::{Authorised, Stage, Uiaa},
 };
-use super::e2ee::DeviceListHead;
 use crate::{
     config::Config,
     error::{Error, Result},
@@ -140,7 +140,8 @@ impl Accounts {
         if localpart.starts_with('_') {
             return Err(invalid("User ID may not begin with '_' (reserved for bridges)"));
         }
-        if !localpart.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+')) {
+        if !localpart.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/' | b'+'))
+        {
             return Err(invalid("User ID can only contain the characters a-z, 0-9, and . _ = - / +"));
         }
         let full = format!("@{localpart}:{}", self.config.server_name);
@@ -305,8 +306,16 @@ impl Accounts {
         let (refresh_token, refresh_id, expires_in) = if refresh {
             let rt = tokens::generate("hrt");
             let rt_expiry = self.config.refresh_token_lifetime.map(|d| now + d.0.as_millis() as i64);
-            let id = storage::tokens::insert_refresh(&mut *tx, &tokens::hash(&rt), user_id.as_str(), device_id.as_str(), now, rt_expiry, replaces)
-                .await?;
+            let id = storage::tokens::insert_refresh(
+                &mut *tx,
+                &tokens::hash(&rt),
+                user_id.as_str(),
+                device_id.as_str(),
+                now,
+                rt_expiry,
+                replaces,
+            )
+            .await?;
             (Some(rt), Some(id), Some(self.config.refreshable_access_token_lifetime.0))
         } else {
             (None, None, None)
@@ -342,7 +351,14 @@ impl Accounts {
                 return Err(Error::unknown_token(true));
             }
             if c.last_seen_ts.is_none_or(|t| now - t > LAST_SEEN_GRANULARITY_MS) {
-                storage::devices::touch(&self.db.write, c.session.user_id.as_str(), c.session.device_id.as_str(), now, ip).await?;
+                storage::devices::touch(
+                    &self.db.write,
+                    c.session.user_id.as_str(),
+                    c.session.device_id.as_str(),
+                    now,
+                    ip,
+                )
+                .await?;
                 self.sessions.with(|c| {
                     if let Some(entry) = c.get_mut(&hash) {
                         entry.last_seen_ts = Some(now);
@@ -352,7 +368,8 @@ impl Accounts {
             return Ok(c.session);
         }
         let generation = self.sessions.generation();
-        let row = storage::tokens::find_session(&self.db.read, &hash).await?.ok_or_else(|| Error::unknown_token(false))?;
+        let row =
+            storage::tokens::find_session(&self.db.read, &hash).await?.ok_or_else(|| Error::unknown_token(false))?;
         // The lookup was by hash; compare again in constant time so no timing difference
         // depends on how much of a guessed hash matched the index.
         if !bool::from(subtle::ConstantTimeEq::ct_eq(row.token_hash.as_slice(), hash.as_slice())) {
@@ -492,7 +509,13 @@ impl Accounts {
 
     /// Sets a new password. With `logout_devices`, every other device is logged out (the
     /// spec's default), keeping `keep`.
-    pub async fn change_password(&self, user_id: &UserId, new: String, logout_devices: bool, keep: &Session) -> Result<()> {
+    pub async fn change_password(
+        &self,
+        user_id: &UserId,
+        new: String,
+        logout_devices: bool,
+        keep: &Session,
+    ) -> Result<()> {
         let hash = passwords::hash(new).await?;
         let mut tx = self.db.write.begin().await?;
         storage::users::set_password_hash(&mut *tx, user_id.as_str(), Some(&hash)).await?;

@@ -240,8 +240,24 @@ impl Ephemeral {
     }
 
     /// Stores a receipt (spec: POST /receipt). `thread_id` is "" for an unthreaded receipt.
-    pub async fn put_receipt(&self, room: &RoomId, user: &UserId, receipt_type: &str, thread_id: &str, event_id: &str) -> Result<()> {
-        let id = storage::receipts::put(&self.db.write, room.as_str(), receipt_type, user.as_str(), thread_id, event_id, now_ms()).await?;
+    pub async fn put_receipt(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        receipt_type: &str,
+        thread_id: &str,
+        event_id: &str,
+    ) -> Result<()> {
+        let id = storage::receipts::put(
+            &self.db.write,
+            room.as_str(),
+            receipt_type,
+            user.as_str(),
+            thread_id,
+            event_id,
+            now_ms(),
+        )
+        .await?;
         {
             let mut rooms = self.receipt_rooms.lock().expect("receipt rooms");
             let e = rooms.entry(room.to_string()).or_insert(id);

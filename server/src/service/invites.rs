@@ -108,7 +108,13 @@ impl Invites {
 
     /// Creates the invitee's account. The use is reserved first (atomically, so two people
     /// racing for the last use cannot both get it) and given back if the account cannot be made.
-    pub async fn sign_up(&self, accounts: &Accounts, code: &str, username: &str, password: String) -> Result<OwnedUserId> {
+    pub async fn sign_up(
+        &self,
+        accounts: &Accounts,
+        code: &str,
+        username: &str,
+        password: String,
+    ) -> Result<OwnedUserId> {
         let state = self.state(code).await?;
         if state != InviteState::Valid {
             return Err(invite_error(state));
@@ -135,7 +141,12 @@ impl Invites {
 pub fn qr_svg(text: &str) -> String {
     use qrcode::render::svg;
     match qrcode::QrCode::new(text.as_bytes()) {
-        Ok(code) => code.render::<svg::Color>().min_dimensions(200, 200).dark_color(svg::Color("#000000")).light_color(svg::Color("#ffffff")).build(),
+        Ok(code) => code
+            .render::<svg::Color>()
+            .min_dimensions(200, 200)
+            .dark_color(svg::Color("#000000"))
+            .light_color(svg::Color("#ffffff"))
+            .build(),
         Err(_) => String::new(),
     }
 }

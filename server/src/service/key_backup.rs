@@ -65,7 +65,8 @@ impl KeyBackup {
     /// The given version, or the latest when `None`.
     pub async fn info(&self, user: &str, version: Option<&str>) -> Result<Info> {
         let v = version.map(number).transpose()?;
-        let (version, algorithm, etag, count) = storage::key_backup::version(&self.db.read, user, v).await?.ok_or_else(not_found)?;
+        let (version, algorithm, etag, count) =
+            storage::key_backup::version(&self.db.read, user, v).await?.ok_or_else(not_found)?;
         Ok(Info {
             version: version.to_string(),
             algorithm: serde_json::from_str(&algorithm).map_err(Error::internal)?,
@@ -105,7 +106,12 @@ impl KeyBackup {
 
     /// Stores keys (room, session, KeyBackupData) in the current version; answers the
     /// version's (count, etag).
-    pub async fn put_keys(&self, user: &str, version: &str, keys: Vec<(String, String, Value)>) -> Result<(i64, String)> {
+    pub async fn put_keys(
+        &self,
+        user: &str,
+        version: &str,
+        keys: Vec<(String, String, Value)>,
+    ) -> Result<(i64, String)> {
         let asked = number(version)?;
         let checked: Vec<NewKey> = keys.iter().map(|(r, s, d)| check_key(r, s, d)).collect::<Result<_>>()?;
         let mut tx = self.db.write.begin().await?;
@@ -113,18 +119,27 @@ impl KeyBackup {
         if current != asked {
             return Err(Error::matrix(
                 http::StatusCode::FORBIDDEN,
-                ruma::api::error::ErrorKind::WrongRoomKeysVersion(ruma::api::error::WrongRoomKeysVersionErrorData::new(current.to_string())),
+                ruma::api::error::ErrorKind::WrongRoomKeysVersion(
+                    ruma::api::error::WrongRoomKeysVersionErrorData::new(current.to_string()),
+                ),
                 format!("Version {asked} is not the current backup version ({current})"),
             ));
         }
         storage::key_backup::put_keys(&mut tx, user, current, &checked).await?;
-        let (_, _, etag, count) = storage::key_backup::version(&mut *tx, user, Some(current)).await?.ok_or_else(not_found)?;
+        let (_, _, etag, count) =
+            storage::key_backup::version(&mut *tx, user, Some(current)).await?.ok_or_else(not_found)?;
         tx.commit().await?;
         Ok((count, etag.to_string()))
     }
 
     /// Stored keys (room, session, KeyBackupData) of a live version.
-    pub async fn keys(&self, user: &str, version: &str, room: Option<&str>, session: Option<&str>) -> Result<Vec<(String, String, Value)>> {
+    pub async fn keys(
+        &self,
+        user: &str,
+        version: &str,
+        room: Option<&str>,
+        session: Option<&str>,
+    ) -> Result<Vec<(String, String, Value)>> {
         let v = number(version)?;
         storage::key_backup::version(&self.db.read, user, Some(v)).await?.ok_or_else(not_found)?;
         storage::key_backup::keys(&self.db.read, user, v, room, session)
@@ -134,7 +149,13 @@ impl KeyBackup {
             .collect()
     }
 
-    pub async fn delete_keys(&self, user: &str, version: &str, room: Option<&str>, session: Option<&str>) -> Result<(i64, String)> {
+    pub async fn delete_keys(
+        &self,
+        user: &str,
+        version: &str,
+        room: Option<&str>,
+        session: Option<&str>,
+    ) -> Result<(i64, String)> {
         let v = number(version)?;
         let mut tx = self.db.write.begin().await?;
         storage::key_backup::version(&mut *tx, user, Some(v)).await?.ok_or_else(not_found)?;

@@ -48,7 +48,9 @@ pub fn tail(dir: &Path, min: Level, limit: usize) -> std::io::Result<Vec<LogLine
         Ok(rd) => rd
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("hearth.") && n.ends_with(".log")))
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("hearth.") && n.ends_with(".log"))
+            })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
@@ -91,7 +93,8 @@ mod tests {
     #[test]
     fn the_newest_file_filtered_by_level_newest_lines_last() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("hearth.2026-11-25.log"), "2026-11-25T10:00:00Z ERROR old: yesterday\n").unwrap();
+        std::fs::write(dir.path().join("hearth.2026-11-25.log"), "2026-11-25T10:00:00Z ERROR old: yesterday\n")
+            .unwrap();
         std::fs::write(
             dir.path().join("hearth.2026-11-26.log"),
             "2026-11-26T10:00:00Z  INFO a: started\n2026-11-26T10:00:01Z  WARN b: disk almost full\n  continued\n\
@@ -103,7 +106,10 @@ mod tests {
             texts(tail(dir.path(), Level::Warn, 100).unwrap()),
             ["2026-11-26T10:00:01Z  WARN b: disk almost full", "  continued", "2026-11-26T10:00:03Z ERROR d: broken"]
         );
-        assert_eq!(texts(tail(dir.path(), Level::Trace, 2).unwrap()), ["2026-11-26T10:00:02Z DEBUG c: detail", "2026-11-26T10:00:03Z ERROR d: broken"]);
+        assert_eq!(
+            texts(tail(dir.path(), Level::Trace, 2).unwrap()),
+            ["2026-11-26T10:00:02Z DEBUG c: detail", "2026-11-26T10:00:03Z ERROR d: broken"]
+        );
         assert!(tail(&dir.path().join("missing"), Level::Info, 10).unwrap().is_empty());
     }
 }

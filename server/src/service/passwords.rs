@@ -54,7 +54,9 @@ impl Hasher {
         let raw_salt = salt.as_salt().decode_b64(&mut raw_salt).map_err(|e| e.to_string())?;
         let mut out = [0u8; OUTPUT_LEN];
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        argon.hash_password_into_with_memory(password, raw_salt, &mut out, self.memory(&params)).map_err(|e| e.to_string())?;
+        argon
+            .hash_password_into_with_memory(password, raw_salt, &mut out, self.memory(&params))
+            .map_err(|e| e.to_string())?;
         let phc = PasswordHash {
             algorithm: argon2::ARGON2ID_IDENT,
             version: Some(Version::V0x13.into()),
@@ -157,7 +159,11 @@ mod tests {
         assert!(super::verify("secret".into(), phc.clone()).await.unwrap());
         assert!(!super::verify("Secret".into(), phc).await.unwrap());
         // The parameters earlier Hearth builds used (19 MiB, t=2) still verify.
-        let old = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(19 * 1024, 2, 1, None).unwrap());
+        let old = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(19 * 1024, 2, 1, None).unwrap(),
+        );
         let phc = old.hash_password(b"secret", &salt).unwrap().to_string();
         assert!(phc.contains("m=19456,t=2"), "{phc}");
         assert!(super::verify("secret".into(), phc.clone()).await.unwrap());

@@ -39,7 +39,8 @@ impl Limiter {
             buckets.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
         }
         let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.rate.burst_count, now));
-        let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate.per_second).min(self.rate.burst_count);
+        let refilled =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.rate.per_second).min(self.rate.burst_count);
         if refilled >= 1.0 {
             if take {
                 *tokens = refilled - 1.0;

@@ -56,7 +56,13 @@ pub struct ProxyParams {
 
 impl ProxyParams {
     /// The usual setup: ports 443 and 8448, Let's Encrypt certificates (Caddy: automatic).
-    pub fn standard(kind: ProxyKind, server_name: &str, public_host: &str, upstream: &str, max_body_bytes: u64) -> Self {
+    pub fn standard(
+        kind: ProxyKind,
+        server_name: &str,
+        public_host: &str,
+        upstream: &str,
+        max_body_bytes: u64,
+    ) -> Self {
         let le = |host: &str, file: &str| format!("/etc/letsencrypt/live/{host}/{file}");
         let tls = match kind {
             ProxyKind::Caddy => Tls::CaddyAutomatic,
@@ -98,7 +104,8 @@ impl ProxyParams {
 }
 
 /// The path prefixes that reach Hearth.
-pub const PUBLIC_PREFIXES: &[&str] = &["/_matrix", "/_synapse/client", "/.well-known/matrix", "/_hearth/invite", "/_hearth/assets"];
+pub const PUBLIC_PREFIXES: &[&str] =
+    &["/_matrix", "/_synapse/client", "/.well-known/matrix", "/_hearth/invite", "/_hearth/assets"];
 
 /// A generated configuration and what to do with it.
 #[derive(Debug, Serialize)]
@@ -345,7 +352,10 @@ fn apache(p: &ProxyParams) -> ProxyConfig {
         text: t,
         steps: vec![
             dns_step(p),
-            format!("Get certificates for {} (for example with certbot) so the files named in SSLCertificateFile exist.", hosts(p)),
+            format!(
+                "Get certificates for {} (for example with certbot) so the files named in SSLCertificateFile exist.",
+                hosts(p)
+            ),
             "Turn on the modules: a2enmod ssl proxy proxy_http headers".to_owned(),
             "Save the file as /etc/apache2/sites-available/hearth.conf and enable it: a2ensite hearth".to_owned(),
             "Check and load it: apache2ctl -t && systemctl reload apache2".to_owned(),
@@ -467,7 +477,8 @@ fn regex_escape(s: &str) -> String {
 pub fn valid_host(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        && s.split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 #[cfg(test)]
@@ -477,8 +488,12 @@ mod tests {
     #[test]
     fn the_server_name_site_appears_only_when_delegated() {
         for kind in [ProxyKind::Nginx, ProxyKind::Caddy, ProxyKind::Apache] {
-            let same = generate(kind, &ProxyParams::standard(kind, "example.org", "example.org", "127.0.0.1:8008", 1000));
-            let delegated = generate(kind, &ProxyParams::standard(kind, "example.org", "matrix.example.org", "127.0.0.1:8008", 1000));
+            let same =
+                generate(kind, &ProxyParams::standard(kind, "example.org", "example.org", "127.0.0.1:8008", 1000));
+            let delegated = generate(
+                kind,
+                &ProxyParams::standard(kind, "example.org", "matrix.example.org", "127.0.0.1:8008", 1000),
+            );
             assert!(!same.text.contains("is the server name"), "{kind:?}");
             assert!(delegated.text.contains("example.org is the server name"), "{kind:?}");
             for prefix in PUBLIC_PREFIXES {

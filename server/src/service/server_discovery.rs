@@ -58,9 +58,12 @@ pub struct Discovery {
 /// A resolver with the configured servers, or the system's configuration.
 fn resolver(dns_servers: &[std::net::SocketAddr]) -> TokioResolver {
     let empty = || {
-        TokioResolver::builder_with_config(ResolverConfig::from_parts(None, Vec::new(), Vec::new()), TokioRuntimeProvider::default())
-            .build()
-            .expect("a resolver without servers builds")
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_parts(None, Vec::new(), Vec::new()),
+            TokioRuntimeProvider::default(),
+        )
+        .build()
+        .expect("a resolver without servers builds")
     };
     if dns_servers.is_empty() {
         return match TokioResolver::builder_tokio().and_then(|b| b.build()) {
@@ -94,11 +97,11 @@ impl Discovery {
         let dns_servers = config.dns_server_addrs().map_err(|e| anyhow::anyhow!("dns_servers: {e}"))?;
         let mut roots = Vec::new();
         for path in &config.federation_custom_ca_list {
-            let pem = std::fs::read(path).map_err(|e| anyhow::anyhow!("federation_custom_ca_list: cannot read {}: {e}", path.display()))?;
-            roots.extend(
-                reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| anyhow::anyhow!("federation_custom_ca_list: {} holds no PEM certificate: {e}", path.display()))?,
-            );
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("federation_custom_ca_list: cannot read {}: {e}", path.display()))?;
+            roots.extend(reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                anyhow::anyhow!("federation_custom_ca_list: {} holds no PEM certificate: {e}", path.display())
+            })?);
         }
         Ok(Discovery {
             dns: Arc::new(std::sync::OnceLock::new()),
@@ -117,7 +120,8 @@ impl Discovery {
     pub fn http(&self, pin: Option<(&str, &[SocketAddr])>) -> reqwest::Client {
         // HTTP/1.1, as other homeservers speak federation: the Host header the spec asks for is
         // then the one sent (HTTP/2 would put the URL's host and port in :authority).
-        let mut b = reqwest::Client::builder().timeout(TIMEOUT).http1_only().tls_certs_merge(self.roots.iter().cloned());
+        let mut b =
+            reqwest::Client::builder().timeout(TIMEOUT).http1_only().tls_certs_merge(self.roots.iter().cloned());
         if self.custom_dns {
             b = b.dns_resolver(Arc::new(HickoryForReqwest(self.dns().clone())));
         }
@@ -129,37 +133,82 @@ impl Discovery {
 
     /// Resolves `server_name` (`host` or `host:port`) the way the spec says.
     pub async fn resolve(&self, server_name: &str) -> Result<Destination, String> {
-        let (host, port) = split_host_port(server_name).ok_or_else(|| format!("`{server_name}` is not a server name"))?;
+        let (host, port) =
+            split_host_port(server_name).ok_or_else(|| format!("`{server_name}` is not a server name"))?;
         // 1. An IP literal: connect to it directly.
         if let Some(ip) = ip_literal(&host) {
             let port = port.unwrap_or(DEFAULT_PORT);
-            return Ok(Destination { connect_host: ip.to_string(), port, tls_name: ip.to_string(), host_header: server_name.to_owned(), via: format!("{server_name} is an IP address") });
+            return Ok(Destination {
+                connect_host: ip.to_string(),
+                port,
+                tls_name: ip.to_string(),
+                host_header: server_name.to_owned(),
+                via: format!("{server_name} is an IP address"),
+            });
         }
         // 2. An explicit port: that host and port, no delegation.
         if let Some(port) = port {
-            return Ok(Destination { connect_host: host.clone(), port, tls_name: host.clone(), host_header: server_name.to_owned(), via: format!("{server_name} names its port") });
+            return Ok(Destination {
+                connect_host: host.clone(),
+                port,
+                tls_name: host.clone(),
+                host_header: server_name.to_owned(),
+                via: format!("{server_name} names its port"),
+            });
         }
         // 3. Delegation through /.well-known/matrix/server.
         if let Some(delegated) = self.well_known(&host).await {
             let Some((d_host, d_port)) = split_host_port(&delegated) else {
-                return Err(format!("https://{host}/.well-known/matrix/server delegates to `{delegated}`, which is not a host name"));
+                return Err(format!(
+                    "https://{host}/.well-known/matrix/server delegates to `{delegated}`, which is not a host name"
+                ));
             };
             let via = format!("https://{host}/.well-known/matrix/server delegates to {delegated}");
             if let Some(ip) = ip_literal(&d_host) {
                 let port = d_port.unwrap_or(DEFAULT_PORT);
-                return Ok(Destination { connect_host: ip.to_string(), port, tls_name: ip.to_string(), host_header: delegated.clone(), via });
+                return Ok(Destination {
+                    connect_host: ip.to_string(),
+                    port,
+                    tls_name: ip.to_string(),
+                    host_header: delegated.clone(),
+                    via,
+                });
             }
             if let Some(port) = d_port {
-                return Ok(Destination { connect_host: d_host.clone(), port, tls_name: d_host, host_header: delegated.clone(), via });
+                return Ok(Destination {
+                    connect_host: d_host.clone(),
+                    port,
+                    tls_name: d_host,
+                    host_header: delegated.clone(),
+                    via,
+                });
             }
             if let Some((target, port, record)) = self.srv(&d_host).await {
-                return Ok(Destination { connect_host: target, port, tls_name: d_host.clone(), host_header: d_host, via: format!("{via}, and {record}") });
+                return Ok(Destination {
+                    connect_host: target,
+                    port,
+                    tls_name: d_host.clone(),
+                    host_header: d_host,
+                    via: format!("{via}, and {record}"),
+                });
             }
-            return Ok(Destination { connect_host: d_host.clone(), port: DEFAULT_PORT, tls_name: d_host.clone(), host_header: d_host, via: format!("{via} (no SRV record: port {DEFAULT_PORT})") });
+            return Ok(Destination {
+                connect_host: d_host.clone(),
+                port: DEFAULT_PORT,
+                tls_name: d_host.clone(),
+                host_header: d_host,
+                via: format!("{via} (no SRV record: port {DEFAULT_PORT})"),
+            });
         }
         // 4. and 5. SRV records for the server name itself.
         if let Some((target, port, record)) = self.srv(&host).await {
-            return Ok(Destination { connect_host: target, port, tls_name: host.clone(), host_header: host, via: record });
+            return Ok(Destination {
+                connect_host: target,
+                port,
+                tls_name: host.clone(),
+                host_header: host,
+                via: record,
+            });
         }
         // 6. The server name on port 8448.
         Ok(Destination {
@@ -204,7 +253,11 @@ impl Discovery {
                 if target.is_empty() {
                     return None;
                 }
-                return Some((target.clone(), srv.port, format!("the SRV record {service}.{host} points to {target}:{}", srv.port)));
+                return Some((
+                    target.clone(),
+                    srv.port,
+                    format!("the SRV record {service}.{host} points to {target}:{}", srv.port),
+                ));
             }
         }
         None
@@ -215,7 +268,11 @@ impl Discovery {
         if let Some(ip) = ip_literal(host) {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        let ips = self.dns().lookup_ip(format!("{host}.").as_str()).await.map_err(|e| format!("{host} does not resolve: {e}"))?;
+        let ips = self
+            .dns()
+            .lookup_ip(format!("{host}.").as_str())
+            .await
+            .map_err(|e| format!("{host} does not resolve: {e}"))?;
         let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(ip, port)).collect();
         if addrs.is_empty() { Err(format!("{host} has no address")) } else { Ok(addrs) }
     }
@@ -240,7 +297,11 @@ fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
 }
 
 fn ip_literal(host: &str) -> Option<IpAddr> {
-    host.trim_start_matches('[').trim_end_matches(']').parse().ok().filter(|_| host.starts_with('[') || !host.contains(':'))
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+        .filter(|_| host.starts_with('[') || !host.contains(':'))
 }
 
 /// hickory as reqwest's resolver, so the well-known and key requests use `dns_servers` too.

@@ -24,7 +24,11 @@ pub async fn settings(db: &Db) -> Result<BTreeMap<String, Value>> {
 
 /// The steps done so far, in wizard order.
 pub fn done(settings: &BTreeMap<String, Value>) -> Vec<&'static str> {
-    let stored: Vec<&str> = settings.get(DONE_KEY).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let stored: Vec<&str> = settings
+        .get(DONE_KEY)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     STEPS.iter().copied().filter(|s| stored.contains(s)).collect()
 }
 
@@ -75,7 +79,13 @@ fn check(name: &str, result: &'static str, detail: impl Into<String>, fix: Optio
 /// Reachability as Matrix apps see it, from this machine: the public address answers the
 /// client API (over HTTPS with a valid certificate when it is https), and the server name leads
 /// apps to it (`.well-known/matrix/client`) when the two differ.
-pub async fn run_checks(server_name: &str, public_baseurl: &str, mode: Option<&str>, key_id: &str, discovery: &Discovery) -> Vec<Check> {
+pub async fn run_checks(
+    server_name: &str,
+    public_baseurl: &str,
+    mode: Option<&str>,
+    key_id: &str,
+    discovery: &Discovery,
+) -> Vec<Check> {
     let http = discovery.http(None);
     let mut out = Vec::new();
     let versions = format!("{}_matrix/client/versions", public_baseurl);
@@ -103,12 +113,18 @@ pub async fn run_checks(server_name: &str, public_baseurl: &str, mode: Option<&s
             out.push(check(name, "fail", format!("{versions}: {detail}"), Some(fix)));
         }
     }
-    let public_host = url::Url::parse(public_baseurl).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    let public_host =
+        url::Url::parse(public_baseurl).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
     let name = "Apps find Hearth from the server name";
     if server_name.eq_ignore_ascii_case(&public_host) || server_name == "localhost" {
         out.push(check(name, "skipped", "the server name is the public host itself: nothing to delegate", None));
     } else if matches!(mode, Some("local" | "lan")) {
-        out.push(check(name, "skipped", "people type the homeserver address into their app; only a public server name can point to it", None));
+        out.push(check(
+            name,
+            "skipped",
+            "people type the homeserver address into their app; only a public server name can point to it",
+            None,
+        ));
     } else {
         let url = format!("https://{server_name}/.well-known/matrix/client");
         let want = public_baseurl.trim_end_matches('/');
@@ -143,54 +159,112 @@ pub async fn run_checks(server_name: &str, public_baseurl: &str, mode: Option<&s
 async fn federation_check(server_name: &str, mode: Option<&str>, key_id: &str, discovery: &Discovery) -> Check {
     let name = "Other Matrix servers find Hearth (federation)";
     match mode {
-        Some("local") => return check(name, "skipped", "Hearth is reachable from this computer only, so other servers cannot reach it", None),
-        Some("lan") => return check(name, "skipped", "Hearth is reachable on the home network only, so other servers cannot reach it", None),
-        _ if server_name == "localhost" => return check(name, "skipped", "the server name `localhost` cannot be found by other servers", None),
+        Some("local") => {
+            return check(
+                name,
+                "skipped",
+                "Hearth is reachable from this computer only, so other servers cannot reach it",
+                None,
+            );
+        }
+        Some("lan") => {
+            return check(
+                name,
+                "skipped",
+                "Hearth is reachable on the home network only, so other servers cannot reach it",
+                None,
+            );
+        }
+        _ if server_name == "localhost" => {
+            return check(name, "skipped", "the server name `localhost` cannot be found by other servers", None);
+        }
         _ => {}
     }
     let dest = match discovery.resolve(server_name).await {
         Ok(d) => d,
-        Err(e) => return check(name, "fail", e, Some(
-            "Fix https://<server name>/.well-known/matrix/server: it must hold {\"m.server\": \"host:port\"} naming where Hearth answers federation (the Reach page's configuration serves it).",
-        )),
+        Err(e) => {
+            return check(
+                name,
+                "fail",
+                e,
+                Some(
+                    "Fix https://<server name>/.well-known/matrix/server: it must hold {\"m.server\": \"host:port\"} naming where Hearth answers federation (the Reach page's configuration serves it).",
+                ),
+            );
+        }
     };
     let at = format!("{}:{}", dest.connect_host, dest.port);
     let addrs = match discovery.addresses(&dest.connect_host, dest.port).await {
         Ok(a) => a,
-        Err(e) => return check(name, "fail", format!("{}; {e}", dest.via), Some(
-            "Create a DNS record (A or AAAA) for that host name pointing at this machine's public address.",
-        )),
+        Err(e) => {
+            return check(
+                name,
+                "fail",
+                format!("{}; {e}", dest.via),
+                Some("Create a DNS record (A or AAAA) for that host name pointing at this machine's public address."),
+            );
+        }
     };
     let url_host = match dest.tls_name.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
         _ => dest.tls_name.clone(),
     };
     let url = format!("https://{url_host}:{}/_matrix/key/v2/server", dest.port);
-    let sent = discovery.http(Some((&dest.tls_name, &addrs))).get(&url).header(reqwest::header::HOST, &dest.host_header).send().await;
+    let sent = discovery
+        .http(Some((&dest.tls_name, &addrs)))
+        .get(&url)
+        .header(reqwest::header::HOST, &dest.host_header)
+        .send()
+        .await;
     let forward_fix = "The web server there must forward /_matrix/ to Hearth (the Reach page's configuration does this on the federation port).";
     match sent {
         Ok(r) if r.status().is_success() => {
             let v: Value = r.json().await.unwrap_or(Value::Null);
             let answered_as = v["server_name"].as_str().unwrap_or_default();
             if answered_as == server_name && v["verify_keys"].get(key_id).is_some() {
-                check(name, "pass", format!("{}: Hearth answers at {at} with a valid certificate for {}", dest.via, dest.tls_name), None)
+                check(
+                    name,
+                    "pass",
+                    format!("{}: Hearth answers at {at} with a valid certificate for {}", dest.via, dest.tls_name),
+                    None,
+                )
             } else if !answered_as.is_empty() {
-                check(name, "fail", format!("{}: {at} answers as the Matrix server `{answered_as}`, not this one", dest.via), Some(forward_fix))
+                check(
+                    name,
+                    "fail",
+                    format!("{}: {at} answers as the Matrix server `{answered_as}`, not this one", dest.via),
+                    Some(forward_fix),
+                )
             } else {
-                check(name, "fail", format!("{}: {at} answers, but not as a Matrix server", dest.via), Some(forward_fix))
+                check(
+                    name,
+                    "fail",
+                    format!("{}: {at} answers, but not as a Matrix server", dest.via),
+                    Some(forward_fix),
+                )
             }
         }
         Ok(r) => check(name, "fail", format!("{}: {at} answered {}", dest.via, r.status()), Some(forward_fix)),
         Err(e) => {
             let text = describe(&e);
             if text.to_ascii_lowercase().contains("certificate") {
-                check(name, "fail", format!("{}: the certificate at {at} is not valid for {}", dest.via, dest.tls_name), Some(
-                    "Get a certificate for that name (Caddy does it by itself; with nginx or Apache use certbot).",
-                ))
+                check(
+                    name,
+                    "fail",
+                    format!("{}: the certificate at {at} is not valid for {}", dest.via, dest.tls_name),
+                    Some(
+                        "Get a certificate for that name (Caddy does it by itself; with nginx or Apache use certbot).",
+                    ),
+                )
             } else {
-                check(name, "fail", format!("{}: nothing answers at {at} ({text})", dest.via), Some(
-                    "Let the web server listen on that port and forward it on your router to this computer, or publish https://<server name>/.well-known/matrix/server naming a host:port that answers.",
-                ))
+                check(
+                    name,
+                    "fail",
+                    format!("{}: nothing answers at {at} ({text})", dest.via),
+                    Some(
+                        "Let the web server listen on that port and forward it on your router to this computer, or publish https://<server name>/.well-known/matrix/server naming a host:port that answers.",
+                    ),
+                )
             }
         }
     }

@@ -50,7 +50,15 @@ impl SharedSecretRegistration {
 
     /// Checks the hex HMAC-SHA1 of `nonce \0 username \0 password \0 admin|notadmin [\0 user_type]`
     /// in constant time.
-    pub fn verify_mac(&self, nonce: &str, username: &str, password: &str, admin: bool, user_type: Option<&str>, mac_hex: &str) -> bool {
+    pub fn verify_mac(
+        &self,
+        nonce: &str,
+        username: &str,
+        password: &str,
+        admin: bool,
+        user_type: Option<&str>,
+        mac_hex: &str,
+    ) -> bool {
         let Ok(given) = hex::decode(mac_hex.trim()) else { return false };
         let mut mac = Hmac::<Sha1>::new_from_slice(self.secret.as_bytes()).expect("hmac takes any key");
         mac.update(nonce.as_bytes());

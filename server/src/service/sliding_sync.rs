@@ -122,7 +122,8 @@ impl RoomConfig {
     /// Whether the state event (type, key) is wanted (`$LAZY` is handled by the caller).
     fn wants(&self, event_type: &str, key: &str, me: &str) -> bool {
         self.required_state.iter().any(|(t, k)| {
-            (t == "*" || t == event_type) && (k == "*" || k == key || (k == "$ME" && key == me) || (t == "*" && k != "$LAZY"))
+            (t == "*" || t == event_type)
+                && (k == "*" || k == key || (k == "$ME" && key == me) || (t == "*" && k != "$LAZY"))
         })
     }
 
@@ -274,7 +275,14 @@ fn parse_pos(pos: &str) -> Option<(i64, i64)> {
 }
 
 impl SlidingSync {
-    pub fn new(rooms: Arc<Rooms>, account_data: Arc<AccountData>, ephemeral: Arc<Ephemeral>, e2ee: Arc<E2ee>, notifier: Arc<Notifier>, sync: Arc<Sync>) -> Self {
+    pub fn new(
+        rooms: Arc<Rooms>,
+        account_data: Arc<AccountData>,
+        ephemeral: Arc<Ephemeral>,
+        e2ee: Arc<E2ee>,
+        notifier: Arc<Notifier>,
+        sync: Arc<Sync>,
+    ) -> Self {
         Self { rooms, account_data, ephemeral, e2ee, notifier, sync }
     }
 
@@ -323,9 +331,10 @@ impl SlidingSync {
             None => (None, None, None, Known::default()),
             Some(pos) => {
                 let (id, p) = parse_pos(pos).ok_or_else(unknown_pos)?;
-                let (token, rooms) = storage::sliding_sync::position(&db.read, id, user.as_str(), device, &req.conn_id, p)
-                    .await?
-                    .ok_or_else(unknown_pos)?;
+                let (token, rooms) =
+                    storage::sliding_sync::position(&db.read, id, user.as_str(), device, &req.conn_id, p)
+                        .await?
+                        .ok_or_else(unknown_pos)?;
                 let from = SyncToken::parse(&token).map_err(|_| unknown_pos())?;
                 let known: Known = serde_json::from_str(&rooms).map_err(|_| unknown_pos())?;
                 (Some(id), Some(p), Some(from), known)
@@ -398,7 +407,9 @@ impl SlidingSync {
             return Ok(false);
         }
         let memberships = self.rooms.memberships_of(user).await?;
-        Ok(memberships.iter().any(|m| m.stream_ordering > checked.events || self.rooms.latest_event(&m.room_id) > checked.events))
+        Ok(memberships
+            .iter()
+            .any(|m| m.stream_ordering > checked.events || self.rooms.latest_event(&m.room_id) > checked.events))
     }
 
     /// Builds an answer from `from` (None: a new connection) up to `head`. Returns the body,
@@ -414,7 +425,8 @@ impl SlidingSync {
     ) -> Result<(Value, Known, bool)> {
         let memberships = self.rooms.memberships_of(user).await?;
         // Looked up per room below; a user in 500 rooms must not make that quadratic.
-        let by_room: HashMap<&str, &storage::rooms::MembershipRow> = memberships.iter().map(|m| (m.room_id.as_str(), m)).collect();
+        let by_room: HashMap<&str, &storage::rooms::MembershipRow> =
+            memberships.iter().map(|m| (m.room_id.as_str(), m)).collect();
         // The rooms a list can show: every membership, and rooms left or banned from since the
         // connection's last answer (once, so the client learns of it) or that it still shows.
         let mut candidates: Vec<&storage::rooms::MembershipRow> = Vec::new();
@@ -422,7 +434,8 @@ impl SlidingSync {
             let keep = match m.membership.as_str() {
                 "join" | "invite" | "knock" => true,
                 "leave" | "ban" => {
-                    from.is_some_and(|f| m.stream_ordering > f.events) || known.rooms.get(&m.room_id).is_some_and(|k| k.since < m.stream_ordering)
+                    from.is_some_and(|f| m.stream_ordering > f.events)
+                        || known.rooms.get(&m.room_id).is_some_and(|k| k.since < m.stream_ordering)
                 }
                 _ => false,
             };
@@ -431,7 +444,11 @@ impl SlidingSync {
             }
         }
         let activity = |m: &storage::rooms::MembershipRow| -> i64 {
-            if m.membership == "join" { self.rooms.latest_event(&m.room_id).min(head.events).max(m.stream_ordering) } else { m.stream_ordering }
+            if m.membership == "join" {
+                self.rooms.latest_event(&m.room_id).min(head.events).max(m.stream_ordering)
+            } else {
+                m.stream_ordering
+            }
         };
         let data = self.filter_data(user, req, &by_room).await?;
 
@@ -502,7 +519,8 @@ impl SlidingSync {
         next.compact();
 
         let relevant: Vec<&String> = wanted.keys().collect();
-        let (extensions, ext_news) = self.extensions(user, device, req, from, head, &relevant, &room_lists, &out_rooms).await?;
+        let (extensions, ext_news) =
+            self.extensions(user, device, req, from, head, &relevant, &room_lists, &out_rooms).await?;
         let news = !out_rooms.is_empty() || ext_news;
         let body = json!({ "lists": lists, "rooms": out_rooms, "extensions": extensions });
         Ok((body, next, news))
@@ -517,14 +535,21 @@ impl SlidingSync {
         head: SyncToken,
     ) -> Result<Prefetch> {
         let db = &self.rooms.db().read;
-        let joined: Vec<&str> = sends.iter().filter(|(_, _, m, _)| m.membership == "join").map(|(r, _, _, _)| r.as_str()).collect();
+        let joined: Vec<&str> =
+            sends.iter().filter(|(_, _, m, _)| m.membership == "join").map(|(r, _, _, _)| r.as_str()).collect();
         // Rooms whose whole timeline goes out: new to the connection, or with a longer one.
         let whole: Vec<(&str, u64)> = sends
             .iter()
-            .filter(|(_, c, m, seen)| m.membership == "join" && seen.is_none_or(|k| c.timeline_limit > k.config.timeline_limit))
+            .filter(|(_, c, m, seen)| {
+                m.membership == "join" && seen.is_none_or(|k| c.timeline_limit > k.config.timeline_limit)
+            })
             .map(|(r, c, _, _)| (r.as_str(), c.timeline_limit))
             .collect();
-        let fresh: Vec<&str> = sends.iter().filter(|(_, _, m, seen)| m.membership == "join" && seen.is_none()).map(|(r, _, _, _)| r.as_str()).collect();
+        let fresh: Vec<&str> = sends
+            .iter()
+            .filter(|(_, _, m, seen)| m.membership == "join" && seen.is_none())
+            .map(|(r, _, _, _)| r.as_str())
+            .collect();
         let mut pre = Prefetch { upto: head.events, ..Default::default() };
         if !whole.is_empty() {
             let rooms: Vec<&str> = whole.iter().map(|(r, _)| *r).collect();
@@ -537,7 +562,8 @@ impl SlidingSync {
                 pre.timelines.entry(row.room_id.clone()).or_default().push(row);
             }
             let ids: Vec<String> = pre.timelines.values().flatten().map(|r| r.event_id.clone()).collect();
-            pre.events = self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
+            pre.events =
+                self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
             pre.bumps = storage::sliding_sync::latest_bump_many(db, &rooms, head.events).await?.into_iter().collect();
         }
         for (room, who, membership, event_id) in storage::rooms::members_many(db, &fresh).await? {
@@ -547,7 +573,9 @@ impl SlidingSync {
         // for all rooms.
         let me = user.as_str();
         let mut ids: Vec<String> = Vec::new();
-        for (room, config, _, _) in sends.iter().filter(|(r, _, m, seen)| m.membership == "join" && seen.is_none() && pre.timelines.contains_key(r.as_str())) {
+        for (room, config, _, _) in sends.iter().filter(|(r, _, m, seen)| {
+            m.membership == "join" && seen.is_none() && pre.timelines.contains_key(r.as_str())
+        }) {
             let rows = &pre.timelines[room.as_str()];
             let Some(Some(group)) = rows.first().map(|r| r.state_group) else { continue };
             let state = self.rooms.state_of_group(group).await?;
@@ -564,7 +592,9 @@ impl SlidingSync {
             ids.extend(
                 state
                     .iter()
-                    .filter(|((t, k), _)| config.wants(t, k, me) || (t == "m.room.member" && senders.contains(k.as_str())))
+                    .filter(|((t, k), _)| {
+                        config.wants(t, k, me) || (t == "m.room.member" && senders.contains(k.as_str()))
+                    })
                     .map(|(_, id)| id.clone()),
             );
             if !state.contains_key(&("m.room.name".to_owned(), String::new()))
@@ -601,10 +631,21 @@ impl SlidingSync {
 
     /// What the lists' filters need: DM rooms always (cheap), tags and space children when a
     /// list asks for them.
-    async fn filter_data(&self, user: &UserId, req: &Request, by_room: &HashMap<&str, &storage::rooms::MembershipRow>) -> Result<FilterData> {
+    async fn filter_data(
+        &self,
+        user: &UserId,
+        req: &Request,
+        by_room: &HashMap<&str, &storage::rooms::MembershipRow>,
+    ) -> Result<FilterData> {
         let mut data = FilterData::default();
         if let Some(v) = self.account_data.get(user, None, "m.direct").await? {
-            data.dms = v.as_object().into_iter().flatten().flat_map(|(_, rooms)| rooms.as_array().into_iter().flatten()).filter_map(|r| r.as_str().map(str::to_owned)).collect();
+            data.dms = v
+                .as_object()
+                .into_iter()
+                .flatten()
+                .flat_map(|(_, rooms)| rooms.as_array().into_iter().flatten())
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect();
         }
         if req.lists.values().any(|l| l.filters.tags.is_some() || !l.filters.not_tags.is_empty()) {
             for row in self.account_data.changed_since(user, 0).await? {
@@ -616,13 +657,19 @@ impl SlidingSync {
                 data.tags.insert(row.room_id, tags);
             }
         }
-        if req.lists.values().any(|l| l.filters.is_encrypted.is_some() || l.filters.room_types.is_some() || !l.filters.not_room_types.is_empty()) {
-            let joined: Vec<&str> = by_room.values().filter(|m| m.membership == "join").map(|m| m.room_id.as_str()).collect();
-            for (room, encrypted, room_type) in storage::sliding_sync::room_facts_many(&self.rooms.db().read, &joined).await? {
+        if req.lists.values().any(|l| {
+            l.filters.is_encrypted.is_some() || l.filters.room_types.is_some() || !l.filters.not_room_types.is_empty()
+        }) {
+            let joined: Vec<&str> =
+                by_room.values().filter(|m| m.membership == "join").map(|m| m.room_id.as_str()).collect();
+            for (room, encrypted, room_type) in
+                storage::sliding_sync::room_facts_many(&self.rooms.db().read, &joined).await?
+            {
                 data.facts.insert(room, (encrypted, room_type));
             }
         }
-        let spaces: BTreeSet<&String> = req.lists.values().filter_map(|l| l.filters.spaces.as_ref()).flatten().collect();
+        let spaces: BTreeSet<&String> =
+            req.lists.values().filter_map(|l| l.filters.spaces.as_ref()).flatten().collect();
         for space in spaces {
             // Spaces the user is not in are ignored (MSC3575).
             if by_room.get(space.as_str()).is_none_or(|m| m.membership != "join") {
@@ -630,7 +677,8 @@ impl SlidingSync {
             }
             let Ok(space_id) = RoomId::parse(space) else { continue };
             let state = self.rooms.current_state_ids(&space_id).await?;
-            let child_ids: Vec<String> = state.iter().filter(|((t, _), _)| t == "m.space.child").map(|(_, id)| id.clone()).collect();
+            let child_ids: Vec<String> =
+                state.iter().filter(|((t, _), _)| t == "m.space.child").map(|(_, id)| id.clone()).collect();
             let mut children = HashSet::new();
             for e in self.rooms.events_shared(&child_ids).await? {
                 // A child event without `via` is a removed child (spec: m.space.child).
@@ -753,7 +801,12 @@ impl SlidingSync {
         }
         let view = |e: &StoredEvent| {
             client_event::format(
-                &View { json: &e.json, event_id: &e.row.event_id, room_id, txn: e.row.txn_device_id.as_deref().zip(e.row.txn_id.as_deref()) },
+                &View {
+                    json: &e.json,
+                    event_id: &e.row.event_id,
+                    room_id,
+                    txn: e.row.txn_device_id.as_deref().zip(e.row.txn_id.as_deref()),
+                },
                 false,
                 Some(&viewer),
                 now,
@@ -770,7 +823,8 @@ impl SlidingSync {
         let bump_prefetched = prefetched.is_some();
         // The state group of the room's newest event: its state now (`upto`), without asking
         // the database when the group is cached.
-        let mut newest_group: Option<Option<i64>> = prefetched.as_ref().map(|rows| rows.first().and_then(|r| r.state_group));
+        let mut newest_group: Option<Option<i64>> =
+            prefetched.as_ref().map(|rows| rows.first().and_then(|r| r.state_group));
         let mut first_batch = prefetched.map(|mut rows| {
             rows.truncate(limit + 1);
             rows
@@ -781,7 +835,16 @@ impl SlidingSync {
             'batches: for _ in 0..10 {
                 let rows = match first_batch.take() {
                     Some(rows) => rows,
-                    None => storage::events::room_events_desc_meta(&self.rooms.db().read, room_id, after, cursor, limit as i64 + 1).await?,
+                    None => {
+                        storage::events::room_events_desc_meta(
+                            &self.rooms.db().read,
+                            room_id,
+                            after,
+                            cursor,
+                            limit as i64 + 1,
+                        )
+                        .await?
+                    }
                 };
                 if newest_group.is_none()
                     && cursor == upto
@@ -835,21 +898,33 @@ impl SlidingSync {
         let changed_keys: Option<HashSet<(String, String)>> = match seen {
             Some(k) if !state_grew => {
                 let before = self.rooms.state_at(room_id, k.since).await?;
-                Some(state_now.iter().filter(|(key, id)| before.get(*key) != Some(*id)).map(|(key, _)| key.clone()).collect())
+                Some(
+                    state_now
+                        .iter()
+                        .filter(|(key, id)| before.get(*key) != Some(*id))
+                        .map(|(key, _)| key.clone())
+                        .collect(),
+                )
             }
             _ => None,
         };
         let lazy = config.lazy_members();
-        let senders: HashSet<String> = timeline.iter().filter_map(|e| e["sender"].as_str().map(str::to_owned)).collect();
-        let targets: HashSet<String> =
-            timeline.iter().filter(|e| e["type"] == "m.room.member").filter_map(|e| e["state_key"].as_str().map(str::to_owned)).collect();
+        let senders: HashSet<String> =
+            timeline.iter().filter_map(|e| e["sender"].as_str().map(str::to_owned)).collect();
+        let targets: HashSet<String> = timeline
+            .iter()
+            .filter(|e| e["type"] == "m.room.member")
+            .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
+            .collect();
         let mut state_ids: Vec<String> = Vec::new();
         let mut member_changes = initial;
         for (key, id) in state_now.iter() {
             let (t, k) = key;
             let is_change = changed_keys.as_ref().is_none_or(|c| c.contains(key));
             let wanted = config.wants(t, k, me)
-                || (lazy && t == "m.room.member" && (senders.contains(k) || targets.contains(k) || (changed_keys.is_some() && !limited)));
+                || (lazy
+                    && t == "m.room.member"
+                    && (senders.contains(k) || targets.contains(k) || (changed_keys.is_some() && !limited)));
             if t == "m.room.member" && is_change && changed_keys.is_some() {
                 member_changes = true;
             }
@@ -865,13 +940,20 @@ impl SlidingSync {
         }
         let state_events: Vec<Arc<StoredEvent>> = self.load(pre, &state_ids).await?;
         let members_sent: Vec<String> = if lazy {
-            state_events.iter().filter(|e| e.row.event_type == "m.room.member").filter_map(|e| e.row.state_key.clone()).collect()
+            state_events
+                .iter()
+                .filter(|e| e.row.event_type == "m.room.member")
+                .filter_map(|e| e.row.state_key.clone())
+                .collect()
         } else {
             Vec::new()
         };
         let required_state: Vec<Value> = state_events.iter().map(|e| view(e)).collect();
         let content_at = |t: &str| -> Option<Value> {
-            state_events.iter().find(|e| e.row.event_type == t && e.row.state_key.as_deref() == Some("")).map(|e| super::rooms::content_of(&e.json))
+            state_events
+                .iter()
+                .find(|e| e.row.event_type == t && e.row.state_key.as_deref() == Some(""))
+                .map(|e| super::rooms::content_of(&e.json))
         };
         let name_event = state_now.get(&("m.room.name".to_owned(), String::new()));
         if let Some(c) = content_at("m.room.name")
@@ -898,7 +980,11 @@ impl SlidingSync {
                 let heroes: Vec<Value> = pick
                     .iter()
                     .map(|(u, _, e)| {
-                        let content = loaded.iter().find(|x| &x.row.event_id == e).map(|x| super::rooms::content_of(&x.json)).unwrap_or_default();
+                        let content = loaded
+                            .iter()
+                            .find(|x| &x.row.event_id == e)
+                            .map(|x| super::rooms::content_of(&x.json))
+                            .unwrap_or_default();
                         let mut h = json!({ "user_id": u });
                         if let Some(n) = content["displayname"].as_str() {
                             h["displayname"] = json!(n);
@@ -957,7 +1043,12 @@ impl SlidingSync {
     /// Whose device lists the client must fetch again (keys changed, or they started sharing a
     /// room with the user) and whom it can stop tracking (no shared room any more), between
     /// two tokens: what /sync's `device_lists` says, over all the user's rooms.
-    async fn device_list_changes(&self, user: &UserId, from: SyncToken, head: SyncToken) -> Result<(Vec<String>, Vec<String>)> {
+    async fn device_list_changes(
+        &self,
+        user: &UserId,
+        from: SyncToken,
+        head: SyncToken,
+    ) -> Result<(Vec<String>, Vec<String>)> {
         let me = user.as_str();
         let db = &self.rooms.db().read;
         let mut changed = self.e2ee.changed_device_lists(me, from.device_lists, head.device_lists).await?;
@@ -971,7 +1062,9 @@ impl SlidingSync {
                     let now = self.rooms.current_state_ids(&room).await?;
                     let moved: Vec<String> = now
                         .iter()
-                        .filter(|((t, k), id)| t == "m.room.member" && k != me && before.get(&(t.clone(), k.clone())) != Some(*id))
+                        .filter(|((t, k), id)| {
+                            t == "m.room.member" && k != me && before.get(&(t.clone(), k.clone())) != Some(*id)
+                        })
                         .map(|(_, id)| id.clone())
                         .collect();
                     for e in self.rooms.events_shared(&moved).await? {
@@ -1033,7 +1126,9 @@ impl SlidingSync {
 
         if let Some(since) = &req.extensions.to_device {
             let since = match since {
-                Some(s) => s.parse::<i64>().map_err(|_| Error::invalid_param(format!("to_device.since `{s}` is not a position this server gave")))?,
+                Some(s) => s.parse::<i64>().map_err(|_| {
+                    Error::invalid_param(format!("to_device.since `{s}` is not a position this server gave"))
+                })?,
                 None => 0,
             };
             let (events, next) = self.e2ee.to_device_for_sync(me, device, since, head.to_device).await?;
@@ -1071,7 +1166,8 @@ impl SlidingSync {
                 if row.stream_id > head.account_data {
                     continue;
                 }
-                let fresh_room = !row.room_id.is_empty() && sent_rooms.get(&row.room_id).is_some_and(|r| r["initial"] == true);
+                let fresh_room =
+                    !row.room_id.is_empty() && sent_rooms.get(&row.room_id).is_some_and(|r| r["initial"] == true);
                 if row.stream_id <= since && !fresh_room {
                     continue;
                 }
@@ -1080,7 +1176,12 @@ impl SlidingSync {
                 if row.room_id.is_empty() {
                     global.push(ev);
                 } else if rooms_in.contains(&row.room_id) {
-                    rooms.entry(row.room_id.clone()).or_insert_with(|| json!([])).as_array_mut().expect("array").push(ev);
+                    rooms
+                        .entry(row.room_id.clone())
+                        .or_insert_with(|| json!([]))
+                        .as_array_mut()
+                        .expect("array")
+                        .push(ev);
                 }
             }
             if from.is_none() && !global.iter().any(|e| e["type"] == "m.push_rules") {
@@ -1118,7 +1219,10 @@ impl SlidingSync {
 }
 
 /// The members shown for a room without a name: joined, then invited, others than `me`.
-fn heroes<'a>(members: &'a [(String, String, String)], me: &'a str) -> impl Iterator<Item = &'a (String, String, String)> {
+fn heroes<'a>(
+    members: &'a [(String, String, String)],
+    me: &'a str,
+) -> impl Iterator<Item = &'a (String, String, String)> {
     let of = move |membership: &'static str| members.iter().filter(move |(u, ms, _)| u != me && ms == membership);
     of("join").chain(of("invite")).take(MAX_HEROES)
 }
@@ -1128,7 +1232,10 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> RoomConfig {
-        RoomConfig { timeline_limit: 1, required_state: pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect() }
+        RoomConfig {
+            timeline_limit: 1,
+            required_state: pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect(),
+        }
     }
 
     #[test]
@@ -1170,7 +1277,11 @@ mod tests {
         known.insert("!b:x".into(), 7, b.clone(), many);
         let members = known.get("!b:x").unwrap().members;
         assert_eq!(members.len(), MAX_MEMBERS_TRACKED, "bounded");
-        assert_eq!(members.last().map(String::as_str), Some(format!("@{}:x", MAX_MEMBERS_TRACKED + 4).as_str()), "the latest kept");
+        assert_eq!(
+            members.last().map(String::as_str),
+            Some(format!("@{}:x", MAX_MEMBERS_TRACKED + 4).as_str()),
+            "the latest kept"
+        );
         assert_eq!(known.configs.len(), 2);
         assert_eq!(known.get("!b:x").map(|k| (k.since, k.config.clone())), Some((7, b.clone())));
         // The rooms with the first config go: it goes, and the other room still finds its own.

@@ -15,8 +15,8 @@ use ruma::{RoomId, UserId};
 use serde_json::{Map, Value, json};
 
 use super::{
-    e2ee::E2ee,
     account_data::AccountData,
+    e2ee::E2ee,
     ephemeral::Ephemeral,
     notifier::Notifier,
     rooms::{Rooms, StoredEvent},
@@ -37,8 +37,15 @@ const MAX_FILTER_BATCHES: usize = 10;
 const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Stripped state shown with invites (spec: "Stripped state", recommended types).
-const STRIPPED_TYPES: &[&str] =
-    &["m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"];
+const STRIPPED_TYPES: &[&str] = &[
+    "m.room.create",
+    "m.room.join_rules",
+    "m.room.name",
+    "m.room.avatar",
+    "m.room.canonical_alias",
+    "m.room.encryption",
+    "m.room.topic",
+];
 
 /// Positions in each stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,8 +65,11 @@ impl SyncToken {
     pub fn parse(token: &str) -> Result<SyncToken> {
         let bad = || Error::invalid_param(format!("Invalid sync token `{token}`"));
         let rest = token.strip_prefix('s').ok_or_else(bad)?;
-        let parts: Vec<i64> =
-            rest.split('_').map(|p| p.parse::<i64>().ok().filter(|n| *n >= 0)).collect::<Option<_>>().ok_or_else(bad)?;
+        let parts: Vec<i64> = rest
+            .split('_')
+            .map(|p| p.parse::<i64>().ok().filter(|n| *n >= 0))
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
         if parts.is_empty() || parts.len() > 7 {
             return Err(bad());
         }
@@ -78,7 +88,13 @@ impl SyncToken {
     pub fn encode(&self) -> String {
         format!(
             "s{}_{}_{}_{}_{}_{}_{}",
-            self.events, self.account_data, self.receipts, self.typing, self.presence, self.to_device, self.device_lists
+            self.events,
+            self.account_data,
+            self.receipts,
+            self.typing,
+            self.presence,
+            self.to_device,
+            self.device_lists
         )
     }
 
@@ -123,7 +139,13 @@ pub fn token(pos: i64) -> String {
 }
 
 impl Sync {
-    pub fn new(rooms: Arc<Rooms>, account_data: Arc<AccountData>, ephemeral: Arc<Ephemeral>, e2ee: Arc<E2ee>, notifier: Arc<Notifier>) -> Self {
+    pub fn new(
+        rooms: Arc<Rooms>,
+        account_data: Arc<AccountData>,
+        ephemeral: Arc<Ephemeral>,
+        e2ee: Arc<E2ee>,
+        notifier: Arc<Notifier>,
+    ) -> Self {
         Self { rooms, account_data, ephemeral, e2ee, notifier }
     }
 
@@ -218,7 +240,9 @@ impl Sync {
         // A new client gets the push rules in its first sync even before the user changed any
         // (spec: "m.push_rules" is sent as account data), so it can evaluate notifications.
         if since_token.is_none() && !global_data.iter().any(|e| e["type"] == "m.push_rules") {
-            global_data.push(json!({ "type": "m.push_rules", "content": { "global": ruma::push::Ruleset::server_default(user) } }));
+            global_data.push(
+                json!({ "type": "m.push_rules", "content": { "global": ruma::push::Ruleset::server_default(user) } }),
+            );
         }
 
         let memberships = self.rooms.memberships_of(user).await?;
@@ -253,7 +277,9 @@ impl Sync {
                         continue;
                     }
                     // A room joined since the last sync is sent as if this were an initial sync.
-                    let fresh = since.is_none() || params.full_state || (changed && self.joined_after(&m.room_id, user, since_pos).await?);
+                    let fresh = since.is_none()
+                        || params.full_state
+                        || (changed && self.joined_after(&m.room_id, user, since_pos).await?);
                     let data = room_data.remove(&m.room_id).unwrap_or_default();
                     let ephemeral = self.ephemeral_events(&m.room_id, user, since_token, head_token, fresh).await?;
                     if !params.filter.room.allows_room(&m.room_id) {
@@ -271,8 +297,10 @@ impl Sync {
                             None => self.rooms.unread_counts(user, &m.room_id).await,
                         }
                     };
-                    let (block, counts) =
-                        tokio::join!(self.room_block(&m.room_id, &viewer, Some(m), since, head, fresh, params, now, &mut pre), counts);
+                    let (block, counts) = tokio::join!(
+                        self.room_block(&m.room_id, &viewer, Some(m), since, head, fresh, params, now, &mut pre),
+                        counts
+                    );
                     let block = block?;
                     if block.is_none() && data.is_empty() && ephemeral.is_empty() {
                         continue;
@@ -283,7 +311,10 @@ impl Sync {
                     let ((notes, highlights), threads) = counts?;
                     b["unread_notifications"] = json!({ "notification_count": notes, "highlight_count": highlights });
                     b["unread_thread_notifications"] = Value::Object(
-                        threads.into_iter().map(|(t, n, h)| (t, json!({ "notification_count": n, "highlight_count": h }))).collect(),
+                        threads
+                            .into_iter()
+                            .map(|(t, n, h)| (t, json!({ "notification_count": n, "highlight_count": h })))
+                            .collect(),
                     );
                     join.insert(m.room_id.clone(), b);
                 }
@@ -295,10 +326,25 @@ impl Sync {
                     let mut block = block;
                     knock.insert(m.room_id.clone(), json!({ "knock_state": block["invite_state"].take() }));
                 }
-                "leave" | "ban" if (since.is_some() || params.filter.include_leave) && changed && params.filter.room.allows_room(&m.room_id) => {
+                "leave" | "ban"
+                    if (since.is_some() || params.filter.include_leave)
+                        && changed
+                        && params.filter.room.allows_room(&m.room_id) =>
+                {
                     // The timeline up to the leave, so the client sees why it left.
-                    if let Some(block) =
-                        self.room_block(&m.room_id, &viewer, Some(m), since, m.stream_ordering, since.is_none(), params, now, &mut Prefetched::default()).await?
+                    if let Some(block) = self
+                        .room_block(
+                            &m.room_id,
+                            &viewer,
+                            Some(m),
+                            since,
+                            m.stream_ordering,
+                            since.is_none(),
+                            params,
+                            now,
+                            &mut Prefetched::default(),
+                        )
+                        .await?
                     {
                         leave.insert(m.room_id.clone(), block);
                     }
@@ -316,8 +362,10 @@ impl Sync {
         }
         // End-to-end encryption: this device's to-device messages and key counts, and whose
         // device lists changed (keys, devices, or people who came or went in shared rooms).
-        let (to_device, to_device_next) =
-            self.e2ee.to_device_for_sync(user.as_str(), device, since_token.map_or(0, |t| t.to_device), head_token.to_device).await?;
+        let (to_device, to_device_next) = self
+            .e2ee
+            .to_device_for_sync(user.as_str(), device, since_token.map_or(0, |t| t.to_device), head_token.to_device)
+            .await?;
         let key_counts = self.e2ee.key_counts(user.as_str(), device).await?;
         let (otk_counts, fallback_types) = &*key_counts;
         let (mut changed, mut left) = (Vec::new(), Vec::new());
@@ -329,7 +377,9 @@ impl Sync {
                     ["state", "state_after"].iter().flat_map(|k| block[*k]["events"].as_array().into_iter().flatten()),
                 );
                 for e in events.filter(|e| e["type"] == "m.room.member") {
-                    let (Some(who), Some(m)) = (e["state_key"].as_str(), e["content"]["membership"].as_str()) else { continue };
+                    let (Some(who), Some(m)) = (e["state_key"].as_str(), e["content"]["membership"].as_str()) else {
+                        continue;
+                    };
                     if who == user.as_str() {
                         continue;
                     }
@@ -544,24 +594,33 @@ impl Sync {
         } else {
             Vec::new()
         };
-        let mut state_events: Vec<Value> = self.rooms.events_shared(&state_ids).await?.iter().map(|e| view(e)).collect();
+        let mut state_events: Vec<Value> =
+            self.rooms.events_shared(&state_ids).await?.iter().map(|e| view(e)).collect();
         state_events.retain(|e| params.filter.state.allows(e));
         if params.filter.state.lazy_load_members {
             // Only the members the client needs to render the timeline, and the user's own.
-            let senders: HashSet<&str> = timeline.iter().filter_map(|e| e["sender"].as_str()).chain([viewer.user_id]).collect();
-            state_events.retain(|e| e["type"] != "m.room.member" || e["state_key"].as_str().is_some_and(|k| senders.contains(k)));
+            let senders: HashSet<&str> =
+                timeline.iter().filter_map(|e| e["sender"].as_str()).chain([viewer.user_id]).collect();
+            state_events.retain(|e| {
+                e["type"] != "m.room.member" || e["state_key"].as_str().is_some_and(|k| senders.contains(k))
+            });
             // Every timeline sender's member event must reach the client, also in an incremental
             // sync where a sender speaks for the first time since the client's lazy initial sync.
             // Which members a device already has is not tracked, so they are sent again (the
             // spec allows redundant members "to ease implementation").
             let members_of = |events: &[Value]| -> HashSet<String> {
-                events.iter().filter(|e| e["type"] == "m.room.member").filter_map(|e| e["state_key"].as_str().map(str::to_owned)).collect()
+                events
+                    .iter()
+                    .filter(|e| e["type"] == "m.room.member")
+                    .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
+                    .collect()
             };
             let mut have = members_of(&state_events);
             have.extend(members_of(&timeline));
             // The user's own member event comes with a room new to the client; later it is only
             // sent when it changes (it is then in the state delta or the timeline).
-            let wanted: Vec<&str> = senders.iter().copied().filter(|s| !have.contains(*s) && (fresh || *s != viewer.user_id)).collect();
+            let wanted: Vec<&str> =
+                senders.iter().copied().filter(|s| !have.contains(*s) && (fresh || *s != viewer.user_id)).collect();
             if !wanted.is_empty() {
                 // The members as of the end of the timeline (the state before it for a new room).
                 let state = if fresh && !params.use_state_after {
@@ -572,8 +631,10 @@ impl Sync {
                         _ => self.rooms.state_at(room_id, upto).await?,
                     }
                 };
-                let missing: Vec<String> =
-                    wanted.iter().filter_map(|s| state.get(&("m.room.member".to_owned(), (*s).to_owned())).cloned()).collect();
+                let missing: Vec<String> = wanted
+                    .iter()
+                    .filter_map(|s| state.get(&("m.room.member".to_owned(), (*s).to_owned())).cloned())
+                    .collect();
                 state_events.extend(self.rooms.events_shared(&missing).await?.iter().map(|e| view(e)));
             }
         }
@@ -589,8 +650,9 @@ impl Sync {
         block["timeline"]["events"] = Value::Array(timeline);
         // The summary only changes with membership: send it for rooms new to the client and
         // when members came or went (spec: fields may be omitted when unchanged).
-        let members_changed = block["timeline"]["events"].as_array().is_some_and(|t| t.iter().any(|e| e["type"] == "m.room.member"))
-            || state_events.iter().any(|e| e["type"] == "m.room.member");
+        let members_changed =
+            block["timeline"]["events"].as_array().is_some_and(|t| t.iter().any(|e| e["type"] == "m.room.member"))
+                || state_events.iter().any(|e| e["type"] == "m.room.member");
         if fresh || members_changed {
             let members = match pre.members.remove(room_id) {
                 Some(m) => m,
@@ -613,7 +675,11 @@ impl Sync {
             STRIPPED_TYPES.iter().filter_map(|t| state.get(&((*t).to_owned(), String::new())).cloned()).collect();
         ids.push(invite_event_id.to_owned());
         let loaded = self.rooms.events(&ids).await?;
-        let mut stripped: Vec<Value> = loaded.iter().filter(|e| e.row.event_id != invite_event_id).map(|e| client_event::stripped(&e.json)).collect();
+        let mut stripped: Vec<Value> = loaded
+            .iter()
+            .filter(|e| e.row.event_id != invite_event_id)
+            .map(|e| client_event::stripped(&e.json))
+            .collect();
         // The invite itself, in full, last (clients read the inviter and is_direct from it).
         if let Some(inv) = loaded.iter().find(|e| e.row.event_id == invite_event_id) {
             let mut v = client_event::stripped(&inv.json);
@@ -640,8 +706,12 @@ fn diff(from: &StateMap, to: &StateMap) -> Vec<String> {
 fn summary(members: &[(String, String)], me: &str) -> Value {
     let joined = members.iter().filter(|(_, m)| m == "join").count();
     let invited = members.iter().filter(|(_, m)| m == "invite").count();
-    let heroes: Vec<&str> =
-        members.iter().filter(|(u, m)| u != me && (m == "join" || m == "invite")).map(|(u, _)| u.as_str()).take(5).collect();
+    let heroes: Vec<&str> = members
+        .iter()
+        .filter(|(u, m)| u != me && (m == "join" || m == "invite"))
+        .map(|(u, _)| u.as_str())
+        .take(5)
+        .collect();
     json!({ "m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited })
 }
 

@@ -142,7 +142,10 @@ impl Uiaa {
         if !allowed {
             return Err(self.challenge(
                 &id,
-                Some((ErrorKind::Unrecognized, format!("Stage {stage} is not expected next in any flow of this session"))),
+                Some((
+                    ErrorKind::Unrecognized,
+                    format!("Stage {stage} is not expected next in any flow of this session"),
+                )),
             ));
         }
 

@@ -11,7 +11,13 @@ pub struct AccountDataRow {
 }
 
 /// Stores the content and returns its new stream position.
-pub async fn put(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str, data_type: &str, content: &str) -> sqlx::Result<i64> {
+pub async fn put(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    room_id: &str,
+    data_type: &str,
+    content: &str,
+) -> sqlx::Result<i64> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO account_data (user_id, room_id, data_type, content, stream_id)
          VALUES (?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(stream_id), 0) + 1 FROM account_data))
@@ -27,7 +33,12 @@ pub async fn put(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str, data
     Ok(id)
 }
 
-pub async fn get(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str, data_type: &str) -> sqlx::Result<Option<String>> {
+pub async fn get(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    room_id: &str,
+    data_type: &str,
+) -> sqlx::Result<Option<String>> {
     let row: Option<(String,)> =
         sqlx::query_as("SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND data_type = ?")
             .bind(user_id)
@@ -39,7 +50,11 @@ pub async fn get(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str, data
 }
 
 /// Everything of the user's that changed after `since`.
-pub async fn changed_since(ex: impl SqliteExecutor<'_>, user_id: &str, since: i64) -> sqlx::Result<Vec<AccountDataRow>> {
+pub async fn changed_since(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    since: i64,
+) -> sqlx::Result<Vec<AccountDataRow>> {
     sqlx::query_as("SELECT room_id, data_type, content, stream_id FROM account_data WHERE user_id = ? AND stream_id > ? ORDER BY stream_id")
         .bind(user_id)
         .bind(since)

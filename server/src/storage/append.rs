@@ -66,7 +66,10 @@ pub enum CurrentState {
     #[cfg_attr(not(test), allow(dead_code, reason = "used by rooms::incoming, which federation will call"))]
     /// State resolution chose a new current state: the group, and each (type, state key,
     /// event ID or None for gone) that changed.
-    Replace { group: i64, changes: Vec<(String, String, Option<String>)> },
+    Replace {
+        group: i64,
+        changes: Vec<(String, String, Option<String>)>,
+    },
 }
 
 /// A user's membership in the room changed: now `membership`, by the member event `event_id`.
@@ -160,7 +163,8 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push(", ")
             .push_bind(g.chain_len)
             .push(");\n");
-        let entries: Vec<[&str; 3]> = g.entries.iter().map(|(t, k, id)| [t.as_str(), k.as_str(), id.as_str()]).collect();
+        let entries: Vec<[&str; 3]> =
+            g.entries.iter().map(|(t, k, id)| [t.as_str(), k.as_str(), id.as_str()]).collect();
         q.push(
             "INSERT INTO state_group_entries (state_group, event_type, state_key, event_id)
              SELECT ",
@@ -213,7 +217,11 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push(" AND event_id IN (SELECT value FROM json_each(")
             .push_bind(json!(e.prev_events).to_string())
             .push("));\n");
-        q.push("INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (").push_bind(room).push(", ").push_bind(id).push(");\n");
+        q.push("INSERT OR IGNORE INTO forward_extremities (room_id, event_id) VALUES (")
+            .push_bind(room)
+            .push(", ")
+            .push_bind(id)
+            .push(");\n");
     }
     match &a.current {
         CurrentState::Unchanged => {}
@@ -222,11 +230,16 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
                 q.push("INSERT INTO current_state (room_id, event_type, state_key, event_id) VALUES (");
                 q.separated(", ").push_bind(room).push_bind(e.event_type.as_str()).push_bind(key).push_bind(id);
                 q.push(") ON CONFLICT (room_id, event_type, state_key) DO UPDATE SET event_id = excluded.event_id;\n");
-                q.push("UPDATE rooms SET current_state_group = ").push_bind(g).push(" WHERE room_id = ").push_bind(room).push(";\n");
+                q.push("UPDATE rooms SET current_state_group = ")
+                    .push_bind(g)
+                    .push(" WHERE room_id = ")
+                    .push_bind(room)
+                    .push(";\n");
             }
         }
         CurrentState::Replace { group, changes } => {
-            let gone: Vec<[&str; 2]> = changes.iter().filter(|c| c.2.is_none()).map(|(t, k, _)| [t.as_str(), k.as_str()]).collect();
+            let gone: Vec<[&str; 2]> =
+                changes.iter().filter(|c| c.2.is_none()).map(|(t, k, _)| [t.as_str(), k.as_str()]).collect();
             let set: Vec<[&str; 3]> =
                 changes.iter().filter_map(|(t, k, id)| id.as_deref().map(|id| [t.as_str(), k.as_str(), id])).collect();
             if !gone.is_empty() {
@@ -243,7 +256,11 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
                     .push_bind(json!(set).to_string())
                     .push(") WHERE true ON CONFLICT (room_id, event_type, state_key) DO UPDATE SET event_id = excluded.event_id;\n");
             }
-            q.push("UPDATE rooms SET current_state_group = ").push_bind(*group).push(" WHERE room_id = ").push_bind(room).push(";\n");
+            q.push("UPDATE rooms SET current_state_group = ")
+                .push_bind(*group)
+                .push(" WHERE room_id = ")
+                .push_bind(room)
+                .push(";\n");
         }
     }
     if !a.memberships.is_empty() {

@@ -71,7 +71,13 @@ pub async fn set_display_name(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn touch(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str, now: i64, ip: Option<&str>) -> sqlx::Result<()> {
+pub async fn touch(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    device_id: &str,
+    now: i64,
+    ip: Option<&str>,
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE devices SET last_seen_ts = ?, last_seen_ip = ? WHERE user_id = ? AND device_id = ?")
         .bind(now)
         .bind(ip)

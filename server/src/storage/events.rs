@@ -52,30 +52,63 @@ pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx
     .bind(serde_json::json!(event_ids).to_string())
     .fetch_one(ex)
     .await?;
-    type Row = (i64, String, String, String, Option<String>, String, i64, i64, Option<i64>, Option<String>, Option<String>, Option<String>);
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        i64,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let rows: Vec<Row> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(rows
         .into_iter()
-        .map(|(stream_ordering, event_id, room_id, event_type, state_key, pdu, rejected, soft_failed, state_group, redacted_json, txn_device_id, txn_id)| {
-            EventRow {
+        .map(
+            |(
                 stream_ordering,
                 event_id,
                 room_id,
                 event_type,
                 state_key,
                 pdu,
-                rejected: rejected != 0,
-                soft_failed: soft_failed != 0,
+                rejected,
+                soft_failed,
                 state_group,
                 redacted_json,
                 txn_device_id,
                 txn_id,
-            }
-        })
+            )| {
+                EventRow {
+                    stream_ordering,
+                    event_id,
+                    room_id,
+                    event_type,
+                    state_key,
+                    pdu,
+                    rejected: rejected != 0,
+                    soft_failed: soft_failed != 0,
+                    state_group,
+                    redacted_json,
+                    txn_device_id,
+                    txn_id,
+                }
+            },
+        )
         .collect())
 }
 
-pub async fn by_txn(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str, txn_id: &str) -> sqlx::Result<Option<(String, String)>> {
+pub async fn by_txn(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    device_id: &str,
+    txn_id: &str,
+) -> sqlx::Result<Option<(String, String)>> {
     sqlx::query_as("SELECT event_id, room_id FROM events WHERE txn_user_id = ? AND txn_device_id = ? AND txn_id = ?")
         .bind(user_id)
         .bind(device_id)
@@ -85,7 +118,10 @@ pub async fn by_txn(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str,
 }
 
 /// The room's forward extremities with their depth.
-pub async fn forward_extremities_with_depth(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<(String, i64)>> {
+pub async fn forward_extremities_with_depth(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+) -> sqlx::Result<Vec<(String, i64)>> {
     sqlx::query_as(
         "SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e ON e.event_id = f.event_id
          WHERE f.room_id = ? ORDER BY f.event_id",
@@ -104,16 +140,35 @@ pub async fn room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String
 // re-prepares the statement every time the parameter is bound again.
 
 /// Events of a room with `after < stream_ordering <= upto`, newest first, at most `limit`.
-pub async fn room_events_desc(ex: impl SqliteExecutor<'_>, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+pub async fn room_events_desc(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
     events_desc(ex, COLUMNS, room_id, after, upto, limit).await
 }
 
 /// `room_events_desc` without the events' JSON (see `META_COLUMNS`).
-pub async fn room_events_desc_meta(ex: impl SqliteExecutor<'_>, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+pub async fn room_events_desc_meta(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
     events_desc(ex, META_COLUMNS, room_id, after, upto, limit).await
 }
 
-async fn events_desc(ex: impl SqliteExecutor<'_>, columns: &str, room_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+async fn events_desc(
+    ex: impl SqliteExecutor<'_>,
+    columns: &str,
+    room_id: &str,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {columns} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0 AND soft_failed = 0
          ORDER BY stream_ordering DESC LIMIT {limit}"
@@ -126,7 +181,13 @@ async fn events_desc(ex: impl SqliteExecutor<'_>, columns: &str, room_id: &str, 
 }
 
 /// Events of a room with `from <= stream_ordering < to`, oldest first, at most `limit`.
-pub async fn room_events_asc(ex: impl SqliteExecutor<'_>, room_id: &str, from: i64, to: i64, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+pub async fn room_events_asc(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering >= ? AND stream_ordering < ? AND rejected = 0 AND soft_failed = 0
          ORDER BY stream_ordering ASC LIMIT {limit}"
@@ -152,7 +213,12 @@ pub async fn state_group_at(ex: impl SqliteExecutor<'_>, room_id: &str, at: i64)
 }
 
 /// Records that `event_id` was redacted, with the redacted view clients get from now on.
-pub async fn set_redacted(ex: impl SqliteExecutor<'_>, event_id: &str, redacted_by: &str, redacted_json: &str) -> sqlx::Result<()> {
+pub async fn set_redacted(
+    ex: impl SqliteExecutor<'_>,
+    event_id: &str,
+    redacted_by: &str,
+    redacted_json: &str,
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE events SET redacted_by = ?, redacted_json = ? WHERE event_id = ? AND redacted_by IS NULL")
         .bind(redacted_by)
         .bind(redacted_json)
@@ -164,11 +230,21 @@ pub async fn set_redacted(ex: impl SqliteExecutor<'_>, event_id: &str, redacted_
 
 /// The visible-candidate events of a room around a timestamp: the first at or after `ts`
 /// (forwards) or the last at or before it (backwards), skipping `skip` earlier answers.
-pub async fn by_timestamp(ex: impl SqliteExecutor<'_>, room_id: &str, ts: i64, forward: bool, limit: i64) -> sqlx::Result<Vec<EventRow>> {
+pub async fn by_timestamp(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+    ts: i64,
+    forward: bool,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
     let sql = if forward {
-        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? AND rejected = 0 AND soft_failed = 0 ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT {limit}")
+        format!(
+            "SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? AND rejected = 0 AND soft_failed = 0 ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT {limit}"
+        )
     } else {
-        format!("SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? AND rejected = 0 AND soft_failed = 0 ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT {limit}")
+        format!(
+            "SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? AND rejected = 0 AND soft_failed = 0 ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT {limit}"
+        )
     };
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).fetch_all(ex).await
 }
@@ -177,7 +253,12 @@ pub async fn by_timestamp(ex: impl SqliteExecutor<'_>, room_id: &str, ts: i64, f
 /// room), without their JSON (see `META_COLUMNS`): the first page of every timeline of an
 /// initial /sync in one query. The rows come back as one JSON array: sqlx hands every result
 /// row over between threads separately, which for hundreds of rows costs more than the query.
-pub async fn latest_per_room(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: i64, per_room: i64) -> sqlx::Result<Vec<EventRow>> {
+pub async fn latest_per_room(
+    ex: impl SqliteExecutor<'_>,
+    rooms: &[&str],
+    upto: i64,
+    per_room: i64,
+) -> sqlx::Result<Vec<EventRow>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
@@ -197,20 +278,32 @@ pub async fn latest_per_room(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: 
     let metas: Vec<Meta> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let mut rows: Vec<EventRow> = metas
         .into_iter()
-        .map(|(stream_ordering, event_id, room_id, event_type, state_key, rejected, state_group, txn_device_id, txn_id)| EventRow {
-            stream_ordering,
-            event_id,
-            room_id,
-            event_type,
-            state_key,
-            pdu: String::new(),
-            rejected: rejected != 0,
-            soft_failed: false,
-            state_group,
-            redacted_json: None,
-            txn_device_id,
-            txn_id,
-        })
+        .map(
+            |(
+                stream_ordering,
+                event_id,
+                room_id,
+                event_type,
+                state_key,
+                rejected,
+                state_group,
+                txn_device_id,
+                txn_id,
+            )| EventRow {
+                stream_ordering,
+                event_id,
+                room_id,
+                event_type,
+                state_key,
+                pdu: String::new(),
+                rejected: rejected != 0,
+                soft_failed: false,
+                state_group,
+                redacted_json: None,
+                txn_device_id,
+                txn_id,
+            },
+        )
         .collect();
     rows.sort_by(|a, b| a.room_id.cmp(&b.room_id).then(b.stream_ordering.cmp(&a.stream_ordering)));
     Ok(rows)
@@ -220,11 +313,16 @@ pub async fn latest_per_room(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: 
 /// event from another server builds on. The state is the event's own (`state_group`), not the
 /// room's after resolution.
 #[cfg_attr(not(test), allow(dead_code, reason = "used by rooms::incoming, which federation will call"))]
-pub async fn graph_points(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx::Result<Vec<(String, Option<i64>, bool)>> {
-    sqlx::query_as("SELECT event_id, state_group, rejected FROM events WHERE event_id IN (SELECT value FROM json_each(?))")
-        .bind(serde_json::json!(event_ids).to_string())
-        .fetch_all(ex)
-        .await
+pub async fn graph_points(
+    ex: impl SqliteExecutor<'_>,
+    event_ids: &[String],
+) -> sqlx::Result<Vec<(String, Option<i64>, bool)>> {
+    sqlx::query_as(
+        "SELECT event_id, state_group, rejected FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(serde_json::json!(event_ids).to_string())
+    .fetch_all(ex)
+    .await
 }
 
 /// Every `auth_events` edge (event, auth event) reachable from the given events: the part of

@@ -6,7 +6,11 @@ use sqlx::{SqliteConnection, SqliteExecutor};
 pub type VersionRow = (i64, String, i64, i64);
 
 /// The user's latest live version, or the given one if it is live.
-pub async fn version(ex: impl SqliteExecutor<'_>, user_id: &str, version: Option<i64>) -> sqlx::Result<Option<VersionRow>> {
+pub async fn version(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    version: Option<i64>,
+) -> sqlx::Result<Option<VersionRow>> {
     sqlx::query_as(
         "SELECT v.version, v.algorithm, v.etag, (SELECT COUNT(*) FROM backup_keys k WHERE k.user_id = v.user_id AND k.version = v.version)
          FROM backup_versions v WHERE v.user_id = ?1 AND v.deleted = 0 AND (?2 IS NULL OR v.version = ?2)
@@ -32,7 +36,12 @@ pub async fn create(ex: impl SqliteExecutor<'_>, user_id: &str, algorithm: &str)
     Ok(v)
 }
 
-pub async fn set_algorithm(ex: impl SqliteExecutor<'_>, user_id: &str, version: i64, algorithm: &str) -> sqlx::Result<()> {
+pub async fn set_algorithm(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    version: i64,
+    algorithm: &str,
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE backup_versions SET algorithm = ? WHERE user_id = ? AND version = ? AND deleted = 0")
         .bind(algorithm)
         .bind(user_id)
@@ -49,7 +58,11 @@ pub async fn delete_version(conn: &mut SqliteConnection, user_id: &str, version:
         .bind(version)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM backup_keys WHERE user_id = ? AND version = ?").bind(user_id).bind(version).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM backup_keys WHERE user_id = ? AND version = ?")
+        .bind(user_id)
+        .bind(version)
+        .execute(&mut *conn)
+        .await?;
     Ok(r.rows_affected() == 1)
 }
 
@@ -96,7 +109,13 @@ async fn bump_etag(conn: &mut SqliteConnection, user_id: &str, version: i64) -> 
 }
 
 /// Stored keys (room, session, JSON), narrowed to a room and a session when given.
-pub async fn keys(ex: impl SqliteExecutor<'_>, user_id: &str, version: i64, room: Option<&str>, session: Option<&str>) -> sqlx::Result<Vec<(String, String, String)>> {
+pub async fn keys(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    version: i64,
+    room: Option<&str>,
+    session: Option<&str>,
+) -> sqlx::Result<Vec<(String, String, String)>> {
     sqlx::query_as(
         "SELECT room_id, session_id, data FROM backup_keys
          WHERE user_id = ?1 AND version = ?2 AND (?3 IS NULL OR room_id = ?3) AND (?4 IS NULL OR session_id = ?4)
@@ -110,7 +129,13 @@ pub async fn keys(ex: impl SqliteExecutor<'_>, user_id: &str, version: i64, room
     .await
 }
 
-pub async fn delete_keys(conn: &mut SqliteConnection, user_id: &str, version: i64, room: Option<&str>, session: Option<&str>) -> sqlx::Result<()> {
+pub async fn delete_keys(
+    conn: &mut SqliteConnection,
+    user_id: &str,
+    version: i64,
+    room: Option<&str>,
+    session: Option<&str>,
+) -> sqlx::Result<()> {
     let r = sqlx::query(
         "DELETE FROM backup_keys WHERE user_id = ?1 AND version = ?2 AND (?3 IS NULL OR room_id = ?3) AND (?4 IS NULL OR session_id = ?4)",
     )

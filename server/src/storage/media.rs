@@ -104,11 +104,12 @@ pub async fn complete_pending(
 
 /// The number of the user's asynchronous uploads still waiting for content.
 pub async fn pending_count(ex: impl SqliteExecutor<'_>, uploader: &str, now: i64) -> sqlx::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM media WHERE uploader = ? AND sha256 IS NULL AND expires_ts > ?")
-        .bind(uploader)
-        .bind(now)
-        .fetch_one(ex)
-        .await?;
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM media WHERE uploader = ? AND sha256 IS NULL AND expires_ts > ?")
+            .bind(uploader)
+            .bind(now)
+            .fetch_one(ex)
+            .await?;
     Ok(n)
 }
 
@@ -196,11 +197,20 @@ pub async fn insert_thumbnail(
 }
 
 /// A cached preview: (og JSON, error message, fetched_ts).
-pub async fn url_preview(ex: impl SqliteExecutor<'_>, url: &str) -> sqlx::Result<Option<(Option<String>, Option<String>, i64)>> {
+pub async fn url_preview(
+    ex: impl SqliteExecutor<'_>,
+    url: &str,
+) -> sqlx::Result<Option<(Option<String>, Option<String>, i64)>> {
     sqlx::query_as("SELECT og, error, fetched_ts FROM url_previews WHERE url = ?").bind(url).fetch_optional(ex).await
 }
 
-pub async fn put_url_preview(ex: impl SqliteExecutor<'_>, url: &str, og: Option<&str>, error: Option<&str>, now: i64) -> sqlx::Result<()> {
+pub async fn put_url_preview(
+    ex: impl SqliteExecutor<'_>,
+    url: &str,
+    og: Option<&str>,
+    error: Option<&str>,
+    now: i64,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT OR REPLACE INTO url_previews (url, og, error, fetched_ts) VALUES (?, ?, ?, ?)")
         .bind(url)
         .bind(og)

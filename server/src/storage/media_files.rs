@@ -68,7 +68,10 @@ impl MediaFiles {
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        let name: String = rand::Rng::sample_iter(rand::rngs::OsRng, &rand::distributions::Alphanumeric).take(24).map(char::from).collect();
+        let name: String = rand::Rng::sample_iter(rand::rngs::OsRng, &rand::distributions::Alphanumeric)
+            .take(24)
+            .map(char::from)
+            .collect();
         let tmp = self.root.join("tmp").join(name);
         let result = self.write_to(&tmp, body, limit).await;
         if result.is_err() {

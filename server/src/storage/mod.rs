@@ -17,9 +17,9 @@ pub mod media_files;
 pub mod push_actions;
 pub mod pushers;
 pub mod receipts;
-pub mod reports;
-pub mod relations;
 pub mod registration_tokens;
+pub mod relations;
+pub mod reports;
 pub mod rooms;
 pub mod search;
 pub mod settings;
@@ -52,7 +52,6 @@ const WRITER_CHECKPOINT_FRAMES: i64 = 4 * WAL_RESTART_FRAMES;
 /// Reader connections in the pool.
 const READERS: u32 = 4;
 
-
 #[cfg(test)]
 mod tests {
     #[tokio::test]
@@ -60,7 +59,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
         let db = super::Db::open(&path).await.unwrap();
-        sqlx::query("UPDATE server_meta SET value = '99' WHERE key = 'schema_compat'").execute(&db.write).await.unwrap();
+        sqlx::query("UPDATE server_meta SET value = '99' WHERE key = 'schema_compat'")
+            .execute(&db.write)
+            .await
+            .unwrap();
         db.close().await;
         let e = super::Db::open(&path).await.unwrap_err().to_string();
         assert!(e.contains("newer Hearth"), "{e}");
@@ -149,7 +151,8 @@ impl Db {
     /// of writes prevents; past `WAL_RESTART_FRAMES` a RESTART checkpoint makes the next write
     /// start over, pausing writes for what is left to copy (little: the PASSIVE pass did the rest).
     pub async fn checkpoint(&self) -> sqlx::Result<()> {
-        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.checkpointer).await?;
+        let (_, frames, _): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.checkpointer).await?;
         if frames > WAL_RESTART_FRAMES {
             sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&self.checkpointer).await?;
         }
@@ -170,7 +173,9 @@ impl Db {
 
 async fn check_compat(pool: &SqlitePool) -> anyhow::Result<()> {
     let (has_meta,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'server_meta'").fetch_one(pool).await?;
+        sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'server_meta'")
+            .fetch_one(pool)
+            .await?;
     if has_meta == 0 {
         return Ok(()); // a new database
     }
@@ -194,8 +199,5 @@ async fn record_compat(pool: &SqlitePool) -> anyhow::Result<()> {
 
 /// Milliseconds since the Unix epoch, the unit of every `_ts` column.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -4,7 +4,11 @@ use sqlx::{FromRow, SqliteExecutor};
 
 /// (thread_id, notifications, highlights) of the user in the room since their read position
 /// (see `unread_many`).
-pub async fn unread(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str) -> sqlx::Result<Vec<(String, i64, i64)>> {
+pub async fn unread(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    room_id: &str,
+) -> sqlx::Result<Vec<(String, i64, i64)>> {
     Ok(unread_many(ex, user_id, &[room_id]).await?.into_iter().map(|(_, t, n, h)| (t, n, h)).collect())
 }
 
@@ -12,7 +16,11 @@ pub async fn unread(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str) -
 /// position there: their latest read receipt or their own latest event, whichever is later
 /// (sending a message implies reading what came before). One query for all the rooms, as an
 /// initial /sync asks this for every room.
-pub async fn unread_many(ex: impl SqliteExecutor<'_>, user_id: &str, rooms: &[&str]) -> sqlx::Result<Vec<(String, String, i64, i64)>> {
+pub async fn unread_many(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    rooms: &[&str],
+) -> sqlx::Result<Vec<(String, String, i64, i64)>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
@@ -45,7 +53,13 @@ pub struct PushActionRow {
 }
 
 /// The user's notifications before position `before`, newest first.
-pub async fn list(ex: impl SqliteExecutor<'_>, user_id: &str, before: i64, only_highlight: bool, limit: i64) -> sqlx::Result<Vec<PushActionRow>> {
+pub async fn list(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    before: i64,
+    only_highlight: bool,
+    limit: i64,
+) -> sqlx::Result<Vec<PushActionRow>> {
     // The LIMIT is written into the SQL: a bound one makes SQLite re-prepare on every call.
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT event_id, room_id, stream_ordering, actions, ts FROM event_push_actions
@@ -82,8 +96,9 @@ pub async fn rulesets(ex: impl SqliteExecutor<'_>, users: &[String]) -> sqlx::Re
     if users.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
-        sqlx::QueryBuilder::new("SELECT user_id, content FROM account_data WHERE room_id = '' AND data_type = 'm.push_rules' AND user_id IN (");
+    let mut q: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
+        "SELECT user_id, content FROM account_data WHERE room_id = '' AND data_type = 'm.push_rules' AND user_id IN (",
+    );
     let mut sep = q.separated(", ");
     for u in users {
         sep.push_bind(u);

@@ -3,12 +3,21 @@
 use sqlx::SqliteExecutor;
 
 pub async fn list(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<String>> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT pusher FROM pushers WHERE user_id = ? ORDER BY created_ts").bind(user_id).fetch_all(ex).await?;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT pusher FROM pushers WHERE user_id = ? ORDER BY created_ts")
+        .bind(user_id)
+        .fetch_all(ex)
+        .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-pub async fn upsert(ex: impl SqliteExecutor<'_>, user_id: &str, app_id: &str, pushkey: &str, pusher: &str, now: i64) -> sqlx::Result<()> {
+pub async fn upsert(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    app_id: &str,
+    pushkey: &str,
+    pusher: &str,
+    now: i64,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO pushers (user_id, app_id, pushkey, pusher, created_ts) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (app_id, pushkey, user_id) DO UPDATE SET pusher = excluded.pusher",
@@ -24,7 +33,12 @@ pub async fn upsert(ex: impl SqliteExecutor<'_>, user_id: &str, app_id: &str, pu
 }
 
 /// Removes the pusher with these IDs for other users (spec: `append: false`).
-pub async fn delete_for_others(ex: impl SqliteExecutor<'_>, user_id: &str, app_id: &str, pushkey: &str) -> sqlx::Result<()> {
+pub async fn delete_for_others(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    app_id: &str,
+    pushkey: &str,
+) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM pushers WHERE app_id = ? AND pushkey = ? AND user_id <> ?")
         .bind(app_id)
         .bind(pushkey)
@@ -49,4 +63,3 @@ pub async fn delete_pushkey(ex: impl SqliteExecutor<'_>, app_id: &str, pushkey: 
     sqlx::query("DELETE FROM pushers WHERE app_id = ? AND pushkey = ?").bind(app_id).bind(pushkey).execute(ex).await?;
     Ok(())
 }
-

@@ -40,7 +40,12 @@ pub async fn put(
 }
 
 /// Receipts of a room that changed in (after, upto].
-pub async fn changed(ex: impl SqliteExecutor<'_>, room_id: &str, after: i64, upto: i64) -> sqlx::Result<Vec<ReceiptRow>> {
+pub async fn changed(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+    after: i64,
+    upto: i64,
+) -> sqlx::Result<Vec<ReceiptRow>> {
     sqlx::query_as(
         "SELECT receipt_type, user_id, thread_id, event_id, ts, stream_id FROM receipts
          WHERE room_id = ? AND stream_id > ? AND stream_id <= ? ORDER BY stream_id",

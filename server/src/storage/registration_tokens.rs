@@ -15,8 +15,7 @@ pub struct RegistrationToken {
 impl RegistrationToken {
     /// Whether the token can still start a registration at `now`.
     pub fn is_valid(&self, now: i64) -> bool {
-        self.expiry_time.is_none_or(|t| t > now)
-            && self.uses_allowed.is_none_or(|n| self.pending + self.completed < n)
+        self.expiry_time.is_none_or(|t| t > now) && self.uses_allowed.is_none_or(|n| self.pending + self.completed < n)
     }
 }
 
@@ -36,7 +35,12 @@ pub async fn get(ex: impl SqliteExecutor<'_>, token: &str) -> sqlx::Result<Optio
 }
 
 /// Returns `false` when the token already exists.
-pub async fn insert(ex: impl SqliteExecutor<'_>, token: &str, uses_allowed: Option<i64>, expiry_time: Option<i64>) -> sqlx::Result<bool> {
+pub async fn insert(
+    ex: impl SqliteExecutor<'_>,
+    token: &str,
+    uses_allowed: Option<i64>,
+    expiry_time: Option<i64>,
+) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "INSERT INTO registration_tokens (token, uses_allowed, expiry_time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     )
@@ -93,10 +97,12 @@ pub async fn reserve(ex: impl SqliteExecutor<'_>, token: &str, now: i64) -> sqlx
 
 /// Turns a reserved use into a completed one, when the registration finishes.
 pub async fn complete(ex: impl SqliteExecutor<'_>, token: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE registration_tokens SET pending = MAX(pending - 1, 0), completed = completed + 1 WHERE token = ?")
-        .bind(token)
-        .execute(ex)
-        .await?;
+    sqlx::query(
+        "UPDATE registration_tokens SET pending = MAX(pending - 1, 0), completed = completed + 1 WHERE token = ?",
+    )
+    .bind(token)
+    .execute(ex)
+    .await?;
     Ok(())
 }
 

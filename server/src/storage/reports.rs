@@ -11,14 +11,16 @@ pub async fn insert(
     reason: Option<&str>,
     ts: i64,
 ) -> sqlx::Result<i64> {
-    let r = sqlx::query("INSERT INTO reports (reporter, room_id, event_id, target_user, reason, ts) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(reporter)
-        .bind(room_id)
-        .bind(event_id)
-        .bind(target_user)
-        .bind(reason)
-        .bind(ts)
-        .execute(ex)
-        .await?;
+    let r = sqlx::query(
+        "INSERT INTO reports (reporter, room_id, event_id, target_user, reason, ts) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(reporter)
+    .bind(room_id)
+    .bind(event_id)
+    .bind(target_user)
+    .bind(reason)
+    .bind(ts)
+    .execute(ex)
+    .await?;
     Ok(r.last_insert_rowid())
 }

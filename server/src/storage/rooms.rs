@@ -36,7 +36,12 @@ pub async fn current_state(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::
     Ok(rows.into_iter().map(|(t, k, e)| ((t, k), e)).collect())
 }
 
-pub async fn current_state_event(ex: impl SqliteExecutor<'_>, room_id: &str, event_type: &str, state_key: &str) -> sqlx::Result<Option<String>> {
+pub async fn current_state_event(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+    event_type: &str,
+    state_key: &str,
+) -> sqlx::Result<Option<String>> {
     let row: Option<(String,)> =
         sqlx::query_as("SELECT event_id FROM current_state WHERE room_id = ? AND event_type = ? AND state_key = ?")
             .bind(room_id)
@@ -77,12 +82,18 @@ pub async fn memberships_of(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx:
         .await
 }
 
-pub async fn membership(ex: impl SqliteExecutor<'_>, room_id: &str, user_id: &str) -> sqlx::Result<Option<MembershipRow>> {
-    sqlx::query_as("SELECT room_id, membership, event_id, stream_ordering FROM memberships WHERE room_id = ? AND user_id = ?")
-        .bind(room_id)
-        .bind(user_id)
-        .fetch_optional(ex)
-        .await
+pub async fn membership(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+    user_id: &str,
+) -> sqlx::Result<Option<MembershipRow>> {
+    sqlx::query_as(
+        "SELECT room_id, membership, event_id, stream_ordering FROM memberships WHERE room_id = ? AND user_id = ?",
+    )
+    .bind(room_id)
+    .bind(user_id)
+    .fetch_optional(ex)
+    .await
 }
 
 pub async fn joined_rooms(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<String>> {
@@ -104,7 +115,10 @@ pub async fn members(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result
 
 /// (room_id, user_id, membership, event_id) of every member of the given rooms, ordered by
 /// room and user. One JSON array instead of a row per member (see `events::latest_per_room`).
-pub async fn members_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sqlx::Result<Vec<(String, String, String, String)>> {
+pub async fn members_many(
+    ex: impl SqliteExecutor<'_>,
+    rooms: &[&str],
+) -> sqlx::Result<Vec<(String, String, String, String)>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
@@ -115,7 +129,8 @@ pub async fn members_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sqlx::
     .bind(serde_json::json!(rooms).to_string())
     .fetch_one(ex)
     .await?;
-    let mut rows: Vec<(String, String, String, String)> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let mut rows: Vec<(String, String, String, String)> =
+        serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     rows.sort();
     Ok(rows)
 }
@@ -123,7 +138,12 @@ pub async fn members_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sqlx::
 // ----- aliases ----------------------------------------------------------------------------
 
 /// Returns `false` when the alias is taken.
-pub async fn insert_alias(ex: impl SqliteExecutor<'_>, alias: &str, room_id: &str, creator: &str) -> sqlx::Result<bool> {
+pub async fn insert_alias(
+    ex: impl SqliteExecutor<'_>,
+    alias: &str,
+    room_id: &str,
+    creator: &str,
+) -> sqlx::Result<bool> {
     let r = sqlx::query("INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
         .bind(alias)
         .bind(room_id)
@@ -149,13 +169,16 @@ pub async fn public_rooms(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<Strin
 }
 
 pub async fn is_public(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Option<bool>> {
-    let row: Option<(bool,)> = sqlx::query_as("SELECT is_public FROM rooms WHERE room_id = ?").bind(room_id).fetch_optional(ex).await?;
+    let row: Option<(bool,)> =
+        sqlx::query_as("SELECT is_public FROM rooms WHERE room_id = ?").bind(room_id).fetch_optional(ex).await?;
     Ok(row.map(|r| r.0))
 }
 
 pub async fn aliases_of(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<String>> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias").bind(room_id).fetch_all(ex).await?;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias")
+        .bind(room_id)
+        .fetch_all(ex)
+        .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
@@ -179,7 +202,10 @@ pub async fn move_aliases(ex: impl SqliteExecutor<'_>, from: &str, to: &str) -> 
 }
 
 /// (user_id, display name) of the room's joined members, read from their member events.
-pub async fn joined_display_names(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<(String, Option<String>)>> {
+pub async fn joined_display_names(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+) -> sqlx::Result<Vec<(String, Option<String>)>> {
     sqlx::query_as(
         "SELECT m.user_id, json_extract(COALESCE(e.redacted_json, e.pdu), '$.content.displayname')
          FROM memberships m JOIN events e ON e.event_id = m.event_id
@@ -192,7 +218,12 @@ pub async fn joined_display_names(ex: impl SqliteExecutor<'_>, room_id: &str) ->
 
 /// Other users whose membership changed in (from, to] in a room `user_id` is joined to or
 /// left in that window: (user, membership now).
-pub async fn membership_changes_around(ex: impl SqliteExecutor<'_>, user_id: &str, from: i64, to: i64) -> sqlx::Result<Vec<(String, String)>> {
+pub async fn membership_changes_around(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    from: i64,
+    to: i64,
+) -> sqlx::Result<Vec<(String, String)>> {
     sqlx::query_as(
         "SELECT DISTINCT o.user_id, o.membership FROM memberships m JOIN memberships o ON o.room_id = m.room_id
          WHERE m.user_id = ?1 AND (m.membership = 'join' OR m.stream_ordering > ?2)
@@ -207,12 +238,17 @@ pub async fn membership_changes_around(ex: impl SqliteExecutor<'_>, user_id: &st
 
 /// Every room this server knows, newest first: (room_id, creator, created_ts).
 pub async fn all_rooms(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String, String, i64)>> {
-    sqlx::query_as("SELECT room_id, creator, created_ts FROM rooms ORDER BY created_ts DESC, room_id").fetch_all(ex).await
+    sqlx::query_as("SELECT room_id, creator, created_ts FROM rooms ORDER BY created_ts DESC, room_id")
+        .fetch_all(ex)
+        .await
 }
 
 /// (user_id, membership, display name) of everyone with a membership in the room, for the
 /// dashboard; the name comes from their member event.
-pub async fn members_with_names(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<(String, String, Option<String>)>> {
+pub async fn members_with_names(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+) -> sqlx::Result<Vec<(String, String, Option<String>)>> {
     sqlx::query_as(
         "SELECT m.user_id, m.membership, json_extract(COALESCE(e.redacted_json, e.pdu), '$.content.displayname')
          FROM memberships m JOIN events e ON e.event_id = m.event_id

@@ -40,7 +40,11 @@ pub async fn search(
     for k in keys {
         sep.push_bind(*k);
     }
-    q.push(if by_rank { ") ORDER BY rank, CAST(stream_ordering AS INTEGER) DESC" } else { ") ORDER BY CAST(stream_ordering AS INTEGER) DESC" });
+    q.push(if by_rank {
+        ") ORDER BY rank, CAST(stream_ordering AS INTEGER) DESC"
+    } else {
+        ") ORDER BY CAST(stream_ordering AS INTEGER) DESC"
+    });
     q.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
     q.build_query_as().fetch_all(ex).await
 }

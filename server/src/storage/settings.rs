@@ -11,10 +11,12 @@ pub async fn all(ex: impl SqliteExecutor<'_>) -> sqlx::Result<BTreeMap<String, V
 }
 
 pub async fn set(ex: impl SqliteExecutor<'_>, key: &str, value: &Value) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-        .bind(key)
-        .bind(value.to_string())
-        .execute(ex)
-        .await?;
+    sqlx::query(
+        "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value.to_string())
+    .execute(ex)
+    .await?;
     Ok(())
 }

@@ -10,13 +10,21 @@ pub const MAX_CONNECTIONS_PER_DEVICE: i64 = 16;
 /// A new connection for (user, device, conn_id), replacing any earlier one and its positions
 /// (a request without `pos` starts over), and forgetting the device's least recently used
 /// connections past `MAX_CONNECTIONS_PER_DEVICE`. Returns its id.
-pub async fn reset_connection(tx: &mut sqlx::SqliteConnection, user: &str, device: &str, conn_id: &str, now: i64) -> sqlx::Result<i64> {
-    let old: Option<i64> = sqlx::query_scalar("SELECT id FROM sliding_sync_connections WHERE user_id = ? AND device_id = ? AND conn_id = ?")
-        .bind(user)
-        .bind(device)
-        .bind(conn_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+pub async fn reset_connection(
+    tx: &mut sqlx::SqliteConnection,
+    user: &str,
+    device: &str,
+    conn_id: &str,
+    now: i64,
+) -> sqlx::Result<i64> {
+    let old: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM sliding_sync_connections WHERE user_id = ? AND device_id = ? AND conn_id = ?",
+    )
+    .bind(user)
+    .bind(device)
+    .bind(conn_id)
+    .fetch_optional(&mut *tx)
+    .await?;
     if let Some(id) = old {
         sqlx::query("DELETE FROM sliding_sync_positions WHERE connection_id = ?").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM sliding_sync_connections WHERE id = ?").bind(id).execute(&mut *tx).await?;
@@ -68,8 +76,20 @@ pub async fn position(
 /// which it may send again if this answer is lost). Returns `false`, storing nothing, when
 /// the connection is gone meanwhile (its device was removed, or it was started over or
 /// pushed out by newer ones while this answer was being built).
-pub async fn store_position(tx: &mut sqlx::SqliteConnection, id: i64, keep: Option<i64>, pos: i64, token: &str, rooms: &str, now: i64) -> sqlx::Result<bool> {
-    let there = sqlx::query("UPDATE sliding_sync_connections SET last_used_ts = ? WHERE id = ?").bind(now).bind(id).execute(&mut *tx).await?;
+pub async fn store_position(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    keep: Option<i64>,
+    pos: i64,
+    token: &str,
+    rooms: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let there = sqlx::query("UPDATE sliding_sync_connections SET last_used_ts = ? WHERE id = ?")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     if there.rows_affected() == 0 {
         return Ok(false);
     }
@@ -94,13 +114,24 @@ pub async fn expire(ex: &mut sqlx::SqliteConnection, before: i64) -> sqlx::Resul
         .bind(before)
         .execute(&mut *ex)
         .await?;
-    Ok(sqlx::query("DELETE FROM sliding_sync_connections WHERE last_used_ts < ?").bind(before).execute(&mut *ex).await?.rows_affected())
+    Ok(sqlx::query("DELETE FROM sliding_sync_connections WHERE last_used_ts < ?")
+        .bind(before)
+        .execute(&mut *ex)
+        .await?
+        .rows_affected())
 }
 
 /// Event types that move a room up a sliding sync list (`bump_stamp`), as in MSC4186 and
 /// Synapse. `latest_bump` spells them out in its SQL; a test keeps the two equal.
-pub const BUMP_TYPES: &[&str] =
-    &["m.room.create", "m.room.message", "m.room.encrypted", "m.sticker", "m.call.invite", "m.poll.start", "m.beacon_info"];
+pub const BUMP_TYPES: &[&str] = &[
+    "m.room.create",
+    "m.room.message",
+    "m.room.encrypted",
+    "m.sticker",
+    "m.call.invite",
+    "m.poll.start",
+    "m.beacon_info",
+];
 
 const LATEST_BUMP: &str = "SELECT stream_ordering FROM events WHERE room_id = ?1 AND stream_ordering <= ?2 AND rejected = 0
     AND event_type IN ('m.room.create', 'm.room.message', 'm.room.encrypted', 'm.sticker', 'm.call.invite', 'm.poll.start', 'm.beacon_info')
@@ -113,7 +144,11 @@ pub async fn latest_bump(ex: impl SqliteExecutor<'_>, room_id: &str, upto: i64) 
 
 /// `latest_bump` for several rooms in one query (one JSON array, see
 /// `events::latest_per_room`); rooms without such an event are left out.
-pub async fn latest_bump_many(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto: i64) -> sqlx::Result<Vec<(String, i64)>> {
+pub async fn latest_bump_many(
+    ex: impl SqliteExecutor<'_>,
+    rooms: &[&str],
+    upto: i64,
+) -> sqlx::Result<Vec<(String, i64)>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
@@ -131,7 +166,10 @@ pub async fn latest_bump_many(ex: impl SqliteExecutor<'_>, rooms: &[&str], upto:
 
 /// (room, encrypted, room type) of the given rooms by their current state: whether they have
 /// `m.room.encryption`, and their create event's `type`. One query for all rooms.
-pub async fn room_facts_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sqlx::Result<Vec<(String, bool, Option<String>)>> {
+pub async fn room_facts_many(
+    ex: impl SqliteExecutor<'_>,
+    rooms: &[&str],
+) -> sqlx::Result<Vec<(String, bool, Option<String>)>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
@@ -146,7 +184,8 @@ pub async fn room_facts_many(ex: impl SqliteExecutor<'_>, rooms: &[&str]) -> sql
     .bind(serde_json::json!(rooms).to_string())
     .fetch_one(ex)
     .await?;
-    let rows: Vec<(String, i64, Option<String>)> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let rows: Vec<(String, i64, Option<String>)> =
+        serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(rows.into_iter().map(|(room, encrypted, room_type)| (room, encrypted != 0, room_type)).collect())
 }
 

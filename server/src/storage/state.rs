@@ -47,7 +47,8 @@ pub async fn load(ex: impl SqliteExecutor<'_>, group: i64) -> sqlx::Result<State
 
 /// How many deltas lie between `group` and its full snapshot.
 pub async fn chain_len(ex: impl SqliteExecutor<'_>, group: i64) -> sqlx::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT chain_len FROM state_groups WHERE id = ?").bind(group).fetch_one(ex).await?;
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT chain_len FROM state_groups WHERE id = ?").bind(group).fetch_one(ex).await?;
     Ok(n)
 }
 

@@ -12,20 +12,32 @@ pub struct ToDeviceRow {
 }
 
 /// Records a sending device's transaction ID; false when it was seen before.
-pub async fn record_txn(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str, txn_id: &str) -> sqlx::Result<bool> {
-    let new: Option<(i64,)> = sqlx::query_as("INSERT OR IGNORE INTO to_device_txns (user_id, device_id, txn_id) VALUES (?, ?, ?) RETURNING 1")
-        .bind(user_id)
-        .bind(device_id)
-        .bind(txn_id)
-        .fetch_optional(ex)
-        .await?;
+pub async fn record_txn(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    device_id: &str,
+    txn_id: &str,
+) -> sqlx::Result<bool> {
+    let new: Option<(i64,)> = sqlx::query_as(
+        "INSERT OR IGNORE INTO to_device_txns (user_id, device_id, txn_id) VALUES (?, ?, ?) RETURNING 1",
+    )
+    .bind(user_id)
+    .bind(device_id)
+    .bind(txn_id)
+    .fetch_optional(ex)
+    .await?;
     Ok(new.is_some())
 }
 
 /// Queues messages (recipient user, device or `*` for all of the user's devices, content JSON)
 /// from `sender` in one statement; answers the highest position written (0 for none: no such
 /// devices).
-pub async fn queue(ex: impl SqliteExecutor<'_>, sender: &str, event_type: &str, messages: &[(String, String, String)]) -> sqlx::Result<i64> {
+pub async fn queue(
+    ex: impl SqliteExecutor<'_>,
+    sender: &str,
+    event_type: &str,
+    messages: &[(String, String, String)],
+) -> sqlx::Result<i64> {
     let ids: Vec<(i64,)> = sqlx::query_as(
         "INSERT INTO to_device_messages (user_id, device_id, sender, event_type, content)
          SELECT d.user_id, d.device_id, ?, ?, json_extract(m.value, '$[2]')
@@ -55,7 +67,14 @@ pub async fn delete_acked(ex: impl SqliteExecutor<'_>, user_id: &str, device_id:
 }
 
 /// The device's messages in (after, upto], oldest first, at most `limit`.
-pub async fn pending(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str, after: i64, upto: i64, limit: i64) -> sqlx::Result<Vec<ToDeviceRow>> {
+pub async fn pending(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    device_id: &str,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<ToDeviceRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT stream_id, sender, event_type, content FROM to_device_messages
          WHERE user_id = ? AND device_id = ? AND stream_id > ? AND stream_id <= ? ORDER BY stream_id LIMIT {limit}"
@@ -70,6 +89,7 @@ pub async fn pending(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str
 
 /// The latest position handed out (0 for none), also when those messages are deleted.
 pub async fn head(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT seq FROM sqlite_sequence WHERE name = 'to_device_messages'").fetch_optional(ex).await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT seq FROM sqlite_sequence WHERE name = 'to_device_messages'").fetch_optional(ex).await?;
     Ok(row.map(|r| r.0).unwrap_or(0))
 }

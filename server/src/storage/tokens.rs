@@ -58,10 +58,12 @@ pub async fn insert_refresh(
 }
 
 pub async fn find_refresh(ex: impl SqliteExecutor<'_>, hash: &[u8]) -> sqlx::Result<Option<RefreshTokenRow>> {
-    sqlx::query_as("SELECT id, prev_refresh_id, user_id, device_id, expires_ts FROM refresh_tokens WHERE token_hash = ?")
-        .bind(hash)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_as(
+        "SELECT id, prev_refresh_id, user_id, device_id, expires_ts FROM refresh_tokens WHERE token_hash = ?",
+    )
+    .bind(hash)
+    .fetch_optional(ex)
+    .await
 }
 
 /// Deletes a refresh token and, by cascade, the access tokens issued with it.
@@ -100,7 +102,12 @@ pub async fn delete_access_for_device(ex: impl SqliteExecutor<'_>, user_id: &str
     Ok(())
 }
 
-pub async fn insert_login_token(ex: impl SqliteExecutor<'_>, hash: &[u8], user_id: &str, expires_ts: i64) -> sqlx::Result<()> {
+pub async fn insert_login_token(
+    ex: impl SqliteExecutor<'_>,
+    hash: &[u8],
+    user_id: &str,
+    expires_ts: i64,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO login_tokens (token_hash, user_id, expires_ts) VALUES (?, ?, ?)")
         .bind(hash)
         .bind(user_id)

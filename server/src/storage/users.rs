@@ -89,7 +89,10 @@ pub async fn max_numeric_localpart(ex: impl SqliteExecutor<'_>) -> sqlx::Result<
 }
 
 /// Display name and avatar URL.
-pub async fn profile(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Option<(Option<String>, Option<String>)>> {
+pub async fn profile(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+) -> sqlx::Result<Option<(Option<String>, Option<String>)>> {
     sqlx::query_as("SELECT displayname, avatar_url FROM users WHERE user_id = ?").bind(user_id).fetch_optional(ex).await
 }
 
@@ -105,7 +108,11 @@ pub async fn set_avatar_url(ex: impl SqliteExecutor<'_>, user_id: &str, url: Opt
 
 /// Local users whose ID or display name contains `term` (case-insensitive), for the user
 /// directory.
-pub async fn search(ex: impl SqliteExecutor<'_>, term: &str, limit: i64) -> sqlx::Result<Vec<(String, Option<String>, Option<String>)>> {
+pub async fn search(
+    ex: impl SqliteExecutor<'_>,
+    term: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<(String, Option<String>, Option<String>)>> {
     let pattern = format!("%{}%", term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT user_id, displayname, avatar_url FROM users
@@ -138,12 +145,14 @@ pub async fn list_all(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<UserSumma
 
 /// Returns false when there is no such account.
 pub async fn set_admin(ex: impl SqliteExecutor<'_>, user_id: &str, admin: bool) -> sqlx::Result<bool> {
-    let r = sqlx::query("UPDATE users SET is_admin = ? WHERE user_id = ?").bind(admin).bind(user_id).execute(ex).await?;
+    let r =
+        sqlx::query("UPDATE users SET is_admin = ? WHERE user_id = ?").bind(admin).bind(user_id).execute(ex).await?;
     Ok(r.rows_affected() == 1)
 }
 
 /// Accounts that can sign in (not deactivated, not guests).
 pub async fn count_active(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE deactivated = 0 AND is_guest = 0").fetch_one(ex).await?;
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM users WHERE deactivated = 0 AND is_guest = 0").fetch_one(ex).await?;
     Ok(n)
 }

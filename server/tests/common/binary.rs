@@ -99,7 +99,11 @@ pub fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, St
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
@@ -144,4 +148,3 @@ pub fn access_token(base: &str, user: &str, pw: &str) -> String {
     let v: Value = login_response(base, user, pw).json().unwrap();
     v["access_token"].as_str().expect("login succeeded").to_owned()
 }
-

@@ -5,7 +5,10 @@ pub mod binary;
 
 use std::time::Duration;
 
-use hearth_server::{Config, Homeserver, Running, config::{RateLimit, SecretStoreChoice}};
+use hearth_server::{
+    Config, Homeserver, Running,
+    config::{RateLimit, SecretStoreChoice},
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -62,7 +65,9 @@ impl TestServer {
     /// and restarts it as the binary would: same addresses, settings read afresh.
     pub async fn restart_when_asked(&mut self) {
         let running = self.running.take().expect("running");
-        tokio::time::timeout(Duration::from_secs(5), running.restart_requested()).await.expect("the server asked for a restart");
+        tokio::time::timeout(Duration::from_secs(5), running.restart_requested())
+            .await
+            .expect("the server asked for a restart");
         self.running = Some(running.restart().await.expect("restarts"));
     }
 
@@ -74,7 +79,13 @@ impl TestServer {
 
     /// Sends a request; `body` None sends no body. Returns status and parsed JSON body
     /// (Null when the body is empty).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -85,7 +96,11 @@ impl TestServer {
         let resp = req.send().await.expect("request sent");
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
         (status, json)
     }
 
@@ -118,7 +133,8 @@ impl TestServer {
 
     /// Registers through the m.login.dummy flow; returns the register response.
     pub async fn register(&self, username: &str, password: &str) -> Value {
-        let (s, first) = self.post("/_matrix/client/v3/register", None, json!({"username": username, "password": password})).await;
+        let (s, first) =
+            self.post("/_matrix/client/v3/register", None, json!({"username": username, "password": password})).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{first}");
         let session = first["session"].as_str().unwrap().to_owned();
         let (s, body) = self

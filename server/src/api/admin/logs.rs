@@ -23,7 +23,8 @@ pub struct LogQuery {
 pub async fn get_logs(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Result<Json<Value>> {
     let level = match q.level.as_deref() {
         None => logs::Level::Info,
-        Some(l) => logs::Level::parse(l).ok_or_else(|| Error::invalid_param(format!("level: `{l}` is not error, warn, info, debug or trace")))?,
+        Some(l) => logs::Level::parse(l)
+            .ok_or_else(|| Error::invalid_param(format!("level: `{l}` is not error, warn, info, debug or trace")))?,
     };
     let limit = q.limit.unwrap_or(200).clamp(1, 2000);
     let Some(dir) = s.config.log_dir.clone().or_else(config::default_log_dir) else {

@@ -53,10 +53,14 @@ pub fn router(state: AppState, port: u16) -> Router {
     Router::new()
         .merge(api)
         .merge(ui::admin_routes())
-        .fallback(|| async { Error::unrecognized(StatusCode::NOT_FOUND, "No such page or endpoint on the admin listener") })
+        .fallback(|| async {
+            Error::unrecognized(StatusCode::NOT_FOUND, "No such page or endpoint on the admin listener")
+        })
         .layer(middleware::from_fn(crate::http::ensure_matrix_error))
         .layer(middleware::from_fn(move |req: Request, next: Next| check_host(port, req, next)))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| Error::internal("handler panicked").into_response()))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            Error::internal("handler panicked").into_response()
+        }))
         .with_state(state)
 }
 

@@ -50,14 +50,20 @@ pub async fn generate(State(s): State<AppState>, Json(body): Json<Body>) -> Resu
         return Err(Error::invalid_param("https_port and federation_port must differ"));
     }
     if body.kind == ProxyKind::Relayd && body.certificate.is_some() {
-        return Err(Error::invalid_param("relayd finds certificates by host name (/etc/ssl/<name>.crt): leave certificate out"));
+        return Err(Error::invalid_param(
+            "relayd finds certificates by host name (/etc/ssl/<name>.crt): leave certificate out",
+        ));
     }
     for path in [&body.certificate, &body.certificate_key].into_iter().flatten() {
-        if !path.starts_with('/') || path.chars().any(|c| c.is_control() || c.is_whitespace() || "\"';{}#".contains(c)) {
-            return Err(Error::invalid_param(format!("`{path}` must be an absolute file path without spaces or quotes")));
+        if !path.starts_with('/') || path.chars().any(|c| c.is_control() || c.is_whitespace() || "\"';{}#".contains(c))
+        {
+            return Err(Error::invalid_param(format!(
+                "`{path}` must be an absolute file path without spaces or quotes"
+            )));
         }
     }
-    if let (Tls::Files { cert, key, server_name_cert, server_name_key }, Some(c)) = (&mut params.tls, &body.certificate) {
+    if let (Tls::Files { cert, key, server_name_cert, server_name_key }, Some(c)) = (&mut params.tls, &body.certificate)
+    {
         *cert = c.clone();
         *server_name_cert = c.clone();
         if let Some(k) = &body.certificate_key {
@@ -68,7 +74,11 @@ pub async fn generate(State(s): State<AppState>, Json(body): Json<Body>) -> Resu
     match body.caddy_tls.as_deref() {
         None | Some("automatic") => {}
         Some("internal") if body.kind == ProxyKind::Caddy => params.tls = Tls::CaddyInternal,
-        Some(other) => return Err(Error::invalid_param(format!("caddy_tls: `{other}` is not \"automatic\" or \"internal\" (Caddy only)"))),
+        Some(other) => {
+            return Err(Error::invalid_param(format!(
+                "caddy_tls: `{other}` is not \"automatic\" or \"internal\" (Caddy only)"
+            )));
+        }
     }
     Ok(AxumJson(reverse_proxy::generate(body.kind, &params)))
 }

@@ -62,10 +62,15 @@ pub struct StepBody {
 }
 
 /// POST /_hearth/admin/v1/setup/{step}
-pub async fn post_step(State(s): State<AppState>, Path(step): Path<String>, Json(body): Json<StepBody>) -> Result<AxumJson<Value>> {
-    let step: &'static str = setup::STEPS.iter().copied().find(|x| *x == step).ok_or_else(|| {
-        Error::invalid_param(format!("`{step}` is not a setup step ({})", setup::STEPS.join(", ")))
-    })?;
+pub async fn post_step(
+    State(s): State<AppState>,
+    Path(step): Path<String>,
+    Json(body): Json<StepBody>,
+) -> Result<AxumJson<Value>> {
+    let step: &'static str =
+        setup::STEPS.iter().copied().find(|x| *x == step).ok_or_else(|| {
+            Error::invalid_param(format!("`{step}` is not a setup step ({})", setup::STEPS.join(", ")))
+        })?;
     let mut restart = false;
     let mut extra = json!({});
     match step {
@@ -113,14 +118,23 @@ pub async fn post_step(State(s): State<AppState>, Path(step): Path<String>, Json
             extra = json!({ "user_id": user_id });
         }
         "registration" => {
-            let raw = body.policy.as_deref().ok_or_else(|| Error::invalid_param("policy must be invite, token or open"))?;
+            let raw =
+                body.policy.as_deref().ok_or_else(|| Error::invalid_param("policy must be invite, token or open"))?;
             let policy = super::settings::registration_policy("policy", raw, body.confirm_open_registration)?;
-            restart = set_if_changed(&s, "registration", policy.as_str(), s.config.registration_policy().as_str()).await?;
+            restart =
+                set_if_changed(&s, "registration", policy.as_str(), s.config.registration_policy().as_str()).await?;
         }
         "check" => {
             let settings = setup::settings(&s.db).await?;
             let mode = settings.get("reach").and_then(|r| r["mode"].as_str()).map(str::to_owned);
-            let checks = setup::run_checks(s.config.server_name.as_str(), &s.config.public_baseurl(), mode.as_deref(), &s.keys.key_id, &s.discovery).await;
+            let checks = setup::run_checks(
+                s.config.server_name.as_str(),
+                &s.config.public_baseurl(),
+                mode.as_deref(),
+                &s.keys.key_id,
+                &s.discovery,
+            )
+            .await;
             let checks = json!(checks);
             storage::settings::set(&s.db.write, "setup_checks", &checks).await?;
             storage::settings::set(&s.db.write, "setup_checks_ms", &json!(storage::now_ms())).await?;
@@ -149,7 +163,11 @@ fn reach_url(s: &AppState, body: &StepBody, extra: &mut Value) -> Result<String>
         Some("local") => checked(format!("http://127.0.0.1:{port}/")),
         Some("lan") => {
             // Hearth then listens on all addresses (`listen_on_network`, applied by the restart).
-            let ip = setup::lan_address().ok_or_else(|| Error::invalid_param("This computer has no home-network address right now: connect it to your network first"))?;
+            let ip = setup::lan_address().ok_or_else(|| {
+                Error::invalid_param(
+                    "This computer has no home-network address right now: connect it to your network first",
+                )
+            })?;
             let host = if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
             *extra = json!({ "warning": "Phones away from home (on mobile data) will not reach this address." });
             checked(format!("http://{host}:{port}/"))
@@ -171,9 +189,15 @@ fn reach_url(s: &AppState, body: &StepBody, extra: &mut Value) -> Result<String>
             checked(url.to_owned())
         }
         Some("proxy") => {
-            let host = body.public_host.as_deref().map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase()).unwrap_or_default();
+            let host = body
+                .public_host
+                .as_deref()
+                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                .unwrap_or_default();
             if !reverse_proxy::valid_host(&host) {
-                return Err(Error::invalid_param("Give the host name people's apps will use, like matrix.example.org (no https://, no path)"));
+                return Err(Error::invalid_param(
+                    "Give the host name people's apps will use, like matrix.example.org (no https://, no path)",
+                ));
             }
             checked(format!("https://{host}/"))
         }

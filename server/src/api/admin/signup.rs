@@ -34,7 +34,12 @@ pub struct SignUpBody {
 
 /// POST /_hearth/invite/{code}/register: creates the account. Rate limited per address like
 /// Matrix registration (`rc_registration`).
-pub async fn register(State(s): State<AppState>, Path(code): Path<String>, parts: Parts, Json(body): Json<SignUpBody>) -> Result<AxumJson<Value>> {
+pub async fn register(
+    State(s): State<AppState>,
+    Path(code): Path<String>,
+    parts: Parts,
+    Json(body): Json<SignUpBody>,
+) -> Result<AxumJson<Value>> {
     // Every attempt counts, so guessing invite codes is as slow as guessing sign-ups.
     let ip = client_ip(&parts).map(|i| i.to_string()).unwrap_or_default();
     s.limits.registration.check(&ip)?;

@@ -21,16 +21,40 @@ struct Asset {
 }
 
 const ASSETS: &[Asset] = &[
-    Asset { name: "index.html", content_type: "text/html; charset=utf-8", body: include_str!("../../../../ui/index.html"), public: false },
-    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../../../../ui/app.js"), public: false },
-    Asset { name: "invite.html", content_type: "text/html; charset=utf-8", body: include_str!("../../../../ui/invite.html"), public: true },
-    Asset { name: "invite.js", content_type: "text/javascript; charset=utf-8", body: include_str!("../../../../ui/invite.js"), public: true },
-    Asset { name: "style.css", content_type: "text/css; charset=utf-8", body: include_str!("../../../../ui/style.css"), public: true },
+    Asset {
+        name: "index.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../../../../ui/index.html"),
+        public: false,
+    },
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../../ui/app.js"),
+        public: false,
+    },
+    Asset {
+        name: "invite.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../../../../ui/invite.html"),
+        public: true,
+    },
+    Asset {
+        name: "invite.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../../ui/invite.js"),
+        public: true,
+    },
+    Asset {
+        name: "style.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../../../../ui/style.css"),
+        public: true,
+    },
 ];
 
 /// The pages may load only their own files and talk only to their own origin.
-const PAGE_CSP: &str =
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self'";
 
 fn serve(name: &str, public_only: bool) -> Response {
     let Some(asset) = ASSETS.iter().find(|a| a.name == name && (a.public || !public_only)) else {

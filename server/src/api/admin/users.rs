@@ -50,7 +50,11 @@ pub struct PasswordBody {
 }
 
 /// POST /_hearth/admin/v1/users/{user_id}/password
-pub async fn reset_password(State(s): State<AppState>, Path(raw): Path<String>, Json(body): Json<PasswordBody>) -> Result<AxumJson<Value>> {
+pub async fn reset_password(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Json(body): Json<PasswordBody>,
+) -> Result<AxumJson<Value>> {
     let id = user_id(&s, &raw)?;
     s.accounts.reset_password(&id, body.password).await?;
     Ok(AxumJson(json!({})))
@@ -72,7 +76,11 @@ pub struct AdminBody {
 }
 
 /// PUT /_hearth/admin/v1/users/{user_id}/admin
-pub async fn set_admin(State(s): State<AppState>, Path(raw): Path<String>, Json(body): Json<AdminBody>) -> Result<AxumJson<Value>> {
+pub async fn set_admin(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Json(body): Json<AdminBody>,
+) -> Result<AxumJson<Value>> {
     let id = user_id(&s, &raw)?;
     if !s.accounts.set_admin(&id, body.admin).await? {
         return Err(Error::not_found("No such user"));

@@ -172,7 +172,13 @@ async fn finish_registration(
     }
     let session = s
         .accounts
-        .create_session(user_id, body.device_id.clone(), body.initial_device_display_name.as_deref(), body.refresh_token, ip)
+        .create_session(
+            user_id,
+            body.device_id.clone(),
+            body.initial_device_display_name.as_deref(),
+            body.refresh_token,
+            ip,
+        )
         .await?;
     Ok(RumaResponse(session_response(session, body.refresh_token)))
 }

@@ -4,7 +4,9 @@
 use axum::extract::State;
 use ruma::{
     UserId,
-    api::client::config::{get_global_account_data, get_room_account_data, set_global_account_data, set_room_account_data},
+    api::client::config::{
+        get_global_account_data, get_room_account_data, set_global_account_data, set_room_account_data,
+    },
 };
 use serde_json::Value;
 
@@ -58,7 +60,11 @@ pub async fn get_global_account_data(
 ) -> Result<RumaResponse<get_global_account_data::v3::Response>> {
     let b = &req.body;
     own(&req.session().user_id, &b.user_id)?;
-    let v = s.account_data.get(&b.user_id, None, &b.event_type.to_string()).await?.ok_or_else(|| Error::not_found("No account data of that type"))?;
+    let v = s
+        .account_data
+        .get(&b.user_id, None, &b.event_type.to_string())
+        .await?
+        .ok_or_else(|| Error::not_found("No account data of that type"))?;
     Ok(RumaResponse(get_global_account_data::v3::Response::new(raw_json(&v)?)))
 }
 

@@ -8,8 +8,9 @@ use ruma::{
     UInt,
     api::client::backup::{
         RoomKeyBackup, add_backup_keys, add_backup_keys_for_room, add_backup_keys_for_session, create_backup_version,
-        delete_backup_keys, delete_backup_keys_for_room, delete_backup_keys_for_session, delete_backup_version, get_backup_info,
-        get_backup_keys, get_backup_keys_for_room, get_backup_keys_for_session, get_latest_backup_info, update_backup_version,
+        delete_backup_keys, delete_backup_keys_for_room, delete_backup_keys_for_session, delete_backup_version,
+        get_backup_info, get_backup_keys, get_backup_keys_for_room, get_backup_keys_for_session,
+        get_latest_backup_info, update_backup_version,
     },
     serde::Raw,
 };
@@ -52,7 +53,10 @@ pub async fn get_latest_backup_info(
 }
 
 /// GET /_matrix/client/v3/room_keys/version/{version}
-pub async fn get_backup_info(State(s): State<AppState>, req: Ruma<get_backup_info::v3::Request>) -> Result<RumaResponse<get_backup_info::v3::Response>> {
+pub async fn get_backup_info(
+    State(s): State<AppState>,
+    req: Ruma<get_backup_info::v3::Request>,
+) -> Result<RumaResponse<get_backup_info::v3::Response>> {
     let i = s.key_backup.info(req.session().user_id.as_str(), Some(&req.body.version)).await?;
     Ok(RumaResponse(get_backup_info::v3::Response::new(raw(&i.algorithm)?, count(i.count), i.etag, i.version)))
 }
@@ -76,7 +80,10 @@ pub async fn delete_backup_version(
 }
 
 /// PUT /_matrix/client/v3/room_keys/keys
-pub async fn add_backup_keys(State(s): State<AppState>, req: Ruma<add_backup_keys::v3::Request>) -> Result<RumaResponse<add_backup_keys::v3::Response>> {
+pub async fn add_backup_keys(
+    State(s): State<AppState>,
+    req: Ruma<add_backup_keys::v3::Request>,
+) -> Result<RumaResponse<add_backup_keys::v3::Response>> {
     let mut keys = Vec::new();
     for (room, backup) in &req.body.rooms {
         for (session, data) in &backup.sessions {
@@ -111,13 +118,20 @@ pub async fn add_backup_keys_for_session(
 }
 
 /// GET /_matrix/client/v3/room_keys/keys
-pub async fn get_backup_keys(State(s): State<AppState>, req: Ruma<get_backup_keys::v3::Request>) -> Result<RumaResponse<get_backup_keys::v3::Response>> {
+pub async fn get_backup_keys(
+    State(s): State<AppState>,
+    req: Ruma<get_backup_keys::v3::Request>,
+) -> Result<RumaResponse<get_backup_keys::v3::Response>> {
     let mut rooms: BTreeMap<ruma::OwnedRoomId, BTreeMap<String, Raw<_>>> = BTreeMap::new();
-    for (room, session, data) in s.key_backup.keys(req.session().user_id.as_str(), &req.body.version, None, None).await? {
+    for (room, session, data) in
+        s.key_backup.keys(req.session().user_id.as_str(), &req.body.version, None, None).await?
+    {
         let room = ruma::RoomId::parse(room).map_err(Error::internal)?;
         rooms.entry(room).or_default().insert(session, raw(&data)?);
     }
-    Ok(RumaResponse(get_backup_keys::v3::Response::new(rooms.into_iter().map(|(r, s)| (r, RoomKeyBackup::new(s))).collect())))
+    Ok(RumaResponse(get_backup_keys::v3::Response::new(
+        rooms.into_iter().map(|(r, s)| (r, RoomKeyBackup::new(s))).collect(),
+    )))
 }
 
 /// GET /_matrix/client/v3/room_keys/keys/{roomId}
@@ -126,7 +140,11 @@ pub async fn get_backup_keys_for_room(
     req: Ruma<get_backup_keys_for_room::v3::Request>,
 ) -> Result<RumaResponse<get_backup_keys_for_room::v3::Response>> {
     let mut sessions = BTreeMap::new();
-    for (_, session, data) in s.key_backup.keys(req.session().user_id.as_str(), &req.body.version, Some(req.body.room_id.as_str()), None).await? {
+    for (_, session, data) in s
+        .key_backup
+        .keys(req.session().user_id.as_str(), &req.body.version, Some(req.body.room_id.as_str()), None)
+        .await?
+    {
         sessions.insert(session, raw(&data)?);
     }
     Ok(RumaResponse(get_backup_keys_for_room::v3::Response::new(sessions)))
@@ -139,9 +157,15 @@ pub async fn get_backup_keys_for_session(
 ) -> Result<RumaResponse<get_backup_keys_for_session::v3::Response>> {
     let found = s
         .key_backup
-        .keys(req.session().user_id.as_str(), &req.body.version, Some(req.body.room_id.as_str()), Some(&req.body.session_id))
+        .keys(
+            req.session().user_id.as_str(),
+            &req.body.version,
+            Some(req.body.room_id.as_str()),
+            Some(&req.body.session_id),
+        )
         .await?;
-    let (_, _, data) = found.into_iter().next().ok_or_else(|| Error::not_found("No key for this session in the backup"))?;
+    let (_, _, data) =
+        found.into_iter().next().ok_or_else(|| Error::not_found("No key for this session in the backup"))?;
     Ok(RumaResponse(get_backup_keys_for_session::v3::Response::new(raw(&data)?)))
 }
 
@@ -159,7 +183,10 @@ pub async fn delete_backup_keys_for_room(
     State(s): State<AppState>,
     req: Ruma<delete_backup_keys_for_room::v3::Request>,
 ) -> Result<RumaResponse<delete_backup_keys_for_room::v3::Response>> {
-    let (n, etag) = s.key_backup.delete_keys(req.session().user_id.as_str(), &req.body.version, Some(req.body.room_id.as_str()), None).await?;
+    let (n, etag) = s
+        .key_backup
+        .delete_keys(req.session().user_id.as_str(), &req.body.version, Some(req.body.room_id.as_str()), None)
+        .await?;
     Ok(RumaResponse(delete_backup_keys_for_room::v3::Response::new(etag, count(n))))
 }
 
@@ -170,7 +197,12 @@ pub async fn delete_backup_keys_for_session(
 ) -> Result<RumaResponse<delete_backup_keys_for_session::v3::Response>> {
     let (n, etag) = s
         .key_backup
-        .delete_keys(req.session().user_id.as_str(), &req.body.version, Some(req.body.room_id.as_str()), Some(&req.body.session_id))
+        .delete_keys(
+            req.session().user_id.as_str(),
+            &req.body.version,
+            Some(req.body.room_id.as_str()),
+            Some(&req.body.session_id),
+        )
         .await?;
     Ok(RumaResponse(delete_backup_keys_for_session::v3::Response::new(etag, count(n))))
 }

@@ -22,13 +22,19 @@ fn to_device(row: DeviceRow) -> Device {
 }
 
 /// GET /_matrix/client/v3/devices
-pub async fn get_devices(State(s): State<AppState>, req: Ruma<get_devices::v3::Request>) -> Result<RumaResponse<get_devices::v3::Response>> {
+pub async fn get_devices(
+    State(s): State<AppState>,
+    req: Ruma<get_devices::v3::Request>,
+) -> Result<RumaResponse<get_devices::v3::Response>> {
     let devices = s.accounts.devices(&req.session().user_id).await?;
     Ok(RumaResponse(get_devices::v3::Response::new(devices.into_iter().map(to_device).collect())))
 }
 
 /// GET /_matrix/client/v3/devices/{deviceId}
-pub async fn get_device(State(s): State<AppState>, req: Ruma<get_device::v3::Request>) -> Result<RumaResponse<get_device::v3::Response>> {
+pub async fn get_device(
+    State(s): State<AppState>,
+    req: Ruma<get_device::v3::Request>,
+) -> Result<RumaResponse<get_device::v3::Response>> {
     let row = s
         .accounts
         .device(&req.session().user_id, req.body.device_id.as_str())
@@ -44,7 +50,9 @@ pub async fn update_device(
 ) -> Result<RumaResponse<update_device::v3::Response>> {
     let user_id = &req.session().user_id;
     let found = match req.body.display_name.as_deref() {
-        Some(name) if name.len() > 100 => return Err(Error::invalid_param("Device name is too long (at most 100 bytes)")),
+        Some(name) if name.len() > 100 => {
+            return Err(Error::invalid_param("Device name is too long (at most 100 bytes)"));
+        }
         Some(name) => s.accounts.rename_device(user_id, req.body.device_id.as_str(), Some(name)).await?,
         // Spec: "If not given, the display name is unchanged."
         None => s.accounts.device(user_id, req.body.device_id.as_str()).await?.is_some(),

@@ -22,7 +22,10 @@ use crate::{
 ///
 /// On a family server every local account is findable by ID or display name (Synapse's
 /// `search_all_users`); deactivated accounts and guests are not listed.
-pub async fn search_users(State(s): State<AppState>, req: Ruma<search_users::v3::Request>) -> Result<RumaResponse<search_users::v3::Response>> {
+pub async fn search_users(
+    State(s): State<AppState>,
+    req: Ruma<search_users::v3::Request>,
+) -> Result<RumaResponse<search_users::v3::Response>> {
     let limit = u64::from(req.body.limit).clamp(1, 100) as i64;
     let rows = storage::users::search(&s.db.read, req.body.search_term.trim(), limit + 1).await?;
     let limited = rows.len() as i64 > limit;
@@ -45,7 +48,12 @@ async fn chunk(s: &AppState, room_id: &RoomId) -> Result<PublicRoomsChunk> {
 }
 
 /// The published rooms matching `term`, biggest first.
-async fn public_rooms(s: &AppState, term: Option<&str>, limit: Option<u64>, since: Option<&str>) -> Result<(Vec<PublicRoomsChunk>, Option<String>, u64)> {
+async fn public_rooms(
+    s: &AppState,
+    term: Option<&str>,
+    limit: Option<u64>,
+    since: Option<&str>,
+) -> Result<(Vec<PublicRoomsChunk>, Option<String>, u64)> {
     let mut rooms = Vec::new();
     for id in storage::rooms::public_rooms(&s.db.read).await? {
         let Ok(room_id) = RoomId::parse(&id) else { continue };
@@ -71,7 +79,10 @@ async fn public_rooms(s: &AppState, term: Option<&str>, limit: Option<u64>, sinc
 }
 
 /// GET /_matrix/client/v3/publicRooms
-pub async fn get_public_rooms(State(s): State<AppState>, req: Ruma<get_public_rooms::v3::Request>) -> Result<RumaResponse<get_public_rooms::v3::Response>> {
+pub async fn get_public_rooms(
+    State(s): State<AppState>,
+    req: Ruma<get_public_rooms::v3::Request>,
+) -> Result<RumaResponse<get_public_rooms::v3::Response>> {
     let b = &req.body;
     if b.server.as_ref().is_some_and(|srv| *srv != s.config.server_name) {
         return Err(Error::forbidden("Room directories of other servers need federation"));
@@ -106,8 +117,14 @@ pub async fn get_room_visibility(
     State(s): State<AppState>,
     req: Ruma<get_room_visibility::v3::Request>,
 ) -> Result<RumaResponse<get_room_visibility::v3::Response>> {
-    let public = storage::rooms::is_public(&s.db.read, req.body.room_id.as_str()).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-    Ok(RumaResponse(get_room_visibility::v3::Response::new(if public { Visibility::Public } else { Visibility::Private })))
+    let public = storage::rooms::is_public(&s.db.read, req.body.room_id.as_str())
+        .await?
+        .ok_or_else(|| Error::not_found("Unknown room"))?;
+    Ok(RumaResponse(get_room_visibility::v3::Response::new(if public {
+        Visibility::Public
+    } else {
+        Visibility::Private
+    })))
 }
 
 /// PUT /_matrix/client/v3/directory/list/room/{roomId}
@@ -119,7 +136,9 @@ pub async fn set_room_visibility(
     let session = req.session();
     // Publishing a room needs the power to change its canonical alias, as in Synapse.
     let power = s.rooms.power_levels(&b.room_id).await?;
-    if !session.is_admin && !power.user_can_send_state(&session.user_id, ruma::events::StateEventType::RoomCanonicalAlias) {
+    if !session.is_admin
+        && !power.user_can_send_state(&session.user_id, ruma::events::StateEventType::RoomCanonicalAlias)
+    {
         return Err(Error::forbidden("You need the power to change the room's address to publish it"));
     }
     storage::rooms::set_public(&s.db.write, b.room_id.as_str(), b.visibility == Visibility::Public).await?;

@@ -22,8 +22,10 @@ use crate::{
 /// Spec versions advertised. Only versions whose endpoints this server actually serves are
 /// listed; v1.11 came with authenticated media; later versions are added as their features
 /// land, so clients do not call endpoints that are not there.
-pub const SUPPORTED_VERSIONS: &[&str] =
-    &["r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"];
+pub const SUPPORTED_VERSIONS: &[&str] = &[
+    "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10",
+    "v1.11",
+];
 
 /// GET /_matrix/client/versions
 /// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientversions>

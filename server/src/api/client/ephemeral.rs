@@ -47,7 +47,10 @@ fn thread_id(t: &ReceiptThread) -> Result<String> {
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}
-pub async fn create_receipt(State(s): State<AppState>, req: Ruma<create_receipt::v3::Request>) -> Result<RumaResponse<create_receipt::v3::Response>> {
+pub async fn create_receipt(
+    State(s): State<AppState>,
+    req: Ruma<create_receipt::v3::Request>,
+) -> Result<RumaResponse<create_receipt::v3::Response>> {
     let b = &req.body;
     let me = &req.session().user_id;
     require_joined(&s, &b.room_id, me).await?;
@@ -72,7 +75,10 @@ pub async fn create_receipt(State(s): State<AppState>, req: Ruma<create_receipt:
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/read_markers
-pub async fn set_read_marker(State(s): State<AppState>, req: Ruma<set_read_marker::v3::Request>) -> Result<RumaResponse<set_read_marker::v3::Response>> {
+pub async fn set_read_marker(
+    State(s): State<AppState>,
+    req: Ruma<set_read_marker::v3::Request>,
+) -> Result<RumaResponse<set_read_marker::v3::Response>> {
     let b = &req.body;
     let me = &req.session().user_id;
     require_joined(&s, &b.room_id, me).await?;

@@ -26,9 +26,13 @@ fn raw<T>(v: &Value) -> Result<Raw<T>> {
 }
 
 /// POST /_matrix/client/v3/keys/upload
-pub async fn upload_keys(State(s): State<AppState>, req: Ruma<upload_keys::v3::Request>) -> Result<RumaResponse<upload_keys::v3::Response>> {
+pub async fn upload_keys(
+    State(s): State<AppState>,
+    req: Ruma<upload_keys::v3::Request>,
+) -> Result<RumaResponse<upload_keys::v3::Response>> {
     let session = req.session();
-    let otks: Vec<(String, String)> = req.body.one_time_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
+    let otks: Vec<(String, String)> =
+        req.body.one_time_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
     let fallbacks: Vec<(String, String)> =
         req.body.fallback_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
     let counts = s
@@ -47,7 +51,10 @@ pub async fn upload_keys(State(s): State<AppState>, req: Ruma<upload_keys::v3::R
 }
 
 /// POST /_matrix/client/v3/keys/query
-pub async fn get_keys(State(s): State<AppState>, req: Ruma<get_keys::v3::Request>) -> Result<RumaResponse<get_keys::v3::Response>> {
+pub async fn get_keys(
+    State(s): State<AppState>,
+    req: Ruma<get_keys::v3::Request>,
+) -> Result<RumaResponse<get_keys::v3::Response>> {
     let requested: BTreeMap<String, Vec<String>> = req
         .body
         .device_keys
@@ -79,7 +86,10 @@ pub async fn get_keys(State(s): State<AppState>, req: Ruma<get_keys::v3::Request
 }
 
 /// POST /_matrix/client/v3/keys/claim
-pub async fn claim_keys(State(s): State<AppState>, req: Ruma<claim_keys::v3::Request>) -> Result<RumaResponse<claim_keys::v3::Response>> {
+pub async fn claim_keys(
+    State(s): State<AppState>,
+    req: Ruma<claim_keys::v3::Request>,
+) -> Result<RumaResponse<claim_keys::v3::Response>> {
     let requested: BTreeMap<String, BTreeMap<String, String>> = req
         .body
         .one_time_keys
@@ -106,13 +116,19 @@ pub async fn claim_keys(State(s): State<AppState>, req: Ruma<claim_keys::v3::Req
 }
 
 /// GET /_matrix/client/v3/keys/changes
-pub async fn get_key_changes(State(s): State<AppState>, req: Ruma<get_key_changes::v3::Request>) -> Result<RumaResponse<get_key_changes::v3::Response>> {
+pub async fn get_key_changes(
+    State(s): State<AppState>,
+    req: Ruma<get_key_changes::v3::Request>,
+) -> Result<RumaResponse<get_key_changes::v3::Response>> {
     let user = req.session().user_id.clone();
     let from = SyncToken::parse(&req.body.from)?;
     let to = SyncToken::parse(&req.body.to)?;
-    let mut changed: Vec<String> = s.e2ee.changed_device_lists(user.as_str(), from.device_lists, to.device_lists).await?;
+    let mut changed: Vec<String> =
+        s.e2ee.changed_device_lists(user.as_str(), from.device_lists, to.device_lists).await?;
     let mut gone = Vec::new();
-    for (who, membership) in storage::rooms::membership_changes_around(&s.db.read, user.as_str(), from.events, to.events).await? {
+    for (who, membership) in
+        storage::rooms::membership_changes_around(&s.db.read, user.as_str(), from.events, to.events).await?
+    {
         match membership.as_str() {
             "join" => changed.push(who),
             "leave" | "ban" => gone.push(who),
@@ -136,12 +152,19 @@ pub async fn send_event_to_device(
     let mut messages = Vec::new();
     for (user, devices) in &req.body.messages {
         for (device, content) in devices {
-            let content: Value = serde_json::from_str(content.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
+            let content: Value =
+                serde_json::from_str(content.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
             messages.push((user.to_string(), device.to_string(), content));
         }
     }
     s.e2ee
-        .send_to_device(session.user_id.as_str(), session.device_id.as_str(), req.body.txn_id.as_str(), &req.body.event_type.to_string(), messages)
+        .send_to_device(
+            session.user_id.as_str(),
+            session.device_id.as_str(),
+            req.body.txn_id.as_str(),
+            &req.body.event_type.to_string(),
+            messages,
+        )
         .await?;
     Ok(RumaResponse(send_event_to_device::v3::Response::new()))
 }
@@ -155,8 +178,12 @@ pub async fn upload_signing_keys(
     let session = req.session();
     let user = session.user_id.as_str();
     let text = |k: &Option<Raw<ruma::encryption::CrossSigningKey>>| k.as_ref().map(|k| k.json().get().to_owned());
-    let (master, self_signing, user_signing) = (text(&req.body.master_key), text(&req.body.self_signing_key), text(&req.body.user_signing_key));
-    if s.e2ee.signing_upload_needs_auth(user, master.as_deref(), self_signing.as_deref(), user_signing.as_deref()).await? {
+    let (master, self_signing, user_signing) =
+        (text(&req.body.master_key), text(&req.body.self_signing_key), text(&req.body.user_signing_key));
+    if s.e2ee
+        .signing_upload_needs_auth(user, master.as_deref(), self_signing.as_deref(), user_signing.as_deref())
+        .await?
+    {
         s.accounts.uia_password(session, "device_signing_upload", req.body.auth.as_ref()).await?;
     }
     s.e2ee.upload_signing_keys(user, master.as_deref(), self_signing.as_deref(), user_signing.as_deref()).await?;
@@ -192,8 +219,10 @@ pub async fn put_dehydrated_device(
 ) -> Result<RumaResponse<ruma::api::client::dehydrated_device::put_dehydrated_device::unstable::Response>> {
     let user = req.session().user_id.as_str();
     let b = &req.body;
-    let otks: Vec<(String, String)> = b.one_time_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
-    let fallbacks: Vec<(String, String)> = b.fallback_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
+    let otks: Vec<(String, String)> =
+        b.one_time_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
+    let fallbacks: Vec<(String, String)> =
+        b.fallback_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
     s.e2ee
         .put_dehydrated_device(
             user,
@@ -205,7 +234,9 @@ pub async fn put_dehydrated_device(
             &fallbacks,
         )
         .await?;
-    Ok(RumaResponse(ruma::api::client::dehydrated_device::put_dehydrated_device::unstable::Response::new(b.device_id.clone())))
+    Ok(RumaResponse(ruma::api::client::dehydrated_device::put_dehydrated_device::unstable::Response::new(
+        b.device_id.clone(),
+    )))
 }
 
 /// GET /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device
@@ -214,7 +245,10 @@ pub async fn get_dehydrated_device(
     req: Ruma<ruma::api::client::dehydrated_device::get_dehydrated_device::unstable::Request>,
 ) -> Result<RumaResponse<ruma::api::client::dehydrated_device::get_dehydrated_device::unstable::Response>> {
     let (device, data) = s.e2ee.dehydrated_device(req.session().user_id.as_str()).await?;
-    Ok(RumaResponse(ruma::api::client::dehydrated_device::get_dehydrated_device::unstable::Response::new(device.into(), raw(&data)?)))
+    Ok(RumaResponse(ruma::api::client::dehydrated_device::get_dehydrated_device::unstable::Response::new(
+        device.into(),
+        raw(&data)?,
+    )))
 }
 
 /// DELETE /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device
@@ -223,7 +257,9 @@ pub async fn delete_dehydrated_device(
     req: Ruma<ruma::api::client::dehydrated_device::delete_dehydrated_device::unstable::Request>,
 ) -> Result<RumaResponse<ruma::api::client::dehydrated_device::delete_dehydrated_device::unstable::Response>> {
     let device = s.e2ee.delete_dehydrated_device(req.session().user_id.as_str()).await?;
-    Ok(RumaResponse(ruma::api::client::dehydrated_device::delete_dehydrated_device::unstable::Response::new(device.into())))
+    Ok(RumaResponse(ruma::api::client::dehydrated_device::delete_dehydrated_device::unstable::Response::new(
+        device.into(),
+    )))
 }
 
 /// POST /_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device/{deviceId}/events
@@ -235,7 +271,9 @@ pub async fn get_dehydrated_events(
         .e2ee
         .dehydrated_events(req.session().user_id.as_str(), req.body.device_id.as_str(), req.body.next_batch.as_deref())
         .await?;
-    let mut resp = ruma::api::client::dehydrated_device::get_events::unstable::Response::new(events.iter().map(raw).collect::<Result<_>>()?);
+    let mut resp = ruma::api::client::dehydrated_device::get_events::unstable::Response::new(
+        events.iter().map(raw).collect::<Result<_>>()?,
+    );
     resp.next_batch = next;
     Ok(RumaResponse(resp))
 }

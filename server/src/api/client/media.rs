@@ -75,10 +75,32 @@ async fn security_headers(mut resp: Response) -> Response {
 /// Content types that may be shown inline (spec: "Serving inline content"); everything else is
 /// served as an attachment.
 const INLINE_TYPES: &[&str] = &[
-    "text/css", "text/plain", "text/csv", "application/json", "application/ld+json", "image/jpeg", "image/gif",
-    "image/png", "image/apng", "image/webp", "image/avif", "video/mp4", "video/webm", "video/ogg", "video/quicktime",
-    "audio/mp4", "audio/webm", "audio/aac", "audio/mpeg", "audio/ogg", "audio/wave", "audio/wav", "audio/x-wav",
-    "audio/x-pn-wav", "audio/flac", "audio/x-flac",
+    "text/css",
+    "text/plain",
+    "text/csv",
+    "application/json",
+    "application/ld+json",
+    "image/jpeg",
+    "image/gif",
+    "image/png",
+    "image/apng",
+    "image/webp",
+    "image/avif",
+    "video/mp4",
+    "video/webm",
+    "video/ogg",
+    "video/quicktime",
+    "audio/mp4",
+    "audio/webm",
+    "audio/aac",
+    "audio/mpeg",
+    "audio/ogg",
+    "audio/wave",
+    "audio/wav",
+    "audio/x-wav",
+    "audio/x-pn-wav",
+    "audio/flac",
+    "audio/x-flac",
 ];
 
 async fn user(state: &AppState, parts: &Parts) -> Result<Session> {
@@ -89,7 +111,11 @@ async fn user(state: &AppState, parts: &Parts) -> Result<Session> {
 async fn uploader(state: &AppState, parts: &Parts) -> Result<Session> {
     let s = user(state, parts).await?;
     if s.is_guest {
-        return Err(Error::matrix(StatusCode::FORBIDDEN, ruma::api::error::ErrorKind::GuestAccessForbidden, "Guests cannot upload media"));
+        return Err(Error::matrix(
+            StatusCode::FORBIDDEN,
+            ruma::api::error::ErrorKind::GuestAccessForbidden,
+            "Guests cannot upload media",
+        ));
     }
     Ok(s)
 }
@@ -104,7 +130,12 @@ struct UploadQuery {
 }
 
 fn content_type(parts: &Parts) -> Option<String> {
-    parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 fn content_length(parts: &Parts) -> Option<u64> {
@@ -122,7 +153,13 @@ pub async fn create_content(State(state): State<AppState>, req: Request) -> Resu
     let q: UploadQuery = query(&parts)?;
     let media_id = state
         .media
-        .upload(session.user_id.as_str(), content_type(&parts).as_deref(), q.filename.as_deref(), content_length(&parts), body_stream(body))
+        .upload(
+            session.user_id.as_str(),
+            content_type(&parts).as_deref(),
+            q.filename.as_deref(),
+            content_length(&parts),
+            body_stream(body),
+        )
         .await?;
     Ok(Json(json!({ "content_uri": format!("mxc://{}/{media_id}", state.config.server_name) })).into_response())
 }
@@ -176,7 +213,11 @@ struct DownloadQuery {
 }
 
 /// GET /_matrix/client/v1/media/download/{serverName}/{mediaId}
-pub async fn get_content(State(state): State<AppState>, Path((server_name, media_id)): Path<(String, String)>, req: Request) -> Result<Response> {
+pub async fn get_content(
+    State(state): State<AppState>,
+    Path((server_name, media_id)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response> {
     download(state, server_name, media_id, None, req, Endpoint::Authenticated).await
 }
 
@@ -190,7 +231,11 @@ pub async fn get_content_as_filename(
 }
 
 /// GET /_matrix/media/v3/download/{serverName}/{mediaId} (deprecated: pre-cut-over media only)
-pub async fn get_content_legacy(State(state): State<AppState>, Path((server_name, media_id)): Path<(String, String)>, req: Request) -> Result<Response> {
+pub async fn get_content_legacy(
+    State(state): State<AppState>,
+    Path((server_name, media_id)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response> {
     download(state, server_name, media_id, None, req, Endpoint::Legacy).await
 }
 
@@ -203,7 +248,14 @@ pub async fn get_content_as_filename_legacy(
     download(state, server_name, media_id, Some(filename), req, Endpoint::Legacy).await
 }
 
-async fn download(state: AppState, origin: String, media_id: String, filename: Option<String>, req: Request, endpoint: Endpoint) -> Result<Response> {
+async fn download(
+    state: AppState,
+    origin: String,
+    media_id: String,
+    filename: Option<String>,
+    req: Request,
+    endpoint: Endpoint,
+) -> Result<Response> {
     let (parts, _) = req.into_parts();
     if endpoint == Endpoint::Authenticated {
         user(&state, &parts).await?;
@@ -227,7 +279,11 @@ struct ThumbnailQuery {
 }
 
 /// GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}
-pub async fn get_content_thumbnail(State(state): State<AppState>, Path((server_name, media_id)): Path<(String, String)>, req: Request) -> Result<Response> {
+pub async fn get_content_thumbnail(
+    State(state): State<AppState>,
+    Path((server_name, media_id)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response> {
     thumbnail(state, server_name, media_id, req, Endpoint::Authenticated).await
 }
 
@@ -240,7 +296,13 @@ pub async fn get_content_thumbnail_legacy(
     thumbnail(state, server_name, media_id, req, Endpoint::Legacy).await
 }
 
-async fn thumbnail(state: AppState, origin: String, media_id: String, req: Request, endpoint: Endpoint) -> Result<Response> {
+async fn thumbnail(
+    state: AppState,
+    origin: String,
+    media_id: String,
+    req: Request,
+    endpoint: Endpoint,
+) -> Result<Response> {
     let (parts, _) = req.into_parts();
     if endpoint == Endpoint::Authenticated {
         user(&state, &parts).await?;
@@ -253,11 +315,22 @@ async fn thumbnail(state: AppState, origin: String, media_id: String, req: Reque
     let method = match q.method.as_deref() {
         None | Some("scale") => Method::Scale,
         Some("crop") => Method::Crop,
-        Some(other) => return Err(Error::invalid_param(format!("Unknown thumbnail method `{other}`: use crop or scale"))),
+        Some(other) => {
+            return Err(Error::invalid_param(format!("Unknown thumbnail method `{other}`: use crop or scale")));
+        }
     };
     let t = state
         .media
-        .thumbnail(&origin, &media_id, width, height, method, q.animated.unwrap_or(false), q.timeout_ms.map(Duration::from_millis), endpoint)
+        .thumbnail(
+            &origin,
+            &media_id,
+            width,
+            height,
+            method,
+            q.animated.unwrap_or(false),
+            q.timeout_ms.map(Duration::from_millis),
+            endpoint,
+        )
         .await?;
     let ext = t.content_type.rsplit('/').next().unwrap_or("png").to_owned();
     // Thumbnails are always images of the inline list (spec: "MUST be inline").
@@ -328,7 +401,11 @@ fn parse_range(headers: &HeaderMap, size: u64) -> std::result::Result<Option<(u6
         (size.saturating_sub(n), size.checked_sub(1).ok_or(())?)
     } else {
         let s: u64 = start.parse().map_err(|_| ())?;
-        let e: u64 = if end.is_empty() { size.saturating_sub(1) } else { end.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+        let e: u64 = if end.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            end.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))
+        };
         (s, e)
     };
     if range.0 >= size || range.0 > range.1 {
@@ -337,36 +414,61 @@ fn parse_range(headers: &HeaderMap, size: u64) -> std::result::Result<Option<(u6
     Ok(Some(range))
 }
 
-async fn serve_file(state: &AppState, req_headers: &HeaderMap, sha256: &str, size: u64, content_type: &str, disposition: String) -> Result<Response> {
-    let mut file = state.media.files.open_file(sha256).await.map_err(|e| Error::Internal(anyhow::Error::new(e).context("opening media")))?;
+async fn serve_file(
+    state: &AppState,
+    req_headers: &HeaderMap,
+    sha256: &str,
+    size: u64,
+    content_type: &str,
+    disposition: String,
+) -> Result<Response> {
+    let mut file = state
+        .media
+        .files
+        .open_file(sha256)
+        .await
+        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("opening media")))?;
     let mut headers = HeaderMap::new();
     let content_type = if content_type.starts_with("text/") && !content_type.contains("charset") {
         format!("{content_type}; charset=utf-8")
     } else {
         content_type.to_owned()
     };
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")));
-    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition).unwrap_or(HeaderValue::from_static("attachment")),
+    );
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     // Content never changes under an mxc URI; authenticated responses are private to the user.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=31536000, immutable"));
     let (status, start, len) = match parse_range(req_headers, size) {
         Ok(None) => (StatusCode::OK, 0, size),
         Ok(Some((s, e))) => {
-            headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {s}-{e}/{size}")).expect("ascii"));
+            headers
+                .insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes {s}-{e}/{size}")).expect("ascii"));
             (StatusCode::PARTIAL_CONTENT, s, e - s + 1)
         }
         Err(()) => {
-            let mut resp =
-                Error::matrix(StatusCode::RANGE_NOT_SATISFIABLE, ruma::api::error::ErrorKind::Unknown, format!("The content is {size} bytes long"))
-                    .into_response();
-            resp.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"));
+            let mut resp = Error::matrix(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                ruma::api::error::ErrorKind::Unknown,
+                format!("The content is {size} bytes long"),
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"));
             return Ok(resp);
         }
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| Error::Internal(anyhow::Error::new(e).context("seeking in media")))?;
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("seeking in media")))?;
     }
     let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024).map_err(std::io::Error::other);
     Ok((status, headers, Body::from_stream(stream)).into_response())
@@ -387,7 +489,10 @@ mod tests {
             "attachment; filename=\"abSet-Cookie: x=1.pdf\""
         );
         assert_eq!(content_disposition("text/plain", Some("../../etc/passwd")), "inline; filename=\"etcpasswd\"");
-        assert_eq!(content_disposition("image/jpeg", Some("Grüße 😀.jpg")), "inline; filename*=utf-8''Gr%C3%BC%C3%9Fe%20%F0%9F%98%80.jpg");
+        assert_eq!(
+            content_disposition("image/jpeg", Some("Grüße 😀.jpg")),
+            "inline; filename*=utf-8''Gr%C3%BC%C3%9Fe%20%F0%9F%98%80.jpg"
+        );
     }
 
     #[test]

@@ -6,9 +6,8 @@ use axum::extract::State;
 use ruma::{
     RoomId, UserId,
     api::client::membership::{
-        ban_user, forget_room, get_member_events, invite_user,
-        invite_user::v3::InvitationRecipient, join_room_by_id, join_room_by_id_or_alias, joined_members, joined_rooms,
-        kick_user, leave_room, unban_user,
+        ban_user, forget_room, get_member_events, invite_user, invite_user::v3::InvitationRecipient, join_room_by_id,
+        join_room_by_id_or_alias, joined_members, joined_rooms, kick_user, leave_room, unban_user,
     },
 };
 
@@ -21,7 +20,10 @@ use crate::{
 };
 
 /// POST /_matrix/client/v3/rooms/{roomId}/join
-pub async fn join_room_by_id(State(s): State<AppState>, req: Ruma<join_room_by_id::v3::Request>) -> Result<RumaResponse<join_room_by_id::v3::Response>> {
+pub async fn join_room_by_id(
+    State(s): State<AppState>,
+    req: Ruma<join_room_by_id::v3::Request>,
+) -> Result<RumaResponse<join_room_by_id::v3::Response>> {
     let b = &req.body;
     s.rooms.join(&b.room_id, &req.session().user_id, b.reason.as_deref()).await?;
     Ok(RumaResponse(join_room_by_id::v3::Response::new(b.room_id.clone())))
@@ -38,7 +40,10 @@ pub async fn join_room_by_id_or_alias(
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/invite
-pub async fn invite_user(State(s): State<AppState>, req: Ruma<invite_user::v3::Request>) -> Result<RumaResponse<invite_user::v3::Response>> {
+pub async fn invite_user(
+    State(s): State<AppState>,
+    req: Ruma<invite_user::v3::Request>,
+) -> Result<RumaResponse<invite_user::v3::Response>> {
     let b = &req.body;
     let InvitationRecipient::UserId(invite) = &b.recipient else {
         return Err(Error::invalid_param("Third-party invites are not supported"));
@@ -62,7 +67,10 @@ async fn check_known_user(s: &AppState, user: &UserId) -> Result<()> {
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/leave
-pub async fn leave_room(State(s): State<AppState>, req: Ruma<leave_room::v3::Request>) -> Result<RumaResponse<leave_room::v3::Response>> {
+pub async fn leave_room(
+    State(s): State<AppState>,
+    req: Ruma<leave_room::v3::Request>,
+) -> Result<RumaResponse<leave_room::v3::Response>> {
     let b = &req.body;
     let me = &req.session().user_id;
     match s.rooms.membership(&b.room_id, me).await?.as_deref() {
@@ -77,7 +85,10 @@ pub async fn leave_room(State(s): State<AppState>, req: Ruma<leave_room::v3::Req
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/forget
-pub async fn forget_room(State(s): State<AppState>, req: Ruma<forget_room::v3::Request>) -> Result<RumaResponse<forget_room::v3::Response>> {
+pub async fn forget_room(
+    State(s): State<AppState>,
+    req: Ruma<forget_room::v3::Request>,
+) -> Result<RumaResponse<forget_room::v3::Response>> {
     match s.rooms.membership(&req.body.room_id, &req.session().user_id).await?.as_deref() {
         Some("join" | "invite" | "knock") => Err(Error::invalid_param("Leave the room before forgetting it")),
         _ => Ok(RumaResponse(forget_room::v3::Response::new())),
@@ -85,7 +96,10 @@ pub async fn forget_room(State(s): State<AppState>, req: Ruma<forget_room::v3::R
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/kick
-pub async fn kick_user(State(s): State<AppState>, req: Ruma<kick_user::v3::Request>) -> Result<RumaResponse<kick_user::v3::Response>> {
+pub async fn kick_user(
+    State(s): State<AppState>,
+    req: Ruma<kick_user::v3::Request>,
+) -> Result<RumaResponse<kick_user::v3::Response>> {
     let b = &req.body;
     match s.rooms.membership(&b.room_id, &b.user_id).await?.as_deref() {
         Some("join" | "invite" | "knock") => {}
@@ -96,14 +110,20 @@ pub async fn kick_user(State(s): State<AppState>, req: Ruma<kick_user::v3::Reque
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/ban
-pub async fn ban_user(State(s): State<AppState>, req: Ruma<ban_user::v3::Request>) -> Result<RumaResponse<ban_user::v3::Response>> {
+pub async fn ban_user(
+    State(s): State<AppState>,
+    req: Ruma<ban_user::v3::Request>,
+) -> Result<RumaResponse<ban_user::v3::Response>> {
     let b = &req.body;
     s.rooms.set_membership(&b.room_id, &req.session().user_id, &b.user_id, "ban", b.reason.as_deref()).await?;
     Ok(RumaResponse(ban_user::v3::Response::new()))
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/unban
-pub async fn unban_user(State(s): State<AppState>, req: Ruma<unban_user::v3::Request>) -> Result<RumaResponse<unban_user::v3::Response>> {
+pub async fn unban_user(
+    State(s): State<AppState>,
+    req: Ruma<unban_user::v3::Request>,
+) -> Result<RumaResponse<unban_user::v3::Response>> {
     let b = &req.body;
     if s.rooms.membership(&b.room_id, &b.user_id).await?.as_deref() != Some("ban") {
         return Err(Error::forbidden("That user is not banned"));
@@ -113,7 +133,10 @@ pub async fn unban_user(State(s): State<AppState>, req: Ruma<unban_user::v3::Req
 }
 
 /// GET /_matrix/client/v3/joined_rooms
-pub async fn joined_rooms(State(s): State<AppState>, req: Ruma<joined_rooms::v3::Request>) -> Result<RumaResponse<joined_rooms::v3::Response>> {
+pub async fn joined_rooms(
+    State(s): State<AppState>,
+    req: Ruma<joined_rooms::v3::Request>,
+) -> Result<RumaResponse<joined_rooms::v3::Response>> {
     let rooms = storage::rooms::joined_rooms(&s.db.read, req.session().user_id.as_str())
         .await?
         .into_iter()
@@ -131,7 +154,8 @@ pub async fn get_member_events(
     require_joined(&s, &b.room_id, &req.session().user_id).await?;
     let members = storage::rooms::members(&s.db.read, b.room_id.as_str()).await?;
     let wanted = |m: &str| {
-        b.membership.as_ref().is_none_or(|w| w.as_str() == m) && b.not_membership.as_ref().is_none_or(|n| n.as_str() != m)
+        b.membership.as_ref().is_none_or(|w| w.as_str() == m)
+            && b.not_membership.as_ref().is_none_or(|n| n.as_str() != m)
     };
     let ids: Vec<String> = members.into_iter().filter(|(_, m, _)| wanted(m)).map(|(_, _, e)| e).collect();
     let events = s.rooms.events(&ids).await?;
@@ -151,7 +175,9 @@ pub async fn joined_members(
     let mut joined = BTreeMap::new();
     for e in s.rooms.events(&ids).await? {
         let content = crate::service::rooms::content_of(&e.json);
-        let Some(user) = e.json.get("state_key").and_then(|k| k.as_str()).and_then(|k| UserId::parse(k).ok()) else { continue };
+        let Some(user) = e.json.get("state_key").and_then(|k| k.as_str()).and_then(|k| UserId::parse(k).ok()) else {
+            continue;
+        };
         let mut m = joined_members::v3::RoomMember::new();
         m.display_name = content["displayname"].as_str().map(str::to_owned);
         m.avatar_url = content["avatar_url"].as_str().and_then(|u| u.try_into().ok());

@@ -1,7 +1,10 @@
 //! Sending room events and paginating the timeline.
 
 use axum::extract::State;
-use ruma::api::{Direction, client::message::{get_message_events, send_message_event}};
+use ruma::api::{
+    Direction,
+    client::message::{get_message_events, send_message_event},
+};
 
 use super::room::{raw_json, view};
 use crate::{
@@ -22,12 +25,12 @@ pub async fn send_message_event(
 ) -> Result<RumaResponse<send_message_event::v3::Response>> {
     let session = req.session();
     let b = &req.body;
-    let content: serde_json::Value = serde_json::from_str(b.body.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
-    let txn = Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
-    let event_id = s
-        .rooms
-        .send(&b.room_id, &session.user_id, &b.event_type.to_string(), None, content, Some(txn))
-        .await?;
+    let content: serde_json::Value =
+        serde_json::from_str(b.body.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
+    let txn =
+        Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
+    let event_id =
+        s.rooms.send(&b.room_id, &session.user_id, &b.event_type.to_string(), None, content, Some(txn)).await?;
     Ok(RumaResponse(send_message_event::v3::Response::new(event_id)))
 }
 
@@ -71,8 +74,10 @@ pub async fn get_message_events(
     };
     // Pagination positions come from the unfiltered page; hidden events are just left out.
     let rows = s.rooms.visibility(user, b.room_id.as_str()).await?.filter(rows).await?;
-    let filter = crate::matrix::filter::EventFilter::from_json(&serde_json::to_value(&b.filter).map_err(Error::internal)?);
-    let mut views = rows.into_iter().map(|row| Ok(view(&crate::service::rooms::parse_row(row)?))).collect::<Result<Vec<_>>>()?;
+    let filter =
+        crate::matrix::filter::EventFilter::from_json(&serde_json::to_value(&b.filter).map_err(Error::internal)?);
+    let mut views =
+        rows.into_iter().map(|row| Ok(view(&crate::service::rooms::parse_row(row)?))).collect::<Result<Vec<_>>>()?;
     views.retain(|v| filter.allows(v));
     s.rooms.bundle(user, b.room_id.as_str(), &mut views).await?;
     let events = views.iter().map(raw_json).collect::<Result<Vec<_>>>()?;
@@ -105,7 +110,8 @@ pub async fn redact_event(
 ) -> Result<RumaResponse<ruma::api::client::redact::redact_event::v3::Response>> {
     let session = req.session();
     let b = &req.body;
-    let txn = Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
+    let txn =
+        Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
     let event_id = s.rooms.redact(&b.room_id, &session.user_id, &b.event_id, b.reason.as_deref(), Some(txn)).await?;
     Ok(RumaResponse(ruma::api::client::redact::redact_event::v3::Response::new(event_id)))
 }

@@ -61,9 +61,14 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::keys::get_key_changes::v3::Request, _, _>(r, keys::get_key_changes);
     let r = route::<c::keys::upload_signing_keys::v3::Request, _, _>(r, keys::upload_signing_keys);
     let r = route::<c::keys::upload_signatures::v3::Request, _, _>(r, keys::upload_signatures);
-    let r = route::<c::dehydrated_device::put_dehydrated_device::unstable::Request, _, _>(r, keys::put_dehydrated_device);
-    let r = route::<c::dehydrated_device::get_dehydrated_device::unstable::Request, _, _>(r, keys::get_dehydrated_device);
-    let r = route::<c::dehydrated_device::delete_dehydrated_device::unstable::Request, _, _>(r, keys::delete_dehydrated_device);
+    let r =
+        route::<c::dehydrated_device::put_dehydrated_device::unstable::Request, _, _>(r, keys::put_dehydrated_device);
+    let r =
+        route::<c::dehydrated_device::get_dehydrated_device::unstable::Request, _, _>(r, keys::get_dehydrated_device);
+    let r = route::<c::dehydrated_device::delete_dehydrated_device::unstable::Request, _, _>(
+        r,
+        keys::delete_dehydrated_device,
+    );
     let r = route::<c::dehydrated_device::get_events::unstable::Request, _, _>(r, keys::get_dehydrated_events);
     let r = route::<c::backup::create_backup_version::v3::Request, _, _>(r, backup::create_backup_version);
     let r = route::<c::backup::get_latest_backup_info::v3::Request, _, _>(r, backup::get_latest_backup_info);
@@ -78,7 +83,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::backup::get_backup_keys_for_session::v3::Request, _, _>(r, backup::get_backup_keys_for_session);
     let r = route::<c::backup::delete_backup_keys::v3::Request, _, _>(r, backup::delete_backup_keys);
     let r = route::<c::backup::delete_backup_keys_for_room::v3::Request, _, _>(r, backup::delete_backup_keys_for_room);
-    let r = route::<c::backup::delete_backup_keys_for_session::v3::Request, _, _>(r, backup::delete_backup_keys_for_session);
+    let r = route::<c::backup::delete_backup_keys_for_session::v3::Request, _, _>(
+        r,
+        backup::delete_backup_keys_for_session,
+    );
     let r = route::<c::to_device::send_event_to_device::v3::Request, _, _>(r, keys::send_event_to_device);
 
     let r = route::<c::room::create_room::v3::Request, _, _>(r, room::create_room);
@@ -95,7 +103,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::message::get_message_events::v3::Request, _, _>(r, message::get_message_events);
 
     let r = route::<c::membership::join_room_by_id::v3::Request, _, _>(r, membership::join_room_by_id);
-    let r = route::<c::membership::join_room_by_id_or_alias::v3::Request, _, _>(r, membership::join_room_by_id_or_alias);
+    let r =
+        route::<c::membership::join_room_by_id_or_alias::v3::Request, _, _>(r, membership::join_room_by_id_or_alias);
     let r = route::<c::membership::invite_user::v3::Request, _, _>(r, membership::invite_user);
     let r = route::<c::membership::leave_room::v3::Request, _, _>(r, membership::leave_room);
     let r = route::<c::membership::forget_room::v3::Request, _, _>(r, membership::forget_room);
@@ -113,14 +122,18 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 
     let r = route::<c::redact::redact_event::v3::Request, _, _>(r, message::redact_event);
     let r = route::<c::relations::get_relating_events::v1::Request, _, _>(r, relations::get_relating_events);
-    let r = route::<c::relations::get_relating_events_with_rel_type::v1::Request, _, _>(r, relations::get_relating_events_with_rel_type);
+    let r = route::<c::relations::get_relating_events_with_rel_type::v1::Request, _, _>(
+        r,
+        relations::get_relating_events_with_rel_type,
+    );
     let r = route::<c::relations::get_relating_events_with_rel_type_and_event_type::v1::Request, _, _>(
         r,
         relations::get_relating_events_with_rel_type_and_event_type,
     );
-    let r = r
-        .route("/_matrix/client/v1/rooms/{room_id}/threads", axum::routing::get(relations::get_threads))
-        .route("/_matrix/client/unstable/org.matrix.msc3856/rooms/{room_id}/threads", axum::routing::get(relations::get_threads));
+    let r = r.route("/_matrix/client/v1/rooms/{room_id}/threads", axum::routing::get(relations::get_threads)).route(
+        "/_matrix/client/unstable/org.matrix.msc3856/rooms/{room_id}/threads",
+        axum::routing::get(relations::get_threads),
+    );
     let r = route::<c::context::get_context::v3::Request, _, _>(r, relations::get_context);
     let r = route::<c::room::report_content::v3::Request, _, _>(r, moderation::report_content);
     let r = route::<c::room::report_room::v3::Request, _, _>(r, moderation::report_room);
@@ -131,9 +144,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::room::get_summary::v1::Request, _, _>(r, spaces::get_summary);
     let r = route::<c::search::search_events::v3::Request, _, _>(r, search::search_events);
     let r = route::<c::space::get_hierarchy::v1::Request, _, _>(r, spaces::get_hierarchy);
-    let r = r
-        .route("/_matrix/client/v1/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms))
-        .route("/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms));
+    let r = r.route("/_matrix/client/v1/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms)).route(
+        "/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms",
+        axum::routing::get(moderation::mutual_rooms),
+    );
     let r = route::<c::typing::create_typing_event::v3::Request, _, _>(r, ephemeral::create_typing_event);
     let r = route::<c::receipt::create_receipt::v3::Request, _, _>(r, ephemeral::create_receipt);
     let r = route::<c::read_marker::set_read_marker::v3::Request, _, _>(r, ephemeral::set_read_marker);
@@ -147,7 +161,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 
     let r = route::<c::user_directory::search_users::v3::Request, _, _>(r, directory::search_users);
     let r = route::<c::directory::get_public_rooms::v3::Request, _, _>(r, directory::get_public_rooms);
-    let r = route::<c::directory::get_public_rooms_filtered::v3::Request, _, _>(r, directory::get_public_rooms_filtered);
+    let r =
+        route::<c::directory::get_public_rooms_filtered::v3::Request, _, _>(r, directory::get_public_rooms_filtered);
     let r = route::<c::directory::get_room_visibility::v3::Request, _, _>(r, directory::get_room_visibility);
     let r = route::<c::directory::set_room_visibility::v3::Request, _, _>(r, directory::set_room_visibility);
 

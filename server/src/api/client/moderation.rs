@@ -32,42 +32,83 @@ fn check_reason(reason: Option<&str>) -> Result<()> {
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/report/{eventId}
-pub async fn report_content(State(s): State<AppState>, req: Ruma<report_content::v3::Request>) -> Result<RumaResponse<report_content::v3::Response>> {
+pub async fn report_content(
+    State(s): State<AppState>,
+    req: Ruma<report_content::v3::Request>,
+) -> Result<RumaResponse<report_content::v3::Response>> {
     let b = &req.body;
     let user = &req.session().user_id;
     check_reason(b.reason.as_deref())?;
     // An event one cannot see cannot be reported; the answer does not say whether it exists.
-    let ev = s.rooms.event(b.event_id.as_str()).await?.filter(|e| e.row.room_id == b.room_id.as_str()).ok_or_else(|| Error::not_found("Event not found"))?;
+    let ev = s
+        .rooms
+        .event(b.event_id.as_str())
+        .await?
+        .filter(|e| e.row.room_id == b.room_id.as_str())
+        .ok_or_else(|| Error::not_found("Event not found"))?;
     if !s.rooms.visibility(user, b.room_id.as_str()).await?.allows(&ev.row).await? {
         return Err(Error::not_found("Event not found"));
     }
-    storage::reports::insert(&s.db.write, user.as_str(), Some(b.room_id.as_str()), Some(b.event_id.as_str()), None, b.reason.as_deref(), now_ms()).await?;
+    storage::reports::insert(
+        &s.db.write,
+        user.as_str(),
+        Some(b.room_id.as_str()),
+        Some(b.event_id.as_str()),
+        None,
+        b.reason.as_deref(),
+        now_ms(),
+    )
+    .await?;
     tracing::info!(reporter = %user, event_id = %b.event_id, "event reported");
     Ok(RumaResponse(report_content::v3::Response::new()))
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/report
-pub async fn report_room(State(s): State<AppState>, req: Ruma<report_room::v3::Request>) -> Result<RumaResponse<report_room::v3::Response>> {
+pub async fn report_room(
+    State(s): State<AppState>,
+    req: Ruma<report_room::v3::Request>,
+) -> Result<RumaResponse<report_room::v3::Response>> {
     let b = &req.body;
     let user = &req.session().user_id;
     check_reason(Some(&b.reason))?;
     if s.rooms.room(&b.room_id).await?.is_none() {
         return Err(Error::not_found("Room not found"));
     }
-    storage::reports::insert(&s.db.write, user.as_str(), Some(b.room_id.as_str()), None, None, Some(&b.reason), now_ms()).await?;
+    storage::reports::insert(
+        &s.db.write,
+        user.as_str(),
+        Some(b.room_id.as_str()),
+        None,
+        None,
+        Some(&b.reason),
+        now_ms(),
+    )
+    .await?;
     tracing::info!(reporter = %user, room_id = %b.room_id, "room reported");
     Ok(RumaResponse(report_room::v3::Response::new()))
 }
 
 /// POST /_matrix/client/v3/users/{userId}/report
-pub async fn report_user(State(s): State<AppState>, req: Ruma<report_user::v3::Request>) -> Result<RumaResponse<report_user::v3::Response>> {
+pub async fn report_user(
+    State(s): State<AppState>,
+    req: Ruma<report_user::v3::Request>,
+) -> Result<RumaResponse<report_user::v3::Response>> {
     let b = &req.body;
     let user = &req.session().user_id;
     check_reason(Some(&b.reason))?;
     if b.user_id.server_name() == s.config.server_name && s.rooms.profile(&b.user_id).await?.is_none() {
         return Err(Error::not_found("User not found"));
     }
-    storage::reports::insert(&s.db.write, user.as_str(), None, None, Some(b.user_id.as_str()), Some(&b.reason), now_ms()).await?;
+    storage::reports::insert(
+        &s.db.write,
+        user.as_str(),
+        None,
+        None,
+        Some(b.user_id.as_str()),
+        Some(&b.reason),
+        now_ms(),
+    )
+    .await?;
     tracing::info!(reporter = %user, reported = %b.user_id, "user reported");
     Ok(RumaResponse(report_user::v3::Response::new()))
 }
@@ -100,22 +141,34 @@ pub async fn get_event_by_timestamp(
 }
 
 /// GET /_matrix/client/v3/rooms/{roomId}/aliases
-pub async fn get_room_aliases(State(s): State<AppState>, req: Ruma<aliases::v3::Request>) -> Result<RumaResponse<aliases::v3::Response>> {
+pub async fn get_room_aliases(
+    State(s): State<AppState>,
+    req: Ruma<aliases::v3::Request>,
+) -> Result<RumaResponse<aliases::v3::Response>> {
     let b = &req.body;
     if !s.rooms.may_read_room(&req.session().user_id, &b.room_id).await? {
         return Err(Error::forbidden("You are not in this room"));
     }
-    let list = storage::rooms::aliases_of(&s.db.read, b.room_id.as_str()).await?.into_iter().filter_map(|a| a.try_into().ok()).collect();
+    let list = storage::rooms::aliases_of(&s.db.read, b.room_id.as_str())
+        .await?
+        .into_iter()
+        .filter_map(|a| a.try_into().ok())
+        .collect();
     Ok(RumaResponse(aliases::v3::Response::new(list)))
 }
 
 /// POST /_matrix/client/v3/knock/{roomIdOrAlias}
-pub async fn knock_room(State(s): State<AppState>, req: Ruma<knock_room::v3::Request>) -> Result<RumaResponse<knock_room::v3::Response>> {
+pub async fn knock_room(
+    State(s): State<AppState>,
+    req: Ruma<knock_room::v3::Request>,
+) -> Result<RumaResponse<knock_room::v3::Response>> {
     let b = &req.body;
     let user = &req.session().user_id;
     let room_id = s.rooms.resolve_room_or_alias(&b.room_id_or_alias).await?;
     if s.rooms.room(&room_id).await?.is_none() {
-        return Err(Error::not_found("This server does not know that room (knocking on other servers comes with federation)"));
+        return Err(Error::not_found(
+            "This server does not know that room (knocking on other servers comes with federation)",
+        ));
     }
     let content = s.rooms.member_content(user, "knock", b.reason.as_deref()).await?;
     s.rooms.send(&room_id, user, "m.room.member", Some(user.as_str()), content, None).await?;
@@ -133,7 +186,8 @@ pub async fn mutual_rooms(
     parts: http::request::Parts,
     axum::extract::Query(q): axum::extract::Query<MutualQuery>,
 ) -> Result<Json<Value>> {
-    let session = crate::http::ruma::authenticate(&s, &parts, crate::http::ruma::AuthKind::Required).await?.expect("required");
+    let session =
+        crate::http::ruma::authenticate(&s, &parts, crate::http::ruma::AuthKind::Required).await?.expect("required");
     if q.user_id == session.user_id {
         return Err(Error::invalid_param("You cannot ask for the rooms you share with yourself"));
     }

@@ -10,7 +10,10 @@ use crate::{
 };
 
 /// PUT /_matrix/client/v3/presence/{userId}/status
-pub async fn set_presence(State(s): State<AppState>, req: Ruma<set_presence::v3::Request>) -> Result<RumaResponse<set_presence::v3::Response>> {
+pub async fn set_presence(
+    State(s): State<AppState>,
+    req: Ruma<set_presence::v3::Request>,
+) -> Result<RumaResponse<set_presence::v3::Response>> {
     let b = &req.body;
     if req.session().user_id != b.user_id {
         return Err(Error::forbidden("You can only set your own presence"));
@@ -23,7 +26,10 @@ pub async fn set_presence(State(s): State<AppState>, req: Ruma<set_presence::v3:
 }
 
 /// GET /_matrix/client/v3/presence/{userId}/status
-pub async fn get_presence(State(s): State<AppState>, req: Ruma<get_presence::v3::Request>) -> Result<RumaResponse<get_presence::v3::Response>> {
+pub async fn get_presence(
+    State(s): State<AppState>,
+    req: Ruma<get_presence::v3::Request>,
+) -> Result<RumaResponse<get_presence::v3::Response>> {
     let user = &req.body.user_id;
     if user.server_name() != s.config.server_name || s.rooms.profile(user).await?.is_none() {
         return Err(Error::not_found("No presence known for that user"));

@@ -19,7 +19,10 @@ async fn load(s: &AppState, user: &ruma::UserId) -> Result<(Option<String>, Opti
 }
 
 /// GET /_matrix/client/v3/profile/{userId}
-pub async fn get_profile(State(s): State<AppState>, req: Ruma<get_profile::v3::Request>) -> Result<RumaResponse<get_profile::v3::Response>> {
+pub async fn get_profile(
+    State(s): State<AppState>,
+    req: Ruma<get_profile::v3::Request>,
+) -> Result<RumaResponse<get_profile::v3::Response>> {
     let (name, avatar) = load(&s, &req.body.user_id).await?;
     let mut resp = get_profile::v3::Response::new();
     if let Some(n) = name {

@@ -35,7 +35,10 @@ fn not_found() -> Error {
 }
 
 /// GET /_matrix/client/v3/pushrules/
-pub async fn get_pushrules_all(State(s): State<AppState>, req: Ruma<get_pushrules_all::v3::Request>) -> Result<RumaResponse<get_pushrules_all::v3::Response>> {
+pub async fn get_pushrules_all(
+    State(s): State<AppState>,
+    req: Ruma<get_pushrules_all::v3::Request>,
+) -> Result<RumaResponse<get_pushrules_all::v3::Response>> {
     Ok(RumaResponse(get_pushrules_all::v3::Response::new(ruleset(&s, &req.session().user_id).await?)))
 }
 
@@ -48,14 +51,20 @@ pub async fn get_pushrules_global_scope(
 }
 
 /// GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
-pub async fn get_pushrule(State(s): State<AppState>, req: Ruma<get_pushrule::v3::Request>) -> Result<RumaResponse<get_pushrule::v3::Response>> {
+pub async fn get_pushrule(
+    State(s): State<AppState>,
+    req: Ruma<get_pushrule::v3::Request>,
+) -> Result<RumaResponse<get_pushrule::v3::Response>> {
     let rules = ruleset(&s, &req.session().user_id).await?;
     let rule = rules.get(req.body.kind.clone(), &req.body.rule_id).ok_or_else(not_found)?;
     Ok(RumaResponse(get_pushrule::v3::Response::new(rule.into())))
 }
 
 /// PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
-pub async fn set_pushrule(State(s): State<AppState>, req: Ruma<set_pushrule::v3::Request>) -> Result<RumaResponse<set_pushrule::v3::Response>> {
+pub async fn set_pushrule(
+    State(s): State<AppState>,
+    req: Ruma<set_pushrule::v3::Request>,
+) -> Result<RumaResponse<set_pushrule::v3::Response>> {
     let user = &req.session().user_id;
     let b = &req.body;
     let mut rules = ruleset(&s, user).await?;
@@ -67,7 +76,10 @@ pub async fn set_pushrule(State(s): State<AppState>, req: Ruma<set_pushrule::v3:
 }
 
 /// DELETE /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
-pub async fn delete_pushrule(State(s): State<AppState>, req: Ruma<delete_pushrule::v3::Request>) -> Result<RumaResponse<delete_pushrule::v3::Response>> {
+pub async fn delete_pushrule(
+    State(s): State<AppState>,
+    req: Ruma<delete_pushrule::v3::Request>,
+) -> Result<RumaResponse<delete_pushrule::v3::Response>> {
     let user = &req.session().user_id;
     let mut rules = ruleset(&s, user).await?;
     rules.remove(req.body.kind.clone(), &req.body.rule_id).map_err(|e| match e {
@@ -135,7 +147,9 @@ pub async fn get_notifications(
     let before = b.from.as_deref().map(crate::service::sync::parse_token).transpose()?.unwrap_or(i64::MAX);
     let only_highlight = b.only.as_deref() == Some("highlight");
     let rows = crate::storage::push_actions::list(&s.db.read, user.as_str(), before, only_highlight, limit).await?;
-    let next_token = (rows.len() as i64 == limit).then(|| rows.last().map(|r| crate::service::sync::token(r.stream_ordering))).flatten();
+    let next_token = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| crate::service::sync::token(r.stream_ordering)))
+        .flatten();
     let mut read_positions = std::collections::HashMap::new();
     let mut out = Vec::new();
     for r in rows {
@@ -157,7 +171,13 @@ pub async fn get_notifications(
         event.as_object_mut().map(|o| o.remove("room_id"));
         let actions = serde_json::from_str(&r.actions).map_err(Error::internal)?;
         let ts = ruma::MilliSecondsSinceUnixEpoch(ruma::UInt::try_from(r.ts).unwrap_or_default());
-        out.push(Notification::new(actions, super::room::raw_json(&event)?, r.stream_ordering <= read_pos, room_id, ts));
+        out.push(Notification::new(
+            actions,
+            super::room::raw_json(&event)?,
+            r.stream_ordering <= read_pos,
+            room_id,
+            ts,
+        ));
     }
     let mut resp = Response::new(out);
     resp.next_token = next_token;
@@ -196,7 +216,9 @@ pub async fn set_pusher(
                     let url: http::Uri = data.url.parse().map_err(|_| Error::invalid_param("data.url is not a URL"))?;
                     // The Push Gateway API fixes the path.
                     if !matches!(url.scheme_str(), Some("http" | "https")) || url.path() != "/_matrix/push/v1/notify" {
-                        return Err(Error::invalid_param("data.url must be an http(s) URL ending in /_matrix/push/v1/notify"));
+                        return Err(Error::invalid_param(
+                            "data.url must be an http(s) URL ending in /_matrix/push/v1/notify",
+                        ));
                     }
                 }
                 ruma::api::client::push::PusherKind::Email(_) => {
@@ -208,7 +230,15 @@ pub async fn set_pusher(
             if !post.append {
                 crate::storage::pushers::delete_for_others(&s.db.write, user, &p.ids.app_id, &p.ids.pushkey).await?;
             }
-            crate::storage::pushers::upsert(&s.db.write, user, &p.ids.app_id, &p.ids.pushkey, &text, crate::storage::now_ms()).await?;
+            crate::storage::pushers::upsert(
+                &s.db.write,
+                user,
+                &p.ids.app_id,
+                &p.ids.pushkey,
+                &text,
+                crate::storage::now_ms(),
+            )
+            .await?;
         }
         PusherAction::Delete(ids) => {
             crate::storage::pushers::delete(&s.db.write, user, &ids.app_id, &ids.pushkey).await?;

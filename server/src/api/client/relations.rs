@@ -7,7 +7,10 @@ use ruma::{
         Direction,
         client::{
             context::get_context,
-            relations::{get_relating_events, get_relating_events_with_rel_type, get_relating_events_with_rel_type_and_event_type},
+            relations::{
+                get_relating_events, get_relating_events_with_rel_type,
+                get_relating_events_with_rel_type_and_event_type,
+            },
             threads::get_threads::{self, v1::IncludeThreads},
         },
     },
@@ -35,7 +38,8 @@ const DEFAULT_PAGE: u64 = 50;
 /// The parent must exist in the room and be visible to the user.
 async fn check_parent(s: &AppState, user: &UserId, room_id: &RoomId, event_id: &EventId) -> Result<()> {
     let not_found = || Error::not_found("Event not found");
-    let parent = s.rooms.event(event_id.as_str()).await?.filter(|e| e.row.room_id == room_id.as_str()).ok_or_else(not_found)?;
+    let parent =
+        s.rooms.event(event_id.as_str()).await?.filter(|e| e.row.room_id == room_id.as_str()).ok_or_else(not_found)?;
     if !s.rooms.visibility(user, room_id.as_str()).await?.allows(&parent.row).await? {
         return Err(not_found());
     }
@@ -71,7 +75,9 @@ async fn relations_page(
     } else {
         (to.unwrap_or(0), from.map_or(i64::MAX, |f| f + 1))
     };
-    let rows = storage::relations::page(&s.db.read, event_id.as_str(), rel_type, event_type, after, before, forward, limit).await?;
+    let rows =
+        storage::relations::page(&s.db.read, event_id.as_str(), rel_type, event_type, after, before, forward, limit)
+            .await?;
     let next_batch = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| sync::token(if forward { r.stream_ordering } else { r.stream_ordering - 1 })))
         .flatten();
@@ -93,7 +99,19 @@ pub async fn get_relating_events(
     req: Ruma<get_relating_events::v1::Request>,
 ) -> Result<RumaResponse<get_relating_events::v1::Response>> {
     let b = &req.body;
-    let p = relations_page(&s, &req.session().user_id, &b.room_id, &b.event_id, None, None, b.from.as_deref(), b.to.as_deref(), b.dir, b.limit.map(u64::from)).await?;
+    let p = relations_page(
+        &s,
+        &req.session().user_id,
+        &b.room_id,
+        &b.event_id,
+        None,
+        None,
+        b.from.as_deref(),
+        b.to.as_deref(),
+        b.dir,
+        b.limit.map(u64::from),
+    )
+    .await?;
     let mut resp = get_relating_events::v1::Response::new(p.chunk.iter().map(raw_json).collect::<Result<_>>()?);
     resp.next_batch = p.next_batch;
     Ok(RumaResponse(resp))
@@ -106,8 +124,21 @@ pub async fn get_relating_events_with_rel_type(
 ) -> Result<RumaResponse<get_relating_events_with_rel_type::v1::Response>> {
     let b = &req.body;
     let rel = b.rel_type.to_string();
-    let p = relations_page(&s, &req.session().user_id, &b.room_id, &b.event_id, Some(&rel), None, b.from.as_deref(), b.to.as_deref(), b.dir, b.limit.map(u64::from)).await?;
-    let mut resp = get_relating_events_with_rel_type::v1::Response::new(p.chunk.iter().map(raw_json).collect::<Result<_>>()?);
+    let p = relations_page(
+        &s,
+        &req.session().user_id,
+        &b.room_id,
+        &b.event_id,
+        Some(&rel),
+        None,
+        b.from.as_deref(),
+        b.to.as_deref(),
+        b.dir,
+        b.limit.map(u64::from),
+    )
+    .await?;
+    let mut resp =
+        get_relating_events_with_rel_type::v1::Response::new(p.chunk.iter().map(raw_json).collect::<Result<_>>()?);
     resp.next_batch = p.next_batch;
     Ok(RumaResponse(resp))
 }
@@ -120,8 +151,22 @@ pub async fn get_relating_events_with_rel_type_and_event_type(
     let b = &req.body;
     let rel = b.rel_type.to_string();
     let kind = b.event_type.to_string();
-    let p = relations_page(&s, &req.session().user_id, &b.room_id, &b.event_id, Some(&rel), Some(&kind), b.from.as_deref(), b.to.as_deref(), b.dir, b.limit.map(u64::from)).await?;
-    let mut resp = get_relating_events_with_rel_type_and_event_type::v1::Response::new(p.chunk.iter().map(raw_json).collect::<Result<_>>()?);
+    let p = relations_page(
+        &s,
+        &req.session().user_id,
+        &b.room_id,
+        &b.event_id,
+        Some(&rel),
+        Some(&kind),
+        b.from.as_deref(),
+        b.to.as_deref(),
+        b.dir,
+        b.limit.map(u64::from),
+    )
+    .await?;
+    let mut resp = get_relating_events_with_rel_type_and_event_type::v1::Response::new(
+        p.chunk.iter().map(raw_json).collect::<Result<_>>()?,
+    );
     resp.next_batch = p.next_batch;
     Ok(RumaResponse(resp))
 }
@@ -144,7 +189,8 @@ pub async fn get_threads(
     axum::extract::Path(room_id): axum::extract::Path<ruma::OwnedRoomId>,
     axum::extract::Query(q): axum::extract::Query<ThreadsQuery>,
 ) -> Result<RumaResponse<get_threads::v1::Response>> {
-    let session = crate::http::ruma::authenticate(&s, &parts, crate::http::ruma::AuthKind::Required).await?.expect("required");
+    let session =
+        crate::http::ruma::authenticate(&s, &parts, crate::http::ruma::AuthKind::Required).await?.expect("required");
     let user = &session.user_id;
     let b = ThreadsRequest { room_id, from: q.from, include: q.include, limit: q.limit };
     if !s.rooms.may_read_room(user, &b.room_id).await? {
@@ -154,7 +200,8 @@ pub async fn get_threads(
     let before = b.from.as_deref().map(sync::parse_token).transpose()?.map_or(i64::MAX, |f| f + 1);
     let participant = matches!(b.include, IncludeThreads::Participated).then_some(user.as_str());
     let roots = storage::relations::threads(&s.db.read, b.room_id.as_str(), participant, before, limit).await?;
-    let next_batch = (roots.len() as i64 == limit).then(|| roots.last().map(|(_, latest)| sync::token(latest - 1))).flatten();
+    let next_batch =
+        (roots.len() as i64 == limit).then(|| roots.last().map(|(_, latest)| sync::token(latest - 1))).flatten();
     let ids: Vec<String> = roots.iter().map(|(id, _)| id.clone()).collect();
     let events = s.rooms.events_in_order(&ids).await?;
     let mut check = s.rooms.visibility(user, b.room_id.as_str()).await?;
@@ -171,11 +218,19 @@ pub async fn get_threads(
 }
 
 /// GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}
-pub async fn get_context(State(s): State<AppState>, req: Ruma<get_context::v3::Request>) -> Result<RumaResponse<get_context::v3::Response>> {
+pub async fn get_context(
+    State(s): State<AppState>,
+    req: Ruma<get_context::v3::Request>,
+) -> Result<RumaResponse<get_context::v3::Response>> {
     let b = &req.body;
     let user = &req.session().user_id;
     let not_found = || Error::not_found("Event not found");
-    let target = s.rooms.event(b.event_id.as_str()).await?.filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected && !e.row.soft_failed).ok_or_else(not_found)?;
+    let target = s
+        .rooms
+        .event(b.event_id.as_str())
+        .await?
+        .filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected && !e.row.soft_failed)
+        .ok_or_else(not_found)?;
     let mut check = s.rooms.visibility(user, b.room_id.as_str()).await?;
     if !check.allows(&target.row).await? {
         return Err(not_found());
@@ -184,14 +239,19 @@ pub async fn get_context(State(s): State<AppState>, req: Ruma<get_context::v3::R
     let half = limit / 2;
     let pos = target.row.stream_ordering;
     let room = b.room_id.as_str();
-    let before_rows = storage::events::room_events_desc(&s.db.read, room, 0, pos - 1, half.max(if limit > 0 { 1 } else { 0 })).await?;
-    let after_rows = storage::events::room_events_asc(&s.db.read, room, pos + 1, i64::MAX, (limit - half).max(0)).await?;
+    let before_rows =
+        storage::events::room_events_desc(&s.db.read, room, 0, pos - 1, half.max(if limit > 0 { 1 } else { 0 }))
+            .await?;
+    let after_rows =
+        storage::events::room_events_asc(&s.db.read, room, pos + 1, i64::MAX, (limit - half).max(0)).await?;
     let start = before_rows.last().map_or(pos - 1, |r| r.stream_ordering - 1);
     let end = after_rows.last().map_or(pos, |r| r.stream_ordering);
     let before_rows = check.filter(before_rows).await?;
     let after_rows = check.filter(after_rows).await?;
-    let mut before: Vec<Value> = before_rows.into_iter().map(|r| parse_row(r).map(|e| view(&e))).collect::<Result<_>>()?;
-    let mut after: Vec<Value> = after_rows.into_iter().map(|r| parse_row(r).map(|e| view(&e))).collect::<Result<_>>()?;
+    let mut before: Vec<Value> =
+        before_rows.into_iter().map(|r| parse_row(r).map(|e| view(&e))).collect::<Result<_>>()?;
+    let mut after: Vec<Value> =
+        after_rows.into_iter().map(|r| parse_row(r).map(|e| view(&e))).collect::<Result<_>>()?;
     let mut event = vec![view(&target)];
     s.rooms.bundle(user, room, &mut before).await?;
     s.rooms.bundle(user, room, &mut after).await?;

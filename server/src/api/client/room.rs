@@ -5,11 +5,7 @@ use ruma::{
     OwnedUserId, RoomAliasId, RoomId, RoomVersionId,
     api::client::{
         alias::{create_alias, delete_alias, get_alias},
-        room::{
-            Visibility, create_room,
-            create_room::v3::RoomPreset,
-            get_room_event,
-        },
+        room::{Visibility, create_room, create_room::v3::RoomPreset, get_room_event},
         state::{get_state_event_for_key, get_state_events, send_state_event},
     },
     serde::Raw,
@@ -59,13 +55,15 @@ pub async fn require_joined(s: &AppState, room_id: &RoomId, user: &ruma::UserId)
 
 /// POST /_matrix/client/v3/createRoom
 /// <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3createroom>
-pub async fn create_room(State(s): State<AppState>, req: Ruma<create_room::v3::Request>) -> Result<RumaResponse<create_room::v3::Response>> {
+pub async fn create_room(
+    State(s): State<AppState>,
+    req: Ruma<create_room::v3::Request>,
+) -> Result<RumaResponse<create_room::v3::Response>> {
     let session = req.session();
     let body = &req.body;
-    let version = body
-        .room_version
-        .clone()
-        .unwrap_or_else(|| RoomVersionId::try_from(s.config.default_room_version.as_str()).unwrap_or(RoomVersionId::V12));
+    let version = body.room_version.clone().unwrap_or_else(|| {
+        RoomVersionId::try_from(s.config.default_room_version.as_str()).unwrap_or(RoomVersionId::V12)
+    });
     let publish = body.visibility == Visibility::Public;
     let preset = match &body.preset {
         Some(RoomPreset::PublicChat) => Preset::PublicChat,
@@ -87,7 +85,11 @@ pub async fn create_room(State(s): State<AppState>, req: Ruma<create_room::v3::R
         Value::Object(m) => Ok(m),
         _ => Err(Error::bad_json(format!("{what} must be an object"))),
     };
-    let creation_content = body.creation_content.as_ref().map(|r| parse_raw(r).and_then(|v| as_object(v, "creation_content"))).transpose()?;
+    let creation_content = body
+        .creation_content
+        .as_ref()
+        .map(|r| parse_raw(r).and_then(|v| as_object(v, "creation_content")))
+        .transpose()?;
     let power = body
         .power_level_content_override
         .as_ref()
@@ -191,18 +193,28 @@ pub async fn upgrade_room(
 ) -> Result<RumaResponse<ruma::api::client::room::upgrade_room::v3::Response>> {
     let b = &req.body;
     require_joined(&s, &b.room_id, &req.session().user_id).await?;
-    let new_room = s.rooms.upgrade(&b.room_id, &req.session().user_id, b.new_version.clone(), b.additional_creators.clone()).await?;
+    let new_room = s
+        .rooms
+        .upgrade(&b.room_id, &req.session().user_id, b.new_version.clone(), b.additional_creators.clone())
+        .await?;
     Ok(RumaResponse(ruma::api::client::room::upgrade_room::v3::Response::new(new_room)))
 }
 
 /// GET /_matrix/client/v3/directory/room/{roomAlias}
-pub async fn get_alias(State(s): State<AppState>, req: Ruma<get_alias::v3::Request>) -> Result<RumaResponse<get_alias::v3::Response>> {
-    let room_id = s.rooms.resolve_alias(&req.body.room_alias).await?.ok_or_else(|| Error::not_found("Room alias not found"))?;
+pub async fn get_alias(
+    State(s): State<AppState>,
+    req: Ruma<get_alias::v3::Request>,
+) -> Result<RumaResponse<get_alias::v3::Response>> {
+    let room_id =
+        s.rooms.resolve_alias(&req.body.room_alias).await?.ok_or_else(|| Error::not_found("Room alias not found"))?;
     Ok(RumaResponse(get_alias::v3::Response::new(room_id, vec![s.config.server_name.clone()])))
 }
 
 /// PUT /_matrix/client/v3/directory/room/{roomAlias}
-pub async fn create_alias(State(s): State<AppState>, req: Ruma<create_alias::v3::Request>) -> Result<RumaResponse<create_alias::v3::Response>> {
+pub async fn create_alias(
+    State(s): State<AppState>,
+    req: Ruma<create_alias::v3::Request>,
+) -> Result<RumaResponse<create_alias::v3::Response>> {
     let b = &req.body;
     check_local_alias(&s, &b.room_alias)?;
     require_joined(&s, &b.room_id, &req.session().user_id).await?;
@@ -211,7 +223,10 @@ pub async fn create_alias(State(s): State<AppState>, req: Ruma<create_alias::v3:
 }
 
 /// DELETE /_matrix/client/v3/directory/room/{roomAlias}
-pub async fn delete_alias(State(s): State<AppState>, req: Ruma<delete_alias::v3::Request>) -> Result<RumaResponse<delete_alias::v3::Response>> {
+pub async fn delete_alias(
+    State(s): State<AppState>,
+    req: Ruma<delete_alias::v3::Request>,
+) -> Result<RumaResponse<delete_alias::v3::Response>> {
     check_local_alias(&s, &req.body.room_alias)?;
     let session = req.session();
     s.rooms.remove_alias(&req.body.room_alias, &session.user_id, session.is_admin).await?;

@@ -21,7 +21,8 @@ pub async fn search_events(State(s): State<AppState>, req: Ruma<search_events::v
     let Some(criteria) = &req.body.search_categories.room_events else {
         return Ok(Json(json!({ "search_categories": {} })));
     };
-    let query = storage::search::fts_query(&criteria.search_term).ok_or_else(|| Error::invalid_param("search_term must not be empty"))?;
+    let query = storage::search::fts_query(&criteria.search_term)
+        .ok_or_else(|| Error::invalid_param("search_term must not be empty"))?;
     let offset: i64 = match req.body.next_batch.as_deref() {
         Some(t) => t.parse().map_err(|_| Error::invalid_param("Invalid next_batch"))?,
         None => 0,
@@ -32,7 +33,8 @@ pub async fn search_events(State(s): State<AppState>, req: Ruma<search_events::v
     };
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     // Rooms the user has (or had) a membership in; visibility decides per event below.
-    let mut rooms: Vec<String> = storage::rooms::memberships_of(&s.db.read, user.as_str()).await?.into_iter().map(|m| m.room_id).collect();
+    let mut rooms: Vec<String> =
+        storage::rooms::memberships_of(&s.db.read, user.as_str()).await?.into_iter().map(|m| m.room_id).collect();
     if let Some(only) = &criteria.filter.rooms {
         rooms.retain(|r| only.iter().any(|o| o.as_str() == r));
     }

@@ -32,7 +32,10 @@ pub async fn get_login_types(_: Ruma<get_login_types::v3::Request>) -> RumaRespo
 
 /// POST /_matrix/client/v3/login
 /// <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3login>
-pub async fn login(State(s): State<AppState>, req: Ruma<login::v3::Request>) -> Result<RumaResponse<login::v3::Response>> {
+pub async fn login(
+    State(s): State<AppState>,
+    req: Ruma<login::v3::Request>,
+) -> Result<RumaResponse<login::v3::Response>> {
     let ip = req.ip_string();
     let ip_key = ip.as_deref().unwrap_or("-");
     s.limits.login_address.check(ip_key)?;
@@ -74,7 +77,13 @@ pub async fn login(State(s): State<AppState>, req: Ruma<login::v3::Request>) -> 
     };
     let session = s
         .accounts
-        .create_session(&user_id, body.device_id, body.initial_device_display_name.as_deref(), body.refresh_token, ip.as_deref())
+        .create_session(
+            &user_id,
+            body.device_id,
+            body.initial_device_display_name.as_deref(),
+            body.refresh_token,
+            ip.as_deref(),
+        )
         .await?;
     let mut resp = login::v3::Response::new(session.user_id, session.access_token, session.device_id);
     resp.refresh_token = session.refresh_token;
@@ -115,7 +124,10 @@ pub async fn refresh_token(
 
 /// POST /_matrix/client/v3/logout
 /// <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3logout>
-pub async fn logout(State(s): State<AppState>, req: Ruma<logout::v3::Request>) -> Result<RumaResponse<logout::v3::Response>> {
+pub async fn logout(
+    State(s): State<AppState>,
+    req: Ruma<logout::v3::Request>,
+) -> Result<RumaResponse<logout::v3::Response>> {
     s.accounts.logout(req.session()).await?;
     Ok(RumaResponse(logout::v3::Response::new()))
 }

@@ -13,7 +13,10 @@ use crate::{
 };
 
 /// GET /_matrix/client/v1/room_summary/{roomIdOrAlias}
-pub async fn get_summary(State(s): State<AppState>, req: Ruma<get_summary::v1::Request>) -> Result<RumaResponse<get_summary::v1::Response>> {
+pub async fn get_summary(
+    State(s): State<AppState>,
+    req: Ruma<get_summary::v1::Request>,
+) -> Result<RumaResponse<get_summary::v1::Response>> {
     let room_id = s.rooms.resolve_room_or_alias(&req.body.room_id_or_alias).await?;
     // Unknown and hidden rooms answer the same, so the endpoint does not reveal private rooms.
     // Without a login only public and world-readable rooms can be previewed.
@@ -38,7 +41,10 @@ pub async fn get_summary(State(s): State<AppState>, req: Ruma<get_summary::v1::R
 }
 
 /// GET /_matrix/client/v1/rooms/{roomId}/hierarchy
-pub async fn get_hierarchy(State(s): State<AppState>, req: Ruma<get_hierarchy::v1::Request>) -> Result<RumaResponse<get_hierarchy::v1::Response>> {
+pub async fn get_hierarchy(
+    State(s): State<AppState>,
+    req: Ruma<get_hierarchy::v1::Request>,
+) -> Result<RumaResponse<get_hierarchy::v1::Response>> {
     let b = &req.body;
     let user = &req.session().user_id;
     if s.rooms.room(&b.room_id).await?.is_none() || !s.rooms.may_preview(user, &b.room_id).await? {
@@ -47,7 +53,10 @@ pub async fn get_hierarchy(State(s): State<AppState>, req: Ruma<get_hierarchy::v
     let max_depth = b.max_depth.map(u64::from).unwrap_or(10).min(10) as usize;
     let limit = b.limit.map(u64::from).unwrap_or(50).clamp(1, 100) as usize;
     let start: usize = match b.from.as_deref() {
-        Some(f) => f.strip_prefix('h').and_then(|n| n.parse().ok()).ok_or_else(|| Error::invalid_param("Invalid from token"))?,
+        Some(f) => f
+            .strip_prefix('h')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Error::invalid_param("Invalid from token"))?,
         None => 0,
     };
     let all = s.rooms.hierarchy(user, &b.room_id, max_depth, b.suggested_only).await?;

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::{
     error::{Error, Result},
-    matrix::filter::SyncFilter,
     http::ruma::{Ruma, RumaResponse},
+    matrix::filter::SyncFilter,
     service::{
         AppState,
         sync::{SyncParams, SyncToken},
@@ -54,12 +54,16 @@ pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::R
 
 async fn load_filter(s: &AppState, user: &str, id: &str) -> Result<FilterDefinition> {
     let n: i64 = id.parse().map_err(|_| Error::invalid_param("Unknown filter ID"))?;
-    let text = storage::filters::get(&s.db.read, user, n).await?.ok_or_else(|| Error::not_found("Unknown filter ID"))?;
+    let text =
+        storage::filters::get(&s.db.read, user, n).await?.ok_or_else(|| Error::not_found("Unknown filter ID"))?;
     serde_json::from_str(&text).map_err(Error::internal)
 }
 
 /// POST /_matrix/client/v3/user/{userId}/filter
-pub async fn create_filter(State(s): State<AppState>, req: Ruma<create_filter::v3::Request>) -> Result<RumaResponse<create_filter::v3::Response>> {
+pub async fn create_filter(
+    State(s): State<AppState>,
+    req: Ruma<create_filter::v3::Request>,
+) -> Result<RumaResponse<create_filter::v3::Response>> {
     let user = &req.session().user_id;
     if *user != req.body.user_id {
         return Err(Error::forbidden("You can only create filters for yourself"));
@@ -70,7 +74,10 @@ pub async fn create_filter(State(s): State<AppState>, req: Ruma<create_filter::v
 }
 
 /// GET /_matrix/client/v3/user/{userId}/filter/{filterId}
-pub async fn get_filter(State(s): State<AppState>, req: Ruma<get_filter::v3::Request>) -> Result<RumaResponse<get_filter::v3::Response>> {
+pub async fn get_filter(
+    State(s): State<AppState>,
+    req: Ruma<get_filter::v3::Request>,
+) -> Result<RumaResponse<get_filter::v3::Response>> {
     let user = &req.session().user_id;
     if *user != req.body.user_id {
         return Err(Error::forbidden("You can only read your own filters"));
@@ -95,12 +102,17 @@ pub async fn sliding_sync(State(s): State<AppState>, req: Ruma<sync_events::v5::
     let mut lists = std::collections::BTreeMap::new();
     for (name, l) in &b.lists {
         let f = l.filters.clone().unwrap_or_default();
-        let types = |v: &[ruma::directory::RoomTypeFilter]| v.iter().map(|t| t.as_str().map(str::to_owned)).collect::<Vec<_>>();
+        let types =
+            |v: &[ruma::directory::RoomTypeFilter]| v.iter().map(|t| t.as_str().map(str::to_owned)).collect::<Vec<_>>();
         let strings = |key: &str| -> Result<Option<Vec<String>>> {
             let bad = || crate::error::Error::bad_json(format!("lists.{name}.filters.{key} must be a list of strings"));
             match &raw["lists"][name.as_str()]["filters"][key] {
                 Value::Null => Ok(None),
-                Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(bad)).collect::<Result<Vec<_>>>().map(Some),
+                Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some),
                 _ => Err(bad()),
             }
         };
@@ -116,20 +128,32 @@ pub async fn sliding_sync(State(s): State<AppState>, req: Ruma<sync_events::v5::
             not_tags: strings("not_tags")?.unwrap_or_default(),
         };
         let ranges = l.ranges.iter().map(|(a, b)| (u64::from(*a), u64::from(*b))).collect();
-        lists.insert(name.clone(), ListRequest { ranges, config: config(&l.room_details.required_state, l.room_details.timeline_limit), filters });
+        lists.insert(
+            name.clone(),
+            ListRequest {
+                ranges,
+                config: config(&l.room_details.required_state, l.room_details.timeline_limit),
+                filters,
+            },
+        );
     }
-    let subscriptions = b.room_subscriptions.iter().map(|(room, c)| (room.to_string(), config(&c.required_state, c.timeline_limit))).collect();
-    let scope = |lists: &Option<Vec<String>>, rooms: &Option<Vec<sync_events::v5::request::ExtensionRoomConfig>>| Scope {
-        lists: lists.clone(),
-        rooms: rooms.as_ref().map(|rs| {
-            rs.iter()
-                .map(|r| match r {
-                    sync_events::v5::request::ExtensionRoomConfig::Room(id) => id.to_string(),
-                    _ => "*".to_owned(),
-                })
-                .collect()
-        }),
-    };
+    let subscriptions = b
+        .room_subscriptions
+        .iter()
+        .map(|(room, c)| (room.to_string(), config(&c.required_state, c.timeline_limit)))
+        .collect();
+    let scope =
+        |lists: &Option<Vec<String>>, rooms: &Option<Vec<sync_events::v5::request::ExtensionRoomConfig>>| Scope {
+            lists: lists.clone(),
+            rooms: rooms.as_ref().map(|rs| {
+                rs.iter()
+                    .map(|r| match r {
+                        sync_events::v5::request::ExtensionRoomConfig::Room(id) => id.to_string(),
+                        _ => "*".to_owned(),
+                    })
+                    .collect()
+            }),
+        };
     let e = &b.extensions;
     let on = |enabled: Option<bool>| enabled == Some(true);
     let extensions = Extensions {

@@ -24,7 +24,8 @@ pub async fn get_server_keys(
     State(s): State<AppState>,
     _: Ruma<get_server_keys::v2::Request>,
 ) -> Result<RumaResponse<get_server_keys::v2::Response>> {
-    let valid_until = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + KEY_VALIDITY).as_millis() as u64;
+    let valid_until =
+        (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + KEY_VALIDITY).as_millis() as u64;
     let doc = s.keys.key_document(valid_until)?;
     let raw = Raw::new(&doc).map_err(Error::internal)?.cast_unchecked();
     Ok(RumaResponse(get_server_keys::v2::Response::new(raw)))
@@ -32,7 +33,9 @@ pub async fn get_server_keys(
 
 /// GET /_matrix/federation/v1/version
 /// <https://spec.matrix.org/v1.19/server-server-api/#get_matrixfederationv1version>
-pub async fn get_server_version(_: Ruma<get_server_version::v1::Request>) -> RumaResponse<get_server_version::v1::Response> {
+pub async fn get_server_version(
+    _: Ruma<get_server_version::v1::Request>,
+) -> RumaResponse<get_server_version::v1::Response> {
     let mut server = get_server_version::v1::Server::new();
     server.name = Some("Hearth".to_owned());
     server.version = Some(env!("CARGO_PKG_VERSION").to_owned());

@@ -13,10 +13,7 @@ use crate::service::AppState;
 
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
     r.route("/_synapse/admin/v1/register", get(register::get_nonce).post(register::register))
-        .route(
-            "/_synapse/admin/v1/registration_tokens",
-            get(registration_tokens::list),
-        )
+        .route("/_synapse/admin/v1/registration_tokens", get(registration_tokens::list))
         .route("/_synapse/admin/v1/registration_tokens/new", post(registration_tokens::create))
         .route(
             "/_synapse/admin/v1/registration_tokens/{token}",

@@ -30,7 +30,11 @@ pub struct RegisterBody {
 }
 
 /// POST /_synapse/admin/v1/register
-pub async fn register(State(s): State<AppState>, parts: http::request::Parts, Json(body): Json<RegisterBody>) -> Result<AxumJson<Value>> {
+pub async fn register(
+    State(s): State<AppState>,
+    parts: http::request::Parts,
+    Json(body): Json<RegisterBody>,
+) -> Result<AxumJson<Value>> {
     if !s.shared_secret.take_nonce(&body.nonce) {
         return Err(Error::invalid_param("Unrecognised or expired nonce; GET a new one"));
     }
@@ -41,13 +45,18 @@ pub async fn register(State(s): State<AppState>, parts: http::request::Parts, Js
     if body.user_type.as_deref().is_some_and(|t| !["support", "bot"].contains(&t)) {
         return Err(Error::invalid_param("Invalid user_type"));
     }
-    if !s.shared_secret.verify_mac(&body.nonce, &body.username, &body.password, body.admin, body.user_type.as_deref(), &body.mac) {
+    if !s.shared_secret.verify_mac(
+        &body.nonce,
+        &body.username,
+        &body.password,
+        body.admin,
+        body.user_type.as_deref(),
+        &body.mac,
+    ) {
         return Err(Error::forbidden("HMAC incorrect"));
     }
     let (_, user_id) = s.accounts.validate_new_localpart(&body.username)?;
-    s.accounts
-        .create_user(&user_id, Some(body.password), body.admin, false, body.displayname.as_deref(), None)
-        .await?;
+    s.accounts.create_user(&user_id, Some(body.password), body.admin, false, body.displayname.as_deref(), None).await?;
     let ip = client_ip(&parts).map(|i| i.to_string());
     let session = s.accounts.create_session(&user_id, None, None, false, ip.as_deref()).await?;
     Ok(AxumJson(json!({

@@ -28,7 +28,11 @@ pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Query<ListQuery
 }
 
 /// GET /_synapse/admin/v1/registration_tokens/{token}
-pub async fn get_one(State(s): State<AppState>, _: Admin, Path(token): Path<String>) -> Result<AxumJson<RegistrationToken>> {
+pub async fn get_one(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(token): Path<String>,
+) -> Result<AxumJson<RegistrationToken>> {
     store::get(&s.db.read, &token).await?.map(AxumJson).ok_or_else(|| Error::not_found("No such registration token"))
 }
 
@@ -80,7 +84,11 @@ fn check_expiry(v: Option<i64>) -> Result<()> {
 }
 
 /// POST /_synapse/admin/v1/registration_tokens/new
-pub async fn create(State(s): State<AppState>, _: Admin, Json(body): Json<CreateBody>) -> Result<AxumJson<RegistrationToken>> {
+pub async fn create(
+    State(s): State<AppState>,
+    _: Admin,
+    Json(body): Json<CreateBody>,
+) -> Result<AxumJson<RegistrationToken>> {
     let uses = body.uses_allowed.into_option().flatten();
     let expiry = body.expiry_time.into_option().flatten();
     check_uses(uses)?;
@@ -88,9 +96,7 @@ pub async fn create(State(s): State<AppState>, _: Admin, Json(body): Json<Create
     let token = match body.token {
         Some(t) => {
             if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b)) {
-                return Err(Error::invalid_param(
-                    "token must be 1 to 64 characters from A-Z, a-z, 0-9 and . _ ~ -",
-                ));
+                return Err(Error::invalid_param("token must be 1 to 64 characters from A-Z, a-z, 0-9 and . _ ~ -"));
             }
             if !store::insert(&s.db.write, &t, uses, expiry).await? {
                 return Err(Error::invalid_param(format!("Token already exists: {t}")));

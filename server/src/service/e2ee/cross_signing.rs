@@ -27,7 +27,8 @@ struct Checked {
 /// Reads a CrossSigningKey: for `user`, with `usage` among its usages, holding exactly one
 /// `ed25519:<public key>` entry.
 fn check_key(text: &str, user: &str, usage: &str) -> Result<(CanonicalJsonObject, Checked)> {
-    let obj: CanonicalJsonObject = serde_json::from_str(text).map_err(|e| Error::bad_json(format!("{usage} key: {e}")))?;
+    let obj: CanonicalJsonObject =
+        serde_json::from_str(text).map_err(|e| Error::bad_json(format!("{usage} key: {e}")))?;
     if obj.get("user_id") != Some(&CanonicalJsonValue::String(user.to_owned())) {
         return Err(Error::invalid_param(format!("The {usage} key must be for {user}")));
     }
@@ -77,7 +78,13 @@ fn signatures_by(obj: &CanonicalJsonObject, signer: &str) -> Vec<(String, String
 impl E2ee {
     /// Whether uploading these keys changes anything (a first upload, or a repeat of what is
     /// stored, needs no password: MSC3967).
-    pub async fn signing_upload_needs_auth(&self, user: &str, master: Option<&str>, self_signing: Option<&str>, user_signing: Option<&str>) -> Result<bool> {
+    pub async fn signing_upload_needs_auth(
+        &self,
+        user: &str,
+        master: Option<&str>,
+        self_signing: Option<&str>,
+        user_signing: Option<&str>,
+    ) -> Result<bool> {
         let Some(stored_master) = storage::device_keys::cross_signing_key(&self.db.read, user, MASTER).await? else {
             return Ok(false);
         };
@@ -104,7 +111,13 @@ impl E2ee {
 
     /// POST /keys/device_signing/upload (after any authentication): the self-signing and
     /// user-signing keys must be signed by the master key (uploaded now or stored).
-    pub async fn upload_signing_keys(&self, user: &str, master: Option<&str>, self_signing: Option<&str>, user_signing: Option<&str>) -> Result<()> {
+    pub async fn upload_signing_keys(
+        &self,
+        user: &str,
+        master: Option<&str>,
+        self_signing: Option<&str>,
+        user_signing: Option<&str>,
+    ) -> Result<()> {
         let master = match master {
             Some(text) => Some(check_key(text, user, MASTER)?.1),
             None => None,
@@ -144,7 +157,11 @@ impl E2ee {
 
     /// POST /keys/signatures/upload: `signed` is user -> key ID -> the signed key. Stores each
     /// signature that verifies and is made with the right key; answers the failures per key.
-    pub async fn upload_signatures(&self, me: &str, signed: &BTreeMap<String, BTreeMap<String, String>>) -> Result<Map<String, Value>> {
+    pub async fn upload_signatures(
+        &self,
+        me: &str,
+        signed: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<Map<String, Value>> {
         let mut failures = Map::new();
         let mut fail = |user: &str, key: &str, code: &str, why: String| {
             let entry = failures.entry(user.to_owned()).or_insert_with(|| json!({}));
@@ -166,7 +183,9 @@ impl E2ee {
                         Some((text.clone(), my_self_signing.clone()))
                     } else if self.cross_public(me, MASTER).await?.as_deref() == Some(key_id.as_str()) {
                         // The master key, signed by one of the user's devices.
-                        let master = storage::device_keys::cross_signing_key(&self.db.read, me, MASTER).await?.unwrap_or_default();
+                        let master = storage::device_keys::cross_signing_key(&self.db.read, me, MASTER)
+                            .await?
+                            .unwrap_or_default();
                         let signer = signatures_by(&obj, me)
                             .into_iter()
                             .filter_map(|(k, _)| k.strip_prefix("ed25519:").map(str::to_owned))
@@ -181,11 +200,26 @@ impl E2ee {
                         };
                         match device_key {
                             Some((device, key)) => {
-                                self.check_and_collect(&obj, &master, me, target_user, key_id, &device, &key, &mut stored, &mut fail);
+                                self.check_and_collect(
+                                    &obj,
+                                    &master,
+                                    me,
+                                    target_user,
+                                    key_id,
+                                    &device,
+                                    &key,
+                                    &mut stored,
+                                    &mut fail,
+                                );
                                 continue;
                             }
                             None => {
-                                fail(target_user, key_id, "M_INVALID_SIGNATURE", "Not signed by one of your devices".to_owned());
+                                fail(
+                                    target_user,
+                                    key_id,
+                                    "M_INVALID_SIGNATURE",
+                                    "Not signed by one of your devices".to_owned(),
+                                );
                                 continue;
                             }
                         }
@@ -193,7 +227,9 @@ impl E2ee {
                         None
                     }
                 } else if self.cross_public(target_user, MASTER).await?.as_deref() == Some(key_id.as_str()) {
-                    let master = storage::device_keys::cross_signing_key(&self.db.read, target_user, MASTER).await?.unwrap_or_default();
+                    let master = storage::device_keys::cross_signing_key(&self.db.read, target_user, MASTER)
+                        .await?
+                        .unwrap_or_default();
                     Some((master, my_user_signing.clone()))
                 } else {
                     None
@@ -206,14 +242,25 @@ impl E2ee {
                     fail(target_user, key_id, "M_INVALID_SIGNATURE", "Upload your cross-signing keys first".to_owned());
                     continue;
                 };
-                self.check_and_collect(&obj, &original, me, target_user, key_id, &signing_key, &signing_key, &mut stored, &mut fail);
+                self.check_and_collect(
+                    &obj,
+                    &original,
+                    me,
+                    target_user,
+                    key_id,
+                    &signing_key,
+                    &signing_key,
+                    &mut stored,
+                    &mut fail,
+                );
             }
         }
         if !stored.is_empty() {
             let mut tx = self.db.write.begin().await?;
             let mut targets: Vec<&String> = Vec::new();
             for (target_user, target_key, signer_key_id, signature) in &stored {
-                storage::device_keys::put_signature(&mut *tx, target_user, target_key, me, signer_key_id, signature).await?;
+                storage::device_keys::put_signature(&mut *tx, target_user, target_key, me, signer_key_id, signature)
+                    .await?;
                 if !targets.contains(&target_user) {
                     targets.push(target_user);
                 }
@@ -248,7 +295,12 @@ impl E2ee {
             return;
         };
         if signed_part(&original) != signed_part(obj) {
-            fail(target_user, key_id, "M_INVALID_SIGNATURE", "The signed object is not the key this server holds".to_owned());
+            fail(
+                target_user,
+                key_id,
+                "M_INVALID_SIGNATURE",
+                "The signed object is not the key this server holds".to_owned(),
+            );
             return;
         }
         let signer_key_id = format!("ed25519:{key_name}");
@@ -274,7 +326,12 @@ impl E2ee {
     /// The cross-signing keys of `user` for /keys/query by `requester` (the user-signing key
     /// only to its owner), with uploaded signatures merged in. Also merges the signatures on
     /// the user's devices into `devices` (device ID -> keys).
-    pub async fn cross_signing_for_query(&self, requester: &str, user: &str, devices: &mut Map<String, Value>) -> Result<BTreeMap<&'static str, Value>> {
+    pub async fn cross_signing_for_query(
+        &self,
+        requester: &str,
+        user: &str,
+        devices: &mut Map<String, Value>,
+    ) -> Result<BTreeMap<&'static str, Value>> {
         let signatures = storage::device_keys::signatures_of(&self.db.read, user).await?;
         let merge = |target: &str, keys: &mut Value| {
             for (t, signer, key_id, sig) in &signatures {

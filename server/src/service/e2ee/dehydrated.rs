@@ -29,7 +29,8 @@ impl E2ee {
         fallback_keys: &[(String, String)],
     ) -> Result<()> {
         let old = storage::device_keys::dehydrated_device(&self.db.write, user).await?;
-        let clash = storage::devices::get(&self.db.write, user, device).await?.is_some() && old.as_ref().map(|(d, _)| d.as_str()) != Some(device);
+        let clash = storage::devices::get(&self.db.write, user, device).await?.is_some()
+            && old.as_ref().map(|(d, _)| d.as_str()) != Some(device);
         if clash {
             return Err(Error::invalid_param("A device with this ID exists and is not the dehydrated device"));
         }
@@ -51,13 +52,17 @@ impl E2ee {
 
     /// GET /dehydrated_device: (device ID, device data).
     pub async fn dehydrated_device(&self, user: &str) -> Result<(String, Value)> {
-        let (device, data) = storage::device_keys::dehydrated_device(&self.db.read, user).await?.ok_or_else(|| Error::not_found("No dehydrated device"))?;
+        let (device, data) = storage::device_keys::dehydrated_device(&self.db.read, user)
+            .await?
+            .ok_or_else(|| Error::not_found("No dehydrated device"))?;
         Ok((device, serde_json::from_str(&data).map_err(Error::internal)?))
     }
 
     /// DELETE /dehydrated_device: answers the deleted device's ID.
     pub async fn delete_dehydrated_device(&self, user: &str) -> Result<String> {
-        let (device, _) = storage::device_keys::dehydrated_device(&self.db.write, user).await?.ok_or_else(|| Error::not_found("No dehydrated device"))?;
+        let (device, _) = storage::device_keys::dehydrated_device(&self.db.write, user)
+            .await?
+            .ok_or_else(|| Error::not_found("No dehydrated device"))?;
         storage::devices::delete(&self.db.write, user, &device).await?;
         self.device_lists.refresh(&self.db).await?;
         Ok(device)
@@ -65,7 +70,12 @@ impl E2ee {
 
     /// POST /dehydrated_device/{device_id}/events: the device's to-device messages after
     /// `next_batch` (those up to it are acknowledged and deleted), and the next token.
-    pub async fn dehydrated_events(&self, user: &str, device: &str, next_batch: Option<&str>) -> Result<(Vec<Value>, Option<String>)> {
+    pub async fn dehydrated_events(
+        &self,
+        user: &str,
+        device: &str,
+        next_batch: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>)> {
         match storage::device_keys::dehydrated_device(&self.db.read, user).await? {
             Some((d, _)) if d == device => {}
             _ => return Err(Error::not_found("No such dehydrated device")),

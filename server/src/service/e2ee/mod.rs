@@ -100,7 +100,12 @@ fn invalid(msg: impl Into<String>) -> Error {
 }
 
 impl E2ee {
-    pub async fn new(db: Db, config: Arc<Config>, notifier: Arc<Notifier>, device_lists: Arc<DeviceListHead>) -> Result<Self> {
+    pub async fn new(
+        db: Db,
+        config: Arc<Config>,
+        notifier: Arc<Notifier>,
+        device_lists: Arc<DeviceListHead>,
+    ) -> Result<Self> {
         let to_device_head = storage::to_device::head(&db.write).await?;
         Ok(Self {
             db,
@@ -194,7 +199,8 @@ impl E2ee {
         for (user, devices) in requested {
             if !self.is_local(user) {
                 let server = user.split_once(':').map(|(_, s)| s).unwrap_or_default();
-                out.failures.insert(server.to_owned(), json!({ "status": 503, "message": "Federation is not available yet" }));
+                out.failures
+                    .insert(server.to_owned(), json!({ "status": 503, "message": "Federation is not available yet" }));
                 continue;
             }
             let mut found = Map::new();
@@ -215,14 +221,18 @@ impl E2ee {
 
     /// POST /keys/claim: one one-time key per requested device and algorithm (else its fallback
     /// key). Devices without either are left out, as the spec says.
-    pub async fn claim_keys(&self, requested: &BTreeMap<String, BTreeMap<String, String>>) -> Result<(Map<String, Value>, Map<String, Value>)> {
+    pub async fn claim_keys(
+        &self,
+        requested: &BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<(Map<String, Value>, Map<String, Value>)> {
         let mut keys = Map::new();
         let mut failures = Map::new();
         let mut conn = self.db.write.acquire().await?;
         for (user, devices) in requested {
             if !self.is_local(user) {
                 let server = user.split_once(':').map(|(_, s)| s).unwrap_or_default();
-                failures.insert(server.to_owned(), json!({ "status": 503, "message": "Federation is not available yet" }));
+                failures
+                    .insert(server.to_owned(), json!({ "status": 503, "message": "Federation is not available yet" }));
                 continue;
             }
             let mut per_device = Map::new();
@@ -241,7 +251,14 @@ impl E2ee {
 
     /// PUT /sendToDevice: queues `messages` (user, device or `*`, content) for local devices;
     /// a repeated transaction ID of the sending device changes nothing.
-    pub async fn send_to_device(&self, sender: &str, sender_device: &str, txn_id: &str, event_type: &str, messages: Vec<(String, String, Value)>) -> Result<()> {
+    pub async fn send_to_device(
+        &self,
+        sender: &str,
+        sender_device: &str,
+        txn_id: &str,
+        event_type: &str,
+        messages: Vec<(String, String, Value)>,
+    ) -> Result<()> {
         let mut rows = Vec::new();
         for (user, device, content) in messages {
             if !content.is_object() {
@@ -249,7 +266,9 @@ impl E2ee {
             }
             let text = content.to_string();
             if text.len() > MAX_TO_DEVICE_CONTENT {
-                return Err(Error::too_large(format!("A to-device message is larger than {MAX_TO_DEVICE_CONTENT} bytes")));
+                return Err(Error::too_large(format!(
+                    "A to-device message is larger than {MAX_TO_DEVICE_CONTENT} bytes"
+                )));
             }
             // Other servers' devices need federation; until then their messages go nowhere.
             if self.is_local(&user) {
@@ -272,7 +291,13 @@ impl E2ee {
     /// The device's to-device messages for a /sync whose token is at `since`: those up to it
     /// are acknowledged (deleted), the next ones up to `upto` are returned with the position
     /// the next token should carry.
-    pub async fn to_device_for_sync(&self, user: &str, device: &str, since: i64, upto: i64) -> Result<(Vec<Value>, i64)> {
+    pub async fn to_device_for_sync(
+        &self,
+        user: &str,
+        device: &str,
+        since: i64,
+        upto: i64,
+    ) -> Result<(Vec<Value>, i64)> {
         let key = (user.to_owned(), device.to_owned());
         let delivered = self.unacked.lock().expect("unacked").remove(&key);
         let first = self.checked.lock().expect("checked").insert(key.clone());
@@ -284,7 +309,8 @@ impl E2ee {
         }
         // A message counted in the head is committed, so a reader's new snapshot has it.
         let rows = storage::to_device::pending(&self.db.read, user, device, since, upto, TO_DEVICE_PER_SYNC).await?;
-        let next = if rows.len() as i64 == TO_DEVICE_PER_SYNC { rows.last().map_or(upto, |r| r.stream_id) } else { upto };
+        let next =
+            if rows.len() as i64 == TO_DEVICE_PER_SYNC { rows.last().map_or(upto, |r| r.stream_id) } else { upto };
         if !rows.is_empty() {
             self.unacked.lock().expect("unacked").insert(key);
         }
@@ -338,7 +364,8 @@ fn to_device_event(r: storage::to_device::ToDeviceRow) -> Value {
 /// Checks uploaded device keys: for this user and device, with the two keys, signed by the
 /// device's own ed25519 key. Returns the canonical text to store and the ed25519 key.
 fn check_device_keys(text: &str, user: &str, device: &str) -> Result<(String, String)> {
-    let obj: CanonicalJsonObject = serde_json::from_str(text).map_err(|e| Error::bad_json(format!("device_keys: {e}")))?;
+    let obj: CanonicalJsonObject =
+        serde_json::from_str(text).map_err(|e| Error::bad_json(format!("device_keys: {e}")))?;
     let field = |k: &str| match obj.get(k) {
         Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
         _ => None,
@@ -362,11 +389,18 @@ fn check_device_keys(text: &str, user: &str, device: &str) -> Result<(String, St
 
 /// Checks one one-time or fallback key `algorithm:key_id`: a string for `curve25519`, a signed
 /// object for `signed_curve25519` (signed by the device). Returns (algorithm, JSON to store).
-fn check_one_time_key(id: &str, key: &str, user: &str, device: &str, signing_key: Option<&str>) -> Result<(String, String)> {
+fn check_one_time_key(
+    id: &str,
+    key: &str,
+    user: &str,
+    device: &str,
+    signing_key: Option<&str>,
+) -> Result<(String, String)> {
     let Some((algorithm, key_id)) = id.split_once(':').filter(|(a, k)| !a.is_empty() && !k.is_empty()) else {
         return Err(invalid(format!("One-time key ID `{id}` is not algorithm:key_id")));
     };
-    let value: CanonicalJsonValue = serde_json::from_str(key).map_err(|e| Error::bad_json(format!("one-time key {id}: {e}")))?;
+    let value: CanonicalJsonValue =
+        serde_json::from_str(key).map_err(|e| Error::bad_json(format!("one-time key {id}: {e}")))?;
     match &value {
         CanonicalJsonValue::String(_) => {}
         CanonicalJsonValue::Object(obj) => {
@@ -374,8 +408,10 @@ fn check_one_time_key(id: &str, key: &str, user: &str, device: &str, signing_key
                 return Err(Error::bad_json(format!("one-time key {id} has no key")));
             }
             if obj.contains_key("signatures") {
-                let signing_key = signing_key.ok_or_else(|| invalid("Upload device_keys before signed one-time keys"))?;
-                verify_signed(obj, user, device, signing_key).map_err(|e| invalid(format!("one-time key {id}: {e}")))?;
+                let signing_key =
+                    signing_key.ok_or_else(|| invalid("Upload device_keys before signed one-time keys"))?;
+                verify_signed(obj, user, device, signing_key)
+                    .map_err(|e| invalid(format!("one-time key {id}: {e}")))?;
             } else if algorithm.starts_with("signed_") {
                 return Err(invalid(format!("one-time key {id} is not signed")));
             }
@@ -387,8 +423,15 @@ fn check_one_time_key(id: &str, key: &str, user: &str, device: &str, signing_key
 }
 
 /// Verifies the signature of `user`'s device `device` on `obj` with its ed25519 key.
-fn verify_signed(obj: &CanonicalJsonObject, user: &str, device: &str, ed25519: &str) -> std::result::Result<(), String> {
-    let raw = STANDARD_NO_PAD.decode(ed25519.trim_end_matches('=')).map_err(|_| "the ed25519 key is not base64".to_owned())?;
+fn verify_signed(
+    obj: &CanonicalJsonObject,
+    user: &str,
+    device: &str,
+    ed25519: &str,
+) -> std::result::Result<(), String> {
+    let raw = STANDARD_NO_PAD
+        .decode(ed25519.trim_end_matches('='))
+        .map_err(|_| "the ed25519 key is not base64".to_owned())?;
     let mut set = BTreeMap::new();
     set.insert(format!("ed25519:{device}"), Base64::new(raw));
     let mut map = PublicKeyMap::new();

@@ -80,7 +80,15 @@ impl Media {
         let allow = config.url_preview_ranges().map_err(anyhow::Error::msg)?;
         let preview_policy = Arc::new(preview::IpPolicy { allow });
         let preview_client = config.url_preview_enabled.then(|| preview::client(preview_policy.clone()));
-        Ok(Self { db, config, files, uploaded: Notify::new(), preview_policy, preview_client, thumbnailing: tokio::sync::Semaphore::new(2) })
+        Ok(Self {
+            db,
+            config,
+            files,
+            uploaded: Notify::new(),
+            preview_policy,
+            preview_client,
+            thumbnailing: tokio::sync::Semaphore::new(2),
+        })
     }
 
     pub fn max_upload_size(&self) -> u64 {
@@ -141,7 +149,9 @@ impl Media {
         }
         let stored = self.files.write_stream(body, limit).await.map_err(|e| match e {
             WriteError::TooLarge(l) => too_large(l),
-            WriteError::Body(m) => Error::matrix(StatusCode::BAD_REQUEST, ErrorKind::Unknown, format!("The upload was interrupted: {m}")),
+            WriteError::Body(m) => {
+                Error::matrix(StatusCode::BAD_REQUEST, ErrorKind::Unknown, format!("The upload was interrupted: {m}"))
+            }
             WriteError::Io(e) => Error::Internal(anyhow::Error::new(e).context("writing media")),
         })?;
         // The declared length may have been absent (chunked) or wrong.
@@ -175,7 +185,16 @@ impl Media {
         }
         let media_id = random_alphanumeric(24);
         let expires = now + self.config.unused_expiration_time.0.as_millis() as i64;
-        media::insert_pending(&self.db.write, self.origin(), &media_id, user, now, expires, self.config.enable_authenticated_media).await?;
+        media::insert_pending(
+            &self.db.write,
+            self.origin(),
+            &media_id,
+            user,
+            now,
+            expires,
+            self.config.enable_authenticated_media,
+        )
+        .await?;
         Ok((media_id, expires))
     }
 
@@ -201,8 +220,17 @@ impl Media {
             return Err(Error::forbidden("This media ID was reserved by another user"));
         }
         let stored = self.store_upload(user, declared_len, body).await?;
-        let done =
-            media::complete_pending(&self.db.write, origin, media_id, &stored.sha256, stored.size as i64, content_type, filename, now_ms()).await?;
+        let done = media::complete_pending(
+            &self.db.write,
+            origin,
+            media_id,
+            &stored.sha256,
+            stored.size as i64,
+            content_type,
+            filename,
+            now_ms(),
+        )
+        .await?;
         if !done {
             // A concurrent upload won, or the ID expired meanwhile.
             self.pending_row(origin, media_id, now_ms()).await?;
@@ -217,7 +245,9 @@ impl Media {
         if origin != self.origin() {
             return Err(Error::forbidden("Media can only be uploaded to this server"));
         }
-        let row = media::get(&self.db.read, origin, media_id).await?.ok_or_else(|| Error::not_found("No such media ID was reserved"))?;
+        let row = media::get(&self.db.read, origin, media_id)
+            .await?
+            .ok_or_else(|| Error::not_found("No such media ID was reserved"))?;
         if row.sha256.is_some() {
             return Err(cannot_overwrite());
         }
@@ -228,7 +258,13 @@ impl Media {
     }
 
     /// The item for a download, waiting up to `timeout` for an asynchronous upload's content.
-    pub async fn get(&self, origin: &str, media_id: &str, timeout: Option<Duration>, endpoint: Endpoint) -> Result<Content> {
+    pub async fn get(
+        &self,
+        origin: &str,
+        media_id: &str,
+        timeout: Option<Duration>,
+        endpoint: Endpoint,
+    ) -> Result<Content> {
         check_media_id(media_id)?;
         if origin != self.origin() {
             // Remote media arrives with federation.
@@ -238,14 +274,21 @@ impl Media {
         loop {
             // Register for the wake-up before reading, so an upload in between is not missed.
             let notified = self.uploaded.notified();
-            let row = media::get(&self.db.read, origin, media_id).await?.ok_or_else(|| Error::not_found("Media not found"))?;
+            let row = media::get(&self.db.read, origin, media_id)
+                .await?
+                .ok_or_else(|| Error::not_found("Media not found"))?;
             if endpoint == Endpoint::Legacy && row.authenticated {
                 return Err(Error::not_found(
                     "Media not found: this server serves new media only on the authenticated endpoints (/_matrix/client/v1/media)",
                 ));
             }
             if let Some(sha256) = row.sha256 {
-                return Ok(Content { sha256, size: row.size as u64, content_type: row.content_type, filename: row.filename });
+                return Ok(Content {
+                    sha256,
+                    size: row.size as u64,
+                    content_type: row.content_type,
+                    filename: row.filename,
+                });
             }
             if row.expires_ts.is_some_and(|e| e <= now_ms()) {
                 return Err(Error::not_found("Media not found"));
@@ -289,7 +332,14 @@ impl Media {
         {
             use tokio::io::AsyncReadExt;
             let mut head = Vec::with_capacity(64);
-            self.files.open_file(&content.sha256).await.map_err(read_error)?.take(64).read_to_end(&mut head).await.map_err(read_error)?;
+            self.files
+                .open_file(&content.sha256)
+                .await
+                .map_err(read_error)?
+                .take(64)
+                .read_to_end(&mut head)
+                .await
+                .map_err(read_error)?;
             if image::guess_format(&head).is_err() {
                 return Err(cannot_thumbnail("not an image format this server reads"));
             }
@@ -309,7 +359,11 @@ impl Media {
                 (Stored { sha256: content.sha256.clone(), size: content.size }, content_type.to_owned())
             }
             Ok(Thumbnail::Made { bytes, content_type, .. }) => {
-                let stored = self.files.write_bytes(Bytes::from(bytes)).await.map_err(|e| Error::internal(format!("storing a thumbnail: {e}")))?;
+                let stored = self
+                    .files
+                    .write_bytes(Bytes::from(bytes))
+                    .await
+                    .map_err(|e| Error::internal(format!("storing a thumbnail: {e}")))?;
                 (stored, content_type.to_owned())
             }
             Err(ThumbnailError::TooLarge(w, h)) => {
@@ -317,15 +371,28 @@ impl Media {
             }
             Err(ThumbnailError::Undecodable(why)) => return Err(cannot_thumbnail(&why)),
         };
-        media::insert_thumbnail(&self.db.write, &content.sha256, tw, th, tm.as_str(), animated, &stored.sha256, &content_type, stored.size as i64)
-            .await?;
+        media::insert_thumbnail(
+            &self.db.write,
+            &content.sha256,
+            tw,
+            th,
+            tm.as_str(),
+            animated,
+            &stored.sha256,
+            &content_type,
+            stored.size as i64,
+        )
+        .await?;
         Ok(ThumbnailContent { sha256: stored.sha256, size: stored.size, content_type })
     }
 
     /// `GET /media/v3/preview_url`: OpenGraph data for a URL, from the cache when fresh.
     pub async fn preview_url(&self, url: &str) -> Result<Map<String, Value>> {
         let Some(client) = &self.preview_client else {
-            return Err(Error::unrecognized(StatusCode::NOT_FOUND, "URL previews are turned off on this server (url_preview_enabled)"));
+            return Err(Error::unrecognized(
+                StatusCode::NOT_FOUND,
+                "URL previews are turned off on this server (url_preview_enabled)",
+            ));
         };
         let parsed = url::Url::parse(url).map_err(|e| Error::invalid_param(format!("`url` is not a URL: {e}")))?;
         let now = now_ms();
@@ -356,7 +423,11 @@ impl Media {
         }
     }
 
-    async fn fetch_preview(&self, client: &reqwest::Client, url: url::Url) -> Result<Map<String, Value>, preview::PreviewError> {
+    async fn fetch_preview(
+        &self,
+        client: &reqwest::Client,
+        url: url::Url,
+    ) -> Result<Map<String, Value>, preview::PreviewError> {
         let limit = self.config.max_spider_size.0;
         let page = preview::fetch(client, url, &self.preview_policy, limit).await?;
         let kind = preview::essence(page.content_type.as_deref());
@@ -433,7 +504,10 @@ impl Media {
 /// The spec's character set for media IDs (Content repository, "Security considerations"):
 /// anything else can never have been issued, and might be a path traversal attempt.
 pub fn check_media_id(media_id: &str) -> Result<()> {
-    if media_id.is_empty() || media_id.len() > 255 || !media_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if media_id.is_empty()
+        || media_id.len() > 255
+        || !media_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return Err(Error::invalid_param("Invalid media ID: only letters, digits, '_' and '-' are allowed"));
     }
     Ok(())

@@ -15,7 +15,11 @@ use std::{
 };
 
 use ipnet::IpNet;
-use reqwest::{Url, dns::{Addrs, Name, Resolve, Resolving}, redirect};
+use reqwest::{
+    Url,
+    dns::{Addrs, Name, Resolve, Resolving},
+    redirect,
+};
 use serde_json::{Map, Value};
 
 /// Redirects followed at most.
@@ -95,8 +99,10 @@ impl Resolve for CheckedResolver {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
             let allowed: Vec<SocketAddr> = found.iter().copied().filter(|a| policy.permits(a.ip())).collect();
             if allowed.is_empty() {
-                return Err(Box::new(Blocked(format!("{} resolves only to addresses that may not be contacted", name.as_str())))
-                    as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(Blocked(format!(
+                    "{} resolves only to addresses that may not be contacted",
+                    name.as_str()
+                ))) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -179,7 +185,8 @@ pub async fn fetch(client: &reqwest::Client, url: Url, policy: &IpPolicy, limit:
     if resp.content_length().is_some_and(|l| l > limit) {
         return Err(PreviewError::TooLarge(limit));
     }
-    let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type =
+        resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let final_url = resp.url().clone();
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(classify)? {
@@ -221,7 +228,8 @@ pub fn parse_html(html: &str, base: &Url) -> Map<String, Value> {
     stack.reverse();
     while let Some(node) = stack.pop() {
         if let Some(el) = node.as_element() {
-            let attr = |name: &str| el.attrs.borrow().iter().find(|a| &*a.name.local == name).map(|a| a.value.to_string());
+            let attr =
+                |name: &str| el.attrs.borrow().iter().find(|a| &*a.name.local == name).map(|a| a.value.to_string());
             match &*el.name.local {
                 "meta" => {
                     let key = attr("property").or_else(|| attr("name")).map(|k| k.trim().to_ascii_lowercase());
@@ -234,7 +242,8 @@ pub fn parse_html(html: &str, base: &Url) -> Map<String, Value> {
                     }
                 }
                 "title" if title.is_none() => {
-                    let text: String = node.children().filter_map(|c| c.as_text().map(|t| t.borrow().to_string())).collect();
+                    let text: String =
+                        node.children().filter_map(|c| c.as_text().map(|t| t.borrow().to_string())).collect();
                     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
                     if !text.is_empty() {
                         title = Some(clip(&text));
@@ -284,9 +293,25 @@ mod tests {
     #[test]
     fn internal_addresses_are_recognised_in_every_spelling() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fd00::1", "ff02::1", "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "::127.0.0.1",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "::127.0.0.1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip} must count as internal");
         }
@@ -306,7 +331,13 @@ mod tests {
     #[test]
     fn ip_literals_and_other_schemes_are_refused_before_connecting() {
         let p = IpPolicy::default();
-        for url in ["http://127.0.0.1:8008/", "http://[::1]/", "http://2130706433/", "http://0x7f.1/", "https://169.254.169.254/latest"] {
+        for url in [
+            "http://127.0.0.1:8008/",
+            "http://[::1]/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "https://169.254.169.254/latest",
+        ] {
             let url = Url::parse(url).unwrap();
             assert!(matches!(check_url(&url, &p), Err(PreviewError::Blocked(_))), "{url}");
         }
@@ -329,7 +360,10 @@ mod tests {
         assert_eq!(og["og:description"], "Plain description");
         assert_eq!(og["og:image"], "https://example.org/img/cover.png");
         assert_eq!(og["og:site_name"], "Example");
-        let og = parse_html(r#"<meta property="og:title" content="OG title"><title>Other</title><meta property="og:image" content="javascript:alert(1)">"#, &base);
+        let og = parse_html(
+            r#"<meta property="og:title" content="OG title"><title>Other</title><meta property="og:image" content="javascript:alert(1)">"#,
+            &base,
+        );
         assert_eq!(og["og:title"], "OG title");
         assert!(!og.contains_key("og:image"));
     }

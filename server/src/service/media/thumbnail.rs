@@ -66,24 +66,40 @@ pub enum ThumbnailError {
 /// the thumbnail would be, and the spec forbids upscaling).
 #[derive(Debug)]
 pub enum Thumbnail {
-    Made { bytes: Vec<u8>, content_type: &'static str },
+    Made {
+        bytes: Vec<u8>,
+        content_type: &'static str,
+    },
     /// The original, with the content type of what it really is (never the uploader's label,
     /// which could claim a scriptable type for the same bytes).
-    Original { content_type: &'static str },
+    Original {
+        content_type: &'static str,
+    },
 }
 
 /// Image dimensions read from the header only, without decoding pixels.
 pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ThumbnailError> {
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ThumbnailError::Undecodable(e.to_string()))?;
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ThumbnailError::Undecodable(e.to_string()))?;
     reader.into_dimensions().map_err(|e| ThumbnailError::Undecodable(e.to_string()))
 }
 
 /// Makes a `width` x `height` thumbnail of `bytes` by `method`. `max_pixels` bounds the source
 /// image (a decompression bomb is refused from its header). With `animated`, an animated GIF or
 /// WebP becomes an animated GIF.
-pub fn make(bytes: &[u8], width: u32, height: u32, method: Method, animated: bool, max_pixels: u64) -> Result<Thumbnail, ThumbnailError> {
+pub fn make(
+    bytes: &[u8],
+    width: u32,
+    height: u32,
+    method: Method,
+    animated: bool,
+    max_pixels: u64,
+) -> Result<Thumbnail, ThumbnailError> {
     let undecodable = |e: image::ImageError| ThumbnailError::Undecodable(e.to_string());
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ThumbnailError::Undecodable(e.to_string()))?;
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ThumbnailError::Undecodable(e.to_string()))?;
     let format = reader.format().ok_or_else(|| ThumbnailError::Undecodable("unknown image format".to_owned()))?;
     let mut decoder = {
         let mut reader = reader;
@@ -181,7 +197,14 @@ fn encode_still(image: &DynamicImage, source: ImageFormat) -> Result<(Vec<u8>, &
 const MAX_FRAMES: usize = 300;
 
 /// An animated GIF thumbnail, or `None` when the source has a single frame.
-fn animated_gif(bytes: &[u8], format: ImageFormat, tw: u32, th: u32, method: Method, max_pixels: u64) -> Result<Option<Thumbnail>, ThumbnailError> {
+fn animated_gif(
+    bytes: &[u8],
+    format: ImageFormat,
+    tw: u32,
+    th: u32,
+    method: Method,
+    max_pixels: u64,
+) -> Result<Option<Thumbnail>, ThumbnailError> {
     let undecodable = |e: image::ImageError| ThumbnailError::Undecodable(e.to_string());
     let frames = match format {
         ImageFormat::Gif => {
@@ -288,12 +311,18 @@ mod tests {
             out.into_inner()
         };
         assert!(src.len() < 1_000_000, "{}", src.len());
-        assert_eq!(make(&src, 32, 32, Method::Crop, false, 32_000_000).unwrap_err(), ThumbnailError::TooLarge(10_000, 10_000));
+        assert_eq!(
+            make(&src, 32, 32, Method::Crop, false, 32_000_000).unwrap_err(),
+            ThumbnailError::TooLarge(10_000, 10_000)
+        );
     }
 
     #[test]
     fn garbage_is_undecodable() {
-        assert!(matches!(make(b"%PDF-1.4 not an image", 32, 32, Method::Crop, false, 1 << 30), Err(ThumbnailError::Undecodable(_))));
+        assert!(matches!(
+            make(b"%PDF-1.4 not an image", 32, 32, Method::Crop, false, 1 << 30),
+            Err(ThumbnailError::Undecodable(_))
+        ));
         let mut truncated = png(300, 300);
         truncated.truncate(truncated.len() / 2);
         assert!(matches!(make(&truncated, 32, 32, Method::Crop, false, 1 << 30), Err(ThumbnailError::Undecodable(_))));

@@ -33,8 +33,9 @@ impl Rooms {
 
     /// Removes an alias; only the user who made it or a server admin may.
     pub async fn remove_alias(&self, alias: &RoomAliasId, user: &UserId, is_admin: bool) -> Result<()> {
-        let (_, creator) =
-            storage::rooms::resolve_alias(&self.db.read, alias.as_str()).await?.ok_or_else(|| Error::not_found("Room alias not found"))?;
+        let (_, creator) = storage::rooms::resolve_alias(&self.db.read, alias.as_str())
+            .await?
+            .ok_or_else(|| Error::not_found("Room alias not found"))?;
         if creator != user.as_str() && !is_admin {
             return Err(Error::forbidden("Only the creator of an alias or a server admin can remove it"));
         }

@@ -260,7 +260,13 @@ mod tests {
     #[test]
     fn the_state_cache_keeps_to_its_entry_budget() {
         let cache = StateCache::new(8);
-        let state = |n: usize| Arc::new((0..n).map(|i| (("t".to_owned(), i.to_string()), format!("$e{i}"))).collect::<storage::state::StateMap>());
+        let state = |n: usize| {
+            Arc::new(
+                (0..n)
+                    .map(|i| (("t".to_owned(), i.to_string()), format!("$e{i}")))
+                    .collect::<storage::state::StateMap>(),
+            )
+        };
         cache.put(1, state(2));
         cache.put(2, state(2));
         cache.put(3, state(2));

@@ -1,10 +1,7 @@
 //! createRoom: the create event (which names the room in v12), then the events the request
 //! implies, in the order the spec prescribes (spec: POST /createRoom).
 
-use ruma::{
-    OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId,
-    api::error::ErrorKind,
-};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId, api::error::ErrorKind};
 use serde_json::{Value, json};
 
 use super::{Rooms, now_ts, pdu_error, rules_for, to_canonical_object};
@@ -58,11 +55,19 @@ impl Rooms {
         let alias = match &req.alias_localpart {
             Some(lp) => {
                 let alias = format!("#{lp}:{server}");
-                if lp.is_empty() || lp.contains(':') || lp.contains(char::is_whitespace) || ruma::RoomAliasId::parse(&alias).is_err() {
+                if lp.is_empty()
+                    || lp.contains(':')
+                    || lp.contains(char::is_whitespace)
+                    || ruma::RoomAliasId::parse(&alias).is_err()
+                {
                     return Err(Error::invalid_param("room_alias_name is not a valid alias local part"));
                 }
                 if storage::rooms::resolve_alias(&self.db.read, &alias).await?.is_some() {
-                    return Err(Error::matrix(http::StatusCode::BAD_REQUEST, ErrorKind::RoomInUse, "That room alias is already taken"));
+                    return Err(Error::matrix(
+                        http::StatusCode::BAD_REQUEST,
+                        ErrorKind::RoomInUse,
+                        "That room alias is already taken",
+                    ));
                 }
                 Some(alias)
             }
@@ -78,7 +83,8 @@ impl Rooms {
             create.insert("creator".into(), json!(req.creator));
         }
         if rules.authorization.additional_room_creators && req.preset == Preset::TrustedPrivateChat {
-            let mut extra: Vec<Value> = create.get("additional_creators").and_then(|v| v.as_array().cloned()).unwrap_or_default();
+            let mut extra: Vec<Value> =
+                create.get("additional_creators").and_then(|v| v.as_array().cloned()).unwrap_or_default();
             extra.extend(req.invite.iter().map(|u| json!(u)));
             create.insert("additional_creators".into(), Value::Array(extra));
         }
@@ -111,29 +117,50 @@ impl Rooms {
             let lock = self.lock_for(&room_id);
             let guard = lock.lock_owned().await;
             if self.room(&room_id).await?.is_none() {
-                let pdu = Pdu::from_json(&built.json, built.event_id.clone(), room_id.clone(), &rules).map_err(Error::internal)?;
+                let pdu = Pdu::from_json(&built.json, built.event_id.clone(), room_id.clone(), &rules)
+                    .map_err(Error::internal)?;
                 break (built, pdu, room_id, guard);
             }
             ts = ruma::MilliSecondsSinceUnixEpoch(ts.0.saturating_add(ruma::uint!(1)));
         };
-        ruma::state_res::check_state_independent_auth_rules(&rules.authorization, &pdu, |_: &ruma::EventId| None::<Pdu>)
-            .map_err(super::forbidden)?;
+        ruma::state_res::check_state_independent_auth_rules(
+            &rules.authorization,
+            &pdu,
+            |_: &ruma::EventId| None::<Pdu>,
+        )
+        .map_err(super::forbidden)?;
         let fresh = super::cache::RoomHot {
-            room: RoomRow { room_id: room_id.to_string(), room_version: version.to_string(), current_state_group: None },
+            room: RoomRow {
+                room_id: room_id.to_string(),
+                room_version: version.to_string(),
+                current_state_group: None,
+            },
             state: Default::default(),
             extremities: Vec::new(),
             chain_len: 0,
             joined: Default::default(),
             epoch: self.shared.epoch(room_id.as_str()),
         };
-        let pending =
-            self.store_locked(&fresh, Some((req.creator.as_str(), now_ms())), &built.event_id, &built.json, &pdu, vec![], vec![], None, None).await?;
+        let pending = self
+            .store_locked(
+                &fresh,
+                Some((req.creator.as_str(), now_ms())),
+                &built.event_id,
+                &built.json,
+                &pdu,
+                vec![],
+                vec![],
+                None,
+                None,
+            )
+            .await?;
         self.complete(pending).await?;
 
         // Each further event sees the state the previous ones made.
         let send = async |kind: &str, key: Option<&str>, content: Value| -> Result<OwnedEventId> {
             let hot = self.hot_locked(&room_id).await?.ok_or_else(|| Error::internal("room vanished"))?;
-            let pending = self.append_locked(&hot, &req.creator, kind, key, to_canonical_object(content)?, None, None).await?;
+            let pending =
+                self.append_locked(&hot, &req.creator, kind, key, to_canonical_object(content)?, None, None).await?;
             let event_id = pending.event_id.clone();
             self.complete(pending).await?;
             Ok(event_id)
@@ -184,7 +211,11 @@ impl Rooms {
         // 4. The canonical alias.
         if let Some(alias) = &alias {
             if !storage::rooms::insert_alias(&self.db.write, alias, room_id.as_str(), req.creator.as_str()).await? {
-                return Err(Error::matrix(http::StatusCode::BAD_REQUEST, ErrorKind::RoomInUse, "That room alias is already taken"));
+                return Err(Error::matrix(
+                    http::StatusCode::BAD_REQUEST,
+                    ErrorKind::RoomInUse,
+                    "That room alias is already taken",
+                ));
             }
             send("m.room.canonical_alias", Some(""), json!({ "alias": alias })).await?;
         }

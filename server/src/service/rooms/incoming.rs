@@ -60,18 +60,26 @@ pub enum Received {
 impl Rooms {
     /// Receives `json`, an event of `room_id` built and signed by another server, verified with
     /// `keys` (the signing keys of the servers that must have signed it).
-    pub async fn receive_pdu(&self, room_id: &RoomId, json: CanonicalJsonObject, keys: &PublicKeyMap) -> Result<(OwnedEventId, Received)> {
+    pub async fn receive_pdu(
+        &self,
+        room_id: &RoomId,
+        json: CanonicalJsonObject,
+        keys: &PublicKeyMap,
+    ) -> Result<(OwnedEventId, Received)> {
         let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
         let (_, rules) = rules_for(&room.room_version)?;
 
         // 1. A valid event of the room's version, else dropped.
-        state_res::check_pdu_format(&json, &rules.event_format).map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
+        state_res::check_pdu_format(&json, &rules.event_format)
+            .map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
         if json.get("room_id") != Some(&CanonicalJsonValue::String(room_id.to_string())) {
             return Err(Error::bad_json("The event belongs to another room"));
         }
         let event_id = match rules.event_id_format {
             EventIdFormatVersion::V1 => match json.get("event_id") {
-                Some(CanonicalJsonValue::String(id)) => EventId::parse(id).map_err(|e| Error::bad_json(format!("event_id: {e}")))?,
+                Some(CanonicalJsonValue::String(id)) => {
+                    EventId::parse(id).map_err(|e| Error::bad_json(format!("event_id: {e}")))?
+                }
                 _ => return Err(Error::bad_json("The event has no event_id")),
             },
             _ => pdu::event_id_for(&json, &rules).map_err(|e| Error::bad_json(e.0))?,
@@ -82,11 +90,13 @@ impl Rooms {
             Ok(Verified::All) => json,
             Ok(Verified::Signatures) => {
                 tracing::info!(%event_id, "content hash mismatch: the event is kept redacted");
-                ruma::canonical_json::redact(json, &rules.redaction, None).map_err(|e| Error::bad_json(e.to_string()))?
+                ruma::canonical_json::redact(json, &rules.redaction, None)
+                    .map_err(|e| Error::bad_json(e.to_string()))?
             }
             Err(e) => return Err(Error::forbidden(format!("The event's signatures do not verify: {e}"))),
         };
-        let mut incoming = Pdu::from_json(&json, event_id.clone(), room_id.to_owned(), &rules).map_err(|e| Error::bad_json(e.0))?;
+        let mut incoming =
+            Pdu::from_json(&json, event_id.clone(), room_id.to_owned(), &rules).map_err(|e| Error::bad_json(e.0))?;
         if incoming.kind == TimelineEventType::RoomCreate {
             return Err(Error::bad_json("The room already has its create event"));
         }
@@ -97,7 +107,8 @@ impl Rooms {
             return Ok((event_id, Received::Duplicate));
         }
         let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        let create_id = hot.state_id("m.room.create", "").cloned().ok_or_else(|| Error::internal("room without create event"))?;
+        let create_id =
+            hot.state_id("m.room.create", "").cloned().ok_or_else(|| Error::internal("room without create event"))?;
 
         // The graph around the event must be here (federation fetches what is missing first).
         let prev_ids: Vec<String> = incoming.prev_events.iter().map(ToString::to_string).collect();
@@ -110,8 +121,11 @@ impl Rooms {
         let mut wanted = auth_ids.clone();
         wanted.push(create_id.clone());
         let auth_events = self.events_shared(&wanted).await?;
-        let missing: Vec<&String> =
-            prev_ids.iter().filter(|id| !points.contains_key(*id)).chain(auth_ids.iter().filter(|id| !auth_events.iter().any(|e| e.row.event_id == **id))).collect();
+        let missing: Vec<&String> = prev_ids
+            .iter()
+            .filter(|id| !points.contains_key(*id))
+            .chain(auth_ids.iter().filter(|id| !auth_events.iter().any(|e| e.row.event_id == **id)))
+            .collect();
         if !missing.is_empty() {
             return Err(Error::matrix(
                 StatusCode::BAD_REQUEST,
@@ -126,18 +140,21 @@ impl Rooms {
             .filter(|e| e.row.room_id == room_id.as_str())
             .map(|e| to_pdu(e, room_id, &rules).map(|p| (e.row.event_id.clone(), p)))
             .collect::<Result<_>>()?;
-        let mut verdict = state_res::check_state_independent_auth_rules(&rules.authorization, &incoming, |id: &EventId| {
-            auth_pdus.get(id.as_str()).cloned()
-        });
+        let mut verdict =
+            state_res::check_state_independent_auth_rules(&rules.authorization, &incoming, |id: &EventId| {
+                auth_pdus.get(id.as_str()).cloned()
+            });
         if verdict.is_ok() {
             let by_key: HashMap<(String, String), &Pdu> = auth_pdus
                 .values()
                 .filter(|p| auth_ids.contains(&p.event_id.to_string()) || p.event_id.as_str() == create_id)
                 .filter_map(|p| p.state_key.as_ref().map(|k| ((p.kind.to_string(), k.clone()), p)))
                 .collect();
-            verdict = state_res::check_state_dependent_auth_rules(&rules.authorization, &incoming, |t: &StateEventType, k: &str| {
-                by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone())
-            });
+            verdict = state_res::check_state_dependent_auth_rules(
+                &rules.authorization,
+                &incoming,
+                |t: &StateEventType, k: &str| by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone()),
+            );
         }
 
         // 5. The state before the event: the state after its prev event, or the resolution of
@@ -191,13 +208,17 @@ impl Rooms {
         };
         if rejected.is_none() && soft_failed.is_none() {
             // The room's state is the resolution of the states at its forward extremities.
-            let mut others: Vec<String> = hot.extremities.iter().map(|(id, _)| id.clone()).filter(|id| !prev_ids.contains(id)).collect();
+            let mut others: Vec<String> =
+                hot.extremities.iter().map(|(id, _)| id.clone()).filter(|id| !prev_ids.contains(id)).collect();
             others.sort();
             let current = if others.is_empty() {
                 after.clone()
             } else {
-                let other_groups: Vec<Option<i64>> =
-                    storage::events::graph_points(&self.db.write, &others).await?.into_iter().map(|(_, g, _)| g).collect();
+                let other_groups: Vec<Option<i64>> = storage::events::graph_points(&self.db.write, &others)
+                    .await?
+                    .into_iter()
+                    .map(|(_, g, _)| g)
+                    .collect();
                 let mut states = self.states_of(&other_groups).await?;
                 states.push(after.clone());
                 Arc::new(self.resolve(&rules, room_id, &states, Some(&incoming)).await?)
@@ -221,7 +242,8 @@ impl Rooms {
                 }
             }
             // Memberships that changed: the membership of the member event now in state.
-            let member_changes: Vec<&(String, String, Option<String>)> = changes.iter().filter(|c| c.0 == "m.room.member").collect();
+            let member_changes: Vec<&(String, String, Option<String>)> =
+                changes.iter().filter(|c| c.0 == "m.room.member").collect();
             let member_ids: Vec<String> = member_changes.iter().filter_map(|c| c.2.clone()).collect();
             let members: HashMap<String, Arc<StoredEvent>> =
                 self.events_shared(&member_ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
@@ -231,7 +253,9 @@ impl Rooms {
                         (incoming.content_value()["membership"].as_str().unwrap_or("leave").to_owned(), id.clone())
                     }
                     Some(id) => match members.get(id) {
-                        Some(e) => (content_of(&e.json)["membership"].as_str().unwrap_or("leave").to_owned(), id.clone()),
+                        Some(e) => {
+                            (content_of(&e.json)["membership"].as_str().unwrap_or("leave").to_owned(), id.clone())
+                        }
                         None => continue,
                     },
                     // Resolution dropped the member event: the user is no longer in the room.
@@ -240,7 +264,11 @@ impl Rooms {
                         None => continue,
                     },
                 };
-                placement.memberships.push(MembershipChange { user_id: user.clone(), membership, event_id: member_event });
+                placement.memberships.push(MembershipChange {
+                    user_id: user.clone(),
+                    membership,
+                    event_id: member_event,
+                });
             }
             if let Some(group) = current_group {
                 placement.current = CurrentState::Replace { group, changes };
@@ -253,7 +281,9 @@ impl Rooms {
             (None, Some(why)) => Received::SoftFailed(why.clone()),
             (None, None) => Received::Accepted,
         };
-        let pending = self.store_locked(&hot, None, &event_id, &json, &incoming, prev_ids, auth_ids, None, Some(placement)).await?;
+        let pending = self
+            .store_locked(&hot, None, &event_id, &json, &incoming, prev_ids, auth_ids, None, Some(placement))
+            .await?;
         let committed = self.complete(pending).await;
         // The hot copy did not advance with this event; the next holder of the lock reads the
         // room back from the database, which now has it.
@@ -278,11 +308,25 @@ impl Rooms {
     }
 
     /// Whether `event` passes the state-dependent auth rules with `state` as the room's state.
-    async fn check_against(&self, rules: &RoomVersionRules, room_id: &RoomId, event: &Pdu, state: &StateMap) -> Result<std::result::Result<(), String>> {
-        let keys = state_res::auth_types_for_event(&event.kind, &event.sender, event.state_key.as_deref(), &event.content, &rules.authorization)
-            .map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
+    async fn check_against(
+        &self,
+        rules: &RoomVersionRules,
+        room_id: &RoomId,
+        event: &Pdu,
+        state: &StateMap,
+    ) -> Result<std::result::Result<(), String>> {
+        let keys = state_res::auth_types_for_event(
+            &event.kind,
+            &event.sender,
+            event.state_key.as_deref(),
+            &event.content,
+            &rules.authorization,
+        )
+        .map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
         let mut ids: HashMap<(String, String), String> = HashMap::new();
-        for (t, k) in keys.iter().map(|(t, k)| (t.to_string(), k.clone())).chain([("m.room.create".to_owned(), String::new())]) {
+        for (t, k) in
+            keys.iter().map(|(t, k)| (t.to_string(), k.clone())).chain([("m.room.create".to_owned(), String::new())])
+        {
             if let Some(id) = state.get(&(t.clone(), k.clone())) {
                 ids.insert((t, k), id.clone());
             }
@@ -294,7 +338,8 @@ impl Rooms {
             .iter()
             .map(|e| to_pdu(e, room_id, rules).map(|p| (e.row.event_id.clone(), p)))
             .collect::<Result<_>>()?;
-        let by_key: HashMap<(String, String), &Pdu> = ids.into_iter().filter_map(|(k, id)| loaded.get(&id).map(|p| (k, p))).collect();
+        let by_key: HashMap<(String, String), &Pdu> =
+            ids.into_iter().filter_map(|(k, id)| loaded.get(&id).map(|p| (k, p))).collect();
         Ok(state_res::check_state_dependent_auth_rules(&rules.authorization, event, |t: &StateEventType, k: &str| {
             by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone())
         }))
@@ -320,7 +365,10 @@ impl Rooms {
                     .map(|((t, k), id)| (t.clone(), k.clone(), id.clone()))
                     .collect();
                 entries.extend(
-                    base_state.keys().filter(|k| !state.contains_key(*k)).map(|(t, k)| (t.clone(), k.clone(), GONE.to_owned())),
+                    base_state
+                        .keys()
+                        .filter(|k| !state.contains_key(*k))
+                        .map(|(t, k)| (t.clone(), k.clone(), GONE.to_owned())),
                 );
                 NewStateGroup { id, prev: base, chain_len: chain_len + 1, entries }
             }
@@ -357,7 +405,13 @@ impl Rooms {
     /// State resolution of `states` by the room version's algorithm (ruma's implementation).
     /// `incoming` is the event being received, which `states` may hold but the database does
     /// not yet.
-    async fn resolve(&self, rules: &RoomVersionRules, room_id: &RoomId, states: &[Arc<StateMap>], incoming: Option<&Pdu>) -> Result<StateMap> {
+    async fn resolve(
+        &self,
+        rules: &RoomVersionRules,
+        room_id: &RoomId,
+        states: &[Arc<StateMap>],
+        incoming: Option<&Pdu>,
+    ) -> Result<StateMap> {
         let Some(v2) = rules.state_res.v2_rules() else {
             return Err(Error::matrix(
                 StatusCode::BAD_REQUEST,
@@ -367,7 +421,8 @@ impl Rooms {
         };
         // The auth graph above every state event: the auth chains, the auth difference and
         // (v2.1) the conflicted state subgraph all live in it.
-        let seeds: Vec<String> = states.iter().flat_map(|s| s.values().cloned()).collect::<HashSet<_>>().into_iter().collect();
+        let seeds: Vec<String> =
+            states.iter().flat_map(|s| s.values().cloned()).collect::<HashSet<_>>().into_iter().collect();
         let mut parents: HashMap<String, Vec<String>> = HashMap::new();
         let mut edges = storage::events::auth_graph(&self.db.write, &seeds).await?;
         if let Some(e) = incoming {
@@ -400,7 +455,9 @@ impl Rooms {
             .iter()
             .map(|s| {
                 s.iter()
-                    .filter_map(|((t, k), id)| EventId::parse(id).ok().map(|id| ((StateEventType::from(t.as_str()), k.clone()), id)))
+                    .filter_map(|((t, k), id)| {
+                        EventId::parse(id).ok().map(|id| ((StateEventType::from(t.as_str()), k.clone()), id))
+                    })
                     .collect()
             })
             .collect();
@@ -421,7 +478,10 @@ impl Rooms {
 }
 
 /// Every event reachable from `from` through `auth_events` (not `from` itself unless reached).
-fn ancestors<'a>(parents: &HashMap<String, Vec<String>>, from: impl IntoIterator<Item = &'a String>) -> HashSet<String> {
+fn ancestors<'a>(
+    parents: &HashMap<String, Vec<String>>,
+    from: impl IntoIterator<Item = &'a String>,
+) -> HashSet<String> {
     let mut seen = HashSet::new();
     let mut stack: Vec<&String> = from.into_iter().flat_map(|id| parents.get(id).into_iter().flatten()).collect();
     while let Some(id) = stack.pop() {
@@ -436,7 +496,12 @@ fn ancestors<'a>(parents: &HashMap<String, Vec<String>>, from: impl IntoIterator
 /// conflicted event to another, endpoints included.
 fn conflicted_subgraph(parents: &HashMap<String, Vec<String>>, conflicted: &HashSet<String>) -> HashSet<String> {
     // Whether an event reaches a conflicted event through at least one edge, memoised.
-    fn reaches(id: &str, parents: &HashMap<String, Vec<String>>, conflicted: &HashSet<String>, memo: &mut HashMap<String, bool>) -> bool {
+    fn reaches(
+        id: &str,
+        parents: &HashMap<String, Vec<String>>,
+        conflicted: &HashSet<String>,
+        memo: &mut HashMap<String, bool>,
+    ) -> bool {
         if let Some(r) = memo.get(id) {
             return *r;
         }

@@ -29,16 +29,6 @@ use std::{
     },
 };
 
-use hashlink::LruCache;
-use http::StatusCode;
-use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId,
-    RoomId, RoomVersionId, UInt, UserId,
-    api::error::ErrorKind,
-    events::{StateEventType, TimelineEventType},
-    room_version_rules::RoomVersionRules,
-    state_res,
-};
 use self::{
     cache::{EventCache, RoomHeads, RoomHot, StateCache},
     writer::{Job, Shared, WriteError},
@@ -55,6 +45,16 @@ use crate::{
         now_ms,
         rooms::RoomRow,
     },
+};
+use hashlink::LruCache;
+use http::StatusCode;
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, RoomId,
+    RoomVersionId, UInt, UserId,
+    api::error::ErrorKind,
+    events::{StateEventType, TimelineEventType},
+    room_version_rules::RoomVersionRules,
+    state_res,
 };
 
 /// How many events the in-memory event cache holds: about 3 KiB each (the signed JSON text and
@@ -256,7 +256,12 @@ impl Rooms {
     /// The current state event at (type, key), if any.
     /// (Read from the database, not the hot copy: the hot copy may already hold state whose
     /// commit is still in flight, which only the room's next events may build on.)
-    pub async fn current_state_event(&self, room_id: &RoomId, event_type: &str, state_key: &str) -> Result<Option<StoredEvent>> {
+    pub async fn current_state_event(
+        &self,
+        room_id: &RoomId,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Option<StoredEvent>> {
         match storage::rooms::current_state_event(&self.db.read, room_id.as_str(), event_type, state_key).await? {
             Some(id) => self.event(&id).await,
             None => Ok(None),
@@ -313,7 +318,9 @@ impl Rooms {
                                 // The first request went away before learning its outcome; the
                                 // database knows (and a collision below finds it too).
                                 self.txns.lock().expect("txns").remove(&key);
-                                if let Some((first, _)) = storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await? {
+                                if let Some((first, _)) =
+                                    storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await?
+                                {
                                     return EventId::parse(first).map_err(Error::internal);
                                 }
                                 continue;
@@ -343,7 +350,9 @@ impl Rooms {
                     // A transaction ID used before this server remembered it collides in the
                     // database; the answer is the first event.
                     if let Some(t) = txn {
-                        if let Some((first, _)) = storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await? {
+                        if let Some((first, _)) =
+                            storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await?
+                        {
                             return EventId::parse(first).map_err(Error::internal);
                         }
                     }
@@ -366,11 +375,15 @@ impl Rooms {
         }
         match outcome {
             Ok(a) => Ok(a.stream),
-            Err(WriteError::Failed(Some(sqlx::Error::Database(d)))) if d.is_unique_violation() => {
-                Err(Error::matrix(StatusCode::CONFLICT, ErrorKind::Unknown, "This transaction ID was already used for another event"))
-            }
+            Err(WriteError::Failed(Some(sqlx::Error::Database(d)))) if d.is_unique_violation() => Err(Error::matrix(
+                StatusCode::CONFLICT,
+                ErrorKind::Unknown,
+                "This transaction ID was already used for another event",
+            )),
             Err(WriteError::Failed(Some(e))) => Err(e.into()),
-            Err(WriteError::Failed(None)) => Err(Error::internal("the event could not be stored because an earlier event of the room failed")),
+            Err(WriteError::Failed(None)) => {
+                Err(Error::internal("the event could not be stored because an earlier event of the room failed"))
+            }
         }
     }
 
@@ -393,18 +406,21 @@ impl Rooms {
         // Auth events: the entries of the current state the auth rules will look at.
         let raw_content = serde_json::value::to_raw_value(&content).map_err(Error::internal)?;
         let timeline_type: TimelineEventType = kind.into();
-        let auth_keys = state_res::auth_types_for_event(&timeline_type, sender, state_key, &raw_content, &rules.authorization)
-            .map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
+        let auth_keys =
+            state_res::auth_types_for_event(&timeline_type, sender, state_key, &raw_content, &rules.authorization)
+                .map_err(|e| Error::bad_json(format!("Invalid event: {e}")))?;
         let mut state_ids: HashMap<(String, String), String> = HashMap::new();
-        for (t, k) in auth_keys.iter().map(|(t, k)| (t.to_string(), k.clone())).chain([("m.room.create".to_owned(), String::new())]) {
+        for (t, k) in auth_keys
+            .iter()
+            .map(|(t, k)| (t.to_string(), k.clone()))
+            .chain([("m.room.create".to_owned(), String::new())])
+        {
             if let Some(id) = hot.state_id(&t, &k) {
                 state_ids.insert((t, k), id.clone());
             }
         }
-        let mut auth_ids: Vec<String> = auth_keys
-            .iter()
-            .filter_map(|(t, k)| state_ids.get(&(t.to_string(), k.clone())).cloned())
-            .collect();
+        let mut auth_ids: Vec<String> =
+            auth_keys.iter().filter_map(|(t, k)| state_ids.get(&(t.to_string(), k.clone())).cloned()).collect();
         auth_ids.sort();
         auth_ids.dedup();
 
@@ -425,7 +441,8 @@ impl Rooms {
         };
         let depth = prev.iter().map(|(_, d)| *d as u64).max().unwrap_or(0) + 1;
 
-        let redacts = top_level_redacts.map(EventId::parse).transpose().map_err(|e| Error::bad_json(format!("redacts: {e}")))?;
+        let redacts =
+            top_level_redacts.map(EventId::parse).transpose().map_err(|e| Error::bad_json(format!("redacts: {e}")))?;
         let new = NewPdu {
             room_version: &version,
             room_id: Some(&room_id),
@@ -440,19 +457,20 @@ impl Rooms {
             redacts: redacts.as_deref(),
         };
         let built = pdu::build_and_sign(new, self.config.server_name.as_str(), self.keys.pair()).map_err(pdu_error)?;
-        let pdu = Pdu::from_json(&built.json, built.event_id.clone(), room_id.clone(), &rules).map_err(Error::internal)?;
+        let pdu =
+            Pdu::from_json(&built.json, built.event_id.clone(), room_id.clone(), &rules).map_err(Error::internal)?;
 
         // The auth rules of the room version (ruma's implementation of the spec's rules).
         let pdus: HashMap<String, Pdu> = loaded
             .values()
             .map(|e| to_pdu(e, &room_id, &rules).map(|p| (e.row.event_id.clone(), p)))
             .collect::<Result<_>>()?;
-        state_res::check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| pdus.get(id.as_str()).cloned())
-            .map_err(forbidden)?;
-        let by_key: HashMap<(String, String), Pdu> = state_ids
-            .iter()
-            .filter_map(|(k, id)| pdus.get(id).map(|p| (k.clone(), p.clone())))
-            .collect();
+        state_res::check_state_independent_auth_rules(&rules.authorization, &pdu, |id: &EventId| {
+            pdus.get(id.as_str()).cloned()
+        })
+        .map_err(forbidden)?;
+        let by_key: HashMap<(String, String), Pdu> =
+            state_ids.iter().filter_map(|(k, id)| pdus.get(id).map(|p| (k.clone(), p.clone()))).collect();
         state_res::check_state_dependent_auth_rules(&rules.authorization, &pdu, |t: &StateEventType, k: &str| {
             by_key.get(&(t.to_string(), k.to_owned())).cloned()
         })
@@ -494,15 +512,20 @@ impl Rooms {
             let key = (kind.clone(), k.to_owned());
             let own = (kind.clone(), k.to_owned(), event_id.to_string());
             if chain_len >= storage::state::MAX_CHAIN {
-                let mut full: Vec<(String, String, String)> =
-                    hot.state.iter().filter(|(sk, _)| **sk != key).map(|((t, k), e)| (t.clone(), k.clone(), e.clone())).collect();
+                let mut full: Vec<(String, String, String)> = hot
+                    .state
+                    .iter()
+                    .filter(|(sk, _)| **sk != key)
+                    .map(|((t, k), e)| (t.clone(), k.clone(), e.clone()))
+                    .collect();
                 full.push(own);
                 storage::append::NewStateGroup { id, prev: None, chain_len: 0, entries: full }
             } else {
                 storage::append::NewStateGroup { id, prev: room.current_state_group, chain_len, entries: vec![own] }
             }
         });
-        let membership = (pdu.kind == TimelineEventType::RoomMember).then(|| content["membership"].as_str().unwrap_or("leave").to_owned());
+        let membership = (pdu.kind == TimelineEventType::RoomMember)
+            .then(|| content["membership"].as_str().unwrap_or("leave").to_owned());
         let new_group = group.as_ref().map(|g| (g.id, g.chain_len));
         let placement = placement.unwrap_or_else(|| Placement {
             rejected: false,
@@ -512,7 +535,11 @@ impl Rooms {
             current: if group.is_some() { CurrentState::Own } else { CurrentState::Unchanged },
             memberships: match (&membership, state_key.as_deref()) {
                 (Some(m), Some(k)) => {
-                    vec![MembershipChange { user_id: k.to_owned(), membership: m.clone(), event_id: event_id.to_string() }]
+                    vec![MembershipChange {
+                        user_id: k.to_owned(),
+                        membership: m.clone(),
+                        event_id: event_id.to_string(),
+                    }]
                 }
                 _ => Vec::new(),
             },
@@ -575,7 +602,11 @@ impl Rooms {
             push: pushed
                 .rows
                 .iter()
-                .map(|(u, highlight, actions)| storage::append::PushRow { user_id: u.clone(), highlight: *highlight, actions: actions.clone() })
+                .map(|(u, highlight, actions)| storage::append::PushRow {
+                    user_id: u.clone(),
+                    highlight: *highlight,
+                    actions: actions.clone(),
+                })
                 .collect(),
             push_thread: pushed.thread_id.clone(),
             now: now_ms(),
@@ -685,11 +716,7 @@ fn forbidden(msg: String) -> Error {
 }
 
 fn pdu_error(e: pdu::PduError) -> Error {
-    if e.0.contains("65536") {
-        Error::too_large("The event is larger than 65536 bytes")
-    } else {
-        Error::bad_json(e.0)
-    }
+    if e.0.contains("65536") { Error::too_large("The event is larger than 65536 bytes") } else { Error::bad_json(e.0) }
 }
 
 /// Client content must be canonical JSON (no floats, integers within ±2^53).
@@ -713,8 +740,9 @@ pub fn parse_row(row: EventRow) -> Result<StoredEvent> {
 }
 
 fn to_pdu(e: &StoredEvent, room_id: &RoomId, rules: &RoomVersionRules) -> Result<Pdu> {
-    let mut p = Pdu::from_json(&e.json, EventId::parse(&e.row.event_id).map_err(Error::internal)?, room_id.to_owned(), rules)
-        .map_err(Error::internal)?;
+    let mut p =
+        Pdu::from_json(&e.json, EventId::parse(&e.row.event_id).map_err(Error::internal)?, room_id.to_owned(), rules)
+            .map_err(Error::internal)?;
     p.rejected = e.row.rejected;
     Ok(p)
 }

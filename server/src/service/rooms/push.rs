@@ -37,7 +37,10 @@ impl Rooms {
         let local: Vec<String> = hot
             .joined
             .keys()
-            .filter(|u| u.as_str() != sender && UserId::parse(u.as_str()).is_ok_and(|id| id.server_name() == self.config.server_name))
+            .filter(|u| {
+                u.as_str() != sender
+                    && UserId::parse(u.as_str()).is_ok_and(|id| id.server_name() == self.config.server_name)
+            })
             .cloned()
             .collect();
         if local.is_empty() {
@@ -46,7 +49,12 @@ impl Rooms {
         let rulesets = self.account_data.push_rules_of(&local).await?;
         let room_id = ruma::RoomId::parse(&hot.room.room_id).map_err(Error::internal)?;
         let power = self.power_levels_of(hot).await?;
-        let power_ctx = PushConditionPowerLevelsCtx::new(power.users.clone(), power.users_default, power.notifications.clone(), power.rules.clone());
+        let power_ctx = PushConditionPowerLevelsCtx::new(
+            power.users.clone(),
+            power.users_default,
+            power.notifications.clone(),
+            power.rules.clone(),
+        );
         let raw: Raw<ruma::events::AnySyncTimelineEvent> =
             Raw::from_json(serde_json::value::to_raw_value(client_event).map_err(Error::internal)?);
         let member_count = UInt::try_from(hot.joined.len() as u64).unwrap_or_default();
@@ -60,8 +68,9 @@ impl Rooms {
             let Ok(user_id) = UserId::parse(user) else { continue };
             let Some(rules) = rulesets.get(user) else { continue };
             let display = hot.joined.get(user).cloned().flatten().unwrap_or_else(|| user_id.localpart().to_owned());
-            let ctx = PushConditionRoomCtx::new(room_id.clone(), member_count, OwnedUserId::from(user_id.clone()), display)
-                .with_power_levels(power_ctx.clone());
+            let ctx =
+                PushConditionRoomCtx::new(room_id.clone(), member_count, OwnedUserId::from(user_id.clone()), display)
+                    .with_power_levels(power_ctx.clone());
             let actions = rules.get_actions(&raw, &ctx).await;
             if actions.iter().any(|a| matches!(a, Action::Notify)) {
                 let highlight = actions.iter().any(Action::is_highlight);

@@ -19,7 +19,10 @@ impl Rooms {
     /// The room's power levels as ruma computes them (creators infinite in v12).
     pub async fn power_levels(&self, room_id: &RoomId) -> Result<RoomPowerLevels> {
         let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        let create = self.current_state_event(room_id, "m.room.create", "").await?.ok_or_else(|| Error::internal("room without create event"))?;
+        let create = self
+            .current_state_event(room_id, "m.room.create", "")
+            .await?
+            .ok_or_else(|| Error::internal("room without create event"))?;
         let power = self.current_state_event(room_id, "m.room.power_levels", "").await?;
         power_levels_from(&room.room_version, &create, power.as_ref())
     }
@@ -57,7 +60,8 @@ impl Rooms {
         // redact one's own events, or others' with the power to.
         let own = original.json.get("sender").and_then(|s| s.as_str()) == Some(sender.as_str());
         let power = self.power_levels(room_id).await?;
-        let allowed = if own { power.user_can_redact_own_event(sender) } else { power.user_can_redact_event_of_other(sender) };
+        let allowed =
+            if own { power.user_can_redact_own_event(sender) } else { power.user_can_redact_event_of_other(sender) };
         if !allowed {
             return Err(Error::forbidden("You may not redact this event"));
         }
@@ -70,7 +74,8 @@ impl Rooms {
         content["redacts"] = json!(target);
         let redaction_id = self.send(room_id, sender, "m.room.redaction", None, content, txn).await?;
 
-        let redaction = self.event(redaction_id.as_str()).await?.ok_or_else(|| Error::internal("redaction vanished"))?;
+        let redaction =
+            self.event(redaction_id.as_str()).await?.ok_or_else(|| Error::internal("redaction vanished"))?;
         let because = client_event::format(
             &View { json: &redaction.json, event_id: redaction_id.as_str(), room_id: room_id.as_str(), txn: None },
             true,
@@ -81,8 +86,10 @@ impl Rooms {
             Ok(CanonicalJsonValue::Object(o)) => o,
             _ => return Err(Error::internal("redaction event is not canonical JSON")),
         };
-        let original_pdu: ruma::CanonicalJsonObject = serde_json::from_str(&original.row.pdu).map_err(Error::internal)?;
-        let redacted = redact(original_pdu, &rules.redaction, Some(RedactedBecause::from_json(because))).map_err(Error::internal)?;
+        let original_pdu: ruma::CanonicalJsonObject =
+            serde_json::from_str(&original.row.pdu).map_err(Error::internal)?;
+        let redacted = redact(original_pdu, &rules.redaction, Some(RedactedBecause::from_json(because)))
+            .map_err(Error::internal)?;
         let text = serde_json::to_string(&redacted).map_err(Error::internal)?;
         {
             // Under the room's lock: the hot copy (display names come from member events) is
@@ -100,7 +107,11 @@ impl Rooms {
 }
 
 /// Power levels from the create event and the power levels event, by the room version's rules.
-fn power_levels_from(version: &str, create: &super::StoredEvent, power: Option<&super::StoredEvent>) -> Result<RoomPowerLevels> {
+fn power_levels_from(
+    version: &str,
+    create: &super::StoredEvent,
+    power: Option<&super::StoredEvent>,
+) -> Result<RoomPowerLevels> {
     let (_, rules) = rules_for(version)?;
     let create_content = content_of(&create.json);
     let mut creators = Vec::new();
@@ -116,8 +127,8 @@ fn power_levels_from(version: &str, create: &super::StoredEvent, power: Option<&
     }
     let source = match power {
         Some(e) => {
-            let content: RoomPowerLevelsEventContent =
-                serde_json::from_value(content_of(&e.json)).map_err(|e| Error::internal(format!("power levels: {e}")))?;
+            let content: RoomPowerLevelsEventContent = serde_json::from_value(content_of(&e.json))
+                .map_err(|e| Error::internal(format!("power levels: {e}")))?;
             RoomPowerLevelsSource::Original(content)
         }
         None => RoomPowerLevelsSource::None,

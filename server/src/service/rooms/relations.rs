@@ -64,7 +64,11 @@ impl Rooms {
             if let Some(edit) = latest_edit(e, rels).and_then(|r| views.get(&r.event_id)) {
                 bundle.insert("m.replace".into(), edit.clone());
             }
-            let refs: Vec<Value> = rels.iter().filter(|r| r.rel_type == "m.reference").map(|r| json!({ "event_id": r.event_id })).collect();
+            let refs: Vec<Value> = rels
+                .iter()
+                .filter(|r| r.rel_type == "m.reference")
+                .map(|r| json!({ "event_id": r.event_id }))
+                .collect();
             if !refs.is_empty() {
                 bundle.insert("m.reference".into(), json!({ "chunk": refs }));
             }
@@ -92,5 +96,8 @@ fn latest_edit<'a>(original: &Value, rels: &[&'a RelationRow]) -> Option<&'a Rel
     }
     let sender = original["sender"].as_str()?;
     let kind = original["type"].as_str()?;
-    rels.iter().filter(|r| r.rel_type == "m.replace" && r.sender == sender && r.event_type == kind).max_by_key(|r| r.stream_ordering).copied()
+    rels.iter()
+        .filter(|r| r.rel_type == "m.replace" && r.sender == sender && r.event_type == kind)
+        .max_by_key(|r| r.stream_ordering)
+        .copied()
 }

@@ -26,7 +26,8 @@ impl Rooms {
             "room_version": create["room_version"].as_str().unwrap_or("1"),
         });
         if let Some(allow) = join_rules["allow"].as_array() {
-            let rooms: Vec<&Value> = allow.iter().filter(|a| a["type"] == "m.room_membership").filter_map(|a| a.get("room_id")).collect();
+            let rooms: Vec<&Value> =
+                allow.iter().filter(|a| a["type"] == "m.room_membership").filter_map(|a| a.get("room_id")).collect();
             s["allowed_room_ids"] = json!(rooms);
         }
         if let Some(t) = create["type"].as_str() {
@@ -109,12 +110,19 @@ impl Rooms {
     /// The rooms of a space, breadth first from `root` (spec: GET /hierarchy): each room's
     /// summary and its `m.space.child` events. Rooms the user may not preview are left out and
     /// not descended into.
-    pub async fn hierarchy(&self, user: &UserId, root: &RoomId, max_depth: usize, suggested_only: bool) -> Result<Vec<Value>> {
+    pub async fn hierarchy(
+        &self,
+        user: &UserId,
+        root: &RoomId,
+        max_depth: usize,
+        suggested_only: bool,
+    ) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         let mut seen: HashSet<OwnedRoomId> = HashSet::new();
         let mut queue: VecDeque<(OwnedRoomId, usize)> = VecDeque::from([(root.to_owned(), 0)]);
         while let Some((room, depth)) = queue.pop_front() {
-            if !seen.insert(room.clone()) || self.room(&room).await?.is_none() || !self.may_preview(user, &room).await? {
+            if !seen.insert(room.clone()) || self.room(&room).await?.is_none() || !self.may_preview(user, &room).await?
+            {
                 continue;
             }
             let mut summary = self.summary_json(&room).await?;
@@ -133,7 +141,8 @@ impl Rooms {
                     continue;
                 }
                 let mut stripped = crate::matrix::client_event::stripped(&ev.json);
-                stripped["origin_server_ts"] = Value::from(ev.json.get("origin_server_ts").cloned().unwrap_or_default());
+                stripped["origin_server_ts"] =
+                    Value::from(ev.json.get("origin_server_ts").cloned().unwrap_or_default());
                 children.push(stripped);
                 if depth < max_depth {
                     if let Ok(child) = RoomId::parse(&key) {

@@ -2,11 +2,7 @@
 //! the old room's important state, a tombstone in the old room pointing at it, the old room
 //! restricted so conversation moves over, and local aliases and directory listing moved.
 
-use ruma::{
-    OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId,
-    api::error::ErrorKind,
-    events::StateEventType,
-};
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, RoomVersionId, UserId, api::error::ErrorKind, events::StateEventType};
 use serde_json::{Value, json};
 
 use super::{
@@ -55,7 +51,10 @@ impl Rooms {
         }
         let (_, new_rules) = rules_for(new_version.as_str())?;
 
-        let old_create = self.current_state_event(room_id, "m.room.create", "").await?.ok_or_else(|| Error::internal("no create event"))?;
+        let old_create = self
+            .current_state_event(room_id, "m.room.create", "")
+            .await?
+            .ok_or_else(|| Error::internal("no create event"))?;
         let old_create = content_of(&old_create.json);
         let mut creation = serde_json::Map::new();
         creation.insert("predecessor".into(), json!({ "room_id": room_id }));

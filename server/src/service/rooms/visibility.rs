@@ -39,7 +39,12 @@ impl Rooms {
     }
 
     /// `visibility` when the caller already read the user's current membership row.
-    pub fn visibility_with<'a>(&'a self, user: &'a UserId, room_id: &str, membership: Option<&MembershipRow>) -> VisibilityCheck<'a> {
+    pub fn visibility_with<'a>(
+        &'a self,
+        user: &'a UserId,
+        room_id: &str,
+        membership: Option<&MembershipRow>,
+    ) -> VisibilityCheck<'a> {
         let joined = membership.filter(|m| m.membership == "join");
         VisibilityCheck {
             rooms: self,

@@ -96,7 +96,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(heads: RoomHeads, head: i64, notifier: Arc<Notifier>, cache: EventCache, push_jobs: mpsc::UnboundedSender<PushJob>) -> Self {
+    pub fn new(
+        heads: RoomHeads,
+        head: i64,
+        notifier: Arc<Notifier>,
+        cache: EventCache,
+        push_jobs: mpsc::UnboundedSender<PushJob>,
+    ) -> Self {
         Self {
             hot: Mutex::default(),
             epochs: Mutex::default(),

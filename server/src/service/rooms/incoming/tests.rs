@@ -8,8 +8,8 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, UInt,
-    UserId,
+    CanonicalJsonObject, CanonicalJsonValue, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, RoomId,
+    RoomVersionId, UInt, UserId,
     serde::Base64,
     signatures::{Ed25519KeyPair, PublicKeyMap},
     state_res,
@@ -25,7 +25,11 @@ use crate::{
         account_data::AccountData,
         notifier::Notifier,
         pusher,
-        rooms::{Rooms, create::{CreateRoom, Preset}, rules_for, to_canonical_object},
+        rooms::{
+            Rooms,
+            create::{CreateRoom, Preset},
+            rules_for, to_canonical_object,
+        },
         signing::ServerKeys,
     },
     storage::{self, Db, state::StateMap},
@@ -94,20 +98,32 @@ impl World {
     }
 
     async fn state_after(&self, event_id: &str) -> StateMap {
-        let (_, group, _) = storage::events::graph_points(&self.rooms.db.read, &[event_id.to_owned()]).await.unwrap().pop().unwrap();
+        let (_, group, _) =
+            storage::events::graph_points(&self.rooms.db.read, &[event_id.to_owned()]).await.unwrap().pop().unwrap();
         (*self.rooms.state_of_group(group.unwrap()).await.unwrap()).clone()
     }
 
     /// An event by `sender` of the remote server, on top of `prev`, with its auth events chosen
     /// from the state after the first prev event.
-    async fn remote_event(&self, room: &RoomId, sender: &str, kind: &str, state_key: Option<&str>, content: Value, prev: &[&OwnedEventId], ts: u64) -> CanonicalJsonObject {
+    async fn remote_event(
+        &self,
+        room: &RoomId,
+        sender: &str,
+        kind: &str,
+        state_key: Option<&str>,
+        content: Value,
+        prev: &[&OwnedEventId],
+        ts: u64,
+    ) -> CanonicalJsonObject {
         let version = self.rooms.room(room).await.unwrap().unwrap().room_version;
         let (version, rules) = rules_for(&version).unwrap();
         let state = self.state_after(prev[0].as_str()).await;
         let raw = serde_json::value::to_raw_value(&content).unwrap();
         let sender = user(sender);
-        let auth_keys = state_res::auth_types_for_event(&kind.into(), &sender, state_key, &raw, &rules.authorization).unwrap();
-        let auth_ids: Vec<String> = auth_keys.iter().filter_map(|(t, k)| state.get(&(t.to_string(), k.clone())).cloned()).collect();
+        let auth_keys =
+            state_res::auth_types_for_event(&kind.into(), &sender, state_key, &raw, &rules.authorization).unwrap();
+        let auth_ids: Vec<String> =
+            auth_keys.iter().filter_map(|(t, k)| state.get(&(t.to_string(), k.clone())).cloned()).collect();
         let mut auth_events = Vec::new();
         for id in &auth_ids {
             let e = self.rooms.event(id).await.unwrap().unwrap();
@@ -175,7 +191,8 @@ impl World {
     async fn bob_joins(&self, room: &RoomId, ts: u64) -> OwnedEventId {
         let head = self.extremities(room).await.pop().unwrap();
         let head = ruma::EventId::parse(head).unwrap();
-        let join = self.remote_event(room, BOB, "m.room.member", Some(BOB), json!({"membership": "join"}), &[&head], ts).await;
+        let join =
+            self.remote_event(room, BOB, "m.room.member", Some(BOB), json!({"membership": "join"}), &[&head], ts).await;
         let (id, outcome) = self.receive(room, join).await;
         assert_eq!(outcome, Received::Accepted);
         id
@@ -194,13 +211,25 @@ async fn a_remote_join_and_message_on_the_current_line_become_part_of_the_room()
         let join = w.bob_joins(&room, now()).await;
         assert_eq!(w.current(&room, "m.room.member", BOB).await.as_deref(), Some(join.as_str()));
         assert_eq!(w.rooms.membership(&room, &user(BOB)).await.unwrap().as_deref(), Some("join"));
-        let msg = w.remote_event(&room, BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "hi"}), &[&join], now()).await;
+        let msg = w
+            .remote_event(
+                &room,
+                BOB,
+                "m.room.message",
+                None,
+                json!({"msgtype": "m.text", "body": "hi"}),
+                &[&join],
+                now(),
+            )
+            .await;
         let (msg, outcome) = w.receive(&room, msg).await;
         assert_eq!(outcome, Received::Accepted, "room v{version}");
         assert_eq!(w.timeline(&room).await[0], msg.as_str());
         assert_eq!(w.extremities(&room).await, vec![msg.to_string()]);
         // Receiving it again changes nothing.
-        let again = w.remote_event(&room, BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "hi"}), &[&join], 1).await;
+        let again = w
+            .remote_event(&room, BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "hi"}), &[&join], 1)
+            .await;
         let (_, outcome) = w.receive(&room, again).await;
         assert_eq!(outcome, Received::Accepted, "a different event (other timestamp)");
         // The next local event builds on both.
@@ -218,7 +247,17 @@ async fn a_message_sent_before_a_ban_arrived_after_it_is_soft_failed_and_never_s
     let join = w.bob_joins(&room, now()).await;
     let ban = w.local(&room, "m.room.member", Some(BOB), json!({"membership": "ban"})).await;
     // Bob's server had not seen the ban: the message builds on his join.
-    let msg = w.remote_event(&room, BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "sneaky"}), &[&join], now()).await;
+    let msg = w
+        .remote_event(
+            &room,
+            BOB,
+            "m.room.message",
+            None,
+            json!({"msgtype": "m.text", "body": "sneaky"}),
+            &[&join],
+            now(),
+        )
+        .await;
     let (msg, outcome) = w.receive(&room, msg).await;
     assert!(matches!(outcome, Received::SoftFailed(_)), "{outcome:?}");
     assert!(!w.timeline(&room).await.contains(&msg.to_string()), "a soft-failed event is not in the timeline");
@@ -236,7 +275,8 @@ async fn an_event_the_auth_rules_refuse_is_stored_rejected_and_never_changes_sta
     let name = w.local(&room, "m.room.name", Some(""), json!({"name": "Family"})).await;
     let join = w.bob_joins(&room, now()).await;
     // Bob has power level 0; m.room.name needs 50.
-    let rename = w.remote_event(&room, BOB, "m.room.name", Some(""), json!({"name": "Bob's now"}), &[&join], now()).await;
+    let rename =
+        w.remote_event(&room, BOB, "m.room.name", Some(""), json!({"name": "Bob's now"}), &[&join], now()).await;
     let (rename, outcome) = w.receive(&room, rename).await;
     assert!(matches!(outcome, Received::Rejected(_)), "{outcome:?}");
     assert_eq!(w.current(&room, "m.room.name", "").await.as_deref(), Some(name.as_str()));
@@ -273,23 +313,34 @@ async fn concurrent_topic_changes_resolve_to_the_later_one_whichever_arrives_las
                 i64::from(ts) as u64
             };
             let bob_ts = if bob_later { alice_ts + 60_000 } else { alice_ts - 60_000 };
-            let topic = w.remote_event(&room, BOB, "m.room.topic", Some(""), json!({"topic": "bob's"}), &[&fork], bob_ts).await;
+            let topic =
+                w.remote_event(&room, BOB, "m.room.topic", Some(""), json!({"topic": "bob's"}), &[&fork], bob_ts).await;
             let (bob_topic, outcome) = w.receive(&room, topic).await;
             assert_eq!(outcome, Received::Accepted, "v{version}");
             let mut expected = vec![alice_topic.to_string(), bob_topic.to_string()];
             expected.sort();
             assert_eq!(w.extremities(&room).await, expected, "the room has forked");
             let winner = if bob_later { &bob_topic } else { &alice_topic };
-            assert_eq!(w.current(&room, "m.room.topic", "").await.as_deref(), Some(winner.as_str()), "v{version}, bob later: {bob_later}");
+            assert_eq!(
+                w.current(&room, "m.room.topic", "").await.as_deref(),
+                Some(winner.as_str()),
+                "v{version}, bob later: {bob_later}"
+            );
             // The next local event merges the branches and keeps the resolved state.
             let merge = w.local(&room, "m.room.message", None, json!({"msgtype": "m.text", "body": "ok"})).await;
             assert_eq!(w.extremities(&room).await, vec![merge.to_string()]);
             assert_eq!(w.current(&room, "m.room.topic", "").await.as_deref(), Some(winner.as_str()));
-            assert_eq!(w.state_after(merge.as_str()).await.get(&("m.room.topic".to_owned(), String::new())), Some(&winner.to_string()));
+            assert_eq!(
+                w.state_after(merge.as_str()).await.get(&("m.room.topic".to_owned(), String::new())),
+                Some(&winner.to_string())
+            );
             // A restart reads the same room back.
             w.rooms.shared.hot.lock().unwrap().clear();
             let again = w.local(&room, "m.room.message", None, json!({"msgtype": "m.text", "body": "still ok"})).await;
-            assert_eq!(w.state_after(again.as_str()).await.get(&("m.room.topic".to_owned(), String::new())), Some(&winner.to_string()));
+            assert_eq!(
+                w.state_after(again.as_str()).await.get(&("m.room.topic".to_owned(), String::new())),
+                Some(&winner.to_string())
+            );
         }
     }
 }
@@ -304,13 +355,19 @@ async fn a_ban_by_a_user_demoted_on_the_other_branch_is_soft_failed() {
         let room = w.public_room(version).await;
         let carol = "@carol:hearth.test";
         w.bob_joins(&room, now()).await;
-        let carol_join = w.rooms.send(&room, &user(carol), "m.room.member", Some(carol), json!({"membership": "join"}), None).await.unwrap();
+        let carol_join = w
+            .rooms
+            .send(&room, &user(carol), "m.room.member", Some(carol), json!({"membership": "join"}), None)
+            .await
+            .unwrap();
         let mut pl = serde_json::Value::from(w.rooms.state_content(&room, "m.room.power_levels").await.unwrap());
         pl["users"][BOB] = json!(50);
         let promoted = w.local(&room, "m.room.power_levels", Some(""), pl.clone()).await;
         pl["users"].as_object_mut().unwrap().remove(BOB);
         let _demoted = w.local(&room, "m.room.power_levels", Some(""), pl).await;
-        let ban = w.remote_event(&room, BOB, "m.room.member", Some(carol), json!({"membership": "ban"}), &[&promoted], now()).await;
+        let ban = w
+            .remote_event(&room, BOB, "m.room.member", Some(carol), json!({"membership": "ban"}), &[&promoted], now())
+            .await;
         let (_, outcome) = w.receive(&room, ban).await;
         // Against the current state (Bob demoted) the ban fails: soft-failed, Carol stays.
         assert!(matches!(outcome, Received::SoftFailed(_)), "v{version}: {outcome:?}");
@@ -326,7 +383,17 @@ async fn a_tampered_event_is_kept_redacted_and_a_forged_one_is_dropped() {
     let join = w.bob_joins(&room, now()).await;
     // Content changed after signing: the signature (over the redacted form) holds, the content
     // hash does not, so the event is processed in its redacted form.
-    let mut msg = w.remote_event(&room, BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "original"}), &[&join], now()).await;
+    let mut msg = w
+        .remote_event(
+            &room,
+            BOB,
+            "m.room.message",
+            None,
+            json!({"msgtype": "m.text", "body": "original"}),
+            &[&join],
+            now(),
+        )
+        .await;
     let Some(CanonicalJsonValue::Object(content)) = msg.get_mut("content") else { panic!() };
     content.insert("body".into(), "changed in transit".into());
     let (id, outcome) = w.receive(&room, msg).await;
@@ -336,7 +403,17 @@ async fn a_tampered_event_is_kept_redacted_and_a_forged_one_is_dropped() {
 
     // Signed with a key that is not the server's: dropped, nothing stored.
     let forger = Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), "1".to_owned()).unwrap();
-    let honest = w.remote_event(&room, BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "forged"}), &[&join], now()).await;
+    let honest = w
+        .remote_event(
+            &room,
+            BOB,
+            "m.room.message",
+            None,
+            json!({"msgtype": "m.text", "body": "forged"}),
+            &[&join],
+            now(),
+        )
+        .await;
     let mut forged = honest.clone();
     forged.remove("signatures");
     forged.remove("hashes");
@@ -363,7 +440,10 @@ async fn a_tampered_event_is_kept_redacted_and_a_forged_one_is_dropped() {
             kind: "m.room.message",
             state_key: None,
             content: to_canonical_object(json!({"msgtype": "m.text", "body": "orphan"})).unwrap(),
-            prev_events: vec![(ruma::EventId::parse("$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap(), CanonicalJsonObject::new())],
+            prev_events: vec![(
+                ruma::EventId::parse("$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap(),
+                CanonicalJsonObject::new(),
+            )],
             auth_events,
             depth: 10,
             origin_server_ts: MilliSecondsSinceUnixEpoch::now(),
