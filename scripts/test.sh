@@ -65,6 +65,10 @@ if ! cmp -s tests/ui/package-lock.json tests/ui/node_modules/.installed-from-loc
 fi
 
 # --- Rust suites ----------------------------------------------------------------------------
+step "formatting and lints (rustfmt, clippy with warnings as errors)"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 # Every cargo command names the whole workspace: the same feature set everywhere, so nothing is
 # compiled twice (a `-p` build would unify features differently and rebuild ruma).
 step "building"

@@ -100,10 +100,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 impl Server {
     async fn wait_ready(&self) -> Result<()> {
         for _ in 0..600 {
-            if let Ok(r) = self.http.get(format!("{}/_matrix/client/versions", self.base)).send().await {
-                if r.status().is_success() {
-                    return Ok(());
-                }
+            if let Ok(r) = self.http.get(format!("{}/_matrix/client/versions", self.base)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

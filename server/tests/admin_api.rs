@@ -97,7 +97,7 @@ async fn the_admin_listener_refuses_to_listen_beyond_this_computer() {
 
     let mut config = common::test_config(dir.path());
     config.apply_env(|k| (k == "HEARTH_ADMIN_LISTEN").then(|| "192.168.1.2:8009".to_owned())).unwrap();
-    let err = config.validate().err().expect("refused").to_string();
+    let err = config.validate().expect_err("refused").to_string();
     assert!(err.contains("admin.bind_address"), "{err}");
 }
 

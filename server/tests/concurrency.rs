@@ -99,7 +99,7 @@ async fn messages_from_many_senders_at_once_are_all_kept_in_one_order() {
     }))
     .await;
     assert!(sends.iter().all(|(st, _)| *st == 200));
-    let bodies: Vec<String> = full_timeline(&s, &owner, &room)
+    let bodies: Vec<String> = full_timeline(s, &owner, &room)
         .await
         .into_iter()
         .filter(|e| e["type"] == "m.room.message")

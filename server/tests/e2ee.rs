@@ -120,7 +120,7 @@ async fn keys_are_uploaded_queried_and_each_one_time_key_is_claimed_once() {
     let (st, v) = s.post(QUERY, Some(&bob), json!({"device_keys": {a.user.clone(): []}})).await;
     assert_eq!(st, 200, "{v}");
     let keys = &v["device_keys"][&a.user]["DEV"];
-    assert_eq!(keys["keys"][format!("ed25519:DEV")], a.ed25519());
+    assert_eq!(keys["keys"]["ed25519:DEV".to_string()], a.ed25519());
     assert!(keys["signatures"][&a.user]["ed25519:DEV"].is_string());
     assert_eq!(keys["unsigned"]["device_display_name"], "alice's laptop", "{keys}");
 

@@ -84,10 +84,10 @@ fn allow_navigation(app: &AppHandle, url: &url::Url) -> bool {
     if is_bundled(url) || is_loopback_admin(app, url) {
         return true;
     }
-    if matches!(url.scheme(), "https" | "http" | "mailto") {
-        if let Err(e) = app.opener().open_url(url.as_str(), None::<&str>) {
-            tracing::warn!(%url, error = %e, "cannot open the link in the browser");
-        }
+    if matches!(url.scheme(), "https" | "http" | "mailto")
+        && let Err(e) = app.opener().open_url(url.as_str(), None::<&str>)
+    {
+        tracing::warn!(%url, error = %e, "cannot open the link in the browser");
     }
     false
 }

@@ -19,9 +19,8 @@ pub struct Server {
 
 /// A config for tests: loopback port 0, file secrets, generous rate limits.
 pub fn config(dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.server_name = SERVER_NAME.try_into().unwrap();
-    c.data_dir = Some(dir.to_path_buf());
+    let mut c =
+        Config { server_name: SERVER_NAME.try_into().unwrap(), data_dir: Some(dir.to_path_buf()), ..Config::default() };
     c.listeners[0].port = 0;
     c.admin.port = 0;
     c.secret_store = SecretStoreChoice::File;

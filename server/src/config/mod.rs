@@ -410,10 +410,10 @@ impl Config {
         if self.data_dir.is_none() {
             self.data_dir = Some(default_data_dir()?);
         }
-        if let Some(secret) = &self.registration_shared_secret {
-            if secret.is_empty() {
-                return Err(err("registration_shared_secret: must not be empty; remove the key to have one generated"));
-            }
+        if let Some(secret) = &self.registration_shared_secret
+            && secret.is_empty()
+        {
+            return Err(err("registration_shared_secret: must not be empty; remove the key to have one generated"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err()
             || !self.log_level.split(',').all(|d| {

@@ -168,10 +168,9 @@ pub async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes,
     let too_large = || Error::too_large(format!("Request body is larger than the limit of {limit} bytes"));
     if let Some(len) =
         parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && len > limit as u64
     {
-        if len > limit as u64 {
-            return Err(too_large());
-        }
+        return Err(too_large());
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);

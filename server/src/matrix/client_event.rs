@@ -48,10 +48,11 @@ pub fn format(v: &View<'_>, with_room_id: bool, viewer: Option<&Viewer<'_>>, now
         None => Map::new(),
     };
     unsigned.insert("age".into(), json!((now_ms - ts).max(0)));
-    if let (Some(viewer), Some((device, txn))) = (viewer, v.txn) {
-        if out.get("sender").and_then(Value::as_str) == Some(viewer.user_id) && device == viewer.device_id {
-            unsigned.insert("transaction_id".into(), json!(txn));
-        }
+    if let (Some(viewer), Some((device, txn))) = (viewer, v.txn)
+        && out.get("sender").and_then(Value::as_str) == Some(viewer.user_id)
+        && device == viewer.device_id
+    {
+        unsigned.insert("transaction_id".into(), json!(txn));
     }
     out.insert("unsigned".into(), Value::Object(unsigned));
     Value::Object(out)

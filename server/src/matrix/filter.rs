@@ -63,10 +63,10 @@ impl EventFilter {
         {
             return false;
         }
-        if let Some(want_url) = self.contains_url {
-            if event["content"]["url"].is_string() != want_url {
-                return false;
-            }
+        if let Some(want_url) = self.contains_url
+            && event["content"]["url"].is_string() != want_url
+        {
+            return false;
         }
         true
     }

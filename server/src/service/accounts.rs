@@ -217,7 +217,7 @@ impl Accounts {
     /// A user ID for a registration that named none (and for guests): the next free number.
     pub async fn generate_user_id(&self) -> Result<OwnedUserId> {
         let n = storage::users::max_numeric_localpart(&self.db.read).await? + 1;
-        UserId::parse(format!("@{n}:{}", self.config.server_name)).map_err(|e| Error::internal(e))
+        UserId::parse(format!("@{n}:{}", self.config.server_name)).map_err(Error::internal)
     }
 
     pub async fn upgrade_guest(&self, user_id: &UserId, password: String) -> Result<()> {

@@ -30,10 +30,12 @@ struct TypingRoom {
     changed: i64,
 }
 
+/// A user's presence: (presence, status message, last change, presence serial of the change).
+type PresenceEntry = (PresenceState, Option<String>, Instant, i64);
+
 pub struct Ephemeral {
     db: Db,
-    /// user -> (presence, status message, last change, presence serial of the change)
-    presence: Mutex<HashMap<String, (PresenceState, Option<String>, Instant, i64)>>,
+    presence: Mutex<HashMap<String, PresenceEntry>>,
     presence_serial: AtomicI64,
     notifier: Arc<Notifier>,
     typing: Mutex<HashMap<String, TypingRoom>>,

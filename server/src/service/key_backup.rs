@@ -78,10 +78,10 @@ impl KeyBackup {
     /// Replaces the version's auth_data; the algorithm cannot change (spec).
     pub async fn update(&self, user: &str, version: &str, algorithm: &Value) -> Result<()> {
         let new = check_algorithm(algorithm)?;
-        if let Some(v) = algorithm.get("version") {
-            if v.as_str() != Some(version) {
-                return Err(Error::invalid_param("The version in the body does not match the one in the path"));
-            }
+        if let Some(v) = algorithm.get("version")
+            && v.as_str() != Some(version)
+        {
+            return Err(Error::invalid_param("The version in the body does not match the one in the path"));
         }
         let info = self.info(user, Some(version)).await?;
         if info.algorithm["algorithm"].as_str() != Some(new.as_str()) {

@@ -33,10 +33,10 @@ impl SharedSecretRegistration {
         let mut nonces = self.nonces.lock().expect("nonce lock");
         nonces.retain(|_, t| t.elapsed() < NONCE_LIFETIME);
         // Nonces come from an unauthenticated GET: bound the memory a flood can take.
-        if nonces.len() >= MAX_NONCES {
-            if let Some(oldest) = nonces.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
-                nonces.remove(&oldest);
-            }
+        if nonces.len() >= MAX_NONCES
+            && let Some(oldest) = nonces.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
+        {
+            nonces.remove(&oldest);
         }
         nonces.insert(nonce.clone(), Instant::now());
         nonce

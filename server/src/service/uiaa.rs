@@ -166,7 +166,7 @@ impl Uiaa {
     /// Consumes the session when one of its flows is complete.
     fn finish_if_complete(&self, id: &str) -> Option<Authorised> {
         let mut sessions = self.sessions.lock().expect("uiaa lock");
-        let done = sessions.get(id).is_some_and(|s| s.flows.iter().any(|f| *f == s.completed));
+        let done = sessions.get(id).is_some_and(|s| s.flows.contains(&s.completed));
         if !done {
             return None;
         }

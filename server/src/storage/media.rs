@@ -74,26 +74,31 @@ pub async fn insert_pending(
     Ok(())
 }
 
+/// Stored content and what the uploader said of it.
+pub struct Content<'a> {
+    pub sha256: &'a str,
+    pub size: i64,
+    pub content_type: Option<&'a str>,
+    pub filename: Option<&'a str>,
+}
+
 /// Fills a pending item with its content; false when it was no longer pending (filled by a
 /// concurrent request, or expired and swept).
 pub async fn complete_pending(
     ex: impl SqliteExecutor<'_>,
     origin: &str,
     media_id: &str,
-    sha256: &str,
-    size: i64,
-    content_type: Option<&str>,
-    filename: Option<&str>,
+    content: &Content<'_>,
     now: i64,
 ) -> sqlx::Result<bool> {
     let r = sqlx::query(
         "UPDATE media SET sha256 = ?, size = ?, content_type = ?, filename = ?, expires_ts = NULL
          WHERE origin = ? AND media_id = ? AND sha256 IS NULL AND expires_ts > ?",
     )
-    .bind(sha256)
-    .bind(size)
-    .bind(content_type)
-    .bind(filename)
+    .bind(content.sha256)
+    .bind(content.size)
+    .bind(content.content_type)
+    .bind(content.filename)
     .bind(origin)
     .bind(media_id)
     .bind(now)

@@ -24,9 +24,8 @@ pub struct TestServer {
 
 /// A config for tests: loopback on port 0, files for secrets, generous rate limits.
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.server_name = SERVER_NAME.try_into().unwrap();
-    c.data_dir = Some(dir.to_path_buf());
+    let mut c =
+        Config { server_name: SERVER_NAME.try_into().unwrap(), data_dir: Some(dir.to_path_buf()), ..Config::default() };
     c.listeners[0].port = 0;
     c.admin.port = 0;
     c.secret_store = SecretStoreChoice::File;

@@ -79,10 +79,10 @@ pub async fn register(
         Some(name) => Some(s.accounts.validate_new_localpart(name)?.1),
         None => None,
     };
-    if let (Some(user_id), None) = (&requested, &body.guest_access_token) {
-        if !s.accounts.is_available(user_id).await? {
-            return Err(user_in_use());
-        }
+    if let (Some(user_id), None) = (&requested, &body.guest_access_token)
+        && !s.accounts.is_available(user_id).await?
+    {
+        return Err(user_in_use());
     }
     let Some(password) = body.password.clone() else {
         return Err(Error::missing_param("A password is required to register"));

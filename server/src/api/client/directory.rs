@@ -35,7 +35,7 @@ pub async fn search_users(
         .filter_map(|(id, name, avatar)| {
             let mut u = search_users::v3::User::new(UserId::parse(id).ok()?);
             u.display_name = name;
-            u.avatar_url = avatar.and_then(|a| a.try_into().ok());
+            u.avatar_url = avatar.map(Into::into);
             Some(u)
         })
         .collect();

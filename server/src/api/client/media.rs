@@ -33,7 +33,7 @@ use crate::{
     service::{
         AppState,
         accounts::Session,
-        media::{Endpoint, check_media_id, thumbnail::Method},
+        media::{Endpoint, UploadMeta, check_media_id, thumbnail::Method},
     },
 };
 
@@ -142,6 +142,14 @@ fn content_length(parts: &Parts) -> Option<u64> {
     parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok())
 }
 
+fn upload_meta<'a>(parts: &Parts, content_type: &'a Option<String>, q: &'a UploadQuery) -> UploadMeta<'a> {
+    UploadMeta {
+        content_type: content_type.as_deref(),
+        filename: q.filename.as_deref(),
+        declared_len: content_length(parts),
+    }
+}
+
 fn body_stream(body: Body) -> impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>> {
     body.into_data_stream()
 }
@@ -151,16 +159,9 @@ pub async fn create_content(State(state): State<AppState>, req: Request) -> Resu
     let (parts, body) = req.into_parts();
     let session = uploader(&state, &parts).await?;
     let q: UploadQuery = query(&parts)?;
-    let media_id = state
-        .media
-        .upload(
-            session.user_id.as_str(),
-            content_type(&parts).as_deref(),
-            q.filename.as_deref(),
-            content_length(&parts),
-            body_stream(body),
-        )
-        .await?;
+    let content_type = content_type(&parts);
+    let media_id =
+        state.media.upload(session.user_id.as_str(), upload_meta(&parts, &content_type, &q), body_stream(body)).await?;
     Ok(Json(json!({ "content_uri": format!("mxc://{}/{media_id}", state.config.server_name) })).into_response())
 }
 
@@ -185,15 +186,14 @@ pub async fn create_content_async(
     let (parts, body) = req.into_parts();
     let session = uploader(&state, &parts).await?;
     let q: UploadQuery = query(&parts)?;
+    let content_type = content_type(&parts);
     state
         .media
         .upload_pending(
             session.user_id.as_str(),
             &server_name,
             &media_id,
-            content_type(&parts).as_deref(),
-            q.filename.as_deref(),
-            content_length(&parts),
+            upload_meta(&parts, &content_type, &q),
             body_stream(body),
         )
         .await?;

@@ -180,7 +180,7 @@ pub async fn joined_members(
         };
         let mut m = joined_members::v3::RoomMember::new();
         m.display_name = content["displayname"].as_str().map(str::to_owned);
-        m.avatar_url = content["avatar_url"].as_str().and_then(|u| u.try_into().ok());
+        m.avatar_url = content["avatar_url"].as_str().map(Into::into);
         joined.insert(user, m);
     }
     Ok(RumaResponse(joined_members::v3::Response::new(joined)))

@@ -42,7 +42,7 @@ pub async fn get_profile_field(
     let (name, avatar) = load(&s, &req.body.user_id).await?;
     let value = match &req.body.field {
         ProfileFieldName::DisplayName => name.map(ProfileFieldValue::DisplayName),
-        ProfileFieldName::AvatarUrl => avatar.and_then(|a| a.try_into().ok()).map(ProfileFieldValue::AvatarUrl),
+        ProfileFieldName::AvatarUrl => avatar.map(|a| ProfileFieldValue::AvatarUrl(a.into())),
         _ => None,
     };
     let value = value.ok_or_else(|| Error::not_found("That profile field is not set"))?;

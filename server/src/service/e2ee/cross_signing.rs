@@ -178,7 +178,8 @@ impl E2ee {
                 };
                 // What is signed, and with which of the signer's keys it must be signed.
                 let target: Option<(String, Option<String>)> = if target_user == me {
-                    let device = storage::device_keys::device_keys(&self.db.read, me, &[key_id.clone()]).await?;
+                    let device =
+                        storage::device_keys::device_keys(&self.db.read, me, std::slice::from_ref(key_id)).await?;
                     if let Some((_, text, _)) = device.first() {
                         Some((text.clone(), my_self_signing.clone()))
                     } else if self.cross_public(me, MASTER).await?.as_deref() == Some(key_id.as_str()) {
@@ -191,7 +192,7 @@ impl E2ee {
                             .filter_map(|(k, _)| k.strip_prefix("ed25519:").map(str::to_owned))
                             .find(|d| d != key_id);
                         let device_key = match signer {
-                            Some(d) => storage::device_keys::device_keys(&self.db.read, me, &[d.clone()])
+                            Some(d) => storage::device_keys::device_keys(&self.db.read, me, std::slice::from_ref(&d))
                                 .await?
                                 .first()
                                 .and_then(|(_, t, _)| serde_json::from_str::<Value>(t).ok())

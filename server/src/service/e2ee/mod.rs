@@ -63,6 +63,9 @@ impl DeviceListHead {
     }
 }
 
+/// (user, device) -> (device list head when read, one-time key counts).
+type CountsCache = LruCache<(String, String), (i64, Arc<KeyCounts>)>;
+
 pub struct E2ee {
     db: Db,
     config: Arc<Config>,
@@ -78,7 +81,7 @@ pub struct E2ee {
     /// (the writes that move the generation).
     /// An entry also remembers the device list head it was read at: a device deleted and
     /// created again (same ID, no keys) moves that head.
-    counts: Guarded<LruCache<(String, String), (i64, Arc<KeyCounts>)>>,
+    counts: Guarded<CountsCache>,
 }
 
 /// Unclaimed one-time keys per algorithm, and the algorithms of unused fallback keys.
@@ -156,10 +159,10 @@ impl E2ee {
         for (id, key) in one_time_keys {
             let (algorithm, key) = check_one_time_key(id, key, user, device, signing_key.as_deref())?;
             // Spec: a key ID already used for different key content is an error.
-            if let Some(old) = storage::device_keys::one_time_key(&self.db.write, user, device, &algorithm, id).await? {
-                if old != key {
-                    return Err(invalid(format!("One-time key {id} already exists with different content")));
-                }
+            if let Some(old) = storage::device_keys::one_time_key(&self.db.write, user, device, &algorithm, id).await?
+                && old != key
+            {
+                return Err(invalid(format!("One-time key {id} already exists with different content")));
             }
             otks.push((algorithm, id.clone(), key));
         }
@@ -237,7 +240,7 @@ impl E2ee {
             }
             let mut per_device = Map::new();
             for (device, algorithm) in devices {
-                let claimed = storage::device_keys::claim(&mut *conn, user, device, algorithm).await?;
+                let claimed = storage::device_keys::claim(&mut conn, user, device, algorithm).await?;
                 self.forget_counts(user, device);
                 if let Some((id, key)) = claimed {
                     let key: Value = serde_json::from_str(&key).map_err(Error::internal)?;
@@ -321,10 +324,10 @@ impl E2ee {
     pub async fn key_counts(&self, user: &str, device: &str) -> Result<Arc<KeyCounts>> {
         let key = (user.to_owned(), device.to_owned());
         let devices_at = self.device_lists.get();
-        if let Some((at, c)) = self.counts.with(|m| m.get(&key).cloned()) {
-            if at == devices_at {
-                return Ok(c);
-            }
+        if let Some((at, c)) = self.counts.with(|m| m.get(&key).cloned())
+            && at == devices_at
+        {
+            return Ok(c);
         }
         let generation = self.counts.generation();
         let counts = Arc::new(storage::device_keys::key_counts(&self.db.read, user, device).await?);

@@ -36,6 +36,15 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 const PREVIEW_TTL_MS: i64 = 3600 * 1000;
 const PREVIEW_ERROR_TTL_MS: i64 = 600 * 1000;
 
+/// What a client says about an upload besides its bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UploadMeta<'a> {
+    pub content_type: Option<&'a str>,
+    pub filename: Option<&'a str>,
+    /// The Content-Length, when given: an upload over the limit is refused before reading it.
+    pub declared_len: Option<u64>,
+}
+
 pub struct Media {
     db: Db,
     config: Arc<Config>,
@@ -100,19 +109,12 @@ impl Media {
     }
 
     /// `POST /media/v3/upload`: stores the body and returns the new media ID.
-    pub async fn upload<S, E>(
-        &self,
-        user: &str,
-        content_type: Option<&str>,
-        filename: Option<&str>,
-        declared_len: Option<u64>,
-        body: S,
-    ) -> Result<String>
+    pub async fn upload<S, E>(&self, user: &str, meta: UploadMeta<'_>, body: S) -> Result<String>
     where
         S: Stream<Item = Result<Bytes, E>>,
         E: std::fmt::Display,
     {
-        let stored = self.store_upload(user, declared_len, body).await?;
+        let stored = self.store_upload(user, meta.declared_len, body).await?;
         let media_id = random_alphanumeric(24);
         let now = now_ms();
         media::insert(
@@ -123,8 +125,8 @@ impl Media {
                 uploader: Some(user),
                 sha256: &stored.sha256,
                 size: stored.size as i64,
-                content_type,
-                filename,
+                content_type: meta.content_type,
+                filename: meta.filename,
                 now,
                 authenticated: self.config.enable_authenticated_media,
             },
@@ -204,9 +206,7 @@ impl Media {
         user: &str,
         origin: &str,
         media_id: &str,
-        content_type: Option<&str>,
-        filename: Option<&str>,
-        declared_len: Option<u64>,
+        meta: UploadMeta<'_>,
         body: S,
     ) -> Result<()>
     where
@@ -219,18 +219,14 @@ impl Media {
         if row.uploader.as_deref() != Some(user) {
             return Err(Error::forbidden("This media ID was reserved by another user"));
         }
-        let stored = self.store_upload(user, declared_len, body).await?;
-        let done = media::complete_pending(
-            &self.db.write,
-            origin,
-            media_id,
-            &stored.sha256,
-            stored.size as i64,
-            content_type,
-            filename,
-            now_ms(),
-        )
-        .await?;
+        let stored = self.store_upload(user, meta.declared_len, body).await?;
+        let content = media::Content {
+            sha256: &stored.sha256,
+            size: stored.size as i64,
+            content_type: meta.content_type,
+            filename: meta.filename,
+        };
+        let done = media::complete_pending(&self.db.write, origin, media_id, &content, now_ms()).await?;
         if !done {
             // A concurrent upload won, or the ID expired meanwhile.
             self.pending_row(origin, media_id, now_ms()).await?;

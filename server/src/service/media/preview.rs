@@ -125,10 +125,10 @@ pub fn check_url(url: &Url, policy: &IpPolicy) -> Result<(), PreviewError> {
         Some(url::Host::Domain(_)) => None,
         None => return Err(PreviewError::Invalid("the URL has no host".to_owned())),
     };
-    if let Some(ip) = ip {
-        if !policy.permits(ip) {
-            return Err(PreviewError::Blocked(format!("{ip} may not be contacted")));
-        }
+    if let Some(ip) = ip
+        && !policy.permits(ip)
+    {
+        return Err(PreviewError::Blocked(format!("{ip} may not be contacted")));
     }
     Ok(())
 }
@@ -256,15 +256,15 @@ pub fn parse_html(html: &str, base: &Url) -> Map<String, Value> {
         children.reverse();
         stack.extend(children);
     }
-    if !og.contains_key("og:title") {
-        if let Some(t) = title {
-            og.insert("og:title".to_owned(), Value::String(t));
-        }
+    if !og.contains_key("og:title")
+        && let Some(t) = title
+    {
+        og.insert("og:title".to_owned(), Value::String(t));
     }
-    if !og.contains_key("og:description") {
-        if let Some(d) = description {
-            og.insert("og:description".to_owned(), Value::String(d));
-        }
+    if !og.contains_key("og:description")
+        && let Some(d) = description
+    {
+        og.insert("og:description".to_owned(), Value::String(d));
     }
     let image = og.get("og:image").and_then(Value::as_str).and_then(|i| base.join(i).ok());
     match image {

@@ -118,10 +118,11 @@ pub fn make(
     if (tw, th) == (w, h) && upright {
         return Ok(Thumbnail::Original { content_type: format.to_mime_type() });
     }
-    if animated && matches!(format, ImageFormat::Gif | ImageFormat::WebP) {
-        if let Some(t) = animated_gif(bytes, format, tw, th, method, max_pixels)? {
-            return Ok(t);
-        }
+    if animated
+        && matches!(format, ImageFormat::Gif | ImageFormat::WebP)
+        && let Some(t) = animated_gif(bytes, format, tw, th, method, max_pixels)?
+    {
+        return Ok(t);
     }
     let mut image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
     image.apply_orientation(orientation);

@@ -93,12 +93,12 @@ impl EventCache {
     /// An event built and cached before its commit got its stream position.
     pub fn committed(&self, event_id: &str, stream: i64) {
         self.inner.with(|c| {
-            if let Some(e) = c.get_mut(event_id) {
-                if e.row.stream_ordering != stream {
-                    let mut copy = (**e).clone();
-                    copy.row.stream_ordering = stream;
-                    *e = Arc::new(copy);
-                }
+            if let Some(e) = c.get_mut(event_id)
+                && e.row.stream_ordering != stream
+            {
+                let mut copy = (**e).clone();
+                copy.row.stream_ordering = stream;
+                *e = Arc::new(copy);
             }
         });
     }

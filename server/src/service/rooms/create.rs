@@ -11,6 +11,8 @@ use crate::{
     storage::{self, now_ms, rooms::RoomRow},
 };
 
+/// The spec's `preset` values, named as the spec names them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
     PrivateChat,

@@ -109,14 +109,19 @@ pub struct Rooms {
     last_state_group: AtomicI64,
     /// Recent client transaction IDs and the event each produced, with whether its write
     /// succeeded (None while in flight), so a retry answers the first event.
-    txns: Mutex<LruCache<(String, String, String), (OwnedEventId, tokio::sync::watch::Receiver<Option<bool>>)>>,
+    txns: Mutex<LruCache<TxnKey, (OwnedEventId, TxnOutcome)>>,
 }
+
+/// A client transaction: (user, device, transaction ID).
+type TxnKey = (String, String, String);
+/// Whether a transaction's write succeeded (None while in flight).
+type TxnOutcome = tokio::sync::watch::Receiver<Option<bool>>;
 
 /// An event handed to the writer: the caller releases the room lock, then awaits `complete`.
 pub struct Pending {
     pub event_id: OwnedEventId,
     done: tokio::sync::oneshot::Receiver<std::result::Result<storage::append::Appended, WriteError>>,
-    txn: Option<((String, String, String), tokio::sync::watch::Sender<Option<bool>>)>,
+    txn: Option<(TxnKey, tokio::sync::watch::Sender<Option<bool>>)>,
 }
 
 /// A room event as stored, parsed.
@@ -334,10 +339,10 @@ impl Rooms {
                 if kind == "m.room.redaction" {
                     // Room versions before 11 carry `redacts` at the top level, not in content.
                     let (_, rules) = rules_for(&hot.room.room_version)?;
-                    if !rules.redaction.content_field_redacts {
-                        if let Some(CanonicalJsonValue::String(r)) = content.remove("redacts") {
-                            top_level_redacts = Some(r);
-                        }
+                    if !rules.redaction.content_field_redacts
+                        && let Some(CanonicalJsonValue::String(r)) = content.remove("redacts")
+                    {
+                        top_level_redacts = Some(r);
                     }
                 }
                 self.append_locked(&hot, sender, kind, state_key, content, txn, top_level_redacts.as_deref()).await?
@@ -349,12 +354,11 @@ impl Rooms {
                 Err(e) => {
                     // A transaction ID used before this server remembered it collides in the
                     // database; the answer is the first event.
-                    if let Some(t) = txn {
-                        if let Some((first, _)) =
+                    if let Some(t) = txn
+                        && let Some((first, _)) =
                             storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await?
-                        {
-                            return EventId::parse(first).map_err(Error::internal);
-                        }
+                    {
+                        return EventId::parse(first).map_err(Error::internal);
                     }
                     Err(e)
                 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use ruma::{
-    OwnedUserId, UInt, UserId,
+    UInt, UserId,
     push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx},
     serde::Raw,
 };
@@ -68,9 +68,8 @@ impl Rooms {
             let Ok(user_id) = UserId::parse(user) else { continue };
             let Some(rules) = rulesets.get(user) else { continue };
             let display = hot.joined.get(user).cloned().flatten().unwrap_or_else(|| user_id.localpart().to_owned());
-            let ctx =
-                PushConditionRoomCtx::new(room_id.clone(), member_count, OwnedUserId::from(user_id.clone()), display)
-                    .with_power_levels(power_ctx.clone());
+            let ctx = PushConditionRoomCtx::new(room_id.clone(), member_count, user_id.clone(), display)
+                .with_power_levels(power_ctx.clone());
             let actions = rules.get_actions(&raw, &ctx).await;
             if actions.iter().any(|a| matches!(a, Action::Notify)) {
                 let highlight = actions.iter().any(Action::is_highlight);

@@ -39,7 +39,7 @@ impl Rooms {
             if let Some(edit) = latest_edit(e, rels) {
                 to_load.insert(edit.event_id.clone());
             }
-            if let Some(last) = rels.iter().filter(|r| r.rel_type == "m.thread").next_back() {
+            if let Some(last) = rels.iter().rfind(|r| r.rel_type == "m.thread") {
                 to_load.insert(last.event_id.clone());
             }
         }

@@ -50,10 +50,10 @@ impl Rooms {
     /// Whether `user` may see the room's summary: members and invitees, and anyone for rooms
     /// that are public, world-readable, knockable, or restricted to a space they are in.
     pub async fn may_preview(&self, user: &UserId, room_id: &RoomId) -> Result<bool> {
-        if let Some(m) = self.membership(room_id, user).await? {
-            if m == "join" || m == "invite" || m == "knock" {
-                return Ok(true);
-            }
+        if let Some(m) = self.membership(room_id, user).await?
+            && (m == "join" || m == "invite" || m == "knock")
+        {
+            return Ok(true);
         }
         let join_rules = self.state_content(room_id, "m.room.join_rules").await?;
         let rule = join_rules["join_rule"].as_str().unwrap_or("invite");
@@ -134,7 +134,7 @@ impl Rooms {
                 let Some(ev) = self.event(&id).await? else { continue };
                 let content = content_of(&ev.json);
                 // A child event without `via` has been removed (spec: m.space.child).
-                if !content["via"].as_array().is_some_and(|v| !v.is_empty()) {
+                if content["via"].as_array().is_none_or(|v| v.is_empty()) {
                     continue;
                 }
                 if suggested_only && content["suggested"] != true {
@@ -144,10 +144,10 @@ impl Rooms {
                 stripped["origin_server_ts"] =
                     Value::from(ev.json.get("origin_server_ts").cloned().unwrap_or_default());
                 children.push(stripped);
-                if depth < max_depth {
-                    if let Ok(child) = RoomId::parse(&key) {
-                        queue.push_back((child, depth + 1));
-                    }
+                if depth < max_depth
+                    && let Ok(child) = RoomId::parse(&key)
+                {
+                    queue.push_back((child, depth + 1));
                 }
             }
             summary["children_state"] = Value::Array(children);

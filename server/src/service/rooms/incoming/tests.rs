@@ -105,6 +105,7 @@ impl World {
 
     /// An event by `sender` of the remote server, on top of `prev`, with its auth events chosen
     /// from the state after the first prev event.
+    #[allow(clippy::too_many_arguments)] // a test helper that spells out each field of the event
     async fn remote_event(
         &self,
         room: &RoomId,
@@ -302,7 +303,7 @@ async fn concurrent_topic_changes_resolve_to_the_later_one_whichever_arrives_las
             let w = world().await;
             let room = w.public_room(version).await;
             let join = w.bob_joins(&room, now()).await;
-            let mut pl = serde_json::Value::from(w.rooms.state_content(&room, "m.room.power_levels").await.unwrap());
+            let mut pl = w.rooms.state_content(&room, "m.room.power_levels").await.unwrap();
             pl["users"][BOB] = json!(50);
             let fork = w.local(&room, "m.room.power_levels", Some(""), pl).await;
             let _ = join;
@@ -360,7 +361,7 @@ async fn a_ban_by_a_user_demoted_on_the_other_branch_is_soft_failed() {
             .send(&room, &user(carol), "m.room.member", Some(carol), json!({"membership": "join"}), None)
             .await
             .unwrap();
-        let mut pl = serde_json::Value::from(w.rooms.state_content(&room, "m.room.power_levels").await.unwrap());
+        let mut pl = w.rooms.state_content(&room, "m.room.power_levels").await.unwrap();
         pl["users"][BOB] = json!(50);
         let promoted = w.local(&room, "m.room.power_levels", Some(""), pl.clone()).await;
         pl["users"].as_object_mut().unwrap().remove(BOB);
