@@ -123,7 +123,38 @@ async fn legacy_r0_paths_reach_the_same_handlers() {
 #[tokio::test]
 async fn invalid_path_parameters_are_matrix_errors() {
     let s = TestServer::start().await;
-    let r = s.get("/_synapse/admin/v1/registration_tokens/%FF%FE", None).await;
-    assert!(r.0.is_client_error());
-    assert!(r.1["errcode"].is_string(), "{}", r.1);
+    let token = s.user("pat").await;
+    // Bytes that are not UTF-8, and a room ID that is not one, reach the path decoding.
+    let r = s.get("/_matrix/client/v3/rooms/%FF%FE/state", Some(&token)).await;
+    assert_err(&r, 400, "M_INVALID_PARAM");
+    let r = s.get("/_matrix/client/v3/rooms/not-a-room-id/state", Some(&token)).await;
+    assert_err(&r, 400, "M_INVALID_PARAM");
+    let r = s.get("/_matrix/client/v1/rooms/%FF%FE/threads", Some(&token)).await;
+    assert_err(&r, 400, "M_INVALID_PARAM");
+    // Who asks comes first: without a token the answer says so, whatever the path holds.
+    assert_err(&s.get("/_matrix/client/v3/rooms/%FF%FE/state", None).await, 401, "M_MISSING_TOKEN");
+    assert_err(&s.get("/_matrix/client/v1/rooms/%FF%FE/threads", None).await, 401, "M_MISSING_TOKEN");
+}
+
+/// ruma's login deserializer panics on a body without `type`; that must cost the client a 400,
+/// never the server a 500 (found by fuzzing the spec's OpenAPI).
+#[tokio::test]
+async fn a_login_without_a_type_is_a_missing_parameter_not_a_server_error() {
+    let s = TestServer::start().await;
+    s.user("lou").await;
+    let r = s.raw(Method::POST, "/_matrix/client/v3/login", None, Vec::new()).await;
+    assert_err(&r, 400, "M_MISSING_PARAM");
+    assert_err(&s.post("/_matrix/client/v3/login", None, json!({})).await, 400, "M_MISSING_PARAM");
+    let r = s
+        .post(
+            "/_matrix/client/v3/login",
+            None,
+            json!({"identifier": {"type": "m.id.user", "user": "lou"}, "password": "password1"}),
+        )
+        .await;
+    assert_err(&r, 400, "M_MISSING_PARAM");
+    let r = s.post("/_matrix/client/v3/login", None, json!({"type": 5})).await;
+    assert!(r.0 == 400 && r.1["errcode"].is_string(), "{}", r.1);
+    // The server is unharmed: a proper login goes through.
+    assert_eq!(s.login("lou", "password1").await.0, 200);
 }

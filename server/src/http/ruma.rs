@@ -259,6 +259,48 @@ fn guest_allowed(method: &Method, route: &str) -> bool {
     ALLOWED.iter().any(|(m, p)| m == method && p.strip_prefix('/') == Some(suffix))
 }
 
+/// Bodies that ruma's deserializers are known to panic on, refused with the error the spec
+/// means. ruma-client-api 0.24's `LoginInfo` indexes its JSON map with `["type"]`, which panics
+/// when the key is missing (reported upstream).
+fn refuse_known_panics<T: 'static>(body: &[u8]) -> Result<(), Error> {
+    use std::any::TypeId;
+    if TypeId::of::<T>() == TypeId::of::<ruma::api::client::session::login::v3::Request>() {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| Error::not_json(e.to_string()))?;
+        if value.get("type").is_none() {
+            return Err(Error::missing_param("Missing `type`: the login type, e.g. m.login.password"));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a guest on an endpoint outside the spec's guest list.
+fn check_guest(session: &Session, parts: &Parts) -> Result<(), Error> {
+    let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
+    if session.is_guest && !guest_allowed(&parts.method, route) {
+        return Err(Error::matrix(
+            StatusCode::FORBIDDEN,
+            ErrorKind::GuestAccessForbidden,
+            "Guest accounts cannot use this endpoint; register a full account",
+        ));
+    }
+    Ok(())
+}
+
+/// The authenticated user, for handlers served without a ruma request type (media streams,
+/// endpoints whose ruma type disagrees with the spec). Put it first among a handler's
+/// arguments so authentication comes before the path and query are looked at, as with `Ruma`.
+pub struct Authed(pub Session);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let session = authenticate(state, parts, AuthKind::Required).await?.ok_or_else(Error::missing_token)?;
+        check_guest(&session, parts)?;
+        Ok(Authed(session))
+    }
+}
+
 impl<T> FromRequest<AppState> for Ruma<T>
 where
     T: IncomingRequest + Send + 'static,
@@ -268,6 +310,11 @@ where
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
         let (mut parts, body) = req.into_parts();
+        // Who asks comes first: an anonymous request learns nothing about its parameters.
+        let session = authenticate(state, &parts, <T::Authentication as AuthRequirement>::KIND).await?;
+        if let Some(s) = &session {
+            check_guest(s, &parts)?;
+        }
         let mut path_args: Vec<String> = RawPathParams::from_request_parts(&mut parts, state)
             .await
             .map_err(|e| Error::invalid_param(format!("Invalid path parameter: {e}")))?
@@ -278,18 +325,6 @@ where
         let expected =
             T::PATH_BUILDER.all_paths().next().map_or(0, |p| p.split('/').filter(|s| s.starts_with('{')).count());
         path_args.resize(expected.max(path_args.len()), String::new());
-
-        let session = authenticate(state, &parts, <T::Authentication as AuthRequirement>::KIND).await?;
-        if let Some(s) = &session {
-            let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
-            if s.is_guest && !guest_allowed(&parts.method, route) {
-                return Err(Error::matrix(
-                    StatusCode::FORBIDDEN,
-                    ErrorKind::GuestAccessForbidden,
-                    "Guest accounts cannot use this endpoint; register a full account",
-                ));
-            }
-        }
 
         let limit = state.config.max_request_size.0 as usize;
         let mut bytes = read_body(&parts, body, limit).await?;
@@ -303,8 +338,19 @@ where
 
         let ip = client_ip(&parts);
         let raw_body = bytes.clone();
+        refuse_known_panics::<T>(&raw_body)?;
         let http_req = http::Request::from_parts(parts, bytes);
-        let body = T::try_from_http_request(http_req, &path_args).map_err(request_error)?;
+        // A deserializer that panics on some input (see `refuse_known_panics`) must cost the
+        // client a 400, not the server a 500.
+        let parsed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| T::try_from_http_request(http_req, &path_args)));
+        let body = match parsed {
+            Ok(parsed) => parsed.map_err(request_error)?,
+            Err(_) => {
+                tracing::warn!("a request body made the request parser panic");
+                return Err(Error::bad_json("The request body could not be read"));
+            }
+        };
         Ok(Ruma { body, session, ip, raw_body })
     }
 }

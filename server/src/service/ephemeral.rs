@@ -1,10 +1,11 @@
 //! Ephemeral room data: typing notifications (in memory, they expire) and read receipts (stored,
 //! the latest per user). Both are sent in /sync's `ephemeral` section.
 
+use parking_lot::Mutex;
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicI64, Ordering},
     },
     time::{Duration, Instant},
@@ -67,7 +68,7 @@ pub struct SyncingGuard {
 
 impl Drop for SyncingGuard {
     fn drop(&mut self) {
-        let mut map = self.ephemeral.syncing.lock().expect("syncing lock");
+        let mut map = self.ephemeral.syncing.lock();
         if let Some(s) = map.get_mut(&self.user) {
             s.open = s.open.saturating_sub(1);
             s.last_end = Instant::now();
@@ -103,7 +104,7 @@ impl Ephemeral {
 
     /// Starts (with a timeout) or stops a typing notification.
     pub fn set_typing(&self, room: &RoomId, user: &UserId, timeout: Option<Duration>) {
-        let mut rooms = self.typing.lock().expect("typing lock");
+        let mut rooms = self.typing.lock();
         let entry = rooms.entry(room.to_string()).or_default();
         let changed = match timeout {
             Some(t) => entry.users.insert(user.to_string(), Instant::now() + t.min(MAX_TYPING)).is_none(),
@@ -120,7 +121,7 @@ impl Ephemeral {
     pub fn expire_typing(&self) {
         let now = Instant::now();
         let mut any = false;
-        let mut rooms = self.typing.lock().expect("typing lock");
+        let mut rooms = self.typing.lock();
         for room in rooms.values_mut() {
             let before = room.users.len();
             room.users.retain(|_, until| *until > now);
@@ -138,12 +139,12 @@ impl Ephemeral {
 
     /// Whether typing in the room changed after `since`.
     pub fn typing_moved(&self, room: &str, since: i64) -> bool {
-        self.typing.lock().expect("typing lock").get(room).is_some_and(|r| r.changed > since)
+        self.typing.lock().get(room).is_some_and(|r| r.changed > since)
     }
 
     /// The room's m.typing event if it changed after `since` (or always, for `since` None).
     pub fn typing_event(&self, room: &str, since: Option<i64>) -> Option<Value> {
-        let rooms = self.typing.lock().expect("typing lock");
+        let rooms = self.typing.lock();
         let r = rooms.get(room)?;
         if since.is_some_and(|s| r.changed <= s) || (since.is_none() && r.users.is_empty()) {
             return None;
@@ -155,7 +156,7 @@ impl Ephemeral {
 
     /// Marks a /sync of `user` as open until the guard is dropped.
     pub fn syncing(self: &Arc<Self>, user: &UserId) -> SyncingGuard {
-        let mut map = self.syncing.lock().expect("syncing lock");
+        let mut map = self.syncing.lock();
         map.entry(user.to_string()).or_insert(Syncing { open: 0, last_end: Instant::now() }).open += 1;
         SyncingGuard { ephemeral: self.clone(), user: user.to_string() }
     }
@@ -164,8 +165,8 @@ impl Ephemeral {
     /// go offline (keeping their status message); called every second by a background task.
     pub fn expire_presence(&self) {
         let now = Instant::now();
-        let syncing = self.syncing.lock().expect("syncing lock");
-        let mut map = self.presence.lock().expect("presence lock");
+        let syncing = self.syncing.lock();
+        let mut map = self.presence.lock();
         let mut any = false;
         for (user, (state, _, changed_at, serial)) in map.iter_mut() {
             if *state == PresenceState::Offline {
@@ -197,7 +198,7 @@ impl Ephemeral {
     /// Sets a user's presence; a change (not a repeat) moves the presence stream and wakes
     /// /sync.
     pub fn set_presence(&self, user: &UserId, state: PresenceState, status_msg: Option<String>) {
-        let mut map = self.presence.lock().expect("presence lock");
+        let mut map = self.presence.lock();
         let unchanged = map.get(user.as_str()).is_some_and(|(p, m, _, _)| *p == state && *m == status_msg);
         if unchanged {
             if let Some(entry) = map.get_mut(user.as_str()) {
@@ -213,7 +214,7 @@ impl Ephemeral {
 
     /// (presence, status message, time since it was set); offline when never set.
     pub fn presence(&self, user: &UserId) -> (PresenceState, Option<String>, Option<Duration>) {
-        match self.presence.lock().expect("presence lock").get(user.as_str()) {
+        match self.presence.lock().get(user.as_str()) {
             Some((p, msg, at, _)) => (p.clone(), msg.clone(), Some(at.elapsed())),
             None => (PresenceState::Offline, None, None),
         }
@@ -221,7 +222,7 @@ impl Ephemeral {
 
     /// m.presence events of `users` whose presence changed in (since, upto].
     pub fn presence_events(&self, users: &std::collections::HashSet<String>, since: i64, upto: i64) -> Vec<Value> {
-        let map = self.presence.lock().expect("presence lock");
+        let map = self.presence.lock();
         let mut out: Vec<(i64, Value)> = users
             .iter()
             .filter_map(|u| map.get_key_value(u))
@@ -261,7 +262,7 @@ impl Ephemeral {
         )
         .await?;
         {
-            let mut rooms = self.receipt_rooms.lock().expect("receipt rooms");
+            let mut rooms = self.receipt_rooms.lock();
             let e = rooms.entry(room.to_string()).or_insert(id);
             *e = (*e).max(id);
         }
@@ -272,7 +273,7 @@ impl Ephemeral {
 
     /// Whether the room has receipts newer than `since`.
     pub fn receipts_moved(&self, room: &str, since: i64) -> bool {
-        self.receipt_rooms.lock().expect("receipt rooms").get(room).is_some_and(|h| *h > since)
+        self.receipt_rooms.lock().get(room).is_some_and(|h| *h > since)
     }
 
     /// The room's m.receipt event for receipts that changed in (since, upto], as `viewer` may

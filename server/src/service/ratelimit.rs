@@ -2,9 +2,9 @@
 //! account). Semantics follow Synapse's `rc_*` settings: `burst_count` actions at once, refilled
 //! at `per_second`.
 
+use parking_lot::Mutex;
 use std::{
     collections::HashMap,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -32,7 +32,7 @@ impl Limiter {
     }
 
     fn check_at(&self, key: &str, now: Instant, take: bool) -> Result<(), Error> {
-        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        let mut buckets = self.buckets.lock();
         // Full buckets carry no information; dropping them keeps memory bounded by active keys.
         if buckets.len() > 10_000 {
             let (rate, burst) = (self.rate.per_second, self.rate.burst_count);

@@ -2,9 +2,9 @@
 //! own `register_new_matrix_user` script works against Hearth unchanged: single-use nonces that
 //! expire after a minute, and an HMAC-SHA1 over the request keyed with the shared secret.
 
+use parking_lot::Mutex;
 use std::{
     collections::HashMap,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -30,7 +30,7 @@ impl SharedSecretRegistration {
 
     pub fn new_nonce(&self) -> String {
         let nonce = super::tokens::random_alphanumeric(32);
-        let mut nonces = self.nonces.lock().expect("nonce lock");
+        let mut nonces = self.nonces.lock();
         nonces.retain(|_, t| t.elapsed() < NONCE_LIFETIME);
         // Nonces come from an unauthenticated GET: bound the memory a flood can take.
         if nonces.len() >= MAX_NONCES
@@ -44,7 +44,7 @@ impl SharedSecretRegistration {
 
     /// Consumes the nonce; `false` when it is unknown, used or expired.
     pub fn take_nonce(&self, nonce: &str) -> bool {
-        let mut nonces = self.nonces.lock().expect("nonce lock");
+        let mut nonces = self.nonces.lock();
         nonces.remove(nonce).is_some_and(|t| t.elapsed() < NONCE_LIFETIME)
     }
 

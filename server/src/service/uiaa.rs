@@ -6,9 +6,9 @@
 //! consumed by the operation it authorised, so replaying it fails. Sessions live in memory and
 //! expire after `SESSION_LIFETIME`: a restart simply asks the client to authenticate again.
 
+use parking_lot::Mutex;
 use std::{
     collections::HashMap,
-    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -63,7 +63,7 @@ impl Uiaa {
 
     fn create(&self, purpose: &str, flows: &[Vec<AuthType>]) -> String {
         let id = super::tokens::random_alphanumeric(24);
-        let mut sessions = self.sessions.lock().expect("uiaa lock");
+        let mut sessions = self.sessions.lock();
         if sessions.len() >= MAX_SESSIONS {
             sessions.retain(|_, s| s.created.elapsed() < SESSION_LIFETIME);
         }
@@ -82,7 +82,7 @@ impl Uiaa {
 
     /// The 401 body for session `id`, optionally carrying the error of a failed stage.
     fn challenge(&self, id: &str, error: Option<(ErrorKind, String)>) -> Error {
-        let sessions = self.sessions.lock().expect("uiaa lock");
+        let sessions = self.sessions.lock();
         let Some(s) = sessions.get(id) else {
             return unknown_session();
         };
@@ -114,7 +114,7 @@ impl Uiaa {
     {
         let id = match session {
             Some(id) => {
-                let sessions = self.sessions.lock().expect("uiaa lock");
+                let sessions = self.sessions.lock();
                 match sessions.get(id) {
                     None => return Err(unknown_session()),
                     Some(s) if s.created.elapsed() > SESSION_LIFETIME => return Err(unknown_session()),
@@ -135,7 +135,7 @@ impl Uiaa {
         };
 
         let allowed = {
-            let sessions = self.sessions.lock().expect("uiaa lock");
+            let sessions = self.sessions.lock();
             let s = sessions.get(&id).ok_or_else(unknown_session)?;
             s.flows.iter().any(|f| f.starts_with(&s.completed) && f.get(s.completed.len()) == Some(&stage))
         };
@@ -152,7 +152,7 @@ impl Uiaa {
         match check(stage.clone()).await? {
             Stage::Failed(kind, msg) => return Err(self.challenge(&id, Some((kind, msg)))),
             outcome => {
-                let mut sessions = self.sessions.lock().expect("uiaa lock");
+                let mut sessions = self.sessions.lock();
                 let s = sessions.get_mut(&id).ok_or_else(unknown_session)?;
                 s.completed.push(stage);
                 if let Stage::PassedWithToken(t) = outcome {
@@ -165,7 +165,7 @@ impl Uiaa {
 
     /// Consumes the session when one of its flows is complete.
     fn finish_if_complete(&self, id: &str) -> Option<Authorised> {
-        let mut sessions = self.sessions.lock().expect("uiaa lock");
+        let mut sessions = self.sessions.lock();
         let done = sessions.get(id).is_some_and(|s| s.flows.contains(&s.completed));
         if !done {
             return None;
@@ -177,7 +177,7 @@ impl Uiaa {
     /// The registration token reserved by session `id`, if any (for the pending count when a
     /// session is abandoned).
     pub fn expired_tokens(&self) -> Vec<String> {
-        let mut sessions = self.sessions.lock().expect("uiaa lock");
+        let mut sessions = self.sessions.lock();
         let mut out = Vec::new();
         sessions.retain(|_, s| {
             let keep = s.created.elapsed() < SESSION_LIFETIME;

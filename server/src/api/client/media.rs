@@ -26,13 +26,9 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{
     error::{Error, Result},
-    http::{
-        route,
-        ruma::{AuthKind, authenticate},
-    },
+    http::{route, ruma::Authed},
     service::{
         AppState,
-        accounts::Session,
         media::{Endpoint, UploadMeta, check_media_id, thumbnail::Method},
     },
 };
@@ -103,23 +99,6 @@ const INLINE_TYPES: &[&str] = &[
     "audio/x-flac",
 ];
 
-async fn user(state: &AppState, parts: &Parts) -> Result<Session> {
-    Ok(authenticate(state, parts, AuthKind::Required).await?.expect("required authentication yields a session"))
-}
-
-/// An uploader: a registered user (guests may not upload, as in Synapse).
-async fn uploader(state: &AppState, parts: &Parts) -> Result<Session> {
-    let s = user(state, parts).await?;
-    if s.is_guest {
-        return Err(Error::matrix(
-            StatusCode::FORBIDDEN,
-            ruma::api::error::ErrorKind::GuestAccessForbidden,
-            "Guests cannot upload media",
-        ));
-    }
-    Ok(s)
-}
-
 fn query<T: serde::de::DeserializeOwned>(parts: &Parts) -> Result<T> {
     axum::extract::Query::<T>::try_from_uri(&parts.uri).map(|q| q.0).map_err(|e| Error::invalid_param(e.body_text()))
 }
@@ -155,9 +134,8 @@ fn body_stream(body: Body) -> impl futures::Stream<Item = Result<bytes::Bytes, a
 }
 
 /// POST /_matrix/media/v3/upload
-pub async fn create_content(State(state): State<AppState>, req: Request) -> Result<Response> {
+pub async fn create_content(Authed(session): Authed, State(state): State<AppState>, req: Request) -> Result<Response> {
     let (parts, body) = req.into_parts();
-    let session = uploader(&state, &parts).await?;
     let q: UploadQuery = query(&parts)?;
     let content_type = content_type(&parts);
     let media_id =
@@ -166,9 +144,7 @@ pub async fn create_content(State(state): State<AppState>, req: Request) -> Resu
 }
 
 /// POST /_matrix/media/v1/create
-pub async fn create_mxc_uri(State(state): State<AppState>, req: Request) -> Result<Response> {
-    let (parts, _) = req.into_parts();
-    let session = uploader(&state, &parts).await?;
+pub async fn create_mxc_uri(Authed(session): Authed, State(state): State<AppState>) -> Result<Response> {
     let (media_id, expires) = state.media.create_pending(session.user_id.as_str()).await?;
     Ok(Json(json!({
         "content_uri": format!("mxc://{}/{media_id}", state.config.server_name),
@@ -179,12 +155,12 @@ pub async fn create_mxc_uri(State(state): State<AppState>, req: Request) -> Resu
 
 /// PUT /_matrix/media/v3/upload/{serverName}/{mediaId}
 pub async fn create_content_async(
+    Authed(session): Authed,
     State(state): State<AppState>,
     Path((server_name, media_id)): Path<(String, String)>,
     req: Request,
 ) -> Result<Response> {
     let (parts, body) = req.into_parts();
-    let session = uploader(&state, &parts).await?;
     let q: UploadQuery = query(&parts)?;
     let content_type = content_type(&parts);
     state
@@ -201,9 +177,7 @@ pub async fn create_content_async(
 }
 
 /// GET /_matrix/client/v1/media/config (and the legacy /_matrix/media/v3/config)
-pub async fn get_media_config(State(state): State<AppState>, req: Request) -> Result<Response> {
-    let (parts, _) = req.into_parts();
-    user(&state, &parts).await?;
+pub async fn get_media_config(_: Authed, State(state): State<AppState>) -> Result<Response> {
     Ok(Json(json!({ "m.upload.size": state.media.max_upload_size() })).into_response())
 }
 
@@ -214,6 +188,7 @@ struct DownloadQuery {
 
 /// GET /_matrix/client/v1/media/download/{serverName}/{mediaId}
 pub async fn get_content(
+    _: Authed,
     State(state): State<AppState>,
     Path((server_name, media_id)): Path<(String, String)>,
     req: Request,
@@ -223,6 +198,7 @@ pub async fn get_content(
 
 /// GET /_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName}
 pub async fn get_content_as_filename(
+    _: Authed,
     State(state): State<AppState>,
     Path((server_name, media_id, filename)): Path<(String, String, String)>,
     req: Request,
@@ -257,9 +233,6 @@ async fn download(
     endpoint: Endpoint,
 ) -> Result<Response> {
     let (parts, _) = req.into_parts();
-    if endpoint == Endpoint::Authenticated {
-        user(&state, &parts).await?;
-    }
     check_media_id(&media_id)?;
     let q: DownloadQuery = query(&parts)?;
     let content = state.media.get(&origin, &media_id, q.timeout_ms.map(Duration::from_millis), endpoint).await?;
@@ -280,6 +253,7 @@ struct ThumbnailQuery {
 
 /// GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}
 pub async fn get_content_thumbnail(
+    _: Authed,
     State(state): State<AppState>,
     Path((server_name, media_id)): Path<(String, String)>,
     req: Request,
@@ -304,9 +278,6 @@ async fn thumbnail(
     endpoint: Endpoint,
 ) -> Result<Response> {
     let (parts, _) = req.into_parts();
-    if endpoint == Endpoint::Authenticated {
-        user(&state, &parts).await?;
-    }
     check_media_id(&media_id)?;
     let q: ThumbnailQuery = query(&parts)?;
     let (Some(width), Some(height)) = (q.width, q.height) else {
@@ -344,9 +315,8 @@ struct PreviewQuery {
 }
 
 /// GET /_matrix/client/v1/media/preview_url (and the legacy /_matrix/media/v3/preview_url)
-pub async fn get_media_preview(State(state): State<AppState>, req: Request) -> Result<Response> {
+pub async fn get_media_preview(_: Authed, State(state): State<AppState>, req: Request) -> Result<Response> {
     let (parts, _) = req.into_parts();
-    user(&state, &parts).await?;
     let q: PreviewQuery = query(&parts)?;
     let url = q.url.ok_or_else(|| Error::missing_param("`url` is required"))?;
     Ok(Json(state.media.preview_url(&url).await?).into_response())

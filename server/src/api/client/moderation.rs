@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{
     error::{Error, Result},
-    http::ruma::{Ruma, RumaResponse},
+    http::ruma::{Authed, Ruma, RumaResponse},
     service::AppState,
     storage::{self, now_ms},
 };
@@ -182,12 +182,10 @@ pub struct MutualQuery {
 
 /// GET /_matrix/client/v1/user/mutual_rooms (spec v1.19; MSC2666)
 pub async fn mutual_rooms(
+    Authed(session): Authed,
     State(s): State<AppState>,
-    parts: http::request::Parts,
     axum::extract::Query(q): axum::extract::Query<MutualQuery>,
 ) -> Result<Json<Value>> {
-    let session =
-        crate::http::ruma::authenticate(&s, &parts, crate::http::ruma::AuthKind::Required).await?.expect("required");
     if q.user_id == session.user_id {
         return Err(Error::invalid_param("You cannot ask for the rooms you share with yourself"));
     }

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::room::{raw_json, view};
 use crate::{
     error::{Error, Result},
-    http::ruma::{Ruma, RumaResponse},
+    http::ruma::{Authed, Ruma, RumaResponse},
     service::{AppState, rooms::parse_row, sync},
     storage,
 };
@@ -184,13 +184,11 @@ pub struct ThreadsQuery {
 /// Served without ruma's request type: ruma 0.16 requires the optional `include` parameter
 /// (the spec defaults it to `all`), which would refuse Element's requests.
 pub async fn get_threads(
+    Authed(session): Authed,
     State(s): State<AppState>,
-    parts: http::request::Parts,
     axum::extract::Path(room_id): axum::extract::Path<ruma::OwnedRoomId>,
     axum::extract::Query(q): axum::extract::Query<ThreadsQuery>,
 ) -> Result<RumaResponse<get_threads::v1::Response>> {
-    let session =
-        crate::http::ruma::authenticate(&s, &parts, crate::http::ruma::AuthKind::Required).await?.expect("required");
     let user = &session.user_id;
     let b = ThreadsRequest { room_id, from: q.from, include: q.include, limit: q.limit };
     if !s.rooms.may_read_room(user, &b.room_id).await? {

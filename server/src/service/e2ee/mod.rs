@@ -6,10 +6,11 @@
 //! Two streams feed /sync: to-device messages (per device, deleted once acknowledged) and
 //! device list changes (per user, kept). Their heads live here, in memory, next to the others.
 
+use parking_lot::Mutex;
 use std::{
     collections::{BTreeMap, BTreeSet, HashSet},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicI64, Ordering},
     },
 };
@@ -302,8 +303,8 @@ impl E2ee {
         upto: i64,
     ) -> Result<(Vec<Value>, i64)> {
         let key = (user.to_owned(), device.to_owned());
-        let delivered = self.unacked.lock().expect("unacked").remove(&key);
-        let first = self.checked.lock().expect("checked").insert(key.clone());
+        let delivered = self.unacked.lock().remove(&key);
+        let first = self.checked.lock().insert(key.clone());
         if since > 0 && (delivered || first) {
             storage::to_device::delete_acked(&self.db.write, user, device, since).await?;
         }
@@ -315,7 +316,7 @@ impl E2ee {
         let next =
             if rows.len() as i64 == TO_DEVICE_PER_SYNC { rows.last().map_or(upto, |r| r.stream_id) } else { upto };
         if !rows.is_empty() {
-            self.unacked.lock().expect("unacked").insert(key);
+            self.unacked.lock().insert(key);
         }
         Ok((rows.into_iter().map(to_device_event).collect(), next))
     }

@@ -11,10 +11,8 @@
 //! - `RoomHeads`: the stream position of each room's latest event, so an incremental /sync skips
 //!   rooms where nothing happened without asking the database.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use parking_lot::Mutex;
+use std::{collections::HashMap, sync::Arc};
 
 use hashlink::LruCache;
 
@@ -142,7 +140,7 @@ impl RoomHeads {
 
     pub fn advance(&self, room_id: &str, stream: i64, is_relation: bool) {
         let bump = |map: &Mutex<HashMap<String, i64>>| {
-            let mut map = map.lock().expect("room heads");
+            let mut map = map.lock();
             let e = map.entry(room_id.to_owned()).or_insert(stream);
             *e = (*e).max(stream);
         };
@@ -154,17 +152,17 @@ impl RoomHeads {
 
     /// The latest event position of any room (0 when there are no events).
     pub fn latest_of_all(&self) -> i64 {
-        self.events.lock().expect("room heads").values().copied().max().unwrap_or(0)
+        self.events.lock().values().copied().max().unwrap_or(0)
     }
 
     /// The latest event position of the room (0 when it has none).
     pub fn latest_event(&self, room_id: &str) -> i64 {
-        self.events.lock().expect("room heads").get(room_id).copied().unwrap_or(0)
+        self.events.lock().get(room_id).copied().unwrap_or(0)
     }
 
     /// The latest relation's position in the room (0 when it has none).
     pub fn latest_relation(&self, room_id: &str) -> i64 {
-        self.relations.lock().expect("room heads").get(room_id).copied().unwrap_or(0)
+        self.relations.lock().get(room_id).copied().unwrap_or(0)
     }
 }
 
@@ -182,14 +180,14 @@ impl StateCache {
     }
 
     pub fn get(&self, group: i64) -> Option<Arc<storage::state::StateMap>> {
-        self.inner.lock().expect("state cache").0.get(&group).cloned()
+        self.inner.lock().0.get(&group).cloned()
     }
 
     pub fn put(&self, group: i64, state: Arc<storage::state::StateMap>) {
         if state.len() > self.budget / 4 {
             return;
         }
-        let mut guard = self.inner.lock().expect("state cache");
+        let mut guard = self.inner.lock();
         let (map, total) = &mut *guard;
         if let Some(old) = map.insert(group, state.clone()) {
             *total -= old.len();

@@ -100,6 +100,10 @@ impl Rooms {
         if incoming.kind == TimelineEventType::RoomCreate {
             return Err(Error::bad_json("The room already has its create event"));
         }
+        // Only a create event may start the graph; every other event follows at least one.
+        if incoming.prev_events.is_empty() {
+            return Err(Error::bad_json("The event has no prev_events"));
+        }
 
         let lock = self.lock_for(room_id);
         let _guard = lock.lock().await;
@@ -287,7 +291,7 @@ impl Rooms {
         let committed = self.complete(pending).await;
         // The hot copy did not advance with this event; the next holder of the lock reads the
         // room back from the database, which now has it.
-        self.shared.hot.lock().expect("hot rooms").remove(room_id);
+        self.shared.hot.lock().remove(room_id);
         committed?;
         if outcome != Received::Accepted {
             tracing::info!(%event_id, ?outcome, "received event not accepted");

@@ -21,10 +21,11 @@ pub mod upgrade;
 pub mod visibility;
 pub mod writer;
 
+use parking_lot::Mutex;
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicI64, Ordering},
     },
 };
@@ -176,13 +177,13 @@ impl Rooms {
             return Ok(None);
         };
         let loaded = Arc::new(loaded);
-        self.shared.hot.lock().expect("hot rooms").insert(room_id.to_owned(), loaded.clone());
+        self.shared.hot.lock().insert(room_id.to_owned(), loaded.clone());
         Ok(Some(loaded))
     }
 
     /// The room's hot copy if one is installed (never loads one).
     fn peek_hot(&self, room_id: &RoomId) -> Option<Arc<RoomHot>> {
-        self.shared.hot.lock().expect("hot rooms").get(room_id).cloned()
+        self.shared.hot.lock().get(room_id).cloned()
     }
 
     /// The stream position of the room's latest event (0 for none).
@@ -202,7 +203,7 @@ impl Rooms {
     }
 
     fn lock_for(&self, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks.lock().expect("room locks").entry(room_id.to_owned()).or_default().clone()
+        self.locks.lock().entry(room_id.to_owned()).or_default().clone()
     }
 
     pub async fn room(&self, room_id: &RoomId) -> Result<Option<RoomRow>> {
@@ -311,7 +312,7 @@ impl Rooms {
                 let _guard = lock.lock().await;
                 if let Some(t) = txn {
                     let key = (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned());
-                    let seen = self.txns.lock().expect("txns").get(&key).cloned();
+                    let seen = self.txns.lock().get(&key).cloned();
                     if let Some((event_id, mut outcome)) = seen {
                         drop(_guard);
                         // A retry of a send: the answer is the first event, once it is stored.
@@ -322,7 +323,7 @@ impl Rooms {
                             Err(_) => {
                                 // The first request went away before learning its outcome; the
                                 // database knows (and a collision below finds it too).
-                                self.txns.lock().expect("txns").remove(&key);
+                                self.txns.lock().remove(&key);
                                 if let Some((first, _)) =
                                     storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await?
                                 {
@@ -373,7 +374,7 @@ impl Rooms {
         let ok = outcome.is_ok();
         if let Some((key, watch)) = p.txn {
             if !ok {
-                self.txns.lock().expect("txns").remove(&key);
+                self.txns.lock().remove(&key);
             }
             let _ = watch.send(Some(ok));
         }
@@ -660,7 +661,7 @@ impl Rooms {
         let txn = txn.map(|t| {
             let key = (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned());
             let (tx, rx) = tokio::sync::watch::channel(None);
-            self.txns.lock().expect("txns").insert(key.clone(), (event_id.to_owned(), rx));
+            self.txns.lock().insert(key.clone(), (event_id.to_owned(), rx));
             (key, tx)
         });
         if placed {
@@ -683,7 +684,7 @@ impl Rooms {
             }
         }
         if let Ok(room_id) = RoomId::parse(&room.room_id) {
-            self.shared.hot.lock().expect("hot rooms").insert(room_id, Arc::new(next));
+            self.shared.hot.lock().insert(room_id, Arc::new(next));
         }
         Ok(Pending { event_id: event_id.to_owned(), done: done_rx, txn })
     }

@@ -100,7 +100,7 @@ impl Rooms {
             // Redacted text must not be findable any more.
             storage::search::forget(&self.db.write, target.as_str()).await?;
             self.shared.cache.redacted(target.as_str());
-            self.shared.hot.lock().expect("hot rooms").remove(room_id);
+            self.shared.hot.lock().remove(room_id);
         }
         Ok(redaction_id)
     }

@@ -12,10 +12,11 @@
 //! are refused. A failed batch is retried one event at a time, so one bad event (say, a
 //! transaction ID that raced its own retry) fails alone with the events that depend on it.
 
+use parking_lot::Mutex;
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicI64, Ordering},
     },
 };
@@ -117,14 +118,14 @@ impl Shared {
 
     /// The room's current epoch.
     pub fn epoch(&self, room_id: &str) -> u64 {
-        self.epochs.lock().expect("room epochs").get(room_id).copied().unwrap_or(0)
+        self.epochs.lock().get(room_id).copied().unwrap_or(0)
     }
 
     /// A write of the room failed: what was built on it is void.
     fn poison(&self, room_id: &str) {
-        *self.epochs.lock().expect("room epochs").entry(room_id.to_owned()).or_default() += 1;
+        *self.epochs.lock().entry(room_id.to_owned()).or_default() += 1;
         if let Ok(id) = ruma::RoomId::parse(room_id) {
-            self.hot.lock().expect("hot rooms").remove(&id);
+            self.hot.lock().remove(&id);
         }
     }
 }

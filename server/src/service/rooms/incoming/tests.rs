@@ -336,7 +336,7 @@ async fn concurrent_topic_changes_resolve_to_the_later_one_whichever_arrives_las
                 Some(&winner.to_string())
             );
             // A restart reads the same room back.
-            w.rooms.shared.hot.lock().unwrap().clear();
+            w.rooms.shared.hot.lock().clear();
             let again = w.local(&room, "m.room.message", None, json!({"msgtype": "m.text", "body": "still ok"})).await;
             assert_eq!(
                 w.state_after(again.as_str()).await.get(&("m.room.topic".to_owned(), String::new())),
@@ -456,5 +456,24 @@ async fn a_tampered_event_is_kept_redacted_and_a_forged_one_is_dropped() {
     .unwrap();
     let err = w.rooms.receive_pdu(&room, orphan.json, &w.keys).await.unwrap_err();
     assert!(err.to_string().contains("does not have"), "{err}");
+    assert_eq!(w.timeline(&room).await, before, "nothing stored");
+}
+
+#[tokio::test]
+async fn an_event_without_prev_events_is_refused_not_a_panic() {
+    let w = world().await;
+    let room = w.public_room("12").await;
+    let join = w.bob_joins(&room, now()).await;
+    let mut orphan = w
+        .remote_event(&room, BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "x"}), &[&join], now())
+        .await;
+    orphan.insert("prev_events".into(), CanonicalJsonValue::Array(Vec::new()));
+    orphan.remove("signatures");
+    orphan.remove("hashes");
+    ruma::signatures::hash_and_sign_event(REMOTE, &w.remote, &mut orphan, &rules_for("12").unwrap().1.redaction)
+        .unwrap();
+    let before = w.timeline(&room).await;
+    let err = w.rooms.receive_pdu(&room, orphan, &w.keys).await.unwrap_err();
+    assert_eq!(err.errcode(), "M_BAD_JSON", "{err}");
     assert_eq!(w.timeline(&room).await, before, "nothing stored");
 }
