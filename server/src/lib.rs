@@ -192,7 +192,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     sockets.rebind(&config)?;
     for p in &sockets.public {
         // From the settings too: behind a proxy or tunnel, loopback listeners trust its headers.
-        listeners.push((TcpListener::from_std(p.socket.try_clone()?)?, config.x_forwarded(p.listener)));
+        listeners.push((TcpListener::from_std(p.socket.try_clone()?)?, config.forwarded_for(p.listener).map(Arc::new)));
     }
     let admin_listener = TcpListener::from_std(sockets.admin.try_clone()?)?;
 
@@ -237,6 +237,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     accounts.reset_pending_registrations().await?;
     let e2ee = Arc::new(E2ee::new(db.clone(), config.clone(), notifier.clone(), device_lists).await?);
     let (push_tx, push_rx) = service::pusher::channel();
+    // Checked by `validate`.
+    let outbound = service::outbound::IpPolicy::from_config(&config).map_err(anyhow::Error::msg)?;
     let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
     let rooms = Arc::new(
         Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?,
@@ -256,7 +258,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         rooms,
         e2ee,
         key_backup: service::key_backup::KeyBackup::new(db.clone()),
-        media: service::media::Media::new(db.clone(), config.clone())?,
+        media: service::media::Media::new(db.clone(), config.clone(), &outbound)?,
+        pushers: service::pusher::Pushers::new(db.clone(), outbound.clone()),
         invites: service::invites::Invites::new(db.clone(), &config.public_baseurl()),
         discovery: service::server_discovery::Discovery::new(&config)?,
         admin_token,
@@ -281,10 +284,10 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let mut addrs = Vec::new();
-    for (listener, x_forwarded) in listeners {
+    for (listener, forwarded) in listeners {
         addrs.push(listener.local_addr()?);
         let app = api::router(state.clone())
-            .layer(axum::middleware::from_fn(move |req, next| http::client_ip_layer(x_forwarded, req, next)));
+            .layer(axum::middleware::from_fn(move |req, next| http::client_ip_layer(forwarded.clone(), req, next)));
         let cancel = cancel.clone();
         tasks.spawn(async move {
             let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -310,7 +313,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         });
     }
 
-    tasks.spawn(service::pusher::run(db.clone(), push_rx, cancel.clone()));
+    let push_client = Arc::new(service::pusher::client(outbound));
+    tasks.spawn(service::pusher::run(db.clone(), push_client, push_rx, cancel.clone()));
 
     // Typing notifications end when their timeout passes, people who stopped syncing go
     // offline, and /sync must hear of both.

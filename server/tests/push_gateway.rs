@@ -40,6 +40,12 @@ async fn start_gateway(g: Gateway) -> String {
     format!("http://{addr}/_matrix/push/v1/notify")
 }
 
+/// A server allowed to reach push gateways on 127.0.0.1 (refused by default, as every loopback
+/// and private address is).
+async fn with_gateway_on_loopback() -> TestServer {
+    TestServer::start_with(|c| c.ip_range_whitelist = vec!["127.0.0.1".into()]).await
+}
+
 async fn wait_for(g: &Gateway, n: usize) -> Vec<Value> {
     for _ in 0..200 {
         if g.received.lock().unwrap().len() >= n {
@@ -57,7 +63,7 @@ async fn a_message_is_pushed_to_the_gateway_with_retries_and_rejections() {
     gateway.script.lock().unwrap().extend([(500, json!({})), (503, json!({}))]);
     let url = start_gateway(gateway.clone()).await;
 
-    let s = TestServer::start().await;
+    let s = with_gateway_on_loopback().await;
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let pusher = json!({"kind": "http", "app_id": "org.hearth.test", "pushkey": "PHONE1", "app_display_name": "Hearth",
@@ -116,7 +122,7 @@ async fn a_message_is_pushed_to_the_gateway_with_retries_and_rejections() {
 async fn full_format_pushes_carry_the_message_and_names() {
     let gateway = Gateway::default();
     let url = start_gateway(gateway.clone()).await;
-    let s = TestServer::start().await;
+    let s = with_gateway_on_loopback().await;
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let pusher = json!({"kind": "http", "app_id": "a", "pushkey": "K", "app_display_name": "A", "device_display_name": "D", "lang": "en", "data": {"url": url}});
@@ -148,7 +154,7 @@ async fn bad_pushers_are_refused_and_deletion_works() {
     let bad_url = json!({"kind": "http", "app_id": "a", "pushkey": "K", "app_display_name": "A", "device_display_name": "D", "lang": "en", "data": {"url": "http://127.0.0.1:1/elsewhere"}});
     assert_err(&s.post("/_matrix/client/v3/pushers/set", Some(&t), bad_url).await, 400, "M_INVALID_PARAM");
     let no_url = json!({"kind": "http", "app_id": "a", "pushkey": "K", "app_display_name": "A", "device_display_name": "D", "lang": "en", "data": {}});
-    assert!(s.post("/_matrix/client/v3/pushers/set", Some(&t), no_url).await.0.is_client_error());
+    assert_err(&s.post("/_matrix/client/v3/pushers/set", Some(&t), no_url).await, 400, "M_MISSING_PARAM");
     let ok = json!({"kind": "http", "app_id": "a", "pushkey": "K", "app_display_name": "A", "device_display_name": "D", "lang": "en", "data": {"url": "https://push.example.org/_matrix/push/v1/notify"}});
     assert_eq!(s.post("/_matrix/client/v3/pushers/set", Some(&t), ok).await.0, 200);
     let (st, _) =
@@ -156,4 +162,82 @@ async fn bad_pushers_are_refused_and_deletion_works() {
     assert_eq!(st, 200);
     let (_, list) = s.get("/_matrix/client/v3/pushers", Some(&t)).await;
     assert!(list["pushers"].as_array().unwrap().is_empty());
+}
+
+fn pusher_to(url: &str, pushkey: &str) -> Value {
+    json!({"kind": "http", "app_id": "org.hearth.test", "pushkey": pushkey, "app_display_name": "Hearth",
+           "device_display_name": "phone", "lang": "en", "data": {"url": url}})
+}
+
+/// A "gateway" on `ip` that answers every notification with a redirect to `target`; counts them.
+async fn start_redirector(ip: &str, target: &str) -> (String, Arc<Mutex<usize>>) {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(Mutex::new(0));
+    let (counter, target) = (hits.clone(), target.to_owned());
+    let app = Router::new().route(
+        "/_matrix/push/v1/notify",
+        post(move || {
+            *counter.lock().unwrap() += 1;
+            let target = target.clone();
+            async move { (StatusCode::TEMPORARY_REDIRECT, [("location", target)]) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/_matrix/push/v1/notify"), hits)
+}
+
+/// Any user can register a pusher, so its URL must not let them make the server post to
+/// addresses inside its own network (ip_range_blacklist, as in Synapse).
+#[tokio::test]
+async fn pushers_cannot_reach_internal_addresses_directly_by_name_or_through_a_redirect() {
+    let gateway = Gateway::default();
+    let internal = start_gateway(gateway.clone()).await;
+    let port = internal.split(':').nth(2).unwrap().split('/').next().unwrap().to_owned();
+    // The redirector's own address is opened; the gateway it points to is not.
+    let (redirecting, hits) = start_redirector("127.0.0.2", &internal).await;
+    let s = TestServer::start_with(|c| c.ip_range_whitelist = vec!["127.0.0.2".into()]).await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+
+    // Addresses given literally are refused when the pusher is set, in every spelling.
+    for url in [
+        internal.clone(),
+        "http://10.0.0.1/_matrix/push/v1/notify".to_owned(),
+        "http://169.254.169.254/_matrix/push/v1/notify".to_owned(),
+        format!("http://[::1]:{port}/_matrix/push/v1/notify"),
+        format!("http://[::ffff:127.0.0.1]:{port}/_matrix/push/v1/notify"),
+        format!("http://2130706433:{port}/_matrix/push/v1/notify"),
+    ] {
+        let r = s.post("/_matrix/client/v3/pushers/set", Some(&bob), pusher_to(&url, "LITERAL")).await;
+        assert_err(&r, 400, "M_INVALID_PARAM");
+    }
+    // A name is resolved when a notification goes out: localhost is loopback, so nothing is sent.
+    let by_name = format!("http://localhost:{port}/_matrix/push/v1/notify");
+    let r = s.post("/_matrix/client/v3/pushers/set", Some(&bob), pusher_to(&by_name, "BYNAME")).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    let r = s.post("/_matrix/client/v3/pushers/set", Some(&bob), pusher_to(&redirecting, "REDIRECT")).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+
+    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat"})).await;
+    let room = room["room_id"].as_str().unwrap().to_owned();
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
+    s.put(
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/r1"),
+        Some(&alice),
+        json!({"msgtype": "m.text", "body": "psst"}),
+    )
+    .await;
+
+    // The notification went out (to the redirector) ...
+    for _ in 0..200 {
+        if *hits.lock().unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(*hits.lock().unwrap(), 1, "the allowed gateway was asked once, and its redirect not retried");
+    // ... and nothing reached the internal gateway, by name or by the redirect.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(gateway.received.lock().unwrap().is_empty(), "{:?}", gateway.received.lock().unwrap());
 }

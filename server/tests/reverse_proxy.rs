@@ -1,6 +1,7 @@
 //! The reverse-proxy configurations the setup wizard hands out, checked by the real programs
-//! (Debian's nginx, Caddy, Apache and HAProxy): each accepts its file, and nginx and Caddy
-//! really carry client, federation and `.well-known` requests to Hearth.
+//! (Debian's nginx, Caddy, Apache and HAProxy): each accepts its file, nginx and Caddy really
+//! carry client, federation and `.well-known` requests to Hearth, and through HAProxy a client's
+//! forged X-Forwarded-For does not choose its rate limit key.
 //!
 //! Ignored in a plain `cargo test` (they need the programs); scripts/test.sh installs them and
 //! runs this file with `--ignored`.
@@ -14,6 +15,7 @@ use std::{
 };
 
 use common::TestServer;
+use hearth_server::config::RateLimit;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -252,16 +254,58 @@ async fn apache_accepts_the_config() {
     assert!(generated["steps"].as_array().unwrap().iter().any(|s| s.as_str().unwrap().contains("a2enmod")));
 }
 
+/// HAProxy's `option forwardfor` adds its own X-Forwarded-For line after whatever the client
+/// sent, so a client can put any address in front: Hearth must take the one HAProxy added.
 #[tokio::test]
 #[ignore = "needs HAProxy: scripts/test.sh runs it"]
-async fn haproxy_accepts_the_config() {
+async fn haproxy_carries_traffic_and_a_forged_forwarded_for_does_not_escape_the_login_limit() {
     let dir = tempfile::tempdir().unwrap();
     let (_, _, both) = certificate(dir.path());
-    let s = hearth(443).await;
-    let generated = generate(&s, json!({"kind": "haproxy", "public_host": PUBLIC_HOST, "certificate": both})).await;
+    let (https, fed) = (free_port(), free_port());
+    let s = TestServer::start_with(|c| {
+        c.listeners[0].x_forwarded = true;
+        c.public_baseurl = Some(format!("https://{PUBLIC_HOST}:{https}/"));
+        c.rc_login.address = RateLimit { per_second: 0.001, burst_count: 3.0 };
+    })
+    .await;
+    let generated = generate(
+        &s,
+        json!({"kind": "haproxy", "public_host": PUBLIC_HOST, "https_port": https, "federation_port": fed, "certificate": both}),
+    )
+    .await;
     let conf = dir.path().join("haproxy.cfg");
     std::fs::write(&conf, generated["text"].as_str().unwrap()).unwrap();
     accepts(Command::new("haproxy").arg("-c").arg("-f").arg(&conf), "haproxy -c");
+    let _haproxy = Proxy(
+        Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(https).await;
+
+    s.user("ivy").await;
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve(PUBLIC_HOST, std::net::SocketAddr::from(([127, 0, 0, 1], https)))
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for forged in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"] {
+        let r = http
+            .post(format!("https://{PUBLIC_HOST}:{https}/_matrix/client/v3/login"))
+            .header("x-forwarded-for", forged)
+            .json(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "ivy"}, "password": "a guess"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [403, 403, 403, 429], "three guesses from one address, then the limit");
 }
 
 #[tokio::test]

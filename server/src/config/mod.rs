@@ -65,9 +65,17 @@ pub struct Config {
     /// Fetch link previews for clients (`/media/v3/preview_url`). Off by default: the server
     /// then fetches pages that users post.
     pub url_preview_enabled: bool,
-    /// IP ranges (CIDR) that URL previews may contact although they are internal (loopback,
-    /// private, link-local...), e.g. ["192.168.1.10/32"]. Everything internal is refused otherwise.
+    /// IP ranges (CIDR) that URL previews may contact although `ip_range_blacklist` refuses them
+    /// (loopback, private, link-local...), e.g. ["192.168.1.10/32"].
     pub url_preview_ip_range_whitelist: Vec<String>,
+    /// Address ranges (CIDR) that outbound requests may not reach: push gateways, URL previews
+    /// and, later, other Matrix servers. Unset means Synapse's list and the other special
+    /// ranges (loopback, private, link-local, CGNAT, multicast, documentation, reserved and the
+    /// IPv6 transition ranges); IPv6 forms that embed an IPv4 address are judged by that address.
+    pub ip_range_blacklist: Option<Vec<String>>,
+    /// Ranges opened again although `ip_range_blacklist` lists them, e.g. ["192.168.1.20"] for a
+    /// push gateway on the home network.
+    pub ip_range_whitelist: Vec<String>,
     /// Largest page or image a URL preview downloads.
     pub max_spider_size: ByteSize,
     /// How to reach the server's admin (a mailto: or https: URI), given in resource-limit errors.
@@ -116,8 +124,16 @@ pub struct Listener {
     pub bind_addresses: Vec<IpAddr>,
     /// Serve HTTPS on this listener. Not available yet: put a reverse proxy in front.
     pub tls: bool,
-    /// Trust `X-Forwarded-For` from the reverse proxy in front of this listener.
+    /// Take the client's address from `X-Forwarded-For`, as the reverse proxy in front of this
+    /// listener adds it. Only requests whose connection comes from `trusted_proxies` are read.
     pub x_forwarded: bool,
+    /// Addresses (or CIDR ranges) of the proxies allowed to say who the client is. Default: this
+    /// computer (127.0.0.0/8, ::1). Add the proxy's address when it runs on another machine.
+    pub trusted_proxies: Vec<String>,
+    /// How many proxies in a row append to `X-Forwarded-For` before the request reaches Hearth
+    /// (a CDN in front of nginx is 2). The address that many entries from the end is the client;
+    /// entries before it were written by the client and are ignored.
+    pub proxy_hops: usize,
     /// Accepted for Synapse familiarity; only "http" exists.
     #[serde(rename = "type")]
     pub kind: String,
@@ -132,6 +148,8 @@ impl Default for Listener {
             bind_addresses: vec![IpAddr::from([127, 0, 0, 1])],
             tls: false,
             x_forwarded: false,
+            trusted_proxies: vec!["127.0.0.0/8".to_owned(), "::1".to_owned()],
+            proxy_hops: 1,
             kind: "http".to_owned(),
             resources: None,
         }
@@ -253,6 +271,8 @@ impl Default for Config {
             max_image_pixels: ByteSize(32 * 1024 * 1024),
             url_preview_enabled: false,
             url_preview_ip_range_whitelist: Vec::new(),
+            ip_range_blacklist: None,
+            ip_range_whitelist: Vec::new(),
             dns_servers: Vec::new(),
             federation_custom_ca_list: Vec::new(),
             max_spider_size: ByteSize(10 * 1024 * 1024),
@@ -386,6 +406,14 @@ impl Config {
             if l.kind != "http" {
                 return Err(err(format!("listeners[{i}].type: only \"http\" listeners exist, not \"{}\"", l.kind)));
             }
+            if let Err(e) = parse_ranges(&l.trusted_proxies) {
+                return Err(err(format!("listeners[{i}].trusted_proxies: {e}")));
+            }
+            if l.proxy_hops == 0 {
+                return Err(err(format!(
+                    "listeners[{i}].proxy_hops: must be at least 1 (the proxy in front of Hearth)"
+                )));
+            }
             if l.bind_addresses.is_empty() {
                 return Err(err(format!(
                     "listeners[{i}].bind_addresses: give at least one address, e.g. [\"127.0.0.1\"]"
@@ -432,6 +460,9 @@ impl Config {
                 "default_room_version: `{}` is not a room version this server supports (1 to 12)",
                 self.default_room_version
             )));
+        }
+        if let Err(e) = crate::service::outbound::IpPolicy::from_config(&self) {
+            return Err(err(e));
         }
         if let Err(e) = self.url_preview_ranges() {
             return Err(err(format!("url_preview_ip_range_whitelist: {e}")));
@@ -512,14 +543,7 @@ impl Config {
 
     /// The parsed `url_preview_ip_range_whitelist`.
     pub fn url_preview_ranges(&self) -> Result<Vec<ipnet::IpNet>, String> {
-        self.url_preview_ip_range_whitelist
-            .iter()
-            .map(|r| {
-                r.parse::<ipnet::IpNet>()
-                    .or_else(|_| r.parse::<IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("`{r}` is not an address or a CIDR range like 192.168.1.0/24"))
-            })
-            .collect()
+        parse_ranges(&self.url_preview_ip_range_whitelist)
     }
 
     /// The parsed `dns_servers` (port 53 when none is given).
@@ -534,13 +558,15 @@ impl Config {
             .collect()
     }
 
-    /// Whether listener `index` takes the client's address from `X-Forwarded-For`: when its
-    /// config says so, or when the wizard said a web server or tunnel on this computer forwards
-    /// to it (`behind_proxy`) and it listens on loopback only, so only local programs can
-    /// set the header.
-    pub fn x_forwarded(&self, index: usize) -> bool {
-        let Some(l) = self.listeners.get(index) else { return false };
-        l.x_forwarded || (self.behind_proxy && l.bind_addresses.iter().all(IpAddr::is_loopback))
+    /// Whether and from whom listener `index` takes the client's address from
+    /// `X-Forwarded-For`: when its config says so, or when the wizard said a web server or
+    /// tunnel on this computer forwards to it (`behind_proxy`) and it listens on loopback only.
+    pub fn forwarded_for(&self, index: usize) -> Option<ForwardedFor> {
+        let l = self.listeners.get(index)?;
+        let on = l.x_forwarded || (self.behind_proxy && l.bind_addresses.iter().all(IpAddr::is_loopback));
+        // Checked by `validate`.
+        let trusted = parse_ranges(&l.trusted_proxies).unwrap_or_default();
+        on.then(|| ForwardedFor { trusted, hops: l.proxy_hops.max(1) })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -586,6 +612,59 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Parses addresses and CIDR ranges ("10.0.0.0/8", "192.168.1.10", "::1").
+pub fn parse_ranges(ranges: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    ranges
+        .iter()
+        .map(|r| {
+            r.parse::<ipnet::IpNet>()
+                .or_else(|_| r.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("`{r}` is not an address or a CIDR range like 192.168.1.0/24"))
+        })
+        .collect()
+}
+
+/// Which `X-Forwarded-For` entry names the client, on a listener behind proxies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardedFor {
+    /// Connections from these addresses may say who the client is.
+    pub trusted: Vec<ipnet::IpNet>,
+    /// Proxies that append to the header: the client is this many entries from the end.
+    pub hops: usize,
+}
+
+impl ForwardedFor {
+    /// The client's address for a connection from `peer` carrying `header_values` (every
+    /// `X-Forwarded-For` line, in order). `None` when the peer is not a trusted proxy or the
+    /// header says nothing usable; the peer's own address then stands.
+    ///
+    /// Proxies append the address they received the request from, so only the last `hops`
+    /// entries were written by proxies; anything before them is whatever the client sent.
+    pub fn client<'a>(&self, peer: IpAddr, header_values: impl Iterator<Item = &'a str>) -> Option<IpAddr> {
+        let peer = peer.to_canonical();
+        if !self.trusted.iter().any(|net| net.contains(&peer)) {
+            return None;
+        }
+        let entries: Vec<&str> =
+            header_values.flat_map(|v| v.split(',')).map(str::trim).filter(|e| !e.is_empty()).collect();
+        // Fewer entries than hops: the outer proxies were bypassed, and the first entry is what
+        // the innermost (trusted) proxy saw.
+        let entry = entries.get(entries.len().saturating_sub(self.hops))?;
+        parse_forwarded_ip(entry)
+    }
+}
+
+/// An address as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]` or `[::1]:80`.
+fn parse_forwarded_ip(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    if let Ok(sa) = entry.parse::<SocketAddr>() {
+        return Some(sa.ip().to_canonical());
+    }
+    entry.strip_prefix('[')?.strip_suffix(']')?.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
 /// " at line N (`that line`)" for an error span, so the message names the key at fault on one
@@ -640,6 +719,8 @@ mod tests {
         assert_eq!(c.server_name, d.server_name);
         assert_eq!(c.listeners[0].port, d.listeners[0].port);
         assert_eq!(c.listeners[0].bind_addresses, d.listeners[0].bind_addresses);
+        assert_eq!(c.listeners[0].trusted_proxies, d.listeners[0].trusted_proxies);
+        assert_eq!(c.listeners[0].proxy_hops, d.listeners[0].proxy_hops);
         assert_eq!(c.enable_registration, d.enable_registration);
         assert_eq!(c.max_upload_size, d.max_upload_size);
         assert_eq!(c.max_request_size, d.max_request_size);
@@ -705,6 +786,30 @@ mod tests {
         assert_eq!(c.listeners[0].port, 9999);
         let e = c.apply_env(|k| (k == "HEARTH_LISTEN").then(|| "nope".into())).unwrap_err();
         assert!(e.0.contains("HEARTH_LISTEN"));
+    }
+
+    #[test]
+    fn the_client_is_the_entry_the_trusted_proxy_added() {
+        let ff = ForwardedFor { trusted: parse_ranges(&["127.0.0.0/8".into(), "::1".into()]).unwrap(), hops: 1 };
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let client = |peer: IpAddr, lines: &[&str]| ff.client(peer, lines.iter().copied()).map(|i| i.to_string());
+        // The client wrote the first entries; the proxy appended the last one.
+        assert_eq!(client(local, &["6.6.6.6, 203.0.113.9"]).as_deref(), Some("203.0.113.9"));
+        // HAProxy adds a header line of its own instead of appending.
+        assert_eq!(client(local, &["6.6.6.6", "203.0.113.9"]).as_deref(), Some("203.0.113.9"));
+        assert_eq!(client(local, &["[2001:db8::1]:4711"]).as_deref(), Some("2001:db8::1"));
+        assert_eq!(client(local, &["203.0.113.9:4711"]).as_deref(), Some("203.0.113.9"));
+        assert_eq!(client("::ffff:127.0.0.1".parse().unwrap(), &["203.0.113.9"]).as_deref(), Some("203.0.113.9"));
+        assert_eq!(client(local, &["unknown"]), None);
+        assert_eq!(client(local, &[]), None);
+        // A connection from elsewhere does not get to say who the client is.
+        assert_eq!(client("198.51.100.1".parse().unwrap(), &["203.0.113.9"]), None);
+        // Two proxies (a CDN, then nginx): the second entry from the end.
+        let two = ForwardedFor { hops: 2, ..ff.clone() };
+        let got = two.client(local, ["6.6.6.6, 203.0.113.9, 192.0.2.50"].into_iter()).map(|i| i.to_string());
+        assert_eq!(got.as_deref(), Some("203.0.113.9"));
+        let got = two.client(local, ["203.0.113.9"].into_iter()).map(|i| i.to_string());
+        assert_eq!(got.as_deref(), Some("203.0.113.9"), "fewer entries than hops: the first one");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 pub mod json;
 pub mod ruma;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use ::ruma::api::{IncomingRequest, path_builder::PathBuilder};
 use axum::{
@@ -17,7 +17,7 @@ use axum::{
 };
 use http::{HeaderValue, Method, StatusCode, header};
 
-use crate::{error::Error, service::AppState};
+use crate::{config::ForwardedFor, error::Error, service::AppState};
 
 /// Registers `handler` on every path ruma knows for `Req` (r0, v3, unstable...), so each
 /// historical path reaches the same handler.
@@ -131,16 +131,22 @@ pub async fn ensure_matrix_error(req: Request, next: Next) -> Response {
     Error::matrix(status, kind, text).into_response()
 }
 
-/// Records the client address for rate limits and device "last seen": the peer address, or the
-/// first `X-Forwarded-For` entry on a listener configured with `x_forwarded = true`.
-pub async fn client_ip_layer(x_forwarded: bool, mut req: Request, next: Next) -> Response {
+/// Records the client address for rate limits and device "last seen": the peer address, or on
+/// a listener behind proxies the `X-Forwarded-For` entry its trusted proxy added (see
+/// `ForwardedFor::client`).
+pub async fn client_ip_layer(forwarded: Option<Arc<ForwardedFor>>, mut req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    let forwarded = x_forwarded
-        .then(|| req.headers().get("x-forwarded-for"))
-        .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
-    req.extensions_mut().insert(ruma::ClientIp(forwarded.or(peer)));
+    let from_header = match (&forwarded, peer) {
+        (Some(f), Some(peer)) => {
+            let lines = req.headers().get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+            let client = f.client(peer, lines);
+            if client.is_none() && req.headers().contains_key("x-forwarded-for") {
+                tracing::debug!(%peer, "X-Forwarded-For ignored: the connection is not from a trusted proxy (listeners.trusted_proxies)");
+            }
+            client
+        }
+        _ => None,
+    };
+    req.extensions_mut().insert(ruma::ClientIp(from_header.or(peer)));
     next.run(req).await
 }

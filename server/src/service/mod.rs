@@ -13,6 +13,7 @@ pub mod key_backup;
 pub mod logs;
 pub mod media;
 pub mod notifier;
+pub mod outbound;
 pub mod passwords;
 pub mod pusher;
 pub mod ratelimit;
@@ -41,6 +42,7 @@ pub struct Services {
     pub e2ee: Arc<e2ee::E2ee>,
     pub key_backup: key_backup::KeyBackup,
     pub media: media::Media,
+    pub pushers: pusher::Pushers,
     pub invites: invites::Invites,
     /// Finding other servers (and our own, in the setup's check).
     pub discovery: server_discovery::Discovery,

@@ -189,11 +189,7 @@ pub async fn get_pushers(
     State(s): State<AppState>,
     req: Ruma<ruma::api::client::push::get_pushers::v3::Request>,
 ) -> Result<RumaResponse<ruma::api::client::push::get_pushers::v3::Response>> {
-    let pushers = crate::storage::pushers::list(&s.db.read, req.session().user_id.as_str())
-        .await?
-        .iter()
-        .filter_map(|t| serde_json::from_str(t).ok())
-        .collect();
+    let pushers = s.pushers.list(&req.session().user_id).await?;
     Ok(RumaResponse(ruma::api::client::push::get_pushers::v3::Response::new(pushers)))
 }
 
@@ -204,45 +200,10 @@ pub async fn set_pusher(
     req: Ruma<ruma::api::client::push::set_pusher::v3::Request>,
 ) -> Result<RumaResponse<ruma::api::client::push::set_pusher::v3::Response>> {
     use ruma::api::client::push::set_pusher::v3::PusherAction;
-    let user = req.session().user_id.as_str();
+    let user = &req.session().user_id;
     match &req.body.action {
-        PusherAction::Post(post) => {
-            let p = &post.pusher;
-            if p.ids.pushkey.len() > 512 || p.ids.app_id.len() > 64 {
-                return Err(Error::invalid_param("pushkey is limited to 512 bytes and app_id to 64"));
-            }
-            match &p.kind {
-                ruma::api::client::push::PusherKind::Http(data) => {
-                    let url: http::Uri = data.url.parse().map_err(|_| Error::invalid_param("data.url is not a URL"))?;
-                    // The Push Gateway API fixes the path.
-                    if !matches!(url.scheme_str(), Some("http" | "https")) || url.path() != "/_matrix/push/v1/notify" {
-                        return Err(Error::invalid_param(
-                            "data.url must be an http(s) URL ending in /_matrix/push/v1/notify",
-                        ));
-                    }
-                }
-                ruma::api::client::push::PusherKind::Email(_) => {
-                    return Err(Error::invalid_param("Email pushers are not supported by this server"));
-                }
-                _ => return Err(Error::invalid_param("Unknown pusher kind")),
-            }
-            let text = serde_json::to_string(p).map_err(Error::internal)?;
-            if !post.append {
-                crate::storage::pushers::delete_for_others(&s.db.write, user, &p.ids.app_id, &p.ids.pushkey).await?;
-            }
-            crate::storage::pushers::upsert(
-                &s.db.write,
-                user,
-                &p.ids.app_id,
-                &p.ids.pushkey,
-                &text,
-                crate::storage::now_ms(),
-            )
-            .await?;
-        }
-        PusherAction::Delete(ids) => {
-            crate::storage::pushers::delete(&s.db.write, user, &ids.app_id, &ids.pushkey).await?;
-        }
+        PusherAction::Post(post) => s.pushers.set(user, &post.pusher, post.append).await?,
+        PusherAction::Delete(ids) => s.pushers.delete(user, ids).await?,
         _ => return Err(Error::invalid_param("Unknown pusher action")),
     }
     Ok(RumaResponse(ruma::api::client::push::set_pusher::v3::Response::new()))

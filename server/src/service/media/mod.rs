@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use crate::{
     config::Config,
     error::{Error, Result},
+    service::outbound::{IpPolicy, Outbound},
     service::tokens::random_alphanumeric,
     storage::{
         Db,
@@ -51,9 +52,8 @@ pub struct Media {
     pub files: MediaFiles,
     /// Woken whenever an asynchronous upload receives its content.
     uploaded: Notify,
-    preview_policy: Arc<preview::IpPolicy>,
-    /// Built only when previews are on: its TLS roots cost memory for nothing otherwise.
-    preview_client: Option<reqwest::Client>,
+    /// None when previews are off.
+    preview_client: Option<Outbound>,
     /// Thumbnails decoded at once: a 32-megapixel image takes 128 MiB while it is scaled, and
     /// a burst of requests must not multiply that on a small machine.
     thumbnailing: tokio::sync::Semaphore,
@@ -84,17 +84,15 @@ pub enum Endpoint {
 }
 
 impl Media {
-    pub fn new(db: Db, config: Arc<Config>) -> anyhow::Result<Self> {
+    pub fn new(db: Db, config: Arc<Config>, outbound: &IpPolicy) -> anyhow::Result<Self> {
         let files = MediaFiles::open(config.data_dir())?;
         let allow = config.url_preview_ranges().map_err(anyhow::Error::msg)?;
-        let preview_policy = Arc::new(preview::IpPolicy { allow });
-        let preview_client = config.url_preview_enabled.then(|| preview::client(preview_policy.clone()));
+        let preview_client = config.url_preview_enabled.then(|| preview::client(outbound.allowing(&allow)));
         Ok(Self {
             db,
             config,
             files,
             uploaded: Notify::new(),
-            preview_policy,
             preview_client,
             thumbnailing: tokio::sync::Semaphore::new(2),
         })
@@ -421,11 +419,11 @@ impl Media {
 
     async fn fetch_preview(
         &self,
-        client: &reqwest::Client,
+        client: &Outbound,
         url: url::Url,
     ) -> Result<Map<String, Value>, preview::PreviewError> {
         let limit = self.config.max_spider_size.0;
-        let page = preview::fetch(client, url, &self.preview_policy, limit).await?;
+        let page = preview::fetch(client, url, limit).await?;
         let kind = preview::essence(page.content_type.as_deref());
         if kind.starts_with("image/") {
             let mut og = Map::new();
@@ -442,7 +440,7 @@ impl Media {
             .map_err(|e| preview::PreviewError::Fetch(format!("parsing the page failed: {e}")))?;
         if let Some(image_url) = og.remove("og:image").and_then(|v| v.as_str().and_then(|s| url::Url::parse(s).ok())) {
             // The image goes through the same address checks; a failure only drops the image.
-            if let Ok(img) = preview::fetch(client, image_url, &self.preview_policy, limit).await {
+            if let Ok(img) = preview::fetch(client, image_url, limit).await {
                 let kind = preview::essence(img.content_type.as_deref());
                 if kind.starts_with("image/") {
                     self.add_preview_image(&mut og, img.body, &kind).await;
