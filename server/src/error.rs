@@ -36,6 +36,12 @@ impl Error {
     pub fn matrix(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
         Self::Matrix { status, kind, message: message.into() }
     }
+    /// An error code outside the spec's list that Synapse sends and clients know
+    /// (`M_PASSWORD_TOO_SHORT` and its friends).
+    pub fn custom(status: StatusCode, errcode: &str, message: impl Into<String>) -> Self {
+        let kind = serde_json::from_value(serde_json::json!({ "errcode": errcode })).unwrap_or(ErrorKind::Unknown);
+        Self::matrix(status, kind, message)
+    }
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::matrix(StatusCode::FORBIDDEN, ErrorKind::Forbidden, message)
     }
@@ -87,6 +93,14 @@ impl Error {
     }
 
     /// The Matrix error code, for tests and logs.
+    /// What went wrong, in words for a person (the command line), without status or code.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Matrix { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn errcode(&self) -> String {
         match self {
             Error::Matrix { kind, .. } => kind.errcode().to_string(),

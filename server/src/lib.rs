@@ -508,11 +508,11 @@ pub async fn register_user_offline(
     let device_lists = DeviceListHead::load(&db, Arc::new(Notifier::default())).await?;
     let accounts = Accounts::new(db.clone(), config.clone(), device_lists);
     let result = async {
-        let (_, user_id) = accounts.validate_new_localpart(localpart).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (_, user_id) = accounts.validate_new_localpart(localpart).map_err(|e| anyhow::anyhow!(e.message()))?;
         accounts
             .create_user(&user_id, Some(password), admin, false, None, None)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| anyhow::anyhow!(e.message()))?;
         Ok(user_id.to_string())
     }
     .await;

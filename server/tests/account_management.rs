@@ -13,11 +13,12 @@ fn password_auth(user: &str, password: &str, session: &Value) -> Value {
 #[tokio::test]
 async fn password_change_needs_the_old_password_and_logs_out_other_devices() {
     let s = TestServer::start().await;
-    let t1 = s.register("alice", "old").await["access_token"].as_str().unwrap().to_owned();
-    let (_, other) = s.login("alice", "old").await;
+    let t1 = s.register("alice", "old-long-enough").await["access_token"].as_str().unwrap().to_owned();
+    let (_, other) = s.login("alice", "old-long-enough").await;
     let t2 = other["access_token"].as_str().unwrap();
 
-    let (st, uia) = s.post("/_matrix/client/v3/account/password", Some(&t1), json!({"new_password": "new"})).await;
+    let (st, uia) =
+        s.post("/_matrix/client/v3/account/password", Some(&t1), json!({"new_password": "new-long-enough"})).await;
     assert_eq!(st, 401);
     assert_eq!(uia["flows"], json!([{"stages": ["m.login.password"]}]));
 
@@ -26,24 +27,24 @@ async fn password_change_needs_the_old_password_and_logs_out_other_devices() {
         .post(
             "/_matrix/client/v3/account/password",
             Some(&t1),
-            json!({"new_password": "new", "auth": password_auth("alice", "bad", &uia["session"])}),
+            json!({"new_password": "new-long-enough", "auth": password_auth("alice", "bad", &uia["session"])}),
         )
         .await;
     assert_eq!(st, 401);
     assert_eq!(wrong["errcode"], "M_FORBIDDEN");
     assert_eq!(wrong["session"], uia["session"]);
-    assert_eq!(s.login("alice", "old").await.0, 200);
+    assert_eq!(s.login("alice", "old-long-enough").await.0, 200);
 
     let (st, v) = s
         .post(
             "/_matrix/client/v3/account/password",
             Some(&t1),
-            json!({"new_password": "new", "auth": password_auth("alice", "old", &uia["session"])}),
+            json!({"new_password": "new-long-enough", "auth": password_auth("alice", "old-long-enough", &uia["session"])}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
-    assert_err(&s.login("alice", "old").await, 403, "M_FORBIDDEN");
-    assert_eq!(s.login("alice", "new").await.0, 200);
+    assert_err(&s.login("alice", "old-long-enough").await, 403, "M_FORBIDDEN");
+    assert_eq!(s.login("alice", "new-long-enough").await.0, 200);
     // This device stays, the other was logged out (logout_devices defaults to true).
     assert_eq!(s.get("/_matrix/client/v3/account/whoami", Some(&t1)).await.0, 200);
     assert_err(&s.get("/_matrix/client/v3/account/whoami", Some(t2)).await, 401, "M_UNKNOWN_TOKEN");
@@ -52,41 +53,46 @@ async fn password_change_needs_the_old_password_and_logs_out_other_devices() {
 #[tokio::test]
 async fn a_completed_uia_session_cannot_be_replayed() {
     let s = TestServer::start().await;
-    let t = s.register("bob", "pw").await["access_token"].as_str().unwrap().to_owned();
-    let (_, uia) = s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw2"})).await;
-    let auth = password_auth("bob", "pw", &uia["session"]);
-    let (st, _) =
-        s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw2", "auth": auth})).await;
+    let t = s.register("bob", "pw-long-enough").await["access_token"].as_str().unwrap().to_owned();
+    let (_, uia) =
+        s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw2-long-enough"})).await;
+    let auth = password_auth("bob", "pw-long-enough", &uia["session"]);
+    let (st, _) = s
+        .post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw2-long-enough", "auth": auth}))
+        .await;
     assert_eq!(st, 200);
     // Same session again, even with the (now old) correct data: refused.
-    let r = s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw3", "auth": auth})).await;
+    let r = s
+        .post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "pw3-long-enough", "auth": auth}))
+        .await;
     assert_err(&r, 400, "M_INVALID_PARAM");
-    assert_eq!(s.login("bob", "pw2").await.0, 200, "the replay changed nothing");
+    assert_eq!(s.login("bob", "pw2-long-enough").await.0, 200, "the replay changed nothing");
 }
 
 #[tokio::test]
 async fn a_uia_session_is_bound_to_its_request() {
     let s = TestServer::start().await;
-    let t = s.register("carl", "pw").await["access_token"].as_str().unwrap().to_owned();
-    let (_, other) = s.login("carl", "pw").await;
+    let t = s.register("carl", "pw-long-enough").await["access_token"].as_str().unwrap().to_owned();
+    let (_, other) = s.login("carl", "pw-long-enough").await;
     let other_device = other["device_id"].as_str().unwrap();
     // A session started for a password change cannot delete devices.
-    let (_, uia) = s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "x"})).await;
+    let (_, uia) =
+        s.post("/_matrix/client/v3/account/password", Some(&t), json!({"new_password": "x-long-enough"})).await;
     let r = s
         .post(
             "/_matrix/client/v3/delete_devices",
             Some(&t),
-            json!({"devices": [other_device], "auth": password_auth("carl", "pw", &uia["session"])}),
+            json!({"devices": [other_device], "auth": password_auth("carl", "pw-long-enough", &uia["session"])}),
         )
         .await;
     assert_err(&r, 403, "M_FORBIDDEN");
     // Nor can another user's session be used, nor a made-up one.
-    let t2 = s.register("dora", "pw").await["access_token"].as_str().unwrap().to_owned();
+    let t2 = s.register("dora", "pw-long-enough").await["access_token"].as_str().unwrap().to_owned();
     let r = s
         .post(
             "/_matrix/client/v3/account/password",
             Some(&t2),
-            json!({"new_password": "x", "auth": password_auth("dora", "pw", &uia["session"])}),
+            json!({"new_password": "x-long-enough", "auth": password_auth("dora", "pw-long-enough", &uia["session"])}),
         )
         .await;
     assert_err(&r, 403, "M_FORBIDDEN");
@@ -94,17 +100,18 @@ async fn a_uia_session_is_bound_to_its_request() {
         .post(
             "/_matrix/client/v3/account/password",
             Some(&t2),
-            json!({"new_password": "x", "auth": password_auth("dora", "pw", &json!("made-up"))}),
+            json!({"new_password": "x-long-enough", "auth": password_auth("dora", "pw-long-enough", &json!("made-up"))}),
         )
         .await;
     assert_err(&r, 400, "M_INVALID_PARAM");
     // Authenticating as someone else in your own session fails.
-    let (_, uia2) = s.post("/_matrix/client/v3/account/password", Some(&t2), json!({"new_password": "x"})).await;
+    let (_, uia2) =
+        s.post("/_matrix/client/v3/account/password", Some(&t2), json!({"new_password": "x-long-enough"})).await;
     let (st, v) = s
         .post(
             "/_matrix/client/v3/account/password",
             Some(&t2),
-            json!({"new_password": "x", "auth": password_auth("carl", "pw", &uia2["session"])}),
+            json!({"new_password": "x-long-enough", "auth": password_auth("carl", "pw-long-enough", &uia2["session"])}),
         )
         .await;
     assert_eq!((st.as_u16(), v["errcode"].clone()), (401, json!("M_FORBIDDEN")));
@@ -113,11 +120,11 @@ async fn a_uia_session_is_bound_to_its_request() {
 #[tokio::test]
 async fn devices_can_be_listed_renamed_and_deleted() {
     let s = TestServer::start().await;
-    let t = s.register("eve", "pw").await["access_token"].as_str().unwrap().to_owned();
+    let t = s.register("eve", "pw-long-enough").await["access_token"].as_str().unwrap().to_owned();
     let (_, me) = s.get("/_matrix/client/v3/account/whoami", Some(&t)).await;
     let mine = me["device_id"].as_str().unwrap().to_owned();
-    let (_, l2) = s.login("eve", "pw").await;
-    let (_, l3) = s.login("eve", "pw").await;
+    let (_, l2) = s.login("eve", "pw-long-enough").await;
+    let (_, l3) = s.login("eve", "pw-long-enough").await;
     let (d2, d3) = (l2["device_id"].as_str().unwrap(), l3["device_id"].as_str().unwrap());
 
     let (_, list) = s.get("/_matrix/client/v3/devices", Some(&t)).await;
@@ -151,7 +158,7 @@ async fn devices_can_be_listed_renamed_and_deleted() {
             reqwest::Method::DELETE,
             &path,
             Some(&t),
-            Some(json!({"auth": password_auth("eve", "pw", &uia["session"])})),
+            Some(json!({"auth": password_auth("eve", "pw-long-enough", &uia["session"])})),
         )
         .await;
     assert_eq!(st, 200);
@@ -162,7 +169,7 @@ async fn devices_can_be_listed_renamed_and_deleted() {
     let (st, uia) = s.post("/_matrix/client/v3/delete_devices", Some(&t), body.clone()).await;
     assert_eq!(st, 401);
     let mut with_auth = body;
-    with_auth["auth"] = password_auth("eve", "pw", &uia["session"]);
+    with_auth["auth"] = password_auth("eve", "pw-long-enough", &uia["session"]);
     let (st, v) = s.post("/_matrix/client/v3/delete_devices", Some(&t), with_auth).await;
     assert_eq!(st, 200, "{v}");
     let (_, list) = s.get("/_matrix/client/v3/devices", Some(&t)).await;
@@ -173,20 +180,21 @@ async fn devices_can_be_listed_renamed_and_deleted() {
 #[tokio::test]
 async fn deactivation_ends_the_account_for_good() {
     let s = TestServer::start().await;
-    let t = s.register("gone", "pw").await["access_token"].as_str().unwrap().to_owned();
+    let t = s.register("gone", "pw-long-enough").await["access_token"].as_str().unwrap().to_owned();
     let (_, uia) = s.post("/_matrix/client/v3/account/deactivate", Some(&t), json!({})).await;
     let (st, v) = s
         .post(
             "/_matrix/client/v3/account/deactivate",
             Some(&t),
-            json!({"auth": password_auth("gone", "pw", &uia["session"])}),
+            json!({"auth": password_auth("gone", "pw-long-enough", &uia["session"])}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["id_server_unbind_result"], "success");
     assert_err(&s.get("/_matrix/client/v3/account/whoami", Some(&t)).await, 401, "M_UNKNOWN_TOKEN");
-    assert_err(&s.login("gone", "pw").await, 403, "M_FORBIDDEN");
+    assert_err(&s.login("gone", "pw-long-enough").await, 403, "M_FORBIDDEN");
     // The name stays taken so nobody can impersonate the old account.
-    let r = s.post("/_matrix/client/v3/register", None, json!({"username": "gone", "password": "pw"})).await;
+    let r =
+        s.post("/_matrix/client/v3/register", None, json!({"username": "gone", "password": "pw-long-enough"})).await;
     assert_err(&r, 400, "M_USER_IN_USE");
 }

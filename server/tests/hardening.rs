@@ -82,3 +82,94 @@ async fn only_a_trusted_proxy_may_say_who_the_client_is() {
     assert_eq!(r.0, 200, "{}", r.1);
     assert_eq!(last_seen_ip(&s, chain, &r.1).await, "203.0.113.9");
 }
+
+/// The admin listener, as the dashboard calls it.
+async fn admin(s: &TestServer, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
+    let running = s.running.as_ref().unwrap();
+    let resp = s
+        .http
+        .request(method, format!("http://{}/_hearth/admin/v1{path}", running.admin_addr()))
+        .bearer_auth(running.admin_token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Synapse's shared-secret registration, as `register_new_matrix_user` does it.
+async fn shared_secret_register(s: &TestServer, user: &str, password: &str) -> (StatusCode, Value) {
+    use hmac::{Hmac, Mac};
+    let secret = s.running.as_ref().unwrap().registration_shared_secret().to_owned();
+    let (_, n) = s.get("/_synapse/admin/v1/register", None).await;
+    let nonce = n["nonce"].as_str().unwrap();
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{nonce}\0{user}\0{password}\0notadmin").as_bytes());
+    let mac = hex::encode(mac.finalize().into_bytes());
+    s.post(
+        "/_synapse/admin/v1/register",
+        None,
+        json!({"nonce": nonce, "username": user, "password": password, "mac": mac}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_short_password_is_refused_on_every_path_that_sets_one() {
+    let s = TestServer::start_with(|c| c.allow_guest_access = true).await;
+    let short = "seven77";
+    let too_short = |r: &(StatusCode, Value)| assert_err(r, 400, "M_PASSWORD_TOO_SHORT");
+
+    // Matrix apps: registration (said before any authentication stage), and a password change.
+    too_short(&s.post("/_matrix/client/v3/register", None, json!({"username": "sam", "password": short})).await);
+    let sue = s.user("sue").await;
+    too_short(&s.post("/_matrix/client/v3/account/password", Some(&sue), json!({"new_password": short})).await);
+    // A guest becoming a full account.
+    let (_, guest) = s.post("/_matrix/client/v3/register?kind=guest", None, json!({})).await;
+    let upgrade = json!({"password": short, "guest_access_token": guest["access_token"], "auth": {"type": "m.login.dummy"},
+                         "username": guest["user_id"].as_str().unwrap().trim_start_matches('@').split(':').next().unwrap()});
+    too_short(&s.post("/_matrix/client/v3/register", None, upgrade).await);
+    // The dashboard: a new account, a reset password, the setup's first admin.
+    too_short(&admin(&s, reqwest::Method::POST, "/users", json!({"username": "sid", "password": short})).await);
+    too_short(&admin(&s, reqwest::Method::POST, "/users/@sue:hearth.test/password", json!({"password": short})).await);
+    too_short(&admin(&s, reqwest::Method::POST, "/setup/admin", json!({"username": "sol", "password": short})).await);
+    // The invite page, which keeps the invite for a second try.
+    let (_, invite) = admin(&s, reqwest::Method::POST, "/invites", json!({"uses_allowed": 1})).await;
+    let code = invite["code"].as_str().unwrap();
+    let signup = format!("/_hearth/invite/{code}/register");
+    too_short(&s.post(&signup, None, json!({"username": "syd", "password": short})).await);
+    assert_eq!(s.get(&format!("/_hearth/invite/{code}/state"), None).await.1["state"], "valid");
+    assert_eq!(s.post(&signup, None, json!({"username": "syd", "password": "eight888"})).await.0, 200);
+    // Synapse's shared-secret registration.
+    too_short(&shared_secret_register(&s, "sal", short).await);
+
+    // None of those accounts exists, and the old password still works.
+    for who in ["sam", "sid", "sol", "sal"] {
+        assert_err(&s.login(who, short).await, 403, "M_FORBIDDEN");
+    }
+    assert_eq!(s.login("sue", "password1").await.0, 200);
+    // Clients can read the rule first (Synapse's endpoint).
+    let (st, policy) = s.get("/_matrix/client/v3/password_policy", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(policy["m.minimum_length"], 8);
+}
+
+#[tokio::test]
+async fn the_password_policy_is_configurable_as_in_synapse() {
+    let s = TestServer::start_with(|c| {
+        c.password_config.policy.require_digit = true;
+        c.password_config.policy.require_symbol = true;
+    })
+    .await;
+    let register = |pw: &'static str| {
+        s.post(
+            "/_matrix/client/v3/register",
+            None,
+            json!({"username": "pat", "password": pw, "auth": {"type": "m.login.dummy"}}),
+        )
+    };
+    assert_err(&register("no-digits-here").await, 400, "M_PASSWORD_NO_DIGIT");
+    assert_err(&register("digits12345").await, 400, "M_PASSWORD_NO_SYMBOL");
+    assert_eq!(register("digits-12345").await.0, 200);
+    assert_eq!(s.get("/_matrix/client/v3/password_policy", None).await.1["m.require_symbol"], true);
+}

@@ -48,7 +48,7 @@ fn answered_registrations_survive_kill_9() {
     p.child.wait().unwrap();
     let p2 = spawn(home.path(), &["serve", "--config", cfg], &[]);
     for u in &users {
-        assert_eq!(login(&p2.base, u, "pw"), 200, "{u} lost after kill -9");
+        assert_eq!(login(&p2.base, u, "pw-long-enough"), 200, "{u} lost after kill -9");
     }
 }
 
@@ -62,7 +62,7 @@ fn answered_messages_survive_kill_9_in_the_middle_of_a_burst() {
     let cfg = cfg.to_str().unwrap();
     let mut p = spawn(home.path(), &["serve", "--config", cfg], &[]);
     assert_eq!(register(&p.base, "talker"), 200);
-    let token = access_token(&p.base, "talker", "pw");
+    let token = access_token(&p.base, "talker", "pw-long-enough");
     let http = client();
     let room: Value = http
         .post(format!("{}/_matrix/client/v3/createRoom", p.base))
@@ -109,7 +109,7 @@ fn answered_messages_survive_kill_9_in_the_middle_of_a_burst() {
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
     let p2 = spawn(home.path(), &["serve", "--config", cfg], &[]);
-    let token = access_token(&p2.base, "talker", "pw");
+    let token = access_token(&p2.base, "talker", "pw-long-enough");
     let page: Value = client()
         .get(format!("{}/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=1000", p2.base))
         .bearer_auth(&token)
@@ -141,7 +141,8 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
     assert_eq!(register(&p.base, "alice"), 200);
     // A request whose headers have arrived but whose body has not: certainly in flight when the
     // signal comes. The server must wait for the rest of it and answer.
-    let body = br#"{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"pw"}"#;
+    let body =
+        br#"{"type":"m.login.password","identifier":{"type":"m.id.user","user":"alice"},"password":"pw-long-enough"}"#;
     let addr = p.base.trim_start_matches("http://").to_owned();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     write!(conn, "POST /_matrix/client/v3/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()).unwrap();
@@ -164,7 +165,7 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
             || std::fs::metadata(home.path().join("data/hearth.db-wal")).unwrap().len() == 0
     );
     let p2 = spawn(home.path(), &["serve", "--config", cfg], &[]);
-    assert_eq!(login(&p2.base, "alice", "pw"), 200);
+    assert_eq!(login(&p2.base, "alice", "pw-long-enough"), 200);
 }
 
 #[test]
@@ -172,35 +173,48 @@ fn register_user_creates_an_admin_without_a_running_server() {
     let home = tempfile::tempdir().unwrap();
     let cfg = write_config(home.path(), "");
     let cfg = cfg.to_str().unwrap();
-    let (ok, out, err) =
-        run(home.path(), &["register-user", "--config", cfg, "--user", "boss", "--password", "pw", "--admin"], None);
+    let (ok, out, err) = run(
+        home.path(),
+        &["register-user", "--config", cfg, "--user", "boss", "--password", "pw-long-enough", "--admin"],
+        None,
+    );
     assert!(ok, "{out} {err}");
     assert!(out.contains("@boss:proc.test"), "{out}");
     // Password from stdin, and a duplicate is refused with a clear message.
-    let (ok, _, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "kid"], Some("pw2\n"));
+    let (ok, _, err) =
+        run(home.path(), &["register-user", "--config", cfg, "--user", "kid"], Some("pw2-long-enough\n"));
     assert!(ok, "{err}");
-    let (ok, _, err) = run(home.path(), &["register-user", "--config", cfg, "--user", "boss", "--password", "x"], None);
+    let (ok, _, err) =
+        run(home.path(), &["register-user", "--config", cfg, "--user", "boss", "--password", "x-long-enough"], None);
     assert!(!ok);
     assert!(err.contains("already taken"), "{err}");
-    let (ok, _, err) =
-        run(home.path(), &["register-user", "--config", cfg, "--user", "bad name", "--password", "x"], None);
+    let (ok, _, err) = run(
+        home.path(),
+        &["register-user", "--config", cfg, "--user", "bad name", "--password", "x-long-enough"],
+        None,
+    );
     assert!(!ok && err.contains("User ID can only contain"), "{err}");
+    // The password policy holds here too, said plainly.
+    let (ok, _, err) =
+        run(home.path(), &["register-user", "--config", cfg, "--user", "tiny", "--password", "short"], None);
+    assert!(!ok, "a 5-character password is refused");
+    assert!(err.contains("at least 8 characters") && !err.contains("400"), "{err}");
 
     let p = spawn(home.path(), &["serve", "--config", cfg], &[]);
-    assert_eq!(login(&p.base, "boss", "pw"), 200);
-    assert_eq!(login(&p.base, "kid", "pw2"), 200);
+    assert_eq!(login(&p.base, "boss", "pw-long-enough"), 200);
+    assert_eq!(login(&p.base, "kid", "pw2-long-enough"), 200);
     // The admin can use the admin API.
     let r = client()
         .get(format!("{}/_synapse/admin/v1/registration_tokens", p.base))
-        .bearer_auth(access_token(&p.base, "boss", "pw"))
+        .bearer_auth(access_token(&p.base, "boss", "pw-long-enough"))
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
     // And register-user works while the server runs (SQLite WAL, busy timeout).
     let (ok, _, err) =
-        run(home.path(), &["register-user", "--config", cfg, "--user", "late", "--password", "pw3"], None);
+        run(home.path(), &["register-user", "--config", cfg, "--user", "late", "--password", "pw3-long-enough"], None);
     assert!(ok, "{err}");
-    assert_eq!(login(&p.base, "late", "pw3"), 200);
+    assert_eq!(login(&p.base, "late", "pw3-long-enough"), 200);
 }
 
 #[test]
@@ -346,5 +360,5 @@ fn the_binary_prints_the_dashboard_link_and_restarts_itself_to_apply_dashboard_s
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(refused, "registration is closed after the restart");
-    assert_eq!(login(&p.base, "before", "pw"), 200);
+    assert_eq!(login(&p.base, "before", "pw-long-enough"), 200);
 }

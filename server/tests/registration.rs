@@ -25,7 +25,7 @@ async fn registration_is_closed_by_default_and_says_how_to_open_it() {
 #[tokio::test]
 async fn dummy_flow_registers_and_logs_in() {
     let s = TestServer::start().await;
-    let (st, first) = s.post(REGISTER, None, json!({"username": "Alice", "password": "pw"})).await;
+    let (st, first) = s.post(REGISTER, None, json!({"username": "Alice", "password": "pw-long-enough"})).await;
     assert_eq!(st, 401);
     assert_eq!(first["flows"], json!([{"stages": ["m.login.dummy"]}]));
     let session = first["session"].as_str().unwrap();
@@ -33,7 +33,7 @@ async fn dummy_flow_registers_and_logs_in() {
         .post(
             REGISTER,
             None,
-            json!({"username": "Alice", "password": "pw", "initial_device_display_name": "Laptop",
+            json!({"username": "Alice", "password": "pw-long-enough", "initial_device_display_name": "Laptop",
                    "auth": {"type": "m.login.dummy", "session": session}}),
         )
         .await;
@@ -47,17 +47,25 @@ async fn dummy_flow_registers_and_logs_in() {
     let (_, devices) = s.get("/_matrix/client/v3/devices", Some(token)).await;
     assert_eq!(devices["devices"][0]["display_name"], "Laptop");
     // The password works for login.
-    assert_eq!(s.login("alice", "pw").await.0, 200);
+    assert_eq!(s.login("alice", "pw-long-enough").await.0, 200);
 }
 
 #[tokio::test]
 async fn taken_and_invalid_usernames() {
     let s = TestServer::start().await;
-    s.register("bob", "pw").await;
-    assert_err(&s.post(REGISTER, None, json!({"username": "bob", "password": "pw"})).await, 400, "M_USER_IN_USE");
-    assert_err(&s.post(REGISTER, None, json!({"username": "BOB", "password": "pw"})).await, 400, "M_USER_IN_USE");
+    s.register("bob", "pw-long-enough").await;
+    assert_err(
+        &s.post(REGISTER, None, json!({"username": "bob", "password": "pw-long-enough"})).await,
+        400,
+        "M_USER_IN_USE",
+    );
+    assert_err(
+        &s.post(REGISTER, None, json!({"username": "BOB", "password": "pw-long-enough"})).await,
+        400,
+        "M_USER_IN_USE",
+    );
     for bad in ["", "has space", "émile", "_bridge", "a:b", &"x".repeat(250)] {
-        let r = s.post(REGISTER, None, json!({"username": bad, "password": "pw"})).await;
+        let r = s.post(REGISTER, None, json!({"username": bad, "password": "pw-long-enough"})).await;
         assert_err(&r, 400, "M_INVALID_USERNAME");
     }
     // Availability endpoint agrees.
@@ -83,9 +91,13 @@ async fn password_is_required_and_bounded() {
 #[tokio::test]
 async fn no_username_gets_a_generated_id() {
     let s = TestServer::start().await;
-    let (_, first) = s.post(REGISTER, None, json!({"password": "pw"})).await;
+    let (_, first) = s.post(REGISTER, None, json!({"password": "pw-long-enough"})).await;
     let (st, body) = s
-        .post(REGISTER, None, json!({"password": "pw", "auth": {"type": "m.login.dummy", "session": first["session"]}}))
+        .post(
+            REGISTER,
+            None,
+            json!({"password": "pw-long-enough", "auth": {"type": "m.login.dummy", "session": first["session"]}}),
+        )
         .await;
     assert_eq!(st, 200, "{body}");
     let id = body["user_id"].as_str().unwrap();
@@ -95,12 +107,12 @@ async fn no_username_gets_a_generated_id() {
 #[tokio::test]
 async fn inhibit_login_returns_no_token() {
     let s = TestServer::start().await;
-    let (_, first) = s.post(REGISTER, None, json!({"username": "quiet", "password": "pw"})).await;
+    let (_, first) = s.post(REGISTER, None, json!({"username": "quiet", "password": "pw-long-enough"})).await;
     let (st, body) = s
         .post(
             REGISTER,
             None,
-            json!({"username": "quiet", "password": "pw", "inhibit_login": true, "auth": {"type": "m.login.dummy", "session": first["session"]}}),
+            json!({"username": "quiet", "password": "pw-long-enough", "inhibit_login": true, "auth": {"type": "m.login.dummy", "session": first["session"]}}),
         )
         .await;
     assert_eq!(st, 200);
@@ -125,12 +137,12 @@ pub async fn make_admin(s: &TestServer) -> String {
     let (_, n) = s.get("/_synapse/admin/v1/register", None).await;
     let nonce = n["nonce"].as_str().unwrap();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{nonce}\0root\0rootpw\0admin").as_bytes());
+    mac.update(format!("{nonce}\0root\0rootpw-long-enough\0admin").as_bytes());
     let (st, body) = s
         .post(
             "/_synapse/admin/v1/register",
             None,
-            json!({"nonce": nonce, "username": "root", "password": "rootpw", "admin": true, "mac": hex::encode(mac.finalize().into_bytes())}),
+            json!({"nonce": nonce, "username": "root", "password": "rootpw-long-enough", "admin": true, "mac": hex::encode(mac.finalize().into_bytes())}),
         )
         .await;
     assert_eq!(st, 200, "{body}");
@@ -138,13 +150,13 @@ pub async fn make_admin(s: &TestServer) -> String {
 }
 
 async fn register_with_token(s: &TestServer, user: &str, token: &str) -> (StatusCode, Value) {
-    let (st, first) = s.post(REGISTER, None, json!({"username": user, "password": "pw"})).await;
+    let (st, first) = s.post(REGISTER, None, json!({"username": user, "password": "pw-long-enough"})).await;
     assert_eq!(st, 401, "{first}");
     assert_eq!(first["flows"], json!([{"stages": ["m.login.registration_token"]}]));
     s.post(
         REGISTER,
         None,
-        json!({"username": user, "password": "pw",
+        json!({"username": user, "password": "pw-long-enough",
                "auth": {"type": "m.login.registration_token", "token": token, "session": first["session"]}}),
     )
     .await
@@ -187,9 +199,9 @@ async fn wrong_and_expired_registration_tokens_are_refused() {
     let (st, body) = register_with_token(&s, "eve", "not-a-token").await;
     assert_eq!((st.as_u16(), body["errcode"].clone()), (401, json!("M_UNAUTHORIZED")));
     // A dummy stage is not offered when tokens are required.
-    let (_, first) = s.post(REGISTER, None, json!({"username": "eve", "password": "pw"})).await;
+    let (_, first) = s.post(REGISTER, None, json!({"username": "eve", "password": "pw-long-enough"})).await;
     let (st, body) = s
-        .post(REGISTER, None, json!({"username": "eve", "password": "pw", "auth": {"type": "m.login.dummy", "session": first["session"]}}))
+        .post(REGISTER, None, json!({"username": "eve", "password": "pw-long-enough", "auth": {"type": "m.login.dummy", "session": first["session"]}}))
         .await;
     assert_eq!(st, 401, "{body}");
     // Expiry in the past is refused at creation; a token that expires soon stops working.
@@ -242,22 +254,23 @@ async fn guests_are_refused_unless_enabled() {
     let (_, me) = s.get("/_matrix/client/v3/account/whoami", Some(token)).await;
     assert_eq!(me["is_guest"], true);
     // Guests cannot use account management.
-    let r = s.post("/_matrix/client/v3/account/password", Some(token), json!({"new_password": "x"})).await;
+    let r = s.post("/_matrix/client/v3/account/password", Some(token), json!({"new_password": "x-long-enough"})).await;
     assert_err(&r, 403, "M_GUEST_ACCESS_FORBIDDEN");
     // Upgrading keeps the user ID; the spec wants the guest's own localpart as username.
     let localpart = g["user_id"].as_str().unwrap()[1..].split(':').next().unwrap().to_owned();
-    let (_, first) = s.post(REGISTER, None, json!({"password": "pw", "guest_access_token": token})).await;
+    let (_, first) = s.post(REGISTER, None, json!({"password": "pw-long-enough", "guest_access_token": token})).await;
     let wrong = s
-        .post(REGISTER, None, json!({"username": "someone", "password": "pw", "guest_access_token": token, "auth": {"type": "m.login.dummy", "session": first["session"]}}))
+        .post(REGISTER, None, json!({"username": "someone", "password": "pw-long-enough", "guest_access_token": token, "auth": {"type": "m.login.dummy", "session": first["session"]}}))
         .await;
     assert_err(&wrong, 400, "M_INVALID_PARAM");
-    let (_, first) =
-        s.post(REGISTER, None, json!({"username": localpart, "password": "pw", "guest_access_token": token})).await;
+    let (_, first) = s
+        .post(REGISTER, None, json!({"username": localpart, "password": "pw-long-enough", "guest_access_token": token}))
+        .await;
     let (st, up) = s
         .post(
             REGISTER,
             None,
-            json!({"username": localpart, "password": "pw", "guest_access_token": token, "auth": {"type": "m.login.dummy", "session": first["session"]}}),
+            json!({"username": localpart, "password": "pw-long-enough", "guest_access_token": token, "auth": {"type": "m.login.dummy", "session": first["session"]}}),
         )
         .await;
     assert_eq!(st, 200, "{up}");
@@ -266,8 +279,13 @@ async fn guests_are_refused_unless_enabled() {
     assert_eq!((st.as_u16(), me["user_id"].clone()), (200, g["user_id"].clone()));
     assert_ne!(me["is_guest"], true, "no longer a guest (false may be omitted): {me}");
     // The upgraded account can now use account management.
-    let r =
-        s.post("/_matrix/client/v3/account/password", up["access_token"].as_str(), json!({"new_password": "x"})).await;
+    let r = s
+        .post(
+            "/_matrix/client/v3/account/password",
+            up["access_token"].as_str(),
+            json!({"new_password": "x-long-enough"}),
+        )
+        .await;
     assert_eq!(r.0, 401, "UIA starts instead of a guest refusal: {}", r.1);
 }
 
@@ -277,14 +295,14 @@ async fn registration_is_rate_limited_per_address() {
         c.rc_registration = hearth_server::config::RateLimit { per_second: 0.01, burst_count: 2.0 }
     })
     .await;
-    s.register("r1", "pw").await;
-    s.register("r2", "pw").await;
-    let (_, first) = s.post(REGISTER, None, json!({"username": "r3", "password": "pw"})).await;
+    s.register("r1", "pw-long-enough").await;
+    s.register("r2", "pw-long-enough").await;
+    let (_, first) = s.post(REGISTER, None, json!({"username": "r3", "password": "pw-long-enough"})).await;
     let r = s
         .post(
             REGISTER,
             None,
-            json!({"username": "r3", "password": "pw", "auth": {"type": "m.login.dummy", "session": first["session"]}}),
+            json!({"username": "r3", "password": "pw-long-enough", "auth": {"type": "m.login.dummy", "session": first["session"]}}),
         )
         .await;
     assert_err(&r, 429, "M_LIMIT_EXCEEDED");

@@ -24,9 +24,9 @@ async fn login_flows_are_advertised() {
 #[tokio::test]
 async fn password_login_accepts_localpart_full_id_and_legacy_user_field() {
     let s = TestServer::start().await;
-    s.register("alice", "secret").await;
+    s.register("alice", "secret-long-enough").await;
     for who in ["alice", "ALICE", "@alice:hearth.test"] {
-        let (st, v) = s.login(who, "secret").await;
+        let (st, v) = s.login(who, "secret-long-enough").await;
         assert_eq!(st, 200, "{who}: {v}");
         assert_eq!(v["user_id"], "@alice:hearth.test");
         assert_eq!(
@@ -34,16 +34,18 @@ async fn password_login_accepts_localpart_full_id_and_legacy_user_field() {
             s.running.as_ref().unwrap().public_baseurl().trim_end_matches('/')
         );
     }
-    let (st, _) = s.post(LOGIN, None, json!({"type": "m.login.password", "user": "alice", "password": "secret"})).await;
+    let (st, _) = s
+        .post(LOGIN, None, json!({"type": "m.login.password", "user": "alice", "password": "secret-long-enough"}))
+        .await;
     assert_eq!(st, 200);
 }
 
 #[tokio::test]
 async fn wrong_password_unknown_user_and_other_servers_all_look_alike() {
     let s = TestServer::start().await;
-    s.register("bob", "secret").await;
+    s.register("bob", "secret-long-enough").await;
     for who in ["bob", "nobody", "@bob:elsewhere.org"] {
-        let r = s.login(who, if who == "bob" { "wrong" } else { "secret" }).await;
+        let r = s.login(who, if who == "bob" { "wrong" } else { "secret-long-enough" }).await;
         assert_err(&r, 403, "M_FORBIDDEN");
         assert_eq!(r.1["error"], "Invalid username or password");
     }
@@ -54,8 +56,8 @@ async fn wrong_password_unknown_user_and_other_servers_all_look_alike() {
 #[tokio::test]
 async fn login_with_an_existing_device_id_replaces_its_session() {
     let s = TestServer::start().await;
-    s.register("carol", "pw").await;
-    let body = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "carol"}, "password": "pw",
+    s.register("carol", "pw-long-enough").await;
+    let body = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "carol"}, "password": "pw-long-enough",
                       "device_id": "PHONE", "initial_device_display_name": "Phone"});
     let (_, first) = s.post(LOGIN, None, body.clone()).await;
     let (_, second) = s.post(LOGIN, None, body).await;
@@ -77,9 +79,9 @@ async fn refresh_tokens_rotate_and_expired_access_tokens_soft_logout() {
         c.refreshable_access_token_lifetime = hearth_server::config::HumanDuration(Duration::from_millis(1500))
     })
     .await;
-    s.register("dan", "pw").await;
+    s.register("dan", "pw-long-enough").await;
     let (st, v) = s
-        .post(LOGIN, None, json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "dan"}, "password": "pw", "refresh_token": true}))
+        .post(LOGIN, None, json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "dan"}, "password": "pw-long-enough", "refresh_token": true}))
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["expires_in_ms"], 1500);
@@ -111,9 +113,9 @@ async fn refresh_tokens_rotate_and_expired_access_tokens_soft_logout() {
 #[tokio::test]
 async fn a_refresh_can_be_retried_until_the_new_tokens_are_used() {
     let s = TestServer::start().await;
-    s.register("retry", "pw").await;
+    s.register("retry", "pw-long-enough").await;
     let (_, v) = s
-        .post(LOGIN, None, json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "retry"}, "password": "pw", "refresh_token": true}))
+        .post(LOGIN, None, json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "retry"}, "password": "pw-long-enough", "refresh_token": true}))
         .await;
     let old = v["refresh_token"].as_str().unwrap();
     let (st, lost) = s.post("/_matrix/client/v3/refresh", None, json!({"refresh_token": old})).await;
@@ -137,14 +139,14 @@ async fn a_refresh_can_be_retried_until_the_new_tokens_are_used() {
 #[tokio::test]
 async fn login_token_is_single_use_and_needs_reauthentication() {
     let s = TestServer::start().await;
-    let token = s.register("erin", "pw").await["access_token"].as_str().unwrap().to_owned();
+    let token = s.register("erin", "pw-long-enough").await["access_token"].as_str().unwrap().to_owned();
     let (st, uia) = s.post("/_matrix/client/v1/login/get_token", Some(&token), json!({})).await;
     assert_eq!(st, 401, "{uia}");
     let (st, v) = s
         .post(
             "/_matrix/client/v1/login/get_token",
             Some(&token),
-            json!({"auth": {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "erin"}, "password": "pw", "session": uia["session"]}}),
+            json!({"auth": {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "erin"}, "password": "pw-long-enough", "session": uia["session"]}}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -159,8 +161,8 @@ async fn login_token_is_single_use_and_needs_reauthentication() {
 #[tokio::test]
 async fn logout_ends_one_device_and_logout_all_ends_every_device() {
     let s = TestServer::start().await;
-    s.register("fay", "pw").await;
-    let tokens: Vec<String> = futures::future::join_all((0..3).map(|_| s.login("fay", "pw")))
+    s.register("fay", "pw-long-enough").await;
+    let tokens: Vec<String> = futures::future::join_all((0..3).map(|_| s.login("fay", "pw-long-enough")))
         .await
         .into_iter()
         .map(|(_, v)| v["access_token"].as_str().unwrap().to_owned())
@@ -187,16 +189,16 @@ async fn failed_logins_are_rate_limited() {
         c.rc_login.failed_attempts = hearth_server::config::RateLimit { per_second: 0.001, burst_count: 3.0 };
     })
     .await;
-    s.register("gus", "pw").await;
-    assert_eq!(s.login("gus", "pw").await.0, 200, "successes are not charged");
+    s.register("gus", "pw-long-enough").await;
+    assert_eq!(s.login("gus", "pw-long-enough").await.0, 200, "successes are not charged");
     for _ in 0..3 {
         assert_err(&s.login("gus", "wrong").await, 403, "M_FORBIDDEN");
     }
     let r = s.login("gus", "wrong").await;
     assert_err(&r, 429, "M_LIMIT_EXCEEDED");
     // Even the right password is refused now, so a guesser learns nothing from the answer.
-    assert_err(&s.login("gus", "pw").await, 429, "M_LIMIT_EXCEEDED");
+    assert_err(&s.login("gus", "pw-long-enough").await, 429, "M_LIMIT_EXCEEDED");
     // Other accounts are not affected.
-    s.register("hal", "pw").await;
-    assert_eq!(s.login("hal", "pw").await.0, 200);
+    s.register("hal", "pw-long-enough").await;
+    assert_eq!(s.login("hal", "pw-long-enough").await.0, 200);
 }

@@ -19,7 +19,7 @@ async fn shared_secret_register(s: &TestServer, user: &str, admin: bool) -> (req
     s.post(
         "/_synapse/admin/v1/register",
         None,
-        json!({"nonce": nonce, "username": user, "password": "pw", "admin": admin, "mac": mac(&secret, nonce, user, "pw", admin)}),
+        json!({"nonce": nonce, "username": user, "password": "pw-long-enough", "admin": admin, "mac": mac(&secret, nonce, user, "pw-long-enough", admin)}),
     )
     .await
 }
@@ -35,21 +35,21 @@ async fn shared_secret_registration_works_and_nonces_are_single_use() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["user_id"], "@admin:hearth.test");
     assert_eq!(v["home_server"], "hearth.test");
-    assert_eq!(s.login("admin", "pw").await.0, 200);
+    assert_eq!(s.login("admin", "pw-long-enough").await.0, 200);
 
     // Replaying a nonce fails, a bad MAC fails, and neither creates anyone.
     let secret = s.running.as_ref().unwrap().registration_shared_secret().to_owned();
     let (_, n) = s.get("/_synapse/admin/v1/register", None).await;
     let nonce = n["nonce"].as_str().unwrap();
-    let body = json!({"nonce": nonce, "username": "bob", "password": "pw", "admin": false, "mac": mac("wrong", nonce, "bob", "pw", false)});
+    let body = json!({"nonce": nonce, "username": "bob", "password": "pw-long-enough", "admin": false, "mac": mac("wrong", nonce, "bob", "pw-long-enough", false)});
     assert_err(&s.post("/_synapse/admin/v1/register", None, body).await, 403, "M_FORBIDDEN");
-    let body = json!({"nonce": nonce, "username": "bob", "password": "pw", "admin": false, "mac": mac(&secret, nonce, "bob", "pw", false)});
+    let body = json!({"nonce": nonce, "username": "bob", "password": "pw-long-enough", "admin": false, "mac": mac(&secret, nonce, "bob", "pw-long-enough", false)});
     assert_err(&s.post("/_synapse/admin/v1/register", None, body).await, 400, "M_INVALID_PARAM");
-    assert_err(&s.login("bob", "pw").await, 403, "M_FORBIDDEN");
+    assert_err(&s.login("bob", "pw-long-enough").await, 403, "M_FORBIDDEN");
     // A MAC for a non-admin cannot be turned into an admin registration.
     let (_, n) = s.get("/_synapse/admin/v1/register", None).await;
     let nonce = n["nonce"].as_str().unwrap();
-    let body = json!({"nonce": nonce, "username": "bob", "password": "pw", "admin": true, "mac": mac(&secret, nonce, "bob", "pw", false)});
+    let body = json!({"nonce": nonce, "username": "bob", "password": "pw-long-enough", "admin": true, "mac": mac(&secret, nonce, "bob", "pw-long-enough", false)});
     assert_err(&s.post("/_synapse/admin/v1/register", None, body).await, 403, "M_FORBIDDEN");
     assert_err(&s.post("/_synapse/admin/v1/register", None, json!({"nonce": "x"})).await, 400, "M_MISSING_PARAM");
 }

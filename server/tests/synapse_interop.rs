@@ -50,16 +50,28 @@ fn register_new_matrix_user_creates_an_admin_on_a_running_hearth() {
     assert_eq!(r.status(), 200);
 
     // A non-admin, then the duplicate cases the script handles.
-    let (ok, out) = register_new_matrix_user(&["-u", "kid", "-p", "pw", "--no-admin", "-k", secret, &p.base]);
-    assert!(ok, "{out}");
-    let (ok, out) = register_new_matrix_user(&["-u", "kid", "-p", "pw", "--no-admin", "-k", secret, &p.base]);
-    assert!(!ok, "a duplicate must fail: {out}");
     let (ok, out) =
-        register_new_matrix_user(&["-u", "kid", "-p", "pw", "--no-admin", "--exists-ok", "-k", secret, &p.base]);
+        register_new_matrix_user(&["-u", "kid", "-p", "pw-long-enough", "--no-admin", "-k", secret, &p.base]);
+    assert!(ok, "{out}");
+    let (ok, out) =
+        register_new_matrix_user(&["-u", "kid", "-p", "pw-long-enough", "--no-admin", "-k", secret, &p.base]);
+    assert!(!ok, "a duplicate must fail: {out}");
+    let (ok, out) = register_new_matrix_user(&[
+        "-u",
+        "kid",
+        "-p",
+        "pw-long-enough",
+        "--no-admin",
+        "--exists-ok",
+        "-k",
+        secret,
+        &p.base,
+    ]);
     assert!(ok, "--exists-ok accepts M_USER_IN_USE: {out}");
 
     // A wrong secret creates nobody.
-    let (ok, out) = register_new_matrix_user(&["-u", "mallory", "-p", "pw", "--no-admin", "-k", "wrong", &p.base]);
+    let (ok, out) =
+        register_new_matrix_user(&["-u", "mallory", "-p", "pw-long-enough", "--no-admin", "-k", "wrong", &p.base]);
     assert!(!ok, "{out}");
-    assert_eq!(login(&p.base, "mallory", "pw"), 403);
+    assert_eq!(login(&p.base, "mallory", "pw-long-enough"), 403);
 }

@@ -54,11 +54,11 @@ pub async fn client(server: &Server) -> matrix_sdk::Client {
         .expect("client builds")
 }
 
-/// A server where Alice and Bob have accounts (passwords "pw-alice" and "pw-bob").
+/// A server where Alice and Bob have accounts (passwords "password-alice" and "password-bob").
 pub async fn family() -> Server {
     start(async |c| {
         for name in ["alice", "bob"] {
-            hearth_server::register_user_offline(c.clone(), name, format!("pw-{name}"), false).await.unwrap();
+            hearth_server::register_user_offline(c.clone(), name, format!("password-{name}"), false).await.unwrap();
         }
     })
     .await
@@ -67,7 +67,7 @@ pub async fn family() -> Server {
 /// A new device of `name` (a user made by `family`), signed in.
 pub async fn signed_in(server: &Server, name: &str) -> matrix_sdk::Client {
     let c = client(server).await;
-    c.matrix_auth().login_username(name, &format!("pw-{name}")).send().await.unwrap();
+    c.matrix_auth().login_username(name, &format!("password-{name}")).send().await.unwrap();
     c
 }
 

@@ -60,7 +60,7 @@ async fn a_family_member_signs_up_with_an_invite_code_and_manages_devices() {
     let other = client(&server).await;
     let mut req = register::v3::Request::new();
     req.username = Some("stranger".into());
-    req.password = Some("pw".into());
+    req.password = Some("pw-long-enough".into());
     let info = other.matrix_auth().register(req.clone()).await.unwrap_err().as_uiaa_response().unwrap().clone();
     let mut token = uiaa::RegistrationToken::new(code);
     token.session = info.session;
@@ -114,13 +114,13 @@ async fn a_family_member_signs_up_with_an_invite_code_and_manages_devices() {
 #[tokio::test]
 async fn deleting_a_device_asks_for_the_password_again() {
     let server = start(async |c| {
-        hearth_server::register_user_offline(c.clone(), "ann", "pw".into(), false).await.unwrap();
+        hearth_server::register_user_offline(c.clone(), "ann", "pw-long-enough".into(), false).await.unwrap();
     })
     .await;
     let a = client(&server).await;
-    a.matrix_auth().login_username("ann", "pw").send().await.unwrap();
+    a.matrix_auth().login_username("ann", "pw-long-enough").send().await.unwrap();
     let b = client(&server).await;
-    let b_device = b.matrix_auth().login_username("ann", "pw").send().await.unwrap().device_id;
+    let b_device = b.matrix_auth().login_username("ann", "pw-long-enough").send().await.unwrap().device_id;
 
     let err = a.delete_devices(std::slice::from_ref(&b_device), None).await.expect_err("UIA first");
     let info = err.as_uiaa_response().expect("a UIA challenge").clone();
@@ -134,8 +134,10 @@ async fn deleting_a_device_asks_for_the_password_again() {
         "wrong password is reported in the UIA body"
     );
 
-    let mut right =
-        uiaa::Password::new(uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new("ann".into())), "pw".into());
+    let mut right = uiaa::Password::new(
+        uiaa::UserIdentifier::Matrix(uiaa::MatrixUserIdentifier::new("ann".into())),
+        "pw-long-enough".into(),
+    );
     right.session = info.session;
     a.delete_devices(std::slice::from_ref(&b_device), Some(AuthData::Password(right))).await.expect("deleted");
     assert!(b.whoami().await.is_err(), "the deleted device's token no longer works");

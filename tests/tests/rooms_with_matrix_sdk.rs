@@ -28,14 +28,14 @@ fn bodies(events: &[matrix_sdk::deserialized_responses::TimelineEvent]) -> Vec<S
 #[tokio::test]
 async fn two_people_invite_join_and_exchange_messages() {
     let server = start(async |c| {
-        hearth_server::register_user_offline(c.clone(), "alice", "pw-a".into(), false).await.unwrap();
-        hearth_server::register_user_offline(c.clone(), "bob", "pw-b".into(), false).await.unwrap();
+        hearth_server::register_user_offline(c.clone(), "alice", "password-a".into(), false).await.unwrap();
+        hearth_server::register_user_offline(c.clone(), "bob", "password-b".into(), false).await.unwrap();
     })
     .await;
     let alice = client(&server).await;
-    alice.matrix_auth().login_username("alice", "pw-a").send().await.unwrap();
+    alice.matrix_auth().login_username("alice", "password-a").send().await.unwrap();
     let bob = client(&server).await;
-    bob.matrix_auth().login_username("bob", "pw-b").send().await.unwrap();
+    bob.matrix_auth().login_username("bob", "password-b").send().await.unwrap();
     let bob_id = UserId::parse("@bob:blackbox.test").unwrap();
 
     let mut req = create_room::v3::Request::new();
@@ -73,14 +73,14 @@ async fn a_dm_with_edits_reactions_threads_redactions_receipts_and_long_history(
     use serde_json::json;
 
     let server = start(async |c| {
-        hearth_server::register_user_offline(c.clone(), "mum", "pw-m".into(), false).await.unwrap();
-        hearth_server::register_user_offline(c.clone(), "kid", "pw-k".into(), false).await.unwrap();
+        hearth_server::register_user_offline(c.clone(), "mum", "password-m".into(), false).await.unwrap();
+        hearth_server::register_user_offline(c.clone(), "kid", "password-k".into(), false).await.unwrap();
     })
     .await;
     let mum = client(&server).await;
-    mum.matrix_auth().login_username("mum", "pw-m").send().await.unwrap();
+    mum.matrix_auth().login_username("mum", "password-m").send().await.unwrap();
     let kid = client(&server).await;
-    kid.matrix_auth().login_username("kid", "pw-k").send().await.unwrap();
+    kid.matrix_auth().login_username("kid", "password-k").send().await.unwrap();
     let kid_id = UserId::parse("@kid:blackbox.test").unwrap();
 
     let mut req = create_room::v3::Request::new();

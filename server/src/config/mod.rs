@@ -88,6 +88,8 @@ pub struct Config {
     pub federation_custom_ca_list: Vec<PathBuf>,
     /// The admin listener: the setup page, dashboard and Hearth's admin API. Loopback only.
     pub admin: AdminListener,
+    /// What a new password must be like (Synapse's `password_config`).
+    pub password_config: PasswordConfig,
     /// Login rate limits.
     pub rc_login: RcLogin,
     /// Registration rate limit (per client address).
@@ -241,6 +243,43 @@ impl Default for RcLogin {
     }
 }
 
+/// Synapse's `password_config`: only its `policy` table has a meaning here.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct PasswordConfig {
+    pub policy: PasswordPolicy,
+}
+
+/// Rules for every new password: at registration, on the invite page, from the dashboard and the
+/// admin APIs, on a password change and from `hearth register-user`. Existing passwords keep
+/// working. Synapse's keys; unlike Synapse, on by default with 8 characters.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PasswordPolicy {
+    /// Check new passwords at all.
+    pub enabled: bool,
+    /// Fewest characters (Unicode code points, as Synapse counts).
+    pub minimum_length: usize,
+    pub require_digit: bool,
+    /// A character other than a-z, A-Z and 0-9.
+    pub require_symbol: bool,
+    pub require_lowercase: bool,
+    pub require_uppercase: bool,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            minimum_length: 8,
+            require_digit: false,
+            require_symbol: false,
+            require_lowercase: false,
+            require_uppercase: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretStoreChoice {
@@ -280,6 +319,7 @@ impl Default for Config {
             admin: AdminListener::default(),
             listen_on_network: false,
             behind_proxy: false,
+            password_config: PasswordConfig::default(),
             rc_login: RcLogin::default(),
             rc_registration: RateLimit { per_second: 0.17, burst_count: 3.0 },
             refreshable_access_token_lifetime: HumanDuration(Duration::from_secs(300)),
@@ -475,6 +515,13 @@ impl Config {
                 "admin.bind_address: {} is not a loopback address. The admin listener controls the whole server, so it only listens on 127.0.0.1 or ::1; \
                  to manage Hearth from another computer, use an SSH tunnel (ssh -L 8009:127.0.0.1:8009 this-machine)",
                 self.admin.bind_address
+            )));
+        }
+        let policy = &self.password_config.policy;
+        if policy.enabled && policy.minimum_length > crate::service::passwords::MAX_PASSWORD_BYTES {
+            return Err(err(format!(
+                "password_config.policy.minimum_length: at most {} (the longest password accepted)",
+                crate::service::passwords::MAX_PASSWORD_BYTES
             )));
         }
         if self.max_pending_media_uploads == 0 {
@@ -725,6 +772,7 @@ mod tests {
         assert_eq!(c.max_upload_size, d.max_upload_size);
         assert_eq!(c.max_request_size, d.max_request_size);
         assert_eq!(c.rc_registration, d.rc_registration);
+        assert_eq!(c.password_config, d.password_config);
         assert_eq!(c.rc_login.address, d.rc_login.address);
         assert_eq!(c.rc_login.account, d.rc_login.account);
         assert_eq!(c.rc_login.failed_attempts, d.rc_login.failed_attempts);

@@ -127,6 +127,12 @@ impl Accounts {
         Ok(())
     }
 
+    /// Checks a new password against `password_config.policy`. Every path that sets a password
+    /// calls it; handlers call it early too, so a client learns before any other step.
+    pub fn check_new_password(&self, password: &str) -> Result<()> {
+        passwords::check_policy(&self.config.password_config.policy, password)
+    }
+
     // ----- identifiers -------------------------------------------------------------------
 
     /// Checks a requested localpart against the spec's grammar for new user IDs and Synapse's
@@ -186,7 +192,10 @@ impl Accounts {
         registration_token: Option<&str>,
     ) -> Result<()> {
         let hash = match password {
-            Some(p) => Some(passwords::hash(p).await?),
+            Some(p) => {
+                self.check_new_password(&p)?;
+                Some(passwords::hash(p).await?)
+            }
             None => None,
         };
         let mut tx = self.db.write.begin().await?;
@@ -221,6 +230,7 @@ impl Accounts {
     }
 
     pub async fn upgrade_guest(&self, user_id: &UserId, password: String) -> Result<()> {
+        self.check_new_password(&password)?;
         let hash = passwords::hash(password).await?;
         storage::users::upgrade_guest(&self.db.write, user_id.as_str(), &hash).await?;
         self.sessions_changed();
@@ -516,6 +526,7 @@ impl Accounts {
         logout_devices: bool,
         keep: &Session,
     ) -> Result<()> {
+        self.check_new_password(&new)?;
         let hash = passwords::hash(new).await?;
         let mut tx = self.db.write.begin().await?;
         storage::users::set_password_hash(&mut *tx, user_id.as_str(), Some(&hash)).await?;
@@ -562,7 +573,7 @@ impl Accounts {
             Some(u) if u.deactivated => return Err(Error::invalid_param("This account is deactivated")),
             Some(_) => {}
         }
-        passwords::check_length(&new)?;
+        self.check_new_password(&new)?;
         let hash = passwords::hash(new).await?;
         let mut tx = self.db.write.begin().await?;
         storage::users::set_password_hash(&mut *tx, user_id.as_str(), Some(&hash)).await?;

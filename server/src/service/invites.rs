@@ -120,7 +120,7 @@ impl Invites {
             return Err(invite_error(state));
         }
         let (_, user_id) = accounts.validate_new_localpart(username)?;
-        crate::service::passwords::check_length(&password)?;
+        accounts.check_new_password(&password)?;
         if !accounts.is_available(&user_id).await? {
             return Err(crate::service::accounts::user_in_use());
         }

@@ -9,7 +9,12 @@ use argon2::{
     password_hash::{Output, PasswordHash, SaltString, rand_core::OsRng},
 };
 
-use crate::error::{Error, Result};
+use http::StatusCode;
+
+use crate::{
+    config::PasswordPolicy,
+    error::{Error, Result},
+};
 
 /// OWASP Password Storage Cheat Sheet, argon2id: 7 MiB, 5 iterations, 1 lane. The sheet lists
 /// five settings (46 MiB/t=1 down to 7 MiB/t=5) as equally strong, trading memory for CPU; a
@@ -27,6 +32,39 @@ pub const MAX_PASSWORD_BYTES: usize = 512;
 pub fn check_length(password: &str) -> Result<()> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(Error::invalid_param(format!("Password is too long (at most {MAX_PASSWORD_BYTES} bytes)")));
+    }
+    Ok(())
+}
+
+/// Checks a new password against the policy, with Synapse's error codes and its order of
+/// checks, so clients that know them (Element) explain the problem in their own words.
+pub fn check_policy(policy: &PasswordPolicy, password: &str) -> Result<()> {
+    check_length(password)?;
+    if !policy.enabled {
+        return Ok(());
+    }
+    let refused = |errcode: &str, message: String| Err(Error::custom(StatusCode::BAD_REQUEST, errcode, message));
+    if password.chars().count() < policy.minimum_length {
+        let n = policy.minimum_length;
+        return refused("M_PASSWORD_TOO_SHORT", format!("The password must be at least {n} characters long"));
+    }
+    if policy.require_digit && !password.chars().any(|c| c.is_ascii_digit()) {
+        return refused("M_PASSWORD_NO_DIGIT", "The password must include at least one digit".to_owned());
+    }
+    if policy.require_symbol && password.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return refused("M_PASSWORD_NO_SYMBOL", "The password must include at least one symbol".to_owned());
+    }
+    if policy.require_uppercase && !password.chars().any(|c| c.is_ascii_uppercase()) {
+        return refused(
+            "M_PASSWORD_NO_UPPERCASE",
+            "The password must include at least one uppercase letter".to_owned(),
+        );
+    }
+    if policy.require_lowercase && !password.chars().any(|c| c.is_ascii_lowercase()) {
+        return refused(
+            "M_PASSWORD_NO_LOWERCASE",
+            "The password must include at least one lowercase letter".to_owned(),
+        );
     }
     Ok(())
 }
@@ -139,6 +177,35 @@ pub async fn verify(password: String, stored: String) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_policy_refuses_with_synapses_codes_in_synapses_order() {
+        use super::{PasswordPolicy, check_policy};
+        let code = |p: &PasswordPolicy, pw: &str| check_policy(p, pw).err().map(|e| e.errcode());
+        let default = PasswordPolicy::default();
+        assert_eq!(code(&default, "").as_deref(), Some("M_PASSWORD_TOO_SHORT"));
+        assert_eq!(code(&default, "1234567").as_deref(), Some("M_PASSWORD_TOO_SHORT"));
+        assert_eq!(code(&default, "12345678"), None);
+        // Characters, not bytes: eight letters with accents are eight.
+        assert_eq!(code(&default, "éééééééé"), None);
+        assert_eq!(code(&default, "ééééééé").as_deref(), Some("M_PASSWORD_TOO_SHORT"));
+        let strict = PasswordPolicy {
+            minimum_length: 4,
+            require_digit: true,
+            require_symbol: true,
+            require_uppercase: true,
+            require_lowercase: true,
+            ..default.clone()
+        };
+        assert_eq!(code(&strict, "abcd").as_deref(), Some("M_PASSWORD_NO_DIGIT"));
+        assert_eq!(code(&strict, "abc1").as_deref(), Some("M_PASSWORD_NO_SYMBOL"));
+        assert_eq!(code(&strict, "ab1!").as_deref(), Some("M_PASSWORD_NO_UPPERCASE"));
+        assert_eq!(code(&strict, "AB1!").as_deref(), Some("M_PASSWORD_NO_LOWERCASE"));
+        assert_eq!(code(&strict, "Ab1!"), None);
+        let off = PasswordPolicy { enabled: false, ..default };
+        assert_eq!(code(&off, "x"), None);
+        assert_eq!(code(&off, &"x".repeat(513)).as_deref(), Some("M_INVALID_PARAM"), "the length cap stays");
+    }
+
     #[tokio::test]
     async fn hash_verifies_only_the_right_password() {
         let h = super::hash("correct horse".into()).await.unwrap();

@@ -123,9 +123,10 @@ pub fn client() -> reqwest::blocking::Client {
 pub fn register(base: &str, user: &str) -> reqwest::StatusCode {
     let c = client();
     let url = format!("{base}/_matrix/client/v3/register");
-    let first: Value = c.post(&url).json(&json!({"username": user, "password": "pw"})).send().unwrap().json().unwrap();
+    let first: Value =
+        c.post(&url).json(&json!({"username": user, "password": "pw-long-enough"})).send().unwrap().json().unwrap();
     c.post(&url)
-        .json(&json!({"username": user, "password": "pw", "auth": {"type": "m.login.dummy", "session": first["session"]}}))
+        .json(&json!({"username": user, "password": "pw-long-enough", "auth": {"type": "m.login.dummy", "session": first["session"]}}))
         .send()
         .unwrap()
         .status()

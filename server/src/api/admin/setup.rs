@@ -112,7 +112,7 @@ pub async fn post_step(
             let (Some(username), Some(password)) = (&body.username, &body.password) else {
                 return Err(Error::missing_param("username and password are required"));
             };
-            crate::service::passwords::check_length(password)?;
+            s.accounts.check_new_password(password)?;
             let (_, user_id) = s.accounts.validate_new_localpart(username.trim())?;
             s.accounts.create_user(&user_id, Some(password.clone()), true, false, None, None).await?;
             extra = json!({ "user_id": user_id });

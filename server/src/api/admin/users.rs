@@ -37,7 +37,7 @@ pub struct CreateBody {
 
 /// POST /_hearth/admin/v1/users
 pub async fn create(State(s): State<AppState>, Json(body): Json<CreateBody>) -> Result<AxumJson<Value>> {
-    crate::service::passwords::check_length(&body.password)?;
+    s.accounts.check_new_password(&body.password)?;
     let (_, user_id) = s.accounts.validate_new_localpart(&body.username)?;
     // A taken name: create_user answers M_USER_IN_USE.
     s.accounts.create_user(&user_id, Some(body.password), body.admin, false, None, None).await?;

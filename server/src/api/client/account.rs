@@ -22,7 +22,6 @@ use crate::{
     service::{
         AppState,
         accounts::{UserLookup, user_in_use},
-        passwords,
         uiaa::Stage,
     },
 };
@@ -87,7 +86,7 @@ pub async fn register(
     let Some(password) = body.password.clone() else {
         return Err(Error::missing_param("A password is required to register"));
     };
-    passwords::check_length(&password)?;
+    s.accounts.check_new_password(&password)?;
 
     let flows = s.accounts.registration_flows();
     let Some(auth) = &body.auth else {
@@ -236,7 +235,7 @@ pub async fn change_password(
     req: Ruma<change_password::v3::Request>,
 ) -> Result<RumaResponse<change_password::v3::Response>> {
     let session = req.session();
-    passwords::check_length(&req.body.new_password)?;
+    s.accounts.check_new_password(&req.body.new_password)?;
     s.accounts.uia_password(session, "change_password", req.body.auth.as_ref()).await?;
     s.accounts
         .change_password(&session.user_id, req.body.new_password.clone(), req.body.logout_devices, session)
@@ -263,4 +262,20 @@ pub fn local_user(s: &AppState, user: &str) -> Result<ruma::OwnedUserId> {
         UserLookup::Found(u) => Ok(u),
         UserLookup::NotHere => Err(Error::forbidden("Invalid username or password")),
     }
+}
+
+/// GET /_matrix/client/v3/password_policy (Synapse's, not in the spec): what a new password must
+/// be like, with Synapse's `m.`-prefixed keys; `{}` when no policy applies.
+pub async fn password_policy(State(s): State<AppState>) -> axum::Json<serde_json::Value> {
+    let p = &s.config.password_config.policy;
+    if !p.enabled {
+        return axum::Json(serde_json::json!({}));
+    }
+    axum::Json(serde_json::json!({
+        "m.minimum_length": p.minimum_length,
+        "m.require_digit": p.require_digit,
+        "m.require_symbol": p.require_symbol,
+        "m.require_lowercase": p.require_lowercase,
+        "m.require_uppercase": p.require_uppercase,
+    }))
 }

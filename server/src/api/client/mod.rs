@@ -144,6 +144,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::room::get_summary::v1::Request, _, _>(r, spaces::get_summary);
     let r = route::<c::search::search_events::v3::Request, _, _>(r, search::search_events);
     let r = route::<c::space::get_hierarchy::v1::Request, _, _>(r, spaces::get_hierarchy);
+    // Synapse's password policy, which clients read before asking for a new password.
+    let r = r
+        .route("/_matrix/client/v3/password_policy", axum::routing::get(account::password_policy))
+        .route("/_matrix/client/r0/password_policy", axum::routing::get(account::password_policy));
     let r = r.route("/_matrix/client/v1/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms)).route(
         "/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms",
         axum::routing::get(moderation::mutual_rooms),

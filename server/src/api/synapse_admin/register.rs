@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::{
     error::{Error, Result},
     http::{json::Json, ruma::client_ip},
-    service::{AppState, passwords},
+    service::AppState,
 };
 
 /// GET /_synapse/admin/v1/register: a single-use nonce.
@@ -41,7 +41,7 @@ pub async fn register(
     if body.username.len() > 512 {
         return Err(Error::matrix(StatusCode::BAD_REQUEST, ErrorKind::InvalidUsername, "Username is too long"));
     }
-    passwords::check_length(&body.password)?;
+    s.accounts.check_new_password(&body.password)?;
     if body.user_type.as_deref().is_some_and(|t| !["support", "bot"].contains(&t)) {
         return Err(Error::invalid_param("Invalid user_type"));
     }
