@@ -359,7 +359,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     }
 
     // Housekeeping: give back invite-code reservations of abandoned registrations, drop media
-    // IDs reserved for uploads that never came.
+    // IDs reserved for uploads that never came, forget rate limit buckets that are full again.
     {
         let (state, cancel) = (state.clone(), cancel.clone());
         tasks.spawn(async move {
@@ -377,6 +377,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
                         if let Err(e) = state.media.sweep().await {
                             tracing::warn!(error = %e, "sweeping expired media reservations");
                         }
+                        state.limits.sweep();
                     }
                 }
             }

@@ -99,19 +99,20 @@ async fn admin(s: &TestServer, method: reqwest::Method, path: &str, body: Value)
 
 /// Synapse's shared-secret registration, as `register_new_matrix_user` does it.
 async fn shared_secret_register(s: &TestServer, user: &str, password: &str) -> (StatusCode, Value) {
+    shared_secret_register_as(s, user, password, false).await
+}
+
+async fn shared_secret_register_as(s: &TestServer, user: &str, password: &str, admin: bool) -> (StatusCode, Value) {
     use hmac::{Hmac, Mac};
     let secret = s.running.as_ref().unwrap().registration_shared_secret().to_owned();
     let (_, n) = s.get("/_synapse/admin/v1/register", None).await;
     let nonce = n["nonce"].as_str().unwrap();
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{nonce}\0{user}\0{password}\0notadmin").as_bytes());
+    let kind = if admin { "admin" } else { "notadmin" };
+    mac.update(format!("{nonce}\0{user}\0{password}\0{kind}").as_bytes());
     let mac = hex::encode(mac.finalize().into_bytes());
-    s.post(
-        "/_synapse/admin/v1/register",
-        None,
-        json!({"nonce": nonce, "username": user, "password": password, "mac": mac}),
-    )
-    .await
+    let body = json!({"nonce": nonce, "username": user, "password": password, "admin": admin, "mac": mac});
+    s.post("/_synapse/admin/v1/register", None, body).await
 }
 
 #[tokio::test]
@@ -172,4 +173,53 @@ async fn the_password_policy_is_configurable_as_in_synapse() {
     assert_err(&register("digits12345").await, 400, "M_PASSWORD_NO_SYMBOL");
     assert_eq!(register("digits-12345").await.0, 200);
     assert_eq!(s.get("/_matrix/client/v3/password_policy", None).await.1["m.require_symbol"], true);
+}
+
+/// An invite code is the key to an account: looking codes up must be slow, and the codes the
+/// server makes up must be long enough not to be found by trying.
+#[tokio::test]
+async fn invite_codes_cannot_be_guessed_quickly() {
+    let s = TestServer::start_with(|c| {
+        c.registration_requires_token = true;
+        c.rc_registration_token_validity = RateLimit { per_second: 0.001, burst_count: 3.0 };
+    })
+    .await;
+    // The invite page's lookups and the Matrix validity check share one budget per address.
+    assert_eq!(s.get("/_hearth/invite/guess1/state", None).await.1["state"], "unknown");
+    assert_eq!(s.get("/_hearth/invite/guess2/state", None).await.1["state"], "unknown");
+    let validity = "/_matrix/client/v1/register/m.login.registration_token/validity?token=guess3";
+    assert_eq!(s.get(validity, None).await.1["valid"], false);
+    assert_err(&s.get("/_hearth/invite/guess4/state", None).await, 429, "M_LIMIT_EXCEEDED");
+    assert_err(&s.get(validity, None).await, 429, "M_LIMIT_EXCEEDED");
+
+    // Synapse's admin API: generated codes have at least 8 characters; a code the admin picks
+    // may be as short as they like.
+    let (st, admin) = shared_secret_register_as(&s, "root", "root-password", true).await;
+    assert_eq!(st, 200, "{admin}");
+    let admin = admin["access_token"].as_str().unwrap();
+    let new = "/_synapse/admin/v1/registration_tokens/new";
+    for length in [1, 4, 7, 65] {
+        assert_err(&s.post(new, Some(admin), json!({"length": length})).await, 400, "M_INVALID_PARAM");
+    }
+    let (st, t) = s.post(new, Some(admin), json!({"length": 8})).await;
+    assert_eq!((st.as_u16(), t["token"].as_str().unwrap().len()), (200, 8), "{t}");
+    let (st, t) = s.post(new, Some(admin), json!({})).await;
+    assert_eq!((st.as_u16(), t["token"].as_str().unwrap().len()), (200, 16), "{t}");
+    let (st, t) = s.post(new, Some(admin), json!({"token": "a"})).await;
+    assert_eq!((st.as_u16(), &t["token"]), (200, &json!("a")), "{t}");
+}
+
+/// The first `/register` round trip only asks for the flows but holds a session in memory; a
+/// client cannot open them without limit (sessions are also capped, see `service::uiaa`).
+#[tokio::test]
+async fn starting_registrations_is_rate_limited_per_address() {
+    let s = TestServer::start_with(|c| c.rc_registration = RateLimit { per_second: 0.001, burst_count: 1.0 }).await;
+    let start =
+        || s.post("/_matrix/client/v3/register", None, json!({"username": "newbie", "password": "long-enough"}));
+    for _ in 0..10 {
+        let (st, body) = start().await;
+        assert_eq!(st, 401, "{body}");
+        assert!(body["session"].is_string(), "{body}");
+    }
+    assert_err(&start().await, 429, "M_LIMIT_EXCEEDED");
 }

@@ -94,6 +94,9 @@ pub struct Config {
     pub rc_login: RcLogin,
     /// Registration rate limit (per client address).
     pub rc_registration: RateLimit,
+    /// Invite code lookups per client address: the registration-token validity endpoint and the
+    /// invite page.
+    pub rc_registration_token_validity: RateLimit,
     /// Lifetime of an access token issued together with a refresh token, e.g. "5m".
     pub refreshable_access_token_lifetime: HumanDuration,
     /// Lifetime of a refresh token; unset means it lives until used or logged out.
@@ -322,6 +325,8 @@ impl Default for Config {
             password_config: PasswordConfig::default(),
             rc_login: RcLogin::default(),
             rc_registration: RateLimit { per_second: 0.17, burst_count: 3.0 },
+            // Synapse's default.
+            rc_registration_token_validity: RateLimit { per_second: 0.1, burst_count: 5.0 },
             refreshable_access_token_lifetime: HumanDuration(Duration::from_secs(300)),
             refresh_token_lifetime: None,
             log_level: "info".to_owned(),
@@ -532,6 +537,7 @@ impl Config {
             ("rc_login.account", self.rc_login.account),
             ("rc_login.failed_attempts", self.rc_login.failed_attempts),
             ("rc_registration", self.rc_registration),
+            ("rc_registration_token_validity", self.rc_registration_token_validity),
         ] {
             if !(rl.per_second > 0.0 && rl.burst_count >= 1.0) {
                 return Err(err(format!("{name}: per_second must be above 0 and burst_count at least 1")));
@@ -772,6 +778,7 @@ mod tests {
         assert_eq!(c.max_upload_size, d.max_upload_size);
         assert_eq!(c.max_request_size, d.max_request_size);
         assert_eq!(c.rc_registration, d.rc_registration);
+        assert_eq!(c.rc_registration_token_validity, d.rc_registration_token_validity);
         assert_eq!(c.password_config, d.password_config);
         assert_eq!(c.rc_login.address, d.rc_login.address);
         assert_eq!(c.rc_login.account, d.rc_login.account);

@@ -37,7 +37,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let session = authenticate(state, parts, AuthKind::Required).await?.expect("required auth yields a session");
+        let session = authenticate(state, parts, AuthKind::Required).await?.ok_or_else(Error::missing_token)?;
         if !session.is_admin {
             return Err(Error::matrix(
                 StatusCode::FORBIDDEN,

@@ -16,7 +16,7 @@ use super::e2ee::DeviceListHead;
 use super::{
     guarded::Guarded,
     passwords,
-    ratelimit::Limiter,
+    ratelimit::FailureLimiter,
     tokens,
     uiaa::{Authorised, Stage, Uiaa},
 };
@@ -54,9 +54,10 @@ pub struct Accounts {
     db: Db,
     config: Arc<Config>,
     pub uiaa: Uiaa,
-    /// Wrong passwords at UIA stages share `rc_login.failed_attempts` with login, so a stolen
-    /// access token cannot be used to guess the password behind it.
-    failed_passwords: Limiter,
+    /// Wrong passwords per account (`rc_login.failed_attempts`), at login and at UIA stages
+    /// alike: a guesser gains nothing by alternating, and a stolen access token cannot be used
+    /// to guess the password behind it.
+    failed_passwords: FailureLimiter,
     /// Recently authenticated access tokens (by hash), so a request does not cost a database
     /// round trip just to learn who sent it. Every write that ends or changes sessions clears
     /// it (`sessions_changed`); a lookup caches what it read only if no such write happened
@@ -85,7 +86,7 @@ pub enum UserLookup {
 
 impl Accounts {
     pub fn new(db: Db, config: Arc<Config>, device_lists: Arc<DeviceListHead>) -> Self {
-        let failed_passwords = Limiter::new(config.rc_login.failed_attempts);
+        let failed_passwords = FailureLimiter::new(config.rc_login.failed_attempts);
         Self {
             db,
             config,
@@ -272,6 +273,18 @@ impl Accounts {
         };
         let Some(stored) = user.password_hash else { return Ok(false) };
         passwords::verify(password.to_owned(), stored).await
+    }
+
+    /// `check_password` under `rc_login.failed_attempts`: the account's failures are looked at
+    /// before the password (once used up, the answer is 429 whether the guess is right, so a
+    /// guesser learns nothing) and charged only when it is wrong, as Synapse does.
+    pub async fn check_password_limited(&self, user_id: &UserId, password: &str) -> Result<bool> {
+        self.failed_passwords.check(user_id.as_str())?;
+        let ok = self.check_password(user_id, password).await?;
+        if !ok {
+            self.failed_passwords.record(user_id.as_str());
+        }
+        Ok(ok)
     }
 
     pub async fn is_deactivated(&self, user_id: &UserId) -> Result<bool> {
@@ -506,11 +519,9 @@ impl Accounts {
                     }
                     _ => false,
                 };
-                self.failed_passwords.peek(session.user_id.as_str())?;
-                if same_user && self.check_password(&session.user_id, &p.password).await? {
+                if same_user && self.check_password_limited(&session.user_id, &p.password).await? {
                     Ok(Stage::Passed)
                 } else {
-                    let _ = self.failed_passwords.check(session.user_id.as_str());
                     Ok(Stage::Failed(ErrorKind::Forbidden, "Invalid password".to_owned()))
                 }
             })

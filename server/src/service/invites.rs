@@ -11,11 +11,43 @@ use std::sync::Arc;
 use ruma::OwnedUserId;
 use serde::Serialize;
 
+use http::StatusCode;
+use ruma::api::error::ErrorKind;
+
+pub use crate::storage::registration_tokens::RegistrationToken;
 use crate::{
     error::{Error, Result},
     service::{accounts::Accounts, tokens},
     storage::{Db, now_ms, registration_tokens as store},
 };
+
+/// Shortest code generated on request (Synapse allows 1).
+pub const MIN_GENERATED_LENGTH: usize = 8;
+/// Codes tried when generating one clashes with an existing code.
+const GENERATE_ATTEMPTS: usize = 8;
+
+/// A registration token to create (Synapse's `POST /registration_tokens/new`).
+#[derive(Debug, Default)]
+pub struct NewToken {
+    pub token: Option<String>,
+    pub length: Option<usize>,
+    pub uses_allowed: Option<i64>,
+    pub expiry_time: Option<i64>,
+}
+
+fn check_uses(v: Option<i64>) -> Result<()> {
+    if v.is_some_and(|n| n < 0) {
+        return Err(Error::invalid_param("uses_allowed must be a non-negative integer or null"));
+    }
+    Ok(())
+}
+
+fn check_expiry(v: Option<i64>) -> Result<()> {
+    if v.is_some_and(|t| t < now_ms()) {
+        return Err(Error::invalid_param("expiry_time must not be in the past"));
+    }
+    Ok(())
+}
 
 pub struct Invites {
     db: Db,
@@ -81,12 +113,92 @@ impl Invites {
             return Err(Error::invalid_param("expiry_time must be in the future"));
         }
         // 12 letters and digits: unguessable, and still short enough to read out on the phone.
-        let code = tokens::random_alphanumeric(12);
-        if !store::insert(&self.db.write, &code, uses_allowed, expiry_time).await? {
-            return Err(Error::internal("invite code collision"));
-        }
-        let t = store::get(&self.db.read, &code).await?.ok_or_else(|| Error::internal("invite vanished"))?;
+        let t = self.insert_generated(12, uses_allowed, expiry_time).await?;
         Ok(self.view(t, now_ms()))
+    }
+
+    /// A new code of `length` random letters and digits. A clash with an existing code is
+    /// tried again a few times, not forever.
+    async fn insert_generated(
+        &self,
+        length: usize,
+        uses: Option<i64>,
+        expiry: Option<i64>,
+    ) -> Result<RegistrationToken> {
+        for _ in 0..GENERATE_ATTEMPTS {
+            let code = tokens::random_alphanumeric(length);
+            if store::insert(&self.db.write, &code, uses, expiry).await? {
+                return self.token(&code).await;
+            }
+        }
+        Err(Error::matrix(
+            StatusCode::CONFLICT,
+            ErrorKind::Unknown,
+            "No unused code of that length could be found; ask for a longer one",
+        ))
+    }
+
+    // ----- registration tokens, as Synapse's admin API shows them ------------------------
+
+    /// Every token, or only the valid (`Some(true)`) or invalid ones.
+    pub async fn tokens(&self, valid: Option<bool>) -> Result<Vec<RegistrationToken>> {
+        let now = now_ms();
+        let all = store::list(&self.db.read).await?;
+        Ok(all.into_iter().filter(|t| valid.is_none_or(|v| t.is_valid(now) == v)).collect())
+    }
+
+    pub async fn token(&self, token: &str) -> Result<RegistrationToken> {
+        store::get(&self.db.read, token).await?.ok_or_else(|| Error::not_found("No such registration token"))
+    }
+
+    /// A token the admin chose (1 to 64 characters of Synapse's alphabet), or a generated one of
+    /// `length` characters (16 when unset). Generated codes are at least
+    /// `MIN_GENERATED_LENGTH` long: a short one is found by guessing, and an admin who wants a
+    /// short code can choose it.
+    pub async fn create_token(&self, new: NewToken) -> Result<RegistrationToken> {
+        check_uses(new.uses_allowed)?;
+        check_expiry(new.expiry_time)?;
+        let Some(chosen) = new.token else {
+            let length = new.length.unwrap_or(16);
+            if !(MIN_GENERATED_LENGTH..=64).contains(&length) {
+                return Err(Error::invalid_param(format!(
+                    "length must be between {MIN_GENERATED_LENGTH} and 64 (shorter codes can be guessed; choose one with `token` instead)"
+                )));
+            }
+            return self.insert_generated(length, new.uses_allowed, new.expiry_time).await;
+        };
+        if chosen.is_empty()
+            || chosen.len() > 64
+            || !chosen.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
+        {
+            return Err(Error::invalid_param("token must be 1 to 64 characters from A-Z, a-z, 0-9 and . _ ~ -"));
+        }
+        if !store::insert(&self.db.write, &chosen, new.uses_allowed, new.expiry_time).await? {
+            return Err(Error::invalid_param(format!("Token already exists: {chosen}")));
+        }
+        self.token(&chosen).await
+    }
+
+    /// Changes a token's limits: `None` leaves a field, `Some(None)` clears it.
+    pub async fn update_token(
+        &self,
+        token: &str,
+        uses_allowed: Option<Option<i64>>,
+        expiry_time: Option<Option<i64>>,
+    ) -> Result<RegistrationToken> {
+        check_uses(uses_allowed.flatten())?;
+        check_expiry(expiry_time.flatten())?;
+        if !store::update(&self.db.write, token, uses_allowed, expiry_time).await? {
+            return Err(Error::not_found("No such registration token"));
+        }
+        self.token(token).await
+    }
+
+    pub async fn delete_token(&self, token: &str) -> Result<()> {
+        if !store::delete(&self.db.write, token).await? {
+            return Err(Error::not_found("No such registration token"));
+        }
+        Ok(())
     }
 
     pub async fn delete(&self, code: &str) -> Result<()> {

@@ -132,12 +132,16 @@ impl Hasher {
 
 type Job = Box<dyn FnOnce(&mut Hasher) + Send>;
 
+/// Hashes waiting at most: a flood of logins gets 429 instead of a queue (and memory) that
+/// grows with it. At tens of milliseconds a hash, a full queue is a couple of seconds of work.
+const QUEUE: usize = 64;
+
 /// The hashing thread, started on first use and shared by every server in the process. One
 /// thread bounds the CPU a burst of logins can take and the memory to one buffer.
-fn hasher() -> &'static std::sync::mpsc::Sender<Job> {
-    static HASHER: std::sync::OnceLock<std::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
+fn hasher() -> &'static std::sync::mpsc::SyncSender<Job> {
+    static HASHER: std::sync::OnceLock<std::sync::mpsc::SyncSender<Job>> = std::sync::OnceLock::new();
     HASHER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
         std::thread::Builder::new()
             .name("hearth-password-hashing".into())
             .spawn(move || {
@@ -154,11 +158,19 @@ fn hasher() -> &'static std::sync::mpsc::Sender<Job> {
 /// Runs `f` on the hashing thread and awaits its result.
 async fn on_hashing_thread<T: Send + 'static>(f: impl FnOnce(&mut Hasher) -> T + Send + 'static) -> Result<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    hasher()
-        .send(Box::new(move |h: &mut Hasher| {
-            let _ = tx.send(f(h));
-        }))
-        .map_err(|_| Error::internal("the password hashing thread stopped"))?;
+    let job: Job = Box::new(move |h: &mut Hasher| {
+        let _ = tx.send(f(h));
+    });
+    match hasher().try_send(job) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::TrySendError::Full(_)) => {
+            tracing::warn!("password checks are queueing up; refusing more for a moment");
+            return Err(Error::limit_exceeded(std::time::Duration::from_secs(1)));
+        }
+        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+            return Err(Error::internal("the password hashing thread stopped"));
+        }
+    }
     rx.await.map_err(|_| Error::internal("the password hashing thread dropped a job"))
 }
 

@@ -5,12 +5,13 @@
 //! @a:x"); using it for anything else is refused. A session that has completed a flow is
 //! consumed by the operation it authorised, so replaying it fails. Sessions live in memory and
 //! expire after `SESSION_LIFETIME`: a restart simply asks the client to authenticate again.
+//! At most `MAX_SESSIONS` exist: a new one beyond that pushes out the oldest, so a flood of
+//! first `/register` round trips (also rate limited) cannot grow memory.
 
 use parking_lot::Mutex;
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
+
+use hashlink::LinkedHashMap;
 
 use http::StatusCode;
 use ruma::api::{
@@ -41,7 +42,15 @@ pub struct Authorised {
 
 #[derive(Default)]
 pub struct Uiaa {
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Mutex<Sessions>,
+}
+
+/// Sessions in the order they were created (oldest first), and the registration tokens of
+/// sessions pushed out unfinished, to be given back by the next sweep.
+#[derive(Default)]
+struct Sessions {
+    by_id: LinkedHashMap<String, Session>,
+    evicted_tokens: Vec<String>,
 }
 
 /// The outcome of checking one submitted stage.
@@ -63,9 +72,11 @@ impl Uiaa {
 
     fn create(&self, purpose: &str, flows: &[Vec<AuthType>]) -> String {
         let id = super::tokens::random_alphanumeric(24);
-        let mut sessions = self.sessions.lock();
-        if sessions.len() >= MAX_SESSIONS {
-            sessions.retain(|_, s| s.created.elapsed() < SESSION_LIFETIME);
+        let mut guard = self.sessions.lock();
+        let Sessions { by_id: sessions, evicted_tokens } = &mut *guard;
+        while sessions.len() >= MAX_SESSIONS {
+            let Some((_, mut oldest)) = sessions.pop_front() else { break };
+            evicted_tokens.extend(oldest.registration_token.take());
         }
         sessions.insert(
             id.clone(),
@@ -82,7 +93,7 @@ impl Uiaa {
 
     /// The 401 body for session `id`, optionally carrying the error of a failed stage.
     fn challenge(&self, id: &str, error: Option<(ErrorKind, String)>) -> Error {
-        let sessions = self.sessions.lock();
+        let sessions = &self.sessions.lock().by_id;
         let Some(s) = sessions.get(id) else {
             return unknown_session();
         };
@@ -114,7 +125,7 @@ impl Uiaa {
     {
         let id = match session {
             Some(id) => {
-                let sessions = self.sessions.lock();
+                let sessions = &self.sessions.lock().by_id;
                 match sessions.get(id) {
                     None => return Err(unknown_session()),
                     Some(s) if s.created.elapsed() > SESSION_LIFETIME => return Err(unknown_session()),
@@ -135,7 +146,7 @@ impl Uiaa {
         };
 
         let allowed = {
-            let sessions = self.sessions.lock();
+            let sessions = &self.sessions.lock().by_id;
             let s = sessions.get(&id).ok_or_else(unknown_session)?;
             s.flows.iter().any(|f| f.starts_with(&s.completed) && f.get(s.completed.len()) == Some(&stage))
         };
@@ -153,7 +164,7 @@ impl Uiaa {
             Stage::Failed(kind, msg) => return Err(self.challenge(&id, Some((kind, msg)))),
             outcome => {
                 let mut sessions = self.sessions.lock();
-                let s = sessions.get_mut(&id).ok_or_else(unknown_session)?;
+                let s = sessions.by_id.get_mut(&id).ok_or_else(unknown_session)?;
                 s.completed.push(stage);
                 if let Stage::PassedWithToken(t) = outcome {
                     s.registration_token = Some(t);
@@ -165,7 +176,7 @@ impl Uiaa {
 
     /// Consumes the session when one of its flows is complete.
     fn finish_if_complete(&self, id: &str) -> Option<Authorised> {
-        let mut sessions = self.sessions.lock();
+        let sessions = &mut self.sessions.lock().by_id;
         let done = sessions.get(id).is_some_and(|s| s.flows.contains(&s.completed));
         if !done {
             return None;
@@ -174,19 +185,24 @@ impl Uiaa {
         Some(Authorised { registration_token: s.registration_token })
     }
 
-    /// The registration token reserved by session `id`, if any (for the pending count when a
-    /// session is abandoned).
+    /// Drops the expired sessions and returns the registration tokens that they, and sessions
+    /// pushed out since the last call, had reserved (to give back their pending use).
     pub fn expired_tokens(&self) -> Vec<String> {
-        let mut sessions = self.sessions.lock();
-        let mut out = Vec::new();
-        sessions.retain(|_, s| {
-            let keep = s.created.elapsed() < SESSION_LIFETIME;
-            if !keep {
+        let mut guard = self.sessions.lock();
+        let Sessions { by_id: sessions, evicted_tokens } = &mut *guard;
+        let mut out = std::mem::take(evicted_tokens);
+        // Oldest first: the expired ones are at the front.
+        while sessions.front().is_some_and(|(_, s)| s.created.elapsed() >= SESSION_LIFETIME) {
+            if let Some((_, mut s)) = sessions.pop_front() {
                 out.extend(s.registration_token.take());
             }
-            keep
-        });
+        }
         out
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.sessions.lock().by_id.len()
     }
 }
 
@@ -196,4 +212,32 @@ fn unknown_session() -> Error {
         ErrorKind::InvalidParam,
         "Unknown, expired or already used authentication session; start again without a session",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sessions_beyond_the_cap_push_out_the_oldest() {
+        let uiaa = Uiaa::default();
+        let flows = [vec![AuthType::Dummy]];
+        let session_of = |e: Error| match e {
+            Error::Uiaa(info) => info.session.unwrap(),
+            other => panic!("{other}"),
+        };
+        let first = session_of(uiaa.begin("register", &flows));
+        for _ in 0..MAX_SESSIONS + 500 {
+            uiaa.begin("register", &flows);
+        }
+        assert_eq!(uiaa.len(), MAX_SESSIONS);
+        let step = |id: String| {
+            let (uiaa, flows) = (&uiaa, &flows);
+            async move { uiaa.step("register", flows, Some(&id), None, |_| async { Ok(Stage::Passed) }).await }
+        };
+        let gone = step(first).await.err().unwrap();
+        assert_eq!(gone.errcode(), "M_INVALID_PARAM", "the oldest session was pushed out");
+        let newest = session_of(uiaa.begin("register", &flows));
+        assert!(matches!(step(newest).await, Err(Error::Uiaa(_))), "a new session still works");
+    }
 }

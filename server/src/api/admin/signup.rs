@@ -12,12 +12,14 @@ use serde_json::{Value, json};
 use crate::{
     error::Result,
     http::{json::Json, ruma::client_ip},
-    service::AppState,
+    service::{AppState, ratelimit::address_key},
 };
 
 /// GET /_hearth/invite/{code}/state: whether the invite can be used, so the page can say so
 /// before anyone types a password.
-pub async fn state(State(s): State<AppState>, Path(code): Path<String>) -> Result<AxumJson<Value>> {
+pub async fn state(State(s): State<AppState>, Path(code): Path<String>, parts: Parts) -> Result<AxumJson<Value>> {
+    // Each lookup tells whether a code exists: as slow as the token validity check.
+    s.limits.token_validity.check(&address_key(client_ip(&parts)))?;
     let state = s.invites.state(&code).await?;
     Ok(AxumJson(json!({
         "state": state,
@@ -41,8 +43,7 @@ pub async fn register(
     Json(body): Json<SignUpBody>,
 ) -> Result<AxumJson<Value>> {
     // Every attempt counts, so guessing invite codes is as slow as guessing sign-ups.
-    let ip = client_ip(&parts).map(|i| i.to_string()).unwrap_or_default();
-    s.limits.registration.check(&ip)?;
+    s.limits.registration.check(&address_key(client_ip(&parts)))?;
     let user_id = s.invites.sign_up(&s.accounts, &code, body.username.trim(), body.password).await?;
     Ok(AxumJson(json!({
         "user_id": user_id,

@@ -22,6 +22,7 @@ use crate::{
     service::{
         AppState,
         accounts::{UserLookup, user_in_use},
+        ratelimit::address_key,
         uiaa::Stage,
     },
 };
@@ -57,7 +58,7 @@ pub async fn register(
                 "Guest access is disabled on this server (allow_guest_access = false)",
             ));
         }
-        s.limits.registration.check(ip.as_deref().unwrap_or("-"))?;
+        s.limits.registration.check(&address_key(req.ip))?;
         let user_id = s.accounts.generate_user_id().await?;
         s.accounts.create_user(&user_id, None, false, true, None, None).await?;
         // Guests get no refresh token: they have no way back into their account if it lapses.
@@ -90,6 +91,9 @@ pub async fn register(
 
     let flows = s.accounts.registration_flows();
     let Some(auth) = &body.auth else {
+        // Only asks for the flows, but keeps a session in memory: a budget of its own, larger
+        // than the one for attempts below.
+        s.limits.registration_start.check(&address_key(req.ip))?;
         return Err(s.accounts.uiaa.begin("register", &flows));
     };
     let token_given = match auth {
@@ -99,7 +103,7 @@ pub async fn register(
     // The rate limit counts attempts that carry authentication (the ones that can create an
     // account), not the first round trip that only asks for the flows. It is checked before
     // the stage, so a refused attempt never holds an invite code.
-    s.limits.registration.check(ip.as_deref().unwrap_or("-"))?;
+    s.limits.registration.check(&address_key(req.ip))?;
     let accounts = &s.accounts;
     let authorised = accounts
         .uiaa
@@ -197,7 +201,7 @@ pub async fn get_username_availability(
     State(s): State<AppState>,
     req: Ruma<get_username_availability::v3::Request>,
 ) -> Result<RumaResponse<get_username_availability::v3::Response>> {
-    s.limits.registration.check(req.ip_string().as_deref().unwrap_or("-"))?;
+    s.limits.registration.check(&address_key(req.ip))?;
     let (_, user_id) = s.accounts.validate_new_localpart(&req.body.username)?;
     if !s.accounts.is_available(&user_id).await? {
         return Err(user_in_use());
@@ -214,7 +218,7 @@ pub async fn check_registration_token_validity(
     if !(s.config.enable_registration && s.config.registration_requires_token) {
         return Err(Error::forbidden("Registration tokens are not used on this server"));
     }
-    s.limits.registration.check(req.ip_string().as_deref().unwrap_or("-"))?;
+    s.limits.token_validity.check(&address_key(req.ip))?;
     let valid = s.accounts.registration_token_valid(&req.body.token).await?;
     Ok(RumaResponse(check_registration_token_validity::v1::Response::new(valid)))
 }

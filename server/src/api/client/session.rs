@@ -16,7 +16,7 @@ use super::account::local_user;
 use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
-    service::{AppState, accounts::LOGIN_TOKEN_LIFETIME},
+    service::{AppState, accounts::LOGIN_TOKEN_LIFETIME, ratelimit::address_key},
 };
 
 /// GET /_matrix/client/v3/login
@@ -37,8 +37,7 @@ pub async fn login(
     req: Ruma<login::v3::Request>,
 ) -> Result<RumaResponse<login::v3::Response>> {
     let ip = req.ip_string();
-    let ip_key = ip.as_deref().unwrap_or("-");
-    s.limits.login_address.check(ip_key)?;
+    s.limits.login_address.check(&address_key(req.ip))?;
     let body = req.body;
     let user_id = match &body.login_info {
         LoginInfo::Password(p) => {
@@ -53,12 +52,7 @@ pub async fn login(
             };
             let user_id = local_user(&s, &name)?;
             s.limits.login_account.check(user_id.as_str())?;
-            // Failed attempts per account are checked before the password and charged only on
-            // failure (as Synapse does): once a guesser has used them up, no answer tells it
-            // whether a guess was right.
-            s.limits.login_failed.peek(user_id.as_str())?;
-            if !s.accounts.check_password(&user_id, &p.password).await? {
-                let _ = s.limits.login_failed.check(user_id.as_str());
+            if !s.accounts.check_password_limited(&user_id, &p.password).await? {
                 return Err(Error::forbidden("Invalid username or password"));
             }
             user_id

@@ -8,10 +8,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
-    error::{Error, Result},
+    error::Result,
     http::json::{Admin, Json},
-    service::{AppState, tokens},
-    storage::{now_ms, registration_tokens as store, registration_tokens::RegistrationToken},
+    service::{
+        AppState,
+        invites::{NewToken, RegistrationToken},
+    },
 };
 
 #[derive(Deserialize)]
@@ -21,10 +23,7 @@ pub struct ListQuery {
 
 /// GET /_synapse/admin/v1/registration_tokens[?valid=true|false]
 pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Query<ListQuery>) -> Result<AxumJson<Value>> {
-    let now = now_ms();
-    let tokens: Vec<RegistrationToken> =
-        store::list(&s.db.read).await?.into_iter().filter(|t| q.valid.is_none_or(|v| t.is_valid(now) == v)).collect();
-    Ok(AxumJson(json!({ "registration_tokens": tokens })))
+    Ok(AxumJson(json!({ "registration_tokens": s.invites.tokens(q.valid).await? })))
 }
 
 /// GET /_synapse/admin/v1/registration_tokens/{token}
@@ -33,7 +32,7 @@ pub async fn get_one(
     _: Admin,
     Path(token): Path<String>,
 ) -> Result<AxumJson<RegistrationToken>> {
-    store::get(&s.db.read, &token).await?.map(AxumJson).ok_or_else(|| Error::not_found("No such registration token"))
+    Ok(AxumJson(s.invites.token(&token).await?))
 }
 
 /// A JSON field that may be absent, null, or a value (PUT distinguishes "leave" from "clear").
@@ -69,54 +68,19 @@ pub struct CreateBody {
     length: Option<usize>,
 }
 
-fn check_uses(v: Option<i64>) -> Result<()> {
-    if v.is_some_and(|n| n < 0) {
-        return Err(Error::invalid_param("uses_allowed must be a non-negative integer or null"));
-    }
-    Ok(())
-}
-
-fn check_expiry(v: Option<i64>) -> Result<()> {
-    if v.is_some_and(|t| t < now_ms()) {
-        return Err(Error::invalid_param("expiry_time must not be in the past"));
-    }
-    Ok(())
-}
-
 /// POST /_synapse/admin/v1/registration_tokens/new
 pub async fn create(
     State(s): State<AppState>,
     _: Admin,
     Json(body): Json<CreateBody>,
 ) -> Result<AxumJson<RegistrationToken>> {
-    let uses = body.uses_allowed.into_option().flatten();
-    let expiry = body.expiry_time.into_option().flatten();
-    check_uses(uses)?;
-    check_expiry(expiry)?;
-    let token = match body.token {
-        Some(t) => {
-            if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b)) {
-                return Err(Error::invalid_param("token must be 1 to 64 characters from A-Z, a-z, 0-9 and . _ ~ -"));
-            }
-            if !store::insert(&s.db.write, &t, uses, expiry).await? {
-                return Err(Error::invalid_param(format!("Token already exists: {t}")));
-            }
-            t
-        }
-        None => {
-            let length = body.length.unwrap_or(16);
-            if !(1..=64).contains(&length) {
-                return Err(Error::invalid_param("length must be between 1 and 64"));
-            }
-            loop {
-                let t = tokens::random_alphanumeric(length);
-                if store::insert(&s.db.write, &t, uses, expiry).await? {
-                    break t;
-                }
-            }
-        }
+    let new = NewToken {
+        token: body.token,
+        length: body.length,
+        uses_allowed: body.uses_allowed.into_option().flatten(),
+        expiry_time: body.expiry_time.into_option().flatten(),
     };
-    store::get(&s.db.read, &token).await?.map(AxumJson).ok_or_else(|| Error::internal("token vanished after insert"))
+    Ok(AxumJson(s.invites.create_token(new).await?))
 }
 
 #[derive(Deserialize)]
@@ -134,20 +98,12 @@ pub async fn update(
     Path(token): Path<String>,
     Json(body): Json<UpdateBody>,
 ) -> Result<AxumJson<RegistrationToken>> {
-    let uses = body.uses_allowed.into_option();
-    let expiry = body.expiry_time.into_option();
-    check_uses(uses.flatten())?;
-    check_expiry(expiry.flatten())?;
-    if !store::update(&s.db.write, &token, uses, expiry).await? {
-        return Err(Error::not_found("No such registration token"));
-    }
-    store::get(&s.db.read, &token).await?.map(AxumJson).ok_or_else(|| Error::not_found("No such registration token"))
+    let t = s.invites.update_token(&token, body.uses_allowed.into_option(), body.expiry_time.into_option()).await?;
+    Ok(AxumJson(t))
 }
 
 /// DELETE /_synapse/admin/v1/registration_tokens/{token}
 pub async fn delete(State(s): State<AppState>, _: Admin, Path(token): Path<String>) -> Result<AxumJson<Value>> {
-    if !store::delete(&s.db.write, &token).await? {
-        return Err(Error::not_found("No such registration token"));
-    }
+    s.invites.delete_token(&token).await?;
     Ok(AxumJson(json!({})))
 }
