@@ -26,6 +26,7 @@ pub fn config(dir: &Path) -> Config {
     c.secret_store = SecretStoreChoice::File;
     let lax = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
     c.rc_registration = lax;
+    c.rc_registration_token_validity = lax;
     c.rc_login.address = lax;
     c.rc_login.account = lax;
     c.rc_login.failed_attempts = lax;
