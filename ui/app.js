@@ -494,6 +494,17 @@ $("#settings-form").addEventListener("submit", (e) => {
   });
 });
 
+$("#rotate-key").addEventListener("click", () => {
+  run(async () => {
+    const { token: fresh } = await api("/admin-key", { method: "POST" });
+    token = fresh;
+    sessionStorage.setItem("hearth-admin-token", fresh);
+    $("#new-key-link").value = `${location.origin}${location.pathname}#token=${fresh}`;
+    $("#new-key").hidden = false;
+    say("The admin key was replaced; the old link no longer works.", "ok");
+  });
+});
+
 $("#logs-form").addEventListener("submit", (e) => {
   e.preventDefault();
   run(views.logs);

@@ -47,6 +47,18 @@ enum Command {
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
     },
+    /// Print the link to the setup page and dashboard, with the admin key. Keep it private:
+    /// whoever has it controls the server.
+    AdminUrl {
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+    },
+    /// Replace the admin key: the old link stops working at once, also on a running server.
+    /// Prints the new link.
+    RotateAdminKey {
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line given by `args` (the program name first, as in `std::env::args_os`).
@@ -75,6 +87,16 @@ where
             Command::ShowRegistrationSecret { config } => {
                 let (config, _) = load(config, false)?;
                 println!("{}", crate::registration_shared_secret(config).await?);
+                Ok(())
+            }
+            Command::AdminUrl { config } => {
+                let (config, _) = load(config, false)?;
+                println!("{}", crate::admin_url_offline(config).await?);
+                Ok(())
+            }
+            Command::RotateAdminKey { config } => {
+                let (config, _) = load(config, false)?;
+                println!("{}", crate::rotate_admin_key_offline(config).await?);
                 Ok(())
             }
         }
@@ -122,8 +144,17 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let _ = writeln!(out, "  Log folder:   {}", d.display());
     }
     let _ = writeln!(out, "  Secrets:      {}", running.secret_store());
-    let _ = writeln!(out, "Open the setup page and dashboard (on this computer):");
-    let _ = writeln!(out, "  {}", running.admin_url());
+    if running.admin_key_is_new() {
+        // Shown once, at the first start: journald and terminals keep what is printed.
+        let _ = writeln!(
+            out,
+            "Open the setup page and dashboard (on this computer; the link holds the admin key, keep it private):"
+        );
+        let _ = writeln!(out, "  {}", running.admin_url());
+    } else {
+        let _ = writeln!(out, "Setup page and dashboard (on this computer): {}", running.admin_page());
+        let _ = writeln!(out, "  For the link with the admin key: hearth admin-url --config {}", path.display());
+    }
     let _ = writeln!(
         out,
         "Or create an account with: hearth register-user --config {} --user NAME --admin",

@@ -45,7 +45,6 @@ use crate::{
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 const SHARED_SECRET_NAME: &str = "registration_shared_secret";
-const ADMIN_TOKEN_NAME: &str = "admin_token";
 
 /// The whole server.
 pub struct Homeserver;
@@ -54,6 +53,8 @@ pub struct Homeserver;
 pub struct Running {
     addrs: Vec<SocketAddr>,
     admin_addr: SocketAddr,
+    /// Whether this start made the admin key (the first start).
+    admin_key_new: bool,
     state: AppState,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
@@ -209,7 +210,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         config
     };
 
-    let (keys, shared_secret, admin_token) = {
+    let (keys, shared_secret) = {
         let (secrets, config) = (secrets.clone(), config.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let keys = ServerKeys::load_or_create(&secrets, config.server_name.clone())
@@ -221,14 +222,13 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
                         .get_or_create(SHARED_SECRET_NAME, || service::tokens::random_alphanumeric(48).into_bytes())?,
                 )?,
             };
-            let admin = String::from_utf8(
-                secrets.get_or_create(ADMIN_TOKEN_NAME, || service::tokens::random_alphanumeric(32).into_bytes())?,
-            )?;
-            Ok((keys, shared, admin))
+            Ok((keys, shared))
         })
         .await??
     };
     tracing::info!(key_id = %keys.key_id, "server signing key loaded");
+    let admin_key = service::admin_key::AdminKey::new(db.clone(), secrets.clone());
+    let (_, admin_key_new) = admin_key.load_or_create().await.map_err(|e| anyhow::anyhow!("the admin key: {e}"))?;
 
     let notifier = Arc::new(Notifier::default());
     let written = notifier.clone();
@@ -262,7 +262,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         pushers: service::pusher::Pushers::new(db.clone(), outbound.clone()),
         invites: service::invites::Invites::new(db.clone(), &config.public_baseurl()),
         discovery: service::server_discovery::Discovery::new(&config)?,
-        admin_token,
+        admin_key,
         local_addrs: listeners.iter().map(|(l, _)| l.local_addr()).collect::<Result<_, _>>()?,
         restart: tokio::sync::Notify::new(),
         started: std::time::Instant::now(),
@@ -283,34 +283,28 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
 
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    let connection_limits = http::serve::ConnectionLimits {
+        header_timeout: config.request_header_timeout.0,
+        body_timeout: config.request_body_timeout.0,
+        max_connections: http::serve::connections_that_fit(config.max_connections),
+        max_per_ip: config.max_connections_per_ip,
+        shared_peers: Vec::new(),
+    };
     let mut addrs = Vec::new();
     for (listener, forwarded) in listeners {
         addrs.push(listener.local_addr()?);
+        let mut limits = connection_limits.clone();
+        // Everyone behind a trusted proxy shares its address.
+        limits.shared_peers = forwarded.as_ref().map(|f| f.trusted.clone()).unwrap_or_default();
         let app = api::router(state.clone())
             .layer(axum::middleware::from_fn(move |req, next| http::client_ip_layer(forwarded.clone(), req, next)));
-        let cancel = cancel.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(cancel.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "listener stopped");
-            }
-        });
+        tasks.spawn(http::serve::serve(listener, app, limits, cancel.clone()));
     }
 
     let admin_addr = admin_listener.local_addr()?;
     {
         let app = api::admin::router(state.clone(), admin_addr.port());
-        let cancel = cancel.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(admin_listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(cancel.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "admin listener stopped");
-            }
-        });
+        tasks.spawn(http::serve::serve(admin_listener, app, connection_limits, cancel.clone()));
     }
 
     let push_client = Arc::new(service::pusher::client(outbound));
@@ -385,7 +379,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     }
 
     tracing::info!(addrs = ?addrs, server_name = %config.server_name, "Hearth is listening");
-    Ok(Running { addrs, admin_addr, state, cancel, tasks, base, sockets })
+    Ok(Running { addrs, admin_addr, admin_key_new, state, cancel, tasks, base, sockets })
 }
 
 impl Running {
@@ -403,19 +397,29 @@ impl Running {
         self.admin_addr
     }
 
-    /// The admin page, with the admin token in the fragment (browsers never send a fragment to
-    /// a server, so it stays out of logs): the one-click link the binary prints.
+    /// The admin page, with the admin key in the fragment (browsers never send a fragment to
+    /// a server, so it stays out of logs): the one-click link. Read from the secret store, so
+    /// it is the current key even after a rotation.
     pub fn admin_url(&self) -> String {
-        let host = match self.admin_addr.ip() {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        };
-        format!("http://{host}:{}/_hearth/#token={}", self.admin_addr.port(), self.state.admin_token)
+        admin_link(self.admin_addr, &self.admin_token())
     }
 
-    /// The admin API's bearer token.
-    pub fn admin_token(&self) -> &str {
-        &self.state.admin_token
+    /// The admin page without the key.
+    pub fn admin_page(&self) -> String {
+        admin_link(self.admin_addr, "").trim_end_matches("#token=").to_owned()
+    }
+
+    /// The admin API's bearer token (the current admin key).
+    pub fn admin_token(&self) -> String {
+        self.state.admin_key.current().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the admin key");
+            String::new()
+        })
+    }
+
+    /// Whether this start made the admin key: the first start, when the binary prints the link.
+    pub fn admin_key_is_new(&self) -> bool {
+        self.admin_key_new
     }
 
     /// The URL clients should use (`public_baseurl`).
@@ -484,6 +488,15 @@ impl Running {
     }
 }
 
+/// `http://127.0.0.1:8009/_hearth/#token=KEY`.
+fn admin_link(addr: SocketAddr, key: &str) -> String {
+    let host = match addr.ip() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}/_hearth/#token={key}", addr.port())
+}
+
 /// Creates the data folder and proves it is writable, so the failure names the folder instead of
 /// surfacing later as a database error.
 fn ensure_writable(dir: &std::path::Path) -> anyhow::Result<()> {
@@ -539,4 +552,34 @@ pub async fn registration_shared_secret(config: Config) -> anyhow::Result<String
         )?)
     })
     .await?
+}
+
+/// The admin key's store, opened without starting a server (for the commands below).
+async fn admin_key_offline(config: &Config) -> anyhow::Result<(service::admin_key::AdminKey, Db)> {
+    let dir = config.data_dir().to_path_buf();
+    ensure_writable(&dir)?;
+    let choice = config.secret_store;
+    let secrets = tokio::task::spawn_blocking(move || Secrets::open(choice, &dir)).await??;
+    let db = Db::open(&config.data_dir().join("hearth.db")).await?;
+    Ok((service::admin_key::AdminKey::new(db.clone(), secrets), db))
+}
+
+/// The dashboard link with the current admin key (`hearth admin-url`), made on first use.
+/// With `[admin] port = 0` the port is only known to the running server.
+pub async fn admin_url_offline(config: Config) -> anyhow::Result<String> {
+    let config = config.validate()?;
+    let (keys, db) = admin_key_offline(&config).await?;
+    let key = keys.load_or_create().await.map(|(k, _)| k).map_err(|e| anyhow::anyhow!(e.message()));
+    db.close().await;
+    Ok(admin_link(SocketAddr::new(config.admin.bind_address, config.admin.port), &key?))
+}
+
+/// Replaces the admin key (`hearth rotate-admin-key`); a running server refuses the old one at
+/// once. Returns the new dashboard link.
+pub async fn rotate_admin_key_offline(config: Config) -> anyhow::Result<String> {
+    let config = config.validate()?;
+    let (keys, db) = admin_key_offline(&config).await?;
+    let key = keys.rotate().await.map_err(|e| anyhow::anyhow!(e.message()));
+    db.close().await;
+    Ok(admin_link(SocketAddr::new(config.admin.bind_address, config.admin.port), &key?))
 }

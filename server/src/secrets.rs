@@ -195,14 +195,25 @@ impl Secrets {
 
     /// Returns the secret, creating it with `make` on first use.
     pub fn get_or_create(&self, name: &str, make: impl FnOnce() -> Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        Ok(self.get_or_create_new(name, make)?.0)
+    }
+
+    /// Like `get_or_create`, and says whether the secret was made just now.
+    pub fn get_or_create_new(&self, name: &str, make: impl FnOnce() -> Vec<u8>) -> anyhow::Result<(Vec<u8>, bool)> {
         if let Some(v) = self.get(name)? {
-            return Ok(v);
+            return Ok((v, false));
         }
         let v = make();
-        self.primary.set(name, &v)?;
+        self.set(name, &v)?;
+        Ok((v, true))
+    }
+
+    /// Stores `value` as `name`, replacing what was there.
+    pub fn set(&self, name: &str, value: &[u8]) -> anyhow::Result<()> {
+        self.primary.set(name, value)?;
         // Read back: a keychain that silently drops writes must not cost us a key per restart.
         match self.primary.get(name)? {
-            Some(back) if back == v => Ok(v),
+            Some(back) if back == value => Ok(()),
             _ => bail!("the secret store did not keep {name}; check {}", self.primary.describe()),
         }
     }

@@ -379,3 +379,20 @@ async fn registration_policy_and_address_changed_in_the_dashboard_apply_after_an
     s.restart_when_asked().await;
     assert_eq!(register(&s, "anyone").await.0, 200);
 }
+
+#[tokio::test]
+async fn the_dashboard_replaces_the_admin_key_and_the_old_one_stops_working() {
+    let s = TestServer::start().await;
+    let old = Admin::of(&s);
+    let (st, v) = old.call(Method::POST, "/admin-key", None).await;
+    assert_eq!(st, 200, "{v}");
+    let new = v["token"].as_str().unwrap().to_owned();
+    assert_ne!(new, old.token);
+    assert_err(&old.call(Method::GET, "/status", None).await, 401, "M_UNKNOWN_TOKEN");
+    let fresh = Admin { token: new.clone(), ..Admin::of(&s) };
+    assert_eq!(fresh.call(Method::GET, "/status", None).await.0, 200);
+    // The desktop app and the link it opens get the new key too.
+    let running = s.running.as_ref().unwrap();
+    assert_eq!(running.admin_token(), new);
+    assert!(running.admin_url().ends_with(&format!("#token={new}")));
+}

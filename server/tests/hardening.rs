@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestServer, assert_err};
-use hearth_server::config::RateLimit;
+use hearth_server::config::{HumanDuration, RateLimit};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -222,4 +222,143 @@ async fn starting_registrations_is_rate_limited_per_address() {
         assert!(body["session"].is_string(), "{body}");
     }
     assert_err(&start().await, 429, "M_LIMIT_EXCEEDED");
+}
+
+/// Reads until the server closes the connection; the time it took, or None if still open after
+/// `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> Option<std::time::Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Slowloris: a client that trickles its headers, or connects and says nothing, or keeps an
+/// idle connection, is cut off after `request_header_timeout`; a long-polling /sync that waits
+/// longer than that is not.
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off_while_long_polls_survive() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start_with(|c| c.request_header_timeout = HumanDuration(Duration::from_secs(2))).await;
+    let token = s.user("lp").await;
+    let (_, first) = s.get("/_matrix/client/v3/sync", Some(&token)).await;
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+    let long_poll = {
+        let (http, url) = (s.http.clone(), format!("{}/_matrix/client/v3/sync?since={since}&timeout=5000", s.base));
+        let token = token.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            (r.status(), started.elapsed())
+        })
+    };
+
+    let addr = s.running.as_ref().unwrap().local_addr();
+    // One byte a second: the headers never complete.
+    let mut trickle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let dribble = tokio::spawn(async move {
+        for b in b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n" {
+            if trickle.write_all(&[*b]).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        false
+    });
+    // Silence.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // A complete request, then nothing.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+
+    let cut = |d: Option<Duration>| d.is_some_and(|d| d >= Duration::from_millis(1500) && d < Duration::from_secs(5));
+    let (silent, idle) = tokio::join!(
+        closed_within(&mut silent, Duration::from_secs(8)),
+        closed_within(&mut idle, Duration::from_secs(8))
+    );
+    assert!(cut(silent), "a silent connection is closed: {silent:?}");
+    assert!(cut(idle), "an idle kept-alive connection is closed: {idle:?}");
+    assert!(dribble.await.unwrap(), "the trickling client was cut off before it finished its headers");
+    let (status, waited) = long_poll.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(waited >= Duration::from_secs(4), "the long poll waited its whole timeout: {waited:?}");
+}
+
+/// Connections beyond `max_connections` are closed at once; those already open carry on.
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let s = TestServer::start_with(|c| {
+        c.max_connections = 3;
+        c.request_header_timeout = HumanDuration(Duration::from_secs(1));
+    })
+    .await;
+    let token = s.user("cap").await;
+    let (_, first) = s.get("/_matrix/client/v3/sync", Some(&token)).await;
+    let since = first["next_batch"].as_str().unwrap();
+    // The test client's kept-alive connection closes when idle; then the three slots are free.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let addr = s.running.as_ref().unwrap().local_addr();
+    let request = format!(
+        "GET /_matrix/client/v3/sync?since={since}&timeout=3000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    let mut polls = Vec::new();
+    for _ in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(request.as_bytes()).await.unwrap();
+        polls.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let closed = closed_within(&mut fourth, Duration::from_secs(1)).await;
+    assert!(closed.is_some(), "the fourth connection is closed at once");
+    // The three long polls are answered.
+    for mut c in polls {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(10), c.read_exact(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+    }
+}
+
+/// One address cannot take every connection. Needs an address of this machine other than
+/// loopback (loopback is this computer, not counted); machines without one skip it.
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    use std::time::Duration;
+    let Some(lan) = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:80").and_then(|()| s.local_addr()))
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+    else {
+        eprintln!("skipped: this machine has no address besides loopback");
+        return;
+    };
+    let s = TestServer::start_with(|c| {
+        c.listeners[0].bind_addresses = vec![std::net::Ipv4Addr::UNSPECIFIED.into()];
+        c.max_connections_per_ip = 2;
+    })
+    .await;
+    let port = s.running.as_ref().unwrap().local_addr().port();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect((lan, port)).await.unwrap();
+        assert!(closed_within(&mut c, Duration::from_millis(300)).await.is_none(), "the first two stay open");
+        held.push(c);
+    }
+    let mut third = tokio::net::TcpStream::connect((lan, port)).await.unwrap();
+    assert!(closed_within(&mut third, Duration::from_secs(1)).await.is_some(), "the third is closed at once");
+    // From this computer, connections are not counted.
+    let mut local = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    assert!(closed_within(&mut local, Duration::from_millis(300)).await.is_none());
+    drop(held);
 }

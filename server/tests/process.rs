@@ -362,3 +362,41 @@ fn the_binary_prints_the_dashboard_link_and_restarts_itself_to_apply_dashboard_s
     assert!(refused, "registration is closed after the restart");
     assert_eq!(login(&p.base, "before", "pw-long-enough"), 200);
 }
+
+/// The admin key is printed at the first start only (terminals and journald keep what is
+/// printed), on request with `hearth admin-url`, and `hearth rotate-admin-key` replaces it: the
+/// running server refuses the old key at once.
+#[test]
+fn the_admin_key_is_printed_once_and_can_be_replaced_while_the_server_runs() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), "");
+    let cfg = cfg.to_str().unwrap();
+    let key_in = |lines: &[String]| {
+        lines.iter().find_map(|l| l.split_once("/_hearth/#token=").map(|(_, k)| k.trim().to_owned()))
+    };
+    let p = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    let first = key_in(&p.stdout).expect("the first start prints the link with the key");
+    drop(p);
+    let p = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    assert_eq!(key_in(&p.stdout), None, "later starts do not: {:?}", p.stdout);
+    assert!(p.stdout.iter().any(|l| l.contains("hearth admin-url")), "{:?}", p.stdout);
+    let admin = p
+        .stdout
+        .iter()
+        .find_map(|l| l.split_once("dashboard (on this computer): ").map(|(_, u)| u.trim().to_owned()))
+        .expect("the page's address is printed");
+    let status =
+        |key: &str| client().get(format!("{admin}admin/v1/status")).bearer_auth(key).send().unwrap().status().as_u16();
+    assert_eq!(status(&first), 200);
+
+    let (ok, out, err) = run(home.path(), &["admin-url", "--config", cfg], None);
+    assert!(ok, "{err}");
+    assert_eq!(key_in(&[out]).as_deref(), Some(first.as_str()), "admin-url shows the same key");
+
+    let (ok, out, err) = run(home.path(), &["rotate-admin-key", "--config", cfg], None);
+    assert!(ok, "{err}");
+    let second = key_in(&[out]).expect("the new link");
+    assert_ne!(second, first);
+    assert_eq!(status(&first), 401, "the old key stops working on the running server");
+    assert_eq!(status(&second), 200);
+}

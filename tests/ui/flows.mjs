@@ -238,8 +238,20 @@ try {
     check(await settings.getByLabel("Also anyone with an invite code, from their Matrix app").isChecked(), "the new policy is shown");
     await checkLayout(page, "settings at 800x600");
     await page.screenshot({ path: `${shots}/settings.png` });
+    // Replacing the admin key: the page carries on with the new one; the old link is refused.
+    const oldKey = new URL(adminUrl).hash.replace("#token=", "");
+    await page.getByRole("button", { name: "Replace the admin key" }).click();
+    await page.getByRole("alert").filter({ hasText: "The admin key was replaced" }).waitFor();
+    const newLink = await page.getByLabel(/The new link/).inputValue();
+    const newKey = new URL(newLink).hash.replace("#token=", "");
+    check(newKey && newKey !== oldKey, "a new key is shown");
+    const statusWith = (key) => page.evaluate(async (k) => (await fetch("/_hearth/admin/v1/status", { headers: { Authorization: `Bearer ${k}` } })).status, key);
+    check(await statusWith(oldKey) === 401, "the old key is refused");
+    check(await statusWith(newKey) === 200, "the new key works");
+    await page.getByRole("link", { name: "Status" }).click();
+    await page.getByRole("heading", { name: "Status" }).waitFor();
     check(errors.length === 0, `script errors: ${errors}`);
-    console.log(JSON.stringify({ registration: "token" }));
+    console.log(JSON.stringify({ registration: "token", admin_key: newKey }));
   } else if (flow === "deactivate") {
     const { page, errors } = await dashboard();
     // The room the user made shows up with its members.

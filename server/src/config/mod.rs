@@ -86,6 +86,17 @@ pub struct Config {
     /// Extra CA certificates (PEM files) trusted for other servers' HTTPS, as Synapse's key of
     /// the same name; the setup's reachability check trusts them too.
     pub federation_custom_ca_list: Vec<PathBuf>,
+    /// Connections open at once, per listener. Lowered at start when the system's open-files
+    /// limit is smaller.
+    pub max_connections: usize,
+    /// Connections open at once from one address (this computer and `trusted_proxies` not
+    /// counted: everyone behind them shares their address).
+    pub max_connections_per_ip: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may idle between requests.
+    pub request_header_timeout: HumanDuration,
+    /// The longest pause while a client sends a request body (an upload).
+    pub request_body_timeout: HumanDuration,
     /// The admin listener: the setup page, dashboard and Hearth's admin API. Loopback only.
     pub admin: AdminListener,
     /// What a new password must be like (Synapse's `password_config`).
@@ -320,6 +331,10 @@ impl Default for Config {
             max_spider_size: ByteSize(10 * 1024 * 1024),
             admin_contact: None,
             admin: AdminListener::default(),
+            max_connections: 4096,
+            max_connections_per_ip: 128,
+            request_header_timeout: HumanDuration(Duration::from_secs(20)),
+            request_body_timeout: HumanDuration(Duration::from_secs(60)),
             listen_on_network: false,
             behind_proxy: false,
             password_config: PasswordConfig::default(),
@@ -528,6 +543,17 @@ impl Config {
                 "password_config.policy.minimum_length: at most {} (the longest password accepted)",
                 crate::service::passwords::MAX_PASSWORD_BYTES
             )));
+        }
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return Err(err("max_connections and max_connections_per_ip: must be at least 1"));
+        }
+        for (name, d) in [
+            ("request_header_timeout", self.request_header_timeout),
+            ("request_body_timeout", self.request_body_timeout),
+        ] {
+            if d.0 < Duration::from_secs(1) {
+                return Err(err(format!("{name}: at least 1s")));
+            }
         }
         if self.max_pending_media_uploads == 0 {
             return Err(err("max_pending_media_uploads: must be at least 1"));
@@ -780,6 +806,9 @@ mod tests {
         assert_eq!(c.rc_registration, d.rc_registration);
         assert_eq!(c.rc_registration_token_validity, d.rc_registration_token_validity);
         assert_eq!(c.password_config, d.password_config);
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (d.max_connections, d.max_connections_per_ip));
+        assert_eq!(c.request_header_timeout, d.request_header_timeout);
+        assert_eq!(c.request_body_timeout, d.request_body_timeout);
         assert_eq!(c.rc_login.address, d.rc_login.address);
         assert_eq!(c.rc_login.account, d.rc_login.account);
         assert_eq!(c.rc_login.failed_attempts, d.rc_login.failed_attempts);

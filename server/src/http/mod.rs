@@ -3,6 +3,7 @@
 
 pub mod json;
 pub mod ruma;
+pub mod serve;
 
 use std::{sync::Arc, time::Duration};
 

@@ -5,6 +5,7 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod admin_key;
 pub mod e2ee;
 pub mod ephemeral;
 pub mod guarded;
@@ -50,8 +51,8 @@ pub struct Services {
     pub invites: invites::Invites,
     /// Finding other servers (and our own, in the setup's check).
     pub discovery: server_discovery::Discovery,
-    /// The admin listener's bearer token (kept in the secret store, so links stay valid).
-    pub admin_token: String,
+    /// The admin listener's bearer token.
+    pub admin_key: admin_key::AdminKey,
     /// The public listeners' bound addresses (real ports, also when the config said 0).
     pub local_addrs: Vec<std::net::SocketAddr>,
     /// Notified when a setting changed that applies on restart (see `Running::restart`).

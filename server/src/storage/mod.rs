@@ -6,6 +6,7 @@
 //! Storage never calls services and never sees HTTP types.
 
 pub mod account_data;
+pub mod admin_key;
 pub mod append;
 pub mod device_keys;
 pub mod devices;

@@ -28,7 +28,6 @@ use axum::{
     routing::{delete, get, post, put},
 };
 use http::{StatusCode, header};
-use subtle::ConstantTimeEq;
 
 use crate::{error::Error, service::AppState};
 
@@ -36,6 +35,7 @@ use crate::{error::Error, service::AppState};
 pub fn router(state: AppState, port: u16) -> Router {
     let api = Router::new()
         .route("/_hearth/admin/v1/status", get(status::get_status))
+        .route("/_hearth/admin/v1/admin-key", post(status::rotate_admin_key))
         .route("/_hearth/admin/v1/users", get(users::list).post(users::create))
         .route("/_hearth/admin/v1/users/{user_id}/password", post(users::reset_password))
         .route("/_hearth/admin/v1/users/{user_id}/deactivate", post(users::deactivate))
@@ -83,7 +83,11 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         return Error::missing_token().into_response();
     };
     let token = value.strip_prefix("Bearer ").unwrap_or("").trim();
-    if !bool::from(token.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+    let valid = match state.admin_key.verify(token).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    if !valid {
         return Error::matrix(
             StatusCode::UNAUTHORIZED,
             ruma::api::error::ErrorKind::UnknownToken(ruma::api::error::UnknownTokenErrorData::new()),

@@ -36,3 +36,10 @@ pub async fn get_status(State(s): State<AppState>) -> Result<Json<Value>> {
         },
     })))
 }
+
+/// POST /_hearth/admin/v1/admin-key: replaces the admin key; the one this request carried stops
+/// working now. Answers the new key, for the page to keep using.
+pub async fn rotate_admin_key(State(s): State<AppState>) -> Result<Json<Value>> {
+    let token = s.admin_key.rotate().await?;
+    Ok(Json(json!({ "token": token })))
+}
