@@ -16,6 +16,22 @@ pub struct LogGuard {
     pub dir: Option<PathBuf>,
 }
 
+/// The file's field formatter. tracing-subscriber keeps a span's formatted fields per formatter
+/// type, so with the terminal's formatter the file showed the terminal's colour codes in every
+/// request's span; this type makes the file format them itself, without colours.
+#[derive(Default)]
+struct PlainFields(fmt::format::DefaultFields);
+
+impl<'w> fmt::FormatFields<'w> for PlainFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        self.0.format_fields(writer, fields)
+    }
+}
+
 /// Starts logging at `level` (a `tracing` filter), overridden by `RUST_LOG`. File logging is
 /// skipped, with a warning, when the folder cannot be created.
 pub fn init(level: &str, dir: Option<&Path>) -> LogGuard {
@@ -41,7 +57,7 @@ pub fn init(level: &str, dir: Option<&Path>) -> LogGuard {
             .finish(appender);
         guard._file = Some(g);
         guard.dir = Some(dir.to_path_buf());
-        Some(fmt::layer().with_ansi(false).with_writer(writer).with_filter(filter()))
+        Some(fmt::layer().with_ansi(false).fmt_fields(PlainFields::default()).with_writer(writer).with_filter(filter()))
     });
     let _ = tracing_subscriber::registry().with(stderr).with(file_layer).try_init();
     if dir.is_some() && guard.dir.is_none() {

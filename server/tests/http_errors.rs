@@ -104,7 +104,13 @@ async fn cors_headers_on_success_errors_and_options() {
         let h = resp.headers();
         assert_eq!(h["access-control-allow-origin"], "*", "{method} {path}");
         assert!(h["access-control-allow-methods"].to_str().unwrap().contains("PUT"), "{method} {path}");
-        assert!(h["access-control-allow-headers"].to_str().unwrap().contains("Authorization"), "{method} {path}");
+        // Header names are case-insensitive, in these lists too.
+        let headers = h["access-control-allow-headers"].to_str().unwrap().to_ascii_lowercase();
+        assert!(headers.contains("authorization") && headers.contains("content-type"), "{method} {path}");
+        if method != Method::OPTIONS {
+            let exposed = h["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+            assert!(exposed.contains("retry-after"), "a browser client can read how long to wait");
+        }
         if method == Method::OPTIONS {
             assert!(resp.status().is_success(), "OPTIONS {path}: {}", resp.status());
         }

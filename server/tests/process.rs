@@ -400,3 +400,43 @@ fn the_admin_key_is_printed_once_and_can_be_replaced_while_the_server_runs() {
     assert_eq!(status(&first), 401, "the old key stops working on the running server");
     assert_eq!(status(&second), 200);
 }
+
+/// Every log line of a request says which request: method, path (never the query, where an
+/// access token may be), request ID and user; the ID comes back in the response.
+#[test]
+fn log_lines_name_the_request_and_the_user() {
+    let home = tempfile::tempdir().unwrap();
+    let logs = home.path().join("logs");
+    let extra = format!("{OPEN}\nlog_level = \"info,tower_http=debug\"\nlog_dir = \"{}\"", logs.display());
+    let cfg = write_config(home.path(), &extra);
+    let p = spawn(home.path(), &["serve", "--config", cfg.to_str().unwrap()], &[("RUST_LOG", "info,tower_http=debug")]);
+    assert_eq!(register(&p.base, "logged"), 200);
+    let token = access_token(&p.base, "logged", "pw-long-enough");
+    let r = client()
+        .get(format!("{}/_matrix/client/v3/account/whoami?access_token={token}", p.base))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42", "the ID comes back");
+    let generated = client().get(format!("{}/_matrix/client/versions", p.base)).send().unwrap();
+    assert!(!generated.headers()["x-request-id"].is_empty(), "a request without one gets one");
+
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = std::fs::read_dir(&logs)
+            .map(|d| d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect())
+            .unwrap_or_default();
+        if text.contains("trace-me-42") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line =
+        text.lines().find(|l| l.contains("trace-me-42")).unwrap_or_else(|| panic!("no line for the request:\n{text}"));
+    assert!(!line.contains('\x1b'), "no terminal colour codes in the file: {line}");
+    for part in ["method=GET", "path=/_matrix/client/v3/account/whoami", "user=@logged:proc.test"] {
+        assert!(line.contains(part), "{part} missing in: {line}");
+    }
+    assert!(!text.contains(&token), "the access token is never logged");
+}

@@ -16,7 +16,14 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{MethodFilter, on},
 };
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+    trace::{DefaultOnFailure, DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
 
 use crate::{config::ForwardedFor, error::Error, service::AppState};
 
@@ -56,7 +63,7 @@ fn method_filter(m: &Method) -> MethodFilter {
 
 /// Wraps the API routes with the layers every response needs.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
-    router
+    let router = router
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         // Innermost first: panics and timeouts become responses that the outer layers then turn
@@ -69,8 +76,56 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
             Duration::from_secs(600),
         ))
         .layer(middleware::from_fn(ensure_matrix_error))
-        .layer(middleware::from_fn(cors))
-        .with_state(state)
+        // CORS as the spec requires (Client-Server API, "Web Browser Clients"): any OPTIONS
+        // request is answered directly, and every response, errors included, carries the
+        // headers; tower-http sends the allowed methods and headers on OPTIONS only, the spec
+        // wants them on all.
+        .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS))
+        .layer(SetResponseHeaderLayer::if_not_present(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::any())
+                .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+                .allow_headers([
+                    HeaderName::from_static("x-requested-with"),
+                    header::CONTENT_TYPE,
+                    header::AUTHORIZATION,
+                ])
+                .expose_headers([header::RETRY_AFTER]),
+        );
+    observe(router).with_state(state)
+}
+
+const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS");
+const ALLOW_HEADERS: HeaderValue = HeaderValue::from_static("X-Requested-With, Content-Type, Authorization");
+
+/// The header carrying a request's ID.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// A span for every request, so that each log line, a 500's included, says which request it
+/// belongs to: method, path (never the query, which may hold an access token), a request ID
+/// (a proxy's `X-Request-Id`, else a new one, also returned in the response) and, once
+/// authenticated, the user. Server errors are logged when answered.
+pub fn observe<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id,
+                        user = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(DefaultOnFailure::new().level(Level::ERROR)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
 async fn unrecognized() -> Error {
@@ -79,22 +134,6 @@ async fn unrecognized() -> Error {
 
 async fn method_not_allowed() -> Error {
     Error::unrecognized(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed for this endpoint")
-}
-
-/// CORS as the spec requires (Client-Server API, "Web Browser Clients"): every response,
-/// errors included, carries the headers, and any OPTIONS request is answered directly.
-async fn cors(req: Request, next: Next) -> Response {
-    let mut resp =
-        if req.method() == Method::OPTIONS { StatusCode::NO_CONTENT.into_response() } else { next.run(req).await };
-    let h = resp.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("X-Requested-With, Content-Type, Authorization"),
-    );
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Retry-After"));
-    resp
 }
 
 /// A safety net: any error response that is not already a Matrix error body (an axum extractor

@@ -105,42 +105,12 @@ pub fn access_token(parts: &Parts) -> Result<Option<String>, Error> {
             .ok_or_else(|| Error::unknown_token(false))?;
         return Ok(Some(token.trim().to_owned()));
     }
-    if let Some(q) = parts.uri.query() {
-        for (k, v) in form_urlencoded_pairs(q) {
-            if k == "access_token" {
-                return Ok(Some(v));
-            }
-        }
+    if let Some(q) = parts.uri.query()
+        && let Some((_, v)) = form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "access_token")
+    {
+        return Ok(Some(v.into_owned()));
     }
     Ok(None)
-}
-
-fn form_urlencoded_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    q.split('&').filter_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let dec = |s: &str| {
-            let s = s.replace('+', " ");
-            percent_decode(&s)
-        };
-        Some((dec(k)?, dec(v)?))
-    })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Authenticates per `kind`; `Ok(None)` for unauthenticated endpoints and absent optional tokens.
@@ -152,14 +122,20 @@ pub async fn authenticate(state: &AppState, parts: &Parts, kind: AuthKind) -> Re
             Err(Error::unrecognized(StatusCode::NOT_FOUND, "Federation is not available on this server yet"))
         }
         AuthKind::Optional => match access_token(parts)? {
-            Some(t) => Ok(Some(state.accounts.authenticate(&t, ip.as_deref()).await?)),
+            Some(t) => Ok(Some(in_span(state.accounts.authenticate(&t, ip.as_deref()).await?))),
             None => Ok(None),
         },
         AuthKind::Required => {
             let t = access_token(parts)?.ok_or_else(Error::missing_token)?;
-            Ok(Some(state.accounts.authenticate(&t, ip.as_deref()).await?))
+            Ok(Some(in_span(state.accounts.authenticate(&t, ip.as_deref()).await?)))
         }
     }
+}
+
+/// Names the user in the request's span (see `http::observe`), for every later log line.
+fn in_span(session: Session) -> Session {
+    tracing::Span::current().record("user", tracing::field::display(&session.user_id));
+    session
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with M_TOO_LARGE (early from

@@ -50,7 +50,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/setup/{step}", post(setup::post_step))
         .route("/_hearth/admin/v1/rooms/{room_id}/members", get(rooms::members))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
+    let router = Router::new()
         .merge(api)
         .merge(ui::admin_routes())
         .fallback(|| async {
@@ -60,8 +60,8 @@ pub fn router(state: AppState, port: u16) -> Router {
         .layer(middleware::from_fn(move |req: Request, next: Next| check_host(port, req, next)))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             Error::internal("handler panicked").into_response()
-        }))
-        .with_state(state)
+        }));
+    crate::http::observe(router).with_state(state)
 }
 
 /// Only requests addressed to this listener by a loopback name: a page on another site whose

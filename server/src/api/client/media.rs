@@ -355,33 +355,16 @@ fn sanitise_filename(name: &str) -> String {
 
 /// A single byte range of a `Range` header, resolved against `size`: `Ok(None)` for no (or an
 /// unsupported multi-) range, `Err` when it cannot be satisfied.
+/// The byte range a `Range` header asks for (RFC 9110, 14.2). A header that does not parse is
+/// ignored and several ranges get the whole file, as the RFC allows; a range outside the file
+/// is `Err` (416).
 fn parse_range(headers: &HeaderMap, size: u64) -> std::result::Result<Option<(u64, u64)>, ()> {
     let Some(spec) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let Some(spec) = spec.trim().strip_prefix("bytes=") else { return Ok(None) };
-    if spec.contains(',') {
-        return Ok(None); // multiple ranges: answer with the whole file, as RFC 9110 allows
+    let Ok(parsed) = http_range_header::parse_range_header(spec) else { return Ok(None) };
+    match parsed.validate(size).map_err(|_| ())?.as_slice() {
+        [one] => Ok(Some((*one.start(), *one.end()))),
+        _ => Ok(None),
     }
-    let (start, end) = spec.split_once('-').ok_or(())?;
-    let (start, end) = (start.trim(), end.trim());
-    let range = if start.is_empty() {
-        let n: u64 = end.parse().map_err(|_| ())?;
-        if n == 0 {
-            return Err(());
-        }
-        (size.saturating_sub(n), size.checked_sub(1).ok_or(())?)
-    } else {
-        let s: u64 = start.parse().map_err(|_| ())?;
-        let e: u64 = if end.is_empty() {
-            size.saturating_sub(1)
-        } else {
-            end.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))
-        };
-        (s, e)
-    };
-    if range.0 >= size || range.0 > range.1 {
-        return Err(());
-    }
-    Ok(Some(range))
 }
 
 async fn serve_file(
@@ -480,6 +463,7 @@ mod tests {
         assert_eq!(parse_range(&h("bytes=0-1,5-6"), 100), Ok(None));
         assert_eq!(parse_range(&h("bytes=100-"), 100), Err(()));
         assert_eq!(parse_range(&h("bytes=5-2"), 100), Err(()));
-        assert_eq!(parse_range(&h("bytes=x-y"), 100), Err(()));
+        // A header that does not parse is ignored: the whole file, as RFC 9110 allows.
+        assert_eq!(parse_range(&h("bytes=x-y"), 100), Ok(None));
     }
 }
