@@ -362,3 +362,33 @@ async fn one_address_cannot_take_every_connection() {
     assert!(closed_within(&mut local, Duration::from_millis(300)).await.is_none());
     drop(held);
 }
+
+/// Found by fuzzing: a NUL in a search term ended SQLite's full-text query early, a 500. Control
+/// characters separate words now, and FTS5's syntax characters are plain text.
+#[tokio::test]
+async fn any_search_term_is_an_answer_never_a_server_error() {
+    let s = TestServer::start().await;
+    let token = s.user("seeker").await;
+    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&token), json!({})).await;
+    let room = room["room_id"].as_str().unwrap();
+    s.put(
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/t1"),
+        Some(&token),
+        json!({"msgtype": "m.text", "body": "tea time"}),
+    )
+    .await;
+    let search = |term: &str| {
+        s.post(
+            "/_matrix/client/v3/search",
+            Some(&token),
+            json!({"search_categories": {"room_events": {"search_term": term}}}),
+        )
+    };
+    let (st, found) = search("tea\u{0}time").await;
+    assert_eq!(st, 200, "{found}");
+    assert_eq!(found["search_categories"]["room_events"]["count"], 1, "{found}");
+    for term in ["\u{0}", "a\"b", "(", "a*", "NEAR(a b)", "-x", "\u{7}\u{1b}[0m", "tea OR"] {
+        let (st, body) = search(term).await;
+        assert!(st == 200 || (st == 400 && body["errcode"] == "M_INVALID_PARAM"), "{term:?}: {st} {body}");
+    }
+}

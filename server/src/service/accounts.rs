@@ -23,7 +23,7 @@ use super::{
 use crate::{
     config::Config,
     error::{Error, Result},
-    storage::{self, Db, devices::DeviceRow, now_ms, registration_tokens, users::NewUser},
+    storage::{self, Db, now_ms, registration_tokens, users::NewUser},
 };
 
 /// Lifetime of an m.login.token from `/login/get_token`.
@@ -49,6 +49,9 @@ pub struct NewSession {
     pub refresh_token: Option<String>,
     pub expires_in: Option<Duration>,
 }
+
+/// A device as `/devices` shows it.
+pub use crate::storage::devices::DeviceRow;
 
 pub struct Accounts {
     db: Db,
@@ -175,6 +178,21 @@ impl Accounts {
         }
     }
 
+    /// Local users whose ID or display name matches `term`: (user, display name, avatar).
+    pub async fn search_users(&self, term: &str, limit: i64) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+        Ok(storage::users::search(&self.db.read, term, limit).await?)
+    }
+
+    /// A filter `user` stored (`/user/{userId}/filter`), as JSON text.
+    pub async fn filter(&self, user: &UserId, id: i64) -> Result<Option<String>> {
+        Ok(storage::filters::get(&self.db.read, user.as_str(), id).await?)
+    }
+
+    /// Stores a filter and returns its ID.
+    pub async fn create_filter(&self, user: &UserId, filter: &str) -> Result<i64> {
+        Ok(storage::filters::insert(&self.db.write, user.as_str(), filter).await?)
+    }
+
     pub async fn is_available(&self, user_id: &UserId) -> Result<bool> {
         Ok(!storage::users::exists(&self.db.read, user_id.as_str()).await?)
     }
@@ -199,7 +217,7 @@ impl Accounts {
             }
             None => None,
         };
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let inserted = storage::users::insert(
             &mut *tx,
             &NewUser {
@@ -303,7 +321,7 @@ impl Accounts {
     ) -> Result<NewSession> {
         let device_id = device_id.unwrap_or_else(|| tokens::device_id().into());
         let now = now_ms();
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         storage::devices::upsert(&mut *tx, user_id.as_str(), device_id.as_str(), display_name, now, ip).await?;
         // A login that reuses a device ID takes over that device: its old sessions end
         // (spec: "POST /login", device_id).
@@ -437,7 +455,7 @@ impl Accounts {
     /// "Refreshing access tokens"), so a client that lost this response can simply retry.
     pub async fn refresh(&self, refresh_token: &str) -> Result<NewSession> {
         let hash = tokens::hash(refresh_token);
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let row = storage::tokens::find_refresh(&mut *tx, &hash).await?.ok_or_else(|| Error::unknown_token(false))?;
         let now = now_ms();
         if row.expires_ts.is_some_and(|e| e <= now) {
@@ -539,7 +557,7 @@ impl Accounts {
     ) -> Result<()> {
         self.check_new_password(&new)?;
         let hash = passwords::hash(new).await?;
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         storage::users::set_password_hash(&mut *tx, user_id.as_str(), Some(&hash)).await?;
         if logout_devices {
             storage::devices::delete_all_except(&mut *tx, user_id.as_str(), Some(keep.device_id.as_str())).await?;
@@ -552,7 +570,7 @@ impl Accounts {
 
     /// Deactivates the account: no login, every device and token gone.
     pub async fn deactivate(&self, user_id: &UserId) -> Result<()> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         storage::users::deactivate(&mut *tx, user_id.as_str()).await?;
         storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
         tx.commit().await?;
@@ -586,7 +604,7 @@ impl Accounts {
         }
         self.check_new_password(&new)?;
         let hash = passwords::hash(new).await?;
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         storage::users::set_password_hash(&mut *tx, user_id.as_str(), Some(&hash)).await?;
         storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
         tx.commit().await?;
@@ -620,7 +638,7 @@ impl Accounts {
     /// Deletes devices (and their tokens) in one transaction; unknown IDs are ignored, as the
     /// spec says for `/delete_devices`.
     pub async fn delete_devices(&self, user_id: &UserId, device_ids: &[OwnedDeviceId]) -> Result<()> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         for d in device_ids {
             storage::devices::delete(&mut *tx, user_id.as_str(), d.as_str()).await?;
         }

@@ -114,7 +114,7 @@ impl KeyBackup {
     ) -> Result<(i64, String)> {
         let asked = number(version)?;
         let checked: Vec<NewKey> = keys.iter().map(|(r, s, d)| check_key(r, s, d)).collect::<Result<_>>()?;
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let (current, ..) = storage::key_backup::version(&mut *tx, user, None).await?.ok_or_else(not_found)?;
         if current != asked {
             return Err(Error::matrix(
@@ -157,7 +157,7 @@ impl KeyBackup {
         session: Option<&str>,
     ) -> Result<(i64, String)> {
         let v = number(version)?;
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         storage::key_backup::version(&mut *tx, user, Some(v)).await?.ok_or_else(not_found)?;
         storage::key_backup::delete_keys(&mut tx, user, v, room, session).await?;
         let (_, _, etag, count) = storage::key_backup::version(&mut *tx, user, Some(v)).await?.ok_or_else(not_found)?;

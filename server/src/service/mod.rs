@@ -31,6 +31,8 @@ pub mod uiaa;
 
 use std::sync::Arc;
 
+/// Milliseconds since the Unix epoch, the unit of every timestamp.
+pub use crate::storage::now_ms;
 use crate::{
     config::{self, Config},
     secrets::Secrets,

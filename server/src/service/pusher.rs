@@ -52,7 +52,7 @@ impl Pushers {
             _ => return Err(Error::invalid_param("Unknown pusher kind")),
         }
         let text = serde_json::to_string(p).map_err(Error::internal)?;
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         if !append {
             storage::pushers::delete_for_others(&mut *tx, user.as_str(), &p.ids.app_id, &p.ids.pushkey).await?;
         }

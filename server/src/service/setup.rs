@@ -38,6 +38,12 @@ pub fn current(settings: &BTreeMap<String, Value>) -> &'static str {
     STEPS.iter().copied().find(|s| !done.contains(s)).unwrap_or("done")
 }
 
+/// Stores one setting (the dashboard's and the wizard's choices; they apply at the restart).
+pub async fn store(db: &Db, key: &str, value: &Value) -> Result<()> {
+    storage::settings::set(&db.write, key, value).await?;
+    Ok(())
+}
+
 pub async fn mark_done(db: &Db, step: &'static str) -> Result<()> {
     let mut done = done(&settings(db).await?);
     if !done.contains(&step) {

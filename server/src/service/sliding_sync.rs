@@ -379,7 +379,7 @@ impl SlidingSync {
         // Remember what this answer gives the client, under a new position.
         let now = now_ms();
         let rooms_json = serde_json::to_string(&next_known).map_err(Error::internal)?;
-        let mut tx = db.write.begin().await?;
+        let mut tx = db.begin_write().await?;
         let id = match connection {
             Some(id) => id,
             None => storage::sliding_sync::reset_connection(&mut tx, user.as_str(), device, &req.conn_id, now).await?,

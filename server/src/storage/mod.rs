@@ -146,6 +146,14 @@ impl Db {
         Ok(Db { read, write, checkpointer })
     }
 
+    /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred
+    /// transaction that reads first and writes later cannot wait for the lock when it needs it:
+    /// SQLite answers SQLITE_BUSY at once while a RESTART checkpoint or another process (say,
+    /// `hearth register-user`) holds it, and the request failed with 500.
+    pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.write.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Copies committed WAL frames into the database file without blocking writers or readers
     /// (PASSIVE). Run by a background task, not by commits. The WAL only starts over from its
     /// beginning when a write begins right after everything was copied, which a steady stream

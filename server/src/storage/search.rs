@@ -10,7 +10,13 @@ pub async fn forget(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result
 /// Turns user input into an FTS5 query: every word must appear (quoted, so FTS syntax in the
 /// input is just text).
 pub fn fts_query(term: &str) -> Option<String> {
-    let words: Vec<String> = term.split_whitespace().map(|w| format!("\"{}\"", w.replace('"', "\"\""))).collect();
+    // Control characters separate words too: FTS5 reads a NUL inside a quoted string as its
+    // end ("unterminated string"), which made a search for "a\0b" a server error.
+    let words: Vec<String> = term
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
     (!words.is_empty()).then(|| words.join(" "))
 }
 

@@ -11,12 +11,11 @@ use crate::{
     error::{Error, Result},
     http::json::Json,
     service::AppState,
-    storage,
 };
 
 /// GET /_hearth/admin/v1/settings
 pub async fn get_settings(State(s): State<AppState>) -> Result<AxumJson<Value>> {
-    let stored = storage::settings::all(&s.db.read).await?;
+    let stored = crate::service::setup::settings(&s.db).await?;
     Ok(AxumJson(json!({
         "registration": s.config.registration_policy(),
         "public_baseurl": s.config.public_baseurl(),
@@ -68,7 +67,7 @@ pub async fn put_settings(State(s): State<AppState>, Json(body): Json<Body>) -> 
         return Err(Error::missing_param("Give registration or public_baseurl"));
     }
     for (key, value) in &changes {
-        storage::settings::set(&s.db.write, key, value).await?;
+        crate::service::setup::store(&s.db, key, value).await?;
     }
     tracing::info!(?changes, "settings changed in the dashboard; restarting to apply them");
     s.restart.notify_one();

@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 use crate::{
     error::{Error, Result},
     http::json::Json,
-    service::{AppState, reverse_proxy, setup},
-    storage,
+    service::{AppState, now_ms, reverse_proxy, setup},
 };
 
 /// GET /_hearth/admin/v1/setup
@@ -78,16 +77,16 @@ pub async fn post_step(
         "reach" => {
             let url = reach_url(&s, &body, &mut extra)?;
             let mode = body.mode.clone().unwrap_or_default();
-            storage::settings::set(&s.db.write, "reach", &json!({ "mode": mode, "public_baseurl": url })).await?;
+            setup::store(&s.db, "reach", &json!({ "mode": mode, "public_baseurl": url })).await?;
             restart = set_if_changed(&s, "public_baseurl", &url, &s.config.public_baseurl()).await?;
             // Only the home network needs Hearth on the network; tunnels and proxies connect
             // over loopback, which is safer.
             let network = mode == "lan";
-            storage::settings::set(&s.db.write, "listen_on_network", &json!(network)).await?;
+            setup::store(&s.db, "listen_on_network", &json!(network)).await?;
             restart |= network != s.config.listen_on_network;
             // A tunnel or web server on this computer passes on each person's address.
             let proxied = matches!(mode.as_str(), "tunnel" | "proxy");
-            storage::settings::set(&s.db.write, "behind_proxy", &json!(proxied)).await?;
+            setup::store(&s.db, "behind_proxy", &json!(proxied)).await?;
             restart |= proxied != s.config.behind_proxy;
         }
         "server_name" => {
@@ -136,8 +135,8 @@ pub async fn post_step(
             )
             .await;
             let checks = json!(checks);
-            storage::settings::set(&s.db.write, "setup_checks", &checks).await?;
-            storage::settings::set(&s.db.write, "setup_checks_ms", &json!(storage::now_ms())).await?;
+            setup::store(&s.db, "setup_checks", &checks).await?;
+            setup::store(&s.db, "setup_checks_ms", &json!(now_ms())).await?;
             extra = json!({ "checks": checks });
         }
         _ => unreachable!("every step is handled"),
@@ -208,6 +207,6 @@ fn reach_url(s: &AppState, body: &StepBody, extra: &mut Value) -> Result<String>
 
 /// Stores `key` when it differs from what the server runs with; true when a restart is needed.
 async fn set_if_changed(s: &AppState, key: &str, value: &str, current: &str) -> Result<bool> {
-    storage::settings::set(&s.db.write, key, &json!(value)).await?;
+    setup::store(&s.db, key, &json!(value)).await?;
     Ok(value != current)
 }

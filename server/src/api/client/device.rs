@@ -9,8 +9,7 @@ use ruma::{
 use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
-    service::AppState,
-    storage::devices::DeviceRow,
+    service::{AppState, accounts::DeviceRow},
 };
 
 fn to_device(row: DeviceRow) -> Device {

@@ -15,7 +15,6 @@ use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
     service::AppState,
-    storage,
 };
 
 /// POST /_matrix/client/v3/user_directory/search
@@ -27,7 +26,7 @@ pub async fn search_users(
     req: Ruma<search_users::v3::Request>,
 ) -> Result<RumaResponse<search_users::v3::Response>> {
     let limit = u64::from(req.body.limit).clamp(1, 100) as i64;
-    let rows = storage::users::search(&s.db.read, req.body.search_term.trim(), limit + 1).await?;
+    let rows = s.accounts.search_users(req.body.search_term.trim(), limit + 1).await?;
     let limited = rows.len() as i64 > limit;
     let results = rows
         .into_iter()
@@ -55,7 +54,7 @@ async fn public_rooms(
     since: Option<&str>,
 ) -> Result<(Vec<PublicRoomsChunk>, Option<String>, u64)> {
     let mut rooms = Vec::new();
-    for id in storage::rooms::public_rooms(&s.db.read).await? {
+    for id in s.rooms.public_rooms().await? {
         let Ok(room_id) = RoomId::parse(&id) else { continue };
         let c = chunk(s, &room_id).await?;
         let matches = term.is_none_or(|t| {
@@ -117,9 +116,7 @@ pub async fn get_room_visibility(
     State(s): State<AppState>,
     req: Ruma<get_room_visibility::v3::Request>,
 ) -> Result<RumaResponse<get_room_visibility::v3::Response>> {
-    let public = storage::rooms::is_public(&s.db.read, req.body.room_id.as_str())
-        .await?
-        .ok_or_else(|| Error::not_found("Unknown room"))?;
+    let public = s.rooms.is_public(&req.body.room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
     Ok(RumaResponse(get_room_visibility::v3::Response::new(if public {
         Visibility::Public
     } else {
@@ -141,6 +138,6 @@ pub async fn set_room_visibility(
     {
         return Err(Error::forbidden("You need the power to change the room's address to publish it"));
     }
-    storage::rooms::set_public(&s.db.write, b.room_id.as_str(), b.visibility == Visibility::Public).await?;
+    s.rooms.set_public(&b.room_id, b.visibility == Visibility::Public).await?;
     Ok(RumaResponse(set_room_visibility::v3::Response::new()))
 }

@@ -18,7 +18,6 @@ use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
     service::{AppState, sync::SyncToken},
-    storage,
 };
 
 fn raw<T>(v: &Value) -> Result<Raw<T>> {
@@ -126,16 +125,14 @@ pub async fn get_key_changes(
     let mut changed: Vec<String> =
         s.e2ee.changed_device_lists(user.as_str(), from.device_lists, to.device_lists).await?;
     let mut gone = Vec::new();
-    for (who, membership) in
-        storage::rooms::membership_changes_around(&s.db.read, user.as_str(), from.events, to.events).await?
-    {
+    for (who, membership) in s.rooms.membership_changes_around(&user, from.events, to.events).await? {
         match membership.as_str() {
             "join" => changed.push(who),
             "leave" | "ban" => gone.push(who),
             _ => {}
         }
     }
-    let still: HashSet<String> = storage::rooms::co_members(&s.db.read, user.as_str()).await?.into_iter().collect();
+    let still: HashSet<String> = s.rooms.co_members(&user).await?.into_iter().collect();
     let left: Vec<String> = gone.into_iter().filter(|u| !still.contains(u)).collect();
     let parse = |list: Vec<String>| -> Vec<ruma::OwnedUserId> {
         crate::service::e2ee::sorted(list).into_iter().filter_map(|u| ruma::UserId::parse(u).ok()).collect()

@@ -16,7 +16,6 @@ use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
     service::AppState,
-    storage,
 };
 
 /// POST /_matrix/client/v3/rooms/{roomId}/join
@@ -60,7 +59,7 @@ async fn check_known_user(s: &AppState, user: &UserId) -> Result<()> {
     if user.server_name() != s.config.server_name {
         return Err(Error::forbidden("Inviting users on other servers needs federation, which is not available yet"));
     }
-    if !storage::users::exists(&s.db.read, user.as_str()).await? {
+    if s.accounts.is_available(user).await? {
         return Err(Error::not_found("No such user on this server"));
     }
     Ok(())
@@ -137,11 +136,8 @@ pub async fn joined_rooms(
     State(s): State<AppState>,
     req: Ruma<joined_rooms::v3::Request>,
 ) -> Result<RumaResponse<joined_rooms::v3::Response>> {
-    let rooms = storage::rooms::joined_rooms(&s.db.read, req.session().user_id.as_str())
-        .await?
-        .into_iter()
-        .filter_map(|r| RoomId::parse(r).ok())
-        .collect();
+    let rooms =
+        s.rooms.joined_rooms(&req.session().user_id).await?.into_iter().filter_map(|r| RoomId::parse(r).ok()).collect();
     Ok(RumaResponse(joined_rooms::v3::Response::new(rooms)))
 }
 
@@ -152,7 +148,7 @@ pub async fn get_member_events(
 ) -> Result<RumaResponse<get_member_events::v3::Response>> {
     let b = &req.body;
     require_joined(&s, &b.room_id, &req.session().user_id).await?;
-    let members = storage::rooms::members(&s.db.read, b.room_id.as_str()).await?;
+    let members = s.rooms.members(&b.room_id).await?;
     let wanted = |m: &str| {
         b.membership.as_ref().is_none_or(|w| w.as_str() == m)
             && b.not_membership.as_ref().is_none_or(|n| n.as_str() != m)
@@ -170,7 +166,7 @@ pub async fn joined_members(
 ) -> Result<RumaResponse<joined_members::v3::Response>> {
     let b = &req.body;
     require_joined(&s, &b.room_id, &req.session().user_id).await?;
-    let members = storage::rooms::members(&s.db.read, b.room_id.as_str()).await?;
+    let members = s.rooms.members(&b.room_id).await?;
     let ids: Vec<String> = members.into_iter().filter(|(_, m, _)| m == "join").map(|(_, _, e)| e).collect();
     let mut joined = BTreeMap::new();
     for e in s.rooms.events(&ids).await? {

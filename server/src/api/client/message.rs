@@ -11,7 +11,6 @@ use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
     service::{AppState, rooms::Txn, sync},
-    storage,
 };
 
 /// Most events one /messages page returns.
@@ -56,18 +55,16 @@ pub async fn get_message_events(
         None => 0,
     };
     let to = b.to.as_deref().map(sync::parse_token).transpose()?;
-    let db = &s.db.read;
-    let room = b.room_id.as_str();
     let (rows, end) = match b.dir {
         Direction::Backward => {
             let lower = to.unwrap_or(0);
-            let rows = storage::events::room_events_desc(db, room, lower, from, limit).await?;
+            let rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?;
             let end = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.stream_ordering - 1)).flatten();
             (rows, end)
         }
         _ => {
             let upper = to.map(|t| t + 1).unwrap_or(head + 1);
-            let rows = storage::events::room_events_asc(db, room, from + 1, upper, limit).await?;
+            let rows = s.rooms.timeline_asc(&b.room_id, from + 1, upper, limit).await?;
             let end = rows.last().map(|r| r.stream_ordering);
             (rows, end)
         }

@@ -19,7 +19,6 @@ use crate::{
     error::{Error, Result},
     http::ruma::{Authed, Ruma, RumaResponse},
     service::AppState,
-    storage::{self, now_ms},
 };
 
 const MAX_REASON: usize = 1000;
@@ -49,16 +48,7 @@ pub async fn report_content(
     if !s.rooms.visibility(user, b.room_id.as_str()).await?.allows(&ev.row).await? {
         return Err(Error::not_found("Event not found"));
     }
-    storage::reports::insert(
-        &s.db.write,
-        user.as_str(),
-        Some(b.room_id.as_str()),
-        Some(b.event_id.as_str()),
-        None,
-        b.reason.as_deref(),
-        now_ms(),
-    )
-    .await?;
+    s.rooms.report(user, Some(&b.room_id), Some(b.event_id.as_str()), None, b.reason.as_deref()).await?;
     tracing::info!(reporter = %user, event_id = %b.event_id, "event reported");
     Ok(RumaResponse(report_content::v3::Response::new()))
 }
@@ -74,16 +64,7 @@ pub async fn report_room(
     if s.rooms.room(&b.room_id).await?.is_none() {
         return Err(Error::not_found("Room not found"));
     }
-    storage::reports::insert(
-        &s.db.write,
-        user.as_str(),
-        Some(b.room_id.as_str()),
-        None,
-        None,
-        Some(&b.reason),
-        now_ms(),
-    )
-    .await?;
+    s.rooms.report(user, Some(&b.room_id), None, None, Some(&b.reason)).await?;
     tracing::info!(reporter = %user, room_id = %b.room_id, "room reported");
     Ok(RumaResponse(report_room::v3::Response::new()))
 }
@@ -99,16 +80,7 @@ pub async fn report_user(
     if b.user_id.server_name() == s.config.server_name && s.rooms.profile(&b.user_id).await?.is_none() {
         return Err(Error::not_found("User not found"));
     }
-    storage::reports::insert(
-        &s.db.write,
-        user.as_str(),
-        None,
-        None,
-        Some(b.user_id.as_str()),
-        Some(&b.reason),
-        now_ms(),
-    )
-    .await?;
+    s.rooms.report(user, None, None, Some(&b.user_id), Some(&b.reason)).await?;
     tracing::info!(reporter = %user, reported = %b.user_id, "user reported");
     Ok(RumaResponse(report_user::v3::Response::new()))
 }
@@ -127,7 +99,7 @@ pub async fn get_event_by_timestamp(
     let forward = b.dir == Direction::Forward;
     let mut check = s.rooms.visibility(user, b.room_id.as_str()).await?;
     // Look at a bounded number of candidates: the closest visible one wins.
-    let rows = storage::events::by_timestamp(&s.db.read, b.room_id.as_str(), ts, forward, 200).await?;
+    let rows = s.rooms.events_near(&b.room_id, ts, forward, 200).await?;
     for row in rows {
         if check.allows(&row).await? {
             let ev = crate::service::rooms::parse_row(row)?;
@@ -149,11 +121,7 @@ pub async fn get_room_aliases(
     if !s.rooms.may_read_room(&req.session().user_id, &b.room_id).await? {
         return Err(Error::forbidden("You are not in this room"));
     }
-    let list = storage::rooms::aliases_of(&s.db.read, b.room_id.as_str())
-        .await?
-        .into_iter()
-        .filter_map(|a| a.try_into().ok())
-        .collect();
+    let list = s.rooms.aliases_of(&b.room_id).await?.into_iter().filter_map(|a| a.try_into().ok()).collect();
     Ok(RumaResponse(aliases::v3::Response::new(list)))
 }
 
@@ -190,6 +158,6 @@ pub async fn mutual_rooms(
         return Err(Error::invalid_param("You cannot ask for the rooms you share with yourself"));
     }
     let _: &UserId = &q.user_id;
-    let rooms = storage::rooms::shared_rooms(&s.db.read, session.user_id.as_str(), q.user_id.as_str()).await?;
+    let rooms = s.rooms.shared_rooms(&session.user_id, &q.user_id).await?;
     Ok(Json(json!({ "joined": rooms })))
 }

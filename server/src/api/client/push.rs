@@ -146,7 +146,7 @@ pub async fn get_notifications(
     let limit = b.limit.map(u64::from).unwrap_or(20).clamp(1, 100) as i64;
     let before = b.from.as_deref().map(crate::service::sync::parse_token).transpose()?.unwrap_or(i64::MAX);
     let only_highlight = b.only.as_deref() == Some("highlight");
-    let rows = crate::storage::push_actions::list(&s.db.read, user.as_str(), before, only_highlight, limit).await?;
+    let rows = s.rooms.notifications(user, before, only_highlight, limit).await?;
     let next_token = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| crate::service::sync::token(r.stream_ordering)))
         .flatten();
@@ -162,7 +162,7 @@ pub async fn get_notifications(
         let read_pos = match read_positions.get(&r.room_id) {
             Some(p) => *p,
             None => {
-                let p = crate::storage::push_actions::read_position(&s.db.read, user.as_str(), &r.room_id).await?;
+                let p = s.rooms.read_position(user, &r.room_id).await?;
                 read_positions.insert(r.room_id.clone(), p);
                 p
             }

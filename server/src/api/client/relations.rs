@@ -22,7 +22,6 @@ use crate::{
     error::{Error, Result},
     http::ruma::{Authed, Ruma, RumaResponse},
     service::{AppState, rooms::parse_row, sync},
-    storage,
 };
 
 const MAX_PAGE: u64 = 1000;
@@ -75,9 +74,7 @@ async fn relations_page(
     } else {
         (to.unwrap_or(0), from.map_or(i64::MAX, |f| f + 1))
     };
-    let rows =
-        storage::relations::page(&s.db.read, event_id.as_str(), rel_type, event_type, after, before, forward, limit)
-            .await?;
+    let rows = s.rooms.relations_page(event_id.as_str(), rel_type, event_type, (after, before), forward, limit).await?;
     let next_batch = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| sync::token(if forward { r.stream_ordering } else { r.stream_ordering - 1 })))
         .flatten();
@@ -197,7 +194,7 @@ pub async fn get_threads(
     let limit = b.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as i64;
     let before = b.from.as_deref().map(sync::parse_token).transpose()?.map_or(i64::MAX, |f| f + 1);
     let participant = matches!(b.include, IncludeThreads::Participated).then_some(user.as_str());
-    let roots = storage::relations::threads(&s.db.read, b.room_id.as_str(), participant, before, limit).await?;
+    let roots = s.rooms.threads(&b.room_id, participant, before, limit).await?;
     let next_batch =
         (roots.len() as i64 == limit).then(|| roots.last().map(|(_, latest)| sync::token(latest - 1))).flatten();
     let ids: Vec<String> = roots.iter().map(|(id, _)| id.clone()).collect();
@@ -237,11 +234,8 @@ pub async fn get_context(
     let half = limit / 2;
     let pos = target.row.stream_ordering;
     let room = b.room_id.as_str();
-    let before_rows =
-        storage::events::room_events_desc(&s.db.read, room, 0, pos - 1, half.max(if limit > 0 { 1 } else { 0 }))
-            .await?;
-    let after_rows =
-        storage::events::room_events_asc(&s.db.read, room, pos + 1, i64::MAX, (limit - half).max(0)).await?;
+    let before_rows = s.rooms.timeline_desc(&b.room_id, 0, pos - 1, half.max(if limit > 0 { 1 } else { 0 })).await?;
+    let after_rows = s.rooms.timeline_asc(&b.room_id, pos + 1, i64::MAX, (limit - half).max(0)).await?;
     let start = before_rows.last().map_or(pos - 1, |r| r.stream_ordering - 1);
     let end = after_rows.last().map_or(pos, |r| r.stream_ordering);
     let before_rows = check.filter(before_rows).await?;

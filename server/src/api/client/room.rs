@@ -17,13 +17,12 @@ use crate::{
     http::ruma::{Ruma, RumaResponse},
     matrix::client_event::{self, View},
     service::{
-        AppState,
+        AppState, now_ms,
         rooms::{
             StoredEvent,
             create::{CreateRoom, Preset},
         },
     },
-    storage::now_ms,
 };
 
 pub fn raw_json<T>(v: &Value) -> Result<Raw<T>> {

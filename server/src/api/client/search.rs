@@ -9,8 +9,7 @@ use super::room::view;
 use crate::{
     error::{Error, Result},
     http::ruma::Ruma,
-    service::AppState,
-    storage,
+    service::{AppState, rooms::queries::fts_query},
 };
 
 const PAGE: i64 = 20;
@@ -21,8 +20,8 @@ pub async fn search_events(State(s): State<AppState>, req: Ruma<search_events::v
     let Some(criteria) = &req.body.search_categories.room_events else {
         return Ok(Json(json!({ "search_categories": {} })));
     };
-    let query = storage::search::fts_query(&criteria.search_term)
-        .ok_or_else(|| Error::invalid_param("search_term must not be empty"))?;
+    let query =
+        fts_query(&criteria.search_term).ok_or_else(|| Error::invalid_param("search_term must not be empty"))?;
     let offset: i64 = match req.body.next_batch.as_deref() {
         Some(t) => t.parse().map_err(|_| Error::invalid_param("Invalid next_batch"))?,
         None => 0,
@@ -33,14 +32,13 @@ pub async fn search_events(State(s): State<AppState>, req: Ruma<search_events::v
     };
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     // Rooms the user has (or had) a membership in; visibility decides per event below.
-    let mut rooms: Vec<String> =
-        storage::rooms::memberships_of(&s.db.read, user.as_str()).await?.into_iter().map(|m| m.room_id).collect();
+    let mut rooms: Vec<String> = s.rooms.memberships_of(user).await?.iter().map(|m| m.room_id.clone()).collect();
     if let Some(only) = &criteria.filter.rooms {
         rooms.retain(|r| only.iter().any(|o| o.as_str() == r));
     }
     let by_rank = !matches!(criteria.order_by, Some(OrderBy::Recent));
     // One row more than a page tells whether there is a next page.
-    let hits = storage::search::search(&s.db.read, &query, &rooms, &keys, by_rank, offset, PAGE + 1).await?;
+    let hits = s.rooms.search_events(&query, &rooms, &keys, by_rank, (offset, PAGE + 1)).await?;
     let more = hits.len() as i64 > PAGE;
     let mut results = Vec::new();
     let mut checks = std::collections::HashMap::new();

@@ -17,7 +17,6 @@ use crate::{
         AppState,
         sync::{SyncParams, SyncToken},
     },
-    storage,
 };
 
 /// GET /_matrix/client/v3/sync
@@ -27,7 +26,7 @@ pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::R
     let b = &req.body;
     let filter: Option<FilterDefinition> = match &b.filter {
         Some(sync_events::v3::Filter::FilterDefinition(f)) => Some(f.clone()),
-        Some(sync_events::v3::Filter::FilterId(id)) => Some(load_filter(&s, session.user_id.as_str(), id).await?),
+        Some(sync_events::v3::Filter::FilterId(id)) => Some(load_filter(&s, &session.user_id, id).await?),
         _ => None,
     };
     let filter = match filter {
@@ -52,10 +51,9 @@ pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::R
     Ok(Json(s.sync.sync(&session.user_id, session.device_id.as_str(), &params).await?))
 }
 
-async fn load_filter(s: &AppState, user: &str, id: &str) -> Result<FilterDefinition> {
+async fn load_filter(s: &AppState, user: &ruma::UserId, id: &str) -> Result<FilterDefinition> {
     let n: i64 = id.parse().map_err(|_| Error::invalid_param("Unknown filter ID"))?;
-    let text =
-        storage::filters::get(&s.db.read, user, n).await?.ok_or_else(|| Error::not_found("Unknown filter ID"))?;
+    let text = s.accounts.filter(user, n).await?.ok_or_else(|| Error::not_found("Unknown filter ID"))?;
     serde_json::from_str(&text).map_err(Error::internal)
 }
 
@@ -69,7 +67,7 @@ pub async fn create_filter(
         return Err(Error::forbidden("You can only create filters for yourself"));
     }
     let text = serde_json::to_string(&req.body.filter).map_err(Error::internal)?;
-    let id = storage::filters::insert(&s.db.write, user.as_str(), &text).await?;
+    let id = s.accounts.create_filter(user, &text).await?;
     Ok(RumaResponse(create_filter::v3::Response::new(id.to_string())))
 }
 
@@ -82,7 +80,7 @@ pub async fn get_filter(
     if *user != req.body.user_id {
         return Err(Error::forbidden("You can only read your own filters"));
     }
-    let f = load_filter(&s, user.as_str(), &req.body.filter_id).await?;
+    let f = load_filter(&s, user, &req.body.filter_id).await?;
     Ok(RumaResponse(get_filter::v3::Response::new(f)))
 }
 

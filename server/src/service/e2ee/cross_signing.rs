@@ -137,7 +137,7 @@ impl E2ee {
                 .map_err(|e| Error::invalid_param(format!("The {kind} key is not signed by the master key: {e}")))?;
             others.push((kind, checked));
         }
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         if let Some(m) = &master {
             let old = storage::device_keys::cross_signing_key(&mut *tx, user, MASTER).await?;
             if old.as_deref() != Some(m.text.as_str()) {
@@ -257,7 +257,7 @@ impl E2ee {
             }
         }
         if !stored.is_empty() {
-            let mut tx = self.db.write.begin().await?;
+            let mut tx = self.db.begin_write().await?;
             let mut targets: Vec<&String> = Vec::new();
             for (target_user, target_key, signer_key_id, signature) in &stored {
                 storage::device_keys::put_signature(&mut *tx, target_user, target_key, me, signer_key_id, signature)

@@ -34,7 +34,7 @@ impl E2ee {
         if clash {
             return Err(Error::invalid_param("A device with this ID exists and is not the dehydrated device"));
         }
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         if let Some((old_device, _)) = &old {
             storage::devices::delete(&mut *tx, user, old_device).await?;
         }

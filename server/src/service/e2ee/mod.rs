@@ -173,7 +173,7 @@ impl E2ee {
             fallbacks.push((algorithm, id.clone(), key));
         }
 
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let mut changed = false;
         if let Some((text, _)) = &device_keys {
             changed = storage::device_keys::put_device_keys(&mut *tx, user, device, text).await?;
@@ -279,7 +279,7 @@ impl E2ee {
                 rows.push((user, device, text));
             }
         }
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.db.begin_write().await?;
         if !storage::to_device::record_txn(&mut *tx, sender, sender_device, txn_id).await? {
             return Ok(());
         }

@@ -14,6 +14,7 @@ pub mod incoming;
 pub mod membership;
 pub mod profile;
 pub mod push;
+pub mod queries;
 pub mod redaction;
 pub mod relations;
 pub mod spaces;

@@ -1,0 +1,143 @@
+//! Reads the client API's lists and pages need: timeline pages, relations and threads, members,
+//! memberships, the room directory, notifications, full-text search and reports. Thin on
+//! purpose: the rules (who may see what) are applied by the callers through `visibility` and
+//! membership checks; this keeps SQL out of handlers, so the federation side can share them.
+
+use ruma::{RoomId, UserId};
+
+use super::Rooms;
+use crate::{
+    error::Result,
+    storage::{self, events::EventRow, now_ms, push_actions::PushActionRow, relations::RelationRow},
+};
+
+pub use crate::storage::search::fts_query;
+
+impl Rooms {
+    /// Events of `room` at stream positions in `(after, upto]`, newest first.
+    pub async fn timeline_desc(&self, room: &RoomId, after: i64, upto: i64, limit: i64) -> Result<Vec<EventRow>> {
+        Ok(storage::events::room_events_desc(&self.db.read, room.as_str(), after, upto, limit).await?)
+    }
+
+    /// Events of `room` at stream positions in `[from, to)`, oldest first.
+    pub async fn timeline_asc(&self, room: &RoomId, from: i64, to: i64, limit: i64) -> Result<Vec<EventRow>> {
+        Ok(storage::events::room_events_asc(&self.db.read, room.as_str(), from, to, limit).await?)
+    }
+
+    /// Candidates around `ts` for `/timestamp_to_event`, closest first.
+    pub async fn events_near(&self, room: &RoomId, ts: i64, forward: bool, limit: i64) -> Result<Vec<EventRow>> {
+        Ok(storage::events::by_timestamp(&self.db.read, room.as_str(), ts, forward, limit).await?)
+    }
+
+    /// Events relating to `parent`, in stream positions `(range.0, range.1)`.
+    pub async fn relations_page(
+        &self,
+        parent: &str,
+        rel_type: Option<&str>,
+        event_type: Option<&str>,
+        range: (i64, i64),
+        forward: bool,
+        limit: i64,
+    ) -> Result<Vec<RelationRow>> {
+        let (after, before) = range;
+        Ok(storage::relations::page(&self.db.read, parent, rel_type, event_type, after, before, forward, limit).await?)
+    }
+
+    /// Thread roots of `room` (with their latest position) before `before`, latest first; only
+    /// those `participant` took part in when given.
+    pub async fn threads(
+        &self,
+        room: &RoomId,
+        participant: Option<&str>,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>> {
+        Ok(storage::relations::threads(&self.db.read, room.as_str(), participant, before, limit).await?)
+    }
+
+    pub async fn aliases_of(&self, room: &RoomId) -> Result<Vec<String>> {
+        Ok(storage::rooms::aliases_of(&self.db.read, room.as_str()).await?)
+    }
+
+    /// Rooms both users are joined to.
+    pub async fn shared_rooms(&self, a: &UserId, b: &UserId) -> Result<Vec<String>> {
+        Ok(storage::rooms::shared_rooms(&self.db.read, a.as_str(), b.as_str()).await?)
+    }
+
+    pub async fn joined_rooms(&self, user: &UserId) -> Result<Vec<String>> {
+        Ok(storage::rooms::joined_rooms(&self.db.read, user.as_str()).await?)
+    }
+
+    /// (user, membership, event ID) of every member of `room`.
+    pub async fn members(&self, room: &RoomId) -> Result<Vec<(String, String, String)>> {
+        Ok(storage::rooms::members(&self.db.read, room.as_str()).await?)
+    }
+
+    /// (user, membership) of changes between stream positions, in rooms shared with `user`.
+    pub async fn membership_changes_around(&self, user: &UserId, from: i64, to: i64) -> Result<Vec<(String, String)>> {
+        Ok(storage::rooms::membership_changes_around(&self.db.read, user.as_str(), from, to).await?)
+    }
+
+    /// Everyone who shares a room with `user`.
+    pub async fn co_members(&self, user: &UserId) -> Result<Vec<String>> {
+        Ok(storage::rooms::co_members(&self.db.read, user.as_str()).await?)
+    }
+
+    /// Rooms in the public directory.
+    pub async fn public_rooms(&self) -> Result<Vec<String>> {
+        Ok(storage::rooms::public_rooms(&self.db.read).await?)
+    }
+
+    /// Whether `room` is in the directory; `None` for an unknown room.
+    pub async fn is_public(&self, room: &RoomId) -> Result<Option<bool>> {
+        Ok(storage::rooms::is_public(&self.db.read, room.as_str()).await?)
+    }
+
+    pub async fn set_public(&self, room: &RoomId, public: bool) -> Result<()> {
+        Ok(storage::rooms::set_public(&self.db.write, room.as_str(), public).await?)
+    }
+
+    /// A page of `user`'s notifications before `before`, newest first.
+    pub async fn notifications(
+        &self,
+        user: &UserId,
+        before: i64,
+        only_highlight: bool,
+        limit: i64,
+    ) -> Result<Vec<PushActionRow>> {
+        Ok(storage::push_actions::list(&self.db.read, user.as_str(), before, only_highlight, limit).await?)
+    }
+
+    /// The stream position up to which `user` has read `room`.
+    pub async fn read_position(&self, user: &UserId, room: &str) -> Result<i64> {
+        Ok(storage::push_actions::read_position(&self.db.read, user.as_str(), room).await?)
+    }
+
+    /// Full-text matches of `query` (see `fts_query`) in `rooms`: (event, room, rank), best or
+    /// newest first, `window` = (offset, limit).
+    pub async fn search_events(
+        &self,
+        query: &str,
+        rooms: &[String],
+        keys: &[&str],
+        by_rank: bool,
+        window: (i64, i64),
+    ) -> Result<Vec<(String, String, f64)>> {
+        let (offset, limit) = window;
+        Ok(storage::search::search(&self.db.read, query, rooms, keys, by_rank, offset, limit).await?)
+    }
+
+    /// Records a report about an event, a room or a user, for the admin.
+    pub async fn report(
+        &self,
+        reporter: &UserId,
+        room: Option<&RoomId>,
+        event: Option<&str>,
+        user: Option<&UserId>,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let (room, user) = (room.map(|r| r.as_str()), user.map(|u| u.as_str()));
+        storage::reports::insert(&self.db.write, reporter.as_str(), room, event, user, reason, now_ms()).await?;
+        Ok(())
+    }
+}
