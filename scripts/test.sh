@@ -6,13 +6,13 @@
 # openssl (the reverse-proxy configs the wizard writes are checked by the real programs), dnsmasq
 # (a DNS server with SRV records for the wizard's federation check), and
 # WebKitGTK, the app-indicator library and Xvfb (the desktop app is built and run under Xvfb).
+# The fuzzing suite (tests/fuzz) installs schemathesis from PyPI into its own virtual
+# environment and needs unshare and ip (util-linux, iproute2) for its private network.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYNAPSE_VERSION=1.163.2
-TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-VENV=${HEARTH_SYNAPSE_VENV:-$TARGET_DIR/synapse-venv}
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -49,6 +49,10 @@ if ((${#missing[@]})); then
     $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Where cargo builds, wherever it is configured (CARGO_TARGET_DIR, a cargo config file).
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+VENV=${HEARTH_SYNAPSE_VENV:-$TARGET_DIR/synapse-venv}
+
 # --- Synapse's register_new_matrix_user, from PyPI ------------------------------------------
 if ! "$VENV/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ != '$SYNAPSE_VERSION')" >/dev/null 2>&1; then
     step "installing matrix-synapse $SYNAPSE_VERSION into $VENV"
@@ -65,9 +69,14 @@ if ! cmp -s tests/ui/package-lock.json tests/ui/node_modules/.installed-from-loc
 fi
 
 # --- Rust suites ----------------------------------------------------------------------------
-step "formatting and lints (rustfmt, clippy with warnings as errors)"
+step "formatting and lints (rustfmt, clippy with warnings as errors, layering)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Handlers reach the database only through services (docs/ARCHITECTURE.md).
+if grep -rn "storage::" server/src/api server/src/http; then
+    echo "handlers must call services, not storage:: (see above)" >&2
+    exit 1
+fi
 
 # Every cargo command names the whole workspace: the same feature set everywhere, so nothing is
 # compiled twice (a `-p` build would unify features differently and rebuild ruma).
@@ -98,5 +107,8 @@ cargo test --workspace --locked --test under_xvfb -- --ignored
 
 step "Synapse interop suite (register_new_matrix_user $SYNAPSE_VERSION)"
 HEARTH_SYNAPSE_VENV="$VENV" cargo test --workspace --locked --test synapse_interop -- --ignored
+
+step "fuzzing suite (schemathesis over the spec's client-server OpenAPI, in a private network namespace; fails on any 5xx)"
+CARGO_TARGET_DIR="$TARGET_DIR" bash tests/fuzz/run.sh "$TARGET_DIR/debug/hearth"
 
 step "all suites passed"
