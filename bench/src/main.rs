@@ -15,6 +15,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 const SENDERS: usize = 10;
@@ -357,6 +358,9 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     if wanted("sliding") {
         sliding_scenario(s, report).await?;
     }
+    if wanted("uia") {
+        uia_scenario(s, report).await?;
+    }
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     let (_, peak) = rss_mib(s.pid);
     report.put(name, "peak_rss_mib", peak);
@@ -364,9 +368,35 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
 }
 
 /// Whether a scenario runs: all of them, unless `HEARTH_BENCH_SCENARIOS` (comma-separated:
-/// send, delivery, initial, fanout, sliding) picks some, for quick iterations on one.
+/// send, delivery, initial, fanout, sliding, uia) picks some, for quick iterations on one.
 fn wanted(scenario: &str) -> bool {
     std::env::var("HEARTH_BENCH_SCENARIOS").map_or(true, |list| list.split(',').any(|s| s.trim() == scenario))
+}
+
+/// Registrations started and never finished (the first `/register` round trip only asks for
+/// the flows, and a server keeps the session it opens): how much memory 20,000 of them cost.
+/// Hearth keeps at most 10,000 and pushes out the oldest; this shows the bound holds.
+const UIA_SESSIONS: usize = 20_000;
+
+async fn uia_scenario(s: &Server, report: &mut Report) -> Result<()> {
+    let name = s.name;
+    let (before, _) = rss_mib(s.pid);
+    let cpu0 = cpu_seconds(s.pid);
+    let t = Instant::now();
+    let mut pending = futures::stream::iter(0..UIA_SESSIONS)
+        .map(|i| {
+            let body = json!({"username": format!("abandoned{i}"), "password": "bench-password"});
+            s.call(reqwest::Method::POST, "/_matrix/client/v3/register", None, Some(body))
+        })
+        .buffer_unordered(8);
+    while let Some(answer) = pending.next().await {
+        answer?.get("session").context("a registration session")?;
+    }
+    let (after, _) = rss_mib(s.pid);
+    eprintln!("  {name}: {UIA_SESSIONS} sessions opened in {:?}; RSS {before:.1} -> {after:.1} MiB", t.elapsed());
+    report.put(name, "uia_rss_growth_mib", after - before);
+    report.put(name, "uia_cpu_us_per_session", (cpu_seconds(s.pid) - cpu0) * 1e6 / UIA_SESSIONS as f64);
+    Ok(())
 }
 
 /// Send throughput and latency: 10 concurrent senders in one room.
@@ -628,7 +658,7 @@ async fn main() -> Result<()> {
         result?;
     }
 
-    let metrics: [(&str, &str, bool); 23] = [
+    let metrics: [(&str, &str, bool); 25] = [
         ("idle_rss_mib", "Idle RSS (MiB)", false),
         ("peak_rss_before_sliding_mib", "Peak RSS before the sliding sync scenario (MiB)", false),
         ("peak_rss_mib", "Peak RSS, all scenarios (MiB)", false),
@@ -656,6 +686,8 @@ async fn main() -> Result<()> {
             "Server CPU per event in another room, 20 sliding-sync clients waiting (ms)",
             false,
         ),
+        ("uia_rss_growth_mib", "RSS growth after 20,000 registrations started, never finished (MiB)", false),
+        ("uia_cpu_us_per_session", "Server CPU per registration started (us)", false),
     ];
     let mut md = String::new();
     md.push_str("| Metric | Hearth | Synapse | Synapse / Hearth |\n|---|---:|---:|---:|\n");
