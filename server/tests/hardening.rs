@@ -97,24 +97,6 @@ async fn admin(s: &TestServer, method: reqwest::Method, path: &str, body: Value)
     (resp.status(), resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Synapse's shared-secret registration, as `register_new_matrix_user` does it.
-async fn shared_secret_register(s: &TestServer, user: &str, password: &str) -> (StatusCode, Value) {
-    shared_secret_register_as(s, user, password, false).await
-}
-
-async fn shared_secret_register_as(s: &TestServer, user: &str, password: &str, admin: bool) -> (StatusCode, Value) {
-    use hmac::{Hmac, Mac};
-    let secret = s.running.as_ref().unwrap().registration_shared_secret().to_owned();
-    let (_, n) = s.get("/_synapse/admin/v1/register", None).await;
-    let nonce = n["nonce"].as_str().unwrap();
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
-    let kind = if admin { "admin" } else { "notadmin" };
-    mac.update(format!("{nonce}\0{user}\0{password}\0{kind}").as_bytes());
-    let mac = hex::encode(mac.finalize().into_bytes());
-    let body = json!({"nonce": nonce, "username": user, "password": password, "admin": admin, "mac": mac});
-    s.post("/_synapse/admin/v1/register", None, body).await
-}
-
 #[tokio::test]
 async fn a_short_password_is_refused_on_every_path_that_sets_one() {
     let s = TestServer::start_with(|c| c.allow_guest_access = true).await;
@@ -142,7 +124,7 @@ async fn a_short_password_is_refused_on_every_path_that_sets_one() {
     assert_eq!(s.get(&format!("/_hearth/invite/{code}/state"), None).await.1["state"], "valid");
     assert_eq!(s.post(&signup, None, json!({"username": "syd", "password": "eight888"})).await.0, 200);
     // Synapse's shared-secret registration.
-    too_short(&shared_secret_register(&s, "sal", short).await);
+    too_short(&s.shared_secret_register("sal", short, false).await);
 
     // None of those accounts exists, and the old password still works.
     for who in ["sam", "sid", "sol", "sal"] {
@@ -194,7 +176,7 @@ async fn invite_codes_cannot_be_guessed_quickly() {
 
     // Synapse's admin API: generated codes have at least 8 characters; a code the admin picks
     // may be as short as they like.
-    let (st, admin) = shared_secret_register_as(&s, "root", "root-password", true).await;
+    let (st, admin) = s.shared_secret_register("root", "root-password", true).await;
     assert_eq!(st, 200, "{admin}");
     let admin = admin["access_token"].as_str().unwrap();
     let new = "/_synapse/admin/v1/registration_tokens/new";

@@ -132,19 +132,7 @@ async fn token_server() -> (TestServer, String) {
 
 /// An admin created through shared-secret registration (the path `register_new_matrix_user` uses).
 pub async fn make_admin(s: &TestServer) -> String {
-    use hmac::{Hmac, Mac};
-    let secret = s.running.as_ref().unwrap().registration_shared_secret().to_owned();
-    let (_, n) = s.get("/_synapse/admin/v1/register", None).await;
-    let nonce = n["nonce"].as_str().unwrap();
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{nonce}\0root\0rootpw-long-enough\0admin").as_bytes());
-    let (st, body) = s
-        .post(
-            "/_synapse/admin/v1/register",
-            None,
-            json!({"nonce": nonce, "username": "root", "password": "rootpw-long-enough", "admin": true, "mac": hex::encode(mac.finalize().into_bytes())}),
-        )
-        .await;
+    let (st, body) = s.shared_secret_register("root", "rootpw-long-enough", true).await;
     assert_eq!(st, 200, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
 }

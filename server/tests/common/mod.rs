@@ -153,6 +153,20 @@ impl TestServer {
         self.register(username, "password1").await["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// Synapse's shared-secret registration, as `register_new_matrix_user` does it.
+    pub async fn shared_secret_register(&self, user: &str, password: &str, admin: bool) -> (StatusCode, Value) {
+        use hmac::{Hmac, Mac};
+        let secret = self.running.as_ref().unwrap().registration_shared_secret().to_owned();
+        let (_, n) = self.get("/_synapse/admin/v1/register", None).await;
+        let nonce = n["nonce"].as_str().unwrap();
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+        let kind = if admin { "admin" } else { "notadmin" };
+        mac.update(format!("{nonce}\0{user}\0{password}\0{kind}").as_bytes());
+        let mac = hex::encode(mac.finalize().into_bytes());
+        let body = json!({"nonce": nonce, "username": user, "password": password, "admin": admin, "mac": mac});
+        self.post("/_synapse/admin/v1/register", None, body).await
+    }
+
     pub async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
         self.post(
             "/_matrix/client/v3/login",
