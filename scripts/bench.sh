@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYNAPSE_VERSION=1.163.2
-TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+# Where cargo builds, wherever it is configured (CARGO_TARGET_DIR, a cargo config file).
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 VENV=${HEARTH_SYNAPSE_VENV:-$TARGET_DIR/synapse-venv}
 
 if ! "$VENV/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ != '$SYNAPSE_VERSION')" >/dev/null 2>&1; then
@@ -15,4 +16,4 @@ if ! "$VENV/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ !=
 fi
 
 cargo build --release --locked -p hearth-server -p hearth-bench
-"$TARGET_DIR/release/hearth-bench" "$TARGET_DIR/release/hearth" "$VENV" docs/benchmarks-results.md
+"$TARGET_DIR/release/hearth-bench" "$TARGET_DIR/release/hearth" "$VENV" "${1:-docs/benchmarks-results.md}"
