@@ -260,13 +260,37 @@ async fn push_rules_start_from_the_spec_defaults_and_can_be_changed() {
 async fn directories_find_people_and_published_rooms() {
     let s = TestServer::start().await;
     let alice = s.user("alice").await;
-    s.user("albert").await;
+    let albert = s.user("albert").await;
+    let alfred = s.user("alfred").await;
+    let alma = s.user("alma").await;
     s.user("zed").await;
-    let (_, v) = s
-        .post("/_matrix/client/v3/user_directory/search", Some(&alice), json!({"search_term": "al", "limit": 10}))
-        .await;
-    let ids: Vec<&str> = v["results"].as_array().unwrap().iter().map(|u| u["user_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["@albert:hearth.test", "@alice:hearth.test"]);
+    // Albert shares a private room with Alice; Alma is in a public room; Alfred is only in a
+    // private room of his own, and nobody else may find him (Synapse's default directory).
+    let (_, shared) =
+        s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"invite": ["@albert:hearth.test"]})).await;
+    let shared = shared["room_id"].as_str().unwrap().to_owned();
+    s.post(&format!("/_matrix/client/v3/join/{shared}"), Some(&albert), json!({})).await;
+    s.post("/_matrix/client/v3/createRoom", Some(&alfred), json!({})).await;
+    s.post("/_matrix/client/v3/createRoom", Some(&alma), json!({"preset": "public_chat"})).await;
+    let search = |who: &str, term: &str| {
+        let body = json!({"search_term": term, "limit": 10});
+        let who = who.to_owned();
+        let s = &s;
+        async move {
+            let (_, v) = s.post("/_matrix/client/v3/user_directory/search", Some(&who), body).await;
+            v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["user_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search(&alice, "al").await, ["@albert:hearth.test", "@alma:hearth.test"]);
+    assert_eq!(search(&alfred, "al").await, ["@alma:hearth.test"], "a stranger finds only people in public rooms");
+    // Once Albert leaves the room he shared with Alice, she no longer finds him.
+    s.post(&format!("/_matrix/client/v3/rooms/{shared}/leave"), Some(&albert), json!({})).await;
+    assert_eq!(search(&alice, "al").await, ["@alma:hearth.test"]);
     let (_, v) = s
         .post("/_matrix/client/v3/user_directory/search", Some(&alice), json!({"search_term": "%", "limit": 10}))
         .await;

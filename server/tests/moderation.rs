@@ -157,10 +157,13 @@ async fn aliases_and_mutual_rooms() {
     assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{room}/aliases"), Some(&bob)).await, 403, "M_FORBIDDEN");
     s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await;
     s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({})).await;
-    let (st, m) = s.get("/_matrix/client/v1/user/mutual_rooms?user_id=@bob:hearth.test", Some(&alice)).await;
+    let (st, m) = s.get("/_matrix/client/v1/mutual_rooms?user_id=@bob:hearth.test", Some(&alice)).await;
     assert_eq!(st, 200, "{m}");
     assert_eq!(m["joined"], json!([room]));
-    assert_err(&s.get("/_matrix/client/v1/user/mutual_rooms", Some(&alice)).await, 400, "M_INVALID_PARAM");
+    assert_eq!(m["count"], 1, "the spec's total, with the rooms in one batch");
+    assert_err(&s.get("/_matrix/client/v1/mutual_rooms", Some(&alice)).await, 400, "M_INVALID_PARAM");
+    let unknown_from = s.get("/_matrix/client/v1/mutual_rooms?user_id=@bob:hearth.test&from=x", Some(&alice)).await;
+    assert_err(&unknown_from, 400, "M_INVALID_PARAM");
 }
 
 #[tokio::test]

@@ -83,7 +83,11 @@ async fn taken_and_invalid_usernames() {
 #[tokio::test]
 async fn password_is_required_and_bounded() {
     let s = TestServer::start().await;
-    assert_err(&s.post(REGISTER, None, json!({"username": "nopw"})).await, 400, "M_MISSING_PARAM");
+    // Without a password a client still learns the flows; going on without one is refused.
+    let (st, flows) = s.post(REGISTER, None, json!({"username": "nopw"})).await;
+    assert_eq!(st, 401, "{flows}");
+    let auth = json!({"type": "m.login.dummy", "session": flows["session"]});
+    assert_err(&s.post(REGISTER, None, json!({"username": "nopw", "auth": auth})).await, 400, "M_MISSING_PARAM");
     let long = "p".repeat(600);
     assert_err(&s.post(REGISTER, None, json!({"username": "longpw", "password": long})).await, 400, "M_INVALID_PARAM");
 }

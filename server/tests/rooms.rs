@@ -109,7 +109,12 @@ async fn invite_join_and_talk_then_leave() {
     // Bob sees the invite with stripped state and the direct flag.
     let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&bob)).await;
     let invite = &sync["rooms"]["invite"][&room]["invite_state"]["events"];
-    let member = invite.as_array().unwrap().iter().find(|e| e["type"] == "m.room.member").unwrap();
+    let member = invite
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"] == "@bob:hearth.test")
+        .unwrap();
     assert_eq!(member["content"]["is_direct"], true);
     assert_eq!(member["sender"], "@alice:hearth.test");
     let since = sync["next_batch"].as_str().unwrap().to_owned();
@@ -143,8 +148,13 @@ async fn invite_join_and_talk_then_leave() {
     assert!(sync["rooms"]["leave"].get(&room).is_some(), "{sync}");
     let (_, rooms) = s.get("/_matrix/client/v3/joined_rooms", Some(&bob)).await;
     assert_eq!(rooms["joined_rooms"], json!([]));
-    // A former member can no longer read the room.
-    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{room}/state"), Some(&bob)).await, 403, "M_FORBIDDEN");
+    // A former member reads the state as it was when he left, not who is in the room now.
+    let (st, state) = s.get(&format!("/_matrix/client/v3/rooms/{room}/state"), Some(&bob)).await;
+    assert_eq!(st, 200, "{state}");
+    let his = state.as_array().unwrap().iter().find(|e| e["state_key"] == "@bob:hearth.test").unwrap();
+    assert_eq!(his["content"]["membership"], "leave");
+    let joined = s.get(&format!("/_matrix/client/v3/rooms/{room}/joined_members"), Some(&bob)).await;
+    assert_err(&joined, 403, "M_FORBIDDEN");
 }
 
 #[tokio::test]

@@ -101,6 +101,24 @@ pub struct Config {
     pub admin: AdminListener,
     /// What a new password must be like (Synapse's `password_config`).
     pub password_config: PasswordConfig,
+    /// Who the user directory finds (Synapse's `user_directory`).
+    pub user_directory: UserDirectory,
+    /// A page with help for this server's users, listed in `/.well-known/matrix/support` beside
+    /// the server's admins.
+    pub support_page: Option<String>,
+    /// TURN servers handed to clients for calls behind NAT (`GET /voip/turnServer`), e.g.
+    /// `["turn:turn.example.org:3478?transport=udp"]`. Synapse's keys.
+    pub turn_uris: Vec<String>,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`): each user gets a
+    /// username and password of their own that expire (the TURN REST API).
+    pub turn_shared_secret: Option<String>,
+    /// Fixed TURN credentials, when the TURN server has no shared secret.
+    pub turn_username: Option<String>,
+    pub turn_password: Option<String>,
+    /// How long credentials made from `turn_shared_secret` last.
+    pub turn_user_lifetime: HumanDuration,
+    /// Whether guests get TURN credentials too.
+    pub turn_allow_guests: bool,
     /// Login rate limits.
     pub rc_login: RcLogin,
     /// Registration rate limit (per client address).
@@ -257,6 +275,16 @@ impl Default for RcLogin {
     }
 }
 
+/// The user directory (spec: "User directory"), Synapse's keys and defaults.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct UserDirectory {
+    /// Find every user of this server. Off (the default), a search finds only the people the
+    /// searcher shares a room with and those in public or world-readable rooms, so someone in
+    /// private rooms only cannot be found by strangers.
+    pub search_all_users: bool,
+}
+
 /// Synapse's `password_config`: only its `policy` table has a meaning here.
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(default)]
@@ -338,6 +366,14 @@ impl Default for Config {
             listen_on_network: false,
             behind_proxy: false,
             password_config: PasswordConfig::default(),
+            user_directory: UserDirectory::default(),
+            support_page: None,
+            turn_uris: Vec::new(),
+            turn_shared_secret: None,
+            turn_username: None,
+            turn_password: None,
+            turn_user_lifetime: HumanDuration(Duration::from_secs(3600)),
+            turn_allow_guests: true,
             rc_login: RcLogin::default(),
             rc_registration: RateLimit { per_second: 0.17, burst_count: 3.0 },
             // Synapse's default.

@@ -227,6 +227,9 @@ fn guest_allowed(method: &Method, route: &str) -> bool {
         ("POST", "/keys/query"),
         ("POST", "/keys/claim"),
         ("POST", "/logout"),
+        // Not in the spec's list, but Synapse lets guests call too (unless turn_allow_guests
+        // is off, which the handler checks).
+        ("GET", "/voip/turnServer"),
     ];
     // "/_matrix/client/v3/sync" -> "/sync"; unstable prefixes have one more segment.
     let rest = route.strip_prefix("/_matrix/client/").unwrap_or(route);
@@ -247,6 +250,24 @@ fn refuse_known_panics<T: 'static>(body: &[u8]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Where ruma's request type requires a field the spec leaves optional, the body gets the
+/// default the spec (or Synapse, where the spec is silent) gives it before ruma reads it.
+fn fill_spec_defaults<T: 'static>(body: Bytes) -> Bytes {
+    use std::any::TypeId;
+    if TypeId::of::<T>() == TypeId::of::<ruma::api::client::typing::create_typing_event::v3::Request>() {
+        // `timeout` is optional even when typing (spec: only `typing` is required); Synapse
+        // takes 30 seconds.
+        if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_slice::<serde_json::Value>(&body)
+            && o.get("typing") == Some(&serde_json::Value::Bool(true))
+            && !o.contains_key("timeout")
+        {
+            o.insert("timeout".to_owned(), serde_json::Value::from(30_000));
+            return Bytes::from(serde_json::Value::Object(o).to_string());
+        }
+    }
+    body
 }
 
 /// Refuses a guest on an endpoint outside the spec's guest list.
@@ -315,6 +336,7 @@ where
         let ip = client_ip(&parts);
         let raw_body = bytes.clone();
         refuse_known_panics::<T>(&raw_body)?;
+        let bytes = fill_spec_defaults::<T>(bytes);
         let http_req = http::Request::from_parts(parts, bytes);
         // A deserializer that panics on some input (see `refuse_known_panics`) must cost the
         // client a 400, not the server a 500.

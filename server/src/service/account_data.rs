@@ -2,7 +2,7 @@
 //! of the user's devices.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicI64, Ordering},
@@ -10,7 +10,23 @@ use std::{
 };
 
 use ruma::{RoomId, UserId, push::Ruleset};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// The room account data type that holds a room's tags.
+const TAGS: &str = "m.tag";
+/// The global account data type that lists the users one ignores.
+const IGNORED: &str = "m.ignored_user_list";
+
+/// The user IDs of an `m.ignored_user_list` content (anything unreadable ignores no one).
+fn ignored_set(text: &str) -> HashSet<String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(mut c)) => match c.remove("ignored_users") {
+            Some(Value::Object(users)) => users.into_iter().map(|(u, _)| u).collect(),
+            _ => HashSet::new(),
+        },
+        _ => HashSet::new(),
+    }
+}
 
 use super::{guarded::Guarded, notifier::Notifier};
 use crate::{
@@ -29,12 +45,25 @@ pub struct AccountData {
     /// one, else the server default. A user's push rules write moves the generation (see
     /// `Guarded`).
     push_rules: Guarded<HashMap<String, Arc<Ruleset>>>,
+    /// Each user's `m.ignored_user_list`, as a set (read for every member on every message,
+    /// to notify no one of what they ignore). Dropped when the user writes a new list.
+    ignored: Guarded<HashMap<String, Arc<HashSet<String>>>>,
+    /// Held across the read and write of an edit of one part of a content (a room tag), so two
+    /// tags added at once are both kept.
+    edit: tokio::sync::Mutex<()>,
 }
 
 impl AccountData {
     pub async fn new(db: Db, notifier: Arc<Notifier>) -> Result<Self> {
         let head = storage::account_data::max_stream(&db.read).await?;
-        Ok(Self { db, notifier, head: AtomicI64::new(head), push_rules: Guarded::new(HashMap::new()) })
+        Ok(Self {
+            db,
+            notifier,
+            head: AtomicI64::new(head),
+            push_rules: Guarded::new(HashMap::new()),
+            ignored: Guarded::new(HashMap::new()),
+            edit: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn stream_head(&self) -> i64 {
@@ -56,9 +85,43 @@ impl AccountData {
                 c.remove(user.as_str());
             });
         }
+        if data_type == IGNORED && room.is_empty() {
+            self.ignored.write(|c| {
+                c.remove(user.as_str());
+            });
+        }
         self.head.fetch_max(id, Ordering::AcqRel);
         self.notifier.notify();
         Ok(())
+    }
+
+    /// The room's tags for the user (spec: "Room Tagging"): tag name -> its content.
+    pub async fn tags(&self, user: &UserId, room: &RoomId) -> Result<Map<String, Value>> {
+        Ok(match self.get(user, Some(room), TAGS).await? {
+            Some(Value::Object(mut c)) => match c.remove("tags") {
+                Some(Value::Object(tags)) => tags,
+                _ => Map::new(),
+            },
+            _ => Map::new(),
+        })
+    }
+
+    /// Adds or replaces one tag (`content` is the tag's object, `order` already checked), or
+    /// removes it (`None`), in the `m.tag` room account data that /sync carries.
+    pub async fn set_tag(&self, user: &UserId, room: &RoomId, tag: &str, content: Option<Value>) -> Result<()> {
+        let _edit = self.edit.lock().await;
+        let mut tags = self.tags(user, room).await?;
+        match content {
+            Some(c) => {
+                tags.insert(tag.to_owned(), c);
+            }
+            // Removing a tag the room does not have changes nothing (and sends nothing to sync).
+            None if !tags.contains_key(tag) => return Ok(()),
+            None => {
+                tags.remove(tag);
+            }
+        }
+        self.put(user, Some(room), TAGS, &serde_json::json!({ "tags": tags })).await
     }
 
     pub async fn get(&self, user: &UserId, room: Option<&RoomId>, data_type: &str) -> Result<Option<Value>> {
@@ -106,6 +169,44 @@ impl AccountData {
             .collect();
         out.extend(parsed.iter().map(|(u, r)| (u.clone(), r.clone())));
         self.push_rules.fill(generation, |cache| cache.extend(parsed));
+        Ok(out)
+    }
+
+    /// The users `user` ignores (spec: "Ignoring Users").
+    pub async fn ignored_users(&self, user: &UserId) -> Result<Arc<HashSet<String>>> {
+        let users = [user.as_str().to_owned()];
+        Ok(self.ignored_by_each(&users).await?.remove(user.as_str()).unwrap_or_default())
+    }
+
+    /// Each of `users`' ignored users, from the cache or in one query for those not in it.
+    pub async fn ignored_by_each(&self, users: &[String]) -> Result<HashMap<String, Arc<HashSet<String>>>> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        self.ignored.with(|cache| {
+            for u in users {
+                match cache.get(u) {
+                    Some(set) => {
+                        out.insert(u.clone(), set.clone());
+                    }
+                    None => missing.push(u.clone()),
+                }
+            }
+        });
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let generation = self.ignored.generation();
+        let mut stored: HashMap<String, String> =
+            storage::account_data::global_many(&self.db.read, &missing, IGNORED).await?.into_iter().collect();
+        let loaded: Vec<(String, Arc<HashSet<String>>)> = missing
+            .into_iter()
+            .map(|u| {
+                let set = stored.remove(&u).map(|text| ignored_set(&text)).unwrap_or_default();
+                (u, Arc::new(set))
+            })
+            .collect();
+        out.extend(loaded.iter().cloned());
+        self.ignored.fill(generation, |cache| cache.extend(loaded));
         Ok(out)
     }
 

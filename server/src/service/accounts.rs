@@ -179,8 +179,16 @@ impl Accounts {
     }
 
     /// Local users whose ID or display name matches `term`: (user, display name, avatar).
-    pub async fn search_users(&self, term: &str, limit: i64) -> Result<Vec<(String, Option<String>, Option<String>)>> {
-        Ok(storage::users::search(&self.db.read, term, limit).await?)
+    /// The user directory: the users `searcher` may find (see `user_directory` in the config)
+    /// whose ID or display name contains `term`.
+    pub async fn search_users(
+        &self,
+        searcher: &UserId,
+        term: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+        let everyone = self.config.user_directory.search_all_users;
+        Ok(storage::users::search(&self.db.read, term, searcher.as_str(), everyone, limit).await?)
     }
 
     /// A filter `user` stored (`/user/{userId}/filter`), as JSON text.

@@ -28,6 +28,7 @@ pub mod sliding_sync;
 pub mod sync;
 pub mod tokens;
 pub mod uiaa;
+pub mod voip;
 
 use std::sync::Arc;
 

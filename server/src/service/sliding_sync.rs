@@ -432,7 +432,8 @@ impl SlidingSync {
         let mut candidates: Vec<&storage::rooms::MembershipRow> = Vec::new();
         for m in memberships.iter() {
             let keep = match m.membership.as_str() {
-                "join" | "invite" | "knock" => true,
+                "join" | "knock" => true,
+                "invite" => !self.rooms.invite_from_ignored(user, m).await?,
                 "leave" | "ban" => {
                     from.is_some_and(|f| m.stream_ordering > f.events)
                         || known.rooms.get(&m.room_id).is_some_and(|k| k.since < m.stream_ordering)

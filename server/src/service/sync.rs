@@ -319,6 +319,9 @@ impl Sync {
                     join.insert(m.room_id.clone(), b);
                 }
                 "invite" if since.is_none() || changed => {
+                    if self.rooms.invite_from_ignored(user, m).await? {
+                        continue;
+                    }
                     invite.insert(m.room_id.clone(), self.invite_block(&m.room_id, &m.event_id).await?);
                 }
                 "knock" if since.is_none() || changed => {
@@ -673,8 +676,20 @@ impl Sync {
         let state = self.rooms.current_state_ids(&room).await?;
         let mut ids: Vec<String> =
             STRIPPED_TYPES.iter().filter_map(|t| state.get(&((*t).to_owned(), String::new())).cloned()).collect();
-        ids.push(invite_event_id.to_owned());
-        let loaded = self.rooms.events(&ids).await?;
+        // The inviter's own member event (their name and avatar), as Synapse sends: without it
+        // Element X shows an invite from nobody.
+        let invite = self.rooms.events(std::slice::from_ref(&invite_event_id.to_owned())).await?;
+        let inviter = invite.first().and_then(|e| e.json.get("sender")).and_then(|s| match s {
+            ruma::CanonicalJsonValue::String(s) => Some(s.clone()),
+            _ => None,
+        });
+        if let Some(member) = inviter.and_then(|i| state.get(&("m.room.member".to_owned(), i)))
+            && member != invite_event_id
+        {
+            ids.push(member.clone());
+        }
+        let mut loaded = self.rooms.events(&ids).await?;
+        loaded.extend(invite);
         let mut stripped: Vec<Value> = loaded
             .iter()
             .filter(|e| e.row.event_id != invite_event_id)

@@ -49,6 +49,25 @@ pub async fn get(
     Ok(row.map(|r| r.0))
 }
 
+/// The global account data of type `data_type` of each of `users` that has one.
+pub async fn global_many(
+    ex: impl SqliteExecutor<'_>,
+    users: &[String],
+    data_type: &str,
+) -> sqlx::Result<Vec<(String, String)>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "SELECT user_id, content FROM account_data
+         WHERE room_id = '' AND data_type = ?1 AND user_id IN (SELECT value FROM json_each(?2))",
+    )
+    .bind(data_type)
+    .bind(serde_json::json!(users).to_string())
+    .fetch_all(ex)
+    .await
+}
+
 /// Everything of the user's that changed after `since`.
 pub async fn changed_since(
     ex: impl SqliteExecutor<'_>,

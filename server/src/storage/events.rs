@@ -9,6 +9,7 @@ pub struct EventRow {
     pub room_id: String,
     pub event_type: String,
     pub state_key: Option<String>,
+    pub sender: String,
     pub pdu: String,
     /// Failed the auth rules at its place in the graph: never part of state, never shown.
     pub rejected: bool,
@@ -22,12 +23,12 @@ pub struct EventRow {
     pub txn_id: Option<String>,
 }
 
-const COLUMNS: &str = "stream_ordering, event_id, room_id, event_type, state_key, pdu, rejected, soft_failed,
+const COLUMNS: &str = "stream_ordering, event_id, room_id, event_type, state_key, sender, pdu, rejected, soft_failed,
     COALESCE(resolved_state_group, state_group) AS state_group, redacted_json, txn_device_id, txn_id";
 /// `COLUMNS` without the JSON (`pdu` empty, `redacted_json` NULL): for paths that decide on
 /// the metadata and take the events themselves from the event cache.
 const META_COLUMNS: &str =
-    "stream_ordering, event_id, room_id, event_type, state_key, '' AS pdu, rejected, soft_failed,
+    "stream_ordering, event_id, room_id, event_type, state_key, sender, '' AS pdu, rejected, soft_failed,
      COALESCE(resolved_state_group, state_group) AS state_group, NULL AS redacted_json, txn_device_id, txn_id";
 
 pub async fn get(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result<Option<EventRow>> {
@@ -45,7 +46,7 @@ pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx
         return Ok(Vec::new());
     }
     let (text,): (String,) = sqlx::query_as(
-        "SELECT json_group_array(json_array(stream_ordering, event_id, room_id, event_type, state_key, pdu, rejected, soft_failed,
+        "SELECT json_group_array(json_array(stream_ordering, event_id, room_id, event_type, state_key, sender, pdu, rejected, soft_failed,
                                             COALESCE(resolved_state_group, state_group), redacted_json, txn_device_id, txn_id))
          FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
     )
@@ -58,6 +59,7 @@ pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx
         String,
         String,
         Option<String>,
+        String,
         String,
         i64,
         i64,
@@ -76,6 +78,7 @@ pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx
                 room_id,
                 event_type,
                 state_key,
+                sender,
                 pdu,
                 rejected,
                 soft_failed,
@@ -90,6 +93,7 @@ pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx
                     room_id,
                     event_type,
                     state_key,
+                    sender,
                     pdu,
                     rejected: rejected != 0,
                     soft_failed: soft_failed != 0,
@@ -264,7 +268,7 @@ pub async fn latest_per_room(
     }
     let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT json_group_array(json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key,
-                                            e.rejected, COALESCE(e.resolved_state_group, e.state_group), e.txn_device_id, e.txn_id))
+                                            e.sender, e.rejected, COALESCE(e.resolved_state_group, e.state_group), e.txn_device_id, e.txn_id))
          FROM json_each(?1) r JOIN events e ON e.stream_ordering IN (
              SELECT stream_ordering FROM events
              WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0 AND soft_failed = 0
@@ -274,7 +278,7 @@ pub async fn latest_per_room(
     .bind(upto)
     .fetch_one(ex)
     .await?;
-    type Meta = (i64, String, String, String, Option<String>, i64, Option<i64>, Option<String>, Option<String>);
+    type Meta = (i64, String, String, String, Option<String>, String, i64, Option<i64>, Option<String>, Option<String>);
     let metas: Vec<Meta> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let mut rows: Vec<EventRow> = metas
         .into_iter()
@@ -285,6 +289,7 @@ pub async fn latest_per_room(
                 room_id,
                 event_type,
                 state_key,
+                sender,
                 rejected,
                 state_group,
                 txn_device_id,
@@ -295,6 +300,7 @@ pub async fn latest_per_room(
                 room_id,
                 event_type,
                 state_key,
+                sender,
                 pdu: String::new(),
                 rejected: rejected != 0,
                 soft_failed: false,

@@ -93,16 +93,5 @@ pub async fn read_position(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: 
 
 /// The users' stored push rules (the `m.push_rules` account data content), by user.
 pub async fn rulesets(ex: impl SqliteExecutor<'_>, users: &[String]) -> sqlx::Result<Vec<(String, String)>> {
-    if users.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut q: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(
-        "SELECT user_id, content FROM account_data WHERE room_id = '' AND data_type = 'm.push_rules' AND user_id IN (",
-    );
-    let mut sep = q.separated(", ");
-    for u in users {
-        sep.push_bind(u);
-    }
-    sep.push_unseparated(")");
-    q.build_query_as().fetch_all(ex).await
+    super::account_data::global_many(ex, users, "m.push_rules").await
 }

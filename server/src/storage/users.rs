@@ -106,11 +106,14 @@ pub async fn set_avatar_url(ex: impl SqliteExecutor<'_>, user_id: &str, url: Opt
     Ok(())
 }
 
-/// Local users whose ID or display name contains `term` (case-insensitive), for the user
-/// directory.
+/// Users whose ID or display name contains `term`. Unless `everyone`, only those `searcher`
+/// shares a room with and those in public or world-readable rooms (Synapse's user directory
+/// with `search_all_users = false`; the searcher is found only through a public room).
 pub async fn search(
     ex: impl SqliteExecutor<'_>,
     term: &str,
+    searcher: &str,
+    everyone: bool,
     limit: i64,
 ) -> sqlx::Result<Vec<(String, Option<String>, Option<String>)>> {
     let pattern = format!("%{}%", term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
@@ -118,9 +121,23 @@ pub async fn search(
         "SELECT user_id, displayname, avatar_url FROM users
          WHERE deactivated = 0 AND is_guest = 0
            AND (lower(user_id) LIKE ?1 ESCAPE '\\' OR lower(COALESCE(displayname, '')) LIKE ?1 ESCAPE '\\')
+           AND (?3 OR user_id IN (
+                 SELECT o.user_id FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+                 WHERE m.user_id = ?2 AND m.membership = 'join' AND o.membership = 'join' AND o.user_id != ?2
+               UNION
+                 SELECT o.user_id FROM current_state c
+                   JOIN events e ON e.event_id = c.event_id
+                   JOIN memberships o ON o.room_id = c.room_id AND o.membership = 'join'
+                 WHERE c.state_key = ''
+                   AND ((c.event_type = 'm.room.join_rules'
+                         AND json_extract(e.pdu, '$.content.join_rule') = 'public')
+                     OR (c.event_type = 'm.room.history_visibility'
+                         AND json_extract(e.pdu, '$.content.history_visibility') = 'world_readable'))))
          ORDER BY user_id LIMIT {limit}"
     )))
     .bind(pattern)
+    .bind(searcher)
+    .bind(everyone)
     .fetch_all(ex)
     .await
 }

@@ -84,10 +84,11 @@ pub async fn register(
     {
         return Err(user_in_use());
     }
-    let Some(password) = body.password.clone() else {
-        return Err(Error::missing_param("A password is required to register"));
-    };
-    s.accounts.check_new_password(&password)?;
+    // A password sent is judged at once, but a request without one still learns the flows
+    // (spec: a client may start with an empty body to discover them, as Synapse allows).
+    if let Some(password) = &body.password {
+        s.accounts.check_new_password(password)?;
+    }
 
     let flows = s.accounts.registration_flows();
     let Some(auth) = &body.auth else {
@@ -95,6 +96,10 @@ pub async fn register(
         // than the one for attempts below.
         s.limits.registration_start.check(&address_key(req.ip))?;
         return Err(s.accounts.uiaa.begin("register", &flows));
+    };
+    // Checked before any stage runs, so a refused attempt never spends an invite code.
+    let Some(password) = body.password.clone() else {
+        return Err(Error::missing_param("A password is required to register"));
     };
     let token_given = match auth {
         AuthData::RegistrationToken(t) => Some(t.token.clone()),

@@ -7,14 +7,14 @@ use axum::extract::State;
 use ruma::{
     RoomVersionId,
     api::client::discovery::{
-        discover_homeserver, get_capabilities,
+        discover_homeserver, discover_policy_server, discover_support, get_capabilities,
         get_capabilities::v3::{Capabilities, GetLoginTokenCapability, RoomVersionStability, RoomVersionsCapability},
         get_supported_versions,
     },
 };
 
 use crate::{
-    error::Result,
+    error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
     service::AppState,
 };
@@ -33,8 +33,20 @@ pub async fn get_supported_versions(
     _: Ruma<get_supported_versions::Request>,
 ) -> RumaResponse<get_supported_versions::Response> {
     let mut resp = get_supported_versions::Response::new(SUPPORTED_VERSIONS.iter().map(|v| (*v).to_owned()).collect());
-    // MSC3882: login token issuance (`/login/get_token`), served.
+    // Only flags for what this server serves: a client that sees a flag calls the endpoints
+    // behind it. Synapse's names, since clients look for exactly those.
     resp.unstable_features = BTreeMap::from([
+        // Cross-signing (MSC1756): Element Web sets it up at login only when it sees this,
+        // and otherwise marks every message from the account with a red shield.
+        ("org.matrix.e2e_cross_signing".to_owned(), true),
+        // GET /rooms/{roomId}/aliases (MSC2432).
+        ("org.matrix.msc2432".to_owned(), true),
+        // Private read receipts (MSC2285, stable names).
+        ("org.matrix.msc2285.stable".to_owned(), true),
+        // Threads (MSC3440) and per-thread receipts and notification counts (MSC3771).
+        ("org.matrix.msc3440.stable".to_owned(), true),
+        ("org.matrix.msc3771".to_owned(), true),
+        // Login token issuance (`/login/get_token`, MSC3882).
         ("org.matrix.msc3882".to_owned(), true),
         // Dehydrated devices (keys/events for a device kept on the server).
         ("org.matrix.msc3814".to_owned(), true),
@@ -74,4 +86,35 @@ pub async fn get_capabilities(
     caps.room_versions = RoomVersionsCapability::new(default, available);
     caps.get_login_token = GetLoginTokenCapability::new(true);
     Ok(RumaResponse(get_capabilities::v3::Response::new(caps)))
+}
+
+/// GET /.well-known/matrix/support: who runs this server. The server's admins are its contacts
+/// (a family's server has no support desk), with the page `support_page` names if set; with
+/// neither, 404 as the spec says.
+pub async fn discover_support(
+    State(s): State<AppState>,
+    _: Ruma<discover_support::Request>,
+) -> Result<RumaResponse<discover_support::Response>> {
+    let contacts: Vec<discover_support::Contact> = s
+        .accounts
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.is_admin && !u.deactivated)
+        .filter_map(|u| ruma::OwnedUserId::try_from(u.user_id).ok())
+        .map(|id| discover_support::Contact::with_matrix_id(discover_support::ContactRole::Admin, id))
+        .collect();
+    if contacts.is_empty() && s.config.support_page.is_none() {
+        return Err(Error::not_found("No contact for this server is known"));
+    }
+    let mut resp = discover_support::Response::with_contacts(contacts);
+    resp.support_page = s.config.support_page.clone();
+    Ok(RumaResponse(resp))
+}
+
+/// GET /.well-known/matrix/policy_server: this server is not a policy server.
+pub async fn discover_policy_server(
+    _: Ruma<discover_policy_server::Request>,
+) -> Result<RumaResponse<discover_policy_server::Response>> {
+    Err(Error::not_found("This server is not a policy server"))
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
-    service::{AppState, sync::SyncToken},
+    service::{AppState, e2ee::SigningUpload, sync::SyncToken},
 };
 
 fn raw<T>(v: &Value) -> Result<Raw<T>> {
@@ -177,11 +177,14 @@ pub async fn upload_signing_keys(
     let text = |k: &Option<Raw<ruma::encryption::CrossSigningKey>>| k.as_ref().map(|k| k.json().get().to_owned());
     let (master, self_signing, user_signing) =
         (text(&req.body.master_key), text(&req.body.self_signing_key), text(&req.body.user_signing_key));
-    if s.e2ee
-        .signing_upload_needs_auth(user, master.as_deref(), self_signing.as_deref(), user_signing.as_deref())
-        .await?
-    {
-        s.accounts.uia_password(session, "device_signing_upload", req.body.auth.as_ref()).await?;
+    match s.e2ee.signing_upload_kind(user, master.as_deref(), self_signing.as_deref(), user_signing.as_deref()).await? {
+        // Synapse answers a repeat (and an empty body, Element's probe) with 200 and changes
+        // nothing, not even the device list stream.
+        SigningUpload::Unchanged => return Ok(RumaResponse(upload_signing_keys::v3::Response::new())),
+        SigningUpload::FirstSetup => {}
+        SigningUpload::Replace => {
+            s.accounts.uia_password(session, "device_signing_upload", req.body.auth.as_ref()).await?;
+        }
     }
     s.e2ee.upload_signing_keys(user, master.as_deref(), self_signing.as_deref(), user_signing.as_deref()).await?;
     Ok(RumaResponse(upload_signing_keys::v3::Response::new()))

@@ -11,7 +11,7 @@ use ruma::{
     },
 };
 
-use super::room::{raw_json, require_joined, view};
+use super::room::{raw_json, state_reader, view};
 use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
@@ -147,14 +147,24 @@ pub async fn get_member_events(
     req: Ruma<get_member_events::v3::Request>,
 ) -> Result<RumaResponse<get_member_events::v3::Response>> {
     let b = &req.body;
-    require_joined(&s, &b.room_id, &req.session().user_id).await?;
-    let members = s.rooms.members(&b.room_id).await?;
+    let reader = state_reader(&s, &b.room_id, &req.session().user_id).await?;
     let wanted = |m: &str| {
         b.membership.as_ref().is_none_or(|w| w.as_str() == m)
             && b.not_membership.as_ref().is_none_or(|n| n.as_str() != m)
     };
-    let ids: Vec<String> = members.into_iter().filter(|(_, m, _)| wanted(m)).map(|(_, _, e)| e).collect();
-    let events = s.rooms.events(&ids).await?;
+    let events = if reader.sees_current_members() {
+        let members = s.rooms.members(&b.room_id).await?;
+        let ids: Vec<String> = members.into_iter().filter(|(_, m, _)| wanted(m)).map(|(_, _, e)| e).collect();
+        s.rooms.events(&ids).await?
+    } else {
+        // A former member: the members as they were when they left.
+        let state = s.rooms.readable_state(&b.room_id, reader).await?;
+        let ids: Vec<String> =
+            state.iter().filter(|((t, _), _)| t == "m.room.member").map(|(_, id)| id.clone()).collect();
+        let mut events = s.rooms.events(&ids).await?;
+        events.retain(|e| crate::service::rooms::content_of(&e.json)["membership"].as_str().is_some_and(wanted));
+        events
+    };
     let chunk = events.iter().map(|e| raw_json(&view(e))).collect::<Result<_>>()?;
     Ok(RumaResponse(get_member_events::v3::Response::new(chunk)))
 }
@@ -165,7 +175,10 @@ pub async fn joined_members(
     req: Ruma<joined_members::v3::Request>,
 ) -> Result<RumaResponse<joined_members::v3::Response>> {
     let b = &req.body;
-    require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    // Members and anyone previewing a world-readable room; not a former member (Synapse).
+    if !state_reader(&s, &b.room_id, &req.session().user_id).await?.sees_current_members() {
+        return Err(Error::forbidden("You are no longer in this room"));
+    }
     let members = s.rooms.members(&b.room_id).await?;
     let ids: Vec<String> = members.into_iter().filter(|(_, m, _)| m == "join").map(|(_, _, e)| e).collect();
     let mut joined = BTreeMap::new();

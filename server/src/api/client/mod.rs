@@ -2,6 +2,8 @@
 
 pub mod account;
 pub mod account_data;
+pub mod admin;
+pub mod appservice;
 pub mod backup;
 pub mod device;
 pub mod directory;
@@ -21,6 +23,9 @@ pub mod search;
 pub mod session;
 pub mod spaces;
 pub mod sync;
+pub mod thirdparty;
+pub mod threepid;
+pub mod voip;
 
 use axum::Router;
 use ruma::api::client as c;
@@ -31,6 +36,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::discovery::get_supported_versions::Request, _, _>(r, discovery::get_supported_versions);
     let r = route::<c::discovery::discover_homeserver::Request, _, _>(r, discovery::discover_homeserver);
     let r = route::<c::discovery::get_capabilities::v3::Request, _, _>(r, discovery::get_capabilities);
+    let r = route::<c::discovery::discover_support::Request, _, _>(r, discovery::discover_support);
+    let r = route::<c::discovery::discover_policy_server::Request, _, _>(r, discovery::discover_policy_server);
 
     let r = route::<c::account::register::v3::Request, _, _>(r, account::register);
     let r = route::<c::account::get_username_availability::v3::Request, _, _>(r, account::get_username_availability);
@@ -41,6 +48,42 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::account::whoami::v3::Request, _, _>(r, account::whoami);
     let r = route::<c::account::change_password::v3::Request, _, _>(r, account::change_password);
     let r = route::<c::account::deactivate::v3::Request, _, _>(r, account::deactivate);
+    let r = route::<c::account::get_3pids::v3::Request, _, _>(r, threepid::get_3pids);
+    let r = route::<c::account::add_3pid::v3::Request, _, _>(r, threepid::add_3pid);
+    let r = route::<c::account::bind_3pid::v3::Request, _, _>(r, threepid::bind_3pid);
+    let r = route::<c::account::delete_3pid::v3::Request, _, _>(r, threepid::delete_3pid);
+    let r = route::<c::account::unbind_3pid::v3::Request, _, _>(r, threepid::unbind_3pid);
+    let r = r
+        .route("/_matrix/client/v3/account/3pid", axum::routing::post(threepid::add_3pid_deprecated))
+        .route("/_matrix/client/r0/account/3pid", axum::routing::post(threepid::add_3pid_deprecated));
+    let r = route::<c::account::request_3pid_management_token_via_email::v3::Request, _, _>(
+        r,
+        threepid::request_3pid_email,
+    );
+    let r = route::<c::account::request_3pid_management_token_via_msisdn::v3::Request, _, _>(
+        r,
+        threepid::request_3pid_msisdn,
+    );
+    let r = route::<c::account::request_password_change_token_via_email::v3::Request, _, _>(
+        r,
+        threepid::request_password_email,
+    );
+    let r = route::<c::account::request_password_change_token_via_msisdn::v3::Request, _, _>(
+        r,
+        threepid::request_password_msisdn,
+    );
+    let r = route::<c::account::request_registration_token_via_email::v3::Request, _, _>(
+        r,
+        threepid::request_registration_email,
+    );
+    let r = route::<c::account::request_registration_token_via_msisdn::v3::Request, _, _>(
+        r,
+        threepid::request_registration_msisdn,
+    );
+    let r = route::<c::appservice::request_ping::v1::Request, _, _>(r, appservice::request_ping);
+    let r = route::<c::appservice::set_room_visibility::v3::Request, _, _>(r, appservice::set_room_visibility);
+
+    let r = route::<c::admin::get_user_info::v3::Request, _, _>(r, admin::get_user_info);
 
     let r = route::<c::session::get_login_types::v3::Request, _, _>(r, session::get_login_types);
     let r = route::<c::session::login::v3::Request, _, _>(r, session::login);
@@ -91,6 +134,9 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
 
     let r = route::<c::room::create_room::v3::Request, _, _>(r, room::create_room);
     let r = route::<c::room::get_room_event::v3::Request, _, _>(r, room::get_room_event);
+    let r = r
+        .route("/_matrix/client/v3/events/{event_id}", axum::routing::get(room::get_event_by_id))
+        .route("/_matrix/client/r0/events/{event_id}", axum::routing::get(room::get_event_by_id));
     let r = route::<c::room::upgrade_room::v3::Request, _, _>(r, room::upgrade_room);
     let r = route::<c::state::send_state_event::v3::Request, _, _>(r, room::send_state_event);
     let r = route::<c::state::get_state_event_for_key::v3::Request, _, _>(r, room::get_state_event_for_key);
@@ -120,6 +166,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::config::set_room_account_data::v3::Request, _, _>(r, account_data::set_room_account_data);
     let r = route::<c::config::get_room_account_data::v3::Request, _, _>(r, account_data::get_room_account_data);
 
+    let r = route::<c::tag::get_tags::v3::Request, _, _>(r, account_data::get_tags);
+    let r = route::<c::tag::create_tag::v3::Request, _, _>(r, account_data::create_tag);
+    let r = route::<c::tag::delete_tag::v3::Request, _, _>(r, account_data::delete_tag);
+
     let r = route::<c::redact::redact_event::v3::Request, _, _>(r, message::redact_event);
     let r = route::<c::relations::get_relating_events::v1::Request, _, _>(r, relations::get_relating_events);
     let r = route::<c::relations::get_relating_events_with_rel_type::v1::Request, _, _>(
@@ -148,7 +198,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = r
         .route("/_matrix/client/v3/password_policy", axum::routing::get(account::password_policy))
         .route("/_matrix/client/r0/password_policy", axum::routing::get(account::password_policy));
-    let r = r.route("/_matrix/client/v1/user/mutual_rooms", axum::routing::get(moderation::mutual_rooms)).route(
+    let r = r.route("/_matrix/client/v1/mutual_rooms", axum::routing::get(moderation::mutual_rooms)).route(
         "/_matrix/client/unstable/uk.half-shot.msc2666/user/mutual_rooms",
         axum::routing::get(moderation::mutual_rooms),
     );
@@ -182,6 +232,19 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::push::set_pushrule_enabled::v3::Request, _, _>(r, push::set_pushrule_enabled);
     let r = route::<c::push::get_pushrule_actions::v3::Request, _, _>(r, push::get_pushrule_actions);
     let r = route::<c::push::set_pushrule_actions::v3::Request, _, _>(r, push::set_pushrule_actions);
+
+    let r = route::<c::thirdparty::get_protocols::v3::Request, _, _>(r, thirdparty::get_protocols);
+    let r = route::<c::thirdparty::get_protocol::v3::Request, _, _>(r, thirdparty::get_protocol);
+    let r =
+        route::<c::thirdparty::get_location_for_protocol::v3::Request, _, _>(r, thirdparty::get_location_for_protocol);
+    let r = route::<c::thirdparty::get_user_for_protocol::v3::Request, _, _>(r, thirdparty::get_user_for_protocol);
+    let r = route::<c::thirdparty::get_location_for_room_alias::v3::Request, _, _>(
+        r,
+        thirdparty::get_location_for_room_alias,
+    );
+    let r = route::<c::thirdparty::get_user_for_user_id::v3::Request, _, _>(r, thirdparty::get_user_for_user_id);
+
+    let r = route::<c::voip::get_turn_server_info::v3::Request, _, _>(r, voip::get_turn_server_info);
 
     let r = media::routes(r);
 

@@ -3,7 +3,7 @@
 
 use axum::{Json, extract::State};
 use ruma::{
-    MilliSecondsSinceUnixEpoch, UInt, UserId,
+    MilliSecondsSinceUnixEpoch, UInt,
     api::{
         Direction,
         client::{
@@ -146,9 +146,11 @@ pub async fn knock_room(
 #[derive(serde::Deserialize)]
 pub struct MutualQuery {
     user_id: ruma::OwnedUserId,
+    from: Option<String>,
 }
 
-/// GET /_matrix/client/v1/user/mutual_rooms (spec v1.19; MSC2666)
+/// GET /_matrix/client/v1/mutual_rooms (spec v1.19; MSC2666's unstable path too). Every room
+/// comes in one batch, so no `next_batch` is ever given and any `from` is unknown.
 pub async fn mutual_rooms(
     Authed(session): Authed,
     State(s): State<AppState>,
@@ -157,7 +159,9 @@ pub async fn mutual_rooms(
     if q.user_id == session.user_id {
         return Err(Error::invalid_param("You cannot ask for the rooms you share with yourself"));
     }
-    let _: &UserId = &q.user_id;
+    if q.from.is_some() {
+        return Err(Error::invalid_param("Unknown `from` token: every shared room comes in the first batch"));
+    }
     let rooms = s.rooms.shared_rooms(&session.user_id, &q.user_id).await?;
-    Ok(Json(json!({ "joined": rooms })))
+    Ok(Json(json!({ "count": rooms.len(), "joined": rooms })))
 }

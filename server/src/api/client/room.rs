@@ -14,13 +14,14 @@ use serde_json::{Value, json};
 
 use crate::{
     error::{Error, Result},
-    http::ruma::{Ruma, RumaResponse},
+    http::ruma::{Authed, Ruma, RumaResponse},
     matrix::client_event::{self, View},
     service::{
         AppState, now_ms,
         rooms::{
             StoredEvent,
             create::{CreateRoom, Preset},
+            visibility::StateReader,
         },
     },
 };
@@ -50,6 +51,15 @@ pub async fn require_joined(s: &AppState, room_id: &RoomId, user: &ruma::UserId)
         Some("join") => Ok(()),
         _ => Err(Error::forbidden("You are not in this room")),
     }
+}
+
+/// How the requester may read the room's state (as a member, as anyone in a world-readable
+/// room, or as of when they left), or 403.
+pub async fn state_reader(s: &AppState, room_id: &RoomId, user: &ruma::UserId) -> Result<StateReader> {
+    s.rooms
+        .state_reader(user, room_id)
+        .await?
+        .ok_or_else(|| Error::forbidden("You are not in this room, and its history is not world-readable"))
 }
 
 /// POST /_matrix/client/v3/createRoom
@@ -135,12 +145,11 @@ pub async fn get_state_event_for_key(
     req: Ruma<get_state_event_for_key::v3::Request>,
 ) -> Result<RumaResponse<get_state_event_for_key::v3::Response>> {
     let b = &req.body;
-    require_joined(&s, &b.room_id, &req.session().user_id).await?;
-    let e = s
-        .rooms
-        .current_state_event(&b.room_id, &b.event_type.to_string(), &b.state_key)
-        .await?
-        .ok_or_else(|| Error::not_found("No such state event"))?;
+    let reader = state_reader(&s, &b.room_id, &req.session().user_id).await?;
+    let not_found = || Error::not_found("No such state event");
+    let state = s.rooms.readable_state(&b.room_id, reader).await?;
+    let id = state.get(&(b.event_type.to_string(), b.state_key.clone())).ok_or_else(not_found)?;
+    let e = s.rooms.events(std::slice::from_ref(id)).await?.into_iter().next().ok_or_else(not_found)?;
     let out = match b.format {
         get_state_event_for_key::v3::StateEventFormat::Event => view(&e),
         _ => crate::service::rooms::content_of(&e.json),
@@ -155,8 +164,8 @@ pub async fn get_state_events(
     req: Ruma<get_state_events::v3::Request>,
 ) -> Result<RumaResponse<get_state_events::v3::Response>> {
     let room_id = &req.body.room_id;
-    require_joined(&s, room_id, &req.session().user_id).await?;
-    let ids: Vec<String> = s.rooms.current_state_ids(room_id).await?.into_values().collect();
+    let reader = state_reader(&s, room_id, &req.session().user_id).await?;
+    let ids: Vec<String> = s.rooms.readable_state(room_id, reader).await?.values().cloned().collect();
     let events = s.rooms.events(&ids).await?;
     let state = events.iter().map(|e| raw_json(&view(e))).collect::<Result<_>>()?;
     Ok(RumaResponse(get_state_events::v3::Response::new(state)))
@@ -184,6 +193,30 @@ pub async fn get_room_event(
     Ok(RumaResponse(get_room_event::v3::Response::new(raw_json(&one[0])?)))
 }
 
+/// GET /_matrix/client/v3/events/{eventId} (deprecated; spec: "Peeking"): one event by its ID
+/// alone, when the user may see it. Served without a ruma type (ruma has none).
+pub async fn get_event_by_id(
+    Authed(session): Authed,
+    State(s): State<AppState>,
+    axum::extract::Path(event_id): axum::extract::Path<ruma::OwnedEventId>,
+) -> Result<axum::Json<Value>> {
+    let user = &session.user_id;
+    let not_found = || Error::not_found("Event not found");
+    let e = s
+        .rooms
+        .event(event_id.as_str())
+        .await?
+        .filter(|e| !e.row.rejected && !e.row.soft_failed)
+        .ok_or_else(not_found)?;
+    if !s.rooms.visibility(user, &e.row.room_id).await?.allows(&e.row).await? {
+        return Err(not_found());
+    }
+    let mut one = [view(&e)];
+    s.rooms.bundle(user, &e.row.room_id, &mut one).await?;
+    let [event] = one;
+    Ok(axum::Json(event))
+}
+
 /// POST /_matrix/client/v3/rooms/{roomId}/upgrade
 /// <https://spec.matrix.org/v1.19/client-server-api/#post_matrixclientv3roomsroomidupgrade>
 pub async fn upgrade_room(
@@ -191,6 +224,9 @@ pub async fn upgrade_room(
     req: Ruma<ruma::api::client::room::upgrade_room::v3::Request>,
 ) -> Result<RumaResponse<ruma::api::client::room::upgrade_room::v3::Response>> {
     let b = &req.body;
+    if s.rooms.room(&b.room_id).await?.is_none() {
+        return Err(Error::not_found("No such room"));
+    }
     require_joined(&s, &b.room_id, &req.session().user_id).await?;
     let new_room = s
         .rooms

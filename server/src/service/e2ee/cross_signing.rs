@@ -75,38 +75,49 @@ fn signatures_by(obj: &CanonicalJsonObject, signer: &str) -> Vec<(String, String
     }
 }
 
+/// What a cross-signing key upload does, which decides whether it needs a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningUpload {
+    /// Every key sent is already stored (or none was sent): nothing to do, no password asked,
+    /// as Synapse answers Element's empty probe.
+    Unchanged,
+    /// No identity yet: the first upload needs no password (MSC3967, spec v1.11).
+    FirstSetup,
+    /// A stored key would be replaced: the user must prove it is them.
+    Replace,
+}
+
 impl E2ee {
-    /// Whether uploading these keys changes anything (a first upload, or a repeat of what is
-    /// stored, needs no password: MSC3967).
-    pub async fn signing_upload_needs_auth(
+    /// What uploading these keys would do. Only keys present in the upload count: a key stored
+    /// but not sent is kept.
+    pub async fn signing_upload_kind(
         &self,
         user: &str,
         master: Option<&str>,
         self_signing: Option<&str>,
         user_signing: Option<&str>,
-    ) -> Result<bool> {
-        let Some(stored_master) = storage::device_keys::cross_signing_key(&self.db.read, user, MASTER).await? else {
-            return Ok(false);
-        };
-        for (new, stored) in [
-            (master, Some(stored_master)),
-            (self_signing, storage::device_keys::cross_signing_key(&self.db.read, user, SELF_SIGNING).await?),
-            (user_signing, storage::device_keys::cross_signing_key(&self.db.read, user, USER_SIGNING).await?),
-        ] {
+    ) -> Result<SigningUpload> {
+        let stored_master = storage::device_keys::cross_signing_key(&self.db.read, user, MASTER).await?;
+        let set_up = stored_master.is_some();
+        for (new, kind, stored) in
+            [(master, MASTER, stored_master), (self_signing, SELF_SIGNING, None), (user_signing, USER_SIGNING, None)]
+        {
             let Some(new) = new else { continue };
-            let same = match stored {
-                Some(s) => {
-                    let a: Option<CanonicalJsonObject> = serde_json::from_str(new).ok();
-                    let b: Option<CanonicalJsonObject> = serde_json::from_str(&s).ok();
-                    a.is_some() && a == b
-                }
-                None => false,
+            let stored = match stored {
+                Some(s) => Some(s),
+                None if kind == MASTER => None,
+                None => storage::device_keys::cross_signing_key(&self.db.read, user, kind).await?,
             };
+            let same = stored.is_some_and(|s| {
+                let a: Option<CanonicalJsonObject> = serde_json::from_str(new).ok();
+                let b: Option<CanonicalJsonObject> = serde_json::from_str(&s).ok();
+                a.is_some() && a == b
+            });
             if !same {
-                return Ok(true);
+                return Ok(if set_up { SigningUpload::Replace } else { SigningUpload::FirstSetup });
             }
         }
-        Ok(false)
+        Ok(SigningUpload::Unchanged)
     }
 
     /// POST /keys/device_signing/upload (after any authentication): the self-signing and

@@ -20,6 +20,7 @@ use ruma::{CanonicalJsonObject, CanonicalJsonValue, UserId, serde::Base64, signa
 use serde_json::{Map, Value, json};
 
 mod cross_signing;
+pub use cross_signing::SigningUpload;
 mod dehydrated;
 
 use hashlink::LruCache;

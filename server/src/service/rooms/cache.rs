@@ -215,6 +215,7 @@ mod tests {
                 room_id: "!r:h.test".into(),
                 event_type: "m.room.message".into(),
                 state_key: None,
+                sender: "@u:h.test".into(),
                 pdu: "{}".into(),
                 rejected: false,
                 soft_failed: false,

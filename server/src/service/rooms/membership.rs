@@ -8,12 +8,17 @@ use crate::error::{Error, Result};
 
 impl Rooms {
     /// `user` joins the room (spec: POST /rooms/{roomId}/join). Joining a room one is already in
-    /// is allowed and refreshes the profile in the member event.
+    /// is allowed: it refreshes the profile in the member event if that changed, and otherwise
+    /// answers the existing event (see `send`).
     pub async fn join(&self, room_id: &RoomId, user: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
         if self.room(room_id).await?.is_none() {
             return Err(Error::not_found(
                 "This server does not know that room (joining rooms on other servers comes with federation)",
             ));
+        }
+        // Everyone left: no server is in the room to admit the user (Synapse: 404 as well).
+        if !self.members(room_id).await?.iter().any(|(_, m, _)| m == "join") {
+            return Err(Error::not_found("No one is in this room any more"));
         }
         let mut content = self.member_content(user, "join", reason).await?;
         if let Some(authoriser) = self.restricted_join_authoriser(room_id, user).await? {

@@ -336,6 +336,11 @@ impl Rooms {
                     }
                 }
                 let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+                if let Some(key) = state_key
+                    && let Some(same) = self.unchanged_state(&hot, sender, kind, key, &content).await?
+                {
+                    return Ok(same);
+                }
                 let mut content = content.clone();
                 let mut top_level_redacts = None;
                 if kind == "m.room.redaction" {
@@ -366,6 +371,32 @@ impl Rooms {
                 }
             };
         }
+    }
+
+    /// The current state event a new state event would repeat: same type, state key, sender
+    /// and content. Sending it again changes nothing, so the answer is the existing event (as
+    /// Synapse: a client re-sending a name, or joining a room it is in, makes no new event).
+    async fn unchanged_state(
+        &self,
+        hot: &RoomHot,
+        sender: &UserId,
+        kind: &str,
+        state_key: &str,
+        content: &CanonicalJsonObject,
+    ) -> Result<Option<OwnedEventId>> {
+        let Some(id) = hot.state.get(&(kind.to_owned(), state_key.to_owned())) else {
+            return Ok(None);
+        };
+        let Some(current) = self.event(id).await? else {
+            return Ok(None);
+        };
+        let same_sender =
+            matches!(current.json.get("sender"), Some(CanonicalJsonValue::String(s)) if s == sender.as_str());
+        let same_content = matches!(current.json.get("content"), Some(CanonicalJsonValue::Object(c)) if c == content);
+        if same_sender && same_content {
+            return Ok(Some(EventId::parse(id).map_err(Error::internal)?));
+        }
+        Ok(None)
     }
 
     /// Waits for a pending event's commit (the writer queues its push notifications). Returns
@@ -628,6 +659,7 @@ impl Rooms {
                 room_id: room.room_id.clone(),
                 event_type: kind.clone(),
                 state_key: state_key.clone(),
+                sender: pdu.sender.to_string(),
                 pdu: text,
                 rejected: placement.rejected,
                 soft_failed: placement.soft_failed,

@@ -46,6 +46,10 @@ impl Rooms {
         if local.is_empty() {
             return Ok(Pushed::default());
         }
+        // No one is notified of what someone they ignore sends.
+        let ignored = self.account_data.ignored_by_each(&local).await?;
+        let local: Vec<String> =
+            local.into_iter().filter(|u| !ignored.get(u).is_some_and(|set| set.contains(sender))).collect();
         let rulesets = self.account_data.push_rules_of(&local).await?;
         let room_id = ruma::RoomId::parse(&hot.room.room_id).map_err(Error::internal)?;
         let power = self.power_levels_of(hot).await?;

@@ -7,7 +7,8 @@
 //! - `invited`: members who were invited or joined at the event;
 //! - `joined`: members who were joined at the event.
 //!
-//! A user always sees their own membership events.
+//! A user always sees their own membership events, and never the messages of someone they
+//! ignore.
 
 use std::collections::HashMap;
 
@@ -29,6 +30,8 @@ pub struct VisibilityCheck<'a> {
     /// the user was joined, so it is visible without looking at its state.
     joined_since: Option<i64>,
     cache: HashMap<Option<i64>, bool>,
+    /// The users this user ignores, read at the first message event looked at.
+    ignored: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 impl Rooms {
@@ -53,6 +56,7 @@ impl Rooms {
             joined_now: joined.is_some(),
             joined_since: joined.map(|m| m.stream_ordering),
             cache: HashMap::new(),
+            ignored: None,
         }
     }
 
@@ -67,11 +71,85 @@ impl Rooms {
     }
 }
 
+/// Which state of a room a user may read through /state and /members, as Synapse decides where
+/// the spec only says "the state as it was when the user left".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateReader {
+    /// Joined now: the current state.
+    Member,
+    /// Not in the room, but it is world-readable: the current state (room previews).
+    WorldReadable,
+    /// Left: the state just after their leave, at this stream position.
+    Departed(i64),
+}
+
+impl StateReader {
+    /// Current members may see who is in the room now, and so may anyone of a world-readable
+    /// room; a former member may not (Synapse: 403 from /joined_members).
+    pub fn sees_current_members(self) -> bool {
+        matches!(self, Self::Member | Self::WorldReadable)
+    }
+}
+
+impl Rooms {
+    /// How `user` may read the room's state; None: not at all.
+    pub async fn state_reader(&self, user: &UserId, room_id: &ruma::RoomId) -> Result<Option<StateReader>> {
+        let membership = storage::rooms::membership(&self.db.read, room_id.as_str(), user.as_str()).await?;
+        match membership.as_ref().map(|m| (m.membership.as_str(), m.stream_ordering)) {
+            Some(("join", _)) => return Ok(Some(StateReader::Member)),
+            Some(("leave", at)) => return Ok(Some(StateReader::Departed(at))),
+            _ => {}
+        }
+        let vis = self.current_state_event(room_id, "m.room.history_visibility", "").await?;
+        let world = vis.is_some_and(|e| content_of(&e.json)["history_visibility"] == "world_readable");
+        Ok(world.then_some(StateReader::WorldReadable))
+    }
+
+    /// Whether `m` is an invite from someone the user ignores: such invites are not shown
+    /// (spec: "Servers must not send room invites from ignored users to clients").
+    pub async fn invite_from_ignored(&self, user: &UserId, m: &MembershipRow) -> Result<bool> {
+        if m.membership != "invite" {
+            return Ok(false);
+        }
+        let ignored = self.account_data.ignored_users(user).await?;
+        if ignored.is_empty() {
+            return Ok(false);
+        }
+        let sender = self.event(&m.event_id).await?.map(|e| e.row.sender);
+        Ok(sender.is_some_and(|s| ignored.contains(&s)))
+    }
+
+    /// The state (type, state key) -> event ID that `reader` may read.
+    pub async fn readable_state(
+        &self,
+        room_id: &ruma::RoomId,
+        reader: StateReader,
+    ) -> Result<std::sync::Arc<storage::state::StateMap>> {
+        match reader {
+            StateReader::Member | StateReader::WorldReadable => {
+                Ok(std::sync::Arc::new(self.current_state_ids(room_id).await?))
+            }
+            StateReader::Departed(at) => self.state_at(room_id.as_str(), at).await,
+        }
+    }
+}
+
 impl VisibilityCheck<'_> {
     /// Whether the event (by its stored row) is visible.
     pub async fn allows(&mut self, row: &EventRow) -> Result<bool> {
         if row.room_id != self.room_id {
             return Ok(false);
+        }
+        // Nothing but state from someone the user ignores (spec: "Ignoring Users"): state
+        // still comes, so the room looks the same to everyone.
+        if row.state_key.is_none() {
+            let ignored = match &self.ignored {
+                Some(set) => set,
+                None => self.ignored.insert(self.rooms.account_data.ignored_users(self.user).await?),
+            };
+            if ignored.contains(&row.sender) {
+                return Ok(false);
+            }
         }
         if self.joined_since.is_some_and(|since| row.stream_ordering >= since) {
             return Ok(true);

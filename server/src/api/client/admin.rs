@@ -1,0 +1,43 @@
+//! The client-server API's administration endpoints (spec: "Server Administration").
+
+use axum::extract::State;
+use ruma::{MilliSecondsSinceUnixEpoch, UInt, api::client::admin::get_user_info};
+
+use crate::{
+    error::{Error, Result},
+    http::ruma::{Ruma, RumaResponse},
+    service::AppState,
+};
+
+/// GET /_matrix/client/v3/admin/whois/{userId}: a user's devices and where they were last seen.
+/// A server admin may ask about anyone here; everyone else only about themselves, as Synapse.
+pub async fn get_user_info(
+    State(s): State<AppState>,
+    req: Ruma<get_user_info::v3::Request>,
+) -> Result<RumaResponse<get_user_info::v3::Response>> {
+    let session = req.session();
+    let target = &req.body.user_id;
+    if *target != session.user_id && !session.is_admin {
+        return Err(Error::forbidden("Only a server admin can look up another user"));
+    }
+    if target.server_name() != s.config.server_name {
+        return Err(Error::invalid_param("Only users of this server can be looked up"));
+    }
+    if s.accounts.is_available(target).await? {
+        return Err(Error::not_found("No such user"));
+    }
+    let mut resp = get_user_info::v3::Response::new();
+    resp.user_id = Some(target.clone());
+    for device in s.accounts.devices(target).await? {
+        let mut connection = get_user_info::v3::ConnectionInfo::new();
+        connection.ip = device.last_seen_ip;
+        connection.last_seen =
+            device.last_seen_ts.and_then(|t| UInt::new(t.max(0) as u64)).map(MilliSecondsSinceUnixEpoch);
+        let mut session_info = get_user_info::v3::SessionInfo::new();
+        session_info.connections.push(connection);
+        let mut info = get_user_info::v3::DeviceInfo::new();
+        info.sessions.push(session_info);
+        resp.devices.insert(device.device_id, info);
+    }
+    Ok(RumaResponse(resp))
+}

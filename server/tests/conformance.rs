@@ -1,0 +1,457 @@
+//! Client-server behaviours where Hearth departed from the spec or from what Synapse does and
+//! clients rely on (issue 16), each checked as a client sees it over real HTTP.
+
+mod common;
+
+use common::{TestServer, assert_err};
+use serde_json::{Value, json};
+
+async fn room(s: &TestServer, token: &str, body: Value) -> String {
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(token), body).await;
+    assert_eq!(st, 200, "{v}");
+    v["room_id"].as_str().unwrap().to_owned()
+}
+
+fn room_account_data<'a>(sync: &'a Value, room: &str, kind: &str) -> Option<&'a Value> {
+    sync["rooms"]["join"][room]["account_data"]["events"].as_array()?.iter().find(|e| e["type"] == kind)
+}
+
+/// Element Web sets up cross-signing at login only when /versions advertises it, and probes
+/// the upload endpoint with an empty body first (Synapse: 200 and nothing changes).
+#[tokio::test]
+async fn cross_signing_is_advertised_and_the_empty_probe_changes_nothing() {
+    let s = TestServer::start().await;
+    let (_, v) = s.get("/_matrix/client/versions", None).await;
+    assert_eq!(v["unstable_features"]["org.matrix.e2e_cross_signing"], true, "{v}");
+    let alice = s.user("alice").await;
+    let probe = s.post("/_matrix/client/v3/keys/device_signing/upload", Some(&alice), json!({})).await;
+    assert_eq!(probe.0, 200, "{}", probe.1);
+    // Nothing was set up by the probe: a device list query shows no master key.
+    let (_, keys) =
+        s.post("/_matrix/client/v3/keys/query", Some(&alice), json!({"device_keys": {"@alice:hearth.test": []}})).await;
+    assert!(keys["master_keys"].get("@alice:hearth.test").is_none(), "{keys}");
+}
+
+/// Favourites and Low priority: tags are kept per user and room, reach /sync as `m.tag`
+/// room account data, and are checked as the spec says.
+#[tokio::test]
+async fn room_tags_are_set_listed_synced_and_removed() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let r = room(&s, &alice, json!({})).await;
+    let tags = format!("/_matrix/client/v3/user/@alice:hearth.test/rooms/{r}/tags");
+
+    let (st, v) = s.get(&tags, Some(&alice)).await;
+    assert_eq!((st.as_u16(), v), (200, json!({"tags": {}})));
+    let (st, v) = s.put(&format!("{tags}/m.favourite"), Some(&alice), json!({"order": 0.25})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.put(&format!("{tags}/u.work"), Some(&alice), json!({"order": 1, "colour": "red"})).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = s.get(&tags, Some(&alice)).await;
+    assert_eq!(v["tags"]["m.favourite"]["order"], 0.25);
+    assert_eq!(v["tags"]["u.work"], json!({"order": 1, "colour": "red"}), "kept as sent");
+
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&alice)).await;
+    let tag_event = room_account_data(&sync, &r, "m.tag").expect("m.tag in the room's account data");
+    assert_eq!(tag_event["content"]["tags"]["m.favourite"]["order"], 0.25, "{tag_event}");
+    let since = sync["next_batch"].as_str().unwrap().to_owned();
+
+    let (st, _) = s.delete_call(&format!("{tags}/m.favourite"), Some(&alice)).await;
+    assert_eq!(st, 200);
+    let (_, sync) = s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=0"), Some(&alice)).await;
+    let tag_event = room_account_data(&sync, &r, "m.tag").expect("the change is synced");
+    assert_eq!(tag_event["content"]["tags"], json!({"u.work": {"order": 1, "colour": "red"}}));
+    // Removing a tag the room does not have is fine.
+    assert_eq!(s.delete_call(&format!("{tags}/m.lowpriority"), Some(&alice)).await.0, 200);
+
+    assert_err(&s.put(&format!("{tags}/u.x"), Some(&alice), json!({"order": 2})).await, 400, "M_INVALID_PARAM");
+    assert_err(&s.put(&format!("{tags}/u.x"), Some(&alice), json!({"order": "1"})).await, 400, "M_BAD_JSON");
+    let long = "u".repeat(256);
+    assert_err(&s.put(&format!("{tags}/{long}"), Some(&alice), json!({})).await, 400, "M_INVALID_PARAM");
+    assert_err(&s.get(&tags, Some(&bob)).await, 403, "M_FORBIDDEN");
+    let bobs = format!("/_matrix/client/v3/user/@bob:hearth.test/rooms/{r}/tags/m.favourite");
+    assert_err(&s.put(&bobs, Some(&bob), json!({})).await, 403, "M_FORBIDDEN");
+    let (_, v) = s.get(&tags, Some(&alice)).await;
+    assert_eq!(v["tags"].as_object().unwrap().len(), 1, "refused requests changed nothing: {v}");
+}
+
+/// Two tags added at the same moment are both kept (the tags are one JSON object).
+#[tokio::test]
+async fn concurrent_tags_are_all_kept() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let r = room(&s, &alice, json!({})).await;
+    let tags = format!("/_matrix/client/v3/user/@alice:hearth.test/rooms/{r}/tags");
+    let puts = (0..20).map(|i| {
+        let (s, alice, tags) = (&s, &alice, &tags);
+        async move { s.put(&format!("{tags}/u.t{i}"), Some(alice), json!({})).await.0 }
+    });
+    for st in futures::future::join_all(puts).await {
+        assert_eq!(st, 200);
+    }
+    let (_, v) = s.get(&tags, Some(&alice)).await;
+    assert_eq!(v["tags"].as_object().unwrap().len(), 20, "{v}");
+}
+
+/// The room directory's network picker reads the protocol map; with no bridges it is empty
+/// and every lookup finds nothing.
+#[tokio::test]
+async fn third_party_lookups_answer_as_a_server_without_bridges() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let (st, v) = s.get("/_matrix/client/v3/thirdparty/protocols", Some(&alice)).await;
+    assert_eq!((st.as_u16(), v), (200, json!({})));
+    for path in [
+        "/_matrix/client/v3/thirdparty/protocol/irc",
+        "/_matrix/client/v3/thirdparty/location/irc",
+        "/_matrix/client/v3/thirdparty/user/irc",
+        "/_matrix/client/v3/thirdparty/location?alias=%23a:hearth.test",
+        "/_matrix/client/v3/thirdparty/user?userid=@a:hearth.test",
+    ] {
+        assert_err(&s.get(path, Some(&alice)).await, 404, "M_NOT_FOUND");
+    }
+    assert_err(&s.get("/_matrix/client/v3/thirdparty/protocols", None).await, 401, "M_MISSING_TOKEN");
+}
+
+/// A client discovers the registration flows by posting an empty body (spec: 401 with the
+/// flows), before it has asked the user for anything.
+#[tokio::test]
+async fn an_empty_registration_body_gets_the_flows() {
+    let s = TestServer::start().await;
+    let (st, v) = s.post("/_matrix/client/v3/register", None, json!({})).await;
+    assert_eq!(st, 401, "{v}");
+    assert!(v["flows"].as_array().is_some_and(|f| !f.is_empty()), "{v}");
+    assert!(v["session"].is_string(), "{v}");
+    // Going on without a password is refused before any stage counts.
+    let session = v["session"].as_str().unwrap();
+    let body = json!({"username": "nopass", "auth": {"type": "m.login.dummy", "session": session}});
+    assert_err(&s.post("/_matrix/client/v3/register", None, body).await, 400, "M_MISSING_PARAM");
+    // A short password is still judged at once.
+    assert_err(
+        &s.post("/_matrix/client/v3/register", None, json!({"password": "short"})).await,
+        400,
+        "M_PASSWORD_TOO_SHORT",
+    );
+}
+
+/// `timeout` is optional in a typing notice (only `typing` is required).
+#[tokio::test]
+async fn typing_without_a_timeout_is_accepted() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let r = room(&s, &alice, json!({})).await;
+    let path = format!("/_matrix/client/v3/rooms/{r}/typing/@alice:hearth.test");
+    let (st, v) = s.put(&path, Some(&alice), json!({"typing": true})).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&alice)).await;
+    let typing = sync["rooms"]["join"][&r]["ephemeral"]["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["type"] == "m.typing").cloned())
+        .expect("typing notice in sync");
+    assert_eq!(typing["content"]["user_ids"], json!(["@alice:hearth.test"]));
+    let (st, v) = s.put(&path, Some(&alice), json!({"typing": false})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_err(&s.put(&path, Some(&alice), json!({"timeout": 100})).await, 400, "M_MISSING_PARAM");
+}
+
+/// Who invited me: the invite's stripped state carries the inviter's own member event, so a
+/// client can show their name and avatar.
+#[tokio::test]
+async fn an_invite_carries_the_inviters_member_event() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    s.put(
+        "/_matrix/client/v3/profile/@alice:hearth.test/displayname",
+        Some(&alice),
+        json!({"displayname": "Alice A."}),
+    )
+    .await;
+    let r = room(&s, &alice, json!({"name": "Tea"})).await;
+    let (st, v) = s
+        .post(&format!("/_matrix/client/v3/rooms/{r}/invite"), Some(&alice), json!({"user_id": "@bob:hearth.test"}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&bob)).await;
+    let state = sync["rooms"]["invite"][&r]["invite_state"]["events"].as_array().expect("the invite").clone();
+    let inviter = state
+        .iter()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"] == "@alice:hearth.test")
+        .unwrap_or_else(|| panic!("no inviter member event in {state:?}"));
+    assert_eq!(inviter["content"]["displayname"], "Alice A.");
+    assert_eq!(inviter["content"]["membership"], "join");
+    let invite = state.iter().find(|e| e["state_key"] == "@bob:hearth.test").expect("the invite itself");
+    assert_eq!(invite["sender"], "@alice:hearth.test");
+    assert!(state.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Tea"));
+
+    // Sliding sync (Element X) gets the same.
+    let (st, v) = s
+        .post(
+            "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
+            Some(&bob),
+            json!({"lists": {"all": {"ranges": [[0, 10]], "timeline_limit": 1}}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let state = v["rooms"][&r]["invite_state"].as_array().expect("invite state in sliding sync");
+    assert!(state.iter().any(|e| e["type"] == "m.room.member" && e["state_key"] == "@alice:hearth.test"), "{state:?}");
+}
+
+/// Users may look themselves up; only a server admin may look up others.
+#[tokio::test]
+async fn whois_shows_devices_to_the_user_and_to_admins() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let (st, v) = s.get("/_matrix/client/v3/admin/whois/@alice:hearth.test", Some(&alice)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["user_id"], "@alice:hearth.test");
+    let (_, who) = s.get("/_matrix/client/v3/account/whoami", Some(&alice)).await;
+    let device = who["device_id"].as_str().unwrap();
+    let connection = &v["devices"][device]["sessions"][0]["connections"][0];
+    assert_eq!(connection["ip"], "127.0.0.1", "{v}");
+    assert_err(&s.get("/_matrix/client/v3/admin/whois/@alice:hearth.test", Some(&bob)).await, 403, "M_FORBIDDEN");
+    let (_, admin) = s.shared_secret_register("root", "correct horse battery", true).await;
+    let root = admin["access_token"].as_str().unwrap();
+    let (st, v) = s.get("/_matrix/client/v3/admin/whois/@alice:hearth.test", Some(root)).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["devices"][device].is_object());
+    assert_err(&s.get("/_matrix/client/v3/admin/whois/@nobody:hearth.test", Some(root)).await, 404, "M_NOT_FOUND");
+}
+
+/// Sending the state a room already has, or joining a room one is in, makes no new event: the
+/// answer is the event already there (Synapse does the same), and the timeline stays quiet.
+#[tokio::test]
+async fn repeated_state_and_repeated_joins_make_no_new_event() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let r = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    let topic = format!("/_matrix/client/v3/rooms/{r}/state/m.room.topic/");
+    let (_, first) = s.put(&topic, Some(&alice), json!({"topic": "tea"})).await;
+    let (_, again) = s.put(&topic, Some(&alice), json!({"topic": "tea"})).await;
+    assert_eq!(first["event_id"], again["event_id"], "the same topic again is the same event");
+    let (_, changed) = s.put(&topic, Some(&alice), json!({"topic": "coffee"})).await;
+    assert_ne!(first["event_id"], changed["event_id"], "a new topic is a new event");
+
+    let (st, _) = s.post(&format!("/_matrix/client/v3/join/{r}"), Some(&bob), json!({})).await;
+    assert_eq!(st, 200);
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&bob)).await;
+    let since = sync["next_batch"].as_str().unwrap().to_owned();
+    let (st, _) = s.post(&format!("/_matrix/client/v3/join/{r}"), Some(&bob), json!({})).await;
+    assert_eq!(st, 200, "joining again is fine");
+    let (_, sync) = s.get(&format!("/_matrix/client/v3/sync?since={since}&timeout=0"), Some(&bob)).await;
+    let events = sync["rooms"]["join"][&r]["timeline"]["events"].as_array().cloned().unwrap_or_default();
+    assert!(events.is_empty(), "no new member event: {events:?}");
+}
+
+/// A room everyone left cannot be joined (there is no one to let the user in); an unknown room
+/// cannot be upgraded.
+#[tokio::test]
+async fn joining_an_empty_room_and_upgrading_an_unknown_one_are_not_found() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let r = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{r}/leave"), Some(&alice), json!({})).await.0, 200);
+    assert_err(&s.post(&format!("/_matrix/client/v3/join/{r}"), Some(&bob), json!({})).await, 404, "M_NOT_FOUND");
+    let upgrade = s
+        .post("/_matrix/client/v3/rooms/!nosuchroom:hearth.test/upgrade", Some(&alice), json!({"new_version": "12"}))
+        .await;
+    assert_err(&upgrade, 404, "M_NOT_FOUND");
+}
+
+/// Room previews: anyone may read the state and the members of a world-readable room.
+/// Former members read the state and the members as they were when they left, but not who is
+/// in the room now.
+#[tokio::test]
+async fn previews_and_former_members_read_what_the_spec_allows() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let open = room(
+        &s,
+        &alice,
+        json!({"preset": "public_chat", "name": "Open", "initial_state": [{"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}}]}),
+    )
+    .await;
+    let (st, state) = s.get(&format!("/_matrix/client/v3/rooms/{open}/state"), Some(&bob)).await;
+    assert_eq!(st, 200, "{state}");
+    assert!(state.as_array().unwrap().iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Open"));
+    let (st, name) = s.get(&format!("/_matrix/client/v3/rooms/{open}/state/m.room.name/"), Some(&bob)).await;
+    assert_eq!((st.as_u16(), name), (200, json!({"name": "Open"})));
+    let (st, joined) = s.get(&format!("/_matrix/client/v3/rooms/{open}/joined_members"), Some(&bob)).await;
+    assert_eq!(st, 200, "{joined}");
+    assert!(joined["joined"]["@alice:hearth.test"].is_object(), "{joined}");
+    let (st, members) = s.get(&format!("/_matrix/client/v3/rooms/{open}/members"), Some(&bob)).await;
+    assert_eq!(st, 200, "{members}");
+
+    // A shared-history room: Carol is kept out, Bob leaves and then the room changes.
+    let shared = room(&s, &alice, json!({"preset": "public_chat", "name": "Before"})).await;
+    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{shared}/state"), Some(&carol)).await, 403, "M_FORBIDDEN");
+    assert_err(
+        &s.get(&format!("/_matrix/client/v3/rooms/{shared}/joined_members"), Some(&carol)).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    s.post(&format!("/_matrix/client/v3/join/{shared}"), Some(&bob), json!({})).await;
+    s.post(&format!("/_matrix/client/v3/rooms/{shared}/leave"), Some(&bob), json!({})).await;
+    s.put(&format!("/_matrix/client/v3/rooms/{shared}/state/m.room.name/"), Some(&alice), json!({"name": "After"}))
+        .await;
+    s.post(&format!("/_matrix/client/v3/join/{shared}"), Some(&carol), json!({})).await;
+
+    let (st, name) = s.get(&format!("/_matrix/client/v3/rooms/{shared}/state/m.room.name/"), Some(&bob)).await;
+    assert_eq!((st.as_u16(), name), (200, json!({"name": "Before"})), "the name as Bob left it");
+    let (st, state) = s.get(&format!("/_matrix/client/v3/rooms/{shared}/state"), Some(&bob)).await;
+    assert_eq!(st, 200);
+    let bobs = state.as_array().unwrap().iter().find(|e| e["state_key"] == "@bob:hearth.test").cloned().unwrap();
+    assert_eq!(bobs["content"]["membership"], "leave", "the state includes his own leave");
+    let (st, members) = s.get(&format!("/_matrix/client/v3/rooms/{shared}/members"), Some(&bob)).await;
+    assert_eq!(st, 200, "{members}");
+    let who: Vec<&str> =
+        members["chunk"].as_array().unwrap().iter().map(|e| e["state_key"].as_str().unwrap()).collect();
+    assert!(who.contains(&"@alice:hearth.test") && !who.contains(&"@carol:hearth.test"), "{who:?}");
+    assert_err(
+        &s.get(&format!("/_matrix/client/v3/rooms/{shared}/joined_members"), Some(&bob)).await,
+        403,
+        "M_FORBIDDEN",
+    );
+}
+
+/// With `user_directory.search_all_users`, every user of the server is found.
+#[tokio::test]
+async fn the_whole_directory_can_be_opened_by_configuration() {
+    let s = TestServer::start_with(|c| c.user_directory.search_all_users = true).await;
+    let alice = s.user("alice").await;
+    s.user("alfred").await;
+    let (_, v) = s
+        .post("/_matrix/client/v3/user_directory/search", Some(&alice), json!({"search_term": "alf", "limit": 10}))
+        .await;
+    assert_eq!(v["results"][0]["user_id"], "@alfred:hearth.test", "{v}");
+}
+
+/// No email or SMS is sent and no identity server is asked: accounts have no 3PIDs, and every
+/// way to add one ends as the spec says for an address that was never validated.
+#[tokio::test]
+async fn third_party_identifiers_answer_as_a_server_without_email() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let (st, v) = s.get("/_matrix/client/v3/account/3pid", Some(&alice)).await;
+    assert_eq!((st.as_u16(), v), (200, json!({"threepids": []})));
+    for path in [
+        "/_matrix/client/v3/register/email/requestToken",
+        "/_matrix/client/v3/account/password/email/requestToken",
+        "/_matrix/client/v3/account/3pid/email/requestToken",
+    ] {
+        let body = json!({"client_secret": "secret", "email": "a@example.org", "send_attempt": 1});
+        assert_err(&s.post(path, Some(&alice), body).await, 400, "M_THREEPID_MEDIUM_NOT_SUPPORTED");
+    }
+    // Adding asks for the password first (user-interactive authentication), then finds no
+    // validated session.
+    let add = json!({"client_secret": "secret", "sid": "sid"});
+    let (st, v) = s.post("/_matrix/client/v3/account/3pid/add", Some(&alice), add.clone()).await;
+    assert_eq!(st, 401, "{v}");
+    let session = v["session"].as_str().unwrap();
+    let mut with_auth = add;
+    with_auth["auth"] = json!({"type": "m.login.password", "session": session, "password": "password1",
+        "identifier": {"type": "m.id.user", "user": "alice"}});
+    assert_err(
+        &s.post("/_matrix/client/v3/account/3pid/add", Some(&alice), with_auth).await,
+        400,
+        "M_THREEPID_AUTH_FAILED",
+    );
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/account/3pid/delete",
+            Some(&alice),
+            json!({"medium": "email", "address": "a@example.org"}),
+        )
+        .await;
+    assert_eq!((st.as_u16(), v), (200, json!({"id_server_unbind_result": "no-support"})));
+}
+
+/// Application-service endpoints refuse ordinary users (no bridge is registered).
+#[tokio::test]
+async fn appservice_endpoints_refuse_ordinary_tokens() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let r = room(&s, &alice, json!({})).await;
+    assert_err(&s.post("/_matrix/client/v1/appservice/bridge/ping", Some(&alice), json!({})).await, 403, "M_FORBIDDEN");
+    let path = format!("/_matrix/client/v3/directory/list/appservice/irc/{r}");
+    assert_err(&s.put(&path, Some(&alice), json!({"visibility": "public"})).await, 403, "M_FORBIDDEN");
+    let (_, v) = s.get("/_matrix/client/v3/publicRooms", None).await;
+    assert_eq!(v["chunk"], json!([]), "nothing was published");
+}
+
+/// The legacy GET /events/{eventId}: the event for someone who may see it, 404 for others.
+#[tokio::test]
+async fn an_event_can_be_fetched_by_id_alone_when_visible() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let r = room(&s, &alice, json!({})).await;
+    let (_, sent) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{r}/send/m.room.message/1"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "hello"}),
+        )
+        .await;
+    let id = sent["event_id"].as_str().unwrap();
+    let (st, e) = s.get(&format!("/_matrix/client/v3/events/{id}"), Some(&alice)).await;
+    assert_eq!(st, 200, "{e}");
+    assert_eq!((e["content"]["body"].as_str(), e["room_id"].as_str()), (Some("hello"), Some(r.as_str())));
+    assert_err(&s.get(&format!("/_matrix/client/v3/events/{id}"), Some(&bob)).await, 404, "M_NOT_FOUND");
+}
+
+/// /.well-known/matrix/support names the server's admins (and the help page when configured);
+/// a server with neither answers 404, as the spec says.
+#[tokio::test]
+async fn support_contacts_are_the_admins() {
+    let s = TestServer::start().await;
+    assert_err(&s.get("/.well-known/matrix/support", None).await, 404, "M_NOT_FOUND");
+    s.shared_secret_register("root", "correct horse battery", true).await;
+    let (st, v) = s.get("/.well-known/matrix/support", None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["contacts"], json!([{"matrix_id": "@root:hearth.test", "role": "m.role.admin"}]));
+    assert_err(&s.get("/.well-known/matrix/policy_server", None).await, 404, "M_NOT_FOUND");
+
+    let s = TestServer::start_with(|c| c.support_page = Some("https://example.org/help".into())).await;
+    let (st, v) = s.get("/.well-known/matrix/support", None).await;
+    assert_eq!((st.as_u16(), v), (200, json!({"support_page": "https://example.org/help"})));
+}
+
+/// TURN credentials: none without a TURN server; with coturn's shared secret, credentials of
+/// the user's own that expire; guests only when allowed.
+#[tokio::test]
+async fn turn_credentials_follow_the_configuration() {
+    let s = TestServer::start_with(|c| c.allow_guest_access = true).await;
+    let alice = s.user("alice").await;
+    let (st, v) = s.get("/_matrix/client/v3/voip/turnServer", Some(&alice)).await;
+    assert_eq!((st.as_u16(), v), (200, json!({})));
+
+    let s = TestServer::start_with(|c| {
+        c.allow_guest_access = true;
+        c.turn_uris = vec!["turn:127.0.0.1:3478?transport=udp".into()];
+        c.turn_shared_secret = Some("coturn-secret".into());
+        c.turn_allow_guests = false;
+    })
+    .await;
+    let alice = s.user("alice").await;
+    let (st, v) = s.get("/_matrix/client/v3/voip/turnServer", Some(&alice)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["uris"], json!(["turn:127.0.0.1:3478?transport=udp"]));
+    assert_eq!(v["ttl"], 3600);
+    let username = v["username"].as_str().unwrap();
+    let (expiry, user) = username.split_once(':').unwrap();
+    assert_eq!(user, "@alice:hearth.test");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(expiry > now + 3500 && expiry <= now + 3601, "{expiry} vs {now}");
+    assert!(!v["password"].as_str().unwrap().is_empty());
+    let (_, guest) = s.post("/_matrix/client/v3/register?kind=guest", None, json!({})).await;
+    let guest = guest["access_token"].as_str().unwrap();
+    assert_err(&s.get("/_matrix/client/v3/voip/turnServer", Some(guest)).await, 403, "M_GUEST_ACCESS_FORBIDDEN");
+}
