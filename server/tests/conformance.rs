@@ -455,3 +455,116 @@ async fn turn_credentials_follow_the_configuration() {
     let guest = guest["access_token"].as_str().unwrap();
     assert_err(&s.get("/_matrix/client/v3/voip/turnServer", Some(guest)).await, 403, "M_GUEST_ACCESS_FORBIDDEN");
 }
+
+/// Widgets and Element Call: a user's OpenID token tells a third party who they are through
+/// the federation API, for an hour, and only for them.
+#[tokio::test]
+async fn openid_tokens_identify_their_user_to_a_third_party() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let path = "/_matrix/client/v3/user/@alice:hearth.test/openid/request_token";
+    let (st, v) = s.post(path, Some(&alice), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!((v["token_type"].as_str(), v["matrix_server_name"].as_str()), (Some("Bearer"), Some("hearth.test")));
+    assert_eq!(v["expires_in"], 3600);
+    let token = v["access_token"].as_str().unwrap();
+    let (st, info) = s.get(&format!("/_matrix/federation/v1/openid/userinfo?access_token={token}"), None).await;
+    assert_eq!((st.as_u16(), info), (200, json!({"sub": "@alice:hearth.test"})));
+    let unknown = s.get("/_matrix/federation/v1/openid/userinfo?access_token=nope", None).await;
+    assert_err(&unknown, 401, "M_UNKNOWN_TOKEN");
+    // Not the user's access token, and not for someone else.
+    let with_access = s.get(&format!("/_matrix/federation/v1/openid/userinfo?access_token={alice}"), None).await;
+    assert_err(&with_access, 401, "M_UNKNOWN_TOKEN");
+    let bob = s.user("bob").await;
+    assert_err(&s.post(path, Some(&bob), json!({})).await, 403, "M_FORBIDDEN");
+    // A deactivated account's tokens stop working.
+    let (st, first) = s.post("/_matrix/client/v3/account/deactivate", Some(&alice), json!({})).await;
+    assert_eq!(st, 401, "{first}");
+    let auth = json!({"type": "m.login.password", "session": first["session"], "password": "password1",
+        "identifier": {"type": "m.id.user", "user": "alice"}});
+    assert_eq!(s.post("/_matrix/client/v3/account/deactivate", Some(&alice), json!({"auth": auth})).await.0, 200);
+    let after = s.get(&format!("/_matrix/federation/v1/openid/userinfo?access_token={token}"), None).await;
+    assert_err(&after, 401, "M_UNKNOWN_TOKEN");
+}
+
+/// /context's `limit` counts the events on both sides together (the smaller half before).
+#[tokio::test]
+async fn context_limit_is_shared_between_before_and_after() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let r = room(&s, &alice, json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (_, v) = s
+            .put(
+                &format!("/_matrix/client/v3/rooms/{r}/send/m.room.message/c{i}"),
+                Some(&alice),
+                json!({"msgtype": "m.text", "body": format!("m{i}")}),
+            )
+            .await;
+        ids.push(v["event_id"].as_str().unwrap().to_owned());
+    }
+    let count = |v: &Value, k: &str| v[k].as_array().map_or(0, Vec::len);
+    for (limit, before, after) in [(0, 0, 0), (1, 0, 1), (2, 1, 1), (3, 1, 2)] {
+        let (st, v) =
+            s.get(&format!("/_matrix/client/v3/rooms/{r}/context/{}?limit={limit}", ids[3]), Some(&alice)).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["event"]["event_id"], ids[3].as_str(), "the event itself always comes");
+        assert_eq!((count(&v, "events_before"), count(&v, "events_after")), (before, after), "limit {limit}");
+    }
+}
+
+/// Deleting an alias the room advertises takes it out of `m.room.canonical_alias`; a room
+/// moderator may delete aliases others made, an ordinary member may not.
+#[tokio::test]
+async fn deleting_a_published_alias_updates_the_canonical_alias() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let r = room(&s, &alice, json!({"preset": "public_chat", "room_alias_name": "main"})).await;
+    s.post(&format!("/_matrix/client/v3/join/{r}"), Some(&bob), json!({})).await;
+    s.post(&format!("/_matrix/client/v3/join/{r}"), Some(&carol), json!({})).await;
+    let (st, v) =
+        s.put("/_matrix/client/v3/directory/room/%23spare:hearth.test", Some(&bob), json!({"room_id": r})).await;
+    assert_eq!(st, 200, "{v}");
+    let canonical = format!("/_matrix/client/v3/rooms/{r}/state/m.room.canonical_alias/");
+    let (st, v) = s
+        .put(&canonical, Some(&alice), json!({"alias": "#main:hearth.test", "alt_aliases": ["#spare:hearth.test"]}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+
+    // Carol (a member without power) cannot delete Bob's alias; Alice (the room's admin) can.
+    let spare = "/_matrix/client/v3/directory/room/%23spare:hearth.test";
+    assert_err(&s.delete_call(spare, Some(&carol)).await, 403, "M_FORBIDDEN");
+    assert_eq!(s.delete_call(spare, Some(&alice)).await.0, 200);
+    let (_, v) = s.get(&canonical, Some(&alice)).await;
+    assert_eq!(v, json!({"alias": "#main:hearth.test", "alt_aliases": []}));
+    assert_eq!(s.delete_call("/_matrix/client/v3/directory/room/%23main:hearth.test", Some(&alice)).await.0, 200);
+    let (_, v) = s.get(&canonical, Some(&alice)).await;
+    assert_eq!(v, json!({"alt_aliases": []}));
+    assert_err(&s.get("/_matrix/client/v3/directory/room/%23main:hearth.test", None).await, 404, "M_NOT_FOUND");
+}
+
+/// A canonical alias must be an alias of this room (spec: the server checks it).
+#[tokio::test]
+async fn a_canonical_alias_must_lead_to_the_room() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let r = room(&s, &alice, json!({"room_alias_name": "mine"})).await;
+    room(&s, &alice, json!({"room_alias_name": "other"})).await;
+    let path = format!("/_matrix/client/v3/rooms/{r}/state/m.room.canonical_alias/");
+    assert_err(&s.put(&path, Some(&alice), json!({"alias": "#nosuch:hearth.test"})).await, 400, "M_BAD_ALIAS");
+    assert_err(
+        &s.put(&path, Some(&alice), json!({"alias": "#mine:hearth.test", "alt_aliases": ["#other:hearth.test"]})).await,
+        400,
+        "M_BAD_ALIAS",
+    );
+    assert_err(&s.put(&path, Some(&alice), json!({"alt_aliases": ["not an alias"]})).await, 400, "M_INVALID_PARAM");
+    let (st, v) = s
+        .put(&path, Some(&alice), json!({"alias": "#mine:hearth.test", "alt_aliases": ["#far:elsewhere.example"]}))
+        .await;
+    assert_eq!(st, 200, "an alias of another server cannot be checked yet and passes: {v}");
+    let (_, v) = s.get(&path, Some(&alice)).await;
+    assert_eq!(v["alias"], "#mine:hearth.test", "the refused ones changed nothing");
+}

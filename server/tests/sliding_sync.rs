@@ -588,3 +588,37 @@ async fn device_lists_say_who_came_and_who_is_no_longer_shared() {
     let (_, v) = ss(&s, &alice, Some(&pos), 5000, body).await;
     assert_eq!(v["extensions"]["e2ee"]["device_lists"]["left"], json!([bob_id]), "{v}");
 }
+
+/// Element X's unread badge: when the user reads a room on another device (a receipt, no new
+/// event), the next answer carries the room with its new notification count.
+#[tokio::test]
+async fn a_read_receipt_brings_the_new_unread_count() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let (_, v) =
+        s.post("/_matrix/client/v3/createRoom", Some(&bob), json!({"invite": [format!("@alice:{SERVER_NAME}")]})).await;
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&alice), json!({})).await;
+    let mut last = String::new();
+    for i in 0..2 {
+        last = send(&s, &bob, &room, &format!("unread {i}")).await;
+    }
+    let body = json!({
+        "conn_id": "badge",
+        "lists": { "all": { "ranges": [[0, 10]], "timeline_limit": 1 } },
+        "extensions": { "receipts": { "enabled": true } }
+    });
+    let (st, v) = ss(&s, &alice, None, 0, body.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["rooms"][&room]["notification_count"], 2, "{v}");
+    let pos = v["pos"].as_str().unwrap().to_owned();
+
+    // Alice reads the room on her phone.
+    let (st, _) =
+        s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{last}"), Some(&alice), json!({})).await;
+    assert_eq!(st, 200);
+    let (st, v) = ss(&s, &alice, Some(&pos), 0, body).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["rooms"][&room]["notification_count"], 0, "the badge clears: {v}");
+}

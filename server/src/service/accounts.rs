@@ -28,6 +28,8 @@ use crate::{
 
 /// Lifetime of an m.login.token from `/login/get_token`.
 pub const LOGIN_TOKEN_LIFETIME: Duration = Duration::from_secs(120);
+/// How long an OpenID token lasts (Synapse: an hour too).
+const OPENID_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 /// Device "last seen" is written at most this often per device, to keep writes off hot reads.
 const LAST_SEEN_GRANULARITY_MS: i64 = 60_000;
 
@@ -199,6 +201,21 @@ impl Accounts {
     /// Stores a filter and returns its ID.
     pub async fn create_filter(&self, user: &UserId, filter: &str) -> Result<i64> {
         Ok(storage::filters::insert(&self.db.write, user.as_str(), filter).await?)
+    }
+
+    /// A new OpenID token for `user` (spec: "OpenID"), and how long it lasts.
+    pub async fn create_openid_token(&self, user: &UserId) -> Result<(String, Duration)> {
+        let token = tokens::random_alphanumeric(32);
+        let now = now_ms();
+        let expires = now + OPENID_TOKEN_LIFETIME.as_millis() as i64;
+        storage::openid::insert(&self.db.write, &tokens::hash(&token), user.as_str(), expires, now).await?;
+        Ok((token, OPENID_TOKEN_LIFETIME))
+    }
+
+    /// Whose OpenID token this is, while it lasts and the account is active.
+    pub async fn openid_user(&self, token: &str) -> Result<Option<OwnedUserId>> {
+        let user = storage::openid::user(&self.db.read, &tokens::hash(token), now_ms()).await?;
+        Ok(user.and_then(|u| OwnedUserId::try_from(u).ok()))
     }
 
     pub async fn is_available(&self, user_id: &UserId) -> Result<bool> {

@@ -3,7 +3,7 @@
 
 use parking_lot::Mutex;
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicI64, Ordering},
@@ -269,6 +269,15 @@ impl Ephemeral {
         self.receipts_head.fetch_max(id, Ordering::AcqRel);
         self.notifier.notify();
         Ok(())
+    }
+
+    /// The rooms where `user` moved their own receipts in (since, upto]: their unread counts
+    /// changed though no event came.
+    pub async fn rooms_read_by(&self, user: &str, since: i64, upto: i64) -> Result<HashSet<String>> {
+        if since >= upto {
+            return Ok(HashSet::new());
+        }
+        Ok(storage::receipts::rooms_with_receipts_by(&self.db.read, user, since, upto).await?.into_iter().collect())
     }
 
     /// Whether the room has receipts newer than `since`.

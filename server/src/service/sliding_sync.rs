@@ -249,6 +249,8 @@ struct Prefetch {
     /// Events the answers are likely to show: timelines, wanted state, heroes' member events.
     /// Kept here rather than only in the event cache, which is smaller than 500 rooms' worth.
     events: HashMap<String, Arc<StoredEvent>>,
+    /// Rooms whose unread counts changed by the user's own receipts since the last answer.
+    read: HashSet<String>,
 }
 
 pub struct SlidingSync {
@@ -491,15 +493,23 @@ impl SlidingSync {
         let now = now_ms();
         // The rooms to send: new to the connection, with events the client has not seen, or
         // asked for with more than it got.
+        // Rooms the user read on some device since the last answer: their counts went down
+        // (Element X clears the badge only when it gets the new count).
+        let read = match from {
+            Some(f) => self.ephemeral.rooms_read_by(user.as_str(), f.receipts, head.receipts).await?,
+            None => HashSet::new(),
+        };
         let mut sends: Vec<(&String, &RoomConfig, &storage::rooms::MembershipRow, Option<KnownRoom<'_>>)> = Vec::new();
         for (room_id, config) in &wanted {
             let Some(&m) = by_room.get(room_id.as_str()) else { continue };
             let seen = known.get(room_id);
-            if seen.is_none_or(|k| activity(m) > k.since || config.expands(k.config)) {
+            if seen.is_none_or(|k| activity(m) > k.since || config.expands(k.config)) || read.contains(room_id.as_str())
+            {
                 sends.push((room_id, config, m, seen));
             }
         }
         let mut pre = self.prefetch(user, &sends, head).await?;
+        pre.read = read;
         for (room_id, config, m, seen) in sends {
             let (room, members_sent) = self.room(user, device, m, config, seen, from, head, now, &mut pre).await?;
             if let Some(room) = room {
@@ -1023,7 +1033,13 @@ impl SlidingSync {
             out.insert("notification_count".into(), json!(notes));
             out.insert("highlight_count".into(), json!(highlights));
         }
-        let nothing = timeline.is_empty() && required_state.is_empty() && !initial && !timeline_grew && !member_changes;
+        let counts_changed = m.membership == "join" && pre.read.contains(room_id);
+        let nothing = timeline.is_empty()
+            && required_state.is_empty()
+            && !initial
+            && !timeline_grew
+            && !member_changes
+            && !counts_changed;
         if nothing {
             return Ok((None, members_sent));
         }

@@ -15,6 +15,7 @@ pub mod filters;
 pub mod key_backup;
 pub mod media;
 pub mod media_files;
+pub mod openid;
 pub mod push_actions;
 pub mod pushers;
 pub mod receipts;

@@ -57,6 +57,21 @@ pub async fn changed(
     .await
 }
 
+/// The rooms where `user`'s own receipts changed in (after, upto].
+pub async fn rooms_with_receipts_by(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    after: i64,
+    upto: i64,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT DISTINCT room_id FROM receipts WHERE user_id = ? AND stream_id > ? AND stream_id <= ?")
+        .bind(user_id)
+        .bind(after)
+        .bind(upto)
+        .fetch_all(ex)
+        .await
+}
+
 pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
     let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(stream_id) FROM receipts").fetch_one(ex).await?;
     Ok(n.unwrap_or(0))

@@ -288,3 +288,18 @@ pub async fn password_policy(State(s): State<AppState>) -> axum::Json<serde_json
         "m.require_uppercase": p.require_uppercase,
     }))
 }
+
+/// POST /_matrix/client/v3/user/{userId}/openid/request_token: a token a third party (a
+/// widget, Element Call) checks with this server's federation API to learn who the user is.
+pub async fn request_openid_token(
+    State(s): State<AppState>,
+    req: Ruma<ruma::api::client::account::request_openid_token::v3::Request>,
+) -> Result<RumaResponse<ruma::api::client::account::request_openid_token::v3::Response>> {
+    use ruma::{api::client::account::request_openid_token::v3::Response, authentication::TokenType};
+    let user = &req.session().user_id;
+    if *user != req.body.user_id {
+        return Err(Error::forbidden("You can only ask for OpenID tokens for yourself"));
+    }
+    let (token, lifetime) = s.accounts.create_openid_token(user).await?;
+    Ok(RumaResponse(Response::new(token, TokenType::Bearer, s.config.server_name.clone(), lifetime)))
+}

@@ -48,6 +48,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::account::whoami::v3::Request, _, _>(r, account::whoami);
     let r = route::<c::account::change_password::v3::Request, _, _>(r, account::change_password);
     let r = route::<c::account::deactivate::v3::Request, _, _>(r, account::deactivate);
+    let r = route::<c::account::request_openid_token::v3::Request, _, _>(r, account::request_openid_token);
     let r = route::<c::account::get_3pids::v3::Request, _, _>(r, threepid::get_3pids);
     let r = route::<c::account::add_3pid::v3::Request, _, _>(r, threepid::add_3pid);
     let r = route::<c::account::bind_3pid::v3::Request, _, _>(r, threepid::bind_3pid);

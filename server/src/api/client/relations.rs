@@ -231,11 +231,14 @@ pub async fn get_context(
         return Err(not_found());
     }
     let limit = u64::from(b.limit).min(MAX_PAGE) as i64;
-    let half = limit / 2;
+    // The limit is for both sides together (spec), split as Synapse does: the smaller half
+    // before the event, the rest after it.
+    let before_limit = limit / 2;
+    let after_limit = limit - before_limit;
     let pos = target.row.stream_ordering;
     let room = b.room_id.as_str();
-    let before_rows = s.rooms.timeline_desc(&b.room_id, 0, pos - 1, half.max(if limit > 0 { 1 } else { 0 })).await?;
-    let after_rows = s.rooms.timeline_asc(&b.room_id, pos + 1, i64::MAX, (limit - half).max(0)).await?;
+    let before_rows = s.rooms.timeline_desc(&b.room_id, 0, pos - 1, before_limit).await?;
+    let after_rows = s.rooms.timeline_asc(&b.room_id, pos + 1, i64::MAX, after_limit).await?;
     let start = before_rows.last().map_or(pos - 1, |r| r.stream_ordering - 1);
     let end = after_rows.last().map_or(pos, |r| r.stream_ordering);
     let before_rows = check.filter(before_rows).await?;

@@ -132,6 +132,9 @@ pub async fn send_state_event(
 ) -> Result<RumaResponse<send_state_event::v3::Response>> {
     let b = &req.body;
     let content = parse_raw(&b.body)?;
+    if b.event_type.to_string() == "m.room.canonical_alias" && b.state_key.is_empty() {
+        s.rooms.check_canonical_alias(&b.room_id, &content).await?;
+    }
     let event_id = s
         .rooms
         .send(&b.room_id, &req.session().user_id, &b.event_type.to_string(), Some(&b.state_key), content, None)
