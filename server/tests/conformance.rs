@@ -568,3 +568,57 @@ async fn a_canonical_alias_must_lead_to_the_room() {
     let (_, v) = s.get(&path, Some(&alice)).await;
     assert_eq!(v["alias"], "#mine:hearth.test", "the refused ones changed nothing");
 }
+
+/// Guests (spec: "Guest access"): they join rooms whose guest access is `can_join` (by either
+/// join path), read and talk there, may not join other rooms, and leave when a room stops
+/// admitting guests.
+#[tokio::test]
+async fn a_guest_joins_a_can_join_room_and_leaves_when_it_closes() {
+    let s = TestServer::start_with(|c| c.allow_guest_access = true).await;
+    let alice = s.user("alice").await;
+    let (_, g) = s.post("/_matrix/client/v3/register?kind=guest", None, json!({})).await;
+    let guest = g["access_token"].as_str().unwrap().to_owned();
+    let guest_id = g["user_id"].as_str().unwrap().to_owned();
+    let open = room(
+        &s,
+        &alice,
+        json!({"preset": "public_chat", "initial_state": [{"type": "m.room.guest_access", "content": {"guest_access": "can_join"}}]}),
+    )
+    .await;
+    let closed = room(&s, &alice, json!({"preset": "public_chat"})).await;
+
+    let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{open}/join"), Some(&guest), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.post(&format!("/_matrix/client/v3/join/{open}"), Some(&guest), json!({})).await;
+    assert_eq!(st, 200, "the other join path too: {v}");
+    let (st, v) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{open}/send/m.room.message/g1"),
+            Some(&guest),
+            json!({"msgtype": "m.text", "body": "hi from a guest"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, msgs) = s.get(&format!("/_matrix/client/v3/rooms/{open}/messages?dir=b"), Some(&alice)).await;
+    assert!(msgs["chunk"].as_array().unwrap().iter().any(|e| e["content"]["body"] == "hi from a guest"));
+
+    assert_err(
+        &s.post(&format!("/_matrix/client/v3/join/{closed}"), Some(&guest), json!({})).await,
+        403,
+        "M_GUEST_ACCESS_FORBIDDEN",
+    );
+
+    let (st, v) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{open}/state/m.room.guest_access/"),
+            Some(&alice),
+            json!({"guest_access": "forbidden"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, member) =
+        s.get(&format!("/_matrix/client/v3/rooms/{open}/state/m.room.member/{guest_id}"), Some(&alice)).await;
+    assert_eq!(member["membership"], "leave", "the guest was made to leave: {member}");
+    let (_, joined) = s.get(&format!("/_matrix/client/v3/rooms/{open}/joined_members"), Some(&alice)).await;
+    assert!(joined["joined"].get(&guest_id).is_none(), "{joined}");
+}

@@ -212,6 +212,8 @@ fn guest_allowed(method: &Method, route: &str) -> bool {
         ("GET", "/media/download/{server_name}/{media_id}/{filename}"),
         ("GET", "/media/thumbnail/{server_name}/{media_id}"),
         ("POST", "/rooms/{room_id}/join"),
+        // Not in the spec's list, but the same join by another path; Synapse allows it too.
+        ("POST", "/join/{room_id_or_alias}"),
         ("POST", "/rooms/{room_id}/leave"),
         ("PUT", "/rooms/{room_id}/send/{event_type}/{txn_id}"),
         ("PUT", "/rooms/{room_id}/state/{event_type}/{state_key}"),

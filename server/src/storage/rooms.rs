@@ -106,6 +106,17 @@ pub async fn joined_rooms(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::R
 }
 
 /// (user_id, membership) of everyone with a membership in the room.
+/// The guest accounts joined to a room.
+pub async fn joined_guests(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT m.user_id FROM memberships m JOIN users u ON u.user_id = m.user_id
+         WHERE m.room_id = ? AND m.membership = 'join' AND u.is_guest = 1",
+    )
+    .bind(room_id)
+    .fetch_all(ex)
+    .await
+}
+
 pub async fn members(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<(String, String, String)>> {
     sqlx::query_as("SELECT user_id, membership, event_id FROM memberships WHERE room_id = ? ORDER BY user_id")
         .bind(room_id)

@@ -24,7 +24,8 @@ pub async fn join_room_by_id(
     req: Ruma<join_room_by_id::v3::Request>,
 ) -> Result<RumaResponse<join_room_by_id::v3::Response>> {
     let b = &req.body;
-    s.rooms.join(&b.room_id, &req.session().user_id, b.reason.as_deref()).await?;
+    let session = req.session();
+    s.rooms.join(&b.room_id, &session.user_id, session.is_guest, b.reason.as_deref()).await?;
     Ok(RumaResponse(join_room_by_id::v3::Response::new(b.room_id.clone())))
 }
 
@@ -34,7 +35,8 @@ pub async fn join_room_by_id_or_alias(
     req: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<RumaResponse<join_room_by_id_or_alias::v3::Response>> {
     let room_id = s.rooms.resolve_room_or_alias(&req.body.room_id_or_alias).await?;
-    s.rooms.join(&room_id, &req.session().user_id, req.body.reason.as_deref()).await?;
+    let session = req.session();
+    s.rooms.join(&room_id, &session.user_id, session.is_guest, req.body.reason.as_deref()).await?;
     Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(room_id)))
 }
 

@@ -135,10 +135,12 @@ pub async fn send_state_event(
     if b.event_type.to_string() == "m.room.canonical_alias" && b.state_key.is_empty() {
         s.rooms.check_canonical_alias(&b.room_id, &content).await?;
     }
-    let event_id = s
-        .rooms
-        .send(&b.room_id, &req.session().user_id, &b.event_type.to_string(), Some(&b.state_key), content, None)
-        .await?;
+    let event_type = b.event_type.to_string();
+    let event_id =
+        s.rooms.send(&b.room_id, &req.session().user_id, &event_type, Some(&b.state_key), content, None).await?;
+    if event_type == "m.room.guest_access" && b.state_key.is_empty() {
+        s.rooms.evict_guests_unless_allowed(&b.room_id).await?;
+    }
     Ok(RumaResponse(send_state_event::v3::Response::new(event_id)))
 }
 

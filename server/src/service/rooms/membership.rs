@@ -10,10 +10,25 @@ impl Rooms {
     /// `user` joins the room (spec: POST /rooms/{roomId}/join). Joining a room one is already in
     /// is allowed: it refreshes the profile in the member event if that changed, and otherwise
     /// answers the existing event (see `send`).
-    pub async fn join(&self, room_id: &RoomId, user: &UserId, reason: Option<&str>) -> Result<OwnedEventId> {
+    /// A guest may join only a room whose `m.room.guest_access` is `can_join` (spec: "Guest
+    /// access", server behaviour).
+    pub async fn join(
+        &self,
+        room_id: &RoomId,
+        user: &UserId,
+        is_guest: bool,
+        reason: Option<&str>,
+    ) -> Result<OwnedEventId> {
         if self.room(room_id).await?.is_none() {
             return Err(Error::not_found(
                 "This server does not know that room (joining rooms on other servers comes with federation)",
+            ));
+        }
+        if is_guest && self.state_content(room_id, "m.room.guest_access").await?["guest_access"] != "can_join" {
+            return Err(Error::matrix(
+                http::StatusCode::FORBIDDEN,
+                ruma::api::error::ErrorKind::GuestAccessForbidden,
+                "Guests may not join this room (its guest access is not can_join)",
             ));
         }
         // Everyone left: no server is in the room to admit the user (Synapse: 404 as well).
@@ -51,5 +66,21 @@ impl Rooms {
             c
         };
         self.send(room_id, sender, "m.room.member", Some(target.as_str()), content, None).await
+    }
+
+    /// After a room stops admitting guests: every guest in it leaves (spec: the server MUST set
+    /// their membership to `leave`), each on their own behalf as Synapse does, so no power is
+    /// needed.
+    pub async fn evict_guests_unless_allowed(&self, room_id: &RoomId) -> Result<()> {
+        if self.state_content(room_id, "m.room.guest_access").await?["guest_access"] == "can_join" {
+            return Ok(());
+        }
+        for guest in crate::storage::rooms::joined_guests(&self.db.read, room_id.as_str()).await? {
+            let Ok(guest) = UserId::parse(&guest) else { continue };
+            if let Err(e) = self.set_membership(room_id, &guest, &guest, "leave", None).await {
+                tracing::warn!(%room_id, %guest, error = %e, "could not remove a guest from a room closed to guests");
+            }
+        }
+        Ok(())
     }
 }
