@@ -86,3 +86,54 @@ pub fn decrypted_bodies(events: &[matrix_sdk::deserialized_responses::TimelineEv
         })
         .collect()
 }
+
+/// The bodies of the plain (unencrypted) text messages among `events`, in their order.
+pub fn plain_bodies(events: &[matrix_sdk::deserialized_responses::TimelineEvent]) -> Vec<String> {
+    use matrix_sdk::ruma::events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent};
+    events
+        .iter()
+        .filter_map(|e| match e.raw().deserialize() {
+            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => {
+                m.as_original().map(|o| o.content.body().to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A direct room Alice makes with Bob (both may change its state), Bob invited and joined;
+/// encrypted when asked. Both clients have synced it.
+pub async fn room_with_bob(
+    alice: &matrix_sdk::Client,
+    bob: &matrix_sdk::Client,
+    encrypted: bool,
+) -> matrix_sdk::ruma::OwnedRoomId {
+    use matrix_sdk::{
+        config::SyncSettings,
+        ruma::{
+            UserId,
+            api::client::room::create_room,
+            events::{InitialStateEvent, room::encryption::RoomEncryptionEventContent},
+        },
+    };
+    // Without waiting: a client that synced already would long-poll for 30 s (matrix-sdk's
+    // default) when nothing is new.
+    let now = || SyncSettings::default().timeout(std::time::Duration::ZERO);
+    alice.sync_once(now()).await.unwrap();
+    bob.sync_once(now()).await.unwrap();
+    let mut req = create_room::v3::Request::new();
+    req.invite = vec![UserId::parse(format!("@bob:{SERVER_NAME}")).unwrap()];
+    req.is_direct = true;
+    req.preset = Some(create_room::v3::RoomPreset::TrustedPrivateChat);
+    if encrypted {
+        req.initial_state = vec![
+            InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults())
+                .to_raw_any(),
+        ];
+    }
+    let room = alice.create_room(req).await.expect("room created");
+    bob.sync_once(now()).await.unwrap();
+    bob.get_room(room.room_id()).expect("bob is invited").join().await.expect("bob joins");
+    alice.sync_once(now()).await.unwrap();
+    room.room_id().to_owned()
+}

@@ -2,51 +2,14 @@
 //! `matrix-sdk` crate (Element X's client library): favourites synced between devices,
 //! ignoring someone, and cross-signing set up at login as Element does it.
 
-use hearth_blackbox::{decrypted_bodies, family, signed_in};
+use hearth_blackbox::{decrypted_bodies, family, plain_bodies, room_with_bob, signed_in};
 use matrix_sdk::{
     Client,
     config::SyncSettings,
     encryption::EncryptionSettings,
     room::MessagesOptions,
-    ruma::{
-        OwnedRoomId, UserId,
-        api::client::room::create_room,
-        events::{
-            AnySyncMessageLikeEvent, AnySyncTimelineEvent, InitialStateEvent,
-            room::{encryption::RoomEncryptionEventContent, message::RoomMessageEventContent},
-        },
-    },
+    ruma::{UserId, api::client::room::create_room, events::room::message::RoomMessageEventContent},
 };
-
-fn plain_bodies(events: &[matrix_sdk::deserialized_responses::TimelineEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e.raw().deserialize() {
-            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => {
-                m.as_original().map(|o| o.content.body().to_owned())
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-async fn shared_room(alice: &Client, bob: &Client, encrypted: bool) -> OwnedRoomId {
-    let mut req = create_room::v3::Request::new();
-    req.invite = vec![UserId::parse("@bob:blackbox.test").unwrap()];
-    // Both may change the room's state (Bob renames it in the ignoring test).
-    req.preset = Some(create_room::v3::RoomPreset::TrustedPrivateChat);
-    if encrypted {
-        req.initial_state = vec![
-            InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults())
-                .to_raw_any(),
-        ];
-    }
-    let room = alice.create_room(req).await.expect("room created");
-    bob.sync_once(SyncSettings::default()).await.unwrap();
-    bob.get_room(room.room_id()).expect("bob is invited").join().await.expect("bob joins");
-    alice.sync_once(SyncSettings::default()).await.unwrap();
-    room.room_id().to_owned()
-}
 
 /// Alice marks a room as a favourite on her laptop; after the server restarts, her phone shows
 /// it as one, and the low-priority mark she sets on the phone replaces it on the laptop.
@@ -56,7 +19,7 @@ async fn a_favourite_reaches_another_device_across_a_restart() {
     let laptop = signed_in(&server, "alice").await;
     let bob = signed_in(&server, "bob").await;
     laptop.sync_once(SyncSettings::default()).await.unwrap();
-    let room_id = shared_room(&laptop, &bob, false).await;
+    let room_id = room_with_bob(&laptop, &bob, false).await;
     laptop.get_room(&room_id).unwrap().set_is_favourite(true, Some(0.5)).await.expect("tag set");
 
     server.running = server.running.restart().await.expect("restarts");
@@ -82,7 +45,7 @@ async fn ignoring_someone_hides_their_messages_and_invites() {
     let alice = signed_in(&server, "alice").await;
     let bob = signed_in(&server, "bob").await;
     alice.sync_once(SyncSettings::default()).await.unwrap();
-    let room_id = shared_room(&alice, &bob, false).await;
+    let room_id = room_with_bob(&alice, &bob, false).await;
     let bobs_room = bob.get_room(&room_id).unwrap();
     bobs_room.send(RoomMessageEventContent::text_plain("before")).await.unwrap();
     alice.sync_once(SyncSettings::default()).await.unwrap();
@@ -139,9 +102,7 @@ async fn cross_signing_set_up_at_login_vouches_for_the_device() {
     assert!(own.is_cross_signed_by_owner(), "the new session is vouched for by its owner");
 
     let bob = signed_in(&server, "bob").await;
-    alice.sync_once(SyncSettings::default()).await.unwrap();
-    bob.sync_once(SyncSettings::default()).await.unwrap();
-    let room_id = shared_room(&alice, &bob, true).await;
+    let room_id = room_with_bob(&alice, &bob, true).await;
     alice.get_room(&room_id).unwrap().send(RoomMessageEventContent::text_plain("signed")).await.unwrap();
     bob.sync_once(SyncSettings::default()).await.unwrap();
     let history = bob.get_room(&room_id).unwrap().messages(MessagesOptions::backward()).await.unwrap();

@@ -4,7 +4,7 @@
 
 use std::io::Cursor;
 
-use hearth_blackbox::{family, signed_in};
+use hearth_blackbox::{family, room_with_bob, signed_in};
 use matrix_sdk::{
     Client,
     attachment::AttachmentConfig,
@@ -12,11 +12,11 @@ use matrix_sdk::{
     media::{MediaFormat, MediaRequestParameters, MediaThumbnailSettings},
     room::MessagesOptions,
     ruma::{
-        OwnedRoomId, UInt, UserId,
-        api::client::{media::get_content_thumbnail::v3::Method, room::create_room},
+        OwnedRoomId, UInt,
+        api::client::media::get_content_thumbnail::v3::Method,
         events::{
-            AnySyncMessageLikeEvent, AnySyncTimelineEvent, InitialStateEvent,
-            room::{MediaSource, encryption::RoomEncryptionEventContent, message::MessageType},
+            AnySyncMessageLikeEvent, AnySyncTimelineEvent,
+            room::{MediaSource, message::MessageType},
         },
     },
 };
@@ -26,26 +26,6 @@ fn photo(w: u32, h: u32) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
-}
-
-/// A room with Bob invited and joined; encrypted when asked.
-async fn room_with_bob(alice: &Client, bob: &Client, encrypted: bool) -> OwnedRoomId {
-    alice.sync_once(SyncSettings::default()).await.unwrap();
-    bob.sync_once(SyncSettings::default()).await.unwrap();
-    let mut req = create_room::v3::Request::new();
-    req.invite = vec![UserId::parse("@bob:blackbox.test").unwrap()];
-    req.is_direct = true;
-    if encrypted {
-        req.initial_state = vec![
-            InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults())
-                .to_raw_any(),
-        ];
-    }
-    let room = alice.create_room(req).await.expect("room created");
-    bob.sync_once(SyncSettings::default()).await.unwrap();
-    bob.get_room(room.room_id()).expect("bob is invited").join().await.expect("bob joins");
-    alice.sync_once(SyncSettings::default()).await.unwrap();
-    room.room_id().to_owned()
 }
 
 /// The image messages Bob can read in the room, newest first.

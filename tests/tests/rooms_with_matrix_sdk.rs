@@ -1,29 +1,13 @@
 //! Two family members talk through the `matrix-sdk` crate: a room with an invite, joining,
 //! messages both ways, reading history.
 
-use hearth_blackbox::{client, start};
+use hearth_blackbox::{client, plain_bodies, start};
 use matrix_sdk::{
     RoomState,
     config::SyncSettings,
     room::MessagesOptions,
-    ruma::{
-        UserId,
-        api::client::room::create_room,
-        events::{AnySyncMessageLikeEvent, AnySyncTimelineEvent, room::message::RoomMessageEventContent},
-    },
+    ruma::{UserId, api::client::room::create_room, events::room::message::RoomMessageEventContent},
 };
-
-fn bodies(events: &[matrix_sdk::deserialized_responses::TimelineEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e.raw().deserialize() {
-            Ok(AnySyncTimelineEvent::MessageLike(AnySyncMessageLikeEvent::RoomMessage(m))) => {
-                m.as_original().map(|o| o.content.body().to_owned())
-            }
-            _ => None,
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn two_people_invite_join_and_exchange_messages() {
@@ -58,7 +42,7 @@ async fn two_people_invite_join_and_exchange_messages() {
 
     alice.sync_once(SyncSettings::default()).await.unwrap();
     let history = room.messages(MessagesOptions::backward()).await.expect("history");
-    assert_eq!(bodies(&history.chunk), ["Yes please", "Tea at five?"]);
+    assert_eq!(plain_bodies(&history.chunk), ["Yes please", "Tea at five?"]);
     assert_eq!(room.joined_members_count(), 2);
 }
 
@@ -146,7 +130,7 @@ async fn a_dm_with_edits_reactions_threads_redactions_receipts_and_long_history(
     let mut from: Option<String> = None;
     loop {
         let page = kids_room.messages(MessagesOptions::backward().from(from.as_deref())).await.expect("page");
-        seen += bodies(&page.chunk).iter().filter(|b| b.starts_with("msg ")).count();
+        seen += plain_bodies(&page.chunk).iter().filter(|b| b.starts_with("msg ")).count();
         match page.end {
             Some(end) => from = Some(end),
             None => break,
