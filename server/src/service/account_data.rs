@@ -135,41 +135,15 @@ impl AccountData {
     /// The push rulesets of `users`: the stored one, else the server default (built once per
     /// user and cached too: building it for every member on every message showed in profiles).
     pub async fn push_rules_of(&self, users: &[String]) -> Result<HashMap<String, Arc<Ruleset>>> {
-        let mut out = HashMap::new();
-        let mut missing = Vec::new();
-        self.push_rules.with(|cache| {
-            for u in users {
-                match cache.get(u) {
-                    Some(r) => {
-                        out.insert(u.clone(), r.clone());
-                    }
-                    None => missing.push(u.clone()),
-                }
-            }
-        });
-        if missing.is_empty() {
-            return Ok(out);
-        }
-        let generation = self.push_rules.generation();
-        let stored: HashMap<String, String> =
-            storage::push_actions::rulesets(&self.db.read, &missing).await?.into_iter().collect();
-        let parsed: Vec<(String, Arc<Ruleset>)> = missing
-            .into_iter()
-            .filter_map(|u| {
-                let rules = stored
-                    .get(&u)
-                    .and_then(|text| {
-                        serde_json::from_str::<Value>(text)
-                            .ok()
-                            .and_then(|v| serde_json::from_value::<Ruleset>(v["global"].clone()).ok())
-                    })
-                    .or_else(|| UserId::parse(&u).ok().map(|id| Ruleset::server_default(&id)))?;
-                Some((u, Arc::new(rules)))
+        self.per_user(&self.push_rules, users, "m.push_rules", |user, text| {
+            text.and_then(|text| {
+                serde_json::from_str::<Value>(text)
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<Ruleset>(v["global"].clone()).ok())
             })
-            .collect();
-        out.extend(parsed.iter().map(|(u, r)| (u.clone(), r.clone())));
-        self.push_rules.fill(generation, |cache| cache.extend(parsed));
-        Ok(out)
+            .or_else(|| UserId::parse(user).ok().map(|id| Ruleset::server_default(&id)))
+        })
+        .await
     }
 
     /// The users `user` ignores (spec: "Ignoring Users").
@@ -178,15 +152,28 @@ impl AccountData {
         Ok(self.ignored_by_each(&users).await?.remove(user.as_str()).unwrap_or_default())
     }
 
-    /// Each of `users`' ignored users, from the cache or in one query for those not in it.
+    /// Each of `users`' ignored users.
     pub async fn ignored_by_each(&self, users: &[String]) -> Result<HashMap<String, Arc<HashSet<String>>>> {
+        self.per_user(&self.ignored, users, IGNORED, |_, text| Some(text.map(ignored_set).unwrap_or_default())).await
+    }
+
+    /// A value made from each of `users`' global account data of `data_type`, from `cache`, or
+    /// made by `parse` (user, stored content if any; None leaves the user out) from one query
+    /// for the users not in it, and cached.
+    async fn per_user<T>(
+        &self,
+        cache: &Guarded<HashMap<String, Arc<T>>>,
+        users: &[String],
+        data_type: &str,
+        parse: impl Fn(&str, Option<&str>) -> Option<T>,
+    ) -> Result<HashMap<String, Arc<T>>> {
         let mut out = HashMap::new();
         let mut missing = Vec::new();
-        self.ignored.with(|cache| {
+        cache.with(|cache| {
             for u in users {
                 match cache.get(u) {
-                    Some(set) => {
-                        out.insert(u.clone(), set.clone());
+                    Some(v) => {
+                        out.insert(u.clone(), v.clone());
                     }
                     None => missing.push(u.clone()),
                 }
@@ -195,18 +182,18 @@ impl AccountData {
         if missing.is_empty() {
             return Ok(out);
         }
-        let generation = self.ignored.generation();
-        let mut stored: HashMap<String, String> =
-            storage::account_data::global_many(&self.db.read, &missing, IGNORED).await?.into_iter().collect();
-        let loaded: Vec<(String, Arc<HashSet<String>>)> = missing
+        let generation = cache.generation();
+        let stored: HashMap<String, String> =
+            storage::account_data::global_many(&self.db.read, &missing, data_type).await?.into_iter().collect();
+        let loaded: Vec<(String, Arc<T>)> = missing
             .into_iter()
-            .map(|u| {
-                let set = stored.remove(&u).map(|text| ignored_set(&text)).unwrap_or_default();
-                (u, Arc::new(set))
+            .filter_map(|u| {
+                let value = parse(&u, stored.get(&u).map(String::as_str))?;
+                Some((u, Arc::new(value)))
             })
             .collect();
-        out.extend(loaded.iter().cloned());
-        self.ignored.fill(generation, |cache| cache.extend(loaded));
+        out.extend(loaded.iter().map(|(u, v)| (u.clone(), v.clone())));
+        cache.fill(generation, |c| c.extend(loaded));
         Ok(out)
     }
 

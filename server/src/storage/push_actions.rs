@@ -90,8 +90,3 @@ pub async fn read_position(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: 
     .await?;
     Ok(pos.unwrap_or(0))
 }
-
-/// The users' stored push rules (the `m.push_rules` account data content), by user.
-pub async fn rulesets(ex: impl SqliteExecutor<'_>, users: &[String]) -> sqlx::Result<Vec<(String, String)>> {
-    super::account_data::global_many(ex, users, "m.push_rules").await
-}

@@ -106,6 +106,14 @@ pub async fn joined_rooms(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::R
 }
 
 /// (user_id, membership) of everyone with a membership in the room.
+/// Whether anyone is joined to the room.
+pub async fn anyone_joined(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM memberships WHERE room_id = ? AND membership = 'join')")
+        .bind(room_id)
+        .fetch_one(ex)
+        .await
+}
+
 /// The guest accounts joined to a room.
 pub async fn joined_guests(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(

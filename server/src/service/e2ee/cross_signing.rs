@@ -99,14 +99,11 @@ impl E2ee {
     ) -> Result<SigningUpload> {
         let stored_master = storage::device_keys::cross_signing_key(&self.db.read, user, MASTER).await?;
         let set_up = stored_master.is_some();
-        for (new, kind, stored) in
-            [(master, MASTER, stored_master), (self_signing, SELF_SIGNING, None), (user_signing, USER_SIGNING, None)]
-        {
+        for (new, kind) in [(master, MASTER), (self_signing, SELF_SIGNING), (user_signing, USER_SIGNING)] {
             let Some(new) = new else { continue };
-            let stored = match stored {
-                Some(s) => Some(s),
-                None if kind == MASTER => None,
-                None => storage::device_keys::cross_signing_key(&self.db.read, user, kind).await?,
+            let stored = match kind {
+                MASTER => stored_master.clone(),
+                _ => storage::device_keys::cross_signing_key(&self.db.read, user, kind).await?,
             };
             let same = stored.is_some_and(|s| {
                 let a: Option<CanonicalJsonObject> = serde_json::from_str(new).ok();

@@ -32,7 +32,7 @@ impl Rooms {
             ));
         }
         // Everyone left: no server is in the room to admit the user (Synapse: 404 as well).
-        if !self.members(room_id).await?.iter().any(|(_, m, _)| m == "join") {
+        if !crate::storage::rooms::anyone_joined(&self.db.read, room_id.as_str()).await? {
             return Err(Error::not_found("No one is in this room any more"));
         }
         let mut content = self.member_content(user, "join", reason).await?;
