@@ -27,7 +27,7 @@ pub use error::Error;
 use crate::{
     secrets::Secrets,
     service::{
-        AppState, Limits, Services,
+        AppState, Services,
         account_data::AccountData,
         accounts::Accounts,
         e2ee::{DeviceListHead, E2ee},
@@ -271,7 +271,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         ephemeral,
         sync,
         sliding_sync,
-        limits: Limits::new(&config),
+        limits: service::ratelimit::Limits::new(&config, db.clone()).await?,
         config: config.clone(),
         db: db.clone(),
         secrets,

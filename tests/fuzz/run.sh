@@ -103,6 +103,20 @@ log_level = "info"
 secret_store = "file"
 enable_registration = true
 enable_registration_without_verification = true
+rc_registration = { per_second = 1000, burst_count = 1000 }
+rc_registration_token_validity = { per_second = 1000, burst_count = 1000 }
+rc_login = { address = { per_second = 1000, burst_count = 1000 }, account = { per_second = 1000, burst_count = 1000 }, failed_attempts = { per_second = 1000, burst_count = 1000 } }
+rc_message = { per_second = 1000, burst_count = 1000 }
+rc_room_creation = { per_second = 1000, burst_count = 1000 }
+rc_joins = { local = { per_second = 1000, burst_count = 1000 }, remote = { per_second = 1000, burst_count = 1000 } }
+rc_joins_per_room = { per_second = 1000, burst_count = 1000 }
+rc_invites = { per_room = { per_second = 1000, burst_count = 1000 }, per_user = { per_second = 1000, burst_count = 1000 }, per_issuer = { per_second = 1000, burst_count = 1000 } }
+rc_media_create = { per_second = 1000, burst_count = 1000 }
+rc_presence = { per_user = { per_second = 1000, burst_count = 1000 } }
+rc_reports = { per_second = 1000, burst_count = 1000 }
+rc_key_requests = { per_second = 1000, burst_count = 1000 }
+rc_user_directory = { per_second = 1000, burst_count = 1000 }
+rc_profile = { per_second = 1000, burst_count = 1000 }
 
 [admin]
 port = 8009
@@ -111,26 +125,6 @@ bind_address = "127.0.0.1"
 [[listeners]]
 port = $PORT
 bind_addresses = ["127.0.0.1"]
-
-[rc_registration]
-per_second = 1000
-burst_count = 1000
-
-[rc_login.address]
-per_second = 1000
-burst_count = 1000
-
-[rc_login.account]
-per_second = 1000
-burst_count = 1000
-
-[rc_login.failed_attempts]
-per_second = 1000
-burst_count = 1000
-
-[rc_registration_token_validity]
-per_second = 1000
-burst_count = 1000
 EOF
 
 step "starting $HEARTH"

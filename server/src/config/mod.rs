@@ -126,6 +126,32 @@ pub struct Config {
     /// Invite code lookups per client address: the registration-token validity endpoint and the
     /// invite page.
     pub rc_registration_token_validity: RateLimit,
+    /// Events a user sends (messages, state, membership, redactions), per user.
+    pub rc_message: RateLimit,
+    /// Redactions of other people's events by room moderators; unset means `rc_message` counts
+    /// them as any other event.
+    pub rc_admin_redaction: Option<RateLimit>,
+    /// Rooms a user creates or upgrades, per user.
+    pub rc_room_creation: RateLimit,
+    /// Joins by local users (`local`); `remote` is for joins over federation.
+    pub rc_joins: RcJoins,
+    /// Joins into one room, from anyone.
+    pub rc_joins_per_room: RateLimit,
+    /// Invites into one room, to one user, and from one user.
+    pub rc_invites: RcInvites,
+    /// Media IDs reserved for later upload (`POST /media/v1/create`), per user.
+    pub rc_media_create: RateLimit,
+    /// Presence updates, per user.
+    pub rc_presence: RcPresence,
+    /// Reports of events, rooms and users, per user.
+    pub rc_reports: RateLimit,
+    /// Key requests (`m.room_key_request` to-device messages) to other users, per sending device;
+    /// requests over the limit are dropped, as in Synapse.
+    pub rc_key_requests: RateLimit,
+    /// User directory searches, per user.
+    pub rc_user_directory: RateLimit,
+    /// Profile lookups, per user (or per client address when not signed in).
+    pub rc_profile: RateLimit,
     /// Lifetime of an access token issued together with a refresh token, e.g. "5m".
     pub refreshable_access_token_lifetime: HumanDuration,
     /// Lifetime of a refresh token; unset means it lives until used or logged out.
@@ -256,6 +282,55 @@ pub struct RateLimit {
     pub burst_count: f64,
 }
 
+/// Synapse's `rc_joins`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RcJoins {
+    pub local: RateLimit,
+    pub remote: RateLimit,
+}
+
+impl Default for RcJoins {
+    fn default() -> Self {
+        Self {
+            local: RateLimit { per_second: 0.1, burst_count: 10.0 },
+            remote: RateLimit { per_second: 0.01, burst_count: 10.0 },
+        }
+    }
+}
+
+/// Synapse's `rc_invites`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RcInvites {
+    pub per_room: RateLimit,
+    pub per_user: RateLimit,
+    pub per_issuer: RateLimit,
+}
+
+impl Default for RcInvites {
+    fn default() -> Self {
+        Self {
+            per_room: RateLimit { per_second: 0.3, burst_count: 10.0 },
+            per_user: RateLimit { per_second: 0.003, burst_count: 5.0 },
+            per_issuer: RateLimit { per_second: 0.3, burst_count: 10.0 },
+        }
+    }
+}
+
+/// Synapse's `rc_presence`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RcPresence {
+    pub per_user: RateLimit,
+}
+
+impl Default for RcPresence {
+    fn default() -> Self {
+        Self { per_user: RateLimit { per_second: 0.1, burst_count: 1.0 } }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct RcLogin {
@@ -378,6 +453,19 @@ impl Default for Config {
             rc_registration: RateLimit { per_second: 0.17, burst_count: 3.0 },
             // Synapse's default.
             rc_registration_token_validity: RateLimit { per_second: 0.1, burst_count: 5.0 },
+            // Synapse's defaults, all of them.
+            rc_message: RateLimit { per_second: 0.2, burst_count: 10.0 },
+            rc_admin_redaction: None,
+            rc_room_creation: RateLimit { per_second: 0.016, burst_count: 10.0 },
+            rc_joins: RcJoins::default(),
+            rc_joins_per_room: RateLimit { per_second: 1.0, burst_count: 10.0 },
+            rc_invites: RcInvites::default(),
+            rc_media_create: RateLimit { per_second: 10.0, burst_count: 50.0 },
+            rc_presence: RcPresence::default(),
+            rc_reports: RateLimit { per_second: 1.0, burst_count: 5.0 },
+            rc_key_requests: RateLimit { per_second: 20.0, burst_count: 100.0 },
+            rc_user_directory: RateLimit { per_second: 0.016, burst_count: 200.0 },
+            rc_profile: RateLimit { per_second: 1.0, burst_count: 500.0 },
             refreshable_access_token_lifetime: HumanDuration(Duration::from_secs(300)),
             refresh_token_lifetime: None,
             log_level: "info".to_owned(),
@@ -488,6 +576,34 @@ impl Config {
         Ok(())
     }
 
+    /// Every rate limit with its key, for validation and for setups (tests, benchmarks) that
+    /// lift them all.
+    pub fn rate_limits_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut RateLimit)> {
+        [
+            ("rc_login.address", &mut self.rc_login.address),
+            ("rc_login.account", &mut self.rc_login.account),
+            ("rc_login.failed_attempts", &mut self.rc_login.failed_attempts),
+            ("rc_registration", &mut self.rc_registration),
+            ("rc_registration_token_validity", &mut self.rc_registration_token_validity),
+            ("rc_message", &mut self.rc_message),
+            ("rc_room_creation", &mut self.rc_room_creation),
+            ("rc_joins.local", &mut self.rc_joins.local),
+            ("rc_joins.remote", &mut self.rc_joins.remote),
+            ("rc_joins_per_room", &mut self.rc_joins_per_room),
+            ("rc_invites.per_room", &mut self.rc_invites.per_room),
+            ("rc_invites.per_user", &mut self.rc_invites.per_user),
+            ("rc_invites.per_issuer", &mut self.rc_invites.per_issuer),
+            ("rc_media_create", &mut self.rc_media_create),
+            ("rc_presence.per_user", &mut self.rc_presence.per_user),
+            ("rc_reports", &mut self.rc_reports),
+            ("rc_key_requests", &mut self.rc_key_requests),
+            ("rc_user_directory", &mut self.rc_user_directory),
+            ("rc_profile", &mut self.rc_profile),
+        ]
+        .into_iter()
+        .chain(self.rc_admin_redaction.as_mut().map(|rl| ("rc_admin_redaction", rl)))
+    }
+
     /// Checks everything that can be checked without binding sockets, and fills derived values.
     pub fn validate(mut self) -> Result<Config, ConfigError> {
         if self.listeners.is_empty() {
@@ -594,13 +710,7 @@ impl Config {
         if self.max_pending_media_uploads == 0 {
             return Err(err("max_pending_media_uploads: must be at least 1"));
         }
-        for (name, rl) in [
-            ("rc_login.address", self.rc_login.address),
-            ("rc_login.account", self.rc_login.account),
-            ("rc_login.failed_attempts", self.rc_login.failed_attempts),
-            ("rc_registration", self.rc_registration),
-            ("rc_registration_token_validity", self.rc_registration_token_validity),
-        ] {
+        for (name, rl) in self.rate_limits_mut() {
             if !(rl.per_second > 0.0 && rl.burst_count >= 1.0) {
                 return Err(err(format!("{name}: per_second must be above 0 and burst_count at least 1")));
             }

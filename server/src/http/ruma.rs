@@ -122,14 +122,34 @@ pub async fn authenticate(state: &AppState, parts: &Parts, kind: AuthKind) -> Re
             Err(Error::unrecognized(StatusCode::NOT_FOUND, "Federation is not available on this server yet"))
         }
         AuthKind::Optional => match access_token(parts)? {
-            Some(t) => Ok(Some(in_span(state.accounts.authenticate(&t, ip.as_deref()).await?))),
+            Some(t) => Ok(Some(unless_locked(in_span(state.accounts.authenticate(&t, ip.as_deref()).await?), parts)?)),
             None => Ok(None),
         },
         AuthKind::Required => {
             let t = access_token(parts)?.ok_or_else(Error::missing_token)?;
-            Ok(Some(in_span(state.accounts.authenticate(&t, ip.as_deref()).await?)))
+            Ok(Some(unless_locked(in_span(state.accounts.authenticate(&t, ip.as_deref()).await?), parts)?))
         }
     }
+}
+
+/// A locked account may only log out (spec: "Account locking"); everything else answers 401
+/// M_USER_LOCKED with `soft_logout`, and the session stays for when the lock is lifted.
+fn unless_locked(session: Session, parts: &Parts) -> Result<Session, Error> {
+    if session.locked {
+        let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str()).unwrap_or("");
+        if !(parts.method == Method::POST && matches!(route_suffix(route), "logout" | "logout/all")) {
+            return Err(crate::service::accounts::locked_error());
+        }
+    }
+    Ok(session)
+}
+
+/// A client-server route without its prefix and version: "/_matrix/client/v3/sync" -> "sync";
+/// unstable prefixes have one more segment.
+fn route_suffix(route: &str) -> &str {
+    let rest = route.strip_prefix("/_matrix/client/").unwrap_or(route);
+    let rest = rest.strip_prefix("unstable/").map(|r| r.split_once('/').map_or(r, |(_, r)| r)).unwrap_or(rest);
+    rest.split_once('/').map_or("", |(_, r)| r)
 }
 
 /// Names the user in the request's span (see `http::observe`), for every later log line.
@@ -233,10 +253,7 @@ fn guest_allowed(method: &Method, route: &str) -> bool {
         // is off, which the handler checks).
         ("GET", "/voip/turnServer"),
     ];
-    // "/_matrix/client/v3/sync" -> "/sync"; unstable prefixes have one more segment.
-    let rest = route.strip_prefix("/_matrix/client/").unwrap_or(route);
-    let rest = rest.strip_prefix("unstable/").map(|r| r.split_once('/').map_or(r, |(_, r)| r)).unwrap_or(rest);
-    let suffix = rest.split_once('/').map_or("", |(_, r)| r);
+    let suffix = route_suffix(route);
     ALLOWED.iter().any(|(m, p)| m == method && p.strip_prefix('/') == Some(suffix))
 }
 

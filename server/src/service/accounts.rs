@@ -40,6 +40,36 @@ pub struct Session {
     pub device_id: OwnedDeviceId,
     pub is_admin: bool,
     pub is_guest: bool,
+    /// Locked by an admin: only logging out is allowed (the http layer refuses the rest).
+    pub locked: bool,
+    /// Suspended by an admin: see [`Session::refuse_if_suspended`].
+    pub suspended: bool,
+}
+
+impl Session {
+    /// Refuses what a suspended account may not do (spec: "Account suspension"): joining,
+    /// knocking, inviting, sending, creating rooms, changing the profile, redacting others.
+    /// Reading, leaving, redacting one's own events, keys and devices stay allowed.
+    pub fn refuse_if_suspended(&self, action: &str) -> Result<()> {
+        if self.suspended {
+            return Err(Error::matrix(
+                http::StatusCode::FORBIDDEN,
+                ruma::api::error::ErrorKind::UserSuspended,
+                format!("{action} is not allowed while your account is suspended"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The error for everything a locked account tries (with `soft_logout`, so clients keep their
+/// session and keys for when the lock is lifted).
+pub fn locked_error() -> Error {
+    Error::matrix(
+        http::StatusCode::UNAUTHORIZED,
+        ruma::api::error::ErrorKind::UserLocked,
+        "This account has been locked",
+    )
 }
 
 /// Credentials handed to a client after login or registration.
@@ -330,6 +360,56 @@ impl Accounts {
         Ok(ok)
     }
 
+    /// The target of an admin's lock or suspension: a local, active account, which (when
+    /// `changing`) is neither the admin's own nor another admin's (spec: PUT /admin/lock and
+    /// /admin/suspend).
+    async fn moderation_target(&self, admin: &UserId, target: &UserId, changing: bool) -> Result<(bool, bool)> {
+        if target.server_name() != self.config.server_name {
+            return Err(Error::invalid_param("Only users of this server can be locked or suspended here"));
+        }
+        let (is_admin, deactivated, locked, suspended) = storage::users::moderation(&self.db.read, target.as_str())
+            .await?
+            .ok_or_else(|| Error::not_found("User not found"))?;
+        if deactivated {
+            return Err(Error::not_found("User not found"));
+        }
+        if changing && target == admin {
+            return Err(Error::forbidden("You cannot lock or suspend your own account"));
+        }
+        if changing && is_admin {
+            return Err(Error::forbidden("Server admins cannot be locked or suspended; take their admin rights first"));
+        }
+        Ok((locked, suspended))
+    }
+
+    /// Whether `target` is locked, as `admin` asks.
+    pub async fn is_locked(&self, admin: &UserId, target: &UserId) -> Result<bool> {
+        Ok(self.moderation_target(admin, target, false).await?.0)
+    }
+
+    /// Whether `target` is suspended, as `admin` asks.
+    pub async fn is_suspended(&self, admin: &UserId, target: &UserId) -> Result<bool> {
+        Ok(self.moderation_target(admin, target, false).await?.1)
+    }
+
+    /// Locks or unlocks `target`; their sessions stay, answering M_USER_LOCKED until unlocked.
+    pub async fn set_locked(&self, admin: &UserId, target: &UserId, locked: bool) -> Result<()> {
+        self.moderation_target(admin, target, true).await?;
+        storage::users::set_locked(&self.db.write, target.as_str(), locked).await?;
+        self.sessions_changed();
+        tracing::info!(%admin, %target, locked, "account lock changed");
+        Ok(())
+    }
+
+    /// Suspends or reinstates `target`.
+    pub async fn set_suspended(&self, admin: &UserId, target: &UserId, suspended: bool) -> Result<()> {
+        self.moderation_target(admin, target, true).await?;
+        storage::users::set_suspended(&self.db.write, target.as_str(), suspended).await?;
+        self.sessions_changed();
+        tracing::info!(%admin, %target, suspended, "account suspension changed");
+        Ok(())
+    }
+
     pub async fn is_deactivated(&self, user_id: &UserId) -> Result<bool> {
         Ok(storage::users::get(&self.db.read, user_id.as_str()).await?.is_some_and(|u| u.deactivated))
     }
@@ -347,6 +427,10 @@ impl Accounts {
         let device_id = device_id.unwrap_or_else(|| tokens::device_id().into());
         let now = now_ms();
         let mut tx = self.db.begin_write().await?;
+        // A locked account gets no new session by any path (spec: "Account locking").
+        if storage::users::moderation(&mut *tx, user_id.as_str()).await?.is_some_and(|(_, _, locked, _)| locked) {
+            return Err(locked_error());
+        }
         storage::devices::upsert(&mut *tx, user_id.as_str(), device_id.as_str(), display_name, now, ip).await?;
         // A login that reuses a device ID takes over that device: its old sessions end
         // (spec: "POST /login", device_id).
@@ -465,6 +549,8 @@ impl Accounts {
             device_id: row.device_id.into(),
             is_admin: row.is_admin,
             is_guest: row.is_guest,
+            locked: row.locked,
+            suspended: row.suspended,
         };
         if !first_use_after_refresh {
             let entry = CachedSession { session: session.clone(), expires_ts: row.expires_ts, last_seen_ts };
@@ -490,8 +576,10 @@ impl Accounts {
             return Err(Error::unknown_token(false));
         }
         let user_id = UserId::parse(&row.user_id).map_err(Error::internal)?;
-        if storage::users::get(&mut *tx, user_id.as_str()).await?.is_none_or(|u| u.deactivated) {
-            return Err(Error::unknown_token(false));
+        match storage::users::moderation(&mut *tx, user_id.as_str()).await? {
+            None | Some((_, true, _, _)) => return Err(Error::unknown_token(false)),
+            Some((_, _, true, _)) => return Err(locked_error()),
+            Some(_) => {}
         }
         if let Some(prev) = row.prev_refresh_id {
             storage::tokens::revoke_replaced(&mut tx, row.id, prev).await?;

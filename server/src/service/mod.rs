@@ -34,11 +34,7 @@ use std::sync::Arc;
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp.
 pub use crate::storage::now_ms;
-use crate::{
-    config::{self, Config},
-    secrets::Secrets,
-    storage::Db,
-};
+use crate::{config::Config, secrets::Secrets, storage::Db};
 
 pub struct Services {
     pub config: Arc<Config>,
@@ -69,51 +65,9 @@ pub struct Services {
     pub ephemeral: Arc<ephemeral::Ephemeral>,
     pub sync: Arc<sync::Sync>,
     pub sliding_sync: sliding_sync::SlidingSync,
-    pub limits: Limits,
+    pub limits: ratelimit::Limits,
     /// Synapse-style shared-secret registration (secret configured or generated).
     pub shared_secret: shared_secret::SharedSecretRegistration,
-}
-
-/// The rate limiters, one per `rc_*` setting (failed passwords are counted by `accounts`).
-pub struct Limits {
-    pub login_address: ratelimit::Limiter,
-    pub login_account: ratelimit::Limiter,
-    pub registration: ratelimit::Limiter,
-    /// Starting a registration (the first `/register` round trip, which only asks for the
-    /// flows but holds a session in memory): ten times `rc_registration`.
-    pub registration_start: ratelimit::Limiter,
-    /// Looking an invite code up (`/register/m.login.registration_token/validity`, the invite
-    /// page's state), so codes cannot be guessed quickly.
-    pub token_validity: ratelimit::Limiter,
-}
-
-impl Limits {
-    pub fn new(config: &Config) -> Self {
-        let start = config::RateLimit {
-            per_second: config.rc_registration.per_second * 10.0,
-            burst_count: config.rc_registration.burst_count * 10.0,
-        };
-        Self {
-            login_address: ratelimit::Limiter::new(config.rc_login.address),
-            login_account: ratelimit::Limiter::new(config.rc_login.account),
-            registration: ratelimit::Limiter::new(config.rc_registration),
-            registration_start: ratelimit::Limiter::new(start),
-            token_validity: ratelimit::Limiter::new(config.rc_registration_token_validity),
-        }
-    }
-
-    /// Forgets the buckets that are full again (the housekeeping task, every minute).
-    pub fn sweep(&self) {
-        for l in [
-            &self.login_address,
-            &self.login_account,
-            &self.registration,
-            &self.registration_start,
-            &self.token_validity,
-        ] {
-            l.sweep();
-        }
-    }
 }
 
 /// What every handler gets: cheap to clone.

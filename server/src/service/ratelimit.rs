@@ -8,8 +8,12 @@
 //! from the housekeeping task. Client addresses are keyed by [`address_key`], which folds an
 //! IPv6 address into its /64: one home or server gets a /64, so a per-address limit is otherwise
 //! no limit at all.
+//!
+//! [`Limits`] holds one limiter per `rc_*` setting and the per-user exceptions an admin set with
+//! Synapse's `override_ratelimit` admin API.
 
 use std::{
+    collections::HashMap,
     net::IpAddr,
     num::NonZeroU32,
     sync::atomic::{AtomicUsize, Ordering},
@@ -18,9 +22,14 @@ use std::{
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use hashlink::LruCache;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+use ruma::{RoomId, UserId};
 
-use crate::{config::RateLimit, error::Error};
+use crate::{
+    config::{Config, RateLimit},
+    error::{Error, Result},
+    storage::{self, Db},
+};
 
 /// Below this many keys the table is not swept on the request path.
 const MIN_SWEEP: usize = 1024;
@@ -78,6 +87,222 @@ impl Limiter {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.buckets.len()
+    }
+}
+
+/// The rate limiters, one per `rc_*` setting (failed passwords are counted by `accounts`), and
+/// the users an admin exempted or gave limits of their own.
+pub struct Limits {
+    db: Db,
+    pub login_address: Limiter,
+    pub login_account: Limiter,
+    pub registration: Limiter,
+    /// Starting a registration (the first `/register` round trip, which only asks for the
+    /// flows but holds a session in memory): ten times `rc_registration`.
+    pub registration_start: Limiter,
+    /// Looking an invite code up (`/register/m.login.registration_token/validity`, the invite
+    /// page's state), so codes cannot be guessed quickly.
+    pub token_validity: Limiter,
+    message: Limiter,
+    admin_redaction: Option<Limiter>,
+    pub room_creation: Limiter,
+    joins_local: Limiter,
+    joins_per_room: Limiter,
+    invites_per_room: Limiter,
+    invites_per_user: Limiter,
+    invites_per_issuer: Limiter,
+    pub media_create: Limiter,
+    pub presence: Limiter,
+    pub reports: Limiter,
+    key_requests: Limiter,
+    pub user_directory: Limiter,
+    pub profile: Limiter,
+    /// Most invites one `createRoom` may carry (`rc_invites.per_room`'s burst, as Synapse).
+    pub max_invites_at_once: usize,
+    overrides: RwLock<HashMap<String, Override>>,
+}
+
+/// What an admin set for one user (Synapse's `ratelimit_override` table).
+enum Override {
+    /// `messages_per_second` 0: no limit of any kind applies to the user.
+    Exempt,
+    /// Their own message budget in place of `rc_message`; the other limits as for everyone.
+    Messages(Limiter),
+}
+
+/// An override as the admin API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct OverrideValues {
+    pub messages_per_second: u32,
+    pub burst_count: u32,
+}
+
+impl Override {
+    fn new(v: OverrideValues) -> Self {
+        if v.messages_per_second == 0 {
+            return Override::Exempt;
+        }
+        Override::Messages(Limiter::new(RateLimit {
+            per_second: f64::from(v.messages_per_second),
+            burst_count: f64::from(v.burst_count.max(1)),
+        }))
+    }
+}
+
+impl Limits {
+    pub async fn new(config: &Config, db: Db) -> anyhow::Result<Self> {
+        let start = RateLimit {
+            per_second: config.rc_registration.per_second * 10.0,
+            burst_count: config.rc_registration.burst_count * 10.0,
+        };
+        let overrides = storage::ratelimit_override::all(&db.read)
+            .await?
+            .into_iter()
+            .map(|(user, messages_per_second, burst_count)| {
+                (user, Override::new(OverrideValues { messages_per_second, burst_count }))
+            })
+            .collect();
+        Ok(Self {
+            db,
+            login_address: Limiter::new(config.rc_login.address),
+            login_account: Limiter::new(config.rc_login.account),
+            registration: Limiter::new(config.rc_registration),
+            registration_start: Limiter::new(start),
+            token_validity: Limiter::new(config.rc_registration_token_validity),
+            message: Limiter::new(config.rc_message),
+            admin_redaction: config.rc_admin_redaction.map(Limiter::new),
+            room_creation: Limiter::new(config.rc_room_creation),
+            joins_local: Limiter::new(config.rc_joins.local),
+            joins_per_room: Limiter::new(config.rc_joins_per_room),
+            invites_per_room: Limiter::new(config.rc_invites.per_room),
+            invites_per_user: Limiter::new(config.rc_invites.per_user),
+            invites_per_issuer: Limiter::new(config.rc_invites.per_issuer),
+            media_create: Limiter::new(config.rc_media_create),
+            presence: Limiter::new(config.rc_presence.per_user),
+            reports: Limiter::new(config.rc_reports),
+            key_requests: Limiter::new(config.rc_key_requests),
+            user_directory: Limiter::new(config.rc_user_directory),
+            profile: Limiter::new(config.rc_profile),
+            max_invites_at_once: config.rc_invites.per_room.burst_count as usize,
+            overrides: RwLock::new(overrides),
+        })
+    }
+
+    fn exempt(&self, user: &UserId) -> bool {
+        matches!(self.overrides.read().get(user.as_str()), Some(Override::Exempt))
+    }
+
+    /// One action of `user` under a per-user limit.
+    pub fn user(&self, limiter: &Limiter, user: &UserId) -> Result<()> {
+        if self.exempt(user) {
+            return Ok(());
+        }
+        limiter.check(user.as_str())
+    }
+
+    /// One action on behalf of `user` under a limit keyed by something else (a room, an
+    /// invitee, a device): an exempted user is not counted.
+    pub fn on_behalf(&self, limiter: &Limiter, user: &UserId, key: &str) -> Result<()> {
+        if self.exempt(user) {
+            return Ok(());
+        }
+        limiter.check(key)
+    }
+
+    /// One event sent by `user` (`rc_message`); a moderator's redaction of someone else's event
+    /// counts under `rc_admin_redaction` when that is set.
+    pub fn event(&self, user: &UserId, admin_redaction: bool) -> Result<()> {
+        match self.overrides.read().get(user.as_str()) {
+            Some(Override::Exempt) => return Ok(()),
+            Some(Override::Messages(own)) if !admin_redaction || self.admin_redaction.is_none() => {
+                return own.check(user.as_str());
+            }
+            _ => {}
+        }
+        match &self.admin_redaction {
+            Some(l) if admin_redaction => l.check(user.as_str()),
+            _ => self.message.check(user.as_str()),
+        }
+    }
+
+    /// Whether moderators' redactions have a limit of their own (`rc_admin_redaction`).
+    pub fn separate_admin_redactions(&self) -> bool {
+        self.admin_redaction.is_some()
+    }
+
+    /// A local user joining a room they are not in (`rc_joins.local`, `rc_joins_per_room`).
+    pub fn join(&self, user: &UserId, room_id: &RoomId) -> Result<()> {
+        self.user(&self.joins_local, user)?;
+        self.on_behalf(&self.joins_per_room, user, room_id.as_str())
+    }
+
+    /// An invite into `room_id` (none for the invites of `createRoom`) of `invitee` by `inviter`.
+    pub fn invite(&self, inviter: &UserId, room_id: Option<&RoomId>, invitee: &UserId) -> Result<()> {
+        if let Some(room_id) = room_id {
+            self.on_behalf(&self.invites_per_room, inviter, room_id.as_str())?;
+        }
+        self.on_behalf(&self.invites_per_user, inviter, invitee.as_str())?;
+        self.user(&self.invites_per_issuer, inviter)
+    }
+
+    /// Whether a key request from `device` of `sender` may go to another user now; requests over
+    /// the limit are dropped rather than refused, as Synapse does.
+    pub fn key_request(&self, sender: &UserId, device: &str) -> bool {
+        self.on_behalf(&self.key_requests, sender, &format!("{sender}|{device}")).is_ok()
+    }
+
+    /// The override an admin set for `user`, if any.
+    pub async fn override_for(&self, user: &UserId) -> Result<Option<OverrideValues>> {
+        Ok(storage::ratelimit_override::get(&self.db.read, user.as_str())
+            .await?
+            .map(|(messages_per_second, burst_count)| OverrideValues { messages_per_second, burst_count }))
+    }
+
+    /// Sets `user`'s override (0 messages per second: no limits at all).
+    pub async fn set_override(&self, user: &UserId, values: OverrideValues) -> Result<()> {
+        storage::ratelimit_override::set(&self.db.write, user.as_str(), values.messages_per_second, values.burst_count)
+            .await?;
+        self.overrides.write().insert(user.to_string(), Override::new(values));
+        Ok(())
+    }
+
+    /// Removes `user`'s override: the configured limits apply again.
+    pub async fn delete_override(&self, user: &UserId) -> Result<()> {
+        storage::ratelimit_override::delete(&self.db.write, user.as_str()).await?;
+        self.overrides.write().remove(user.as_str());
+        Ok(())
+    }
+
+    /// Forgets the buckets that are full again (the housekeeping task, every minute).
+    pub fn sweep(&self) {
+        let shared = [
+            &self.login_address,
+            &self.login_account,
+            &self.registration,
+            &self.registration_start,
+            &self.token_validity,
+            &self.message,
+            &self.room_creation,
+            &self.joins_local,
+            &self.joins_per_room,
+            &self.invites_per_room,
+            &self.invites_per_user,
+            &self.invites_per_issuer,
+            &self.media_create,
+            &self.presence,
+            &self.reports,
+            &self.key_requests,
+            &self.user_directory,
+            &self.profile,
+        ];
+        for l in shared.into_iter().chain(&self.admin_redaction) {
+            l.sweep();
+        }
+        for o in self.overrides.read().values() {
+            if let Override::Messages(l) = o {
+                l.sweep();
+            }
+        }
     }
 }
 

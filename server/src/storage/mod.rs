@@ -18,6 +18,7 @@ pub mod media_files;
 pub mod openid;
 pub mod push_actions;
 pub mod pushers;
+pub mod ratelimit_override;
 pub mod receipts;
 pub mod registration_tokens;
 pub mod relations;

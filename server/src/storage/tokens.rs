@@ -138,6 +138,8 @@ pub struct SessionRow {
     pub is_admin: bool,
     pub is_guest: bool,
     pub deactivated: bool,
+    pub locked: bool,
+    pub suspended: bool,
     pub last_seen_ts: Option<i64>,
     pub refresh_token_id: Option<i64>,
     pub prev_refresh_id: Option<i64>,
@@ -146,7 +148,7 @@ pub struct SessionRow {
 pub async fn find_session(ex: impl SqliteExecutor<'_>, hash: &[u8]) -> sqlx::Result<Option<SessionRow>> {
     sqlx::query_as(
         "SELECT t.token_hash, t.user_id, t.device_id, t.expires_ts,
-                u.is_admin, u.is_guest, u.deactivated, d.last_seen_ts,
+                u.is_admin, u.is_guest, u.deactivated, u.locked, u.suspended, d.last_seen_ts,
                 t.refresh_token_id, r.prev_refresh_id
          FROM access_tokens t
          JOIN users u ON u.user_id = t.user_id

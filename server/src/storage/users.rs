@@ -43,6 +43,24 @@ pub async fn get(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Opt
         .await
 }
 
+/// What an admin set on an account: (is_admin, deactivated, locked, suspended).
+pub async fn moderation(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Option<(bool, bool, bool, bool)>> {
+    sqlx::query_as("SELECT is_admin, deactivated, locked, suspended FROM users WHERE user_id = ?")
+        .bind(user_id)
+        .fetch_optional(ex)
+        .await
+}
+
+pub async fn set_locked(ex: impl SqliteExecutor<'_>, user_id: &str, locked: bool) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET locked = ? WHERE user_id = ?").bind(locked).bind(user_id).execute(ex).await?;
+    Ok(())
+}
+
+pub async fn set_suspended(ex: impl SqliteExecutor<'_>, user_id: &str, suspended: bool) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET suspended = ? WHERE user_id = ?").bind(suspended).bind(user_id).execute(ex).await?;
+    Ok(())
+}
+
 pub async fn exists(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<bool> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT 1 FROM users WHERE user_id = ?").bind(user_id).fetch_optional(ex).await?;

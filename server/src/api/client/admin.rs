@@ -1,7 +1,10 @@
 //! The client-server API's administration endpoints (spec: "Server Administration").
 
 use axum::extract::State;
-use ruma::{MilliSecondsSinceUnixEpoch, UInt, api::client::admin::get_user_info};
+use ruma::{
+    MilliSecondsSinceUnixEpoch, UInt,
+    api::client::admin::{get_user_info, is_user_locked, is_user_suspended, lock_user, suspend_user},
+};
 
 use crate::{
     error::{Error, Result},
@@ -40,4 +43,59 @@ pub async fn get_user_info(
         resp.devices.insert(device.device_id, info);
     }
     Ok(RumaResponse(resp))
+}
+
+/// Only a server admin may look at or change locks and suspensions, and that is checked before
+/// the account is looked up, so the endpoints tell others nothing about who exists.
+fn require_admin(session: &crate::service::accounts::Session) -> Result<()> {
+    if !session.is_admin {
+        return Err(Error::forbidden("Only a server admin can lock or suspend accounts"));
+    }
+    Ok(())
+}
+
+/// GET /_matrix/client/v1/admin/lock/{userId}
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1adminlockuserid>
+pub async fn is_user_locked(
+    State(s): State<AppState>,
+    req: Ruma<is_user_locked::v1::Request>,
+) -> Result<RumaResponse<is_user_locked::v1::Response>> {
+    let session = req.session();
+    require_admin(session)?;
+    let locked = s.accounts.is_locked(&session.user_id, &req.body.user_id).await?;
+    Ok(RumaResponse(is_user_locked::v1::Response::new(locked)))
+}
+
+/// PUT /_matrix/client/v1/admin/lock/{userId}
+pub async fn lock_user(
+    State(s): State<AppState>,
+    req: Ruma<lock_user::v1::Request>,
+) -> Result<RumaResponse<lock_user::v1::Response>> {
+    let session = req.session();
+    require_admin(session)?;
+    s.accounts.set_locked(&session.user_id, &req.body.user_id, req.body.locked).await?;
+    Ok(RumaResponse(lock_user::v1::Response::new(req.body.locked)))
+}
+
+/// GET /_matrix/client/v1/admin/suspend/{userId}
+/// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv1adminsuspenduserid>
+pub async fn is_user_suspended(
+    State(s): State<AppState>,
+    req: Ruma<is_user_suspended::v1::Request>,
+) -> Result<RumaResponse<is_user_suspended::v1::Response>> {
+    let session = req.session();
+    require_admin(session)?;
+    let suspended = s.accounts.is_suspended(&session.user_id, &req.body.user_id).await?;
+    Ok(RumaResponse(is_user_suspended::v1::Response::new(suspended)))
+}
+
+/// PUT /_matrix/client/v1/admin/suspend/{userId}
+pub async fn suspend_user(
+    State(s): State<AppState>,
+    req: Ruma<suspend_user::v1::Request>,
+) -> Result<RumaResponse<suspend_user::v1::Response>> {
+    let session = req.session();
+    require_admin(session)?;
+    s.accounts.set_suspended(&session.user_id, &req.body.user_id, req.body.suspended).await?;
+    Ok(RumaResponse(suspend_user::v1::Response::new(req.body.suspended)))
 }

@@ -25,6 +25,7 @@ pub async fn search_users(
     State(s): State<AppState>,
     req: Ruma<search_users::v3::Request>,
 ) -> Result<RumaResponse<search_users::v3::Response>> {
+    s.limits.user(&s.limits.user_directory, &req.session().user_id)?;
     let limit = u64::from(req.body.limit).clamp(1, 100) as i64;
     let rows = s.accounts.search_users(&req.session().user_id, req.body.search_term.trim(), limit + 1).await?;
     let limited = rows.len() as i64 > limit;

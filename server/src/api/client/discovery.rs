@@ -8,7 +8,10 @@ use ruma::{
     RoomVersionId,
     api::client::discovery::{
         discover_homeserver, discover_policy_server, discover_support, get_capabilities,
-        get_capabilities::v3::{Capabilities, GetLoginTokenCapability, RoomVersionStability, RoomVersionsCapability},
+        get_capabilities::v3::{
+            AccountModerationCapability, Capabilities, GetLoginTokenCapability, RoomVersionStability,
+            RoomVersionsCapability,
+        },
         get_supported_versions,
     },
 };
@@ -74,9 +77,13 @@ pub async fn discover_homeserver(
 /// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3capabilities>
 pub async fn get_capabilities(
     State(s): State<AppState>,
-    _: Ruma<get_capabilities::v3::Request>,
+    req: Ruma<get_capabilities::v3::Request>,
 ) -> Result<RumaResponse<get_capabilities::v3::Response>> {
     let mut caps = Capabilities::new();
+    // Admins may lock and suspend accounts (omitted for everyone else, as the spec asks).
+    if req.session().is_admin {
+        caps.account_moderation = AccountModerationCapability::new(true, true);
+    }
     caps.change_password.enabled = true;
     let available = (1..=12)
         .filter_map(|v| RoomVersionId::try_from(v.to_string().as_str()).ok())

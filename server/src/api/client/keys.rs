@@ -146,8 +146,18 @@ pub async fn send_event_to_device(
     req: Ruma<send_event_to_device::v3::Request>,
 ) -> Result<RumaResponse<send_event_to_device::v3::Response>> {
     let session = req.session();
+    let event_type = req.body.event_type.to_string();
     let mut messages = Vec::new();
     for (user, devices) in &req.body.messages {
+        // Key requests to other users over `rc_key_requests` are dropped, as Synapse does: the
+        // requester asks again later, and a flood never reaches the other user's devices.
+        if event_type == "m.room_key_request"
+            && *user != session.user_id
+            && !s.limits.key_request(&session.user_id, session.device_id.as_str())
+        {
+            tracing::info!(to = %user, "dropping key requests over rc_key_requests");
+            continue;
+        }
         for (device, content) in devices {
             let content: Value =
                 serde_json::from_str(content.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
@@ -159,7 +169,7 @@ pub async fn send_event_to_device(
             session.user_id.as_str(),
             session.device_id.as_str(),
             req.body.txn_id.as_str(),
-            &req.body.event_type.to_string(),
+            &event_type,
             messages,
         )
         .await?;

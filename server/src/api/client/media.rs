@@ -145,6 +145,7 @@ pub async fn create_content(Authed(session): Authed, State(state): State<AppStat
 
 /// POST /_matrix/media/v1/create
 pub async fn create_mxc_uri(Authed(session): Authed, State(state): State<AppState>) -> Result<Response> {
+    state.limits.user(&state.limits.media_create, &session.user_id)?;
     let (media_id, expires) = state.media.create_pending(session.user_id.as_str()).await?;
     Ok(Json(json!({
         "content_uri": format!("mxc://{}/{media_id}", state.config.server_name),

@@ -25,6 +25,8 @@ pub async fn join_room_by_id(
 ) -> Result<RumaResponse<join_room_by_id::v3::Response>> {
     let b = &req.body;
     let session = req.session();
+    session.refuse_if_suspended("Joining rooms")?;
+    limit_join(&s, &b.room_id, &session.user_id).await?;
     s.rooms.join(&b.room_id, &session.user_id, session.is_guest, b.reason.as_deref()).await?;
     Ok(RumaResponse(join_room_by_id::v3::Response::new(b.room_id.clone())))
 }
@@ -36,6 +38,8 @@ pub async fn join_room_by_id_or_alias(
 ) -> Result<RumaResponse<join_room_by_id_or_alias::v3::Response>> {
     let room_id = s.rooms.resolve_room_or_alias(&req.body.room_id_or_alias).await?;
     let session = req.session();
+    session.refuse_if_suspended("Joining rooms")?;
+    limit_join(&s, &room_id, &session.user_id).await?;
     s.rooms.join(&room_id, &session.user_id, session.is_guest, req.body.reason.as_deref()).await?;
     Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(room_id)))
 }
@@ -49,11 +53,24 @@ pub async fn invite_user(
     let InvitationRecipient::UserId(invite) = &b.recipient else {
         return Err(Error::invalid_param("Third-party invites are not supported"));
     };
+    req.session().refuse_if_suspended("Sending invites")?;
     check_known_user(&s, &invite.user_id).await?;
+    let me = &req.session().user_id;
+    s.limits.invite(me, Some(&b.room_id), &invite.user_id)?;
+    s.limits.event(me, false)?;
     s.rooms
         .set_membership(&b.room_id, &req.session().user_id, &invite.user_id, "invite", invite.reason.as_deref())
         .await?;
     Ok(RumaResponse(invite_user::v3::Response::new()))
+}
+
+/// The join limits (`rc_joins`, `rc_joins_per_room`) and `rc_message`, for a user not yet in the
+/// room: joining again (a profile change, a retry) is not another join, as in Synapse.
+async fn limit_join(s: &AppState, room_id: &RoomId, user: &UserId) -> Result<()> {
+    if s.rooms.membership(room_id, user).await?.as_deref() != Some("join") {
+        s.limits.join(user, room_id)?;
+    }
+    s.limits.event(user, false)
 }
 
 /// A local invitee must exist (remote users come with federation).
@@ -76,6 +93,7 @@ pub async fn leave_room(
     let me = &req.session().user_id;
     match s.rooms.membership(&b.room_id, me).await?.as_deref() {
         Some("join" | "invite" | "knock") => {
+            s.limits.event(me, false)?;
             s.rooms.set_membership(&b.room_id, me, me, "leave", b.reason.as_deref()).await?;
         }
         // Leaving a room one is not in is a no-op (spec: "leave" on a left room).
@@ -106,6 +124,7 @@ pub async fn kick_user(
         Some("join" | "invite" | "knock") => {}
         _ => return Err(Error::forbidden("That user is not in the room")),
     }
+    s.limits.event(&req.session().user_id, false)?;
     s.rooms.set_membership(&b.room_id, &req.session().user_id, &b.user_id, "leave", b.reason.as_deref()).await?;
     Ok(RumaResponse(kick_user::v3::Response::new()))
 }
@@ -116,6 +135,8 @@ pub async fn ban_user(
     req: Ruma<ban_user::v3::Request>,
 ) -> Result<RumaResponse<ban_user::v3::Response>> {
     let b = &req.body;
+    req.session().refuse_if_suspended("Banning")?;
+    s.limits.event(&req.session().user_id, false)?;
     s.rooms.set_membership(&b.room_id, &req.session().user_id, &b.user_id, "ban", b.reason.as_deref()).await?;
     Ok(RumaResponse(ban_user::v3::Response::new()))
 }
@@ -129,6 +150,7 @@ pub async fn unban_user(
     if s.rooms.membership(&b.room_id, &b.user_id).await?.as_deref() != Some("ban") {
         return Err(Error::forbidden("That user is not banned"));
     }
+    s.limits.event(&req.session().user_id, false)?;
     s.rooms.set_membership(&b.room_id, &req.session().user_id, &b.user_id, "leave", b.reason.as_deref()).await?;
     Ok(RumaResponse(unban_user::v3::Response::new()))
 }

@@ -23,11 +23,16 @@ pub async fn send_message_event(
     req: Ruma<send_message_event::v3::Request>,
 ) -> Result<RumaResponse<send_message_event::v3::Response>> {
     let session = req.session();
+    session.refuse_if_suspended("Sending messages")?;
     let b = &req.body;
     let content: serde_json::Value =
         serde_json::from_str(b.body.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
     let txn =
         Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
+    // A retry of a send already made is answered from the first; it is not another event.
+    if !s.rooms.is_retry(txn) {
+        s.limits.event(&session.user_id, false)?;
+    }
     let event_id =
         s.rooms.send(&b.room_id, &session.user_id, &b.event_type.to_string(), None, content, Some(txn)).await?;
     Ok(RumaResponse(send_message_event::v3::Response::new(event_id)))
@@ -109,6 +114,19 @@ pub async fn redact_event(
     let b = &req.body;
     let txn =
         Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
+    if !s.rooms.is_retry(txn) {
+        // A moderator removing someone else's event counts under `rc_admin_redaction` when set;
+        // a suspended user may redact only their own.
+        let of_another = if s.limits.separate_admin_redactions() || session.suspended {
+            s.rooms.event(b.event_id.as_str()).await?.is_some_and(|e| e.row.sender != session.user_id.as_str())
+        } else {
+            false
+        };
+        if of_another {
+            session.refuse_if_suspended("Redacting other people's events")?;
+        }
+        s.limits.event(&session.user_id, of_another)?;
+    }
     let event_id = s.rooms.redact(&b.room_id, &session.user_id, &b.event_id, b.reason.as_deref(), Some(txn)).await?;
     Ok(RumaResponse(ruma::api::client::redact::redact_event::v3::Response::new(event_id)))
 }

@@ -85,6 +85,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::appservice::set_room_visibility::v3::Request, _, _>(r, appservice::set_room_visibility);
 
     let r = route::<c::admin::get_user_info::v3::Request, _, _>(r, admin::get_user_info);
+    let r = route::<c::admin::is_user_locked::v1::Request, _, _>(r, admin::is_user_locked);
+    let r = route::<c::admin::lock_user::v1::Request, _, _>(r, admin::lock_user);
+    let r = route::<c::admin::is_user_suspended::v1::Request, _, _>(r, admin::is_user_suspended);
+    let r = route::<c::admin::suspend_user::v1::Request, _, _>(r, admin::suspend_user);
 
     let r = route::<c::session::get_login_types::v3::Request, _, _>(r, session::get_login_types);
     let r = route::<c::session::login::v3::Request, _, _>(r, session::login);

@@ -38,6 +38,7 @@ pub async fn report_content(
     let b = &req.body;
     let user = &req.session().user_id;
     check_reason(b.reason.as_deref())?;
+    s.limits.user(&s.limits.reports, user)?;
     // An event one cannot see cannot be reported; the answer does not say whether it exists.
     let ev = s
         .rooms
@@ -61,6 +62,7 @@ pub async fn report_room(
     let b = &req.body;
     let user = &req.session().user_id;
     check_reason(Some(&b.reason))?;
+    s.limits.user(&s.limits.reports, user)?;
     if s.rooms.room(&b.room_id).await?.is_none() {
         return Err(Error::not_found("Room not found"));
     }
@@ -77,6 +79,7 @@ pub async fn report_user(
     let b = &req.body;
     let user = &req.session().user_id;
     check_reason(Some(&b.reason))?;
+    s.limits.user(&s.limits.reports, user)?;
     if b.user_id.server_name() == s.config.server_name && s.rooms.profile(&b.user_id).await?.is_none() {
         return Err(Error::not_found("User not found"));
     }
@@ -138,6 +141,8 @@ pub async fn knock_room(
             "This server does not know that room (knocking on other servers comes with federation)",
         ));
     }
+    req.session().refuse_if_suspended("Knocking on rooms")?;
+    s.limits.event(user, false)?;
     let content = s.rooms.member_content(user, "knock", b.reason.as_deref()).await?;
     s.rooms.send(&room_id, user, "m.room.member", Some(user.as_str()), content, None).await?;
     Ok(RumaResponse(knock_room::v3::Response::new(room_id)))

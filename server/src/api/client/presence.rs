@@ -21,6 +21,7 @@ pub async fn set_presence(
     if b.status_msg.as_ref().is_some_and(|m| m.len() > 1024) {
         return Err(Error::invalid_param("status_msg is limited to 1024 bytes"));
     }
+    s.limits.user(&s.limits.presence, &b.user_id)?;
     s.ephemeral.set_presence(&b.user_id, b.presence.clone(), b.status_msg.clone());
     Ok(RumaResponse(set_presence::v3::Response::new()))
 }

@@ -8,10 +8,15 @@ use serde_json::json;
 use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
-    service::AppState,
+    service::{AppState, ratelimit::address_key},
 };
 
-async fn load(s: &AppState, user: &ruma::UserId) -> Result<(Option<String>, Option<String>)> {
+/// A profile lookup, under `rc_profile`: per user, or per client address without a session.
+async fn load<T>(s: &AppState, req: &Ruma<T>, user: &ruma::UserId) -> Result<(Option<String>, Option<String>)> {
+    match &req.session {
+        Some(session) => s.limits.user(&s.limits.profile, &session.user_id)?,
+        None => s.limits.profile.check(&address_key(req.ip))?,
+    }
     if user.server_name() != s.config.server_name {
         return Err(Error::not_found("Profiles of users on other servers need federation"));
     }
@@ -23,7 +28,7 @@ pub async fn get_profile(
     State(s): State<AppState>,
     req: Ruma<get_profile::v3::Request>,
 ) -> Result<RumaResponse<get_profile::v3::Response>> {
-    let (name, avatar) = load(&s, &req.body.user_id).await?;
+    let (name, avatar) = load(&s, &req, &req.body.user_id).await?;
     let mut resp = get_profile::v3::Response::new();
     if let Some(n) = name {
         resp.set("displayname".to_owned(), json!(n));
@@ -39,7 +44,7 @@ pub async fn get_profile_field(
     State(s): State<AppState>,
     req: Ruma<get_profile_field::v3::Request>,
 ) -> Result<RumaResponse<get_profile_field::v3::Response>> {
-    let (name, avatar) = load(&s, &req.body.user_id).await?;
+    let (name, avatar) = load(&s, &req, &req.body.user_id).await?;
     let value = match &req.body.field {
         ProfileFieldName::DisplayName => name.map(ProfileFieldValue::DisplayName),
         ProfileFieldName::AvatarUrl => avatar.map(|a| ProfileFieldValue::AvatarUrl(a.into())),
@@ -58,6 +63,7 @@ pub async fn set_profile_field(
     if req.session().user_id != b.user_id {
         return Err(Error::forbidden("You can only change your own profile"));
     }
+    req.session().refuse_if_suspended("Changing your profile")?;
     let field = b.value.field_name();
     let value = b.value.value();
     let text = value.as_str().ok_or_else(|| Error::bad_json("The value must be a string"))?;
@@ -74,6 +80,7 @@ pub async fn delete_profile_field(
     if req.session().user_id != b.user_id {
         return Err(Error::forbidden("You can only change your own profile"));
     }
+    req.session().refuse_if_suspended("Changing your profile")?;
     s.rooms.set_profile_field(&b.user_id, b.field.as_str(), None).await?;
     Ok(RumaResponse(delete_profile_field::v3::Response::new()))
 }

@@ -69,6 +69,7 @@ pub async fn create_room(
     req: Ruma<create_room::v3::Request>,
 ) -> Result<RumaResponse<create_room::v3::Response>> {
     let session = req.session();
+    session.refuse_if_suspended("Creating rooms")?;
     let body = &req.body;
     let version = body.room_version.clone().unwrap_or_else(|| {
         RoomVersionId::try_from(s.config.default_room_version.as_str()).unwrap_or(RoomVersionId::V12)
@@ -105,6 +106,15 @@ pub async fn create_room(
         .map(|r| parse_raw(r).and_then(|v| as_object(v, "power_level_content_override")))
         .transpose()?;
     let invite: Vec<OwnedUserId> = body.invite.clone();
+    if invite.len() > s.limits.max_invites_at_once {
+        return Err(Error::matrix(
+            http::StatusCode::BAD_REQUEST,
+            ruma::api::error::ErrorKind::Unknown,
+            "Cannot invite so many users at once",
+        ));
+    }
+    s.limits.user(&s.limits.room_creation, &session.user_id)?;
+    s.limits.event(&session.user_id, false)?;
     let room_id = s
         .rooms
         .create_room(CreateRoom {
@@ -132,6 +142,8 @@ pub async fn send_state_event(
 ) -> Result<RumaResponse<send_state_event::v3::Response>> {
     let b = &req.body;
     let content = parse_raw(&b.body)?;
+    req.session().refuse_if_suspended("Changing room state")?;
+    s.limits.event(&req.session().user_id, false)?;
     if b.event_type.to_string() == "m.room.canonical_alias" && b.state_key.is_empty() {
         s.rooms.check_canonical_alias(&b.room_id, &content).await?;
     }
@@ -233,6 +245,9 @@ pub async fn upgrade_room(
         return Err(Error::not_found("No such room"));
     }
     require_joined(&s, &b.room_id, &req.session().user_id).await?;
+    req.session().refuse_if_suspended("Upgrading rooms")?;
+    s.limits.user(&s.limits.room_creation, &req.session().user_id)?;
+    s.limits.event(&req.session().user_id, false)?;
     let new_room = s
         .rooms
         .upgrade(&b.room_id, &req.session().user_id, b.new_version.clone(), b.additional_creators.clone())

@@ -37,8 +37,11 @@ pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::R
     // they stop).
     let _syncing = s.ephemeral.syncing(&session.user_id);
     // `set_presence` (spec: GET /sync): syncing says the user is online unless told otherwise.
+    // Over `rc_presence` the change is skipped and the sync goes on, as in Synapse.
     match &b.set_presence {
         ruma::presence::PresenceState::Offline => {}
+        p if s.ephemeral.presence(&session.user_id).0 != *p
+            && s.limits.user(&s.limits.presence, &session.user_id).is_err() => {}
         p => s.ephemeral.set_presence(&session.user_id, p.clone(), s.ephemeral.presence(&session.user_id).1),
     }
     let params = SyncParams {

@@ -1,6 +1,7 @@
 //! The parts of Synapse's admin API that tools and admins rely on, with Synapse's paths and JSON
-//! shapes: shared-secret registration and registration tokens.
+//! shapes: shared-secret registration, registration tokens and rate limit overrides.
 
+pub mod override_ratelimit;
 pub mod register;
 pub mod registration_tokens;
 
@@ -18,5 +19,9 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route(
             "/_synapse/admin/v1/registration_tokens/{token}",
             get(registration_tokens::get_one).put(registration_tokens::update).delete(registration_tokens::delete),
+        )
+        .route(
+            "/_synapse/admin/v1/users/{user_id}/override_ratelimit",
+            get(override_ratelimit::get).post(override_ratelimit::set).delete(override_ratelimit::delete),
         )
 }

@@ -295,6 +295,13 @@ impl Rooms {
         Ok(storage::rooms::membership(&self.db.read, room_id.as_str(), user_id.as_str()).await?.map(|m| m.membership))
     }
 
+    /// Whether `txn` is a transaction this server remembers (in flight or done): a retry, which
+    /// `send` and `redact` answer with the first event.
+    pub fn is_retry(&self, txn: Txn<'_>) -> bool {
+        let key = (txn.user_id.to_owned(), txn.device_id.to_owned(), txn.txn_id.to_owned());
+        self.txns.lock().peek(&key).is_some()
+    }
+
     /// Sends an event as `sender` (spec: PUT /rooms/{roomId}/send and /state). Repeating a
     /// transaction ID from the same device returns the first event instead of sending again.
     pub async fn send(
