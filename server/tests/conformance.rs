@@ -625,3 +625,83 @@ async fn a_guest_joins_a_can_join_room_and_leaves_when_it_closes() {
     let (_, joined) = s.get(&format!("/_matrix/client/v3/rooms/{open}/joined_members"), Some(&alice)).await;
     assert!(joined["joined"].get(&guest_id).is_none(), "{joined}");
 }
+
+/// The push rules API's partial paths answer as Synapse does (a listing with the trailing slash,
+/// 400 M_UNRECOGNIZED without), and rule IDs may hold any character but `/` and `\`.
+#[tokio::test]
+async fn push_rule_paths_and_rule_ids() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let base = "/_matrix/client/v3/pushrules";
+    let (st, all) = s.get(&format!("{base}/"), Some(&alice)).await;
+    assert_eq!(st, 200, "{all}");
+    assert!(all["global"]["override"].is_array(), "{all}");
+    let (st, global) = s.get(&format!("{base}/global/"), Some(&alice)).await;
+    assert_eq!(st, 200, "{global}");
+    assert_eq!(global, all["global"]);
+    let (st, over) = s.get(&format!("{base}/global/override/"), Some(&alice)).await;
+    assert_eq!(st, 200, "{over}");
+    assert_eq!(over, all["global"]["override"]);
+    let (st, content) = s.get(&format!("{base}/global/content/"), Some(&alice)).await;
+    assert_eq!(st, 200, "{content}");
+    assert!(content.is_array(), "{content}");
+    for partial in ["", "/global", "/global/content", "/global/nonsense/"] {
+        assert_err(&s.get(&format!("{base}{partial}"), Some(&alice)).await, 400, "M_UNRECOGNIZED");
+    }
+
+    // Any rule ID but slashes: an override rule named like an alias, a sender rule for a user.
+    let rule =
+        json!({"actions": ["notify"], "conditions": [{"kind": "event_match", "key": "content.body", "pattern": "x"}]});
+    let (st, v) = s.put(&format!("{base}/global/override/%23a%3Aexample.com"), Some(&alice), rule.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.get(&format!("{base}/global/override/%23a%3Aexample.com"), Some(&alice)).await;
+    assert_eq!((st.as_u16(), v["rule_id"].as_str()), (200, Some("#a:example.com")), "{v}");
+    // Room and sender rules are named by the room or user they are about (spec: "Push Rules").
+    let (st, v) = s.put(&format!("{base}/global/room/%21r%3Aexample.com"), Some(&alice), json!({"actions": []})).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, rooms) = s.get(&format!("{base}/global/room/"), Some(&alice)).await;
+    assert!(rooms.as_array().unwrap().iter().any(|r| r["rule_id"] == "!r:example.com"), "{rooms}");
+    let (st, v) = s.put(&format!("{base}/global/room/%23a%3Aexample.com"), Some(&alice), json!({"actions": []})).await;
+    assert_eq!(st, 400, "{v}");
+    for bad in ["a%2Fb", "a%5Cb"] {
+        assert_err(
+            &s.put(&format!("{base}/global/override/{bad}"), Some(&alice), rule.clone()).await,
+            400,
+            "M_INVALID_PARAM",
+        );
+    }
+    assert_err(
+        &s.put(&format!("{base}/global/override/.mine"), Some(&alice), rule.clone()).await,
+        400,
+        "M_INVALID_PARAM",
+    );
+}
+
+/// An upgraded room's create event points back at the old room and, where the room version lets
+/// the new ID be known first (before v12), at the tombstone too, as Synapse writes it.
+#[tokio::test]
+async fn an_upgraded_room_names_its_predecessor_and_the_tombstone() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    for (from, to, names_tombstone) in [("10", "11", true), ("11", "12", false)] {
+        let old = room(&s, &alice, json!({"room_version": from, "name": "Family"})).await;
+        let (st, up) =
+            s.post(&format!("/_matrix/client/v3/rooms/{old}/upgrade"), Some(&alice), json!({"new_version": to})).await;
+        assert_eq!(st, 200, "{up}");
+        let new = up["replacement_room"].as_str().unwrap();
+        let (_, tomb) =
+            s.get(&format!("/_matrix/client/v3/rooms/{old}/state/m.room.tombstone/?format=event"), Some(&alice)).await;
+        assert_eq!(tomb["content"]["replacement_room"], new, "{tomb}");
+        let (_, create) = s.get(&format!("/_matrix/client/v3/rooms/{new}/state/m.room.create/"), Some(&alice)).await;
+        assert_eq!(create["room_version"], to, "{create}");
+        assert_eq!(create["predecessor"]["room_id"], old.as_str(), "{create}");
+        if names_tombstone {
+            assert_eq!(create["predecessor"]["event_id"], tomb["event_id"], "{create} {tomb}");
+        } else {
+            assert!(create["predecessor"].get("event_id").is_none(), "{create}");
+        }
+        // The new room carries the old one's name, and Alice is in it.
+        let (_, name) = s.get(&format!("/_matrix/client/v3/rooms/{new}/state/m.room.name/"), Some(&alice)).await;
+        assert_eq!(name["name"], "Family");
+    }
+}

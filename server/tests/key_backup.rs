@@ -116,4 +116,16 @@ async fn a_backup_keeps_the_best_copy_of_each_session_and_refuses_stale_versions
     let (_, v) = s.post(VERSION, Some(&alice), algorithm("pk3")).await;
     assert!(v["version"].as_str().unwrap().parse::<i64>().unwrap() > v2.parse::<i64>().unwrap());
     assert_err(&s.post(VERSION, Some(&alice), json!({"algorithm": 5})).await, 400, "M_BAD_JSON");
+    assert_err(&s.post(VERSION, Some(&alice), json!({"algorithm": "x"})).await, 400, "M_BAD_JSON");
+    // An algorithm's auth_data is for clients to read: an opaque one (as Synapse's own examples
+    // and older test suites send) is kept as given.
+    let opaque = json!({"algorithm": "m.megolm_backup.v1", "auth_data": "dGhpcyBpcyBvcGFxdWU"});
+    let (st, v) = s.post(VERSION, Some(&alice), opaque).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, info) = s.get(&format!("{VERSION}/{}", v["version"].as_str().unwrap()), Some(&alice)).await;
+    assert_eq!(
+        (info["algorithm"].as_str(), info["auth_data"].as_str()),
+        (Some("m.megolm_backup.v1"), Some("dGhpcyBpcyBvcGFxdWU")),
+        "{info}"
+    );
 }

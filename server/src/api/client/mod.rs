@@ -237,6 +237,17 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::push::set_pushrule_enabled::v3::Request, _, _>(r, push::set_pushrule_enabled);
     let r = route::<c::push::get_pushrule_actions::v3::Request, _, _>(r, push::get_pushrule_actions);
     let r = route::<c::push::set_pushrule_actions::v3::Request, _, _>(r, push::set_pushrule_actions);
+    // Partial paths of the push rules tree, as Synapse answers them: one kind's rules with the
+    // trailing slash, 400 M_UNRECOGNIZED for a path that names no listing.
+    let mut r = r;
+    for v in ["v3", "r0"] {
+        let base = format!("/_matrix/client/{v}/pushrules");
+        r = r
+            .route(&format!("{base}/global/{{kind}}/"), axum::routing::get(push::get_pushrules_kind))
+            .route(&base, axum::routing::get(push::partial_path))
+            .route(&format!("{base}/global"), axum::routing::get(push::partial_path))
+            .route(&format!("{base}/global/{{kind}}"), axum::routing::get(push::partial_path));
+    }
 
     let r = route::<c::thirdparty::get_protocols::v3::Request, _, _>(r, thirdparty::get_protocols);
     let r = route::<c::thirdparty::get_protocol::v3::Request, _, _>(r, thirdparty::get_protocol);

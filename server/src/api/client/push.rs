@@ -1,7 +1,7 @@
 //! Push rules (spec: "Push Rules"): the spec's default ruleset from ruma, with the user's changes,
 //! kept as the `m.push_rules` account data event so every device sees them through /sync.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use ruma::{
     UserId,
     api::client::push::{
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::{
     error::{Error, Result},
-    http::ruma::{Ruma, RumaResponse},
+    http::ruma::{Authed, Ruma, RumaResponse},
     service::AppState,
 };
 
@@ -50,6 +50,36 @@ pub async fn get_pushrules_global_scope(
     Ok(RumaResponse(get_pushrules_global_scope::v3::Response::new(ruleset(&s, &req.session().user_id).await?)))
 }
 
+/// GET /_matrix/client/v3/pushrules/global/{kind}/: the rules of one kind, in order (Synapse
+/// serves this; clients such as Element read single kinds this way).
+pub async fn get_pushrules_kind(
+    Authed(session): Authed,
+    State(s): State<AppState>,
+    Path(kind): Path<String>,
+) -> Result<axum::Json<serde_json::Value>> {
+    let rules = serde_json::to_value(ruleset(&s, &session.user_id).await?).map_err(Error::internal)?;
+    if !KINDS.contains(&kind.as_str()) {
+        return Err(unrecognized_path());
+    }
+    // ruma leaves empty kinds out of the ruleset's JSON; the listing is then empty.
+    Ok(axum::Json(rules.get(&kind).cloned().unwrap_or_else(|| json!([]))))
+}
+
+/// GET of /pushrules, /pushrules/global or /pushrules/global/{kind} without the trailing slash:
+/// no listing lives there (Synapse answers the same).
+pub async fn partial_path(Authed(_): Authed) -> Result<()> {
+    Err(unrecognized_path())
+}
+
+const KINDS: [&str; 5] = ["override", "content", "room", "sender", "underride"];
+
+fn unrecognized_path() -> Error {
+    Error::unrecognized(
+        http::StatusCode::BAD_REQUEST,
+        "Not a push rules listing: the listings are /pushrules/, /pushrules/global/ and /pushrules/global/{kind}/",
+    )
+}
+
 /// GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
 pub async fn get_pushrule(
     State(s): State<AppState>,
@@ -67,6 +97,14 @@ pub async fn set_pushrule(
 ) -> Result<RumaResponse<set_pushrule::v3::Response>> {
     let user = &req.session().user_id;
     let b = &req.body;
+    let rule_id = b.rule.rule_id();
+    // A rule ID is one path segment; the server's own rules start with a dot.
+    if rule_id.contains(['/', '\\']) {
+        return Err(Error::invalid_param("A push rule ID may not contain / or \\"));
+    }
+    if rule_id.starts_with('.') {
+        return Err(Error::invalid_param("New push rule IDs may not start with '.'"));
+    }
     let mut rules = ruleset(&s, user).await?;
     rules
         .insert(b.rule.clone(), b.after.as_deref(), b.before.as_deref())

@@ -130,6 +130,7 @@ pub async fn create_room(
             initial_state,
             creation_content,
             power_level_content_override: power,
+            room_id: None,
         })
         .await?;
     Ok(RumaResponse(create_room::v3::Response::new(room_id)))

@@ -34,6 +34,9 @@ pub struct CreateRoom {
     pub initial_state: Vec<(String, String, Value)>,
     pub creation_content: Option<serde_json::Map<String, Value>>,
     pub power_level_content_override: Option<serde_json::Map<String, Value>>,
+    /// The ID to use, for room versions whose IDs are not derived from the create event (an
+    /// upgrade names the new room in the old room's tombstone before creating it).
+    pub room_id: Option<OwnedRoomId>,
 }
 
 /// Room versions this server creates and joins.
@@ -96,7 +99,7 @@ impl Rooms {
         // In v12 the room ID is the create event's hash: two identical requests in the same
         // millisecond would name the same room, so a taken ID moves the timestamp on.
         let (built, pdu, room_id, _guard) = loop {
-            let provisional_id = (!v12).then(|| RoomId::new_v1(&server));
+            let provisional_id = (!v12).then(|| req.room_id.clone().unwrap_or_else(|| RoomId::new_v1(&server)));
             let built = pdu::build_and_sign(
                 NewPdu {
                     room_version: &version,
@@ -122,6 +125,13 @@ impl Rooms {
                 let pdu = Pdu::from_json(&built.json, built.event_id.clone(), room_id.clone(), &rules)
                     .map_err(Error::internal)?;
                 break (built, pdu, room_id, guard);
+            }
+            if req.room_id.is_some() && !v12 {
+                return Err(Error::matrix(
+                    http::StatusCode::BAD_REQUEST,
+                    ErrorKind::RoomInUse,
+                    "That room ID is taken",
+                ));
             }
             ts = ruma::MilliSecondsSinceUnixEpoch(ts.0.saturating_add(ruma::uint!(1)));
         };

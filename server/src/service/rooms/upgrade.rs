@@ -100,6 +100,18 @@ impl Rooms {
             }
         }
         let was_public = storage::rooms::is_public(&self.db.read, room_id.as_str()).await?.unwrap_or(false);
+        // Where room IDs are not the create event's hash (before v12), the new room's ID is
+        // chosen first and the tombstone sent first, so the new room's create event names it
+        // (`predecessor.event_id`, as Synapse writes it). In v12 the new room's ID exists only
+        // once its create event does, so the tombstone comes after.
+        let tombstone =
+            |replacement: &RoomId| json!({ "body": "This room has been replaced", "replacement_room": replacement });
+        let named_first = (!new_rules.authorization.room_create_event_id_as_room_id)
+            .then(|| RoomId::new_v1(&self.config.server_name));
+        if let Some(new_id) = &named_first {
+            let event_id = self.send(room_id, user, "m.room.tombstone", Some(""), tombstone(new_id), None).await?;
+            creation.insert("predecessor".into(), json!({ "room_id": room_id, "event_id": event_id }));
+        }
         let new_room = self
             .create_room(CreateRoom {
                 creator: user.to_owned(),
@@ -114,19 +126,14 @@ impl Rooms {
                 initial_state,
                 creation_content: Some(creation),
                 power_level_content_override: power_content.as_object().cloned(),
+                room_id: named_first.clone(),
             })
             .await?;
 
         // The old room points at the new one and stops being usable for conversation.
-        self.send(
-            room_id,
-            user,
-            "m.room.tombstone",
-            Some(""),
-            json!({ "body": "This room has been replaced", "replacement_room": new_room }),
-            None,
-        )
-        .await?;
+        if named_first.is_none() {
+            self.send(room_id, user, "m.room.tombstone", Some(""), tombstone(&new_room), None).await?;
+        }
         let mut restricted = self
             .current_state_event(room_id, "m.room.power_levels", "")
             .await?

@@ -88,6 +88,7 @@ impl World {
                 initial_state: vec![],
                 creation_content: None,
                 power_level_content_override: None,
+                room_id: None,
             })
             .await
             .unwrap()
