@@ -705,3 +705,61 @@ async fn an_upgraded_room_names_its_predecessor_and_the_tombstone() {
         assert_eq!(name["name"], "Family");
     }
 }
+
+/// Every event served carries the reader's membership just after it (`unsigned.membership`,
+/// spec 1.11), so clients can mark history from before they joined.
+#[tokio::test]
+async fn events_carry_the_readers_membership_at_them() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let r = room(&s, &alice, json!({"preset": "private_chat"})).await;
+    let send = async |token: &str, body: &str| {
+        let (st, v) = s
+            .put(
+                &format!("/_matrix/client/v3/rooms/{r}/send/m.room.message/{body}"),
+                Some(token),
+                json!({"msgtype": "m.text", "body": body}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        v["event_id"].as_str().unwrap().to_owned()
+    };
+    let before = send(&alice, "before").await;
+    let (st, _) = s
+        .post(&format!("/_matrix/client/v3/rooms/{r}/invite"), Some(&alice), json!({"user_id": "@bob:hearth.test"}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{r}"), Some(&bob), json!({})).await.0, 200);
+    let after = send(&alice, "after").await;
+
+    let membership_of = |events: &Value| -> Vec<(String, String)> {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "m.room.message" || e["state_key"] == "@bob:hearth.test")
+            .map(|e| {
+                let what = e["content"]["body"].as_str().or(e["content"]["membership"].as_str()).unwrap().to_owned();
+                (what, e["unsigned"]["membership"].as_str().unwrap_or("none").to_owned())
+            })
+            .collect()
+    };
+    let expected: Vec<(String, String)> =
+        [("before", "leave"), ("invite", "invite"), ("join", "join"), ("after", "join")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .into();
+    let (_, msgs) = s.get(&format!("/_matrix/client/v3/rooms/{r}/messages?dir=f&limit=50"), Some(&bob)).await;
+    assert_eq!(membership_of(&msgs["chunk"]), expected, "{msgs}");
+    let (_, sync) = s.get("/_matrix/client/v3/sync?timeout=0", Some(&bob)).await;
+    assert_eq!(membership_of(&sync["rooms"]["join"][&r]["timeline"]["events"]), expected, "{sync}");
+    // Alice was there all along.
+    let (_, msgs) = s.get(&format!("/_matrix/client/v3/rooms/{r}/messages?dir=f&limit=50"), Some(&alice)).await;
+    assert!(membership_of(&msgs["chunk"]).iter().all(|(_, m)| m == "join"), "{msgs}");
+    // Single events and context too.
+    let (_, one) = s.get(&format!("/_matrix/client/v3/rooms/{r}/event/{before}"), Some(&bob)).await;
+    assert_eq!(one["unsigned"]["membership"], "leave", "{one}");
+    let (_, ctx) = s.get(&format!("/_matrix/client/v3/rooms/{r}/context/{after}?limit=10"), Some(&bob)).await;
+    assert_eq!(ctx["event"]["unsigned"]["membership"], "join", "{ctx}");
+    assert!(ctx["events_before"].as_array().unwrap().iter().all(|e| e["unsigned"]["membership"].is_string()), "{ctx}");
+}

@@ -880,7 +880,9 @@ impl SlidingSync {
                         if bump.is_none() && BUMP_TYPES.contains(&r.event_type.as_str()) {
                             bump = Some(r.stream_ordering);
                         }
-                        picked.push((r.stream_ordering, view(e)));
+                        let mut v = view(e);
+                        check.annotate(r, &mut v).await?;
+                        picked.push((r.stream_ordering, v));
                     }
                 }
                 if exhausted {

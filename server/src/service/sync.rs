@@ -553,8 +553,9 @@ impl Sync {
                     continue;
                 };
                 let pos = r.stream_ordering;
-                let v = view(event);
+                let mut v = view(event);
                 if params.filter.timeline.allows(&v) {
+                    check.annotate(&r, &mut v).await?;
                     picked.push((pos, v));
                 } else {
                     contiguous = false;

@@ -75,12 +75,19 @@ pub async fn get_message_events(
         }
     };
     // Pagination positions come from the unfiltered page; hidden events are just left out.
-    let rows = s.rooms.visibility(user, b.room_id.as_str()).await?.filter(rows).await?;
+    let mut check = s.rooms.visibility(user, b.room_id.as_str()).await?;
+    let rows = check.filter(rows).await?;
     let filter =
         crate::matrix::filter::EventFilter::from_json(&serde_json::to_value(&b.filter).map_err(Error::internal)?);
-    let mut views =
-        rows.into_iter().map(|row| Ok(view(&crate::service::rooms::parse_row(row)?))).collect::<Result<Vec<_>>>()?;
-    views.retain(|v| filter.allows(v));
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let e = crate::service::rooms::parse_row(row)?;
+        let mut v = view(&e);
+        if filter.allows(&v) {
+            check.annotate(&e.row, &mut v).await?;
+            views.push(v);
+        }
+    }
     s.rooms.bundle(user, b.room_id.as_str(), &mut views).await?;
     let events = views.iter().map(raw_json).collect::<Result<Vec<_>>>()?;
     // Lazy-loading members: the member events of this page's senders (spec: "Lazy-loading room

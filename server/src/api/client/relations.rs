@@ -84,7 +84,9 @@ async fn relations_page(
     let mut chunk = Vec::new();
     for e in events {
         if check.allows(&e.row).await? {
-            chunk.push(view(&e));
+            let mut v = view(&e);
+            check.annotate(&e.row, &mut v).await?;
+            chunk.push(v);
         }
     }
     Ok(RelationsPage { chunk, next_batch })
@@ -203,7 +205,9 @@ pub async fn get_threads(
     let mut chunk = Vec::new();
     for e in events {
         if check.allows(&e.row).await? {
-            chunk.push(view(&e));
+            let mut v = view(&e);
+            check.annotate(&e.row, &mut v).await?;
+            chunk.push(v);
         }
     }
     s.rooms.bundle(user, b.room_id.as_str(), &mut chunk).await?;
@@ -241,13 +245,18 @@ pub async fn get_context(
     let after_rows = s.rooms.timeline_asc(&b.room_id, pos + 1, i64::MAX, after_limit).await?;
     let start = before_rows.last().map_or(pos - 1, |r| r.stream_ordering - 1);
     let end = after_rows.last().map_or(pos, |r| r.stream_ordering);
-    let before_rows = check.filter(before_rows).await?;
-    let after_rows = check.filter(after_rows).await?;
-    let mut before: Vec<Value> =
-        before_rows.into_iter().map(|r| parse_row(r).map(|e| view(&e))).collect::<Result<_>>()?;
-    let mut after: Vec<Value> =
-        after_rows.into_iter().map(|r| parse_row(r).map(|e| view(&e))).collect::<Result<_>>()?;
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    for (rows, out) in [(before_rows, &mut before), (after_rows, &mut after)] {
+        for row in check.filter(rows).await? {
+            let e = parse_row(row)?;
+            let mut v = view(&e);
+            check.annotate(&e.row, &mut v).await?;
+            out.push(v);
+        }
+    }
     let mut event = vec![view(&target)];
+    check.annotate(&target.row, &mut event[0]).await?;
     s.rooms.bundle(user, room, &mut before).await?;
     s.rooms.bundle(user, room, &mut after).await?;
     s.rooms.bundle(user, room, &mut event).await?;

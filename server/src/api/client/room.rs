@@ -203,10 +203,12 @@ pub async fn get_room_event(
         .await?
         .filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected && !e.row.soft_failed)
         .ok_or_else(|| Error::not_found("Event not found"))?;
-    if !s.rooms.visibility(user, b.room_id.as_str()).await?.allows(&e.row).await? {
+    let mut check = s.rooms.visibility(user, b.room_id.as_str()).await?;
+    if !check.allows(&e.row).await? {
         return Err(Error::not_found("Event not found"));
     }
     let mut one = [view(&e)];
+    check.annotate(&e.row, &mut one[0]).await?;
     s.rooms.bundle(user, b.room_id.as_str(), &mut one).await?;
     Ok(RumaResponse(get_room_event::v3::Response::new(raw_json(&one[0])?)))
 }
@@ -226,10 +228,12 @@ pub async fn get_event_by_id(
         .await?
         .filter(|e| !e.row.rejected && !e.row.soft_failed)
         .ok_or_else(not_found)?;
-    if !s.rooms.visibility(user, &e.row.room_id).await?.allows(&e.row).await? {
+    let mut check = s.rooms.visibility(user, &e.row.room_id).await?;
+    if !check.allows(&e.row).await? {
         return Err(not_found());
     }
     let mut one = [view(&e)];
+    check.annotate(&e.row, &mut one[0]).await?;
     s.rooms.bundle(user, &e.row.room_id, &mut one).await?;
     let [event] = one;
     Ok(axum::Json(event))

@@ -51,7 +51,9 @@ pub async fn search_events(State(s): State<AppState>, req: Ruma<search_events::v
         if !check.allows(&ev.row).await? {
             continue;
         }
-        results.push(json!({ "rank": -rank, "result": view(&ev), "context": {} }));
+        let mut v = view(&ev);
+        check.annotate(&ev.row, &mut v).await?;
+        results.push(json!({ "rank": -rank, "result": v, "context": {} }));
     }
     let mut body = json!({
         "count": results.len(),

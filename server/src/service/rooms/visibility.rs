@@ -9,10 +9,14 @@
 //!
 //! A user always sees their own membership events, and never the messages of someone they
 //! ignore.
+//!
+//! The same look at the state after each event gives the user's membership there, which every
+//! event served to a client carries as `unsigned.membership` (spec 1.11, MSC4115), so clients
+//! can tell history from before they joined.
 
 use std::collections::HashMap;
 
-use ruma::UserId;
+use ruma::{UserId, events::room::member::MembershipState};
 
 use super::{Rooms, content_of};
 use crate::{
@@ -29,7 +33,8 @@ pub struct VisibilityCheck<'a> {
     /// With `joined_now`: the stream position of the join. Every later event was sent while
     /// the user was joined, so it is visible without looking at its state.
     joined_since: Option<i64>,
-    cache: HashMap<Option<i64>, bool>,
+    /// Per state group: (visible, the user's membership there).
+    cache: HashMap<Option<i64>, (bool, MembershipState)>,
     /// The users this user ignores, read at the first message event looked at.
     ignored: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
@@ -155,14 +160,42 @@ impl VisibilityCheck<'_> {
             return Ok(true);
         }
         // One always sees one's own membership changes (e.g. being kicked).
-        if row.event_type == "m.room.member" && row.state_key.as_deref() == Some(self.user.as_str()) {
+        if self.is_own_membership(row) {
             return Ok(true);
         }
-        if let Some(v) = self.cache.get(&row.state_group) {
-            return Ok(*v);
+        Ok(self.at_group(row.state_group).await?.0)
+    }
+
+    /// Sets `unsigned.membership` on `view`, the client form of `row`: the user's membership
+    /// just after the event (`leave` when they never were in the room).
+    pub async fn annotate(&mut self, row: &EventRow, view: &mut serde_json::Value) -> Result<()> {
+        let membership = if self.joined_since.is_some_and(|since| row.stream_ordering >= since) {
+            // Joined since before the event and still joined: joined after it.
+            MembershipState::Join
+        } else if self.is_own_membership(row) {
+            // The event itself says (rows may come without their JSON; the view has it).
+            view["content"]["membership"].as_str().map(MembershipState::from).unwrap_or(MembershipState::Leave)
+        } else {
+            self.at_group(row.state_group).await?.1
+        };
+        if let Some(obj) = view.as_object_mut() {
+            let unsigned = obj.entry("unsigned").or_insert_with(|| serde_json::json!({}));
+            unsigned["membership"] = serde_json::Value::from(membership.as_str());
         }
-        let visible = match row.state_group {
-            None => false,
+        Ok(())
+    }
+
+    fn is_own_membership(&self, row: &EventRow) -> bool {
+        row.event_type == "m.room.member" && row.state_key.as_deref() == Some(self.user.as_str())
+    }
+
+    /// Visibility and the user's membership at a state group, looked up once per group.
+    async fn at_group(&mut self, group: Option<i64>) -> Result<(bool, MembershipState)> {
+        if let Some(v) = self.cache.get(&group) {
+            return Ok(v.clone());
+        }
+        let answer = match group {
+            None => (false, MembershipState::Leave),
             Some(group) => {
                 let me = self.user.as_str();
                 let keys = [("m.room.history_visibility", ""), ("m.room.member", me)];
@@ -177,18 +210,20 @@ impl VisibilityCheck<'_> {
                 // The spec's default when the room has no history_visibility is "shared".
                 let vis = vis["history_visibility"].as_str().unwrap_or("shared").to_owned();
                 let membership = content("m.room.member", me).await?;
-                let membership = membership["membership"].as_str().unwrap_or("leave");
-                match vis.as_str() {
+                let membership =
+                    membership["membership"].as_str().map(MembershipState::from).unwrap_or(MembershipState::Leave);
+                let visible = match vis.as_str() {
                     "world_readable" => true,
-                    _ if membership == "join" => true,
+                    _ if membership == MembershipState::Join => true,
                     "shared" => self.joined_now,
-                    "invited" => membership == "invite",
+                    "invited" => membership == MembershipState::Invite,
                     _ => false,
-                }
+                };
+                (visible, membership)
             }
         };
-        self.cache.insert(row.state_group, visible);
-        Ok(visible)
+        self.cache.insert(group, answer.clone());
+        Ok(answer)
     }
 
     /// Keeps the visible rows, in order.
