@@ -763,3 +763,103 @@ async fn events_carry_the_readers_membership_at_them() {
     assert_eq!(ctx["event"]["unsigned"]["membership"], "join", "{ctx}");
     assert!(ctx["events_before"].as_array().unwrap().iter().all(|e| e["unsigned"]["membership"].is_string()), "{ctx}");
 }
+
+/// The legacy snapshot and stream endpoints, as clients use them to peek into a world-readable
+/// room and as guests follow one (spec: "Room Previews"; `/initialSync`, `/events`).
+#[tokio::test]
+async fn peeking_and_the_legacy_initial_sync_and_event_stream() {
+    let s = std::sync::Arc::new(TestServer::start_with(|c| c.allow_guest_access = true).await);
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let open = room(
+        &s,
+        &alice,
+        json!({"preset": "public_chat", "initial_state": [
+        {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "world_readable"}}]}),
+    )
+    .await;
+    let closed = room(&s, &alice, json!({"preset": "private_chat"})).await;
+    let say = async |r: &str, body: &str| {
+        let path = format!("/_matrix/client/v3/rooms/{r}/send/m.room.message/{body}");
+        assert_eq!(s.put(&path, Some(&alice), json!({"msgtype": "m.text", "body": body})).await.0, 200);
+    };
+    for body in ["one", "two", "three"] {
+        say(&open, body).await;
+    }
+    say(&closed, "secret").await;
+    let bodies = |events: &Value| -> Vec<String> {
+        events.as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str().map(str::to_owned)).collect()
+    };
+
+    // Bob peeks: the latest messages and the current state, without a membership.
+    let (st, peek) = s.get(&format!("/_matrix/client/v3/rooms/{open}/initialSync?limit=2"), Some(&bob)).await;
+    assert_eq!(st, 200, "{peek}");
+    assert_eq!(bodies(&peek["messages"]["chunk"]), ["two", "three"], "{peek}");
+    assert!(peek["state"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.create"), "{peek}");
+    assert_eq!(peek["room_id"], open.as_str());
+    assert!(peek.get("membership").is_none(), "{peek}");
+    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{closed}/initialSync"), Some(&bob)).await, 403, "M_FORBIDDEN");
+    assert_err(
+        &s.get(&format!("/_matrix/client/v3/events?room_id={closed}&timeout=0"), Some(&bob)).await,
+        403,
+        "M_FORBIDDEN",
+    );
+
+    // ... and follows it with /events from the snapshot's end, woken by the next message.
+    let end = peek["messages"]["end"].as_str().unwrap().to_owned();
+    let waiting = {
+        let (s, bob, open) = (s.clone(), bob.clone(), open.clone());
+        tokio::spawn(async move {
+            s.get(&format!("/_matrix/client/v3/events?room_id={open}&from={end}&timeout=10000"), Some(&bob)).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    say(&open, "four").await;
+    let (st, events) = waiting.await.unwrap();
+    assert_eq!(st, 200, "{events}");
+    assert_eq!(bodies(&events["chunk"]), ["four"], "{events}");
+    let (_, nothing) = s
+        .get(
+            &format!("/_matrix/client/v3/events?room_id={open}&from={}&timeout=0", events["end"].as_str().unwrap()),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(nothing["chunk"], json!([]), "{nothing}");
+
+    // A guest must name the room.
+    let (_, guest) = s.post("/_matrix/client/v3/register?kind=guest", None, json!({})).await;
+    let guest = guest["access_token"].as_str().unwrap();
+    assert_eq!(s.get("/_matrix/client/v3/events?timeout=0", Some(guest)).await.0, 400);
+    assert_eq!(s.get(&format!("/_matrix/client/v3/events?room_id={open}&timeout=0"), Some(guest)).await.0, 200);
+    assert_eq!(s.get(&format!("/_matrix/client/v3/rooms/{open}/initialSync"), Some(guest)).await.0, 200);
+
+    // Alice's /initialSync: her rooms with messages and state; an invite shows as the invite.
+    let (_, invited) =
+        s.post("/_matrix/client/v3/createRoom", Some(&bob), json!({"invite": ["@alice:hearth.test"]})).await;
+    let (st, all) = s.get("/_matrix/client/v3/initialSync?limit=1", Some(&alice)).await;
+    assert_eq!(st, 200, "{all}");
+    let find = |id: &str| all["rooms"].as_array().unwrap().iter().find(|r| r["room_id"] == id).cloned().unwrap();
+    assert_eq!(
+        (find(&open)["membership"].as_str(), bodies(&find(&open)["messages"]["chunk"])),
+        (Some("join"), vec!["four".to_owned()])
+    );
+    assert_eq!(bodies(&find(&closed)["messages"]["chunk"]), ["secret"]);
+    let invite = find(invited["room_id"].as_str().unwrap());
+    assert_eq!(
+        (invite["membership"].as_str(), invite["invite"]["content"]["membership"].as_str()),
+        (Some("invite"), Some("invite")),
+        "{invite}"
+    );
+    assert!(all["end"].is_string(), "{all}");
+
+    // Someone who left sees the room as it was when they left, and only with `archived`.
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{open}"), Some(&bob), json!({})).await.0, 200);
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{open}/leave"), Some(&bob), json!({})).await.0, 200);
+    say(&open, "after bob left").await;
+    let (_, mine) = s.get("/_matrix/client/v3/initialSync", Some(&bob)).await;
+    assert!(!mine.to_string().contains(&open), "{mine}");
+    let (_, archived) = s.get("/_matrix/client/v3/initialSync?archived=true", Some(&bob)).await;
+    let left = archived["rooms"].as_array().unwrap().iter().find(|r| r["room_id"] == open.as_str()).unwrap();
+    assert_eq!(left["membership"], "leave", "{left}");
+    assert!(!left.to_string().contains("after bob left"), "{left}");
+}

@@ -5,6 +5,8 @@
 //! A sync token is `s<events>_<account data>`: everything at or before those stream positions
 //! has been delivered. Pagination tokens (`prev_batch`, /messages) are `s<events>`.
 
+pub mod legacy;
+
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,

@@ -10,6 +10,7 @@ pub mod directory;
 pub mod discovery;
 pub mod ephemeral;
 pub mod keys;
+pub mod legacy;
 pub mod media;
 pub mod membership;
 pub mod message;
@@ -140,6 +141,12 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::room::create_room::v3::Request, _, _>(r, room::create_room);
     let r = route::<c::room::get_room_event::v3::Request, _, _>(r, room::get_room_event);
     let r = r
+        .route("/_matrix/client/v3/events", axum::routing::get(legacy::get_events))
+        .route("/_matrix/client/r0/events", axum::routing::get(legacy::get_events))
+        .route("/_matrix/client/v3/initialSync", axum::routing::get(legacy::initial_sync))
+        .route("/_matrix/client/r0/initialSync", axum::routing::get(legacy::initial_sync))
+        .route("/_matrix/client/v3/rooms/{room_id}/initialSync", axum::routing::get(legacy::room_initial_sync))
+        .route("/_matrix/client/r0/rooms/{room_id}/initialSync", axum::routing::get(legacy::room_initial_sync))
         .route("/_matrix/client/v3/events/{event_id}", axum::routing::get(room::get_event_by_id))
         .route("/_matrix/client/r0/events/{event_id}", axum::routing::get(room::get_event_by_id));
     let r = route::<c::room::upgrade_room::v3::Request, _, _>(r, room::upgrade_room);

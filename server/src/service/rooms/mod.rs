@@ -20,6 +20,9 @@ pub mod relations;
 pub mod spaces;
 pub mod upgrade;
 pub mod visibility;
+
+/// A user's membership in a room, as the services hand it out.
+pub use crate::storage::rooms::MembershipRow;
 pub mod writer;
 
 use parking_lot::Mutex;
