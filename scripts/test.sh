@@ -4,7 +4,8 @@
 # (Synapse's register_new_matrix_user comes from PyPI), Chromium and Node.js (the web UI is
 # driven in headless Chromium with playwright-core from npm), nginx, Caddy, Apache, HAProxy and
 # openssl (the reverse-proxy configs the wizard writes are checked by the real programs), dnsmasq
-# (a DNS server with SRV records for the wizard's federation check), and
+# (a DNS server with SRV records for the wizard's federation check), coturn (the TURN
+# configuration the dashboard writes runs in it), and
 # WebKitGTK, the app-indicator library and Xvfb (the desktop app is built and run under Xvfb).
 # The fuzzing suite (tests/fuzz) installs schemathesis from PyPI into its own virtual
 # environment and needs unshare and ip (util-linux, iproute2) for its private network.
@@ -32,6 +33,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 # The wizard's federation check resolves SRV records through a real DNS server.
 [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
+# The Reach page's TURN configuration runs in Debian's coturn, with its test client and peer.
+[ -x /usr/bin/turnserver ] || missing+=(coturn)
 # The desktop app (src-tauri): Tauri's Linux build dependencies, and Xvfb to run it.
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists webkit2gtk-4.1 2>/dev/null || missing+=(libwebkit2gtk-4.1-dev)
@@ -98,6 +101,9 @@ dbus-run-session -- bash -c '
 
 step "reverse-proxy suite (the wizard's nginx, Caddy, Apache and HAProxy configs, checked by the programs; the check step through nginx and dnsmasq)"
 cargo test --workspace --locked --test reverse_proxy -- --ignored
+
+step "TURN suite (the Reach page's coturn configuration run in coturn, relaying with Hearth's credentials)"
+cargo test --workspace --locked --test turn -- --ignored
 
 step "UI suite (the dashboard and invite page in headless Chromium; screenshots in tests/ui/screenshots)"
 cargo test --workspace --locked --test ui_in_chromium -- --ignored

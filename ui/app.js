@@ -115,7 +115,12 @@ const views = {
   },
 };
 
-views.reach = async () => {};
+views.reach = async () => {
+  const t = await api("/turn");
+  $("#turn-now").textContent = t.uris.length
+    ? `Calls use ${t.uris.join(" and ")}${t.credentials ? "." : ", but no credentials are set for it."}`
+    : "No TURN server yet: calls between two strict networks may fail to connect.";
+};
 
 let setupState = null;
 /// A step chosen in the step list to change its answer; otherwise the server's current step.
@@ -391,6 +396,32 @@ $("#proxy-form").addEventListener("submit", (e) => {
   });
 });
 $("#proxy-copy").addEventListener("click", () => copy($("#proxy-text").value, "Configuration copied."));
+
+/// The TURN form's request: the same for writing the configuration and for applying it.
+function turnBody(apply) {
+  const f = $("#turn-form");
+  const body = { host: f.host.value.trim(), apply };
+  if (f.external_ip.value.trim()) body.external_ip = f.external_ip.value.trim();
+  if (f.private_ip.value.trim()) body.private_ip = f.private_ip.value.trim();
+  return body;
+}
+$("#turn-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  run(async () => {
+    const r = await api("/turn", { method: "POST", body: turnBody(false) });
+    $("#turn-steps").replaceChildren(...r.steps.map((s) => el("li", {}, s)));
+    $("#turn-path").textContent = r.path;
+    $("#turn-text").value = r.text;
+    $("#turn-result").hidden = false;
+    say("");
+  });
+});
+$("#turn-copy").addEventListener("click", () => copy($("#turn-text").value, "Configuration copied."));
+$("#turn-apply").addEventListener("click", () => run(async () => {
+  await change("/turn", { method: "POST", body: turnBody(true) });
+  await views.reach();
+  say("Calls now use this TURN server.", "ok");
+}));
 
 stepForm("welcome", () => ({}));
 stepForm("reach", (f) => ({ mode: f.mode.value, public_url: f.public_url.value.trim(), public_host: f.public_host.value.trim() }), (r, f) => {

@@ -210,11 +210,20 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         config
     };
 
-    let (keys, shared_secret) = {
+    let (keys, shared_secret, turn_secret) = {
         let (secrets, config) = (secrets.clone(), config.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let keys = ServerKeys::load_or_create(&secrets, config.server_name.clone())
                 .context("loading the server signing key")?;
+            // TURN set up in the dashboard: its secret is kept with the others.
+            let turn_secret = if !config.turn_uris.is_empty()
+                && config.turn_shared_secret.is_none()
+                && config.turn_username.is_none()
+            {
+                secrets.get(service::turn::SECRET_NAME)?.map(String::from_utf8).transpose()?
+            } else {
+                None
+            };
             let shared = match &config.registration_shared_secret {
                 Some(s) => s.clone(),
                 None => String::from_utf8(
@@ -222,9 +231,17 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
                         .get_or_create(SHARED_SECRET_NAME, || service::tokens::random_alphanumeric(48).into_bytes())?,
                 )?,
             };
-            Ok((keys, shared))
+            Ok((keys, shared, turn_secret))
         })
         .await??
+    };
+    let config = match turn_secret {
+        Some(secret) => {
+            let mut c = (*config).clone();
+            c.turn_shared_secret = Some(secret);
+            Arc::new(c)
+        }
+        None => config,
     };
     tracing::info!(key_id = %keys.key_id, "server signing key loaded");
     let admin_key = service::admin_key::AdminKey::new(db.clone(), secrets.clone());

@@ -110,11 +110,29 @@ try {
     await page.getByRole("alert").filter({ hasText: "not a host name" }).waitFor();
     await page.getByLabel("Address for apps", { exact: true }).fill("matrix.example.org");
     await page.getByRole("button", { name: "Write the configuration" }).click();
-    const conf = page.getByLabel(/Configuration for/);
+    const conf = page.locator("#proxy-result").getByLabel(/Configuration for/);
     await conf.waitFor();
     check((await conf.inputValue()).includes("server_name matrix.example.org;"), "an nginx configuration for the host");
     await checkLayout(page, "reach at 800x600");
     await page.screenshot({ path: `${shots}/reach.png` });
+
+    // Reach: a TURN server for calls, written, then used (the server restarts to apply it).
+    await page.getByRole("status").filter({ hasText: "No TURN server yet" }).waitFor();
+    await page.getByLabel("Address of the TURN server").fill("turn.example.org");
+    await page.getByLabel("Your public IP address (if behind a router)").fill("203.0.113.7");
+    await page.getByRole("button", { name: "Write the coturn configuration" }).click();
+    await page.getByRole("alert").filter({ hasText: "both external_ip and private_ip" }).waitFor();
+    await page.getByLabel("That computer's address at home").fill("192.168.1.10");
+    await page.getByRole("button", { name: "Write the coturn configuration" }).click();
+    const turnConf = page.locator("#turn-result").getByLabel(/Configuration for/);
+    await turnConf.waitFor();
+    const turnText = await turnConf.inputValue();
+    check(turnText.includes("static-auth-secret=") && turnText.includes("external-ip=203.0.113.7/192.168.1.10"),
+      "a coturn configuration with the shared secret and the router's addresses");
+    await checkLayout(page, "reach with TURN at 800x600");
+    await page.getByRole("button", { name: "Use this TURN server" }).click();
+    await page.getByRole("status").filter({ hasText: "turn:turn.example.org:3478?transport=udp" }).waitFor({ timeout: 60000 });
+    await page.screenshot({ path: `${shots}/reach-turn.png`, fullPage: true });
 
     // Logs: the view answers (a test server writes no log files).
     await page.getByRole("link", { name: "Logs" }).click();

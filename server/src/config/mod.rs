@@ -747,6 +747,16 @@ impl Config {
                 .as_bool()
                 .ok_or_else(|| err(format!("setting `behind_proxy` in the database: `{v}` is not true or false")))?;
         }
+        if let Some(v) = settings.get("turn_uris") {
+            self.turn_uris = v
+                .as_array()
+                .and_then(|a| {
+                    a.iter().map(|u| u.as_str().filter(|u| u.starts_with("turn")).map(str::to_owned)).collect()
+                })
+                .ok_or_else(|| {
+                    err(format!("setting `turn_uris` in the database: `{v}` is not a list of turn: URIs"))
+                })?;
+        }
         if let Some(v) = settings.get("public_baseurl") {
             let url = v
                 .as_str()

@@ -27,6 +27,7 @@ pub mod signing;
 pub mod sliding_sync;
 pub mod sync;
 pub mod tokens;
+pub mod turn;
 pub mod uiaa;
 pub mod voip;
 
@@ -68,6 +69,21 @@ pub struct Services {
     pub limits: ratelimit::Limits,
     /// Synapse-style shared-secret registration (secret configured or generated).
     pub shared_secret: shared_secret::SharedSecretRegistration,
+}
+
+impl Services {
+    /// The secret shared with the TURN server when the config file sets none: made once, kept
+    /// with the server's other secrets (the OS keychain when there is one).
+    pub async fn turn_secret(&self) -> crate::error::Result<String> {
+        let secrets = self.secrets.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = secrets.get_or_create(turn::SECRET_NAME, || tokens::random_alphanumeric(48).into_bytes())?;
+            String::from_utf8(bytes).map_err(anyhow::Error::from)
+        })
+        .await
+        .map_err(crate::error::Error::internal)?
+        .map_err(crate::error::Error::Internal)
+    }
 }
 
 /// What every handler gets: cheap to clone.

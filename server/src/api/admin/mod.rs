@@ -17,6 +17,7 @@ pub mod settings;
 pub mod setup;
 pub mod signup;
 pub mod status;
+pub mod turn;
 pub mod ui;
 pub mod users;
 
@@ -43,6 +44,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/invites", get(invites::list).post(invites::create))
         .route("/_hearth/admin/v1/invites/{code}", delete(invites::delete))
         .route("/_hearth/admin/v1/reverse-proxy", post(reverse_proxy::generate))
+        .route("/_hearth/admin/v1/turn", get(turn::get_turn).post(turn::post_turn))
         .route("/_hearth/admin/v1/logs", get(logs::get_logs))
         .route("/_hearth/admin/v1/rooms", get(rooms::list))
         .route("/_hearth/admin/v1/settings", get(settings::get_settings).put(settings::put_settings))
