@@ -15,6 +15,8 @@ pub struct EventFilter {
     not_rooms: Vec<String>,
     contains_url: Option<bool>,
     pub lazy_load_members: bool,
+    /// With lazy loading: send timeline senders' member events every time, not only the first.
+    pub include_redundant_members: bool,
 }
 
 fn strings(v: &Value) -> Option<Vec<String>> {
@@ -41,6 +43,7 @@ impl EventFilter {
             not_rooms: strings(&v["not_rooms"]).unwrap_or_default(),
             contains_url: v["contains_url"].as_bool(),
             lazy_load_members: v["lazy_load_members"].as_bool().unwrap_or(false),
+            include_redundant_members: v["include_redundant_members"].as_bool().unwrap_or(false),
         }
     }
 
@@ -78,7 +81,13 @@ pub struct SyncFilter {
     pub room: EventFilter,
     pub timeline: EventFilter,
     pub state: EventFilter,
+    pub ephemeral: EventFilter,
+    pub room_account_data: EventFilter,
+    pub account_data: EventFilter,
+    pub presence: EventFilter,
     pub include_leave: bool,
+    /// `event_format: "federation"`: timeline and state events as the PDUs servers exchange.
+    pub federation_format: bool,
 }
 
 impl SyncFilter {
@@ -87,7 +96,12 @@ impl SyncFilter {
             room: EventFilter::from_json(&v["room"]),
             timeline: EventFilter::from_json(&v["room"]["timeline"]),
             state: EventFilter::from_json(&v["room"]["state"]),
+            ephemeral: EventFilter::from_json(&v["room"]["ephemeral"]),
+            room_account_data: EventFilter::from_json(&v["room"]["account_data"]),
+            account_data: EventFilter::from_json(&v["account_data"]),
+            presence: EventFilter::from_json(&v["presence"]),
             include_leave: v["room"]["include_leave"].as_bool().unwrap_or(false),
+            federation_format: v["event_format"] == "federation",
         }
     }
 }

@@ -242,6 +242,20 @@ impl Ephemeral {
         out.into_iter().map(|(_, v)| v).collect()
     }
 
+    /// The current presence of each of `users`, changed lately or not (offline for those who
+    /// never said): for people a client has just come to share a room with.
+    pub fn presence_now(&self, users: &std::collections::BTreeSet<String>) -> Vec<Value> {
+        let everyone = users.iter().cloned().collect();
+        let known = self.presence_events(&everyone, i64::MIN, i64::MAX);
+        let mut out: Vec<Value> = known;
+        for u in users {
+            if !out.iter().any(|e| e["sender"] == u.as_str()) {
+                out.push(json!({ "type": "m.presence", "sender": u, "content": { "presence": "offline" } }));
+            }
+        }
+        out
+    }
+
     /// Stores a receipt (spec: POST /receipt). `thread_id` is "" for an unthreaded receipt.
     pub async fn put_receipt(
         &self,

@@ -129,7 +129,17 @@ pub struct Sync {
     ephemeral: Arc<Ephemeral>,
     e2ee: Arc<E2ee>,
     notifier: Arc<Notifier>,
+    /// With lazy-loaded members: whose member events each device has had, per room, so an
+    /// incremental sync sends a timeline sender's member event once (spec: "Lazy-loading room
+    /// members", redundant members only on request). In memory: after a restart, or once a
+    /// device is pushed out, they are sent once more, which the spec allows.
+    lazy_sent: parking_lot::Mutex<hashlink::LruCache<LazyKey, HashSet<String>>>,
 }
+
+/// (user, device, room).
+type LazyKey = (String, String, String);
+/// Devices-and-rooms whose lazily sent members are remembered.
+const LAZY_ROOMS: usize = 20_000;
 
 /// The event position of a pagination token (`s<n>`, or a whole sync token).
 pub fn parse_token(token: &str) -> Result<i64> {
@@ -148,7 +158,14 @@ impl Sync {
         e2ee: Arc<E2ee>,
         notifier: Arc<Notifier>,
     ) -> Self {
-        Self { rooms, account_data, ephemeral, e2ee, notifier }
+        Self {
+            rooms,
+            account_data,
+            ephemeral,
+            e2ee,
+            notifier,
+            lazy_sent: parking_lot::Mutex::new(hashlink::LruCache::new(LAZY_ROOMS)),
+        }
     }
 
     pub(crate) fn head(&self) -> SyncToken {
@@ -246,6 +263,9 @@ impl Sync {
                 json!({ "type": "m.push_rules", "content": { "global": ruma::push::Ruleset::server_default(user) } }),
             );
         }
+        global_data.retain(|e| params.filter.account_data.allows(e));
+        // People the user has just come to share a room with: their presence comes whole.
+        let mut newly_met: std::collections::BTreeSet<String> = Default::default();
 
         let memberships = self.rooms.memberships_of(user).await?;
         // An initial (or full-state) sync builds every joined room: read the first page of every
@@ -308,6 +328,27 @@ impl Sync {
                         continue;
                     }
                     let mut b = block.unwrap_or_else(|| json!({}));
+                    if fresh && since.is_some() && !params.full_state {
+                        for (who, membership, _) in storage::rooms::members(db, &m.room_id).await? {
+                            if membership == "join" && who != user.as_str() {
+                                newly_met.insert(who);
+                            }
+                        }
+                    } else if since.is_some() {
+                        // Those who joined a room the user is in.
+                        let joined = b["timeline"]["events"].as_array().into_iter().flatten().filter(|e| {
+                            e["type"] == "m.room.member"
+                                && e["content"]["membership"] == "join"
+                                && e["unsigned"]["prev_content"]["membership"] != "join"
+                        });
+                        newly_met.extend(
+                            joined.filter_map(|e| e["state_key"].as_str()).filter(|u| *u != user.as_str()).map(str::to_owned),
+                        );
+                    }
+                    let mut data = data;
+                    data.retain(|e| params.filter.room_account_data.allows(e));
+                    let mut ephemeral = ephemeral;
+                    ephemeral.retain(|e| params.filter.ephemeral.allows(e));
                     b["account_data"] = events(data);
                     b["ephemeral"] = events(ephemeral);
                     let ((notes, highlights), threads) = counts?;
@@ -365,6 +406,11 @@ impl Sync {
             people.extend(storage::rooms::co_members(db, user.as_str()).await?);
             presence = self.ephemeral.presence_events(&people, presence_since, head_token.presence);
         }
+        newly_met.retain(|u| !presence.iter().any(|e| e["sender"] == u.as_str()));
+        if !newly_met.is_empty() {
+            presence.extend(self.ephemeral.presence_now(&newly_met));
+        }
+        presence.retain(|e| params.filter.presence.allows(e));
         // End-to-end encryption: this device's to-device messages and key counts, and whose
         // device lists changed (keys, devices, or people who came or went in shared rooms).
         let (to_device, to_device_next) = self
@@ -461,6 +507,19 @@ impl Sync {
         Ok(out)
     }
 
+    /// Whether the room has a name or canonical alias to show (then it needs no heroes).
+    async fn is_named(&self, room_id: &str) -> Result<bool> {
+        let room = RoomId::parse(room_id).map_err(Error::internal)?;
+        for (kind, field) in [("m.room.name", "name"), ("m.room.canonical_alias", "alias")] {
+            if let Some(e) = self.rooms.current_state_event(&room, kind, "").await?
+                && super::rooms::content_of(&e.json)[field].as_str().is_some_and(|v| !v.is_empty())
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether the user's join happened after `since` (then the room is new to the client).
     async fn joined_after(&self, room_id: &str, user: &UserId, since: i64) -> Result<bool> {
         let before = self.rooms.state_at(room_id, since).await?;
@@ -496,6 +555,12 @@ impl Sync {
         let limit = timeline_limit(params);
         let after = if fresh { 0 } else { since.unwrap_or(0) };
         let view = |e: &StoredEvent| {
+            if params.filter.federation_format {
+                // The PDU as servers exchange it, with its ID (which the PDU itself omits).
+                let mut pdu = serde_json::to_value(&e.json).unwrap_or_default();
+                pdu["event_id"] = json!(e.row.event_id);
+                return pdu;
+            }
             client_event::format(
                 &View {
                     json: &e.json,
@@ -514,6 +579,9 @@ impl Sync {
         let mut picked: Vec<(i64, Value)> = Vec::new();
         let mut cursor = upto;
         let mut limited = false;
+        // `limit` events were picked; the rows after are only looked at for `limited`.
+        let mut full = false;
+        let mut reached_start = false;
         // While every row read so far was picked, the timeline is a contiguous run of the
         // room's events, and the state groups of the rows around it give the state before and
         // after it without asking the database.
@@ -532,6 +600,7 @@ impl Sync {
             let loaded: HashMap<String, std::sync::Arc<StoredEvent>> =
                 self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
             let exhausted = (rows.len() as i64) < limit as i64 + 1;
+            reached_start |= exhausted;
             if let Some(last) = rows.last() {
                 cursor = last.stream_ordering - 1;
             }
@@ -540,11 +609,25 @@ impl Sync {
             }
             for r in rows {
                 if picked.len() == limit {
-                    limited = true;
-                    if contiguous {
-                        group_before = Some(r.state_group);
+                    if !full {
+                        full = true;
+                        if contiguous {
+                            group_before = Some(r.state_group);
+                        }
+                        // A timeline of no events (`limit: 0`) leaves nothing out.
+                        if limit == 0 {
+                            break;
+                        }
                     }
-                    break;
+                    // Limited means an event the client would have been shown was left out:
+                    // the older ones a filter or visibility would hide do not count.
+                    if check.allows(&r).await?
+                        && loaded.get(&r.event_id).is_some_and(|e| params.filter.timeline.allows(&view(e)))
+                    {
+                        limited = true;
+                        break;
+                    }
+                    continue;
                 }
                 if !check.allows(&r).await? {
                     contiguous = false;
@@ -563,13 +646,23 @@ impl Sync {
                     contiguous = false;
                 }
             }
-            if limited || exhausted {
-                if exhausted && !limited && contiguous && after == 0 {
+            if limited || exhausted || (full && limit == 0) {
+                if exhausted && !full && contiguous && after == 0 {
                     // The whole history is in the timeline: nothing came before it.
                     group_before = Some(None);
                 }
                 break;
             }
+        }
+        // Looked as far as it goes without finding whether more would have been shown: say
+        // so, and the client pages back if it cares.
+        if full && limit > 0 && !limited && cursor > after && picked.len() == limit {
+            limited = !reached_start;
+        }
+        // A room the user joined since the last sync is limited whatever it holds, as Synapse
+        // marks it: the client must not take the timeline for the room's whole history.
+        if fresh && since.is_some() && !params.full_state && limit > 0 {
+            limited = true;
         }
         picked.reverse();
         if picked.is_empty() && !fresh {
@@ -604,16 +697,26 @@ impl Sync {
             self.rooms.events_shared(&state_ids).await?.iter().map(|e| view(e)).collect();
         state_events.retain(|e| params.filter.state.allows(e));
         if params.filter.state.lazy_load_members {
-            // Only the members the client needs to render the timeline, and the user's own.
+            // Only the members the client needs to render the timeline, and the user's own. An
+            // incremental sync's state delta keeps its membership changes (who joined or left in
+            // a gap), as Synapse sends them.
             let senders: HashSet<&str> =
                 timeline.iter().filter_map(|e| e["sender"].as_str()).chain([viewer.user_id]).collect();
-            state_events.retain(|e| {
-                e["type"] != "m.room.member" || e["state_key"].as_str().is_some_and(|k| senders.contains(k))
-            });
+            if fresh {
+                state_events.retain(|e| {
+                    e["type"] != "m.room.member" || e["state_key"].as_str().is_some_and(|k| senders.contains(k))
+                });
+            }
             // Every timeline sender's member event must reach the client, also in an incremental
-            // sync where a sender speaks for the first time since the client's lazy initial sync.
-            // Which members a device already has is not tracked, so they are sent again (the
-            // spec allows redundant members "to ease implementation").
+            // sync where a sender speaks for the first time since the client's lazy initial sync;
+            // once this device has it, not again unless redundant members are asked for.
+            let lazy_key = (viewer.user_id.to_owned(), viewer.device_id.to_owned(), room_id.to_owned());
+            let already: HashSet<String> = if fresh {
+                HashSet::new()
+            } else {
+                self.lazy_sent.lock().get(&lazy_key).cloned().unwrap_or_default()
+            };
+            let redundant = params.filter.state.include_redundant_members;
             let members_of = |events: &[Value]| -> HashSet<String> {
                 events
                     .iter()
@@ -625,8 +728,11 @@ impl Sync {
             have.extend(members_of(&timeline));
             // The user's own member event comes with a room new to the client; later it is only
             // sent when it changes (it is then in the state delta or the timeline).
-            let wanted: Vec<&str> =
-                senders.iter().copied().filter(|s| !have.contains(*s) && (fresh || *s != viewer.user_id)).collect();
+            let wanted: Vec<&str> = senders
+                .iter()
+                .copied()
+                .filter(|s| !have.contains(*s) && (fresh || *s != viewer.user_id) && (redundant || !already.contains(*s)))
+                .collect();
             if !wanted.is_empty() {
                 // The members as of the end of the timeline (the state before it for a new room).
                 let state = if fresh && !params.use_state_after {
@@ -643,6 +749,11 @@ impl Sync {
                     .collect();
                 state_events.extend(self.rooms.events_shared(&missing).await?.iter().map(|e| view(e)));
             }
+            // What the device has now.
+            let mut sent = already;
+            sent.extend(members_of(&state_events));
+            sent.extend(members_of(&timeline));
+            self.lazy_sent.lock().insert(lazy_key, sent);
         }
         if self.rooms.relations_after(room_id, timeline_start - 1) {
             self.rooms.bundle(&user, room_id, &mut timeline).await?;
@@ -664,7 +775,8 @@ impl Sync {
                 Some(m) => m,
                 None => storage::rooms::members(db, room_id).await?.into_iter().map(|(u, m, _)| (u, m)).collect(),
             };
-            block["summary"] = summary(&members, viewer.user_id);
+            let named = self.is_named(room_id).await?;
+            block["summary"] = summary(&members, viewer.user_id, named);
         }
         block[key] = events(state_events);
         if params.use_state_after {
@@ -719,9 +831,10 @@ fn diff(from: &StateMap, to: &StateMap) -> Vec<String> {
     out
 }
 
-/// Room summary (spec: "Room summary" in /sync): member counts and heroes for naming rooms
-/// without a name. `members` are (user, membership), ordered by user ID.
-fn summary(members: &[(String, String)], me: &str) -> Value {
+/// Room summary (spec: "Room summary" in /sync): member counts, and heroes for naming a room
+/// without a name or canonical alias (only then, as the spec and Synapse have it). `members` are
+/// (user, membership), ordered by user ID.
+fn summary(members: &[(String, String)], me: &str, named: bool) -> Value {
     let joined = members.iter().filter(|(_, m)| m == "join").count();
     let invited = members.iter().filter(|(_, m)| m == "invite").count();
     let heroes: Vec<&str> = members
@@ -730,11 +843,15 @@ fn summary(members: &[(String, String)], me: &str) -> Value {
         .map(|(u, _)| u.as_str())
         .take(5)
         .collect();
-    json!({ "m.heroes": heroes, "m.joined_member_count": joined, "m.invited_member_count": invited })
+    let mut out = json!({ "m.joined_member_count": joined, "m.invited_member_count": invited });
+    if !named {
+        out["m.heroes"] = json!(heroes);
+    }
+    out
 }
 
 fn timeline_limit(params: &SyncParams) -> usize {
-    params.filter.timeline.limit.unwrap_or(DEFAULT_TIMELINE_LIMIT).clamp(1, MAX_TIMELINE)
+    params.filter.timeline.limit.unwrap_or(DEFAULT_TIMELINE_LIMIT).min(MAX_TIMELINE)
 }
 
 /// What an initial /sync reads for all joined rooms in one query each, instead of once per

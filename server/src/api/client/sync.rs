@@ -26,6 +26,10 @@ pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::R
     let b = &req.body;
     let filter: Option<FilterDefinition> = match &b.filter {
         Some(sync_events::v3::Filter::FilterDefinition(f)) => Some(f.clone()),
+        // Inline JSON that ruma could not read as a filter (it then takes it for an ID).
+        Some(sync_events::v3::Filter::FilterId(id)) if id.trim_start().starts_with('{') => {
+            return Err(Error::not_json("The filter is not a valid filter JSON object"));
+        }
         Some(sync_events::v3::Filter::FilterId(id)) => Some(load_filter(&s, &session.user_id, id).await?),
         _ => None,
     };

@@ -1,0 +1,363 @@
+//! /sync as a broad black-box conformance suite (sytest's `31sync`) checks it, where clients
+//! rely on the details: `limited`, state next to the timeline, newly joined rooms, presence,
+//! filters in every form, lazy-loaded members and the room summary.
+
+mod common;
+
+use common::{SERVER_NAME, TestServer, assert_err};
+use serde_json::{Value, json};
+
+fn enc(v: &Value) -> String {
+    url_escape(&v.to_string())
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn room(s: &TestServer, token: &str, body: Value) -> String {
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(token), body).await;
+    assert_eq!(st, 200, "{v}");
+    v["room_id"].as_str().unwrap().to_owned()
+}
+
+async fn send(s: &TestServer, token: &str, room: &str, kind: &str, content: Value) -> String {
+    let txn = format!("t{}", rand_suffix());
+    let (st, v) = s.put(&format!("/_matrix/client/v3/rooms/{room}/send/{kind}/{txn}"), Some(token), content).await;
+    assert_eq!(st, 200, "{v}");
+    v["event_id"].as_str().unwrap().to_owned()
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn msg(s: &TestServer, token: &str, room: &str, body: &str) -> String {
+    send(s, token, room, "m.room.message", json!({"msgtype": "m.text", "body": body})).await
+}
+
+async fn join(s: &TestServer, token: &str, room: &str) {
+    let (st, v) = s.post(&format!("/_matrix/client/v3/join/{room}"), Some(token), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+}
+
+async fn filter_id(s: &TestServer, token: &str, user: &str, filter: Value) -> String {
+    let (st, v) = s.post(&format!("/_matrix/client/v3/user/{user}/filter"), Some(token), filter).await;
+    assert_eq!(st, 200, "{v}");
+    v["filter_id"].as_str().unwrap().to_owned()
+}
+
+async fn sync(s: &TestServer, token: &str, query: &str) -> Value {
+    let (st, v) = s.get(&format!("/_matrix/client/v3/sync?timeout=0&{query}"), Some(token)).await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+fn uid(name: &str) -> String {
+    format!("@{name}:{SERVER_NAME}")
+}
+
+fn events<'a>(v: &'a Value, path: &[&str]) -> Vec<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur["events"].as_array().map(|a| a.iter().collect()).unwrap_or_default()
+}
+
+fn members(state: &[&Value]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = state
+        .iter()
+        .filter(|e| e["type"] == "m.room.member")
+        .map(|e| (e["state_key"].as_str().unwrap().to_owned(), e["content"]["membership"].as_str().unwrap().to_owned()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn timelines_say_limited_only_when_events_were_left_out() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let me = uid("alice");
+    let r = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    let m1 = msg(&s, &alice, &r, "1").await;
+    let m2 = msg(&s, &alice, &r, "2").await;
+    let two = filter_id(&s, &alice, &me, json!({"room": {"timeline": {"limit": 2}}})).await;
+    let v = sync(&s, &alice, &format!("filter={two}")).await;
+    let tl = &v["rooms"]["join"][&r]["timeline"];
+    assert_eq!(tl["limited"], true, "{tl}");
+    assert!(tl["prev_batch"].is_string());
+    let ids: Vec<&str> = tl["events"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [m1.as_str(), m2.as_str()]);
+    // The prev_batch token pages on in /messages.
+    let (_, page) = s
+        .get(
+            &format!("/_matrix/client/v3/rooms/{r}/messages?from={}&limit=1&dir=b", tl["prev_batch"].as_str().unwrap()),
+            Some(&alice),
+        )
+        .await;
+    assert!(page["end"].is_string() && page["start"].is_string(), "{page}");
+
+    // A new room with a large limit: everything is in the timeline, nothing left out, and the
+    // state does not repeat what the timeline holds.
+    let fresh = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    let big = filter_id(&s, &alice, &me, json!({"room": {"timeline": {"limit": 100}}})).await;
+    let v = sync(&s, &alice, &format!("filter={big}")).await;
+    let block = &v["rooms"]["join"][&fresh];
+    assert_eq!(block["timeline"]["limited"], false, "{block}");
+    assert!(events(block, &["state"]).is_empty(), "state repeated from the timeline: {block}");
+
+    // A type filter that runs out of matching events before the limit is not limited.
+    let typed = json!({"room": {"timeline": {"limit": 1, "types": ["m.room.message"]}, "state": {"types": []}}});
+    let only = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    msg(&s, &alice, &only, "the only one").await;
+    for i in 0..12 {
+        send(&s, &alice, &only, "a.made.up.filler.type", json!({"filler": i})).await;
+    }
+    let v = sync(&s, &alice, &format!("filter={}", enc(&typed))).await;
+    let tl = &v["rooms"]["join"][&only]["timeline"];
+    assert_eq!(tl["events"].as_array().unwrap().len(), 1, "{tl}");
+    assert_eq!(tl["limited"], false, "no older message was left out: {tl}");
+
+    // Incremental: one new event with limit 1 is not limited, and prev_batch is there anyway.
+    let since = v["next_batch"].as_str().unwrap().to_owned();
+    msg(&s, &alice, &only, "next").await;
+    let v = sync(&s, &alice, &format!("filter={}&since={since}", enc(&typed))).await;
+    let tl = &v["rooms"]["join"][&only]["timeline"];
+    assert_eq!((tl["limited"].as_bool(), tl["prev_batch"].is_string()), (Some(false), true), "{tl}");
+}
+
+#[tokio::test]
+async fn a_newly_joined_room_is_limited_with_full_state_and_the_members_presence() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let r = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    s.put(&format!("/_matrix/client/v3/rooms/{r}/state/a.madeup.test.state/"), Some(&alice), json!({"my_key": 1}))
+        .await;
+    for i in 0..4 {
+        msg(&s, &alice, &r, &format!("before {i}")).await;
+    }
+    let first = sync(&s, &bob, "").await;
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+    for i in 0..4 {
+        msg(&s, &alice, &r, &format!("after {i}")).await;
+    }
+    join(&s, &bob, &r).await;
+    let f = json!({"room": {"timeline": {"types": ["m.room.message"], "limit": 10}, "state": {"types": ["a.madeup.test.state"]}}});
+    let v = sync(&s, &bob, &format!("since={since}&filter={}", enc(&f))).await;
+    let block = &v["rooms"]["join"][&r];
+    let n = block["timeline"]["events"].as_array().unwrap().len();
+    assert_eq!(block["timeline"]["limited"], n != 6, "a newly joined room's timeline is limited: {block}");
+    let state = events(block, &["state"]);
+    assert_eq!(state.len(), 1, "the whole (filtered) state, though it predates `since`: {block}");
+    assert_eq!(state[0]["content"]["my_key"], 1);
+    // Presence: the members Bob now shares a room with, once.
+    let presence: Vec<&Value> =
+        events(&v, &["presence"]).into_iter().filter(|e| e["sender"] != uid("bob").as_str()).collect();
+    assert_eq!(presence.len(), 1, "{v}");
+    assert_eq!(
+        (presence[0]["type"].as_str(), presence[0]["sender"].as_str()),
+        (Some("m.presence"), Some(uid("alice").as_str()))
+    );
+    let again = sync(&s, &bob, &format!("since={}", v["next_batch"].as_str().unwrap())).await;
+    assert!(events(&again, &["presence"]).is_empty(), "{again}");
+
+    // Alice hears of Bob's presence once he joins, though he never said anything about it.
+    let a0 = sync(&s, &alice, "set_presence=offline").await;
+    let carol = s.user("carol").await;
+    join(&s, &carol, &r).await;
+    let a1 = sync(&s, &alice, &format!("set_presence=offline&since={}", a0["next_batch"].as_str().unwrap())).await;
+    let senders: Vec<&str> = events(&a1, &["presence"]).iter().filter_map(|e| e["sender"].as_str()).collect();
+    assert_eq!(senders, [uid("carol").as_str()], "{a1}");
+}
+
+#[tokio::test]
+async fn a_display_name_change_is_not_a_new_join() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let r = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    s.put(&format!("/_matrix/client/v3/rooms/{r}/state/a.madeup.test.state/"), Some(&alice), json!({"my_key": 1}))
+        .await;
+    let f = json!({"room": {"timeline": {"types": []}, "state": {"types": ["a.madeup.test.state"]}, "ephemeral": {"types": []}}, "presence": {"types": []}});
+    let v = sync(&s, &alice, &format!("filter={}", enc(&f))).await;
+    assert_eq!(events(&v["rooms"]["join"][&r], &["state"]).len(), 1, "{v}");
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{r}/state/m.room.member/{}", uid("alice")),
+            Some(&alice),
+            json!({"membership": "join", "displayname": "boris"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    msg(&s, &alice, &r, "hello").await;
+    let v2 = sync(&s, &alice, &format!("filter={}&since={}", enc(&f), v["next_batch"].as_str().unwrap())).await;
+    assert!(v2["rooms"]["join"].as_object().is_none_or(|o| o.is_empty()), "{v2}");
+}
+
+#[tokio::test]
+async fn filters_in_every_form() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let me = uid("alice");
+    let r = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    let sent = msg(&s, &alice, &r, "Test message").await;
+    // Inline JSON with a zero timeline limit: the room is still there, with its state.
+    let inline = json!({"room": {"state": {"types": ["m.room.member"]}, "timeline": {"limit": 0}}});
+    let v = sync(&s, &alice, &format!("filter={}", enc(&inline))).await;
+    let block = &v["rooms"]["join"][&r];
+    assert!(events(block, &["timeline"]).is_empty(), "{block}");
+    let state = events(block, &["state"]);
+    assert_eq!(state.len(), 1, "{block}");
+    assert_eq!(state[0]["type"], "m.room.member");
+
+    // Federation format.
+    let fed =
+        filter_id(&s, &alice, &me, json!({"event_format": "federation", "room": {"timeline": {"limit": 1}}})).await;
+    let v = sync(&s, &alice, &format!("filter={fed}")).await;
+    let block = &v["rooms"]["join"][&r];
+    for key in ["timeline", "state", "ephemeral"] {
+        assert!(block.get(key).is_some(), "{key} missing: {block}");
+    }
+    let ev = &block["timeline"]["events"][0];
+    for key in [
+        "event_id",
+        "content",
+        "room_id",
+        "sender",
+        "origin_server_ts",
+        "type",
+        "prev_events",
+        "auth_events",
+        "depth",
+        "hashes",
+        "signatures",
+    ] {
+        assert!(ev.get(key).is_some(), "{key} missing from a federation-format event: {ev}");
+    }
+    assert_eq!((ev["event_id"].as_str(), ev["content"]["body"].as_str()), (Some(sent.as_str()), Some("Test message")));
+
+    // Lazy-loading flags are booleans, nothing else; malformed filters are refused.
+    for bad in [
+        json!({"room": {"state": {"lazy_load_members": "true"}}}),
+        json!({"room": {"state": {"lazy_load_members": 1}}}),
+        json!({"room": {"state": {"include_redundant_members": "true"}}}),
+        json!({"room": {"state": {"include_redundant_members": 1}}}),
+        json!({"presence": "nope"}),
+        json!({"room": {"timeline": []}}),
+        json!({"room": {"rooms": "!a:b"}}),
+        json!({"room": {"timeline": {"types": [0]}}}),
+        json!({"room": {"rooms": ["not_a_room_id"]}}),
+        json!({"room": {"timeline": {"senders": ["not_a_sender_id"]}}}),
+    ] {
+        let (st, v) = s.post(&format!("/_matrix/client/v3/user/{me}/filter"), Some(&alice), bad.clone()).await;
+        assert_eq!(st, 400, "{bad} -> {v}");
+    }
+    assert_err(
+        &s.get(&format!("/_matrix/client/v3/sync?filter={}", url_escape("{not json")), Some(&alice)).await,
+        400,
+        "M_NOT_JSON",
+    );
+}
+
+#[tokio::test]
+async fn lazy_loaded_members_follow_the_timeline_across_syncs() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let charlie = s.user("charlie").await;
+    let me = uid("alice");
+    let r = room(&s, &alice, json!({"preset": "public_chat", "name": "Named"})).await;
+    join(&s, &bob, &r).await;
+    join(&s, &charlie, &r).await;
+    for i in 0..10 {
+        msg(&s, &bob, &r, &format!("bob {i}")).await;
+    }
+    let ll =
+        filter_id(&s, &alice, &me, json!({"room": {"state": {"lazy_load_members": true}, "timeline": {"limit": 10}}}))
+            .await;
+    let v = sync(&s, &alice, &format!("filter={ll}")).await;
+    let block = &v["rooms"]["join"][&r];
+    assert_eq!(
+        members(&events(block, &["state"])),
+        [(uid("alice"), "join".into()), (uid("bob"), "join".into())],
+        "{block}"
+    );
+    // Charlie speaks: his member event comes with it, though he joined before `since`.
+    msg(&s, &charlie, &r, "charlie").await;
+    let v2 = sync(&s, &alice, &format!("filter={ll}&since={}", v["next_batch"].as_str().unwrap())).await;
+    assert_eq!(members(&events(&v2["rooms"]["join"][&r], &["state"])), [(uid("charlie"), "join".into())], "{v2}");
+    // Not again for his next message, unless redundant members are asked for.
+    msg(&s, &charlie, &r, "charlie again").await;
+    msg(&s, &bob, &r, "bob again").await;
+    let v3 = sync(&s, &alice, &format!("filter={ll}&since={}", v2["next_batch"].as_str().unwrap())).await;
+    assert!(members(&events(&v3["rooms"]["join"][&r], &["state"])).is_empty(), "{v3}");
+    let redundant = filter_id(
+        &s,
+        &alice,
+        &me,
+        json!({"room": {"state": {"lazy_load_members": true, "include_redundant_members": true}, "timeline": {"limit": 10}}}),
+    )
+    .await;
+    msg(&s, &charlie, &r, "charlie third").await;
+    msg(&s, &bob, &r, "bob third").await;
+    let v4 = sync(&s, &alice, &format!("filter={redundant}&since={}", v3["next_batch"].as_str().unwrap())).await;
+    assert_eq!(
+        members(&events(&v4["rooms"]["join"][&r], &["state"])),
+        [(uid("bob"), "join".into()), (uid("charlie"), "join".into())],
+        "{v4}"
+    );
+}
+
+#[tokio::test]
+async fn the_room_summary_names_heroes_only_for_unnamed_rooms() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let ll = json!({"room": {"state": {"lazy_load_members": true}}});
+    let unnamed = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    let named = room(&s, &alice, json!({"preset": "public_chat", "name": "A name"})).await;
+    let mut names = Vec::new();
+    for n in ["zed", "bob", "charlie", "dan", "erin", "fay"] {
+        let t = s.user(n).await;
+        join(&s, &t, &unnamed).await;
+        join(&s, &t, &named).await;
+        names.push(uid(n));
+    }
+    names.sort();
+    let v = sync(&s, &alice, &format!("filter={}", enc(&ll))).await;
+    assert_eq!(
+        v["rooms"]["join"][&unnamed]["summary"],
+        json!({"m.joined_member_count": 7, "m.invited_member_count": 0, "m.heroes": names[..5]}),
+        "{v}"
+    );
+    assert_eq!(
+        v["rooms"]["join"][&named]["summary"],
+        json!({"m.joined_member_count": 7, "m.invited_member_count": 0}),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn own_presence_and_set_presence_offline() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let f = json!({"presence": {"types": ["m.presence"]}});
+    // Syncing with set_presence=offline leaves a new user offline (or says nothing).
+    let v = sync(&s, &alice, &format!("set_presence=offline&filter={}", enc(&f))).await;
+    assert!(events(&v, &["presence"]).iter().all(|e| e["content"]["presence"] == "offline"), "{v}");
+    // An ordinary sync makes them online, and they see it.
+    sync(&s, &alice, "").await;
+    let v = sync(&s, &alice, &format!("set_presence=offline&filter={}", enc(&f))).await;
+    let mine: Vec<&Value> =
+        events(&v, &["presence"]).into_iter().filter(|e| e["sender"] == uid("alice").as_str()).collect();
+    assert_eq!(mine.len(), 1, "{v}");
+    assert_eq!(mine[0]["content"]["presence"], "online", "set_presence=offline does not set anything: {v}");
+}
