@@ -361,3 +361,42 @@ async fn own_presence_and_set_presence_offline() {
     assert_eq!(mine.len(), 1, "{v}");
     assert_eq!(mine[0]["content"]["presence"], "online", "set_presence=offline does not set anything: {v}");
 }
+
+/// A room with `joined` history: someone who left and came back sees, in the rejoined room's
+/// timeline, the state that changed while they were away (its current state), though not the
+/// messages; and a first join shows nothing from before it.
+#[tokio::test]
+async fn private_history_shows_the_joiner_only_what_they_may_see_and_the_current_state() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let r = room(
+        &s,
+        &alice,
+        json!({"preset": "public_chat", "initial_state": [
+        {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}}]}),
+    )
+    .await;
+    msg(&s, &alice, &r, "before bob").await;
+    join(&s, &bob, &r).await;
+    let v = sync(&s, &bob, "").await;
+    let bodies: Vec<&str> =
+        events(&v["rooms"]["join"][&r], &["timeline"]).iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    assert!(bodies.is_empty(), "nothing from before Bob joined: {v}");
+    let since = v["next_batch"].as_str().unwrap().to_owned();
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{r}/leave"), Some(&bob), json!({})).await.0, 200);
+    msg(&s, &alice, &r, "while bob was away").await;
+    join(&s, &carol, &r).await;
+    for i in 0..5 {
+        msg(&s, &alice, &r, &format!("more {i}")).await;
+    }
+    join(&s, &bob, &r).await;
+    let v = sync(&s, &bob, &format!("since={since}")).await;
+    let tl = events(&v["rooms"]["join"][&r], &["timeline"]);
+    assert!(
+        tl.iter().any(|e| e["type"] == "m.room.member" && e["state_key"] == uid("carol").as_str()),
+        "Carol's join, current state, is in the timeline: {v}"
+    );
+    assert!(!v.to_string().contains("while bob was away"), "{v}");
+}

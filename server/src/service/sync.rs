@@ -342,7 +342,10 @@ impl Sync {
                                 && e["unsigned"]["prev_content"]["membership"] != "join"
                         });
                         newly_met.extend(
-                            joined.filter_map(|e| e["state_key"].as_str()).filter(|u| *u != user.as_str()).map(str::to_owned),
+                            joined
+                                .filter_map(|e| e["state_key"].as_str())
+                                .filter(|u| *u != user.as_str())
+                                .map(str::to_owned),
                         );
                     }
                     let mut data = data;
@@ -507,6 +510,25 @@ impl Sync {
         Ok(out)
     }
 
+    /// Whether `row` is a state event that is part of the room's current state: those reach the
+    /// timeline even where history visibility hides the moment they were sent (someone who
+    /// came back to a room with `joined` history sees who joined meanwhile), as Synapse does.
+    async fn in_current_state(
+        &self,
+        room_id: &str,
+        row: &storage::events::EventRow,
+        current: &mut Option<HashSet<String>>,
+    ) -> Result<bool> {
+        if row.state_key.is_none() || row.rejected || row.soft_failed {
+            return Ok(false);
+        }
+        if current.is_none() {
+            let room = RoomId::parse(room_id).map_err(Error::internal)?;
+            *current = Some(self.rooms.current_state_ids(&room).await?.into_values().collect());
+        }
+        Ok(current.as_ref().is_some_and(|ids| ids.contains(&row.event_id)))
+    }
+
     /// Whether the room has a name or canonical alias to show (then it needs no heroes).
     async fn is_named(&self, room_id: &str) -> Result<bool> {
         let room = RoomId::parse(room_id).map_err(Error::internal)?;
@@ -579,6 +601,8 @@ impl Sync {
         let mut picked: Vec<(i64, Value)> = Vec::new();
         let mut cursor = upto;
         let mut limited = false;
+        // The room's current state event IDs, read when a hidden state event needs them.
+        let mut current_ids: Option<HashSet<String>> = None;
         // `limit` events were picked; the rows after are only looked at for `limited`.
         let mut full = false;
         let mut reached_start = false;
@@ -629,7 +653,7 @@ impl Sync {
                     }
                     continue;
                 }
-                if !check.allows(&r).await? {
+                if !check.allows(&r).await? && !self.in_current_state(room_id, &r, &mut current_ids).await? {
                     contiguous = false;
                     continue;
                 }
@@ -711,11 +735,8 @@ impl Sync {
             // sync where a sender speaks for the first time since the client's lazy initial sync;
             // once this device has it, not again unless redundant members are asked for.
             let lazy_key = (viewer.user_id.to_owned(), viewer.device_id.to_owned(), room_id.to_owned());
-            let already: HashSet<String> = if fresh {
-                HashSet::new()
-            } else {
-                self.lazy_sent.lock().get(&lazy_key).cloned().unwrap_or_default()
-            };
+            let already: HashSet<String> =
+                if fresh { HashSet::new() } else { self.lazy_sent.lock().get(&lazy_key).cloned().unwrap_or_default() };
             let redundant = params.filter.state.include_redundant_members;
             let members_of = |events: &[Value]| -> HashSet<String> {
                 events
@@ -731,7 +752,9 @@ impl Sync {
             let wanted: Vec<&str> = senders
                 .iter()
                 .copied()
-                .filter(|s| !have.contains(*s) && (fresh || *s != viewer.user_id) && (redundant || !already.contains(*s)))
+                .filter(|s| {
+                    !have.contains(*s) && (fresh || *s != viewer.user_id) && (redundant || !already.contains(*s))
+                })
                 .collect();
             if !wanted.is_empty() {
                 // The members as of the end of the timeline (the state before it for a new room).
