@@ -217,6 +217,8 @@ views.settings = async () => {
   const f = $("#settings-form");
   for (const r of f.registration) r.checked = r.value === s.registration;
   f.url.value = s.public_baseurl;
+  f.admin_email.value = s.admin_email || "";
+  f.support_page.value = s.support_page || "";
   $("#open-warning").hidden = s.registration !== "open";
   $("#confirm-open").checked = s.registration === "open";
 };
@@ -508,6 +510,8 @@ $("#settings-form").addEventListener("submit", (e) => {
   const body = {
     registration: f.registration.value,
     public_baseurl: f.url.value.trim(),
+    admin_email: f.admin_email.value.trim(),
+    support_page: f.support_page.value.trim(),
     confirm_open_registration: $("#confirm-open").checked,
   };
   const button = f.querySelector("button[type=submit]");

@@ -127,6 +127,16 @@ async fn the_wizard_sets_up_the_server_and_the_dashboard_invites_manages_and_dea
     let (st, v) = register(serde_json::json!({"username": "coded", "password": "a-long-password"})).await;
     assert_eq!(st, 401, "{v}");
     assert_eq!(v["flows"][0]["stages"][0], "m.login.registration_token", "{v}");
+    // The help contacts set in Settings reach apps: the admin, their email, the help page.
+    let support: Value =
+        reqwest::get(format!("{}/.well-known/matrix/support", server.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(support["support_page"], "https://family.test/help", "{support}");
+    let contacts = support["contacts"].as_array().unwrap();
+    assert!(contacts.iter().any(|c| c["matrix_id"] == "@mum:family.test"), "{support}");
+    assert!(
+        contacts.iter().any(|c| c["email_address"] == "nana@family.test" && c["role"] == "m.role.admin"),
+        "{support}"
+    );
 
     flow(&["deactivate", &admin_url, &user]).await;
     let again = client(&server).await;

@@ -251,6 +251,12 @@ try {
     await page.getByRole("alert").filter({ hasText: "Confirm it" }).waitFor();
     await settings.getByLabel("Also anyone with an invite code, from their Matrix app").check();
     check(await page.locator("#open-warning").isHidden(), "the warning goes away");
+    // Help for users: a bad page address is explained; then an email and a page.
+    await settings.getByLabel("A help page (optional)").fill("not a page");
+    await page.getByRole("button", { name: "Save and restart" }).click();
+    await page.getByRole("alert").filter({ hasText: "is not an http(s) address" }).waitFor();
+    await settings.getByLabel("Your email address (optional)").fill("nana@family.test");
+    await settings.getByLabel("A help page (optional)").fill("https://family.test/help");
     await page.getByRole("button", { name: "Save and restart" }).click();
     await page.getByRole("alert").filter({ hasText: "Saved and applied" }).waitFor({ timeout: 30000 });
     check(await settings.getByLabel("Also anyone with an invite code, from their Matrix app").isChecked(), "the new policy is shown");

@@ -747,6 +747,13 @@ impl Config {
                 .as_bool()
                 .ok_or_else(|| err(format!("setting `behind_proxy` in the database: `{v}` is not true or false")))?;
         }
+        // Help for users (`/.well-known/matrix/support`); null clears what the file set.
+        if let Some(v) = settings.get("support_page") {
+            self.support_page = v.as_str().map(str::to_owned);
+        }
+        if let Some(v) = settings.get("admin_contact") {
+            self.admin_contact = v.as_str().map(str::to_owned);
+        }
         if let Some(v) = settings.get("turn_uris") {
             self.turn_uris = v
                 .as_array()

@@ -19,6 +19,8 @@ pub async fn get_settings(State(s): State<AppState>) -> Result<AxumJson<Value>> 
     Ok(AxumJson(json!({
         "registration": s.config.registration_policy(),
         "public_baseurl": s.config.public_baseurl(),
+        "support_page": s.config.support_page,
+        "admin_email": s.config.admin_contact.as_deref().and_then(|c| c.strip_prefix("mailto:")),
         "stored": stored,
     })))
 }
@@ -27,6 +29,10 @@ pub async fn get_settings(State(s): State<AppState>) -> Result<AxumJson<Value>> 
 pub struct Body {
     registration: Option<String>,
     public_baseurl: Option<String>,
+    /// A page with help for the server's users ("" removes it).
+    support_page: Option<String>,
+    /// The admin's email address, for users who need help ("" removes it).
+    admin_email: Option<String>,
     /// Open registration lets spam bots in: the dashboard asks the admin to confirm it.
     #[serde(default)]
     confirm_open_registration: bool,
@@ -53,6 +59,15 @@ pub(super) fn checked_base_url(s: &AppState, url: &str) -> Result<String> {
     Ok(probe.validate().map_err(|e| Error::invalid_param(e.to_string()))?.public_baseurl())
 }
 
+/// `name@domain.tld`, without spaces or anything a mailto: URI would need escaped.
+fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    !local.is_empty()
+        && local.chars().all(|c| c.is_ascii_alphanumeric() || ".!#$%&'*+-/=^_`{|}~".contains(c))
+        && crate::service::reverse_proxy::valid_host(domain)
+        && domain.contains('.')
+}
+
 /// PUT /_hearth/admin/v1/settings
 pub async fn put_settings(State(s): State<AppState>, Json(body): Json<Body>) -> Result<AxumJson<Value>> {
     let mut changes = Vec::new();
@@ -63,8 +78,30 @@ pub async fn put_settings(State(s): State<AppState>, Json(body): Json<Body>) -> 
     if let Some(url) = &body.public_baseurl {
         changes.push(("public_baseurl", json!(checked_base_url(&s, url)?)));
     }
+    if let Some(page) = &body.support_page {
+        let page = page.trim();
+        let value = if page.is_empty() {
+            Value::Null
+        } else if url::Url::parse(page).is_ok_and(|u| matches!(u.scheme(), "https" | "http")) {
+            json!(page)
+        } else {
+            return Err(Error::invalid_param(format!("support_page: `{page}` is not an http(s) address")));
+        };
+        changes.push(("support_page", value));
+    }
+    if let Some(email) = &body.admin_email {
+        let email = email.trim();
+        let value = if email.is_empty() {
+            Value::Null
+        } else if valid_email(email) {
+            json!(format!("mailto:{email}"))
+        } else {
+            return Err(Error::invalid_param(format!("admin_email: `{email}` is not an email address")));
+        };
+        changes.push(("admin_contact", value));
+    }
     if changes.is_empty() {
-        return Err(Error::missing_param("Give registration or public_baseurl"));
+        return Err(Error::missing_param("Give registration, public_baseurl, support_page or admin_email"));
     }
     for (key, value) in &changes {
         crate::service::setup::store(&s.db, key, value).await?;

@@ -96,13 +96,14 @@ pub async fn get_capabilities(
 }
 
 /// GET /.well-known/matrix/support: who runs this server. The server's admins are its contacts
-/// (a family's server has no support desk), with the page `support_page` names if set; with
-/// neither, 404 as the spec says.
+/// (a family's server has no support desk), with the email address of `admin_contact` when it
+/// is a `mailto:` URI and the page `support_page` names if set (both can be set in the
+/// dashboard's Settings); with none of these, 404 as the spec says.
 pub async fn discover_support(
     State(s): State<AppState>,
     _: Ruma<discover_support::Request>,
 ) -> Result<RumaResponse<discover_support::Response>> {
-    let contacts: Vec<discover_support::Contact> = s
+    let mut contacts: Vec<discover_support::Contact> = s
         .accounts
         .list_users()
         .await?
@@ -111,6 +112,12 @@ pub async fn discover_support(
         .filter_map(|u| ruma::OwnedUserId::try_from(u.user_id).ok())
         .map(|id| discover_support::Contact::with_matrix_id(discover_support::ContactRole::Admin, id))
         .collect();
+    if let Some(email) = s.config.admin_contact.as_deref().and_then(|c| c.strip_prefix("mailto:")) {
+        contacts.push(discover_support::Contact::with_email_address(
+            discover_support::ContactRole::Admin,
+            email.to_owned(),
+        ));
+    }
     if contacts.is_empty() && s.config.support_page.is_none() {
         return Err(Error::not_found("No contact for this server is known"));
     }
