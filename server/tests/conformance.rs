@@ -221,6 +221,23 @@ async fn whois_shows_devices_to_the_user_and_to_admins() {
     assert_eq!(st, 200, "{v}");
     assert!(v["devices"][device].is_object());
     assert_err(&s.get("/_matrix/client/v3/admin/whois/@nobody:hearth.test", Some(root)).await, 404, "M_NOT_FOUND");
+
+    // The app a device was last seen with: its User-Agent, from its first request on.
+    let (_, login) = s
+        .post("/_matrix/client/v3/login", None, json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "password1"}))
+        .await;
+    let (token, phone) = (login["access_token"].as_str().unwrap(), login["device_id"].as_str().unwrap());
+    let resp = s
+        .http
+        .get(format!("{}/_matrix/client/v3/account/whoami", s.base))
+        .bearer_auth(token)
+        .header("User-Agent", "Element X/1.0 (iPhone)")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (_, v) = s.get("/_matrix/client/v3/admin/whois/@alice:hearth.test", Some(root)).await;
+    assert_eq!(v["devices"][phone]["sessions"][0]["connections"][0]["user_agent"], "Element X/1.0 (iPhone)", "{v}");
 }
 
 /// Sending the state a room already has, or joining a room one is in, makes no new event: the

@@ -116,20 +116,34 @@ pub fn access_token(parts: &Parts) -> Result<Option<String>, Error> {
 /// Authenticates per `kind`; `Ok(None)` for unauthenticated endpoints and absent optional tokens.
 pub async fn authenticate(state: &AppState, parts: &Parts, kind: AuthKind) -> Result<Option<Session>, Error> {
     let ip = client_ip(parts).map(|i| i.to_string());
+    let agent = user_agent(parts);
     match kind {
         AuthKind::None => Ok(None),
         AuthKind::Federation => {
             Err(Error::unrecognized(StatusCode::NOT_FOUND, "Federation is not available on this server yet"))
         }
         AuthKind::Optional => match access_token(parts)? {
-            Some(t) => Ok(Some(unless_locked(in_span(state.accounts.authenticate(&t, ip.as_deref()).await?), parts)?)),
+            Some(t) => {
+                Ok(Some(unless_locked(in_span(state.accounts.authenticate(&t, ip.as_deref(), agent).await?), parts)?))
+            }
             None => Ok(None),
         },
         AuthKind::Required => {
             let t = access_token(parts)?.ok_or_else(Error::missing_token)?;
-            Ok(Some(unless_locked(in_span(state.accounts.authenticate(&t, ip.as_deref()).await?), parts)?))
+            Ok(Some(unless_locked(in_span(state.accounts.authenticate(&t, ip.as_deref(), agent).await?), parts)?))
         }
     }
+}
+
+/// The client's User-Agent, as far as it is printable text, cut at 512 bytes: it is stored
+/// with the device's last sighting and shown to admins.
+fn user_agent(parts: &Parts) -> Option<&str> {
+    let ua = parts.headers.get(http::header::USER_AGENT)?.to_str().ok()?.trim();
+    let mut end = ua.len().min(512);
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(&ua[..end]).filter(|u| !u.is_empty())
 }
 
 /// A locked account may only log out (spec: "Account locking"); everything else answers 401

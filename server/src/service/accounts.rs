@@ -492,7 +492,7 @@ impl Accounts {
 
     /// Authenticates an access token. An expired refreshable token answers M_UNKNOWN_TOKEN with
     /// soft_logout, so the client refreshes instead of dropping its session.
-    pub async fn authenticate(&self, token: &str, ip: Option<&str>) -> Result<Session> {
+    pub async fn authenticate(&self, token: &str, ip: Option<&str>, user_agent: Option<&str>) -> Result<Session> {
         let hash = tokens::hash(token);
         let now = now_ms();
         let cached = self.sessions.with(|c| c.get(&hash).cloned());
@@ -507,6 +507,7 @@ impl Accounts {
                     c.session.device_id.as_str(),
                     now,
                     ip,
+                    user_agent,
                 )
                 .await?;
                 self.sessions.with(|c| {
@@ -540,8 +541,10 @@ impl Accounts {
             self.sessions_changed();
         }
         let mut last_seen_ts = row.last_seen_ts;
-        if row.last_seen_ts.is_none_or(|t| now - t > LAST_SEEN_GRANULARITY_MS) {
-            storage::devices::touch(&self.db.write, &row.user_id, &row.device_id, now, ip).await?;
+        // The first use of a token (after login, or after a restart) records the client's user
+        // agent as well; later ones only every LAST_SEEN_GRANULARITY_MS.
+        if user_agent.is_some() || row.last_seen_ts.is_none_or(|t| now - t > LAST_SEEN_GRANULARITY_MS) {
+            storage::devices::touch(&self.db.write, &row.user_id, &row.device_id, now, ip, user_agent).await?;
             last_seen_ts = Some(now);
         }
         let session = Session {

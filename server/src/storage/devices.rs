@@ -8,6 +8,7 @@ pub struct DeviceRow {
     pub display_name: Option<String>,
     pub last_seen_ts: Option<i64>,
     pub last_seen_ip: Option<String>,
+    pub last_seen_user_agent: Option<String>,
 }
 
 /// Creates the device, or keeps an existing one (its display name is left as it was, as the spec
@@ -38,7 +39,8 @@ pub async fn upsert(
 
 pub async fn list(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<DeviceRow>> {
     sqlx::query_as(
-        "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices WHERE user_id = ? ORDER BY created_ts, device_id",
+        "SELECT device_id, display_name, last_seen_ts, last_seen_ip, last_seen_user_agent FROM devices
+         WHERE user_id = ? ORDER BY created_ts, device_id",
     )
     .bind(user_id)
     .fetch_all(ex)
@@ -47,7 +49,8 @@ pub async fn list(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Ve
 
 pub async fn get(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str) -> sqlx::Result<Option<DeviceRow>> {
     sqlx::query_as(
-        "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices WHERE user_id = ? AND device_id = ?",
+        "SELECT device_id, display_name, last_seen_ts, last_seen_ip, last_seen_user_agent FROM devices
+         WHERE user_id = ? AND device_id = ?",
     )
     .bind(user_id)
     .bind(device_id)
@@ -77,14 +80,20 @@ pub async fn touch(
     device_id: &str,
     now: i64,
     ip: Option<&str>,
+    user_agent: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE devices SET last_seen_ts = ?, last_seen_ip = ? WHERE user_id = ? AND device_id = ?")
-        .bind(now)
-        .bind(ip)
-        .bind(user_id)
-        .bind(device_id)
-        .execute(ex)
-        .await?;
+    sqlx::query(
+        "UPDATE devices SET last_seen_ts = ?, last_seen_ip = ?,
+             last_seen_user_agent = COALESCE(?, last_seen_user_agent)
+         WHERE user_id = ? AND device_id = ?",
+    )
+    .bind(now)
+    .bind(ip)
+    .bind(user_agent)
+    .bind(user_id)
+    .bind(device_id)
+    .execute(ex)
+    .await?;
     Ok(())
 }
 

@@ -148,7 +148,7 @@ async fn create_or_upgrade(
     ip: Option<&str>,
 ) -> Result<ruma::OwnedUserId> {
     if let Some(guest_token) = &body.guest_access_token {
-        let guest = s.accounts.authenticate(guest_token, ip).await?;
+        let guest = s.accounts.authenticate(guest_token, ip, None).await?;
         if !guest.is_guest {
             return Err(Error::forbidden("guest_access_token does not belong to a guest account"));
         }

@@ -34,6 +34,7 @@ pub async fn get_user_info(
     for device in s.accounts.devices(target).await? {
         let mut connection = get_user_info::v3::ConnectionInfo::new();
         connection.ip = device.last_seen_ip;
+        connection.user_agent = device.last_seen_user_agent;
         connection.last_seen =
             device.last_seen_ts.and_then(|t| UInt::new(t.max(0) as u64)).map(MilliSecondsSinceUnixEpoch);
         let mut session_info = get_user_info::v3::SessionInfo::new();
