@@ -257,20 +257,7 @@ impl Report {
 
 /// Every rate limit out of the way, as for Synapse and Conduit: the benchmark measures serving,
 /// not limiting.
-const HEARTH_LIMITS: &str = r#"rc_registration = { per_second = 10000, burst_count = 10000 }
-rc_registration_token_validity = { per_second = 10000, burst_count = 10000 }
-rc_login = { address = { per_second = 10000, burst_count = 10000 }, account = { per_second = 10000, burst_count = 10000 }, failed_attempts = { per_second = 10000, burst_count = 10000 } }
-rc_message = { per_second = 10000, burst_count = 10000 }
-rc_room_creation = { per_second = 10000, burst_count = 10000 }
-rc_joins = { local = { per_second = 10000, burst_count = 10000 }, remote = { per_second = 10000, burst_count = 10000 } }
-rc_joins_per_room = { per_second = 10000, burst_count = 10000 }
-rc_invites = { per_room = { per_second = 10000, burst_count = 10000 }, per_user = { per_second = 10000, burst_count = 10000 }, per_issuer = { per_second = 10000, burst_count = 10000 } }
-rc_media_create = { per_second = 10000, burst_count = 10000 }
-rc_presence = { per_user = { per_second = 10000, burst_count = 10000 } }
-rc_reports = { per_second = 10000, burst_count = 10000 }
-rc_key_requests = { per_second = 10000, burst_count = 10000 }
-rc_user_directory = { per_second = 10000, burst_count = 10000 }
-rc_profile = { per_second = 10000, burst_count = 10000 }"#;
+const HEARTH_LIMITS: &str = include_str!("../../tests/lax_rate_limits.toml");
 
 fn start_hearth(bin: &str, dir: &std::path::Path, port: u16) -> Result<Child> {
     let config = dir.join("homeserver.toml");

@@ -492,7 +492,7 @@ async fn initial_sync_state_is_the_state_before_the_timeline() {
     send_text(&s, &alice, &room, "b2", "after").await;
 
     let sync_with = async |filter: Value, extra: &str| {
-        let f = urlencode(&filter.to_string());
+        let f = common::urlencode(&filter.to_string());
         s.get(&format!("/_matrix/client/v3/sync?filter={f}{extra}"), Some(&alice)).await.1
     };
     let names = |events: &Value| -> Vec<String> {
@@ -532,15 +532,6 @@ async fn initial_sync_state_is_the_state_before_the_timeline() {
     assert_eq!(names(&block["state_after"]["events"]), ["new"], "{block}");
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Lazy-loading members (spec: "Lazy-loading room members"): the client gets the member event of
 /// every timeline sender, including someone who speaks for the first time after the client's
 /// initial sync left their membership out.
@@ -556,8 +547,9 @@ async fn lazy_loading_sends_a_new_speakers_member_event_in_incremental_syncs() {
     for i in 0..5 {
         send_text(&s, &alice, &room, &format!("a{i}"), "hello").await;
     }
-    let filter =
-        urlencode(&json!({"room": {"timeline": {"limit": 3}, "state": {"lazy_load_members": true}}}).to_string());
+    let filter = common::urlencode(
+        &json!({"room": {"timeline": {"limit": 3}, "state": {"lazy_load_members": true}}}).to_string(),
+    );
     let (_, first) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(&alice)).await;
     let member_keys = |block: &Value| -> Vec<String> {
         let mut keys: Vec<String> = ["state", "timeline"]

@@ -8,16 +8,7 @@ use common::{SERVER_NAME, TestServer, assert_err};
 use serde_json::{Value, json};
 
 fn enc(v: &Value) -> String {
-    url_escape(&v.to_string())
-}
-
-fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    common::urlencode(&v.to_string())
 }
 
 async fn room(s: &TestServer, token: &str, body: Value) -> String {
@@ -262,7 +253,7 @@ async fn filters_in_every_form() {
         assert_eq!(st, 400, "{bad} -> {v}");
     }
     assert_err(
-        &s.get(&format!("/_matrix/client/v3/sync?filter={}", url_escape("{not json")), Some(&alice)).await,
+        &s.get(&format!("/_matrix/client/v3/sync?filter={}", common::urlencode("{not json")), Some(&alice)).await,
         400,
         "M_NOT_JSON",
     );

@@ -103,20 +103,7 @@ log_level = "info"
 secret_store = "file"
 enable_registration = true
 enable_registration_without_verification = true
-rc_registration = { per_second = 1000, burst_count = 1000 }
-rc_registration_token_validity = { per_second = 1000, burst_count = 1000 }
-rc_login = { address = { per_second = 1000, burst_count = 1000 }, account = { per_second = 1000, burst_count = 1000 }, failed_attempts = { per_second = 1000, burst_count = 1000 } }
-rc_message = { per_second = 1000, burst_count = 1000 }
-rc_room_creation = { per_second = 1000, burst_count = 1000 }
-rc_joins = { local = { per_second = 1000, burst_count = 1000 }, remote = { per_second = 1000, burst_count = 1000 } }
-rc_joins_per_room = { per_second = 1000, burst_count = 1000 }
-rc_invites = { per_room = { per_second = 1000, burst_count = 1000 }, per_user = { per_second = 1000, burst_count = 1000 }, per_issuer = { per_second = 1000, burst_count = 1000 } }
-rc_media_create = { per_second = 1000, burst_count = 1000 }
-rc_presence = { per_user = { per_second = 1000, burst_count = 1000 } }
-rc_reports = { per_second = 1000, burst_count = 1000 }
-rc_key_requests = { per_second = 1000, burst_count = 1000 }
-rc_user_directory = { per_second = 1000, burst_count = 1000 }
-rc_profile = { per_second = 1000, burst_count = 1000 }
+$(cat "$REPO/tests/lax_rate_limits.toml")
 
 [admin]
 port = 8009

@@ -107,20 +107,7 @@ pub fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, St
 }
 
 /// Every rate limit far above what a test sends (tests about a limit set theirs in `extra`).
-const LAX_LIMITS: &str = r#"rc_registration = { per_second = 1000, burst_count = 1000 }
-rc_registration_token_validity = { per_second = 1000, burst_count = 1000 }
-rc_login = { address = { per_second = 1000, burst_count = 1000 }, account = { per_second = 1000, burst_count = 1000 }, failed_attempts = { per_second = 1000, burst_count = 1000 } }
-rc_message = { per_second = 1000, burst_count = 1000 }
-rc_room_creation = { per_second = 1000, burst_count = 1000 }
-rc_joins = { local = { per_second = 1000, burst_count = 1000 }, remote = { per_second = 1000, burst_count = 1000 } }
-rc_joins_per_room = { per_second = 1000, burst_count = 1000 }
-rc_invites = { per_room = { per_second = 1000, burst_count = 1000 }, per_user = { per_second = 1000, burst_count = 1000 }, per_issuer = { per_second = 1000, burst_count = 1000 } }
-rc_media_create = { per_second = 1000, burst_count = 1000 }
-rc_presence = { per_user = { per_second = 1000, burst_count = 1000 } }
-rc_reports = { per_second = 1000, burst_count = 1000 }
-rc_key_requests = { per_second = 1000, burst_count = 1000 }
-rc_user_directory = { per_second = 1000, burst_count = 1000 }
-rc_profile = { per_second = 1000, burst_count = 1000 }"#;
+const LAX_LIMITS: &str = include_str!("../../../tests/lax_rate_limits.toml");
 
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("homeserver.toml");

@@ -15,6 +15,16 @@ use tempfile::TempDir;
 
 pub const SERVER_NAME: &str = "hearth.test";
 
+/// Percent-encodes everything but unreserved characters (for IDs and JSON in URLs).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub struct TestServer {
     pub running: Option<Running>,
     pub base: String,
