@@ -114,3 +114,57 @@ async fn cross_signing_set_up_at_login_vouches_for_the_device() {
         info.verification_state
     );
 }
+
+/// A guest (no account, as a "join as guest" link gives) joins a room whose guest access is
+/// `can_join` and reads and writes there; a room without it refuses them, and endpoints beyond
+/// the spec's guest list answer M_GUEST_ACCESS_FORBIDDEN.
+#[tokio::test]
+async fn a_guest_joins_a_room_that_admits_guests() {
+    use matrix_sdk::ruma::{
+        api::client::account::register,
+        events::{
+            AnyInitialStateEvent, InitialStateEvent,
+            room::guest_access::{GuestAccess, RoomGuestAccessEventContent},
+        },
+        serde::Raw,
+    };
+    let server = hearth_blackbox::start(async |c| {
+        c.allow_guest_access = true;
+        hearth_server::register_user_offline(c.clone(), "alice", "password-alice".to_owned(), false).await.unwrap();
+    })
+    .await;
+    let alice = signed_in(&server, "alice").await;
+    let mut req = create_room::v3::Request::new();
+    req.preset = Some(create_room::v3::RoomPreset::PublicChat);
+    let guests_welcome: Raw<AnyInitialStateEvent> =
+        Raw::new(&InitialStateEvent::with_empty_state_key(RoomGuestAccessEventContent::new(GuestAccess::CanJoin)))
+            .unwrap()
+            .cast();
+    req.initial_state = vec![guests_welcome];
+    let open = alice.create_room(req).await.unwrap();
+    open.send(RoomMessageEventContent::text_plain("welcome, visitor")).await.unwrap();
+    let mut req = create_room::v3::Request::new();
+    req.preset = Some(create_room::v3::RoomPreset::PublicChat);
+    let members_only = alice.create_room(req).await.unwrap();
+
+    let guest = hearth_blackbox::client(&server).await;
+    let mut req = register::v3::Request::new();
+    req.kind = register::RegistrationKind::Guest;
+    let registered = guest.matrix_auth().register(req).await.expect("guest registration");
+    assert!(registered.user_id.localpart().chars().all(|c| c.is_ascii_digit()), "{}", registered.user_id);
+
+    let refused = guest.join_room_by_id(members_only.room_id()).await.expect_err("no guests there");
+    // (matrix-sdk wraps these errors where `client_api_error_kind` does not look.)
+    assert!(format!("{refused:?}").contains("kind: GuestAccessForbidden"), "{refused:?}");
+    let room = guest.join_room_by_id(open.room_id()).await.expect("the guest joins");
+    guest.sync_once(SyncSettings::default()).await.unwrap();
+    let history = room.messages(MessagesOptions::backward()).await.unwrap();
+    assert!(plain_bodies(&history.chunk).contains(&"welcome, visitor".to_owned()));
+    room.send(RoomMessageEventContent::text_plain("hello from a guest")).await.expect("guests may talk");
+    alice.sync_once(SyncSettings::default()).await.unwrap();
+    let seen = alice.get_room(open.room_id()).unwrap().messages(MessagesOptions::backward()).await.unwrap();
+    assert_eq!(plain_bodies(&seen.chunk)[0], "hello from a guest");
+    // Creating rooms is not on the guest list.
+    let err = guest.create_room(create_room::v3::Request::new()).await.expect_err("guests cannot create rooms");
+    assert!(format!("{err:?}").contains("kind: GuestAccessForbidden"), "{err:?}");
+}

@@ -266,8 +266,15 @@ fn guest_allowed(method: &Method, route: &str) -> bool {
         // Not in the spec's list, but Synapse lets guests call too (unless turn_allow_guests
         // is off, which the handler checks).
         ("GET", "/voip/turnServer"),
+        // Also Synapse's, and what clients ask at start or need for a room they joined.
+        ("GET", "/capabilities"),
+        ("GET", "/keys/changes"),
+        ("GET", "/rooms/{room_id}/relations/{event_id}"),
+        ("GET", "/rooms/{room_id}/relations/{event_id}/{rel_type}"),
+        ("GET", "/rooms/{room_id}/relations/{event_id}/{rel_type}/{event_type}"),
     ];
-    let suffix = route_suffix(route);
+    // A state path with an empty state key is routed with a trailing `/`: the same endpoint.
+    let suffix = route_suffix(route).trim_end_matches('/');
     ALLOWED.iter().any(|(m, p)| m == method && p.strip_prefix('/') == Some(suffix))
 }
 
@@ -341,8 +348,14 @@ where
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
         let (mut parts, body) = req.into_parts();
         // Who asks comes first: an anonymous request learns nothing about its parameters.
-        let session = authenticate(state, &parts, <T::Authentication as AuthRequirement>::KIND).await?;
-        if let Some(s) = &session {
+        let kind = <T::Authentication as AuthRequirement>::KIND;
+        let session = authenticate(state, &parts, kind).await?;
+        // Endpoints open to anyone (/versions, profiles, the room directory) are open to guests
+        // too: matrix-sdk asks for /versions with its token first, and refusing it there would
+        // stop a guest's client before it starts.
+        if let Some(s) = &session
+            && kind == AuthKind::Required
+        {
             check_guest(s, &parts)?;
         }
         let mut path_args: Vec<String> = RawPathParams::from_request_parts(&mut parts, state)
