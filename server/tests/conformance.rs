@@ -880,3 +880,22 @@ async fn peeking_and_the_legacy_initial_sync_and_event_stream() {
     assert_eq!(left["membership"], "leave", "{left}");
     assert!(!left.to_string().contains("after bob left"), "{left}");
 }
+
+/// Guests use what the spec's guest list (and Synapse) allows them: the endpoints a client
+/// calls at start, their display name (but no other profile field), and not account management.
+#[tokio::test]
+async fn guests_reach_what_the_guest_list_allows() {
+    let s = TestServer::start_with(|c| c.allow_guest_access = true).await;
+    let (_, g) = s.post("/_matrix/client/v3/register?kind=guest", None, json!({})).await;
+    let (token, me) = (g["access_token"].as_str().unwrap(), g["user_id"].as_str().unwrap().to_owned());
+    for path in ["/_matrix/client/versions", "/_matrix/client/v3/capabilities", "/_matrix/client/v3/publicRooms"] {
+        let (st, v) = s.get(path, Some(token)).await;
+        assert_eq!(st, 200, "{path}: {v}");
+    }
+    let name = format!("/_matrix/client/v3/profile/{me}/displayname");
+    assert_eq!(s.put(&name, Some(token), json!({"displayname": "Visitor"})).await.0, 200);
+    assert_eq!(s.get(&name, Some(token)).await.1["displayname"], "Visitor");
+    let avatar = format!("/_matrix/client/v3/profile/{me}/avatar_url");
+    assert_err(&s.put(&avatar, Some(token), json!({"avatar_url": "mxc://x/y"})).await, 403, "M_GUEST_ACCESS_FORBIDDEN");
+    assert_err(&s.post("/_matrix/client/v3/createRoom", Some(token), json!({})).await, 403, "M_GUEST_ACCESS_FORBIDDEN");
+}

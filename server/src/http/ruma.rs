@@ -253,8 +253,9 @@ fn guest_allowed(method: &Method, route: &str) -> bool {
         ("PUT", "/rooms/{room_id}/state/{event_type}/{state_key}"),
         ("PUT", "/rooms/{room_id}/state/{event_type}"),
         ("PUT", "/sendToDevice/{event_type}/{txn_id}"),
-        ("PUT", "/profile/{user_id}/displayname"),
-        ("DELETE", "/profile/{user_id}/displayname"),
+        // The display name only: the handlers refuse guests other fields.
+        ("PUT", "/profile/{user_id}/{field}"),
+        ("DELETE", "/profile/{user_id}/{field}"),
         ("GET", "/devices"),
         ("GET", "/devices/{device_id}"),
         ("PUT", "/devices/{device_id}"),
@@ -267,14 +268,22 @@ fn guest_allowed(method: &Method, route: &str) -> bool {
         // is off, which the handler checks).
         ("GET", "/voip/turnServer"),
         // Also Synapse's, and what clients ask at start or need for a room they joined.
+        // (matrix-sdk asks /versions with its token before anything else.)
+        ("GET", "/versions"),
         ("GET", "/capabilities"),
+        ("GET", "/profile/{user_id}"),
+        ("GET", "/profile/{user_id}/{field}"),
+        ("GET", "/publicRooms"),
+        ("POST", "/publicRooms"),
         ("GET", "/keys/changes"),
         ("GET", "/rooms/{room_id}/relations/{event_id}"),
         ("GET", "/rooms/{room_id}/relations/{event_id}/{rel_type}"),
         ("GET", "/rooms/{room_id}/relations/{event_id}/{rel_type}/{event_type}"),
     ];
     // A state path with an empty state key is routed with a trailing `/`: the same endpoint.
-    let suffix = route_suffix(route).trim_end_matches('/');
+    // `/_matrix/client/versions` has no version segment.
+    let suffix =
+        if route == "/_matrix/client/versions" { "versions" } else { route_suffix(route).trim_end_matches('/') };
     ALLOWED.iter().any(|(m, p)| m == method && p.strip_prefix('/') == Some(suffix))
 }
 
@@ -348,14 +357,8 @@ where
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Error> {
         let (mut parts, body) = req.into_parts();
         // Who asks comes first: an anonymous request learns nothing about its parameters.
-        let kind = <T::Authentication as AuthRequirement>::KIND;
-        let session = authenticate(state, &parts, kind).await?;
-        // Endpoints open to anyone (/versions, profiles, the room directory) are open to guests
-        // too: matrix-sdk asks for /versions with its token first, and refusing it there would
-        // stop a guest's client before it starts.
-        if let Some(s) = &session
-            && kind == AuthKind::Required
-        {
+        let session = authenticate(state, &parts, <T::Authentication as AuthRequirement>::KIND).await?;
+        if let Some(s) = &session {
             check_guest(s, &parts)?;
         }
         let mut path_args: Vec<String> = RawPathParams::from_request_parts(&mut parts, state)

@@ -54,6 +54,19 @@ pub async fn get_profile_field(
     Ok(RumaResponse(get_profile_field::v3::Response::new(value)))
 }
 
+/// Guests may change their display name and nothing else of their profile (spec: "Guest
+/// access").
+fn refuse_guest_field<T>(req: &Ruma<T>, field: &str) -> Result<()> {
+    if req.session().is_guest && field != "displayname" {
+        return Err(Error::matrix(
+            http::StatusCode::FORBIDDEN,
+            ruma::api::error::ErrorKind::GuestAccessForbidden,
+            "Guests may only change their display name",
+        ));
+    }
+    Ok(())
+}
+
 /// PUT /_matrix/client/v3/profile/{userId}/{keyName}
 pub async fn set_profile_field(
     State(s): State<AppState>,
@@ -65,6 +78,7 @@ pub async fn set_profile_field(
     }
     req.session().refuse_if_suspended("Changing your profile")?;
     let field = b.value.field_name();
+    refuse_guest_field(&req, field.as_str())?;
     let value = b.value.value();
     let text = value.as_str().ok_or_else(|| Error::bad_json("The value must be a string"))?;
     s.rooms.set_profile_field(&b.user_id, field.as_str(), Some(text)).await?;
@@ -81,6 +95,7 @@ pub async fn delete_profile_field(
         return Err(Error::forbidden("You can only change your own profile"));
     }
     req.session().refuse_if_suspended("Changing your profile")?;
+    refuse_guest_field(&req, b.field.as_str())?;
     s.rooms.set_profile_field(&b.user_id, b.field.as_str(), None).await?;
     Ok(RumaResponse(delete_profile_field::v3::Response::new()))
 }
