@@ -529,13 +529,14 @@ impl Sync {
         Ok(current.as_ref().is_some_and(|ids| ids.contains(&row.event_id)))
     }
 
-    /// Whether the room has a name or canonical alias to show (then it needs no heroes).
-    async fn is_named(&self, room_id: &str) -> Result<bool> {
-        let room = RoomId::parse(room_id).map_err(Error::internal)?;
+    /// Whether a room in `state` has a name or canonical alias to show (then it needs no
+    /// heroes). Events come from the event cache.
+    async fn is_named(&self, state: &StateMap) -> Result<bool> {
         for (kind, field) in [("m.room.name", "name"), ("m.room.canonical_alias", "alias")] {
-            if let Some(e) = self.rooms.current_state_event(&room, kind, "").await?
-                && super::rooms::content_of(&e.json)[field].as_str().is_some_and(|v| !v.is_empty())
-            {
+            let Some(id) = state.get(&(kind.to_owned(), String::new())) else { continue };
+            if self.rooms.events_shared(std::slice::from_ref(id)).await?.iter().any(|e| {
+                super::rooms::content_of(&e.json)[field].as_str().is_some_and(|v| !v.is_empty())
+            }) {
                 return Ok(true);
             }
         }
@@ -798,7 +799,12 @@ impl Sync {
                 Some(m) => m,
                 None => storage::rooms::members(db, room_id).await?.into_iter().map(|(u, m, _)| (u, m)).collect(),
             };
-            let named = self.is_named(room_id).await?;
+            // The name as of the end of the timeline, from the (cached) state group there.
+            let at_end = match group_after {
+                Some(Some(g)) => self.rooms.state_of_group(g).await?,
+                _ => self.rooms.state_at(room_id, upto).await?,
+            };
+            let named = self.is_named(&at_end).await?;
             block["summary"] = summary(&members, viewer.user_id, named);
         }
         block[key] = events(state_events);
