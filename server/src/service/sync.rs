@@ -534,9 +534,13 @@ impl Sync {
     async fn is_named(&self, state: &StateMap) -> Result<bool> {
         for (kind, field) in [("m.room.name", "name"), ("m.room.canonical_alias", "alias")] {
             let Some(id) = state.get(&(kind.to_owned(), String::new())) else { continue };
-            if self.rooms.events_shared(std::slice::from_ref(id)).await?.iter().any(|e| {
-                super::rooms::content_of(&e.json)[field].as_str().is_some_and(|v| !v.is_empty())
-            }) {
+            if self
+                .rooms
+                .events_shared(std::slice::from_ref(id))
+                .await?
+                .iter()
+                .any(|e| super::rooms::content_of(&e.json)[field].as_str().is_some_and(|v| !v.is_empty()))
+            {
                 return Ok(true);
             }
         }
