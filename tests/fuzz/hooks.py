@@ -56,6 +56,10 @@ for name, strategy in FORMATS.items():
 def map_query(context, query):
     if not isinstance(query, dict):
         return query
+    # /events (the legacy stream) waits 30 s when no timeout is given, as Synapse does.
+    path = getattr(getattr(context, "operation", None), "path", "") or ""
+    if path.endswith("/events") and "timeout" not in query:
+        query["timeout"] = 0
     for key in ("timeout", "timeout_ms"):
         value = query.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value > 200:
