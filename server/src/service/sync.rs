@@ -335,12 +335,13 @@ impl Sync {
                             }
                         }
                     } else if since.is_some() {
-                        // Those who joined a room the user is in.
-                        let joined = b["timeline"]["events"].as_array().into_iter().flatten().filter(|e| {
-                            e["type"] == "m.room.member"
-                                && e["content"]["membership"] == "join"
-                                && e["unsigned"]["prev_content"]["membership"] != "join"
-                        });
+                        // Those who joined a room the user is in (a member's profile change is
+                        // also a join event: their presence then comes again, which is harmless).
+                        let joined = b["timeline"]["events"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|e| e["type"] == "m.room.member" && e["content"]["membership"] == "join");
                         newly_met.extend(
                             joined
                                 .filter_map(|e| e["state_key"].as_str())

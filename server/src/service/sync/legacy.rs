@@ -3,6 +3,8 @@
 //! (`/rooms/{roomId}/initialSync`), of every room (`/initialSync`), and the event stream
 //! (`/events`). Tokens are the `s<n>` stream positions of /messages.
 
+use std::collections::HashMap;
+
 use ruma::{RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -42,6 +44,19 @@ impl Sync {
         membership: Option<&MembershipRow>,
         limit: i64,
     ) -> Result<Option<Value>> {
+        let mut data = self.account_data_by_room(user).await?;
+        self.snapshot(user, room_id, membership, limit, data.remove(room_id.as_str()).unwrap_or_default()).await
+    }
+
+    /// `room_snapshot` with the user's account data for the room already read.
+    async fn snapshot(
+        &self,
+        user: &UserId,
+        room_id: &RoomId,
+        membership: Option<&MembershipRow>,
+        limit: i64,
+        account_data: Vec<Value>,
+    ) -> Result<Option<Value>> {
         let Some(reader) = self.rooms.state_reader(user, room_id).await? else { return Ok(None) };
         let viewer = Viewer { user_id: user.as_str(), device_id: "" };
         let now = now_ms();
@@ -72,7 +87,7 @@ impl Sync {
             "messages": { "start": token(start.max(0)), "end": token(upto), "chunk": chunk },
             "state": state,
             "visibility": if public { "public" } else { "private" },
-            "account_data": self.room_account_data(user, room_id).await?,
+            "account_data": account_data,
         });
         if let Some(m) = membership {
             out["membership"] = json!(m.membership);
@@ -89,17 +104,14 @@ impl Sync {
         Ok(Some(out))
     }
 
-    async fn room_account_data(&self, user: &UserId, room_id: &RoomId) -> Result<Vec<Value>> {
-        Ok(self
-            .account_data
-            .changed_since(user, 0)
-            .await?
-            .into_iter()
-            .filter(|r| r.room_id == room_id.as_str())
-            .map(|r| {
-                json!({ "type": r.data_type, "content": serde_json::from_str::<Value>(&r.content).unwrap_or_default() })
-            })
-            .collect())
+    /// All of the user's account data as events, by room ("" for the global ones), read once.
+    async fn account_data_by_room(&self, user: &UserId) -> Result<HashMap<String, Vec<Value>>> {
+        let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+        for r in self.account_data.changed_since(user, 0).await? {
+            let content = serde_json::from_str::<Value>(&r.content).unwrap_or_default();
+            out.entry(r.room_id).or_default().push(json!({ "type": r.data_type, "content": content }));
+        }
+        Ok(out)
     }
 
     /// `/initialSync`: every room the user is in or invited to (and, with `archived`, those
@@ -109,6 +121,7 @@ impl Sync {
         let head = self.rooms.stream_head();
         let viewer = Viewer { user_id: user.as_str(), device_id: "" };
         let now = now_ms();
+        let mut data = self.account_data_by_room(user).await?;
         let mut rooms = Vec::new();
         for m in self.rooms.memberships_of(user).await?.iter() {
             let Ok(room_id) = RoomId::parse(&m.room_id) else { continue };
@@ -125,21 +138,13 @@ impl Sync {
                 "leave" | "ban" if archived => {}
                 _ => continue,
             }
-            if let Some(snapshot) = self.room_snapshot(user, &room_id, Some(m), limit).await? {
+            let room_data = data.remove(room_id.as_str()).unwrap_or_default();
+            if let Some(snapshot) = self.snapshot(user, &room_id, Some(m), limit, room_data).await? {
                 rooms.push(snapshot);
             }
         }
         let contacts: std::collections::HashSet<String> = self.rooms.co_members(user).await?.into_iter().collect();
-        let account_data: Vec<Value> = self
-            .account_data
-            .changed_since(user, 0)
-            .await?
-            .into_iter()
-            .filter(|r| r.room_id.is_empty())
-            .map(|r| {
-                json!({ "type": r.data_type, "content": serde_json::from_str::<Value>(&r.content).unwrap_or_default() })
-            })
-            .collect();
+        let account_data = data.remove("").unwrap_or_default();
         Ok(json!({
             "end": token(head),
             "rooms": rooms,
