@@ -260,6 +260,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     let rooms = Arc::new(
         Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?,
     );
+    let state_changes = rooms.watch_state();
+    let delayed = Arc::new(service::delayed_events::DelayedEvents::new(db.clone(), &config, rooms.clone()));
     let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
     let sync =
         Arc::new(Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier.clone()));
@@ -273,6 +275,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     );
     let services = Services {
         rooms,
+        delayed: delayed.clone(),
         e2ee,
         key_backup: service::key_backup::KeyBackup::new(db.clone()),
         media: service::media::Media::new(db.clone(), config.clone(), &outbound)?,
@@ -325,6 +328,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     }
 
     let push_client = Arc::new(service::pusher::client(outbound));
+    tasks.spawn(delayed.run(state_changes, cancel.clone()));
     tasks.spawn(service::pusher::run(db.clone(), push_client, push_rx, cancel.clone()));
 
     // Typing notifications end when their timeout passes, people who stopped syncing go

@@ -131,6 +131,58 @@ fn answered_messages_survive_kill_9_in_the_middle_of_a_burst() {
     assert_eq!(r.status(), 200);
 }
 
+/// A delayed event (MSC4140) answered 200 is sent after kill -9 and a restart: the schedule is
+/// in the database, not in a timer of the dead process.
+#[test]
+fn a_scheduled_event_is_sent_after_kill_9_and_a_restart() {
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), OPEN);
+    let cfg = cfg.to_str().unwrap();
+    let mut p = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    assert_eq!(register(&p.base, "planner"), 200);
+    let token = access_token(&p.base, "planner", "pw-long-enough");
+    let http = client();
+    let room: Value = http
+        .post(format!("{}/_matrix/client/v3/createRoom", p.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let room = room["room_id"].as_str().unwrap().to_owned();
+    let r: Value = http
+        .put(format!("{}/_matrix/client/v3/rooms/{room}/send/m.room.message/t1?org.matrix.msc4140.delay=2500", p.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"msgtype": "m.text", "body": "left the call"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(r["delay_id"].is_string(), "{r}");
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let p2 = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    let token = access_token(&p2.base, "planner", "pw-long-enough");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page: Value = client()
+            .get(format!("{}/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=10", p2.base))
+            .bearer_auth(&token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let sent = page["chunk"].as_array().unwrap().iter().filter(|e| e["content"]["body"] == "left the call").count();
+        if sent > 0 {
+            assert_eq!(sent, 1, "sent once: {page}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the scheduled event never came after the restart");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {

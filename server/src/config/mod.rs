@@ -152,6 +152,15 @@ pub struct Config {
     pub rc_user_directory: RateLimit,
     /// Profile lookups, per user (or per client address when not signed in).
     pub rc_profile: RateLimit,
+    /// Managing delayed events (listing, cancelling, restarting, sending now), per user (or per
+    /// client address when not signed in).
+    pub rc_delayed_event_mgmt: RateLimit,
+    /// The longest delay a client may schedule an event with (MSC4140's delayed events, which
+    /// Element Call uses to end call memberships of clients that vanished). 0 switches delayed
+    /// events off. Synapse's key; Synapse leaves it unset (off), Hearth allows a day.
+    pub max_event_delay_duration: Option<HumanDuration>,
+    /// Synapse's `experimental_features` that Hearth reads.
+    pub experimental_features: ExperimentalFeatures,
     /// Lifetime of an access token issued together with a refresh token, e.g. "5m".
     pub refreshable_access_token_lifetime: HumanDuration,
     /// Lifetime of a refresh token; unset means it lives until used or logged out.
@@ -280,6 +289,20 @@ impl RegistrationPolicy {
 pub struct RateLimit {
     pub per_second: f64,
     pub burst_count: f64,
+}
+
+/// Synapse's `experimental_features` that Hearth reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ExperimentalFeatures {
+    /// Most delayed events one user may have scheduled at a time; 0 switches them off.
+    pub msc4140_max_delayed_events_per_user: u32,
+}
+
+impl Default for ExperimentalFeatures {
+    fn default() -> Self {
+        Self { msc4140_max_delayed_events_per_user: 100 }
+    }
 }
 
 /// Synapse's `rc_joins`.
@@ -466,6 +489,9 @@ impl Default for Config {
             rc_key_requests: RateLimit { per_second: 20.0, burst_count: 100.0 },
             rc_user_directory: RateLimit { per_second: 0.016, burst_count: 200.0 },
             rc_profile: RateLimit { per_second: 1.0, burst_count: 500.0 },
+            rc_delayed_event_mgmt: RateLimit { per_second: 1.0, burst_count: 5.0 },
+            max_event_delay_duration: Some(HumanDuration(Duration::from_secs(86_400))),
+            experimental_features: ExperimentalFeatures::default(),
             refreshable_access_token_lifetime: HumanDuration(Duration::from_secs(300)),
             refresh_token_lifetime: None,
             log_level: "info".to_owned(),
@@ -599,6 +625,7 @@ impl Config {
             ("rc_key_requests", &mut self.rc_key_requests),
             ("rc_user_directory", &mut self.rc_user_directory),
             ("rc_profile", &mut self.rc_profile),
+            ("rc_delayed_event_mgmt", &mut self.rc_delayed_event_mgmt),
         ]
         .into_iter()
         .chain(self.rc_admin_redaction.as_mut().map(|rl| ("rc_admin_redaction", rl)))
@@ -980,6 +1007,28 @@ mod tests {
         assert_eq!(c.secret_store, d.secret_store);
         assert_eq!(c.default_room_version, d.default_room_version);
         assert!(c.data_dir.is_none() && c.public_baseurl.is_none());
+        assert_eq!(c.max_event_delay_duration, d.max_event_delay_duration);
+        assert_eq!(c.rc_delayed_event_mgmt, d.rc_delayed_event_mgmt);
+    }
+
+    /// Every commented example line (`# key = value`) can be uncommented where it stands: no
+    /// key sits under the wrong `[table]`.
+    #[test]
+    fn example_lines_of_the_file_work_when_uncommented() {
+        let is_example = |l: &str| {
+            l.strip_prefix("# ").and_then(|r| r.split_once(" = ")).is_some_and(|(k, _)| {
+                !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit())
+            })
+        };
+        let text: String = DEFAULT_CONFIG_TEMPLATE
+            .lines()
+            .map(|l| if is_example(l) { &l[2..] } else { l })
+            .flat_map(|l| [l, "\n"])
+            .collect();
+        let (c, warnings) = parse(&text).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(!c.turn_uris.is_empty() && c.support_page.is_some() && c.admin_contact.is_some());
+        assert_eq!(c.max_event_delay_duration, Some(HumanDuration(Duration::from_secs(86_400))));
     }
 
     #[test]

@@ -347,6 +347,22 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
+/// The user when the request carries an access token (which must then be valid), and the
+/// client's address, for endpoints served without a ruma type that anyone may call.
+pub struct MaybeAuthed(pub Option<Session>, pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for MaybeAuthed {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let session = authenticate(state, parts, AuthKind::Optional).await?;
+        if let Some(s) = &session {
+            check_guest(s, parts)?;
+        }
+        Ok(MaybeAuthed(session, client_ip(parts)))
+    }
+}
+
 impl<T> FromRequest<AppState> for Ruma<T>
 where
     T: IncomingRequest + Send + 'static,

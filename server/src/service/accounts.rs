@@ -689,6 +689,8 @@ impl Accounts {
         let mut tx = self.db.begin_write().await?;
         storage::users::deactivate(&mut *tx, user_id.as_str()).await?;
         storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
+        // Nothing the account scheduled is sent after it is gone (as Synapse).
+        storage::delayed_events::cancel_all_of(&mut *tx, user_id.as_str()).await?;
         tx.commit().await?;
         self.sessions_changed();
         self.device_lists.refresh(&self.db).await?;

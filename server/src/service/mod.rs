@@ -6,6 +6,7 @@
 pub mod account_data;
 pub mod accounts;
 pub mod admin_key;
+pub mod delayed_events;
 pub mod e2ee;
 pub mod ephemeral;
 pub mod guarded;
@@ -44,6 +45,8 @@ pub struct Services {
     pub keys: Arc<signing::ServerKeys>,
     pub accounts: accounts::Accounts,
     pub rooms: Arc<rooms::Rooms>,
+    /// Events scheduled for later (MSC4140).
+    pub delayed: Arc<delayed_events::DelayedEvents>,
     pub e2ee: Arc<e2ee::E2ee>,
     pub key_backup: key_backup::KeyBackup,
     pub media: media::Media,

@@ -117,6 +117,8 @@ pub struct Limits {
     key_requests: Limiter,
     pub user_directory: Limiter,
     pub profile: Limiter,
+    /// Managing delayed events (list, cancel, restart, send now), per user or per address.
+    pub delayed_event_mgmt: Limiter,
     /// Most invites one `createRoom` may carry (`rc_invites.per_room`'s burst, as Synapse).
     pub max_invites_at_once: usize,
     overrides: RwLock<HashMap<String, Override>>,
@@ -183,6 +185,7 @@ impl Limits {
             key_requests: Limiter::new(config.rc_key_requests),
             user_directory: Limiter::new(config.rc_user_directory),
             profile: Limiter::new(config.rc_profile),
+            delayed_event_mgmt: Limiter::new(config.rc_delayed_event_mgmt),
             max_invites_at_once: config.rc_invites.per_room.burst_count as usize,
             overrides: RwLock::new(overrides),
         })

@@ -33,6 +33,7 @@ pub const SUPPORTED_VERSIONS: &[&str] = &[
 /// GET /_matrix/client/versions
 /// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientversions>
 pub async fn get_supported_versions(
+    State(s): State<AppState>,
     _: Ruma<get_supported_versions::Request>,
 ) -> RumaResponse<get_supported_versions::Response> {
     let mut resp = get_supported_versions::Response::new(SUPPORTED_VERSIONS.iter().map(|v| (*v).to_owned()).collect());
@@ -58,6 +59,10 @@ pub async fn get_supported_versions(
         // Simplified sliding sync (MSC4186), which Element X requires.
         ("org.matrix.simplified_msc3575".to_owned(), true),
     ]);
+    // Delayed events (MSC4140), which Element Call looks for, when they are switched on.
+    if s.delayed.enabled() {
+        resp.unstable_features.insert("org.matrix.msc4140".to_owned(), true);
+    }
     RumaResponse(resp)
 }
 
@@ -92,6 +97,13 @@ pub async fn get_capabilities(
     let default = RoomVersionId::try_from(s.config.default_room_version.as_str()).unwrap_or(RoomVersionId::V12);
     caps.room_versions = RoomVersionsCapability::new(default, available);
     caps.get_login_token = GetLoginTokenCapability::new(true);
+    // Delayed events' limits (MSC4140), listed also when they are off (max_delay_ms 0), as
+    // Synapse does.
+    caps.set(
+        "org.matrix.msc4140.delayed_events",
+        serde_json::json!({"max_delay_ms": s.delayed.max_delay_ms(), "max_scheduled": s.delayed.max_scheduled()}),
+    )
+    .map_err(Error::internal)?;
     Ok(RumaResponse(get_capabilities::v3::Response::new(caps)))
 }
 

@@ -1,16 +1,19 @@
 //! Sending room events and paginating the timeline.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use ruma::api::{
     Direction,
     client::message::{get_message_events, send_message_event},
 };
 
-use super::room::{raw_json, view};
+use super::{
+    delayed_events::{Delayable, requested_delay},
+    room::{raw_json, view},
+};
 use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
-    service::{AppState, rooms::Txn, sync},
+    service::{AppState, delayed_events::Schedule, rooms::Txn, sync},
 };
 
 /// Most events one /messages page returns.
@@ -20,22 +23,39 @@ const MAX_PAGE: u64 = 1000;
 /// <https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid>
 pub async fn send_message_event(
     State(s): State<AppState>,
+    RawQuery(query): RawQuery,
     req: Ruma<send_message_event::v3::Request>,
-) -> Result<RumaResponse<send_message_event::v3::Response>> {
+) -> Result<Delayable<send_message_event::v3::Response>> {
     let session = req.session();
     session.refuse_if_suspended("Sending messages")?;
     let b = &req.body;
     let content: serde_json::Value =
         serde_json::from_str(b.body.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
+    let event_type = b.event_type.to_string();
+    if let Some(delay) = requested_delay(query.as_deref())? {
+        s.limits.event(&session.user_id, false)?;
+        let delay_id = s
+            .delayed
+            .schedule(Schedule {
+                room_id: &b.room_id,
+                user: &session.user_id,
+                event_type: &event_type,
+                state_key: None,
+                content,
+                delay,
+                txn: Some((session.device_id.as_str(), b.txn_id.as_str())),
+            })
+            .await?;
+        return Ok(Delayable::Delayed(delay_id));
+    }
     let txn =
         Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
     // A retry of a send already made is answered from the first; it is not another event.
     if !s.rooms.is_retry(txn) {
         s.limits.event(&session.user_id, false)?;
     }
-    let event_id =
-        s.rooms.send(&b.room_id, &session.user_id, &b.event_type.to_string(), None, content, Some(txn)).await?;
-    Ok(RumaResponse(send_message_event::v3::Response::new(event_id)))
+    let event_id = s.rooms.send(&b.room_id, &session.user_id, &event_type, None, content, Some(txn)).await?;
+    Ok(Delayable::Sent(RumaResponse(send_message_event::v3::Response::new(event_id))))
 }
 
 /// GET /_matrix/client/v3/rooms/{roomId}/messages

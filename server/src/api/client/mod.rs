@@ -5,6 +5,7 @@ pub mod account_data;
 pub mod admin;
 pub mod appservice;
 pub mod backup;
+pub mod delayed_events;
 pub mod device;
 pub mod directory;
 pub mod discovery;
@@ -158,6 +159,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<c::alias::delete_alias::v3::Request, _, _>(r, room::delete_alias);
 
     let r = route::<c::message::send_message_event::v3::Request, _, _>(r, message::send_message_event);
+    let r = delayed_events::routes(r);
     let r = route::<c::message::get_message_events::v3::Request, _, _>(r, message::get_message_events);
 
     let r = route::<c::membership::join_room_by_id::v3::Request, _, _>(r, membership::join_room_by_id);

@@ -1,6 +1,6 @@
 //! Room creation, room events, state, aliases, and the room lists of a user.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use ruma::{
     OwnedUserId, RoomAliasId, RoomId, RoomVersionId,
     api::client::{
@@ -12,12 +12,15 @@ use ruma::{
 };
 use serde_json::{Value, json};
 
+use super::delayed_events::{Delayable, requested_delay};
 use crate::{
     error::{Error, Result},
     http::ruma::{Authed, Ruma, RumaResponse},
     matrix::client_event::{self, View},
     service::{
-        AppState, now_ms,
+        AppState,
+        delayed_events::Schedule,
+        now_ms,
         rooms::{
             StoredEvent,
             create::{CreateRoom, Preset},
@@ -139,22 +142,33 @@ pub async fn create_room(
 /// PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}
 pub async fn send_state_event(
     State(s): State<AppState>,
+    RawQuery(query): RawQuery,
     req: Ruma<send_state_event::v3::Request>,
-) -> Result<RumaResponse<send_state_event::v3::Response>> {
+) -> Result<Delayable<send_state_event::v3::Response>> {
     let b = &req.body;
     let content = parse_raw(&b.body)?;
-    req.session().refuse_if_suspended("Changing room state")?;
-    s.limits.event(&req.session().user_id, false)?;
-    if b.event_type.to_string() == "m.room.canonical_alias" && b.state_key.is_empty() {
-        s.rooms.check_canonical_alias(&b.room_id, &content).await?;
-    }
+    let session = req.session();
+    session.refuse_if_suspended("Changing room state")?;
     let event_type = b.event_type.to_string();
-    let event_id =
-        s.rooms.send(&b.room_id, &req.session().user_id, &event_type, Some(&b.state_key), content, None).await?;
-    if event_type == "m.room.guest_access" && b.state_key.is_empty() {
-        s.rooms.evict_guests_unless_allowed(&b.room_id).await?;
+    let delay = requested_delay(query.as_deref())?;
+    s.limits.event(&session.user_id, false)?;
+    if let Some(delay) = delay {
+        let delay_id = s
+            .delayed
+            .schedule(Schedule {
+                room_id: &b.room_id,
+                user: &session.user_id,
+                event_type: &event_type,
+                state_key: Some(&b.state_key),
+                content,
+                delay,
+                txn: None,
+            })
+            .await?;
+        return Ok(Delayable::Delayed(delay_id));
     }
-    Ok(RumaResponse(send_state_event::v3::Response::new(event_id)))
+    let event_id = s.rooms.set_state(&b.room_id, &session.user_id, &event_type, &b.state_key, content, None).await?;
+    Ok(Delayable::Sent(RumaResponse(send_state_event::v3::Response::new(event_id))))
 }
 
 /// GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}

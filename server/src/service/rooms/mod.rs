@@ -23,6 +23,7 @@ pub mod visibility;
 
 /// A user's membership in a room, as the services hand it out.
 pub use crate::storage::rooms::MembershipRow;
+pub use writer::StateChange;
 pub mod writer;
 
 use parking_lot::Mutex;
@@ -300,6 +301,37 @@ impl Rooms {
 
     /// Whether `txn` is a transaction this server remembers (in flight or done): a retry, which
     /// `send` and `redact` answer with the first event.
+    /// Every state event stored from now on, in commit order (one listener: the delayed events).
+    pub fn watch_state(&self) -> tokio::sync::mpsc::UnboundedReceiver<StateChange> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        if self.shared.state_changes.set(tx).is_err() {
+            tracing::error!("a second listener for state changes was refused");
+        }
+        rx
+    }
+
+    /// Sets a piece of room state as `sender` (spec: PUT /rooms/{roomId}/state), with the
+    /// checks and consequences some state types have: a canonical alias must point at the
+    /// room, and guests leave when guest access is withdrawn.
+    pub async fn set_state(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        kind: &str,
+        state_key: &str,
+        content: serde_json::Value,
+        txn: Option<Txn<'_>>,
+    ) -> Result<OwnedEventId> {
+        if kind == "m.room.canonical_alias" && state_key.is_empty() {
+            self.check_canonical_alias(room_id, &content).await?;
+        }
+        let event_id = self.send(room_id, sender, kind, Some(state_key), content, txn).await?;
+        if kind == "m.room.guest_access" && state_key.is_empty() {
+            self.evict_guests_unless_allowed(room_id).await?;
+        }
+        Ok(event_id)
+    }
+
     pub fn is_retry(&self, txn: Txn<'_>) -> bool {
         let key = (txn.user_id.to_owned(), txn.device_id.to_owned(), txn.txn_id.to_owned());
         self.txns.lock().peek(&key).is_some()

@@ -94,6 +94,17 @@ pub struct Shared {
     pub cache: EventCache,
     pub memberships: MembershipIndex,
     push_jobs: mpsc::UnboundedSender<PushJob>,
+    /// Told of every state event stored, once someone listens (see `Rooms::watch_state`).
+    pub state_changes: std::sync::OnceLock<mpsc::UnboundedSender<StateChange>>,
+}
+
+/// A state event that was stored (accepted, and so part of the room's state).
+#[derive(Debug, Clone)]
+pub struct StateChange {
+    pub room_id: String,
+    pub event_type: String,
+    pub state_key: String,
+    pub sender: String,
 }
 
 impl Shared {
@@ -113,6 +124,7 @@ impl Shared {
             cache,
             memberships: MembershipIndex::default(),
             push_jobs,
+            state_changes: std::sync::OnceLock::new(),
         }
     }
 
@@ -237,7 +249,17 @@ fn finish(shared: &Shared, done: Vec<(Job, Appended)>) {
     }
     shared.head.fetch_max(max, Ordering::AcqRel);
     shared.notifier.notify();
+    let state_changes = shared.state_changes.get();
     for (j, r) in done {
+        let e = &j.append.event;
+        if let (Some(tx), Some(key), false, false) = (state_changes, &e.state_key, e.rejected, e.soft_failed) {
+            let _ = tx.send(StateChange {
+                room_id: e.room_id.clone(),
+                event_type: e.event_type.clone(),
+                state_key: key.clone(),
+                sender: e.sender.clone(),
+            });
+        }
         if let Some(push) = &j.push {
             for user in &r.users_with_pushers {
                 let Some(actions) = push.actions.get(user) else { continue };
