@@ -22,8 +22,11 @@ use super::{
 use crate::{
     config::Config,
     error::{Error, Result},
-    storage::{self, Db, delayed_events::DelayedEvent},
+    storage::{self, Db},
 };
+
+/// A scheduled event, as the API lists it.
+pub use crate::storage::delayed_events::DelayedEvent;
 
 /// The device the events are sent from (for their transaction IDs; no client sees it).
 const SENDING_DEVICE: &str = "org.matrix.msc4140.delayed_events";

@@ -19,8 +19,7 @@ use crate::{
         json::Json,
         ruma::{Authed, MaybeAuthed, RumaResponse},
     },
-    service::{AppState, accounts::Session, ratelimit::address_key},
-    storage::delayed_events::DelayedEvent,
+    service::{AppState, accounts::Session, delayed_events::DelayedEvent, ratelimit::address_key},
 };
 
 /// The query parameter that asks for an event to be scheduled.
