@@ -114,6 +114,11 @@ cargo test --workspace --locked --test under_xvfb -- --ignored
 step "Synapse interop suite (register_new_matrix_user $SYNAPSE_VERSION)"
 HEARTH_SYNAPSE_VENV="$VENV" cargo test --workspace --locked --test synapse_interop -- --ignored
 
+step "federation suite (Hearth and Synapse $SYNAPSE_VERSION over TLS on loopback, in private network and mount namespaces)"
+fed_bin=$(cargo test --workspace --locked --test federation --no-run 2>&1 | sed -n 's/.*(\(.*\/federation-[0-9a-f]*\))$/\1/p' | tail -1)
+[ -x "$fed_bin" ] || { echo "the federation test binary was not found" >&2; exit 1; }
+HEARTH_SYNAPSE_VENV="$VENV" CARGO_TARGET_DIR="$TARGET_DIR" bash tests/federation/run.sh "$fed_bin" --ignored --test-threads=1
+
 step "fuzzing suite (schemathesis over the spec's client-server OpenAPI, in a private network namespace; fails on any 5xx)"
 CARGO_TARGET_DIR="$TARGET_DIR" bash tests/fuzz/run.sh "$TARGET_DIR/debug/hearth"
 

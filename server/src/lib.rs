@@ -273,6 +273,18 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         notifier,
         sync.clone(),
     );
+    let discovery = service::server_discovery::Discovery::new(&config)?;
+    let federation = {
+        let client =
+            Arc::new(service::federation::FederationClient::new(keys.clone(), discovery.clone(), outbound.clone()));
+        let keys = service::federation::KeyStore::new(
+            db.clone(),
+            keys.clone(),
+            client.clone(),
+            config.trusted_key_servers.clone(),
+        );
+        Arc::new(service::federation::Federation { client, keys })
+    };
     let services = Services {
         rooms,
         delayed: delayed.clone(),
@@ -281,7 +293,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         media: service::media::Media::new(db.clone(), config.clone(), &outbound)?,
         pushers: service::pusher::Pushers::new(db.clone(), outbound.clone()),
         invites: service::invites::Invites::new(db.clone(), &config.public_baseurl()),
-        discovery: service::server_discovery::Discovery::new(&config)?,
+        discovery,
+        federation,
         admin_key,
         local_addrs: listeners.iter().map(|(l, _)| l.local_addr()).collect::<Result<_, _>>()?,
         restart: tokio::sync::Notify::new(),

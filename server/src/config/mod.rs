@@ -161,6 +161,9 @@ pub struct Config {
     pub max_event_delay_duration: Option<HumanDuration>,
     /// Synapse's `experimental_features` that Hearth reads.
     pub experimental_features: ExperimentalFeatures,
+    /// Servers asked for other servers' signing keys before asking those servers themselves
+    /// (notaries), as in Synapse: matrix.org by default; `[]` asks every server directly.
+    pub trusted_key_servers: Vec<TrustedKeyServer>,
     /// Lifetime of an access token issued together with a refresh token, e.g. "5m".
     pub refreshable_access_token_lifetime: HumanDuration,
     /// Lifetime of a refresh token; unset means it lives until used or logged out.
@@ -289,6 +292,15 @@ impl RegistrationPolicy {
 pub struct RateLimit {
     pub per_second: f64,
     pub burst_count: f64,
+}
+
+/// A notary for other servers' keys (Synapse's `trusted_key_servers` entries).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct TrustedKeyServer {
+    pub server_name: String,
+    /// Its keys, to check its answers with; when empty they are fetched from it directly.
+    #[serde(default)]
+    pub verify_keys: std::collections::BTreeMap<String, String>,
 }
 
 /// Synapse's `experimental_features` that Hearth reads.
@@ -492,6 +504,11 @@ impl Default for Config {
             rc_delayed_event_mgmt: RateLimit { per_second: 1.0, burst_count: 5.0 },
             max_event_delay_duration: Some(HumanDuration(Duration::from_secs(86_400))),
             experimental_features: ExperimentalFeatures::default(),
+            trusted_key_servers: vec![TrustedKeyServer {
+                server_name: "matrix.org".to_owned(),
+                verify_keys: [("ed25519:auto".to_owned(), "Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw".to_owned())]
+                    .into(),
+            }],
             refreshable_access_token_lifetime: HumanDuration(Duration::from_secs(300)),
             refresh_token_lifetime: None,
             log_level: "info".to_owned(),

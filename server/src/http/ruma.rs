@@ -71,6 +71,8 @@ pub struct Ruma<T> {
     pub ip: Option<IpAddr>,
     /// The body as sent, for the fields a ruma type does not carry (yet).
     pub raw_body: Bytes,
+    /// The server that signed a federation request.
+    pub origin: Option<ruma::OwnedServerName>,
 }
 
 impl<T> Ruma<T> {
@@ -119,9 +121,8 @@ pub async fn authenticate(state: &AppState, parts: &Parts, kind: AuthKind) -> Re
     let agent = user_agent(parts);
     match kind {
         AuthKind::None => Ok(None),
-        AuthKind::Federation => {
-            Err(Error::unrecognized(StatusCode::NOT_FOUND, "Federation is not available on this server yet"))
-        }
+        // Checked with the body, in `authenticate_server`.
+        AuthKind::Federation => Ok(None),
         AuthKind::Optional => match access_token(parts)? {
             Some(t) => {
                 Ok(Some(unless_locked(in_span(state.accounts.authenticate(&t, ip.as_deref(), agent).await?), parts)?))
@@ -133,6 +134,18 @@ pub async fn authenticate(state: &AppState, parts: &Parts, kind: AuthKind) -> Re
             Ok(Some(unless_locked(in_span(state.accounts.authenticate(&t, ip.as_deref(), agent).await?), parts)?))
         }
     }
+}
+
+/// The server that signed a federation request (`X-Matrix`), checked against its keys.
+async fn authenticate_server(state: &AppState, parts: &Parts, body: &[u8]) -> Result<ruma::OwnedServerName, Error> {
+    let mut request = http::Request::builder().method(parts.method.clone()).uri(parts.uri.clone());
+    if let Some(auth) = parts.headers.get(http::header::AUTHORIZATION) {
+        request = request.header(http::header::AUTHORIZATION, auth);
+    }
+    let request = request.body(body).map_err(Error::internal)?;
+    let origin = state.federation.authenticate(&request).await?;
+    tracing::Span::current().record("user", tracing::field::display(&origin));
+    Ok(origin)
 }
 
 /// The client's User-Agent, as far as it is printable text, cut at 512 bytes: it is stored
@@ -390,6 +403,11 @@ where
 
         let limit = state.config.max_request_size.0 as usize;
         let mut bytes = read_body(&parts, body, limit).await?;
+        // A federation request's signature covers its body as sent.
+        let origin = match <T::Authentication as AuthRequirement>::KIND {
+            AuthKind::Federation => Some(authenticate_server(state, &parts, &bytes).await?),
+            _ => None,
+        };
         if parts.method == Method::GET || parts.method == Method::HEAD {
             bytes = Bytes::new();
         } else if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -414,7 +432,7 @@ where
                 return Err(Error::bad_json("The request body could not be read"));
             }
         };
-        Ok(Ruma { body, session, ip, raw_body })
+        Ok(Ruma { body, session, ip, raw_body, origin })
     }
 }
 

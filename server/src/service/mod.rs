@@ -9,6 +9,7 @@ pub mod admin_key;
 pub mod delayed_events;
 pub mod e2ee;
 pub mod ephemeral;
+pub mod federation;
 pub mod guarded;
 pub mod invites;
 pub mod key_backup;
@@ -54,6 +55,8 @@ pub struct Services {
     pub invites: invites::Invites,
     /// Finding other servers (and our own, in the setup's check).
     pub discovery: server_discovery::Discovery,
+    /// Requests to and from other servers, and their keys.
+    pub federation: Arc<federation::Federation>,
     /// The admin listener's bearer token.
     pub admin_key: admin_key::AdminKey,
     /// The public listeners' bound addresses (real ports, also when the config said 0).

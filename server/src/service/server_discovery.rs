@@ -131,6 +131,22 @@ impl Discovery {
         b.build().expect("the HTTP client builds")
     }
 
+    /// The pooled client for one federation destination: `host` always goes to `addrs` (already
+    /// checked against the outbound policy), TLS is checked for `host`.
+    pub fn federation_http(&self, host: &str, addrs: &[SocketAddr], timeout: Duration) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .http1_only()
+            .no_proxy()
+            .user_agent(concat!("Hearth/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_merge(self.roots.iter().cloned())
+            .resolve_to_addrs(host.trim_start_matches('[').trim_end_matches(']'), addrs)
+            .build()
+            .expect("the HTTP client builds")
+    }
+
     /// Resolves `server_name` (`host` or `host:port`) the way the spec says.
     pub async fn resolve(&self, server_name: &str) -> Result<Destination, String> {
         let (host, port) =

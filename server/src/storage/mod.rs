@@ -26,6 +26,7 @@ pub mod relations;
 pub mod reports;
 pub mod rooms;
 pub mod search;
+pub mod server_keys;
 pub mod settings;
 pub mod sliding_sync;
 pub mod state;

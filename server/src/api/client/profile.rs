@@ -1,4 +1,5 @@
-//! Profiles (spec: "Profiles"): display name and avatar URL of local users.
+//! Profiles (spec: "Profiles"): display name and avatar URL, of local users and, through
+//! federation, of users on other servers.
 
 use axum::extract::State;
 use ruma::api::client::profile::{delete_profile_field, get_profile, get_profile_field, set_profile_field};
@@ -18,7 +19,7 @@ async fn load<T>(s: &AppState, req: &Ruma<T>, user: &ruma::UserId) -> Result<(Op
         None => s.limits.profile.check(&address_key(req.ip))?,
     }
     if user.server_name() != s.config.server_name {
-        return Err(Error::not_found("Profiles of users on other servers need federation"));
+        return s.federation.remote_profile(user).await;
     }
     s.rooms.profile(user).await?.ok_or_else(|| Error::not_found("No such user"))
 }

@@ -1,11 +1,12 @@
 //! Federation discovery: who we are, how to reach us, and our signing keys.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use axum::extract::State;
 use ruma::{
     ServerName,
-    api::federation::discovery::{discover_homeserver, get_server_keys, get_server_version},
+    api::federation::discovery::{
+        ServerSigningKeys, discover_homeserver, get_remote_server_keys, get_remote_server_keys_batch, get_server_keys,
+        get_server_version,
+    },
     serde::Raw,
 };
 
@@ -15,18 +16,13 @@ use crate::{
     service::AppState,
 };
 
-/// How long other servers may cache our key document.
-const KEY_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// GET /_matrix/key/v2/server
 /// <https://spec.matrix.org/v1.19/server-server-api/#get_matrixkeyv2server>
 pub async fn get_server_keys(
     State(s): State<AppState>,
     _: Ruma<get_server_keys::v2::Request>,
 ) -> Result<RumaResponse<get_server_keys::v2::Response>> {
-    let valid_until =
-        (SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() + KEY_VALIDITY).as_millis() as u64;
-    let doc = s.keys.key_document(valid_until)?;
+    let doc = s.federation.keys.own_document()?;
     let raw = Raw::new(&doc).map_err(Error::internal)?.cast_unchecked();
     Ok(RumaResponse(get_server_keys::v2::Response::new(raw)))
 }
@@ -56,4 +52,47 @@ pub async fn discover_homeserver(
     let port = base.port_u16().unwrap_or(if base.scheme_str() == Some("https") { 443 } else { 80 });
     let name = ServerName::parse(format!("{host}:{port}")).map_err(Error::internal)?;
     Ok(RumaResponse(discover_homeserver::Response::new(name)))
+}
+
+/// Our key documents, as a notary vouches for them: each countersigned by us.
+fn as_raw(docs: Vec<ruma::CanonicalJsonObject>) -> Result<Vec<Raw<ServerSigningKeys>>> {
+    docs.iter().map(|d| Raw::new(d).map(Raw::cast_unchecked).map_err(Error::internal)).collect()
+}
+
+/// GET /_matrix/key/v2/query/{serverName}: this server as a notary for one server's keys.
+/// <https://spec.matrix.org/v1.19/server-server-api/#get_matrixkeyv2queryservername>
+pub async fn get_remote_server_keys(
+    State(s): State<AppState>,
+    req: Ruma<get_remote_server_keys::v2::Request>,
+) -> Result<RumaResponse<get_remote_server_keys::v2::Response>> {
+    let b = &req.body;
+    let min = i64::try_from(u64::from(b.minimum_valid_until_ts.0)).ok().filter(|ts| *ts > 0);
+    let docs = s.federation.keys.notarise(&b.server_name, min).await?;
+    Ok(RumaResponse(get_remote_server_keys::v2::Response::new(as_raw(docs)?)))
+}
+
+/// Most servers one notary query may ask about (Synapse answers any number; a bound keeps one
+/// request from making this server fetch from thousands).
+const MAX_SERVERS_PER_QUERY: usize = 100;
+
+/// POST /_matrix/key/v2/query: this server as a notary for several servers' keys.
+/// <https://spec.matrix.org/v1.19/server-server-api/#post_matrixkeyv2query>
+pub async fn get_remote_server_keys_batch(
+    State(s): State<AppState>,
+    req: Ruma<get_remote_server_keys_batch::v2::Request>,
+) -> Result<RumaResponse<get_remote_server_keys_batch::v2::Response>> {
+    let asked = &req.body.server_keys;
+    if asked.len() > MAX_SERVERS_PER_QUERY {
+        return Err(Error::invalid_param(format!("At most {MAX_SERVERS_PER_QUERY} servers per query")));
+    }
+    let mut docs = Vec::new();
+    for (server, keys) in asked {
+        let min = keys
+            .values()
+            .filter_map(|c| c.minimum_valid_until_ts)
+            .map(|ts| i64::try_from(u64::from(ts.0)).unwrap_or(i64::MAX))
+            .max();
+        docs.extend(s.federation.keys.notarise(server, min).await?);
+    }
+    Ok(RumaResponse(get_remote_server_keys_batch::v2::Response::new(as_raw(docs)?)))
 }

@@ -1,9 +1,10 @@
-//! Server-Server API handlers. Only discovery (the signed key document, the version,
-//! `.well-known/matrix/server`) and OpenID user info exist so far; the transport arrives with
-//! the federation issue.
+//! Server-Server API handlers: discovery (our key document, notary key queries, the version,
+//! `.well-known/matrix/server`), OpenID user info, and queries. Requests that need it are
+//! authenticated by their `X-Matrix` signature in the extractor (`http::ruma`).
 
 pub mod discovery;
 pub mod openid;
+pub mod query;
 
 use axum::Router;
 use ruma::api::federation as f;
@@ -13,6 +14,12 @@ use crate::{http::route, service::AppState};
 pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<f::discovery::get_server_keys::v2::Request, _, _>(r, discovery::get_server_keys);
     let r = route::<f::discovery::get_server_version::v1::Request, _, _>(r, discovery::get_server_version);
+    let r = route::<f::discovery::get_remote_server_keys::v2::Request, _, _>(r, discovery::get_remote_server_keys);
+    let r = route::<f::discovery::get_remote_server_keys_batch::v2::Request, _, _>(
+        r,
+        discovery::get_remote_server_keys_batch,
+    );
+    let r = route::<f::query::get_profile_information::v1::Request, _, _>(r, query::get_profile_information);
     let r = route::<f::openid::get_openid_userinfo::v1::Request, _, _>(r, openid::get_openid_userinfo);
     route::<f::discovery::discover_homeserver::Request, _, _>(r, discovery::discover_homeserver)
 }

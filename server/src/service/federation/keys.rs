@@ -1,0 +1,230 @@
+//! Other servers' signing keys (spec: "Retrieving server keys"): asked of the notaries in
+//! `trusted_key_servers` first and of the server itself after (Synapse's order), each document
+//! checked (its server's own signature, and the notary's), kept in SQLite with how long each
+//! key may be used, and served again to others as a notary (`/_matrix/key/v2/query`).
+
+use std::{collections::HashMap, sync::Arc};
+
+use parking_lot::Mutex;
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, OwnedServerName, ServerName,
+    api::federation::discovery::{ServerSigningKeys, get_remote_server_keys_batch, get_server_keys},
+    serde::{Base64, Raw},
+    signatures::{PublicKeyMap, verify_json},
+};
+
+use super::client::FederationClient;
+use crate::{
+    config::TrustedKeyServer,
+    error::{Error, Result},
+    service::{now_ms, signing::ServerKeys},
+    storage::{self, Db},
+};
+
+/// Our own key document's validity, as published.
+pub const OWN_KEY_VALIDITY_MS: i64 = 7 * 24 * 3600 * 1000;
+
+pub struct KeyStore {
+    db: Db,
+    own: Arc<ServerKeys>,
+    client: Arc<FederationClient>,
+    notaries: Vec<TrustedKeyServer>,
+    /// One fetch per server at a time: concurrent requests from a server wait for the first.
+    fetching: Mutex<HashMap<OwnedServerName, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyStore {
+    pub fn new(db: Db, own: Arc<ServerKeys>, client: Arc<FederationClient>, notaries: Vec<TrustedKeyServer>) -> Self {
+        Self { db, own, client, notaries, fetching: Mutex::default() }
+    }
+
+    pub fn own_server_name(&self) -> &ServerName {
+        &self.own.server_name
+    }
+
+    /// Our own signed key document, valid for a week from now.
+    pub fn own_document(&self) -> Result<CanonicalJsonObject> {
+        Ok(self.own.key_document((now_ms() + OWN_KEY_VALIDITY_MS) as u64)?)
+    }
+
+    /// The key `key_id` of `server`, valid now: a request signed with it may be trusted.
+    pub async fn verify_key_for_request(&self, server: &ServerName, key_id: &str) -> Result<Base64, String> {
+        let now = now_ms();
+        if let Some(k) = self.stored_key(server, key_id, now).await.map_err(|e| e.to_string())? {
+            return Ok(k);
+        }
+        self.refresh(server, now).await?;
+        self.stored_key(server, key_id, now)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{server} does not publish a key {key_id} valid now"))
+    }
+
+    async fn stored_key(&self, server: &ServerName, key_id: &str, at: i64) -> Result<Option<Base64>> {
+        let keys = storage::server_keys::keys_of(&self.db.read, server.as_str()).await?;
+        Ok(keys
+            .into_iter()
+            .find(|(id, _, valid_until, expired)| id == key_id && *valid_until >= at && expired.is_none_or(|e| at < e))
+            .and_then(|(_, key, _, _)| Base64::parse(key).ok()))
+    }
+
+    /// Fetches `server`'s keys anew (from a notary or the server), unless another task just did.
+    async fn refresh(&self, server: &ServerName, needed_until: i64) -> Result<(), String> {
+        let lock = self.fetching.lock().entry(server.to_owned()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        if let Ok(Some((_, valid_until))) = storage::server_keys::document(&self.db.read, server.as_str()).await
+            && valid_until >= needed_until
+        {
+            return Ok(());
+        }
+        let mut errors = Vec::new();
+        for notary in &self.notaries {
+            match self.fetch_via_notary(notary, server).await {
+                Ok(()) => return Ok(()),
+                Err(e) => errors.push(format!("notary {}: {e}", notary.server_name)),
+            }
+        }
+        match self.fetch_direct(server).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                errors.push(e);
+                Err(errors.join("; "))
+            }
+        }
+    }
+
+    /// Asks the server itself (`GET /_matrix/key/v2/server`).
+    async fn fetch_direct(&self, server: &ServerName) -> Result<(), String> {
+        let resp = self
+            .client
+            .send_unsigned(server, get_server_keys::v2::Request::new())
+            .await
+            .map_err(|e| format!("asking {server} for its keys: {e}"))?;
+        self.accept(server, &resp.server_key, None).await
+    }
+
+    /// Asks a notary (`POST /_matrix/key/v2/query`).
+    async fn fetch_via_notary(&self, notary: &TrustedKeyServer, server: &ServerName) -> Result<(), String> {
+        let notary_name = super::server_name(&notary.server_name).map_err(|e| e.message())?;
+        if notary_name == server {
+            return self.fetch_direct(server).await;
+        }
+        let notary_keys = if notary.verify_keys.is_empty() {
+            self.stored_keys_map(notary_name).await?
+        } else {
+            notary.verify_keys.iter().filter_map(|(id, k)| Some((id.clone(), Base64::parse(k).ok()?))).collect()
+        };
+        // No key IDs: every key of the server (the notary answers with what is valid now).
+        let request = get_remote_server_keys_batch::v2::Request::new(
+            [(server.to_owned(), std::collections::BTreeMap::new())].into(),
+        );
+        let resp = self
+            .client
+            .send_unsigned(notary_name, request)
+            .await
+            .map_err(|e| format!("asking for {server}'s keys: {e}"))?;
+        let mut accepted = false;
+        for doc in &resp.server_keys {
+            if self.accept(server, doc, Some((notary_name, &notary_keys))).await.is_ok() {
+                accepted = true;
+            }
+        }
+        if accepted { Ok(()) } else { Err(format!("no valid key document for {server}")) }
+    }
+
+    /// Keys of a server as a signature-checking map (fetching them when none are stored).
+    async fn stored_keys_map(&self, server: &ServerName) -> Result<std::collections::BTreeMap<String, Base64>, String> {
+        let now = now_ms();
+        let mut keys =
+            storage::server_keys::keys_of(&self.db.read, server.as_str()).await.map_err(|e| e.to_string())?;
+        if !keys.iter().any(|(_, _, valid_until, _)| *valid_until >= now) {
+            self.fetch_direct(server).await?;
+            keys = storage::server_keys::keys_of(&self.db.read, server.as_str()).await.map_err(|e| e.to_string())?;
+        }
+        Ok(keys.into_iter().filter_map(|(id, k, _, _)| Some((id, Base64::parse(k).ok()?))).collect())
+    }
+
+    /// Checks a key document of `server` (its own signature with its current keys, and the
+    /// notary's when it came through one), then stores its keys and the document.
+    async fn accept(
+        &self,
+        server: &ServerName,
+        raw: &Raw<ServerSigningKeys>,
+        notary: Option<(&ServerName, &std::collections::BTreeMap<String, Base64>)>,
+    ) -> Result<(), String> {
+        let object: CanonicalJsonObject =
+            serde_json::from_str(raw.json().get()).map_err(|e| format!("{server}'s key document: {e}"))?;
+        let doc: ServerSigningKeys = raw.deserialize().map_err(|e| format!("{server}'s key document: {e}"))?;
+        if doc.server_name != server {
+            return Err(format!("a key document for {} came for {server}", doc.server_name));
+        }
+        let own: std::collections::BTreeMap<String, Base64> =
+            doc.verify_keys.iter().map(|(id, k)| (id.to_string(), k.key.clone())).collect();
+        let mut map = PublicKeyMap::new();
+        map.insert(server.to_string(), own);
+        if let Some((name, keys)) = notary {
+            map.insert(name.to_string(), keys.clone());
+        }
+        verify_json(&map, &object).map_err(|e| format!("{server}'s key document is not properly signed: {e}"))?;
+        let valid_until = i64::try_from(u64::from(doc.valid_until_ts.0)).unwrap_or(i64::MAX);
+        let mut tx = self.db.begin_write().await.map_err(|e| e.to_string())?;
+        for (id, k) in &doc.verify_keys {
+            storage::server_keys::put_key(&mut *tx, server.as_str(), id.as_str(), &k.key.encode(), valid_until, None)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for (id, k) in &doc.old_verify_keys {
+            let expired = i64::try_from(u64::from(k.expired_ts.0)).unwrap_or(i64::MAX);
+            storage::server_keys::put_key(
+                &mut *tx,
+                server.as_str(),
+                id.as_str(),
+                &k.key.encode(),
+                expired,
+                Some(expired),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+        // The document is kept as the server signed it, without the notary's signature.
+        let mut plain = object.clone();
+        if notary.is_some()
+            && let Some(CanonicalJsonValue::Object(sigs)) = plain.get_mut("signatures")
+        {
+            sigs.retain(|name, _| name == server.as_str());
+        }
+        let text = serde_json::to_string(&plain).map_err(|e| e.to_string())?;
+        storage::server_keys::put_document(&mut *tx, server.as_str(), &text, valid_until, now_ms())
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        tracing::info!(%server, keys = doc.verify_keys.len(), via = ?notary.map(|n| n.0.to_string()), "server keys fetched");
+        Ok(())
+    }
+
+    /// What this server says, as a notary, about `server`'s keys (`/_matrix/key/v2/query`):
+    /// its document countersigned by us, fetched anew when the stored one is not valid until
+    /// `minimum_valid_until_ts`. Nothing when the server cannot be reached and nothing is stored.
+    pub async fn notarise(
+        &self,
+        server: &ServerName,
+        minimum_valid_until_ts: Option<i64>,
+    ) -> Result<Vec<CanonicalJsonObject>> {
+        if server == self.own_server_name() {
+            return Ok(vec![self.own_document()?]);
+        }
+        let needed = minimum_valid_until_ts.unwrap_or_else(now_ms);
+        let stored = storage::server_keys::document(&self.db.read, server.as_str()).await?;
+        if stored.as_ref().is_none_or(|(_, valid_until)| *valid_until < needed)
+            && let Err(e) = self.fetch_direct(server).await
+        {
+            tracing::info!(%server, error = %e, "notary: the server's keys could not be fetched");
+        }
+        let Some((text, _)) = storage::server_keys::document(&self.db.read, server.as_str()).await? else {
+            return Ok(Vec::new());
+        };
+        let mut doc: CanonicalJsonObject = serde_json::from_str(&text).map_err(Error::internal)?;
+        self.own.sign(&mut doc)?;
+        Ok(vec![doc])
+    }
+}

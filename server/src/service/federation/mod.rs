@@ -1,0 +1,87 @@
+//! Federation: talking to other homeservers. `client` sends signed requests (X-Matrix) to a
+//! destination found by server discovery, under the outbound IP policy; `keys` fetches, checks
+//! and keeps other servers' signing keys, for requests and events from them.
+
+pub mod client;
+pub mod keys;
+
+use std::sync::Arc;
+
+use ruma::{OwnedServerName, ServerName, api::federation::authentication::XMatrix, signatures::PublicKeyMap};
+
+pub use self::{client::FederationClient, keys::KeyStore};
+use crate::error::{Error, Result};
+
+/// Everything federation needs, shared by handlers and services.
+pub struct Federation {
+    pub client: Arc<FederationClient>,
+    pub keys: KeyStore,
+}
+
+impl Federation {
+    /// Checks the `X-Matrix` signature of an incoming request (spec: "Request Authentication"):
+    /// the origin's key is fetched when unknown. Returns the origin server.
+    pub async fn authenticate(&self, request: &http::Request<&[u8]>) -> Result<OwnedServerName> {
+        let header = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("Missing Authorization headers"))?;
+        let x = XMatrix::try_from(header).map_err(|e| unauthorized(format!("Invalid X-Matrix authorization: {e}")))?;
+        let ours = self.keys.own_server_name();
+        if x.destination.as_deref().is_some_and(|d| d != ours) {
+            return Err(unauthorized("This request is for another server"));
+        }
+        if x.origin == ours {
+            return Err(unauthorized("A request from this server's own name"));
+        }
+        let key = self
+            .keys
+            .verify_key_for_request(&x.origin, x.key.as_str())
+            .await
+            .map_err(|e| unauthorized(format!("No usable key {} of {}: {e}", x.key, x.origin)))?;
+        let mut map = PublicKeyMap::new();
+        map.insert(x.origin.to_string(), [(x.key.to_string(), key)].into());
+        x.verify_request(request, ours, &map)
+            .map_err(|e| unauthorized(format!("Invalid signature for server {}: {e}", x.origin)))?;
+        Ok(x.origin)
+    }
+}
+
+impl Federation {
+    /// A remote user's display name and avatar, asked of their server
+    /// (`/_matrix/federation/v1/query/profile`). Its refusals come back as they were (a 404 for
+    /// an unknown user); an unreachable server is 502, as in Synapse.
+    pub async fn remote_profile(&self, user: &ruma::UserId) -> Result<(Option<String>, Option<String>)> {
+        let request = ruma::api::federation::query::get_profile_information::v1::Request::new(user.to_owned());
+        match self.client.send(user.server_name(), request).await {
+            Ok(resp) => {
+                let field = |name: &str| resp.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+                Ok((field("displayname"), field("avatar_url")))
+            }
+            Err(e) => Err(remote_error(e, "Failed to fetch profile")),
+        }
+    }
+}
+
+/// A failure of a request to another server, for the client that caused it: a 4xx refusal with
+/// its status and error code; anything else 502.
+pub fn remote_error(e: client::FederationError, what: &str) -> Error {
+    tracing::info!(error = %e, "{what}");
+    if let client::FederationError::Refused { status, .. } = &e
+        && (400..500).contains(status)
+        && let Ok(code) = http::StatusCode::from_u16(*status)
+    {
+        let errcode = e.errcode().unwrap_or_else(|| "M_UNKNOWN".to_owned());
+        return Error::custom(code, &errcode, what);
+    }
+    Error::custom(http::StatusCode::BAD_GATEWAY, "M_UNKNOWN", format!("{what}: {e}"))
+}
+
+fn unauthorized(message: impl Into<String>) -> Error {
+    Error::matrix(http::StatusCode::UNAUTHORIZED, ruma::api::error::ErrorKind::Unauthorized, message)
+}
+
+/// A server name from a string that is known to be one.
+pub fn server_name(s: &str) -> Result<&ServerName> {
+    <&ServerName>::try_from(s).map_err(|_| Error::invalid_param(format!("{s} is not a server name")))
+}

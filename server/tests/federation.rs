@@ -1,0 +1,222 @@
+//! Federation with a real Synapse (1.163.2 from PyPI) on this machine: each server with its own
+//! name and a certificate from a test CA, reached over TLS on loopback only, in the private
+//! network built by `tests/federation/run.sh` (which runs these tests; see its README).
+//!
+//! This slice: keys and request authentication. Each server fetches and checks the other's keys
+//! (directly, and through the other as a notary), and signed requests go both ways (profile
+//! queries); forged and unsigned requests are refused with nothing learned.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use hearth_server::config::RateLimit;
+use reqwest::StatusCode;
+use ruma::{
+    ServerName,
+    api::federation::authentication::XMatrix,
+    serde::Base64,
+    signatures::{Ed25519KeyPair, KeyPair},
+};
+use serde_json::{Value, json};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by tests/federation/run.sh"))
+}
+
+/// Hearth as hearth.test, where nginx (TLS on hearth.test:8448 and :443) forwards to it.
+async fn hearth() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = common::test_config(dir.path());
+    c.server_name = env("HEARTH_FED_SERVER_NAME").as_str().try_into().unwrap();
+    let listen: std::net::SocketAddr = env("HEARTH_FED_LISTEN").parse().unwrap();
+    c.listeners[0].port = listen.port();
+    c.listeners[0].bind_addresses = vec![listen.ip()];
+    c.listeners[0].x_forwarded = true;
+    c.public_baseurl = Some(format!("https://{}", env("HEARTH_FED_SERVER_NAME")));
+    c.federation_custom_ca_list = vec![env("HEARTH_FED_CA").into()];
+    c.trusted_key_servers = Vec::new();
+    // The other server lives on loopback, which the outbound policy refuses by default.
+    c.ip_range_whitelist = vec!["127.0.0.0/8".to_owned()];
+    for (_, rl) in c.rate_limits_mut() {
+        *rl = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
+    }
+    TestServer::start_in(dir, c).await
+}
+
+/// An HTTP client that trusts the test CA (for the servers' TLS ports).
+fn tls_client() -> reqwest::Client {
+    let ca = std::fs::read(env("HEARTH_FED_CA")).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text})))
+}
+
+/// Registers a user on Synapse (open registration, m.login.dummy); returns the access token.
+async fn synapse_user(name: &str) -> String {
+    let http = reqwest::Client::new();
+    let url = format!("{}/_matrix/client/v3/register", env("SYNAPSE_URL"));
+    let body = json!({"username": name, "password": "password-long", "auth": {"type": "m.login.dummy"}});
+    let (st, v) = json_of(http.post(&url).json(&body).send().await.unwrap()).await;
+    assert_eq!(st, 200, "{v}");
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn synapse_get(path: &str, token: &str) -> (StatusCode, Value) {
+    let http = reqwest::Client::new();
+    json_of(http.get(format!("{}{path}", env("SYNAPSE_URL"))).bearer_auth(token).send().await.unwrap()).await
+}
+
+async fn synapse_put(path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    let http = reqwest::Client::new();
+    json_of(http.put(format!("{}{path}", env("SYNAPSE_URL"))).bearer_auth(token).json(&body).send().await.unwrap())
+        .await
+}
+
+/// One Hearth for every scenario: it must listen where nginx forwards, and Synapse remembers
+/// its keys for the whole run, so its name and key stay the same throughout. The scenarios run
+/// in order; a failure names its scenario.
+#[tokio::test]
+#[ignore = "needs Synapse, nginx and dnsmasq in a private network: tests/federation/run.sh"]
+async fn hearth_and_synapse_federate() {
+    let s = hearth().await;
+    signed_profile_queries_go_both_ways(&s).await;
+    each_server_fetches_and_vouches_for_the_others_keys(&s).await;
+    unsigned_forged_and_misdirected_requests_are_refused(&s).await;
+}
+
+/// Keys, after the profile queries made Synapse fetch Hearth's (Synapse's notary endpoint only
+/// answers from what it holds).
+async fn each_server_fetches_and_vouches_for_the_others_keys(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    // Hearth as a notary for Synapse's keys: fetched from Synapse over TLS, checked, and
+    // countersigned by Hearth.
+    let (st, v) = s.get(&format!("/_matrix/key/v2/query/{synapse}"), None).await;
+    assert_eq!(st, 200, "{v}");
+    let doc = &v["server_keys"][0];
+    assert_eq!(doc["server_name"], synapse, "{v}");
+    assert!(doc["verify_keys"].as_object().is_some_and(|k| !k.is_empty()), "{v}");
+    let signers: Vec<&String> = doc["signatures"].as_object().unwrap().keys().collect();
+    assert!(signers.contains(&&synapse) && signers.contains(&&hearth_name), "{signers:?}");
+    // The batch form too, and our own keys through it.
+    let (st, v) = s
+        .post("/_matrix/key/v2/query", None, json!({"server_keys": {synapse.clone(): {}, hearth_name.clone(): {}}}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let names: Vec<&str> =
+        v["server_keys"].as_array().unwrap().iter().map(|d| d["server_name"].as_str().unwrap()).collect();
+    assert!(names.contains(&synapse.as_str()) && names.contains(&hearth_name.as_str()), "{v}");
+
+    // Synapse as a notary for Hearth's keys: Synapse found hearth.test (DNS, port 8448, TLS with
+    // the test CA) and accepted Hearth's self-signed document.
+    let (_, ours) = s.get("/_matrix/key/v2/server", None).await;
+    let url = format!("https://{synapse}:8448/_matrix/key/v2/query/{hearth_name}");
+    let (st, v) = json_of(tls_client().get(url).send().await.unwrap()).await;
+    assert_eq!(st, 200, "{v}");
+    let doc = &v["server_keys"][0];
+    assert_eq!(doc["server_name"], hearth_name, "Synapse could not fetch Hearth's keys: {v}");
+    assert_eq!(doc["verify_keys"], ours["verify_keys"], "{v}");
+}
+
+async fn signed_profile_queries_go_both_ways(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let alice = s.user("alice").await;
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/profile/@alice:{hearth_name}/displayname"),
+            Some(&alice),
+            json!({"displayname": "Alice at home"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let bob = synapse_user("bob").await;
+    let (st, _) = synapse_put(
+        &format!("/_matrix/client/v3/profile/@bob:{synapse}/displayname"),
+        &bob,
+        json!({"displayname": "Bob on Synapse"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+
+    // Synapse asks Hearth (signed by Synapse, checked by Hearth with Synapse's fetched key).
+    let (st, v) = synapse_get(&format!("/_matrix/client/v3/profile/@alice:{hearth_name}"), &bob).await;
+    assert_eq!((st.as_u16(), &v["displayname"]), (200, &json!("Alice at home")), "{v}");
+    // Hearth asks Synapse (signed by Hearth, checked by Synapse with Hearth's fetched key).
+    let (st, v) = s.get(&format!("/_matrix/client/v3/profile/@bob:{synapse}"), Some(&alice)).await;
+    assert_eq!((st.as_u16(), &v["displayname"]), (200, &json!("Bob on Synapse")), "{v}");
+    // Someone Synapse does not know: its 404 comes through.
+    let (st, v) = s.get(&format!("/_matrix/client/v3/profile/@nobody:{synapse}"), Some(&alice)).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{v}");
+    // A server that does not exist: 502, not a hang or a 500.
+    let (st, v) = s.get("/_matrix/client/v3/profile/@x:nowhere.test", Some(&alice)).await;
+    assert_eq!(st.as_u16(), 502, "{v}");
+}
+
+/// A request to Hearth's federation API signed as `origin` with `key`.
+async fn signed_request(
+    s: &TestServer,
+    origin: &str,
+    destination: &str,
+    key: &Ed25519KeyPair,
+    path: &str,
+) -> (StatusCode, Value) {
+    let request = http::Request::builder().method("GET").uri(path).body(Vec::<u8>::new()).unwrap();
+    let object = XMatrix::request_object(
+        &request,
+        <&ServerName>::try_from(origin).unwrap(),
+        <&ServerName>::try_from(destination).unwrap(),
+    )
+    .unwrap();
+    let (key_id, sig) = key.sign(&serde_json::to_vec(&object).unwrap()).into_parts();
+    let x = XMatrix::new(
+        origin.try_into().unwrap(),
+        destination.try_into().unwrap(),
+        key_id.as_str().try_into().unwrap(),
+        Base64::new(sig),
+    );
+    let resp = s
+        .http
+        .get(format!("{}{path}", s.base))
+        .header("Authorization", http::HeaderValue::from(&x))
+        .send()
+        .await
+        .unwrap();
+    json_of(resp).await
+}
+
+async fn unsigned_forged_and_misdirected_requests_are_refused(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let path = format!("/_matrix/federation/v1/query/profile?user_id=%40alice%3A{hearth_name}");
+    // No signature at all.
+    let (st, v) = s.get(&path, None).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (401, Some("M_UNAUTHORIZED")), "{v}");
+    // Signed by a key that is not Synapse's, with Synapse's real key ID and a made-up one.
+    let forger = Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), "forged".into()).unwrap();
+    let (st, v) = signed_request(s, &synapse, &hearth_name, &forger, &path).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (401, Some("M_UNAUTHORIZED")), "{v}");
+    assert!(v.get("displayname").is_none(), "{v}");
+    let (_, keys) = s.get(&format!("/_matrix/key/v2/query/{synapse}"), None).await;
+    let real_id = keys["server_keys"][0]["verify_keys"].as_object().unwrap().keys().next().unwrap().clone();
+    let version = real_id.trim_start_matches("ed25519:").to_owned();
+    let impostor = Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), version).unwrap();
+    let (st, v) = signed_request(s, &synapse, &hearth_name, &impostor, &path).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (401, Some("M_UNAUTHORIZED")), "{v}");
+    // For another destination.
+    let (st, v) = signed_request(s, &synapse, "elsewhere.test", &impostor, &path).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (401, Some("M_UNAUTHORIZED")), "{v}");
+    // A server that cannot be found has no keys to check with.
+    let (st, v) = signed_request(s, "nowhere.test", &hearth_name, &forger, &path).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (401, Some("M_UNAUTHORIZED")), "{v}");
+}
