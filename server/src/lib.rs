@@ -275,8 +275,12 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     );
     let discovery = service::server_discovery::Discovery::new(&config)?;
     let federation = {
-        let client =
-            Arc::new(service::federation::FederationClient::new(keys.clone(), discovery.clone(), outbound.clone()));
+        let client = Arc::new(service::federation::FederationClient::new(
+            keys.clone(),
+            discovery.clone(),
+            outbound.clone(),
+            config.federation_domain_whitelist.clone(),
+        ));
         let keys = service::federation::KeyStore::new(
             db.clone(),
             keys.clone(),

@@ -51,3 +51,23 @@ async fn the_notary_answers_for_itself_and_not_for_servers_it_may_not_reach() {
     let (st, v) = s.get("/_matrix/client/v3/profile/@bob:127.0.0.1:1", Some(&alice)).await;
     assert_eq!(st.as_u16(), 502, "{v}");
 }
+
+#[tokio::test]
+async fn federation_domain_whitelist_keeps_other_servers_out_both_ways() {
+    let s = TestServer::start_with(|c| c.federation_domain_whitelist = Some(vec!["friends.example".into()])).await;
+    let alice = s.user("alice").await;
+    let (st, v) = s.get("/_matrix/client/v3/profile/@bob:stranger.example", Some(&alice)).await;
+    assert_eq!(st.as_u16(), 502, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("federation_domain_whitelist"), "{v}");
+    let path = format!("/_matrix/federation/v1/query/profile?user_id=%40alice%3A{SERVER_NAME}");
+    let resp = s
+        .http
+        .get(format!("{}{path}", s.base))
+        .header("Authorization", "X-Matrix origin=\"stranger.example\",key=\"ed25519:x\",sig=\"dGVzdA\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["errcode"], "M_FORBIDDEN", "{v}");
+}

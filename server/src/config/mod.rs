@@ -161,6 +161,11 @@ pub struct Config {
     pub max_event_delay_duration: Option<HumanDuration>,
     /// Synapse's `experimental_features` that Hearth reads.
     pub experimental_features: ExperimentalFeatures,
+    /// Whether other servers' TLS certificates are checked (Synapse's key). Only for test
+    /// setups: without it anyone on the path can pose as any server.
+    pub federation_verify_certificates: bool,
+    /// The only servers federation talks to, when set (Synapse's key); unset: every server.
+    pub federation_domain_whitelist: Option<Vec<String>>,
     /// Servers asked for other servers' signing keys before asking those servers themselves
     /// (notaries), as in Synapse: matrix.org by default; `[]` asks every server directly.
     pub trusted_key_servers: Vec<TrustedKeyServer>,
@@ -504,6 +509,8 @@ impl Default for Config {
             rc_delayed_event_mgmt: RateLimit { per_second: 1.0, burst_count: 5.0 },
             max_event_delay_duration: Some(HumanDuration(Duration::from_secs(86_400))),
             experimental_features: ExperimentalFeatures::default(),
+            federation_verify_certificates: true,
+            federation_domain_whitelist: None,
             trusted_key_servers: vec![TrustedKeyServer {
                 server_name: "matrix.org".to_owned(),
                 verify_keys: [("ed25519:auto".to_owned(), "Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw".to_owned())]

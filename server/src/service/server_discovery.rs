@@ -21,6 +21,7 @@ use hickory_resolver::{
 };
 use serde_json::Value;
 
+use super::outbound::IpPolicy;
 use crate::config::Config;
 
 /// The default federation port.
@@ -53,6 +54,8 @@ pub struct Discovery {
     /// names resolved through `dns` when `dns_servers` is set.
     roots: Arc<Vec<reqwest::Certificate>>,
     custom_dns: bool,
+    /// `federation_verify_certificates`: off only for test setups.
+    verify_certificates: bool,
 }
 
 /// A resolver with the configured servers, or the system's configuration.
@@ -108,6 +111,7 @@ impl Discovery {
             custom_dns: !dns_servers.is_empty(),
             dns_servers: Arc::new(dns_servers),
             roots: Arc::new(roots),
+            verify_certificates: config.federation_verify_certificates,
         })
     }
 
@@ -131,6 +135,30 @@ impl Discovery {
         b.build().expect("the HTTP client builds")
     }
 
+    /// An HTTPS client for discovery on behalf of federation: every name resolves only to the
+    /// addresses `policy` allows, and redirects are followed (up to 5) only to such addresses.
+    fn checked_http(&self, policy: Arc<IpPolicy>) -> reqwest::Client {
+        let for_redirects = policy.clone();
+        reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .http1_only()
+            .no_proxy()
+            .tls_certs_merge(self.roots.iter().cloned())
+            .danger_accept_invalid_certs(!self.verify_certificates)
+            .dns_resolver(Arc::new(CheckedHickory { dns: self.dns().clone(), policy }))
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                if attempt.previous().len() >= 5 {
+                    return attempt.error("too many redirects");
+                }
+                match for_redirects.check_url(attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(e) => attempt.error(e.to_string()),
+                }
+            }))
+            .build()
+            .expect("the HTTP client builds")
+    }
+
     /// The pooled client for one federation destination: `host` always goes to `addrs` (already
     /// checked against the outbound policy), TLS is checked for `host`.
     pub fn federation_http(&self, host: &str, addrs: &[SocketAddr], timeout: Duration) -> reqwest::Client {
@@ -142,6 +170,7 @@ impl Discovery {
             .user_agent(concat!("Hearth/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .tls_certs_merge(self.roots.iter().cloned())
+            .danger_accept_invalid_certs(!self.verify_certificates)
             .resolve_to_addrs(host.trim_start_matches('[').trim_end_matches(']'), addrs)
             .build()
             .expect("the HTTP client builds")
@@ -149,6 +178,17 @@ impl Discovery {
 
     /// Resolves `server_name` (`host` or `host:port`) the way the spec says.
     pub async fn resolve(&self, server_name: &str) -> Result<Destination, String> {
+        self.resolve_under(server_name, None).await
+    }
+
+    /// As `resolve`, for federation: the `.well-known` request only goes to addresses `policy`
+    /// allows (a server name is whatever a remote user ID says, so it must not make this server
+    /// fetch from the home network).
+    pub async fn resolve_under(
+        &self,
+        server_name: &str,
+        policy: Option<&Arc<IpPolicy>>,
+    ) -> Result<Destination, String> {
         let (host, port) =
             split_host_port(server_name).ok_or_else(|| format!("`{server_name}` is not a server name"))?;
         // 1. An IP literal: connect to it directly.
@@ -173,7 +213,7 @@ impl Discovery {
             });
         }
         // 3. Delegation through /.well-known/matrix/server.
-        if let Some(delegated) = self.well_known(&host).await {
+        if let Some(delegated) = self.well_known(&host, policy).await {
             let Some((d_host, d_port)) = split_host_port(&delegated) else {
                 return Err(format!(
                     "https://{host}/.well-known/matrix/server delegates to `{delegated}`, which is not a host name"
@@ -238,8 +278,12 @@ impl Discovery {
 
     /// `m.server` from `https://host/.well-known/matrix/server`, if it answers with one
     /// (redirects followed; anything else means "no delegation").
-    async fn well_known(&self, host: &str) -> Option<String> {
-        let resp = self.http(None).get(format!("https://{host}/.well-known/matrix/server")).send().await.ok()?;
+    async fn well_known(&self, host: &str, policy: Option<&Arc<IpPolicy>>) -> Option<String> {
+        let client = match policy {
+            None => self.http(None),
+            Some(policy) => self.checked_http(policy.clone()),
+        };
+        let resp = client.get(format!("https://{host}/.well-known/matrix/server")).send().await.ok()?;
         if !resp.status().is_success() {
             return None;
         }
@@ -318,6 +362,27 @@ fn ip_literal(host: &str) -> Option<IpAddr> {
         .parse()
         .ok()
         .filter(|_| host.starts_with('[') || !host.contains(':'))
+}
+
+/// hickory as reqwest's resolver, keeping only the addresses the outbound policy allows.
+struct CheckedHickory {
+    dns: TokioResolver,
+    policy: Arc<IpPolicy>,
+}
+
+impl reqwest::dns::Resolve for CheckedHickory {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (dns, policy) = (self.dns.clone(), self.policy.clone());
+        Box::pin(async move {
+            let ips = dns.lookup_ip(format!("{}.", name.as_str()).as_str()).await?;
+            let addrs: Vec<SocketAddr> =
+                ips.iter().filter(|ip| policy.permits(*ip)).map(|ip| SocketAddr::new(ip, 0)).collect();
+            if addrs.is_empty() {
+                return Err(format!("{} resolves only to addresses that may not be contacted", name.as_str()).into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// hickory as reqwest's resolver, so the well-known and key requests use `dns_servers` too.

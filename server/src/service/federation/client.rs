@@ -76,15 +76,26 @@ pub struct FederationClient {
     keys: Arc<ServerKeys>,
     discovery: Discovery,
     policy: Arc<IpPolicy>,
+    /// `federation_domain_whitelist`: when set, the only servers federation talks to.
+    whitelist: Option<std::collections::HashSet<String>>,
     routes: Mutex<HashMap<OwnedServerName, (Found, Instant)>>,
 }
 
 impl FederationClient {
-    pub fn new(keys: Arc<ServerKeys>, discovery: Discovery, policy: IpPolicy) -> Self {
-        Self { keys, discovery, policy: Arc::new(policy), routes: Mutex::default() }
+    pub fn new(keys: Arc<ServerKeys>, discovery: Discovery, policy: IpPolicy, whitelist: Option<Vec<String>>) -> Self {
+        let whitelist = whitelist.map(|w| w.into_iter().map(|s| s.to_ascii_lowercase()).collect());
+        Self { keys, discovery, policy: Arc::new(policy), whitelist, routes: Mutex::default() }
+    }
+
+    /// Whether `federation_domain_whitelist` lets federation talk to `server` (both ways).
+    pub fn may_federate_with(&self, server: &ServerName) -> bool {
+        self.whitelist.as_ref().is_none_or(|w| w.contains(&server.as_str().to_ascii_lowercase()))
     }
 
     async fn route(&self, destination: &ServerName) -> Result<Arc<Route>, FederationError> {
+        if !self.may_federate_with(destination) {
+            return Err(FederationError::Unreachable(format!("{destination} is not in federation_domain_whitelist")));
+        }
         if let Some((route, at)) = self.routes.lock().get(destination) {
             let ttl = if route.is_ok() { ROUTE_TTL } else { FAILED_ROUTE_TTL };
             if at.elapsed() < ttl {
@@ -98,7 +109,7 @@ impl FederationClient {
 
     async fn find(&self, destination: &ServerName) -> Result<Arc<Route>, String> {
         let Destination { connect_host, port, tls_name, host_header, .. } =
-            self.discovery.resolve(destination.as_str()).await?;
+            self.discovery.resolve_under(destination.as_str(), Some(&self.policy)).await?;
         let addrs: Vec<SocketAddr> = self.discovery.addresses(&connect_host, port).await?;
         let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| self.policy.permits(a.ip())).collect();
         if allowed.is_empty() {

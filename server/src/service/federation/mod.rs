@@ -34,6 +34,9 @@ impl Federation {
         if x.origin == ours {
             return Err(unauthorized("A request from this server's own name"));
         }
+        if !self.client.may_federate_with(&x.origin) {
+            return Err(Error::forbidden(format!("Federation denied with {}", x.origin)));
+        }
         let key = self
             .keys
             .verify_key_for_request(&x.origin, x.key.as_str())
