@@ -287,7 +287,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
             client.clone(),
             config.trusted_key_servers.clone(),
         );
-        Arc::new(service::federation::Federation { client, keys })
+        let sender = Arc::new(service::federation::sender::Sender::new(db.clone(), client.clone(), rooms.clone()));
+        Arc::new(service::federation::Federation::new(client, keys, sender, rooms.clone()))
     };
     let services = Services {
         rooms,
@@ -346,6 +347,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
 
     let push_client = Arc::new(service::pusher::client(outbound));
     tasks.spawn(delayed.run(state_changes, cancel.clone()));
+    tasks.spawn(state.federation.sender.clone().run(written.clone(), cancel.clone()));
     tasks.spawn(service::pusher::run(db.clone(), push_client, push_rx, cancel.clone()));
 
     // Typing notifications end when their timeout passes, people who stopped syncing go

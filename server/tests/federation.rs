@@ -92,6 +92,104 @@ async fn hearth_and_synapse_federate() {
     signed_profile_queries_go_both_ways(&s).await;
     each_server_fetches_and_vouches_for_the_others_keys(&s).await;
     unsigned_forged_and_misdirected_requests_are_refused(&s).await;
+    a_synapse_user_joins_a_hearth_room_and_they_talk(&s).await;
+}
+
+async fn synapse_post(path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    let http = reqwest::Client::new();
+    json_of(http.post(format!("{}{path}", env("SYNAPSE_URL"))).bearer_auth(token).json(&body).send().await.unwrap())
+        .await
+}
+
+/// Polls `read` until `done` says yes (up to 20 s); returns the last value read.
+async fn eventually<F, Fut>(what: &str, mut read: F, done: impl Fn(&Value) -> bool) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        let v = read().await;
+        if done(&v) {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{what}: still not there after 20 s: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn bodies(messages: &Value) -> Vec<String> {
+    let mut out: Vec<String> = messages["chunk"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|e| e["content"]["body"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    out.reverse();
+    out
+}
+
+/// A Synapse user joins a room made on Hearth (make_join/send_join), and messages go both ways
+/// (transactions), in order.
+async fn a_synapse_user_joins_a_hearth_room_and_they_talk(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let carol = s.user("carol").await;
+    let dave = synapse_user("dave").await;
+    let (st, v) =
+        s.post("/_matrix/client/v3/createRoom", Some(&carol), json!({"preset": "public_chat", "name": "Across"})).await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &dave, json!({})).await;
+    assert_eq!(st, 200, "Synapse could not join the Hearth room: {v}");
+    let dave_id = format!("@dave:{synapse}");
+    eventually(
+        "Dave's join on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&carol)).await.1 },
+        |v| v["joined"].get(&dave_id).is_some(),
+    )
+    .await;
+    // Synapse has the room's state from the join: its name.
+    let (st, v) = synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.name/"), &dave).await;
+    assert_eq!((st.as_u16(), &v["name"]), (200, &json!("Across")), "{v}");
+
+    // Hearth -> Synapse, in order.
+    for (i, text) in ["one", "two", "three"].iter().enumerate() {
+        let (st, v) = s
+            .put(
+                &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/c{i}"),
+                Some(&carol),
+                json!({"msgtype": "m.text", "body": text}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let seen = eventually(
+        "Carol's messages on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), &dave).await.1 },
+        |v| bodies(v).ends_with(&["one".into(), "two".into(), "three".into()]),
+    )
+    .await;
+    assert_eq!(bodies(&seen), ["one", "two", "three"], "{seen}");
+
+    // Synapse -> Hearth.
+    let (st, v) = synapse_put(
+        &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/d1"),
+        &dave,
+        json!({"msgtype": "m.text", "body": "hello from synapse"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let seen = eventually(
+        "Dave's message on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), Some(&carol)).await.1 },
+        |v| bodies(v).last().map(String::as_str) == Some("hello from synapse"),
+    )
+    .await;
+    let last = seen["chunk"][0].clone();
+    assert_eq!(last["sender"], dave_id, "{last}");
+    assert_eq!(bodies(&seen), ["one", "two", "three", "hello from synapse"], "{seen}");
 }
 
 /// Keys, after the profile queries made Synapse fetch Hearth's (Synapse's notary endpoint only

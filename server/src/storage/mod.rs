@@ -12,6 +12,7 @@ pub mod delayed_events;
 pub mod device_keys;
 pub mod devices;
 pub mod events;
+pub mod federation;
 pub mod filters;
 pub mod key_backup;
 pub mod media;

@@ -5,6 +5,7 @@
 pub mod discovery;
 pub mod openid;
 pub mod query;
+pub mod rooms;
 
 use axum::Router;
 use ruma::api::federation as f;
@@ -20,6 +21,9 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         discovery::get_remote_server_keys_batch,
     );
     let r = route::<f::query::get_profile_information::v1::Request, _, _>(r, query::get_profile_information);
+    let r = route::<f::transactions::send_transaction_message::v1::Request, _, _>(r, rooms::send_transaction);
+    let r = route::<f::membership::prepare_join_event::v1::Request, _, _>(r, rooms::make_join);
+    let r = route::<f::membership::create_join_event::v2::Request, _, _>(r, rooms::send_join);
     let r = route::<f::openid::get_openid_userinfo::v1::Request, _, _>(r, openid::get_openid_userinfo);
     route::<f::discovery::discover_homeserver::Request, _, _>(r, discovery::discover_homeserver)
 }

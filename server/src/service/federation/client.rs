@@ -87,6 +87,11 @@ impl FederationClient {
         Self { keys, discovery, policy: Arc::new(policy), whitelist, routes: Mutex::default() }
     }
 
+    /// This server's name, the origin of every request.
+    pub fn origin(&self) -> &ServerName {
+        &self.keys.server_name
+    }
+
     /// Whether `federation_domain_whitelist` lets federation talk to `server` (both ways).
     pub fn may_federate_with(&self, server: &ServerName) -> bool {
         self.whitelist.as_ref().is_none_or(|w| w.contains(&server.as_str().to_ascii_lowercase()))

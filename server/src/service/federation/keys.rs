@@ -60,6 +60,51 @@ impl KeyStore {
             .ok_or_else(|| format!("{server} does not publish a key {key_id} valid now"))
     }
 
+    /// The keys of every server whose signature `event` needs (spec: "Validating hashes and
+    /// signatures on received events"), valid when it was sent; fetched when unknown. A server
+    /// whose keys cannot be had is left out, so the event's check fails on it.
+    pub async fn keys_for_event(
+        &self,
+        event: &CanonicalJsonObject,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+    ) -> Result<PublicKeyMap, String> {
+        let servers = ruma::signatures::required_server_signatures_to_verify_event(event, &rules.signatures)
+            .map_err(|e| e.to_string())?;
+        let sent_at = match event.get("origin_server_ts") {
+            Some(CanonicalJsonValue::Integer(ts)) => i64::from(*ts),
+            _ => now_ms(),
+        };
+        let mut map = PublicKeyMap::new();
+        for server in servers {
+            if server == self.own.server_name {
+                let own = Base64::parse(&self.own.public_key).map_err(|e| e.to_string())?;
+                map.insert(server.to_string(), [(self.own.key_id.clone(), own)].into());
+                continue;
+            }
+            let usable = |keys: &[storage::server_keys::StoredKey]| -> std::collections::BTreeMap<String, Base64> {
+                keys.iter()
+                    // Room versions 5+ ask for a key valid when the event was sent; older ones
+                    // for any key the server published (an expired one only before it expired).
+                    .filter(|(_, _, valid_until, expired)| {
+                        expired.is_none_or(|e| sent_at < e) && (*valid_until >= sent_at || !rules.enforce_key_validity)
+                    })
+                    .filter_map(|(id, k, _, _)| Some((id.clone(), Base64::parse(k).ok()?)))
+                    .collect()
+            };
+            let mut keys =
+                storage::server_keys::keys_of(&self.db.read, server.as_str()).await.map_err(|e| e.to_string())?;
+            if usable(&keys).is_empty() {
+                if let Err(e) = self.refresh(&server, sent_at).await {
+                    tracing::info!(%server, error = %e, "keys for an event could not be fetched");
+                }
+                keys =
+                    storage::server_keys::keys_of(&self.db.read, server.as_str()).await.map_err(|e| e.to_string())?;
+            }
+            map.insert(server.to_string(), usable(&keys));
+        }
+        Ok(map)
+    }
+
     async fn stored_key(&self, server: &ServerName, key_id: &str, at: i64) -> Result<Option<Base64>> {
         let keys = storage::server_keys::keys_of(&self.db.read, server.as_str()).await?;
         Ok(keys

@@ -3,7 +3,9 @@
 //! and keeps other servers' signing keys, for requests and events from them.
 
 pub mod client;
+pub mod inbound;
 pub mod keys;
+pub mod sender;
 
 use std::sync::Arc;
 
@@ -16,9 +18,20 @@ use crate::error::{Error, Result};
 pub struct Federation {
     pub client: Arc<FederationClient>,
     pub keys: KeyStore,
+    pub sender: Arc<sender::Sender>,
+    rooms: Arc<crate::service::rooms::Rooms>,
 }
 
 impl Federation {
+    pub fn new(
+        client: Arc<FederationClient>,
+        keys: KeyStore,
+        sender: Arc<sender::Sender>,
+        rooms: Arc<crate::service::rooms::Rooms>,
+    ) -> Self {
+        Self { client, keys, sender, rooms }
+    }
+
     /// Checks the `X-Matrix` signature of an incoming request (spec: "Request Authentication"):
     /// the origin's key is fetched when unknown. Returns the origin server.
     pub async fn authenticate(&self, request: &http::Request<&[u8]>) -> Result<OwnedServerName> {

@@ -123,6 +123,15 @@ type TxnKey = (String, String, String);
 /// Whether a transaction's write succeeded (None while in flight).
 type TxnOutcome = tokio::sync::watch::Receiver<Option<bool>>;
 
+/// A built, signed and authorised event, not yet stored.
+struct BuiltEvent {
+    event_id: OwnedEventId,
+    json: CanonicalJsonObject,
+    pdu: Pdu,
+    prev_ids: Vec<String>,
+    auth_ids: Vec<String>,
+}
+
 /// An event handed to the writer: the caller releases the room lock, then awaits `complete`.
 pub struct Pending {
     pub event_id: OwnedEventId,
@@ -200,6 +209,11 @@ impl Rooms {
     /// `pos` on have no bundled aggregations (a relation always comes after its parent).
     pub fn relations_after(&self, room_id: &str, pos: i64) -> bool {
         self.shared.heads.latest_relation(room_id) > pos
+    }
+
+    /// Moves whenever a membership changes (for caches of who is in which room).
+    pub fn membership_generation(&self) -> u64 {
+        self.shared.memberships.generation()
     }
 
     /// The latest committed stream position.
@@ -478,6 +492,21 @@ impl Rooms {
         txn: Option<Txn<'_>>,
         top_level_redacts: Option<&str>,
     ) -> Result<Pending> {
+        let b = self.build_locked(hot, sender, kind, state_key, content, top_level_redacts).await?;
+        self.store_locked(hot, None, &b.event_id, &b.json, &b.pdu, b.prev_ids, b.auth_ids, txn, None).await
+    }
+
+    /// Builds and signs the next event of the room (prev events: its forward extremities; auth
+    /// events: from its current state) and checks it against the auth rules. Nothing is stored.
+    async fn build_locked(
+        &self,
+        hot: &RoomHot,
+        sender: &UserId,
+        kind: &str,
+        state_key: Option<&str>,
+        content: CanonicalJsonObject,
+        top_level_redacts: Option<&str>,
+    ) -> Result<BuiltEvent> {
         let room = &hot.room;
         let (version, rules) = rules_for(&room.room_version)?;
         let room_id = RoomId::parse(&room.room_id).map_err(Error::internal)?;
@@ -554,8 +583,24 @@ impl Rooms {
             by_key.get(&(t.to_string(), k.to_owned())).cloned()
         })
         .map_err(forbidden)?;
+        Ok(BuiltEvent { event_id: built.event_id, json: built.json, pdu, prev_ids, auth_ids })
+    }
 
-        self.store_locked(hot, None, &built.event_id, &built.json, &pdu, prev_ids, auth_ids, txn, None).await
+    /// The join event a user of another server would send (federation's `make_join`): built
+    /// on the room's current state and checked against its auth rules (a room the user may not
+    /// join answers 403), without hashes and signatures, which the user's server adds.
+    pub async fn join_template(&self, room_id: &RoomId, user: &UserId) -> Result<(String, CanonicalJsonObject)> {
+        let lock = self.lock_for(room_id);
+        let _guard = lock.lock().await;
+        let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let mut content = CanonicalJsonObject::new();
+        content.insert("membership".into(), CanonicalJsonValue::String("join".into()));
+        let b = self.build_locked(&hot, user, "m.room.member", Some(user.as_str()), content, None).await?;
+        let mut template = b.json;
+        for field in ["signatures", "hashes", "event_id", "unsigned"] {
+            template.remove(field);
+        }
+        Ok((hot.room.room_version.clone(), template))
     }
 
     /// Hands an authorised event to the writer (with its state, membership, search entry,

@@ -7,7 +7,7 @@ use ruma::{RoomId, UserId};
 
 use super::Rooms;
 use crate::{
-    error::Result,
+    error::{Error, Result},
     storage::{self, events::EventRow, now_ms, push_actions::PushActionRow, relations::RelationRow},
 };
 
@@ -139,5 +139,38 @@ impl Rooms {
         let (room, user) = (room.map(|r| r.as_str()), user.map(|u| u.as_str()));
         storage::reports::insert(&self.db.write, reporter.as_str(), room, event, user, reason, now_ms()).await?;
         Ok(())
+    }
+}
+
+impl Rooms {
+    /// Every event the given events' auth events lead to (their auth chain), without them.
+    pub async fn auth_chain(&self, event_ids: &[String]) -> Result<Vec<String>> {
+        let edges = storage::events::auth_graph(&self.db.read, event_ids).await?;
+        let mut ids: Vec<String> = edges.into_iter().map(|(_, auth)| auth).collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The events as PDUs, as other servers get them.
+    pub async fn pdus(&self, event_ids: &[String]) -> Result<Vec<Box<serde_json::value::RawValue>>> {
+        self.events_shared(event_ids)
+            .await?
+            .iter()
+            .map(|e| serde_json::value::to_raw_value(&e.json).map_err(Error::internal))
+            .collect()
+    }
+
+    /// The servers with a member joined to the room.
+    pub async fn servers_in_room(&self, room_id: &RoomId) -> Result<Vec<String>> {
+        let mut servers: Vec<String> = storage::rooms::members(&self.db.read, room_id.as_str())
+            .await?
+            .into_iter()
+            .filter(|(_, membership, _)| membership == "join")
+            .filter_map(|(u, _, _)| UserId::parse(&u).ok().map(|u| u.server_name().to_string()))
+            .collect();
+        servers.sort();
+        servers.dedup();
+        Ok(servers)
     }
 }

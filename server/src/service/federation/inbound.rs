@@ -1,0 +1,170 @@
+//! What other servers ask of this one about rooms: transactions of events (`/send`), and a
+//! remote user joining one of our rooms (`make_join`, `send_join`).
+
+use std::collections::BTreeMap;
+
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId, RoomVersionId, ServerName, UserId,
+    room_version_rules::EventIdFormatVersion,
+};
+use serde_json::value::RawValue;
+
+use super::Federation;
+use crate::{
+    error::{Error, Result},
+    matrix::pdu,
+    service::rooms::{incoming::Received, rules_for},
+};
+
+/// Most PDUs and EDUs in one transaction (the spec's limits).
+const MAX_PDUS: usize = 50;
+const MAX_EDUS: usize = 100;
+
+/// What `send_join` answers: the room's state before the join and its auth chain, as PDUs.
+pub struct JoinedState {
+    pub state: Vec<Box<RawValue>>,
+    pub auth_chain: Vec<Box<RawValue>>,
+    pub servers_in_room: Vec<String>,
+}
+
+impl Federation {
+    /// Receives a transaction from `origin`: each PDU checked and stored on its own, with its
+    /// outcome (an error for an event that was refused or could not be placed). EDUs are
+    /// accepted and not used yet.
+    pub async fn receive_transaction(
+        &self,
+        origin: &ServerName,
+        pdus: &[Box<RawValue>],
+        edus: usize,
+    ) -> Result<BTreeMap<OwnedEventId, std::result::Result<(), String>>> {
+        if pdus.len() > MAX_PDUS || edus > MAX_EDUS {
+            return Err(Error::too_large(format!("A transaction carries at most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs")));
+        }
+        self.sender.heard_from(origin).await;
+        let mut results = BTreeMap::new();
+        for raw in pdus {
+            let Ok(json) = serde_json::from_str::<CanonicalJsonObject>(raw.get()) else {
+                tracing::info!(%origin, "a PDU that is not a canonical JSON object was dropped");
+                continue;
+            };
+            let Some((room_id, event_id)) = self.identify(&json).await else {
+                tracing::info!(%origin, "a PDU for an unknown room or without an event ID was dropped");
+                continue;
+            };
+            let outcome = self.receive(&room_id, json).await;
+            let result = match outcome {
+                Ok(Received::Accepted | Received::Duplicate | Received::SoftFailed(_)) => Ok(()),
+                Ok(Received::Rejected(why)) => Err(why),
+                Err(e) => Err(e.message()),
+            };
+            if let Err(e) = &result {
+                tracing::info!(%origin, %event_id, error = %e, "a received event was not accepted");
+            }
+            results.insert(event_id, result);
+        }
+        Ok(results)
+    }
+
+    /// The room and event ID of a PDU (the ID is computed in room versions 3 and later).
+    async fn identify(&self, json: &CanonicalJsonObject) -> Option<(ruma::OwnedRoomId, OwnedEventId)> {
+        let Some(CanonicalJsonValue::String(room)) = json.get("room_id") else { return None };
+        let room_id = RoomId::parse(room).ok()?;
+        let row = self.rooms.room(&room_id).await.ok()??;
+        let (_, rules) = rules_for(&row.room_version).ok()?;
+        let event_id = match rules.event_id_format {
+            EventIdFormatVersion::V1 => match json.get("event_id") {
+                Some(CanonicalJsonValue::String(id)) => EventId::parse(id).ok()?,
+                _ => return None,
+            },
+            _ => pdu::event_id_for(json, &rules).ok()?,
+        };
+        Some((room_id, event_id))
+    }
+
+    /// Checks and stores one event of another server.
+    async fn receive(&self, room_id: &RoomId, json: CanonicalJsonObject) -> Result<Received> {
+        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let (_, rules) = rules_for(&row.room_version)?;
+        let keys = self.keys.keys_for_event(&json, &rules).await.map_err(Error::forbidden)?;
+        Ok(self.rooms.receive_pdu(room_id, json, &keys).await?.1)
+    }
+
+    /// `make_join`: the event `user` (of `origin`) would join `room_id` with.
+    pub async fn make_join(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        user: &UserId,
+        versions: &[RoomVersionId],
+    ) -> Result<(RoomVersionId, CanonicalJsonObject)> {
+        if user.server_name() != origin {
+            return Err(Error::forbidden("The joining user must belong to the asking server"));
+        }
+        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let version = RoomVersionId::try_from(row.room_version.as_str()).map_err(Error::internal)?;
+        // A server that names no versions speaks only version 1 (spec: make_join `ver`).
+        let understood = if versions.is_empty() { version == RoomVersionId::V1 } else { versions.contains(&version) };
+        if !understood {
+            return Err(Error::custom(
+                http::StatusCode::BAD_REQUEST,
+                "M_INCOMPATIBLE_ROOM_VERSION",
+                format!("The room is of version {version}, which the joining server does not support"),
+            ));
+        }
+        let (_, template) = self.rooms.join_template(room_id, user).await?;
+        Ok((version, template))
+    }
+
+    /// `send_join`: stores the join event `origin` signed, and answers the room's state before it
+    /// with its auth chain.
+    pub async fn send_join(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        event_id: &EventId,
+        pdu: &RawValue,
+    ) -> Result<JoinedState> {
+        let json: CanonicalJsonObject =
+            serde_json::from_str(pdu.get()).map_err(|e| Error::bad_json(format!("The join event: {e}")))?;
+        let (in_room, id) = self.identify(&json).await.ok_or_else(|| Error::not_found("Unknown room"))?;
+        if in_room != room_id || id != event_id {
+            return Err(Error::bad_json("The event's room or ID differs from the path"));
+        }
+        let field = |name: &str| match json.get(name) {
+            Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let membership = match json.get("content") {
+            Some(CanonicalJsonValue::Object(c)) => match c.get("membership") {
+                Some(CanonicalJsonValue::String(m)) => Some(m.as_str()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let sender = field("sender").and_then(|s| UserId::parse(s).ok());
+        let is_own_join = field("type") == Some("m.room.member")
+            && membership == Some("join")
+            && sender.as_ref().is_some_and(|s| s.server_name() == origin && field("state_key") == Some(s.as_str()));
+        if !is_own_join {
+            return Err(Error::bad_json("Not a join event of a user of the sending server"));
+        }
+        self.sender.heard_from(origin).await;
+        let before: Vec<String> = self.rooms.current_state_ids(room_id).await?.into_values().collect();
+        match self.receive(room_id, json).await? {
+            Received::Accepted | Received::Duplicate => {}
+            Received::SoftFailed(why) | Received::Rejected(why) => {
+                return Err(Error::forbidden(format!("The join was refused: {why}")));
+            }
+        }
+        let mut chain_of: Vec<String> = before.clone();
+        chain_of.push(event_id.to_string());
+        let auth_chain = self.rooms.auth_chain(&chain_of).await?;
+        let mut servers: Vec<String> = self.rooms.servers_in_room(room_id).await?;
+        servers.sort();
+        Ok(JoinedState {
+            state: self.rooms.pdus(&before).await?,
+            auth_chain: self.rooms.pdus(&auth_chain).await?,
+            servers_in_room: servers,
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! Sending room events to the other servers in our rooms (spec: "Transactions"). Each
+//! destination has a position in the event stream, kept in SQLite: what is after it and was
+//! sent by a local user into a room the destination has a member in goes out in transactions of
+//! at most 50 PDUs, one in flight per destination, retried with exponential back-off. After a
+//! restart sending goes on from the stored position, so nothing answered is lost.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use parking_lot::Mutex;
+use ruma::{
+    MilliSecondsSinceUnixEpoch, OwnedServerName, ServerName, TransactionId, UInt,
+    api::federation::transactions::send_transaction_message,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{FederationClient, FederationError};
+use crate::{
+    service::{notifier::Notifier, now_ms, rooms::Rooms},
+    storage::{self, Db},
+};
+
+/// Most PDUs in one transaction (the spec's limit).
+const MAX_PDUS: i64 = 50;
+/// First wait after a failure, and the longest.
+const MIN_BACKOFF_MS: i64 = 5_000;
+const MAX_BACKOFF_MS: i64 = 3_600_000;
+
+pub struct Sender {
+    db: Db,
+    client: Arc<FederationClient>,
+    rooms: Arc<Rooms>,
+    /// The destinations known, as of a membership generation: looked up again only when
+    /// someone joined or left somewhere.
+    known: Mutex<(Option<u64>, HashSet<String>)>,
+    /// Destinations with a transaction in flight.
+    busy: Mutex<HashSet<String>>,
+    /// Wakes the loop when a destination finished or talked to us.
+    wake: Notify,
+}
+
+impl Sender {
+    pub fn new(db: Db, client: Arc<FederationClient>, rooms: Arc<Rooms>) -> Self {
+        Self { db, client, rooms, known: Mutex::default(), busy: Mutex::default(), wake: Notify::new() }
+    }
+
+    /// `destination` sent us a request: it is up, so anything waiting for it goes now.
+    pub async fn heard_from(&self, destination: &ServerName) {
+        if let Ok(n) = storage::federation::clear_backoff(&self.db.write, destination.as_str()).await
+            && n > 0
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Runs until `cancel`: a pass over the destinations whenever something was written, a
+    /// transaction finished, or a back-off ends.
+    pub async fn run(self: Arc<Self>, notifier: Arc<Notifier>, cancel: CancellationToken) {
+        let mut written = notifier.subscribe();
+        // Typing, receipts and the like wake the notifier too: a pass only when events were
+        // written, a transaction ended, or a back-off is over.
+        let mut seen_head = -1;
+        let mut next_retry: Option<i64> = None;
+        let mut woken = true;
+        loop {
+            let head = self.rooms.stream_head();
+            let due = next_retry.is_some_and(|at| at <= now_ms());
+            if !(woken || due || head != seen_head) {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    r = written.changed() => if r.is_err() { break },
+                    _ = self.wake.notified() => woken = true,
+                    _ = sleep_until(next_retry) => {}
+                }
+                continue;
+            }
+            seen_head = head;
+            woken = false;
+            next_retry = match self.pass().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::warn!(error = %e, "federation sender");
+                    Some(now_ms() + MIN_BACKOFF_MS)
+                }
+            };
+        }
+    }
+
+    /// Starts a transaction for every destination that has events waiting and is not backing
+    /// off; returns when the earliest back-off ends.
+    async fn pass(self: &Arc<Self>) -> crate::error::Result<Option<i64>> {
+        let ours = self.client.origin().as_str().to_owned();
+        let generation = self.rooms.membership_generation();
+        if self.known.lock().0 != Some(generation) {
+            let servers = storage::federation::servers_in_rooms(&self.db.read, &ours).await?;
+            for server in &servers {
+                if !self.known.lock().1.contains(server) {
+                    let start = storage::federation::first_join_position(&self.db.read, server).await?.unwrap_or(0);
+                    storage::federation::add_destination(&self.db.write, server, start).await?;
+                }
+            }
+            *self.known.lock() = (Some(generation), servers.into_iter().collect());
+        }
+        if self.known.lock().1.is_empty() {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let mut next_retry: Option<i64> = None;
+        for d in storage::federation::destinations(&self.db.read).await? {
+            if let Some(at) = d.retry_at
+                && at > now
+            {
+                next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
+                continue;
+            }
+            if self.busy.lock().contains(&d.destination) {
+                continue;
+            }
+            let Ok(name) = OwnedServerName::try_from(d.destination.as_str()) else { continue };
+            let batch =
+                storage::federation::events_for(&self.db.read, &d.destination, &ours, d.stream_position, MAX_PDUS)
+                    .await?;
+            if batch.is_empty() {
+                continue;
+            }
+            self.busy.lock().insert(d.destination.clone());
+            let this = self.clone();
+            tokio::spawn(async move {
+                this.deliver(&name, batch, d.backoff_ms).await;
+                this.busy.lock().remove(name.as_str());
+                this.wake.notify_one();
+            });
+        }
+        Ok(next_retry)
+    }
+
+    /// One transaction to `destination`; its outcome is recorded.
+    async fn deliver(&self, destination: &ServerName, batch: Vec<(i64, String)>, backoff_ms: i64) {
+        let last = batch.last().map_or(0, |b| b.0);
+        let pdus: Vec<Box<serde_json::value::RawValue>> =
+            batch.into_iter().filter_map(|(_, pdu)| serde_json::value::RawValue::from_string(pdu).ok()).collect();
+        let count = pdus.len();
+        let txn_id = TransactionId::new();
+        let ts = MilliSecondsSinceUnixEpoch(UInt::try_from(now_ms()).unwrap_or_default());
+        let mut request =
+            send_transaction_message::v1::Request::new(txn_id.clone(), self.client.origin().to_owned(), ts);
+        request.pdus = pdus;
+        let result = self.client.send(destination, request).await;
+        let recorded = match &result {
+            Ok(resp) => {
+                // Events the destination refused are its verdict on them; sending them again
+                // would not change it.
+                for (id, r) in &resp.pdus {
+                    if let Err(e) = r {
+                        tracing::info!(%destination, event_id = %id, error = %e, "a sent event was refused");
+                    }
+                }
+                tracing::debug!(%destination, %txn_id, pdus = count, "transaction delivered");
+                storage::federation::delivered(&self.db.write, destination.as_str(), last, now_ms()).await
+            }
+            Err(e) => {
+                let wait = next_backoff(backoff_ms, e);
+                tracing::info!(%destination, error = %e, retry_in_ms = wait, "transaction failed");
+                storage::federation::failed(&self.db.write, destination.as_str(), now_ms() + wait, wait, &e.to_string())
+                    .await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(%destination, error = %e, "recording a transaction's outcome");
+        }
+    }
+}
+
+async fn sleep_until(at: Option<i64>) {
+    match at {
+        Some(at) => tokio::time::sleep(Duration::from_millis((at - now_ms()).max(0) as u64)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The wait after a failure: doubling from 5 s to an hour.
+fn next_backoff(previous_ms: i64, _error: &FederationError) -> i64 {
+    (previous_ms * 2).clamp(MIN_BACKOFF_MS, MAX_BACKOFF_MS)
+}

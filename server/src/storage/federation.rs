@@ -1,0 +1,132 @@
+//! Federation's outgoing side: the servers to send to (`federation_destinations`) and the
+//! events each has yet to receive.
+
+use sqlx::{FromRow, SqliteExecutor};
+
+/// The server part of a user ID column (`@local:server`; a localpart has no colon).
+macro_rules! server_of {
+    ($col:literal) => {
+        concat!("substr(", $col, ", instr(", $col, ", ':') + 1)")
+    };
+}
+
+/// Every other server with a member joined to one of our rooms.
+pub async fn servers_in_rooms(ex: impl SqliteExecutor<'_>, ours: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(concat!(
+        "SELECT DISTINCT ",
+        server_of!("user_id"),
+        " AS server FROM memberships WHERE membership = 'join' AND server <> ?"
+    ))
+    .bind(ours)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Where sending to a new destination starts: just before its members' earliest join still in
+/// force (their server has everything before that from the join).
+pub async fn first_join_position(ex: impl SqliteExecutor<'_>, destination: &str) -> sqlx::Result<Option<i64>> {
+    let (pos,): (Option<i64>,) = sqlx::query_as(concat!(
+        "SELECT MIN(stream_ordering) FROM memberships WHERE membership = 'join' AND ",
+        server_of!("user_id"),
+        " = ?"
+    ))
+    .bind(destination)
+    .fetch_one(ex)
+    .await?;
+    Ok(pos)
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct Destination {
+    pub destination: String,
+    pub stream_position: i64,
+    pub retry_at: Option<i64>,
+    pub backoff_ms: i64,
+}
+
+pub async fn destinations(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<Destination>> {
+    sqlx::query_as("SELECT destination, stream_position, retry_at, backoff_ms FROM federation_destinations")
+        .fetch_all(ex)
+        .await
+}
+
+/// Adds a destination starting after `position` (nothing when it is known already).
+pub async fn add_destination(ex: impl SqliteExecutor<'_>, destination: &str, position: i64) -> sqlx::Result<()> {
+    sqlx::query("INSERT OR IGNORE INTO federation_destinations (destination, stream_position) VALUES (?, ?)")
+        .bind(destination)
+        .bind(position)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The destination accepted everything up to `position`.
+pub async fn delivered(ex: impl SqliteExecutor<'_>, destination: &str, position: i64, now: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE federation_destinations SET stream_position = MAX(stream_position, ?), retry_at = NULL,
+             backoff_ms = 0, last_error = NULL, last_success_ts = ? WHERE destination = ?",
+    )
+    .bind(position)
+    .bind(now)
+    .bind(destination)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A failed attempt: no new one before `retry_at`.
+pub async fn failed(
+    ex: impl SqliteExecutor<'_>,
+    destination: &str,
+    retry_at: i64,
+    backoff_ms: i64,
+    error: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE federation_destinations SET retry_at = ?, backoff_ms = ?, last_error = ? WHERE destination = ?",
+    )
+    .bind(retry_at)
+    .bind(backoff_ms)
+    .bind(error)
+    .bind(destination)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The destination talked to us: try it again now.
+pub async fn clear_backoff(ex: impl SqliteExecutor<'_>, destination: &str) -> sqlx::Result<u64> {
+    let r = sqlx::query(
+        "UPDATE federation_destinations SET retry_at = NULL, backoff_ms = 0 WHERE destination = ? AND retry_at IS NOT NULL",
+    )
+    .bind(destination)
+    .execute(ex)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Local events after `after` in rooms where `destination` has a joined member, oldest first:
+/// (stream ordering, PDU).
+pub async fn events_for(
+    ex: impl SqliteExecutor<'_>,
+    destination: &str,
+    ours: &str,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(concat!(
+        "SELECT stream_ordering, pdu FROM events
+         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND ",
+        server_of!("sender"),
+        " = ? AND room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
+        server_of!("user_id"),
+        " = ?) ORDER BY stream_ordering LIMIT ?"
+    ))
+    .bind(after)
+    .bind(ours)
+    .bind(destination)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}
