@@ -93,6 +93,74 @@ async fn hearth_and_synapse_federate() {
     each_server_fetches_and_vouches_for_the_others_keys(&s).await;
     unsigned_forged_and_misdirected_requests_are_refused(&s).await;
     a_synapse_user_joins_a_hearth_room_and_they_talk(&s).await;
+    a_hearth_user_invites_a_synapse_user_to_a_private_room(&s).await;
+}
+
+/// An invite across servers (`/invite` v2 countersigned by Synapse), accepted on Synapse (which
+/// joins through Hearth), then a message each way.
+async fn a_hearth_user_invites_a_synapse_user_to_a_private_room(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let frank = s.user("frank").await;
+    let erin = synapse_user("erin").await;
+    let erin_id = format!("@erin:{synapse}");
+    let (st, v) = s
+        .post("/_matrix/client/v3/createRoom", Some(&frank), json!({"preset": "private_chat", "name": "Family"}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let (st, v) =
+        s.post(&format!("/_matrix/client/v3/rooms/{enc}/invite"), Some(&frank), json!({"user_id": erin_id})).await;
+    assert_eq!(st, 200, "the invite was not delivered: {v}");
+    // Hearth's view: Erin is invited.
+    let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/members"), Some(&frank)).await;
+    let erin_member = members["chunk"].as_array().unwrap().iter().find(|m| m["state_key"] == erin_id).cloned();
+    assert_eq!(erin_member.map(|m| m["content"]["membership"].clone()), Some(json!("invite")), "{members}");
+    // Synapse's view: Erin has the invite, with the room's name.
+    let synced = eventually(
+        "the invite on Synapse",
+        || async { synapse_get("/_matrix/client/v3/sync?timeout=0", &erin).await.1 },
+        |v| v["rooms"]["invite"].get(&room).is_some(),
+    )
+    .await;
+    let invite_state = synced["rooms"]["invite"][&room]["invite_state"]["events"].to_string();
+    assert!(invite_state.contains("Family"), "{invite_state}");
+
+    let (st, v) = synapse_post(&format!("/_matrix/client/v3/join/{enc}"), &erin, json!({})).await;
+    assert_eq!(st, 200, "Erin could not accept: {v}");
+    eventually(
+        "Erin's join on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&frank)).await.1 },
+        |v| v["joined"].get(&erin_id).is_some(),
+    )
+    .await;
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/f1"),
+            Some(&frank),
+            json!({"msgtype": "m.text", "body": "welcome"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    eventually(
+        "Frank's welcome on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=10"), &erin).await.1 },
+        |v| bodies(v).contains(&"welcome".to_owned()),
+    )
+    .await;
+    let (st, _) = synapse_put(
+        &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/e1"),
+        &erin,
+        json!({"msgtype": "m.text", "body": "thanks"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    eventually(
+        "Erin's thanks on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=10"), Some(&frank)).await.1 },
+        |v| bodies(v).contains(&"thanks".to_owned()),
+    )
+    .await;
 }
 
 async fn synapse_post(path: &str, token: &str, body: Value) -> (StatusCode, Value) {

@@ -58,9 +58,11 @@ pub async fn invite_user(
     let me = &req.session().user_id;
     s.limits.invite(me, Some(&b.room_id), &invite.user_id)?;
     s.limits.event(me, false)?;
-    s.rooms
-        .set_membership(&b.room_id, &req.session().user_id, &invite.user_id, "invite", invite.reason.as_deref())
-        .await?;
+    if invite.user_id.server_name() == s.config.server_name {
+        s.rooms.set_membership(&b.room_id, me, &invite.user_id, "invite", invite.reason.as_deref()).await?;
+    } else {
+        s.federation.invite_remote(&b.room_id, me, &invite.user_id, invite.reason.as_deref()).await?;
+    }
     Ok(RumaResponse(invite_user::v3::Response::new()))
 }
 
@@ -76,7 +78,8 @@ async fn limit_join(s: &AppState, room_id: &RoomId, user: &UserId) -> Result<()>
 /// A local invitee must exist (remote users come with federation).
 async fn check_known_user(s: &AppState, user: &UserId) -> Result<()> {
     if user.server_name() != s.config.server_name {
-        return Err(Error::forbidden("Inviting users on other servers needs federation, which is not available yet"));
+        // Their server says whether they exist, when it answers the invite.
+        return Ok(());
     }
     if s.accounts.is_available(user).await? {
         return Err(Error::not_found("No such user on this server"));

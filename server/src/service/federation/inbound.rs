@@ -81,8 +81,9 @@ impl Federation {
         Some((room_id, event_id))
     }
 
-    /// Checks and stores one event of another server.
-    async fn receive(&self, room_id: &RoomId, json: CanonicalJsonObject) -> Result<Received> {
+    /// Checks and stores one event of another server (or one of ours that another server
+    /// countersigned).
+    pub(super) async fn receive(&self, room_id: &RoomId, json: CanonicalJsonObject) -> Result<Received> {
         let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
         let (_, rules) = rules_for(&row.room_version)?;
         let keys = self.keys.keys_for_event(&json, &rules).await.map_err(Error::forbidden)?;

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod inbound;
 pub mod keys;
+pub mod outbound;
 pub mod sender;
 
 use std::sync::Arc;

@@ -586,6 +586,24 @@ impl Rooms {
         Ok(BuiltEvent { event_id: built.event_id, json: built.json, pdu, prev_ids, auth_ids })
     }
 
+    /// Builds and signs the room's next event without storing it (for an invite, which the
+    /// invitee's server countersigns first): (room version, event ID, PDU).
+    pub async fn build_event(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        kind: &str,
+        state_key: Option<&str>,
+        content: serde_json::Value,
+    ) -> Result<(String, OwnedEventId, CanonicalJsonObject)> {
+        let content = to_canonical_object(content)?;
+        let lock = self.lock_for(room_id);
+        let _guard = lock.lock().await;
+        let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let b = self.build_locked(&hot, sender, kind, state_key, content, None).await?;
+        Ok((hot.room.room_version.clone(), b.event_id, b.json))
+    }
+
     /// The join event a user of another server would send (federation's `make_join`): built
     /// on the room's current state and checked against its auth rules (a room the user may not
     /// join answers 403), without hashes and signatures, which the user's server adds.
