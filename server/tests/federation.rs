@@ -94,6 +94,40 @@ async fn hearth_and_synapse_federate() {
     unsigned_forged_and_misdirected_requests_are_refused(&s).await;
     a_synapse_user_joins_a_hearth_room_and_they_talk(&s).await;
     a_hearth_user_invites_a_synapse_user_to_a_private_room(&s).await;
+    a_late_joiner_on_synapse_reads_the_history_from_hearth(&s).await;
+}
+
+/// History from before a Synapse user joined reaches them through /backfill (Synapse asks
+/// Hearth when its user scrolls back past the join).
+async fn a_late_joiner_on_synapse_reads_the_history_from_hearth(s: &TestServer) {
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let gina = s.user("gina").await;
+    let hal = synapse_user("hal").await;
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&gina), json!({"preset": "public_chat"})).await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let early: Vec<String> = (1..=5).map(|i| format!("early {i}")).collect();
+    for (i, text) in early.iter().enumerate() {
+        let (st, _) = s
+            .put(
+                &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/g{i}"),
+                Some(&gina),
+                json!({"msgtype": "m.text", "body": text}),
+            )
+            .await;
+        assert_eq!(st, 200);
+    }
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &hal, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let seen = eventually(
+        "the early messages on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=50"), &hal).await.1 },
+        |v| bodies(v).len() >= 5,
+    )
+    .await;
+    assert_eq!(bodies(&seen), early, "{seen}");
 }
 
 /// An invite across servers (`/invite` v2 countersigned by Synapse), accepted on Synapse (which
@@ -258,6 +292,40 @@ async fn a_synapse_user_joins_a_hearth_room_and_they_talk(s: &TestServer) {
     let last = seen["chunk"][0].clone();
     assert_eq!(last["sender"], dave_id, "{last}");
     assert_eq!(bodies(&seen), ["one", "two", "three", "hello from synapse"], "{seen}");
+
+    // Carol kicks Dave: Synapse learns it (Dave is out), and what Carol says next stays home.
+    let (st, v) = s
+        .post(
+            &format!("/_matrix/client/v3/rooms/{enc}/kick"),
+            Some(&carol),
+            json!({"user_id": dave_id, "reason": "bye"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "the kick on Synapse",
+        || async { synapse_get("/_matrix/client/v3/joined_rooms", &dave).await.1 },
+        |v| !v["joined_rooms"].as_array().unwrap().iter().any(|r| r == &json!(room)),
+    )
+    .await;
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/c9"),
+            Some(&carol),
+            json!({"msgtype": "m.text", "body": "after the kick"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // Dave may rejoin (a kick is not a ban), and then sees the room again.
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &dave, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "Dave's rejoin on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&carol)).await.1 },
+        |v| v["joined"].get(&dave_id).is_some(),
+    )
+    .await;
 }
 
 /// Keys, after the profile queries made Synapse fetch Hearth's (Synapse's notary endpoint only

@@ -333,7 +333,6 @@ pub async fn graph_points(
 
 /// Every `auth_events` edge (event, auth event) reachable from the given events: the part of
 /// the auth graph state resolution looks at.
-#[cfg_attr(not(test), allow(dead_code, reason = "used by rooms::incoming, which federation will call"))]
 pub async fn auth_graph(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx::Result<Vec<(String, String)>> {
     sqlx::query_as(
         "WITH RECURSIVE reach(id) AS (
@@ -346,4 +345,12 @@ pub async fn auth_graph(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sq
     .bind(serde_json::json!(event_ids).to_string())
     .fetch_all(ex)
     .await
+}
+
+/// The prev events of each of the given events: (event, prev event).
+pub async fn prev_edges(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT event_id, prev_event_id FROM event_edges WHERE event_id IN (SELECT value FROM json_each(?))")
+        .bind(serde_json::json!(event_ids).to_string())
+        .fetch_all(ex)
+        .await
 }

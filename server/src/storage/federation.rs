@@ -106,8 +106,9 @@ pub async fn clear_backoff(ex: impl SqliteExecutor<'_>, destination: &str) -> sq
     Ok(r.rows_affected())
 }
 
-/// Local events after `after` in rooms where `destination` has a joined member, oldest first:
-/// (stream ordering, PDU).
+/// Local events after `after` in rooms where `destination` has a joined member, and changes to
+/// the membership of its users (a kick or ban reaches the server of the one who is out), oldest
+/// first: (stream ordering, PDU).
 pub async fn events_for(
     ex: impl SqliteExecutor<'_>,
     destination: &str,
@@ -119,12 +120,15 @@ pub async fn events_for(
         "SELECT stream_ordering, pdu FROM events
          WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND ",
         server_of!("sender"),
-        " = ? AND room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
+        " = ? AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
         server_of!("user_id"),
-        " = ?) ORDER BY stream_ordering LIMIT ?"
+        " = ?) OR (event_type = 'm.room.member' AND ",
+        server_of!("state_key"),
+        " = ?)) ORDER BY stream_ordering LIMIT ?"
     ))
     .bind(after)
     .bind(ours)
+    .bind(destination)
     .bind(destination)
     .bind(limit)
     .fetch_all(ex)

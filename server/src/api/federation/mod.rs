@@ -24,6 +24,12 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<f::transactions::send_transaction_message::v1::Request, _, _>(r, rooms::send_transaction);
     let r = route::<f::membership::prepare_join_event::v1::Request, _, _>(r, rooms::make_join);
     let r = route::<f::membership::create_join_event::v2::Request, _, _>(r, rooms::send_join);
+    let r = route::<f::event::get_event::v1::Request, _, _>(r, rooms::get_event);
+    let r = route::<f::event::get_room_state_ids::v1::Request, _, _>(r, rooms::get_state_ids);
+    let r = route::<f::event::get_room_state::v1::Request, _, _>(r, rooms::get_state);
+    let r = route::<f::authorization::get_event_authorization::v1::Request, _, _>(r, rooms::get_event_auth);
+    let r = route::<f::event::get_missing_events::v1::Request, _, _>(r, rooms::get_missing_events);
+    let r = route::<f::backfill::get_backfill::v1::Request, _, _>(r, rooms::get_backfill);
     let r = route::<f::openid::get_openid_userinfo::v1::Request, _, _>(r, openid::get_openid_userinfo);
     route::<f::discovery::discover_homeserver::Request, _, _>(r, discovery::discover_homeserver)
 }

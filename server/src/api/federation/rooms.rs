@@ -2,6 +2,9 @@
 
 use axum::extract::State;
 use ruma::api::federation::{
+    authorization::get_event_authorization,
+    backfill::get_backfill,
+    event::{get_event, get_missing_events, get_room_state, get_room_state_ids},
     membership::{create_join_event, prepare_join_event},
     transactions::send_transaction_message,
 };
@@ -57,4 +60,77 @@ pub async fn send_join(
     state.auth_chain = joined.auth_chain;
     state.servers_in_room = Some(joined.servers_in_room);
     Ok(RumaResponse(create_join_event::v2::Response::new(state)))
+}
+
+fn now() -> ruma::MilliSecondsSinceUnixEpoch {
+    ruma::MilliSecondsSinceUnixEpoch::now()
+}
+
+/// GET /_matrix/federation/v1/event/{eventId}
+pub async fn get_event(
+    State(s): State<AppState>,
+    req: Ruma<get_event::v1::Request>,
+) -> Result<RumaResponse<get_event::v1::Response>> {
+    let pdu = s.federation.event_for(origin(&req)?, req.body.event_id.as_str()).await?;
+    Ok(RumaResponse(get_event::v1::Response::new(s.config.server_name.clone(), now(), pdu)))
+}
+
+/// GET /_matrix/federation/v1/state_ids/{roomId}?event_id=
+pub async fn get_state_ids(
+    State(s): State<AppState>,
+    req: Ruma<get_room_state_ids::v1::Request>,
+) -> Result<RumaResponse<get_room_state_ids::v1::Response>> {
+    let b = &req.body;
+    let (state, chain) = s.federation.state_at(origin(&req)?, &b.room_id, b.event_id.as_str()).await?;
+    let ids = |v: Vec<String>| v.into_iter().filter_map(|id| ruma::OwnedEventId::try_from(id).ok()).collect();
+    Ok(RumaResponse(get_room_state_ids::v1::Response::new(ids(chain), ids(state))))
+}
+
+/// GET /_matrix/federation/v1/state/{roomId}?event_id=
+pub async fn get_state(
+    State(s): State<AppState>,
+    req: Ruma<get_room_state::v1::Request>,
+) -> Result<RumaResponse<get_room_state::v1::Response>> {
+    let b = &req.body;
+    let (state, chain) = s.federation.state_at(origin(&req)?, &b.room_id, b.event_id.as_str()).await?;
+    Ok(RumaResponse(get_room_state::v1::Response::new(
+        s.federation.pdus(&chain).await?,
+        s.federation.pdus(&state).await?,
+    )))
+}
+
+/// GET /_matrix/federation/v1/event_auth/{roomId}/{eventId}
+pub async fn get_event_auth(
+    State(s): State<AppState>,
+    req: Ruma<get_event_authorization::v1::Request>,
+) -> Result<RumaResponse<get_event_authorization::v1::Response>> {
+    let b = &req.body;
+    let chain = s.federation.event_auth(origin(&req)?, &b.room_id, b.event_id.as_str()).await?;
+    Ok(RumaResponse(get_event_authorization::v1::Response::new(chain)))
+}
+
+/// POST /_matrix/federation/v1/get_missing_events/{roomId}
+pub async fn get_missing_events(
+    State(s): State<AppState>,
+    req: Ruma<get_missing_events::v1::Request>,
+) -> Result<RumaResponse<get_missing_events::v1::Response>> {
+    let b = &req.body;
+    let limit = usize::try_from(u64::from(b.limit)).unwrap_or(usize::MAX);
+    let min_depth = i64::try_from(u64::from(b.min_depth)).unwrap_or(i64::MAX);
+    let events = s
+        .federation
+        .missing_events(origin(&req)?, &b.room_id, &b.earliest_events, &b.latest_events, limit, min_depth)
+        .await?;
+    Ok(RumaResponse(get_missing_events::v1::Response::new(events)))
+}
+
+/// GET /_matrix/federation/v1/backfill/{roomId}?v=&limit=
+pub async fn get_backfill(
+    State(s): State<AppState>,
+    req: Ruma<get_backfill::v1::Request>,
+) -> Result<RumaResponse<get_backfill::v1::Response>> {
+    let b = &req.body;
+    let limit = usize::try_from(u64::from(b.limit)).unwrap_or(usize::MAX);
+    let pdus = s.federation.backfill(origin(&req)?, &b.room_id, &b.v, limit).await?;
+    Ok(RumaResponse(get_backfill::v1::Response::new(s.config.server_name.clone(), now(), pdus)))
 }

@@ -7,6 +7,7 @@ pub mod inbound;
 pub mod keys;
 pub mod outbound;
 pub mod sender;
+pub mod serving;
 
 use std::sync::Arc;
 

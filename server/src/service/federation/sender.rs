@@ -101,9 +101,8 @@ impl Sender {
             }
             *self.known.lock() = (Some(generation), servers.into_iter().collect());
         }
-        if self.known.lock().1.is_empty() {
-            return Ok(None);
-        }
+        // Destinations whose last member just left still get that leave (or kick): the table,
+        // not the current members, says where to look.
         let now = now_ms();
         let mut next_retry: Option<i64> = None;
         for d in storage::federation::destinations(&self.db.read).await? {

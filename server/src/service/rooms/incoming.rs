@@ -13,9 +13,6 @@
 //! then the resolution of the states at all forward extremities, written as its own state
 //! group; the next local event names every extremity and so merges the fork.
 
-// Federation's `/send` is the caller; until it lands, the tests below are.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -300,6 +297,29 @@ impl Rooms {
     }
 
     /// The states of these state groups (empty for none).
+    /// The room's state before `event_id` (the state after its prev events, resolved when they
+    /// differ): what federation's `/state` and `/state_ids` answer.
+    pub async fn state_before(&self, room_id: &RoomId, event_id: &str) -> Result<Arc<StateMap>> {
+        let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let (_, rules) = rules_for(&room.room_version)?;
+        let prevs: Vec<String> = storage::events::prev_edges(&self.db.read, &[event_id.to_owned()])
+            .await?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        if prevs.is_empty() {
+            // The create event: nothing before it.
+            return Ok(Arc::default());
+        }
+        let groups: Vec<Option<i64>> =
+            storage::events::graph_points(&self.db.read, &prevs).await?.into_iter().map(|(_, g, _)| g).collect();
+        let states = self.states_of(&groups).await?;
+        if states.iter().all(|s| *s == states[0]) {
+            return Ok(states[0].clone());
+        }
+        Ok(Arc::new(self.resolve(&rules, room_id, &states, None).await?))
+    }
+
     async fn states_of(&self, groups: &[Option<i64>]) -> Result<Vec<Arc<StateMap>>> {
         let mut out = Vec::with_capacity(groups.len());
         for g in groups {

@@ -161,12 +161,22 @@ impl Rooms {
             .collect()
     }
 
+    /// The prev events of each of the given events: (event, prev event).
+    pub async fn prev_events(&self, event_ids: &[String]) -> Result<Vec<(String, String)>> {
+        Ok(storage::events::prev_edges(&self.db.read, event_ids).await?)
+    }
+
     /// The servers with a member joined to the room.
     pub async fn servers_in_room(&self, room_id: &RoomId) -> Result<Vec<String>> {
+        self.servers_with(room_id, &["join"]).await
+    }
+
+    /// The servers with a member of one of these memberships in the room.
+    pub async fn servers_with(&self, room_id: &RoomId, memberships: &[&str]) -> Result<Vec<String>> {
         let mut servers: Vec<String> = storage::rooms::members(&self.db.read, room_id.as_str())
             .await?
             .into_iter()
-            .filter(|(_, membership, _)| membership == "join")
+            .filter(|(_, membership, _)| memberships.contains(&membership.as_str()))
             .filter_map(|(u, _, _)| UserId::parse(&u).ok().map(|u| u.server_name().to_string()))
             .collect();
         servers.sort();
