@@ -95,6 +95,168 @@ async fn hearth_and_synapse_federate() {
     a_synapse_user_joins_a_hearth_room_and_they_talk(&s).await;
     a_hearth_user_invites_a_synapse_user_to_a_private_room(&s).await;
     a_late_joiner_on_synapse_reads_the_history_from_hearth(&s).await;
+    a_server_acl_keeps_synapse_out(&s).await;
+    // Last: it restarts Synapse under its own control, and stops it when it ends.
+    messages_sent_while_synapse_is_down_arrive_in_order_when_it_is_back(&s).await;
+}
+
+/// The running Synapse of this federation run: its PID, command line and folder.
+fn synapse_process() -> (u32, Vec<String>, std::path::PathBuf) {
+    let work = env("HEARTH_FED_WORK");
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> =
+            raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.iter().any(|a| a == "synapse.app.homeserver") && args.iter().any(|a| a.starts_with(&work)) {
+            let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap();
+            return (pid, args, cwd);
+        }
+    }
+    panic!("no Synapse of this run is running");
+}
+
+async fn synapse_answers() -> bool {
+    let url = format!("https://{}:8448/_matrix/key/v2/server", env("SYNAPSE_SERVER_NAME"));
+    matches!(tls_client().get(url).timeout(Duration::from_secs(2)).send().await, Ok(r) if r.status() == 200)
+}
+
+/// Synapse is stopped while a Hearth user keeps talking, then started again: everything
+/// arrives, in order (the sender backs off, and retries at once when Synapse calls again).
+async fn messages_sent_while_synapse_is_down_arrive_in_order_when_it_is_back(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let lou = s.user("lou").await;
+    let max = synapse_user("max").await;
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&lou), json!({"preset": "public_chat"})).await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &max, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let max_id = format!("@max:{synapse}");
+    eventually(
+        "Max's join on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&lou)).await.1 },
+        |v| v["joined"].get(&max_id).is_some(),
+    )
+    .await;
+
+    let (pid, args, cwd) = synapse_process();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let start = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "Synapse did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let texts: Vec<String> = (1..=8).map(|i| format!("while you were out {i}")).collect();
+    for (i, text) in texts.iter().enumerate() {
+        let (st, _) = s
+            .put(
+                &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/l{i}"),
+                Some(&lou),
+                json!({"msgtype": "m.text", "body": text}),
+            )
+            .await;
+        assert_eq!(st, 200, "sending must not depend on the other server");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let log = std::fs::File::options().append(true).open(env("SYNAPSE_LOG")).unwrap();
+    let _synapse = KillOnDrop(
+        std::process::Command::new(&args[0])
+            .args(&args[1..])
+            .current_dir(cwd)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("Synapse starts again"),
+    );
+    let start = std::time::Instant::now();
+    while !synapse_answers().await {
+        assert!(start.elapsed() < Duration::from_secs(60), "Synapse did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Synapse calls Hearth (a profile lookup): Hearth hears it is back.
+    let (st, v) = synapse_get(&format!("/_matrix/client/v3/profile/@lou:{hearth_name}"), &max).await;
+    assert_eq!(st, 200, "{v}");
+    let seen = eventually(
+        "the messages sent while Synapse was down",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=50"), &max).await.1 },
+        |v| bodies(v).len() >= texts.len(),
+    )
+    .await;
+    assert_eq!(bodies(&seen), texts, "{seen}");
+}
+
+/// A process started by a test, stopped when the test ends however it ends (the runner only
+/// stops the processes it started itself).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `m.room.server_acl` denying synapse.test: its user cannot join, and what a Synapse member
+/// already in the room sends is refused.
+async fn a_server_acl_keeps_synapse_out(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let ivy = s.user("ivy").await;
+    let jack = synapse_user("jack").await;
+    let kim = synapse_user("kim").await;
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&ivy), json!({"preset": "public_chat"})).await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &jack, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let jack_id = format!("@jack:{synapse}");
+    eventually(
+        "Jack's join on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&ivy)).await.1 },
+        |v| v["joined"].get(&jack_id).is_some(),
+    )
+    .await;
+    let acl = json!({"allow": ["*"], "deny": [synapse], "allow_ip_literals": false});
+    let (st, v) =
+        s.put(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.server_acl/"), Some(&ivy), acl.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    // Synapse, already in the room, makes Kim's join itself: Hearth refuses that event.
+    let (_, _) =
+        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &kim, json!({})).await;
+    // A room Synapse is not in: make_join itself is refused, so Kim cannot join at all.
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&ivy),
+            json!({"preset": "public_chat", "initial_state": [{"type": "m.room.server_acl", "state_key": "", "content": acl}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let closed = common::urlencode(v["room_id"].as_str().unwrap());
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/join/{closed}?server_name={hearth_name}"), &kim, json!({})).await;
+    assert_ne!(st, 200, "a denied server joined: {v}");
+    let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{closed}/joined_members"), Some(&ivy)).await;
+    assert_eq!(members["joined"].as_object().unwrap().len(), 1, "{members}");
+    // Jack, already in, is not heard any more.
+    let (st, _) = synapse_put(
+        &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/j1"),
+        &jack,
+        json!({"msgtype": "m.text", "body": "still here?"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, msgs) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), Some(&ivy)).await;
+    assert!(!bodies(&msgs).contains(&"still here?".to_owned()), "an event from a denied server was accepted: {msgs}");
+    let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&ivy)).await;
+    assert!(members["joined"].get(format!("@kim:{synapse}")).is_none(), "Kim's join was accepted: {members}");
 }
 
 /// History from before a Synapse user joined reaches them through /backfill (Synapse asks
@@ -392,9 +554,9 @@ async fn signed_profile_queries_go_both_ways(s: &TestServer) {
     // Someone Synapse does not know: its 404 comes through.
     let (st, v) = s.get(&format!("/_matrix/client/v3/profile/@nobody:{synapse}"), Some(&alice)).await;
     assert_eq!((st.as_u16(), v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{v}");
-    // A server that does not exist: 502, not a hang or a 500.
+    // A server that does not exist: 404, not a hang or a 5xx.
     let (st, v) = s.get("/_matrix/client/v3/profile/@x:nowhere.test", Some(&alice)).await;
-    assert_eq!(st.as_u16(), 502, "{v}");
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{v}");
 }
 
 /// A request to Hearth's federation API signed as `origin` with `key`.

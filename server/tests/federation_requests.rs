@@ -46,10 +46,19 @@ async fn the_notary_answers_for_itself_and_not_for_servers_it_may_not_reach() {
         s.post("/_matrix/key/v2/query", None, json!({"server_keys": {"127.0.0.1:1": {}, SERVER_NAME: {}}})).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["server_keys"].as_array().unwrap().len(), 1, "{v}");
-    // A remote user's profile from a server that may not be contacted: 502, quickly.
+    // A remote user's profile from a server that may not be contacted: 404, quickly.
     let alice = s.user("alice").await;
     let (st, v) = s.get("/_matrix/client/v3/profile/@bob:127.0.0.1:1", Some(&alice)).await;
-    assert_eq!(st.as_u16(), 502, "{v}");
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{v}");
+    // An invite to it: 403 (the spec's answer for an invite that cannot be made), nothing stored.
+    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({})).await;
+    let room = common::urlencode(room["room_id"].as_str().unwrap());
+    let (st, v) = s
+        .post(&format!("/_matrix/client/v3/rooms/{room}/invite"), Some(&alice), json!({"user_id": "@bob:127.0.0.1:1"}))
+        .await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (403, Some("M_FORBIDDEN")), "{v}");
+    let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{room}/members"), Some(&alice)).await;
+    assert_eq!(members["chunk"].as_array().unwrap().len(), 1, "{members}");
 }
 
 #[tokio::test]
@@ -57,7 +66,7 @@ async fn federation_domain_whitelist_keeps_other_servers_out_both_ways() {
     let s = TestServer::start_with(|c| c.federation_domain_whitelist = Some(vec!["friends.example".into()])).await;
     let alice = s.user("alice").await;
     let (st, v) = s.get("/_matrix/client/v3/profile/@bob:stranger.example", Some(&alice)).await;
-    assert_eq!(st.as_u16(), 502, "{v}");
+    assert_eq!(st.as_u16(), 404, "{v}");
     assert!(v["error"].as_str().unwrap().contains("federation_domain_whitelist"), "{v}");
     let path = format!("/_matrix/federation/v1/query/profile?user_id=%40alice%3A{SERVER_NAME}");
     let resp = s

@@ -40,7 +40,6 @@ impl Federation {
         if pdus.len() > MAX_PDUS || edus > MAX_EDUS {
             return Err(Error::too_large(format!("A transaction carries at most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs")));
         }
-        self.sender.heard_from(origin).await;
         let mut results = BTreeMap::new();
         for raw in pdus {
             let Ok(json) = serde_json::from_str::<CanonicalJsonObject>(raw.get()) else {
@@ -51,7 +50,10 @@ impl Federation {
                 tracing::info!(%origin, "a PDU for an unknown room or without an event ID was dropped");
                 continue;
             };
-            let outcome = self.receive(&room_id, json).await;
+            let outcome = match self.check_acl(origin, &room_id).await {
+                Ok(()) => self.receive(&room_id, json).await,
+                Err(e) => Err(e),
+            };
             let result = match outcome {
                 Ok(Received::Accepted | Received::Duplicate | Received::SoftFailed(_)) => Ok(()),
                 Ok(Received::Rejected(why)) => Err(why),
@@ -102,6 +104,7 @@ impl Federation {
             return Err(Error::forbidden("The joining user must belong to the asking server"));
         }
         let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        self.check_acl(origin, room_id).await?;
         let version = RoomVersionId::try_from(row.room_version.as_str()).map_err(Error::internal)?;
         // A server that names no versions speaks only version 1 (spec: make_join `ver`).
         let understood = if versions.is_empty() { version == RoomVersionId::V1 } else { versions.contains(&version) };
@@ -131,6 +134,7 @@ impl Federation {
         if in_room != room_id || id != event_id {
             return Err(Error::bad_json("The event's room or ID differs from the path"));
         }
+        self.check_acl(origin, room_id).await?;
         let field = |name: &str| match json.get(name) {
             Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
             _ => None,
@@ -149,7 +153,6 @@ impl Federation {
         if !is_own_join {
             return Err(Error::bad_json("Not a join event of a user of the sending server"));
         }
-        self.sender.heard_from(origin).await;
         let before: Vec<String> = self.rooms.current_state_ids(room_id).await?.into_values().collect();
         match self.receive(room_id, json).await? {
             Received::Accepted | Received::Duplicate => {}

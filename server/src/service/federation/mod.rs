@@ -2,6 +2,7 @@
 //! destination found by server discovery, under the outbound IP policy; `keys` fetches, checks
 //! and keeps other servers' signing keys, for requests and events from them.
 
+pub mod acl;
 pub mod client;
 pub mod inbound;
 pub mod keys;
@@ -61,6 +62,8 @@ impl Federation {
         map.insert(x.origin.to_string(), [(x.key.to_string(), key)].into());
         x.verify_request(request, ours, &map)
             .map_err(|e| unauthorized(format!("Invalid signature for server {}: {e}", x.origin)))?;
+        // It is up: whatever waits for it goes now rather than when its back-off ends.
+        self.sender.heard_from(&x.origin).await;
         Ok(x.origin)
     }
 }
@@ -68,7 +71,7 @@ impl Federation {
 impl Federation {
     /// A remote user's display name and avatar, asked of their server
     /// (`/_matrix/federation/v1/query/profile`). Its refusals come back as they were (a 404 for
-    /// an unknown user); an unreachable server is 502, as in Synapse.
+    /// an unknown user); an unreachable server is 404 too (Synapse answers 502).
     pub async fn remote_profile(&self, user: &ruma::UserId) -> Result<(Option<String>, Option<String>)> {
         let request = ruma::api::federation::query::get_profile_information::v1::Request::new(user.to_owned());
         match self.client.send(user.server_name(), request).await {
@@ -76,14 +79,16 @@ impl Federation {
                 let field = |name: &str| resp.get(name).and_then(|v| v.as_str()).map(str::to_owned);
                 Ok((field("displayname"), field("avatar_url")))
             }
-            Err(e) => Err(remote_error(e, "Failed to fetch profile")),
+            Err(e) => Err(remote_error(e, "Profile was not found", Error::not_found)),
         }
     }
 }
 
 /// A failure of a request to another server, for the client that caused it: a 4xx refusal with
-/// its status and error code; anything else 502.
-pub fn remote_error(e: client::FederationError, what: &str) -> Error {
+/// its status and error code; a server that cannot be reached or answers nonsense gets the
+/// endpoint's own error, `otherwise` (a client naming a server that does not exist is not this
+/// server's failure, so no 5xx).
+pub fn remote_error(e: client::FederationError, what: &str, otherwise: fn(String) -> Error) -> Error {
     tracing::info!(error = %e, "{what}");
     if let client::FederationError::Refused { status, .. } = &e
         && (400..500).contains(status)
@@ -92,7 +97,7 @@ pub fn remote_error(e: client::FederationError, what: &str) -> Error {
         let errcode = e.errcode().unwrap_or_else(|| "M_UNKNOWN".to_owned());
         return Error::custom(code, &errcode, what);
     }
-    Error::custom(http::StatusCode::BAD_GATEWAY, "M_UNKNOWN", format!("{what}: {e}"))
+    otherwise(format!("{what}: {e}"))
 }
 
 fn unauthorized(message: impl Into<String>) -> Error {

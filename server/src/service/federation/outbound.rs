@@ -50,7 +50,7 @@ impl Federation {
             .client
             .send(target.server_name(), request)
             .await
-            .map_err(|e| remote_error(e, "The invite could not be delivered"))?;
+            .map_err(|e| remote_error(e, "The invite could not be delivered", Error::forbidden))?;
         let signed: CanonicalJsonObject = serde_json::from_str(resp.event.get()).map_err(|e| {
             Error::custom(
                 http::StatusCode::BAD_GATEWAY,
@@ -65,11 +65,7 @@ impl Federation {
             e
         };
         if unsigned(signed.clone()) != unsigned(event.clone()) {
-            return Err(Error::custom(
-                http::StatusCode::BAD_GATEWAY,
-                "M_UNKNOWN",
-                "The invitee's server changed the invite",
-            ));
+            return Err(Error::forbidden("The invitee's server changed the invite"));
         }
         match self.receive(room_id, signed).await? {
             Received::Accepted | Received::Duplicate => Ok(event_id),

@@ -37,15 +37,28 @@ pub struct Sender {
     busy: Mutex<HashSet<String>>,
     /// Wakes the loop when a destination finished or talked to us.
     wake: Notify,
+    /// Destinations waiting out a back-off, so hearing from one costs nothing otherwise.
+    backing_off: Mutex<HashSet<String>>,
 }
 
 impl Sender {
     pub fn new(db: Db, client: Arc<FederationClient>, rooms: Arc<Rooms>) -> Self {
-        Self { db, client, rooms, known: Mutex::default(), busy: Mutex::default(), wake: Notify::new() }
+        Self {
+            db,
+            client,
+            rooms,
+            known: Mutex::default(),
+            busy: Mutex::default(),
+            wake: Notify::new(),
+            backing_off: Mutex::default(),
+        }
     }
 
     /// `destination` sent us a request: it is up, so anything waiting for it goes now.
     pub async fn heard_from(&self, destination: &ServerName) {
+        if !self.backing_off.lock().remove(destination.as_str()) {
+            return;
+        }
         if let Ok(n) = storage::federation::clear_backoff(&self.db.write, destination.as_str()).await
             && n > 0
         {
@@ -109,6 +122,8 @@ impl Sender {
             if let Some(at) = d.retry_at
                 && at > now
             {
+                // Also after a restart: hearing from it ends the wait.
+                self.backing_off.lock().insert(d.destination.clone());
                 next_retry = Some(next_retry.map_or(at, |n| n.min(at)));
                 continue;
             }
@@ -155,10 +170,12 @@ impl Sender {
                     }
                 }
                 tracing::debug!(%destination, %txn_id, pdus = count, "transaction delivered");
+                self.backing_off.lock().remove(destination.as_str());
                 storage::federation::delivered(&self.db.write, destination.as_str(), last, now_ms()).await
             }
             Err(e) => {
                 let wait = next_backoff(backoff_ms, e);
+                self.backing_off.lock().insert(destination.to_string());
                 tracing::info!(%destination, error = %e, retry_in_ms = wait, "transaction failed");
                 storage::federation::failed(&self.db.write, destination.as_str(), now_ms() + wait, wait, &e.to_string())
                     .await

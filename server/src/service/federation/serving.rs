@@ -18,6 +18,7 @@ impl Federation {
         if self.rooms.room(room_id).await?.is_none() {
             return Err(Error::not_found("Unknown room"));
         }
+        self.check_acl(origin, room_id).await?;
         let servers = self.rooms.servers_with(room_id, &["join", "invite"]).await?;
         if !servers.iter().any(|s| s == origin.as_str()) {
             return Err(Error::forbidden("Host not in room."));
