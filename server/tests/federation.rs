@@ -26,7 +26,7 @@ fn env(name: &str) -> String {
 }
 
 /// Hearth as hearth.test, where nginx (TLS on hearth.test:8448 and :443) forwards to it.
-async fn hearth() -> TestServer {
+async fn hearth() -> (TestServer, hearth_server::Config) {
     let dir = tempfile::tempdir().unwrap();
     let mut c = common::test_config(dir.path());
     c.server_name = env("HEARTH_FED_SERVER_NAME").as_str().try_into().unwrap();
@@ -42,7 +42,8 @@ async fn hearth() -> TestServer {
     for (_, rl) in c.rate_limits_mut() {
         *rl = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
     }
-    TestServer::start_in(dir, c).await
+    let config = c.clone();
+    (TestServer::start_in(dir, c).await, config)
 }
 
 /// An HTTP client that trusts the test CA (for the servers' TLS ports).
@@ -88,7 +89,7 @@ async fn synapse_put(path: &str, token: &str, body: Value) -> (StatusCode, Value
 #[tokio::test]
 #[ignore = "needs Synapse, nginx and dnsmasq in a private network: tests/federation/run.sh"]
 async fn hearth_and_synapse_federate() {
-    let s = hearth().await;
+    let (mut s, config) = hearth().await;
     signed_profile_queries_go_both_ways(&s).await;
     each_server_fetches_and_vouches_for_the_others_keys(&s).await;
     unsigned_forged_and_misdirected_requests_are_refused(&s).await;
@@ -96,8 +97,57 @@ async fn hearth_and_synapse_federate() {
     a_hearth_user_invites_a_synapse_user_to_a_private_room(&s).await;
     a_late_joiner_on_synapse_reads_the_history_from_hearth(&s).await;
     a_server_acl_keeps_synapse_out(&s).await;
+    events_sent_while_hearth_was_down_arrive_when_it_is_back(&mut s, &config).await;
     // Last: it restarts Synapse under its own control, and stops it when it ends.
     messages_sent_while_synapse_is_down_arrive_in_order_when_it_is_back(&s).await;
+}
+
+/// Hearth is stopped while a Synapse user keeps talking, then started again: Synapse catches up
+/// (it may send only its latest event, and Hearth fetches the ones before it with
+/// `/get_missing_events`), and everything is there, in order.
+async fn events_sent_while_hearth_was_down_arrive_when_it_is_back(s: &mut TestServer, config: &hearth_server::Config) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let nina = s.user("nina").await;
+    let oscar = synapse_user("oscar").await;
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&nina), json!({"preset": "public_chat"})).await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &oscar, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let oscar_id = format!("@oscar:{synapse}");
+    eventually(
+        "Oscar's join on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&nina)).await.1 },
+        |v| v["joined"].get(&oscar_id).is_some(),
+    )
+    .await;
+
+    s.running.take().unwrap().stop().await;
+    let texts: Vec<String> = (1..=6).map(|i| format!("are you there {i}")).collect();
+    for (i, text) in texts.iter().enumerate() {
+        let (st, v) = synapse_put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/o{i}"),
+            &oscar,
+            json!({"msgtype": "m.text", "body": text}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    s.running = Some(hearth_server::Homeserver::start(config.clone()).await.expect("Hearth starts again"));
+    // Hearth calls Synapse (a profile lookup), which tells Synapse it is back.
+    let (st, v) = s.get(&format!("/_matrix/client/v3/profile/{oscar_id}"), Some(&nina)).await;
+    assert_eq!(st, 200, "{v}");
+    let seen = eventually(
+        "Oscar's messages on Hearth after its restart",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=50"), Some(&nina)).await.1 },
+        |v| bodies(v).len() >= texts.len(),
+    )
+    .await;
+    assert_eq!(bodies(&seen), texts, "{seen}");
 }
 
 /// The running Synapse of this federation run: its PID, command line and folder.
@@ -257,6 +307,32 @@ async fn a_server_acl_keeps_synapse_out(s: &TestServer) {
     assert!(!bodies(&msgs).contains(&"still here?".to_owned()), "an event from a denied server was accepted: {msgs}");
     let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&ivy)).await;
     assert!(members["joined"].get(format!("@kim:{synapse}")).is_none(), "Kim's join was accepted: {members}");
+
+    // The ACL is lifted: Jack's next event follows the ones Hearth refused, so Hearth fetches
+    // them (`/get_missing_events`) before it can place it; Jack is heard again.
+    let (st, v) = s
+        .put(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.server_acl/"), Some(&ivy), json!({"allow": ["*"]}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "the lifted ACL on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.server_acl/"), &jack).await.1 },
+        |v| v.get("deny").is_none() && v["allow"] == json!(["*"]),
+    )
+    .await;
+    let (st, _) = synapse_put(
+        &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/j2"),
+        &jack,
+        json!({"msgtype": "m.text", "body": "back again"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    eventually(
+        "Jack's message after the ACL was lifted",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), Some(&ivy)).await.1 },
+        |v| bodies(v).contains(&"back again".to_owned()),
+    )
+    .await;
 }
 
 /// History from before a Synapse user joined reaches them through /backfill (Synapse asks

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId, RoomVersionId, ServerName, UserId,
-    room_version_rules::EventIdFormatVersion,
+    api::federation::event::get_missing_events, room_version_rules::EventIdFormatVersion,
 };
 use serde_json::value::RawValue;
 
@@ -13,8 +13,14 @@ use super::Federation;
 use crate::{
     error::{Error, Result},
     matrix::pdu,
-    service::rooms::{incoming::Received, rules_for},
+    service::rooms::{
+        incoming::{Received, refers_to_missing_events},
+        rules_for,
+    },
 };
+
+/// Most events asked for to close a gap (Synapse asks for 10; more closes longer outages).
+const MISSING_EVENTS_LIMIT: u32 = 50;
 
 /// Most PDUs and EDUs in one transaction (the spec's limits).
 const MAX_PDUS: usize = 50;
@@ -51,7 +57,7 @@ impl Federation {
                 continue;
             };
             let outcome = match self.check_acl(origin, &room_id).await {
-                Ok(()) => self.receive(&room_id, json).await,
+                Ok(()) => self.receive_filling_gaps(origin, &room_id, &event_id, json).await,
                 Err(e) => Err(e),
             };
             let result = match outcome {
@@ -81,6 +87,68 @@ impl Federation {
             _ => pdu::event_id_for(json, &rules).ok()?,
         };
         Some((room_id, event_id))
+    }
+
+    /// As `receive`; an event that follows events this server lacks (the other server sent
+    /// only its latest event after an outage, or one got lost) has them fetched from `origin`
+    /// first (`/get_missing_events`, back to our forward extremities), then is tried again.
+    async fn receive_filling_gaps(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        event_id: &EventId,
+        json: CanonicalJsonObject,
+    ) -> Result<Received> {
+        match self.receive(room_id, json.clone()).await {
+            Err(e) if refers_to_missing_events(&e) => {
+                if let Err(e) = self.fetch_missing(origin, room_id, event_id).await {
+                    tracing::info!(%origin, %event_id, error = %e, "missing events could not be fetched");
+                }
+                self.receive(room_id, json).await
+            }
+            other => other,
+        }
+    }
+
+    /// Fetches the events between our forward extremities and `event_id` from `origin` and
+    /// receives them, oldest first.
+    async fn fetch_missing(&self, origin: &ServerName, room_id: &RoomId, event_id: &EventId) -> Result<()> {
+        let earliest: Vec<OwnedEventId> = self
+            .rooms
+            .forward_extremities(room_id)
+            .await?
+            .into_iter()
+            .filter_map(|id| OwnedEventId::try_from(id).ok())
+            .collect();
+        let mut request = get_missing_events::v1::Request::new(room_id.to_owned(), earliest, vec![event_id.to_owned()]);
+        request.limit = MISSING_EVENTS_LIMIT.into();
+        let resp = self
+            .client
+            .send(origin, request)
+            .await
+            .map_err(|e| Error::internal(format!("get_missing_events from {origin}: {e}")))?;
+        let mut events: Vec<(i64, CanonicalJsonObject)> = resp
+            .events
+            .iter()
+            .filter_map(|raw| serde_json::from_str::<CanonicalJsonObject>(raw.get()).ok())
+            .map(|e| {
+                let depth = match e.get("depth") {
+                    Some(CanonicalJsonValue::Integer(d)) => i64::from(*d),
+                    _ => 0,
+                };
+                (depth, e)
+            })
+            .collect();
+        events.sort_by_key(|(depth, _)| *depth);
+        for (_, event) in events {
+            if let Some((in_room, id)) = self.identify(&event).await
+                && in_room == room_id
+                && let Err(e) = self.receive(room_id, event).await
+            {
+                tracing::info!(%origin, event_id = %id, error = %e, "a missing event was not accepted");
+            }
+        }
+        Ok(())
     }
 
     /// Checks and stores one event of another server (or one of ours that another server

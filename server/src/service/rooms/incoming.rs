@@ -39,6 +39,15 @@ use crate::{
     },
 };
 
+/// How the error of an event whose graph is not all here begins.
+const MISSING_EVENTS: &str = "The event refers to events this server does not have";
+
+/// Whether `receive_pdu` refused an event because it names prev or auth events this server
+/// lacks (federation then fetches them and tries again).
+pub fn refers_to_missing_events(e: &Error) -> bool {
+    matches!(e, Error::Matrix { message, .. } if message.starts_with(MISSING_EVENTS))
+}
+
 /// What became of a received event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
@@ -131,7 +140,7 @@ impl Rooms {
             return Err(Error::matrix(
                 StatusCode::BAD_REQUEST,
                 ErrorKind::Unknown,
-                format!("The event refers to events this server does not have: {missing:?}"),
+                format!("{MISSING_EVENTS}: {missing:?}"),
             ));
         }
 

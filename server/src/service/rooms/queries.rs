@@ -161,6 +161,15 @@ impl Rooms {
             .collect()
     }
 
+    /// The room's forward extremities (the events no event follows yet).
+    pub async fn forward_extremities(&self, room_id: &RoomId) -> Result<Vec<String>> {
+        Ok(storage::events::forward_extremities_with_depth(&self.db.read, room_id.as_str())
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
     /// The prev events of each of the given events: (event, prev event).
     pub async fn prev_events(&self, event_ids: &[String]) -> Result<Vec<(String, String)>> {
         Ok(storage::events::prev_edges(&self.db.read, event_ids).await?)
