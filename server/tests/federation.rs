@@ -106,24 +106,10 @@ async fn hearth_and_synapse_federate() {
 /// (it may send only its latest event, and Hearth fetches the ones before it with
 /// `/get_missing_events`), and everything is there, in order.
 async fn events_sent_while_hearth_was_down_arrive_when_it_is_back(s: &mut TestServer, config: &hearth_server::Config) {
-    let synapse = env("SYNAPSE_SERVER_NAME");
-    let hearth_name = env("HEARTH_FED_SERVER_NAME");
     let nina = s.user("nina").await;
     let oscar = synapse_user("oscar").await;
-    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&nina), json!({"preset": "public_chat"})).await;
-    assert_eq!(st, 200, "{v}");
-    let room = v["room_id"].as_str().unwrap().to_owned();
-    let enc = common::urlencode(&room);
-    let (st, v) =
-        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &oscar, json!({})).await;
-    assert_eq!(st, 200, "{v}");
-    let oscar_id = format!("@oscar:{synapse}");
-    eventually(
-        "Oscar's join on Hearth",
-        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&nina)).await.1 },
-        |v| v["joined"].get(&oscar_id).is_some(),
-    )
-    .await;
+    let (_, enc) = public_room(s, &nina).await;
+    let oscar_id = synapse_joins(s, &nina, &enc, &oscar, "oscar").await;
 
     s.running.take().unwrap().stop().await;
     let texts: Vec<String> = (1..=6).map(|i| format!("are you there {i}")).collect();
@@ -174,24 +160,11 @@ async fn synapse_answers() -> bool {
 /// Synapse is stopped while a Hearth user keeps talking, then started again: everything
 /// arrives, in order (the sender backs off, and retries at once when Synapse calls again).
 async fn messages_sent_while_synapse_is_down_arrive_in_order_when_it_is_back(s: &TestServer) {
-    let synapse = env("SYNAPSE_SERVER_NAME");
-    let hearth_name = env("HEARTH_FED_SERVER_NAME");
     let lou = s.user("lou").await;
     let max = synapse_user("max").await;
-    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&lou), json!({"preset": "public_chat"})).await;
-    assert_eq!(st, 200, "{v}");
-    let room = v["room_id"].as_str().unwrap().to_owned();
-    let enc = common::urlencode(&room);
-    let (st, v) =
-        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &max, json!({})).await;
-    assert_eq!(st, 200, "{v}");
-    let max_id = format!("@max:{synapse}");
-    eventually(
-        "Max's join on Hearth",
-        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&lou)).await.1 },
-        |v| v["joined"].get(&max_id).is_some(),
-    )
-    .await;
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let (_, enc) = public_room(s, &lou).await;
+    synapse_joins(s, &lou, &enc, &max, "max").await;
 
     let (pid, args, cwd) = synapse_process();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
@@ -258,20 +231,8 @@ async fn a_server_acl_keeps_synapse_out(s: &TestServer) {
     let ivy = s.user("ivy").await;
     let jack = synapse_user("jack").await;
     let kim = synapse_user("kim").await;
-    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&ivy), json!({"preset": "public_chat"})).await;
-    assert_eq!(st, 200, "{v}");
-    let room = v["room_id"].as_str().unwrap().to_owned();
-    let enc = common::urlencode(&room);
-    let (st, v) =
-        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &jack, json!({})).await;
-    assert_eq!(st, 200, "{v}");
-    let jack_id = format!("@jack:{synapse}");
-    eventually(
-        "Jack's join on Hearth",
-        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&ivy)).await.1 },
-        |v| v["joined"].get(&jack_id).is_some(),
-    )
-    .await;
+    let (_, enc) = public_room(s, &ivy).await;
+    synapse_joins(s, &ivy, &enc, &jack, "jack").await;
     let acl = json!({"allow": ["*"], "deny": [synapse], "allow_ip_literals": false});
     let (st, v) =
         s.put(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.server_acl/"), Some(&ivy), acl.clone()).await;
@@ -341,10 +302,7 @@ async fn a_late_joiner_on_synapse_reads_the_history_from_hearth(s: &TestServer) 
     let hearth_name = env("HEARTH_FED_SERVER_NAME");
     let gina = s.user("gina").await;
     let hal = synapse_user("hal").await;
-    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&gina), json!({"preset": "public_chat"})).await;
-    assert_eq!(st, 200, "{v}");
-    let room = v["room_id"].as_str().unwrap().to_owned();
-    let enc = common::urlencode(&room);
+    let (_, enc) = public_room(s, &gina).await;
     let early: Vec<String> = (1..=5).map(|i| format!("early {i}")).collect();
     for (i, text) in early.iter().enumerate() {
         let (st, _) = s
@@ -439,6 +397,32 @@ async fn synapse_post(path: &str, token: &str, body: Value) -> (StatusCode, Valu
     let http = reqwest::Client::new();
     json_of(http.post(format!("{}{path}", env("SYNAPSE_URL"))).bearer_auth(token).json(&body).send().await.unwrap())
         .await
+}
+
+/// A public room made by a Hearth user: (room ID, room ID for URLs).
+async fn public_room(s: &TestServer, token: &str) -> (String, String) {
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(token), json!({"preset": "public_chat"})).await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    (room, enc)
+}
+
+/// `name`, a Synapse user, joins a Hearth room through Hearth (make_join/send_join), and
+/// Hearth has the join (as `member` sees it); returns their user ID.
+async fn synapse_joins(s: &TestServer, member: &str, enc: &str, token: &str, name: &str) -> String {
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), token, json!({})).await;
+    assert_eq!(st, 200, "{name} could not join: {v}");
+    let user_id = format!("@{name}:{}", env("SYNAPSE_SERVER_NAME"));
+    eventually(
+        &format!("{name}'s join on Hearth"),
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(member)).await.1 },
+        |v| v["joined"].get(&user_id).is_some(),
+    )
+    .await;
+    user_id
 }
 
 /// Polls `read` until `done` says yes (up to 20 s); returns the last value read.

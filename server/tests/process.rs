@@ -33,6 +33,19 @@ fn first_run_writes_a_commented_config_and_uses_the_os_folders() {
     assert!(!logs.is_empty(), "log file written");
 }
 
+/// A new room of the user whose token this is; its ID.
+fn create_room(base: &str, token: &str) -> String {
+    let room: Value = client()
+        .post(format!("{base}/_matrix/client/v3/createRoom"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    room["room_id"].as_str().unwrap().to_owned()
+}
+
 #[test]
 fn answered_registrations_survive_kill_9() {
     let home = tempfile::tempdir().unwrap();
@@ -63,16 +76,7 @@ fn answered_messages_survive_kill_9_in_the_middle_of_a_burst() {
     let mut p = spawn(home.path(), &["serve", "--config", cfg], &[]);
     assert_eq!(register(&p.base, "talker"), 200);
     let token = access_token(&p.base, "talker", "pw-long-enough");
-    let http = client();
-    let room: Value = http
-        .post(format!("{}/_matrix/client/v3/createRoom", p.base))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let room = room["room_id"].as_str().unwrap().to_owned();
+    let room = create_room(&p.base, &token);
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let senders: Vec<_> = (0..6)
         .map(|t| {
@@ -142,15 +146,7 @@ fn a_scheduled_event_is_sent_after_kill_9_and_a_restart() {
     assert_eq!(register(&p.base, "planner"), 200);
     let token = access_token(&p.base, "planner", "pw-long-enough");
     let http = client();
-    let room: Value = http
-        .post(format!("{}/_matrix/client/v3/createRoom", p.base))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let room = room["room_id"].as_str().unwrap().to_owned();
+    let room = create_room(&p.base, &token);
     let r: Value = http
         .put(format!("{}/_matrix/client/v3/rooms/{room}/send/m.room.message/t1?org.matrix.msc4140.delay=2500", p.base))
         .bearer_auth(&token)

@@ -608,17 +608,13 @@ impl Rooms {
     /// on the room's current state and checked against its auth rules (a room the user may not
     /// join answers 403), without hashes and signatures, which the user's server adds.
     pub async fn join_template(&self, room_id: &RoomId, user: &UserId) -> Result<(String, CanonicalJsonObject)> {
-        let lock = self.lock_for(room_id);
-        let _guard = lock.lock().await;
-        let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        let mut content = CanonicalJsonObject::new();
-        content.insert("membership".into(), CanonicalJsonValue::String("join".into()));
-        let b = self.build_locked(&hot, user, "m.room.member", Some(user.as_str()), content, None).await?;
-        let mut template = b.json;
+        let content = serde_json::json!({ "membership": "join" });
+        let (version, _, mut template) =
+            self.build_event(room_id, user, "m.room.member", Some(user.as_str()), content).await?;
         for field in ["signatures", "hashes", "event_id", "unsigned"] {
             template.remove(field);
         }
-        Ok((hot.room.room_version.clone(), template))
+        Ok((version, template))
     }
 
     /// Hands an authorised event to the writer (with its state, membership, search entry,
