@@ -39,6 +39,9 @@ pub struct Sender {
     wake: Notify,
     /// Destinations waiting out a back-off, so hearing from one costs nothing otherwise.
     backing_off: Mutex<HashSet<String>>,
+    /// Whether any destination was ever recorded: a server that never federated skips its
+    /// passes (a read per event written would be wasted).
+    has_destinations: std::sync::atomic::AtomicBool,
 }
 
 impl Sender {
@@ -51,6 +54,8 @@ impl Sender {
             busy: Mutex::default(),
             wake: Notify::new(),
             backing_off: Mutex::default(),
+            // Unknown until the first pass has looked.
+            has_destinations: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -112,13 +117,23 @@ impl Sender {
                     storage::federation::add_destination(&self.db.write, server, start).await?;
                 }
             }
+            if !servers.is_empty() {
+                self.has_destinations.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             *self.known.lock() = (Some(generation), servers.into_iter().collect());
+        }
+        if !self.has_destinations.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(None);
         }
         // Destinations whose last member just left still get that leave (or kick): the table,
         // not the current members, says where to look.
         let now = now_ms();
         let mut next_retry: Option<i64> = None;
-        for d in storage::federation::destinations(&self.db.read).await? {
+        let destinations = storage::federation::destinations(&self.db.read).await?;
+        if destinations.is_empty() {
+            self.has_destinations.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        for d in destinations {
             if let Some(at) = d.retry_at
                 && at > now
             {
