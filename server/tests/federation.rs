@@ -185,6 +185,14 @@ async fn messages_sent_while_synapse_is_down_arrive_in_order_when_it_is_back(s: 
         assert_eq!(st, 200, "sending must not depend on the other server");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // The dashboard's list says Synapse is failing and what waits for it.
+    let down = eventually(
+        "Synapse failing in the dashboard's list",
+        || async { synapse_destination(s).await },
+        |d| d["last_error"].is_string() && d["queued"].as_i64().unwrap_or(0) > 0,
+    )
+    .await;
+    assert_eq!(down["backing_off"], true, "{down}");
     let log = std::fs::File::options().append(true).open(env("SYNAPSE_LOG")).unwrap();
     let _synapse = KillOnDrop(
         std::process::Command::new(&args[0])
@@ -210,6 +218,27 @@ async fn messages_sent_while_synapse_is_down_arrive_in_order_when_it_is_back(s: 
     )
     .await;
     assert_eq!(bodies(&seen), texts, "{seen}");
+    let up = eventually(
+        "Synapse back in the dashboard's list",
+        || async { synapse_destination(s).await },
+        |d| d["queued"] == 0 && d["last_error"].is_null(),
+    )
+    .await;
+    assert!(up["last_success_ts"].as_i64().is_some(), "{up}");
+}
+
+/// Synapse's entry in the dashboard's list of servers (`/_hearth/admin/v1/federation/destinations`).
+async fn synapse_destination(s: &TestServer) -> Value {
+    let running = s.running.as_ref().unwrap();
+    let url = format!("http://{}/_hearth/admin/v1/federation/destinations", running.admin_addr());
+    let v: Value = s.http.get(url).bearer_auth(running.admin_token()).send().await.unwrap().json().await.unwrap();
+    v["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["destination"] == env("SYNAPSE_SERVER_NAME"))
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// A process started by a test, stopped when the test ends however it ends (the runner only

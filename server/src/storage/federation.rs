@@ -134,3 +134,43 @@ pub async fn events_for(
     .fetch_all(ex)
     .await
 }
+
+/// A destination as the dashboard shows it.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct DestinationStatus {
+    pub destination: String,
+    pub stream_position: i64,
+    pub retry_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_success_ts: Option<i64>,
+}
+
+pub async fn destination_statuses(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<DestinationStatus>> {
+    sqlx::query_as(
+        "SELECT destination, stream_position, retry_at, last_error, last_success_ts FROM federation_destinations
+         ORDER BY destination",
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Local events after `after` waiting for `destination` (as `events_for` would send them).
+pub async fn queued_for(ex: impl SqliteExecutor<'_>, destination: &str, ours: &str, after: i64) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(concat!(
+        "SELECT COUNT(*) FROM events
+         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND ",
+        server_of!("sender"),
+        " = ? AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
+        server_of!("user_id"),
+        " = ?) OR (event_type = 'm.room.member' AND ",
+        server_of!("state_key"),
+        " = ?))"
+    ))
+    .bind(after)
+    .bind(ours)
+    .bind(destination)
+    .bind(destination)
+    .fetch_one(ex)
+    .await?;
+    Ok(n)
+}

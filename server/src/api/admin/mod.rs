@@ -9,6 +9,7 @@
 //!
 //! `signup` is the exception that lives on the public listener: the invite page.
 
+pub mod federation;
 pub mod invites;
 pub mod logs;
 pub mod reverse_proxy;
@@ -46,6 +47,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/reverse-proxy", post(reverse_proxy::generate))
         .route("/_hearth/admin/v1/turn", get(turn::get_turn).post(turn::post_turn))
         .route("/_hearth/admin/v1/logs", get(logs::get_logs))
+        .route("/_hearth/admin/v1/federation/destinations", get(federation::destinations))
         .route("/_hearth/admin/v1/rooms", get(rooms::list))
         .route("/_hearth/admin/v1/settings", get(settings::get_settings).put(settings::put_settings))
         .route("/_hearth/admin/v1/setup", get(setup::get_setup))

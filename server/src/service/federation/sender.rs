@@ -26,6 +26,17 @@ const MAX_PDUS: i64 = 50;
 const MIN_BACKOFF_MS: i64 = 5_000;
 const MAX_BACKOFF_MS: i64 = 3_600_000;
 
+/// A destination for the dashboard.
+#[derive(Debug, serde::Serialize)]
+pub struct DestinationView {
+    #[serde(flatten)]
+    pub status: storage::federation::DestinationStatus,
+    /// Events waiting to be sent to it.
+    pub queued: i64,
+    /// Whether it is waiting out a back-off (until `retry_at`).
+    pub backing_off: bool,
+}
+
 pub struct Sender {
     db: Db,
     client: Arc<FederationClient>,
@@ -161,6 +172,21 @@ impl Sender {
             });
         }
         Ok(next_retry)
+    }
+
+    /// Every server Hearth sends to, with its state and how many events wait for it (the
+    /// dashboard's list).
+    pub async fn destinations(&self) -> crate::error::Result<Vec<DestinationView>> {
+        let ours = self.client.origin().as_str().to_owned();
+        let now = now_ms();
+        let mut out = Vec::new();
+        for d in storage::federation::destination_statuses(&self.db.read).await? {
+            let queued =
+                storage::federation::queued_for(&self.db.read, &d.destination, &ours, d.stream_position).await?;
+            let backing_off = d.retry_at.is_some_and(|at| at > now);
+            out.push(DestinationView { status: d, queued, backing_off });
+        }
+        Ok(out)
     }
 
     /// One transaction to `destination`; its outcome is recorded.
