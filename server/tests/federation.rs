@@ -96,6 +96,7 @@ async fn hearth_and_synapse_federate() {
     a_synapse_user_joins_a_hearth_room_and_they_talk(&s).await;
     a_hearth_user_invites_a_synapse_user_to_a_private_room(&s).await;
     a_late_joiner_on_synapse_reads_the_history_from_hearth(&s).await;
+    a_synapse_user_declines_an_invite_from_hearth(&s).await;
     a_server_acl_keeps_synapse_out(&s).await;
     events_sent_while_hearth_was_down_arrive_when_it_is_back(&mut s, &config).await;
     // Last: it restarts Synapse under its own control, and stops it when it ends.
@@ -323,6 +324,44 @@ async fn a_server_acl_keeps_synapse_out(s: &TestServer) {
         |v| bodies(v).contains(&"back again".to_owned()),
     )
     .await;
+}
+
+/// A Synapse user declines an invite (Synapse is not in the room: make_leave/send_leave v2
+/// through Hearth), and Hearth sees the invite declined.
+async fn a_synapse_user_declines_an_invite_from_hearth(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let pat = s.user("pat").await;
+    let quinn = synapse_user("quinn").await;
+    let quinn_id = format!("@quinn:{synapse}");
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&pat), json!({"preset": "private_chat"})).await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let (st, v) =
+        s.post(&format!("/_matrix/client/v3/rooms/{enc}/invite"), Some(&pat), json!({"user_id": quinn_id})).await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "the invite on Synapse",
+        || async { synapse_get("/_matrix/client/v3/sync?timeout=0", &quinn).await.1 },
+        |v| v["rooms"]["invite"].get(&room).is_some(),
+    )
+    .await;
+    let (st, v) = synapse_post(&format!("/_matrix/client/v3/rooms/{enc}/leave"), &quinn, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let members = eventually(
+        "the declined invite on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/members"), Some(&pat)).await.1 },
+        |v| {
+            v["chunk"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["state_key"] == quinn_id && m["content"]["membership"] == "leave")
+        },
+    )
+    .await;
+    let leave = members["chunk"].as_array().unwrap().iter().find(|m| m["state_key"] == quinn_id).cloned().unwrap();
+    assert_eq!(leave["sender"], quinn_id, "the leave is Quinn's own: {leave}");
 }
 
 /// History from before a Synapse user joined reaches them through /backfill (Synapse asks

@@ -5,7 +5,7 @@ use ruma::api::federation::{
     authorization::get_event_authorization,
     backfill::get_backfill,
     event::{get_event, get_missing_events, get_room_state, get_room_state_ids},
-    membership::{create_join_event, prepare_join_event},
+    membership::{create_join_event, create_leave_event, prepare_join_event, prepare_leave_event},
     transactions::send_transaction_message,
 };
 
@@ -133,4 +133,27 @@ pub async fn get_backfill(
     let limit = usize::try_from(u64::from(b.limit)).unwrap_or(usize::MAX);
     let pdus = s.federation.backfill(origin(&req)?, &b.room_id, &b.v, limit).await?;
     Ok(RumaResponse(get_backfill::v1::Response::new(s.config.server_name.clone(), now(), pdus)))
+}
+
+/// GET /_matrix/federation/v1/make_leave/{roomId}/{userId}
+/// <https://spec.matrix.org/v1.19/server-server-api/#get_matrixfederationv1make_leaveroomiduserid>
+pub async fn make_leave(
+    State(s): State<AppState>,
+    req: Ruma<prepare_leave_event::v1::Request>,
+) -> Result<RumaResponse<prepare_leave_event::v1::Response>> {
+    let b = &req.body;
+    let (version, template) = s.federation.make_leave(origin(&req)?, &b.room_id, &b.user_id).await?;
+    let event = serde_json::value::to_raw_value(&template).map_err(Error::internal)?;
+    Ok(RumaResponse(prepare_leave_event::v1::Response::new(Some(version), event)))
+}
+
+/// PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}
+/// <https://spec.matrix.org/v1.19/server-server-api/#put_matrixfederationv2send_leaveroomideventid>
+pub async fn send_leave(
+    State(s): State<AppState>,
+    req: Ruma<create_leave_event::v2::Request>,
+) -> Result<RumaResponse<create_leave_event::v2::Response>> {
+    let b = &req.body;
+    s.federation.send_leave(origin(&req)?, &b.room_id, &b.event_id, &b.pdu).await?;
+    Ok(RumaResponse(create_leave_event::v2::Response::new()))
 }

@@ -183,8 +183,82 @@ impl Federation {
                 format!("The room is of version {version}, which the joining server does not support"),
             ));
         }
-        let (_, template) = self.rooms.join_template(room_id, user).await?;
+        let (_, template) = self.rooms.membership_template(room_id, user, "join").await?;
         Ok((version, template))
+    }
+
+    /// `make_leave`: the event `user` (of `origin`) would leave `room_id` with (rejecting an
+    /// invite from here, typically).
+    pub async fn make_leave(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        user: &UserId,
+    ) -> Result<(RoomVersionId, CanonicalJsonObject)> {
+        if user.server_name() != origin {
+            return Err(Error::forbidden("The leaving user must belong to the asking server"));
+        }
+        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        self.check_acl(origin, room_id).await?;
+        let version = RoomVersionId::try_from(row.room_version.as_str()).map_err(Error::internal)?;
+        let (_, template) = self.rooms.membership_template(room_id, user, "leave").await?;
+        Ok((version, template))
+    }
+
+    /// `send_leave`: stores the leave event `origin` signed.
+    pub async fn send_leave(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        event_id: &EventId,
+        pdu: &RawValue,
+    ) -> Result<()> {
+        let json = self.own_membership_event(origin, room_id, event_id, pdu, "leave").await?;
+        match self.receive(room_id, json).await? {
+            Received::Accepted | Received::Duplicate => Ok(()),
+            Received::SoftFailed(why) | Received::Rejected(why) => {
+                Err(Error::forbidden(format!("The leave was refused: {why}")))
+            }
+        }
+    }
+
+    /// The membership event a remote server sent to `send_join`/`send_leave`, checked to be in
+    /// the room and for the ID of the path, with `membership`, about a user of `origin`
+    /// themselves; the room's ACL applies.
+    async fn own_membership_event(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        event_id: &EventId,
+        pdu: &RawValue,
+        membership: &str,
+    ) -> Result<CanonicalJsonObject> {
+        let json: CanonicalJsonObject =
+            serde_json::from_str(pdu.get()).map_err(|e| Error::bad_json(format!("The {membership} event: {e}")))?;
+        let (in_room, id) = self.identify(&json).await.ok_or_else(|| Error::not_found("Unknown room"))?;
+        if in_room != room_id || id != event_id {
+            return Err(Error::bad_json("The event's room or ID differs from the path"));
+        }
+        self.check_acl(origin, room_id).await?;
+        let field = |name: &str| match json.get(name) {
+            Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        let given = match json.get("content") {
+            Some(CanonicalJsonValue::Object(c)) => match c.get("membership") {
+                Some(CanonicalJsonValue::String(m)) => Some(m.as_str()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let sender = field("sender").and_then(|s| UserId::parse(s).ok());
+        let is_own = field("type") == Some("m.room.member")
+            && given == Some(membership)
+            && sender.as_ref().is_some_and(|s| s.server_name() == origin && field("state_key") == Some(s.as_str()));
+        if !is_own {
+            return Err(Error::bad_json(format!("Not a {membership} event of a user of the sending server")));
+        }
+        Ok(json)
     }
 
     /// `send_join`: stores the join event `origin` signed, and answers the room's state before it
@@ -196,31 +270,7 @@ impl Federation {
         event_id: &EventId,
         pdu: &RawValue,
     ) -> Result<JoinedState> {
-        let json: CanonicalJsonObject =
-            serde_json::from_str(pdu.get()).map_err(|e| Error::bad_json(format!("The join event: {e}")))?;
-        let (in_room, id) = self.identify(&json).await.ok_or_else(|| Error::not_found("Unknown room"))?;
-        if in_room != room_id || id != event_id {
-            return Err(Error::bad_json("The event's room or ID differs from the path"));
-        }
-        self.check_acl(origin, room_id).await?;
-        let field = |name: &str| match json.get(name) {
-            Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
-            _ => None,
-        };
-        let membership = match json.get("content") {
-            Some(CanonicalJsonValue::Object(c)) => match c.get("membership") {
-                Some(CanonicalJsonValue::String(m)) => Some(m.as_str()),
-                _ => None,
-            },
-            _ => None,
-        };
-        let sender = field("sender").and_then(|s| UserId::parse(s).ok());
-        let is_own_join = field("type") == Some("m.room.member")
-            && membership == Some("join")
-            && sender.as_ref().is_some_and(|s| s.server_name() == origin && field("state_key") == Some(s.as_str()));
-        if !is_own_join {
-            return Err(Error::bad_json("Not a join event of a user of the sending server"));
-        }
+        let json = self.own_membership_event(origin, room_id, event_id, pdu, "join").await?;
         let before: Vec<String> = self.rooms.current_state_ids(room_id).await?.into_values().collect();
         match self.receive(room_id, json).await? {
             Received::Accepted | Received::Duplicate => {}

@@ -604,11 +604,17 @@ impl Rooms {
         Ok((hot.room.room_version.clone(), b.event_id, b.json))
     }
 
-    /// The join event a user of another server would send (federation's `make_join`): built
-    /// on the room's current state and checked against its auth rules (a room the user may not
-    /// join answers 403), without hashes and signatures, which the user's server adds.
-    pub async fn join_template(&self, room_id: &RoomId, user: &UserId) -> Result<(String, CanonicalJsonObject)> {
-        let content = serde_json::json!({ "membership": "join" });
+    /// The membership event (`join` or `leave`) a user of another server would send (federation's
+    /// `make_join`, `make_leave`): built on the room's current state and checked against its
+    /// auth rules (a room the user may not join answers 403), without hashes and signatures,
+    /// which the user's server adds.
+    pub async fn membership_template(
+        &self,
+        room_id: &RoomId,
+        user: &UserId,
+        membership: &str,
+    ) -> Result<(String, CanonicalJsonObject)> {
+        let content = serde_json::json!({ "membership": membership });
         let (version, _, mut template) =
             self.build_event(room_id, user, "m.room.member", Some(user.as_str()), content).await?;
         for field in ["signatures", "hashes", "event_id", "unsigned"] {
