@@ -56,18 +56,37 @@ fn coturn(dir: &Path, config: &str, extra: &str) -> Killed {
         .stderr(Stdio::null())
         .spawn()
         .expect("turnserver (Debian's coturn) is installed; scripts/test.sh installs it");
-    std::thread::sleep(Duration::from_millis(1500));
+    // It listens on TCP on the same port as UDP: once that answers, it is ready (a fixed wait
+    // was too short on a busy machine).
+    let port = config
+        .lines()
+        .find_map(|l| l.strip_prefix("listening-port="))
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .expect("the configuration names its port");
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "coturn did not start listening on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     Killed(child)
 }
 
-/// Sends a few packets through the relay to an echo peer; returns turnutils_uclient's output.
+/// Sends a few packets through the relay to an echo peer; returns turnutils_uclient's output
+/// (tried again when a run said nothing at all: UDP on a busy machine can lose the first try).
 fn relay(port: u16, peer_port: u16, user: &str, password: &str) -> String {
-    let out = Command::new("timeout")
-        .args(["20", "turnutils_uclient", "-u", user, "-w", password, "-p", &port.to_string()])
-        .args(["-n", "3", "-m", "1", "-e", "127.0.0.1", "-r", &peer_port.to_string(), "127.0.0.1"])
-        .output()
-        .unwrap();
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    let mut out = String::new();
+    for _ in 0..3 {
+        let run = Command::new("timeout")
+            .args(["15", "turnutils_uclient", "-u", user, "-w", password, "-p", &port.to_string()])
+            .args(["-n", "3", "-m", "1", "-e", "127.0.0.1", "-r", &peer_port.to_string(), "127.0.0.1"])
+            .output()
+            .unwrap();
+        out = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+        if !out.trim().is_empty() {
+            break;
+        }
+    }
+    out
 }
 
 #[tokio::test]
