@@ -97,10 +97,145 @@ async fn hearth_and_synapse_federate() {
     a_hearth_user_invites_a_synapse_user_to_a_private_room(&s).await;
     a_late_joiner_on_synapse_reads_the_history_from_hearth(&s).await;
     a_synapse_user_declines_an_invite_from_hearth(&s).await;
+    a_hearth_user_joins_a_synapse_room_by_its_alias(&s).await;
     a_server_acl_keeps_synapse_out(&s).await;
     events_sent_while_hearth_was_down_arrive_when_it_is_back(&mut s, &config).await;
     // Last: it restarts Synapse under its own control, and stops it when it ends.
     messages_sent_while_synapse_is_down_arrive_in_order_when_it_is_back(&s).await;
+}
+
+/// A Hearth user joins a room made on Synapse (a v12 room, whose ID names no server) by its
+/// alias: the alias is resolved by Synapse (`/query/directory`), the join goes through Synapse
+/// (`make_join`/`send_join`), the room is usable at once (its name in /sync), messages go both
+/// ways; the user leaves (Synapse sees it) and joins again by room ID through Synapse.
+async fn a_hearth_user_joins_a_synapse_room_by_its_alias(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let rita = synapse_user("rita").await;
+    let sam = s.user("sam").await;
+    let sam_id = format!("@sam:{hearth_name}");
+    let (st, v) = synapse_post(
+        "/_matrix/client/v3/createRoom",
+        &rita,
+        json!({"preset": "public_chat", "name": "Family on Synapse", "room_alias_name": "family"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let (st, v) = synapse_put(
+        &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/e1"),
+        &rita,
+        json!({"msgtype": "m.text", "body": "before Sam came"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+
+    // The alias, as Hearth's users see it: Synapse's answer.
+    let alias = common::urlencode(&format!("#family:{synapse}"));
+    let (st, v) = s.get(&format!("/_matrix/client/v3/directory/room/{alias}"), Some(&sam)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["room_id"], json!(room), "{v}");
+    assert!(v["servers"].as_array().unwrap().contains(&json!(synapse)), "{v}");
+    // An alias Synapse does not have is not found (and not a server error).
+    let missing = common::urlencode(&format!("#nothing-here:{synapse}"));
+    let (st, v) = s.get(&format!("/_matrix/client/v3/directory/room/{missing}"), Some(&sam)).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{v}");
+    let (st, v) = s.post(&format!("/_matrix/client/v3/join/{missing}"), Some(&sam), json!({})).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (404, Some("M_NOT_FOUND")), "{v}");
+
+    let (st, v) = s.post(&format!("/_matrix/client/v3/join/{alias}"), Some(&sam), json!({})).await;
+    assert_eq!(st, 200, "Hearth could not join the Synapse room: {v}");
+    assert_eq!(v["room_id"], json!(room), "{v}");
+    // Usable at once: in /sync with its state (the name), Sam joined.
+    let (st, sync) = s.get("/_matrix/client/v3/sync", Some(&sam)).await;
+    assert_eq!(st, 200);
+    let joined = &sync["rooms"]["join"][&room];
+    let state: Vec<&Value> = joined["state"]["events"].as_array().unwrap().iter().collect();
+    assert!(
+        state.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Family on Synapse"),
+        "the room's name is not in Sam's sync: {joined}"
+    );
+    assert!(
+        state.iter().chain(joined["timeline"]["events"].as_array().unwrap().iter().collect::<Vec<_>>().iter()).any(
+            |e| e["type"] == "m.room.member" && e["state_key"] == json!(sam_id) && e["content"]["membership"] == "join"
+        ),
+        "Sam's join is not in his sync: {joined}"
+    );
+    let (st, v) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.name/"), Some(&sam)).await;
+    assert_eq!((st.as_u16(), &v["name"]), (200, &json!("Family on Synapse")), "{v}");
+    let (_, v) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&sam)).await;
+    assert!(v["joined"].get(format!("@rita:{synapse}")).is_some(), "{v}");
+    eventually(
+        "Sam's join on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), &rita).await.1 },
+        |v| v["joined"].get(&sam_id).is_some(),
+    )
+    .await;
+
+    // Both ways.
+    let (st, v) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/f1"),
+            Some(&sam),
+            json!({"msgtype": "m.text", "body": "hello from Hearth"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "Sam's message on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), &rita).await.1 },
+        |v| bodies(v).last().map(String::as_str) == Some("hello from Hearth"),
+    )
+    .await;
+    let (st, v) = synapse_put(
+        &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/e2"),
+        &rita,
+        json!({"msgtype": "m.text", "body": "welcome, Sam"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let seen = eventually(
+        "Rita's message on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), Some(&sam)).await.1 },
+        |v| bodies(v).last().map(String::as_str) == Some("welcome, Sam"),
+    )
+    .await;
+    assert!(bodies(&seen).ends_with(&["hello from Hearth".into(), "welcome, Sam".into()]), "{seen}");
+
+    // Sam leaves; Synapse hears of it.
+    let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{enc}/leave"), Some(&sam), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "Sam's leave on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), &rita).await.1 },
+        |v| v["joined"].get(&sam_id).is_none(),
+    )
+    .await;
+    // And comes back by room ID, through Synapse (no one on Hearth is in the room any more).
+    let (st, v) = s
+        .post(&format!("/_matrix/client/v3/join/{enc}?server_name={synapse}&via={synapse}"), Some(&sam), json!({}))
+        .await;
+    assert_eq!(st, 200, "Sam could not rejoin: {v}");
+    eventually(
+        "Sam's rejoin on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), &rita).await.1 },
+        |v| v["joined"].get(&sam_id).is_some(),
+    )
+    .await;
+    let (st, v) = synapse_put(
+        &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/e3"),
+        &rita,
+        json!({"msgtype": "m.text", "body": "good to have you back"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "Rita's message after the rejoin on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), Some(&sam)).await.1 },
+        |v| bodies(v).last().map(String::as_str) == Some("good to have you back"),
+    )
+    .await;
 }
 
 /// Hearth is stopped while a Synapse user keeps talking, then started again: Synapse catches up

@@ -296,3 +296,46 @@ impl EventIdExt for EventId {
         s.split(':').next().unwrap_or(s)
     }
 }
+
+/// Completes an event another server built for one of our users (`make_join`, `make_leave`,
+/// `make_knock`) as this server's own: `content` over the template's (which may carry what the
+/// resident server needs, such as `join_authorised_via_users_server`), the time now, a new ID
+/// in room versions 1 and 2, then hashed and signed. Returns the event and its ID.
+pub fn complete_template(
+    mut template: CanonicalJsonObject,
+    content: CanonicalJsonObject,
+    room_version: &RoomVersionId,
+    server_name: &str,
+    key: &Ed25519KeyPair,
+    now: MilliSecondsSinceUnixEpoch,
+) -> Result<(OwnedEventId, CanonicalJsonObject), PduError> {
+    let rules = room_version.rules().ok_or_else(|| e("unsupported room version"))?;
+    for field in ["signatures", "hashes", "unsigned", "event_id"] {
+        template.remove(field);
+    }
+    let mut merged = match template.remove("content") {
+        Some(CanonicalJsonValue::Object(c)) => c,
+        _ => CanonicalJsonObject::new(),
+    };
+    merged.extend(content);
+    template.insert("content".into(), CanonicalJsonValue::Object(merged));
+    template.insert("origin_server_ts".into(), CanonicalJsonValue::Integer(now.0.into()));
+    if template.contains_key("origin") {
+        template.insert("origin".into(), server_name.into());
+    }
+    let v1_id = match rules.event_id_format {
+        EventIdFormatVersion::V1 => {
+            let server = ruma::ServerName::parse(server_name).map_err(|err| e(err.to_string()))?;
+            let id = EventId::new_v1(&server);
+            template.insert("event_id".into(), id.as_str().into());
+            Some(id)
+        }
+        _ => None,
+    };
+    hash_and_sign_event(server_name, key, &mut template, &rules.redaction).map_err(|err| e(err.to_string()))?;
+    let event_id = match v1_id {
+        Some(id) => id,
+        None => event_id_for(&template, &rules)?,
+    };
+    Ok((event_id, template))
+}

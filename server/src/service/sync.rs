@@ -706,8 +706,22 @@ impl Sync {
         let (at, key) = if params.use_state_after { (upto, "state_after") } else { (timeline_start - 1, "state") };
         // Not needed (and for a big room not cheap) when an incremental timeline is complete.
         let known_group = if params.use_state_after { group_after.filter(|_| fresh) } else { group_before };
+        // A timeline that begins with the first event stored of a room joined through another
+        // server has the state that server answered before it, not the (empty) state of the
+        // stream before it.
+        let first_stored_after_join = match timeline.first() {
+            Some(first) if !params.use_state_after && !matches!(known_group, Some(Some(_))) => {
+                match (first["type"].as_str(), first["event_id"].as_str()) {
+                    (Some("m.room.create"), _) | (_, None) => None,
+                    (_, Some(id)) => self.rooms.state_before_stored(id).await?,
+                }
+            }
+            _ => None,
+        };
         let state_now = if !(fresh || limited || params.use_state_after) {
             Default::default()
+        } else if let Some(state) = first_stored_after_join {
+            state
         } else {
             match known_group {
                 Some(Some(g)) => self.rooms.state_of_group(g).await?,

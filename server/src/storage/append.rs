@@ -36,6 +36,25 @@ pub struct NewEvent {
     pub txn: Option<(String, String, String)>,
     pub prev_events: Vec<String>,
     pub auth_events: Vec<String>,
+    /// The room's state before the event, for an event whose prev events are not stored (the
+    /// first event of a room joined through another server).
+    pub state_before_group: Option<i64>,
+}
+
+/// An outlier: an event of the room's state or auth chain that another server sent without
+/// its place in the room's history (see the migration `outliers`). Stored with its auth edges
+/// only; an event already stored is left as it is.
+#[derive(Debug, Clone)]
+pub struct NewOutlier {
+    pub event_id: String,
+    pub event_type: String,
+    pub state_key: Option<String>,
+    pub sender: String,
+    pub origin_server_ts: i64,
+    pub depth: i64,
+    pub pdu: String,
+    pub rejected: bool,
+    pub auth_events: Vec<String>,
 }
 
 /// A new state group for a state event.
@@ -58,18 +77,16 @@ pub struct PushRow {
 }
 
 /// How the room's current state changes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum CurrentState {
+    #[default]
     Unchanged,
     /// The state event itself takes its place; the current group becomes the event's group.
     Own,
     #[cfg_attr(not(test), allow(dead_code, reason = "used by rooms::incoming, which federation will call"))]
     /// State resolution chose a new current state: the group, and each (type, state key,
     /// event ID or None for gone) that changed.
-    Replace {
-        group: i64,
-        changes: Vec<(String, String, Option<String>)>,
-    },
+    Replace { group: i64, changes: Vec<(String, String, Option<String>)> },
 }
 
 /// A user's membership in the room changed: now `membership`, by the member event `event_id`.
@@ -85,6 +102,11 @@ pub struct Append {
     /// Set for a room's create event: (room version, creator, created_ts).
     pub new_room: Option<(String, String, i64)>,
     pub event: NewEvent,
+    /// Outliers written before the event (see `NewOutlier`).
+    pub outliers: Vec<NewOutlier>,
+    /// The event replaces all of the room's forward extremities, not only its prev events
+    /// (it follows events this server does not have).
+    pub reset_extremities: bool,
     /// State groups to write (parents first).
     pub state_groups: Vec<NewStateGroup>,
     pub current: CurrentState,
@@ -153,6 +175,9 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push_bind(*ts)
             .push(");\n");
     }
+    if !a.outliers.is_empty() {
+        push_outliers(q, room, &a.outliers);
+    }
     for g in &a.state_groups {
         q.push("INSERT INTO state_groups (id, room_id, prev_group, chain_len) VALUES (")
             .push_bind(g.id)
@@ -178,7 +203,7 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         Some((u, d, t)) => (Some(u.as_str()), Some(d.as_str()), Some(t.as_str())),
         None => (None, None, None),
     };
-    q.push("INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, state_group, resolved_state_group, txn_user_id, txn_device_id, txn_id) VALUES (");
+    q.push("INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, state_group, resolved_state_group, state_before_group, txn_user_id, txn_device_id, txn_id) VALUES (");
     {
         let mut sep = q.separated(", ");
         sep.push_bind(e.event_id.as_str())
@@ -193,6 +218,7 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push_bind(e.soft_failed)
             .push_bind(e.state_group)
             .push_bind(e.resolved_state_group)
+            .push_bind(e.state_before_group)
             .push_bind(tu)
             .push_bind(td)
             .push_bind(tid);
@@ -211,6 +237,9 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         .push(", value FROM json_each(")
         .push_bind(json!(e.auth_events).to_string())
         .push(");\n");
+    if a.reset_extremities {
+        q.push("DELETE FROM forward_extremities WHERE room_id = ").push_bind(room).push(";\n");
+    }
     if e.extremity {
         q.push("DELETE FROM forward_extremities WHERE room_id = ")
             .push_bind(room)
@@ -323,6 +352,42 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
     q.push(", user_id FROM (SELECT DISTINCT user_id FROM pushers WHERE user_id IN (SELECT json_extract(value, '$.u') FROM json_each(")
         .push_bind(push_json)
         .push(")));\n");
+}
+
+/// The outliers of one append, in two statements whatever their number (a big room's state
+/// is thousands of events).
+fn push_outliers(q: &mut QueryBuilder<Sqlite>, room: &str, outliers: &[NewOutlier]) {
+    let rows: Vec<serde_json::Value> = outliers
+        .iter()
+        .map(|o| {
+            json!([
+                o.event_id,
+                o.event_type,
+                o.state_key,
+                o.sender,
+                o.origin_server_ts,
+                o.depth,
+                o.pdu,
+                o.rejected as i64
+            ])
+        })
+        .collect();
+    q.push(
+        "INSERT OR IGNORE INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, outlier) SELECT
+         json_extract(value, '$[0]'), ",
+    )
+    .push_bind(room)
+    .push(
+        ", json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),
+         json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]'), 1 FROM json_each(",
+    )
+    .push_bind(json!(rows).to_string())
+    .push(");\n");
+    let edges: Vec<[&str; 2]> =
+        outliers.iter().flat_map(|o| o.auth_events.iter().map(|a| [o.event_id.as_str(), a.as_str()])).collect();
+    q.push("INSERT OR IGNORE INTO event_auth (event_id, auth_event_id) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(")
+        .push_bind(json!(edges).to_string())
+        .push(");\n");
 }
 
 /// The stream position the event got, as an SQL expression.

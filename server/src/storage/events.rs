@@ -174,7 +174,7 @@ async fn events_desc(
     limit: i64,
 ) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {columns} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0 AND soft_failed = 0
+        "SELECT {columns} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0
          ORDER BY stream_ordering DESC LIMIT {limit}"
     )))
     .bind(room_id)
@@ -193,7 +193,7 @@ pub async fn room_events_asc(
     limit: i64,
 ) -> sqlx::Result<Vec<EventRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering >= ? AND stream_ordering < ? AND rejected = 0 AND soft_failed = 0
+        "SELECT {COLUMNS} FROM events WHERE room_id = ? AND stream_ordering >= ? AND stream_ordering < ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0
          ORDER BY stream_ordering ASC LIMIT {limit}"
     )))
     .bind(room_id)
@@ -206,13 +206,22 @@ pub async fn room_events_asc(
 /// The state group of the last event of the room at or before stream position `at`.
 pub async fn state_group_at(ex: impl SqliteExecutor<'_>, room_id: &str, at: i64) -> sqlx::Result<Option<i64>> {
     let row: Option<(Option<i64>,)> = sqlx::query_as(
-        "SELECT COALESCE(resolved_state_group, state_group) FROM events WHERE room_id = ? AND stream_ordering <= ? AND rejected = 0 AND soft_failed = 0
+        "SELECT COALESCE(resolved_state_group, state_group) FROM events WHERE room_id = ? AND stream_ordering <= ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0
          ORDER BY stream_ordering DESC LIMIT 1",
     )
     .bind(room_id)
     .bind(at)
     .fetch_optional(ex)
     .await?;
+    Ok(row.and_then(|r| r.0))
+}
+
+/// The state before the event when it was stored with it (see the migration `outliers`).
+pub async fn state_before_group(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result<Option<i64>> {
+    let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT state_before_group FROM events WHERE event_id = ?")
+        .bind(event_id)
+        .fetch_optional(ex)
+        .await?;
     Ok(row.and_then(|r| r.0))
 }
 
@@ -243,11 +252,11 @@ pub async fn by_timestamp(
 ) -> sqlx::Result<Vec<EventRow>> {
     let sql = if forward {
         format!(
-            "SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? AND rejected = 0 AND soft_failed = 0 ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT {limit}"
+            "SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT {limit}"
         )
     } else {
         format!(
-            "SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? AND rejected = 0 AND soft_failed = 0 ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT {limit}"
+            "SELECT {COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT {limit}"
         )
     };
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).fetch_all(ex).await
@@ -271,7 +280,7 @@ pub async fn latest_per_room(
                                             e.sender, e.rejected, COALESCE(e.resolved_state_group, e.state_group), e.txn_device_id, e.txn_id))
          FROM json_each(?1) r JOIN events e ON e.stream_ordering IN (
              SELECT stream_ordering FROM events
-             WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0 AND soft_failed = 0
+             WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0 AND soft_failed = 0 AND outlier = 0
              ORDER BY stream_ordering DESC LIMIT {per_room})"
     )))
     .bind(serde_json::json!(rooms).to_string())

@@ -118,7 +118,7 @@ pub async fn events_for(
 ) -> sqlx::Result<Vec<(i64, String)>> {
     sqlx::query_as(concat!(
         "SELECT stream_ordering, pdu FROM events
-         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND ",
+         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND ",
         server_of!("sender"),
         " = ? AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
         server_of!("user_id"),
@@ -158,7 +158,7 @@ pub async fn destination_statuses(ex: impl SqliteExecutor<'_>) -> sqlx::Result<V
 pub async fn queued_for(ex: impl SqliteExecutor<'_>, destination: &str, ours: &str, after: i64) -> sqlx::Result<i64> {
     let (n,): (i64,) = sqlx::query_as(concat!(
         "SELECT COUNT(*) FROM events
-         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND ",
+         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND ",
         server_of!("sender"),
         " = ? AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
         server_of!("user_id"),

@@ -133,7 +133,7 @@ pub const BUMP_TYPES: &[&str] = &[
     "m.beacon_info",
 ];
 
-const LATEST_BUMP: &str = "SELECT stream_ordering FROM events WHERE room_id = ?1 AND stream_ordering <= ?2 AND rejected = 0
+const LATEST_BUMP: &str = "SELECT stream_ordering FROM events WHERE room_id = ?1 AND stream_ordering <= ?2 AND rejected = 0 AND outlier = 0
     AND event_type IN ('m.room.create', 'm.room.message', 'm.room.encrypted', 'm.sticker', 'm.call.invite', 'm.poll.start', 'm.beacon_info')
     ORDER BY stream_ordering DESC LIMIT 1";
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use ruma::{
-    RoomId, UserId,
+    RoomAliasId, RoomId, UserId,
     api::client::membership::{
         ban_user, forget_room, get_member_events, invite_user, invite_user::v3::InvitationRecipient, join_room_by_id,
         join_room_by_id_or_alias, joined_members, joined_rooms, kick_user, leave_room, unban_user,
@@ -27,7 +27,7 @@ pub async fn join_room_by_id(
     let session = req.session();
     session.refuse_if_suspended("Joining rooms")?;
     limit_join(&s, &b.room_id, &session.user_id).await?;
-    s.rooms.join(&b.room_id, &session.user_id, session.is_guest, b.reason.as_deref()).await?;
+    s.federation.join(&b.room_id, &[], &session.user_id, session.is_guest, b.reason.as_deref()).await?;
     Ok(RumaResponse(join_room_by_id::v3::Response::new(b.room_id.clone())))
 }
 
@@ -36,11 +36,18 @@ pub async fn join_room_by_id_or_alias(
     State(s): State<AppState>,
     req: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<RumaResponse<join_room_by_id_or_alias::v3::Response>> {
-    let room_id = s.rooms.resolve_room_or_alias(&req.body.room_id_or_alias).await?;
+    let b = &req.body;
     let session = req.session();
     session.refuse_if_suspended("Joining rooms")?;
+    // Another server's alias is asked of that server, which also names servers to join through.
+    let (room_id, mut servers) = match <&RoomAliasId>::try_from(&*b.room_id_or_alias) {
+        Ok(alias) => s.federation.resolve_alias(alias).await?,
+        Err(_) => (RoomId::parse(b.room_id_or_alias.as_str()).map_err(Error::internal)?, Vec::new()),
+    };
     limit_join(&s, &room_id, &session.user_id).await?;
-    s.rooms.join(&room_id, &session.user_id, session.is_guest, req.body.reason.as_deref()).await?;
+    let mut via = b.via.clone();
+    via.append(&mut servers);
+    s.federation.join(&room_id, &via, &session.user_id, session.is_guest, b.reason.as_deref()).await?;
     Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(room_id)))
 }
 

@@ -279,9 +279,9 @@ pub async fn get_alias(
     State(s): State<AppState>,
     req: Ruma<get_alias::v3::Request>,
 ) -> Result<RumaResponse<get_alias::v3::Response>> {
-    let room_id =
-        s.rooms.resolve_alias(&req.body.room_alias).await?.ok_or_else(|| Error::not_found("Room alias not found"))?;
-    Ok(RumaResponse(get_alias::v3::Response::new(room_id, vec![s.config.server_name.clone()])))
+    // Another server's alias is asked of that server (`/query/directory`).
+    let (room_id, servers) = s.federation.resolve_alias(&req.body.room_alias).await?;
+    Ok(RumaResponse(get_alias::v3::Response::new(room_id, servers)))
 }
 
 /// PUT /_matrix/client/v3/directory/room/{roomAlias}

@@ -21,6 +21,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         discovery::get_remote_server_keys_batch,
     );
     let r = route::<f::query::get_profile_information::v1::Request, _, _>(r, query::get_profile_information);
+    let r = route::<f::query::get_room_information::v1::Request, _, _>(r, query::get_room_information);
     let r = route::<f::transactions::send_transaction_message::v1::Request, _, _>(r, rooms::send_transaction);
     let r = route::<f::membership::prepare_join_event::v1::Request, _, _>(r, rooms::make_join);
     let r = route::<f::membership::create_join_event::v2::Request, _, _>(r, rooms::send_join);

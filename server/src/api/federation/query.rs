@@ -1,7 +1,10 @@
 //! Federation queries other servers make about this one's users.
 
 use axum::extract::State;
-use ruma::{api::federation::query::get_profile_information, profile::ProfileFieldName};
+use ruma::{
+    api::federation::query::{get_profile_information, get_room_information},
+    profile::ProfileFieldName,
+};
 use serde_json::json;
 
 use crate::{
@@ -32,4 +35,19 @@ pub async fn get_profile_information(
         resp.set("avatar_url".to_owned(), json!(a));
     }
     Ok(RumaResponse(resp))
+}
+
+/// GET /_matrix/federation/v1/query/directory: the room a local alias names and the servers to
+/// join it through.
+/// <https://spec.matrix.org/v1.19/server-server-api/#get_matrixfederationv1querydirectory>
+pub async fn get_room_information(
+    State(s): State<AppState>,
+    req: Ruma<get_room_information::v1::Request>,
+) -> Result<RumaResponse<get_room_information::v1::Response>> {
+    let alias = &req.body.room_alias;
+    if alias.server_name() != s.config.server_name {
+        return Err(Error::not_found("The alias is not hosted on this homeserver"));
+    }
+    let (room_id, servers) = s.federation.resolve_alias(alias).await?;
+    Ok(RumaResponse(get_room_information::v1::Response::new(room_id, servers)))
 }

@@ -24,6 +24,13 @@ use crate::{
 /// Our own key document's validity, as published.
 pub const OWN_KEY_VALIDITY_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// Servers' keys read (and fetched) during one batch of checks.
+#[derive(Default)]
+struct KeyMemo {
+    keys: HashMap<String, Vec<storage::server_keys::StoredKey>>,
+    refreshed: std::collections::HashSet<String>,
+}
+
 pub struct KeyStore {
     db: Db,
     own: Arc<ServerKeys>,
@@ -68,6 +75,17 @@ impl KeyStore {
         event: &CanonicalJsonObject,
         rules: &ruma::room_version_rules::RoomVersionRules,
     ) -> Result<PublicKeyMap, String> {
+        self.keys_for_event_memo(event, rules, &mut KeyMemo::default()).await
+    }
+
+    /// As `keys_for_event`, reading each server's keys once per `memo` (a remote join checks
+    /// thousands of events signed by a handful of servers).
+    async fn keys_for_event_memo(
+        &self,
+        event: &CanonicalJsonObject,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+        memo: &mut KeyMemo,
+    ) -> Result<PublicKeyMap, String> {
         let servers = ruma::signatures::required_server_signatures_to_verify_event(event, &rules.signatures)
             .map_err(|e| e.to_string())?;
         let sent_at = match event.get("origin_server_ts") {
@@ -91,9 +109,15 @@ impl KeyStore {
                     .filter_map(|(id, k, _, _)| Some((id.clone(), Base64::parse(k).ok()?)))
                     .collect()
             };
-            let mut keys =
-                storage::server_keys::keys_of(&self.db.read, server.as_str()).await.map_err(|e| e.to_string())?;
-            if usable(&keys).is_empty() {
+            let mut keys = match memo.keys.get(server.as_str()) {
+                Some(k) => k.clone(),
+                None => {
+                    storage::server_keys::keys_of(&self.db.read, server.as_str()).await.map_err(|e| e.to_string())?
+                }
+            };
+            // Fetched at most once per memo: a server that cannot be reached is not asked
+            // again for each of its events.
+            if usable(&keys).is_empty() && memo.refreshed.insert(server.to_string()) {
                 if let Err(e) = self.refresh(&server, sent_at).await {
                     tracing::info!(%server, error = %e, "keys for an event could not be fetched");
                 }
@@ -101,8 +125,41 @@ impl KeyStore {
                     storage::server_keys::keys_of(&self.db.read, server.as_str()).await.map_err(|e| e.to_string())?;
             }
             map.insert(server.to_string(), usable(&keys));
+            memo.keys.insert(server.to_string(), keys);
         }
         Ok(map)
+    }
+
+    /// Checks the signatures and content hashes of events of one room version (spec: "Checks
+    /// performed on receipt of a PDU", 2 and 3): those whose signatures verify, each redacted
+    /// when its content hash does not match; the others are left out.
+    pub async fn verified_events(
+        &self,
+        events: Vec<CanonicalJsonObject>,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+    ) -> Vec<CanonicalJsonObject> {
+        let mut memo = KeyMemo::default();
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            let keys = match self.keys_for_event_memo(&event, rules, &mut memo).await {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::info!(error = %e, "an event whose signing servers are unknown was dropped");
+                    continue;
+                }
+            };
+            match ruma::signatures::verify_event(&keys, &event, rules) {
+                Ok(ruma::signatures::Verified::All) => out.push(event),
+                Ok(ruma::signatures::Verified::Signatures) => {
+                    match ruma::canonical_json::redact(event, &rules.redaction, None) {
+                        Ok(redacted) => out.push(redacted),
+                        Err(e) => tracing::info!(error = %e, "an event that cannot be redacted was dropped"),
+                    }
+                }
+                Err(e) => tracing::info!(error = %e, "an event whose signatures do not verify was dropped"),
+            }
+        }
+        out
     }
 
     async fn stored_key(&self, server: &ServerName, key_id: &str, at: i64) -> Result<Option<Base64>> {

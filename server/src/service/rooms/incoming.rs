@@ -131,9 +131,10 @@ impl Rooms {
         let mut wanted = auth_ids.clone();
         wanted.push(create_id.clone());
         let auth_events = self.events_shared(&wanted).await?;
+        // A prev event stored only as an outlier has no known state after it: as good as missing.
         let missing: Vec<&String> = prev_ids
             .iter()
-            .filter(|id| !points.contains_key(*id))
+            .filter(|id| !points.get(*id).is_some_and(|(group, _)| group.is_some()))
             .chain(auth_ids.iter().filter(|id| !auth_events.iter().any(|e| e.row.event_id == **id)))
             .collect();
         if !missing.is_empty() {
@@ -215,6 +216,7 @@ impl Rooms {
             resolved_state_group: None,
             current: CurrentState::Unchanged,
             memberships: Vec::new(),
+            ..Default::default()
         };
         if rejected.is_none() && soft_failed.is_none() {
             // The room's state is the resolution of the states at its forward extremities.
@@ -316,12 +318,19 @@ impl Rooms {
             .into_iter()
             .map(|(_, p)| p)
             .collect();
+        if let Some(stored) = self.state_before_stored(event_id).await? {
+            return Ok(stored);
+        }
         if prevs.is_empty() {
             // The create event: nothing before it.
             return Ok(Arc::default());
         }
         let groups: Vec<Option<i64>> =
             storage::events::graph_points(&self.db.read, &prevs).await?.into_iter().map(|(_, g, _)| g).collect();
+        // A prev event that is not here, or only as an outlier, has no known state after it.
+        if groups.len() < prevs.len() || groups.iter().any(Option::is_none) {
+            return Err(Error::not_found("The state at this event is not known here"));
+        }
         let states = self.states_of(&groups).await?;
         if states.iter().all(|s| *s == states[0]) {
             return Ok(states[0].clone());
@@ -380,7 +389,12 @@ impl Rooms {
 
     /// Adds a state group for `state` to `groups` (a delta on `base` when there is one and its
     /// chain is short, else a full snapshot) and returns its ID.
-    async fn new_group(&self, groups: &mut Vec<NewStateGroup>, state: &StateMap, base: Option<i64>) -> Result<i64> {
+    pub(super) async fn new_group(
+        &self,
+        groups: &mut Vec<NewStateGroup>,
+        state: &StateMap,
+        base: Option<i64>,
+    ) -> Result<i64> {
         let id = self.last_state_group.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
         let base_chain = match base {
             // A group written in this same batch is not in the database yet.

@@ -17,6 +17,7 @@ pub mod push;
 pub mod queries;
 pub mod redaction;
 pub mod relations;
+pub mod remote_join;
 pub mod spaces;
 pub mod upgrade;
 pub mod visibility;
@@ -78,6 +79,7 @@ const MAX_PREV_EVENTS: usize = 20;
 
 /// Where an event from another server sits in the room's state, decided by `incoming` (local
 /// events derive it from the hot copy).
+#[derive(Default)]
 pub(crate) struct Placement {
     pub rejected: bool,
     pub soft_failed: bool,
@@ -89,6 +91,12 @@ pub(crate) struct Placement {
     pub resolved_state_group: Option<i64>,
     pub current: CurrentState,
     pub memberships: Vec<MembershipChange>,
+    /// Outliers stored with the event (a remote join's state and auth chain).
+    pub outliers: Vec<storage::append::NewOutlier>,
+    /// The state before the event, when its prev events are not stored.
+    pub state_before_group: Option<i64>,
+    /// The event becomes the room's only forward extremity.
+    pub reset_extremities: bool,
 }
 
 /// Which device sent an event with which transaction ID.
@@ -688,6 +696,7 @@ impl Rooms {
                 _ => Vec::new(),
             },
             state_groups: group.into_iter().collect(),
+            ..Default::default()
         });
         let hidden = placement.rejected || placement.soft_failed;
         let state_group = placement.state_group;
@@ -737,7 +746,10 @@ impl Rooms {
                 txn: txn.map(|t| (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned())),
                 prev_events: prev_ids,
                 auth_events: auth_ids,
+                state_before_group: placement.state_before_group,
             },
+            outliers: placement.outliers,
+            reset_extremities: placement.reset_extremities,
             state_groups: placement.state_groups,
             current: placement.current,
             memberships: placement.memberships,
@@ -834,6 +846,15 @@ impl Rooms {
         match storage::events::state_group_at(&self.db.read, room_id, at).await? {
             Some(g) => self.state_of_group(g).await,
             None => Ok(Default::default()),
+        }
+    }
+
+    /// The state before `event_id` when it was stored with it: the first event here of a room
+    /// joined through another server follows events this server does not have.
+    pub async fn state_before_stored(&self, event_id: &str) -> Result<Option<Arc<storage::state::StateMap>>> {
+        match storage::events::state_before_group(&self.db.read, event_id).await? {
+            Some(g) => Ok(Some(self.state_of_group(g).await?)),
+            None => Ok(None),
         }
     }
 

@@ -1,0 +1,348 @@
+//! Joining a room hosted on another server: what that server answered to `send_join` (the
+//! room's state before the join and the auth chain of it, signatures already checked by
+//! federation) is checked against the auth rules and stored: the state and auth chain as
+//! outliers, the join as the room's first event here, with the answered state before it.
+//!
+//! Spec: server-server API, "Joining Rooms" (the joining server "MUST validate the state and
+//! auth chain", "Checks performed on receipt of a PDU"); Synapse does the same in
+//! `FederationEventHandler.process_remote_join`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use ruma::{
+    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId,
+    events::{StateEventType, TimelineEventType},
+    room_version_rules::{EventIdFormatVersion, RoomIdFormatVersion, RoomVersionRules},
+    state_res,
+};
+
+use super::{Placement, Rooms, cache::RoomHot, content_of};
+use crate::{
+    error::{Error, Result},
+    matrix::pdu::{self, Pdu},
+    storage::{
+        self,
+        append::{CurrentState, MembershipChange, NewOutlier},
+        rooms::RoomRow,
+        state::StateMap,
+    },
+};
+
+/// What `send_join` brought, each event's signatures verified (an event whose content hash did
+/// not match comes redacted, as the spec says).
+pub struct RemoteJoin {
+    pub room_id: OwnedRoomId,
+    pub version: RoomVersionId,
+    pub join_id: OwnedEventId,
+    pub join: CanonicalJsonObject,
+    pub state: Vec<CanonicalJsonObject>,
+    pub auth_chain: Vec<CanonicalJsonObject>,
+}
+
+/// An event of the answer, parsed.
+struct Checked {
+    json: CanonicalJsonObject,
+    pdu: Pdu,
+    rejected: bool,
+}
+
+/// The event ID of a PDU of a room of these rules (in the JSON for v1 and v2, its reference
+/// hash from v3 on).
+pub fn event_id_of(json: &CanonicalJsonObject, rules: &RoomVersionRules) -> Option<OwnedEventId> {
+    match rules.event_id_format {
+        EventIdFormatVersion::V1 => match json.get("event_id") {
+            Some(CanonicalJsonValue::String(id)) => EventId::parse(id).ok(),
+            _ => None,
+        },
+        _ => pdu::event_id_for(json, rules).ok(),
+    }
+}
+
+impl Rooms {
+    /// Our user's membership event from another server's template (`make_join`,
+    /// `make_leave`), with `content` (the user's profile, a reason) and signed here.
+    pub fn complete_template(
+        &self,
+        version: &RoomVersionId,
+        template: CanonicalJsonObject,
+        content: serde_json::Value,
+    ) -> Result<(OwnedEventId, CanonicalJsonObject)> {
+        let content = super::to_canonical_object(content)?;
+        pdu::complete_template(
+            template,
+            content,
+            version,
+            self.config.server_name.as_str(),
+            self.keys.pair(),
+            super::now_ts(),
+        )
+        .map_err(|e| Error::bad_json(format!("The other server's event template: {e}")))
+    }
+
+    /// Checks and stores a remote join. Events of the answer that are malformed or belong to
+    /// another room are dropped; events failing the auth rules are kept rejected and left out
+    /// of the state; a state without a valid create event, or a join the state does not allow,
+    /// refuses the whole join and stores nothing.
+    pub async fn store_remote_join(&self, j: RemoteJoin) -> Result<()> {
+        let rules = j.version.rules().ok_or_else(|| Error::internal("unsupported room version"))?;
+        let room_id = &j.room_id;
+        let mut events: HashMap<OwnedEventId, Checked> = HashMap::new();
+        let state_ids: HashSet<OwnedEventId> =
+            j.state.iter().filter_map(|json| self.admit(room_id, json, &rules, &mut events)).collect();
+        for json in &j.auth_chain {
+            self.admit(room_id, json, &rules, &mut events);
+        }
+
+        // The auth rules, for each event with its own auth events as the state, in an order
+        // where auth events come first.
+        for id in auth_order(&events) {
+            let verdict = {
+                let e = &events[&id];
+                let missing_or_rejected = e.pdu.auth_events.iter().any(|a| events.get(a).is_none_or(|a| a.rejected));
+                if missing_or_rejected {
+                    Err("an auth event is missing or was rejected".to_owned())
+                } else {
+                    check_with_auth_events(&rules, &e.pdu, &events)
+                }
+            };
+            if let Err(why) = verdict {
+                tracing::info!(event_id = %id, %why, "an event of a remote join's state was rejected");
+                if let Some(e) = events.get_mut(&id) {
+                    e.rejected = true;
+                }
+            }
+        }
+
+        // The state before the join.
+        let mut before = StateMap::new();
+        for id in &state_ids {
+            let e = &events[id];
+            if let (Some(key), false) = (&e.pdu.state_key, e.rejected) {
+                before.insert((e.pdu.kind.to_string(), key.clone()), id.to_string());
+            }
+        }
+        let create = before
+            .get(&("m.room.create".to_owned(), String::new()))
+            .and_then(|id| events.get(id.as_str()))
+            .ok_or_else(|| Error::forbidden("The room's state has no valid create event"))?;
+        if rules.room_id_format == RoomIdFormatVersion::V2 {
+            let expected = RoomId::new_v2(create.pdu.event_id.as_str().trim_start_matches('$')).ok();
+            if expected.as_deref() != Some(room_id.as_ref()) {
+                return Err(Error::forbidden("The room's create event does not match its ID"));
+            }
+        }
+        let creator = create.pdu.sender.to_string();
+        let created_ts = i64::from(create.pdu.origin_server_ts.0);
+
+        // The join itself: allowed by its auth events and by the state before it.
+        state_res::check_pdu_format(&j.join, &rules.event_format)
+            .map_err(|e| Error::bad_json(format!("Invalid join event: {e}")))?;
+        let join =
+            Pdu::from_json(&j.join, j.join_id.clone(), room_id.clone(), &rules).map_err(|e| Error::bad_json(e.0))?;
+        if join.kind != TimelineEventType::RoomMember {
+            return Err(Error::bad_json("The join event is not a member event"));
+        }
+        let by_key: HashMap<(String, String), &Pdu> =
+            before.iter().filter_map(|(k, id)| events.get(id.as_str()).map(|e| (k.clone(), &e.pdu))).collect();
+        let allowed = if join.auth_events.iter().any(|a| events.get(a).is_none_or(|a| a.rejected)) {
+            Err("an auth event of the join is missing or was rejected".to_owned())
+        } else {
+            check_with_auth_events(&rules, &join, &events).and_then(|()| {
+                state_res::check_state_dependent_auth_rules(
+                    &rules.authorization,
+                    &join,
+                    |t: &StateEventType, k: &str| by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone()),
+                )
+            })
+        };
+        if let Err(why) = allowed {
+            return Err(Error::forbidden(format!("The room's state does not allow this join: {why}")));
+        }
+
+        let lock = self.lock_for(room_id);
+        let _guard = lock.lock().await;
+        if storage::events::get(&self.db.write, j.join_id.as_str()).await?.is_some() {
+            return Ok(());
+        }
+        let existing = self.hot_locked(room_id).await?;
+        let hot = match &existing {
+            Some(h) => (**h).clone(),
+            None => RoomHot {
+                room: RoomRow {
+                    room_id: room_id.to_string(),
+                    room_version: j.version.to_string(),
+                    current_state_group: None,
+                },
+                state: Default::default(),
+                extremities: Vec::new(),
+                chain_len: 0,
+                joined: Default::default(),
+                epoch: self.shared.epoch(room_id.as_str()),
+            },
+        };
+        if hot.room.room_version != j.version.as_str() {
+            return Err(Error::forbidden("The room's version differs from what this server knows of it"));
+        }
+
+        let mut groups = Vec::new();
+        let before_group = self.new_group(&mut groups, &before, None).await?;
+        let mut after = before.clone();
+        let own_key = ("m.room.member".to_owned(), join.state_key.clone().unwrap_or_default());
+        after.insert(own_key.clone(), j.join_id.to_string());
+        let after_group = self.new_group(&mut groups, &after, Some(before_group)).await?;
+
+        let mut changes: Vec<(String, String, Option<String>)> = Vec::new();
+        let mut memberships = Vec::new();
+        for (key, id) in &after {
+            if hot.state.get(key) == Some(id) {
+                continue;
+            }
+            changes.push((key.0.clone(), key.1.clone(), Some(id.clone())));
+            if key.0 == "m.room.member" {
+                let json = if *key == own_key { &j.join } else { &events[id.as_str()].json };
+                let membership = content_of(json)["membership"].as_str().unwrap_or("leave").to_owned();
+                memberships.push(MembershipChange { user_id: key.1.clone(), membership, event_id: id.clone() });
+            }
+        }
+        for key in hot.state.keys().filter(|k| !after.contains_key(*k)) {
+            changes.push((key.0.clone(), key.1.clone(), None));
+            if key.0 == "m.room.member"
+                && let Some(old) = hot.state.get(key)
+            {
+                memberships.push(MembershipChange {
+                    user_id: key.1.clone(),
+                    membership: "leave".to_owned(),
+                    event_id: old.clone(),
+                });
+            }
+        }
+        let outliers: Vec<NewOutlier> = events
+            .iter()
+            .map(|(id, e)| NewOutlier {
+                event_id: id.to_string(),
+                event_type: e.pdu.kind.to_string(),
+                state_key: e.pdu.state_key.clone(),
+                sender: e.pdu.sender.to_string(),
+                origin_server_ts: i64::from(e.pdu.origin_server_ts.0),
+                depth: e.pdu.depth as i64,
+                pdu: serde_json::to_string(&e.json).unwrap_or_default(),
+                rejected: e.rejected,
+                auth_events: e.pdu.auth_events.iter().map(ToString::to_string).collect(),
+            })
+            .collect();
+        let outlier_count = outliers.len();
+        let placement = Placement {
+            state_groups: groups,
+            state_group: Some(after_group),
+            current: CurrentState::Replace { group: after_group, changes },
+            memberships,
+            outliers,
+            state_before_group: Some(before_group),
+            reset_extremities: true,
+            ..Default::default()
+        };
+        let prev_ids: Vec<String> = join.prev_events.iter().map(ToString::to_string).collect();
+        let auth_ids: Vec<String> = join.auth_events.iter().map(ToString::to_string).collect();
+        let new_room = existing.is_none().then_some((creator.as_str(), created_ts));
+        let pending = self
+            .store_locked(&hot, new_room, &j.join_id, &j.join, &join, prev_ids, auth_ids, None, Some(placement))
+            .await?;
+        let committed = self.complete(pending).await;
+        self.shared.hot.lock().remove(room_id);
+        committed?;
+        tracing::info!(%room_id, state = before.len(), outliers = outlier_count, "joined a room of another server");
+        Ok(())
+    }
+
+    /// Parses one event of the answer into `events` (and returns its ID); a malformed one, or
+    /// one of another room, is left out.
+    fn admit(
+        &self,
+        room_id: &RoomId,
+        json: &CanonicalJsonObject,
+        rules: &RoomVersionRules,
+        events: &mut HashMap<OwnedEventId, Checked>,
+    ) -> Option<OwnedEventId> {
+        if let Err(e) = state_res::check_pdu_format(json, &rules.event_format) {
+            tracing::info!(error = %e, "a malformed event of a remote join was dropped");
+            return None;
+        }
+        let id = event_id_of(json, rules)?;
+        // A v12 create event carries no room ID: the room ID is derived from it (checked above).
+        match json.get("room_id") {
+            Some(CanonicalJsonValue::String(r)) if r == room_id.as_str() => {}
+            None if rules.room_id_format == RoomIdFormatVersion::V2 => {}
+            _ => {
+                tracing::info!(event_id = %id, "an event of another room in a remote join was dropped");
+                return None;
+            }
+        }
+        if !events.contains_key(&id) {
+            let pdu = Pdu::from_json(json, id.clone(), room_id.to_owned(), rules).ok()?;
+            events.insert(id.clone(), Checked { json: json.clone(), pdu, rejected: false });
+        }
+        Some(id)
+    }
+}
+
+/// The auth rules of an event with its own auth events as the room's state (the spec's check 4
+/// on receipt of a PDU).
+fn check_with_auth_events(
+    rules: &RoomVersionRules,
+    event: &Pdu,
+    events: &HashMap<OwnedEventId, Checked>,
+) -> std::result::Result<(), String> {
+    let fetch = |id: &EventId| events.get(id).map(|e| e.pdu.clone());
+    state_res::check_state_independent_auth_rules(&rules.authorization, event, fetch)?;
+    let mut by_key: HashMap<(String, String), &Pdu> = HashMap::new();
+    for id in &event.auth_events {
+        if let Some(e) = events.get(id)
+            && let Some(k) = &e.pdu.state_key
+        {
+            by_key.insert((e.pdu.kind.to_string(), k.clone()), &e.pdu);
+        }
+    }
+    // Room version 12 leaves the create event out of auth_events; it is the room's.
+    if let Some(create) = events.values().find(|e| e.pdu.kind == TimelineEventType::RoomCreate) {
+        by_key.entry(("m.room.create".to_owned(), String::new())).or_insert(&create.pdu);
+    }
+    state_res::check_state_dependent_auth_rules(&rules.authorization, event, |t: &StateEventType, k: &str| {
+        by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone())
+    })
+}
+
+/// The events in an order where each comes after its auth events (Kahn's algorithm); events
+/// in a cycle, which no honest server builds, come last.
+fn auth_order(events: &HashMap<OwnedEventId, Checked>) -> Vec<OwnedEventId> {
+    let mut waiting: HashMap<&OwnedEventId, usize> = HashMap::new();
+    let mut children: HashMap<&OwnedEventId, Vec<&OwnedEventId>> = HashMap::new();
+    for (id, e) in events {
+        let known: Vec<&OwnedEventId> = e.pdu.auth_events.iter().filter(|a| events.contains_key(*a)).collect();
+        waiting.insert(id, known.len());
+        for a in known {
+            children.entry(a).or_default().push(id);
+        }
+    }
+    let mut ready: Vec<&OwnedEventId> = waiting.iter().filter(|(_, n)| **n == 0).map(|(id, _)| *id).collect();
+    // Deterministic: by depth, then ID.
+    ready.sort_by_key(|id| (events[*id].pdu.depth, (*id).clone()));
+    let mut queue: VecDeque<&OwnedEventId> = ready.into();
+    let mut order = Vec::with_capacity(events.len());
+    let mut done: HashSet<&OwnedEventId> = HashSet::new();
+    while let Some(id) = queue.pop_front() {
+        order.push(id.clone());
+        done.insert(id);
+        for child in children.get(id).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(n) = waiting.get_mut(child) {
+                *n -= 1;
+                if *n == 0 {
+                    queue.push_back(child);
+                }
+            }
+        }
+    }
+    let mut rest: Vec<&OwnedEventId> = events.keys().filter(|id| !done.contains(id)).collect();
+    rest.sort();
+    order.extend(rest.into_iter().cloned());
+    order
+}
