@@ -98,6 +98,7 @@ async fn hearth_and_synapse_federate() {
     a_late_joiner_on_synapse_reads_the_history_from_hearth(&s).await;
     a_synapse_user_declines_an_invite_from_hearth(&s).await;
     a_hearth_user_joins_a_synapse_room_by_its_alias(&s).await;
+    hearth_users_accept_and_decline_invites_from_synapse(&s).await;
     a_server_acl_keeps_synapse_out(&s).await;
     events_sent_while_hearth_was_down_arrive_when_it_is_back(&mut s, &config).await;
     // Last: it restarts Synapse under its own control, and stops it when it ends.
@@ -238,6 +239,145 @@ async fn a_hearth_user_joins_a_synapse_room_by_its_alias(s: &TestServer) {
     .await;
 }
 
+/// A Synapse user (token `inviter`) makes a private room named `name` and invites the Hearth
+/// user `localpart`, who sees the invite in /sync with the room's name and the inviter; returns
+/// (room ID, the inviter's user ID).
+async fn synapse_invites(
+    s: &TestServer,
+    inviter: &str,
+    invitee: &str,
+    localpart: &str,
+    name: &str,
+) -> (String, String) {
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let (st, v) =
+        synapse_post("/_matrix/client/v3/createRoom", inviter, json!({"preset": "private_chat", "name": name})).await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let (st, v) = synapse_post(
+        &format!("/_matrix/client/v3/rooms/{}/invite", common::urlencode(&room)),
+        inviter,
+        json!({"user_id": format!("@{localpart}:{hearth_name}")}),
+    )
+    .await;
+    assert_eq!(st, 200, "Synapse could not invite {localpart}: {v}");
+    let (_, me) = synapse_get("/_matrix/client/v3/account/whoami", inviter).await;
+    let inviter_id = me["user_id"].as_str().unwrap().to_owned();
+    let (st, sync) = s.get("/_matrix/client/v3/sync", Some(invitee)).await;
+    assert_eq!(st, 200);
+    let invite = &sync["rooms"]["invite"][&room]["invite_state"]["events"];
+    let events = invite.as_array().unwrap_or_else(|| panic!("{localpart} has no invite in /sync: {sync}"));
+    assert!(
+        events.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == name),
+        "the invite does not carry the room's name: {invite}"
+    );
+    assert!(
+        events.iter().any(|e| e["type"] == "m.room.member"
+            && e["content"]["membership"] == "invite"
+            && e["sender"] == json!(inviter_id)),
+        "the invite does not say who invited: {invite}"
+    );
+    (room, inviter_id)
+}
+
+/// Synapse users invite Hearth users (`/invite` v2, countersigned here): the invite shows in
+/// /sync with the room's name and inviter; one user accepts (joined through the inviting
+/// server, no `via` needed) and they talk, the other declines (`make_leave`/`send_leave`
+/// through Synapse, which sees the leave); an invite for a user Hearth does not have is refused.
+async fn hearth_users_accept_and_decline_invites_from_synapse(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let tess = synapse_user("tess").await;
+    let uri = s.user("uri").await;
+    let vera = s.user("vera").await;
+    let (room, _) = synapse_invites(s, &tess, &uri, "uri", "Tess's corner").await;
+    let enc = common::urlencode(&room);
+
+    let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{enc}/join"), Some(&uri), json!({})).await;
+    assert_eq!(st, 200, "Uri could not accept the invite: {v}");
+    let uri_id = format!("@uri:{hearth_name}");
+    eventually(
+        "Uri's join on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), &tess).await.1 },
+        |v| v["joined"].get(&uri_id).is_some(),
+    )
+    .await;
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&uri)).await;
+    assert!(sync["rooms"]["join"].get(&room).is_some(), "{sync}");
+    assert!(sync["rooms"]["invite"].get(&room).is_none(), "{sync}");
+    let (st, v) = synapse_put(
+        &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/t1"),
+        &tess,
+        json!({"msgtype": "m.text", "body": "glad you came"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "Tess's message on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), Some(&uri)).await.1 },
+        |v| bodies(v).last().map(String::as_str) == Some("glad you came"),
+    )
+    .await;
+
+    // Vera declines; Synapse has her leave.
+    let (st, v) = synapse_post(
+        &format!("/_matrix/client/v3/rooms/{enc}/invite"),
+        &tess,
+        json!({"user_id": format!("@vera:{hearth_name}")}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&vera)).await;
+    let since = sync["next_batch"].as_str().unwrap().to_owned();
+    // Vera's server is in the room (Uri): the invite arrived as an event of the room.
+    let invite_room = eventually(
+        "Vera's invite",
+        || async { s.get("/_matrix/client/v3/sync", Some(&vera)).await.1 },
+        |v| v["rooms"]["invite"].get(&room).is_some(),
+    )
+    .await;
+    assert!(invite_room["rooms"]["invite"][&room]["invite_state"]["events"].is_array());
+    let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{enc}/leave"), Some(&vera), json!({})).await;
+    assert_eq!(st, 200, "Vera could not decline: {v}");
+    let vera_id = format!("@vera:{hearth_name}");
+    eventually(
+        "Vera's leave on Synapse",
+        || async {
+            synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.member/{vera_id}"), &tess).await.1
+        },
+        |v| v["membership"] == "leave",
+    )
+    .await;
+    let (_, sync) = s.get(&format!("/_matrix/client/v3/sync?since={since}"), Some(&vera)).await;
+    assert!(sync["rooms"]["invite"].get(&room).is_none(), "{sync}");
+
+    // A second room, where no one of Hearth is: Vera is invited and declines through Synapse.
+    let (room2, _) = synapse_invites(s, &tess, &vera, "vera", "Second try").await;
+    let enc2 = common::urlencode(&room2);
+    let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{enc2}/leave"), Some(&vera), json!({})).await;
+    assert_eq!(st, 200, "Vera could not decline: {v}");
+    eventually(
+        "Vera's leave of the second room on Synapse",
+        || async {
+            synapse_get(&format!("/_matrix/client/v3/rooms/{enc2}/state/m.room.member/{vera_id}"), &tess).await.1
+        },
+        |v| v["membership"] == "leave",
+    )
+    .await;
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&vera)).await;
+    assert!(sync["rooms"]["invite"].get(&room2).is_none(), "{sync}");
+
+    // No such user here: Synapse's invite fails.
+    let (st, v) = synapse_post(
+        &format!("/_matrix/client/v3/rooms/{enc2}/invite"),
+        &tess,
+        json!({"user_id": format!("@nobody-here:{hearth_name}")}),
+    )
+    .await;
+    assert_ne!(st, 200, "an invite for a user Hearth does not have went through: {v}");
+    let _ = synapse;
+}
+
 /// Hearth is stopped while a Synapse user keeps talking, then started again: Synapse catches up
 /// (it may send only its latest event, and Hearth fetches the ones before it with
 /// `/get_missing_events`), and everything is there, in order.
@@ -301,6 +441,8 @@ async fn messages_sent_while_synapse_is_down_arrive_in_order_when_it_is_back(s: 
     let hearth_name = env("HEARTH_FED_SERVER_NAME");
     let (_, enc) = public_room(s, &lou).await;
     synapse_joins(s, &lou, &enc, &max, "max").await;
+    // An invite from Synapse that Lou declines while Synapse is down.
+    let (invited_room, _) = synapse_invites(s, &max, &lou, "lou", "Declined while down").await;
 
     let (pid, args, cwd) = synapse_process();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
@@ -321,6 +463,12 @@ async fn messages_sent_while_synapse_is_down_arrive_in_order_when_it_is_back(s: 
         assert_eq!(st, 200, "sending must not depend on the other server");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // Declining needs no answer from Synapse: Lou is rid of the invite.
+    let invited_enc = common::urlencode(&invited_room);
+    let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{invited_enc}/leave"), Some(&lou), json!({})).await;
+    assert_eq!(st, 200, "declining an invite of a server that is down: {v}");
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&lou)).await;
+    assert!(sync["rooms"]["invite"].get(&invited_room).is_none(), "the declined invite is still there: {sync}");
     // The dashboard's list says Synapse is failing and what waits for it.
     let down = eventually(
         "Synapse failing in the dashboard's list",

@@ -339,3 +339,21 @@ pub fn complete_template(
     };
     Ok((event_id, template))
 }
+
+/// Adds this server's signature to another server's event (an invite to one of our users, which
+/// the spec has the invitee's server sign): like every event signature, over the event's
+/// redacted form.
+pub fn countersign(
+    event: &mut CanonicalJsonObject,
+    rules: &RoomVersionRules,
+    server_name: &str,
+    key: &Ed25519KeyPair,
+) -> Result<(), PduError> {
+    let mut redacted =
+        ruma::canonical_json::redact(event.clone(), &rules.redaction, None).map_err(|err| e(err.to_string()))?;
+    ruma::signatures::sign_json(server_name, key, &mut redacted).map_err(|err| e(err.to_string()))?;
+    if let Some(signatures) = redacted.remove("signatures") {
+        event.insert("signatures".into(), signatures);
+    }
+    Ok(())
+}

@@ -858,6 +858,21 @@ impl Sync {
             .filter(|e| e.row.event_id != invite_event_id)
             .map(|e| client_event::stripped(&e.json))
             .collect();
+        // An invite into a room of another server that no one here is in: the room's state is
+        // what the inviting server sent with it.
+        if state.is_empty()
+            && let Some(inv) = loaded.iter().find(|e| e.row.event_id == invite_event_id)
+            && let Some(ruma::CanonicalJsonValue::Object(unsigned)) = inv.json.get("unsigned")
+            && let Some(ruma::CanonicalJsonValue::Array(sent)) = unsigned.get("invite_room_state")
+        {
+            let same_event = |e: &ruma::CanonicalJsonObject| {
+                e.get("type") == inv.json.get("type") && e.get("state_key") == inv.json.get("state_key")
+            };
+            stripped.extend(sent.iter().filter_map(|e| match e {
+                ruma::CanonicalJsonValue::Object(e) if !same_event(e) => Some(client_event::stripped(e)),
+                _ => None,
+            }));
+        }
         // The invite itself, in full, last (clients read the inviter and is_direct from it).
         if let Some(inv) = loaded.iter().find(|e| e.row.event_id == invite_event_id) {
             let mut v = client_event::stripped(&inv.json);

@@ -25,6 +25,9 @@ pub struct NewEvent {
     pub pdu: String,
     pub rejected: bool,
     pub soft_failed: bool,
+    /// Stored without its place in the room's history (an invite to a room of another server
+    /// this server is not in): never in a timeline, never a forward extremity.
+    pub outlier: bool,
     /// The state after the event.
     pub state_group: Option<i64>,
     /// The room's state after the event was appended, when state resolution made it differ.
@@ -203,7 +206,7 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         Some((u, d, t)) => (Some(u.as_str()), Some(d.as_str()), Some(t.as_str())),
         None => (None, None, None),
     };
-    q.push("INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, state_group, resolved_state_group, state_before_group, txn_user_id, txn_device_id, txn_id) VALUES (");
+    q.push("INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, outlier, state_group, resolved_state_group, state_before_group, txn_user_id, txn_device_id, txn_id) VALUES (");
     {
         let mut sep = q.separated(", ");
         sep.push_bind(e.event_id.as_str())
@@ -216,6 +219,7 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push_bind(e.pdu.as_str())
             .push_bind(e.rejected)
             .push_bind(e.soft_failed)
+            .push_bind(e.outlier)
             .push_bind(e.state_group)
             .push_bind(e.resolved_state_group)
             .push_bind(e.state_before_group)

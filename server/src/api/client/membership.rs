@@ -104,7 +104,8 @@ pub async fn leave_room(
     match s.rooms.membership(&b.room_id, me).await?.as_deref() {
         Some("join" | "invite" | "knock") => {
             s.limits.event(me, false)?;
-            s.rooms.set_membership(&b.room_id, me, me, "leave", b.reason.as_deref()).await?;
+            // Declining an invite into a room of another server goes through that server.
+            s.federation.leave(&b.room_id, me, b.reason.as_deref()).await?;
         }
         // Leaving a room one is not in is a no-op (spec: "leave" on a left room).
         Some(_) => {}

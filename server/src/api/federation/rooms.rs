@@ -5,7 +5,7 @@ use ruma::api::federation::{
     authorization::get_event_authorization,
     backfill::get_backfill,
     event::{get_event, get_missing_events, get_room_state, get_room_state_ids},
-    membership::{create_join_event, create_leave_event, prepare_join_event, prepare_leave_event},
+    membership::{create_invite, create_join_event, create_leave_event, prepare_join_event, prepare_leave_event},
     transactions::send_transaction_message,
 };
 
@@ -156,4 +156,18 @@ pub async fn send_leave(
     let b = &req.body;
     s.federation.send_leave(origin(&req)?, &b.room_id, &b.event_id, &b.pdu).await?;
     Ok(RumaResponse(create_leave_event::v2::Response::new()))
+}
+
+/// PUT /_matrix/federation/v2/invite/{roomId}/{eventId}
+/// <https://spec.matrix.org/v1.19/server-server-api/#put_matrixfederationv2inviteroomideventid>
+pub async fn invite(
+    State(s): State<AppState>,
+    req: Ruma<create_invite::v2::Request>,
+) -> Result<RumaResponse<create_invite::v2::Response>> {
+    let b = &req.body;
+    let event = s
+        .federation
+        .receive_invite(origin(&req)?, &b.room_id, &b.event_id, &b.room_version, &b.event, &b.invite_room_state)
+        .await?;
+    Ok(RumaResponse(create_invite::v2::Response::new(event)))
 }

@@ -83,6 +83,14 @@ impl Federation {
             return Ok(());
         }
         let mut candidates: Vec<OwnedServerName> = via.to_vec();
+        // Invited: the inviting server is in the room.
+        if let Some((membership, invite)) = self.rooms.membership_event(room_id, user).await?
+            && membership == "invite"
+            && let Some(ruma::CanonicalJsonValue::String(sender)) = invite.json.get("sender")
+            && let Ok(sender) = UserId::parse(sender)
+        {
+            candidates.push(sender.server_name().to_owned());
+        }
         if let Some(server) = room_id.server_name() {
             candidates.push(server.to_owned());
         }

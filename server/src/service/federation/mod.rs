@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod client;
 pub mod inbound;
+pub mod invites;
 pub mod joins;
 pub mod keys;
 pub mod outbound;

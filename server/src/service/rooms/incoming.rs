@@ -117,8 +117,10 @@ impl Rooms {
             return Ok((event_id, Received::Duplicate));
         }
         let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        let create_id =
-            hot.state_id("m.room.create", "").cloned().ok_or_else(|| Error::internal("room without create event"))?;
+        let create_id = hot
+            .state_id("m.room.create", "")
+            .cloned()
+            .ok_or_else(|| Error::not_found("This server is not in the room"))?;
 
         // The graph around the event must be here (federation fetches what is missing first).
         let prev_ids: Vec<String> = incoming.prev_events.iter().map(ToString::to_string).collect();

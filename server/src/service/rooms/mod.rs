@@ -97,6 +97,8 @@ pub(crate) struct Placement {
     pub state_before_group: Option<i64>,
     /// The event becomes the room's only forward extremity.
     pub reset_extremities: bool,
+    /// The event itself is an outlier (a remote invite, or the rejection of one).
+    pub outlier: bool,
 }
 
 /// Which device sent an event with which transaction ID.
@@ -698,7 +700,7 @@ impl Rooms {
             state_groups: group.into_iter().collect(),
             ..Default::default()
         });
-        let hidden = placement.rejected || placement.soft_failed;
+        let hidden = placement.rejected || placement.soft_failed || placement.outlier;
         let state_group = placement.state_group;
 
         // Push rules are evaluated before the write, so the notification counts are committed
@@ -740,6 +742,7 @@ impl Rooms {
                 pdu: text.clone(),
                 rejected: placement.rejected,
                 soft_failed: placement.soft_failed,
+                outlier: placement.outlier,
                 state_group,
                 resolved_state_group: placement.resolved_state_group,
                 extremity: !hidden,

@@ -59,6 +59,28 @@ pub fn event_id_of(json: &CanonicalJsonObject, rules: &RoomVersionRules) -> Opti
 }
 
 impl Rooms {
+    /// The key this server signs events with.
+    pub fn signing_key(&self) -> &ruma::signatures::Ed25519KeyPair {
+        self.keys.pair()
+    }
+
+    /// Whether `user` is an account of this server that is not deactivated.
+    pub async fn is_active_user(&self, user: &ruma::UserId) -> Result<bool> {
+        Ok(storage::users::get(&self.db.read, user.as_str()).await?.is_some_and(|u| !u.deactivated))
+    }
+
+    /// A user's membership in a room and the event that made it.
+    pub async fn membership_event(
+        &self,
+        room_id: &RoomId,
+        user: &ruma::UserId,
+    ) -> Result<Option<(String, super::StoredEvent)>> {
+        let Some(row) = storage::rooms::membership(&self.db.read, room_id.as_str(), user.as_str()).await? else {
+            return Ok(None);
+        };
+        Ok(self.event(&row.event_id).await?.map(|e| (row.membership, e)))
+    }
+
     /// Our user's membership event from another server's template (`make_join`,
     /// `make_leave`), with `content` (the user's profile, a reason) and signed here.
     pub fn complete_template(
@@ -345,4 +367,94 @@ fn auth_order(events: &HashMap<OwnedEventId, Checked>) -> Vec<OwnedEventId> {
     rest.sort();
     order.extend(rest.into_iter().cloned());
     order
+}
+
+impl Rooms {
+    /// Stores a local user's membership event in a room of another server that no user here
+    /// is in: an invite (spec: "Inviting to a room", the invitee's server) with the room's
+    /// stripped state in `unsigned.invite_room_state` (where /sync reads it, as Synapse keeps
+    /// it), or the user's rejection of one. An outlier that changes only their membership; a
+    /// room this server never knew gets its row, as in Synapse.
+    pub async fn store_outlier_membership(
+        &self,
+        room_id: &RoomId,
+        version: &RoomVersionId,
+        event_id: &EventId,
+        json: CanonicalJsonObject,
+    ) -> Result<()> {
+        let rules = version.rules().ok_or_else(|| Error::internal("unsupported room version"))?;
+        let pdu =
+            Pdu::from_json(&json, event_id.to_owned(), room_id.to_owned(), &rules).map_err(|e| Error::bad_json(e.0))?;
+        let (Some(user), TimelineEventType::RoomMember) = (pdu.state_key.clone(), &pdu.kind) else {
+            return Err(Error::bad_json("Not a member event"));
+        };
+        let membership = content_of(&json)["membership"].as_str().unwrap_or("leave").to_owned();
+        let lock = self.lock_for(room_id);
+        let _guard = lock.lock().await;
+        if storage::events::get(&self.db.write, event_id.as_str()).await?.is_some() {
+            return Ok(());
+        }
+        let existing = self.hot_locked(room_id).await?;
+        let hot = match &existing {
+            Some(h) => (**h).clone(),
+            None => RoomHot {
+                room: RoomRow {
+                    room_id: room_id.to_string(),
+                    room_version: version.to_string(),
+                    current_state_group: None,
+                },
+                state: Default::default(),
+                extremities: Vec::new(),
+                chain_len: 0,
+                joined: Default::default(),
+                epoch: self.shared.epoch(room_id.as_str()),
+            },
+        };
+        let placement = Placement {
+            outlier: true,
+            memberships: vec![MembershipChange { user_id: user, membership, event_id: event_id.to_string() }],
+            ..Default::default()
+        };
+        let sender = pdu.sender.to_string();
+        let new_room = existing.is_none().then_some((sender.as_str(), storage::now_ms()));
+        let auth_ids: Vec<String> = pdu.auth_events.iter().map(ToString::to_string).collect();
+        let prev_ids: Vec<String> = pdu.prev_events.iter().map(ToString::to_string).collect();
+        let pending =
+            self.store_locked(&hot, new_room, event_id, &json, &pdu, prev_ids, auth_ids, None, Some(placement)).await?;
+        let committed = self.complete(pending).await;
+        self.shared.hot.lock().remove(room_id);
+        committed.map(|_| ())
+    }
+
+    /// A leave of `user` that only this server signs, following their invite (`invite`): how an
+    /// invite is declined when the inviting server cannot be reached (Synapse's "out-of-band
+    /// leave"); the other server never sees it, but the user is rid of the invite.
+    pub fn out_of_band_leave(
+        &self,
+        version: &RoomVersionId,
+        room_id: &RoomId,
+        user: &ruma::UserId,
+        invite: (&EventId, &CanonicalJsonObject),
+    ) -> Result<(OwnedEventId, CanonicalJsonObject)> {
+        let depth = match invite.1.get("depth") {
+            Some(CanonicalJsonValue::Integer(d)) => u64::try_from(i64::from(*d)).unwrap_or(0) + 1,
+            _ => 1,
+        };
+        let new = pdu::NewPdu {
+            room_version: version,
+            room_id: Some(room_id),
+            sender: user,
+            kind: "m.room.member",
+            state_key: Some(user.as_str()),
+            content: super::to_canonical_object(serde_json::json!({ "membership": "leave" }))?,
+            prev_events: vec![(invite.0.to_owned(), invite.1.clone())],
+            auth_events: vec![(invite.0.to_owned(), invite.1.clone())],
+            depth,
+            origin_server_ts: super::now_ts(),
+            redacts: None,
+        };
+        let built = pdu::build_and_sign(new, self.config.server_name.as_str(), self.keys.pair())
+            .map_err(|e| Error::internal(e.0))?;
+        Ok((built.event_id, built.json))
+    }
 }

@@ -252,7 +252,9 @@ fn finish(shared: &Shared, done: Vec<(Job, Appended)>) {
     let state_changes = shared.state_changes.get();
     for (j, r) in done {
         let e = &j.append.event;
-        if let (Some(tx), Some(key), false, false) = (state_changes, &e.state_key, e.rejected, e.soft_failed) {
+        if let (Some(tx), Some(key), false, false, false) =
+            (state_changes, &e.state_key, e.rejected, e.soft_failed, e.outlier)
+        {
             let _ = tx.send(StateChange {
                 room_id: e.room_id.clone(),
                 event_type: e.event_type.clone(),
