@@ -163,6 +163,8 @@ async fn a_hearth_user_joins_a_synapse_room_by_its_alias(s: &TestServer) {
         ),
         "Sam's join is not in his sync: {joined}"
     );
+    // Its history goes on before the join, on Synapse: the client is told it may page back.
+    assert_eq!(joined["timeline"]["limited"], true, "{joined}");
     let (st, v) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.name/"), Some(&sam)).await;
     assert_eq!((st.as_u16(), &v["name"]), (200, &json!("Family on Synapse")), "{v}");
     let (_, v) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&sam)).await;
@@ -202,7 +204,12 @@ async fn a_hearth_user_joins_a_synapse_room_by_its_alias(s: &TestServer) {
         |v| bodies(v).last().map(String::as_str) == Some("welcome, Sam"),
     )
     .await;
-    assert!(bodies(&seen).ends_with(&["hello from Hearth".into(), "welcome, Sam".into()]), "{seen}");
+    // The history from before Sam came, fetched from Synapse (`/backfill`) as he paged back,
+    // in order and back to the room's creation.
+    assert_eq!(bodies(&seen), ["before Sam came", "hello from Hearth", "welcome, Sam"], "{seen}");
+    let types: Vec<&str> = seen["chunk"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types.last(), Some(&"m.room.create"), "{seen}");
+    assert!(types.contains(&"m.room.name"), "{seen}");
 
     // Sam leaves; Synapse hears of it.
     let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{enc}/leave"), Some(&sam), json!({})).await;

@@ -141,8 +141,17 @@ type LazyKey = (String, String, String);
 /// Devices-and-rooms whose lazily sent members are remembered.
 const LAZY_ROOMS: usize = 20_000;
 
-/// The event position of a pagination token (`s<n>`, or a whole sync token).
+/// The event position of a pagination token (`s<n>`, or a whole sync token). Positions of
+/// history fetched from other servers are negative (`s-<n>`).
 pub fn parse_token(token: &str) -> Result<i64> {
+    if let Some(n) = token.strip_prefix("s-") {
+        return n
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| -n)
+            .ok_or_else(|| Error::invalid_param(format!("Invalid pagination token `{token}`")));
+    }
     SyncToken::parse(token).map(|t| t.events)
 }
 
@@ -718,6 +727,10 @@ impl Sync {
             }
             _ => None,
         };
+        // The room's history goes on before it, on other servers: the client may page back.
+        if first_stored_after_join.is_some() && limit > 0 {
+            limited = true;
+        }
         let state_now = if !(fresh || limited || params.use_state_after) {
             Default::default()
         } else if let Some(state) = first_stored_after_join {
@@ -804,7 +817,7 @@ impl Sync {
         let mut block = json!({
             "timeline": {
                 "limited": limited,
-                "prev_batch": token((timeline_start - 1).max(0)),
+                "prev_batch": token(timeline_start - 1),
             },
         });
         block["timeline"]["events"] = Value::Array(timeline);

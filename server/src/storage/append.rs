@@ -42,6 +42,9 @@ pub struct NewEvent {
     /// The room's state before the event, for an event whose prev events are not stored (the
     /// first event of a room joined through another server).
     pub state_before_group: Option<i64>,
+    /// A position chosen by the caller: history fetched from another server (backfill) goes
+    /// before everything this server had, at negative positions. None: the next one.
+    pub stream_ordering: Option<i64>,
 }
 
 /// An outlier: an event of the room's state or auth chain that another server sent without
@@ -206,10 +209,11 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         Some((u, d, t)) => (Some(u.as_str()), Some(d.as_str()), Some(t.as_str())),
         None => (None, None, None),
     };
-    q.push("INSERT INTO events (event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, outlier, state_group, resolved_state_group, state_before_group, txn_user_id, txn_device_id, txn_id) VALUES (");
+    q.push("INSERT INTO events (stream_ordering, event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, outlier, state_group, resolved_state_group, state_before_group, txn_user_id, txn_device_id, txn_id) VALUES (");
     {
         let mut sep = q.separated(", ");
-        sep.push_bind(e.event_id.as_str())
+        sep.push_bind(e.stream_ordering)
+            .push_bind(e.event_id.as_str())
             .push_bind(room)
             .push_bind(e.event_type.as_str())
             .push_bind(e.state_key.as_deref())

@@ -363,3 +363,47 @@ pub async fn prev_edges(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sq
         .fetch_all(ex)
         .await
 }
+
+/// The room's earliest event in its timeline here (not an outlier): (event ID, stream position).
+pub async fn earliest_in_room(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Option<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT event_id, stream_ordering FROM events WHERE room_id = ? AND outlier = 0
+         ORDER BY stream_ordering ASC LIMIT 1",
+    )
+    .bind(room_id)
+    .fetch_optional(ex)
+    .await
+}
+
+/// The lowest stream position of any event (0 for none): backfilled history goes below it.
+pub async fn lowest_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (Option<i64>,) = sqlx::query_as("SELECT MIN(stream_ordering) FROM events").fetch_one(ex).await?;
+    Ok(n.unwrap_or(0).min(0))
+}
+
+/// Of these events, those stored in a timeline here (not as outliers).
+pub async fn in_timeline(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT event_id FROM events WHERE outlier = 0 AND event_id IN (SELECT value FROM json_each(?))")
+        .bind(serde_json::json!(event_ids).to_string())
+        .fetch_all(ex)
+        .await
+}
+
+/// An outlier takes its place in the room's timeline (it came back in history fetched from
+/// another server), at `position` with the state `state_group`.
+pub async fn place_outlier(
+    ex: impl SqliteExecutor<'_>,
+    event_id: &str,
+    position: i64,
+    state_group: Option<i64>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE events SET outlier = 0, stream_ordering = ?, state_group = ? WHERE event_id = ? AND outlier = 1",
+    )
+    .bind(position)
+    .bind(state_group)
+    .bind(event_id)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

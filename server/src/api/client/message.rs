@@ -77,19 +77,29 @@ pub async fn get_message_events(
     let from = match &b.from {
         Some(t) => sync::parse_token(t)?,
         None if b.dir == Direction::Backward => head,
-        None => 0,
+        None => i64::MIN,
     };
     let to = b.to.as_deref().map(sync::parse_token).transpose()?;
     let (rows, end) = match b.dir {
         Direction::Backward => {
-            let lower = to.unwrap_or(0);
-            let rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?;
+            // History before the start of what is here (backfilled from other servers) lives
+            // at negative positions.
+            let lower = to.unwrap_or(i64::MIN);
+            let mut rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?;
+            // Paged back past what is here: ask the room's other servers for the rest.
+            if (rows.len() as i64) < limit && to.is_none() {
+                match s.federation.backfill_from_others(&b.room_id, limit as u32).await {
+                    Ok(0) => {}
+                    Ok(_) => rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?,
+                    Err(e) => tracing::info!(error = %e.message(), "backfill failed"),
+                }
+            }
             let end = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.stream_ordering - 1)).flatten();
             (rows, end)
         }
         _ => {
             let upper = to.map(|t| t + 1).unwrap_or(head + 1);
-            let rows = s.rooms.timeline_asc(&b.room_id, from + 1, upper, limit).await?;
+            let rows = s.rooms.timeline_asc(&b.room_id, from.saturating_add(1), upper, limit).await?;
             let end = rows.last().map(|r| r.stream_ordering);
             (rows, end)
         }
@@ -125,7 +135,7 @@ pub async fn get_message_events(
     }
     let mut resp = get_message_events::v3::Response::new();
     resp.start = sync::token(from);
-    resp.end = end.map(|e| sync::token(e.max(0)));
+    resp.end = end.map(sync::token);
     resp.chunk = events;
     resp.state = state;
     Ok(RumaResponse(resp))

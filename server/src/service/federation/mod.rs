@@ -3,6 +3,7 @@
 //! and keeps other servers' signing keys, for requests and events from them.
 
 pub mod acl;
+pub mod backfill;
 pub mod client;
 pub mod inbound;
 pub mod invites;
@@ -25,6 +26,9 @@ pub struct Federation {
     pub keys: KeyStore,
     pub sender: Arc<sender::Sender>,
     rooms: Arc<crate::service::rooms::Rooms>,
+    /// Rooms whose servers had no history before the event it begins with here, and when.
+    nothing_before:
+        parking_lot::Mutex<std::collections::HashMap<ruma::OwnedRoomId, (ruma::OwnedEventId, std::time::Instant)>>,
 }
 
 impl Federation {
@@ -34,7 +38,7 @@ impl Federation {
         sender: Arc<sender::Sender>,
         rooms: Arc<crate::service::rooms::Rooms>,
     ) -> Self {
-        Self { client, keys, sender, rooms }
+        Self { client, keys, sender, rooms, nothing_before: Default::default() }
     }
 
     /// Checks the `X-Matrix` signature of an incoming request (spec: "Request Authentication"):

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod aliases;
+pub mod backfill;
 pub mod cache;
 pub mod create;
 pub mod incoming;
@@ -750,6 +751,7 @@ impl Rooms {
                 prev_events: prev_ids,
                 auth_events: auth_ids,
                 state_before_group: placement.state_before_group,
+                stream_ordering: None,
             },
             outliers: placement.outliers,
             reset_extremities: placement.reset_extremities,

@@ -314,19 +314,31 @@ fn check_with_auth_events(
     event: &Pdu,
     events: &HashMap<OwnedEventId, Checked>,
 ) -> std::result::Result<(), String> {
-    let fetch = |id: &EventId| events.get(id).map(|e| e.pdu.clone());
-    state_res::check_state_independent_auth_rules(&rules.authorization, event, fetch)?;
+    let create = events.values().find(|e| e.pdu.kind == TimelineEventType::RoomCreate).map(|e| &e.pdu);
+    check_against_auth_events(rules, event, |id| events.get(id).map(|e| &e.pdu), create)
+}
+
+/// The auth rules of `event` with its own auth events (found by `lookup`) as the room's state;
+/// `create` is the room's create event, which room version 12 leaves out of auth_events.
+pub(super) fn check_against_auth_events<'a>(
+    rules: &RoomVersionRules,
+    event: &Pdu,
+    lookup: impl Fn(&EventId) -> Option<&'a Pdu>,
+    create: Option<&'a Pdu>,
+) -> std::result::Result<(), String> {
+    state_res::check_state_independent_auth_rules(&rules.authorization, event, |id: &EventId| {
+        lookup(id).cloned().or_else(|| create.filter(|c| *c.event_id == *id).cloned())
+    })?;
     let mut by_key: HashMap<(String, String), &Pdu> = HashMap::new();
     for id in &event.auth_events {
-        if let Some(e) = events.get(id)
-            && let Some(k) = &e.pdu.state_key
+        if let Some(e) = lookup(id)
+            && let Some(k) = &e.state_key
         {
-            by_key.insert((e.pdu.kind.to_string(), k.clone()), &e.pdu);
+            by_key.insert((e.kind.to_string(), k.clone()), e);
         }
     }
-    // Room version 12 leaves the create event out of auth_events; it is the room's.
-    if let Some(create) = events.values().find(|e| e.pdu.kind == TimelineEventType::RoomCreate) {
-        by_key.entry(("m.room.create".to_owned(), String::new())).or_insert(&create.pdu);
+    if let Some(create) = create {
+        by_key.entry(("m.room.create".to_owned(), String::new())).or_insert(create);
     }
     state_res::check_state_dependent_auth_rules(&rules.authorization, event, |t: &StateEventType, k: &str| {
         by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone())
