@@ -42,6 +42,12 @@ impl Error {
         let kind = serde_json::from_value(serde_json::json!({ "errcode": errcode })).unwrap_or(ErrorKind::Unknown);
         Self::matrix(status, kind, message)
     }
+    /// `M_INCOMPATIBLE_ROOM_VERSION`, naming the room's version (federation: a server that
+    /// cannot take part in a room of that version).
+    pub fn incompatible_room_version(version: ruma::RoomVersionId, message: impl Into<String>) -> Self {
+        let data = ruma::api::error::IncompatibleRoomVersionErrorData::new(version);
+        Self::matrix(StatusCode::BAD_REQUEST, ErrorKind::IncompatibleRoomVersion(data), message)
+    }
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::matrix(StatusCode::FORBIDDEN, ErrorKind::Forbidden, message)
     }

@@ -29,7 +29,10 @@ pub async fn send_transaction(
     if req.body.origin != origin {
         return Err(Error::forbidden("The transaction's origin is not the server that signed the request"));
     }
-    let results = s.federation.receive_transaction(origin, &req.body.pdus, req.body.edus.len()).await?;
+    let results = s
+        .federation
+        .receive_transaction(origin, req.body.transaction_id.as_str(), &req.body.pdus, req.body.edus.len())
+        .await?;
     Ok(RumaResponse(send_transaction_message::v1::Response::new(results)))
 }
 

@@ -40,11 +40,20 @@ impl Federation {
     pub async fn receive_transaction(
         &self,
         origin: &ServerName,
+        txn_id: &str,
         pdus: &[Box<RawValue>],
         edus: usize,
     ) -> Result<BTreeMap<OwnedEventId, std::result::Result<(), String>>> {
         if pdus.len() > MAX_PDUS || edus > MAX_EDUS {
             return Err(Error::too_large(format!("A transaction carries at most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs")));
+        }
+        // A retry of a transaction gets the first answer (spec: transactions are idempotent
+        // per origin and ID); one at a time per origin, so a retry never races the first try.
+        let key = (origin.to_owned(), txn_id.to_owned());
+        let lock = self.txn_locks.lock().entry(origin.to_owned()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        if let Some(done) = self.txns_done.lock().get(&key) {
+            return Ok(done.clone());
         }
         let mut results = BTreeMap::new();
         for raw in pdus {
@@ -70,6 +79,7 @@ impl Federation {
             }
             results.insert(event_id, result);
         }
+        self.txns_done.lock().insert(key, results.clone());
         Ok(results)
     }
 
@@ -177,11 +187,8 @@ impl Federation {
         // A server that names no versions speaks only version 1 (spec: make_join `ver`).
         let understood = if versions.is_empty() { version == RoomVersionId::V1 } else { versions.contains(&version) };
         if !understood {
-            return Err(Error::custom(
-                http::StatusCode::BAD_REQUEST,
-                "M_INCOMPATIBLE_ROOM_VERSION",
-                format!("The room is of version {version}, which the joining server does not support"),
-            ));
+            let message = format!("The room is of version {version}, which the joining server does not support");
+            return Err(Error::incompatible_room_version(version, message));
         }
         let (_, template) = self.rooms.membership_template(room_id, user, "join").await?;
         Ok((version, template))

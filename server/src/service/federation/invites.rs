@@ -33,9 +33,8 @@ impl Federation {
         invite_room_state: &[RawStrippedState],
     ) -> Result<Box<RawValue>> {
         if !supported(version) {
-            return Err(Error::custom(
-                http::StatusCode::BAD_REQUEST,
-                "M_INCOMPATIBLE_ROOM_VERSION",
+            return Err(Error::incompatible_room_version(
+                version.clone(),
                 format!("Room version {version} is not supported here"),
             ));
         }

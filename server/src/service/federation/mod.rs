@@ -29,7 +29,17 @@ pub struct Federation {
     /// Rooms whose servers had no history before the event it begins with here, and when.
     nothing_before:
         parking_lot::Mutex<std::collections::HashMap<ruma::OwnedRoomId, (ruma::OwnedEventId, std::time::Instant)>>,
+    /// The answers to recent transactions, by (origin, transaction ID), for retries.
+    txns_done: parking_lot::Mutex<hashlink::LruCache<(OwnedServerName, String), TxnResults>>,
+    /// One transaction at a time per origin (the spec has each server send one at a time).
+    txn_locks: parking_lot::Mutex<std::collections::HashMap<OwnedServerName, Arc<tokio::sync::Mutex<()>>>>,
 }
+
+/// Per-PDU outcomes of a transaction.
+pub type TxnResults = std::collections::BTreeMap<ruma::OwnedEventId, std::result::Result<(), String>>;
+
+/// How many transaction answers are remembered for retries (a retry comes soon after).
+const TXNS_REMEMBERED: usize = 1024;
 
 impl Federation {
     pub fn new(
@@ -38,7 +48,15 @@ impl Federation {
         sender: Arc<sender::Sender>,
         rooms: Arc<crate::service::rooms::Rooms>,
     ) -> Self {
-        Self { client, keys, sender, rooms, nothing_before: Default::default() }
+        Self {
+            client,
+            keys,
+            sender,
+            rooms,
+            nothing_before: Default::default(),
+            txns_done: parking_lot::Mutex::new(hashlink::LruCache::new(TXNS_REMEMBERED)),
+            txn_locks: Default::default(),
+        }
     }
 
     /// Checks the `X-Matrix` signature of an incoming request (spec: "Request Authentication"):

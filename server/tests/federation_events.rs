@@ -1,0 +1,329 @@
+//! Events from another server that must not get in: a stand-in homeserver (this test, with its
+//! own signing key served over TLS at `127.0.0.1:<port>`, a server name the spec allows) joins a
+//! Hearth room through `make_join`/`send_join`, then sends transactions with a good event, a
+//! forged signature, a tampered content, a power grab the auth rules refuse, events for a room
+//! Hearth is not in and broken PDUs. Each is answered per PDU as the spec says and what Alice
+//! sees is only what she should; bad transactions are refused as a whole with nothing stored,
+//! and a repeated transaction is answered as the first time.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::TestServer;
+use reqwest::StatusCode;
+use ruma::{
+    CanonicalJsonObject, RoomVersionId, ServerName,
+    api::federation::authentication::XMatrix,
+    serde::Base64,
+    signatures::{Ed25519KeyPair, KeyPair},
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The other server: its name and signing key.
+struct Stand {
+    name: String,
+    key: Ed25519KeyPair,
+}
+
+/// Starts the stand-in: a TLS listener (self-signed; Hearth is told not to check certificates)
+/// answering its key document at `/_matrix/key/v2/server` and 404 to everything else.
+async fn stand_in() -> Stand {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let name = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let key = Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), "stand".into()).unwrap();
+    let mut doc: CanonicalJsonObject = serde_json::from_value(json!({
+        "server_name": name,
+        "valid_until_ts": now() + 86_400_000,
+        "verify_keys": {"ed25519:stand": {"key": Base64::<ruma::serde::base64::Standard>::new(key.public_key().to_vec()).encode()}},
+        "old_verify_keys": {},
+    }))
+    .unwrap();
+    ruma::signatures::sign_json(&name, &key, &mut doc).unwrap();
+    let doc = serde_json::to_string(&doc).unwrap();
+
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.cert.der().clone()],
+            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let (acceptor, doc) = (acceptor.clone(), doc.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+                let (status, body) = if line.contains(" /_matrix/key/v2/server") {
+                    ("200 OK", doc)
+                } else {
+                    ("404 Not Found", r#"{"errcode":"M_UNRECOGNIZED","error":"stand-in"}"#.to_owned())
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    Stand { name, key }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+async fn hearth() -> TestServer {
+    TestServer::start_with(|c| {
+        c.federation_verify_certificates = false;
+        c.trusted_key_servers = Vec::new();
+        c.ip_range_whitelist = vec!["127.0.0.0/8".to_owned()];
+    })
+    .await
+}
+
+/// A federation request from `stand` (signed with `key`), with an optional JSON body.
+async fn fed(
+    s: &TestServer,
+    stand: &Stand,
+    key: &Ed25519KeyPair,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
+    let bytes = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
+    let request = http::Request::builder().method(method).uri(path).body(bytes.clone()).unwrap();
+    let origin = <&ServerName>::try_from(stand.name.as_str()).unwrap();
+    let destination = <&ServerName>::try_from(common::SERVER_NAME).unwrap();
+    let object = XMatrix::request_object(&request, origin, destination).unwrap();
+    let (key_id, sig) = key.sign(&serde_json::to_vec(&object).unwrap()).into_parts();
+    let x =
+        XMatrix::new(origin.to_owned(), destination.to_owned(), key_id.as_str().try_into().unwrap(), Base64::new(sig));
+    let mut req = s
+        .http
+        .request(method.parse().unwrap(), format!("{}{path}", s.base))
+        .header("Authorization", http::HeaderValue::from(&x));
+    if body.is_some() {
+        req = req.header("Content-Type", "application/json").body(bytes);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text})))
+}
+
+/// Hashes and signs `fields` as a v11 event of `stand` (with `key`): (event ID, PDU).
+fn signed(stand: &Stand, key: &Ed25519KeyPair, fields: Value) -> (String, Value) {
+    let rules = RoomVersionId::V11.rules().unwrap();
+    let mut obj: CanonicalJsonObject = serde_json::from_value(fields).unwrap();
+    ruma::signatures::hash_and_sign_event(&stand.name, key, &mut obj, &rules.redaction).unwrap();
+    let id = format!("${}", ruma::signatures::reference_hash(&obj, &rules).unwrap());
+    (id, serde_json::to_value(obj).unwrap())
+}
+
+/// The room as the stand-in's user sees it after joining: IDs it builds its events on.
+struct Joined {
+    room: String,
+    user: String,
+    create: String,
+    power_levels: String,
+    member: String,
+    /// The latest event and its depth.
+    prev: (String, i64),
+}
+
+impl Joined {
+    fn event(&self, kind: &str, state_key: Option<&str>, content: Value) -> Value {
+        let mut e = json!({
+            "type": kind,
+            "sender": self.user,
+            "room_id": self.room,
+            "content": content,
+            "prev_events": [self.prev.0],
+            "auth_events": [self.create, self.power_levels, self.member],
+            "depth": self.prev.1 + 1,
+            "origin_server_ts": now(),
+        });
+        if let Some(k) = state_key {
+            e["state_key"] = json!(k);
+        }
+        e
+    }
+}
+
+async fn send(s: &TestServer, stand: &Stand, txn: &str, pdus: Vec<Value>) -> (StatusCode, Value) {
+    let body = json!({"origin": stand.name, "origin_server_ts": now(), "pdus": pdus, "edus": []});
+    fed(s, stand, &stand.key, "PUT", &format!("/_matrix/federation/v1/send/{txn}"), Some(&body)).await
+}
+
+async fn bodies(s: &TestServer, token: &str, room: &str) -> Vec<String> {
+    let (_, v) = s
+        .get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=50", common::urlencode(room)), Some(token))
+        .await;
+    let mut out: Vec<String> = v["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .map(|e| e["content"]["body"].as_str().unwrap_or("<no body>").to_owned())
+        .collect();
+    out.reverse();
+    out
+}
+
+#[tokio::test]
+async fn forged_tampered_and_unauthorised_events_from_another_server_stay_out() {
+    let stand = stand_in().await;
+    let s = hearth().await;
+    let alice = s.user("alice").await;
+    let (st, v) = s
+        .post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "room_version": "11"}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let user = format!("@mallory:{}", stand.name);
+
+    // Join: make_join, signed here, send_join.
+    let (st, made) = fed(
+        &s,
+        &stand,
+        &stand.key,
+        "GET",
+        &format!("/_matrix/federation/v1/make_join/{enc}/{}?ver=11", common::urlencode(&user)),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{made}");
+    let mut template = made["event"].clone();
+    template["origin_server_ts"] = json!(now());
+    let depth = template["depth"].as_i64().unwrap();
+    let (join_id, join) = signed(&stand, &stand.key, template);
+    let (st, joined) = fed(
+        &s,
+        &stand,
+        &stand.key,
+        "PUT",
+        &format!("/_matrix/federation/v2/send_join/{enc}/{}", common::urlencode(&join_id)),
+        Some(&join),
+    )
+    .await;
+    assert_eq!(st, 200, "{joined}");
+    let id_of = |kind: &str| -> String {
+        let rules = RoomVersionId::V11.rules().unwrap();
+        let e = joined["state"].as_array().unwrap().iter().find(|e| e["type"] == kind).unwrap();
+        let obj: CanonicalJsonObject = serde_json::from_value(e.clone()).unwrap();
+        format!("${}", ruma::signatures::reference_hash(&obj, &rules).unwrap())
+    };
+    let mut j = Joined {
+        room: room.clone(),
+        user: user.clone(),
+        create: id_of("m.room.create"),
+        power_levels: id_of("m.room.power_levels"),
+        member: join_id.clone(),
+        prev: (join_id.clone(), depth),
+    };
+    let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&alice)).await;
+    assert!(members["joined"].get(&user).is_some(), "{members}");
+
+    // A good message gets in.
+    let (good_id, good) =
+        signed(&stand, &stand.key, j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "hello"})));
+    let (st, v) = send(&s, &stand, "t1", vec![good.clone()]).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["pdus"][&good_id], json!({}), "{v}");
+    assert_eq!(bodies(&s, &alice, &room).await, ["hello"]);
+    j.prev = (good_id.clone(), j.prev.1 + 1);
+    // The same transaction ID again (a retry): the first answer, and nothing in it is looked at.
+    let (_, other) =
+        signed(&stand, &stand.key, j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "retried"})));
+    let (st, again) = send(&s, &stand, "t1", vec![good, other]).await;
+    assert_eq!((st, &again), (StatusCode::OK, &v), "{again}");
+    assert_eq!(bodies(&s, &alice, &room).await, ["hello"]);
+
+    // Signed with a key that is not the stand-in's (under its key ID): refused, not stored.
+    let forger = Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), "stand".into()).unwrap();
+    let (forged_id, forged) =
+        signed(&stand, &forger, j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "forged"})));
+    // Content changed after signing: kept redacted (the spec's rule), so its text never shows.
+    let (tampered_id, mut tampered) =
+        signed(&stand, &stand.key, j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "signed"})));
+    tampered["content"]["body"] = json!("tampered");
+    // Mallory makes himself an admin: the auth rules refuse it.
+    let (grab_id, grab) = signed(
+        &stand,
+        &stand.key,
+        j.event("m.room.power_levels", Some(""), json!({"users": {user.clone(): 100}, "users_default": 100})),
+    );
+    // An event of a room Hearth is not in, and PDUs that are not events.
+    let mut elsewhere = j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "elsewhere"}));
+    elsewhere["room_id"] = json!(format!("!nowhere:{}", stand.name));
+    let (_, elsewhere) = signed(&stand, &stand.key, elsewhere);
+    let (st, v) = send(
+        &s,
+        &stand,
+        "t2",
+        vec![forged, tampered, grab, elsewhere, json!({"type": "m.room.message"}), json!("not an object")],
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["pdus"][&forged_id]["error"].is_string(), "the forged event was not refused: {v}");
+    assert!(v["pdus"][&grab_id]["error"].is_string(), "the power grab was not refused: {v}");
+    assert_eq!(v["pdus"][&tampered_id], json!({}), "{v}");
+    assert_eq!(bodies(&s, &alice, &room).await, ["hello", "<no body>"], "only the tampered event, redacted");
+    let (st, _) =
+        s.get(&format!("/_matrix/client/v3/rooms/{enc}/event/{}", common::urlencode(&forged_id)), Some(&alice)).await;
+    assert_eq!(st, 404);
+    let (_, pl) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.power_levels/"), Some(&alice)).await;
+    assert!(pl["users"].get(&user).is_none(), "the power grab took effect: {pl}");
+    let (st, _) = s
+        .get(
+            &format!("/_matrix/client/v3/rooms/{}/state", common::urlencode(&format!("!nowhere:{}", stand.name))),
+            Some(&alice),
+        )
+        .await;
+    assert_ne!(st, 200);
+
+    // Bad transactions, refused whole: too many PDUs, an origin that is not the signer.
+    let many: Vec<Value> = (0..51).map(|i| json!({"n": i})).collect();
+    let (st, v) = send(&s, &stand, "t3", many).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (413, Some("M_TOO_LARGE")), "{v}");
+    let (ok_id, ok) =
+        signed(&stand, &stand.key, j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "late"})));
+    let body = json!({"origin": "other.test", "origin_server_ts": now(), "pdus": [ok], "edus": []});
+    let (st, v) = fed(&s, &stand, &stand.key, "PUT", "/_matrix/federation/v1/send/t4", Some(&body)).await;
+    assert_eq!(st, 403, "{v}");
+    let (st, _) =
+        s.get(&format!("/_matrix/client/v3/rooms/{enc}/event/{}", common::urlencode(&ok_id)), Some(&alice)).await;
+    assert_eq!(st, 404, "an event of a refused transaction was stored");
+    // A join for a room version Hearth's room is not: refused with the spec's error.
+    let (st, v) = fed(
+        &s,
+        &stand,
+        &stand.key,
+        "GET",
+        &format!("/_matrix/federation/v1/make_join/{enc}/{}?ver=unknown-version", common::urlencode(&user)),
+        None,
+    )
+    .await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (400, Some("M_INCOMPATIBLE_ROOM_VERSION")), "{v}");
+    assert_eq!(v["room_version"], "11", "{v}");
+}
