@@ -99,6 +99,7 @@ async fn hearth_and_synapse_federate() {
     a_synapse_user_declines_an_invite_from_hearth(&s).await;
     a_hearth_user_joins_a_synapse_room_by_its_alias(&s).await;
     hearth_users_accept_and_decline_invites_from_synapse(&s).await;
+    concurrent_state_changes_on_both_servers_converge(&s).await;
     a_server_acl_keeps_synapse_out(&s).await;
     events_sent_while_hearth_was_down_arrive_when_it_is_back(&mut s, &config).await;
     // Last: it restarts Synapse under its own control, and stops it when it ends.
@@ -242,6 +243,91 @@ async fn a_hearth_user_joins_a_synapse_room_by_its_alias(s: &TestServer) {
         "Rita's message after the rejoin on Hearth",
         || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), Some(&sam)).await.1 },
         |v| bodies(v).last().map(String::as_str) == Some("good to have you back"),
+    )
+    .await;
+}
+
+/// The room's topic and name are changed on both servers at the same moment (a fork of the
+/// room's graph): once each has the other's events, both have the same current state (state
+/// resolution v2.1 on both sides), and messages after it reach both.
+async fn concurrent_state_changes_on_both_servers_converge(s: &TestServer) {
+    let wendy = s.user("wendy").await;
+    let xavier = synapse_user("xavier").await;
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&wendy),
+            json!({"preset": "public_chat", "power_level_content_override": {"state_default": 0}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    synapse_joins(s, &wendy, &enc, &xavier, "xavier").await;
+
+    for round in 0..3 {
+        let topic = format!("/_matrix/client/v3/rooms/{enc}/state/m.room.topic/");
+        let name = format!("/_matrix/client/v3/rooms/{enc}/state/m.room.name/");
+        let (a, b, c, d) = tokio::join!(
+            s.put(&topic, Some(&wendy), json!({"topic": format!("Hearth's topic {round}")})),
+            synapse_put(&topic, &xavier, json!({"topic": format!("Synapse's topic {round}")})),
+            s.put(&name, Some(&wendy), json!({"name": format!("Hearth's name {round}")})),
+            synapse_put(&name, &xavier, json!({"name": format!("Synapse's name {round}")})),
+        );
+        for (st, v) in [a, b, c, d] {
+            assert_eq!(st, 200, "{v}");
+        }
+    }
+    // Each side says something after, so each has the other's branch merged.
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/w1"),
+            Some(&wendy),
+            json!({"msgtype": "m.text", "body": "from Hearth after"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = synapse_put(
+        &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/x1"),
+        &xavier,
+        json!({"msgtype": "m.text", "body": "from Synapse after"}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let state_of = |kind: &'static str, field: &'static str| {
+        let enc = enc.clone();
+        let (wendy, xavier) = (wendy.clone(), xavier.clone());
+        async move {
+            let (_, h) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/state/{kind}/"), Some(&wendy)).await;
+            let (_, y) = synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/state/{kind}/"), &xavier).await;
+            json!({"hearth": h[field], "synapse": y[field]})
+        }
+    };
+    for (kind, field) in [("m.room.topic", "topic"), ("m.room.name", "name")] {
+        let both = eventually(
+            &format!("the same {kind} on both servers"),
+            || state_of(kind, field),
+            |v| v["hearth"] == v["synapse"] && v["hearth"].is_string(),
+        )
+        .await;
+        assert!(both["hearth"].as_str().unwrap().ends_with(" 2"), "an older {kind} won: {both}");
+    }
+    eventually(
+        "both messages on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=50"), Some(&wendy)).await.1 },
+        |v| {
+            let b = bodies(v);
+            b.contains(&"from Hearth after".to_owned()) && b.contains(&"from Synapse after".to_owned())
+        },
+    )
+    .await;
+    eventually(
+        "both messages on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=50"), &xavier).await.1 },
+        |v| {
+            let b = bodies(v);
+            b.contains(&"from Hearth after".to_owned()) && b.contains(&"from Synapse after".to_owned())
+        },
     )
     .await;
 }
