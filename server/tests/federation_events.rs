@@ -21,11 +21,15 @@ use ruma::{
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The other server: its name and signing key.
+/// The other server: its name and signing key, and what it answers besides its keys
+/// ((method and path prefix, JSON body), first match wins).
 struct Stand {
     name: String,
     key: Ed25519KeyPair,
+    routes: Routes,
 }
+
+type Routes = Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
 /// Starts the stand-in: a TLS listener (self-signed; Hearth is told not to check certificates)
 /// answering its key document at `/_matrix/key/v2/server` and 404 to everything else.
@@ -55,10 +59,12 @@ async fn stand_in() -> Stand {
         )
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let routes: Routes = Arc::default();
+    let served = routes.clone();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };
-            let (acceptor, doc) = (acceptor.clone(), doc.clone());
+            let (acceptor, doc, routes) = (acceptor.clone(), doc.clone(), served.clone());
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                 let mut head = Vec::new();
@@ -69,9 +75,32 @@ async fn stand_in() -> Stand {
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let line = String::from_utf8_lossy(&head).lines().next().unwrap_or_default().to_owned();
+                // Read the body too: closing with unread bytes would reset the connection.
+                let text = String::from_utf8_lossy(&head).to_string();
+                let header_end = text.find("\r\n\r\n").map(|i| i + 4).unwrap_or(text.len());
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut have = head.len() - header_end;
+                while have < length {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => have += n,
+                    }
+                }
+                let line = text.lines().next().unwrap_or_default().to_owned();
+                let routed = routes
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|(prefix, _)| line.starts_with(prefix.as_str()))
+                    .map(|(_, body)| body.clone());
                 let (status, body) = if line.contains(" /_matrix/key/v2/server") {
                     ("200 OK", doc)
+                } else if let Some(body) = routed {
+                    ("200 OK", body)
                 } else {
                     ("404 Not Found", r#"{"errcode":"M_UNRECOGNIZED","error":"stand-in"}"#.to_owned())
                 };
@@ -84,7 +113,7 @@ async fn stand_in() -> Stand {
             });
         }
     });
-    Stand { name, key }
+    Stand { name, key, routes }
 }
 
 fn now() -> i64 {
@@ -189,10 +218,9 @@ async fn bodies(s: &TestServer, token: &str, room: &str) -> Vec<String> {
     out
 }
 
-#[tokio::test]
-async fn forged_tampered_and_unauthorised_events_from_another_server_stay_out() {
-    let stand = stand_in().await;
-    let s = hearth().await;
+/// Alice's room (v11, public) with the stand-in's Mallory joined through make_join/send_join:
+/// (Alice's token, what Mallory builds on, the send_join answer).
+async fn joined_room(s: &TestServer, stand: &Stand) -> (String, Joined, Value) {
     let alice = s.user("alice").await;
     let (st, v) = s
         .post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "room_version": "11"}))
@@ -201,11 +229,9 @@ async fn forged_tampered_and_unauthorised_events_from_another_server_stay_out() 
     let room = v["room_id"].as_str().unwrap().to_owned();
     let enc = common::urlencode(&room);
     let user = format!("@mallory:{}", stand.name);
-
-    // Join: make_join, signed here, send_join.
     let (st, made) = fed(
-        &s,
-        &stand,
+        s,
+        stand,
         &stand.key,
         "GET",
         &format!("/_matrix/federation/v1/make_join/{enc}/{}?ver=11", common::urlencode(&user)),
@@ -216,10 +242,10 @@ async fn forged_tampered_and_unauthorised_events_from_another_server_stay_out() 
     let mut template = made["event"].clone();
     template["origin_server_ts"] = json!(now());
     let depth = template["depth"].as_i64().unwrap();
-    let (join_id, join) = signed(&stand, &stand.key, template);
+    let (join_id, join) = signed(stand, &stand.key, template);
     let (st, joined) = fed(
-        &s,
-        &stand,
+        s,
+        stand,
         &stand.key,
         "PUT",
         &format!("/_matrix/federation/v2/send_join/{enc}/{}", common::urlencode(&join_id)),
@@ -227,22 +253,38 @@ async fn forged_tampered_and_unauthorised_events_from_another_server_stay_out() 
     )
     .await;
     assert_eq!(st, 200, "{joined}");
-    let id_of = |kind: &str| -> String {
-        let rules = RoomVersionId::V11.rules().unwrap();
-        let e = joined["state"].as_array().unwrap().iter().find(|e| e["type"] == kind).unwrap();
-        let obj: CanonicalJsonObject = serde_json::from_value(e.clone()).unwrap();
-        format!("${}", ruma::signatures::reference_hash(&obj, &rules).unwrap())
-    };
-    let mut j = Joined {
+    let j = Joined {
         room: room.clone(),
         user: user.clone(),
-        create: id_of("m.room.create"),
-        power_levels: id_of("m.room.power_levels"),
+        create: id_in(&joined["state"], "m.room.create"),
+        power_levels: id_in(&joined["state"], "m.room.power_levels"),
         member: join_id.clone(),
         prev: (join_id.clone(), depth),
     };
     let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&alice)).await;
     assert!(members["joined"].get(&user).is_some(), "{members}");
+    (alice, j, joined)
+}
+
+/// The ID of the event of type `kind` in a list of v11 PDUs.
+fn id_in(events: &Value, kind: &str) -> String {
+    let e = events.as_array().unwrap().iter().find(|e| e["type"] == kind).unwrap();
+    event_id(e)
+}
+
+fn event_id(e: &Value) -> String {
+    let rules = RoomVersionId::V11.rules().unwrap();
+    let obj: CanonicalJsonObject = serde_json::from_value(e.clone()).unwrap();
+    format!("${}", ruma::signatures::reference_hash(&obj, &rules).unwrap())
+}
+
+#[tokio::test]
+async fn forged_tampered_and_unauthorised_events_from_another_server_stay_out() {
+    let stand = stand_in().await;
+    let s = hearth().await;
+    let (alice, mut j, _) = joined_room(&s, &stand).await;
+    let (room, user) = (j.room.clone(), j.user.clone());
+    let enc = common::urlencode(&room);
 
     // A good message gets in.
     let (good_id, good) =
@@ -326,4 +368,66 @@ async fn forged_tampered_and_unauthorised_events_from_another_server_stay_out() 
     .await;
     assert_eq!((st.as_u16(), v["errcode"].as_str()), (400, Some("M_INCOMPATIBLE_ROOM_VERSION")), "{v}");
     assert_eq!(v["room_version"], "11", "{v}");
+}
+
+/// Mallory's server made events Hearth never got (his new display name, then a message) and
+/// sends only the one after them. `/get_missing_events` gives nothing, so Hearth asks the state
+/// before that event (`/state_ids`), fetches what it lacks (`/event`), checks it, and places
+/// the event on that state: Alice sees the message and Mallory's new name.
+#[tokio::test]
+async fn an_event_after_a_gap_is_placed_on_the_state_its_server_gives() {
+    let stand = stand_in().await;
+    let s = hearth().await;
+    let (alice, j, joined) = joined_room(&s, &stand).await;
+    let enc = common::urlencode(&j.room);
+    let join_rules = id_in(&joined["state"], "m.room.join_rules");
+
+    let mut rename =
+        j.event("m.room.member", Some(&j.user), json!({"membership": "join", "displayname": "Mallory (renamed)"}));
+    rename["auth_events"] = json!([j.create, j.power_levels, join_rules, j.member]);
+    let (rename_id, rename) = signed(&stand, &stand.key, rename);
+    let mut unseen = j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "never sent"}));
+    unseen["prev_events"] = json!([rename_id]);
+    unseen["auth_events"] = json!([j.create, j.power_levels, rename_id]);
+    unseen["depth"] = json!(j.prev.1 + 2);
+    let (unseen_id, _) = signed(&stand, &stand.key, unseen);
+    let mut after = j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "after the gap"}));
+    after["prev_events"] = json!([unseen_id]);
+    after["auth_events"] = json!([j.create, j.power_levels, rename_id]);
+    after["depth"] = json!(j.prev.1 + 3);
+    let (after_id, after) = signed(&stand, &stand.key, after);
+
+    // The state before `after`: the room's, with Mallory's member event the rename.
+    let mut state_ids: Vec<String> = joined["state"].as_array().unwrap().iter().map(event_id).collect();
+    state_ids.push(rename_id.clone());
+    let mut auth_ids: Vec<String> = joined["auth_chain"].as_array().unwrap().iter().map(event_id).collect();
+    auth_ids.push(j.member.clone());
+    {
+        let mut routes = stand.routes.lock().unwrap();
+        routes.push(("POST /_matrix/federation/v1/get_missing_events/".into(), json!({"events": []}).to_string()));
+        routes.push((
+            "GET /_matrix/federation/v1/state_ids/".to_owned(),
+            json!({"pdu_ids": state_ids, "auth_chain_ids": auth_ids}).to_string(),
+        ));
+        routes.push((
+            "GET /_matrix/federation/v1/event/".to_owned(),
+            json!({"origin": stand.name, "origin_server_ts": now(), "pdus": [rename]}).to_string(),
+        ));
+    }
+    let (st, v) = send(&s, &stand, "gap1", vec![after]).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["pdus"][&after_id], json!({}), "the event after the gap was not accepted: {v}");
+    assert_eq!(bodies(&s, &alice, &j.room).await, ["after the gap"]);
+    let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&alice)).await;
+    assert_eq!(members["joined"][&j.user]["display_name"], "Mallory (renamed)", "{members}");
+    // Hearth's next event builds on both branches.
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/a1"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "welcome back"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(bodies(&s, &alice, &j.room).await, ["after the gap", "welcome back"]);
 }

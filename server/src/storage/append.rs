@@ -362,6 +362,22 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         .push(")));\n");
 }
 
+/// Stores outliers of a room on their own (the state and auth events fetched to place an event
+/// that follows a gap), in one transaction.
+pub async fn insert_outliers(conn: &mut SqliteConnection, room: &str, outliers: &[NewOutlier]) -> sqlx::Result<()> {
+    if outliers.is_empty() {
+        return Ok(());
+    }
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("BEGIN IMMEDIATE;\n");
+    push_outliers(&mut q, room, outliers);
+    q.push("COMMIT;");
+    if let Err(e) = q.build().execute(&mut *conn).await {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// The outliers of one append, in two statements whatever their number (a big room's state
 /// is thousands of events).
 fn push_outliers(q: &mut QueryBuilder<Sqlite>, room: &str, outliers: &[NewOutlier]) {

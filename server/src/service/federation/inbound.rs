@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId, RoomVersionId, ServerName, UserId,
-    api::federation::event::get_missing_events, room_version_rules::EventIdFormatVersion,
+    api::federation::event::{get_event, get_missing_events, get_room_state_ids},
+    room_version_rules::EventIdFormatVersion,
 };
 use serde_json::value::RawValue;
 
@@ -21,6 +22,12 @@ use crate::{
 
 /// Most events asked for to close a gap (Synapse asks for 10; more closes longer outages).
 const MISSING_EVENTS_LIMIT: u32 = 50;
+
+/// Most events fetched to place one event after a gap (a bigger state is a room this server
+/// should rejoin, not patch up event by event).
+const MAX_STATE_FETCH: usize = 500;
+/// Events asked for at once while fetching.
+const FETCH_AT_ONCE: usize = 10;
 
 /// Most PDUs and EDUs in one transaction (the spec's limits).
 const MAX_PDUS: usize = 50;
@@ -114,10 +121,75 @@ impl Federation {
                 if let Err(e) = self.fetch_missing(origin, room_id, event_id).await {
                     tracing::info!(%origin, %event_id, error = %e, "missing events could not be fetched");
                 }
-                self.receive(room_id, json).await
+                match self.receive(room_id, json.clone()).await {
+                    // The gap is too long, or history the other server will not give: take the
+                    // state before the event from it instead (spec: "the homeserver may
+                    // request the state at the event with /state_ids").
+                    Err(e) if refers_to_missing_events(&e) => {
+                        self.receive_with_state_of(origin, room_id, event_id, json).await
+                    }
+                    other => other,
+                }
             }
             other => other,
         }
+    }
+
+    /// Receives an event whose prev events stay unknown: the state before it asked of `origin`
+    /// (`/state_ids`), the events of it and their auth chain this server lacks fetched
+    /// (`/event`), checked and kept as outliers; the event is then checked against that state.
+    async fn receive_with_state_of(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        event_id: &EventId,
+        json: CanonicalJsonObject,
+    ) -> Result<Received> {
+        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let (_, rules) = rules_for(&row.room_version)?;
+        let ids = self
+            .client
+            .send(origin, get_room_state_ids::v1::Request::new(event_id.to_owned(), room_id.to_owned()))
+            .await
+            .map_err(|e| Error::forbidden(format!("The state at the event could not be had from {origin}: {e}")))?;
+        let mut wanted: Vec<String> =
+            ids.pdu_ids.iter().chain(ids.auth_chain_ids.iter()).map(ToString::to_string).collect();
+        if let Some(CanonicalJsonValue::Array(auth)) = json.get("auth_events") {
+            wanted.extend(auth.iter().filter_map(|a| match a {
+                CanonicalJsonValue::String(s) => Some(s.clone()),
+                _ => None,
+            }));
+        }
+        wanted.sort();
+        wanted.dedup();
+        let here = self.rooms.known_events(&wanted).await?;
+        let missing: Vec<&String> = wanted.iter().filter(|id| !here.contains(*id)).collect();
+        if missing.len() > MAX_STATE_FETCH {
+            return Err(Error::forbidden(format!(
+                "The state at the event needs {} events this server lacks; not fetched",
+                missing.len()
+            )));
+        }
+        let mut fetched = Vec::with_capacity(missing.len());
+        for chunk in missing.chunks(FETCH_AT_ONCE) {
+            let answers = futures::future::join_all(chunk.iter().map(|id| async move {
+                let id = OwnedEventId::try_from(id.as_str()).ok()?;
+                let resp = self.client.send(origin, get_event::v1::Request::new(id)).await.ok()?;
+                serde_json::from_str::<CanonicalJsonObject>(resp.pdu.get()).ok()
+            }))
+            .await;
+            fetched.extend(answers.into_iter().flatten());
+        }
+        let verified = self.keys.verified_events(fetched, &rules).await;
+        self.rooms.store_outliers(room_id, verified).await?;
+        let state_ids: Vec<String> = ids.pdu_ids.iter().map(ToString::to_string).collect();
+        let state = self.rooms.state_of_ids(&state_ids).await?;
+        if !state.contains_key(&("m.room.create".to_owned(), String::new())) {
+            return Err(Error::forbidden("The state at the event has no create event"));
+        }
+        let keys = self.keys.keys_for_event(&json, &rules).await.map_err(Error::forbidden)?;
+        tracing::info!(%origin, %event_id, fetched = missing.len(), "placed an event after a gap with the state its server gave");
+        Ok(self.rooms.receive_pdu_with_state(room_id, json, &keys, state).await?.1)
     }
 
     /// Fetches the events between our forward extremities and `event_id` from `origin` and

@@ -72,6 +72,29 @@ impl Rooms {
         json: CanonicalJsonObject,
         keys: &PublicKeyMap,
     ) -> Result<(OwnedEventId, Received)> {
+        self.receive_pdu_at(room_id, json, keys, None).await
+    }
+
+    /// As `receive_pdu`, for an event whose prev events are not here and could not be fetched:
+    /// `state_before` (event IDs, all stored, as outliers at least) is the state before it, as
+    /// a server in the room answered (`/state_ids`). It is kept with the event.
+    pub async fn receive_pdu_with_state(
+        &self,
+        room_id: &RoomId,
+        json: CanonicalJsonObject,
+        keys: &PublicKeyMap,
+        state_before: StateMap,
+    ) -> Result<(OwnedEventId, Received)> {
+        self.receive_pdu_at(room_id, json, keys, Some(state_before)).await
+    }
+
+    async fn receive_pdu_at(
+        &self,
+        room_id: &RoomId,
+        json: CanonicalJsonObject,
+        keys: &PublicKeyMap,
+        given_before: Option<StateMap>,
+    ) -> Result<(OwnedEventId, Received)> {
         let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
         let (_, rules) = rules_for(&room.room_version)?;
 
@@ -136,6 +159,7 @@ impl Rooms {
         // A prev event stored only as an outlier has no known state after it: as good as missing.
         let missing: Vec<&String> = prev_ids
             .iter()
+            .filter(|_| given_before.is_none())
             .filter(|id| !points.get(*id).is_some_and(|(group, _)| group.is_some()))
             .chain(auth_ids.iter().filter(|id| !auth_events.iter().any(|e| e.row.event_id == **id)))
             .collect();
@@ -173,15 +197,21 @@ impl Rooms {
         // 5. The state before the event: the state after its prev event, or the resolution of
         // the states after each (a rejected prev event's state is the state before it, which
         // is what is stored for it).
+        let given = given_before.is_some();
         let mut base_groups = Vec::new();
-        for id in &prev_ids {
-            base_groups.push(points[id].0);
-        }
-        let before_states = self.states_of(&base_groups).await?;
-        let (before, before_group): (Arc<StateMap>, Option<i64>) = if base_groups.iter().all(|g| *g == base_groups[0]) {
-            (before_states[0].clone(), base_groups[0])
-        } else {
-            (Arc::new(self.resolve(&rules, room_id, &before_states, None).await?), None)
+        let (before, before_group): (Arc<StateMap>, Option<i64>) = match given_before {
+            Some(state) => (Arc::new(state), None),
+            None => {
+                for id in &prev_ids {
+                    base_groups.push(points[id].0);
+                }
+                let before_states = self.states_of(&base_groups).await?;
+                if base_groups.iter().all(|g| *g == base_groups[0]) {
+                    (before_states[0].clone(), base_groups[0])
+                } else {
+                    (Arc::new(self.resolve(&rules, room_id, &before_states, None).await?), None)
+                }
+            }
         };
         if verdict.is_ok() {
             verdict = self.check_against(&rules, room_id, &incoming, &before).await?;
@@ -218,6 +248,7 @@ impl Rooms {
             resolved_state_group: None,
             current: CurrentState::Unchanged,
             memberships: Vec::new(),
+            state_before_group: if given { before_group } else { None },
             ..Default::default()
         };
         if rejected.is_none() && soft_failed.is_none() {

@@ -470,3 +470,99 @@ impl Rooms {
         Ok((built.event_id, built.json))
     }
 }
+
+impl Rooms {
+    /// Stores events of a room another server sent to fill in the state around an event (its
+    /// `/state_ids` answer, fetched), signatures already checked, as outliers: each checked
+    /// against its auth events (found among them or here), kept rejected when it fails.
+    pub async fn store_outliers(&self, room_id: &RoomId, events: Vec<CanonicalJsonObject>) -> Result<()> {
+        let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let (_, rules) = super::rules_for(&room.room_version)?;
+        let mut batch: HashMap<OwnedEventId, Checked> = HashMap::new();
+        for json in &events {
+            self.admit(room_id, json, &rules, &mut batch);
+        }
+        let ids: Vec<String> = batch.keys().map(ToString::to_string).collect();
+        let stored: HashSet<String> =
+            storage::events::get_many(&self.db.read, &ids).await?.into_iter().map(|r| r.event_id).collect();
+        batch.retain(|id, _| !stored.contains(id.as_str()));
+        let wanted: Vec<String> = batch
+            .values()
+            .flat_map(|c| c.pdu.auth_events.iter().map(ToString::to_string))
+            .filter(|id| !batch.contains_key(id.as_str()))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut known: HashMap<OwnedEventId, Pdu> = HashMap::new();
+        for e in self.events_shared(&wanted).await? {
+            if !e.row.rejected
+                && let Ok(id) = OwnedEventId::try_from(e.row.event_id.as_str())
+            {
+                known.insert(id, super::to_pdu(&e, room_id, &rules)?);
+            }
+        }
+        let create = match self.current_state_event(room_id, "m.room.create", "").await? {
+            Some(c) => Some(super::to_pdu(&c, room_id, &rules)?),
+            None => None,
+        };
+        for id in auth_order(&batch) {
+            let verdict = {
+                let e = &batch[&id];
+                let unusable = e.pdu.auth_events.iter().any(|a| match batch.get(a) {
+                    Some(c) => c.rejected,
+                    None => !known.contains_key(a),
+                });
+                if unusable {
+                    Err("an auth event is missing or was rejected".to_owned())
+                } else {
+                    check_against_auth_events(
+                        &rules,
+                        &e.pdu,
+                        |a| batch.get(a).map(|c| &c.pdu).or_else(|| known.get(a)),
+                        create.as_ref(),
+                    )
+                }
+            };
+            if let Err(why) = verdict {
+                tracing::info!(event_id = %id, %why, "a fetched state event was rejected");
+                if let Some(e) = batch.get_mut(&id) {
+                    e.rejected = true;
+                }
+            }
+        }
+        let outliers: Vec<NewOutlier> = batch
+            .iter()
+            .map(|(id, e)| NewOutlier {
+                event_id: id.to_string(),
+                event_type: e.pdu.kind.to_string(),
+                state_key: e.pdu.state_key.clone(),
+                sender: e.pdu.sender.to_string(),
+                origin_server_ts: i64::from(e.pdu.origin_server_ts.0),
+                depth: e.pdu.depth as i64,
+                pdu: serde_json::to_string(&e.json).unwrap_or_default(),
+                rejected: e.rejected,
+                auth_events: e.pdu.auth_events.iter().map(ToString::to_string).collect(),
+            })
+            .collect();
+        let mut conn = self.db.write.acquire().await?;
+        storage::append::insert_outliers(&mut conn, room_id.as_str(), &outliers).await?;
+        Ok(())
+    }
+
+    /// Which of these events are stored here (in a timeline or as outliers).
+    pub async fn known_events(&self, ids: &[String]) -> Result<HashSet<String>> {
+        Ok(storage::events::get_many(&self.db.read, ids).await?.into_iter().map(|r| r.event_id).collect())
+    }
+
+    /// The state a list of event IDs makes (each stored here; rejected ones and unknown ones are
+    /// left out).
+    pub async fn state_of_ids(&self, ids: &[String]) -> Result<StateMap> {
+        let mut state = StateMap::new();
+        for e in self.events_shared(ids).await? {
+            if let (Some(key), false) = (&e.row.state_key, e.row.rejected) {
+                state.insert((e.row.event_type.clone(), key.clone()), e.row.event_id.clone());
+            }
+        }
+        Ok(state)
+    }
+}
