@@ -253,6 +253,31 @@ views.rooms = async () => {
   )) : [el("tr", {}, el("td", { colspan: "5" }, "No rooms yet."))]));
 };
 
+/// A moment as people say it: the time today, else the date and time.
+function when(ms) {
+  const d = new Date(ms);
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : d.toLocaleString();
+}
+
+views.servers = async () => {
+  const { destinations } = await api("/federation/destinations");
+  $("#servers-body").replaceChildren(...(destinations.length ? destinations.map((d) => {
+    let state;
+    if (d.backing_off && d.retry_at) state = `Not answering; trying again at ${when(d.retry_at)}`;
+    else if (d.last_error) state = "Not answering; trying again now";
+    else if (d.last_success_ts) state = "Up";
+    else state = "Not contacted yet";
+    const stateCell = el("td", {}, state);
+    if (d.last_error) stateCell.append(el("br"), el("small", {}, `Last error: ${d.last_error}`));
+    return el("tr", {},
+      el("td", {}, d.destination),
+      stateCell,
+      el("td", {}, d.queued ? `${d.queued} event${d.queued === 1 ? "" : "s"}` : "Nothing"),
+      el("td", {}, d.last_success_ts ? when(d.last_success_ts) : "Never"));
+  }) : [el("tr", {}, el("td", { colspan: "4" }, "No other servers yet: no one here shares a room with people elsewhere."))]));
+};
+
 function showMembers(room) {
   run(async () => {
     const { members } = await api(`/rooms/${encodeURIComponent(room.room_id)}/members`);
@@ -488,6 +513,7 @@ stepForm("check", () => ({}), (r) => {
   return false;
 });
 $("#check-next").addEventListener("click", () => run(views.setup));
+$("#servers-refresh").addEventListener("click", () => run(views.servers));
 stepForm("done", () => ({}), () => { location.hash = "#status"; return false; });
 $("#done-copy").addEventListener("click", () => copy($("#done-address").textContent, "Address copied."));
 $("#step-reach").addEventListener("change", (e) => {

@@ -431,3 +431,51 @@ async fn an_event_after_a_gap_is_placed_on_the_state_its_server_gives() {
     assert_eq!(st, 200);
     assert_eq!(bodies(&s, &alice, &j.room).await, ["after the gap", "welcome back"]);
 }
+
+/// The dashboard's Servers page (in Debian's headless Chromium, `tests/ui/flows.mjs`) lists the
+/// stand-in, which never takes Hearth's transactions: not answering, with its last error and
+/// the events waiting for it.
+#[tokio::test]
+#[ignore = "needs Chromium and playwright-core: scripts/test.sh runs it"]
+async fn the_dashboard_shows_a_server_that_does_not_answer() {
+    let stand = stand_in().await;
+    let s = hearth().await;
+    let (alice, j, _) = joined_room(&s, &stand).await;
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{}/send/m.room.message/d1", common::urlencode(&j.room)),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "for the other server"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let running = s.running.as_ref().unwrap();
+    let url = format!("http://{}/_hearth/admin/v1/federation/destinations", running.admin_addr());
+    let start = std::time::Instant::now();
+    loop {
+        let v: Value = s.http.get(&url).bearer_auth(running.admin_token()).send().await.unwrap().json().await.unwrap();
+        if v["destinations"][0]["last_error"].is_string() {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "no failure recorded: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The setup is done: the dashboard opens on Status.
+    let url = format!("http://{}/_hearth/admin/v1/setup/done", running.admin_addr());
+    let resp = s.http.post(&url).bearer_auth(running.admin_token()).json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
+    let shots = dir.join("screenshots");
+    let args = vec!["flows.mjs".to_owned(), "servers".to_owned(), running.admin_url(), stand.name.clone()];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node").args(&args).current_dir(&dir).env("SCREENSHOTS", shots).output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs (install Node.js, then `npm ci` in tests/ui)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "flows.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(got["server"], json!(stand.name), "{got}");
+    assert_eq!(got["reached"], "Never", "{got}");
+}

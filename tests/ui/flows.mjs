@@ -6,6 +6,7 @@
 //   node flows.mjs deactivate <admin-url> <user-id>   see their room, then deactivate them
 //   node flows.mjs wizard <admin-url>         walk the setup wizard (server name family.test)
 //   node flows.mjs settings <admin-url>       switch registration to invite codes (server restarts)
+//   node flows.mjs servers <admin-url> <server-name>  the Servers page lists a server that is not answering
 //
 // Screenshots go to $SCREENSHOTS (kept as CI artifacts).
 
@@ -294,6 +295,28 @@ try {
     await row.getByRole("cell", { name: "Deactivated" }).waitFor();
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ deactivated: userId }));
+  } else if (flow === "servers") {
+    // The third argument is a server name here.
+    const server = userId;
+    const { page, errors } = await dashboard();
+    await page.getByRole("link", { name: "Servers" }).click();
+    await page.getByRole("heading", { name: "Servers" }).waitFor();
+    const row = page.getByRole("row").filter({ hasText: server });
+    await row.waitFor();
+    // It does not answer: the page says so, with what went wrong, and what waits for it.
+    await row.getByRole("cell").filter({ hasText: "Not answering" }).waitFor();
+    await row.getByText("Last error:").waitFor();
+    const waiting = await row.getByRole("cell").nth(2).textContent();
+    check(/^[1-9][0-9]* events?$/.test(waiting), `the events waiting for ${server}: "${waiting}"`);
+    const reached = await row.getByRole("cell").nth(3).textContent();
+    await checkLayout(page, "servers at 800x600");
+    await page.screenshot({ path: `${shots}/servers.png` });
+    // Keyboard: "Check again" reloads the list.
+    await page.getByRole("button", { name: "Check again" }).focus();
+    await page.keyboard.press("Enter");
+    await row.waitFor();
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ server, waiting, reached }));
   } else {
     throw new Error(`unknown flow ${flow}`);
   }
