@@ -4,7 +4,9 @@
 //! forged signature, a tampered content, a power grab the auth rules refuse, events for a room
 //! Hearth is not in and broken PDUs. Each is answered per PDU as the spec says and what Alice
 //! sees is only what she should; bad transactions are refused as a whole with nothing stored,
-//! and a repeated transaction is answered as the first time.
+//! and a repeated transaction is answered as the first time. Also: an event after a gap placed
+//! on the state its server gives, events queued for a server that is down surviving kill -9,
+//! and the dashboard's Servers page showing that server.
 
 mod common;
 
@@ -27,6 +29,8 @@ struct Stand {
     name: String,
     key: Ed25519KeyPair,
     routes: Routes,
+    /// Every transaction Hearth sent it that it took (the bodies of answered `PUT /send`s).
+    taken: Arc<std::sync::Mutex<Vec<Value>>>,
 }
 
 type Routes = Arc<std::sync::Mutex<Vec<(String, String)>>>;
@@ -60,11 +64,12 @@ async fn stand_in() -> Stand {
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let routes: Routes = Arc::default();
-    let served = routes.clone();
+    let taken: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let (served, took) = (routes.clone(), taken.clone());
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };
-            let (acceptor, doc, routes) = (acceptor.clone(), doc.clone(), served.clone());
+            let (acceptor, doc, routes, took) = (acceptor.clone(), doc.clone(), served.clone(), took.clone());
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                 let mut head = Vec::new();
@@ -83,11 +88,11 @@ async fn stand_in() -> Stand {
                     .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                let mut have = head.len() - header_end;
-                while have < length {
+                let mut body = head[header_end.min(head.len())..].to_vec();
+                while body.len() < length {
                     match tls.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
-                        Ok(n) => have += n,
+                        Ok(n) => body.extend_from_slice(&buf[..n]),
                     }
                 }
                 let line = text.lines().next().unwrap_or_default().to_owned();
@@ -99,8 +104,13 @@ async fn stand_in() -> Stand {
                     .map(|(_, body)| body.clone());
                 let (status, body) = if line.contains(" /_matrix/key/v2/server") {
                     ("200 OK", doc)
-                } else if let Some(body) = routed {
-                    ("200 OK", body)
+                } else if let Some(answer) = routed {
+                    if line.starts_with("PUT /_matrix/federation/v1/send/")
+                        && let Ok(txn) = serde_json::from_slice::<Value>(&body)
+                    {
+                        took.lock().unwrap().push(txn);
+                    }
+                    ("200 OK", answer)
                 } else {
                     ("404 Not Found", r#"{"errcode":"M_UNRECOGNIZED","error":"stand-in"}"#.to_owned())
                 };
@@ -113,7 +123,7 @@ async fn stand_in() -> Stand {
             });
         }
     });
-    Stand { name, key, routes }
+    Stand { name, key, routes, taken }
 }
 
 fn now() -> i64 {
@@ -138,17 +148,31 @@ async fn fed(
     path: &str,
     body: Option<&Value>,
 ) -> (StatusCode, Value) {
+    fed_to(&s.http, &s.base, common::SERVER_NAME, stand, key, method, path, body).await
+}
+
+/// A federation request from `stand` to the Hearth at `base` named `destination`.
+#[allow(clippy::too_many_arguments)]
+async fn fed_to(
+    http: &reqwest::Client,
+    base: &str,
+    destination: &str,
+    stand: &Stand,
+    key: &Ed25519KeyPair,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
     let bytes = body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default();
     let request = http::Request::builder().method(method).uri(path).body(bytes.clone()).unwrap();
     let origin = <&ServerName>::try_from(stand.name.as_str()).unwrap();
-    let destination = <&ServerName>::try_from(common::SERVER_NAME).unwrap();
+    let destination = <&ServerName>::try_from(destination).unwrap();
     let object = XMatrix::request_object(&request, origin, destination).unwrap();
     let (key_id, sig) = key.sign(&serde_json::to_vec(&object).unwrap()).into_parts();
     let x =
         XMatrix::new(origin.to_owned(), destination.to_owned(), key_id.as_str().try_into().unwrap(), Base64::new(sig));
-    let mut req = s
-        .http
-        .request(method.parse().unwrap(), format!("{}{path}", s.base))
+    let mut req = http
+        .request(method.parse().unwrap(), format!("{base}{path}"))
         .header("Authorization", http::HeaderValue::from(&x));
     if body.is_some() {
         req = req.header("Content-Type", "application/json").body(bytes);
@@ -478,4 +502,96 @@ async fn the_dashboard_shows_a_server_that_does_not_answer() {
     let got: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
     assert_eq!(got["server"], json!(stand.name), "{got}");
     assert_eq!(got["reached"], "Never", "{got}");
+}
+
+/// Events answered 200 while the other server does not take them are sent after Hearth is
+/// killed with kill -9 and started again: all of them, in order, once the other server is back.
+#[tokio::test]
+async fn events_queued_for_a_server_that_is_down_survive_kill_9() {
+    use common::binary;
+    let stand = stand_in().await;
+    let home = tempfile::tempdir().unwrap();
+    let cfg = binary::write_config(
+        home.path(),
+        "federation_verify_certificates = false\ntrusted_key_servers = []\nip_range_whitelist = [\"127.0.0.0/8\"]\nenable_registration = true\nenable_registration_without_verification = true\n",
+    );
+    let cfg = cfg.to_str().unwrap().to_owned();
+    let start = {
+        let (home, cfg) = (home.path().to_owned(), cfg.clone());
+        move || binary::spawn(&home, &["serve", "--config", &cfg], &[])
+    };
+    let mut p = tokio::task::spawn_blocking(start.clone()).await.unwrap();
+    let base = p.base.clone();
+    let http = reqwest::Client::new();
+    let (st, _) = {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || (binary::register(&base, "alice"), ())).await.unwrap()
+    };
+    assert_eq!(st, 200);
+    let token = {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || binary::access_token(&base, "alice", "pw-long-enough")).await.unwrap()
+    };
+    let v: Value = http
+        .post(format!("{base}/_matrix/client/v3/createRoom"))
+        .bearer_auth(&token)
+        .json(&json!({"preset": "public_chat", "room_version": "11"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let user = format!("@mallory:{}", stand.name);
+    let path = format!("/_matrix/federation/v1/make_join/{enc}/{}?ver=11", common::urlencode(&user));
+    let (st, made) = fed_to(&http, &base, "proc.test", &stand, &stand.key, "GET", &path, None).await;
+    assert_eq!(st, 200, "{made}");
+    let mut template = made["event"].clone();
+    template["origin_server_ts"] = json!(now());
+    let (join_id, join) = signed(&stand, &stand.key, template);
+    let path = format!("/_matrix/federation/v2/send_join/{enc}/{}", common::urlencode(&join_id));
+    let (st, v) = fed_to(&http, &base, "proc.test", &stand, &stand.key, "PUT", &path, Some(&join)).await;
+    assert_eq!(st, 200, "{v}");
+
+    // The stand-in takes no transactions: Alice's messages wait in Hearth.
+    let texts: Vec<String> = (1..=5).map(|i| format!("queued {i}")).collect();
+    for (i, text) in texts.iter().enumerate() {
+        let r = http
+            .put(format!("{base}/_matrix/client/v3/rooms/{enc}/send/m.room.message/q{i}"))
+            .bearer_auth(&token)
+            .json(&json!({"msgtype": "m.text", "body": text}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+
+    // Back: the stand-in takes transactions again, Hearth starts again and hears from it.
+    stand.routes.lock().unwrap().push(("PUT /_matrix/federation/v1/send/".into(), json!({"pdus": {}}).to_string()));
+    let p2 = tokio::task::spawn_blocking(start).await.unwrap();
+    let path = "/_matrix/federation/v1/query/profile?user_id=%40alice%3Aproc.test";
+    let (st, v) = fed_to(&http, &p2.base, "proc.test", &stand, &stand.key, "GET", path, None).await;
+    assert_eq!(st, 200, "{v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got: Vec<String> = stand
+            .taken
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["pdus"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+            .collect();
+        if got.len() >= texts.len() {
+            assert_eq!(got, texts, "in order, each once");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "after kill -9 and a restart only {got:?} arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
