@@ -100,6 +100,7 @@ async fn hearth_and_synapse_federate() {
     a_hearth_user_joins_a_synapse_room_by_its_alias(&s).await;
     hearth_users_accept_and_decline_invites_from_synapse(&s).await;
     concurrent_state_changes_on_both_servers_converge(&s).await;
+    rooms_of_older_versions_on_synapse_work_too(&s).await;
     a_server_acl_keeps_synapse_out(&s).await;
     events_sent_while_hearth_was_down_arrive_when_it_is_back(&mut s, &config).await;
     // Last: it restarts Synapse under its own control, and stops it when it ends.
@@ -245,6 +246,55 @@ async fn a_hearth_user_joins_a_synapse_room_by_its_alias(s: &TestServer) {
         |v| bodies(v).last().map(String::as_str) == Some("good to have you back"),
     )
     .await;
+}
+
+/// Rooms of older versions made on Synapse (v1: event IDs made by their server; v6; v10) are
+/// joined from Hearth and carry messages both ways, like Synapse's default v12.
+async fn rooms_of_older_versions_on_synapse_work_too(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let yara = synapse_user("yara").await;
+    let zeb = s.user("zeb").await;
+    for version in ["1", "6", "10"] {
+        let (st, v) = synapse_post(
+            "/_matrix/client/v3/createRoom",
+            &yara,
+            json!({"preset": "public_chat", "room_version": version, "room_alias_name": format!("v{version}")}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let room = v["room_id"].as_str().unwrap().to_owned();
+        let enc = common::urlencode(&room);
+        let alias = common::urlencode(&format!("#v{version}:{synapse}"));
+        let (st, v) = s.post(&format!("/_matrix/client/v3/join/{alias}"), Some(&zeb), json!({})).await;
+        assert_eq!(st, 200, "joining a v{version} room: {v}");
+        let (st, v) = s
+            .put(
+                &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/z{version}"),
+                Some(&zeb),
+                json!({"msgtype": "m.text", "body": format!("hello v{version}")}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        eventually(
+            &format!("Zeb's message in the v{version} room on Synapse"),
+            || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), &yara).await.1 },
+            |v| bodies(v).last().map(String::as_str) == Some(&*format!("hello v{version}")),
+        )
+        .await;
+        let (st, v) = synapse_put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/y{version}"),
+            &yara,
+            json!({"msgtype": "m.text", "body": format!("answer v{version}")}),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        eventually(
+            &format!("Yara's message in the v{version} room on Hearth"),
+            || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/messages?dir=b&limit=20"), Some(&zeb)).await.1 },
+            |v| bodies(v).last().map(String::as_str) == Some(&*format!("answer v{version}")),
+        )
+        .await;
+    }
 }
 
 /// The room's topic and name are changed on both servers at the same moment (a fork of the
