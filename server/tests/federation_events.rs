@@ -251,6 +251,14 @@ async fn joined_room(s: &TestServer, stand: &Stand) -> (String, Joined, Value) {
         .await;
     assert_eq!(st, 200, "{v}");
     let room = v["room_id"].as_str().unwrap().to_owned();
+    let (j, joined) = stand_joins(s, stand, &room, &alice).await;
+    (alice, j, joined)
+}
+
+/// The stand-in's Mallory joins `room` through make_join/send_join; `alice` (in the room) sees
+/// him joined.
+async fn stand_joins(s: &TestServer, stand: &Stand, room: &str, alice: &str) -> (Joined, Value) {
+    let room = room.to_owned();
     let enc = common::urlencode(&room);
     let user = format!("@mallory:{}", stand.name);
     let (st, made) = fed(
@@ -285,9 +293,9 @@ async fn joined_room(s: &TestServer, stand: &Stand) -> (String, Joined, Value) {
         member: join_id.clone(),
         prev: (join_id.clone(), depth),
     };
-    let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&alice)).await;
+    let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(alice)).await;
     assert!(members["joined"].get(&user).is_some(), "{members}");
-    (alice, j, joined)
+    (j, joined)
 }
 
 /// The ID of the event of type `kind` in a list of v11 PDUs.
@@ -594,4 +602,41 @@ async fn events_queued_for_a_server_that_is_down_survive_kill_9() {
         assert!(std::time::Instant::now() < deadline, "after kill -9 and a restart only {got:?} arrived");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// A user of a second server joins through Hearth (`send_join`): Hearth, the room's resident
+/// server, sends the join on to the first server in the room, as the spec says (and not back
+/// to the second).
+#[tokio::test]
+async fn joins_and_leaves_made_through_hearth_reach_the_rooms_other_servers() {
+    let first = stand_in().await;
+    let second = stand_in().await;
+    for stand in [&first, &second] {
+        stand.routes.lock().unwrap().push(("PUT /_matrix/federation/v1/send/".into(), json!({"pdus": {}}).to_string()));
+    }
+    let s = hearth().await;
+    let (alice, _, _) = joined_room(&s, &first).await;
+    let room = {
+        let (_, v) = s.get("/_matrix/client/v3/joined_rooms", Some(&alice)).await;
+        v["joined_rooms"][0].as_str().unwrap().to_owned()
+    };
+    let (j2, _) = stand_joins(&s, &second, &room, &alice).await;
+    let received = |stand: &Stand| -> Vec<Value> {
+        stand.taken.lock().unwrap().iter().flat_map(|t| t["pdus"].as_array().cloned().unwrap_or_default()).collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !received(&first).iter().any(|e| e["type"] == "m.room.member" && e["state_key"] == json!(j2.user)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second server's join never reached the first: {:?}",
+            received(&first)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Its own events are not sent back to it.
+    assert!(
+        !received(&second).iter().any(|e| e["sender"] == json!(j2.user)),
+        "the second server got its own join back: {:?}",
+        received(&second)
+    );
 }

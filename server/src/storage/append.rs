@@ -45,6 +45,9 @@ pub struct NewEvent {
     /// A position chosen by the caller: history fetched from another server (backfill) goes
     /// before everything this server had, at negative positions. None: the next one.
     pub stream_ordering: Option<i64>,
+    /// Another server's user's membership event handed to this server to send on to the
+    /// room's other servers (`send_join`, `send_leave`, `send_knock`).
+    pub relay: bool,
 }
 
 /// An outlier: an event of the room's state or auth chain that another server sent without
@@ -209,7 +212,7 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         Some((u, d, t)) => (Some(u.as_str()), Some(d.as_str()), Some(t.as_str())),
         None => (None, None, None),
     };
-    q.push("INSERT INTO events (stream_ordering, event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, outlier, state_group, resolved_state_group, state_before_group, txn_user_id, txn_device_id, txn_id) VALUES (");
+    q.push("INSERT INTO events (stream_ordering, event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, outlier, relay, state_group, resolved_state_group, state_before_group, txn_user_id, txn_device_id, txn_id) VALUES (");
     {
         let mut sep = q.separated(", ");
         sep.push_bind(e.stream_ordering)
@@ -224,6 +227,7 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push_bind(e.rejected)
             .push_bind(e.soft_failed)
             .push_bind(e.outlier)
+            .push_bind(e.relay)
             .push_bind(e.state_group)
             .push_bind(e.resolved_state_group)
             .push_bind(e.state_before_group)

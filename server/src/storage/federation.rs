@@ -106,9 +106,10 @@ pub async fn clear_backoff(ex: impl SqliteExecutor<'_>, destination: &str) -> sq
     Ok(r.rows_affected())
 }
 
-/// Local events after `after` in rooms where `destination` has a joined member, and changes to
-/// the membership of its users (a kick or ban reaches the server of the one who is out), oldest
-/// first: (stream ordering, PDU).
+/// Local events after `after` (and the joins, leaves and knocks other servers' users made
+/// through this server, for the servers besides theirs) in rooms where `destination` has a
+/// joined member, and changes to the membership of its users (a kick or ban reaches the server
+/// of the one who is out), oldest first: (stream ordering, PDU).
 pub async fn events_for(
     ex: impl SqliteExecutor<'_>,
     destination: &str,
@@ -118,9 +119,11 @@ pub async fn events_for(
 ) -> sqlx::Result<Vec<(i64, String)>> {
     sqlx::query_as(concat!(
         "SELECT stream_ordering, pdu FROM events
-         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND ",
+         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND (",
         server_of!("sender"),
-        " = ? AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
+        " = ? OR (relay = 1 AND ",
+        server_of!("sender"),
+        " != ?)) AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
         server_of!("user_id"),
         " = ?) OR (event_type = 'm.room.member' AND ",
         server_of!("state_key"),
@@ -128,6 +131,7 @@ pub async fn events_for(
     ))
     .bind(after)
     .bind(ours)
+    .bind(destination)
     .bind(destination)
     .bind(destination)
     .bind(limit)
@@ -154,13 +158,15 @@ pub async fn destination_statuses(ex: impl SqliteExecutor<'_>) -> sqlx::Result<V
     .await
 }
 
-/// Local events after `after` waiting for `destination` (as `events_for` would send them).
+/// Events after `after` waiting for `destination` (as `events_for` would send them).
 pub async fn queued_for(ex: impl SqliteExecutor<'_>, destination: &str, ours: &str, after: i64) -> sqlx::Result<i64> {
     let (n,): (i64,) = sqlx::query_as(concat!(
         "SELECT COUNT(*) FROM events
-         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND ",
+         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND (",
         server_of!("sender"),
-        " = ? AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
+        " = ? OR (relay = 1 AND ",
+        server_of!("sender"),
+        " != ?)) AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
         server_of!("user_id"),
         " = ?) OR (event_type = 'm.room.member' AND ",
         server_of!("state_key"),
@@ -168,6 +174,7 @@ pub async fn queued_for(ex: impl SqliteExecutor<'_>, destination: &str, ours: &s
     ))
     .bind(after)
     .bind(ours)
+    .bind(destination)
     .bind(destination)
     .bind(destination)
     .fetch_one(ex)

@@ -242,6 +242,15 @@ impl Federation {
         Ok(self.rooms.receive_pdu(room_id, json, &keys).await?.1)
     }
 
+    /// As `receive`, for a membership event another server's user made through this one: sent
+    /// on to the room's other servers once accepted.
+    async fn receive_to_relay(&self, room_id: &RoomId, json: CanonicalJsonObject) -> Result<Received> {
+        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let (_, rules) = rules_for(&row.room_version)?;
+        let keys = self.keys.keys_for_event(&json, &rules).await.map_err(Error::forbidden)?;
+        Ok(self.rooms.receive_pdu_to_relay(room_id, json, &keys).await?.1)
+    }
+
     /// `make_join`: the event `user` (of `origin`) would join `room_id` with.
     pub async fn make_join(
         &self,
@@ -293,7 +302,7 @@ impl Federation {
         pdu: &RawValue,
     ) -> Result<()> {
         let json = self.own_membership_event(origin, room_id, event_id, pdu, "leave").await?;
-        match self.receive(room_id, json).await? {
+        match self.receive_to_relay(room_id, json).await? {
             Received::Accepted | Received::Duplicate => Ok(()),
             Received::SoftFailed(why) | Received::Rejected(why) => {
                 Err(Error::forbidden(format!("The leave was refused: {why}")))
@@ -351,7 +360,7 @@ impl Federation {
     ) -> Result<JoinedState> {
         let json = self.own_membership_event(origin, room_id, event_id, pdu, "join").await?;
         let before: Vec<String> = self.rooms.current_state_ids(room_id).await?.into_values().collect();
-        match self.receive(room_id, json).await? {
+        match self.receive_to_relay(room_id, json).await? {
             Received::Accepted | Received::Duplicate => {}
             Received::SoftFailed(why) | Received::Rejected(why) => {
                 return Err(Error::forbidden(format!("The join was refused: {why}")));

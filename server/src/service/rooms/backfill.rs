@@ -173,6 +173,7 @@ impl Rooms {
                     auth_events: pdu.auth_events.iter().map(ToString::to_string).collect(),
                     state_before_group: None,
                     stream_ordering: Some(position),
+                    relay: false,
                 },
                 outliers: Vec::new(),
                 reset_extremities: false,

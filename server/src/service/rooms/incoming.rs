@@ -72,7 +72,19 @@ impl Rooms {
         json: CanonicalJsonObject,
         keys: &PublicKeyMap,
     ) -> Result<(OwnedEventId, Received)> {
-        self.receive_pdu_at(room_id, json, keys, None).await
+        self.receive_pdu_at(room_id, json, keys, None, false).await
+    }
+
+    /// As `receive_pdu`, for another server's user's membership event handed to this server
+    /// (`send_join`, `send_leave`, `send_knock`): once accepted, it is sent on to the room's
+    /// other servers.
+    pub async fn receive_pdu_to_relay(
+        &self,
+        room_id: &RoomId,
+        json: CanonicalJsonObject,
+        keys: &PublicKeyMap,
+    ) -> Result<(OwnedEventId, Received)> {
+        self.receive_pdu_at(room_id, json, keys, None, true).await
     }
 
     /// As `receive_pdu`, for an event whose prev events are not here and could not be fetched:
@@ -85,7 +97,7 @@ impl Rooms {
         keys: &PublicKeyMap,
         state_before: StateMap,
     ) -> Result<(OwnedEventId, Received)> {
-        self.receive_pdu_at(room_id, json, keys, Some(state_before)).await
+        self.receive_pdu_at(room_id, json, keys, Some(state_before), false).await
     }
 
     async fn receive_pdu_at(
@@ -94,6 +106,7 @@ impl Rooms {
         json: CanonicalJsonObject,
         keys: &PublicKeyMap,
         given_before: Option<StateMap>,
+        relay: bool,
     ) -> Result<(OwnedEventId, Received)> {
         let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
         let (_, rules) = rules_for(&room.room_version)?;
@@ -249,6 +262,7 @@ impl Rooms {
             current: CurrentState::Unchanged,
             memberships: Vec::new(),
             state_before_group: if given { before_group } else { None },
+            relay,
             ..Default::default()
         };
         if rejected.is_none() && soft_failed.is_none() {

@@ -100,6 +100,8 @@ pub(crate) struct Placement {
     pub reset_extremities: bool,
     /// The event itself is an outlier (a remote invite, or the rejection of one).
     pub outlier: bool,
+    /// This server sends the event on to the room's other servers (see `NewEvent::relay`).
+    pub relay: bool,
 }
 
 /// Which device sent an event with which transaction ID.
@@ -752,6 +754,7 @@ impl Rooms {
                 auth_events: auth_ids,
                 state_before_group: placement.state_before_group,
                 stream_ordering: None,
+                relay: placement.relay,
             },
             outliers: placement.outliers,
             reset_extremities: placement.reset_extremities,
