@@ -101,6 +101,7 @@ async fn hearth_and_synapse_federate() {
     hearth_users_accept_and_decline_invites_from_synapse(&s).await;
     concurrent_state_changes_on_both_servers_converge(&s).await;
     rooms_of_older_versions_on_synapse_work_too(&s).await;
+    knocks_go_both_ways(&s).await;
     a_server_acl_keeps_synapse_out(&s).await;
     events_sent_while_hearth_was_down_arrive_when_it_is_back(&mut s, &config).await;
     // Last: it restarts Synapse under its own control, and stops it when it ends.
@@ -246,6 +247,92 @@ async fn a_hearth_user_joins_a_synapse_room_by_its_alias(s: &TestServer) {
         |v| bodies(v).last().map(String::as_str) == Some("good to have you back"),
     )
     .await;
+}
+
+/// Knocking across servers (`make_knock`/`send_knock`): a Hearth user knocks on a Synapse room
+/// by alias (the knock shows in their /sync with the room's name), is let in (invited) and
+/// joins; a Synapse user knocks on a Hearth room, which Hearth's member list shows, and is let in.
+async fn knocks_go_both_ways(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let kai = synapse_user("kai").await;
+    let lia = s.user("lia").await;
+    let lia_id = format!("@lia:{hearth_name}");
+    let (st, v) = synapse_post(
+        "/_matrix/client/v3/createRoom",
+        &kai,
+        json!({"preset": "private_chat", "name": "Knock first", "room_alias_name": "knockfirst",
+               "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let alias = common::urlencode(&format!("#knockfirst:{synapse}"));
+    let (st, v) = s.post(&format!("/_matrix/client/v3/knock/{alias}"), Some(&lia), json!({"reason": "it's Lia"})).await;
+    assert_eq!(st, 200, "Lia could not knock: {v}");
+    let (_, sync) = s.get("/_matrix/client/v3/sync", Some(&lia)).await;
+    let knock = &sync["rooms"]["knock"][&room]["knock_state"]["events"];
+    assert!(
+        knock
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock first")),
+        "the knock is not in Lia's sync with the room's name: {sync}"
+    );
+    eventually(
+        "Lia's knock on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/state/m.room.member/{lia_id}"), &kai).await.1 },
+        |v| v["membership"] == "knock",
+    )
+    .await;
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/rooms/{enc}/invite"), &kai, json!({"user_id": lia_id})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{enc}/join"), Some(&lia), json!({})).await;
+    assert_eq!(st, 200, "Lia could not join once let in: {v}");
+    eventually(
+        "Lia in the room on Synapse",
+        || async { synapse_get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), &kai).await.1 },
+        |v| v["joined"].get(&lia_id).is_some(),
+    )
+    .await;
+
+    // The other way round.
+    let mo = s.user("mo").await;
+    let ned = synapse_user("ned").await;
+    let ned_id = format!("@ned:{synapse}");
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&mo),
+            json!({"preset": "private_chat", "name": "Mo's room",
+                   "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let (st, v) = synapse_post(
+        &format!("/_matrix/client/v3/knock/{enc}?server_name={hearth_name}&via={hearth_name}"),
+        &ned,
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "Synapse could not knock on the Hearth room: {v}");
+    eventually(
+        "Ned's knock on Hearth",
+        || async { s.get(&format!("/_matrix/client/v3/rooms/{enc}/members"), Some(&mo)).await.1 },
+        |v| {
+            v["chunk"].as_array().is_some_and(|c| {
+                c.iter().any(|e| e["state_key"] == json!(ned_id) && e["content"]["membership"] == "knock")
+            })
+        },
+    )
+    .await;
+    let (st, v) =
+        s.post(&format!("/_matrix/client/v3/rooms/{enc}/invite"), Some(&mo), json!({"user_id": ned_id})).await;
+    assert_eq!(st, 200, "{v}");
+    synapse_joins(s, &mo, &enc, &ned, "ned").await;
 }
 
 /// Rooms of older versions made on Synapse (v1: event IDs made by their server; v6; v10) are

@@ -876,7 +876,8 @@ impl Sync {
         if state.is_empty()
             && let Some(inv) = loaded.iter().find(|e| e.row.event_id == invite_event_id)
             && let Some(ruma::CanonicalJsonValue::Object(unsigned)) = inv.json.get("unsigned")
-            && let Some(ruma::CanonicalJsonValue::Array(sent)) = unsigned.get("invite_room_state")
+            && let Some(ruma::CanonicalJsonValue::Array(sent)) =
+                unsigned.get("invite_room_state").or_else(|| unsigned.get("knock_room_state"))
         {
             let same_event = |e: &ruma::CanonicalJsonObject| {
                 e.get("type") == inv.json.get("type") && e.get("state_key") == inv.json.get("state_key")

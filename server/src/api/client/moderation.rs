@@ -135,16 +135,16 @@ pub async fn knock_room(
 ) -> Result<RumaResponse<knock_room::v3::Response>> {
     let b = &req.body;
     let user = &req.session().user_id;
-    let room_id = s.rooms.resolve_room_or_alias(&b.room_id_or_alias).await?;
-    if s.rooms.room(&room_id).await?.is_none() {
-        return Err(Error::not_found(
-            "This server does not know that room (knocking on other servers comes with federation)",
-        ));
-    }
     req.session().refuse_if_suspended("Knocking on rooms")?;
+    // Another server's alias is asked of that server, which names servers to knock through.
+    let (room_id, mut servers) = match <&ruma::RoomAliasId>::try_from(&*b.room_id_or_alias) {
+        Ok(alias) => s.federation.resolve_alias(alias).await?,
+        Err(_) => (ruma::RoomId::parse(b.room_id_or_alias.as_str()).map_err(Error::internal)?, Vec::new()),
+    };
     s.limits.event(user, false)?;
-    let content = s.rooms.member_content(user, "knock", b.reason.as_deref()).await?;
-    s.rooms.send(&room_id, user, "m.room.member", Some(user.as_str()), content, None).await?;
+    let mut via = b.via.clone();
+    via.append(&mut servers);
+    s.federation.knock(&room_id, &via, user, b.reason.as_deref()).await?;
     Ok(RumaResponse(knock_room::v3::Response::new(room_id)))
 }
 

@@ -27,6 +27,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<f::membership::create_join_event::v2::Request, _, _>(r, rooms::send_join);
     let r = route::<f::membership::prepare_leave_event::v1::Request, _, _>(r, rooms::make_leave);
     let r = route::<f::membership::create_invite::v2::Request, _, _>(r, rooms::invite);
+    let r = route::<f::membership::prepare_knock_event::v1::Request, _, _>(r, rooms::make_knock);
+    let r = route::<f::membership::create_knock_event::v1::Request, _, _>(r, rooms::send_knock);
     let r = route::<f::membership::create_leave_event::v2::Request, _, _>(r, rooms::send_leave);
     let r = route::<f::event::get_event::v1::Request, _, _>(r, rooms::get_event);
     let r = route::<f::event::get_room_state_ids::v1::Request, _, _>(r, rooms::get_state_ids);

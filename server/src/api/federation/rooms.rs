@@ -5,7 +5,10 @@ use ruma::api::federation::{
     authorization::get_event_authorization,
     backfill::get_backfill,
     event::{get_event, get_missing_events, get_room_state, get_room_state_ids},
-    membership::{create_invite, create_join_event, create_leave_event, prepare_join_event, prepare_leave_event},
+    membership::{
+        create_invite, create_join_event, create_knock_event, create_leave_event, prepare_join_event,
+        prepare_knock_event, prepare_leave_event,
+    },
     transactions::send_transaction_message,
 };
 
@@ -173,4 +176,27 @@ pub async fn invite(
         .receive_invite(origin(&req)?, &b.room_id, &b.event_id, &b.room_version, &b.event, &b.invite_room_state)
         .await?;
     Ok(RumaResponse(create_invite::v2::Response::new(event)))
+}
+
+/// GET /_matrix/federation/v1/make_knock/{roomId}/{userId}
+/// <https://spec.matrix.org/v1.19/server-server-api/#get_matrixfederationv1make_knockroomiduserid>
+pub async fn make_knock(
+    State(s): State<AppState>,
+    req: Ruma<prepare_knock_event::v1::Request>,
+) -> Result<RumaResponse<prepare_knock_event::v1::Response>> {
+    let b = &req.body;
+    let (version, template) = s.federation.make_knock(origin(&req)?, &b.room_id, &b.user_id, &b.ver).await?;
+    let event = serde_json::value::to_raw_value(&template).map_err(Error::internal)?;
+    Ok(RumaResponse(prepare_knock_event::v1::Response::new(version, event)))
+}
+
+/// PUT /_matrix/federation/v1/send_knock/{roomId}/{eventId}
+/// <https://spec.matrix.org/v1.19/server-server-api/#put_matrixfederationv1send_knockroomideventid>
+pub async fn send_knock(
+    State(s): State<AppState>,
+    req: Ruma<create_knock_event::v1::Request>,
+) -> Result<RumaResponse<create_knock_event::v1::Response>> {
+    let b = &req.body;
+    let state = s.federation.send_knock(origin(&req)?, &b.room_id, &b.event_id, &b.pdu).await?;
+    Ok(RumaResponse(create_knock_event::v1::Response::new(state)))
 }

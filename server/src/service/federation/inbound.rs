@@ -293,6 +293,49 @@ impl Federation {
         Ok((version, template))
     }
 
+    /// `make_knock`: the event `user` (of `origin`) would knock on `room_id` with; the room's
+    /// version must have knocking (7 and later) and be one the asking server speaks.
+    pub async fn make_knock(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        user: &UserId,
+        versions: &[RoomVersionId],
+    ) -> Result<(RoomVersionId, CanonicalJsonObject)> {
+        if user.server_name() != origin {
+            return Err(Error::forbidden("The knocking user must belong to the asking server"));
+        }
+        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        self.check_acl(origin, room_id).await?;
+        let version = RoomVersionId::try_from(row.room_version.as_str()).map_err(Error::internal)?;
+        let knocks = version.rules().is_some_and(|r| r.authorization.knocking);
+        if !knocks || !versions.contains(&version) {
+            let message = format!("The room is of version {version}, which cannot be knocked on from there");
+            return Err(Error::incompatible_room_version(version, message));
+        }
+        let (_, template) = self.rooms.membership_template(room_id, user, "knock").await?;
+        Ok((version, template))
+    }
+
+    /// `send_knock`: stores the knock `origin` signed (sent on to the room's other servers) and
+    /// answers the room's stripped state, for the knocking user's client.
+    pub async fn send_knock(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        event_id: &EventId,
+        pdu: &RawValue,
+    ) -> Result<Vec<ruma::api::federation::membership::RawStrippedState>> {
+        let json = self.own_membership_event(origin, room_id, event_id, pdu, "knock").await?;
+        match self.receive_to_relay(room_id, json).await? {
+            Received::Accepted | Received::Duplicate => {}
+            Received::SoftFailed(why) | Received::Rejected(why) => {
+                return Err(Error::forbidden(format!("The knock was refused: {why}")));
+            }
+        }
+        self.stripped_state(room_id, None).await
+    }
+
     /// `send_leave`: stores the leave event `origin` signed.
     pub async fn send_leave(
         &self,

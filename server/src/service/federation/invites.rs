@@ -6,7 +6,9 @@
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, OwnedServerName, RoomId, RoomVersionId, ServerName,
     UserId,
-    api::federation::membership::{RawStrippedState, create_leave_event, prepare_leave_event},
+    api::federation::membership::{
+        RawStrippedState, create_knock_event, create_leave_event, prepare_knock_event, prepare_leave_event,
+    },
     signatures::Verified,
 };
 use serde_json::value::RawValue;
@@ -157,6 +159,88 @@ impl Federation {
         self.rooms.store_outlier_membership(room_id, &version, &id, event).await
     }
 
+    /// `POST /knock/{roomIdOrAlias}` for a local user: in a room a user of this server is in,
+    /// an event of the room; else through one of the room's servers (`via`, the room ID's
+    /// server, those this server knew in it): `make_knock`, signed here, `send_knock`, and the
+    /// knock kept (with the room's stripped state the server answered) so /sync shows it.
+    pub async fn knock(
+        &self,
+        room_id: &RoomId,
+        via: &[OwnedServerName],
+        user: &UserId,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let ours = self.keys.own_server_name().to_owned();
+        let content = self.rooms.member_content(user, "knock", reason).await?;
+        let known = self.rooms.servers_in_room(room_id).await?;
+        if known.iter().any(|s| s == ours.as_str())
+            || (via.is_empty() && room_id.server_name().is_none_or(|s| s == ours))
+        {
+            if self.rooms.room(room_id).await?.is_none() {
+                return Err(Error::not_found("This server does not know that room; name a server in it (via)"));
+            }
+            self.rooms.send(room_id, user, "m.room.member", Some(user.as_str()), content, None).await?;
+            return Ok(());
+        }
+        let mut servers: Vec<OwnedServerName> = via.to_vec();
+        servers.extend(room_id.server_name().map(ToOwned::to_owned));
+        servers.extend(known.into_iter().filter_map(|s| OwnedServerName::try_from(s).ok()));
+        let mut seen = std::collections::HashSet::new();
+        servers.retain(|s| *s != ours && seen.insert(s.clone()));
+        let mut last = None;
+        for server in servers.iter().take(5) {
+            match self.knock_through(server, room_id, user, content.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::info!(%server, %room_id, error = %e.message(), "knocking through this server failed");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::not_found("No server in the room could be reached")))
+    }
+
+    async fn knock_through(
+        &self,
+        server: &ServerName,
+        room_id: &RoomId,
+        user: &UserId,
+        content: serde_json::Value,
+    ) -> Result<()> {
+        let mut request = prepare_knock_event::v1::Request::new(room_id.to_owned(), user.to_owned());
+        request.ver =
+            (7..=12u32).filter_map(|v| RoomVersionId::try_from(v.to_string()).ok()).filter(supported).collect();
+        let made = self
+            .client
+            .send(server, request)
+            .await
+            .map_err(|e| remote_error(e, "The room's server refused the knock", Error::forbidden))?;
+        let version = made.room_version;
+        if !supported(&version) {
+            return Err(Error::bad_json(format!("make_knock answered room version {version}")));
+        }
+        let template: CanonicalJsonObject =
+            serde_json::from_str(made.event.get()).map_err(|e| Error::bad_json(format!("make_knock: {e}")))?;
+        check_own_template(&template, room_id, user, "make_knock")?;
+        let (event_id, mut event) = self.rooms.complete_template(&version, template, content)?;
+        let raw = serde_json::value::to_raw_value(&event).map_err(Error::internal)?;
+        let answer = self
+            .client
+            .send(server, create_knock_event::v1::Request::new(room_id.to_owned(), event_id.clone(), raw))
+            .await
+            .map_err(|e| remote_error(e, "The room's server did not take the knock", Error::forbidden))?;
+        let stripped: Vec<CanonicalJsonValue> = answer
+            .knock_room_state
+            .iter()
+            .filter_map(|s| serde_json::to_value(s).ok())
+            .filter_map(|v| CanonicalJsonValue::try_from(v).ok())
+            .collect();
+        let mut unsigned = CanonicalJsonObject::new();
+        unsigned.insert("knock_room_state".into(), CanonicalJsonValue::Array(stripped));
+        event.insert("unsigned".into(), CanonicalJsonValue::Object(unsigned));
+        self.rooms.store_outlier_membership(room_id, &version, &event_id, event).await
+    }
+
     async fn leave_through(
         &self,
         server: &ServerName,
@@ -176,17 +260,7 @@ impl Federation {
         }
         let template: CanonicalJsonObject =
             serde_json::from_str(made.event.get()).map_err(|e| Error::bad_json(format!("make_leave: {e}")))?;
-        let field = |name: &str| match template.get(name) {
-            Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
-            _ => None,
-        };
-        if field("type") != Some("m.room.member")
-            || field("sender") != Some(user.as_str())
-            || field("state_key") != Some(user.as_str())
-            || field("room_id") != Some(room_id.as_str())
-        {
-            return Err(Error::bad_json("make_leave answered an event that is not this user's leave"));
-        }
+        check_own_template(&template, room_id, user, "make_leave")?;
         let (event_id, event) = self.rooms.complete_template(&version, template, content)?;
         let raw = serde_json::value::to_raw_value(&event).map_err(Error::internal)?;
         self.client
@@ -195,4 +269,20 @@ impl Federation {
             .map_err(|e| remote_error(e, "send_leave failed", Error::not_found))?;
         Ok((event_id, event, version))
     }
+}
+
+/// The template another server answered must be the user's own membership event in the room.
+fn check_own_template(template: &CanonicalJsonObject, room_id: &RoomId, user: &UserId, endpoint: &str) -> Result<()> {
+    let field = |name: &str| match template.get(name) {
+        Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    if field("type") != Some("m.room.member")
+        || field("sender") != Some(user.as_str())
+        || field("state_key") != Some(user.as_str())
+        || field("room_id") != Some(room_id.as_str())
+    {
+        return Err(Error::bad_json(format!("{endpoint} answered an event that is not this user's")));
+    }
+    Ok(())
 }

@@ -42,7 +42,7 @@ impl Federation {
         let (version, event_id, event) =
             self.rooms.build_event(room_id, sender, "m.room.member", Some(target.as_str()), content).await?;
         let version = RoomVersionId::try_from(version.as_str()).map_err(Error::internal)?;
-        let stripped = self.stripped_state(room_id, sender).await?;
+        let stripped = self.stripped_state(room_id, Some(sender)).await?;
         let raw_event = serde_json::value::to_raw_value(&event).map_err(Error::internal)?;
         let request =
             create_invite::v2::Request::new(room_id.to_owned(), event_id.clone(), version, raw_event, stripped);
@@ -75,13 +75,17 @@ impl Federation {
         }
     }
 
-    /// The room's state an invitee's server gets with the invite, as full PDUs (Matrix 1.16+),
+    /// The room's state an invitee's (or knocker's) server gets, as full PDUs (Matrix 1.16+),
     /// the inviter's member event included.
-    async fn stripped_state(&self, room_id: &RoomId, inviter: &UserId) -> Result<Vec<RawStrippedState>> {
+    pub(super) async fn stripped_state(
+        &self,
+        room_id: &RoomId,
+        inviter: Option<&UserId>,
+    ) -> Result<Vec<RawStrippedState>> {
         let state = self.rooms.current_state_ids(room_id).await?;
         let mut ids: Vec<String> =
             STRIPPED_TYPES.iter().filter_map(|t| state.get(&((*t).to_owned(), String::new())).cloned()).collect();
-        if let Some(member) = state.get(&("m.room.member".to_owned(), inviter.to_string())) {
+        if let Some(member) = inviter.and_then(|i| state.get(&("m.room.member".to_owned(), i.to_string()))) {
             ids.push(member.clone());
         }
         Ok(self.rooms.pdus(&ids).await?.into_iter().map(RawStrippedState::Pdu).collect())
