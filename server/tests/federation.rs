@@ -102,6 +102,7 @@ async fn hearth_and_synapse_federate() {
     concurrent_state_changes_on_both_servers_converge(&s).await;
     rooms_of_older_versions_on_synapse_work_too(&s).await;
     knocks_go_both_ways(&s).await;
+    a_synapse_user_joins_a_restricted_hearth_room_through_a_room_they_are_in(&s).await;
     a_server_acl_keeps_synapse_out(&s).await;
     events_sent_while_hearth_was_down_arrive_when_it_is_back(&mut s, &config).await;
     // Last: it restarts Synapse under its own control, and stops it when it ends.
@@ -247,6 +248,42 @@ async fn a_hearth_user_joins_a_synapse_room_by_its_alias(s: &TestServer) {
         |v| bodies(v).last().map(String::as_str) == Some("good to have you back"),
     )
     .await;
+}
+
+/// A Hearth room open to the members of another room (`restricted`, the way spaces share
+/// rooms): a Synapse user in that room joins it, with a Hearth user vouching in the join
+/// (`join_authorised_via_users_server`) and Hearth countersigning it; a Synapse user who is not
+/// in the allowing room is refused.
+async fn a_synapse_user_joins_a_restricted_hearth_room_through_a_room_they_are_in(s: &TestServer) {
+    let opal = s.user("opal").await;
+    let pia = synapse_user("pia").await;
+    let quill = synapse_user("quill").await;
+    let (allowing, allowing_enc) = public_room(s, &opal).await;
+    synapse_joins(s, &opal, &allowing_enc, &pia, "pia").await;
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&opal),
+            json!({"preset": "private_chat", "room_version": "10", "name": "Members only",
+                   "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {
+                       "join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": allowing}]}}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let pia_id = synapse_joins(s, &opal, &enc, &pia, "pia").await;
+    let (_, members) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/members"), Some(&opal)).await;
+    let join = members["chunk"].as_array().unwrap().iter().find(|e| e["state_key"] == json!(pia_id)).unwrap().clone();
+    assert_eq!(
+        join["content"]["join_authorised_via_users_server"],
+        json!(format!("@opal:{}", env("HEARTH_FED_SERVER_NAME"))),
+        "{join}"
+    );
+    let hearth_name = env("HEARTH_FED_SERVER_NAME");
+    let (st, v) =
+        synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &quill, json!({})).await;
+    assert_eq!(st, 403, "a user in no allowing room got in: {v}");
 }
 
 /// Knocking across servers (`make_knock`/`send_knock`): a Hearth user knocks on a Synapse room

@@ -65,6 +65,7 @@ pub async fn send_join(
     state.state = joined.state;
     state.auth_chain = joined.auth_chain;
     state.servers_in_room = Some(joined.servers_in_room);
+    state.event = joined.event;
     Ok(RumaResponse(create_join_event::v2::Response::new(state)))
 }
 

@@ -38,6 +38,9 @@ pub struct JoinedState {
     pub state: Vec<Box<RawValue>>,
     pub auth_chain: Vec<Box<RawValue>>,
     pub servers_in_room: Vec<String>,
+    /// The join countersigned here, when one of this server's users authorised it (a
+    /// restricted room).
+    pub event: Option<Box<RawValue>>,
 }
 
 impl Federation {
@@ -401,7 +404,30 @@ impl Federation {
         event_id: &EventId,
         pdu: &RawValue,
     ) -> Result<JoinedState> {
-        let json = self.own_membership_event(origin, room_id, event_id, pdu, "join").await?;
+        let mut json = self.own_membership_event(origin, room_id, event_id, pdu, "join").await?;
+        // Authorised by one of our users (a restricted room): our signature makes it valid.
+        let authoriser = match json.get("content") {
+            Some(CanonicalJsonValue::Object(c)) => match c.get("join_authorised_via_users_server") {
+                Some(CanonicalJsonValue::String(u)) => UserId::parse(u).ok(),
+                _ => None,
+            },
+            _ => None,
+        };
+        let countersigned = match authoriser {
+            Some(u) if u.server_name() == self.keys.own_server_name() => {
+                let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+                let (_, rules) = rules_for(&row.room_version)?;
+                crate::matrix::pdu::countersign(
+                    &mut json,
+                    &rules,
+                    self.keys.own_server_name().as_str(),
+                    self.rooms.signing_key(),
+                )
+                .map_err(|e| Error::internal(e.0))?;
+                Some(serde_json::value::to_raw_value(&json).map_err(Error::internal)?)
+            }
+            _ => None,
+        };
         let before: Vec<String> = self.rooms.current_state_ids(room_id).await?.into_values().collect();
         match self.receive_to_relay(room_id, json).await? {
             Received::Accepted | Received::Duplicate => {}
@@ -418,6 +444,7 @@ impl Federation {
             state: self.rooms.pdus(&before).await?,
             auth_chain: self.rooms.pdus(&auth_chain).await?,
             servers_in_room: servers,
+            event: countersigned,
         })
     }
 }

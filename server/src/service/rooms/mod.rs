@@ -627,7 +627,14 @@ impl Rooms {
         user: &UserId,
         membership: &str,
     ) -> Result<(String, CanonicalJsonObject)> {
-        let content = serde_json::json!({ "membership": membership });
+        let mut content = serde_json::json!({ "membership": membership });
+        // A restricted room: one of this server's users who may invite vouches for a user in
+        // an allowed room (spec: "Restricted rooms"); their server then countersigns the join.
+        if membership == "join"
+            && let Some(authoriser) = self.restricted_join_authoriser(room_id, user).await?
+        {
+            content["join_authorised_via_users_server"] = serde_json::json!(authoriser);
+        }
         let (version, _, mut template) =
             self.build_event(room_id, user, "m.room.member", Some(user.as_str()), content).await?;
         for field in ["signatures", "hashes", "event_id", "unsigned"] {
