@@ -640,3 +640,34 @@ async fn joins_and_leaves_made_through_hearth_reach_the_rooms_other_servers() {
         received(&second)
     );
 }
+
+/// `/timestamp_to_event` answers a server in the room with the event nearest a moment, either
+/// way, and refuses a server that is not in the room.
+#[tokio::test]
+async fn servers_in_the_room_find_events_by_time_and_others_do_not() {
+    let stand = stand_in().await;
+    let outsider = stand_in().await;
+    let s = hearth().await;
+    let (alice, j, _) = joined_room(&s, &stand).await;
+    let enc = common::urlencode(&j.room);
+    let before = now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (st, sent) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/t1"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "at a known time"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let path = |ts: i64, dir: &str| format!("/_matrix/federation/v1/timestamp_to_event/{enc}?ts={ts}&dir={dir}");
+    let (st, v) = fed(&s, &stand, &stand.key, "GET", &path(before, "f"), None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["event_id"], sent["event_id"], "{v}");
+    assert!(v["origin_server_ts"].as_i64().unwrap() >= before, "{v}");
+    let (st, v) = fed(&s, &stand, &stand.key, "GET", &path(before, "b"), None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["event_id"], json!(j.member), "the last event before the message is Mallory's join: {v}");
+    let (st, v) = fed(&s, &outsider, &outsider.key, "GET", &path(before, "f"), None).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (403, Some("M_FORBIDDEN")), "{v}");
+}

@@ -36,6 +36,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<f::authorization::get_event_authorization::v1::Request, _, _>(r, rooms::get_event_auth);
     let r = route::<f::event::get_missing_events::v1::Request, _, _>(r, rooms::get_missing_events);
     let r = route::<f::backfill::get_backfill::v1::Request, _, _>(r, rooms::get_backfill);
+    let r = route::<f::event::get_event_by_timestamp::v1::Request, _, _>(r, rooms::timestamp_to_event);
     let r = route::<f::openid::get_openid_userinfo::v1::Request, _, _>(r, openid::get_openid_userinfo);
     route::<f::discovery::discover_homeserver::Request, _, _>(r, discovery::discover_homeserver)
 }

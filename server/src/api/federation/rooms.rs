@@ -4,7 +4,7 @@ use axum::extract::State;
 use ruma::api::federation::{
     authorization::get_event_authorization,
     backfill::get_backfill,
-    event::{get_event, get_missing_events, get_room_state, get_room_state_ids},
+    event::{get_event, get_event_by_timestamp, get_missing_events, get_room_state, get_room_state_ids},
     membership::{
         create_invite, create_join_event, create_knock_event, create_leave_event, prepare_join_event,
         prepare_knock_event, prepare_leave_event,
@@ -200,4 +200,18 @@ pub async fn send_knock(
     let b = &req.body;
     let state = s.federation.send_knock(origin(&req)?, &b.room_id, &b.event_id, &b.pdu).await?;
     Ok(RumaResponse(create_knock_event::v1::Response::new(state)))
+}
+
+/// GET /_matrix/federation/v1/timestamp_to_event/{roomId}
+/// <https://spec.matrix.org/v1.19/server-server-api/#get_matrixfederationv1timestamp_to_eventroomid>
+pub async fn timestamp_to_event(
+    State(s): State<AppState>,
+    req: Ruma<get_event_by_timestamp::v1::Request>,
+) -> Result<RumaResponse<get_event_by_timestamp::v1::Response>> {
+    let b = &req.body;
+    let forward = b.dir == ruma::api::Direction::Forward;
+    let (event_id, sent) =
+        s.federation.event_near(origin(&req)?, &b.room_id, u64::from(b.ts.0) as i64, forward).await?;
+    let ts = ruma::MilliSecondsSinceUnixEpoch(ruma::UInt::try_from(sent.max(0) as u64).unwrap_or_default());
+    Ok(RumaResponse(get_event_by_timestamp::v1::Response::new(event_id, ts)))
 }

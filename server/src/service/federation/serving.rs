@@ -34,6 +34,32 @@ impl Federation {
         serde_json::value::to_raw_value(&event.json).map_err(Error::internal)
     }
 
+    /// `/timestamp_to_event`: the event of the room closest to `ts` (the first at or after it
+    /// going forwards, the last at or before it going backwards), for a server in the room:
+    /// (event ID, its origin_server_ts).
+    pub async fn event_near(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        ts: i64,
+        forward: bool,
+    ) -> Result<(OwnedEventId, i64)> {
+        self.check_server_in_room(origin, room_id).await?;
+        let row = self
+            .rooms
+            .events_near(room_id, ts, forward, 1)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found("No event found near that time"))?;
+        let event = self.rooms.event(&row.event_id).await?.ok_or_else(|| Error::not_found("Unknown event"))?;
+        let sent = match event.json.get("origin_server_ts") {
+            Some(CanonicalJsonValue::Integer(t)) => i64::from(*t),
+            _ => 0,
+        };
+        Ok((OwnedEventId::try_from(row.event_id).map_err(Error::internal)?, sent))
+    }
+
     /// `/state_ids` and `/state`: the room's state before `event_id` and its auth chain.
     pub async fn state_at(
         &self,
