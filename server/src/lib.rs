@@ -288,7 +288,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
             config.trusted_key_servers.clone(),
         );
         let sender = Arc::new(service::federation::sender::Sender::new(db.clone(), client.clone(), rooms.clone()));
-        Arc::new(service::federation::Federation::new(client, keys, sender, rooms.clone()))
+        Arc::new(service::federation::Federation::new(client, keys, sender, rooms.clone(), config.rc_federation))
     };
     let services = Services {
         rooms,

@@ -42,6 +42,8 @@ async fn hearth() -> (TestServer, hearth_server::Config) {
     for (_, rl) in c.rate_limits_mut() {
         *rl = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
     }
+    c.rc_federation.sleep_limit = 1000;
+    c.rc_federation.reject_limit = 1000;
     let config = c.clone();
     (TestServer::start_in(dir, c).await, config)
 }

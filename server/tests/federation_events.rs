@@ -131,10 +131,17 @@ fn now() -> i64 {
 }
 
 async fn hearth() -> TestServer {
+    hearth_with(|_| {}).await
+}
+
+async fn hearth_with(f: impl FnOnce(&mut hearth_server::Config)) -> TestServer {
     TestServer::start_with(|c| {
         c.federation_verify_certificates = false;
         c.trusted_key_servers = Vec::new();
         c.ip_range_whitelist = vec!["127.0.0.0/8".to_owned()];
+        c.rc_federation.sleep_limit = 1000;
+        c.rc_federation.reject_limit = 1000;
+        f(c);
     })
     .await
 }
@@ -670,4 +677,38 @@ async fn servers_in_the_room_find_events_by_time_and_others_do_not() {
     assert_eq!(v["event_id"], json!(j.member), "the last event before the message is Mallory's join: {v}");
     let (st, v) = fed(&s, &outsider, &outsider.key, "GET", &path(before, "f"), None).await;
     assert_eq!((st.as_u16(), v["errcode"].as_str()), (403, Some("M_FORBIDDEN")), "{v}");
+}
+
+/// `rc_federation`: past `sleep_limit` requests in the window a server's requests wait
+/// `sleep_delay`, past `reject_limit` they are refused with 429 and a retry time; another server
+/// is not held back by it.
+#[tokio::test]
+async fn a_server_asking_too_much_is_slowed_then_refused() {
+    let busy = stand_in().await;
+    let other = stand_in().await;
+    let s = hearth_with(|c| {
+        c.rc_federation = hearth_server::config::RcFederation {
+            window_size: 60_000,
+            sleep_limit: 2,
+            sleep_delay: 300,
+            reject_limit: 4,
+            concurrent: 1,
+        };
+    })
+    .await;
+    let _alice = s.user("alice").await;
+    let path = format!("/_matrix/federation/v1/query/profile?user_id=%40alice%3A{}", common::SERVER_NAME);
+    for i in 0..4 {
+        let start = std::time::Instant::now();
+        let (st, v) = fed(&s, &busy, &busy.key, "GET", &path, None).await;
+        assert_eq!(st, 200, "request {i}: {v}");
+        if i >= 2 {
+            assert!(start.elapsed() >= std::time::Duration::from_millis(300), "request {i} was not slowed down");
+        }
+    }
+    let (st, v) = fed(&s, &busy, &busy.key, "GET", &path, None).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (429, Some("M_LIMIT_EXCEEDED")), "{v}");
+    assert!(v["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0 && ms <= 60_000), "{v}");
+    let (st, v) = fed(&s, &other, &other.key, "GET", &path, None).await;
+    assert_eq!(st, 200, "another server was held back: {v}");
 }

@@ -155,6 +155,8 @@ pub struct Config {
     /// Managing delayed events (listing, cancelling, restarting, sending now), per user (or per
     /// client address when not signed in).
     pub rc_delayed_event_mgmt: RateLimit,
+    /// Requests from each other server (federation), as Synapse limits them.
+    pub rc_federation: RcFederation,
     /// The longest delay a client may schedule an event with (MSC4140's delayed events, which
     /// Element Call uses to end call memberships of clients that vanished). 0 switches delayed
     /// events off. Synapse's key; Synapse leaves it unset (off), Hearth allows a day.
@@ -319,6 +321,26 @@ pub struct ExperimentalFeatures {
 impl Default for ExperimentalFeatures {
     fn default() -> Self {
         Self { msc4140_max_delayed_events_per_user: 100 }
+    }
+}
+
+/// Synapse's `rc_federation`: within each `window_size` (milliseconds), requests from one server
+/// after the first `sleep_limit` wait `sleep_delay` milliseconds, those after `reject_limit` are
+/// refused (429), and at most `concurrent` are worked on at once.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct RcFederation {
+    pub window_size: u64,
+    pub sleep_limit: u32,
+    pub sleep_delay: u64,
+    pub reject_limit: u32,
+    pub concurrent: u32,
+}
+
+impl Default for RcFederation {
+    /// Synapse's defaults.
+    fn default() -> Self {
+        Self { window_size: 1000, sleep_limit: 10, sleep_delay: 500, reject_limit: 50, concurrent: 3 }
     }
 }
 
@@ -507,6 +529,7 @@ impl Default for Config {
             rc_user_directory: RateLimit { per_second: 0.016, burst_count: 200.0 },
             rc_profile: RateLimit { per_second: 1.0, burst_count: 500.0 },
             rc_delayed_event_mgmt: RateLimit { per_second: 1.0, burst_count: 5.0 },
+            rc_federation: RcFederation::default(),
             max_event_delay_duration: Some(HumanDuration(Duration::from_secs(86_400))),
             experimental_features: ExperimentalFeatures::default(),
             federation_verify_certificates: true,

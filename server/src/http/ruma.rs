@@ -73,6 +73,9 @@ pub struct Ruma<T> {
     pub raw_body: Bytes,
     /// The server that signed a federation request.
     pub origin: Option<ruma::OwnedServerName>,
+    /// Its slot under `rc_federation`, held until the request is answered (dropped with this).
+    #[allow(dead_code, reason = "held, never read: dropping it frees the slot")]
+    pub federation_slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<T> Ruma<T> {
@@ -408,6 +411,10 @@ where
             AuthKind::Federation => Some(authenticate_server(state, &parts, &bytes).await?),
             _ => None,
         };
+        let federation_slot = match &origin {
+            Some(o) => Some(state.federation.limits.admit(o).await?),
+            None => None,
+        };
         if parts.method == Method::GET || parts.method == Method::HEAD {
             bytes = Bytes::new();
         } else if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -432,7 +439,7 @@ where
                 return Err(Error::bad_json("The request body could not be read"));
             }
         };
-        Ok(Ruma { body, session, ip, raw_body, origin })
+        Ok(Ruma { body, session, ip, raw_body, origin, federation_slot })
     }
 }
 

@@ -160,8 +160,8 @@ pub async fn run_checks(
 
 /// Whether other homeservers would find this one: the server name resolved as they resolve it
 /// (well-known, SRV, port 8448), then our key document fetched there over HTTPS with the
-/// certificate checked for the right name. Hearth does not federate yet; this is the part of
-/// federation that depends on the user's DNS, certificates and web server.
+/// certificate checked for the right name: the part of federation that depends on the user's
+/// DNS, certificates and web server, checked as another server would go about it.
 async fn federation_check(server_name: &str, mode: Option<&str>, key_id: &str, discovery: &Discovery) -> Check {
     let name = "Other Matrix servers find Hearth (federation)";
     match mode {

@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod invites;
 pub mod joins;
 pub mod keys;
+pub mod limits;
 pub mod outbound;
 pub mod sender;
 pub mod serving;
@@ -25,6 +26,8 @@ pub struct Federation {
     pub client: Arc<FederationClient>,
     pub keys: KeyStore,
     pub sender: Arc<sender::Sender>,
+    /// `rc_federation`, per asking server.
+    pub limits: limits::InboundLimits,
     rooms: Arc<crate::service::rooms::Rooms>,
     /// Rooms whose servers had no history before the event it begins with here, and when.
     nothing_before:
@@ -47,11 +50,13 @@ impl Federation {
         keys: KeyStore,
         sender: Arc<sender::Sender>,
         rooms: Arc<crate::service::rooms::Rooms>,
+        limits: crate::config::RcFederation,
     ) -> Self {
         Self {
             client,
             keys,
             sender,
+            limits: limits::InboundLimits::new(limits),
             rooms,
             nothing_before: Default::default(),
             txns_done: parking_lot::Mutex::new(hashlink::LruCache::new(TXNS_REMEMBERED)),
