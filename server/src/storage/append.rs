@@ -92,7 +92,6 @@ pub enum CurrentState {
     Unchanged,
     /// The state event itself takes its place; the current group becomes the event's group.
     Own,
-    #[cfg_attr(not(test), allow(dead_code, reason = "used by rooms::incoming, which federation will call"))]
     /// State resolution chose a new current state: the group, and each (type, state key,
     /// event ID or None for gone) that changed.
     Replace { group: i64, changes: Vec<(String, String, Option<String>)> },

@@ -327,7 +327,6 @@ pub async fn latest_per_room(
 /// (event ID, state after it, rejected) of the given events: the points of the graph a new
 /// event from another server builds on. The state is the event's own (`state_group`), not the
 /// room's after resolution.
-#[cfg_attr(not(test), allow(dead_code, reason = "used by rooms::incoming, which federation will call"))]
 pub async fn graph_points(
     ex: impl SqliteExecutor<'_>,
     event_ids: &[String],

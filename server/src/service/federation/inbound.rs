@@ -245,13 +245,37 @@ impl Federation {
         Ok(self.rooms.receive_pdu(room_id, json, &keys).await?.1)
     }
 
-    /// As `receive`, for a membership event another server's user made through this one: sent
-    /// on to the room's other servers once accepted.
-    async fn receive_to_relay(&self, room_id: &RoomId, json: CanonicalJsonObject) -> Result<Received> {
+    /// Stores a membership event another server's user made through this one (`membership`:
+    /// join, leave, knock), sent on to the room's other servers once accepted; one the room's
+    /// rules refuse is 403.
+    async fn receive_to_relay(&self, room_id: &RoomId, json: CanonicalJsonObject, membership: &str) -> Result<()> {
         let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
         let (_, rules) = rules_for(&row.room_version)?;
         let keys = self.keys.keys_for_event(&json, &rules).await.map_err(Error::forbidden)?;
-        Ok(self.rooms.receive_pdu_to_relay(room_id, json, &keys).await?.1)
+        match self.rooms.receive_pdu_to_relay(room_id, json, &keys).await?.1 {
+            Received::Accepted | Received::Duplicate => Ok(()),
+            Received::SoftFailed(why) | Received::Rejected(why) => {
+                Err(Error::forbidden(format!("The {membership} was refused: {why}")))
+            }
+        }
+    }
+
+    /// What `make_join`, `make_leave` and `make_knock` check first: `user` belongs to the asking
+    /// server (`acting`: "joining", ...), the room is here and its ACL lets `origin` in. Returns
+    /// the room's version.
+    async fn membership_request(
+        &self,
+        origin: &ServerName,
+        room_id: &RoomId,
+        user: &UserId,
+        acting: &str,
+    ) -> Result<RoomVersionId> {
+        if user.server_name() != origin {
+            return Err(Error::forbidden(format!("The {acting} user must belong to the asking server")));
+        }
+        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        self.check_acl(origin, room_id).await?;
+        RoomVersionId::try_from(row.room_version.as_str()).map_err(Error::internal)
     }
 
     /// `make_join`: the event `user` (of `origin`) would join `room_id` with.
@@ -262,12 +286,7 @@ impl Federation {
         user: &UserId,
         versions: &[RoomVersionId],
     ) -> Result<(RoomVersionId, CanonicalJsonObject)> {
-        if user.server_name() != origin {
-            return Err(Error::forbidden("The joining user must belong to the asking server"));
-        }
-        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        self.check_acl(origin, room_id).await?;
-        let version = RoomVersionId::try_from(row.room_version.as_str()).map_err(Error::internal)?;
+        let version = self.membership_request(origin, room_id, user, "joining").await?;
         // A server that names no versions speaks only version 1 (spec: make_join `ver`).
         let understood = if versions.is_empty() { version == RoomVersionId::V1 } else { versions.contains(&version) };
         if !understood {
@@ -286,12 +305,7 @@ impl Federation {
         room_id: &RoomId,
         user: &UserId,
     ) -> Result<(RoomVersionId, CanonicalJsonObject)> {
-        if user.server_name() != origin {
-            return Err(Error::forbidden("The leaving user must belong to the asking server"));
-        }
-        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        self.check_acl(origin, room_id).await?;
-        let version = RoomVersionId::try_from(row.room_version.as_str()).map_err(Error::internal)?;
+        let version = self.membership_request(origin, room_id, user, "leaving").await?;
         let (_, template) = self.rooms.membership_template(room_id, user, "leave").await?;
         Ok((version, template))
     }
@@ -305,12 +319,7 @@ impl Federation {
         user: &UserId,
         versions: &[RoomVersionId],
     ) -> Result<(RoomVersionId, CanonicalJsonObject)> {
-        if user.server_name() != origin {
-            return Err(Error::forbidden("The knocking user must belong to the asking server"));
-        }
-        let row = self.rooms.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        self.check_acl(origin, room_id).await?;
-        let version = RoomVersionId::try_from(row.room_version.as_str()).map_err(Error::internal)?;
+        let version = self.membership_request(origin, room_id, user, "knocking").await?;
         let knocks = version.rules().is_some_and(|r| r.authorization.knocking);
         if !knocks || !versions.contains(&version) {
             let message = format!("The room is of version {version}, which cannot be knocked on from there");
@@ -330,12 +339,7 @@ impl Federation {
         pdu: &RawValue,
     ) -> Result<Vec<ruma::api::federation::membership::RawStrippedState>> {
         let json = self.own_membership_event(origin, room_id, event_id, pdu, "knock").await?;
-        match self.receive_to_relay(room_id, json).await? {
-            Received::Accepted | Received::Duplicate => {}
-            Received::SoftFailed(why) | Received::Rejected(why) => {
-                return Err(Error::forbidden(format!("The knock was refused: {why}")));
-            }
-        }
+        self.receive_to_relay(room_id, json, "knock").await?;
         self.stripped_state(room_id, None).await
     }
 
@@ -348,12 +352,7 @@ impl Federation {
         pdu: &RawValue,
     ) -> Result<()> {
         let json = self.own_membership_event(origin, room_id, event_id, pdu, "leave").await?;
-        match self.receive_to_relay(room_id, json).await? {
-            Received::Accepted | Received::Duplicate => Ok(()),
-            Received::SoftFailed(why) | Received::Rejected(why) => {
-                Err(Error::forbidden(format!("The leave was refused: {why}")))
-            }
-        }
+        self.receive_to_relay(room_id, json, "leave").await
     }
 
     /// The membership event a remote server sent to `send_join`/`send_leave`, checked to be in
@@ -429,12 +428,7 @@ impl Federation {
             _ => None,
         };
         let before: Vec<String> = self.rooms.current_state_ids(room_id).await?.into_values().collect();
-        match self.receive_to_relay(room_id, json).await? {
-            Received::Accepted | Received::Duplicate => {}
-            Received::SoftFailed(why) | Received::Rejected(why) => {
-                return Err(Error::forbidden(format!("The join was refused: {why}")));
-            }
-        }
+        self.receive_to_relay(room_id, json, "join").await?;
         let mut chain_of: Vec<String> = before.clone();
         chain_of.push(event_id.to_string());
         let auth_chain = self.rooms.auth_chain(&chain_of).await?;

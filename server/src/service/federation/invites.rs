@@ -272,7 +272,12 @@ impl Federation {
 }
 
 /// The template another server answered must be the user's own membership event in the room.
-fn check_own_template(template: &CanonicalJsonObject, room_id: &RoomId, user: &UserId, endpoint: &str) -> Result<()> {
+pub(super) fn check_own_template(
+    template: &CanonicalJsonObject,
+    room_id: &RoomId,
+    user: &UserId,
+    endpoint: &str,
+) -> Result<()> {
     let field = |name: &str| match template.get(name) {
         Some(CanonicalJsonValue::String(s)) => Some(s.as_str()),
         _ => None,

@@ -78,7 +78,8 @@ impl Federation {
         reason: Option<&str>,
     ) -> Result<()> {
         let ours = self.keys.own_server_name();
-        if self.rooms.servers_in_room(room_id).await?.iter().any(|s| s == ours.as_str()) {
+        let in_room = self.rooms.servers_in_room(room_id).await?;
+        if in_room.iter().any(|s| s == ours.as_str()) {
             self.rooms.join(room_id, user, is_guest, reason).await?;
             return Ok(());
         }
@@ -94,7 +95,7 @@ impl Federation {
         if let Some(server) = room_id.server_name() {
             candidates.push(server.to_owned());
         }
-        for s in self.rooms.servers_in_room(room_id).await? {
+        for s in in_room {
             if let Ok(s) = OwnedServerName::try_from(s) {
                 candidates.push(s);
             }
@@ -178,7 +179,7 @@ impl Federation {
         let rules = version.rules().ok_or_else(|| JoinFailure::Final(Error::internal("no rules")))?;
         let template: CanonicalJsonObject = serde_json::from_str(made.event.get())
             .map_err(|e| JoinFailure::TryAnother(Error::bad_json(format!("make_join answered a broken event: {e}"))))?;
-        check_template(&template, room_id, user).map_err(JoinFailure::TryAnother)?;
+        super::invites::check_own_template(&template, room_id, user, "make_join").map_err(JoinFailure::TryAnother)?;
         let content = self.rooms.member_content(user, "join", reason).await.map_err(JoinFailure::Final)?;
         let (join_id, join) =
             self.rooms.complete_template(&version, template, content).map_err(JoinFailure::TryAnother)?;
@@ -231,21 +232,8 @@ enum JoinFailure {
     Final(Error),
 }
 
-/// The template must be the user's own join to this room.
-fn check_template(template: &CanonicalJsonObject, room_id: &RoomId, user: &UserId) -> Result<()> {
-    let field = |name: &str| match template.get(name) {
-        Some(ruma::CanonicalJsonValue::String(s)) => Some(s.as_str()),
-        _ => None,
-    };
-    let fine = field("type") == Some("m.room.member")
-        && field("sender") == Some(user.as_str())
-        && field("state_key") == Some(user.as_str())
-        && field("room_id") == Some(room_id.as_str());
-    if fine { Ok(()) } else { Err(Error::bad_json("make_join answered an event that is not this user's join")) }
-}
-
 /// Two copies of an event that differ at most in their signatures.
-fn same_event(a: &CanonicalJsonObject, b: &CanonicalJsonObject) -> bool {
+pub(super) fn same_event(a: &CanonicalJsonObject, b: &CanonicalJsonObject) -> bool {
     let strip = |e: &CanonicalJsonObject| {
         let mut e = e.clone();
         e.remove("signatures");

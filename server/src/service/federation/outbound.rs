@@ -59,12 +59,7 @@ impl Federation {
             )
         })?;
         // The invitee's server may only add its signature.
-        let unsigned = |mut e: CanonicalJsonObject| {
-            e.remove("signatures");
-            e.remove("unsigned");
-            e
-        };
-        if unsigned(signed.clone()) != unsigned(event.clone()) {
+        if !super::joins::same_event(&signed, &event) {
             return Err(Error::forbidden("The invitee's server changed the invite"));
         }
         match self.receive(room_id, signed).await? {

@@ -15,7 +15,7 @@ use ruma::{
     room_version_rules::RoomIdFormatVersion, state_res,
 };
 
-use super::{Rooms, content_of, relations, remote_join::event_id_of, rules_for, to_pdu};
+use super::{Rooms, content_of, relations, remote_join::event_id_of, rules_for};
 use crate::{
     error::{Error, Result},
     matrix::pdu::Pdu,
@@ -89,34 +89,19 @@ impl Rooms {
             batch.insert(id, (json, pdu));
         }
         let ids: Vec<String> = batch.keys().map(ToString::to_string).collect();
-        let stored: HashMap<String, bool> = storage::events::get_many(&self.db.read, &ids)
-            .await?
-            .into_iter()
-            .map(|r| (r.event_id.clone(), r.state_group.is_none()))
-            .collect();
+        let stored = self.known_events(&ids).await?;
         let in_timeline: HashSet<String> =
             storage::events::in_timeline(&self.db.read, &ids).await?.into_iter().collect();
 
         // The auth events the batch names that are stored here.
-        let wanted: Vec<String> = batch
-            .values()
-            .flat_map(|(_, p)| p.auth_events.iter().map(ToString::to_string))
-            .filter(|id| !batch.contains_key(id.as_str()))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let mut known: HashMap<OwnedEventId, Pdu> = HashMap::new();
-        for e in self.events_shared(&wanted).await? {
-            if !e.row.rejected
-                && let Ok(id) = OwnedEventId::try_from(e.row.event_id.as_str())
-            {
-                known.insert(id, to_pdu(&e, room_id, &rules)?);
-            }
-        }
-        let create = match self.current_state_event(room_id, "m.room.create", "").await? {
-            Some(c) => Some(to_pdu(&c, room_id, &rules)?),
-            None => None,
-        };
+        let known = self
+            .stored_auth_events(
+                room_id,
+                &rules,
+                batch.values().flat_map(|(_, p)| p.auth_events.iter()).filter(|id| !batch.contains_key(*id)),
+            )
+            .await?;
+        let create = self.create_pdu(room_id, &rules).await?;
 
         let state_group = match storage::events::state_before_group(&self.db.read, extremity.as_str()).await? {
             Some(g) => Some(g),
@@ -139,7 +124,7 @@ impl Rooms {
             }
             let (json, pdu) = &batch[id];
             position -= 1;
-            if stored.contains_key(id.as_str()) {
+            if stored.contains(id.as_str()) {
                 placed_outliers.push((id.to_string(), position));
                 continue;
             }

@@ -57,6 +57,23 @@ impl RoomHot {
         Ok(Some(RoomHot { room, state: Arc::new(state), extremities, chain_len, joined: Arc::new(joined), epoch }))
     }
 
+    /// The hot copy of a room this server has no row for yet (its first event, or its first
+    /// membership here through another server, creates the row).
+    pub fn fresh(room_id: &str, room_version: &str, epoch: u64) -> RoomHot {
+        RoomHot {
+            room: RoomRow {
+                room_id: room_id.to_owned(),
+                room_version: room_version.to_owned(),
+                current_state_group: None,
+            },
+            state: Default::default(),
+            extremities: Vec::new(),
+            chain_len: 0,
+            joined: Default::default(),
+            epoch,
+        }
+    }
+
     /// The event ID at (type, state_key) in the current state.
     pub fn state_id(&self, event_type: &str, state_key: &str) -> Option<&String> {
         // A borrowed lookup into a map keyed by owned pairs needs the owned key; state keys are

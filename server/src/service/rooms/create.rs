@@ -8,7 +8,7 @@ use super::{Rooms, now_ts, pdu_error, rules_for, to_canonical_object};
 use crate::{
     error::{Error, Result},
     matrix::pdu::{self, NewPdu, Pdu},
-    storage::{self, now_ms, rooms::RoomRow},
+    storage::{self, now_ms},
 };
 
 /// The spec's `preset` values, named as the spec names them.
@@ -141,18 +141,8 @@ impl Rooms {
             |_: &ruma::EventId| None::<Pdu>,
         )
         .map_err(super::forbidden)?;
-        let fresh = super::cache::RoomHot {
-            room: RoomRow {
-                room_id: room_id.to_string(),
-                room_version: version.to_string(),
-                current_state_group: None,
-            },
-            state: Default::default(),
-            extremities: Vec::new(),
-            chain_len: 0,
-            joined: Default::default(),
-            epoch: self.shared.epoch(room_id.as_str()),
-        };
+        let fresh =
+            super::cache::RoomHot::fresh(room_id.as_str(), version.as_str(), self.shared.epoch(room_id.as_str()));
         let pending = self
             .store_locked(
                 &fresh,

@@ -23,7 +23,6 @@ use crate::{
     storage::{
         self,
         append::{CurrentState, MembershipChange, NewOutlier},
-        rooms::RoomRow,
         state::StateMap,
     },
 };
@@ -44,6 +43,23 @@ struct Checked {
     json: CanonicalJsonObject,
     pdu: Pdu,
     rejected: bool,
+}
+
+impl Checked {
+    /// The event as an outlier row.
+    fn to_outlier(&self, id: &EventId) -> NewOutlier {
+        NewOutlier {
+            event_id: id.to_string(),
+            event_type: self.pdu.kind.to_string(),
+            state_key: self.pdu.state_key.clone(),
+            sender: self.pdu.sender.to_string(),
+            origin_server_ts: i64::from(self.pdu.origin_server_ts.0),
+            depth: self.pdu.depth as i64,
+            pdu: serde_json::to_string(&self.json).unwrap_or_default(),
+            rejected: self.rejected,
+            auth_events: self.pdu.auth_events.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 /// The event ID of a PDU of a room of these rules (in the JSON for v1 and v2, its reference
@@ -115,25 +131,9 @@ impl Rooms {
             self.admit(room_id, json, &rules, &mut events);
         }
 
-        // The auth rules, for each event with its own auth events as the state, in an order
-        // where auth events come first.
-        for id in auth_order(&events) {
-            let verdict = {
-                let e = &events[&id];
-                let missing_or_rejected = e.pdu.auth_events.iter().any(|a| events.get(a).is_none_or(|a| a.rejected));
-                if missing_or_rejected {
-                    Err("an auth event is missing or was rejected".to_owned())
-                } else {
-                    check_with_auth_events(&rules, &e.pdu, &events)
-                }
-            };
-            if let Err(why) = verdict {
-                tracing::info!(event_id = %id, %why, "an event of a remote join's state was rejected");
-                if let Some(e) = events.get_mut(&id) {
-                    e.rejected = true;
-                }
-            }
-        }
+        // The answer must be complete: every auth event is in it.
+        let batch_create = events.values().find(|e| e.pdu.kind == TimelineEventType::RoomCreate).map(|e| e.pdu.clone());
+        check_batch(&rules, &mut events, &HashMap::new(), batch_create.as_ref());
 
         // The state before the join.
         let mut before = StateMap::new();
@@ -169,13 +169,15 @@ impl Rooms {
         let allowed = if join.auth_events.iter().any(|a| events.get(a).is_none_or(|a| a.rejected)) {
             Err("an auth event of the join is missing or was rejected".to_owned())
         } else {
-            check_with_auth_events(&rules, &join, &events).and_then(|()| {
-                state_res::check_state_dependent_auth_rules(
-                    &rules.authorization,
-                    &join,
-                    |t: &StateEventType, k: &str| by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone()),
-                )
-            })
+            check_against_auth_events(&rules, &join, |a| events.get(a).map(|e| &e.pdu), batch_create.as_ref()).and_then(
+                |()| {
+                    state_res::check_state_dependent_auth_rules(
+                        &rules.authorization,
+                        &join,
+                        |t: &StateEventType, k: &str| by_key.get(&(t.to_string(), k.to_owned())).map(|p| (*p).clone()),
+                    )
+                },
+            )
         };
         if let Err(why) = allowed {
             return Err(Error::forbidden(format!("The room's state does not allow this join: {why}")));
@@ -189,18 +191,7 @@ impl Rooms {
         let existing = self.hot_locked(room_id).await?;
         let hot = match &existing {
             Some(h) => (**h).clone(),
-            None => RoomHot {
-                room: RoomRow {
-                    room_id: room_id.to_string(),
-                    room_version: j.version.to_string(),
-                    current_state_group: None,
-                },
-                state: Default::default(),
-                extremities: Vec::new(),
-                chain_len: 0,
-                joined: Default::default(),
-                epoch: self.shared.epoch(room_id.as_str()),
-            },
+            None => RoomHot::fresh(room_id.as_str(), j.version.as_str(), self.shared.epoch(room_id.as_str())),
         };
         if hot.room.room_version != j.version.as_str() {
             return Err(Error::forbidden("The room's version differs from what this server knows of it"));
@@ -238,20 +229,7 @@ impl Rooms {
                 });
             }
         }
-        let outliers: Vec<NewOutlier> = events
-            .iter()
-            .map(|(id, e)| NewOutlier {
-                event_id: id.to_string(),
-                event_type: e.pdu.kind.to_string(),
-                state_key: e.pdu.state_key.clone(),
-                sender: e.pdu.sender.to_string(),
-                origin_server_ts: i64::from(e.pdu.origin_server_ts.0),
-                depth: e.pdu.depth as i64,
-                pdu: serde_json::to_string(&e.json).unwrap_or_default(),
-                rejected: e.rejected,
-                auth_events: e.pdu.auth_events.iter().map(ToString::to_string).collect(),
-            })
-            .collect();
+        let outliers: Vec<NewOutlier> = events.iter().map(|(id, e)| e.to_outlier(id)).collect();
         let outlier_count = outliers.len();
         let placement = Placement {
             state_groups: groups,
@@ -307,15 +285,40 @@ impl Rooms {
     }
 }
 
-/// The auth rules of an event with its own auth events as the room's state (the spec's check 4
-/// on receipt of a PDU).
-fn check_with_auth_events(
+/// Checks each event of `batch` against its own auth events (found in the batch or in `known`,
+/// the stored ones), auth events first, and marks those that fail rejected: so is an event whose
+/// auth event is missing or was itself rejected (the spec's check 4 on receipt of a PDU).
+fn check_batch(
     rules: &RoomVersionRules,
-    event: &Pdu,
-    events: &HashMap<OwnedEventId, Checked>,
-) -> std::result::Result<(), String> {
-    let create = events.values().find(|e| e.pdu.kind == TimelineEventType::RoomCreate).map(|e| &e.pdu);
-    check_against_auth_events(rules, event, |id| events.get(id).map(|e| &e.pdu), create)
+    batch: &mut HashMap<OwnedEventId, Checked>,
+    known: &HashMap<OwnedEventId, Pdu>,
+    create: Option<&Pdu>,
+) {
+    for id in auth_order(batch) {
+        let verdict = {
+            let e = &batch[&id];
+            let unusable = e.pdu.auth_events.iter().any(|a| match batch.get(a) {
+                Some(c) => c.rejected,
+                None => !known.contains_key(a),
+            });
+            if unusable {
+                Err("an auth event is missing or was rejected".to_owned())
+            } else {
+                check_against_auth_events(
+                    rules,
+                    &e.pdu,
+                    |a| batch.get(a).map(|c| &c.pdu).or_else(|| known.get(a)),
+                    create,
+                )
+            }
+        };
+        if let Err(why) = verdict {
+            tracing::info!(event_id = %id, %why, "an event another server sent was rejected");
+            if let Some(e) = batch.get_mut(&id) {
+                e.rejected = true;
+            }
+        }
+    }
 }
 
 /// The auth rules of `event` with its own auth events (found by `lookup`) as the room's state;
@@ -409,18 +412,7 @@ impl Rooms {
         let existing = self.hot_locked(room_id).await?;
         let hot = match &existing {
             Some(h) => (**h).clone(),
-            None => RoomHot {
-                room: RoomRow {
-                    room_id: room_id.to_string(),
-                    room_version: version.to_string(),
-                    current_state_group: None,
-                },
-                state: Default::default(),
-                extremities: Vec::new(),
-                chain_len: 0,
-                joined: Default::default(),
-                epoch: self.shared.epoch(room_id.as_str()),
-            },
+            None => RoomHot::fresh(room_id.as_str(), version.as_str(), self.shared.epoch(room_id.as_str())),
         };
         let placement = Placement {
             outlier: true,
@@ -483,75 +475,54 @@ impl Rooms {
             self.admit(room_id, json, &rules, &mut batch);
         }
         let ids: Vec<String> = batch.keys().map(ToString::to_string).collect();
-        let stored: HashSet<String> =
-            storage::events::get_many(&self.db.read, &ids).await?.into_iter().map(|r| r.event_id).collect();
+        let stored = self.known_events(&ids).await?;
         batch.retain(|id, _| !stored.contains(id.as_str()));
-        let wanted: Vec<String> = batch
-            .values()
-            .flat_map(|c| c.pdu.auth_events.iter().map(ToString::to_string))
-            .filter(|id| !batch.contains_key(id.as_str()))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let mut known: HashMap<OwnedEventId, Pdu> = HashMap::new();
-        for e in self.events_shared(&wanted).await? {
-            if !e.row.rejected
-                && let Ok(id) = OwnedEventId::try_from(e.row.event_id.as_str())
-            {
-                known.insert(id, super::to_pdu(&e, room_id, &rules)?);
-            }
-        }
-        let create = match self.current_state_event(room_id, "m.room.create", "").await? {
-            Some(c) => Some(super::to_pdu(&c, room_id, &rules)?),
-            None => None,
-        };
-        for id in auth_order(&batch) {
-            let verdict = {
-                let e = &batch[&id];
-                let unusable = e.pdu.auth_events.iter().any(|a| match batch.get(a) {
-                    Some(c) => c.rejected,
-                    None => !known.contains_key(a),
-                });
-                if unusable {
-                    Err("an auth event is missing or was rejected".to_owned())
-                } else {
-                    check_against_auth_events(
-                        &rules,
-                        &e.pdu,
-                        |a| batch.get(a).map(|c| &c.pdu).or_else(|| known.get(a)),
-                        create.as_ref(),
-                    )
-                }
-            };
-            if let Err(why) = verdict {
-                tracing::info!(event_id = %id, %why, "a fetched state event was rejected");
-                if let Some(e) = batch.get_mut(&id) {
-                    e.rejected = true;
-                }
-            }
-        }
-        let outliers: Vec<NewOutlier> = batch
-            .iter()
-            .map(|(id, e)| NewOutlier {
-                event_id: id.to_string(),
-                event_type: e.pdu.kind.to_string(),
-                state_key: e.pdu.state_key.clone(),
-                sender: e.pdu.sender.to_string(),
-                origin_server_ts: i64::from(e.pdu.origin_server_ts.0),
-                depth: e.pdu.depth as i64,
-                pdu: serde_json::to_string(&e.json).unwrap_or_default(),
-                rejected: e.rejected,
-                auth_events: e.pdu.auth_events.iter().map(ToString::to_string).collect(),
-            })
-            .collect();
+        let known = self
+            .stored_auth_events(
+                room_id,
+                &rules,
+                batch.values().flat_map(|c| c.pdu.auth_events.iter()).filter(|id| !batch.contains_key(*id)),
+            )
+            .await?;
+        let create = self.create_pdu(room_id, &rules).await?;
+        check_batch(&rules, &mut batch, &known, create.as_ref());
+        let outliers: Vec<NewOutlier> = batch.iter().map(|(id, e)| e.to_outlier(id)).collect();
         let mut conn = self.db.write.acquire().await?;
         storage::append::insert_outliers(&mut conn, room_id.as_str(), &outliers).await?;
         Ok(())
     }
 
+    /// Of the auth events `ids` names, those stored here and not rejected: what checking
+    /// events from another server can look up besides what that server sent.
+    pub(super) async fn stored_auth_events<'a>(
+        &self,
+        room_id: &RoomId,
+        rules: &RoomVersionRules,
+        ids: impl Iterator<Item = &'a OwnedEventId>,
+    ) -> Result<HashMap<OwnedEventId, Pdu>> {
+        let wanted: Vec<String> = ids.map(ToString::to_string).collect::<HashSet<_>>().into_iter().collect();
+        let mut known = HashMap::new();
+        for e in self.events_shared(&wanted).await? {
+            if !e.row.rejected
+                && let Ok(id) = OwnedEventId::try_from(e.row.event_id.as_str())
+            {
+                known.insert(id, super::to_pdu(&e, room_id, rules)?);
+            }
+        }
+        Ok(known)
+    }
+
+    /// The room's create event, which v12 rooms leave out of auth_events.
+    pub(super) async fn create_pdu(&self, room_id: &RoomId, rules: &RoomVersionRules) -> Result<Option<Pdu>> {
+        match self.current_state_event(room_id, "m.room.create", "").await? {
+            Some(c) => Ok(Some(super::to_pdu(&c, room_id, rules)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Which of these events are stored here (in a timeline or as outliers).
     pub async fn known_events(&self, ids: &[String]) -> Result<HashSet<String>> {
-        Ok(storage::events::get_many(&self.db.read, ids).await?.into_iter().map(|r| r.event_id).collect())
+        Ok(storage::events::graph_points(&self.db.read, ids).await?.into_iter().map(|(id, _, _)| id).collect())
     }
 
     /// The state a list of event IDs makes (each stored here; rejected ones and unknown ones are
