@@ -116,9 +116,16 @@ step "Synapse interop suite (register_new_matrix_user $SYNAPSE_VERSION)"
 HEARTH_SYNAPSE_VENV="$VENV" cargo test --workspace --locked --test synapse_interop -- --ignored
 
 step "federation suite (Hearth and Synapse $SYNAPSE_VERSION over TLS on loopback, in private network and mount namespaces)"
-fed_bin=$(cargo test --workspace --locked --test federation --no-run 2>&1 | sed -n 's/.*(\(.*\/federation-[0-9a-f]*\))$/\1/p' | tail -1)
-[ -x "$fed_bin" ] || { echo "the federation test binary was not found" >&2; exit 1; }
-HEARTH_SYNAPSE_VENV="$VENV" CARGO_TARGET_DIR="$TARGET_DIR" bash tests/federation/run.sh "$fed_bin" --ignored --test-threads=1
+# Two test binaries in one environment: matrix-sdk clients on both servers first, then the
+# scenarios that drive the servers' APIs directly (the last of which stops Synapse).
+test_binary() { # NAME: the path of that integration test's binary, built if needed
+    cargo test --workspace --locked --test "$1" --no-run 2>&1 | sed -n "s/.*(\(.*\/$1-[0-9a-f]*\))\$/\1/p" | tail -1
+}
+sdk_bin=$(test_binary federation_with_matrix_sdk)
+fed_bin=$(test_binary federation)
+[ -x "$sdk_bin" ] && [ -x "$fed_bin" ] || { echo "a federation test binary was not found" >&2; exit 1; }
+HEARTH_SYNAPSE_VENV="$VENV" CARGO_TARGET_DIR="$TARGET_DIR" bash tests/federation/run.sh \
+    bash -c '"$0" --ignored --test-threads=1 && "$1" --ignored --test-threads=1' "$sdk_bin" "$fed_bin"
 
 step "fuzzing suite (schemathesis over the spec's client-server OpenAPI, in a private network namespace; fails on any 5xx)"
 CARGO_TARGET_DIR="$TARGET_DIR" bash tests/fuzz/run.sh "$TARGET_DIR/debug/hearth"

@@ -68,7 +68,7 @@ pub async fn invite_user(
     if invite.user_id.server_name() == s.config.server_name {
         s.rooms.set_membership(&b.room_id, me, &invite.user_id, "invite", invite.reason.as_deref()).await?;
     } else {
-        s.federation.invite_remote(&b.room_id, me, &invite.user_id, invite.reason.as_deref()).await?;
+        s.federation.invite_remote(&b.room_id, me, &invite.user_id, invite.reason.as_deref(), false).await?;
     }
     Ok(RumaResponse(invite_user::v3::Response::new()))
 }

@@ -18,6 +18,8 @@ use crate::{
 
 /// Most events one /messages page returns.
 const MAX_PAGE: u64 = 1000;
+/// Most `/backfill` requests one page of `/messages` makes when other servers answer short.
+const MAX_BACKFILLS_PER_PAGE: usize = 3;
 
 /// PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}
 /// <https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid>
@@ -86,15 +88,31 @@ pub async fn get_message_events(
             // at negative positions.
             let lower = to.unwrap_or(i64::MIN);
             let mut rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?;
-            // Paged back past what is here: ask the room's other servers for the rest.
-            if (rows.len() as i64) < limit && to.is_none() {
-                match s.federation.backfill_from_others(&b.room_id, limit as u32).await {
-                    Ok(0) => {}
-                    Ok(_) => rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?,
-                    Err(e) => tracing::info!(error = %e.message(), "backfill failed"),
+            // Paged back past what is here: ask the room's other servers for the rest. A server
+            // may answer fewer events than asked (some were here already, as outliers or the
+            // event asked from), so ask again while the page is short and answers keep coming.
+            let mut more_elsewhere = false;
+            for _ in 0..MAX_BACKFILLS_PER_PAGE {
+                if rows.len() as i64 >= limit || to.is_some() {
+                    break;
                 }
+                more_elsewhere = match s.federation.backfill_from_others(&b.room_id, limit as u32).await {
+                    Ok(0) => false,
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::info!(error = %e.message(), "backfill failed");
+                        false
+                    }
+                };
+                if !more_elsewhere {
+                    break;
+                }
+                rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?;
             }
-            let end = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.stream_ordering - 1)).flatten();
+            // No `end` only at the start of the room's history, or where no server had more.
+            let end = (rows.len() as i64 == limit || more_elsewhere)
+                .then(|| rows.last().map(|r| r.stream_ordering - 1))
+                .flatten();
             (rows, end)
         }
         _ => {

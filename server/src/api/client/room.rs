@@ -128,7 +128,7 @@ pub async fn create_room(
             alias_localpart: body.room_alias_name.clone(),
             name: body.name.clone(),
             topic: body.topic.clone(),
-            invite,
+            invite: invite.clone(),
             is_direct: body.is_direct,
             initial_state,
             creation_content,
@@ -136,6 +136,14 @@ pub async fn create_room(
             room_id: None,
         })
         .await?;
+    // Users of other servers. The room stands even when one of their servers cannot be reached
+    // or refuses, and the creator gets its ID and can invite again (Synapse answers an error
+    // then, though the room was made, which leaves the client without the room's ID).
+    for invitee in invite.iter().filter(|u| u.server_name() != s.config.server_name) {
+        if let Err(e) = s.federation.invite_remote(&room_id, &session.user_id, invitee, None, body.is_direct).await {
+            tracing::warn!(%room_id, %invitee, error = %e, "the invite to a user of another server failed");
+        }
+    }
     Ok(RumaResponse(create_room::v3::Response::new(room_id)))
 }
 

@@ -34,10 +34,14 @@ impl Federation {
         sender: &UserId,
         target: &UserId,
         reason: Option<&str>,
+        is_direct: bool,
     ) -> Result<OwnedEventId> {
         let mut content = serde_json::json!({ "membership": "invite" });
         if let Some(r) = reason {
             content["reason"] = Value::from(r);
+        }
+        if is_direct {
+            content["is_direct"] = Value::from(true);
         }
         let (version, event_id, event) =
             self.rooms.build_event(room_id, sender, "m.room.member", Some(target.as_str()), content).await?;

@@ -249,8 +249,9 @@ impl Rooms {
             .await?;
         }
 
-        // 8. Invites.
-        for invitee in &req.invite {
+        // 8. Invites. Users of other servers are invited by the caller once the room exists,
+        // through their server (`/invite`), which must countersign the event.
+        for invitee in req.invite.iter().filter(|u| u.server_name() == self.config.server_name) {
             let mut content = self.member_content(invitee, "invite", None).await?;
             if req.is_direct {
                 content["is_direct"] = json!(true);

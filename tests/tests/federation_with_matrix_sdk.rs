@@ -1,0 +1,229 @@
+//! Federation through the client library Element X is built on, on both sides: a `matrix-sdk`
+//! client on Hearth (hearth.test) and one on a real Synapse (synapse.test), in the private
+//! network `tests/federation/run.sh` builds (which runs this test; see its README). Each client
+//! only ever talks to its own server; everything it sees of the other side came over federation.
+
+use std::time::{Duration, Instant};
+
+use hearth_blackbox::{Server, plain_bodies, start};
+use hearth_server::config::RateLimit;
+use matrix_sdk::{
+    Client, RoomMemberships, RoomState,
+    config::SyncSettings,
+    room::MessagesOptions,
+    ruma::{
+        OwnedRoomId, OwnedServerName, RoomOrAliasId, UserId,
+        api::client::{
+            account::register,
+            room::{Visibility, create_room},
+            uiaa::{self, AuthData},
+        },
+        events::room::{member::MembershipState, message::RoomMessageEventContent},
+    },
+};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by tests/federation/run.sh"))
+}
+
+/// Hearth as hearth.test, listening where the environment's nginx (TLS) forwards, with Carol
+/// and Dave as its users.
+async fn hearth() -> Server {
+    start(async |c| {
+        c.server_name = env("HEARTH_FED_SERVER_NAME").as_str().try_into().unwrap();
+        let listen: std::net::SocketAddr = env("HEARTH_FED_LISTEN").parse().unwrap();
+        c.listeners[0].port = listen.port();
+        c.listeners[0].bind_addresses = vec![listen.ip()];
+        c.listeners[0].x_forwarded = true;
+        c.public_baseurl = Some(format!("https://{}", env("HEARTH_FED_SERVER_NAME")));
+        c.federation_custom_ca_list = vec![env("HEARTH_FED_CA").into()];
+        c.trusted_key_servers = Vec::new();
+        // Synapse lives on loopback, which the outbound policy refuses by default.
+        c.ip_range_whitelist = vec!["127.0.0.0/8".to_owned()];
+        c.rc_federation.sleep_limit = 1000;
+        c.rc_federation.reject_limit = 1000;
+        for (_, rl) in c.rate_limits_mut() {
+            *rl = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
+        }
+        for name in ["sdk_carol", "sdk_dave"] {
+            hearth_server::register_user_offline(c.clone(), name, format!("password-{name}"), false).await.unwrap();
+        }
+    })
+    .await
+}
+
+/// A matrix-sdk client that trusts the test CA: Hearth's login answer points it at
+/// `https://hearth.test` (its `public_baseurl`), which is nginx with a certificate from that CA.
+async fn sdk_client(url: &str) -> Client {
+    let store = tempfile::tempdir().unwrap().keep();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(env("HEARTH_FED_CA")).unwrap()).unwrap();
+    Client::builder()
+        .homeserver_url(url)
+        .add_root_certificates(vec![ca])
+        .sqlite_store(store, None)
+        .build()
+        .await
+        .expect("client builds")
+}
+
+/// A Hearth user (made by `hearth`), signed in through matrix-sdk.
+async fn on_hearth(_server: &Server, name: &str) -> Client {
+    // Through the TLS terminator, as a phone would reach it.
+    let c = sdk_client(&format!("https://{}", env("HEARTH_FED_SERVER_NAME"))).await;
+    c.matrix_auth().login_username(name, &format!("password-{name}")).send().await.unwrap();
+    c
+}
+
+/// A new Synapse user (open registration, the dummy stage), signed in through matrix-sdk.
+async fn on_synapse(name: &str) -> Client {
+    let c = sdk_client(&env("SYNAPSE_URL")).await;
+    let mut req = register::v3::Request::new();
+    req.username = Some(name.to_owned());
+    req.password = Some(format!("password-{name}"));
+    req.auth = Some(AuthData::Dummy(uiaa::Dummy::new()));
+    c.matrix_auth().register(req).await.expect("Synapse registers the user");
+    c
+}
+
+/// Syncs `client` until `done` holds (what the user sees changed), for at most a minute.
+async fn sync_until(client: &Client, what: &str, mut done: impl AsyncFnMut(&Client) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        client.sync_once(SyncSettings::default().timeout(Duration::from_millis(500))).await.expect("sync");
+        if done(client).await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} never saw: {what}", client.user_id().unwrap());
+    }
+}
+
+/// The room's text messages as `client` reads them, oldest first, paging back to the start.
+async fn history(client: &Client, room_id: &OwnedRoomId) -> Vec<String> {
+    let room = client.get_room(room_id).expect("the client knows the room");
+    let mut bodies = Vec::new();
+    let mut from: Option<String> = None;
+    loop {
+        let mut opts = MessagesOptions::backward().from(from.as_deref());
+        opts.limit = 20u32.into();
+        let page = room.messages(opts).await.expect("/messages");
+        bodies.extend(plain_bodies(&page.chunk));
+        match page.end {
+            Some(end) if !page.chunk.is_empty() => from = Some(end),
+            _ => break,
+        }
+    }
+    bodies.reverse();
+    bodies
+}
+
+async fn last_body(client: &Client, room_id: &OwnedRoomId) -> Option<String> {
+    history(client, room_id).await.pop()
+}
+
+fn server_name(var: &str) -> OwnedServerName {
+    env(var).as_str().try_into().unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs Synapse, nginx and dnsmasq in a private network: tests/federation/run.sh"]
+async fn matrix_sdk_clients_on_hearth_and_synapse_talk_across_servers() {
+    let server = hearth().await;
+    a_hearth_user_invites_a_synapse_user_and_they_talk_in_order(&server).await;
+    a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history(&server).await;
+}
+
+/// Carol (Hearth) makes a room and invites Erin (Synapse): Erin's client shows the invite with
+/// the room's name, she joins, and they take turns writing; both clients then read the same
+/// conversation in the same order. Carol bans Erin, and both clients show her banned.
+async fn a_hearth_user_invites_a_synapse_user_and_they_talk_in_order(server: &Server) {
+    let carol = on_hearth(server, "sdk_carol").await;
+    let erin = on_synapse("sdk_erin").await;
+    let erin_id = erin.user_id().unwrap().to_owned();
+
+    let mut req = create_room::v3::Request::new();
+    req.name = Some("Across the hedge".into());
+    req.invite = vec![erin_id.clone()];
+    req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+    let room = carol.create_room(req).await.expect("Carol makes the room");
+    let room_id = room.room_id().to_owned();
+
+    sync_until(&erin, "the invite", async |c| c.get_room(&room_id).is_some_and(|r| r.state() == RoomState::Invited))
+        .await;
+    let invited = erin.get_room(&room_id).unwrap();
+    assert_eq!(invited.name().as_deref(), Some("Across the hedge"), "the invite carries the room's name");
+    invited.join().await.expect("Erin joins through Synapse");
+    sync_until(&carol, "Erin joined", async |c| c.get_room(&room_id).unwrap().joined_members_count() == 2).await;
+
+    let mut said = Vec::new();
+    for turn in 0..4 {
+        let line = format!("carol {turn}");
+        room.send(RoomMessageEventContent::text_plain(&line)).await.expect("Carol sends");
+        said.push(line.clone());
+        sync_until(&erin, &line, async |c| last_body(c, &room_id).await.as_deref() == Some(line.as_str())).await;
+        let line = format!("erin {turn}");
+        erin.get_room(&room_id).unwrap().send(RoomMessageEventContent::text_plain(&line)).await.expect("Erin sends");
+        said.push(line.clone());
+        sync_until(&carol, &line, async |c| last_body(c, &room_id).await.as_deref() == Some(line.as_str())).await;
+    }
+    assert_eq!(history(&carol, &room_id).await, said, "Carol reads the conversation in order");
+    assert_eq!(history(&erin, &room_id).await, said, "Erin reads the same conversation in the same order");
+    let erins_room = erin.get_room(&room_id).unwrap();
+    assert_eq!(erins_room.name().as_deref(), Some("Across the hedge"));
+    // Synapse sends the room summary's member counts only to lazy-loading clients: ask.
+    let joined = erins_room.members(RoomMemberships::JOIN).await.expect("/members on Synapse");
+    assert_eq!(joined.len(), 2, "Erin's Synapse knows both members");
+
+    room.ban_user(&erin_id, Some("test over")).await.expect("Carol bans Erin");
+    // matrix-sdk files a room left through a ban under "left"; the member event says why.
+    sync_until(&erin, "the ban", async |c| c.get_room(&room_id).unwrap().state() == RoomState::Left).await;
+    carol.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    for (who, r) in [("Carol", &room), ("Erin", &erin.get_room(&room_id).unwrap())] {
+        let member = r.get_member_no_sync(&erin_id).await.unwrap().expect("Erin's member event");
+        assert_eq!(member.membership(), &MembershipState::Ban, "{who}'s client shows Erin banned");
+    }
+}
+
+/// Frank (Synapse) makes a public room with an alias and writes in it; Dave (Hearth) joins by
+/// the alias (which only Synapse knows) and pages back through the history written before he
+/// came, which Hearth has to fetch from Synapse. Then they talk both ways.
+async fn a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history(server: &Server) {
+    let frank = on_synapse("sdk_frank").await;
+    let mut req = create_room::v3::Request::new();
+    req.name = Some("Allotment".into());
+    req.room_alias_name = Some("sdk-allotment".into());
+    req.visibility = Visibility::Public;
+    req.preset = Some(create_room::v3::RoomPreset::PublicChat);
+    let franks_room = frank.create_room(req).await.expect("Frank makes the room");
+    let room_id = franks_room.room_id().to_owned();
+    let mut said = Vec::new();
+    for i in 0..45 {
+        let line = format!("frank before {i}");
+        franks_room.send(RoomMessageEventContent::text_plain(&line)).await.unwrap();
+        said.push(line);
+    }
+
+    let dave = on_hearth(server, "sdk_dave").await;
+    let alias = RoomOrAliasId::parse(format!("#sdk-allotment:{}", env("SYNAPSE_SERVER_NAME"))).unwrap();
+    let joined =
+        dave.join_room_by_id_or_alias(&alias, &[server_name("SYNAPSE_SERVER_NAME")]).await.expect("Dave joins");
+    assert_eq!(joined.room_id(), room_id, "the alias names Frank's room");
+    dave.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    let daves_room = dave.get_room(&room_id).unwrap();
+    assert_eq!(daves_room.state(), RoomState::Joined);
+    assert_eq!(daves_room.name().as_deref(), Some("Allotment"), "the room is usable at once");
+    assert_eq!(history(&dave, &room_id).await, said, "Dave reads everything Frank wrote before he came");
+
+    daves_room.send(RoomMessageEventContent::text_plain("dave here")).await.expect("Dave sends");
+    said.push("dave here".into());
+    sync_until(&frank, "Dave's message", async |c| last_body(c, &room_id).await.as_deref() == Some("dave here")).await;
+    franks_room.send(RoomMessageEventContent::text_plain("welcome")).await.unwrap();
+    said.push("welcome".into());
+    sync_until(&dave, "Frank's welcome", async |c| last_body(c, &room_id).await.as_deref() == Some("welcome")).await;
+    assert_eq!(history(&dave, &room_id).await, said);
+    assert_eq!(history(&frank, &room_id).await, said);
+    let dave_id = UserId::parse(format!("@sdk_dave:{}", env("HEARTH_FED_SERVER_NAME"))).unwrap();
+    sync_until(&frank, "Dave among the members", async |c| {
+        c.get_room(&room_id).unwrap().get_member_no_sync(&dave_id).await.unwrap().is_some()
+    })
+    .await;
+}
