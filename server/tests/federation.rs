@@ -693,7 +693,8 @@ fn synapse_process() -> (u32, Vec<String>, std::path::PathBuf) {
         let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<String> =
             raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.iter().any(|a| a == "synapse.app.homeserver") && args.iter().any(|a| a.starts_with(&work)) {
+        let config = format!("{work}/{}/", env("SYNAPSE_SERVER_NAME"));
+        if args.iter().any(|a| a == "synapse.app.homeserver") && args.iter().any(|a| a.starts_with(&config)) {
             let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap();
             return (pid, args, cwd);
         }

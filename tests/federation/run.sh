@@ -11,6 +11,8 @@
 #   HEARTH_SYNAPSE_VENV [$CARGO_TARGET_DIR/synapse-venv, else target/synapse-venv]
 #   HEARTH_FED_SYNAPSE_TIMEOUT [60]  seconds Synapse may take to answer after start
 #   HEARTH_FED_KEEP [unset]          1: keep the work dir (certificates, configs, logs)
+#   HEARTH_FED_SYNAPSES [1]          2: also a second Synapse, synapse2.test (the benchmark's)
+#   HEARTH_FED_SYNAPSE_LOG_LEVEL [INFO]  Synapse's root log level (the benchmark uses WARNING)
 set -euo pipefail
 
 SYNAPSE_VERSION=1.163.2
@@ -72,7 +74,12 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy
 
 HEARTH_IP=127.0.0.2
 SYNAPSE_IP=127.0.0.3
+SYNAPSE2_IP=127.0.0.4
+# Where a test or benchmark that plays a server of its own listens (its certificate is made here).
+OTHER_IP=127.0.0.5
 DNS_IP=127.0.0.53
+SYNAPSES=${HEARTH_FED_SYNAPSES:-1}
+case "$SYNAPSES" in 1 | 2) ;; *) die "HEARTH_FED_SYNAPSES must be 1 or 2" ;; esac
 
 work=$(mktemp -d -t hearth-fed.XXXXXX)
 pids=() # NAME:PID of everything started here, stopped in reverse order
@@ -101,16 +108,18 @@ cleanup() {
 trap cleanup EXIT
 # A signal ends the script through `exit`, so the EXIT trap above still runs.
 trap 'exit 130' INT TERM
-mkdir -p "$work/etc" "$work/tls" "$work/dnsmasq" "$work/nginx" "$work/synapse"
+mkdir -p "$work/etc" "$work/tls" "$work/dnsmasq" "$work/nginx"
 
 # --- names ------------------------------------------------------------------------------------
-step "names: hearth.test=$HEARTH_IP, synapse.test=$SYNAPSE_IP, DNS at $DNS_IP"
+step "names: hearth.test=$HEARTH_IP, synapse.test=$SYNAPSE_IP, synapse2.test=$SYNAPSE2_IP, other.test=$OTHER_IP, DNS at $DNS_IP"
 mount --make-rprivate /
 cat >"$work/etc/hosts" <<EOF
 127.0.0.1 localhost $(hostname)
 ::1 localhost ip6-localhost ip6-loopback
 $HEARTH_IP hearth.test
 $SYNAPSE_IP synapse.test
+$SYNAPSE2_IP synapse2.test
+$OTHER_IP other.test
 EOF
 echo "nameserver $DNS_IP" >"$work/etc/resolv.conf"
 mount --bind "$work/etc/hosts" /etc/hosts
@@ -132,6 +141,8 @@ dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
     --local=/test/ \
     --host-record="hearth.test,$HEARTH_IP" \
     --host-record="synapse.test,$SYNAPSE_IP" \
+    --host-record="synapse2.test,$SYNAPSE2_IP" \
+    --host-record="other.test,$OTHER_IP" \
     --srv-host="_matrix-fed._tcp.srv.hearth.test,hearth.test,8448" \
     --log-queries --log-facility="$work/dnsmasq/dnsmasq.log" \
     >"$work/dnsmasq/stdout.log" 2>&1 &
@@ -144,7 +155,7 @@ for i in $(seq 50); do
 done
 
 # --- certificates -----------------------------------------------------------------------------
-step "test CA and certificates for hearth.test and synapse.test"
+step "test CA and certificates for hearth.test, synapse.test, synapse2.test and other.test"
 tls=$work/tls
 ossl() { # runs openssl quietly, dying with its output when it fails
     local out
@@ -171,6 +182,8 @@ EOF
 }
 leaf hearth.test "DNS:hearth.test,DNS:*.hearth.test,IP:$HEARTH_IP"
 leaf synapse.test "DNS:synapse.test,IP:$SYNAPSE_IP"
+leaf synapse2.test "DNS:synapse2.test,IP:$SYNAPSE2_IP"
+leaf other.test "DNS:other.test,IP:$OTHER_IP"
 CA=$tls/ca.pem
 
 # --- nginx in front of hearth.test ------------------------------------------------------------
@@ -233,17 +246,22 @@ for i in $(seq 50); do
 done
 
 # --- Synapse ----------------------------------------------------------------------------------
-step "Synapse $SYNAPSE_VERSION as synapse.test (federation https://$SYNAPSE_IP:8448, client http://$SYNAPSE_IP:8008)"
-sy=$work/synapse
-SYNAPSE_LOG=$sy/homeserver.log
-SYNAPSE_SHARED_SECRET=$(openssl rand -hex 32)
-"$SYNAPSE_VENV/bin/python" -c '
+# start_synapse NAME IP: a Synapse named NAME on IP (federation over TLS on 8448, client and
+# federation over plain HTTP on 8008), its files in $work/NAME; waits until it answers.
+start_synapse() {
+    local name=$1 ip=$2
+    local sy=$work/$1 secret
+    mkdir -p "$sy"
+    step "Synapse $SYNAPSE_VERSION as $name (federation https://$ip:8448, client http://$ip:8008)"
+    secret=$(openssl rand -hex 32)
+    echo "$secret" >"$sy/shared_secret"
+    "$SYNAPSE_VENV/bin/python" -c '
 import sys
 from signedjson.key import generate_signing_key, write_signing_keys
 with open(sys.argv[1], "w") as f:
     write_signing_keys(f, [generate_signing_key("a_fedtest")])
 ' "$sy/signing.key"
-cat >"$sy/log.yaml" <<EOF
+    cat >"$sy/log.yaml" <<EOF
 version: 1
 formatters:
     precise:
@@ -253,21 +271,21 @@ handlers:
     file:
         class: logging.FileHandler
         formatter: precise
-        filename: $SYNAPSE_LOG
+        filename: $sy/homeserver.log
         encoding: utf8
 loggers:
     synapse.storage.SQL:
         level: WARNING
 root:
-    level: INFO
+    level: ${HEARTH_FED_SYNAPSE_LOG_LEVEL:-INFO}
     handlers: [file]
 disable_existing_loggers: false
 EOF
-# Rate limits far above what a test sends; each rc_* section that exists in 1.163.
-lax='{per_second: 10000, burst_count: 100000}'
-cat >"$sy/homeserver.yaml" <<EOF
-server_name: synapse.test
-public_baseurl: http://$SYNAPSE_IP:8008/
+    # Rate limits far above what a test sends; each rc_* section that exists in 1.163.
+    local lax='{per_second: 10000, burst_count: 100000}'
+    cat >"$sy/homeserver.yaml" <<EOF
+server_name: $name
+public_baseurl: http://$ip:8008/
 pid_file: $sy/homeserver.pid
 signing_key_path: $sy/signing.key
 log_config: $sy/log.yaml
@@ -279,7 +297,7 @@ database:
         database: $sy/homeserver.db
 listeners:
     - port: 8448
-      bind_addresses: ['$SYNAPSE_IP']
+      bind_addresses: ['$ip']
       type: http
       tls: true
       x_forwarded: false
@@ -287,15 +305,15 @@ listeners:
           - names: [federation]
             compress: false
     - port: 8008
-      bind_addresses: ['$SYNAPSE_IP']
+      bind_addresses: ['$ip']
       type: http
       tls: false
       x_forwarded: false
       resources:
           - names: [client, federation]
             compress: false
-tls_certificate_path: $tls/synapse.test.pem
-tls_private_key_path: $tls/synapse.test.key
+tls_certificate_path: $tls/$name.pem
+tls_private_key_path: $tls/$name.key
 federation_verify_certificates: true
 federation_custom_ca_list: ['$CA']
 # The default ip_range_blacklist covers 127.0.0.0/8, so without this Synapse would refuse to
@@ -306,7 +324,9 @@ suppress_key_server_warning: true
 allow_public_rooms_over_federation: true
 enable_registration: true
 enable_registration_without_verification: true
-registration_shared_secret: '$SYNAPSE_SHARED_SECRET'
+# Cheap password hashes: the suites and the benchmark register many users; hashing is not tested.
+bcrypt_rounds: 4
+registration_shared_secret: '$secret'
 macaroon_secret_key: '$(openssl rand -hex 32)'
 form_secret: '$(openssl rand -hex 32)'
 rc_message: $lax
@@ -336,22 +356,31 @@ federation:
     max_long_retry_delay: 5s
 rc_federation: {window_size: 1000, sleep_limit: 10000, sleep_delay: 1, reject_limit: 100000, concurrent: 1000}
 EOF
-(cd "$sy" && exec "$SYNAPSE_VENV/bin/python" -m synapse.app.homeserver -c "$sy/homeserver.yaml") \
-    >"$sy/stdout.log" 2>&1 &
-pids+=("synapse:$!")
-synapse_failed() {
-    tail -n 80 "$SYNAPSE_LOG" >&2 2>/dev/null || true
-    cat "$sy/stdout.log" >&2
-    die "$1"
+    (cd "$sy" && exec "$SYNAPSE_VENV/bin/python" -m synapse.app.homeserver -c "$sy/homeserver.yaml") \
+        >"$sy/stdout.log" 2>&1 &
+    pids+=("$name:$!")
+    local timeout=${HEARTH_FED_SYNAPSE_TIMEOUT:-60}
+    local deadline=$((SECONDS + timeout))
+    until curl -fsS -o /dev/null --max-time 2 --cacert "$CA" "https://$name:8448/_matrix/key/v2/server" 2>/dev/null &&
+        curl -fsS -o /dev/null --max-time 2 "http://$ip:8008/_matrix/client/versions" 2>/dev/null; do
+        kill -0 "${pids[-1]##*:}" 2>/dev/null || synapse_failed "$sy" "$name exited during start-up"
+        [ "$SECONDS" -lt "$deadline" ] || synapse_failed "$sy" "$name did not answer https://$name:8448/_matrix/key/v2/server within $timeout s"
+        sleep 0.5
+    done
 }
-timeout=${HEARTH_FED_SYNAPSE_TIMEOUT:-60}
-deadline=$((SECONDS + timeout))
-until curl -fsS -o /dev/null --max-time 2 --cacert "$CA" https://synapse.test:8448/_matrix/key/v2/server 2>/dev/null &&
-    curl -fsS -o /dev/null --max-time 2 "http://$SYNAPSE_IP:8008/_matrix/client/versions" 2>/dev/null; do
-    kill -0 "${pids[-1]##*:}" 2>/dev/null || synapse_failed "Synapse exited during start-up"
-    [ "$SECONDS" -lt "$deadline" ] || synapse_failed "Synapse did not answer https://synapse.test:8448/_matrix/key/v2/server within $timeout s"
-    sleep 0.5
-done
+synapse_failed() { # DIR MESSAGE
+    tail -n 80 "$1/homeserver.log" >&2 2>/dev/null || true
+    cat "$1/stdout.log" >&2
+    die "$2"
+}
+start_synapse synapse.test "$SYNAPSE_IP"
+SYNAPSE_LOG=$work/synapse.test/homeserver.log
+SYNAPSE_SHARED_SECRET=$(cat "$work/synapse.test/shared_secret")
+if [ "$SYNAPSES" = 2 ]; then
+    start_synapse synapse2.test "$SYNAPSE2_IP"
+    export SYNAPSE2_URL=http://$SYNAPSE2_IP:8008 SYNAPSE2_SERVER_NAME=synapse2.test \
+        SYNAPSE2_SHARED_SECRET=$(cat "$work/synapse2.test/shared_secret")
+fi
 
 # --- the tests --------------------------------------------------------------------------------
 export HEARTH_FED_CA=$CA HEARTH_FED_LISTEN=$HEARTH_IP:8008 HEARTH_FED_SERVER_NAME=hearth.test \

@@ -4,7 +4,11 @@
 //! at most 50 PDUs, one in flight per destination, retried with exponential back-off. After a
 //! restart sending goes on from the stored position, so nothing answered is lost.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use parking_lot::Mutex;
 use ruma::{
@@ -46,6 +50,11 @@ pub struct Sender {
     known: Mutex<(Option<u64>, HashSet<String>)>,
     /// Destinations with a transaction in flight.
     busy: Mutex<HashSet<String>>,
+    /// Per destination, the stream position up to which it was found to have nothing to get:
+    /// the events after its delivered position are not scanned again on every pass (a room
+    /// busy with other servers' events would make each pass read them all). Memory only: after
+    /// a restart the first pass scans from the delivered position once.
+    nothing_until: Mutex<HashMap<String, i64>>,
     /// Wakes the loop when a destination finished or talked to us.
     wake: Notify,
     /// Destinations waiting out a back-off, so hearing from one costs nothing otherwise.
@@ -63,6 +72,7 @@ impl Sender {
             rooms,
             known: Mutex::default(),
             busy: Mutex::default(),
+            nothing_until: Mutex::default(),
             wake: Notify::new(),
             backing_off: Mutex::default(),
             // Unknown until the first pass has looked.
@@ -105,7 +115,7 @@ impl Sender {
             }
             seen_head = head;
             woken = false;
-            next_retry = match self.pass().await {
+            next_retry = match self.pass(head).await {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::warn!(error = %e, "federation sender");
@@ -116,8 +126,9 @@ impl Sender {
     }
 
     /// Starts a transaction for every destination that has events waiting and is not backing
-    /// off; returns when the earliest back-off ends.
-    async fn pass(self: &Arc<Self>) -> crate::error::Result<Option<i64>> {
+    /// off; returns when the earliest back-off ends. `head`: the stream head, read before the
+    /// pass (everything at or before it is written).
+    async fn pass(self: &Arc<Self>, head: i64) -> crate::error::Result<Option<i64>> {
         let ours = self.client.origin().as_str().to_owned();
         let generation = self.rooms.membership_generation();
         if self.known.lock().0 != Some(generation) {
@@ -157,10 +168,16 @@ impl Sender {
                 continue;
             }
             let Ok(name) = OwnedServerName::try_from(d.destination.as_str()) else { continue };
-            let batch =
-                storage::federation::events_for(&self.db.read, &d.destination, &ours, d.stream_position, MAX_PDUS)
-                    .await?;
+            // Positions only grow (`delivered` keeps the larger), so the larger of the two is
+            // where the events it may lack begin.
+            let after = self
+                .nothing_until
+                .lock()
+                .get(&d.destination)
+                .map_or(d.stream_position, |n| (*n).max(d.stream_position));
+            let batch = storage::federation::events_for(&self.db.read, &d.destination, &ours, after, MAX_PDUS).await?;
             if batch.is_empty() {
+                self.nothing_until.lock().insert(d.destination.clone(), head.max(after));
                 continue;
             }
             self.busy.lock().insert(d.destination.clone());
