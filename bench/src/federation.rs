@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
-use hearth_bench::{HEARTH_LIMITS, cpu_seconds, rss_mib};
+use hearth_bench::{Cs, HEARTH_LIMITS, cpu_seconds, rss_mib};
 use ruma::{
     CanonicalJsonObject, RoomVersionId, ServerName,
     api::federation::authentication::XMatrix,
@@ -42,60 +42,6 @@ fn knob(name: &str, default: usize) -> usize {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
-
-/// A homeserver's Client-Server API, as a user of it.
-struct Cs {
-    name: &'static str,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Cs {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        // A 401 with `flows` is the first step of registration, not an error.
-        let uia_step = status == 401 && v.get("flows").is_some();
-        if !(status.is_success() || uia_step) {
-            bail!("{} {path}: {status} {v}", self.name);
-        }
-        Ok(v)
-    }
-
-    /// Registers through the dummy stage; returns (user ID, access token).
-    async fn register(&self, name: &str) -> Result<(String, String)> {
-        let body = json!({"username": name, "password": "bench-password"});
-        let first = self.call(reqwest::Method::POST, "/_matrix/client/v3/register", None, Some(body)).await?;
-        let body = json!({"username": name, "password": "bench-password",
-            "auth": {"type": "m.login.dummy", "session": first["session"]}});
-        let v = self.call(reqwest::Method::POST, "/_matrix/client/v3/register", None, Some(body)).await?;
-        Ok((
-            v["user_id"].as_str().context("user_id")?.to_owned(),
-            v["access_token"].as_str().context("token")?.to_owned(),
-        ))
-    }
-
-    async fn joined_members(&self, token: &str, room: &str) -> Result<usize> {
-        let v = self
-            .call(reqwest::Method::GET, &format!("/_matrix/client/v3/rooms/{room}/joined_members"), Some(token), None)
-            .await?;
-        Ok(v["joined"].as_object().map_or(0, |m| m.len()))
-    }
 }
 
 /// other.test: this program as a homeserver, with a signing key, answering its key document
@@ -321,16 +267,6 @@ fn start_hearth(bin: &str, dir: &std::path::Path, ca: &str, listen: &str) -> Res
         .spawn()?)
 }
 
-async fn wait_ready(cs: &Cs) -> Result<()> {
-    for _ in 0..600 {
-        if cs.call(reqwest::Method::GET, "/_matrix/client/versions", None, None).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{} did not start", cs.name)
-}
-
 /// The process of the Synapse named `name` in this run (its config lives in `work/name/`).
 fn synapse_pid(work: &str, name: &str) -> Result<u32> {
     let config = format!("{work}/{name}/homeserver.yaml");
@@ -349,16 +285,11 @@ fn synapse_pid(work: &str, name: &str) -> Result<u32> {
 async fn big_room(synapse: &Cs, members: usize) -> Result<String> {
     let (_, owner) = synapse.register("bigowner").await?;
     let room = synapse
-        .call(
-            reqwest::Method::POST,
-            "/_matrix/client/v3/createRoom",
-            Some(&owner),
-            Some(json!({"preset": "public_chat", "room_alias_name": "big", "name": "Big", "room_version": "12"})),
+        .create_room(
+            &owner,
+            json!({"preset": "public_chat", "room_alias_name": "big", "name": "Big", "room_version": "12"}),
         )
-        .await?["room_id"]
-        .as_str()
-        .context("room_id")?
-        .to_owned();
+        .await?;
     for i in 0..50 {
         let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/big{i}");
         synapse
@@ -430,17 +361,7 @@ async fn join_big_room(cs: &Cs, pid: u32, user: &str, members: usize) -> Result<
 /// (PDUs per second, receiver CPU ms per PDU).
 async fn flood(other: &Other, cs: &Cs, destination: &str, pid: u32, pdus: usize) -> Result<(f64, f64)> {
     let (_, token) = cs.register("floodowner").await?;
-    let room = cs
-        .call(
-            reqwest::Method::POST,
-            "/_matrix/client/v3/createRoom",
-            Some(&token),
-            Some(json!({"preset": "public_chat", "name": "Busy", "room_version": "12"})),
-        )
-        .await?["room_id"]
-        .as_str()
-        .context("room_id")?
-        .to_owned();
+    let room = cs.create_room(&token, json!({"preset": "public_chat", "name": "Busy", "room_version": "12"})).await?;
     let user = format!("@flood:{OTHER}");
     let made = other
         .request(destination, "GET", &format!("/_matrix/federation/v1/make_join/{room}/{user}?ver=12"), None)
@@ -538,7 +459,7 @@ async fn main() -> Result<()> {
     let mut child = start_hearth(&bin, dir.path(), &ca_path, &listen)?;
     let hearth_pid = child.id();
     let result = async {
-        wait_ready(&hearth).await?;
+        hearth.wait_ready().await?;
         let other = Other::start(&work, &ca).await?;
 
         eprintln!("==> synapse.test: a room of {members} members");

@@ -1,5 +1,84 @@
-//! What both benchmarks (`hearth-bench`, Client-Server; `hearth-fed-bench`, federation) read
-//! from the servers they measure.
+//! What both benchmarks (`hearth-bench`, Client-Server; `hearth-fed-bench`, federation) share:
+//! a homeserver's Client-Server API as its users call it, and what they read of the servers'
+//! processes.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// A homeserver's Client-Server API, as a user of it.
+pub struct Cs {
+    pub name: &'static str,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Cs {
+    /// Waits (up to a minute) until the server answers `/versions`.
+    pub async fn wait_ready(&self) -> Result<()> {
+        for _ in 0..600 {
+            if let Ok(r) = self.http.get(format!("{}/_matrix/client/versions", self.base)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("{} did not start", self.name)
+    }
+
+    /// One request; an error answer is an error, except a 401 with `flows` (the first step of a
+    /// User-Interactive Authentication, which the caller goes on with).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let uia_step = status == reqwest::StatusCode::UNAUTHORIZED && v.get("flows").is_some();
+        if !(status.is_success() || uia_step) {
+            bail!("{} {path}: {status} {v}", self.name);
+        }
+        Ok(v)
+    }
+
+    /// Registers through the dummy flow; returns (user_id, access token).
+    pub async fn register(&self, name: &str) -> Result<(String, String)> {
+        let body = json!({"username": name, "password": "bench-password"});
+        let first = self.call(reqwest::Method::POST, "/_matrix/client/v3/register", None, Some(body)).await?;
+        let body = json!({"username": name, "password": "bench-password",
+            "auth": {"type": "m.login.dummy", "session": first["session"]}});
+        let v = self.call(reqwest::Method::POST, "/_matrix/client/v3/register", None, Some(body)).await?;
+        Ok((
+            v["user_id"].as_str().context("user_id")?.to_owned(),
+            v["access_token"].as_str().context("token")?.to_owned(),
+        ))
+    }
+
+    pub async fn create_room(&self, token: &str, body: Value) -> Result<String> {
+        let v = self.call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Some(token), Some(body)).await?;
+        Ok(v["room_id"].as_str().context("room_id")?.to_owned())
+    }
+
+    /// How many members `/joined_members` lists.
+    pub async fn joined_members(&self, token: &str, room: &str) -> Result<usize> {
+        let path = format!("/_matrix/client/v3/rooms/{room}/joined_members");
+        let v = self.call(reqwest::Method::GET, &path, Some(token), None).await?;
+        Ok(v["joined"].as_object().map_or(0, |m| m.len()))
+    }
+}
 
 /// utime + stime of a process in seconds (from /proc/PID/stat).
 pub fn cpu_seconds(pid: u32) -> f64 {

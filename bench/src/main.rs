@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use hearth_bench::{HEARTH_LIMITS, cpu_seconds, percentile, rss_mib};
+use hearth_bench::{Cs, HEARTH_LIMITS, cpu_seconds, percentile, rss_mib};
 use serde_json::{Value, json};
 
 const SENDERS: usize = 10;
@@ -59,81 +59,23 @@ fn room_list_body(end: usize) -> Value {
 }
 
 struct Server {
-    name: &'static str,
-    base: String,
+    cs: Cs,
     pid: u32,
     _child: Child,
-    http: reqwest::Client,
     counter: std::sync::atomic::AtomicU64,
 }
 
-impl Server {
-    async fn wait_ready(&self) -> Result<()> {
-        for _ in 0..600 {
-            if let Ok(r) = self.http.get(format!("{}/_matrix/client/versions", self.base)).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("{} did not start", self.name)
+/// A server is called through its Client-Server API (`s.call(..)`, `s.name`).
+impl std::ops::Deref for Server {
+    type Target = Cs;
+    fn deref(&self) -> &Cs {
+        &self.cs
     }
+}
 
+impl Server {
     fn txn(&self) -> u64 {
         self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() && status != reqwest::StatusCode::UNAUTHORIZED {
-            bail!("{} {path}: {status} {v}", self.name);
-        }
-        Ok(v)
-    }
-
-    /// Registers through the dummy flow; returns (user_id, access token).
-    async fn register(&self, name: &str) -> Result<(String, String)> {
-        let first = self
-            .call(
-                reqwest::Method::POST,
-                "/_matrix/client/v3/register",
-                None,
-                Some(json!({"username": name, "password": "bench-password"})),
-            )
-            .await?;
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/_matrix/client/v3/register",
-                None,
-                Some(json!({"username": name, "password": "bench-password", "auth": {"type": "m.login.dummy", "session": first["session"]}})),
-            )
-            .await?;
-        Ok((
-            v["user_id"].as_str().context("user_id")?.to_owned(),
-            v["access_token"].as_str().context("token")?.to_owned(),
-        ))
-    }
-
-    async fn create_room(&self, token: &str, body: Value) -> Result<String> {
-        let v = self.call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Some(token), Some(body)).await?;
-        Ok(v["room_id"].as_str().context("room_id")?.to_owned())
     }
 
     async fn join(&self, token: &str, room: &str) -> Result<()> {
@@ -612,11 +554,9 @@ async fn main() -> Result<()> {
         let child =
             if which == "hearth" { start_hearth(&hearth_bin, &dir, port)? } else { start_synapse(&venv, &dir, port)? };
         let server = Server {
-            name: which,
-            base: format!("http://127.0.0.1:{port}"),
+            cs: Cs { name: which, base: format!("http://127.0.0.1:{port}"), http: http.clone() },
             pid: child.id(),
             _child: child,
-            http: http.clone(),
             counter: Default::default(),
         };
         server.wait_ready().await?;
