@@ -18,8 +18,6 @@ use crate::{
 
 /// Most events one /messages page returns.
 const MAX_PAGE: u64 = 1000;
-/// Most `/backfill` requests one page of `/messages` makes when other servers answer short.
-const MAX_BACKFILLS_PER_PAGE: usize = 3;
 
 /// PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}
 /// <https://spec.matrix.org/v1.19/client-server-api/#put_matrixclientv3roomsroomidsendeventtypetxnid>
@@ -88,26 +86,19 @@ pub async fn get_message_events(
             // at negative positions.
             let lower = to.unwrap_or(i64::MIN);
             let mut rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?;
-            // Paged back past what is here: ask the room's other servers for the rest. A server
-            // may answer fewer events than asked (some were here already, as outliers or the
-            // event asked from), so ask again while the page is short and answers keep coming.
+            // Paged back past what is here: ask the room's other servers for the rest.
             let mut more_elsewhere = false;
-            for _ in 0..MAX_BACKFILLS_PER_PAGE {
-                if rows.len() as i64 >= limit || to.is_some() {
-                    break;
-                }
-                more_elsewhere = match s.federation.backfill_from_others(&b.room_id, limit as u32).await {
-                    Ok(0) => false,
-                    Ok(_) => true,
-                    Err(e) => {
-                        tracing::info!(error = %e.message(), "backfill failed");
-                        false
+            let short = limit - rows.len() as i64;
+            if short > 0 && to.is_none() {
+                match s.federation.backfill_from_others(&b.room_id, limit as u32, short as usize).await {
+                    Ok(got) => {
+                        more_elsewhere = got.more;
+                        if got.stored > 0 {
+                            rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?;
+                        }
                     }
-                };
-                if !more_elsewhere {
-                    break;
+                    Err(e) => tracing::info!(error = %e.message(), "backfill failed"),
                 }
-                rows = s.rooms.timeline_desc(&b.room_id, lower, from, limit).await?;
             }
             // No `end` only at the start of the room's history, or where no server had more.
             let end = (rows.len() as i64 == limit || more_elsewhere)

@@ -14,12 +14,49 @@ const MAX_BACKFILL: u32 = 100;
 const NOTHING_MORE_FOR: Duration = Duration::from_secs(60);
 /// Most servers tried for one page.
 const MAX_SERVERS: usize = 3;
+/// Most `/backfill` rounds one call makes when servers answer short.
+const MAX_ROUNDS: usize = 3;
+
+/// What `backfill_from_others` got.
+pub struct Backfilled {
+    /// Events that joined the timeline.
+    pub stored: usize,
+    /// Whether the last server asked still had events (the history may go on there).
+    pub more: bool,
+}
 
 impl Federation {
+    /// Fetches history from before where the room's history here begins until `need` events
+    /// joined the timeline, asking for `limit` at a time. A server may answer fewer than asked
+    /// (some were here already: the state as outliers, the event asked from), so it is asked
+    /// again while answers keep coming, at most `MAX_ROUNDS` times.
+    pub async fn backfill_from_others(&self, room_id: &RoomId, limit: u32, need: usize) -> Result<Backfilled> {
+        let mut stored = 0;
+        for _ in 0..MAX_ROUNDS {
+            let round = match self.backfill_round(room_id, limit).await {
+                Ok(n) => n,
+                // What earlier rounds stored stands.
+                Err(e) if stored > 0 => {
+                    tracing::info!(%room_id, error = %e.message(), "backfill failed");
+                    0
+                }
+                Err(e) => return Err(e),
+            };
+            stored += round;
+            if round == 0 {
+                return Ok(Backfilled { stored, more: false });
+            }
+            if stored >= need {
+                break;
+            }
+        }
+        Ok(Backfilled { stored, more: true })
+    }
+
     /// Asks the room's other servers for up to `limit` events before where its history here
     /// begins, and stores them; returns how many joined the timeline (0 when the whole history
     /// is here, or no server had more).
-    pub async fn backfill_from_others(&self, room_id: &RoomId, limit: u32) -> Result<usize> {
+    async fn backfill_round(&self, room_id: &RoomId, limit: u32) -> Result<usize> {
         let Some(from) = self.rooms.backward_extremity(room_id).await? else {
             return Ok(0);
         };
