@@ -66,8 +66,8 @@ async fn sdk_client(url: &str) -> Client {
         .expect("client builds")
 }
 
-/// A Hearth user (made by `hearth`), signed in through matrix-sdk.
-async fn on_hearth(_server: &Server, name: &str) -> Client {
+/// A Hearth user (made by `hearth`, which must be running), signed in through matrix-sdk.
+async fn on_hearth(name: &str) -> Client {
     // Through the TLS terminator, as a phone would reach it.
     let c = sdk_client(&format!("https://{}", env("HEARTH_FED_SERVER_NAME"))).await;
     c.matrix_auth().login_username(name, &format!("password-{name}")).send().await.unwrap();
@@ -127,16 +127,17 @@ fn server_name(var: &str) -> OwnedServerName {
 #[tokio::test]
 #[ignore = "needs Synapse, nginx and dnsmasq in a private network: tests/federation/run.sh"]
 async fn matrix_sdk_clients_on_hearth_and_synapse_talk_across_servers() {
-    let server = hearth().await;
-    a_hearth_user_invites_a_synapse_user_and_they_talk_in_order(&server).await;
-    a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history(&server).await;
+    // Serving until the end of the test; its users reach it through nginx, by name.
+    let _hearth = hearth().await;
+    a_hearth_user_invites_a_synapse_user_and_they_talk_in_order().await;
+    a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history().await;
 }
 
 /// Carol (Hearth) makes a room and invites Erin (Synapse): Erin's client shows the invite with
 /// the room's name, she joins, and they take turns writing; both clients then read the same
 /// conversation in the same order. Carol bans Erin, and both clients show her banned.
-async fn a_hearth_user_invites_a_synapse_user_and_they_talk_in_order(server: &Server) {
-    let carol = on_hearth(server, "sdk_carol").await;
+async fn a_hearth_user_invites_a_synapse_user_and_they_talk_in_order() {
+    let carol = on_hearth("sdk_carol").await;
     let erin = on_synapse("sdk_erin").await;
     let erin_id = erin.user_id().unwrap().to_owned();
 
@@ -186,7 +187,7 @@ async fn a_hearth_user_invites_a_synapse_user_and_they_talk_in_order(server: &Se
 /// Frank (Synapse) makes a public room with an alias and writes in it; Dave (Hearth) joins by
 /// the alias (which only Synapse knows) and pages back through the history written before he
 /// came, which Hearth has to fetch from Synapse. Then they talk both ways.
-async fn a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history(server: &Server) {
+async fn a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history() {
     let frank = on_synapse("sdk_frank").await;
     let mut req = create_room::v3::Request::new();
     req.name = Some("Allotment".into());
@@ -202,7 +203,7 @@ async fn a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history(serve
         said.push(line);
     }
 
-    let dave = on_hearth(server, "sdk_dave").await;
+    let dave = on_hearth("sdk_dave").await;
     let alias = RoomOrAliasId::parse(format!("#sdk-allotment:{}", env("SYNAPSE_SERVER_NAME"))).unwrap();
     let joined =
         dave.join_room_by_id_or_alias(&alias, &[server_name("SYNAPSE_SERVER_NAME")]).await.expect("Dave joins");
