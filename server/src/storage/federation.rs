@@ -117,24 +117,28 @@ pub async fn events_for(
     after: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<(i64, String)>> {
-    sqlx::query_as(concat!(
-        "SELECT stream_ordering, pdu FROM events
-         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND (",
-        server_of!("sender"),
-        " = ? OR (relay = 1 AND ",
-        server_of!("sender"),
-        " != ?)) AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
-        server_of!("user_id"),
-        " = ?) OR (event_type = 'm.room.member' AND ",
-        server_of!("state_key"),
-        " = ?)) ORDER BY stream_ordering LIMIT ?"
-    ))
+    // The LIMIT is written into the SQL, as in storage::events: a bound one makes SQLite
+    // re-prepare the statement on every call.
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        concat!(
+            "SELECT stream_ordering, pdu FROM events
+             WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND (",
+            server_of!("sender"),
+            " = ? OR (relay = 1 AND ",
+            server_of!("sender"),
+            " != ?)) AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
+            server_of!("user_id"),
+            " = ?) OR (event_type = 'm.room.member' AND ",
+            server_of!("state_key"),
+            " = ?)) ORDER BY stream_ordering LIMIT {limit}"
+        ),
+        limit = limit
+    )))
     .bind(after)
     .bind(ours)
     .bind(destination)
     .bind(destination)
     .bind(destination)
-    .bind(limit)
     .fetch_all(ex)
     .await
 }
