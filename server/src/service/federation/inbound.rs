@@ -15,7 +15,7 @@ use crate::{
     error::{Error, Result},
     matrix::pdu,
     service::rooms::{
-        incoming::{Received, refers_to_missing_events},
+        incoming::{Received, Unsettled, refers_to_missing_events},
         rules_for,
     },
 };
@@ -32,6 +32,16 @@ const FETCH_AT_ONCE: usize = 10;
 /// Most PDUs and EDUs in one transaction (the spec's limits).
 const MAX_PDUS: usize = 50;
 const MAX_EDUS: usize = 100;
+
+/// What one transaction's PDUs share while they are received.
+#[derive(Default)]
+struct Batch {
+    /// Events written together, answered for once all are on disk.
+    unsettled: Unsettled,
+    keys: super::keys::KeyMemo,
+    /// Each room's ACL verdict for the sending server.
+    acl: std::collections::HashMap<ruma::OwnedRoomId, std::result::Result<(), String>>,
+}
 
 /// What `send_join` answers: the room's state before the join and its auth chain, as PDUs.
 pub struct JoinedState {
@@ -66,6 +76,7 @@ impl Federation {
             return Ok(done.clone());
         }
         let mut results = BTreeMap::new();
+        let mut batch = Batch::default();
         for raw in pdus {
             let Ok(json) = serde_json::from_str::<CanonicalJsonObject>(raw.get()) else {
                 tracing::info!(%origin, "a PDU that is not a canonical JSON object was dropped");
@@ -75,9 +86,18 @@ impl Federation {
                 tracing::info!(%origin, "a PDU for an unknown room or without an event ID was dropped");
                 continue;
             };
-            let outcome = match self.check_acl(origin, &room_id).await {
-                Ok(()) => self.receive_filling_gaps(origin, &room_id, &event_id, json).await,
-                Err(e) => Err(e),
+            // The room's ACL is read once per transaction (the PDUs do not change who sent them).
+            let acl = match batch.acl.get(&room_id) {
+                Some(allowed) => allowed.clone(),
+                None => {
+                    let allowed = self.check_acl(origin, &room_id).await.map_err(|e| e.message());
+                    batch.acl.insert(room_id.clone(), allowed.clone());
+                    allowed
+                }
+            };
+            let outcome = match acl {
+                Ok(()) => self.receive_filling_gaps(origin, &room_id, &event_id, json, &mut batch).await,
+                Err(e) => Err(Error::forbidden(e)),
             };
             let result = match outcome {
                 Ok(Received::Accepted | Received::Duplicate | Received::SoftFailed(_)) => Ok(()),
@@ -89,6 +109,12 @@ impl Federation {
             }
             results.insert(event_id, result);
         }
+        // Answered only once every accepted event is on disk.
+        self.rooms.settle(&mut batch.unsettled).await;
+        for (event_id, e) in std::mem::take(&mut batch.unsettled.failed) {
+            tracing::warn!(%origin, %event_id, error = %e, "a received event could not be stored");
+            results.insert(event_id, Err(e));
+        }
         self.txns_done.lock().insert(key, results.clone());
         Ok(results)
     }
@@ -97,8 +123,8 @@ impl Federation {
     async fn identify(&self, json: &CanonicalJsonObject) -> Option<(ruma::OwnedRoomId, OwnedEventId)> {
         let Some(CanonicalJsonValue::String(room)) = json.get("room_id") else { return None };
         let room_id = RoomId::parse(room).ok()?;
-        let row = self.rooms.room(&room_id).await.ok()??;
-        let (_, rules) = rules_for(&row.room_version).ok()?;
+        let version = self.rooms.room_version(&room_id).await.ok()??;
+        let (_, rules) = rules_for(&version).ok()?;
         let event_id = match rules.event_id_format {
             EventIdFormatVersion::V1 => match json.get("event_id") {
                 Some(CanonicalJsonValue::String(id)) => EventId::parse(id).ok()?,
@@ -118,9 +144,12 @@ impl Federation {
         room_id: &RoomId,
         event_id: &EventId,
         json: CanonicalJsonObject,
+        batch: &mut Batch,
     ) -> Result<Received> {
-        match self.receive(room_id, json.clone()).await {
+        match self.receive_in(room_id, json.clone(), batch).await {
             Err(e) if refers_to_missing_events(&e) => {
+                // What is fetched is placed against the graph on disk.
+                self.rooms.settle(&mut batch.unsettled).await;
                 if let Err(e) = self.fetch_missing(origin, room_id, event_id).await {
                     tracing::info!(%origin, %event_id, error = %e, "missing events could not be fetched");
                 }
@@ -234,6 +263,19 @@ impl Federation {
             }
         }
         Ok(())
+    }
+
+    /// As `receive`, for one PDU of a transaction: signing keys read once per transaction, and
+    /// an event that extends its room is written with the transaction's others (`batch`).
+    async fn receive_in(&self, room_id: &RoomId, json: CanonicalJsonObject, batch: &mut Batch) -> Result<Received> {
+        let version = self.rooms.room_version(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let (_, rules) = rules_for(&version)?;
+        if !batch.keys.has_keys_for(&json, &rules) {
+            // Keys may have to be fetched from another server: not while holding a room.
+            self.rooms.settle(&mut batch.unsettled).await;
+        }
+        let keys = self.keys.keys_for_event_memo(&json, &rules, &mut batch.keys).await.map_err(Error::forbidden)?;
+        Ok(self.rooms.receive_pdu_deferred(room_id, json, &keys, &mut batch.unsettled).await?.1)
     }
 
     /// Checks and stores one event of another server (or one of ours that another server

@@ -26,9 +26,22 @@ pub const OWN_KEY_VALIDITY_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Servers' keys read (and fetched) during one batch of checks.
 #[derive(Default)]
-struct KeyMemo {
+pub(super) struct KeyMemo {
     keys: HashMap<String, Vec<storage::server_keys::StoredKey>>,
     refreshed: std::collections::HashSet<String>,
+}
+
+impl KeyMemo {
+    /// Whether the keys of every server that must have signed `event` were read already (so
+    /// checking it reads nothing and, barring an expired key, fetches nothing).
+    pub(super) fn has_keys_for(
+        &self,
+        event: &CanonicalJsonObject,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+    ) -> bool {
+        ruma::signatures::required_server_signatures_to_verify_event(event, &rules.signatures)
+            .is_ok_and(|servers| servers.iter().all(|s| self.keys.contains_key(s.as_str())))
+    }
 }
 
 pub struct KeyStore {
@@ -80,7 +93,7 @@ impl KeyStore {
 
     /// As `keys_for_event`, reading each server's keys once per `memo` (a remote join checks
     /// thousands of events signed by a handful of servers).
-    async fn keys_for_event_memo(
+    pub(super) async fn keys_for_event_memo(
         &self,
         event: &CanonicalJsonObject,
         rules: &ruma::room_version_rules::RoomVersionRules,

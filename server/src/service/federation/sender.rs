@@ -101,8 +101,13 @@ impl Sender {
         let mut seen_head = -1;
         let mut next_retry: Option<i64> = None;
         let mut woken = true;
+        // The head at the last full pass and the membership generation it saw: while only
+        // events this server never sends are written after it (a busy room of other servers'
+        // users), a pass would find nothing new anywhere, so none is made.
+        let mut quiet_from: Option<(i64, u64)> = None;
         loop {
             let head = self.rooms.stream_head();
+            let outbound = self.rooms.outbound_head();
             let due = next_retry.is_some_and(|at| at <= now_ms());
             if !(woken || due || head != seen_head) {
                 tokio::select! {
@@ -114,7 +119,25 @@ impl Sender {
                 continue;
             }
             seen_head = head;
+            let generation = self.rooms.membership_generation();
+            if !woken
+                && !due
+                && let Some((from, seen_generation)) = quiet_from
+                && outbound <= from
+                && generation == seen_generation
+            {
+                // Nothing to send was written in (from, head]: who had nothing up to `from`
+                // has nothing up to `head`.
+                for until in self.nothing_until.lock().values_mut() {
+                    if *until >= from {
+                        *until = head;
+                    }
+                }
+                quiet_from = Some((head, generation));
+                continue;
+            }
             woken = false;
+            quiet_from = Some((head, generation));
             next_retry = match self.pass(head).await {
                 Ok(next) => next,
                 Err(e) => {

@@ -20,7 +20,7 @@ use std::{
 
 use http::StatusCode;
 use ruma::{
-    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, RoomId,
+    CanonicalJsonObject, CanonicalJsonValue, EventId, OwnedEventId, OwnedRoomId, RoomId,
     api::error::ErrorKind,
     events::{StateEventType, TimelineEventType},
     room_version_rules::{EventIdFormatVersion, RoomVersionRules},
@@ -28,7 +28,7 @@ use ruma::{
     state_res::{self, utils::event_id_set::EventIdSet},
 };
 
-use super::{Placement, Rooms, StoredEvent, content_of, rules_for, to_pdu};
+use super::{Job, Placement, Rooms, StoredEvent, content_of, rules_for, to_pdu};
 use crate::{
     error::{Error, Result},
     matrix::pdu::{self, Pdu},
@@ -46,6 +46,39 @@ const MISSING_EVENTS: &str = "The event refers to events this server does not ha
 /// lacks (federation then fetches them and tries again).
 pub fn refers_to_missing_events(e: &Error) -> bool {
     matches!(e, Error::Matrix { message, .. } if message.starts_with(MISSING_EVENTS))
+}
+
+/// Received events handed to the writer whose commit nobody has waited for yet (see
+/// `Rooms::receive_pdu_deferred`), and those whose write failed.
+#[derive(Default)]
+pub struct Unsettled {
+    /// The lock of the room whose events wait in `held`: nobody else builds on them until they
+    /// reach the writer, so a room's events are written in the order they were built.
+    guard: Option<(OwnedRoomId, tokio::sync::OwnedMutexGuard<()>)>,
+    /// Events not handed to the writer yet, in order: given to it together, they are written
+    /// in one commit.
+    held: Vec<Job>,
+    /// Where `held` goes if this is dropped before it is settled (a request cancelled midway):
+    /// the room's hot copy already counts those events.
+    writer: Option<tokio::sync::mpsc::UnboundedSender<Job>>,
+    pending: Vec<super::Pending>,
+    /// Events that were answered for but could not be stored, with why.
+    pub failed: Vec<(OwnedEventId, String)>,
+}
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        if let Some(writer) = &self.writer {
+            for job in self.held.drain(..) {
+                let _ = writer.send(job);
+            }
+        }
+    }
+}
+
+/// Whether `prev_ids` are exactly the room's forward extremities.
+fn extends(prev_ids: &[String], extremities: &[(String, i64)]) -> bool {
+    prev_ids.len() == extremities.len() && extremities.iter().all(|(id, _)| prev_ids.contains(id))
 }
 
 /// What became of a received event.
@@ -72,7 +105,42 @@ impl Rooms {
         json: CanonicalJsonObject,
         keys: &PublicKeyMap,
     ) -> Result<(OwnedEventId, Received)> {
-        self.receive_pdu_at(room_id, json, keys, None, false).await
+        self.receive_pdu_at(room_id, json, keys, None, false, None).await
+    }
+
+    /// As `receive_pdu`, without waiting for the event to be on disk when it simply extends
+    /// the room (its prev events are the room's forward extremities, the usual case of a busy
+    /// room): it joins `unsettled`, so the events of one transaction are written in one commit.
+    /// Until `settle` says otherwise its outcome is provisional: a failed write fails it.
+    pub async fn receive_pdu_deferred(
+        &self,
+        room_id: &RoomId,
+        json: CanonicalJsonObject,
+        keys: &PublicKeyMap,
+        unsettled: &mut Unsettled,
+    ) -> Result<(OwnedEventId, Received)> {
+        self.receive_pdu_at(room_id, json, keys, None, false, Some(unsettled)).await
+    }
+
+    /// Waits until the events in `unsettled` are on disk, and lets go of the room lock it held;
+    /// events whose write failed are moved to its failures.
+    pub async fn settle(&self, unsettled: &mut Unsettled) {
+        self.flush(unsettled).await;
+        unsettled.guard = None;
+    }
+
+    /// As `settle`, keeping the room lock.
+    async fn flush(&self, unsettled: &mut Unsettled) {
+        for job in unsettled.held.drain(..) {
+            // A writer that stopped drops the job, and so fails it below.
+            let _ = self.writer.send(job);
+        }
+        for p in std::mem::take(&mut unsettled.pending) {
+            let event_id = p.event_id.clone();
+            if let Err(e) = self.complete(p).await {
+                unsettled.failed.push((event_id, e.message()));
+            }
+        }
     }
 
     /// As `receive_pdu`, for another server's user's membership event handed to this server
@@ -84,7 +152,7 @@ impl Rooms {
         json: CanonicalJsonObject,
         keys: &PublicKeyMap,
     ) -> Result<(OwnedEventId, Received)> {
-        self.receive_pdu_at(room_id, json, keys, None, true).await
+        self.receive_pdu_at(room_id, json, keys, None, true, None).await
     }
 
     /// As `receive_pdu`, for an event whose prev events are not here and could not be fetched:
@@ -97,7 +165,7 @@ impl Rooms {
         keys: &PublicKeyMap,
         state_before: StateMap,
     ) -> Result<(OwnedEventId, Received)> {
-        self.receive_pdu_at(room_id, json, keys, Some(state_before), false).await
+        self.receive_pdu_at(room_id, json, keys, Some(state_before), false, None).await
     }
 
     async fn receive_pdu_at(
@@ -107,9 +175,10 @@ impl Rooms {
         keys: &PublicKeyMap,
         given_before: Option<StateMap>,
         relay: bool,
+        mut unsettled: Option<&mut Unsettled>,
     ) -> Result<(OwnedEventId, Received)> {
-        let room = self.room(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-        let (_, rules) = rules_for(&room.room_version)?;
+        let version = self.room_version(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let (_, rules) = rules_for(&version)?;
 
         // 1. A valid event of the room's version, else dropped.
         state_res::check_pdu_format(&json, &rules.event_format)
@@ -137,7 +206,7 @@ impl Rooms {
             }
             Err(e) => return Err(Error::forbidden(format!("The event's signatures do not verify: {e}"))),
         };
-        let mut incoming =
+        let incoming =
             Pdu::from_json(&json, event_id.clone(), room_id.to_owned(), &rules).map_err(|e| Error::bad_json(e.0))?;
         if incoming.kind == TimelineEventType::RoomCreate {
             return Err(Error::bad_json("The room already has its create event"));
@@ -147,32 +216,83 @@ impl Rooms {
             return Err(Error::bad_json("The event has no prev_events"));
         }
 
-        let lock = self.lock_for(room_id);
-        let _guard = lock.lock().await;
-        if storage::events::get(&self.db.write, event_id.as_str()).await?.is_some() {
+        // A batch keeps the lock of the room its held events belong to; another room's events
+        // are written first, so a batch never holds two rooms' locks.
+        let guard = match unsettled.as_deref_mut() {
+            Some(u) => match u.guard.take() {
+                Some((held_room, guard)) if held_room == room_id => guard,
+                other => {
+                    u.guard = other;
+                    self.settle(u).await;
+                    self.lock_for(room_id).lock_owned().await
+                }
+            },
+            None => self.lock_for(room_id).lock_owned().await,
+        };
+        let result = self
+            .receive_locked(room_id, &rules, event_id, json, incoming, given_before, relay, unsettled.as_deref_mut())
+            .await;
+        if let Some(u) = unsettled {
+            u.guard = Some((room_id.to_owned(), guard));
+        }
+        result
+    }
+
+    /// `receive_pdu_at` once the event is well formed and signed, under the room's lock.
+    #[allow(clippy::too_many_arguments)]
+    async fn receive_locked(
+        &self,
+        room_id: &RoomId,
+        rules: &RoomVersionRules,
+        event_id: OwnedEventId,
+        json: CanonicalJsonObject,
+        mut incoming: Pdu,
+        given_before: Option<StateMap>,
+        relay: bool,
+        mut unsettled: Option<&mut Unsettled>,
+    ) -> Result<(OwnedEventId, Received)> {
+        let rules = rules.clone();
+        // An event handed to the writer is in the cache until its write fails.
+        if self.shared.cache.get(event_id.as_str()).is_some()
+            || storage::events::get(&self.db.write, event_id.as_str()).await?.is_some()
+        {
             return Ok((event_id, Received::Duplicate));
         }
-        let hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        let prev_ids: Vec<String> = incoming.prev_events.iter().map(ToString::to_string).collect();
+        let auth_ids: Vec<String> = incoming.auth_events.iter().map(ToString::to_string).collect();
+        let mut hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+        // Linear: the event follows exactly the room's forward extremities, so the state before
+        // it is the room's current state, already in the hot copy (and possibly not on disk
+        // yet). Anything else reads the graph from the database, so what is pending is
+        // written first.
+        let mut linear = given_before.is_none() && extends(&prev_ids, &hot.extremities);
+        if !linear && let Some(u) = unsettled.as_deref_mut().filter(|u| !u.pending.is_empty() || !u.held.is_empty()) {
+            self.flush(u).await;
+            hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
+            linear = false;
+        }
         let create_id = hot
             .state_id("m.room.create", "")
             .cloned()
             .ok_or_else(|| Error::not_found("This server is not in the room"))?;
 
         // The graph around the event must be here (federation fetches what is missing first).
-        let prev_ids: Vec<String> = incoming.prev_events.iter().map(ToString::to_string).collect();
-        let auth_ids: Vec<String> = incoming.auth_events.iter().map(ToString::to_string).collect();
-        let points: HashMap<String, (Option<i64>, bool)> = storage::events::graph_points(&self.db.write, &prev_ids)
-            .await?
-            .into_iter()
-            .map(|(id, g, rejected)| (id, (g, rejected)))
-            .collect();
+        let points: HashMap<String, (Option<i64>, bool)> = if linear {
+            HashMap::new()
+        } else {
+            storage::events::graph_points(&self.db.write, &prev_ids)
+                .await?
+                .into_iter()
+                .map(|(id, g, rejected)| (id, (g, rejected)))
+                .collect()
+        };
         let mut wanted = auth_ids.clone();
         wanted.push(create_id.clone());
         let auth_events = self.events_shared(&wanted).await?;
         // A prev event stored only as an outlier has no known state after it: as good as missing.
         let missing: Vec<&String> = prev_ids
             .iter()
-            .filter(|_| given_before.is_none())
+            .filter(|_| given_before.is_none() && !linear)
             .filter(|id| !points.get(*id).is_some_and(|(group, _)| group.is_some()))
             .chain(auth_ids.iter().filter(|id| !auth_events.iter().any(|e| e.row.event_id == **id)))
             .collect();
@@ -214,6 +334,7 @@ impl Rooms {
         let mut base_groups = Vec::new();
         let (before, before_group): (Arc<StateMap>, Option<i64>) = match given_before {
             Some(state) => (Arc::new(state), None),
+            None if linear => (hot.state.clone(), hot.room.current_state_group),
             None => {
                 for id in &prev_ids {
                     base_groups.push(points[id].0);
@@ -244,12 +365,16 @@ impl Rooms {
         let mut after_group = before_group;
         if let (Some(k), None) = (&incoming.state_key, &rejected) {
             Arc::make_mut(&mut after).insert((incoming.kind.to_string(), k.clone()), event_id.to_string());
-            after_group = Some(self.new_group(&mut groups, &after, before_group).await?);
+            // On the linear path the state before may be a group not written yet.
+            let known = linear.then(|| (hot.chain_len, hot.state.clone()));
+            after_group = Some(self.new_group_on(&mut groups, &after, before_group, known).await?);
         }
 
-        // 6. The auth rules against the room's current state, else soft-failed.
+        // 6. The auth rules against the room's current state, else soft-failed (on the linear
+        // path that state is the state before, just checked).
         let soft_failed = match rejected {
             Some(_) => None,
+            None if linear => None,
             None => self.check_against(&rules, room_id, &incoming, &hot.state).await?.err(),
         };
 
@@ -333,16 +458,61 @@ impl Rooms {
                 placement.current = CurrentState::Replace { group, changes };
             }
         }
-        placement.state_groups = groups;
-
         let outcome = match (&rejected, &soft_failed) {
             (Some(why), _) => Received::Rejected(why.clone()),
             (None, Some(why)) => Received::SoftFailed(why.clone()),
             (None, None) => Received::Accepted,
         };
+        // What the hot copy becomes once this event is in (the linear path only).
+        let next = (linear && outcome == Received::Accepted).then(|| {
+            let mut next = (*hot).clone();
+            next.extremities = vec![(event_id.to_string(), incoming.depth as i64)];
+            if incoming.state_key.is_some() {
+                next.state = after.clone();
+                next.room.current_state_group = after_group;
+                if let Some(g) = groups.iter().find(|g| Some(g.id) == after_group) {
+                    next.chain_len = g.chain_len;
+                }
+            }
+            for m in &placement.memberships {
+                let joined = Arc::make_mut(&mut next.joined);
+                if m.membership == "join" {
+                    let name = incoming.content_value()["displayname"].as_str().map(str::to_owned);
+                    joined.insert(m.user_id.clone(), name);
+                } else {
+                    joined.remove(&m.user_id);
+                }
+            }
+            next
+        });
+        placement.state_groups = groups;
+        // On the linear path with a batch, the event waits in it to be written with the others.
+        let hold = match unsettled.as_deref_mut() {
+            Some(u) if linear => {
+                u.writer.get_or_insert_with(|| self.writer.clone());
+                Some(&mut u.held)
+            }
+            _ => None,
+        };
         let pending = self
-            .store_locked(&hot, None, &event_id, &json, &incoming, prev_ids, auth_ids, None, Some(placement))
+            .store_locked_as(&hot, None, &event_id, &json, &incoming, prev_ids, auth_ids, None, Some(placement), hold)
             .await?;
+        if linear {
+            // A rejected or soft-failed event changes neither the state nor the extremities.
+            if let Some(next) = next {
+                self.shared.hot.lock().insert(room_id.to_owned(), Arc::new(next));
+            }
+            match unsettled {
+                Some(u) => u.pending.push(pending),
+                None => {
+                    self.complete(pending).await?;
+                }
+            }
+            if outcome != Received::Accepted {
+                tracing::info!(%event_id, ?outcome, "received event not accepted");
+            }
+            return Ok((event_id, outcome));
+        }
         let committed = self.complete(pending).await;
         // The hot copy did not advance with this event; the next holder of the lock reads the
         // room back from the database, which now has it.
@@ -442,8 +612,21 @@ impl Rooms {
         state: &StateMap,
         base: Option<i64>,
     ) -> Result<i64> {
+        self.new_group_on(groups, state, base, None).await
+    }
+
+    /// As `new_group`, with the chain length and state of `base` given by the caller when it
+    /// knows them (a group of the hot copy that may not be written yet).
+    async fn new_group_on(
+        &self,
+        groups: &mut Vec<NewStateGroup>,
+        state: &StateMap,
+        base: Option<i64>,
+        known: Option<(i64, Arc<StateMap>)>,
+    ) -> Result<i64> {
         let id = self.last_state_group.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
         let base_chain = match base {
+            Some(_) if known.is_some() => known,
             // A group written in this same batch is not in the database yet.
             Some(b) => match groups.iter().find(|g| g.id == b) {
                 Some(g) => Some((g.chain_len, Arc::new(self.group_state(groups, b).await?))),

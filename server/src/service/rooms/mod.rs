@@ -177,7 +177,14 @@ impl Rooms {
         let last_state_group = storage::state::max_id(&db.write).await?;
         let heads = RoomHeads::load(&db).await?;
         let head = heads.latest_of_all();
-        let shared = Arc::new(Shared::new(heads, head, notifier, EventCache::new(EVENT_CACHE_CAPACITY), push_jobs));
+        let shared = Arc::new(Shared::new(
+            config.server_name.as_str(),
+            heads,
+            head,
+            notifier,
+            EventCache::new(EVENT_CACHE_CAPACITY),
+            push_jobs,
+        ));
         let writer = writer::spawn(db.clone(), shared.clone());
         Ok(Self {
             db,
@@ -234,8 +241,24 @@ impl Rooms {
         self.shared.head.load(Ordering::Acquire)
     }
 
+    /// The stream position of the latest committed event this server may send to other servers
+    /// (its users' events and those it relays). Read after `stream_head`, it covers every
+    /// event up to the head that was read.
+    pub fn outbound_head(&self) -> i64 {
+        self.shared.outbound.load(Ordering::Acquire)
+    }
+
     fn lock_for(&self, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
         self.locks.lock().entry(room_id.to_owned()).or_default().clone()
+    }
+
+    /// The room's version, `None` for a room unknown here. A room's version never changes, so
+    /// any hot copy of it answers without reading the database.
+    pub async fn room_version(&self, room_id: &RoomId) -> Result<Option<String>> {
+        if let Some(hot) = self.peek_hot(room_id) {
+            return Ok(Some(hot.room.room_version.clone()));
+        }
+        Ok(self.room(room_id).await?.map(|r| r.room_version))
     }
 
     pub async fn room(&self, room_id: &RoomId) -> Result<Option<RoomRow>> {
@@ -661,6 +684,25 @@ impl Rooms {
         txn: Option<Txn<'_>>,
         placement: Option<Placement>,
     ) -> Result<Pending> {
+        self.store_locked_as(hot, new_room, event_id, json, pdu, prev_ids, auth_ids, txn, placement, None).await
+    }
+
+    /// As `store_locked`; with `hold`, the writer's job is put there for the caller to hand
+    /// over (with others, before it lets go of the room lock) instead of sent at once.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_locked_as(
+        &self,
+        hot: &RoomHot,
+        new_room: Option<(&str, i64)>,
+        event_id: &EventId,
+        json: &CanonicalJsonObject,
+        pdu: &Pdu,
+        prev_ids: Vec<String>,
+        auth_ids: Vec<String>,
+        txn: Option<Txn<'_>>,
+        placement: Option<Placement>,
+        hold: Option<&mut Vec<Job>>,
+    ) -> Result<Pending> {
         let room = &hot.room;
         let text = serde_json::to_string(json).map_err(Error::internal)?;
         let kind = pdu.kind.to_string();
@@ -821,9 +863,11 @@ impl Rooms {
             })
         };
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        self.writer
-            .send(Job { append, epoch: hot.epoch, done: done_tx, push })
-            .map_err(|_| Error::internal("the event writer has stopped"))?;
+        let job = Job { append, epoch: hot.epoch, done: done_tx, push };
+        match hold {
+            Some(held) => held.push(job),
+            None => self.writer.send(job).map_err(|_| Error::internal("the event writer has stopped"))?,
+        }
 
         let txn = txn.map(|t| {
             let key = (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned());

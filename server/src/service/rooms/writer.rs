@@ -90,6 +90,12 @@ pub struct Shared {
     pub heads: RoomHeads,
     /// The highest stream position committed (every event up to it is readable).
     pub head: AtomicI64,
+    /// The stream position of the latest committed event this server may send to others (one
+    /// of its users' events, or one it relays); never behind what `head` shows. The federation
+    /// sender skips its passes while only other servers' events are written.
+    pub outbound: AtomicI64,
+    /// ":" and this server's name: how its users' IDs end.
+    local_suffix: String,
     pub notifier: Arc<Notifier>,
     pub cache: EventCache,
     pub memberships: MembershipIndex,
@@ -109,6 +115,7 @@ pub struct StateChange {
 
 impl Shared {
     pub fn new(
+        server_name: &str,
         heads: RoomHeads,
         head: i64,
         notifier: Arc<Notifier>,
@@ -120,6 +127,9 @@ impl Shared {
             epochs: Mutex::default(),
             heads,
             head: AtomicI64::new(head),
+            // Not known for what is already stored: as if the latest event were one to send.
+            outbound: AtomicI64::new(head),
+            local_suffix: format!(":{server_name}"),
             notifier,
             cache,
             memberships: MembershipIndex::default(),
@@ -246,7 +256,11 @@ fn finish(shared: &Shared, done: Vec<(Job, Appended)>) {
             shared.memberships.committed(row, &m.user_id);
         }
         max = max.max(r.stream);
+        if j.append.event.relay || j.append.event.sender.ends_with(&shared.local_suffix) {
+            shared.outbound.fetch_max(r.stream, Ordering::AcqRel);
+        }
     }
+    // After `outbound`: whoever reads the head and then `outbound` sees this batch in both.
     shared.head.fetch_max(max, Ordering::AcqRel);
     shared.notifier.notify();
     let state_changes = shared.state_changes.get();

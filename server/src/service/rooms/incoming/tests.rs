@@ -16,7 +16,7 @@ use ruma::{
 };
 use serde_json::{Value, json};
 
-use super::Received;
+use super::{Received, Unsettled};
 use crate::{
     config::{Config, SecretStoreChoice},
     matrix::pdu::{NewPdu, build_and_sign},
@@ -117,9 +117,25 @@ impl World {
         prev: &[&OwnedEventId],
         ts: u64,
     ) -> CanonicalJsonObject {
+        let state = self.state_after(prev[0].as_str()).await;
+        self.remote_event_on(&state, room, sender, kind, state_key, content, prev, ts).await
+    }
+
+    /// As `remote_event`, with its auth events chosen from `state`.
+    #[allow(clippy::too_many_arguments)]
+    async fn remote_event_on(
+        &self,
+        state: &StateMap,
+        room: &RoomId,
+        sender: &str,
+        kind: &str,
+        state_key: Option<&str>,
+        content: Value,
+        prev: &[&OwnedEventId],
+        ts: u64,
+    ) -> CanonicalJsonObject {
         let version = self.rooms.room(room).await.unwrap().unwrap().room_version;
         let (version, rules) = rules_for(&version).unwrap();
-        let state = self.state_after(prev[0].as_str()).await;
         let raw = serde_json::value::to_raw_value(&content).unwrap();
         let sender = user(sender);
         let auth_keys =
@@ -240,6 +256,88 @@ async fn a_remote_join_and_message_on_the_current_line_become_part_of_the_room()
         let CanonicalJsonValue::Array(prevs) = prevs else { panic!() };
         assert_eq!(prevs.len(), 2, "the local event merges both forward extremities: {prevs:?}");
     }
+}
+
+#[tokio::test]
+async fn a_transactions_events_on_the_current_line_are_written_together_and_each_builds_on_the_last() {
+    let w = world().await;
+    let room = w.public_room("12").await;
+    let join = w.bob_joins(&room, now()).await;
+    let mut state = w.state_after(join.as_str()).await;
+    let mut unsettled = Unsettled::default();
+    let mut prev = join.clone();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let (kind, key, content) = match i {
+            // A state event in the middle: the events after it are checked against it.
+            3 => ("m.room.member", Some(BOB), json!({"membership": "join", "displayname": "Bobby"})),
+            _ => ("m.room.message", None, json!({"msgtype": "m.text", "body": format!("m{i}")})),
+        };
+        let event = w.remote_event_on(&state, &room, BOB, kind, key, content, &[&prev], now()).await;
+        let (id, outcome) = w.rooms.receive_pdu_deferred(&room, event.clone(), &w.keys, &mut unsettled).await.unwrap();
+        assert_eq!(outcome, Received::Accepted, "event {i}");
+        // Sent twice in one transaction, it is stored once.
+        let (_, again) = w.rooms.receive_pdu_deferred(&room, event, &w.keys, &mut unsettled).await.unwrap();
+        assert_eq!(again, Received::Duplicate, "event {i} again");
+        if key.is_some() {
+            state.insert(("m.room.member".to_owned(), BOB.to_owned()), id.to_string());
+        }
+        prev = id.clone();
+        ids.push(id);
+    }
+    // A local message sent meanwhile waits until the batch is written, then follows it.
+    let replied = std::sync::atomic::AtomicBool::new(false);
+    let (reply, ()) = tokio::join!(
+        async {
+            let id = w.local(&room, "m.room.message", None, json!({"msgtype": "m.text", "body": "hi Bobby"})).await;
+            replied.store(true, std::sync::atomic::Ordering::SeqCst);
+            id
+        },
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            assert!(!replied.load(std::sync::atomic::Ordering::SeqCst), "sent before the batch was written");
+            w.rooms.settle(&mut unsettled).await;
+        }
+    );
+    assert!(unsettled.failed.is_empty(), "{:?}", unsettled.failed);
+
+    let prevs = w.rooms.event(reply.as_str()).await.unwrap().unwrap().json["prev_events"].clone();
+    assert_eq!(prevs, CanonicalJsonValue::Array(vec![CanonicalJsonValue::String(prev.to_string())]));
+    let mut expected: Vec<String> = ids.iter().rev().map(ToString::to_string).collect();
+    expected.insert(0, reply.to_string());
+    assert_eq!(w.timeline(&room).await[..7], expected[..], "newest first, each once");
+    assert_eq!(w.extremities(&room).await, vec![reply.to_string()]);
+    assert_eq!(w.current(&room, "m.room.member", BOB).await.as_deref(), Some(ids[3].as_str()));
+    assert_eq!(
+        w.state_after(ids[5].as_str()).await.get(&("m.room.member".into(), BOB.into())),
+        Some(&ids[3].to_string())
+    );
+    // The member list on disk and the room's copy in memory (push notifications name senders
+    // from it) both know Bob's new name.
+    let on_disk = storage::rooms::joined_display_names(&w.rooms.db.read, room.as_str()).await.unwrap();
+    assert!(on_disk.contains(&(BOB.to_owned(), Some("Bobby".to_owned()))), "{on_disk:?}");
+    let hot = w.rooms.peek_hot(&room).unwrap();
+    assert_eq!(hot.joined.get(BOB), Some(&Some("Bobby".to_owned())));
+}
+
+#[tokio::test]
+async fn events_of_a_batch_abandoned_midway_are_still_written_before_what_follows_them() {
+    let w = world().await;
+    let room = w.public_room("12").await;
+    let join = w.bob_joins(&room, now()).await;
+    let state = w.state_after(join.as_str()).await;
+    let mut unsettled = Unsettled::default();
+    let mut prev = join.clone();
+    for i in 0..3 {
+        let content = json!({"msgtype": "m.text", "body": format!("m{i}")});
+        let event = w.remote_event_on(&state, &room, BOB, "m.room.message", None, content, &[&prev], now()).await;
+        prev = w.rooms.receive_pdu_deferred(&room, event, &w.keys, &mut unsettled).await.unwrap().0;
+    }
+    // The request receiving them was cancelled (its connection closed) before they were written.
+    drop(unsettled);
+    let reply = w.local(&room, "m.room.message", None, json!({"msgtype": "m.text", "body": "still there?"})).await;
+    let timeline = w.timeline(&room).await;
+    assert_eq!(timeline[..2], [reply.to_string(), prev.to_string()], "{timeline:?}");
 }
 
 #[tokio::test]
