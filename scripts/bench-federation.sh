@@ -5,6 +5,7 @@
 # several minutes (building the big room on Synapse is most of it); not part of CI.
 #   HEARTH_FED_BENCH_MEMBERS [2000]  members of the room to join
 #   HEARTH_FED_BENCH_PDUS [2000]     PDUs sent to each receiver
+#   HEARTH_FED_BENCH_LOG [unset]     a file for Hearth's log (RUST_LOG is then passed on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')

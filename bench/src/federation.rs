@@ -257,14 +257,18 @@ fn start_hearth(bin: &str, dir: &std::path::Path, ca: &str, listen: &str) -> Res
             logs = dir.join("logs").display(),
         ),
     )?;
-    Ok(std::process::Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?)
+    // HEARTH_FED_BENCH_LOG=FILE keeps Hearth's log there, with RUST_LOG as set (for example
+    // `sqlx::query=debug` to see each statement while looking for where the time goes).
+    let log = match std::env::var_os("HEARTH_FED_BENCH_LOG") {
+        Some(path) => std::process::Stdio::from(std::fs::File::create(path)?),
+        None => std::process::Stdio::null(),
+    };
+    let mut command = std::process::Command::new(bin);
+    command.args(["serve", "--config"]).arg(&config).env_remove("RUST_BACKTRACE");
+    if std::env::var_os("HEARTH_FED_BENCH_LOG").is_none() {
+        command.env_remove("RUST_LOG");
+    }
+    Ok(command.stdout(std::process::Stdio::null()).stderr(log).spawn()?)
 }
 
 /// The process of the Synapse named `name` in this run (its config lives in `work/name/`).
