@@ -690,11 +690,7 @@ impl Rooms {
         incoming: Option<&Pdu>,
     ) -> Result<StateMap> {
         let Some(v2) = rules.state_res.v2_rules() else {
-            return Err(Error::matrix(
-                StatusCode::BAD_REQUEST,
-                ErrorKind::UnsupportedRoomVersion,
-                "Forks in room version 1 rooms cannot be resolved here (state resolution v1)",
-            ));
+            return self.resolve_v1(rules, room_id, states, incoming).await;
         };
         // The auth graph above every state event: the auth chains, the auth difference and
         // (v2.1) the conflicted state subgraph all live in it.
@@ -754,6 +750,51 @@ impl Rooms {
     }
 }
 
+impl Rooms {
+    /// State resolution of room version 1 (`resolve_v1`), with the events it needs read here:
+    /// the conflicted ones and the unconflicted state's events at their auth keys.
+    async fn resolve_v1(
+        &self,
+        rules: &RoomVersionRules,
+        room_id: &RoomId,
+        states: &[Arc<StateMap>],
+        incoming: Option<&Pdu>,
+    ) -> Result<StateMap> {
+        let states: Vec<&StateMap> = states.iter().map(|s| s.as_ref()).collect();
+        let (unconflicted, conflicted) = resolve_v1::separate(&states);
+        let ids: Vec<String> = conflicted.values().flatten().cloned().collect();
+        let mut events = self.pdus_of(rules, room_id, &ids).await?;
+        if let Some(e) = incoming.filter(|e| ids.iter().any(|id| id == e.event_id.as_str())) {
+            events.insert(e.event_id.to_string(), e.clone());
+        }
+        let auth_ids: Vec<String> = events
+            .values()
+            .flat_map(|e| resolve_v1::auth_keys(&rules.authorization, e))
+            .filter_map(|key| unconflicted.get(&key).cloned())
+            .filter(|id| !events.contains_key(id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        events.extend(self.pdus_of(rules, room_id, &auth_ids).await?);
+        Ok(resolve_v1::resolve(&rules.authorization, &states, &events))
+    }
+
+    /// These events of the room, parsed, by ID (unknown ones left out).
+    async fn pdus_of(
+        &self,
+        rules: &RoomVersionRules,
+        room_id: &RoomId,
+        ids: &[String],
+    ) -> Result<HashMap<String, Pdu>> {
+        self.events_shared(ids)
+            .await?
+            .iter()
+            .filter(|e| e.row.room_id == room_id.as_str())
+            .map(|e| to_pdu(e, room_id, rules).map(|p| (e.row.event_id.clone(), p)))
+            .collect()
+    }
+}
+
 /// Every event reachable from `from` through `auth_events` (not `from` itself unless reached).
 fn ancestors<'a>(
     parents: &HashMap<String, Vec<String>>,
@@ -801,5 +842,6 @@ fn conflicted_subgraph(parents: &HashMap<String, Vec<String>>, conflicted: &Hash
     below
 }
 
+mod resolve_v1;
 #[cfg(test)]
 mod tests;

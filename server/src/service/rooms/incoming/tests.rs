@@ -448,6 +448,87 @@ async fn concurrent_topic_changes_resolve_to_the_later_one_whichever_arrives_las
 /// Alice demotes Bob while Bob, not having seen it, bans Carol on his branch. At its place in
 /// the graph the ban is allowed (it is not rejected and stays in the graph) but the room's
 /// current power levels no longer let Bob ban: soft-failed, and Carol stays joined.
+/// The spec's order for room version 1's tie-break: the lower SHA-1 of the event ID first.
+fn sha1_order(a: &str, b: &str) -> std::cmp::Ordering {
+    use sha1::{Digest, Sha1};
+    Sha1::digest(a.as_bytes()).cmp(&Sha1::digest(b.as_bytes()))
+}
+
+#[tokio::test]
+async fn in_a_version_1_room_concurrent_topics_at_one_depth_resolve_to_the_lower_hash() {
+    let w = world().await;
+    let room = w.public_room("1").await;
+    w.bob_joins(&room, now()).await;
+    let mut pl = w.rooms.state_content(&room, "m.room.power_levels").await.unwrap();
+    pl["users"][BOB] = json!(50);
+    let fork = w.local(&room, "m.room.power_levels", Some(""), pl).await;
+    let alice_topic = w.local(&room, "m.room.topic", Some(""), json!({"topic": "alice's"})).await;
+    let bob = w.remote_event(&room, BOB, "m.room.topic", Some(""), json!({"topic": "bob's"}), &[&fork], now()).await;
+    let (bob_topic, outcome) = w.receive(&room, bob).await;
+    assert_eq!(outcome, Received::Accepted);
+    let mut expected = vec![alice_topic.to_string(), bob_topic.to_string()];
+    expected.sort();
+    assert_eq!(w.extremities(&room).await, expected, "the room has forked");
+    // Same depth: the lower SHA-1 of the ID wins, as on every server of a v1 room.
+    let winner = match sha1_order(alice_topic.as_str(), bob_topic.as_str()) {
+        std::cmp::Ordering::Less => &alice_topic,
+        _ => &bob_topic,
+    };
+    assert_eq!(w.current(&room, "m.room.topic", "").await.as_deref(), Some(winner.as_str()));
+    let merge = w.local(&room, "m.room.message", None, json!({"msgtype": "m.text", "body": "ok"})).await;
+    assert_eq!(w.extremities(&room).await, vec![merge.to_string()]);
+    assert_eq!(
+        w.state_after(merge.as_str()).await.get(&("m.room.topic".to_owned(), String::new())),
+        Some(&winner.to_string())
+    );
+}
+
+#[tokio::test]
+async fn in_a_version_1_room_a_topic_by_a_user_demoted_on_the_other_branch_loses_even_when_deeper() {
+    let w = world().await;
+    let room = w.public_room("1").await;
+    w.bob_joins(&room, now()).await;
+    let mut pl = w.rooms.state_content(&room, "m.room.power_levels").await.unwrap();
+    pl["users"][BOB] = json!(50);
+    let promoted = w.local(&room, "m.room.power_levels", Some(""), pl.clone()).await;
+    // Alice's branch: Bob demoted, then her topic.
+    pl["users"].as_object_mut().unwrap().remove(BOB);
+    let demoted = w.local(&room, "m.room.power_levels", Some(""), pl).await;
+    let alice_topic = w.local(&room, "m.room.topic", Some(""), json!({"topic": "alice's"})).await;
+    // Bob's branch, from before the demotion: two messages, then his topic, deeper than hers.
+    let mut prev = promoted.clone();
+    for body in ["one", "two"] {
+        let m = w
+            .remote_event(
+                &room,
+                BOB,
+                "m.room.message",
+                None,
+                json!({"msgtype": "m.text", "body": body}),
+                &[&prev],
+                now(),
+            )
+            .await;
+        let (id, _) = w.receive(&room, m).await;
+        prev = id;
+    }
+    let topic = w.remote_event(&room, BOB, "m.room.topic", Some(""), json!({"topic": "bob's"}), &[&prev], now()).await;
+    let (bob_topic, outcome) = w.receive(&room, topic).await;
+    // Against the room's current state Bob may no longer set the topic.
+    assert!(matches!(outcome, Received::SoftFailed(_)), "{outcome:?}");
+    assert_eq!(w.current(&room, "m.room.topic", "").await.as_deref(), Some(alice_topic.as_str()));
+    // Resolving the two branches' states (as /state at a merge would): the demotion wins the
+    // power levels (it follows the promotion and Alice may make it), and Bob's deeper topic
+    // fails the auth rules under it, so Alice's stays.
+    let room_row = w.rooms.room(&room).await.unwrap().unwrap();
+    let (_, rules) = rules_for(&room_row.room_version).unwrap();
+    let states =
+        vec![Arc::new(w.state_after(alice_topic.as_str()).await), Arc::new(w.state_after(bob_topic.as_str()).await)];
+    let resolved = w.rooms.resolve(&rules, &room, &states, None).await.unwrap();
+    assert_eq!(resolved.get(&("m.room.power_levels".to_owned(), String::new())), Some(&demoted.to_string()));
+    assert_eq!(resolved.get(&("m.room.topic".to_owned(), String::new())), Some(&alice_topic.to_string()));
+}
+
 #[tokio::test]
 async fn a_ban_by_a_user_demoted_on_the_other_branch_is_soft_failed() {
     for version in ["10", "12"] {
