@@ -145,6 +145,7 @@ impl Federation {
         user: &UserId,
         reason: Option<&str>,
     ) -> std::result::Result<(), JoinFailure> {
+        let started = std::time::Instant::now();
         let mut request = prepare_join_event::v1::Request::new(room_id.to_owned(), user.to_owned());
         request.ver =
             (1..=12u32).filter_map(|v| RoomVersionId::try_from(v.to_string()).ok()).filter(supported).collect();
@@ -184,11 +185,13 @@ impl Federation {
         let (join_id, join) =
             self.rooms.complete_template(&version, template, content).map_err(JoinFailure::TryAnother)?;
 
+        let made_at = started.elapsed();
         let raw = serde_json::value::to_raw_value(&join).map_err(|e| JoinFailure::Final(Error::internal(e)))?;
         let request = create_join_event::v2::Request::new(room_id.to_owned(), join_id.clone(), raw);
         let answer = self.client.send(server, request).await.map_err(|e| {
             JoinFailure::TryAnother(remote_error(e, "The room's server did not take the join", Error::not_found))
         })?;
+        let answered_at = started.elapsed();
         let state = answer.room_state;
         let parse = |list: Vec<Box<serde_json::value::RawValue>>| -> Vec<CanonicalJsonObject> {
             list.into_iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()).collect()
@@ -206,6 +209,8 @@ impl Federation {
             };
         let state_events = self.keys.verified_events(parse(state.state), &rules).await;
         let auth_chain = self.keys.verified_events(parse(state.auth_chain), &rules).await;
+        let verified_at = started.elapsed();
+        let (state_count, auth_count) = (state_events.len(), auth_chain.len());
         // A v12 room's ID is its create event's: check it before trusting the answer at all.
         if rules.room_id_format == RoomIdFormatVersion::V2 && room_id.server_name().is_some() {
             return Err(JoinFailure::TryAnother(Error::bad_json("A v12 room ID names no server")));
@@ -221,6 +226,15 @@ impl Federation {
             })
             .await
             .map_err(JoinFailure::TryAnother)?;
+        // Where a slow join's time went.
+        tracing::info!(
+            %server, %room_id, state = state_count, auth_chain = auth_count,
+            make_join_ms = made_at.as_millis() as u64,
+            send_join_ms = (answered_at - made_at).as_millis() as u64,
+            verify_ms = (verified_at - answered_at).as_millis() as u64,
+            store_ms = (started.elapsed() - verified_at).as_millis() as u64,
+            "joined a room through another server"
+        );
         // The resident server has the join; the sender tells the room's other servers.
         Ok(())
     }

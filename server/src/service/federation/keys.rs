@@ -152,27 +152,17 @@ impl KeyStore {
         rules: &ruma::room_version_rules::RoomVersionRules,
     ) -> Vec<CanonicalJsonObject> {
         let mut memo = KeyMemo::default();
-        let mut out = Vec::with_capacity(events.len());
+        let mut signed = Vec::with_capacity(events.len());
         for event in events {
-            let keys = match self.keys_for_event_memo(&event, rules, &mut memo).await {
-                Ok(k) => k,
-                Err(e) => {
-                    tracing::info!(error = %e, "an event whose signing servers are unknown was dropped");
-                    continue;
-                }
-            };
-            match ruma::signatures::verify_event(&keys, &event, rules) {
-                Ok(ruma::signatures::Verified::All) => out.push(event),
-                Ok(ruma::signatures::Verified::Signatures) => {
-                    match ruma::canonical_json::redact(event, &rules.redaction, None) {
-                        Ok(redacted) => out.push(redacted),
-                        Err(e) => tracing::info!(error = %e, "an event that cannot be redacted was dropped"),
-                    }
-                }
-                Err(e) => tracing::info!(error = %e, "an event whose signatures do not verify was dropped"),
+            match self.keys_for_event_memo(&event, rules, &mut memo).await {
+                Ok(keys) => signed.push((event, keys)),
+                Err(e) => tracing::info!(error = %e, "an event whose signing servers are unknown was dropped"),
             }
         }
-        out
+        // Checking signatures is most of the CPU a remote join costs (thousands of events):
+        // spread over the cores, off the async threads.
+        let rules = rules.clone();
+        tokio::task::spawn_blocking(move || verify_all(signed, &rules)).await.unwrap_or_default()
     }
 
     async fn stored_key(&self, server: &ServerName, key_id: &str, at: i64) -> Result<Option<Base64>> {
@@ -341,5 +331,56 @@ impl KeyStore {
         let mut doc: CanonicalJsonObject = serde_json::from_str(&text).map_err(Error::internal)?;
         self.own.sign(&mut doc)?;
         Ok(vec![doc])
+    }
+}
+
+/// `verify_one` on each event, on up to as many threads as there are cores; the order is kept.
+fn verify_all(
+    events: Vec<(CanonicalJsonObject, PublicKeyMap)>,
+    rules: &ruma::room_version_rules::RoomVersionRules,
+) -> Vec<CanonicalJsonObject> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Below this, a thread costs more than it saves.
+    const PER_THREAD: usize = 64;
+    let chunk = events.len().div_ceil(threads).max(PER_THREAD);
+    let mut events = events;
+    let mut chunks = Vec::new();
+    while events.len() > chunk {
+        let rest = events.split_off(chunk);
+        chunks.push(std::mem::replace(&mut events, rest));
+    }
+    chunks.push(events);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || part.into_iter().filter_map(|(e, k)| verify_one(e, &k, rules)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| Vec::new())).collect()
+    })
+}
+
+/// An event whose signatures verify, redacted when its content hash does not match; `None`
+/// (logged) for one that fails.
+fn verify_one(
+    event: CanonicalJsonObject,
+    keys: &PublicKeyMap,
+    rules: &ruma::room_version_rules::RoomVersionRules,
+) -> Option<CanonicalJsonObject> {
+    match ruma::signatures::verify_event(keys, &event, rules) {
+        Ok(ruma::signatures::Verified::All) => Some(event),
+        Ok(ruma::signatures::Verified::Signatures) => match ruma::canonical_json::redact(event, &rules.redaction, None)
+        {
+            Ok(redacted) => Some(redacted),
+            Err(e) => {
+                tracing::info!(error = %e, "an event that cannot be redacted was dropped");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::info!(error = %e, "an event whose signatures do not verify was dropped");
+            None
+        }
     }
 }
