@@ -107,6 +107,7 @@ async fn hearth_and_synapse_federate() {
     rooms_of_older_versions_on_synapse_work_too(&s).await;
     knocks_go_both_ways(&s).await;
     a_synapse_user_joins_a_restricted_hearth_room_through_a_room_they_are_in(&s).await;
+    a_hearth_user_joins_a_restricted_synapse_room_through_a_room_they_are_in(&s).await;
     a_server_acl_keeps_synapse_out(&s).await;
     events_sent_while_hearth_was_down_arrive_when_it_is_back(&mut s, &config).await;
     // Last: it restarts Synapse under its own control, and stops it when it ends.
@@ -287,6 +288,66 @@ async fn a_synapse_user_joins_a_restricted_hearth_room_through_a_room_they_are_i
     let hearth_name = env("HEARTH_FED_SERVER_NAME");
     let (st, v) =
         synapse_post(&format!("/_matrix/client/v3/join/{enc}?server_name={hearth_name}"), &quill, json!({})).await;
+    assert_eq!(st, 403, "a user in no allowing room got in: {v}");
+}
+
+/// The other way round: a Synapse user makes a room open to the members of another Synapse
+/// room; a Hearth user in that room joins it through Synapse (whose user vouches for the join,
+/// which Synapse countersigns and Hearth stores as the room's member event), and a Hearth user
+/// in no allowing room is refused.
+async fn a_hearth_user_joins_a_restricted_synapse_room_through_a_room_they_are_in(s: &TestServer) {
+    let synapse = env("SYNAPSE_SERVER_NAME");
+    let rhea = synapse_user("rhea").await;
+    let sol = s.user("sol").await;
+    let tam = s.user("tam").await;
+    let (st, v) = synapse_post(
+        "/_matrix/client/v3/createRoom",
+        &rhea,
+        json!({"preset": "public_chat", "room_version": "10", "name": "The family space"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let allowing = v["room_id"].as_str().unwrap().to_owned();
+    let (st, v) = synapse_post(
+        "/_matrix/client/v3/createRoom",
+        &rhea,
+        json!({"preset": "private_chat", "room_version": "10", "name": "Family only",
+               "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {
+                   "join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": allowing}]}}]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let enc = common::urlencode(&room);
+    let (st, v) = s
+        .post(
+            &format!("/_matrix/client/v3/join/{}?server_name={synapse}", common::urlencode(&allowing)),
+            Some(&sol),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "joining the allowing room: {v}");
+    let (st, v) = s.post(&format!("/_matrix/client/v3/join/{enc}?server_name={synapse}"), Some(&sol), json!({})).await;
+    assert_eq!(st, 200, "joining the restricted room through the allowing one: {v}");
+    let sol_id = format!("@sol:{}", env("HEARTH_FED_SERVER_NAME"));
+    let on_synapse = eventually(
+        "Sol's join on Synapse",
+        || async {
+            synapse_get(
+                &format!("/_matrix/client/v3/rooms/{enc}/state/m.room.member/{}", common::urlencode(&sol_id)),
+                &rhea,
+            )
+            .await
+            .1
+        },
+        |v| v["membership"] == "join",
+    )
+    .await;
+    assert_eq!(on_synapse["join_authorised_via_users_server"], json!(format!("@rhea:{synapse}")), "{on_synapse}");
+    let (st, v) = s.get(&format!("/_matrix/client/v3/rooms/{enc}/joined_members"), Some(&sol)).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["joined"].get(format!("@rhea:{synapse}")).is_some(), "{v}");
+    let (st, v) = s.post(&format!("/_matrix/client/v3/join/{enc}?server_name={synapse}"), Some(&tam), json!({})).await;
     assert_eq!(st, 403, "a user in no allowing room got in: {v}");
 }
 
