@@ -611,6 +611,66 @@ async fn events_queued_for_a_server_that_is_down_survive_kill_9() {
     }
 }
 
+/// A server that was down while more than a transaction's worth of events waited for it gets,
+/// once it is back, the latest event of each room it shares, not the whole backlog (it fetches
+/// the gap it needs itself), as Synapse catches a destination up.
+#[tokio::test]
+async fn a_server_back_from_an_outage_gets_the_latest_event_of_each_room_not_the_backlog() {
+    // No route for /send yet: every transaction fails.
+    let stand = stand_in().await;
+    let s = hearth().await;
+    let (alice, _, _) = joined_room(&s, &stand).await;
+    let first = {
+        let (_, v) = s.get("/_matrix/client/v3/joined_rooms", Some(&alice)).await;
+        v["joined_rooms"][0].as_str().unwrap().to_owned()
+    };
+    let (st, v) = s
+        .post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "room_version": "11"}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let second = v["room_id"].as_str().unwrap().to_owned();
+    stand_joins(&s, &stand, &second, &alice).await;
+    let send = |room: String, body: String, txn: String| {
+        let alice = alice.clone();
+        let s = &s;
+        async move {
+            let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}", common::urlencode(&room));
+            let (st, v) = s.put(&path, Some(&alice), json!({"msgtype": "m.text", "body": body})).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    for i in 1..=60 {
+        send(first.clone(), format!("first {i}"), format!("f{i}")).await;
+    }
+    for i in 1..=3 {
+        send(second.clone(), format!("second {i}"), format!("s{i}")).await;
+    }
+    // Back: it takes transactions again and calls Hearth, which hears it is up.
+    stand.routes.lock().unwrap().push(("PUT /_matrix/federation/v1/send/".into(), json!({"pdus": {}}).to_string()));
+    let (st, v) =
+        fed(&s, &stand, &stand.key, "GET", "/_matrix/federation/v1/query/profile?user_id=%40alice%3Ahearth.test", None)
+            .await;
+    assert!(st == 200 || st == 404, "{v}");
+    let bodies = || -> Vec<String> {
+        stand
+            .taken
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["pdus"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while bodies().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "only {:?} arrived", bodies());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // And nothing of the backlog after it.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(bodies(), ["first 60", "second 3"]);
+}
+
 /// A user of a second server joins through Hearth (`send_join`): Hearth, the room's resident
 /// server, sends the join on to the first server in the room, as the spec says (and not back
 /// to the second).

@@ -10,6 +10,26 @@ macro_rules! server_of {
     };
 }
 
+/// What a destination is sent, after a stream position: local events (and the joins, leaves
+/// and knocks other servers' users made through this server, for the servers besides theirs)
+/// in rooms where it has a joined member, and changes to the membership of its users. Binds:
+/// the position, this server's name, then the destination three times.
+macro_rules! sendable {
+    () => {
+        concat!(
+            "stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND (",
+            server_of!("sender"),
+            " = ? OR (relay = 1 AND ",
+            server_of!("sender"),
+            " != ?)) AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
+            server_of!("user_id"),
+            " = ?) OR (event_type = 'm.room.member' AND ",
+            server_of!("state_key"),
+            " = ?))"
+        )
+    };
+}
+
 /// Every other server with a member joined to one of our rooms.
 pub async fn servers_in_rooms(ex: impl SqliteExecutor<'_>, ours: &str) -> sqlx::Result<Vec<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(concat!(
@@ -43,12 +63,17 @@ pub struct Destination {
     pub stream_position: i64,
     pub retry_at: Option<i64>,
     pub backoff_ms: i64,
+    /// The last attempt failed (and none has succeeded since).
+    pub failing: bool,
 }
 
 pub async fn destinations(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<Destination>> {
-    sqlx::query_as("SELECT destination, stream_position, retry_at, backoff_ms FROM federation_destinations")
-        .fetch_all(ex)
-        .await
+    sqlx::query_as(
+        "SELECT destination, stream_position, retry_at, backoff_ms, last_error IS NOT NULL AS failing
+         FROM federation_destinations",
+    )
+    .fetch_all(ex)
+    .await
 }
 
 /// Adds a destination starting after `position` (nothing when it is known already).
@@ -121,16 +146,9 @@ pub async fn events_for(
     // re-prepare the statement on every call.
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         concat!(
-            "SELECT stream_ordering, pdu FROM events
-             WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND (",
-            server_of!("sender"),
-            " = ? OR (relay = 1 AND ",
-            server_of!("sender"),
-            " != ?)) AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
-            server_of!("user_id"),
-            " = ?) OR (event_type = 'm.room.member' AND ",
-            server_of!("state_key"),
-            " = ?)) ORDER BY stream_ordering LIMIT {limit}"
+            "SELECT stream_ordering, pdu FROM events WHERE ",
+            sendable!(),
+            " ORDER BY stream_ordering LIMIT {limit}"
         ),
         limit = limit
     )))
@@ -164,18 +182,29 @@ pub async fn destination_statuses(ex: impl SqliteExecutor<'_>) -> sqlx::Result<V
 
 /// Events after `after` waiting for `destination` (as `events_for` would send them).
 pub async fn queued_for(ex: impl SqliteExecutor<'_>, destination: &str, ours: &str, after: i64) -> sqlx::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as(concat!(
-        "SELECT COUNT(*) FROM events
-         WHERE stream_ordering > ? AND rejected = 0 AND soft_failed = 0 AND outlier = 0 AND (",
-        server_of!("sender"),
-        " = ? OR (relay = 1 AND ",
-        server_of!("sender"),
-        " != ?)) AND (room_id IN (SELECT room_id FROM memberships WHERE membership = 'join' AND ",
-        server_of!("user_id"),
-        " = ?) OR (event_type = 'm.room.member' AND ",
-        server_of!("state_key"),
-        " = ?))"
-    ))
+    let (n,): (i64,) = sqlx::query_as(concat!("SELECT COUNT(*) FROM events WHERE ", sendable!()))
+        .bind(after)
+        .bind(ours)
+        .bind(destination)
+        .bind(destination)
+        .bind(destination)
+        .fetch_one(ex)
+        .await?;
+    Ok(n)
+}
+
+/// Whether more than `n` events wait for `destination` after `after` (counting stops there).
+pub async fn more_waiting_than(
+    ex: impl SqliteExecutor<'_>,
+    destination: &str,
+    ours: &str,
+    after: i64,
+    n: i64,
+) -> sqlx::Result<bool> {
+    let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        concat!("SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE ", sendable!(), " LIMIT {limit})"),
+        limit = n + 1
+    )))
     .bind(after)
     .bind(ours)
     .bind(destination)
@@ -183,5 +212,33 @@ pub async fn queued_for(ex: impl SqliteExecutor<'_>, destination: &str, ours: &s
     .bind(destination)
     .fetch_one(ex)
     .await?;
-    Ok(n)
+    Ok(count > n)
+}
+
+/// Catching a destination up after an outage: of what waits for it after `after`, only the
+/// latest event of each room (at most `limit` rooms, those whose latest is oldest first), oldest
+/// first. Its server fetches what it lacks before them (`/get_missing_events`, `/state_ids`)
+/// and the rest as its users scroll back.
+pub async fn latest_per_room_for(
+    ex: impl SqliteExecutor<'_>,
+    destination: &str,
+    ours: &str,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        concat!(
+            "SELECT e.stream_ordering, e.pdu FROM events e JOIN (SELECT MAX(stream_ordering) AS latest FROM events WHERE ",
+            sendable!(),
+            " GROUP BY room_id ORDER BY latest LIMIT {limit}) l ON e.stream_ordering = l.latest ORDER BY e.stream_ordering"
+        ),
+        limit = limit
+    )))
+    .bind(after)
+    .bind(ours)
+    .bind(destination)
+    .bind(destination)
+    .bind(destination)
+    .fetch_all(ex)
+    .await
 }

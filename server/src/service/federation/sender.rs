@@ -198,7 +198,21 @@ impl Sender {
                 .lock()
                 .get(&d.destination)
                 .map_or(d.stream_position, |n| (*n).max(d.stream_position));
-            let batch = storage::federation::events_for(&self.db.read, &d.destination, &ours, after, MAX_PDUS).await?;
+            // Back after an outage with more than a transaction waiting: the latest event of
+            // each room, not everything it missed (its server fetches the gap it needs, and
+            // the rest as its users scroll back), as Synapse catches a destination up.
+            let catch_up = d.failing
+                && storage::federation::more_waiting_than(&self.db.read, &d.destination, &ours, after, MAX_PDUS)
+                    .await?;
+            let batch = if catch_up {
+                let batch =
+                    storage::federation::latest_per_room_for(&self.db.read, &d.destination, &ours, after, MAX_PDUS)
+                        .await?;
+                tracing::info!(destination = %d.destination, rooms = batch.len(), "catching up after an outage: the latest event of each room");
+                batch
+            } else {
+                storage::federation::events_for(&self.db.read, &d.destination, &ours, after, MAX_PDUS).await?
+            };
             if batch.is_empty() {
                 self.nothing_until.lock().insert(d.destination.clone(), head.max(after));
                 continue;
