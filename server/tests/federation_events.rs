@@ -37,6 +37,19 @@ type Routes = Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
 /// Starts the stand-in: a TLS listener (self-signed; Hearth is told not to check certificates)
 /// answering its key document at `/_matrix/key/v2/server` and 404 to everything else.
+impl Stand {
+    /// The bodies of the messages in the transactions it took, in order.
+    fn bodies_taken(&self) -> Vec<String> {
+        self.taken
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["pdus"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
 async fn stand_in() -> Stand {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let name = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -594,14 +607,7 @@ async fn events_queued_for_a_server_that_is_down_survive_kill_9() {
     assert_eq!(st, 200, "{v}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let got: Vec<String> = stand
-            .taken
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|t| t["pdus"].as_array().cloned().unwrap_or_default())
-            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
-            .collect();
+        let got = stand.bodies_taken();
         if got.len() >= texts.len() {
             assert_eq!(got, texts, "in order, each once");
             break;
@@ -651,16 +657,7 @@ async fn a_server_back_from_an_outage_gets_the_latest_event_of_each_room_not_the
         fed(&s, &stand, &stand.key, "GET", "/_matrix/federation/v1/query/profile?user_id=%40alice%3Ahearth.test", None)
             .await;
     assert!(st == 200 || st == 404, "{v}");
-    let bodies = || -> Vec<String> {
-        stand
-            .taken
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|t| t["pdus"].as_array().cloned().unwrap_or_default())
-            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
-            .collect()
-    };
+    let bodies = || stand.bodies_taken();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while bodies().len() < 2 {
         assert!(std::time::Instant::now() < deadline, "only {:?} arrived", bodies());

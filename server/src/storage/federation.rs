@@ -30,6 +30,16 @@ macro_rules! sendable {
     };
 }
 
+/// Binds what `sendable!()` asks for to a query whose only parameters are its.
+fn with_sendable<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>,
+    after: i64,
+    ours: &'q str,
+    destination: &'q str,
+) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments> {
+    query.bind(after).bind(ours).bind(destination).bind(destination).bind(destination)
+}
+
 /// Every other server with a member joined to one of our rooms.
 pub async fn servers_in_rooms(ex: impl SqliteExecutor<'_>, ours: &str) -> sqlx::Result<Vec<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(concat!(
@@ -144,19 +154,19 @@ pub async fn events_for(
 ) -> sqlx::Result<Vec<(i64, String)>> {
     // The LIMIT is written into the SQL, as in storage::events: a bound one makes SQLite
     // re-prepare the statement on every call.
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        concat!(
-            "SELECT stream_ordering, pdu FROM events WHERE ",
-            sendable!(),
-            " ORDER BY stream_ordering LIMIT {limit}"
-        ),
-        limit = limit
-    )))
-    .bind(after)
-    .bind(ours)
-    .bind(destination)
-    .bind(destination)
-    .bind(destination)
+    with_sendable(
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            concat!(
+                "SELECT stream_ordering, pdu FROM events WHERE ",
+                sendable!(),
+                " ORDER BY stream_ordering LIMIT {limit}"
+            ),
+            limit = limit
+        ))),
+        after,
+        ours,
+        destination,
+    )
     .fetch_all(ex)
     .await
 }
@@ -182,14 +192,14 @@ pub async fn destination_statuses(ex: impl SqliteExecutor<'_>) -> sqlx::Result<V
 
 /// Events after `after` waiting for `destination` (as `events_for` would send them).
 pub async fn queued_for(ex: impl SqliteExecutor<'_>, destination: &str, ours: &str, after: i64) -> sqlx::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as(concat!("SELECT COUNT(*) FROM events WHERE ", sendable!()))
-        .bind(after)
-        .bind(ours)
-        .bind(destination)
-        .bind(destination)
-        .bind(destination)
-        .fetch_one(ex)
-        .await?;
+    let (n,): (i64,) = with_sendable(
+        sqlx::query_as(concat!("SELECT COUNT(*) FROM events WHERE ", sendable!())),
+        after,
+        ours,
+        destination,
+    )
+    .fetch_one(ex)
+    .await?;
     Ok(n)
 }
 
@@ -201,15 +211,15 @@ pub async fn more_waiting_than(
     after: i64,
     n: i64,
 ) -> sqlx::Result<bool> {
-    let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        concat!("SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE ", sendable!(), " LIMIT {limit})"),
-        limit = n + 1
-    )))
-    .bind(after)
-    .bind(ours)
-    .bind(destination)
-    .bind(destination)
-    .bind(destination)
+    let (count,): (i64,) = with_sendable(
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            concat!("SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE ", sendable!(), " LIMIT {limit})"),
+            limit = n + 1
+        ))),
+        after,
+        ours,
+        destination,
+    )
     .fetch_one(ex)
     .await?;
     Ok(count > n)
@@ -226,19 +236,14 @@ pub async fn latest_per_room_for(
     after: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<(i64, String)>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    with_sendable(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         concat!(
             "SELECT e.stream_ordering, e.pdu FROM events e JOIN (SELECT MAX(stream_ordering) AS latest FROM events WHERE ",
             sendable!(),
             " GROUP BY room_id ORDER BY latest LIMIT {limit}) l ON e.stream_ordering = l.latest ORDER BY e.stream_ordering"
         ),
         limit = limit
-    )))
-    .bind(after)
-    .bind(ours)
-    .bind(destination)
-    .bind(destination)
-    .bind(destination)
+    ))), after, ours, destination)
     .fetch_all(ex)
     .await
 }
