@@ -38,6 +38,17 @@ pub struct RoomHot {
     pub epoch: u64,
 }
 
+/// How a state event moves a room's current state (see `RoomHot::followed_by`).
+pub struct StateStep<'a> {
+    pub kind: &'a str,
+    pub state_key: &'a str,
+    /// The state group of the new current state, and its deltas to a full snapshot.
+    pub group: i64,
+    pub chain_len: i64,
+    /// For a member event: its membership and the display name its content gives.
+    pub member: Option<(&'a str, Option<String>)>,
+}
+
 impl RoomHot {
     /// Reads the room's hot copy from the database; `None` for an unknown room.
     pub async fn load(db: &Db, room_id: &str, epoch: u64) -> sqlx::Result<Option<RoomHot>> {
@@ -72,6 +83,28 @@ impl RoomHot {
             joined: Default::default(),
             epoch,
         }
+    }
+
+    /// The hot copy once `event_id` (at `depth`) extends the room: its only forward extremity,
+    /// and for a state event (`step`) the room's new current state.
+    pub fn followed_by(&self, event_id: &str, depth: i64, step: Option<StateStep<'_>>) -> RoomHot {
+        let mut next = self.clone();
+        next.extremities = vec![(event_id.to_owned(), depth)];
+        if let Some(step) = step {
+            Arc::make_mut(&mut next.state)
+                .insert((step.kind.to_owned(), step.state_key.to_owned()), event_id.to_owned());
+            next.room.current_state_group = Some(step.group);
+            next.chain_len = step.chain_len;
+            if let Some((membership, displayname)) = step.member {
+                let joined = Arc::make_mut(&mut next.joined);
+                if membership == "join" {
+                    joined.insert(step.state_key.to_owned(), displayname);
+                } else {
+                    joined.remove(step.state_key);
+                }
+            }
+        }
+        next
     }
 
     /// The event ID at (type, state_key) in the current state.

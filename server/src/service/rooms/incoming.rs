@@ -28,7 +28,7 @@ use ruma::{
     state_res::{self, utils::event_id_set::EventIdSet},
 };
 
-use super::{Job, Placement, Rooms, StoredEvent, content_of, rules_for, to_pdu};
+use super::{Job, Placement, Rooms, StoredEvent, cache::StateStep, content_of, rules_for, to_pdu};
 use crate::{
     error::{Error, Result},
     matrix::pdu::{self, Pdu},
@@ -251,7 +251,6 @@ impl Rooms {
         relay: bool,
         mut unsettled: Option<&mut Unsettled>,
     ) -> Result<(OwnedEventId, Received)> {
-        let rules = rules.clone();
         // An event handed to the writer is in the cache until its write fails.
         if self.shared.cache.get(event_id.as_str()).is_some()
             || storage::events::get(&self.db.write, event_id.as_str()).await?.is_some()
@@ -265,11 +264,10 @@ impl Rooms {
         // it is the room's current state, already in the hot copy (and possibly not on disk
         // yet). Anything else reads the graph from the database, so what is pending is
         // written first.
-        let mut linear = given_before.is_none() && extends(&prev_ids, &hot.extremities);
+        let linear = given_before.is_none() && extends(&prev_ids, &hot.extremities);
         if !linear && let Some(u) = unsettled.as_deref_mut().filter(|u| !u.pending.is_empty() || !u.held.is_empty()) {
             self.flush(u).await;
             hot = self.hot_locked(room_id).await?.ok_or_else(|| Error::not_found("Unknown room"))?;
-            linear = false;
         }
         let create_id = hot
             .state_id("m.room.create", "")
@@ -308,7 +306,7 @@ impl Rooms {
         let auth_pdus: HashMap<String, Pdu> = auth_events
             .iter()
             .filter(|e| e.row.room_id == room_id.as_str())
-            .map(|e| to_pdu(e, room_id, &rules).map(|p| (e.row.event_id.clone(), p)))
+            .map(|e| to_pdu(e, room_id, rules).map(|p| (e.row.event_id.clone(), p)))
             .collect::<Result<_>>()?;
         let mut verdict =
             state_res::check_state_independent_auth_rules(&rules.authorization, &incoming, |id: &EventId| {
@@ -343,12 +341,12 @@ impl Rooms {
                 if base_groups.iter().all(|g| *g == base_groups[0]) {
                     (before_states[0].clone(), base_groups[0])
                 } else {
-                    (Arc::new(self.resolve(&rules, room_id, &before_states, None).await?), None)
+                    (Arc::new(self.resolve(rules, room_id, &before_states, None).await?), None)
                 }
             }
         };
         if verdict.is_ok() {
-            verdict = self.check_against(&rules, room_id, &incoming, &before).await?;
+            verdict = self.check_against(rules, room_id, &incoming, &before).await?;
         }
         let rejected = verdict.as_ref().err().cloned();
         incoming.rejected = rejected.is_some();
@@ -375,7 +373,7 @@ impl Rooms {
         let soft_failed = match rejected {
             Some(_) => None,
             None if linear => None,
-            None => self.check_against(&rules, room_id, &incoming, &hot.state).await?.err(),
+            None => self.check_against(rules, room_id, &incoming, &hot.state).await?.err(),
         };
 
         let mut placement = Placement {
@@ -405,7 +403,7 @@ impl Rooms {
                     .collect();
                 let mut states = self.states_of(&other_groups).await?;
                 states.push(after.clone());
-                Arc::new(self.resolve(&rules, room_id, &states, Some(&incoming)).await?)
+                Arc::new(self.resolve(rules, room_id, &states, Some(&incoming)).await?)
             };
             let current_group = if *current == *after {
                 after_group
@@ -465,25 +463,24 @@ impl Rooms {
         };
         // What the hot copy becomes once this event is in (the linear path only).
         let next = (linear && outcome == Received::Accepted).then(|| {
-            let mut next = (*hot).clone();
-            next.extremities = vec![(event_id.to_string(), incoming.depth as i64)];
-            if incoming.state_key.is_some() {
-                next.state = after.clone();
-                next.room.current_state_group = after_group;
-                if let Some(g) = groups.iter().find(|g| Some(g.id) == after_group) {
-                    next.chain_len = g.chain_len;
-                }
-            }
-            for m in &placement.memberships {
-                let joined = Arc::make_mut(&mut next.joined);
-                if m.membership == "join" {
-                    let name = incoming.content_value()["displayname"].as_str().map(str::to_owned);
-                    joined.insert(m.user_id.clone(), name);
-                } else {
-                    joined.remove(&m.user_id);
-                }
-            }
-            next
+            let content = incoming.content_value();
+            let kind = incoming.kind.to_string();
+            let step = match (incoming.state_key.as_deref(), after_group) {
+                (Some(k), Some(group)) => Some(StateStep {
+                    kind: &kind,
+                    state_key: k,
+                    group,
+                    chain_len: groups.iter().find(|g| g.id == group).map_or(hot.chain_len, |g| g.chain_len),
+                    member: (incoming.kind == TimelineEventType::RoomMember).then(|| {
+                        (
+                            content["membership"].as_str().unwrap_or("leave"),
+                            content["displayname"].as_str().map(str::to_owned),
+                        )
+                    }),
+                }),
+                _ => None,
+            };
+            hot.followed_by(event_id.as_str(), incoming.depth as i64, step)
         });
         placement.state_groups = groups;
         // On the linear path with a batch, the event waits in it to be written with the others.

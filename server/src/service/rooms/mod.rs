@@ -38,7 +38,7 @@ use std::{
 };
 
 use self::{
-    cache::{EventCache, RoomHeads, RoomHot, StateCache},
+    cache::{EventCache, RoomHeads, RoomHot, StateCache, StateStep},
     writer::{Job, Shared, WriteError},
 };
 use super::{account_data::AccountData, notifier::Notifier, signing::ServerKeys};
@@ -879,21 +879,17 @@ impl Rooms {
             // The caller reloads the hot copy once this event is committed.
             return Ok(Pending { event_id: event_id.to_owned(), done: done_rx, txn });
         }
-        let mut next = hot.clone();
-        next.extremities = vec![(event_id.to_string(), pdu.depth as i64)];
-        if let (Some(k), Some((group_id, chain_len))) = (state_key.as_deref(), new_group) {
-            Arc::make_mut(&mut next.state).insert((kind.clone(), k.to_owned()), event_id.to_string());
-            next.room.current_state_group = Some(group_id);
-            next.chain_len = chain_len;
-            if let Some(m) = &membership {
-                let joined = Arc::make_mut(&mut next.joined);
-                if m == "join" {
-                    joined.insert(k.to_owned(), content["displayname"].as_str().map(str::to_owned));
-                } else {
-                    joined.remove(k);
-                }
-            }
-        }
+        let step = match (state_key.as_deref(), new_group) {
+            (Some(k), Some((group, chain_len))) => Some(StateStep {
+                kind: &kind,
+                state_key: k,
+                group,
+                chain_len,
+                member: membership.as_deref().map(|m| (m, content["displayname"].as_str().map(str::to_owned))),
+            }),
+            _ => None,
+        };
+        let next = hot.followed_by(event_id.as_str(), pdu.depth as i64, step);
         if let Ok(room_id) = RoomId::parse(&room.room_id) {
             self.shared.hot.lock().insert(room_id, Arc::new(next));
         }
