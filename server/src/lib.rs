@@ -252,17 +252,36 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     let device_lists = DeviceListHead::load(&db, notifier.clone()).await?;
     let accounts = Accounts::new(db.clone(), config.clone(), device_lists.clone());
     accounts.reset_pending_registrations().await?;
-    let e2ee = Arc::new(E2ee::new(db.clone(), config.clone(), notifier.clone(), device_lists).await?);
     let (push_tx, push_rx) = service::pusher::channel();
     // Checked by `validate`.
     let outbound = service::outbound::IpPolicy::from_config(&config).map_err(anyhow::Error::msg)?;
+    let discovery = service::server_discovery::Discovery::new(&config)?;
+    let federation_client = Arc::new(service::federation::FederationClient::new(
+        keys.clone(),
+        discovery.clone(),
+        outbound.clone(),
+        config.federation_domain_whitelist.clone(),
+    ));
+    let outbox =
+        Arc::new(service::federation::outbox::EduOutbox::new(config.server_name.clone(), config.presence.enabled));
+    let e2ee = Arc::new(
+        E2ee::new(
+            db.clone(),
+            config.clone(),
+            notifier.clone(),
+            device_lists.clone(),
+            federation_client.clone(),
+            outbox.clone(),
+        )
+        .await?,
+    );
     let account_data = Arc::new(AccountData::new(db.clone(), notifier.clone()).await?);
     let rooms = Arc::new(
         Rooms::new(db.clone(), config.clone(), keys.clone(), notifier.clone(), push_tx, account_data.clone()).await?,
     );
     let state_changes = rooms.watch_state();
     let delayed = Arc::new(service::delayed_events::DelayedEvents::new(db.clone(), &config, rooms.clone()));
-    let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone()).await?);
+    let ephemeral = Arc::new(Ephemeral::new(db.clone(), notifier.clone(), outbox.clone()).await?);
     let sync =
         Arc::new(Sync::new(rooms.clone(), account_data.clone(), ephemeral.clone(), e2ee.clone(), notifier.clone()));
     let sliding_sync = service::sliding_sync::SlidingSync::new(
@@ -273,22 +292,31 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         notifier,
         sync.clone(),
     );
-    let discovery = service::server_discovery::Discovery::new(&config)?;
     let federation = {
-        let client = Arc::new(service::federation::FederationClient::new(
-            keys.clone(),
-            discovery.clone(),
-            outbound.clone(),
-            config.federation_domain_whitelist.clone(),
-        ));
+        let client = federation_client;
         let keys = service::federation::KeyStore::new(
             db.clone(),
             keys.clone(),
             client.clone(),
             config.trusted_key_servers.clone(),
         );
-        let sender = Arc::new(service::federation::sender::Sender::new(db.clone(), client.clone(), rooms.clone()));
-        Arc::new(service::federation::Federation::new(client, keys, sender, rooms.clone(), config.rc_federation))
+        let sender = Arc::new(service::federation::sender::Sender::new(
+            db.clone(),
+            client.clone(),
+            rooms.clone(),
+            e2ee.clone(),
+            outbox,
+            device_lists,
+        ));
+        Arc::new(service::federation::Federation::new(
+            client,
+            keys,
+            sender,
+            rooms.clone(),
+            ephemeral.clone(),
+            e2ee.clone(),
+            config.rc_federation,
+        ))
     };
     let services = Services {
         rooms,

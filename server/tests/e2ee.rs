@@ -478,8 +478,11 @@ async fn cross_signing_keys_and_signatures_are_checked_stored_and_handed_out() {
     assert_eq!(v["failures"][&me][&master_pub]["errcode"], "M_INVALID_SIGNATURE", "{v}");
     let (_, v) = s.post(SIGNATURES, Some(&bob), json!({me.clone(): {master_pub.clone(): sign_with(&bob_usk)}})).await;
     assert!(v.get("failures").is_none_or(|f| f == &json!({})), "{v}");
-    let (_, v) = s.post(QUERY, Some(&alice), json!({"device_keys": {me.clone(): []}})).await;
+    // The spec's "Cross-signing": a user-signing key's signatures are its owner's to see.
+    let (_, v) = s.post(QUERY, Some(&bob), json!({"device_keys": {me.clone(): []}})).await;
     assert!(v["master_keys"][&me]["signatures"][bob_id][format!("ed25519:{bob_usk_pub}")].is_string(), "{v}");
+    let (_, v) = s.post(QUERY, Some(&alice), json!({"device_keys": {me.clone(): []}})).await;
+    assert!(v["master_keys"][&me]["signatures"].get(bob_id).is_none(), "only Bob sees his signature: {v}");
 
     // Alice replaces her keys with her password: her old self-signing signatures go.
     let (st, first) =

@@ -6,7 +6,8 @@
 //! sees is only what she should; bad transactions are refused as a whole with nothing stored,
 //! and a repeated transaction is answered as the first time. Also: an event after a gap placed
 //! on the state its server gives, events queued for a server that is down surviving kill -9,
-//! and the dashboard's Servers page showing that server.
+//! the dashboard's Servers page showing that server, and EDUs both ways (typing, receipts,
+//! presence, to-device messages, device lists) with the keys queries other servers make.
 
 mod common;
 
@@ -38,6 +39,30 @@ type Routes = Arc<std::sync::Mutex<Vec<(String, String)>>>;
 /// Starts the stand-in: a TLS listener (self-signed; Hearth is told not to check certificates)
 /// answering its key document at `/_matrix/key/v2/server` and 404 to everything else.
 impl Stand {
+    /// The contents of the EDUs of type `kind` in the transactions it took, in order.
+    fn edus_taken(&self, kind: &str) -> Vec<Value> {
+        self.taken
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["edus"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["edu_type"] == kind)
+            .map(|e| e["content"].clone())
+            .collect()
+    }
+
+    /// Waits (up to 10 s) until an EDU of type `kind` it took satisfies `found`.
+    async fn wait_for_edu(&self, kind: &str, found: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(e) = self.edus_taken(kind).into_iter().find(|e| found(e)) {
+                return e;
+            }
+            assert!(std::time::Instant::now() < deadline, "no such {kind} came: {:?}", self.edus_taken(kind));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// The bodies of the messages in the transactions it took, in order.
     fn bodies_taken(&self) -> Vec<String> {
         self.taken
@@ -768,4 +793,258 @@ async fn a_server_asking_too_much_is_slowed_then_refused() {
     assert!(v["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0 && ms <= 60_000), "{v}");
     let (st, v) = fed(&s, &other, &other.key, "GET", &path, None).await;
     assert_eq!(st, 200, "another server was held back: {v}");
+}
+
+/// A transaction of EDUs only from `stand`.
+async fn send_edus(s: &TestServer, stand: &Stand, txn: &str, edus: Vec<Value>) -> (StatusCode, Value) {
+    let body = json!({"origin": stand.name, "origin_server_ts": now(), "pdus": [], "edus": edus});
+    fed(s, stand, &stand.key, "PUT", &format!("/_matrix/federation/v1/send/{txn}"), Some(&body)).await
+}
+
+async fn device_of(s: &TestServer, token: &str) -> String {
+    let (_, v) = s.get("/_matrix/client/v3/account/whoami", Some(token)).await;
+    v["device_id"].as_str().unwrap().to_owned()
+}
+
+/// Uploads identity keys for the token's device (shape-checked only, as Hearth does).
+async fn upload_device_keys(s: &TestServer, token: &str, user: &str, device: &str, name_key: &str) {
+    let keys = json!({
+        "user_id": user, "device_id": device,
+        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+        "keys": { format!("curve25519:{device}"): format!("curve-{name_key}"), format!("ed25519:{device}"): format!("ed-{name_key}") },
+        "signatures": { user: { format!("ed25519:{device}"): "sig" } },
+    });
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/keys/upload",
+            Some(token),
+            json!({"device_keys": keys, "one_time_keys": {"signed_curve25519:AAAA": {"key": "otk-a", "signatures": {user: {format!("ed25519:{device}"): "sig"}}}}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+}
+
+/// Another server's typing, receipts, presence, to-device messages and device news reach the
+/// local clients they concern; the same about a user of a third server, or about a room its user
+/// is not in, is dropped; a to-device message sent again (new transaction, same message ID)
+/// arrives once.
+#[tokio::test]
+async fn edus_from_another_server_reach_local_clients_when_they_may() {
+    let stand = stand_in().await;
+    let s = hearth().await;
+    let (alice, j, _) = joined_room(&s, &stand).await;
+    let me = "@alice:hearth.test";
+    let device = device_of(&s, &alice).await;
+    let (_, first) = s.get("/_matrix/client/v3/sync?timeout=0", Some(&alice)).await;
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+    let (other, _) = {
+        let other = s.user("olga").await;
+        let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&other), json!({})).await;
+        (other, v["room_id"].as_str().unwrap().to_owned())
+    };
+    let _ = other;
+
+    let eve = "@eve:elsewhere.test";
+    let last = j.prev.0.clone();
+    let edus = vec![
+        json!({"edu_type": "m.typing", "content": {"room_id": j.room, "user_id": j.user, "typing": true}}),
+        json!({"edu_type": "m.typing", "content": {"room_id": j.room, "user_id": eve, "typing": true}}),
+        json!({"edu_type": "m.receipt", "content": {j.room.clone(): {"m.read": {j.user.clone(): {"data": {"ts": now()}, "event_ids": [last]}}}}}),
+        json!({"edu_type": "m.presence", "content": {"push": [{"user_id": j.user, "presence": "online", "last_active_ago": 5, "currently_active": true, "status_msg": "on the stand"}]}}),
+        json!({"edu_type": "m.direct_to_device", "content": {"sender": j.user, "type": "m.room_key_request", "message_id": "m1",
+            "messages": {me: {device.clone(): {"action": "request_cancellation", "request_id": "r1", "requesting_device_id": "STAND"}}}}}),
+        json!({"edu_type": "m.direct_to_device", "content": {"sender": eve, "type": "m.forged", "message_id": "m2",
+            "messages": {me: {"*": {"x": 1}}}}}),
+        json!({"edu_type": "m.device_list_update", "content": {"user_id": j.user, "device_id": "STAND", "stream_id": 1, "prev_id": [], "deleted": false}}),
+        json!({"edu_type": "m.unknown_kind", "content": {"anything": true}}),
+        json!({"edu_type": "m.typing", "content": "not an object"}),
+    ];
+    let (st, v) = send_edus(&s, &stand, "e1", edus).await;
+    assert_eq!(st, 200, "{v}");
+    // The same to-device message in a new transaction: delivered once.
+    let again = json!({"edu_type": "m.direct_to_device", "content": {"sender": j.user, "type": "m.room_key_request", "message_id": "m1",
+        "messages": {me: {device.clone(): {"action": "request_cancellation", "request_id": "r1", "requesting_device_id": "STAND"}}}}});
+    let (st, _) = send_edus(&s, &stand, "e2", vec![again]).await;
+    assert_eq!(st, 200);
+
+    let (_, got) = s.get(&format!("/_matrix/client/v3/sync?timeout=0&since={since}"), Some(&alice)).await;
+    let ephemeral = &got["rooms"]["join"][&j.room]["ephemeral"]["events"];
+    let typing = ephemeral.as_array().unwrap().iter().find(|e| e["type"] == "m.typing").expect("typing");
+    assert_eq!(
+        typing["content"]["user_ids"],
+        json!([j.user]),
+        "Mallory types; Eve of another server is not his server's to speak of"
+    );
+    let receipt = ephemeral.as_array().unwrap().iter().find(|e| e["type"] == "m.receipt").expect("receipt");
+    assert!(receipt["content"][&j.prev.0]["m.read"][&j.user]["ts"].is_i64(), "{receipt}");
+    let to_device = got["to_device"]["events"].as_array().unwrap();
+    assert_eq!(to_device.len(), 1, "once, and not the forged one: {to_device:?}");
+    assert_eq!(to_device[0]["sender"], j.user);
+    assert_eq!(to_device[0]["type"], "m.room_key_request");
+    assert!(got["device_lists"]["changed"].as_array().unwrap().contains(&json!(j.user)), "{}", got["device_lists"]);
+    let presence = got["presence"]["events"].as_array().unwrap();
+    let mallory = presence.iter().find(|e| e["sender"] == j.user.as_str()).expect("Mallory's presence");
+    assert_eq!(mallory["content"]["presence"], "online");
+    assert_eq!(mallory["content"]["status_msg"], "on the stand");
+    // Still online after the 30 s a local user would need to keep syncing: his server says.
+    let (_, p) =
+        s.get(&format!("/_matrix/client/v3/presence/{}/status", common::urlencode(&j.user)), Some(&alice)).await;
+    assert_eq!(p["presence"], "online", "{p}");
+
+    // Typing in a room Mallory is not in: dropped.
+    let (olga_room_token, olga_room) = {
+        let olga = s.login("olga", "password1").await.1["access_token"].as_str().map(str::to_owned);
+        let (_, v) = s.post("/_matrix/client/v3/createRoom", olga.as_deref(), json!({"preset": "public_chat"})).await;
+        (olga, v["room_id"].as_str().unwrap().to_owned())
+    };
+    let (_, first) = s.get("/_matrix/client/v3/sync?timeout=0", olga_room_token.as_deref()).await;
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+    let (st, _) = send_edus(
+        &s,
+        &stand,
+        "e3",
+        vec![json!({"edu_type": "m.typing", "content": {"room_id": olga_room, "user_id": j.user, "typing": true}})],
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, got) = s.get(&format!("/_matrix/client/v3/sync?timeout=0&since={since}"), olga_room_token.as_deref()).await;
+    assert!(got["rooms"]["join"][&olga_room]["ephemeral"]["events"].as_array().is_none_or(|e| e.is_empty()), "{got}");
+}
+
+/// Alice's typing, public read receipt, presence, to-device message and new device keys go to
+/// the server of the one other member of her room, in its transactions; her private receipt
+/// does not. That server's questions about her keys are answered: /user/keys/query (no
+/// user-signing key), /user/keys/claim (a one-time key, once), /user/devices (with the
+/// position device list updates continue from).
+#[tokio::test]
+async fn local_edus_go_to_the_other_server_and_its_key_queries_are_answered() {
+    let stand = stand_in().await;
+    stand.routes.lock().unwrap().push(("PUT /_matrix/federation/v1/send/".into(), json!({"pdus": {}}).to_string()));
+    let s = hearth().await;
+    let (alice, j, _) = joined_room(&s, &stand).await;
+    let me = "@alice:hearth.test";
+    let enc = common::urlencode(&j.room);
+    let device = device_of(&s, &alice).await;
+
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{enc}/typing/{}", common::urlencode(me)),
+            Some(&alice),
+            json!({"typing": true, "timeout": 10000}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    stand
+        .wait_for_edu("m.typing", |c| c["user_id"] == me && c["typing"] == true && c["room_id"] == j.room.as_str())
+        .await;
+
+    let (st, sent) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/t1"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "hi"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let event = sent["event_id"].as_str().unwrap().to_owned();
+    let (st, _) = s
+        .post(
+            &format!("/_matrix/client/v3/rooms/{enc}/receipt/m.read.private/{}", common::urlencode(&event)),
+            Some(&alice),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .post(
+            &format!("/_matrix/client/v3/rooms/{enc}/receipt/m.read/{}", common::urlencode(&event)),
+            Some(&alice),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let receipt = stand.wait_for_edu("m.receipt", |c| c[&j.room]["m.read"][me]["event_ids"][0] == event.as_str()).await;
+    assert!(receipt[&j.room].get("m.read.private").is_none());
+    assert!(
+        stand.edus_taken("m.receipt").iter().all(|c| c[&j.room].get("m.read.private").is_none()),
+        "a private receipt stays here"
+    );
+
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/presence/{}/status", common::urlencode(me)),
+            Some(&alice),
+            json!({"presence": "unavailable", "status_msg": "gardening"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    stand
+        .wait_for_edu("m.presence", |c| c["push"][0]["user_id"] == me && c["push"][0]["status_msg"] == "gardening")
+        .await;
+
+    let (st, _) = s
+        .put(
+            "/_matrix/client/v3/sendToDevice/m.room_key_request/td1",
+            Some(&alice),
+            json!({"messages": {j.user.clone(): {"STAND": {"action": "request_cancellation", "request_id": "x", "requesting_device_id": device}}}}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let td = stand.wait_for_edu("m.direct_to_device", |c| c["sender"] == me).await;
+    assert_eq!(td["type"], "m.room_key_request");
+    assert_eq!(td["messages"][&j.user]["STAND"]["request_id"], "x");
+    assert!(td["message_id"].as_str().is_some_and(|m| !m.is_empty()));
+
+    upload_device_keys(&s, &alice, me, &device, "one").await;
+    let update = stand
+        .wait_for_edu("m.device_list_update", |c| c["device_id"] == device.as_str() && c["keys"].is_object())
+        .await;
+    assert_eq!(update["user_id"], me);
+    assert_eq!(update["keys"]["keys"][format!("curve25519:{device}")], "curve-one");
+    assert_eq!(update["deleted"], false);
+    let stream_id = update["stream_id"].as_i64().unwrap();
+
+    // Its questions about Alice's keys.
+    let (st, q) = fed(
+        &s,
+        &stand,
+        &stand.key,
+        "POST",
+        "/_matrix/federation/v1/user/keys/query",
+        Some(&json!({"device_keys": {me: []}})),
+    )
+    .await;
+    assert_eq!(st, 200, "{q}");
+    assert_eq!(q["device_keys"][me][&device]["keys"][format!("ed25519:{device}")], "ed-one");
+    assert!(q.get("user_signing_keys").is_none_or(|k| k.get(me).is_none()), "{q}");
+    let claim = json!({"one_time_keys": {me: {device.clone(): "signed_curve25519"}}});
+    let (st, c) = fed(&s, &stand, &stand.key, "POST", "/_matrix/federation/v1/user/keys/claim", Some(&claim)).await;
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["one_time_keys"][me][&device]["signed_curve25519:AAAA"]["key"], "otk-a");
+    let (_, c) = fed(&s, &stand, &stand.key, "POST", "/_matrix/federation/v1/user/keys/claim", Some(&claim)).await;
+    assert!(c["one_time_keys"][me][&device].as_object().is_none_or(|k| k.is_empty()), "claimed once: {c}");
+    let (st, d) = fed(
+        &s,
+        &stand,
+        &stand.key,
+        "GET",
+        &format!("/_matrix/federation/v1/user/devices/{}", common::urlencode(me)),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["stream_id"].as_i64(), Some(stream_id), "{d}");
+    assert_eq!(d["devices"][0]["device_id"], device.as_str());
+    assert_eq!(d["devices"][0]["keys"]["keys"][format!("curve25519:{device}")], "curve-one");
+    let (st, _) =
+        fed(&s, &stand, &stand.key, "GET", "/_matrix/federation/v1/user/devices/%40nobody%3Aelsewhere.test", None)
+            .await;
+    assert_eq!(st, 404);
+
+    // New keys: the next update names the one before it.
+    upload_device_keys(&s, &alice, me, &device, "two").await;
+    let next = stand
+        .wait_for_edu("m.device_list_update", |c| c["keys"]["keys"][format!("curve25519:{device}")] == "curve-two")
+        .await;
+    assert_eq!(next["prev_id"], json!([stream_id]));
 }

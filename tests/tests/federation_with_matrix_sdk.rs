@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_blackbox::{Server, plain_bodies, start};
+use hearth_blackbox::{Server, decrypted_bodies, plain_bodies, start};
 use hearth_server::config::RateLimit;
 use matrix_sdk::{
     Client, RoomMemberships, RoomState,
@@ -18,7 +18,10 @@ use matrix_sdk::{
             room::{Visibility, create_room},
             uiaa::{self, AuthData},
         },
-        events::room::{member::MembershipState, message::RoomMessageEventContent},
+        events::{
+            InitialStateEvent,
+            room::{encryption::RoomEncryptionEventContent, member::MembershipState, message::RoomMessageEventContent},
+        },
     },
 };
 
@@ -45,7 +48,7 @@ async fn hearth() -> Server {
         for (_, rl) in c.rate_limits_mut() {
             *rl = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
         }
-        for name in ["sdk_carol", "sdk_dave"] {
+        for name in ["sdk_carol", "sdk_dave", "sdk_gina"] {
             hearth_server::register_user_offline(c.clone(), name, format!("password-{name}"), false).await.unwrap();
         }
     })
@@ -72,6 +75,35 @@ async fn on_hearth(name: &str) -> Client {
     let c = sdk_client(&format!("https://{}", env("HEARTH_FED_SERVER_NAME"))).await;
     c.matrix_auth().login_username(name, &format!("password-{name}")).send().await.unwrap();
     c
+}
+
+/// A Synapse user made before, signed in again (another device).
+async fn again_on_synapse(name: &str) -> Client {
+    let c = sdk_client(&env("SYNAPSE_URL")).await;
+    c.matrix_auth().login_username(name, &format!("password-{name}")).send().await.unwrap();
+    c
+}
+
+/// Syncs `client` until an ephemeral event in `room` (as JSON text) satisfies `seen`, for at
+/// most a minute.
+async fn sync_until_ephemeral(client: &Client, room: &OwnedRoomId, what: &str, seen: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resp = client.sync_once(SyncSettings::default().timeout(Duration::from_millis(500))).await.expect("sync");
+        if let Some(joined) = resp.rooms.joined.get(room)
+            && joined.ephemeral.iter().any(|e| seen(e.json().get()))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} never saw: {what}", client.user_id().unwrap());
+    }
+}
+
+async fn decrypted_history(client: &Client, room_id: &OwnedRoomId) -> Vec<String> {
+    let room = client.get_room(room_id).expect("the client knows the room");
+    let mut bodies = decrypted_bodies(&room.messages(MessagesOptions::backward()).await.expect("/messages").chunk);
+    bodies.reverse();
+    bodies
 }
 
 /// A new Synapse user (open registration, the dummy stage), signed in through matrix-sdk.
@@ -131,6 +163,7 @@ async fn matrix_sdk_clients_on_hearth_and_synapse_talk_across_servers() {
     let _hearth = hearth().await;
     a_hearth_user_invites_a_synapse_user_and_they_talk_in_order().await;
     a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history().await;
+    encrypted_messages_typing_and_receipts_cross_between_servers().await;
 }
 
 /// Carol (Hearth) makes a room and invites Erin (Synapse): Erin's client shows the invite with
@@ -225,6 +258,101 @@ async fn a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history() {
     let dave_id = UserId::parse(format!("@sdk_dave:{}", env("HEARTH_FED_SERVER_NAME"))).unwrap();
     sync_until(&frank, "Dave among the members", async |c| {
         c.get_room(&room_id).unwrap().get_member_no_sync(&dave_id).await.unwrap().is_some()
+    })
+    .await;
+}
+
+/// Gina (Hearth) and Hank (Synapse) in an encrypted room, each with matrix-sdk's own Olm and
+/// Megolm: each decrypts what the other wrote (keys queried and claimed across the servers, room
+/// keys sent as to-device messages both ways). Hank's client sees Gina's cross-signing identity
+/// and her device signed by it. Hank signs in on a second device later: Synapse tells Hearth
+/// (`m.device_list_update`), Gina's client learns of the device and the phone decrypts her next
+/// message. Typing and read receipts cross in both directions.
+async fn encrypted_messages_typing_and_receipts_cross_between_servers() {
+    let gina = on_hearth("sdk_gina").await;
+    let hank = on_synapse("sdk_hank").await;
+    let hank_id = hank.user_id().unwrap().to_owned();
+    let gina_id = gina.user_id().unwrap().to_owned();
+    gina.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    hank.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    gina.encryption().bootstrap_cross_signing(None).await.expect("Gina sets up cross-signing");
+
+    let mut req = create_room::v3::Request::new();
+    req.invite = vec![hank_id.clone()];
+    req.is_direct = true;
+    req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+    req.initial_state = vec![
+        InitialStateEvent::with_empty_state_key(RoomEncryptionEventContent::with_recommended_defaults()).to_raw_any(),
+    ];
+    let room = gina.create_room(req).await.expect("Gina makes the encrypted room");
+    let room_id = room.room_id().to_owned();
+    sync_until(&hank, "the invite", async |c| c.get_room(&room_id).is_some_and(|r| r.state() == RoomState::Invited))
+        .await;
+    hank.get_room(&room_id).unwrap().join().await.expect("Hank joins through Synapse");
+    sync_until(&gina, "Hank joined", async |c| c.get_room(&room_id).unwrap().joined_members_count() == 2).await;
+
+    room.send(RoomMessageEventContent::text_plain("the gate code is 4711")).await.expect("Gina sends");
+    sync_until(&hank, "Gina's message decrypted", async |c| {
+        decrypted_history(c, &room_id).await == ["the gate code is 4711"]
+    })
+    .await;
+    let hanks_room = hank.get_room(&room_id).unwrap();
+    hanks_room.send(RoomMessageEventContent::text_plain("thanks, on my way")).await.expect("Hank answers");
+    sync_until(&gina, "Hank's answer decrypted", async |c| {
+        decrypted_history(c, &room_id).await == ["the gate code is 4711", "thanks, on my way"]
+    })
+    .await;
+
+    // Hank's client sees Gina's identity, served by Hearth through Synapse.
+    let identity = hank
+        .encryption()
+        .request_user_identity(&gina_id)
+        .await
+        .expect("Hank's client asks for Gina's identity")
+        .expect("Gina has a cross-signing identity");
+    assert_eq!(identity.user_id(), gina_id);
+    let gina_device = gina.device_id().unwrap().to_owned();
+    let device = hank.encryption().get_device(&gina_id, &gina_device).await.unwrap().expect("Gina's device is known");
+    assert!(device.is_cross_signed_by_owner(), "Gina's self-signing key signed her device, seen from Synapse");
+
+    // Typing and receipts, both ways.
+    hanks_room.typing_notice(true).await.expect("Hank types");
+    sync_until_ephemeral(&gina, &room_id, "Hank typing", |e| e.contains("m.typing") && e.contains(hank_id.as_str()))
+        .await;
+    room.typing_notice(true).await.expect("Gina types");
+    sync_until_ephemeral(&hank, &room_id, "Gina typing", |e| e.contains("m.typing") && e.contains(gina_id.as_str()))
+        .await;
+    let page = hanks_room.messages(MessagesOptions::backward()).await.expect("/messages on Synapse");
+    let last = page.chunk.first().and_then(|e| e.event_id()).expect("the latest event");
+    hanks_room
+        .send_single_receipt(
+            matrix_sdk::ruma::api::client::receipt::create_receipt::v3::ReceiptType::Read,
+            matrix_sdk::ruma::events::receipt::ReceiptThread::Unthreaded,
+            last.clone(),
+        )
+        .await
+        .expect("Hank's read receipt");
+    sync_until_ephemeral(&gina, &room_id, "Hank's receipt", |e| {
+        e.contains("m.receipt") && e.contains(hank_id.as_str()) && e.contains(last.as_str())
+    })
+    .await;
+
+    // Hank's second device: Gina's next message reaches it too.
+    let phone = again_on_synapse("sdk_hank").await;
+    phone.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await.unwrap();
+    let phone_id = phone.device_id().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        gina.sync_once(SyncSettings::default().timeout(Duration::from_millis(500))).await.unwrap();
+        let devices = gina.encryption().get_user_devices(&hank_id).await.unwrap();
+        if devices.get(&phone_id).is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Gina's client never learnt of Hank's new device");
+    }
+    room.send(RoomMessageEventContent::text_plain("new phone, Hank?")).await.expect("Gina sends again");
+    sync_until(&phone, "Gina's message on the new device", async |c| {
+        decrypted_history(c, &room_id).await.last().map(String::as_str) == Some("new phone, Hank?")
     })
     .await;
 }

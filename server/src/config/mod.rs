@@ -143,6 +143,9 @@ pub struct Config {
     pub rc_media_create: RateLimit,
     /// Presence updates, per user.
     pub rc_presence: RcPresence,
+    /// Synapse's `presence` section: whether local users' presence is shared with other
+    /// servers (`enabled`; it is always kept and shown to local users).
+    pub presence: Presence,
     /// Reports of events, rooms and users, per user.
     pub rc_reports: RateLimit,
     /// Key requests (`m.room_key_request` to-device messages) to other users, per sending device;
@@ -380,6 +383,20 @@ impl Default for RcInvites {
     }
 }
 
+/// Synapse's `presence` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Presence {
+    /// Send local users' presence to the servers that share a room with them.
+    pub enabled: bool,
+}
+
+impl Default for Presence {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
 /// Synapse's `rc_presence`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -524,6 +541,7 @@ impl Default for Config {
             rc_invites: RcInvites::default(),
             rc_media_create: RateLimit { per_second: 10.0, burst_count: 50.0 },
             rc_presence: RcPresence::default(),
+            presence: Presence::default(),
             rc_reports: RateLimit { per_second: 1.0, burst_count: 5.0 },
             rc_key_requests: RateLimit { per_second: 20.0, burst_count: 100.0 },
             rc_user_directory: RateLimit { per_second: 0.016, burst_count: 200.0 },

@@ -36,6 +36,8 @@ type PresenceEntry = (PresenceState, Option<String>, Instant, i64);
 
 pub struct Ephemeral {
     db: Db,
+    /// Local users' typing, public receipts and presence go to other servers from here.
+    outbox: Arc<crate::service::federation::outbox::EduOutbox>,
     presence: Mutex<HashMap<String, PresenceEntry>>,
     presence_serial: AtomicI64,
     notifier: Arc<Notifier>,
@@ -54,6 +56,15 @@ pub struct Ephemeral {
 /// A user counts as online while a /sync of theirs is open or ended less than this long ago
 /// (Synapse's value: clients long-poll for 30 s, so a gap longer than that means gone).
 pub const OFFLINE_AFTER: Duration = Duration::from_secs(30);
+
+/// Another server's user counts as offline when their server said nothing of them for this
+/// long (Synapse's federation timeout; servers repeat the presence of online users every 25
+/// minutes).
+const REMOTE_OFFLINE_AFTER: Duration = Duration::from_secs(30 * 60);
+
+/// The longest typing notification taken from another server (they send a stop when the user
+/// stops; Synapse's value).
+pub const REMOTE_TYPING: Duration = Duration::from_secs(60);
 
 struct Syncing {
     open: usize,
@@ -77,11 +88,16 @@ impl Drop for SyncingGuard {
 }
 
 impl Ephemeral {
-    pub async fn new(db: Db, notifier: Arc<Notifier>) -> Result<Self> {
+    pub async fn new(
+        db: Db,
+        notifier: Arc<Notifier>,
+        outbox: Arc<crate::service::federation::outbox::EduOutbox>,
+    ) -> Result<Self> {
         let head = storage::receipts::max_stream(&db.read).await?;
         let receipt_rooms = Mutex::new(storage::receipts::room_heads(&db.read).await?.into_iter().collect());
         Ok(Self {
             db,
+            outbox,
             presence: Mutex::new(HashMap::new()),
             presence_serial: AtomicI64::new(0),
             notifier,
@@ -114,6 +130,10 @@ impl Ephemeral {
             entry.changed = self.typing_serial.fetch_add(1, Ordering::AcqRel) + 1;
             drop(rooms);
             self.notifier.notify();
+        }
+        // Every start goes out (it renews the other servers' timeout); a stop when it changed.
+        if changed || timeout.is_some() {
+            self.outbox.typing(room, user, timeout.is_some());
         }
     }
 
@@ -172,16 +192,21 @@ impl Ephemeral {
             if *state == PresenceState::Offline {
                 continue;
             }
+            let remote = !self.outbox.is_ours(user);
             let last_seen = match syncing.get(user) {
                 Some(s) if s.open > 0 => continue,
                 Some(s) => s.last_end.max(*changed_at),
                 None => *changed_at,
             };
-            if now.duration_since(last_seen) > self.offline_after {
+            let after = if remote { REMOTE_OFFLINE_AFTER } else { self.offline_after };
+            if now.duration_since(last_seen) > after {
                 *state = PresenceState::Offline;
                 *changed_at = now;
                 *serial = self.presence_serial.fetch_add(1, Ordering::AcqRel) + 1;
                 any = true;
+                if !remote && let Ok(u) = UserId::parse(user.as_str()) {
+                    self.outbox.presence(&u, state, None, 0);
+                }
             }
         }
         drop(map);
@@ -207,6 +232,7 @@ impl Ephemeral {
             return;
         }
         let serial = self.presence_serial.fetch_add(1, Ordering::AcqRel) + 1;
+        self.outbox.presence(user, &state, status_msg.as_deref(), 0);
         map.insert(user.to_string(), (state, status_msg, Instant::now(), serial));
         drop(map);
         self.notifier.notify();
@@ -282,6 +308,9 @@ impl Ephemeral {
         }
         self.receipts_head.fetch_max(id, Ordering::AcqRel);
         self.notifier.notify();
+        if receipt_type == "m.read" {
+            self.outbox.receipt(room, user, event_id, now_ms(), thread_id);
+        }
         Ok(())
     }
 
@@ -330,7 +359,9 @@ mod presence_tests {
     async fn people_who_stop_syncing_go_offline_and_syncing_people_stay_online() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("h.db")).await.unwrap();
-        let mut e = Ephemeral::new(db, Arc::new(Notifier::default())).await.unwrap();
+        let outbox =
+            Arc::new(crate::service::federation::outbox::EduOutbox::new(ruma::server_name!("h.test").to_owned(), true));
+        let mut e = Ephemeral::new(db, Arc::new(Notifier::default()), outbox).await.unwrap();
         e.offline_after = Duration::from_millis(50);
         let e = Arc::new(e);
         let (ann, bob): (&UserId, &UserId) = (ruma::user_id!("@ann:h.test"), ruma::user_id!("@bob:h.test"));

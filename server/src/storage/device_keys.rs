@@ -167,13 +167,30 @@ pub async fn claim(
     .await
 }
 
-/// Records that the user's device list changed; returns the stream position.
-pub async fn device_list_changed(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<i64> {
-    let (id,): (i64,) = sqlx::query_as("INSERT INTO device_list_changes (user_id) VALUES (?) RETURNING stream_id")
+/// Records that the user's device list changed: `device` (its keys or name), or the user's
+/// cross-signing keys for None. Returns the stream position.
+pub async fn device_list_changed(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    device: Option<&str>,
+) -> sqlx::Result<i64> {
+    let (id,): (i64,) =
+        sqlx::query_as("INSERT INTO device_list_changes (user_id, device_id) VALUES (?, ?) RETURNING stream_id")
+            .bind(user_id)
+            .bind(device)
+            .fetch_one(ex)
+            .await?;
+    Ok(id)
+}
+
+/// The position of the user's latest device list change (0 for none): the `stream_id` other
+/// servers are told their copy of the list is at.
+pub async fn latest_change_of(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<i64> {
+    let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(stream_id) FROM device_list_changes WHERE user_id = ?")
         .bind(user_id)
         .fetch_one(ex)
         .await?;
-    Ok(id)
+    Ok(n.unwrap_or(0))
 }
 
 /// The latest device list change (0 for none).

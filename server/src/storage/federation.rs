@@ -75,24 +75,32 @@ pub struct Destination {
     pub backoff_ms: i64,
     /// The last attempt failed (and none has succeeded since).
     pub failing: bool,
+    /// The last device list change (of `device_list_changes`) it was sent or did not need.
+    pub device_list_position: i64,
 }
 
 pub async fn destinations(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<Destination>> {
     sqlx::query_as(
-        "SELECT destination, stream_position, retry_at, backoff_ms, last_error IS NOT NULL AS failing
+        "SELECT destination, stream_position, retry_at, backoff_ms, last_error IS NOT NULL AS failing,
+             device_list_position
          FROM federation_destinations",
     )
     .fetch_all(ex)
     .await
 }
 
-/// Adds a destination starting after `position` (nothing when it is known already).
+/// Adds a destination starting after `position` in the event stream and at the head of the
+/// device list stream (a server starts tracking our users' devices by asking for them, once it
+/// shares a room with them); nothing when it is known already.
 pub async fn add_destination(ex: impl SqliteExecutor<'_>, destination: &str, position: i64) -> sqlx::Result<()> {
-    sqlx::query("INSERT OR IGNORE INTO federation_destinations (destination, stream_position) VALUES (?, ?)")
-        .bind(destination)
-        .bind(position)
-        .execute(ex)
-        .await?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO federation_destinations (destination, stream_position, device_list_position)
+         VALUES (?, ?, (SELECT IFNULL(MAX(stream_id), 0) FROM device_list_changes))",
+    )
+    .bind(destination)
+    .bind(position)
+    .execute(ex)
+    .await?;
     Ok(())
 }
 
@@ -246,4 +254,141 @@ pub async fn latest_per_room_for(
     ))), after, ours, destination)
     .fetch_all(ex)
     .await
+}
+
+/// The destination was sent (or needed none of) the device list changes up to `position`.
+pub async fn device_lists_delivered(ex: impl SqliteExecutor<'_>, destination: &str, position: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE federation_destinations SET device_list_position = MAX(device_list_position, ?) WHERE destination = ?",
+    )
+    .bind(position)
+    .bind(destination)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A local user's device list change a destination is to hear of.
+#[derive(Debug, Clone, FromRow)]
+pub struct DeviceListChange {
+    pub stream_id: i64,
+    pub user_id: String,
+    /// None: the user's cross-signing keys changed.
+    pub device_id: Option<String>,
+    /// The user's change before this one (the `prev_id` other servers check for gaps).
+    pub prev: Option<i64>,
+}
+
+/// Device list changes of this server's users after `after` whose users share a room with a
+/// member of `destination`, oldest first.
+pub async fn device_list_changes_for(
+    ex: impl SqliteExecutor<'_>,
+    destination: &str,
+    ours: &str,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<DeviceListChange>> {
+    let sql = format!(
+        concat!(
+            "SELECT c.stream_id, c.user_id, c.device_id,
+                 (SELECT MAX(p.stream_id) FROM device_list_changes p
+                  WHERE p.user_id = c.user_id AND p.stream_id < c.stream_id) AS prev
+             FROM device_list_changes c
+             WHERE c.stream_id > ? AND ",
+            server_of!("c.user_id"),
+            " = ? AND EXISTS (SELECT 1 FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+                 WHERE m.user_id = c.user_id AND m.membership = 'join' AND o.membership = 'join' AND ",
+            server_of!("o.user_id"),
+            " = ?) ORDER BY c.stream_id LIMIT {}"
+        ),
+        limit
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(after).bind(ours).bind(destination).fetch_all(ex).await
+}
+
+/// The servers (other than ours) with a member joined to a room `user` is joined to.
+pub async fn servers_sharing_with(ex: impl SqliteExecutor<'_>, user: &str, ours: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(concat!(
+        "SELECT DISTINCT ",
+        server_of!("o.user_id"),
+        " AS server FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+         WHERE m.user_id = ? AND m.membership = 'join' AND o.membership = 'join' AND server <> ?"
+    ))
+    .bind(user)
+    .bind(ours)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Queues EDUs that must not be lost for `destination` (which becomes a destination if it was
+/// not one: a to-device message can go to a server no room is shared with).
+pub async fn queue_edus(conn: &mut sqlx::SqliteConnection, destination: &str, edus: &[String]) -> sqlx::Result<()> {
+    // A new destination's events start at the head: a room it comes to share later is sent
+    // from its join, as for any destination.
+    let (head,): (i64,) =
+        sqlx::query_as("SELECT IFNULL(MAX(stream_ordering), 0) FROM events").fetch_one(&mut *conn).await?;
+    add_destination(&mut *conn, destination, head).await?;
+    for edu in edus {
+        sqlx::query("INSERT INTO federation_outbox_edus (destination, edu) VALUES (?, ?)")
+            .bind(destination)
+            .bind(edu)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The oldest queued EDUs of a destination: (id, EDU JSON).
+pub async fn queued_edus(
+    ex: impl SqliteExecutor<'_>,
+    destination: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, edu FROM federation_outbox_edus WHERE destination = ? ORDER BY id LIMIT {limit}"
+    )))
+    .bind(destination)
+    .fetch_all(ex)
+    .await
+}
+
+/// The destinations with queued EDUs.
+pub async fn destinations_with_edus(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT DISTINCT destination FROM federation_outbox_edus").fetch_all(ex).await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// The destination accepted its queued EDUs up to `id`.
+pub async fn edus_delivered(ex: impl SqliteExecutor<'_>, destination: &str, id: i64) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM federation_outbox_edus WHERE destination = ? AND id <= ?")
+        .bind(destination)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Records a to-device message received from `origin`; false when it was received before.
+/// Records older than a day are dropped on the way.
+pub async fn first_receipt_of_to_device(
+    conn: &mut sqlx::SqliteConnection,
+    origin: &str,
+    message_id: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
+    sqlx::query("DELETE FROM federation_inbox_to_device WHERE received_ts < ?")
+        .bind(now - 86_400_000)
+        .execute(&mut *conn)
+        .await?;
+    let r = sqlx::query(
+        "INSERT OR IGNORE INTO federation_inbox_to_device (origin, message_id, received_ts) VALUES (?, ?, ?)",
+    )
+    .bind(origin)
+    .bind(message_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }

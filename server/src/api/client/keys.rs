@@ -49,6 +49,12 @@ pub async fn upload_keys(
     )))
 }
 
+/// How long other servers are waited for (spec: `timeout`, 10 seconds by default), at most
+/// a minute.
+fn remote_timeout(asked: Option<std::time::Duration>) -> std::time::Duration {
+    asked.unwrap_or(std::time::Duration::from_secs(10)).min(std::time::Duration::from_secs(60))
+}
+
 /// POST /_matrix/client/v3/keys/query
 pub async fn get_keys(
     State(s): State<AppState>,
@@ -60,7 +66,7 @@ pub async fn get_keys(
         .iter()
         .map(|(u, d)| (u.to_string(), d.iter().map(ToString::to_string).collect()))
         .collect();
-    let q = s.e2ee.query_keys(req.session().user_id.as_str(), &requested).await?;
+    let q = s.e2ee.query_keys(req.session().user_id.as_str(), &requested, remote_timeout(req.body.timeout)).await?;
     let mut resp = get_keys::v3::Response::new();
     resp.failures = q.failures.into_iter().collect();
     for (kind, keys) in q.cross_signing {
@@ -95,7 +101,7 @@ pub async fn claim_keys(
         .iter()
         .map(|(u, d)| (u.to_string(), d.iter().map(|(d, a)| (d.to_string(), a.to_string())).collect()))
         .collect();
-    let (keys, failures) = s.e2ee.claim_keys(&requested).await?;
+    let (keys, failures) = s.e2ee.claim_keys(&requested, remote_timeout(req.body.timeout)).await?;
     let mut resp = claim_keys::v3::Response::new(BTreeMap::new());
     resp.failures = failures.into_iter().collect();
     for (user, devices) in keys {

@@ -32,10 +32,17 @@ pub async fn get_presence(
     req: Ruma<get_presence::v3::Request>,
 ) -> Result<RumaResponse<get_presence::v3::Response>> {
     let user = &req.body.user_id;
-    if user.server_name() != s.config.server_name || s.rooms.profile(user).await?.is_none() {
+    let (presence, status_msg, last_active) = s.ephemeral.presence(user);
+    // Another server's user: known when their server told us (it does for people sharing a
+    // room with someone here).
+    let known = if user.server_name() == s.config.server_name {
+        s.rooms.profile(user).await?.is_some()
+    } else {
+        last_active.is_some()
+    };
+    if !known {
         return Err(Error::not_found("No presence known for that user"));
     }
-    let (presence, status_msg, last_active) = s.ephemeral.presence(user);
     let mut resp = get_presence::v3::Response::new(presence);
     resp.status_msg = status_msg;
     resp.last_active_ago = last_active;

@@ -3,6 +3,7 @@
 //! authenticated by their `X-Matrix` signature in the extractor (`http::ruma`).
 
 pub mod discovery;
+pub mod keys;
 pub mod openid;
 pub mod query;
 pub mod rooms;
@@ -38,5 +39,8 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<f::backfill::get_backfill::v1::Request, _, _>(r, rooms::get_backfill);
     let r = route::<f::event::get_event_by_timestamp::v1::Request, _, _>(r, rooms::timestamp_to_event);
     let r = route::<f::openid::get_openid_userinfo::v1::Request, _, _>(r, openid::get_openid_userinfo);
+    let r = route::<f::keys::get_keys::v1::Request, _, _>(r, keys::get_keys);
+    let r = route::<f::keys::claim_keys::v1::Request, _, _>(r, keys::claim_keys);
+    let r = route::<f::device::get_devices::v1::Request, _, _>(r, keys::get_devices);
     route::<f::discovery::discover_homeserver::Request, _, _>(r, discovery::discover_homeserver)
 }

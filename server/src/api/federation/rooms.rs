@@ -34,7 +34,7 @@ pub async fn send_transaction(
     }
     let results = s
         .federation
-        .receive_transaction(origin, req.body.transaction_id.as_str(), &req.body.pdus, req.body.edus.len())
+        .receive_transaction(origin, req.body.transaction_id.as_str(), &req.body.pdus, &req.body.edus)
         .await?;
     Ok(RumaResponse(send_transaction_message::v1::Response::new(results)))
 }

@@ -157,7 +157,7 @@ impl E2ee {
         for (kind, k) in &others {
             storage::device_keys::put_cross_signing_key(&mut *tx, user, kind, &k.text).await?;
         }
-        storage::device_keys::device_list_changed(&mut *tx, user).await?;
+        storage::device_keys::device_list_changed(&mut *tx, user, None).await?;
         tx.commit().await?;
         self.device_lists.refresh(&self.db).await?;
         Ok(())
@@ -266,16 +266,21 @@ impl E2ee {
         }
         if !stored.is_empty() {
             let mut tx = self.db.begin_write().await?;
-            let mut targets: Vec<&String> = Vec::new();
+            // A signed device of the signer is a change of that device (other servers are
+            // sent its keys again); a signed master key, of the user's cross-signing keys.
+            let my_master = self.cross_public(me, MASTER).await?;
+            let mut targets: Vec<(&String, Option<&str>)> = Vec::new();
             for (target_user, target_key, signer_key_id, signature) in &stored {
                 storage::device_keys::put_signature(&mut *tx, target_user, target_key, me, signer_key_id, signature)
                     .await?;
-                if !targets.contains(&target_user) {
-                    targets.push(target_user);
+                let device = (target_user == me && my_master.as_deref() != Some(target_key.as_str()))
+                    .then_some(target_key.as_str());
+                if !targets.contains(&(target_user, device)) {
+                    targets.push((target_user, device));
                 }
             }
-            for t in targets {
-                storage::device_keys::device_list_changed(&mut *tx, t).await?;
+            for (t, device) in targets {
+                storage::device_keys::device_list_changed(&mut *tx, t, device).await?;
             }
             tx.commit().await?;
             self.device_lists.refresh(&self.db).await?;
@@ -344,7 +349,9 @@ impl E2ee {
         let signatures = storage::device_keys::signatures_of(&self.db.read, user).await?;
         let merge = |target: &str, keys: &mut Value| {
             for (t, signer, key_id, sig) in &signatures {
-                if t == target {
+                // A signature by another user's user-signing key is that user's to see (spec:
+                // "Cross-signing"), also when the asking party is another server.
+                if t == target && (signer == user || signer == requester) {
                     keys["signatures"][signer.as_str()][key_id.as_str()] = json!(sig);
                 }
             }

@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 mod cross_signing;
 pub use cross_signing::SigningUpload;
 mod dehydrated;
+mod remote;
 
 use hashlink::LruCache;
 
@@ -71,6 +72,10 @@ type CountsCache = LruCache<(String, String), (i64, Arc<KeyCounts>)>;
 pub struct E2ee {
     db: Db,
     config: Arc<Config>,
+    /// Other servers' users' keys are asked of their servers.
+    federation: Arc<crate::service::federation::FederationClient>,
+    /// Wakes the federation sender for to-device messages to other servers.
+    outbox: Arc<crate::service::federation::outbox::EduOutbox>,
     notifier: Arc<Notifier>,
     to_device_head: AtomicI64,
     device_lists: Arc<DeviceListHead>,
@@ -110,11 +115,15 @@ impl E2ee {
         config: Arc<Config>,
         notifier: Arc<Notifier>,
         device_lists: Arc<DeviceListHead>,
+        federation: Arc<crate::service::federation::FederationClient>,
+        outbox: Arc<crate::service::federation::outbox::EduOutbox>,
     ) -> Result<Self> {
         let to_device_head = storage::to_device::head(&db.write).await?;
         Ok(Self {
             db,
             config,
+            federation,
+            outbox,
             notifier,
             to_device_head: AtomicI64::new(to_device_head),
             device_lists,
@@ -174,7 +183,7 @@ impl E2ee {
         if let Some(text) = &device_keys {
             changed = storage::device_keys::put_device_keys(&mut *tx, user, device, text).await?;
             if changed {
-                storage::device_keys::device_list_changed(&mut *tx, user).await?;
+                storage::device_keys::device_list_changed(&mut *tx, user, Some(device)).await?;
             }
         }
         if !otks.is_empty() {
@@ -193,46 +202,72 @@ impl E2ee {
     }
 
     /// POST /keys/query: the device keys of the requested users (all their devices for an empty
-    /// list). Other servers' users need federation: they are reported as failures.
-    pub async fn query_keys(&self, requester: &str, requested: &BTreeMap<String, Vec<String>>) -> Result<Queried> {
+    /// list). Other servers' users are asked of their servers (all at once, each within
+    /// `timeout`); a server that does not answer is reported in `failures`.
+    pub async fn query_keys(
+        &self,
+        requester: &str,
+        requested: &BTreeMap<String, Vec<String>>,
+        timeout: std::time::Duration,
+    ) -> Result<Queried> {
         let mut out = Queried { device_keys: Map::new(), failures: Map::new(), cross_signing: BTreeMap::new() };
+        let mut remote: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
         for (user, devices) in requested {
             if !self.is_local(user) {
-                let server = user.split_once(':').map(|(_, s)| s).unwrap_or_default();
-                out.failures
-                    .insert(server.to_owned(), json!({ "status": 503, "message": "Federation is not available yet" }));
+                if let Some((_, server)) = user.split_once(':') {
+                    remote.entry(server.to_owned()).or_default().insert(user.clone(), devices.clone());
+                }
                 continue;
             }
-            let mut found = Map::new();
-            for (device, text, display_name) in storage::device_keys::device_keys(&self.db.read, user, devices).await? {
-                let mut keys: Value = serde_json::from_str(&text).map_err(Error::internal)?;
-                if let Some(name) = display_name {
-                    keys["unsigned"] = json!({ "device_display_name": name });
-                }
-                found.insert(device, keys);
-            }
-            for (kind, key) in self.cross_signing_for_query(requester, user, &mut found).await? {
+            let (found, cross) = self.local_keys(requester, user, devices).await?;
+            for (kind, key) in cross {
                 out.cross_signing.entry(kind).or_default().insert(user.clone(), key);
             }
             out.device_keys.insert(user.clone(), Value::Object(found));
         }
+        if !remote.is_empty() {
+            self.query_remote_keys(remote, timeout, &mut out).await;
+        }
         Ok(out)
     }
 
+    /// A local user's devices (those asked for, or all) with their keys and the signatures
+    /// `requester` may see, and their cross-signing keys.
+    async fn local_keys(
+        &self,
+        requester: &str,
+        user: &str,
+        devices: &[String],
+    ) -> Result<(Map<String, Value>, BTreeMap<&'static str, Value>)> {
+        let mut found = Map::new();
+        for (device, text, display_name) in storage::device_keys::device_keys(&self.db.read, user, devices).await? {
+            let mut keys: Value = serde_json::from_str(&text).map_err(Error::internal)?;
+            if let Some(name) = display_name {
+                keys["unsigned"] = json!({ "device_display_name": name });
+            }
+            found.insert(device, keys);
+        }
+        let cross = self.cross_signing_for_query(requester, user, &mut found).await?;
+        Ok((found, cross))
+    }
+
     /// POST /keys/claim: one one-time key per requested device and algorithm (else its fallback
-    /// key). Devices without either are left out, as the spec says.
+    /// key). Devices without either are left out, as the spec says. Other servers' devices are
+    /// claimed from their servers.
     pub async fn claim_keys(
         &self,
         requested: &BTreeMap<String, BTreeMap<String, String>>,
+        timeout: std::time::Duration,
     ) -> Result<(Map<String, Value>, Map<String, Value>)> {
         let mut keys = Map::new();
         let mut failures = Map::new();
+        let mut remote: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>> = BTreeMap::new();
         let mut conn = self.db.write.acquire().await?;
         for (user, devices) in requested {
             if !self.is_local(user) {
-                let server = user.split_once(':').map(|(_, s)| s).unwrap_or_default();
-                failures
-                    .insert(server.to_owned(), json!({ "status": 503, "message": "Federation is not available yet" }));
+                if let Some((_, server)) = user.split_once(':') {
+                    remote.entry(server.to_owned()).or_default().insert(user.clone(), devices.clone());
+                }
                 continue;
             }
             let mut per_device = Map::new();
@@ -245,6 +280,10 @@ impl E2ee {
                 }
             }
             keys.insert(user.clone(), Value::Object(per_device));
+        }
+        drop(conn);
+        if !remote.is_empty() {
+            self.claim_remote_keys(remote, timeout, &mut keys, &mut failures).await;
         }
         Ok((keys, failures))
     }
@@ -260,6 +299,8 @@ impl E2ee {
         messages: Vec<(String, String, Value)>,
     ) -> Result<()> {
         let mut rows = Vec::new();
+        // Other servers' users: one m.direct_to_device EDU per server.
+        let mut remote: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
         for (user, device, content) in messages {
             if !content.is_object() {
                 return Err(Error::bad_json("Each to-device message must be a JSON object"));
@@ -270,9 +311,11 @@ impl E2ee {
                     "A to-device message is larger than {MAX_TO_DEVICE_CONTENT} bytes"
                 )));
             }
-            // Other servers' devices need federation; until then their messages go nowhere.
             if self.is_local(&user) {
                 rows.push((user, device, text));
+            } else if let Some((_, server)) = user.split_once(':') {
+                let per_user = remote.entry(server.to_owned()).or_default();
+                per_user.entry(user.clone()).or_insert_with(|| json!({}))[device] = content;
             }
         }
         let mut tx = self.db.begin_write().await?;
@@ -280,7 +323,20 @@ impl E2ee {
             return Ok(());
         }
         let head = storage::to_device::queue(&mut *tx, sender, event_type, &rows).await?;
+        for (server, messages) in &remote {
+            let edu = json!({ "edu_type": "m.direct_to_device", "content": {
+                "sender": sender,
+                "type": event_type,
+                // Unique per message: the receiving server delivers each once.
+                "message_id": crate::service::tokens::random_alphanumeric(24),
+                "messages": messages,
+            }});
+            storage::federation::queue_edus(&mut tx, server, &[edu.to_string()]).await?;
+        }
         tx.commit().await?;
+        for server in remote.keys() {
+            self.outbox.queued_durable(server);
+        }
         if head > 0 {
             self.to_device_head.fetch_max(head, Ordering::AcqRel);
             self.notifier.notify();

@@ -55,16 +55,16 @@ pub struct JoinedState {
 
 impl Federation {
     /// Receives a transaction from `origin`: each PDU checked and stored on its own, with its
-    /// outcome (an error for an event that was refused or could not be placed). EDUs are
-    /// accepted and not used yet.
+    /// outcome (an error for an event that was refused or could not be placed), then its EDUs
+    /// (see `edus`), each taken or dropped on its own.
     pub async fn receive_transaction(
         &self,
         origin: &ServerName,
         txn_id: &str,
         pdus: &[Box<RawValue>],
-        edus: usize,
+        edus: &[ruma::serde::Raw<ruma::api::federation::transactions::edu::Edu>],
     ) -> Result<BTreeMap<OwnedEventId, std::result::Result<(), String>>> {
-        if pdus.len() > MAX_PDUS || edus > MAX_EDUS {
+        if pdus.len() > MAX_PDUS || edus.len() > MAX_EDUS {
             return Err(Error::too_large(format!("A transaction carries at most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs")));
         }
         // A retry of a transaction gets the first answer (spec: transactions are idempotent
@@ -114,6 +114,11 @@ impl Federation {
         for (event_id, e) in std::mem::take(&mut batch.unsettled.failed) {
             tracing::warn!(%origin, %event_id, error = %e, "a received event could not be stored");
             results.insert(event_id, Err(e));
+        }
+        // After the PDUs: a receipt or typing for an event or a join of this transaction finds
+        // it stored.
+        for edu in edus {
+            self.receive_edu(origin, edu).await;
         }
         self.txns_done.lock().insert(key, results.clone());
         Ok(results)

@@ -5,12 +5,14 @@
 pub mod acl;
 pub mod backfill;
 pub mod client;
+pub mod edus;
 pub mod inbound;
 pub mod invites;
 pub mod joins;
 pub mod keys;
 pub mod limits;
 pub mod outbound;
+pub mod outbox;
 pub mod sender;
 pub mod serving;
 
@@ -29,6 +31,8 @@ pub struct Federation {
     /// `rc_federation`, per asking server.
     pub limits: limits::InboundLimits,
     rooms: Arc<crate::service::rooms::Rooms>,
+    ephemeral: Arc<crate::service::ephemeral::Ephemeral>,
+    e2ee: Arc<crate::service::e2ee::E2ee>,
     /// Rooms whose servers had no history before the event it begins with here, and when.
     nothing_before:
         parking_lot::Mutex<std::collections::HashMap<ruma::OwnedRoomId, (ruma::OwnedEventId, std::time::Instant)>>,
@@ -50,6 +54,8 @@ impl Federation {
         keys: KeyStore,
         sender: Arc<sender::Sender>,
         rooms: Arc<crate::service::rooms::Rooms>,
+        ephemeral: Arc<crate::service::ephemeral::Ephemeral>,
+        e2ee: Arc<crate::service::e2ee::E2ee>,
         limits: crate::config::RcFederation,
     ) -> Self {
         Self {
@@ -58,6 +64,8 @@ impl Federation {
             sender,
             limits: limits::InboundLimits::new(limits),
             rooms,
+            ephemeral,
+            e2ee,
             nothing_before: Default::default(),
             txns_done: parking_lot::Mutex::new(hashlink::LruCache::new(TXNS_REMEMBERED)),
             txn_locks: Default::default(),

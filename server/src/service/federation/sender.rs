@@ -18,14 +18,23 @@ use ruma::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{FederationClient, FederationError};
+use super::{
+    client::{FederationClient, FederationError},
+    outbox::{EduOutbox, Queued, Scope},
+};
 use crate::{
-    service::{notifier::Notifier, now_ms, rooms::Rooms},
+    service::{
+        e2ee::{DeviceListHead, E2ee},
+        notifier::Notifier,
+        now_ms,
+        rooms::Rooms,
+    },
     storage::{self, Db},
 };
 
-/// Most PDUs in one transaction (the spec's limit).
+/// Most PDUs and EDUs in one transaction (the spec's limits).
 const MAX_PDUS: i64 = 50;
+const MAX_EDUS: usize = 100;
 /// First wait after a failure, and the longest.
 const MIN_BACKOFF_MS: i64 = 5_000;
 const MAX_BACKOFF_MS: i64 = 3_600_000;
@@ -45,6 +54,15 @@ pub struct Sender {
     db: Db,
     client: Arc<FederationClient>,
     rooms: Arc<Rooms>,
+    e2ee: Arc<E2ee>,
+    outbox: Arc<EduOutbox>,
+    device_lists: Arc<DeviceListHead>,
+    /// EDUs of the moment (typing, receipts, presence) per destination, newest per key, taken
+    /// from the outbox and waiting for the destination's next transaction.
+    pending: Mutex<HashMap<String, Vec<Queued>>>,
+    /// Per destination, the device list position up to which it was found to have nothing
+    /// to get (as `nothing_until` for events).
+    device_lists_until: Mutex<HashMap<String, i64>>,
     /// The destinations known, as of a membership generation: looked up again only when
     /// someone joined or left somewhere.
     known: Mutex<(Option<u64>, HashSet<String>)>,
@@ -65,11 +83,23 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(db: Db, client: Arc<FederationClient>, rooms: Arc<Rooms>) -> Self {
+    pub fn new(
+        db: Db,
+        client: Arc<FederationClient>,
+        rooms: Arc<Rooms>,
+        e2ee: Arc<E2ee>,
+        outbox: Arc<EduOutbox>,
+        device_lists: Arc<DeviceListHead>,
+    ) -> Self {
         Self {
             db,
             client,
             rooms,
+            e2ee,
+            outbox,
+            device_lists,
+            pending: Mutex::default(),
+            device_lists_until: Mutex::default(),
             known: Mutex::default(),
             busy: Mutex::default(),
             nothing_until: Mutex::default(),
@@ -105,15 +135,24 @@ impl Sender {
         // events this server never sends are written after it (a busy room of other servers'
         // users), a pass would find nothing new anywhere, so none is made.
         let mut quiet_from: Option<(i64, u64)> = None;
+        let mut seen_device_lists = -1;
         loop {
             let head = self.rooms.stream_head();
             let outbound = self.rooms.outbound_head();
             let due = next_retry.is_some_and(|at| at <= now_ms());
+            // A device list change (local or not: the query in the pass tells) is a reason to
+            // look, as an EDU queued is.
+            let device_lists = self.device_lists.get();
+            if device_lists != seen_device_lists {
+                seen_device_lists = device_lists;
+                woken = true;
+            }
             if !(woken || due || head != seen_head) {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     r = written.changed() => if r.is_err() { break },
                     _ = self.wake.notified() => woken = true,
+                    _ = self.outbox.notified() => woken = true,
                     _ = sleep_until(next_retry) => {}
                 }
                 continue;
@@ -167,9 +206,23 @@ impl Sender {
             }
             *self.known.lock() = (Some(generation), servers.into_iter().collect());
         }
+        // EDUs queued in memory go to the servers they concern; durable ones are in the table.
+        self.route_queued(&ours).await?;
+        let durable = match self.outbox.durable_destinations() {
+            Some(d) => d,
+            None => {
+                self.outbox
+                    .loaded_durable_destinations(storage::federation::destinations_with_edus(&self.db.read).await?);
+                self.outbox.durable_destinations().unwrap_or_default()
+            }
+        };
+        if !durable.is_empty() || !self.pending.lock().is_empty() {
+            self.has_destinations.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if !self.has_destinations.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(None);
         }
+        let device_lists_head = self.device_lists.get();
         // Destinations whose last member just left still get that leave (or kick): the table,
         // not the current members, says where to look.
         let now = now_ms();
@@ -215,12 +268,15 @@ impl Sender {
             };
             if batch.is_empty() {
                 self.nothing_until.lock().insert(d.destination.clone(), head.max(after));
+            }
+            let edus = self.edus_for(&d, &ours, durable.get(&d.destination).copied(), device_lists_head).await?;
+            if batch.is_empty() && edus.is_empty() {
                 continue;
             }
             self.busy.lock().insert(d.destination.clone());
             let this = self.clone();
             tokio::spawn(async move {
-                this.deliver(&name, batch, d.backoff_ms).await;
+                this.deliver(&name, batch, edus, d.backoff_ms).await;
                 this.busy.lock().remove(name.as_str());
                 this.wake.notify_one();
             });
@@ -244,7 +300,7 @@ impl Sender {
     }
 
     /// One transaction to `destination`; its outcome is recorded.
-    async fn deliver(&self, destination: &ServerName, batch: Vec<(i64, String)>, backoff_ms: i64) {
+    async fn deliver(&self, destination: &ServerName, batch: Vec<(i64, String)>, edus: Outgoing, backoff_ms: i64) {
         let last = batch.last().map_or(0, |b| b.0);
         let pdus: Vec<Box<serde_json::value::RawValue>> =
             batch.into_iter().filter_map(|(_, pdu)| serde_json::value::RawValue::from_string(pdu).ok()).collect();
@@ -254,6 +310,7 @@ impl Sender {
         let mut request =
             send_transaction_message::v1::Request::new(txn_id.clone(), self.client.origin().to_owned(), ts);
         request.pdus = pdus;
+        request.edus = edus.raw();
         let result = self.client.send(destination, request).await;
         let recorded = match &result {
             Ok(resp) => {
@@ -264,11 +321,19 @@ impl Sender {
                         tracing::info!(%destination, event_id = %id, error = %e, "a sent event was refused");
                     }
                 }
-                tracing::debug!(%destination, %txn_id, pdus = count, "transaction delivered");
+                tracing::debug!(%destination, %txn_id, pdus = count, edus = edus.len(), "transaction delivered");
                 self.backing_off.lock().remove(destination.as_str());
-                storage::federation::delivered(&self.db.write, destination.as_str(), last, now_ms()).await
+                match self.edus_delivered(destination.as_str(), &edus).await {
+                    Ok(()) => {
+                        storage::federation::delivered(&self.db.write, destination.as_str(), last, now_ms()).await
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => {
+                // Typing, receipts and presence wait for the next try (unless newer ones came);
+                // the rest is read again from where it is kept.
+                self.requeue(destination.as_str(), edus.ephemeral);
                 let wait = next_backoff(backoff_ms, e);
                 self.backing_off.lock().insert(destination.to_string());
                 tracing::info!(%destination, error = %e, retry_in_ms = wait, "transaction failed");
@@ -279,6 +344,160 @@ impl Sender {
         if let Err(e) = recorded {
             tracing::warn!(%destination, error = %e, "recording a transaction's outcome");
         }
+    }
+}
+
+/// The EDUs of one transaction, by where they came from (each is acknowledged differently).
+#[derive(Default)]
+struct Outgoing {
+    /// From `federation_outbox_edus`: (id, EDU), and the outbox's count when they were read.
+    durable: Vec<(i64, String)>,
+    durable_count: u64,
+    /// Whether `durable` holds everything queued for the destination.
+    durable_all: bool,
+    /// Device list updates, and the device list position they bring the destination to.
+    device_lists: Vec<String>,
+    device_lists_to: Option<i64>,
+    ephemeral: Vec<Queued>,
+}
+
+impl Outgoing {
+    fn len(&self) -> usize {
+        self.durable.len() + self.device_lists.len() + self.ephemeral.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn raw<T>(&self) -> Vec<ruma::serde::Raw<T>> {
+        let texts = self
+            .durable
+            .iter()
+            .map(|(_, e)| e.clone())
+            .chain(self.device_lists.iter().cloned())
+            .chain(self.ephemeral.iter().map(|q| q.edu.to_string()));
+        texts
+            .filter_map(|t| serde_json::value::RawValue::from_string(t).ok())
+            .map(ruma::serde::Raw::from_json)
+            .collect()
+    }
+}
+
+impl Sender {
+    /// Hands the EDUs queued in memory to the destinations they concern (the servers in the
+    /// room, or sharing a room with the user), newest per key.
+    async fn route_queued(&self, ours: &str) -> crate::error::Result<()> {
+        let queued = self.outbox.take();
+        if queued.is_empty() {
+            return Ok(());
+        }
+        let mut resolved: HashMap<Scope, Vec<String>> = HashMap::new();
+        for q in queued {
+            if !resolved.contains_key(&q.scope) {
+                let servers = match &q.scope {
+                    Scope::Room(room) => self.rooms.servers_in_room(room).await?,
+                    Scope::SharingWith(user) => {
+                        storage::federation::servers_sharing_with(&self.db.read, user.as_str(), ours).await?
+                    }
+                };
+                resolved.insert(q.scope.clone(), servers.into_iter().filter(|s| s != ours).collect());
+            }
+            let mut pending = self.pending.lock();
+            for server in &resolved[&q.scope] {
+                let list = pending.entry(server.clone()).or_default();
+                list.retain(|old| old.key != q.key);
+                list.push(q.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back EDUs of the moment that a failed transaction carried, before newer ones.
+    fn requeue(&self, destination: &str, items: Vec<Queued>) {
+        let now = std::time::Instant::now();
+        let mut pending = self.pending.lock();
+        let list = pending.entry(destination.to_owned()).or_default();
+        let mut back: Vec<Queued> = items
+            .into_iter()
+            .filter(|q| q.expires.is_none_or(|at| at > now))
+            .filter(|q| !list.iter().any(|n| n.key == q.key))
+            .collect();
+        back.append(list);
+        *list = back;
+        if list.is_empty() {
+            pending.remove(destination);
+        }
+    }
+
+    /// The EDUs a transaction to `d` carries: durable ones first (to-device, in order), then
+    /// device list updates of local users it shares rooms with, then typing, receipts and
+    /// presence; at most the spec's hundred.
+    async fn edus_for(
+        &self,
+        d: &storage::federation::Destination,
+        ours: &str,
+        durable_count: Option<u64>,
+        device_lists_head: i64,
+    ) -> crate::error::Result<Outgoing> {
+        let mut out = Outgoing::default();
+        if let Some(count) = durable_count {
+            out.durable = storage::federation::queued_edus(&self.db.read, &d.destination, MAX_EDUS as i64).await?;
+            out.durable_count = count;
+            out.durable_all = out.durable.len() < MAX_EDUS;
+            if out.durable.is_empty() {
+                self.outbox.durable_done(&d.destination, count);
+            }
+        }
+        let after = self
+            .device_lists_until
+            .lock()
+            .get(&d.destination)
+            .map_or(d.device_list_position, |n| (*n).max(d.device_list_position));
+        let room = MAX_EDUS - out.len();
+        if device_lists_head > after && room > 0 {
+            let changes =
+                storage::federation::device_list_changes_for(&self.db.read, &d.destination, ours, after, room as i64)
+                    .await?;
+            if changes.is_empty() {
+                self.device_lists_until.lock().insert(d.destination.clone(), device_lists_head);
+            } else {
+                out.device_lists_to = Some(if changes.len() < room {
+                    device_lists_head
+                } else {
+                    changes.last().map_or(after, |c| c.stream_id)
+                });
+                for change in &changes {
+                    out.device_lists.push(self.e2ee.device_list_edu(change).await?.to_string());
+                }
+            }
+        }
+        let room = MAX_EDUS - out.len();
+        let mut pending = self.pending.lock();
+        if let Some(list) = pending.get_mut(&d.destination) {
+            let now = std::time::Instant::now();
+            list.retain(|q| q.expires.is_none_or(|at| at > now));
+            let take = list.len().min(room);
+            out.ephemeral = list.drain(..take).collect();
+            if list.is_empty() {
+                pending.remove(&d.destination);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records what an accepted transaction's EDUs acknowledged.
+    async fn edus_delivered(&self, destination: &str, edus: &Outgoing) -> sqlx::Result<()> {
+        if let Some((last, _)) = edus.durable.last() {
+            storage::federation::edus_delivered(&self.db.write, destination, *last).await?;
+            if edus.durable_all {
+                self.outbox.durable_done(destination, edus.durable_count);
+            }
+        }
+        if let Some(to) = edus.device_lists_to {
+            storage::federation::device_lists_delivered(&self.db.write, destination, to).await?;
+        }
+        Ok(())
     }
 }
 
