@@ -323,7 +323,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         delayed: delayed.clone(),
         e2ee,
         key_backup: service::key_backup::KeyBackup::new(db.clone()),
-        media: service::media::Media::new(db.clone(), config.clone(), &outbound)?,
+        media: service::media::Media::new(db.clone(), config.clone(), &outbound, federation.client.clone())?,
         pushers: service::pusher::Pushers::new(db.clone(), outbound.clone()),
         invites: service::invites::Invites::new(db.clone(), &config.public_baseurl()),
         discovery,

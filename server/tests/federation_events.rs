@@ -32,6 +32,8 @@ struct Stand {
     routes: Routes,
     /// Every transaction Hearth sent it that it took (the bodies of answered `PUT /send`s).
     taken: Arc<std::sync::Mutex<Vec<Value>>>,
+    /// The request line of every request it got, in order.
+    asked: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 type Routes = Arc<std::sync::Mutex<Vec<(String, String)>>>;
@@ -103,11 +105,13 @@ async fn stand_in() -> Stand {
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let routes: Routes = Arc::default();
     let taken: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
-    let (served, took) = (routes.clone(), taken.clone());
+    let asked: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let (served, took, heard) = (routes.clone(), taken.clone(), asked.clone());
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };
-            let (acceptor, doc, routes, took) = (acceptor.clone(), doc.clone(), served.clone(), took.clone());
+            let (acceptor, doc, routes, took, heard) =
+                (acceptor.clone(), doc.clone(), served.clone(), took.clone(), heard.clone());
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                 let mut head = Vec::new();
@@ -134,6 +138,7 @@ async fn stand_in() -> Stand {
                     }
                 }
                 let line = text.lines().next().unwrap_or_default().to_owned();
+                heard.lock().unwrap().push(line.clone());
                 let routed = routes
                     .lock()
                     .unwrap()
@@ -161,7 +166,7 @@ async fn stand_in() -> Stand {
             });
         }
     });
-    Stand { name, key, routes, taken }
+    Stand { name, key, routes, taken, asked }
 }
 
 fn now() -> i64 {
@@ -1047,4 +1052,64 @@ async fn local_edus_go_to_the_other_server_and_its_key_queries_are_answered() {
         .wait_for_edu("m.device_list_update", |c| c["keys"]["keys"][format!("curve25519:{device}")] == "curve-two")
         .await;
     assert_eq!(next["prev_id"], json!([stream_id]));
+}
+
+/// Media of a server without authenticated federation media is fetched once from its legacy
+/// path (after the federation endpoint answers M_UNRECOGNIZED), kept, and served from the copy;
+/// the legacy client endpoints do not fetch; an item over `max_upload_size` is 502 M_TOO_LARGE
+/// (the spec's answer) and not kept; after `media_retention.remote_media_lifetime` the copy is
+/// dropped and fetched again when asked for.
+#[tokio::test]
+async fn remote_media_is_fetched_once_kept_and_dropped_after_its_lifetime() {
+    let stand = stand_in().await;
+    let small = json!({"pretend": "picture"}).to_string();
+    let big = "x".repeat(4096);
+    let legacy = format!("GET /_matrix/media/v3/download/{}/", stand.name);
+    stand.routes.lock().unwrap().push((format!("{legacy}pic"), small.clone()));
+    stand.routes.lock().unwrap().push((format!("{legacy}big"), format!("\"{big}\"")));
+    let configure = |c: &mut hearth_server::Config| {
+        c.federation_verify_certificates = false;
+        c.trusted_key_servers = Vec::new();
+        c.ip_range_whitelist = vec!["127.0.0.0/8".to_owned()];
+        c.max_upload_size = hearth_server::config::ByteSize(1024);
+        c.media_retention.remote_media_lifetime =
+            Some(hearth_server::config::HumanDuration(std::time::Duration::from_secs(1)));
+    };
+    let mut s = hearth_with(configure).await;
+    let alice = s.user("alice").await;
+    let url = |id: &str| format!("/_matrix/client/v1/media/download/{}/{id}", stand.name);
+    let fetches =
+        |stand: &Stand| stand.asked.lock().unwrap().iter().filter(|l| l.starts_with(&format!("{legacy}pic"))).count();
+
+    let got = s.http.get(format!("{}{}", s.base, url("pic"))).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.text().await.unwrap(), small);
+    assert!(
+        stand.asked.lock().unwrap().iter().any(|l| l.starts_with("GET /_matrix/federation/v1/media/download/pic")),
+        "the authenticated endpoint is tried first"
+    );
+    let again = s.http.get(format!("{}{}", s.base, url("pic"))).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(again.text().await.unwrap(), small);
+    assert_eq!(fetches(&stand), 1, "served from the copy");
+
+    let (st, v) = s.get(&format!("/_matrix/media/v3/download/{}/other", stand.name), None).await;
+    assert_eq!(st, 404, "{v}");
+    assert!(!stand.asked.lock().unwrap().iter().any(|l| l.contains("/other")), "the legacy endpoints do not fetch");
+
+    let (st, v) = s.get(&url("big"), Some(&alice)).await;
+    assert_eq!((st.as_u16(), v["errcode"].as_str()), (502, Some("M_TOO_LARGE")), "{v}");
+    let (st, _) = s.get(&format!("/_matrix/client/v1/media/download/{}/bad%20id", stand.name), Some(&alice)).await;
+    assert_eq!(st, 400);
+
+    // A second later, the next start's sweep drops the copy; asked again, it is fetched again.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    s.stop().await;
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let mut config = common::test_config(dir.path());
+    configure(&mut config);
+    let s = TestServer::start_in(dir, config).await;
+    let alice = s.login("alice", "password1").await.1["access_token"].as_str().unwrap().to_owned();
+    let got = s.http.get(format!("{}{}", s.base, url("pic"))).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(got.text().await.unwrap(), small);
+    assert_eq!(fetches(&stand), 2, "dropped after its lifetime, fetched again");
 }

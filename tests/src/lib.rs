@@ -135,3 +135,11 @@ pub async fn room_with_bob(
     alice.sync_once(now()).await.unwrap();
     room.room_id().to_owned()
 }
+
+/// A PNG photo of `w` x `h` pixels (a gradient, so thumbnails are real work).
+pub fn photo(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 77]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}

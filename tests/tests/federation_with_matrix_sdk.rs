@@ -5,16 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_blackbox::{Server, decrypted_bodies, plain_bodies, start};
+use hearth_blackbox::{Server, decrypted_bodies, photo, plain_bodies, start};
 use hearth_server::config::RateLimit;
 use matrix_sdk::{
     Client, RoomMemberships, RoomState,
     config::SyncSettings,
+    media::{MediaFormat, MediaRequestParameters, MediaThumbnailSettings},
     room::MessagesOptions,
     ruma::{
-        OwnedRoomId, OwnedServerName, RoomOrAliasId, UserId,
+        OwnedMxcUri, OwnedRoomId, OwnedServerName, RoomOrAliasId, UInt, UserId,
         api::client::{
             account::register,
+            media::get_content_thumbnail::v3::Method,
             room::{Visibility, create_room},
             uiaa::{self, AuthData},
         },
@@ -164,6 +166,7 @@ async fn matrix_sdk_clients_on_hearth_and_synapse_talk_across_servers() {
     a_hearth_user_invites_a_synapse_user_and_they_talk_in_order().await;
     a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history().await;
     encrypted_messages_typing_and_receipts_cross_between_servers().await;
+    pictures_cross_between_servers_with_thumbnails().await;
 }
 
 /// Carol (Hearth) makes a room and invites Erin (Synapse): Erin's client shows the invite with
@@ -355,4 +358,49 @@ async fn encrypted_messages_typing_and_receipts_cross_between_servers() {
         decrypted_history(c, &room_id).await.last().map(String::as_str) == Some("new phone, Hank?")
     })
     .await;
+}
+
+async fn download(client: &Client, uri: &OwnedMxcUri, format: MediaFormat) -> matrix_sdk::Result<Vec<u8>> {
+    let source = matrix_sdk::ruma::events::room::MediaSource::Plain(uri.clone());
+    client.media().get_media_content(&MediaRequestParameters { source, format }, false).await
+}
+
+fn scaled(w: u32, h: u32) -> MediaFormat {
+    MediaFormat::Thumbnail(MediaThumbnailSettings::with_method(Method::Scale, UInt::from(w), UInt::from(h)))
+}
+
+/// A picture uploaded on Hearth is downloaded by a Synapse user (Synapse fetches it over
+/// authenticated federation media), full size and as a thumbnail; one uploaded on Synapse is
+/// shown to a Hearth user the same way (Hearth fetches, stores and thumbnails it). Media of a
+/// server that is down fails cleanly, soon.
+async fn pictures_cross_between_servers_with_thumbnails() {
+    let gina = on_hearth("sdk_gina").await;
+    let hank = again_on_synapse("sdk_hank").await;
+
+    let garden = photo(900, 600);
+    let up = gina.media().upload(&"image/png".parse().unwrap(), garden.clone(), None).await.expect("Gina uploads");
+    assert_eq!(up.content_uri.server_name().unwrap().as_str(), env("HEARTH_FED_SERVER_NAME"));
+    let got = download(&hank, &up.content_uri, MediaFormat::File).await.expect("Hank downloads through Synapse");
+    assert_eq!(got, garden, "byte for byte across the servers");
+    let thumb = download(&hank, &up.content_uri, scaled(300, 200)).await.expect("Hank's thumbnail");
+    let img = image::load_from_memory(&thumb).expect("the thumbnail is an image");
+    assert!(img.width() < 900 && img.height() < 600, "a smaller picture: {}x{}", img.width(), img.height());
+
+    let beach = photo(640, 480);
+    let up = hank.media().upload(&"image/png".parse().unwrap(), beach.clone(), None).await.expect("Hank uploads");
+    assert_eq!(up.content_uri.server_name().unwrap().as_str(), env("SYNAPSE_SERVER_NAME"));
+    let got = download(&gina, &up.content_uri, MediaFormat::File).await.expect("Gina downloads through Hearth");
+    assert_eq!(got, beach);
+    let again = download(&gina, &up.content_uri, MediaFormat::File).await.expect("from Hearth's copy");
+    assert_eq!(again, beach);
+    let thumb = download(&gina, &up.content_uri, scaled(300, 200)).await.expect("Gina's thumbnail");
+    let img = image::load_from_memory(&thumb).expect("the thumbnail is an image");
+    assert_eq!((img.width(), img.height()), (320, 240), "Hearth's scale thumbnail of the 4:3 picture");
+
+    let gone: OwnedMxcUri = "mxc://other.test/nothingHere".into();
+    let started = Instant::now();
+    let err = download(&gina, &gone, MediaFormat::File).await.expect_err("a server that is down has nothing to give");
+    assert!(started.elapsed() < Duration::from_secs(30), "it fails soon: {:?}", started.elapsed());
+    let status = err.as_client_api_error().map(|e| e.status_code.as_u16());
+    assert_eq!(status, Some(404), "{err:?}");
 }

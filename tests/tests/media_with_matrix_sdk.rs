@@ -2,9 +2,7 @@
 //! sent in a room reaches the other member byte for byte, with a thumbnail; in an encrypted room
 //! the server only ever holds ciphertext, and the other member decrypts it.
 
-use std::io::Cursor;
-
-use hearth_blackbox::{family, room_with_bob, signed_in};
+use hearth_blackbox::{family, photo, room_with_bob, signed_in};
 use matrix_sdk::{
     Client,
     attachment::AttachmentConfig,
@@ -20,13 +18,6 @@ use matrix_sdk::{
         },
     },
 };
-
-fn photo(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 77]));
-    let mut out = Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
-    out.into_inner()
-}
 
 /// The image messages Bob can read in the room, newest first.
 async fn images(bob: &Client, room: &OwnedRoomId) -> Vec<(String, MediaSource)> {

@@ -146,6 +146,9 @@ pub struct Config {
     /// Synapse's `presence` section: whether local users' presence is shared with other
     /// servers (`enabled`; it is always kept and shown to local users).
     pub presence: Presence,
+    /// Synapse's `media_retention`: how long media of other servers, fetched for local users,
+    /// is kept after it was last asked for (`remote_media_lifetime`; unset keeps it).
+    pub media_retention: MediaRetention,
     /// Reports of events, rooms and users, per user.
     pub rc_reports: RateLimit,
     /// Key requests (`m.room_key_request` to-device messages) to other users, per sending device;
@@ -383,6 +386,14 @@ impl Default for RcInvites {
     }
 }
 
+/// Synapse's `media_retention` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MediaRetention {
+    /// Remote media not served for this long is deleted (fetched again when asked for).
+    pub remote_media_lifetime: Option<HumanDuration>,
+}
+
 /// Synapse's `presence` section.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -542,6 +553,7 @@ impl Default for Config {
             rc_media_create: RateLimit { per_second: 10.0, burst_count: 50.0 },
             rc_presence: RcPresence::default(),
             presence: Presence::default(),
+            media_retention: MediaRetention::default(),
             rc_reports: RateLimit { per_second: 1.0, burst_count: 5.0 },
             rc_key_requests: RateLimit { per_second: 20.0, burst_count: 100.0 },
             rc_user_directory: RateLimit { per_second: 0.016, burst_count: 200.0 },

@@ -12,10 +12,12 @@ pub struct MediaRow {
     pub filename: Option<String>,
     pub expires_ts: Option<i64>,
     pub authenticated: bool,
+    /// Remote media: when it was last served.
+    pub last_access_ts: Option<i64>,
 }
 
 pub async fn get(ex: impl SqliteExecutor<'_>, origin: &str, media_id: &str) -> sqlx::Result<Option<MediaRow>> {
-    sqlx::query_as("SELECT uploader, sha256, size, content_type, filename, expires_ts, authenticated FROM media WHERE origin = ? AND media_id = ?").bind(origin).bind(media_id).fetch_optional(ex).await
+    sqlx::query_as("SELECT uploader, sha256, size, content_type, filename, expires_ts, authenticated, last_access_ts FROM media WHERE origin = ? AND media_id = ?").bind(origin).bind(media_id).fetch_optional(ex).await
 }
 
 /// A complete media item (content already stored).
@@ -230,4 +232,78 @@ pub async fn put_url_preview(
 pub async fn delete_url_previews_before(ex: impl SqliteExecutor<'_>, before: i64) -> sqlx::Result<u64> {
     let r = sqlx::query("DELETE FROM url_previews WHERE fetched_ts < ?").bind(before).execute(ex).await?;
     Ok(r.rows_affected())
+}
+
+/// Stores media fetched from another server (no uploader; served from now on), or refreshes
+/// the row when another request stored it meanwhile.
+pub async fn insert_remote(ex: impl SqliteExecutor<'_>, m: &NewMedia<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO media (origin, media_id, sha256, size, content_type, filename, created_ts, authenticated, last_access_ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?7)
+         ON CONFLICT (origin, media_id) DO UPDATE SET sha256 = ?3, size = ?4, content_type = ?5, filename = ?6,
+             last_access_ts = ?7",
+    )
+    .bind(m.origin)
+    .bind(m.media_id)
+    .bind(m.sha256)
+    .bind(m.size)
+    .bind(m.content_type)
+    .bind(m.filename)
+    .bind(m.now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Remote media was served: its lifetime starts again.
+pub async fn touch_remote(ex: impl SqliteExecutor<'_>, origin: &str, media_id: &str, now: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE media SET last_access_ts = ? WHERE origin = ? AND media_id = ?")
+        .bind(now)
+        .bind(origin)
+        .bind(media_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Deletes remote media last served before `before` and the thumbnails of content no media
+/// uses any more; answers the files nothing refers to now (for the caller to delete).
+pub async fn delete_remote_before(conn: &mut sqlx::SqliteConnection, before: i64) -> sqlx::Result<Vec<String>> {
+    let gone: Vec<(Option<String>,)> = sqlx::query_as(
+        "DELETE FROM media WHERE uploader IS NULL AND last_access_ts IS NOT NULL AND last_access_ts < ? RETURNING sha256",
+    )
+    .bind(before)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut orphans = Vec::new();
+    for sha in gone.into_iter().filter_map(|r| r.0) {
+        if file_in_use(&mut *conn, &sha).await? {
+            continue;
+        }
+        let thumbs: Vec<(String,)> =
+            sqlx::query_as("DELETE FROM media_thumbnails WHERE sha256 = ? RETURNING thumb_sha256")
+                .bind(&sha)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (thumb,) in thumbs {
+            if thumb != sha && !file_in_use(&mut *conn, &thumb).await? {
+                orphans.push(thumb);
+            }
+        }
+        orphans.push(sha);
+    }
+    orphans.sort();
+    orphans.dedup();
+    Ok(orphans)
+}
+
+/// Whether a media item or a thumbnail still uses the file.
+pub async fn file_in_use(ex: impl SqliteExecutor<'_>, sha256: &str) -> sqlx::Result<bool> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT EXISTS(SELECT 1 FROM media WHERE sha256 = ?1) OR EXISTS(SELECT 1 FROM media_thumbnails WHERE thumb_sha256 = ?1)",
+    )
+    .bind(sha256)
+    .fetch_one(ex)
+    .await?;
+    Ok(n != 0)
 }

@@ -130,6 +130,14 @@ impl MediaFiles {
         tokio::fs::read(self.path(sha256)?).await
     }
 
+    /// Deletes a content file nothing refers to any more (gone already is fine).
+    pub async fn remove(&self, sha256: &str) -> io::Result<()> {
+        match tokio::fs::remove_file(self.path(sha256)?).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// How many content files are stored.
     #[cfg(test)]
     pub fn count_files(&self) -> io::Result<usize> {

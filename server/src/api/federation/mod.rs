@@ -4,6 +4,7 @@
 
 pub mod discovery;
 pub mod keys;
+pub mod media;
 pub mod openid;
 pub mod query;
 pub mod rooms;
@@ -42,5 +43,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<f::keys::get_keys::v1::Request, _, _>(r, keys::get_keys);
     let r = route::<f::keys::claim_keys::v1::Request, _, _>(r, keys::claim_keys);
     let r = route::<f::device::get_devices::v1::Request, _, _>(r, keys::get_devices);
+    let r = route::<f::authenticated_media::get_content::v1::Request, _, _>(r, media::get_content);
+    let r = route::<f::authenticated_media::get_content_thumbnail::v1::Request, _, _>(r, media::get_content_thumbnail);
     route::<f::discovery::discover_homeserver::Request, _, _>(r, discovery::discover_homeserver)
 }

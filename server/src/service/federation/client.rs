@@ -34,6 +34,9 @@ const ROUTE_TTL: Duration = Duration::from_secs(3600);
 const FAILED_ROUTE_TTL: Duration = Duration::from_secs(60);
 /// Longest wait for one federation request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest answer read from another server (a big room's `send_join` state is tens of
+/// MiB); a longer one is cut off and counts as invalid, so a hostile server cannot fill memory.
+const MAX_RESPONSE: usize = 512 * 1024 * 1024;
 
 /// Why a request to another server failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,9 @@ pub enum FederationError {
     /// Its answer was not what the endpoint returns.
     #[error("{0}")]
     Invalid(String),
+    /// Its answer was longer than the limit (bytes).
+    #[error("the answer is larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 impl FederationError {
@@ -134,12 +140,43 @@ impl FederationClient {
     where
         R: OutgoingRequest<Authentication = ServerSignatures, PathBuilder = SinglePath>,
     {
+        self.send_limited(destination, request, MAX_RESPONSE).await
+    }
+
+    /// As `send`, reading at most `limit` bytes of the answer (media).
+    pub async fn send_limited<R>(
+        &self,
+        destination: &ServerName,
+        request: R,
+        limit: usize,
+    ) -> Result<R::IncomingResponse, FederationError>
+    where
+        R: OutgoingRequest<Authentication = ServerSignatures, PathBuilder = SinglePath>,
+    {
         let route = self.route(destination).await?;
         let input = ServerSignaturesInput::new(self.keys.server_name.clone(), destination.to_owned(), self.keys.pair());
         let http_request = request
             .try_into_http_request::<Vec<u8>>(&route.base, input, ())
             .map_err(|e| FederationError::Invalid(format!("the request could not be built: {e}")))?;
-        self.execute::<R::IncomingResponse>(destination, &route, http_request).await
+        let response = self.execute(destination, &route, http_request, limit).await?;
+        R::IncomingResponse::try_from_http_response(response)
+            .map_err(|e| FederationError::Invalid(format!("{destination} answered something unexpected: {e}")))
+    }
+
+    /// A plain GET of `path_and_query` on `destination` (the legacy media download, for
+    /// servers without authenticated federation media): the answer's content type and bytes,
+    /// at most `limit` of them.
+    pub async fn get_raw(
+        &self,
+        destination: &ServerName,
+        path_and_query: &str,
+        limit: usize,
+    ) -> Result<http::Response<Vec<u8>>, FederationError> {
+        let route = self.route(destination).await?;
+        let http_request = http::Request::get(format!("{}{path_and_query}", route.base))
+            .body(Vec::new())
+            .map_err(|e| FederationError::Invalid(format!("the request could not be built: {e}")))?;
+        self.execute(destination, &route, http_request, limit).await
     }
 
     /// Sends an unauthenticated request (the key endpoints) to `destination`.
@@ -155,15 +192,19 @@ impl FederationClient {
         let http_request = request
             .try_into_http_request::<Vec<u8>>(&route.base, (), ())
             .map_err(|e| FederationError::Invalid(format!("the request could not be built: {e}")))?;
-        self.execute::<R::IncomingResponse>(destination, &route, http_request).await
+        let response = self.execute(destination, &route, http_request, MAX_RESPONSE).await?;
+        R::IncomingResponse::try_from_http_response(response)
+            .map_err(|e| FederationError::Invalid(format!("{destination} answered something unexpected: {e}")))
     }
 
-    async fn execute<T: IncomingResponse>(
+    /// Sends the request; a success's answer (at most `limit` bytes), or why it failed.
+    async fn execute(
         &self,
         destination: &ServerName,
         route: &Route,
         http_request: http::Request<Vec<u8>>,
-    ) -> Result<T, FederationError> {
+        limit: usize,
+    ) -> Result<http::Response<Vec<u8>>, FederationError> {
         let mut req = reqwest::Request::try_from(http_request)
             .map_err(|e| FederationError::Invalid(format!("the request could not be built: {e}")))?;
         if let Ok(h) = http::HeaderValue::from_str(&route.host_header) {
@@ -179,10 +220,21 @@ impl FederationClient {
         for (k, v) in resp.headers() {
             builder = builder.header(k, v);
         }
-        let body = resp
-            .bytes()
+        if resp.content_length().is_some_and(|l| l > limit as u64) {
+            return Err(FederationError::TooLarge(limit));
+        }
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| FederationError::Unreachable(format!("{destination}: reading the answer: {e}")))?;
+            .map_err(|e| FederationError::Unreachable(format!("{destination}: reading the answer: {e}")))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(FederationError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
         tracing::debug!(%destination, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "federation request");
         if !status.is_success() {
             return Err(FederationError::Refused {
@@ -191,8 +243,6 @@ impl FederationClient {
                 body: String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned(),
             });
         }
-        let http_response = builder.body(body.to_vec()).map_err(|e| FederationError::Invalid(e.to_string()))?;
-        T::try_from_http_response(http_response)
-            .map_err(|e| FederationError::Invalid(format!("{destination} answered something unexpected: {e}")))
+        builder.body(body).map_err(|e| FederationError::Invalid(e.to_string()))
     }
 }

@@ -6,6 +6,7 @@
 //! servers over federation (a later issue) is one more row with another origin.
 
 pub mod preview;
+mod remote;
 pub mod thumbnail;
 
 use std::{sync::Arc, time::Duration};
@@ -57,7 +58,16 @@ pub struct Media {
     /// Thumbnails decoded at once: a 32-megapixel image takes 128 MiB while it is scaled, and
     /// a burst of requests must not multiply that on a small machine.
     thumbnailing: tokio::sync::Semaphore,
+    /// Other servers' media is fetched through federation...
+    federation: Arc<crate::service::federation::FederationClient>,
+    /// ...and a redirect in its answer followed with this client (the outbound policy).
+    redirects: Outbound,
+    /// Remote items being fetched, so concurrent requests fetch once.
+    fetching: parking_lot::Mutex<std::collections::HashMap<(String, String), FetchLock>>,
 }
+
+/// Held while one remote item is fetched.
+type FetchLock = Arc<tokio::sync::Mutex<()>>;
 
 /// What a download serves: the stored item, and its bytes' file.
 #[derive(Debug, Clone)]
@@ -84,11 +94,25 @@ pub enum Endpoint {
 }
 
 impl Media {
-    pub fn new(db: Db, config: Arc<Config>, outbound: &IpPolicy) -> anyhow::Result<Self> {
+    pub fn new(
+        db: Db,
+        config: Arc<Config>,
+        outbound: &IpPolicy,
+        federation: Arc<crate::service::federation::FederationClient>,
+    ) -> anyhow::Result<Self> {
         let files = MediaFiles::open(config.data_dir())?;
         let allow = config.url_preview_ranges().map_err(anyhow::Error::msg)?;
         let preview_client = config.url_preview_enabled.then(|| preview::client(outbound.allowing(&allow)));
+        let redirects = Outbound::new(
+            outbound.clone(),
+            "remote media",
+            Duration::from_secs(60),
+            crate::service::outbound::Redirects::Follow(5),
+        );
         Ok(Self {
+            federation,
+            redirects,
+            fetching: Default::default(),
             db,
             config,
             files,
@@ -261,8 +285,10 @@ impl Media {
     ) -> Result<Content> {
         check_media_id(media_id)?;
         if origin != self.origin() {
-            // Remote media arrives with federation.
-            return Err(Error::not_found("Media from other servers is not available on this server yet"));
+            // Fetched on the authenticated endpoints; the legacy ones serve it only while
+            // media is not authenticated here (Synapse's cut-over).
+            let may_fetch = endpoint == Endpoint::Authenticated || !self.config.enable_authenticated_media;
+            return self.remote(origin, media_id, timeout, may_fetch).await;
         }
         let deadline = tokio::time::Instant::now() + timeout.unwrap_or(Duration::from_secs(20)).min(MAX_WAIT);
         loop {
@@ -484,7 +510,29 @@ impl Media {
         let now = now_ms();
         media::delete_expired_pending(&self.db.write, now).await?;
         media::delete_url_previews_before(&self.db.write, now - 24 * PREVIEW_TTL_MS).await?;
+        if let Some(lifetime) = self.config.media_retention.remote_media_lifetime {
+            self.drop_remote_before(now - lifetime.0.as_millis() as i64).await?;
+        }
         Ok(())
+    }
+
+    /// Deletes remote media last served before `before`, and the files no longer used.
+    pub async fn drop_remote_before(&self, before: i64) -> Result<usize> {
+        let mut tx = self.db.begin_write().await?;
+        let orphans = media::delete_remote_before(&mut tx, before).await?;
+        tx.commit().await?;
+        for sha in &orphans {
+            // Checked again: an upload of the same content may have come meanwhile.
+            if !media::file_in_use(&self.db.write, sha).await?
+                && let Err(e) = self.files.remove(sha).await
+            {
+                tracing::warn!(sha256 = %sha, error = %e, "deleting an unused media file");
+            }
+        }
+        if !orphans.is_empty() {
+            tracing::info!(files = orphans.len(), "remote media past media_retention.remote_media_lifetime deleted");
+        }
+        Ok(orphans.len())
     }
 }
 
