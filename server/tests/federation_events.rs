@@ -1113,3 +1113,68 @@ async fn remote_media_is_fetched_once_kept_and_dropped_after_its_lifetime() {
     assert_eq!(got.text().await.unwrap(), small);
     assert_eq!(fetches(&stand), 2, "dropped after its lifetime, fetched again");
 }
+
+/// Another server reads the public room directory only when `allow_public_rooms_over_federation`
+/// says so (403 by default, as in Synapse); a space's hierarchy shows it the rooms it may see
+/// (a public child) and names the others as inaccessible (an invite-only child); an invite-only
+/// room it has nobody in is unknown to it.
+#[tokio::test]
+async fn other_servers_see_the_directory_when_allowed_and_what_they_may_of_a_space() {
+    let stand = stand_in().await;
+    for open in [false, true] {
+        let s = hearth_with(|c| c.allow_public_rooms_over_federation = open).await;
+        let alice = s.user("alice").await;
+        let (_, v) = s
+            .post(
+                "/_matrix/client/v3/createRoom",
+                Some(&alice),
+                json!({"preset": "public_chat", "visibility": "public", "name": "Allotments"}),
+            )
+            .await;
+        let public = v["room_id"].as_str().unwrap().to_owned();
+        let (st, dir) = fed(&s, &stand, &stand.key, "GET", "/_matrix/federation/v1/publicRooms", None).await;
+        if !open {
+            assert_eq!((st.as_u16(), dir["errcode"].as_str()), (403, Some("M_FORBIDDEN")), "{dir}");
+            continue;
+        }
+        assert_eq!(st, 200, "{dir}");
+        assert_eq!(dir["chunk"][0]["name"], "Allotments");
+        let (st, dir) = fed(
+            &s,
+            &stand,
+            &stand.key,
+            "POST",
+            "/_matrix/federation/v1/publicRooms",
+            Some(&json!({"filter": {"generic_search_term": "nothing like it"}})),
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(dir["chunk"], json!([]), "the filter applies");
+
+        let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "private_chat"})).await;
+        let private = v["room_id"].as_str().unwrap().to_owned();
+        let via = json!({"via": ["hearth.test"]});
+        let (_, v) = s
+            .post(
+                "/_matrix/client/v3/createRoom",
+                Some(&alice),
+                json!({"preset": "public_chat", "name": "Village", "creation_content": {"type": "m.space"},
+                       "initial_state": [
+                           {"type": "m.space.child", "state_key": public, "content": via},
+                           {"type": "m.space.child", "state_key": private, "content": via}]}),
+            )
+            .await;
+        let space = v["room_id"].as_str().unwrap().to_owned();
+        let path = |r: &str| format!("/_matrix/federation/v1/hierarchy/{}", common::urlencode(r));
+        let (st, h) = fed(&s, &stand, &stand.key, "GET", &path(&space), None).await;
+        assert_eq!(st, 200, "{h}");
+        assert_eq!(h["room"]["name"], "Village");
+        assert_eq!(h["room"]["children_state"].as_array().unwrap().len(), 2);
+        let children: Vec<&str> =
+            h["children"].as_array().unwrap().iter().filter_map(|c| c["room_id"].as_str()).collect();
+        assert_eq!(children, [public.as_str()]);
+        assert_eq!(h["inaccessible_children"], json!([private]));
+        let (st, _) = fed(&s, &stand, &stand.key, "GET", &path(&private), None).await;
+        assert_eq!(st, 404, "a room the server has nobody in and may not preview");
+    }
+}

@@ -322,6 +322,9 @@ ip_range_whitelist: ['127.0.0.0/8']
 trusted_key_servers: []
 suppress_key_server_warning: true
 allow_public_rooms_over_federation: true
+# Recent Synapse lets only admins publish rooms by default; the suite's users publish theirs.
+room_list_publication_rules:
+  - action: allow
 enable_registration: true
 enable_registration_without_verification: true
 # Cheap password hashes: the suites and the benchmark register many users; hashing is not tested.

@@ -42,6 +42,7 @@ async fn hearth() -> Server {
         c.listeners[0].x_forwarded = true;
         c.public_baseurl = Some(format!("https://{}", env("HEARTH_FED_SERVER_NAME")));
         c.federation_custom_ca_list = vec![env("HEARTH_FED_CA").into()];
+        c.allow_public_rooms_over_federation = true;
         c.trusted_key_servers = Vec::new();
         // Synapse lives on loopback, which the outbound policy refuses by default.
         c.ip_range_whitelist = vec!["127.0.0.0/8".to_owned()];
@@ -50,7 +51,7 @@ async fn hearth() -> Server {
         for (_, rl) in c.rate_limits_mut() {
             *rl = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
         }
-        for name in ["sdk_carol", "sdk_dave", "sdk_gina"] {
+        for name in ["sdk_carol", "sdk_dave", "sdk_gina", "sdk_ivy"] {
             hearth_server::register_user_offline(c.clone(), name, format!("password-{name}"), false).await.unwrap();
         }
     })
@@ -167,6 +168,7 @@ async fn matrix_sdk_clients_on_hearth_and_synapse_talk_across_servers() {
     a_hearth_user_joins_a_synapse_room_by_alias_and_reads_its_history().await;
     encrypted_messages_typing_and_receipts_cross_between_servers().await;
     pictures_cross_between_servers_with_thumbnails().await;
+    room_directories_and_spaces_are_browsed_across_servers().await;
 }
 
 /// Carol (Hearth) makes a room and invites Erin (Synapse): Erin's client shows the invite with
@@ -403,4 +405,69 @@ async fn pictures_cross_between_servers_with_thumbnails() {
     assert!(started.elapsed() < Duration::from_secs(30), "it fails soon: {:?}", started.elapsed());
     let status = err.as_client_api_error().map(|e| e.status_code.as_u16());
     assert_eq!(status, Some(404), "{err:?}");
+}
+
+/// A public room of each server, found in the other server's directory by a client there
+/// (`/publicRooms?server=`); a public space on each side with a child room its server alone
+/// knows: a member of the space on the other server lists the space's rooms (`/hierarchy`),
+/// the child included, learnt from the space's server.
+async fn room_directories_and_spaces_are_browsed_across_servers() {
+    use matrix_sdk::ruma::{
+        api::client::{directory::get_public_rooms_filtered, space::get_hierarchy},
+        events::{InitialStateEvent, space::child::SpaceChildEventContent},
+        room::RoomType,
+        serde::Raw,
+    };
+    let ivy = on_hearth("sdk_ivy").await;
+    let jack = on_synapse("sdk_jack").await;
+    let (hearth_name, synapse_name) = (server_name("HEARTH_FED_SERVER_NAME"), server_name("SYNAPSE_SERVER_NAME"));
+
+    let public_room = |name: &str| {
+        let mut req = create_room::v3::Request::new();
+        req.name = Some(name.into());
+        req.visibility = Visibility::Public;
+        req.preset = Some(create_room::v3::RoomPreset::PublicChat);
+        req
+    };
+    let hall = ivy.create_room(public_room("Village hall")).await.expect("Ivy's public room");
+    let pier = jack.create_room(public_room("Fishing pier")).await.expect("Jack's public room");
+    let directory_of = async |client: &Client, server: &OwnedServerName| -> Vec<String> {
+        let mut req = get_public_rooms_filtered::v3::Request::new();
+        req.server = Some(server.clone());
+        let resp = client.send(req).await.expect("the other server's directory");
+        resp.chunk.into_iter().filter_map(|c| c.name).collect()
+    };
+    let on_synapse_dir = directory_of(&ivy, &synapse_name).await;
+    assert!(on_synapse_dir.contains(&"Fishing pier".to_owned()), "Ivy sees Synapse's directory: {on_synapse_dir:?}");
+    let on_hearth_dir = directory_of(&jack, &hearth_name).await;
+    assert!(on_hearth_dir.contains(&"Village hall".to_owned()), "Jack sees Hearth's directory: {on_hearth_dir:?}");
+
+    // A space on each side whose child room only its own server knows.
+    let space_with = async |client: &Client, name: &str, child: &OwnedRoomId, via: &OwnedServerName| {
+        let mut req = public_room(name);
+        let mut creation = matrix_sdk::ruma::api::client::room::create_room::v3::CreationContent::new();
+        creation.room_type = Some(RoomType::Space);
+        req.creation_content = Some(Raw::new(&creation).unwrap());
+        req.visibility = Visibility::Private;
+        let child_event = InitialStateEvent::new(child.clone(), SpaceChildEventContent::new(vec![via.clone()]));
+        req.initial_state = vec![child_event.to_raw_any()];
+        client.create_room(req).await.expect("the space")
+    };
+    let jacks_space = space_with(&jack, "Harbour", &pier.room_id().to_owned(), &synapse_name).await;
+    let ivys_space = space_with(&ivy, "Village", &hall.room_id().to_owned(), &hearth_name).await;
+
+    ivy.join_room_by_id_or_alias(jacks_space.room_id().into(), std::slice::from_ref(&synapse_name))
+        .await
+        .expect("Ivy joins Jack's space");
+    jack.join_room_by_id_or_alias(ivys_space.room_id().into(), std::slice::from_ref(&hearth_name))
+        .await
+        .expect("Jack joins Ivy's space");
+    let names_in = async |client: &Client, space: &OwnedRoomId| -> Vec<String> {
+        let resp = client.send(get_hierarchy::v1::Request::new(space.clone())).await.expect("/hierarchy");
+        resp.rooms.into_iter().filter_map(|r| r.summary.name).collect()
+    };
+    let seen = names_in(&ivy, &jacks_space.room_id().to_owned()).await;
+    assert_eq!(seen, ["Harbour", "Fishing pier"], "Hearth asked Synapse about the pier");
+    let seen = names_in(&jack, &ivys_space.room_id().to_owned()).await;
+    assert_eq!(seen, ["Village", "Village hall"], "Synapse asked Hearth about the hall");
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod client;
 pub mod federation;
+pub mod key_shapes;
 pub mod synapse_admin;
 
 use axum::Router;

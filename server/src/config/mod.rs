@@ -174,6 +174,9 @@ pub struct Config {
     pub federation_verify_certificates: bool,
     /// The only servers federation talks to, when set (Synapse's key); unset: every server.
     pub federation_domain_whitelist: Option<Vec<String>>,
+    /// Whether other servers may read the public room directory (Synapse's key and default:
+    /// off, so a directory meant for the family is not listed to the whole federation).
+    pub allow_public_rooms_over_federation: bool,
     /// Servers asked for other servers' signing keys before asking those servers themselves
     /// (notaries), as in Synapse: matrix.org by default; `[]` asks every server directly.
     pub trusted_key_servers: Vec<TrustedKeyServer>,
@@ -564,6 +567,7 @@ impl Default for Config {
             experimental_features: ExperimentalFeatures::default(),
             federation_verify_certificates: true,
             federation_domain_whitelist: None,
+            allow_public_rooms_over_federation: false,
             trusted_key_servers: vec![TrustedKeyServer {
                 server_name: "matrix.org".to_owned(),
                 verify_keys: [("ed25519:auto".to_owned(), "Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw".to_owned())]

@@ -2,13 +2,12 @@
 
 use axum::extract::State;
 use ruma::{
-    RoomId, UserId,
+    UserId,
     api::client::{
         directory::{get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility},
         room::Visibility,
         user_directory::search_users,
     },
-    directory::PublicRoomsChunk,
 };
 
 use crate::{
@@ -42,52 +41,21 @@ pub async fn search_users(
     Ok(RumaResponse(search_users::v3::Response::new(results, limited)))
 }
 
-/// A directory entry: the room summary's public facts (spec: the two shapes share their fields).
-async fn chunk(s: &AppState, room_id: &RoomId) -> Result<PublicRoomsChunk> {
-    serde_json::from_value(s.rooms.summary_json(room_id).await?).map_err(Error::internal)
-}
-
-/// The published rooms matching `term`, biggest first.
-async fn public_rooms(
-    s: &AppState,
-    term: Option<&str>,
-    limit: Option<u64>,
-    since: Option<&str>,
-) -> Result<(Vec<PublicRoomsChunk>, Option<String>, u64)> {
-    let mut rooms = Vec::new();
-    for id in s.rooms.public_rooms().await? {
-        let Ok(room_id) = RoomId::parse(&id) else { continue };
-        let c = chunk(s, &room_id).await?;
-        let matches = term.is_none_or(|t| {
-            let t = t.to_lowercase();
-            [c.name.as_deref(), c.topic.as_deref(), c.canonical_alias.as_ref().map(|a| a.as_str())]
-                .into_iter()
-                .flatten()
-                .any(|f| f.to_lowercase().contains(&t))
-        });
-        if matches {
-            rooms.push(c);
-        }
-    }
-    rooms.sort_by(|a, b| b.num_joined_members.cmp(&a.num_joined_members).then(a.room_id.cmp(&b.room_id)));
-    let total = rooms.len() as u64;
-    let start: usize = since.and_then(|s| s.strip_prefix('p')).and_then(|n| n.parse().ok()).unwrap_or(0);
-    let limit = limit.unwrap_or(100).clamp(1, 500) as usize;
-    let page: Vec<_> = rooms.into_iter().skip(start).take(limit).collect();
-    let next = (start + page.len() < total as usize).then(|| format!("p{}", start + page.len()));
-    Ok((page, next, total))
-}
-
 /// GET /_matrix/client/v3/publicRooms
 pub async fn get_public_rooms(
     State(s): State<AppState>,
     req: Ruma<get_public_rooms::v3::Request>,
 ) -> Result<RumaResponse<get_public_rooms::v3::Response>> {
     let b = &req.body;
-    if b.server.as_ref().is_some_and(|srv| *srv != s.config.server_name) {
-        return Err(Error::forbidden("Room directories of other servers need federation"));
+    if let Some(server) = b.server.as_ref().filter(|srv| **srv != s.config.server_name) {
+        let remote = s.federation.remote_public_rooms(server, None, b.limit, b.since.as_deref()).await?;
+        let mut resp = get_public_rooms::v3::Response::new(remote.chunk);
+        resp.next_batch = remote.next_batch;
+        resp.prev_batch = remote.prev_batch;
+        resp.total_room_count_estimate = remote.total_room_count_estimate;
+        return Ok(RumaResponse(resp));
     }
-    let (chunk, next, total) = public_rooms(&s, None, b.limit.map(u64::from), b.since.as_deref()).await?;
+    let (chunk, next, total) = s.rooms.public_directory(None, b.limit.map(u64::from), b.since.as_deref()).await?;
     let mut resp = get_public_rooms::v3::Response::new(chunk);
     resp.next_batch = next;
     resp.total_room_count_estimate = total.try_into().ok();
@@ -100,12 +68,17 @@ pub async fn get_public_rooms_filtered(
     req: Ruma<get_public_rooms_filtered::v3::Request>,
 ) -> Result<RumaResponse<get_public_rooms_filtered::v3::Response>> {
     let b = &req.body;
-    if b.server.as_ref().is_some_and(|srv| *srv != s.config.server_name) {
-        return Err(Error::forbidden("Room directories of other servers need federation"));
-    }
     let term = b.filter.generic_search_term.as_deref();
-    let (chunk, next, total) = public_rooms(&s, term, b.limit.map(u64::from), b.since.as_deref()).await?;
     let mut resp = get_public_rooms_filtered::v3::Response::new();
+    if let Some(server) = b.server.as_ref().filter(|srv| **srv != s.config.server_name) {
+        let remote = s.federation.remote_public_rooms(server, term, b.limit, b.since.as_deref()).await?;
+        resp.chunk = remote.chunk;
+        resp.next_batch = remote.next_batch;
+        resp.prev_batch = remote.prev_batch;
+        resp.total_room_count_estimate = remote.total_room_count_estimate;
+        return Ok(RumaResponse(resp));
+    }
+    let (chunk, next, total) = s.rooms.public_directory(term, b.limit.map(u64::from), b.since.as_deref()).await?;
     resp.chunk = chunk;
     resp.next_batch = next;
     resp.total_room_count_estimate = total.try_into().ok();

@@ -15,14 +15,11 @@ use ruma::{
 use serde_json::Value;
 
 use crate::{
+    api::key_shapes::{self as shapes, raw},
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
     service::{AppState, e2ee::SigningUpload, sync::SyncToken},
 };
-
-fn raw<T>(v: &Value) -> Result<Raw<T>> {
-    Ok(Raw::from_json(serde_json::value::to_raw_value(v).map_err(Error::internal)?))
-}
 
 /// POST /_matrix/client/v3/keys/upload
 pub async fn upload_keys(
@@ -60,33 +57,17 @@ pub async fn get_keys(
     State(s): State<AppState>,
     req: Ruma<get_keys::v3::Request>,
 ) -> Result<RumaResponse<get_keys::v3::Response>> {
-    let requested: BTreeMap<String, Vec<String>> = req
-        .body
-        .device_keys
-        .iter()
-        .map(|(u, d)| (u.to_string(), d.iter().map(ToString::to_string).collect()))
-        .collect();
-    let q = s.e2ee.query_keys(req.session().user_id.as_str(), &requested, remote_timeout(req.body.timeout)).await?;
+    let requested = shapes::requested_devices(&req.body.device_keys);
+    let mut q = s.e2ee.query_keys(req.session().user_id.as_str(), &requested, remote_timeout(req.body.timeout)).await?;
     let mut resp = get_keys::v3::Response::new();
-    resp.failures = q.failures.into_iter().collect();
-    for (kind, keys) in q.cross_signing {
-        let target = match kind {
-            "master" => &mut resp.master_keys,
-            "self_signing" => &mut resp.self_signing_keys,
-            _ => &mut resp.user_signing_keys,
-        };
-        for (user, key) in keys {
-            target.insert(ruma::UserId::parse(user).map_err(Error::internal)?, raw(&key)?);
-        }
-    }
-    for (user, devices) in q.device_keys {
-        let user = ruma::UserId::parse(user).map_err(Error::internal)?;
-        let mut out = BTreeMap::new();
-        for (device, keys) in devices.as_object().into_iter().flatten() {
-            out.insert(device.as_str().into(), raw(keys)?);
-        }
-        resp.device_keys.insert(user, out);
-    }
+    resp.failures = std::mem::take(&mut q.failures).into_iter().collect();
+    shapes::cross_signing_keys(
+        &mut q,
+        &mut resp.master_keys,
+        &mut resp.self_signing_keys,
+        Some(&mut resp.user_signing_keys),
+    )?;
+    resp.device_keys = shapes::device_keys(q.device_keys)?;
     Ok(RumaResponse(resp))
 }
 
@@ -95,28 +76,10 @@ pub async fn claim_keys(
     State(s): State<AppState>,
     req: Ruma<claim_keys::v3::Request>,
 ) -> Result<RumaResponse<claim_keys::v3::Response>> {
-    let requested: BTreeMap<String, BTreeMap<String, String>> = req
-        .body
-        .one_time_keys
-        .iter()
-        .map(|(u, d)| (u.to_string(), d.iter().map(|(d, a)| (d.to_string(), a.to_string())).collect()))
-        .collect();
+    let requested = shapes::requested_claims(&req.body.one_time_keys);
     let (keys, failures) = s.e2ee.claim_keys(&requested, remote_timeout(req.body.timeout)).await?;
-    let mut resp = claim_keys::v3::Response::new(BTreeMap::new());
+    let mut resp = claim_keys::v3::Response::new(shapes::claimed_keys(keys)?);
     resp.failures = failures.into_iter().collect();
-    for (user, devices) in keys {
-        let user = ruma::UserId::parse(user).map_err(Error::internal)?;
-        let mut per_device = BTreeMap::new();
-        for (device, claimed) in devices.as_object().into_iter().flatten() {
-            let mut one = BTreeMap::new();
-            for (id, key) in claimed.as_object().into_iter().flatten() {
-                let id = ruma::OneTimeKeyId::parse(id).map_err(Error::internal)?;
-                one.insert(id, raw(key)?);
-            }
-            per_device.insert(device.as_str().into(), one);
-        }
-        resp.one_time_keys.insert(user, per_device);
-    }
     Ok(RumaResponse(resp))
 }
 

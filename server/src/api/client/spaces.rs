@@ -47,9 +47,6 @@ pub async fn get_hierarchy(
 ) -> Result<RumaResponse<get_hierarchy::v1::Response>> {
     let b = &req.body;
     let user = &req.session().user_id;
-    if s.rooms.room(&b.room_id).await?.is_none() || !s.rooms.may_preview(user, &b.room_id).await? {
-        return Err(Error::forbidden("You cannot see this space"));
-    }
     let max_depth = b.max_depth.map(u64::from).unwrap_or(10).min(10) as usize;
     let limit = b.limit.map(u64::from).unwrap_or(50).clamp(1, 100) as usize;
     let start: usize = match b.from.as_deref() {
@@ -59,7 +56,11 @@ pub async fn get_hierarchy(
             .ok_or_else(|| Error::invalid_param("Invalid from token"))?,
         None => 0,
     };
-    let all = s.rooms.hierarchy(user, &b.room_id, max_depth, b.suggested_only).await?;
+    let all = s
+        .federation
+        .space_hierarchy(user, &b.room_id, max_depth, b.suggested_only)
+        .await?
+        .ok_or_else(|| Error::forbidden("You cannot see this space"))?;
     let page: Vec<_> = all.iter().skip(start).take(limit).collect();
     let mut rooms = Vec::new();
     for mut r in page.iter().map(|v| (*v).clone()) {

@@ -6,28 +6,19 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use ruma::{
-    OwnedUserId, UInt,
+    UInt,
     api::federation::{
         device::get_devices,
         keys::{claim_keys, get_keys},
     },
-    serde::Raw,
 };
-use serde_json::Value;
 
 use crate::{
-    error::{Error, Result},
+    api::key_shapes::{self as shapes, raw},
+    error::Result,
     http::ruma::{Ruma, RumaResponse},
     service::AppState,
 };
-
-fn raw<T>(v: &Value) -> Result<Raw<T>> {
-    Ok(Raw::from_json(serde_json::value::to_raw_value(v).map_err(Error::internal)?))
-}
-
-fn user(id: &str) -> Result<OwnedUserId> {
-    ruma::UserId::parse(id).map_err(Error::internal)
-}
 
 /// POST /_matrix/federation/v1/user/keys/query: device keys and the master and self-signing
 /// keys of the local users asked for (other servers' users are left out).
@@ -36,31 +27,10 @@ pub async fn get_keys(
     State(s): State<AppState>,
     req: Ruma<get_keys::v1::Request>,
 ) -> Result<RumaResponse<get_keys::v1::Response>> {
-    let requested: BTreeMap<String, Vec<String>> = req
-        .body
-        .device_keys
-        .iter()
-        .map(|(u, d)| (u.to_string(), d.iter().map(ToString::to_string).collect()))
-        .collect();
-    let q = s.e2ee.keys_for_server(&requested).await?;
+    let mut q = s.e2ee.keys_for_server(&shapes::requested_devices(&req.body.device_keys)).await?;
     let mut resp = get_keys::v1::Response::new(BTreeMap::new());
-    for (kind, keys) in q.cross_signing {
-        let target = match kind {
-            "master" => &mut resp.master_keys,
-            "self_signing" => &mut resp.self_signing_keys,
-            _ => continue,
-        };
-        for (u, key) in keys {
-            target.insert(user(&u)?, raw(&key)?);
-        }
-    }
-    for (u, devices) in q.device_keys {
-        let mut out = BTreeMap::new();
-        for (device, keys) in devices.as_object().into_iter().flatten() {
-            out.insert(device.as_str().into(), raw(keys)?);
-        }
-        resp.device_keys.insert(user(&u)?, out);
-    }
+    shapes::cross_signing_keys(&mut q, &mut resp.master_keys, &mut resp.self_signing_keys, None)?;
+    resp.device_keys = shapes::device_keys(q.device_keys)?;
     Ok(RumaResponse(resp))
 }
 
@@ -73,28 +43,10 @@ pub async fn claim_keys(
 ) -> Result<RumaResponse<claim_keys::v1::Response>> {
     let ours = &s.config.server_name;
     // Only this server's users: another server's would send this one asking on.
-    let requested: BTreeMap<String, BTreeMap<String, String>> = req
-        .body
-        .one_time_keys
-        .iter()
-        .filter(|(u, _)| u.server_name() == ours)
-        .map(|(u, d)| (u.to_string(), d.iter().map(|(d, a)| (d.to_string(), a.to_string())).collect()))
-        .collect();
-    let (keys, _) = s.e2ee.claim_keys(&requested, std::time::Duration::ZERO).await?;
-    let mut resp = claim_keys::v1::Response::new(BTreeMap::new());
-    for (u, devices) in keys {
-        let mut per_device = BTreeMap::new();
-        for (device, claimed) in devices.as_object().into_iter().flatten() {
-            let mut one = BTreeMap::new();
-            for (id, key) in claimed.as_object().into_iter().flatten() {
-                let id = ruma::OneTimeKeyId::parse(id).map_err(Error::internal)?;
-                one.insert(id, raw(key)?);
-            }
-            per_device.insert(device.as_str().into(), one);
-        }
-        resp.one_time_keys.insert(user(&u)?, per_device);
-    }
-    Ok(RumaResponse(resp))
+    let mut asked = req.body.one_time_keys.clone();
+    asked.retain(|u, _| u.server_name() == ours);
+    let (keys, _) = s.e2ee.claim_keys(&shapes::requested_claims(&asked), std::time::Duration::ZERO).await?;
+    Ok(RumaResponse(claim_keys::v1::Response::new(shapes::claimed_keys(keys)?)))
 }
 
 /// GET /_matrix/federation/v1/user/devices/{userId}: a local user's devices, the position of

@@ -2,6 +2,7 @@
 //! `.well-known/matrix/server`), OpenID user info, and queries. Requests that need it are
 //! authenticated by their `X-Matrix` signature in the extractor (`http::ruma`).
 
+pub mod directory;
 pub mod discovery;
 pub mod keys;
 pub mod media;
@@ -41,6 +42,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
     let r = route::<f::event::get_event_by_timestamp::v1::Request, _, _>(r, rooms::timestamp_to_event);
     let r = route::<f::openid::get_openid_userinfo::v1::Request, _, _>(r, openid::get_openid_userinfo);
     let r = route::<f::keys::get_keys::v1::Request, _, _>(r, keys::get_keys);
+    let r = route::<f::directory::get_public_rooms::v1::Request, _, _>(r, directory::get_public_rooms);
+    let r = route::<f::space::get_hierarchy::v1::Request, _, _>(r, directory::get_hierarchy);
+    let r =
+        route::<f::directory::get_public_rooms_filtered::v1::Request, _, _>(r, directory::get_public_rooms_filtered);
     let r = route::<f::keys::claim_keys::v1::Request, _, _>(r, keys::claim_keys);
     let r = route::<f::device::get_devices::v1::Request, _, _>(r, keys::get_devices);
     let r = route::<f::authenticated_media::get_content::v1::Request, _, _>(r, media::get_content);

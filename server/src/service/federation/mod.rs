@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod backfill;
 pub mod client;
+pub mod directory;
 pub mod edus;
 pub mod inbound;
 pub mod invites;
@@ -15,6 +16,7 @@ pub mod outbound;
 pub mod outbox;
 pub mod sender;
 pub mod serving;
+pub mod spaces;
 
 use std::sync::Arc;
 

@@ -88,6 +88,40 @@ impl Rooms {
         Ok(storage::rooms::public_rooms(&self.db.read).await?)
     }
 
+    /// A page of the published rooms whose name, topic or alias contains `term`, biggest
+    /// first: (rooms, the next page's token, how many match). The same page for local clients
+    /// and for other servers (`/_matrix/federation/v1/publicRooms`).
+    pub async fn public_directory(
+        &self,
+        term: Option<&str>,
+        limit: Option<u64>,
+        since: Option<&str>,
+    ) -> Result<(Vec<ruma::directory::PublicRoomsChunk>, Option<String>, u64)> {
+        let term = term.map(str::to_lowercase);
+        let mut rooms = Vec::new();
+        for id in self.public_rooms().await? {
+            let Ok(room_id) = RoomId::parse(&id) else { continue };
+            let c: ruma::directory::PublicRoomsChunk =
+                serde_json::from_value(self.summary_json(&room_id).await?).map_err(Error::internal)?;
+            let matches = term.as_deref().is_none_or(|t| {
+                [c.name.as_deref(), c.topic.as_deref(), c.canonical_alias.as_ref().map(|a| a.as_str())]
+                    .into_iter()
+                    .flatten()
+                    .any(|f| f.to_lowercase().contains(t))
+            });
+            if matches {
+                rooms.push(c);
+            }
+        }
+        rooms.sort_by(|a, b| b.num_joined_members.cmp(&a.num_joined_members).then(a.room_id.cmp(&b.room_id)));
+        let total = rooms.len() as u64;
+        let start: usize = since.and_then(|s| s.strip_prefix('p')).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let limit = limit.unwrap_or(100).clamp(1, 500) as usize;
+        let page: Vec<_> = rooms.into_iter().skip(start).take(limit).collect();
+        let next = (start + page.len() < total as usize).then(|| format!("p{}", start + page.len()));
+        Ok((page, next, total))
+    }
+
     /// Whether `room` is in the directory; `None` for an unknown room.
     pub async fn is_public(&self, room: &RoomId) -> Result<Option<bool>> {
         Ok(storage::rooms::is_public(&self.db.read, room.as_str()).await?)

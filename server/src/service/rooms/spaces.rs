@@ -2,8 +2,6 @@
 //! hierarchy (spec: "Spaces", GET /hierarchy), and restricted joins through space membership
 //! (spec: room versions 8+, `join_authorised_via_users_server`).
 
-use std::collections::{HashSet, VecDeque};
-
 use ruma::{OwnedRoomId, RoomId, UserId};
 use serde_json::{Value, json};
 
@@ -107,52 +105,64 @@ impl Rooms {
         Ok(None)
     }
 
-    /// The rooms of a space, breadth first from `root` (spec: GET /hierarchy): each room's
-    /// summary and its `m.space.child` events. Rooms the user may not preview are left out and
-    /// not descended into.
-    pub async fn hierarchy(
-        &self,
-        user: &UserId,
-        root: &RoomId,
-        max_depth: usize,
-        suggested_only: bool,
-    ) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        let mut seen: HashSet<OwnedRoomId> = HashSet::new();
-        let mut queue: VecDeque<(OwnedRoomId, usize)> = VecDeque::from([(root.to_owned(), 0)]);
-        while let Some((room, depth)) = queue.pop_front() {
-            if !seen.insert(room.clone()) || self.room(&room).await?.is_none() || !self.may_preview(user, &room).await?
-            {
+    /// One room of a space hierarchy as this server knows it: its summary with its
+    /// `m.space.child` events (`children_state`), and the children to descend into with the
+    /// servers (`via`) to ask about them. None for a room this server does not know.
+    pub async fn hierarchy_node(&self, room: &RoomId, suggested_only: bool) -> Result<Option<HierarchyNode>> {
+        if self.room(room).await?.is_none() {
+            return Ok(None);
+        }
+        let mut summary = self.summary_json(room).await?;
+        let mut children_state = Vec::new();
+        let mut children = Vec::new();
+        for ((t, key), id) in self.current_state_ids(room).await? {
+            if t != "m.space.child" {
                 continue;
             }
-            let mut summary = self.summary_json(&room).await?;
-            let mut children = Vec::new();
-            for ((t, key), id) in self.current_state_ids(&room).await? {
-                if t != "m.space.child" {
-                    continue;
-                }
-                let Some(ev) = self.event(&id).await? else { continue };
-                let content = content_of(&ev.json);
-                // A child event without `via` has been removed (spec: m.space.child).
-                if content["via"].as_array().is_none_or(|v| v.is_empty()) {
-                    continue;
-                }
-                if suggested_only && content["suggested"] != true {
-                    continue;
-                }
-                let mut stripped = crate::matrix::client_event::stripped(&ev.json);
-                stripped["origin_server_ts"] =
-                    Value::from(ev.json.get("origin_server_ts").cloned().unwrap_or_default());
-                children.push(stripped);
-                if depth < max_depth
-                    && let Ok(child) = RoomId::parse(&key)
-                {
-                    queue.push_back((child, depth + 1));
-                }
+            let Some(ev) = self.event(&id).await? else { continue };
+            let content = content_of(&ev.json);
+            // A child event without `via` has been removed (spec: m.space.child).
+            let via: Vec<String> =
+                content["via"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+            if via.is_empty() || (suggested_only && content["suggested"] != true) {
+                continue;
             }
-            summary["children_state"] = Value::Array(children);
-            out.push(summary);
+            let mut stripped = crate::matrix::client_event::stripped(&ev.json);
+            stripped["origin_server_ts"] = Value::from(ev.json.get("origin_server_ts").cloned().unwrap_or_default());
+            children_state.push(stripped);
+            if let Ok(child) = RoomId::parse(&key) {
+                children.push((child, via));
+            }
         }
-        Ok(out)
+        summary["children_state"] = Value::Array(children_state);
+        Ok(Some(HierarchyNode { summary, children }))
     }
+
+    /// Whether another server may see the room in a space hierarchy (spec: server-server
+    /// `/hierarchy`): rooms anyone could preview or join (public, knock, restricted, which
+    /// that server filters by its users' rooms), world-readable ones, and those it has
+    /// members in.
+    pub async fn server_may_preview(&self, server: &ruma::ServerName, room_id: &RoomId) -> Result<bool> {
+        let rule = self.state_content(room_id, "m.room.join_rules").await?["join_rule"]
+            .as_str()
+            .unwrap_or("invite")
+            .to_owned();
+        if matches!(rule.as_str(), "public" | "knock" | "restricted" | "knock_restricted") {
+            return Ok(true);
+        }
+        if self.state_content(room_id, "m.room.history_visibility").await?["history_visibility"] == "world_readable" {
+            return Ok(true);
+        }
+        Ok(storage::rooms::members(&self.db.read, room_id.as_str())
+            .await?
+            .iter()
+            .any(|(u, m, _)| m == "join" && UserId::parse(u).is_ok_and(|u| u.server_name() == server)))
+    }
+}
+
+/// A room of a space hierarchy: its summary (with `children_state`) and its children, each
+/// with the servers to ask about it.
+pub struct HierarchyNode {
+    pub summary: Value,
+    pub children: Vec<(OwnedRoomId, Vec<String>)>,
 }
