@@ -514,6 +514,31 @@ stepForm("check", () => ({}), (r) => {
 });
 $("#check-next").addEventListener("click", () => run(views.setup));
 $("#servers-refresh").addEventListener("click", () => run(views.servers));
+
+$("#tester-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const name = e.target.server_name.value.trim();
+  if (!name) return;
+  $("#tester-verdict").textContent = `Testing ${name}…`;
+  $("#tester-steps").replaceChildren();
+  $("#tester-certs-box").hidden = true;
+  $("#tester-result").hidden = false;
+  run(async () => {
+    const r = await api(`/federation/test?server_name=${encodeURIComponent(name)}`);
+    $("#tester-verdict").textContent = r.ok
+      ? `${r.server_name} can be reached: other servers find it and trust it.`
+      : `${r.server_name} cannot be reached by other servers. The step marked below says why.`;
+    const words = { pass: "OK", fail: "Problem", warn: "Warning", info: "Note" };
+    $("#tester-steps").replaceChildren(...r.steps.map((s) => {
+      const li = el("li", { class: `check-${s.status}` }, el("strong", {}, `${s.name}: ${words[s.status] || s.status}. `), s.detail);
+      if (s.fix) li.append(el("br"), el("small", {}, s.fix));
+      return li;
+    }));
+    $("#tester-certs").replaceChildren(...r.certificates.map((c) => el("li", {},
+      `${c.subject} — for ${c.names.join(", ") || "no names"}; issued by ${c.issuer}; valid ${c.not_before} to ${c.not_after}${c.expired ? " (expired)" : ""}`)));
+    $("#tester-certs-box").hidden = r.certificates.length === 0;
+  });
+});
 stepForm("done", () => ({}), () => { location.hash = "#status"; return false; });
 $("#done-copy").addEventListener("click", () => copy($("#done-address").textContent, "Address copied."));
 $("#step-reach").addEventListener("change", (e) => {

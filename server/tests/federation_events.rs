@@ -78,6 +78,28 @@ impl Stand {
 }
 
 async fn stand_in() -> Stand {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    stand_with_certificate(cert.cert.der().clone(), cert.signing_key.serialize_der()).await
+}
+
+/// A stand-in whose certificate a test CA signed: (the stand-in, the CA's PEM for
+/// `federation_custom_ca_list`).
+async fn stand_in_with_ca() -> (Stand, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Hearth test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    (stand_with_certificate(cert.der().clone(), key.serialize_der()).await, ca.pem())
+}
+
+async fn stand_with_certificate(
+    cert: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    key_der: Vec<u8>,
+) -> Stand {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let name = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
     let key = Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), "stand".into()).unwrap();
@@ -91,16 +113,12 @@ async fn stand_in() -> Stand {
     ruma::signatures::sign_json(&name, &key, &mut doc).unwrap();
     let doc = serde_json::to_string(&doc).unwrap();
 
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.cert.der().clone()],
-            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into()),
-        )
+        .with_single_cert(vec![cert], tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key_der.into()))
         .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let routes: Routes = Arc::default();
@@ -1177,4 +1195,135 @@ async fn other_servers_see_the_directory_when_allowed_and_what_they_may_of_a_spa
         let (st, _) = fed(&s, &stand, &stand.key, "GET", &path(&private), None).await;
         assert_eq!(st, 404, "a room the server has nobody in and may not preview");
     }
+}
+
+/// A Hearth that checks certificates and trusts a test CA, with two other servers: one with a
+/// certificate from that CA (working), one self-signed (a wrong certificate).
+async fn tester_setup() -> (TestServer, Stand, Stand, tempfile::TempDir) {
+    let (good, ca) = stand_in_with_ca().await;
+    let bad = stand_in().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let s = hearth_with(|c| {
+        c.federation_verify_certificates = true;
+        c.federation_custom_ca_list = vec![ca_file.clone()];
+    })
+    .await;
+    (s, good, bad, dir)
+}
+
+async fn test_server(s: &TestServer, name: &str) -> Value {
+    let running = s.running.as_ref().unwrap();
+    let url = format!(
+        "http://{}/_hearth/admin/v1/federation/test?server_name={}",
+        running.admin_addr(),
+        common::urlencode(name)
+    );
+    s.http.get(&url).bearer_auth(running.admin_token()).send().await.unwrap().json().await.unwrap()
+}
+
+fn step_of<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {report}"))
+}
+
+/// The dashboard's federation tester: a working server passes every step (its certificate
+/// chain shown); a self-signed certificate is named as the cause; a server name that does not
+/// resolve is said to have no address; a private address is refused by the outbound policy.
+#[tokio::test]
+async fn the_federation_tester_explains_what_other_servers_find() {
+    let (s, good, bad, _dir) = tester_setup().await;
+    let r = test_server(&s, &good.name).await;
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(step_of(&r, "Certificate")["status"], "pass");
+    assert_eq!(step_of(&r, "Signing keys")["status"], "pass");
+    assert_eq!(r["certificates"][0]["names"], json!(["127.0.0.1"]), "{r}");
+    assert!(r["certificates"][0]["issuer"].as_str().unwrap().contains("Hearth test CA"), "{r}");
+
+    let r = test_server(&s, &bad.name).await;
+    assert_eq!(r["ok"], false, "{r}");
+    let cert = step_of(&r, "Certificate");
+    assert_eq!(cert["status"], "fail", "{r}");
+    assert!(cert["detail"].as_str().unwrap().contains("self-signed"), "{r}");
+    assert!(cert["fix"].as_str().unwrap().contains("Let's Encrypt"), "{r}");
+
+    let r = test_server(&s, "nowhere.invalid").await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(step_of(&r, "Addresses")["status"], "fail", "{r}");
+
+    let r = test_server(&s, "not a name").await;
+    assert_eq!(step_of(&r, "Server name")["status"], "fail", "{r}");
+}
+
+/// The same three answers in the dashboard, in headless Chromium.
+#[tokio::test]
+#[ignore = "needs Chromium and playwright-core: scripts/test.sh runs it"]
+async fn the_dashboards_federation_tester_in_chromium() {
+    let (s, good, bad, _dir) = tester_setup().await;
+    let running = s.running.as_ref().unwrap();
+    let url = format!("http://{}/_hearth/admin/v1/setup/done", running.admin_addr());
+    let resp = s.http.post(&url).bearer_auth(running.admin_token()).json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
+    let shots = dir.join("screenshots");
+    let names = format!("{},{},nowhere.invalid", good.name, bad.name);
+    let args = vec!["flows.mjs".to_owned(), "tester".to_owned(), running.admin_url(), names];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node").args(&args).current_dir(&dir).env("SCREENSHOTS", shots).output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs (install Node.js, then `npm ci` in tests/ui)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "flows.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    let results = got["results"].as_array().unwrap();
+    assert!(results[0]["verdict"].as_str().unwrap().contains("can be reached"), "{got}");
+    assert!(results[1]["verdict"].as_str().unwrap().contains("cannot be reached"), "{got}");
+    assert!(results[1]["problems"].as_str().unwrap().contains("self-signed"), "{got}");
+    assert!(results[2]["problems"].as_str().unwrap().contains("Addresses"), "{got}");
+}
+
+/// Redactions from another server: its user's redaction of their own message is applied (the
+/// local client reads the message redacted); one of a local user's message by someone without
+/// the power to redact others' events is kept but not applied.
+#[tokio::test]
+async fn a_received_redaction_applies_when_its_sender_may_redact_the_target() {
+    let stand = stand_in().await;
+    let s = hearth().await;
+    let (alice, mut j, _) = joined_room(&s, &stand).await;
+    let enc = common::urlencode(&j.room);
+    let (_, sent) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{enc}/send/m.room.message/r1"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "alice's"}),
+        )
+        .await;
+    let alices = sent["event_id"].as_str().unwrap().to_owned();
+    let (said_id, said) =
+        signed(&stand, &stand.key, j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "regretted"})));
+    let (st, _) = send(&s, &stand, "r1", vec![said]).await;
+    assert_eq!(st, 200);
+    j.prev = (said_id.clone(), j.prev.1 + 1);
+    let mut own = j.event("m.room.redaction", None, json!({"redacts": said_id}));
+    own["prev_events"] = json!([said_id]);
+    let (own_id, own) = signed(&stand, &stand.key, own);
+    j.prev = (own_id.clone(), j.prev.1 + 1);
+    let mut other = j.event("m.room.redaction", None, json!({"redacts": alices}));
+    other["prev_events"] = json!([own_id]);
+    let (_, other) = signed(&stand, &stand.key, other);
+    let (st, v) = send(&s, &stand, "r2", vec![own, other]).await;
+    assert_eq!(st, 200, "{v}");
+    let event = |id: &str| format!("/_matrix/client/v3/rooms/{enc}/event/{}", common::urlencode(id));
+    let (_, e) = s.get(&event(&said_id), Some(&alice)).await;
+    assert_eq!(e["content"], json!({}), "redacted by its sender: {e}");
+    assert_eq!(e["unsigned"]["redacted_because"]["sender"], j.user);
+    let (_, e) = s.get(&event(&alices), Some(&alice)).await;
+    assert_eq!(e["content"]["body"], "alice's", "Mallory may not redact Alice's message: {e}");
 }

@@ -169,6 +169,7 @@ async fn matrix_sdk_clients_on_hearth_and_synapse_talk_across_servers() {
     encrypted_messages_typing_and_receipts_cross_between_servers().await;
     pictures_cross_between_servers_with_thumbnails().await;
     room_directories_and_spaces_are_browsed_across_servers().await;
+    upgrades_and_redactions_are_followed_across_servers().await;
 }
 
 /// Carol (Hearth) makes a room and invites Erin (Synapse): Erin's client shows the invite with
@@ -470,4 +471,95 @@ async fn room_directories_and_spaces_are_browsed_across_servers() {
     assert_eq!(seen, ["Harbour", "Fishing pier"], "Hearth asked Synapse about the pier");
     let seen = names_in(&jack, &ivys_space.room_id().to_owned()).await;
     assert_eq!(seen, ["Village", "Village hall"], "Synapse asked Hearth about the hall");
+}
+
+/// The content of `event` in `room` as `client` reads it from its server (after a redaction,
+/// `{}`).
+async fn content_of(client: &Client, room: &OwnedRoomId, event: &matrix_sdk::ruma::OwnedEventId) -> serde_json::Value {
+    use matrix_sdk::ruma::api::client::room::get_room_event;
+    let resp = client.send(get_room_event::v3::Request::new(room.clone(), event.clone())).await.expect("/event");
+    serde_json::from_str::<serde_json::Value>(resp.event.json().get()).unwrap()["content"].clone()
+}
+
+/// A room upgraded on either server is followed from the other: the member there sees the
+/// tombstone, joins the replacement through the upgrading server and they talk in it. A
+/// message redacted by its sender is redacted on the other server too.
+async fn upgrades_and_redactions_are_followed_across_servers() {
+    use matrix_sdk::ruma::{
+        RoomVersionId,
+        api::client::{room::upgrade_room, state::get_state_event_for_key},
+        events::StateEventType,
+    };
+    let ivy = on_hearth("sdk_ivy").await;
+    let jack = again_on_synapse("sdk_jack").await;
+    let jack_id = jack.user_id().unwrap().to_owned();
+    let ivy_id = ivy.user_id().unwrap().to_owned();
+    let (hearth_name, synapse_name) = (server_name("HEARTH_FED_SERVER_NAME"), server_name("SYNAPSE_SERVER_NAME"));
+
+    for (upgrader, follower, follower_id, upgrader_server) in
+        [(&ivy, &jack, &jack_id, &hearth_name), (&jack, &ivy, &ivy_id, &synapse_name)]
+    {
+        let mut req = create_room::v3::Request::new();
+        req.invite = vec![follower_id.clone()];
+        // Public: the replacement keeps the join rule, so the member may join it (an invite-only
+        // room's members are invited again by the upgrading client, as Element offers).
+        req.preset = Some(create_room::v3::RoomPreset::PublicChat);
+        req.room_version = Some(RoomVersionId::V10);
+        let old = upgrader.create_room(req).await.expect("the room").room_id().to_owned();
+        sync_until(follower, "the invite", async |c| c.get_room(&old).is_some_and(|r| r.state() == RoomState::Invited))
+            .await;
+        follower.get_room(&old).unwrap().join().await.expect("joins");
+        // (Synapse gives member counts to lazy-loading clients only: the member event says.)
+        sync_until(upgrader, "the join", async |c| {
+            let member = c.get_room(&old).unwrap().get_member_no_sync(follower_id).await.unwrap();
+            member.is_some_and(|m| *m.membership() == MembershipState::Join)
+        })
+        .await;
+
+        let said = follower
+            .get_room(&old)
+            .unwrap()
+            .send(RoomMessageEventContent::text_plain("a slip of the tongue"))
+            .await
+            .expect("sends")
+            .response
+            .event_id;
+        sync_until(upgrader, "the message", async |c| {
+            last_body(c, &old).await.as_deref() == Some("a slip of the tongue")
+        })
+        .await;
+        follower.get_room(&old).unwrap().redact(&said, Some("oops"), None).await.expect("redacts it");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while content_of(upgrader, &old, &said).await.get("body").is_some() {
+            assert!(Instant::now() < deadline, "the redaction never reached the other server");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        let new = upgrader
+            .send(upgrade_room::v3::Request::new(old.clone(), RoomVersionId::V11))
+            .await
+            .expect("upgrades the room")
+            .replacement_room;
+        let tombstone =
+            get_state_event_for_key::v3::Request::new(old.clone(), StateEventType::RoomTombstone, String::new());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = follower.send(tombstone.clone()).await {
+                let v: serde_json::Value = serde_json::from_str(resp.event_or_content.get()).unwrap();
+                assert_eq!(v["replacement_room"], new.as_str(), "{v}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the tombstone never reached the other server");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        follower
+            .join_room_by_id_or_alias(<&RoomOrAliasId>::from(&*new), std::slice::from_ref(upgrader_server))
+            .await
+            .expect("follows the upgrade");
+        follower.get_room(&new).unwrap().send(RoomMessageEventContent::text_plain("followed")).await.unwrap();
+        sync_until(upgrader, "a message in the new room", async |c| {
+            c.get_room(&new).is_some() && last_body(c, &new).await.as_deref() == Some("followed")
+        })
+        .await;
+    }
 }

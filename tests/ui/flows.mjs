@@ -7,6 +7,7 @@
 //   node flows.mjs wizard <admin-url>         walk the setup wizard (server name family.test)
 //   node flows.mjs settings <admin-url>       switch registration to invite codes (server restarts)
 //   node flows.mjs servers <admin-url> <server-name>  the Servers page lists a server that is not answering
+//   node flows.mjs tester <admin-url> <name,name,...>  the federation tester's answers for each name
 //
 // Screenshots go to $SCREENSHOTS (kept as CI artifacts).
 
@@ -317,6 +318,26 @@ try {
     await row.waitFor();
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ server, waiting, reached }));
+  } else if (flow === "tester") {
+    // The third argument is a comma-separated list of server names here.
+    const names = userId.split(",");
+    const { page, errors } = await dashboard();
+    await page.getByRole("link", { name: "Servers" }).click();
+    await page.getByRole("heading", { name: "Test a server" }).waitFor();
+    const results = [];
+    for (const [i, name] of names.entries()) {
+      await page.getByLabel("Server to test").fill(name);
+      // Keyboard: Enter in the field submits.
+      await page.getByLabel("Server to test").press("Enter");
+      const verdict = page.locator("#tester-verdict");
+      await verdict.filter({ hasText: name }).filter({ hasNotText: "Testing" }).waitFor({ timeout: 60000 });
+      const problems = (await page.locator("#tester-steps li.check-fail").allTextContents()).join(" | ");
+      results.push({ name, verdict: await verdict.textContent(), problems });
+      await checkLayout(page, `tester ${i} at 800x600`);
+      await page.screenshot({ path: `${shots}/tester-${i}.png`, fullPage: true });
+    }
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ results }));
   } else {
     throw new Error(`unknown flow ${flow}`);
   }

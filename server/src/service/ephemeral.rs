@@ -51,6 +51,8 @@ pub struct Ephemeral {
     /// user stops syncing.
     syncing: Mutex<HashMap<String, Syncing>>,
     offline_after: Duration,
+    /// When local users' presence was last sent again to other servers.
+    pinged: Mutex<Instant>,
 }
 
 /// A user counts as online while a /sync of theirs is open or ended less than this long ago
@@ -61,6 +63,10 @@ pub const OFFLINE_AFTER: Duration = Duration::from_secs(30);
 /// long (Synapse's federation timeout; servers repeat the presence of online users every 25
 /// minutes).
 const REMOTE_OFFLINE_AFTER: Duration = Duration::from_secs(30 * 60);
+
+/// How often the presence of local users who are not offline is sent again to other servers,
+/// so their servers do not time them out (Synapse's federation ping interval).
+const PRESENCE_PING: Duration = Duration::from_secs(25 * 60);
 
 /// The longest typing notification taken from another server (they send a stop when the user
 /// stops; Synapse's value).
@@ -107,6 +113,7 @@ impl Ephemeral {
             receipt_rooms,
             syncing: Mutex::new(HashMap::new()),
             offline_after: OFFLINE_AFTER,
+            pinged: Mutex::new(Instant::now()),
         })
     }
 
@@ -209,8 +216,26 @@ impl Ephemeral {
                 }
             }
         }
-        drop(map);
         drop(syncing);
+        let ping = {
+            let mut pinged = self.pinged.lock();
+            let due = pinged.elapsed() >= PRESENCE_PING;
+            if due {
+                *pinged = now;
+            }
+            due
+        };
+        if ping {
+            for (user, (state, msg, changed_at, _)) in map.iter() {
+                if *state != PresenceState::Offline
+                    && self.outbox.is_ours(user)
+                    && let Ok(u) = UserId::parse(user.as_str())
+                {
+                    self.outbox.presence(&u, state, msg.as_deref(), now.duration_since(*changed_at).as_millis() as u64);
+                }
+            }
+        }
+        drop(map);
         if any {
             self.notifier.notify();
         }

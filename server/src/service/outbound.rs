@@ -249,13 +249,24 @@ impl Outbound {
 /// A refusal by the resolver or the redirect policy stays a refusal; anything else is a failure.
 pub fn classify(e: reqwest::Error) -> OutboundError {
     let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    let mut root = None;
     while let Some(s) = src {
         if let Some(b) = s.downcast_ref::<Blocked>() {
             return OutboundError::Blocked(b.0.clone());
         }
+        root = Some(s.to_string());
         src = s.source();
     }
-    OutboundError::Failed(if e.is_timeout() { "timed out".to_owned() } else { e.without_url().to_string() })
+    if e.is_timeout() {
+        return OutboundError::Failed("timed out".to_owned());
+    }
+    // reqwest says only "error sending request"; the cause at the bottom of the chain says
+    // why (a refused connection, a certificate for another name...), which people need.
+    let mut text = e.without_url().to_string();
+    if let Some(cause) = root.filter(|c| !text.contains(c.as_str())) {
+        text = format!("{text}: {cause}");
+    }
+    OutboundError::Failed(text)
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/turn", get(turn::get_turn).post(turn::post_turn))
         .route("/_hearth/admin/v1/logs", get(logs::get_logs))
         .route("/_hearth/admin/v1/federation/destinations", get(federation::destinations))
+        .route("/_hearth/admin/v1/federation/test", get(federation::test))
         .route("/_hearth/admin/v1/rooms", get(rooms::list))
         .route("/_hearth/admin/v1/settings", get(settings::get_settings).put(settings::put_settings))
         .route("/_hearth/admin/v1/setup", get(setup::get_setup))

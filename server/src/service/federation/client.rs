@@ -93,6 +93,16 @@ impl FederationClient {
         Self { keys, discovery, policy: Arc::new(policy), whitelist, routes: Mutex::default() }
     }
 
+    /// How other servers are found (for the federation tester).
+    pub fn discovery(&self) -> &Discovery {
+        &self.discovery
+    }
+
+    /// The outbound IP policy every request is under.
+    pub fn policy(&self) -> &Arc<IpPolicy> {
+        &self.policy
+    }
+
     /// This server's name, the origin of every request.
     pub fn origin(&self) -> &ServerName {
         &self.keys.server_name

@@ -77,6 +77,8 @@ impl Federation {
         }
         let mut results = BTreeMap::new();
         let mut batch = Batch::default();
+        // Redactions accepted in this transaction, applied once everything is on disk.
+        let mut redactions = Vec::new();
         for raw in pdus {
             let Ok(json) = serde_json::from_str::<CanonicalJsonObject>(raw.get()) else {
                 tracing::info!(%origin, "a PDU that is not a canonical JSON object was dropped");
@@ -95,10 +97,15 @@ impl Federation {
                     allowed
                 }
             };
+            let is_redaction =
+                matches!(json.get("type"), Some(CanonicalJsonValue::String(t)) if t == "m.room.redaction");
             let outcome = match acl {
                 Ok(()) => self.receive_filling_gaps(origin, &room_id, &event_id, json, &mut batch).await,
                 Err(e) => Err(Error::forbidden(e)),
             };
+            if is_redaction && matches!(outcome, Ok(Received::Accepted)) {
+                redactions.push((room_id.clone(), event_id.clone()));
+            }
             let result = match outcome {
                 Ok(Received::Accepted | Received::Duplicate | Received::SoftFailed(_)) => Ok(()),
                 Ok(Received::Rejected(why)) => Err(why),
@@ -114,6 +121,13 @@ impl Federation {
         for (event_id, e) in std::mem::take(&mut batch.unsettled.failed) {
             tracing::warn!(%origin, %event_id, error = %e, "a received event could not be stored");
             results.insert(event_id, Err(e));
+        }
+        for (room_id, event_id) in redactions {
+            if results.get(&event_id).is_some_and(|r| r.is_ok())
+                && let Err(e) = self.rooms.apply_received_redaction(&room_id, &event_id).await
+            {
+                tracing::warn!(%origin, %event_id, error = %e, "applying a received redaction");
+            }
         }
         // After the PDUs: a receipt or typing for an event or a join of this transaction finds
         // it stored.

@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod sender;
 pub mod serving;
 pub mod spaces;
+pub mod tester;
 
 use std::sync::Arc;
 

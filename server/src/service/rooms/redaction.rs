@@ -73,7 +73,51 @@ impl Rooms {
         // moves it there).
         content["redacts"] = json!(target);
         let redaction_id = self.send(room_id, sender, "m.room.redaction", None, content, txn).await?;
+        self.apply_redaction(room_id, &rules, &original, &redaction_id).await?;
+        Ok(redaction_id)
+    }
 
+    /// Applies a redaction another server sent, once it is stored and accepted: the target is
+    /// redacted when it is in the room and the redaction may redact it (its sender is of the
+    /// target's server, or has the power to redact others' events: the room versions 3+ rule
+    /// the receiving server applies). Answers whether it was applied.
+    pub async fn apply_received_redaction(&self, room_id: &RoomId, redaction_id: &EventId) -> Result<bool> {
+        let Some(room) = self.room(room_id).await? else { return Ok(false) };
+        let (_, rules) = rules_for(&room.room_version)?;
+        let Some(redaction) = self.event(redaction_id.as_str()).await? else { return Ok(false) };
+        let field = |v: Option<&CanonicalJsonValue>| v.and_then(|v| v.as_str()).map(str::to_owned);
+        let target = field(redaction.json.get("redacts")).or_else(|| {
+            field(redaction.json.get("content").and_then(|c| c.as_object()).and_then(|c| c.get("redacts")))
+        });
+        let (Some(target), Some(sender)) = (target, field(redaction.json.get("sender"))) else { return Ok(false) };
+        let Some(original) = self.event(&target).await?.filter(|e| e.row.room_id == room_id.as_str()) else {
+            return Ok(false);
+        };
+        if original.row.redacted_json.is_some() {
+            return Ok(false);
+        }
+        let Ok(sender) = UserId::parse(&sender) else { return Ok(false) };
+        let same_server = field(original.json.get("sender"))
+            .and_then(|s| UserId::parse(s).ok())
+            .is_some_and(|s| s.server_name() == sender.server_name());
+        if !same_server && !self.power_levels(room_id).await?.user_can_redact_event_of_other(&sender) {
+            tracing::info!(%redaction_id, %target, "a received redaction may not redact its target: kept, not applied");
+            return Ok(false);
+        }
+        self.apply_redaction(room_id, &rules, &original, redaction_id).await?;
+        Ok(true)
+    }
+
+    /// Stores the target's redacted form (with `redacted_because`), forgets it for search and
+    /// drops what was cached of it.
+    async fn apply_redaction(
+        &self,
+        room_id: &RoomId,
+        rules: &ruma::room_version_rules::RoomVersionRules,
+        original: &super::StoredEvent,
+        redaction_id: &EventId,
+    ) -> Result<()> {
+        let target = original.row.event_id.as_str();
         let redaction =
             self.event(redaction_id.as_str()).await?.ok_or_else(|| Error::internal("redaction vanished"))?;
         let because = client_event::format(
@@ -96,13 +140,13 @@ impl Rooms {
             // dropped and reloaded by the next append, never overwritten by one in flight.
             let lock = self.lock_for(room_id);
             let _guard = lock.lock().await;
-            storage::events::set_redacted(&self.db.write, target.as_str(), redaction_id.as_str(), &text).await?;
+            storage::events::set_redacted(&self.db.write, target, redaction_id.as_str(), &text).await?;
             // Redacted text must not be findable any more.
-            storage::search::forget(&self.db.write, target.as_str()).await?;
-            self.shared.cache.redacted(target.as_str());
+            storage::search::forget(&self.db.write, target).await?;
+            self.shared.cache.redacted(target);
             self.shared.hot.lock().remove(room_id);
         }
-        Ok(redaction_id)
+        Ok(())
     }
 }
 
