@@ -86,11 +86,27 @@ impl E2ee {
             let Ok(user) = UserId::parse(user) else { continue };
             asked.insert(user, devices.iter().map(|d| OwnedDeviceId::from(d.as_str())).collect());
         }
-        let request = ruma::api::federation::keys::get_keys::v1::Request::new(asked);
-        match tokio::time::timeout(timeout, self.federation.send(name, request)).await {
+        self.ask(name, ruma::api::federation::keys::get_keys::v1::Request::new(asked), timeout).await
+    }
+
+    /// One request to another server within `timeout`; a failure as `/keys/query` and
+    /// `/keys/claim` report it per server.
+    async fn ask<R>(
+        &self,
+        server: &ServerName,
+        request: R,
+        timeout: Duration,
+    ) -> std::result::Result<R::IncomingResponse, Value>
+    where
+        R: ruma::api::OutgoingRequest<
+                Authentication = ruma::api::federation::authentication::ServerSignatures,
+                PathBuilder = ruma::api::path_builder::SinglePath,
+            >,
+    {
+        match tokio::time::timeout(timeout, self.federation.send(server, request)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
-                tracing::info!(%server, error = %e, "a keys query to another server failed");
+                tracing::info!(%server, error = %e, "a keys request to another server failed");
                 Err(json!({ "status": 503, "message": "The server did not answer" }))
             }
             Err(_) => Err(json!({ "status": 504, "message": "The server did not answer in time" })),
@@ -151,33 +167,16 @@ impl E2ee {
                 devices.iter().map(|(d, a)| (OwnedDeviceId::from(d.as_str()), a.as_str().into())).collect();
             asked.insert(user, devices);
         }
-        let request = ruma::api::federation::keys::claim_keys::v1::Request::new(asked);
-        match tokio::time::timeout(timeout, self.federation.send(name, request)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => {
-                tracing::info!(%server, error = %e, "a key claim to another server failed");
-                Err(json!({ "status": 503, "message": "The server did not answer" }))
-            }
-            Err(_) => Err(json!({ "status": 504, "message": "The server did not answer in time" })),
-        }
+        self.ask(name, ruma::api::federation::keys::claim_keys::v1::Request::new(asked), timeout).await
     }
 
     /// `/user/keys/query` from another server: this server's users' device keys and the
     /// master and self-signing keys (never the user-signing key, nor signatures others made).
     pub async fn keys_for_server(&self, requested: &BTreeMap<String, Vec<String>>) -> Result<Queried> {
-        let mut out = Queried { device_keys: Map::new(), failures: Map::new(), cross_signing: BTreeMap::new() };
-        for (user, devices) in requested {
-            if !self.is_local(user) {
-                continue;
-            }
-            // No user asks: "" sees only the owner's own signatures.
-            let (found, cross) = self.local_keys("", user, devices).await?;
-            for (kind, key) in cross {
-                out.cross_signing.entry(kind).or_default().insert(user.clone(), key);
-            }
-            out.device_keys.insert(user.clone(), Value::Object(found));
-        }
-        Ok(out)
+        // Only this server's users (another server's would send this one asking on); no user
+        // asks, so "" sees only the owners' own signatures and no user-signing key.
+        let local = requested.iter().filter(|(u, _)| self.is_local(u)).map(|(u, d)| (u.clone(), d.clone())).collect();
+        self.query_keys("", &local, Duration::ZERO).await
     }
 
     /// `/user/devices/{userId}` from another server: the user's devices with keys and names,
@@ -189,19 +188,14 @@ impl E2ee {
         }
         // The position first: a change made while reading is announced after it.
         let stream_id = storage::device_keys::latest_change_of(&self.db.read, user.as_str()).await?;
-        let mut devices = Vec::new();
-        for (device, text, display_name) in storage::device_keys::device_keys(&self.db.read, user.as_str(), &[]).await?
-        {
-            devices.push((device, text, display_name));
-        }
-        let mut keyed = Map::new();
-        let mut names = BTreeMap::new();
-        for (device, text, name) in devices {
-            keyed.insert(device.clone(), serde_json::from_str(&text).map_err(Error::internal)?);
-            names.insert(device, name);
-        }
-        let cross = self.cross_signing_for_query("", user.as_str(), &mut keyed).await?;
-        let devices = keyed.into_iter().map(|(d, keys)| (d.clone(), keys, names.remove(&d).flatten())).collect();
+        let (found, cross) = self.local_keys("", user.as_str(), &[]).await?;
+        let devices = found
+            .into_iter()
+            .map(|(device, keys)| {
+                let (keys, name) = without_name(keys);
+                (device, keys, name)
+            })
+            .collect();
         Ok(DevicesForServer {
             stream_id,
             devices,
@@ -234,12 +228,9 @@ impl E2ee {
         let exists = storage::devices::get(&self.db.read, user, device).await?.is_some();
         match found.get(device) {
             Some(keys) => {
-                let mut keys = keys.clone();
-                if let Some(name) = keys["unsigned"]["device_display_name"].as_str() {
+                let (keys, name) = without_name(keys.clone());
+                if let Some(name) = name {
                     content["device_display_name"] = json!(name);
-                }
-                if let Some(obj) = keys.as_object_mut() {
-                    obj.remove("unsigned");
                 }
                 content["keys"] = keys;
                 content["deleted"] = json!(false);
@@ -299,6 +290,16 @@ pub struct DevicesForServer {
     pub devices: Vec<(String, Value, Option<String>)>,
     pub master: Option<Value>,
     pub self_signing: Option<Value>,
+}
+
+/// Device keys as `/keys/query` gives them, split into the keys other servers are sent (no
+/// `unsigned`) and the device's display name (a field of its own over federation).
+fn without_name(mut keys: Value) -> (Value, Option<String>) {
+    let name = keys["unsigned"]["device_display_name"].as_str().map(str::to_owned);
+    if let Some(obj) = keys.as_object_mut() {
+        obj.remove("unsigned");
+    }
+    (keys, name)
 }
 
 fn server_name(server: &str) -> std::result::Result<&ServerName, Value> {

@@ -111,13 +111,8 @@ impl Federation {
         state: PresenceState,
         status_msg: Option<String>,
     ) -> Result<(), String> {
-        if user.server_name() != origin {
-            return Err(format!("{user} is not a user of {origin}"));
-        }
         // Only of people someone here shares a room with (others' presence is nobody's here).
-        if self.rooms.joined_rooms(user).await.map_err(|e| e.message())?.is_empty() {
-            return Err("no room is shared with the user".to_owned());
-        }
+        self.is_known_user_of(origin, user).await?;
         self.ephemeral.set_presence(user, state, status_msg);
         Ok(())
     }
@@ -125,12 +120,18 @@ impl Federation {
     /// A remote user's devices or cross-signing keys changed (`m.device_list_update`,
     /// `m.signing_key_update`).
     async fn receive_device_news(&self, origin: &ServerName, user: &UserId) -> Result<(), String> {
+        self.is_known_user_of(origin, user).await?;
+        self.e2ee.remote_device_list_changed(user).await.map_err(|e| e.message())
+    }
+
+    /// Whether `user` is `origin`'s and in a room here (news of anyone else is dropped).
+    async fn is_known_user_of(&self, origin: &ServerName, user: &UserId) -> Result<(), String> {
         if user.server_name() != origin {
             return Err(format!("{user} is not a user of {origin}"));
         }
         if self.rooms.joined_rooms(user).await.map_err(|e| e.message())?.is_empty() {
             return Err("no room is shared with the user".to_owned());
         }
-        self.e2ee.remote_device_list_changed(user).await.map_err(|e| e.message())
+        Ok(())
     }
 }

@@ -57,12 +57,8 @@ impl EduOutbox {
         Self { origin, queue: Mutex::default(), durable: Mutex::default(), wake: Notify::new(), presence }
     }
 
-    /// Only this server's users' EDUs go out (other servers send their own).
-    fn ours(&self, user: &UserId) -> bool {
-        user.server_name() == self.origin
-    }
-
-    /// Whether a user ID (as text) is of this server.
+    /// Whether a user ID is of this server: only this server's users' EDUs go out (other
+    /// servers send their own).
     pub fn is_ours(&self, user: &str) -> bool {
         // A localpart has no colon: the server name is all after the first.
         user.split_once(':').is_some_and(|(_, s)| s == self.origin.as_str())
@@ -78,7 +74,7 @@ impl EduOutbox {
 
     /// A local user started or stopped typing.
     pub fn typing(&self, room: &RoomId, user: &UserId, typing: bool) {
-        if !self.ours(user) {
+        if !self.is_ours(user.as_str()) {
             return;
         }
         self.push(Queued {
@@ -91,7 +87,7 @@ impl EduOutbox {
 
     /// A local user's public read receipt (private ones never leave the server).
     pub fn receipt(&self, room: &RoomId, user: &UserId, event_id: &str, ts: i64, thread_id: &str) {
-        if !self.ours(user) {
+        if !self.is_ours(user.as_str()) {
             return;
         }
         let mut data = json!({ "ts": ts });
@@ -110,7 +106,7 @@ impl EduOutbox {
 
     /// A local user's presence changed.
     pub fn presence(&self, user: &UserId, state: &PresenceState, status_msg: Option<&str>, last_active_ago: u64) {
-        if !self.presence || !self.ours(user) {
+        if !self.presence || !self.is_ours(user.as_str()) {
             return;
         }
         let mut update = json!({
