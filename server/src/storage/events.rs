@@ -241,6 +241,50 @@ pub async fn set_redacted(
     Ok(())
 }
 
+/// Keeps a received redaction whose target is not here yet (see migration 25).
+pub async fn add_pending_redaction(
+    ex: impl SqliteExecutor<'_>,
+    target: &str,
+    redaction_id: &str,
+    room_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT OR IGNORE INTO pending_redactions (target, redaction_id, room_id) VALUES (?, ?, ?)")
+        .bind(target)
+        .bind(redaction_id)
+        .bind(room_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The pending redactions of any of `targets`: (target, room ID, redaction ID).
+pub async fn pending_redactions_of(
+    ex: impl SqliteExecutor<'_>,
+    targets: &[String],
+) -> sqlx::Result<Vec<(String, String, String)>> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
+        sqlx::QueryBuilder::new("SELECT target, room_id, redaction_id FROM pending_redactions WHERE target IN (");
+    let mut sep = q.separated(", ");
+    for t in targets {
+        sep.push_bind(t);
+    }
+    sep.push_unseparated(")");
+    q.build_query_as().fetch_all(ex).await
+}
+
+/// Forgets a pending redaction (applied, or refused now that its target is known).
+pub async fn drop_pending_redaction(ex: impl SqliteExecutor<'_>, target: &str, redaction_id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM pending_redactions WHERE target = ? AND redaction_id = ?")
+        .bind(target)
+        .bind(redaction_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 /// The visible-candidate events of a room around a timestamp: the first at or after `ts`
 /// (forwards) or the last at or before it (backwards), skipping `skip` earlier answers.
 pub async fn by_timestamp(

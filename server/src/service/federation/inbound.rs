@@ -129,6 +129,10 @@ impl Federation {
                 tracing::warn!(%origin, %event_id, error = %e, "applying a received redaction");
             }
         }
+        let arrived: Vec<String> = results.iter().filter(|(_, r)| r.is_ok()).map(|(id, _)| id.to_string()).collect();
+        if let Err(e) = self.rooms.apply_pending_redactions(&arrived).await {
+            tracing::warn!(%origin, error = %e, "applying redactions that arrived before their targets");
+        }
         // After the PDUs: a receipt or typing for an event or a join of this transaction finds
         // it stored.
         for edu in edus {

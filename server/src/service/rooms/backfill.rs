@@ -186,6 +186,22 @@ impl Rooms {
             let refs: Vec<&Append> = appends.iter().collect();
             storage::append::append_all(&mut conn, &refs).await?;
         }
+        drop(conn);
+        // Redactions in the history apply to what they redact; redactions that arrived before
+        // these events apply to them now.
+        let redactions = appends
+            .iter()
+            .filter(|a| !a.event.rejected && a.event.event_type == "m.room.redaction")
+            .filter_map(|a| EventId::parse(&a.event.event_id).ok());
+        for redaction_id in redactions {
+            self.apply_received_redaction(room_id, &redaction_id).await?;
+        }
+        let arrived: Vec<String> = appends
+            .iter()
+            .map(|a| a.event.event_id.clone())
+            .chain(placed_outliers.iter().map(|(id, _)| id.clone()))
+            .collect();
+        self.apply_pending_redactions(&arrived).await?;
         tracing::info!(%room_id, count, "backfilled history from another server");
         Ok(count)
     }

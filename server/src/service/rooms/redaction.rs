@@ -90,9 +90,15 @@ impl Rooms {
             field(redaction.json.get("content").and_then(|c| c.as_object()).and_then(|c| c.get("redacts")))
         });
         let (Some(target), Some(sender)) = (target, field(redaction.json.get("sender"))) else { return Ok(false) };
-        let Some(original) = self.event(&target).await?.filter(|e| e.row.room_id == room_id.as_str()) else {
+        let Some(original) = self.event(&target).await? else {
+            // Its target may come later (backfill of older history): applied then.
+            storage::events::add_pending_redaction(&self.db.write, &target, redaction_id.as_str(), room_id.as_str())
+                .await?;
             return Ok(false);
         };
+        if original.row.room_id != room_id.as_str() {
+            return Ok(false);
+        }
         if original.row.redacted_json.is_some() {
             return Ok(false);
         }
@@ -106,6 +112,22 @@ impl Rooms {
         }
         self.apply_redaction(room_id, &rules, &original, redaction_id).await?;
         Ok(true)
+    }
+
+    /// Applies the redactions received before their targets, now that some of those (`arrived`)
+    /// are stored. Answers how many were applied.
+    pub async fn apply_pending_redactions(&self, arrived: &[String]) -> Result<usize> {
+        let mut applied = 0;
+        for (target, room_id, redaction_id) in storage::events::pending_redactions_of(&self.db.read, arrived).await? {
+            storage::events::drop_pending_redaction(&self.db.write, &target, &redaction_id).await?;
+            let (Ok(room_id), Ok(redaction_id)) = (RoomId::parse(&room_id), EventId::parse(&redaction_id)) else {
+                continue;
+            };
+            if self.apply_received_redaction(&room_id, &redaction_id).await? {
+                applied += 1;
+            }
+        }
+        Ok(applied)
     }
 
     /// Stores the target's redacted form (with `redacted_because`), forgets it for search and
