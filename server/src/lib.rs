@@ -421,7 +421,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     }
 
     // Housekeeping: give back invite-code reservations of abandoned registrations, drop media
-    // IDs reserved for uploads that never came, forget rate limit buckets that are full again.
+    // IDs reserved for uploads that never came, forget rate limit buckets that are full again,
+    // stop keeping the device lists of other servers' users nobody here shares a room with.
     {
         let (state, cancel) = (state.clone(), cancel.clone());
         tasks.spawn(async move {
@@ -438,6 +439,9 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
                         }
                         if let Err(e) = state.media.sweep().await {
                             tracing::warn!(error = %e, "sweeping expired media reservations");
+                        }
+                        if let Err(e) = state.e2ee.forget_untracked_device_lists().await {
+                            tracing::warn!(error = %e, "dropping device lists of users who left");
                         }
                         state.limits.sweep();
                     }

@@ -1321,3 +1321,122 @@ async fn a_received_redaction_applies_when_its_sender_may_redact_the_target() {
     let (_, e) = s.get(&event(&alices), Some(&alice)).await;
     assert_eq!(e["content"]["body"], "alice's", "Mallory may not redact Alice's message: {e}");
 }
+
+/// A redaction that arrives before the event it redacts (they are on two branches of the room's
+/// history, and the redaction came first) is kept, and applied when the event arrives: the
+/// local client never reads the message's text.
+#[tokio::test]
+async fn a_redaction_received_before_its_target_applies_when_the_target_arrives() {
+    let stand = stand_in().await;
+    let s = hearth().await;
+    let (alice, j, _) = joined_room(&s, &stand).await;
+    let enc = common::urlencode(&j.room);
+    // Both built on the same latest event: the redaction does not lead back to its target.
+    let (target_id, target) =
+        signed(&stand, &stand.key, j.event("m.room.message", None, json!({"msgtype": "m.text", "body": "too soon"})));
+    let (_, redaction) = signed(&stand, &stand.key, j.event("m.room.redaction", None, json!({"redacts": target_id})));
+    let (st, v) = send(&s, &stand, "early1", vec![redaction]).await;
+    assert_eq!(st, 200, "{v}");
+    let event = format!("/_matrix/client/v3/rooms/{enc}/event/{}", common::urlencode(&target_id));
+    let (st, _) = s.get(&event, Some(&alice)).await;
+    assert_eq!(st, 404, "the target is not here yet");
+    let (st, v) = send(&s, &stand, "early2", vec![target]).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["pdus"][&target_id].get("error").is_none(), "the target is accepted: {v}");
+    let (st, e) = s.get(&event, Some(&alice)).await;
+    assert_eq!(st, 200, "{e}");
+    assert_eq!(e["content"], json!({}), "redacted as it arrived: {e}");
+    assert_eq!(e["unsigned"]["redacted_because"]["sender"], j.user);
+    assert!(!bodies(&s, &alice, &j.room).await.contains(&"too soon".to_owned()), "the text never shows");
+}
+
+/// The device list of another server's user who shares a room here is kept: the first
+/// /keys/query fetches it whole from their server (`/user/devices`), later ones are answered from
+/// it without asking; their server's updates that continue the list are applied as they come (a
+/// new device, a deleted one); an update after a gap in `prev_id` has the list fetched whole
+/// again; and when their server does not answer then, the list kept is still given.
+#[tokio::test]
+async fn a_remote_users_device_list_is_kept_and_follows_their_servers_updates() {
+    let stand = stand_in().await;
+    let s = hearth().await;
+    let (alice, j, _) = joined_room(&s, &stand).await;
+    let user = j.user.clone();
+    let keys = |device: &str, curve: &str| {
+        json!({"user_id": user, "device_id": device, "algorithms": ["m.olm.v1.curve25519-aes-sha2"],
+            "keys": {format!("curve25519:{device}"): curve, format!("ed25519:{device}"): "ed"}, "signatures": {}})
+    };
+    let devices_route = "GET /_matrix/federation/v1/user/devices/";
+    let answer_devices = |stream_id: u64, devices: Value| {
+        let mut routes = stand.routes.lock().unwrap();
+        routes.retain(|(p, _)| p != devices_route);
+        routes.push((
+            devices_route.to_owned(),
+            json!({"user_id": user, "stream_id": stream_id, "devices": devices,
+                "master_key": {"user_id": user, "usage": ["master"], "keys": {"ed25519:M": "M"}}})
+            .to_string(),
+        ));
+    };
+    answer_devices(5, json!([{"device_id": "PHONE", "keys": keys("PHONE", "c1"), "device_display_name": "Phone"}]));
+    let asked = || stand.asked.lock().unwrap().iter().filter(|l| l.starts_with(devices_route)).count();
+    let query = async || {
+        let body = json!({"device_keys": {user.clone(): []}});
+        let (st, v) = s.post("/_matrix/client/v3/keys/query", Some(&alice), body).await;
+        assert_eq!(st, 200, "{v}");
+        assert!(v["failures"].as_object().is_none_or(|f| f.is_empty()), "{v}");
+        let mut devices: Vec<(String, String)> = v["device_keys"][&user]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(d, k)| (d.clone(), k["keys"][format!("curve25519:{d}")].as_str().unwrap().to_owned()))
+            .collect();
+        devices.sort();
+        (devices, v)
+    };
+    let pairs = |list: &[(&str, &str)]| list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+
+    let (devices, v) = query().await;
+    assert_eq!(devices, pairs(&[("PHONE", "c1")]));
+    assert_eq!(v["device_keys"][&user]["PHONE"]["unsigned"]["device_display_name"], "Phone");
+    assert_eq!(v["master_keys"][&user]["keys"]["ed25519:M"], "M", "{v}");
+    assert_eq!(asked(), 1);
+    assert_eq!(query().await.0, pairs(&[("PHONE", "c1")]));
+    assert_eq!(asked(), 1, "answered from the list kept");
+
+    let update = |device: &str, stream_id: u64, prev: u64, keys: Option<Value>| {
+        let mut c = json!({"user_id": user, "device_id": device, "stream_id": stream_id, "prev_id": [prev],
+            "deleted": keys.is_none()});
+        if let Some(k) = keys {
+            c["keys"] = k;
+        }
+        json!({"edu_type": "m.device_list_update", "content": c})
+    };
+    let (st, _) = send_edus(&s, &stand, "dl1", vec![update("LAPTOP", 6, 5, Some(keys("LAPTOP", "c2")))]).await;
+    assert_eq!(st, 200);
+    assert_eq!(query().await.0, pairs(&[("LAPTOP", "c2"), ("PHONE", "c1")]), "a new device");
+    let (st, _) = send_edus(&s, &stand, "dl2", vec![update("PHONE", 7, 6, None)]).await;
+    assert_eq!(st, 200);
+    assert_eq!(query().await.0, pairs(&[("LAPTOP", "c2")]), "a deleted device");
+    assert_eq!(asked(), 1, "updates that continue the list need no fetch");
+
+    // Update 8 never came: the list is fetched whole, as the server has it now.
+    answer_devices(9, json!([{"device_id": "TABLET", "keys": keys("TABLET", "c3")}]));
+    let (st, _) = send_edus(&s, &stand, "dl3", vec![update("TABLET", 9, 8, Some(keys("TABLET", "c3")))]).await;
+    assert_eq!(st, 200);
+    assert_eq!(query().await.0, pairs(&[("TABLET", "c3")]));
+    assert_eq!(asked(), 2, "fetched again after the gap");
+
+    // Another gap while the server does not answer /user/devices: the list kept is given.
+    stand.routes.lock().unwrap().retain(|(p, _)| p != devices_route);
+    let (st, _) = send_edus(&s, &stand, "dl4", vec![update("WATCH", 12, 11, Some(keys("WATCH", "c4")))]).await;
+    assert_eq!(st, 200);
+    assert_eq!(query().await.0, pairs(&[("TABLET", "c3")]), "the stale list, not nothing");
+    assert_eq!(asked(), 3, "it was asked");
+
+    // Once nobody here shares a room with them, their list is not kept: their server is asked.
+    let answer = json!({"device_keys": {user.clone(): {"FRESH": keys("FRESH", "c5")}}});
+    stand.routes.lock().unwrap().push(("POST /_matrix/federation/v1/user/keys/query".into(), answer.to_string()));
+    let leave = format!("/_matrix/client/v3/rooms/{}/leave", common::urlencode(&j.room));
+    let (st, _) = s.post(&leave, Some(&alice), json!({})).await;
+    assert_eq!(st, 200);
+    assert_eq!(query().await.0, pairs(&[("FRESH", "c5")]));
+}

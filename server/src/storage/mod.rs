@@ -24,6 +24,7 @@ pub mod ratelimit_override;
 pub mod receipts;
 pub mod registration_tokens;
 pub mod relations;
+pub mod remote_devices;
 pub mod reports;
 pub mod rooms;
 pub mod search;

@@ -5,11 +5,18 @@
 //! (the EDUs built here, sent by the federation sender), and takes in their to-device messages
 //! and device list news.
 //!
-//! Remote device lists are not cached: a local client asks again when /sync says a remote user's
-//! list changed, and that news comes from the user's server (`m.device_list_update`,
-//! `m.signing_key_update`) into the same device list stream as local changes.
+//! The device lists of other servers' users who share a room with a local user are kept here
+//! (`storage::remote_devices`): fetched whole with `/user/devices` the first time a local client
+//! asks, then followed through their server's `m.device_list_update` and `m.signing_key_update`
+//! EDUs (an update after a gap in `prev_id` marks the list stale: fetched whole again before it
+//! is used). So a client's `/keys/query` is answered at once, and still while that server is
+//! down. Lists of users who share no room here any more are dropped. Users this server keeps no
+//! list for are asked of their servers each time. Either way the news goes into the same device
+//! list stream as local changes, so /sync's `device_lists.changed` names them.
 
 use std::{collections::BTreeMap, time::Duration};
+
+use futures::StreamExt;
 
 use ruma::{OwnedDeviceId, OwnedUserId, ServerName, UserId};
 use serde_json::{Map, Value, json};
@@ -17,16 +24,152 @@ use serde_json::{Map, Value, json};
 use super::{E2ee, Queried};
 use crate::{
     error::{Error, Result},
-    storage::{self, federation::DeviceListChange},
+    storage::{self, federation::DeviceListChange, remote_devices},
 };
 
 /// The largest remote answer taken per user (devices), so a hostile server cannot flood a
 /// client's /keys/query.
 const MAX_REMOTE_DEVICES: usize = 1000;
 
+/// How many users' lists are fetched whole at once for one `/keys/query`.
+const RESYNCS_AT_ONCE: usize = 8;
+
+/// A kept device list as /keys/query gives it: device keys by device ID, and the master and
+/// self-signing keys.
+struct Kept {
+    devices: Map<String, Value>,
+    master: Option<Value>,
+    self_signing: Option<Value>,
+}
+
 impl E2ee {
-    /// Asks each server for its users' keys, all servers at once.
+    /// Other servers' users' keys: from the kept lists of those who share a room here (fetched
+    /// whole first when not kept yet or stale), the others asked of their servers, all servers
+    /// at once.
     pub(super) async fn query_remote_keys(
+        &self,
+        remote: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+        timeout: Duration,
+        out: &mut Queried,
+    ) {
+        let wanted: Vec<(String, String, Vec<String>)> = remote
+            .into_iter()
+            .flat_map(|(server, users)| users.into_iter().map(move |(u, d)| (server.clone(), u, d)))
+            .collect();
+        let kept: Vec<_> = futures::stream::iter(wanted)
+            .map(|(server, user, devices)| async move {
+                let kept = self.kept_list(&user, timeout).await;
+                (server, user, devices, kept)
+            })
+            .buffer_unordered(RESYNCS_AT_ONCE)
+            .collect()
+            .await;
+        let mut remote: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        for (server, user, devices, kept) in kept {
+            match kept {
+                Ok(Some(mut kept)) => {
+                    if !devices.is_empty() {
+                        kept.devices.retain(|d, _| devices.contains(d));
+                    }
+                    out.device_keys.insert(user.clone(), Value::Object(kept.devices));
+                    for (kind, key) in [("master", kept.master), ("self_signing", kept.self_signing)] {
+                        if let Some(key) = key {
+                            out.cross_signing.entry(kind).or_default().insert(user.clone(), key);
+                        }
+                    }
+                }
+                Ok(None) => {
+                    remote.entry(server).or_default().insert(user, devices);
+                }
+                Err(failure) => {
+                    out.failures.insert(server, failure);
+                }
+            }
+        }
+        if !remote.is_empty() {
+            self.ask_for_keys(remote, timeout, out).await;
+        }
+    }
+
+    /// The kept device list of `user`, fetched whole first when it is not kept or stale; None
+    /// when this server keeps no list of theirs (they share no room with a local user). A stale
+    /// list whose server does not answer is used as it is; a list never fetched is a failure.
+    async fn kept_list(&self, user: &str, timeout: Duration) -> std::result::Result<Option<Kept>, Value> {
+        let internal = |e: Error| {
+            tracing::warn!(%user, error = %e, "reading a kept device list");
+            json!({ "status": 500, "message": "This server could not read its copy" })
+        };
+        let list = remote_devices::list(&self.db.read, user).await.map_err(|e| internal(e.into()))?;
+        if !remote_devices::shares_room_with_local_user(&self.db.read, user).await.map_err(|e| internal(e.into()))? {
+            if list.is_some() {
+                remote_devices::forget(&self.db.write, user).await.map_err(|e| internal(e.into()))?;
+            }
+            return Ok(None);
+        }
+        if list.as_ref().is_none_or(|l| l.stale) {
+            let Ok(user_id) = UserId::parse(user) else { return Ok(None) };
+            if let Err(failure) = self.resync(&user_id, timeout).await {
+                if list.is_none() {
+                    return Err(failure);
+                }
+                tracing::info!(%user, "a stale device list is used: its server did not answer");
+            }
+        }
+        self.read_kept(user).await.map_err(internal)
+    }
+
+    async fn read_kept(&self, user: &str) -> Result<Option<Kept>> {
+        let Some(list) = remote_devices::list(&self.db.read, user).await? else { return Ok(None) };
+        let mut devices = Map::new();
+        for (device, keys) in remote_devices::devices(&self.db.read, user).await? {
+            if let Ok(keys) = serde_json::from_str::<Value>(&keys) {
+                devices.insert(device, keys);
+            }
+        }
+        let parse = |k: Option<String>| k.and_then(|k| serde_json::from_str(&k).ok());
+        Ok(Some(Kept { devices, master: parse(list.master_key), self_signing: parse(list.self_signing_key) }))
+    }
+
+    /// Fetches `user`'s whole device list from their server (`/user/devices`) and keeps it.
+    async fn resync(&self, user: &UserId, timeout: Duration) -> std::result::Result<(), Value> {
+        let request = ruma::api::federation::device::get_devices::v1::Request::new(user.to_owned());
+        let resp = self.ask(user.server_name(), request, timeout).await?;
+        if resp.user_id != user {
+            return Err(json!({ "status": 502, "message": "The server answered for another user" }));
+        }
+        let mut devices = Vec::new();
+        for d in resp.devices.into_iter().take(MAX_REMOTE_DEVICES) {
+            if let Some(keys) = device_keys(user, d.device_id.as_str(), d.keys.json().get(), d.device_display_name) {
+                devices.push((d.device_id.to_string(), keys.to_string()));
+            }
+        }
+        let master = resp.master_key.and_then(|k| cross_signing_key(user, k.json().get()));
+        let self_signing = resp.self_signing_key.and_then(|k| cross_signing_key(user, k.json().get()));
+        let stored = async {
+            let mut tx = self.db.begin_write().await?;
+            remote_devices::replace(
+                &mut tx,
+                user.as_str(),
+                i64::try_from(u64::from(resp.stream_id)).unwrap_or(i64::MAX),
+                master.as_deref(),
+                self_signing.as_deref(),
+                &devices,
+                storage::now_ms(),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        };
+        stored.await.map_err(|e| {
+            tracing::warn!(%user, error = %e, "keeping a device list");
+            json!({ "status": 500, "message": "This server could not keep the list" })
+        })?;
+        tracing::debug!(%user, devices = devices.len(), "device list fetched whole");
+        Ok(())
+    }
+
+    /// Asks each server for its users' keys with `/user/keys/query`, all servers at once.
+    async fn ask_for_keys(
         &self,
         remote: BTreeMap<String, BTreeMap<String, Vec<String>>>,
         timeout: Duration,
@@ -276,11 +419,74 @@ impl E2ee {
         Ok(())
     }
 
-    /// Another server says its user's devices or cross-signing keys changed: local clients
-    /// sharing a room with them see the user in /sync's `device_lists.changed` and ask again.
-    pub async fn remote_device_list_changed(&self, user: &UserId) -> Result<()> {
+    /// Another server says its user's device changed (`m.device_list_update`): a kept list
+    /// takes the change when it follows on from what was kept (every `prev_id` known), and is
+    /// marked stale after a gap; local clients sharing a room with the user see them in /sync's
+    /// `device_lists.changed` and ask again.
+    pub async fn remote_device_updated(
+        &self,
+        update: &ruma::api::federation::transactions::edu::DeviceListUpdateContent,
+    ) -> Result<()> {
+        let user = update.user_id.as_str();
+        let stream_id = i64::try_from(u64::from(update.stream_id)).unwrap_or(i64::MAX);
+        if let Some(list) = remote_devices::list(&self.db.read, user).await? {
+            let known = |p: &ruma::UInt| i64::try_from(u64::from(*p)).is_ok_and(|p| p <= list.stream_id);
+            if stream_id <= list.stream_id && !list.stale {
+                // Already applied (a transaction sent again), or covered by the whole list.
+                return Ok(());
+            }
+            let keys = if update.deleted == Some(true) {
+                None
+            } else {
+                update.keys.as_ref().and_then(|k| {
+                    device_keys(
+                        &update.user_id,
+                        update.device_id.as_str(),
+                        k.json().get(),
+                        update.device_display_name.clone(),
+                    )
+                })
+            };
+            if list.stale || !update.prev_id.iter().all(known) {
+                tracing::info!(%user, stream_id, "a device list update after a gap: the list is fetched again");
+                remote_devices::mark_stale(&self.db.write, user).await?;
+            } else {
+                let mut tx = self.db.begin_write().await?;
+                let keys = keys.map(|k| k.to_string());
+                remote_devices::update_device(&mut tx, user, update.device_id.as_str(), keys.as_deref(), stream_id)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        self.remote_device_list_changed(&update.user_id).await
+    }
+
+    /// Another server says its user's cross-signing keys changed (`m.signing_key_update`).
+    pub async fn remote_signing_keys_updated(
+        &self,
+        update: &ruma::api::federation::transactions::edu::SigningKeyUpdateContent,
+    ) -> Result<()> {
+        let user = &update.user_id;
+        let master = update.master_key.as_ref().and_then(|k| cross_signing_key(user, k.json().get()));
+        let self_signing = update.self_signing_key.as_ref().and_then(|k| cross_signing_key(user, k.json().get()));
+        remote_devices::set_cross_signing(&self.db.write, user.as_str(), master.as_deref(), self_signing.as_deref())
+            .await?;
+        self.remote_device_list_changed(user).await
+    }
+
+    /// Local clients sharing a room with `user` see them in /sync's `device_lists.changed`.
+    async fn remote_device_list_changed(&self, user: &UserId) -> Result<()> {
         storage::device_keys::device_list_changed(&self.db.write, user.as_str(), None).await?;
         self.device_lists.refresh(&self.db).await
+    }
+
+    /// Drops the kept lists of users who share no room with a local user any more.
+    pub async fn forget_untracked_device_lists(&self) -> Result<usize> {
+        let users = remote_devices::untracked(&self.db.read).await?;
+        for user in &users {
+            remote_devices::forget(&self.db.write, user).await?;
+        }
+        Ok(users.len())
     }
 }
 
@@ -300,6 +506,25 @@ fn without_name(mut keys: Value) -> (Value, Option<String>) {
         obj.remove("unsigned");
     }
     (keys, name)
+}
+
+/// Device keys another server gave for its user's device, when they are that device's, with the
+/// device's display name as /keys/query shows it (`unsigned.device_display_name`).
+fn device_keys(user: &UserId, device: &str, json: &str, name: Option<String>) -> Option<Value> {
+    let mut keys: Value = serde_json::from_str(json).ok()?;
+    if !keys.is_object() || keys["user_id"] != user.as_str() || keys["device_id"] != device {
+        return None;
+    }
+    if let Some(name) = name {
+        keys["unsigned"] = json!({ "device_display_name": name });
+    }
+    Some(keys)
+}
+
+/// A cross-signing key another server gave for its user, as JSON text, when it is that user's.
+fn cross_signing_key(user: &UserId, json: &str) -> Option<String> {
+    let key: Value = serde_json::from_str(json).ok()?;
+    (key["user_id"] == user.as_str()).then(|| key.to_string())
 }
 
 fn server_name(server: &str) -> std::result::Result<&ServerName, Value> {

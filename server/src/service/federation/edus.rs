@@ -57,8 +57,14 @@ impl Federation {
                         .map_err(|e| e.message())
                 }
             }
-            Edu::DeviceListUpdate(u) => self.receive_device_news(origin, &u.user_id).await,
-            Edu::SigningKeyUpdate(u) => self.receive_device_news(origin, &u.user_id).await,
+            Edu::DeviceListUpdate(u) => match self.is_known_user_of(origin, &u.user_id).await {
+                Ok(()) => self.e2ee.remote_device_updated(&u).await.map_err(|e| e.message()),
+                Err(e) => Err(e),
+            },
+            Edu::SigningKeyUpdate(u) => match self.is_known_user_of(origin, &u.user_id).await {
+                Ok(()) => self.e2ee.remote_signing_keys_updated(&u).await.map_err(|e| e.message()),
+                Err(e) => Err(e),
+            },
             _ => Ok(()),
         };
         if let Err(e) = outcome {
@@ -115,13 +121,6 @@ impl Federation {
         self.is_known_user_of(origin, user).await?;
         self.ephemeral.set_presence(user, state, status_msg);
         Ok(())
-    }
-
-    /// A remote user's devices or cross-signing keys changed (`m.device_list_update`,
-    /// `m.signing_key_update`).
-    async fn receive_device_news(&self, origin: &ServerName, user: &UserId) -> Result<(), String> {
-        self.is_known_user_of(origin, user).await?;
-        self.e2ee.remote_device_list_changed(user).await.map_err(|e| e.message())
     }
 
     /// Whether `user` is `origin`'s and in a room here (news of anyone else is dropped).
