@@ -170,6 +170,7 @@ async fn matrix_sdk_clients_on_hearth_and_synapse_talk_across_servers() {
     pictures_cross_between_servers_with_thumbnails().await;
     room_directories_and_spaces_are_browsed_across_servers().await;
     upgrades_and_redactions_are_followed_across_servers().await;
+    edits_and_server_acls_are_honoured_across_servers().await;
 }
 
 /// Carol (Hearth) makes a room and invites Erin (Synapse): Erin's client shows the invite with
@@ -476,9 +477,19 @@ async fn room_directories_and_spaces_are_browsed_across_servers() {
 /// The content of `event` in `room` as `client` reads it from its server (after a redaction,
 /// `{}`).
 async fn content_of(client: &Client, room: &OwnedRoomId, event: &matrix_sdk::ruma::OwnedEventId) -> serde_json::Value {
+    event_of(client, room, event).await.expect("/event")["content"].clone()
+}
+
+/// `event` in `room` whole, as `client` reads it from its server (`/event`); None while its
+/// server does not have it.
+async fn event_of(
+    client: &Client,
+    room: &OwnedRoomId,
+    event: &matrix_sdk::ruma::OwnedEventId,
+) -> Option<serde_json::Value> {
     use matrix_sdk::ruma::api::client::room::get_room_event;
-    let resp = client.send(get_room_event::v3::Request::new(room.clone(), event.clone())).await.expect("/event");
-    serde_json::from_str::<serde_json::Value>(resp.event.json().get()).unwrap()["content"].clone()
+    let resp = client.send(get_room_event::v3::Request::new(room.clone(), event.clone())).await.ok()?;
+    serde_json::from_str(resp.event.json().get()).ok()
 }
 
 /// A room upgraded on either server is followed from the other: the member there sees the
@@ -561,5 +572,79 @@ async fn upgrades_and_redactions_are_followed_across_servers() {
             c.get_room(&new).is_some() && last_body(c, &new).await.as_deref() == Some("followed")
         })
         .await;
+    }
+}
+
+/// In a room hosted on either server: a message edited on one server reads as edited on the
+/// other (its server bundles the latest edit with the original); then the host denies the other
+/// server in the room's server ACL, and the guest's next message is refused while the guest's
+/// server still receives the room's messages (the spec: denied servers that are residents still
+/// get events).
+async fn edits_and_server_acls_are_honoured_across_servers() {
+    let ivy = on_hearth("sdk_ivy").await;
+    let jack = again_on_synapse("sdk_jack").await;
+    let jack_id = jack.user_id().unwrap().to_owned();
+    let ivy_id = ivy.user_id().unwrap().to_owned();
+    let (hearth_name, synapse_name) = (server_name("HEARTH_FED_SERVER_NAME"), server_name("SYNAPSE_SERVER_NAME"));
+
+    for (host, guest, guest_id, guest_server) in
+        [(&ivy, &jack, &jack_id, &synapse_name), (&jack, &ivy, &ivy_id, &hearth_name)]
+    {
+        let mut req = create_room::v3::Request::new();
+        req.invite = vec![guest_id.clone()];
+        let room = host.create_room(req).await.expect("the room").room_id().to_owned();
+        sync_until(guest, "the invite", async |c| c.get_room(&room).is_some_and(|r| r.state() == RoomState::Invited))
+            .await;
+        guest.get_room(&room).unwrap().join().await.expect("joins");
+        sync_until(host, "the join", async |c| {
+            let member = c.get_room(&room).unwrap().get_member_no_sync(guest_id).await.unwrap();
+            member.is_some_and(|m| *m.membership() == MembershipState::Join)
+        })
+        .await;
+
+        for (editor, reader) in [(host, guest), (guest, host)] {
+            let r = editor.get_room(&room).unwrap();
+            let original =
+                r.send(RoomMessageEventContent::text_plain("teh quick fox")).await.unwrap().response.event_id;
+            let edit = serde_json::json!({
+                "msgtype": "m.text", "body": "* the quick fox",
+                "m.new_content": {"msgtype": "m.text", "body": "the quick fox"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+            });
+            let edit_id = r.send_raw("m.room.message", edit).await.unwrap().response.event_id;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let e = event_of(reader, &room, &original).await.unwrap_or_default();
+                let bundled = &e["unsigned"]["m.relations"]["m.replace"];
+                if bundled["event_id"] == edit_id.as_str() {
+                    assert_eq!(bundled["content"]["m.new_content"]["body"], "the quick fox", "{e}");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{} never read the edit: {e}", reader.user_id().unwrap());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+
+        let acl = serde_json::json!({"allow": ["*"], "deny": [guest_server.as_str()], "allow_ip_literals": false});
+        host.get_room(&room).unwrap().send_state_event_raw("m.room.server_acl", "", acl).await.expect("sets the ACL");
+        sync_until(guest, "the server ACL", async |c| {
+            let r = c.get_room(&room).unwrap();
+            r.get_state_event(matrix_sdk::ruma::events::StateEventType::RoomServerAcl, "").await.unwrap().is_some()
+        })
+        .await;
+        guest.get_room(&room).unwrap().send(RoomMessageEventContent::text_plain("said while denied")).await.unwrap();
+        host.get_room(&room).unwrap().send(RoomMessageEventContent::text_plain("still heard")).await.unwrap();
+        sync_until(guest, "the host's message", async |c| last_body(c, &room).await.as_deref() == Some("still heard"))
+            .await;
+        // The guest's message left before the host's reached the guest: time enough to arrive.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        host.sync_once(SyncSettings::default().timeout(Duration::from_millis(500))).await.unwrap();
+        let seen = history(host, &room).await;
+        assert!(
+            !seen.iter().any(|b| b == "said while denied"),
+            "{} took a message from a denied server: {seen:?}",
+            host.user_id().unwrap()
+        );
+        assert!(seen.iter().any(|b| b == "still heard"), "{seen:?}");
     }
 }
