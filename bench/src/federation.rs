@@ -9,6 +9,11 @@
 //!   certificate), joins a room on the receiving server through `make_join`/`send_join`, and
 //!   sends `PDUS` messages in transactions of 50, one at a time, as a server would: PDUs
 //!   accepted per second and the receiver's CPU per PDU, Hearth against synapse.test.
+//! - Delivery: a synapse.test user sends messages (`ROUNDS`, 200 by default) to rooms where a
+//!   hearth.test user and a synapse2.test user each long-poll `/sync`: time from the start of the
+//!   send to the last byte of the `/sync` answer carrying it, p50/p90/p99.
+//! - Remote media: 5 MB pictures uploaded on synapse.test, downloaded by users of each receiver
+//!   (first: fetched over federation; then cached) and a first thumbnail of another.
 
 use std::{
     sync::Arc,
@@ -17,7 +22,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
-use hearth_bench::{Cs, HEARTH_LIMITS, cpu_seconds, rss_mib};
+use hearth_bench::{Cs, HEARTH_LIMITS, cpu_seconds, percentile, rss_mib};
 use ruma::{
     CanonicalJsonObject, RoomVersionId, ServerName,
     api::federation::authentication::XMatrix,
@@ -442,6 +447,164 @@ async fn flood(other: &Other, cs: &Cs, destination: &str, pid: u32, pdus: usize)
     Ok((pdus as f64 / seconds, cpu * 1000.0 / pdus as f64))
 }
 
+/// A room on synapse.test with one reader on `receiver`, for the delivery rounds.
+struct Reader<'a> {
+    receiver: &'a Cs,
+    token: String,
+    room: String,
+    filter: String,
+    since: String,
+}
+
+/// synapse.test's `sender` makes a room; a new user of `receiver` joins it over federation and
+/// syncs once, with a filter that keeps only that room's timeline (so presence or receipts do not
+/// wake the long-poll).
+async fn reader<'a>(synapse: &Cs, sender: &str, receiver: &'a Cs, name: &str) -> Result<Reader<'a>> {
+    let room =
+        synapse.create_room(sender, json!({"preset": "public_chat", "name": name, "room_version": "12"})).await?;
+    let (user, token) = receiver.register(&format!("{name}reader")).await?;
+    receiver
+        .call(
+            reqwest::Method::POST,
+            &format!("/_matrix/client/v3/join/{room}?server_name=synapse.test"),
+            Some(&token),
+            Some(json!({})),
+        )
+        .await?;
+    let filter = json!({
+        "presence": {"not_types": ["*"]}, "account_data": {"not_types": ["*"]},
+        "room": {"rooms": [room], "timeline": {"limit": 10}, "state": {"lazy_load_members": true},
+                 "ephemeral": {"not_types": ["*"]}, "account_data": {"not_types": ["*"]}},
+    });
+    let made = receiver
+        .call(reqwest::Method::POST, &format!("/_matrix/client/v3/user/{user}/filter"), Some(&token), Some(filter))
+        .await?;
+    let filter = made["filter_id"].as_str().context("filter_id")?.to_owned();
+    let first = receiver
+        .call(reqwest::Method::GET, &format!("/_matrix/client/v3/sync?filter={filter}"), Some(&token), None)
+        .await?;
+    let since = first["next_batch"].as_str().context("next_batch")?.to_owned();
+    Ok(Reader { receiver, token, room, filter, since })
+}
+
+/// One long-poll `/sync`: the whole body and when its last byte arrived.
+async fn long_poll(http: reqwest::Client, url: String, token: String) -> Result<(Value, Instant)> {
+    let resp = http.get(url).bearer_auth(token).send().await?;
+    ensure!(resp.status().is_success(), "/sync: {}", resp.status());
+    let body = resp.bytes().await?;
+    let arrived = Instant::now();
+    Ok((serde_json::from_slice(&body)?, arrived))
+}
+
+/// One round: the reader long-polls, `sender` sends a message on synapse.test; milliseconds from
+/// the start of the send to the last byte of the `/sync` answer that carries it.
+async fn deliver(synapse: &Cs, sender: &str, r: &mut Reader<'_>, mark: &str) -> Result<f64> {
+    let poll = |since: &str| {
+        let url = format!("{}/_matrix/client/v3/sync?filter={}&timeout=30000&since={since}", r.receiver.base, r.filter);
+        tokio::spawn(long_poll(r.receiver.http.clone(), url, r.token.clone()))
+    };
+    let mut waiting = poll(&r.since);
+    // Time for the long-poll to be parked at the receiver before the message leaves.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{mark}", r.room);
+    synapse.call(reqwest::Method::PUT, &path, Some(sender), Some(json!({"msgtype": "m.text", "body": mark}))).await?;
+    loop {
+        let (v, arrived) = waiting.await??;
+        r.since = v["next_batch"].as_str().context("next_batch")?.to_owned();
+        let events = &v["rooms"]["join"][&r.room]["timeline"]["events"];
+        if events.as_array().into_iter().flatten().any(|e| e["content"]["body"] == mark) {
+            return Ok(arrived.duration_since(started).as_secs_f64() * 1000.0);
+        }
+        ensure!(started.elapsed() < Duration::from_secs(60), "{} never saw {mark}", r.receiver.name);
+        waiting = poll(&r.since);
+    }
+}
+
+/// `rounds` messages from synapse.test to a reader on each receiver, alternating, after a few
+/// unmeasured ones: sorted latencies in ms per receiver.
+async fn delivery(synapse: &Cs, readers: &mut [Reader<'_>], sender: &str, rounds: usize) -> Result<Vec<Vec<f64>>> {
+    const WARM_UP: usize = 5;
+    let mut times = vec![Vec::with_capacity(rounds); readers.len()];
+    for i in 0..rounds + WARM_UP {
+        for (n, r) in readers.iter_mut().enumerate() {
+            let ms = deliver(synapse, sender, r, &format!("round{n}x{i}")).await?;
+            if i >= WARM_UP {
+                times[n].push(ms);
+            }
+        }
+    }
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    Ok(times)
+}
+
+/// A PNG of noise (which does not compress) of about `bytes` bytes, different for each `seed`.
+fn noise_png(bytes: usize, seed: u64) -> Result<Vec<u8>> {
+    let side = ((bytes / 3) as f64).sqrt() as u32;
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let image = image::RgbImage::from_fn(side, side, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        image::Rgb([state as u8, (state >> 8) as u8, (state >> 16) as u8])
+    });
+    let mut png = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut png, image::ImageFormat::Png)?;
+    Ok(png.into_inner())
+}
+
+/// Uploads `png` to synapse.test; returns its media ID.
+async fn upload(synapse: &Cs, token: &str, png: Vec<u8>) -> Result<String> {
+    let resp = synapse
+        .http
+        .post(format!("{}/_matrix/media/v3/upload?filename=noise.png", synapse.base))
+        .bearer_auth(token)
+        .header("Content-Type", "image/png")
+        .body(png)
+        .send()
+        .await?;
+    ensure!(resp.status().is_success(), "upload: {}", resp.status());
+    let v: Value = resp.json().await?;
+    let uri = v["content_uri"].as_str().context("content_uri")?;
+    Ok(uri.rsplit('/').next().unwrap_or_default().to_owned())
+}
+
+/// Seconds to read `path` of `cs` whole, checking the answer is an image of `at_least` bytes.
+async fn timed_get(cs: &Cs, token: &str, path: &str, at_least: usize) -> Result<f64> {
+    let started = Instant::now();
+    let resp = cs.http.get(format!("{}{path}", cs.base)).bearer_auth(token).send().await?;
+    ensure!(resp.status().is_success(), "{} {path}: {}", cs.name, resp.status());
+    let body = resp.bytes().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    ensure!(body.len() >= at_least, "{} {path}: {} bytes", cs.name, body.len());
+    ensure!(image::guess_format(&body).is_ok(), "{} {path}: not an image", cs.name);
+    Ok(seconds)
+}
+
+/// Remote media as `receiver`'s user sees it: a picture of `size` bytes uploaded on synapse.test,
+/// downloaded the first time (fetched over federation) and then from the cache (median of 5); and
+/// a second one's first 320x240 thumbnail. (first ms, cached ms, first thumbnail ms)
+async fn remote_media(synapse: &Cs, owner: &str, receiver: &Cs, size: usize, seed: u64) -> Result<(f64, f64, f64)> {
+    let (_, token) = receiver.register("mediareader").await?;
+    let picture = noise_png(size, seed)?;
+    let length = picture.len();
+    let full = upload(synapse, owner, picture).await?;
+    let thumbnailed = upload(synapse, owner, noise_png(size, seed + 1)?).await?;
+    let path = format!("/_matrix/client/v1/media/download/synapse.test/{full}");
+    let first = timed_get(receiver, &token, &path, length).await?;
+    let mut cached = Vec::new();
+    for _ in 0..5 {
+        cached.push(timed_get(receiver, &token, &path, length).await?);
+    }
+    cached.sort_by(f64::total_cmp);
+    let path =
+        format!("/_matrix/client/v1/media/thumbnail/synapse.test/{thumbnailed}?width=320&height=240&method=scale");
+    let thumbnail = timed_get(receiver, &token, &path, 1).await?;
+    Ok((first * 1000.0, cached[2] * 1000.0, thumbnail * 1000.0))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -450,6 +613,8 @@ async fn main() -> Result<()> {
     };
     let members = knob("HEARTH_FED_BENCH_MEMBERS", 2000);
     let pdus = knob("HEARTH_FED_BENCH_PDUS", 2000);
+    let rounds = knob("HEARTH_FED_BENCH_ROUNDS", 200);
+    let media_mb = knob("HEARTH_FED_BENCH_MEDIA_MB", 5);
     let work = env("HEARTH_FED_WORK")?;
     let ca_path = env("HEARTH_FED_CA")?;
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca_path)?)?;
@@ -481,12 +646,57 @@ async fn main() -> Result<()> {
         eprintln!("  hearth.test: {hf:?}");
         let sf = flood(&other, &synapse, "synapse.test", synapse_pid(&work, "synapse.test")?, pdus).await?;
         eprintln!("  synapse.test: {sf:?}");
-        Ok::<_, anyhow::Error>((h, s, hf, sf))
+
+        eprintln!("==> delivery: {rounds} messages from synapse.test to each receiver");
+        let (_, sender) = synapse.register("deliverer").await?;
+        let mut readers = vec![
+            reader(&synapse, &sender, &hearth, "hdelivery").await?,
+            reader(&synapse, &sender, &synapse2, "sdelivery").await?,
+        ];
+        let d = delivery(&synapse, &mut readers, &sender, rounds).await?;
+        eprintln!("  p50 {:.1} / {:.1} ms", percentile(&d[0], 0.5), percentile(&d[1], 0.5));
+
+        eprintln!("==> remote media: {media_mb} MB pictures on synapse.test");
+        let hm = remote_media(&synapse, &sender, &hearth, media_mb << 20, 1).await?;
+        eprintln!("  hearth.test: {hm:?}");
+        let sm = remote_media(&synapse, &sender, &synapse2, media_mb << 20, 3).await?;
+        eprintln!("  synapse2.test: {sm:?}");
+        Ok::<_, anyhow::Error>((h, s, hf, sf, d, hm, sm))
     }
     .await;
     let _ = child.kill();
     let _ = child.wait();
-    let (h, s, hf, sf) = result?;
+    let (h, s, hf, sf, d, hm, sm) = result?;
+    let ratio = |synapse: f64, hearth: f64| format!("{:.1}x", synapse / hearth);
+    let latency = |p: f64| {
+        let (a, b) = (percentile(&d[0], p), percentile(&d[1], p));
+        format!("{a:.1} ms | {b:.1} ms | {}", ratio(b, a))
+    };
+    let extra = format!(
+        "\n## Delivery: a message sent on synapse.test, to a long-polling `/sync` on another server\n\n\
+         {rounds} rounds per receiver, alternating, each timed from the start of the send on synapse.test to the \
+         last byte of the receiver's `/sync` answer that carries it. Both columns include synapse.test's own work \
+         (storing the event, its federation sender); the difference between them is the receiver's.\n\n\
+         | | Hearth | Synapse (synapse2.test) | Synapse / Hearth |\n|---|---|---|---|\n\
+         | p50 | {} |\n| p90 | {} |\n| p99 | {} |\n\n\
+         ## Remote media: {media_mb} MB pictures uploaded on synapse.test\n\n\
+         | | Hearth | Synapse (synapse2.test) | Synapse / Hearth |\n|---|---|---|---|\n\
+         | first download (fetched over federation) | {:.0} ms | {:.0} ms | {} |\n\
+         | cached download (median of 5) | {:.1} ms | {:.1} ms | {} |\n\
+         | first 320x240 thumbnail of another picture | {:.0} ms | {:.0} ms | {} |\n",
+        latency(0.5),
+        latency(0.9),
+        latency(0.99),
+        hm.0,
+        sm.0,
+        ratio(sm.0, hm.0),
+        hm.1,
+        sm.1,
+        ratio(sm.1, hm.1),
+        hm.2,
+        sm.2,
+        ratio(sm.2, hm.2),
+    );
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -534,6 +744,7 @@ async fn main() -> Result<()> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .unwrap_or_default(),
     );
+    let table = table + &extra;
     println!("{table}");
     std::fs::write(&out, table)?;
     Ok(())
