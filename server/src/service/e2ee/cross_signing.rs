@@ -17,6 +17,8 @@ use crate::{
 const MASTER: &str = "master";
 const SELF_SIGNING: &str = "self_signing";
 const USER_SIGNING: &str = "user_signing";
+/// How long a signature upload waits for another server's user's master key.
+const REMOTE_KEY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A checked cross-signing key: its JSON and its one ed25519 public key.
 struct Checked {
@@ -235,6 +237,13 @@ impl E2ee {
                     } else {
                         None
                     }
+                } else if !self.is_local(target_user) {
+                    // Another server's user, verified here: their master key as their server
+                    // gives it; the signature stays here, for the signer (spec: "Cross-signing").
+                    self.remote_master_key(me, target_user)
+                        .await?
+                        .filter(|m| check_key(m, target_user, MASTER).is_ok_and(|(_, c)| c.public == *key_id))
+                        .map(|master| (master, my_user_signing.clone()))
                 } else if self.cross_public(target_user, MASTER).await?.as_deref() == Some(key_id.as_str()) {
                     let master = storage::device_keys::cross_signing_key(&self.db.read, target_user, MASTER)
                         .await?
@@ -327,6 +336,27 @@ impl E2ee {
             return;
         }
         stored.push((target_user.to_owned(), key_id.to_owned(), signer_key_id, signature));
+    }
+
+    /// The master key of another server's user (JSON text), as /keys/query finds it.
+    async fn remote_master_key(&self, me: &str, user: &str) -> Result<Option<String>> {
+        let asked = BTreeMap::from([(user.to_owned(), Vec::new())]);
+        let found = self.query_keys(me, &asked, REMOTE_KEY_TIMEOUT).await?;
+        Ok(found.cross_signing.get(MASTER).and_then(|m| m.get(user)).map(Value::to_string))
+    }
+
+    /// Merges into `key` (another server's user's master key) the signatures `signer` made of
+    /// it here.
+    pub(super) async fn merge_signatures_by(&self, signer: &str, user: &str, key: &mut Value) -> Result<()> {
+        let Some(public) = check_key(&key.to_string(), user, MASTER).ok().map(|(_, c)| c.public) else {
+            return Ok(());
+        };
+        for (target, by, key_id, sig) in storage::device_keys::signatures_of(&self.db.read, user).await? {
+            if target == public && by == signer {
+                key["signatures"][by.as_str()][key_id.as_str()] = json!(sig);
+            }
+        }
+        Ok(())
     }
 
     /// The public key of the user's cross-signing key of this type.

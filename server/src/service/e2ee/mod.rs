@@ -226,7 +226,7 @@ impl E2ee {
             out.device_keys.insert(user.clone(), Value::Object(found));
         }
         if !remote.is_empty() {
-            self.query_remote_keys(remote, timeout, &mut out).await;
+            self.query_remote_keys(requester, remote, timeout, &mut out).await;
         }
         Ok(out)
     }

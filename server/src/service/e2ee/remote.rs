@@ -45,9 +45,11 @@ struct Kept {
 impl E2ee {
     /// Other servers' users' keys: from the kept lists of those who share a room here (fetched
     /// whole first when not kept yet or stale), the others asked of their servers, all servers
-    /// at once.
+    /// at once. `requester`'s own signatures of their master keys (a verification made here)
+    /// are merged in.
     pub(super) async fn query_remote_keys(
         &self,
+        requester: &str,
         remote: BTreeMap<String, BTreeMap<String, Vec<String>>>,
         timeout: Duration,
         out: &mut Queried,
@@ -88,6 +90,15 @@ impl E2ee {
         }
         if !remote.is_empty() {
             self.ask_for_keys(remote, timeout, out).await;
+        }
+        if let Some(masters) = out.cross_signing.get_mut("master")
+            && self.is_local(requester)
+        {
+            for (user, key) in masters.iter_mut().filter(|(u, _)| !self.is_local(u)) {
+                if let Err(e) = self.merge_signatures_by(requester, user, key).await {
+                    tracing::warn!(%user, error = %e, "reading signatures of another server's user's key");
+                }
+            }
         }
     }
 
