@@ -171,6 +171,7 @@ async fn matrix_sdk_clients_on_hearth_and_synapse_talk_across_servers() {
     room_directories_and_spaces_are_browsed_across_servers().await;
     upgrades_and_redactions_are_followed_across_servers().await;
     edits_and_server_acls_are_honoured_across_servers().await;
+    presence_and_profiles_cross_between_servers().await;
 }
 
 /// Carol (Hearth) makes a room and invites Erin (Synapse): Erin's client shows the invite with
@@ -321,6 +322,34 @@ async fn encrypted_messages_typing_and_receipts_cross_between_servers() {
     let gina_device = gina.device_id().unwrap().to_owned();
     let device = hank.encryption().get_device(&gina_id, &gina_device).await.unwrap().expect("Gina's device is known");
     assert!(device.is_cross_signed_by_owner(), "Gina's self-signing key signed her device, seen from Synapse");
+
+    // Verification across the servers: Hank sets up cross-signing too; Gina verifies him (her
+    // user-signing key signs his master key: Hearth keeps the signature for her, and gives it
+    // back with his key from Synapse), and he verifies her (kept on Synapse for him).
+    hank.encryption().bootstrap_cross_signing(None).await.expect("Hank sets up cross-signing");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let hanks_identity = loop {
+        gina.sync_once(SyncSettings::default().timeout(Duration::from_millis(500))).await.unwrap();
+        if let Some(i) = gina.encryption().request_user_identity(&hank_id).await.unwrap() {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "Gina's client never saw Hank's cross-signing identity");
+    };
+    hanks_identity.verify().await.expect("Gina verifies Hank");
+    let mut query = matrix_sdk::ruma::api::client::keys::get_keys::v3::Request::new();
+    query.device_keys = [(hank_id.clone(), Vec::new())].into();
+    let keys = gina.send(query).await.expect("/keys/query on Hearth");
+    let master: serde_json::Value =
+        serde_json::from_str(keys.master_keys.get(&hank_id).expect("Hank's master key").json().get()).unwrap();
+    assert!(
+        master["signatures"][gina_id.as_str()].as_object().is_some_and(|s| !s.is_empty()),
+        "what Gina's other devices read: her signature on Hank's key: {master}"
+    );
+    let seen = gina.encryption().request_user_identity(&hank_id).await.unwrap().expect("Hank's identity");
+    assert!(seen.is_verified(), "Gina's client trusts Hank's identity");
+    identity.verify().await.expect("Hank verifies Gina");
+    let seen = hank.encryption().request_user_identity(&gina_id).await.unwrap().expect("Gina's identity");
+    assert!(seen.is_verified(), "Hank's client trusts Gina's identity");
 
     // Typing and receipts, both ways.
     hanks_room.typing_notice(true).await.expect("Hank types");
@@ -646,5 +675,74 @@ async fn edits_and_server_acls_are_honoured_across_servers() {
             host.user_id().unwrap()
         );
         assert!(seen.iter().any(|b| b == "still heard"), "{seen:?}");
+    }
+}
+
+/// Polls `read` (what `watcher`'s server says) until `done`, after syncing; returns how long it
+/// took. At most 30 s.
+async fn seen_after(watcher: &Client, what: &str, mut done: impl AsyncFnMut(&Client) -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        if done(watcher).await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{} never saw: {what}", watcher.user_id().unwrap());
+        watcher.sync_once(SyncSettings::default().timeout(Duration::from_millis(100))).await.unwrap();
+    }
+}
+
+/// Gina (Hearth) and Hank (Synapse) share a room: each one's presence (with a status message),
+/// new display name and new avatar reach the other's server and client within a second.
+async fn presence_and_profiles_cross_between_servers() {
+    use matrix_sdk::ruma::{
+        api::client::presence::{get_presence, set_presence},
+        presence::PresenceState,
+    };
+    let gina = on_hearth("sdk_gina").await;
+    let hank = again_on_synapse("sdk_hank").await;
+    let hank_id = hank.user_id().unwrap().to_owned();
+    let mut req = create_room::v3::Request::new();
+    req.invite = vec![hank_id.clone()];
+    let room = gina.create_room(req).await.expect("the room").room_id().to_owned();
+    sync_until(&hank, "the invite", async |c| c.get_room(&room).is_some_and(|r| r.state() == RoomState::Invited)).await;
+    hank.get_room(&room).unwrap().join().await.expect("joins");
+    sync_until(&gina, "the join", async |c| {
+        let member = c.get_room(&room).unwrap().get_member_no_sync(&hank_id).await.unwrap();
+        member.is_some_and(|m| *m.membership() == MembershipState::Join)
+    })
+    .await;
+
+    for (changer, watcher, name) in [(&gina, &hank, "Gina at home"), (&hank, &gina, "Hank on the road")] {
+        let me = changer.user_id().unwrap().to_owned();
+        let status = format!("{name}: walking the dog");
+        let mut set = set_presence::v3::Request::new(me.clone(), PresenceState::Online);
+        set.status_msg = Some(status.clone());
+        changer.send(set).await.expect("sets presence");
+        let took = seen_after(watcher, "the presence", async |w| {
+            let got = w.send(get_presence::v3::Request::new(me.clone())).await;
+            got.is_ok_and(|p| p.presence == PresenceState::Online && p.status_msg.as_deref() == Some(&status))
+        })
+        .await;
+        assert!(took < Duration::from_secs(1), "{me}'s presence took {took:?}");
+
+        changer.account().set_display_name(Some(name)).await.expect("sets a display name");
+        let took = seen_after(watcher, "the display name", async |w| {
+            let member = w.get_room(&room).unwrap().get_member_no_sync(&me).await.unwrap();
+            member.is_some_and(|m| m.display_name() == Some(name))
+        })
+        .await;
+        assert!(took < Duration::from_secs(1), "{me}'s display name took {took:?}");
+
+        let avatar = changer.media().upload(&mime::IMAGE_PNG, photo(32, 32), None).await.expect("uploads").content_uri;
+        changer.account().set_avatar_url(Some(&avatar)).await.expect("sets an avatar");
+        let took = seen_after(watcher, "the avatar", async |w| {
+            let member = w.get_room(&room).unwrap().get_member_no_sync(&me).await.unwrap();
+            member.is_some_and(|m| m.avatar_url() == Some(&*avatar))
+        })
+        .await;
+        assert!(took < Duration::from_secs(1), "{me}'s avatar took {took:?}");
+        let picture =
+            download(watcher, &avatar, scaled(32, 32)).await.expect("the avatar through the watcher's server");
+        assert!(image::guess_format(&picture).is_ok(), "an image");
     }
 }
