@@ -189,11 +189,30 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     }
     let config = Arc::new(config);
 
+    // Built-in HTTPS: the certificate is checked before anything listens.
+    let certificates = match (&config.tls_certificate_path, &config.tls_private_key_path) {
+        (Some(cert), Some(key)) if config.listeners.iter().any(|l| l.tls) => {
+            let loaded = http::tls::Certificates::load(cert, key);
+            match loaded {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    db.close().await;
+                    return Err(anyhow::anyhow!("tls_certificate_path / tls_private_key_path: {e}"));
+                }
+            }
+        }
+        _ => None,
+    };
     let mut listeners = Vec::new();
     sockets.rebind(&config)?;
     for p in &sockets.public {
         // From the settings too: behind a proxy or tunnel, loopback listeners trust its headers.
-        listeners.push((TcpListener::from_std(p.socket.try_clone()?)?, config.forwarded_for(p.listener).map(Arc::new)));
+        let tls = certificates.as_ref().filter(|_| config.listeners[p.listener].tls).map(|c| c.acceptor());
+        listeners.push((
+            TcpListener::from_std(p.socket.try_clone()?)?,
+            config.forwarded_for(p.listener).map(Arc::new),
+            tls,
+        ));
     }
     let admin_listener = TcpListener::from_std(sockets.admin.try_clone()?)?;
 
@@ -204,7 +223,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         let addr = listeners[0].0.local_addr()?;
         let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
         let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
-        c.public_baseurl = Some(format!("http://{host}:{}/", addr.port()));
+        let scheme = if listeners[0].2.is_some() { "https" } else { "http" };
+        c.public_baseurl = Some(format!("{scheme}://{host}:{}/", addr.port()));
         Arc::new(c)
     } else {
         config
@@ -329,7 +349,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         discovery,
         federation,
         admin_key,
-        local_addrs: listeners.iter().map(|(l, _)| l.local_addr()).collect::<Result<_, _>>()?,
+        local_addrs: listeners.iter().map(|(l, _, _)| l.local_addr()).collect::<Result<_, _>>()?,
         restart: tokio::sync::Notify::new(),
         started: std::time::Instant::now(),
         started_ms: storage::now_ms(),
@@ -357,20 +377,25 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         shared_peers: Vec::new(),
     };
     let mut addrs = Vec::new();
-    for (listener, forwarded) in listeners {
+    if let Some(certificates) = &certificates {
+        let now = certificates.current();
+        tracing::info!(names = ?now.names, "serving HTTPS");
+        tasks.spawn(certificates.clone().watch(config.tls_reload_interval.0, cancel.clone()));
+    }
+    for (listener, forwarded, tls) in listeners {
         addrs.push(listener.local_addr()?);
         let mut limits = connection_limits.clone();
         // Everyone behind a trusted proxy shares its address.
         limits.shared_peers = forwarded.as_ref().map(|f| f.trusted.clone()).unwrap_or_default();
         let app = api::router(state.clone())
             .layer(axum::middleware::from_fn(move |req, next| http::client_ip_layer(forwarded.clone(), req, next)));
-        tasks.spawn(http::serve::serve(listener, app, limits, cancel.clone()));
+        tasks.spawn(http::serve::serve(listener, app, limits, tls, cancel.clone()));
     }
 
     let admin_addr = admin_listener.local_addr()?;
     {
         let app = api::admin::router(state.clone(), admin_addr.port());
-        tasks.spawn(http::serve::serve(admin_listener, app, connection_limits, cancel.clone()));
+        tasks.spawn(http::serve::serve(admin_listener, app, connection_limits, None, cancel.clone()));
     }
 
     let push_client = Arc::new(service::pusher::client(outbound));

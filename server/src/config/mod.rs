@@ -86,6 +86,14 @@ pub struct Config {
     /// Extra CA certificates (PEM files) trusted for other servers' HTTPS, as Synapse's key of
     /// the same name; the setup's reachability check trusts them too.
     pub federation_custom_ca_list: Vec<PathBuf>,
+    /// The certificate (then the chain's intermediates) for listeners with `tls = true`, PEM, as
+    /// Synapse's key of the same name.
+    pub tls_certificate_path: Option<PathBuf>,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub tls_private_key_path: Option<PathBuf>,
+    /// How often the two files are looked at: changed files are served to new connections
+    /// without a restart (certbot and the like replace them in place).
+    pub tls_reload_interval: HumanDuration,
     /// Connections open at once, per listener. Lowered at start when the system's open-files
     /// limit is smaller.
     pub max_connections: usize,
@@ -210,7 +218,8 @@ pub struct Config {
 pub struct Listener {
     pub port: u16,
     pub bind_addresses: Vec<IpAddr>,
-    /// Serve HTTPS on this listener. Not available yet: put a reverse proxy in front.
+    /// Serve HTTPS on this listener, with the certificate of `tls_certificate_path` and
+    /// `tls_private_key_path`.
     pub tls: bool,
     /// Take the client's address from `X-Forwarded-For`, as the reverse proxy in front of this
     /// listener adds it. Only requests whose connection comes from `trusted_proxies` are read.
@@ -524,6 +533,9 @@ impl Default for Config {
             ip_range_whitelist: Vec::new(),
             dns_servers: Vec::new(),
             federation_custom_ca_list: Vec::new(),
+            tls_certificate_path: None,
+            tls_private_key_path: None,
+            tls_reload_interval: HumanDuration(Duration::from_secs(60)),
             max_spider_size: ByteSize(10 * 1024 * 1024),
             admin_contact: None,
             admin: AdminListener::default(),
@@ -718,9 +730,9 @@ impl Config {
             return Err(err("listeners: at least one listener is needed, e.g. [[listeners]] port = 8008"));
         }
         for (i, l) in self.listeners.iter().enumerate() {
-            if l.tls {
+            if l.tls && (self.tls_certificate_path.is_none() || self.tls_private_key_path.is_none()) {
                 return Err(err(format!(
-                    "listeners[{i}].tls: built-in HTTPS is not available yet; set tls = false and put a reverse proxy (Caddy, nginx) in front for HTTPS"
+                    "listeners[{i}].tls: HTTPS needs a certificate: set tls_certificate_path and tls_private_key_path (PEM files), or set tls = false and put a reverse proxy (Caddy, nginx) in front"
                 )));
             }
             if l.kind != "http" {
@@ -814,6 +826,9 @@ impl Config {
             if d.0 < Duration::from_secs(1) {
                 return Err(err(format!("{name}: at least 1s")));
             }
+        }
+        if self.tls_reload_interval.0 < Duration::from_millis(100) {
+            return Err(err("tls_reload_interval: at least 100ms"));
         }
         if self.max_pending_media_uploads == 0 {
             return Err(err("max_pending_media_uploads: must be at least 1"));

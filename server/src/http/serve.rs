@@ -52,9 +52,15 @@ pub struct ConnectionLimits {
     pub shared_peers: Vec<IpNet>,
 }
 
-/// Serves `app` on `listener` until `cancel`, then lets open connections finish their requests
-/// (dropping the returned future closes them at once).
-pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits, cancel: CancellationToken) {
+/// Serves `app` on `listener` (over TLS with `tls`) until `cancel`, then lets open connections
+/// finish their requests (dropping the returned future closes them at once).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    cancel: CancellationToken,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
     builder
@@ -100,6 +106,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
         };
         let _ = stream.set_nodelay(true);
         let (app, builder, limits, watcher) = (app.clone(), builder.clone(), limits.clone(), graceful.watcher());
+        let tls = tls.clone();
         connections.spawn(async move {
             let _held = (permit, slot);
             if !first_bytes_arrive(&stream, limits.header_timeout).await {
@@ -113,8 +120,23 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
                 req.extensions_mut().insert(ConnectInfo(peer));
                 app.clone().oneshot(req)
             });
-            let conn = builder.serve_connection(TokioIo::new(Box::pin(io)), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            let ended = match tls {
+                None => watcher.watch(builder.serve_connection(TokioIo::new(Box::pin(io)), service).into_owned()).await,
+                Some(acceptor) => {
+                    // The handshake within the time allowed for a request's headers.
+                    let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(Box::pin(io))).await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::trace!(%peer, error = %e, "connection ended with an error");
             }
         });

@@ -1,0 +1,222 @@
+//! Built-in HTTPS: listeners with `tls = true` serve TLS (rustls: TLS 1.2 and 1.3, HTTP/2 or
+//! HTTP/1.1 by ALPN) with the certificate chain and private key of `tls_certificate_path` and
+//! `tls_private_key_path` (PEM), as Synapse's keys of the same names.
+//!
+//! The files are looked at every `tls_reload_interval`: when they changed and the new pair is
+//! good (the key matches the certificate, the certificate is valid now), new connections get it,
+//! without a restart and without touching open connections. A pair that is not good is refused
+//! with a log line saying why, and the server goes on with the certificate it had.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use parking_lot::RwLock;
+use tokio_rustls::{
+    TlsAcceptor,
+    rustls::{
+        self, ServerConfig,
+        crypto::CryptoProvider,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        server::{ClientHello, ResolvesServerCert},
+        sign::CertifiedKey,
+    },
+};
+use tokio_util::sync::CancellationToken;
+
+/// The certificate new connections get, and what is known of it.
+#[derive(Debug)]
+pub struct Certificates {
+    current: RwLock<Arc<Loaded>>,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    provider: Arc<CryptoProvider>,
+}
+
+/// A certificate chain and key that were checked.
+#[derive(Debug)]
+pub struct Loaded {
+    pub key: Arc<CertifiedKey>,
+    /// When the leaf certificate stops being valid (Unix seconds).
+    pub not_after: i64,
+    /// The names the leaf certificate is for (DNS names and IP addresses).
+    pub names: Vec<String>,
+    /// The files' modification times and sizes when read: a change is noticed by these.
+    stamp: Stamp,
+}
+
+type Stamp = [(Option<SystemTime>, u64); 2];
+
+/// Why a certificate and key cannot be used, in words for the admin.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{0}: cannot read it: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: no PEM certificate in it (it must hold the certificate, then the chain's intermediates)")]
+    NoCertificate(PathBuf),
+    #[error("{0}: no PEM private key in it (PKCS#8, PKCS#1 or SEC1)")]
+    NoKey(PathBuf),
+    #[error("{0}: the private key cannot be used: {1}")]
+    BadKey(PathBuf, String),
+    #[error("{key}: this private key does not belong to the certificate in {cert}")]
+    KeyMismatch { key: PathBuf, cert: PathBuf },
+    #[error("{0}: the certificate does not parse: {1}")]
+    BadCertificate(PathBuf, String),
+    #[error("{0}: the certificate expired {1} (renew it, or let Hearth get one)")]
+    Expired(PathBuf, String),
+    #[error("{0}: the certificate is not valid before {1}")]
+    NotYetValid(PathBuf, String),
+}
+
+impl Certificates {
+    /// Reads and checks the pair; an error says what is wrong with which file.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let loaded = read_pair(cert_path, key_path, &provider)?;
+        Ok(Self {
+            current: RwLock::new(Arc::new(loaded)),
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+            provider,
+        })
+    }
+
+    pub fn current(&self) -> Arc<Loaded> {
+        self.current.read().clone()
+    }
+
+    /// Reads the files again when they changed; a good new pair replaces the one served.
+    /// Answers whether it did, or why the new pair was refused.
+    pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
+        if stamp(&self.cert_path, &self.key_path) == self.current.read().stamp {
+            return Ok(false);
+        }
+        let loaded = read_pair(&self.cert_path, &self.key_path, &self.provider);
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                // Not again every interval: only when the files change once more.
+                let mut current = self.current.write();
+                let kept = Loaded {
+                    key: current.key.clone(),
+                    not_after: current.not_after,
+                    names: current.names.clone(),
+                    stamp: stamp(&self.cert_path, &self.key_path),
+                };
+                *current = Arc::new(kept);
+                return Err(e);
+            }
+        };
+        *self.current.write() = Arc::new(loaded);
+        Ok(true)
+    }
+
+    /// A TLS acceptor serving whatever certificate is current at each handshake.
+    pub fn acceptor(self: &Arc<Self>) -> TlsAcceptor {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Resolver(self.clone())));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// Looks at the files every `interval` until `cancel`, logging what happens.
+    pub async fn watch(self: Arc<Self>, interval: Duration, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let this = self.clone();
+            match tokio::task::spawn_blocking(move || this.reload_if_changed()).await {
+                Ok(Ok(true)) => {
+                    let now = self.current();
+                    tracing::info!(names = ?now.names, expires = %date(now.not_after), "TLS certificate reloaded");
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "the new TLS certificate was refused; the one before is still served")
+                }
+                Err(e) => tracing::error!(error = %e, "reloading the TLS certificate panicked"),
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Resolver(Arc<Certificates>);
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.current.read().key.clone())
+    }
+}
+
+fn stamp(cert: &Path, key: &Path) -> Stamp {
+    let one = |p: &Path| std::fs::metadata(p).map_or((None, 0), |m| (m.modified().ok(), m.len()));
+    [one(cert), one(key)]
+}
+
+fn read_pair(cert_path: &Path, key_path: &Path, provider: &CryptoProvider) -> Result<Loaded, TlsError> {
+    // The stamp first: a change made while reading is seen at the next look.
+    let stamp = stamp(cert_path, key_path);
+    let cert_pem = std::fs::read(cert_path).map_err(|e| TlsError::Read(cert_path.to_owned(), e))?;
+    let key_pem = std::fs::read(key_path).map_err(|e| TlsError::Read(key_path.to_owned(), e))?;
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&cert_pem).filter_map(Result::ok).collect();
+    let Some(leaf) = chain.first() else { return Err(TlsError::NoCertificate(cert_path.to_owned())) };
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey(key_path.to_owned()))?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| TlsError::BadKey(key_path.to_owned(), e.to_string()))?;
+    let (not_before, not_after, names) =
+        leaf_facts(leaf).map_err(|e| TlsError::BadCertificate(cert_path.to_owned(), e))?;
+    let certified = CertifiedKey::new(chain, signing);
+    if certified.keys_match().is_err() {
+        return Err(TlsError::KeyMismatch { key: key_path.to_owned(), cert: cert_path.to_owned() });
+    }
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if not_after < now {
+        return Err(TlsError::Expired(cert_path.to_owned(), date(not_after)));
+    }
+    if not_before > now {
+        return Err(TlsError::NotYetValid(cert_path.to_owned(), date(not_before)));
+    }
+    Ok(Loaded { key: Arc::new(certified), not_after, names, stamp })
+}
+
+/// (not before, not after, names) of a certificate.
+fn leaf_facts(der: &CertificateDer<'_>) -> Result<(i64, i64, Vec<String>), String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|e| e.to_string())?;
+    let validity = cert.validity();
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(n) => names.push((*n).to_owned()),
+                GeneralName::IPAddress(b) if b.len() == 4 => {
+                    names.push(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*b).unwrap_or_default()).to_string())
+                }
+                GeneralName::IPAddress(b) if b.len() == 16 => {
+                    names.push(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*b).unwrap_or_default()).to_string())
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok((validity.not_before.timestamp(), validity.not_after.timestamp(), names))
+}
+
+/// A Unix time in seconds as a date for messages.
+fn date(secs: i64) -> String {
+    httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64))
+}
