@@ -5,7 +5,8 @@
 # driven in headless Chromium with playwright-core from npm), nginx, Caddy, Apache, HAProxy and
 # openssl (the reverse-proxy configs the wizard writes are checked by the real programs), dnsmasq
 # (a DNS server with SRV records for the wizard's federation check), coturn (the TURN
-# configuration the dashboard writes runs in it), and
+# configuration the dashboard writes runs in it), pebble (the ACME test server built-in HTTPS
+# gets its certificates from), and
 # WebKitGTK, the app-indicator library and Xvfb (the desktop app is built and run under Xvfb).
 # The fuzzing suite (tests/fuzz) installs schemathesis from PyPI into its own virtual
 # environment and needs unshare and ip (util-linux, iproute2) for its private network.
@@ -35,6 +36,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 # The Reach page's TURN configuration runs in Debian's coturn, with its test client and peer.
 [ -x /usr/bin/turnserver ] || missing+=(coturn)
+# Built-in HTTPS gets its certificates from pebble, the ACME test server (with its DNS server).
+[ -x /usr/bin/pebble ] || missing+=(pebble)
 # The desktop app (src-tauri): Tauri's Linux build dependencies, and Xvfb to run it.
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists webkit2gtk-4.1 2>/dev/null || missing+=(libwebkit2gtk-4.1-dev)

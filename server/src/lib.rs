@@ -70,6 +70,8 @@ pub struct Running {
 struct Sockets {
     public: Vec<PublicSocket>,
     admin: std::net::TcpListener,
+    /// The plain listener answering the ACME CA's HTTP-01 challenges (`[acme]`).
+    acme: Vec<std::net::TcpListener>,
 }
 
 struct PublicSocket {
@@ -109,7 +111,18 @@ impl Sockets {
             "set [admin] port to another one",
             "Check [admin] bind_address and port",
         )?;
-        Ok(Sockets { public, admin })
+        let mut acme = Vec::new();
+        if config.acme.enabled {
+            for ip in &config.acme.bind_addresses {
+                acme.push(listen(
+                    SocketAddr::new(*ip, config.acme.port),
+                    "acme.port (the CA's HTTP-01 challenges)",
+                    "set acme.port to another one and forward port 80 there",
+                    "Ports below 1024 need privileges: set acme.port to a high port and forward port 80 to it, or give Hearth the right to bind it (Linux: setcap cap_net_bind_service)",
+                )?);
+            }
+        }
+        Ok(Sockets { public, admin, acme })
     }
 
     /// Rebinds listeners whose addresses the database's settings change (the wizard's "home
@@ -190,9 +203,13 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     let config = Arc::new(config);
 
     // Built-in HTTPS: the certificate is checked before anything listens.
-    let certificates = match (&config.tls_certificate_path, &config.tls_private_key_path) {
-        (Some(cert), Some(key)) if config.listeners.iter().any(|l| l.tls) => {
-            let loaded = http::tls::Certificates::load(cert, key);
+    let certificates = match config.tls_paths() {
+        Some((cert, key)) if config.listeners.iter().any(|l| l.tls) => {
+            let loaded = if config.acme.enabled {
+                service::tls::Certificates::load_or_placeholder(&cert, &key, &config.acme_domains())
+            } else {
+                service::tls::Certificates::load(&cert, &key)
+            };
             match loaded {
                 Ok(c) => Some(Arc::new(c)),
                 Err(e) => {
@@ -200,6 +217,12 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
                     return Err(anyhow::anyhow!("tls_certificate_path / tls_private_key_path: {e}"));
                 }
             }
+        }
+        _ => None,
+    };
+    let acme = match &certificates {
+        Some(c) if config.acme.enabled => {
+            Some(Arc::new(service::acme::Acme::new(config.clone(), secrets.clone(), c.clone())?))
         }
         _ => None,
     };
@@ -360,10 +383,12 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         limits: service::ratelimit::Limits::new(&config, db.clone()).await?,
         config: config.clone(),
         db: db.clone(),
-        secrets,
+        secrets: secrets.clone(),
         keys,
         accounts,
         shared_secret: SharedSecretRegistration::new(shared_secret),
+        tls: certificates.clone(),
+        acme: acme.clone(),
     };
     let state = AppState(Arc::new(services));
 
@@ -379,8 +404,16 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
     let mut addrs = Vec::new();
     if let Some(certificates) = &certificates {
         let now = certificates.current();
-        tracing::info!(names = ?now.names, "serving HTTPS");
+        tracing::info!(names = ?now.names, placeholder = now.placeholder, "serving HTTPS");
         tasks.spawn(certificates.clone().watch(config.tls_reload_interval.0, cancel.clone()));
+        if let Some(acme) = &acme {
+            for socket in &sockets.acme {
+                let listener = TcpListener::from_std(socket.try_clone()?)?;
+                let app = api::acme::router(acme.clone());
+                tasks.spawn(http::serve::serve(listener, app, connection_limits.clone(), None, cancel.clone()));
+            }
+            tasks.spawn(acme.clone().run(cancel.clone()));
+        }
     }
     for (listener, forwarded, tls) in listeners {
         addrs.push(listener.local_addr()?);

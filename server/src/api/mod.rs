@@ -1,6 +1,7 @@
 //! Endpoint handlers, one file per spec area. A handler checks permissions, calls one or two
 //! services and builds the response; anything longer belongs in `service`.
 
+pub mod acme;
 pub mod admin;
 pub mod client;
 pub mod federation;

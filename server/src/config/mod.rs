@@ -107,6 +107,9 @@ pub struct Config {
     pub request_body_timeout: HumanDuration,
     /// The admin listener: the setup page, dashboard and Hearth's admin API. Loopback only.
     pub admin: AdminListener,
+    /// Certificates from an ACME CA (Let's Encrypt) for the TLS listeners, as Synapse's former
+    /// `acme` section.
+    pub acme: AcmeConfig,
     /// What a new password must be like (Synapse's `password_config`).
     pub password_config: PasswordConfig,
     /// Who the user directory finds (Synapse's `user_directory`).
@@ -263,6 +266,49 @@ pub struct AdminListener {
     pub port: u16,
     /// A loopback address (127.0.0.1 or ::1).
     pub bind_address: IpAddr,
+}
+
+/// Getting and renewing the TLS listeners' certificate from an ACME CA (RFC 8555).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AcmeConfig {
+    pub enabled: bool,
+    /// The CA's directory: Let's Encrypt's production one by default; its staging one
+    /// (https://acme-staging-v02.api.letsencrypt.org/directory) for trying things out.
+    pub url: String,
+    /// The plain-HTTP listener answering the CA's HTTP-01 challenges (and sending everything
+    /// else to HTTPS). The CA always calls port 80: forward it here when this is another port.
+    pub port: u16,
+    pub bind_addresses: Vec<IpAddr>,
+    /// Renew when the certificate has fewer days left than this (or two thirds of its lifetime
+    /// have passed, whichever comes first).
+    pub reprovision_threshold: u32,
+    /// The name the certificate is for. Default: the server name, and the host of
+    /// `public_baseurl` when it differs (delegation).
+    pub domain: Option<String>,
+    /// Where the ACME account's key is kept. Default: with the other secrets.
+    pub account_key_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for the ACME server's own HTTPS: a test CA such as
+    /// pebble's.
+    pub custom_ca_list: Vec<PathBuf>,
+    /// The first wait after a failed attempt; doubled each time, up to a day.
+    pub retry_after: HumanDuration,
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            url: "https://acme-v02.api.letsencrypt.org/directory".to_owned(),
+            port: 80,
+            bind_addresses: vec![IpAddr::from([0, 0, 0, 0])],
+            reprovision_threshold: 30,
+            domain: None,
+            account_key_file: None,
+            custom_ca_list: Vec::new(),
+            retry_after: HumanDuration(Duration::from_secs(60)),
+        }
+    }
 }
 
 impl Default for AdminListener {
@@ -536,6 +582,7 @@ impl Default for Config {
             tls_certificate_path: None,
             tls_private_key_path: None,
             tls_reload_interval: HumanDuration(Duration::from_secs(60)),
+            acme: AcmeConfig::default(),
             max_spider_size: ByteSize(10 * 1024 * 1024),
             admin_contact: None,
             admin: AdminListener::default(),
@@ -730,9 +777,12 @@ impl Config {
             return Err(err("listeners: at least one listener is needed, e.g. [[listeners]] port = 8008"));
         }
         for (i, l) in self.listeners.iter().enumerate() {
-            if l.tls && (self.tls_certificate_path.is_none() || self.tls_private_key_path.is_none()) {
+            if l.tls
+                && !self.acme.enabled
+                && (self.tls_certificate_path.is_none() || self.tls_private_key_path.is_none())
+            {
                 return Err(err(format!(
-                    "listeners[{i}].tls: HTTPS needs a certificate: set tls_certificate_path and tls_private_key_path (PEM files), or set tls = false and put a reverse proxy (Caddy, nginx) in front"
+                    "listeners[{i}].tls: HTTPS needs a certificate: set tls_certificate_path and tls_private_key_path (PEM files), or let Hearth get one ([acme] enabled = true), or set tls = false and put a reverse proxy (Caddy, nginx) in front"
                 )));
             }
             if l.kind != "http" {
@@ -825,6 +875,23 @@ impl Config {
         ] {
             if d.0 < Duration::from_secs(1) {
                 return Err(err(format!("{name}: at least 1s")));
+            }
+        }
+        if self.acme.enabled {
+            if !self.listeners.iter().any(|l| l.tls) {
+                return Err(err("acme.enabled: no listener has tls = true, so no certificate is needed"));
+            }
+            if url::Url::parse(&self.acme.url).map(|u| u.scheme() != "https").unwrap_or(true) {
+                return Err(err(format!(
+                    "acme.url: \"{}\" is not an https:// URL of an ACME directory",
+                    self.acme.url
+                )));
+            }
+            if self.acme.bind_addresses.is_empty() {
+                return Err(err("acme.bind_addresses: at least one address"));
+            }
+            if self.acme.retry_after.0 < Duration::from_millis(100) {
+                return Err(err("acme.retry_after: at least 100ms"));
             }
         }
         if self.tls_reload_interval.0 < Duration::from_millis(100) {
@@ -936,6 +1003,38 @@ impl Config {
 
     pub fn data_dir(&self) -> &Path {
         self.data_dir.as_deref().expect("validate() fills data_dir")
+    }
+
+    /// The TLS listeners' certificate and key files: as configured, or where the ACME
+    /// certificate is kept (`tls/` in the data folder).
+    pub fn tls_paths(&self) -> Option<(PathBuf, PathBuf)> {
+        match (&self.tls_certificate_path, &self.tls_private_key_path) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            _ if self.acme.enabled => {
+                let dir = self.data_dir().join("tls");
+                Some((dir.join("fullchain.pem"), dir.join("privkey.pem")))
+            }
+            _ => None,
+        }
+    }
+
+    /// The names the ACME certificate is for: `acme.domain`, or the server name (without a
+    /// port) and the host of `public_baseurl` when it is another one.
+    pub fn acme_domains(&self) -> Vec<String> {
+        if let Some(d) = &self.acme.domain {
+            return vec![d.clone()];
+        }
+        let mut names = vec![self.server_name.host().to_owned()];
+        if let Some(host) = self
+            .public_baseurl
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            && !names.contains(&host)
+        {
+            names.push(host);
+        }
+        names
     }
 
     /// The base URL clients use, with a trailing slash.

@@ -4,7 +4,6 @@
 pub mod json;
 pub mod ruma;
 pub mod serve;
-pub mod tls;
 
 use std::{sync::Arc, time::Duration};
 

@@ -5,6 +5,7 @@
 
 pub mod account_data;
 pub mod accounts;
+pub mod acme;
 pub mod admin_key;
 pub mod delayed_events;
 pub mod e2ee;
@@ -28,6 +29,7 @@ pub mod shared_secret;
 pub mod signing;
 pub mod sliding_sync;
 pub mod sync;
+pub mod tls;
 pub mod tokens;
 pub mod turn;
 pub mod uiaa;
@@ -75,6 +77,10 @@ pub struct Services {
     pub limits: ratelimit::Limits,
     /// Synapse-style shared-secret registration (secret configured or generated).
     pub shared_secret: shared_secret::SharedSecretRegistration,
+    /// The TLS listeners' certificate, when a listener has `tls = true`.
+    pub tls: Option<Arc<tls::Certificates>>,
+    /// Getting that certificate from an ACME CA, when `[acme]` is enabled.
+    pub acme: Option<Arc<acme::Acme>>,
 }
 
 impl Services {

@@ -197,11 +197,19 @@ pub struct Outbound {
     /// Built on first use: loading the TLS roots costs memory that a server which never
     /// previews a link or pushes to a phone does not need.
     client: OnceLock<reqwest::Client>,
+    /// CA certificates trusted besides the system's (a test CA).
+    extra_roots: Vec<reqwest::Certificate>,
 }
 
 impl Outbound {
     pub fn new(policy: IpPolicy, purpose: &'static str, timeout: Duration, redirects: Redirects) -> Self {
-        Self { policy: Arc::new(policy), purpose, timeout, redirects, client: OnceLock::new() }
+        Self { policy: Arc::new(policy), purpose, timeout, redirects, client: OnceLock::new(), extra_roots: Vec::new() }
+    }
+
+    /// Also trusts these CA certificates for HTTPS.
+    pub fn trusting(mut self, roots: Vec<reqwest::Certificate>) -> Self {
+        self.extra_roots = roots;
+        self
     }
 
     fn client(&self) -> Result<&reqwest::Client, OutboundError> {
@@ -221,7 +229,11 @@ impl Outbound {
                 }
             }),
         };
-        let built = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for root in &self.extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        let built = builder
             .dns_resolver(Arc::new(CheckedResolver(self.policy.clone())))
             .no_proxy()
             .timeout(self.timeout)

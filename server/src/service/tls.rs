@@ -39,8 +39,11 @@ pub struct Certificates {
 #[derive(Debug)]
 pub struct Loaded {
     pub key: Arc<CertifiedKey>,
-    /// When the leaf certificate stops being valid (Unix seconds).
+    /// When the leaf certificate starts and stops being valid (Unix seconds).
+    pub not_before: i64,
     pub not_after: i64,
+    /// A self-signed stand-in served until the first certificate from the ACME CA arrives.
+    pub placeholder: bool,
     /// The names the leaf certificate is for (DNS names and IP addresses).
     pub names: Vec<String>,
     /// The files' modification times and sizes when read: a change is noticed by these.
@@ -83,6 +86,49 @@ impl Certificates {
         })
     }
 
+    /// When the files are not there yet (the ACME CA has not issued one): a self-signed
+    /// certificate for `names` is served meanwhile, and the files are used once they appear.
+    pub fn load_or_placeholder(cert_path: &Path, key_path: &Path, names: &[String]) -> Result<Self, TlsError> {
+        if cert_path.exists() || key_path.exists() {
+            return Self::load(cert_path, key_path);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let made = rcgen::generate_simple_self_signed(names.to_vec())
+            .map_err(|e| TlsError::BadCertificate(cert_path.to_owned(), e.to_string()))?;
+        let mut loaded = check_pair(
+            made.cert.pem().as_bytes(),
+            made.signing_key.serialize_pem().as_bytes(),
+            cert_path,
+            key_path,
+            &provider,
+        )?;
+        loaded.placeholder = true;
+        loaded.stamp = stamp(cert_path, key_path);
+        Ok(Self {
+            current: RwLock::new(Arc::new(loaded)),
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+            provider,
+        })
+    }
+
+    /// Checks a new certificate chain and key (PEM), writes them to the configured files (each
+    /// replaced whole, so a reader never sees half a file) and serves them from now on.
+    pub fn install(&self, chain_pem: &str, key_pem: &str) -> Result<Arc<Loaded>, TlsError> {
+        let mut loaded =
+            check_pair(chain_pem.as_bytes(), key_pem.as_bytes(), &self.cert_path, &self.key_path, &self.provider)?;
+        if let Some(dir) = self.cert_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| TlsError::Read(dir.to_owned(), e))?;
+        }
+        // The key first, private from the start: the certificate is what a reload looks for.
+        write_replacing(&self.key_path, key_pem.as_bytes(), true)?;
+        write_replacing(&self.cert_path, chain_pem.as_bytes(), false)?;
+        loaded.stamp = stamp(&self.cert_path, &self.key_path);
+        let loaded = Arc::new(loaded);
+        *self.current.write() = loaded.clone();
+        Ok(loaded)
+    }
+
     pub fn current(&self) -> Arc<Loaded> {
         self.current.read().clone()
     }
@@ -101,7 +147,9 @@ impl Certificates {
                 let mut current = self.current.write();
                 let kept = Loaded {
                     key: current.key.clone(),
+                    not_before: current.not_before,
                     not_after: current.not_after,
+                    placeholder: current.placeholder,
                     names: current.names.clone(),
                     stamp: stamp(&self.cert_path, &self.key_path),
                 };
@@ -164,15 +212,49 @@ fn stamp(cert: &Path, key: &Path) -> Stamp {
     [one(cert), one(key)]
 }
 
+/// Writes `path` whole through a temporary file beside it (readable by the owner only for a key).
+fn write_replacing(path: &Path, bytes: &[u8], private: bool) -> Result<(), TlsError> {
+    let fail = |e| TlsError::Read(path.to_owned(), e);
+    let tmp = path.with_extension("new");
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut f = options.open(&tmp).map_err(fail)?;
+        f.write_all(bytes).map_err(fail)?;
+        f.sync_all().map_err(fail)?;
+    }
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
 fn read_pair(cert_path: &Path, key_path: &Path, provider: &CryptoProvider) -> Result<Loaded, TlsError> {
     // The stamp first: a change made while reading is seen at the next look.
     let stamp = stamp(cert_path, key_path);
     let cert_pem = std::fs::read(cert_path).map_err(|e| TlsError::Read(cert_path.to_owned(), e))?;
     let key_pem = std::fs::read(key_path).map_err(|e| TlsError::Read(key_path.to_owned(), e))?;
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(&cert_pem).filter_map(Result::ok).collect();
+    let mut loaded = check_pair(&cert_pem, &key_pem, cert_path, key_path, provider)?;
+    loaded.stamp = stamp;
+    Ok(loaded)
+}
+
+/// Checks a certificate chain and key (PEM); the paths name them in errors.
+fn check_pair(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &CryptoProvider,
+) -> Result<Loaded, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem).filter_map(Result::ok).collect();
     let Some(leaf) = chain.first() else { return Err(TlsError::NoCertificate(cert_path.to_owned())) };
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey(key_path.to_owned()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| TlsError::NoKey(key_path.to_owned()))?;
     let signing = provider
         .key_provider
         .load_private_key(key)
@@ -190,7 +272,14 @@ fn read_pair(cert_path: &Path, key_path: &Path, provider: &CryptoProvider) -> Re
     if not_before > now {
         return Err(TlsError::NotYetValid(cert_path.to_owned(), date(not_before)));
     }
-    Ok(Loaded { key: Arc::new(certified), not_after, names, stamp })
+    Ok(Loaded {
+        key: Arc::new(certified),
+        not_before,
+        not_after,
+        placeholder: false,
+        names,
+        stamp: [(None, 0), (None, 0)],
+    })
 }
 
 /// (not before, not after, names) of a certificate.

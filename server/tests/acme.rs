@@ -1,0 +1,288 @@
+//! Certificates from an ACME CA, against Debian's `pebble` (the ACME test server) with its
+//! `pebble-challtestsrv` as the DNS server pebble asks: everything on loopback, on free ports.
+//! Hearth gets a certificate for its name over HTTP-01 and serves it, renews it when due, gets
+//! one after a failed challenge once the cause is fixed, and serves its stand-in (never a
+//! certificate for a name it does not hold) when the CA cannot validate.
+
+mod common;
+
+use std::{
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use common::test_config;
+use hearth_server::{Homeserver, config::HumanDuration};
+use serde_json::{Value, json};
+use tokio_rustls::rustls::{self, pki_types::ServerName};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// pebble and its DNS server, stopped when dropped.
+struct Pebble {
+    children: Vec<Child>,
+    /// The directory URL.
+    url: String,
+    /// The test CA pebble's own HTTPS is signed by (PEM file).
+    ca_file: std::path::PathBuf,
+    ca_pem: String,
+    management: u16,
+    dns_management: u16,
+    /// The port pebble validates HTTP-01 challenges on (Hearth's `acme.port`).
+    http01: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Pebble {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Pebble {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // pebble's HTTPS certificate, from a test CA the clients are told to trust.
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "pebble's test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let p = |name: &str| dir.path().join(name);
+        std::fs::write(p("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(p("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(p("ca.pem"), ca.pem()).unwrap();
+
+        let (listen, management, http01, tls_alpn) = (free_port(), free_port(), free_port(), free_port());
+        let (dns, dns_management) = (free_port(), free_port());
+        let config = json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{listen}"),
+            "managementListenAddress": format!("127.0.0.1:{management}"),
+            "certificate": p("cert.pem"), "privateKey": p("key.pem"),
+            "httpPort": http01, "tlsPort": tls_alpn,
+            "ocspResponderURL": "", "externalAccountBindingRequired": false,
+        }});
+        std::fs::write(p("pebble.json"), config.to_string()).unwrap();
+        let quiet = Stdio::null;
+        let dns_server = Command::new("pebble-challtestsrv")
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .args(["-dns01", &format!("127.0.0.1:{dns}"), "-management", &format!("127.0.0.1:{dns_management}")])
+            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+            .stdout(quiet())
+            .stderr(quiet())
+            .spawn()
+            .expect("pebble-challtestsrv (Debian's pebble package) runs");
+        let pebble = Command::new("pebble")
+            .args(["-config", p("pebble.json").to_str().unwrap(), "-dnsserver", &format!("127.0.0.1:{dns}")])
+            .env("PEBBLE_VA_NOSLEEP", "1")
+            .env("PEBBLE_WFE_NONCEREJECT", "0")
+            .stdout(quiet())
+            .stderr(quiet())
+            .spawn()
+            .expect("pebble (Debian's pebble package) runs");
+        let me = Pebble {
+            children: vec![dns_server, pebble],
+            url: format!("https://127.0.0.1:{listen}/dir"),
+            ca_file: p("ca.pem"),
+            ca_pem: ca.pem(),
+            management,
+            dns_management,
+            http01,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while me.client().get(&me.url).send().await.is_err() {
+            assert!(Instant::now() < deadline, "pebble did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        me
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap()])
+            .build()
+            .unwrap()
+    }
+
+    /// The root pebble issues certificates under (made when it starts).
+    async fn issuing_root(&self) -> Vec<u8> {
+        let url = format!("https://127.0.0.1:{}/roots/0", self.management);
+        self.client().get(url).send().await.unwrap().bytes().await.unwrap().to_vec()
+    }
+
+    /// Makes `host` resolve to `ip` for pebble (None: back to 127.0.0.1).
+    async fn resolve(&self, host: &str, ip: Option<&str>) {
+        let base = format!("http://127.0.0.1:{}", self.dns_management);
+        let http = reqwest::Client::new();
+        let resp = match ip {
+            Some(ip) => http.post(format!("{base}/add-a")).json(&json!({"host": host, "addresses": [ip]})).send(),
+            None => http.post(format!("{base}/clear-a")).json(&json!({"host": host})).send(),
+        };
+        assert!(resp.await.unwrap().status().is_success());
+    }
+}
+
+/// Hearth as hearth.test with one HTTPS listener and `[acme]` pointed at pebble.
+fn acme_config(pebble: &Pebble, dir: &std::path::Path) -> hearth_server::Config {
+    let mut c = test_config(dir);
+    c.server_name = "hearth.test".try_into().unwrap();
+    c.public_baseurl = Some("https://hearth.test/".to_owned());
+    c.listeners[0].tls = true;
+    c.acme.enabled = true;
+    c.acme.url = pebble.url.clone();
+    c.acme.port = pebble.http01;
+    c.acme.bind_addresses = vec!["127.0.0.1".parse().unwrap()];
+    c.acme.custom_ca_list = vec![pebble.ca_file.clone()];
+    c.acme.retry_after = HumanDuration(Duration::from_millis(200));
+    // pebble lives on loopback, which the outbound policy refuses by default.
+    c.ip_range_whitelist = vec!["127.0.0.0/8".to_owned()];
+    c
+}
+
+/// The certificate a TLS connection to `port` for `name` is given, when it verifies under
+/// `root` (pebble's issuing root): None while it does not.
+async fn issued_to(port: u16, name: &str, root: &[u8]) -> Option<Vec<u8>> {
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for der in rustls::pki_types::CertificateDer::pem_slice_iter(root).filter_map(Result::ok) {
+        roots.add(der).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+        .await
+        .ok()?;
+    Some(tls.get_ref().1.peer_certificates()?[0].to_vec())
+}
+
+async fn until_issued(port: u16, name: &str, root: &[u8], not: Option<&[u8]>) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(der) = issued_to(port, name, root).await
+            && Some(der.as_slice()) != not
+        {
+            return der;
+        }
+        assert!(Instant::now() < deadline, "no certificate from the CA was served for {name}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn hearth_gets_a_certificate_for_its_names_and_renews_it_when_due() {
+    let pebble = Pebble::start().await;
+    let root = pebble.issuing_root().await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = Homeserver::start(acme_config(&pebble, dir.path())).await.expect("starts");
+    let port = running.local_addr().port();
+    let first = until_issued(port, "hearth.test", &root, None).await;
+    assert!(dir.path().join("tls/fullchain.pem").exists() && dir.path().join("tls/privkey.pem").exists());
+    // Serving Matrix over it.
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&root).unwrap()])
+        .resolve("hearth.test", format!("127.0.0.1:{port}").parse().unwrap())
+        .build()
+        .unwrap();
+    let resp = http.get(format!("https://hearth.test:{port}/_matrix/client/versions")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    running.stop().await;
+
+    // Started again: the kept certificate is served at once, not asked for again.
+    let running = Homeserver::start(acme_config(&pebble, dir.path())).await.expect("starts");
+    let port = running.local_addr().port();
+    assert_eq!(issued_to(port, "hearth.test", &root).await.as_deref(), Some(first.as_slice()));
+    running.stop().await;
+
+    // Due (fewer days left than the threshold): renewed while serving.
+    let mut c = acme_config(&pebble, dir.path());
+    c.acme.reprovision_threshold = 100_000;
+    let running = Homeserver::start(c).await.expect("starts");
+    let port = running.local_addr().port();
+    until_issued(port, "hearth.test", &root, Some(&first)).await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_challenge_is_retried_and_succeeds_once_the_cause_is_fixed() {
+    let pebble = Pebble::start().await;
+    let root = pebble.issuing_root().await;
+    // The name points elsewhere: the CA cannot reach Hearth's challenge answer.
+    pebble.resolve("hearth.test", Some("127.0.0.9")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let running = Homeserver::start(acme_config(&pebble, dir.path())).await.expect("starts");
+    let port = running.local_addr().port();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(issued_to(port, "hearth.test", &root).await, None, "nothing the CA issued yet");
+    let admin = running.admin_addr();
+    let status = admin_tls(&running, admin).await;
+    assert!(status["acme"]["failures"].as_u64().unwrap() >= 1, "{status}");
+    let error = status["acme"]["last_error"].as_str().unwrap();
+    assert!(error.contains("hearth.test") && error.contains("port 80"), "{error}");
+    assert_eq!(status["certificate"]["placeholder"], true, "{status}");
+
+    pebble.resolve("hearth.test", None).await;
+    until_issued(port, "hearth.test", &root, None).await;
+    let status = admin_tls(&running, admin).await;
+    assert_eq!(status["certificate"]["placeholder"], false, "{status}");
+    assert!(status["acme"]["last_error"].is_null(), "{status}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn no_certificate_is_issued_for_a_name_this_server_does_not_hold() {
+    let pebble = Pebble::start().await;
+    let root = pebble.issuing_root().await;
+    // Someone else's name, which resolves to someone else's address.
+    pebble.resolve("elsewhere.test", Some("127.0.0.9")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = acme_config(&pebble, dir.path());
+    c.acme.domain = Some("elsewhere.test".to_owned());
+    let running = Homeserver::start(c).await.expect("starts");
+    let port = running.local_addr().port();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(issued_to(port, "elsewhere.test", &root).await, None);
+    let status = admin_tls(&running, running.admin_addr()).await;
+    assert_eq!(status["certificate"]["placeholder"], true, "{status}");
+    let (st, _) = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .get(format!("https://127.0.0.1:{port}/_matrix/client/versions"))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(st, 200, "serving all along, with the stand-in");
+    running.stop().await;
+}
+
+/// The dashboard's view of HTTPS (`GET /_hearth/admin/v1/tls`).
+async fn admin_tls(running: &hearth_server::Running, admin: std::net::SocketAddr) -> Value {
+    let key = running.admin_token();
+    reqwest::Client::new()
+        .get(format!("http://{admin}/_hearth/admin/v1/tls"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
