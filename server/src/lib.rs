@@ -112,7 +112,8 @@ impl Sockets {
             "Check [admin] bind_address and port",
         )?;
         let mut acme = Vec::new();
-        if config.acme.enabled {
+        // The plain listener answers HTTP-01 challenges; TLS-ALPN-01 needs none.
+        if config.acme.enabled && config.acme.challenge == config::AcmeChallenge::Http01 {
             for ip in &config.acme.bind_addresses {
                 acme.push(listen(
                     SocketAddr::new(*ip, config.acme.port),

@@ -13,7 +13,10 @@ use std::{
 };
 
 use common::test_config;
-use hearth_server::{Homeserver, config::HumanDuration};
+use hearth_server::{
+    Homeserver,
+    config::{AcmeChallenge, HumanDuration},
+};
 use serde_json::{Value, json};
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 
@@ -33,6 +36,8 @@ struct Pebble {
     dns_management: u16,
     /// The port pebble validates HTTP-01 challenges on (Hearth's `acme.port`).
     http01: u16,
+    /// The port pebble makes TLS-ALPN-01 handshakes to (Hearth's TLS listener).
+    tls_alpn: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -98,6 +103,7 @@ impl Pebble {
             management,
             dns_management,
             http01,
+            tls_alpn,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -285,4 +291,71 @@ async fn admin_tls(running: &hearth_server::Running, admin: std::net::SocketAddr
         .json()
         .await
         .unwrap()
+}
+
+#[tokio::test]
+async fn tls_alpn_01_gets_a_certificate_on_the_tls_port_alone() {
+    let pebble = Pebble::start().await;
+    let root = pebble.issuing_root().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = acme_config(&pebble, dir.path());
+    c.acme.challenge = AcmeChallenge::TlsAlpn01;
+    c.listeners[0].port = pebble.tls_alpn;
+    let running = Homeserver::start(c).await.expect("starts");
+    until_issued(pebble.tls_alpn, "hearth.test", &root, None).await;
+    assert!(std::net::TcpStream::connect(("127.0.0.1", pebble.http01)).is_err(), "no plain listener with TLS-ALPN-01");
+    // Outside a challenge, a handshake asking for acme-tls/1 gets nothing.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", pebble.tls_alpn)).await.unwrap();
+    let handshake = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("hearth.test").unwrap(), tcp)
+        .await;
+    assert!(handshake.is_err(), "no certificate for acme-tls/1 without a challenge");
+    running.stop().await;
+}
+
+/// Accepts any certificate: the handshake itself is what is tested.
+#[derive(Debug)]
+struct AnyCertificate;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
+    }
 }

@@ -293,6 +293,18 @@ pub struct AcmeConfig {
     pub custom_ca_list: Vec<PathBuf>,
     /// The first wait after a failed attempt; doubled each time, up to a day.
     pub retry_after: HumanDuration,
+    /// How the CA checks that this server holds the names: `http-01` (a request to port 80,
+    /// answered by the listener of `port`) or `tls-alpn-01` (a TLS handshake on port 443,
+    /// answered by the TLS listener itself; no port 80 needed).
+    pub challenge: AcmeChallenge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum AcmeChallenge {
+    #[serde(rename = "http-01")]
+    Http01,
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
 }
 
 impl Default for AcmeConfig {
@@ -307,6 +319,7 @@ impl Default for AcmeConfig {
             account_key_file: None,
             custom_ca_list: Vec::new(),
             retry_after: HumanDuration(Duration::from_secs(60)),
+            challenge: AcmeChallenge::Http01,
         }
     }
 }

@@ -133,6 +133,9 @@ pub async fn serve(
                         }
                         Err(_) => return,
                     };
+                    if crate::service::tls::is_acme_challenge(&stream) {
+                        return;
+                    }
                     watcher.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned()).await
                 }
             };

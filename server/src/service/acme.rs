@@ -1,7 +1,8 @@
 //! Certificates from an ACME CA (RFC 8555; Let's Encrypt unless `acme.url` says otherwise) for
 //! the TLS listeners, as Synapse once did and Caddy does: Hearth asks for one when it has none
 //! (serving a self-signed stand-in meanwhile), proves it holds the names with HTTP-01 (the plain
-//! listener on `acme.port` answers the CA's challenge), keeps the certificate in the TLS files
+//! listener on `acme.port` answers the CA's challenge) or TLS-ALPN-01 (the TLS listener serves
+//! the challenge certificate to the CA's `acme-tls/1` handshake), keeps the certificate in the TLS files
 //! and serves it at once, then renews it when two thirds of its lifetime have passed or fewer
 //! than `acme.reprovision_threshold` days are left, retrying with back-off after a failure.
 //!
@@ -29,7 +30,10 @@ use super::{
     outbound::{IpPolicy, Outbound, Redirects},
     tls::Certificates,
 };
-use crate::{config::Config, secrets::Secrets};
+use crate::{
+    config::{AcmeChallenge, Config},
+    secrets::Secrets,
+};
 
 /// The secret holding the ACME account (instant-acme's credentials, JSON).
 const ACCOUNT_SECRET: &str = "acme_account";
@@ -151,7 +155,7 @@ impl Acme {
         let names = self.config.acme_domains();
         let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
         let mut order = account.new_order(&NewOrder::new(&identifiers)).await.map_err(AcmeError::from_acme)?;
-        let mut tokens = Vec::new();
+        let mut answering = Vec::new();
         let answered = async {
             let mut authorizations = order.authorizations();
             while let Some(authz) = authorizations.next().await {
@@ -160,12 +164,27 @@ impl Acme {
                     continue;
                 }
                 let name = authz.identifier().to_string();
+                let (kind, label) = match self.config.acme.challenge {
+                    AcmeChallenge::Http01 => (ChallengeType::Http01, "HTTP-01"),
+                    AcmeChallenge::TlsAlpn01 => (ChallengeType::TlsAlpn01, "TLS-ALPN-01"),
+                };
                 let mut challenge = authz
-                    .challenge(ChallengeType::Http01)
-                    .ok_or_else(|| AcmeError(format!("the CA offers no HTTP-01 challenge for {name}")))?;
-                let token = challenge.token.clone();
-                self.http01.lock().insert(token.clone(), challenge.key_authorization().as_str().to_owned());
-                tokens.push(token);
+                    .challenge(kind)
+                    .ok_or_else(|| AcmeError(format!("the CA offers no {label} challenge for {name}")))?;
+                let key_authorization = challenge.key_authorization();
+                match self.config.acme.challenge {
+                    AcmeChallenge::Http01 => {
+                        let token = challenge.token.clone();
+                        self.http01.lock().insert(token.clone(), key_authorization.as_str().to_owned());
+                        answering.push(Answer::Token(token));
+                    }
+                    AcmeChallenge::TlsAlpn01 => {
+                        self.certificates
+                            .begin_challenge(&name, key_authorization.digest().as_ref())
+                            .map_err(|e| AcmeError(format!("making the TLS-ALPN-01 certificate: {e}")))?;
+                        answering.push(Answer::Host(name.clone()));
+                    }
+                }
                 challenge.set_ready().await.map_err(AcmeError::from_acme)?;
             }
             Ok::<_, AcmeError>(())
@@ -175,9 +194,13 @@ impl Acme {
             Ok(()) => self.finish(&mut order, &names).await,
             Err(e) => Err(e),
         };
-        let mut pending = self.http01.lock();
-        for t in &tokens {
-            pending.remove(t);
+        for a in answering {
+            match a {
+                Answer::Token(t) => {
+                    self.http01.lock().remove(&t);
+                }
+                Answer::Host(h) => self.certificates.end_challenge(&h),
+            }
         }
         result
     }
@@ -271,6 +294,12 @@ impl Acme {
             .map_err(|e| AcmeError(e.to_string()))?
             .map_err(|e| AcmeError(format!("keeping the ACME account with the secrets: {e}")))
     }
+}
+
+/// A challenge being answered, to stop answering it after the order.
+enum Answer {
+    Token(String),
+    Host(String),
 }
 
 /// Why getting a certificate failed, in words for the admin.

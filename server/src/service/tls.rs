@@ -6,6 +6,10 @@
 //! good (the key matches the certificate, the certificate is valid now), new connections get it,
 //! without a restart and without touching open connections. A pair that is not good is refused
 //! with a log line saying why, and the server goes on with the certificate it had.
+//!
+//! While the ACME CA checks a TLS-ALPN-01 challenge (RFC 8737), a handshake that asks for the
+//! `acme-tls/1` protocol and names a challenged host gets that challenge's certificate instead;
+//! such a connection carries no HTTP (`is_acme_challenge`).
 
 use std::{
     path::{Path, PathBuf},
@@ -26,10 +30,15 @@ use tokio_rustls::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// The ALPN protocol of TLS-ALPN-01 validation connections.
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
 /// The certificate new connections get, and what is known of it.
 #[derive(Debug)]
 pub struct Certificates {
     current: RwLock<Arc<Loaded>>,
+    /// TLS-ALPN-01 challenge certificates by host name, while the CA checks them.
+    challenges: RwLock<std::collections::HashMap<String, Arc<CertifiedKey>>>,
     cert_path: PathBuf,
     key_path: PathBuf,
     provider: Arc<CryptoProvider>,
@@ -80,6 +89,7 @@ impl Certificates {
         let loaded = read_pair(cert_path, key_path, &provider)?;
         Ok(Self {
             current: RwLock::new(Arc::new(loaded)),
+            challenges: RwLock::default(),
             cert_path: cert_path.to_owned(),
             key_path: key_path.to_owned(),
             provider,
@@ -106,6 +116,7 @@ impl Certificates {
         loaded.stamp = stamp(cert_path, key_path);
         Ok(Self {
             current: RwLock::new(Arc::new(loaded)),
+            challenges: RwLock::default(),
             cert_path: cert_path.to_owned(),
             key_path: key_path.to_owned(),
             provider,
@@ -127,6 +138,28 @@ impl Certificates {
         let loaded = Arc::new(loaded);
         *self.current.write() = loaded.clone();
         Ok(loaded)
+    }
+
+    /// Serves a TLS-ALPN-01 challenge certificate for `host` (RFC 8737: self-signed, for that
+    /// name, with the critical acmeIdentifier extension holding the SHA-256 digest of the key
+    /// authorization) until `end_challenge`.
+    pub fn begin_challenge(&self, host: &str, digest: &[u8]) -> Result<(), String> {
+        let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+        let mut params = rcgen::CertificateParams::new(vec![host.to_owned()]).map_err(|e| e.to_string())?;
+        params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+        let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+        let signing = self
+            .provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::try_from(key.serialize_der()).map_err(str::to_owned)?)
+            .map_err(|e| e.to_string())?;
+        let certified = Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing));
+        self.challenges.write().insert(host.to_ascii_lowercase(), certified);
+        Ok(())
+    }
+
+    pub fn end_challenge(&self, host: &str) {
+        self.challenges.write().remove(&host.to_ascii_lowercase());
     }
 
     pub fn current(&self) -> Arc<Loaded> {
@@ -168,7 +201,8 @@ impl Certificates {
             .expect("ring supports the default protocol versions")
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Resolver(self.clone())));
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // `acme-tls/1` last: only the CA's validation asks for it.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
         TlsAcceptor::from(Arc::new(config))
     }
 
@@ -202,9 +236,21 @@ impl Certificates {
 struct Resolver(Arc<Certificates>);
 
 impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let wants_challenge = hello.alpn().is_some_and(|mut p| p.any(|p| p == ACME_TLS_ALPN));
+        if wants_challenge {
+            // Only ever the challenge certificate: nothing else may be served under acme-tls/1.
+            let host = hello.server_name()?.to_ascii_lowercase();
+            return self.0.challenges.read().get(&host).cloned();
+        }
         Some(self.0.current.read().key.clone())
     }
+}
+
+/// Whether a TLS connection was made for the CA's TLS-ALPN-01 validation (closed after the
+/// handshake; it carries no HTTP).
+pub fn is_acme_challenge<IO>(stream: &tokio_rustls::server::TlsStream<IO>) -> bool {
+    stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN)
 }
 
 fn stamp(cert: &Path, key: &Path) -> Stamp {
