@@ -111,6 +111,7 @@ cargo test --workspace --locked --test turn -- --ignored
 step "UI suite (the dashboard and invite page in headless Chromium; screenshots in tests/ui/screenshots)"
 cargo test --workspace --locked --test ui_in_chromium -- --ignored
 cargo test --workspace --locked --test federation_events -- --ignored
+cargo test --workspace --locked --test acme -- --ignored
 
 step "desktop suite (the Tauri app under Xvfb; screenshot in tests/ui/screenshots)"
 cargo test --workspace --locked --test under_xvfb -- --ignored

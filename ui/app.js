@@ -115,7 +115,40 @@ const views = {
   },
 };
 
+/// What the Reach page says of built-in HTTPS (GET /tls): the certificate served and, when
+/// Hearth gets it from Let's Encrypt, how that goes. Trouble is said first, in plain words.
+function httpsCard(t) {
+  if (!t.enabled) {
+    return [el("p", {}, "Hearth does not serve HTTPS itself: a reverse proxy or tunnel in front of it does (below).")];
+  }
+  const c = t.certificate;
+  const ca = t.acme ? (t.acme.url.includes("letsencrypt.org") ? "Let's Encrypt" : new URL(t.acme.url).host) : "";
+  const days = Math.floor((c.not_after_ms - Date.now()) / 86400000);
+  const out = [];
+  const warn = (text) => out.push(el("p", { class: "warning", role: "alert" }, text));
+  if (c.placeholder) {
+    warn(`No certificate from ${ca} yet: apps see a self-signed one and refuse to connect until it arrives.`);
+  } else if (days < 0) {
+    warn("The certificate has expired: apps refuse to connect.");
+  } else if (days < 14) {
+    warn(`The certificate expires in ${days} day${days === 1 ? "" : "s"}.`);
+  }
+  if (t.acme?.last_error) {
+    const again = t.acme.next_attempt_ms ? ` Hearth tries again at ${when(t.acme.next_attempt_ms)}.` : "";
+    const times = t.acme.failures > 1 ? ` (${t.acme.failures} attempts in a row failed)` : "";
+    warn(`Getting the certificate failed${times}: ${t.acme.last_error}.${again}`);
+  }
+  out.push(el("p", {}, c.placeholder
+    ? `For ${t.acme.domains.join(" and ")}.`
+    : `For ${c.names.join(", ")}, valid until ${new Date(c.not_after_ms).toLocaleDateString()} (${days} days left).`));
+  out.push(el("p", {}, t.acme
+    ? `From ${ca}, renewed by Hearth${!c.placeholder && !t.acme.last_error && t.acme.next_attempt_ms ? ` (next renewal ${when(t.acme.next_attempt_ms)})` : ""}.`
+    : "From the certificate files in the configuration; Hearth takes renewed files without a restart."));
+  return out;
+}
+
 views.reach = async () => {
+  $("#https-now").replaceChildren(...httpsCard(await api("/tls")));
   const t = await api("/turn");
   $("#turn-now").textContent = t.uris.length
     ? `Calls use ${t.uris.join(" and ")}${t.credentials ? "." : ", but no credentials are set for it."}`

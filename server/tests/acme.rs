@@ -359,3 +359,41 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// The dashboard's Reach page in headless Chromium: while the CA cannot validate it says so
+/// (the stand-in is served, why the attempt failed, when it tries again); once the certificate
+/// is there, its names and how long it is valid.
+#[tokio::test]
+#[ignore = "needs Chromium and playwright-core (tests/ui): run by the UI suite"]
+async fn the_reach_page_says_how_the_certificate_is_doing() {
+    let pebble = Pebble::start().await;
+    let root = pebble.issuing_root().await;
+    pebble.resolve("hearth.test", Some("127.0.0.9")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = acme_config(&pebble, dir.path());
+    // Failures slow enough that the page sees one (not the next attempt's success).
+    c.acme.retry_after = HumanDuration(Duration::from_secs(3));
+    let running = Homeserver::start(c).await.expect("starts");
+    let port = running.local_addr().port();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while admin_tls(&running, running.admin_addr()).await["acme"]["failures"] == 0 {
+        assert!(Instant::now() < deadline, "no failed attempt");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The setup is done: the dashboard opens on Status.
+    let url = format!("http://{}/_hearth/admin/v1/setup/done", running.admin_addr());
+    let resp = reqwest::Client::new().post(&url).bearer_auth(running.admin_token()).json(&json!({})).send().await;
+    assert!(resp.unwrap().status().is_success());
+    let got = common::ui_flow("https", &running.admin_url(), "failing").await;
+    let alerts = got["alerts"].to_string();
+    assert!(alerts.contains("self-signed"), "{got}");
+    assert!(alerts.contains("Getting the certificate failed") && alerts.contains("port 80"), "{got}");
+
+    pebble.resolve("hearth.test", None).await;
+    until_issued(port, "hearth.test", &root, None).await;
+    let got = common::ui_flow("https", &running.admin_url(), "issued").await;
+    assert_eq!(got["alerts"], json!([]), "{got}");
+    let text = got["text"].as_str().unwrap();
+    assert!(text.contains("hearth.test") && text.contains("days left") && text.contains("renewed by Hearth"), "{text}");
+    running.stop().await;
+}

@@ -187,23 +187,6 @@ async fn stand_with_certificate(
     Stand { name, key, routes, taken, asked }
 }
 
-/// Runs one flow of tests/ui/flows.mjs in headless Chromium against the dashboard at
-/// `admin_url`; answers the JSON line it printed.
-async fn ui_flow(flow: &str, admin_url: &str, arg: &str) -> Value {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
-    let shots = dir.join("screenshots");
-    let args = vec!["flows.mjs".to_owned(), flow.to_owned(), admin_url.to_owned(), arg.to_owned()];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node").args(&args).current_dir(&dir).env("SCREENSHOTS", shots).output()
-    })
-    .await
-    .unwrap()
-    .expect("node runs (install Node.js, then `npm ci` in tests/ui)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "flows.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
-}
-
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
@@ -581,7 +564,7 @@ async fn the_dashboard_shows_a_server_that_does_not_answer() {
     let url = format!("http://{}/_hearth/admin/v1/setup/done", running.admin_addr());
     let resp = s.http.post(&url).bearer_auth(running.admin_token()).json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let got = ui_flow("servers", &running.admin_url(), &stand.name).await;
+    let got = common::ui_flow("servers", &running.admin_url(), &stand.name).await;
     assert_eq!(got["server"], json!(stand.name), "{got}");
     assert_eq!(got["reached"], "Never", "{got}");
 }
@@ -1275,7 +1258,8 @@ async fn the_dashboards_federation_tester_in_chromium() {
     let url = format!("http://{}/_hearth/admin/v1/setup/done", running.admin_addr());
     let resp = s.http.post(&url).bearer_auth(running.admin_token()).json(&json!({})).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let got = ui_flow("tester", &running.admin_url(), &format!("{},{},nowhere.invalid", good.name, bad.name)).await;
+    let got =
+        common::ui_flow("tester", &running.admin_url(), &format!("{},{},nowhere.invalid", good.name, bad.name)).await;
     let results = got["results"].as_array().unwrap();
     assert!(results[0]["verdict"].as_str().unwrap().contains("can be reached"), "{got}");
     assert!(results[1]["verdict"].as_str().unwrap().contains("cannot be reached"), "{got}");

@@ -8,6 +8,7 @@
 //   node flows.mjs settings <admin-url>       switch registration to invite codes (server restarts)
 //   node flows.mjs servers <admin-url> <server-name>  the Servers page lists a server that is not answering
 //   node flows.mjs tester <admin-url> <name,name,...>  the federation tester's answers for each name
+//   node flows.mjs https <admin-url> <shot-name>  what the Reach page says of the HTTPS certificate
 //
 // Screenshots go to $SCREENSHOTS (kept as CI artifacts).
 
@@ -338,6 +339,19 @@ try {
     }
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ results }));
+  } else if (flow === "https") {
+    // The third argument names the screenshot here.
+    const { page, errors } = await dashboard();
+    await page.getByRole("link", { name: "Reach" }).click();
+    await page.getByRole("heading", { name: "HTTPS certificate" }).waitFor();
+    const card = page.locator("#https-now");
+    await card.locator("p").first().waitFor();
+    const alerts = await card.getByRole("alert").allTextContents();
+    const text = await card.textContent();
+    await checkLayout(page, "reach at 800x600");
+    await page.screenshot({ path: `${shots}/https-${userId}.png`, fullPage: true });
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ alerts, text }));
   } else {
     throw new Error(`unknown flow ${flow}`);
   }

@@ -192,3 +192,20 @@ pub fn assert_err(got: &(StatusCode, Value), status: u16, errcode: &str) {
     assert_eq!(got.1["errcode"], errcode, "{}", got.1);
     assert!(got.1["error"].is_string(), "error message missing: {}", got.1);
 }
+
+/// Runs one flow of tests/ui/flows.mjs in headless Chromium against the dashboard at
+/// `admin_url`; answers the JSON line it printed.
+pub async fn ui_flow(flow: &str, admin_url: &str, arg: &str) -> Value {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
+    let shots = dir.join("screenshots");
+    let args = vec!["flows.mjs".to_owned(), flow.to_owned(), admin_url.to_owned(), arg.to_owned()];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node").args(&args).current_dir(&dir).env("SCREENSHOTS", shots).output()
+    })
+    .await
+    .unwrap()
+    .expect("node runs (install Node.js, then `npm ci` in tests/ui)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "flows.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
+}
