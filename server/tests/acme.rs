@@ -159,23 +159,10 @@ fn acme_config(pebble: &Pebble, dir: &std::path::Path) -> hearth_server::Config 
 /// The certificate a TLS connection to `port` for `name` is given, when it verifies under
 /// `root` (pebble's issuing root): None while it does not.
 async fn issued_to(port: u16, name: &str, root: &[u8]) -> Option<Vec<u8>> {
-    let mut roots = rustls::RootCertStore::empty();
     use rustls::pki_types::pem::PemObject;
-    for der in rustls::pki_types::CertificateDer::pem_slice_iter(root).filter_map(Result::ok) {
-        roots.add(der).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
-        .await
-        .ok()?;
-    Some(tls.get_ref().1.peer_certificates()?[0].to_vec())
+    let roots = rustls::pki_types::CertificateDer::pem_slice_iter(root).filter_map(Result::ok).collect();
+    let chain = common::tls_handshake(port, name, roots).await.ok()?;
+    chain.first().map(|c| c.to_vec())
 }
 
 async fn until_issued(port: u16, name: &str, root: &[u8], not: Option<&[u8]>) -> Vec<u8> {

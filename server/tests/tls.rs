@@ -6,15 +6,12 @@
 
 mod common;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use common::{TestServer, test_config};
 use hearth_server::Homeserver;
 use serde_json::json;
-use tokio_rustls::rustls::{
-    self,
-    pki_types::{CertificateDer, ServerName},
-};
+use tokio_rustls::rustls::pki_types::CertificateDer;
 
 /// A test CA that signs certificates for 127.0.0.1.
 struct Ca {
@@ -67,20 +64,10 @@ impl Ca {
 
     /// The certificate a new TLS connection to `port` is given.
     async fn served(&self, port: u16) -> CertificateDer<'static> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.issuer.der().clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        let chain = common::tls_handshake(port, "127.0.0.1", vec![self.issuer.der().clone()])
             .await
             .expect("a TLS handshake trusting only the test CA");
-        tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+        chain[0].clone()
     }
 }
 

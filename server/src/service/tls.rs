@@ -87,13 +87,17 @@ impl Certificates {
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let loaded = read_pair(cert_path, key_path, &provider)?;
-        Ok(Self {
+        Ok(Self::serving(loaded, cert_path, key_path, provider))
+    }
+
+    fn serving(loaded: Loaded, cert_path: &Path, key_path: &Path, provider: Arc<CryptoProvider>) -> Self {
+        Self {
             current: RwLock::new(Arc::new(loaded)),
             challenges: RwLock::default(),
             cert_path: cert_path.to_owned(),
             key_path: key_path.to_owned(),
             provider,
-        })
+        }
     }
 
     /// When the files are not there yet (the ACME CA has not issued one): a self-signed
@@ -114,13 +118,7 @@ impl Certificates {
         )?;
         loaded.placeholder = true;
         loaded.stamp = stamp(cert_path, key_path);
-        Ok(Self {
-            current: RwLock::new(Arc::new(loaded)),
-            challenges: RwLock::default(),
-            cert_path: cert_path.to_owned(),
-            key_path: key_path.to_owned(),
-            provider,
-        })
+        Ok(Self::serving(loaded, cert_path, key_path, provider))
     }
 
     /// Checks a new certificate chain and key (PEM), writes them to the configured files (each

@@ -209,3 +209,29 @@ pub async fn ui_flow(flow: &str, admin_url: &str, arg: &str) -> Value {
     assert!(out.status.success(), "flows.mjs failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
 }
+
+/// A TLS handshake with 127.0.0.1:`port` for `name`, trusting only the CA certificates in `roots`
+/// (DER); answers the certificate chain the server gave, or the handshake's error.
+pub async fn tls_handshake(
+    port: u16,
+    name: &str,
+    roots: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, String> {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root).map_err(|e| e.to_string())?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let server = rustls::pki_types::ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    let tls =
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(server, tcp).await.map_err(|e| e.to_string())?;
+    Ok(tls.get_ref().1.peer_certificates().map(<[_]>::to_vec).unwrap_or_default())
+}
