@@ -10,12 +10,7 @@
 //! `acme.account_key_file`. Requests to the CA go through the outbound policy like every other
 //! request Hearth makes (a CA on a private address must be allowed in `ip_range_whitelist`).
 
-use std::{
-    collections::HashMap,
-    pin::Pin,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{collections::HashMap, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -27,6 +22,7 @@ use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    now_ms,
     outbound::{IpPolicy, Outbound, Redirects},
     tls::Certificates,
 };
@@ -338,10 +334,6 @@ fn explain(kind: Option<&str>, detail: Option<&str>) -> String {
 
 fn retry_wait(first: Duration, failures: u32) -> Duration {
     first.saturating_mul(1u32 << failures.saturating_sub(1).min(20)).min(MAX_RETRY)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// instant-acme's HTTP requests, sent through the outbound policy.

@@ -37,6 +37,9 @@ pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 #[derive(Debug)]
 pub struct Certificates {
     current: RwLock<Arc<Loaded>>,
+    /// The files' modification times and sizes when last read: a change is noticed by these
+    /// (also after a refused pair, so it is not read again until the files change once more).
+    seen: parking_lot::Mutex<Stamp>,
     /// TLS-ALPN-01 challenge certificates by host name, while the CA checks them.
     challenges: RwLock<std::collections::HashMap<String, Arc<CertifiedKey>>>,
     cert_path: PathBuf,
@@ -55,8 +58,6 @@ pub struct Loaded {
     pub placeholder: bool,
     /// The names the leaf certificate is for (DNS names and IP addresses).
     pub names: Vec<String>,
-    /// The files' modification times and sizes when read: a change is noticed by these.
-    stamp: Stamp,
 }
 
 type Stamp = [(Option<SystemTime>, u64); 2];
@@ -86,13 +87,14 @@ impl Certificates {
     /// Reads and checks the pair; an error says what is wrong with which file.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let loaded = read_pair(cert_path, key_path, &provider)?;
-        Ok(Self::serving(loaded, cert_path, key_path, provider))
+        let (loaded, seen) = read_pair(cert_path, key_path, &provider)?;
+        Ok(Self::serving(loaded, seen, cert_path, key_path, provider))
     }
 
-    fn serving(loaded: Loaded, cert_path: &Path, key_path: &Path, provider: Arc<CryptoProvider>) -> Self {
+    fn serving(loaded: Loaded, seen: Stamp, cert_path: &Path, key_path: &Path, provider: Arc<CryptoProvider>) -> Self {
         Self {
             current: RwLock::new(Arc::new(loaded)),
+            seen: parking_lot::Mutex::new(seen),
             challenges: RwLock::default(),
             cert_path: cert_path.to_owned(),
             key_path: key_path.to_owned(),
@@ -117,14 +119,13 @@ impl Certificates {
             &provider,
         )?;
         loaded.placeholder = true;
-        loaded.stamp = stamp(cert_path, key_path);
-        Ok(Self::serving(loaded, cert_path, key_path, provider))
+        Ok(Self::serving(loaded, stamp(cert_path, key_path), cert_path, key_path, provider))
     }
 
     /// Checks a new certificate chain and key (PEM), writes them to the configured files (each
     /// replaced whole, so a reader never sees half a file) and serves them from now on.
     pub fn install(&self, chain_pem: &str, key_pem: &str) -> Result<Arc<Loaded>, TlsError> {
-        let mut loaded =
+        let loaded =
             check_pair(chain_pem.as_bytes(), key_pem.as_bytes(), &self.cert_path, &self.key_path, &self.provider)?;
         if let Some(dir) = self.cert_path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| TlsError::Read(dir.to_owned(), e))?;
@@ -132,7 +133,7 @@ impl Certificates {
         // The key first, private from the start: the certificate is what a reload looks for.
         write_replacing(&self.key_path, key_pem.as_bytes(), true)?;
         write_replacing(&self.cert_path, chain_pem.as_bytes(), false)?;
-        loaded.stamp = stamp(&self.cert_path, &self.key_path);
+        *self.seen.lock() = stamp(&self.cert_path, &self.key_path);
         let loaded = Arc::new(loaded);
         *self.current.write() = loaded.clone();
         Ok(loaded)
@@ -167,27 +168,13 @@ impl Certificates {
     /// Reads the files again when they changed; a good new pair replaces the one served.
     /// Answers whether it did, or why the new pair was refused.
     pub fn reload_if_changed(&self) -> Result<bool, TlsError> {
-        if stamp(&self.cert_path, &self.key_path) == self.current.read().stamp {
+        let now = stamp(&self.cert_path, &self.key_path);
+        if now == *self.seen.lock() {
             return Ok(false);
         }
-        let loaded = read_pair(&self.cert_path, &self.key_path, &self.provider);
-        let loaded = match loaded {
-            Ok(l) => l,
-            Err(e) => {
-                // Not again every interval: only when the files change once more.
-                let mut current = self.current.write();
-                let kept = Loaded {
-                    key: current.key.clone(),
-                    not_before: current.not_before,
-                    not_after: current.not_after,
-                    placeholder: current.placeholder,
-                    names: current.names.clone(),
-                    stamp: stamp(&self.cert_path, &self.key_path),
-                };
-                *current = Arc::new(kept);
-                return Err(e);
-            }
-        };
+        // Not read again every interval, also when refused: only when the files change once more.
+        *self.seen.lock() = now;
+        let (loaded, _) = read_pair(&self.cert_path, &self.key_path, &self.provider)?;
         *self.current.write() = Arc::new(loaded);
         Ok(true)
     }
@@ -278,14 +265,13 @@ fn write_replacing(path: &Path, bytes: &[u8], private: bool) -> Result<(), TlsEr
     std::fs::rename(&tmp, path).map_err(fail)
 }
 
-fn read_pair(cert_path: &Path, key_path: &Path, provider: &CryptoProvider) -> Result<Loaded, TlsError> {
-    // The stamp first: a change made while reading is seen at the next look.
+/// The pair in the files, and their stamp (taken first: a change made while reading is seen at
+/// the next look).
+fn read_pair(cert_path: &Path, key_path: &Path, provider: &CryptoProvider) -> Result<(Loaded, Stamp), TlsError> {
     let stamp = stamp(cert_path, key_path);
     let cert_pem = std::fs::read(cert_path).map_err(|e| TlsError::Read(cert_path.to_owned(), e))?;
     let key_pem = std::fs::read(key_path).map_err(|e| TlsError::Read(key_path.to_owned(), e))?;
-    let mut loaded = check_pair(&cert_pem, &key_pem, cert_path, key_path, provider)?;
-    loaded.stamp = stamp;
-    Ok(loaded)
+    Ok((check_pair(&cert_pem, &key_pem, cert_path, key_path, provider)?, stamp))
 }
 
 /// Checks a certificate chain and key (PEM); the paths name them in errors.
@@ -309,21 +295,14 @@ fn check_pair(
     if certified.keys_match().is_err() {
         return Err(TlsError::KeyMismatch { key: key_path.to_owned(), cert: cert_path.to_owned() });
     }
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = crate::storage::now_ms() / 1000;
     if not_after < now {
         return Err(TlsError::Expired(cert_path.to_owned(), date(not_after)));
     }
     if not_before > now {
         return Err(TlsError::NotYetValid(cert_path.to_owned(), date(not_before)));
     }
-    Ok(Loaded {
-        key: Arc::new(certified),
-        not_before,
-        not_after,
-        placeholder: false,
-        names,
-        stamp: [(None, 0), (None, 0)],
-    })
+    Ok(Loaded { key: Arc::new(certified), not_before, not_after, placeholder: false, names })
 }
 
 /// (not before, not after, names) of a certificate.

@@ -32,9 +32,7 @@ pub async fn devices(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result
 pub async fn replace(
     conn: &mut SqliteConnection,
     user_id: &str,
-    stream_id: i64,
-    master_key: Option<&str>,
-    self_signing_key: Option<&str>,
+    list: &KeptList,
     devices: &[(String, String)],
     now: i64,
 ) -> sqlx::Result<()> {
@@ -47,9 +45,9 @@ pub async fn replace(
              fetched_ts = excluded.fetched_ts",
     )
     .bind(user_id)
-    .bind(stream_id)
-    .bind(master_key)
-    .bind(self_signing_key)
+    .bind(list.stream_id)
+    .bind(&list.master_key)
+    .bind(&list.self_signing_key)
     .bind(now)
     .execute(&mut *conn)
     .await?;

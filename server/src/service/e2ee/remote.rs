@@ -110,27 +110,33 @@ impl E2ee {
             tracing::warn!(%user, error = %e, "reading a kept device list");
             json!({ "status": 500, "message": "This server could not read its copy" })
         };
-        let list = remote_devices::list(&self.db.read, user).await.map_err(|e| internal(e.into()))?;
-        if !remote_devices::shares_room_with_local_user(&self.db.read, user).await.map_err(|e| internal(e.into()))? {
+        let db = |e: sqlx::Error| internal(e.into());
+        let list = remote_devices::list(&self.db.read, user).await.map_err(db)?;
+        if !remote_devices::shares_room_with_local_user(&self.db.read, user).await.map_err(db)? {
             if list.is_some() {
-                remote_devices::forget(&self.db.write, user).await.map_err(|e| internal(e.into()))?;
+                remote_devices::forget(&self.db.write, user).await.map_err(db)?;
             }
             return Ok(None);
         }
-        if list.as_ref().is_none_or(|l| l.stale) {
-            let Ok(user_id) = UserId::parse(user) else { return Ok(None) };
-            if let Err(failure) = self.resync(&user_id, timeout).await {
-                if list.is_none() {
-                    return Err(failure);
+        let list = match list {
+            Some(list) if !list.stale => list,
+            stale_or_none => {
+                let Ok(user_id) = UserId::parse(user) else { return Ok(None) };
+                match (self.resync(&user_id, timeout).await, stale_or_none) {
+                    (Ok(fetched), _) => fetched,
+                    (Err(_), Some(stale)) => {
+                        tracing::info!(%user, "a stale device list is used: its server did not answer");
+                        stale
+                    }
+                    (Err(failure), None) => return Err(failure),
                 }
-                tracing::info!(%user, "a stale device list is used: its server did not answer");
             }
-        }
-        self.read_kept(user).await.map_err(internal)
+        };
+        self.read_kept(user, list).await.map(Some).map_err(internal)
     }
 
-    async fn read_kept(&self, user: &str) -> Result<Option<Kept>> {
-        let Some(list) = remote_devices::list(&self.db.read, user).await? else { return Ok(None) };
+    /// The devices of `list` (`user`'s), with its cross-signing keys, as /keys/query gives them.
+    async fn read_kept(&self, user: &str, list: remote_devices::KeptList) -> Result<Kept> {
         let mut devices = Map::new();
         for (device, keys) in remote_devices::devices(&self.db.read, user).await? {
             if let Ok(keys) = serde_json::from_str::<Value>(&keys) {
@@ -138,11 +144,12 @@ impl E2ee {
             }
         }
         let parse = |k: Option<String>| k.and_then(|k| serde_json::from_str(&k).ok());
-        Ok(Some(Kept { devices, master: parse(list.master_key), self_signing: parse(list.self_signing_key) }))
+        Ok(Kept { devices, master: parse(list.master_key), self_signing: parse(list.self_signing_key) })
     }
 
-    /// Fetches `user`'s whole device list from their server (`/user/devices`) and keeps it.
-    async fn resync(&self, user: &UserId, timeout: Duration) -> std::result::Result<(), Value> {
+    /// Fetches `user`'s whole device list from their server (`/user/devices`) and keeps it;
+    /// answers the list as kept now.
+    async fn resync(&self, user: &UserId, timeout: Duration) -> std::result::Result<remote_devices::KeptList, Value> {
         let request = ruma::api::federation::device::get_devices::v1::Request::new(user.to_owned());
         let resp = self.ask(user.server_name(), request, timeout).await?;
         if resp.user_id != user {
@@ -154,20 +161,15 @@ impl E2ee {
                 devices.push((d.device_id.to_string(), keys.to_string()));
             }
         }
-        let master = resp.master_key.and_then(|k| cross_signing_key(user, k.json().get()));
-        let self_signing = resp.self_signing_key.and_then(|k| cross_signing_key(user, k.json().get()));
+        let list = remote_devices::KeptList {
+            stream_id: i64::try_from(u64::from(resp.stream_id)).unwrap_or(i64::MAX),
+            stale: false,
+            master_key: resp.master_key.and_then(|k| cross_signing_key(user, k.json().get())),
+            self_signing_key: resp.self_signing_key.and_then(|k| cross_signing_key(user, k.json().get())),
+        };
         let stored = async {
             let mut tx = self.db.begin_write().await?;
-            remote_devices::replace(
-                &mut tx,
-                user.as_str(),
-                i64::try_from(u64::from(resp.stream_id)).unwrap_or(i64::MAX),
-                master.as_deref(),
-                self_signing.as_deref(),
-                &devices,
-                storage::now_ms(),
-            )
-            .await?;
+            remote_devices::replace(&mut tx, user.as_str(), &list, &devices, storage::now_ms()).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
         };
@@ -176,7 +178,7 @@ impl E2ee {
             json!({ "status": 500, "message": "This server could not keep the list" })
         })?;
         tracing::debug!(%user, devices = devices.len(), "device list fetched whole");
-        Ok(())
+        Ok(list)
     }
 
     /// Asks each server for its users' keys with `/user/keys/query`, all servers at once.
@@ -446,24 +448,20 @@ impl E2ee {
                 // Already applied (a transaction sent again), or covered by the whole list.
                 return Ok(());
             }
-            let keys = if update.deleted == Some(true) {
-                None
-            } else {
-                update.keys.as_ref().and_then(|k| {
-                    device_keys(
-                        &update.user_id,
-                        update.device_id.as_str(),
-                        k.json().get(),
-                        update.device_display_name.clone(),
-                    )
-                })
-            };
             if list.stale || !update.prev_id.iter().all(known) {
                 tracing::info!(%user, stream_id, "a device list update after a gap: the list is fetched again");
                 remote_devices::mark_stale(&self.db.write, user).await?;
             } else {
-                let mut tx = self.db.begin_write().await?;
+                // Keys that are not the device's own leave it out, as a deletion would.
+                let keys = match update.deleted {
+                    Some(true) => None,
+                    _ => update.keys.as_ref().and_then(|k| {
+                        let name = update.device_display_name.clone();
+                        device_keys(&update.user_id, update.device_id.as_str(), k.json().get(), name)
+                    }),
+                };
                 let keys = keys.map(|k| k.to_string());
+                let mut tx = self.db.begin_write().await?;
                 remote_devices::update_device(&mut tx, user, update.device_id.as_str(), keys.as_deref(), stream_id)
                     .await?;
                 tx.commit().await?;

@@ -57,14 +57,12 @@ impl Federation {
                         .map_err(|e| e.message())
                 }
             }
-            Edu::DeviceListUpdate(u) => match self.is_known_user_of(origin, &u.user_id).await {
-                Ok(()) => self.e2ee.remote_device_updated(&u).await.map_err(|e| e.message()),
-                Err(e) => Err(e),
-            },
-            Edu::SigningKeyUpdate(u) => match self.is_known_user_of(origin, &u.user_id).await {
-                Ok(()) => self.e2ee.remote_signing_keys_updated(&u).await.map_err(|e| e.message()),
-                Err(e) => Err(e),
-            },
+            Edu::DeviceListUpdate(u) => {
+                self.receive_device_news(origin, &u.user_id, self.e2ee.remote_device_updated(&u)).await
+            }
+            Edu::SigningKeyUpdate(u) => {
+                self.receive_device_news(origin, &u.user_id, self.e2ee.remote_signing_keys_updated(&u)).await
+            }
             _ => Ok(()),
         };
         if let Err(e) = outcome {
@@ -121,6 +119,18 @@ impl Federation {
         self.is_known_user_of(origin, user).await?;
         self.ephemeral.set_presence(user, state, status_msg);
         Ok(())
+    }
+
+    /// News of a remote user's devices or cross-signing keys (`m.device_list_update`,
+    /// `m.signing_key_update`): `take` runs only when the user is `origin`'s and known here.
+    async fn receive_device_news(
+        &self,
+        origin: &ServerName,
+        user: &UserId,
+        take: impl Future<Output = crate::error::Result<()>>,
+    ) -> Result<(), String> {
+        self.is_known_user_of(origin, user).await?;
+        take.await.map_err(|e| e.message())
     }
 
     /// Whether `user` is `origin`'s and in a room here (news of anyone else is dropped).
