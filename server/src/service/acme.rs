@@ -35,6 +35,9 @@ use crate::{
 const ACCOUNT_SECRET: &str = "acme_account";
 /// The longest wait between two attempts after failures.
 const MAX_RETRY: Duration = Duration::from_secs(24 * 3600);
+/// The shortest wait between two successful orders, whatever the renewal rule says: a CA limits
+/// how many certificates it gives for a name.
+const MIN_BETWEEN_ORDERS: Duration = Duration::from_secs(3600);
 /// How long an order may take once its challenges are answered.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -105,7 +108,14 @@ impl Acme {
                         let now = self.certificates.current();
                         tracing::info!(names = ?now.names, expires = now.not_after, "certificate obtained from the ACME CA");
                         self.record(None, 0);
-                        continue;
+                        let due = self.due_in().unwrap_or_default();
+                        if due < MIN_BETWEEN_ORDERS {
+                            tracing::warn!(
+                                threshold_days = self.config.acme.reprovision_threshold,
+                                "the new certificate is due for renewal at once (acme.reprovision_threshold is longer than its lifetime): the next order waits an hour"
+                            );
+                        }
+                        after_success(due)
                     }
                     Err(e) => {
                         failures += 1;
@@ -332,6 +342,12 @@ fn explain(kind: Option<&str>, detail: Option<&str>) -> String {
     if hint.is_empty() { detail.to_owned() } else { format!("{detail} ({hint})") }
 }
 
+/// The wait before the next order after one succeeded, `due` being when the new certificate is
+/// due for renewal.
+fn after_success(due: Duration) -> Duration {
+    due.max(MIN_BETWEEN_ORDERS)
+}
+
 fn retry_wait(first: Duration, failures: u32) -> Duration {
     first.saturating_mul(1u32 << failures.saturating_sub(1).min(20)).min(MAX_RETRY)
 }
@@ -377,6 +393,13 @@ mod tests {
         assert_eq!(retry_wait(first, 2), Duration::from_secs(120));
         assert_eq!(retry_wait(first, 5), Duration::from_secs(960));
         assert_eq!(retry_wait(first, 40), MAX_RETRY);
+    }
+
+    #[test]
+    fn a_certificate_due_at_once_is_not_ordered_again_before_an_hour() {
+        assert_eq!(after_success(Duration::ZERO), MIN_BETWEEN_ORDERS);
+        let two_months = Duration::from_secs(60 * 86_400);
+        assert_eq!(after_success(two_months), two_months);
     }
 
     #[test]
