@@ -108,10 +108,18 @@ cargo test --workspace --locked --test reverse_proxy -- --ignored
 step "TURN suite (the Reach page's coturn configuration run in coturn, relaying with Hearth's credentials)"
 cargo test --workspace --locked --test turn -- --ignored
 
+test_binary() { # NAME: the path of that integration test's binary, built if needed
+    cargo test --workspace --locked --test "$1" --no-run 2>&1 | sed -n "s/.*(\(.*\/$1-[0-9a-f]*\))\$/\1/p" | tail -1
+}
+
 step "UI suite (the dashboard and invite page in headless Chromium; screenshots in tests/ui/screenshots)"
 cargo test --workspace --locked --test ui_in_chromium -- --ignored
 cargo test --workspace --locked --test federation_events -- --ignored
-cargo test --workspace --locked --test acme -- --ignored
+# Built-in HTTPS with pebble as the CA, the wizard's path on the real ports 80 and 443: in a
+# private network namespace.
+acme_bin=$(test_binary acme)
+[ -x "$acme_bin" ] || { echo "the acme test binary was not found" >&2; exit 1; }
+bash tests/netns/run.sh "$acme_bin" --ignored
 
 step "desktop suite (the Tauri app under Xvfb; screenshot in tests/ui/screenshots)"
 cargo test --workspace --locked --test under_xvfb -- --ignored
@@ -122,9 +130,6 @@ HEARTH_SYNAPSE_VENV="$VENV" cargo test --workspace --locked --test synapse_inter
 step "federation suite (Hearth and Synapse $SYNAPSE_VERSION over TLS on loopback, in private network and mount namespaces)"
 # Two test binaries in one environment: matrix-sdk clients on both servers first, then the
 # scenarios that drive the servers' APIs directly (the last of which stops Synapse).
-test_binary() { # NAME: the path of that integration test's binary, built if needed
-    cargo test --workspace --locked --test "$1" --no-run 2>&1 | sed -n "s/.*(\(.*\/$1-[0-9a-f]*\))\$/\1/p" | tail -1
-}
 sdk_bin=$(test_binary federation_with_matrix_sdk)
 fed_bin=$(test_binary federation)
 [ -x "$sdk_bin" ] && [ -x "$fed_bin" ] || { echo "a federation test binary was not found" >&2; exit 1; }

@@ -182,6 +182,14 @@ views.setup = async () => {
   const policy = s.done.includes("registration") ? s.registration : "invite";
   for (const r of $("#step-registration").policy) r.checked = r.value === policy;
   if (s.reach) for (const r of $("#step-reach").mode) r.checked = r.value === s.reach.mode;
+  const chosenCa = s.https?.url ?? s.acme_directories[0].url;
+  $("#https-cas").replaceChildren(el("legend", {}, "Certificate authority"), ...s.acme_directories.map((d) =>
+    el("label", { class: "check" }, el("input", { type: "radio", name: "acme_url", value: d.url, ...(d.url === chosenCa ? { checked: "" } : {}) }), ` ${d.name}`)));
+  if (s.https) {
+    $("#https-host").value = s.https.host;
+    $("#https-port").value = s.https.port;
+    $("#http-port").value = s.https.http_port;
+  }
   $("#done-address").textContent = s.public_baseurl;
   $("#done-qr").src = `data:image/svg+xml;base64,${btoa(s.address_qr_svg)}`;
   $("#done-qr").alt = `QR code of the homeserver address ${s.public_baseurl}`;
@@ -484,14 +492,18 @@ $("#turn-apply").addEventListener("click", () => run(async () => {
 }));
 
 stepForm("welcome", () => ({}));
-stepForm("reach", (f) => ({ mode: f.mode.value, public_url: f.public_url.value.trim(), public_host: f.public_host.value.trim() }), (r, f) => {
+stepForm("reach", (f) => (f.mode.value === "https"
+  ? { mode: "https", public_host: f.https_host.value.trim(), https_port: Number(f.https_port.value), http_port: Number(f.http_port.value), acme_url: f.acme_url.value }
+  : { mode: f.mode.value, public_url: f.public_url.value.trim(), public_host: f.public_host.value.trim() }), (r, f) => {
   const box = $("#reach-result");
   const proceed = el("button", { type: "button", onclick: () => {
     box.hidden = true;
     f.querySelector("button[type=submit]").hidden = false;
     run(views.setup);
   } }, "Continue");
-  if (f.mode.value === "proxy") {
+  if (r.https) {
+    box.replaceChildren(httpsProgress(r.https), proceed);
+  } else if (f.mode.value === "proxy") {
     // The web server's configuration, written here rather than on another page.
     box.replaceChildren(proxyWriter(f.public_host.value.trim()), proceed);
   } else if (r.local_target) {
@@ -507,6 +519,79 @@ stepForm("reach", (f) => ({ mode: f.mode.value, public_url: f.public_url.value.t
   f.querySelector("button[type=submit]").hidden = true;
   return false;
 });
+
+/// The wizard's built-in HTTPS, after the answer is saved: what the DNS and the router need,
+/// those checked from here, and the certificate as it comes (GET /tls, every two seconds while
+/// shown).
+function httpsProgress(h) {
+  const checks = el("ul", { id: "https-checks", class: "checks", "aria-live": "polite" });
+  const cert = el("p", { id: "https-cert", role: "status" }, "Starting…");
+  const forward = (outside, here) => outside === here ? `port ${outside} to this computer` : `port ${outside} to this computer's port ${here}`;
+  const again = el("button", { type: "button", id: "https-again", onclick: () => run(() => checkHttps(checks, again)) }, "Check again");
+  const out = el("div", {},
+    el("h4", {}, "What your domain and router need"),
+    el("ol", {},
+      el("li", {}, `A DNS record named ${h.host} (type A, or AAAA for IPv6) holding your home's public address. Your domain's provider has a page for DNS records; your router's status page shows the address.`),
+      el("li", {}, `On the router, forward ${forward(80, h.http_port)}: the certificate authority checks there, and people who type the address without https:// are sent on. Forward ${forward(443, h.port)}: apps and other Matrix servers connect there.`),
+      el("li", {}, "Nothing is needed for port 8448: Hearth tells other Matrix servers to use port 443. If the server name (next step) is another domain, the check step says what its web site must serve.")),
+    el("h4", {}, "Certificate"), cert, checks, again);
+  let issued = false;
+  const poll = async () => {
+    if (!cert.isConnected) return;
+    try {
+      const t = await api("/tls");
+      showCertificate(cert, t);
+      // The checks said "stand-in" until now: once more, with the certificate apps will see.
+      if (!issued && t.certificate && !t.certificate.placeholder) {
+        issued = true;
+        run(() => checkHttps(checks, again));
+      }
+    } catch {
+      // Restarting: the next round tells.
+    }
+    setTimeout(poll, 2000);
+  };
+  setTimeout(() => { poll(); run(() => checkHttps(checks, again)); });
+  return out;
+}
+
+function showCertificate(p, t) {
+  const c = t.certificate;
+  if (!c) {
+    p.textContent = "Hearth is starting its HTTPS listener…";
+  } else if (!c.placeholder) {
+    p.textContent = `Done: a certificate for ${c.names.join(", ")}, valid until ${new Date(c.not_after_ms).toLocaleDateString()}. Hearth renews it by itself.`;
+    p.className = "ok";
+  } else if (t.acme?.last_error) {
+    const again = t.acme.next_attempt_ms ? ` Hearth tries again at ${when(t.acme.next_attempt_ms)}, or when the checks below all pass.` : "";
+    p.textContent = `Not yet: ${t.acme.last_error}.${again}`;
+    p.className = "warning";
+  } else {
+    p.textContent = "Asking the certificate authority for a certificate…";
+    p.className = "";
+  }
+}
+
+async function checkHttps(list, button) {
+  button.disabled = true;
+  button.textContent = "Checking…";
+  try {
+    const r = await api("/tls/check", { method: "POST", body: {} });
+    list.replaceChildren(...checkItems(r.checks));
+    if (r.trying_now) say("Everything checks out: Hearth is asking for the certificate now.", "ok");
+  } finally {
+    button.disabled = false;
+    button.textContent = "Check again";
+  }
+}
+
+/// The setup's check results as list items: verdict, what was found, what to do.
+function checkItems(checks) {
+  const words = { pass: "Works", fail: "Needs attention", skipped: "Not checked" };
+  return checks.map((c) => el("li", { class: `check-${c.result}` },
+    el("strong", {}, `${words[c.result]}: ${c.name}`), el("br"), c.detail,
+    ...(c.fix ? [el("br"), `What to do: ${c.fix}`] : [])));
+}
 
 /// A small form that writes the reverse-proxy configuration for `host` (the Reach page's, inline).
 function proxyWriter(host) {
@@ -538,10 +623,7 @@ stepForm("admin", (f) => {
 }, (r) => { say(`Your account ${r.user_id} is ready.`, "ok"); return true; });
 stepForm("registration", (f) => ({ policy: f.policy.value, confirm_open_registration: f.confirm_open.checked }));
 stepForm("check", () => ({}), (r) => {
-  const words = { pass: "Works", fail: "Needs attention", skipped: "Not checked" };
-  $("#check-results").replaceChildren(...r.checks.map((c) => el("li", { class: `check-${c.result}` },
-    el("strong", {}, `${words[c.result]}: ${c.name}`), el("br"), c.detail,
-    ...(c.fix ? [el("br"), `What to do: ${c.fix}`] : []))));
+  $("#check-results").replaceChildren(...checkItems(r.checks));
   $("#check-next").hidden = false;
   return false;
 });

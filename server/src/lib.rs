@@ -98,6 +98,15 @@ fn listen_public(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     listen(addr, "listeners", "choose another port", "Check bind_addresses and port")
 }
 
+fn listen_acme(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    listen(
+        addr,
+        "acme.port (the CA's HTTP-01 challenges)",
+        "set acme.port to another one and forward port 80 there",
+        "Ports below 1024 need privileges: set acme.port to a high port and forward port 80 to it, or give Hearth the right to bind it (Linux: setcap cap_net_bind_service)",
+    )
+}
+
 impl Sockets {
     fn bind(config: &Config) -> anyhow::Result<Sockets> {
         let mut public = Vec::new();
@@ -115,12 +124,7 @@ impl Sockets {
         // The plain listener answers HTTP-01 challenges; TLS-ALPN-01 needs none.
         if config.acme.enabled && config.acme.challenge == config::AcmeChallenge::Http01 {
             for ip in &config.acme.bind_addresses {
-                acme.push(listen(
-                    SocketAddr::new(*ip, config.acme.port),
-                    "acme.port (the CA's HTTP-01 challenges)",
-                    "set acme.port to another one and forward port 80 there",
-                    "Ports below 1024 need privileges: set acme.port to a high port and forward port 80 to it, or give Hearth the right to bind it (Linux: setcap cap_net_bind_service)",
-                )?);
+                acme.push(listen_acme(SocketAddr::new(*ip, config.acme.port))?);
             }
         }
         Ok(Sockets { public, admin, acme })
@@ -131,14 +135,24 @@ impl Sockets {
     /// one the OS picked. Other listeners keep their sockets untouched.
     fn rebind(&mut self, config: &Config) -> anyhow::Result<()> {
         let wanted = config.bind_addrs();
-        for index in 0..config.listeners.len() {
+        // A listener the settings no longer have (built-in HTTPS turned off) closes.
+        self.public.retain(|p| p.listener < config.listeners.len());
+        'listeners: for index in 0..config.listeners.len() {
             let bound: Vec<SocketAddr> = self
                 .public
                 .iter()
                 .filter(|p| p.listener == index)
                 .map(|p| p.socket.local_addr())
                 .collect::<Result<_, _>>()?;
-            let Some(port) = bound.first().map(SocketAddr::port) else { continue };
+            let Some(bound_port) = bound.first().map(SocketAddr::port) else {
+                self.bind_new(index, &wanted);
+                continue;
+            };
+            // A port the OS picked (0 in the config) is kept; a port the settings changed is not.
+            let port = match config.listeners[index].port {
+                0 => bound_port,
+                p => p,
+            };
             let want: Vec<SocketAddr> =
                 wanted.iter().filter(|w| w.0 == index).map(|w| SocketAddr::new(w.1.ip(), port)).collect();
             if want == bound {
@@ -158,7 +172,7 @@ impl Sockets {
                             let socket = listen_public(*addr)?;
                             self.public.push(PublicSocket { socket, listener: index });
                         }
-                        return Ok(());
+                        continue 'listeners;
                     }
                 }
             }
@@ -166,7 +180,45 @@ impl Sockets {
             self.public.extend(fresh);
         }
         self.public.sort_by_key(|p| p.listener);
+        self.rebind_acme(config);
         Ok(())
+    }
+
+    /// Sockets for a listener the settings add (the wizard's built-in HTTPS). One that cannot
+    /// be bound is left out with a warning: the dashboard must stay reachable to change it.
+    fn bind_new(&mut self, index: usize, wanted: &[(usize, SocketAddr)]) {
+        let mut fresh = Vec::new();
+        for (_, addr) in wanted.iter().filter(|w| w.0 == index) {
+            match listen_public(*addr) {
+                Ok(socket) => fresh.push(PublicSocket { socket, listener: index }),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open the HTTPS listener the settings ask for");
+                    return;
+                }
+            }
+        }
+        self.public.extend(fresh);
+    }
+
+    /// The HTTP-01 listener as the settings want it: opened when they turn ACME on, moved when
+    /// they change its port, closed when they turn it off.
+    fn rebind_acme(&mut self, config: &Config) {
+        let want: Vec<SocketAddr> = if config.acme.enabled && config.acme.challenge == config::AcmeChallenge::Http01 {
+            config.acme.bind_addresses.iter().map(|ip| SocketAddr::new(*ip, config.acme.port)).collect()
+        } else {
+            Vec::new()
+        };
+        let bound: Vec<SocketAddr> = self.acme.iter().filter_map(|s| s.local_addr().ok()).collect();
+        if bound == want {
+            return;
+        }
+        self.acme.clear();
+        for addr in want {
+            match listen_acme(addr) {
+                Ok(socket) => self.acme.push(socket),
+                Err(e) => tracing::warn!(error = %e, "cannot open the listener for the CA's challenges"),
+            }
+        }
     }
 }
 

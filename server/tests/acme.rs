@@ -51,7 +51,14 @@ impl Drop for Pebble {
 }
 
 impl Pebble {
+    /// On free ports: the CA calls Hearth's HTTP-01 and TLS-ALPN-01 answers there.
     async fn start() -> Self {
+        Self::start_with(free_port(), free_port(), free_port()).await
+    }
+
+    /// The CA validating on `http01` and `tls_alpn` (80 and 443 as in the world, inside the
+    /// network namespace of `tests/netns/run.sh`), its DNS server answering on `dns`.
+    async fn start_with(http01: u16, tls_alpn: u16, dns: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // pebble's HTTPS certificate, from a test CA the clients are told to trust.
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -68,8 +75,7 @@ impl Pebble {
         std::fs::write(p("key.pem"), key.serialize_pem()).unwrap();
         std::fs::write(p("ca.pem"), ca.pem()).unwrap();
 
-        let (listen, management, http01, tls_alpn) = (free_port(), free_port(), free_port(), free_port());
-        let (dns, dns_management) = (free_port(), free_port());
+        let (listen, management, dns_management) = (free_port(), free_port(), free_port());
         let config = json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{listen}"),
             "managementListenAddress": format!("127.0.0.1:{management}"),
@@ -382,5 +388,88 @@ async fn the_reach_page_says_how_the_certificate_is_doing() {
     assert_eq!(got["alerts"], json!([]), "{got}");
     let text = got["text"].as_str().unwrap();
     assert!(text.contains("hearth.test") && text.contains("days left") && text.contains("renewed by Hearth"), "{text}");
+    running.stop().await;
+}
+
+/// The setup wizard's "Hearth handles HTTPS itself", walked in headless Chromium with pebble as
+/// the CA, inside a private network namespace where Hearth listens on the real ports 80 and 443
+/// (`tests/netns/run.sh`). The name first points to an address that does not reach this server:
+/// the wizard's checks and the CA's attempt both say so in plain words. Once the record is
+/// fixed, "Check again" passes and asks the CA at once; the certificate comes, the wizard's
+/// final check finds apps and other servers reaching Hearth over it, apps trusting only the
+/// CA connect, port 80 sends people to HTTPS, and a restart serves the same certificate.
+#[tokio::test]
+#[ignore = "needs Chromium, playwright-core (tests/ui) and ports 80/443: run by the UI suite in tests/netns/run.sh"]
+async fn the_wizard_gets_a_certificate_when_hearth_handles_https_itself() {
+    assert!(
+        std::env::var_os("HEARTH_NETNS").is_some(),
+        "run inside tests/netns/run.sh: this test listens on ports 80 and 443 and answers DNS on 127.0.0.1:53"
+    );
+    let host = "matrix.family.test";
+    let pebble = Pebble::start_with(80, 443, 53).await;
+    let root = pebble.issuing_root().await;
+    pebble.resolve(host, Some("10.0.0.9")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let root_file = dir.path().join("pebble-root.pem");
+    std::fs::write(&root_file, &root).unwrap();
+    let config = || {
+        let mut c = test_config(dir.path());
+        c.acme.url = pebble.url.clone();
+        c.acme.custom_ca_list = vec![pebble.ca_file.clone()];
+        c.acme.retry_after = HumanDuration(Duration::from_secs(2));
+        c.ip_range_whitelist = vec!["127.0.0.0/8".to_owned()];
+        c.dns_servers = vec!["127.0.0.1:53".to_owned()];
+        // The wizard's own check trusts the certificates pebble issues, as the world trusts
+        // Let's Encrypt's.
+        c.federation_custom_ca_list = vec![root_file.clone()];
+        c
+    };
+    let running = Homeserver::start(config()).await.expect("starts");
+    let admin_url = running.admin_url();
+    // Restarted whenever the wizard's answers ask for it, as the `hearth` binary does.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let supervisor = tokio::spawn(async move {
+        let mut running = running;
+        tokio::pin!(stopped);
+        loop {
+            let restart = running.restart_requested();
+            tokio::select! {
+                _ = &mut stopped => break,
+                () = restart => running = running.restart().await.expect("restarts"),
+            }
+        }
+        running.stop().await;
+    });
+    let arg = json!({ "host": host, "dns": format!("http://127.0.0.1:{}", pebble.dns_management) });
+    let got = common::ui_flow("wizard-https", &admin_url, &arg.to_string()).await;
+    let dns_problem = got["dnsProblem"].as_str().unwrap();
+    assert!(dns_problem.contains("10.0.0.9") && dns_problem.contains("private network"), "{got}");
+    let ca_problem = got["caProblem"].as_str().unwrap();
+    assert!(ca_problem.contains("port 80"), "{got}");
+    let checks = got["checks"].to_string();
+    assert!(checks.contains("Works: Matrix apps reach Hearth at its public address"), "{got}");
+    assert!(checks.contains("Works: Other Matrix servers find Hearth"), "{got}");
+    assert_eq!(got["address"], format!("https://{host}/"), "{got}");
+
+    // An app that trusts only the CA, and a browser that types the address without https://.
+    let app = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&root).unwrap()])
+        .redirect(reqwest::redirect::Policy::none())
+        // Port 0: the URL's own port (443 for https, 80 for http).
+        .resolve(host, "127.0.0.1:0".parse().unwrap())
+        .build()
+        .unwrap();
+    let versions = app.get(format!("https://{host}/_matrix/client/versions")).send().await.unwrap();
+    assert_eq!(versions.status(), 200);
+    let plain = app.get(format!("http://{host}/_matrix/client/versions")).send().await.unwrap();
+    assert_eq!(plain.status(), 308);
+    assert_eq!(plain.headers()["location"], format!("https://{host}/_matrix/client/versions"));
+    let issued = issued_to(443, host, &root).await.expect("the CA's certificate is served");
+    stop.send(()).unwrap();
+    supervisor.await.unwrap();
+
+    // Started again (the settings are in the database): the same certificate at once.
+    let running = Homeserver::start(config()).await.expect("starts again");
+    assert_eq!(issued_to(443, host, &root).await, Some(issued));
     running.stop().await;
 }

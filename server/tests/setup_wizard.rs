@@ -177,6 +177,76 @@ async fn the_proxy_reach_mode_sets_an_https_address_for_the_host() {
     assert_eq!(state["current"], "welcome", "the first step not done");
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// "Hearth handles HTTPS itself": the answer opens a TLS listener and the plain listener for the
+/// CA's challenges (which sends people to HTTPS), asks the CA for a certificate for the host
+/// (a stand-in served meanwhile), and is refused in plain words for ports Hearth could not
+/// listen on. Another way to connect closes both listeners again.
+#[tokio::test]
+async fn the_https_mode_opens_its_listeners_and_another_mode_closes_them() {
+    let mut s = TestServer::start().await;
+    let (tls_port, http_port) = (free_port(), free_port());
+    // Nothing listens at this CA: attempts fail in the background, which is not tested here.
+    let body = |https_port: u16, http_port: u16, url: &str| {
+        json!({"mode": "https", "public_host": "matrix.family.test", "https_port": https_port,
+               "http_port": http_port, "acme_url": url})
+    };
+    let ca = "https://127.0.0.1:9/dir";
+    let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let r = call(&s, Method::POST, "/setup/reach", Some(body(busy_port, http_port, ca))).await;
+    assert_err(&r, 400, "M_INVALID_PARAM");
+    assert!(r.1["error"].as_str().unwrap().contains(&format!("already uses port {busy_port}")), "{}", r.1);
+    drop(busy);
+    let r = call(&s, Method::POST, "/setup/reach", Some(body(tls_port, tls_port, ca))).await;
+    assert_err(&r, 400, "M_INVALID_PARAM");
+    let r = call(&s, Method::POST, "/setup/reach", Some(body(tls_port, http_port, "http://ca.example/dir"))).await;
+    assert_err(&r, 400, "M_INVALID_PARAM");
+    let r = call(&s, Method::POST, "/tls/check", Some(json!({}))).await;
+    assert_err(&r, 400, "M_INVALID_PARAM");
+
+    let v = step(&mut s, "reach", body(tls_port, http_port, ca)).await;
+    assert_eq!(v["restart"], true);
+    assert_eq!(v["https"]["host"], "matrix.family.test");
+    let (_, wk) = s.get("/.well-known/matrix/client", None).await;
+    assert_eq!(wk["m.homeserver"]["base_url"], "https://matrix.family.test");
+    let (_, tls) = call(&s, Method::GET, "/tls", None).await;
+    assert_eq!(tls["enabled"], true, "{tls}");
+    assert_eq!(tls["certificate"]["placeholder"], true, "{tls}");
+    assert_eq!(tls["acme"]["domains"], json!(["matrix.family.test"]), "{tls}");
+    assert_eq!(tls["acme"]["url"], ca, "{tls}");
+    let insecure = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = insecure.get(format!("https://127.0.0.1:{tls_port}/_matrix/client/versions")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "Matrix over the new TLS listener");
+    let r = insecure.get(format!("http://127.0.0.1:{http_port}/_matrix/client/versions")).send().await.unwrap();
+    assert_eq!(r.status(), 308, "the plain listener sends people to HTTPS");
+    assert!(s.get("/_matrix/client/versions", None).await.0 == 200, "the loopback listener serves on");
+    let (_, state) = call(&s, Method::GET, "/setup", None).await;
+    assert_eq!(state["https"]["port"], tls_port);
+    let offered: Vec<&str> =
+        state["acme_directories"].as_array().unwrap().iter().map(|d| d["url"].as_str().unwrap()).collect();
+    assert!(offered.contains(&"https://acme-v02.api.letsencrypt.org/directory") && offered.contains(&ca), "{state}");
+
+    // Saving the same answer again is no change: no restart.
+    let v = step(&mut s, "reach", body(tls_port, http_port, ca)).await;
+    assert_eq!(v["restart"], false, "{v}");
+
+    step(&mut s, "reach", json!({"mode": "local"})).await;
+    let (_, tls) = call(&s, Method::GET, "/tls", None).await;
+    assert_eq!(tls["enabled"], false, "{tls}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err(), "the TLS listener is closed");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err(), "the challenge listener is closed");
+    let (_, state) = call(&s, Method::GET, "/setup", None).await;
+    assert_eq!(state["https"], Value::Null);
+}
+
 /// The address this machine uses on its network, found as the server finds it.
 fn lan_address() -> Option<std::net::IpAddr> {
     let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;

@@ -14,7 +14,7 @@ use std::{
 };
 
 use ruma::{OwnedServerName, ServerName};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use units::{ByteSize, HumanDuration};
 
@@ -311,7 +311,7 @@ impl Default for AcmeConfig {
     fn default() -> Self {
         Self {
             enabled: false,
-            url: "https://acme-v02.api.letsencrypt.org/directory".to_owned(),
+            url: crate::service::acme::LETS_ENCRYPT.to_owned(),
             port: 80,
             bind_addresses: vec![IpAddr::from([0, 0, 0, 0])],
             reprovision_threshold: 30,
@@ -967,6 +967,11 @@ impl Config {
                     err(format!("setting `turn_uris` in the database: `{v}` is not a list of turn: URIs"))
                 })?;
         }
+        if let Some(v) = settings.get("https").filter(|v| !v.is_null()) {
+            let https: BuiltInHttps = serde_json::from_value(v.clone())
+                .map_err(|e| err(format!("setting `https` in the database: `{v}`: {e}")))?;
+            https.apply(self)?;
+        }
         if let Some(v) = settings.get("public_baseurl") {
             let url = v
                 .as_str()
@@ -1088,6 +1093,43 @@ impl Config {
                 ips.into_iter().map(move |ip| (index, SocketAddr::new(ip, l.port)))
             })
             .collect()
+    }
+}
+
+/// The wizard's "Hearth handles HTTPS itself": a TLS listener on `port` (all addresses) with a
+/// certificate for `host` from the ACME CA at `url`, whose HTTP-01 challenges arrive on
+/// `http_port`. Stored as the `https` setting; applied over the file like the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltInHttps {
+    pub host: String,
+    pub port: u16,
+    pub http_port: u16,
+    pub url: String,
+}
+
+impl BuiltInHttps {
+    fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
+        if let Some(l) = config.listeners.iter_mut().find(|l| l.port == self.port) {
+            if !l.tls {
+                return Err(err(format!(
+                    "setting `https`: port {} is a plain listener in the configuration file; choose another HTTPS port",
+                    self.port
+                )));
+            }
+        } else {
+            config.listeners.push(Listener {
+                port: self.port,
+                bind_addresses: vec![IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)],
+                tls: true,
+                ..Listener::default()
+            });
+        }
+        config.acme.enabled = true;
+        config.acme.url = self.url.clone();
+        config.acme.port = self.http_port;
+        config.acme.challenge = AcmeChallenge::Http01;
+        config.acme.domain = Some(self.host.clone());
+        Ok(())
     }
 }
 

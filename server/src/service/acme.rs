@@ -31,6 +31,25 @@ use crate::{
     secrets::Secrets,
 };
 
+/// Let's Encrypt's directories: certificates apps trust, and test ones they do not (with far
+/// higher limits, for trying things out).
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// The certificate authorities the wizard offers: Let's Encrypt, its staging directory, and
+/// the one the configuration names when it is another (a company's or a test CA).
+pub fn directories(configured: &str) -> Vec<serde_json::Value> {
+    let mut out = vec![
+        serde_json::json!({ "url": LETS_ENCRYPT, "name": "Let's Encrypt", "trusted_by_apps": true }),
+        serde_json::json!({ "url": LETS_ENCRYPT_STAGING, "name": "Let's Encrypt staging (test certificates that apps do not trust, for trying things out)", "trusted_by_apps": false }),
+    ];
+    if configured != LETS_ENCRYPT && configured != LETS_ENCRYPT_STAGING {
+        let host = url::Url::parse(configured).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        out.push(serde_json::json!({ "url": configured, "name": format!("The authority in the configuration file ({host})"), "trusted_by_apps": null }));
+    }
+    out
+}
+
 /// The secret holding the ACME account (instant-acme's credentials, JSON).
 const ACCOUNT_SECRET: &str = "acme_account";
 /// The longest wait between two attempts after failures.
@@ -49,6 +68,11 @@ pub struct Acme {
     outbound: Arc<Outbound>,
     /// HTTP-01 tokens being answered: token -> key authorization.
     http01: Mutex<HashMap<String, String>>,
+    /// A token the HTTP-01 listener answers with itself: the wizard fetches it through the
+    /// public name to check that port 80 reaches this server before the CA tries.
+    probe: String,
+    /// Wakes the renewal loop for an attempt now (the wizard's "check again").
+    wake: tokio::sync::Notify,
     status: Mutex<Status>,
 }
 
@@ -83,13 +107,31 @@ impl Acme {
             certificates,
             outbound: Arc::new(outbound),
             http01: Mutex::new(HashMap::new()),
+            probe: format!("hearth-probe-{}", super::tokens::random_alphanumeric(24)),
+            wake: tokio::sync::Notify::new(),
             status: Mutex::new(Status::default()),
         })
     }
 
-    /// The answer to an HTTP-01 challenge for `token`, while one is pending.
+    /// The answer to an HTTP-01 challenge for `token`, while one is pending (and to the probe).
     pub fn http01_answer(&self, token: &str) -> Option<String> {
+        if token == self.probe {
+            return Some(self.probe.clone());
+        }
         self.http01.lock().get(token).cloned()
+    }
+
+    /// The token `http01_answer` answers with itself.
+    pub fn probe_token(&self) -> &str {
+        &self.probe
+    }
+
+    /// Ends the wait before the next attempt when there is no certificate from the CA yet (a
+    /// cause of failure was fixed); a certificate not yet due for renewal stays.
+    pub fn try_now(&self) {
+        if self.certificates.current().placeholder {
+            self.wake.notify_one();
+        }
     }
 
     pub fn status(&self) -> Status {
@@ -130,6 +172,7 @@ impl Acme {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => tracing::info!("trying to get the certificate now, as asked"),
             }
         }
     }
@@ -339,7 +382,8 @@ fn explain(kind: Option<&str>, detail: Option<&str>) -> String {
         Some("caa") => "a CAA DNS record forbids this CA for the name",
         _ => "",
     };
-    if hint.is_empty() { detail.to_owned() } else { format!("{detail} ({hint})") }
+    // The cause in plain words first; the CA's own words after, for whoever digs further.
+    if hint.is_empty() { detail.to_owned() } else { format!("{hint} (the CA said: {detail})") }
 }
 
 /// The wait before the next order after one succeeded, `due` being when the new certificate is

@@ -2,14 +2,14 @@
 //! step is an idempotent call to the admin API (`api::admin::setup`), so a refresh or a crash
 //! mid-wizard resumes at the first step not done. Choices live in the `settings` table.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, net::SocketAddr};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
     error::Result,
-    service::server_discovery::Discovery,
+    service::{acme::Acme, outbound::IpPolicy, server_discovery::Discovery, tls::Certificates},
     storage::{self, Db},
 };
 
@@ -283,4 +283,124 @@ pub fn lan_address() -> Option<std::net::IpAddr> {
     socket.connect("192.0.2.1:80").ok()?;
     let ip = socket.local_addr().ok()?.ip();
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// What built-in HTTPS needs from the world, checked from here before and while the CA tries:
+/// the host name resolves to a public address (or one `ip_range_whitelist` allows), port 80
+/// there reaches Hearth's challenge listener (the CA checks through it), and port 443 there
+/// reaches Hearth's TLS listener (apps connect through it). A router that cannot reach its
+/// own public address from inside makes the port checks fail although the CA would pass:
+/// the fixes say so.
+pub async fn https_checks(
+    host: &str,
+    http_port: u16,
+    tls_port: u16,
+    policy: &IpPolicy,
+    acme: &Acme,
+    certificates: &Certificates,
+    discovery: &Discovery,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let name = "The host name points to this server (DNS)";
+    let addrs = match discovery.addresses(host, 80).await {
+        Ok(a) => a,
+        Err(e) => {
+            out.push(check(name, "fail", e, Some(&format!(
+                "Create a DNS record named {host} (type A, or AAAA for IPv6) holding your home's public address: your router's status page shows it. New records can take a few minutes to be seen."
+            ))));
+            out.push(check(
+                "Port 80 reaches Hearth (the certificate authority checks here)",
+                "skipped",
+                "the host name does not resolve yet",
+                None,
+            ));
+            out.push(check(
+                "Port 443 reaches Hearth (apps connect here)",
+                "skipped",
+                "the host name does not resolve yet",
+                None,
+            ));
+            return out;
+        }
+    };
+    let ips: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+    match addrs.iter().find(|a| !policy.permits(a.ip())) {
+        Some(private) => out.push(check(
+            name,
+            "fail",
+            format!("{host} points to {}, an address on a private network that the certificate authority cannot reach", private.ip()),
+            Some("The record must hold your home's public address (your router's status page shows it), not this computer's home-network address: the router passes connections on to this computer."),
+        )),
+        None => out.push(check(name, "pass", format!("{host} points to {}", ips.join(", ")), None)),
+    }
+    out.push(port_80_check(host, http_port, &addrs, acme, discovery).await);
+    out.push(port_443_check(host, tls_port, &addrs, certificates).await);
+    out
+}
+
+const HAIRPIN: &str = "Some routers cannot reach their own public address from inside the home: if the DNS record and the forward are right, the certificate authority (which checks from outside) may still succeed.";
+
+async fn port_80_check(host: &str, http_port: u16, addrs: &[SocketAddr], acme: &Acme, discovery: &Discovery) -> Check {
+    let name = "Port 80 reaches Hearth (the certificate authority checks here)";
+    let url = format!("http://{host}/.well-known/acme-challenge/{}", acme.probe_token());
+    let at80: Vec<SocketAddr> = addrs.iter().map(|a| SocketAddr::new(a.ip(), 80)).collect();
+    let forward =
+        format!("Forward port 80 on your router to this computer, port {http_port}, and let it through the firewall.");
+    match discovery.http(Some((host, &at80))).get(&url).send().await {
+        Ok(r) if r.status().is_success() => match r.text().await {
+            Ok(body) if body == acme.probe_token() => {
+                check(name, "pass", format!("http://{host}/ reaches Hearth"), None)
+            }
+            _ => check(
+                name,
+                "fail",
+                format!("http://{host}/ reaches another web server, not Hearth"),
+                Some(&format!("{forward} Stop any other web server that uses port 80 there.")),
+            ),
+        },
+        Ok(r) => check(
+            name,
+            "fail",
+            format!("http://{host}/ reaches another web server (it answered {})", r.status()),
+            Some(&format!("{forward} Stop any other web server that uses port 80 there.")),
+        ),
+        Err(e) => check(
+            name,
+            "fail",
+            format!("nothing answers at http://{host}/ ({})", describe(&e)),
+            Some(&format!("{forward} {HAIRPIN}")),
+        ),
+    }
+}
+
+async fn port_443_check(host: &str, tls_port: u16, addrs: &[SocketAddr], certificates: &Certificates) -> Check {
+    let name = "Port 443 reaches Hearth (apps connect here)";
+    let forward =
+        format!("Forward port 443 on your router to this computer, port {tls_port}, and let it through the firewall.");
+    let ours = certificates.current();
+    let mut last_error = String::new();
+    for addr in addrs {
+        match super::federation::tester::peer_certificates(SocketAddr::new(addr.ip(), 443), host).await {
+            Ok(chain) if chain.first() == ours.key.cert.first() => {
+                let which =
+                    if ours.placeholder { " (with a stand-in certificate until the authority's arrives)" } else { "" };
+                return check(name, "pass", format!("https://{host}/ reaches Hearth{which}"), None);
+            }
+            Ok(_) => {
+                return check(
+                    name,
+                    "fail",
+                    format!("https://{host}/ reaches another server, not Hearth"),
+                    Some(&format!("{forward} Stop any other web server that uses port 443 there.")),
+                );
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    check(
+        name,
+        "fail",
+        format!("nothing answers at https://{host}/ ({last_error})"),
+        Some(&format!("{forward} {HAIRPIN}")),
+    )
 }

@@ -48,6 +48,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/reverse-proxy", post(reverse_proxy::generate))
         .route("/_hearth/admin/v1/turn", get(turn::get_turn).post(turn::post_turn))
         .route("/_hearth/admin/v1/tls", get(tls::get_tls))
+        .route("/_hearth/admin/v1/tls/check", post(tls::check_tls))
         .route("/_hearth/admin/v1/logs", get(logs::get_logs))
         .route("/_hearth/admin/v1/federation/destinations", get(federation::destinations))
         .route("/_hearth/admin/v1/federation/test", get(federation::test))

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
+    config::BuiltInHttps,
     error::{Error, Result},
     http::json::Json,
     service::{AppState, now_ms, reverse_proxy, setup},
@@ -37,6 +38,8 @@ pub async fn get_setup(State(s): State<AppState>) -> Result<AxumJson<Value>> {
         "users": users,
         "server_name_permanent": users > 0,
         "checks": settings.get("setup_checks"),
+        "https": settings.get("https").filter(|v| !v.is_null()),
+        "acme_directories": crate::service::acme::directories(&s.config.acme.url),
         "address_qr_svg": crate::service::invites::qr_svg(&s.config.public_baseurl()),
     })))
 }
@@ -47,6 +50,10 @@ pub struct StepBody {
     mode: Option<String>,
     public_url: Option<String>,
     public_host: Option<String>,
+    /// Built-in HTTPS (mode "https"): the ports on this computer and the CA's directory.
+    https_port: Option<u16>,
+    http_port: Option<u16>,
+    acme_url: Option<String>,
     // server_name
     server_name: Option<String>,
     #[serde(default)]
@@ -88,6 +95,16 @@ pub async fn post_step(
             let proxied = matches!(mode.as_str(), "tunnel" | "proxy");
             setup::store(&s.db, "behind_proxy", &json!(proxied)).await?;
             restart |= proxied != s.config.behind_proxy;
+            let https = if mode == "https" { Some(built_in_https(&s, &body)?) } else { None };
+            let before = setup::settings(&s.db).await?.remove("https").filter(|v| !v.is_null());
+            let after = https.as_ref().map(|h| json!(h));
+            if after != before {
+                setup::store(&s.db, "https", &after.clone().unwrap_or(Value::Null)).await?;
+                restart = true;
+            }
+            if let Some(h) = after {
+                extra["https"] = h;
+            }
         }
         "server_name" => {
             let name = body.server_name.as_deref().map(str::trim).unwrap_or_default().to_ascii_lowercase();
@@ -187,22 +204,56 @@ fn reach_url(s: &AppState, body: &StepBody, extra: &mut Value) -> Result<String>
             });
             checked(url.to_owned())
         }
-        Some("proxy") => {
-            let host = body
-                .public_host
-                .as_deref()
-                .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
-                .unwrap_or_default();
-            if !reverse_proxy::valid_host(&host) {
-                return Err(Error::invalid_param(
-                    "Give the host name people's apps will use, like matrix.example.org (no https://, no path)",
-                ));
-            }
-            checked(format!("https://{host}/"))
-        }
-        Some(other) => Err(Error::invalid_param(format!("mode: `{other}` is not local, lan, tunnel or proxy"))),
-        None => Err(Error::missing_param("mode is required: local, lan, tunnel or proxy")),
+        Some("proxy" | "https") => checked(format!("https://{}/", public_host(body)?)),
+        Some(other) => Err(Error::invalid_param(format!("mode: `{other}` is not local, lan, tunnel, proxy or https"))),
+        None => Err(Error::missing_param("mode is required: local, lan, tunnel, proxy or https")),
     }
+}
+
+/// The host name apps use, as the user typed it.
+fn public_host(body: &StepBody) -> Result<String> {
+    let host =
+        body.public_host.as_deref().map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase()).unwrap_or_default();
+    if !reverse_proxy::valid_host(&host) {
+        return Err(Error::invalid_param(
+            "Give the host name people's apps will use, like matrix.example.org (no https://, no path)",
+        ));
+    }
+    Ok(host)
+}
+
+/// The "Hearth handles HTTPS itself" answer, refused with the reason in plain words when this
+/// computer would not let Hearth listen on its ports (checked now: after the restart it would
+/// be too late to say).
+fn built_in_https(s: &AppState, body: &StepBody) -> Result<BuiltInHttps> {
+    let host = public_host(body)?;
+    let (port, http_port) = (body.https_port.unwrap_or(443), body.http_port.unwrap_or(80));
+    if port == 0 || http_port == 0 || port == http_port {
+        return Err(Error::invalid_param("The HTTPS and HTTP ports must be two different ports from 1 to 65535"));
+    }
+    let url = body.acme_url.as_deref().map(str::trim).unwrap_or(&s.config.acme.url).to_owned();
+    if url::Url::parse(&url).map(|u| u.scheme() != "https").unwrap_or(true) {
+        return Err(Error::invalid_param(format!("`{url}` is not the https:// address of a certificate authority")));
+    }
+    let ours = |p: u16| s.local_addrs.iter().any(|a| a.port() == p) || (s.acme.is_some() && s.config.acme.port == p);
+    for (p, public, what) in [(port, 443, "HTTPS"), (http_port, 80, "HTTP")] {
+        if ours(p) {
+            continue;
+        }
+        if let Err(e) = std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, p)) {
+            return Err(Error::invalid_param(match e.kind() {
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "Hearth may not use port {p} on this computer: ports below 1024 need a permission that Hearth's installed package gives. Choose a port above 1024 for {what} (like {}) and forward port {public} to it on your router.",
+                    if public == 443 { 8443 } else { 8080 }
+                ),
+                std::io::ErrorKind::AddrInUse => format!(
+                    "Another program on this computer already uses port {p} (a web server?): stop it, or choose another port for {what} and forward port {public} to it on your router."
+                ),
+                _ => format!("Hearth cannot listen on port {p}: {e}"),
+            }));
+        }
+    }
+    Ok(BuiltInHttps { host, port, http_port, url })
 }
 
 /// Stores `key` when it differs from what the server runs with; true when a restart is needed.

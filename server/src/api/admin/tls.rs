@@ -6,7 +6,32 @@
 use axum::{Json, extract::State};
 use serde_json::{Value, json};
 
-use crate::service::AppState;
+use crate::{
+    error::{Error, Result},
+    service::{AppState, outbound::IpPolicy, setup},
+};
+
+/// POST /_hearth/admin/v1/tls/check: what the CA needs from the DNS and the router, checked
+/// from here (the wizard's "check again"). When everything passes and there is no certificate
+/// from the CA yet, Hearth asks for one at once instead of waiting for its next attempt.
+pub async fn check_tls(State(s): State<AppState>) -> Result<Json<Value>> {
+    let (Some(acme), Some(certificates)) = (&s.acme, &s.tls) else {
+        return Err(Error::invalid_param(
+            "Hearth does not get its own certificate: choose \"Hearth handles HTTPS itself\" in the setup, or enable [acme]",
+        ));
+    };
+    let host = s.config.acme_domains().into_iter().next().unwrap_or_default();
+    let tls_port = s.config.listeners.iter().find(|l| l.tls).map_or(443, |l| l.port);
+    let policy = IpPolicy::from_config(&s.config).map_err(Error::internal)?;
+    let checks =
+        setup::https_checks(&host, s.config.acme.port, tls_port, &policy, acme, certificates, &s.discovery).await;
+    let all_pass = checks.iter().all(|c| c.result == "pass");
+    let trying_now = all_pass && certificates.current().placeholder;
+    if trying_now {
+        acme.try_now();
+    }
+    Ok(Json(json!({ "host": host, "checks": checks, "trying_now": trying_now })))
+}
 
 pub async fn get_tls(State(s): State<AppState>) -> Json<Value> {
     let certificate = s.tls.as_ref().map(|c| {

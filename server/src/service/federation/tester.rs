@@ -271,6 +271,14 @@ fn certificate_cause(chain: &[CertificateView], tls_name: &str) -> (String, &'st
 /// Connects to `addr` with TLS for `tls_name` and reads the certificate chain it presents,
 /// whatever it is (the verdict on it is federation's, above).
 async fn probe_tls(addr: SocketAddr, tls_name: &str) -> Result<Vec<CertificateView>, String> {
+    Ok(peer_certificates(addr, tls_name).await?.iter().map(describe).collect())
+}
+
+/// The certificate chain `addr` presents for `tls_name`, read without judging it (within 10 s).
+pub async fn peer_certificates(
+    addr: SocketAddr,
+    tls_name: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -284,7 +292,9 @@ async fn probe_tls(addr: SocketAddr, tls_name: &str) -> Result<Vec<CertificateVi
         let tcp = TcpStream::connect(addr).await.map_err(|e| format!("cannot connect: {e}"))?;
         let tls = connector.connect(server, tcp).await.map_err(|e| format!("TLS handshake failed: {e}"))?;
         let (_, session) = tls.get_ref();
-        Ok::<_, String>(session.peer_certificates().map(|c| c.iter().map(describe).collect()).unwrap_or_default())
+        Ok::<_, String>(
+            session.peer_certificates().map(|c| c.iter().map(|d| d.clone().into_owned()).collect()).unwrap_or_default(),
+        )
     };
     tokio::time::timeout(PROBE_TIMEOUT, work).await.map_err(|_| "no answer in 10 seconds".to_owned())?
 }
