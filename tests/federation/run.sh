@@ -77,6 +77,8 @@ SYNAPSE_IP=127.0.0.3
 SYNAPSE2_IP=127.0.0.4
 # Where a test or benchmark that plays a server of its own listens (its certificate is made here).
 OTHER_IP=127.0.0.5
+# Where Hearth serves TLS itself, as tls.hearth.test (no nginx in front).
+TLS_IP=127.0.0.6
 DNS_IP=127.0.0.53
 SYNAPSES=${HEARTH_FED_SYNAPSES:-1}
 case "$SYNAPSES" in 1 | 2) ;; *) die "HEARTH_FED_SYNAPSES must be 1 or 2" ;; esac
@@ -111,7 +113,7 @@ trap 'exit 130' INT TERM
 mkdir -p "$work/etc" "$work/tls" "$work/dnsmasq" "$work/nginx"
 
 # --- names ------------------------------------------------------------------------------------
-step "names: hearth.test=$HEARTH_IP, synapse.test=$SYNAPSE_IP, synapse2.test=$SYNAPSE2_IP, other.test=$OTHER_IP, DNS at $DNS_IP"
+step "names: hearth.test=$HEARTH_IP, synapse.test=$SYNAPSE_IP, synapse2.test=$SYNAPSE2_IP, other.test=$OTHER_IP, tls.hearth.test=$TLS_IP, DNS at $DNS_IP"
 mount --make-rprivate /
 cat >"$work/etc/hosts" <<EOF
 127.0.0.1 localhost $(hostname)
@@ -120,6 +122,7 @@ $HEARTH_IP hearth.test
 $SYNAPSE_IP synapse.test
 $SYNAPSE2_IP synapse2.test
 $OTHER_IP other.test
+$TLS_IP tls.hearth.test
 EOF
 echo "nameserver $DNS_IP" >"$work/etc/resolv.conf"
 mount --bind "$work/etc/hosts" /etc/hosts
@@ -143,6 +146,7 @@ dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
     --host-record="synapse.test,$SYNAPSE_IP" \
     --host-record="synapse2.test,$SYNAPSE2_IP" \
     --host-record="other.test,$OTHER_IP" \
+    --host-record="tls.hearth.test,$TLS_IP" \
     --srv-host="_matrix-fed._tcp.srv.hearth.test,hearth.test,8448" \
     --log-queries --log-facility="$work/dnsmasq/dnsmasq.log" \
     >"$work/dnsmasq/stdout.log" 2>&1 &
@@ -184,6 +188,9 @@ leaf hearth.test "DNS:hearth.test,DNS:*.hearth.test,IP:$HEARTH_IP"
 leaf synapse.test "DNS:synapse.test,IP:$SYNAPSE_IP"
 leaf synapse2.test "DNS:synapse2.test,IP:$SYNAPSE2_IP"
 leaf other.test "DNS:other.test,IP:$OTHER_IP"
+# Hearth's own TLS listener: its certificate, and a renewed one (another key) to swap in.
+leaf tls.hearth.test "DNS:tls.hearth.test,IP:$TLS_IP"
+leaf tls2.hearth.test "DNS:tls.hearth.test,IP:$TLS_IP"
 CA=$tls/ca.pem
 
 # --- nginx in front of hearth.test ------------------------------------------------------------
@@ -388,7 +395,8 @@ fi
 # --- the tests --------------------------------------------------------------------------------
 export HEARTH_FED_CA=$CA HEARTH_FED_LISTEN=$HEARTH_IP:8008 HEARTH_FED_SERVER_NAME=hearth.test \
     SYNAPSE_URL=http://$SYNAPSE_IP:8008 SYNAPSE_SERVER_NAME=synapse.test \
-    SYNAPSE_SHARED_SECRET HEARTH_FED_DNS=$DNS_IP:53 HEARTH_FED_WORK=$work SYNAPSE_LOG
+    SYNAPSE_SHARED_SECRET HEARTH_FED_DNS=$DNS_IP:53 HEARTH_FED_WORK=$work SYNAPSE_LOG \
+    HEARTH_FED_TLS_NAME=tls.hearth.test HEARTH_FED_TLS_IP=$TLS_IP
 unset HEARTH_FED_IN_NETNS SYNAPSE_VENV
 step "environment ready in ${SECONDS} s; running: $*"
 # In its own process group (job control on), so that a signal to this script stops the command

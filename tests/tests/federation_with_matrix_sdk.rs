@@ -746,3 +746,96 @@ async fn presence_and_profiles_cross_between_servers() {
         assert!(image::guess_format(&picture).is_ok(), "an image");
     }
 }
+
+/// The certificate `url`'s server presents (DER), read over a new connection that trusts the
+/// test CA.
+async fn served_certificate(url: &str) -> Vec<u8> {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(env("HEARTH_FED_CA")).unwrap()).unwrap();
+    let client = reqwest::Client::builder().tls_certs_only([ca]).tls_info(true).build().unwrap();
+    let resp = client.get(format!("{url}/_matrix/client/versions")).send().await.expect("HTTPS answers");
+    let info = resp.extensions().get::<reqwest::tls::TlsInfo>().expect("TLS details");
+    info.peer_certificate().expect("a certificate").to_vec()
+}
+
+/// No nginx in front: Hearth as tls.hearth.test serves apps and federation on its own TLS
+/// listener on port 443 (other servers find it through its own `.well-known/matrix/server`),
+/// with the certificate files of the test CA. Synapse's user is invited, joins and talks both
+/// ways; then the files are replaced with a renewed certificate while a /sync long-poll is open:
+/// the poll ends normally, new connections get the new certificate, and the conversation (and
+/// Synapse's federation traffic, over fresh connections) goes on.
+#[tokio::test]
+#[ignore = "needs tests/federation/run.sh"]
+async fn apps_and_synapse_use_hearths_own_tls_listener_through_a_certificate_renewal() {
+    let name = env("HEARTH_FED_TLS_NAME");
+    let ip: std::net::IpAddr = env("HEARTH_FED_TLS_IP").parse().unwrap();
+    let made = std::path::PathBuf::from(env("HEARTH_FED_WORK")).join("tls");
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = (files.path().join("fullchain.pem"), files.path().join("privkey.pem"));
+    std::fs::copy(made.join(format!("{name}.pem")), &cert).unwrap();
+    std::fs::copy(made.join(format!("{name}.key")), &key).unwrap();
+    let (cert_path, key_path, server_name) = (cert.clone(), key.clone(), name.clone());
+    let _hearth = start(async move |c| {
+        c.server_name = server_name.as_str().try_into().unwrap();
+        c.listeners[0].port = 443;
+        c.listeners[0].bind_addresses = vec![ip];
+        c.listeners[0].tls = true;
+        c.tls_certificate_path = Some(cert_path);
+        c.tls_private_key_path = Some(key_path);
+        c.tls_reload_interval = hearth_server::config::HumanDuration(Duration::from_millis(200));
+        c.public_baseurl = Some(format!("https://{server_name}/"));
+        c.federation_custom_ca_list = vec![env("HEARTH_FED_CA").into()];
+        c.trusted_key_servers = Vec::new();
+        c.ip_range_whitelist = vec!["127.0.0.0/8".to_owned()];
+        for (_, rl) in c.rate_limits_mut() {
+            *rl = RateLimit { per_second: 1000.0, burst_count: 1000.0 };
+        }
+        hearth_server::register_user_offline(c.clone(), "sdk_kim", "password-sdk_kim".to_owned(), false).await.unwrap();
+    })
+    .await;
+    let url = format!("https://{name}");
+    let kim = sdk_client(&url).await;
+    kim.matrix_auth().login_username("sdk_kim", "password-sdk_kim").send().await.expect("Kim signs in over TLS");
+    let lou = on_synapse("sdk_lou").await;
+    let lou_id = lou.user_id().unwrap().to_owned();
+
+    let mut req = create_room::v3::Request::new();
+    req.name = Some("No proxy".into());
+    req.invite = vec![lou_id.clone()];
+    let room = kim.create_room(req).await.expect("Kim makes the room");
+    let room_id = room.room_id().to_owned();
+    sync_until(&lou, "the invite", async |c| c.get_room(&room_id).is_some_and(|r| r.state() == RoomState::Invited))
+        .await;
+    lou.get_room(&room_id).unwrap().join().await.expect("Lou joins through Synapse, over Hearth's TLS");
+    sync_until(&kim, "Lou joined", async |c| c.get_room(&room_id).unwrap().joined_members_count() == 2).await;
+    let talk = async |round: &str| {
+        let line = format!("kim {round}");
+        room.send(RoomMessageEventContent::text_plain(&line)).await.expect("Kim sends");
+        sync_until(&lou, &line, async |c| last_body(c, &room_id).await.as_deref() == Some(line.as_str())).await;
+        let line = format!("lou {round}");
+        lou.get_room(&room_id).unwrap().send(RoomMessageEventContent::text_plain(&line)).await.expect("Lou sends");
+        sync_until(&kim, &line, async |c| last_body(c, &room_id).await.as_deref() == Some(line.as_str())).await;
+    };
+    talk("before").await;
+
+    // Renewed files while Kim's long-poll is open.
+    let before = served_certificate(&url).await;
+    let polling = {
+        let kim = kim.clone();
+        tokio::spawn(async move { kim.sync_once(SyncSettings::default().timeout(Duration::from_secs(3))).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::copy(made.join("tls2.hearth.test.pem"), &cert).unwrap();
+    std::fs::copy(made.join("tls2.hearth.test.key"), &key).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while served_certificate(&url).await == before {
+        assert!(Instant::now() < deadline, "the renewed certificate was not served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    polling.await.unwrap().expect("the /sync open during the renewal ends normally");
+    talk("after").await;
+    assert_eq!(
+        history(&lou, &room_id).await,
+        ["kim before", "lou before", "kim after", "lou after"],
+        "Lou reads the whole conversation"
+    );
+}
