@@ -115,11 +115,18 @@ test_binary() { # NAME: the path of that integration test's binary, built if nee
 step "UI suite (the dashboard and invite page in headless Chromium; screenshots in tests/ui/screenshots)"
 cargo test --workspace --locked --test ui_in_chromium -- --ignored
 cargo test --workspace --locked --test federation_events -- --ignored
-# Built-in HTTPS with pebble as the CA, the wizard's path on the real ports 80 and 443: in a
-# private network namespace.
+# Built-in HTTPS with pebble as the CA (issue, renew, a failed challenge, a name not ours,
+# TLS-ALPN-01, the dashboard, and the wizard's path on the real ports 80 and 443): in a private
+# network namespace.
 acme_bin=$(test_binary acme)
 [ -x "$acme_bin" ] || { echo "the acme test binary was not found" >&2; exit 1; }
-bash tests/netns/run.sh "$acme_bin" --ignored
+bash tests/netns/run.sh "$acme_bin" --include-ignored
+# The wizard without the right to bind ports below 1024, as a desktop app run by a user: in the
+# namespace, with the privileged-port floor at its usual 1024 and the capability dropped.
+wizard_bin=$(test_binary setup_wizard)
+[ -x "$wizard_bin" ] || { echo "the setup_wizard test binary was not found" >&2; exit 1; }
+bash tests/netns/run.sh bash -c 'sysctl -qw net.ipv4.ip_unprivileged_port_start=1024 &&
+    exec setpriv --bounding-set=-net_bind_service --inh-caps=-net_bind_service "$0" --ignored without_the_right' "$wizard_bin"
 
 step "desktop suite (the Tauri app under Xvfb; screenshot in tests/ui/screenshots)"
 cargo test --workspace --locked --test under_xvfb -- --ignored

@@ -72,6 +72,8 @@ const views = {
       ["Secrets kept in", s.secret_store],
       ["Reachability", reachability(s.reachability)],
     ];
+    const t = await api("/tls");
+    if (t.enabled) rows.push(["HTTPS certificate", certificateSummary(t)]);
     $("#status-list").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   },
 
@@ -114,6 +116,20 @@ const views = {
     }));
   },
 };
+
+/// One line for the Status page: the certificate's days left, or an alert when apps are about
+/// to refuse it (expired, expiring, renewal failing), pointing to the Reach page.
+function certificateSummary(t) {
+  const c = t.certificate;
+  const days = Math.floor((c.not_after_ms - Date.now()) / 86400000);
+  const failing = t.acme?.last_error ? ` Getting a new one failed ${t.acme.failures} time${t.acme.failures === 1 ? "" : "s"} in a row: ${t.acme.last_error}.` : "";
+  let trouble = "";
+  if (c.placeholder) trouble = "None from the certificate authority yet: apps refuse to connect.";
+  else if (days < 0) trouble = "Expired: apps refuse to connect.";
+  else if (days < 14 || failing) trouble = `Expires in ${days} day${days === 1 ? "" : "s"}.`;
+  if (!trouble) return `For ${c.names.join(", ")}, ${days} days left.`;
+  return el("span", { class: "warning", role: "alert" }, `${trouble}${failing} See Reach.`);
+}
 
 /// What the Reach page says of built-in HTTPS (GET /tls): the certificate served and, when
 /// Hearth gets it from Let's Encrypt, how that goes. Trouble is said first, in plain words.

@@ -189,9 +189,16 @@ async fn hearth_gets_a_certificate_for_its_names_and_renews_it_when_due() {
     let pebble = Pebble::start().await;
     let root = pebble.issuing_root().await;
     let dir = tempfile::tempdir().unwrap();
-    let running = Homeserver::start(acme_config(&pebble, dir.path())).await.expect("starts");
+    // Delegation: the server name, and apps at another host; one certificate for both.
+    let config = || {
+        let mut c = acme_config(&pebble, dir.path());
+        c.public_baseurl = Some("https://matrix.hearth.test/".to_owned());
+        c
+    };
+    let running = Homeserver::start(config()).await.expect("starts");
     let port = running.local_addr().port();
     let first = until_issued(port, "hearth.test", &root, None).await;
+    assert_eq!(issued_to(port, "matrix.hearth.test", &root).await.as_deref(), Some(first.as_slice()));
     assert!(dir.path().join("tls/fullchain.pem").exists() && dir.path().join("tls/privkey.pem").exists());
     // Serving Matrix over it.
     let http = reqwest::Client::builder()
@@ -204,13 +211,13 @@ async fn hearth_gets_a_certificate_for_its_names_and_renews_it_when_due() {
     running.stop().await;
 
     // Started again: the kept certificate is served at once, not asked for again.
-    let running = Homeserver::start(acme_config(&pebble, dir.path())).await.expect("starts");
+    let running = Homeserver::start(config()).await.expect("starts");
     let port = running.local_addr().port();
     assert_eq!(issued_to(port, "hearth.test", &root).await.as_deref(), Some(first.as_slice()));
     running.stop().await;
 
     // Due (fewer days left than the threshold): renewed while serving.
-    let mut c = acme_config(&pebble, dir.path());
+    let mut c = config();
     c.acme.reprovision_threshold = 100_000;
     let running = Homeserver::start(c).await.expect("starts");
     let port = running.local_addr().port();
@@ -381,6 +388,13 @@ async fn the_reach_page_says_how_the_certificate_is_doing() {
     let alerts = got["alerts"].to_string();
     assert!(alerts.contains("self-signed"), "{got}");
     assert!(alerts.contains("Getting the certificate failed") && alerts.contains("port 80"), "{got}");
+    // The Status page, where the admin looks first, raises it too.
+    assert_eq!(got["statusAlert"], true, "{got}");
+    assert!(
+        got["status"].as_str().unwrap().contains("failed 1 time")
+            || got["status"].as_str().unwrap().contains("times in a row"),
+        "{got}"
+    );
 
     pebble.resolve("hearth.test", None).await;
     until_issued(port, "hearth.test", &root, None).await;
@@ -388,6 +402,8 @@ async fn the_reach_page_says_how_the_certificate_is_doing() {
     assert_eq!(got["alerts"], json!([]), "{got}");
     let text = got["text"].as_str().unwrap();
     assert!(text.contains("hearth.test") && text.contains("days left") && text.contains("renewed by Hearth"), "{text}");
+    assert_eq!(got["statusAlert"], false, "{got}");
+    assert!(got["status"].as_str().unwrap().contains("days left"), "{got}");
     running.stop().await;
 }
 

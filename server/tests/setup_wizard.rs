@@ -335,3 +335,40 @@ async fn behind_a_tunnel_or_proxy_the_forwarded_client_address_is_used() {
     step(&mut s, "reach", json!({"mode": "local"})).await;
     assert_eq!(address_seen_at_login(&s).await, "127.0.0.1");
 }
+
+/// Without the right to bind ports below 1024 (no `cap_net_bind_service`, as a desktop app run
+/// by a user), "Hearth handles HTTPS itself" on 443 or 80 is refused before any restart, in
+/// words that say what to do instead (a high port and a forward on the router), and the
+/// server's settings are left as they were; high ports are taken.
+#[tokio::test]
+#[ignore = "run by scripts/test.sh in tests/netns/run.sh under setpriv, without cap_net_bind_service"]
+async fn without_the_right_to_bind_low_ports_the_wizard_says_what_to_do_instead() {
+    let denied = std::net::TcpListener::bind("0.0.0.0:443").map_err(|e| e.kind());
+    assert_eq!(
+        denied.err(),
+        Some(std::io::ErrorKind::PermissionDenied),
+        "run without cap_net_bind_service and with net.ipv4.ip_unprivileged_port_start = 1024"
+    );
+    let mut s = TestServer::start().await;
+    let body = |https_port: u16, http_port: u16| {
+        json!({"mode": "https", "public_host": "matrix.family.test", "https_port": https_port,
+               "http_port": http_port, "acme_url": "https://127.0.0.1:9/dir"})
+    };
+    for (https_port, http_port, refused, instead) in [(443, free_port(), 443, "8443"), (free_port(), 80, 80, "8080")] {
+        let r = call(&s, Method::POST, "/setup/reach", Some(body(https_port, http_port))).await;
+        assert_err(&r, 400, "M_INVALID_PARAM");
+        let error = r.1["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("may not use port {refused}"))
+                && error.contains(instead)
+                && error.contains("forward"),
+            "{error}"
+        );
+    }
+    let (_, state) = call(&s, Method::GET, "/setup", None).await;
+    assert_eq!(state["https"], Value::Null, "nothing was stored");
+    let (tls_port, http_port) = (free_port(), free_port());
+    let v = step(&mut s, "reach", body(tls_port, http_port)).await;
+    assert_eq!(v["https"]["port"], tls_port);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok(), "the high HTTPS port listens");
+}

@@ -413,6 +413,9 @@ try {
   } else if (flow === "https") {
     // The third argument names the screenshot here.
     const { page, errors } = await dashboard();
+    const statusRow = page.locator("#status-list dt", { hasText: "HTTPS certificate" }).locator("xpath=following-sibling::dd[1]");
+    const status = await statusRow.textContent();
+    const statusAlert = await statusRow.getByRole("alert").count() > 0;
     await page.getByRole("link", { name: "Reach" }).click();
     await page.getByRole("heading", { name: "HTTPS certificate" }).waitFor();
     const card = page.locator("#https-now");
@@ -422,7 +425,7 @@ try {
     await checkLayout(page, "reach at 800x600");
     await page.screenshot({ path: `${shots}/https-${userId}.png`, fullPage: true });
     check(errors.length === 0, `script errors: ${errors}`);
-    console.log(JSON.stringify({ alerts, text }));
+    console.log(JSON.stringify({ alerts, text, status, statusAlert }));
   } else {
     throw new Error(`unknown flow ${flow}`);
   }
