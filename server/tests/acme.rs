@@ -56,9 +56,18 @@ impl Pebble {
         Self::start_with(free_port(), free_port(), free_port()).await
     }
 
+    /// Giving certificates valid for `seconds` only.
+    async fn start_short_lived(seconds: u64) -> Self {
+        Self::launch(free_port(), free_port(), free_port(), Some(seconds)).await
+    }
+
     /// The CA validating on `http01` and `tls_alpn` (80 and 443 as in the world, inside the
     /// network namespace of `tests/netns/run.sh`), its DNS server answering on `dns`.
     async fn start_with(http01: u16, tls_alpn: u16, dns: u16) -> Self {
+        Self::launch(http01, tls_alpn, dns, None).await
+    }
+
+    async fn launch(http01: u16, tls_alpn: u16, dns: u16, validity: Option<u64>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // pebble's HTTPS certificate, from a test CA the clients are told to trust.
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -83,6 +92,10 @@ impl Pebble {
             "httpPort": http01, "tlsPort": tls_alpn,
             "ocspResponderURL": "", "externalAccountBindingRequired": false,
         }});
+        let mut config = config;
+        if let Some(seconds) = validity {
+            config["pebble"]["certificateValidityPeriod"] = json!(seconds);
+        }
         std::fs::write(p("pebble.json"), config.to_string()).unwrap();
         let quiet = Stdio::null;
         let dns_server = Command::new("pebble-challtestsrv")
@@ -222,6 +235,55 @@ async fn hearth_gets_a_certificate_for_its_names_and_renews_it_when_due() {
     let running = Homeserver::start(c).await.expect("starts");
     let port = running.local_addr().port();
     until_issued(port, "hearth.test", &root, Some(&first)).await;
+    running.stop().await;
+}
+
+/// With certificates of 9 seconds, Hearth renews at two thirds of the lifetime, again and
+/// again, by itself, and a connection kept alive across the renewals goes on serving.
+#[tokio::test]
+async fn short_lived_certificates_are_renewed_at_two_thirds_of_their_life_without_dropping_connections() {
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pebble = Pebble::start_short_lived(9).await;
+    let root = pebble.issuing_root().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = acme_config(&pebble, dir.path());
+    // Only the two-thirds rule (30 days left would be due at once for such certificates).
+    c.acme.reprovision_threshold = 0;
+    let running = Homeserver::start(c).await.expect("starts");
+    let port = running.local_addr().port();
+    let first = until_issued(port, "hearth.test", &root, None).await;
+    let issued_at = Instant::now();
+
+    // A connection opened now, with the first certificate, kept alive.
+    let mut store = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&root) {
+        store.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut kept = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("hearth.test").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut ask = async || {
+        kept.write_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: hearth.test\r\n\r\n").await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = kept.read(&mut buf).await.expect("the kept connection answers");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(ask().await.starts_with("HTTP/1.1 200"));
+
+    let second = until_issued(port, "hearth.test", &root, Some(&first)).await;
+    let renewed_after = issued_at.elapsed();
+    assert!(renewed_after >= Duration::from_secs(4), "renewed at two thirds of 9 s, not at once ({renewed_after:?})");
+    until_issued(port, "hearth.test", &root, Some(&second)).await;
+    let answer = ask().await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("versions"), "{answer}");
     running.stop().await;
 }
 

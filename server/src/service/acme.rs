@@ -55,7 +55,8 @@ const ACCOUNT_SECRET: &str = "acme_account";
 /// The longest wait between two attempts after failures.
 const MAX_RETRY: Duration = Duration::from_secs(24 * 3600);
 /// The shortest wait between two successful orders, whatever the renewal rule says: a CA limits
-/// how many certificates it gives for a name.
+/// how many certificates it gives for a name. (A third of the lifetime for certificates of less
+/// than three hours, which only test CAs give.)
 const MIN_BETWEEN_ORDERS: Duration = Duration::from_secs(3600);
 /// How long an order may take once its challenges are answered.
 const ORDER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -151,13 +152,16 @@ impl Acme {
                         tracing::info!(names = ?now.names, expires = now.not_after, "certificate obtained from the ACME CA");
                         self.record(None, 0);
                         let due = self.due_in().unwrap_or_default();
-                        if due < MIN_BETWEEN_ORDERS {
+                        let lifetime = Duration::from_secs((now.not_after - now.not_before).max(0) as u64);
+                        let wait = after_success(due, lifetime);
+                        if due < wait {
                             tracing::warn!(
                                 threshold_days = self.config.acme.reprovision_threshold,
-                                "the new certificate is due for renewal at once (acme.reprovision_threshold is longer than its lifetime): the next order waits an hour"
+                                wait_s = wait.as_secs(),
+                                "the new certificate is due for renewal at once (acme.reprovision_threshold is longer than its lifetime): the next order waits"
                             );
                         }
-                        after_success(due)
+                        wait
                     }
                     Err(e) => {
                         failures += 1;
@@ -387,9 +391,10 @@ fn explain(kind: Option<&str>, detail: Option<&str>) -> String {
 }
 
 /// The wait before the next order after one succeeded, `due` being when the new certificate is
-/// due for renewal.
-fn after_success(due: Duration) -> Duration {
-    due.max(MIN_BETWEEN_ORDERS)
+/// due for renewal, of a certificate valid for `lifetime`: never sooner than an hour, or than a
+/// third of a lifetime shorter than three hours (a test CA's certificates of seconds).
+fn after_success(due: Duration, lifetime: Duration) -> Duration {
+    due.max(MIN_BETWEEN_ORDERS.min(lifetime / 3))
 }
 
 fn retry_wait(first: Duration, failures: u32) -> Duration {
@@ -441,9 +446,13 @@ mod tests {
 
     #[test]
     fn a_certificate_due_at_once_is_not_ordered_again_before_an_hour() {
-        assert_eq!(after_success(Duration::ZERO), MIN_BETWEEN_ORDERS);
+        let ninety_days = Duration::from_secs(90 * 86_400);
+        assert_eq!(after_success(Duration::ZERO, ninety_days), MIN_BETWEEN_ORDERS);
         let two_months = Duration::from_secs(60 * 86_400);
-        assert_eq!(after_success(two_months), two_months);
+        assert_eq!(after_success(two_months, ninety_days), two_months);
+        // A certificate of a minute: at most three orders a minute, however it is configured.
+        let minute = Duration::from_secs(60);
+        assert_eq!(after_success(Duration::ZERO, minute), Duration::from_secs(20));
     }
 
     #[test]
