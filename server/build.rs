@@ -2,4 +2,13 @@
 // changed, not only when Rust code changes (sqlx's documented recipe).
 fn main() {
     println!("cargo:rerun-if-changed=../migrations");
+    // The packages' build script says which commit it built (see `hearth_server::VERSION`).
+    println!("cargo:rerun-if-env-changed=HEARTH_BUILD");
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
+    match std::env::var("HEARTH_BUILD") {
+        Ok(build) if !build.trim().is_empty() => {
+            println!("cargo:rustc-env=HEARTH_VERSION={version} ({})", build.trim())
+        }
+        _ => println!("cargo:rustc-env=HEARTH_VERSION={version}"),
+    }
 }

@@ -12,7 +12,7 @@ use crate::{Config, Homeserver, config};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "Hearth: a personal Matrix homeserver")]
+#[command(name = "hearth", version = crate::VERSION, about = "Hearth: a personal Matrix homeserver")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -133,7 +133,7 @@ async fn serve(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 
     let mut running = Homeserver::start(config).await?;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Hearth {} is running.", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(out, "Hearth {} is running.", crate::VERSION);
     let _ = writeln!(out, "  Client URL:   {}", running.public_baseurl());
     for a in running.local_addrs() {
         let _ = writeln!(out, "  Listening on: http://{a}/");

@@ -22,6 +22,11 @@ use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError};
+
+/// Hearth's version, as `hearth --version`, the dashboard, `/_synapse/admin/v1/server_version`
+/// and federation's `/version` say it: the package version, and the commit when the build was
+/// made by `installers/build.sh` (which sets `HEARTH_BUILD`).
+pub const VERSION: &str = env!("HEARTH_VERSION");
 pub use error::Error;
 
 use crate::{

@@ -72,13 +72,32 @@ async fn server_key_is_signed_by_itself_and_valid_for_a_while() {
     assert!(verify_json(&map, &obj).is_err());
 }
 
+/// One version everywhere: `hearth --version`, federation's `/version`, Synapse's admin
+/// `server_version` (open to anyone, as in Synapse) and the dashboard.
 #[tokio::test]
-async fn federation_version_names_the_server() {
+async fn every_place_that_names_the_version_agrees() {
     let s = TestServer::start().await;
     let (st, v) = s.get("/_matrix/federation/v1/version", None).await;
     assert_eq!(st, 200);
     assert_eq!(v["server"]["name"], "Hearth");
-    assert_eq!(v["server"]["version"], env!("CARGO_PKG_VERSION"));
+    let version = v["server"]["version"].as_str().unwrap().to_owned();
+    assert!(version.starts_with(env!("CARGO_PKG_VERSION")), "{version}");
+    let (st, v) = s.get("/_synapse/admin/v1/server_version", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["server_version"], version);
+    let running = s.running.as_ref().unwrap();
+    let status: Value = reqwest::Client::new()
+        .get(format!("http://{}/_hearth/admin/v1/status", running.admin_addr()))
+        .bearer_auth(running.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["version"], version);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth")).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("hearth {version}"));
 }
 
 #[tokio::test]

@@ -96,7 +96,7 @@ pub fn parse(args: Vec<OsString>, display: bool) -> Result<Launch, String> {
         };
         match arg.as_str() {
             "-h" | "--help" => return Ok(Launch::Print(USAGE.to_owned())),
-            "-V" | "--version" => return Ok(Launch::Print(format!("hearth-desktop {}\n", env!("CARGO_PKG_VERSION")))),
+            "-V" | "--version" => return Ok(Launch::Print(format!("hearth-desktop {}\n", hearth_server::VERSION))),
             "--hidden" => out.hidden = true,
             "--open" => action(Action::OpenDashboard)?,
             "--pause" => action(Action::Pause)?,

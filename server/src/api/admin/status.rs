@@ -16,7 +16,7 @@ pub async fn get_status(State(s): State<AppState>) -> Result<Json<Value>> {
     let settings = crate::service::setup::settings(&s.db).await?;
     Ok(Json(json!({
         "running": true,
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": crate::VERSION,
         "server_name": s.config.server_name,
         "public_baseurl": s.config.public_baseurl(),
         "uptime_seconds": s.started.elapsed().as_secs(),

@@ -34,7 +34,7 @@ pub async fn get_server_version(
 ) -> RumaResponse<get_server_version::v1::Response> {
     let mut server = get_server_version::v1::Server::new();
     server.name = Some("Hearth".to_owned());
-    server.version = Some(env!("CARGO_PKG_VERSION").to_owned());
+    server.version = Some(crate::VERSION.to_owned());
     let mut resp = get_server_version::v1::Response::new();
     resp.server = Some(server);
     RumaResponse(resp)
