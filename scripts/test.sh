@@ -45,6 +45,10 @@ pkg-config --exists gtk+-3.0 2>/dev/null || missing+=(libgtk-3-dev)
 pkg-config --exists ayatana-appindicator3-0.1 2>/dev/null || missing+=(libayatana-appindicator3-dev)
 pkg-config --exists librsvg-2.0 2>/dev/null || missing+=(librsvg2-dev)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+# The packaging suite: the server package's unit checked, the installed server asked.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v adduser >/dev/null 2>&1 || missing+=(adduser)
 if ((${#missing[@]})); then
     step "installing Debian packages: ${missing[*]}"
     sudo=""
@@ -142,6 +146,9 @@ fed_bin=$(test_binary federation)
 [ -x "$sdk_bin" ] && [ -x "$fed_bin" ] || { echo "a federation test binary was not found" >&2; exit 1; }
 HEARTH_SYNAPSE_VENV="$VENV" CARGO_TARGET_DIR="$TARGET_DIR" bash tests/federation/run.sh \
     bash -c '"$0" --ignored --test-threads=1 && "$1" --ignored --test-threads=1' "$sdk_bin" "$fed_bin"
+
+step "packaging suite (installers/build.sh server-deb: built, installed with apt, unit verified, serving as the hearth user, removed and purged)"
+bash tests/packaging/server-deb.sh "$TARGET_DIR/debug/hearth"
 
 step "fuzzing suite (schemathesis over the spec's client-server OpenAPI, in a private network namespace; fails on any 5xx)"
 CARGO_TARGET_DIR="$TARGET_DIR" bash tests/fuzz/run.sh "$TARGET_DIR/debug/hearth"
