@@ -112,5 +112,20 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
+/// Runs `hearth serve --config CONFIG` as installed: without a developer's RUST_BACKTRACE=1
+/// (which makes every error capture a backtrace, and the first one load the unwinder's tables)
+/// or RUST_LOG, its output discarded (the config's log level and folder apply).
+pub fn spawn_hearth(bin: &str, config: &std::path::Path) -> std::io::Result<std::process::Child> {
+    std::process::Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+}
+
 /// Every rate limit out of the way, as for Synapse: the benchmarks measure serving, not limiting.
 pub const HEARTH_LIMITS: &str = include_str!("../../tests/lax_rate_limits.toml");

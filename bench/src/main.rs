@@ -176,17 +176,7 @@ fn start_hearth(bin: &str, dir: &std::path::Path, port: u16) -> Result<Child> {
             dir.join("logs").display()
         ),
     )?;
-    // As installed: a developer's RUST_BACKTRACE=1 makes every error capture a backtrace (and
-    // the first one load the unwinder's tables), which is not what users run.
-    Ok(Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?)
+    Ok(hearth_bench::spawn_hearth(bin, &config)?)
 }
 
 fn start_synapse(venv: &str, dir: &std::path::Path, port: u16) -> Result<Child> {

@@ -73,15 +73,7 @@ fn start_hearth(bin: &str, dir: &Path, plain: u16, tls: u16) -> Result<Child> {
             key = dir.join("key.pem").display(),
         ),
     )?;
-    Ok(Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?)
+    Ok(hearth_bench::spawn_hearth(bin, &config)?)
 }
 
 /// nginx as it is usually set up in front of a homeserver: a worker per core, TLS 1.2 and 1.3,
