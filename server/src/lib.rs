@@ -149,14 +149,11 @@ impl Sockets {
                 .filter(|p| p.listener == index)
                 .map(|p| p.socket.local_addr())
                 .collect::<Result<_, _>>()?;
-            let Some(bound_port) = bound.first().map(SocketAddr::port) else {
-                self.bind_new(index, &wanted);
-                continue;
-            };
-            // A port the OS picked (0 in the config) is kept; a port the settings changed is not.
-            let port = match config.listeners[index].port {
-                0 => bound_port,
-                p => p,
+            // A port the OS picked (0 in the config) is kept; a port the settings changed, or a
+            // listener they add (nothing bound yet), takes the configured one.
+            let port = match (config.listeners[index].port, bound.first()) {
+                (0, Some(b)) => b.port(),
+                (p, _) => p,
             };
             let want: Vec<SocketAddr> =
                 wanted.iter().filter(|w| w.0 == index).map(|w| SocketAddr::new(w.1.ip(), port)).collect();
@@ -172,7 +169,7 @@ impl Sockets {
                     Ok(socket) => fresh.push(PublicSocket { socket, listener: index }),
                     Err(e) => {
                         drop(fresh);
-                        tracing::warn!(error = %e, "cannot listen on the network; staying on the previous addresses");
+                        tracing::warn!(error = %e, "cannot listen where the settings ask; staying on the previous addresses, if any");
                         for addr in &bound {
                             let socket = listen_public(*addr)?;
                             self.public.push(PublicSocket { socket, listener: index });
@@ -187,22 +184,6 @@ impl Sockets {
         self.public.sort_by_key(|p| p.listener);
         self.rebind_acme(config);
         Ok(())
-    }
-
-    /// Sockets for a listener the settings add (the wizard's built-in HTTPS). One that cannot
-    /// be bound is left out with a warning: the dashboard must stay reachable to change it.
-    fn bind_new(&mut self, index: usize, wanted: &[(usize, SocketAddr)]) {
-        let mut fresh = Vec::new();
-        for (_, addr) in wanted.iter().filter(|w| w.0 == index) {
-            match listen_public(*addr) {
-                Ok(socket) => fresh.push(PublicSocket { socket, listener: index }),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot open the HTTPS listener the settings ask for");
-                    return;
-                }
-            }
-        }
-        self.public.extend(fresh);
     }
 
     /// The HTTP-01 listener as the settings want it: opened when they turn ACME on, moved when

@@ -207,6 +207,14 @@ async fn the_https_mode_opens_its_listeners_and_another_mode_closes_them() {
     assert_err(&r, 400, "M_INVALID_PARAM");
     let r = call(&s, Method::POST, "/tls/check", Some(json!({}))).await;
     assert_err(&r, 400, "M_INVALID_PARAM");
+    // Hearth's own plain listener can be neither: the new listener could not open after the
+    // restart.
+    let plain = s.running.as_ref().unwrap().local_addr().port();
+    for (https_port, http_port) in [(plain, http_port), (tls_port, plain)] {
+        let r = call(&s, Method::POST, "/setup/reach", Some(body(https_port, http_port, ca))).await;
+        assert_err(&r, 400, "M_INVALID_PARAM");
+        assert!(r.1["error"].as_str().unwrap().contains(&format!("already uses port {plain}")), "{}", r.1);
+    }
 
     let v = step(&mut s, "reach", body(tls_port, http_port, ca)).await;
     assert_eq!(v["restart"], true);
@@ -237,6 +245,9 @@ async fn the_https_mode_opens_its_listeners_and_another_mode_closes_them() {
     // Saving the same answer again is no change: no restart.
     let v = step(&mut s, "reach", body(tls_port, http_port, ca)).await;
     assert_eq!(v["restart"], false, "{v}");
+    // The two listeners cannot swap jobs.
+    let r = call(&s, Method::POST, "/setup/reach", Some(body(http_port, tls_port, ca))).await;
+    assert_err(&r, 400, "M_INVALID_PARAM");
 
     step(&mut s, "reach", json!({"mode": "local"})).await;
     let (_, tls) = call(&s, Method::GET, "/tls", None).await;

@@ -1109,7 +1109,7 @@ pub struct BuiltInHttps {
 
 impl BuiltInHttps {
     fn apply(&self, config: &mut Config) -> Result<(), ConfigError> {
-        if let Some(l) = config.listeners.iter_mut().find(|l| l.port == self.port) {
+        if let Some(l) = config.listeners.iter().find(|l| l.port == self.port) {
             if !l.tls {
                 return Err(err(format!(
                     "setting `https`: port {} is a plain listener in the configuration file; choose another HTTPS port",

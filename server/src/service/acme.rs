@@ -128,11 +128,14 @@ impl Acme {
     }
 
     /// Ends the wait before the next attempt when there is no certificate from the CA yet (a
-    /// cause of failure was fixed); a certificate not yet due for renewal stays.
-    pub fn try_now(&self) {
-        if self.certificates.current().placeholder {
+    /// cause of failure was fixed); a certificate not yet due for renewal stays. True when it
+    /// asked for an attempt.
+    pub fn try_now(&self) -> bool {
+        let placeholder = self.certificates.current().placeholder;
+        if placeholder {
             self.wake.notify_one();
         }
+        placeholder
     }
 
     pub fn status(&self) -> Status {

@@ -235,10 +235,21 @@ fn built_in_https(s: &AppState, body: &StepBody) -> Result<BuiltInHttps> {
     if url::Url::parse(&url).map(|u| u.scheme() != "https").unwrap_or(true) {
         return Err(Error::invalid_param(format!("`{url}` is not the https:// address of a certificate authority")));
     }
-    let ours = |p: u16| s.local_addrs.iter().any(|a| a.port() == p) || (s.acme.is_some() && s.config.acme.port == p);
-    for (p, public, what) in [(port, 443, "HTTPS"), (http_port, 80, "HTTP")] {
-        if ours(p) {
+    // A port Hearth already listens on stays usable only for the same job (saving the answer
+    // again); one of its other listeners would make the new one fail to open after the restart.
+    let hearth_listens = |p: u16| s.local_addrs.iter().any(|a| a.port() == p);
+    let tls_listener = |p: u16| s.config.listeners.iter().any(|l| l.tls && l.port == p);
+    let challenge_listener = |p: u16| s.acme.is_some() && s.config.acme.port == p;
+    for (p, public, what, same_job) in
+        [(port, 443, "HTTPS", tls_listener(port)), (http_port, 80, "HTTP", challenge_listener(http_port))]
+    {
+        if same_job {
             continue;
+        }
+        if hearth_listens(p) || challenge_listener(p) {
+            return Err(Error::invalid_param(format!(
+                "Hearth already uses port {p} for another of its listeners: choose another port for {what} and forward port {public} to it on your router."
+            )));
         }
         if let Err(e) = std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, p)) {
             return Err(Error::invalid_param(match e.kind() {

@@ -25,11 +25,7 @@ pub async fn check_tls(State(s): State<AppState>) -> Result<Json<Value>> {
     let policy = IpPolicy::from_config(&s.config).map_err(Error::internal)?;
     let checks =
         setup::https_checks(&host, s.config.acme.port, tls_port, &policy, acme, certificates, &s.discovery).await;
-    let all_pass = checks.iter().all(|c| c.result == "pass");
-    let trying_now = all_pass && certificates.current().placeholder;
-    if trying_now {
-        acme.try_now();
-    }
+    let trying_now = checks.iter().all(|c| c.result == "pass") && acme.try_now();
     Ok(Json(json!({ "host": host, "checks": checks, "trying_now": trying_now })))
 }
 
