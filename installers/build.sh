@@ -7,6 +7,8 @@
 #   installers/build.sh rpm          the desktop app for Fedora/openSUSE: Hearth-<v>-1.<arch>.rpm
 #   installers/build.sh dmg          on macOS: Hearth_<v>_universal.dmg (Apple silicon and Intel)
 #   installers/build.sh msi|nsis     on Windows: Hearth_<v>_x64_en-US.msi (WiX), Hearth_<v>_x64-setup.exe
+#   installers/build.sh tauri-cli    the pinned Tauri CLI's path (`cargo-tauri signer generate` makes
+#                                    an update key; see installers/README.md)
 #
 # The desktop packages come from `tauri build`, with the Tauri CLI pinned below, installed from
 # crates.io into the target folder the first time. HEARTH_PACKAGE_DEBUG=1 bundles a debug build
@@ -21,17 +23,25 @@
 #          (all read by tauri build itself)
 #   Windows: HEARTH_WINDOWS_CERT_THUMBPRINT, a code-signing certificate already in the user's
 #          certificate store (the workflow imports it), with HEARTH_WINDOWS_TIMESTAMP_URL
+#
+# Updates (the desktop packages): HEARTH_UPDATER_PUBKEY, the public half of the project's update
+# key (`cargo tauri signer generate`), builds the updater into the app, which then asks
+# HEARTH_UPDATER_ENDPOINT (default: latest.json of the latest GitHub release of
+# HEARTH_REPOSITORY) once a day. Without it the app does not update itself (builds by
+# distributions, from source). TAURI_SIGNING_PRIVATE_KEY (and _PASSWORD) signs each package
+# for the updater: PACKAGE.sig beside it, which installers/manifest.sh puts into latest.json.
+# HEARTH_PACKAGE_VERSION builds another version number than Cargo.toml's (the updater's test).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 die() { printf 'installers: %s\n' "$*" >&2; exit 2; }
 
-[ $# -eq 1 ] || die "usage: $0 server-deb|deb|rpm|dmg|msi|nsis"
+[ $# -eq 1 ] || die "usage: $0 server-deb|deb|rpm|dmg|msi|nsis|tauri-cli"
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then
     TARGET_DIR=$CARGO_TARGET_DIR
-elif command -v python3 >/dev/null; then
+elif command -v jq >/dev/null; then
     # Wherever cargo builds, also when a cargo config file says so.
-    TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+    TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
 else
     TARGET_DIR=$REPO/target
 fi
@@ -41,7 +51,7 @@ export CARGO_TARGET_DIR=$TARGET_DIR
 OUT=$TARGET_DIR/installers
 mkdir -p "$OUT"
 
-TAURI_CLI_VERSION=2.9.6
+TAURI_CLI_VERSION=2.12.4
 
 # The pinned Tauri CLI's path, installed from crates.io (with its own lock file) when missing.
 tauri_cli() {
@@ -75,15 +85,66 @@ desktop() { # KIND (deb, rpm, dmg, msi, nsis) FILE-PATTERN
         export HEARTH_BUILD
         HEARTH_BUILD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     fi
+    if [ -n "${HEARTH_UPDATER_PUBKEY:-}" ]; then
+        local endpoint=${HEARTH_UPDATER_ENDPOINT:-https://github.com/${HEARTH_REPOSITORY:-hearth-chat/hearth}/releases/latest/download/latest.json}
+        args+=(--config "$(jq -cn --arg k "$HEARTH_UPDATER_PUBKEY" --arg e "$endpoint" \
+            '{plugins: {updater: {pubkey: $k, endpoints: [$e], requireSignedVersion: true}}}')")
+        # macOS and Windows: the updater's own archives and signatures (Linux packages are signed below).
+        if [ -n "${TAURI_SIGNING_PRIVATE_KEY:-}" ] && [ "$kind" != deb ] && [ "$kind" != rpm ]; then
+            args+=(--config '{"bundle":{"createUpdaterArtifacts":true}}')
+        fi
+    fi
+    if [ -n "${HEARTH_PACKAGE_VERSION:-}" ]; then
+        args+=(--config "$(jq -cn --arg v "$HEARTH_PACKAGE_VERSION" '{version: $v}')")
+        export HEARTH_PACKAGE_VERSION
+    fi
     local started
     started=$(mktemp)
-    (cd src-tauri && "$cli" "${args[@]}") >&2
+    # Without a key to sign with, tauri must not look for one.
+    (cd src-tauri && if [ -z "${TAURI_SIGNING_PRIVATE_KEY:-}" ]; then unset TAURI_SIGNING_PRIVATE_KEY TAURI_SIGNING_PRIVATE_KEY_PASSWORD; fi &&
+        "$cli" "${args[@]}") >&2
     local made
     made=$(find "$TARGET_DIR" -path "*/$profile/bundle/$kind/*" -name "$pattern" -newer "$started" 2>/dev/null | head -n 1)
     rm -f "$started"
     [ -n "$made" ] || die "tauri build made no $pattern under $TARGET_DIR/*/$profile/bundle/$kind"
-    cp "$made" "$OUT/"
-    echo "$OUT/$(basename "$made")"
+    local out
+    out=$OUT/$(basename "$made")
+    if [ "$kind" = deb ]; then
+        smaller_deb "$made" "$out"
+    else
+        cp "$made" "$out"
+    fi
+    if [ -n "${TAURI_SIGNING_PRIVATE_KEY:-}" ]; then
+        case "$kind" in
+            # The signature names the version, which the app requires (requireSignedVersion):
+            # an old package cannot be announced as a newer one.
+            deb | rpm) "$cli" signer sign --app-version "$(app_version)" "$out" >&2 ;;
+            *) [ ! -f "$made.sig" ] || cp "$made.sig" "$out.sig" ;;
+        esac
+    fi
+    echo "$out"
+}
+
+# The version the desktop packages carry.
+app_version() {
+    if [ -n "${HEARTH_PACKAGE_VERSION:-}" ]; then
+        echo "$HEARTH_PACKAGE_VERSION"
+    else
+        cargo metadata --format-version 1 --no-deps | jq -r '.packages[] | select(.name == "hearth-desktop") | .version'
+    fi
+}
+
+# tauri's .deb, smaller: the binary without its symbol table, and xz instead of gzip (18.6 MB
+# becomes about 11). Checksums and Installed-Size are made again for the stripped binary.
+smaller_deb() { # FROM TO
+    local root
+    root=$(mktemp -d)
+    dpkg-deb -R "$1" "$root"
+    strip --strip-unneeded "$root/usr/bin/hearth-desktop"
+    (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum >DEBIAN/md5sums)
+    sed -i "s/^Installed-Size: .*/Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)/" "$root/DEBIAN/control"
+    dpkg-deb --root-owner-group -Zxz -z9 --build "$root" "$2" >/dev/null
+    rm -rf "$root"
 }
 
 server_deb() {
@@ -98,7 +159,7 @@ server_deb() {
     [ -x "$binary" ] || die "no hearth binary at $binary"
     local arch root deb version
     arch=$(dpkg --print-architecture)
-    version=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "hearth-server"))')
+    version=${HEARTH_PACKAGE_VERSION:-$(cargo metadata --format-version 1 --no-deps | jq -r '.packages[] | select(.name == "hearth-server") | .version')}
     root=$(mktemp -d)
     trap 'rm -rf "$root"' RETURN
     chmod 0755 "$root"
@@ -116,7 +177,7 @@ server_deb() {
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: hearth
 Files: *
-License: $(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(next(p["license"] for p in json.load(sys.stdin)["packages"] if p["name"] == "hearth-server"))')
+License: $(cargo metadata --format-version 1 --no-deps | jq -r '.packages[] | select(.name == "hearth-server") | .license')
 COPY
     install -d "$root/DEBIAN"
     install -m 0755 installers/server/postinst installers/server/prerm installers/server/postrm "$root/DEBIAN/"
@@ -147,6 +208,8 @@ CONTROL
 }
 
 case "$1" in
+    # The pinned Tauri CLI's path (for `signer generate` and `signer sign`).
+    tauri-cli) tauri_cli ;;
     server-deb) server_deb ;;
     deb) desktop deb '*.deb' ;;
     rpm) desktop rpm '*.rpm' ;;

@@ -50,6 +50,11 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v adduser >/dev/null 2>&1 || missing+=(adduser)
 command -v rpm >/dev/null 2>&1 || missing+=(rpm)
+# installers/build.sh writes the updater's configuration and manifest with jq; the updater's
+# test installs the newer .deb through sudo, as the app does where polkit's pkexec is absent.
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+command -v sudo >/dev/null 2>&1 || missing+=(sudo)
+command -v strip >/dev/null 2>&1 || missing+=(binutils)
 if ((${#missing[@]})); then
     step "installing Debian packages: ${missing[*]}"
     sudo=""

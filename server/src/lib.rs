@@ -23,6 +23,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError};
 
+/// Updates of the desktop app: the app implements [`updates::AppUpdater`] and puts an
+/// [`updates::Updates`] into `Config::updates`; the dashboard checks and installs through it.
+pub mod updates {
+    pub use crate::service::updates::{AppUpdater, InstallState, Network, Release, Status, Updates};
+}
+
 /// Hearth's version, as `hearth --version`, the dashboard, `/_synapse/admin/v1/server_version`
 /// and federation's `/version` say it: the package version, and the commit when the build was
 /// made by `installers/build.sh` (which sets `HEARTH_BUILD`).
@@ -428,6 +434,11 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         shared_secret: SharedSecretRegistration::new(shared_secret),
         tls: certificates.clone(),
         acme: acme.clone(),
+        updates: config.updates.clone(),
+        update_net: service::updates::Network::new(
+            outbound.clone(),
+            config.update_manifest_url.as_deref().and_then(|u| url::Url::parse(u).ok()),
+        ),
     };
     let state = AppState(Arc::new(services));
 
@@ -472,6 +483,9 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
 
     let push_client = Arc::new(service::pusher::client(outbound));
     tasks.spawn(delayed.run(state_changes, cancel.clone()));
+    if let Some(updates) = &state.updates {
+        tasks.spawn(updates.clone().run(db.clone(), state.update_net.clone(), config.update_checks, cancel.clone()));
+    }
     tasks.spawn(state.federation.sender.clone().run(written.clone(), cancel.clone()));
     tasks.spawn(service::pusher::run(db.clone(), push_client, push_rx, cancel.clone()));
 

@@ -9,6 +9,7 @@
 mod args;
 mod server;
 mod tray;
+mod updates;
 mod webkit;
 mod window;
 
@@ -58,11 +59,17 @@ pub fn main() -> ExitCode {
 fn run(args: DesktopArgs) -> anyhow::Result<ExitCode> {
     let DesktopArgs { config, hidden, action } = args;
     let (config, _path) = hearth_server::cli::load(config, true)?;
-    let config = config.validate()?;
+    let mut config = config.validate()?;
     let log_dir = config.log_dir.clone().or_else(hearth_server::config::default_log_dir);
     let logs = hearth_server::logging::init(&config.log_level, log_dir.as_deref());
 
-    let app = tauri::Builder::default()
+    let context = tauri::generate_context!();
+    let can_update = updates::configured(&context);
+    let mut builder = tauri::Builder::default();
+    if can_update {
+        builder = builder.plugin(tauri_plugin_updater::Builder::new().build());
+    }
+    let app = builder
         // First: a second launch hands its arguments to this instance and exits.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             let action = match args::parse(argv.into_iter().map(Into::into).collect(), true) {
@@ -84,7 +91,14 @@ fn run(args: DesktopArgs) -> anyhow::Result<ExitCode> {
                 return Ok(());
             }
             let _runtime = tauri::async_runtime::handle().inner().enter();
+            let updater = can_update.then(|| updates::TauriUpdater::new(handle.clone()));
+            let server_slot = updater.as_ref().map(|u| u.server.clone());
+            config.updates =
+                updater.map(|u| hearth_server::updates::Updates::new(std::sync::Arc::new(u) as std::sync::Arc<_>));
             let server = DesktopServer::spawn(config, logs.dir.clone());
+            if let Some(slot) = server_slot {
+                let _ = slot.set(server.clone());
+            }
             let autostart = handle.autolaunch().is_enabled().unwrap_or(false);
             let tray = match tray::build(&handle, autostart) {
                 Ok(t) => Some(t),
@@ -113,7 +127,7 @@ fn run(args: DesktopArgs) -> anyhow::Result<ExitCode> {
                 webkit::end_network_process_when_idle(window.app_handle().clone());
             }
         })
-        .build(tauri::generate_context!())?;
+        .build(context)?;
 
     let code = app.run_return(|_app, event| {
         if let RunEvent::ExitRequested { code: None, api, .. } = event {

@@ -32,7 +32,8 @@ pub struct Info {
 }
 
 enum Command {
-    Pause,
+    /// Stops the server; the sender, when there is one, hears when it has stopped.
+    Pause(Option<oneshot::Sender<()>>),
     Resume,
     Stop(oneshot::Sender<()>),
 }
@@ -64,7 +65,17 @@ impl DesktopServer {
     }
 
     pub fn pause(&self) {
-        let _ = self.commands.send(Command::Pause);
+        let _ = self.commands.send(Command::Pause(None));
+    }
+
+    /// Pauses and returns once the server has stopped gracefully (requests finished, the
+    /// database closed). Commands are taken only between starts, so this never interrupts a
+    /// start, and so never a database migration, which runs during one.
+    pub async fn pause_and_wait(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.commands.send(Command::Pause(Some(done))).is_ok() {
+            let _ = wait.await;
+        }
     }
 
     pub fn resume(&self) {
@@ -128,11 +139,14 @@ async fn serve(config: Config, mut commands: mpsc::UnboundedReceiver<Command>, p
             () = died => Event::Died,
         };
         match event {
-            Event::Command(Some(Command::Pause)) => {
+            Event::Command(Some(Command::Pause(done))) => {
                 if let Some(r) = running.take() {
                     r.stop().await;
                 }
                 phase.send_replace(Phase::Paused);
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
             }
             Event::Command(Some(Command::Resume)) => {
                 if running.is_none() {

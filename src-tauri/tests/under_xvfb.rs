@@ -330,6 +330,7 @@ fn admin(profile: &Profile, method: &str, path: &str, body: Option<Value>) -> Va
         let url = format!("http://127.0.0.1:{}/_hearth/admin/v1/{path}", profile.admin_port);
         let req = match method {
             "GET" => client.get(url),
+            "PUT" => client.put(url).json(&body.unwrap_or(json!({}))),
             _ => client.post(url).json(&body.unwrap_or(json!({}))),
         };
         let resp = req.bearer_auth(profile.admin_token()).send().await.unwrap();
@@ -468,4 +469,171 @@ fn the_app_shows_the_dashboard_keeps_serving_from_the_tray_and_quits_cleanly() {
     wait_for("the headless server", Duration::from_secs(60), || answers(profile.port).then_some(()));
     assert_eq!(login(profile.port, "alice", "correct horse battery"), reqwest::StatusCode::OK);
     terminate(&mut headless);
+}
+
+/// Serves the update files of HEARTH_UPDATE_FILES on a loopback port: `/latest.json` is the
+/// manifest named by `manifest` (the tampered one first), with the placeholder base address the
+/// packaging suite wrote replaced by this server's own.
+struct UpdateServer {
+    port: u16,
+    manifest: std::sync::Arc<std::sync::Mutex<&'static str>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl UpdateServer {
+    const BASE: &'static str = "http://update-server.invalid";
+
+    fn start(dir: PathBuf) -> UpdateServer {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let manifest = std::sync::Arc::new(std::sync::Mutex::new("tampered.json"));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (which, log) = (manifest.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                log.lock().unwrap().push(path.clone());
+                let file = match path.as_str() {
+                    "/latest.json" => dir.join(*which.lock().unwrap()),
+                    p => dir.join(p.trim_start_matches('/')),
+                };
+                let reply = match std::fs::read(&file) {
+                    Ok(mut body) => {
+                        if file.extension().is_some_and(|e| e == "json") {
+                            let text = String::from_utf8(body).unwrap();
+                            body = text.replace(Self::BASE, &format!("http://127.0.0.1:{port}")).into_bytes();
+                        }
+                        let mut r =
+                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+                                .into_bytes();
+                        r.extend(body);
+                        r
+                    }
+                    Err(_) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+                };
+                let _ = conn.write_all(&reply);
+            }
+        });
+        UpdateServer { port, manifest, requests }
+    }
+}
+
+fn installed_version() -> String {
+    let out = Command::new("dpkg-query").args(["-W", "-f", "${Version}", "hearth"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn public_key(port: u16) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let keys: Value =
+            reqwest::get(format!("http://127.0.0.1:{port}/_matrix/key/v2/server")).await.unwrap().json().await.unwrap();
+        keys["verify_keys"].clone()
+    })
+}
+
+/// The hearth-desktop processes running (the app restarts itself into a new process).
+fn app_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path().join("exe"))
+                .is_ok_and(|p| p.to_string_lossy().trim_end_matches(" (deleted)").ends_with("/hearth-desktop"))
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the installed .deb with a test update key, and HEARTH_UPDATE_FILES: run by tests/packaging/desktop.sh"]
+fn the_installed_app_updates_itself_from_a_signed_manifest_and_keeps_its_data() {
+    let files = PathBuf::from(std::env::var_os("HEARTH_UPDATE_FILES").expect("HEARTH_UPDATE_FILES"));
+    let newer = std::env::var("HEARTH_UPDATE_VERSION").expect("HEARTH_UPDATE_VERSION");
+    let updates = UpdateServer::start(files);
+    let x = Xvfb::start();
+    let bus = SessionBus::start();
+    let profile = Profile::new();
+    // The manifest on a loopback address: the outbound policy refuses loopback unless allowed.
+    let mut config = std::fs::read_to_string(&profile.config).unwrap();
+    config = format!(
+        "update_manifest_url = \"http://127.0.0.1:{}/latest.json\"\nip_range_whitelist = [\"127.0.0.1/32\"]\n{config}",
+        updates.port
+    );
+    std::fs::write(&profile.config, config).unwrap();
+    let before = installed_version();
+    let log = std::fs::File::create(profile.dir.path().join("app.log")).unwrap();
+    let mut app =
+        profile.command(&x, &bus).arg("--hidden").stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+    wait_for("the embedded server", Duration::from_secs(60), || answers(profile.port).then_some(()));
+    let user =
+        admin(&profile, "POST", "users", Some(json!({"username": "alice", "password": "correct horse battery"})));
+    assert_eq!(user["user_id"], "@alice:localhost");
+    let key = public_key(profile.port);
+
+    // The first start asks at once (it never asked before): the update and what changed.
+    let status = wait_for("the first check", Duration::from_secs(60), || {
+        let s = admin(&profile, "GET", "updates", None);
+        s["last_checked"].is_i64().then_some(s)
+    });
+    assert_eq!(status["supported"], true, "{status}");
+    assert_eq!(status["current_version"], before, "the app reports the installed version: {status}");
+    assert_eq!(status["available"]["version"], newer.as_str(), "{status}");
+    assert!(status["available"]["notes"].as_str().unwrap().contains("What changed"), "{status}");
+    assert!(status["next_check"].as_i64().unwrap() >= status["last_checked"].as_i64().unwrap() + 86_399_000);
+
+    // A package whose bytes do not match its signature: refused, nothing changed, still serving.
+    let started = admin(&profile, "POST", "updates/install", Some(json!({"version": newer})));
+    assert_eq!(started["install"]["state"], "installing", "{started}");
+    let failed = wait_for("the tampered update to be refused", Duration::from_secs(60), || {
+        let s = admin(&profile, "GET", "updates", None);
+        (s["install"]["state"] == "failed").then_some(s)
+    });
+    let error = failed["install"]["error"].as_str().unwrap();
+    assert!(error.contains("not signed with Hearth's key"), "{failed}");
+    assert_eq!(installed_version(), before, "nothing was installed");
+    assert!(answers(profile.port), "the server kept serving");
+    assert!(app.try_wait().unwrap().is_none());
+
+    // Checks off: kept in the database, and no next check.
+    let off = admin(&profile, "PUT", "updates", Some(json!({"checks": false})));
+    assert_eq!(off["checks"], false);
+    assert!(off["next_check"].is_null(), "{off}");
+
+    // The genuine package, asked for on demand: downloaded, verified, the server stopped
+    // gracefully, installed, and the app restarted into it.
+    *updates.manifest.lock().unwrap() = "latest.json";
+    let checked = admin(&profile, "POST", "updates/check", None);
+    assert_eq!(checked["available"]["version"], newer.as_str(), "{checked}");
+    let old_pid = app.id();
+    admin(&profile, "POST", "updates/install", Some(json!({"version": newer})));
+    let status = wait_exit(&mut app, Duration::from_secs(120)).expect("the old app exits after installing");
+    assert!(status.success(), "the old app exits cleanly: {status}");
+    assert_eq!(installed_version(), newer, "dpkg has the new version");
+    let new_pid = wait_for("the app restarted into the new version", Duration::from_secs(60), || {
+        app_pids().into_iter().find(|p| *p != old_pid)
+    });
+    wait_for("the new version serving", Duration::from_secs(60), || answers(profile.port).then_some(()));
+    let after = wait_for("the dashboard's API again", Duration::from_secs(30), || {
+        let s = admin(&profile, "GET", "updates", None);
+        (s["current_version"] == newer.as_str()).then_some(s)
+    });
+    assert_eq!(after["checks"], false, "the switch survived the update: {after}");
+    // Accounts, passwords and the server's signing key survived it.
+    assert_eq!(login(profile.port, "alice", "correct horse battery"), reqwest::StatusCode::OK);
+    assert_eq!(public_key(profile.port), key, "the same signing key");
+    let log = std::fs::read_to_string(profile.dir.path().join("app.log")).unwrap();
+    assert!(log.contains("signature verified") && log.contains("server stopped for the update"), "{log}");
+    let asked = updates.requests.lock().unwrap().clone();
+    assert!(asked.iter().any(|p| p.ends_with(".deb")), "{asked:?}");
+
+    profile.second_launch(&x, &bus, "--quit");
+    wait_for("the updated app to quit", Duration::from_secs(30), || (!app_pids().contains(&new_pid)).then_some(()));
 }

@@ -22,7 +22,17 @@ sudo=""
 if dpkg -s hearth >/dev/null 2>&1; then
     fail "the desktop package (hearth) is already installed here: this test installs and purges it"
 fi
-trap '$sudo dpkg --purge hearth >/dev/null 2>&1 || true' EXIT
+keys=$(mktemp -d)
+trap '$sudo dpkg --purge hearth >/dev/null 2>&1 || true; rm -rf "$keys"' EXIT
+
+# An update key made for this run (the project's own key never leaves the release workflow's
+# secrets): its public half is built into the packages, its private half signs the newer one.
+cli=$(installers/build.sh tauri-cli | tail -n 1)
+"$cli" signer generate --ci -p "" -w "$keys/update.key" >/dev/null
+export HEARTH_UPDATER_PUBKEY
+HEARTH_UPDATER_PUBKEY=$(cat "$keys/update.key.pub")
+# Not asked: each test names its own manifest (update_manifest_url).
+export HEARTH_UPDATER_ENDPOINT=https://updates.invalid/latest.json
 
 step "building the package (tauri build --bundles deb --debug)"
 deb=$(HEARTH_PACKAGE_DEBUG=1 installers/build.sh deb | tail -n 1)
@@ -42,7 +52,8 @@ depends=$(dpkg-deb -f "$deb" Depends)
 for lib in libwebkit2gtk-4.1-0 libgtk-3-0 libayatana-appindicator3-1; do
     grep -q "$lib" <<<"$depends" || fail "Depends ($depends) does not name $lib"
 done
-printf 'package: %s (%s bytes), Depends: %s\n' "$deb" "$(stat -c %s "$deb")" "$depends" >&2
+printf 'package: %s (%s bytes, installed %s KiB), Depends: %s\n' "$deb" "$(stat -c %s "$deb")" \
+    "$(dpkg-deb -f "$deb" Installed-Size)" "$depends" >&2
 
 step "installing it with apt"
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null
@@ -50,13 +61,9 @@ $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/nul
 grep -q "^Exec=hearth-desktop" /usr/share/applications/Hearth.desktop || fail "the menu entry does not start hearth-desktop"
 
 step "the installed app under Xvfb: the wizard in its window, serving, quit from the tray"
-HEARTH_DESKTOP_BIN=/usr/bin/hearth-desktop HEARTH_DESKTOP_SHOT=installed "$xvfb_test" --ignored --test-threads=1
+HEARTH_DESKTOP_BIN=/usr/bin/hearth-desktop HEARTH_DESKTOP_SHOT=installed "$xvfb_test" --ignored --exact \
+    the_app_shows_the_dashboard_keeps_serving_from_the_tray_and_quits_cleanly
 
-step "removing and purging it"
-$sudo dpkg -r hearth >/dev/null
-[ ! -e /usr/bin/hearth-desktop ] || fail "/usr/bin/hearth-desktop is still there after removal"
-said=$($sudo dpkg --purge hearth 2>&1)
-grep -q "data stays in their home folder" <<<"$said" || fail "purge did not say where the data is: $said"
 step "the .rpm (tauri build --bundles rpm --debug), queried with rpm"
 rpm=$(HEARTH_PACKAGE_DEBUG=1 installers/build.sh rpm | tail -n 1)
 [ -f "$rpm" ] || fail "installers/build.sh printed no .rpm path"
@@ -68,4 +75,33 @@ done
 requires=$(rpm -qpR "$rpm" 2>/dev/null)
 grep -qi webkit2gtk <<<"$requires" || fail "the .rpm does not require WebKitGTK: $requires"
 printf 'rpm: %s (%s bytes)\n' "$rpm" "$(stat -c %s "$rpm")" >&2
+
+step "a newer version, signed with the update key, and its manifest (installers/manifest.sh)"
+current=$(dpkg-deb -f "$deb" Version)
+newer=${current%.*}.$((${current##*.} + 1))
+new_deb=$(HEARTH_PACKAGE_DEBUG=1 HEARTH_PACKAGE_VERSION=$newer TAURI_SIGNING_PRIVATE_KEY=$(cat "$keys/update.key") \
+    TAURI_SIGNING_PRIVATE_KEY_PASSWORD="" installers/build.sh deb | tail -n 1)
+[ -f "$new_deb.sig" ] || fail "no signature beside $new_deb"
+[ "$(dpkg-deb -f "$new_deb" Version)" = "$newer" ] || fail "$new_deb is not version $newer"
+updates=$keys/served
+mkdir -p "$updates/tampered"
+cp "$new_deb" "$new_deb.sig" "$updates/"
+printf 'What changed in %s: the updater test'"'"'s release notes.\n' "$newer" >"$keys/notes"
+installers/manifest.sh "$newer" "$keys/notes" http://update-server.invalid "$updates/$(basename "$new_deb")" >"$updates/latest.json"
+# The same signature over a package with a few bytes changed.
+cp "$new_deb" "$new_deb.sig" "$updates/tampered/"
+tampered=$updates/tampered/$(basename "$new_deb")
+printf 'tampered' | dd of="$tampered" bs=1 seek=$(($(stat -c %s "$tampered") / 2)) conv=notrunc status=none
+cmp -s "$tampered" "$new_deb" && fail "the tampered copy is the same"
+installers/manifest.sh "$newer" "$keys/notes" http://update-server.invalid/tampered "$tampered" >"$updates/tampered.json"
+
+step "the installed app updates itself: the tampered package refused, the signed one installed, the data kept"
+HEARTH_DESKTOP_BIN=/usr/bin/hearth-desktop HEARTH_UPDATE_FILES=$updates HEARTH_UPDATE_VERSION=$newer \
+    "$xvfb_test" --ignored --exact the_installed_app_updates_itself_from_a_signed_manifest_and_keeps_its_data
+
+step "removing and purging it"
+$sudo dpkg -r hearth >/dev/null
+[ ! -e /usr/bin/hearth-desktop ] || fail "/usr/bin/hearth-desktop is still there after removal"
+said=$($sudo dpkg --purge hearth 2>&1)
+grep -q "data stays in their home folder" <<<"$said" || fail "purge did not say where the data is: $said"
 printf '\ndesktop: passed\n' >&2

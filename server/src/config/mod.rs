@@ -214,6 +214,15 @@ pub struct Config {
     /// computer forwards people's requests, so loopback listeners trust `X-Forwarded-For`.
     #[serde(skip)]
     pub behind_proxy: bool,
+    /// The desktop app asks once a day whether a newer Hearth is out (its signed update
+    /// manifest); the dashboard's switch goes over this. The headless server never asks.
+    pub update_checks: bool,
+    /// Where the desktop app's update manifest is, instead of the address built into the app
+    /// (a mirror, or a test's update server). Updates must still carry the app's signature.
+    pub update_manifest_url: Option<String>,
+    /// The desktop app's updater (not a file key): set by the app, absent in the headless server.
+    #[serde(skip)]
+    pub updates: Option<crate::service::updates::Updates>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -605,6 +614,9 @@ impl Default for Config {
             request_body_timeout: HumanDuration(Duration::from_secs(60)),
             listen_on_network: false,
             behind_proxy: false,
+            update_checks: true,
+            update_manifest_url: None,
+            updates: None,
             password_config: PasswordConfig::default(),
             user_directory: UserDirectory::default(),
             support_page: None,
@@ -907,6 +919,11 @@ impl Config {
                 return Err(err("acme.retry_after: at least 100ms"));
             }
         }
+        if let Some(u) = &self.update_manifest_url
+            && url::Url::parse(u).map(|u| !matches!(u.scheme(), "https" | "http")).unwrap_or(true)
+        {
+            return Err(err(format!("update_manifest_url: \"{u}\" is not an http(s) URL")));
+        }
         if self.tls_reload_interval.0 < Duration::from_millis(100) {
             return Err(err("tls_reload_interval: at least 100ms"));
         }
@@ -944,6 +961,11 @@ impl Config {
             self.listen_on_network = v.as_bool().ok_or_else(|| {
                 err(format!("setting `listen_on_network` in the database: `{v}` is not true or false"))
             })?;
+        }
+        if let Some(v) = settings.get(crate::service::updates::CHECKS_KEY) {
+            self.update_checks = v
+                .as_bool()
+                .ok_or_else(|| err(format!("setting `update_checks` in the database: `{v}` is not true or false")))?;
         }
         if let Some(v) = settings.get("behind_proxy") {
             self.behind_proxy = v

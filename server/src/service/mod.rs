@@ -33,6 +33,7 @@ pub mod tls;
 pub mod tokens;
 pub mod turn;
 pub mod uiaa;
+pub mod updates;
 pub mod voip;
 
 use std::sync::Arc;
@@ -81,6 +82,10 @@ pub struct Services {
     pub tls: Option<Arc<tls::Certificates>>,
     /// Getting that certificate from an ACME CA, when `[acme]` is enabled.
     pub acme: Option<Arc<acme::Acme>>,
+    /// The desktop app's updater (none in the headless server).
+    pub updates: Option<updates::Updates>,
+    /// What the updater's requests go through.
+    pub update_net: updates::Network,
 }
 
 impl Services {

@@ -216,30 +216,14 @@ impl Outbound {
         if let Some(c) = self.client.get() {
             return Ok(c);
         }
-        let policy = self.policy.clone();
-        let redirect = match self.redirects {
-            Redirects::Refuse => redirect::Policy::none(),
-            Redirects::Follow(max) => redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= max {
-                    return attempt.error(Blocked("too many redirects".to_owned()));
-                }
-                match policy.check_url(attempt.url()) {
-                    Ok(()) => attempt.follow(),
-                    Err(e) => attempt.error(Blocked(e.to_string())),
-                }
-            }),
-        };
         let mut builder = reqwest::Client::builder();
         for root in &self.extra_roots {
             builder = builder.add_root_certificate(root.clone());
         }
-        let built = builder
-            .dns_resolver(Arc::new(CheckedResolver(self.policy.clone())))
-            .no_proxy()
+        let built = guard(&self.policy, builder, self.redirects)
             .timeout(self.timeout)
             .connect_timeout(Duration::from_secs(5).min(self.timeout))
             .user_agent(format!("Hearth/{} ({})", env!("CARGO_PKG_VERSION"), self.purpose))
-            .redirect(redirect)
             .build()
             .map_err(|e| OutboundError::Failed(format!("cannot build the HTTP client: {e}")))?;
         Ok(self.client.get_or_init(|| built))
@@ -256,6 +240,26 @@ impl Outbound {
     pub fn request(&self, method: reqwest::Method, url: Url) -> Result<reqwest::RequestBuilder, OutboundError> {
         Ok(self.client()?.request(method, url))
     }
+}
+
+/// Puts a client under `policy`: every name resolved through the policy's check, no proxy
+/// from the environment, redirects refused or each hop checked. Clients built by other crates
+/// (the desktop app's updater) go through this too.
+pub fn guard(policy: &Arc<IpPolicy>, builder: reqwest::ClientBuilder, redirects: Redirects) -> reqwest::ClientBuilder {
+    let checked = policy.clone();
+    let redirect = match redirects {
+        Redirects::Refuse => redirect::Policy::none(),
+        Redirects::Follow(max) => redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= max {
+                return attempt.error(Blocked("too many redirects".to_owned()));
+            }
+            match checked.check_url(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(e) => attempt.error(Blocked(e.to_string())),
+            }
+        }),
+    };
+    builder.dns_resolver(Arc::new(CheckedResolver(policy.clone()))).no_proxy().redirect(redirect)
 }
 
 /// A refusal by the resolver or the redirect policy stays a refusal; anything else is a failure.

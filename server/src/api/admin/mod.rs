@@ -21,6 +21,7 @@ pub mod status;
 pub mod tls;
 pub mod turn;
 pub mod ui;
+pub mod updates;
 pub mod users;
 
 use axum::{
@@ -50,6 +51,9 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/tls", get(tls::get_tls))
         .route("/_hearth/admin/v1/tls/check", post(tls::check_tls))
         .route("/_hearth/admin/v1/logs", get(logs::get_logs))
+        .route("/_hearth/admin/v1/updates", get(updates::get_updates).put(updates::put_updates))
+        .route("/_hearth/admin/v1/updates/check", post(updates::check))
+        .route("/_hearth/admin/v1/updates/install", post(updates::install))
         .route("/_hearth/admin/v1/federation/destinations", get(federation::destinations))
         .route("/_hearth/admin/v1/federation/test", get(federation::test))
         .route("/_hearth/admin/v1/rooms", get(rooms::list))
