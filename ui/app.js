@@ -75,6 +75,7 @@ const views = {
     const t = await api("/tls");
     if (t.enabled) rows.push(["HTTPS certificate", certificateSummary(t)]);
     $("#status-list").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    $("#updates").replaceChildren(...updatesCard(await api("/updates")));
   },
 
   async users() {
@@ -116,6 +117,51 @@ const views = {
     }));
   },
 };
+
+/// The Status page's updates: what the last check found and what changed, install, check now,
+/// and the daily check's switch. The headless server says how it is updated instead.
+function updatesCard(u) {
+  if (!u.supported) return [el("p", {}, `Hearth ${u.current_version}. ${u.how}`)];
+  const out = [];
+  const when = (ms) => new Date(ms).toLocaleString();
+  const install = u.install || {};
+  if (install.state === "installing") {
+    out.push(el("p", { role: "status" }, `Installing Hearth ${install.version}: the server stops for a moment and Hearth restarts.`));
+    setTimeout(() => run(views.status), 2000);
+  } else if (install.state === "failed") {
+    out.push(el("p", { class: "warning", role: "alert" }, `Hearth ${install.version} was not installed: ${install.error}`));
+  }
+  if (u.available) {
+    const a = u.available;
+    out.push(el("p", {}, el("strong", {}, `Hearth ${a.version} is available`), ` (you have ${u.current_version}${a.date ? `; published ${new Date(a.date).toLocaleDateString()}` : ""}).`));
+    if (a.notes) out.push(el("pre", { class: "notes", "aria-label": "What changed" }, a.notes));
+    if (install.state !== "installing") {
+      out.push(el("button", { type: "button", class: "primary", onclick: (e) => run(async () => {
+        e.target.disabled = true;
+        await api("/updates/install", { method: "POST", body: { version: a.version } });
+        await views.status();
+      }) }, `Install ${a.version} and restart`));
+    }
+  } else {
+    out.push(el("p", {}, u.last_checked && !u.last_error ? `Hearth ${u.current_version} is the newest version.` : `Hearth ${u.current_version}.`));
+  }
+  if (u.last_error) out.push(el("p", { class: "warning" }, `The last check failed: ${u.last_error}`));
+  const checked = u.last_checked ? `Last checked ${when(u.last_checked)}.` : "Not checked yet.";
+  const next = u.checks && u.next_check ? ` Next check ${when(u.next_check)}.` : "";
+  out.push(el("p", {}, checked + next, " ", el("button", { type: "button", onclick: (e) => run(async () => {
+    e.target.disabled = true;
+    e.target.textContent = "Checking…";
+    await api("/updates/check", { method: "POST" });
+    await views.status();
+  }) }, "Check now")));
+  const box = el("input", { type: "checkbox", id: "update-checks", onchange: (e) => run(async () => {
+    await api("/updates", { method: "PUT", body: { checks: e.target.checked } });
+    await views.status();
+  }, e.target.checked ? "Hearth checks for updates once a day." : "Hearth no longer checks for updates on its own.") });
+  box.checked = u.checks;
+  out.push(el("label", { class: "check" }, box, "Check for updates once a day"));
+  return out;
+}
 
 /// One line for the Status page: the certificate's days left, or an alert when apps are about
 /// to refuse it (expired, expiring, renewal failing), pointing to the Reach page.

@@ -56,6 +56,8 @@ async function dashboard() {
 try {
   if (flow === "invite") {
     const { page, errors } = await dashboard();
+    // The headless server is updated by its package manager, and says so.
+    await page.locator("#updates", { hasText: "apt upgrade" }).waitFor();
     await checkLayout(page, "status at 800x600");
     await page.screenshot({ path: `${shots}/status.png` });
 
@@ -426,6 +428,36 @@ try {
     await page.screenshot({ path: `${shots}/https-${userId}.png`, fullPage: true });
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ alerts, text, status, statusAlert }));
+  } else if (flow === "updates") {
+    // The third argument is the version the update server offers here.
+    const version = userId;
+    const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(adminUrl);
+    // A server not set up opens on the wizard; the Status page is one link away.
+    await page.getByText("Set up Hearth").first().waitFor();
+    await page.getByRole("link", { name: "Status" }).click();
+    await page.getByRole("heading", { name: "Status" }).waitFor();
+    const card = page.locator("#updates");
+    // What the first check found, and what changed in it.
+    await card.getByText(`Hearth ${version} is available`).waitFor();
+    await card.getByLabel("What changed").filter({ hasText: "Faster sync" }).waitFor();
+    check(await page.getByLabel("Check for updates once a day").isChecked(), "checks are on by default");
+    await checkLayout(page, "updates at 800x600");
+    await page.screenshot({ path: `${shots}/updates-available.png`, fullPage: true });
+    // An install that fails says why, and the server goes on.
+    await card.getByRole("button", { name: `Install ${version} and restart` }).click();
+    const failed = card.getByRole("alert").filter({ hasText: `Hearth ${version} was not installed:` });
+    await failed.waitFor();
+    const reason = await failed.textContent();
+    // Switched off from the dashboard.
+    await page.getByLabel("Check for updates once a day").uncheck();
+    await page.locator("#message", { hasText: "no longer checks for updates" }).waitFor();
+    const checks = await page.getByLabel("Check for updates once a day").isChecked();
+    await page.screenshot({ path: `${shots}/updates-failed.png`, fullPage: true });
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ reason, checks }));
   } else {
     throw new Error(`unknown flow ${flow}`);
   }
