@@ -114,6 +114,15 @@ desktop() { # KIND (deb, rpm, dmg, msi, nsis) FILE-PATTERN
     else
         cp "$made" "$out"
     fi
+    # macOS updates itself from the app bundle as an archive (createUpdaterArtifacts), not the .dmg.
+    if [ "$kind" = dmg ] && [ -n "${HEARTH_UPDATER_PUBKEY:-}" ] && [ -n "${TAURI_SIGNING_PRIVATE_KEY:-}" ]; then
+        local archive
+        archive=$(find "$TARGET_DIR" -path "*/$profile/bundle/macos/*" -name '*.app.tar.gz' 2>/dev/null | head -n 1)
+        [ -n "$archive" ] && [ -f "$archive.sig" ] || die "tauri build made no signed .app.tar.gz for the updater"
+        cp "$archive" "$OUT/Hearth_$(app_version)_universal.app.tar.gz"
+        cp "$archive.sig" "$OUT/Hearth_$(app_version)_universal.app.tar.gz.sig"
+        echo "$OUT/Hearth_$(app_version)_universal.app.tar.gz" >&2
+    fi
     if [ -n "${TAURI_SIGNING_PRIVATE_KEY:-}" ]; then
         case "$kind" in
             # The signature names the version, which the app requires (requireSignedVersion):

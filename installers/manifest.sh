@@ -24,6 +24,7 @@ for package in "$@"; do
     name=$(basename "$package")
     # The updater looks for OS-ARCH-BUNDLE, then OS-ARCH.
     case "$name" in
+        hearth-server_*) die "$name: the headless server is updated by its package manager, not by the app's updater" ;;
         *_amd64.deb) add linux-x86_64-deb "$package" ;;
         *_arm64.deb) add linux-aarch64-deb "$package" ;;
         *.x86_64.rpm) add linux-x86_64-rpm "$package" ;;
