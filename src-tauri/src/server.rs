@@ -189,3 +189,44 @@ async fn serve(config: Config, mut commands: mpsc::UnboundedReceiver<Command>, p
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hearth_server::config::SecretStoreChoice;
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    /// An update stops the server with `pause_and_wait`. Asked while the server is still
+    /// starting (creating or migrating its database), it waits for the start to finish: the
+    /// database it leaves has every migration applied, none half-done.
+    #[tokio::test]
+    async fn a_stop_asked_during_the_start_waits_for_the_start_and_its_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: Some(dir.path().to_path_buf()),
+            secret_store: SecretStoreChoice::File,
+            ..Config::default()
+        };
+        config.listeners[0].port = 0;
+        config.admin.port = 0;
+        let server = DesktopServer::spawn(config, None);
+        assert_eq!(server.phase(), Phase::Starting, "asked before the start is done");
+        server.pause_and_wait().await;
+        assert_eq!(server.phase(), Phase::Paused);
+
+        let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+            .count();
+        let url = format!("sqlite://{}", dir.path().join("hearth.db").display());
+        let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let (applied, failed): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COUNT(*) FILTER (WHERE NOT success) FROM _sqlx_migrations")
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+        assert_eq!((applied, failed), (migrations as i64, 0), "every migration applied before the stop");
+        server.stop().await;
+    }
+}
