@@ -59,6 +59,26 @@ enum Command {
         #[arg(long, short = 'c')]
         config: Option<PathBuf>,
     },
+    /// Back up the database (a consistent snapshot, also while the server runs), the media, the
+    /// secrets (wherever they are kept, the OS keychain included) and the config file. Prints
+    /// the backup's folder as its last line.
+    Backup {
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Folder to write the backup into (an external disk, a synced folder); media files are
+        /// shared by all backups in it. Default: `backups` in the data folder.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// Restore a backup folder into a data folder that has no database yet (never overwrites
+    /// one). Checks every file's hash and the schema before writing anything.
+    Restore {
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// The backup's folder (`hearth-<server name>-<time>`, as `hearth backup` printed it).
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 /// Runs the command line given by `args` (the program name first, as in `std::env::args_os`).
@@ -97,6 +117,26 @@ where
             Command::RotateAdminKey { config } => {
                 let (config, _) = load(config, false)?;
                 println!("{}", crate::rotate_admin_key_offline(config).await?);
+                Ok(())
+            }
+            Command::Backup { config, output } => {
+                let (config, path) = load(config, false)?;
+                let config = config.validate()?;
+                let out = output.unwrap_or_else(|| config.data_dir().join("backups"));
+                let done = crate::service::backup::backup(&config, Some(&path), &out).await?;
+                println!("{}", done.display());
+                Ok(())
+            }
+            Command::Restore { config, from } => {
+                let (config, _) = load(config, true)?;
+                let config = config.validate()?;
+                let restored = crate::service::backup::restore(&config, &from).await?;
+                println!(
+                    "Restored the backup of {} ({} media files) into {}. Start Hearth to serve it.",
+                    restored.server_name,
+                    restored.media,
+                    config.data_dir().display()
+                );
                 Ok(())
             }
         }

@@ -55,7 +55,7 @@ use crate::{
 /// How long `stop()` lets in-flight requests finish before closing connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-const SHARED_SECRET_NAME: &str = "registration_shared_secret";
+pub(crate) const SHARED_SECRET_NAME: &str = "registration_shared_secret";
 
 /// The whole server.
 pub struct Homeserver;

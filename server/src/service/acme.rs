@@ -51,7 +51,7 @@ pub fn directories(configured: &str) -> Vec<serde_json::Value> {
 }
 
 /// The secret holding the ACME account (instant-acme's credentials, JSON).
-const ACCOUNT_SECRET: &str = "acme_account";
+pub(crate) const ACCOUNT_SECRET: &str = "acme_account";
 /// The longest wait between two attempts after failures.
 const MAX_RETRY: Duration = Duration::from_secs(24 * 3600);
 /// The shortest wait between two successful orders, whatever the renewal rule says: a CA limits

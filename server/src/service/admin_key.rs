@@ -15,7 +15,7 @@ use crate::{
     storage::{self, Db},
 };
 
-const SECRET_NAME: &str = "admin_token";
+pub(crate) const SECRET_NAME: &str = "admin_token";
 
 pub struct AdminKey {
     db: Db,

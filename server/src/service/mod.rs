@@ -7,6 +7,7 @@ pub mod account_data;
 pub mod accounts;
 pub mod acme;
 pub mod admin_key;
+pub mod backup;
 pub mod delayed_events;
 pub mod e2ee;
 pub mod ephemeral;

@@ -11,7 +11,7 @@ use ruma::{
 
 use crate::secrets::Secrets;
 
-const SECRET_NAME: &str = "signing_key";
+pub(crate) const SECRET_NAME: &str = "signing_key";
 
 pub struct ServerKeys {
     pub server_name: OwnedServerName,

@@ -53,6 +53,34 @@ impl MediaFiles {
         Ok(Self { root })
     }
 
+    /// Where the content with this hash lives in a store rooted at `root` (a backup's media).
+    pub fn layout(root: &Path, sha256: &str) -> io::Result<PathBuf> {
+        Self { root: root.to_path_buf() }.path(sha256)
+    }
+
+    /// Every file in the store, with its hash (temporary files left out).
+    pub fn all(&self) -> io::Result<Vec<(String, PathBuf)>> {
+        let mut found = Vec::new();
+        for dir in std::fs::read_dir(&self.root)? {
+            let dir = dir?;
+            let name = dir.file_name();
+            let Some(prefix) = name.to_str().filter(|n| n.len() == 2) else { continue };
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(dir.path())? {
+                let file = file?;
+                if let Some(hash) = file.file_name().to_str().filter(|h| h.starts_with(prefix))
+                    && self.path(hash).is_ok()
+                {
+                    found.push((hash.to_owned(), file.path()));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     /// Where the content with this hash lives. `sha256` must be one this store produced (64
     /// lowercase hex digits); anything else is refused so no string can become a path.
     pub fn path(&self, sha256: &str) -> io::Result<PathBuf> {

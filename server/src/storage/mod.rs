@@ -8,6 +8,7 @@
 pub mod account_data;
 pub mod admin_key;
 pub mod append;
+pub mod backup;
 pub mod delayed_events;
 pub mod device_keys;
 pub mod devices;
