@@ -69,6 +69,8 @@ const views = {
       ["Accounts", String(s.users)],
       ["Database", bytes(s.database_bytes)],
       ["Media", bytes(s.media_bytes)],
+      ["Disk space", diskSummary(s.disk)],
+      ["Database check", databaseCheck()],
       ["Secrets kept in", s.secret_store],
       ["Reachability", reachability(s.reachability)],
     ];
@@ -117,6 +119,32 @@ const views = {
     }));
   },
 };
+
+/// Free space where the data folder is; an alert when it is nearly full.
+function diskSummary(d) {
+  if (!d) return "Not known on this system.";
+  const text = `${bytes(d.free_bytes)} free of ${bytes(d.total_bytes)}.`;
+  return d.warning ? el("span", { class: "warning", role: "alert" }, `${text} ${d.warning}`) : text;
+}
+
+/// SQLite's integrity and foreign-key checks, run when asked (a big database takes a while).
+function databaseCheck() {
+  const out = el("span", { id: "database-check" });
+  const button = el("button", { type: "button", onclick: () => run(async () => {
+    button.disabled = true;
+    button.textContent = "Checking…";
+    const r = await api("/health/database", { method: "POST", body: {} });
+    const problems = [
+      ...(r.integrity.length === 1 && r.integrity[0] === "ok" ? [] : r.integrity),
+      ...r.foreign_keys.map((v) => `a row of ${v.table}${v.rowid == null ? "" : ` (row ${v.rowid})`} points to a missing row of ${v.parent}`),
+    ];
+    out.replaceChildren(r.ok
+      ? `No problems found (checked in ${r.took_ms} ms).`
+      : el("span", { class: "warning", role: "alert" }, `${problems.length} problem${problems.length === 1 ? "" : "s"} found: ${problems.slice(0, 5).join("; ")}. Restore a backup taken before it, or ask for help with the log.`));
+  }) }, "Check the database");
+  out.append(button);
+  return out;
+}
 
 /// The Status page's updates: what the last check found and what changed, install, check now,
 /// and the daily check's switch. The headless server says how it is updated instead.

@@ -58,6 +58,10 @@ try {
     const { page, errors } = await dashboard();
     // The headless server is updated by its package manager, and says so.
     await page.locator("#updates", { hasText: "apt upgrade" }).waitFor();
+    // Disk space, and SQLite's checks of the database when asked.
+    await page.locator("#status-list dd", { hasText: /free of/ }).waitFor();
+    await page.getByRole("button", { name: "Check the database" }).click();
+    await page.locator("#database-check", { hasText: "No problems found" }).waitFor();
     await checkLayout(page, "status at 800x600");
     await page.screenshot({ path: `${shots}/status.png` });
 

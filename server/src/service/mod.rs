@@ -13,6 +13,7 @@ pub mod e2ee;
 pub mod ephemeral;
 pub mod federation;
 pub mod guarded;
+pub mod health;
 pub mod invites;
 pub mod key_backup;
 pub mod logs;

@@ -15,6 +15,7 @@ pub mod devices;
 pub mod events;
 pub mod federation;
 pub mod filters;
+pub mod health;
 pub mod key_backup;
 pub mod media;
 pub mod media_files;

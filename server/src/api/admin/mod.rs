@@ -10,6 +10,7 @@
 //! `signup` is the exception that lives on the public listener: the invite page.
 
 pub mod federation;
+pub mod health;
 pub mod invites;
 pub mod logs;
 pub mod reverse_proxy;
@@ -51,6 +52,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/tls", get(tls::get_tls))
         .route("/_hearth/admin/v1/tls/check", post(tls::check_tls))
         .route("/_hearth/admin/v1/logs", get(logs::get_logs))
+        .route("/_hearth/admin/v1/health/database", post(health::check_database))
         .route("/_hearth/admin/v1/updates", get(updates::get_updates).put(updates::put_updates))
         .route("/_hearth/admin/v1/updates/check", post(updates::check))
         .route("/_hearth/admin/v1/updates/install", post(updates::install))

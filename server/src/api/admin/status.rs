@@ -24,6 +24,8 @@ pub async fn get_status(State(s): State<AppState>) -> Result<Json<Value>> {
         "users": s.accounts.count_active_users().await?,
         "database_bytes": database_bytes,
         "media_bytes": s.media.stored_bytes().await?,
+        // Space left for the data folder (null where it cannot be read).
+        "disk": crate::service::health::disk(s.config.data_dir()),
         "secret_store": s.secrets.describe(),
         // The last reachability check (the wizard's check step), if any.
         "reachability": {
