@@ -6,7 +6,8 @@
 # openssl (the reverse-proxy configs the wizard writes are checked by the real programs), dnsmasq
 # (a DNS server with SRV records for the wizard's federation check), coturn (the TURN
 # configuration the dashboard writes runs in it), pebble (the ACME test server built-in HTTPS
-# gets its certificates from), and
+# gets its certificates from), Prometheus (unpacked from Debian's package: it scrapes the
+# metrics endpoint), and
 # WebKitGTK, the app-indicator library and Xvfb (the desktop app is built and run under Xvfb).
 # The fuzzing suite (tests/fuzz) installs schemathesis from PyPI into its own virtual
 # environment and needs unshare and ip (util-linux, iproute2) for its private network.
@@ -77,6 +78,20 @@ if ! "$VENV/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ !=
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION"
 fi
 
+# --- Prometheus and promtool, from Debian's package: unpacked, not installed (its maintainer
+# scripts would start a Prometheus daemon); the metrics suite runs them itself -----------------
+PROMETHEUS_DIR=$TARGET_DIR/prometheus
+if [ ! -x "$PROMETHEUS_DIR/usr/bin/promtool" ]; then
+    step "unpacking Debian's prometheus into $PROMETHEUS_DIR"
+    debs=$(mktemp -d)
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    (cd "$debs" && { apt-get download prometheus 2>/dev/null || { $sudo apt-get update -qq && apt-get download prometheus; }; })
+    rm -rf "$PROMETHEUS_DIR"
+    dpkg-deb -x "$debs"/prometheus_*.deb "$PROMETHEUS_DIR"
+    rm -rf "$debs"
+fi
+
 # --- playwright-core for the UI suite, from npm (pinned by tests/ui/package-lock.json) ---------
 if ! cmp -s tests/ui/package-lock.json tests/ui/node_modules/.installed-from-lock 2>/dev/null; then
     step "installing playwright-core for the UI suite"
@@ -120,6 +135,9 @@ dbus-run-session -- bash -c '
 
 step "reverse-proxy suite (the wizard's nginx, Caddy, Apache and HAProxy configs, checked by the programs; the check step through nginx and dnsmasq)"
 cargo test --workspace --locked --test reverse_proxy -- --ignored
+
+step "metrics suite (Debian's Prometheus scrapes the metrics listener; promtool lints the names)"
+HEARTH_PROMETHEUS_DIR="$PROMETHEUS_DIR" cargo test --workspace --locked --test metrics -- --ignored
 
 step "TURN suite (the Reach page's coturn configuration run in coturn, relaying with Hearth's credentials)"
 cargo test --workspace --locked --test turn -- --ignored

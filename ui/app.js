@@ -77,6 +77,7 @@ const views = {
     const t = await api("/tls");
     if (t.enabled) rows.push(["HTTPS certificate", certificateSummary(t)]);
     $("#status-list").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    $("#backups").replaceChildren(...backupsCard(await api("/backups")));
     $("#updates").replaceChildren(...updatesCard(await api("/updates")));
   },
 
@@ -143,6 +144,68 @@ function databaseCheck() {
       : el("span", { class: "warning", role: "alert" }, `${problems.length} problem${problems.length === 1 ? "" : "s"} found: ${problems.slice(0, 5).join("; ")}. Restore a backup taken before it, or ask for help with the log.`));
   }) }, "Check the database");
   out.append(button);
+  return out;
+}
+
+/// The Status page's backups: the last one and a warning when they fail or are old, "back up
+/// now", and the plan (how often, where, how many to keep, encryption with a passphrase).
+function backupsCard(b) {
+  const out = [];
+  const when = (ms) => new Date(ms).toLocaleString();
+  const last = b.last;
+  if (b.running) {
+    out.push(el("p", { role: "status" }, "A backup is being made…"));
+    setTimeout(() => run(views.status), 1000);
+  }
+  if (b.warning === "failing") {
+    out.push(el("p", { class: "warning", role: "alert" }, `The last backup failed (${when(last.started_ms)}): ${last.error}`));
+  } else if (b.warning === "old") {
+    out.push(el("p", { class: "warning", role: "alert" }, `The last backup is old: ${last.last_ok_ms ? when(last.last_ok_ms) : "never"}. Check that the backup folder is there (an external disk plugged in).`));
+  } else if (b.warning === "never") {
+    out.push(el("p", { class: "warning", role: "alert" }, "No backup has been made yet."));
+  }
+  if (last && last.ok) {
+    out.push(el("p", { id: "backup-last" }, `Last backup ${when(last.started_ms)} (${(last.took_ms / 1000).toFixed(1)} s): ${last.path}`));
+  }
+  const now = el("button", { type: "button", id: "backup-now", onclick: (e) => run(async () => {
+    e.target.disabled = true;
+    await api("/backups/run", { method: "POST", body: {} });
+    await views.status();
+  }) }, "Back up now");
+  now.disabled = b.running || !b.plan.dir;
+  out.push(el("p", {}, `${b.backups.length} backup${b.backups.length === 1 ? "" : "s"} in the folder.`, " ", now));
+  if (!b.plan.dir) out.push(el("p", {}, "Choose a folder for backups first: an external disk or a synced folder, not this computer's disk alone."));
+
+  const plan = b.plan;
+  const schedule = el("select", { id: "backup-schedule" },
+    ...[["off", "Only when I ask"], ["daily", "Every day"], ["weekly", "Every week"]].map(([v, t]) => {
+      const o = el("option", { value: v }, t);
+      if (plan.schedule === v) o.selected = true;
+      return o;
+    }));
+  const dir = el("input", { id: "backup-dir", value: plan.dir || "", placeholder: "/media/usb-disk/hearth-backups", size: "40" });
+  const keep = el("input", { id: "backup-keep", type: "number", min: "1", max: "1000", value: String(plan.keep) });
+  const encrypted = el("input", { type: "checkbox", id: "backup-encrypted" });
+  encrypted.checked = plan.encrypted;
+  const passphrase = el("input", { id: "backup-passphrase", type: "password", autocomplete: "new-password", placeholder: plan.encrypted ? "unchanged" : "at least 8 characters" });
+  const form = el("form", { class: "backup-plan", onsubmit: (e) => {
+    e.preventDefault();
+    run(async () => {
+      await api("/backups", { method: "PUT", body: {
+        schedule: schedule.value, dir: dir.value.trim() || null, keep: Number(keep.value),
+        encrypted: encrypted.checked, passphrase: passphrase.value || null,
+      } });
+      await views.status();
+    }, "Backup plan saved.");
+  } },
+    el("label", { for: "backup-schedule" }, "Back up"), schedule,
+    el("label", { for: "backup-dir" }, "Into the folder"), dir,
+    el("label", { for: "backup-keep" }, "Keep the newest"), keep,
+    el("label", { class: "check" }, encrypted, "Encrypt the backups with a passphrase (needed for a cloud-synced folder)"),
+    el("label", { for: "backup-passphrase" }, "Passphrase"), passphrase,
+    el("p", { class: "warning" }, "Write the passphrase down somewhere safe: a lost passphrase means a lost backup. Nobody can open an encrypted backup without it."),
+    el("button", { type: "submit" }, "Save the backup plan"));
+  out.push(form);
   return out;
 }
 

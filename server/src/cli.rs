@@ -69,6 +69,16 @@ enum Command {
         /// shared by all backups in it. Default: `backups` in the data folder.
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
+        /// Encrypt the backup with the passphrase in this file (its first line). Every backup in
+        /// the output folder then needs it: a lost passphrase is a lost backup.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Compact the database (SQLite's VACUUM: space freed by deleted rows goes back to the
+    /// disk). The server must be stopped.
+    Compact {
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
     },
     /// Restore a backup folder into a data folder that has no database yet (never overwrites
     /// one). Checks every file's hash and the schema before writing anything.
@@ -78,7 +88,14 @@ enum Command {
         /// The backup's folder (`hearth-<server name>-<time>`, as `hearth backup` printed it).
         #[arg(long)]
         from: PathBuf,
+        /// The passphrase of an encrypted backup, in this file (its first line).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
     },
+}
+
+fn read_passphrase(path: &std::path::Path) -> anyhow::Result<age::secrecy::SecretString> {
+    crate::service::backup::read_passphrase(path).map_err(|e| anyhow::anyhow!("--passphrase-file: {e:#}"))
 }
 
 /// Runs the command line given by `args` (the program name first, as in `std::env::args_os`).
@@ -119,18 +136,28 @@ where
                 println!("{}", crate::rotate_admin_key_offline(config).await?);
                 Ok(())
             }
-            Command::Backup { config, output } => {
+            Command::Backup { config, output, passphrase_file } => {
                 let (config, path) = load(config, false)?;
                 let config = config.validate()?;
                 let out = output.unwrap_or_else(|| config.data_dir().join("backups"));
-                let done = crate::service::backup::backup(&config, Some(&path), &out).await?;
+                let passphrase = passphrase_file.as_deref().map(read_passphrase).transpose()?;
+                let done = crate::service::backup::backup(&config, Some(&path), &out, passphrase.as_ref()).await?;
                 println!("{}", done.display());
                 Ok(())
             }
-            Command::Restore { config, from } => {
+            Command::Compact { config } => {
+                let (config, _) = load(config, false)?;
+                let config = config.validate()?;
+                let (before, after) = crate::compact_offline(config).await?;
+                let mb = |b: u64| b as f64 / 1_048_576.0;
+                println!("Compacted the database: {:.1} MB before, {:.1} MB now.", mb(before), mb(after));
+                Ok(())
+            }
+            Command::Restore { config, from, passphrase_file } => {
                 let (config, _) = load(config, true)?;
                 let config = config.validate()?;
-                let restored = crate::service::backup::restore(&config, &from).await?;
+                let passphrase = passphrase_file.as_deref().map(read_passphrase).transpose()?;
+                let restored = crate::service::backup::restore(&config, &from, passphrase.as_ref()).await?;
                 println!(
                     "Restored the backup of {} ({} media files) into {}. Start Hearth to serve it.",
                     restored.server_name,

@@ -83,6 +83,10 @@ struct Sockets {
     admin: std::net::TcpListener,
     /// The plain listener answering the ACME CA's HTTP-01 challenges (`[acme]`).
     acme: Vec<std::net::TcpListener>,
+    /// Listeners of `type = "metrics"`.
+    metrics: Vec<std::net::TcpListener>,
+    /// The data folder's lock, held while serving (see `lock_data_dir`).
+    _data_lock: std::fs::File,
 }
 
 struct PublicSocket {
@@ -120,6 +124,12 @@ fn listen_acme(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 
 impl Sockets {
     fn bind(config: &Config) -> anyhow::Result<Sockets> {
+        let data_lock = lock_data_dir(config.data_dir()).map_err(|held| {
+            anyhow::anyhow!(
+                "another Hearth is serving the data folder {} ({held}): stop it first, or give this one another data_dir",
+                config.data_dir().display()
+            )
+        })?;
         let mut public = Vec::new();
         for (listener, addr) in config.bind_addrs() {
             public.push(PublicSocket { socket: listen_public(addr)?, listener });
@@ -138,7 +148,19 @@ impl Sockets {
                 acme.push(listen_acme(SocketAddr::new(*ip, config.acme.port))?);
             }
         }
-        Ok(Sockets { public, admin, acme })
+        let mut metrics = Vec::new();
+        for l in &config.metrics_listeners {
+            for ip in &l.bind_addresses {
+                let addr = SocketAddr::new(*ip, l.port);
+                metrics.push(listen(
+                    addr,
+                    "listeners (type = \"metrics\")",
+                    "choose another port",
+                    "Check its bind_addresses and port",
+                )?);
+            }
+        }
+        Ok(Sockets { public, admin, acme, metrics, _data_lock: data_lock })
     }
 
     /// Rebinds listeners whose addresses the database's settings change (the wizard's "home
@@ -406,6 +428,11 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
             config.rc_federation,
         ))
     };
+    let metrics = if config.enable_metrics {
+        Some(Arc::new(service::metrics::Metrics::new(&db.write_wait, rooms.metrics())?))
+    } else {
+        None
+    };
     let services = Services {
         rooms,
         delayed: delayed.clone(),
@@ -439,6 +466,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
             outbound.clone(),
             config.update_manifest_url.as_deref().and_then(|u| url::Url::parse(u).ok()),
         ),
+        metrics,
+        backups: service::backup_schedule::Backups::new(db.clone(), config.clone(), secrets.clone()),
     };
     let state = AppState(Arc::new(services));
 
@@ -475,6 +504,12 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         tasks.spawn(http::serve::serve(listener, app, limits, tls, cancel.clone()));
     }
 
+    for socket in &sockets.metrics {
+        let listener = TcpListener::from_std(socket.try_clone()?)?;
+        let app = api::metrics::router(state.clone());
+        tasks.spawn(http::serve::serve(listener, app, connection_limits.clone(), None, cancel.clone()));
+    }
+
     let admin_addr = admin_listener.local_addr()?;
     {
         let app = api::admin::router(state.clone(), admin_addr.port());
@@ -487,6 +522,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         tasks.spawn(updates.clone().run(db.clone(), state.update_net.clone(), config.update_checks, cancel.clone()));
     }
     tasks.spawn(state.federation.sender.clone().run(written.clone(), cancel.clone()));
+    tasks.spawn(state.backups.clone().run(cancel.clone()));
     tasks.spawn(service::pusher::run(db.clone(), push_client, push_rx, cancel.clone()));
 
     // Typing notifications end when their timeout passes, people who stopped syncing go
@@ -573,6 +609,11 @@ impl Running {
 
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Where the `type = "metrics"` listeners listen (real ports, also for port 0).
+    pub fn metrics_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets.metrics.iter().filter_map(|s| s.local_addr().ok()).collect()
     }
 
     /// Where the admin listener listens.
@@ -669,6 +710,50 @@ impl Running {
         tracing::info!("stopped");
         (self.base, self.sockets)
     }
+}
+
+/// Locks `hearth.lock` in the data folder: one server per data folder (two would share the
+/// database and each other's caches would lie), and `hearth compact` only on a stopped server.
+/// The OS drops the lock when the process ends, kill -9 included. A file system without locks
+/// is let through.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("hearth.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!("{} is locked", path.display()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot lock the data folder; make sure one Hearth serves it");
+            Ok(file)
+        }
+    }
+}
+
+/// Rewrites the database without its free pages (SQLite's VACUUM), with the server stopped;
+/// answers its size before and after, in bytes.
+pub async fn compact_offline(config: Config) -> anyhow::Result<(u64, u64)> {
+    let dir = config.data_dir().to_path_buf();
+    let db_path = dir.join("hearth.db");
+    if !db_path.exists() {
+        anyhow::bail!("there is no database at {} (check data_dir)", db_path.display());
+    }
+    let _lock = lock_data_dir(&dir).map_err(|_| {
+        anyhow::anyhow!(
+            "Hearth is running on {}: stop it first (compacting needs the database to itself)",
+            dir.display()
+        )
+    })?;
+    let before = service::health::database_bytes(&dir);
+    let db = Db::open(&db_path).await?;
+    let vacuumed = db.vacuum().await;
+    db.close().await;
+    vacuumed?;
+    Ok((before, service::health::database_bytes(&dir)))
 }
 
 /// `http://127.0.0.1:8009/_hearth/#token=KEY`.

@@ -268,3 +268,311 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    walk(dir).into_iter().filter(|f| std::fs::read(f).unwrap().windows(needle.len()).any(|w| w == needle)).collect()
+}
+
+async fn sign_in(s: &TestServer, user: &str) -> String {
+    let (st, login) = s
+        .post(
+            "/_matrix/client/v3/login",
+            None,
+            json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": "password1"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{user} signs in with the password: {login}");
+    login["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_encrypted_backup_hides_its_contents_and_restores_only_with_its_passphrase() {
+    let s = TestServer::start().await;
+    let data = s.running.as_ref().unwrap().config().data_dir().to_path_buf();
+    let work = tempfile::tempdir().unwrap();
+    let config = config_file(work.path(), &data);
+    let alice = s.user("alice").await;
+    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({})).await;
+    let room = room["room_id"].as_str().unwrap().to_owned();
+    let secret_text = "grandma's secret family recipe";
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/r1", urlencode(&room));
+    assert_eq!(s.put(&path, Some(&alice), json!({"msgtype": "m.text", "body": secret_text})).await.0, 200);
+    let picture: Vec<u8> = (0..150_000u32).map(|i| (i % 241) as u8 ^ 0x5a).collect();
+    let (st, up) = s.raw(reqwest::Method::POST, "/_matrix/media/v3/upload", Some(&alice), picture.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{up}");
+    let mxc = up["content_uri"].as_str().unwrap().to_owned();
+    let key = s.get("/_matrix/key/v2/server", None).await.1["verify_keys"].clone();
+    let signing_key = std::fs::read(data.join("secrets/signing_key")).unwrap();
+
+    let out = work.path().join("cloud-folder");
+    let right = work.path().join("passphrase");
+    std::fs::write(&right, "correct horse battery staple\n").unwrap();
+    let wrong = work.path().join("wrong");
+    std::fs::write(&wrong, "incorrect horse battery staple\n").unwrap();
+    let short = work.path().join("short");
+    std::fs::write(&short, "hunter2\n").unwrap();
+    let (c, o, p) = (config.to_str().unwrap(), out.to_str().unwrap(), right.to_str().unwrap());
+
+    let (ok, _, said) = hearth(&["backup", "--config", c, "--output", o, "--passphrase-file", short.to_str().unwrap()]);
+    assert!(!ok && said.contains("at least 8 characters"), "{said}");
+    let (ok, stdout, stderr) = hearth(&["backup", "--config", c, "--output", o, "--passphrase-file", p]);
+    assert!(ok, "{stderr}");
+    let backup = PathBuf::from(stdout.lines().last().unwrap());
+    assert!(out.join("backup-key.age").exists());
+    assert!(backup.join("manifest.json.age").exists() && !backup.join("manifest.json").exists());
+    assert!(backup.join("hearth.db.age").exists() && !backup.join("hearth.db").exists());
+    // Nothing readable: not the message, not the picture, not the signing key, and the media
+    // file is not named by the picture's hash.
+    assert_eq!(files_containing(&out, secret_text.as_bytes()), Vec::<PathBuf>::new());
+    assert_eq!(files_containing(&out, &picture[1000..1064]), Vec::<PathBuf>::new());
+    assert_eq!(files_containing(&out, &signing_key), Vec::<PathBuf>::new());
+    let picture_hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&picture))
+    };
+    assert!(!walk(&out).iter().any(|f| f.to_string_lossy().contains(&picture_hash)), "media named by its hash");
+    // No plain copy was left in the data folder either.
+    assert!(!data.join(".backup-snapshot.db").exists());
+
+    // The folder holds encrypted backups: no plain one among them, no other passphrase.
+    let (ok, _, said) = hearth(&["backup", "--config", c, "--output", o]);
+    assert!(!ok && said.contains("holds encrypted backups"), "{said}");
+    let (ok, _, said) = hearth(&["backup", "--config", c, "--output", o, "--passphrase-file", wrong.to_str().unwrap()]);
+    assert!(!ok && said.contains("passphrase does not open"), "{said}");
+
+    let restore = |from: &Path, passphrase: Option<&Path>| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = config_file(dir.path(), &data);
+        let mut args = vec!["restore", "--config", config.to_str().unwrap(), "--from", from.to_str().unwrap()];
+        if let Some(p) = passphrase {
+            args.extend(["--passphrase-file", p.to_str().unwrap()]);
+        }
+        let (ok, said, stderr) = hearth(&args);
+        (ok, format!("{said}{stderr}"), dir, data)
+    };
+    let refused = |(ok, said, _dir, data): (bool, String, tempfile::TempDir, PathBuf)| {
+        assert!(!ok, "refused: {said}");
+        assert!(!data.join("hearth.db").exists() && !data.join("secrets/signing_key").exists(), "nothing written");
+        said
+    };
+    assert!(refused(restore(&backup, None)).contains("this backup is encrypted"));
+    assert!(refused(restore(&backup, Some(&wrong))).contains("passphrase does not open"));
+    // A byte changed in the encrypted database, or the media file cut short: age's
+    // authentication finds both.
+    let tampered = out.join("hearth-tampered");
+    std::fs::create_dir_all(tampered.join("secrets")).unwrap();
+    for f in walk(&backup) {
+        std::fs::copy(&f, tampered.join(f.strip_prefix(&backup).unwrap())).unwrap();
+    }
+    let db = tampered.join("hearth.db.age");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&db, bytes).unwrap();
+    let said = refused(restore(&tampered, Some(&right)));
+    assert!(said.contains("hearth.db in the backup is damaged or was changed"), "{said}");
+    std::fs::remove_dir_all(&tampered).unwrap();
+    let media_file = walk(&out.join("media")).into_iter().next().unwrap();
+    let whole = std::fs::read(&media_file).unwrap();
+    std::fs::write(&media_file, &whole[..whole.len() - 100]).unwrap();
+    let said = refused(restore(&backup, Some(&right)));
+    assert!(said.contains("media file") && said.contains("damaged"), "{said}");
+    std::fs::write(&media_file, &whole).unwrap();
+
+    let (ok, said, dir, new_data) = restore(&backup, Some(&right));
+    assert!(ok, "{said}");
+    let restored = TestServer::start_in(dir, test_config(&new_data)).await;
+    let token = sign_in(&restored, "alice").await;
+    assert!(messages(&restored, &token, &room).await.contains(&secret_text.to_owned()));
+    assert_eq!(restored.get("/_matrix/key/v2/server", None).await.1["verify_keys"], key, "the same signing key");
+    let media = restored
+        .http
+        .get(format!("{}/_matrix/client/v1/media/download/{}", restored.base, mxc.trim_start_matches("mxc://")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(media.bytes().await.unwrap().to_vec(), picture, "the same media");
+}
+
+/// `hearth backup` killed with SIGKILL at many moments: what it leaves is either a complete
+/// backup that restores or a `.partial-` folder (removed by the next backup), never a folder
+/// that looks good and is not; and the serving server's database stays intact.
+#[cfg(unix)]
+#[tokio::test]
+async fn kill_9_during_a_backup_leaves_no_half_backup_marked_good() {
+    let s = TestServer::start().await;
+    let running = s.running.as_ref().unwrap();
+    let data = running.config().data_dir().to_path_buf();
+    let work = tempfile::tempdir().unwrap();
+    let config = config_file(work.path(), &data);
+    let alice = s.user("alice").await;
+    // Enough media that copying it takes a while.
+    for i in 0..12u32 {
+        let file: Vec<u8> = (0..1_000_000u32).map(|b| (b.wrapping_mul(i + 7) >> 3) as u8).collect();
+        let (st, up) = s.raw(reqwest::Method::POST, "/_matrix/media/v3/upload", Some(&alice), file).await;
+        assert_eq!(st, StatusCode::OK, "{up}");
+    }
+    let out = work.path().join("backups");
+    let (c, o) = (config.to_str().unwrap().to_owned(), out.to_str().unwrap().to_owned());
+    let mut killed_partway = 0;
+    for delay_ms in [5u64, 20, 40, 80, 120, 200, 300, 450, 700, 1000] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["backup", "--config", &c, "--output", &o])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+        let finished = child.try_wait().unwrap().is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        if !finished {
+            killed_partway += 1;
+        }
+        // Every folder that does not say it is partial is complete: its manifest lists files
+        // that are all there with their sizes.
+        for entry in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "media" || name.starts_with(".partial-") {
+                continue;
+            }
+            let manifest: Value = serde_json::from_slice(&std::fs::read(entry.path().join("manifest.json")).unwrap())
+                .unwrap_or_else(|e| panic!("{name} looks like a backup but its manifest is not whole: {e}"));
+            for f in manifest["files"].as_array().unwrap() {
+                let len = std::fs::metadata(entry.path().join(f["path"].as_str().unwrap())).unwrap().len();
+                assert_eq!(len, f["size"].as_u64().unwrap(), "{name}: {f}");
+            }
+            assert_eq!(manifest["media"].as_array().unwrap().len(), 12, "{name}");
+        }
+    }
+    assert!(killed_partway >= 3, "most kills landed during a backup ({killed_partway})");
+
+    // The next backup clears what the killed ones left and restores.
+    let (ok, stdout, stderr) = hearth(&["backup", "--config", &c, "--output", &o]);
+    assert!(ok, "{stderr}");
+    assert!(
+        !std::fs::read_dir(&out).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(".partial-")),
+        "stale partial backups removed"
+    );
+    let backup = stdout.lines().last().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let new_data = dir.path().join("data");
+    let new_config = config_file(dir.path(), &new_data);
+    let (ok, said, stderr) = hearth(&["restore", "--config", new_config.to_str().unwrap(), "--from", &backup]);
+    assert!(ok && said.contains("(12 media files)"), "{said}{stderr}");
+
+    // The server's own database went through all of it unharmed.
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/_hearth/admin/v1/health/database", running.admin_addr()))
+        .bearer_auth(running.admin_token())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let check: Value = resp.json().await.unwrap();
+    assert_eq!(check["ok"], true, "{check}");
+    sign_in(&s, "alice").await;
+}
+
+async fn admin(s: &TestServer, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
+    let running = s.running.as_ref().unwrap();
+    let resp = reqwest::Client::new()
+        .request(method, format!("http://{}/_hearth/admin/v1/{path}", running.admin_addr()))
+        .bearer_auth(running.admin_token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status(), resp.json().await.unwrap())
+}
+
+/// Waits for the backup that runs to end; answers the status.
+async fn backup_done(s: &TestServer) -> Value {
+    for _ in 0..600 {
+        let (_, status) = admin(s, reqwest::Method::GET, "backups", json!({})).await;
+        if status["running"] == false && status["last"].is_object() {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the backup did not end");
+}
+
+#[tokio::test]
+async fn the_dashboard_plans_backups_keeps_the_newest_and_warns_when_they_fail() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    for i in 0..3u8 {
+        let file = vec![i; 50_000];
+        assert_eq!(s.raw(reqwest::Method::POST, "/_matrix/media/v3/upload", Some(&alice), file).await.0, 200);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("usb-disk");
+    let put = |body: Value| admin(&s, reqwest::Method::PUT, "backups", body);
+
+    // Wrong plans are refused with the reason.
+    let (st, e) = put(json!({"schedule": "daily", "dir": null, "keep": 2})).await;
+    assert_eq!(st, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("choose the folder"), "{e}");
+    let (st, e) = put(json!({"schedule": "daily", "dir": "relative/folder", "keep": 2})).await;
+    assert_eq!(st, 400, "{e}");
+    let (st, e) = put(json!({"schedule": "daily", "dir": out, "keep": 0})).await;
+    assert_eq!(st, 400, "{e}");
+    let (st, e) = put(json!({"schedule": "weekly", "dir": out, "keep": 2, "encrypted": true})).await;
+    assert_eq!(st, 400, "a passphrase is needed: {e}");
+
+    let (st, status) = put(json!({"schedule": "weekly", "dir": out, "keep": 2})).await;
+    assert_eq!(st, 200, "{status}");
+    assert_eq!(status["warning"], "never", "{status}");
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let (st, _) = admin(&s, reqwest::Method::POST, "backups/run", json!({})).await;
+        assert_eq!(st, 202);
+        let status = backup_done(&s).await;
+        assert_eq!(status["last"]["ok"], true, "{status}");
+        made.push(status["last"]["path"].as_str().unwrap().to_owned());
+        // Backups are named by the second.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let (_, status) = admin(&s, reqwest::Method::GET, "backups", json!({})).await;
+    assert_eq!(status["warning"], Value::Null, "{status}");
+    let names: Vec<&str> = status["backups"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "keep 2: {status}");
+    assert!(!Path::new(&made[0]).exists() && Path::new(&made[1]).exists() && Path::new(&made[2]).exists());
+    assert_eq!(status["last"]["removed"].as_array().unwrap().len(), 1, "{status}");
+    // The media the kept backups list are still there, once each.
+    assert_eq!(walk(&out.join("media")).len(), 3);
+    let restore_dir = tempfile::tempdir().unwrap();
+    let new_data = restore_dir.path().join("data");
+    let new_config = config_file(restore_dir.path(), &new_data);
+    let (ok, said, stderr) = hearth(&["restore", "--config", new_config.to_str().unwrap(), "--from", &made[2]]);
+    assert!(ok && said.contains("(3 media files)"), "{said}{stderr}");
+
+    // The folder went away (a disk unplugged): the run fails, and the page warns.
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::write(&out, b"not a folder").unwrap();
+    admin(&s, reqwest::Method::POST, "backups/run", json!({})).await;
+    let status = backup_done(&s).await;
+    assert_eq!(status["last"]["ok"], false, "{status}");
+    assert_eq!(status["warning"], "failing", "{status}");
+    assert!(status["last"]["error"].as_str().unwrap().contains("usb-disk"), "{status}");
+    assert!(status["last"]["last_ok_ms"].as_i64().is_some(), "the last good backup is remembered: {status}");
+}
+
+#[tokio::test]
+async fn the_status_page_plans_encrypted_backups_and_makes_one() {
+    let s = TestServer::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("synced");
+    let got = common::ui_flow("backups", &s.running.as_ref().unwrap().admin_url(), out.to_str().unwrap()).await;
+    assert!(got["last"].as_str().unwrap().contains(out.to_str().unwrap()), "{got}");
+    assert_eq!(got["alerts"], 0, "no warning once a backup is made: {got}");
+    let (_, status) = admin(&s, reqwest::Method::GET, "backups", json!({})).await;
+    assert_eq!(status["plan"]["schedule"], "daily");
+    assert_eq!(status["plan"]["keep"], 2);
+    assert_eq!(status["backups"][0]["encrypted"], true, "{status}");
+    assert!(out.join("backup-key.age").exists());
+}

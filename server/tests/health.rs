@@ -62,3 +62,56 @@ async fn the_database_check_finds_a_damaged_database_and_the_status_says_how_muc
     assert_eq!(problems[0]["table"], "devices");
     assert_eq!(problems[0]["parent"], "users");
 }
+
+/// Runs the `hearth` binary; answers (success, stdout and stderr).
+fn hearth(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test]
+async fn one_server_per_data_folder_and_compact_only_when_it_is_stopped() {
+    let mut s = TestServer::start().await;
+    s.user("alice").await;
+    let data = s.running.as_ref().unwrap().config().data_dir().to_path_buf();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("homeserver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server_name = \"{}\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\n",
+            common::SERVER_NAME,
+            data.display()
+        ),
+    )
+    .unwrap();
+
+    // A second server on the same folder would share the database behind the first's back.
+    let e = hearth_server::Homeserver::start(test_config(&data)).await.err().expect("refused").to_string();
+    assert!(e.contains("another Hearth is serving the data folder"), "{e}");
+    let (ok, said) = hearth(&["compact", "--config", config.to_str().unwrap()]);
+    assert!(!ok && said.contains("stop it first"), "{said}");
+
+    // Space left behind by deleted rows.
+    s.stop().await;
+    let mut db =
+        SqliteConnectOptions::from_str("sqlite://").unwrap().filename(data.join("hearth.db")).connect().await.unwrap();
+    sqlx::query("CREATE TABLE junk (x BLOB)").execute(&mut db).await.unwrap();
+    for _ in 0..40 {
+        sqlx::query("INSERT INTO junk VALUES (randomblob(131072))").execute(&mut db).await.unwrap();
+    }
+    sqlx::query("DROP TABLE junk").execute(&mut db).await.unwrap();
+    db.close().await.unwrap();
+    let before = std::fs::metadata(data.join("hearth.db")).unwrap().len();
+
+    let (ok, said) = hearth(&["compact", "--config", config.to_str().unwrap()]);
+    assert!(ok, "{said}");
+    assert!(said.contains("Compacted the database"), "{said}");
+    let after = std::fs::metadata(data.join("hearth.db")).unwrap().len();
+    assert!(after + 4_000_000 < before, "{before} bytes before, {after} after");
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(dir, test_config(&data)).await;
+    let (code, _) = s.login("alice", "password1").await;
+    assert_eq!(code, 200, "the compacted database serves");
+}

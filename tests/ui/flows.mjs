@@ -10,6 +10,7 @@
 //   node flows.mjs tester <admin-url> <name,name,...>  the federation tester's answers for each name
 //   node flows.mjs https <admin-url> <shot-name>  what the Reach page says of the HTTPS certificate
 //   node flows.mjs wizard-https <admin-url> <{"host","dns"}>  the wizard's built-in HTTPS with pebble
+//   node flows.mjs backups <admin-url> <folder>  plan encrypted daily backups into a folder, back up now
 //
 // Screenshots go to $SCREENSHOTS (kept as CI artifacts).
 
@@ -462,6 +463,44 @@ try {
     await page.screenshot({ path: `${shots}/updates-failed.png`, fullPage: true });
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ reason, checks }));
+  } else if (flow === "backups") {
+    // The third argument is the folder to back up into.
+    const folder = userId;
+    const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(adminUrl);
+    await page.getByText("Set up Hearth").first().waitFor();
+    await page.getByRole("link", { name: "Status" }).click();
+    await page.getByRole("heading", { name: "Backups" }).waitFor();
+    const card = page.locator("#backups");
+    await card.getByText("Choose a folder for backups first").waitFor();
+    check(await page.getByRole("button", { name: "Back up now" }).isDisabled(), "no backup without a folder");
+    await page.getByLabel("Back up", { exact: true }).selectOption("daily");
+    await page.getByLabel("Into the folder").fill(folder);
+    await page.getByLabel("Keep the newest").fill("2");
+    await page.getByLabel("Encrypt the backups with a passphrase", { exact: false }).check();
+    // A passphrase too short is refused, with the reason.
+    await page.getByLabel("Passphrase", { exact: true }).fill("short");
+    await page.getByRole("button", { name: "Save the backup plan" }).click();
+    await page.locator("#message", { hasText: "at least 8 characters" }).waitFor();
+    await card.getByText("a lost passphrase means a lost backup").waitFor();
+    await page.getByLabel("Passphrase", { exact: true }).fill("correct horse battery staple");
+    await page.getByRole("button", { name: "Save the backup plan" }).click();
+    await page.locator("#message", { hasText: "Backup plan saved." }).waitFor();
+    // Daily backups planned and none made yet: the page says so.
+    await card.getByRole("alert").filter({ hasText: "No backup has been made yet" }).waitFor();
+    await checkLayout(page, "backups at 800x600");
+    await page.screenshot({ path: `${shots}/backups-planned.png`, fullPage: true });
+    await page.getByRole("button", { name: "Back up now" }).click();
+    const last = card.locator("#backup-last");
+    await last.waitFor({ timeout: 60000 });
+    const text = await last.textContent();
+    await card.getByText("1 backup in the folder.").waitFor();
+    const alerts = await card.getByRole("alert").count();
+    await page.screenshot({ path: `${shots}/backups-made.png`, fullPage: true });
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ last: text, alerts }));
   } else {
     throw new Error(`unknown flow ${flow}`);
   }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod client;
 pub mod federation;
 pub mod key_shapes;
+pub mod metrics;
 pub mod synapse_admin;
 
 use axum::Router;

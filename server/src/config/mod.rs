@@ -223,6 +223,16 @@ pub struct Config {
     /// The desktop app's updater (not a file key): set by the app, absent in the headless server.
     #[serde(skip)]
     pub updates: Option<crate::service::updates::Updates>,
+    /// Scheduled backups (Hearth's own): when, where, how many to keep; the dashboard's choice
+    /// goes over this table.
+    pub backups: BackupsConfig,
+    /// Serve Prometheus metrics (Synapse's key): at `/_synapse/metrics` and `/metrics` on the
+    /// admin listener (loopback), and on listeners of `type = "metrics"`, which serve nothing
+    /// else (for a Prometheus on another machine: bind one to the address it scrapes).
+    pub enable_metrics: bool,
+    /// The `type = "metrics"` entries of `listeners`, taken out of that list by `validate`.
+    #[serde(skip)]
+    pub metrics_listeners: Vec<Listener>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,7 +253,8 @@ pub struct Listener {
     /// (a CDN in front of nginx is 2). The address that many entries from the end is the client;
     /// entries before it were written by the client and are ignored.
     pub proxy_hops: usize,
-    /// Accepted for Synapse familiarity; only "http" exists.
+    /// "http" (the client and federation APIs) or "metrics" (only Prometheus metrics, with
+    /// `enable_metrics`), as Synapse's listener types.
     #[serde(rename = "type")]
     pub kind: String,
     /// Accepted for Synapse familiarity; every listener serves every resource.
@@ -261,6 +272,45 @@ impl Default for Listener {
             proxy_hops: 1,
             kind: "http".to_owned(),
             resources: None,
+        }
+    }
+}
+
+/// Scheduled backups, as `hearth backup` makes them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BackupsConfig {
+    /// "off", "daily" or "weekly".
+    pub schedule: BackupSchedule,
+    /// The folder backups go to (an external disk, a synced folder).
+    pub dir: Option<PathBuf>,
+    /// How many backups of this server to keep in it; older ones are removed.
+    pub keep: u32,
+    /// A file whose first line is the passphrase: backups are then encrypted.
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl Default for BackupsConfig {
+    fn default() -> Self {
+        Self { schedule: BackupSchedule::Off, dir: None, keep: 7, passphrase_file: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupSchedule {
+    Off,
+    Daily,
+    Weekly,
+}
+
+impl BackupSchedule {
+    /// The time between two backups (None: off).
+    pub fn interval(self) -> Option<std::time::Duration> {
+        match self {
+            BackupSchedule::Off => None,
+            BackupSchedule::Daily => Some(std::time::Duration::from_secs(24 * 60 * 60)),
+            BackupSchedule::Weekly => Some(std::time::Duration::from_secs(7 * 24 * 60 * 60)),
         }
     }
 }
@@ -617,6 +667,9 @@ impl Default for Config {
             update_checks: true,
             update_manifest_url: None,
             updates: None,
+            enable_metrics: false,
+            metrics_listeners: Vec::new(),
+            backups: BackupsConfig::default(),
             password_config: PasswordConfig::default(),
             user_directory: UserDirectory::default(),
             support_page: None,
@@ -798,6 +851,42 @@ impl Config {
 
     /// Checks everything that can be checked without binding sockets, and fills derived values.
     pub fn validate(mut self) -> Result<Config, ConfigError> {
+        let (metrics, listeners): (Vec<Listener>, Vec<Listener>) =
+            std::mem::take(&mut self.listeners).into_iter().partition(|l| l.kind == "metrics");
+        self.listeners = listeners;
+        for l in &metrics {
+            if !self.enable_metrics {
+                return Err(err(format!(
+                    "listeners: the metrics listener on port {} needs enable_metrics = true",
+                    l.port
+                )));
+            }
+            if l.tls {
+                return Err(err(format!(
+                    "listeners: the metrics listener on port {} cannot use tls; scrape it over a private network or put a TLS proxy in front",
+                    l.port
+                )));
+            }
+            if l.bind_addresses.is_empty() {
+                return Err(err(format!(
+                    "listeners: the metrics listener on port {} needs bind_addresses, e.g. [\"127.0.0.1\"]",
+                    l.port
+                )));
+            }
+        }
+        self.metrics_listeners.extend(metrics);
+        let b = &self.backups;
+        if b.schedule != BackupSchedule::Off && b.dir.is_none() {
+            return Err(err(
+                "backups.dir: scheduled backups need the folder they go to, e.g. dir = \"/media/usb-disk/hearth-backups\"",
+            ));
+        }
+        if b.dir.as_ref().is_some_and(|d| !d.is_absolute()) {
+            return Err(err("backups.dir: give the whole path of the folder"));
+        }
+        if b.keep == 0 {
+            return Err(err("backups.keep: keep at least 1 backup"));
+        }
         if self.listeners.is_empty() {
             return Err(err("listeners: at least one listener is needed, e.g. [[listeners]] port = 8008"));
         }
@@ -811,7 +900,10 @@ impl Config {
                 )));
             }
             if l.kind != "http" {
-                return Err(err(format!("listeners[{i}].type: only \"http\" listeners exist, not \"{}\"", l.kind)));
+                return Err(err(format!(
+                    "listeners[{i}].type: \"{}\" is not a listener type: \"http\" or \"metrics\"",
+                    l.kind
+                )));
             }
             if let Err(e) = parse_ranges(&l.trusted_proxies) {
                 return Err(err(format!("listeners[{i}].trusted_proxies: {e}")));

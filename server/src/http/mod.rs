@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use ::ruma::api::{IncomingRequest, path_builder::PathBuilder};
 use axum::{
     Router,
-    extract::Request,
+    extract::{MatchedPath, Request, State},
     handler::Handler,
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -92,7 +92,8 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
                     header::AUTHORIZATION,
                 ])
                 .expose_headers([header::RETRY_AFTER]),
-        );
+        )
+        .layer(middleware::from_fn_with_state(state.clone(), count_request));
     observe(router).with_state(state)
 }
 
@@ -126,6 +127,31 @@ pub fn observe<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S>
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Counts and times each request for the metrics (with `enable_metrics`), by the route it
+/// matched: the response's status and the time until its headers.
+pub async fn count_request(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(metrics) = s.metrics.clone() else {
+        return next.run(req).await;
+    };
+    let endpoint =
+        crate::service::metrics::Endpoint::of(req.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
+    // Methods outside HTTP's own would each make a series.
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    };
+    let in_flight = metrics.start(endpoint, method);
+    let resp = next.run(req).await;
+    in_flight.done(resp.status().as_u16());
+    resp
 }
 
 async fn unrecognized() -> Error {

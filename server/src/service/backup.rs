@@ -11,6 +11,14 @@
 //! A backup is written under a `.partial-` name and renamed when complete: a crash or kill
 //! leaves no folder that looks like a good backup. A restore checks every hash and the schema
 //! before it writes anything, and writes the database last.
+//!
+//! With a passphrase, every file is encrypted with age (`.age` added to its name, the manifest
+//! included), to a key of the output folder (`backup-key.age`: an age X25519 identity, itself
+//! encrypted with the passphrase by scrypt). So the slow passphrase step runs once per backup,
+//! not once per media file, and all backups in the folder share the media store. Encrypted
+//! media files are named by a keyed hash of their content hash, so a copy of the folder (a cloud
+//! provider's) cannot tell whether it holds a given picture. Plain text of an encrypted backup
+//! never touches the output folder: the database snapshot is taken in the data folder.
 
 use std::{
     io::Read,
@@ -22,6 +30,8 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use age::secrecy::{ExposeSecret, SecretString};
+
 use crate::{
     Config,
     secrets::Secrets,
@@ -32,6 +42,290 @@ use crate::{
 const FORMAT: u32 = 1;
 const MANIFEST: &str = "manifest.json";
 const DATABASE: &str = "hearth.db";
+/// The output folder's key for encrypted backups.
+const FOLDER_KEY: &str = "backup-key.age";
+/// What encrypted files' names end with.
+const SEALED: &str = ".age";
+
+/// The shortest passphrase accepted.
+pub const MIN_PASSPHRASE: usize = 8;
+
+/// A backup's passphrase: the first line of `path` (a file, so it stays out of the shell's
+/// history and the process list).
+pub fn read_passphrase(path: &Path) -> anyhow::Result<SecretString> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the passphrase file {}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.chars().count() < MIN_PASSPHRASE {
+        bail!("the passphrase in {} must be at least {MIN_PASSPHRASE} characters", path.display());
+    }
+    Ok(SecretString::from(line.to_owned()))
+}
+
+/// Whether `passphrase` opens the key of the folder `dir` (true when it has none yet).
+pub fn check_passphrase(dir: &Path, passphrase: &SecretString) -> anyhow::Result<()> {
+    if dir.join(FOLDER_KEY).exists() {
+        Seal::open(dir, passphrase, false)?;
+    }
+    Ok(())
+}
+
+/// A finished backup in a folder.
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    pub name: String,
+    pub created_ms: i64,
+    pub encrypted: bool,
+}
+
+/// The finished backups of `server_name` in `dir`, oldest first.
+pub fn list(dir: &Path, server_name: &str) -> Vec<Listed> {
+    let prefix = format!("hearth-{server_name}-");
+    let mut found: Vec<Listed> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let created_ms = parse_stamp(name.strip_prefix(&prefix)?)?;
+            let encrypted = e.path().join(format!("{MANIFEST}{SEALED}")).exists();
+            (encrypted || e.path().join(MANIFEST).exists()).then_some(Listed { name, created_ms, encrypted })
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// Keeps the newest `keep` backups of `server_name` in `dir`, then removes media files that no
+/// backup left in the folder lists (when every manifest there can be read: an encrypted one
+/// needs `passphrase`). Answers the backups removed.
+pub async fn prune(
+    dir: &Path,
+    server_name: &str,
+    keep: usize,
+    passphrase: Option<SecretString>,
+) -> anyhow::Result<Vec<String>> {
+    let (dir, server_name) = (dir.to_path_buf(), server_name.to_owned());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let ours = list(&dir, &server_name);
+        let mut removed = Vec::new();
+        for old in &ours[..ours.len().saturating_sub(keep)] {
+            std::fs::remove_dir_all(dir.join(&old.name)).with_context(|| format!("removing {}", old.name))?;
+            removed.push(old.name.clone());
+        }
+        let seal = match &passphrase {
+            Some(p) if dir.join(FOLDER_KEY).exists() => Some(Seal::open(&dir, p, false)?),
+            _ => None,
+        };
+        let plain = Seal::Plain;
+        // Every backup in the folder, any server's: they share the media store.
+        let mut wanted = std::collections::HashSet::new();
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !entry.file_type()?.is_dir() || name == "media" {
+                continue;
+            }
+            let (path, seal) = if entry.path().join(MANIFEST).exists() {
+                (entry.path().join(MANIFEST), &plain)
+            } else if entry.path().join(format!("{MANIFEST}{SEALED}")).exists() {
+                match &seal {
+                    Some(s) => (entry.path().join(format!("{MANIFEST}{SEALED}")), s),
+                    None => return Ok(removed),
+                }
+            } else {
+                continue;
+            };
+            let mut text = Vec::new();
+            if seal.read(&path, &mut text).is_err() {
+                // A manifest this passphrase does not open (or a damaged one): its media stay.
+                return Ok(removed);
+            }
+            let manifest: Manifest = match serde_json::from_slice(&text) {
+                Ok(m) => m,
+                Err(_) => return Ok(removed),
+            };
+            wanted.extend(manifest.media.into_iter().map(|m| m.path));
+        }
+        let store = dir.join("media");
+        for prefix in std::fs::read_dir(&store).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(prefix.path())?.flatten() {
+                let name = file.file_name().to_string_lossy().into_owned();
+                if !wanted.contains(&name) {
+                    let _ = std::fs::remove_file(file.path());
+                }
+            }
+        }
+        Ok(removed)
+    })
+    .await?
+}
+
+/// The time in a backup's name (`YYYYMMDD-HHMMSS`, UTC), as ms since the epoch.
+fn parse_stamp(stamp: &str) -> Option<i64> {
+    let b = stamp.as_bytes();
+    if b.len() != 15 || b[8] != b'-' || !stamp.bytes().enumerate().all(|(i, c)| i == 8 || c.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| stamp[r].parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(4..6)?, n(6..8)?);
+    let (hh, mm, ss) = (n(9..11)?, n(11..13)?, n(13..15)?);
+    // Days from civil (Howard Hinnant's algorithm, the inverse of `utc_stamp`'s).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000)
+}
+
+/// How a backup's files are stored: as they are, or encrypted to the folder's key.
+enum Seal {
+    Plain,
+    Age { identity: age::x25519::Identity, names: [u8; 32] },
+}
+
+impl Seal {
+    /// The folder's key, opened with the passphrase; made when `create` and there is none.
+    fn open(folder: &Path, passphrase: &SecretString, create: bool) -> anyhow::Result<Seal> {
+        let path = folder.join(FOLDER_KEY);
+        let identity = match std::fs::read(&path) {
+            Ok(sealed) => {
+                let passphrase_id = age::scrypt::Identity::new(passphrase.clone());
+                let opened = age::decrypt(&passphrase_id, &sealed).map_err(|e| match e {
+                    age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => anyhow::anyhow!(
+                        "the passphrase does not open {}: it is not the one these backups were made with",
+                        path.display()
+                    ),
+                    other => anyhow::anyhow!("{} is damaged: {other}", path.display()),
+                })?;
+                let text = String::from_utf8(opened).context("the folder's key is damaged")?;
+                text.trim()
+                    .parse::<age::x25519::Identity>()
+                    .map_err(|e| anyhow::anyhow!("the folder's key is damaged: {e}"))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                let identity = age::x25519::Identity::generate();
+                let recipient = age::scrypt::Recipient::new(passphrase.clone());
+                let sealed = age::encrypt(&recipient, identity.to_string().expose_secret().as_bytes())
+                    .map_err(|e| anyhow::anyhow!("encrypting the folder's key: {e}"))?;
+                write_synced(&path, &sealed)?;
+                identity
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+                "{} is missing: encrypted backups cannot be opened without the key file beside them",
+                path.display()
+            ),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let names: [u8; 32] = Sha256::new()
+            .chain_update(b"hearth backup media names\0")
+            .chain_update(identity.to_string().expose_secret().as_bytes())
+            .finalize()
+            .into();
+        Ok(Seal::Age { identity, names })
+    }
+
+    fn stored(&self, rel: &str) -> String {
+        match self {
+            Seal::Plain => rel.to_owned(),
+            Seal::Age { .. } => format!("{rel}{SEALED}"),
+        }
+    }
+
+    /// The name a media file has in the backups' store.
+    fn media_name(&self, sha256: &str) -> String {
+        match self {
+            Seal::Plain => sha256.to_owned(),
+            Seal::Age { names, .. } => {
+                use hmac::{Hmac, Mac};
+                let mut mac = Hmac::<Sha256>::new_from_slice(names).expect("any key length");
+                mac.update(sha256.as_bytes());
+                hex::encode(mac.finalize().into_bytes())
+            }
+        }
+    }
+
+    /// Writes `from` into `to` (encrypted when sealing), synced; answers the plain size and hash.
+    fn write(&self, mut from: impl Read, to: &Path) -> anyhow::Result<(u64, String)> {
+        use std::io::Write;
+        let file = std::fs::File::create(to).with_context(|| format!("creating {}", to.display()))?;
+        let mut hashing = Hashing::default();
+        let file = match self {
+            Seal::Plain => {
+                let mut out = Tee { inner: file, hash: &mut hashing };
+                std::io::copy(&mut from, &mut out)?;
+                out.inner
+            }
+            Seal::Age { identity, .. } => {
+                let recipient = identity.to_public();
+                let encryptor = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                    .map_err(|e| anyhow::anyhow!("encrypting: {e}"))?;
+                let writer = encryptor.wrap_output(file)?;
+                let mut out = Tee { inner: writer, hash: &mut hashing };
+                std::io::copy(&mut from, &mut out)?;
+                out.inner.flush()?;
+                out.inner.finish()?
+            }
+        };
+        file.sync_all()?;
+        Ok(hashing.done())
+    }
+
+    /// Reads back what `write` stored at `path`: its plain size and hash. A damaged or changed
+    /// encrypted file fails here (age authenticates every chunk and the end).
+    fn read(&self, path: &Path, mut sink: impl std::io::Write) -> anyhow::Result<(u64, String)> {
+        let file = std::io::BufReader::new(std::fs::File::open(path)?);
+        let mut hashing = Hashing::default();
+        let mut out = Tee { inner: &mut sink, hash: &mut hashing };
+        match self {
+            Seal::Plain => {
+                let mut file = file;
+                std::io::copy(&mut file, &mut out)?;
+            }
+            Seal::Age { identity, .. } => {
+                let decryptor = age::Decryptor::new_buffered(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut reader = decryptor
+                    .decrypt(std::iter::once(identity as &dyn age::Identity))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                std::io::copy(&mut reader, &mut out)?;
+            }
+        }
+        Ok(hashing.done())
+    }
+}
+
+/// A running SHA-256 and byte count.
+#[derive(Default)]
+struct Hashing {
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Hashing {
+    fn done(self) -> (u64, String) {
+        (self.size, hex::encode(self.hasher.finalize()))
+    }
+}
+
+/// Writes through to `inner`, hashing what passes.
+struct Tee<'a, W> {
+    inner: W,
+    hash: &'a mut Hashing,
+}
+
+impl<W: std::io::Write> std::io::Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.hasher.update(&buf[..n]);
+        self.hash.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// The secrets a server cannot be rebuilt without (the signing key above all: other servers
 /// know it, and events are signed with it).
@@ -64,31 +358,35 @@ pub struct Entry {
     pub sha256: String,
 }
 
-fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((size, hex::encode(hasher.finalize())))
-}
-
 /// Makes a backup of the server `config` describes in `out` (created when missing); answers the
-/// backup's folder. `config_file` is copied into it when given.
-pub async fn backup(config: &Config, config_file: Option<&Path>, out: &Path) -> anyhow::Result<PathBuf> {
+/// backup's folder. `config_file` is copied into it when given; with `passphrase` every file is
+/// encrypted (see the module's doc).
+pub async fn backup(
+    config: &Config,
+    config_file: Option<&Path>,
+    out: &Path,
+    passphrase: Option<&SecretString>,
+) -> anyhow::Result<PathBuf> {
     let data = config.data_dir().to_path_buf();
     let db_path = data.join(DATABASE);
     if !db_path.exists() {
         bail!("there is no database at {} to back up (check data_dir)", db_path.display());
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let seal = match passphrase {
+        Some(p) => {
+            let (out, p) = (out.to_path_buf(), p.clone());
+            tokio::task::spawn_blocking(move || Seal::open(&out, &p, true)).await??
+        }
+        // Encrypted backups are kept where others may read them (a synced folder): a plain one
+        // must not land among them by mistake.
+        None if out.join(FOLDER_KEY).exists() => bail!(
+            "{} holds encrypted backups ({FOLDER_KEY}): give the passphrase (--passphrase-file), or choose another folder for backups without encryption",
+            out.display()
+        ),
+        None => Seal::Plain,
+    };
+    let seal = Arc::new(seal);
     let now = storage::now_ms();
     let stamp = utc_stamp(now / 1000);
     let name = format!("hearth-{}-{stamp}", config.server_name);
@@ -97,19 +395,56 @@ pub async fn backup(config: &Config, config_file: Option<&Path>, out: &Path) -> 
     if done.exists() {
         bail!("{} exists already: wait a second and try again", done.display());
     }
-    let _ = std::fs::remove_dir_all(&partial);
+    // One backup at a time per data folder (the snapshot's place below is fixed).
+    let lock = std::fs::File::create(data.join(".backup.lock"))?;
+    if let Err(std::fs::TryLockError::WouldBlock) = lock.try_lock() {
+        bail!("another backup of this server is being made: wait for it to finish");
+    }
+    // So a `.partial-` folder of this server is what a backup that was stopped (killed, the
+    // computer switched off) left: nothing will finish it.
+    let stale = format!(".partial-hearth-{}-", config.server_name);
+    for entry in std::fs::read_dir(out)?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&stale) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     std::fs::create_dir_all(partial.join("secrets"))?;
 
     // The database first: what it refers to (media) is on disk before its rows are committed.
-    let snapshot = partial.join(DATABASE);
-    let schema_compat = storage::backup::snapshot(&db_path, &snapshot).await?;
-    let mut files = Vec::new();
-    let mut add = |rel: &str| -> anyhow::Result<()> {
-        let (size, sha256) = hash_file(&partial.join(rel))?;
-        files.push(Entry { path: rel.to_owned(), size, sha256 });
-        Ok(())
+    // An encrypted backup's snapshot is taken in the data folder and then stored encrypted, so
+    // no plain copy is ever written where the backups are.
+    let (size, sha256, schema_compat) = match &*seal {
+        Seal::Plain => {
+            let snapshot = partial.join(DATABASE);
+            let compat = storage::backup::snapshot(&db_path, &snapshot).await?;
+            let seal = seal.clone();
+            let (size, sha256) = tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, String)> {
+                std::fs::File::open(&snapshot)?.sync_all()?;
+                seal.read(&snapshot, std::io::sink())
+            })
+            .await??;
+            (size, sha256, compat)
+        }
+        Seal::Age { .. } => {
+            let snapshot = data.join(".backup-snapshot.db");
+            let _ = std::fs::remove_file(&snapshot);
+            let taken = storage::backup::snapshot(&db_path, &snapshot).await;
+            let stored = match taken {
+                Ok(compat) => {
+                    let (seal, from, to) = (seal.clone(), snapshot.clone(), partial.join(seal.stored(DATABASE)));
+                    tokio::task::spawn_blocking(move || seal.write(std::fs::File::open(&from)?, &to))
+                        .await
+                        .map_err(anyhow::Error::from)
+                        .and_then(|r| r)
+                        .map(|(size, sha256)| (size, sha256, compat))
+                }
+                Err(e) => Err(e),
+            };
+            let _ = std::fs::remove_file(&snapshot);
+            stored?
+        }
     };
-    add(DATABASE)?;
+    let mut files = vec![Entry { path: DATABASE.to_owned(), size, sha256 }];
 
     let secrets = {
         let (choice, dir) = (config.secret_store, data.clone());
@@ -122,16 +457,19 @@ pub async fn backup(config: &Config, config_file: Option<&Path>, out: &Path) -> 
         };
         if let Some(bytes) = value {
             let rel = format!("secrets/{name}");
-            write_private(&partial.join(&rel), &bytes)?;
-            add(&rel)?;
+            let to = partial.join(seal.stored(&rel));
+            let (size, sha256) = seal.write(bytes.as_slice(), &to)?;
+            private(&to)?;
+            files.push(Entry { path: rel, size, sha256 });
         }
     }
     if let Some(file) = config_file {
-        std::fs::copy(file, partial.join("homeserver.toml")).with_context(|| format!("copying {}", file.display()))?;
-        add("homeserver.toml")?;
+        let from = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+        let (size, sha256) = seal.write(from, &partial.join(seal.stored("homeserver.toml")))?;
+        files.push(Entry { path: "homeserver.toml".to_owned(), size, sha256 });
     }
 
-    let media = copy_media(&data, &out.join("media")).await?;
+    let media = copy_media(&data, &out.join("media"), seal.clone()).await?;
     let manifest = Manifest {
         format: FORMAT,
         hearth_version: crate::VERSION.to_owned(),
@@ -142,31 +480,38 @@ pub async fn backup(config: &Config, config_file: Option<&Path>, out: &Path) -> 
         media,
     };
     let text = serde_json::to_vec_pretty(&manifest)?;
-    write_synced(&partial.join(MANIFEST), &text)?;
+    seal.write(text.as_slice(), &partial.join(seal.stored(MANIFEST)))?;
+    sync_dir(&partial.join("secrets"))?;
     sync_dir(&partial)?;
     std::fs::rename(&partial, &done)?;
     sync_dir(out)?;
     Ok(done)
 }
 
-/// Copies the media files not yet in `dest` (same layout, names are hashes); answers every
-/// file's entry.
-async fn copy_media(data: &Path, dest: &Path) -> anyhow::Result<Vec<Entry>> {
+/// Copies the media files not yet in `dest` (same layout; names are content hashes, or keyed
+/// hashes of them when sealing); answers every file's entry.
+async fn copy_media(data: &Path, dest: &Path, seal: Arc<Seal>) -> anyhow::Result<Vec<Entry>> {
     let (data, dest) = (data.to_path_buf(), dest.to_path_buf());
     tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Entry>> {
         let store = MediaFiles::open(&data)?;
         let mut entries = Vec::new();
         for (sha256, path) in store.all()? {
-            let target = MediaFiles::layout(&dest, &sha256)?;
+            let stored = seal.media_name(&sha256);
+            let target = MediaFiles::layout(&dest, &stored)?;
             let size = std::fs::metadata(&path)?.len();
-            if std::fs::metadata(&target).map(|m| m.len()).ok() != Some(size) {
+            // A file is only ever renamed into place whole, so one that is there is complete
+            // (and a plain one is checked by its size too).
+            let present = match &*seal {
+                Seal::Plain => std::fs::metadata(&target).map(|m| m.len()).ok() == Some(size),
+                Seal::Age { .. } => target.exists(),
+            };
+            if !present {
                 std::fs::create_dir_all(target.parent().expect("a file in a folder"))?;
                 let tmp = target.with_extension("partial");
-                std::fs::copy(&path, &tmp)?;
-                std::fs::File::open(&tmp)?.sync_all()?;
+                seal.write(std::fs::File::open(&path)?, &tmp)?;
                 std::fs::rename(&tmp, &target)?;
             }
-            entries.push(Entry { path: sha256.clone(), size, sha256 });
+            entries.push(Entry { path: stored, size, sha256 });
         }
         Ok(entries)
     })
@@ -195,13 +540,15 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_synced(path, bytes)?;
+/// Only the owner may read a secret's file.
+fn private(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
+    #[cfg(not(unix))]
+    let _ = path;
     Ok(())
 }
 
@@ -220,8 +567,9 @@ pub struct Restored {
 }
 
 /// Restores the backup folder `from` into the data folder `config` names, which must have no
-/// database yet. Everything is checked before anything is written; the database comes last.
-pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<Restored> {
+/// database yet. Everything is checked before anything is written (an encrypted backup is
+/// decrypted twice for that: once to check, once to write); the database comes last.
+pub async fn restore(config: &Config, from: &Path, passphrase: Option<&SecretString>) -> anyhow::Result<Restored> {
     let data = config.data_dir().to_path_buf();
     let db_path = data.join(DATABASE);
     if db_path.exists() {
@@ -230,10 +578,24 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<Restored> {
             data.display()
         );
     }
+    let folder = from.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let encrypted = from.join(format!("{MANIFEST}{SEALED}")).exists();
+    let seal = match (encrypted, passphrase) {
+        (false, _) => Seal::Plain,
+        (true, None) => bail!("this backup is encrypted: give its passphrase (--passphrase-file)"),
+        (true, Some(p)) => {
+            let (folder, p) = (folder.clone(), p.clone());
+            tokio::task::spawn_blocking(move || Seal::open(&folder, &p, false)).await??
+        }
+    };
+    let seal = Arc::new(seal);
     let manifest: Manifest = {
-        let path = from.join(MANIFEST);
-        let text = std::fs::read(&path)
-            .with_context(|| format!("{} is not a Hearth backup (no {MANIFEST})", from.display()))?;
+        let path = from.join(seal.stored(MANIFEST));
+        if !path.exists() {
+            bail!("{} is not a Hearth backup (no {MANIFEST})", from.display());
+        }
+        let mut text = Vec::new();
+        seal.read(&path, &mut text).with_context(|| format!("{} is damaged", path.display()))?;
         serde_json::from_slice(&text).with_context(|| format!("{} is damaged", path.display()))?
     };
     if manifest.format != FORMAT {
@@ -251,27 +613,30 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<Restored> {
         bail!("this backup has no database");
     }
     // Every file as the manifest says, before anything is written.
-    let media_dir = from.parent().unwrap_or(Path::new(".")).join("media");
+    let media_dir = folder.join("media");
     let checks = {
-        let (from, media_dir) = (from.to_path_buf(), media_dir.clone());
+        let (seal, from, media_dir) = (seal.clone(), from.to_path_buf(), media_dir.clone());
         let files: Vec<(String, PathBuf, u64, String)> = manifest
             .files
             .iter()
-            .map(|f| (f.path.clone(), safe_join(&from, &f.path), f.size, f.sha256.clone()))
+            .map(|f| (f.path.clone(), safe_join(&from, &seal.stored(&f.path)), f.size, f.sha256.clone()))
             .chain(manifest.media.iter().map(|m| {
-                let path = MediaFiles::layout(&media_dir, &m.sha256).unwrap_or_default();
+                let path = MediaFiles::layout(&media_dir, &m.path).unwrap_or_default();
                 (format!("media file {}", m.sha256), path, m.size, m.sha256.clone())
             }))
             .collect();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             for (what, path, size, sha256) in files {
-                match hash_file(&path) {
+                if !path.is_file() {
+                    bail!("{what} is missing from the backup ({})", path.display());
+                }
+                match seal.read(&path, std::io::sink()) {
                     Ok((s, h)) if s == size && h == sha256 => {}
                     Ok((s, _)) if s != size => {
                         bail!("{what} in the backup is {s} bytes, not {size}: the backup is damaged or incomplete")
                     }
                     Ok(_) => bail!("{what} in the backup was changed since the backup was made (its hash differs)"),
-                    Err(e) => bail!("{what} is missing from the backup ({}): {e}", path.display()),
+                    Err(e) => bail!("{what} in the backup is damaged or was changed ({}): {e}", path.display()),
                 }
             }
             Ok(())
@@ -282,16 +647,18 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<Restored> {
     std::fs::create_dir_all(&data)?;
     // Media, then secrets, then the database (written under another name, then renamed).
     {
-        let (data, media_dir, hashes) =
-            (data.clone(), media_dir.clone(), manifest.media.iter().map(|m| m.sha256.clone()).collect::<Vec<_>>());
+        let (seal, data, media_dir) = (seal.clone(), data.clone(), media_dir.clone());
+        let media: Vec<(String, String)> = manifest.media.iter().map(|m| (m.path.clone(), m.sha256.clone())).collect();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let store = MediaFiles::open(&data)?;
-            for sha256 in hashes {
+            for (stored, sha256) in media {
                 let target = store.path(&sha256)?;
                 if !target.exists() {
                     std::fs::create_dir_all(target.parent().expect("a file in a folder"))?;
                     let tmp = target.with_extension("partial");
-                    std::fs::copy(MediaFiles::layout(&media_dir, &sha256)?, &tmp)?;
+                    let file = std::fs::File::create(&tmp)?;
+                    seal.read(&MediaFiles::layout(&media_dir, &stored)?, &file)?;
+                    file.sync_all()?;
                     std::fs::rename(&tmp, &target)?;
                 }
             }
@@ -308,13 +675,22 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<Restored> {
         if !SECRETS.contains(&name.as_str()) {
             continue;
         }
-        let bytes = std::fs::read(safe_join(from, &f.path))?;
+        let mut bytes = Vec::new();
+        seal.read(&safe_join(from, &seal.stored(&f.path)), &mut bytes)?;
         let s = secrets.clone();
         tokio::task::spawn_blocking(move || s.set(&name, &bytes)).await??;
     }
     let tmp = data.join(".restoring-hearth.db");
-    std::fs::copy(from.join(DATABASE), &tmp)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
+    {
+        let (seal, source, tmp) = (seal.clone(), from.join(seal.stored(DATABASE)), tmp.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let file = std::fs::File::create(&tmp)?;
+            seal.read(&source, &file)?;
+            file.sync_all()?;
+            Ok(())
+        })
+        .await??;
+    }
     std::fs::rename(&tmp, &db_path)?;
     sync_dir(&data)?;
     Ok(Restored { server_name: manifest.server_name, media: manifest.media.len() })
@@ -328,6 +704,15 @@ fn safe_join(base: &Path, rel: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stamps_read_back() {
+        for secs in [0, 951_782_400, 1_796_423_219, 4_102_444_799] {
+            assert_eq!(super::parse_stamp(&super::utc_stamp(secs)), Some(secs * 1000));
+        }
+        assert_eq!(super::parse_stamp("2026120-1222659"), None);
+        assert_eq!(super::parse_stamp("20261204_222659"), None);
+    }
+
     #[test]
     fn utc_stamps() {
         assert_eq!(super::utc_stamp(0), "19700101-000000");

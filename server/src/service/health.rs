@@ -31,6 +31,16 @@ pub struct Violation {
     pub parent: String,
 }
 
+/// Bytes of the database file and its write-ahead log in the data folder.
+pub fn database_bytes(data_dir: &Path) -> u64 {
+    let db = data_dir.join("hearth.db");
+    ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db.display())).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// Runs SQLite's integrity and foreign-key checks on a reader connection (writers go on; a big
 /// database takes a while, which is why this runs only when asked).
 pub async fn check_database(db: &Db) -> Result<DatabaseCheck> {

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod acme;
 pub mod admin_key;
 pub mod backup;
+pub mod backup_schedule;
 pub mod delayed_events;
 pub mod e2ee;
 pub mod ephemeral;
@@ -18,6 +19,7 @@ pub mod invites;
 pub mod key_backup;
 pub mod logs;
 pub mod media;
+pub mod metrics;
 pub mod notifier;
 pub mod outbound;
 pub mod passwords;
@@ -88,6 +90,10 @@ pub struct Services {
     pub updates: Option<updates::Updates>,
     /// What the updater's requests go through.
     pub update_net: updates::Network,
+    /// Scheduled backups (the dashboard's plan, the last run).
+    pub backups: Arc<backup_schedule::Backups>,
+    /// Prometheus metrics, with `enable_metrics`.
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 impl Services {

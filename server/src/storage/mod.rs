@@ -88,7 +88,12 @@ pub struct Db {
     /// commit never does that work: SQLite's automatic checkpoint runs inside the COMMIT that
     /// crosses its threshold, and that commit took 3 to 5 ms instead of about 1.
     checkpointer: SqlitePool,
+    /// Seconds each write waited for the write connection (the metrics' database pool wait).
+    pub write_wait: prometheus::Histogram,
 }
+
+/// The write wait's buckets, seconds: from an idle writer to a queue behind a long migration.
+const WAIT_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 impl Db {
     /// Opens (creating if needed) `path`, applies migrations and checks schema compatibility.
@@ -151,7 +156,14 @@ impl Db {
             .connect_with(base.pragma("cache_size", "-256"))
             .await
             .with_context(|| format!("opening database {} for checkpoints", path.display()))?;
-        Ok(Db { read, write, checkpointer })
+        let write_wait = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "hearth_db_write_wait_seconds",
+                "Time a write waited for the database's one write connection",
+            )
+            .buckets(WAIT_BUCKETS.to_vec()),
+        )?;
+        Ok(Db { read, write, checkpointer, write_wait })
     }
 
     /// A write transaction that takes the write lock at once (`BEGIN IMMEDIATE`). A deferred
@@ -159,7 +171,19 @@ impl Db {
     /// SQLite answers SQLITE_BUSY at once while a RESTART checkpoint or another process (say,
     /// `hearth register-user`) holds it, and the request failed with 500.
     pub async fn begin_write(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.write.begin_with("BEGIN IMMEDIATE").await
+        let started = std::time::Instant::now();
+        let tx = self.write.begin_with("BEGIN IMMEDIATE").await;
+        self.write_wait.observe(started.elapsed().as_secs_f64());
+        tx
+    }
+
+    /// The write connection, for a writer that runs several transactions (the event writer),
+    /// its wait counted like `begin_write`'s.
+    pub async fn acquire_write(&self) -> sqlx::Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        let started = std::time::Instant::now();
+        let conn = self.write.acquire().await;
+        self.write_wait.observe(started.elapsed().as_secs_f64());
+        conn
     }
 
     /// Copies committed WAL frames into the database file without blocking writers or readers
@@ -173,6 +197,13 @@ impl Db {
         if frames > WAL_RESTART_FRAMES {
             sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&self.checkpointer).await?;
         }
+        Ok(())
+    }
+
+    /// Rewrites the database file without its free pages (`VACUUM`). It holds the write lock
+    /// throughout, so it is only run with the server stopped (`hearth compact`).
+    pub async fn vacuum(&self) -> sqlx::Result<()> {
+        sqlx::query("VACUUM").execute(&self.write).await?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 //!
 //! `signup` is the exception that lives on the public listener: the invite page.
 
+pub mod backups;
 pub mod federation;
 pub mod health;
 pub mod invites;
@@ -53,6 +54,8 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/tls/check", post(tls::check_tls))
         .route("/_hearth/admin/v1/logs", get(logs::get_logs))
         .route("/_hearth/admin/v1/health/database", post(health::check_database))
+        .route("/_hearth/admin/v1/backups", get(backups::get_backups).put(backups::put_backups))
+        .route("/_hearth/admin/v1/backups/run", post(backups::run))
         .route("/_hearth/admin/v1/updates", get(updates::get_updates).put(updates::put_updates))
         .route("/_hearth/admin/v1/updates/check", post(updates::check))
         .route("/_hearth/admin/v1/updates/install", post(updates::install))
@@ -64,8 +67,10 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/setup/{step}", post(setup::post_step))
         .route("/_hearth/admin/v1/rooms/{room_id}/members", get(rooms::members))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let with_metrics = if state.metrics.is_some() { crate::api::metrics::routes(Router::new()) } else { Router::new() };
     let router = Router::new()
         .merge(api)
+        .merge(with_metrics)
         .merge(ui::admin_routes())
         .fallback(|| async {
             Error::unrecognized(StatusCode::NOT_FOUND, "No such page or endpoint on the admin listener")
@@ -74,7 +79,8 @@ pub fn router(state: AppState, port: u16) -> Router {
         .layer(middleware::from_fn(move |req: Request, next: Next| check_host(port, req, next)))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             Error::internal("handler panicked").into_response()
-        }));
+        }))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::http::count_request));
     crate::http::observe(router).with_state(state)
 }
 

@@ -7,12 +7,7 @@ use crate::{error::Result, service::AppState};
 
 /// GET /_hearth/admin/v1/status
 pub async fn get_status(State(s): State<AppState>) -> Result<Json<Value>> {
-    let db_path = s.config.data_dir().join("hearth.db");
-    let database_bytes: u64 = ["", "-wal"]
-        .iter()
-        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", db_path.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let database_bytes = crate::service::health::database_bytes(s.config.data_dir());
     let settings = crate::service::setup::settings(&s.db).await?;
     Ok(Json(json!({
         "running": true,

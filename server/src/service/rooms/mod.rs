@@ -236,6 +236,11 @@ impl Rooms {
         self.shared.memberships.generation()
     }
 
+    /// The event writer's counters, for the metrics registry.
+    pub fn metrics(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.shared.persisted.clone()), Box::new(self.shared.commit_seconds.clone())]
+    }
+
     /// The latest committed stream position.
     pub fn stream_head(&self) -> i64 {
         self.shared.head.load(Ordering::Acquire)

@@ -102,6 +102,10 @@ pub struct Shared {
     push_jobs: mpsc::UnboundedSender<PushJob>,
     /// Told of every state event stored, once someone listens (see `Rooms::watch_state`).
     pub state_changes: std::sync::OnceLock<mpsc::UnboundedSender<StateChange>>,
+    /// Events committed, by where their sender is (`local`, `remote`), for the metrics.
+    pub persisted: prometheus::IntCounterVec,
+    /// Seconds each group commit took (one transaction, up to `MAX_BATCH` events).
+    pub commit_seconds: prometheus::Histogram,
 }
 
 /// A state event that was stored (accepted, and so part of the room's state).
@@ -135,6 +139,15 @@ impl Shared {
             memberships: MembershipIndex::default(),
             push_jobs,
             state_changes: std::sync::OnceLock::new(),
+            persisted: prometheus::IntCounterVec::new(
+                prometheus::Opts::new("hearth_events_persisted_total", "Room events written, by the sender's server"),
+                &["origin"],
+            )
+            .expect("a valid counter"),
+            commit_seconds: crate::service::metrics::short_histogram(
+                "hearth_event_commit_seconds",
+                "Time of each event writer transaction (events waiting are written together)",
+            ),
         }
     }
 
@@ -196,7 +209,7 @@ async fn run(db: Db, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) 
         if live.is_empty() {
             continue;
         }
-        let mut conn = match db.write.acquire().await {
+        let mut conn = match db.acquire_write().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "the event writer could not reach the database");
@@ -208,7 +221,10 @@ async fn run(db: Db, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) 
             }
         };
         let all: Vec<&Append> = live.iter().map(|j| &j.append).collect();
-        match append::append_all(&mut conn, &all).await {
+        let timer = shared.commit_seconds.start_timer();
+        let appended = append::append_all(&mut conn, &all).await;
+        timer.observe_duration();
+        match appended {
             Ok(results) => finish(&shared, live.into_iter().zip(results).collect()),
             Err(e) if live.len() == 1 => {
                 let j = live.pop().expect("one job");
@@ -256,7 +272,9 @@ fn finish(shared: &Shared, done: Vec<(Job, Appended)>) {
             shared.memberships.committed(row, &m.user_id);
         }
         max = max.max(r.stream);
-        if j.append.event.relay || j.append.event.sender.ends_with(&shared.local_suffix) {
+        let local = j.append.event.sender.ends_with(&shared.local_suffix);
+        shared.persisted.with_label_values(&[if local { "local" } else { "remote" }]).inc();
+        if j.append.event.relay || local {
             shared.outbound.fetch_max(r.stream, Ordering::AcqRel);
         }
     }
