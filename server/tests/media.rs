@@ -841,3 +841,61 @@ async fn a_site_that_never_answers_gives_up_within_the_time_limit() {
     assert!(got.json()["error"].as_str().unwrap().contains("timed out"), "{}", got.json());
     assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
 }
+
+/// `media_retention.local_media_lifetime`: media uploaded here that nobody downloaded for that
+/// long is gone (row and file) after the sweep, which runs at start; media downloaded since, and
+/// a picture in use as someone's avatar, stay.
+#[tokio::test]
+async fn local_media_nobody_asked_for_is_deleted_after_its_lifetime() {
+    let configure = |c: &mut hearth_server::Config| {
+        c.media_retention.local_media_lifetime =
+            Some(hearth_server::config::HumanDuration(std::time::Duration::from_secs(1)));
+    };
+    let mut s = TestServer::start_with(configure).await;
+    let alice = s.user("alice").await;
+    let avatar = upload_id(&s, &alice, "application/octet-stream", vec![1; 3000]).await;
+    let seen = upload_id(&s, &alice, "application/octet-stream", vec![2; 3000]).await;
+    let forgotten = upload_id(&s, &alice, "application/octet-stream", vec![3; 3000]).await;
+    let (st, v) = s
+        .put(
+            &format!("/_matrix/client/v3/profile/@alice:{SERVER_NAME}/avatar_url"),
+            Some(&alice),
+            serde_json::json!({"avatar_url": format!("mxc://{SERVER_NAME}/{avatar}")}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let download = |id: &str| format!("/_matrix/client/v1/media/download/{SERVER_NAME}/{id}");
+    let files = |dir: &std::path::Path| {
+        let store = dir.join("media");
+        walk(&store).into_iter().filter(|p| p.parent() != Some(store.join("tmp").as_path())).count()
+    };
+    let data = s.running.as_ref().unwrap().config().data_dir().to_path_buf();
+    assert_eq!(files(&data), 3);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    // Downloaded just before the sweep: its lifetime starts again.
+    assert_eq!(send(&s, Method::GET, &download(&seen), Some(&alice), &[], None).await.status, 200);
+    s.stop().await;
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let mut config = common::test_config(dir.path());
+    configure(&mut config);
+    let s = TestServer::start_in(dir, config).await;
+    let alice = s.login("alice", "password1").await.1["access_token"].as_str().unwrap().to_owned();
+    let got = send(&s, Method::GET, &download(&forgotten), Some(&alice), &[], None).await;
+    assert_eq!(got.status, 404, "{}", String::from_utf8_lossy(&got.body));
+    assert_eq!(send(&s, Method::GET, &download(&seen), Some(&alice), &[], None).await.status, 200);
+    assert_eq!(send(&s, Method::GET, &download(&avatar), Some(&alice), &[], None).await.status, 200, "avatars stay");
+    assert_eq!(files(&data), 2, "the forgotten file is gone from the disk");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}

@@ -67,7 +67,8 @@ try {
     await page.screenshot({ path: `${shots}/status.png` });
 
     // Keyboard only: the navigation is reachable with Tab and works with Enter.
-    for (let i = 0; i < 10; i++) {
+    // (Focus starts at "Check the database" and wraps around the page to the navigation.)
+    for (let i = 0; i < 40; i++) {
       await page.keyboard.press("Tab");
       if ((await page.evaluate(() => document.activeElement?.textContent)) === "Invites") break;
     }

@@ -158,7 +158,8 @@ pub struct Config {
     /// servers (`enabled`; it is always kept and shown to local users).
     pub presence: Presence,
     /// Synapse's `media_retention`: how long media of other servers, fetched for local users,
-    /// is kept after it was last asked for (`remote_media_lifetime`; unset keeps it).
+    /// is kept after it was last asked for (`remote_media_lifetime`), and media uploaded here
+    /// (`local_media_lifetime`); unset keeps it.
     pub media_retention: MediaRetention,
     /// Reports of events, rooms and users, per user.
     pub rc_reports: RateLimit,
@@ -522,6 +523,9 @@ impl Default for RcInvites {
 pub struct MediaRetention {
     /// Remote media not served for this long is deleted (fetched again when asked for).
     pub remote_media_lifetime: Option<HumanDuration>,
+    /// Media uploaded here and not downloaded for this long is deleted for good (pictures in
+    /// use as someone's avatar are kept).
+    pub local_media_lifetime: Option<HumanDuration>,
 }
 
 /// Synapse's `presence` section.

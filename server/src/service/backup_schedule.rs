@@ -203,6 +203,8 @@ impl Backups {
         let this = self.clone();
         tokio::spawn(async move {
             this.run_once().await;
+            // The schedule counts from this backup.
+            this.wake.notify_one();
         });
         true
     }

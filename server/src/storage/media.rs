@@ -255,8 +255,8 @@ pub async fn insert_remote(ex: impl SqliteExecutor<'_>, m: &NewMedia<'_>) -> sql
     Ok(())
 }
 
-/// Remote media was served: its lifetime starts again.
-pub async fn touch_remote(ex: impl SqliteExecutor<'_>, origin: &str, media_id: &str, now: i64) -> sqlx::Result<()> {
+/// Media was served: its lifetime starts again.
+pub async fn touch(ex: impl SqliteExecutor<'_>, origin: &str, media_id: &str, now: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE media SET last_access_ts = ? WHERE origin = ? AND media_id = ?")
         .bind(now)
         .bind(origin)
@@ -275,6 +275,35 @@ pub async fn delete_remote_before(conn: &mut sqlx::SqliteConnection, before: i64
     .bind(before)
     .fetch_all(&mut *conn)
     .await?;
+    orphans(conn, gone).await
+}
+
+/// Deletes media uploaded here that nobody downloaded (or uploaded) since `before`, except
+/// the pictures people use as their avatar (Synapse's `keep_profiles`); answers the files
+/// nothing refers to now, as `delete_remote_before` does.
+pub async fn delete_local_before(
+    conn: &mut sqlx::SqliteConnection,
+    origin: &str,
+    before: i64,
+) -> sqlx::Result<Vec<String>> {
+    let gone: Vec<(Option<String>,)> = sqlx::query_as(
+        "DELETE FROM media
+         WHERE origin = ?1 AND uploader IS NOT NULL AND sha256 IS NOT NULL
+           AND COALESCE(last_access_ts, created_ts) < ?2
+           AND 'mxc://' || origin || '/' || media_id NOT IN
+               (SELECT avatar_url FROM users WHERE avatar_url IS NOT NULL AND deactivated = 0)
+         RETURNING sha256",
+    )
+    .bind(origin)
+    .bind(before)
+    .fetch_all(&mut *conn)
+    .await?;
+    orphans(conn, gone).await
+}
+
+/// Of the content of deleted media rows, the files nothing uses any more, with their
+/// thumbnails (whose rows are deleted here).
+async fn orphans(conn: &mut sqlx::SqliteConnection, gone: Vec<(Option<String>,)>) -> sqlx::Result<Vec<String>> {
     let mut orphans = Vec::new();
     for sha in gone.into_iter().filter_map(|r| r.0) {
         if file_in_use(&mut *conn, &sha).await? {

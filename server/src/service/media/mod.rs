@@ -303,6 +303,13 @@ impl Media {
                 ));
             }
             if let Some(sha256) = row.sha256 {
+                // For `media_retention.local_media_lifetime`: served now and then counts.
+                let now = now_ms();
+                if self.config.media_retention.local_media_lifetime.is_some()
+                    && row.last_access_ts.is_none_or(|at| at < now - remote::TOUCH_EVERY_MS)
+                {
+                    media::touch(&self.db.write, origin, media_id, now).await?;
+                }
                 return Ok(Content {
                     sha256,
                     size: row.size as u64,
@@ -511,15 +518,21 @@ impl Media {
         media::delete_expired_pending(&self.db.write, now).await?;
         media::delete_url_previews_before(&self.db.write, now - 24 * PREVIEW_TTL_MS).await?;
         if let Some(lifetime) = self.config.media_retention.remote_media_lifetime {
-            self.drop_remote_before(now - lifetime.0.as_millis() as i64).await?;
+            self.drop_before(Kept::Remote, now - lifetime.0.as_millis() as i64).await?;
+        }
+        if let Some(lifetime) = self.config.media_retention.local_media_lifetime {
+            self.drop_before(Kept::Local, now - lifetime.0.as_millis() as i64).await?;
         }
         Ok(())
     }
 
-    /// Deletes remote media last served before `before`, and the files no longer used.
-    pub async fn drop_remote_before(&self, before: i64) -> Result<usize> {
+    /// Deletes remote or local media last served before `before`, and the files no longer used.
+    async fn drop_before(&self, kind: Kept, before: i64) -> Result<usize> {
         let mut tx = self.db.begin_write().await?;
-        let orphans = media::delete_remote_before(&mut tx, before).await?;
+        let orphans = match kind {
+            Kept::Remote => media::delete_remote_before(&mut tx, before).await?,
+            Kept::Local => media::delete_local_before(&mut tx, self.origin(), before).await?,
+        };
         tx.commit().await?;
         for sha in &orphans {
             // Checked again: an upload of the same content may have come meanwhile.
@@ -530,10 +543,17 @@ impl Media {
             }
         }
         if !orphans.is_empty() {
-            tracing::info!(files = orphans.len(), "remote media past media_retention.remote_media_lifetime deleted");
+            tracing::info!(files = orphans.len(), kind = ?kind, "media past its media_retention lifetime deleted");
         }
         Ok(orphans.len())
     }
+}
+
+/// Which media a lifetime applies to.
+#[derive(Debug, Clone, Copy)]
+enum Kept {
+    Remote,
+    Local,
 }
 
 impl Media {

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// How often a cached item's last access is written (retention counts in days, not seconds).
-const TOUCH_EVERY_MS: i64 = 3600 * 1000;
+pub(super) const TOUCH_EVERY_MS: i64 = 3600 * 1000;
 
 /// What was fetched: bytes, content type, file name.
 type Fetched = (Vec<u8>, Option<String>, Option<String>);
@@ -74,7 +74,7 @@ impl Media {
         let Some(sha256) = row.sha256 else { return Ok(None) };
         let now = now_ms();
         if row.last_access_ts.is_none_or(|at| at < now - TOUCH_EVERY_MS) {
-            media::touch_remote(&self.db.write, origin, media_id, now).await?;
+            media::touch(&self.db.write, origin, media_id, now).await?;
         }
         Ok(Some(Content { sha256, size: row.size as u64, content_type: row.content_type, filename: row.filename }))
     }
