@@ -69,6 +69,7 @@ const views = {
       ["Accounts", String(s.users)],
       ["Database", bytes(s.database_bytes)],
       ["Media", bytes(s.media_bytes)],
+      ["Growth", growth(s.size_history)],
       ["Disk space", diskSummary(s.disk)],
       ["Database check", databaseCheck()],
       ["Secrets kept in", s.secret_store],
@@ -120,6 +121,33 @@ const views = {
     }));
   },
 };
+
+/// How the database and media grew (one sample a day): a line of their total and the change
+/// since the first day shown.
+function growth(history) {
+  if (!history || history.length < 2) return "Measured every day: the growth shows from tomorrow.";
+  const first = history[0];
+  const last = history[history.length - 1];
+  const totals = history.map((h) => h.database_bytes + h.media_bytes);
+  const max = Math.max(...totals) || 1;
+  const span = last.day - first.day || 1;
+  const points = history.map((h, i) => `${((h.day - first.day) / span * 118 + 1).toFixed(1)},${(23 - totals[i] / max * 22).toFixed(1)}`).join(" ");
+  const since = new Date(first.day * 86400000).toLocaleDateString();
+  const text = `Since ${since}: database ${bytes(first.database_bytes)} → ${bytes(last.database_bytes)}, media ${bytes(first.media_bytes)} → ${bytes(last.media_bytes)}.`;
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", "0 0 120 24");
+  svg.setAttribute("width", "120");
+  svg.setAttribute("height", "24");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "Database and media size by day");
+  const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+  line.setAttribute("points", points);
+  line.setAttribute("fill", "none");
+  line.setAttribute("stroke", "currentColor");
+  line.setAttribute("stroke-width", "1.5");
+  svg.append(line);
+  return el("span", { id: "growth" }, svg, " ", text);
+}
 
 /// Free space where the data folder is; an alert when it is nearly full.
 function diskSummary(d) {

@@ -574,6 +574,8 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         let (state, cancel) = (state.clone(), cancel.clone());
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
+            // The sizes for the Status page's growth: at start, then hourly.
+            let mut sizes_recorded: Option<std::time::Instant> = None;
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -591,6 +593,17 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
                             tracing::warn!(error = %e, "dropping device lists of users who left");
                         }
                         state.limits.sweep();
+                        // After the sweeps, so that recording the sizes does not hold them up at start.
+                        if sizes_recorded.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                            let recorded = match state.media.stored_bytes().await {
+                                Ok(media) => service::health::record_sizes(&state.db, state.config.data_dir(), media).await,
+                                Err(e) => Err(e),
+                            };
+                            match recorded {
+                                Ok(()) => sizes_recorded = Some(std::time::Instant::now()),
+                                Err(e) => tracing::warn!(error = %e, "recording the database and media sizes"),
+                            }
+                        }
                     }
                 }
             }

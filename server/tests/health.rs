@@ -115,3 +115,64 @@ async fn one_server_per_data_folder_and_compact_only_when_it_is_stopped() {
     let (code, _) = s.login("alice", "password1").await;
     assert_eq!(code, 200, "the compacted database serves");
 }
+
+async fn size_history(s: &TestServer) -> Vec<Value> {
+    let (_, status) = admin(s, Method::GET, "status").await;
+    status["size_history"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_status_page_shows_how_the_database_and_media_grew() {
+    let mut s = TestServer::start().await;
+    // Recorded at start.
+    let mut history = Vec::new();
+    for _ in 0..100 {
+        history = size_history(&s).await;
+        if !history.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(history.len(), 1, "{history:?}");
+    let today = history[0]["day"].as_i64().unwrap();
+    let now_days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 / 86_400;
+    assert_eq!(today, now_days);
+    assert!(history[0]["database_bytes"].as_i64().unwrap() > 0);
+
+    // Ten days ago the server was smaller; today it has media too.
+    let alice = s.user("alice").await;
+    let (st, _) = s.raw(Method::POST, "/_matrix/media/v3/upload", Some(&alice), vec![7; 300_000]).await;
+    assert_eq!(st, 200);
+    let data = s.running.as_ref().unwrap().config().data_dir().to_path_buf();
+    s.stop().await;
+    let mut db =
+        SqliteConnectOptions::from_str("sqlite://").unwrap().filename(data.join("hearth.db")).connect().await.unwrap();
+    sqlx::query("INSERT INTO size_history (day, database_bytes, media_bytes) VALUES (?, 4096, 0), (?, 1, 1)")
+        .bind(today - 10)
+        .bind(today - 500)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(dir, test_config(&data)).await;
+    let mut history = Vec::new();
+    for _ in 0..100 {
+        history = size_history(&s).await;
+        if history.last().is_some_and(|h| h["media_bytes"].as_i64().unwrap() > 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Oldest first, the last 90 days; today's row holds today's sizes.
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[0]["day"], today - 10);
+    assert_eq!(history[1]["day"], today);
+    assert_eq!(history[1]["media_bytes"], 300_000);
+
+    let got = common::ui_flow("growth", &s.running.as_ref().unwrap().admin_url(), "").await;
+    let text = got["text"].as_str().unwrap();
+    assert!(text.contains("database 4.0 KB →") && text.contains("media 0 bytes → 293.0 KB"), "{got}");
+    assert_eq!(got["points"], 2, "{got}");
+}

@@ -11,6 +11,7 @@
 //   node flows.mjs https <admin-url> <shot-name>  what the Reach page says of the HTTPS certificate
 //   node flows.mjs wizard-https <admin-url> <{"host","dns"}>  the wizard's built-in HTTPS with pebble
 //   node flows.mjs backups <admin-url> <folder>  plan encrypted daily backups into a folder, back up now
+//   node flows.mjs growth <admin-url>         what the Status page says of the sizes over time
 //
 // Screenshots go to $SCREENSHOTS (kept as CI artifacts).
 
@@ -502,6 +503,22 @@ try {
     await page.screenshot({ path: `${shots}/backups-made.png`, fullPage: true });
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ last: text, alerts }));
+  } else if (flow === "growth") {
+    const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(adminUrl);
+    await page.getByText("Set up Hearth").first().waitFor();
+    await page.getByRole("link", { name: "Status" }).click();
+    const growth = page.locator("#growth");
+    await growth.waitFor();
+    const text = await growth.textContent();
+    const points = (await growth.locator("polyline").getAttribute("points")).split(" ").length;
+    const label = await growth.getByRole("img").getAttribute("aria-label");
+    await checkLayout(page, "growth at 800x600");
+    await page.screenshot({ path: `${shots}/status-growth.png`, fullPage: true });
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ text, points, label }));
   } else {
     throw new Error(`unknown flow ${flow}`);
   }

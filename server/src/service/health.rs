@@ -87,3 +87,29 @@ pub fn disk(dir: &Path) -> Option<Disk> {
 pub fn disk(_dir: &Path) -> Option<Disk> {
     None
 }
+
+/// How many days of sizes are kept, and shown.
+const SIZE_DAYS_KEPT: i64 = 400;
+const SIZE_DAYS_SHOWN: i64 = 90;
+
+fn today() -> i64 {
+    crate::service::now_ms().div_euclid(86_400_000)
+}
+
+/// Records today's database and media sizes (the Status page's growth over time).
+pub async fn record_sizes(db: &Db, data_dir: &Path, media_bytes: u64) -> Result<()> {
+    let sample = storage::health::SizeSample {
+        day: today(),
+        database_bytes: database_bytes(data_dir) as i64,
+        media_bytes: i64::try_from(media_bytes).unwrap_or(i64::MAX),
+    };
+    let mut tx = db.begin_write().await?;
+    storage::health::record_sizes(&mut tx, &sample, SIZE_DAYS_KEPT).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The sizes of the last 90 days, oldest first.
+pub async fn size_history(db: &Db) -> Result<Vec<storage::health::SizeSample>> {
+    Ok(storage::health::size_history(&db.read, today(), SIZE_DAYS_SHOWN).await?)
+}

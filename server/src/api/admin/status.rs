@@ -19,6 +19,8 @@ pub async fn get_status(State(s): State<AppState>) -> Result<Json<Value>> {
         "users": s.accounts.count_active_users().await?,
         "database_bytes": database_bytes,
         "media_bytes": s.media.stored_bytes().await?,
+        // One sample a day (the latest of the day), oldest first: the growth over time.
+        "size_history": crate::service::health::size_history(&s.db).await?,
         // Space left for the data folder (null where it cannot be read).
         "disk": crate::service::health::disk(s.config.data_dir()),
         "secret_store": s.secrets.describe(),
