@@ -503,7 +503,11 @@ async fn backup_done(s: &TestServer) -> Value {
 
 #[tokio::test]
 async fn the_dashboard_plans_backups_keeps_the_newest_and_warns_when_they_fail() {
-    let s = TestServer::start().await;
+    let file_dir = tempfile::tempdir().unwrap();
+    let config_text = "# the admin's own settings\nserver_name = \"hearth.test\"\n";
+    let config_path = file_dir.path().join("homeserver.toml");
+    std::fs::write(&config_path, config_text).unwrap();
+    let s = TestServer::start_with(|c| c.config_file = Some(config_path.clone())).await;
     let alice = s.user("alice").await;
     for i in 0..3u8 {
         let file = vec![i; 50_000];
@@ -543,6 +547,8 @@ async fn the_dashboard_plans_backups_keeps_the_newest_and_warns_when_they_fail()
     assert_eq!(names.len(), 2, "keep 2: {status}");
     assert!(!Path::new(&made[0]).exists() && Path::new(&made[1]).exists() && Path::new(&made[2]).exists());
     assert_eq!(status["last"]["removed"].as_array().unwrap().len(), 1, "{status}");
+    // The config file the server was started with is in the backup.
+    assert_eq!(std::fs::read_to_string(Path::new(&made[2]).join("homeserver.toml")).unwrap(), config_text);
     // The media the kept backups list are still there, once each.
     assert_eq!(walk(&out.join("media")).len(), 3);
     let restore_dir = tempfile::tempdir().unwrap();

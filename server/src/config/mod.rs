@@ -231,6 +231,9 @@ pub struct Config {
     /// admin listener (loopback), and on listeners of `type = "metrics"`, which serve nothing
     /// else (for a Prometheus on another machine: bind one to the address it scrapes).
     pub enable_metrics: bool,
+    /// The file this config was read from (not a file key), copied into scheduled backups.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
     /// The `type = "metrics"` entries of `listeners`, taken out of that list by `validate`.
     #[serde(skip)]
     pub metrics_listeners: Vec<Listener>,
@@ -674,6 +677,7 @@ impl Default for Config {
             enable_metrics: false,
             metrics_listeners: Vec::new(),
             backups: BackupsConfig::default(),
+            config_file: None,
             password_config: PasswordConfig::default(),
             user_directory: UserDirectory::default(),
             support_page: None,
@@ -790,6 +794,7 @@ impl Config {
         })?;
         let (mut config, warnings) = Config::from_toml(&text, path)?;
         config.apply_env(|k| std::env::var(k).ok())?;
+        config.config_file = Some(path.to_path_buf());
         Ok((config, warnings))
     }
 

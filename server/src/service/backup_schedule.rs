@@ -260,7 +260,7 @@ impl Backups {
         } else {
             None
         };
-        let path = backup::backup(&self.config, None, &dir, passphrase.as_ref()).await?;
+        let path = backup::backup(&self.config, self.config.config_file.as_deref(), &dir, passphrase.as_ref()).await?;
         let removed = backup::prune(&dir, self.config.server_name.as_str(), plan.keep as usize, passphrase).await?;
         Ok((path, removed))
     }
