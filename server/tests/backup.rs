@@ -15,7 +15,7 @@ use std::{
     },
 };
 
-use common::{TestServer, test_config, urlencode};
+use common::{TestServer, binary::hearth, files_under, test_config, urlencode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -31,16 +31,6 @@ fn config_file(dir: &Path, data: &Path) -> PathBuf {
     )
     .unwrap();
     path
-}
-
-/// Runs the `hearth` binary; answers (success, stdout, stderr).
-fn hearth(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 async fn messages(s: &TestServer, token: &str, room: &str) -> Vec<String> {
@@ -196,7 +186,7 @@ async fn damaged_tampered_and_newer_backups_are_refused_and_change_nothing() {
     let copy = |name: &str| {
         let to = out.join(name);
         std::fs::create_dir_all(to.join("secrets")).unwrap();
-        for e in walk(&good) {
+        for e in files_under(&good) {
             let rel = e.strip_prefix(&good).unwrap();
             std::fs::copy(&e, to.join(rel)).unwrap();
         }
@@ -257,33 +247,12 @@ async fn damaged_tampered_and_newer_backups_are_refused_and_change_nothing() {
     assert_eq!(st, StatusCode::OK, "the server goes on");
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
 /// Every file under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    walk(dir).into_iter().filter(|f| std::fs::read(f).unwrap().windows(needle.len()).any(|w| w == needle)).collect()
-}
-
-async fn sign_in(s: &TestServer, user: &str) -> String {
-    let (st, login) = s
-        .post(
-            "/_matrix/client/v3/login",
-            None,
-            json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": "password1"}),
-        )
-        .await;
-    assert_eq!(st, StatusCode::OK, "{user} signs in with the password: {login}");
-    login["access_token"].as_str().unwrap().to_owned()
+    files_under(dir)
+        .into_iter()
+        .filter(|f| std::fs::read(f).unwrap().windows(needle.len()).any(|w| w == needle))
+        .collect()
 }
 
 #[tokio::test]
@@ -331,7 +300,7 @@ async fn an_encrypted_backup_hides_its_contents_and_restores_only_with_its_passp
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&picture))
     };
-    assert!(!walk(&out).iter().any(|f| f.to_string_lossy().contains(&picture_hash)), "media named by its hash");
+    assert!(!files_under(&out).iter().any(|f| f.to_string_lossy().contains(&picture_hash)), "media named by its hash");
     // No plain copy was left in the data folder either.
     assert!(!data.join(".backup-snapshot.db").exists());
 
@@ -363,7 +332,7 @@ async fn an_encrypted_backup_hides_its_contents_and_restores_only_with_its_passp
     // authentication finds both.
     let tampered = out.join("hearth-tampered");
     std::fs::create_dir_all(tampered.join("secrets")).unwrap();
-    for f in walk(&backup) {
+    for f in files_under(&backup) {
         std::fs::copy(&f, tampered.join(f.strip_prefix(&backup).unwrap())).unwrap();
     }
     let db = tampered.join("hearth.db.age");
@@ -374,7 +343,7 @@ async fn an_encrypted_backup_hides_its_contents_and_restores_only_with_its_passp
     let said = refused(restore(&tampered, Some(&right)));
     assert!(said.contains("hearth.db in the backup is damaged or was changed"), "{said}");
     std::fs::remove_dir_all(&tampered).unwrap();
-    let media_file = walk(&out.join("media")).into_iter().next().unwrap();
+    let media_file = files_under(&out.join("media")).into_iter().next().unwrap();
     let whole = std::fs::read(&media_file).unwrap();
     std::fs::write(&media_file, &whole[..whole.len() - 100]).unwrap();
     let said = refused(restore(&backup, Some(&right)));
@@ -384,7 +353,7 @@ async fn an_encrypted_backup_hides_its_contents_and_restores_only_with_its_passp
     let (ok, said, dir, new_data) = restore(&backup, Some(&right));
     assert!(ok, "{said}");
     let restored = TestServer::start_in(dir, test_config(&new_data)).await;
-    let token = sign_in(&restored, "alice").await;
+    let token = restored.sign_in("alice").await;
     assert!(messages(&restored, &token, &room).await.contains(&secret_text.to_owned()));
     assert_eq!(restored.get("/_matrix/key/v2/server", None).await.1["verify_keys"], key, "the same signing key");
     let media = restored
@@ -474,7 +443,7 @@ async fn kill_9_during_a_backup_leaves_no_half_backup_marked_good() {
         .unwrap();
     let check: Value = resp.json().await.unwrap();
     assert_eq!(check["ok"], true, "{check}");
-    sign_in(&s, "alice").await;
+    s.sign_in("alice").await;
 }
 
 async fn admin(s: &TestServer, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
@@ -550,7 +519,7 @@ async fn the_dashboard_plans_backups_keeps_the_newest_and_warns_when_they_fail()
     // The config file the server was started with is in the backup.
     assert_eq!(std::fs::read_to_string(Path::new(&made[2]).join("homeserver.toml")).unwrap(), config_text);
     // The media the kept backups list are still there, once each.
-    assert_eq!(walk(&out.join("media")).len(), 3);
+    assert_eq!(files_under(&out.join("media")).len(), 3);
     let restore_dir = tempfile::tempdir().unwrap();
     let new_data = restore_dir.path().join("data");
     let new_config = config_file(restore_dir.path(), &new_data);

@@ -1115,7 +1115,15 @@ async fn remote_media_is_fetched_once_kept_and_dropped_after_its_lifetime() {
     let mut config = common::test_config(dir.path());
     configure(&mut config);
     let s = TestServer::start_in(dir, config).await;
-    let alice = s.login("alice", "password1").await.1["access_token"].as_str().unwrap().to_owned();
+    // The start's sweep runs beside serving: the copy's file goes when it has run.
+    let store = s.running.as_ref().unwrap().config().data_dir().join("media");
+    let kept = || common::files_under(&store).into_iter().filter(|p| !p.starts_with(store.join("tmp"))).count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while kept() > 0 {
+        assert!(std::time::Instant::now() < deadline, "the start's sweep drops the copy past its lifetime");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let alice = s.sign_in("alice").await;
     let got = s.http.get(format!("{}{}", s.base, url("pic"))).bearer_auth(&alice).send().await.unwrap();
     assert_eq!(got.text().await.unwrap(), small);
     assert_eq!(fetches(&stand), 2, "dropped after its lifetime, fetched again");

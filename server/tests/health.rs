@@ -5,7 +5,7 @@ mod common;
 
 use std::str::FromStr;
 
-use common::{TestServer, test_config};
+use common::{TestServer, binary, test_config};
 use reqwest::Method;
 use serde_json::Value;
 use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
@@ -63,12 +63,6 @@ async fn the_database_check_finds_a_damaged_database_and_the_status_says_how_muc
     assert_eq!(problems[0]["parent"], "users");
 }
 
-/// Runs the `hearth` binary; answers (success, stdout and stderr).
-fn hearth(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth")).args(args).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
 #[tokio::test]
 async fn one_server_per_data_folder_and_compact_only_when_it_is_stopped() {
     let mut s = TestServer::start().await;
@@ -89,7 +83,7 @@ async fn one_server_per_data_folder_and_compact_only_when_it_is_stopped() {
     // A second server on the same folder would share the database behind the first's back.
     let e = hearth_server::Homeserver::start(test_config(&data)).await.err().expect("refused").to_string();
     assert!(e.contains("another Hearth is serving the data folder"), "{e}");
-    let (ok, said) = hearth(&["compact", "--config", config.to_str().unwrap()]);
+    let (ok, said) = hearth_said(&["compact", "--config", config.to_str().unwrap()]);
     assert!(!ok && said.contains("stop it first"), "{said}");
 
     // Space left behind by deleted rows.
@@ -104,7 +98,7 @@ async fn one_server_per_data_folder_and_compact_only_when_it_is_stopped() {
     db.close().await.unwrap();
     let before = std::fs::metadata(data.join("hearth.db")).unwrap().len();
 
-    let (ok, said) = hearth(&["compact", "--config", config.to_str().unwrap()]);
+    let (ok, said) = hearth_said(&["compact", "--config", config.to_str().unwrap()]);
     assert!(ok, "{said}");
     assert!(said.contains("Compacted the database"), "{said}");
     let after = std::fs::metadata(data.join("hearth.db")).unwrap().len();
@@ -175,4 +169,10 @@ async fn the_status_page_shows_how_the_database_and_media_grew() {
     let text = got["text"].as_str().unwrap();
     assert!(text.contains("database 4.0 KB →") && text.contains("media 0 bytes → 293.0 KB"), "{got}");
     assert_eq!(got["points"], 2, "{got}");
+}
+
+/// Runs the `hearth` binary; answers (success, what it printed on stdout and stderr).
+fn hearth_said(args: &[&str]) -> (bool, String) {
+    let (ok, out, err) = binary::hearth(args);
+    (ok, format!("{out}{err}"))
 }

@@ -867,7 +867,7 @@ async fn local_media_nobody_asked_for_is_deleted_after_its_lifetime() {
     let download = |id: &str| format!("/_matrix/client/v1/media/download/{SERVER_NAME}/{id}");
     let files = |dir: &std::path::Path| {
         let store = dir.join("media");
-        walk(&store).into_iter().filter(|p| p.parent() != Some(store.join("tmp").as_path())).count()
+        common::files_under(&store).into_iter().filter(|p| p.parent() != Some(store.join("tmp").as_path())).count()
     };
     let data = s.running.as_ref().unwrap().config().data_dir().to_path_buf();
     assert_eq!(files(&data), 3);
@@ -886,16 +886,4 @@ async fn local_media_nobody_asked_for_is_deleted_after_its_lifetime() {
     assert_eq!(send(&s, Method::GET, &download(&seen), Some(&alice), &[], None).await.status, 200);
     assert_eq!(send(&s, Method::GET, &download(&avatar), Some(&alice), &[], None).await.status, 200, "avatars stay");
     assert_eq!(files(&data), 2, "the forgotten file is gone from the disk");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }

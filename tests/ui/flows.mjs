@@ -55,6 +55,18 @@ async function dashboard() {
   return { page, errors };
 }
 
+/** The Status page of a server not set up yet: it opens on the wizard, Status is one link away. */
+async function statusPage() {
+  const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(adminUrl);
+  await page.getByText("Set up Hearth").first().waitFor();
+  await page.getByRole("link", { name: "Status" }).click();
+  await page.getByRole("heading", { name: "Status" }).waitFor();
+  return { page, errors };
+}
+
 try {
   if (flow === "invite") {
     const { page, errors } = await dashboard();
@@ -438,14 +450,7 @@ try {
   } else if (flow === "updates") {
     // The third argument is the version the update server offers here.
     const version = userId;
-    const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(adminUrl);
-    // A server not set up opens on the wizard; the Status page is one link away.
-    await page.getByText("Set up Hearth").first().waitFor();
-    await page.getByRole("link", { name: "Status" }).click();
-    await page.getByRole("heading", { name: "Status" }).waitFor();
+    const { page, errors } = await statusPage();
     const card = page.locator("#updates");
     // What the first check found, and what changed in it.
     await card.getByText(`Hearth ${version} is available`).waitFor();
@@ -468,12 +473,7 @@ try {
   } else if (flow === "backups") {
     // The third argument is the folder to back up into.
     const folder = userId;
-    const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(adminUrl);
-    await page.getByText("Set up Hearth").first().waitFor();
-    await page.getByRole("link", { name: "Status" }).click();
+    const { page, errors } = await statusPage();
     await page.getByRole("heading", { name: "Backups" }).waitFor();
     const card = page.locator("#backups");
     await card.getByText("Choose a folder for backups first").waitFor();
@@ -504,12 +504,7 @@ try {
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ last: text, alerts }));
   } else if (flow === "growth") {
-    const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(adminUrl);
-    await page.getByText("Set up Hearth").first().waitFor();
-    await page.getByRole("link", { name: "Status" }).click();
+    const { page, errors } = await statusPage();
     const growth = page.locator("#growth");
     await growth.waitFor();
     const text = await growth.textContent();

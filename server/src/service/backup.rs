@@ -98,14 +98,9 @@ pub fn list(dir: &Path, server_name: &str) -> Vec<Listed> {
 
 /// Keeps the newest `keep` backups of `server_name` in `dir`, then removes media files that no
 /// backup left in the folder lists (when every manifest there can be read: an encrypted one
-/// needs `passphrase`). Answers the backups removed.
-pub async fn prune(
-    dir: &Path,
-    server_name: &str,
-    keep: usize,
-    passphrase: Option<SecretString>,
-) -> anyhow::Result<Vec<String>> {
-    let (dir, server_name) = (dir.to_path_buf(), server_name.to_owned());
+/// needs the folder's key opened with its passphrase). Answers the backups removed.
+pub async fn prune(dir: &Path, server_name: &str, keep: usize, key: &FolderKey) -> anyhow::Result<Vec<String>> {
+    let (dir, server_name, seal) = (dir.to_path_buf(), server_name.to_owned(), key.0.clone());
     tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
         let ours = list(&dir, &server_name);
         let mut removed = Vec::new();
@@ -113,10 +108,7 @@ pub async fn prune(
             std::fs::remove_dir_all(dir.join(&old.name)).with_context(|| format!("removing {}", old.name))?;
             removed.push(old.name.clone());
         }
-        let seal = match &passphrase {
-            Some(p) if dir.join(FOLDER_KEY).exists() => Some(Seal::open(&dir, p, false)?),
-            _ => None,
-        };
+        let seal = matches!(*seal, Seal::Age { .. }).then_some(&*seal);
         let plain = Seal::Plain;
         // Every backup in the folder, any server's: they share the media store.
         let mut wanted = std::collections::HashSet::new();
@@ -128,7 +120,7 @@ pub async fn prune(
             let (path, seal) = if entry.path().join(MANIFEST).exists() {
                 (entry.path().join(MANIFEST), &plain)
             } else if entry.path().join(format!("{MANIFEST}{SEALED}")).exists() {
-                match &seal {
+                match seal {
                     Some(s) => (entry.path().join(format!("{MANIFEST}{SEALED}")), s),
                     None => return Ok(removed),
                 }
@@ -367,26 +359,49 @@ pub async fn backup(
     out: &Path,
     passphrase: Option<&SecretString>,
 ) -> anyhow::Result<PathBuf> {
+    let key = FolderKey::open(out, passphrase).await?;
+    backup_with(config, config_file, out, &key).await
+}
+
+/// How the backups of one folder are stored, opened once (the passphrase's scrypt step is slow
+/// on purpose) and used for a backup and the clean-up after it.
+pub struct FolderKey(Arc<Seal>);
+
+impl FolderKey {
+    /// Opens (with a passphrase: makes when missing) the key of the folder `out`, creating the
+    /// folder. Without a passphrase, a folder of encrypted backups is refused.
+    pub async fn open(out: &Path, passphrase: Option<&SecretString>) -> anyhow::Result<FolderKey> {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let seal = match passphrase {
+            Some(p) => {
+                let (out, p) = (out.to_path_buf(), p.clone());
+                tokio::task::spawn_blocking(move || Seal::open(&out, &p, true)).await??
+            }
+            // Encrypted backups are kept where others may read them (a synced folder): a plain
+            // one must not land among them by mistake.
+            None if out.join(FOLDER_KEY).exists() => bail!(
+                "{} holds encrypted backups ({FOLDER_KEY}): give the passphrase (--passphrase-file), or choose another folder for backups without encryption",
+                out.display()
+            ),
+            None => Seal::Plain,
+        };
+        Ok(FolderKey(Arc::new(seal)))
+    }
+}
+
+/// [`backup`] with the folder's key opened already.
+pub async fn backup_with(
+    config: &Config,
+    config_file: Option<&Path>,
+    out: &Path,
+    key: &FolderKey,
+) -> anyhow::Result<PathBuf> {
     let data = config.data_dir().to_path_buf();
     let db_path = data.join(DATABASE);
     if !db_path.exists() {
         bail!("there is no database at {} to back up (check data_dir)", db_path.display());
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let seal = match passphrase {
-        Some(p) => {
-            let (out, p) = (out.to_path_buf(), p.clone());
-            tokio::task::spawn_blocking(move || Seal::open(&out, &p, true)).await??
-        }
-        // Encrypted backups are kept where others may read them (a synced folder): a plain one
-        // must not land among them by mistake.
-        None if out.join(FOLDER_KEY).exists() => bail!(
-            "{} holds encrypted backups ({FOLDER_KEY}): give the passphrase (--passphrase-file), or choose another folder for backups without encryption",
-            out.display()
-        ),
-        None => Seal::Plain,
-    };
-    let seal = Arc::new(seal);
+    let seal = key.0.clone();
     let now = storage::now_ms();
     let stamp = utc_stamp(now / 1000);
     let name = format!("hearth-{}-{stamp}", config.server_name);

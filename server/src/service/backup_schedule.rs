@@ -89,8 +89,8 @@ impl Backups {
 
     /// The plan: the dashboard's when it made one, else the config file's.
     pub async fn plan(&self) -> Result<Plan> {
-        let settings = storage::settings::all(&self.db.read).await?;
-        if let Some(plan) = settings.get(PLAN_KEY).and_then(|v| serde_json::from_value(v.clone()).ok()) {
+        let saved = storage::settings::get(&self.db.read, PLAN_KEY).await?;
+        if let Some(plan) = saved.and_then(|v| serde_json::from_value(v).ok()) {
             return Ok(plan);
         }
         let c = &self.config.backups;
@@ -98,8 +98,8 @@ impl Backups {
     }
 
     async fn last(&self) -> Result<Option<Last>> {
-        let settings = storage::settings::all(&self.db.read).await?;
-        Ok(settings.get(LAST_KEY).and_then(|v| serde_json::from_value(v.clone()).ok()))
+        let saved = storage::settings::get(&self.db.read, LAST_KEY).await?;
+        Ok(saved.and_then(|v| serde_json::from_value(v).ok()))
     }
 
     /// The passphrase: the dashboard's (secret store), else the config's file.
@@ -260,8 +260,9 @@ impl Backups {
         } else {
             None
         };
-        let path = backup::backup(&self.config, self.config.config_file.as_deref(), &dir, passphrase.as_ref()).await?;
-        let removed = backup::prune(&dir, self.config.server_name.as_str(), plan.keep as usize, passphrase).await?;
+        let key = backup::FolderKey::open(&dir, passphrase.as_ref()).await?;
+        let path = backup::backup_with(&self.config, self.config.config_file.as_deref(), &dir, &key).await?;
+        let removed = backup::prune(&dir, self.config.server_name.as_str(), plan.keep as usize, &key).await?;
         Ok((path, removed))
     }
 

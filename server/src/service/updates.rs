@@ -257,8 +257,8 @@ impl Updates {
     /// The daily check, for one run of the server: `checks` is the config's (or the
     /// dashboard's) switch at this start.
     pub(crate) async fn run(self, db: Db, net: Network, checks: bool, cancel: CancellationToken) {
-        let last = match storage::settings::all(&db.read).await {
-            Ok(s) => s.get(LAST_CHECKED_KEY).and_then(serde_json::Value::as_i64),
+        let last = match storage::settings::get(&db.read, LAST_CHECKED_KEY).await {
+            Ok(v) => v.as_ref().and_then(serde_json::Value::as_i64),
             Err(e) => {
                 tracing::warn!(error = %e, "reading when updates were last checked");
                 None

@@ -10,6 +10,13 @@ pub async fn all(ex: impl SqliteExecutor<'_>) -> sqlx::Result<BTreeMap<String, V
     Ok(rows.into_iter().filter_map(|(k, v)| Some((k, serde_json::from_str(&v).ok()?))).collect())
 }
 
+/// One setting (None when unset or not JSON).
+pub async fn get(ex: impl SqliteExecutor<'_>, key: &str) -> sqlx::Result<Option<Value>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT value FROM settings WHERE key = ?").bind(key).fetch_optional(ex).await?;
+    Ok(row.and_then(|(v,)| serde_json::from_str(&v).ok()))
+}
+
 pub async fn set(ex: impl SqliteExecutor<'_>, key: &str, value: &Value) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -106,6 +106,13 @@ pub fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, St
     )
 }
 
+/// Runs `hearth` to completion with a throwaway home folder (the config given in `args` says
+/// where its data is); returns (success, stdout, stderr).
+pub fn hearth(args: &[&str]) -> (bool, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    run(home.path(), args, None)
+}
+
 /// Every rate limit far above what a test sends (tests about a limit set theirs in `extra`).
 const LAX_LIMITS: &str = include_str!("../../../tests/lax_rate_limits.toml");
 

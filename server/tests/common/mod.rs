@@ -183,6 +183,26 @@ impl TestServer {
         )
         .await
     }
+
+    /// Signs `user` in with the test password; answers the access token.
+    pub async fn sign_in(&self, user: &str) -> String {
+        let (st, login) = self.login(user, "password1").await;
+        assert_eq!(st, StatusCode::OK, "{user} signs in with the password: {login}");
+        login["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Every file under `dir`, in sub-folders too (none when it is missing).
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }
 
 /// Asserts a Matrix error with this status and errcode.
