@@ -339,12 +339,20 @@ views.reach = async () => {
 let setupState = null;
 /// A step chosen in the step list to change its answer; otherwise the server's current step.
 let revisit = null;
+/// The "restore from a backup" form is open instead of the wizard's step.
+let restoring = false;
 
 views.setup = async () => {
   setupState = await api("/setup");
   const s = setupState;
-  const shown = revisit || s.current;
+  const shown = restoring ? "restore" : (revisit || s.current);
   revisit = null;
+  if (shown === "welcome") {
+    // Offered only while this server has nothing of its own a restore would replace.
+    const r = await api("/restore");
+    $("#restore-offer").hidden = !r.allowed;
+    if (r.last && !r.last.ok) say(`The backup was not restored: ${r.last.error}. This new server is as it was.`);
+  }
   const names = { welcome: "Welcome", reach: "Connections", server_name: "Server name", admin: "Your account", registration: "Who can join", check: "Check", done: "Ready" };
   $("#setup-steps").replaceChildren(...s.steps.map((step) => {
     const label = `${names[step]}${s.done.includes(step) ? " ✓" : ""}`;
@@ -836,6 +844,64 @@ $("#tester-form").addEventListener("submit", (e) => {
   });
 });
 stepForm("done", () => ({}), () => { location.hash = "#status"; return false; });
+
+$("#restore-open").addEventListener("click", () => { restoring = true; run(views.setup); });
+$("#restore-cancel").addEventListener("click", () => { restoring = false; say(""); run(views.setup); });
+$("#restore-look").addEventListener("click", () => run(lookForBackups));
+$("#restore-path").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") { e.preventDefault(); run(lookForBackups); }
+});
+$("#restore-found").addEventListener("change", chosenBackup);
+
+/// Lists the backups at the path typed, newest first and chosen.
+async function lookForBackups() {
+  const path = $("#restore-path").value.trim();
+  const box = $("#restore-found");
+  box.hidden = true;
+  chosenBackup();
+  if (!path) throw new Error("Type the whole path of the folder first, like /media/usb/hearth-backups.");
+  const { backups } = await api(`/restore?path=${encodeURIComponent(path)}`);
+  if (!backups.length) throw new Error(`There is no Hearth backup in ${path}.`);
+  say("");
+  box.replaceChildren(el("legend", {}, backups.length === 1 ? "Backup found" : `${backups.length} backups found, newest first`),
+    ...backups.map((b, i) => el("label", { class: "check" },
+      el("input", { type: "radio", name: "backup", value: b.path, ...(b.encrypted ? { "data-encrypted": "yes" } : {}),
+        ...(i === backups.findIndex((x) => !x.too_new) ? { checked: "" } : {}), ...(b.too_new ? { disabled: "" } : {}) }),
+      ` ${b.server_name}, made ${when(b.created_ms)}${b.hearth_version ? ` by Hearth ${b.hearth_version}` : ""}${b.encrypted ? " (encrypted)" : ""}${b.too_new ? ": made by a newer Hearth, update this one first" : ""}`)));
+  box.hidden = false;
+  chosenBackup();
+}
+
+function chosenBackup() {
+  const chosen = $("#step-restore").querySelector("input[name=backup]:checked");
+  $("#restore-secret").hidden = !chosen?.dataset.encrypted;
+  $("#restore-go").disabled = !chosen || $("#restore-found").hidden;
+}
+
+$("#step-restore").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const form = e.target;
+  const chosen = form.querySelector("input[name=backup]:checked");
+  if (!chosen) return;
+  const button = $("#restore-go");
+  run(async () => {
+    button.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    say("Checking every file of the backup, then restoring it. This takes a moment for a large one.", "ok");
+    try {
+      await change("/restore", { method: "POST", body: { path: chosen.value, passphrase: chosen.dataset.encrypted ? form.passphrase.value : "" } });
+    } finally {
+      button.disabled = false;
+      form.removeAttribute("aria-busy");
+    }
+    restoring = false;
+    form.passphrase.value = "";
+    const { last } = await api("/restore");
+    if (!last?.ok) throw new Error(`The backup was not restored: ${last?.error ?? "the server did not say why"}. This new server is as it was.`);
+    location.hash = "#status";
+    say(`Restored ${last.server_name} from the backup made ${when(last.created_ms)}, with ${last.media} media file${last.media === 1 ? "" : "s"}. Everyone signs in with their password as before.`, "ok");
+  });
+});
 $("#done-copy").addEventListener("click", () => copy($("#done-address").textContent, "Address copied."));
 $("#step-reach").addEventListener("change", (e) => {
   showWhen($("#step-reach"), "mode");

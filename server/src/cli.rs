@@ -164,6 +164,12 @@ where
                     restored.media,
                     config.data_dir().display()
                 );
+                if restored.name_from_backup {
+                    println!(
+                        "Its server name {} is kept in the database and goes over server_name = \"{}\" in the config (people's addresses end with it).",
+                        restored.server_name, config.server_name
+                    );
+                }
                 Ok(())
             }
         }

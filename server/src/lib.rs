@@ -244,18 +244,24 @@ impl Homeserver {
         ensure_writable(config.data_dir())?;
         // Bind first: a busy port is the most common start failure and needs no cleanup.
         let sockets = Sockets::bind(&config)?;
-        start_on(config, sockets).await
+        start_on(config, sockets, None).await
     }
 }
 
-/// Starts serving on sockets already bound: at start, and again on a restart.
-async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running> {
+/// Starts serving on sockets already bound: at start, and again on a restart (`restored`: the
+/// result of a restore made while stopped, kept for the dashboard).
+async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_json::Value>) -> anyhow::Result<Running> {
     let data_dir = base.data_dir().to_path_buf();
     let secrets = {
         let (choice, dir) = (base.secret_store, data_dir.clone());
         tokio::task::spawn_blocking(move || Secrets::open(choice, &dir)).await??
     };
     let db = Db::open(&data_dir.join("hearth.db")).await?;
+    if let Some(result) = restored
+        && let Err(e) = storage::settings::set(&db.write, service::restore::LAST_KEY, &result).await
+    {
+        tracing::warn!(error = %e, "cannot record the restore's result");
+    }
 
     // What the dashboard stored goes over the file's values.
     let mut config = base.clone();
@@ -468,6 +474,7 @@ async fn start_on(base: Config, mut sockets: Sockets) -> anyhow::Result<Running>
         ),
         metrics,
         backups: service::backup_schedule::Backups::new(db.clone(), config.clone(), secrets.clone()),
+        restores: service::restore::Restores::new(db.clone()),
     };
     let state = AppState(Arc::new(services));
 
@@ -699,8 +706,13 @@ impl Running {
     /// database's settings afresh. Addresses and the admin link stay the same.
     pub async fn restart(self) -> anyhow::Result<Running> {
         tracing::info!("restarting to apply new settings");
+        let restore = self.state.restores.take();
         let (base, sockets) = self.shutdown().await;
-        start_on(base, sockets).await
+        let restored = match restore {
+            Some(checked) => Some(service::restore::restore_into_stopped(&base, checked).await),
+            None => None,
+        };
+        start_on(base, sockets, restored).await
     }
 
     /// Graceful stop: stop accepting, let in-flight requests finish (up to a grace period),

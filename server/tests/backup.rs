@@ -551,3 +551,200 @@ async fn the_status_page_plans_encrypted_backups_and_makes_one() {
     assert_eq!(status["backups"][0]["encrypted"], true, "{status}");
     assert!(out.join("backup-key.age").exists());
 }
+
+/// Restarts `running` whenever it asks to, as the `hearth` binary does, until the answered
+/// sender is sent to or dropped; answers that sender and the supervisor's task.
+fn restarting(running: hearth_server::Running) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let supervisor = tokio::spawn(async move {
+        let mut running = running;
+        tokio::pin!(stopped);
+        loop {
+            let restart = running.restart_requested();
+            tokio::select! {
+                _ = &mut stopped => break,
+                () = restart => running = running.restart().await.expect("restarts"),
+            }
+        }
+        running.stop().await;
+    });
+    (stop, supervisor)
+}
+
+/// A server with a room, messages and a picture, backed up plain into `plain/` and encrypted
+/// into `sealed/` under `work` (the server is stopped after); answers the picture, its mxc URI
+/// and the server's signing keys.
+async fn backed_up(work: &Path) -> (Vec<u8>, String, Value) {
+    let mut s = TestServer::start().await;
+    let data = s.running.as_ref().unwrap().config().data_dir().to_path_buf();
+    let config = config_file(work, &data);
+    let alice = s.user("alice").await;
+    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"name": "Family"})).await;
+    let room = room["room_id"].as_str().unwrap().to_owned();
+    for i in 0..3 {
+        let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/t{i}", urlencode(&room));
+        assert_eq!(
+            s.put(&path, Some(&alice), json!({"msgtype": "m.text", "body": format!("message {i}")})).await.0,
+            200
+        );
+    }
+    let picture: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let (st, up) = s.raw(reqwest::Method::POST, "/_matrix/media/v3/upload", Some(&alice), picture.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{up}");
+    let mxc = up["content_uri"].as_str().unwrap().to_owned();
+    let key = s.get("/_matrix/key/v2/server", None).await.1["verify_keys"].clone();
+    let passphrase = work.join("passphrase");
+    std::fs::write(&passphrase, "correct horse battery staple\n").unwrap();
+    let c = config.to_str().unwrap();
+    for (folder, extra) in [("plain", vec![]), ("sealed", vec!["--passphrase-file", passphrase.to_str().unwrap()])] {
+        let out = work.join(folder);
+        let mut args = vec!["backup", "--config", c, "--output", out.to_str().unwrap()];
+        args.extend(extra);
+        let (ok, _, stderr) = hearth(&args);
+        assert!(ok, "{stderr}");
+    }
+    s.stop().await;
+    (picture, mxc, key)
+}
+
+/// Whether the fresh server `s` is still as it started: its own name and key, no accounts.
+async fn still_fresh(s: &TestServer, own_key: &Value) {
+    assert_eq!(&s.get("/_matrix/key/v2/server", None).await.1["verify_keys"], own_key, "its own signing key");
+    let (_, status) = admin(s, reqwest::Method::GET, "restore", json!({})).await;
+    assert_eq!(status["allowed"], true, "{status}");
+    assert_eq!(s.login("alice", "password1").await.0, StatusCode::FORBIDDEN, "no accounts");
+}
+
+#[tokio::test]
+async fn a_new_server_is_restored_from_its_wizard_and_a_bad_backup_changes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let (picture, mxc, key) = backed_up(work.path()).await;
+    let plain = std::fs::read_dir(work.path().join("plain"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("hearth-"))
+        .unwrap();
+    // A copy of the plain backup with one byte of its database changed.
+    let bad = work.path().join("bad");
+    for f in files_under(&work.path().join("plain")) {
+        let to = bad.join(f.strip_prefix(work.path().join("plain")).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &to).unwrap();
+    }
+    let bad_backup = bad.join(plain.file_name().unwrap());
+    let mut db = std::fs::read(bad_backup.join("hearth.db")).unwrap();
+    let at = db.len() / 2;
+    db[at] ^= 1;
+    std::fs::write(bad_backup.join("hearth.db"), db).unwrap();
+
+    // A new install under another name (as a desktop app's first start is).
+    let mut s = TestServer::start_with(|c| c.server_name = "new.test".try_into().unwrap()).await;
+    let own_key = s.get("/_matrix/key/v2/server", None).await.1["verify_keys"].clone();
+    assert_ne!(own_key, key);
+    let admin_token = s.running.as_ref().unwrap().admin_token();
+    let look = |path: &Path| format!("restore?path={}", urlencode(path.to_str().unwrap()));
+    let (st, status) = admin(&s, reqwest::Method::GET, "restore", json!({})).await;
+    assert_eq!((st, &status["allowed"], &status["last"]), (StatusCode::OK, &json!(true), &Value::Null), "{status}");
+    let (st, e) = admin(&s, reqwest::Method::GET, "restore?path=usb%2Fbackups", json!({})).await;
+    assert_eq!(st, 400, "a relative path: {e}");
+    let (st, e) = admin(&s, reqwest::Method::GET, &look(&work.path().join("nowhere")), json!({})).await;
+    assert!(st == 400 && e["error"].as_str().unwrap().contains("no folder"), "{e}");
+    let (st, found) = admin(&s, reqwest::Method::GET, &look(&work.path().join("sealed")), json!({})).await;
+    assert_eq!(st, 200, "{found}");
+    let backups = found["backups"].as_array().unwrap();
+    assert_eq!(backups.len(), 1, "{found}");
+    assert_eq!((&backups[0]["server_name"], &backups[0]["encrypted"]), (&json!(common::SERVER_NAME), &json!(true)));
+    let (_, found) = admin(&s, reqwest::Method::GET, &look(&plain), json!({})).await;
+    assert_eq!(found["backups"][0]["hearth_version"], hearth_server::VERSION, "a backup itself: {found}");
+
+    // Refused with the reason, and nothing changes.
+    let sealed = PathBuf::from(backups[0]["path"].as_str().unwrap());
+    let post = |body: Value| admin(&s, reqwest::Method::POST, "restore", body);
+    let (st, e) = post(json!({"path": sealed})).await;
+    assert!(st == 400 && e["error"].as_str().unwrap().contains("encrypted"), "{e}");
+    let (st, e) = post(json!({"path": sealed, "passphrase": "incorrect horse battery staple"})).await;
+    assert!(st == 400 && e["error"].as_str().unwrap().contains("not the one these backups were made with"), "{e}");
+    let (st, e) = post(json!({"path": bad_backup})).await;
+    assert!(st == 400 && e["error"].as_str().unwrap().contains("hash differs"), "{e}");
+    let (st, e) = post(json!({"path": work.path()})).await;
+    assert!(st == 400 && e["error"].as_str().unwrap().contains("not a Hearth backup"), "{e}");
+    let asked = s.running.as_ref().unwrap().restart_requested();
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), asked).await.is_err(),
+        "no restart for a refused backup"
+    );
+    still_fresh(&s, &own_key).await;
+
+    let (st, about) = post(json!({"path": sealed, "passphrase": "correct horse battery staple"})).await;
+    assert_eq!(st, 200, "{about}");
+    assert_eq!((&about["restart"], &about["server_name"]), (&json!(true), &json!(common::SERVER_NAME)));
+    s.restart_when_asked().await;
+
+    let (_, status) = admin(&s, reqwest::Method::GET, "restore", json!({})).await;
+    assert_eq!(status["last"]["ok"], true, "{status}");
+    assert_eq!(status["last"]["media"], 1, "{status}");
+    assert_eq!(status["allowed"], false, "the restored server has accounts: {status}");
+    assert_eq!(s.running.as_ref().unwrap().admin_token(), admin_token, "the dashboard's key stays");
+    let secrets = s.running.as_ref().unwrap().config().data_dir().join("secrets");
+    assert_eq!(
+        std::fs::read_to_string(secrets.join("backup_passphrase")).unwrap(),
+        "correct horse battery staple",
+        "kept for the next scheduled backups"
+    );
+    assert_eq!(s.get("/_matrix/key/v2/server", None).await.1["verify_keys"], key, "the backup's signing key");
+    let alice = s.sign_in("alice").await;
+    let (_, me) = s.get("/_matrix/client/v3/account/whoami", Some(&alice)).await;
+    assert_eq!(me["user_id"], format!("@alice:{}", common::SERVER_NAME), "the backup's server name");
+    let (_, rooms) = s.get("/_matrix/client/v3/joined_rooms", Some(&alice)).await;
+    let room = rooms["joined_rooms"][0].as_str().unwrap().to_owned();
+    let mut said = messages(&s, &alice, &room).await;
+    said.sort();
+    assert_eq!(said, ["message 0", "message 1", "message 2"]);
+    let media = mxc.trim_start_matches("mxc://");
+    let (st, bytes) = {
+        let resp = s
+            .http
+            .get(format!("{}/_matrix/client/v1/media/download/{media}", s.base))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.bytes().await.unwrap())
+    };
+    assert_eq!((st, bytes.as_ref()), (StatusCode::OK, picture.as_slice()));
+    assert!(!s.running.as_ref().unwrap().config().data_dir().join(".before-restore").exists());
+
+    // Now it has data of its own: no second restore over it.
+    let (st, e) = admin(&s, reqwest::Method::POST, "restore", json!({"path": plain})).await;
+    assert_eq!((st, e["errcode"].as_str()), (StatusCode::FORBIDDEN, Some("M_FORBIDDEN")), "{e}");
+}
+
+#[tokio::test]
+async fn the_wizard_restores_an_encrypted_backup() {
+    let work = tempfile::tempdir().unwrap();
+    let (_, _, key) = backed_up(work.path()).await;
+    let mut s = TestServer::start_with(|c| c.server_name = "new.test".try_into().unwrap()).await;
+    let running = s.running.take().unwrap();
+    let (admin_url, admin_addr, token) = (running.admin_url(), running.admin_addr(), running.admin_token());
+    let (stop, supervisor) = restarting(running);
+    let arg = json!({"folder": work.path().join("sealed"), "passphrase": "correct horse battery staple"});
+    let got = common::ui_flow("restore", &admin_url, &arg.to_string()).await;
+    assert!(got["listed"].as_str().unwrap().contains(common::SERVER_NAME), "{got}");
+    assert!(got["refused"].as_str().unwrap().contains("not the one these backups were made with"), "{got}");
+    assert!(got["done"].as_str().unwrap().contains(&format!("Restored {}", common::SERVER_NAME)), "{got}");
+    assert!(got["done"].as_str().unwrap().contains("with 1 media file."), "{got}");
+    let status: Value = reqwest::Client::new()
+        .get(format!("http://{admin_addr}/_hearth/admin/v1/restore"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["last"]["ok"], true, "{status}");
+    assert_eq!(s.get("/_matrix/key/v2/server", None).await.1["verify_keys"], key);
+    s.sign_in("alice").await;
+    let _ = (stop.send(()), supervisor.await);
+}

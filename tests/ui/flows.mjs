@@ -12,6 +12,7 @@
 //   node flows.mjs wizard-https <admin-url> <{"host","dns"}>  the wizard's built-in HTTPS with pebble
 //   node flows.mjs backups <admin-url> <folder>  plan encrypted daily backups into a folder, back up now
 //   node flows.mjs growth <admin-url>         what the Status page says of the sizes over time
+//   node flows.mjs restore <admin-url> <json> the wizard restores a backup into a new server
 //
 // Screenshots go to $SCREENSHOTS (kept as CI artifacts).
 
@@ -514,6 +515,45 @@ try {
     await page.screenshot({ path: `${shots}/status-growth.png`, fullPage: true });
     check(errors.length === 0, `script errors: ${errors}`);
     console.log(JSON.stringify({ text, points, label }));
+  } else if (flow === "restore") {
+    // The third argument: {"folder": a folder of encrypted backups, "passphrase": theirs}.
+    const arg = JSON.parse(userId);
+    const page = await browser.newPage({ viewport: { width: 800, height: 600 } });
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(adminUrl);
+    await page.getByRole("heading", { name: "Welcome" }).waitFor();
+    await page.getByRole("button", { name: "Restore from a backup" }).click();
+    await page.getByRole("heading", { name: "Restore from a backup" }).waitFor();
+    check(await page.getByRole("button", { name: "Restore this backup" }).isDisabled(), "nothing to restore before a backup is chosen");
+    const path = page.getByLabel("The backup, or the folder of backups, on this computer");
+    await page.getByRole("button", { name: "Look for backups" }).click();
+    await page.locator("#message", { hasText: "Type the whole path" }).waitFor();
+    await path.fill(`${arg.folder}/not-here`);
+    await page.getByRole("button", { name: "Look for backups" }).click();
+    await page.locator("#message", { hasText: "there is no folder at" }).waitFor();
+    await path.fill(arg.folder);
+    await path.press("Enter");
+    const found = page.locator("#restore-found");
+    await found.getByRole("radio").first().waitFor();
+    const listed = await found.textContent();
+    check(await found.getByRole("radio").first().isChecked(), "the newest backup is chosen");
+    const passphrase = page.getByLabel("The passphrase these backups were made with");
+    await passphrase.fill("not the passphrase at all");
+    await page.getByRole("button", { name: "Restore this backup" }).click();
+    const refused = page.locator("#message", { hasText: "not the one these backups were made with" });
+    await refused.waitFor({ timeout: 60000 });
+    const refusal = await refused.textContent();
+    await checkLayout(page, "restore at 800x600");
+    await page.screenshot({ path: `${shots}/restore-refused.png`, fullPage: true });
+    await passphrase.fill(arg.passphrase);
+    await page.getByRole("button", { name: "Restore this backup" }).click();
+    const done = page.locator("#message", { hasText: "Restored" });
+    await done.waitFor({ timeout: 60000 });
+    await page.getByRole("heading", { name: "Status" }).waitFor();
+    await page.screenshot({ path: `${shots}/restore-done.png`, fullPage: true });
+    check(errors.length === 0, `script errors: ${errors}`);
+    console.log(JSON.stringify({ listed, refused: refusal, done: await done.textContent() }));
   } else {
     throw new Error(`unknown flow ${flow}`);
   }

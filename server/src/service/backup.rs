@@ -579,25 +579,97 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 pub struct Restored {
     pub server_name: String,
     pub media: usize,
+    /// When the backup's server name differs from the config's: the backup's is kept in the
+    /// database's settings (people's addresses end with it), so it goes over the config's.
+    pub name_from_backup: bool,
 }
 
-/// Restores the backup folder `from` into the data folder `config` names, which must have no
-/// database yet. Everything is checked before anything is written (an encrypted backup is
-/// decrypted twice for that: once to check, once to write); the database comes last.
-pub async fn restore(config: &Config, from: &Path, passphrase: Option<&SecretString>) -> anyhow::Result<Restored> {
-    let data = config.data_dir().to_path_buf();
-    let db_path = data.join(DATABASE);
-    if db_path.exists() {
-        bail!(
-            "{} already has a database: a restore never overwrites one. Restore into a new data folder (data_dir), or move this one away first",
-            data.display()
-        );
+/// A backup found in a folder, for choosing one to restore.
+#[derive(Debug, Serialize)]
+pub struct Found {
+    pub path: PathBuf,
+    pub server_name: String,
+    pub created_ms: i64,
+    pub encrypted: bool,
+    /// Read from the manifest (an encrypted one needs the passphrase first).
+    pub hearth_version: Option<String>,
+    /// The manifest says a newer Hearth made it: this one cannot restore it.
+    pub too_new: bool,
+}
+
+/// The backups at `path`: the backup itself when it is one, else the backups in it; newest first.
+pub fn find(path: &Path) -> Vec<Found> {
+    let one = |dir: &Path| -> Option<Found> {
+        let name = dir.file_name()?.to_string_lossy().into_owned();
+        let encrypted = dir.join(format!("{MANIFEST}{SEALED}")).is_file();
+        if encrypted {
+            // hearth-<server name>-<YYYYMMDD-HHMMSS>: the name is all an encrypted one shows.
+            let rest = name.strip_prefix("hearth-")?;
+            let (server_name, stamp) = rest.split_at(rest.len().checked_sub(16)?);
+            let created_ms = parse_stamp(stamp.strip_prefix('-')?)?;
+            return Some(Found {
+                path: dir.to_path_buf(),
+                server_name: server_name.to_owned(),
+                created_ms,
+                encrypted,
+                hearth_version: None,
+                too_new: false,
+            });
+        }
+        let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).ok()?).ok()?;
+        Some(Found {
+            path: dir.to_path_buf(),
+            too_new: manifest.schema_compat > storage::SCHEMA_COMPAT || manifest.format != FORMAT,
+            server_name: manifest.server_name,
+            created_ms: manifest.created_ms,
+            encrypted,
+            hearth_version: Some(manifest.hearth_version),
+        })
+    };
+    if let Some(found) = one(path) {
+        return vec![found];
     }
+    let mut found: Vec<Found> = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| one(&e.path()))
+        .collect();
+    found.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then_with(|| a.path.cmp(&b.path)));
+    found
+}
+
+/// A backup checked from end to end (manifest, schema, every file's size and hash), ready to be
+/// written into a data folder.
+pub struct Checked {
+    from: PathBuf,
+    media_dir: PathBuf,
+    seal: Arc<Seal>,
+    manifest: Manifest,
+    /// The passphrase that opened it: kept for the restored server's scheduled backups.
+    passphrase: Option<SecretString>,
+}
+
+impl Checked {
+    pub fn server_name(&self) -> &str {
+        &self.manifest.server_name
+    }
+
+    pub fn created_ms(&self) -> i64 {
+        self.manifest.created_ms
+    }
+}
+
+/// Checks the backup folder `from` without writing anything: it opens (with `passphrase` when
+/// encrypted), a Hearth this old understands it, and every file is there as the manifest says.
+/// An encrypted backup is decrypted for that, and again when it is written.
+pub async fn check(from: &Path, passphrase: Option<&SecretString>) -> anyhow::Result<Checked> {
     let folder = from.parent().unwrap_or(Path::new(".")).to_path_buf();
     let encrypted = from.join(format!("{MANIFEST}{SEALED}")).exists();
     let seal = match (encrypted, passphrase) {
         (false, _) => Seal::Plain,
-        (true, None) => bail!("this backup is encrypted: give its passphrase (--passphrase-file)"),
+        (true, None) => bail!("this backup is encrypted: give the passphrase it was made with"),
         (true, Some(p)) => {
             let (folder, p) = (folder.clone(), p.clone());
             tokio::task::spawn_blocking(move || Seal::open(&folder, &p, false)).await??
@@ -627,40 +699,73 @@ pub async fn restore(config: &Config, from: &Path, passphrase: Option<&SecretStr
     if !manifest.files.iter().any(|f| f.path == DATABASE) {
         bail!("this backup has no database");
     }
-    // Every file as the manifest says, before anything is written.
     let media_dir = folder.join("media");
-    let checks = {
-        let (seal, from, media_dir) = (seal.clone(), from.to_path_buf(), media_dir.clone());
-        let files: Vec<(String, PathBuf, u64, String)> = manifest
-            .files
-            .iter()
-            .map(|f| (f.path.clone(), safe_join(&from, &seal.stored(&f.path)), f.size, f.sha256.clone()))
-            .chain(manifest.media.iter().map(|m| {
-                let path = MediaFiles::layout(&media_dir, &m.path).unwrap_or_default();
-                (format!("media file {}", m.sha256), path, m.size, m.sha256.clone())
-            }))
-            .collect();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            for (what, path, size, sha256) in files {
-                if !path.is_file() {
-                    bail!("{what} is missing from the backup ({})", path.display());
-                }
-                match seal.read(&path, std::io::sink()) {
-                    Ok((s, h)) if s == size && h == sha256 => {}
-                    Ok((s, _)) if s != size => {
-                        bail!("{what} in the backup is {s} bytes, not {size}: the backup is damaged or incomplete")
-                    }
-                    Ok(_) => bail!("{what} in the backup was changed since the backup was made (its hash differs)"),
-                    Err(e) => bail!("{what} in the backup is damaged or was changed ({}): {e}", path.display()),
-                }
+    let files: Vec<(String, PathBuf, u64, String)> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), safe_join(from, &seal.stored(&f.path)), f.size, f.sha256.clone()))
+        .chain(manifest.media.iter().map(|m| {
+            let path = MediaFiles::layout(&media_dir, &m.path).unwrap_or_default();
+            (format!("media file {}", m.sha256), path, m.size, m.sha256.clone())
+        }))
+        .collect();
+    let reader = seal.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        for (what, path, size, sha256) in files {
+            if !path.is_file() {
+                bail!("{what} is missing from the backup ({})", path.display());
             }
-            Ok(())
-        })
-    };
-    checks.await??;
+            match reader.read(&path, std::io::sink()) {
+                Ok((s, h)) if s == size && h == sha256 => {}
+                Ok((s, _)) if s != size => {
+                    bail!("{what} in the backup is {s} bytes, not {size}: the backup is damaged or incomplete")
+                }
+                Ok(_) => bail!("{what} in the backup was changed since the backup was made (its hash differs)"),
+                Err(e) => bail!("{what} in the backup is damaged or was changed ({}): {e}", path.display()),
+            }
+        }
+        Ok(())
+    })
+    .await??;
+    Ok(Checked { from: from.to_path_buf(), media_dir, seal, manifest, passphrase: passphrase.cloned() })
+}
 
+/// Whether a restore takes the backup's admin key or keeps the install's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminKey {
+    /// A new data folder (the command line): the backup's key opens the dashboard again.
+    FromBackup,
+    /// A fresh install restored from its wizard: the key of the dashboard open on it stays.
+    KeepCurrent,
+}
+
+/// Restores the backup folder `from` into the data folder `config` names, which must have no
+/// database yet. Everything is checked before anything is written; the database comes last.
+pub async fn restore(config: &Config, from: &Path, passphrase: Option<&SecretString>) -> anyhow::Result<Restored> {
+    refuse_existing(config)?;
+    let checked = check(from, passphrase).await?;
+    restore_checked(config, &checked, AdminKey::FromBackup).await
+}
+
+fn refuse_existing(config: &Config) -> anyhow::Result<()> {
+    let data = config.data_dir();
+    if data.join(DATABASE).exists() {
+        bail!(
+            "{} already has a database: a restore never overwrites one. Restore into a new data folder (data_dir), or move this one away first",
+            data.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes a checked backup into the data folder `config` names (which must have no database):
+/// media, then secrets, then the database, written under another name and renamed.
+pub async fn restore_checked(config: &Config, checked: &Checked, admin_key: AdminKey) -> anyhow::Result<Restored> {
+    refuse_existing(config)?;
+    let Checked { from, media_dir, seal, manifest, passphrase } = checked;
+    let data = config.data_dir().to_path_buf();
+    let db_path = data.join(DATABASE);
     std::fs::create_dir_all(&data)?;
-    // Media, then secrets, then the database (written under another name, then renamed).
     {
         let (seal, data, media_dir) = (seal.clone(), data.clone(), media_dir.clone());
         let media: Vec<(String, String)> = manifest.media.iter().map(|m| (m.path.clone(), m.sha256.clone())).collect();
@@ -687,13 +792,21 @@ pub async fn restore(config: &Config, from: &Path, passphrase: Option<&SecretStr
     };
     for f in manifest.files.iter().filter(|f| f.path.starts_with("secrets/")) {
         let name = f.path.trim_start_matches("secrets/").to_owned();
-        if !SECRETS.contains(&name.as_str()) {
+        if !SECRETS.contains(&name.as_str())
+            || (admin_key == AdminKey::KeepCurrent && name == super::admin_key::SECRET_NAME)
+        {
             continue;
         }
         let mut bytes = Vec::new();
         seal.read(&safe_join(from, &seal.stored(&f.path)), &mut bytes)?;
         let s = secrets.clone();
         tokio::task::spawn_blocking(move || s.set(&name, &bytes)).await??;
+    }
+    // Scheduled backups of the restored server go on into encrypted folders without asking
+    // for the passphrase again (it is never inside a backup).
+    if let Some(p) = passphrase {
+        let (s, p) = (secrets.clone(), p.expose_secret().as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || s.set(super::backup_schedule::PASSPHRASE_SECRET, &p)).await??;
     }
     let tmp = data.join(".restoring-hearth.db");
     {
@@ -706,9 +819,14 @@ pub async fn restore(config: &Config, from: &Path, passphrase: Option<&SecretStr
         })
         .await??;
     }
+    // Before the rename, so that a database in place always has its name.
+    let name_from_backup = manifest.server_name != config.server_name.as_str();
+    if name_from_backup {
+        storage::backup::keep_server_name(&tmp, &manifest.server_name).await?;
+    }
     std::fs::rename(&tmp, &db_path)?;
     sync_dir(&data)?;
-    Ok(Restored { server_name: manifest.server_name, media: manifest.media.len() })
+    Ok(Restored { server_name: manifest.server_name.clone(), media: manifest.media.len(), name_from_backup })
 }
 
 /// `rel` under `base`, refusing anything that would leave it (a manifest is data from a file).

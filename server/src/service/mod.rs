@@ -25,6 +25,7 @@ pub mod outbound;
 pub mod passwords;
 pub mod pusher;
 pub mod ratelimit;
+pub mod restore;
 pub mod reverse_proxy;
 pub mod rooms;
 pub mod server_discovery;
@@ -92,6 +93,8 @@ pub struct Services {
     pub update_net: updates::Network,
     /// Scheduled backups (the dashboard's plan, the last run).
     pub backups: Arc<backup_schedule::Backups>,
+    /// A backup to restore at the next restart (the wizard's first screen).
+    pub restores: restore::Restores,
     /// Prometheus metrics, with `enable_metrics`.
     pub metrics: Option<Arc<metrics::Metrics>>,
 }

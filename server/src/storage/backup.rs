@@ -36,3 +36,21 @@ pub async fn snapshot(db: &Path, dest: &Path) -> anyhow::Result<i64> {
     anyhow::ensure!(integrity == "ok", "the copy of the database does not pass SQLite's check: {integrity}");
     Ok(compat.and_then(|(v,)| v.parse().ok()).unwrap_or(0))
 }
+
+/// Keeps `server_name` in the settings of the database file `db` (unless a server name is set
+/// there already), so a server started on it keeps the name its users and rooms carry.
+pub async fn keep_server_name(db: &Path, server_name: &str) -> anyhow::Result<()> {
+    let mut conn = SqliteConnectOptions::from_str("sqlite://")?
+        .filename(db)
+        .journal_mode(SqliteJournalMode::Delete)
+        .connect()
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES ('server_name', ?)")
+        .bind(serde_json::Value::from(server_name).to_string())
+        .execute(&mut conn)
+        .await
+        .context("keeping the backup's server name")?;
+    conn.close().await?;
+    Ok(())
+}

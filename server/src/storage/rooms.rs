@@ -277,3 +277,9 @@ pub async fn members_with_names(
     .fetch_all(ex)
     .await
 }
+
+/// Rooms this server knows, joined or not.
+pub async fn count(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rooms").fetch_one(ex).await?;
+    Ok(n)
+}

@@ -185,6 +185,12 @@ pub async fn set_admin(ex: impl SqliteExecutor<'_>, user_id: &str, admin: bool) 
     Ok(r.rows_affected() == 1)
 }
 
+/// Every account ever made here, deactivated and guests included.
+pub async fn count_all(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(ex).await?;
+    Ok(n)
+}
+
 /// Accounts that can sign in (not deactivated, not guests).
 pub async fn count_active(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
     let (n,): (i64,) =

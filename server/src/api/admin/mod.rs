@@ -14,6 +14,7 @@ pub mod federation;
 pub mod health;
 pub mod invites;
 pub mod logs;
+pub mod restore;
 pub mod reverse_proxy;
 pub mod rooms;
 pub mod settings;
@@ -56,6 +57,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/health/database", post(health::check_database))
         .route("/_hearth/admin/v1/backups", get(backups::get_backups).put(backups::put_backups))
         .route("/_hearth/admin/v1/backups/run", post(backups::run))
+        .route("/_hearth/admin/v1/restore", get(restore::get_restore).post(restore::post_restore))
         .route("/_hearth/admin/v1/updates", get(updates::get_updates).put(updates::put_updates))
         .route("/_hearth/admin/v1/updates/check", post(updates::check))
         .route("/_hearth/admin/v1/updates/install", post(updates::install))
