@@ -225,3 +225,106 @@ async fn search_respects_membership_visibility_and_redactions() {
         "M_INVALID_PARAM",
     );
 }
+
+/// First syncs with `include_leave`: the left rooms listed.
+async fn left_rooms(s: &TestServer, token: &str, since: Option<&str>) -> Vec<String> {
+    let filter = common::urlencode(&json!({"room": {"include_leave": true}}).to_string());
+    let since = since.map(|t| format!("&since={t}")).unwrap_or_default();
+    let (st, sync) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}{since}"), Some(token)).await;
+    assert_eq!(st, 200, "{sync}");
+    sync["rooms"]["leave"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+}
+
+async fn forget(s: &TestServer, token: &str, room: &str) -> (reqwest::StatusCode, Value) {
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/forget"), Some(token), json!({})).await
+}
+
+async fn messages_status(s: &TestServer, token: &str, room: &str) -> u16 {
+    s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=10"), Some(token)).await.0.as_u16()
+}
+
+/// POST /rooms/{roomId}/forget (spec: "Leaving rooms"): only a room one left or was banned from
+/// (400 M_UNKNOWN while in it or invited, as Synapse); afterwards its history, state and events
+/// are closed to the user (403) and it leaves first syncs, while the leave still reaches an
+/// incremental sync from before it; joining again opens the room again.
+#[tokio::test]
+async fn a_forgotten_room_is_closed_to_its_user_until_they_join_again() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = room(&s, &alice, "shared").await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await.0, 200);
+    let hello = say(&s, &alice, &room, "hello").await;
+    assert_err(&forget(&s, &bob, &room).await, 400, "M_UNKNOWN");
+    let (_, before_leave) = s.get("/_matrix/client/v3/sync", Some(&bob)).await;
+    let since = before_leave["next_batch"].as_str().unwrap().to_owned();
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(&bob), json!({})).await.0, 200);
+
+    // Left, not forgotten: the history up to the leave is still theirs.
+    assert_eq!(messages_status(&s, &bob, &room).await, 200);
+    assert_eq!(left_rooms(&s, &bob, None).await, vec![room.clone()]);
+
+    let (st, v) = forget(&s, &bob, &room).await;
+    assert_eq!(st, 200, "{v}");
+    assert_err(
+        &s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"), Some(&bob)).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    assert_eq!(s.get(&format!("/_matrix/client/v3/rooms/{room}/state"), Some(&bob)).await.0, 403);
+    assert_ne!(s.get(&format!("/_matrix/client/v3/rooms/{room}/event/{hello}"), Some(&bob)).await.0, 200);
+    assert_ne!(s.get(&format!("/_matrix/client/v3/rooms/{room}/context/{hello}"), Some(&bob)).await.0, 200);
+    assert_eq!(left_rooms(&s, &bob, None).await, Vec::<String>::new(), "not in a first sync");
+    assert_eq!(left_rooms(&s, &bob, Some(&since)).await, vec![room.clone()], "the leave reaches other devices");
+    // Forgetting again, or a room never joined, is fine.
+    assert_eq!(forget(&s, &bob, &room).await.0, 200);
+    let other = room_of(&s, &alice).await;
+    assert_eq!(forget(&s, &bob, &other).await.0, 200);
+    // Invited is "in the room".
+    let (st, _) = s
+        .post(&format!("/_matrix/client/v3/rooms/{other}/invite"), Some(&alice), json!({"user_id": "@bob:hearth.test"}))
+        .await;
+    assert_eq!(st, 200);
+    assert_err(&forget(&s, &bob, &other).await, 400, "M_UNKNOWN");
+    // The others still read the room as before.
+    assert_eq!(messages_status(&s, &alice, &room).await, 200);
+
+    // Joining again opens the room, with the shared history.
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await.0, 200);
+    let (st, page) = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=50"), Some(&bob)).await;
+    assert_eq!(st, 200, "{page}");
+    assert!(page["chunk"].as_array().unwrap().iter().any(|e| e["event_id"] == hello.as_str()), "{page}");
+}
+
+async fn room_of(s: &TestServer, owner: &str) -> String {
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(owner), json!({"preset": "private_chat"})).await;
+    assert_eq!(st, 200, "{v}");
+    v["room_id"].as_str().unwrap().to_owned()
+}
+
+/// `forget_rooms_on_leave` (Synapse's key): leaving, or being kicked, forgets at once.
+#[tokio::test]
+async fn with_forget_rooms_on_leave_a_room_left_is_forgotten() {
+    let s = TestServer::start_with(|c| c.forget_rooms_on_leave = true).await;
+    let alice = s.user("alice").await;
+    let (_, caps) = s.get("/_matrix/client/v3/capabilities", Some(&alice)).await;
+    assert_eq!(caps["capabilities"]["m.forget_forced_upon_leave"]["enabled"], true, "clients are told: {caps}");
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let room = room(&s, &alice, "shared").await;
+    for who in [&bob, &carol] {
+        assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(who), json!({})).await.0, 200);
+    }
+    say(&s, &alice, &room, "hello").await;
+    assert_eq!(messages_status(&s, &bob, &room).await, 200);
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(&bob), json!({})).await.0, 200);
+    let (st, _) = s
+        .post(&format!("/_matrix/client/v3/rooms/{room}/kick"), Some(&alice), json!({"user_id": "@carol:hearth.test"}))
+        .await;
+    assert_eq!(st, 200);
+    for who in [&bob, &carol] {
+        assert_eq!(messages_status(&s, who, &room).await, 403);
+        assert_eq!(left_rooms(&s, who, None).await, Vec::<String>::new());
+    }
+    assert_eq!(messages_status(&s, &alice, &room).await, 200);
+}

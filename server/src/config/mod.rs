@@ -206,6 +206,9 @@ pub struct Config {
     pub secret_store: SecretStoreChoice,
     /// Room version for new rooms.
     pub default_room_version: String,
+    /// Synapse's `forget_rooms_on_leave`: a room a local user leaves (or is kicked or banned
+    /// from) is forgotten at once, as if they had called /forget.
+    pub forget_rooms_on_leave: bool,
     /// The setup wizard's "my home network" choice, from the database (not a file key): each
     /// listener bound only to loopback addresses listens on all addresses of that family
     /// instead (0.0.0.0, ::), so phones and laptops at home reach it.
@@ -724,6 +727,7 @@ impl Default for Config {
             log_dir: None,
             secret_store: SecretStoreChoice::Auto,
             default_room_version: "12".to_owned(),
+            forget_rooms_on_leave: false,
         }
     }
 }

@@ -291,6 +291,11 @@ impl Sync {
         } else {
             Prefetched::default()
         };
+        let forgotten: HashSet<String> = if since.is_none() && params.filter.include_leave {
+            self.rooms.forgotten_rooms(user).await?.into_iter().collect()
+        } else {
+            HashSet::new()
+        };
         for m in memberships.iter() {
             let changed = m.stream_ordering > since_pos;
             match m.membership.as_str() {
@@ -388,7 +393,10 @@ impl Sync {
                 "leave" | "ban"
                     if (since.is_some() || params.filter.include_leave)
                         && changed
-                        && params.filter.room.allows_room(&m.room_id) =>
+                        && params.filter.room.allows_room(&m.room_id)
+                        // A forgotten room is left out of first syncs; a leave that happened
+                        // since the token still shows, so the user's other devices learn it.
+                        && !(since.is_none() && forgotten.contains(&m.room_id)) =>
                 {
                     // The timeline up to the leave, so the client sees why it left.
                     if let Some(block) = self

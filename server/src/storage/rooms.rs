@@ -283,3 +283,64 @@ pub async fn count(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rooms").fetch_one(ex).await?;
     Ok(n)
 }
+
+/// Marks the room forgotten by the user as of their membership event `event_id`.
+pub async fn forget(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    room_id: &str,
+    event_id: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO forgotten_rooms (user_id, room_id, event_id, forgotten_ts) VALUES (?, ?, ?, ?)
+         ON CONFLICT (user_id, room_id) DO UPDATE SET event_id = excluded.event_id, forgotten_ts = excluded.forgotten_ts",
+    )
+    .bind(user_id)
+    .bind(room_id)
+    .bind(event_id)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Which of the user's rooms are forgotten: left or banned, and forgotten since (with
+/// `on_leave`, every room left or banned from is). A macro, so queries stay static strings.
+macro_rules! forgotten {
+    () => {
+        "m.membership IN ('leave', 'ban') AND (? OR EXISTS (SELECT 1 FROM forgotten_rooms f
+         WHERE f.user_id = m.user_id AND f.room_id = m.room_id AND f.event_id = m.event_id))"
+    };
+}
+
+/// Whether the user forgot the room (see `forgotten!`).
+pub async fn is_forgotten(
+    ex: impl SqliteExecutor<'_>,
+    room_id: &str,
+    user_id: &str,
+    on_leave: bool,
+) -> sqlx::Result<bool> {
+    let (forgotten,): (bool,) = sqlx::query_as(concat!(
+        "SELECT EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = ? AND m.user_id = ? AND ",
+        forgotten!(),
+        ")"
+    ))
+    .bind(room_id)
+    .bind(user_id)
+    .bind(on_leave)
+    .fetch_one(ex)
+    .await?;
+    Ok(forgotten)
+}
+
+/// The rooms the user forgot (see `forgotten!`).
+pub async fn forgotten_rooms(ex: impl SqliteExecutor<'_>, user_id: &str, on_leave: bool) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as(concat!("SELECT m.room_id FROM memberships m WHERE m.user_id = ? AND ", forgotten!()))
+            .bind(user_id)
+            .bind(on_leave)
+            .fetch_all(ex)
+            .await?;
+    Ok(rows.into_iter().map(|(r,)| r).collect())
+}

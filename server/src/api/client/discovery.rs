@@ -97,6 +97,9 @@ pub async fn get_capabilities(
     let default = RoomVersionId::try_from(s.config.default_room_version.as_str()).unwrap_or(RoomVersionId::V12);
     caps.room_versions = RoomVersionsCapability::new(default, available);
     caps.get_login_token = GetLoginTokenCapability::new(true);
+    // Spec 1.18: a server that forgets rooms on leave must say so.
+    caps.forget_forced_upon_leave =
+        get_capabilities::v3::ForgetForcedUponLeaveCapability::new(s.config.forget_rooms_on_leave);
     // Delayed events' limits (MSC4140), listed also when they are off (max_delay_ms 0), as
     // Synapse does.
     caps.set(

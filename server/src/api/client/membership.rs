@@ -119,10 +119,8 @@ pub async fn forget_room(
     State(s): State<AppState>,
     req: Ruma<forget_room::v3::Request>,
 ) -> Result<RumaResponse<forget_room::v3::Response>> {
-    match s.rooms.membership(&req.body.room_id, &req.session().user_id).await?.as_deref() {
-        Some("join" | "invite" | "knock") => Err(Error::invalid_param("Leave the room before forgetting it")),
-        _ => Ok(RumaResponse(forget_room::v3::Response::new())),
-    }
+    s.rooms.forget(&req.body.room_id, &req.session().user_id).await?;
+    Ok(RumaResponse(forget_room::v3::Response::new()))
 }
 
 /// POST /_matrix/client/v3/rooms/{roomId}/kick

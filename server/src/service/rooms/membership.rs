@@ -84,3 +84,49 @@ impl Rooms {
         Ok(())
     }
 }
+
+impl Rooms {
+    /// `user` forgets the room (spec: POST /rooms/{roomId}/forget): its history is no longer
+    /// theirs to read and it leaves their first syncs, until a later membership (a rejoin).
+    /// Only a room they left or were banned from; one they never were in is a no-op, as in
+    /// Synapse.
+    pub async fn forget(&self, room_id: &RoomId, user: &UserId) -> Result<()> {
+        let membership = crate::storage::rooms::membership(&self.db.read, room_id.as_str(), user.as_str()).await?;
+        match membership {
+            Some(m) if m.membership == "leave" || m.membership == "ban" => {
+                crate::storage::rooms::forget(
+                    &self.db.write,
+                    user.as_str(),
+                    room_id.as_str(),
+                    &m.event_id,
+                    crate::storage::now_ms(),
+                )
+                .await?;
+                Ok(())
+            }
+            Some(m) => Err(Error::custom(
+                http::StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                format!("{user} is in the room ({}): leave it before forgetting it", m.membership),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `user` forgot the room (or left it, with `forget_rooms_on_leave`).
+    pub async fn forgot(&self, room_id: &str, user: &UserId) -> Result<bool> {
+        Ok(crate::storage::rooms::is_forgotten(
+            &self.db.read,
+            room_id,
+            user.as_str(),
+            self.config.forget_rooms_on_leave,
+        )
+        .await?)
+    }
+
+    /// The rooms `user` forgot (see `forgot`).
+    pub async fn forgotten_rooms(&self, user: &UserId) -> Result<Vec<String>> {
+        Ok(crate::storage::rooms::forgotten_rooms(&self.db.read, user.as_str(), self.config.forget_rooms_on_leave)
+            .await?)
+    }
+}

@@ -37,13 +37,19 @@ pub struct VisibilityCheck<'a> {
     cache: HashMap<Option<i64>, (bool, MembershipState)>,
     /// The users this user ignores, read at the first message event looked at.
     ignored: Option<std::sync::Arc<std::collections::HashSet<String>>>,
+    /// The user forgot the room: nothing of it is theirs to see.
+    forgotten: bool,
 }
 
 impl Rooms {
     /// A checker for `user` in `room_id`.
+    /// A room the user forgot shows them nothing.
     pub async fn visibility<'a>(&'a self, user: &'a UserId, room_id: &str) -> Result<VisibilityCheck<'a>> {
         let membership = storage::rooms::membership(&self.db.read, room_id, user.as_str()).await?;
-        Ok(self.visibility_with(user, room_id, membership.as_ref()))
+        let mut check = self.visibility_with(user, room_id, membership.as_ref());
+        let departed = membership.as_ref().is_some_and(|m| m.membership == "leave" || m.membership == "ban");
+        check.forgotten = departed && self.forgot(room_id, user).await?;
+        Ok(check)
     }
 
     /// `visibility` when the caller already read the user's current membership row.
@@ -62,14 +68,16 @@ impl Rooms {
             joined_since: joined.map(|m| m.stream_ordering),
             cache: HashMap::new(),
             ignored: None,
+            forgotten: false,
         }
     }
 
     /// Whether `user` may see anything of the room at all (a member now or once, or a
     /// world-readable room): the gate of read endpoints before per-event filtering.
+    /// A room the user forgot is closed to them, world-readable or not.
     pub async fn may_read_room(&self, user: &UserId, room_id: &ruma::RoomId) -> Result<bool> {
         if storage::rooms::membership(&self.db.read, room_id.as_str(), user.as_str()).await?.is_some() {
-            return Ok(true);
+            return Ok(!self.forgot(room_id.as_str(), user).await?);
         }
         let vis = self.current_state_event(room_id, "m.room.history_visibility", "").await?;
         Ok(vis.is_some_and(|e| content_of(&e.json)["history_visibility"] == "world_readable"))
@@ -100,6 +108,11 @@ impl Rooms {
     /// How `user` may read the room's state; None: not at all.
     pub async fn state_reader(&self, user: &UserId, room_id: &ruma::RoomId) -> Result<Option<StateReader>> {
         let membership = storage::rooms::membership(&self.db.read, room_id.as_str(), user.as_str()).await?;
+        let departed = membership.as_ref().is_some_and(|m| m.membership == "leave" || m.membership == "ban");
+        if departed && self.forgot(room_id.as_str(), user).await? {
+            // A forgotten room is closed to them, world-readable or not.
+            return Ok(None);
+        }
         match membership.as_ref().map(|m| (m.membership.as_str(), m.stream_ordering)) {
             Some(("join", _)) => return Ok(Some(StateReader::Member)),
             Some(("leave", at)) => return Ok(Some(StateReader::Departed(at))),
@@ -142,7 +155,7 @@ impl Rooms {
 impl VisibilityCheck<'_> {
     /// Whether the event (by its stored row) is visible.
     pub async fn allows(&mut self, row: &EventRow) -> Result<bool> {
-        if row.room_id != self.room_id {
+        if row.room_id != self.room_id || self.forgotten {
             return Ok(false);
         }
         // Nothing but state from someone the user ignores (spec: "Ignoring Users"): state
