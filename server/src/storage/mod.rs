@@ -133,7 +133,32 @@ impl Db {
         // A newer binary's migrations may be applied already; `schema_compat` decides whether
         // this binary can still use the database, not the list of migrations.
         migrator.set_ignore_missing(true);
-        migrator.run(&write).await.context("applying database migrations")?;
+        let pending = pending_migrations(&write, &migrator).await?;
+        // Each migration is a transaction of its own: one that fails would leave the ones
+        // before it applied. An upgrade is all or nothing instead: a copy taken first is put
+        // back when any migration fails.
+        let safety = match pending.first() {
+            Some(first) if pending.len() < migrator.iter().count() => Some(safety_copy(&write, path, first).await?),
+            _ => None,
+        };
+        if let Err(e) = migrator.run(&write).await {
+            write.close().await;
+            let Some(copy) = safety else {
+                return Err(anyhow::Error::from(e).context("applying database migrations"));
+            };
+            put_back(path, &copy).with_context(|| {
+                format!(
+                    "applying database migrations failed ({e}), and putting back the copy {} failed too",
+                    copy.display()
+                )
+            })?;
+            anyhow::bail!(
+                "upgrading the database failed ({e}); it was put back as it was before this upgrade, and this Hearth cannot use it. Report this, and go on with the version used before"
+            );
+        }
+        if let Some(copy) = safety {
+            let _ = std::fs::remove_file(copy);
+        }
         record_compat(&write).await?;
         // Migrations read every table; give those pages back rather than keep them resident.
         sqlx::query("PRAGMA shrink_memory").execute(&write).await?;
@@ -217,6 +242,58 @@ impl Db {
         }
         self.write.close().await;
     }
+}
+
+/// The migrations not applied yet to the database (all of them for a new one), by version.
+async fn pending_migrations(pool: &SqlitePool, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<Vec<i64>> {
+    let (has_table,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_one(pool)
+            .await?;
+    let applied: std::collections::HashSet<i64> = if has_table == 0 {
+        Default::default()
+    } else {
+        sqlx::query_as::<_, (i64,)>("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|(v,)| v)
+            .collect()
+    };
+    Ok(migrator.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
+}
+
+/// A consistent copy of the database beside it, taken before migrating (`VACUUM INTO`).
+async fn safety_copy(pool: &SqlitePool, db: &Path, first: &i64) -> anyhow::Result<std::path::PathBuf> {
+    let copy = db.with_extension("db.before-upgrade");
+    // One left by an upgrade that was stopped: the database has moved on since.
+    let _ = std::fs::remove_file(&copy);
+    sqlx::query("VACUUM INTO ?").bind(copy.to_string_lossy().into_owned()).execute(pool).await.with_context(|| {
+        format!(
+            "copying the database to {} before upgrading it (from migration {first} on): is the disk full? An upgrade needs room for a copy of the database",
+            copy.display()
+        )
+    })?;
+    std::fs::File::open(&copy)?.sync_all()?;
+    Ok(copy)
+}
+
+/// Replaces the database at `db` (closed) with `copy`.
+fn put_back(db: &Path, copy: &Path) -> std::io::Result<()> {
+    for suffix in ["-wal", "-shm"] {
+        let mut side = db.as_os_str().to_owned();
+        side.push(suffix);
+        match std::fs::remove_file(std::path::PathBuf::from(side)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(copy, db)?;
+    #[cfg(unix)]
+    if let Some(dir) = db.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 async fn check_compat(pool: &SqlitePool) -> anyhow::Result<()> {
