@@ -30,8 +30,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     }
 }
 
-/// An authenticated server admin (the extractor refuses everyone else).
-pub struct Admin;
+/// An authenticated server admin and their session (the extractor refuses everyone else).
+pub struct Admin(pub crate::service::accounts::Session);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Error;
@@ -45,6 +45,6 @@ impl FromRequestParts<AppState> for Admin {
                 "You are not a server admin",
             ));
         }
-        Ok(Admin)
+        Ok(Admin(session))
     }
 }

@@ -700,6 +700,33 @@ impl Accounts {
 
     // ----- administration (the dashboard) ----------------------------------------------
 
+    /// A page of accounts for Synapse's admin API, and how many match in all.
+    pub async fn admin_list(
+        &self,
+        filter: &storage::users::AdminFilter,
+    ) -> Result<(Vec<storage::users::AdminUser>, i64)> {
+        Ok(storage::users::admin_list(&self.db.read, filter).await?)
+    }
+
+    pub async fn admin_get(&self, user_id: &UserId) -> Result<Option<storage::users::AdminUser>> {
+        Ok(storage::users::admin_get(&self.db.read, user_id.as_str()).await?)
+    }
+
+    /// Opens a deactivated account again, with a new password or none (Synapse's admin API).
+    pub async fn reactivate(&self, user_id: &UserId, password: Option<String>) -> Result<()> {
+        let hash = match password {
+            Some(p) => {
+                self.check_new_password(&p)?;
+                Some(passwords::hash(p).await?)
+            }
+            None => None,
+        };
+        storage::users::reactivate(&self.db.write, user_id.as_str(), hash.as_deref()).await?;
+        self.sessions_changed();
+        tracing::info!(%user_id, "account reactivated by an admin");
+        Ok(())
+    }
+
     pub async fn list_users(&self) -> Result<Vec<storage::users::UserSummary>> {
         Ok(storage::users::list_all(&self.db.read).await?)
     }
@@ -715,6 +742,11 @@ impl Accounts {
     /// Sets a password chosen by the admin and signs the account out everywhere, as Synapse's
     /// admin API does by default: whoever had the old password loses access.
     pub async fn reset_password(&self, user_id: &UserId, new: String) -> Result<()> {
+        self.set_password_as_admin(user_id, new, true).await
+    }
+
+    /// Sets a password chosen by the admin; `sign_out` ends every session of the account.
+    pub async fn set_password_as_admin(&self, user_id: &UserId, new: String, sign_out: bool) -> Result<()> {
         match storage::users::get(&self.db.read, user_id.as_str()).await? {
             None => return Err(Error::not_found("No such user")),
             Some(u) if u.deactivated => return Err(Error::invalid_param("This account is deactivated")),
@@ -724,11 +756,13 @@ impl Accounts {
         let hash = passwords::hash(new).await?;
         let mut tx = self.db.begin_write().await?;
         storage::users::set_password_hash(&mut *tx, user_id.as_str(), Some(&hash)).await?;
-        storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
+        if sign_out {
+            storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
+        }
         tx.commit().await?;
         self.sessions_changed();
         self.device_lists.refresh(&self.db).await?;
-        tracing::info!(%user_id, "password reset by the admin");
+        tracing::info!(%user_id, sign_out, "password reset by the admin");
         Ok(())
     }
 
@@ -744,6 +778,15 @@ impl Accounts {
 
     pub async fn device(&self, user_id: &UserId, device_id: &str) -> Result<Option<DeviceRow>> {
         Ok(storage::devices::get(&self.db.read, user_id.as_str(), device_id).await?)
+    }
+
+    /// Makes the device when it is not there (no tokens: Synapse's admin API), keeping one that is.
+    pub async fn ensure_device(&self, user_id: &UserId, device_id: &str) -> Result<()> {
+        if self.device(user_id, device_id).await?.is_none() {
+            storage::devices::upsert(&self.db.write, user_id.as_str(), device_id, None, now_ms(), None).await?;
+            self.device_lists.refresh(&self.db).await?;
+        }
+        Ok(())
     }
 
     /// Renames a device. Returns `false` when there is no such device.

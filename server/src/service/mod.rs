@@ -100,6 +100,22 @@ pub struct Services {
 }
 
 impl Services {
+    /// Deactivates an account as Synapse does: it leaves every room it is in or invited to (so
+    /// the others see it go and invites do not wait for it), then cannot sign in again, its
+    /// devices, tokens and profile gone. Used by the client API, the dashboard and Synapse's
+    /// admin API alike.
+    pub async fn deactivate_account(&self, user: &ruma::UserId) -> crate::error::Result<()> {
+        let memberships = self.rooms.memberships_of(user).await?;
+        for m in memberships.iter().filter(|m| matches!(m.membership.as_str(), "join" | "invite" | "knock")) {
+            let Ok(room) = ruma::RoomId::parse(&m.room_id) else { continue };
+            // One room that cannot be left (its server gone) does not keep the account open.
+            if let Err(e) = self.federation.leave(&room, user, None).await {
+                tracing::warn!(%user, room = %m.room_id, error = %e, "leaving a room of an account being deactivated");
+            }
+        }
+        self.accounts.deactivate(user).await
+    }
+
     /// The secret shared with the TURN server when the config file sets none: made once, kept
     /// with the server's other secrets (the OS keychain when there is one).
     pub async fn turn_secret(&self) -> crate::error::Result<String> {

@@ -114,6 +114,16 @@ pub async fn profile(
     sqlx::query_as("SELECT displayname, avatar_url FROM users WHERE user_id = ?").bind(user_id).fetch_optional(ex).await
 }
 
+/// Opens a deactivated account again (with a password, or none).
+pub async fn reactivate(ex: impl SqliteExecutor<'_>, user_id: &str, password_hash: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET deactivated = 0, password_hash = ? WHERE user_id = ?")
+        .bind(password_hash)
+        .bind(user_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_displayname(ex: impl SqliteExecutor<'_>, user_id: &str, name: Option<&str>) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET displayname = ? WHERE user_id = ?").bind(name).bind(user_id).execute(ex).await?;
     Ok(())
@@ -196,4 +206,122 @@ pub async fn count_active(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
     let (n,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM users WHERE deactivated = 0 AND is_guest = 0").fetch_one(ex).await?;
     Ok(n)
+}
+
+/// An account as Synapse's admin API shows it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AdminUser {
+    pub user_id: String,
+    pub displayname: Option<String>,
+    pub avatar_url: Option<String>,
+    pub is_admin: bool,
+    pub is_guest: bool,
+    pub deactivated: bool,
+    pub locked: bool,
+    pub suspended: bool,
+    pub created_ts: i64,
+    /// The latest a device still signed in was seen.
+    pub last_seen_ts: Option<i64>,
+}
+
+/// The order of `admin_list`: a column of `AdminUser`, by its SQL expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminOrder {
+    UserId,
+    Displayname,
+    Admin,
+    Deactivated,
+    Guest,
+    Locked,
+    AvatarUrl,
+    Created,
+    LastSeen,
+}
+
+impl AdminOrder {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::UserId => "u.user_id",
+            Self::Displayname => "u.displayname",
+            Self::Admin => "u.is_admin",
+            Self::Deactivated => "u.deactivated",
+            Self::Guest => "u.is_guest",
+            Self::Locked => "u.locked",
+            Self::AvatarUrl => "u.avatar_url",
+            Self::Created => "u.created_ts",
+            Self::LastSeen => "last_seen_ts",
+        }
+    }
+}
+
+/// Which accounts `admin_list` answers, in which order, which page.
+#[derive(Debug, Clone)]
+pub struct AdminFilter {
+    /// Part of the user ID (ignored with `name`).
+    pub user_id: Option<String>,
+    /// Part of the localpart or the display name.
+    pub name: Option<String>,
+    pub guests: bool,
+    pub admins: Option<bool>,
+    pub deactivated: bool,
+    pub locked: bool,
+    pub order: AdminOrder,
+    pub backwards: bool,
+    pub from: i64,
+    pub limit: i64,
+}
+
+fn push_admin_filter(q: &mut sqlx::QueryBuilder<sqlx::Sqlite>, f: &AdminFilter) {
+    q.push(" FROM users u WHERE 1 = 1");
+    // instr, not LIKE: the admin's text is matched as it is, `_` and `%` included.
+    if let Some(name) = &f.name {
+        q.push(" AND (instr(lower(u.localpart), lower(")
+            .push_bind(name.clone())
+            .push(")) > 0 OR instr(lower(coalesce(u.displayname, '')), lower(")
+            .push_bind(name.clone())
+            .push(")) > 0)");
+    } else if let Some(id) = &f.user_id {
+        q.push(" AND instr(lower(u.user_id), lower(").push_bind(id.clone()).push(")) > 0");
+    }
+    if !f.guests {
+        q.push(" AND u.is_guest = 0");
+    }
+    if !f.deactivated {
+        q.push(" AND u.deactivated = 0");
+    }
+    if !f.locked {
+        q.push(" AND u.locked = 0");
+    }
+    if let Some(admin) = f.admins {
+        q.push(" AND u.is_admin = ").push_bind(admin);
+    }
+}
+
+/// One page of accounts and how many there are in all, as the admin filtered them.
+pub async fn admin_list(ex: &sqlx::SqlitePool, f: &AdminFilter) -> sqlx::Result<(Vec<AdminUser>, i64)> {
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT u.user_id, u.displayname, u.avatar_url, u.is_admin, u.is_guest, u.deactivated, u.locked, u.suspended, u.created_ts,
+         (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id) AS last_seen_ts",
+    );
+    push_admin_filter(&mut q, f);
+    let dir = if f.backwards { " DESC" } else { " ASC" };
+    q.push(" ORDER BY ").push(f.order.sql()).push(dir).push(", u.user_id").push(dir);
+    q.push(" LIMIT ").push_bind(f.limit).push(" OFFSET ").push_bind(f.from);
+    let users = q.build_query_as::<AdminUser>().fetch_all(ex).await?;
+    let mut count = sqlx::QueryBuilder::new("SELECT COUNT(*)");
+    push_admin_filter(&mut count, f);
+    let (total,): (i64,) = count.build_query_as().fetch_one(ex).await?;
+    Ok((users, total))
+}
+
+/// One account as the admin API shows it.
+pub async fn admin_get(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Option<AdminUser>> {
+    sqlx::query_as(
+        "SELECT u.user_id, u.displayname, u.avatar_url, u.is_admin, u.is_guest, u.deactivated, u.locked, u.suspended, u.created_ts,
+         (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id) AS last_seen_ts
+         FROM users u WHERE u.user_id = ?",
+    )
+    .bind(user_id)
+    .fetch_optional(ex)
+    .await
 }

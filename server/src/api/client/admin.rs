@@ -26,11 +26,16 @@ pub async fn get_user_info(
     if target.server_name() != s.config.server_name {
         return Err(Error::invalid_param("Only users of this server can be looked up"));
     }
+    Ok(RumaResponse(whois(&s, target).await?))
+}
+
+/// A local user's devices and where each was last seen (also Synapse's admin whois).
+pub(crate) async fn whois(s: &AppState, target: &ruma::UserId) -> Result<get_user_info::v3::Response> {
     if s.accounts.is_available(target).await? {
         return Err(Error::not_found("No such user"));
     }
     let mut resp = get_user_info::v3::Response::new();
-    resp.user_id = Some(target.clone());
+    resp.user_id = Some(target.to_owned());
     for device in s.accounts.devices(target).await? {
         let mut connection = get_user_info::v3::ConnectionInfo::new();
         connection.ip = device.last_seen_ip;
@@ -43,7 +48,7 @@ pub async fn get_user_info(
         info.sessions.push(session_info);
         resp.devices.insert(device.device_id, info);
     }
-    Ok(RumaResponse(resp))
+    Ok(resp)
 }
 
 /// Only a server admin may look at or change locks and suspensions, and that is checked before

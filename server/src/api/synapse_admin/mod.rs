@@ -1,14 +1,15 @@
 //! The parts of Synapse's admin API that tools and admins rely on, with Synapse's paths and JSON
-//! shapes: the server's version, shared-secret registration, registration tokens and rate limit
-//! overrides.
+//! shapes: the server's version, shared-secret registration, registration tokens, rate limit
+//! overrides, and accounts and their devices.
 
 pub mod override_ratelimit;
 pub mod register;
 pub mod registration_tokens;
+pub mod users;
 
 use axum::{
     Router,
-    routing::{get, post},
+    routing::{get, post, put},
 };
 
 use crate::service::AppState;
@@ -28,6 +29,21 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
             "/_synapse/admin/v1/registration_tokens/{token}",
             get(registration_tokens::get_one).put(registration_tokens::update).delete(registration_tokens::delete),
         )
+        .route("/_synapse/admin/v2/users", get(users::list))
+        .route("/_synapse/admin/v2/users/{user_id}", get(users::get_user).put(users::put_user))
+        .route("/_synapse/admin/v1/deactivate/{user_id}", post(users::deactivate))
+        .route("/_synapse/admin/v1/reset_password/{user_id}", post(users::reset_password))
+        .route("/_synapse/admin/v1/whois/{user_id}", get(users::whois))
+        .route("/_synapse/admin/v1/users/{user_id}/joined_rooms", get(users::joined_rooms))
+        .route("/_synapse/admin/v1/username_available", get(users::username_available))
+        .route("/_synapse/admin/v1/users/{user_id}/admin", get(users::get_admin).put(users::put_admin))
+        .route("/_synapse/admin/v1/suspend/{user_id}", put(users::suspend))
+        .route("/_synapse/admin/v2/users/{user_id}/devices", get(users::list_devices).post(users::create_device))
+        .route(
+            "/_synapse/admin/v2/users/{user_id}/devices/{device_id}",
+            get(users::get_device).put(users::put_device).delete(users::delete_device),
+        )
+        .route("/_synapse/admin/v2/users/{user_id}/delete_devices", post(users::delete_devices))
         .route(
             "/_synapse/admin/v1/users/{user_id}/override_ratelimit",
             get(override_ratelimit::get).post(override_ratelimit::set).delete(override_ratelimit::delete),

@@ -1,0 +1,499 @@
+//! Synapse's user admin API (`/_synapse/admin/v1|v2/users…`, `deactivate`, `reset_password`,
+//! `whois`, `username_available`, `suspend`), with Synapse's parameters, shapes and errors, so
+//! synapse-admin, Ketesa and admins' scripts work unchanged. The rules themselves live in the
+//! services, shared with the client API and the dashboard.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json as AxumJson,
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use ruma::{OwnedDeviceId, OwnedUserId, UserId, api::error::ErrorKind};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    error::{Error, Result},
+    http::json::{Admin, Json},
+    service::AppState,
+    storage::users::{AdminFilter, AdminOrder, AdminUser},
+};
+
+type Params = Query<HashMap<String, String>>;
+
+/// A user ID from the path: 400 when it is not one or not of this server.
+fn local_user(s: &AppState, raw: &str) -> Result<OwnedUserId> {
+    let user = UserId::parse(raw).map_err(|_| Error::invalid_param(format!("{raw} is not a valid user ID")))?;
+    if user.server_name() != s.config.server_name {
+        return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Can only look up local users"));
+    }
+    Ok(user)
+}
+
+/// A local user that exists (404 M_NOT_FOUND otherwise, with Synapse's message).
+async fn existing_user(s: &AppState, raw: &str, missing: &str) -> Result<(OwnedUserId, AdminUser)> {
+    let user = local_user(s, raw)?;
+    match s.accounts.admin_get(&user).await? {
+        Some(row) => Ok((user, row)),
+        None => Err(Error::not_found(missing)),
+    }
+}
+
+/// A non-negative integer query parameter.
+fn int_param(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            Error::invalid_param(format!("Query parameter {name} must be a string representing a positive integer."))
+        }),
+    }
+}
+
+/// A `true`/`false` query parameter.
+fn bool_param(q: &HashMap<String, String>, name: &str) -> Result<Option<bool>> {
+    match q.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => {
+            Err(Error::invalid_param(format!("Boolean query parameter {name} must be one of ['true', 'false']")))
+        }
+    }
+}
+
+fn order_param(q: &HashMap<String, String>) -> Result<AdminOrder> {
+    Ok(match q.get("order_by").map(String::as_str).unwrap_or("name") {
+        "name" => AdminOrder::UserId,
+        "displayname" => AdminOrder::Displayname,
+        "admin" => AdminOrder::Admin,
+        "deactivated" => AdminOrder::Deactivated,
+        "is_guest" => AdminOrder::Guest,
+        "locked" => AdminOrder::Locked,
+        "avatar_url" => AdminOrder::AvatarUrl,
+        "creation_ts" => AdminOrder::Created,
+        "last_seen_ts" => AdminOrder::LastSeen,
+        // No account here has a user type or a shadow ban: every row ties, ordered by name.
+        "user_type" | "shadow_banned" => AdminOrder::UserId,
+        other => return Err(Error::invalid_param(format!("Unknown value for order_by: {other}"))),
+    })
+}
+
+/// A user as the list shows it (`creation_ts` in milliseconds there, as Synapse).
+fn listed(u: &AdminUser) -> Value {
+    json!({
+        "name": u.user_id,
+        "user_type": null,
+        "is_guest": u.is_guest,
+        "admin": u.is_admin,
+        "deactivated": u.deactivated,
+        "shadow_banned": false,
+        "displayname": u.displayname,
+        "avatar_url": u.avatar_url,
+        "creation_ts": u.created_ts,
+        "approved": true,
+        "erased": false,
+        "last_seen_ts": u.last_seen_ts,
+        "locked": u.locked,
+    })
+}
+
+/// A user as GET/PUT v2/users/{userId} show it (`creation_ts` in seconds there, as Synapse).
+fn details(u: &AdminUser) -> Value {
+    json!({
+        "name": u.user_id,
+        "admin": u.is_admin,
+        "deactivated": u.deactivated,
+        "locked": u.locked,
+        "suspended": u.suspended,
+        "shadow_banned": false,
+        "creation_ts": u.created_ts / 1000,
+        "appservice_id": null,
+        "consent_server_notice_sent": null,
+        "consent_version": null,
+        "consent_ts": null,
+        "user_type": null,
+        "is_guest": u.is_guest,
+        "displayname": u.displayname,
+        "avatar_url": u.avatar_url,
+        "threepids": [],
+        "external_ids": [],
+        "erased": false,
+        "last_seen_ts": u.last_seen_ts,
+    })
+}
+
+/// GET /_synapse/admin/v2/users: accounts, filtered, ordered and paged as Synapse does.
+pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
+    let from = int_param(&q, "from", 0)?;
+    let limit = int_param(&q, "limit", 100)?;
+    let backwards = match q.get("dir").map(String::as_str) {
+        None | Some("f") => false,
+        Some("b") => true,
+        Some(_) => return Err(Error::invalid_param("Unknown direction: dir must be f or b")),
+    };
+    let filter = AdminFilter {
+        user_id: q.get("user_id").cloned(),
+        name: q.get("name").cloned(),
+        guests: bool_param(&q, "guests")?.unwrap_or(true),
+        admins: bool_param(&q, "admins")?,
+        deactivated: bool_param(&q, "deactivated")?.unwrap_or(false),
+        locked: bool_param(&q, "locked")?.unwrap_or(false),
+        order: order_param(&q)?,
+        backwards,
+        from,
+        limit,
+    };
+    let (users, total) = s.accounts.admin_list(&filter).await?;
+    let mut out = json!({ "users": users.iter().map(listed).collect::<Vec<_>>(), "total": total });
+    if from + limit < total {
+        out["next_token"] = json!((from + users.len() as i64).to_string());
+    }
+    Ok(AxumJson(out))
+}
+
+/// GET /_synapse/admin/v2/users/{userId}
+pub async fn get_user(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    let (_, row) = existing_user(&s, &raw, "User not found").await?;
+    Ok(AxumJson(details(&row)))
+}
+
+/// A bool field of a body: absent is None, anything but a bool is refused.
+fn body_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
+    match body.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(Error::invalid_param(format!("'{key}' parameter is not of type boolean"))),
+    }
+}
+
+/// PUT /_synapse/admin/v2/users/{userId}: creates the account (201) or changes what the body
+/// names (200); answers the account as GET does.
+pub async fn put_user(
+    State(s): State<AppState>,
+    Admin(session): Admin,
+    Path(raw): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<(StatusCode, AxumJson<Value>)> {
+    let user = local_user(&s, &raw)?;
+    for key in ["threepids", "external_ids"] {
+        match body.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) if a.is_empty() => {}
+            Some(Value::Array(_)) => {
+                return Err(Error::invalid_param(format!(
+                    "{key}: Hearth keeps no email addresses, phone numbers or single sign-on identities"
+                )));
+            }
+            Some(_) => return Err(Error::bad_json(format!("{key} must be a list"))),
+        }
+    }
+    match body.get("user_type") {
+        None | Some(Value::Null) => {}
+        Some(_) => return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Invalid user type")),
+    }
+    let admin = match body.get("admin") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(Error::bad_json("'admin' parameter is not of type boolean")),
+    };
+    let password = match body.get("password") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) if p.len() <= 512 => Some(p.clone()),
+        Some(_) => return Err(Error::invalid_param("Invalid password")),
+    };
+    let logout_devices = body_bool(&body, "logout_devices")?.unwrap_or(true);
+    let deactivated = body_bool(&body, "deactivated")?;
+    let locked = body_bool(&body, "locked")?;
+    if deactivated == Some(true) && locked == Some(true) {
+        return Err(Error::invalid_param("An user can't be deactivated and locked"));
+    }
+    let text = |key: &str, max: usize| -> Result<Option<String>> {
+        match body.get(key) {
+            None => Ok(None),
+            Some(Value::String(v)) if v.chars().count() <= max => Ok(Some(v.clone())),
+            Some(Value::String(_)) => {
+                Err(Error::invalid_param(format!("{key} is too long (at most {max} characters)")))
+            }
+            Some(_) => Err(Error::invalid_param(format!("{key} must be a string"))),
+        }
+    };
+    let displayname = text("displayname", 256)?;
+    let avatar_url = text("avatar_url", 1000)?;
+    if avatar_url.as_deref().is_some_and(|a| !a.is_empty() && !a.starts_with("mxc://")) {
+        return Err(Error::invalid_param("avatar_url must be an mxc:// URI"));
+    }
+
+    let status = match s.accounts.admin_get(&user).await? {
+        None => {
+            s.accounts.validate_new_localpart(user.localpart())?;
+            s.accounts
+                .create_user(&user, password, admin.unwrap_or(false), false, displayname.as_deref(), None)
+                .await?;
+            if let Some(url) = avatar_url.filter(|a| !a.is_empty()) {
+                s.rooms.set_profile_field(&user, "avatar_url", Some(&url)).await?;
+            }
+            tracing::info!(%user, "account created through the admin API");
+            StatusCode::CREATED
+        }
+        Some(current) => {
+            if let Some(name) = &displayname {
+                s.rooms
+                    .set_profile_field(&user, "displayname", Some(name).filter(|n| !n.is_empty()).map(String::as_str))
+                    .await?;
+            }
+            if let Some(url) = &avatar_url {
+                s.rooms
+                    .set_profile_field(&user, "avatar_url", Some(url).filter(|u| !u.is_empty()).map(String::as_str))
+                    .await?;
+            }
+            if let Some(admin) = admin.filter(|a| *a != current.is_admin) {
+                if !admin && user == session.user_id {
+                    return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "You may not demote yourself."));
+                }
+                s.accounts.set_admin(&user, admin).await?;
+            }
+            let mut password = password;
+            match (deactivated, current.deactivated) {
+                (Some(true), false) => s.deactivate_account(&user).await?,
+                // As Synapse since 1.99: no password needed; without one, none is set.
+                (Some(false), true) => s.accounts.reactivate(&user, password.take()).await?,
+                _ => {}
+            }
+            if let Some(p) = password.filter(|_| deactivated != Some(true)) {
+                s.accounts.set_password_as_admin(&user, p, logout_devices).await?;
+            }
+            if let Some(locked) = locked.filter(|l| *l != current.locked) {
+                s.accounts.set_locked(&session.user_id, &user, locked).await?;
+            }
+            StatusCode::OK
+        }
+    };
+    let row = s.accounts.admin_get(&user).await?.ok_or_else(|| Error::not_found("User not found"))?;
+    Ok((status, AxumJson(details(&row))))
+}
+
+/// POST /_synapse/admin/v1/deactivate/{userId} (`erase`: Hearth clears the profile of every
+/// deactivated account already; it does not hide the account's messages from later members).
+pub async fn deactivate(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    match body.get("erase") {
+        None | Some(Value::Bool(_)) => {}
+        Some(_) => return Err(Error::bad_json("Param 'erase' must be a boolean, if given")),
+    }
+    let (user, _) = existing_user(&s, &raw, "User not found").await?;
+    s.deactivate_account(&user).await?;
+    Ok(AxumJson(json!({ "id_server_unbind_result": "success" })))
+}
+
+/// POST /_synapse/admin/v1/reset_password/{userId}
+pub async fn reset_password(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let password = match body.get("new_password") {
+        Some(Value::String(p)) => p.clone(),
+        Some(_) => return Err(Error::invalid_param("new_password must be a string")),
+        None => return Err(Error::missing_param("Missing param 'new_password'")),
+    };
+    let logout_devices = body_bool(&body, "logout_devices")?.unwrap_or(true);
+    let (user, _) = existing_user(&s, &raw, "Unknown user").await?;
+    s.accounts.set_password_as_admin(&user, password, logout_devices).await?;
+    Ok(AxumJson(json!({})))
+}
+
+/// GET /_synapse/admin/v1/whois/{userId}: the client API's whois, for admins.
+pub async fn whois(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> Result<crate::http::ruma::RumaResponse<ruma::api::client::admin::get_user_info::v3::Response>> {
+    let user = local_user(&s, &raw)?;
+    Ok(crate::http::ruma::RumaResponse(crate::api::client::admin::whois(&s, &user).await?))
+}
+
+/// GET /_synapse/admin/v1/users/{userId}/joined_rooms
+pub async fn joined_rooms(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    let user = local_user(&s, &raw)?;
+    let rooms = s.rooms.joined_rooms(&user).await?;
+    Ok(AxumJson(json!({ "total": rooms.len(), "joined_rooms": rooms })))
+}
+
+/// GET /_synapse/admin/v1/username_available?username=: 200 when free, 400 with the reason.
+pub async fn username_available(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
+    let requested = q.get("username").ok_or_else(|| Error::missing_param("Missing string query argument username"))?;
+    let (localpart, user) = s.accounts.validate_new_localpart(requested)?;
+    if localpart.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::matrix(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidUsername,
+            "Numeric user IDs are reserved for guest users.",
+        ));
+    }
+    if !s.accounts.is_available(&user).await? {
+        return Err(crate::service::accounts::user_in_use());
+    }
+    Ok(AxumJson(json!({ "available": true })))
+}
+
+/// GET /_synapse/admin/v1/users/{userId}/admin
+pub async fn get_admin(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    let user = local_user(&s, &raw)?;
+    let admin = s.accounts.admin_get(&user).await?.is_some_and(|u| u.is_admin);
+    Ok(AxumJson(json!({ "admin": admin })))
+}
+
+/// PUT /_synapse/admin/v1/users/{userId}/admin
+pub async fn put_admin(
+    State(s): State<AppState>,
+    Admin(session): Admin,
+    Path(raw): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let user = local_user(&s, &raw)?;
+    let admin = match body.get("admin") {
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::bad_json("'admin' parameter is not of type boolean")),
+        None => return Err(Error::missing_param("Missing param 'admin'")),
+    };
+    if !admin && user == session.user_id {
+        return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "You may not demote yourself."));
+    }
+    if !s.accounts.set_admin(&user, admin).await? {
+        return Err(Error::not_found("User not found"));
+    }
+    Ok(AxumJson(json!({})))
+}
+
+/// PUT /_synapse/admin/v1/suspend/{userId} `{"suspend": bool}`
+pub async fn suspend(
+    State(s): State<AppState>,
+    Admin(session): Admin,
+    Path(raw): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let user = local_user(&s, &raw)?;
+    let suspend = match body.get("suspend") {
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::invalid_param("Parameter 'suspend' must be a boolean")),
+        None => return Err(Error::missing_param("Missing parameter 'suspend'")),
+    };
+    s.accounts.set_suspended(&session.user_id, &user, suspend).await?;
+    Ok(AxumJson(json!({ format!("user_{user}_suspended"): suspend })))
+}
+
+// ----- devices ---------------------------------------------------------------------------
+
+fn device_json(user: &UserId, d: &crate::storage::devices::DeviceRow) -> Value {
+    json!({
+        "device_id": d.device_id,
+        "user_id": user,
+        "display_name": d.display_name,
+        "last_seen_ip": d.last_seen_ip,
+        "last_seen_user_agent": d.last_seen_user_agent,
+        "last_seen_ts": d.last_seen_ts,
+    })
+}
+
+/// GET /_synapse/admin/v2/users/{userId}/devices
+pub async fn list_devices(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    let (user, _) = existing_user(&s, &raw, "Unknown user").await?;
+    let devices: Vec<Value> = s.accounts.devices(&user).await?.iter().map(|d| device_json(&user, d)).collect();
+    Ok(AxumJson(json!({ "total": devices.len(), "devices": devices })))
+}
+
+/// POST /_synapse/admin/v2/users/{userId}/devices `{"device_id"}`: makes a device (without
+/// tokens); 201 also when it exists already, as Synapse.
+pub async fn create_device(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<(StatusCode, AxumJson<Value>)> {
+    let (user, _) = existing_user(&s, &raw, "Unknown user").await?;
+    let device = match body.get("device_id") {
+        Some(Value::String(d)) if !d.is_empty() => d.clone(),
+        Some(Value::String(_)) | None => {
+            return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Missing device_id"));
+        }
+        Some(_) => return Err(Error::invalid_param("device_id must be a string")),
+    };
+    s.accounts.ensure_device(&user, &device).await?;
+    Ok((StatusCode::CREATED, AxumJson(json!({}))))
+}
+
+/// GET /_synapse/admin/v2/users/{userId}/devices/{deviceId}
+pub async fn get_device(
+    State(s): State<AppState>,
+    _: Admin,
+    Path((raw, device)): Path<(String, String)>,
+) -> Result<AxumJson<Value>> {
+    let (user, _) = existing_user(&s, &raw, "Unknown user").await?;
+    let d = s.accounts.device(&user, &device).await?.ok_or_else(|| Error::not_found("Not found"))?;
+    Ok(AxumJson(device_json(&user, &d)))
+}
+
+/// PUT /_synapse/admin/v2/users/{userId}/devices/{deviceId} `{"display_name"}`
+pub async fn put_device(
+    State(s): State<AppState>,
+    _: Admin,
+    Path((raw, device)): Path<(String, String)>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let (user, _) = existing_user(&s, &raw, "Unknown user").await?;
+    match body.get("display_name") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(name)) if name.chars().count() > 100 => {
+            return Err(Error::custom(
+                StatusCode::BAD_REQUEST,
+                "M_TOO_LARGE",
+                "Device display name is too long (max 100)",
+            ));
+        }
+        Some(Value::String(name)) => {
+            if !s.accounts.rename_device(&user, &device, Some(name)).await? {
+                return Err(Error::not_found("Not found"));
+            }
+        }
+        Some(_) => return Err(Error::invalid_param("display_name must be a string")),
+    }
+    Ok(AxumJson(json!({})))
+}
+
+/// DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId}: 200 also for no such device.
+pub async fn delete_device(
+    State(s): State<AppState>,
+    _: Admin,
+    Path((raw, device)): Path<(String, String)>,
+) -> Result<AxumJson<Value>> {
+    let (user, _) = existing_user(&s, &raw, "Unknown user").await?;
+    let id: OwnedDeviceId = device.into();
+    s.accounts.delete_devices(&user, &[id]).await?;
+    Ok(AxumJson(json!({})))
+}
+
+/// POST /_synapse/admin/v2/users/{userId}/delete_devices `{"devices": [...]}`
+pub async fn delete_devices(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let (user, _) = existing_user(&s, &raw, "Unknown user").await?;
+    let ids: Vec<OwnedDeviceId> = match body.get("devices") {
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|d| d.as_str().map(OwnedDeviceId::from).ok_or_else(|| Error::invalid_param("devices must be strings")))
+            .collect::<Result<_>>()?,
+        Some(_) => return Err(Error::invalid_param("devices must be a list")),
+        None => return Err(Error::missing_param("Missing param 'devices'")),
+    };
+    s.accounts.delete_devices(&user, &ids).await?;
+    Ok(AxumJson(json!({})))
+}
