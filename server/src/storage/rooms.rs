@@ -344,3 +344,32 @@ pub async fn forgotten_rooms(ex: impl SqliteExecutor<'_>, user_id: &str, on_leav
             .await?;
     Ok(rows.into_iter().map(|(r,)| r).collect())
 }
+
+/// What Synapse's admin API shows of a room's row: (creator, room version, published).
+pub async fn admin_row(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Option<(String, String, bool)>> {
+    sqlx::query_as("SELECT creator, room_version, is_public FROM rooms WHERE room_id = ?")
+        .bind(room_id)
+        .fetch_optional(ex)
+        .await
+}
+
+/// How many state entries the room has now.
+pub async fn state_count(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM current_state WHERE room_id = ?").bind(room_id).fetch_one(ex).await?;
+    Ok(n)
+}
+
+/// The devices of this server's users joined to the room (`suffix`: ":" and the server name).
+pub async fn joined_local_devices(ex: impl SqliteExecutor<'_>, room_id: &str, suffix: &str) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM devices d JOIN memberships m ON m.user_id = d.user_id
+         WHERE m.room_id = ? AND m.membership = 'join' AND substr(m.user_id, -length(?)) = ?",
+    )
+    .bind(room_id)
+    .bind(suffix)
+    .bind(suffix)
+    .fetch_one(ex)
+    .await?;
+    Ok(n)
+}

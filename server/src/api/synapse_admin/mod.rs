@@ -1,10 +1,11 @@
 //! The parts of Synapse's admin API that tools and admins rely on, with Synapse's paths and JSON
 //! shapes: the server's version, shared-secret registration, registration tokens, rate limit
-//! overrides, and accounts and their devices.
+//! overrides, accounts and their devices, rooms and event reports.
 
 pub mod override_ratelimit;
 pub mod register;
 pub mod registration_tokens;
+pub mod rooms;
 pub mod users;
 
 use axum::{
@@ -28,6 +29,16 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route(
             "/_synapse/admin/v1/registration_tokens/{token}",
             get(registration_tokens::get_one).put(registration_tokens::update).delete(registration_tokens::delete),
+        )
+        .route("/_synapse/admin/v1/rooms", get(rooms::list))
+        .route("/_synapse/admin/v1/rooms/{room_id}", get(rooms::details))
+        .route("/_synapse/admin/v1/rooms/{room_id}/members", get(rooms::members))
+        .route("/_synapse/admin/v1/rooms/{room_id}/state", get(rooms::state))
+        .route("/_synapse/admin/v1/rooms/{room_id}/forward_extremities", get(rooms::forward_extremities))
+        .route("/_synapse/admin/v1/event_reports", get(rooms::event_reports))
+        .route(
+            "/_synapse/admin/v1/event_reports/{report_id}",
+            get(rooms::event_report).delete(rooms::delete_event_report),
         )
         .route("/_synapse/admin/v2/users", get(users::list))
         .route("/_synapse/admin/v2/users/{user_id}", get(users::get_user).put(users::put_user))

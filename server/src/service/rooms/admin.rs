@@ -4,7 +4,13 @@ use ruma::RoomId;
 use serde_json::{Value, json};
 
 use super::Rooms;
-use crate::{error::Result, storage};
+use crate::{
+    error::Result,
+    storage::{
+        self,
+        reports::{EventReport, ReportFilter},
+    },
+};
 
 impl Rooms {
     /// Every room with its summary, creator and creation time, for the dashboard.
@@ -32,5 +38,80 @@ impl Rooms {
                 .map(|(user_id, membership, displayname)| json!({ "user_id": user_id, "membership": membership, "displayname": displayname }))
                 .collect(),
         ))
+    }
+}
+
+impl Rooms {
+    /// A room as Synapse's admin API shows it (`GET /v1/rooms/{roomId}`; the list shows most of
+    /// it); None for a room this server does not know.
+    pub async fn synapse_room(&self, room_id: &RoomId) -> Result<Option<Value>> {
+        let Some((creator, version, public)) = storage::rooms::admin_row(&self.db.read, room_id.as_str()).await? else {
+            return Ok(None);
+        };
+        let suffix = format!(":{}", self.config.server_name);
+        let members = storage::rooms::members(&self.db.read, room_id.as_str()).await?;
+        let joined = members.iter().filter(|(_, m, _)| m == "join").count();
+        let joined_local = members.iter().filter(|(u, m, _)| m == "join" && u.ends_with(&suffix)).count();
+        let local: Vec<&String> = members.iter().map(|(u, _, _)| u).filter(|u| u.ends_with(&suffix)).collect();
+        let mut forgotten = !local.is_empty();
+        for user in &local {
+            let Ok(user) = ruma::UserId::parse(user.as_str()) else { continue };
+            if !self.forgot(room_id.as_str(), &user).await? {
+                forgotten = false;
+                break;
+            }
+        }
+        let create = self.state_content(room_id, "m.room.create").await?;
+        let field = |content: Value, key: &str| content.get(key).and_then(Value::as_str).map(str::to_owned);
+        let tombstone = self.state_content(room_id, "m.room.tombstone").await?;
+        Ok(Some(json!({
+            "room_id": room_id,
+            "name": field(self.state_content(room_id, "m.room.name").await?, "name"),
+            "canonical_alias": field(self.state_content(room_id, "m.room.canonical_alias").await?, "alias"),
+            "joined_members": joined,
+            "joined_local_members": joined_local,
+            "joined_local_devices": storage::rooms::joined_local_devices(&self.db.read, room_id.as_str(), &suffix).await?,
+            "version": version,
+            "creator": creator,
+            "encryption": field(self.state_content(room_id, "m.room.encryption").await?, "algorithm"),
+            "federatable": create.get("m.federate").and_then(Value::as_bool).unwrap_or(true),
+            "public": public,
+            "join_rules": field(self.state_content(room_id, "m.room.join_rules").await?, "join_rule"),
+            "guest_access": field(self.state_content(room_id, "m.room.guest_access").await?, "guest_access"),
+            "history_visibility": field(self.state_content(room_id, "m.room.history_visibility").await?, "history_visibility"),
+            "state_events": storage::rooms::state_count(&self.db.read, room_id.as_str()).await?,
+            "room_type": field(create.clone(), "type"),
+            "avatar": field(self.state_content(room_id, "m.room.avatar").await?, "url"),
+            "topic": field(self.state_content(room_id, "m.room.topic").await?, "topic"),
+            "forgotten": forgotten,
+            "tombstoned": tombstone.get("replacement_room").is_some(),
+            "replacement_room": field(tombstone, "replacement_room"),
+        })))
+    }
+
+    /// Every room this server knows, as `synapse_room` shows them.
+    pub async fn synapse_rooms(&self) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for (room_id, _, _) in storage::rooms::all_rooms(&self.db.read).await? {
+            let Ok(id) = RoomId::parse(&room_id) else { continue };
+            if let Some(room) = self.synapse_room(&id).await? {
+                out.push(room);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A page of reports about events, and how many match in all.
+    pub async fn event_reports(&self, filter: &ReportFilter) -> Result<(Vec<EventReport>, i64)> {
+        Ok(storage::reports::event_reports(&self.db.read, filter).await?)
+    }
+
+    pub async fn event_report(&self, id: i64) -> Result<Option<EventReport>> {
+        Ok(storage::reports::event_report(&self.db.read, id).await?)
+    }
+
+    /// Deletes a report; false when there was none.
+    pub async fn delete_report(&self, id: i64) -> Result<bool> {
+        Ok(storage::reports::delete(&self.db.write, id).await?)
     }
 }

@@ -1,0 +1,282 @@
+//! Synapse's room and report admin API (`/_synapse/admin/v1/rooms…`, `event_reports`): the
+//! rooms with Synapse's order, search and paging, a room's details, members, state and forward
+//! extremities, and reports about events.
+
+use std::{cmp::Ordering, collections::HashMap};
+
+use axum::{
+    Json as AxumJson,
+    extract::{Path, Query, State},
+};
+use ruma::RoomId;
+use serde_json::{Value, json};
+
+use crate::{
+    error::{Error, Result},
+    http::json::Admin,
+    service::AppState,
+    storage::reports::{EventReport, ReportFilter},
+};
+
+type Params = Query<HashMap<String, String>>;
+
+fn int_param(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            Error::invalid_param(format!("Query parameter {name} must be a string representing a positive integer."))
+        }),
+    }
+}
+
+fn bool_param(q: &HashMap<String, String>, name: &str) -> Result<Option<bool>> {
+    match q.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => {
+            Err(Error::invalid_param(format!("Boolean query parameter {name} must be one of ['true', 'false']")))
+        }
+    }
+}
+
+/// `dir`: forwards (`f`, the default) or backwards.
+fn backwards(q: &HashMap<String, String>, default_backwards: bool) -> Result<bool> {
+    match q.get("dir").map(String::as_str) {
+        None => Ok(default_backwards),
+        Some("f") => Ok(false),
+        Some("b") => Ok(true),
+        Some(_) => Err(Error::invalid_param("Unknown direction: dir must be f or b")),
+    }
+}
+
+fn room_id(raw: &str) -> Result<&RoomId> {
+    <&RoomId>::try_from(raw)
+        .map_err(|_| Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", format!("{raw} is not a legal room ID")))
+}
+
+/// A room the server knows, as Synapse shows it (404 otherwise).
+async fn known_room(s: &AppState, raw: &str) -> Result<(ruma::OwnedRoomId, Value)> {
+    let id = room_id(raw)?.to_owned();
+    let room = s.rooms.synapse_room(&id).await?.ok_or_else(|| Error::not_found("Room not found"))?;
+    Ok((id, room))
+}
+
+/// The fields of the list (the details without what only they show).
+const LISTED: [&str; 15] = [
+    "room_id",
+    "name",
+    "canonical_alias",
+    "joined_members",
+    "joined_local_members",
+    "version",
+    "creator",
+    "encryption",
+    "federatable",
+    "public",
+    "join_rules",
+    "guest_access",
+    "history_visibility",
+    "state_events",
+    "room_type",
+];
+
+/// Synapse's order of rooms by `key`: text and flags ascending, counts descending.
+fn compare(a: &Value, b: &Value, key: &str) -> Ordering {
+    let by_key = match (&a[key], &b[key]) {
+        (Value::Number(x), Value::Number(y)) => y.as_i64().cmp(&x.as_i64()),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (x, y) => x.as_str().cmp(&y.as_str()),
+    };
+    by_key.then_with(|| a["room_id"].as_str().cmp(&b["room_id"].as_str()))
+}
+
+/// GET /_synapse/admin/v1/rooms
+pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
+    let from = int_param(&q, "from", 0)?;
+    let limit = int_param(&q, "limit", 100)?;
+    let key = match q.get("order_by").map(String::as_str).unwrap_or("name") {
+        "name" | "alphabetical" => "name",
+        "size" | "joined_members" => "joined_members",
+        k @ ("canonical_alias"
+        | "joined_local_members"
+        | "version"
+        | "creator"
+        | "encryption"
+        | "federatable"
+        | "public"
+        | "join_rules"
+        | "guest_access"
+        | "history_visibility"
+        | "state_events") => k,
+        other => return Err(Error::invalid_param(format!("Unknown value for order_by: {other}"))),
+    };
+    let backwards = backwards(&q, false)?;
+    let term = match q.get("search_term") {
+        Some(t) if t.is_empty() => return Err(Error::invalid_param("search_term cannot be an empty string")),
+        t => t.map(|t| t.to_lowercase()),
+    };
+    let public = bool_param(&q, "public_rooms")?;
+    let empty = bool_param(&q, "empty_rooms")?;
+    let mut rooms: Vec<Value> = s
+        .rooms
+        .synapse_rooms()
+        .await?
+        .into_iter()
+        .filter(|r| {
+            term.as_ref().is_none_or(|t| {
+                let name = r["name"].as_str().is_some_and(|n| n.to_lowercase().contains(t.as_str()));
+                // The alias's localpart, as Synapse matches `#%term%:%`.
+                let alias = r["canonical_alias"]
+                    .as_str()
+                    .and_then(|a| a.split_once(':'))
+                    .is_some_and(|(local, _)| local.to_lowercase().contains(t.as_str()));
+                name || alias || r["room_id"].as_str() == q.get("search_term").map(String::as_str)
+            })
+        })
+        .filter(|r| public.is_none_or(|p| r["public"] == p))
+        .filter(|r| empty.is_none_or(|e| (r["joined_members"] == 0) == e))
+        .collect();
+    rooms.sort_by(|a, b| compare(a, b, key));
+    if backwards {
+        rooms.reverse();
+    }
+    let total = rooms.len() as i64;
+    let page: Vec<Value> = rooms
+        .into_iter()
+        .skip(from as usize)
+        .take(limit as usize)
+        .map(|r| Value::Object(LISTED.iter().map(|k| ((*k).to_owned(), r[*k].clone())).collect()))
+        .collect();
+    let mut out = json!({ "rooms": page, "offset": from, "total_rooms": total });
+    if from + limit < total {
+        out["next_batch"] = json!(from + limit);
+    }
+    if from > 0 {
+        out["prev_batch"] = json!(if from > limit { from - limit } else { 0 });
+    }
+    Ok(AxumJson(out))
+}
+
+/// GET /_synapse/admin/v1/rooms/{roomId}
+pub async fn details(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    Ok(AxumJson(known_room(&s, &raw).await?.1))
+}
+
+/// GET /_synapse/admin/v1/rooms/{roomId}/members: who is joined, here and elsewhere.
+pub async fn members(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    let (id, _) = known_room(&s, &raw).await?;
+    let joined: Vec<String> =
+        s.rooms.members(&id).await?.into_iter().filter(|(_, m, _)| m == "join").map(|(u, _, _)| u).collect();
+    Ok(AxumJson(json!({ "total": joined.len(), "members": joined })))
+}
+
+/// GET /_synapse/admin/v1/rooms/{roomId}/state[?type=]: the current state, as clients see it.
+pub async fn state(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+    Query(q): Params,
+) -> Result<AxumJson<Value>> {
+    let (id, _) = known_room(&s, &raw).await?;
+    let kind = q.get("type").filter(|t| !t.is_empty());
+    let ids: Vec<String> = s
+        .rooms
+        .current_state_ids(&id)
+        .await?
+        .into_iter()
+        .filter(|((t, _), _)| kind.is_none_or(|k| k == t))
+        .map(|(_, e)| e)
+        .collect();
+    let events: Vec<Value> = s.rooms.events(&ids).await?.iter().map(crate::api::client::room::view).collect();
+    Ok(AxumJson(json!({ "state": events })))
+}
+
+/// GET /_synapse/admin/v1/rooms/{roomId}/forward_extremities
+pub async fn forward_extremities(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> Result<AxumJson<Value>> {
+    let (id, _) = known_room(&s, &raw).await?;
+    let mut results = Vec::new();
+    for event_id in s.rooms.forward_extremities(&id).await? {
+        let Some(e) = s.rooms.event(&event_id).await? else { continue };
+        results.push(json!({
+            "event_id": event_id,
+            "state_group": e.row.state_group,
+            "depth": e.json.get("depth"),
+            "received_ts": null,
+        }));
+    }
+    Ok(AxumJson(json!({ "count": results.len(), "results": results })))
+}
+
+async fn report_json(s: &AppState, r: &EventReport) -> Result<Value> {
+    let room = match RoomId::parse(&r.room_id) {
+        Ok(id) => s.rooms.synapse_room(&id).await?,
+        Err(_) => None,
+    };
+    Ok(json!({
+        "id": r.id,
+        "received_ts": r.ts,
+        "room_id": r.room_id,
+        "event_id": r.event_id,
+        "user_id": r.reporter,
+        "score": null,
+        "reason": r.reason,
+        "sender": r.sender,
+        "canonical_alias": room.as_ref().map_or(Value::Null, |r| r["canonical_alias"].clone()),
+        "name": room.as_ref().map_or(Value::Null, |r| r["name"].clone()),
+    }))
+}
+
+/// GET /_synapse/admin/v1/event_reports: newest first unless `dir=f`.
+pub async fn event_reports(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
+    let filter = ReportFilter {
+        user_id: q.get("user_id").cloned(),
+        room_id: q.get("room_id").cloned(),
+        event_sender: q.get("event_sender_user_id").cloned(),
+        newest_first: backwards(&q, true)?,
+        from: int_param(&q, "from", 0)?,
+        limit: int_param(&q, "limit", 100)?,
+    };
+    let (rows, total) = s.rooms.event_reports(&filter).await?;
+    let mut reports = Vec::new();
+    for r in &rows {
+        reports.push(report_json(&s, r).await?);
+    }
+    let mut out = json!({ "event_reports": reports, "total": total });
+    if filter.from + filter.limit < total {
+        out["next_token"] = json!(filter.from + rows.len() as i64);
+    }
+    Ok(AxumJson(out))
+}
+
+fn report_id(raw: &str) -> Result<i64> {
+    raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+        Error::invalid_param("The report_id parameter must be a string representing a positive integer.")
+    })
+}
+
+/// GET /_synapse/admin/v1/event_reports/{reportId}: with the reported event.
+pub async fn event_report(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    let not_found = || Error::not_found("Event report not found");
+    let report = s.rooms.event_report(report_id(&raw)?).await?.ok_or_else(not_found)?;
+    let event = s.rooms.event(&report.event_id).await?.ok_or_else(not_found)?;
+    let mut out = report_json(&s, &report).await?;
+    out["event_json"] = serde_json::to_value(&event.json).map_err(Error::internal)?;
+    Ok(AxumJson(out))
+}
+
+/// DELETE /_synapse/admin/v1/event_reports/{reportId}
+pub async fn delete_event_report(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> Result<AxumJson<Value>> {
+    if !s.rooms.delete_report(report_id(&raw)?).await? {
+        return Err(Error::not_found("Event report not found"));
+    }
+    Ok(AxumJson(json!({})))
+}

@@ -1,0 +1,184 @@
+//! Synapse's room and report admin API against the real server: rooms listed with Synapse's
+//! order, search, filters and paging; a room's details, members, state and forward extremities;
+//! event reports listed, filtered, read and deleted; and the refusals.
+
+mod common;
+
+use common::{TestServer, assert_err, urlencode};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn room(s: &TestServer, token: &str, body: Value) -> String {
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(token), body).await;
+    assert_eq!(st, 200, "{v}");
+    v["room_id"].as_str().unwrap().to_owned()
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap_or("").to_owned()).collect()
+}
+
+async fn say(s: &TestServer, token: &str, room: &str, txn: &str) -> String {
+    let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}");
+    let (st, v) = s.put(&path, Some(token), json!({"msgtype": "m.text", "body": txn})).await;
+    assert_eq!(st, 200, "{v}");
+    v["event_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn rooms_are_listed_searched_paged_and_shown_as_synapse_does() {
+    let s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let family = room(
+        &s,
+        &alice,
+        json!({"preset": "public_chat", "name": "Family", "room_alias_name": "family", "visibility": "public", "topic": "Sunday lunch"}),
+    )
+    .await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{family}"), Some(&bob), json!({})).await.0, 200);
+    let club = room(
+        &s,
+        &alice,
+        json!({"preset": "private_chat", "name": "Book club", "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}),
+    )
+    .await;
+    let empty = room(&s, &alice, json!({"name": "Empty"})).await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{empty}/leave"), Some(&alice), json!({})).await.0, 200);
+
+    assert_err(&s.get("/_synapse/admin/v1/rooms", Some(&alice)).await, 403, "M_FORBIDDEN");
+    let (st, all) = s.get("/_synapse/admin/v1/rooms", Some(&root)).await;
+    assert_eq!(st, 200, "{all}");
+    assert_eq!(names(&all), ["Book club", "Empty", "Family"], "by name");
+    assert_eq!((&all["total_rooms"], &all["offset"]), (&json!(3), &json!(0)));
+    assert!(all.get("next_batch").is_none() && all.get("prev_batch").is_none(), "{all}");
+    let listed = all["rooms"].as_array().unwrap().iter().find(|r| r["room_id"] == family.as_str()).unwrap();
+    assert_eq!(listed["joined_members"], 2);
+    assert_eq!(listed["joined_local_members"], 2);
+    assert_eq!(listed["public"], true);
+    assert_eq!(listed["canonical_alias"], "#family:hearth.test");
+    assert_eq!(listed["join_rules"], "public");
+    assert_eq!(listed["creator"], "@alice:hearth.test");
+    assert!(listed.get("topic").is_none(), "the list has no topic: {listed}");
+
+    let get = |q: &'static str| {
+        let (s, root) = (&s, root.clone());
+        async move { s.get(&format!("/_synapse/admin/v1/rooms?{q}"), Some(&root)).await.1 }
+    };
+    assert_eq!(names(&get("order_by=joined_members").await)[0], "Family", "the biggest first");
+    assert_eq!(names(&get("dir=b").await), ["Family", "Empty", "Book club"]);
+    let first = get("limit=1").await;
+    assert_eq!((names(&first), &first["next_batch"]), (vec!["Book club".to_owned()], &json!(1)));
+    assert!(first.get("prev_batch").is_none());
+    let second = get("limit=1&from=1").await;
+    assert_eq!(
+        (names(&second), &second["next_batch"], &second["prev_batch"]),
+        (vec!["Empty".to_owned()], &json!(2), &json!(0))
+    );
+    assert_eq!(names(&get("search_term=FAM").await), ["Family"]);
+    assert_eq!(names(&get("public_rooms=true").await), ["Family"]);
+    assert_eq!(names(&get("empty_rooms=true").await), ["Empty"]);
+    let by_id = s.get(&format!("/_synapse/admin/v1/rooms?search_term={}", urlencode(&club)), Some(&root)).await.1;
+    assert_eq!(names(&by_id), ["Book club"], "a room ID, exactly");
+    for q in ["search_term=", "order_by=colour", "dir=up", "limit=-5", "public_rooms=maybe"] {
+        assert_err(&s.get(&format!("/_synapse/admin/v1/rooms?{q}"), Some(&root)).await, 400, "M_INVALID_PARAM");
+    }
+
+    // Details.
+    let (st, d) = s.get(&format!("/_synapse/admin/v1/rooms/{family}"), Some(&root)).await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(
+        (&d["topic"], &d["version"], &d["forgotten"], &d["encryption"]),
+        (&json!("Sunday lunch"), &json!("12"), &json!(false), &Value::Null)
+    );
+    assert_eq!(d["joined_local_devices"], 2, "{d}");
+    let (_, c) = s.get(&format!("/_synapse/admin/v1/rooms/{club}"), Some(&root)).await;
+    assert_eq!(c["encryption"], "m.megolm.v1.aes-sha2");
+    let (_, e) = s.get(&format!("/_synapse/admin/v1/rooms/{empty}"), Some(&root)).await;
+    assert_eq!((&e["joined_members"], &e["forgotten"]), (&json!(0), &json!(false)));
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{empty}/forget"), Some(&alice), json!({})).await.0, 200);
+    let (_, e) = s.get(&format!("/_synapse/admin/v1/rooms/{empty}"), Some(&root)).await;
+    assert_eq!(e["forgotten"], true, "everyone here forgot it: {e}");
+    assert_err(&s.get("/_synapse/admin/v1/rooms/!nowhere:hearth.test", Some(&root)).await, 404, "M_NOT_FOUND");
+    assert_err(&s.get("/_synapse/admin/v1/rooms/not-a-room", Some(&root)).await, 400, "M_UNKNOWN");
+
+    // Members, state, forward extremities.
+    let (_, m) = s.get(&format!("/_synapse/admin/v1/rooms/{family}/members"), Some(&root)).await;
+    assert_eq!(m, json!({"members": ["@alice:hearth.test", "@bob:hearth.test"], "total": 2}));
+    let (_, named) = s.get(&format!("/_synapse/admin/v1/rooms/{family}/state?type=m.room.name"), Some(&root)).await;
+    assert_eq!(named["state"].as_array().unwrap().len(), 1, "{named}");
+    assert_eq!(named["state"][0]["content"]["name"], "Family");
+    let (_, state) = s.get(&format!("/_synapse/admin/v1/rooms/{family}/state"), Some(&root)).await;
+    assert!(state["state"].as_array().unwrap().len() >= 6, "{state}");
+    let latest = say(&s, &bob, &family, "hello").await;
+    let (_, fx) = s.get(&format!("/_synapse/admin/v1/rooms/{family}/forward_extremities"), Some(&root)).await;
+    assert_eq!((&fx["count"], &fx["results"][0]["event_id"]), (&json!(1), &json!(latest)), "{fx}");
+}
+
+#[tokio::test]
+async fn event_reports_are_listed_filtered_read_and_deleted() {
+    let s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let family = room(&s, &alice, json!({"preset": "public_chat", "name": "Family"})).await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{family}"), Some(&bob), json!({})).await.0, 200);
+    let rude = say(&s, &alice, &family, "rude").await;
+    let spam = say(&s, &bob, &family, "spam").await;
+    let report = |who: &str, event: &str, reason: &str| {
+        let (s, who) = (&s, who.to_owned());
+        let path = format!("/_matrix/client/v3/rooms/{family}/report/{event}");
+        let reason = reason.to_owned();
+        async move { s.post(&path, Some(&who), json!({"reason": reason})).await }
+    };
+    assert_eq!(report(&bob, &rude, "rude words").await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(report(&alice, &spam, "spam").await.0, 200);
+
+    assert_err(&s.get("/_synapse/admin/v1/event_reports", Some(&alice)).await, 403, "M_FORBIDDEN");
+    let (st, all) = s.get("/_synapse/admin/v1/event_reports", Some(&root)).await;
+    assert_eq!(st, 200, "{all}");
+    assert_eq!(all["total"], 2);
+    let first = &all["event_reports"][0];
+    assert_eq!(
+        (&first["event_id"], &first["user_id"], &first["sender"]),
+        (&json!(spam), &json!("@alice:hearth.test"), &json!("@bob:hearth.test")),
+        "newest first"
+    );
+    assert_eq!(
+        (&first["reason"], &first["name"], &first["room_id"]),
+        (&json!("spam"), &json!("Family"), &json!(family))
+    );
+    let (_, forwards) = s.get("/_synapse/admin/v1/event_reports?dir=f", Some(&root)).await;
+    assert_eq!(forwards["event_reports"][0]["event_id"], rude.as_str());
+    let (_, by_bob) = s.get("/_synapse/admin/v1/event_reports?user_id=bob", Some(&root)).await;
+    assert_eq!((&by_bob["total"], &by_bob["event_reports"][0]["event_id"]), (&json!(1), &json!(rude)));
+    let (_, about_bob) = s
+        .get(
+            &format!("/_synapse/admin/v1/event_reports?event_sender_user_id={}", urlencode("@bob:hearth.test")),
+            Some(&root),
+        )
+        .await;
+    assert_eq!(about_bob["total"], 1);
+    let (_, page) = s.get("/_synapse/admin/v1/event_reports?limit=1", Some(&root)).await;
+    assert_eq!((&page["next_token"], page["event_reports"].as_array().unwrap().len()), (&json!(1), 1));
+
+    let id = first["id"].as_i64().unwrap();
+    let (st, one) = s.get(&format!("/_synapse/admin/v1/event_reports/{id}"), Some(&root)).await;
+    assert_eq!(st, 200, "{one}");
+    // The event as stored and signed (the PDU: room versions 3 on have no event_id in it).
+    assert_eq!((&one["event_id"], &one["event_json"]["content"]["body"]), (&json!(spam), &json!("spam")), "{one}");
+    assert!(one["event_json"]["signatures"]["hearth.test"].is_object(), "{one}");
+    assert_eq!(s.delete_call(&format!("/_synapse/admin/v1/event_reports/{id}"), Some(&root)).await.0, StatusCode::OK);
+    assert_err(&s.get(&format!("/_synapse/admin/v1/event_reports/{id}"), Some(&root)).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.delete_call(&format!("/_synapse/admin/v1/event_reports/{id}"), Some(&root)).await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_err(&s.get("/_synapse/admin/v1/event_reports/abc", Some(&root)).await, 400, "M_INVALID_PARAM");
+    assert_eq!(s.get("/_synapse/admin/v1/event_reports", Some(&root)).await.1["total"], 1, "only that one went");
+}
