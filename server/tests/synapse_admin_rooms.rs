@@ -182,3 +182,93 @@ async fn event_reports_are_listed_filtered_read_and_deleted() {
     assert_err(&s.get("/_synapse/admin/v1/event_reports/abc", Some(&root)).await, 400, "M_INVALID_PARAM");
     assert_eq!(s.get("/_synapse/admin/v1/event_reports", Some(&root)).await.1["total"], 1, "only that one went");
 }
+
+#[tokio::test]
+async fn admins_join_users_to_rooms_and_read_statistics_and_background_updates() {
+    let s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+
+    // Joining a local user: a public room at once, by alias too; a private one after the admin's
+    // invite, which needs the admin in the room.
+    let public = room(&s, &alice, json!({"preset": "public_chat", "room_alias_name": "lounge"})).await;
+    let join = |room: &str, body: Value| {
+        let (s, root, path) = (&s, root.clone(), format!("/_synapse/admin/v1/join/{}", urlencode(room)));
+        async move { s.post(&path, Some(&root), body).await }
+    };
+    let (st, v) = join("#lounge:hearth.test", json!({"user_id": "@bob:hearth.test"})).await;
+    assert_eq!((st, &v), (StatusCode::OK, &json!({"room_id": public})));
+    let private = room(&s, &alice, json!({"preset": "private_chat"})).await;
+    assert_err(&join(&private, json!({"user_id": "@bob:hearth.test"})).await, 403, "M_FORBIDDEN");
+    let own = room(&s, &root, json!({"preset": "private_chat"})).await;
+    assert_eq!(join(&own, json!({"user_id": "@bob:hearth.test"})).await.0, 200);
+    let (_, rooms) = s.get("/_matrix/client/v3/joined_rooms", Some(&bob)).await;
+    let mut joined: Vec<&str> = rooms["joined_rooms"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    joined.sort();
+    let mut expected = vec![public.as_str(), own.as_str()];
+    expected.sort();
+    assert_eq!(joined, expected);
+    assert_err(&join(&public, json!({})).await, 400, "M_MISSING_PARAM");
+    assert_err(&join(&public, json!({"user_id": "@nobody:hearth.test"})).await, 404, "M_NOT_FOUND");
+    assert_err(&join(&public, json!({"user_id": "@bob:elsewhere.test"})).await, 400, "M_UNKNOWN");
+    assert_err(&join("!nowhere:hearth.test", json!({"user_id": "@bob:hearth.test"})).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.post(&format!("/_synapse/admin/v1/join/{public}"), Some(&alice), json!({"user_id": "@bob:hearth.test"}))
+            .await,
+        403,
+        "M_FORBIDDEN",
+    );
+
+    // Media per uploader.
+    for (token, size) in [(&alice, 100usize), (&alice, 300), (&bob, 50)] {
+        let (st, _) =
+            s.raw(reqwest::Method::POST, "/_matrix/media/v3/upload", Some(token), vec![size as u8; size]).await;
+        assert_eq!(st, 200);
+    }
+    let (st, stats) = s.get("/_synapse/admin/v1/statistics/users/media", Some(&root)).await;
+    assert_eq!(st, 200, "{stats}");
+    assert_eq!(
+        stats,
+        json!({"users": [
+            {"user_id": "@alice:hearth.test", "displayname": "alice", "media_count": 2, "media_length": 400},
+            {"user_id": "@bob:hearth.test", "displayname": "bob", "media_count": 1, "media_length": 50},
+        ], "total": 2})
+    );
+    let (_, biggest) =
+        s.get("/_synapse/admin/v1/statistics/users/media?order_by=media_length&dir=b&limit=1", Some(&root)).await;
+    assert_eq!((&biggest["users"][0]["user_id"], &biggest["next_token"]), (&json!("@alice:hearth.test"), &json!(1)));
+    let (_, found) = s.get("/_synapse/admin/v1/statistics/users/media?search_term=BO", Some(&root)).await;
+    assert_eq!(found["total"], 1);
+    let (_, none) = s.get("/_synapse/admin/v1/statistics/users/media?from_ts=9999999999999", Some(&root)).await;
+    assert_eq!(none["total"], 0);
+    for q in ["order_by=size", "from_ts=10&until_ts=5", "search_term=", "dir=x"] {
+        let got = s.get(&format!("/_synapse/admin/v1/statistics/users/media?{q}"), Some(&root)).await;
+        assert_err(&got, 400, "M_INVALID_PARAM");
+    }
+    let (_, db) = s.get("/_synapse/admin/v1/statistics/database/rooms", Some(&root)).await;
+    let sizes: Vec<i64> =
+        db["rooms"].as_array().unwrap().iter().map(|r| r["estimated_size"].as_i64().unwrap()).collect();
+    assert_eq!(sizes.len(), 3, "{db}");
+    assert!(sizes.windows(2).all(|w| w[0] >= w[1]) && sizes[2] > 0, "biggest first: {db}");
+
+    // Background updates: none, and the switch says what it was set to.
+    assert_eq!(
+        s.get("/_synapse/admin/v1/background_updates/status", Some(&root)).await.1["current_updates"],
+        json!({})
+    );
+    let (_, off) =
+        s.post("/_synapse/admin/v1/background_updates/enabled", Some(&root), json!({"enabled": false})).await;
+    assert_eq!(off, json!({"enabled": false}));
+    assert_eq!(s.get("/_synapse/admin/v1/background_updates/enabled", Some(&root)).await.1, json!({"enabled": false}));
+    s.post("/_synapse/admin/v1/background_updates/enabled", Some(&root), json!({"enabled": true})).await;
+    let start = "/_synapse/admin/v1/background_updates/start_job";
+    assert_eq!(
+        s.post(start, Some(&root), json!({"job_name": "regenerate_directory"})).await,
+        (StatusCode::OK, json!({}))
+    );
+    assert_err(&s.post(start, Some(&root), json!({"job_name": "make_coffee"})).await, 400, "M_UNKNOWN");
+    assert_err(&s.post(start, Some(&root), json!({})).await, 400, "M_MISSING_PARAM");
+    assert_err(&s.get("/_synapse/admin/v1/background_updates/status", Some(&alice)).await, 403, "M_FORBIDDEN");
+}

@@ -83,7 +83,10 @@ pub struct NewSession {
 }
 
 /// A device as `/devices` shows it.
-pub use crate::storage::devices::DeviceRow;
+pub use crate::storage::{
+    devices::DeviceRow,
+    users::{AdminFilter, AdminOrder, AdminUser},
+};
 
 pub struct Accounts {
     db: Db,

@@ -450,3 +450,14 @@ pub async fn place_outlier(
     .await?;
     Ok(())
 }
+
+/// The rooms taking the most room in the database: (room, bytes of their events), biggest
+/// first.
+pub async fn largest_rooms(ex: impl SqliteExecutor<'_>, limit: i64) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT room_id, SUM(length(pdu)) AS size FROM events GROUP BY room_id ORDER BY size DESC, room_id LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}

@@ -336,3 +336,76 @@ pub async fn file_in_use(ex: impl SqliteExecutor<'_>, sha256: &str) -> sqlx::Res
     .await?;
     Ok(n != 0)
 }
+
+/// One uploader's media, for Synapse's `statistics/users/media`.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UploaderStats {
+    pub user_id: String,
+    pub displayname: Option<String>,
+    pub media_count: i64,
+    pub media_length: i64,
+}
+
+/// The order of `uploader_stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploaderOrder {
+    UserId,
+    Displayname,
+    Count,
+    Length,
+}
+
+/// Which uploads `uploader_stats` counts, in which order, which page.
+#[derive(Debug, Clone)]
+pub struct UploaderFilter {
+    /// This server's name: only media uploaded here.
+    pub origin: String,
+    pub from_ts: i64,
+    pub until_ts: Option<i64>,
+    /// Part of the localpart or the display name.
+    pub search: Option<String>,
+    pub order: UploaderOrder,
+    pub backwards: bool,
+    pub from: i64,
+    pub limit: i64,
+}
+
+fn push_uploader_filter(q: &mut sqlx::QueryBuilder<sqlx::Sqlite>, f: &UploaderFilter) {
+    q.push(" FROM media m LEFT JOIN users u ON u.user_id = m.uploader WHERE m.uploader IS NOT NULL AND m.sha256 IS NOT NULL AND m.origin = ")
+        .push_bind(f.origin.clone())
+        .push(" AND m.created_ts >= ")
+        .push_bind(f.from_ts);
+    if let Some(until) = f.until_ts {
+        q.push(" AND m.created_ts <= ").push_bind(until);
+    }
+    if let Some(term) = &f.search {
+        q.push(" AND (instr(lower(coalesce(u.localpart, '')), lower(")
+            .push_bind(term.clone())
+            .push(")) > 0 OR instr(lower(coalesce(u.displayname, '')), lower(")
+            .push_bind(term.clone())
+            .push(")) > 0)");
+    }
+}
+
+/// Media uploaded here per uploader (count and bytes), one page, and how many uploaders match.
+pub async fn uploader_stats(ex: &sqlx::SqlitePool, f: &UploaderFilter) -> sqlx::Result<(Vec<UploaderStats>, i64)> {
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT m.uploader AS user_id, u.displayname AS displayname, COUNT(*) AS media_count, COALESCE(SUM(m.size), 0) AS media_length",
+    );
+    push_uploader_filter(&mut q, f);
+    q.push(" GROUP BY m.uploader ORDER BY ");
+    q.push(match f.order {
+        UploaderOrder::UserId => "user_id",
+        UploaderOrder::Displayname => "displayname",
+        UploaderOrder::Count => "media_count",
+        UploaderOrder::Length => "media_length",
+    });
+    let dir = if f.backwards { " DESC" } else { " ASC" };
+    q.push(dir).push(", user_id").push(dir);
+    q.push(" LIMIT ").push_bind(f.limit).push(" OFFSET ").push_bind(f.from);
+    let rows = q.build_query_as::<UploaderStats>().fetch_all(ex).await?;
+    let mut count = sqlx::QueryBuilder::new("SELECT COUNT(DISTINCT m.uploader)");
+    push_uploader_filter(&mut count, f);
+    let (total,): (i64,) = count.build_query_as().fetch_one(ex).await?;
+    Ok((rows, total))
+}

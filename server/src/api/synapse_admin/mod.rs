@@ -1,11 +1,13 @@
 //! The parts of Synapse's admin API that tools and admins rely on, with Synapse's paths and JSON
 //! shapes: the server's version, shared-secret registration, registration tokens, rate limit
-//! overrides, accounts and their devices, rooms and event reports.
+//! overrides, accounts and their devices, rooms and event reports, statistics and background
+//! updates.
 
 pub mod override_ratelimit;
 pub mod register;
 pub mod registration_tokens;
 pub mod rooms;
+pub mod server;
 pub mod users;
 
 use axum::{
@@ -30,6 +32,15 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
             "/_synapse/admin/v1/registration_tokens/{token}",
             get(registration_tokens::get_one).put(registration_tokens::update).delete(registration_tokens::delete),
         )
+        .route("/_synapse/admin/v1/statistics/users/media", get(server::users_media))
+        .route("/_synapse/admin/v1/statistics/database/rooms", get(server::database_rooms))
+        .route(
+            "/_synapse/admin/v1/background_updates/enabled",
+            get(server::updates_enabled).post(server::set_updates_enabled),
+        )
+        .route("/_synapse/admin/v1/background_updates/status", get(server::updates_status))
+        .route("/_synapse/admin/v1/background_updates/start_job", post(server::start_job))
+        .route("/_synapse/admin/v1/join/{room}", post(rooms::join))
         .route("/_synapse/admin/v1/rooms", get(rooms::list))
         .route("/_synapse/admin/v1/rooms/{room_id}", get(rooms::details))
         .route("/_synapse/admin/v1/rooms/{room_id}/members", get(rooms::members))

@@ -14,8 +14,10 @@ use serde_json::{Value, json};
 use crate::{
     error::{Error, Result},
     http::json::Admin,
-    service::AppState,
-    storage::reports::{EventReport, ReportFilter},
+    service::{
+        AppState,
+        rooms::{EventReport, ReportFilter},
+    },
 };
 
 type Params = Query<HashMap<String, String>>;
@@ -279,4 +281,49 @@ pub async fn delete_event_report(
         return Err(Error::not_found("Event report not found"));
     }
     Ok(AxumJson(json!({})))
+}
+
+/// POST /_synapse/admin/v1/join/{roomIdOrAlias} `{"user_id"}`: joins a local user to a room
+/// this server is in; when the room is not public, the admin invites them first (so the admin
+/// needs the power to invite there).
+pub async fn join(
+    State(s): State<AppState>,
+    crate::http::json::Admin(session): crate::http::json::Admin,
+    Path(raw): Path<String>,
+    crate::http::json::Json(body): crate::http::json::Json<serde_json::Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let user = match body.get("user_id") {
+        None => return Err(Error::missing_param("Missing param 'user_id'")),
+        Some(Value::String(u)) => {
+            ruma::UserId::parse(u).map_err(|_| Error::invalid_param(format!("{u} is not a valid user ID")))?
+        }
+        Some(_) => return Err(Error::invalid_param("user_id must be a string")),
+    };
+    if user.server_name() != s.config.server_name {
+        return Err(Error::custom(
+            http::StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            "This endpoint can only be used with local users",
+        ));
+    }
+    if s.accounts.admin_get(&user).await?.is_none_or(|u| u.deactivated) {
+        return Err(Error::not_found("User not found"));
+    }
+    let target = <&ruma::RoomOrAliasId>::try_from(raw.as_str()).map_err(|_| {
+        Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", format!("{raw} was not legal room ID or room alias"))
+    })?;
+    let room_id = s.rooms.resolve_room_or_alias(target).await?;
+    if s.rooms.room(&room_id).await?.is_none() {
+        return Err(Error::not_found(
+            "Can't join remote room because no servers that are in the room have been provided.",
+        ));
+    }
+    let rule = s.rooms.state_content(&room_id, "m.room.join_rules").await?;
+    let joined = s.rooms.membership(&room_id, &user).await?.as_deref() == Some("join");
+    if !joined && rule["join_rule"].as_str().unwrap_or("invite") != "public" {
+        s.rooms.set_membership(&room_id, &session.user_id, &user, "invite", None).await?;
+    }
+    s.rooms.join(&room_id, &user, false, None).await?;
+    tracing::info!(%user, room = %room_id, admin = %session.user_id, "joined to a room by an admin");
+    Ok(AxumJson(json!({ "room_id": room_id })))
 }

@@ -16,8 +16,10 @@ use serde_json::{Map, Value, json};
 use crate::{
     error::{Error, Result},
     http::json::{Admin, Json},
-    service::AppState,
-    storage::users::{AdminFilter, AdminOrder, AdminUser},
+    service::{
+        AppState,
+        accounts::{AdminFilter, AdminOrder, AdminUser, DeviceRow},
+    },
 };
 
 type Params = Query<HashMap<String, String>>;
@@ -390,7 +392,7 @@ pub async fn suspend(
 
 // ----- devices ---------------------------------------------------------------------------
 
-fn device_json(user: &UserId, d: &crate::storage::devices::DeviceRow) -> Value {
+fn device_json(user: &UserId, d: &DeviceRow) -> Value {
     json!({
         "device_id": d.device_id,
         "user_id": user,

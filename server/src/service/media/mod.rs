@@ -47,6 +47,8 @@ pub struct UploadMeta<'a> {
     pub declared_len: Option<u64>,
 }
 
+pub use crate::storage::media::{UploaderFilter, UploaderOrder, UploaderStats};
+
 pub struct Media {
     db: Db,
     config: Arc<Config>,
@@ -560,6 +562,13 @@ impl Media {
     /// Bytes of media content stored (each distinct file once), for the dashboard.
     pub async fn stored_bytes(&self) -> Result<u64> {
         Ok(media::stored_bytes(&self.db.read).await? as u64)
+    }
+
+    /// Media uploaded here, per uploader (Synapse's `statistics/users/media`); the filter's
+    /// origin is set here.
+    pub async fn uploader_stats(&self, mut filter: UploaderFilter) -> Result<(Vec<UploaderStats>, i64)> {
+        filter.origin = self.origin().to_owned();
+        Ok(media::uploader_stats(&self.db.read, &filter).await?)
     }
 }
 

@@ -115,3 +115,10 @@ impl Rooms {
         Ok(storage::reports::delete(&self.db.write, id).await?)
     }
 }
+
+impl Rooms {
+    /// The rooms taking the most room in the database, biggest first: (room, bytes).
+    pub async fn largest_rooms(&self, limit: i64) -> Result<Vec<(String, i64)>> {
+        Ok(storage::events::largest_rooms(&self.db.read, limit).await?)
+    }
+}

@@ -24,7 +24,10 @@ pub mod upgrade;
 pub mod visibility;
 
 /// A user's membership in a room, as the services hand it out.
-pub use crate::storage::rooms::MembershipRow;
+pub use crate::storage::{
+    reports::{EventReport, ReportFilter},
+    rooms::MembershipRow,
+};
 pub use writer::StateChange;
 pub mod writer;
 

@@ -1,0 +1,138 @@
+//! Synapse's server-wide admin endpoints: statistics (media per uploader, the largest rooms)
+//! and background updates, answered truthfully for Hearth, which has none (what Synapse
+//! computes in the background, Hearth keeps up to date as it writes).
+
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use axum::{
+    Json as AxumJson,
+    extract::{Query, State},
+};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    error::{Error, Result},
+    http::json::{Admin, Json},
+    service::{
+        AppState,
+        media::{UploaderFilter, UploaderOrder},
+    },
+};
+
+type Params = Query<HashMap<String, String>>;
+
+fn int_param(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            Error::invalid_param(format!("Query parameter {name} must be a string representing a positive integer."))
+        }),
+    }
+}
+
+/// GET /_synapse/admin/v1/statistics/users/media: who uploaded how much media here.
+pub async fn users_media(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
+    let order = match q.get("order_by").map(String::as_str).unwrap_or("user_id") {
+        "user_id" => UploaderOrder::UserId,
+        "displayname" => UploaderOrder::Displayname,
+        "media_count" => UploaderOrder::Count,
+        "media_length" => UploaderOrder::Length,
+        other => return Err(Error::invalid_param(format!("Unknown value for order_by: {other}"))),
+    };
+    let backwards = match q.get("dir").map(String::as_str) {
+        None | Some("f") => false,
+        Some("b") => true,
+        Some(_) => return Err(Error::invalid_param("Unknown direction: dir must be f or b")),
+    };
+    let from_ts = int_param(&q, "from_ts", 0)?;
+    let until_ts = q.get("until_ts").map(|_| int_param(&q, "until_ts", 0)).transpose()?;
+    if until_ts.is_some_and(|u| u <= from_ts) {
+        return Err(Error::invalid_param("Query parameter until_ts must be greater than from_ts."));
+    }
+    let search = match q.get("search_term") {
+        Some(t) if t.is_empty() => {
+            return Err(Error::invalid_param("Query parameter search_term cannot be an empty string."));
+        }
+        t => t.cloned(),
+    };
+    let filter = UploaderFilter {
+        origin: String::new(),
+        from_ts,
+        until_ts,
+        search,
+        order,
+        backwards,
+        from: int_param(&q, "from", 0)?,
+        limit: int_param(&q, "limit", 100)?,
+    };
+    let (from, limit) = (filter.from, filter.limit);
+    let (rows, total) = s.media.uploader_stats(filter).await?;
+    let users: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({ "user_id": r.user_id, "displayname": r.displayname, "media_count": r.media_count, "media_length": r.media_length }))
+        .collect();
+    let mut out = json!({ "users": users, "total": total });
+    if from + limit < total {
+        out["next_token"] = json!(from + rows.len() as i64);
+    }
+    Ok(AxumJson(out))
+}
+
+/// GET /_synapse/admin/v1/statistics/database/rooms: the ten rooms taking the most room in the
+/// database (Synapse answers this on PostgreSQL only; Hearth measures its events' size).
+pub async fn database_rooms(State(s): State<AppState>, _: Admin) -> Result<AxumJson<Value>> {
+    let rooms: Vec<Value> = s
+        .rooms
+        .largest_rooms(10)
+        .await?
+        .into_iter()
+        .map(|(room_id, size)| json!({ "room_id": room_id, "estimated_size": size }))
+        .collect();
+    Ok(AxumJson(json!({ "rooms": rooms })))
+}
+
+/// The admin's switch for background updates: remembered until restart, as in Synapse. Hearth
+/// has none to pause, so it only changes what these endpoints say.
+static UPDATES_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// GET /_synapse/admin/v1/background_updates/enabled
+pub async fn updates_enabled(_: Admin) -> AxumJson<Value> {
+    AxumJson(json!({ "enabled": UPDATES_ENABLED.load(Ordering::Relaxed) }))
+}
+
+/// POST /_synapse/admin/v1/background_updates/enabled `{"enabled": bool}`
+pub async fn set_updates_enabled(_: Admin, Json(body): Json<Map<String, Value>>) -> Result<AxumJson<Value>> {
+    let enabled = match body.get("enabled") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", "'enabled' must be a boolean"));
+        }
+    };
+    UPDATES_ENABLED.store(enabled, Ordering::Relaxed);
+    Ok(AxumJson(json!({ "enabled": enabled })))
+}
+
+/// GET /_synapse/admin/v1/background_updates/status: none is running, ever.
+pub async fn updates_status(_: Admin) -> AxumJson<Value> {
+    AxumJson(json!({ "enabled": UPDATES_ENABLED.load(Ordering::Relaxed), "current_updates": {} }))
+}
+
+/// POST /_synapse/admin/v1/background_updates/start_job `{"job_name"}`: the jobs Synapse knows
+/// rebuild what Hearth keeps current as it writes (room statistics, the user directory), so
+/// they have nothing to do; a job Synapse does not know is refused as Synapse does.
+pub async fn start_job(_: Admin, Json(body): Json<Map<String, Value>>) -> Result<AxumJson<Value>> {
+    match body.get("job_name") {
+        None => Err(Error::missing_param("Missing param 'job_name'")),
+        Some(Value::String(name))
+            if matches!(name.as_str(), "populate_stats_process_rooms" | "regenerate_directory") =>
+        {
+            tracing::info!(job = %name, "background job asked for: Hearth keeps this up to date already");
+            Ok(AxumJson(json!({})))
+        }
+        Some(_) => Err(Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", "Invalid job_name")),
+    }
+}
