@@ -409,3 +409,110 @@ pub async fn uploader_stats(ex: &sqlx::SqlitePool, f: &UploaderFilter) -> sqlx::
     let (total,): (i64,) = count.build_query_as().fetch_one(ex).await?;
     Ok((rows, total))
 }
+
+/// A media item uploaded here, as Synapse's admin API lists a user's media.
+#[derive(Debug, sqlx::FromRow)]
+pub struct UserMedia {
+    pub media_id: String,
+    pub created_ts: i64,
+    pub last_access_ts: Option<i64>,
+    pub size: i64,
+    pub content_type: Option<String>,
+    pub filename: Option<String>,
+}
+
+/// The order of `user_media`, by column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserMediaOrder {
+    MediaId,
+    UploadName,
+    Created,
+    LastAccess,
+    Length,
+    Type,
+}
+
+/// One page of the media `uploader` put here (content received), and how many there are.
+pub async fn user_media(
+    ex: &sqlx::SqlitePool,
+    origin: &str,
+    uploader: &str,
+    order: UserMediaOrder,
+    backwards: bool,
+    from: i64,
+    limit: i64,
+) -> sqlx::Result<(Vec<UserMedia>, i64)> {
+    let mut q = sqlx::QueryBuilder::new(
+        "SELECT media_id, created_ts, last_access_ts, size, content_type, filename FROM media WHERE sha256 IS NOT NULL AND origin = ",
+    );
+    q.push_bind(origin.to_owned()).push(" AND uploader = ").push_bind(uploader.to_owned()).push(" ORDER BY ");
+    q.push(match order {
+        UserMediaOrder::MediaId => "media_id",
+        UserMediaOrder::UploadName => "filename",
+        UserMediaOrder::Created => "created_ts",
+        UserMediaOrder::LastAccess => "last_access_ts",
+        UserMediaOrder::Length => "size",
+        UserMediaOrder::Type => "content_type",
+    });
+    let dir = if backwards { " DESC" } else { " ASC" };
+    q.push(dir).push(", media_id").push(dir);
+    q.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(from);
+    let rows = q.build_query_as::<UserMedia>().fetch_all(ex).await?;
+    let (total,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM media WHERE sha256 IS NOT NULL AND origin = ? AND uploader = ?")
+            .bind(origin)
+            .bind(uploader)
+            .fetch_one(ex)
+            .await?;
+    Ok((rows, total))
+}
+
+/// Deletes media of this server by ID; answers the IDs deleted and the files nothing refers to
+/// now (for the caller to delete).
+pub async fn delete_local(
+    conn: &mut sqlx::SqliteConnection,
+    origin: &str,
+    media_ids: &[String],
+) -> sqlx::Result<(Vec<String>, Vec<String>)> {
+    let mut deleted = Vec::new();
+    let mut gone = Vec::new();
+    for id in media_ids {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("DELETE FROM media WHERE origin = ? AND media_id = ? RETURNING sha256")
+                .bind(origin)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if let Some(sha) = row {
+            deleted.push(id.clone());
+            gone.push(sha);
+        }
+    }
+    Ok((deleted, orphans(conn, gone).await?))
+}
+
+/// Media uploaded here last used (downloaded, or else uploaded) before `before`, bigger than
+/// `size_gt` bytes; with `keep_profiles`, not the pictures people use as their avatar.
+pub async fn local_before(
+    ex: impl SqliteExecutor<'_>,
+    origin: &str,
+    before: i64,
+    size_gt: i64,
+    keep_profiles: bool,
+) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT media_id FROM media
+         WHERE origin = ?1 AND uploader IS NOT NULL AND sha256 IS NOT NULL
+           AND COALESCE(last_access_ts, created_ts) < ?2 AND size > ?3
+           AND NOT (?4 AND 'mxc://' || origin || '/' || media_id IN
+               (SELECT avatar_url FROM users WHERE avatar_url IS NOT NULL))
+         ORDER BY media_id",
+    )
+    .bind(origin)
+    .bind(before)
+    .bind(size_gt)
+    .bind(keep_profiles)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}

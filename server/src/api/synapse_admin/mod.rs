@@ -1,8 +1,9 @@
 //! The parts of Synapse's admin API that tools and admins rely on, with Synapse's paths and JSON
 //! shapes: the server's version, shared-secret registration, registration tokens, rate limit
-//! overrides, accounts and their devices, rooms and event reports, statistics and background
-//! updates.
+//! overrides, accounts and their devices, rooms and event reports, media, statistics and
+//! background updates.
 
+pub mod media;
 pub mod override_ratelimit;
 pub mod register;
 pub mod registration_tokens;
@@ -32,6 +33,11 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
             "/_synapse/admin/v1/registration_tokens/{token}",
             get(registration_tokens::get_one).put(registration_tokens::update).delete(registration_tokens::delete),
         )
+        .route("/_synapse/admin/v1/users/{user_id}/media", get(media::user_media).delete(media::delete_user_media))
+        .route("/_synapse/admin/v1/media/{server_name}/{media_id}", axum::routing::delete(media::delete_media))
+        .route("/_synapse/admin/v1/media/delete", post(media::delete_old_media))
+        .route("/_synapse/admin/v1/media/{server_name}/delete", post(media::delete_old_media))
+        .route("/_synapse/admin/v1/purge_media_cache", post(media::purge_media_cache))
         .route("/_synapse/admin/v1/statistics/users/media", get(server::users_media))
         .route("/_synapse/admin/v1/statistics/database/rooms", get(server::database_rooms))
         .route(

@@ -47,7 +47,7 @@ pub struct UploadMeta<'a> {
     pub declared_len: Option<u64>,
 }
 
-pub use crate::storage::media::{UploaderFilter, UploaderOrder, UploaderStats};
+pub use crate::storage::media::{UploaderFilter, UploaderOrder, UploaderStats, UserMedia, UserMediaOrder};
 
 pub struct Media {
     db: Db,
@@ -528,6 +528,19 @@ impl Media {
         Ok(())
     }
 
+    /// Deletes the files of deleted media that nothing uses any more.
+    async fn remove_files(&self, orphans: &[String]) -> Result<()> {
+        for sha in orphans {
+            // Checked again: an upload of the same content may have come meanwhile.
+            if !media::file_in_use(&self.db.write, sha).await?
+                && let Err(e) = self.files.remove(sha).await
+            {
+                tracing::warn!(sha256 = %sha, error = %e, "deleting an unused media file");
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes remote or local media last served before `before`, and the files no longer used.
     async fn drop_before(&self, kind: Kept, before: i64) -> Result<usize> {
         let mut tx = self.db.begin_write().await?;
@@ -536,14 +549,7 @@ impl Media {
             Kept::Local => media::delete_local_before(&mut tx, self.origin(), before).await?,
         };
         tx.commit().await?;
-        for sha in &orphans {
-            // Checked again: an upload of the same content may have come meanwhile.
-            if !media::file_in_use(&self.db.write, sha).await?
-                && let Err(e) = self.files.remove(sha).await
-            {
-                tracing::warn!(sha256 = %sha, error = %e, "deleting an unused media file");
-            }
-        }
+        self.remove_files(&orphans).await?;
         if !orphans.is_empty() {
             tracing::info!(files = orphans.len(), kind = ?kind, "media past its media_retention lifetime deleted");
         }
@@ -562,6 +568,43 @@ impl Media {
     /// Bytes of media content stored (each distinct file once), for the dashboard.
     pub async fn stored_bytes(&self) -> Result<u64> {
         Ok(media::stored_bytes(&self.db.read).await? as u64)
+    }
+
+    /// One page of the media `user` uploaded here, and how many there are.
+    pub async fn user_media(
+        &self,
+        user: &ruma::UserId,
+        order: UserMediaOrder,
+        backwards: bool,
+        from: i64,
+        limit: i64,
+    ) -> Result<(Vec<UserMedia>, i64)> {
+        Ok(media::user_media(&self.db.read, self.origin(), user.as_str(), order, backwards, from, limit).await?)
+    }
+
+    /// Deletes media uploaded here, by ID, with their files once nothing uses them; answers the
+    /// IDs that were there and are gone.
+    pub async fn delete_local_media(&self, media_ids: &[String]) -> Result<Vec<String>> {
+        let mut tx = self.db.begin_write().await?;
+        let (deleted, orphans) = media::delete_local(&mut tx, self.origin(), media_ids).await?;
+        tx.commit().await?;
+        self.remove_files(&orphans).await?;
+        if !deleted.is_empty() {
+            tracing::info!(media = deleted.len(), "media deleted by an admin");
+        }
+        Ok(deleted)
+    }
+
+    /// Media uploaded here last used before `before` (ms), bigger than `size_gt` bytes;
+    /// `keep_profiles` spares the pictures people use as their avatar.
+    pub async fn local_media_before(&self, before: i64, size_gt: i64, keep_profiles: bool) -> Result<Vec<String>> {
+        Ok(media::local_before(&self.db.read, self.origin(), before, size_gt, keep_profiles).await?)
+    }
+
+    /// Drops the copies of other servers' media last served before `before` (ms); answers how
+    /// many (Synapse's `purge_media_cache`).
+    pub async fn purge_remote_before(&self, before: i64) -> Result<usize> {
+        self.drop_before(Kept::Remote, before).await
     }
 
     /// Media uploaded here, per uploader (Synapse's `statistics/users/media`); the filter's
