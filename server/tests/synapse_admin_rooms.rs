@@ -272,3 +272,75 @@ async fn admins_join_users_to_rooms_and_read_statistics_and_background_updates()
     assert_err(&s.post(start, Some(&root), json!({})).await, 400, "M_MISSING_PARAM");
     assert_err(&s.get("/_synapse/admin/v1/background_updates/status", Some(&alice)).await, 403, "M_FORBIDDEN");
 }
+
+#[tokio::test]
+async fn blocked_rooms_admit_nobody_and_admins_read_any_room() {
+    let s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let family = room(&s, &alice, json!({"preset": "public_chat", "name": "Family"})).await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{family}"), Some(&bob), json!({})).await.0, 200);
+    let block = format!("/_synapse/admin/v1/rooms/{family}/block");
+
+    assert_eq!(s.get(&block, Some(&root)).await.1, json!({"block": false}));
+    assert_eq!(s.put(&block, Some(&root), json!({"block": true})).await, (StatusCode::OK, json!({"block": true})));
+    assert_eq!(s.get(&block, Some(&root)).await.1, json!({"block": true, "user_id": "@root:hearth.test"}));
+    assert_err(
+        &s.post(&format!("/_matrix/client/v3/join/{family}"), Some(&carol), json!({})).await,
+        403,
+        "M_FORBIDDEN",
+    );
+    let invite = format!("/_matrix/client/v3/rooms/{family}/invite");
+    assert_err(&s.post(&invite, Some(&alice), json!({"user_id": "@carol:hearth.test"})).await, 403, "M_FORBIDDEN");
+    assert_eq!(
+        s.post(&format!("/_matrix/client/v3/rooms/{family}/leave"), Some(&bob), json!({})).await.0,
+        200,
+        "leaving still works"
+    );
+    assert_err(&s.put(&block, Some(&root), json!({})).await, 400, "M_MISSING_PARAM");
+    assert_err(&s.put(&block, Some(&root), json!({"block": "yes"})).await, 400, "M_BAD_JSON");
+    assert_err(
+        &s.put("/_synapse/admin/v1/rooms/not-a-room/block", Some(&root), json!({"block": true})).await,
+        400,
+        "M_UNKNOWN",
+    );
+    assert_err(&s.put(&block, Some(&alice), json!({"block": false})).await, 403, "M_FORBIDDEN");
+    assert_eq!(s.put(&block, Some(&root), json!({"block": false})).await.0, 200);
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{family}"), Some(&carol), json!({})).await.0, 200, "unblocked");
+    // A room not known here can be blocked before anyone joins it.
+    let elsewhere = "/_synapse/admin/v1/rooms/!future:elsewhere.test/block";
+    assert_eq!(s.put(elsewhere, Some(&root), json!({"block": true})).await.0, 200);
+    assert_eq!(s.get(elsewhere, Some(&root)).await.1["block"], true);
+
+    // History hidden from members who joined later is open to the admin.
+    let secret = room(
+        &s,
+        &alice,
+        json!({"preset": "public_chat", "initial_state": [{"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}}]}),
+    )
+    .await;
+    let sent: Vec<String> = vec![
+        say(&s, &alice, &secret, "one").await,
+        say(&s, &alice, &secret, "two").await,
+        say(&s, &alice, &secret, "three").await,
+    ];
+    let (st, page) = s.get(&format!("/_synapse/admin/v1/rooms/{secret}/messages?dir=b&limit=2"), Some(&root)).await;
+    assert_eq!(st, 200, "{page}");
+    let ids: Vec<&str> = page["chunk"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [sent[2].as_str(), sent[1].as_str()], "newest first");
+    let end = page["end"].as_str().unwrap();
+    let (_, next) =
+        s.get(&format!("/_synapse/admin/v1/rooms/{secret}/messages?dir=b&limit=2&from={end}"), Some(&root)).await;
+    assert_eq!(next["chunk"][0]["event_id"], sent[0].as_str());
+    let (_, start) = s.get(&format!("/_synapse/admin/v1/rooms/{secret}/messages"), Some(&root)).await;
+    assert_eq!(start["chunk"][0]["type"], "m.room.create", "forwards from the start by default");
+    assert_err(&s.get("/_synapse/admin/v1/rooms/!nowhere:hearth.test/messages", Some(&root)).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.get(&format!("/_synapse/admin/v1/rooms/{secret}/messages?from=garbage"), Some(&root)).await,
+        400,
+        "M_INVALID_PARAM",
+    );
+}

@@ -373,3 +373,26 @@ pub async fn joined_local_devices(ex: impl SqliteExecutor<'_>, room_id: &str, su
     .await?;
     Ok(n)
 }
+
+/// Blocks the room; blocking it again keeps who blocked it first.
+pub async fn block(ex: impl SqliteExecutor<'_>, room_id: &str, user_id: &str, now: i64) -> sqlx::Result<()> {
+    sqlx::query("INSERT OR IGNORE INTO blocked_rooms (room_id, user_id, blocked_ts) VALUES (?, ?, ?)")
+        .bind(room_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn unblock(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM blocked_rooms WHERE room_id = ?").bind(room_id).execute(ex).await?;
+    Ok(())
+}
+
+/// Who blocked the room, when it is blocked.
+pub async fn blocked_by(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Option<String>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT user_id FROM blocked_rooms WHERE room_id = ?").bind(room_id).fetch_optional(ex).await?;
+    Ok(row.map(|(u,)| u))
+}

@@ -327,3 +327,66 @@ pub async fn join(
     tracing::info!(%user, room = %room_id, admin = %session.user_id, "joined to a room by an admin");
     Ok(AxumJson(json!({ "room_id": room_id })))
 }
+
+/// GET /_synapse/admin/v1/rooms/{roomId}/block: whether it is blocked, and by whom.
+pub async fn get_block(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    let id = room_id(&raw)?;
+    Ok(AxumJson(match s.rooms.blocked_by(id).await? {
+        Some(user) => json!({ "block": true, "user_id": user }),
+        None => json!({ "block": false }),
+    }))
+}
+
+/// PUT /_synapse/admin/v1/rooms/{roomId}/block `{"block": bool}`: also a room not known here
+/// (so nobody here joins it later).
+pub async fn put_block(
+    State(s): State<AppState>,
+    crate::http::json::Admin(session): crate::http::json::Admin,
+    Path(raw): Path<String>,
+    crate::http::json::Json(body): crate::http::json::Json<serde_json::Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let id = room_id(&raw)?;
+    let block = match body.get("block") {
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::bad_json("'block' parameter is not of type boolean")),
+        None => return Err(Error::missing_param("Missing param 'block'")),
+    };
+    s.rooms.set_blocked(id, &session.user_id, block).await?;
+    Ok(AxumJson(json!({ "block": block })))
+}
+
+/// GET /_synapse/admin/v1/rooms/{roomId}/messages: the room's timeline as the client API pages
+/// it (`from`, `to`, `dir`, `limit` up to 1000), without the history visibility rules.
+pub async fn messages(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+    Query(q): Params,
+) -> Result<AxumJson<Value>> {
+    let (id, _) = known_room(&s, &raw).await?;
+    let limit = int_param(&q, "limit", 10)?.clamp(1, 1000);
+    let backwards = backwards(&q, false)?;
+    let token = |key: &str| q.get(key).map(|t| crate::service::sync::parse_token(t)).transpose();
+    let (from, to) = (token("from")?, token("to")?);
+    let head = s.rooms.stream_head();
+    let from = from.unwrap_or(if backwards { head } else { i64::MIN });
+    let (rows, end) = if backwards {
+        let rows = s.rooms.timeline_desc(&id, to.unwrap_or(i64::MIN), from, limit).await?;
+        let end = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.stream_ordering - 1)).flatten();
+        (rows, end)
+    } else {
+        let upper = to.map(|t| t + 1).unwrap_or(head + 1);
+        let rows = s.rooms.timeline_asc(&id, from.saturating_add(1), upper, limit).await?;
+        let end = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.stream_ordering)).flatten();
+        (rows, end)
+    };
+    let mut chunk = Vec::with_capacity(rows.len());
+    for row in rows {
+        chunk.push(crate::api::client::room::view(&crate::service::rooms::parse_row(row)?));
+    }
+    let mut out = json!({ "chunk": chunk, "start": crate::service::sync::token(from) });
+    if let Some(end) = end {
+        out["end"] = json!(crate::service::sync::token(end));
+    }
+    Ok(AxumJson(out))
+}

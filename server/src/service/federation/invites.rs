@@ -170,6 +170,7 @@ impl Federation {
         user: &UserId,
         reason: Option<&str>,
     ) -> Result<()> {
+        self.rooms.refuse_if_blocked(room_id).await?;
         let ours = self.keys.own_server_name().to_owned();
         let content = self.rooms.member_content(user, "knock", reason).await?;
         let known = self.rooms.servers_in_room(room_id).await?;

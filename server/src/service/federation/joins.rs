@@ -77,6 +77,7 @@ impl Federation {
         is_guest: bool,
         reason: Option<&str>,
     ) -> Result<()> {
+        self.rooms.refuse_if_blocked(room_id).await?;
         let ours = self.keys.own_server_name();
         let in_room = self.rooms.servers_in_room(room_id).await?;
         if in_room.iter().any(|s| s == ours.as_str()) {

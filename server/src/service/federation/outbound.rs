@@ -36,6 +36,7 @@ impl Federation {
         reason: Option<&str>,
         is_direct: bool,
     ) -> Result<OwnedEventId> {
+        self.rooms.refuse_if_blocked(room_id).await?;
         let mut content = serde_json::json!({ "membership": "invite" });
         if let Some(r) = reason {
             content["reason"] = Value::from(r);

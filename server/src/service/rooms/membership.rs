@@ -24,6 +24,7 @@ impl Rooms {
                 "This server does not know that room (joining rooms on other servers comes with federation)",
             ));
         }
+        self.refuse_if_blocked(room_id).await?;
         if is_guest && self.state_content(room_id, "m.room.guest_access").await?["guest_access"] != "can_join" {
             return Err(Error::matrix(
                 http::StatusCode::FORBIDDEN,
@@ -54,6 +55,9 @@ impl Rooms {
     ) -> Result<OwnedEventId> {
         if self.room(room_id).await?.is_none() {
             return Err(Error::not_found("Unknown room"));
+        }
+        if membership == "invite" {
+            self.refuse_if_blocked(room_id).await?;
         }
         // Only invites carry the target's profile; a leave or ban is about the membership alone.
         let content = if membership == "invite" {
@@ -128,5 +132,33 @@ impl Rooms {
     pub async fn forgotten_rooms(&self, user: &UserId) -> Result<Vec<String>> {
         Ok(crate::storage::rooms::forgotten_rooms(&self.db.read, user.as_str(), self.config.forget_rooms_on_leave)
             .await?)
+    }
+}
+
+impl Rooms {
+    /// Blocks (or unblocks) the room for this server's users (Synapse's admin API): while it
+    /// is blocked, nobody here may join, be invited or knock; leaving and bans still work.
+    pub async fn set_blocked(&self, room_id: &RoomId, admin: &UserId, blocked: bool) -> Result<()> {
+        if blocked {
+            crate::storage::rooms::block(&self.db.write, room_id.as_str(), admin.as_str(), crate::storage::now_ms())
+                .await?;
+        } else {
+            crate::storage::rooms::unblock(&self.db.write, room_id.as_str()).await?;
+        }
+        tracing::info!(room = %room_id, %admin, blocked, "room block changed");
+        Ok(())
+    }
+
+    /// Who blocked the room, when it is blocked.
+    pub async fn blocked_by(&self, room_id: &RoomId) -> Result<Option<String>> {
+        Ok(crate::storage::rooms::blocked_by(&self.db.read, room_id.as_str()).await?)
+    }
+
+    /// 403 for a join, an invite or a knock into a room an admin blocked.
+    pub async fn refuse_if_blocked(&self, room_id: &RoomId) -> Result<()> {
+        if self.blocked_by(room_id).await?.is_some() {
+            return Err(Error::forbidden("This room has been blocked on this server"));
+        }
+        Ok(())
     }
 }
