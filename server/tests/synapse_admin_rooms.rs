@@ -344,3 +344,61 @@ async fn blocked_rooms_admit_nobody_and_admins_read_any_room() {
         "M_INVALID_PARAM",
     );
 }
+
+#[tokio::test]
+async fn make_room_admin_uses_the_most_powerful_local_member() {
+    let s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let power = |room: &str| {
+        let (s, alice, path) =
+            (&s, alice.clone(), format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"));
+        async move { s.get(&path, Some(&alice)).await.1 }
+    };
+    let make = |room: &str, body: Value| {
+        let (s, root, path) =
+            (&s, root.clone(), format!("/_synapse/admin/v1/rooms/{}/make_room_admin", urlencode(room)));
+        async move { s.post(&path, Some(&root), body).await }
+    };
+
+    // Room version 12: alice, the creator, raises bob to 100 and invites him (a private room).
+    let private = room(&s, &alice, json!({"preset": "private_chat"})).await;
+    assert_eq!(make(&private, json!({"user_id": "@bob:hearth.test"})).await, (StatusCode::OK, json!({})));
+    assert_eq!(power(&private).await["users"]["@bob:hearth.test"], 100);
+    let (_, member) =
+        s.get(&format!("/_matrix/client/v3/rooms/{private}/state/m.room.member/@bob:hearth.test"), Some(&alice)).await;
+    assert_eq!(member["membership"], "invite");
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{private}"), Some(&bob), json!({})).await.0, 200);
+
+    // An older room version: the power levels name alice at 100; the caller by default, and
+    // no invite into a public room.
+    let (_, v10) = s
+        .post(
+            "/_matrix/client/v3/createRoom",
+            Some(&alice),
+            json!({"preset": "public_chat", "room_version": "10", "room_alias_name": "old"}),
+        )
+        .await;
+    let v10 = v10["room_id"].as_str().unwrap().to_owned();
+    assert_eq!(make("#old:hearth.test", json!({})).await.0, 200);
+    assert_eq!(power(&v10).await["users"]["@root:hearth.test"], 100);
+    let (st, _) =
+        s.get(&format!("/_matrix/client/v3/rooms/{v10}/state/m.room.member/@root:hearth.test"), Some(&alice)).await;
+    assert_eq!(st, 404, "no invite into a public room");
+
+    // Nobody local with power is left in the room.
+    let left = room(&s, &alice, json!({"preset": "private_chat"})).await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{left}/leave"), Some(&alice), json!({})).await.0, 200);
+    let got = make(&left, json!({"user_id": "@bob:hearth.test"})).await;
+    assert_err(&got, 400, "M_UNKNOWN");
+    assert!(got.1["error"].as_str().unwrap().contains("No local admin user in room"), "{}", got.1);
+    assert_err(&make("!nowhere:hearth.test", json!({})).await, 400, "M_UNKNOWN");
+    assert_err(&make("#nothing:hearth.test", json!({})).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.post(&format!("/_synapse/admin/v1/rooms/{private}/make_room_admin"), Some(&alice), json!({})).await,
+        403,
+        "M_FORBIDDEN",
+    );
+}

@@ -52,6 +52,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/_synapse/admin/v1/rooms/{room_id}/members", get(rooms::members))
         .route("/_synapse/admin/v1/rooms/{room_id}/state", get(rooms::state))
         .route("/_synapse/admin/v1/rooms/{room_id}/messages", get(rooms::messages))
+        .route("/_synapse/admin/v1/rooms/{room_id}/make_room_admin", post(rooms::make_room_admin))
         .route("/_synapse/admin/v1/rooms/{room_id}/block", get(rooms::get_block).put(rooms::put_block))
         .route("/_synapse/admin/v1/rooms/{room_id}/forward_extremities", get(rooms::forward_extremities))
         .route("/_synapse/admin/v1/event_reports", get(rooms::event_reports))

@@ -390,3 +390,26 @@ pub async fn messages(
     }
     Ok(AxumJson(out))
 }
+
+/// POST /_synapse/admin/v1/rooms/{roomIdOrAlias}/make_room_admin `{"user_id"?}` (the caller
+/// by default).
+pub async fn make_room_admin(
+    State(s): State<AppState>,
+    crate::http::json::Admin(session): crate::http::json::Admin,
+    Path(raw): Path<String>,
+    crate::http::json::Json(body): crate::http::json::Json<serde_json::Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let target = match body.get("user_id") {
+        None => session.user_id.clone(),
+        Some(Value::String(u)) => {
+            ruma::UserId::parse(u).map_err(|_| Error::invalid_param(format!("{u} is not a valid user ID")))?
+        }
+        Some(_) => return Err(Error::invalid_param("user_id must be a string")),
+    };
+    let room = <&ruma::RoomOrAliasId>::try_from(raw.as_str()).map_err(|_| {
+        Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", format!("{raw} was not legal room ID or room alias"))
+    })?;
+    let room_id = s.rooms.resolve_room_or_alias(room).await?;
+    s.rooms.make_room_admin(&room_id, &target).await?;
+    Ok(AxumJson(json!({})))
+}

@@ -122,3 +122,69 @@ impl Rooms {
         Ok(storage::events::largest_rooms(&self.db.read, limit).await?)
     }
 }
+
+impl Rooms {
+    /// Makes `target` an admin of the room as Synapse's `make_room_admin` does: the local user
+    /// with the most power who is joined (in room versions with privileged creators, a local
+    /// creator first) raises them to their own level, and invites them unless they are in the
+    /// room or it is public. Answers 400 with Synapse's reasons when nobody here can.
+    pub async fn make_room_admin(&self, room_id: &RoomId, target: &ruma::UserId) -> Result<()> {
+        use crate::error::Error;
+        let bad = |msg: &str| Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", msg);
+        let Some(create) = self.current_state_event(room_id, "m.room.create", "").await? else {
+            return Err(bad("Server not in room"));
+        };
+        let suffix = format!(":{}", self.config.server_name);
+        let create_content = super::content_of(&create.json);
+        let power = self.state_content(room_id, "m.room.power_levels").await?;
+        // (user, level); None: a creator, above every level.
+        let mut candidates: Vec<(String, Option<i64>)> = Vec::new();
+        let version = self.room_version(room_id).await?.unwrap_or_default();
+        let creators_privileged = version.parse::<u32>().is_ok_and(|v| v >= 12) || version.contains("msc4289");
+        if creators_privileged || power.is_null() {
+            candidates.push((create.row.sender.clone(), None));
+            if creators_privileged {
+                for c in
+                    create_content["additional_creators"].as_array().into_iter().flatten().filter_map(Value::as_str)
+                {
+                    candidates.push((c.to_owned(), None));
+                }
+            }
+        }
+        if let Some(users) = power["users"].as_object() {
+            let mut levelled: Vec<(String, Option<i64>)> =
+                users.iter().filter_map(|(u, l)| Some((u.clone(), Some(l.as_i64()?)))).collect();
+            levelled.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            candidates.extend(levelled);
+        }
+        let mut admin = None;
+        for (user, level) in candidates.into_iter().filter(|(u, _)| u.ends_with(&suffix)) {
+            let Ok(user) = ruma::UserId::parse(&user) else { continue };
+            if self.membership(room_id, &user).await?.as_deref() == Some("join") {
+                admin = Some((user, level));
+                break;
+            }
+        }
+        let Some((admin, level)) = admin else {
+            return Err(bad("No local admin user in room"));
+        };
+        if admin != target {
+            let mut content = if power.is_object() { power } else { json!({}) };
+            content["users"][target.as_str()] = json!(level.unwrap_or(100));
+            self.set_state(room_id, &admin, "m.room.power_levels", "", content, None).await.map_err(|e| {
+                if e.errcode() == "M_FORBIDDEN" {
+                    bad("No local admin user in room with power to update power levels.")
+                } else {
+                    e
+                }
+            })?;
+        }
+        let membership = self.membership(room_id, target).await?;
+        let public = self.state_content(room_id, "m.room.join_rules").await?["join_rule"] == "public";
+        if !matches!(membership.as_deref(), Some("join" | "invite")) && !public {
+            self.set_membership(room_id, &admin, target, "invite", None).await?;
+        }
+        tracing::info!(room = %room_id, %target, by = %admin, "made room admin");
+        Ok(())
+    }
+}
