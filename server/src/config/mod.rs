@@ -230,6 +230,8 @@ pub struct Config {
     /// Scheduled backups (Hearth's own): when, where, how many to keep; the dashboard's choice
     /// goes over this table.
     pub backups: BackupsConfig,
+    /// Synapse's `server_notices` (see `ServerNotices`).
+    pub server_notices: ServerNotices,
     /// Serve Prometheus metrics (Synapse's key): at `/_synapse/metrics` and `/metrics` on the
     /// admin listener (loopback), and on listeners of `type = "metrics"`, which serve nothing
     /// else (for a Prometheus on another machine: bind one to the address it scrapes).
@@ -523,6 +525,37 @@ impl Default for RcInvites {
     }
 }
 
+/// Synapse's `server_notices` section: messages from the server to its users (maintenance,
+/// changes), sent by the admin API into a room of each user's with a system account. Off
+/// unless `system_mxid_localpart` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerNotices {
+    /// The system account's localpart (it cannot be registered by anyone).
+    pub system_mxid_localpart: Option<String>,
+    pub system_mxid_display_name: Option<String>,
+    pub system_mxid_avatar_url: Option<String>,
+    pub room_name: String,
+    pub room_avatar_url: Option<String>,
+    pub room_topic: Option<String>,
+    /// Join the user to the notices room instead of inviting them.
+    pub auto_join: bool,
+}
+
+impl Default for ServerNotices {
+    fn default() -> Self {
+        Self {
+            system_mxid_localpart: None,
+            system_mxid_display_name: None,
+            system_mxid_avatar_url: None,
+            room_name: "Server Notices".to_owned(),
+            room_avatar_url: None,
+            room_topic: None,
+            auto_join: false,
+        }
+    }
+}
+
 /// Synapse's `media_retention` section.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -705,6 +738,7 @@ impl Default for Config {
             rc_presence: RcPresence::default(),
             presence: Presence::default(),
             media_retention: MediaRetention::default(),
+            server_notices: ServerNotices::default(),
             rc_reports: RateLimit { per_second: 1.0, burst_count: 5.0 },
             rc_key_requests: RateLimit { per_second: 20.0, burst_count: 100.0 },
             rc_user_directory: RateLimit { per_second: 0.016, burst_count: 200.0 },

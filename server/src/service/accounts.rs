@@ -189,6 +189,9 @@ impl Accounts {
         {
             return Err(invalid("User ID can only contain the characters a-z, 0-9, and . _ = - / +"));
         }
+        if self.config.server_notices.system_mxid_localpart.as_deref() == Some(localpart.as_str()) {
+            return Err(Error::matrix(StatusCode::BAD_REQUEST, ErrorKind::Exclusive, "This user ID is reserved."));
+        }
         let full = format!("@{localpart}:{}", self.config.server_name);
         if full.len() > 255 {
             return Err(invalid("User ID is too long (the full @user:server must be at most 255 bytes)"));

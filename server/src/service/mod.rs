@@ -29,6 +29,7 @@ pub mod restore;
 pub mod reverse_proxy;
 pub mod rooms;
 pub mod server_discovery;
+pub mod server_notices;
 pub mod setup;
 pub mod shared_secret;
 pub mod signing;

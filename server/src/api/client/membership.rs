@@ -61,6 +61,9 @@ pub async fn invite_user(
         return Err(Error::invalid_param("Third-party invites are not supported"));
     };
     req.session().refuse_if_suspended("Sending invites")?;
+    if s.notices_user().as_ref() == Some(&invite.user_id) {
+        return Err(Error::forbidden("The server notices account cannot be invited"));
+    }
     check_known_user(&s, &invite.user_id).await?;
     let me = &req.session().user_id;
     s.limits.invite(me, Some(&b.room_id), &invite.user_id)?;
@@ -102,6 +105,13 @@ pub async fn leave_room(
     let b = &req.body;
     let me = &req.session().user_id;
     match s.rooms.membership(&b.room_id, me).await?.as_deref() {
+        Some("invite") if s.is_notice_invite(&b.room_id, me).await? => {
+            return Err(Error::custom(
+                http::StatusCode::FORBIDDEN,
+                "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM",
+                "You cannot reject this invite: it brings messages from the server's admin",
+            ));
+        }
         Some("join" | "invite" | "knock") => {
             s.limits.event(me, false)?;
             // Declining an invite into a room of another server goes through that server.

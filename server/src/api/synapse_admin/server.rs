@@ -136,3 +136,35 @@ pub async fn start_job(_: Admin, Json(body): Json<Map<String, Value>>) -> Result
         Some(_) => Err(Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", "Invalid job_name")),
     }
 }
+
+/// POST /_synapse/admin/v1/send_server_notice `{"user_id", "content", "type"?, "state_key"?}`
+pub async fn send_server_notice(
+    State(s): State<AppState>,
+    _: Admin,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let user = match body.get("user_id") {
+        Some(Value::String(u)) => {
+            ruma::UserId::parse(u).map_err(|_| Error::invalid_param(format!("{u} is not a valid user ID")))?
+        }
+        Some(_) => return Err(Error::invalid_param("user_id must be a string")),
+        None => return Err(Error::missing_param("Missing param 'user_id'")),
+    };
+    let content = match body.get("content") {
+        Some(c @ Value::Object(_)) => c.clone(),
+        Some(_) => return Err(Error::invalid_param("content must be an object")),
+        None => return Err(Error::missing_param("Missing param 'content'")),
+    };
+    let kind = match body.get("type") {
+        None => "m.room.message",
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => return Err(Error::invalid_param("type must be a string")),
+    };
+    let state_key = match body.get("state_key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) => Some(k.as_str()),
+        Some(_) => return Err(Error::invalid_param("state_key must be a string")),
+    };
+    let event_id = s.send_server_notice(&user, kind, state_key, content).await?;
+    Ok(AxumJson(json!({ "event_id": event_id })))
+}
