@@ -505,19 +505,7 @@ async fn the_wizard_gets_a_certificate_when_hearth_handles_https_itself() {
     let running = Homeserver::start(config()).await.expect("starts");
     let admin_url = running.admin_url();
     // Restarted whenever the wizard's answers ask for it, as the `hearth` binary does.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let supervisor = tokio::spawn(async move {
-        let mut running = running;
-        tokio::pin!(stopped);
-        loop {
-            let restart = running.restart_requested();
-            tokio::select! {
-                _ = &mut stopped => break,
-                () = restart => running = running.restart().await.expect("restarts"),
-            }
-        }
-        running.stop().await;
-    });
+    let (stop, supervisor) = common::restarting(running);
     let arg = json!({ "host": host, "dns": format!("http://127.0.0.1:{}", pebble.dns_management) });
     let got = common::ui_flow("wizard-https", &admin_url, &arg.to_string()).await;
     let dns_problem = got["dnsProblem"].as_str().unwrap();

@@ -552,25 +552,6 @@ async fn the_status_page_plans_encrypted_backups_and_makes_one() {
     assert!(out.join("backup-key.age").exists());
 }
 
-/// Restarts `running` whenever it asks to, as the `hearth` binary does, until the answered
-/// sender is sent to or dropped; answers that sender and the supervisor's task.
-fn restarting(running: hearth_server::Running) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let supervisor = tokio::spawn(async move {
-        let mut running = running;
-        tokio::pin!(stopped);
-        loop {
-            let restart = running.restart_requested();
-            tokio::select! {
-                _ = &mut stopped => break,
-                () = restart => running = running.restart().await.expect("restarts"),
-            }
-        }
-        running.stop().await;
-    });
-    (stop, supervisor)
-}
-
 /// A server with a room, messages and a picture, backed up plain into `plain/` and encrypted
 /// into `sealed/` under `work` (the server is stopped after); answers the picture, its mxc URI
 /// and the server's signing keys.
@@ -727,7 +708,7 @@ async fn the_wizard_restores_an_encrypted_backup() {
     let mut s = TestServer::start_with(|c| c.server_name = "new.test".try_into().unwrap()).await;
     let running = s.running.take().unwrap();
     let (admin_url, admin_addr, token) = (running.admin_url(), running.admin_addr(), running.admin_token());
-    let (stop, supervisor) = restarting(running);
+    let (stop, supervisor) = common::restarting(running);
     let arg = json!({"folder": work.path().join("sealed"), "passphrase": "correct horse battery staple"});
     let got = common::ui_flow("restore", &admin_url, &arg.to_string()).await;
     assert!(got["listed"].as_str().unwrap().contains(common::SERVER_NAME), "{got}");

@@ -192,6 +192,25 @@ impl TestServer {
     }
 }
 
+/// Restarts `running` whenever it asks to, as the `hearth` binary does, until the answered
+/// sender is sent to or dropped; answers that sender and the supervisor's task.
+pub fn restarting(running: hearth_server::Running) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let supervisor = tokio::spawn(async move {
+        let mut running = running;
+        tokio::pin!(stopped);
+        loop {
+            let restart = running.restart_requested();
+            tokio::select! {
+                _ = &mut stopped => break,
+                () = restart => running = running.restart().await.expect("restarts"),
+            }
+        }
+        running.stop().await;
+    });
+    (stop, supervisor)
+}
+
 /// Every file under `dir`, in sub-folders too (none when it is missing).
 pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

@@ -12,6 +12,7 @@ use ruma::UserId;
 use serde_json::{Value, json};
 
 use crate::{
+    api::synapse_admin::params::{self, Params},
     error::{Error, Result},
     http::json::Admin,
     service::{
@@ -20,24 +21,13 @@ use crate::{
     },
 };
 
-type Params = Query<HashMap<String, String>>;
-
-fn int_param(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
-    match q.get(name) {
-        None => Ok(default),
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            Error::invalid_param(format!("Query parameter {name} must be a string representing a positive integer."))
-        }),
-    }
-}
-
 /// A millisecond timestamp that is required; one that looks like seconds is refused, as
 /// Synapse does (a frequent mistake that would delete nothing, or everything).
 fn before_ts(q: &HashMap<String, String>) -> Result<i64> {
     if !q.contains_key("before_ts") {
         return Err(Error::missing_param("Missing integer query parameter 'before_ts'"));
     }
-    let ts = int_param(q, "before_ts", 0)?;
+    let ts = params::int(q, "before_ts", 0)?;
     if ts < 30_000_000_000 {
         return Err(Error::invalid_param(
             "Query parameter before_ts you provided is from the year 1970. Double check that you are providing a timestamp in milliseconds.",
@@ -78,8 +68,8 @@ async fn user_media_page(
     q: &HashMap<String, String>,
 ) -> Result<(Vec<UserMedia>, i64, i64, i64)> {
     let user = local_user(s, raw).await?;
-    let from = int_param(q, "from", 0)?;
-    let limit = int_param(q, "limit", 100)?;
+    let from = params::int(q, "from", 0)?;
+    let limit = params::int(q, "limit", 100)?;
     let order = match q.get("order_by").map(String::as_str).unwrap_or("created_ts") {
         "media_id" => UserMediaOrder::MediaId,
         "upload_name" => UserMediaOrder::UploadName,
@@ -91,11 +81,7 @@ async fn user_media_page(
         "quarantined_by" | "safe_from_quarantine" => UserMediaOrder::Created,
         other => return Err(Error::invalid_param(format!("Unknown value for order_by: {other}"))),
     };
-    let backwards = match q.get("dir").map(String::as_str) {
-        None | Some("f") => false,
-        Some("b") => true,
-        Some(_) => return Err(Error::invalid_param("Unknown direction: dir must be f or b")),
-    };
+    let backwards = params::backwards(q, false)?;
     let (rows, total) = s.media.user_media(&user, order, backwards, from, limit).await?;
     Ok((rows, total, from, limit))
 }
@@ -158,7 +144,7 @@ pub async fn delete_old_media(
         return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Can only delete local media"));
     }
     let before = before_ts(&q)?;
-    let size_gt = int_param(&q, "size_gt", 0)?;
+    let size_gt = params::int(&q, "size_gt", 0)?;
     let keep_profiles = match q.get("keep_profiles").map(String::as_str) {
         None | Some("true") => true,
         Some("false") => false,

@@ -5,6 +5,7 @@
 
 pub mod media;
 pub mod override_ratelimit;
+pub mod params;
 pub mod register;
 pub mod registration_tokens;
 pub mod rooms;

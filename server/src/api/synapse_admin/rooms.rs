@@ -2,7 +2,7 @@
 //! rooms with Synapse's order, search and paging, a room's details, members, state and forward
 //! extremities, and reports about events.
 
-use std::{cmp::Ordering, collections::HashMap};
+use std::cmp::Ordering;
 
 use axum::{
     Json as AxumJson,
@@ -12,6 +12,7 @@ use ruma::RoomId;
 use serde_json::{Value, json};
 
 use crate::{
+    api::synapse_admin::params::{self, Params},
     error::{Error, Result},
     http::json::Admin,
     service::{
@@ -19,38 +20,6 @@ use crate::{
         rooms::{EventReport, ReportFilter},
     },
 };
-
-type Params = Query<HashMap<String, String>>;
-
-fn int_param(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
-    match q.get(name) {
-        None => Ok(default),
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            Error::invalid_param(format!("Query parameter {name} must be a string representing a positive integer."))
-        }),
-    }
-}
-
-fn bool_param(q: &HashMap<String, String>, name: &str) -> Result<Option<bool>> {
-    match q.get(name).map(String::as_str) {
-        None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(_) => {
-            Err(Error::invalid_param(format!("Boolean query parameter {name} must be one of ['true', 'false']")))
-        }
-    }
-}
-
-/// `dir`: forwards (`f`, the default) or backwards.
-fn backwards(q: &HashMap<String, String>, default_backwards: bool) -> Result<bool> {
-    match q.get("dir").map(String::as_str) {
-        None => Ok(default_backwards),
-        Some("f") => Ok(false),
-        Some("b") => Ok(true),
-        Some(_) => Err(Error::invalid_param("Unknown direction: dir must be f or b")),
-    }
-}
 
 fn room_id(raw: &str) -> Result<&RoomId> {
     <&RoomId>::try_from(raw)
@@ -95,8 +64,8 @@ fn compare(a: &Value, b: &Value, key: &str) -> Ordering {
 
 /// GET /_synapse/admin/v1/rooms
 pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
-    let from = int_param(&q, "from", 0)?;
-    let limit = int_param(&q, "limit", 100)?;
+    let from = params::int(&q, "from", 0)?;
+    let limit = params::int(&q, "limit", 100)?;
     let key = match q.get("order_by").map(String::as_str).unwrap_or("name") {
         "name" | "alphabetical" => "name",
         "size" | "joined_members" => "joined_members",
@@ -113,13 +82,13 @@ pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Params) -> Resu
         | "state_events") => k,
         other => return Err(Error::invalid_param(format!("Unknown value for order_by: {other}"))),
     };
-    let backwards = backwards(&q, false)?;
+    let backwards = params::backwards(&q, false)?;
     let term = match q.get("search_term") {
         Some(t) if t.is_empty() => return Err(Error::invalid_param("search_term cannot be an empty string")),
         t => t.map(|t| t.to_lowercase()),
     };
-    let public = bool_param(&q, "public_rooms")?;
-    let empty = bool_param(&q, "empty_rooms")?;
+    let public = params::boolean(&q, "public_rooms")?;
+    let empty = params::boolean(&q, "empty_rooms")?;
     let mut rooms: Vec<Value> = s
         .rooms
         .synapse_rooms()
@@ -239,9 +208,9 @@ pub async fn event_reports(State(s): State<AppState>, _: Admin, Query(q): Params
         user_id: q.get("user_id").cloned(),
         room_id: q.get("room_id").cloned(),
         event_sender: q.get("event_sender_user_id").cloned(),
-        newest_first: backwards(&q, true)?,
-        from: int_param(&q, "from", 0)?,
-        limit: int_param(&q, "limit", 100)?,
+        newest_first: params::backwards(&q, true)?,
+        from: params::int(&q, "from", 0)?,
+        limit: params::int(&q, "limit", 100)?,
     };
     let (rows, total) = s.rooms.event_reports(&filter).await?;
     let mut reports = Vec::new();
@@ -346,11 +315,7 @@ pub async fn put_block(
     crate::http::json::Json(body): crate::http::json::Json<serde_json::Map<String, Value>>,
 ) -> Result<AxumJson<Value>> {
     let id = room_id(&raw)?;
-    let block = match body.get("block") {
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(Error::bad_json("'block' parameter is not of type boolean")),
-        None => return Err(Error::missing_param("Missing param 'block'")),
-    };
+    let block = params::required_bool(&body, "block", Error::bad_json)?;
     s.rooms.set_blocked(id, &session.user_id, block).await?;
     Ok(AxumJson(json!({ "block": block })))
 }
@@ -364,8 +329,8 @@ pub async fn messages(
     Query(q): Params,
 ) -> Result<AxumJson<Value>> {
     let (id, _) = known_room(&s, &raw).await?;
-    let limit = int_param(&q, "limit", 10)?.clamp(1, 1000);
-    let backwards = backwards(&q, false)?;
+    let limit = params::int(&q, "limit", 10)?.clamp(1, 1000);
+    let backwards = params::backwards(&q, false)?;
     let token = |key: &str| q.get(key).map(|t| crate::service::sync::parse_token(t)).transpose();
     let (from, to) = (token("from")?, token("to")?);
     let head = s.rooms.stream_head();

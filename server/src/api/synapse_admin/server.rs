@@ -2,10 +2,7 @@
 //! and background updates, answered truthfully for Hearth, which has none (what Synapse
 //! computes in the background, Hearth keeps up to date as it writes).
 
-use std::{
-    collections::HashMap,
-    sync::atomic::{AtomicBool, Ordering},
-};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::{
     Json as AxumJson,
@@ -14,6 +11,7 @@ use axum::{
 use serde_json::{Map, Value, json};
 
 use crate::{
+    api::synapse_admin::params::{self, Params},
     error::{Error, Result},
     http::json::{Admin, Json},
     service::{
@@ -21,17 +19,6 @@ use crate::{
         media::{UploaderFilter, UploaderOrder},
     },
 };
-
-type Params = Query<HashMap<String, String>>;
-
-fn int_param(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
-    match q.get(name) {
-        None => Ok(default),
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            Error::invalid_param(format!("Query parameter {name} must be a string representing a positive integer."))
-        }),
-    }
-}
 
 /// GET /_synapse/admin/v1/statistics/users/media: who uploaded how much media here.
 pub async fn users_media(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
@@ -42,13 +29,9 @@ pub async fn users_media(State(s): State<AppState>, _: Admin, Query(q): Params) 
         "media_length" => UploaderOrder::Length,
         other => return Err(Error::invalid_param(format!("Unknown value for order_by: {other}"))),
     };
-    let backwards = match q.get("dir").map(String::as_str) {
-        None | Some("f") => false,
-        Some("b") => true,
-        Some(_) => return Err(Error::invalid_param("Unknown direction: dir must be f or b")),
-    };
-    let from_ts = int_param(&q, "from_ts", 0)?;
-    let until_ts = q.get("until_ts").map(|_| int_param(&q, "until_ts", 0)).transpose()?;
+    let backwards = params::backwards(&q, false)?;
+    let from_ts = params::int(&q, "from_ts", 0)?;
+    let until_ts = q.get("until_ts").map(|_| params::int(&q, "until_ts", 0)).transpose()?;
     if until_ts.is_some_and(|u| u <= from_ts) {
         return Err(Error::invalid_param("Query parameter until_ts must be greater than from_ts."));
     }
@@ -65,8 +48,8 @@ pub async fn users_media(State(s): State<AppState>, _: Admin, Query(q): Params) 
         search,
         order,
         backwards,
-        from: int_param(&q, "from", 0)?,
-        limit: int_param(&q, "limit", 100)?,
+        from: params::int(&q, "from", 0)?,
+        limit: params::int(&q, "limit", 100)?,
     };
     let (from, limit) = (filter.from, filter.limit);
     let (rows, total) = s.media.uploader_stats(filter).await?;

@@ -14,6 +14,7 @@ use ruma::{OwnedDeviceId, OwnedUserId, UserId, api::error::ErrorKind};
 use serde_json::{Map, Value, json};
 
 use crate::{
+    api::synapse_admin::params::{self, Params},
     error::{Error, Result},
     http::json::{Admin, Json},
     service::{
@@ -21,8 +22,6 @@ use crate::{
         accounts::{AdminFilter, AdminOrder, AdminUser, DeviceRow},
     },
 };
-
-type Params = Query<HashMap<String, String>>;
 
 /// A user ID from the path: 400 when it is not one or not of this server.
 fn local_user(s: &AppState, raw: &str) -> Result<OwnedUserId> {
@@ -39,28 +38,6 @@ async fn existing_user(s: &AppState, raw: &str, missing: &str) -> Result<(OwnedU
     match s.accounts.admin_get(&user).await? {
         Some(row) => Ok((user, row)),
         None => Err(Error::not_found(missing)),
-    }
-}
-
-/// A non-negative integer query parameter.
-fn int_param(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
-    match q.get(name) {
-        None => Ok(default),
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            Error::invalid_param(format!("Query parameter {name} must be a string representing a positive integer."))
-        }),
-    }
-}
-
-/// A `true`/`false` query parameter.
-fn bool_param(q: &HashMap<String, String>, name: &str) -> Result<Option<bool>> {
-    match q.get(name).map(String::as_str) {
-        None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(_) => {
-            Err(Error::invalid_param(format!("Boolean query parameter {name} must be one of ['true', 'false']")))
-        }
     }
 }
 
@@ -127,20 +104,16 @@ fn details(u: &AdminUser) -> Value {
 
 /// GET /_synapse/admin/v2/users: accounts, filtered, ordered and paged as Synapse does.
 pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
-    let from = int_param(&q, "from", 0)?;
-    let limit = int_param(&q, "limit", 100)?;
-    let backwards = match q.get("dir").map(String::as_str) {
-        None | Some("f") => false,
-        Some("b") => true,
-        Some(_) => return Err(Error::invalid_param("Unknown direction: dir must be f or b")),
-    };
+    let from = params::int(&q, "from", 0)?;
+    let limit = params::int(&q, "limit", 100)?;
+    let backwards = params::backwards(&q, false)?;
     let filter = AdminFilter {
         user_id: q.get("user_id").cloned(),
         name: q.get("name").cloned(),
-        guests: bool_param(&q, "guests")?.unwrap_or(true),
-        admins: bool_param(&q, "admins")?,
-        deactivated: bool_param(&q, "deactivated")?.unwrap_or(false),
-        locked: bool_param(&q, "locked")?.unwrap_or(false),
+        guests: params::boolean(&q, "guests")?.unwrap_or(true),
+        admins: params::boolean(&q, "admins")?,
+        deactivated: params::boolean(&q, "deactivated")?.unwrap_or(false),
+        locked: params::boolean(&q, "locked")?.unwrap_or(false),
         order: order_param(&q)?,
         backwards,
         from,
@@ -359,11 +332,7 @@ pub async fn put_admin(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<AxumJson<Value>> {
     let user = local_user(&s, &raw)?;
-    let admin = match body.get("admin") {
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(Error::bad_json("'admin' parameter is not of type boolean")),
-        None => return Err(Error::missing_param("Missing param 'admin'")),
-    };
+    let admin = params::required_bool(&body, "admin", Error::bad_json)?;
     if !admin && user == session.user_id {
         return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "You may not demote yourself."));
     }
@@ -381,11 +350,7 @@ pub async fn suspend(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<AxumJson<Value>> {
     let user = local_user(&s, &raw)?;
-    let suspend = match body.get("suspend") {
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(Error::invalid_param("Parameter 'suspend' must be a boolean")),
-        None => return Err(Error::missing_param("Missing parameter 'suspend'")),
-    };
+    let suspend = params::required_bool(&body, "suspend", Error::invalid_param)?;
     s.accounts.set_suspended(&session.user_id, &user, suspend).await?;
     Ok(AxumJson(json!({ format!("user_{user}_suspended"): suspend })))
 }

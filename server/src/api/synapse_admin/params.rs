@@ -1,0 +1,54 @@
+//! Query parameters and body fields as Synapse's admin API reads them, with its errors: integers
+//! that are non-negative, booleans that are exactly `true` or `false`, `dir` that is `f` or `b`.
+
+use std::collections::HashMap;
+
+use axum::extract::Query;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// The query string, as Synapse's servlets read it: by name.
+pub type Params = Query<HashMap<String, String>>;
+
+/// A non-negative integer (`default` when absent).
+pub fn int(q: &HashMap<String, String>, name: &str, default: i64) -> Result<i64> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            Error::invalid_param(format!("Query parameter {name} must be a string representing a positive integer."))
+        }),
+    }
+}
+
+/// `true` or `false` (None when absent).
+pub fn boolean(q: &HashMap<String, String>, name: &str) -> Result<Option<bool>> {
+    match q.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => {
+            Err(Error::invalid_param(format!("Boolean query parameter {name} must be one of ['true', 'false']")))
+        }
+    }
+}
+
+/// `dir`: `f` or `b`; whether backwards (`default_backwards` when absent).
+pub fn backwards(q: &HashMap<String, String>, default_backwards: bool) -> Result<bool> {
+    match q.get("dir").map(String::as_str) {
+        None => Ok(default_backwards),
+        Some("f") => Ok(false),
+        Some("b") => Ok(true),
+        Some(_) => Err(Error::invalid_param("Unknown direction: dir must be f or b")),
+    }
+}
+
+/// A boolean body field that must be there: 400 M_MISSING_PARAM when absent, `wrong` when it
+/// is not a boolean (Synapse's servlets differ in that errcode).
+pub fn required_bool(body: &Map<String, Value>, key: &str, wrong: fn(String) -> Error) -> Result<bool> {
+    match body.get(key) {
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(wrong(format!("'{key}' parameter is not of type boolean"))),
+        None => Err(Error::missing_param(format!("Missing param '{key}'"))),
+    }
+}
