@@ -475,6 +475,7 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
         metrics,
         backups: service::backup_schedule::Backups::new(db.clone(), config.clone(), secrets.clone()),
         restores: service::restore::Restores::new(db.clone()),
+        notice_txns: service::server_notices::NoticeTxns::default(),
     };
     let state = AppState(Arc::new(services));
 

@@ -105,6 +105,17 @@ async fn the_admin_tells_a_user_through_their_notices_room() {
     let (_, rooms) = s.get("/_matrix/client/v3/joined_rooms", Some(&alice)).await;
     assert_eq!(rooms["joined_rooms"].as_array().unwrap().len(), 1);
 
+    // With a transaction ID, a retry answers the first notice instead of sending another.
+    let put = "/_synapse/admin/v1/send_server_notice/maintenance-1";
+    let (st, once) = s.put(put, Some(&root), notice("Backups moved to the new disk.")).await;
+    assert_eq!(st, 200, "{once}");
+    let (_, again) = s.put(put, Some(&root), notice("Backups moved to the new disk.")).await;
+    assert_eq!(again["event_id"], once["event_id"]);
+    let (_, page) = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=3"), Some(&alice)).await;
+    let bodies: Vec<&str> =
+        page["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    assert_eq!(bodies[..2], ["Backups moved to the new disk.", "Done, thanks for waiting."], "sent once");
+
     // The system account is not anyone's to take or to invite.
     let (st, v) = s
         .post(

@@ -96,6 +96,9 @@ pub struct Services {
     pub backups: Arc<backup_schedule::Backups>,
     /// A backup to restore at the next restart (the wizard's first screen).
     pub restores: restore::Restores,
+    /// Server notices sent with a transaction ID (`PUT send_server_notice/{txnId}`): a retry
+    /// answers the first event, as Synapse's transaction cache does (kept in memory).
+    pub notice_txns: server_notices::NoticeTxns,
     /// Prometheus metrics, with `enable_metrics`.
     pub metrics: Option<Arc<metrics::Metrics>>,
 }

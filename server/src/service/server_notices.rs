@@ -18,6 +18,19 @@ use crate::error::{Error, Result};
 /// The tag apps show server notices rooms by.
 const TAG: &str = "m.server_notice";
 
+/// How many notice transactions are remembered.
+const TXNS: usize = 1000;
+
+/// (admin, transaction ID) -> the notice sent for it; one notice is sent at a time through it,
+/// so a retry racing the first request waits for it and answers the same event.
+pub struct NoticeTxns(tokio::sync::Mutex<hashlink::LruCache<(String, String), OwnedEventId>>);
+
+impl Default for NoticeTxns {
+    fn default() -> Self {
+        Self(tokio::sync::Mutex::new(hashlink::LruCache::new(TXNS)))
+    }
+}
+
 impl Services {
     /// The system account that sends notices, when notices are on.
     pub fn notices_user(&self) -> Option<OwnedUserId> {
@@ -36,6 +49,27 @@ impl Services {
             return Ok(false);
         };
         Ok(create.row.sender == system.as_str())
+    }
+
+    /// `send_server_notice` for a request with a transaction ID: a retry of `(admin, txn)`
+    /// answers the first notice's event instead of sending again.
+    pub async fn send_server_notice_once(
+        &self,
+        admin: &UserId,
+        txn: &str,
+        target: &UserId,
+        kind: &str,
+        state_key: Option<&str>,
+        content: Value,
+    ) -> Result<OwnedEventId> {
+        let mut sent = self.notice_txns.0.lock().await;
+        let key = (admin.to_string(), txn.to_owned());
+        if let Some(event) = sent.get(&key) {
+            return Ok(event.clone());
+        }
+        let event = self.send_server_notice(target, kind, state_key, content).await?;
+        sent.insert(key, event.clone());
+        Ok(event)
     }
 
     /// Sends a notice to the local user `target`: an event of `kind` (a state event with

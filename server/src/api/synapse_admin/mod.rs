@@ -40,6 +40,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/_synapse/admin/v1/media/{server_name}/delete", post(media::delete_old_media))
         .route("/_synapse/admin/v1/purge_media_cache", post(media::purge_media_cache))
         .route("/_synapse/admin/v1/send_server_notice", post(server::send_server_notice))
+        .route("/_synapse/admin/v1/send_server_notice/{txn_id}", put(server::send_server_notice_txn))
         .route("/_synapse/admin/v1/statistics/users/media", get(server::users_media))
         .route("/_synapse/admin/v1/statistics/database/rooms", get(server::database_rooms))
         .route(

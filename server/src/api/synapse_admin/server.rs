@@ -123,8 +123,27 @@ pub async fn start_job(_: Admin, Json(body): Json<Map<String, Value>>) -> Result
 /// POST /_synapse/admin/v1/send_server_notice `{"user_id", "content", "type"?, "state_key"?}`
 pub async fn send_server_notice(
     State(s): State<AppState>,
-    _: Admin,
+    admin: Admin,
     Json(body): Json<Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    notice(&s, admin, None, body).await
+}
+
+/// PUT /_synapse/admin/v1/send_server_notice/{txnId}: the same, sent once per transaction ID.
+pub async fn send_server_notice_txn(
+    State(s): State<AppState>,
+    admin: Admin,
+    axum::extract::Path(txn): axum::extract::Path<String>,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    notice(&s, admin, Some(&txn), body).await
+}
+
+async fn notice(
+    s: &AppState,
+    Admin(session): Admin,
+    txn: Option<&str>,
+    body: Map<String, Value>,
 ) -> Result<AxumJson<Value>> {
     let user = match body.get("user_id") {
         Some(Value::String(u)) => {
@@ -148,6 +167,9 @@ pub async fn send_server_notice(
         Some(Value::String(k)) => Some(k.as_str()),
         Some(_) => return Err(Error::invalid_param("state_key must be a string")),
     };
-    let event_id = s.send_server_notice(&user, kind, state_key, content).await?;
+    let event_id = match txn {
+        Some(txn) => s.send_server_notice_once(&session.user_id, txn, &user, kind, state_key, content).await?,
+        None => s.send_server_notice(&user, kind, state_key, content).await?,
+    };
     Ok(AxumJson(json!({ "event_id": event_id })))
 }
