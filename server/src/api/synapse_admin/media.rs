@@ -8,7 +8,6 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
-use ruma::UserId;
 use serde_json::{Value, json};
 
 use crate::{
@@ -36,18 +35,6 @@ fn before_ts(q: &HashMap<String, String>) -> Result<i64> {
     Ok(ts)
 }
 
-/// A local user that exists.
-async fn local_user(s: &AppState, raw: &str) -> Result<ruma::OwnedUserId> {
-    let user = UserId::parse(raw).map_err(|_| Error::invalid_param(format!("{raw} is not a valid user ID")))?;
-    if user.server_name() != s.config.server_name {
-        return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Can only look up local users"));
-    }
-    if s.accounts.is_available(&user).await? {
-        return Err(Error::not_found("Unknown user"));
-    }
-    Ok(user)
-}
-
 fn media_json(m: &UserMedia) -> Value {
     json!({
         "media_id": m.media_id,
@@ -67,7 +54,7 @@ async fn user_media_page(
     raw: &str,
     q: &HashMap<String, String>,
 ) -> Result<(Vec<UserMedia>, i64, i64, i64)> {
-    let user = local_user(s, raw).await?;
+    let (user, _) = super::users::existing_user(s, raw, "Unknown user").await?;
     let from = params::int(q, "from", 0)?;
     let limit = params::int(q, "limit", 100)?;
     let order = match q.get("order_by").map(String::as_str).unwrap_or("created_ts") {

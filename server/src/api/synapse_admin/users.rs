@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// A user ID from the path: 400 when it is not one or not of this server.
-fn local_user(s: &AppState, raw: &str) -> Result<OwnedUserId> {
+pub(super) fn local_user(s: &AppState, raw: &str) -> Result<OwnedUserId> {
     let user = UserId::parse(raw).map_err(|_| Error::invalid_param(format!("{raw} is not a valid user ID")))?;
     if user.server_name() != s.config.server_name {
         return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Can only look up local users"));
@@ -33,7 +33,7 @@ fn local_user(s: &AppState, raw: &str) -> Result<OwnedUserId> {
 }
 
 /// A local user that exists (404 M_NOT_FOUND otherwise, with Synapse's message).
-async fn existing_user(s: &AppState, raw: &str, missing: &str) -> Result<(OwnedUserId, AdminUser)> {
+pub(super) async fn existing_user(s: &AppState, raw: &str, missing: &str) -> Result<(OwnedUserId, AdminUser)> {
     let user = local_user(s, raw)?;
     match s.accounts.admin_get(&user).await? {
         Some(row) => Ok((user, row)),
