@@ -478,6 +478,8 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
         notice_txns: service::server_notices::NoticeTxns::default(),
     };
     let state = AppState(Arc::new(services));
+    // Room deletions a stop interrupted go on.
+    state.0.resume_room_deletions().await?;
 
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();

@@ -27,6 +27,7 @@ pub mod pusher;
 pub mod ratelimit;
 pub mod restore;
 pub mod reverse_proxy;
+pub mod room_deletion;
 pub mod rooms;
 pub mod server_discovery;
 pub mod server_notices;

@@ -18,12 +18,14 @@ pub async fn put(
     data_type: &str,
     content: &str,
 ) -> sqlx::Result<i64> {
-    let (id,): (i64,) = sqlx::query_as(
+    let (id,): (i64,) = sqlx::query_as(concat!(
         "INSERT INTO account_data (user_id, room_id, data_type, content, stream_id)
-         VALUES (?1, ?2, ?3, ?4, (SELECT COALESCE(MAX(stream_id), 0) + 1 FROM account_data))
+         VALUES (?1, ?2, ?3, ?4, ",
+        super::purge::next_position!("floor_account_data", "account_data", "stream_id"),
+        ")
          ON CONFLICT (user_id, room_id, data_type) DO UPDATE SET content = excluded.content, stream_id = excluded.stream_id
-         RETURNING stream_id",
-    )
+         RETURNING stream_id"
+    ))
     .bind(user_id)
     .bind(room_id)
     .bind(data_type)
@@ -82,6 +84,9 @@ pub async fn changed_since(
 }
 
 pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
-    let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(stream_id) FROM account_data").fetch_one(ex).await?;
+    let (n,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(IFNULL((SELECT MAX(stream_id) FROM account_data), 0), IFNULL((SELECT CAST(value AS INTEGER) FROM server_meta WHERE key = 'floor_account_data'), 0))",
+    )
+    .fetch_one(ex).await?;
     Ok(n.unwrap_or(0))
 }

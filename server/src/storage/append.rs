@@ -213,9 +213,12 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
     };
     q.push("INSERT INTO events (stream_ordering, event_id, room_id, event_type, state_key, sender, origin_server_ts, depth, pdu, rejected, soft_failed, outlier, relay, state_group, resolved_state_group, state_before_group, txn_user_id, txn_device_id, txn_id) VALUES (");
     {
+        // A backfilled event brings its (negative) position; a new one goes above every
+        // position handed out, a purged room's included.
+        q.push("COALESCE(").push_bind(e.stream_ordering).push(", ");
+        q.push(super::purge::next_position!("floor_events", "events", "stream_ordering")).push("), ");
         let mut sep = q.separated(", ");
-        sep.push_bind(e.stream_ordering)
-            .push_bind(e.event_id.as_str())
+        sep.push_bind(e.event_id.as_str())
             .push_bind(room)
             .push_bind(e.event_type.as_str())
             .push_bind(e.state_key.as_deref())

@@ -7,6 +7,7 @@
 
 pub mod account_data;
 pub mod admin_key;
+pub mod admin_tasks;
 pub mod append;
 pub mod backup;
 pub mod delayed_events;
@@ -20,6 +21,7 @@ pub mod key_backup;
 pub mod media;
 pub mod media_files;
 pub mod openid;
+pub mod purge;
 pub mod push_actions;
 pub mod pushers;
 pub mod ratelimit_override;

@@ -21,13 +21,15 @@ pub async fn put(
     event_id: &str,
     ts: i64,
 ) -> sqlx::Result<i64> {
-    let (id,): (i64,) = sqlx::query_as(
+    let (id,): (i64,) = sqlx::query_as(concat!(
         "INSERT INTO receipts (room_id, receipt_type, user_id, thread_id, event_id, ts, stream_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(stream_id), 0) + 1 FROM receipts))
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ",
+        super::purge::next_position!("floor_receipts", "receipts", "stream_id"),
+        ")
          ON CONFLICT (room_id, receipt_type, user_id, thread_id)
          DO UPDATE SET event_id = excluded.event_id, ts = excluded.ts, stream_id = excluded.stream_id
-         RETURNING stream_id",
-    )
+         RETURNING stream_id"
+    ))
     .bind(room_id)
     .bind(receipt_type)
     .bind(user_id)
@@ -73,7 +75,10 @@ pub async fn rooms_with_receipts_by(
 }
 
 pub async fn max_stream(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
-    let (n,): (Option<i64>,) = sqlx::query_as("SELECT MAX(stream_id) FROM receipts").fetch_one(ex).await?;
+    let (n,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(IFNULL((SELECT MAX(stream_id) FROM receipts), 0), IFNULL((SELECT CAST(value AS INTEGER) FROM server_meta WHERE key = 'floor_receipts'), 0))",
+    )
+    .fetch_one(ex).await?;
     Ok(n.unwrap_or(0))
 }
 

@@ -139,6 +139,11 @@ impl TestServer {
         self.call(Method::DELETE, path, token, None).await
     }
 
+    /// DELETE with a JSON body (Synapse's admin API takes one).
+    pub async fn delete(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, token, Some(body)).await
+    }
+
     /// Registers through the m.login.dummy flow; returns the register response.
     pub async fn register(&self, username: &str, password: &str) -> Value {
         let (s, first) =

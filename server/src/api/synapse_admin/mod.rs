@@ -14,7 +14,7 @@ pub mod users;
 
 use axum::{
     Router,
-    routing::{get, post, put},
+    routing::{delete, get, post, put},
 };
 
 use crate::service::AppState;
@@ -35,7 +35,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
             get(registration_tokens::get_one).put(registration_tokens::update).delete(registration_tokens::delete),
         )
         .route("/_synapse/admin/v1/users/{user_id}/media", get(media::user_media).delete(media::delete_user_media))
-        .route("/_synapse/admin/v1/media/{server_name}/{media_id}", axum::routing::delete(media::delete_media))
+        .route("/_synapse/admin/v1/media/{server_name}/{media_id}", delete(media::delete_media))
         .route("/_synapse/admin/v1/media/delete", post(media::delete_old_media))
         .route("/_synapse/admin/v1/media/{server_name}/delete", post(media::delete_old_media))
         .route("/_synapse/admin/v1/purge_media_cache", post(media::purge_media_cache))
@@ -51,7 +51,10 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/_synapse/admin/v1/background_updates/start_job", post(server::start_job))
         .route("/_synapse/admin/v1/join/{room}", post(rooms::join))
         .route("/_synapse/admin/v1/rooms", get(rooms::list))
-        .route("/_synapse/admin/v1/rooms/{room_id}", get(rooms::details))
+        .route("/_synapse/admin/v1/rooms/{room_id}", get(rooms::details).delete(rooms::delete_v1))
+        .route("/_synapse/admin/v2/rooms/{room_id}", delete(rooms::delete_v2))
+        .route("/_synapse/admin/v2/rooms/{room_id}/delete_status", get(rooms::delete_status_of_room))
+        .route("/_synapse/admin/v2/rooms/delete_status/{delete_id}", get(rooms::delete_status))
         .route("/_synapse/admin/v1/rooms/{room_id}/members", get(rooms::members))
         .route("/_synapse/admin/v1/rooms/{room_id}/state", get(rooms::state))
         .route("/_synapse/admin/v1/rooms/{room_id}/messages", get(rooms::messages))

@@ -52,3 +52,23 @@ pub fn required_bool(body: &Map<String, Value>, key: &str, wrong: fn(String) -> 
         None => Err(Error::missing_param(format!("Missing param '{key}'"))),
     }
 }
+
+/// An optional boolean body field with its default: 400 M_BAD_JSON when it is not a boolean
+/// (Synapse's room delete: "Param 'block' must be a boolean, if given").
+pub fn optional_bool(body: &Map<String, Value>, key: &str, default: bool) -> Result<bool> {
+    match body.get(key) {
+        None => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Error::bad_json(format!("Param '{key}' must be a boolean, if given"))),
+    }
+}
+
+/// An optional string body field: 400 M_BAD_JSON when it is there and not a string (null is
+/// absent).
+pub fn optional_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::bad_json(format!("Param '{key}' must be a string, if given"))),
+    }
+}

@@ -378,3 +378,102 @@ pub async fn make_room_admin(
     s.rooms.make_room_admin(&room_id, &target).await?;
     Ok(AxumJson(json!({})))
 }
+
+/// The body of a room delete, as Synapse reads it.
+fn delete_params(
+    requester: &ruma::UserId,
+    body: &serde_json::Map<String, Value>,
+) -> Result<crate::service::room_deletion::DeleteRoom> {
+    let new_room_user_id = params::optional_str(body, "new_room_user_id")?
+        .map(|u| {
+            ruma::UserId::parse(u)
+                .map_err(|_| Error::invalid_param(format!("new_room_user_id: {u} is not a valid user ID")))
+        })
+        .transpose()?;
+    Ok(crate::service::room_deletion::DeleteRoom {
+        requester: requester.to_owned(),
+        new_room_user_id,
+        room_name: params::optional_str(body, "room_name")?.map(str::to_owned),
+        message: params::optional_str(body, "message")?.map(str::to_owned),
+        block: params::optional_bool(body, "block", false)?,
+        purge: params::optional_bool(body, "purge", true)?,
+        force_purge: params::optional_bool(body, "force_purge", false)?,
+    })
+}
+
+fn shutdown_json(r: &crate::service::room_deletion::Shutdown) -> Value {
+    json!({
+        "kicked_users": r.kicked_users,
+        "failed_to_kick_users": r.failed_to_kick_users,
+        "local_aliases": r.local_aliases,
+        "new_room_id": r.new_room_id,
+    })
+}
+
+/// DELETE /_synapse/admin/v1/rooms/{roomId}: deletes the room within the request and answers
+/// what was done (see `service::room_deletion`).
+pub async fn delete_v1(
+    State(s): State<AppState>,
+    crate::http::json::Admin(session): crate::http::json::Admin,
+    Path(raw): Path<String>,
+    crate::http::json::Json(body): crate::http::json::Json<serde_json::Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let params = delete_params(&session.user_id, &body)?;
+    let id = room_id(&raw)?;
+    let result = s.delete_room(id, &params, None).await?;
+    Ok(AxumJson(shutdown_json(&result)))
+}
+
+/// DELETE /_synapse/admin/v2/rooms/{roomId}: starts deleting the room in the background and
+/// answers `{"delete_id"}` for `delete_status`.
+pub async fn delete_v2(
+    State(s): State<AppState>,
+    crate::http::json::Admin(session): crate::http::json::Admin,
+    Path(raw): Path<String>,
+    crate::http::json::Json(body): crate::http::json::Json<serde_json::Map<String, Value>>,
+) -> Result<AxumJson<Value>> {
+    let params = delete_params(&session.user_id, &body)?;
+    let id = room_id(&raw)?;
+    let delete_id = s.0.start_room_deletion(id, params).await?;
+    Ok(AxumJson(json!({ "delete_id": delete_id })))
+}
+
+fn task_json(t: &crate::service::room_deletion::DeleteTask) -> Value {
+    let mut v = json!({
+        "delete_id": t.delete_id,
+        "room_id": t.room_id,
+        "status": t.status,
+        "shutdown_room": shutdown_json(&t.shutdown_room),
+    });
+    if let Some(e) = &t.error {
+        v["error"] = json!(e);
+    }
+    v
+}
+
+/// GET /_synapse/admin/v2/rooms/{roomId}/delete_status: the room's deletions (404 for none).
+pub async fn delete_status_of_room(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> Result<AxumJson<Value>> {
+    let id = room_id(&raw)?;
+    let tasks = s.room_deletions(id).await?;
+    if tasks.is_empty() {
+        return Err(Error::not_found(format!("No delete task for room_id '{id}' found")));
+    }
+    Ok(AxumJson(json!({ "results": tasks.iter().map(task_json).collect::<Vec<_>>() })))
+}
+
+/// GET /_synapse/admin/v2/rooms/delete_status/{deleteId}
+pub async fn delete_status(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(delete_id): Path<String>,
+) -> Result<AxumJson<Value>> {
+    let task = s
+        .room_deletion(&delete_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("delete id '{delete_id}' not found")))?;
+    Ok(AxumJson(task_json(&task)))
+}

@@ -105,3 +105,10 @@ impl Rooms {
         Ok(())
     }
 }
+
+impl Rooms {
+    /// Points every alias of `from` at `to` (a room deletion's replacement room).
+    pub async fn move_aliases(&self, from: &RoomId, to: &RoomId) -> Result<()> {
+        Ok(storage::rooms::move_aliases(&self.db.write, from.as_str(), to.as_str()).await?)
+    }
+}

@@ -151,6 +151,15 @@ impl EventCache {
         });
     }
 
+    /// Events of a purged room: gone from the cache.
+    pub fn forget_all(&self, event_ids: &[String]) {
+        self.inner.write(|c| {
+            for id in event_ids {
+                c.remove(id);
+            }
+        });
+    }
+
     /// Drops an event that turned out not to exist (its write failed).
     pub fn forget(&self, event_id: &str) {
         self.inner.with(|c| c.remove(event_id));
@@ -198,6 +207,12 @@ impl RoomHeads {
         if is_relation {
             bump(&self.relations);
         }
+    }
+
+    /// The room was purged: it has no events any more.
+    pub fn remove(&self, room_id: &str) {
+        self.events.lock().remove(room_id);
+        self.relations.lock().remove(room_id);
     }
 
     /// The latest event position of any room (0 when there are no events).

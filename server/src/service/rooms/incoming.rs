@@ -60,7 +60,7 @@ pub struct Unsettled {
     held: Vec<Job>,
     /// Where `held` goes if this is dropped before it is settled (a request cancelled midway):
     /// the room's hot copy already counts those events.
-    writer: Option<tokio::sync::mpsc::UnboundedSender<Job>>,
+    writer: Option<tokio::sync::mpsc::UnboundedSender<super::writer::Msg>>,
     pending: Vec<super::Pending>,
     /// Events that were answered for but could not be stored, with why.
     pub failed: Vec<(OwnedEventId, String)>,
@@ -70,7 +70,7 @@ impl Drop for Unsettled {
     fn drop(&mut self) {
         if let Some(writer) = &self.writer {
             for job in self.held.drain(..) {
-                let _ = writer.send(job);
+                let _ = writer.send(job.into());
             }
         }
     }
@@ -133,7 +133,7 @@ impl Rooms {
     async fn flush(&self, unsettled: &mut Unsettled) {
         for job in unsettled.held.drain(..) {
             // A writer that stopped drops the job, and so fails it below.
-            let _ = self.writer.send(job);
+            let _ = self.writer.send(job.into());
         }
         for p in std::mem::take(&mut unsettled.pending) {
             let event_id = p.event_id.clone();

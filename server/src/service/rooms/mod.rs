@@ -14,6 +14,7 @@ pub mod create;
 pub mod incoming;
 pub mod membership;
 pub mod profile;
+pub mod purge;
 pub mod push;
 pub mod queries;
 pub mod redaction;
@@ -124,7 +125,7 @@ pub struct Rooms {
     account_data: Arc<AccountData>,
     /// Hot copies, the event cache, stream heads: shared with the writer task.
     shared: Arc<Shared>,
-    writer: tokio::sync::mpsc::UnboundedSender<Job>,
+    writer: tokio::sync::mpsc::UnboundedSender<writer::Msg>,
     states: StateCache,
     /// The last state group ID handed out (IDs are allocated here so one append is one
     /// round trip; a failed append leaves a gap, which is harmless).
@@ -132,6 +133,8 @@ pub struct Rooms {
     /// Recent client transaction IDs and the event each produced, with whether its write
     /// succeeded (None while in flight), so a retry answers the first event.
     txns: Mutex<LruCache<TxnKey, (OwnedEventId, TxnOutcome)>>,
+    /// Whether any local member's leave from a purged room is kept (so /sync need not ask).
+    purged_leaves: std::sync::atomic::AtomicBool,
 }
 
 /// A client transaction: (user, device, transaction ID).
@@ -179,7 +182,10 @@ impl Rooms {
     ) -> Result<Self> {
         let last_state_group = storage::state::max_id(&db.write).await?;
         let heads = RoomHeads::load(&db).await?;
-        let head = heads.latest_of_all();
+        // A purged room may have held the latest positions: the head is never below them.
+        let floor = storage::purge::events_floor(&mut *db.read.acquire().await?).await?;
+        let head = heads.latest_of_all().max(floor);
+        let purged_leaves = storage::purge::any_leaves(&db.read).await?;
         let shared = Arc::new(Shared::new(
             config.server_name.as_str(),
             heads,
@@ -200,6 +206,7 @@ impl Rooms {
             states: StateCache::new(STATE_CACHE_ENTRIES),
             last_state_group: AtomicI64::new(last_state_group),
             txns: Mutex::new(LruCache::new(TXN_MEMORY)),
+            purged_leaves: std::sync::atomic::AtomicBool::new(purged_leaves),
         })
     }
 
@@ -874,7 +881,7 @@ impl Rooms {
         let job = Job { append, epoch: hot.epoch, done: done_tx, push };
         match hold {
             Some(held) => held.push(job),
-            None => self.writer.send(job).map_err(|_| Error::internal("the event writer has stopped"))?,
+            None => self.writer.send(job.into()).map_err(|_| Error::internal("the event writer has stopped"))?,
         }
 
         let txn = txn.map(|t| {

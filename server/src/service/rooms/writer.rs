@@ -72,6 +72,17 @@ impl MembershipIndex {
         });
     }
 
+    /// A purged room: out of every cached list.
+    fn room_removed(&self, room_id: &str) {
+        self.by_user.write(|m| {
+            for list in m.values_mut() {
+                if list.iter().any(|r| r.room_id == room_id) {
+                    Arc::make_mut(list).retain(|r| r.room_id != room_id);
+                }
+            }
+        });
+    }
+
     fn committed(&self, row: MembershipRow, user: &str) {
         self.by_user.write(|m| {
             if let Some(list) = m.get_mut(user) {
@@ -156,6 +167,15 @@ impl Shared {
         self.epochs.lock().get(room_id).copied().unwrap_or(0)
     }
 
+    /// The room was purged from the database: nothing about it stays in memory, and a hot copy
+    /// or job built before is void.
+    pub fn room_removed(&self, room_id: &str, event_ids: &[String]) {
+        self.poison(room_id);
+        self.heads.remove(room_id);
+        self.cache.forget_all(event_ids);
+        self.memberships.room_removed(room_id);
+    }
+
     /// A write of the room failed: what was built on it is void.
     fn poison(&self, room_id: &str) {
         *self.epochs.lock().entry(room_id.to_owned()).or_default() += 1;
@@ -182,72 +202,108 @@ pub struct PushInfo {
     pub sender_display_name: Option<String>,
 }
 
+/// What the writer is handed: an event to write, or a barrier answered once every event
+/// handed over before it is written or refused (a room purge waits on one).
+// Nearly every message is an event: boxing it to shrink the rare barrier would cost an
+// allocation per event.
+#[allow(clippy::large_enum_variant)]
+pub enum Msg {
+    Append(Job),
+    Barrier(oneshot::Sender<()>),
+}
+
+impl From<Job> for Msg {
+    fn from(j: Job) -> Self {
+        Msg::Append(j)
+    }
+}
+
 /// Starts the writer task; it ends when every sender is dropped.
-pub fn spawn(db: Db, shared: Arc<Shared>) -> mpsc::UnboundedSender<Job> {
+pub fn spawn(db: Db, shared: Arc<Shared>) -> mpsc::UnboundedSender<Msg> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(run(db, shared, rx));
     tx
 }
 
-async fn run(db: Db, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(db: Db, shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Msg>) {
     while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
+        let mut jobs = Vec::new();
+        let mut barrier = None;
+        match first {
+            Msg::Append(j) => jobs.push(j),
+            Msg::Barrier(b) => {
+                let _ = b.send(());
+                continue;
+            }
+        }
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(Msg::Append(j)) => jobs.push(j),
+                Ok(Msg::Barrier(b)) => {
+                    barrier = Some(b);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        let mut live = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            if j.epoch < shared.epoch(&j.append.event.room_id) {
-                refuse(&shared, j, None);
-            } else {
-                live.push(j);
-            }
+        write_batch(&db, &shared, jobs).await;
+        if let Some(b) = barrier {
+            let _ = b.send(());
         }
-        if live.is_empty() {
-            continue;
+    }
+}
+
+/// Writes a batch in one transaction, or one event at a time when it fails.
+async fn write_batch(db: &Db, shared: &Shared, jobs: Vec<Job>) {
+    let mut live = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        if j.epoch < shared.epoch(&j.append.event.room_id) {
+            refuse(shared, j, None);
+        } else {
+            live.push(j);
         }
-        let mut conn = match db.acquire_write().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "the event writer could not reach the database");
-                for j in live {
-                    shared.poison(&j.append.event.room_id);
-                    refuse(&shared, j, None);
-                }
-                continue;
-            }
-        };
-        let all: Vec<&Append> = live.iter().map(|j| &j.append).collect();
-        let timer = shared.commit_seconds.start_timer();
-        let appended = append::append_all(&mut conn, &all).await;
-        timer.observe_duration();
-        match appended {
-            Ok(results) => finish(&shared, live.into_iter().zip(results).collect()),
-            Err(e) if live.len() == 1 => {
-                let j = live.pop().expect("one job");
-                tracing::warn!(event_id = %j.append.event.event_id, error = %e, "event not written");
+    }
+    if live.is_empty() {
+        return;
+    }
+    let mut conn = match db.acquire_write().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "the event writer could not reach the database");
+            for j in live {
                 shared.poison(&j.append.event.room_id);
-                refuse(&shared, j, Some(e));
+                refuse(shared, j, None);
             }
-            Err(_) => {
-                // One at a time, so only the bad event and those built on it fail.
-                let mut failed_rooms: HashSet<String> = HashSet::new();
-                for j in live {
-                    if failed_rooms.contains(&j.append.event.room_id) {
-                        refuse(&shared, j, None);
-                        continue;
-                    }
-                    match append::append_all(&mut conn, &[&j.append]).await {
-                        Ok(mut r) => finish(&shared, vec![(j, r.pop().unwrap_or_default())]),
-                        Err(e) => {
-                            tracing::warn!(event_id = %j.append.event.event_id, error = %e, "event not written");
-                            failed_rooms.insert(j.append.event.room_id.clone());
-                            shared.poison(&j.append.event.room_id);
-                            refuse(&shared, j, Some(e));
-                        }
+            return;
+        }
+    };
+    let all: Vec<&Append> = live.iter().map(|j| &j.append).collect();
+    let timer = shared.commit_seconds.start_timer();
+    let appended = append::append_all(&mut conn, &all).await;
+    timer.observe_duration();
+    match appended {
+        Ok(results) => finish(shared, live.into_iter().zip(results).collect()),
+        Err(e) if live.len() == 1 => {
+            let j = live.pop().expect("one job");
+            tracing::warn!(event_id = %j.append.event.event_id, error = %e, "event not written");
+            shared.poison(&j.append.event.room_id);
+            refuse(shared, j, Some(e));
+        }
+        Err(_) => {
+            // One at a time, so only the bad event and those built on it fail.
+            let mut failed_rooms: HashSet<String> = HashSet::new();
+            for j in live {
+                if failed_rooms.contains(&j.append.event.room_id) {
+                    refuse(shared, j, None);
+                    continue;
+                }
+                match append::append_all(&mut conn, &[&j.append]).await {
+                    Ok(mut r) => finish(shared, vec![(j, r.pop().unwrap_or_default())]),
+                    Err(e) => {
+                        tracing::warn!(event_id = %j.append.event.event_id, error = %e, "event not written");
+                        failed_rooms.insert(j.append.event.room_id.clone());
+                        shared.poison(&j.append.event.room_id);
+                        refuse(shared, j, Some(e));
                     }
                 }
             }
