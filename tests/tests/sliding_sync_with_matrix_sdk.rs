@@ -237,3 +237,53 @@ async fn element_x_opens_a_room_and_scrolls_back_through_its_history() {
         .collect();
     assert_eq!(bodies, expected);
 }
+
+/// The admin deletes a room while Bob's phone is away; when the app comes back, the room leaves
+/// its chat list though the room's events (his leave among them) are purged from the server.
+#[tokio::test]
+async fn element_x_learns_it_left_a_room_the_admin_deleted_while_it_was_away() {
+    let server = hearth_blackbox::start(async |c| {
+        for (name, admin) in [("alice", false), ("bob", false), ("root", true)] {
+            hearth_server::register_user_offline(c.clone(), name, format!("password-{name}"), admin).await.unwrap();
+        }
+    })
+    .await;
+    let alice = signed_in(&server, "alice").await;
+    let bob = signed_in(&server, "bob").await;
+    let root = signed_in(&server, "root").await;
+    let mut ids = Vec::new();
+    for name in ["Doomed", "Family"] {
+        let mut req = CreateRoom::new();
+        req.name = Some(name.to_owned());
+        req.invite = vec![user_id!("@bob:blackbox.test").to_owned()];
+        let id = alice.create_room(req).await.expect("room created").room_id().to_owned();
+        bob.join_room_by_id(&id).await.expect("bob joins");
+        ids.push(id);
+    }
+    {
+        chat_list!(bob, service, stream, sync, rooms);
+        until(&mut sync, &mut stream, &mut rooms, |r| {
+            let mut n = names(r);
+            n.sort();
+            n == ["Doomed", "Family"]
+        })
+        .await;
+    }
+    // Bob's app is closed now.
+    let http = reqwest::Client::new();
+    let resp = http
+        .delete(format!("{}/_synapse/admin/v1/rooms/{}", server.url, ids[0]))
+        .bearer_auth(root.access_token().unwrap())
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let admin_room = format!("{}/_synapse/admin/v1/rooms/{}", server.url, ids[0]);
+    let gone = http.get(admin_room).bearer_auth(root.access_token().unwrap()).send().await.unwrap();
+    assert_eq!(gone.status(), 404, "purged");
+
+    chat_list!(bob, service, stream, sync, rooms);
+    until(&mut sync, &mut stream, &mut rooms, |r| names(r) == ["Family"]).await;
+    assert_eq!(bob.get_room(&ids[0]).expect("still known to the app").state(), RoomState::Left);
+}

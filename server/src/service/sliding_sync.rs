@@ -525,6 +525,23 @@ impl SlidingSync {
             members.extend(members_sent);
             next.insert(room_id.clone(), head.events.max(m.stream_ordering), sent, members);
         }
+        // A room the connection shows that was purged since: its events are gone, but the
+        // user's leave is kept, so the app learns it left (once: then it is not tracked).
+        if known.rooms.keys().any(|r| !by_room.contains_key(r.as_str())) {
+            let viewer = Viewer { user_id: user.as_str(), device_id: device };
+            for (room_id, event_id, stream, pdu) in self.rooms.purged_leaves_since(user, 0).await? {
+                if !known.rooms.contains_key(&room_id) || by_room.contains_key(room_id.as_str()) {
+                    continue;
+                }
+                let Ok(json) = serde_json::from_str::<ruma::CanonicalJsonObject>(&pdu) else { continue };
+                let view = View { json: &json, event_id: &event_id, room_id: &room_id, txn: None };
+                let event = client_event::format(&view, false, Some(&viewer), now);
+                out_rooms.insert(
+                    room_id,
+                    json!({ "required_state": [event.clone()], "timeline": [event], "limited": false, "num_live": 0, "bump_stamp": stream }),
+                );
+            }
+        }
         // Rooms the user is gone from for good drop out of what the connection tracks.
         next.rooms.retain(|r, _| by_room.contains_key(r.as_str()));
         next.compact();
