@@ -479,9 +479,20 @@ views.rooms = async () => {
     el("td", {}, String(r.num_joined_members)),
     el("td", {}, r.encryption ? "Yes" : "No"),
     el("td", {}, r.creator),
-    el("td", { class: "actions" }, el("button", { type: "button", onclick: () => showMembers(r) }, "Members")),
+    el("td", { class: "actions" },
+      el("button", { type: "button", onclick: () => showMembers(r) }, "Members"),
+      el("button", { type: "button", class: "danger", onclick: () => deleteRoom(r) }, "Delete")),
   )) : [el("tr", {}, el("td", { colspan: "5" }, "No rooms yet."))]));
 };
+
+function deleteRoom(room) {
+  const label = roomLabel(room);
+  if (!confirm(`Delete ${label}? Everyone here is taken out of it and its messages are deleted from this server. People on other servers keep their copy. This cannot be undone.`)) return;
+  run(async () => {
+    await api(`/rooms/${encodeURIComponent(room.room_id)}`, { method: "DELETE" });
+    await views.rooms();
+  }, `${label} is deleted.`);
+}
 
 /// A moment as people say it: the time today, else the date and time.
 function when(ms) {

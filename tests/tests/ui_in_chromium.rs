@@ -119,6 +119,9 @@ async fn the_wizard_sets_up_the_server_and_the_dashboard_invites_manages_and_dea
     let mut req = matrix_sdk::ruma::api::client::room::create_room::v3::Request::new();
     req.name = Some("Nana's kitchen".to_owned());
     nana.create_room(req).await.expect("nana creates a room");
+    let mut req = matrix_sdk::ruma::api::client::room::create_room::v3::Request::new();
+    req.name = Some("Old chat".to_owned());
+    let old_chat = nana.create_room(req).await.expect("nana creates another room").room_id().to_owned();
 
     // Settings: invite codes in apps, after a restart.
     let got = flow(&["settings", &admin_url]).await;
@@ -139,6 +142,24 @@ async fn the_wizard_sets_up_the_server_and_the_dashboard_invites_manages_and_dea
     );
 
     flow(&["deactivate", &admin_url, &user]).await;
+    // The room deleted in the dashboard is gone from the server, not only from the page.
+    let key = admin_url.split("#token=").nth(1).unwrap();
+    let rooms: Value = reqwest::Client::new()
+        .get(format!("{}admin/v1/rooms", admin_url.split('#').next().unwrap()))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = rooms["rooms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{rooms}"))
+        .iter()
+        .filter_map(|r| r["room_id"].as_str())
+        .collect();
+    assert!(!ids.contains(&old_chat.as_str()) && ids.len() == 1, "{rooms}");
     let again = client(&server).await;
     let refused = again.matrix_auth().login_username("nana", "tea-and-biscuits").send().await;
     assert!(refused.is_err(), "a deactivated account cannot sign in");

@@ -312,6 +312,11 @@ try {
     await page.getByRole("listitem").filter({ hasText: `${userId}): joined` }).waitFor();
     await checkLayout(page, "rooms at 800x600");
     await page.screenshot({ path: `${shots}/rooms.png` });
+    // Deleting a room (confirmed in the browser's dialog): it leaves the list.
+    await page.getByRole("row").filter({ hasText: "Old chat" }).getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("alert").filter({ hasText: "Old chat is deleted" }).waitFor();
+    await page.getByRole("row").filter({ hasText: "Old chat" }).waitFor({ state: "detached" });
+    await roomRow.waitFor();
 
     await page.getByRole("link", { name: "People" }).click();
     const row = page.getByRole("row").filter({ hasText: userId });

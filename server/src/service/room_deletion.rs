@@ -39,7 +39,8 @@ const DEFAULT_ROOM_NAME: &str = "Content Violation Notification";
 /// What the admin asked for (the request body of Synapse's room delete).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeleteRoom {
-    pub requester: OwnedUserId,
+    /// The admin who asked (None: the dashboard, which holds the admin key and no account).
+    pub requester: Option<OwnedUserId>,
     pub new_room_user_id: Option<OwnedUserId>,
     pub room_name: Option<String>,
     pub message: Option<String>,
@@ -122,7 +123,7 @@ impl Services {
             }
             self.rooms.purge(room_id).await?;
         }
-        tracing::info!(room = %room_id, by = %params.requester, kicked = result.kicked_users.len(), purge = params.purge, "room deleted");
+        tracing::info!(room = %room_id, by = ?params.requester, kicked = result.kicked_users.len(), purge = params.purge, "room deleted");
         Ok(result)
     }
 
@@ -137,7 +138,12 @@ impl Services {
             None => Shutdown::default(),
         };
         if params.block {
-            self.rooms.set_blocked(room_id, &params.requester, true).await?;
+            let Some(admin) = &params.requester else {
+                return Err(Error::invalid_param(
+                    "A block is recorded against the admin who asks: use an admin's account",
+                ));
+            };
+            self.rooms.set_blocked(room_id, admin, true).await?;
         }
         if self.rooms.room(room_id).await?.is_none() {
             return Ok(result);

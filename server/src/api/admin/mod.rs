@@ -67,6 +67,7 @@ pub fn router(state: AppState, port: u16) -> Router {
         .route("/_hearth/admin/v1/settings", get(settings::get_settings).put(settings::put_settings))
         .route("/_hearth/admin/v1/setup", get(setup::get_setup))
         .route("/_hearth/admin/v1/setup/{step}", post(setup::post_step))
+        .route("/_hearth/admin/v1/rooms/{room_id}", axum::routing::delete(rooms::delete))
         .route("/_hearth/admin/v1/rooms/{room_id}/members", get(rooms::members))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let with_metrics = if state.metrics.is_some() { crate::api::metrics::routes(Router::new()) } else { Router::new() };

@@ -391,7 +391,7 @@ fn delete_params(
         })
         .transpose()?;
     Ok(crate::service::room_deletion::DeleteRoom {
-        requester: requester.to_owned(),
+        requester: Some(requester.to_owned()),
         new_room_user_id,
         room_name: params::optional_str(body, "room_name")?.map(str::to_owned),
         message: params::optional_str(body, "message")?.map(str::to_owned),
