@@ -579,13 +579,15 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
 
     // Housekeeping: give back invite-code reservations of abandoned registrations, drop media
     // IDs reserved for uploads that never came, forget rate limit buckets that are full again,
-    // stop keeping the device lists of other servers' users nobody here shares a room with.
+    // stop keeping the device lists of other servers' users nobody here shares a room with,
+    // purge rooms every local member forgot.
     {
         let (state, cancel) = (state.clone(), cancel.clone());
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             // The sizes for the Status page's growth: at start, then hourly.
             let mut sizes_recorded: Option<std::time::Instant> = None;
+            let mut forgotten_checked: Option<std::time::Instant> = None;
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -603,6 +605,13 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
                             tracing::warn!(error = %e, "dropping device lists of users who left");
                         }
                         state.limits.sweep();
+                        // Hourly: a room waits a week (by default) after it was forgotten.
+                        if forgotten_checked.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                            forgotten_checked = Some(std::time::Instant::now());
+                            if let Err(e) = state.rooms.purge_forgotten().await {
+                                tracing::warn!(error = %e, "purging rooms every local member forgot");
+                            }
+                        }
                         // After the sweeps, so that recording the sizes does not hold them up at start.
                         if sizes_recorded.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
                             let recorded = match state.media.stored_bytes().await {

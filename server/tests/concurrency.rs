@@ -35,6 +35,48 @@ async fn the_same_transaction_id_sent_eight_times_at_once_makes_one_event() {
     assert_eq!(messages, 1);
 }
 
+/// A transaction is one device's ID on one endpoint (spec: "Transaction identifiers"): the same
+/// ID sent to two rooms, or as two event types, makes separate events (Complement's
+/// TestTxnIdempotency), across a restart too (the database's uniqueness has the same scope).
+#[tokio::test]
+async fn the_same_transaction_id_in_two_rooms_or_two_event_types_makes_separate_events() {
+    let mut s = TestServer::start().await;
+    let t = s.user("alice").await;
+    let mut rooms = Vec::new();
+    for _ in 0..2 {
+        let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&t), json!({})).await;
+        rooms.push(v["room_id"].as_str().unwrap().to_owned());
+    }
+    let send = |room: &str, kind: &str| format!("/_matrix/client/v3/rooms/{room}/send/{kind}/txn-1");
+    let mut ids = std::collections::HashSet::new();
+    for (room, kind) in [(&rooms[0], "m.room.message"), (&rooms[1], "m.room.message"), (&rooms[0], "m.hearth.test")] {
+        let (st, v) = s.put(&send(room, kind), Some(&t), json!({"msgtype": "m.text", "body": kind})).await;
+        assert_eq!(st, 200, "{v}");
+        ids.insert(v["event_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 3, "three events: {ids:?}");
+    for room in &rooms {
+        let messages = full_timeline(&s, &t, room).await.into_iter().filter(|e| e["type"] == "m.room.message").count();
+        assert_eq!(messages, 1);
+    }
+    // After a restart (the memory of transactions gone), a retry still answers its own event,
+    // and the ID in a third room is still new.
+    let (_, third) = s.post("/_matrix/client/v3/createRoom", Some(&t), json!({})).await;
+    let third = third["room_id"].as_str().unwrap().to_owned();
+    s.stop().await;
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let config = common::test_config(dir.path());
+    let s = TestServer::start_in(dir, config).await;
+    let (st, again) =
+        s.put(&send(&rooms[1], "m.room.message"), Some(&t), json!({"msgtype": "m.text", "body": "again"})).await;
+    assert_eq!(st, 200, "{again}");
+    assert!(ids.contains(again["event_id"].as_str().unwrap()), "a retry answers the first event: {again}");
+    let (st, new) = s.put(&send(&third, "m.room.message"), Some(&t), json!({"msgtype": "m.text", "body": "new"})).await;
+    assert_eq!(st, 200, "{new}");
+    assert!(!ids.contains(new["event_id"].as_str().unwrap()));
+    assert_eq!(full_timeline(&s, &t, &rooms[1]).await.into_iter().filter(|e| e["type"] == "m.room.message").count(), 1);
+}
+
 #[tokio::test]
 async fn ten_people_joining_at_once_are_all_members() {
     let s = TestServer::start().await;

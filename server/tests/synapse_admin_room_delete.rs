@@ -286,3 +286,99 @@ async fn sync_tokens_handed_out_before_a_purge_still_see_new_messages_after_a_re
     let alice_sync = sync(&s, &alice, Some(&alice_since)).await;
     assert_eq!(bodies(&alice_sync["rooms"]["join"][&keep]["timeline"]), ["after"], "{alice_sync}");
 }
+
+/// Issue 21's clean-up: a room no local user is in any more, that every local member forgot
+/// (or whose account is gone), is purged once `forgotten_room_retention_period` has passed;
+/// a room someone still is in, or left without forgetting (they can still read it), is kept.
+#[tokio::test]
+async fn rooms_every_local_member_forgot_are_purged_after_the_retention_period() {
+    let short = |c: &mut hearth_server::Config| {
+        c.forgotten_room_retention_period = Some(hearth_server::config::HumanDuration(Duration::from_millis(1)));
+    };
+    let mut s = TestServer::start_with(short).await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let leave = |room: String, token: String| {
+        let s = &s;
+        async move {
+            let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(&token), json!({})).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    let forget = |room: String, token: String| {
+        let s = &s;
+        async move {
+            let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{room}/forget"), Some(&token), json!({})).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    let mut rooms = Vec::new();
+    for name in ["all forgot", "bob did not forget", "bob still in", "carol deactivated"] {
+        let id = room(&s, &alice, json!({"preset": "public_chat", "name": name})).await;
+        join(&s, if name == "carol deactivated" { &carol } else { &bob }, &id).await;
+        say(&s, &alice, &id, "hello").await;
+        rooms.push(id);
+    }
+    for (i, id) in rooms.iter().enumerate() {
+        leave(id.clone(), alice.clone()).await;
+        forget(id.clone(), alice.clone()).await;
+        match i {
+            0 => {
+                leave(id.clone(), bob.clone()).await;
+                forget(id.clone(), bob.clone()).await;
+            }
+            1 => leave(id.clone(), bob.clone()).await,
+            _ => {}
+        }
+    }
+    let (st, v) = s.post("/_synapse/admin/v1/deactivate/@carol:hearth.test", Some(&root), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    // Another room, busy, untouched.
+    let busy = room(&s, &alice, json!({"name": "busy"})).await;
+
+    // The clean-up runs at start, then hourly.
+    s.stop().await;
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let mut config = test_config(dir.path());
+    short(&mut config);
+    let s = TestServer::start_in(dir, config).await;
+    let mut kept = Vec::new();
+    for _ in 0..100 {
+        kept.clear();
+        for id in rooms.iter().chain([&busy]) {
+            if s.get(&format!("/_synapse/admin/v1/rooms/{id}"), Some(&root)).await.0 == 200 {
+                kept.push(id.clone());
+            }
+        }
+        if kept.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(kept, [rooms[1].clone(), rooms[2].clone(), busy.clone()]);
+    // Bob can still read the room he left without forgetting.
+    let (st, v) = s.get(&format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", rooms[1]), Some(&bob)).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["chunk"].as_array().unwrap().iter().any(|e| e["content"]["body"] == "hello"), "{v}");
+}
+
+/// With the default period (a week), a room forgotten a moment ago is kept.
+#[tokio::test]
+async fn a_room_forgotten_just_now_is_kept_with_the_default_period() {
+    let mut s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let id = room(&s, &alice, json!({"name": "forgotten"})).await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{id}/leave"), Some(&alice), json!({})).await.0, 200);
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{id}/forget"), Some(&alice), json!({})).await.0, 200);
+    s.stop().await;
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let config = test_config(dir.path());
+    let s = TestServer::start_in(dir, config).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.get(&format!("/_synapse/admin/v1/rooms/{id}"), Some(&root)).await.0, 200);
+}

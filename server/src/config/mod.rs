@@ -209,6 +209,11 @@ pub struct Config {
     /// Synapse's `forget_rooms_on_leave`: a room a local user leaves (or is kicked or banned
     /// from) is forgotten at once, as if they had called /forget.
     pub forget_rooms_on_leave: bool,
+    /// Synapse's `forgotten_room_retention_period`: a room no local user is in any more, that
+    /// every local member forgot (or left, with `forget_rooms_on_leave`), is purged from the
+    /// database this long after the last of them did. Nobody here can read it any more, so
+    /// Hearth does it after a week by default (Synapse: unset, never); `0` keeps them.
+    pub forgotten_room_retention_period: Option<HumanDuration>,
     /// The setup wizard's "my home network" choice, from the database (not a file key): each
     /// listener bound only to loopback addresses listens on all addresses of that family
     /// instead (0.0.0.0, ::), so phones and laptops at home reach it.
@@ -762,6 +767,7 @@ impl Default for Config {
             secret_store: SecretStoreChoice::Auto,
             default_room_version: "12".to_owned(),
             forget_rooms_on_leave: false,
+            forgotten_room_retention_period: Some(HumanDuration(Duration::from_secs(7 * 86_400))),
         }
     }
 }

@@ -107,18 +107,26 @@ pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx
         .collect())
 }
 
+/// The event a device sent to a room, as an event type, with a transaction ID.
 pub async fn by_txn(
     ex: impl SqliteExecutor<'_>,
     user_id: &str,
     device_id: &str,
+    room_id: &str,
+    event_type: &str,
     txn_id: &str,
 ) -> sqlx::Result<Option<(String, String)>> {
-    sqlx::query_as("SELECT event_id, room_id FROM events WHERE txn_user_id = ? AND txn_device_id = ? AND txn_id = ?")
-        .bind(user_id)
-        .bind(device_id)
-        .bind(txn_id)
-        .fetch_optional(ex)
-        .await
+    sqlx::query_as(
+        "SELECT event_id, room_id FROM events
+         WHERE txn_user_id = ? AND txn_device_id = ? AND room_id = ? AND event_type = ? AND txn_id = ?",
+    )
+    .bind(user_id)
+    .bind(device_id)
+    .bind(room_id)
+    .bind(event_type)
+    .bind(txn_id)
+    .fetch_optional(ex)
+    .await
 }
 
 /// The room's forward extremities with their depth.

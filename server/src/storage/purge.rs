@@ -176,3 +176,40 @@ pub async fn any_leaves(ex: impl sqlx::SqliteExecutor<'_>) -> sqlx::Result<bool>
     let (n,): (i64,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM purged_memberships)").fetch_one(ex).await?;
     Ok(n != 0)
 }
+
+/// Rooms every local member forgot (or left, with `on_leave`; or whose account is deactivated),
+/// none of them joined, invited or knocking, with no local member's membership or forget newer
+/// than `before` (ms); only `room` when given. Rooms without any local membership are not
+/// listed: one being joined through another server has no membership yet.
+pub async fn forgotten_rooms(
+    ex: impl sqlx::SqliteExecutor<'_>,
+    local_suffix: &str,
+    on_leave: bool,
+    before: i64,
+    room: Option<&str>,
+) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT r.room_id FROM rooms r
+         WHERE (?4 IS NULL OR r.room_id = ?4)
+           AND EXISTS (SELECT 1 FROM memberships m
+                       WHERE m.room_id = r.room_id AND substr(m.user_id, -length(?1)) = ?1)
+           AND NOT EXISTS (
+               SELECT 1 FROM memberships m LEFT JOIN users u ON u.user_id = m.user_id
+               WHERE m.room_id = r.room_id AND substr(m.user_id, -length(?1)) = ?1
+                 AND IFNULL(u.deactivated, 0) = 0
+                 AND NOT (m.membership IN ('leave', 'ban') AND (?2 OR EXISTS (
+                     SELECT 1 FROM forgotten_rooms f
+                     WHERE f.user_id = m.user_id AND f.room_id = m.room_id AND f.event_id = m.event_id))))
+           AND IFNULL((SELECT MAX(e.origin_server_ts) FROM memberships m JOIN events e ON e.event_id = m.event_id
+                       WHERE m.room_id = r.room_id AND substr(m.user_id, -length(?1)) = ?1), 0) < ?3
+           AND IFNULL((SELECT MAX(f.forgotten_ts) FROM forgotten_rooms f WHERE f.room_id = r.room_id), 0) < ?3
+         ORDER BY r.room_id",
+    )
+    .bind(local_suffix)
+    .bind(on_leave)
+    .bind(before)
+    .bind(room)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}

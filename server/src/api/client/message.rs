@@ -51,7 +51,7 @@ pub async fn send_message_event(
     let txn =
         Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
     // A retry of a send already made is answered from the first; it is not another event.
-    if !s.rooms.is_retry(txn) {
+    if !s.rooms.is_retry(&b.room_id, &event_type, txn) {
         s.limits.event(&session.user_id, false)?;
     }
     let event_id = s.rooms.send(&b.room_id, &session.user_id, &event_type, None, content, Some(txn)).await?;
@@ -160,7 +160,7 @@ pub async fn redact_event(
     let b = &req.body;
     let txn =
         Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
-    if !s.rooms.is_retry(txn) {
+    if !s.rooms.is_retry(&b.room_id, "m.room.redaction", txn) {
         // A moderator removing someone else's event counts under `rc_admin_redaction` when set;
         // a suspended user may redact only their own.
         let of_another = if s.limits.separate_admin_redactions() || session.suspended {

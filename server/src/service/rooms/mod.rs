@@ -116,6 +116,20 @@ pub struct Txn<'a> {
     pub txn_id: &'a str,
 }
 
+impl Txn<'_> {
+    /// A transaction is one device's ID on one endpoint (spec: "Transaction identifiers"):
+    /// the same ID sent to another room, or as another event type, is another event.
+    fn key(&self, room_id: &str, kind: &str) -> TxnKey {
+        (
+            self.user_id.to_owned(),
+            self.device_id.to_owned(),
+            room_id.to_owned(),
+            kind.to_owned(),
+            self.txn_id.to_owned(),
+        )
+    }
+}
+
 pub struct Rooms {
     db: Db,
     config: Arc<Config>,
@@ -137,8 +151,8 @@ pub struct Rooms {
     purged_leaves: std::sync::atomic::AtomicBool,
 }
 
-/// A client transaction: (user, device, transaction ID).
-type TxnKey = (String, String, String);
+/// A client transaction: (user, device, room, event type, transaction ID).
+type TxnKey = (String, String, String, String, String);
 /// Whether a transaction's write succeeded (None while in flight).
 type TxnOutcome = tokio::sync::watch::Receiver<Option<bool>>;
 
@@ -397,9 +411,9 @@ impl Rooms {
         Ok(event_id)
     }
 
-    pub fn is_retry(&self, txn: Txn<'_>) -> bool {
-        let key = (txn.user_id.to_owned(), txn.device_id.to_owned(), txn.txn_id.to_owned());
-        self.txns.lock().peek(&key).is_some()
+    /// Whether the transaction was sent already (to this room, as this event type).
+    pub fn is_retry(&self, room_id: &RoomId, kind: &str, txn: Txn<'_>) -> bool {
+        self.txns.lock().peek(&txn.key(room_id.as_str(), kind)).is_some()
     }
 
     /// Sends an event as `sender` (spec: PUT /rooms/{roomId}/send and /state). Repeating a
@@ -419,7 +433,7 @@ impl Rooms {
                 let lock = self.lock_for(room_id);
                 let _guard = lock.lock().await;
                 if let Some(t) = txn {
-                    let key = (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned());
+                    let key = t.key(room_id.as_str(), kind);
                     let seen = self.txns.lock().get(&key).cloned();
                     if let Some((event_id, mut outcome)) = seen {
                         drop(_guard);
@@ -432,8 +446,15 @@ impl Rooms {
                                 // The first request went away before learning its outcome; the
                                 // database knows (and a collision below finds it too).
                                 self.txns.lock().remove(&key);
-                                if let Some((first, _)) =
-                                    storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await?
+                                if let Some((first, _)) = storage::events::by_txn(
+                                    &self.db.write,
+                                    t.user_id,
+                                    t.device_id,
+                                    room_id.as_str(),
+                                    kind,
+                                    t.txn_id,
+                                )
+                                .await?
                                 {
                                     return EventId::parse(first).map_err(Error::internal);
                                 }
@@ -469,8 +490,15 @@ impl Rooms {
                     // A transaction ID used before this server remembered it collides in the
                     // database; the answer is the first event.
                     if let Some(t) = txn
-                        && let Some((first, _)) =
-                            storage::events::by_txn(&self.db.write, t.user_id, t.device_id, t.txn_id).await?
+                        && let Some((first, _)) = storage::events::by_txn(
+                            &self.db.write,
+                            t.user_id,
+                            t.device_id,
+                            room_id.as_str(),
+                            kind,
+                            t.txn_id,
+                        )
+                        .await?
                     {
                         return EventId::parse(first).map_err(Error::internal);
                     }
@@ -885,7 +913,7 @@ impl Rooms {
         }
 
         let txn = txn.map(|t| {
-            let key = (t.user_id.to_owned(), t.device_id.to_owned(), t.txn_id.to_owned());
+            let key = t.key(&room.room_id, &kind);
             let (tx, rx) = tokio::sync::watch::channel(None);
             self.txns.lock().insert(key.clone(), (event_id.to_owned(), rx));
             (key, tx)

@@ -35,6 +35,12 @@ impl Rooms {
     /// Sends are held off by the room's lock, and events already on their way to the writer
     /// are written first, so nothing of the room is written after it is gone.
     pub async fn purge(&self, room_id: &RoomId) -> Result<Option<Purged>> {
+        self.purge_when(room_id, None).await
+    }
+
+    /// `purge`, only if (checked under the room's lock) every local member forgot the room
+    /// before `forgotten_before` when that is given.
+    async fn purge_when(&self, room_id: &RoomId, forgotten_before: Option<i64>) -> Result<Option<Purged>> {
         let lock = self.lock_for(room_id);
         let _held = lock.lock().await;
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -45,11 +51,42 @@ impl Rooms {
             return Ok(None);
         }
         let suffix = format!(":{}", self.config.server_name);
+        if let Some(before) = forgotten_before {
+            let on_leave = self.config.forget_rooms_on_leave;
+            let still =
+                storage::purge::forgotten_rooms(&mut *conn, &suffix, on_leave, before, Some(room_id.as_str())).await?;
+            if still.is_empty() {
+                return Ok(None);
+            }
+        }
         let (event_ids, purged) = storage::purge::room(&mut conn, room_id.as_str(), &suffix).await?;
         drop(conn);
         self.shared.room_removed(room_id.as_str(), &event_ids);
         self.purged_leaves.store(true, std::sync::atomic::Ordering::Release);
         tracing::info!(room = %room_id, events = purged.events, state_groups = purged.state_groups, "room purged");
         Ok(Some(purged))
+    }
+}
+
+impl Rooms {
+    /// Purges the rooms no local user is in any more and all of them forgot, for longer than
+    /// `forgotten_room_retention_period` (see `storage::purge::forgotten_rooms`); how many.
+    pub async fn purge_forgotten(&self) -> Result<usize> {
+        let Some(period) = self.config.forgotten_room_retention_period.filter(|p| !p.0.is_zero()) else {
+            return Ok(0);
+        };
+        let suffix = format!(":{}", self.config.server_name);
+        let before = storage::now_ms() - period.0.as_millis() as i64;
+        let on_leave = self.config.forget_rooms_on_leave;
+        let rooms = storage::purge::forgotten_rooms(&self.db.read, &suffix, on_leave, before, None).await?;
+        let mut purged = 0;
+        for room in rooms {
+            let Ok(room_id) = RoomId::parse(&room) else { continue };
+            if self.purge_when(&room_id, Some(before)).await?.is_some() {
+                tracing::info!(room = %room_id, "room purged: every local member forgot it");
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 }
