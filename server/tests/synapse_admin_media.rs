@@ -127,3 +127,95 @@ async fn media_are_listed_and_deleted_by_user_id_age_and_size() {
 fn hearth_server_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
+
+/// Downloads an item on the authenticated endpoint: its status.
+async fn download(s: &TestServer, token: &str, media_id: &str) -> StatusCode {
+    let url = format!("{}/_matrix/client/v1/media/download/hearth.test/{media_id}", s.base);
+    s.http.get(url).bearer_auth(token).send().await.unwrap().status()
+}
+
+/// Synapse's quarantine: an item (with every other item of the same content), a room's media
+/// and a user's uploads are no longer served to anyone; protected items stay out of it; the
+/// user media list shows who quarantined what; releasing serves it again.
+#[tokio::test]
+async fn quarantined_media_is_not_served_and_protected_media_is_spared() {
+    let s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let spam = upload(&s, &alice, vec![9; 100]).await;
+    let copy = upload(&s, &bob, vec![9; 100]).await; // the same bytes, uploaded again
+    let photo = upload(&s, &alice, vec![7; 100]).await;
+    let sticker = upload(&s, &alice, vec![6; 100]).await;
+    let other = upload(&s, &bob, vec![5; 100]).await;
+    for id in [&spam, &copy, &photo, &sticker, &other] {
+        assert_eq!(download(&s, &bob, id).await, StatusCode::OK);
+    }
+
+    // One item: its copy goes with it; nothing else does.
+    let (st, v) =
+        s.post(&format!("/_synapse/admin/v1/media/quarantine/hearth.test/{spam}"), Some(&root), json!({})).await;
+    assert_eq!((st, v), (StatusCode::OK, json!({})));
+    for id in [&spam, &copy] {
+        let gone = s.get(&format!("/_matrix/client/v1/media/download/hearth.test/{id}"), Some(&alice)).await;
+        assert_err(&gone, 404, "M_NOT_FOUND");
+        let thumb = format!("/_matrix/client/v1/media/thumbnail/hearth.test/{id}?width=32&height=32");
+        assert_eq!(s.get(&thumb, Some(&alice)).await.0, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(download(&s, &bob, &photo).await, StatusCode::OK);
+    let (_, listed) = s.get("/_synapse/admin/v1/users/@bob:hearth.test/media", Some(&root)).await;
+    let bobs_copy = listed["media"].as_array().unwrap().iter().find(|m| m["media_id"] == copy.as_str()).unwrap();
+    assert_eq!(bobs_copy["quarantined_by"], "@root:hearth.test", "{listed}");
+
+    // A room's media, except the protected sticker.
+    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({})).await;
+    let room = room["room_id"].as_str().unwrap().to_owned();
+    for (i, id) in [&photo, &sticker].iter().enumerate() {
+        let body = json!({"msgtype": "m.image", "body": "p.png", "url": format!("mxc://hearth.test/{id}")});
+        let (st, v) =
+            s.put(&format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/m{i}"), Some(&alice), body).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (_, media) = s.get(&format!("/_synapse/admin/v1/room/{room}/media"), Some(&root)).await;
+    let expected =
+        json!({"local": [format!("mxc://hearth.test/{sticker}"), format!("mxc://hearth.test/{photo}")], "remote": []});
+    assert_eq!(media, expected);
+    assert_eq!(s.post(&format!("/_synapse/admin/v1/media/protect/{sticker}"), Some(&root), json!({})).await.0, 200);
+    let (st, v) = s.post(&format!("/_synapse/admin/v1/room/{room}/media/quarantine"), Some(&root), json!({})).await;
+    assert_eq!((st, v), (StatusCode::OK, json!({"num_quarantined": 1})));
+    assert_eq!(download(&s, &bob, &photo).await, StatusCode::NOT_FOUND);
+    assert_eq!(download(&s, &bob, &sticker).await, StatusCode::OK, "protected");
+    let (_, listed) = s
+        .get("/_synapse/admin/v1/users/@alice:hearth.test/media?order_by=safe_from_quarantine&dir=b", Some(&root))
+        .await;
+    assert_eq!(listed["media"][0]["media_id"], sticker.as_str());
+    assert_eq!(listed["media"][0]["safe_from_quarantine"], true);
+
+    // A user's uploads.
+    let (_, v) = s.post("/_synapse/admin/v1/user/@bob:hearth.test/media/quarantine", Some(&root), json!({})).await;
+    // Bob's two uploads, and Alice's item with the same content as his copy (as Synapse counts).
+    assert_eq!(v["num_quarantined"], 3);
+    assert_eq!(download(&s, &alice, &other).await, StatusCode::NOT_FOUND);
+
+    // Released: served again, with its copy.
+    let release = format!("/_synapse/admin/v1/media/unquarantine/hearth.test/{spam}");
+    assert_eq!(s.post(&release, Some(&root), json!({})).await.0, 200);
+    assert_eq!(download(&s, &bob, &spam).await, StatusCode::OK);
+    assert_eq!(download(&s, &bob, &copy).await, StatusCode::OK);
+    assert_eq!(s.post(&format!("/_synapse/admin/v1/media/unprotect/{sticker}"), Some(&root), json!({})).await.0, 200);
+    let (_, v) =
+        s.post(&format!("/_synapse/admin/v1/media/quarantine/hearth.test/{sticker}"), Some(&root), json!({})).await;
+    assert_eq!(v, json!({}));
+    assert_eq!(download(&s, &bob, &sticker).await, StatusCode::NOT_FOUND, "no longer protected");
+
+    // Refusals.
+    let q = format!("/_synapse/admin/v1/media/quarantine/hearth.test/{photo}");
+    assert_err(&s.post(&q, Some(&alice), json!({})).await, 403, "M_FORBIDDEN");
+    assert_err(
+        &s.post("/_synapse/admin/v1/room/nope/media/quarantine", Some(&root), json!({})).await,
+        400,
+        "M_INVALID_PARAM",
+    );
+    assert_err(&s.get("/_synapse/admin/v1/room/!gone:hearth.test/media", Some(&root)).await, 404, "M_NOT_FOUND");
+}

@@ -402,3 +402,112 @@ async fn make_room_admin_uses_the_most_powerful_local_member() {
         "M_FORBIDDEN",
     );
 }
+
+/// Synapse's `/context` for an admin reading a report: the events around one and the state at
+/// it, whatever the room's history visibility; `filter` on it and on `/messages`.
+#[tokio::test]
+async fn admins_read_an_event_in_context_and_filter_messages() {
+    let s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let id = room(
+        &s,
+        &alice,
+        json!({"name": "Secret", "initial_state": [{"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}}]}),
+    )
+    .await;
+    let sent: Vec<String> = ["one", "two", "three", "four", "five"].iter().map(|b| b.to_string()).collect();
+    let mut ids = Vec::new();
+    for b in &sent {
+        ids.push(say(&s, &alice, &id, b).await);
+    }
+    let path = format!("/_synapse/admin/v1/rooms/{id}/context/{}?limit=4", ids[2]);
+    let (st, v) = s.get(&path, Some(&root)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["event"]["content"]["body"], "three");
+    let bodies = |list: &Value| -> Vec<String> {
+        list.as_array().unwrap().iter().map(|e| e["content"]["body"].as_str().unwrap_or("").to_owned()).collect()
+    };
+    assert_eq!(bodies(&v["events_before"]), ["two", "one"], "nearest first");
+    assert_eq!(bodies(&v["events_after"]), ["four", "five"]);
+    assert!(
+        v["state"].as_array().unwrap().iter().any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Secret")
+    );
+    assert!(v["start"].is_string() && v["end"].is_string());
+    // A filter leaves out what it does not want.
+    let only_alice = urlencode(&json!({"not_senders": ["@alice:hearth.test"]}).to_string());
+    let (_, filtered) = s.get(&format!("{path}&filter={only_alice}"), Some(&root)).await;
+    assert_eq!(filtered["events_before"], json!([]));
+    assert_eq!(filtered["event"]["content"]["body"], "three", "the event itself is always there");
+    let messages = format!("/_synapse/admin/v1/rooms/{id}/messages?dir=b&limit=50");
+    let types = urlencode(&json!({"types": ["m.room.name"]}).to_string());
+    let (_, named) = s.get(&format!("{messages}&filter={types}"), Some(&root)).await;
+    let kinds: Vec<&str> = named["chunk"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["m.room.name"]);
+    // Refusals.
+    assert_err(&s.get(&format!("{path}&filter=nope"), Some(&root)).await, 400, "M_NOT_JSON");
+    assert_err(&s.get(&format!("{messages}&filter=[1]"), Some(&root)).await, 400, "M_NOT_JSON");
+    assert_err(&s.get(&format!("/_synapse/admin/v1/rooms/{id}/context/$nope"), Some(&root)).await, 404, "M_NOT_FOUND");
+    let elsewhere = room(&s, &alice, json!({})).await;
+    assert_err(
+        &s.get(&format!("/_synapse/admin/v1/rooms/{elsewhere}/context/{}", ids[2]), Some(&root)).await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_err(&s.get(&path, Some(&alice)).await, 403, "M_FORBIDDEN");
+}
+
+/// Synapse's federation admin API on a server that cannot reach the other: the destination
+/// shows its failure and back-off, and `reset_connection` ends the back-off.
+#[tokio::test]
+async fn admins_see_failing_destinations_and_reset_their_back_off() {
+    let s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let list = "/_synapse/admin/v1/federation/destinations";
+    assert_eq!(s.get(list, Some(&root)).await.1, json!({"destinations": [], "total": 0}));
+    // A to-device message for someone on a server that does not exist makes it a destination.
+    for server in ["nowhere.invalid", "also-nowhere.invalid"] {
+        let body = json!({"messages": {format!("@bob:{server}"): {"DEVICE": {"hello": true}}}});
+        let (st, v) = s.put(&format!("/_matrix/client/v3/sendToDevice/m.test/{server}"), Some(&alice), body).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let mut page = Value::Null;
+    for _ in 0..200 {
+        page = s.get(list, Some(&root)).await.1;
+        let failing = page["destinations"].as_array().unwrap().iter().filter(|d| d["failure_ts"].is_i64()).count();
+        if failing == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(page["total"], 2, "{page}");
+    let first = &page["destinations"][0];
+    assert_eq!(first["destination"], "also-nowhere.invalid", "by name: {page}");
+    assert!(first["retry_interval"].as_i64().unwrap() > 0 && first["retry_last_ts"].as_i64().unwrap() > 0, "{first}");
+    assert_eq!(first["last_successful_stream_ordering"], Value::Null);
+    let (_, back) = s.get(&format!("{list}?dir=b&limit=1"), Some(&root)).await;
+    assert_eq!(back["destinations"][0]["destination"], "nowhere.invalid");
+    assert_eq!(back["next_token"], "1");
+    let (_, searched) = s.get(&format!("{list}?destination=ALSO"), Some(&root)).await;
+    assert_eq!(searched["total"], 1);
+    let one = format!("{list}/nowhere.invalid");
+    let (st, details) = s.get(&one, Some(&root)).await;
+    assert_eq!(st, 200, "{details}");
+    assert_eq!(details["destination"], "nowhere.invalid");
+    assert_eq!(s.get(&format!("{one}/rooms"), Some(&root)).await.1, json!({"rooms": [], "total": 0}));
+    let (st, v) = s.post(&format!("{one}/reset_connection"), Some(&root), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    // Refusals.
+    assert_err(&s.get(&format!("{list}/unknown.test"), Some(&root)).await, 404, "M_NOT_FOUND");
+    assert_err(
+        &s.post(&format!("{list}/unknown.test/reset_connection"), Some(&root), json!({})).await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_err(&s.get(&format!("{list}?order_by=size"), Some(&root)).await, 400, "M_INVALID_PARAM");
+    assert_err(&s.get(&format!("{list}?from=-1"), Some(&root)).await, 400, "M_INVALID_PARAM");
+    assert_err(&s.get(list, Some(&alice)).await, 403, "M_FORBIDDEN");
+}

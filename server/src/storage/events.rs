@@ -469,3 +469,21 @@ pub async fn largest_rooms(ex: impl SqliteExecutor<'_>, limit: i64) -> sqlx::Res
     .fetch_all(ex)
     .await
 }
+
+/// The `mxc://` URLs the room's events point at (`content.url` and
+/// `content.info.thumbnail_url`, as Synapse looks for them), newest first, without repeats.
+pub async fn media_urls_in_room(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT url FROM (
+             SELECT json_extract(COALESCE(redacted_json, pdu), '$.content.url') AS url, stream_ordering
+             FROM events WHERE room_id = ?1 AND outlier = 0 AND rejected = 0
+             UNION ALL
+             SELECT json_extract(COALESCE(redacted_json, pdu), '$.content.info.thumbnail_url'), stream_ordering
+             FROM events WHERE room_id = ?1 AND outlier = 0 AND rejected = 0)
+         WHERE url LIKE 'mxc://%' GROUP BY url ORDER BY MAX(stream_ordering) DESC",
+    )
+    .bind(room_id)
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}

@@ -108,7 +108,7 @@ pub async fn add_destination(ex: impl SqliteExecutor<'_>, destination: &str, pos
 pub async fn delivered(ex: impl SqliteExecutor<'_>, destination: &str, position: i64, now: i64) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE federation_destinations SET stream_position = MAX(stream_position, ?), retry_at = NULL,
-             backoff_ms = 0, last_error = NULL, last_success_ts = ? WHERE destination = ?",
+             backoff_ms = 0, last_error = NULL, failure_ts = NULL, last_success_ts = ? WHERE destination = ?",
     )
     .bind(position)
     .bind(now)
@@ -127,7 +127,8 @@ pub async fn failed(
     error: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE federation_destinations SET retry_at = ?, backoff_ms = ?, last_error = ? WHERE destination = ?",
+        "UPDATE federation_destinations SET retry_at = ?1, backoff_ms = ?2, last_error = ?3,
+             failure_ts = IFNULL(failure_ts, ?1 - ?2) WHERE destination = ?4",
     )
     .bind(retry_at)
     .bind(backoff_ms)
@@ -185,15 +186,39 @@ pub struct DestinationStatus {
     pub destination: String,
     pub stream_position: i64,
     pub retry_at: Option<i64>,
+    /// The current wait between attempts (0 while it answers).
+    pub backoff_ms: i64,
     pub last_error: Option<String>,
     pub last_success_ts: Option<i64>,
+    /// Since when it has been failing (None while it answers).
+    pub failure_ts: Option<i64>,
 }
 
 pub async fn destination_statuses(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<DestinationStatus>> {
     sqlx::query_as(
-        "SELECT destination, stream_position, retry_at, last_error, last_success_ts FROM federation_destinations
-         ORDER BY destination",
+        "SELECT destination, stream_position, retry_at, backoff_ms, last_error, last_success_ts, failure_ts
+         FROM federation_destinations ORDER BY destination",
     )
+    .fetch_all(ex)
+    .await
+}
+
+/// Rooms where `destination` has a joined member, each with the position of its latest event
+/// at or before `upto` (what the destination was sent of it), by room ID.
+pub async fn rooms_shared_with(
+    ex: impl SqliteExecutor<'_>,
+    destination: &str,
+    upto: i64,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT m.room_id, IFNULL((SELECT MAX(e.stream_ordering) FROM events e
+                                   WHERE e.room_id = m.room_id AND e.stream_ordering <= ?2), 0)
+         FROM memberships m
+         WHERE m.membership = 'join' AND substr(m.user_id, -length(?1) - 1) = ':' || ?1
+         GROUP BY m.room_id ORDER BY m.room_id",
+    )
+    .bind(destination)
+    .bind(upto)
     .fetch_all(ex)
     .await
 }

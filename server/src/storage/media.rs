@@ -14,10 +14,74 @@ pub struct MediaRow {
     pub authenticated: bool,
     /// Remote media: when it was last served.
     pub last_access_ts: Option<i64>,
+    /// The admin who quarantined it (it is not served while set).
+    pub quarantined_by: Option<String>,
 }
 
 pub async fn get(ex: impl SqliteExecutor<'_>, origin: &str, media_id: &str) -> sqlx::Result<Option<MediaRow>> {
-    sqlx::query_as("SELECT uploader, sha256, size, content_type, filename, expires_ts, authenticated, last_access_ts FROM media WHERE origin = ? AND media_id = ?").bind(origin).bind(media_id).fetch_optional(ex).await
+    sqlx::query_as("SELECT uploader, sha256, size, content_type, filename, expires_ts, authenticated, last_access_ts, quarantined_by FROM media WHERE origin = ? AND media_id = ?").bind(origin).bind(media_id).fetch_optional(ex).await
+}
+
+/// Quarantines (`by` an admin) or releases (`by` None) the items named, as (origin, media ID),
+/// and every other item with the same content, as Synapse does; protected items are left
+/// alone when quarantining. Answers how many rows changed.
+pub async fn quarantine(
+    conn: &mut sqlx::SqliteConnection,
+    items: &[(String, String)],
+    by: Option<&str>,
+) -> sqlx::Result<u64> {
+    let items = serde_json::json!(items).to_string();
+    let named = "SELECT m.origin, m.media_id, m.sha256 FROM media m JOIN json_each(?2) j
+                 ON m.origin = json_extract(j.value, '$[0]') AND m.media_id = json_extract(j.value, '$[1]')
+                 WHERE (?1 IS NULL OR m.safe_from_quarantine = 0)";
+    let by_content = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE media SET quarantined_by = ?1
+         WHERE sha256 IN (SELECT sha256 FROM ({named}) WHERE sha256 IS NOT NULL)
+           AND (?1 IS NULL OR safe_from_quarantine = 0)"
+    )))
+    .bind(by)
+    .bind(&items)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    // Items whose content has not arrived yet (a reserved upload) go by ID.
+    let by_id = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE media SET quarantined_by = ?1
+         WHERE sha256 IS NULL AND (origin, media_id) IN (SELECT origin, media_id FROM ({named}))"
+    )))
+    .bind(by)
+    .bind(&items)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(by_content + by_id)
+}
+
+/// Protects a media item of this server from quarantine, or ends that.
+pub async fn set_safe_from_quarantine(
+    ex: impl SqliteExecutor<'_>,
+    origin: &str,
+    media_id: &str,
+    safe: bool,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE media SET safe_from_quarantine = ? WHERE origin = ? AND media_id = ?")
+        .bind(safe)
+        .bind(origin)
+        .bind(media_id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The IDs of the media `uploader` put here.
+pub async fn ids_of_uploader(ex: impl SqliteExecutor<'_>, origin: &str, uploader: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT media_id FROM media WHERE origin = ? AND uploader = ? ORDER BY media_id")
+            .bind(origin)
+            .bind(uploader)
+            .fetch_all(ex)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// A complete media item (content already stored).
@@ -419,6 +483,8 @@ pub struct UserMedia {
     pub size: i64,
     pub content_type: Option<String>,
     pub filename: Option<String>,
+    pub quarantined_by: Option<String>,
+    pub safe_from_quarantine: bool,
 }
 
 /// The order of `user_media`, by column.
@@ -430,6 +496,8 @@ pub enum UserMediaOrder {
     LastAccess,
     Length,
     Type,
+    QuarantinedBy,
+    SafeFromQuarantine,
 }
 
 /// One page of the media `uploader` put here (content received), and how many there are.
@@ -443,7 +511,8 @@ pub async fn user_media(
     limit: i64,
 ) -> sqlx::Result<(Vec<UserMedia>, i64)> {
     let mut q = sqlx::QueryBuilder::new(
-        "SELECT media_id, created_ts, last_access_ts, size, content_type, filename FROM media WHERE sha256 IS NOT NULL AND origin = ",
+        "SELECT media_id, created_ts, last_access_ts, size, content_type, filename, quarantined_by, safe_from_quarantine
+         FROM media WHERE sha256 IS NOT NULL AND origin = ",
     );
     q.push_bind(origin.to_owned()).push(" AND uploader = ").push_bind(uploader.to_owned()).push(" ORDER BY ");
     q.push(match order {
@@ -453,6 +522,8 @@ pub async fn user_media(
         UserMediaOrder::LastAccess => "last_access_ts",
         UserMediaOrder::Length => "size",
         UserMediaOrder::Type => "content_type",
+        UserMediaOrder::QuarantinedBy => "quarantined_by",
+        UserMediaOrder::SafeFromQuarantine => "safe_from_quarantine",
     });
     let dir = if backwards { " DESC" } else { " ASC" };
     q.push(dir).push(", media_id").push(dir);

@@ -43,8 +43,8 @@ fn media_json(m: &UserMedia) -> Value {
         "media_length": m.size,
         "media_type": m.content_type,
         "upload_name": m.filename,
-        "quarantined_by": null,
-        "safe_from_quarantine": false,
+        "quarantined_by": m.quarantined_by,
+        "safe_from_quarantine": m.safe_from_quarantine,
     })
 }
 
@@ -64,8 +64,8 @@ async fn user_media_page(
         "last_access_ts" => UserMediaOrder::LastAccess,
         "media_length" => UserMediaOrder::Length,
         "media_type" => UserMediaOrder::Type,
-        // Nothing is quarantined here: every row ties, in order of upload.
-        "quarantined_by" | "safe_from_quarantine" => UserMediaOrder::Created,
+        "quarantined_by" => UserMediaOrder::QuarantinedBy,
+        "safe_from_quarantine" => UserMediaOrder::SafeFromQuarantine,
         other => return Err(Error::invalid_param(format!("Unknown value for order_by: {other}"))),
     };
     let backwards = params::backwards(q, false)?;
@@ -149,4 +149,75 @@ pub async fn delete_old_media(
 pub async fn purge_media_cache(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
     let before = before_ts(&q)?;
     Ok(AxumJson(json!({ "deleted": s.media.purge_remote_before(before).await? })))
+}
+
+/// POST /_synapse/admin/v1/media/quarantine/{serverName}/{mediaId}: the item (and every item
+/// with the same content, unless protected) is no longer served. Answers `{}` also when there
+/// was nothing to quarantine, as Synapse.
+pub async fn quarantine(
+    State(s): State<AppState>,
+    crate::http::json::Admin(session): crate::http::json::Admin,
+    Path((server, media_id)): Path<(String, String)>,
+) -> Result<AxumJson<Value>> {
+    s.media.quarantine(&[(server, media_id)], Some(session.user_id.as_str())).await?;
+    Ok(AxumJson(json!({})))
+}
+
+/// POST /_synapse/admin/v1/media/unquarantine/{serverName}/{mediaId}
+pub async fn unquarantine(
+    State(s): State<AppState>,
+    _: Admin,
+    Path((server, media_id)): Path<(String, String)>,
+) -> Result<AxumJson<Value>> {
+    s.media.quarantine(&[(server, media_id)], None).await?;
+    Ok(AxumJson(json!({})))
+}
+
+/// POST /_synapse/admin/v1/room/{roomId}/media/quarantine (and the older
+/// `/quarantine_media/{roomId}`): every item the room's events point at.
+pub async fn quarantine_room(
+    State(s): State<AppState>,
+    crate::http::json::Admin(session): crate::http::json::Admin,
+    Path(raw): Path<String>,
+) -> Result<AxumJson<Value>> {
+    let room = ruma::RoomId::parse(&raw).map_err(|_| Error::invalid_param(format!("{raw} is not a legal room ID")))?;
+    let urls = s.rooms.media_urls(&room).await?;
+    let n = s.media.quarantine_urls(&urls, session.user_id.as_str()).await?;
+    Ok(AxumJson(json!({ "num_quarantined": n })))
+}
+
+/// POST /_synapse/admin/v1/user/{userId}/media/quarantine: every item the user uploaded here.
+pub async fn quarantine_user(
+    State(s): State<AppState>,
+    crate::http::json::Admin(session): crate::http::json::Admin,
+    Path(raw): Path<String>,
+) -> Result<AxumJson<Value>> {
+    let user = ruma::UserId::parse(&raw).map_err(|_| Error::invalid_param(format!("{raw} is not a valid user ID")))?;
+    let n = s.media.quarantine_uploads_of(user.as_str(), session.user_id.as_str()).await?;
+    Ok(AxumJson(json!({ "num_quarantined": n })))
+}
+
+/// POST /_synapse/admin/v1/media/protect/{mediaId} and `unprotect`: an item uploaded here is
+/// kept out of quarantines (by ID too), or no longer.
+pub async fn protect(State(s): State<AppState>, _: Admin, Path(media_id): Path<String>) -> Result<AxumJson<Value>> {
+    s.media.set_protected(&media_id, true).await?;
+    Ok(AxumJson(json!({})))
+}
+
+pub async fn unprotect(State(s): State<AppState>, _: Admin, Path(media_id): Path<String>) -> Result<AxumJson<Value>> {
+    s.media.set_protected(&media_id, false).await?;
+    Ok(AxumJson(json!({})))
+}
+
+/// GET /_synapse/admin/v1/room/{roomId}/media: the `mxc://` URLs the room's events point at,
+/// this server's and others'.
+pub async fn room_media(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    let room = ruma::RoomId::parse(&raw).map_err(|_| Error::invalid_param(format!("{raw} is not a legal room ID")))?;
+    if s.rooms.room(&room).await?.is_none() {
+        return Err(Error::not_found("Room not found"));
+    }
+    let ours = format!("mxc://{}/", s.config.server_name);
+    let (local, remote): (Vec<String>, Vec<String>) =
+        s.rooms.media_urls(&room).await?.into_iter().partition(|u| u.starts_with(&ours));
+    Ok(AxumJson(json!({ "local": local, "remote": remote })))
 }

@@ -3,6 +3,7 @@
 //! overrides, accounts and their devices, rooms and event reports, media, statistics and
 //! background updates.
 
+pub mod federation;
 pub mod media;
 pub mod override_ratelimit;
 pub mod params;
@@ -39,6 +40,14 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/_synapse/admin/v1/media/delete", post(media::delete_old_media))
         .route("/_synapse/admin/v1/media/{server_name}/delete", post(media::delete_old_media))
         .route("/_synapse/admin/v1/purge_media_cache", post(media::purge_media_cache))
+        .route("/_synapse/admin/v1/media/quarantine/{server_name}/{media_id}", post(media::quarantine))
+        .route("/_synapse/admin/v1/media/unquarantine/{server_name}/{media_id}", post(media::unquarantine))
+        .route("/_synapse/admin/v1/room/{room_id}/media/quarantine", post(media::quarantine_room))
+        .route("/_synapse/admin/v1/quarantine_media/{room_id}", post(media::quarantine_room))
+        .route("/_synapse/admin/v1/user/{user_id}/media/quarantine", post(media::quarantine_user))
+        .route("/_synapse/admin/v1/media/protect/{media_id}", post(media::protect))
+        .route("/_synapse/admin/v1/media/unprotect/{media_id}", post(media::unprotect))
+        .route("/_synapse/admin/v1/room/{room_id}/media", get(media::room_media))
         .route("/_synapse/admin/v1/send_server_notice", post(server::send_server_notice))
         .route("/_synapse/admin/v1/send_server_notice/{txn_id}", put(server::send_server_notice_txn))
         .route("/_synapse/admin/v1/statistics/users/media", get(server::users_media))
@@ -50,6 +59,13 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/_synapse/admin/v1/background_updates/status", get(server::updates_status))
         .route("/_synapse/admin/v1/background_updates/start_job", post(server::start_job))
         .route("/_synapse/admin/v1/join/{room}", post(rooms::join))
+        .route("/_synapse/admin/v1/federation/destinations", get(federation::list))
+        .route("/_synapse/admin/v1/federation/destinations/{destination}", get(federation::details))
+        .route("/_synapse/admin/v1/federation/destinations/{destination}/rooms", get(federation::rooms))
+        .route(
+            "/_synapse/admin/v1/federation/destinations/{destination}/reset_connection",
+            post(federation::reset_connection),
+        )
         .route("/_synapse/admin/v1/rooms", get(rooms::list))
         .route("/_synapse/admin/v1/rooms/{room_id}", get(rooms::details).delete(rooms::delete_v1))
         .route("/_synapse/admin/v2/rooms/{room_id}", delete(rooms::delete_v2))
@@ -58,6 +74,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/_synapse/admin/v1/rooms/{room_id}/members", get(rooms::members))
         .route("/_synapse/admin/v1/rooms/{room_id}/state", get(rooms::state))
         .route("/_synapse/admin/v1/rooms/{room_id}/messages", get(rooms::messages))
+        .route("/_synapse/admin/v1/rooms/{room_id}/context/{event_id}", get(rooms::context))
         .route("/_synapse/admin/v1/rooms/{room_id}/make_room_admin", post(rooms::make_room_admin))
         .route("/_synapse/admin/v1/rooms/{room_id}/block", get(rooms::get_block).put(rooms::put_block))
         .route("/_synapse/admin/v1/rooms/{room_id}/forward_extremities", get(rooms::forward_extremities))

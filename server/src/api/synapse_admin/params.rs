@@ -72,3 +72,13 @@ pub fn optional_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Optio
         Some(_) => Err(Error::bad_json(format!("Param '{key}' must be a string, if given"))),
     }
 }
+
+/// The `filter` query parameter (a `RoomEventFilter` as JSON), as Synapse's `/messages` and
+/// `/context` read it: 400 M_NOT_JSON when it is not a JSON object.
+pub fn event_filter(q: &HashMap<String, String>) -> Result<Option<crate::matrix::filter::EventFilter>> {
+    let Some(raw) = q.get("filter") else { return Ok(None) };
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v @ Value::Object(_)) => Ok(Some(crate::matrix::filter::EventFilter::from_json(&v))),
+        _ => Err(Error::not_json("Query parameter 'filter' must be a valid JSON object")),
+    }
+}

@@ -345,9 +345,14 @@ pub async fn messages(
         let end = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.stream_ordering)).flatten();
         (rows, end)
     };
+    let filter = params::event_filter(&q)?.unwrap_or_default();
     let mut chunk = Vec::with_capacity(rows.len());
     for row in rows {
-        chunk.push(crate::api::client::room::view(&crate::service::rooms::parse_row(row)?));
+        let v = crate::api::client::room::view(&crate::service::rooms::parse_row(row)?);
+        // Page positions come from the unfiltered page; events the filter leaves out are skipped.
+        if filter.allows(&v) {
+            chunk.push(v);
+        }
     }
     let mut out = json!({ "chunk": chunk, "start": crate::service::sync::token(from) });
     if let Some(end) = end {
@@ -476,4 +481,57 @@ pub async fn delete_status(
         .await?
         .ok_or_else(|| Error::not_found(format!("delete id '{delete_id}' not found")))?;
     Ok(AxumJson(task_json(&task)))
+}
+
+/// GET /_synapse/admin/v1/rooms/{roomId}/context/{eventId}: the event with the events around it
+/// (`limit`, split as the client API's `/context` does, and `filter`) and the room's state at
+/// it, whatever the room's history visibility (for reading a report in context).
+pub async fn context(
+    State(s): State<AppState>,
+    admin: crate::http::json::Admin,
+    Path((raw, event_id)): Path<(String, String)>,
+    Query(q): Params,
+) -> Result<AxumJson<Value>> {
+    let id = room_id(&raw)?;
+    let limit = params::int(&q, "limit", 10)?.clamp(0, 1000);
+    let filter = params::event_filter(&q)?.unwrap_or_default();
+    let not_found = || Error::not_found("Event not found.");
+    let target = s
+        .rooms
+        .event(&event_id)
+        .await?
+        .filter(|e| e.row.room_id == id.as_str() && !e.row.rejected && !e.row.soft_failed)
+        .ok_or_else(not_found)?;
+    let view = |e: &crate::service::rooms::StoredEvent| crate::api::client::room::view(e);
+    let pos = target.row.stream_ordering;
+    let before_limit = limit / 2;
+    let before_rows = s.rooms.timeline_desc(id, 0, pos - 1, before_limit).await?;
+    let after_rows = s.rooms.timeline_asc(id, pos + 1, i64::MAX, limit - before_limit).await?;
+    let start = before_rows.last().map_or(pos - 1, |r| r.stream_ordering - 1);
+    let end = after_rows.last().map_or(pos, |r| r.stream_ordering);
+    let mut sides = [Vec::new(), Vec::new()];
+    for (rows, out) in [before_rows, after_rows].into_iter().zip(sides.iter_mut()) {
+        for row in rows {
+            let v = view(&crate::service::rooms::parse_row(row)?);
+            if filter.allows(&v) {
+                out.push(v);
+            }
+        }
+    }
+    let [mut before, mut after] = sides;
+    let mut event = vec![view(&target)];
+    let admin = &admin.0.user_id;
+    s.rooms.bundle(admin, id.as_str(), &mut before).await?;
+    s.rooms.bundle(admin, id.as_str(), &mut after).await?;
+    s.rooms.bundle(admin, id.as_str(), &mut event).await?;
+    let state_ids: Vec<String> = s.rooms.state_at(id.as_str(), pos).await?.values().cloned().collect();
+    let state: Vec<Value> = s.rooms.events(&state_ids).await?.iter().map(view).collect();
+    Ok(AxumJson(json!({
+        "events_before": before,
+        "event": event.pop(),
+        "events_after": after,
+        "state": state,
+        "start": crate::service::sync::token(start.max(0)),
+        "end": crate::service::sync::token(end),
+    })))
 }

@@ -122,6 +122,24 @@ impl Sender {
         }
     }
 
+    /// The admin's `reset_connection`: the destination's back-off ends, and anything waiting
+    /// for it goes now. False when it was not backing off.
+    pub async fn reset_backoff(&self, destination: &str) -> crate::error::Result<bool> {
+        self.backing_off.lock().remove(destination);
+        let cleared = storage::federation::clear_backoff(&self.db.write, destination).await? > 0;
+        if cleared {
+            tracing::info!(%destination, "back-off reset by an admin");
+            self.wake.notify_one();
+        }
+        Ok(cleared)
+    }
+
+    /// The rooms `destination` shares with this server (a member of it is joined), with the
+    /// position of the latest event of each it was sent.
+    pub async fn rooms_shared_with(&self, destination: &str, upto: i64) -> crate::error::Result<Vec<(String, i64)>> {
+        Ok(storage::federation::rooms_shared_with(&self.db.read, destination, upto).await?)
+    }
+
     /// Runs until `cancel`: a pass over the destinations whenever something was written, a
     /// transaction finished, or a back-off ends.
     pub async fn run(self: Arc<Self>, notifier: Arc<Notifier>, cancel: CancellationToken) {

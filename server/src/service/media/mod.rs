@@ -299,6 +299,9 @@ impl Media {
             let row = media::get(&self.db.read, origin, media_id)
                 .await?
                 .ok_or_else(|| Error::not_found("Media not found"))?;
+            if row.quarantined_by.is_some() {
+                return Err(Error::not_found("Not found"));
+            }
             if endpoint == Endpoint::Legacy && row.authenticated {
                 return Err(Error::not_found(
                     "Media not found: this server serves new media only on the authenticated endpoints (/_matrix/client/v1/media)",
@@ -526,6 +529,39 @@ impl Media {
             self.drop_before(Kept::Local, now - lifetime.0.as_millis() as i64).await?;
         }
         Ok(())
+    }
+
+    /// Quarantines (`by` an admin) or releases (None) media named by (origin, media ID), with
+    /// every item of the same content; how many items changed.
+    pub async fn quarantine(&self, items: &[(String, String)], by: Option<&str>) -> Result<u64> {
+        let mut conn = self.db.acquire_write().await?;
+        let n = media::quarantine(&mut conn, items, by).await?;
+        tracing::info!(items = items.len(), changed = n, quarantined = by.is_some(), "media quarantine changed");
+        Ok(n)
+    }
+
+    /// Quarantines the media of `mxc://` URLs (others are skipped); how many items changed.
+    pub async fn quarantine_urls(&self, urls: &[String], by: &str) -> Result<u64> {
+        let items: Vec<(String, String)> = urls
+            .iter()
+            .filter_map(|u| {
+                let (server, id) = u.strip_prefix("mxc://")?.split_once('/')?;
+                (!server.is_empty() && !id.is_empty() && !id.contains('/')).then(|| (server.to_owned(), id.to_owned()))
+            })
+            .collect();
+        self.quarantine(&items, Some(by)).await
+    }
+
+    /// Quarantines every item `user` uploaded here; how many items changed.
+    pub async fn quarantine_uploads_of(&self, user: &str, by: &str) -> Result<u64> {
+        let ids = media::ids_of_uploader(&self.db.read, self.origin(), user).await?;
+        let items: Vec<(String, String)> = ids.into_iter().map(|id| (self.origin().to_owned(), id)).collect();
+        self.quarantine(&items, Some(by)).await
+    }
+
+    /// Protects an item uploaded here from quarantine, or ends that.
+    pub async fn set_protected(&self, media_id: &str, protected: bool) -> Result<()> {
+        Ok(media::set_safe_from_quarantine(&self.db.write, self.origin(), media_id, protected).await?)
     }
 
     /// Deletes the files of deleted media that nothing uses any more.

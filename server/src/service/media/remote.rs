@@ -71,6 +71,9 @@ impl Media {
     /// The stored copy, its last access refreshed now and then.
     async fn cached(&self, origin: &str, media_id: &str) -> Result<Option<Content>> {
         let Some(row) = media::get(&self.db.read, origin, media_id).await? else { return Ok(None) };
+        if row.quarantined_by.is_some() {
+            return Err(Error::not_found("Not found"));
+        }
         let Some(sha256) = row.sha256 else { return Ok(None) };
         let now = now_ms();
         if row.last_access_ts.is_none_or(|at| at < now - TOUCH_EVERY_MS) {

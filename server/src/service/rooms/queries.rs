@@ -227,3 +227,10 @@ impl Rooms {
         Ok(servers)
     }
 }
+
+impl Rooms {
+    /// The `mxc://` URLs the room's events point at, newest first (Synapse's room media).
+    pub async fn media_urls(&self, room: &RoomId) -> Result<Vec<String>> {
+        Ok(storage::events::media_urls_in_room(&self.db.read, room.as_str()).await?)
+    }
+}
