@@ -166,9 +166,7 @@ async fn accounts_are_created_changed_deactivated_and_reactivated() {
     assert_err(&s.put(&user_path("@root:hearth.test"), Some(&root), json!({"admin": false})).await, 400, "M_UNKNOWN");
     assert_err(&s.put(&user_path(eve), Some(&root), json!({"admin": "yes"})).await, 400, "M_BAD_JSON");
 
-    // What Hearth does not keep, and impossible combinations, are refused and change nothing.
-    let threepid = json!({"threepids": [{"medium": "email", "address": "eve@example.org"}]});
-    assert_err(&s.put(&user_path(eve), Some(&root), threepid).await, 400, "M_INVALID_PARAM");
+    // Impossible combinations are refused and change nothing.
     assert_err(
         &s.put(&user_path(eve), Some(&root), json!({"deactivated": true, "locked": true})).await,
         400,
@@ -313,4 +311,164 @@ async fn passwords_whois_rooms_usernames_admin_rights_suspension_and_devices() {
     assert_eq!(s.get(&devices, Some(&root)).await.1["total"], 2);
     assert_err(&s.get("/_synapse/admin/v2/users/@nobody:hearth.test/devices", Some(&root)).await, 404, "M_NOT_FOUND");
     assert_err(&s.get(&devices, Some(&alice)).await, 403, "M_FORBIDDEN");
+}
+
+/// Threepids, external IDs and the user type are kept as Synapse keeps them: set with PUT,
+/// shown by GET and the list, the threepids shown to the user in /account/3pid (who may remove
+/// one); an address another account had moves, an external ID another account has is refused.
+#[tokio::test]
+async fn threepids_external_ids_and_user_types_are_kept() {
+    let s = TestServer::start().await;
+    let root = admin(&s).await;
+    let nana = s.user("nana").await;
+    s.user("grandad").await;
+    let nana_path = user_path("@nana:hearth.test");
+    let body = json!({
+        "threepids": [{"medium": "email", "address": "Nana@Family.Test"}, {"medium": "msisdn", "address": "447700900123"}],
+        "external_ids": [{"auth_provider": "oidc", "external_id": "nana-1"}],
+        "user_type": "bot",
+    });
+    let (st, v) = s.put(&nana_path, Some(&root), body).await;
+    assert_eq!(st, 200, "{v}");
+    let addresses: Vec<&str> =
+        v["threepids"].as_array().unwrap().iter().map(|t| t["address"].as_str().unwrap()).collect();
+    assert_eq!(addresses, ["nana@family.test", "447700900123"]);
+    assert!(v["threepids"][0]["added_at"].as_i64().unwrap() > 1_700_000_000_000, "{v}");
+    assert_eq!(v["external_ids"], json!([{"auth_provider": "oidc", "external_id": "nana-1"}]));
+    assert_eq!(v["user_type"], "bot");
+    assert_eq!(s.get(&nana_path, Some(&root)).await.1["threepids"], v["threepids"], "kept");
+    let (_, list) = s.get("/_synapse/admin/v2/users?order_by=user_type&dir=b", Some(&root)).await;
+    assert_eq!(list["users"][0]["name"], "@nana:hearth.test");
+    assert_eq!(list["users"][0]["user_type"], "bot");
+
+    // The user sees their addresses, and may remove one.
+    let (_, mine) = s.get("/_matrix/client/v3/account/3pid", Some(&nana)).await;
+    assert_eq!(mine["threepids"].as_array().unwrap().len(), 2, "{mine}");
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/account/3pid/delete",
+            Some(&nana),
+            json!({"medium": "msisdn", "address": "447700900123"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, mine) = s.get("/_matrix/client/v3/account/3pid", Some(&nana)).await;
+    assert_eq!(mine["threepids"][0]["address"], "nana@family.test");
+    assert_eq!(mine["threepids"].as_array().unwrap().len(), 1);
+
+    // The address moves to another account; the external ID cannot.
+    let grandad_path = user_path("@grandad:hearth.test");
+    let (st, v) = s
+        .put(&grandad_path, Some(&root), json!({"threepids": [{"medium": "email", "address": "nana@family.test"}]}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(s.get(&nana_path, Some(&root)).await.1["threepids"], json!([]));
+    let taken = json!({"external_ids": [{"auth_provider": "oidc", "external_id": "nana-1"}]});
+    assert_err(&s.put(&grandad_path, Some(&root), taken).await, 409, "M_UNKNOWN");
+    // Cleared.
+    let (_, v) = s.put(&nana_path, Some(&root), json!({"user_type": null, "external_ids": []})).await;
+    assert_eq!((&v["user_type"], &v["external_ids"]), (&Value::Null, &json!([])));
+
+    // Refusals, changing nothing.
+    assert_err(&s.put(&nana_path, Some(&root), json!({"user_type": "robot"})).await, 400, "M_UNKNOWN");
+    assert_err(
+        &s.put(&nana_path, Some(&root), json!({"threepids": [{"medium": "email"}]})).await,
+        400,
+        "M_MISSING_PARAM",
+    );
+    let bad_medium = json!({"threepids": [{"medium": "pigeon", "address": "roof"}]});
+    assert_err(&s.put(&nana_path, Some(&root), bad_medium).await, 400, "M_INVALID_PARAM");
+    let bad_email = json!({"threepids": [{"medium": "email", "address": "no-at-sign"}]});
+    assert_err(&s.put(&nana_path, Some(&root), bad_email).await, 400, "M_INVALID_PARAM");
+    assert_err(&s.put(&nana_path, Some(&root), json!({"threepids": "x"})).await, 400, "M_BAD_JSON");
+    assert_eq!(s.get(&grandad_path, Some(&root)).await.1["threepids"][0]["address"], "nana@family.test");
+}
+
+/// A shadow-banned account's messages, state changes, redactions, invites, typing and rooms
+/// with invites are answered as if done and reach nobody; joining still works; lifting the ban
+/// lets it talk again.
+#[tokio::test]
+async fn a_shadow_banned_account_is_answered_and_heard_by_nobody() {
+    let s = TestServer::start().await;
+    let root = admin(&s).await;
+    let mallory = s.user("mallory").await;
+    let bob = s.user("bob").await;
+    s.user("carol").await;
+    let (_, room) =
+        s.post("/_matrix/client/v3/createRoom", Some(&bob), json!({"preset": "public_chat", "name": "Family"})).await;
+    let room = room["room_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&mallory), json!({})).await.0, 200);
+    let ban = "/_synapse/admin/v1/users/@mallory:hearth.test/shadow_ban";
+    assert_err(&s.post(ban, Some(&bob), json!({})).await, 403, "M_FORBIDDEN");
+    assert_err(
+        &s.post("/_synapse/admin/v1/users/@nobody:hearth.test/shadow_ban", Some(&root), json!({})).await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_eq!(s.post(ban, Some(&root), json!({})).await, (StatusCode::OK, json!({})));
+    let (_, shown) = s.get(&user_path("@mallory:hearth.test"), Some(&root)).await;
+    assert_eq!(shown["shadow_banned"], true);
+    let bob_since =
+        s.get("/_matrix/client/v3/sync?timeout=0", Some(&bob)).await.1["next_batch"].as_str().unwrap().to_owned();
+
+    let (st, sent) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/spam1"),
+            Some(&mallory),
+            json!({"msgtype": "m.text", "body": "spam"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{sent}");
+    let fake = sent["event_id"].as_str().unwrap();
+    assert!(fake.starts_with('$'));
+    assert_err(&s.get(&format!("/_matrix/client/v3/rooms/{room}/event/{fake}"), Some(&bob)).await, 404, "M_NOT_FOUND");
+    let (st, _) = s
+        .put(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.topic/"), Some(&mallory), json!({"topic": "spam"}))
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .post(
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(&mallory),
+            json!({"user_id": "@carol:hearth.test"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/typing/@mallory:hearth.test"),
+            Some(&mallory),
+            json!({"typing": true, "timeout": 30000}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, made) =
+        s.post("/_matrix/client/v3/createRoom", Some(&mallory), json!({"invite": ["@bob:hearth.test"]})).await;
+    assert_eq!(st, 200, "{made}");
+    let made = made["room_id"].as_str().unwrap();
+    assert_err(&s.get(&format!("/_synapse/admin/v1/rooms/{made}"), Some(&root)).await, 404, "M_NOT_FOUND");
+
+    let heard = s.get(&format!("/_matrix/client/v3/sync?timeout=0&since={bob_since}"), Some(&bob)).await.1;
+    let block = &heard["rooms"]["join"][&room];
+    let events = block["timeline"]["events"].as_array().cloned().unwrap_or_default();
+    assert!(events.is_empty(), "bob heard nothing: {heard}");
+    assert!(block["ephemeral"]["events"].as_array().is_none_or(|e| e.is_empty()), "no typing: {heard}");
+    assert!(heard["rooms"]["invite"].as_object().is_none_or(|i| i.is_empty()), "{heard}");
+    let (_, topic) = s.get(&format!("/_matrix/client/v3/rooms/{room}/state/m.room.topic/"), Some(&bob)).await;
+    assert_ne!(topic["topic"], "spam");
+    let (_, carol_rooms) = s.get("/_synapse/admin/v1/users/@carol:hearth.test/joined_rooms", Some(&root)).await;
+    assert_eq!(carol_rooms["total"], 0);
+
+    // Lifted: heard again.
+    assert_eq!(s.delete_call(ban, Some(&root)).await.0, 200);
+    let (st, sent) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/hello"),
+            Some(&mallory),
+            json!({"msgtype": "m.text", "body": "sorry"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let real = sent["event_id"].as_str().unwrap();
+    assert_eq!(s.get(&format!("/_matrix/client/v3/rooms/{room}/event/{real}"), Some(&bob)).await.0, 200);
 }

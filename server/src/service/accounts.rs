@@ -44,6 +44,9 @@ pub struct Session {
     pub locked: bool,
     /// Suspended by an admin: see [`Session::refuse_if_suspended`].
     pub suspended: bool,
+    /// Shadow-banned by an admin (Synapse's): messages, state changes, redactions, invites and
+    /// typing are answered as if done, and nothing happens.
+    pub shadow_banned: bool,
 }
 
 impl Session {
@@ -560,6 +563,7 @@ impl Accounts {
             is_guest: row.is_guest,
             locked: row.locked,
             suspended: row.suspended,
+            shadow_banned: row.shadow_banned,
         };
         if !first_use_after_refresh {
             let entry = CachedSession { session: session.clone(), expires_ts: row.expires_ts, last_seen_ts };
@@ -716,6 +720,67 @@ impl Accounts {
 
     pub async fn admin_get(&self, user_id: &UserId) -> Result<Option<storage::users::AdminUser>> {
         Ok(storage::users::admin_get(&self.db.read, user_id.as_str()).await?)
+    }
+
+    /// The account's recorded email addresses and phone numbers.
+    pub async fn threepids(&self, user_id: &UserId) -> Result<Vec<storage::users::Threepid>> {
+        Ok(storage::users::threepids(&self.db.read, user_id.as_str()).await?)
+    }
+
+    /// Records exactly these (medium, address) for the account, as Synapse's admin API does:
+    /// `email` or `msisdn`; emails are kept as Synapse canonicalises them (lower case).
+    pub async fn set_threepids(&self, user_id: &UserId, wanted: &[(String, String)]) -> Result<()> {
+        let mut clean = Vec::with_capacity(wanted.len());
+        for (medium, address) in wanted {
+            let address = address.trim();
+            let address = match medium.as_str() {
+                "email" => match address.split_once('@') {
+                    Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@') => {
+                        format!("{}@{}", local.to_lowercase(), domain.to_lowercase())
+                    }
+                    _ => return Err(Error::invalid_param(format!("Unable to parse email address: {address}"))),
+                },
+                "msisdn" if !address.is_empty() && address.bytes().all(|b| b.is_ascii_digit()) => address.to_owned(),
+                "msisdn" => return Err(Error::invalid_param(format!("A phone number is digits only: {address}"))),
+                other => return Err(Error::invalid_param(format!("Unknown medium {other}: email or msisdn"))),
+            };
+            clean.push((medium.clone(), address));
+        }
+        let mut conn = self.db.acquire_write().await?;
+        storage::users::set_threepids(&mut conn, user_id.as_str(), &clean, now_ms()).await?;
+        Ok(())
+    }
+
+    /// The user removes one of their threepids (`/account/3pid/delete`); whether they had it.
+    pub async fn delete_threepid(&self, user_id: &UserId, medium: &str, address: &str) -> Result<bool> {
+        Ok(storage::users::delete_threepid(&self.db.write, user_id.as_str(), medium, address).await?)
+    }
+
+    /// The account's single sign-on identities (provider, ID).
+    pub async fn external_ids(&self, user_id: &UserId) -> Result<Vec<(String, String)>> {
+        Ok(storage::users::external_ids(&self.db.read, user_id.as_str()).await?)
+    }
+
+    /// Records exactly these (provider, ID); 409 when one belongs to another account (Synapse).
+    pub async fn set_external_ids(&self, user_id: &UserId, wanted: &[(String, String)]) -> Result<()> {
+        let mut conn = self.db.acquire_write().await?;
+        if !storage::users::set_external_ids(&mut conn, user_id.as_str(), wanted).await? {
+            return Err(Error::custom(http::StatusCode::CONFLICT, "M_UNKNOWN", "External id is already in use."));
+        }
+        Ok(())
+    }
+
+    /// The user types Synapse knows (`support`, `bot`); None is a regular account.
+    pub async fn set_user_type(&self, user_id: &UserId, user_type: Option<&str>) -> Result<()> {
+        Ok(storage::users::set_user_type(&self.db.write, user_id.as_str(), user_type).await?)
+    }
+
+    /// Shadow-bans the account, or lifts it (see `Session::shadow_banned`).
+    pub async fn set_shadow_banned(&self, user_id: &UserId, banned: bool) -> Result<()> {
+        storage::users::set_shadow_banned(&self.db.write, user_id.as_str(), banned).await?;
+        self.sessions_changed();
+        tracing::info!(%user_id, banned, "shadow ban changed");
+        Ok(())
     }
 
     /// Opens a deactivated account again, with a new password or none (Synapse's admin API).

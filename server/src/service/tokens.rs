@@ -25,3 +25,10 @@ pub fn random_alphanumeric(len: usize) -> String {
 pub fn device_id() -> String {
     (0..10).map(|_| (b'A' + OsRng.gen_range(0..26)) as char).collect()
 }
+
+/// An event ID that names no event: what a shadow-banned account is answered (Synapse's).
+pub fn fake_event_id() -> ruma::OwnedEventId {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    ruma::OwnedEventId::try_from(format!("${}", URL_SAFE_NO_PAD.encode(bytes))).expect("a valid event ID")
+}

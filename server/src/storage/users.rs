@@ -222,6 +222,8 @@ pub struct AdminUser {
     pub created_ts: i64,
     /// The latest a device still signed in was seen.
     pub last_seen_ts: Option<i64>,
+    pub user_type: Option<String>,
+    pub shadow_banned: bool,
 }
 
 /// The order of `admin_list`: a column of `AdminUser`, by its SQL expression.
@@ -236,6 +238,8 @@ pub enum AdminOrder {
     AvatarUrl,
     Created,
     LastSeen,
+    UserType,
+    ShadowBanned,
 }
 
 impl AdminOrder {
@@ -250,6 +254,8 @@ impl AdminOrder {
             Self::AvatarUrl => "u.avatar_url",
             Self::Created => "u.created_ts",
             Self::LastSeen => "last_seen_ts",
+            Self::UserType => "u.user_type",
+            Self::ShadowBanned => "u.shadow_banned",
         }
     }
 }
@@ -301,7 +307,8 @@ fn push_admin_filter(q: &mut sqlx::QueryBuilder<sqlx::Sqlite>, f: &AdminFilter) 
 pub async fn admin_list(ex: &sqlx::SqlitePool, f: &AdminFilter) -> sqlx::Result<(Vec<AdminUser>, i64)> {
     let mut q = sqlx::QueryBuilder::new(
         "SELECT u.user_id, u.displayname, u.avatar_url, u.is_admin, u.is_guest, u.deactivated, u.locked, u.suspended, u.created_ts,
-         (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id) AS last_seen_ts",
+         (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id) AS last_seen_ts, u.user_type,
+         u.shadow_banned",
     );
     push_admin_filter(&mut q, f);
     let dir = if f.backwards { " DESC" } else { " ASC" };
@@ -318,10 +325,131 @@ pub async fn admin_list(ex: &sqlx::SqlitePool, f: &AdminFilter) -> sqlx::Result<
 pub async fn admin_get(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Option<AdminUser>> {
     sqlx::query_as(
         "SELECT u.user_id, u.displayname, u.avatar_url, u.is_admin, u.is_guest, u.deactivated, u.locked, u.suspended, u.created_ts,
-         (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id) AS last_seen_ts
+         (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id) AS last_seen_ts, u.user_type,
+         u.shadow_banned
          FROM users u WHERE u.user_id = ?",
     )
     .bind(user_id)
     .fetch_optional(ex)
     .await
+}
+
+/// An email address or phone number an admin recorded for an account.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Threepid {
+    pub medium: String,
+    pub address: String,
+    pub validated_at: i64,
+    pub added_at: i64,
+}
+
+pub async fn threepids(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<Threepid>> {
+    sqlx::query_as(
+        "SELECT medium, address, validated_at, added_at FROM user_threepids WHERE user_id = ? ORDER BY medium, address",
+    )
+    .bind(user_id)
+    .fetch_all(ex)
+    .await
+}
+
+/// Makes the account's threepids exactly `wanted` (medium, address): those it loses go, new
+/// ones are added as validated now; one another account had moves here, as in Synapse.
+pub async fn set_threepids(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: &str,
+    wanted: &[(String, String)],
+    now: i64,
+) -> sqlx::Result<()> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let list = serde_json::json!(wanted).to_string();
+    sqlx::query(
+        "DELETE FROM user_threepids WHERE user_id = ?1 AND (medium, address) NOT IN
+         (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2))",
+    )
+    .bind(user_id)
+    .bind(&list)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO user_threepids (medium, address, user_id, validated_at, added_at)
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?1, ?3, ?3 FROM json_each(?2) WHERE true
+         ON CONFLICT (medium, address) DO UPDATE SET user_id = excluded.user_id,
+             validated_at = CASE WHEN user_id = excluded.user_id THEN validated_at ELSE excluded.validated_at END,
+             added_at = CASE WHEN user_id = excluded.user_id THEN added_at ELSE excluded.added_at END",
+    )
+    .bind(user_id)
+    .bind(&list)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Removes one of the account's threepids; whether it had it.
+pub async fn delete_threepid(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    medium: &str,
+    address: &str,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query("DELETE FROM user_threepids WHERE user_id = ? AND medium = ? AND address = ?")
+        .bind(user_id)
+        .bind(medium)
+        .bind(address)
+        .execute(ex)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn external_ids(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as(
+        "SELECT auth_provider, external_id FROM user_external_ids WHERE user_id = ? ORDER BY auth_provider, external_id",
+    )
+    .bind(user_id)
+    .fetch_all(ex)
+    .await
+}
+
+/// Makes the account's external IDs exactly `wanted` (provider, ID); false (and nothing
+/// changed) when one of them belongs to another account.
+pub async fn set_external_ids(
+    conn: &mut sqlx::SqliteConnection,
+    user_id: &str,
+    wanted: &[(String, String)],
+) -> sqlx::Result<bool> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let list = serde_json::json!(wanted).to_string();
+    let (taken,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM user_external_ids x JOIN json_each(?2) j
+         ON x.auth_provider = json_extract(j.value, '$[0]') AND x.external_id = json_extract(j.value, '$[1]')
+         WHERE x.user_id != ?1",
+    )
+    .bind(user_id)
+    .bind(&list)
+    .fetch_one(&mut *tx)
+    .await?;
+    if taken > 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM user_external_ids WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO user_external_ids (auth_provider, external_id, user_id)
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?1 FROM json_each(?2)",
+    )
+    .bind(user_id)
+    .bind(&list)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn set_user_type(ex: impl SqliteExecutor<'_>, user_id: &str, user_type: Option<&str>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET user_type = ? WHERE user_id = ?").bind(user_type).bind(user_id).execute(ex).await?;
+    Ok(())
+}
+
+pub async fn set_shadow_banned(ex: impl SqliteExecutor<'_>, user_id: &str, banned: bool) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET shadow_banned = ? WHERE user_id = ?").bind(banned).bind(user_id).execute(ex).await?;
+    Ok(())
 }

@@ -29,6 +29,9 @@ pub async fn create_typing_event(
         return Err(Error::forbidden("You can only set your own typing state"));
     }
     require_joined(&s, &b.room_id, me).await?;
+    if req.session().shadow_banned {
+        return Ok(RumaResponse(create_typing_event::v3::Response::new()));
+    }
     let timeout = match &b.state {
         Typing::Yes(info) => Some(info.timeout),
         _ => None,

@@ -61,6 +61,9 @@ pub async fn invite_user(
         return Err(Error::invalid_param("Third-party invites are not supported"));
     };
     req.session().refuse_if_suspended("Sending invites")?;
+    if req.session().shadow_banned {
+        return Ok(RumaResponse(invite_user::v3::Response::new()));
+    }
     if s.notices_user().as_ref() == Some(&invite.user_id) {
         return Err(Error::forbidden("The server notices account cannot be invited"));
     }

@@ -13,7 +13,7 @@ use super::{
 use crate::{
     error::{Error, Result},
     http::ruma::{Ruma, RumaResponse},
-    service::{AppState, delayed_events::Schedule, rooms::Txn, sync},
+    service::{AppState, delayed_events::Schedule, rooms::Txn, sync, tokens},
 };
 
 /// Most events one /messages page returns.
@@ -29,6 +29,9 @@ pub async fn send_message_event(
     let session = req.session();
     session.refuse_if_suspended("Sending messages")?;
     let b = &req.body;
+    if session.shadow_banned {
+        return Ok(Delayable::Sent(RumaResponse(send_message_event::v3::Response::new(tokens::fake_event_id()))));
+    }
     let content: serde_json::Value =
         serde_json::from_str(b.body.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
     let event_type = b.event_type.to_string();
@@ -158,6 +161,9 @@ pub async fn redact_event(
 ) -> Result<RumaResponse<ruma::api::client::redact::redact_event::v3::Response>> {
     let session = req.session();
     let b = &req.body;
+    if session.shadow_banned {
+        return Ok(RumaResponse(ruma::api::client::redact::redact_event::v3::Response::new(tokens::fake_event_id())));
+    }
     let txn =
         Txn { user_id: session.user_id.as_str(), device_id: session.device_id.as_str(), txn_id: b.txn_id.as_str() };
     if !s.rooms.is_retry(&b.room_id, "m.room.redaction", txn) {

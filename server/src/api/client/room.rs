@@ -74,6 +74,12 @@ pub async fn create_room(
     let session = req.session();
     session.refuse_if_suspended("Creating rooms")?;
     let body = &req.body;
+    // A shadow-banned account's room with invites is answered and never made (Synapse's).
+    if session.shadow_banned && (!body.invite.is_empty() || !body.invite_3pid.is_empty()) {
+        let fake = format!("!{}:{}", crate::service::tokens::random_alphanumeric(18), s.config.server_name);
+        let fake = ruma::OwnedRoomId::try_from(fake).map_err(Error::internal)?;
+        return Ok(RumaResponse(create_room::v3::Response::new(fake)));
+    }
     let version = body.room_version.clone().unwrap_or_else(|| {
         RoomVersionId::try_from(s.config.default_room_version.as_str()).unwrap_or(RoomVersionId::V12)
     });
@@ -158,6 +164,12 @@ pub async fn send_state_event(
     let session = req.session();
     session.refuse_if_suspended("Changing room state")?;
     let event_type = b.event_type.to_string();
+    // Membership goes its own way (joins and leaves work; invites are dropped there).
+    if session.shadow_banned && event_type != "m.room.member" {
+        return Ok(Delayable::Sent(RumaResponse(send_state_event::v3::Response::new(
+            crate::service::tokens::fake_event_id(),
+        ))));
+    }
     let delay = requested_delay(query.as_deref())?;
     s.limits.event(&session.user_id, false)?;
     if let Some(delay) = delay {

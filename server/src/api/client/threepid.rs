@@ -1,6 +1,7 @@
 //! Third-party identifiers (spec: "Adding Account Administrative Contact Information",
 //! "Password management", registration's `requestToken`). Hearth sends no email or SMS and talks
-//! to no identity server, so no address can ever be validated: accounts have no 3PIDs, token
+//! to no identity server, so no address can ever be validated by a client: accounts have only
+//! the 3PIDs their server's admin recorded (Synapse's admin API), token
 //! requests are refused as Synapse refuses them without an email or SMS configuration
 //! (`M_THREEPID_MEDIUM_NOT_SUPPORTED`), and anything that needs a validated session fails as it
 //! would with a session that never validated.
@@ -33,10 +34,12 @@ fn no_validated_session() -> Error {
     Error::custom(StatusCode::BAD_REQUEST, "M_THREEPID_AUTH_FAILED", "No validated 3PID session found")
 }
 
-/// GET /_matrix/client/v3/account/3pid. The empty list is written out (ruma's response leaves
-/// it out when empty, and clients such as Element read `threepids` unconditionally).
-pub async fn get_3pids(_: Ruma<get_3pids::v3::Request>) -> Json<Value> {
-    Json(serde_json::json!({ "threepids": [] }))
+/// GET /_matrix/client/v3/account/3pid: the addresses the server's admin recorded for the
+/// account (none can be added from a client here). The list is written out also when empty
+/// (ruma's response leaves it out, and clients such as Element read `threepids` always).
+pub async fn get_3pids(State(s): State<AppState>, req: Ruma<get_3pids::v3::Request>) -> Result<Json<Value>> {
+    let list = s.accounts.threepids(&req.session().user_id).await?;
+    Ok(Json(serde_json::json!({ "threepids": list })))
 }
 
 /// POST /_matrix/client/v3/account/3pid/add: the password first (spec: user-interactive
@@ -71,10 +74,15 @@ pub async fn bind_3pid(_: Ruma<bind_3pid::v3::Request>) -> Result<RumaResponse<b
     Err(Error::forbidden("This server does not bind identifiers on identity servers"))
 }
 
-/// POST /_matrix/client/v3/account/3pid/delete: the account has no 3PIDs, and no identity
-/// server was told of any.
-pub async fn delete_3pid(_: Ruma<delete_3pid::v3::Request>) -> RumaResponse<delete_3pid::v3::Response> {
-    RumaResponse(delete_3pid::v3::Response::new(ThirdPartyIdRemovalStatus::NoSupport))
+/// POST /_matrix/client/v3/account/3pid/delete: the address is removed from the account (an
+/// admin recorded it); no identity server was told of it.
+pub async fn delete_3pid(
+    State(s): State<AppState>,
+    req: Ruma<delete_3pid::v3::Request>,
+) -> Result<RumaResponse<delete_3pid::v3::Response>> {
+    let b = &req.body;
+    s.accounts.delete_threepid(&req.session().user_id, b.medium.as_str(), &b.address).await?;
+    Ok(RumaResponse(delete_3pid::v3::Response::new(ThirdPartyIdRemovalStatus::NoSupport)))
 }
 
 /// POST /_matrix/client/v3/account/3pid/unbind

@@ -52,8 +52,8 @@ fn order_param(q: &HashMap<String, String>) -> Result<AdminOrder> {
         "avatar_url" => AdminOrder::AvatarUrl,
         "creation_ts" => AdminOrder::Created,
         "last_seen_ts" => AdminOrder::LastSeen,
-        // No account here has a user type or a shadow ban: every row ties, ordered by name.
-        "user_type" | "shadow_banned" => AdminOrder::UserId,
+        "user_type" => AdminOrder::UserType,
+        "shadow_banned" => AdminOrder::ShadowBanned,
         other => return Err(Error::invalid_param(format!("Unknown value for order_by: {other}"))),
     })
 }
@@ -62,11 +62,11 @@ fn order_param(q: &HashMap<String, String>) -> Result<AdminOrder> {
 fn listed(u: &AdminUser) -> Value {
     json!({
         "name": u.user_id,
-        "user_type": null,
+        "user_type": u.user_type,
         "is_guest": u.is_guest,
         "admin": u.is_admin,
         "deactivated": u.deactivated,
-        "shadow_banned": false,
+        "shadow_banned": u.shadow_banned,
         "displayname": u.displayname,
         "avatar_url": u.avatar_url,
         "creation_ts": u.created_ts,
@@ -77,29 +77,39 @@ fn listed(u: &AdminUser) -> Value {
     })
 }
 
-/// A user as GET/PUT v2/users/{userId} show it (`creation_ts` in seconds there, as Synapse).
-fn details(u: &AdminUser) -> Value {
-    json!({
+/// A user as GET/PUT v2/users/{userId} show it (`creation_ts` in seconds there, as Synapse),
+/// with the threepids and external IDs recorded for it.
+async fn details(s: &AppState, u: &AdminUser) -> Result<Value> {
+    let id = ruma::UserId::parse(&u.user_id).map_err(Error::internal)?;
+    let threepids = s.accounts.threepids(&id).await?;
+    let external_ids: Vec<Value> = s
+        .accounts
+        .external_ids(&id)
+        .await?
+        .into_iter()
+        .map(|(p, x)| json!({ "auth_provider": p, "external_id": x }))
+        .collect();
+    Ok(json!({
         "name": u.user_id,
         "admin": u.is_admin,
         "deactivated": u.deactivated,
         "locked": u.locked,
         "suspended": u.suspended,
-        "shadow_banned": false,
+        "shadow_banned": u.shadow_banned,
         "creation_ts": u.created_ts / 1000,
         "appservice_id": null,
         "consent_server_notice_sent": null,
         "consent_version": null,
         "consent_ts": null,
-        "user_type": null,
+        "user_type": u.user_type,
         "is_guest": u.is_guest,
         "displayname": u.displayname,
         "avatar_url": u.avatar_url,
-        "threepids": [],
-        "external_ids": [],
+        "threepids": threepids,
+        "external_ids": external_ids,
         "erased": false,
         "last_seen_ts": u.last_seen_ts,
-    })
+    }))
 }
 
 /// GET /_synapse/admin/v2/users: accounts, filtered, ordered and paged as Synapse does.
@@ -130,7 +140,7 @@ pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Params) -> Resu
 /// GET /_synapse/admin/v2/users/{userId}
 pub async fn get_user(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
     let (_, row) = existing_user(&s, &raw, "User not found").await?;
-    Ok(AxumJson(details(&row)))
+    Ok(AxumJson(details(&s, &row).await?))
 }
 
 /// A bool field of a body: absent is None, anything but a bool is refused.
@@ -142,6 +152,42 @@ fn body_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
     }
 }
 
+/// The user types Synapse knows.
+const USER_TYPES: [&str; 2] = ["support", "bot"];
+
+/// A list of objects with two required string fields (`threepids`, `external_ids`), as pairs;
+/// None when absent. Synapse: 400 M_MISSING_PARAM for a missing field.
+fn pairs(body: &Map<String, Value>, key: &str, fields: [&str; 2]) -> Result<Option<Vec<(String, String)>>> {
+    let list = match body.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(Error::bad_json(format!("{key} must be a list"))),
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for item in list {
+        let field = |f: &str| match item.get(f) {
+            Some(Value::String(v)) => Ok(v.clone()),
+            Some(_) => Err(Error::bad_json(format!("{key}: '{f}' must be a string"))),
+            None => Err(Error::missing_param(format!("Missing params: ['{f}']"))),
+        };
+        out.push((field(fields[0])?, field(fields[1])?));
+    }
+    Ok(Some(out))
+}
+
+/// POST /_synapse/admin/v1/users/{userId}/shadow_ban (and DELETE to lift it): what the account
+/// sends is answered as if sent and goes nowhere (see `Session::shadow_banned`).
+pub async fn shadow_ban(
+    State(s): State<AppState>,
+    _: Admin,
+    method: http::Method,
+    Path(raw): Path<String>,
+) -> Result<AxumJson<Value>> {
+    let (user, _) = existing_user(&s, &raw, "User not found").await?;
+    s.accounts.set_shadow_banned(&user, method == http::Method::POST).await?;
+    Ok(AxumJson(json!({})))
+}
+
 /// PUT /_synapse/admin/v2/users/{userId}: creates the account (201) or changes what the body
 /// names (200); answers the account as GET does.
 pub async fn put_user(
@@ -151,22 +197,15 @@ pub async fn put_user(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<(StatusCode, AxumJson<Value>)> {
     let user = local_user(&s, &raw)?;
-    for key in ["threepids", "external_ids"] {
-        match body.get(key) {
-            None | Some(Value::Null) => {}
-            Some(Value::Array(a)) if a.is_empty() => {}
-            Some(Value::Array(_)) => {
-                return Err(Error::invalid_param(format!(
-                    "{key}: Hearth keeps no email addresses, phone numbers or single sign-on identities"
-                )));
-            }
-            Some(_) => return Err(Error::bad_json(format!("{key} must be a list"))),
-        }
-    }
-    match body.get("user_type") {
-        None | Some(Value::Null) => {}
+    let threepids = pairs(&body, "threepids", ["medium", "address"])?;
+    let external_ids = pairs(&body, "external_ids", ["auth_provider", "external_id"])?;
+    // Some(None) clears it; None leaves it.
+    let user_type = match body.get("user_type") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(t)) if USER_TYPES.contains(&t.as_str()) => Some(Some(t.clone())),
         Some(_) => return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Invalid user type")),
-    }
+    };
     let admin = match body.get("admin") {
         None => None,
         Some(Value::Bool(b)) => Some(*b),
@@ -244,8 +283,17 @@ pub async fn put_user(
             StatusCode::OK
         }
     };
+    if let Some(list) = threepids {
+        s.accounts.set_threepids(&user, &list).await?;
+    }
+    if let Some(list) = external_ids {
+        s.accounts.set_external_ids(&user, &list).await?;
+    }
+    if let Some(kind) = user_type {
+        s.accounts.set_user_type(&user, kind.as_deref()).await?;
+    }
     let row = s.accounts.admin_get(&user).await?.ok_or_else(|| Error::not_found("User not found"))?;
-    Ok((status, AxumJson(details(&row))))
+    Ok((status, AxumJson(details(&s, &row).await?)))
 }
 
 /// POST /_synapse/admin/v1/deactivate/{userId} (`erase`: Hearth clears the profile of every
