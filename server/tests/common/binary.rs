@@ -131,15 +131,18 @@ pub fn client() -> reqwest::blocking::Client {
 }
 
 pub fn register(base: &str, user: &str) -> reqwest::StatusCode {
+    try_register(base, user).unwrap()
+}
+
+/// `register`, with a connection error as an error (a server restarting in between).
+pub fn try_register(base: &str, user: &str) -> reqwest::Result<reqwest::StatusCode> {
     let c = client();
     let url = format!("{base}/_matrix/client/v3/register");
-    let first: Value =
-        c.post(&url).json(&json!({"username": user, "password": "pw-long-enough"})).send().unwrap().json().unwrap();
-    c.post(&url)
+    let first: Value = c.post(&url).json(&json!({"username": user, "password": "pw-long-enough"})).send()?.json()?;
+    Ok(c.post(&url)
         .json(&json!({"username": user, "password": "pw-long-enough", "auth": {"type": "m.login.dummy", "session": first["session"]}}))
-        .send()
-        .unwrap()
-        .status()
+        .send()?
+        .status())
 }
 
 fn login_response(base: &str, user: &str, pw: &str) -> reqwest::blocking::Response {
