@@ -472,3 +472,77 @@ async fn a_shadow_banned_account_is_answered_and_heard_by_nobody() {
     let real = sent["event_id"].as_str().unwrap();
     assert_eq!(s.get(&format!("/_matrix/client/v3/rooms/{room}/event/{real}"), Some(&bob)).await.0, 200);
 }
+
+/// `users/{userId}/login`: an admin acts as a user with a token of their own, on a device
+/// nobody sees (not in the user's devices, not announced to the people they share rooms with),
+/// which holds no keys, ends at `valid_until_ms`, and whose logout leaves the user signed in.
+#[tokio::test]
+async fn an_admin_acts_as_a_user_on_a_hidden_device() {
+    let s = TestServer::start().await;
+    let root = admin(&s).await;
+    let nana = s.user("nana").await;
+    let bob = s.user("bob").await;
+    let (_, room) = s.post("/_matrix/client/v3/createRoom", Some(&nana), json!({"preset": "public_chat"})).await;
+    let room = room["room_id"].as_str().unwrap().to_owned();
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await.0, 200);
+    let bob_since =
+        s.get("/_matrix/client/v3/sync?timeout=0", Some(&bob)).await.1["next_batch"].as_str().unwrap().to_owned();
+    let devices_before = s.get("/_matrix/client/v3/devices", Some(&nana)).await.1;
+
+    let path = "/_synapse/admin/v1/users/@nana:hearth.test/login";
+    let (st, v) = s.post(path, Some(&root), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let puppet = v["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(s.get("/_matrix/client/v3/account/whoami", Some(&puppet)).await.1["user_id"], "@nana:hearth.test");
+    let (st, sent) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/p1"),
+            Some(&puppet),
+            json!({"msgtype": "m.text", "body": "from the admin"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{sent}");
+    let (_, event) = s
+        .get(&format!("/_matrix/client/v3/rooms/{room}/event/{}", sent["event_id"].as_str().unwrap()), Some(&bob))
+        .await;
+    assert_eq!(event["sender"], "@nana:hearth.test");
+    // Nobody sees a new device.
+    assert_eq!(s.get("/_matrix/client/v3/devices", Some(&nana)).await.1, devices_before);
+    let (_, listed) = s.get("/_synapse/admin/v2/users/@nana:hearth.test/devices", Some(&root)).await;
+    assert_eq!(listed["total"], 1, "{listed}");
+    let heard = s.get(&format!("/_matrix/client/v3/sync?timeout=0&since={bob_since}"), Some(&bob)).await.1;
+    let changed = heard["device_lists"]["changed"].as_array().cloned().unwrap_or_default();
+    assert!(!changed.contains(&json!("@nana:hearth.test")), "{heard}");
+    let keys = json!({"one_time_keys": {"signed_curve25519:AAAA": {"key": "x", "signatures": {}}}});
+    assert_err(&s.post("/_matrix/client/v3/keys/upload", Some(&puppet), keys).await, 400, "M_INVALID_PARAM");
+    // Its logout ends only itself.
+    assert_eq!(s.post("/_matrix/client/v3/logout", Some(&puppet), json!({})).await.0, 200);
+    assert_eq!(s.get("/_matrix/client/v3/account/whoami", Some(&puppet)).await.0, 401);
+    assert_eq!(s.get("/_matrix/client/v3/account/whoami", Some(&nana)).await.0, 200);
+
+    // A token that has run out; no body at all is fine too.
+    let (_, v) = s.post(path, Some(&root), json!({"valid_until_ms": 1_000})).await;
+    let expired = v["access_token"].as_str().unwrap();
+    assert_err(&s.get("/_matrix/client/v3/account/whoami", Some(expired)).await, 401, "M_UNKNOWN_TOKEN");
+    let (st, _) = s.call(reqwest::Method::POST, path, Some(&root), None).await;
+    assert_eq!(st, 200);
+
+    // Refusals.
+    assert_err(&s.post(path, Some(&bob), json!({})).await, 403, "M_FORBIDDEN");
+    assert_err(
+        &s.post("/_synapse/admin/v1/users/@root:hearth.test/login", Some(&root), json!({})).await,
+        400,
+        "M_UNKNOWN",
+    );
+    assert_err(
+        &s.post("/_synapse/admin/v1/users/@x:elsewhere.test/login", Some(&root), json!({})).await,
+        400,
+        "M_UNKNOWN",
+    );
+    assert_err(
+        &s.post("/_synapse/admin/v1/users/@nobody:hearth.test/login", Some(&root), json!({})).await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_err(&s.post(path, Some(&root), json!({"valid_until_ms": "soon"})).await, 400, "M_UNKNOWN");
+}

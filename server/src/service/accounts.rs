@@ -47,6 +47,9 @@ pub struct Session {
     /// Shadow-banned by an admin (Synapse's): messages, state changes, redactions, invites and
     /// typing are answered as if done, and nothing happens.
     pub shadow_banned: bool,
+    /// An admin acting as the user (Synapse's `users/{userId}/login`): the session's device is
+    /// hidden, and it cannot hold end-to-end encryption keys.
+    pub puppet: bool,
 }
 
 impl Session {
@@ -564,6 +567,7 @@ impl Accounts {
             locked: row.locked,
             suspended: row.suspended,
             shadow_banned: row.shadow_banned,
+            puppet: row.hidden,
         };
         if !first_use_after_refresh {
             let entry = CachedSession { session: session.clone(), expires_ts: row.expires_ts, last_seen_ts };
@@ -720,6 +724,31 @@ impl Accounts {
 
     pub async fn admin_get(&self, user_id: &UserId) -> Result<Option<storage::users::AdminUser>> {
         Ok(storage::users::admin_get(&self.db.read, user_id.as_str()).await?)
+    }
+
+    /// An access token for `target`, for `admin` to act as them (Synapse's admin API): its
+    /// session's device is hidden from the user's devices and from everyone's device lists.
+    /// It lasts until `valid_until_ms` when given, else until logged out.
+    pub async fn login_as(&self, admin: &UserId, target: &UserId, valid_until_ms: Option<i64>) -> Result<String> {
+        let now = now_ms();
+        let device = format!("ADMIN{}", tokens::device_id());
+        let token = tokens::generate("hat");
+        let mut tx = self.db.begin_write().await?;
+        let name = format!("Admin session of {admin}");
+        storage::devices::insert_hidden(&mut *tx, target.as_str(), &device, &name, now).await?;
+        storage::tokens::insert_access(
+            &mut *tx,
+            &tokens::hash(&token),
+            target.as_str(),
+            &device,
+            now,
+            valid_until_ms,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(%admin, %target, "an admin signed in as a user");
+        Ok(token)
     }
 
     /// The account's recorded email addresses and phone numbers.

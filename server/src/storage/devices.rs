@@ -37,10 +37,28 @@ pub async fn upsert(
     Ok(())
 }
 
+/// A hidden device (an admin's session as the user: see the `hidden_devices` migration).
+pub async fn insert_hidden(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    device_id: &str,
+    display_name: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO devices (user_id, device_id, display_name, created_ts, hidden) VALUES (?, ?, ?, ?, 1)")
+        .bind(user_id)
+        .bind(device_id)
+        .bind(display_name)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 pub async fn list(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<DeviceRow>> {
     sqlx::query_as(
         "SELECT device_id, display_name, last_seen_ts, last_seen_ip, last_seen_user_agent FROM devices
-         WHERE user_id = ? ORDER BY created_ts, device_id",
+         WHERE user_id = ? AND hidden = 0 ORDER BY created_ts, device_id",
     )
     .bind(user_id)
     .fetch_all(ex)
@@ -50,7 +68,7 @@ pub async fn list(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Ve
 pub async fn get(ex: impl SqliteExecutor<'_>, user_id: &str, device_id: &str) -> sqlx::Result<Option<DeviceRow>> {
     sqlx::query_as(
         "SELECT device_id, display_name, last_seen_ts, last_seen_ip, last_seen_user_agent FROM devices
-         WHERE user_id = ? AND device_id = ?",
+         WHERE user_id = ? AND device_id = ? AND hidden = 0",
     )
     .bind(user_id)
     .bind(device_id)

@@ -141,6 +141,8 @@ pub struct SessionRow {
     pub locked: bool,
     pub suspended: bool,
     pub shadow_banned: bool,
+    /// The device is hidden: an admin acting as the user.
+    pub hidden: bool,
     pub last_seen_ts: Option<i64>,
     pub refresh_token_id: Option<i64>,
     pub prev_refresh_id: Option<i64>,
@@ -149,7 +151,7 @@ pub struct SessionRow {
 pub async fn find_session(ex: impl SqliteExecutor<'_>, hash: &[u8]) -> sqlx::Result<Option<SessionRow>> {
     sqlx::query_as(
         "SELECT t.token_hash, t.user_id, t.device_id, t.expires_ts,
-                u.is_admin, u.is_guest, u.deactivated, u.locked, u.suspended, u.shadow_banned, d.last_seen_ts,
+                u.is_admin, u.is_guest, u.deactivated, u.locked, u.suspended, u.shadow_banned, d.hidden, d.last_seen_ts,
                 t.refresh_token_id, r.prev_refresh_id
          FROM access_tokens t
          JOIN users u ON u.user_id = t.user_id

@@ -27,6 +27,12 @@ pub async fn upload_keys(
     req: Ruma<upload_keys::v3::Request>,
 ) -> Result<RumaResponse<upload_keys::v3::Response>> {
     let session = req.session();
+    // An admin acting as the user has no device of the user's to hold keys (Synapse: no device).
+    if session.puppet
+        && (req.body.device_keys.is_some() || !req.body.one_time_keys.is_empty() || !req.body.fallback_keys.is_empty())
+    {
+        return Err(Error::invalid_param("This session is an admin acting as the user: it has no device to hold keys"));
+    }
     let otks: Vec<(String, String)> =
         req.body.one_time_keys.iter().map(|(id, k)| (id.to_string(), k.json().get().to_owned())).collect();
     let fallbacks: Vec<(String, String)> =

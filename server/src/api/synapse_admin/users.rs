@@ -175,6 +175,43 @@ fn pairs(body: &Map<String, Value>, key: &str, fields: [&str; 2]) -> Result<Opti
     Ok(Some(out))
 }
 
+/// POST /_synapse/admin/v1/users/{userId}/login `{"valid_until_ms"?}`: an access token for the
+/// admin to act as the user, on a hidden device (see `Accounts::login_as`).
+pub async fn login_as(
+    State(s): State<AppState>,
+    Admin(session): Admin,
+    Path(raw): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<AxumJson<Value>> {
+    let user = UserId::parse(&raw).map_err(|_| Error::invalid_param(format!("{raw} is not a valid user ID")))?;
+    if user.server_name() != s.config.server_name {
+        return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Only local users can be logged in as"));
+    }
+    let (user, _) = existing_user(&s, &raw, "User not found").await?;
+    // The body may be empty (Synapse: `allow_empty_body`).
+    let body: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| Error::not_json("Content not JSON."))?
+    };
+    let valid_until_ms = match body.get("valid_until_ms") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.is_i64() => n.as_i64(),
+        Some(_) => {
+            return Err(Error::custom(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                "'valid_until_ms' parameter must be an int",
+            ));
+        }
+    };
+    if user == session.user_id {
+        return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Cannot use admin API to login as self"));
+    }
+    let token = s.accounts.login_as(&session.user_id, &user, valid_until_ms).await?;
+    Ok(AxumJson(json!({ "access_token": token })))
+}
+
 /// POST /_synapse/admin/v1/users/{userId}/shadow_ban (and DELETE to lift it): what the account
 /// sends is answered as if sent and goes nowhere (see `Session::shadow_banned`).
 pub async fn shadow_ban(
