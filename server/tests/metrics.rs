@@ -66,6 +66,11 @@ async fn metrics_count_what_clients_did_and_stay_off_the_public_listener() {
     let room = room["room_id"].as_str().unwrap().to_owned();
 
     let before = scrape(admin).await;
+    assert_eq!(value(&before, "hearth_federation_queued_edus", &[]), 0.0);
+    // A to-device message for a server that does not exist waits in the outbox.
+    let to_device = json!({"messages": {"@bob:nowhere.invalid": {"DEVICE": {"hello": true}}}});
+    assert_eq!(s.put("/_matrix/client/v3/sendToDevice/m.test/m1", Some(&alice), to_device).await.0, 200);
+    assert_eq!(value(&scrape(admin).await, "hearth_federation_queued_edus", &[]), 1.0);
     for i in 0..5 {
         let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/t{i}");
         let (code, _) = s.put(&path, Some(&alice), json!({"msgtype": "m.text", "body": "hi"})).await;

@@ -34,6 +34,7 @@ pub struct Metrics {
     db_connections: IntGaugeVec,
     federation_destinations: IntGaugeVec,
     federation_queued_pdus: IntGauge,
+    federation_queued_edus: IntGauge,
     database_bytes: IntGauge,
     media_bytes: IntGauge,
     users: IntGauge,
@@ -254,6 +255,10 @@ impl Metrics {
             "hearth_federation_queued_pdus",
             "Room events waiting to be sent to other servers (summed over destinations)",
         )?;
+        let federation_queued_edus = IntGauge::new(
+            "hearth_federation_queued_edus",
+            "To-device messages (EDUs kept until delivered) waiting to be sent to other servers",
+        )?;
         let database_bytes =
             IntGauge::new("hearth_database_size_bytes", "Size of the database file and its write-ahead log")?;
         let media_bytes = IntGauge::new("hearth_media_size_bytes", "Bytes of stored media, each file counted once")?;
@@ -268,6 +273,7 @@ impl Metrics {
             Box::new(db_connections.clone()),
             Box::new(federation_destinations.clone()),
             Box::new(federation_queued_pdus.clone()),
+            Box::new(federation_queued_edus.clone()),
             Box::new(database_bytes.clone()),
             Box::new(media_bytes.clone()),
             Box::new(users.clone()),
@@ -289,6 +295,7 @@ impl Metrics {
             db_connections,
             federation_destinations,
             federation_queued_pdus,
+            federation_queued_edus,
             database_bytes,
             media_bytes,
             users,
@@ -327,6 +334,7 @@ impl Metrics {
         self.federation_destinations.with_label_values(&["backing_off"]).set(backing_off);
         self.federation_destinations.with_label_values(&["ok"]).set(destinations.len() as i64 - backing_off);
         self.federation_queued_pdus.set(destinations.iter().map(|d| d.queued).sum::<i64>());
+        self.federation_queued_edus.set(s.federation.sender.queued_edus().await?);
         self.database_bytes.set(super::health::database_bytes(s.config.data_dir()) as i64);
         self.media_bytes.set(i64::try_from(s.media.stored_bytes().await?).unwrap_or(i64::MAX));
         self.users.set(s.accounts.count_active_users().await?);

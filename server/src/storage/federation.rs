@@ -417,3 +417,9 @@ pub async fn first_receipt_of_to_device(
     .await?;
     Ok(r.rows_affected() == 1)
 }
+
+/// EDUs waiting in the outbox (to-device messages for other servers), over all destinations.
+pub async fn queued_edus_total(ex: impl SqliteExecutor<'_>) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM federation_outbox_edus").fetch_one(ex).await?;
+    Ok(n)
+}

@@ -122,6 +122,11 @@ impl Sender {
         }
     }
 
+    /// EDUs that must not be lost (to-device messages) waiting for other servers, in all.
+    pub async fn queued_edus(&self) -> crate::error::Result<i64> {
+        Ok(storage::federation::queued_edus_total(&self.db.read).await?)
+    }
+
     /// The admin's `reset_connection`: the destination's back-off ends, and anything waiting
     /// for it goes now. False when it was not backing off.
     pub async fn reset_backoff(&self, destination: &str) -> crate::error::Result<bool> {
