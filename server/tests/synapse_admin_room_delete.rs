@@ -382,3 +382,84 @@ async fn a_room_forgotten_just_now_is_kept_with_the_default_period() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(s.get(&format!("/_synapse/admin/v1/rooms/{id}"), Some(&root)).await.0, 200);
 }
+
+async fn timeline(s: &TestServer, token: &str, room: &str) -> Vec<Value> {
+    let (_, page) = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100"), Some(token)).await;
+    page["chunk"].as_array().unwrap().clone()
+}
+
+async fn purge_done(s: &TestServer, root: &str, purge_id: &str) -> Value {
+    for _ in 0..200 {
+        let (st, v) = s.get(&format!("/_synapse/admin/v1/purge_history_status/{purge_id}"), Some(root)).await;
+        assert_eq!(st, 200, "{v}");
+        if v["status"] != "active" {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the purge did not finish");
+}
+
+/// Synapse's `purge_history`: the timeline before an event is deleted (this server's users'
+/// events only when asked), state stays, the event and what follows stay, search forgets the
+/// purged messages; the refusals change nothing.
+#[tokio::test]
+async fn history_before_an_event_is_purged_and_state_stays() {
+    let s = TestServer::start().await;
+    let (_, root) = s.shared_secret_register("root", "password1", true).await;
+    let root = root["access_token"].as_str().unwrap().to_owned();
+    let alice = s.user("alice").await;
+    let id = room(&s, &alice, json!({"preset": "public_chat", "name": "Chatty"})).await;
+    let old: Vec<String> = ["old one", "old two", "old three"].iter().map(|b| b.to_string()).collect();
+    for b in &old {
+        say(&s, &alice, &id, b).await;
+    }
+    let keep = say(&s, &alice, &id, "keep one").await;
+    say(&s, &alice, &id, "keep two").await;
+    let texts = |chunk: &[Value]| -> Vec<String> { bodies(&json!({"events": chunk})) };
+
+    // Refusals first.
+    let purge = format!("/_synapse/admin/v1/purge_history/{id}");
+    assert_err(&s.post(&purge, Some(&alice), json!({"purge_up_to_event_id": keep})).await, 403, "M_FORBIDDEN");
+    assert_err(&s.post(&purge, Some(&root), json!({})).await, 400, "M_BAD_JSON");
+    assert_err(&s.post(&purge, Some(&root), json!({"purge_up_to_ts": "yesterday"})).await, 400, "M_BAD_JSON");
+    assert_err(&s.post(&purge, Some(&root), json!({"purge_up_to_ts": 1000})).await, 404, "M_NOT_FOUND");
+    let other = room(&s, &alice, json!({})).await;
+    let elsewhere = say(&s, &alice, &other, "elsewhere").await;
+    assert_err(&s.post(&purge, Some(&root), json!({"purge_up_to_event_id": elsewhere})).await, 400, "M_UNKNOWN");
+    assert_err(
+        &s.post("/_synapse/admin/v1/purge_history/!nope:hearth.test", Some(&root), json!({"purge_up_to_ts": 1})).await,
+        404,
+        "M_NOT_FOUND",
+    );
+    assert_err(&s.get("/_synapse/admin/v1/purge_history_status/nope", Some(&root)).await, 404, "M_NOT_FOUND");
+
+    // Without delete_local_events, this server's users' events stay: nothing here goes.
+    let (st, v) = s.post(&purge, Some(&root), json!({"purge_up_to_event_id": keep})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(purge_done(&s, &root, v["purge_id"].as_str().unwrap()).await, json!({"status": "complete"}));
+    assert_eq!(texts(&timeline(&s, &alice, &id).await), ["keep two", "keep one", "old three", "old two", "old one"]);
+
+    // With it, the messages before go; state stays; the event named stays.
+    let (st, v) = s.post(&format!("{purge}/{keep}"), Some(&root), json!({"delete_local_events": true})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(purge_done(&s, &root, v["purge_id"].as_str().unwrap()).await["status"], "complete");
+    let chunk = timeline(&s, &alice, &id).await;
+    assert_eq!(texts(&chunk), ["keep two", "keep one"]);
+    for kind in ["m.room.create", "m.room.member", "m.room.power_levels", "m.room.name"] {
+        assert!(chunk.iter().any(|e| e["type"] == kind), "{kind} stays: {chunk:?}");
+    }
+    let (_, name) = s.get(&format!("/_matrix/client/v3/rooms/{id}/state/m.room.name/"), Some(&alice)).await;
+    assert_eq!(name["name"], "Chatty");
+    let (_, found) = s
+        .post(
+            "/_matrix/client/v3/search",
+            Some(&alice),
+            json!({"search_categories": {"room_events": {"search_term": "old"}}}),
+        )
+        .await;
+    assert_eq!(found["search_categories"]["room_events"]["count"], 0, "{found}");
+    // The room goes on.
+    say(&s, &alice, &id, "new").await;
+    assert_eq!(texts(&timeline(&s, &alice, &id).await), ["new", "keep two", "keep one"]);
+}

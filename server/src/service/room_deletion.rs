@@ -32,6 +32,15 @@ use crate::{
 
 /// The task action's name, as Synapse's (`shutdown_and_purge_room`).
 const ACTION: &str = "shutdown_and_purge_room";
+/// Synapse's `purge_history` task.
+const PURGE_HISTORY: &str = "purge_history";
+
+/// What a history purge was asked to do (kept with its task, so a restart can run it again).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PurgeHistory {
+    before: i64,
+    delete_local_events: bool,
+}
 const DEFAULT_MESSAGE: &str =
     "Sharing illegal content on this server is not permitted and rooms in violation will be blocked.";
 const DEFAULT_ROOM_NAME: &str = "Content Violation Notification";
@@ -280,9 +289,76 @@ impl Services {
         });
     }
 
-    /// Starts again the deletions a stop interrupted (at start).
+    /// Starts purging the room's history before `before` in the background (Synapse's
+    /// `purge_history`); answers the run's ID for `purge_history_status`.
+    pub async fn start_purge_history(
+        self: &Arc<Self>,
+        room_id: &RoomId,
+        before: i64,
+        delete_local: bool,
+    ) -> Result<String> {
+        let id = tokens::random_alphanumeric(16);
+        let params = PurgeHistory { before, delete_local_events: delete_local };
+        let json = serde_json::to_string(&params).map_err(Error::internal)?;
+        let mut conn = self.db.acquire_write().await?;
+        storage::admin_tasks::insert(&mut conn, &id, PURGE_HISTORY, room_id.as_str(), &json, now_ms()).await?;
+        drop(conn);
+        tracing::info!(room = %room_id, purge_id = %id, before, "history purge scheduled");
+        self.clone().spawn_purge_history(id.clone(), room_id.to_owned(), params);
+        Ok(id)
+    }
+
+    fn spawn_purge_history(self: Arc<Self>, id: String, room_id: ruma::OwnedRoomId, params: PurgeHistory) {
+        tokio::spawn(async move {
+            let _ = storage::admin_tasks::update(&self.db.write, &id, "active", None, None, now_ms()).await;
+            let outcome = self.rooms.purge_history(&room_id, params.before, params.delete_local_events).await;
+            let (status, error) = match &outcome {
+                Ok(_) => ("complete", None),
+                Err(e) => {
+                    tracing::warn!(room = %room_id, purge_id = %id, error = %e, "history purge failed");
+                    ("failed", Some(e.message()))
+                }
+            };
+            let result = outcome.ok().map(|n| json!({ "deleted_events": n }).to_string());
+            if let Err(e) =
+                storage::admin_tasks::update(&self.db.write, &id, status, result.as_deref(), error.as_deref(), now_ms())
+                    .await
+            {
+                tracing::error!(purge_id = %id, error = %e, "could not record how a history purge ended");
+            }
+        });
+    }
+
+    /// A history purge's status (`active`, `complete` or `failed`) and error; None when unknown.
+    pub async fn purge_history_status(&self, purge_id: &str) -> Result<Option<(String, Option<String>)>> {
+        let row = storage::admin_tasks::get(&self.db.read, purge_id).await?;
+        Ok(row.filter(|r| r.action == PURGE_HISTORY).map(|r| {
+            // Synapse says `active` until it is done.
+            let status = if r.status == "scheduled" { "active".to_owned() } else { r.status };
+            (status, r.error)
+        }))
+    }
+
+    /// Starts again the deletions and purges a stop interrupted (at start).
     pub async fn resume_room_deletions(self: &Arc<Self>) -> Result<()> {
         for task in storage::admin_tasks::unfinished(&self.db.read).await? {
+            if task.action == PURGE_HISTORY {
+                match (RoomId::parse(&task.room_id), serde_json::from_str::<PurgeHistory>(&task.params)) {
+                    (Ok(room_id), Ok(params)) => self.clone().spawn_purge_history(task.id, room_id, params),
+                    _ => {
+                        storage::admin_tasks::update(
+                            &self.db.write,
+                            &task.id,
+                            "failed",
+                            None,
+                            Some("unreadable task"),
+                            now_ms(),
+                        )
+                        .await?;
+                    }
+                }
+                continue;
+            }
             if task.action != ACTION {
                 continue;
             }

@@ -487,3 +487,15 @@ pub async fn media_urls_in_room(ex: impl SqliteExecutor<'_>, room_id: &str) -> s
     .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
+
+/// The stream position of the room's last event sent before `ts` (ms), if any.
+pub async fn last_before_ts(ex: impl SqliteExecutor<'_>, room_id: &str, ts: i64) -> sqlx::Result<Option<i64>> {
+    let (pos,): (Option<i64>,) = sqlx::query_as(
+        "SELECT MAX(stream_ordering) FROM events WHERE room_id = ? AND origin_server_ts < ? AND outlier = 0",
+    )
+    .bind(room_id)
+    .bind(ts)
+    .fetch_one(ex)
+    .await?;
+    Ok(pos)
+}

@@ -213,3 +213,50 @@ pub async fn forgotten_rooms(
     .await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
+
+/// Deletes the room's history before stream position `before`, as Synapse's `purge_history`:
+/// the timeline's events (messages, reactions, redactions...) and what hangs on them (search
+/// entries, relations, notifications). State events stay (the room's state is built on them),
+/// and so do the room's forward extremities, and, with `keep_local` (this server's name, as
+/// `:name`), events its own users sent. Answers the IDs deleted.
+pub async fn history(
+    conn: &mut SqliteConnection,
+    room_id: &str,
+    before: i64,
+    keep_local: Option<&str>,
+) -> sqlx::Result<Vec<String>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "SELECT event_id FROM events
+         WHERE room_id = ?1 AND stream_ordering < ?2 AND state_key IS NULL AND outlier = 0
+           AND (?3 IS NULL OR substr(sender, -length(?3)) != ?3)
+           AND event_id NOT IN (SELECT event_id FROM forward_extremities WHERE room_id = ?1)",
+    )
+    .bind(room_id)
+    .bind(before)
+    .bind(keep_local)
+    .fetch_all(&mut *tx)
+    .await?;
+    let ids: Vec<String> = ids.into_iter().map(|r| r.0).collect();
+    let list = serde_json::json!(ids).to_string();
+    let tables = [
+        ("events_fts", "event_id"),
+        ("event_relations", "event_id"),
+        ("event_push_actions", "event_id"),
+        ("pending_redactions", "redaction_id"),
+        ("pending_redactions", "target"),
+        ("event_edges", "event_id"),
+        ("event_auth", "event_id"),
+        ("events", "event_id"),
+    ];
+    for (table, column) in tables {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))"
+        )))
+        .bind(&list)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(ids)
+}

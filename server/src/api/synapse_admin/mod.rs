@@ -66,6 +66,9 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
             "/_synapse/admin/v1/federation/destinations/{destination}/reset_connection",
             post(federation::reset_connection),
         )
+        .route("/_synapse/admin/v1/purge_history/{room_id}", post(rooms::purge_history))
+        .route("/_synapse/admin/v1/purge_history/{room_id}/{event_id}", post(rooms::purge_history))
+        .route("/_synapse/admin/v1/purge_history_status/{purge_id}", get(rooms::purge_history_status))
         .route("/_synapse/admin/v1/rooms", get(rooms::list))
         .route("/_synapse/admin/v1/rooms/{room_id}", get(rooms::details).delete(rooms::delete_v1))
         .route("/_synapse/admin/v2/rooms/{room_id}", delete(rooms::delete_v2))

@@ -535,3 +535,58 @@ pub async fn context(
         "end": crate::service::sync::token(end),
     })))
 }
+
+/// POST /_synapse/admin/v1/purge_history/{roomId}[/{eventId}]: deletes the room's history
+/// before the event (`purge_up_to_event_id`) or before the time (`purge_up_to_ts`), in the
+/// background; this server's users' events only with `delete_local_events`. State events stay.
+pub async fn purge_history(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(path): Path<Vec<String>>,
+    body: axum::body::Bytes,
+) -> Result<AxumJson<Value>> {
+    let body: serde_json::Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| Error::not_json("Content not JSON."))?
+    };
+    let id = room_id(&path[0])?;
+    if s.rooms.room(id).await?.is_none() {
+        return Err(Error::not_found("Room not found"));
+    }
+    let delete_local = body.get("delete_local_events").is_some_and(|v| v.as_bool().unwrap_or(!v.is_null()));
+    let event_id =
+        path.get(1).cloned().or_else(|| body.get("purge_up_to_event_id").and_then(Value::as_str).map(str::to_owned));
+    let ts = match (&event_id, body.get("purge_up_to_ts")) {
+        (Some(_), _) | (None, None) => None,
+        (None, Some(Value::Number(n))) if n.is_i64() => n.as_i64(),
+        (None, Some(_)) => return Err(Error::bad_json("purge_up_to_ts must be an int")),
+    };
+    if event_id.is_none() && ts.is_none() {
+        return Err(Error::bad_json("must specify purge_up_to_event_id or purge_up_to_ts"));
+    }
+    let before = s
+        .rooms
+        .purge_point(id, event_id.as_deref(), ts)
+        .await?
+        .ok_or_else(|| Error::not_found("there is no event to be purged"))?;
+    let purge_id = s.0.start_purge_history(id, before, delete_local).await?;
+    Ok(AxumJson(json!({ "purge_id": purge_id })))
+}
+
+/// GET /_synapse/admin/v1/purge_history_status/{purgeId}
+pub async fn purge_history_status(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(purge_id): Path<String>,
+) -> Result<AxumJson<Value>> {
+    let (status, error) = s
+        .purge_history_status(&purge_id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("purge id '{purge_id}' not found")))?;
+    let mut out = json!({ "status": status });
+    if let Some(e) = error {
+        out["error"] = json!(e);
+    }
+    Ok(AxumJson(out))
+}

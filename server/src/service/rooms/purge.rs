@@ -90,3 +90,38 @@ impl Rooms {
         Ok(purged)
     }
 }
+
+impl Rooms {
+    /// The position history is purged up to for Synapse's `purge_history`: that of the event
+    /// (which must be in the room), or of the room's last event before `ts`; None when there
+    /// is no such event.
+    pub async fn purge_point(&self, room_id: &RoomId, event_id: Option<&str>, ts: Option<i64>) -> Result<Option<i64>> {
+        if let Some(id) = event_id {
+            let event = self.event(id).await?.ok_or_else(|| Error::not_found("Event not found"))?;
+            if event.row.room_id != room_id.as_str() {
+                return Err(Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", "Event is for wrong room."));
+            }
+            return Ok(Some(event.row.stream_ordering));
+        }
+        let Some(ts) = ts else { return Ok(None) };
+        Ok(storage::events::last_before_ts(&self.db.read, room_id.as_str(), ts).await?)
+    }
+
+    /// Deletes the room's history before `before` (see `storage::purge::history`), keeping
+    /// this server's users' events unless `delete_local`; how many events went.
+    pub async fn purge_history(&self, room_id: &RoomId, before: i64, delete_local: bool) -> Result<usize> {
+        let lock = self.lock_for(room_id);
+        let _held = lock.lock().await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer.send(writer::Msg::Barrier(tx)).map_err(|_| Error::internal("the event writer has stopped"))?;
+        let _ = rx.await;
+        let suffix = format!(":{}", self.config.server_name);
+        let keep = (!delete_local).then_some(suffix.as_str());
+        let mut conn = self.db.acquire_write().await?;
+        let ids = storage::purge::history(&mut conn, room_id.as_str(), before, keep).await?;
+        drop(conn);
+        self.shared.cache.forget_all(&ids);
+        tracing::info!(room = %room_id, events = ids.len(), delete_local, "room history purged");
+        Ok(ids.len())
+    }
+}
