@@ -342,42 +342,26 @@ impl Services {
     /// Starts again the deletions and purges a stop interrupted (at start).
     pub async fn resume_room_deletions(self: &Arc<Self>) -> Result<()> {
         for task in storage::admin_tasks::unfinished(&self.db.read).await? {
-            if task.action == PURGE_HISTORY {
-                match (RoomId::parse(&task.room_id), serde_json::from_str::<PurgeHistory>(&task.params)) {
-                    (Ok(room_id), Ok(params)) => self.clone().spawn_purge_history(task.id, room_id, params),
-                    _ => {
-                        storage::admin_tasks::update(
-                            &self.db.write,
-                            &task.id,
-                            "failed",
-                            None,
-                            Some("unreadable task"),
-                            now_ms(),
-                        )
-                        .await?;
+            let room_id = RoomId::parse(&task.room_id).ok();
+            match (task.action.as_str(), room_id) {
+                (PURGE_HISTORY, Some(room_id)) => {
+                    if let Ok(params) = serde_json::from_str::<PurgeHistory>(&task.params) {
+                        tracing::info!(room = %room_id, purge_id = %task.id, "resuming a history purge");
+                        self.clone().spawn_purge_history(task.id, room_id, params);
+                        continue;
                     }
                 }
-                continue;
+                (ACTION, Some(room_id)) => {
+                    if let Ok(params) = serde_json::from_str::<DeleteRoom>(&task.params) {
+                        tracing::info!(room = %room_id, delete_id = %task.id, "resuming a room deletion");
+                        self.clone().spawn_room_deletion(task.id, room_id, params);
+                        continue;
+                    }
+                }
+                _ => {}
             }
-            if task.action != ACTION {
-                continue;
-            }
-            let (Ok(room_id), Ok(params)) =
-                (RoomId::parse(&task.room_id), serde_json::from_str::<DeleteRoom>(&task.params))
-            else {
-                storage::admin_tasks::update(
-                    &self.db.write,
-                    &task.id,
-                    "failed",
-                    None,
-                    Some("unreadable task"),
-                    now_ms(),
-                )
-                .await?;
-                continue;
-            };
-            tracing::info!(room = %room_id, delete_id = %task.id, "resuming a room deletion");
-            self.clone().spawn_room_deletion(task.id, room_id, params);
+            let failed = Some("unreadable task");
+            storage::admin_tasks::update(&self.db.write, &task.id, "failed", None, failed, now_ms()).await?;
         }
         Ok(())
     }

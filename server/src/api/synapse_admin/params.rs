@@ -82,3 +82,12 @@ pub fn event_filter(q: &HashMap<String, String>) -> Result<Option<crate::matrix:
         _ => Err(Error::not_json("Query parameter 'filter' must be a valid JSON object")),
     }
 }
+
+/// A JSON object body that may be empty (Synapse's `allow_empty_body`): 400 M_NOT_JSON when
+/// it is something else.
+pub fn optional_body(body: &[u8]) -> Result<Map<String, Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    serde_json::from_slice(body).map_err(|_| Error::not_json("Content not JSON."))
+}

@@ -545,11 +545,7 @@ pub async fn purge_history(
     Path(path): Path<Vec<String>>,
     body: axum::body::Bytes,
 ) -> Result<AxumJson<Value>> {
-    let body: serde_json::Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Map::new()
-    } else {
-        serde_json::from_slice(&body).map_err(|_| Error::not_json("Content not JSON."))?
-    };
+    let body = params::optional_body(&body)?;
     let id = room_id(&path[0])?;
     if s.rooms.room(id).await?.is_none() {
         return Err(Error::not_found("Room not found"));

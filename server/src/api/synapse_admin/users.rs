@@ -188,12 +188,7 @@ pub async fn login_as(
         return Err(Error::custom(StatusCode::BAD_REQUEST, "M_UNKNOWN", "Only local users can be logged in as"));
     }
     let (user, _) = existing_user(&s, &raw, "User not found").await?;
-    // The body may be empty (Synapse: `allow_empty_body`).
-    let body: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        serde_json::from_slice(&body).map_err(|_| Error::not_json("Content not JSON."))?
-    };
+    let body = params::optional_body(&body)?;
     let valid_until_ms = match body.get("valid_until_ms") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) if n.is_i64() => n.as_i64(),

@@ -416,6 +416,14 @@ impl Rooms {
         self.txns.lock().peek(&txn.key(room_id.as_str(), kind)).is_some()
     }
 
+    /// The event a transaction made, as the database has it (the memory of transactions may
+    /// have lost it).
+    async fn stored_txn(&self, room_id: &RoomId, kind: &str, t: Txn<'_>) -> Result<Option<OwnedEventId>> {
+        let found =
+            storage::events::by_txn(&self.db.write, t.user_id, t.device_id, room_id.as_str(), kind, t.txn_id).await?;
+        found.map(|(first, _)| EventId::parse(first).map_err(Error::internal)).transpose()
+    }
+
     /// Sends an event as `sender` (spec: PUT /rooms/{roomId}/send and /state). Repeating a
     /// transaction ID from the same device returns the first event instead of sending again.
     pub async fn send(
@@ -446,17 +454,8 @@ impl Rooms {
                                 // The first request went away before learning its outcome; the
                                 // database knows (and a collision below finds it too).
                                 self.txns.lock().remove(&key);
-                                if let Some((first, _)) = storage::events::by_txn(
-                                    &self.db.write,
-                                    t.user_id,
-                                    t.device_id,
-                                    room_id.as_str(),
-                                    kind,
-                                    t.txn_id,
-                                )
-                                .await?
-                                {
-                                    return EventId::parse(first).map_err(Error::internal);
+                                if let Some(first) = self.stored_txn(room_id, kind, t).await? {
+                                    return Ok(first);
                                 }
                                 continue;
                             }
@@ -490,17 +489,9 @@ impl Rooms {
                     // A transaction ID used before this server remembered it collides in the
                     // database; the answer is the first event.
                     if let Some(t) = txn
-                        && let Some((first, _)) = storage::events::by_txn(
-                            &self.db.write,
-                            t.user_id,
-                            t.device_id,
-                            room_id.as_str(),
-                            kind,
-                            t.txn_id,
-                        )
-                        .await?
+                        && let Some(first) = self.stored_txn(room_id, kind, t).await?
                     {
-                        return EventId::parse(first).map_err(Error::internal);
+                        return Ok(first);
                     }
                     Err(e)
                 }

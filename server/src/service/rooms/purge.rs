@@ -31,6 +31,15 @@ impl Rooms {
         Ok(storage::purge::leaves_since(&self.db.read, user.as_str(), since).await?)
     }
 
+    /// Waits until every event handed to the writer so far is written (or refused): with a
+    /// room's lock held, nothing of that room is on its way to the database after this.
+    async fn writer_drained(&self) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer.send(writer::Msg::Barrier(tx)).map_err(|_| Error::internal("the event writer has stopped"))?;
+        let _ = rx.await;
+        Ok(())
+    }
+
     /// Deletes everything this server stored about the room; None when it knows no such room.
     /// Sends are held off by the room's lock, and events already on their way to the writer
     /// are written first, so nothing of the room is written after it is gone.
@@ -43,9 +52,7 @@ impl Rooms {
     async fn purge_when(&self, room_id: &RoomId, forgotten_before: Option<i64>) -> Result<Option<Purged>> {
         let lock = self.lock_for(room_id);
         let _held = lock.lock().await;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.writer.send(writer::Msg::Barrier(tx)).map_err(|_| Error::internal("the event writer has stopped"))?;
-        let _ = rx.await;
+        self.writer_drained().await?;
         let mut conn = self.db.acquire_write().await?;
         if storage::rooms::get(&mut *conn, room_id.as_str()).await?.is_none() {
             return Ok(None);
@@ -112,9 +119,7 @@ impl Rooms {
     pub async fn purge_history(&self, room_id: &RoomId, before: i64, delete_local: bool) -> Result<usize> {
         let lock = self.lock_for(room_id);
         let _held = lock.lock().await;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.writer.send(writer::Msg::Barrier(tx)).map_err(|_| Error::internal("the event writer has stopped"))?;
-        let _ = rx.await;
+        self.writer_drained().await?;
         let suffix = format!(":{}", self.config.server_name);
         let keep = (!delete_local).then_some(suffix.as_str());
         let mut conn = self.db.acquire_write().await?;
