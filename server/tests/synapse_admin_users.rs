@@ -546,3 +546,33 @@ async fn an_admin_acts_as_a_user_on_a_hidden_device() {
     );
     assert_err(&s.post(path, Some(&root), json!({"valid_until_ms": "soon"})).await, 400, "M_UNKNOWN");
 }
+
+/// `users/{userId}/pushers` (synapse-admin's user page lists them).
+#[tokio::test]
+async fn admins_list_a_users_pushers() {
+    let s = TestServer::start().await;
+    let root = admin(&s).await;
+    let nana = s.user("nana").await;
+    let pusher = json!({
+        "kind": "http", "app_id": "org.example.app", "pushkey": "nana-phone", "app_display_name": "Example",
+        "device_display_name": "Nana's phone", "lang": "en", "data": {"url": "https://push.example.org/_matrix/push/v1/notify"},
+    });
+    let (st, v) = s.post("/_matrix/client/v3/pushers/set", Some(&nana), pusher).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.get("/_synapse/admin/v1/users/@nana:hearth.test/pushers", Some(&root)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["total"], 1);
+    let p = &v["pushers"][0];
+    assert_eq!(
+        (&p["pushkey"], &p["app_id"], &p["kind"]),
+        (&json!("nana-phone"), &json!("org.example.app"), &json!("http"))
+    );
+    assert_eq!(p["data"]["url"], "https://push.example.org/_matrix/push/v1/notify");
+    assert_eq!(
+        s.get("/_synapse/admin/v1/users/@root:hearth.test/pushers", Some(&root)).await.1,
+        json!({"pushers": [], "total": 0})
+    );
+    assert_err(&s.get("/_synapse/admin/v1/users/@nobody:hearth.test/pushers", Some(&root)).await, 404, "M_NOT_FOUND");
+    assert_err(&s.get("/_synapse/admin/v1/users/@x:elsewhere.test/pushers", Some(&root)).await, 400, "M_UNKNOWN");
+    assert_err(&s.get("/_synapse/admin/v1/users/@root:hearth.test/pushers", Some(&nana)).await, 403, "M_FORBIDDEN");
+}

@@ -93,6 +93,7 @@ pub fn routes(r: Router<AppState>) -> Router<AppState> {
         .route("/_synapse/admin/v1/whois/{user_id}", get(users::whois))
         .route("/_synapse/admin/v1/users/{user_id}/joined_rooms", get(users::joined_rooms))
         .route("/_synapse/admin/v1/users/{user_id}/login", post(users::login_as))
+        .route("/_synapse/admin/v1/users/{user_id}/pushers", get(users::pushers))
         .route("/_synapse/admin/v1/users/{user_id}/shadow_ban", post(users::shadow_ban).delete(users::shadow_ban))
         .route("/_synapse/admin/v1/username_available", get(users::username_available))
         .route("/_synapse/admin/v1/users/{user_id}/admin", get(users::get_admin).put(users::put_admin))

@@ -544,3 +544,12 @@ pub async fn delete_devices(
     s.accounts.delete_devices(&user, &ids).await?;
     Ok(AxumJson(json!({})))
 }
+
+/// GET /_synapse/admin/v1/users/{userId}/pushers: the account's pushers as the client API
+/// shows them (synapse-admin's user page lists them), and how many.
+pub async fn pushers(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+    let (user, _) = existing_user(&s, &raw, "User not found").await?;
+    let pushers = s.pushers.list(&user).await?;
+    let list = serde_json::to_value(&pushers).map_err(Error::internal)?;
+    Ok(AxumJson(json!({ "pushers": list, "total": pushers.len() })))
+}
