@@ -14,19 +14,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::ConnectOptions;
 
-async fn room(s: &TestServer, token: &str, body: Value) -> String {
-    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(token), body).await;
-    assert_eq!(st, 200, "{v}");
-    v["room_id"].as_str().unwrap().to_owned()
-}
-
-async fn say(s: &TestServer, token: &str, room: &str, body: &str) -> String {
-    let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{body}");
-    let (st, v) = s.put(&path, Some(token), json!({"msgtype": "m.text", "body": body})).await;
-    assert_eq!(st, 200, "{v}");
-    v["event_id"].as_str().unwrap().to_owned()
-}
-
 async fn join(s: &TestServer, token: &str, room: &str) {
     let (st, v) = s.post(&format!("/_matrix/client/v3/join/{room}"), Some(token), json!({})).await;
     assert_eq!(st, 200, "{v}");
@@ -122,12 +109,12 @@ async fn a_deleted_room_is_gone_its_members_moved_and_nothing_else_touched() {
     let dave = s.user("dave").await;
 
     let doomed =
-        room(&s, &alice, json!({"preset": "public_chat", "name": "Doomed", "room_alias_name": "doomed"})).await;
+        s.create_room(&alice, json!({"preset": "public_chat", "name": "Doomed", "room_alias_name": "doomed"})).await;
     join(&s, &bob, &doomed).await;
     let invite = format!("/_matrix/client/v3/rooms/{doomed}/invite");
     assert_eq!(s.post(&invite, Some(&alice), json!({"user_id": "@carol:hearth.test"})).await.0, 200);
-    let first = say(&s, &alice, &doomed, "spam one").await;
-    say(&s, &bob, &doomed, "spam two").await;
+    let first = s.say(&alice, &doomed, "spam one").await;
+    s.say(&bob, &doomed, "spam two").await;
     let react = format!("/_matrix/client/v3/rooms/{doomed}/send/m.reaction/r1");
     let reaction = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": first, "key": "👍"}});
     assert_eq!(s.put(&react, Some(&bob), reaction).await.0, 200);
@@ -141,10 +128,10 @@ async fn a_deleted_room_is_gone_its_members_moved_and_nothing_else_touched() {
     assert!(doomed_events.len() > 8, "{doomed_events:?}");
 
     // Another room, which must come out as it was.
-    let keep = room(&s, &alice, json!({"preset": "public_chat", "name": "Keep"})).await;
+    let keep = s.create_room(&alice, json!({"preset": "public_chat", "name": "Keep"})).await;
     join(&s, &dave, &keep).await;
-    say(&s, &dave, &keep, "keep one").await;
-    say(&s, &alice, &keep, "keep two").await;
+    s.say(&dave, &keep, "keep one").await;
+    s.say(&alice, &keep, "keep two").await;
     let keep_events = event_ids(&s, &root, &keep).await;
     let bob_since = sync(&s, &bob, None).await["next_batch"].as_str().unwrap().to_owned();
 
@@ -236,7 +223,7 @@ async fn a_deleted_room_is_gone_its_members_moved_and_nothing_else_touched() {
 
     // The other room is as it was, and goes on.
     assert_eq!(event_ids(&s, &root, &keep).await, keep_events);
-    say(&s, &dave, &keep, "keep three").await;
+    s.say(&dave, &keep, "keep three").await;
     let (_, history) = s.get(&format!("/_matrix/client/v3/rooms/{keep}/messages?dir=b&limit=10"), Some(&dave)).await;
     let texts: Vec<&str> = history["chunk"]
         .as_array()
@@ -260,13 +247,13 @@ async fn sync_tokens_handed_out_before_a_purge_still_see_new_messages_after_a_re
     let root = root["access_token"].as_str().unwrap().to_owned();
     let alice = s.user("alice").await;
     let dave = s.user("dave").await;
-    let keep = room(&s, &alice, json!({"preset": "public_chat", "name": "Keep"})).await;
+    let keep = s.create_room(&alice, json!({"preset": "public_chat", "name": "Keep"})).await;
     join(&s, &dave, &keep).await;
-    say(&s, &dave, &keep, "before").await;
+    s.say(&dave, &keep, "before").await;
     // The doomed room holds the latest events of the server when it goes.
-    let doomed = room(&s, &alice, json!({"preset": "private_chat", "name": "Doomed"})).await;
+    let doomed = s.create_room(&alice, json!({"preset": "private_chat", "name": "Doomed"})).await;
     for i in 0..5 {
-        say(&s, &alice, &doomed, &format!("doomed {i}")).await;
+        s.say(&alice, &doomed, &format!("doomed {i}")).await;
     }
     let (st, v) = s.delete(&format!("/_synapse/admin/v1/rooms/{doomed}"), Some(&root), json!({})).await;
     assert_eq!(st, 200, "{v}");
@@ -280,7 +267,7 @@ async fn sync_tokens_handed_out_before_a_purge_still_see_new_messages_after_a_re
     let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
     let config = test_config(dir.path());
     let s = TestServer::start_in(dir, config).await;
-    say(&s, &alice, &keep, "after").await;
+    s.say(&alice, &keep, "after").await;
     let dave_sync = sync(&s, &dave, Some(&dave_since)).await;
     assert_eq!(bodies(&dave_sync["rooms"]["join"][&keep]["timeline"]), ["after"], "{dave_sync}");
     let alice_sync = sync(&s, &alice, Some(&alice_since)).await;
@@ -317,9 +304,9 @@ async fn rooms_every_local_member_forgot_are_purged_after_the_retention_period()
     };
     let mut rooms = Vec::new();
     for name in ["all forgot", "bob did not forget", "bob still in", "carol deactivated"] {
-        let id = room(&s, &alice, json!({"preset": "public_chat", "name": name})).await;
+        let id = s.create_room(&alice, json!({"preset": "public_chat", "name": name})).await;
         join(&s, if name == "carol deactivated" { &carol } else { &bob }, &id).await;
-        say(&s, &alice, &id, "hello").await;
+        s.say(&alice, &id, "hello").await;
         rooms.push(id);
     }
     for (i, id) in rooms.iter().enumerate() {
@@ -337,7 +324,7 @@ async fn rooms_every_local_member_forgot_are_purged_after_the_retention_period()
     let (st, v) = s.post("/_synapse/admin/v1/deactivate/@carol:hearth.test", Some(&root), json!({})).await;
     assert_eq!(st, 200, "{v}");
     // Another room, busy, untouched.
-    let busy = room(&s, &alice, json!({"name": "busy"})).await;
+    let busy = s.create_room(&alice, json!({"name": "busy"})).await;
 
     // The clean-up runs at start, then hourly.
     s.stop().await;
@@ -372,7 +359,7 @@ async fn a_room_forgotten_just_now_is_kept_with_the_default_period() {
     let (_, root) = s.shared_secret_register("root", "password1", true).await;
     let root = root["access_token"].as_str().unwrap().to_owned();
     let alice = s.user("alice").await;
-    let id = room(&s, &alice, json!({"name": "forgotten"})).await;
+    let id = s.create_room(&alice, json!({"name": "forgotten"})).await;
     assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{id}/leave"), Some(&alice), json!({})).await.0, 200);
     assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{id}/forget"), Some(&alice), json!({})).await.0, 200);
     s.stop().await;
@@ -409,13 +396,13 @@ async fn history_before_an_event_is_purged_and_state_stays() {
     let (_, root) = s.shared_secret_register("root", "password1", true).await;
     let root = root["access_token"].as_str().unwrap().to_owned();
     let alice = s.user("alice").await;
-    let id = room(&s, &alice, json!({"preset": "public_chat", "name": "Chatty"})).await;
+    let id = s.create_room(&alice, json!({"preset": "public_chat", "name": "Chatty"})).await;
     let old: Vec<String> = ["old one", "old two", "old three"].iter().map(|b| b.to_string()).collect();
     for b in &old {
-        say(&s, &alice, &id, b).await;
+        s.say(&alice, &id, b).await;
     }
-    let keep = say(&s, &alice, &id, "keep one").await;
-    say(&s, &alice, &id, "keep two").await;
+    let keep = s.say(&alice, &id, "keep one").await;
+    s.say(&alice, &id, "keep two").await;
     let texts = |chunk: &[Value]| -> Vec<String> { bodies(&json!({"events": chunk})) };
 
     // Refusals first.
@@ -424,8 +411,8 @@ async fn history_before_an_event_is_purged_and_state_stays() {
     assert_err(&s.post(&purge, Some(&root), json!({})).await, 400, "M_BAD_JSON");
     assert_err(&s.post(&purge, Some(&root), json!({"purge_up_to_ts": "yesterday"})).await, 400, "M_BAD_JSON");
     assert_err(&s.post(&purge, Some(&root), json!({"purge_up_to_ts": 1000})).await, 404, "M_NOT_FOUND");
-    let other = room(&s, &alice, json!({})).await;
-    let elsewhere = say(&s, &alice, &other, "elsewhere").await;
+    let other = s.create_room(&alice, json!({})).await;
+    let elsewhere = s.say(&alice, &other, "elsewhere").await;
     assert_err(&s.post(&purge, Some(&root), json!({"purge_up_to_event_id": elsewhere})).await, 400, "M_UNKNOWN");
     assert_err(
         &s.post("/_synapse/admin/v1/purge_history/!nope:hearth.test", Some(&root), json!({"purge_up_to_ts": 1})).await,
@@ -460,6 +447,6 @@ async fn history_before_an_event_is_purged_and_state_stays() {
         .await;
     assert_eq!(found["search_categories"]["room_events"]["count"], 0, "{found}");
     // The room goes on.
-    say(&s, &alice, &id, "new").await;
+    s.say(&alice, &id, "new").await;
     assert_eq!(texts(&timeline(&s, &alice, &id).await), ["new", "keep two", "keep one"]);
 }

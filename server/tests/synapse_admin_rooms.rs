@@ -8,21 +8,8 @@ use common::{TestServer, assert_err, urlencode};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-async fn room(s: &TestServer, token: &str, body: Value) -> String {
-    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(token), body).await;
-    assert_eq!(st, 200, "{v}");
-    v["room_id"].as_str().unwrap().to_owned()
-}
-
 fn names(list: &Value) -> Vec<String> {
     list["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap_or("").to_owned()).collect()
-}
-
-async fn say(s: &TestServer, token: &str, room: &str, txn: &str) -> String {
-    let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}");
-    let (st, v) = s.put(&path, Some(token), json!({"msgtype": "m.text", "body": txn})).await;
-    assert_eq!(st, 200, "{v}");
-    v["event_id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -32,20 +19,16 @@ async fn rooms_are_listed_searched_paged_and_shown_as_synapse_does() {
     let root = root["access_token"].as_str().unwrap().to_owned();
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
-    let family = room(
-        &s,
-        &alice,
+    let family = s.create_room(&alice,
         json!({"preset": "public_chat", "name": "Family", "room_alias_name": "family", "visibility": "public", "topic": "Sunday lunch"}),
     )
     .await;
     assert_eq!(s.post(&format!("/_matrix/client/v3/join/{family}"), Some(&bob), json!({})).await.0, 200);
-    let club = room(
-        &s,
-        &alice,
+    let club = s.create_room(&alice,
         json!({"preset": "private_chat", "name": "Book club", "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}),
     )
     .await;
-    let empty = room(&s, &alice, json!({"name": "Empty"})).await;
+    let empty = s.create_room(&alice, json!({"name": "Empty"})).await;
     assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{empty}/leave"), Some(&alice), json!({})).await.0, 200);
 
     assert_err(&s.get("/_synapse/admin/v1/rooms", Some(&alice)).await, 403, "M_FORBIDDEN");
@@ -112,7 +95,7 @@ async fn rooms_are_listed_searched_paged_and_shown_as_synapse_does() {
     assert_eq!(named["state"][0]["content"]["name"], "Family");
     let (_, state) = s.get(&format!("/_synapse/admin/v1/rooms/{family}/state"), Some(&root)).await;
     assert!(state["state"].as_array().unwrap().len() >= 6, "{state}");
-    let latest = say(&s, &bob, &family, "hello").await;
+    let latest = s.say(&bob, &family, "hello").await;
     let (_, fx) = s.get(&format!("/_synapse/admin/v1/rooms/{family}/forward_extremities"), Some(&root)).await;
     assert_eq!((&fx["count"], &fx["results"][0]["event_id"]), (&json!(1), &json!(latest)), "{fx}");
 }
@@ -124,10 +107,10 @@ async fn event_reports_are_listed_filtered_read_and_deleted() {
     let root = root["access_token"].as_str().unwrap().to_owned();
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
-    let family = room(&s, &alice, json!({"preset": "public_chat", "name": "Family"})).await;
+    let family = s.create_room(&alice, json!({"preset": "public_chat", "name": "Family"})).await;
     assert_eq!(s.post(&format!("/_matrix/client/v3/join/{family}"), Some(&bob), json!({})).await.0, 200);
-    let rude = say(&s, &alice, &family, "rude").await;
-    let spam = say(&s, &bob, &family, "spam").await;
+    let rude = s.say(&alice, &family, "rude").await;
+    let spam = s.say(&bob, &family, "spam").await;
     let report = |who: &str, event: &str, reason: &str| {
         let (s, who) = (&s, who.to_owned());
         let path = format!("/_matrix/client/v3/rooms/{family}/report/{event}");
@@ -193,16 +176,16 @@ async fn admins_join_users_to_rooms_and_read_statistics_and_background_updates()
 
     // Joining a local user: a public room at once, by alias too; a private one after the admin's
     // invite, which needs the admin in the room.
-    let public = room(&s, &alice, json!({"preset": "public_chat", "room_alias_name": "lounge"})).await;
+    let public = s.create_room(&alice, json!({"preset": "public_chat", "room_alias_name": "lounge"})).await;
     let join = |room: &str, body: Value| {
         let (s, root, path) = (&s, root.clone(), format!("/_synapse/admin/v1/join/{}", urlencode(room)));
         async move { s.post(&path, Some(&root), body).await }
     };
     let (st, v) = join("#lounge:hearth.test", json!({"user_id": "@bob:hearth.test"})).await;
     assert_eq!((st, &v), (StatusCode::OK, &json!({"room_id": public})));
-    let private = room(&s, &alice, json!({"preset": "private_chat"})).await;
+    let private = s.create_room(&alice, json!({"preset": "private_chat"})).await;
     assert_err(&join(&private, json!({"user_id": "@bob:hearth.test"})).await, 403, "M_FORBIDDEN");
-    let own = room(&s, &root, json!({"preset": "private_chat"})).await;
+    let own = s.create_room(&root, json!({"preset": "private_chat"})).await;
     assert_eq!(join(&own, json!({"user_id": "@bob:hearth.test"})).await.0, 200);
     let (_, rooms) = s.get("/_matrix/client/v3/joined_rooms", Some(&bob)).await;
     let mut joined: Vec<&str> = rooms["joined_rooms"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
@@ -281,7 +264,7 @@ async fn blocked_rooms_admit_nobody_and_admins_read_any_room() {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
-    let family = room(&s, &alice, json!({"preset": "public_chat", "name": "Family"})).await;
+    let family = s.create_room(&alice, json!({"preset": "public_chat", "name": "Family"})).await;
     assert_eq!(s.post(&format!("/_matrix/client/v3/join/{family}"), Some(&bob), json!({})).await.0, 200);
     let block = format!("/_synapse/admin/v1/rooms/{family}/block");
 
@@ -316,16 +299,14 @@ async fn blocked_rooms_admit_nobody_and_admins_read_any_room() {
     assert_eq!(s.get(elsewhere, Some(&root)).await.1["block"], true);
 
     // History hidden from members who joined later is open to the admin.
-    let secret = room(
-        &s,
-        &alice,
+    let secret = s.create_room(&alice,
         json!({"preset": "public_chat", "initial_state": [{"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}}]}),
     )
     .await;
     let sent: Vec<String> = vec![
-        say(&s, &alice, &secret, "one").await,
-        say(&s, &alice, &secret, "two").await,
-        say(&s, &alice, &secret, "three").await,
+        s.say(&alice, &secret, "one").await,
+        s.say(&alice, &secret, "two").await,
+        s.say(&alice, &secret, "three").await,
     ];
     let (st, page) = s.get(&format!("/_synapse/admin/v1/rooms/{secret}/messages?dir=b&limit=2"), Some(&root)).await;
     assert_eq!(st, 200, "{page}");
@@ -364,7 +345,7 @@ async fn make_room_admin_uses_the_most_powerful_local_member() {
     };
 
     // Room version 12: alice, the creator, raises bob to 100 and invites him (a private room).
-    let private = room(&s, &alice, json!({"preset": "private_chat"})).await;
+    let private = s.create_room(&alice, json!({"preset": "private_chat"})).await;
     assert_eq!(make(&private, json!({"user_id": "@bob:hearth.test"})).await, (StatusCode::OK, json!({})));
     assert_eq!(power(&private).await["users"]["@bob:hearth.test"], 100);
     let (_, member) =
@@ -389,7 +370,7 @@ async fn make_room_admin_uses_the_most_powerful_local_member() {
     assert_eq!(st, 404, "no invite into a public room");
 
     // Nobody local with power is left in the room.
-    let left = room(&s, &alice, json!({"preset": "private_chat"})).await;
+    let left = s.create_room(&alice, json!({"preset": "private_chat"})).await;
     assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{left}/leave"), Some(&alice), json!({})).await.0, 200);
     let got = make(&left, json!({"user_id": "@bob:hearth.test"})).await;
     assert_err(&got, 400, "M_UNKNOWN");
@@ -411,16 +392,14 @@ async fn admins_read_an_event_in_context_and_filter_messages() {
     let (_, root) = s.shared_secret_register("root", "password1", true).await;
     let root = root["access_token"].as_str().unwrap().to_owned();
     let alice = s.user("alice").await;
-    let id = room(
-        &s,
-        &alice,
+    let id = s.create_room(&alice,
         json!({"name": "Secret", "initial_state": [{"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "joined"}}]}),
     )
     .await;
     let sent: Vec<String> = ["one", "two", "three", "four", "five"].iter().map(|b| b.to_string()).collect();
     let mut ids = Vec::new();
     for b in &sent {
-        ids.push(say(&s, &alice, &id, b).await);
+        ids.push(s.say(&alice, &id, b).await);
     }
     let path = format!("/_synapse/admin/v1/rooms/{id}/context/{}?limit=4", ids[2]);
     let (st, v) = s.get(&path, Some(&root)).await;
@@ -449,7 +428,7 @@ async fn admins_read_an_event_in_context_and_filter_messages() {
     assert_err(&s.get(&format!("{path}&filter=nope"), Some(&root)).await, 400, "M_NOT_JSON");
     assert_err(&s.get(&format!("{messages}&filter=[1]"), Some(&root)).await, 400, "M_NOT_JSON");
     assert_err(&s.get(&format!("/_synapse/admin/v1/rooms/{id}/context/$nope"), Some(&root)).await, 404, "M_NOT_FOUND");
-    let elsewhere = room(&s, &alice, json!({})).await;
+    let elsewhere = s.create_room(&alice, json!({})).await;
     assert_err(
         &s.get(&format!("/_synapse/admin/v1/rooms/{elsewhere}/context/{}", ids[2]), Some(&root)).await,
         404,

@@ -115,15 +115,8 @@ impl Services {
         self.check_room_deletion(params).await?;
         let result = self.shut_down_room(room_id, params, task).await?;
         if params.purge && self.rooms.room(room_id).await?.is_some() {
-            let still_joined: Vec<String> = self
-                .rooms
-                .local_memberships(room_id)
-                .await?
-                .into_iter()
-                .filter(|(_, m)| m == "join")
-                .map(|(u, _)| u)
-                .collect();
-            if !still_joined.is_empty() && !params.force_purge {
+            let still_joined = self.rooms.local_memberships(room_id).await?.iter().any(|(_, m)| m == "join");
+            if still_joined && !params.force_purge {
                 return Err(Error::custom(
                     http::StatusCode::BAD_REQUEST,
                     "M_UNKNOWN",
@@ -256,11 +249,7 @@ impl Services {
             ));
         }
         self.check_room_deletion(&params).await?;
-        let id = tokens::random_alphanumeric(16);
-        let json = serde_json::to_string(&params).map_err(Error::internal)?;
-        let mut conn = self.db.acquire_write().await?;
-        storage::admin_tasks::insert(&mut conn, &id, ACTION, room_id.as_str(), &json, now_ms()).await?;
-        drop(conn);
+        let id = self.schedule_task(ACTION, room_id, &params).await?;
         tracing::info!(room = %room_id, delete_id = %id, "room deletion scheduled");
         self.clone().spawn_room_deletion(id.clone(), room_id.to_owned(), params);
         Ok(id)
@@ -268,25 +257,42 @@ impl Services {
 
     fn spawn_room_deletion(self: Arc<Self>, id: String, room_id: ruma::OwnedRoomId, params: DeleteRoom) {
         tokio::spawn(async move {
-            if let Err(e) = storage::admin_tasks::update(&self.db.write, &id, "active", None, None, now_ms()).await {
-                tracing::warn!(delete_id = %id, error = %e, "could not record a room deletion's start");
-            }
-            let outcome = self.delete_room(&room_id, &params, Some(&id)).await;
-            let (status, error) = match &outcome {
-                Ok(_) => ("complete", None),
-                Err(e) => {
-                    tracing::warn!(room = %room_id, delete_id = %id, error = %e, "room deletion failed");
-                    ("failed", Some(e.message()))
-                }
+            let work = async {
+                let done = self.delete_room(&room_id, &params, Some(&id)).await?;
+                serde_json::to_string(&done).map_err(Error::internal)
             };
-            let json = outcome.ok().and_then(|r| serde_json::to_string(&r).ok());
-            if let Err(e) =
-                storage::admin_tasks::update(&self.db.write, &id, status, json.as_deref(), error.as_deref(), now_ms())
-                    .await
-            {
-                tracing::error!(delete_id = %id, error = %e, "could not record how a room deletion ended");
-            }
+            self.run_task(&id, "room deletion", work).await;
         });
+    }
+
+    /// Records a new task of `action` for the room, scheduled, with its parameters; its ID.
+    async fn schedule_task(&self, action: &str, room_id: &RoomId, params: &impl Serialize) -> Result<String> {
+        let id = tokens::random_alphanumeric(16);
+        let json = serde_json::to_string(params).map_err(Error::internal)?;
+        let mut conn = self.db.acquire_write().await?;
+        storage::admin_tasks::insert(&mut conn, &id, action, room_id.as_str(), &json, now_ms()).await?;
+        Ok(id)
+    }
+
+    /// Runs a task: active while `work` runs, then complete with the result it gives (JSON),
+    /// or failed with its error.
+    async fn run_task(&self, id: &str, what: &str, work: impl std::future::Future<Output = Result<String>>) {
+        if let Err(e) = storage::admin_tasks::update(&self.db.write, id, "active", None, None, now_ms()).await {
+            tracing::warn!(task = %id, error = %e, "could not record the start of a {what}");
+        }
+        let (status, result, error) = match work.await {
+            Ok(result) => ("complete", Some(result), None),
+            Err(e) => {
+                tracing::warn!(task = %id, error = %e, "{what} failed");
+                ("failed", None, Some(e.message()))
+            }
+        };
+        let recorded =
+            storage::admin_tasks::update(&self.db.write, id, status, result.as_deref(), error.as_deref(), now_ms())
+                .await;
+        if let Err(e) = recorded {
+            tracing::error!(task = %id, error = %e, "could not record how a {what} ended");
+        }
     }
 
     /// Starts purging the room's history before `before` in the background (Synapse's
@@ -297,12 +303,8 @@ impl Services {
         before: i64,
         delete_local: bool,
     ) -> Result<String> {
-        let id = tokens::random_alphanumeric(16);
         let params = PurgeHistory { before, delete_local_events: delete_local };
-        let json = serde_json::to_string(&params).map_err(Error::internal)?;
-        let mut conn = self.db.acquire_write().await?;
-        storage::admin_tasks::insert(&mut conn, &id, PURGE_HISTORY, room_id.as_str(), &json, now_ms()).await?;
-        drop(conn);
+        let id = self.schedule_task(PURGE_HISTORY, room_id, &params).await?;
         tracing::info!(room = %room_id, purge_id = %id, before, "history purge scheduled");
         self.clone().spawn_purge_history(id.clone(), room_id.to_owned(), params);
         Ok(id)
@@ -310,22 +312,11 @@ impl Services {
 
     fn spawn_purge_history(self: Arc<Self>, id: String, room_id: ruma::OwnedRoomId, params: PurgeHistory) {
         tokio::spawn(async move {
-            let _ = storage::admin_tasks::update(&self.db.write, &id, "active", None, None, now_ms()).await;
-            let outcome = self.rooms.purge_history(&room_id, params.before, params.delete_local_events).await;
-            let (status, error) = match &outcome {
-                Ok(_) => ("complete", None),
-                Err(e) => {
-                    tracing::warn!(room = %room_id, purge_id = %id, error = %e, "history purge failed");
-                    ("failed", Some(e.message()))
-                }
+            let work = async {
+                let n = self.rooms.purge_history(&room_id, params.before, params.delete_local_events).await?;
+                Ok(json!({ "deleted_events": n }).to_string())
             };
-            let result = outcome.ok().map(|n| json!({ "deleted_events": n }).to_string());
-            if let Err(e) =
-                storage::admin_tasks::update(&self.db.write, &id, status, result.as_deref(), error.as_deref(), now_ms())
-                    .await
-            {
-                tracing::error!(purge_id = %id, error = %e, "could not record how a history purge ended");
-            }
+            self.run_task(&id, "history purge", work).await;
         });
     }
 

@@ -529,13 +529,10 @@ impl SlidingSync {
         // user's leave is kept, so the app learns it left (once: then it is not tracked).
         if known.rooms.keys().any(|r| !by_room.contains_key(r.as_str())) {
             let viewer = Viewer { user_id: user.as_str(), device_id: device };
-            for (room_id, event_id, stream, pdu) in self.rooms.purged_leaves_since(user, 0).await? {
+            for (room_id, stream, event) in self.rooms.purged_leaves_since(&viewer, 0).await? {
                 if !known.rooms.contains_key(&room_id) || by_room.contains_key(room_id.as_str()) {
                     continue;
                 }
-                let Ok(json) = serde_json::from_str::<ruma::CanonicalJsonObject>(&pdu) else { continue };
-                let view = View { json: &json, event_id: &event_id, room_id: &room_id, txn: None };
-                let event = client_event::format(&view, false, Some(&viewer), now);
                 out_rooms.insert(
                     room_id,
                     json!({ "required_state": [event.clone()], "timeline": [event], "limited": false, "num_live": 0, "bump_stamp": stream }),

@@ -422,13 +422,10 @@ impl Sync {
         // Rooms purged since the token: their timeline is gone, but the user's leave is kept,
         // so a device that was away still learns it left.
         if let Some(since) = since.filter(|s| *s > 0) {
-            for (room_id, event_id, _, pdu) in self.rooms.purged_leaves_since(user, since).await? {
+            for (room_id, _, event) in self.rooms.purged_leaves_since(&viewer, since).await? {
                 if leave.contains_key(&room_id) || !params.filter.room.allows_room(&room_id) {
                     continue;
                 }
-                let Ok(json) = serde_json::from_str::<ruma::CanonicalJsonObject>(&pdu) else { continue };
-                let view = View { json: &json, event_id: &event_id, room_id: &room_id, txn: None };
-                let event = client_event::format(&view, false, Some(&viewer), now);
                 leave.insert(
                     room_id,
                     json!({

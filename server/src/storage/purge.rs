@@ -36,10 +36,10 @@ macro_rules! next_position {
 pub(crate) use next_position;
 
 /// The highest event position ever handed out, including those of purged rooms.
-pub async fn events_floor(conn: &mut SqliteConnection) -> sqlx::Result<i64> {
+pub async fn events_floor(ex: impl sqlx::SqliteExecutor<'_>) -> sqlx::Result<i64> {
     let row: Option<(i64,)> =
         sqlx::query_as("SELECT CAST(value AS INTEGER) FROM server_meta WHERE key = 'floor_events'")
-            .fetch_optional(conn)
+            .fetch_optional(ex)
             .await?;
     Ok(row.map(|r| r.0).unwrap_or(0))
 }
@@ -188,7 +188,7 @@ pub async fn forgotten_rooms(
     before: i64,
     room: Option<&str>,
 ) -> sqlx::Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows: Vec<(String,)> = sqlx::query_as(concat!(
         "SELECT r.room_id FROM rooms r
          WHERE (?4 IS NULL OR r.room_id = ?4)
            AND EXISTS (SELECT 1 FROM memberships m
@@ -197,14 +197,14 @@ pub async fn forgotten_rooms(
                SELECT 1 FROM memberships m LEFT JOIN users u ON u.user_id = m.user_id
                WHERE m.room_id = r.room_id AND substr(m.user_id, -length(?1)) = ?1
                  AND IFNULL(u.deactivated, 0) = 0
-                 AND NOT (m.membership IN ('leave', 'ban') AND (?2 OR EXISTS (
-                     SELECT 1 FROM forgotten_rooms f
-                     WHERE f.user_id = m.user_id AND f.room_id = m.room_id AND f.event_id = m.event_id))))
+                 AND NOT (",
+        super::rooms::forgotten!("?2"),
+        "))
            AND IFNULL((SELECT MAX(e.origin_server_ts) FROM memberships m JOIN events e ON e.event_id = m.event_id
                        WHERE m.room_id = r.room_id AND substr(m.user_id, -length(?1)) = ?1), 0) < ?3
            AND IFNULL((SELECT MAX(f.forgotten_ts) FROM forgotten_rooms f WHERE f.room_id = r.room_id), 0) < ?3
-         ORDER BY r.room_id",
-    )
+         ORDER BY r.room_id"
+    ))
     .bind(local_suffix)
     .bind(on_leave)
     .bind(before)

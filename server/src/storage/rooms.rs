@@ -305,14 +305,20 @@ pub async fn forget(
     Ok(())
 }
 
-/// Which of the user's rooms are forgotten: left or banned, and forgotten since (with
-/// `on_leave`, every room left or banned from is). A macro, so queries stay static strings.
+/// Whether membership row `m` is forgotten: left or banned, and forgotten since (with the
+/// `on_leave` parameter, `$on_leave` in the SQL, every room left or banned from is). A macro, so
+/// queries stay static strings.
 macro_rules! forgotten {
-    () => {
-        "m.membership IN ('leave', 'ban') AND (? OR EXISTS (SELECT 1 FROM forgotten_rooms f
-         WHERE f.user_id = m.user_id AND f.room_id = m.room_id AND f.event_id = m.event_id))"
+    ($on_leave:literal) => {
+        concat!(
+            "m.membership IN ('leave', 'ban') AND (",
+            $on_leave,
+            " OR EXISTS (SELECT 1 FROM forgotten_rooms f
+             WHERE f.user_id = m.user_id AND f.room_id = m.room_id AND f.event_id = m.event_id))"
+        )
     };
 }
+pub(crate) use forgotten;
 
 /// Whether the user forgot the room (see `forgotten!`).
 pub async fn is_forgotten(
@@ -323,7 +329,7 @@ pub async fn is_forgotten(
 ) -> sqlx::Result<bool> {
     let (forgotten,): (bool,) = sqlx::query_as(concat!(
         "SELECT EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = ? AND m.user_id = ? AND ",
-        forgotten!(),
+        forgotten!("?"),
         ")"
     ))
     .bind(room_id)
@@ -337,7 +343,7 @@ pub async fn is_forgotten(
 /// The rooms the user forgot (see `forgotten!`).
 pub async fn forgotten_rooms(ex: impl SqliteExecutor<'_>, user_id: &str, on_leave: bool) -> sqlx::Result<Vec<String>> {
     let rows: Vec<(String,)> =
-        sqlx::query_as(concat!("SELECT m.room_id FROM memberships m WHERE m.user_id = ? AND ", forgotten!()))
+        sqlx::query_as(concat!("SELECT m.room_id FROM memberships m WHERE m.user_id = ? AND ", forgotten!("?")))
             .bind(user_id)
             .bind(on_leave)
             .fetch_all(ex)

@@ -139,6 +139,21 @@ impl TestServer {
         self.call(Method::DELETE, path, token, None).await
     }
 
+    /// createRoom with `body`, which must succeed; the room's ID.
+    pub async fn create_room(&self, token: &str, body: Value) -> String {
+        let (st, v) = self.post("/_matrix/client/v3/createRoom", Some(token), body).await;
+        assert_eq!(st, 200, "{v}");
+        v["room_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends a text message whose body is also its transaction ID, which must succeed; its ID.
+    pub async fn say(&self, token: &str, room: &str, body: &str) -> String {
+        let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{body}");
+        let (st, v) = self.put(&path, Some(token), serde_json::json!({"msgtype": "m.text", "body": body})).await;
+        assert_eq!(st, 200, "{v}");
+        v["event_id"].as_str().unwrap().to_owned()
+    }
+
     /// DELETE with a JSON body (Synapse's admin API takes one).
     pub async fn delete(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
         self.call(Method::DELETE, path, token, Some(body)).await

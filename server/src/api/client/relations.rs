@@ -224,30 +224,16 @@ pub async fn get_context(
     let b = &req.body;
     let user = &req.session().user_id;
     let not_found = || Error::not_found("Event not found");
-    let target = s
-        .rooms
-        .event(b.event_id.as_str())
-        .await?
-        .filter(|e| e.row.room_id == b.room_id.as_str() && !e.row.rejected && !e.row.soft_failed)
-        .ok_or_else(not_found)?;
+    let limit = u64::from(b.limit).min(MAX_PAGE) as i64;
+    let ctx = s.rooms.context(&b.room_id, b.event_id.as_str(), limit).await?.ok_or_else(not_found)?;
     let mut check = s.rooms.visibility(user, b.room_id.as_str()).await?;
-    if !check.allows(&target.row).await? {
+    if !check.allows(&ctx.event.row).await? {
         return Err(not_found());
     }
-    let limit = u64::from(b.limit).min(MAX_PAGE) as i64;
-    // The limit is for both sides together (spec), split as Synapse does: the smaller half
-    // before the event, the rest after it.
-    let before_limit = limit / 2;
-    let after_limit = limit - before_limit;
-    let pos = target.row.stream_ordering;
     let room = b.room_id.as_str();
-    let before_rows = s.rooms.timeline_desc(&b.room_id, 0, pos - 1, before_limit).await?;
-    let after_rows = s.rooms.timeline_asc(&b.room_id, pos + 1, i64::MAX, after_limit).await?;
-    let start = before_rows.last().map_or(pos - 1, |r| r.stream_ordering - 1);
-    let end = after_rows.last().map_or(pos, |r| r.stream_ordering);
     let mut before = Vec::new();
     let mut after = Vec::new();
-    for (rows, out) in [(before_rows, &mut before), (after_rows, &mut after)] {
+    for (rows, out) in [(ctx.before, &mut before), (ctx.after, &mut after)] {
         for row in check.filter(rows).await? {
             let e = parse_row(row)?;
             let mut v = view(&e);
@@ -255,20 +241,17 @@ pub async fn get_context(
             out.push(v);
         }
     }
-    let mut event = vec![view(&target)];
-    check.annotate(&target.row, &mut event[0]).await?;
+    let mut event = vec![view(&ctx.event)];
+    check.annotate(&ctx.event.row, &mut event[0]).await?;
     s.rooms.bundle(user, room, &mut before).await?;
     s.rooms.bundle(user, room, &mut after).await?;
     s.rooms.bundle(user, room, &mut event).await?;
-    // The room state at the event, as /context promises.
-    let state_ids: Vec<String> = s.rooms.state_at(room, pos).await?.values().cloned().collect();
-    let state = s.rooms.events(&state_ids).await?;
     let mut resp = get_context::v3::Response::new();
-    resp.start = Some(sync::token(start.max(0)));
-    resp.end = Some(sync::token(end));
+    resp.start = Some(sync::token(ctx.start));
+    resp.end = Some(sync::token(ctx.end));
     resp.events_before = before.iter().map(raw_json).collect::<Result<_>>()?;
     resp.event = Some(raw_json(&event[0])?);
     resp.events_after = after.iter().map(raw_json).collect::<Result<_>>()?;
-    resp.state = state.iter().map(|e| raw_json(&view(e))).collect::<Result<_>>()?;
+    resp.state = ctx.state.iter().map(|e| raw_json(&view(e))).collect::<Result<_>>()?;
     Ok(RumaResponse(resp))
 }

@@ -173,6 +173,11 @@ pub async fn unquarantine(
     Ok(AxumJson(json!({})))
 }
 
+/// A room ID from the path (400 M_INVALID_PARAM when it is not one).
+fn room_param(raw: &str) -> Result<ruma::OwnedRoomId> {
+    ruma::RoomId::parse(raw).map_err(|_| Error::invalid_param(format!("{raw} is not a legal room ID")))
+}
+
 /// POST /_synapse/admin/v1/room/{roomId}/media/quarantine (and the older
 /// `/quarantine_media/{roomId}`): every item the room's events point at.
 pub async fn quarantine_room(
@@ -180,7 +185,7 @@ pub async fn quarantine_room(
     crate::http::json::Admin(session): crate::http::json::Admin,
     Path(raw): Path<String>,
 ) -> Result<AxumJson<Value>> {
-    let room = ruma::RoomId::parse(&raw).map_err(|_| Error::invalid_param(format!("{raw} is not a legal room ID")))?;
+    let room = room_param(&raw)?;
     let urls = s.rooms.media_urls(&room).await?;
     let n = s.media.quarantine_urls(&urls, session.user_id.as_str()).await?;
     Ok(AxumJson(json!({ "num_quarantined": n })))
@@ -212,7 +217,7 @@ pub async fn unprotect(State(s): State<AppState>, _: Admin, Path(media_id): Path
 /// GET /_synapse/admin/v1/room/{roomId}/media: the `mxc://` URLs the room's events point at,
 /// this server's and others'.
 pub async fn room_media(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
-    let room = ruma::RoomId::parse(&raw).map_err(|_| Error::invalid_param(format!("{raw} is not a legal room ID")))?;
+    let room = room_param(&raw)?;
     if s.rooms.room(&room).await?.is_none() {
         return Err(Error::not_found("Room not found"));
     }

@@ -495,22 +495,10 @@ pub async fn context(
     let id = room_id(&raw)?;
     let limit = params::int(&q, "limit", 10)?.clamp(0, 1000);
     let filter = params::event_filter(&q)?.unwrap_or_default();
-    let not_found = || Error::not_found("Event not found.");
-    let target = s
-        .rooms
-        .event(&event_id)
-        .await?
-        .filter(|e| e.row.room_id == id.as_str() && !e.row.rejected && !e.row.soft_failed)
-        .ok_or_else(not_found)?;
+    let ctx = s.rooms.context(id, &event_id, limit).await?.ok_or_else(|| Error::not_found("Event not found."))?;
     let view = |e: &crate::service::rooms::StoredEvent| crate::api::client::room::view(e);
-    let pos = target.row.stream_ordering;
-    let before_limit = limit / 2;
-    let before_rows = s.rooms.timeline_desc(id, 0, pos - 1, before_limit).await?;
-    let after_rows = s.rooms.timeline_asc(id, pos + 1, i64::MAX, limit - before_limit).await?;
-    let start = before_rows.last().map_or(pos - 1, |r| r.stream_ordering - 1);
-    let end = after_rows.last().map_or(pos, |r| r.stream_ordering);
     let mut sides = [Vec::new(), Vec::new()];
-    for (rows, out) in [before_rows, after_rows].into_iter().zip(sides.iter_mut()) {
+    for (rows, out) in [ctx.before, ctx.after].into_iter().zip(sides.iter_mut()) {
         for row in rows {
             let v = view(&crate::service::rooms::parse_row(row)?);
             if filter.allows(&v) {
@@ -519,20 +507,19 @@ pub async fn context(
         }
     }
     let [mut before, mut after] = sides;
-    let mut event = vec![view(&target)];
+    let mut event = vec![view(&ctx.event)];
     let admin = &admin.0.user_id;
     s.rooms.bundle(admin, id.as_str(), &mut before).await?;
     s.rooms.bundle(admin, id.as_str(), &mut after).await?;
     s.rooms.bundle(admin, id.as_str(), &mut event).await?;
-    let state_ids: Vec<String> = s.rooms.state_at(id.as_str(), pos).await?.values().cloned().collect();
-    let state: Vec<Value> = s.rooms.events(&state_ids).await?.iter().map(view).collect();
+    let state: Vec<Value> = ctx.state.iter().map(view).collect();
     Ok(AxumJson(json!({
         "events_before": before,
         "event": event.pop(),
         "events_after": after,
         "state": state,
-        "start": crate::service::sync::token(start.max(0)),
-        "end": crate::service::sync::token(end),
+        "start": crate::service::sync::token(ctx.start),
+        "end": crate::service::sync::token(ctx.end),
     })))
 }
 

@@ -48,7 +48,7 @@ impl Rooms {
         let Some((creator, version, public)) = storage::rooms::admin_row(&self.db.read, room_id.as_str()).await? else {
             return Ok(None);
         };
-        let suffix = format!(":{}", self.config.server_name);
+        let suffix = self.shared.local_suffix.as_str();
         let members = storage::rooms::members(&self.db.read, room_id.as_str()).await?;
         let joined = members.iter().filter(|(_, m, _)| m == "join").count();
         let joined_local = members.iter().filter(|(u, m, _)| m == "join" && u.ends_with(&suffix)).count();
@@ -70,7 +70,7 @@ impl Rooms {
             "canonical_alias": field(self.state_content(room_id, "m.room.canonical_alias").await?, "alias"),
             "joined_members": joined,
             "joined_local_members": joined_local,
-            "joined_local_devices": storage::rooms::joined_local_devices(&self.db.read, room_id.as_str(), &suffix).await?,
+            "joined_local_devices": storage::rooms::joined_local_devices(&self.db.read, room_id.as_str(), suffix).await?,
             "version": version,
             "creator": creator,
             "encryption": field(self.state_content(room_id, "m.room.encryption").await?, "algorithm"),
@@ -134,7 +134,7 @@ impl Rooms {
         let Some(create) = self.current_state_event(room_id, "m.room.create", "").await? else {
             return Err(bad("Server not in room"));
         };
-        let suffix = format!(":{}", self.config.server_name);
+        let suffix = self.shared.local_suffix.as_str();
         let create_content = super::content_of(&create.json);
         let power = self.state_content(room_id, "m.room.power_levels").await?;
         // (user, level); None: a creator, above every level.

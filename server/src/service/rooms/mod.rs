@@ -197,7 +197,7 @@ impl Rooms {
         let last_state_group = storage::state::max_id(&db.write).await?;
         let heads = RoomHeads::load(&db).await?;
         // A purged room may have held the latest positions: the head is never below them.
-        let floor = storage::purge::events_floor(&mut *db.read.acquire().await?).await?;
+        let floor = storage::purge::events_floor(&db.read).await?;
         let head = heads.latest_of_all().max(floor);
         let purged_leaves = storage::purge::any_leaves(&db.read).await?;
         let shared = Arc::new(Shared::new(

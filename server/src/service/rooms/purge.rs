@@ -14,21 +14,32 @@ pub use storage::purge::Purged;
 impl Rooms {
     /// Local users with a membership in the room, and which, by user ID.
     pub async fn local_memberships(&self, room_id: &RoomId) -> Result<Vec<(String, String)>> {
-        let suffix = format!(":{}", self.config.server_name);
-        Ok(storage::purge::local_memberships(&self.db.read, room_id.as_str(), &suffix).await?)
+        let suffix = self.shared.local_suffix.as_str();
+        Ok(storage::purge::local_memberships(&self.db.read, room_id.as_str(), suffix).await?)
     }
 
-    /// The user's leaves from rooms purged after stream position `since` (see the
-    /// `purged_memberships` migration).
+    /// The viewer's leaves from rooms purged after stream position `since` (see the
+    /// `purged_memberships` migration): (room, stream position, the leave in client format).
     pub async fn purged_leaves_since(
         &self,
-        user: &ruma::UserId,
+        viewer: &crate::matrix::client_event::Viewer<'_>,
         since: i64,
-    ) -> Result<Vec<storage::purge::PurgedLeave>> {
+    ) -> Result<Vec<(String, i64, serde_json::Value)>> {
+        use crate::matrix::client_event::{View, format};
         if !self.purged_leaves.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(Vec::new());
         }
-        Ok(storage::purge::leaves_since(&self.db.read, user.as_str(), since).await?)
+        let now = storage::now_ms();
+        let rows = storage::purge::leaves_since(&self.db.read, viewer.user_id, since).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(room_id, event_id, stream, pdu)| {
+                let json = serde_json::from_str::<ruma::CanonicalJsonObject>(&pdu).ok()?;
+                let view = View { json: &json, event_id: &event_id, room_id: &room_id, txn: None };
+                let event = format(&view, false, Some(viewer), now);
+                Some((room_id, stream, event))
+            })
+            .collect())
     }
 
     /// Waits until every event handed to the writer so far is written (or refused): with a
@@ -57,16 +68,16 @@ impl Rooms {
         if storage::rooms::get(&mut *conn, room_id.as_str()).await?.is_none() {
             return Ok(None);
         }
-        let suffix = format!(":{}", self.config.server_name);
+        let suffix = self.shared.local_suffix.as_str();
         if let Some(before) = forgotten_before {
             let on_leave = self.config.forget_rooms_on_leave;
             let still =
-                storage::purge::forgotten_rooms(&mut *conn, &suffix, on_leave, before, Some(room_id.as_str())).await?;
+                storage::purge::forgotten_rooms(&mut *conn, suffix, on_leave, before, Some(room_id.as_str())).await?;
             if still.is_empty() {
                 return Ok(None);
             }
         }
-        let (event_ids, purged) = storage::purge::room(&mut conn, room_id.as_str(), &suffix).await?;
+        let (event_ids, purged) = storage::purge::room(&mut conn, room_id.as_str(), suffix).await?;
         drop(conn);
         self.shared.room_removed(room_id.as_str(), &event_ids);
         self.purged_leaves.store(true, std::sync::atomic::Ordering::Release);
@@ -82,10 +93,10 @@ impl Rooms {
         let Some(period) = self.config.forgotten_room_retention_period.filter(|p| !p.0.is_zero()) else {
             return Ok(0);
         };
-        let suffix = format!(":{}", self.config.server_name);
+        let suffix = self.shared.local_suffix.as_str();
         let before = storage::now_ms() - period.0.as_millis() as i64;
         let on_leave = self.config.forget_rooms_on_leave;
-        let rooms = storage::purge::forgotten_rooms(&self.db.read, &suffix, on_leave, before, None).await?;
+        let rooms = storage::purge::forgotten_rooms(&self.db.read, suffix, on_leave, before, None).await?;
         let mut purged = 0;
         for room in rooms {
             let Ok(room_id) = RoomId::parse(&room) else { continue };
@@ -120,8 +131,8 @@ impl Rooms {
         let lock = self.lock_for(room_id);
         let _held = lock.lock().await;
         self.writer_drained().await?;
-        let suffix = format!(":{}", self.config.server_name);
-        let keep = (!delete_local).then_some(suffix.as_str());
+        let suffix = self.shared.local_suffix.as_str();
+        let keep = (!delete_local).then_some(suffix);
         let mut conn = self.db.acquire_write().await?;
         let ids = storage::purge::history(&mut conn, room_id.as_str(), before, keep).await?;
         drop(conn);

@@ -234,3 +234,39 @@ impl Rooms {
         Ok(storage::events::media_urls_in_room(&self.db.read, room.as_str()).await?)
     }
 }
+
+/// What `/context` shows around an event (client and admin API alike), before any visibility
+/// rule or filter: the events before it (nearest first) and after it, the page's positions,
+/// and the room's state at the event.
+pub struct Context {
+    pub event: super::StoredEvent,
+    pub before: Vec<EventRow>,
+    pub after: Vec<EventRow>,
+    pub start: i64,
+    pub end: i64,
+    pub state: Vec<super::StoredEvent>,
+}
+
+impl Rooms {
+    /// The context of `event_id` in `room`: `limit` events in all, split as Synapse does (the
+    /// smaller half before the event, the rest after it); None when the room has no such
+    /// event (or it was rejected).
+    pub async fn context(&self, room: &RoomId, event_id: &str, limit: i64) -> Result<Option<Context>> {
+        let Some(event) = self
+            .event(event_id)
+            .await?
+            .filter(|e| e.row.room_id == room.as_str() && !e.row.rejected && !e.row.soft_failed)
+        else {
+            return Ok(None);
+        };
+        let pos = event.row.stream_ordering;
+        let before_limit = limit / 2;
+        let before = self.timeline_desc(room, 0, pos - 1, before_limit).await?;
+        let after = self.timeline_asc(room, pos + 1, i64::MAX, limit - before_limit).await?;
+        let start = before.last().map_or(pos - 1, |r| r.stream_ordering - 1).max(0);
+        let end = after.last().map_or(pos, |r| r.stream_ordering);
+        let state_ids: Vec<String> = self.state_at(room.as_str(), pos).await?.values().cloned().collect();
+        let state = self.events(&state_ids).await?;
+        Ok(Some(Context { event, before, after, start, end, state }))
+    }
+}

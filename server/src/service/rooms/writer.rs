@@ -106,7 +106,7 @@ pub struct Shared {
     /// sender skips its passes while only other servers' events are written.
     pub outbound: AtomicI64,
     /// ":" and this server's name: how its users' IDs end.
-    local_suffix: String,
+    pub local_suffix: String,
     pub notifier: Arc<Notifier>,
     pub cache: EventCache,
     pub memberships: MembershipIndex,
