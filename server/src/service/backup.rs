@@ -242,6 +242,7 @@ impl Seal {
     fn write(&self, mut from: impl Read, to: &Path) -> anyhow::Result<(u64, String)> {
         use std::io::Write;
         let file = std::fs::File::create(to).with_context(|| format!("creating {}", to.display()))?;
+        let file = storage::backup::SyncedAsWritten::new(file);
         let mut hashing = Hashing::default();
         let file = match self {
             Seal::Plain => {
@@ -260,7 +261,7 @@ impl Seal {
                 out.inner.finish()?
             }
         };
-        file.sync_all()?;
+        file.finish()?;
         Ok(hashing.done())
     }
 

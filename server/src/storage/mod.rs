@@ -78,6 +78,38 @@ mod tests {
         let e = super::Db::open(&path).await.unwrap_err().to_string();
         assert!(e.contains("newer Hearth"), "{e}");
     }
+
+    /// A backup's snapshot is a reader that holds its view for seconds. The checkpointer used
+    /// to wait for it with the write lock held (a RESTART), and every send waited as long.
+    #[tokio::test]
+    async fn writes_go_on_while_a_long_reader_holds_the_wal() {
+        use sqlx::{ConnectOptions, Connection};
+        use std::{str::FromStr, time::Duration};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let db = super::Db::open(&path).await.unwrap();
+        sqlx::query("CREATE TABLE filler (b BLOB)").execute(&db.write).await.unwrap();
+        let mut reader =
+            sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://").unwrap().filename(&path).connect().await.unwrap();
+        let mut snapshot = reader.begin().await.unwrap();
+        sqlx::query("SELECT count(*) FROM server_meta").fetch_one(&mut *snapshot).await.unwrap();
+        // More WAL than the checkpointer lets grow before it starts the WAL over.
+        for _ in 0..(super::WAL_RESTART_FRAMES + 100) {
+            sqlx::query("INSERT INTO filler VALUES (zeroblob(4000))").execute(&db.write).await.unwrap();
+        }
+        let write = async {
+            let mut tx = db.begin_write().await.unwrap();
+            sqlx::query("INSERT INTO filler VALUES (1)").execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+        };
+        // Before the fix both took the connection's busy timeout, ten seconds.
+        let both = tokio::time::timeout(Duration::from_secs(3), async {
+            tokio::join!(async { db.checkpoint().await.unwrap() }, write)
+        });
+        assert!(both.await.is_ok(), "a write waited for the long reader");
+        snapshot.rollback().await.unwrap();
+        db.close().await;
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -180,7 +212,9 @@ impl Db {
             .max_connections(1)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.pragma("cache_size", "-256"))
+            // A RESTART waits for readers while it holds the write lock (see `checkpoint`): it
+            // gives up after a moment rather than pause the server's writes.
+            .connect_with(base.busy_timeout(Duration::from_millis(100)).pragma("cache_size", "-256"))
             .await
             .with_context(|| format!("opening database {} for checkpoints", path.display()))?;
         let write_wait = prometheus::Histogram::with_opts(
@@ -218,10 +252,15 @@ impl Db {
     /// beginning when a write begins right after everything was copied, which a steady stream
     /// of writes prevents; past `WAL_RESTART_FRAMES` a RESTART checkpoint makes the next write
     /// start over, pausing writes for what is left to copy (little: the PASSIVE pass did the rest).
+    ///
+    /// Not while a reader holds an older snapshot (the PASSIVE pass could not copy every frame):
+    /// a RESTART waits for that reader to finish, and blocks every write while it waits. A
+    /// backup's snapshot is such a reader for seconds, and sends during it stalled for as long
+    /// (docs/benchmarks-backup.md).
     pub async fn checkpoint(&self) -> sqlx::Result<()> {
-        let (_, frames, _): (i64, i64, i64) =
+        let (_, frames, copied): (i64, i64, i64) =
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.checkpointer).await?;
-        if frames > WAL_RESTART_FRAMES {
+        if frames > WAL_RESTART_FRAMES && copied == frames {
             sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&self.checkpointer).await?;
         }
         Ok(())
