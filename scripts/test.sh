@@ -2,7 +2,8 @@
 # Runs every test suite of Hearth. On Debian/Ubuntu it first installs what the suites need and is
 # missing: D-Bus and gnome-keyring (the keychain tests use a real Secret Service), Python's venv
 # (Synapse's register_new_matrix_user comes from PyPI), Chromium and Node.js (the web UI is
-# driven in headless Chromium with playwright-core from npm), nginx, Caddy, Apache, HAProxy and
+# driven in headless Chromium with playwright-core from npm; the synapse-admin app is built with
+# its own yarn from npm's registry), nginx, Caddy, Apache, HAProxy and
 # openssl (the reverse-proxy configs the wizard writes are checked by the real programs), dnsmasq
 # (a DNS server with SRV records for the wizard's federation check), coturn (the TURN
 # configuration the dashboard writes runs in it), pebble (the ACME test server built-in HTTPS
@@ -104,6 +105,19 @@ if ! cmp -s tests/workflows/package-lock.json tests/workflows/node_modules/.inst
     npm ci --prefix tests/workflows --no-audit --no-fund --silent
     cp tests/workflows/package-lock.json tests/workflows/node_modules/.installed-from-lock
 fi
+# synapse-admin 0.11.4 (vendored source, tests/synapse-admin) built with its own yarn, its
+# packages from npm's registry (yarn's default registry is another host), for its suite.
+SYNAPSE_ADMIN=tests/synapse-admin/app
+if ! cmp -s "$SYNAPSE_ADMIN/yarn.lock" "$SYNAPSE_ADMIN/dist/.built-from-lock" 2>/dev/null; then
+    step "building synapse-admin for the admin API suite"
+    (
+        cd "$SYNAPSE_ADMIN"
+        export YARN_NPM_REGISTRY_SERVER=https://registry.npmjs.org YARN_ENABLE_TELEMETRY=0 YARN_ENABLE_PROGRESS_BARS=0
+        node .yarn/releases/yarn-4.4.1.cjs install --immutable > /dev/null
+        node .yarn/releases/yarn-4.4.1.cjs build > /dev/null
+    )
+    cp "$SYNAPSE_ADMIN/yarn.lock" "$SYNAPSE_ADMIN/dist/.built-from-lock"
+fi
 
 # --- Rust suites ----------------------------------------------------------------------------
 step "formatting and lints (rustfmt, clippy with warnings as errors, layering)"
@@ -148,6 +162,8 @@ test_binary() { # NAME: the path of that integration test's binary, built if nee
 
 step "UI suite (the dashboard and invite page in headless Chromium; screenshots in tests/ui/screenshots)"
 cargo test --workspace --locked --test ui_in_chromium -- --ignored
+step "synapse-admin suite (the real synapse-admin app against Hearth's admin API in headless Chromium)"
+cargo test --workspace --locked --test synapse_admin_in_chromium -- --ignored
 cargo test --workspace --locked --test federation_events -- --ignored
 # Built-in HTTPS with pebble as the CA (issue, renew, a failed challenge, a name not ours,
 # TLS-ALPN-01, the dashboard, and the wizard's path on the real ports 80 and 443): in a private
