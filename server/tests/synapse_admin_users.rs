@@ -576,3 +576,85 @@ async fn admins_list_a_users_pushers() {
     assert_err(&s.get("/_synapse/admin/v1/users/@x:elsewhere.test/pushers", Some(&root)).await, 400, "M_UNKNOWN");
     assert_err(&s.get("/_synapse/admin/v1/users/@root:hearth.test/pushers", Some(&nana)).await, 403, "M_FORBIDDEN");
 }
+
+/// An account erased on deactivation: who was in the room when its messages were sent still
+/// reads them; who joined later sees them redacted, in every place a client reads a message;
+/// reactivation lifts it. Deactivating without `erase` (and the client's own deactivation
+/// without it) hides nothing.
+#[tokio::test]
+async fn an_erased_accounts_messages_are_redacted_for_those_who_were_not_there() {
+    let s = TestServer::start().await;
+    let root = admin(&s).await;
+    let alice = s.user("alice").await;
+    let erin = s.user("erin").await;
+    let dave = s.user("dave").await;
+    let room = s.create_room(&alice, json!({"preset": "public_chat", "name": "Family"})).await;
+    for t in [&erin, &dave] {
+        assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(t), json!({})).await.0, 200);
+    }
+    let recipe = s.say(&erin, &room, "Erin's secret recipe").await;
+    let kept = s.say(&dave, &room, "Dave's note").await;
+    // Bob joins after both messages (the room's history is shared, so he reads them).
+    let bob = s.user("bob").await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&bob), json!({})).await.0, 200);
+    let body_of = async |token: &str, event: &str| {
+        let (st, v) = s.get(&format!("/_matrix/client/v3/rooms/{room}/event/{event}"), Some(token)).await;
+        assert_eq!(st, 200, "{v}");
+        v["content"].clone()
+    };
+    assert_eq!(body_of(&bob, &recipe).await["body"], "Erin's secret recipe");
+
+    // Dave deactivates himself without erase; Erin is erased by the admin.
+    let (st, v) = s
+        .post(
+            "/_matrix/client/v3/account/deactivate",
+            Some(&dave),
+            json!({"auth": {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "dave"},
+                "password": "password1"}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s.post("/_synapse/admin/v1/deactivate/@erin:hearth.test", Some(&root), json!({"erase": true})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(s.get(&user_path("@erin:hearth.test"), Some(&root)).await.1["erased"], true);
+    assert_eq!(s.get(&user_path("@dave:hearth.test"), Some(&root)).await.1["erased"], false);
+    let (_, listed) = s.get("/_synapse/admin/v2/users?deactivated=true", Some(&root)).await;
+    let erin_listed = listed["users"].as_array().unwrap().iter().find(|u| u["name"] == "@erin:hearth.test").unwrap();
+    assert_eq!(erin_listed["erased"], true, "{listed}");
+
+    // Alice was there: she still reads it. Bob was not: the message is there, emptied.
+    assert_eq!(body_of(&alice, &recipe).await["body"], "Erin's secret recipe");
+    assert_eq!(body_of(&bob, &recipe).await, json!({}));
+    assert_eq!(body_of(&bob, &kept).await["body"], "Dave's note");
+    let (_, page) = s.get(&format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=50"), Some(&bob)).await;
+    let in_page = |id: &str| page["chunk"].as_array().unwrap().iter().find(|e| e["event_id"] == id).cloned();
+    assert_eq!(in_page(&recipe).expect("still in the timeline")["content"], json!({}), "{page}");
+    assert_eq!(in_page(&kept).unwrap()["content"]["body"], "Dave's note");
+    let (_, ctx) = s.get(&format!("/_matrix/client/v3/rooms/{room}/context/{kept}?limit=10"), Some(&bob)).await;
+    let before = ctx["events_before"].as_array().unwrap();
+    let shown = before.iter().find(|e| e["event_id"] == recipe.as_str()).expect("in the context");
+    assert_eq!(shown["content"], json!({}), "{ctx}");
+    let (_, sync) = s.get("/_matrix/client/v3/sync?timeout=0", Some(&bob)).await;
+    let timeline = sync["rooms"]["join"][&room]["timeline"]["events"].as_array().unwrap();
+    if let Some(e) = timeline.iter().find(|e| e["event_id"] == recipe.as_str()) {
+        assert_eq!(e["content"], json!({}), "{e}");
+    }
+    let (_, found) = s
+        .post(
+            "/_matrix/client/v3/search",
+            Some(&bob),
+            json!({"search_categories": {"room_events": {"search_term": "recipe"}}}),
+        )
+        .await;
+    for r in found["search_categories"]["room_events"]["results"].as_array().unwrap() {
+        assert_ne!(r["result"]["content"]["body"], "Erin's secret recipe", "{found}");
+    }
+
+    // Reactivated, she is not erased any more.
+    let (st, v) = s
+        .put(&user_path("@erin:hearth.test"), Some(&root), json!({"deactivated": false, "password": "new-password-2"}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["erased"], false, "{v}");
+    assert_eq!(body_of(&bob, &recipe).await["body"], "Erin's secret recipe");
+}

@@ -100,7 +100,7 @@ async fn synapse_admin_manages_users_rooms_reports_and_notices_on_hearth() {
         c.server_notices.system_mxid_display_name = Some("Family server".to_owned());
         c.server_notices.auto_join = true;
         hearth_server::register_user_offline(c.clone(), "root", "password-root".to_owned(), true).await.unwrap();
-        for name in ["alice", "nana", "erin"] {
+        for name in ["alice", "nana", "erin", "lena"] {
             hearth_server::register_user_offline(c.clone(), name, format!("password-{name}"), false).await.unwrap();
         }
     })
@@ -115,7 +115,7 @@ async fn synapse_admin_manages_users_rooms_reports_and_notices_on_hearth() {
     for token in [&nana, &erin] {
         ok(&server, "POST", &format!("/_matrix/client/v3/join/{garden}"), token, json!({})).await;
     }
-    say(&server, &erin, &garden, text("Erin was here")).await;
+    let erins = say(&server, &erin, &garden, text("Erin was here")).await;
     let picture = reqwest::Client::new()
         .post(format!("{}/_matrix/media/v3/upload?filename=roses.png", server.url))
         .bearer_auth(&nana)
@@ -182,7 +182,17 @@ async fn synapse_admin_manages_users_rooms_reports_and_notices_on_hearth() {
     // As in Synapse, deactivation drops the password, so it is refused like a wrong one.
     assert_eq!((status, v["errcode"].as_str()), (403, Some("M_FORBIDDEN")), "{v}");
     let erin_admin = ok(&server, "GET", &format!("/_synapse/admin/v2/users/{erin_id}"), &root, Value::Null).await;
-    assert_eq!(erin_admin["deactivated"], true, "{erin_admin}");
+    assert_eq!((&erin_admin["deactivated"], &erin_admin["erased"]), (&json!(true), &json!(true)), "{erin_admin}");
+    // Erased: Lena, who joins the garden now, sees Erin's message only redacted; Alice, who was
+    // there, still reads it.
+    let (lena, _) = login(&server, "lena").await;
+    let lena_id = format!("@lena:{domain}");
+    ok(&server, "POST", &format!("/_matrix/client/v3/rooms/{garden}/invite"), &alice, json!({"user_id": lena_id}))
+        .await;
+    ok(&server, "POST", &format!("/_matrix/client/v3/join/{garden}"), &lena, json!({})).await;
+    let erins_path = format!("/_matrix/client/v3/rooms/{garden}/event/{erins}");
+    assert_eq!(ok(&server, "GET", &erins_path, &lena, Value::Null).await["content"], json!({}));
+    assert_eq!(ok(&server, "GET", &erins_path, &alice, Value::Null).await["content"]["body"], "Erin was here");
 
     // Old chat is gone: not in Alice's rooms, unknown to the admin API; the garden is untouched.
     let joined = ok(&server, "GET", "/_matrix/client/v3/joined_rooms", &alice, Value::Null).await;

@@ -698,17 +698,18 @@ impl Accounts {
         Ok(())
     }
 
-    /// Deactivates the account: no login, every device and token gone.
-    pub async fn deactivate(&self, user_id: &UserId) -> Result<()> {
+    /// Deactivates the account: no login, every device and token gone; `erase`: its messages
+    /// are redacted for whoever was not in the room when they were sent.
+    pub async fn deactivate(&self, user_id: &UserId, erase: bool) -> Result<()> {
         let mut tx = self.db.begin_write().await?;
-        storage::users::deactivate(&mut *tx, user_id.as_str()).await?;
+        storage::users::deactivate(&mut *tx, user_id.as_str(), erase).await?;
         storage::devices::delete_all_except(&mut *tx, user_id.as_str(), None).await?;
         // Nothing the account scheduled is sent after it is gone (as Synapse).
         storage::delayed_events::cancel_all_of(&mut *tx, user_id.as_str()).await?;
         tx.commit().await?;
         self.sessions_changed();
         self.device_lists.refresh(&self.db).await?;
-        tracing::info!(%user_id, "account deactivated");
+        tracing::info!(%user_id, erase, "account deactivated");
         Ok(())
     }
 

@@ -108,8 +108,9 @@ impl Services {
     /// Deactivates an account as Synapse does: it leaves every room it is in or invited to (so
     /// the others see it go and invites do not wait for it), then cannot sign in again, its
     /// devices, tokens and profile gone. Used by the client API, the dashboard and Synapse's
-    /// admin API alike.
-    pub async fn deactivate_account(&self, user: &ruma::UserId) -> crate::error::Result<()> {
+    /// admin API alike. `erase` (the spec's and Synapse's): its messages are shown redacted to
+    /// whoever was not in the room when they were sent.
+    pub async fn deactivate_account(&self, user: &ruma::UserId, erase: bool) -> crate::error::Result<()> {
         let memberships = self.rooms.memberships_of(user).await?;
         for m in memberships.iter().filter(|m| matches!(m.membership.as_str(), "join" | "invite" | "knock")) {
             let Ok(room) = ruma::RoomId::parse(&m.room_id) else { continue };
@@ -118,7 +119,7 @@ impl Services {
                 tracing::warn!(%user, room = %m.room_id, error = %e, "leaving a room of an account being deactivated");
             }
         }
-        self.accounts.deactivate(user).await
+        self.accounts.deactivate(user, erase).await
     }
 
     /// The secret shared with the TURN server when the config file sets none: made once, kept

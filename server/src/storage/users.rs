@@ -72,16 +72,24 @@ pub async fn set_password_hash(ex: impl SqliteExecutor<'_>, user_id: &str, hash:
     Ok(())
 }
 
-/// Marks the account deactivated and forgets its password and profile (the spec's "erase"
-/// is a later concern; the account can never log in again either way).
-pub async fn deactivate(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<()> {
+/// Marks the account deactivated and forgets its password and profile; `erase` marks it
+/// erased too (its messages are then redacted for those who were not there to see them).
+pub async fn deactivate(ex: impl SqliteExecutor<'_>, user_id: &str, erase: bool) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE users SET deactivated = 1, password_hash = NULL, displayname = NULL, avatar_url = NULL WHERE user_id = ?",
+        "UPDATE users SET deactivated = 1, password_hash = NULL, displayname = NULL, avatar_url = NULL,
+         erased = MAX(erased, ?) WHERE user_id = ?",
     )
+    .bind(erase)
     .bind(user_id)
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// The erased accounts (few: a family deletes one now and then).
+pub async fn erased(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT user_id FROM users WHERE erased = 1").fetch_all(ex).await?;
+    Ok(rows.into_iter().map(|(u,)| u).collect())
 }
 
 /// Upgrades a guest account to a full one (spec: "Guest access", upgrading with /register).
@@ -116,7 +124,7 @@ pub async fn profile(
 
 /// Opens a deactivated account again (with a password, or none).
 pub async fn reactivate(ex: impl SqliteExecutor<'_>, user_id: &str, password_hash: Option<&str>) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET deactivated = 0, password_hash = ? WHERE user_id = ?")
+    sqlx::query("UPDATE users SET deactivated = 0, erased = 0, password_hash = ? WHERE user_id = ?")
         .bind(password_hash)
         .bind(user_id)
         .execute(ex)
@@ -224,6 +232,7 @@ pub struct AdminUser {
     pub last_seen_ts: Option<i64>,
     pub user_type: Option<String>,
     pub shadow_banned: bool,
+    pub erased: bool,
 }
 
 /// The order of `admin_list`: a column of `AdminUser`, by its SQL expression.
@@ -308,7 +317,7 @@ pub async fn admin_list(ex: &sqlx::SqlitePool, f: &AdminFilter) -> sqlx::Result<
     let mut q = sqlx::QueryBuilder::new(
         "SELECT u.user_id, u.displayname, u.avatar_url, u.is_admin, u.is_guest, u.deactivated, u.locked, u.suspended, u.created_ts,
          (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id) AS last_seen_ts, u.user_type,
-         u.shadow_banned",
+         u.shadow_banned, u.erased",
     );
     push_admin_filter(&mut q, f);
     let dir = if f.backwards { " DESC" } else { " ASC" };
@@ -326,7 +335,7 @@ pub async fn admin_get(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Resu
     sqlx::query_as(
         "SELECT u.user_id, u.displayname, u.avatar_url, u.is_admin, u.is_guest, u.deactivated, u.locked, u.suspended, u.created_ts,
          (SELECT MAX(d.last_seen_ts) FROM devices d WHERE d.user_id = u.user_id) AS last_seen_ts, u.user_type,
-         u.shadow_banned
+         u.shadow_banned, u.erased
          FROM users u WHERE u.user_id = ?",
     )
     .bind(user_id)

@@ -66,7 +66,7 @@ pub async fn deactivate(State(s): State<AppState>, Path(raw): Path<String>) -> R
     if s.accounts.is_available(&id).await? {
         return Err(Error::not_found("No such user"));
     }
-    s.deactivate_account(&id).await?;
+    s.deactivate_account(&id, false).await?;
     Ok(AxumJson(json!({})))
 }
 

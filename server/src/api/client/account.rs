@@ -260,7 +260,7 @@ pub async fn deactivate(
 ) -> Result<RumaResponse<deactivate::v3::Response>> {
     let session = req.session();
     s.accounts.uia_password(session, "deactivate", req.body.auth.as_ref()).await?;
-    s.deactivate_account(&session.user_id).await?;
+    s.deactivate_account(&session.user_id, req.body.erase).await?;
     // No identity servers are bound by this server, so nothing needed unbinding.
     Ok(RumaResponse(deactivate::v3::Response::new(ThirdPartyIdRemovalStatus::Success)))
 }

@@ -71,7 +71,7 @@ fn listed(u: &AdminUser) -> Value {
         "avatar_url": u.avatar_url,
         "creation_ts": u.created_ts,
         "approved": true,
-        "erased": false,
+        "erased": u.erased,
         "last_seen_ts": u.last_seen_ts,
         "locked": u.locked,
     })
@@ -107,7 +107,7 @@ async fn details(s: &AppState, u: &AdminUser) -> Result<Value> {
         "avatar_url": u.avatar_url,
         "threepids": threepids,
         "external_ids": external_ids,
-        "erased": false,
+        "erased": u.erased,
         "last_seen_ts": u.last_seen_ts,
     }))
 }
@@ -301,7 +301,7 @@ pub async fn put_user(
             }
             let mut password = password;
             match (deactivated, current.deactivated) {
-                (Some(true), false) => s.deactivate_account(&user).await?,
+                (Some(true), false) => s.deactivate_account(&user, false).await?,
                 // As Synapse since 1.99: no password needed; without one, none is set.
                 (Some(false), true) => s.accounts.reactivate(&user, password.take()).await?,
                 _ => {}
@@ -328,20 +328,21 @@ pub async fn put_user(
     Ok((status, AxumJson(details(&s, &row).await?)))
 }
 
-/// POST /_synapse/admin/v1/deactivate/{userId} (`erase`: Hearth clears the profile of every
-/// deactivated account already; it does not hide the account's messages from later members).
+/// POST /_synapse/admin/v1/deactivate/{userId} (`erase`: the account's messages are shown
+/// redacted to whoever was not in the room when they were sent).
 pub async fn deactivate(
     State(s): State<AppState>,
     _: Admin,
     Path(raw): Path<String>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<AxumJson<Value>> {
-    match body.get("erase") {
-        None | Some(Value::Bool(_)) => {}
+    let erase = match body.get("erase") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
         Some(_) => return Err(Error::bad_json("Param 'erase' must be a boolean, if given")),
-    }
+    };
     let (user, _) = existing_user(&s, &raw, "User not found").await?;
-    s.deactivate_account(&user).await?;
+    s.deactivate_account(&user, erase).await?;
     Ok(AxumJson(json!({ "id_server_unbind_result": "success" })))
 }
 

@@ -39,6 +39,8 @@ pub struct VisibilityCheck<'a> {
     ignored: Option<std::sync::Arc<std::collections::HashSet<String>>>,
     /// The user forgot the room: nothing of it is theirs to see.
     forgotten: bool,
+    /// Accounts deactivated with `erase`, read at the first event the user was not joined for.
+    erased: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 impl Rooms {
@@ -69,7 +71,13 @@ impl Rooms {
             cache: HashMap::new(),
             ignored: None,
             forgotten: false,
+            erased: None,
         }
+    }
+
+    /// The accounts deactivated with `erase`.
+    pub async fn erased_users(&self) -> Result<std::sync::Arc<std::collections::HashSet<String>>> {
+        Ok(std::sync::Arc::new(storage::users::erased(&self.db.read).await?.into_iter().collect()))
     }
 
     /// Whether `user` may see anything of the room at all (a member now or once, or a
@@ -181,6 +189,10 @@ impl VisibilityCheck<'_> {
 
     /// Sets `unsigned.membership` on `view`, the client form of `row`: the user's membership
     /// just after the event (`leave` when they never were in the room).
+    ///
+    /// And when the sender's account was erased and the user was not joined then, only the
+    /// redacted form of the event is theirs to see (as Synapse: a person who asked to be
+    /// forgotten is not read by people who were not there).
     pub async fn annotate(&mut self, row: &EventRow, view: &mut serde_json::Value) -> Result<()> {
         let membership = if self.joined_since.is_some_and(|since| row.stream_ordering >= since) {
             // Joined since before the event and still joined: joined after it.
@@ -191,9 +203,33 @@ impl VisibilityCheck<'_> {
         } else {
             self.at_group(row.state_group).await?.1
         };
+        if membership != MembershipState::Join {
+            self.redact_if_erased(row, view).await?;
+        }
         if let Some(obj) = view.as_object_mut() {
             let unsigned = obj.entry("unsigned").or_insert_with(|| serde_json::json!({}));
             unsigned["membership"] = serde_json::Value::from(membership.as_str());
+        }
+        Ok(())
+    }
+
+    /// Keeps only what a redaction keeps of `view`'s content when its sender was erased.
+    async fn redact_if_erased(&mut self, row: &EventRow, view: &mut serde_json::Value) -> Result<()> {
+        let erased = match &self.erased {
+            Some(set) => set,
+            None => self.erased.insert(self.rooms.erased_users().await?),
+        };
+        if !erased.contains(&row.sender) {
+            return Ok(());
+        }
+        let room_id = ruma::RoomId::parse(&self.room_id).map_err(crate::error::Error::internal)?;
+        let Some(room) = self.rooms.room(&room_id).await? else { return Ok(()) };
+        let (_, rules) = super::rules_for(&room.room_version)?;
+        if let Some(content) = view.get_mut("content") {
+            // Content a client could send is canonical JSON; anything else goes whole.
+            let mut kept: ruma::CanonicalJsonObject = serde_json::from_value(content.take()).unwrap_or_default();
+            ruma::canonical_json::redact_content_in_place(&mut kept, &rules.redaction, &row.event_type);
+            *content = serde_json::to_value(kept).map_err(crate::error::Error::internal)?;
         }
         Ok(())
     }
