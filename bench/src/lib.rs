@@ -90,6 +90,48 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Per thread of the process, by thread ID: its context switches so far (voluntary and not;
+/// each one the thread woken, which is what keeps a laptop's CPU from sleeping) and its CPU
+/// time in nanoseconds (`schedstat`, finer than the 10 ms ticks of `stat`).
+pub fn thread_stats(pid: u32) -> std::collections::HashMap<String, (u64, u64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Default::default() };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            let switches = status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            let schedstat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            let cpu_ns = schedstat.split_whitespace().next()?.parse().ok()?;
+            Some((t.file_name().to_string_lossy().into_owned(), (switches, cpu_ns)))
+        })
+        .collect()
+}
+
+/// The process's cost while nobody uses it, over `window`: (wake-ups per second, CPU ms per
+/// minute). Read every second, so that threads which start or end in the window count too.
+pub async fn idle_cost(pid: u32, window: std::time::Duration) -> (f64, f64) {
+    let started = std::time::Instant::now();
+    let mut last = thread_stats(pid);
+    let (mut switches, mut cpu_ns) = (0u64, 0u64);
+    while started.elapsed() < window {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = thread_stats(pid);
+        for (tid, (s, c)) in &now {
+            // A thread first seen now started in the window: all of it counts.
+            let (s0, c0) = last.get(tid).copied().unwrap_or((0, 0));
+            switches += s.saturating_sub(s0);
+            cpu_ns += c.saturating_sub(c0);
+        }
+        last = now;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    (switches as f64 / secs, cpu_ns as f64 / 1e6 / (secs / 60.0))
+}
+
 /// (current RSS, peak RSS) in MiB, from /proc/PID/status.
 pub fn rss_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -16,10 +16,12 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use hearth_bench::{Cs, HEARTH_LIMITS, cpu_seconds, percentile, rss_mib};
+use hearth_bench::{Cs, HEARTH_LIMITS, cpu_seconds, idle_cost, percentile, rss_mib};
 use serde_json::{Value, json};
 
 const SENDERS: usize = 10;
+/// How long each server is watched idle, for its idle CPU and wake-ups.
+const IDLE_WINDOW: Duration = Duration::from_secs(60);
 const MESSAGES_PER_SENDER: usize = 100;
 const SYNC_ROUNDS: usize = 400;
 const ROOMS: usize = 20;
@@ -227,6 +229,10 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     let name = s.name;
     let (idle, _) = rss_mib(s.pid);
     report.put(name, "idle_rss_mib", idle);
+    // Idle cost, no client connected: CPU and wake-ups over a minute.
+    let (wakeups, cpu) = idle_cost(s.pid, IDLE_WINDOW).await;
+    report.put(name, "idle_wakeups_per_s", wakeups);
+    report.put(name, "idle_cpu_ms_per_min", cpu);
 
     // Registration (includes password hashing: reported, not raced).
     let cpu0 = cpu_seconds(s.pid);
@@ -557,8 +563,10 @@ async fn main() -> Result<()> {
         result?;
     }
 
-    let metrics: [(&str, &str, bool); 25] = [
+    let metrics: [(&str, &str, bool); 27] = [
         ("idle_rss_mib", "Idle RSS (MiB)", false),
+        ("idle_cpu_ms_per_min", "Idle CPU, no clients (ms per minute)", false),
+        ("idle_wakeups_per_s", "Idle wake-ups, no clients (thread context switches per s)", false),
         ("peak_rss_before_sliding_mib", "Peak RSS before the sliding sync scenario (MiB)", false),
         ("peak_rss_mib", "Peak RSS, all scenarios (MiB)", false),
         ("register_ms_per_user", "Registration, ms per user (incl. password hashing)", false),

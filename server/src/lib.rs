@@ -537,21 +537,7 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
 
     // Typing notifications end when their timeout passes, people who stopped syncing go
     // offline, and /sync must hear of both.
-    {
-        let (state, cancel) = (state.clone(), cancel.clone());
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tick.tick() => {
-                        state.ephemeral.expire_typing();
-                        state.ephemeral.expire_presence();
-                    }
-                }
-            }
-        });
-    }
+    tasks.spawn(state.ephemeral.clone().run_expiry(cancel.clone()));
 
     // The WAL is folded into the database file here, off the commit path (see
     // `Db::checkpoint`): shortly after writes (every stream change wakes the notifier),

@@ -88,6 +88,33 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether Linux's Secret Service certainly cannot be reached: no session bus where D-Bus
+/// clients look for it (the address in `DBUS_SESSION_BUS_ADDRESS`, else `$XDG_RUNTIME_DIR/bus`),
+/// as on a headless server run as a system service. Why ask first: even a failed connection
+/// attempt leaves the D-Bus library's helper thread behind, and it wakes twice a second for the
+/// life of the process.
+#[cfg(all(unix, not(any(target_os = "macos", target_os = "ios", target_os = "android"))))]
+fn no_session_bus() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
+        return false;
+    }
+    let runtime_dir = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        // The D-Bus library's own default: /run/user/<uid> (/proc/self belongs to our uid).
+        None => match std::fs::metadata("/proc/self") {
+            Ok(m) => PathBuf::from(format!("/run/user/{}", m.uid())),
+            Err(_) => return false,
+        },
+    };
+    !runtime_dir.join("bus").exists()
+}
+
+#[cfg(not(all(unix, not(any(target_os = "macos", target_os = "ios", target_os = "android")))))]
+fn no_session_bus() -> bool {
+    false
+}
+
 /// The OS keychain (macOS Keychain, Windows Credential Manager, Secret Service on Linux).
 pub struct KeychainStore {
     /// Distinguishes this server's entries from another server's on the same machine.
@@ -102,6 +129,11 @@ impl KeychainStore {
     }
 
     fn entry(&self, name: &str) -> anyhow::Result<keyring::Entry> {
+        if no_session_bus() {
+            bail!(
+                "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set and there is no $XDG_RUNTIME_DIR/bus), so no Secret Service"
+            );
+        }
         keyring::Entry::new(SERVICE, &format!("{}/{name}", self.namespace))
             .map_err(|e| anyhow::anyhow!("keychain: {e}"))
     }

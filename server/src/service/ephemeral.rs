@@ -53,6 +53,9 @@ pub struct Ephemeral {
     offline_after: Duration,
     /// When local users' presence was last sent again to other servers.
     pinged: Mutex<Instant>,
+    /// Wakes the expiry task (`run_expiry`) when something may now end sooner than the time
+    /// it sleeps until: a typing notification started, someone came online or stopped syncing.
+    rearm: tokio::sync::Notify,
 }
 
 /// A user counts as online while a /sync of theirs is open or ended less than this long ago
@@ -89,6 +92,10 @@ impl Drop for SyncingGuard {
         if let Some(s) = map.get_mut(&self.user) {
             s.open = s.open.saturating_sub(1);
             s.last_end = Instant::now();
+            if s.open == 0 {
+                // Their going offline is now due at some point.
+                self.ephemeral.rearm.notify_one();
+            }
         }
     }
 }
@@ -114,6 +121,7 @@ impl Ephemeral {
             syncing: Mutex::new(HashMap::new()),
             offline_after: OFFLINE_AFTER,
             pinged: Mutex::new(Instant::now()),
+            rearm: tokio::sync::Notify::new(),
         })
     }
 
@@ -142,9 +150,65 @@ impl Ephemeral {
         if changed || timeout.is_some() {
             self.outbox.typing(room, user, timeout.is_some());
         }
+        if timeout.is_some() {
+            self.rearm.notify_one();
+        }
     }
 
-    /// Drops expired typing notifications; called every second by a background task.
+    /// Ends typing notifications and online presence when they run out, and sends local
+    /// presence to other servers again when due. It sleeps until the next of those moments
+    /// (`next_expiry`), not on a fixed tick: an idle server does not wake for nothing, which a
+    /// laptop's battery notices.
+    pub async fn run_expiry(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) {
+        loop {
+            let next = self.next_expiry();
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                // A notification sent while the deadline was computed is kept by Notify.
+                () = self.rearm.notified() => {}
+                () = sleep => {}
+            }
+            self.expire_typing();
+            self.expire_presence();
+        }
+    }
+
+    /// The next moment `expire_typing` or `expire_presence` has something to do: a typing
+    /// notification ends, someone who is not syncing goes offline, or the presence of local
+    /// users who are online is due to other servers again. None: nothing will, until something
+    /// changes (which rearms the expiry task).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let typing = self.typing.lock().values().flat_map(|r| r.users.values().copied()).min();
+        let syncing = self.syncing.lock();
+        let map = self.presence.lock();
+        let (mut offline, mut local_online) = (None::<Instant>, false);
+        for (user, (state, _, changed_at, _)) in map.iter() {
+            if *state == PresenceState::Offline {
+                continue;
+            }
+            let remote = !self.outbox.is_ours(user);
+            local_online |= !remote;
+            let last_seen = match syncing.get(user) {
+                Some(s) if s.open > 0 => continue,
+                Some(s) => s.last_end.max(*changed_at),
+                None => *changed_at,
+            };
+            let after = if remote { REMOTE_OFFLINE_AFTER } else { self.offline_after };
+            // `expire_presence` wants strictly longer than `after`.
+            let at = last_seen + after + Duration::from_millis(1);
+            offline = Some(offline.map_or(at, |o: Instant| o.min(at)));
+        }
+        let ping = local_online.then(|| *self.pinged.lock() + PRESENCE_PING);
+        [typing, offline, ping].into_iter().flatten().min()
+    }
+
+    /// Drops expired typing notifications (see `run_expiry`).
     pub fn expire_typing(&self) {
         let now = Instant::now();
         let mut any = false;
@@ -189,7 +253,7 @@ impl Ephemeral {
     }
 
     /// Users who are online or unavailable but stopped syncing more than `offline_after` ago
-    /// go offline (keeping their status message); called every second by a background task.
+    /// go offline (keeping their status message) (see `run_expiry`).
     pub fn expire_presence(&self) {
         let now = Instant::now();
         let syncing = self.syncing.lock();
@@ -261,6 +325,7 @@ impl Ephemeral {
         map.insert(user.to_string(), (state, status_msg, Instant::now(), serial));
         drop(map);
         self.notifier.notify();
+        self.rearm.notify_one();
     }
 
     /// (presence, status message, time since it was set); offline when never set.
@@ -406,5 +471,44 @@ mod presence_tests {
         tokio::time::sleep(Duration::from_millis(80)).await;
         e.expire_presence();
         assert_eq!(e.presence(ann).0, PresenceState::Offline);
+    }
+
+    /// The expiry task sleeps until something is due, and only then: nothing due when nobody
+    /// is online or typing; a typing notification or someone who stopped syncing sets the
+    /// time, and the task ends them on time without a tick.
+    #[tokio::test]
+    async fn the_expiry_task_sleeps_until_something_is_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("h.db")).await.unwrap();
+        let outbox =
+            Arc::new(crate::service::federation::outbox::EduOutbox::new(ruma::server_name!("h.test").to_owned(), true));
+        let mut e = Ephemeral::new(db, Arc::new(Notifier::default()), outbox).await.unwrap();
+        e.offline_after = Duration::from_millis(300);
+        let e = Arc::new(e);
+        assert_eq!(e.next_expiry(), None, "an idle server has nothing to wake for");
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(e.clone().run_expiry(cancel.clone()));
+
+        let (ann, room) = (ruma::user_id!("@ann:h.test"), ruma::room_id!("!r:h.test"));
+        let started = Instant::now();
+        e.set_typing(room, ann, Some(Duration::from_millis(200)));
+        let due = e.next_expiry().expect("the typing notification ends");
+        assert!(due > started && due <= started + Duration::from_millis(250), "{:?}", due - started);
+        let typing = e.typing_head();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(e.typing_head() > typing, "ended by the task");
+        assert!(e.typing_event(room.as_str(), None).is_none());
+
+        let sync = e.syncing(ann);
+        e.set_presence(ann, PresenceState::Online, None);
+        // Syncing: only the presence ping to other servers is due, 25 minutes from now.
+        assert!(e.next_expiry().unwrap() > Instant::now() + Duration::from_secs(60));
+        drop(sync);
+        assert!(e.next_expiry().unwrap() <= Instant::now() + Duration::from_millis(301));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(e.presence(ann).0, PresenceState::Offline, "offline on time, by the task");
+        assert_eq!(e.next_expiry(), None);
+        cancel.cancel();
+        task.await.unwrap();
     }
 }
