@@ -18,12 +18,14 @@ use axum::{
     routing::{delete, get, post, put},
 };
 
-use crate::service::AppState;
+use synapse_admin_api::version::get_server_version;
+
+use crate::{http::ruma::RumaResponse, service::AppState};
 
 /// GET /_synapse/admin/v1/server_version: as Synapse, open to anyone (admin tools read it
 /// before signing in).
-async fn server_version() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "server_version": crate::VERSION }))
+async fn server_version() -> RumaResponse<get_server_version::v1::Response> {
+    RumaResponse(get_server_version::v1::Response::new(crate::VERSION.to_owned()))
 }
 
 pub fn routes(r: Router<AppState>) -> Router<AppState> {

@@ -10,10 +10,15 @@ use axum::{
 };
 use serde_json::{Map, Value, json};
 
+use synapse_admin_api::background_updates::{enabled, run, status};
+
 use crate::{
     api::synapse_admin::params::{self, Params},
     error::{Error, Result},
-    http::json::{Admin, Json},
+    http::{
+        json::{Admin, Json},
+        ruma::RumaResponse,
+    },
     service::{
         AppState,
         media::{UploaderFilter, UploaderOrder},
@@ -82,12 +87,16 @@ pub async fn database_rooms(State(s): State<AppState>, _: Admin) -> Result<AxumJ
 static UPDATES_ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// GET /_synapse/admin/v1/background_updates/enabled
-pub async fn updates_enabled(_: Admin) -> AxumJson<Value> {
-    AxumJson(json!({ "enabled": UPDATES_ENABLED.load(Ordering::Relaxed) }))
+pub async fn updates_enabled(_: Admin) -> RumaResponse<enabled::v1::Response> {
+    RumaResponse(enabled::v1::Response::new(UPDATES_ENABLED.load(Ordering::Relaxed)))
 }
 
-/// POST /_synapse/admin/v1/background_updates/enabled `{"enabled": bool}`
-pub async fn set_updates_enabled(_: Admin, Json(body): Json<Map<String, Value>>) -> Result<AxumJson<Value>> {
+/// POST /_synapse/admin/v1/background_updates/enabled `{"enabled": bool}`. The body is read
+/// here, not with ruma's request type, which requires `enabled` where Synapse takes true.
+pub async fn set_updates_enabled(
+    _: Admin,
+    Json(body): Json<Map<String, Value>>,
+) -> Result<RumaResponse<enabled::v1::Response>> {
     let enabled = match body.get("enabled") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -96,25 +105,26 @@ pub async fn set_updates_enabled(_: Admin, Json(body): Json<Map<String, Value>>)
         }
     };
     UPDATES_ENABLED.store(enabled, Ordering::Relaxed);
-    Ok(AxumJson(json!({ "enabled": enabled })))
+    Ok(RumaResponse(enabled::v1::Response::new(enabled)))
 }
 
 /// GET /_synapse/admin/v1/background_updates/status: none is running, ever.
-pub async fn updates_status(_: Admin) -> AxumJson<Value> {
-    AxumJson(json!({ "enabled": UPDATES_ENABLED.load(Ordering::Relaxed), "current_updates": {} }))
+pub async fn updates_status(_: Admin) -> RumaResponse<status::v1::Response> {
+    RumaResponse(status::v1::Response::new(UPDATES_ENABLED.load(Ordering::Relaxed), Default::default()))
 }
 
 /// POST /_synapse/admin/v1/background_updates/start_job `{"job_name"}`: the jobs Synapse knows
 /// rebuild what Hearth keeps current as it writes (room statistics, the user directory), so
-/// they have nothing to do; a job Synapse does not know is refused as Synapse does.
-pub async fn start_job(_: Admin, Json(body): Json<Map<String, Value>>) -> Result<AxumJson<Value>> {
+/// they have nothing to do; a job Synapse does not know is refused as Synapse does (ruma's
+/// request type would take any name, so the body is read here).
+pub async fn start_job(_: Admin, Json(body): Json<Map<String, Value>>) -> Result<RumaResponse<run::v1::Response>> {
     match body.get("job_name") {
         None => Err(Error::missing_param("Missing param 'job_name'")),
         Some(Value::String(name))
             if matches!(name.as_str(), "populate_stats_process_rooms" | "regenerate_directory") =>
         {
             tracing::info!(job = %name, "background job asked for: Hearth keeps this up to date already");
-            Ok(AxumJson(json!({})))
+            Ok(RumaResponse(run::v1::Response::new()))
         }
         Some(_) => Err(Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", "Invalid job_name")),
     }

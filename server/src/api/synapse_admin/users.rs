@@ -16,7 +16,10 @@ use serde_json::{Map, Value, json};
 use crate::{
     api::synapse_admin::params::{self, Params},
     error::{Error, Result},
-    http::json::{Admin, Json},
+    http::{
+        json::{Admin, Json},
+        ruma::RumaResponse,
+    },
     service::{
         AppState,
         accounts::{AdminFilter, AdminOrder, AdminUser, DeviceRow},
@@ -399,10 +402,14 @@ pub async fn username_available(State(s): State<AppState>, _: Admin, Query(q): P
 }
 
 /// GET /_synapse/admin/v1/users/{userId}/admin
-pub async fn get_admin(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+pub async fn get_admin(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> Result<RumaResponse<synapse_admin_api::users::is_user_admin::v1::Response>> {
     let user = local_user(&s, &raw)?;
     let admin = s.accounts.admin_get(&user).await?.is_some_and(|u| u.is_admin);
-    Ok(AxumJson(json!({ "admin": admin })))
+    Ok(RumaResponse(synapse_admin_api::users::is_user_admin::v1::Response::new(admin)))
 }
 
 /// PUT /_synapse/admin/v1/users/{userId}/admin
