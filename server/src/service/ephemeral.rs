@@ -192,20 +192,34 @@ impl Ephemeral {
             if *state == PresenceState::Offline {
                 continue;
             }
-            let remote = !self.outbox.is_ours(user);
-            local_online |= !remote;
-            let last_seen = match syncing.get(user) {
-                Some(s) if s.open > 0 => continue,
-                Some(s) => s.last_end.max(*changed_at),
-                None => *changed_at,
-            };
-            let after = if remote { REMOTE_OFFLINE_AFTER } else { self.offline_after };
-            // `expire_presence` wants strictly longer than `after`.
-            let at = last_seen + after + Duration::from_millis(1);
-            offline = Some(offline.map_or(at, |o: Instant| o.min(at)));
+            local_online |= self.outbox.is_ours(user);
+            if let Some((gone, _)) = self.gone_after(user, *changed_at, &syncing) {
+                // `expire_presence` wants strictly later than that.
+                let at = gone + Duration::from_millis(1);
+                offline = Some(offline.map_or(at, |o: Instant| o.min(at)));
+            }
         }
         let ping = local_online.then(|| *self.pinged.lock() + PRESENCE_PING);
         [typing, offline, ping].into_iter().flatten().min()
+    }
+
+    /// When a user who is not offline counts as gone, and whether they are another server's
+    /// user: the offline timeout after their last sign of life (the later of their presence
+    /// change and the end of their last /sync). None while a /sync of theirs is open.
+    fn gone_after(
+        &self,
+        user: &str,
+        changed_at: Instant,
+        syncing: &HashMap<String, Syncing>,
+    ) -> Option<(Instant, bool)> {
+        let remote = !self.outbox.is_ours(user);
+        let last_seen = match syncing.get(user) {
+            Some(s) if s.open > 0 => return None,
+            Some(s) => s.last_end.max(changed_at),
+            None => changed_at,
+        };
+        let after = if remote { REMOTE_OFFLINE_AFTER } else { self.offline_after };
+        Some((last_seen + after, remote))
     }
 
     /// Drops expired typing notifications (see `run_expiry`).
@@ -263,14 +277,8 @@ impl Ephemeral {
             if *state == PresenceState::Offline {
                 continue;
             }
-            let remote = !self.outbox.is_ours(user);
-            let last_seen = match syncing.get(user) {
-                Some(s) if s.open > 0 => continue,
-                Some(s) => s.last_end.max(*changed_at),
-                None => *changed_at,
-            };
-            let after = if remote { REMOTE_OFFLINE_AFTER } else { self.offline_after };
-            if now.duration_since(last_seen) > after {
+            let Some((gone, remote)) = self.gone_after(user, *changed_at, &syncing) else { continue };
+            if now > gone {
                 *state = PresenceState::Offline;
                 *changed_at = now;
                 *serial = self.presence_serial.fetch_add(1, Ordering::AcqRel) + 1;
@@ -445,15 +453,21 @@ impl Ephemeral {
 mod presence_tests {
     use super::*;
 
-    #[tokio::test]
-    async fn people_who_stop_syncing_go_offline_and_syncing_people_stay_online() {
+    /// An `Ephemeral` of server h.test on a new database, whose users go offline `after` they
+    /// stop syncing (the database's folder is kept with it).
+    async fn ephemeral(after: Duration) -> (Arc<Ephemeral>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("h.db")).await.unwrap();
         let outbox =
             Arc::new(crate::service::federation::outbox::EduOutbox::new(ruma::server_name!("h.test").to_owned(), true));
         let mut e = Ephemeral::new(db, Arc::new(Notifier::default()), outbox).await.unwrap();
-        e.offline_after = Duration::from_millis(50);
-        let e = Arc::new(e);
+        e.offline_after = after;
+        (Arc::new(e), dir)
+    }
+
+    #[tokio::test]
+    async fn people_who_stop_syncing_go_offline_and_syncing_people_stay_online() {
+        let (e, _dir) = ephemeral(Duration::from_millis(50)).await;
         let (ann, bob): (&UserId, &UserId) = (ruma::user_id!("@ann:h.test"), ruma::user_id!("@bob:h.test"));
         let ann_sync = e.syncing(ann);
         e.set_presence(ann, PresenceState::Online, None);
@@ -478,13 +492,7 @@ mod presence_tests {
     /// time, and the task ends them on time without a tick.
     #[tokio::test]
     async fn the_expiry_task_sleeps_until_something_is_due() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("h.db")).await.unwrap();
-        let outbox =
-            Arc::new(crate::service::federation::outbox::EduOutbox::new(ruma::server_name!("h.test").to_owned(), true));
-        let mut e = Ephemeral::new(db, Arc::new(Notifier::default()), outbox).await.unwrap();
-        e.offline_after = Duration::from_millis(300);
-        let e = Arc::new(e);
+        let (e, _dir) = ephemeral(Duration::from_millis(300)).await;
         assert_eq!(e.next_expiry(), None, "an idle server has nothing to wake for");
         let cancel = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(e.clone().run_expiry(cancel.clone()));

@@ -339,11 +339,7 @@ pub async fn deactivate(
     Path(raw): Path<String>,
     Json(body): Json<Map<String, Value>>,
 ) -> Result<AxumJson<Value>> {
-    let erase = match body.get("erase") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(Error::bad_json("Param 'erase' must be a boolean, if given")),
-    };
+    let erase = params::optional_bool(&body, "erase", false)?;
     let (user, _) = existing_user(&s, &raw, "User not found").await?;
     s.deactivate_account(&user, erase).await?;
     Ok(AxumJson(json!({ "id_server_unbind_result": "success" })))

@@ -41,6 +41,8 @@ pub struct VisibilityCheck<'a> {
     forgotten: bool,
     /// Accounts deactivated with `erase`, read at the first event the user was not joined for.
     erased: Option<std::sync::Arc<std::collections::HashSet<String>>>,
+    /// The room version's redaction rules, read at the first such event of an erased sender.
+    redaction: Option<ruma::room_version_rules::RedactionRules>,
 }
 
 impl Rooms {
@@ -72,6 +74,7 @@ impl Rooms {
             ignored: None,
             forgotten: false,
             erased: None,
+            redaction: None,
         }
     }
 
@@ -222,13 +225,18 @@ impl VisibilityCheck<'_> {
         if !erased.contains(&row.sender) {
             return Ok(());
         }
-        let room_id = ruma::RoomId::parse(&self.room_id).map_err(crate::error::Error::internal)?;
-        let Some(room) = self.rooms.room(&room_id).await? else { return Ok(()) };
-        let (_, rules) = super::rules_for(&room.room_version)?;
+        let rules = match &self.redaction {
+            Some(rules) => rules,
+            None => {
+                let room_id = ruma::RoomId::parse(&self.room_id).map_err(crate::error::Error::internal)?;
+                let Some(room) = self.rooms.room(&room_id).await? else { return Ok(()) };
+                self.redaction.insert(super::rules_for(&room.room_version)?.1.redaction)
+            }
+        };
         if let Some(content) = view.get_mut("content") {
             // Content a client could send is canonical JSON; anything else goes whole.
             let mut kept: ruma::CanonicalJsonObject = serde_json::from_value(content.take()).unwrap_or_default();
-            ruma::canonical_json::redact_content_in_place(&mut kept, &rules.redaction, &row.event_type);
+            ruma::canonical_json::redact_content_in_place(&mut kept, rules, &row.event_type);
             *content = serde_json::to_value(kept).map_err(crate::error::Error::internal)?;
         }
         Ok(())
