@@ -60,6 +60,20 @@ async fn rooms_are_listed_searched_paged_and_shown_as_synapse_does() {
         (names(&second), &second["next_batch"], &second["prev_batch"]),
         (vec!["Empty".to_owned()], &json!(2), &json!(0))
     );
+    // Every room here is version 12: Synapse orders versions newest first and breaks ties by
+    // room ID in the same direction, so the tie comes out by descending room ID.
+    let mut by_id: Vec<(String, String)> = all["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["room_id"].as_str().unwrap().to_owned(), r["name"].as_str().unwrap().to_owned()))
+        .collect();
+    by_id.sort();
+    let ascending: Vec<String> = by_id.into_iter().map(|(_, name)| name).collect();
+    let descending: Vec<String> = ascending.iter().rev().cloned().collect();
+    assert_eq!(names(&get("order_by=version").await), descending);
+    assert_eq!(names(&get("order_by=version&dir=b").await), ascending);
+    assert_eq!(names(&get("order_by=size").await)[0], "Family", "Synapse's older name for joined_members");
     assert_eq!(names(&get("search_term=FAM").await), ["Family"]);
     assert_eq!(names(&get("public_rooms=true").await), ["Family"]);
     assert_eq!(names(&get("empty_rooms=true").await), ["Empty"]);
@@ -77,8 +91,14 @@ async fn rooms_are_listed_searched_paged_and_shown_as_synapse_does() {
         (&json!("Sunday lunch"), &json!("12"), &json!(false), &Value::Null)
     );
     assert_eq!(d["joined_local_devices"], 2, "{d}");
+    assert_eq!((&d["tombstoned"], &d["replacement_room"]), (&json!(false), &Value::Null), "{d}");
     let (_, c) = s.get(&format!("/_synapse/admin/v1/rooms/{club}"), Some(&root)).await;
     assert_eq!(c["encryption"], "m.megolm.v1.aes-sha2");
+    let tombstone = format!("/_matrix/client/v3/rooms/{club}/state/m.room.tombstone/");
+    let body = json!({"body": "moved", "replacement_room": family});
+    assert_eq!(s.put(&tombstone, Some(&alice), body).await.0, 200);
+    let (_, c) = s.get(&format!("/_synapse/admin/v1/rooms/{club}"), Some(&root)).await;
+    assert_eq!((&c["tombstoned"], &c["replacement_room"]), (&json!(true), &json!(family)), "{c}");
     let (_, e) = s.get(&format!("/_synapse/admin/v1/rooms/{empty}"), Some(&root)).await;
     assert_eq!((&e["joined_members"], &e["forgotten"]), (&json!(0), &json!(false)));
     assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{empty}/forget"), Some(&alice), json!({})).await.0, 200);

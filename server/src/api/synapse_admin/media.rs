@@ -173,9 +173,13 @@ pub async fn unquarantine(
     Ok(AxumJson(json!({})))
 }
 
-/// A room ID from the path (400 M_INVALID_PARAM when it is not one).
-fn room_param(raw: &str) -> Result<ruma::OwnedRoomId> {
-    ruma::RoomId::parse(raw).map_err(|_| Error::invalid_param(format!("{raw} is not a legal room ID")))
+/// The `mxc://` URLs a room's events point at. As Synapse, a room this server does not know,
+/// or a path that is no room ID at all, simply has none (no 404 or 400).
+async fn media_in_room(s: &AppState, raw: &str) -> Result<Vec<String>> {
+    match ruma::RoomId::parse(raw) {
+        Ok(room) => s.rooms.media_urls(&room).await,
+        Err(_) => Ok(Vec::new()),
+    }
 }
 
 /// POST /_synapse/admin/v1/room/{roomId}/media/quarantine (and the older
@@ -185,8 +189,7 @@ pub async fn quarantine_room(
     crate::http::json::Admin(session): crate::http::json::Admin,
     Path(raw): Path<String>,
 ) -> Result<AxumJson<Value>> {
-    let room = room_param(&raw)?;
-    let urls = s.rooms.media_urls(&room).await?;
+    let urls = media_in_room(&s, &raw).await?;
     let n = s.media.quarantine_urls(&urls, session.user_id.as_str()).await?;
     Ok(AxumJson(json!({ "num_quarantined": n })))
 }
@@ -217,12 +220,8 @@ pub async fn unprotect(State(s): State<AppState>, _: Admin, Path(media_id): Path
 /// GET /_synapse/admin/v1/room/{roomId}/media: the `mxc://` URLs the room's events point at,
 /// this server's and others'.
 pub async fn room_media(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
-    let room = room_param(&raw)?;
-    if s.rooms.room(&room).await?.is_none() {
-        return Err(Error::not_found("Room not found"));
-    }
     let ours = format!("mxc://{}/", s.config.server_name);
     let (local, remote): (Vec<String>, Vec<String>) =
-        s.rooms.media_urls(&room).await?.into_iter().partition(|u| u.starts_with(&ours));
+        media_in_room(&s, &raw).await?.into_iter().partition(|u| u.starts_with(&ours));
     Ok(AxumJson(json!({ "local": local, "remote": remote })))
 }

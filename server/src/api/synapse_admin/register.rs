@@ -1,20 +1,23 @@
 //! GET/POST /_synapse/admin/v1/register: shared-secret registration, as Synapse serves it.
 
-use axum::{Json as AxumJson, extract::State};
+use axum::extract::State;
 use http::StatusCode;
 use ruma::api::error::ErrorKind;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use synapse_admin_api::register_users::{shared_secret_register, shared_secret_register_nonce};
 
 use crate::{
     error::{Error, Result},
-    http::{json::Json, ruma::client_ip},
+    http::{
+        json::Json,
+        ruma::{RumaResponse, client_ip},
+    },
     service::AppState,
 };
 
 /// GET /_synapse/admin/v1/register: a single-use nonce.
-pub async fn get_nonce(State(s): State<AppState>) -> AxumJson<Value> {
-    AxumJson(json!({ "nonce": s.shared_secret.new_nonce() }))
+pub async fn get_nonce(State(s): State<AppState>) -> RumaResponse<shared_secret_register_nonce::v1::Response> {
+    RumaResponse(shared_secret_register_nonce::v1::Response::new(s.shared_secret.new_nonce()))
 }
 
 #[derive(Deserialize)]
@@ -29,12 +32,13 @@ pub struct RegisterBody {
     user_type: Option<String>,
 }
 
-/// POST /_synapse/admin/v1/register
+/// POST /_synapse/admin/v1/register. The body is read here rather than with the crate's request
+/// type, which has no `user_type` and requires `displayname` and `admin`.
 pub async fn register(
     State(s): State<AppState>,
     parts: http::request::Parts,
     Json(body): Json<RegisterBody>,
-) -> Result<AxumJson<Value>> {
+) -> Result<RumaResponse<shared_secret_register::v1::Response>> {
     if !s.shared_secret.take_nonce(&body.nonce) {
         return Err(Error::invalid_param("Unrecognised or expired nonce; GET a new one"));
     }
@@ -59,10 +63,10 @@ pub async fn register(
     s.accounts.create_user(&user_id, Some(body.password), body.admin, false, body.displayname.as_deref(), None).await?;
     let ip = client_ip(&parts).map(|i| i.to_string());
     let session = s.accounts.create_session(&user_id, None, None, false, ip.as_deref()).await?;
-    Ok(AxumJson(json!({
-        "access_token": session.access_token,
-        "user_id": session.user_id,
-        "home_server": s.config.server_name,
-        "device_id": session.device_id,
-    })))
+    Ok(RumaResponse(shared_secret_register::v1::Response::new(
+        session.access_token,
+        user_id,
+        s.config.server_name.clone(),
+        session.device_id,
+    )))
 }

@@ -2,22 +2,34 @@
 //! rooms with Synapse's order, search and paging, a room's details, members, state and forward
 //! extremities, and reports about events.
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, collections::HashMap};
 
 use axum::{
     Json as AxumJson,
     extract::{Path, Query, State},
 };
-use ruma::RoomId;
+use ruma::{
+    OwnedUserId, RoomAliasId, RoomId, UInt, UserId,
+    events::room::{guest_access::GuestAccess, history_visibility::HistoryVisibility},
+    room::{JoinRuleKind, RoomType},
+};
+use serde::Serialize;
 use serde_json::{Value, json};
+use synapse_admin_api::{
+    room_membership::join_room,
+    rooms::{
+        list_rooms::v1::{RoomDetails, RoomSortOrder},
+        room_members,
+    },
+};
 
 use crate::{
     api::synapse_admin::params::{self, Params},
     error::{Error, Result},
-    http::json::Admin,
+    http::{json::Admin, ruma::RumaResponse},
     service::{
         AppState,
-        rooms::{EventReport, ReportFilter},
+        rooms::{EventReport, ReportFilter, admin::RoomStats},
     },
 };
 
@@ -27,119 +39,174 @@ fn room_id(raw: &str) -> Result<&RoomId> {
 }
 
 /// A room the server knows, as Synapse shows it (404 otherwise).
-async fn known_room(s: &AppState, raw: &str) -> Result<(ruma::OwnedRoomId, Value)> {
-    let id = room_id(raw)?.to_owned();
-    let room = s.rooms.synapse_room(&id).await?.ok_or_else(|| Error::not_found("Room not found"))?;
-    Ok((id, room))
+async fn known_room(s: &AppState, raw: &str) -> Result<RoomStats> {
+    let id = room_id(raw)?;
+    s.rooms.synapse_room(id).await?.ok_or_else(|| Error::not_found("Room not found"))
 }
 
-/// The fields of the list (the details without what only they show).
-const LISTED: [&str; 15] = [
-    "room_id",
-    "name",
-    "canonical_alias",
-    "joined_members",
-    "joined_local_members",
-    "version",
-    "creator",
-    "encryption",
-    "federatable",
-    "public",
-    "join_rules",
-    "guest_access",
-    "history_visibility",
-    "state_events",
-    "room_type",
-];
+/// A room as the list shows it, in the crate's type (the details add a few fields).
+fn listed(r: &RoomStats) -> RoomDetails {
+    let mut d = RoomDetails::new(r.room_id.clone());
+    d.name = r.name.clone();
+    d.canonical_alias = r.canonical_alias.as_deref().and_then(|a| RoomAliasId::parse(a).ok());
+    d.joined_members = UInt::new_saturating(r.joined_members);
+    d.joined_local_members = UInt::new_saturating(r.joined_local_members);
+    d.version = Some(r.version.clone());
+    d.creator = UserId::parse(&r.creator).ok();
+    d.encryption = r.encryption.clone();
+    d.federatable = r.federatable;
+    d.public = r.public;
+    d.join_rules = r.join_rules.as_deref().map(JoinRuleKind::from);
+    d.guest_access = r.guest_access.as_deref().map(GuestAccess::from);
+    d.history_visibility = r.history_visibility.as_deref().map(HistoryVisibility::from);
+    d.state_events = UInt::new_saturating(r.state_events);
+    d.room_type = r.room_type.as_deref().map(RoomType::from);
+    d
+}
 
-/// Synapse's order of rooms by `key`: text and flags ascending, counts descending.
-fn compare(a: &Value, b: &Value, key: &str) -> Ordering {
-    let by_key = match (&a[key], &b[key]) {
-        (Value::Number(x), Value::Number(y)) => y.as_i64().cmp(&x.as_i64()),
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (x, y) => x.as_str().cmp(&y.as_str()),
+/// GET /v1/rooms/{roomId}: the list's fields and what only the details show. The crate's
+/// `room_details` response lacks `tombstoned` and `replacement_room`, which Synapse sends.
+#[derive(Serialize)]
+pub struct Details {
+    #[serde(flatten)]
+    listed: RoomDetails,
+    topic: Option<String>,
+    avatar: Option<String>,
+    joined_local_devices: u64,
+    forgotten: bool,
+    tombstoned: bool,
+    replacement_room: Option<String>,
+}
+
+/// The page of the list. The crate's `list_rooms` response would send `next_batch` and
+/// `prev_batch` as null; Synapse leaves them out when there is no such page.
+#[derive(Serialize)]
+pub struct RoomPage {
+    rooms: Vec<RoomDetails>,
+    offset: i64,
+    total_rooms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_batch: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prev_batch: Option<i64>,
+}
+
+/// `order_by`, with Synapse's two older names; unknown orders are refused.
+fn sort_order(q: &HashMap<String, String>) -> Result<RoomSortOrder> {
+    let order = match q.get("order_by").map(String::as_str).unwrap_or("name") {
+        "alphabetical" => RoomSortOrder::Name,
+        "size" => RoomSortOrder::JoinedMembers,
+        other => RoomSortOrder::from(other),
     };
-    by_key.then_with(|| a["room_id"].as_str().cmp(&b["room_id"].as_str()))
+    match order {
+        RoomSortOrder::_Custom(_) => Err(Error::invalid_param(format!(
+            "Unknown value for order_by: {}",
+            q.get("order_by").map_or("", String::as_str)
+        ))),
+        order => Ok(order),
+    }
+}
+
+/// Synapse's order of rooms: ascending by the key, except counts and versions, which come
+/// largest first; ties by room ID in the same direction. Missing values sort first, as in
+/// SQLite. `backwards` turns the whole order round.
+fn compare(a: &RoomStats, b: &RoomStats, order: &RoomSortOrder, backwards: bool) -> Ordering {
+    use RoomSortOrder as O;
+    let (key, ascending) = match order {
+        O::JoinedMembers => (a.joined_members.cmp(&b.joined_members), false),
+        O::JoinedLocalMembers => (a.joined_local_members.cmp(&b.joined_local_members), false),
+        O::StateEvents => (a.state_events.cmp(&b.state_events), false),
+        O::Version => (a.version.cmp(&b.version), false),
+        O::CanonicalAlias => (a.canonical_alias.cmp(&b.canonical_alias), true),
+        O::Creator => (a.creator.cmp(&b.creator), true),
+        O::Encryption => (a.encryption.cmp(&b.encryption), true),
+        O::Federatable => (a.federatable.cmp(&b.federatable), true),
+        O::Public => (a.public.cmp(&b.public), true),
+        O::JoinRules => (a.join_rules.cmp(&b.join_rules), true),
+        O::GuestAccess => (a.guest_access.cmp(&b.guest_access), true),
+        O::HistoryVisibility => (a.history_visibility.cmp(&b.history_visibility), true),
+        _ => (a.name.cmp(&b.name), true),
+    };
+    let both = key.then_with(|| a.room_id.cmp(&b.room_id));
+    if ascending != backwards { both } else { both.reverse() }
+}
+
+/// Whether a room matches `search_term` as Synapse matches it: in its name, its alias's
+/// localpart (`#%term%:%`), or its exact ID.
+fn matches(r: &RoomStats, raw: &str, lowered: &str) -> bool {
+    let name = r.name.as_ref().is_some_and(|n| n.to_lowercase().contains(lowered));
+    let alias = r
+        .canonical_alias
+        .as_ref()
+        .and_then(|a| a.split_once(':'))
+        .is_some_and(|(local, _)| local.to_lowercase().contains(lowered));
+    name || alias || r.room_id.as_str() == raw
 }
 
 /// GET /_synapse/admin/v1/rooms
-pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<Value>> {
+pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Params) -> Result<AxumJson<RoomPage>> {
     let from = params::int(&q, "from", 0)?;
     let limit = params::int(&q, "limit", 100)?;
-    let key = match q.get("order_by").map(String::as_str).unwrap_or("name") {
-        "name" | "alphabetical" => "name",
-        "size" | "joined_members" => "joined_members",
-        k @ ("canonical_alias"
-        | "joined_local_members"
-        | "version"
-        | "creator"
-        | "encryption"
-        | "federatable"
-        | "public"
-        | "join_rules"
-        | "guest_access"
-        | "history_visibility"
-        | "state_events") => k,
-        other => return Err(Error::invalid_param(format!("Unknown value for order_by: {other}"))),
-    };
+    let order = sort_order(&q)?;
     let backwards = params::backwards(&q, false)?;
     let term = match q.get("search_term") {
         Some(t) if t.is_empty() => return Err(Error::invalid_param("search_term cannot be an empty string")),
-        t => t.map(|t| t.to_lowercase()),
+        t => t.map(|t| (t.as_str(), t.to_lowercase())),
     };
     let public = params::boolean(&q, "public_rooms")?;
     let empty = params::boolean(&q, "empty_rooms")?;
-    let mut rooms: Vec<Value> = s
+    let mut rooms: Vec<RoomStats> = s
         .rooms
         .synapse_rooms()
         .await?
         .into_iter()
-        .filter(|r| {
-            term.as_ref().is_none_or(|t| {
-                let name = r["name"].as_str().is_some_and(|n| n.to_lowercase().contains(t.as_str()));
-                // The alias's localpart, as Synapse matches `#%term%:%`.
-                let alias = r["canonical_alias"]
-                    .as_str()
-                    .and_then(|a| a.split_once(':'))
-                    .is_some_and(|(local, _)| local.to_lowercase().contains(t.as_str()));
-                name || alias || r["room_id"].as_str() == q.get("search_term").map(String::as_str)
-            })
-        })
-        .filter(|r| public.is_none_or(|p| r["public"] == p))
-        .filter(|r| empty.is_none_or(|e| (r["joined_members"] == 0) == e))
+        .filter(|r| term.as_ref().is_none_or(|(raw, lowered)| matches(r, raw, lowered)))
+        .filter(|r| public.is_none_or(|p| r.public == p))
+        .filter(|r| empty.is_none_or(|e| (r.joined_members == 0) == e))
         .collect();
-    rooms.sort_by(|a, b| compare(a, b, key));
-    if backwards {
-        rooms.reverse();
-    }
+    rooms.sort_by(|a, b| compare(a, b, &order, backwards));
     let total = rooms.len() as i64;
-    let page: Vec<Value> = rooms
-        .into_iter()
-        .skip(from as usize)
-        .take(limit as usize)
-        .map(|r| Value::Object(LISTED.iter().map(|k| ((*k).to_owned(), r[*k].clone())).collect()))
-        .collect();
-    let mut out = json!({ "rooms": page, "offset": from, "total_rooms": total });
-    if from + limit < total {
-        out["next_batch"] = json!(from + limit);
-    }
-    if from > 0 {
-        out["prev_batch"] = json!(if from > limit { from - limit } else { 0 });
-    }
-    Ok(AxumJson(out))
+    let page = rooms.iter().skip(from as usize).take(limit as usize).map(listed).collect();
+    Ok(AxumJson(RoomPage {
+        rooms: page,
+        offset: from,
+        total_rooms: total,
+        next_batch: (from + limit < total).then_some(from + limit),
+        prev_batch: (from > 0).then_some(if from > limit { from - limit } else { 0 }),
+    }))
 }
 
 /// GET /_synapse/admin/v1/rooms/{roomId}
-pub async fn details(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
-    Ok(AxumJson(known_room(&s, &raw).await?.1))
+pub async fn details(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Details>> {
+    let r = known_room(&s, &raw).await?;
+    Ok(AxumJson(Details {
+        listed: listed(&r),
+        topic: r.topic,
+        avatar: r.avatar,
+        joined_local_devices: r.joined_local_devices,
+        forgotten: r.forgotten,
+        tombstoned: r.tombstoned,
+        replacement_room: r.replacement_room,
+    }))
 }
 
 /// GET /_synapse/admin/v1/rooms/{roomId}/members: who is joined, here and elsewhere.
-pub async fn members(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
-    let (id, _) = known_room(&s, &raw).await?;
-    let joined: Vec<String> =
-        s.rooms.members(&id).await?.into_iter().filter(|(_, m, _)| m == "join").map(|(u, _, _)| u).collect();
-    Ok(AxumJson(json!({ "total": joined.len(), "members": joined })))
+pub async fn members(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> Result<RumaResponse<room_members::v1::Response>> {
+    let id = known_room(&s, &raw).await?.room_id;
+    let joined: Vec<OwnedUserId> = s
+        .rooms
+        .members(&id)
+        .await?
+        .into_iter()
+        .filter(|(_, m, _)| m == "join")
+        .filter_map(|(u, _, _)| UserId::parse(u).ok())
+        .collect();
+    let total = UInt::new_saturating(joined.len() as u64);
+    Ok(RumaResponse(room_members::v1::Response::new(joined, total)))
 }
 
 /// GET /_synapse/admin/v1/rooms/{roomId}/state[?type=]: the current state, as clients see it.
@@ -149,7 +216,7 @@ pub async fn state(
     Path(raw): Path<String>,
     Query(q): Params,
 ) -> Result<AxumJson<Value>> {
-    let (id, _) = known_room(&s, &raw).await?;
+    let id = known_room(&s, &raw).await?.room_id;
     let kind = q.get("type").filter(|t| !t.is_empty());
     let ids: Vec<String> = s
         .rooms
@@ -169,7 +236,7 @@ pub async fn forward_extremities(
     _: Admin,
     Path(raw): Path<String>,
 ) -> Result<AxumJson<Value>> {
-    let (id, _) = known_room(&s, &raw).await?;
+    let id = known_room(&s, &raw).await?.room_id;
     let mut results = Vec::new();
     for event_id in s.rooms.forward_extremities(&id).await? {
         let Some(e) = s.rooms.event(&event_id).await? else { continue };
@@ -197,8 +264,8 @@ async fn report_json(s: &AppState, r: &EventReport) -> Result<Value> {
         "score": null,
         "reason": r.reason,
         "sender": r.sender,
-        "canonical_alias": room.as_ref().map_or(Value::Null, |r| r["canonical_alias"].clone()),
-        "name": room.as_ref().map_or(Value::Null, |r| r["name"].clone()),
+        "canonical_alias": room.as_ref().and_then(|r| r.canonical_alias.clone()),
+        "name": room.as_ref().and_then(|r| r.name.clone()),
     }))
 }
 
@@ -260,7 +327,7 @@ pub async fn join(
     crate::http::json::Admin(session): crate::http::json::Admin,
     Path(raw): Path<String>,
     crate::http::json::Json(body): crate::http::json::Json<serde_json::Map<String, Value>>,
-) -> Result<AxumJson<Value>> {
+) -> Result<RumaResponse<join_room::v1::Response>> {
     let user = match body.get("user_id") {
         None => return Err(Error::missing_param("Missing param 'user_id'")),
         Some(Value::String(u)) => {
@@ -294,7 +361,7 @@ pub async fn join(
     }
     s.rooms.join(&room_id, &user, false, None).await?;
     tracing::info!(%user, room = %room_id, admin = %session.user_id, "joined to a room by an admin");
-    Ok(AxumJson(json!({ "room_id": room_id })))
+    Ok(RumaResponse(join_room::v1::Response::new(room_id)))
 }
 
 /// GET /_synapse/admin/v1/rooms/{roomId}/block: whether it is blocked, and by whom.
@@ -328,7 +395,7 @@ pub async fn messages(
     Path(raw): Path<String>,
     Query(q): Params,
 ) -> Result<AxumJson<Value>> {
-    let (id, _) = known_room(&s, &raw).await?;
+    let id = known_room(&s, &raw).await?.room_id;
     let limit = params::int(&q, "limit", 10)?.clamp(1, 1000);
     let backwards = params::backwards(&q, false)?;
     let token = |key: &str| q.get(key).map(|t| crate::service::sync::parse_token(t)).transpose();

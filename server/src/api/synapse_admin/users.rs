@@ -12,6 +12,7 @@ use axum::{
 };
 use ruma::{OwnedDeviceId, OwnedUserId, UserId, api::error::ErrorKind};
 use serde_json::{Map, Value, json};
+use synapse_admin_api::users::{list_joined_rooms, reset_password};
 
 use crate::{
     api::synapse_admin::params::{self, Params},
@@ -351,7 +352,7 @@ pub async fn reset_password(
     _: Admin,
     Path(raw): Path<String>,
     Json(body): Json<Map<String, Value>>,
-) -> Result<AxumJson<Value>> {
+) -> Result<RumaResponse<reset_password::v1::Response>> {
     let password = match body.get("new_password") {
         Some(Value::String(p)) => p.clone(),
         Some(_) => return Err(Error::invalid_param("new_password must be a string")),
@@ -360,7 +361,7 @@ pub async fn reset_password(
     let logout_devices = body_bool(&body, "logout_devices")?.unwrap_or(true);
     let (user, _) = existing_user(&s, &raw, "Unknown user").await?;
     s.accounts.set_password_as_admin(&user, password, logout_devices).await?;
-    Ok(AxumJson(json!({})))
+    Ok(RumaResponse(reset_password::v1::Response::new()))
 }
 
 /// GET /_synapse/admin/v1/whois/{userId}: the client API's whois, for admins.
@@ -374,10 +375,16 @@ pub async fn whois(
 }
 
 /// GET /_synapse/admin/v1/users/{userId}/joined_rooms
-pub async fn joined_rooms(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Value>> {
+pub async fn joined_rooms(
+    State(s): State<AppState>,
+    _: Admin,
+    Path(raw): Path<String>,
+) -> Result<RumaResponse<list_joined_rooms::v1::Response>> {
     let user = local_user(&s, &raw)?;
-    let rooms = s.rooms.joined_rooms(&user).await?;
-    Ok(AxumJson(json!({ "total": rooms.len(), "joined_rooms": rooms })))
+    let rooms: Vec<ruma::OwnedRoomId> =
+        s.rooms.joined_rooms(&user).await?.into_iter().filter_map(|r| ruma::RoomId::parse(r).ok()).collect();
+    let total = ruma::UInt::new_saturating(rooms.len() as u64);
+    Ok(RumaResponse(list_joined_rooms::v1::Response::new(rooms, total)))
 }
 
 /// GET /_synapse/admin/v1/username_available?username=: 200 when free, 400 with the reason.

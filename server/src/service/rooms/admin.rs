@@ -1,6 +1,6 @@
 //! Rooms as the dashboard lists them: every room with its summary, and who is in each.
 
-use ruma::RoomId;
+use ruma::{OwnedRoomId, RoomId};
 use serde_json::{Value, json};
 
 use super::Rooms;
@@ -41,17 +41,45 @@ impl Rooms {
     }
 }
 
+/// A room as Synapse's admin API describes it (`GET /v1/rooms/{roomId}`; the list shows most
+/// of it), read from the current state.
+#[derive(Clone, Debug)]
+pub struct RoomStats {
+    pub room_id: OwnedRoomId,
+    pub name: Option<String>,
+    pub canonical_alias: Option<String>,
+    pub joined_members: u64,
+    pub joined_local_members: u64,
+    pub joined_local_devices: u64,
+    pub version: String,
+    pub creator: String,
+    pub encryption: Option<String>,
+    pub federatable: bool,
+    pub public: bool,
+    pub join_rules: Option<String>,
+    pub guest_access: Option<String>,
+    pub history_visibility: Option<String>,
+    pub state_events: u64,
+    pub room_type: Option<String>,
+    pub avatar: Option<String>,
+    pub topic: Option<String>,
+    /// Every local member forgot the room.
+    pub forgotten: bool,
+    /// The room has a tombstone, and where it points (if anywhere).
+    pub tombstoned: bool,
+    pub replacement_room: Option<String>,
+}
+
 impl Rooms {
-    /// A room as Synapse's admin API shows it (`GET /v1/rooms/{roomId}`; the list shows most of
-    /// it); None for a room this server does not know.
-    pub async fn synapse_room(&self, room_id: &RoomId) -> Result<Option<Value>> {
+    /// A room as Synapse's admin API shows it; None for a room this server does not know.
+    pub async fn synapse_room(&self, room_id: &RoomId) -> Result<Option<RoomStats>> {
         let Some((creator, version, public)) = storage::rooms::admin_row(&self.db.read, room_id.as_str()).await? else {
             return Ok(None);
         };
         let suffix = self.shared.local_suffix.as_str();
         let members = storage::rooms::members(&self.db.read, room_id.as_str()).await?;
-        let joined = members.iter().filter(|(_, m, _)| m == "join").count();
-        let joined_local = members.iter().filter(|(u, m, _)| m == "join" && u.ends_with(&suffix)).count();
+        let joined = members.iter().filter(|(_, m, _)| m == "join").count() as u64;
+        let joined_local = members.iter().filter(|(u, m, _)| m == "join" && u.ends_with(&suffix)).count() as u64;
         let local: Vec<&String> = members.iter().map(|(u, _, _)| u).filter(|u| u.ends_with(&suffix)).collect();
         let mut forgotten = !local.is_empty();
         for user in &local {
@@ -62,35 +90,39 @@ impl Rooms {
             }
         }
         let create = self.state_content(room_id, "m.room.create").await?;
-        let field = |content: Value, key: &str| content.get(key).and_then(Value::as_str).map(str::to_owned);
-        let tombstone = self.state_content(room_id, "m.room.tombstone").await?;
-        Ok(Some(json!({
-            "room_id": room_id,
-            "name": field(self.state_content(room_id, "m.room.name").await?, "name"),
-            "canonical_alias": field(self.state_content(room_id, "m.room.canonical_alias").await?, "alias"),
-            "joined_members": joined,
-            "joined_local_members": joined_local,
-            "joined_local_devices": storage::rooms::joined_local_devices(&self.db.read, room_id.as_str(), suffix).await?,
-            "version": version,
-            "creator": creator,
-            "encryption": field(self.state_content(room_id, "m.room.encryption").await?, "algorithm"),
-            "federatable": create.get("m.federate").and_then(Value::as_bool).unwrap_or(true),
-            "public": public,
-            "join_rules": field(self.state_content(room_id, "m.room.join_rules").await?, "join_rule"),
-            "guest_access": field(self.state_content(room_id, "m.room.guest_access").await?, "guest_access"),
-            "history_visibility": field(self.state_content(room_id, "m.room.history_visibility").await?, "history_visibility"),
-            "state_events": storage::rooms::state_count(&self.db.read, room_id.as_str()).await?,
-            "room_type": field(create.clone(), "type"),
-            "avatar": field(self.state_content(room_id, "m.room.avatar").await?, "url"),
-            "topic": field(self.state_content(room_id, "m.room.topic").await?, "topic"),
-            "forgotten": forgotten,
-            "tombstoned": tombstone.get("replacement_room").is_some(),
-            "replacement_room": field(tombstone, "replacement_room"),
-        })))
+        let field = |content: &Value, key: &str| content.get(key).and_then(Value::as_str).map(str::to_owned);
+        let state = |event_type: &'static str, key: &'static str| async move {
+            Ok::<_, crate::error::Error>(field(&self.state_content(room_id, event_type).await?, key))
+        };
+        let tombstone = self.current_state_event(room_id, "m.room.tombstone", "").await?;
+        Ok(Some(RoomStats {
+            room_id: room_id.to_owned(),
+            name: state("m.room.name", "name").await?,
+            canonical_alias: state("m.room.canonical_alias", "alias").await?,
+            joined_members: joined,
+            joined_local_members: joined_local,
+            joined_local_devices: storage::rooms::joined_local_devices(&self.db.read, room_id.as_str(), suffix).await?
+                as u64,
+            version,
+            creator,
+            encryption: state("m.room.encryption", "algorithm").await?,
+            federatable: create.get("m.federate").and_then(Value::as_bool).unwrap_or(true),
+            public,
+            join_rules: state("m.room.join_rules", "join_rule").await?,
+            guest_access: state("m.room.guest_access", "guest_access").await?,
+            history_visibility: state("m.room.history_visibility", "history_visibility").await?,
+            state_events: storage::rooms::state_count(&self.db.read, room_id.as_str()).await? as u64,
+            room_type: field(&create, "type"),
+            avatar: state("m.room.avatar", "url").await?,
+            topic: state("m.room.topic", "topic").await?,
+            forgotten,
+            tombstoned: tombstone.is_some(),
+            replacement_room: tombstone.and_then(|t| field(&super::content_of(&t.json), "replacement_room")),
+        }))
     }
 
     /// Every room this server knows, as `synapse_room` shows them.
-    pub async fn synapse_rooms(&self) -> Result<Vec<Value>> {
+    pub async fn synapse_rooms(&self) -> Result<Vec<RoomStats>> {
         let mut out = Vec::new();
         for (room_id, _, _) in storage::rooms::all_rooms(&self.db.read).await? {
             let Ok(id) = RoomId::parse(&room_id) else { continue };
@@ -100,7 +132,9 @@ impl Rooms {
         }
         Ok(out)
     }
+}
 
+impl Rooms {
     /// A page of reports about events, and how many match in all.
     pub async fn event_reports(&self, filter: &ReportFilter) -> Result<(Vec<EventReport>, i64)> {
         Ok(storage::reports::event_reports(&self.db.read, filter).await?)
