@@ -126,7 +126,6 @@ pub struct Append {
     pub relation: Option<(String, String)>,
     pub push: Vec<PushRow>,
     pub push_thread: String,
-    pub now: i64,
 }
 
 /// The outcome of a committed append.
@@ -340,23 +339,31 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         push_stream(q, id);
         q.push(");\n");
     }
-    let push: Vec<serde_json::Value> =
-        a.push.iter().map(|p| json!({ "u": p.user_id, "h": p.highlight as i64, "a": p.actions })).collect();
+    let push: Vec<serde_json::Value> = a
+        .push
+        .iter()
+        .map(|p| {
+            let (flags, actions) = super::push_actions::compact(p.highlight, &p.actions);
+            json!({ "u": p.user_id, "f": flags, "a": actions })
+        })
+        .collect();
     let push_json = json!(push).to_string();
     if !a.push.is_empty() {
-        q.push("INSERT OR IGNORE INTO event_push_actions (event_id, user_id, room_id, stream_ordering, thread_id, highlight, actions, ts) SELECT ")
-            .push_bind(id)
-            .push(", json_extract(value, '$.u'), ")
+        // Users and the room get their numbers the first time they are notified.
+        q.push("INSERT OR IGNORE INTO user_nids (user_id) SELECT json_extract(value, '$.u') FROM json_each(")
+            .push_bind(push_json.clone())
+            .push(");\nINSERT OR IGNORE INTO room_nids (room_id) VALUES (")
             .push_bind(room)
-            .push(", ");
+            .push(");\n");
+        q.push("INSERT OR IGNORE INTO push_actions (user_nid, room_nid, stream_ordering, thread_id, flags, actions) SELECT u.nid, (SELECT nid FROM room_nids WHERE room_id = ")
+            .push_bind(room)
+            .push("), ");
         push_stream(q, id);
         q.push(", ")
             .push_bind(a.push_thread.as_str())
-            .push(", json_extract(value, '$.h'), json_extract(value, '$.a'), ")
-            .push_bind(a.now)
-            .push(" FROM json_each(")
+            .push(", json_extract(value, '$.f'), json_extract(value, '$.a') FROM json_each(")
             .push_bind(push_json.clone())
-            .push(");\n");
+            .push(") JOIN user_nids u ON u.user_id = json_extract(value, '$.u');\n");
     }
     // The answer: the stream position, then once more per notified user who has pushers.
     q.push("SELECT ").push_bind(index).push(", ");

@@ -79,6 +79,58 @@ mod tests {
         assert!(e.contains("newer Hearth"), "{e}");
     }
 
+    /// Push actions stored before the compact table are moved into it: the default rules'
+    /// actions become flags, any other actions stay whole, users and rooms get their numbers.
+    #[tokio::test]
+    async fn push_actions_of_an_older_database_are_kept_in_the_compact_table() {
+        use sqlx::{ConnectOptions, Connection};
+        use std::str::FromStr;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://").unwrap().filename(&path).create_if_missing(true);
+        let mut conn = options.connect().await.unwrap();
+        sqlx::migrate!("../migrations").run_to(20261207000036, &mut conn).await.unwrap();
+        let ring = r#"["notify",{"set_tweak":"sound","value":"ring"}]"#;
+        for (user, event, stream, highlight, actions) in [
+            ("@a:h", "$1", 1, 0, r#"["notify"]"#),
+            ("@b:h", "$1", 1, 1, r#"["notify",{"set_tweak":"sound","value":"default"},{"set_tweak":"highlight"}]"#),
+            ("@a:h", "$2", 2, 0, ring),
+        ] {
+            sqlx::query(
+                "INSERT INTO event_push_actions (event_id, user_id, room_id, stream_ordering, thread_id, highlight, actions, ts)
+                 VALUES (?, ?, '!r:h', ?, '', ?, ?, 0)",
+            )
+            .bind(event)
+            .bind(user)
+            .bind(stream)
+            .bind(highlight)
+            .bind(actions)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        conn.close().await.unwrap();
+        let db = super::Db::open(&path).await.unwrap();
+        let rows: Vec<(String, String, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT u.user_id, r.room_id, a.stream_ordering, a.flags, a.actions FROM push_actions a
+             JOIN user_nids u ON u.nid = a.user_nid JOIN room_nids r ON r.nid = a.room_nid ORDER BY 3, 1",
+        )
+        .fetch_all(&db.read)
+        .await
+        .unwrap();
+        let room = "!r:h".to_owned();
+        assert_eq!(
+            rows,
+            vec![
+                ("@a:h".to_owned(), room.clone(), 1, 0, None),
+                ("@b:h".to_owned(), room.clone(), 1, 3, None),
+                ("@a:h".to_owned(), room, 2, 0, Some(ring.to_owned())),
+            ]
+        );
+        db.close().await;
+    }
+
     /// A backup's snapshot is a reader that holds its view for seconds. The checkpointer used
     /// to wait for it with the write lock held (a RESTART), and every send waited as long.
     #[tokio::test]

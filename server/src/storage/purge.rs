@@ -91,10 +91,17 @@ pub async fn room(
         .execute(&mut *tx)
         .await?;
     }
+    // The push actions' key starts with the user: one seek per local user, not a table scan.
+    sqlx::query(
+        "DELETE FROM push_actions WHERE user_nid IN (SELECT nid FROM user_nids)
+           AND room_nid = (SELECT nid FROM room_nids WHERE room_id = ?)",
+    )
+    .bind(room_id)
+    .execute(&mut *tx)
+    .await?;
     let by_room = [
         "events_fts",
         "event_relations",
-        "event_push_actions",
         "pending_redactions",
         "receipts",
         "forward_extremities",
@@ -103,6 +110,7 @@ pub async fn room(
         "room_aliases",
         "delayed_events",
         "forgotten_rooms",
+        "room_nids",
     ];
     for table in by_room {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE room_id = ?")))
@@ -239,10 +247,18 @@ pub async fn history(
     .await?;
     let ids: Vec<String> = ids.into_iter().map(|r| r.0).collect();
     let list = serde_json::json!(ids).to_string();
+    sqlx::query(
+        "DELETE FROM push_actions WHERE user_nid IN (SELECT nid FROM user_nids)
+           AND room_nid = (SELECT nid FROM room_nids WHERE room_id = ?1)
+           AND stream_ordering IN (SELECT stream_ordering FROM events WHERE event_id IN (SELECT value FROM json_each(?2)))",
+    )
+    .bind(room_id)
+    .bind(&list)
+    .execute(&mut *tx)
+    .await?;
     let tables = [
         ("events_fts", "event_id"),
         ("event_relations", "event_id"),
-        ("event_push_actions", "event_id"),
         ("pending_redactions", "redaction_id"),
         ("pending_redactions", "target"),
         ("event_edges", "event_id"),

@@ -33,9 +33,11 @@ pub async fn unread_many(
                  COALESCE((SELECT MAX(stream_ordering) FROM events WHERE room_id = r.value AND sender = ?1), 0))
              FROM json_each(?2) r
          )
-         SELECT a.room_id, a.thread_id, COUNT(*), SUM(a.highlight) FROM pos
-         JOIN event_push_actions a ON a.user_id = ?1 AND a.room_id = pos.room_id AND a.stream_ordering > pos.p
-         GROUP BY a.room_id, a.thread_id",
+         SELECT pos.room_id, a.thread_id, COUNT(*), SUM(a.flags & 1) FROM pos
+         JOIN room_nids r ON r.room_id = pos.room_id
+         JOIN push_actions a ON a.user_nid = (SELECT nid FROM user_nids WHERE user_id = ?1)
+                            AND a.room_nid = r.nid AND a.stream_ordering > pos.p
+         GROUP BY pos.room_id, a.thread_id",
     )
     .bind(user_id)
     .bind(serde_json::json!(rooms).to_string())
@@ -43,13 +45,46 @@ pub async fn unread_many(
     .await
 }
 
-#[derive(Debug, Clone, FromRow)]
+/// The actions of the default push rules, by their flags (1: highlight, 2: the sound
+/// "default"), as ruma writes them. Rows whose actions are one of these keep only the flags.
+const CANONICAL: [&str; 4] = [
+    r#"["notify"]"#,
+    r#"["notify",{"set_tweak":"highlight"}]"#,
+    r#"["notify",{"set_tweak":"sound","value":"default"}]"#,
+    r#"["notify",{"set_tweak":"sound","value":"default"},{"set_tweak":"highlight"}]"#,
+];
+
+/// (flags, actions to store): the flags alone when they say the actions, else the highlight
+/// flag and the actions as given.
+pub fn compact(highlight: bool, actions: &str) -> (i64, Option<&str>) {
+    match CANONICAL.iter().position(|c| *c == actions) {
+        Some(flags) if (flags & 1 == 1) == highlight => (flags as i64, None),
+        _ => (highlight as i64, Some(actions)),
+    }
+}
+
+/// The actions `compact` stored, as JSON.
+pub fn expand(flags: i64, actions: Option<String>) -> String {
+    actions.unwrap_or_else(|| CANONICAL[(flags & 3) as usize].to_owned())
+}
+
+#[derive(Debug, Clone)]
 pub struct PushActionRow {
     pub event_id: String,
     pub room_id: String,
     pub stream_ordering: i64,
     pub actions: String,
     pub ts: i64,
+}
+
+#[derive(FromRow)]
+struct Stored {
+    event_id: String,
+    room_id: String,
+    stream_ordering: i64,
+    flags: i64,
+    actions: Option<String>,
+    ts: i64,
 }
 
 /// The user's notifications before position `before`, newest first.
@@ -61,16 +96,28 @@ pub async fn list(
     limit: i64,
 ) -> sqlx::Result<Vec<PushActionRow>> {
     // The LIMIT is written into the SQL: a bound one makes SQLite re-prepare on every call.
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT event_id, room_id, stream_ordering, actions, ts FROM event_push_actions
-         WHERE user_id = ? AND stream_ordering < ? AND (? = 0 OR highlight = 1)
-         ORDER BY stream_ordering DESC LIMIT {limit}"
+    let rows: Vec<Stored> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT e.event_id, e.room_id, a.stream_ordering, a.flags, a.actions, e.origin_server_ts AS ts
+         FROM push_actions a JOIN events e ON e.stream_ordering = a.stream_ordering
+         WHERE a.user_nid = (SELECT nid FROM user_nids WHERE user_id = ?) AND a.stream_ordering < ?
+           AND (? = 0 OR a.flags & 1 = 1)
+         ORDER BY a.stream_ordering DESC LIMIT {limit}"
     )))
     .bind(user_id)
     .bind(before)
     .bind(only_highlight)
     .fetch_all(ex)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| PushActionRow {
+            event_id: r.event_id,
+            room_id: r.room_id,
+            stream_ordering: r.stream_ordering,
+            actions: expand(r.flags, r.actions),
+            ts: r.ts,
+        })
+        .collect())
 }
 
 /// Where the user has read up to in a room: their latest read receipt or their own latest
@@ -89,4 +136,44 @@ pub async fn read_position(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: 
     .fetch_one(ex)
     .await?;
     Ok(pos.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::push::{Action, Tweak};
+
+    use super::*;
+
+    /// What the default rules' actions look like once ruma wrote them: all four are kept as
+    /// flags alone, and come back the same.
+    #[test]
+    fn the_default_rules_actions_are_kept_as_flags_and_come_back_unchanged() {
+        let sound = Action::SetTweak(Tweak::Sound("default".into()));
+        let highlight = Action::SetTweak(Tweak::Highlight(true.into()));
+        let cases = [
+            (vec![Action::Notify], false, 0),
+            (vec![Action::Notify, highlight.clone()], true, 1),
+            (vec![Action::Notify, sound.clone()], false, 2),
+            (vec![Action::Notify, sound.clone(), highlight.clone()], true, 3),
+        ];
+        for (actions, is_highlight, flags) in cases {
+            let json = serde_json::to_string(&actions).unwrap();
+            assert_eq!(compact(is_highlight, &json), (flags, None), "{json}");
+            assert_eq!(expand(flags, None), json);
+        }
+    }
+
+    /// A custom rule's tweaks are kept as given, with the highlight flag for the counts.
+    #[test]
+    fn other_actions_are_kept_whole() {
+        let ring = serde_json::to_string(&[Action::Notify, Action::SetTweak(Tweak::Sound("ring".into()))]).unwrap();
+        assert_eq!(compact(false, &ring), (0, Some(ring.as_str())));
+        assert_eq!(expand(0, Some(ring.clone())), ring);
+        let no_highlight =
+            serde_json::to_string(&[Action::Notify, Action::SetTweak(Tweak::Highlight(false.into()))]).unwrap();
+        assert_eq!(compact(false, &no_highlight), (0, Some(no_highlight.as_str())));
+        // A highlight that the flags' form does not say (a reordered list) keeps its flag.
+        let reordered = r#"[{"set_tweak":"highlight"},"notify"]"#;
+        assert_eq!(compact(true, reordered), (1, Some(reordered)));
+    }
 }

@@ -114,7 +114,6 @@ impl Rooms {
         let mut position = storage::events::lowest_stream(&self.db.write).await?;
         let mut appends = Vec::new();
         let mut placed_outliers = Vec::new();
-        let now = storage::now_ms();
         // Oldest last: an event's auth events, older, are checked after it in this order, so
         // the checks look things up in the whole batch and what is stored.
         let lookup = |id: &EventId| batch.get(id).map(|(_, p)| p).or_else(|| known.get(id));
@@ -171,7 +170,6 @@ impl Rooms {
                     .map(|(p, r)| (p.to_owned(), r.to_owned())),
                 push: Vec::new(),
                 push_thread: String::new(),
-                now,
             });
         }
         let count = appends.len() + placed_outliers.len();

@@ -856,7 +856,6 @@ impl Rooms {
                 })
                 .collect(),
             push_thread: pushed.thread_id.clone(),
-            now: now_ms(),
         };
         // The event exists from here on for whoever builds on it (the next event of the room
         // names it in prev_events); if its write fails, the writer voids all of this.
