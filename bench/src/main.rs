@@ -63,6 +63,8 @@ fn room_list_body(end: usize) -> Value {
 struct Server {
     cs: Cs,
     pid: u32,
+    /// The server's SQLite database, for the bytes each message costs.
+    db: PathBuf,
     _child: Child,
     counter: std::sync::atomic::AtomicU64,
 }
@@ -311,6 +313,7 @@ async fn send_scenario(s: &Server, report: &mut Report, users: &[(String, String
     let name = s.name;
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     let senders: Vec<String> = users[1..=SENDERS].iter().map(|(_, t)| t.clone()).collect();
+    let bytes0 = db_bytes(&s.db).await?;
     let cpu0 = cpu_seconds(s.pid);
     let t = Instant::now();
     let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -336,7 +339,23 @@ async fn send_scenario(s: &Server, report: &mut Report, users: &[(String, String
     report.put(name, "send_p50_ms", percentile(&l, 0.5));
     report.put(name, "send_p99_ms", percentile(&l, 0.99));
     report.put(name, "send_cpu_ms_per_msg", (cpu_seconds(s.pid) - cpu0) * 1000.0 / total);
+    report.put(name, "db_bytes_per_msg", (db_bytes(&s.db).await? - bytes0) / total);
     Ok(())
+}
+
+/// The bytes of the database's pages in use (free pages not counted), read through SQLite so
+/// the pages still in the WAL count too.
+async fn db_bytes(path: &std::path::Path) -> Result<f64> {
+    use sqlx::{Connection, sqlite::SqliteConnectOptions};
+    let options = SqliteConnectOptions::new().filename(path).read_only(true);
+    let mut db = sqlx::SqliteConnection::connect_with(&options).await?;
+    let mut pragma = async |name: &str| -> Result<i64> {
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("PRAGMA {name}"))).fetch_one(&mut db).await?;
+        Ok(n)
+    };
+    let (pages, free, size) =
+        (pragma("page_count").await?, pragma("freelist_count").await?, pragma("page_size").await?);
+    Ok(((pages - free) * size) as f64)
 }
 
 /// Delivery latency: a send until another user's long-polling /sync returns it.
@@ -433,11 +452,27 @@ async fn fanout_scenario(s: &Server, report: &mut Report) -> Result<()> {
         *since = s.sync(tok, Some(since), 0, None).await?["next_batch"].as_str().context("nb")?.to_owned();
     }
     let mut lat = Vec::new();
+    let mut answers = 0;
     let cpu0 = cpu_seconds(s.pid);
     for round in 0..FANOUT_ROUNDS {
-        let polls = crowd.iter().zip(sinces.iter()).map(|(tok, since)| async move {
-            let v = s.sync(tok, Some(since), 60_000, None).await?;
-            Ok::<_, anyhow::Error>((Instant::now(), v["next_batch"].as_str().unwrap_or_default().to_owned()))
+        let text = format!("announcement {round}");
+        // Each member polls until the message is in an answer (an answer without it, woken by
+        // something else, is counted and polled again).
+        let polls = crowd.iter().zip(sinces.iter()).map(|(tok, since)| {
+            let (text, big) = (&text, &big);
+            async move {
+                let mut since = since.clone();
+                let mut answers = 0;
+                loop {
+                    let v = s.sync(tok, Some(&since), 60_000, None).await?;
+                    answers += 1;
+                    since = v["next_batch"].as_str().context("next_batch")?.to_owned();
+                    let events = v["rooms"]["join"][big.as_str()]["timeline"]["events"].as_array().cloned();
+                    if events.unwrap_or_default().iter().any(|e| e["content"]["body"] == text.as_str()) {
+                        return Ok::<_, anyhow::Error>((Instant::now(), since, answers));
+                    }
+                }
+            }
         });
         let send = async {
             // Give every poll time to be waiting.
@@ -450,9 +485,10 @@ async fn fanout_scenario(s: &Server, report: &mut Report) -> Result<()> {
         let started = started?;
         let mut next = Vec::new();
         for r in results {
-            let (at, nb) = r?;
+            let (at, nb, n) = r?;
             lat.push(at.saturating_duration_since(started).as_secs_f64() * 1000.0);
             next.push(nb);
+            answers += n;
         }
         sinces = next;
     }
@@ -460,6 +496,7 @@ async fn fanout_scenario(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "fanout_p50_ms", percentile(&lat, 0.5));
     report.put(name, "fanout_p99_ms", percentile(&lat, 0.99));
     report.put(name, "fanout_cpu_ms_per_message", (cpu_seconds(s.pid) - cpu0) * 1000.0 / FANOUT_ROUNDS as f64);
+    report.put(name, "fanout_answers_per_delivery", answers as f64 / (FANOUT_ROUNDS * FANOUT_MEMBERS) as f64);
     Ok(())
 }
 
@@ -552,6 +589,7 @@ async fn main() -> Result<()> {
         let server = Server {
             cs: Cs { name: which, base: format!("http://127.0.0.1:{port}"), http: http.clone() },
             pid: child.id(),
+            db: if which == "hearth" { dir.join("data/hearth.db") } else { dir.join("homeserver.db") },
             _child: child,
             counter: Default::default(),
         };
@@ -563,7 +601,7 @@ async fn main() -> Result<()> {
         result?;
     }
 
-    let metrics: [(&str, &str, bool); 27] = [
+    let metrics: [(&str, &str, bool); 29] = [
         ("idle_rss_mib", "Idle RSS (MiB)", false),
         ("idle_cpu_ms_per_min", "Idle CPU, no clients (ms per minute)", false),
         ("idle_wakeups_per_s", "Idle wake-ups, no clients (thread context switches per s)", false),
@@ -575,6 +613,7 @@ async fn main() -> Result<()> {
         ("send_p50_ms", "Send latency p50 (ms)", false),
         ("send_p99_ms", "Send latency p99 (ms)", false),
         ("send_cpu_ms_per_msg", "Server CPU per message (ms)", false),
+        ("db_bytes_per_msg", "Database bytes per message, 12-member room", false),
         ("sync_delivery_p50_ms", "Send to other user's /sync, p50 (ms)", false),
         ("sync_delivery_p99_ms", "Send to other user's /sync, p99 (ms)", false),
         ("sync_cpu_ms_per_round", "Server CPU per send+sync round (ms)", false),
@@ -584,6 +623,7 @@ async fn main() -> Result<()> {
         ("fanout_p50_ms", "Fan-out of one message to 200 long-polls, p50 (ms)", false),
         ("fanout_p99_ms", "Fan-out to 200, p99 (ms)", false),
         ("fanout_cpu_ms_per_message", "Server CPU per fanned-out message (ms)", false),
+        ("fanout_answers_per_delivery", "Fan-out, /sync answers per member until the message arrived", false),
         ("sliding_first_list_ms", "Sliding sync, first room list (20 of 500 rooms), p50 (ms)", false),
         ("sliding_full_list_ms", "Sliding sync, whole list of 500 rooms loaded, p50 (ms)", false),
         ("sliding_cpu_ms_per_open", "Server CPU per app opening (first list + whole list) (ms)", false),
