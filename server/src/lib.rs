@@ -566,7 +566,7 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
     // Housekeeping: give back invite-code reservations of abandoned registrations, drop media
     // IDs reserved for uploads that never came, forget rate limit buckets that are full again,
     // stop keeping the device lists of other servers' users nobody here shares a room with,
-    // purge rooms every local member forgot.
+    // purge rooms every local member forgot, prune notifications read long ago.
     {
         let (state, cancel) = (state.clone(), cancel.clone());
         tasks.spawn(async move {
@@ -596,6 +596,11 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
                             forgotten_checked = Some(std::time::Instant::now());
                             if let Err(e) = state.rooms.purge_forgotten().await {
                                 tracing::warn!(error = %e, "purging rooms every local member forgot");
+                            }
+                            match state.rooms.prune_read_notifications().await {
+                                Ok(0) => {}
+                                Ok(n) => tracing::info!(n, "pruned notifications read a while ago"),
+                                Err(e) => tracing::warn!(error = %e, "pruning read notifications"),
                             }
                         }
                         // After the sweeps, so that recording the sizes does not hold them up at start.

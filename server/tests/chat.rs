@@ -451,3 +451,67 @@ async fn presence_reaches_people_who_share_a_room() {
     let v = sync(&s, &loner, None).await;
     assert!(v["presence"]["events"].as_array().unwrap().iter().all(|e| e["sender"] != "@bob:hearth.test"));
 }
+
+/// Notifications read more than a day ago leave /notifications (highlights after a month), as
+/// in Synapse, so the database does not keep a row per member for every message for ever;
+/// unread ones stay whatever their age, and the unread counts do not move.
+#[tokio::test]
+async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
+    let mut s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let room = s.create_room(&alice, json!({"preset": "public_chat"})).await;
+    for who in [&bob, &carol] {
+        assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(who), json!({})).await.0, 200);
+    }
+    let old = send(&s, &alice, &room, "p1", "old news").await;
+    let (_, m) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/p2"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "Bob!", "m.mentions": {"user_ids": ["@bob:hearth.test"]}}),
+        )
+        .await;
+    let mention = m["event_id"].as_str().unwrap().to_owned();
+    let unread = send(&s, &alice, &room, "p3", "still unread").await;
+    // Bob read up to the mention; carol read nothing.
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{mention}"), Some(&bob), json!({})).await;
+    assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), mention.clone(), old.clone()]);
+
+    // Two days pass (the events say so), and the server starts again (the pruning runs at start,
+    // then hourly).
+    s.stop().await;
+    let db = s.dir.path().join("hearth.db");
+    let mut conn =
+        sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(&db)).await.unwrap();
+    sqlx::query("UPDATE events SET origin_server_ts = origin_server_ts - 2 * 24 * 3600 * 1000")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+    let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
+    let config = common::test_config(dir.path());
+    let s = TestServer::start_in(dir, config).await;
+    let mut bobs = Vec::new();
+    for _ in 0..100 {
+        bobs = listed(&s, bob.clone()).await;
+        if bobs.len() < 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The read message is gone; the read mention (a highlight) and the unread message stay.
+    assert_eq!(bobs, [unread.clone(), mention.clone()]);
+    assert_eq!(listed(&s, carol.clone()).await, [unread, mention, old], "carol read nothing");
+    let v = sync(&s, &bob, None).await;
+    assert_eq!(v["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 1, "{v}");
+    let v = sync(&s, &carol, None).await;
+    assert_eq!(v["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 3, "{v}");
+}
+
+/// The event IDs /notifications lists for `who`, newest first.
+async fn listed(s: &TestServer, who: String) -> Vec<String> {
+    let (_, n) = s.get("/_matrix/client/v3/notifications", Some(&who)).await;
+    n["notifications"].as_array().unwrap().iter().map(|n| n["event"]["event_id"].as_str().unwrap().to_owned()).collect()
+}

@@ -120,6 +120,40 @@ pub async fn list(
         .collect())
 }
 
+/// Deletes up to `batch` notifications their user has read (at or before their read receipt
+/// in the room) that are older than `read_before` (highlights: `highlight_before`); how many.
+/// Unread ones stay whatever their age: the unread counts are counted from them.
+pub async fn prune_read(
+    ex: impl SqliteExecutor<'_>,
+    read_before: i64,
+    highlight_before: i64,
+    batch: i64,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "WITH pos(user_nid, room_nid, p) AS (
+             SELECT u.nid, r.nid, MAX(e.stream_ordering) FROM receipts rc
+             JOIN events e ON e.event_id = rc.event_id
+             JOIN user_nids u ON u.user_id = rc.user_id
+             JOIN room_nids r ON r.room_id = rc.room_id
+             WHERE rc.receipt_type IN ('m.read', 'm.read.private') AND rc.thread_id IN ('', 'main')
+             GROUP BY u.nid, r.nid
+         )
+         DELETE FROM push_actions WHERE (user_nid, room_nid, stream_ordering) IN (
+             SELECT a.user_nid, a.room_nid, a.stream_ordering FROM pos
+             JOIN push_actions a ON a.user_nid = pos.user_nid AND a.room_nid = pos.room_nid AND a.stream_ordering <= pos.p
+             JOIN events e ON e.stream_ordering = a.stream_ordering
+             WHERE e.origin_server_ts < CASE WHEN a.flags & 1 = 1 THEN ?2 ELSE ?1 END
+             LIMIT ?3
+         )",
+    )
+    .bind(read_before)
+    .bind(highlight_before)
+    .bind(batch)
+    .execute(ex)
+    .await?
+    .rows_affected())
+}
+
 /// Where the user has read up to in a room: their latest read receipt or their own latest
 /// event, whichever is later (sending a message implies reading what came before).
 pub async fn read_position(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str) -> sqlx::Result<i64> {

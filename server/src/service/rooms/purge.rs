@@ -109,6 +109,32 @@ impl Rooms {
     }
 }
 
+/// How long notifications stay listed in /notifications once read, as Synapse (which keeps
+/// those it summarised for a day, and highlights for a month).
+const READ_NOTIFICATIONS_KEPT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const READ_HIGHLIGHTS_KEPT: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+impl Rooms {
+    /// Deletes the notifications their users read more than a day ago (highlights: a month),
+    /// in short write transactions; how many. Unread ones stay: the counts come from them.
+    pub async fn prune_read_notifications(&self) -> Result<u64> {
+        const BATCH: i64 = 5_000;
+        let now = storage::now_ms();
+        let read_before = now - READ_NOTIFICATIONS_KEPT.as_millis() as i64;
+        let highlight_before = now - READ_HIGHLIGHTS_KEPT.as_millis() as i64;
+        let mut pruned = 0;
+        loop {
+            let mut tx = self.db.begin_write().await?;
+            let n = storage::push_actions::prune_read(&mut *tx, read_before, highlight_before, BATCH).await?;
+            tx.commit().await?;
+            pruned += n;
+            if n < BATCH as u64 {
+                return Ok(pruned);
+            }
+        }
+    }
+}
+
 impl Rooms {
     /// The position history is purged up to for Synapse's `purge_history`: that of the event
     /// (which must be in the room), or of the room's last event before `ts`; None when there
