@@ -397,6 +397,9 @@ async fn history_before_an_event_is_purged_and_state_stays() {
     let root = root["access_token"].as_str().unwrap().to_owned();
     let alice = s.user("alice").await;
     let id = s.create_room(&alice, json!({"preset": "public_chat", "name": "Chatty"})).await;
+    // Bob is notified of each message (and reads none of them).
+    let bob = s.user("bob").await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{id}"), Some(&bob), json!({})).await.0, 200);
     let old: Vec<String> = ["old one", "old two", "old three"].iter().map(|b| b.to_string()).collect();
     for b in &old {
         s.say(&alice, &id, b).await;
@@ -446,6 +449,17 @@ async fn history_before_an_event_is_purged_and_state_stays() {
         )
         .await;
     assert_eq!(found["search_categories"]["room_events"]["count"], 0, "{found}");
+    // Bob's notifications of the purged messages went with them.
+    let (_, n) = s.get("/_matrix/client/v3/notifications", Some(&bob)).await;
+    let notified: Vec<&str> = n["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["event"]["content"]["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(notified, ["keep two", "keep one"], "{n}");
+    let (_, v) = s.get("/_matrix/client/v3/sync", Some(&bob)).await;
+    assert_eq!(v["rooms"]["join"][&id]["unread_notifications"]["notification_count"], 2, "{v}");
     // The room goes on.
     s.say(&alice, &id, "new").await;
     assert_eq!(texts(&timeline(&s, &alice, &id).await), ["new", "keep two", "keep one"]);
