@@ -9,7 +9,7 @@ use axum::{
     extract::{Path, Query, State},
 };
 use ruma::{
-    OwnedUserId, RoomAliasId, RoomId, UInt, UserId,
+    OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, UInt, UserId,
     events::room::{guest_access::GuestAccess, history_visibility::HistoryVisibility},
     room::{JoinRuleKind, RoomType},
 };
@@ -38,10 +38,18 @@ fn room_id(raw: &str) -> Result<&RoomId> {
         .map_err(|_| Error::custom(http::StatusCode::BAD_REQUEST, "M_UNKNOWN", format!("{raw} is not a legal room ID")))
 }
 
-/// A room the server knows, as Synapse shows it (404 otherwise).
-async fn known_room(s: &AppState, raw: &str) -> Result<RoomStats> {
+/// The ID of a room the server knows (404 otherwise), for the endpoints that need no more of
+/// it than that: the details' statistics read the whole current state.
+async fn existing_room(s: &AppState, raw: &str) -> Result<OwnedRoomId> {
     let id = room_id(raw)?;
-    s.rooms.synapse_room(id).await?.ok_or_else(|| Error::not_found("Room not found"))
+    match s.rooms.room(id).await? {
+        Some(_) => Ok(id.to_owned()),
+        None => Err(room_not_found()),
+    }
+}
+
+fn room_not_found() -> Error {
+    Error::not_found("Room not found")
 }
 
 /// A room as the list shows it, in the crate's type (the details add a few fields).
@@ -93,17 +101,14 @@ pub struct RoomPage {
 
 /// `order_by`, with Synapse's two older names; unknown orders are refused.
 fn sort_order(q: &HashMap<String, String>) -> Result<RoomSortOrder> {
-    let order = match q.get("order_by").map(String::as_str).unwrap_or("name") {
-        "alphabetical" => RoomSortOrder::Name,
-        "size" => RoomSortOrder::JoinedMembers,
-        other => RoomSortOrder::from(other),
-    };
-    match order {
-        RoomSortOrder::_Custom(_) => Err(Error::invalid_param(format!(
-            "Unknown value for order_by: {}",
-            q.get("order_by").map_or("", String::as_str)
-        ))),
-        order => Ok(order),
+    let raw = q.get("order_by").map_or("name", String::as_str);
+    match raw {
+        "alphabetical" => Ok(RoomSortOrder::Name),
+        "size" => Ok(RoomSortOrder::JoinedMembers),
+        _ => match RoomSortOrder::from(raw) {
+            RoomSortOrder::_Custom(_) => Err(Error::invalid_param(format!("Unknown value for order_by: {raw}"))),
+            order => Ok(order),
+        },
     }
 }
 
@@ -178,7 +183,7 @@ pub async fn list(State(s): State<AppState>, _: Admin, Query(q): Params) -> Resu
 
 /// GET /_synapse/admin/v1/rooms/{roomId}
 pub async fn details(State(s): State<AppState>, _: Admin, Path(raw): Path<String>) -> Result<AxumJson<Details>> {
-    let r = known_room(&s, &raw).await?;
+    let r = s.rooms.synapse_room(room_id(&raw)?).await?.ok_or_else(room_not_found)?;
     Ok(AxumJson(Details {
         listed: listed(&r),
         topic: r.topic,
@@ -196,7 +201,7 @@ pub async fn members(
     _: Admin,
     Path(raw): Path<String>,
 ) -> Result<RumaResponse<room_members::v1::Response>> {
-    let id = known_room(&s, &raw).await?.room_id;
+    let id = existing_room(&s, &raw).await?;
     let joined: Vec<OwnedUserId> = s
         .rooms
         .members(&id)
@@ -216,7 +221,7 @@ pub async fn state(
     Path(raw): Path<String>,
     Query(q): Params,
 ) -> Result<AxumJson<Value>> {
-    let id = known_room(&s, &raw).await?.room_id;
+    let id = existing_room(&s, &raw).await?;
     let kind = q.get("type").filter(|t| !t.is_empty());
     let ids: Vec<String> = s
         .rooms
@@ -236,7 +241,7 @@ pub async fn forward_extremities(
     _: Admin,
     Path(raw): Path<String>,
 ) -> Result<AxumJson<Value>> {
-    let id = known_room(&s, &raw).await?.room_id;
+    let id = existing_room(&s, &raw).await?;
     let mut results = Vec::new();
     for event_id in s.rooms.forward_extremities(&id).await? {
         let Some(e) = s.rooms.event(&event_id).await? else { continue };
@@ -251,9 +256,16 @@ pub async fn forward_extremities(
 }
 
 async fn report_json(s: &AppState, r: &EventReport) -> Result<Value> {
-    let room = match RoomId::parse(&r.room_id) {
-        Ok(id) => s.rooms.synapse_room(&id).await?,
-        Err(_) => None,
+    // The room's name and alias now (none once it is gone), not its whole statistics.
+    let (name, alias) = match RoomId::parse(&r.room_id) {
+        Ok(id) => {
+            let field = |content: Value, key: &str| content.get(key).and_then(Value::as_str).map(str::to_owned);
+            (
+                field(s.rooms.state_content(&id, "m.room.name").await?, "name"),
+                field(s.rooms.state_content(&id, "m.room.canonical_alias").await?, "alias"),
+            )
+        }
+        Err(_) => (None, None),
     };
     Ok(json!({
         "id": r.id,
@@ -264,8 +276,8 @@ async fn report_json(s: &AppState, r: &EventReport) -> Result<Value> {
         "score": null,
         "reason": r.reason,
         "sender": r.sender,
-        "canonical_alias": room.as_ref().and_then(|r| r.canonical_alias.clone()),
-        "name": room.as_ref().and_then(|r| r.name.clone()),
+        "canonical_alias": alias,
+        "name": name,
     }))
 }
 
@@ -395,7 +407,7 @@ pub async fn messages(
     Path(raw): Path<String>,
     Query(q): Params,
 ) -> Result<AxumJson<Value>> {
-    let id = known_room(&s, &raw).await?.room_id;
+    let id = existing_room(&s, &raw).await?;
     let limit = params::int(&q, "limit", 10)?.clamp(1, 1000);
     let backwards = params::backwards(&q, false)?;
     let token = |key: &str| q.get(key).map(|t| crate::service::sync::parse_token(t)).transpose();
