@@ -19,7 +19,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use hearth_bench::{Cs, HEARTH_LIMITS, percentile, rss_mib};
+use hearth_bench::{Cs, percentile, rss_mib};
 use serde_json::json;
 
 const BODY_BYTES: usize = 16 * 1024;
@@ -95,15 +95,7 @@ async fn main() -> Result<()> {
     let data = work.path().join("data");
     let config = work.path().join("homeserver.toml");
     let port = 18310;
-    std::fs::write(
-        &config,
-        format!(
-            "server_name = \"bench.hearth\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\nenable_registration = true\nenable_registration_without_verification = true\nlog_level = \"warn\"\nlog_dir = \"{}\"\n{HEARTH_LIMITS}\n[admin]\nport = 0\n[[listeners]]\nport = {port}\nbind_addresses = [\"127.0.0.1\"]\n",
-            data.display(),
-            work.path().join("logs").display()
-        ),
-    )?;
-    let mut child = hearth_bench::spawn_hearth(&bin, &config)?;
+    let mut child = hearth_bench::start_hearth(&bin, work.path(), port)?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
     let cs = Arc::new(Cs { name: "hearth", base: format!("http://127.0.0.1:{port}"), http });
     cs.wait_ready().await?;

@@ -171,3 +171,38 @@ pub fn spawn_hearth(bin: &str, config: &std::path::Path) -> std::io::Result<std:
 
 /// Every rate limit out of the way, as for Synapse: the benchmarks measure serving, not limiting.
 pub const HEARTH_LIMITS: &str = include_str!("../../tests/lax_rate_limits.toml");
+
+/// What Element X's room list asks for (matrix-sdk-ui 0.18's RoomListService), rooms 0..=`end`.
+pub fn room_list_body(end: usize) -> Value {
+    json!({
+        "conn_id": "room-list",
+        "lists": { "all_rooms": {
+            "ranges": [[0, end]],
+            "timeline_limit": 1,
+            "required_state": [
+                ["m.room.name", ""], ["m.room.encryption", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"],
+                ["m.room.topic", ""], ["m.room.avatar", ""], ["m.room.canonical_alias", ""], ["m.room.power_levels", ""],
+                ["org.matrix.msc3401.call.member", "*"], ["m.room.join_rules", ""], ["m.room.tombstone", ""],
+                ["m.room.create", ""], ["m.room.history_visibility", ""], ["io.element.functional_members", ""],
+                ["m.space.parent", "*"], ["m.space.child", "*"]
+            ],
+            "filters": {}
+        }},
+        "extensions": { "account_data": { "enabled": true }, "receipts": { "enabled": true, "rooms": ["*"] }, "typing": { "enabled": true } }
+    })
+}
+
+/// Writes a benchmark config (open registration, no rate limits, warnings only) into `dir` and
+/// starts `bin` on it, serving on 127.0.0.1:`port` with its data in `dir/data`.
+pub fn start_hearth(bin: &str, dir: &std::path::Path, port: u16) -> Result<std::process::Child> {
+    let config = dir.join("homeserver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server_name = \"bench.hearth\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\nenable_registration = true\nenable_registration_without_verification = true\nlog_level = \"warn\"\nlog_dir = \"{}\"\n{HEARTH_LIMITS}\n[admin]\nport = 0\n[[listeners]]\nport = {port}\nbind_addresses = [\"127.0.0.1\"]\n",
+            dir.join("data").display(),
+            dir.join("logs").display()
+        ),
+    )?;
+    Ok(spawn_hearth(bin, &config)?)
+}

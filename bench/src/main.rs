@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use hearth_bench::{Cs, HEARTH_LIMITS, cpu_seconds, idle_cost, percentile, rss_mib};
+use hearth_bench::{Cs, cpu_seconds, idle_cost, percentile, room_list_body, rss_mib, start_hearth};
 use serde_json::{Value, json};
 
 const SENDERS: usize = 10;
@@ -39,26 +39,6 @@ const SLIDING_CLIENTS: usize = 20;
 const FIRST_LISTS: usize = 5;
 /// Messages sent in a room none of the 20 waiting sliding sync clients is in.
 const UNRELATED_EVENTS: usize = 50;
-
-/// What Element X's room list asks for (matrix-sdk-ui 0.18's RoomListService), rooms 0..=`end`.
-fn room_list_body(end: usize) -> Value {
-    json!({
-        "conn_id": "room-list",
-        "lists": { "all_rooms": {
-            "ranges": [[0, end]],
-            "timeline_limit": 1,
-            "required_state": [
-                ["m.room.name", ""], ["m.room.encryption", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"],
-                ["m.room.topic", ""], ["m.room.avatar", ""], ["m.room.canonical_alias", ""], ["m.room.power_levels", ""],
-                ["org.matrix.msc3401.call.member", "*"], ["m.room.join_rules", ""], ["m.room.tombstone", ""],
-                ["m.room.create", ""], ["m.room.history_visibility", ""], ["io.element.functional_members", ""],
-                ["m.space.parent", "*"], ["m.space.child", "*"]
-            ],
-            "filters": {}
-        }},
-        "extensions": { "account_data": { "enabled": true }, "receipts": { "enabled": true, "rooms": ["*"] }, "typing": { "enabled": true } }
-    })
-}
 
 struct Server {
     cs: Cs,
@@ -168,19 +148,6 @@ impl Report {
     fn put(&mut self, server: &str, metric: &'static str, value: f64) {
         self.values.insert((server.to_owned(), metric), value);
     }
-}
-
-fn start_hearth(bin: &str, dir: &std::path::Path, port: u16) -> Result<Child> {
-    let config = dir.join("homeserver.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "server_name = \"bench.hearth\"\ndata_dir = \"{}\"\nsecret_store = \"file\"\nenable_registration = true\nenable_registration_without_verification = true\nlog_level = \"warn\"\nlog_dir = \"{}\"\n{HEARTH_LIMITS}\n[admin]\nport = 0\n[[listeners]]\nport = {port}\nbind_addresses = [\"127.0.0.1\"]\n",
-            dir.join("data").display(),
-            dir.join("logs").display()
-        ),
-    )?;
-    Ok(hearth_bench::spawn_hearth(bin, &config)?)
 }
 
 fn start_synapse(venv: &str, dir: &std::path::Path, port: u16) -> Result<Child> {

@@ -391,3 +391,91 @@ async fn private_history_shows_the_joiner_only_what_they_may_see_and_the_current
     );
     assert!(!v.to_string().contains("while bob was away"), "{v}");
 }
+
+/// A user in more rooms than the event cache holds events for: the initial sync reads past the
+/// cache and still shows every room whole, and an incremental sync sends exactly the rooms where
+/// something happened since (an event, a receipt, typing, the user's room account data), and
+/// the others not.
+#[tokio::test]
+async fn a_user_in_many_rooms_gets_them_all_first_and_then_only_the_rooms_that_moved() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let (me, bob_id) = (uid("alice"), uid("bob"));
+    let mut rooms = Vec::new();
+    let mut last = Vec::new();
+    for i in 0..30 {
+        let r = room(&s, &alice, json!({"preset": "public_chat", "name": format!("room {i}")})).await;
+        join(&s, &bob, &r).await;
+        last.push(msg(&s, &bob, &r, &format!("hello {i}")).await);
+        rooms.push(r);
+    }
+    // Twice: the second reads what the first left in the cache (as little as it could).
+    for _ in 0..2 {
+        let v = sync(&s, &alice, "").await;
+        let join = v["rooms"]["join"].as_object().unwrap();
+        assert_eq!(join.len(), 30, "{}", v["rooms"]);
+        for (i, r) in rooms.iter().enumerate() {
+            let timeline = events(&join[r.as_str()], &["timeline"]);
+            assert_eq!(timeline.last().unwrap()["event_id"], last[i].as_str(), "room {i}");
+            let everything: Vec<&Value> = timeline.into_iter().chain(events(&join[r.as_str()], &["state"])).collect();
+            let name = everything.iter().find(|e| e["type"] == "m.room.name").unwrap();
+            assert_eq!(name["content"]["name"], format!("room {i}"));
+            assert_eq!(members(&everything), [(me.clone(), "join".to_owned()), (bob_id.clone(), "join".to_owned())]);
+        }
+    }
+    let mut since = sync(&s, &alice, "").await["next_batch"].as_str().unwrap().to_owned();
+    let moved_rooms = |v: &Value| -> Vec<String> {
+        let mut r: Vec<String> = v["rooms"]["join"].as_object().unwrap().keys().cloned().collect();
+        r.sort();
+        r
+    };
+    let sorted = |mut r: Vec<&String>| -> Vec<String> {
+        r.sort();
+        r.into_iter().cloned().collect()
+    };
+
+    // Nothing happened: no rooms.
+    let v = sync(&s, &alice, &format!("since={since}")).await;
+    assert!(moved_rooms(&v).is_empty(), "{}", v["rooms"]);
+    since = v["next_batch"].as_str().unwrap().to_owned();
+
+    // A message in room 3 and another in room 17.
+    let m3 = msg(&s, &bob, &rooms[3], "news in 3").await;
+    msg(&s, &bob, &rooms[17], "news in 17").await;
+    let v = sync(&s, &alice, &format!("since={since}")).await;
+    assert_eq!(moved_rooms(&v), sorted(vec![&rooms[3], &rooms[17]]), "{}", v["rooms"]);
+    assert_eq!(events(&v["rooms"]["join"][&rooms[3]], &["timeline"])[0]["event_id"], m3.as_str());
+    since = v["next_batch"].as_str().unwrap().to_owned();
+
+    // Bob reads room 5 (a receipt), types in room 8; alice tags room 11 (room account data).
+    let (st, body) = s
+        .post(&format!("/_matrix/client/v3/rooms/{}/receipt/m.read/{}", rooms[5], last[5]), Some(&bob), json!({}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{}/typing/{bob_id}", rooms[8]),
+            Some(&bob),
+            json!({"typing": true, "timeout": 30000}),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) =
+        s.put(&format!("/_matrix/client/v3/user/{me}/rooms/{}/tags/u.work", rooms[11]), Some(&alice), json!({})).await;
+    assert_eq!(st, 200, "{body}");
+    let v = sync(&s, &alice, &format!("since={since}")).await;
+    assert_eq!(moved_rooms(&v), sorted(vec![&rooms[5], &rooms[8], &rooms[11]]), "{}", v["rooms"]);
+    let join = &v["rooms"]["join"];
+    assert_eq!(events(&join[&rooms[5]], &["ephemeral"])[0]["type"], "m.receipt");
+    assert_eq!(events(&join[&rooms[8]], &["ephemeral"])[0]["content"]["user_ids"], json!([bob_id]));
+    assert_eq!(events(&join[&rooms[11]], &["account_data"])[0]["type"], "m.tag");
+    for r in [&rooms[5], &rooms[8], &rooms[11]] {
+        assert!(events(&join[r.as_str()], &["timeline"]).is_empty(), "{}", join[r.as_str()]);
+    }
+    since = v["next_batch"].as_str().unwrap().to_owned();
+
+    // And then quiet again.
+    let v = sync(&s, &alice, &format!("since={since}")).await;
+    assert!(moved_rooms(&v).is_empty(), "{}", v["rooms"]);
+}

@@ -14,7 +14,7 @@ use std::{
 use ruma::{RoomId, UserId, presence::PresenceState};
 use serde_json::{Map, Value, json};
 
-use super::notifier::Notifier;
+use super::{heads::Heads, notifier::Notifier};
 use crate::{
     error::Result,
     storage::{self, Db, now_ms},
@@ -46,7 +46,7 @@ pub struct Ephemeral {
     receipts_head: AtomicI64,
     /// The latest receipt position per room, so /sync asks the database only about rooms
     /// whose receipts moved.
-    receipt_rooms: Mutex<HashMap<String, i64>>,
+    receipt_rooms: Mutex<Heads>,
     /// Open /sync requests per user and when the last one ended: presence goes offline when a
     /// user stops syncing.
     syncing: Mutex<HashMap<String, Syncing>>,
@@ -242,11 +242,6 @@ impl Ephemeral {
         }
     }
 
-    /// Whether typing in the room changed after `since`.
-    pub fn typing_moved(&self, room: &str, since: i64) -> bool {
-        self.typing.lock().get(room).is_some_and(|r| r.changed > since)
-    }
-
     /// The room's m.typing event if it changed after `since` (or always, for `since` None).
     pub fn typing_event(&self, room: &str, since: Option<i64>) -> Option<Value> {
         let rooms = self.typing.lock();
@@ -399,11 +394,7 @@ impl Ephemeral {
             now_ms(),
         )
         .await?;
-        {
-            let mut rooms = self.receipt_rooms.lock();
-            let e = rooms.entry(room.to_string()).or_insert(id);
-            *e = (*e).max(id);
-        }
+        self.receipt_rooms.lock().advance(room.as_str(), id);
         self.receipts_head.fetch_max(id, Ordering::AcqRel);
         self.notifier.notify();
         if receipt_type == "m.read" {
@@ -423,7 +414,17 @@ impl Ephemeral {
 
     /// Whether the room has receipts newer than `since`.
     pub fn receipts_moved(&self, room: &str, since: i64) -> bool {
-        self.receipt_rooms.lock().get(room).is_some_and(|h| *h > since)
+        self.receipt_rooms.lock().get(room) > since
+    }
+
+    /// The rooms whose receipts moved after `since`.
+    pub fn receipt_rooms_moved_after(&self, since: i64) -> Vec<String> {
+        self.receipt_rooms.lock().moved_after(since).map(str::to_owned).collect()
+    }
+
+    /// The rooms whose typing changed after `since` (a room is kept once anyone typed in it).
+    pub fn typing_rooms_moved_after(&self, since: i64) -> Vec<String> {
+        self.typing.lock().iter().filter(|(_, r)| r.changed > since).map(|(room, _)| room.clone()).collect()
     }
 
     /// The room's m.receipt event for receipts that changed in (since, upto], as `viewer` may

@@ -14,6 +14,7 @@ pub mod e2ee;
 pub mod ephemeral;
 pub mod federation;
 pub mod guarded;
+pub mod heads;
 pub mod health;
 pub mod invites;
 pub mod key_backup;

@@ -409,9 +409,8 @@ impl SlidingSync {
             return Ok(false);
         }
         let memberships = self.rooms.memberships_of(user).await?;
-        Ok(memberships
-            .iter()
-            .any(|m| m.stream_ordering > checked.events || self.rooms.latest_event(&m.room_id) > checked.events))
+        let moved: HashSet<String> = self.rooms.rooms_moved_after(checked.events).into_iter().collect();
+        Ok(memberships.iter().any(|m| m.stream_ordering > checked.events || moved.contains(&m.room_id)))
     }
 
     /// Builds an answer from `from` (None: a new connection) up to `head`. Returns the body,
@@ -1087,8 +1086,9 @@ impl SlidingSync {
         let mut changed = self.e2ee.changed_device_lists(me, from.device_lists, head.device_lists).await?;
         let mut gone = Vec::new();
         if head.events > from.events {
+            let moved: HashSet<String> = self.rooms.rooms_moved_after(from.events).into_iter().collect();
             for m in self.rooms.memberships_of(user).await?.iter() {
-                if m.membership == "join" && self.rooms.latest_event(&m.room_id) > from.events {
+                if m.membership == "join" && moved.contains(&m.room_id) {
                     // Members who came or went since the token.
                     let before = self.rooms.state_at(&m.room_id, from.events).await?;
                     let room = RoomId::parse(&m.room_id).map_err(Error::internal)?;

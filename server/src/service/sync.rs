@@ -8,13 +8,14 @@
 pub mod legacy;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
     time::Duration,
 };
 
 use ruma::{RoomId, UserId};
-use serde_json::{Map, Value, json};
+use serde::{Serialize, ser::SerializeMap};
+use serde_json::{Map, Value, json, value::RawValue};
 
 use super::{
     account_data::AccountData,
@@ -190,7 +191,7 @@ impl Sync {
     }
 
     /// Answers a /sync request, waiting up to `timeout` for something new when `since` is given.
-    pub async fn sync(&self, user: &UserId, device: &str, params: &SyncParams) -> Result<Value> {
+    pub async fn sync(&self, user: &UserId, device: &str, params: &SyncParams) -> Result<SyncBody> {
         let mut rx = self.notifier.subscribe();
         let deadline = tokio::time::Instant::now() + params.timeout.min(MAX_TIMEOUT);
         loop {
@@ -229,11 +230,15 @@ impl Sync {
         since_token: Option<SyncToken>,
         head_token: SyncToken,
         params: &SyncParams,
-    ) -> Result<(Value, bool)> {
+    ) -> Result<(SyncBody, bool)> {
         let db = &self.rooms.db().read;
         let viewer = Viewer { user_id: user.as_str(), device_id: device };
         let now = now_ms();
-        let mut join = Map::new();
+        // Each joined room's block is written out as soon as it is built: a user in thousands
+        // of rooms would otherwise hold every room's events as values at once.
+        let mut joined: BTreeMap<String, Box<RawValue>> = BTreeMap::new();
+        // Members who came or went in the joined rooms' blocks (for `device_lists`).
+        let (mut members_came, mut members_went) = (Vec::new(), Vec::new());
         let mut invite = Map::new();
         let mut leave = Map::new();
         let mut knock = Map::new();
@@ -285,7 +290,10 @@ impl Sync {
                 .filter(|m| m.membership == "join" && params.filter.room.allows_room(&m.room_id))
                 .map(|m| m.room_id.as_str())
                 .collect();
-            let mut pre = Prefetched::load(db, &rooms, head, timeline_limit(params) as i64 + 1).await?;
+            let page = timeline_limit(params) as i64 + 1;
+            let mut pre = Prefetched::load(db, &rooms, head, page).await?;
+            // The timeline and about as many state events per room.
+            pre.scan = self.rooms.is_scan(rooms.len() * 2 * page as usize);
             pre.unread = self.rooms.unread_counts_many(user, &rooms).await?;
             pre
         } else {
@@ -296,19 +304,23 @@ impl Sync {
         } else {
             HashSet::new()
         };
+        // For an incremental sync, the rooms where anything moved since the token: the others
+        // are skipped without a look (found from the moves, not by asking every room of a user
+        // in thousands).
+        let moved: Option<HashSet<String>> = since_token.filter(|_| !params.full_state).map(|t| {
+            let mut moved: HashSet<String> = self.rooms.rooms_moved_after(t.events).into_iter().collect();
+            moved.extend(self.ephemeral.receipt_rooms_moved_after(t.receipts));
+            moved.extend(self.ephemeral.typing_rooms_moved_after(t.typing));
+            moved.extend(room_data.keys().cloned());
+            moved
+        });
         for m in memberships.iter() {
             let changed = m.stream_ordering > since_pos;
             match m.membership.as_str() {
                 "join" => {
                     // A room where nothing happened since the token is skipped without asking
                     // the database (the common case for a long-poll waking up).
-                    let quiet = since_token.is_some_and(|t| {
-                        !params.full_state
-                            && self.rooms.latest_event(&m.room_id) <= t.events
-                            && !self.ephemeral.receipts_moved(&m.room_id, t.receipts)
-                            && !self.ephemeral.typing_moved(&m.room_id, t.typing)
-                            && !room_data.contains_key(&m.room_id)
-                    });
+                    let quiet = moved.as_ref().is_some_and(|moved| !moved.contains(&m.room_id));
                     if quiet {
                         continue;
                     }
@@ -377,7 +389,10 @@ impl Sync {
                             .map(|(t, n, h)| (t, json!({ "notification_count": n, "highlight_count": h })))
                             .collect(),
                     );
-                    join.insert(m.room_id.clone(), b);
+                    if since_token.is_some() {
+                        member_changes(&b, user.as_str(), &mut members_came, &mut members_went);
+                    }
+                    joined.insert(m.room_id.clone(), serde_json::value::to_raw_value(&b).map_err(Error::internal)?);
                 }
                 "invite" if since.is_none() || changed => {
                     if self.rooms.invite_from_ignored(user, m).await? {
@@ -460,25 +475,8 @@ impl Sync {
         let (mut changed, mut left) = (Vec::new(), Vec::new());
         if let Some(t) = since_token {
             changed = self.e2ee.changed_device_lists(user.as_str(), t.device_lists, head_token.device_lists).await?;
-            let mut gone = Vec::new();
-            for block in join.values() {
-                let events = block["timeline"]["events"].as_array().into_iter().flatten().chain(
-                    ["state", "state_after"].iter().flat_map(|k| block[*k]["events"].as_array().into_iter().flatten()),
-                );
-                for e in events.filter(|e| e["type"] == "m.room.member") {
-                    let (Some(who), Some(m)) = (e["state_key"].as_str(), e["content"]["membership"].as_str()) else {
-                        continue;
-                    };
-                    if who == user.as_str() {
-                        continue;
-                    }
-                    match m {
-                        "join" => changed.push(who.to_owned()),
-                        "leave" | "ban" => gone.push(who.to_owned()),
-                        _ => {}
-                    }
-                }
-            }
+            changed.append(&mut members_came);
+            let mut gone = members_went;
             // Rooms the user left: their members, unless still sharing another room.
             for room in leave.keys() {
                 for (who, membership, _) in storage::rooms::members(db, room).await? {
@@ -496,7 +494,7 @@ impl Sync {
         let left = super::e2ee::sorted(left);
         let mut next = head_token;
         next.to_device = to_device_next;
-        let has_news = !(join.is_empty()
+        let has_news = !(joined.is_empty()
             && invite.is_empty()
             && leave.is_empty()
             && knock.is_empty()
@@ -505,11 +503,7 @@ impl Sync {
             && to_device.is_empty()
             && changed.is_empty()
             && left.is_empty());
-        let mut rooms = Map::new();
-        rooms.insert("join".into(), Value::Object(join));
-        rooms.insert("invite".into(), Value::Object(invite));
-        rooms.insert("leave".into(), Value::Object(leave));
-        rooms.insert("knock".into(), Value::Object(knock));
+        let rooms = SyncRooms { join: joined, invite, leave, knock };
         let mut body = json!({
             "next_batch": next.encode(),
             "device_lists": { "changed": changed, "left": left },
@@ -517,10 +511,15 @@ impl Sync {
             "device_unused_fallback_key_types": fallback_types,
         });
         body["to_device"] = events(to_device);
-        body["rooms"] = Value::Object(rooms);
         body["account_data"] = events(global_data);
         body["presence"] = events(presence);
-        Ok((body, has_news))
+        let Value::Object(fields) = body else { unreachable!("built as an object") };
+        Ok((SyncBody { fields, rooms }, has_news))
+    }
+
+    /// Events for a room block: past the cache when the whole answer reads more than it holds.
+    async fn events_for(&self, pre: &Prefetched, ids: &[String]) -> Result<Vec<std::sync::Arc<StoredEvent>>> {
+        if pre.scan { self.rooms.events_shared_scan(ids).await } else { self.rooms.events_shared(ids).await }
     }
 
     /// Typing and receipts of a joined room that changed since the token (all of them for a room
@@ -662,7 +661,7 @@ impl Sync {
             // in one go.
             let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
             let loaded: HashMap<String, std::sync::Arc<StoredEvent>> =
-                self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
+                self.events_for(pre, &ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
             let exhausted = (rows.len() as i64) < limit as i64 + 1;
             reached_start |= exhausted;
             if let Some(last) = rows.last() {
@@ -775,8 +774,7 @@ impl Sync {
         } else {
             Vec::new()
         };
-        let mut state_events: Vec<Value> =
-            self.rooms.events_shared(&state_ids).await?.iter().map(|e| view(e)).collect();
+        let mut state_events: Vec<Value> = self.events_for(pre, &state_ids).await?.iter().map(|e| view(e)).collect();
         state_events.retain(|e| params.filter.state.allows(e));
         if params.filter.state.lazy_load_members {
             // Only the members the client needs to render the timeline, and the user's own. An
@@ -828,7 +826,7 @@ impl Sync {
                     .iter()
                     .filter_map(|s| state.get(&("m.room.member".to_owned(), (*s).to_owned())).cloned())
                     .collect();
-                state_events.extend(self.rooms.events_shared(&missing).await?.iter().map(|e| view(e)));
+                state_events.extend(self.events_for(pre, &missing).await?.iter().map(|e| view(e)));
             }
             // What the device has now.
             let mut sent = already;
@@ -962,6 +960,8 @@ fn timeline_limit(params: &SyncParams) -> usize {
 struct Prefetched {
     /// Whether anything was loaded (then a room missing from `unread` has no unread events).
     loaded: bool,
+    /// The rooms' events are more than the event cache holds: they are read past it.
+    scan: bool,
     /// The stream position the timelines were read at.
     upto: i64,
     /// The first page of each room's timeline, newest first.
@@ -996,4 +996,52 @@ fn events(list: Vec<Value>) -> Value {
     let mut m = Map::new();
     m.insert("events".into(), Value::Array(list));
     Value::Object(m)
+}
+
+/// A /sync answer: its fields, and the rooms with each joined room's block already written out.
+pub struct SyncBody {
+    fields: Map<String, Value>,
+    rooms: SyncRooms,
+}
+
+#[derive(Serialize)]
+struct SyncRooms {
+    join: BTreeMap<String, Box<RawValue>>,
+    invite: Map<String, Value>,
+    leave: Map<String, Value>,
+    knock: Map<String, Value>,
+}
+
+impl Serialize for SyncBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.fields.len() + 1))?;
+        for (k, v) in &self.fields {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry("rooms", &self.rooms)?;
+        map.end()
+    }
+}
+
+/// The members who joined (`came`) or left or were banned (`went`) in a room block's timeline
+/// and state, other than `me`: whose device lists the client must fetch again or may drop.
+fn member_changes(block: &Value, me: &str, came: &mut Vec<String>, went: &mut Vec<String>) {
+    let events = block["timeline"]["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(["state", "state_after"].iter().flat_map(|k| block[*k]["events"].as_array().into_iter().flatten()));
+    for e in events.filter(|e| e["type"] == "m.room.member") {
+        let (Some(who), Some(m)) = (e["state_key"].as_str(), e["content"]["membership"].as_str()) else {
+            continue;
+        };
+        if who == me {
+            continue;
+        }
+        match m {
+            "join" => came.push(who.to_owned()),
+            "leave" | "ban" => went.push(who.to_owned()),
+            _ => {}
+        }
+    }
 }

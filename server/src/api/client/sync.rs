@@ -15,13 +15,13 @@ use crate::{
     matrix::filter::SyncFilter,
     service::{
         AppState,
-        sync::{SyncParams, SyncToken},
+        sync::{SyncBody, SyncParams, SyncToken},
     },
 };
 
 /// GET /_matrix/client/v3/sync
 /// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3sync>
-pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::Request>) -> Result<Json<Value>> {
+pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::Request>) -> Result<Json<SyncBody>> {
     let session = req.session();
     let b = &req.body;
     let filter: Option<FilterDefinition> = match &b.filter {

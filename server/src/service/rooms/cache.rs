@@ -18,7 +18,7 @@ use hashlink::LruCache;
 
 use super::StoredEvent;
 use crate::{
-    service::guarded::Guarded,
+    service::{guarded::Guarded, heads::Heads},
     storage::{self, Db, rooms::RoomRow, rooms::StateKeyMap},
 };
 
@@ -185,7 +185,7 @@ impl EventCache {
 /// The stream position of each room's latest event and latest relation.
 #[derive(Default)]
 pub struct RoomHeads {
-    events: Mutex<HashMap<String, i64>>,
+    events: Mutex<Heads>,
     relations: Mutex<HashMap<String, i64>>,
 }
 
@@ -198,14 +198,11 @@ impl RoomHeads {
     }
 
     pub fn advance(&self, room_id: &str, stream: i64, is_relation: bool) {
-        let bump = |map: &Mutex<HashMap<String, i64>>| {
-            let mut map = map.lock();
+        self.events.lock().advance(room_id, stream);
+        if is_relation {
+            let mut map = self.relations.lock();
             let e = map.entry(room_id.to_owned()).or_insert(stream);
             *e = (*e).max(stream);
-        };
-        bump(&self.events);
-        if is_relation {
-            bump(&self.relations);
         }
     }
 
@@ -217,12 +214,17 @@ impl RoomHeads {
 
     /// The latest event position of any room (0 when there are no events).
     pub fn latest_of_all(&self) -> i64 {
-        self.events.lock().values().copied().max().unwrap_or(0)
+        self.events.lock().latest()
     }
 
     /// The latest event position of the room (0 when it has none).
     pub fn latest_event(&self, room_id: &str) -> i64 {
-        self.events.lock().get(room_id).copied().unwrap_or(0)
+        self.events.lock().get(room_id)
+    }
+
+    /// The rooms with an event after `pos`.
+    pub fn moved_after(&self, pos: i64) -> Vec<String> {
+        self.events.lock().moved_after(pos).map(str::to_owned).collect()
     }
 
     /// The latest relation's position in the room (0 when it has none).

@@ -249,6 +249,11 @@ impl Rooms {
         self.shared.heads.latest_event(room_id)
     }
 
+    /// The rooms with an event after stream position `pos` (whoever is in them).
+    pub fn rooms_moved_after(&self, pos: i64) -> Vec<String> {
+        self.shared.heads.moved_after(pos)
+    }
+
     /// Whether any event after `pos` in the room relates to another: if not, events from
     /// `pos` on have no bundled aggregations (a relation always comes after its parent).
     pub fn relations_after(&self, room_id: &str, pos: i64) -> bool {
@@ -313,6 +318,23 @@ impl Rooms {
 
     /// `events` without copying cached events.
     pub async fn events_shared(&self, ids: &[String]) -> Result<Vec<Arc<StoredEvent>>> {
+        self.events_shared_caching(ids, true).await
+    }
+
+    /// `events_shared` for a read of more events than the cache holds (the initial sync of a
+    /// user in thousands of rooms): cached events are used, the others are not kept, so such a
+    /// read neither churns through the cache nor pushes out what the active rooms use.
+    pub async fn events_shared_scan(&self, ids: &[String]) -> Result<Vec<Arc<StoredEvent>>> {
+        self.events_shared_caching(ids, false).await
+    }
+
+    /// Whether reading `events` events at once would go through the cache without a hit to show
+    /// for it (see `events_shared_scan`).
+    pub fn is_scan(&self, events: usize) -> bool {
+        events > EVENT_CACHE_CAPACITY / 2
+    }
+
+    async fn events_shared_caching(&self, ids: &[String], keep: bool) -> Result<Vec<Arc<StoredEvent>>> {
         let mut out = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for id in ids {
@@ -324,7 +346,9 @@ impl Rooms {
         let generation = self.shared.cache.generation();
         for row in storage::events::get_many(&self.db.read, &missing).await? {
             let e = Arc::new(parse_row(row)?);
-            self.shared.cache.put_read(generation, e.clone());
+            if keep {
+                self.shared.cache.put_read(generation, e.clone());
+            }
             out.push(e);
         }
         Ok(out)
