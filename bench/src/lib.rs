@@ -67,6 +67,19 @@ impl Cs {
         ))
     }
 
+    /// `GET /sync` from `since` (an initial sync without), waiting up to `timeout_ms`, with a
+    /// filter (URL-encoded JSON or a filter ID).
+    pub async fn sync(&self, token: &str, since: Option<&str>, timeout_ms: u64, filter: Option<&str>) -> Result<Value> {
+        let mut path = format!("/_matrix/client/v3/sync?timeout={timeout_ms}");
+        if let Some(s) = since {
+            path.push_str(&format!("&since={s}"));
+        }
+        if let Some(f) = filter {
+            path.push_str(&format!("&filter={f}"));
+        }
+        self.call(reqwest::Method::GET, &path, Some(token), None).await
+    }
+
     pub async fn create_room(&self, token: &str, body: Value) -> Result<String> {
         let v = self.call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Some(token), Some(body)).await?;
         Ok(v["room_id"].as_str().context("room_id")?.to_owned())

@@ -125,17 +125,6 @@ impl Server {
             end += 100;
         }
     }
-
-    async fn sync(&self, token: &str, since: Option<&str>, timeout_ms: u64, filter: Option<&str>) -> Result<Value> {
-        let mut path = format!("/_matrix/client/v3/sync?timeout={timeout_ms}");
-        if let Some(s) = since {
-            path.push_str(&format!("&since={s}"));
-        }
-        if let Some(f) = filter {
-            path.push_str(&format!("&filter={f}"));
-        }
-        self.call(reqwest::Method::GET, &path, Some(token), None).await
-    }
 }
 
 #[derive(Default)]

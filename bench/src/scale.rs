@@ -70,17 +70,6 @@ async fn send(cs: &Cs, token: &str, room: &str, txn: &str, body: &str) -> Result
     Ok(v["event_id"].as_str().context("event_id")?.to_owned())
 }
 
-async fn sync(cs: &Cs, token: &str, since: Option<&str>, timeout_ms: u64, filter: Option<&str>) -> Result<Value> {
-    let mut path = format!("/_matrix/client/v3/sync?timeout={timeout_ms}");
-    if let Some(s) = since {
-        path.push_str(&format!("&since={s}"));
-    }
-    if let Some(f) = filter {
-        path.push_str(&format!("&filter={f}"));
-    }
-    cs.call(reqwest::Method::GET, &path, Some(token), None).await
-}
-
 fn next_batch(v: &Value) -> Result<String> {
     Ok(v["next_batch"].as_str().context("next_batch")?.to_owned())
 }
@@ -127,7 +116,7 @@ async fn generate(cs: &Cs, shape: &Shape) -> Result<Generated> {
 
     // What the rooms hold so far, to spread the rest of the events evenly.
     let base =
-        sync(cs, &subject, None, 0, Some("%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%7D%7D")).await?;
+        cs.sync(&subject, None, 0, Some("%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%7D%7D")).await?;
     if base["rooms"]["join"].as_object().map_or(0, |o| o.len()) != shape.rooms {
         bail!("the subject is not in all {} rooms", shape.rooms);
     }
@@ -205,7 +194,7 @@ async fn delivery_round(
     i: usize,
 ) -> Result<(f64, String)> {
     let (room, writer) = (&g.rooms[r], &g.others[r % OTHERS]);
-    let poll = sync(cs, subject, Some(since), 30_000, None);
+    let poll = cs.sync(subject, Some(since), 30_000, None);
     let send = async {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let start = Instant::now();
@@ -222,7 +211,7 @@ async fn delivery_round(
         );
     }
     // Drain anything that arrived in between so the next poll starts clean.
-    let since = next_batch(&sync(cs, subject, Some(&next_batch(&synced)?), 0, None).await?)?;
+    let since = next_batch(&cs.sync(subject, Some(&next_batch(&synced)?), 0, None).await?)?;
     Ok((took, since))
 }
 
@@ -319,7 +308,7 @@ async fn measure(cs: &Cs, pid: u32, g: &Generated, starts: Vec<f64>) -> Result<V
     // The first initial sync after the start meets cold caches.
     let subject = &g.subject;
     let t = Instant::now();
-    let first = sync(cs, subject, None, 0, None).await?;
+    let first = cs.sync(subject, None, 0, None).await?;
     rows.push((String::from("First initial sync after the start, 2,000 rooms (ms)"), ms(t)));
     if first["rooms"]["join"].as_object().map_or(0, |o| o.len()) != g.shape.rooms {
         bail!("the initial sync does not hold all {} rooms", g.shape.rooms);
@@ -338,7 +327,7 @@ async fn measure(cs: &Cs, pid: u32, g: &Generated, starts: Vec<f64>) -> Result<V
         let mut times = Vec::new();
         for _ in 0..INITIAL_SYNCS {
             let t = Instant::now();
-            sync(cs, subject, None, 0, filter).await?;
+            cs.sync(subject, None, 0, filter).await?;
             times.push(ms(t));
         }
         rows.push((label.to_owned(), p50_p99(times).0));
@@ -351,7 +340,7 @@ async fn measure(cs: &Cs, pid: u32, g: &Generated, starts: Vec<f64>) -> Result<V
     let mut times = Vec::new();
     for _ in 0..QUIET_SYNCS {
         let t = Instant::now();
-        since = next_batch(&sync(cs, subject, Some(&since), 0, None).await?)?;
+        since = next_batch(&cs.sync(subject, Some(&since), 0, None).await?)?;
         times.push(ms(t));
     }
     let (p50, p99) = p50_p99(times);
