@@ -38,7 +38,8 @@ struct Pebble {
     http01: u16,
     /// The port pebble makes TLS-ALPN-01 handshakes to (Hearth's TLS listener).
     tls_alpn: u16,
-    _dir: tempfile::TempDir,
+    /// Its files, kept while it runs.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Pebble {
@@ -83,54 +84,69 @@ impl Pebble {
         std::fs::write(p("cert.pem"), cert.pem()).unwrap();
         std::fs::write(p("key.pem"), key.serialize_pem()).unwrap();
         std::fs::write(p("ca.pem"), ca.pem()).unwrap();
-
-        let (listen, management, dns_management) = (free_port(), free_port(), free_port());
-        let config = json!({"pebble": {
-            "listenAddress": format!("127.0.0.1:{listen}"),
-            "managementListenAddress": format!("127.0.0.1:{management}"),
-            "certificate": p("cert.pem"), "privateKey": p("key.pem"),
-            "httpPort": http01, "tlsPort": tls_alpn,
-            "ocspResponderURL": "", "externalAccountBindingRequired": false,
-        }});
-        let mut config = config;
-        if let Some(seconds) = validity {
-            config["pebble"]["certificateValidityPeriod"] = json!(seconds);
+        // A port picked free may be taken by another test before pebble binds it; pebble then
+        // exits at once. Such a start is tried again on other ports.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (listen, management, dns_management) = (free_port(), free_port(), free_port());
+            let mut config = json!({"pebble": {
+                "listenAddress": format!("127.0.0.1:{listen}"),
+                "managementListenAddress": format!("127.0.0.1:{management}"),
+                "certificate": p("cert.pem"), "privateKey": p("key.pem"),
+                "httpPort": http01, "tlsPort": tls_alpn,
+                "ocspResponderURL": "", "externalAccountBindingRequired": false,
+            }});
+            if let Some(seconds) = validity {
+                config["pebble"]["certificateValidityPeriod"] = json!(seconds);
+            }
+            std::fs::write(p("pebble.json"), config.to_string()).unwrap();
+            let quiet = Stdio::null;
+            let dns_server = Command::new("pebble-challtestsrv")
+                .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+                .args(["-dns01", &format!("127.0.0.1:{dns}"), "-management", &format!("127.0.0.1:{dns_management}")])
+                .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
+                .stdout(quiet())
+                .stderr(quiet())
+                .spawn()
+                .expect("pebble-challtestsrv (Debian's pebble package) runs");
+            let pebble = Command::new("pebble")
+                .args(["-config", p("pebble.json").to_str().unwrap(), "-dnsserver", &format!("127.0.0.1:{dns}")])
+                .env("PEBBLE_VA_NOSLEEP", "1")
+                .env("PEBBLE_WFE_NONCEREJECT", "0")
+                .stdout(quiet())
+                .stderr(quiet())
+                .spawn()
+                .expect("pebble (Debian's pebble package) runs");
+            let mut me = Pebble {
+                children: vec![dns_server, pebble],
+                url: format!("https://127.0.0.1:{listen}/dir"),
+                ca_file: p("ca.pem"),
+                ca_pem: ca.pem(),
+                management,
+                dns_management,
+                http01,
+                tls_alpn,
+                _dir: None,
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut exited = false;
+            while me.client().get(&me.url).send().await.is_err() {
+                exited = me.children.iter_mut().any(|c| c.try_wait().is_ok_and(|status| status.is_some()));
+                assert!(Instant::now() < deadline, "pebble did not start");
+                if exited {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if exited {
+                // Dropping `me` stops what is left of this attempt.
+                assert!(attempts < 3, "pebble exited at start {attempts} times (its ports were taken?)");
+                continue;
+            }
+            me._dir = Some(dir);
+            return me;
         }
-        std::fs::write(p("pebble.json"), config.to_string()).unwrap();
-        let quiet = Stdio::null;
-        let dns_server = Command::new("pebble-challtestsrv")
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .args(["-dns01", &format!("127.0.0.1:{dns}"), "-management", &format!("127.0.0.1:{dns_management}")])
-            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .stdout(quiet())
-            .stderr(quiet())
-            .spawn()
-            .expect("pebble-challtestsrv (Debian's pebble package) runs");
-        let pebble = Command::new("pebble")
-            .args(["-config", p("pebble.json").to_str().unwrap(), "-dnsserver", &format!("127.0.0.1:{dns}")])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
-            .stdout(quiet())
-            .stderr(quiet())
-            .spawn()
-            .expect("pebble (Debian's pebble package) runs");
-        let me = Pebble {
-            children: vec![dns_server, pebble],
-            url: format!("https://127.0.0.1:{listen}/dir"),
-            ca_file: p("ca.pem"),
-            ca_pem: ca.pem(),
-            management,
-            dns_management,
-            http01,
-            tls_alpn,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while me.client().get(&me.url).send().await.is_err() {
-            assert!(Instant::now() < deadline, "pebble did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        me
     }
 
     fn client(&self) -> reqwest::Client {

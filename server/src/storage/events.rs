@@ -145,7 +145,16 @@ pub async fn forward_extremities_with_depth(
 
 /// The stream position of every room's latest event.
 pub async fn room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as("SELECT room_id, MAX(stream_ordering) FROM events GROUP BY room_id").fetch_all(ex).await
+    // One index lookup per room: `GROUP BY room_id` walks the whole (room, stream) index, which
+    // with a million events took most of a start (163 ms against 4).
+    sqlx::query_as(
+        "SELECT room_id, head FROM (
+             SELECT r.room_id, (SELECT MAX(e.stream_ordering) FROM events e WHERE e.room_id = r.room_id) AS head
+             FROM rooms r)
+         WHERE head IS NOT NULL",
+    )
+    .fetch_all(ex)
+    .await
 }
 
 // LIMITs are written into the SQL, not bound: SQLite plans with a bound LIMIT's value and then
