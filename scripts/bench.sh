@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Load benchmark: Hearth (release build) and Synapse from PyPI, same workload, same machine, same
-# run. Writes the table to docs/benchmarks-results.md. Takes a few minutes; not part of CI.
+# Load benchmark: Hearth (release build), Synapse from PyPI and Conduit built from its source
+# (scripts/build-conduit.sh), same workload, same machine, same run. Writes the table to
+# docs/benchmarks-results.md. Takes about 15 minutes (the first Conduit build 20 more); not part
+# of CI. HEARTH_BENCH_CONDUIT=0 leaves Conduit out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +17,14 @@ if ! "$VENV/bin/python" -c "import synapse, sys; sys.exit(synapse.__version__ !=
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "matrix-synapse==$SYNAPSE_VERSION"
 fi
 
+CONDUIT=()
+if [ "${HEARTH_BENCH_CONDUIT:-1}" != 0 ]; then
+    if bin=$(scripts/build-conduit.sh); then
+        CONDUIT=("$bin")
+    else
+        echo "Conduit could not be built; the run goes on without it" >&2
+    fi
+fi
+
 cargo build --release --locked -p hearth-server -p hearth-bench
-"$TARGET_DIR/release/hearth-bench" "$TARGET_DIR/release/hearth" "$VENV" "${1:-docs/benchmarks-results.md}"
+"$TARGET_DIR/release/hearth-bench" "$TARGET_DIR/release/hearth" "$VENV" "${1:-docs/benchmarks-results.md}" "${CONDUIT[@]}"

@@ -80,6 +80,15 @@ impl Cs {
         self.call(reqwest::Method::GET, &path, Some(token), None).await
     }
 
+    /// Sends a text message under transaction ID `txn`; returns the event ID.
+    pub async fn send(&self, token: &str, room: &str, txn: &str, body: &str) -> Result<String> {
+        let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}");
+        let v = self
+            .call(reqwest::Method::PUT, &path, Some(token), Some(json!({"msgtype": "m.text", "body": body})))
+            .await?;
+        Ok(v["event_id"].as_str().context("event_id")?.to_owned())
+    }
+
     pub async fn create_room(&self, token: &str, body: Value) -> Result<String> {
         let v = self.call(reqwest::Method::POST, "/_matrix/client/v3/createRoom", Some(token), Some(body)).await?;
         Ok(v["room_id"].as_str().context("room_id")?.to_owned())

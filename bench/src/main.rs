@@ -1,10 +1,12 @@
-//! Load benchmark: the same Client-Server workload against a running `hearth` binary and a
-//! Synapse from PyPI on the same machine, in the same run. Reports latencies, throughput, server
-//! CPU seconds (from /proc) and RSS, and the Hearth/Synapse ratios.
+//! Load benchmark: the same Client-Server workload against a running `hearth` binary, a
+//! Synapse from PyPI and (when given) a Conduit built from its source with the SQLite backend,
+//! on the same machine, in the same run. Reports latencies, throughput, server CPU seconds (from
+//! /proc) and RSS, and the ratios of each peer to Hearth.
 //!
 //! Run it with `scripts/bench.sh` (it builds Hearth in release mode, installs Synapse in a venv,
-//! starts both servers and writes docs/benchmarks.md). Numbers on a shared 2-core machine drift
-//! between runs; the ratios are what to compare.
+//! builds Conduit when its source is at hand, starts the servers one after another and writes
+//! docs/benchmarks-results.md). Numbers on a shared 2-core machine drift between runs; the
+//! ratios, taken within one run, are what to compare.
 
 use std::{
     collections::HashMap,
@@ -70,13 +72,7 @@ impl Server {
 
     async fn send(&self, token: &str, room: &str, body: &str) -> Result<()> {
         let txn = self.txn();
-        self.call(
-            reqwest::Method::PUT,
-            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/b{txn}"),
-            Some(token),
-            Some(json!({"msgtype": "m.text", "body": body})),
-        )
-        .await?;
+        self.cs.send(token, room, &format!("b{txn}"), body).await?;
         Ok(())
     }
 
@@ -106,7 +102,9 @@ impl Server {
     async fn load_room_list(&self, token: &str) -> Result<String> {
         let v = self.sliding(token, None, 0, room_list_body(19)).await?;
         let count = v["lists"]["all_rooms"]["count"].as_u64().unwrap_or(0) as usize;
-        if count < SLIDING_ROOMS || v["rooms"].as_object().map_or(0, |o| o.len()) < 20 {
+        // 19, not 20: Conduit reads a range's end as exclusive (the spec: inclusive) and so
+        // sends one room fewer.
+        if count < SLIDING_ROOMS || v["rooms"].as_object().map_or(0, |o| o.len()) < 19 {
             bail!(
                 "{}: the first room list has {count} rooms counted: {}",
                 self.name,
@@ -129,7 +127,6 @@ impl Server {
 
 #[derive(Default)]
 struct Report {
-    rows: Vec<(String, String, String)>,
     values: HashMap<(String, &'static str), f64>,
 }
 
@@ -183,6 +180,31 @@ fn start_synapse(venv: &str, dir: &std::path::Path, port: u16) -> Result<Child> 
         .spawn()?)
 }
 
+/// Conduit with its SQLite backend, under the same conditions as the others: open registration
+/// (its dummy flow), no federation, quiet logs. Conduit has no rate limits to lift.
+fn start_conduit(bin: &str, dir: &std::path::Path, port: u16) -> Result<Child> {
+    let config = dir.join("conduit.toml");
+    let data = dir.join("db");
+    std::fs::create_dir_all(&data)?;
+    std::fs::write(
+        &config,
+        format!(
+            "[global]\nserver_name = \"bench.conduit\"\ndatabase_backend = \"sqlite\"\ndatabase_path = \"{}\"\n\
+             address = \"127.0.0.1\"\nport = {port}\nallow_registration = true\nallow_federation = false\n\
+             allow_check_for_updates = false\nenable_lightning_bolt = false\ntrusted_servers = []\nlog = \"warn\"\n",
+            data.display()
+        ),
+    )?;
+    Ok(Command::new(bin)
+        .env("CONDUIT_CONFIG", &config)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+/// Runs the scenarios. A peer that cannot do one (an endpoint it lacks) has that row left
+/// empty and goes on with the rest; Hearth failing one fails the run.
 async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     let name = s.name;
     let (idle, _) = rss_mib(s.pid);
@@ -207,29 +229,40 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
         s.join(tok, &room).await?;
     }
     if wanted("send") {
-        send_scenario(s, report, &users, &room).await?;
+        tolerated(s, send_scenario(s, report, &users, &room).await)?;
     }
     if wanted("delivery") {
-        delivery_scenario(s, report, &users, &room).await?;
+        tolerated(s, delivery_scenario(s, report, &users, &room).await)?;
     }
     if wanted("initial") {
-        initial_sync_scenario(s, report).await?;
+        tolerated(s, initial_sync_scenario(s, report).await)?;
     }
     if wanted("fanout") {
-        fanout_scenario(s, report).await?;
+        tolerated(s, fanout_scenario(s, report).await)?;
     }
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     report.put(name, "peak_rss_before_sliding_mib", rss_mib(s.pid).1);
     if wanted("sliding") {
-        sliding_scenario(s, report).await?;
+        tolerated(s, sliding_scenario(s, report).await)?;
     }
     if wanted("uia") {
-        uia_scenario(s, report).await?;
+        tolerated(s, uia_scenario(s, report).await)?;
     }
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     let (_, peak) = rss_mib(s.pid);
     report.put(name, "peak_rss_mib", peak);
     Ok(())
+}
+
+/// A scenario's failure: fatal for Hearth, reported and skipped for a peer.
+fn tolerated(s: &Server, result: Result<()>) -> Result<()> {
+    match result {
+        Err(e) if s.name != "hearth" => {
+            eprintln!("  {}: scenario failed, its rows are left empty: {e:#}", s.name);
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Whether a scenario runs: all of them, unless `HEARTH_BENCH_SCENARIOS` (comma-separated:
@@ -368,17 +401,24 @@ async fn initial_sync_scenario(s: &Server, report: &mut Report) -> Result<()> {
         ("initial_sync_lazy_ms", Some("%7B%22room%22%3A%7B%22state%22%3A%7B%22lazy_load_members%22%3Atrue%7D%7D%7D")),
     ] {
         let mut times = Vec::new();
-        let cpu0 = cpu_seconds(s.pid);
+        let mut cpu = 0.0;
         for _ in 0..INITIAL_SYNCS {
+            let cpu0 = cpu_seconds(s.pid);
             let t = Instant::now();
             let v = s.sync(&subject, None, 0, filter).await?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
+            cpu += cpu_seconds(s.pid) - cpu0;
             if v["rooms"]["join"].as_object().map(|o| o.len()).unwrap_or(0) < ROOMS {
                 bail!("{name}: initial sync is missing rooms");
             }
+            // Conduit answers a device's request with the same `since` as its previous one
+            // (whatever the filter) from that answer: an incremental sync in between, not timed,
+            // makes each initial sync a real one on every server.
+            s.sync(&subject, Some(v["next_batch"].as_str().context("next_batch")?), 0, filter).await?;
         }
         if metric == "initial_sync_ms" {
-            report.put(name, "initial_sync_cpu_ms", (cpu_seconds(s.pid) - cpu0) * 1000.0 / INITIAL_SYNCS as f64);
+            // The sum of the CPU over the timed requests only.
+            report.put(name, "initial_sync_cpu_ms", cpu * 1000.0 / INITIAL_SYNCS as f64);
         }
         times.sort_by(f64::total_cmp);
         report.put(name, metric, percentile(&times, 0.5));
@@ -521,31 +561,49 @@ async fn sliding_scenario(s: &Server, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+fn capitalised(name: &str) -> String {
+    let mut c = name.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+/// A value with two decimals, or `-` for a row not measured.
+fn cell(v: f64) -> String {
+    if v.is_finite() { format!("{v:.2}") } else { "-".to_owned() }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let hearth_bin = args.next().context("usage: hearth-bench HEARTH_BINARY SYNAPSE_VENV OUTPUT.md")?;
-    let venv = args.next().context("usage: hearth-bench HEARTH_BINARY SYNAPSE_VENV OUTPUT.md")?;
-    let output = PathBuf::from(args.next().context("usage: hearth-bench HEARTH_BINARY SYNAPSE_VENV OUTPUT.md")?);
+    let usage = "usage: hearth-bench HEARTH_BINARY SYNAPSE_VENV OUTPUT.md [CONDUIT_BINARY]";
+    let hearth_bin = args.next().context(usage)?;
+    let venv = args.next().context(usage)?;
+    let output = PathBuf::from(args.next().context(usage)?);
+    let conduit_bin = args.next();
     let work = tempfile::tempdir()?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).pool_max_idle_per_host(512).build()?;
     let mut report = Report::default();
 
-    // HEARTH_BENCH_ONLY=hearth skips Synapse, for quick iterations on Hearth alone.
+    // HEARTH_BENCH_ONLY=hearth skips the peers, for quick iterations on Hearth alone.
     let only = std::env::var("HEARTH_BENCH_ONLY").ok();
-    for which in ["hearth", "synapse"] {
-        if only.as_deref().is_some_and(|o| o != which) {
+    let mut peers = vec!["synapse"];
+    if conduit_bin.is_some() {
+        peers.push("conduit");
+    }
+    for (which, port) in [("hearth", 18300), ("synapse", 18301), ("conduit", 18302)] {
+        if which != "hearth" && !peers.contains(&which) || only.as_deref().is_some_and(|o| o != which) {
             continue;
         }
         let dir = work.path().join(which);
         std::fs::create_dir_all(&dir)?;
-        let port = if which == "hearth" { 18300 } else { 18301 };
-        let child =
-            if which == "hearth" { start_hearth(&hearth_bin, &dir, port)? } else { start_synapse(&venv, &dir, port)? };
+        let (child, db) = match which {
+            "hearth" => (start_hearth(&hearth_bin, &dir, port)?, dir.join("data/hearth.db")),
+            "synapse" => (start_synapse(&venv, &dir, port)?, dir.join("homeserver.db")),
+            _ => (start_conduit(conduit_bin.as_deref().unwrap_or_default(), &dir, port)?, dir.join("db/conduit.db")),
+        };
         let server = Server {
             cs: Cs { name: which, base: format!("http://127.0.0.1:{port}"), http: http.clone() },
             pid: child.id(),
-            db: if which == "hearth" { dir.join("data/hearth.db") } else { dir.join("homeserver.db") },
+            db,
             _child: child,
             counter: Default::default(),
         };
@@ -593,15 +651,32 @@ async fn main() -> Result<()> {
         ("uia_cpu_us_per_session", "Server CPU per registration started (us)", false),
     ];
     let mut md = String::new();
-    md.push_str("| Metric | Hearth | Synapse | Synapse / Hearth |\n|---|---:|---:|---:|\n");
-    for (key, label, higher_is_better) in metrics {
-        let h = report.values.get(&("hearth".to_owned(), key)).copied().unwrap_or(f64::NAN);
-        let sy = report.values.get(&("synapse".to_owned(), key)).copied().unwrap_or(f64::NAN);
-        let ratio = if higher_is_better { h / sy } else { sy / h };
-        md.push_str(&format!("| {label} | {h:.2} | {sy:.2} | {ratio:.1}x |\n"));
-        report.rows.push((label.to_owned(), format!("{h:.2}"), format!("{sy:.2}")));
+    md.push_str("| Metric | Hearth | Synapse |");
+    for peer in &peers[1..] {
+        md.push_str(&format!(" {} |", capitalised(peer)));
     }
-    md.push_str("\nThe last column is how many times better Hearth does (for throughput, Hearth / Synapse).\n");
+    for peer in &peers {
+        md.push_str(&format!(" {} / Hearth |", capitalised(peer)));
+    }
+    md.push_str(&format!("\n|---|{}\n", "---:|".repeat(1 + 2 * peers.len())));
+    let value = |server: &str, key: &str| report.values.get(&(server.to_owned(), key)).copied().unwrap_or(f64::NAN);
+    for (key, label, higher_is_better) in metrics {
+        let h = value("hearth", key);
+        md.push_str(&format!("| {label} | {} |", cell(h)));
+        for peer in &peers {
+            md.push_str(&format!(" {} |", cell(value(peer, key))));
+        }
+        for peer in &peers {
+            let p = value(peer, key);
+            let ratio = if higher_is_better { h / p } else { p / h };
+            md.push_str(&if ratio.is_finite() { format!(" {ratio:.1}x |") } else { " - |".to_owned() });
+        }
+        md.push('\n');
+    }
+    md.push_str(
+        "\nThe ratio columns are how many times better Hearth does than each peer (for throughput, Hearth / peer). \
+         A `-` is a row the server could not run.\n",
+    );
     // A run of some scenarios only is for looking at, not for the results file.
     if std::env::var_os("HEARTH_BENCH_SCENARIOS").is_none() {
         std::fs::write(&output, &md)?;

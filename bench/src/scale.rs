@@ -64,12 +64,6 @@ fn env_number(name: &str, default: u64) -> Result<u64> {
     std::env::var(name).map_or(Ok(default), |v| v.parse().with_context(|| format!("{name}={v}")))
 }
 
-async fn send(cs: &Cs, token: &str, room: &str, txn: &str, body: &str) -> Result<String> {
-    let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}");
-    let v = cs.call(reqwest::Method::PUT, &path, Some(token), Some(json!({"msgtype": "m.text", "body": body}))).await?;
-    Ok(v["event_id"].as_str().context("event_id")?.to_owned())
-}
-
 fn next_batch(v: &Value) -> Result<String> {
     Ok(v["next_batch"].as_str().context("next_batch")?.to_owned())
 }
@@ -131,7 +125,7 @@ async fn generate(cs: &Cs, shape: &Shape) -> Result<Generated> {
                 for i in 0..per_room {
                     let who = if i % 4 == 3 { subject } else { members[i as usize % 4] };
                     let text = format!("Message {i} of room {r}: the quick brown fox jumps over the lazy dog");
-                    last = send(cs, who, room, &format!("s{r}-{i}"), &text).await?;
+                    last = cs.send(who, room, &format!("s{r}-{i}"), &text).await?;
                     let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     if n.is_multiple_of(50_000) {
                         eprintln!("  {n} messages sent in {:.0?}", started.elapsed());
@@ -198,7 +192,7 @@ async fn delivery_round(
     let send = async {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let start = Instant::now();
-        send(cs, writer, room, &format!("d{i}-{}", now_ms()), &format!("ping {i}")).await?;
+        cs.send(writer, room, &format!("d{i}-{}", now_ms()), &format!("ping {i}")).await?;
         Ok::<_, anyhow::Error>(start)
     };
     let (synced, started) = tokio::join!(poll, send);

@@ -186,7 +186,8 @@ impl EventCache {
 #[derive(Default)]
 pub struct RoomHeads {
     events: Mutex<Heads>,
-    relations: Mutex<HashMap<String, i64>>,
+    /// Rooms' latest event that relates to another (a thread reply, an edit, a reaction).
+    relations: Mutex<Heads>,
 }
 
 impl RoomHeads {
@@ -200,9 +201,7 @@ impl RoomHeads {
     pub fn advance(&self, room_id: &str, stream: i64, is_relation: bool) {
         self.events.lock().advance(room_id, stream);
         if is_relation {
-            let mut map = self.relations.lock();
-            let e = map.entry(room_id.to_owned()).or_insert(stream);
-            *e = (*e).max(stream);
+            self.relations.lock().advance(room_id, stream);
         }
     }
 
@@ -229,7 +228,7 @@ impl RoomHeads {
 
     /// The latest relation's position in the room (0 when it has none).
     pub fn latest_relation(&self, room_id: &str) -> i64 {
-        self.relations.lock().get(room_id).copied().unwrap_or(0)
+        self.relations.lock().get(room_id)
     }
 }
 
