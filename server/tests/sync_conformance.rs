@@ -404,9 +404,24 @@ async fn a_user_in_many_rooms_gets_them_all_first_and_then_only_the_rooms_that_m
     let (me, bob_id) = (uid("alice"), uid("bob"));
     let mut rooms = Vec::new();
     let mut last = Vec::new();
+    // A redacted message, and one of alice's own (sent from the device that syncs), in rooms
+    // of either chunk of timelines the initial sync reads.
+    let mut redacted = Vec::new();
+    let mut own = Vec::new();
     for i in 0..30 {
         let r = room(&s, &alice, json!({"preset": "public_chat", "name": format!("room {i}")})).await;
         join(&s, &bob, &r).await;
+        if i % 13 == 0 {
+            let gone = msg(&s, &bob, &r, "said and taken back").await;
+            let (st, v) = s
+                .put(&format!("/_matrix/client/v3/rooms/{r}/redact/{gone}/r{i}"), Some(&bob), json!({"reason": "oops"}))
+                .await;
+            assert_eq!(st, 200, "{v}");
+            redacted.push((i, gone));
+        }
+        if i % 7 == 1 {
+            own.push((i, msg(&s, &alice, &r, "my own").await));
+        }
         last.push(msg(&s, &bob, &r, &format!("hello {i}")).await);
         rooms.push(r);
     }
@@ -415,6 +430,20 @@ async fn a_user_in_many_rooms_gets_them_all_first_and_then_only_the_rooms_that_m
         let v = sync(&s, &alice, "").await;
         let join = v["rooms"]["join"].as_object().unwrap();
         assert_eq!(join.len(), 30, "{}", v["rooms"]);
+        let find = |i: usize, id: &str| -> Value {
+            let timeline = events(&join[rooms[i].as_str()], &["timeline"]);
+            timeline.into_iter().find(|e| e["event_id"] == id).cloned().unwrap_or_else(|| panic!("{id} in room {i}"))
+        };
+        for (i, id) in &redacted {
+            let e = find(*i, id);
+            assert_eq!(e["content"], json!({}), "the redacted message keeps no content: {e}");
+            assert!(e["unsigned"]["redacted_because"].is_object(), "{e}");
+        }
+        for (i, id) in &own {
+            let e = find(*i, id);
+            assert_eq!(e["content"]["body"], "my own");
+            assert!(e["unsigned"]["transaction_id"].is_string(), "the sender's device sees its transaction ID: {e}");
+        }
         for (i, r) in rooms.iter().enumerate() {
             let timeline = events(&join[r.as_str()], &["timeline"]);
             assert_eq!(timeline.last().unwrap()["event_id"], last[i].as_str(), "room {i}");

@@ -582,12 +582,23 @@ impl SlidingSync {
             for room in &rooms {
                 pre.timelines.insert((*room).to_owned(), Vec::new());
             }
-            for row in storage::events::latest_per_room(db, &rooms, head.events, page).await? {
-                pre.timelines.entry(row.room_id.clone()).or_default().push(row);
+            // More events than the cache holds come with their JSON and go past the cache;
+            // fewer are taken from it.
+            let scan = self.rooms.is_scan(rooms.len() * page as usize);
+            for row in storage::events::latest_per_room(db, &rooms, head.events, page, scan).await? {
+                let list = pre.timelines.entry(row.room_id.clone()).or_default();
+                if scan {
+                    list.push(row.meta());
+                    pre.events.insert(row.event_id.clone(), Arc::new(super::rooms::parse_row(row)?));
+                } else {
+                    list.push(row);
+                }
             }
-            let ids: Vec<String> = pre.timelines.values().flatten().map(|r| r.event_id.clone()).collect();
-            pre.events =
-                self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
+            if !scan {
+                let ids: Vec<String> = pre.timelines.values().flatten().map(|r| r.event_id.clone()).collect();
+                pre.events =
+                    self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
+            }
             pre.bumps = storage::sliding_sync::latest_bump_many(db, &rooms, head.events).await?.into_iter().collect();
         }
         for (room, who, membership, event_id) in storage::rooms::members_many(db, &fresh).await? {
@@ -628,7 +639,12 @@ impl SlidingSync {
             }
         }
         ids.retain(|id| !pre.events.contains_key(id));
-        for e in self.rooms.events_shared(&ids).await? {
+        let state_events = if self.rooms.is_scan(ids.len()) {
+            self.rooms.events_shared_scan(&ids).await?
+        } else {
+            self.rooms.events_shared(&ids).await?
+        };
+        for e in state_events {
             pre.events.insert(e.row.event_id.clone(), e);
         }
         if !joined.is_empty() {

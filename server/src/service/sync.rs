@@ -291,9 +291,9 @@ impl Sync {
                 .map(|m| m.room_id.as_str())
                 .collect();
             let page = timeline_limit(params) as i64 + 1;
-            let mut pre = Prefetched::load(db, &rooms, head, page).await?;
             // The timeline and about as many state events per room.
-            pre.scan = self.rooms.is_scan(rooms.len() * 2 * page as usize);
+            let scan = self.rooms.is_scan(rooms.len() * 2 * page as usize);
+            let mut pre = Prefetched::load(db, &rooms, head, page, scan).await?;
             pre.unread = self.rooms.unread_counts_many(user, &rooms).await?;
             pre
         } else {
@@ -651,17 +651,26 @@ impl Sync {
         let mut contiguous = true;
         let mut group_after: Option<Option<i64>> = None;
         let mut group_before: Option<Option<i64>> = None;
-        let mut first_batch = if fresh && upto == pre.upto { pre.timelines.remove(room_id) } else { None };
+        let mut first_batch = if fresh && upto == pre.upto { pre.first_page(db, room_id).await? } else { None };
         for _ in 0..MAX_FILTER_BATCHES {
-            let rows = match first_batch.take() {
-                Some(rows) => rows,
-                None => storage::events::room_events_desc_meta(db, room_id, after, cursor, limit as i64 + 1).await?,
+            let (rows, loaded) = match first_batch.take() {
+                // A page read with its events' JSON (see `Prefetched::scan`): parsed here
+                // rather than looked up a second time.
+                Some(rows) if rows.first().is_some_and(|r| !r.pdu.is_empty()) => with_events(rows)?,
+                first => {
+                    let rows = match first {
+                        Some(rows) => rows,
+                        None => {
+                            storage::events::room_events_desc_meta(db, room_id, after, cursor, limit as i64 + 1).await?
+                        }
+                    };
+                    // The rows carry no JSON: take the events from the cache (or load the
+                    // missing ones) in one go.
+                    let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+                    let loaded = self.events_for(pre, &ids).await?;
+                    (rows, loaded.into_iter().map(|e| (e.row.event_id.clone(), e)).collect())
+                }
             };
-            // The rows carry no JSON: take the events from the cache (or load the missing ones)
-            // in one go.
-            let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
-            let loaded: HashMap<String, std::sync::Arc<StoredEvent>> =
-                self.events_for(pre, &ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
             let exhausted = (rows.len() as i64) < limit as i64 + 1;
             reached_start |= exhausted;
             if let Some(last) = rows.last() {
@@ -954,17 +963,23 @@ fn timeline_limit(params: &SyncParams) -> usize {
     params.filter.timeline.limit.unwrap_or(DEFAULT_TIMELINE_LIMIT).min(MAX_TIMELINE)
 }
 
-/// What an initial /sync reads for all joined rooms in one query each, instead of once per
-/// room.
+/// What an initial /sync reads for all joined rooms in one query each (the timelines in
+/// chunks of rooms), instead of once per room.
 #[derive(Default)]
 struct Prefetched {
     /// Whether anything was loaded (then a room missing from `unread` has no unread events).
     loaded: bool,
-    /// The rooms' events are more than the event cache holds: they are read past it.
+    /// The rooms' events are more than the event cache holds: they are read past it, and the
+    /// timeline pages come with their events' JSON.
     scan: bool,
     /// The stream position the timelines were read at.
     upto: i64,
-    /// The first page of each room's timeline, newest first.
+    /// Events per timeline page.
+    page: i64,
+    /// The rooms in the order they are built, and how many of them have their page read.
+    order: Vec<String>,
+    read: usize,
+    /// The first page of each room's timeline read and not yet built, newest first.
     timelines: HashMap<String, Vec<storage::events::EventRow>>,
     /// (user, membership) per room, ordered by user.
     members: HashMap<String, Vec<(String, String)>>,
@@ -972,22 +987,67 @@ struct Prefetched {
 }
 
 impl Prefetched {
-    async fn load(db: &sqlx::SqlitePool, rooms: &[&str], upto: i64, page: i64) -> Result<Self> {
-        let mut out = Prefetched { loaded: true, upto, ..Default::default() };
+    /// Rooms whose timeline pages are read in one query: pages with their JSON for thousands
+    /// of rooms at once would hold tens of megabytes, and a query per 25 rooms costs little.
+    const CHUNK: usize = 25;
+
+    async fn load(db: &sqlx::SqlitePool, rooms: &[&str], upto: i64, page: i64, scan: bool) -> Result<Self> {
+        let mut out = Prefetched {
+            loaded: true,
+            scan,
+            upto,
+            page,
+            order: rooms.iter().map(|r| (*r).to_owned()).collect(),
+            ..Default::default()
+        };
         if rooms.is_empty() {
             return Ok(out);
-        }
-        for room in rooms {
-            out.timelines.insert((*room).to_owned(), Vec::new());
-        }
-        for row in storage::events::latest_per_room(db, rooms, upto, page).await? {
-            out.timelines.entry(row.room_id.clone()).or_default().push(row);
         }
         for (room, user, membership, _) in storage::rooms::members_many(db, rooms).await? {
             out.members.entry(room).or_default().push((user, membership));
         }
         Ok(out)
     }
+
+    /// The first page of the room's timeline, when it is one of the rooms prefetched: read
+    /// with the next rooms in build order, unless it was already.
+    async fn first_page(
+        &mut self,
+        db: &sqlx::SqlitePool,
+        room: &str,
+    ) -> Result<Option<Vec<storage::events::EventRow>>> {
+        if let Some(rows) = self.timelines.remove(room) {
+            return Ok(Some(rows));
+        }
+        // Rooms are built in the order they were prefetched in; a room that is not next was
+        // either read already (and built) or is not one of them.
+        let Some(at) = self.order[self.read..].iter().position(|r| r == room).map(|i| self.read + i) else {
+            return Ok(None);
+        };
+        let end = (at + Self::CHUNK).min(self.order.len());
+        let chunk: Vec<&str> = self.order[at..end].iter().map(String::as_str).collect();
+        for room in &chunk {
+            self.timelines.insert((*room).to_owned(), Vec::new());
+        }
+        for row in storage::events::latest_per_room(db, &chunk, self.upto, self.page, self.scan).await? {
+            self.timelines.entry(row.room_id.clone()).or_default().push(row);
+        }
+        self.read = end;
+        Ok(self.timelines.remove(room))
+    }
+}
+
+/// Rows read with their JSON: the rows without it, and their events parsed.
+#[allow(clippy::type_complexity)]
+fn with_events(
+    rows: Vec<storage::events::EventRow>,
+) -> Result<(Vec<storage::events::EventRow>, HashMap<String, std::sync::Arc<StoredEvent>>)> {
+    let metas = rows.iter().map(storage::events::EventRow::meta).collect();
+    let mut events = HashMap::with_capacity(rows.len());
+    for row in rows {
+        events.insert(row.event_id.clone(), std::sync::Arc::new(super::rooms::parse_row(row)?));
+    }
+    Ok((metas, events))
 }
 
 /// `{"events": [...]}`, moving the events in. (`json!` with a variable serialises it again,

@@ -45,14 +45,21 @@ pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx
     if event_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let (text,): (String,) = sqlx::query_as(
-        "SELECT json_group_array(json_array(stream_ordering, event_id, room_id, event_type, state_key, sender, pdu, rejected, soft_failed,
-                                            COALESCE(resolved_state_group, state_group), redacted_json, txn_device_id, txn_id))
-         FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
-    )
+    let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT json_group_array({FULL_ARRAY}) FROM events e WHERE e.event_id IN (SELECT value FROM json_each(?))"
+    )))
     .bind(serde_json::json!(event_ids).to_string())
     .fetch_one(ex)
     .await?;
+    decode_full(&text)
+}
+
+/// Every column of `events e` as one JSON array (`COLUMNS`' order), for `json_group_array`.
+const FULL_ARRAY: &str = "json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key, e.sender, e.pdu,
+    e.rejected, e.soft_failed, COALESCE(e.resolved_state_group, e.state_group), e.redacted_json, e.txn_device_id, e.txn_id)";
+
+/// The rows of a `json_group_array({FULL_ARRAY})`.
+fn decode_full(text: &str) -> sqlx::Result<Vec<EventRow>> {
     type Row = (
         i64,
         String,
@@ -68,7 +75,7 @@ pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx
         Option<String>,
         Option<String>,
     );
-    let rows: Vec<Row> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let rows: Vec<Row> = serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(rows
         .into_iter()
         .map(
@@ -86,25 +93,44 @@ pub async fn get_many(ex: impl SqliteExecutor<'_>, event_ids: &[String]) -> sqlx
                 redacted_json,
                 txn_device_id,
                 txn_id,
-            )| {
-                EventRow {
-                    stream_ordering,
-                    event_id,
-                    room_id,
-                    event_type,
-                    state_key,
-                    sender,
-                    pdu,
-                    rejected: rejected != 0,
-                    soft_failed: soft_failed != 0,
-                    state_group,
-                    redacted_json,
-                    txn_device_id,
-                    txn_id,
-                }
+            )| EventRow {
+                stream_ordering,
+                event_id,
+                room_id,
+                event_type,
+                state_key,
+                sender,
+                pdu,
+                rejected: rejected != 0,
+                soft_failed: soft_failed != 0,
+                state_group,
+                redacted_json,
+                txn_device_id,
+                txn_id,
             },
         )
         .collect())
+}
+
+impl EventRow {
+    /// The row without its JSON (as `META_COLUMNS` reads it).
+    pub fn meta(&self) -> EventRow {
+        EventRow {
+            stream_ordering: self.stream_ordering,
+            event_id: self.event_id.clone(),
+            room_id: self.room_id.clone(),
+            event_type: self.event_type.clone(),
+            state_key: self.state_key.clone(),
+            sender: self.sender.clone(),
+            pdu: String::new(),
+            rejected: self.rejected,
+            soft_failed: self.soft_failed,
+            state_group: self.state_group,
+            redacted_json: None,
+            txn_device_id: self.txn_device_id.clone(),
+            txn_id: self.txn_id.clone(),
+        }
+    }
 }
 
 /// The event a device sent to a room, as an event type, with a transaction ID.
@@ -324,21 +350,29 @@ pub async fn by_timestamp(
 }
 
 /// For each room, its latest `per_room` events at or before `upto` (newest first within a
-/// room), without their JSON (see `META_COLUMNS`): the first page of every timeline of an
-/// initial /sync in one query. The rows come back as one JSON array: sqlx hands every result
-/// row over between threads separately, which for hundreds of rows costs more than the query.
+/// room): the first page of every timeline of an initial /sync in one query. Without their
+/// JSON (see `META_COLUMNS`) unless `with_json`: a reader that takes the events from the event
+/// cache wants only the rows, one that reads more events than the cache holds saves looking
+/// each up again. The rows come back as one JSON array: sqlx hands every result row over
+/// between threads separately, which for hundreds of rows costs more than the query.
 pub async fn latest_per_room(
     ex: impl SqliteExecutor<'_>,
     rooms: &[&str],
     upto: i64,
     per_room: i64,
+    with_json: bool,
 ) -> sqlx::Result<Vec<EventRow>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
+    let columns = if with_json {
+        FULL_ARRAY
+    } else {
+        "json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key,
+                    e.sender, e.rejected, COALESCE(e.resolved_state_group, e.state_group), e.txn_device_id, e.txn_id)"
+    };
     let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT json_group_array(json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key,
-                                            e.sender, e.rejected, COALESCE(e.resolved_state_group, e.state_group), e.txn_device_id, e.txn_id))
+        "SELECT json_group_array({columns})
          FROM json_each(?1) r JOIN events e ON e.stream_ordering IN (
              SELECT stream_ordering FROM events
              WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0 AND soft_failed = 0 AND outlier = 0
@@ -348,9 +382,16 @@ pub async fn latest_per_room(
     .bind(upto)
     .fetch_one(ex)
     .await?;
+    let mut rows = if with_json { decode_full(&text)? } else { decode_meta(&text)? };
+    rows.sort_by(|a, b| a.room_id.cmp(&b.room_id).then(b.stream_ordering.cmp(&a.stream_ordering)));
+    Ok(rows)
+}
+
+/// The rows of `latest_per_room`'s JSON without the events' JSON.
+fn decode_meta(text: &str) -> sqlx::Result<Vec<EventRow>> {
     type Meta = (i64, String, String, String, Option<String>, String, i64, Option<i64>, Option<String>, Option<String>);
-    let metas: Vec<Meta> = serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    let mut rows: Vec<EventRow> = metas
+    let metas: Vec<Meta> = serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(metas
         .into_iter()
         .map(
             |(
@@ -380,9 +421,7 @@ pub async fn latest_per_room(
                 txn_id,
             },
         )
-        .collect();
-    rows.sort_by(|a, b| a.room_id.cmp(&b.room_id).then(b.stream_ordering.cmp(&a.stream_ordering)));
-    Ok(rows)
+        .collect())
 }
 
 /// (event ID, state after it, rejected) of the given events: the points of the graph a new
