@@ -569,15 +569,27 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
     // purge rooms every local member forgot, prune notifications read long ago.
     {
         let (state, cancel) = (state.clone(), cancel.clone());
+        let mut changed = written.subscribe();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             // The sizes for the Status page's growth: at start, then hourly.
             let mut sizes_recorded: Option<std::time::Instant> = None;
             let mut forgotten_checked: Option<std::time::Instant> = None;
+            let mut swept: Option<std::time::Instant> = None;
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {
+                        // Nothing was written since the last sweep: what is left to sweep
+                        // waited a minute already and can wait longer. An idle server sweeps
+                        // hourly instead of waking the database every minute (a laptop's
+                        // CPU sleeps between wake-ups).
+                        let quiet = !changed.has_changed().unwrap_or(true);
+                        if quiet && swept.is_some_and(|t| t.elapsed() < Duration::from_secs(3600)) {
+                            continue;
+                        }
+                        changed.borrow_and_update();
+                        swept = Some(std::time::Instant::now());
                         if let Err(e) = state.accounts.sweep_expired_uia().await {
                             tracing::warn!(error = %e, "sweeping expired authentication sessions");
                         }
