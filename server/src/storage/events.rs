@@ -365,11 +365,13 @@ pub async fn latest_per_room(
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
+    // Without the JSON: the same array with an empty `pdu` and no `redacted_json`, as
+    // `META_COLUMNS` reads them (and `soft_failed`, which the query rules out).
     let columns = if with_json {
         FULL_ARRAY
     } else {
-        "json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key,
-                    e.sender, e.rejected, COALESCE(e.resolved_state_group, e.state_group), e.txn_device_id, e.txn_id)"
+        "json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key, e.sender, '',
+                    e.rejected, 0, COALESCE(e.resolved_state_group, e.state_group), NULL, e.txn_device_id, e.txn_id)"
     };
     let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT json_group_array({columns})
@@ -382,46 +384,9 @@ pub async fn latest_per_room(
     .bind(upto)
     .fetch_one(ex)
     .await?;
-    let mut rows = if with_json { decode_full(&text)? } else { decode_meta(&text)? };
+    let mut rows = decode_full(&text)?;
     rows.sort_by(|a, b| a.room_id.cmp(&b.room_id).then(b.stream_ordering.cmp(&a.stream_ordering)));
     Ok(rows)
-}
-
-/// The rows of `latest_per_room`'s JSON without the events' JSON.
-fn decode_meta(text: &str) -> sqlx::Result<Vec<EventRow>> {
-    type Meta = (i64, String, String, String, Option<String>, String, i64, Option<i64>, Option<String>, Option<String>);
-    let metas: Vec<Meta> = serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(metas
-        .into_iter()
-        .map(
-            |(
-                stream_ordering,
-                event_id,
-                room_id,
-                event_type,
-                state_key,
-                sender,
-                rejected,
-                state_group,
-                txn_device_id,
-                txn_id,
-            )| EventRow {
-                stream_ordering,
-                event_id,
-                room_id,
-                event_type,
-                state_key,
-                sender,
-                pdu: String::new(),
-                rejected: rejected != 0,
-                soft_failed: false,
-                state_group,
-                redacted_json: None,
-                txn_device_id,
-                txn_id,
-            },
-        )
-        .collect())
 }
 
 /// (event ID, state after it, rejected) of the given events: the points of the graph a new
