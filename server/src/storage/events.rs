@@ -1,8 +1,11 @@
 //! Events (signed PDUs), their graph edges, forward extremities and transaction IDs.
 
+use serde::{Deserialize, Deserializer};
 use sqlx::{FromRow, SqliteExecutor};
 
-#[derive(Debug, Clone, FromRow)]
+/// An event's row. Also read from a JSON array of its fields in this order (`FULL_ARRAY`),
+/// as the queries that hand many rows over at once return them.
+#[derive(Debug, Clone, FromRow, Deserialize)]
 pub struct EventRow {
     pub stream_ordering: i64,
     pub event_id: String,
@@ -12,8 +15,10 @@ pub struct EventRow {
     pub sender: String,
     pub pdu: String,
     /// Failed the auth rules at its place in the graph: never part of state, never shown.
+    #[serde(deserialize_with = "sqlite_bool")]
     pub rejected: bool,
     /// Passed them there but not against the room's state when it arrived: never shown.
+    #[serde(deserialize_with = "sqlite_bool")]
     pub soft_failed: bool,
     /// The room's state after this event was appended (`COALESCE(resolved_state_group,
     /// state_group)`, see the migration `incoming_events`).
@@ -60,56 +65,12 @@ const FULL_ARRAY: &str = "json_array(e.stream_ordering, e.event_id, e.room_id, e
 
 /// The rows of a `json_group_array({FULL_ARRAY})`.
 fn decode_full(text: &str) -> sqlx::Result<Vec<EventRow>> {
-    type Row = (
-        i64,
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        i64,
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(
-                stream_ordering,
-                event_id,
-                room_id,
-                event_type,
-                state_key,
-                sender,
-                pdu,
-                rejected,
-                soft_failed,
-                state_group,
-                redacted_json,
-                txn_device_id,
-                txn_id,
-            )| EventRow {
-                stream_ordering,
-                event_id,
-                room_id,
-                event_type,
-                state_key,
-                sender,
-                pdu,
-                rejected: rejected != 0,
-                soft_failed: soft_failed != 0,
-                state_group,
-                redacted_json,
-                txn_device_id,
-                txn_id,
-            },
-        )
-        .collect())
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// SQLite's booleans are the integers 0 and 1.
+fn sqlite_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(i64::deserialize(d)? != 0)
 }
 
 impl EventRow {
