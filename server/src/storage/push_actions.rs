@@ -120,16 +120,18 @@ pub async fn list(
         .collect())
 }
 
-/// Deletes up to `batch` notifications their user has read (at or before their read receipt
-/// in the room) that are older than `read_before` (highlights: `highlight_before`); how many.
-/// Unread ones stay whatever their age: the unread counts are counted from them.
-pub async fn prune_read(
+/// Up to `batch` notifications their user has read (at or before their read receipt in the
+/// room) that are older than `read_before` (highlights: `highlight_before`), as (user, room,
+/// position) keys. Unread ones stay whatever their age: the unread counts are counted from
+/// them. A read, for a read connection: on a big database finding them takes seconds, which
+/// the write connection must not be held for.
+pub async fn prunable(
     ex: impl SqliteExecutor<'_>,
     read_before: i64,
     highlight_before: i64,
     batch: i64,
-) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
+) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+    sqlx::query_as(
         "WITH pos(user_nid, room_nid, p) AS (
              SELECT u.nid, r.nid, MAX(e.stream_ordering) FROM receipts rc
              JOIN events e ON e.event_id = rc.event_id
@@ -138,17 +140,30 @@ pub async fn prune_read(
              WHERE rc.receipt_type IN ('m.read', 'm.read.private') AND rc.thread_id IN ('', 'main')
              GROUP BY u.nid, r.nid
          )
-         DELETE FROM push_actions WHERE (user_nid, room_nid, stream_ordering) IN (
-             SELECT a.user_nid, a.room_nid, a.stream_ordering FROM pos
-             JOIN push_actions a ON a.user_nid = pos.user_nid AND a.room_nid = pos.room_nid AND a.stream_ordering <= pos.p
-             JOIN events e ON e.stream_ordering = a.stream_ordering
-             WHERE e.origin_server_ts < CASE WHEN a.flags & 1 = 1 THEN ?2 ELSE ?1 END
-             LIMIT ?3
-         )",
+         SELECT a.user_nid, a.room_nid, a.stream_ordering FROM pos
+         JOIN push_actions a ON a.user_nid = pos.user_nid AND a.room_nid = pos.room_nid AND a.stream_ordering <= pos.p
+         JOIN events e ON e.stream_ordering = a.stream_ordering
+         WHERE e.origin_server_ts < CASE WHEN a.flags & 1 = 1 THEN ?2 ELSE ?1 END
+         LIMIT ?3",
     )
     .bind(read_before)
     .bind(highlight_before)
     .bind(batch)
+    .fetch_all(ex)
+    .await
+}
+
+/// Deletes the notifications with these (user, room, position) keys; how many.
+pub async fn delete(ex: impl SqliteExecutor<'_>, keys: &[(i64, i64, i64)]) -> sqlx::Result<u64> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    Ok(sqlx::query(
+        "DELETE FROM push_actions WHERE (user_nid, room_nid, stream_ordering) IN (
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)
+         )",
+    )
+    .bind(serde_json::json!(keys).to_string())
     .execute(ex)
     .await?
     .rows_affected())
