@@ -585,14 +585,12 @@ impl SlidingSync {
             // More events than the cache holds come with their JSON and go past the cache;
             // fewer are taken from it.
             let scan = self.rooms.is_scan(rooms.len() * page as usize);
-            for row in storage::events::latest_per_room(db, &rooms, head.events, page, scan).await? {
-                let list = pre.timelines.entry(row.room_id.clone()).or_default();
-                if scan {
-                    list.push(row.meta());
-                    pre.events.insert(row.event_id.clone(), Arc::new(super::rooms::parse_row(row)?));
-                } else {
-                    list.push(row);
-                }
+            let mut rows = storage::events::latest_per_room(db, &rooms, head.events, page, scan).await?;
+            if scan {
+                (rows, pre.events) = super::rooms::split_parsed(rows)?;
+            }
+            for row in rows {
+                pre.timelines.entry(row.room_id.clone()).or_default().push(row);
             }
             if !scan {
                 let ids: Vec<String> = pre.timelines.values().flatten().map(|r| r.event_id.clone()).collect();

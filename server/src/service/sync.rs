@@ -656,7 +656,7 @@ impl Sync {
             let (rows, loaded) = match first_batch.take() {
                 // A page read with its events' JSON (see `Prefetched::scan`): parsed here
                 // rather than looked up a second time.
-                Some(rows) if rows.first().is_some_and(|r| !r.pdu.is_empty()) => with_events(rows)?,
+                Some(rows) if rows.first().is_some_and(|r| !r.pdu.is_empty()) => super::rooms::split_parsed(rows)?,
                 first => {
                     let rows = match first {
                         Some(rows) => rows,
@@ -1035,19 +1035,6 @@ impl Prefetched {
         self.read = end;
         Ok(self.timelines.remove(room))
     }
-}
-
-/// Rows read with their JSON: the rows without it, and their events parsed.
-#[allow(clippy::type_complexity)]
-fn with_events(
-    rows: Vec<storage::events::EventRow>,
-) -> Result<(Vec<storage::events::EventRow>, HashMap<String, std::sync::Arc<StoredEvent>>)> {
-    let metas = rows.iter().map(storage::events::EventRow::meta).collect();
-    let mut events = HashMap::with_capacity(rows.len());
-    for row in rows {
-        events.insert(row.event_id.clone(), std::sync::Arc::new(super::rooms::parse_row(row)?));
-    }
-    Ok((metas, events))
 }
 
 /// `{"events": [...]}`, moving the events in. (`json!` with a variable serialises it again,

@@ -1017,6 +1017,18 @@ pub fn parse_row(row: EventRow) -> Result<StoredEvent> {
     Ok(StoredEvent { row, json })
 }
 
+/// Rows read with their JSON, split into the rows without it and their events parsed, by
+/// event ID: what a timeline read past the event cache keeps (the list, and the events).
+#[allow(clippy::type_complexity)]
+pub fn split_parsed(rows: Vec<EventRow>) -> Result<(Vec<EventRow>, HashMap<String, Arc<StoredEvent>>)> {
+    let metas = rows.iter().map(EventRow::meta).collect();
+    let mut events = HashMap::with_capacity(rows.len());
+    for row in rows {
+        events.insert(row.event_id.clone(), Arc::new(parse_row(row)?));
+    }
+    Ok((metas, events))
+}
+
 fn to_pdu(e: &StoredEvent, room_id: &RoomId, rules: &RoomVersionRules) -> Result<Pdu> {
     let mut p =
         Pdu::from_json(&e.json, EventId::parse(&e.row.event_id).map_err(Error::internal)?, room_id.to_owned(), rules)
