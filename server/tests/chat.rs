@@ -474,21 +474,26 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
         )
         .await;
     let mention = m["event_id"].as_str().unwrap().to_owned();
-    let unread = send(&s, &alice, &room, "p3", "still unread").await;
-    // Bob read up to the mention; carol read nothing.
-    s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{mention}"), Some(&bob), json!({})).await;
-    assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), mention.clone(), old.clone()]);
+    let recent = send(&s, &alice, &room, "p3", "news of today").await;
+    let unread = send(&s, &alice, &room, "p4", "still unread").await;
+    // Bob read up to the recent message; carol read nothing.
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{recent}"), Some(&bob), json!({})).await;
+    assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), recent.clone(), mention.clone(), old.clone()]);
 
-    // Two days pass (the events say so), and the server starts again (the pruning runs at start,
-    // then hourly).
+    // Two days pass for the events up to the mention (the events say so), and the server
+    // starts again (the pruning runs at start, then hourly).
     s.stop().await;
     let db = s.dir.path().join("hearth.db");
     let mut conn =
         sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(&db)).await.unwrap();
-    sqlx::query("UPDATE events SET origin_server_ts = origin_server_ts - 2 * 24 * 3600 * 1000")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE events SET origin_server_ts = origin_server_ts - 2 * 24 * 3600 * 1000
+         WHERE stream_ordering <= (SELECT stream_ordering FROM events WHERE event_id = ?)",
+    )
+    .bind(&mention)
+    .execute(&mut conn)
+    .await
+    .unwrap();
     sqlx::Connection::close(conn).await.unwrap();
     let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
     let config = common::test_config(dir.path());
@@ -496,18 +501,19 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
     let mut bobs = Vec::new();
     for _ in 0..100 {
         bobs = listed(&s, bob.clone()).await;
-        if bobs.len() < 3 {
+        if bobs.len() < 4 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    // The read message is gone; the read mention (a highlight) and the unread message stay.
-    assert_eq!(bobs, [unread.clone(), mention.clone()]);
-    assert_eq!(listed(&s, carol.clone()).await, [unread, mention, old], "carol read nothing");
+    // The old read message is gone; the read mention (a highlight), the message read today and
+    // the unread one stay.
+    assert_eq!(bobs, [unread.clone(), recent.clone(), mention.clone()]);
+    assert_eq!(listed(&s, carol.clone()).await, [unread, recent, mention, old], "carol read nothing");
     let v = sync(&s, &bob, None).await;
     assert_eq!(v["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 1, "{v}");
     let v = sync(&s, &carol, None).await;
-    assert_eq!(v["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 3, "{v}");
+    assert_eq!(v["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 4, "{v}");
 }
 
 /// The event IDs /notifications lists for `who`, newest first.

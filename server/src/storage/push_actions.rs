@@ -121,14 +121,14 @@ pub async fn list(
 }
 
 /// Up to `batch` notifications their user has read (at or before their read receipt in the
-/// room) that are older than `read_before` (highlights: `highlight_before`), as (user, room,
+/// room) at or before position `read_upto` (highlights: `highlight_upto`), as (user, room,
 /// position) keys. Unread ones stay whatever their age: the unread counts are counted from
-/// them. A read, for a read connection: on a big database finding them takes seconds, which
-/// the write connection must not be held for.
+/// them. A read, for a read connection: the write connection is held for the delete only.
+/// The rows are found by their primary key's range, so the cost is the rows found.
 pub async fn prunable(
     ex: impl SqliteExecutor<'_>,
-    read_before: i64,
-    highlight_before: i64,
+    read_upto: i64,
+    highlight_upto: i64,
     batch: i64,
 ) -> sqlx::Result<Vec<(i64, i64, i64)>> {
     sqlx::query_as(
@@ -141,13 +141,13 @@ pub async fn prunable(
              GROUP BY u.nid, r.nid
          )
          SELECT a.user_nid, a.room_nid, a.stream_ordering FROM pos
-         JOIN push_actions a ON a.user_nid = pos.user_nid AND a.room_nid = pos.room_nid AND a.stream_ordering <= pos.p
-         JOIN events e ON e.stream_ordering = a.stream_ordering
-         WHERE e.origin_server_ts < CASE WHEN a.flags & 1 = 1 THEN ?2 ELSE ?1 END
+         JOIN push_actions a ON a.user_nid = pos.user_nid AND a.room_nid = pos.room_nid
+             AND a.stream_ordering <= MIN(pos.p, ?1)
+         WHERE a.flags & 1 = 0 OR a.stream_ordering <= ?2
          LIMIT ?3",
     )
-    .bind(read_before)
-    .bind(highlight_before)
+    .bind(read_upto)
+    .bind(highlight_upto)
     .bind(batch)
     .fetch_all(ex)
     .await

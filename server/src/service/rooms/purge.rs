@@ -122,13 +122,19 @@ impl Rooms {
         let now = storage::now_ms();
         let read_before = now - READ_NOTIFICATIONS_KEPT.as_millis() as i64;
         let highlight_before = now - READ_HIGHLIGHTS_KEPT.as_millis() as i64;
+        // An event's age is taken from its place in the stream: the newest event older than
+        // the cut-off, and all before it. (Without an index on time, this reads only the
+        // events younger than a day instead of joining every notification to its event.)
+        let Some(read_upto) = storage::events::newest_older_than(&self.db.read, read_before).await? else {
+            return Ok(0);
+        };
+        let highlight_upto = storage::events::newest_older_than(&self.db.read, highlight_before).await?.unwrap_or(0);
         let mut pruned = 0;
         loop {
-            // Found on a read connection (seconds on a database of a million events), then
-            // deleted by key: the write connection is held for the delete only. (Ages only
-            // grow; a row that turned unread in between would lose a notification over a day
-            // old at worst.)
-            let keys = storage::push_actions::prunable(&self.db.read, read_before, highlight_before, BATCH).await?;
+            // Found on a read connection, then deleted by key: the write connection is held
+            // for the delete only. (A row that turned unread in between would lose a
+            // notification over a day old at worst.)
+            let keys = storage::push_actions::prunable(&self.db.read, read_upto, highlight_upto, BATCH).await?;
             let mut tx = self.db.begin_write().await?;
             let n = storage::push_actions::delete(&mut *tx, &keys).await?;
             tx.commit().await?;
