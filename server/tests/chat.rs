@@ -480,20 +480,21 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
     s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{recent}"), Some(&bob), json!({})).await;
     assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), recent.clone(), mention.clone(), old.clone()]);
 
-    // Two days pass for the events up to the mention (the events say so), and the server
-    // starts again (the pruning runs at start, then hourly).
+    // Two days pass for the events up to the mention, and the server starts again (the pruning
+    // runs at start, then hourly). The server tells an event's age by where the event stream
+    // stood at its hourly notes; this is the note it would have made two days ago.
     s.stop().await;
     let db = s.dir.path().join("hearth.db");
     let mut conn =
         sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(&db)).await.unwrap();
-    sqlx::query(
-        "UPDATE events SET origin_server_ts = origin_server_ts - 2 * 24 * 3600 * 1000
-         WHERE stream_ordering <= (SELECT stream_ordering FROM events WHERE event_id = ?)",
-    )
-    .bind(&mention)
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    let two_days_ago = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+        - 2 * 24 * 3600 * 1000;
+    sqlx::query("INSERT INTO stream_marks (ts, position) SELECT ?, stream_ordering FROM events WHERE event_id = ?")
+        .bind(two_days_ago)
+        .bind(&mention)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     sqlx::Connection::close(conn).await.unwrap();
     let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
     let config = common::test_config(dir.path());

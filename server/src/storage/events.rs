@@ -462,18 +462,6 @@ pub async fn media_urls_in_room(ex: impl SqliteExecutor<'_>, room_id: &str) -> s
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
-/// The newest position in the stream whose event is older than `ts`; None when every event is
-/// younger. Read from the newest back, so it costs the events younger than `ts` (a whole scan
-/// only while the database is younger than that).
-pub async fn newest_older_than(ex: impl SqliteExecutor<'_>, ts: i64) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar(
-        "SELECT stream_ordering FROM events WHERE origin_server_ts < ? AND outlier = 0 ORDER BY stream_ordering DESC LIMIT 1",
-    )
-    .bind(ts)
-    .fetch_optional(ex)
-    .await
-}
-
 /// The stream position of the room's last event sent before `ts` (ms), if any.
 pub async fn last_before_ts(ex: impl SqliteExecutor<'_>, room_id: &str, ts: i64) -> sqlx::Result<Option<i64>> {
     let (pos,): (Option<i64>,) = sqlx::query_as(

@@ -36,6 +36,7 @@ pub mod server_keys;
 pub mod settings;
 pub mod sliding_sync;
 pub mod state;
+pub mod stream_marks;
 pub mod to_device;
 pub mod tokens;
 pub mod users;

@@ -117,18 +117,23 @@ const READ_HIGHLIGHTS_KEPT: std::time::Duration = std::time::Duration::from_secs
 impl Rooms {
     /// Deletes the notifications their users read more than a day ago (highlights: a month),
     /// in short write transactions; how many. Unread ones stay: the counts come from them.
+    /// Run hourly: it also notes where the stream stands now, which is how the age of events
+    /// is told (an event a day old is one at or before where the stream stood a day ago).
     pub async fn prune_read_notifications(&self) -> Result<u64> {
         const BATCH: i64 = 5_000;
         let now = storage::now_ms();
         let read_before = now - READ_NOTIFICATIONS_KEPT.as_millis() as i64;
         let highlight_before = now - READ_HIGHLIGHTS_KEPT.as_millis() as i64;
-        // An event's age is taken from its place in the stream: the newest event older than
-        // the cut-off, and all before it. (Without an index on time, this reads only the
-        // events younger than a day instead of joining every notification to its event.)
-        let Some(read_upto) = storage::events::newest_older_than(&self.db.read, read_before).await? else {
+        // An event's age is told by its place in the stream: the housekeeping notes hourly
+        // where the stream stands (the events table has no index on time; finding a cut-off
+        // there read the whole table).
+        let mut tx = self.db.begin_write().await?;
+        storage::stream_marks::record(&mut tx, now, self.stream_head(), highlight_before).await?;
+        tx.commit().await?;
+        let Some(read_upto) = storage::stream_marks::at_or_before(&self.db.read, read_before).await? else {
             return Ok(0);
         };
-        let highlight_upto = storage::events::newest_older_than(&self.db.read, highlight_before).await?.unwrap_or(0);
+        let highlight_upto = storage::stream_marks::at_or_before(&self.db.read, highlight_before).await?.unwrap_or(0);
         let mut pruned = 0;
         loop {
             // Found on a read connection, then deleted by key: the write connection is held
