@@ -14,6 +14,7 @@
 //! for with a bigger timeline or more state than it was sent with.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::Arc,
     time::Duration,
@@ -186,24 +187,60 @@ struct KnownRoom<'a> {
     members: &'a [String],
 }
 
-impl Known {
-    fn get(&self, room: &str) -> Option<KnownRoom<'_>> {
-        let e = self.rooms.get(room)?;
-        Some(KnownRoom { since: e.since, config: self.configs.get(e.config as usize)?, members: &e.members })
-    }
+/// What one answer changes in what the connection has: applied to `Known` only when the answer
+/// goes out (an answer built and found empty while long-polling is dropped, and copying a
+/// 500-room `Known` for each such wake-up cost more than the build).
+#[derive(Default)]
+struct Delta {
+    /// The distinct configs the rooms below were sent with.
+    configs: Vec<RoomConfig>,
+    /// (room, since, index into `configs`, members sent).
+    rooms: Vec<(String, i64, u32, Vec<String>)>,
+    /// Rooms the user is gone from for good: no longer tracked.
+    gone: Vec<String>,
+}
 
-    fn insert(&mut self, room: String, since: i64, config: RoomConfig, mut members: Vec<String>) {
-        let index = match self.configs.iter().position(|c| *c == config) {
+impl Delta {
+    fn insert(&mut self, room: String, since: i64, config: Cow<'_, RoomConfig>, mut members: Vec<String>) {
+        let index = match self.configs.iter().position(|c| *c == *config) {
             Some(i) => i,
             None => {
-                self.configs.push(config);
+                self.configs.push(config.into_owned());
                 self.configs.len() - 1
             }
         };
         if members.len() > MAX_MEMBERS_TRACKED {
             members.drain(..members.len() - MAX_MEMBERS_TRACKED);
         }
-        self.rooms.insert(room, RoomEntry { since, config: index as u32, members });
+        self.rooms.push((room, since, index as u32, members));
+    }
+}
+
+impl Known {
+    fn get(&self, room: &str) -> Option<KnownRoom<'_>> {
+        let e = self.rooms.get(room)?;
+        Some(KnownRoom { since: e.since, config: self.configs.get(e.config as usize)?, members: &e.members })
+    }
+
+    /// What the connection has once an answer with `delta` went out.
+    fn apply(&mut self, delta: Delta) {
+        let mut index = Vec::with_capacity(delta.configs.len());
+        for config in delta.configs {
+            index.push(match self.configs.iter().position(|c| *c == config) {
+                Some(i) => i as u32,
+                None => {
+                    self.configs.push(config);
+                    self.configs.len() as u32 - 1
+                }
+            });
+        }
+        for (room, since, config, members) in delta.rooms {
+            self.rooms.insert(room, RoomEntry { since, config: index[config as usize], members });
+        }
+        for room in &delta.gone {
+            self.rooms.remove(room);
+        }
+        self.compact();
     }
 
     /// Drops configs no room refers to any more.
@@ -228,6 +265,21 @@ impl Known {
         });
         for e in self.rooms.values_mut() {
             e.config = new_index[e.config as usize];
+        }
+    }
+}
+
+/// Adds `config` to what `room` is wanted with: borrowed while one config (or equal ones) asks
+/// for it, merged into a copy when another asks for more.
+fn want<'a>(wanted: &mut BTreeMap<String, Cow<'a, RoomConfig>>, room: &str, config: &'a RoomConfig) {
+    match wanted.get_mut(room) {
+        None => {
+            wanted.insert(room.to_owned(), Cow::Borrowed(config));
+        }
+        Some(have) => {
+            if config.expands(have) {
+                have.to_mut().merge(config);
+            }
         }
     }
 }
@@ -380,7 +432,9 @@ impl SlidingSync {
 
         // Remember what this answer gives the client, under a new position.
         let now = now_ms();
-        let rooms_json = serde_json::to_string(&next_known).map_err(Error::internal)?;
+        let mut known = known;
+        known.apply(next_known);
+        let rooms_json = serde_json::to_string(&known).map_err(Error::internal)?;
         let mut tx = db.begin_write().await?;
         let id = match connection {
             Some(id) => id,
@@ -414,7 +468,7 @@ impl SlidingSync {
     }
 
     /// Builds an answer from `from` (None: a new connection) up to `head`. Returns the body,
-    /// what the client has afterwards, and whether anything in it is news.
+    /// what it changes in what the client has, and whether anything in it is news.
     async fn build(
         &self,
         user: &UserId,
@@ -423,7 +477,7 @@ impl SlidingSync {
         from: Option<SyncToken>,
         known: &Known,
         head: SyncToken,
-    ) -> Result<(Value, Known, bool)> {
+    ) -> Result<(Value, Delta, bool)> {
         let memberships = self.rooms.memberships_of(user).await?;
         // Looked up per room below; a user in 500 rooms must not make that quadratic.
         let by_room: HashMap<&str, &storage::rooms::MembershipRow> =
@@ -455,7 +509,9 @@ impl SlidingSync {
         let data = self.filter_data(user, req, &by_room).await?;
 
         // Lists: filter, order, count, and the rooms inside the ranges with their configs.
-        let mut wanted: BTreeMap<String, RoomConfig> = BTreeMap::new();
+        // Borrowed from the request: most rooms have one list's config, and a copy per room
+        // was most of the memory of a 500-room answer.
+        let mut wanted: BTreeMap<String, Cow<'_, RoomConfig>> = BTreeMap::new();
         let mut room_lists: HashMap<String, Vec<String>> = HashMap::new();
         let mut lists = Map::new();
         for (name, list) in &req.lists {
@@ -476,18 +532,18 @@ impl SlidingSync {
             }
             for i in in_range {
                 let room = &rooms[i].1.room_id;
-                wanted.entry(room.clone()).or_default().merge(&list.config);
+                want(&mut wanted, room, &list.config);
                 room_lists.entry(room.clone()).or_default().push(name.clone());
             }
         }
         // Subscriptions: rooms the user has (or had) a membership in; others are ignored.
         for (room, config) in &req.subscriptions {
             if by_room.contains_key(room.as_str()) {
-                wanted.entry(room.clone()).or_default().merge(config);
+                want(&mut wanted, room, config);
             }
         }
 
-        let mut next = Known { configs: known.configs.clone(), rooms: known.rooms.clone() };
+        let mut next = Delta::default();
         let mut out_rooms = Map::new();
         let now = now_ms();
         // The rooms to send: new to the connection, with events the client has not seen, or
@@ -500,6 +556,7 @@ impl SlidingSync {
         };
         let mut sends: Vec<(&String, &RoomConfig, &storage::rooms::MembershipRow, Option<KnownRoom<'_>>)> = Vec::new();
         for (room_id, config) in &wanted {
+            let config: &RoomConfig = config;
             let Some(&m) = by_room.get(room_id.as_str()) else { continue };
             let seen = known.get(room_id);
             if seen.is_none_or(|k| activity(m) > k.since || config.expands(k.config)) || read.contains(room_id.as_str())
@@ -514,11 +571,13 @@ impl SlidingSync {
             if let Some(room) = room {
                 out_rooms.insert(room_id.clone(), room);
             }
-            let mut sent = config.clone();
+            let mut sent = Cow::Borrowed(config);
             let mut members = Vec::new();
             if let Some(k) = seen {
                 // What the client has is at least what it had.
-                sent.merge(k.config);
+                if k.config.expands(config) {
+                    sent.to_mut().merge(k.config);
+                }
                 members.extend(k.members.iter().filter(|u| !members_sent.contains(u)).cloned());
             }
             members.extend(members_sent);
@@ -539,8 +598,7 @@ impl SlidingSync {
             }
         }
         // Rooms the user is gone from for good drop out of what the connection tracks.
-        next.rooms.retain(|r, _| by_room.contains_key(r.as_str()));
-        next.compact();
+        next.gone = known.rooms.keys().filter(|r| !by_room.contains_key(r.as_str())).cloned().collect();
 
         let relevant: Vec<&String> = wanted.keys().collect();
         let (extensions, ext_news) =
@@ -1316,12 +1374,15 @@ mod tests {
     #[test]
     fn rooms_share_configs_and_unused_configs_go() {
         let (a, b) = (config(&[("m.room.name", "")]), config(&[("m.room.topic", "")]));
-        let mut known = Known::default();
+        let mut delta = Delta::default();
         for i in 0..300 {
-            known.insert(format!("!{i}:x"), i, a.clone(), Vec::new());
+            delta.insert(format!("!{i}:x"), i, Cow::Borrowed(&a), Vec::new());
         }
         let many: Vec<String> = (0..MAX_MEMBERS_TRACKED + 5).map(|i| format!("@{i}:x")).collect();
-        known.insert("!b:x".into(), 7, b.clone(), many);
+        delta.insert("!b:x".into(), 7, Cow::Owned(b.clone()), many);
+        assert_eq!(delta.configs.len(), 2, "one copy per distinct config");
+        let mut known = Known::default();
+        known.apply(delta);
         let members = known.get("!b:x").unwrap().members;
         assert_eq!(members.len(), MAX_MEMBERS_TRACKED, "bounded");
         assert_eq!(
@@ -1332,14 +1393,22 @@ mod tests {
         assert_eq!(known.configs.len(), 2);
         assert_eq!(known.get("!b:x").map(|k| (k.since, k.config.clone())), Some((7, b.clone())));
         // The rooms with the first config go: it goes, and the other room still finds its own.
-        known.rooms.retain(|r, _| r == "!b:x");
-        known.compact();
+        let gone = known.rooms.keys().filter(|r| *r != "!b:x").cloned().collect();
+        known.apply(Delta { gone, ..Default::default() });
         assert_eq!(known.configs, vec![b.clone()]);
-        assert_eq!(known.get("!b:x").map(|k| k.config.clone()), Some(b));
+        assert_eq!(known.get("!b:x").map(|k| k.config.clone()), Some(b.clone()));
         assert!(known.get("!1:x").is_none());
+        // A later answer's configs are found among those the connection has, or added.
+        let mut delta = Delta::default();
+        delta.insert("!1:x".into(), 9, Cow::Borrowed(&a), Vec::new());
+        delta.insert("!b:x".into(), 9, Cow::Borrowed(&b), Vec::new());
+        known.apply(delta);
+        assert_eq!(known.configs.len(), 2);
+        assert_eq!(known.get("!1:x").map(|k| (k.since, k.config.clone())), Some((9, a)));
+        assert_eq!(known.get("!b:x").map(|k| (k.since, k.config.clone())), Some((9, b)));
         // What is stored round-trips.
         let back: Known = serde_json::from_str(&serde_json::to_string(&known).unwrap()).unwrap();
-        assert_eq!(back.get("!b:x").map(|k| k.since), Some(7));
+        assert_eq!(back.get("!b:x").map(|k| k.since), Some(9));
     }
 
     #[test]
