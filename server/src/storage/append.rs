@@ -355,6 +355,8 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push(");\nINSERT OR IGNORE INTO room_nids (room_id) VALUES (")
             .push_bind(room)
             .push(");\n");
+        // CROSS JOIN: the notified users are the outer loop, each found by index (with the
+        // statistics of a small server, SQLite scanned every user and the list per user).
         q.push("INSERT OR IGNORE INTO push_actions (user_nid, room_nid, stream_ordering, thread_id, flags, actions) SELECT u.nid, (SELECT nid FROM room_nids WHERE room_id = ")
             .push_bind(room)
             .push("), ");
@@ -363,7 +365,7 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push_bind(a.push_thread.as_str())
             .push(", json_extract(value, '$.f'), json_extract(value, '$.a') FROM json_each(")
             .push_bind(push_json.clone())
-            .push(") JOIN user_nids u ON u.user_id = json_extract(value, '$.u');\n");
+            .push(") CROSS JOIN user_nids u ON u.user_id = json_extract(value, '$.u');\n");
     }
     // The answer: the stream position, then once more per notified user who has pushers.
     q.push("SELECT ").push_bind(index).push(", ");

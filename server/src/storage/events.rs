@@ -334,9 +334,12 @@ pub async fn latest_per_room(
         "json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key, e.sender, '',
                     e.rejected, 0, COALESCE(e.resolved_state_group, e.state_group), NULL, e.txn_device_id, e.txn_id)"
     };
+    // CROSS JOIN keeps the rooms the outer loop: with the statistics `optimize` writes at
+    // shutdown, SQLite scanned every event and ran the per-room search for each, and an
+    // initial sync on a small server took 44 ms instead of 3 after its first restart.
     let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT json_group_array({columns})
-         FROM json_each(?1) r JOIN events e ON e.stream_ordering IN (
+         FROM json_each(?1) r CROSS JOIN events e ON e.stream_ordering IN (
              SELECT stream_ordering FROM events
              WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0 AND soft_failed = 0 AND outlier = 0
              ORDER BY stream_ordering DESC LIMIT {per_room})"

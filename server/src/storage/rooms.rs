@@ -141,9 +141,11 @@ pub async fn members_many(
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
+    // CROSS JOIN keeps the list of rooms the outer loop: once `optimize` wrote statistics of a
+    // small table, SQLite chose to scan the table and the list per row instead.
     let (text,): (String,) = sqlx::query_as(
         "SELECT json_group_array(json_array(m.room_id, m.user_id, m.membership, m.event_id))
-         FROM json_each(?) r JOIN memberships m ON m.room_id = r.value",
+         FROM json_each(?) r CROSS JOIN memberships m ON m.room_id = r.value",
     )
     .bind(serde_json::json!(rooms).to_string())
     .fetch_one(ex)

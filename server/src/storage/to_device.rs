@@ -38,10 +38,11 @@ pub async fn queue(
     event_type: &str,
     messages: &[(String, String, String)],
 ) -> sqlx::Result<i64> {
+    // CROSS JOIN keeps the messages the outer loop (see `rooms::members_many`).
     let ids: Vec<(i64,)> = sqlx::query_as(
         "INSERT INTO to_device_messages (user_id, device_id, sender, event_type, content)
          SELECT d.user_id, d.device_id, ?, ?, json_extract(m.value, '$[2]')
-         FROM json_each(?) m JOIN devices d
+         FROM json_each(?) m CROSS JOIN devices d
            ON d.user_id = json_extract(m.value, '$[0]')
           AND (json_extract(m.value, '$[1]') = '*' OR d.device_id = json_extract(m.value, '$[1]'))
          ORDER BY m.key, d.device_id
