@@ -321,7 +321,7 @@ pub async fn device_list_changes_for(
              FROM device_list_changes c
              WHERE c.stream_id > ? AND ",
             server_of!("c.user_id"),
-            " = ? AND EXISTS (SELECT 1 FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+            " = ? AND EXISTS (SELECT 1 FROM memberships m CROSS JOIN memberships o ON o.room_id = m.room_id
                  WHERE m.user_id = c.user_id AND m.membership = 'join' AND o.membership = 'join' AND ",
             server_of!("o.user_id"),
             " = ?) ORDER BY c.stream_id LIMIT {}"
@@ -336,7 +336,7 @@ pub async fn servers_sharing_with(ex: impl SqliteExecutor<'_>, user: &str, ours:
     let rows: Vec<(String,)> = sqlx::query_as(concat!(
         "SELECT DISTINCT ",
         server_of!("o.user_id"),
-        " AS server FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+        " AS server FROM memberships m CROSS JOIN memberships o ON o.room_id = m.room_id
          WHERE m.user_id = ? AND m.membership = 'join' AND o.membership = 'join' AND server <> ?"
     ))
     .bind(user)

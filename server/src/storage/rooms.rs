@@ -62,10 +62,12 @@ pub struct MembershipRow {
     pub stream_ordering: i64,
 }
 
-/// Everyone joined to a room the user is joined to.
+/// Everyone joined to a room the user is joined to. (The user's memberships are the outer loop,
+/// as in every such self-join here: with statistics SQLite preferred to scan every membership
+/// of the server, for the order DISTINCT wants.)
 pub async fn co_members(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT DISTINCT o.user_id FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+        "SELECT DISTINCT o.user_id FROM memberships m CROSS JOIN memberships o ON o.room_id = m.room_id
          WHERE m.user_id = ? AND m.membership = 'join' AND o.membership = 'join'",
     )
     .bind(user_id)
@@ -246,7 +248,7 @@ pub async fn membership_changes_around(
     to: i64,
 ) -> sqlx::Result<Vec<(String, String)>> {
     sqlx::query_as(
-        "SELECT DISTINCT o.user_id, o.membership FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+        "SELECT DISTINCT o.user_id, o.membership FROM memberships m CROSS JOIN memberships o ON o.room_id = m.room_id
          WHERE m.user_id = ?1 AND (m.membership = 'join' OR m.stream_ordering > ?2)
            AND o.user_id != ?1 AND o.stream_ordering > ?2 AND o.stream_ordering <= ?3",
     )

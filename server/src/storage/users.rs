@@ -158,7 +158,7 @@ pub async fn search(
          WHERE deactivated = 0 AND is_guest = 0
            AND (lower(user_id) LIKE ?1 ESCAPE '\\' OR lower(COALESCE(displayname, '')) LIKE ?1 ESCAPE '\\')
            AND (?3 OR user_id IN (
-                 SELECT o.user_id FROM memberships m JOIN memberships o ON o.room_id = m.room_id
+                 SELECT o.user_id FROM memberships m CROSS JOIN memberships o ON o.room_id = m.room_id
                  WHERE m.user_id = ?2 AND m.membership = 'join' AND o.membership = 'join' AND o.user_id != ?2
                UNION
                  SELECT o.user_id FROM current_state c
