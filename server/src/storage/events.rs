@@ -310,6 +310,28 @@ pub async fn by_timestamp(
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).fetch_all(ex).await
 }
 
+/// The query of `latest_per_room`. CROSS JOIN keeps the rooms the outer loop: with the
+/// statistics `optimize` writes at shutdown, SQLite scanned every event and ran the per-room
+/// search for each, and an initial sync on a small server took 44 ms instead of 3 after its
+/// first restart.
+pub(crate) fn latest_per_room_sql(with_json: bool, per_room: i64) -> String {
+    // Without the JSON: the same array with an empty `pdu` and no `redacted_json`, as
+    // `META_COLUMNS` reads them (and `soft_failed`, which the query rules out).
+    let columns = if with_json {
+        FULL_ARRAY
+    } else {
+        "json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key, e.sender, '',
+                    e.rejected, 0, COALESCE(e.resolved_state_group, e.state_group), NULL, e.txn_device_id, e.txn_id)"
+    };
+    format!(
+        "SELECT json_group_array({columns})
+         FROM json_each(?1) r CROSS JOIN events e ON e.stream_ordering IN (
+             SELECT stream_ordering FROM events
+             WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0 AND soft_failed = 0 AND outlier = 0
+             ORDER BY stream_ordering DESC LIMIT {per_room})"
+    )
+}
+
 /// For each room, its latest `per_room` events at or before `upto` (newest first within a
 /// room): the first page of every timeline of an initial /sync in one query. Without their
 /// JSON (see `META_COLUMNS`) unless `with_json`: a reader that takes the events from the event
@@ -326,28 +348,11 @@ pub async fn latest_per_room(
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
-    // Without the JSON: the same array with an empty `pdu` and no `redacted_json`, as
-    // `META_COLUMNS` reads them (and `soft_failed`, which the query rules out).
-    let columns = if with_json {
-        FULL_ARRAY
-    } else {
-        "json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key, e.sender, '',
-                    e.rejected, 0, COALESCE(e.resolved_state_group, e.state_group), NULL, e.txn_device_id, e.txn_id)"
-    };
-    // CROSS JOIN keeps the rooms the outer loop: with the statistics `optimize` writes at
-    // shutdown, SQLite scanned every event and ran the per-room search for each, and an
-    // initial sync on a small server took 44 ms instead of 3 after its first restart.
-    let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT json_group_array({columns})
-         FROM json_each(?1) r CROSS JOIN events e ON e.stream_ordering IN (
-             SELECT stream_ordering FROM events
-             WHERE room_id = r.value AND stream_ordering <= ?2 AND rejected = 0 AND soft_failed = 0 AND outlier = 0
-             ORDER BY stream_ordering DESC LIMIT {per_room})"
-    )))
-    .bind(serde_json::json!(rooms).to_string())
-    .bind(upto)
-    .fetch_one(ex)
-    .await?;
+    let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(latest_per_room_sql(with_json, per_room)))
+        .bind(serde_json::json!(rooms).to_string())
+        .bind(upto)
+        .fetch_one(ex)
+        .await?;
     let mut rows = decode_full(&text)?;
     rows.sort_by(|a, b| a.room_id.cmp(&b.room_id).then(b.stream_ordering.cmp(&a.stream_ordering)));
     Ok(rows)

@@ -66,15 +66,13 @@ pub struct MembershipRow {
 /// as in every such self-join here: with statistics SQLite preferred to scan every membership
 /// of the server, for the order DISTINCT wants.)
 pub async fn co_members(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT DISTINCT o.user_id FROM memberships m CROSS JOIN memberships o ON o.room_id = m.room_id
-         WHERE m.user_id = ? AND m.membership = 'join' AND o.membership = 'join'",
-    )
-    .bind(user_id)
-    .fetch_all(ex)
-    .await?;
+    let rows: Vec<(String,)> = sqlx::query_as(CO_MEMBERS).bind(user_id).fetch_all(ex).await?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
+
+pub(crate) const CO_MEMBERS: &str =
+    "SELECT DISTINCT o.user_id FROM memberships m CROSS JOIN memberships o ON o.room_id = m.room_id
+     WHERE m.user_id = ? AND m.membership = 'join' AND o.membership = 'join'";
 
 /// The user's membership in every room they have one in.
 pub async fn memberships_of(ex: impl SqliteExecutor<'_>, user_id: &str) -> sqlx::Result<Vec<MembershipRow>> {
@@ -134,6 +132,12 @@ pub async fn members(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result
         .await
 }
 
+/// CROSS JOIN keeps the list of rooms the outer loop: once `optimize` wrote statistics of a
+/// small table, SQLite chose to scan the table and the list per row instead.
+pub(crate) const MEMBERS_MANY: &str =
+    "SELECT json_group_array(json_array(m.room_id, m.user_id, m.membership, m.event_id))
+     FROM json_each(?) r CROSS JOIN memberships m ON m.room_id = r.value";
+
 /// (room_id, user_id, membership, event_id) of every member of the given rooms, ordered by
 /// room and user. One JSON array instead of a row per member (see `events::latest_per_room`).
 pub async fn members_many(
@@ -143,15 +147,8 @@ pub async fn members_many(
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
-    // CROSS JOIN keeps the list of rooms the outer loop: once `optimize` wrote statistics of a
-    // small table, SQLite chose to scan the table and the list per row instead.
-    let (text,): (String,) = sqlx::query_as(
-        "SELECT json_group_array(json_array(m.room_id, m.user_id, m.membership, m.event_id))
-         FROM json_each(?) r CROSS JOIN memberships m ON m.room_id = r.value",
-    )
-    .bind(serde_json::json!(rooms).to_string())
-    .fetch_one(ex)
-    .await?;
+    let (text,): (String,) =
+        sqlx::query_as(MEMBERS_MANY).bind(serde_json::json!(rooms).to_string()).fetch_one(ex).await?;
     let mut rows: Vec<(String, String, String, String)> =
         serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     rows.sort();
