@@ -202,17 +202,22 @@ struct Delta {
 
 impl Delta {
     fn insert(&mut self, room: String, since: i64, config: Cow<'_, RoomConfig>, mut members: Vec<String>) {
-        let index = match self.configs.iter().position(|c| *c == *config) {
-            Some(i) => i,
-            None => {
-                self.configs.push(config.into_owned());
-                self.configs.len() - 1
-            }
-        };
+        let index = config_index(&mut self.configs, config);
         if members.len() > MAX_MEMBERS_TRACKED {
             members.drain(..members.len() - MAX_MEMBERS_TRACKED);
         }
-        self.rooms.push((room, since, index as u32, members));
+        self.rooms.push((room, since, index, members));
+    }
+}
+
+/// The index of `config` in `configs`, added at the end when it is not there yet.
+fn config_index(configs: &mut Vec<RoomConfig>, config: Cow<'_, RoomConfig>) -> u32 {
+    match configs.iter().position(|c| *c == *config) {
+        Some(i) => i as u32,
+        None => {
+            configs.push(config.into_owned());
+            configs.len() as u32 - 1
+        }
     }
 }
 
@@ -224,16 +229,8 @@ impl Known {
 
     /// What the connection has once an answer with `delta` went out.
     fn apply(&mut self, delta: Delta) {
-        let mut index = Vec::with_capacity(delta.configs.len());
-        for config in delta.configs {
-            index.push(match self.configs.iter().position(|c| *c == config) {
-                Some(i) => i as u32,
-                None => {
-                    self.configs.push(config);
-                    self.configs.len() as u32 - 1
-                }
-            });
-        }
+        let index: Vec<u32> =
+            delta.configs.into_iter().map(|c| config_index(&mut self.configs, Cow::Owned(c))).collect();
         for (room, since, config, members) in delta.rooms {
             self.rooms.insert(room, RoomEntry { since, config: index[config as usize], members });
         }
