@@ -461,8 +461,9 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
+    let dave = s.user("dave").await;
     let room = s.create_room(&alice, json!({"preset": "public_chat"})).await;
-    for who in [&bob, &carol] {
+    for who in [&bob, &carol, &dave] {
         assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(who), json!({})).await.0, 200);
     }
     let old = send(&s, &alice, &room, "p1", "old news").await;
@@ -476,8 +477,9 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
     let mention = m["event_id"].as_str().unwrap().to_owned();
     let recent = send(&s, &alice, &room, "p3", "news of today").await;
     let unread = send(&s, &alice, &room, "p4", "still unread").await;
-    // Bob read up to the recent message; carol read nothing.
+    // Bob read up to the recent message; carol read nothing; dave read the first message only.
     s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{recent}"), Some(&bob), json!({})).await;
+    s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{old}"), Some(&dave), json!({})).await;
     assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), recent.clone(), mention.clone(), old.clone()]);
 
     // Two days pass for the events up to the mention, and the server starts again (the pruning
@@ -510,7 +512,13 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
     // The old read message is gone; the read mention (a highlight), the message read today and
     // the unread one stay.
     assert_eq!(bobs, [unread.clone(), recent.clone(), mention.clone()]);
-    assert_eq!(listed(&s, carol.clone()).await, [unread, recent, mention, old], "carol read nothing");
+    assert_eq!(
+        listed(&s, carol.clone()).await,
+        [unread.clone(), recent.clone(), mention.clone(), old],
+        "carol read nothing"
+    );
+    // What dave left unread stays, however old: only what he read goes.
+    assert_eq!(listed(&s, dave.clone()).await, [unread, recent, mention], "dave read the first message only");
     let v = sync(&s, &bob, None).await;
     assert_eq!(v["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 1, "{v}");
     let v = sync(&s, &carol, None).await;

@@ -120,32 +120,47 @@ pub async fn list(
         .collect())
 }
 
-/// Up to `batch` notifications their user has read (at or before their read receipt in the
-/// room) at or before position `read_upto` (highlights: `highlight_upto`), as (user, room,
-/// position) keys. Unread ones stay whatever their age: the unread counts are counted from
-/// them. A read, for a read connection: the write connection is held for the delete only.
-/// The rows are found by their primary key's range, so the cost is the rows found.
+/// Where each user has read up to in each room with a read receipt, as (user, room, position)
+/// nids: what the prune of read notifications goes by. Read once per prune: it joins every read
+/// receipt to its event.
+pub async fn read_positions(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+    sqlx::query_as(
+        "SELECT u.nid, r.nid, MAX(e.stream_ordering) FROM receipts rc
+         JOIN events e ON e.event_id = rc.event_id
+         JOIN user_nids u ON u.user_id = rc.user_id
+         JOIN room_nids r ON r.room_id = rc.room_id
+         WHERE rc.receipt_type IN ('m.read', 'm.read.private') AND rc.thread_id IN ('', 'main')
+         GROUP BY u.nid, r.nid",
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Up to `batch` notifications their user has read (at or before their position in `read`,
+/// from `read_positions`) at or before position `read_upto` (highlights: `highlight_upto`), as
+/// (user, room, position) keys. Unread ones stay whatever their age: the unread counts are
+/// counted from them. A read, for a read connection: the write connection is held for the
+/// delete only. The rows are found by their primary key's range, so the cost is the rows found.
 pub async fn prunable(
     ex: impl SqliteExecutor<'_>,
+    read: &[(i64, i64, i64)],
     read_upto: i64,
     highlight_upto: i64,
     batch: i64,
 ) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+    // CROSS JOIN: the positions stay the outer loop, each one a range of the primary key.
     sqlx::query_as(
         "WITH pos(user_nid, room_nid, p) AS (
-             SELECT u.nid, r.nid, MAX(e.stream_ordering) FROM receipts rc
-             JOIN events e ON e.event_id = rc.event_id
-             JOIN user_nids u ON u.user_id = rc.user_id
-             JOIN room_nids r ON r.room_id = rc.room_id
-             WHERE rc.receipt_type IN ('m.read', 'm.read.private') AND rc.thread_id IN ('', 'main')
-             GROUP BY u.nid, r.nid
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+             FROM json_each(?1)
          )
          SELECT a.user_nid, a.room_nid, a.stream_ordering FROM pos
-         JOIN push_actions a ON a.user_nid = pos.user_nid AND a.room_nid = pos.room_nid
-             AND a.stream_ordering <= MIN(pos.p, ?1)
-         WHERE a.flags & 1 = 0 OR a.stream_ordering <= ?2
-         LIMIT ?3",
+         CROSS JOIN push_actions a ON a.user_nid = pos.user_nid AND a.room_nid = pos.room_nid
+             AND a.stream_ordering <= MIN(pos.p, ?2)
+         WHERE a.flags & 1 = 0 OR a.stream_ordering <= ?3
+         LIMIT ?4",
     )
+    .bind(serde_json::json!(read).to_string())
     .bind(read_upto)
     .bind(highlight_upto)
     .bind(batch)

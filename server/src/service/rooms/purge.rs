@@ -121,6 +121,8 @@ impl Rooms {
     /// is told (an event a day old is one at or before where the stream stood a day ago).
     pub async fn prune_read_notifications(&self) -> Result<u64> {
         const BATCH: i64 = 5_000;
+        // Positions per query: the JSON list sent along stays small.
+        const POSITIONS_PER_QUERY: usize = 2_000;
         let now = storage::now_ms();
         let read_before = now - READ_NOTIFICATIONS_KEPT.as_millis() as i64;
         let highlight_before = now - READ_HIGHLIGHTS_KEPT.as_millis() as i64;
@@ -134,21 +136,29 @@ impl Rooms {
             return Ok(0);
         };
         let highlight_upto = storage::stream_marks::at_or_before(&self.db.read, highlight_before).await?.unwrap_or(0);
+        // Where everyone has read up to, once per run (it joins every read receipt to its
+        // event); then the rows to delete, a range of the key per position, in batches. A
+        // receipt that moves on meanwhile only leaves a little for the next run.
+        let positions = storage::push_actions::read_positions(&self.db.read).await?;
         let mut pruned = 0;
-        loop {
-            // Found on a read connection, then deleted by key: the write connection is held
-            // for the delete only. (A row that turned unread in between would lose a
-            // notification over a day old at worst.)
-            let keys = storage::push_actions::prunable(&self.db.read, read_upto, highlight_upto, BATCH).await?;
-            let mut tx = self.db.begin_write().await?;
-            let n = storage::push_actions::delete(&mut *tx, &keys).await?;
-            tx.commit().await?;
-            pruned += n;
-            // A full batch may have more behind it; none deleted means nothing more to do.
-            if (keys.len() as i64) < BATCH || n == 0 {
-                return Ok(pruned);
+        for chunk in positions.chunks(POSITIONS_PER_QUERY) {
+            loop {
+                // Found on a read connection, then deleted by key: the write connection is
+                // held for the delete only. (A row that turned unread in between would lose a
+                // notification over a day old at worst.)
+                let keys =
+                    storage::push_actions::prunable(&self.db.read, chunk, read_upto, highlight_upto, BATCH).await?;
+                let mut tx = self.db.begin_write().await?;
+                let n = storage::push_actions::delete(&mut *tx, &keys).await?;
+                tx.commit().await?;
+                pruned += n;
+                // A full batch may have more behind it; none deleted means nothing more to do.
+                if (keys.len() as i64) < BATCH || n == 0 {
+                    break;
+                }
             }
         }
+        Ok(pruned)
     }
 }
 
