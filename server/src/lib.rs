@@ -580,12 +580,9 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = tick.tick() => {
-                        // Nothing was written since the last sweep: what is left to sweep
-                        // waited a minute already and can wait longer. An idle server sweeps
-                        // hourly instead of waking the database every minute (a laptop's
-                        // CPU sleeps between wake-ups).
-                        let quiet = !changed.has_changed().unwrap_or(true);
-                        if quiet && swept.is_some_and(|t| t.elapsed() < Duration::from_secs(3600)) {
+                        // Idle: hourly only (see `sweep_due`).
+                        let written = changed.has_changed().unwrap_or(true);
+                        if !sweep_due(written, swept, std::time::Instant::now()) {
                             continue;
                         }
                         changed.borrow_and_update();
@@ -634,6 +631,15 @@ async fn start_on(base: Config, mut sockets: Sockets, restored: Option<serde_jso
 
     tracing::info!(addrs = ?addrs, server_name = %config.server_name, "Hearth is listening");
     Ok(Running { addrs, admin_addr, admin_key_new, state, cancel, tasks, base, sockets })
+}
+
+/// Whether the minutely housekeeping tick sweeps: always when something was `written` since
+/// the last sweep (or at the first tick), else hourly. Nothing written means what is left to
+/// sweep waited a minute already and can wait longer: an idle server does not wake the
+/// database every minute (a laptop's CPU sleeps between wake-ups).
+fn sweep_due(written: bool, last_sweep: Option<std::time::Instant>, now: std::time::Instant) -> bool {
+    const IDLE_SWEEP: Duration = Duration::from_secs(3600);
+    written || last_sweep.is_none_or(|t| now.saturating_duration_since(t) >= IDLE_SWEEP)
 }
 
 impl Running {
@@ -890,4 +896,27 @@ pub async fn rotate_admin_key_offline(config: Config) -> anyhow::Result<String> 
     let key = keys.rotate().await.map_err(|e| anyhow::anyhow!(e.message()));
     db.close().await;
     Ok(admin_link(SocketAddr::new(config.admin.bind_address, config.admin.port), &key?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::sweep_due;
+
+    /// An idle server's housekeeping wakes the database hourly, not every minute; a server
+    /// that was written to sweeps at the next minute's tick.
+    #[test]
+    fn housekeeping_sweeps_after_writes_and_hourly_when_idle() {
+        let start = Instant::now();
+        let minute = Duration::from_secs(60);
+        assert!(sweep_due(false, None, start), "the first tick sweeps");
+        assert!(sweep_due(true, Some(start), start + minute), "a write since the last sweep");
+        for minutes in [1, 30, 59] {
+            assert!(!sweep_due(false, Some(start), start + minute * minutes), "idle for {minutes} minutes");
+        }
+        assert!(sweep_due(false, Some(start), start + minute * 60), "idle for an hour");
+        // A clock that seems to go back (a sweep recorded "later" than now) skips, never panics.
+        assert!(!sweep_due(false, Some(start + minute), start));
+    }
 }
