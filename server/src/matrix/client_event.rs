@@ -2,7 +2,7 @@
 //! /messages, /event and /state show of a stored PDU.
 
 use ruma::CanonicalJsonObject;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// One stored event as seen by a client.
 pub struct View<'a> {
@@ -19,59 +19,336 @@ pub struct Viewer<'a> {
     pub device_id: &'a str,
 }
 
-/// Formats an event. `with_room_id` is false inside /sync room blocks, true elsewhere.
+/// Formats an event as a JSON value. `with_room_id` is false inside /sync room blocks, true
+/// elsewhere. The same rule as [`ClientEvent`], which /sync writes out without the value.
 pub fn format(v: &View<'_>, with_room_id: bool, viewer: Option<&Viewer<'_>>, now_ms: i64) -> Value {
-    // One pass over the PDU's keys (sorted, as canonical JSON keeps them) rather than a lookup
-    // per key shown: this runs for every event of every /sync, and the lookups' string
-    // comparisons were a fifth of an initial sync's time.
-    let mut fields: Vec<(String, Value)> = Vec::with_capacity(8);
-    let (mut redacts, mut ts, mut unsigned, mut sender) = (None, None, Map::new(), None);
-    for (key, val) in v.json {
-        match key.as_str() {
-            "content" | "state_key" | "type" => fields.push((key.clone(), to_value(val))),
-            "sender" => {
-                if let ruma::CanonicalJsonValue::String(s) = val {
-                    sender = Some(s.as_str());
-                }
-                fields.push((key.clone(), to_value(val)));
-            }
-            "origin_server_ts" => {
-                if let ruma::CanonicalJsonValue::Integer(i) = val {
-                    ts = Some(i64::from(*i));
-                }
-                fields.push((key.clone(), to_value(val)));
-            }
-            "redacts" => redacts = Some(val),
-            // Stored unsigned data (redacted_because) is kept; age and transaction_id are per view.
-            "unsigned" => {
-                if let Value::Object(m) = to_value(val) {
-                    unsigned = m;
-                }
-            }
-            _ => {}
+    serde_json::to_value(ClientEvent::client(v, with_room_id, viewer, now_ms)).unwrap_or_default()
+}
+
+/// Where a client event's PDU comes from: a borrowed [`View`], or the event cache's shared copy.
+pub trait Pdu {
+    fn json(&self) -> &CanonicalJsonObject;
+    fn event_id(&self) -> &str;
+    fn room_id(&self) -> &str;
+    /// (device_id, txn_id) of the device that sent it, if any.
+    fn txn(&self) -> Option<(&str, &str)>;
+    /// The fields filters and room blocks read of every event: a stored event has them in its
+    /// row, without a lookup in the PDU's map each time.
+    fn event_type(&self) -> &str {
+        str_of(self.json(), "type").unwrap_or("")
+    }
+    fn sender(&self) -> &str {
+        str_of(self.json(), "sender").unwrap_or("")
+    }
+    fn state_key(&self) -> Option<&str> {
+        str_of(self.json(), "state_key")
+    }
+}
+
+impl Pdu for View<'_> {
+    fn json(&self) -> &CanonicalJsonObject {
+        self.json
+    }
+    fn event_id(&self) -> &str {
+        self.event_id
+    }
+    fn room_id(&self) -> &str {
+        self.room_id
+    }
+    fn txn(&self) -> Option<(&str, &str)> {
+        self.txn
+    }
+}
+
+impl<P: Pdu> Pdu for &P {
+    fn json(&self) -> &CanonicalJsonObject {
+        (*self).json()
+    }
+    fn event_id(&self) -> &str {
+        (*self).event_id()
+    }
+    fn room_id(&self) -> &str {
+        (*self).room_id()
+    }
+    fn txn(&self) -> Option<(&str, &str)> {
+        (*self).txn()
+    }
+    fn event_type(&self) -> &str {
+        (*self).event_type()
+    }
+    fn sender(&self) -> &str {
+        (*self).sender()
+    }
+    fn state_key(&self) -> Option<&str> {
+        (*self).state_key()
+    }
+}
+
+/// How an event is written: as clients see it (spec: "Room event format"), or as the PDU
+/// servers exchange, with its ID (`event_format: "federation"` in a /sync filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Client { with_room_id: bool },
+    Federation,
+}
+
+/// One event as a client sees it, written straight from the stored PDU when serialised.
+///
+/// /sync used to copy each PDU into a `serde_json::Value`, serialise that and drop it: more
+/// than half of an initial sync's CPU. This keeps only what a view adds (the per-view
+/// `unsigned` fields, and content redacted for this viewer) beside the shared PDU.
+#[derive(Clone)]
+pub struct ClientEvent<P> {
+    pdu: P,
+    shape: Shape,
+    /// `unsigned.age` (client shape).
+    age: Option<i64>,
+    /// `unsigned.transaction_id`: shown to the device that sent it.
+    transaction_id: bool,
+    /// Other per-view `unsigned` fields (membership, m.relations). All of these are written
+    /// after the stored ones and in place of any of the same name.
+    unsigned: Vec<(&'static str, Value)>,
+    /// Content in place of the PDU's (an erased sender's event, redacted for this viewer).
+    content: Option<Value>,
+}
+
+impl<P: Pdu> ClientEvent<P> {
+    /// The client format, with the per-view `unsigned` fields: `age`, and `transaction_id` for
+    /// the device that sent it.
+    pub fn client(pdu: P, with_room_id: bool, viewer: Option<&Viewer<'_>>, now_ms: i64) -> Self {
+        let ts = match pdu.json().get("origin_server_ts") {
+            Some(ruma::CanonicalJsonValue::Integer(i)) => i64::from(*i),
+            _ => now_ms,
+        };
+        let transaction_id = match (viewer, pdu.txn()) {
+            (Some(viewer), Some((device, _))) => device == viewer.device_id && pdu.sender() == viewer.user_id,
+            _ => false,
+        };
+        ClientEvent {
+            pdu,
+            shape: Shape::Client { with_room_id },
+            age: Some((now_ms - ts).max(0)),
+            transaction_id,
+            unsigned: Vec::new(),
+            content: None,
         }
     }
-    let mut out: Map<String, Value> = fields.into_iter().collect();
-    out.insert("event_id".into(), json!(v.event_id));
-    if with_room_id {
-        out.insert("room_id".into(), json!(v.room_id));
-    }
-    if out.get("type").and_then(Value::as_str) == Some("m.room.redaction") {
-        // Top-level `redacts` for clients of every room version (v11 moved it into content).
-        let redacts = redacts.map(to_value).or_else(|| out["content"].get("redacts").cloned());
-        if let Some(r) = redacts {
-            out.insert("redacts".into(), r);
+
+    /// The PDU as servers exchange it, with its ID (which the PDU itself omits).
+    pub fn federation(pdu: P) -> Self {
+        ClientEvent {
+            pdu,
+            shape: Shape::Federation,
+            age: None,
+            transaction_id: false,
+            unsigned: Vec::new(),
+            content: None,
         }
     }
-    unsigned.insert("age".into(), json!((now_ms - ts.unwrap_or(now_ms)).max(0)));
-    if let (Some(viewer), Some((device, txn))) = (viewer, v.txn)
-        && sender == Some(viewer.user_id)
-        && device == viewer.device_id
-    {
-        unsigned.insert("transaction_id".into(), json!(txn));
+
+    fn content_canonical(&self) -> Option<&ruma::CanonicalJsonValue> {
+        self.pdu.json().get("content")
     }
-    out.insert("unsigned".into(), Value::Object(unsigned));
-    Value::Object(out)
+
+    /// Whether the view writes `key` of `unsigned` itself.
+    fn overrides(&self, key: &str) -> bool {
+        (key == "age" && self.age.is_some())
+            || (key == "transaction_id" && self.transaction_id)
+            || self.unsigned.iter().any(|(k, _)| *k == key)
+    }
+
+    fn has_unsigned(&self, stored: Option<&CanonicalJsonObject>) -> bool {
+        stored.is_some() || self.age.is_some() || self.transaction_id || !self.unsigned.is_empty()
+    }
+}
+
+fn str_of<'a>(json: &'a CanonicalJsonObject, key: &str) -> Option<&'a str> {
+    match json.get(key) {
+        Some(ruma::CanonicalJsonValue::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// The stored `unsigned` object merged with a view's own fields, which win.
+struct Unsigned<'a, P> {
+    stored: Option<&'a CanonicalJsonObject>,
+    event: &'a ClientEvent<P>,
+}
+
+impl<P: Pdu> serde::Serialize for Unsigned<'_, P> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let e = self.event;
+        let mut map = serializer.serialize_map(None)?;
+        for (k, v) in self.stored.into_iter().flatten() {
+            if !e.overrides(k) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        if let Some(age) = e.age {
+            map.serialize_entry("age", &age)?;
+        }
+        if let (true, Some((_, txn))) = (e.transaction_id, e.pdu.txn()) {
+            map.serialize_entry("transaction_id", txn)?;
+        }
+        for (k, v) in &e.unsigned {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<P: Pdu> serde::Serialize for ClientEvent<P> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use ruma::CanonicalJsonValue as C;
+        use serde::ser::SerializeMap;
+        let json = self.pdu.json();
+        let mut map = serializer.serialize_map(None)?;
+        let mut stored_unsigned = None;
+        let with_room_id = match self.shape {
+            Shape::Client { with_room_id } => with_room_id,
+            Shape::Federation => {
+                for (key, val) in json {
+                    match (key.as_str(), val) {
+                        ("event_id", _) => {}
+                        ("unsigned", C::Object(o)) => stored_unsigned = Some(o),
+                        ("unsigned", _) => {}
+                        ("content", _) if self.content.is_some() => map.serialize_entry(key, &self.content)?,
+                        _ => map.serialize_entry(key, val)?,
+                    }
+                }
+                map.serialize_entry("event_id", self.pdu.event_id())?;
+                if self.has_unsigned(stored_unsigned) {
+                    map.serialize_entry("unsigned", &Unsigned { stored: stored_unsigned, event: self })?;
+                }
+                return map.end();
+            }
+        };
+        // One pass over the PDU's keys, writing only the fields clients are shown: the PDU's
+        // own `event_id` and `room_id` (older room versions carry them) give way to the view's.
+        let mut redacts = None;
+        for (key, val) in json {
+            match key.as_str() {
+                "content" => match &self.content {
+                    Some(content) => map.serialize_entry(key, content)?,
+                    None => map.serialize_entry(key, val)?,
+                },
+                "origin_server_ts" | "sender" | "state_key" | "type" => map.serialize_entry(key, val)?,
+                "redacts" => redacts = Some(val),
+                "unsigned" => {
+                    if let C::Object(o) = val {
+                        stored_unsigned = Some(o);
+                    }
+                }
+                _ => {}
+            }
+        }
+        map.serialize_entry("event_id", self.pdu.event_id())?;
+        if with_room_id {
+            map.serialize_entry("room_id", self.pdu.room_id())?;
+        }
+        if self.pdu.event_type() == "m.room.redaction" {
+            // Top-level `redacts` for clients of every room version (v11 moved it into content).
+            if let Some(r) = redacts {
+                map.serialize_entry("redacts", r)?;
+            } else if let Some(r) = self.content_str("redacts") {
+                map.serialize_entry("redacts", r)?;
+            }
+        }
+        map.serialize_entry("unsigned", &Unsigned { stored: stored_unsigned, event: self })?;
+        map.end()
+    }
+}
+
+/// The fields of an event that filters, visibility and aggregations read, and the per-view
+/// data they add: the same for a JSON value and for a [`ClientEvent`].
+pub trait EventView {
+    fn event_id(&self) -> Option<&str>;
+    /// Empty when missing.
+    fn event_type(&self) -> &str;
+    /// Empty when missing.
+    fn sender(&self) -> &str;
+    fn state_key(&self) -> Option<&str>;
+    /// A string at the top of the content.
+    fn content_str(&self, key: &str) -> Option<&str>;
+    /// A copy of the content, if the event has one.
+    fn content(&self) -> Option<Value>;
+    /// Replaces the content shown (the event stays what it was).
+    fn set_content(&mut self, content: Value);
+    fn set_unsigned(&mut self, key: &'static str, value: Value);
+}
+
+impl EventView for Value {
+    fn event_id(&self) -> Option<&str> {
+        self["event_id"].as_str()
+    }
+    fn event_type(&self) -> &str {
+        self["type"].as_str().unwrap_or("")
+    }
+    fn sender(&self) -> &str {
+        self["sender"].as_str().unwrap_or("")
+    }
+    fn state_key(&self) -> Option<&str> {
+        self["state_key"].as_str()
+    }
+    fn content_str(&self, key: &str) -> Option<&str> {
+        self["content"][key].as_str()
+    }
+    fn content(&self) -> Option<Value> {
+        self.get("content").cloned()
+    }
+    fn set_content(&mut self, content: Value) {
+        if let Some(obj) = self.as_object_mut() {
+            obj.insert("content".into(), content);
+        }
+    }
+    fn set_unsigned(&mut self, key: &'static str, value: Value) {
+        if let Some(obj) = self.as_object_mut() {
+            let unsigned = obj.entry("unsigned").or_insert_with(|| Value::Object(Map::new()));
+            if let Some(u) = unsigned.as_object_mut() {
+                u.insert(key.to_owned(), value);
+            }
+        }
+    }
+}
+
+impl<P: Pdu> EventView for ClientEvent<P> {
+    fn event_id(&self) -> Option<&str> {
+        Some(self.pdu.event_id())
+    }
+    fn event_type(&self) -> &str {
+        self.pdu.event_type()
+    }
+    fn sender(&self) -> &str {
+        self.pdu.sender()
+    }
+    fn state_key(&self) -> Option<&str> {
+        self.pdu.state_key()
+    }
+    fn content_str(&self, key: &str) -> Option<&str> {
+        match &self.content {
+            Some(content) => content[key].as_str(),
+            None => match self.content_canonical() {
+                Some(ruma::CanonicalJsonValue::Object(o)) => str_of(o, key),
+                _ => None,
+            },
+        }
+    }
+    fn content(&self) -> Option<Value> {
+        match &self.content {
+            Some(content) => Some(content.clone()),
+            None => self.content_canonical().map(to_value),
+        }
+    }
+    fn set_content(&mut self, content: Value) {
+        self.content = Some(content);
+    }
+    fn set_unsigned(&mut self, key: &'static str, value: Value) {
+        match self.unsigned.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = value,
+            None => self.unsigned.push((key, value)),
+        }
+    }
 }
 
 /// The stripped state shown with invites (spec: "Stripped state").
@@ -101,6 +378,8 @@ pub fn to_value(v: &ruma::CanonicalJsonValue) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn pdu(v: Value) -> CanonicalJsonObject {
@@ -149,5 +428,56 @@ mod tests {
             let view = View { json: &json, event_id: "$r", room_id: "!r:x", txn: None };
             assert_eq!(format(&view, false, None, 1)["redacts"], target);
         }
+    }
+
+    /// Each key once in the text written: a PDU of an old room version carries its own
+    /// `event_id` and `room_id`, and a stored `unsigned.age` is the view's to give.
+    #[test]
+    fn written_out_each_field_appears_once() {
+        let json = pdu(json!({
+            "event_id": "$e", "room_id": "!r:x", "type": "m.room.message", "sender": "@a:x",
+            "origin_server_ts": 1, "content": {"body": "hi"}, "unsigned": {"age": 99, "kept": 1},
+        }));
+        let view = View { json: &json, event_id: "$e", room_id: "!r:x", txn: None };
+        let text = serde_json::to_string(&ClientEvent::client(&view, true, None, 11)).unwrap();
+        for key in ["\"event_id\"", "\"room_id\"", "\"age\"", "\"unsigned\""] {
+            assert_eq!(text.matches(key).count(), 1, "{key} in {text}");
+        }
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["unsigned"], json!({"age": 10, "kept": 1}));
+        assert_eq!(v, format(&view, true, None, 11));
+    }
+
+    /// What a view adds (membership, aggregations, content redacted for this viewer) reaches
+    /// the text in both shapes, and the federation shape is the whole PDU with its ID.
+    #[test]
+    fn a_views_additions_are_written_in_both_shapes() {
+        let json = pdu(json!({
+            "type": "m.room.message", "sender": "@a:x", "origin_server_ts": 1, "depth": 4,
+            "content": {"body": "secret", "msgtype": "m.text"}, "hashes": {"sha256": "h"},
+        }));
+        let view = View { json: &json, event_id: "$e", room_id: "!r:x", txn: None };
+        let mut client = ClientEvent::client(&view, false, None, 1);
+        let mut fed = ClientEvent::federation(&view);
+        for e in [&mut client, &mut fed] {
+            assert_eq!(e.content_str("body"), Some("secret"));
+            e.set_unsigned("membership", json!("join"));
+            e.set_content(json!({}));
+            assert_eq!(e.content_str("body"), None);
+            assert_eq!((e.event_type(), e.sender(), e.state_key()), ("m.room.message", "@a:x", None));
+        }
+        let client: Value = serde_json::to_value(&client).unwrap();
+        assert_eq!(client["content"], json!({}));
+        assert_eq!(client["unsigned"], json!({"age": 0, "membership": "join"}));
+        assert_eq!(client.get("depth"), None);
+        let fed: Value = serde_json::to_value(&fed).unwrap();
+        assert_eq!(
+            fed,
+            json!({
+                "type": "m.room.message", "sender": "@a:x", "origin_server_ts": 1, "depth": 4,
+                "content": {}, "hashes": {"sha256": "h"}, "event_id": "$e",
+                "unsigned": {"membership": "join"},
+            })
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use super::client_event::EventView;
+
 /// A `RoomEventFilter` / `EventFilter`.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -53,9 +55,9 @@ impl EventFilter {
     }
 
     /// Whether a client-format event passes the filter.
-    pub fn allows(&self, event: &Value) -> bool {
-        let t = event["type"].as_str().unwrap_or("");
-        let sender = event["sender"].as_str().unwrap_or("");
+    pub fn allows<E: EventView + ?Sized>(&self, event: &E) -> bool {
+        let t = event.event_type();
+        let sender = event.sender();
         if self.not_types.iter().any(|p| type_matches(p, t))
             || self.types.as_ref().is_some_and(|ts| !ts.iter().any(|p| type_matches(p, t)))
         {
@@ -67,7 +69,7 @@ impl EventFilter {
             return false;
         }
         if let Some(want_url) = self.contains_url
-            && event["content"]["url"].is_string() != want_url
+            && event.content_str("url").is_some() != want_url
         {
             return false;
         }

@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     error::{Error, Result},
-    matrix::client_event::{self, View, Viewer},
+    matrix::client_event::{self, ClientEvent, EventView, Viewer},
     storage::{self, now_ms, state::StateMap},
 };
 
@@ -353,7 +353,7 @@ impl Sync {
                     if block.is_none() && data.is_empty() && ephemeral.is_empty() {
                         continue;
                     }
-                    let mut b = block.unwrap_or_else(|| json!({}));
+                    let mut b = block.unwrap_or_default();
                     if fresh && since.is_some() && !params.full_state {
                         for (who, membership, _) in storage::rooms::members(db, &m.room_id).await? {
                             if membership == "join" && who != user.as_str() {
@@ -363,32 +363,28 @@ impl Sync {
                     } else if since.is_some() {
                         // Those who joined a room the user is in (a member's profile change is
                         // also a join event: their presence then comes again, which is harmless).
-                        let joined = b["timeline"]["events"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter(|e| e["type"] == "m.room.member" && e["content"]["membership"] == "join");
+                        let joined = b.timeline_events().filter(|e| {
+                            e.event_type() == "m.room.member" && e.content_str("membership") == Some("join")
+                        });
                         newly_met.extend(
-                            joined
-                                .filter_map(|e| e["state_key"].as_str())
-                                .filter(|u| *u != user.as_str())
-                                .map(str::to_owned),
+                            joined.filter_map(|e| e.state_key()).filter(|u| *u != user.as_str()).map(str::to_owned),
                         );
                     }
                     let mut data = data;
                     data.retain(|e| params.filter.room_account_data.allows(e));
                     let mut ephemeral = ephemeral;
                     ephemeral.retain(|e| params.filter.ephemeral.allows(e));
-                    b["account_data"] = events(data);
-                    b["ephemeral"] = events(ephemeral);
+                    b.account_data = Some(events(data));
+                    b.ephemeral = Some(events(ephemeral));
                     let ((notes, highlights), threads) = counts?;
-                    b["unread_notifications"] = json!({ "notification_count": notes, "highlight_count": highlights });
-                    b["unread_thread_notifications"] = Value::Object(
+                    b.unread_notifications =
+                        Some(json!({ "notification_count": notes, "highlight_count": highlights }));
+                    b.unread_thread_notifications = Some(Value::Object(
                         threads
                             .into_iter()
                             .map(|(t, n, h)| (t, json!({ "notification_count": n, "highlight_count": h })))
                             .collect(),
-                    );
+                    ));
                     if since_token.is_some() {
                         member_changes(&b, user.as_str(), &mut members_came, &mut members_went);
                     }
@@ -428,7 +424,7 @@ impl Sync {
                         )
                         .await?
                     {
-                        leave.insert(m.room_id.clone(), block);
+                        leave.insert(m.room_id.clone(), serde_json::to_value(block).map_err(Error::internal)?);
                     }
                 }
                 _ => {}
@@ -610,34 +606,22 @@ impl Sync {
         params: &SyncParams,
         now: i64,
         pre: &mut Prefetched,
-    ) -> Result<Option<Value>> {
+    ) -> Result<Option<RoomBlock>> {
         let db = &self.rooms.db().read;
         let user = ruma::UserId::parse(viewer.user_id).map_err(Error::internal)?;
         let limit = timeline_limit(params);
         let after = if fresh { 0 } else { since.unwrap_or(0) };
-        let view = |e: &StoredEvent| {
+        let view = |e: &Arc<StoredEvent>| {
             if params.filter.federation_format {
-                // The PDU as servers exchange it, with its ID (which the PDU itself omits).
-                let mut pdu = serde_json::to_value(&e.json).unwrap_or_default();
-                pdu["event_id"] = json!(e.row.event_id);
-                return pdu;
+                SyncEvent::federation(e.clone())
+            } else {
+                SyncEvent::client(e.clone(), false, Some(viewer), now)
             }
-            client_event::format(
-                &View {
-                    json: &e.json,
-                    event_id: &e.row.event_id,
-                    room_id,
-                    txn: e.row.txn_device_id.as_deref().zip(e.row.txn_id.as_deref()),
-                },
-                false,
-                Some(viewer),
-                now,
-            )
         };
 
         // Walk back from `upto` in batches until `limit` events pass visibility and the filter.
         let mut check = self.rooms.visibility_with(&user, room_id, membership);
-        let mut picked: Vec<(i64, Value)> = Vec::new();
+        let mut picked: Vec<(i64, SyncEvent)> = Vec::new();
         let mut cursor = upto;
         let mut limited = false;
         // The room's current state event IDs, read when a hidden state event needs them.
@@ -741,11 +725,11 @@ impl Sync {
             return Ok(None);
         }
         let timeline_start = picked.first().map(|(p, _)| *p).unwrap_or(upto + 1);
-        let mut timeline: Vec<Value> = picked.into_iter().map(|(_, v)| v).collect();
+        let mut timeline: Vec<SyncEvent> = picked.into_iter().map(|(_, v)| v).collect();
 
         // State: before the timeline (classic) or after it (MSC4222), complete for a room new
         // to the client, otherwise what changed since the last sync.
-        let (at, key) = if params.use_state_after { (upto, "state_after") } else { (timeline_start - 1, "state") };
+        let at = if params.use_state_after { upto } else { timeline_start - 1 };
         // Not needed (and for a big room not cheap) when an incremental timeline is complete.
         let known_group = if params.use_state_after { group_after.filter(|_| fresh) } else { group_before };
         // A timeline that begins with the first event stored of a room joined through another
@@ -753,8 +737,8 @@ impl Sync {
         // stream before it.
         let first_stored_after_join = match timeline.first() {
             Some(first) if !params.use_state_after && !matches!(known_group, Some(Some(_))) => {
-                match (first["type"].as_str(), first["event_id"].as_str()) {
-                    (Some("m.room.create"), _) | (_, None) => None,
+                match (first.event_type(), first.event_id()) {
+                    ("m.room.create", _) | (_, None) => None,
                     (_, Some(id)) => self.rooms.state_before_stored(id).await?,
                 }
             }
@@ -783,17 +767,16 @@ impl Sync {
         } else {
             Vec::new()
         };
-        let mut state_events: Vec<Value> = self.events_for(pre, &state_ids).await?.iter().map(|e| view(e)).collect();
+        let mut state_events: Vec<SyncEvent> = self.events_for(pre, &state_ids).await?.iter().map(view).collect();
         state_events.retain(|e| params.filter.state.allows(e));
         if params.filter.state.lazy_load_members {
             // Only the members the client needs to render the timeline, and the user's own. An
             // incremental sync's state delta keeps its membership changes (who joined or left in
             // a gap), as Synapse sends them.
-            let senders: HashSet<&str> =
-                timeline.iter().filter_map(|e| e["sender"].as_str()).chain([viewer.user_id]).collect();
+            let senders: HashSet<&str> = timeline.iter().map(|e| e.sender()).chain([viewer.user_id]).collect();
             if fresh {
                 state_events.retain(|e| {
-                    e["type"] != "m.room.member" || e["state_key"].as_str().is_some_and(|k| senders.contains(k))
+                    e.event_type() != "m.room.member" || e.state_key().is_some_and(|k| senders.contains(k))
                 });
             }
             // Every timeline sender's member event must reach the client, also in an incremental
@@ -803,11 +786,11 @@ impl Sync {
             let already: HashSet<String> =
                 if fresh { HashSet::new() } else { self.lazy_sent.lock().get(&lazy_key).cloned().unwrap_or_default() };
             let redundant = params.filter.state.include_redundant_members;
-            let members_of = |events: &[Value]| -> HashSet<String> {
+            let members_of = |events: &[SyncEvent]| -> HashSet<String> {
                 events
                     .iter()
-                    .filter(|e| e["type"] == "m.room.member")
-                    .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
+                    .filter(|e| e.event_type() == "m.room.member")
+                    .filter_map(|e| e.state_key().map(str::to_owned))
                     .collect()
             };
             let mut have = members_of(&state_events);
@@ -835,7 +818,7 @@ impl Sync {
                     .iter()
                     .filter_map(|s| state.get(&("m.room.member".to_owned(), (*s).to_owned())).cloned())
                     .collect();
-                state_events.extend(self.events_for(pre, &missing).await?.iter().map(|e| view(e)));
+                state_events.extend(self.events_for(pre, &missing).await?.iter().map(view));
             }
             // What the device has now.
             let mut sent = already;
@@ -846,18 +829,15 @@ impl Sync {
         if self.rooms.relations_after(room_id, timeline_start - 1) {
             self.rooms.bundle(&user, room_id, &mut timeline).await?;
         }
-        let mut block = json!({
-            "timeline": {
-                "limited": limited,
-                "prev_batch": token(timeline_start - 1),
-            },
-        });
-        block["timeline"]["events"] = Value::Array(timeline);
         // The summary only changes with membership: send it for rooms new to the client and
         // when members came or went (spec: fields may be omitted when unchanged).
-        let members_changed =
-            block["timeline"]["events"].as_array().is_some_and(|t| t.iter().any(|e| e["type"] == "m.room.member"))
-                || state_events.iter().any(|e| e["type"] == "m.room.member");
+        let members_changed = timeline.iter().chain(&state_events).any(|e| e.event_type() == "m.room.member");
+        let mut block = RoomBlock {
+            timeline: Some(Timeline { events: timeline, limited, prev_batch: token(timeline_start - 1) }),
+            state: Some(Events { events: state_events }),
+            state_after: params.use_state_after,
+            ..Default::default()
+        };
         if fresh || members_changed {
             let members = match pre.members.remove(room_id) {
                 Some(m) => m,
@@ -869,12 +849,7 @@ impl Sync {
                 _ => self.rooms.state_at(room_id, upto).await?,
             };
             let named = self.is_named(&at_end).await?;
-            block["summary"] = summary(&members, viewer.user_id, named);
-        }
-        block[key] = events(state_events);
-        if params.use_state_after {
-            // The unstable name matrix-rust-sdk asked for before MSC4222 was merged.
-            block["org.matrix.msc4222.state_after"] = block["state_after"].clone();
+            block.summary = Some(summary(&members, viewer.user_id, named));
         }
         Ok(Some(block))
     }
@@ -1045,6 +1020,74 @@ fn events(list: Vec<Value>) -> Value {
     Value::Object(m)
 }
 
+/// An event of a room block: written out from the cached PDU (see [`ClientEvent`]).
+type SyncEvent = ClientEvent<Arc<StoredEvent>>;
+
+/// `{"events": [...]}` of events written out from the cache.
+#[derive(Serialize)]
+struct Events<T> {
+    events: Vec<T>,
+}
+
+#[derive(Serialize)]
+struct Timeline {
+    events: Vec<SyncEvent>,
+    limited: bool,
+    prev_batch: String,
+}
+
+/// A joined or left room's block (spec: `JoinedRoom`, `LeftRoom`). A block with nothing but
+/// account data or ephemeral events has no timeline.
+#[derive(Default)]
+struct RoomBlock {
+    timeline: Option<Timeline>,
+    /// The state before the timeline, or after it when `state_after` (MSC4222) was asked for.
+    state: Option<Events<SyncEvent>>,
+    state_after: bool,
+    summary: Option<Value>,
+    account_data: Option<Value>,
+    ephemeral: Option<Value>,
+    unread_notifications: Option<Value>,
+    unread_thread_notifications: Option<Value>,
+}
+
+impl RoomBlock {
+    fn timeline_events(&self) -> impl Iterator<Item = &SyncEvent> {
+        self.timeline.iter().flat_map(|t| &t.events)
+    }
+}
+
+impl Serialize for RoomBlock {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(t) = &self.timeline {
+            map.serialize_entry("timeline", t)?;
+        }
+        if let Some(state) = &self.state {
+            if self.state_after {
+                map.serialize_entry("state_after", state)?;
+                // The unstable name matrix-rust-sdk asked for before MSC4222 was merged.
+                map.serialize_entry("org.matrix.msc4222.state_after", state)?;
+            } else {
+                map.serialize_entry("state", state)?;
+            }
+        }
+        let rest = [
+            ("summary", &self.summary),
+            ("account_data", &self.account_data),
+            ("ephemeral", &self.ephemeral),
+            ("unread_notifications", &self.unread_notifications),
+            ("unread_thread_notifications", &self.unread_thread_notifications),
+        ];
+        for (key, value) in rest {
+            if let Some(v) = value {
+                map.serialize_entry(key, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
 /// A /sync answer: its fields, and the rooms with each joined room's block already written out.
 pub struct SyncBody {
     fields: Map<String, Value>,
@@ -1072,14 +1115,10 @@ impl Serialize for SyncBody {
 
 /// The members who joined (`came`) or left or were banned (`went`) in a room block's timeline
 /// and state, other than `me`: whose device lists the client must fetch again or may drop.
-fn member_changes(block: &Value, me: &str, came: &mut Vec<String>, went: &mut Vec<String>) {
-    let events = block["timeline"]["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(["state", "state_after"].iter().flat_map(|k| block[*k]["events"].as_array().into_iter().flatten()));
-    for e in events.filter(|e| e["type"] == "m.room.member") {
-        let (Some(who), Some(m)) = (e["state_key"].as_str(), e["content"]["membership"].as_str()) else {
+fn member_changes(block: &RoomBlock, me: &str, came: &mut Vec<String>, went: &mut Vec<String>) {
+    let events = block.timeline_events().chain(block.state.iter().flat_map(|s| &s.events));
+    for e in events.filter(|e| e.event_type() == "m.room.member") {
+        let (Some(who), Some(m)) = (e.state_key(), e.content_str("membership")) else {
             continue;
         };
         if who == me {

@@ -179,6 +179,33 @@ pub struct StoredEvent {
     pub json: CanonicalJsonObject,
 }
 
+/// A cached event shown to clients without copying its PDU (see [`ClientEvent`]).
+///
+/// [`ClientEvent`]: crate::matrix::client_event::ClientEvent
+impl crate::matrix::client_event::Pdu for Arc<StoredEvent> {
+    fn json(&self) -> &CanonicalJsonObject {
+        &self.json
+    }
+    fn event_id(&self) -> &str {
+        &self.row.event_id
+    }
+    fn room_id(&self) -> &str {
+        &self.row.room_id
+    }
+    fn txn(&self) -> Option<(&str, &str)> {
+        self.row.txn_device_id.as_deref().zip(self.row.txn_id.as_deref())
+    }
+    fn event_type(&self) -> &str {
+        &self.row.event_type
+    }
+    fn sender(&self) -> &str {
+        &self.row.sender
+    }
+    fn state_key(&self) -> Option<&str> {
+        self.row.state_key.as_deref()
+    }
+}
+
 pub fn rules_for(version: &str) -> Result<(RoomVersionId, RoomVersionRules)> {
     let id = RoomVersionId::try_from(version).map_err(Error::internal)?;
     let rules = id.rules().ok_or_else(|| Error::internal(format!("no rules for room version {version}")))?;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::Rooms;
 use crate::{
     error::Result,
-    matrix::client_event::{self, View, Viewer},
+    matrix::client_event::{self, EventView, View, Viewer},
     storage::{self, now_ms, relations::RelationRow},
 };
 
@@ -22,8 +22,8 @@ pub fn relation_of(content: &Value) -> Option<(&str, &str)> {
 
 impl Rooms {
     /// Adds bundled aggregations to client events of one room, as `viewer` may see them.
-    pub async fn bundle(&self, viewer: &UserId, room_id: &str, events: &mut [Value]) -> Result<()> {
-        let ids: Vec<String> = events.iter().filter_map(|e| e["event_id"].as_str().map(str::to_owned)).collect();
+    pub async fn bundle<E: EventView>(&self, viewer: &UserId, room_id: &str, events: &mut [E]) -> Result<()> {
+        let ids: Vec<String> = events.iter().filter_map(|e| e.event_id().map(str::to_owned)).collect();
         let children = storage::relations::children_of(&self.db.read, &ids).await?;
         if children.is_empty() {
             return Ok(());
@@ -35,7 +35,7 @@ impl Rooms {
         let mut check = self.visibility(viewer, room_id).await?;
         let mut to_load: HashSet<String> = HashSet::new();
         for e in events.iter() {
-            let Some(rels) = e["event_id"].as_str().and_then(|id| by_parent.get(id)) else { continue };
+            let Some(rels) = e.event_id().and_then(|id| by_parent.get(id)) else { continue };
             if let Some(edit) = latest_edit(e, rels) {
                 to_load.insert(edit.event_id.clone());
             }
@@ -59,7 +59,7 @@ impl Rooms {
             views.insert(ev.row.event_id.clone(), view);
         }
         for e in events.iter_mut() {
-            let Some(rels) = e["event_id"].as_str().and_then(|id| by_parent.get(id)) else { continue };
+            let Some(rels) = e.event_id().and_then(|id| by_parent.get(id)) else { continue };
             let mut bundle = serde_json::Map::new();
             if let Some(edit) = latest_edit(e, rels).and_then(|r| views.get(&r.event_id)) {
                 bundle.insert("m.replace".into(), edit.clone());
@@ -74,14 +74,14 @@ impl Rooms {
             }
             let thread: Vec<&&RelationRow> = rels.iter().filter(|r| r.rel_type == "m.thread").collect();
             if let Some(latest) = thread.last().and_then(|r| views.get(&r.event_id)) {
-                let participated = e["sender"] == viewer.as_str() || thread.iter().any(|r| r.sender == viewer.as_str());
+                let participated = e.sender() == viewer.as_str() || thread.iter().any(|r| r.sender == viewer.as_str());
                 bundle.insert(
                     "m.thread".into(),
                     json!({ "latest_event": latest, "count": thread.len(), "current_user_participated": participated }),
                 );
             }
             if !bundle.is_empty() {
-                e["unsigned"]["m.relations"] = Value::Object(bundle);
+                e.set_unsigned("m.relations", Value::Object(bundle));
             }
         }
         Ok(())
@@ -90,12 +90,11 @@ impl Rooms {
 
 /// The edit that applies (spec: "Event replacements"): by the original sender, of the same
 /// event type, the most recent one.
-fn latest_edit<'a>(original: &Value, rels: &[&'a RelationRow]) -> Option<&'a RelationRow> {
-    if original.get("state_key").is_some() {
+fn latest_edit<'a>(original: &impl EventView, rels: &[&'a RelationRow]) -> Option<&'a RelationRow> {
+    if original.state_key().is_some() {
         return None;
     }
-    let sender = original["sender"].as_str()?;
-    let kind = original["type"].as_str()?;
+    let (sender, kind) = (original.sender(), original.event_type());
     rels.iter()
         .filter(|r| r.rel_type == "m.replace" && r.sender == sender && r.event_type == kind)
         .max_by_key(|r| r.stream_ordering)

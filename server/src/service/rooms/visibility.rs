@@ -21,6 +21,7 @@ use ruma::{UserId, events::room::member::MembershipState};
 use super::{Rooms, content_of};
 use crate::{
     error::Result,
+    matrix::client_event::EventView,
     storage::{self, events::EventRow, rooms::MembershipRow},
 };
 
@@ -196,28 +197,25 @@ impl VisibilityCheck<'_> {
     /// And when the sender's account was erased and the user was not joined then, only the
     /// redacted form of the event is theirs to see (as Synapse: a person who asked to be
     /// forgotten is not read by people who were not there).
-    pub async fn annotate(&mut self, row: &EventRow, view: &mut serde_json::Value) -> Result<()> {
+    pub async fn annotate<E: EventView>(&mut self, row: &EventRow, view: &mut E) -> Result<()> {
         let membership = if self.joined_since.is_some_and(|since| row.stream_ordering >= since) {
             // Joined since before the event and still joined: joined after it.
             MembershipState::Join
         } else if self.is_own_membership(row) {
             // The event itself says (rows may come without their JSON; the view has it).
-            view["content"]["membership"].as_str().map(MembershipState::from).unwrap_or(MembershipState::Leave)
+            view.content_str("membership").map(MembershipState::from).unwrap_or(MembershipState::Leave)
         } else {
             self.at_group(row.state_group).await?.1
         };
         if membership != MembershipState::Join {
             self.redact_if_erased(row, view).await?;
         }
-        if let Some(obj) = view.as_object_mut() {
-            let unsigned = obj.entry("unsigned").or_insert_with(|| serde_json::json!({}));
-            unsigned["membership"] = serde_json::Value::from(membership.as_str());
-        }
+        view.set_unsigned("membership", serde_json::Value::from(membership.as_str()));
         Ok(())
     }
 
     /// Keeps only what a redaction keeps of `view`'s content when its sender was erased.
-    async fn redact_if_erased(&mut self, row: &EventRow, view: &mut serde_json::Value) -> Result<()> {
+    async fn redact_if_erased<E: EventView>(&mut self, row: &EventRow, view: &mut E) -> Result<()> {
         let erased = match &self.erased {
             Some(set) => set,
             None => self.erased.insert(self.rooms.erased_users().await?),
@@ -233,11 +231,11 @@ impl VisibilityCheck<'_> {
                 self.redaction.insert(super::rules_for(&room.room_version)?.1.redaction)
             }
         };
-        if let Some(content) = view.get_mut("content") {
+        if let Some(content) = view.content() {
             // Content a client could send is canonical JSON; anything else goes whole.
-            let mut kept: ruma::CanonicalJsonObject = serde_json::from_value(content.take()).unwrap_or_default();
+            let mut kept: ruma::CanonicalJsonObject = serde_json::from_value(content).unwrap_or_default();
             ruma::canonical_json::redact_content_in_place(&mut kept, rules, &row.event_type);
-            *content = serde_json::to_value(kept).map_err(crate::error::Error::internal)?;
+            view.set_content(serde_json::to_value(kept).map_err(crate::error::Error::internal)?);
         }
         Ok(())
     }
