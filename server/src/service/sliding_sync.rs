@@ -22,7 +22,10 @@ use std::{
 
 use ruma::{RoomId, UserId};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{
+    Map, Value, json,
+    value::{RawValue, to_raw_value},
+};
 
 use super::{
     account_data::AccountData,
@@ -36,7 +39,7 @@ use ruma::api::error::ErrorKind;
 
 use crate::{
     error::{Error, Result},
-    matrix::client_event::{self, View, Viewer},
+    matrix::client_event::{ClientEvent, EventView, Viewer},
     storage::{self, now_ms},
 };
 
@@ -374,7 +377,7 @@ impl SlidingSync {
     }
 
     /// Answers one request, long-polling when the client has a `pos` and nothing is new.
-    pub async fn sync(&self, user: &UserId, device: &str, req: &Request) -> Result<Value> {
+    pub async fn sync(&self, user: &UserId, device: &str, req: &Request) -> Result<Answer> {
         Self::validate(req)?;
         let db = self.rooms.db();
         // Where the client is: a known position of this very connection, or nowhere.
@@ -443,7 +446,7 @@ impl SlidingSync {
         }
         tx.commit().await?;
         let mut body = body;
-        body["pos"] = json!(format!("{id}_{pos}"));
+        body.pos = format!("{id}_{pos}");
         Ok(body)
     }
 
@@ -474,7 +477,7 @@ impl SlidingSync {
         from: Option<SyncToken>,
         known: &Known,
         head: SyncToken,
-    ) -> Result<(Value, Delta, bool)> {
+    ) -> Result<(Answer, Delta, bool)> {
         let memberships = self.rooms.memberships_of(user).await?;
         // Looked up per room below; a user in 500 rooms must not make that quadratic.
         let by_room: HashMap<&str, &storage::rooms::MembershipRow> =
@@ -541,7 +544,10 @@ impl SlidingSync {
         }
 
         let mut next = Delta::default();
-        let mut out_rooms = Map::new();
+        // Each room is written out as soon as it is built (see `Sync`'s joined rooms).
+        let mut out_rooms: BTreeMap<String, Box<RawValue>> = BTreeMap::new();
+        // The rooms new to the connection: the extensions send them everything they have.
+        let mut initial_rooms: HashSet<String> = HashSet::new();
         let now = now_ms();
         // The rooms to send: new to the connection, with events the client has not seen, or
         // asked for with more than it got.
@@ -566,7 +572,10 @@ impl SlidingSync {
         for (room_id, config, m, seen) in sends {
             let (room, members_sent) = self.room(user, device, m, config, seen, from, head, now, &mut pre).await?;
             if let Some(room) = room {
-                out_rooms.insert(room_id.clone(), room);
+                if room.initial {
+                    initial_rooms.insert(room_id.clone());
+                }
+                out_rooms.insert(room_id.clone(), to_raw_value(&room).map_err(Error::internal)?);
             }
             let mut sent = Cow::Borrowed(config);
             let mut members = Vec::new();
@@ -588,10 +597,8 @@ impl SlidingSync {
                 if !known.rooms.contains_key(&room_id) || by_room.contains_key(room_id.as_str()) {
                     continue;
                 }
-                out_rooms.insert(
-                    room_id,
-                    json!({ "required_state": [event.clone()], "timeline": [event], "limited": false, "num_live": 0, "bump_stamp": stream }),
-                );
+                let room = json!({ "required_state": [event.clone()], "timeline": [event], "limited": false, "num_live": 0, "bump_stamp": stream });
+                out_rooms.insert(room_id, to_raw_value(&room).map_err(Error::internal)?);
             }
         }
         // Rooms the user is gone from for good drop out of what the connection tracks.
@@ -599,9 +606,9 @@ impl SlidingSync {
 
         let relevant: Vec<&String> = wanted.keys().collect();
         let (extensions, ext_news) =
-            self.extensions(user, device, req, from, head, &relevant, &room_lists, &out_rooms).await?;
+            self.extensions(user, device, req, from, head, &relevant, &room_lists, &initial_rooms).await?;
         let news = !out_rooms.is_empty() || ext_news;
-        let body = json!({ "lists": lists, "rooms": out_rooms, "extensions": extensions });
+        let body = Answer { lists: Value::Object(lists), rooms: out_rooms, extensions, pos: String::new() };
         Ok((body, next, news))
     }
 
@@ -866,11 +873,12 @@ impl SlidingSync {
         head: SyncToken,
         now: i64,
         pre: &mut Prefetch,
-    ) -> Result<(Option<Value>, Vec<String>)> {
+    ) -> Result<(Option<SlidingRoom>, Vec<String>)> {
         let room_id = m.room_id.as_str();
         let me = user.as_str();
         let initial = seen.is_none();
         let mut out = Map::new();
+        let room = |fields, timeline, required_state| SlidingRoom { initial, fields, timeline, required_state };
         if initial {
             out.insert("initial".into(), json!(true));
         }
@@ -878,7 +886,7 @@ impl SlidingSync {
             let block = self.sync.invite_block(room_id, &m.event_id).await?;
             out.insert("invite_state".into(), block["invite_state"]["events"].clone());
             out.insert("bump_stamp".into(), json!(m.stream_ordering));
-            return Ok((Some(Value::Object(out)), Vec::new()));
+            return Ok((Some(room(out, Vec::new(), Vec::new())), Vec::new()));
         }
         let viewer = Viewer { user_id: me, device_id: device };
         // A room left or banned from shows nothing after the leave.
@@ -892,23 +900,11 @@ impl SlidingSync {
         if timeline_grew {
             out.insert("unstable_expanded_timeline".into(), json!(true));
         }
-        let view = |e: &StoredEvent| {
-            client_event::format(
-                &View {
-                    json: &e.json,
-                    event_id: &e.row.event_id,
-                    room_id,
-                    txn: e.row.txn_device_id.as_deref().zip(e.row.txn_id.as_deref()),
-                },
-                false,
-                Some(&viewer),
-                now,
-            )
-        };
+        let view = |e: &Arc<StoredEvent>| SyncEvent::client(e.clone(), false, Some(&viewer), now);
 
         // The timeline: the latest events after `after` the user may see, oldest first.
         let limit = config.timeline_limit as usize;
-        let mut picked: Vec<(i64, Value)> = Vec::new();
+        let mut picked: Vec<(i64, SyncEvent)> = Vec::new();
         let mut limited = false;
         let mut bump: Option<i64> = None;
         let prefetched = if after == 0 && upto == pre.upto { pre.timelines.remove(room_id) } else { None };
@@ -978,7 +974,7 @@ impl SlidingSync {
             _ => 0,
         };
         let timeline_start = picked.first().map(|(p, _)| *p).unwrap_or(upto + 1);
-        let mut timeline: Vec<Value> = picked.into_iter().map(|(_, v)| v).collect();
+        let mut timeline: Vec<SyncEvent> = picked.into_iter().map(|(_, v)| v).collect();
         if !timeline.is_empty() && self.rooms.relations_after(room_id, timeline_start - 1) {
             self.rooms.bundle(user, room_id, &mut timeline).await?;
         }
@@ -1004,13 +1000,9 @@ impl SlidingSync {
             _ => None,
         };
         let lazy = config.lazy_members();
-        let senders: HashSet<String> =
-            timeline.iter().filter_map(|e| e["sender"].as_str().map(str::to_owned)).collect();
-        let targets: HashSet<String> = timeline
-            .iter()
-            .filter(|e| e["type"] == "m.room.member")
-            .filter_map(|e| e["state_key"].as_str().map(str::to_owned))
-            .collect();
+        let senders: HashSet<&str> = timeline.iter().map(|e| e.sender()).collect();
+        let targets: HashSet<&str> =
+            timeline.iter().filter(|e| e.event_type() == "m.room.member").filter_map(|e| e.state_key()).collect();
         let mut state_ids: Vec<String> = Vec::new();
         let mut member_changes = initial;
         for (key, id) in state_now.iter() {
@@ -1019,7 +1011,9 @@ impl SlidingSync {
             let wanted = config.wants(t, k, me)
                 || (lazy
                     && t == "m.room.member"
-                    && (senders.contains(k) || targets.contains(k) || (changed_keys.is_some() && !limited)));
+                    && (senders.contains(k.as_str())
+                        || targets.contains(k.as_str())
+                        || (changed_keys.is_some() && !limited)));
             if t == "m.room.member" && is_change && changed_keys.is_some() {
                 member_changes = true;
             }
@@ -1027,7 +1021,7 @@ impl SlidingSync {
             // (lazy loading); other state only when it changed.
             let timeline_member = lazy
                 && t == "m.room.member"
-                && (senders.contains(k) || targets.contains(k))
+                && (senders.contains(k.as_str()) || targets.contains(k.as_str()))
                 && !seen.is_some_and(|s| s.members.contains(k));
             if wanted && (is_change || timeline_member) {
                 state_ids.push(id.clone());
@@ -1043,7 +1037,7 @@ impl SlidingSync {
         } else {
             Vec::new()
         };
-        let required_state: Vec<Value> = state_events.iter().map(|e| view(e)).collect();
+        let required_state: Vec<SyncEvent> = state_events.iter().map(view).collect();
         let content_at = |t: &str| -> Option<Value> {
             state_events
                 .iter()
@@ -1132,13 +1126,7 @@ impl SlidingSync {
             out.insert("prev_batch".into(), json!(super::sync::token((timeline_start - 1).max(0))));
             out.insert("num_live".into(), json!(num_live));
         }
-        if !timeline.is_empty() {
-            out.insert("timeline".into(), Value::Array(timeline));
-        }
-        if !required_state.is_empty() {
-            out.insert("required_state".into(), Value::Array(required_state));
-        }
-        Ok((Some(Value::Object(out)), members_sent))
+        Ok((Some(room(out, timeline, required_state)), members_sent))
     }
 
     /// Whose device lists the client must fetch again (keys changed, or they started sharing a
@@ -1207,7 +1195,7 @@ impl SlidingSync {
         head: SyncToken,
         relevant: &[&String],
         room_lists: &HashMap<String, Vec<String>>,
-        sent_rooms: &Map<String, Value>,
+        initial_rooms: &HashSet<String>,
     ) -> Result<(Value, bool)> {
         let me = user.as_str();
         let mut out = Map::new();
@@ -1262,14 +1250,13 @@ impl SlidingSync {
             let mut global = Vec::new();
             let mut rooms: Map<String, Value> = Map::new();
             // Rooms new to the connection get all their account data; otherwise only changes.
-            let any_fresh = sent_rooms.values().any(|r| r["initial"] == true);
+            let any_fresh = !initial_rooms.is_empty();
             let rows = self.account_data.changed_since(user, if any_fresh { 0 } else { since }).await?;
             for row in rows {
                 if row.stream_id > head.account_data {
                     continue;
                 }
-                let fresh_room =
-                    !row.room_id.is_empty() && sent_rooms.get(&row.room_id).is_some_and(|r| r["initial"] == true);
+                let fresh_room = initial_rooms.contains(&row.room_id);
                 if row.stream_id <= since && !fresh_room {
                     continue;
                 }
@@ -1295,7 +1282,7 @@ impl SlidingSync {
         if let Some(scope) = &req.extensions.receipts {
             let mut rooms = Map::new();
             for r in in_scope(scope) {
-                let fresh = sent_rooms.get(&r).is_some_and(|x| x["initial"] == true);
+                let fresh = initial_rooms.contains(&r);
                 let since = if fresh { 0 } else { from.map_or(0, |f| f.receipts) };
                 if let Some(ev) = self.ephemeral.receipt_event(&r, since, head.receipts, me).await? {
                     rooms.insert(r, ev);
@@ -1307,7 +1294,7 @@ impl SlidingSync {
         if let Some(scope) = &req.extensions.typing {
             let mut rooms = Map::new();
             for r in in_scope(scope) {
-                let fresh = sent_rooms.get(&r).is_some_and(|x| x["initial"] == true);
+                let fresh = initial_rooms.contains(&r);
                 let since = if fresh { None } else { from.map(|f| f.typing) };
                 if let Some(ev) = self.ephemeral.typing_event(&r, since) {
                     rooms.insert(r, ev);
@@ -1327,6 +1314,46 @@ fn heroes<'a>(
 ) -> impl Iterator<Item = &'a (String, String, String)> {
     let of = move |membership: &'static str| members.iter().filter(move |(u, ms, _)| u != me && ms == membership);
     of("join").chain(of("invite")).take(MAX_HEROES)
+}
+
+/// An event of a room in an answer: written out from the cached PDU (see [`ClientEvent`]).
+type SyncEvent = ClientEvent<Arc<StoredEvent>>;
+
+/// A sliding sync answer (MSC4186), each room already written out.
+#[derive(Serialize)]
+pub struct Answer {
+    lists: Value,
+    rooms: BTreeMap<String, Box<RawValue>>,
+    extensions: Value,
+    /// Set once the answer is stored under a position.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pos: String,
+}
+
+/// One room of an answer: its fields, and its events written straight from the cache.
+struct SlidingRoom {
+    /// New to the connection (the extensions then send all the room has).
+    initial: bool,
+    fields: Map<String, Value>,
+    timeline: Vec<SyncEvent>,
+    required_state: Vec<SyncEvent>,
+}
+
+impl Serialize for SlidingRoom {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        for (k, v) in &self.fields {
+            map.serialize_entry(k, v)?;
+        }
+        if !self.timeline.is_empty() {
+            map.serialize_entry("timeline", &self.timeline)?;
+        }
+        if !self.required_state.is_empty() {
+            map.serialize_entry("required_state", &self.required_state)?;
+        }
+        map.end()
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,10 @@ pub async fn get_filter(
 
 /// POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync (MSC4186, the unstable wire
 /// format matrix-rust-sdk speaks)
-pub async fn sliding_sync(State(s): State<AppState>, req: Ruma<sync_events::v5::Request>) -> Result<Json<Value>> {
+pub async fn sliding_sync(
+    State(s): State<AppState>,
+    req: Ruma<sync_events::v5::Request>,
+) -> Result<Json<crate::service::sliding_sync::Answer>> {
     use crate::service::sliding_sync::{Extensions, Filters, ListRequest, Request, RoomConfig, Scope};
     let session = req.session();
     let b = &req.body;
