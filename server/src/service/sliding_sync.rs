@@ -33,13 +33,13 @@ use super::{
     ephemeral::Ephemeral,
     notifier::Notifier,
     rooms::{Rooms, StoredEvent},
-    sync::{Sync, SyncToken},
+    sync::{Sync, SyncEvent, SyncToken},
 };
 use ruma::api::error::ErrorKind;
 
 use crate::{
     error::{Error, Result},
-    matrix::client_event::{ClientEvent, EventView, Viewer},
+    matrix::client_event::{EventView, Viewer},
     storage::{self, now_ms},
 };
 
@@ -879,9 +879,6 @@ impl SlidingSync {
         let initial = seen.is_none();
         let mut out = Map::new();
         let room = |fields, timeline, required_state| SlidingRoom { initial, fields, timeline, required_state };
-        if initial {
-            out.insert("initial".into(), json!(true));
-        }
         if matches!(m.membership.as_str(), "invite" | "knock") {
             let block = self.sync.invite_block(room_id, &m.event_id).await?;
             out.insert("invite_state".into(), block["invite_state"]["events"].clone());
@@ -1316,9 +1313,6 @@ fn heroes<'a>(
     of("join").chain(of("invite")).take(MAX_HEROES)
 }
 
-/// An event of a room in an answer: written out from the cached PDU (see [`ClientEvent`]).
-type SyncEvent = ClientEvent<Arc<StoredEvent>>;
-
 /// A sliding sync answer (MSC4186), each room already written out.
 #[derive(Serialize)]
 pub struct Answer {
@@ -1332,7 +1326,8 @@ pub struct Answer {
 
 /// One room of an answer: its fields, and its events written straight from the cache.
 struct SlidingRoom {
-    /// New to the connection (the extensions then send all the room has).
+    /// New to the connection: written as `initial`, and the extensions then send all the
+    /// room has.
     initial: bool,
     fields: Map<String, Value>,
     timeline: Vec<SyncEvent>,
@@ -1343,6 +1338,9 @@ impl Serialize for SlidingRoom {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(None)?;
+        if self.initial {
+            map.serialize_entry("initial", &true)?;
+        }
         for (k, v) in &self.fields {
             map.serialize_entry(k, v)?;
         }

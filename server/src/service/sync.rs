@@ -1020,8 +1020,9 @@ fn events(list: Vec<Value>) -> Value {
     Value::Object(m)
 }
 
-/// An event of a room block: written out from the cached PDU (see [`ClientEvent`]).
-type SyncEvent = ClientEvent<Arc<StoredEvent>>;
+/// An event of a room block (here and in sliding sync): written out from the cached PDU (see
+/// [`ClientEvent`]).
+pub(crate) type SyncEvent = ClientEvent<Arc<StoredEvent>>;
 
 /// `{"events": [...]}` of events written out from the cache.
 #[derive(Serialize)]
