@@ -4,6 +4,7 @@
 //! handle (`local_addrs()`, `stop().await`). Nothing is global, so tests start many servers in
 //! one process and the desktop app can restart the server after the wizard changes settings.
 
+pub mod allocator;
 mod api;
 pub mod cli;
 pub mod config;

@@ -216,6 +216,36 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_cleanly() {
     assert_eq!(login(&p2.base, "alice", "pw-long-enough"), 200);
 }
 
+/// On glibc the server runs with its allocator tuned: it starts itself over with
+/// `GLIBC_TUNABLES` set, as the same process (the one a service manager started and signals).
+/// An allocator setting made by whoever starts it is left as it is.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_server_tunes_its_allocator_in_the_same_process_unless_told_otherwise() {
+    // The process's environment, its variables joined by ':'. (glibc parses GLIBC_TUNABLES in
+    // place, leaving NULs between its settings: joined, they read as they were set.)
+    let environment = |p: &common::binary::Proc| -> String {
+        let raw = std::fs::read(format!("/proc/{}/environ", p.child.id())).expect("the process we started runs");
+        String::from_utf8_lossy(&raw).replace('\0', ":")
+    };
+    let home = tempfile::tempdir().unwrap();
+    let cfg = write_config(home.path(), OPEN);
+    let cfg = cfg.to_str().unwrap();
+    let p = spawn(home.path(), &["serve", "--config", cfg], &[]);
+    let env = environment(&p);
+    let tuned = "GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=4194304";
+    assert!(env.contains(tuned), "{env}");
+    // Registering hashes a password: the buffer that is now mapped and unmapped works.
+    assert_eq!(register(&p.base, "alice"), 200);
+    assert_eq!(login(&p.base, "alice", "pw-long-enough"), 200);
+    drop(p);
+    let p = spawn(home.path(), &["serve", "--config", cfg], &[("MALLOC_ARENA_MAX", "4")]);
+    let env = environment(&p);
+    assert!(env.contains("MALLOC_ARENA_MAX=4"), "{env}");
+    assert!(!env.contains("GLIBC_TUNABLES="), "{env}");
+    assert_eq!(login(&p.base, "alice", "pw-long-enough"), 200);
+}
+
 #[test]
 fn register_user_creates_an_admin_without_a_running_server() {
     let home = tempfile::tempdir().unwrap();

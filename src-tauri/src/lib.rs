@@ -33,6 +33,8 @@ pub(crate) struct Desktop {
 }
 
 pub fn main() -> ExitCode {
+    // Before any thread exists: this may start the program over (see `hearth_server::allocator`).
+    hearth_server::allocator::tune();
     let launch = match args::parse(std::env::args_os().collect(), args::has_display()) {
         Ok(l) => l,
         Err(e) => {

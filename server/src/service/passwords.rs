@@ -69,8 +69,9 @@ pub fn check_policy(policy: &PasswordPolicy, password: &str) -> Result<()> {
     Ok(())
 }
 
-/// The hashing thread's working memory, reused by every hash: allocating it per hash let the
-/// allocator keep each one, so RSS grew by the buffer's size per login (docs/benchmarks-results.md).
+/// The hashing thread's working memory, reused by the hashes of a burst (`next_job` gives it
+/// back when the burst is over). It lives on this one thread: allocated on many threads, each
+/// thread's allocator arena kept a copy (docs/benchmarks-results.md).
 struct Hasher {
     blocks: Vec<Block>,
 }
@@ -146,13 +147,24 @@ fn hasher() -> &'static std::sync::mpsc::SyncSender<Job> {
             .name("hearth-password-hashing".into())
             .spawn(move || {
                 let mut state = Hasher { blocks: Vec::new() };
-                for job in rx {
+                while let Some(job) = next_job(&rx, &mut state) {
                     job(&mut state);
                 }
             })
             .expect("spawn the password hashing thread");
         tx
     })
+}
+
+/// The next hash to do. When none is waiting, the working memory is given back first: a burst
+/// of logins reuses one buffer, and an idle server does not keep 7 MiB for the next login
+/// (allocating it again costs about a millisecond, against tens for the hash itself).
+fn next_job(rx: &std::sync::mpsc::Receiver<Job>, state: &mut Hasher) -> Option<Job> {
+    if let Ok(job) = rx.try_recv() {
+        return Some(job);
+    }
+    state.blocks = Vec::new();
+    rx.recv().ok()
 }
 
 /// Runs `f` on the hashing thread and awaits its result.
@@ -216,6 +228,32 @@ mod tests {
         let off = PasswordPolicy { enabled: false, ..default };
         assert_eq!(code(&off, "x"), None);
         assert_eq!(code(&off, &"x".repeat(513)).as_deref(), Some("M_INVALID_PARAM"), "the length cap stays");
+    }
+
+    /// A burst of hashes shares one buffer; once no hash waits, the buffer is given back.
+    #[test]
+    fn the_working_memory_lasts_for_a_burst_only() {
+        use super::{Hasher, Job, M_COST_KIB, P_COST, T_COST, next_job};
+        let params = argon2::Params::new(M_COST_KIB, T_COST, P_COST, None).unwrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4);
+        let (seen_tx, seen) = std::sync::mpsc::channel::<(usize, usize)>();
+        for _ in 0..2 {
+            let (seen_tx, params) = (seen_tx.clone(), params.clone());
+            let job: Job = Box::new(move |h: &mut Hasher| {
+                let at = h.memory(&params).as_ptr() as usize;
+                seen_tx.send((h.blocks.capacity(), at)).unwrap();
+            });
+            tx.send(job).unwrap();
+        }
+        drop(tx);
+        let mut state = Hasher { blocks: Vec::new() };
+        while let Some(job) = next_job(&rx, &mut state) {
+            job(&mut state);
+        }
+        let (first, second) = (seen.recv().unwrap(), seen.recv().unwrap());
+        assert_eq!(first.0, params.block_count());
+        assert_eq!(first, second, "the second hash of the burst reused the first one's buffer");
+        assert_eq!(state.blocks.capacity(), 0, "the buffer outlived the burst");
     }
 
     #[tokio::test]

@@ -40,6 +40,9 @@ pub fn isolated(cmd: &mut Command, home: &Path) {
         // Tests run side by side: each admin listener takes a free port.
         .env("HEARTH_ADMIN_LISTEN", "127.0.0.1:0")
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        // The allocator as the binary tunes it, whatever the environment tests run in.
+        .env_remove("GLIBC_TUNABLES")
+        .env_remove("MALLOC_ARENA_MAX")
         .env("RUST_LOG", "warn");
 }
 
