@@ -43,6 +43,17 @@ pub trait Pdu {
     fn state_key(&self) -> Option<&str> {
         str_of(self.json(), "state_key")
     }
+    fn origin_server_ts(&self) -> Option<i64> {
+        origin_server_ts(self.json())
+    }
+}
+
+/// The PDU's `origin_server_ts`, if it is an integer.
+pub fn origin_server_ts(json: &CanonicalJsonObject) -> Option<i64> {
+    match json.get("origin_server_ts") {
+        Some(ruma::CanonicalJsonValue::Integer(i)) => Some(i64::from(*i)),
+        _ => None,
+    }
 }
 
 impl Pdu for View<'_> {
@@ -82,6 +93,9 @@ impl<P: Pdu> Pdu for &P {
     fn state_key(&self) -> Option<&str> {
         (*self).state_key()
     }
+    fn origin_server_ts(&self) -> Option<i64> {
+        (*self).origin_server_ts()
+    }
 }
 
 /// How an event is written: as clients see it (spec: "Room event format"), or as the PDU
@@ -116,10 +130,7 @@ impl<P: Pdu> ClientEvent<P> {
     /// The client format, with the per-view `unsigned` fields: `age`, and `transaction_id` for
     /// the device that sent it.
     pub fn client(pdu: P, with_room_id: bool, viewer: Option<&Viewer<'_>>, now_ms: i64) -> Self {
-        let ts = match pdu.json().get("origin_server_ts") {
-            Some(ruma::CanonicalJsonValue::Integer(i)) => i64::from(*i),
-            _ => now_ms,
-        };
+        let ts = pdu.origin_server_ts().unwrap_or(now_ms);
         let transaction_id = match (viewer, pdu.txn()) {
             (Some(viewer), Some((device, _))) => device == viewer.device_id && pdu.sender() == viewer.user_id,
             _ => false,

@@ -274,8 +274,8 @@ mod tests {
     use crate::storage::events::EventRow;
 
     fn event(id: &str) -> Arc<StoredEvent> {
-        Arc::new(StoredEvent {
-            row: EventRow {
+        Arc::new(StoredEvent::new(
+            EventRow {
                 stream_ordering: 1,
                 event_id: id.to_owned(),
                 room_id: "!r:h.test".into(),
@@ -290,10 +290,24 @@ mod tests {
                 txn_device_id: None,
                 txn_id: None,
             },
-            json: Default::default(),
-        })
+            Default::default(),
+        ))
     }
 
+    /// A cached event's `age` is worked out from its PDU's `origin_server_ts`, read once when
+    /// the event was parsed; a PDU without one reads as sent now.
+    #[test]
+    fn a_cached_events_age_comes_from_its_pdu() {
+        use crate::matrix::client_event::ClientEvent;
+        let pdu = |v: serde_json::Value| -> ruma::CanonicalJsonObject { serde_json::from_value(v).unwrap() };
+        let age = |json: ruma::CanonicalJsonObject| {
+            let stored = Arc::new(StoredEvent::new(event("$e").row.clone(), json));
+            serde_json::to_value(ClientEvent::client(stored, false, None, 1_500)).unwrap()["unsigned"]["age"].clone()
+        };
+        let sent = serde_json::json!({"type": "m.room.message", "sender": "@u:h.test", "origin_server_ts": 1_000, "content": {}});
+        assert_eq!(age(pdu(sent)), 500);
+        assert_eq!(age(pdu(serde_json::json!({"type": "m.room.message", "content": {}}))), 0);
+    }
     #[test]
     fn a_read_that_raced_a_redaction_is_not_cached() {
         let cache = EventCache::new(8);
