@@ -22,7 +22,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
-use hearth_bench::{Cs, HEARTH_LIMITS, cpu_seconds, percentile, rss_mib};
+use hearth_bench::{CpuMeter, Cs, HEARTH_LIMITS, percentile, rss_mib};
 use ruma::{
     CanonicalJsonObject, RoomVersionId, ServerName,
     api::federation::authentication::XMatrix,
@@ -424,7 +424,7 @@ async fn flood(other: &Other, cs: &Cs, destination: &str, pid: u32, pdus: usize)
         prev = other.sign(&mut e)?;
         events.push(e);
     }
-    let cpu = cpu_seconds(pid);
+    let cpu = CpuMeter::start(pid);
     let started = Instant::now();
     for chunk in events.chunks(PDUS_PER_TXN) {
         let txn = other.txn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -443,7 +443,7 @@ async fn flood(other: &Other, cs: &Cs, destination: &str, pid: u32, pdus: usize)
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu;
+    let cpu = cpu.seconds();
     Ok((pdus as f64 / seconds, cpu * 1000.0 / pdus as f64))
 }
 

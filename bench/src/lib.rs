@@ -112,6 +112,35 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The CPU a process spends from a starting point on. A request of a few milliseconds is
+/// below the 10 ms ticks of `stat`, so the meter adds up each thread's `schedstat`
+/// (nanoseconds) instead. A thread that ends while the meter runs takes its time with it; then
+/// the meter falls back to the whole process's ticks, which still count it.
+pub struct CpuMeter {
+    pid: u32,
+    ticks: f64,
+    threads: std::collections::HashMap<String, u64>,
+}
+
+impl CpuMeter {
+    pub fn start(pid: u32) -> Self {
+        let threads = thread_stats(pid).into_iter().map(|(tid, (_, cpu_ns))| (tid, cpu_ns)).collect();
+        Self { pid, ticks: cpu_seconds(pid), threads }
+    }
+
+    /// Seconds of CPU since `start`.
+    pub fn seconds(&self) -> f64 {
+        let now = thread_stats(self.pid);
+        if self.threads.keys().any(|tid| !now.contains_key(tid)) {
+            return cpu_seconds(self.pid) - self.ticks;
+        }
+        // A thread first seen now started after the meter: all of its time counts.
+        let ns: u64 =
+            now.iter().map(|(tid, (_, c))| c.saturating_sub(self.threads.get(tid).copied().unwrap_or(0))).sum();
+        ns as f64 / 1e9
+    }
+}
+
 /// Per thread of the process, by thread ID: its context switches so far (voluntary and not;
 /// each one the thread woken, which is what keeps a laptop's CPU from sleeping) and its CPU
 /// time in nanoseconds (`schedstat`, finer than the 10 ms ticks of `stat`).

@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use hearth_bench::{Cs, cpu_seconds, idle_cost, percentile, room_list_body, rss_mib, start_hearth};
+use hearth_bench::{CpuMeter, Cs, idle_cost, percentile, room_list_body, rss_mib, start_hearth};
 use serde_json::{Value, json};
 
 const SENDERS: usize = 10;
@@ -215,14 +215,14 @@ async fn run_scenarios(s: &Server, report: &mut Report) -> Result<()> {
     report.put(name, "idle_cpu_ms_per_min", cpu);
 
     // Registration (includes password hashing: reported, not raced).
-    let cpu0 = cpu_seconds(s.pid);
+    let cpu0 = CpuMeter::start(s.pid);
     let t = Instant::now();
     let mut users = Vec::new();
     for i in 0..(SENDERS + 2) {
         users.push(s.register(&format!("u{i}")).await?);
     }
     report.put(name, "register_ms_per_user", t.elapsed().as_secs_f64() * 1000.0 / users.len() as f64);
-    report.put(name, "register_cpu_ms_per_user", (cpu_seconds(s.pid) - cpu0) * 1000.0 / users.len() as f64);
+    report.put(name, "register_cpu_ms_per_user", cpu0.seconds() * 1000.0 / users.len() as f64);
     let owner = &users[0].1;
     let room = s.create_room(owner, json!({"preset": "public_chat"})).await?;
     for (_, tok) in &users[1..] {
@@ -279,7 +279,7 @@ const UIA_SESSIONS: usize = 20_000;
 async fn uia_scenario(s: &Server, report: &mut Report) -> Result<()> {
     let name = s.name;
     let (before, _) = rss_mib(s.pid);
-    let cpu0 = cpu_seconds(s.pid);
+    let cpu0 = CpuMeter::start(s.pid);
     let t = Instant::now();
     let mut pending = futures::stream::iter(0..UIA_SESSIONS)
         .map(|i| {
@@ -293,7 +293,7 @@ async fn uia_scenario(s: &Server, report: &mut Report) -> Result<()> {
     let (after, _) = rss_mib(s.pid);
     eprintln!("  {name}: {UIA_SESSIONS} sessions opened in {:?}; RSS {before:.1} -> {after:.1} MiB", t.elapsed());
     report.put(name, "uia_rss_growth_mib", after - before);
-    report.put(name, "uia_cpu_us_per_session", (cpu_seconds(s.pid) - cpu0) * 1e6 / UIA_SESSIONS as f64);
+    report.put(name, "uia_cpu_us_per_session", cpu0.seconds() * 1e6 / UIA_SESSIONS as f64);
     Ok(())
 }
 
@@ -303,7 +303,7 @@ async fn send_scenario(s: &Server, report: &mut Report, users: &[(String, String
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     let senders: Vec<String> = users[1..=SENDERS].iter().map(|(_, t)| t.clone()).collect();
     let bytes0 = db_bytes(&s.db).await?;
-    let cpu0 = cpu_seconds(s.pid);
+    let cpu0 = CpuMeter::start(s.pid);
     let t = Instant::now();
     let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
     let tasks = senders.iter().map(|tok| {
@@ -327,7 +327,7 @@ async fn send_scenario(s: &Server, report: &mut Report, users: &[(String, String
     report.put(name, "send_msgs_per_s", total / elapsed);
     report.put(name, "send_p50_ms", percentile(&l, 0.5));
     report.put(name, "send_p99_ms", percentile(&l, 0.99));
-    report.put(name, "send_cpu_ms_per_msg", (cpu_seconds(s.pid) - cpu0) * 1000.0 / total);
+    report.put(name, "send_cpu_ms_per_msg", cpu0.seconds() * 1000.0 / total);
     report.put(name, "db_bytes_per_msg", (db_bytes(&s.db).await? - bytes0) / total);
     Ok(())
 }
@@ -354,7 +354,7 @@ async fn delivery_scenario(s: &Server, report: &mut Report, users: &[(String, St
     let (reader, writer) = (&users[SENDERS + 1].1, &users[1].1);
     let mut since = s.sync(reader, None, 0, None).await?["next_batch"].as_str().context("next_batch")?.to_owned();
     let mut lat = Vec::new();
-    let cpu0 = cpu_seconds(s.pid);
+    let cpu0 = CpuMeter::start(s.pid);
     for i in 0..SYNC_ROUNDS {
         let poll = s.sync(reader, Some(&since), 30_000, None);
         let send = async {
@@ -374,7 +374,7 @@ async fn delivery_scenario(s: &Server, report: &mut Report, users: &[(String, St
     lat.sort_by(f64::total_cmp);
     report.put(name, "sync_delivery_p50_ms", percentile(&lat, 0.5));
     report.put(name, "sync_delivery_p99_ms", percentile(&lat, 0.99));
-    report.put(name, "sync_cpu_ms_per_round", (cpu_seconds(s.pid) - cpu0) * 1000.0 / SYNC_ROUNDS as f64);
+    report.put(name, "sync_cpu_ms_per_round", cpu0.seconds() * 1000.0 / SYNC_ROUNDS as f64);
     Ok(())
 }
 
@@ -403,11 +403,11 @@ async fn initial_sync_scenario(s: &Server, report: &mut Report) -> Result<()> {
         let mut times = Vec::new();
         let mut cpu = 0.0;
         for _ in 0..INITIAL_SYNCS {
-            let cpu0 = cpu_seconds(s.pid);
+            let cpu0 = CpuMeter::start(s.pid);
             let t = Instant::now();
             let v = s.sync(&subject, None, 0, filter).await?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
-            cpu += cpu_seconds(s.pid) - cpu0;
+            cpu += cpu0.seconds();
             if v["rooms"]["join"].as_object().map(|o| o.len()).unwrap_or(0) < ROOMS {
                 bail!("{name}: initial sync is missing rooms");
             }
@@ -449,7 +449,7 @@ async fn fanout_scenario(s: &Server, report: &mut Report) -> Result<()> {
     }
     let mut lat = Vec::new();
     let mut answers = 0;
-    let cpu0 = cpu_seconds(s.pid);
+    let cpu0 = CpuMeter::start(s.pid);
     for round in 0..FANOUT_ROUNDS {
         let text = format!("announcement {round}");
         // Each member polls until the message is in an answer (an answer without it, woken by
@@ -491,7 +491,7 @@ async fn fanout_scenario(s: &Server, report: &mut Report) -> Result<()> {
     lat.sort_by(f64::total_cmp);
     report.put(name, "fanout_p50_ms", percentile(&lat, 0.5));
     report.put(name, "fanout_p99_ms", percentile(&lat, 0.99));
-    report.put(name, "fanout_cpu_ms_per_message", (cpu_seconds(s.pid) - cpu0) * 1000.0 / FANOUT_ROUNDS as f64);
+    report.put(name, "fanout_cpu_ms_per_message", cpu0.seconds() * 1000.0 / FANOUT_ROUNDS as f64);
     report.put(name, "fanout_answers_per_delivery", answers as f64 / (FANOUT_ROUNDS * FANOUT_MEMBERS) as f64);
     Ok(())
 }
@@ -506,7 +506,7 @@ async fn sliding_scenario(s: &Server, report: &mut Report) -> Result<()> {
     }
     eprintln!("  {name}: RSS now/peak {:?} MiB after creating {SLIDING_ROOMS} rooms", rss_mib(s.pid));
     let (mut first, mut full) = (Vec::new(), Vec::new());
-    let cpu0 = cpu_seconds(s.pid);
+    let cpu0 = CpuMeter::start(s.pid);
     for _ in 0..FIRST_LISTS {
         let t = Instant::now();
         let v = s.sliding(&owner, None, 0, room_list_body(19)).await?;
@@ -522,7 +522,7 @@ async fn sliding_scenario(s: &Server, report: &mut Report) -> Result<()> {
     full.sort_by(f64::total_cmp);
     report.put(name, "sliding_first_list_ms", percentile(&first, 0.5));
     report.put(name, "sliding_full_list_ms", percentile(&full, 0.5));
-    report.put(name, "sliding_cpu_ms_per_open", (cpu_seconds(s.pid) - cpu0) * 1000.0 / FIRST_LISTS as f64);
+    report.put(name, "sliding_cpu_ms_per_open", cpu0.seconds() * 1000.0 / FIRST_LISTS as f64);
 
     eprintln!("  {name}: RSS now/peak {:?} MiB after {FIRST_LISTS} openings", rss_mib(s.pid));
     // 20 connected clients (devices of the 500-room user), each with its whole list loaded and
@@ -542,11 +542,11 @@ async fn sliding_scenario(s: &Server, report: &mut Report) -> Result<()> {
     let measure = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let rss = rss_mib(s.pid).0;
-        let cpu0 = cpu_seconds(s.pid);
+        let cpu0 = CpuMeter::start(s.pid);
         for i in 0..UNRELATED_EVENTS {
             s.send(&stranger, &elsewhere, &format!("elsewhere {i}")).await?;
         }
-        Ok::<_, anyhow::Error>((rss, (cpu_seconds(s.pid) - cpu0) * 1000.0 / UNRELATED_EVENTS as f64))
+        Ok::<_, anyhow::Error>((rss, cpu0.seconds() * 1000.0 / UNRELATED_EVENTS as f64))
     };
     let (results, measured) = tokio::join!(futures::future::join_all(polls), measure);
     let (rss, unrelated_cpu) = measured?;

@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use hearth_bench::{Cs, cpu_seconds, percentile, room_list_body, rss_mib, start_hearth};
+use hearth_bench::{CpuMeter, Cs, percentile, room_list_body, rss_mib, start_hearth};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -317,7 +317,7 @@ async fn measure(cs: &Cs, pid: u32, g: &Generated, starts: Vec<f64>) -> Result<V
             Some("%7B%22room%22%3A%7B%22state%22%3A%7B%22lazy_load_members%22%3Atrue%7D%7D%7D"),
         ),
     ] {
-        let cpu0 = cpu_seconds(pid);
+        let cpu0 = CpuMeter::start(pid);
         let mut times = Vec::new();
         for _ in 0..INITIAL_SYNCS {
             let t = Instant::now();
@@ -326,7 +326,7 @@ async fn measure(cs: &Cs, pid: u32, g: &Generated, starts: Vec<f64>) -> Result<V
         }
         rows.push((label.to_owned(), p50_p99(times).0));
         if let Some(cpu_label) = cpu_label {
-            rows.push((cpu_label.to_owned(), (cpu_seconds(pid) - cpu0) * 1000.0 / INITIAL_SYNCS as f64));
+            rows.push((cpu_label.to_owned(), cpu0.seconds() * 1000.0 / INITIAL_SYNCS as f64));
         }
     }
 
@@ -351,10 +351,10 @@ async fn measure(cs: &Cs, pid: u32, g: &Generated, starts: Vec<f64>) -> Result<V
         ("in a room not written to since the start", COLD_ROUNDS, &cold, 0),
     ] {
         let mut times = Vec::new();
-        let mut cpu0 = cpu_seconds(pid);
+        let mut cpu0 = CpuMeter::start(pid);
         for i in 0..(warm_up + rounds) {
             if i == warm_up {
-                cpu0 = cpu_seconds(pid);
+                cpu0 = CpuMeter::start(pid);
             }
             let r = rooms[i % rooms.len()];
             let (took, next) = delivery_round(cs, g, subject, &since, r, i).await?;
@@ -366,10 +366,7 @@ async fn measure(cs: &Cs, pid: u32, g: &Generated, starts: Vec<f64>) -> Result<V
         let (p50, p99) = p50_p99(times);
         rows.push((format!("Send to the subject's /sync {label}, p50 (ms)"), p50));
         rows.push((format!("Send to the subject's /sync {label}, p99 (ms)"), p99));
-        rows.push((
-            format!("Server CPU per send+sync round {label} (ms)"),
-            (cpu_seconds(pid) - cpu0) * 1000.0 / rounds as f64,
-        ));
+        rows.push((format!("Server CPU per send+sync round {label} (ms)"), cpu0.seconds() * 1000.0 / rounds as f64));
     }
 
     // Element X opening: the first screen of 20 rooms out of 2,000.
