@@ -308,6 +308,7 @@ mod tests {
         assert_eq!(age(pdu(sent)), 500);
         assert_eq!(age(pdu(serde_json::json!({"type": "m.room.message", "content": {}}))), 0);
     }
+
     #[test]
     fn a_read_that_raced_a_redaction_is_not_cached() {
         let cache = EventCache::new(8);
