@@ -46,6 +46,11 @@ pub trait Pdu {
     fn origin_server_ts(&self) -> Option<i64> {
         origin_server_ts(self.json())
     }
+    /// The PDU's `content` already written as JSON, when the source keeps it so; otherwise it
+    /// is written from the PDU's map.
+    fn content_json(&self) -> Option<&serde_json::value::RawValue> {
+        None
+    }
 }
 
 /// The PDU's `origin_server_ts`, if it is an integer.
@@ -95,6 +100,9 @@ impl<P: Pdu> Pdu for &P {
     }
     fn origin_server_ts(&self) -> Option<i64> {
         (*self).origin_server_ts()
+    }
+    fn content_json(&self) -> Option<&serde_json::value::RawValue> {
+        (*self).content_json()
     }
 }
 
@@ -240,9 +248,10 @@ impl<P: Pdu> serde::Serialize for ClientEvent<P> {
         let mut redacts = None;
         for (key, val) in json {
             match key.as_str() {
-                "content" => match &self.content {
-                    Some(content) => map.serialize_entry(key, content)?,
-                    None => map.serialize_entry(key, val)?,
+                "content" => match (&self.content, self.pdu.content_json()) {
+                    (Some(content), _) => map.serialize_entry(key, content)?,
+                    (None, Some(written)) => map.serialize_entry(key, written)?,
+                    (None, None) => map.serialize_entry(key, val)?,
                 },
                 "origin_server_ts" | "sender" | "state_key" | "type" => map.serialize_entry(key, val)?,
                 "redacts" => redacts = Some(val),

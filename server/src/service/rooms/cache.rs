@@ -309,6 +309,35 @@ mod tests {
         assert_eq!(age(pdu(serde_json::json!({"type": "m.room.message", "content": {}}))), 0);
     }
 
+    /// A cached event's content is written out once and then reused: every view of it reads as
+    /// the PDU written directly would (escapes and non-ASCII included), and content replaced for
+    /// one viewer (a redaction shown to them) still wins over the written copy.
+    #[test]
+    fn a_cached_events_written_content_reads_as_its_pdu() {
+        use crate::matrix::client_event::{ClientEvent, EventView, View};
+        let json: ruma::CanonicalJsonObject = serde_json::from_value(serde_json::json!({
+            "type": "m.room.message", "sender": "@u:h.test", "origin_server_ts": 1_000,
+            "content": {"msgtype": "m.text", "body": "a \"quote\", a tab\t, \u{1} and ü 🔥", "n": [1, {"deep": null}]},
+            "unsigned": {"prev_sender": "@x:h.test"},
+        }))
+        .unwrap();
+        let stored = Arc::new(StoredEvent::new(event("$e").row.clone(), json.clone()));
+        let direct = View { json: &json, event_id: "$e", room_id: "!r:h.test", txn: None };
+        let expected = serde_json::to_string(&ClientEvent::client(direct, false, None, 1_500)).unwrap();
+        for _ in 0..2 {
+            let cached = serde_json::to_string(&ClientEvent::client(stored.clone(), false, None, 1_500)).unwrap();
+            assert_eq!(cached, expected);
+        }
+        assert!(stored.content_json.get().is_some_and(Option::is_some), "the written content is kept");
+        let mut redacted = ClientEvent::client(stored.clone(), false, None, 1_500);
+        redacted.set_content(serde_json::json!({}));
+        assert_eq!(serde_json::to_value(&redacted).unwrap()["content"], serde_json::json!({}));
+        // Written into a value (the endpoints that still build values), it is the content again.
+        let value = serde_json::to_value(ClientEvent::client(stored, false, None, 1_500)).unwrap();
+        assert_eq!(value["content"]["n"][1]["deep"], serde_json::Value::Null);
+        assert_eq!(value["content"]["body"], "a \"quote\", a tab\t, \u{1} and ü 🔥");
+    }
+
     #[test]
     fn a_read_that_raced_a_redaction_is_not_cached() {
         let cache = EventCache::new(8);

@@ -69,9 +69,9 @@ use ruma::{
     state_res,
 };
 
-/// How many events the in-memory event cache holds: about 3 KiB each (the signed JSON text and
-/// its parsed form), so a few MiB, enough for the state and recent timelines of a family's
-/// active rooms.
+/// How many events the in-memory event cache holds: about 3 KiB each (the signed JSON text, its
+/// parsed form, and once shown to a client its content written out: a few hundred bytes more),
+/// so a few MiB, enough for the state and recent timelines of a family's active rooms.
 const EVENT_CACHE_CAPACITY: usize = 1024;
 /// How many recent client transaction IDs are remembered in memory (older ones are found in
 /// the database when a retry collides with them).
@@ -176,16 +176,22 @@ pub struct Pending {
 #[derive(Clone, Debug)]
 pub struct StoredEvent {
     pub row: EventRow,
+    /// The PDU. Not changed once the event is built: a redaction makes a new `StoredEvent`
+    /// (and `content_json` is written from this).
     pub json: CanonicalJsonObject,
     /// The PDU's `origin_server_ts`, read once: every view of the event works out its `age`
     /// from it, and a lookup in the PDU's map per view was a tenth of an initial sync's CPU.
     origin_server_ts: Option<i64>,
+    /// The PDU's `content` as JSON text, written the first time a client is shown the event:
+    /// the event cache's copy is shown to every member's /sync, and writing the content out
+    /// again for each was the largest part of writing an answer.
+    content_json: std::sync::OnceLock<Option<Box<serde_json::value::RawValue>>>,
 }
 
 impl StoredEvent {
     pub fn new(row: EventRow, json: CanonicalJsonObject) -> StoredEvent {
         let origin_server_ts = crate::matrix::client_event::origin_server_ts(&json);
-        StoredEvent { row, json, origin_server_ts }
+        StoredEvent { row, json, origin_server_ts, content_json: Default::default() }
     }
 }
 
@@ -216,6 +222,12 @@ impl crate::matrix::client_event::Pdu for Arc<StoredEvent> {
     }
     fn origin_server_ts(&self) -> Option<i64> {
         self.origin_server_ts
+    }
+    fn content_json(&self) -> Option<&serde_json::value::RawValue> {
+        let written = self
+            .content_json
+            .get_or_init(|| self.json.get("content").and_then(|content| serde_json::value::to_raw_value(content).ok()));
+        written.as_deref()
     }
 }
 
