@@ -31,7 +31,9 @@ if [ ! -f "$SRC/.ready-$CONDUIT_COMMIT" ]; then
 fi
 
 if [ ! -x "$BIN" ]; then
-    (cd "$SRC/conduit" && CARGO_TARGET_DIR=$TARGET_DIR/conduit-build \
+    # Its sources sit under this workspace, whose .cargo/config.toml sets SQLite's build flags
+    # for Hearth: an empty LIBSQLITE3_FLAGS builds Conduit's SQLite as upstream does.
+    (cd "$SRC/conduit" && CARGO_TARGET_DIR=$TARGET_DIR/conduit-build LIBSQLITE3_FLAGS= \
         cargo build --release --no-default-features --features backend_sqlite,conduit_bin >&2)
 fi
 echo "$BIN"

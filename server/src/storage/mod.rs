@@ -108,6 +108,20 @@ mod tests {
         db.close().await;
     }
 
+    /// The workspace's `.cargo/config.toml` builds SQLite without its memory statistics, whose
+    /// process-wide mutex every SQLite allocation and free took (tokio's threads freeing rows
+    /// queued on it behind the connections' threads). A build that misses the setting, for
+    /// example one run from outside the workspace, would lose that without any other sign.
+    #[tokio::test]
+    async fn sqlite_is_built_without_the_memory_statistics_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::Db::open(&dir.path().join("h.db")).await.unwrap();
+        let options: Vec<(String,)> =
+            sqlx::query_as("SELECT compile_options FROM pragma_compile_options").fetch_all(&db.read).await.unwrap();
+        assert!(options.iter().any(|(o,)| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+        db.close().await;
+    }
+
     #[tokio::test]
     async fn a_database_from_a_newer_hearth_is_refused_with_a_clear_message() {
         let dir = tempfile::tempdir().unwrap();
