@@ -226,6 +226,59 @@ async fn search_respects_membership_visibility_and_redactions() {
     );
 }
 
+/// `keys` picks the fields searched (spec: "Server Side Search"): a room's name, its topic and
+/// message bodies are found by their own key only, all three by default; `order_by: recent`
+/// puts the newest first; `filter.rooms` narrows the rooms.
+#[tokio::test]
+async fn search_finds_names_topics_and_bodies_by_their_keys() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let kitchen = room(&s, &alice, "shared").await;
+    let garden = room(&s, &alice, "shared").await;
+    let state = |room: &str, kind: &str, content: Value| {
+        let s = &s;
+        let alice = alice.clone();
+        let path = format!("/_matrix/client/v3/rooms/{room}/state/{kind}");
+        async move {
+            let (st, v) = s.put(&path, Some(&alice), content).await;
+            assert_eq!(st, 200, "{v}");
+            v["event_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let name = state(&kitchen, "m.room.name", json!({"name": "Pancake kitchen"})).await;
+    let topic = state(&garden, "m.room.topic", json!({"topic": "pancake trees"})).await;
+    let body = say(&s, &alice, &kitchen, "pancake batter").await;
+    let search = |criteria: Value| {
+        let s = &s;
+        let alice = alice.clone();
+        async move {
+            let (st, v) = s
+                .post(
+                    "/_matrix/client/v3/search",
+                    Some(&alice),
+                    json!({"search_categories": {"room_events": criteria}}),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+            v["search_categories"]["room_events"]["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["result"]["event_id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        search(json!({"search_term": "pancake", "order_by": "recent"})).await,
+        [body.clone(), topic.clone(), name.clone()]
+    );
+    assert_eq!(search(json!({"search_term": "pancake", "keys": ["content.name"]})).await, vec![name.clone()]);
+    assert_eq!(search(json!({"search_term": "pancake", "keys": ["content.topic"]})).await, vec![topic.clone()]);
+    assert_eq!(search(json!({"search_term": "pancake", "keys": ["content.body"]})).await, vec![body.clone()]);
+    let only_kitchen = json!({"search_term": "pancake", "order_by": "recent", "filter": {"rooms": [kitchen]}});
+    assert_eq!(search(only_kitchen).await, [body, name]);
+}
+
 /// First syncs with `include_leave`: the left rooms listed.
 async fn left_rooms(s: &TestServer, token: &str, since: Option<&str>) -> Vec<String> {
     let filter = common::urlencode(&json!({"room": {"include_leave": true}}).to_string());

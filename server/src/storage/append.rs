@@ -120,8 +120,8 @@ pub struct Append {
     pub current: CurrentState,
     /// Memberships that change with the room's current state.
     pub memberships: Vec<MembershipChange>,
-    /// Full-text index entry: (search key, text).
-    pub search: Option<(String, String)>,
+    /// The text the full-text index holds for the event (which field follows from its type).
+    pub search: Option<String>,
     /// (parent event, rel_type) of a relation.
     pub relation: Option<(String, String)>,
     pub push: Vec<PushRow>,
@@ -319,12 +319,11 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
              event_id = excluded.event_id, stream_ordering = excluded.stream_ordering;\n",
         );
     }
-    if let Some((key, body)) = &a.search {
-        q.push("INSERT INTO events_fts (body, event_id, room_id, stream_ordering, search_key) VALUES (");
-        q.separated(", ").push_bind(body.as_str()).push_bind(id).push_bind(room);
-        q.push(", ");
+    if let Some(body) = &a.search {
+        // Keyed by the event's position; the field searched follows from its type.
+        q.push("INSERT INTO event_search (rowid, body) VALUES (");
         push_stream(q, id);
-        q.push(", ").push_bind(key.as_str()).push(");\n");
+        q.push(", ").push_bind(body.as_str()).push(");\n");
     }
     if let Some((parent, rel_type)) = &a.relation {
         q.push("INSERT OR IGNORE INTO event_relations (event_id, relates_to_id, rel_type, room_id, sender, event_type, stream_ordering) VALUES (");

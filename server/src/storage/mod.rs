@@ -188,6 +188,71 @@ mod tests {
         db.close().await;
     }
 
+    /// The search index of an older database (its own copy of each event's text, room and ID)
+    /// is carried over to the index keyed by position: what was findable stays findable, in
+    /// the field it came from, and forgetting a redacted event's text still works.
+    #[tokio::test]
+    async fn search_entries_of_an_older_database_stay_findable() {
+        use sqlx::{ConnectOptions, Connection};
+        use std::str::FromStr;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://").unwrap().filename(&path).create_if_missing(true);
+        let mut conn = options.connect().await.unwrap();
+        sqlx::migrate!("../migrations").run_to(20261208000038, &mut conn).await.unwrap();
+        sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES ('!r:h', '12', '@a:h', 0)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        for (stream, id, kind, key, text) in [
+            (5, "$m", "m.room.message", "content.body", "pancakes for breakfast"),
+            (6, "$n", "m.room.name", "content.name", "Breakfast club"),
+            (7, "$t", "m.room.topic", "content.topic", "waffles only"),
+        ] {
+            sqlx::query(
+                "INSERT INTO events (stream_ordering, event_id, room_id, event_type, sender, origin_server_ts, depth, pdu)
+                 VALUES (?, ?, '!r:h', ?, '@a:h', 0, 1, '{}')",
+            )
+            .bind(stream)
+            .bind(id)
+            .bind(kind)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO events_fts (body, event_id, room_id, stream_ordering, search_key) VALUES (?, ?, '!r:h', ?, ?)",
+            )
+            .bind(text)
+            .bind(id)
+            .bind(stream)
+            .bind(key)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        conn.close().await.unwrap();
+        let db = super::Db::open(&path).await.unwrap();
+        let rooms = ["!r:h".to_owned()];
+        let find = |term: &'static str, types: &'static [&'static str]| {
+            let db = db.clone();
+            let rooms = rooms.clone();
+            async move {
+                let hits = super::search::search(&db.read, term, &rooms, types, false, 0, 10).await.unwrap();
+                hits.into_iter().map(|(id, room, _)| (id, room)).collect::<Vec<_>>()
+            }
+        };
+        let all: &[&str] = &["m.room.message", "m.room.name", "m.room.topic"];
+        let breakfast = vec![("$n".to_owned(), "!r:h".to_owned()), ("$m".to_owned(), "!r:h".to_owned())];
+        assert_eq!(find("breakfast", all).await, breakfast, "newest first");
+        assert_eq!(find("breakfast", &["m.room.name"]).await, breakfast[..1]);
+        assert_eq!(find("waffles", all).await, [("$t".to_owned(), "!r:h".to_owned())]);
+        super::search::forget(&db.write, "$m").await.unwrap();
+        assert_eq!(find("pancakes", all).await, []);
+        assert_eq!(find("breakfast", all).await, breakfast[..1]);
+        db.close().await;
+    }
+
     /// A backup's snapshot is a reader that holds its view for seconds. The checkpointer used
     /// to wait for it with the write lock held (a RESTART), and every send waited as long.
     #[tokio::test]

@@ -99,8 +99,12 @@ pub async fn room(
     .bind(room_id)
     .execute(&mut *tx)
     .await?;
+    // The search index is keyed by the events' positions (it has no room column).
+    sqlx::query("DELETE FROM event_search WHERE rowid IN (SELECT stream_ordering FROM events WHERE room_id = ?)")
+        .bind(room_id)
+        .execute(&mut *tx)
+        .await?;
     let by_room = [
-        "events_fts",
         "event_relations",
         "pending_redactions",
         "receipts",
@@ -256,8 +260,15 @@ pub async fn history(
     .bind(&list)
     .execute(&mut *tx)
     .await?;
+    sqlx::query(
+        "DELETE FROM event_search WHERE rowid IN (
+             SELECT stream_ordering FROM events WHERE event_id IN (SELECT value FROM json_each(?))
+         )",
+    )
+    .bind(&list)
+    .execute(&mut *tx)
+    .await?;
     let tables = [
-        ("events_fts", "event_id"),
         ("event_relations", "event_id"),
         ("pending_redactions", "redaction_id"),
         ("pending_redactions", "target"),

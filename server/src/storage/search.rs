@@ -2,8 +2,12 @@
 
 use sqlx::{QueryBuilder, Sqlite, SqliteExecutor};
 
+/// Removes the event's entry: one lookup by its position, the index's key.
 pub async fn forget(ex: impl SqliteExecutor<'_>, event_id: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM events_fts WHERE event_id = ?").bind(event_id).execute(ex).await?;
+    sqlx::query("DELETE FROM event_search WHERE rowid = (SELECT stream_ordering FROM events WHERE event_id = ?)")
+        .bind(event_id)
+        .execute(ex)
+        .await?;
     Ok(())
 }
 
@@ -20,37 +24,39 @@ pub fn fts_query(term: &str) -> Option<String> {
     (!words.is_empty()).then(|| words.join(" "))
 }
 
-/// (event_id, room_id, rank) of matches in `rooms`, best first or newest first.
+/// (event_id, room_id, rank) of matches in `rooms` among events of `types`, best first or
+/// newest first.
 pub async fn search(
     ex: impl SqliteExecutor<'_>,
     query: &str,
     rooms: &[String],
-    keys: &[&str],
+    types: &[&str],
     by_rank: bool,
     offset: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<(String, String, f64)>> {
-    if rooms.is_empty() || keys.is_empty() {
+    if rooms.is_empty() || types.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q: QueryBuilder<Sqlite> =
-        QueryBuilder::new("SELECT event_id, room_id, bm25(events_fts) AS rank FROM events_fts WHERE events_fts MATCH ");
+    // CROSS JOIN: the matches stay the outer loop, each event found by its key (the other way
+    // round would read every event of the rooms).
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT e.event_id, e.room_id, bm25(event_search) AS rank FROM event_search
+         CROSS JOIN events e ON e.stream_ordering = event_search.rowid
+         WHERE event_search MATCH ",
+    );
     q.push_bind(query);
-    q.push(" AND room_id IN (");
+    q.push(" AND e.room_id IN (");
     let mut sep = q.separated(", ");
     for r in rooms {
         sep.push_bind(r);
     }
-    q.push(") AND search_key IN (");
+    q.push(") AND e.event_type IN (");
     let mut sep = q.separated(", ");
-    for k in keys {
-        sep.push_bind(*k);
+    for t in types {
+        sep.push_bind(*t);
     }
-    q.push(if by_rank {
-        ") ORDER BY rank, CAST(stream_ordering AS INTEGER) DESC"
-    } else {
-        ") ORDER BY CAST(stream_ordering AS INTEGER) DESC"
-    });
+    q.push(if by_rank { ") ORDER BY rank, e.stream_ordering DESC" } else { ") ORDER BY e.stream_ordering DESC" });
     q.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
     q.build_query_as().fetch_all(ex).await
 }

@@ -130,11 +130,8 @@ impl Rooms {
             let rejected = pdu.auth_events.iter().any(|a| lookup(a).is_none())
                 || super::remote_join::check_against_auth_events(&rules, pdu, lookup, create.as_ref()).is_err();
             let content = content_of(json);
-            let searchable = match pdu.kind.to_string().as_str() {
-                _ if rejected => None,
-                "m.room.message" => content["body"].as_str().map(|b| ("content.body".to_owned(), b.to_owned())),
-                _ => None,
-            };
+            let searchable =
+                if rejected { None } else { super::queries::searchable_text(&pdu.kind.to_string(), &content) };
             appends.push(Append {
                 new_room: None,
                 event: NewEvent {
@@ -164,7 +161,7 @@ impl Rooms {
                 state_groups: Vec::new(),
                 current: CurrentState::Unchanged,
                 memberships: Vec::new(),
-                search: searchable,
+                search: searchable.map(str::to_owned),
                 relation: relations::relation_of(&content)
                     .filter(|_| !rejected)
                     .map(|(p, r)| (p.to_owned(), r.to_owned())),

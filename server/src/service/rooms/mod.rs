@@ -883,13 +883,7 @@ impl Rooms {
         };
 
         // Full-text index: message bodies, room names and topics.
-        let searchable = match kind.as_str() {
-            _ if hidden => None,
-            "m.room.message" => content["body"].as_str().map(|b| ("content.body", b)),
-            "m.room.name" => content["name"].as_str().map(|b| ("content.name", b)),
-            "m.room.topic" => content["topic"].as_str().map(|b| ("content.topic", b)),
-            _ => None,
-        };
+        let searchable = if hidden { None } else { queries::searchable_text(kind.as_str(), &content) };
         let relation = relations::relation_of(&content).filter(|_| !hidden).map(|(p, r)| (p.to_owned(), r.to_owned()));
         let append = storage::append::Append {
             new_room: new_room.map(|(creator, ts)| (room.room_version.clone(), creator.to_owned(), ts)),
@@ -920,7 +914,7 @@ impl Rooms {
             state_groups: placement.state_groups,
             current: placement.current,
             memberships: placement.memberships,
-            search: searchable.map(|(k, b)| (k.to_owned(), b.to_owned())),
+            search: searchable.map(str::to_owned),
             relation,
             push: pushed
                 .rows

@@ -13,6 +13,20 @@ use crate::{
 
 pub use crate::storage::search::fts_query;
 
+/// What the full-text index holds: (search key, event type, content field). One field per
+/// type, so the index keeps only the text and the event's position.
+const SEARCHED: [(&str, &str, &str); 3] = [
+    ("content.body", "m.room.message", "body"),
+    ("content.name", "m.room.name", "name"),
+    ("content.topic", "m.room.topic", "topic"),
+];
+
+/// The text of an event the full-text index holds: a message's body, a room's name or topic.
+pub(super) fn searchable_text<'a>(event_type: &str, content: &'a serde_json::Value) -> Option<&'a str> {
+    let (_, _, field) = SEARCHED.iter().find(|(_, t, _)| *t == event_type)?;
+    content[*field].as_str()
+}
+
 impl Rooms {
     /// Events of `room` at stream positions in `(after, upto]`, newest first.
     pub async fn timeline_desc(&self, room: &RoomId, after: i64, upto: i64, limit: i64) -> Result<Vec<EventRow>> {
@@ -147,8 +161,9 @@ impl Rooms {
         Ok(storage::push_actions::read_position(&self.db.read, user.as_str(), room).await?)
     }
 
-    /// Full-text matches of `query` (see `fts_query`) in `rooms`: (event, room, rank), best or
-    /// newest first, `window` = (offset, limit).
+    /// Full-text matches of `query` (see `fts_query`) in `rooms`, in the fields `keys` names
+    /// (`content.body`, `content.name`, `content.topic`): (event, room, rank), best or newest
+    /// first, `window` = (offset, limit).
     pub async fn search_events(
         &self,
         query: &str,
@@ -158,7 +173,9 @@ impl Rooms {
         window: (i64, i64),
     ) -> Result<Vec<(String, String, f64)>> {
         let (offset, limit) = window;
-        Ok(storage::search::search(&self.db.read, query, rooms, keys, by_rank, offset, limit).await?)
+        let types: Vec<&str> =
+            SEARCHED.iter().filter(|(key, _, _)| keys.contains(key)).map(|(_, event_type, _)| *event_type).collect();
+        Ok(storage::search::search(&self.db.read, query, rooms, &types, by_rank, offset, limit).await?)
     }
 
     /// Records a report about an event, a room or a user, for the admin.

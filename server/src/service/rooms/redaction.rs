@@ -162,9 +162,12 @@ impl Rooms {
             // dropped and reloaded by the next append, never overwritten by one in flight.
             let lock = self.lock_for(room_id);
             let _guard = lock.lock().await;
-            storage::events::set_redacted(&self.db.write, target, redaction_id.as_str(), &text).await?;
-            // Redacted text must not be findable any more.
-            storage::search::forget(&self.db.write, target).await?;
+            // One transaction: redacted text must not stay findable, even after a crash between
+            // the two.
+            let mut tx = self.db.begin_write().await?;
+            storage::events::set_redacted(&mut *tx, target, redaction_id.as_str(), &text).await?;
+            storage::search::forget(&mut *tx, target).await?;
+            tx.commit().await?;
             self.shared.cache.redacted(target);
             self.shared.hot.lock().remove(room_id);
         }
