@@ -168,6 +168,15 @@ async fn world_readable_rooms_can_be_read_by_anyone_and_private_ones_by_nobody_e
     let _: Value = sync;
 }
 
+/// The events a room-events search with `criteria` finds for `token`, in order.
+async fn search_results(s: &TestServer, token: &str, criteria: Value) -> Vec<Value> {
+    let body = json!({"search_categories": {"room_events": criteria}});
+    let (st, v) = s.post("/_matrix/client/v3/search", Some(token), body).await;
+    assert_eq!(st, 200, "{v}");
+    let results = v["search_categories"]["room_events"]["results"].as_array().unwrap();
+    results.iter().map(|r| r["result"].clone()).collect()
+}
+
 /// Server-side search finds words in messages of the user's rooms, never in rooms or parts of
 /// history the user may not see, and forgets redacted text.
 #[tokio::test]
@@ -188,20 +197,8 @@ async fn search_respects_membership_visibility_and_redactions() {
     let search = |token: String, term: &'static str| {
         let s = &s;
         async move {
-            let (st, v) = s
-                .post(
-                    "/_matrix/client/v3/search",
-                    Some(&token),
-                    json!({"search_categories": {"room_events": {"search_term": term}}}),
-                )
-                .await;
-            assert_eq!(st, 200, "{v}");
-            v["search_categories"]["room_events"]["results"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["result"]["content"]["body"].as_str().unwrap_or("").to_owned())
-                .collect::<Vec<_>>()
+            let results = search_results(s, &token, json!({"search_term": term})).await;
+            results.iter().map(|r| r["content"]["body"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>()
         }
     };
     assert_eq!(search(bob.clone(), "pancakes").await, ["Pancakes for breakfast"]);
@@ -252,20 +249,8 @@ async fn search_finds_names_topics_and_bodies_by_their_keys() {
         let s = &s;
         let alice = alice.clone();
         async move {
-            let (st, v) = s
-                .post(
-                    "/_matrix/client/v3/search",
-                    Some(&alice),
-                    json!({"search_categories": {"room_events": criteria}}),
-                )
-                .await;
-            assert_eq!(st, 200, "{v}");
-            v["search_categories"]["room_events"]["results"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r["result"]["event_id"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
+            let results = search_results(s, &alice, criteria).await;
+            results.iter().map(|r| r["event_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
         }
     };
     assert_eq!(

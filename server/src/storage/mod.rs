@@ -253,6 +253,68 @@ mod tests {
         db.close().await;
     }
 
+    /// The first page of each room's timeline: its newest events up to the position asked,
+    /// never rejected, soft-failed or outlier events, and all of them when a room has fewer.
+    #[tokio::test]
+    async fn latest_per_room_gives_each_rooms_newest_shown_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::Db::open(&dir.path().join("h.db")).await.unwrap();
+        for room in ["!a:h", "!b:h", "!c:h"] {
+            sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES (?, '12', '@u:h', 0)")
+                .bind(room)
+                .execute(&db.write)
+                .await
+                .unwrap();
+        }
+        // (position, room, rejected, soft-failed, outlier); room c has no events.
+        let events = [
+            (1, "!a:h", 0, 0, 0),
+            (2, "!b:h", 0, 0, 0),
+            (3, "!a:h", 0, 0, 0),
+            (4, "!a:h", 1, 0, 0),
+            (5, "!b:h", 0, 0, 0),
+            (6, "!a:h", 0, 1, 0),
+            (7, "!a:h", 0, 0, 1),
+            (8, "!a:h", 0, 0, 0),
+            (9, "!b:h", 0, 0, 0),
+            (10, "!a:h", 0, 0, 0),
+        ];
+        for (pos, room, rejected, soft_failed, outlier) in events {
+            sqlx::query(
+                "INSERT INTO events (stream_ordering, event_id, room_id, event_type, sender, origin_server_ts, depth, pdu,
+                                     rejected, soft_failed, outlier)
+                 VALUES (?1, '$' || ?1, ?2, 'm.room.message', '@u:h', 0, 1, '{}', ?3, ?4, ?5)",
+            )
+            .bind(pos)
+            .bind(room)
+            .bind(rejected)
+            .bind(soft_failed)
+            .bind(outlier)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        }
+        let latest = |upto: i64, per_room: i64| {
+            let db = db.clone();
+            async move {
+                let rows = super::events::latest_per_room(&db.read, &["!a:h", "!b:h", "!c:h"], upto, per_room, false)
+                    .await
+                    .unwrap();
+                rows.into_iter().map(|r| (r.room_id, r.stream_ordering)).collect::<Vec<_>>()
+            }
+        };
+        let rows = |list: &[(&str, i64)]| list.iter().map(|(r, p)| (r.to_string(), *p)).collect::<Vec<_>>();
+        assert_eq!(latest(10, 2).await, rows(&[("!a:h", 10), ("!a:h", 8), ("!b:h", 9), ("!b:h", 5)]));
+        assert_eq!(latest(9, 2).await, rows(&[("!a:h", 8), ("!a:h", 3), ("!b:h", 9), ("!b:h", 5)]));
+        assert_eq!(
+            latest(10, 10).await,
+            rows(&[("!a:h", 10), ("!a:h", 8), ("!a:h", 3), ("!a:h", 1), ("!b:h", 9), ("!b:h", 5), ("!b:h", 2)])
+        );
+        assert_eq!(latest(10, 1).await, rows(&[("!a:h", 10), ("!b:h", 9)]));
+        assert_eq!(latest(10, 0).await, rows(&[]));
+        db.close().await;
+    }
+
     /// A backup's snapshot is a reader that holds its view for seconds. The checkpointer used
     /// to wait for it with the write lock held (a RESTART), and every send waited as long.
     #[tokio::test]
