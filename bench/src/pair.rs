@@ -1,0 +1,216 @@
+//! Paired comparison of two Hearth builds: both run side by side on the same data, and the
+//! client alternates between them, so a drift of the machine (which on a shared 2-core machine
+//! moves one build's CPU per initial sync between 2.3 and 4.1 ms from run to run) falls on
+//! both. Reports each build's server CPU per initial sync (batches of them) and per delivery
+//! round (a long-polling `/sync` woken by a send in a 12-member room with earlier history), and
+//! in how many of the paired batches or rounds the second build was cheaper.
+//!
+//! The comparison runs twice, the second time with the servers' places swapped: with the same
+//! build on both sides the pairing is not exactly even (one side came out a few percent lower),
+//! so a change is only real when it shows both ways.
+//!
+//! `hearth-pair-bench BIN_A BIN_B [ROUNDS]` (default 60 batches and 300 delivery rounds).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hearth_bench::{CpuMeter, Cs, percentile, start_hearth};
+use serde_json::json;
+
+const USERS: usize = 12;
+const ROOMS: usize = 20;
+const MEMBERS_PER_ROOM: usize = 10;
+const HISTORY_PER_ROOM: usize = 20;
+const WARM_MESSAGES: usize = 1000;
+const SYNCS_PER_BATCH: usize = 25;
+
+/// One running build with the data both get.
+struct Side {
+    cs: Cs,
+    pid: u32,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    /// A member of every room of the initial-sync data.
+    syncer: String,
+    /// The delivery room, who sends there and who waits for it.
+    room: String,
+    writer: String,
+    reader: String,
+    since: String,
+    txn: u64,
+}
+
+impl Side {
+    async fn start(bin: &str, name: &'static str, port: u16) -> Result<Side> {
+        let dir = tempfile::tempdir()?;
+        let child = start_hearth(bin, dir.path(), port)?;
+        let pid = child.id();
+        let cs = Cs { name, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        cs.wait_ready().await?;
+        let mut tokens = Vec::new();
+        for i in 0..USERS {
+            tokens.push(cs.register(&format!("p{i}")).await?.1);
+        }
+        for r in 0..ROOMS {
+            let room =
+                cs.create_room(&tokens[0], json!({"preset": "public_chat", "name": format!("room {r}")})).await?;
+            for t in &tokens[1..MEMBERS_PER_ROOM] {
+                join(&cs, t, &room).await?;
+            }
+            for m in 0..HISTORY_PER_ROOM {
+                let body = format!("message {m} in room {r}, with some words in it");
+                cs.send(&tokens[m % MEMBERS_PER_ROOM], &room, &format!("r{r}m{m}"), &body).await?;
+            }
+        }
+        let room = cs.create_room(&tokens[0], json!({"preset": "public_chat"})).await?;
+        for t in &tokens[1..] {
+            join(&cs, t, &room).await?;
+        }
+        for m in 0..WARM_MESSAGES {
+            cs.send(&tokens[m % MEMBERS_PER_ROOM], &room, &format!("w{m}"), &format!("warm {m}")).await?;
+        }
+        let reader = tokens[USERS - 1].clone();
+        let since = next_batch(&cs.sync(&reader, None, 0, None).await?)?;
+        Ok(Side {
+            cs,
+            pid,
+            child,
+            _dir: dir,
+            syncer: tokens[MEMBERS_PER_ROOM / 2].clone(),
+            room,
+            writer: tokens[1].clone(),
+            reader,
+            since,
+            txn: 0,
+        })
+    }
+
+    /// Server CPU (ms) per initial sync over one batch.
+    async fn initial_batch(&self) -> Result<f64> {
+        let cpu = CpuMeter::start(self.pid);
+        for _ in 0..SYNCS_PER_BATCH {
+            self.cs.sync(&self.syncer, None, 0, None).await?;
+        }
+        Ok(cpu.seconds() * 1000.0 / SYNCS_PER_BATCH as f64)
+    }
+
+    /// One delivery round: (latency until the waiting /sync answered, server CPU), in ms.
+    async fn delivery_round(&mut self) -> Result<(f64, f64)> {
+        let cpu = CpuMeter::start(self.pid);
+        self.txn += 1;
+        let txn = format!("t{}", self.txn);
+        let poll = self.cs.sync(&self.reader, Some(&self.since), 30_000, None);
+        let send = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let start = Instant::now();
+            self.cs.send(&self.writer, &self.room, &txn, "ping").await?;
+            Ok::<_, anyhow::Error>(start)
+        };
+        let (synced, started) = tokio::join!(poll, send);
+        let latency = started?.elapsed().as_secs_f64() * 1000.0;
+        self.since = next_batch(&synced?)?;
+        Ok((latency, cpu.seconds() * 1000.0))
+    }
+}
+
+impl Drop for Side {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn join(cs: &Cs, token: &str, room: &str) -> Result<()> {
+    cs.call(reqwest::Method::POST, &format!("/_matrix/client/v3/join/{room}"), Some(token), Some(json!({}))).await?;
+    Ok(())
+}
+
+fn next_batch(sync: &serde_json::Value) -> Result<String> {
+    Ok(sync["next_batch"].as_str().context("next_batch")?.to_owned())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 0.5)
+}
+
+/// One comparison with `first` on the first port; the numbers come back as (first, second).
+async fn compare(first: &str, second: &str, batches: usize, rounds: usize) -> Result<()> {
+    let mut a = Side::start(first, "first", 18201).await?;
+    let mut b = Side::start(second, "second", 18202).await?;
+    for _ in 0..4 {
+        a.initial_batch().await?;
+        b.initial_batch().await?;
+    }
+    let (mut ia, mut ib) = (Vec::new(), Vec::new());
+    for i in 0..batches {
+        // Each takes the first turn every other time.
+        if i % 2 == 0 {
+            ia.push(a.initial_batch().await?);
+            ib.push(b.initial_batch().await?);
+        } else {
+            ib.push(b.initial_batch().await?);
+            ia.push(a.initial_batch().await?);
+        }
+    }
+    let (mut da, mut db) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        if i % 2 == 0 {
+            da.push(a.delivery_round().await?);
+            db.push(b.delivery_round().await?);
+        } else {
+            db.push(b.delivery_round().await?);
+            da.push(a.delivery_round().await?);
+        }
+    }
+    let lower = |x: &[f64], y: &[f64]| x.iter().zip(y).filter(|(x, y)| y < x).count();
+    println!("first: {first}\nsecond: {second}");
+    println!("| Measure | First | Second | Second / first | Second lower in |");
+    println!("|---|---:|---:|---:|---:|");
+    let row = |name: &str, x: &[f64], y: &[f64]| {
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {} of {} |",
+            median(x),
+            median(y),
+            median(y) / median(x),
+            lower(x, y),
+            x.len()
+        );
+    };
+    row("Server CPU per initial sync, median of batches (ms)", &ia, &ib);
+    let cpu = |v: &[(f64, f64)]| v.iter().map(|r| r.1).collect::<Vec<_>>();
+    let lat = |v: &[(f64, f64)]| v.iter().map(|r| r.0).collect::<Vec<_>>();
+    row("Server CPU per delivery round, median (ms)", &cpu(&da), &cpu(&db));
+    row("Delivery latency, median (ms)", &lat(&da), &lat(&db));
+    let p99 = |v: Vec<f64>| {
+        let mut v = v;
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.99)
+    };
+    println!(
+        "| Delivery latency, p99 (ms) | {:.3} | {:.3} | {:.3} | |",
+        p99(lat(&da)),
+        p99(lat(&db)),
+        p99(lat(&db)) / p99(lat(&da))
+    );
+    println!();
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(a), Some(b)) = (args.first(), args.get(1)) else {
+        bail!("usage: hearth-pair-bench BIN_A BIN_B [ROUNDS]");
+    };
+    let batches: usize = match args.get(2) {
+        Some(n) => n.parse().context("ROUNDS must be a number")?,
+        None => 60,
+    };
+    let rounds = batches * 5;
+    compare(a, b, batches, rounds).await?;
+    // The places swapped: a change shows both ways, a bias of the pairing only one way.
+    compare(b, a, batches, rounds).await?;
+    Ok(())
+}
