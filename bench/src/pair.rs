@@ -28,8 +28,7 @@ const SYNCS_PER_BATCH: usize = 25;
 struct Side {
     cs: Cs,
     pid: u32,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
+    _server: Running,
     /// A member of every room of the initial-sync data.
     syncer: String,
     /// The delivery room, who sends there and who waits for it.
@@ -43,8 +42,9 @@ struct Side {
 impl Side {
     async fn start(bin: &str, name: &'static str, port: u16) -> Result<Side> {
         let dir = tempfile::tempdir()?;
-        let child = start_hearth(bin, dir.path(), port)?;
-        let pid = child.id();
+        // Held from here on, so a failure while setting up stops the server too.
+        let server = Running { child: start_hearth(bin, dir.path(), port)?, _dir: dir };
+        let pid = server.child.id();
         let cs = Cs { name, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
         cs.wait_ready().await?;
         let mut tokens = Vec::new();
@@ -74,8 +74,7 @@ impl Side {
         Ok(Side {
             cs,
             pid,
-            child,
-            _dir: dir,
+            _server: server,
             syncer: tokens[MEMBERS_PER_ROOM / 2].clone(),
             room,
             writer: tokens[1].clone(),
@@ -113,7 +112,13 @@ impl Side {
     }
 }
 
-impl Drop for Side {
+/// A started server, stopped when dropped (its data directory goes after it).
+struct Running {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
