@@ -22,7 +22,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
-use hearth_bench::{CpuMeter, Cs, HEARTH_LIMITS, percentile, rss_mib};
+use hearth_bench::{CpuMeter, Cs, HEARTH_LIMITS, next_batch, percentile, rss_mib};
 use ruma::{
     CanonicalJsonObject, RoomVersionId, ServerName,
     api::federation::authentication::XMatrix,
@@ -316,14 +316,7 @@ async fn big_room(synapse: &Cs, members: usize) -> Result<String> {
             let room = room.clone();
             async move {
                 let (_, token) = synapse.register(&format!("member{i}")).await?;
-                synapse
-                    .call(
-                        reqwest::Method::POST,
-                        &format!("/_matrix/client/v3/join/{room}"),
-                        Some(&token),
-                        Some(json!({})),
-                    )
-                    .await?;
+                synapse.join(&token, &room).await?;
                 if i % 250 == 0 {
                     eprintln!("  {i} members joined ({:.0} s)", started.elapsed().as_secs_f64());
                 }
@@ -483,7 +476,7 @@ async fn reader<'a>(synapse: &Cs, sender: &str, receiver: &'a Cs, name: &str) ->
     let first = receiver
         .call(reqwest::Method::GET, &format!("/_matrix/client/v3/sync?filter={filter}"), Some(&token), None)
         .await?;
-    let since = first["next_batch"].as_str().context("next_batch")?.to_owned();
+    let since = next_batch(&first)?;
     Ok(Reader { receiver, token, room, filter, since })
 }
 
@@ -511,7 +504,7 @@ async fn deliver(synapse: &Cs, sender: &str, r: &mut Reader<'_>, mark: &str) -> 
     synapse.call(reqwest::Method::PUT, &path, Some(sender), Some(json!({"msgtype": "m.text", "body": mark}))).await?;
     loop {
         let (v, arrived) = waiting.await??;
-        r.since = v["next_batch"].as_str().context("next_batch")?.to_owned();
+        r.since = next_batch(&v)?;
         let events = &v["rooms"]["join"][&r.room]["timeline"]["events"];
         if events.as_array().into_iter().flatten().any(|e| e["content"]["body"] == mark) {
             return Ok(arrived.duration_since(started).as_secs_f64() * 1000.0);

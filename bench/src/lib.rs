@@ -94,12 +94,24 @@ impl Cs {
         Ok(v["room_id"].as_str().context("room_id")?.to_owned())
     }
 
+    /// Joins `room` (an ID or an alias of this server).
+    pub async fn join(&self, token: &str, room: &str) -> Result<()> {
+        self.call(reqwest::Method::POST, &format!("/_matrix/client/v3/join/{room}"), Some(token), Some(json!({})))
+            .await?;
+        Ok(())
+    }
+
     /// How many members `/joined_members` lists.
     pub async fn joined_members(&self, token: &str, room: &str) -> Result<usize> {
         let path = format!("/_matrix/client/v3/rooms/{room}/joined_members");
         let v = self.call(reqwest::Method::GET, &path, Some(token), None).await?;
         Ok(v["joined"].as_object().map_or(0, |m| m.len()))
     }
+}
+
+/// The `next_batch` token of a `/sync` answer.
+pub fn next_batch(sync: &Value) -> Result<String> {
+    Ok(sync["next_batch"].as_str().context("next_batch")?.to_owned())
 }
 
 /// utime + stime of a process in seconds (from /proc/PID/stat).

@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use hearth_bench::{CpuMeter, Cs, idle_cost, percentile, room_list_body, rss_mib, start_hearth};
+use hearth_bench::{CpuMeter, Cs, idle_cost, next_batch, percentile, room_list_body, rss_mib, start_hearth};
 use serde_json::{Value, json};
 
 const SENDERS: usize = 10;
@@ -62,12 +62,6 @@ impl std::ops::Deref for Server {
 impl Server {
     fn txn(&self) -> u64 {
         self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    }
-
-    async fn join(&self, token: &str, room: &str) -> Result<()> {
-        self.call(reqwest::Method::POST, &format!("/_matrix/client/v3/join/{room}"), Some(token), Some(json!({})))
-            .await?;
-        Ok(())
     }
 
     async fn send(&self, token: &str, room: &str, body: &str) -> Result<()> {
@@ -352,7 +346,7 @@ async fn delivery_scenario(s: &Server, report: &mut Report, users: &[(String, St
     let name = s.name;
     eprintln!("  {name}: RSS now/peak {:?} MiB", rss_mib(s.pid));
     let (reader, writer) = (&users[SENDERS + 1].1, &users[1].1);
-    let mut since = s.sync(reader, None, 0, None).await?["next_batch"].as_str().context("next_batch")?.to_owned();
+    let mut since = next_batch(&s.sync(reader, None, 0, None).await?)?;
     let mut lat = Vec::new();
     let cpu0 = CpuMeter::start(s.pid);
     for i in 0..SYNC_ROUNDS {
@@ -367,9 +361,9 @@ async fn delivery_scenario(s: &Server, report: &mut Report, users: &[(String, St
         let synced = synced?;
         let started = started?;
         lat.push(started.elapsed().as_secs_f64() * 1000.0);
-        since = synced["next_batch"].as_str().context("next_batch")?.to_owned();
+        since = next_batch(&synced)?;
         // Drain anything that arrived in between so the next poll starts clean.
-        since = s.sync(reader, Some(&since), 0, None).await?["next_batch"].as_str().context("next_batch")?.to_owned();
+        since = next_batch(&s.sync(reader, Some(&since), 0, None).await?)?;
     }
     lat.sort_by(f64::total_cmp);
     report.put(name, "sync_delivery_p50_ms", percentile(&lat, 0.5));
@@ -440,12 +434,14 @@ async fn fanout_scenario(s: &Server, report: &mut Report) -> Result<()> {
     }
     let mut sinces = Vec::new();
     for tok in &crowd {
-        sinces.push(s.sync(tok, None, 0, Some("%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%7D%7D")).await?["next_batch"].as_str().context("nb")?.to_owned());
+        sinces.push(next_batch(
+            &s.sync(tok, None, 0, Some("%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%7D%7D")).await?,
+        )?);
     }
     // Catch up once more: the crowd's first syncs set each member online, which is news for the
     // members who synced before them; the rounds below must wait for the message alone.
     for (tok, since) in crowd.iter().zip(sinces.iter_mut()) {
-        *since = s.sync(tok, Some(since), 0, None).await?["next_batch"].as_str().context("nb")?.to_owned();
+        *since = next_batch(&s.sync(tok, Some(since), 0, None).await?)?;
     }
     let mut lat = Vec::new();
     let mut answers = 0;
@@ -462,7 +458,7 @@ async fn fanout_scenario(s: &Server, report: &mut Report) -> Result<()> {
                 loop {
                     let v = s.sync(tok, Some(&since), 60_000, None).await?;
                     answers += 1;
-                    since = v["next_batch"].as_str().context("next_batch")?.to_owned();
+                    since = next_batch(&v)?;
                     let events = v["rooms"]["join"][big.as_str()]["timeline"]["events"].as_array().cloned();
                     if events.unwrap_or_default().iter().any(|e| e["content"]["body"] == text.as_str()) {
                         return Ok::<_, anyhow::Error>((Instant::now(), since, answers));

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use hearth_bench::{CpuMeter, Cs, percentile, start_hearth};
+use hearth_bench::{CpuMeter, Cs, next_batch, percentile, start_hearth};
 use serde_json::json;
 
 const USERS: usize = 12;
@@ -55,7 +55,7 @@ impl Side {
             let room =
                 cs.create_room(&tokens[0], json!({"preset": "public_chat", "name": format!("room {r}")})).await?;
             for t in &tokens[1..MEMBERS_PER_ROOM] {
-                join(&cs, t, &room).await?;
+                cs.join(t, &room).await?;
             }
             for m in 0..HISTORY_PER_ROOM {
                 let body = format!("message {m} in room {r}, with some words in it");
@@ -64,7 +64,7 @@ impl Side {
         }
         let room = cs.create_room(&tokens[0], json!({"preset": "public_chat"})).await?;
         for t in &tokens[1..] {
-            join(&cs, t, &room).await?;
+            cs.join(t, &room).await?;
         }
         for m in 0..WARM_MESSAGES {
             cs.send(&tokens[m % MEMBERS_PER_ROOM], &room, &format!("w{m}"), &format!("warm {m}")).await?;
@@ -125,22 +125,14 @@ impl Drop for Running {
     }
 }
 
-async fn join(cs: &Cs, token: &str, room: &str) -> Result<()> {
-    cs.call(reqwest::Method::POST, &format!("/_matrix/client/v3/join/{room}"), Some(token), Some(json!({}))).await?;
-    Ok(())
-}
-
-fn next_batch(sync: &serde_json::Value) -> Result<String> {
-    Ok(sync["next_batch"].as_str().context("next_batch")?.to_owned())
-}
-
-fn median(v: &[f64]) -> f64 {
+/// The `p` percentile of unsorted values.
+fn percentile_of(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    percentile(&v, 0.5)
+    percentile(&v, p)
 }
 
-/// One comparison with `first` on the first port; the numbers come back as (first, second).
+/// One comparison with `first` on the first port, printed as a table of (first, second).
 async fn compare(first: &str, second: &str, batches: usize, rounds: usize) -> Result<()> {
     let mut a = Side::start(first, "first", 18201).await?;
     let mut b = Side::start(second, "second", 18202).await?;
@@ -176,9 +168,9 @@ async fn compare(first: &str, second: &str, batches: usize, rounds: usize) -> Re
     let row = |name: &str, x: &[f64], y: &[f64]| {
         println!(
             "| {name} | {:.3} | {:.3} | {:.3} | {} of {} |",
-            median(x),
-            median(y),
-            median(y) / median(x),
+            percentile_of(x, 0.5),
+            percentile_of(y, 0.5),
+            percentile_of(y, 0.5) / percentile_of(x, 0.5),
             lower(x, y),
             x.len()
         );
@@ -188,17 +180,8 @@ async fn compare(first: &str, second: &str, batches: usize, rounds: usize) -> Re
     let lat = |v: &[(f64, f64)]| v.iter().map(|r| r.0).collect::<Vec<_>>();
     row("Server CPU per delivery round, median (ms)", &cpu(&da), &cpu(&db));
     row("Delivery latency, median (ms)", &lat(&da), &lat(&db));
-    let p99 = |v: Vec<f64>| {
-        let mut v = v;
-        v.sort_by(f64::total_cmp);
-        percentile(&v, 0.99)
-    };
-    println!(
-        "| Delivery latency, p99 (ms) | {:.3} | {:.3} | {:.3} | |",
-        p99(lat(&da)),
-        p99(lat(&db)),
-        p99(lat(&db)) / p99(lat(&da))
-    );
+    let (p99a, p99b) = (percentile_of(&lat(&da), 0.99), percentile_of(&lat(&db), 0.99));
+    println!("| Delivery latency, p99 (ms) | {p99a:.3} | {p99b:.3} | {:.3} | |", p99b / p99a);
     println!();
     Ok(())
 }

@@ -16,9 +16,9 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use hearth_bench::{CpuMeter, Cs, percentile, room_list_body, rss_mib, start_hearth};
+use hearth_bench::{CpuMeter, Cs, next_batch, percentile, room_list_body, rss_mib, start_hearth};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PORT: u16 = 18320;
 /// Users besides the subject; each room has the subject and three of them.
@@ -62,10 +62,6 @@ struct Generated {
 
 fn env_number(name: &str, default: u64) -> Result<u64> {
     std::env::var(name).map_or(Ok(default), |v| v.parse().with_context(|| format!("{name}={v}")))
-}
-
-fn next_batch(v: &Value) -> Result<String> {
-    Ok(v["next_batch"].as_str().context("next_batch")?.to_owned())
 }
 
 /// The number of events in the database, read through SQLite while the server is stopped.
