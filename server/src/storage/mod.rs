@@ -66,6 +66,17 @@ const READERS: u32 = 4;
 
 #[cfg(test)]
 mod tests {
+    /// A database at `path` made by an older Hearth: the migrations up to `version` only.
+    async fn older_database(path: &std::path::Path, version: i64) -> sqlx::SqliteConnection {
+        use sqlx::ConnectOptions;
+        use std::str::FromStr;
+        let options =
+            sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://").unwrap().filename(path).create_if_missing(true);
+        let mut conn = options.connect().await.unwrap();
+        sqlx::migrate!("../migrations").run_to(version, &mut conn).await.unwrap();
+        conn
+    }
+
     /// The statistics `optimize` writes when a small server stops (10 users in 20 rooms) must
     /// not turn the queries every /sync runs into scans of whole tables: they once did, and an
     /// initial sync took 44 ms instead of 3 after the first restart.
@@ -140,14 +151,10 @@ mod tests {
     /// actions become flags, any other actions stay whole, users and rooms get their numbers.
     #[tokio::test]
     async fn push_actions_of_an_older_database_are_kept_in_the_compact_table() {
-        use sqlx::{ConnectOptions, Connection};
-        use std::str::FromStr;
+        use sqlx::Connection;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
-        let options =
-            sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://").unwrap().filename(&path).create_if_missing(true);
-        let mut conn = options.connect().await.unwrap();
-        sqlx::migrate!("../migrations").run_to(20261207000036, &mut conn).await.unwrap();
+        let mut conn = older_database(&path, 20261207000036).await;
         let ring = r#"["notify",{"set_tweak":"sound","value":"ring"}]"#;
         for (user, event, stream, highlight, actions) in [
             ("@a:h", "$1", 1, 0, r#"["notify"]"#),
@@ -193,14 +200,10 @@ mod tests {
     /// the field it came from, and forgetting a redacted event's text still works.
     #[tokio::test]
     async fn search_entries_of_an_older_database_stay_findable() {
-        use sqlx::{ConnectOptions, Connection};
-        use std::str::FromStr;
+        use sqlx::Connection;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.db");
-        let options =
-            sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://").unwrap().filename(&path).create_if_missing(true);
-        let mut conn = options.connect().await.unwrap();
-        sqlx::migrate!("../migrations").run_to(20261208000038, &mut conn).await.unwrap();
+        let mut conn = older_database(&path, 20261208000038).await;
         sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES ('!r:h', '12', '@a:h', 0)")
             .execute(&mut conn)
             .await
