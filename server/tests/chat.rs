@@ -453,8 +453,10 @@ async fn presence_reaches_people_who_share_a_room() {
 }
 
 /// Notifications read more than a day ago leave /notifications (highlights after a month), as
-/// in Synapse, so the database does not keep a row per member for every message for ever;
-/// unread ones stay whatever their age, and the unread counts do not move.
+/// in Synapse, so the database does not keep every message's notifications for ever; unread
+/// ones stay whatever their age, and the unread counts do not move. A message that notified
+/// the members alike is one row for the room, which goes once every member joined now has
+/// read it.
 #[tokio::test]
 async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
     let mut s = TestServer::start().await;
@@ -477,9 +479,10 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
     let mention = m["event_id"].as_str().unwrap().to_owned();
     let recent = send(&s, &alice, &room, "p3", "news of today").await;
     let unread = send(&s, &alice, &room, "p4", "still unread").await;
-    // Bob read up to the recent message; carol read nothing; dave read the first message only.
-    s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{recent}"), Some(&bob), json!({})).await;
-    s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{old}"), Some(&dave), json!({})).await;
+    // Bob read up to the recent message; carol read the mention; dave read the first message.
+    read_up_to(&s, &bob, &room, &recent).await;
+    read_up_to(&s, &carol, &room, &mention).await;
+    read_up_to(&s, &dave, &room, &old).await;
     assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), recent.clone(), mention.clone(), old.clone()]);
 
     // Two days pass for the events up to the mention, and the server starts again (the pruning
@@ -498,31 +501,148 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
         .await
         .unwrap();
     sqlx::Connection::close(conn).await.unwrap();
+    let s = restarted(s).await;
+    let bobs = listed_once_pruned(&s, &bob, 4).await;
+    // The old message, which everyone read, is gone. The mention stays for all: dave has not
+    // read it yet. What is unread stays, as do the counts.
+    assert_eq!(bobs, [unread.clone(), recent.clone(), mention.clone()]);
+    assert_eq!(listed(&s, carol.clone()).await, [unread.clone(), recent.clone(), mention.clone()]);
+    assert_eq!(listed(&s, dave.clone()).await, [unread.clone(), recent.clone(), mention.clone()]);
+    let count = |v: Value| v["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
+    assert_eq!(count(sync(&s, &bob, None).await), 1);
+    assert_eq!(count(sync(&s, &dave, None).await), 3);
+
+    // Once dave has read the mention too, it goes for carol and dave; bob keeps it for a month,
+    // as it highlighted for him.
+    read_up_to(&s, &dave, &room, &mention).await;
+    let mut s = restarted(s).await;
+    let daves = listed_once_pruned(&s, &dave, 3).await;
+    assert_eq!(daves, [unread.clone(), recent.clone()]);
+    assert_eq!(listed(&s, carol.clone()).await, [unread.clone(), recent.clone()]);
+    assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), recent.clone(), mention.clone()]);
+    assert_eq!(count(sync(&s, &bob, None).await), 1);
+    assert_eq!(count(sync(&s, &carol, None).await), 2);
+    assert_eq!(count(sync(&s, &dave, None).await), 2);
+    s.stop().await;
+}
+
+async fn read_up_to(s: &TestServer, who: &str, room: &str, event: &str) {
+    let (st, v) =
+        s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{event}"), Some(who), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+}
+
+/// The server started again on the same data (the prune of read notifications runs at start).
+async fn restarted(mut s: TestServer) -> TestServer {
+    s.stop().await;
     let dir = std::mem::replace(&mut s.dir, tempfile::tempdir().unwrap());
     let config = common::test_config(dir.path());
-    let s = TestServer::start_in(dir, config).await;
-    let mut bobs = Vec::new();
+    TestServer::start_in(dir, config).await
+}
+
+/// What /notifications lists for `who` once fewer than `before` are listed (the prune runs in
+/// the background after a start), or after five seconds.
+async fn listed_once_pruned(s: &TestServer, who: &str, before: usize) -> Vec<String> {
+    let mut list = Vec::new();
     for _ in 0..100 {
-        bobs = listed(&s, bob.clone()).await;
-        if bobs.len() < 4 {
+        list = listed(s, who.to_owned()).await;
+        if list.len() < before {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    // The old read message is gone; the read mention (a highlight), the message read today and
-    // the unread one stay.
-    assert_eq!(bobs, [unread.clone(), recent.clone(), mention.clone()]);
-    assert_eq!(
-        listed(&s, carol.clone()).await,
-        [unread.clone(), recent.clone(), mention.clone(), old],
-        "carol read nothing"
-    );
-    // What dave left unread stays, however old: only what he read goes.
-    assert_eq!(listed(&s, dave.clone()).await, [unread, recent, mention], "dave read the first message only");
-    let v = sync(&s, &bob, None).await;
-    assert_eq!(v["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 1, "{v}");
-    let v = sync(&s, &carol, None).await;
-    assert_eq!(v["rooms"]["join"][&room]["unread_notifications"]["notification_count"], 4, "{v}");
+    list
+}
+
+/// A message that notifies most members alike is stored once for the room; what each member
+/// sees must still be their own: not while muted, not from someone they ignore, nothing from
+/// before they joined or while they were away, and a mention that highlights for them only.
+#[tokio::test]
+async fn notifications_are_each_members_own_though_stored_once_per_room() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let names = ["bob", "carol", "dave", "erin", "frank", "gina"];
+    let mut members = Vec::new();
+    for name in names {
+        members.push(s.user(name).await);
+    }
+    let [bob, carol, dave, erin, frank, gina] = &members[..] else { unreachable!() };
+    let room = s.create_room(&alice, json!({"preset": "public_chat"})).await;
+    for who in &members {
+        assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(who), json!({})).await.0, 200);
+    }
+    // Carol mutes the room (a room rule without actions); dave ignores alice.
+    let (st, v) =
+        s.put(&format!("/_matrix/client/v3/pushrules/global/room/{room}"), Some(carol), json!({"actions": []})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = s
+        .put(
+            "/_matrix/client/v3/user/@dave:hearth.test/account_data/m.ignored_user_list",
+            Some(dave),
+            json!({"ignored_users": {"@alice:hearth.test": {}}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let m1 = send(&s, &alice, &room, "m1", "one").await;
+    // Erin leaves, misses m2, and comes back for m3.
+    assert_eq!(s.post(&format!("/_matrix/client/v3/rooms/{room}/leave"), Some(erin), json!({})).await.0, 200);
+    let m2 = send(&s, &alice, &room, "m2", "two").await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(erin), json!({})).await.0, 200);
+    let m3 = send(&s, &alice, &room, "m3", "three").await;
+    // Henry joins last.
+    let henry = s.user("henry").await;
+    assert_eq!(s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&henry), json!({})).await.0, 200);
+    let (st, v) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/m4"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "Frank!", "m.mentions": {"user_ids": ["@frank:hearth.test"]}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let m4 = v["event_id"].as_str().unwrap().to_owned();
+
+    let counts = |v: Value| {
+        let c = &v["rooms"]["join"][&room]["unread_notifications"];
+        (c["notification_count"].as_i64().unwrap_or(0), c["highlight_count"].as_i64().unwrap_or(0))
+    };
+    let ids = |list: &[&String]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(counts(sync(&s, bob, None).await), (4, 0));
+    assert_eq!(listed(&s, bob.clone()).await, ids(&[&m4, &m3, &m2, &m1]));
+    assert_eq!(counts(sync(&s, frank, None).await), (4, 1));
+    let (_, hl) = s.get("/_matrix/client/v3/notifications?only=highlight", Some(frank)).await;
+    assert_eq!(hl["notifications"][0]["event"]["event_id"], m4.as_str(), "{hl}");
+    assert_eq!(hl["notifications"].as_array().unwrap().len(), 1, "{hl}");
+    assert_eq!(counts(sync(&s, gina, None).await), (4, 0));
+    // Muted, ignoring: nothing.
+    assert_eq!(counts(sync(&s, carol, None).await), (0, 0));
+    assert!(listed(&s, carol.clone()).await.is_empty());
+    assert_eq!(counts(sync(&s, dave, None).await), (0, 0));
+    assert!(listed(&s, dave.clone()).await.is_empty());
+    // Erin: her rejoin counts as having read what came before; the list keeps m1 from her first
+    // stay and has no m2.
+    assert_eq!(counts(sync(&s, erin, None).await), (2, 0));
+    assert_eq!(listed(&s, erin.clone()).await, ids(&[&m4, &m3, &m1]));
+    assert_eq!(counts(sync(&s, &henry, None).await), (1, 0));
+    assert_eq!(listed(&s, henry.clone()).await, ids(&[&m4]));
+    // The sender is never notified of her own messages.
+    assert_eq!(counts(sync(&s, &alice, None).await), (0, 0));
+    assert!(listed(&s, alice.clone()).await.is_empty());
+
+    // And it was stored once per message, not once per member.
+    let db = s.dir.path().join("hearth.db");
+    let mut conn =
+        sqlx::ConnectOptions::connect(&sqlx::sqlite::SqliteConnectOptions::new().filename(&db).read_only(true))
+            .await
+            .unwrap();
+    let (rooms_rows,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM push_room_actions").fetch_one(&mut conn).await.unwrap();
+    let (own_rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM push_actions").fetch_one(&mut conn).await.unwrap();
+    // m1, m3 and m4 notified four of six or seven members alike: one row for the room each,
+    // and rows of their own for carol and dave (not notified) and for frank's highlight. m2,
+    // while erin was away, notified three of five: a row each is fewer.
+    assert_eq!(rooms_rows, 3);
+    assert_eq!(own_rows, 2 + 3 + 2 + 3);
 }
 
 /// The event IDs /notifications lists for `who`, newest first.

@@ -77,12 +77,28 @@ pub struct NewStateGroup {
     pub entries: Vec<(String, String, String)>,
 }
 
-/// A push action row: the event notifies `user_id`.
+/// What an event's push rules decided, as it is stored (see `push_actions`): one row for the
+/// room when most local members are notified the same way, and a row of their own for each
+/// member whose outcome differs from it.
+#[derive(Debug, Clone, Default)]
+pub struct PushRows {
+    /// The thread the event is in ("" for the main timeline).
+    pub thread: String,
+    /// (highlight, actions as JSON) that every local member joined at the event's position
+    /// gets, unless a row of their own says otherwise.
+    pub room: Option<(bool, String)>,
+    /// Members' own rows.
+    pub members: Vec<PushRow>,
+    /// Every user the event notifies, by the room's row or their own (for the pushers).
+    pub notified: Vec<String>,
+}
+
+/// A member's own outcome for an event: notified with (highlight, actions as JSON), or, for a
+/// member the room's row would otherwise cover, not notified (None).
 #[derive(Debug, Clone)]
 pub struct PushRow {
     pub user_id: String,
-    pub highlight: bool,
-    pub actions: String,
+    pub notified: Option<(bool, String)>,
 }
 
 /// How the room's current state changes.
@@ -124,8 +140,7 @@ pub struct Append {
     pub search: Option<String>,
     /// (parent event, rel_type) of a relation.
     pub relation: Option<(String, String)>,
-    pub push: Vec<PushRow>,
-    pub push_thread: String,
+    pub push: PushRows,
 }
 
 /// The outcome of a committed append.
@@ -338,42 +353,110 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
         push_stream(q, id);
         q.push(");\n");
     }
-    let push: Vec<serde_json::Value> = a
-        .push
-        .iter()
-        .map(|p| {
-            let (flags, actions) = super::push_actions::compact(p.highlight, &p.actions);
-            json!({ "u": p.user_id, "f": flags, "a": actions })
-        })
-        .collect();
-    let push_json = json!(push).to_string();
-    if !a.push.is_empty() {
-        // Users and the room get their numbers the first time they are notified.
-        q.push("INSERT OR IGNORE INTO user_nids (user_id) SELECT json_extract(value, '$.u') FROM json_each(")
-            .push_bind(push_json.clone())
-            .push(");\nINSERT OR IGNORE INTO room_nids (room_id) VALUES (")
-            .push_bind(room)
-            .push(");\n");
-        // CROSS JOIN: the notified users are the outer loop, each found by index (with the
-        // statistics of a small server, SQLite scanned every user and the list per user).
-        q.push("INSERT OR IGNORE INTO push_actions (user_nid, room_nid, stream_ordering, thread_id, flags, actions) SELECT u.nid, (SELECT nid FROM room_nids WHERE room_id = ")
-            .push_bind(room)
-            .push("), ");
-        push_stream(q, id);
-        q.push(", ")
-            .push_bind(a.push_thread.as_str())
-            .push(", json_extract(value, '$.f'), json_extract(value, '$.a') FROM json_each(")
-            .push_bind(push_json.clone())
-            .push(") CROSS JOIN user_nids u ON u.user_id = json_extract(value, '$.u');\n");
+    push_rows(q, room, id, &a.push);
+    if !a.memberships.is_empty() {
+        push_spans(q, room, id, &a.memberships);
     }
     // The answer: the stream position, then once more per notified user who has pushers.
     q.push("SELECT ").push_bind(index).push(", ");
     push_stream(q, id);
     q.push(", NULL UNION ALL SELECT ").push_bind(index).push(", ");
     push_stream(q, id);
-    q.push(", user_id FROM (SELECT DISTINCT user_id FROM pushers WHERE user_id IN (SELECT json_extract(value, '$.u') FROM json_each(")
-        .push_bind(push_json)
+    q.push(", user_id FROM (SELECT DISTINCT user_id FROM pushers WHERE user_id IN (SELECT value FROM json_each(")
+        .push_bind(json!(a.push.notified).to_string())
         .push(")));\n");
+}
+
+/// The event's push actions: the room's row and the members' own rows.
+fn push_rows(q: &mut QueryBuilder<Sqlite>, room: &str, id: &str, push: &PushRows) {
+    if push.room.is_none() && push.members.is_empty() {
+        return;
+    }
+    // The room gets its number the first time anyone in it is notified.
+    q.push("INSERT OR IGNORE INTO room_nids (room_id) VALUES (").push_bind(room).push(");\n");
+    if let Some((highlight, actions)) = &push.room {
+        let (flags, actions) = super::push_actions::compact(*highlight, actions);
+        q.push("INSERT OR IGNORE INTO push_room_actions (room_nid, stream_ordering, thread_id, flags, actions) SELECT nid, ");
+        push_stream(q, id);
+        q.push(", ")
+            .push_bind(push.thread.as_str())
+            .push(", ")
+            .push_bind(flags)
+            .push(", ")
+            .push_bind(actions.map(str::to_owned))
+            .push(" FROM room_nids WHERE room_id = ")
+            .push_bind(room)
+            .push(";\n");
+    }
+    if push.members.is_empty() {
+        return;
+    }
+    let rows: Vec<serde_json::Value> = push
+        .members
+        .iter()
+        .map(|p| match &p.notified {
+            Some((highlight, actions)) => {
+                let (flags, actions) = super::push_actions::compact(*highlight, actions);
+                json!({ "u": p.user_id, "f": flags, "a": actions })
+            }
+            None => json!({ "u": p.user_id, "f": super::push_actions::NOT_NOTIFIED, "a": null }),
+        })
+        .collect();
+    let rows = json!(rows).to_string();
+    // Users get their numbers the first time they have a row of their own.
+    q.push("INSERT OR IGNORE INTO user_nids (user_id) SELECT json_extract(value, '$.u') FROM json_each(")
+        .push_bind(rows.clone())
+        .push(");\n");
+    // CROSS JOIN: the users are the outer loop, each found by index (with the statistics of a
+    // small server, SQLite scanned every user and the list per user).
+    q.push("INSERT OR IGNORE INTO push_actions (user_nid, room_nid, stream_ordering, thread_id, flags, actions) SELECT u.nid, (SELECT nid FROM room_nids WHERE room_id = ")
+        .push_bind(room)
+        .push("), ");
+    push_stream(q, id);
+    q.push(", ")
+        .push_bind(push.thread.as_str())
+        .push(", json_extract(value, '$.f'), json_extract(value, '$.a') FROM json_each(")
+        .push_bind(rows)
+        .push(") CROSS JOIN user_nids u ON u.user_id = json_extract(value, '$.u');\n");
+}
+
+/// Opens a local user's span in `push_spans` when they join, and closes it when they stop
+/// being joined (a change from join to join, a new display name, leaves it as it is).
+fn push_spans(q: &mut QueryBuilder<Sqlite>, room: &str, id: &str, changes: &[MembershipChange]) {
+    // Local users only: only they are notified here.
+    let local =
+        "SELECT json_extract(value, '$[0]') AS user_id, json_extract(value, '$[1]') AS membership FROM json_each(";
+    let changes =
+        json!(changes.iter().map(|m| [m.user_id.as_str(), m.membership.as_str()]).collect::<Vec<_>>()).to_string();
+    q.push("INSERT OR IGNORE INTO user_nids (user_id) SELECT c.user_id FROM (")
+        .push(local)
+        .push_bind(changes.clone())
+        .push(")) c CROSS JOIN users u ON u.user_id = c.user_id WHERE c.membership = 'join';\n");
+    q.push("INSERT OR IGNORE INTO room_nids (room_id) SELECT ")
+        .push_bind(room)
+        .push(" WHERE EXISTS (SELECT 1 FROM (")
+        .push(local)
+        .push_bind(changes.clone())
+        .push(")) c CROSS JOIN users u ON u.user_id = c.user_id WHERE c.membership = 'join');\n");
+    q.push("UPDATE push_spans SET to_stream = ");
+    push_stream(q, id);
+    q.push(" WHERE to_stream IS NULL AND room_nid = (SELECT nid FROM room_nids WHERE room_id = ")
+        .push_bind(room)
+        .push(") AND user_nid IN (SELECT u.nid FROM (")
+        .push(local)
+        .push_bind(changes.clone())
+        .push(")) c CROSS JOIN user_nids u ON u.user_id = c.user_id WHERE c.membership <> 'join');\n");
+    q.push("INSERT INTO push_spans (user_nid, room_nid, from_stream) SELECT u.nid, r.nid, ");
+    push_stream(q, id);
+    q.push(" FROM (")
+        .push(local)
+        .push_bind(changes)
+        .push(")) c CROSS JOIN user_nids u ON u.user_id = c.user_id CROSS JOIN room_nids r ON r.room_id = ")
+        .push_bind(room)
+        .push(
+            " WHERE c.membership = 'join' AND EXISTS (SELECT 1 FROM users WHERE user_id = c.user_id)
+               AND NOT EXISTS (SELECT 1 FROM push_spans s WHERE s.user_nid = u.nid AND s.room_nid = r.nid AND s.to_stream IS NULL);\n",
+        );
 }
 
 /// Stores outliers of a room on their own (the state and auth events fetched to place an event

@@ -99,6 +99,14 @@ pub async fn room(
     .bind(room_id)
     .execute(&mut *tx)
     .await?;
+    for table in ["push_room_actions", "push_spans"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE room_nid = (SELECT nid FROM room_nids WHERE room_id = ?)"
+        )))
+        .bind(room_id)
+        .execute(&mut *tx)
+        .await?;
+    }
     // The search index is keyed by the events' positions (it has no room column).
     sqlx::query("DELETE FROM event_search WHERE rowid IN (SELECT stream_ordering FROM events WHERE room_id = ?)")
         .bind(room_id)
@@ -254,6 +262,14 @@ pub async fn history(
     sqlx::query(
         "DELETE FROM push_actions WHERE user_nid IN (SELECT nid FROM user_nids)
            AND room_nid = (SELECT nid FROM room_nids WHERE room_id = ?1)
+           AND stream_ordering IN (SELECT stream_ordering FROM events WHERE event_id IN (SELECT value FROM json_each(?2)))",
+    )
+    .bind(room_id)
+    .bind(&list)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM push_room_actions WHERE room_nid = (SELECT nid FROM room_nids WHERE room_id = ?1)
            AND stream_ordering IN (SELECT stream_ordering FROM events WHERE event_id IN (SELECT value FROM json_each(?2)))",
     )
     .bind(room_id)

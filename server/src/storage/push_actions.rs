@@ -24,26 +24,42 @@ pub async fn unread_many(
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
-    sqlx::query_as(
-        "WITH pos(room_id, p) AS (
-             SELECT r.value, MAX(
-                 COALESCE((SELECT MAX(e.stream_ordering) FROM receipts rc JOIN events e ON e.event_id = rc.event_id
-                           WHERE rc.room_id = r.value AND rc.user_id = ?1 AND rc.receipt_type IN ('m.read', 'm.read.private')
-                             AND rc.thread_id IN ('', 'main')), 0),
-                 COALESCE((SELECT MAX(stream_ordering) FROM events WHERE room_id = r.value AND sender = ?1), 0))
-             FROM json_each(?2) r
-         )
-         SELECT pos.room_id, a.thread_id, COUNT(*), SUM(a.flags & 1) FROM pos
-         JOIN room_nids r ON r.room_id = pos.room_id
-         JOIN push_actions a ON a.user_nid = (SELECT nid FROM user_nids WHERE user_id = ?1)
-                            AND a.room_nid = r.nid AND a.stream_ordering > pos.p
-         GROUP BY pos.room_id, a.thread_id",
-    )
-    .bind(user_id)
-    .bind(serde_json::json!(rooms).to_string())
-    .fetch_all(ex)
-    .await
+    sqlx::query_as(UNREAD_MANY).bind(user_id).bind(serde_json::json!(rooms).to_string()).fetch_all(ex).await
 }
+
+/// `unread_many`'s query: ?1 the user, ?2 the rooms as a JSON list. A member's own rows, then
+/// the room's rows for the span they are joined in (a joined user's read position is past their
+/// join, as the join is their own event, so the rows after it are all from while they were
+/// joined), less those a row of their own replaces. CROSS JOIN: the rooms asked for stay the
+/// outer loop, each found by key.
+pub(crate) const UNREAD_MANY: &str = "WITH pos(room_id, p) AS (
+         SELECT r.value, MAX(
+             COALESCE((SELECT MAX(e.stream_ordering) FROM receipts rc JOIN events e ON e.event_id = rc.event_id
+                       WHERE rc.room_id = r.value AND rc.user_id = ?1 AND rc.receipt_type IN ('m.read', 'm.read.private')
+                         AND rc.thread_id IN ('', 'main')), 0),
+             COALESCE((SELECT MAX(stream_ordering) FROM events WHERE room_id = r.value AND sender = ?1), 0))
+         FROM json_each(?2) r
+     ),
+     me(nid) AS (SELECT nid FROM user_nids WHERE user_id = ?1),
+     hits(room_id, thread_id, flags) AS (
+         SELECT pos.room_id, a.thread_id, a.flags FROM pos
+         CROSS JOIN room_nids r ON r.room_id = pos.room_id
+         CROSS JOIN push_actions a ON a.user_nid = (SELECT nid FROM me) AND a.room_nid = r.nid
+                                  AND a.stream_ordering > pos.p
+         WHERE a.flags & 4 = 0
+         UNION ALL
+         SELECT pos.room_id, ra.thread_id, ra.flags FROM pos
+         CROSS JOIN room_nids r ON r.room_id = pos.room_id
+         CROSS JOIN push_spans sp ON sp.user_nid = (SELECT nid FROM me) AND sp.room_nid = r.nid AND sp.to_stream IS NULL
+         CROSS JOIN push_room_actions ra ON ra.room_nid = r.nid AND ra.stream_ordering > MAX(pos.p, sp.from_stream)
+         WHERE NOT EXISTS (SELECT 1 FROM push_actions x WHERE x.user_nid = sp.user_nid AND x.room_nid = r.nid
+                                                          AND x.stream_ordering = ra.stream_ordering)
+     )
+     SELECT room_id, thread_id, COUNT(*), SUM(flags & 1) FROM hits GROUP BY room_id, thread_id";
+
+/// The flag of a member's own row that says the event does not notify them, where the room's
+/// row would.
+pub const NOT_NOTIFIED: i64 = 4;
 
 /// The actions of the default push rules, by their flags (1: highlight, 2: the sound
 /// "default"), as ruma writes them. Rows whose actions are one of these keep only the flags.
@@ -95,19 +111,15 @@ pub async fn list(
     only_highlight: bool,
     limit: i64,
 ) -> sqlx::Result<Vec<PushActionRow>> {
-    // The LIMIT is written into the SQL: a bound one makes SQLite re-prepare on every call.
-    let rows: Vec<Stored> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT e.event_id, e.room_id, a.stream_ordering, a.flags, a.actions, e.origin_server_ts AS ts
-         FROM push_actions a JOIN events e ON e.stream_ordering = a.stream_ordering
-         WHERE a.user_nid = (SELECT nid FROM user_nids WHERE user_id = ?) AND a.stream_ordering < ?
-           AND (? = 0 OR a.flags & 1 = 1)
-         ORDER BY a.stream_ordering DESC LIMIT {limit}"
-    )))
-    .bind(user_id)
-    .bind(before)
-    .bind(only_highlight)
-    .fetch_all(ex)
-    .await?;
+    // The user's own rows, and the room's rows of every span they were joined in, less those a
+    // row of their own replaces and their own events. The LIMIT is written into the SQL: a
+    // bound one makes SQLite re-prepare on every call.
+    let rows: Vec<Stored> = sqlx::query_as(sqlx::AssertSqlSafe(list_sql(limit)))
+        .bind(user_id)
+        .bind(before)
+        .bind(only_highlight)
+        .fetch_all(ex)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|r| PushActionRow {
@@ -118,6 +130,28 @@ pub async fn list(
             ts: r.ts,
         })
         .collect())
+}
+
+/// `list`'s query: ?1 the user, ?2 the position to list from, ?3 highlights only.
+pub(crate) fn list_sql(limit: i64) -> String {
+    format!(
+        "WITH me(nid) AS (SELECT nid FROM user_nids WHERE user_id = ?1),
+         n(stream_ordering, flags, actions) AS (
+             SELECT a.stream_ordering, a.flags, a.actions FROM push_actions a
+             WHERE a.user_nid = (SELECT nid FROM me) AND a.stream_ordering < ?2 AND a.flags & 4 = 0
+             UNION ALL
+             SELECT ra.stream_ordering, ra.flags, ra.actions FROM push_spans sp
+             CROSS JOIN push_room_actions ra ON ra.room_nid = sp.room_nid AND ra.stream_ordering > sp.from_stream
+                 AND ra.stream_ordering < MIN(COALESCE(sp.to_stream, ?2), ?2)
+             WHERE sp.user_nid = (SELECT nid FROM me)
+               AND NOT EXISTS (SELECT 1 FROM push_actions x WHERE x.user_nid = sp.user_nid AND x.room_nid = sp.room_nid
+                                                                AND x.stream_ordering = ra.stream_ordering)
+         )
+         SELECT e.event_id, e.room_id, n.stream_ordering, n.flags, n.actions, e.origin_server_ts AS ts
+         FROM n CROSS JOIN events e ON e.stream_ordering = n.stream_ordering
+         WHERE (?3 = 0 OR n.flags & 1 = 1) AND e.sender <> ?1
+         ORDER BY n.stream_ordering DESC LIMIT {limit}"
+    )
 }
 
 /// Where each user has read up to in each room with a read receipt, as (user, room, position)
@@ -148,7 +182,9 @@ pub async fn prunable(
     highlight_upto: i64,
     batch: i64,
 ) -> sqlx::Result<Vec<(i64, i64, i64)>> {
-    // CROSS JOIN: the positions stay the outer loop, each one a range of the primary key.
+    // CROSS JOIN: the positions stay the outer loop, each one a range of the primary key. Not
+    // here: "not notified" rows, and rows at an event the room has a row for (without theirs,
+    // the room's row would speak for them); they go with the room's row (`prunable_rooms`).
     sqlx::query_as(
         "WITH pos(user_nid, room_nid, p) AS (
              SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
@@ -157,7 +193,9 @@ pub async fn prunable(
          SELECT a.user_nid, a.room_nid, a.stream_ordering FROM pos
          CROSS JOIN push_actions a ON a.user_nid = pos.user_nid AND a.room_nid = pos.room_nid
              AND a.stream_ordering <= MIN(pos.p, ?2)
-         WHERE a.flags & 1 = 0 OR a.stream_ordering <= ?3
+         WHERE (a.flags & 1 = 0 OR a.stream_ordering <= ?3) AND a.flags & 4 = 0
+           AND NOT EXISTS (SELECT 1 FROM push_room_actions ra WHERE ra.room_nid = a.room_nid
+                                                                AND ra.stream_ordering = a.stream_ordering)
          LIMIT ?4",
     )
     .bind(serde_json::json!(read).to_string())
@@ -180,6 +218,86 @@ pub async fn delete(ex: impl SqliteExecutor<'_>, keys: &[(i64, i64, i64)]) -> sq
     )
     .bind(serde_json::json!(keys).to_string())
     .execute(ex)
+    .await?
+    .rows_affected())
+}
+
+/// The local users joined to each room now, as (user, room) nids, with the position of their
+/// own latest event there (sending implies having read what came before): whose reading a
+/// room's rows wait for before they are pruned.
+pub async fn joined_spans(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+    sqlx::query_as(
+        "SELECT sp.user_nid, sp.room_nid,
+                COALESCE((SELECT MAX(e.stream_ordering) FROM events e WHERE e.room_id = r.room_id AND e.sender = u.user_id), 0)
+         FROM push_spans sp
+         CROSS JOIN user_nids u ON u.nid = sp.user_nid
+         CROSS JOIN room_nids r ON r.nid = sp.room_nid
+         WHERE sp.to_stream IS NULL",
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Every room that has a number, which all rooms with rows do.
+pub async fn room_nids(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_as("SELECT nid FROM room_nids").fetch_all(ex).await.map(|r| r.into_iter().map(|(n,)| n).collect())
+}
+
+/// Up to `batch` of the rooms' rows at or before each room's position in `upto` (room nid,
+/// position: where every member joined now has read to, and at most a day ago), highlights
+/// only at or before `highlight_upto`, as (room, position) keys.
+pub async fn prunable_rooms(
+    ex: impl SqliteExecutor<'_>,
+    upto: &[(i64, i64)],
+    highlight_upto: i64,
+    batch: i64,
+) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "WITH upto(room_nid, p) AS (
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)
+         )
+         SELECT ra.room_nid, ra.stream_ordering FROM upto
+         CROSS JOIN push_room_actions ra ON ra.room_nid = upto.room_nid AND ra.stream_ordering <= upto.p
+         WHERE ra.flags & 1 = 0 OR ra.stream_ordering <= ?2
+         LIMIT ?3",
+    )
+    .bind(serde_json::json!(upto).to_string())
+    .bind(highlight_upto)
+    .bind(batch)
+    .fetch_all(ex)
+    .await
+}
+
+/// Deletes the rooms' rows with these (room, position) keys, with the members' own rows at
+/// them that say no more than the room's did was read: "not notified" and those that do not
+/// highlight (a highlight of their own stays, as a read highlight does, for a month). How many
+/// of the rooms' rows.
+pub async fn delete_rooms(ex: &mut sqlx::SqliteConnection, keys: &[(i64, i64)]) -> sqlx::Result<u64> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let keys = serde_json::json!(keys).to_string();
+    // The members a room's rows were for are those with a span in the room around the position
+    // (inclusive: a member whose membership the event itself changed has a row of their own).
+    sqlx::query(
+        "DELETE FROM push_actions WHERE (user_nid, room_nid, stream_ordering) IN (
+             SELECT sp.user_nid, k.room_nid, k.p FROM (
+                 SELECT json_extract(value, '$[0]') AS room_nid, json_extract(value, '$[1]') AS p FROM json_each(?)
+             ) k
+             CROSS JOIN push_spans sp ON sp.room_nid = k.room_nid AND sp.from_stream <= k.p
+                                     AND (sp.to_stream IS NULL OR sp.to_stream >= k.p)
+         ) AND (flags & 4 <> 0 OR flags & 1 = 0)",
+    )
+    .bind(&keys)
+    .execute(&mut *ex)
+    .await?;
+    Ok(sqlx::query(
+        "DELETE FROM push_room_actions WHERE (room_nid, stream_ordering) IN (
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)
+         )",
+    )
+    .bind(&keys)
+    .execute(&mut *ex)
     .await?
     .rows_affected())
 }

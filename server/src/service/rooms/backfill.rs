@@ -165,8 +165,7 @@ impl Rooms {
                 relation: relations::relation_of(&content)
                     .filter(|_| !rejected)
                     .map(|(p, r)| (p.to_owned(), r.to_owned())),
-                push: Vec::new(),
-                push_thread: String::new(),
+                push: Default::default(),
             });
         }
         let count = appends.len() + placed_outliers.len();

@@ -874,7 +874,9 @@ impl Rooms {
             None,
             now_ms(),
         );
-        let pushed = match if hidden { Ok(Default::default()) } else { self.evaluate_push(hot, &view).await } {
+        let changing: Vec<&str> = placement.memberships.iter().map(|m| m.user_id.as_str()).collect();
+        let pushed = match if hidden { Ok(Default::default()) } else { self.evaluate_push(hot, &view, &changing).await }
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(%event_id, error = %e, "could not evaluate push rules");
@@ -916,16 +918,7 @@ impl Rooms {
             memberships: placement.memberships,
             search: searchable.map(str::to_owned),
             relation,
-            push: pushed
-                .rows
-                .iter()
-                .map(|(u, highlight, actions)| storage::append::PushRow {
-                    user_id: u.clone(),
-                    highlight: *highlight,
-                    actions: actions.clone(),
-                })
-                .collect(),
-            push_thread: pushed.thread_id.clone(),
+            push: pushed.rows,
         };
         // The event exists from here on for whoever builds on it (the next event of the room
         // names it in prev_events); if its write fails, the writer voids all of this.
@@ -960,7 +953,7 @@ impl Rooms {
             };
             Some(writer::PushInfo {
                 event,
-                actions: pushed.actions.clone(),
+                actions: pushed.actions,
                 room_name,
                 sender_display_name: hot.joined.get(pdu.sender.as_str()).cloned().flatten(),
             })

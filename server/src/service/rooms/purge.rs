@@ -1,6 +1,8 @@
 //! Removing a room from this server's database (Synapse's room purge), for the admin's room
 //! deletion and for rooms no local user is in any more.
 
+use std::collections::HashMap;
+
 use ruma::RoomId;
 
 use super::{Rooms, writer};
@@ -140,7 +142,8 @@ impl Rooms {
         // event); then the rows to delete, a range of the key per position, in batches. A
         // receipt that moves on meanwhile only leaves a little for the next run.
         let positions = storage::push_actions::read_positions(&self.db.read).await?;
-        let mut pruned = 0;
+        // The rooms' rows first: a member's own row at an event with a room's row goes with it.
+        let mut pruned = self.prune_rooms_rows(&positions, read_upto, highlight_upto).await?;
         for chunk in positions.chunks(POSITIONS_PER_QUERY) {
             loop {
                 // Found on a read connection, then deleted by key: the write connection is
@@ -163,6 +166,37 @@ impl Rooms {
 }
 
 impl Rooms {
+    /// Deletes the rooms' notification rows (`push_room_actions`) that every local member joined
+    /// to the room now has read (by a read receipt or by sending), a day ago or more (highlights:
+    /// a month); how many. A member who has not read a row holds it back: their unread counts
+    /// need it.
+    async fn prune_rooms_rows(&self, read: &[(i64, i64, i64)], read_upto: i64, highlight_upto: i64) -> Result<u64> {
+        const BATCH: i64 = 5_000;
+        const ROOMS_PER_QUERY: usize = 2_000;
+        let read: HashMap<(i64, i64), i64> = read.iter().map(|&(u, r, p)| ((u, r), p)).collect();
+        let mut upto: HashMap<i64, i64> =
+            storage::push_actions::room_nids(&self.db.read).await?.into_iter().map(|r| (r, read_upto)).collect();
+        for (user, room, own) in storage::push_actions::joined_spans(&self.db.read).await? {
+            let p = upto.entry(room).or_insert(read_upto);
+            *p = (*p).min(read.get(&(user, room)).copied().unwrap_or(0).max(own));
+        }
+        let upto: Vec<(i64, i64)> = upto.into_iter().filter(|&(_, p)| p > 0).collect();
+        let mut pruned = 0;
+        for chunk in upto.chunks(ROOMS_PER_QUERY) {
+            loop {
+                let keys = storage::push_actions::prunable_rooms(&self.db.read, chunk, highlight_upto, BATCH).await?;
+                let mut tx = self.db.begin_write().await?;
+                let n = storage::push_actions::delete_rooms(&mut tx, &keys).await?;
+                tx.commit().await?;
+                pruned += n;
+                if (keys.len() as i64) < BATCH || n == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(pruned)
+    }
+
     /// The position history is purged up to for Synapse's `purge_history`: that of the event
     /// (which must be in the room), or of the room's last event before `ts`; None when there
     /// is no such event.
