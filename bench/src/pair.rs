@@ -1,9 +1,10 @@
 //! Paired comparison of two Hearth builds: both run side by side on the same data, and the
 //! client alternates between them, so a drift of the machine (which on a shared 2-core machine
 //! moves one build's CPU per initial sync between 2.3 and 4.1 ms from run to run) falls on
-//! both. Reports each build's server CPU per initial sync (batches of them) and per delivery
-//! round (a long-polling `/sync` woken by a send in a 12-member room with earlier history), and
-//! in how many of the paired batches or rounds the second build was cheaper.
+//! both. Reports each build's server CPU per initial sync (batches of them), per message sent
+//! into a room of 100 members (batches; what a busy family or club room costs each send), and
+//! per delivery round (a long-polling `/sync` woken by a send in a 12-member room with earlier
+//! history), and in how many of the paired batches or rounds the second build was cheaper.
 //!
 //! The comparison runs twice, the second time with the servers' places swapped: with the same
 //! build on both sides the pairing is not exactly even (one side came out a few percent lower),
@@ -23,6 +24,8 @@ const MEMBERS_PER_ROOM: usize = 10;
 const HISTORY_PER_ROOM: usize = 20;
 const WARM_MESSAGES: usize = 1000;
 const SYNCS_PER_BATCH: usize = 25;
+const BIG_ROOM_MEMBERS: usize = 100;
+const SENDS_PER_BATCH: usize = 20;
 
 /// One running build with the data both get.
 struct Side {
@@ -37,6 +40,8 @@ struct Side {
     reader: String,
     since: String,
     txn: u64,
+    /// A room of `BIG_ROOM_MEMBERS` and who sends there.
+    big_room: String,
 }
 
 impl Side {
@@ -69,6 +74,14 @@ impl Side {
         for m in 0..WARM_MESSAGES {
             cs.send(&tokens[m % MEMBERS_PER_ROOM], &room, &format!("w{m}"), &format!("warm {m}")).await?;
         }
+        let big_room = cs.create_room(&tokens[0], json!({"preset": "public_chat"})).await?;
+        for t in &tokens[1..] {
+            cs.join(t, &big_room).await?;
+        }
+        for i in USERS..BIG_ROOM_MEMBERS {
+            let (_, t) = cs.register(&format!("p{i}")).await?;
+            cs.join(&t, &big_room).await?;
+        }
         let reader = tokens[USERS - 1].clone();
         let since = next_batch(&cs.sync(&reader, None, 0, None).await?)?;
         Ok(Side {
@@ -81,6 +94,7 @@ impl Side {
             reader,
             since,
             txn: 0,
+            big_room,
         })
     }
 
@@ -91,6 +105,16 @@ impl Side {
             self.cs.sync(&self.syncer, None, 0, None).await?;
         }
         Ok(cpu.seconds() * 1000.0 / SYNCS_PER_BATCH as f64)
+    }
+
+    /// Server CPU (ms) per message sent into the big room, over one batch.
+    async fn big_room_batch(&mut self) -> Result<f64> {
+        let cpu = CpuMeter::start(self.pid);
+        for _ in 0..SENDS_PER_BATCH {
+            self.txn += 1;
+            self.cs.send(&self.writer, &self.big_room, &format!("t{}", self.txn), "to everyone").await?;
+        }
+        Ok(cpu.seconds() * 1000.0 / SENDS_PER_BATCH as f64)
     }
 
     /// One delivery round: (latency until the waiting /sync answered, server CPU), in ms.
@@ -151,6 +175,20 @@ async fn compare(first: &str, second: &str, batches: usize, rounds: usize) -> Re
             ia.push(a.initial_batch().await?);
         }
     }
+    let (mut sa, mut sb) = (Vec::new(), Vec::new());
+    for i in 0..batches {
+        if i % 2 == 0 {
+            sa.push(a.big_room_batch().await?);
+            sb.push(b.big_room_batch().await?);
+        } else {
+            sb.push(b.big_room_batch().await?);
+            sa.push(a.big_room_batch().await?);
+        }
+    }
+    // The reader is in the big room too: the delivery rounds start from after those messages.
+    for side in [&mut a, &mut b] {
+        side.since = next_batch(&side.cs.sync(&side.reader, Some(&side.since), 0, None).await?)?;
+    }
     let (mut da, mut db) = (Vec::new(), Vec::new());
     for i in 0..rounds {
         if i % 2 == 0 {
@@ -176,6 +214,7 @@ async fn compare(first: &str, second: &str, batches: usize, rounds: usize) -> Re
         );
     };
     row("Server CPU per initial sync, median of batches (ms)", &ia, &ib);
+    row("Server CPU per message into a room of 100, median of batches (ms)", &sa, &sb);
     let cpu = |v: &[(f64, f64)]| v.iter().map(|r| r.1).collect::<Vec<_>>();
     let lat = |v: &[(f64, f64)]| v.iter().map(|r| r.0).collect::<Vec<_>>();
     row("Server CPU per delivery round, median (ms)", &cpu(&da), &cpu(&db));

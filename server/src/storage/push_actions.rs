@@ -27,11 +27,13 @@ pub async fn unread_many(
     sqlx::query_as(UNREAD_MANY).bind(user_id).bind(serde_json::json!(rooms).to_string()).fetch_all(ex).await
 }
 
-/// `unread_many`'s query: ?1 the user, ?2 the rooms as a JSON list. A member's own rows, then
-/// the room's rows for the span they are joined in (a joined user's read position is past their
-/// join, as the join is their own event, so the rows after it are all from while they were
-/// joined), less those a row of their own replaces. CROSS JOIN: the rooms asked for stay the
-/// outer loop, each found by key.
+/// `unread_many`'s query: ?1 the user, ?2 the rooms as a JSON list. The room's rows after the
+/// read position, for the span the user is joined in (a joined user's read position is past
+/// their join, as the join is their own event, so the rows after it are all from while they
+/// were joined); then the user's own rows after it, each counting its own outcome in place of
+/// the room's row at the same event. The room's rows are counted by a range of their key, as
+/// the own rows (few: the exceptions) are the ones looked up one by one. CROSS JOIN: the rooms
+/// asked for stay the outer loop, each found by key.
 pub(crate) const UNREAD_MANY: &str = "WITH pos(room_id, p) AS (
          SELECT r.value, MAX(
              COALESCE((SELECT MAX(e.stream_ordering) FROM receipts rc JOIN events e ON e.event_id = rc.event_id
@@ -41,21 +43,25 @@ pub(crate) const UNREAD_MANY: &str = "WITH pos(room_id, p) AS (
          FROM json_each(?2) r
      ),
      me(nid) AS (SELECT nid FROM user_nids WHERE user_id = ?1),
-     hits(room_id, thread_id, flags) AS (
-         SELECT pos.room_id, a.thread_id, a.flags FROM pos
-         CROSS JOIN room_nids r ON r.room_id = pos.room_id
-         CROSS JOIN push_actions a ON a.user_nid = (SELECT nid FROM me) AND a.room_nid = r.nid
-                                  AND a.stream_ordering > pos.p
-         WHERE a.flags & 4 = 0
-         UNION ALL
-         SELECT pos.room_id, ra.thread_id, ra.flags FROM pos
+     hits(room_id, thread_id, n, h) AS (
+         SELECT pos.room_id, ra.thread_id, 1, ra.flags & 1 FROM pos
          CROSS JOIN room_nids r ON r.room_id = pos.room_id
          CROSS JOIN push_spans sp ON sp.user_nid = (SELECT nid FROM me) AND sp.room_nid = r.nid AND sp.to_stream IS NULL
          CROSS JOIN push_room_actions ra ON ra.room_nid = r.nid AND ra.stream_ordering > MAX(pos.p, sp.from_stream)
-         WHERE NOT EXISTS (SELECT 1 FROM push_actions x WHERE x.user_nid = sp.user_nid AND x.room_nid = r.nid
-                                                          AND x.stream_ordering = ra.stream_ordering)
+         UNION ALL
+         SELECT pos.room_id, a.thread_id,
+                (a.flags & 4 = 0) - (ra.room_nid IS NOT NULL),
+                (a.flags & 5 = 1) - COALESCE(ra.flags & 1, 0)
+         FROM pos
+         CROSS JOIN room_nids r ON r.room_id = pos.room_id
+         CROSS JOIN push_actions a ON a.user_nid = (SELECT nid FROM me) AND a.room_nid = r.nid
+                                  AND a.stream_ordering > pos.p
+         LEFT JOIN push_spans sp ON sp.user_nid = a.user_nid AND sp.room_nid = r.nid AND sp.to_stream IS NULL
+                                AND sp.from_stream < a.stream_ordering
+         LEFT JOIN push_room_actions ra ON sp.user_nid IS NOT NULL AND ra.room_nid = r.nid
+                                       AND ra.stream_ordering = a.stream_ordering
      )
-     SELECT room_id, thread_id, COUNT(*), SUM(flags & 1) FROM hits GROUP BY room_id, thread_id";
+     SELECT room_id, thread_id, SUM(n), SUM(h) FROM hits GROUP BY room_id, thread_id HAVING SUM(n) > 0";
 
 /// The flag of a member's own row that says the event does not notify them, where the room's
 /// row would.
