@@ -455,8 +455,8 @@ async fn presence_reaches_people_who_share_a_room() {
 /// Notifications read more than a day ago leave /notifications (highlights after a month), as
 /// in Synapse, so the database does not keep every message's notifications for ever; unread
 /// ones stay whatever their age, and the unread counts do not move. A message that notified
-/// the members alike is one row for the room, which goes once every member joined now has
-/// read it.
+/// the members alike is one row for the room: when it goes, those who have not read it keep it
+/// as a row of their own.
 #[tokio::test]
 async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
     let mut s = TestServer::start().await;
@@ -479,9 +479,8 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
     let mention = m["event_id"].as_str().unwrap().to_owned();
     let recent = send(&s, &alice, &room, "p3", "news of today").await;
     let unread = send(&s, &alice, &room, "p4", "still unread").await;
-    // Bob read up to the recent message; carol read the mention; dave read the first message.
+    // Bob read up to the recent message; carol read nothing; dave read the first message only.
     read_up_to(&s, &bob, &room, &recent).await;
-    read_up_to(&s, &carol, &room, &mention).await;
     read_up_to(&s, &dave, &room, &old).await;
     assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), recent.clone(), mention.clone(), old.clone()]);
 
@@ -502,26 +501,30 @@ async fn notifications_read_long_ago_are_pruned_and_unread_ones_kept() {
         .unwrap();
     sqlx::Connection::close(conn).await.unwrap();
     let s = restarted(s).await;
+    // The old read message is gone; the read mention (a highlight), the message read today and
+    // the unread one stay.
     let bobs = listed_once_pruned(&s, &bob, 4).await;
-    // The old message, which everyone read, is gone. The mention stays for all: dave has not
-    // read it yet. What is unread stays, as do the counts.
     assert_eq!(bobs, [unread.clone(), recent.clone(), mention.clone()]);
-    assert_eq!(listed(&s, carol.clone()).await, [unread.clone(), recent.clone(), mention.clone()]);
+    assert_eq!(
+        listed(&s, carol.clone()).await,
+        [unread.clone(), recent.clone(), mention.clone(), old.clone()],
+        "carol read nothing"
+    );
+    // What dave left unread stays, however old: only what he read goes.
     assert_eq!(listed(&s, dave.clone()).await, [unread.clone(), recent.clone(), mention.clone()]);
     let count = |v: Value| v["rooms"]["join"][&room]["unread_notifications"]["notification_count"].clone();
     assert_eq!(count(sync(&s, &bob, None).await), 1);
+    assert_eq!(count(sync(&s, &carol, None).await), 4);
     assert_eq!(count(sync(&s, &dave, None).await), 3);
 
-    // Once dave has read the mention too, it goes for carol and dave; bob keeps it for a month,
-    // as it highlighted for him.
+    // Once dave has read the mention, the next prune takes it from his list too; carol, who
+    // still has not read anything, keeps everything.
     read_up_to(&s, &dave, &room, &mention).await;
     let mut s = restarted(s).await;
-    let daves = listed_once_pruned(&s, &dave, 3).await;
-    assert_eq!(daves, [unread.clone(), recent.clone()]);
-    assert_eq!(listed(&s, carol.clone()).await, [unread.clone(), recent.clone()]);
-    assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), recent.clone(), mention.clone()]);
-    assert_eq!(count(sync(&s, &bob, None).await), 1);
-    assert_eq!(count(sync(&s, &carol, None).await), 2);
+    assert_eq!(listed_once_pruned(&s, &dave, 3).await, [unread.clone(), recent.clone()]);
+    assert_eq!(listed(&s, carol.clone()).await, [unread.clone(), recent.clone(), mention.clone(), old]);
+    assert_eq!(listed(&s, bob.clone()).await, [unread.clone(), recent.clone(), mention]);
+    assert_eq!(count(sync(&s, &carol, None).await), 4);
     assert_eq!(count(sync(&s, &dave, None).await), 2);
     s.stop().await;
 }
@@ -601,19 +604,32 @@ async fn notifications_are_each_members_own_though_stored_once_per_room() {
         .await;
     assert_eq!(st, 200, "{v}");
     let m4 = v["event_id"].as_str().unwrap().to_owned();
+    // A reply in a thread under m1: counted for the thread as well.
+    let (st, v) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/m5"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "five", "m.relates_to": {"rel_type": "m.thread", "event_id": m1}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let m5 = v["event_id"].as_str().unwrap().to_owned();
 
     let counts = |v: Value| {
         let c = &v["rooms"]["join"][&room]["unread_notifications"];
         (c["notification_count"].as_i64().unwrap_or(0), c["highlight_count"].as_i64().unwrap_or(0))
     };
     let ids = |list: &[&String]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert_eq!(counts(sync(&s, bob, None).await), (4, 0));
-    assert_eq!(listed(&s, bob.clone()).await, ids(&[&m4, &m3, &m2, &m1]));
-    assert_eq!(counts(sync(&s, frank, None).await), (4, 1));
+    let v = sync(&s, bob, None).await;
+    assert_eq!(counts(v.clone()), (5, 0));
+    let thread = &v["rooms"]["join"][&room]["unread_thread_notifications"][&m1];
+    assert_eq!(thread["notification_count"], 1, "{v}");
+    assert_eq!(listed(&s, bob.clone()).await, ids(&[&m5, &m4, &m3, &m2, &m1]));
+    assert_eq!(counts(sync(&s, frank, None).await), (5, 1));
     let (_, hl) = s.get("/_matrix/client/v3/notifications?only=highlight", Some(frank)).await;
     assert_eq!(hl["notifications"][0]["event"]["event_id"], m4.as_str(), "{hl}");
     assert_eq!(hl["notifications"].as_array().unwrap().len(), 1, "{hl}");
-    assert_eq!(counts(sync(&s, gina, None).await), (4, 0));
+    assert_eq!(counts(sync(&s, gina, None).await), (5, 0));
     // Muted, ignoring: nothing.
     assert_eq!(counts(sync(&s, carol, None).await), (0, 0));
     assert!(listed(&s, carol.clone()).await.is_empty());
@@ -621,10 +637,10 @@ async fn notifications_are_each_members_own_though_stored_once_per_room() {
     assert!(listed(&s, dave.clone()).await.is_empty());
     // Erin: her rejoin counts as having read what came before; the list keeps m1 from her first
     // stay and has no m2.
-    assert_eq!(counts(sync(&s, erin, None).await), (2, 0));
-    assert_eq!(listed(&s, erin.clone()).await, ids(&[&m4, &m3, &m1]));
-    assert_eq!(counts(sync(&s, &henry, None).await), (1, 0));
-    assert_eq!(listed(&s, henry.clone()).await, ids(&[&m4]));
+    assert_eq!(counts(sync(&s, erin, None).await), (3, 0));
+    assert_eq!(listed(&s, erin.clone()).await, ids(&[&m5, &m4, &m3, &m1]));
+    assert_eq!(counts(sync(&s, &henry, None).await), (2, 0));
+    assert_eq!(listed(&s, henry.clone()).await, ids(&[&m5, &m4]));
     // The sender is never notified of her own messages.
     assert_eq!(counts(sync(&s, &alice, None).await), (0, 0));
     assert!(listed(&s, alice.clone()).await.is_empty());
@@ -638,11 +654,11 @@ async fn notifications_are_each_members_own_though_stored_once_per_room() {
     let (rooms_rows,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM push_room_actions").fetch_one(&mut conn).await.unwrap();
     let (own_rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM push_actions").fetch_one(&mut conn).await.unwrap();
-    // m1, m3 and m4 notified four of six or seven members alike: one row for the room each,
-    // and rows of their own for carol and dave (not notified) and for frank's highlight. m2,
-    // while erin was away, notified three of five: a row each is fewer.
-    assert_eq!(rooms_rows, 3);
-    assert_eq!(own_rows, 2 + 3 + 2 + 3);
+    // m1, m3, m4 and m5 notified four or five of six or seven members alike: one row for the
+    // room each, and rows of their own for carol and dave (not notified) and for frank's
+    // highlight. m2, while erin was away, notified three of five: a row each is fewer.
+    assert_eq!(rooms_rows, 4);
+    assert_eq!(own_rows, 2 + 3 + 2 + 3 + 2);
 }
 
 /// The event IDs /notifications lists for `who`, newest first.

@@ -228,12 +228,12 @@ pub async fn delete(ex: impl SqliteExecutor<'_>, keys: &[(i64, i64, i64)]) -> sq
     .rows_affected())
 }
 
-/// The local users joined to each room now, as (user, room) nids, with the position of their
-/// own latest event there (sending implies having read what came before): whose reading a
-/// room's rows wait for before they are pruned.
-pub async fn joined_spans(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+/// The local users joined to each room now, as (user, room, joined after) nids and position,
+/// with the position of their own latest event there (sending implies having read what came
+/// before): whom a room's rows are handed over to, when they are pruned unread.
+pub async fn joined_spans(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(i64, i64, i64, i64)>> {
     sqlx::query_as(
-        "SELECT sp.user_nid, sp.room_nid,
+        "SELECT sp.user_nid, sp.room_nid, sp.from_stream,
                 COALESCE((SELECT MAX(e.stream_ordering) FROM events e WHERE e.room_id = r.room_id AND e.sender = u.user_id), 0)
          FROM push_spans sp
          CROSS JOIN user_nids u ON u.nid = sp.user_nid
@@ -249,42 +249,58 @@ pub async fn room_nids(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<i64>> {
     sqlx::query_as("SELECT nid FROM room_nids").fetch_all(ex).await.map(|r| r.into_iter().map(|(n,)| n).collect())
 }
 
-/// Up to `batch` of the rooms' rows at or before each room's position in `upto` (room nid,
-/// position: where every member joined now has read to, and at most a day ago), highlights
-/// only at or before `highlight_upto`, as (room, position) keys.
+/// Up to `batch` of the rooms' rows at or before `upto`, highlights only at or before
+/// `highlight_upto`, as (room, position) keys; `rooms` are the rooms' nids. CROSS JOIN: each
+/// room a range of the key.
 pub async fn prunable_rooms(
     ex: impl SqliteExecutor<'_>,
-    upto: &[(i64, i64)],
+    rooms: &[i64],
+    upto: i64,
     highlight_upto: i64,
     batch: i64,
 ) -> sqlx::Result<Vec<(i64, i64)>> {
     sqlx::query_as(
-        "WITH upto(room_nid, p) AS (
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)
-         )
-         SELECT ra.room_nid, ra.stream_ordering FROM upto
-         CROSS JOIN push_room_actions ra ON ra.room_nid = upto.room_nid AND ra.stream_ordering <= upto.p
-         WHERE ra.flags & 1 = 0 OR ra.stream_ordering <= ?2
-         LIMIT ?3",
+        "SELECT ra.room_nid, ra.stream_ordering FROM json_each(?1) r
+         CROSS JOIN push_room_actions ra ON ra.room_nid = r.value AND ra.stream_ordering <= ?2
+         WHERE ra.flags & 1 = 0 OR ra.stream_ordering <= ?3
+         LIMIT ?4",
     )
-    .bind(serde_json::json!(upto).to_string())
+    .bind(serde_json::json!(rooms).to_string())
+    .bind(upto)
     .bind(highlight_upto)
     .bind(batch)
     .fetch_all(ex)
     .await
 }
 
-/// Deletes the rooms' rows with these (room, position) keys, with the members' own rows at
-/// them that say no more than the room's did was read: "not notified" and those that do not
-/// highlight (a highlight of their own stays, as a read highlight does, for a month). How many
-/// of the rooms' rows.
-pub async fn delete_rooms(ex: &mut sqlx::SqliteConnection, keys: &[(i64, i64)]) -> sqlx::Result<u64> {
+/// Deletes the rooms' rows with these (room, position) keys; how many. First each row is handed
+/// over, as a row of their own, to the members in `unread` ((user, room, position) nids: joined
+/// members who have not read it); a row of their own already there stays as it is. Then the
+/// "not notified" rows at these events go: they only said the room's row was not for them.
+/// Other rows of their own stay, for the prune by each member's reading.
+pub async fn delete_rooms(
+    ex: &mut sqlx::SqliteConnection,
+    keys: &[(i64, i64)],
+    unread: &[(i64, i64, i64)],
+) -> sqlx::Result<u64> {
     if keys.is_empty() {
         return Ok(0);
     }
+    if !unread.is_empty() {
+        sqlx::query(
+            "INSERT OR IGNORE INTO push_actions (user_nid, room_nid, stream_ordering, thread_id, flags, actions)
+             SELECT json_extract(value, '$[0]'), ra.room_nid, ra.stream_ordering, ra.thread_id, ra.flags, ra.actions
+             FROM json_each(?)
+             CROSS JOIN push_room_actions ra ON ra.room_nid = json_extract(value, '$[1]')
+                                             AND ra.stream_ordering = json_extract(value, '$[2]')",
+        )
+        .bind(serde_json::json!(unread).to_string())
+        .execute(&mut *ex)
+        .await?;
+    }
     let keys = serde_json::json!(keys).to_string();
-    // The members a room's rows were for are those with a span in the room around the position
-    // (inclusive: a member whose membership the event itself changed has a row of their own).
+    // The members a room's row was for are those with a span in the room around the position
+    // (inclusive: a member whose membership the event itself changed may have a row too).
     sqlx::query(
         "DELETE FROM push_actions WHERE (user_nid, room_nid, stream_ordering) IN (
              SELECT sp.user_nid, k.room_nid, k.p FROM (
@@ -292,7 +308,7 @@ pub async fn delete_rooms(ex: &mut sqlx::SqliteConnection, keys: &[(i64, i64)]) 
              ) k
              CROSS JOIN push_spans sp ON sp.room_nid = k.room_nid AND sp.from_stream <= k.p
                                      AND (sp.to_stream IS NULL OR sp.to_stream >= k.p)
-         ) AND (flags & 4 <> 0 OR flags & 1 = 0)",
+         ) AND flags & 4 <> 0",
     )
     .bind(&keys)
     .execute(&mut *ex)

@@ -166,27 +166,41 @@ impl Rooms {
 }
 
 impl Rooms {
-    /// Deletes the rooms' notification rows (`push_room_actions`) that every local member joined
-    /// to the room now has read (by a read receipt or by sending), a day ago or more (highlights:
-    /// a month); how many. A member who has not read a row holds it back: their unread counts
-    /// need it.
+    /// Deletes the rooms' notification rows (`push_room_actions`) sent a day ago or more
+    /// (highlights: a month); how many. Each joined member who has not read one yet (by a
+    /// receipt or by sending later) gets it as a row of their own first, so their counts and
+    /// list stay; for those who read it, it is gone, as their own rows go a day after. A member
+    /// who left keeps no notification from the room's rows past that day.
     async fn prune_rooms_rows(&self, read: &[(i64, i64, i64)], read_upto: i64, highlight_upto: i64) -> Result<u64> {
         const BATCH: i64 = 5_000;
         const ROOMS_PER_QUERY: usize = 2_000;
         let read: HashMap<(i64, i64), i64> = read.iter().map(|&(u, r, p)| ((u, r), p)).collect();
-        let mut upto: HashMap<i64, i64> =
-            storage::push_actions::room_nids(&self.db.read).await?.into_iter().map(|r| (r, read_upto)).collect();
-        for (user, room, own) in storage::push_actions::joined_spans(&self.db.read).await? {
-            let p = upto.entry(room).or_insert(read_upto);
-            *p = (*p).min(read.get(&(user, room)).copied().unwrap_or(0).max(own));
+        // Per room: (member, joined after, read up to).
+        let mut members: HashMap<i64, Vec<(i64, i64, i64)>> = HashMap::new();
+        for (user, room, from, own) in storage::push_actions::joined_spans(&self.db.read).await? {
+            let p = read.get(&(user, room)).copied().unwrap_or(0).max(own);
+            members.entry(room).or_default().push((user, from, p));
         }
-        let upto: Vec<(i64, i64)> = upto.into_iter().filter(|&(_, p)| p > 0).collect();
+        let rooms = storage::push_actions::room_nids(&self.db.read).await?;
         let mut pruned = 0;
-        for chunk in upto.chunks(ROOMS_PER_QUERY) {
+        for chunk in rooms.chunks(ROOMS_PER_QUERY) {
             loop {
-                let keys = storage::push_actions::prunable_rooms(&self.db.read, chunk, highlight_upto, BATCH).await?;
+                let keys =
+                    storage::push_actions::prunable_rooms(&self.db.read, chunk, read_upto, highlight_upto, BATCH)
+                        .await?;
+                let unread: Vec<(i64, i64, i64)> = keys
+                    .iter()
+                    .flat_map(|&(room, at)| {
+                        members
+                            .get(&room)
+                            .into_iter()
+                            .flatten()
+                            .filter(move |&&(_, from, p)| from < at && p < at)
+                            .map(move |&(user, _, _)| (user, room, at))
+                    })
+                    .collect();
                 let mut tx = self.db.begin_write().await?;
-                let n = storage::push_actions::delete_rooms(&mut tx, &keys).await?;
+                let n = storage::push_actions::delete_rooms(&mut tx, &keys, &unread).await?;
                 tx.commit().await?;
                 pruned += n;
                 if (keys.len() as i64) < BATCH || n == 0 {
