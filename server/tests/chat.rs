@@ -622,8 +622,15 @@ async fn notifications_are_each_members_own_though_stored_once_per_room() {
     let ids = |list: &[&String]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let v = sync(&s, bob, None).await;
     assert_eq!(counts(v.clone()), (5, 0));
-    let thread = &v["rooms"]["join"][&room]["unread_thread_notifications"][&m1];
-    assert_eq!(thread["notification_count"], 1, "{v}");
+    assert!(v["rooms"]["join"][&room].get("unread_thread_notifications").is_none(), "{v}");
+    // A client that asks for counts per thread gets them, and the room's counts for its main
+    // timeline.
+    let filter = "%7B%22room%22%3A%7B%22timeline%22%3A%7B%22unread_thread_notifications%22%3Atrue%7D%7D%7D";
+    let (st, v) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(bob)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(counts(v.clone()), (4, 0));
+    let threads = &v["rooms"]["join"][&room]["unread_thread_notifications"];
+    assert_eq!(threads, &json!({ m1.as_str(): {"notification_count": 1, "highlight_count": 0} }), "{v}");
     assert_eq!(listed(&s, bob.clone()).await, ids(&[&m5, &m4, &m3, &m2, &m1]));
     assert_eq!(counts(sync(&s, frank, None).await), (5, 1));
     let (_, hl) = s.get("/_matrix/client/v3/notifications?only=highlight", Some(frank)).await;

@@ -19,6 +19,8 @@ pub struct EventFilter {
     pub lazy_load_members: bool,
     /// With lazy loading: send timeline senders' member events every time, not only the first.
     pub include_redundant_members: bool,
+    /// /sync counts notifications per thread, and the room's counts are for its main timeline.
+    pub unread_thread_notifications: bool,
 }
 
 fn strings(v: &Value) -> Option<Vec<String>> {
@@ -46,6 +48,7 @@ impl EventFilter {
             contains_url: v["contains_url"].as_bool(),
             lazy_load_members: v["lazy_load_members"].as_bool().unwrap_or(false),
             include_redundant_members: v["include_redundant_members"].as_bool().unwrap_or(false),
+            unread_thread_notifications: v["unread_thread_notifications"].as_bool().unwrap_or(false),
         }
     }
 

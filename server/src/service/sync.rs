@@ -376,15 +376,10 @@ impl Sync {
                     ephemeral.retain(|e| params.filter.ephemeral.allows(e));
                     b.account_data = Some(events(data));
                     b.ephemeral = Some(events(ephemeral));
-                    let ((notes, highlights), threads) = counts?;
-                    b.unread_notifications =
-                        Some(json!({ "notification_count": notes, "highlight_count": highlights }));
-                    b.unread_thread_notifications = Some(Value::Object(
-                        threads
-                            .into_iter()
-                            .map(|(t, n, h)| (t, json!({ "notification_count": n, "highlight_count": h })))
-                            .collect(),
-                    ));
+                    let (room_counts, threads) =
+                        thread_counts(counts?, params.filter.timeline.unread_thread_notifications);
+                    b.unread_notifications = Some(room_counts);
+                    b.unread_thread_notifications = threads;
                     if since_token.is_some() {
                         member_changes(&b, user.as_str(), &mut members_came, &mut members_went);
                     }
@@ -1087,6 +1082,25 @@ impl Serialize for RoomBlock {
         }
         map.end()
     }
+}
+
+/// A joined room's `unread_notifications`, and its `unread_thread_notifications` when the
+/// client's filter asks for counts per thread. Then the room's counts are for its main timeline
+/// only (spec: "Receiving notifications", threads); otherwise they are for all its events and no
+/// counts per thread are sent. A thread without notifications is left out.
+fn thread_counts(counts: super::rooms::push::UnreadCounts, per_thread: bool) -> (Value, Option<Value>) {
+    let ((mut notes, mut highlights), threads) = counts;
+    if !per_thread {
+        return (json!({ "notification_count": notes, "highlight_count": highlights }), None);
+    }
+    let mut by_thread = serde_json::Map::new();
+    for (thread, n, h) in threads {
+        notes -= n;
+        highlights -= h;
+        by_thread.insert(thread, json!({ "notification_count": n, "highlight_count": h }));
+    }
+    let room = json!({ "notification_count": notes, "highlight_count": highlights });
+    (room, (!by_thread.is_empty()).then_some(Value::Object(by_thread)))
 }
 
 /// A /sync answer: its fields, and the rooms with each joined room's block already written out.

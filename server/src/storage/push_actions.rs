@@ -2,8 +2,8 @@
 
 use sqlx::{FromRow, SqliteExecutor};
 
-/// (thread_id, notifications, highlights) of the user in the room since their read position
-/// (see `unread_many`).
+/// (thread_id, notifications, highlights) of the user in a room they are joined to, since their
+/// read position (see `unread_many`).
 pub async fn unread(
     ex: impl SqliteExecutor<'_>,
     user_id: &str,
@@ -15,7 +15,8 @@ pub async fn unread(
 /// (room_id, thread_id, notifications, highlights) of the user in each room since their read
 /// position there: their latest read receipt or their own latest event, whichever is later
 /// (sending a message implies reading what came before). One query for all the rooms, as an
-/// initial /sync asks this for every room.
+/// initial /sync asks this for every room. The rooms must be rooms the user is joined to (see
+/// `UNREAD_MANY`).
 pub async fn unread_many(
     ex: impl SqliteExecutor<'_>,
     user_id: &str,
@@ -28,12 +29,15 @@ pub async fn unread_many(
 }
 
 /// `unread_many`'s query: ?1 the user, ?2 the rooms as a JSON list. The room's rows after the
-/// read position, for the span the user is joined in (a joined user's read position is past
-/// their join, as the join is their own event, so the rows after it are all from while they
-/// were joined); then the user's own rows after it, each counting its own outcome in place of
-/// the room's row at the same event. The room's rows are counted by a range of their key, as
-/// the own rows (few: the exceptions) are the ones looked up one by one. CROSS JOIN: the rooms
-/// asked for stay the outer loop, each found by key.
+/// read position, then the user's own rows after it, each counting its own outcome in place of
+/// the room's row at the same event. The room's rows are counted by a range of their key, and
+/// only the own rows (few: the exceptions) are looked up one by one. CROSS JOIN: the rooms asked
+/// for stay the outer loop, each found by key.
+///
+/// For rooms the user is joined to: then all of the room's rows after their read position are
+/// theirs, as their read position is at or past their latest join (the join is their own
+/// event), and they have been joined since. (`push_spans` says it for any user; asking it here
+/// added a search of another B-tree per room to every /sync.)
 pub(crate) const UNREAD_MANY: &str = "WITH pos(room_id, p) AS (
          SELECT r.value, MAX(
              COALESCE((SELECT MAX(e.stream_ordering) FROM receipts rc JOIN events e ON e.event_id = rc.event_id
@@ -46,8 +50,7 @@ pub(crate) const UNREAD_MANY: &str = "WITH pos(room_id, p) AS (
      hits(room_id, thread_id, n, h) AS (
          SELECT pos.room_id, ra.thread_id, 1, ra.flags & 1 FROM pos
          CROSS JOIN room_nids r ON r.room_id = pos.room_id
-         CROSS JOIN push_spans sp ON sp.user_nid = (SELECT nid FROM me) AND sp.room_nid = r.nid AND sp.to_stream IS NULL
-         CROSS JOIN push_room_actions ra ON ra.room_nid = r.nid AND ra.stream_ordering > MAX(pos.p, sp.from_stream)
+         CROSS JOIN push_room_actions ra ON ra.room_nid = r.nid AND ra.stream_ordering > pos.p
          UNION ALL
          SELECT pos.room_id, a.thread_id,
                 (a.flags & 4 = 0) - (ra.room_nid IS NOT NULL),
@@ -56,10 +59,7 @@ pub(crate) const UNREAD_MANY: &str = "WITH pos(room_id, p) AS (
          CROSS JOIN room_nids r ON r.room_id = pos.room_id
          CROSS JOIN push_actions a ON a.user_nid = (SELECT nid FROM me) AND a.room_nid = r.nid
                                   AND a.stream_ordering > pos.p
-         LEFT JOIN push_spans sp ON sp.user_nid = a.user_nid AND sp.room_nid = r.nid AND sp.to_stream IS NULL
-                                AND sp.from_stream < a.stream_ordering
-         LEFT JOIN push_room_actions ra ON sp.user_nid IS NOT NULL AND ra.room_nid = r.nid
-                                       AND ra.stream_ordering = a.stream_ordering
+         LEFT JOIN push_room_actions ra ON ra.room_nid = r.nid AND ra.stream_ordering = a.stream_ordering
      )
      SELECT room_id, thread_id, SUM(n), SUM(h) FROM hits GROUP BY room_id, thread_id HAVING SUM(n) > 0";
 
