@@ -666,6 +666,40 @@ async fn notifications_are_each_members_own_though_stored_once_per_room() {
     // highlight. m2, while erin was away, notified three of five: a row each is fewer.
     assert_eq!(rooms_rows, 4);
     assert_eq!(own_rows, 2 + 3 + 2 + 3 + 2);
+
+    // Threaded read receipts (spec: "Threaded read receipts"): reading the thread clears its
+    // count and not the room's.
+    let per_thread = |v: &Value| v["rooms"]["join"][&room]["unread_thread_notifications"].clone();
+    let receipt = |event: &str, thread: &str| {
+        let path = format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{event}");
+        (path, json!({ "thread_id": thread }))
+    };
+    let (path, body) = receipt(&m5, &m1);
+    assert_eq!(s.post(&path, Some(bob), body).await.0, 200);
+    let (_, v) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(bob)).await;
+    assert_eq!(counts(v.clone()), (4, 0));
+    assert_eq!(per_thread(&v), Value::Null, "{v}");
+    // A reply in the thread, then a message in the main timeline; a receipt for the main
+    // timeline on the latter clears the room's count and leaves the thread's reply unread.
+    let (st, _) = s
+        .put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/m6"),
+            Some(&alice),
+            json!({"msgtype": "m.text", "body": "six", "m.relates_to": {"rel_type": "m.thread", "event_id": m1}}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let m7 = send(&s, &alice, &room, "m7", "seven").await;
+    let (path, body) = receipt(&m7, "main");
+    assert_eq!(s.post(&path, Some(bob), body).await.0, 200);
+    let (_, v) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(bob)).await;
+    assert_eq!(counts(v.clone()), (0, 0));
+    assert_eq!(per_thread(&v), json!({ m1.as_str(): {"notification_count": 1, "highlight_count": 0} }), "{v}");
+    // An unthreaded receipt reads everything before it.
+    let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{m7}"), Some(bob), json!({})).await;
+    assert_eq!(st, 200);
+    let (_, v) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(bob)).await;
+    assert_eq!((counts(v.clone()), per_thread(&v)), ((0, 0), Value::Null), "{v}");
 }
 
 /// The event IDs /notifications lists for `who`, newest first.

@@ -28,40 +28,85 @@ pub async fn unread_many(
     sqlx::query_as(UNREAD_MANY).bind(user_id).bind(serde_json::json!(rooms).to_string()).fetch_all(ex).await
 }
 
+/// The SQL of the position of the user's latest read receipt in room `$room` for `$thread`
+/// (`''`: unthreaded; `'main'`: the main timeline; else a thread's root), or 0.
+macro_rules! receipt_at {
+    ($room:literal, $thread:literal) => {
+        concat!(
+            "COALESCE((SELECT MAX(e.stream_ordering) FROM receipts rc JOIN events e ON e.event_id = rc.event_id
+                       WHERE rc.room_id = ",
+            $room,
+            " AND rc.user_id = ?1 AND rc.receipt_type IN ('m.read', 'm.read.private') AND rc.thread_id = ",
+            $thread,
+            "), 0)"
+        )
+    };
+}
+
+/// The SQL of whether the row `x` (with a `thread_id` and a `stream_ordering`) is after what
+/// the user has read of its thread, beyond `pos.u` (see `UNREAD_MANY`): a main-timeline event
+/// is read by a receipt for the main timeline, an event in a thread by one for that thread.
+macro_rules! unread_in_thread {
+    () => {
+        concat!(
+            "x.stream_ordering > CASE WHEN x.thread_id = '' THEN pos.m ELSE ",
+            receipt_at!("pos.room_id", "x.thread_id"),
+            " END"
+        )
+    };
+}
+
 /// `unread_many`'s query: ?1 the user, ?2 the rooms as a JSON list. The room's rows after the
 /// read position, then the user's own rows after it, each counting its own outcome in place of
 /// the room's row at the same event. The room's rows are counted by a range of their key, and
 /// only the own rows (few: the exceptions) are looked up one by one. CROSS JOIN: the rooms asked
 /// for stay the outer loop, each found by key.
 ///
+/// The read position (spec: threaded read receipts) is `pos.u` for all events: the unthreaded
+/// receipt or the user's own latest event, whichever is later (sending a message implies
+/// reading what came before). Past it, a main-timeline event is read by a receipt for the main
+/// timeline (`pos.m`), an event in a thread by a receipt for that thread.
+///
 /// For rooms the user is joined to: then all of the room's rows after their read position are
 /// theirs, as their read position is at or past their latest join (the join is their own
 /// event), and they have been joined since. (`push_spans` says it for any user; asking it here
 /// added a search of another B-tree per room to every /sync.)
-pub(crate) const UNREAD_MANY: &str = "WITH pos(room_id, p) AS (
-         SELECT r.value, MAX(
-             COALESCE((SELECT MAX(e.stream_ordering) FROM receipts rc JOIN events e ON e.event_id = rc.event_id
-                       WHERE rc.room_id = r.value AND rc.user_id = ?1 AND rc.receipt_type IN ('m.read', 'm.read.private')
-                         AND rc.thread_id IN ('', 'main')), 0),
-             COALESCE((SELECT MAX(stream_ordering) FROM events WHERE room_id = r.value AND sender = ?1), 0))
+pub(crate) const UNREAD_MANY: &str = concat!(
+    "WITH pos0(room_id, u, m) AS (
+         SELECT r.value,
+                MAX(",
+    receipt_at!("r.value", "''"),
+    ",
+                    COALESCE((SELECT MAX(stream_ordering) FROM events WHERE room_id = r.value AND sender = ?1), 0)),
+                ",
+    receipt_at!("r.value", "'main'"),
+    "
          FROM json_each(?2) r
      ),
+     pos(room_id, u, m) AS (SELECT room_id, u, MAX(u, m) FROM pos0),
      me(nid) AS (SELECT nid FROM user_nids WHERE user_id = ?1),
      hits(room_id, thread_id, n, h) AS (
-         SELECT pos.room_id, ra.thread_id, 1, ra.flags & 1 FROM pos
+         SELECT pos.room_id, x.thread_id, 1, x.flags & 1 FROM pos
          CROSS JOIN room_nids r ON r.room_id = pos.room_id
-         CROSS JOIN push_room_actions ra ON ra.room_nid = r.nid AND ra.stream_ordering > pos.p
+         CROSS JOIN push_room_actions x ON x.room_nid = r.nid AND x.stream_ordering > pos.u
+         WHERE ",
+    unread_in_thread!(),
+    "
          UNION ALL
-         SELECT pos.room_id, a.thread_id,
-                (a.flags & 4 = 0) - (ra.room_nid IS NOT NULL),
-                (a.flags & 5 = 1) - COALESCE(ra.flags & 1, 0)
+         SELECT pos.room_id, x.thread_id,
+                (x.flags & 4 = 0) - (ra.room_nid IS NOT NULL),
+                (x.flags & 5 = 1) - COALESCE(ra.flags & 1, 0)
          FROM pos
          CROSS JOIN room_nids r ON r.room_id = pos.room_id
-         CROSS JOIN push_actions a ON a.user_nid = (SELECT nid FROM me) AND a.room_nid = r.nid
-                                  AND a.stream_ordering > pos.p
-         LEFT JOIN push_room_actions ra ON ra.room_nid = r.nid AND ra.stream_ordering = a.stream_ordering
+         CROSS JOIN push_actions x ON x.user_nid = (SELECT nid FROM me) AND x.room_nid = r.nid
+                                  AND x.stream_ordering > pos.u
+         LEFT JOIN push_room_actions ra ON ra.room_nid = r.nid AND ra.stream_ordering = x.stream_ordering
+         WHERE ",
+    unread_in_thread!(),
+    "
      )
-     SELECT room_id, thread_id, SUM(n), SUM(h) FROM hits GROUP BY room_id, thread_id HAVING SUM(n) > 0";
+     SELECT room_id, thread_id, SUM(n), SUM(h) FROM hits GROUP BY room_id, thread_id HAVING SUM(n) > 0"
+);
 
 /// The flag of a member's own row that says the event does not notify them, where the room's
 /// row would.
@@ -160,12 +205,15 @@ pub(crate) fn list_sql(limit: i64) -> String {
     )
 }
 
-/// Where each user has read up to in each room with a read receipt, as (user, room, position)
-/// nids: what the prune of read notifications goes by. Read once per prune: it joins every read
+/// Where each user has read up to in each room with a read receipt, as (user, room, main
+/// timeline, all) nids and positions: what the prune of read notifications goes by. A receipt
+/// for the main timeline reads no thread; one for a thread is not taken, so a thread's
+/// notifications wait for an unthreaded receipt. Read once per prune: it joins every read
 /// receipt to its event.
-pub async fn read_positions(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+pub async fn read_positions(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(i64, i64, i64, i64)>> {
     sqlx::query_as(
-        "SELECT u.nid, r.nid, MAX(e.stream_ordering) FROM receipts rc
+        "SELECT u.nid, r.nid, MAX(e.stream_ordering), COALESCE(MAX(e.stream_ordering) FILTER (WHERE rc.thread_id = ''), 0)
+         FROM receipts rc
          JOIN events e ON e.event_id = rc.event_id
          JOIN user_nids u ON u.user_id = rc.user_id
          JOIN room_nids r ON r.room_id = rc.room_id
@@ -183,7 +231,7 @@ pub async fn read_positions(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(i6
 /// delete only. The rows are found by their primary key's range, so the cost is the rows found.
 pub async fn prunable(
     ex: impl SqliteExecutor<'_>,
-    read: &[(i64, i64, i64)],
+    read: &[(i64, i64, i64, i64)],
     read_upto: i64,
     highlight_upto: i64,
     batch: i64,
@@ -192,14 +240,16 @@ pub async fn prunable(
     // here: "not notified" rows, and rows at an event the room has a row for (without theirs,
     // the room's row would speak for them); they go with the room's row (`prunable_rooms`).
     sqlx::query_as(
-        "WITH pos(user_nid, room_nid, p) AS (
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]')
+        "WITH pos(user_nid, room_nid, p, u) AS (
+             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+                    json_extract(value, '$[3]')
              FROM json_each(?1)
          )
          SELECT a.user_nid, a.room_nid, a.stream_ordering FROM pos
          CROSS JOIN push_actions a ON a.user_nid = pos.user_nid AND a.room_nid = pos.room_nid
              AND a.stream_ordering <= MIN(pos.p, ?2)
          WHERE (a.flags & 1 = 0 OR a.stream_ordering <= ?3) AND a.flags & 4 = 0
+           AND (a.thread_id = '' OR a.stream_ordering <= pos.u)
            AND NOT EXISTS (SELECT 1 FROM push_room_actions ra WHERE ra.room_nid = a.room_nid
                                                                 AND ra.stream_ordering = a.stream_ordering)
          LIMIT ?4",
@@ -250,7 +300,8 @@ pub async fn room_nids(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<i64>> {
 }
 
 /// Up to `batch` of the rooms' rows at or before `upto`, highlights only at or before
-/// `highlight_upto`, as (room, position) keys; `rooms` are the rooms' nids. CROSS JOIN: each
+/// `highlight_upto`, as (room, position) keys and whether the event is in the main timeline;
+/// `rooms` are the rooms' nids. CROSS JOIN: each
 /// room a range of the key.
 pub async fn prunable_rooms(
     ex: impl SqliteExecutor<'_>,
@@ -258,9 +309,9 @@ pub async fn prunable_rooms(
     upto: i64,
     highlight_upto: i64,
     batch: i64,
-) -> sqlx::Result<Vec<(i64, i64)>> {
+) -> sqlx::Result<Vec<(i64, i64, bool)>> {
     sqlx::query_as(
-        "SELECT ra.room_nid, ra.stream_ordering FROM json_each(?1) r
+        "SELECT ra.room_nid, ra.stream_ordering, ra.thread_id = '' FROM json_each(?1) r
          CROSS JOIN push_room_actions ra ON ra.room_nid = r.value AND ra.stream_ordering <= ?2
          WHERE ra.flags & 1 = 0 OR ra.stream_ordering <= ?3
          LIMIT ?4",

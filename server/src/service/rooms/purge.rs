@@ -171,15 +171,20 @@ impl Rooms {
     /// receipt or by sending later) gets it as a row of their own first, so their counts and
     /// list stay; for those who read it, it is gone, as their own rows go a day after. A member
     /// who left keeps no notification from the room's rows past that day.
-    async fn prune_rooms_rows(&self, read: &[(i64, i64, i64)], read_upto: i64, highlight_upto: i64) -> Result<u64> {
+    async fn prune_rooms_rows(
+        &self,
+        read: &[(i64, i64, i64, i64)],
+        read_upto: i64,
+        highlight_upto: i64,
+    ) -> Result<u64> {
         const BATCH: i64 = 5_000;
         const ROOMS_PER_QUERY: usize = 2_000;
-        let read: HashMap<(i64, i64), i64> = read.iter().map(|&(u, r, p)| ((u, r), p)).collect();
-        // Per room: (member, joined after, read up to).
-        let mut members: HashMap<i64, Vec<(i64, i64, i64)>> = HashMap::new();
+        let read: HashMap<(i64, i64), (i64, i64)> = read.iter().map(|&(u, r, m, a)| ((u, r), (m, a))).collect();
+        // Per room: (member, joined after, read up to in the main timeline, in threads).
+        let mut members: HashMap<i64, Vec<(i64, i64, i64, i64)>> = HashMap::new();
         for (user, room, from, own) in storage::push_actions::joined_spans(&self.db.read).await? {
-            let p = read.get(&(user, room)).copied().unwrap_or(0).max(own);
-            members.entry(room).or_default().push((user, from, p));
+            let (main, all) = read.get(&(user, room)).copied().unwrap_or((0, 0));
+            members.entry(room).or_default().push((user, from, main.max(own), all.max(own)));
         }
         let rooms = storage::push_actions::room_nids(&self.db.read).await?;
         let mut pruned = 0;
@@ -190,15 +195,16 @@ impl Rooms {
                         .await?;
                 let unread: Vec<(i64, i64, i64)> = keys
                     .iter()
-                    .flat_map(|&(room, at)| {
+                    .flat_map(|&(room, at, main)| {
                         members
                             .get(&room)
                             .into_iter()
                             .flatten()
-                            .filter(move |&&(_, from, p)| from < at && p < at)
-                            .map(move |&(user, _, _)| (user, room, at))
+                            .filter(move |&&(_, from, m, a)| from < at && if main { m } else { a } < at)
+                            .map(move |&(user, ..)| (user, room, at))
                     })
                     .collect();
+                let keys: Vec<(i64, i64)> = keys.into_iter().map(|(room, at, _)| (room, at)).collect();
                 let mut tx = self.db.begin_write().await?;
                 let n = storage::push_actions::delete_rooms(&mut tx, &keys, &unread).await?;
                 tx.commit().await?;
