@@ -156,6 +156,26 @@ fn percentile_of(v: &[f64], p: f64) -> f64 {
     percentile(&v, p)
 }
 
+/// `n` turns of `f` on each side, with each side taking the first turn every other time.
+async fn alternately<T>(
+    n: usize,
+    a: &mut Side,
+    b: &mut Side,
+    mut f: impl AsyncFnMut(&mut Side) -> Result<T>,
+) -> Result<(Vec<T>, Vec<T>)> {
+    let (mut xa, mut xb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        if i % 2 == 0 {
+            xa.push(f(a).await?);
+            xb.push(f(b).await?);
+        } else {
+            xb.push(f(b).await?);
+            xa.push(f(a).await?);
+        }
+    }
+    Ok((xa, xb))
+}
+
 /// One comparison with `first` on the first port, printed as a table of (first, second).
 async fn compare(first: &str, second: &str, batches: usize, rounds: usize) -> Result<()> {
     let mut a = Side::start(first, "first", 18201).await?;
@@ -164,41 +184,13 @@ async fn compare(first: &str, second: &str, batches: usize, rounds: usize) -> Re
         a.initial_batch().await?;
         b.initial_batch().await?;
     }
-    let (mut ia, mut ib) = (Vec::new(), Vec::new());
-    for i in 0..batches {
-        // Each takes the first turn every other time.
-        if i % 2 == 0 {
-            ia.push(a.initial_batch().await?);
-            ib.push(b.initial_batch().await?);
-        } else {
-            ib.push(b.initial_batch().await?);
-            ia.push(a.initial_batch().await?);
-        }
-    }
-    let (mut sa, mut sb) = (Vec::new(), Vec::new());
-    for i in 0..batches {
-        if i % 2 == 0 {
-            sa.push(a.big_room_batch().await?);
-            sb.push(b.big_room_batch().await?);
-        } else {
-            sb.push(b.big_room_batch().await?);
-            sa.push(a.big_room_batch().await?);
-        }
-    }
+    let (ia, ib) = alternately(batches, &mut a, &mut b, async |s: &mut Side| s.initial_batch().await).await?;
+    let (sa, sb) = alternately(batches, &mut a, &mut b, async |s: &mut Side| s.big_room_batch().await).await?;
     // The reader is in the big room too: the delivery rounds start from after those messages.
     for side in [&mut a, &mut b] {
         side.since = next_batch(&side.cs.sync(&side.reader, Some(&side.since), 0, None).await?)?;
     }
-    let (mut da, mut db) = (Vec::new(), Vec::new());
-    for i in 0..rounds {
-        if i % 2 == 0 {
-            da.push(a.delivery_round().await?);
-            db.push(b.delivery_round().await?);
-        } else {
-            db.push(b.delivery_round().await?);
-            da.push(a.delivery_round().await?);
-        }
-    }
+    let (da, db) = alternately(rounds, &mut a, &mut b, async |s: &mut Side| s.delivery_round().await).await?;
     let lower = |x: &[f64], y: &[f64]| x.iter().zip(y).filter(|(x, y)| y < x).count();
     println!("first: {first}\nsecond: {second}");
     println!("| Measure | First | Second | Second / first | Second lower in |");

@@ -259,23 +259,18 @@ pub async fn history(
     .await?;
     let ids: Vec<String> = ids.into_iter().map(|r| r.0).collect();
     let list = serde_json::json!(ids).to_string();
-    sqlx::query(
-        "DELETE FROM push_actions WHERE user_nid IN (SELECT nid FROM user_nids)
-           AND room_nid = (SELECT nid FROM room_nids WHERE room_id = ?1)
-           AND stream_ordering IN (SELECT stream_ordering FROM events WHERE event_id IN (SELECT value FROM json_each(?2)))",
-    )
-    .bind(room_id)
-    .bind(&list)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "DELETE FROM push_room_actions WHERE room_nid = (SELECT nid FROM room_nids WHERE room_id = ?1)
-           AND stream_ordering IN (SELECT stream_ordering FROM events WHERE event_id IN (SELECT value FROM json_each(?2)))",
-    )
-    .bind(room_id)
-    .bind(&list)
-    .execute(&mut *tx)
-    .await?;
+    // Members' own push rows (their key starts with the user: one seek per local user), then
+    // the room's.
+    for (table, users) in [("push_actions", "user_nid IN (SELECT nid FROM user_nids) AND"), ("push_room_actions", "")] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE {users} room_nid = (SELECT nid FROM room_nids WHERE room_id = ?1)
+               AND stream_ordering IN (SELECT stream_ordering FROM events WHERE event_id IN (SELECT value FROM json_each(?2)))"
+        )))
+        .bind(room_id)
+        .bind(&list)
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::query(
         "DELETE FROM event_search WHERE rowid IN (
              SELECT stream_ordering FROM events WHERE event_id IN (SELECT value FROM json_each(?))
