@@ -15,6 +15,9 @@ CREATE TABLE push_room_actions (
     actions         TEXT,
     PRIMARY KEY (room_nid, stream_ordering)
 ) STRICT, WITHOUT ROWID;
+-- Unread counts read the rows in threads after the read position apart from the others (a
+-- thread is read by its own receipts); messages in the main timeline are not in this index.
+CREATE INDEX push_room_actions_threads ON push_room_actions(room_nid, stream_ordering) WHERE thread_id <> '';
 
 -- Whom a room's row is for: the local users joined to the room when the event came, that is
 -- whose span (joined after `from_stream`, left at `to_stream`, NULL while still joined)

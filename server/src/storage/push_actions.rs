@@ -57,10 +57,12 @@ macro_rules! unread_in_thread {
 }
 
 /// `unread_many`'s query: ?1 the user, ?2 the rooms as a JSON list. The room's rows after the
-/// read position, then the user's own rows after it, each counting its own outcome in place of
-/// the room's row at the same event. The room's rows are counted by a range of their key, and
-/// only the own rows (few: the exceptions) are looked up one by one. CROSS JOIN: the rooms asked
-/// for stay the outer loop, each found by key.
+/// read position (in the main timeline, then in threads), then the user's own rows after it,
+/// each counting its own outcome in place of the room's row at the same event. The room's rows
+/// are counted by a range of their key (threads': of the index of the rows in threads, so
+/// neither reads the other's rows, and a thread's receipt is looked up only for rows in
+/// threads), and only the own rows (few: the exceptions) are looked up one by one. CROSS JOIN:
+/// the rooms asked for stay the outer loop, each found by key.
 ///
 /// The read position (spec: threaded read receipts) is `pos.u` for all events: the unthreaded
 /// receipt or the user's own latest event, whichever is later (sending a message implies
@@ -88,8 +90,14 @@ pub(crate) const UNREAD_MANY: &str = concat!(
      hits(room_id, thread_id, n, h) AS (
          SELECT pos.room_id, x.thread_id, 1, x.flags & 1 FROM pos
          CROSS JOIN room_nids r ON r.room_id = pos.room_id
-         CROSS JOIN push_room_actions x ON x.room_nid = r.nid AND x.stream_ordering > pos.u
-         WHERE ",
+         CROSS JOIN push_room_actions x ON x.room_nid = r.nid AND x.stream_ordering > pos.m
+         WHERE x.thread_id = ''
+         UNION ALL
+         SELECT pos.room_id, x.thread_id, 1, x.flags & 1 FROM pos
+         CROSS JOIN room_nids r ON r.room_id = pos.room_id
+         CROSS JOIN push_room_actions x INDEXED BY push_room_actions_threads
+             ON x.room_nid = r.nid AND x.stream_ordering > pos.u
+         WHERE x.thread_id <> '' AND ",
     unread_in_thread!(),
     "
          UNION ALL
