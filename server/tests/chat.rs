@@ -695,6 +695,17 @@ async fn notifications_are_each_members_own_though_stored_once_per_room() {
     let (_, v) = s.get(&format!("/_matrix/client/v3/sync?filter={filter}"), Some(bob)).await;
     assert_eq!(counts(v.clone()), (0, 0));
     assert_eq!(per_thread(&v), json!({ m1.as_str(): {"notification_count": 1, "highlight_count": 0} }), "{v}");
+    // /notifications says the same of each: the thread's reply unread, the rest read.
+    let (_, n) = s.get("/_matrix/client/v3/notifications", Some(bob)).await;
+    let read: Vec<(String, bool)> = n["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .map(|n| (n["event"]["content"]["body"].as_str().unwrap().to_owned(), n["read"].as_bool().unwrap()))
+        .collect();
+    let expected = [("seven", true), ("six", false), ("five", true)].map(|(b, r)| (b.to_owned(), r));
+    assert_eq!(read, expected, "{n}");
     // An unthreaded receipt reads everything before it.
     let (st, _) = s.post(&format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{m7}"), Some(bob), json!({})).await;
     assert_eq!(st, 200);

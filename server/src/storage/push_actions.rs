@@ -147,6 +147,8 @@ pub fn expand(flags: i64, actions: Option<String>) -> String {
 pub struct PushActionRow {
     pub event_id: String,
     pub room_id: String,
+    /// The thread the event is in ("" for the main timeline).
+    pub thread_id: String,
     pub stream_ordering: i64,
     pub actions: String,
     pub ts: i64,
@@ -156,6 +158,7 @@ pub struct PushActionRow {
 struct Stored {
     event_id: String,
     room_id: String,
+    thread_id: String,
     stream_ordering: i64,
     flags: i64,
     actions: Option<String>,
@@ -184,6 +187,7 @@ pub async fn list(
         .map(|r| PushActionRow {
             event_id: r.event_id,
             room_id: r.room_id,
+            thread_id: r.thread_id,
             stream_ordering: r.stream_ordering,
             actions: expand(r.flags, r.actions),
             ts: r.ts,
@@ -195,18 +199,18 @@ pub async fn list(
 pub(crate) fn list_sql(limit: i64) -> String {
     format!(
         "WITH me(nid) AS (SELECT nid FROM user_nids WHERE user_id = ?1),
-         n(stream_ordering, flags, actions) AS (
-             SELECT a.stream_ordering, a.flags, a.actions FROM push_actions a
+         n(stream_ordering, thread_id, flags, actions) AS (
+             SELECT a.stream_ordering, a.thread_id, a.flags, a.actions FROM push_actions a
              WHERE a.user_nid = (SELECT nid FROM me) AND a.stream_ordering < ?2 AND a.flags & 4 = 0
              UNION ALL
-             SELECT ra.stream_ordering, ra.flags, ra.actions FROM push_spans sp
+             SELECT ra.stream_ordering, ra.thread_id, ra.flags, ra.actions FROM push_spans sp
              CROSS JOIN push_room_actions ra ON ra.room_nid = sp.room_nid AND ra.stream_ordering > sp.from_stream
                  AND ra.stream_ordering < MIN(COALESCE(sp.to_stream, ?2), ?2)
              WHERE sp.user_nid = (SELECT nid FROM me)
                AND NOT EXISTS (SELECT 1 FROM push_actions x WHERE x.user_nid = sp.user_nid AND x.room_nid = sp.room_nid
                                                                 AND x.stream_ordering = ra.stream_ordering)
          )
-         SELECT e.event_id, e.room_id, n.stream_ordering, n.flags, n.actions, e.origin_server_ts AS ts
+         SELECT e.event_id, e.room_id, n.thread_id, n.stream_ordering, n.flags, n.actions, e.origin_server_ts AS ts
          FROM n CROSS JOIN events e ON e.stream_ordering = n.stream_ordering
          WHERE (?3 = 0 OR n.flags & 1 = 1) AND e.sender <> ?1
          ORDER BY n.stream_ordering DESC LIMIT {limit}"
@@ -383,19 +387,28 @@ pub async fn delete_rooms(
     .rows_affected())
 }
 
-/// Where the user has read up to in a room: their latest read receipt or their own latest
-/// event, whichever is later (sending a message implies reading what came before).
-pub async fn read_position(ex: impl SqliteExecutor<'_>, user_id: &str, room_id: &str) -> sqlx::Result<i64> {
+/// Where the user has read up to in a room's `thread` ("" for the main timeline): their latest
+/// unthreaded read receipt, their latest one for that thread (`main` for the main timeline), or
+/// their own latest event, whichever is later (sending a message implies reading what came
+/// before). As the unread counts take it (`UNREAD_MANY`).
+pub async fn read_position(
+    ex: impl SqliteExecutor<'_>,
+    user_id: &str,
+    room_id: &str,
+    thread: &str,
+) -> sqlx::Result<i64> {
     let (pos,): (Option<i64>,) = sqlx::query_as(
         "SELECT MAX(p) FROM (
              SELECT MAX(e.stream_ordering) AS p FROM receipts r JOIN events e ON e.event_id = r.event_id
-              WHERE r.room_id = ?2 AND r.user_id = ?1 AND r.receipt_type IN ('m.read', 'm.read.private') AND r.thread_id IN ('', 'main')
+              WHERE r.room_id = ?2 AND r.user_id = ?1 AND r.receipt_type IN ('m.read', 'm.read.private')
+                AND r.thread_id IN ('', CASE WHEN ?3 = '' THEN 'main' ELSE ?3 END)
              UNION ALL
              SELECT MAX(stream_ordering) FROM events WHERE room_id = ?2 AND sender = ?1
          )",
     )
     .bind(user_id)
     .bind(room_id)
+    .bind(thread)
     .fetch_one(ex)
     .await?;
     Ok(pos.unwrap_or(0))

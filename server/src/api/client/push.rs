@@ -197,11 +197,13 @@ pub async fn get_notifications(
         if !s.rooms.visibility(user, &r.room_id).await?.allows(&ev.row).await? {
             continue;
         }
-        let read_pos = match read_positions.get(&r.room_id) {
+        // Read as the counts take it: threads by their own receipts.
+        let key = (r.room_id.clone(), r.thread_id.clone());
+        let read_pos = match read_positions.get(&key) {
             Some(p) => *p,
             None => {
-                let p = s.rooms.read_position(user, &r.room_id).await?;
-                read_positions.insert(r.room_id.clone(), p);
+                let p = s.rooms.read_position(user, &r.room_id, &r.thread_id).await?;
+                read_positions.insert(key, p);
                 p
             }
         };

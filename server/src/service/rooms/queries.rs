@@ -156,9 +156,10 @@ impl Rooms {
         Ok(storage::push_actions::list(&self.db.read, user.as_str(), before, only_highlight, limit).await?)
     }
 
-    /// The stream position up to which `user` has read `room`.
-    pub async fn read_position(&self, user: &UserId, room: &str) -> Result<i64> {
-        Ok(storage::push_actions::read_position(&self.db.read, user.as_str(), room).await?)
+    /// The stream position up to which `user` has read `thread` of `room` ("" for its main
+    /// timeline).
+    pub async fn read_position(&self, user: &UserId, room: &str, thread: &str) -> Result<i64> {
+        Ok(storage::push_actions::read_position(&self.db.read, user.as_str(), room, thread).await?)
     }
 
     /// Full-text matches of `query` (see `fts_query`) in `rooms`, in the fields `keys` names
