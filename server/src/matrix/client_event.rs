@@ -51,6 +51,17 @@ pub trait Pdu {
     fn content_json(&self) -> Option<&serde_json::value::RawValue> {
         None
     }
+    /// The rest of what a client is shown, when the source has it without the PDU's map (a
+    /// stored event read from the database): then the map is not built to write the event.
+    fn shown(&self) -> Option<Shown<'_>> {
+        None
+    }
+}
+
+/// See [`Pdu::shown`]: with it, a client event is written from the PDU's row and these.
+pub struct Shown<'a> {
+    /// The PDU's top-level `redacts` (a redaction in room versions before 11).
+    pub redacts: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The PDU's `origin_server_ts`, if it is an integer.
@@ -103,6 +114,9 @@ impl<P: Pdu> Pdu for &P {
     }
     fn content_json(&self) -> Option<&serde_json::value::RawValue> {
         (*self).content_json()
+    }
+    fn shown(&self) -> Option<Shown<'_>> {
+        (*self).shown()
     }
 }
 
@@ -176,6 +190,29 @@ impl<P: Pdu> ClientEvent<P> {
             || self.unsigned.iter().any(|(k, _)| *k == key)
     }
 
+    /// `event_id`, `room_id` when asked for, and a redaction's top-level `redacts` for
+    /// clients of every room version (v11 moved it into content): what follows the PDU's own
+    /// fields in a client event.
+    fn write_ids<M: serde::ser::SerializeMap>(
+        &self,
+        map: &mut M,
+        with_room_id: bool,
+        redacts: Option<impl serde::Serialize>,
+    ) -> Result<(), M::Error> {
+        map.serialize_entry("event_id", self.pdu.event_id())?;
+        if with_room_id {
+            map.serialize_entry("room_id", self.pdu.room_id())?;
+        }
+        if self.pdu.event_type() == "m.room.redaction" {
+            if let Some(r) = redacts {
+                map.serialize_entry("redacts", &r)?;
+            } else if let Some(r) = self.content_str("redacts") {
+                map.serialize_entry("redacts", r)?;
+            }
+        }
+        Ok(())
+    }
+
     fn has_unsigned(&self, stored: Option<&CanonicalJsonObject>) -> bool {
         stored.is_some() || self.age.is_some() || self.transaction_id || !self.unsigned.is_empty()
     }
@@ -221,13 +258,12 @@ impl<P: Pdu> serde::Serialize for ClientEvent<P> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use ruma::CanonicalJsonValue as C;
         use serde::ser::SerializeMap;
-        let json = self.pdu.json();
         let mut map = serializer.serialize_map(None)?;
         let mut stored_unsigned = None;
         let with_room_id = match self.shape {
             Shape::Client { with_room_id } => with_room_id,
             Shape::Federation => {
-                for (key, val) in json {
+                for (key, val) in self.pdu.json() {
                     match (key.as_str(), val) {
                         ("event_id", _) => {}
                         ("unsigned", C::Object(o)) => stored_unsigned = Some(o),
@@ -243,10 +279,30 @@ impl<P: Pdu> serde::Serialize for ClientEvent<P> {
                 return map.end();
             }
         };
+        if let Some(shown) = self.pdu.shown() {
+            // Written from the row, without the PDU's map (see `Pdu::shown`), in the map's
+            // order.
+            match (&self.content, self.pdu.content_json()) {
+                (Some(content), _) => map.serialize_entry("content", content)?,
+                (None, Some(written)) => map.serialize_entry("content", written)?,
+                (None, None) => {}
+            }
+            if let Some(ts) = self.pdu.origin_server_ts() {
+                map.serialize_entry("origin_server_ts", &ts)?;
+            }
+            map.serialize_entry("sender", self.pdu.sender())?;
+            if let Some(key) = self.pdu.state_key() {
+                map.serialize_entry("state_key", key)?;
+            }
+            map.serialize_entry("type", self.pdu.event_type())?;
+            self.write_ids(&mut map, with_room_id, shown.redacts)?;
+            map.serialize_entry("unsigned", &Unsigned { stored: None, event: self })?;
+            return map.end();
+        }
         // One pass over the PDU's keys, writing only the fields clients are shown: the PDU's
         // own `event_id` and `room_id` (older room versions carry them) give way to the view's.
         let mut redacts = None;
-        for (key, val) in json {
+        for (key, val) in self.pdu.json() {
             match key.as_str() {
                 "content" => match (&self.content, self.pdu.content_json()) {
                     (Some(content), _) => map.serialize_entry(key, content)?,
@@ -263,18 +319,7 @@ impl<P: Pdu> serde::Serialize for ClientEvent<P> {
                 _ => {}
             }
         }
-        map.serialize_entry("event_id", self.pdu.event_id())?;
-        if with_room_id {
-            map.serialize_entry("room_id", self.pdu.room_id())?;
-        }
-        if self.pdu.event_type() == "m.room.redaction" {
-            // Top-level `redacts` for clients of every room version (v11 moved it into content).
-            if let Some(r) = redacts {
-                map.serialize_entry("redacts", r)?;
-            } else if let Some(r) = self.content_str("redacts") {
-                map.serialize_entry("redacts", r)?;
-            }
-        }
+        self.write_ids(&mut map, with_room_id, redacts)?;
         map.serialize_entry("unsigned", &Unsigned { stored: stored_unsigned, event: self })?;
         map.end()
     }

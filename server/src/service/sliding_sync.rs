@@ -679,7 +679,7 @@ impl SlidingSync {
                 rows.iter()
                     .take(config.timeline_limit as usize)
                     .filter_map(|r| pre.events.get(&r.event_id))
-                    .filter_map(|e| e.json.get("sender").and_then(|s| s.as_str()))
+                    .filter_map(|e| e.json().get("sender").and_then(|s| s.as_str()))
                     .collect()
             } else {
                 HashSet::new()
@@ -782,7 +782,7 @@ impl SlidingSync {
             let mut children = HashSet::new();
             for e in self.rooms.events_shared(&child_ids).await? {
                 // A child event without `via` is a removed child (spec: m.space.child).
-                let content = super::rooms::content_of(&e.json);
+                let content = super::rooms::content_of(e.json());
                 if content["via"].as_array().is_some_and(|v| !v.is_empty())
                     && let Some(child) = &e.row.state_key
                 {
@@ -854,7 +854,7 @@ impl SlidingSync {
         if let Some(id) = state.get(&("m.room.create".to_owned(), String::new()))
             && let Some(e) = self.rooms.event(id).await?
         {
-            room_type = super::rooms::content_of(&e.json)["type"].as_str().map(str::to_owned);
+            room_type = super::rooms::content_of(e.json())["type"].as_str().map(str::to_owned);
         }
         Ok((encrypted, room_type))
     }
@@ -1039,7 +1039,7 @@ impl SlidingSync {
             state_events
                 .iter()
                 .find(|e| e.row.event_type == t && e.row.state_key.as_deref() == Some(""))
-                .map(|e| super::rooms::content_of(&e.json))
+                .map(|e| super::rooms::content_of(e.json()))
         };
         let name_event = state_now.get(&("m.room.name".to_owned(), String::new()));
         if let Some(c) = content_at("m.room.name")
@@ -1069,7 +1069,7 @@ impl SlidingSync {
                         let content = loaded
                             .iter()
                             .find(|x| &x.row.event_id == e)
-                            .map(|x| super::rooms::content_of(&x.json))
+                            .map(|x| super::rooms::content_of(x.json()))
                             .unwrap_or_default();
                         let mut h = json!({ "user_id": u });
                         if let Some(n) = content["displayname"].as_str() {
@@ -1156,7 +1156,7 @@ impl SlidingSync {
                         .collect();
                     for e in self.rooms.events_shared(&moved).await? {
                         let who = e.row.state_key.clone().unwrap_or_default();
-                        match super::rooms::content_of(&e.json)["membership"].as_str() {
+                        match super::rooms::content_of(e.json())["membership"].as_str() {
                             Some("join") => changed.push(who),
                             Some("leave" | "ban") => gone.push(who),
                             _ => {}

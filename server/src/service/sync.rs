@@ -564,7 +564,7 @@ impl Sync {
                 .events_shared(std::slice::from_ref(id))
                 .await?
                 .iter()
-                .any(|e| super::rooms::content_of(&e.json)[field].as_str().is_some_and(|v| !v.is_empty()))
+                .any(|e| super::rooms::content_of(e.json())[field].as_str().is_some_and(|v| !v.is_empty()))
             {
                 return Ok(true);
             }
@@ -582,7 +582,7 @@ impl Sync {
                 .rooms
                 .event(id)
                 .await?
-                .is_none_or(|e| super::rooms::content_of(&e.json)["membership"] != "join")),
+                .is_none_or(|e| super::rooms::content_of(e.json())["membership"] != "join")),
         }
     }
 
@@ -857,7 +857,7 @@ impl Sync {
         // The inviter's own member event (their name and avatar), as Synapse sends: without it
         // Element X shows an invite from nobody.
         let invite = self.rooms.events(std::slice::from_ref(&invite_event_id.to_owned())).await?;
-        let inviter = invite.first().and_then(|e| e.json.get("sender")).and_then(|s| match s {
+        let inviter = invite.first().and_then(|e| e.json().get("sender")).and_then(|s| match s {
             ruma::CanonicalJsonValue::String(s) => Some(s.clone()),
             _ => None,
         });
@@ -871,18 +871,18 @@ impl Sync {
         let mut stripped: Vec<Value> = loaded
             .iter()
             .filter(|e| e.row.event_id != invite_event_id)
-            .map(|e| client_event::stripped(&e.json))
+            .map(|e| client_event::stripped(e.json()))
             .collect();
         // An invite into a room of another server that no one here is in: the room's state is
         // what the inviting server sent with it.
         if state.is_empty()
             && let Some(inv) = loaded.iter().find(|e| e.row.event_id == invite_event_id)
-            && let Some(ruma::CanonicalJsonValue::Object(unsigned)) = inv.json.get("unsigned")
+            && let Some(ruma::CanonicalJsonValue::Object(unsigned)) = inv.json().get("unsigned")
             && let Some(ruma::CanonicalJsonValue::Array(sent)) =
                 unsigned.get("invite_room_state").or_else(|| unsigned.get("knock_room_state"))
         {
             let same_event = |e: &ruma::CanonicalJsonObject| {
-                e.get("type") == inv.json.get("type") && e.get("state_key") == inv.json.get("state_key")
+                e.get("type") == inv.json().get("type") && e.get("state_key") == inv.json().get("state_key")
             };
             stripped.extend(sent.iter().filter_map(|e| match e {
                 ruma::CanonicalJsonValue::Object(e) if !same_event(e) => Some(client_event::stripped(e)),
@@ -891,9 +891,9 @@ impl Sync {
         }
         // The invite itself, in full, last (clients read the inviter and is_direct from it).
         if let Some(inv) = loaded.iter().find(|e| e.row.event_id == invite_event_id) {
-            let mut v = client_event::stripped(&inv.json);
+            let mut v = client_event::stripped(inv.json());
             v["event_id"] = json!(invite_event_id);
-            v["origin_server_ts"] = Value::from(inv.json.get("origin_server_ts").cloned().unwrap_or_default());
+            v["origin_server_ts"] = Value::from(inv.json().get("origin_server_ts").cloned().unwrap_or_default());
             stripped.push(v);
         }
         let mut block = Map::new();

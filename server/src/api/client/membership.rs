@@ -208,7 +208,7 @@ pub async fn get_member_events(
         let ids: Vec<String> =
             state.iter().filter(|((t, _), _)| t == "m.room.member").map(|(_, id)| id.clone()).collect();
         let mut events = s.rooms.events(&ids).await?;
-        events.retain(|e| crate::service::rooms::content_of(&e.json)["membership"].as_str().is_some_and(wanted));
+        events.retain(|e| crate::service::rooms::content_of(e.json())["membership"].as_str().is_some_and(wanted));
         events
     };
     let chunk = events.iter().map(|e| raw_json(&view(e))).collect::<Result<_>>()?;
@@ -229,8 +229,8 @@ pub async fn joined_members(
     let ids: Vec<String> = members.into_iter().filter(|(_, m, _)| m == "join").map(|(_, _, e)| e).collect();
     let mut joined = BTreeMap::new();
     for e in s.rooms.events(&ids).await? {
-        let content = crate::service::rooms::content_of(&e.json);
-        let Some(user) = e.json.get("state_key").and_then(|k| k.as_str()).and_then(|k| UserId::parse(k).ok()) else {
+        let content = crate::service::rooms::content_of(e.json());
+        let Some(user) = e.json().get("state_key").and_then(|k| k.as_str()).and_then(|k| UserId::parse(k).ok()) else {
             continue;
         };
         let mut m = joined_members::v3::RoomMember::new();

@@ -40,7 +40,7 @@ fn parse_raw<T>(raw: &Raw<T>) -> Result<Value> {
 /// An event as clients see it outside /sync.
 pub fn view(e: &StoredEvent) -> Value {
     client_event::format(
-        &View { json: &e.json, event_id: &e.row.event_id, room_id: &e.row.room_id, txn: None },
+        &View { json: e.json(), event_id: &e.row.event_id, room_id: &e.row.room_id, txn: None },
         true,
         None,
         now_ms(),
@@ -204,7 +204,7 @@ pub async fn get_state_event_for_key(
     let e = s.rooms.events(std::slice::from_ref(id)).await?.into_iter().next().ok_or_else(not_found)?;
     let out = match b.format {
         get_state_event_for_key::v3::StateEventFormat::Event => view(&e),
-        _ => crate::service::rooms::content_of(&e.json),
+        _ => crate::service::rooms::content_of(e.json()),
     };
     let raw = serde_json::value::to_raw_value(&out).map_err(Error::internal)?;
     Ok(RumaResponse(get_state_event_for_key::v3::Response::new(raw)))

@@ -248,7 +248,7 @@ pub async fn forward_extremities(
         results.push(json!({
             "event_id": event_id,
             "state_group": e.row.state_group,
-            "depth": e.json.get("depth"),
+            "depth": e.json().get("depth"),
             "received_ts": null,
         }));
     }
@@ -315,7 +315,7 @@ pub async fn event_report(State(s): State<AppState>, _: Admin, Path(raw): Path<S
     let report = s.rooms.event_report(report_id(&raw)?).await?.ok_or_else(not_found)?;
     let event = s.rooms.event(&report.event_id).await?.ok_or_else(not_found)?;
     let mut out = report_json(&s, &report).await?;
-    out["event_json"] = serde_json::to_value(&event.json).map_err(Error::internal)?;
+    out["event_json"] = serde_json::to_value(event.json()).map_err(Error::internal)?;
     Ok(AxumJson(out))
 }
 

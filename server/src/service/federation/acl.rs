@@ -17,7 +17,7 @@ impl Federation {
         let Some(event) = self.rooms.current_state_event(room_id, "m.room.server_acl", "").await? else {
             return Ok(());
         };
-        if allowed(&content_of(&event.json), origin) {
+        if allowed(&content_of(event.json()), origin) {
             Ok(())
         } else {
             Err(Error::forbidden(format!("Server {origin} is banned from this room by its server ACL")))

@@ -130,7 +130,7 @@ impl Federation {
         let version = RoomVersionId::try_from(row.room_version.as_str()).map_err(Error::internal)?;
         let invite_id = OwnedEventId::try_from(invite.row.event_id.as_str()).map_err(Error::internal)?;
         let mut servers: Vec<OwnedServerName> = Vec::new();
-        if let Some(CanonicalJsonValue::String(sender)) = invite.json.get("sender")
+        if let Some(CanonicalJsonValue::String(sender)) = invite.json().get("sender")
             && let Ok(sender) = UserId::parse(sender)
         {
             servers.push(sender.server_name().to_owned());
@@ -155,7 +155,7 @@ impl Federation {
                 }
             }
         }
-        let (id, event) = self.rooms.out_of_band_leave(&version, room_id, user, (&invite_id, &invite.json))?;
+        let (id, event) = self.rooms.out_of_band_leave(&version, room_id, user, (&invite_id, invite.json()))?;
         self.rooms.store_outlier_membership(room_id, &version, &id, event).await
     }
 

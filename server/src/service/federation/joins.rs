@@ -88,7 +88,7 @@ impl Federation {
         // Invited: the inviting server is in the room.
         if let Some((membership, invite)) = self.rooms.membership_event(room_id, user).await?
             && membership == "invite"
-            && let Some(ruma::CanonicalJsonValue::String(sender)) = invite.json.get("sender")
+            && let Some(ruma::CanonicalJsonValue::String(sender)) = invite.json().get("sender")
             && let Ok(sender) = UserId::parse(sender)
         {
             candidates.push(sender.server_name().to_owned());

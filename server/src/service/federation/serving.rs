@@ -31,7 +31,7 @@ impl Federation {
         let event = self.rooms.event(event_id).await?.ok_or_else(|| Error::not_found("Unknown event"))?;
         let room_id = RoomId::parse(&event.row.room_id).map_err(Error::internal)?;
         self.check_server_in_room(origin, &room_id).await?;
-        serde_json::value::to_raw_value(&event.json).map_err(Error::internal)
+        serde_json::value::to_raw_value(event.json()).map_err(Error::internal)
     }
 
     /// `/timestamp_to_event`: the event of the room closest to `ts` (the first at or after it
@@ -53,7 +53,7 @@ impl Federation {
             .next()
             .ok_or_else(|| Error::not_found("No event found near that time"))?;
         let event = self.rooms.event(&row.event_id).await?.ok_or_else(|| Error::not_found("Unknown event"))?;
-        let sent = match event.json.get("origin_server_ts") {
+        let sent = match event.json().get("origin_server_ts") {
             Some(CanonicalJsonValue::Integer(t)) => i64::from(*t),
             _ => 0,
         };
@@ -159,7 +159,7 @@ impl Federation {
                 next.push(prev);
             }
             for e in self.rooms.events_shared(&next).await? {
-                let depth = match e.json.get("depth") {
+                let depth = match e.json().get("depth") {
                     Some(CanonicalJsonValue::Integer(d)) => i64::from(*d),
                     _ => 0,
                 };

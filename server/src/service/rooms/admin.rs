@@ -117,7 +117,7 @@ impl Rooms {
             topic: state("m.room.topic", "topic").await?,
             forgotten,
             tombstoned: tombstone.is_some(),
-            replacement_room: tombstone.and_then(|t| field(&super::content_of(&t.json), "replacement_room")),
+            replacement_room: tombstone.and_then(|t| field(&super::content_of(t.json()), "replacement_room")),
         }))
     }
 
@@ -169,7 +169,7 @@ impl Rooms {
             return Err(bad("Server not in room"));
         };
         let suffix = self.shared.local_suffix.as_str();
-        let create_content = super::content_of(&create.json);
+        let create_content = super::content_of(create.json());
         let power = self.state_content(room_id, "m.room.power_levels").await?;
         // (user, level); None: a creator, above every level.
         let mut candidates: Vec<(String, Option<i64>)> = Vec::new();

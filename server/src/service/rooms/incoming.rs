@@ -436,7 +436,7 @@ impl Rooms {
                     }
                     Some(id) => match members.get(id) {
                         Some(e) => {
-                            (content_of(&e.json)["membership"].as_str().unwrap_or("leave").to_owned(), id.clone())
+                            (content_of(e.json())["membership"].as_str().unwrap_or("leave").to_owned(), id.clone())
                         }
                         None => continue,
                     },

@@ -177,21 +177,61 @@ pub struct Pending {
 pub struct StoredEvent {
     pub row: EventRow,
     /// The PDU. Not changed once the event is built: a redaction makes a new `StoredEvent`
-    /// (and `content_json` is written from this).
-    pub json: CanonicalJsonObject,
+    /// (and `content_json` is written from this). An event read from the database builds it
+    /// only when something asks (see [`parse_row`]).
+    json: std::sync::OnceLock<CanonicalJsonObject>,
     /// The PDU's `origin_server_ts`, read once: every view of the event works out its `age`
     /// from it, and a lookup in the PDU's map per view was a tenth of an initial sync's CPU.
     origin_server_ts: Option<i64>,
     /// The PDU's `content` as JSON text, written the first time a client is shown the event:
     /// the event cache's copy is shown to every member's /sync, and writing the content out
-    /// again for each was the largest part of writing an answer.
+    /// again for each was the largest part of writing an answer. An event read from the
+    /// database has it from the start, as it was stored.
     content_json: std::sync::OnceLock<Option<Box<serde_json::value::RawValue>>>,
+    /// What else a client is shown of an event read from the database, taken from its text
+    /// (`None` for an event built with its map, which is then read instead).
+    shown: Option<Shown>,
+}
+
+/// The fields of a stored event's PDU that its client view writes besides the row's columns
+/// and its content (see [`crate::matrix::client_event::Pdu::shown`]).
+#[derive(Clone, Debug)]
+struct Shown {
+    /// The top-level `redacts` of a redaction in room versions before 11.
+    redacts: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// What [`parse_row`] reads of a PDU's text without building its map: every other field is
+/// only checked to be JSON.
+#[derive(serde::Deserialize)]
+struct Light<'a> {
+    #[serde(borrow)]
+    content: Option<&'a serde_json::value::RawValue>,
+    origin_server_ts: Option<serde_json::Value>,
+    #[serde(borrow)]
+    redacts: Option<&'a serde_json::value::RawValue>,
+    /// Present: the view merges it with its own `unsigned` fields, from the map.
+    #[serde(borrow)]
+    unsigned: Option<&'a serde_json::value::RawValue>,
 }
 
 impl StoredEvent {
     pub fn new(row: EventRow, json: CanonicalJsonObject) -> StoredEvent {
         let origin_server_ts = crate::matrix::client_event::origin_server_ts(&json);
-        StoredEvent { row, json, origin_server_ts, content_json: Default::default() }
+        StoredEvent { row, json: json.into(), origin_server_ts, content_json: Default::default(), shown: None }
+    }
+
+    /// The PDU (as redacted, when it was).
+    pub fn json(&self) -> &CanonicalJsonObject {
+        self.json.get_or_init(|| {
+            let text = self.row.redacted_json.as_deref().unwrap_or(&self.row.pdu);
+            // Checked to be canonical JSON when the row was read (`parse_row`), and stored
+            // only after it was: this cannot fail short of a change to the file under us.
+            crate::matrix::canonical::parse_object(text).unwrap_or_else(|e| {
+                tracing::error!(event_id = %self.row.event_id, "a stored event could not be parsed again: {e}");
+                CanonicalJsonObject::new()
+            })
+        })
     }
 }
 
@@ -200,7 +240,7 @@ impl StoredEvent {
 /// [`ClientEvent`]: crate::matrix::client_event::ClientEvent
 impl crate::matrix::client_event::Pdu for Arc<StoredEvent> {
     fn json(&self) -> &CanonicalJsonObject {
-        &self.json
+        StoredEvent::json(self)
     }
     fn event_id(&self) -> &str {
         &self.row.event_id
@@ -224,10 +264,13 @@ impl crate::matrix::client_event::Pdu for Arc<StoredEvent> {
         self.origin_server_ts
     }
     fn content_json(&self) -> Option<&serde_json::value::RawValue> {
-        let written = self
-            .content_json
-            .get_or_init(|| self.json.get("content").and_then(|content| serde_json::value::to_raw_value(content).ok()));
+        let written = self.content_json.get_or_init(|| {
+            StoredEvent::json(self).get("content").and_then(|content| serde_json::value::to_raw_value(content).ok())
+        });
         written.as_deref()
+    }
+    fn shown(&self) -> Option<crate::matrix::client_event::Shown<'_>> {
+        self.shown.as_ref().map(|s| crate::matrix::client_event::Shown { redacts: s.redacts.as_deref() })
     }
 }
 
@@ -436,7 +479,7 @@ impl Rooms {
 
     /// The content of the current state event at (type, ""), or JSON null.
     pub async fn state_content(&self, room_id: &RoomId, event_type: &str) -> Result<serde_json::Value> {
-        Ok(self.current_state_event(room_id, event_type, "").await?.map(|e| content_of(&e.json)).unwrap_or_default())
+        Ok(self.current_state_event(room_id, event_type, "").await?.map(|e| content_of(e.json())).unwrap_or_default())
     }
 
     /// Every membership the user has (any state), from the in-memory index when warm.
@@ -593,8 +636,8 @@ impl Rooms {
             return Ok(None);
         };
         let same_sender =
-            matches!(current.json.get("sender"), Some(CanonicalJsonValue::String(s)) if s == sender.as_str());
-        let same_content = matches!(current.json.get("content"), Some(CanonicalJsonValue::Object(c)) if c == content);
+            matches!(current.json().get("sender"), Some(CanonicalJsonValue::String(s)) if s == sender.as_str());
+        let same_content = matches!(current.json().get("content"), Some(CanonicalJsonValue::Object(c)) if c == content);
         if same_sender && same_content {
             return Ok(Some(EventId::parse(id).map_err(Error::internal)?));
         }
@@ -691,7 +734,7 @@ impl Rooms {
             self.events_shared(&needed).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
         let json_of = |id: &String| -> Result<(OwnedEventId, CanonicalJsonObject)> {
             let e = loaded.get(id).ok_or_else(|| Error::internal(format!("missing event {id}")))?;
-            Ok((EventId::parse(id).map_err(Error::internal)?, e.json.clone()))
+            Ok((EventId::parse(id).map_err(Error::internal)?, e.json().clone()))
         };
         let depth = prev.iter().map(|(_, d)| *d as u64).max().unwrap_or(0) + 1;
 
@@ -948,7 +991,9 @@ impl Rooms {
             let mut event = view.clone();
             event["event_id"] = serde_json::json!(event_id);
             let room_name = match hot.state_id("m.room.name", "") {
-                Some(id) => self.event(id).await?.and_then(|e| content_of(&e.json)["name"].as_str().map(str::to_owned)),
+                Some(id) => {
+                    self.event(id).await?.and_then(|e| content_of(e.json())["name"].as_str().map(str::to_owned))
+                }
                 None => None,
             };
             Some(writer::PushInfo {
@@ -1052,8 +1097,18 @@ pub fn content_of(json: &CanonicalJsonObject) -> serde_json::Value {
 /// Parses a stored event; a redacted event reads as its redacted form everywhere.
 pub fn parse_row(row: EventRow) -> Result<StoredEvent> {
     let text = row.redacted_json.as_deref().unwrap_or(&row.pdu);
-    let json: CanonicalJsonObject = serde_json::from_str(text).map_err(Error::internal)?;
-    Ok(StoredEvent::new(row, json))
+    // The map of the whole PDU is built only when something reads it: most events read from
+    // the database are shown to a client and dropped (an initial sync of a user in thousands of
+    // rooms reads tens of thousands), and what a client is shown is taken from the text.
+    let light: Light<'_> = serde_json::from_str(text).map_err(Error::internal)?;
+    crate::matrix::canonical::check(text).map_err(Error::internal)?;
+    let origin_server_ts = match light.origin_server_ts {
+        Some(serde_json::Value::Number(n)) => n.as_i64(),
+        _ => None,
+    };
+    let content_json = light.content.map(|c| c.to_owned());
+    let shown = light.unsigned.is_none().then(|| Shown { redacts: light.redacts.map(|r| r.to_owned()) });
+    Ok(StoredEvent { json: Default::default(), origin_server_ts, content_json: content_json.into(), shown, row })
 }
 
 /// Rows read with their JSON, split into the rows without it and their events parsed, by
@@ -1070,7 +1125,7 @@ pub fn split_parsed(rows: Vec<EventRow>) -> Result<(Vec<EventRow>, HashMap<Strin
 
 fn to_pdu(e: &StoredEvent, room_id: &RoomId, rules: &RoomVersionRules) -> Result<Pdu> {
     let mut p =
-        Pdu::from_json(&e.json, EventId::parse(&e.row.event_id).map_err(Error::internal)?, room_id.to_owned(), rules)
+        Pdu::from_json(e.json(), EventId::parse(&e.row.event_id).map_err(Error::internal)?, room_id.to_owned(), rules)
             .map_err(Error::internal)?;
     p.rejected = e.row.rejected;
     Ok(p)

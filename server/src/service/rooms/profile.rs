@@ -37,7 +37,7 @@ impl Rooms {
             let mut content = self.member_content(user, "join", None).await?;
             // Keep what else the member event said (e.g. is_direct is on invites only).
             if let Some(current) = self.current_state_event(&room_id, "m.room.member", user.as_str()).await? {
-                let old = super::content_of(&current.json);
+                let old = super::content_of(current.json());
                 if let Some(reason) = old.get("reason") {
                     content["reason"] = reason.clone();
                 }

@@ -209,7 +209,7 @@ impl Rooms {
         self.events_shared(event_ids)
             .await?
             .iter()
-            .map(|e| serde_json::value::to_raw_value(&e.json).map_err(Error::internal))
+            .map(|e| serde_json::value::to_raw_value(e.json()).map_err(Error::internal))
             .collect()
     }
 

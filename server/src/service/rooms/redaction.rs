@@ -58,7 +58,7 @@ impl Rooms {
             .ok_or_else(|| Error::not_found("No such event in this room"))?;
         // Room versions 3+ leave this check to the server applying the redaction: one may
         // redact one's own events, or others' with the power to.
-        let own = original.json.get("sender").and_then(|s| s.as_str()) == Some(sender.as_str());
+        let own = original.json().get("sender").and_then(|s| s.as_str()) == Some(sender.as_str());
         let power = self.power_levels(room_id).await?;
         let allowed =
             if own { power.user_can_redact_own_event(sender) } else { power.user_can_redact_event_of_other(sender) };
@@ -86,10 +86,10 @@ impl Rooms {
         let (_, rules) = rules_for(&room.room_version)?;
         let Some(redaction) = self.event(redaction_id.as_str()).await? else { return Ok(false) };
         let field = |v: Option<&CanonicalJsonValue>| v.and_then(|v| v.as_str()).map(str::to_owned);
-        let target = field(redaction.json.get("redacts")).or_else(|| {
-            field(redaction.json.get("content").and_then(|c| c.as_object()).and_then(|c| c.get("redacts")))
+        let target = field(redaction.json().get("redacts")).or_else(|| {
+            field(redaction.json().get("content").and_then(|c| c.as_object()).and_then(|c| c.get("redacts")))
         });
-        let (Some(target), Some(sender)) = (target, field(redaction.json.get("sender"))) else { return Ok(false) };
+        let (Some(target), Some(sender)) = (target, field(redaction.json().get("sender"))) else { return Ok(false) };
         let Some(original) = self.event(&target).await? else {
             // Its target may come later (backfill of older history): applied then.
             storage::events::add_pending_redaction(&self.db.write, &target, redaction_id.as_str(), room_id.as_str())
@@ -103,7 +103,7 @@ impl Rooms {
             return Ok(false);
         }
         let Ok(sender) = UserId::parse(&sender) else { return Ok(false) };
-        let same_server = field(original.json.get("sender"))
+        let same_server = field(original.json().get("sender"))
             .and_then(|s| UserId::parse(s).ok())
             .is_some_and(|s| s.server_name() == sender.server_name());
         if !same_server && !self.power_levels(room_id).await?.user_can_redact_event_of_other(&sender) {
@@ -143,7 +143,7 @@ impl Rooms {
         let redaction =
             self.event(redaction_id.as_str()).await?.ok_or_else(|| Error::internal("redaction vanished"))?;
         let because = client_event::format(
-            &View { json: &redaction.json, event_id: redaction_id.as_str(), room_id: room_id.as_str(), txn: None },
+            &View { json: redaction.json(), event_id: redaction_id.as_str(), room_id: room_id.as_str(), txn: None },
             true,
             None,
             now_ms(),
@@ -182,10 +182,10 @@ fn power_levels_from(
     power: Option<&super::StoredEvent>,
 ) -> Result<RoomPowerLevels> {
     let (_, rules) = rules_for(version)?;
-    let create_content = content_of(&create.json);
+    let create_content = content_of(create.json());
     let mut creators = Vec::new();
     if rules.authorization.use_room_create_sender {
-        creators.extend(create.json.get("sender").and_then(|s| s.as_str()).and_then(|s| UserId::parse(s).ok()));
+        creators.extend(create.json().get("sender").and_then(|s| s.as_str()).and_then(|s| UserId::parse(s).ok()));
     } else {
         creators.extend(create_content["creator"].as_str().and_then(|s| UserId::parse(s).ok()));
     }
@@ -196,7 +196,7 @@ fn power_levels_from(
     }
     let source = match power {
         Some(e) => {
-            let content: RoomPowerLevelsEventContent = serde_json::from_value(content_of(&e.json))
+            let content: RoomPowerLevelsEventContent = serde_json::from_value(content_of(e.json()))
                 .map_err(|e| Error::internal(format!("power levels: {e}")))?;
             RoomPowerLevelsSource::Original(content)
         }

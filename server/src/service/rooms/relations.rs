@@ -51,7 +51,7 @@ impl Rooms {
                 continue;
             }
             let view = client_event::format(
-                &View { json: &ev.json, event_id: &ev.row.event_id, room_id, txn: None },
+                &View { json: ev.json(), event_id: &ev.row.event_id, room_id, txn: None },
                 true,
                 Some(&v),
                 now_ms(),

@@ -120,15 +120,15 @@ impl Rooms {
                 continue;
             }
             let Some(ev) = self.event(&id).await? else { continue };
-            let content = content_of(&ev.json);
+            let content = content_of(ev.json());
             // A child event without `via` has been removed (spec: m.space.child).
             let via: Vec<String> =
                 content["via"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
             if via.is_empty() || (suggested_only && content["suggested"] != true) {
                 continue;
             }
-            let mut stripped = crate::matrix::client_event::stripped(&ev.json);
-            stripped["origin_server_ts"] = Value::from(ev.json.get("origin_server_ts").cloned().unwrap_or_default());
+            let mut stripped = crate::matrix::client_event::stripped(ev.json());
+            stripped["origin_server_ts"] = Value::from(ev.json().get("origin_server_ts").cloned().unwrap_or_default());
             children_state.push(stripped);
             if let Ok(child) = RoomId::parse(&key) {
                 children.push((child, via));

@@ -55,7 +55,7 @@ impl Rooms {
             .current_state_event(room_id, "m.room.create", "")
             .await?
             .ok_or_else(|| Error::internal("no create event"))?;
-        let old_create = content_of(&old_create.json);
+        let old_create = content_of(old_create.json());
         let mut creation = serde_json::Map::new();
         creation.insert("predecessor".into(), json!({ "room_id": room_id }));
         for key in ["type", "m.federate"] {
@@ -73,7 +73,7 @@ impl Rooms {
         let mut power_content = self
             .current_state_event(room_id, "m.room.power_levels", "")
             .await?
-            .map(|e| content_of(&e.json))
+            .map(|e| content_of(e.json()))
             .unwrap_or_else(|| json!({}));
         if let Some(users) = power_content.get_mut("users").and_then(Value::as_object_mut) {
             if new_rules.authorization.explicitly_privilege_room_creators {
@@ -96,7 +96,7 @@ impl Rooms {
         let mut initial_state = Vec::new();
         for t in CARRIED {
             if let Some(e) = self.current_state_event(room_id, t, "").await? {
-                initial_state.push(((*t).to_owned(), String::new(), content_of(&e.json)));
+                initial_state.push(((*t).to_owned(), String::new(), content_of(e.json())));
             }
         }
         let was_public = storage::rooms::is_public(&self.db.read, room_id.as_str()).await?.unwrap_or(false);
@@ -137,7 +137,7 @@ impl Rooms {
         let mut restricted = self
             .current_state_event(room_id, "m.room.power_levels", "")
             .await?
-            .map(|e| content_of(&e.json))
+            .map(|e| content_of(e.json()))
             .unwrap_or_else(|| json!({}));
         let users_default = restricted["users_default"].as_i64().unwrap_or(0);
         let needed = (users_default + 1).max(50);
@@ -150,7 +150,7 @@ impl Rooms {
         // Local aliases and the directory listing move to the new room.
         storage::rooms::move_aliases(&self.db.write, room_id.as_str(), new_room.as_str()).await?;
         if let Some(alias) = self.current_state_event(room_id, "m.room.canonical_alias", "").await? {
-            let content = content_of(&alias.json);
+            let content = content_of(alias.json());
             if content.as_object().is_some_and(|o| !o.is_empty()) {
                 self.send(&new_room, user, "m.room.canonical_alias", Some(""), content, None).await?;
                 let _ = self.send(room_id, user, "m.room.canonical_alias", Some(""), json!({}), None).await;

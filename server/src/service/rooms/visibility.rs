@@ -92,7 +92,7 @@ impl Rooms {
             return Ok(!self.forgot(room_id.as_str(), user).await?);
         }
         let vis = self.current_state_event(room_id, "m.room.history_visibility", "").await?;
-        Ok(vis.is_some_and(|e| content_of(&e.json)["history_visibility"] == "world_readable"))
+        Ok(vis.is_some_and(|e| content_of(e.json())["history_visibility"] == "world_readable"))
     }
 }
 
@@ -131,7 +131,7 @@ impl Rooms {
             _ => {}
         }
         let vis = self.current_state_event(room_id, "m.room.history_visibility", "").await?;
-        let world = vis.is_some_and(|e| content_of(&e.json)["history_visibility"] == "world_readable");
+        let world = vis.is_some_and(|e| content_of(e.json())["history_visibility"] == "world_readable");
         Ok(world.then_some(StateReader::WorldReadable))
     }
 
@@ -257,7 +257,7 @@ impl VisibilityCheck<'_> {
                 let state = storage::state::lookup(&self.rooms.db.read, group, &keys).await?;
                 let content = async |t: &str, k: &str| -> Result<serde_json::Value> {
                     match state.get(&(t.to_owned(), k.to_owned())) {
-                        Some(id) => Ok(self.rooms.event(id).await?.map(|e| content_of(&e.json)).unwrap_or_default()),
+                        Some(id) => Ok(self.rooms.event(id).await?.map(|e| content_of(e.json())).unwrap_or_default()),
                         None => Ok(serde_json::Value::Null),
                     }
                 };

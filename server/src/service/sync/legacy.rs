@@ -24,7 +24,7 @@ const MAX_LIMIT: i64 = 1000;
 
 fn view(e: &StoredEvent, viewer: &Viewer<'_>, now: i64) -> Value {
     client_event::format(
-        &View { json: &e.json, event_id: &e.row.event_id, room_id: &e.row.room_id, txn: None },
+        &View { json: e.json(), event_id: &e.row.event_id, room_id: &e.row.room_id, txn: None },
         true,
         Some(viewer),
         now,

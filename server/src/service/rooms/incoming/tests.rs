@@ -145,15 +145,15 @@ impl World {
         let mut auth_events = Vec::new();
         for id in &auth_ids {
             let e = self.rooms.event(id).await.unwrap().unwrap();
-            auth_events.push((ruma::EventId::parse(id).unwrap(), e.json.clone()));
+            auth_events.push((ruma::EventId::parse(id).unwrap(), e.json().clone()));
         }
         let mut prev_events = Vec::new();
         let mut depth = 0;
         for id in prev {
             let e = self.rooms.event(id.as_str()).await.unwrap().unwrap();
-            let CanonicalJsonValue::Integer(d) = e.json["depth"] else { panic!("depth") };
+            let CanonicalJsonValue::Integer(d) = e.json()["depth"] else { panic!("depth") };
             depth = depth.max(i64::from(d) as u64);
-            prev_events.push(((*id).clone(), e.json.clone()));
+            prev_events.push(((*id).clone(), e.json().clone()));
         }
         let built = build_and_sign(
             NewPdu {
@@ -252,7 +252,7 @@ async fn a_remote_join_and_message_on_the_current_line_become_part_of_the_room()
         assert_eq!(outcome, Received::Accepted, "a different event (other timestamp)");
         // The next local event builds on both.
         let reply = w.local(&room, "m.room.message", None, json!({"msgtype": "m.text", "body": "hello bob"})).await;
-        let prevs = w.rooms.event(reply.as_str()).await.unwrap().unwrap().json["prev_events"].clone();
+        let prevs = w.rooms.event(reply.as_str()).await.unwrap().unwrap().json()["prev_events"].clone();
         let CanonicalJsonValue::Array(prevs) = prevs else { panic!() };
         assert_eq!(prevs.len(), 2, "the local event merges both forward extremities: {prevs:?}");
     }
@@ -301,7 +301,7 @@ async fn a_transactions_events_on_the_current_line_are_written_together_and_each
     );
     assert!(unsettled.failed.is_empty(), "{:?}", unsettled.failed);
 
-    let prevs = w.rooms.event(reply.as_str()).await.unwrap().unwrap().json["prev_events"].clone();
+    let prevs = w.rooms.event(reply.as_str()).await.unwrap().unwrap().json()["prev_events"].clone();
     assert_eq!(prevs, CanonicalJsonValue::Array(vec![CanonicalJsonValue::String(prev.to_string())]));
     let mut expected: Vec<String> = ids.iter().rev().map(ToString::to_string).collect();
     expected.insert(0, reply.to_string());
@@ -409,7 +409,7 @@ async fn concurrent_topic_changes_resolve_to_the_later_one_whichever_arrives_las
             let alice_topic = w.local(&room, "m.room.topic", Some(""), json!({"topic": "alice's"})).await;
             let alice_ts = {
                 let e = w.rooms.event(alice_topic.as_str()).await.unwrap().unwrap();
-                let CanonicalJsonValue::Integer(ts) = e.json["origin_server_ts"] else { panic!() };
+                let CanonicalJsonValue::Integer(ts) = e.json()["origin_server_ts"] else { panic!() };
                 i64::from(ts) as u64
             };
             let bob_ts = if bob_later { alice_ts + 60_000 } else { alice_ts - 60_000 };
@@ -580,7 +580,7 @@ async fn a_tampered_event_is_kept_redacted_and_a_forged_one_is_dropped() {
     let (id, outcome) = w.receive(&room, msg).await;
     assert_eq!(outcome, Received::Accepted);
     let stored = w.rooms.event(id.as_str()).await.unwrap().unwrap();
-    assert_eq!(serde_json::Value::from(stored.json["content"].clone()), json!({}), "stored redacted");
+    assert_eq!(serde_json::Value::from(stored.json()["content"].clone()), json!({}), "stored redacted");
 
     // Signed with a key that is not the server's: dropped, nothing stored.
     let forger = Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), "1".to_owned()).unwrap();
@@ -605,12 +605,13 @@ async fn a_tampered_event_is_kept_redacted_and_a_forged_one_is_dropped() {
     let before = w.timeline(&room).await;
 
     // An event whose prev event is unknown here is refused (federation fetches it first).
-    let join_json = w.rooms.event(join.as_str()).await.unwrap().unwrap().json;
+    let join_json = w.rooms.event(join.as_str()).await.unwrap().unwrap().json().clone();
     let CanonicalJsonValue::Array(auth) = join_json["auth_events"].clone() else { panic!() };
     let mut auth_events = Vec::new();
     for id in auth {
         let CanonicalJsonValue::String(id) = id else { panic!() };
-        auth_events.push((ruma::EventId::parse(&id).unwrap(), w.rooms.event(&id).await.unwrap().unwrap().json));
+        auth_events
+            .push((ruma::EventId::parse(&id).unwrap(), w.rooms.event(&id).await.unwrap().unwrap().json().clone()));
     }
     auth_events.push((join.clone(), join_json));
     let orphan = build_and_sign(
