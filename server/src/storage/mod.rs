@@ -353,6 +353,90 @@ mod tests {
         db.close().await;
     }
 
+    /// Events read many at once (one JSON text of all their rows) come back
+    /// as the same rows read one by one: strings that need escaping in every text column,
+    /// NULLs, a redacted copy, and none at all for an empty list or unknown IDs.
+    #[tokio::test]
+    async fn events_read_many_at_once_are_the_rows_read_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::Db::open(&dir.path().join("h.db")).await.unwrap();
+        let room = r#"!q"\uote:h"#;
+        sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES (?, '12', '@u:h', 0)")
+            .bind(room)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        // (position, event ID, state key, sender, PDU, redacted copy, state group, transaction)
+        let events = [
+            (1, "$plain", None, "@u:h", r#"{"content":{"body":"hi"},"type":"m.room.message"}"#, None, None, None),
+            (
+                2,
+                r#"$quote"back\slash"#,
+                Some("tab\t \"q\" é 🔥 \u{1}"),
+                r#"@"odd\:h"#,
+                r#"{"content":{"body":"a \"q\" \\ \n \u0001 é"},"state_key":"tab\t","type":"x"}"#,
+                Some(r#"{"content":{},"type":"x","unsigned":{"redacted_because":{"b":"\""}}}"#),
+                Some(7),
+                Some(("DEV\"", "txn\\1")),
+            ),
+            (3, "$empty", Some(""), "@u:h", "{}", None, Some(9), None),
+        ];
+        for (pos, id, key, sender, pdu, redacted, group, txn) in events {
+            sqlx::query(
+                "INSERT INTO events (stream_ordering, event_id, room_id, event_type, state_key, sender, origin_server_ts,
+                                     depth, pdu, redacted_json, state_group, txn_user_id, txn_device_id, txn_id)
+                 VALUES (?, ?, ?, 'x', ?, ?, 0, 1, ?, ?, NULL, ?, ?, ?)",
+            )
+            .bind(pos)
+            .bind(id)
+            .bind(room)
+            .bind(key)
+            .bind(sender)
+            .bind(pdu)
+            .bind(redacted)
+            .bind(txn.map(|_| sender))
+            .bind(txn.map(|t| t.0))
+            .bind(txn.map(|t| t.1))
+            .execute(&db.write)
+            .await
+            .unwrap();
+            // State groups are rows of their own; the column is set once one exists.
+            if let Some(group) = group {
+                sqlx::query("INSERT INTO state_groups (id, room_id, prev_group, chain_len) VALUES (?, ?, NULL, 0)")
+                    .bind(group)
+                    .bind(room)
+                    .execute(&db.write)
+                    .await
+                    .unwrap();
+                sqlx::query("UPDATE events SET state_group = ? WHERE stream_ordering = ?")
+                    .bind(group)
+                    .bind(pos)
+                    .execute(&db.write)
+                    .await
+                    .unwrap();
+            }
+        }
+        let debug = |rows: Vec<super::events::EventRow>| {
+            let mut rows: Vec<String> = rows.iter().map(|r| format!("{r:?}")).collect();
+            rows.sort();
+            rows
+        };
+        let mut one_by_one = Vec::new();
+        for (_, id, ..) in events {
+            one_by_one.push(super::events::get(&db.read, id).await.unwrap().expect("stored"));
+        }
+        assert_eq!(one_by_one[1].redacted_json.as_deref(), events[1].5, "the one-by-one read is the stored row");
+        assert_eq!(one_by_one[1].state_key.as_deref(), Some("tab\t \"q\" é 🔥 \u{1}"));
+        let ids: Vec<String> = events.iter().map(|e| e.1.to_owned()).chain(["$unknown".to_owned()]).collect();
+        let many = super::events::get_many(&db.read, &ids).await.unwrap();
+        assert_eq!(debug(many), debug(one_by_one.clone()));
+        let latest = super::events::latest_per_room(&db.read, &[room], 10, 10, true).await.unwrap();
+        assert_eq!(debug(latest), debug(one_by_one));
+        assert!(super::events::get_many(&db.read, &["$unknown".to_owned()]).await.unwrap().is_empty());
+        assert!(super::events::get_many(&db.read, &[]).await.unwrap().is_empty());
+        db.close().await;
+    }
+
     /// A backup's snapshot is a reader that holds its view for seconds. The checkpointer used
     /// to wait for it with the write lock held (a RESTART), and every send waited as long.
     #[tokio::test]
