@@ -291,19 +291,25 @@ mod tests {
         db.close().await;
     }
 
-    /// The first page of each room's timeline: its newest events up to the position asked,
-    /// never rejected, soft-failed or outlier events, and all of them when a room has fewer.
-    #[tokio::test]
-    async fn latest_per_room_gives_each_rooms_newest_shown_events() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A new database in `dir` with the given rooms (and nothing in them).
+    async fn db_with_rooms(dir: &tempfile::TempDir, rooms: &[&str]) -> super::Db {
         let db = super::Db::open(&dir.path().join("h.db")).await.unwrap();
-        for room in ["!a:h", "!b:h", "!c:h"] {
+        for room in rooms {
             sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES (?, '12', '@u:h', 0)")
                 .bind(room)
                 .execute(&db.write)
                 .await
                 .unwrap();
         }
+        db
+    }
+
+    /// The first page of each room's timeline: its newest events up to the position asked,
+    /// never rejected, soft-failed or outlier events, and all of them when a room has fewer.
+    #[tokio::test]
+    async fn latest_per_room_gives_each_rooms_newest_shown_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db_with_rooms(&dir, &["!a:h", "!b:h", "!c:h"]).await;
         // (position, room, rejected, soft-failed, outlier); room c has no events.
         let events = [
             (1, "!a:h", 0, 0, 0),
@@ -359,13 +365,8 @@ mod tests {
     #[tokio::test]
     async fn events_read_many_at_once_are_the_rows_read_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
-        let db = super::Db::open(&dir.path().join("h.db")).await.unwrap();
         let room = r#"!q"\uote:h"#;
-        sqlx::query("INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES (?, '12', '@u:h', 0)")
-            .bind(room)
-            .execute(&db.write)
-            .await
-            .unwrap();
+        let db = db_with_rooms(&dir, &[room]).await;
         // (position, event ID, state key, sender, PDU, redacted copy, state group, transaction)
         let events = [
             (1, "$plain", None, "@u:h", r#"{"content":{"body":"hi"},"type":"m.room.message"}"#, None, None, None),
