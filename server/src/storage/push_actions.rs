@@ -43,6 +43,21 @@ macro_rules! receipt_at {
     };
 }
 
+/// The SQL of where the user has read room `$room` up to in every thread: their latest
+/// unthreaded read receipt or their own latest event there, whichever is later (sending a
+/// message implies reading what came before).
+macro_rules! read_everywhere_at {
+    ($room:literal) => {
+        concat!(
+            "MAX(",
+            receipt_at!($room, "''"),
+            ", COALESCE((SELECT MAX(stream_ordering) FROM events WHERE room_id = ",
+            $room,
+            " AND sender = ?1), 0))"
+        )
+    };
+}
+
 /// The SQL of whether the row `x` (with a `thread_id` and a `stream_ordering`) is after what
 /// the user has read of its thread, beyond `pos.u` (see `UNREAD_MANY`): a main-timeline event
 /// is read by a receipt for the main timeline, an event in a thread by one for that thread.
@@ -76,10 +91,9 @@ macro_rules! unread_in_thread {
 pub(crate) const UNREAD_MANY: &str = concat!(
     "WITH pos0(room_id, u, m) AS (
          SELECT r.value,
-                MAX(",
-    receipt_at!("r.value", "''"),
+                ",
+    read_everywhere_at!("r.value"),
     ",
-                    COALESCE((SELECT MAX(stream_ordering) FROM events WHERE room_id = r.value AND sender = ?1), 0)),
                 ",
     receipt_at!("r.value", "'main'"),
     "
@@ -313,8 +327,7 @@ pub async fn room_nids(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<i64>> {
 
 /// Up to `batch` of the rooms' rows at or before `upto`, highlights only at or before
 /// `highlight_upto`, as (room, position) keys and whether the event is in the main timeline;
-/// `rooms` are the rooms' nids. CROSS JOIN: each
-/// room a range of the key.
+/// `rooms` are the rooms' nids. CROSS JOIN: each room a range of the key.
 pub async fn prunable_rooms(
     ex: impl SqliteExecutor<'_>,
     rooms: &[i64],
@@ -397,21 +410,19 @@ pub async fn read_position(
     room_id: &str,
     thread: &str,
 ) -> sqlx::Result<i64> {
-    let (pos,): (Option<i64>,) = sqlx::query_as(
-        "SELECT MAX(p) FROM (
-             SELECT MAX(e.stream_ordering) AS p FROM receipts r JOIN events e ON e.event_id = r.event_id
-              WHERE r.room_id = ?2 AND r.user_id = ?1 AND r.receipt_type IN ('m.read', 'm.read.private')
-                AND r.thread_id IN ('', CASE WHEN ?3 = '' THEN 'main' ELSE ?3 END)
-             UNION ALL
-             SELECT MAX(stream_ordering) FROM events WHERE room_id = ?2 AND sender = ?1
-         )",
-    )
+    let (pos,): (i64,) = sqlx::query_as(concat!(
+        "SELECT MAX(",
+        read_everywhere_at!("?2"),
+        ", ",
+        receipt_at!("?2", "CASE WHEN ?3 = '' THEN 'main' ELSE ?3 END"),
+        ")"
+    ))
     .bind(user_id)
     .bind(room_id)
     .bind(thread)
     .fetch_one(ex)
     .await?;
-    Ok(pos.unwrap_or(0))
+    Ok(pos)
 }
 
 #[cfg(test)]

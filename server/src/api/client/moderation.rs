@@ -106,7 +106,7 @@ pub async fn get_event_by_timestamp(
     for row in rows {
         if check.allows(&row).await? {
             let ev = crate::service::rooms::parse_row(row)?;
-            let ts = ev.json().get("origin_server_ts").and_then(|v| v.as_integer()).map(i64::from).unwrap_or(0);
+            let ts = ev.origin_server_ts().unwrap_or(0);
             let ts = MilliSecondsSinceUnixEpoch(UInt::try_from(ts).unwrap_or_default());
             let id = ruma::EventId::parse(&ev.row.event_id).map_err(Error::internal)?;
             return Ok(RumaResponse(get_event_by_timestamp::v1::Response::new(id, ts)));

@@ -221,6 +221,11 @@ impl StoredEvent {
         StoredEvent { row, json: json.into(), origin_server_ts, content_json: Default::default(), shown: None }
     }
 
+    /// The PDU's `origin_server_ts`, if it is an integer (read without the map).
+    pub fn origin_server_ts(&self) -> Option<i64> {
+        self.origin_server_ts
+    }
+
     /// The PDU (as redacted, when it was).
     pub fn json(&self) -> &CanonicalJsonObject {
         self.json.get_or_init(|| {
@@ -261,7 +266,7 @@ impl crate::matrix::client_event::Pdu for Arc<StoredEvent> {
         self.row.state_key.as_deref()
     }
     fn origin_server_ts(&self) -> Option<i64> {
-        self.origin_server_ts
+        StoredEvent::origin_server_ts(self)
     }
     fn content_json(&self) -> Option<&serde_json::value::RawValue> {
         let written = self.content_json.get_or_init(|| {

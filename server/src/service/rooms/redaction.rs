@@ -152,8 +152,7 @@ impl Rooms {
             Ok(CanonicalJsonValue::Object(o)) => o,
             _ => return Err(Error::internal("redaction event is not canonical JSON")),
         };
-        let original_pdu: ruma::CanonicalJsonObject =
-            serde_json::from_str(&original.row.pdu).map_err(Error::internal)?;
+        let original_pdu = crate::matrix::canonical::parse_object(&original.row.pdu).map_err(Error::internal)?;
         let redacted = redact(original_pdu, &rules.redaction, Some(RedactedBecause::from_json(because)))
             .map_err(Error::internal)?;
         let text = serde_json::to_string(&redacted).map_err(Error::internal)?;
