@@ -47,7 +47,7 @@ struct Server {
     pid: u32,
     /// The server's SQLite database, for the bytes each message costs.
     db: PathBuf,
-    _child: Child,
+    child: Child,
     counter: std::sync::atomic::AtomicU64,
 }
 
@@ -600,14 +600,23 @@ async fn main() -> Result<()> {
             cs: Cs { name: which, base: format!("http://127.0.0.1:{port}"), http: http.clone() },
             pid: child.id(),
             db,
-            _child: child,
+            child,
             counter: Default::default(),
         };
-        server.wait_ready().await?;
+        if let Err(e) = server.wait_ready().await {
+            let mut server = server;
+            let status = server.child.try_wait()?.map_or("still running".to_owned(), |s| s.to_string());
+            let _ = server.child.kill();
+            bail!("{e} (its process: {status})");
+        }
         tokio::time::sleep(Duration::from_secs(2)).await;
         eprintln!("running scenarios against {which}");
         let result = run_scenarios(&server, &mut report).await;
+        // Stopped as a service manager would, and waited for, so that a run started right after
+        // this one does not find the port or the files still taken.
         let _ = Command::new("kill").arg(server.pid.to_string()).status();
+        let mut server = server;
+        let _ = server.child.wait();
         result?;
     }
 
