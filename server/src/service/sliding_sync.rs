@@ -641,24 +641,11 @@ impl SlidingSync {
             let rooms: Vec<&str> = whole.iter().map(|(r, _)| *r).collect();
             // The newest row also gives the room's state (its state group), so at least one.
             let page = whole.iter().map(|(_, l)| *l).max().unwrap_or(0) as i64 + 1;
-            for room in &rooms {
-                pre.timelines.insert((*room).to_owned(), Vec::new());
-            }
             // More events than the cache holds come with their JSON and go past the cache;
             // fewer are taken from it.
             let scan = self.rooms.is_scan(rooms.len() * page as usize);
-            let mut rows = storage::events::latest_per_room(db, &rooms, head.events, page, scan).await?;
-            if scan {
-                (rows, pre.events) = super::rooms::split_parsed(rows)?;
-            }
-            for row in rows {
-                pre.timelines.entry(row.room_id.clone()).or_default().push(row);
-            }
-            if !scan {
-                let ids: Vec<String> = pre.timelines.values().flatten().map(|r| r.event_id.clone()).collect();
-                pre.events =
-                    self.rooms.events_shared(&ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
-            }
+            let pages = self.rooms.latest_pages(&rooms, head.events, page, scan).await?;
+            (pre.timelines, pre.events) = (pages.rows, pages.events);
             pre.bumps = storage::sliding_sync::latest_bump_many(db, &rooms, head.events).await?.into_iter().collect();
         }
         for (room, who, membership, event_id) in storage::rooms::members_many(db, &fresh).await? {

@@ -630,19 +630,15 @@ impl Sync {
         let mut contiguous = true;
         let mut group_after: Option<Option<i64>> = None;
         let mut group_before: Option<Option<i64>> = None;
-        let mut first_batch = if fresh && upto == pre.upto { pre.first_page(db, room_id).await? } else { None };
+        let mut first_batch =
+            if fresh && upto == pre.upto { pre.first_page(&self.rooms, room_id).await? } else { None };
         for _ in 0..MAX_FILTER_BATCHES {
             let (rows, loaded) = match first_batch.take() {
-                // A page read with its events' JSON (see `Prefetched::scan`): parsed here
-                // rather than looked up a second time.
-                Some(rows) if rows.first().is_some_and(|r| !r.pdu.is_empty()) => super::rooms::split_parsed(rows)?,
-                first => {
-                    let rows = match first {
-                        Some(rows) => rows,
-                        None => {
-                            storage::events::room_events_desc_meta(db, room_id, after, cursor, limit as i64 + 1).await?
-                        }
-                    };
+                // The first page, read with the other rooms' (see `Prefetched`).
+                Some(page) => page,
+                None => {
+                    let rows =
+                        storage::events::room_events_desc_meta(db, room_id, after, cursor, limit as i64 + 1).await?;
                     // The rows carry no JSON: take the events from the cache (or load the
                     // missing ones) in one go.
                     let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
@@ -949,8 +945,8 @@ struct Prefetched {
     /// The rooms in the order they are built, and how many of them have their page read.
     order: Vec<String>,
     read: usize,
-    /// The first page of each room's timeline read and not yet built, newest first.
-    timelines: HashMap<String, Vec<storage::events::EventRow>>,
+    /// The first page of each room's timeline read and not yet built, and their events.
+    timelines: super::rooms::TimelinePages,
     /// (user, membership) per room, ordered by user.
     members: HashMap<String, Vec<(String, String)>>,
     unread: HashMap<String, super::rooms::push::UnreadCounts>,
@@ -979,15 +975,17 @@ impl Prefetched {
         Ok(out)
     }
 
-    /// The first page of the room's timeline, when it is one of the rooms prefetched: read
-    /// with the next rooms in build order, unless it was already.
+    /// The first page of the room's timeline (rows newest first, and their events by ID),
+    /// when it is one of the rooms prefetched: read with the next rooms in build order, unless
+    /// it was already.
+    #[allow(clippy::type_complexity)]
     async fn first_page(
         &mut self,
-        db: &sqlx::SqlitePool,
+        rooms: &super::rooms::Rooms,
         room: &str,
-    ) -> Result<Option<Vec<storage::events::EventRow>>> {
-        if let Some(rows) = self.timelines.remove(room) {
-            return Ok(Some(rows));
+    ) -> Result<Option<(Vec<storage::events::EventRow>, HashMap<String, Arc<StoredEvent>>)>> {
+        if self.timelines.rows.contains_key(room) {
+            return Ok(self.take_page(room));
         }
         // Rooms are built in the order they were prefetched in; a room that is not next was
         // either read already (and built) or is not one of them.
@@ -996,14 +994,19 @@ impl Prefetched {
         };
         let end = (at + Self::CHUNK).min(self.order.len());
         let chunk: Vec<&str> = self.order[at..end].iter().map(String::as_str).collect();
-        for room in &chunk {
-            self.timelines.insert((*room).to_owned(), Vec::new());
-        }
-        for row in storage::events::latest_per_room(db, &chunk, self.upto, self.page, self.scan).await? {
-            self.timelines.entry(row.room_id.clone()).or_default().push(row);
-        }
+        let pages = rooms.latest_pages(&chunk, self.upto, self.page, self.scan).await?;
+        self.timelines.rows.extend(pages.rows);
+        self.timelines.events.extend(pages.events);
         self.read = end;
-        Ok(self.timelines.remove(room))
+        Ok(self.take_page(room))
+    }
+
+    /// A page read and not yet built, taken out with its events.
+    #[allow(clippy::type_complexity)]
+    fn take_page(&mut self, room: &str) -> Option<(Vec<storage::events::EventRow>, HashMap<String, Arc<StoredEvent>>)> {
+        let rows = self.timelines.rows.remove(room)?;
+        let events = rows.iter().filter_map(|r| self.timelines.events.remove_entry(&r.event_id)).collect();
+        Some((rows, events))
     }
 }
 

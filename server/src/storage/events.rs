@@ -310,19 +310,11 @@ pub async fn by_timestamp(
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).fetch_all(ex).await
 }
 
-/// The query of `latest_per_room`. CROSS JOIN keeps the rooms the outer loop: with the
-/// statistics `optimize` writes at shutdown, SQLite scanned every event and ran the per-room
-/// search for each, and an initial sync on a small server took 44 ms instead of 3 after its
-/// first restart.
-pub(crate) fn latest_per_room_sql(with_json: bool, per_room: i64) -> String {
-    // Without the JSON: the same array with an empty `pdu` and no `redacted_json`, as
-    // `META_COLUMNS` reads them (and `soft_failed`, which the query rules out).
-    let columns = if with_json {
-        FULL_ARRAY
-    } else {
-        "json_array(e.stream_ordering, e.event_id, e.room_id, e.event_type, e.state_key, e.sender, '',
-                    e.rejected, 0, COALESCE(e.resolved_state_group, e.state_group), NULL, e.txn_device_id, e.txn_id)"
-    };
+/// The query of `latest_per_room`, or with `ids_only` of `latest_ids_per_room`. CROSS JOIN keeps the rooms the outer loop: with the statistics
+/// `optimize` writes at shutdown, SQLite scanned every event and ran the per-room search for
+/// each, and an initial sync on a small server took 44 ms instead of 3 after its first restart.
+pub(crate) fn latest_per_room_sql(ids_only: bool, per_room: i64) -> String {
+    let columns = if ids_only { "e.event_id" } else { FULL_ARRAY };
     format!(
         "SELECT json_group_array({columns})
          FROM json_each(?1) r CROSS JOIN events e ON e.stream_ordering IN (
@@ -332,30 +324,54 @@ pub(crate) fn latest_per_room_sql(with_json: bool, per_room: i64) -> String {
     )
 }
 
-/// For each room, its latest `per_room` events at or before `upto` (newest first within a
-/// room): the first page of every timeline of an initial /sync in one query. Without their
-/// JSON (see `META_COLUMNS`) unless `with_json`: a reader that takes the events from the event
-/// cache wants only the rows, one that reads more events than the cache holds saves looking
-/// each up again. The rows come back as one JSON array: sqlx hands every result row over
-/// between threads separately, which for hundreds of rows costs more than the query.
+/// For each room, its latest `per_room` events at or before `upto` (rooms by ID, newest first
+/// within a room): the first page of every timeline of an initial /sync in one query, for a read of more
+/// events than the event cache holds (the rows come with their JSON). The rows come back as
+/// one JSON array: sqlx hands every result row over between threads separately, which for
+/// hundreds of rows costs more than the query.
 pub async fn latest_per_room(
     ex: impl SqliteExecutor<'_>,
     rooms: &[&str],
     upto: i64,
     per_room: i64,
-    with_json: bool,
 ) -> sqlx::Result<Vec<EventRow>> {
     if rooms.is_empty() {
         return Ok(Vec::new());
     }
-    let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(latest_per_room_sql(with_json, per_room)))
+    let mut rows = decode_full(&latest_text(ex, false, rooms, upto, per_room).await?)?;
+    rows.sort_by(|a, b| a.room_id.cmp(&b.room_id).then(b.stream_ordering.cmp(&a.stream_ordering)));
+    Ok(rows)
+}
+
+/// The IDs of the events `latest_per_room` reads (in no particular order), for a reader that takes the events from the
+/// event cache: writing each row's columns as JSON and parsing them again was a fifth of an
+/// initial sync's instructions, for what the cached events already hold.
+pub async fn latest_ids_per_room(
+    ex: impl SqliteExecutor<'_>,
+    rooms: &[&str],
+    upto: i64,
+    per_room: i64,
+) -> sqlx::Result<Vec<String>> {
+    if rooms.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(&latest_text(ex, true, rooms, upto, per_room).await?)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+async fn latest_text(
+    ex: impl SqliteExecutor<'_>,
+    ids_only: bool,
+    rooms: &[&str],
+    upto: i64,
+    per_room: i64,
+) -> sqlx::Result<String> {
+    let (text,): (String,) = sqlx::query_as(sqlx::AssertSqlSafe(latest_per_room_sql(ids_only, per_room)))
         .bind(serde_json::json!(rooms).to_string())
         .bind(upto)
         .fetch_one(ex)
         .await?;
-    let mut rows = decode_full(&text)?;
-    rows.sort_by(|a, b| a.room_id.cmp(&b.room_id).then(b.stream_ordering.cmp(&a.stream_ordering)));
-    Ok(rows)
+    Ok(text)
 }
 
 /// (event ID, state after it, rejected) of the given events: the points of the graph a new

@@ -79,6 +79,11 @@ macro_rules! unread_in_thread {
 /// threads), and only the own rows (few: the exceptions) are looked up one by one. CROSS JOIN:
 /// the rooms asked for stay the outer loop, each found by key.
 ///
+/// The main timeline's rows, nearly all of them, are counted per room where they are read
+/// (`main`: notifications in the high bits, highlights in the low ones), so that only one row
+/// per room goes on to the grouping; `MATERIALIZED`, or SQLite would count them again for each
+/// use of the count. Grouping every row as the rows in threads are took twice the steps.
+///
 /// The read position (spec: threaded read receipts) is `pos.u` for all events: the unthreaded
 /// receipt or the user's own latest event, whichever is later (sending a message implies
 /// reading what came before). Past it, a main-timeline event is read by a receipt for the main
@@ -89,28 +94,30 @@ macro_rules! unread_in_thread {
 /// event), and they have been joined since. (`push_spans` says it for any user; asking it here
 /// added a search of another B-tree per room to every /sync.)
 pub(crate) const UNREAD_MANY: &str = concat!(
-    "WITH pos0(room_id, u, m) AS (
-         SELECT r.value,
+    "WITH pos0(room_id, nid, u, m) AS (
+         SELECT r.value, n.nid,
                 ",
     read_everywhere_at!("r.value"),
     ",
                 ",
     receipt_at!("r.value", "'main'"),
     "
-         FROM json_each(?2) r
+         FROM json_each(?2) r CROSS JOIN room_nids n ON n.room_id = r.value
      ),
-     pos(room_id, u, m) AS (SELECT room_id, u, MAX(u, m) FROM pos0),
+     pos(room_id, nid, u, m) AS (SELECT room_id, nid, u, MAX(u, m) FROM pos0),
      me(nid) AS (SELECT nid FROM user_nids WHERE user_id = ?1),
+     main(room_id, nh) AS MATERIALIZED (
+         SELECT pos.room_id,
+                (SELECT (COUNT(*) << 32) | COALESCE(SUM(x.flags & 1), 0) FROM push_room_actions x
+                 WHERE x.room_nid = pos.nid AND x.stream_ordering > pos.m AND x.thread_id = '')
+         FROM pos
+     ),
      hits(room_id, thread_id, n, h) AS (
-         SELECT pos.room_id, x.thread_id, 1, x.flags & 1 FROM pos
-         CROSS JOIN room_nids r ON r.room_id = pos.room_id
-         CROSS JOIN push_room_actions x ON x.room_nid = r.nid AND x.stream_ordering > pos.m
-         WHERE x.thread_id = ''
+         SELECT room_id, '', nh >> 32, nh & 4294967295 FROM main WHERE nh > 0
          UNION ALL
          SELECT pos.room_id, x.thread_id, 1, x.flags & 1 FROM pos
-         CROSS JOIN room_nids r ON r.room_id = pos.room_id
          CROSS JOIN push_room_actions x INDEXED BY push_room_actions_threads
-             ON x.room_nid = r.nid AND x.stream_ordering > pos.u
+             ON x.room_nid = pos.nid AND x.stream_ordering > pos.u
          WHERE x.thread_id <> '' AND ",
     unread_in_thread!(),
     "
@@ -119,10 +126,9 @@ pub(crate) const UNREAD_MANY: &str = concat!(
                 (x.flags & 4 = 0) - (ra.room_nid IS NOT NULL),
                 (x.flags & 5 = 1) - COALESCE(ra.flags & 1, 0)
          FROM pos
-         CROSS JOIN room_nids r ON r.room_id = pos.room_id
-         CROSS JOIN push_actions x ON x.user_nid = (SELECT nid FROM me) AND x.room_nid = r.nid
+         CROSS JOIN push_actions x ON x.user_nid = (SELECT nid FROM me) AND x.room_nid = pos.nid
                                   AND x.stream_ordering > pos.u
-         LEFT JOIN push_room_actions ra ON ra.room_nid = r.nid AND ra.stream_ordering = x.stream_ordering
+         LEFT JOIN push_room_actions ra ON ra.room_nid = pos.nid AND ra.stream_ordering = x.stream_ordering
          WHERE ",
     unread_in_thread!(),
     "

@@ -454,6 +454,32 @@ impl Rooms {
         Ok(out)
     }
 
+    /// The first page of each room's timeline: its newest `page` events at or before `upto`
+    /// that a timeline shows (see `storage::events::latest_per_room`), one query for all the
+    /// rooms. With `scan` (see `is_scan`), more events than the cache holds: they are read
+    /// with their JSON, past the cache. Otherwise only their IDs are read, and the events come
+    /// from the cache, which loads those it lacks.
+    pub async fn latest_pages(&self, rooms: &[&str], upto: i64, page: i64, scan: bool) -> Result<TimelinePages> {
+        let (rows, events) = if scan {
+            split_parsed(storage::events::latest_per_room(&self.db.read, rooms, upto, page).await?)?
+        } else {
+            let ids = storage::events::latest_ids_per_room(&self.db.read, rooms, upto, page).await?;
+            let events = self.events_shared(&ids).await?;
+            let rows = events.iter().map(|e| e.row.meta()).collect();
+            (rows, events.into_iter().map(|e| (e.row.event_id.clone(), e)).collect())
+        };
+        let mut pages: HashMap<String, Vec<EventRow>> = rooms.iter().map(|r| ((*r).to_owned(), Vec::new())).collect();
+        for row in rows {
+            if let Some(page) = pages.get_mut(&row.room_id) {
+                page.push(row);
+            }
+        }
+        for page in pages.values_mut() {
+            page.sort_unstable_by_key(|r| std::cmp::Reverse(r.stream_ordering));
+        }
+        Ok(TimelinePages { rows: pages, events })
+    }
+
     /// `events`, in the order of `ids` (unknown IDs are left out).
     pub async fn events_in_order(&self, ids: &[String]) -> Result<Vec<StoredEvent>> {
         let mut events = self.events(ids).await?;
@@ -1114,6 +1140,15 @@ pub fn parse_row(row: EventRow) -> Result<StoredEvent> {
     let content_json = light.content.map(|c| c.to_owned());
     let shown = light.unsigned.is_none().then(|| Shown { redacts: light.redacts.map(|r| r.to_owned()) });
     Ok(StoredEvent { json: Default::default(), origin_server_ts, content_json: content_json.into(), shown, row })
+}
+
+/// The first timeline page of each of a set of rooms (see [`Rooms::latest_pages`]).
+#[derive(Default)]
+pub struct TimelinePages {
+    /// Each room's rows, without their JSON, newest first; every room asked for has an entry.
+    pub rows: HashMap<String, Vec<EventRow>>,
+    /// The rows' events by ID.
+    pub events: HashMap<String, Arc<StoredEvent>>,
 }
 
 /// Rows read with their JSON, split into the rows without it and their events parsed, by
