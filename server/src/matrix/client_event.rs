@@ -56,6 +56,11 @@ pub trait Pdu {
     fn shown(&self) -> Option<Shown<'_>> {
         None
     }
+    /// The event's [`client_head`], when the source keeps it (the event cache, whose copy every
+    /// member's /sync writes out).
+    fn client_head(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// See [`Pdu::shown`]: with it, a client event is written from the PDU's row and these.
@@ -117,6 +122,9 @@ impl<P: Pdu> Pdu for &P {
     }
     fn shown(&self) -> Option<Shown<'_>> {
         (*self).shown()
+    }
+    fn client_head(&self) -> Option<&str> {
+        (*self).client_head()
     }
 }
 
@@ -216,6 +224,42 @@ impl<P: Pdu> ClientEvent<P> {
     fn has_unsigned(&self, stored: Option<&CanonicalJsonObject>) -> bool {
         stored.is_some() || self.age.is_some() || self.transaction_id || !self.unsigned.is_empty()
     }
+
+    /// Writes the event as serialising it does. An event of a /sync room block whose source
+    /// keeps its [`client_head`] is written from that, and only its `unsigned` is written for
+    /// this view: writing every field again for every member's /sync, escaping each string and
+    /// key, was a fifth of an initial sync's instructions.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        if self.shape == (Shape::Client { with_room_id: false })
+            && self.content.is_none()
+            && let Some(head) = self.pdu.client_head()
+        {
+            out.extend_from_slice(head.as_bytes());
+            out.extend_from_slice(br#","unsigned":"#);
+            serde_json::to_writer(&mut *out, &Unsigned { stored: None, event: self })?;
+            out.push(b'}');
+            return Ok(());
+        }
+        serde_json::to_writer(out, self)
+    }
+}
+
+/// What every view of an event in a /sync room block starts with: the event written as a
+/// client sees it, without `room_id`, up to its `unsigned` (`{"content":...,"event_id":"..."`,
+/// without the closing brace). `None` for an event whose PDU has `unsigned` fields of its own,
+/// which each view merges with its own. Written by the event's `Serialize`, so the two cannot
+/// differ.
+pub fn client_head<P: Pdu>(pdu: P) -> Option<Box<str>> {
+    let bare = ClientEvent {
+        pdu,
+        shape: Shape::Client { with_room_id: false },
+        age: None,
+        transaction_id: false,
+        unsigned: Vec::new(),
+        content: None,
+    };
+    let text = serde_json::to_string(&bare).ok()?;
+    text.strip_suffix(r#","unsigned":{}}"#).map(Into::into)
 }
 
 fn str_of<'a>(json: &'a CanonicalJsonObject, key: &str) -> Option<&'a str> {

@@ -14,8 +14,8 @@ use std::{
 };
 
 use ruma::{RoomId, UserId};
-use serde::{Serialize, ser::SerializeMap};
-use serde_json::{Map, Value, json, value::RawValue};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
 
 use super::{
     account_data::AccountData,
@@ -236,7 +236,7 @@ impl Sync {
         let now = now_ms();
         // Each joined room's block is written out as soon as it is built: a user in thousands
         // of rooms would otherwise hold every room's events as values at once.
-        let mut joined: BTreeMap<String, Box<RawValue>> = BTreeMap::new();
+        let mut joined: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         // Members who came or went in the joined rooms' blocks (for `device_lists`).
         let (mut members_came, mut members_went) = (Vec::new(), Vec::new());
         let mut invite = Map::new();
@@ -383,7 +383,7 @@ impl Sync {
                     if since_token.is_some() {
                         member_changes(&b, user.as_str(), &mut members_came, &mut members_went);
                     }
-                    joined.insert(m.room_id.clone(), serde_json::value::to_raw_value(&b).map_err(Error::internal)?);
+                    joined.insert(m.room_id.clone(), b.to_json().map_err(Error::internal)?);
                 }
                 "invite" if since.is_none() || changed => {
                     if self.rooms.invite_from_ignored(user, m).await? {
@@ -419,7 +419,10 @@ impl Sync {
                         )
                         .await?
                     {
-                        leave.insert(m.room_id.clone(), serde_json::to_value(block).map_err(Error::internal)?);
+                        // Written as a joined room's is, and read back: rare (a leave, or a
+                        // first sync that asks for left rooms), and one writer of blocks.
+                        let text = block.to_json().map_err(Error::internal)?;
+                        leave.insert(m.room_id.clone(), serde_json::from_slice(&text).map_err(Error::internal)?);
                     }
                 }
                 _ => {}
@@ -1056,19 +1059,27 @@ impl RoomBlock {
     }
 }
 
-impl Serialize for RoomBlock {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl RoomBlock {
+    /// The block's JSON text. Its events are written by [`ClientEvent::write_json`]: from the
+    /// head each cached event keeps, with only this view's `unsigned` written for it.
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(4096);
+        let mut object = JsonObject::start(&mut out);
         if let Some(t) = &self.timeline {
-            map.serialize_entry("timeline", t)?;
+            object.key("timeline");
+            write_events(object.out, &t.events, |out| {
+                out.extend_from_slice(if t.limited { b",\"limited\":true" } else { b",\"limited\":false" });
+                out.extend_from_slice(br#","prev_batch":"#);
+                serde_json::to_writer(out, &t.prev_batch)
+            })?;
         }
         if let Some(state) = &self.state {
-            if self.state_after {
-                map.serialize_entry("state_after", state)?;
-                // The unstable name matrix-rust-sdk asked for before MSC4222 was merged.
-                map.serialize_entry("org.matrix.msc4222.state_after", state)?;
-            } else {
-                map.serialize_entry("state", state)?;
+            // The unstable name matrix-rust-sdk asked for before MSC4222 was merged, as well.
+            let keys: &[&str] =
+                if self.state_after { &["state_after", "org.matrix.msc4222.state_after"] } else { &["state"] };
+            for key in keys {
+                object.key(key);
+                write_events(object.out, &state.events, |_| Ok(()))?;
             }
         }
         let rest = [
@@ -1080,10 +1091,60 @@ impl Serialize for RoomBlock {
         ];
         for (key, value) in rest {
             if let Some(v) = value {
-                map.serialize_entry(key, v)?;
+                object.key(key);
+                serde_json::to_writer(&mut *object.out, v)?;
             }
         }
-        map.end()
+        object.end();
+        Ok(out)
+    }
+}
+
+/// `{"events":[...]` and what `more` writes after the list, then `}`.
+fn write_events(
+    out: &mut Vec<u8>,
+    events: &[SyncEvent],
+    more: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    out.extend_from_slice(br#"{"events":["#);
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        e.write_json(out)?;
+    }
+    out.push(b']');
+    more(out)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// A JSON object written by hand, key by key (the keys are this file's own names, which need
+/// no escaping).
+struct JsonObject<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> JsonObject<'a> {
+    fn start(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        JsonObject { out, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        debug_assert!(!key.contains(['"', '\\']) && !key.contains(|c: char| c.is_control()));
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
     }
 }
 
@@ -1112,22 +1173,51 @@ pub struct SyncBody {
     rooms: SyncRooms,
 }
 
-#[derive(Serialize)]
 struct SyncRooms {
-    join: BTreeMap<String, Box<RawValue>>,
+    /// Each joined room's block as JSON text.
+    join: BTreeMap<String, Vec<u8>>,
     invite: Map<String, Value>,
     leave: Map<String, Value>,
     knock: Map<String, Value>,
 }
 
-impl Serialize for SyncBody {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.fields.len() + 1))?;
+impl SyncBody {
+    /// The answer's JSON text, written around the joined rooms' blocks, which are JSON text
+    /// already (as a `RawValue` each would be parsed again to be checked).
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        let blocks: usize = self.rooms.join.values().map(Vec::len).sum();
+        let mut out = Vec::with_capacity(blocks + 4096);
+        self.write(&mut out).map_err(Error::internal)?;
+        Ok(out)
+    }
+
+    fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.push(b'{');
         for (k, v) in &self.fields {
-            map.serialize_entry(k, v)?;
+            serde_json::to_writer(&mut *out, k)?;
+            out.push(b':');
+            serde_json::to_writer(&mut *out, v)?;
+            out.push(b',');
         }
-        map.serialize_entry("rooms", &self.rooms)?;
-        map.end()
+        out.extend_from_slice(br#""rooms":{"join":{"#);
+        for (i, (room, block)) in self.rooms.join.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, room)?;
+            out.push(b':');
+            out.extend_from_slice(block);
+        }
+        out.push(b'}');
+        for (key, rooms) in [("invite", &self.rooms.invite), ("leave", &self.rooms.leave), ("knock", &self.rooms.knock)]
+        {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            serde_json::to_writer(&mut *out, rooms)?;
+        }
+        out.extend_from_slice(b"}}");
+        Ok(())
     }
 }
 

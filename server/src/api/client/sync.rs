@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-use axum::{Json, extract::State};
+use axum::{
+    Json,
+    extract::State,
+    http::header,
+    response::{IntoResponse, Response},
+};
 use ruma::api::client::{
     filter::{FilterDefinition, create_filter, get_filter},
     sync::sync_events,
@@ -21,7 +26,7 @@ use crate::{
 
 /// GET /_matrix/client/v3/sync
 /// <https://spec.matrix.org/v1.19/client-server-api/#get_matrixclientv3sync>
-pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::Request>) -> Result<Json<SyncBody>> {
+pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::Request>) -> Result<Response> {
     let session = req.session();
     let b = &req.body;
     let filter: Option<FilterDefinition> = match &b.filter {
@@ -55,7 +60,8 @@ pub async fn sync_events(State(s): State<AppState>, req: Ruma<sync_events::v3::R
         filter,
         use_state_after: b.use_state_after,
     };
-    Ok(Json(s.sync.sync(&session.user_id, session.device_id.as_str(), &params).await?))
+    let body: SyncBody = s.sync.sync(&session.user_id, session.device_id.as_str(), &params).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_json()?).into_response())
 }
 
 async fn load_filter(s: &AppState, user: &ruma::UserId, id: &str) -> Result<FilterDefinition> {

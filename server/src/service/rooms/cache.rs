@@ -313,11 +313,12 @@ mod tests {
     /// being built, and reads exactly as the same event written from its map: state events,
     /// a redaction of an older room version (top-level `redacts`), one redacted (its stored
     /// redacted copy is what shows), the sending device's transaction ID, and a PDU with its
-    /// own `unsigned` (merged from the map, which is then built). A stored PDU that is not canonical JSON is refused
-    /// when read, as before, so the map built later cannot fail.
+    /// own `unsigned` (merged from the map, which is then built). Written into a /sync room
+    /// block from the head the event keeps, every view reads the same again. A stored PDU that
+    /// is not canonical JSON is refused when read, as before, so the map built later cannot fail.
     #[test]
     fn an_event_read_from_its_row_is_shown_as_from_its_map() {
-        use crate::matrix::client_event::{ClientEvent, Viewer};
+        use crate::matrix::client_event::{ClientEvent, EventView, Viewer};
         let pdus = [
             (
                 r#"{"content":{"body":"a \"q\" \u0001 \u00fc","msgtype":"m.text","n":[1,{"d":null}]},"origin_server_ts":1000,"sender":"@u:h.test","type":"m.room.message"}"#,
@@ -364,6 +365,35 @@ mod tests {
             };
             for room in [false, true] {
                 assert_eq!(write(&from_row, room), write(&from_map, room), "{pdu}");
+            }
+            // A /sync room block writes each event from its kept head, byte for byte as it
+            // serialises, for every view: the sender's device, another viewer, one with
+            // per-view `unsigned` fields, one shown other content; twice (the head is kept).
+            for e in [&from_row, &from_map] {
+                for _ in 0..2 {
+                    for room in [false, true] {
+                        let other = Viewer { user_id: "@v:h.test", device_id: "OTHER" };
+                        let mut views = vec![
+                            ClientEvent::client(e.clone(), room, Some(&viewer), 1_500),
+                            ClientEvent::client(e.clone(), room, Some(&other), 1_500),
+                            ClientEvent::client(e.clone(), room, None, 900),
+                        ];
+                        let mut member = ClientEvent::client(e.clone(), room, Some(&viewer), 1_500);
+                        member.set_unsigned("membership", serde_json::json!("join"));
+                        views.push(member);
+                        let mut erased = ClientEvent::client(e.clone(), room, Some(&viewer), 1_500);
+                        erased.set_content(serde_json::json!({}));
+                        views.push(erased);
+                        for v in views {
+                            let mut written = Vec::new();
+                            v.write_json(&mut written).unwrap();
+                            assert_eq!(String::from_utf8(written).unwrap(), serde_json::to_string(&v).unwrap());
+                        }
+                    }
+                }
+                // Kept for every event but those with `unsigned` fields of their own.
+                let own_unsigned = redacted.unwrap_or(pdu).contains("unsigned");
+                assert_eq!(e.client_head.get().is_some_and(Option::is_some), !own_unsigned, "{pdu}");
             }
             // Built only to merge `unsigned`, or to find a v11 redaction's `redacts` in its
             // content.

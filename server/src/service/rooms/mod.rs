@@ -191,6 +191,9 @@ pub struct StoredEvent {
     /// What else a client is shown of an event read from the database, taken from its text
     /// (`None` for an event built with its map, which is then read instead).
     shown: Option<Shown>,
+    /// The start of the event's client JSON in a /sync room block, written the first time one
+    /// shows it (see [`crate::matrix::client_event::client_head`]).
+    client_head: std::sync::OnceLock<Option<Box<str>>>,
 }
 
 /// The fields of a stored event's PDU that its client view writes besides the row's columns
@@ -218,7 +221,14 @@ struct Light<'a> {
 impl StoredEvent {
     pub fn new(row: EventRow, json: CanonicalJsonObject) -> StoredEvent {
         let origin_server_ts = crate::matrix::client_event::origin_server_ts(&json);
-        StoredEvent { row, json: json.into(), origin_server_ts, content_json: Default::default(), shown: None }
+        StoredEvent {
+            row,
+            json: json.into(),
+            origin_server_ts,
+            content_json: Default::default(),
+            shown: None,
+            client_head: Default::default(),
+        }
     }
 
     /// The PDU's `origin_server_ts`, if it is an integer (read without the map).
@@ -276,6 +286,9 @@ impl crate::matrix::client_event::Pdu for Arc<StoredEvent> {
     }
     fn shown(&self) -> Option<crate::matrix::client_event::Shown<'_>> {
         self.shown.as_ref().map(|s| crate::matrix::client_event::Shown { redacts: s.redacts.as_deref() })
+    }
+    fn client_head(&self) -> Option<&str> {
+        self.client_head.get_or_init(|| crate::matrix::client_event::client_head(self)).as_deref()
     }
 }
 
@@ -1139,7 +1152,14 @@ pub fn parse_row(row: EventRow) -> Result<StoredEvent> {
     };
     let content_json = light.content.map(|c| c.to_owned());
     let shown = light.unsigned.is_none().then(|| Shown { redacts: light.redacts.map(|r| r.to_owned()) });
-    Ok(StoredEvent { json: Default::default(), origin_server_ts, content_json: content_json.into(), shown, row })
+    Ok(StoredEvent {
+        json: Default::default(),
+        origin_server_ts,
+        content_json: content_json.into(),
+        shown,
+        row,
+        client_head: Default::default(),
+    })
 }
 
 /// The first timeline page of each of a set of rooms (see [`Rooms::latest_pages`]).
