@@ -14,7 +14,6 @@ use std::{
 };
 
 use ruma::{RoomId, UserId};
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -1026,12 +1025,10 @@ fn events(list: Vec<Value>) -> Value {
 pub(crate) type SyncEvent = ClientEvent<Arc<StoredEvent>>;
 
 /// `{"events": [...]}` of events written out from the cache.
-#[derive(Serialize)]
 struct Events<T> {
     events: Vec<T>,
 }
 
-#[derive(Serialize)]
 struct Timeline {
     events: Vec<SyncEvent>,
     limited: bool,
@@ -1057,9 +1054,7 @@ impl RoomBlock {
     fn timeline_events(&self) -> impl Iterator<Item = &SyncEvent> {
         self.timeline.iter().flat_map(|t| &t.events)
     }
-}
 
-impl RoomBlock {
     /// The block's JSON text. Its events are written by [`ClientEvent::write_json`]: from the
     /// head each cached event keeps, with only this view's `unsigned` written for it.
     fn to_json(&self) -> serde_json::Result<Vec<u8>> {
