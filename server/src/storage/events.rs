@@ -310,9 +310,10 @@ pub async fn by_timestamp(
     sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(room_id).bind(ts).fetch_all(ex).await
 }
 
-/// The query of `latest_per_room`, or with `ids_only` of `latest_ids_per_room`. CROSS JOIN keeps the rooms the outer loop: with the statistics
-/// `optimize` writes at shutdown, SQLite scanned every event and ran the per-room search for
-/// each, and an initial sync on a small server took 44 ms instead of 3 after its first restart.
+/// The query of `latest_per_room`, or with `ids_only` of `latest_ids_per_room`. CROSS JOIN
+/// keeps the rooms the outer loop: with the statistics `optimize` writes at shutdown, SQLite
+/// scanned every event and ran the per-room search for each, and an initial sync on a small
+/// server took 44 ms instead of 3 after its first restart.
 pub(crate) fn latest_per_room_sql(ids_only: bool, per_room: i64) -> String {
     let columns = if ids_only { "e.event_id" } else { FULL_ARRAY };
     format!(
@@ -325,10 +326,10 @@ pub(crate) fn latest_per_room_sql(ids_only: bool, per_room: i64) -> String {
 }
 
 /// For each room, its latest `per_room` events at or before `upto` (rooms by ID, newest first
-/// within a room): the first page of every timeline of an initial /sync in one query, for a read of more
-/// events than the event cache holds (the rows come with their JSON). The rows come back as
-/// one JSON array: sqlx hands every result row over between threads separately, which for
-/// hundreds of rows costs more than the query.
+/// within a room): the first page of every timeline of an initial /sync in one query, for a
+/// read of more events than the event cache holds (the rows come with their JSON). The rows
+/// come back as one JSON array: sqlx hands every result row over between threads separately,
+/// which for hundreds of rows costs more than the query.
 pub async fn latest_per_room(
     ex: impl SqliteExecutor<'_>,
     rooms: &[&str],
@@ -343,9 +344,10 @@ pub async fn latest_per_room(
     Ok(rows)
 }
 
-/// The IDs of the events `latest_per_room` reads (in no particular order), for a reader that takes the events from the
-/// event cache: writing each row's columns as JSON and parsing them again was a fifth of an
-/// initial sync's instructions, for what the cached events already hold.
+/// The IDs of the events `latest_per_room` reads (in no particular order), for a reader that
+/// takes the events from the event cache: writing each row's columns as JSON and parsing them
+/// again was a fifth of an initial sync's instructions, for what the cached events already
+/// hold.
 pub async fn latest_ids_per_room(
     ex: impl SqliteExecutor<'_>,
     rooms: &[&str],
