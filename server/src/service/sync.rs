@@ -1114,8 +1114,8 @@ fn write_events(
     Ok(())
 }
 
-/// A JSON object written by hand, key by key (the keys are this file's own names, which need
-/// no escaping).
+/// A JSON object written by hand, key by key, around values that are JSON text already or
+/// written by serde.
 struct JsonObject<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
@@ -1127,15 +1127,28 @@ impl<'a> JsonObject<'a> {
         JsonObject { out, first: true }
     }
 
-    fn key(&mut self, key: &str) {
-        debug_assert!(!key.contains(['"', '\\']) && !key.contains(|c: char| c.is_control()));
+    fn comma(&mut self) {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
+    }
+
+    /// A key of this file's own, which needs no escaping.
+    fn key(&mut self, key: &str) {
+        debug_assert!(!key.contains(['"', '\\']) && !key.contains(|c: char| c.is_control()));
+        self.comma();
         self.out.push(b'"');
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(b"\":");
+    }
+
+    /// A key from data (a room ID, an account data type), escaped as JSON.
+    fn data_key(&mut self, key: &str) -> serde_json::Result<()> {
+        self.comma();
+        serde_json::to_writer(&mut *self.out, key)?;
+        self.out.push(b':');
+        Ok(())
     }
 
     fn end(self) {
@@ -1187,31 +1200,26 @@ impl SyncBody {
     }
 
     fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        out.push(b'{');
+        let mut body = JsonObject::start(out);
         for (k, v) in &self.fields {
-            serde_json::to_writer(&mut *out, k)?;
-            out.push(b':');
-            serde_json::to_writer(&mut *out, v)?;
-            out.push(b',');
+            body.data_key(k)?;
+            serde_json::to_writer(&mut *body.out, v)?;
         }
-        out.extend_from_slice(br#""rooms":{"join":{"#);
-        for (i, (room, block)) in self.rooms.join.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            serde_json::to_writer(&mut *out, room)?;
-            out.push(b':');
-            out.extend_from_slice(block);
+        body.key("rooms");
+        let mut rooms = JsonObject::start(body.out);
+        rooms.key("join");
+        let mut join = JsonObject::start(rooms.out);
+        for (room, block) in &self.rooms.join {
+            join.data_key(room)?;
+            join.out.extend_from_slice(block);
         }
-        out.push(b'}');
-        for (key, rooms) in [("invite", &self.rooms.invite), ("leave", &self.rooms.leave), ("knock", &self.rooms.knock)]
-        {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(b"\":");
-            serde_json::to_writer(&mut *out, rooms)?;
+        join.end();
+        for (key, map) in [("invite", &self.rooms.invite), ("leave", &self.rooms.leave), ("knock", &self.rooms.knock)] {
+            rooms.key(key);
+            serde_json::to_writer(&mut *rooms.out, map)?;
         }
-        out.extend_from_slice(b"}}");
+        rooms.end();
+        body.end();
         Ok(())
     }
 }

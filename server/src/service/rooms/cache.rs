@@ -369,7 +369,13 @@ mod tests {
             // A /sync room block writes each event from its kept head, byte for byte as it
             // serialises, for every view: the sender's device, another viewer, one with
             // per-view `unsigned` fields, one shown other content; twice (the head is kept).
+            // The first view of all is written directly, and keeps no head.
             for e in [&from_row, &from_map] {
+                let first = ClientEvent::client(e.clone(), false, Some(&viewer), 1_500);
+                let mut written = Vec::new();
+                first.write_json(&mut written).unwrap();
+                assert_eq!(String::from_utf8(written).unwrap(), serde_json::to_string(&first).unwrap());
+                assert!(e.client_head.get().is_none(), "{pdu}");
                 for _ in 0..2 {
                     for room in [false, true] {
                         let other = Viewer { user_id: "@v:h.test", device_id: "OTHER" };
