@@ -364,9 +364,10 @@ mod tests {
         db.close().await;
     }
 
-    /// Events read many at once (one JSON text of all their rows) come back
-    /// as the same rows read one by one: strings that need escaping in every text column,
-    /// NULLs, a redacted copy, and none at all for an empty list or unknown IDs.
+    /// Events read many at once (one text of all their rows) come back as the same rows read
+    /// one by one: strings that need escaping in JSON, and the framing's own characters, in
+    /// every text column, NULLs, a redacted copy, and none at all for an empty list or unknown
+    /// IDs.
     #[tokio::test]
     async fn events_read_many_at_once_are_the_rows_read_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -386,6 +387,17 @@ mod tests {
                 Some(("DEV\"", "txn\\1")),
             ),
             (3, "$empty", Some(""), "@u:h", "{}", None, Some(9), None),
+            // What the framed text is made of (lengths, `:`, `;`, `~`) inside the columns.
+            (
+                4,
+                "$4:~;",
+                Some("~"),
+                "12;@u:h",
+                r#"{"content":{"body":"3:~;~ 7: é"},"type":"x"}"#,
+                Some("~"),
+                None,
+                Some(("~", ":")),
+            ),
         ];
         for (pos, id, key, sender, pdu, redacted, group, txn) in events {
             sqlx::query(
