@@ -196,7 +196,8 @@ pub struct StoredEvent {
     client_head: std::sync::OnceLock<Option<Box<str>>>,
     /// Whether a /sync room block has shown the event. Its first view writes it directly: most
     /// events read past the event cache are shown once and dropped, and keeping a head for
-    /// those was one more copy each (2-6% of a 2,000-room initial sync's CPU).
+    /// those was one more copy each (writing a 2,000-room initial sync's room blocks: 182 M
+    /// instructions with the head kept from the first view, 133 M from the second).
     shown_once: std::sync::OnceLock<()>,
 }
 
