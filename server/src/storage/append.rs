@@ -252,6 +252,13 @@ fn push_append(q: &mut QueryBuilder<Sqlite>, index: i64, a: &Append) {
             .push_bind(tid);
     }
     q.push(");\n");
+    // The room's head moves to the event (its position is the row ID just inserted); one
+    // backfilled below everything moves nothing. Likewise its latest relation.
+    q.push("UPDATE rooms SET head = MAX(IFNULL(head, last_insert_rowid()), last_insert_rowid())");
+    if a.relation.is_some() {
+        q.push(", relation_head = MAX(IFNULL(relation_head, last_insert_rowid()), last_insert_rowid())");
+    }
+    q.push(" WHERE room_id = ").push_bind(room).push(";\n");
     // Only anonymous parameters: sqlx numbers them across statements, and numbered ones would
     // not mix with that.
     let id = e.event_id.as_str();
@@ -504,6 +511,12 @@ fn push_outliers(q: &mut QueryBuilder<Sqlite>, room: &str, outliers: &[NewOutlie
     )
     .push_bind(json!(rows).to_string())
     .push(");\n");
+    // Outliers are numbered above everything stored: the head may have moved.
+    q.push("UPDATE rooms SET head = (SELECT MAX(stream_ordering) FROM events WHERE room_id = ")
+        .push_bind(room)
+        .push(") WHERE room_id = ")
+        .push_bind(room)
+        .push(";\n");
     let edges: Vec<[&str; 2]> =
         outliers.iter().flat_map(|o| o.auth_events.iter().map(|a| [o.event_id.as_str(), a.as_str()])).collect();
     q.push("INSERT OR IGNORE INTO event_auth (event_id, auth_event_id) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(")

@@ -242,18 +242,25 @@ pub async fn forward_extremities_with_depth(
     .await
 }
 
-/// The stream position of every room's latest event.
-pub async fn room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
-    // One index lookup per room: `GROUP BY room_id` walks the whole (room, stream) index, which
-    // with a million events took most of a start (163 ms against 4).
-    sqlx::query_as(
-        "SELECT room_id, head FROM (
-             SELECT r.room_id, (SELECT MAX(e.stream_ordering) FROM events e WHERE e.room_id = r.room_id) AS head
-             FROM rooms r)
-         WHERE head IS NOT NULL",
+/// Finds every room's latest event and relation again when an event lies past all the heads
+/// kept in `rooms`: an older binary (which does not keep them) wrote to the database. Its
+/// events are numbered above every event before them, so one comparison finds that. Answers
+/// whether it had to.
+pub async fn repair_room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE rooms SET
+             head = (SELECT MAX(e.stream_ordering) FROM events e WHERE e.room_id = rooms.room_id),
+             relation_head = (SELECT MAX(r.stream_ordering) FROM event_relations r WHERE r.room_id = rooms.room_id)
+         WHERE (SELECT MAX(stream_ordering) FROM events) > IFNULL((SELECT MAX(head) FROM rooms), -9223372036854775808)",
     )
-    .fetch_all(ex)
-    .await
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The stream position of every room's latest event (kept in the room's row).
+pub async fn room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT room_id, head FROM rooms WHERE head IS NOT NULL").fetch_all(ex).await
 }
 
 // LIMITs are written into the SQL, not bound: SQLite plans with a bound LIMIT's value and then
@@ -561,11 +568,16 @@ pub async fn place_outlier(
     position: i64,
     state_group: Option<i64>,
 ) -> sqlx::Result<()> {
+    // The room's head (see the `room_heads` migration) is found again: the outlier may have
+    // been it, and moved down.
     sqlx::query(
-        "UPDATE events SET outlier = 0, stream_ordering = ?, state_group = ? WHERE event_id = ? AND outlier = 1",
+        "UPDATE events SET outlier = 0, stream_ordering = ?, state_group = ? WHERE event_id = ? AND outlier = 1;
+         UPDATE rooms SET head = (SELECT MAX(e.stream_ordering) FROM events e WHERE e.room_id = rooms.room_id)
+         WHERE room_id = (SELECT room_id FROM events WHERE event_id = ?)",
     )
     .bind(position)
     .bind(state_group)
+    .bind(event_id)
     .bind(event_id)
     .execute(ex)
     .await?;

@@ -304,6 +304,200 @@ mod tests {
         db
     }
 
+    /// Each room's latest event and relation as a start reads them (from the room's row) and
+    /// as the tables say (the largest position of the room's events and relations).
+    async fn heads_read_and_computed(db: &super::Db) -> [Vec<(String, i64)>; 4] {
+        let sorted = |mut v: Vec<(String, i64)>| {
+            v.sort();
+            v
+        };
+        let computed = |table: &'static str| {
+            let db = db.clone();
+            async move {
+                let sql =
+                    format!("SELECT room_id, MAX(stream_ordering) FROM {table} GROUP BY room_id ORDER BY room_id");
+                sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql)).fetch_all(&db.read).await.unwrap()
+            }
+        };
+        [
+            sorted(super::events::room_heads(&db.read).await.unwrap()),
+            computed("events").await,
+            sorted(super::relations::room_heads(&db.read).await.unwrap()),
+            computed("event_relations").await,
+        ]
+    }
+
+    /// An event appended as `storage::append` writes it: at `position` (None: the next one),
+    /// relating to another when `relation`, with `outliers` stored before it.
+    fn appended(
+        id: &str,
+        room: &str,
+        position: Option<i64>,
+        relation: bool,
+        outliers: &[&str],
+    ) -> super::append::Append {
+        use super::append::{Append, NewEvent, NewOutlier};
+        Append {
+            new_room: None,
+            event: NewEvent {
+                event_id: id.to_owned(),
+                room_id: room.to_owned(),
+                event_type: "m.room.message".to_owned(),
+                state_key: None,
+                sender: "@u:h".to_owned(),
+                origin_server_ts: 0,
+                depth: 1,
+                pdu: "{}".to_owned(),
+                rejected: false,
+                soft_failed: false,
+                outlier: false,
+                state_group: None,
+                resolved_state_group: None,
+                extremity: true,
+                txn: None,
+                prev_events: vec![],
+                auth_events: vec![],
+                state_before_group: None,
+                stream_ordering: position,
+                relay: false,
+            },
+            outliers: outliers
+                .iter()
+                .map(|o| NewOutlier {
+                    event_id: o.to_string(),
+                    event_type: "m.room.member".to_owned(),
+                    state_key: Some("@u:h".to_owned()),
+                    sender: "@u:h".to_owned(),
+                    origin_server_ts: 0,
+                    depth: 1,
+                    pdu: "{}".to_owned(),
+                    rejected: false,
+                    auth_events: vec![],
+                })
+                .collect(),
+            reset_extremities: false,
+            state_groups: vec![],
+            current: Default::default(),
+            memberships: vec![],
+            search: None,
+            relation: relation.then(|| ("$parent".to_owned(), "m.thread".to_owned())),
+            push: Default::default(),
+        }
+    }
+
+    /// The heads kept in the rooms' rows follow every way events and relations are written:
+    /// appended (several in one transaction), backfilled below everything, outliers stored
+    /// with an event, an outlier placed in the timeline later, and a room purged.
+    #[tokio::test]
+    async fn room_heads_kept_in_rooms_follow_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db_with_rooms(&dir, &["!a:h", "!b:h", "!c:h"]).await;
+        let check = |step: &'static str| {
+            let db = db.clone();
+            async move {
+                let [read, events, read_relations, relations] = heads_read_and_computed(&db).await;
+                assert_eq!(read, events, "events after: {step}");
+                assert_eq!(read_relations, relations, "relations after: {step}");
+                (read, read_relations)
+            }
+        };
+        let append = |events: Vec<super::append::Append>| {
+            let db = db.clone();
+            async move {
+                let mut conn = db.write.acquire().await.unwrap();
+                let refs: Vec<&super::append::Append> = events.iter().collect();
+                super::append::append_all(&mut conn, &refs).await.unwrap()
+            }
+        };
+        let pairs = |list: &[(&str, i64)]| list.iter().map(|(r, p)| (r.to_string(), *p)).collect::<Vec<_>>();
+        assert_eq!(check("nothing").await, (vec![], vec![]));
+
+        append(vec![appended("$1", "!a:h", None, false, &[]), appended("$2", "!b:h", None, true, &[])]).await;
+        append(vec![appended("$3", "!a:h", None, true, &[])]).await;
+        // Backfilled history sits below every position and moves no head; in a room with
+        // nothing else it is the head.
+        append(vec![appended("$-5", "!a:h", Some(-5), true, &[]), appended("$-6", "!c:h", Some(-6), false, &[])]).await;
+        assert_eq!(
+            check("appended and backfilled").await,
+            (pairs(&[("!a:h", 3), ("!b:h", 2), ("!c:h", -6)]), pairs(&[("!a:h", 3), ("!b:h", 2)]))
+        );
+
+        // Outliers come before the event that brought them, backfilled or not.
+        append(vec![appended("$-7", "!c:h", Some(-7), false, &["$out1"])]).await;
+        assert_eq!(check("an outlier").await.0, pairs(&[("!a:h", 3), ("!b:h", 2), ("!c:h", 4)]));
+        append(vec![appended("$6", "!b:h", None, true, &["$out2"])]).await;
+        assert_eq!(
+            check("an outlier and its event").await,
+            (pairs(&[("!a:h", 3), ("!b:h", 6), ("!c:h", 4)]), pairs(&[("!a:h", 3), ("!b:h", 6)]))
+        );
+        // Placed in the timeline: below everything (backfill), then above.
+        super::events::place_outlier(&db.write, "$out1", -8, None).await.unwrap();
+        assert_eq!(check("an outlier placed below").await.0, pairs(&[("!a:h", 3), ("!b:h", 6), ("!c:h", -6)]));
+        sqlx::query("UPDATE events SET outlier = 1 WHERE event_id = '$out1'").execute(&db.write).await.unwrap();
+        super::events::place_outlier(&db.write, "$out1", 10, None).await.unwrap();
+        assert_eq!(check("an outlier placed above").await.0, pairs(&[("!a:h", 3), ("!b:h", 6), ("!c:h", 10)]));
+        // Not an outlier (any more): nothing moves.
+        super::events::place_outlier(&db.write, "$3", 20, None).await.unwrap();
+        assert_eq!(check("not an outlier").await.0, pairs(&[("!a:h", 3), ("!b:h", 6), ("!c:h", 10)]));
+
+        let mut conn = db.write.acquire().await.unwrap();
+        let (events, _) = super::purge::room(&mut conn, "!b:h", ":h").await.unwrap();
+        drop(conn);
+        assert_eq!(events.len(), 3);
+        assert_eq!(check("a room purged").await, (pairs(&[("!a:h", 3), ("!c:h", 10)]), pairs(&[("!a:h", 3)])));
+        db.close().await;
+    }
+
+    /// An older database gets its rooms' heads from its events and relations, and gets them
+    /// again after an older binary wrote to it.
+    #[tokio::test]
+    async fn rooms_of_an_older_database_get_their_heads() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let mut conn = older_database(&path, 20261210000040).await;
+        sqlx::query(
+            "INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES
+                 ('!a:h', '12', '@a:h', 0), ('!b:h', '12', '@a:h', 0), ('!c:h', '12', '@a:h', 0);
+             INSERT INTO events (stream_ordering, event_id, room_id, event_type, sender, origin_server_ts, depth, pdu)
+             VALUES (1, '$1', '!a:h', 'x', '@a:h', 0, 1, '{}'), (2, '$2', '!b:h', 'x', '@a:h', 0, 1, '{}'),
+                    (3, '$3', '!a:h', 'x', '@a:h', 0, 2, '{}'), (-1, '$-1', '!b:h', 'x', '@a:h', 0, 1, '{}');
+             INSERT INTO event_relations (event_id, relates_to_id, rel_type, room_id, sender, event_type, stream_ordering)
+             VALUES ('$3', '$1', 'm.annotation', '!a:h', '@a:h', 'm.reaction', 3)",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        let db = super::Db::open(&path).await.unwrap();
+        let [read, events, read_relations, relations] = heads_read_and_computed(&db).await;
+        assert_eq!(read, vec![("!a:h".to_owned(), 3), ("!b:h".to_owned(), 2)]);
+        assert_eq!(read, events);
+        assert_eq!(read_relations, vec![("!a:h".to_owned(), 3)]);
+        assert_eq!(read_relations, relations);
+        // An older binary (which does not keep the heads) goes on writing to the database: the
+        // next start finds them again.
+        sqlx::query(
+            "INSERT INTO events (stream_ordering, event_id, room_id, event_type, sender, origin_server_ts, depth, pdu)
+             VALUES (4, '$4', '!c:h', 'x', '@a:h', 0, 1, '{}'), (5, '$5', '!b:h', 'x', '@a:h', 0, 3, '{}');
+             INSERT INTO event_relations (event_id, relates_to_id, rel_type, room_id, sender, event_type, stream_ordering)
+             VALUES ('$5', '$2', 'm.annotation', '!b:h', '@a:h', 'm.reaction', 5)",
+        )
+        .execute(&db.write)
+        .await
+        .unwrap();
+        db.close().await;
+        let db = super::Db::open(&path).await.unwrap();
+        let [read, events, read_relations, relations] = heads_read_and_computed(&db).await;
+        assert_eq!(read, vec![("!a:h".to_owned(), 3), ("!b:h".to_owned(), 5), ("!c:h".to_owned(), 4)]);
+        assert_eq!(read, events);
+        assert_eq!(read_relations, vec![("!a:h".to_owned(), 3), ("!b:h".to_owned(), 5)]);
+        assert_eq!(read_relations, relations);
+        // Nothing to find again: nothing is written.
+        assert!(!super::events::repair_room_heads(&db.write).await.unwrap());
+        db.close().await;
+    }
+
     /// The first page of each room's timeline: its newest events up to the position asked,
     /// never rejected, soft-failed or outlier events, and all of them when a room has fewer.
     #[tokio::test]
@@ -570,6 +764,11 @@ impl Db {
             let _ = std::fs::remove_file(copy);
         }
         record_compat(&write).await?;
+        if events::repair_room_heads(&write).await? {
+            tracing::warn!(
+                "rooms' latest positions were behind their events (an older Hearth wrote to this database); found them again"
+            );
+        }
         // Migrations read every table; give those pages back rather than keep them resident.
         sqlx::query("PRAGMA shrink_memory").execute(&write).await?;
         // Readers: a few connections suffice (queries are CPU-bound and the machine is a home

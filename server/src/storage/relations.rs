@@ -85,7 +85,7 @@ pub async fn threads(
     .await
 }
 
-/// The position of every room's latest relation.
+/// The position of every room's latest relation (kept in the room's row).
 pub async fn room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as("SELECT room_id, MAX(stream_ordering) FROM event_relations GROUP BY room_id").fetch_all(ex).await
+    sqlx::query_as("SELECT room_id, relation_head FROM rooms WHERE relation_head IS NOT NULL").fetch_all(ex).await
 }
