@@ -512,9 +512,7 @@ fn push_outliers(q: &mut QueryBuilder<Sqlite>, room: &str, outliers: &[NewOutlie
     .push_bind(json!(rows).to_string())
     .push(");\n");
     // Outliers are numbered above everything stored: the head may have moved.
-    q.push("UPDATE rooms SET head = (SELECT MAX(stream_ordering) FROM events WHERE room_id = ")
-        .push_bind(room)
-        .push(") WHERE room_id = ")
+    q.push(concat!("UPDATE rooms SET head = ", super::events::room_head!(), " WHERE room_id = "))
         .push_bind(room)
         .push(";\n");
     let edges: Vec<[&str; 2]> =

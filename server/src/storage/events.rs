@@ -242,17 +242,26 @@ pub async fn forward_extremities_with_depth(
     .await
 }
 
+/// The SQL of a room's head, its latest event's stream position, for an `UPDATE rooms`
+/// statement: the one place that says what the `rooms.head` column holds.
+macro_rules! room_head {
+    () => {
+        "(SELECT MAX(e.stream_ordering) FROM events e WHERE e.room_id = rooms.room_id)"
+    };
+}
+pub(crate) use room_head;
+
 /// Finds every room's latest event and relation again when an event lies past all the heads
 /// kept in `rooms`: an older binary (which does not keep them) wrote to the database. Its
 /// events are numbered above every event before them, so one comparison finds that. Answers
 /// whether it had to.
 pub async fn repair_room_heads(ex: impl SqliteExecutor<'_>) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE rooms SET
-             head = (SELECT MAX(e.stream_ordering) FROM events e WHERE e.room_id = rooms.room_id),
-             relation_head = (SELECT MAX(r.stream_ordering) FROM event_relations r WHERE r.room_id = rooms.room_id)
+    let done = sqlx::query(concat!(
+        "UPDATE rooms SET head = ",
+        room_head!(),
+        ", relation_head = (SELECT MAX(r.stream_ordering) FROM event_relations r WHERE r.room_id = rooms.room_id)
          WHERE (SELECT MAX(stream_ordering) FROM events) > IFNULL((SELECT MAX(head) FROM rooms), -9223372036854775808)",
-    )
+    ))
     .execute(ex)
     .await?;
     Ok(done.rows_affected() > 0)
@@ -570,11 +579,12 @@ pub async fn place_outlier(
 ) -> sqlx::Result<()> {
     // The room's head (see the `room_heads` migration) is found again: the outlier may have
     // been it, and moved down.
-    sqlx::query(
+    sqlx::query(concat!(
         "UPDATE events SET outlier = 0, stream_ordering = ?, state_group = ? WHERE event_id = ? AND outlier = 1;
-         UPDATE rooms SET head = (SELECT MAX(e.stream_ordering) FROM events e WHERE e.room_id = rooms.room_id)
-         WHERE room_id = (SELECT room_id FROM events WHERE event_id = ?)",
-    )
+         UPDATE rooms SET head = ",
+        room_head!(),
+        " WHERE room_id = (SELECT room_id FROM events WHERE event_id = ?)",
+    ))
     .bind(position)
     .bind(state_group)
     .bind(event_id)
