@@ -44,11 +44,47 @@ fn order_code() {
     }
     // Only here, so that a new list does not rebuild debug builds, which do not use it.
     println!("cargo:rerun-if-changed=code-order.txt");
-    let list = std::path::Path::new(&env("CARGO_MANIFEST_DIR")).join("code-order.txt");
+    let recorded = std::path::Path::new(&env("CARGO_MANIFEST_DIR")).join("code-order.txt");
+    let Ok(text) = std::fs::read_to_string(&recorded) else { return };
+    let list = std::path::Path::new(&env("OUT_DIR")).join("code-order.txt");
     // The linker splits `-Wl,` arguments at commas.
-    if !list.exists() || list.to_string_lossy().contains(',') {
+    if list.to_string_lossy().contains(',') || std::fs::write(&list, with_nearby_copies(&text)).is_err() {
         return;
     }
     println!("cargo:rustc-link-arg-bin=hearth=-Wl,--symbol-ordering-file={}", list.display());
     println!("cargo:rustc-link-arg-bin=hearth=-Wl,--no-warn-symbol-ordering");
+}
+
+/// How far the numbers of LLVM's local copies move between the build a list was recorded from
+/// and a later one (by 4-6 over one small commit; see `with_nearby_copies`).
+const COPY_NUMBER_DRIFT: u32 = 200;
+
+/// The recorded list for the linker, where a Rust function's local copy (`name.9523`: fat LTO
+/// keeps one per crate that inlined a function like `bytes::static_clone`, numbered in the
+/// order it merges them) is followed by the same name with the numbers around its own. Any
+/// change elsewhere in the program moves those numbers, so the recorded name soon names
+/// nothing; the copy, run at every start, then lands anywhere in the binary and maps 64 KiB
+/// of code around it. Nearby numbers also catch other copies of the same function, which
+/// are small and cost little in the ordered part.
+fn with_nearby_copies(recorded: &str) -> String {
+    let mut out = String::with_capacity(recorded.len());
+    let mut seen = std::collections::HashSet::new();
+    for name in recorded.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let rust = name.starts_with("_ZN") || name.starts_with("_R");
+        let copy = name.rsplit_once('.').and_then(|(base, n)| Some((base, n.parse::<u32>().ok()?)));
+        let names: Vec<String> = match copy {
+            Some((base, n)) if rust => std::iter::once(n)
+                .chain((1..=COPY_NUMBER_DRIFT).flat_map(|d| [n.checked_sub(d), n.checked_add(d)]).flatten())
+                .map(|m| format!("{base}.{m}"))
+                .collect(),
+            _ => vec![name.to_owned()],
+        };
+        for n in names {
+            if seen.insert(n.clone()) {
+                out.push_str(&n);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
