@@ -273,6 +273,30 @@ async fn slow_and_idle_clients_are_cut_off_while_long_polls_survive() {
     assert!(waited >= Duration::from_secs(4), "the long poll waited its whole timeout: {waited:?}");
 }
 
+/// A plain connection is served in the HTTP version its first bytes speak: HTTP/1.1, or HTTP/2
+/// with prior knowledge (what a reverse proxy speaking h2c sends); the server picks the version
+/// from those bytes before hyper reads them.
+#[tokio::test]
+async fn plain_connections_are_served_in_http1_and_in_http2_with_prior_knowledge() {
+    let s = TestServer::start().await;
+    let token = s.user("versions").await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    for (client, version) in [(&s.http, reqwest::Version::HTTP_11), (&h2, reqwest::Version::HTTP_2)] {
+        for _ in 0..3 {
+            let r = client
+                .get(format!("{}/_matrix/client/v3/account/whoami?unused=a%20b", s.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.version(), version);
+            assert_eq!(r.status(), 200, "{version:?}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["user_id"], format!("@versions:{}", common::SERVER_NAME), "{version:?}");
+        }
+    }
+}
+
 /// Connections beyond `max_connections` are closed at once; those already open carry on.
 #[tokio::test]
 async fn connections_beyond_the_cap_are_refused() {
