@@ -377,6 +377,7 @@ impl SlidingSync {
     }
 
     /// Answers one request, long-polling when the client has a `pos` and nothing is new.
+    /// `build` runs boxed, so a waiting request does not hold its state (as in `Sync::sync`).
     pub async fn sync(&self, user: &UserId, device: &str, req: &Request) -> Result<Answer> {
         Self::validate(req)?;
         let db = self.rooms.db();
@@ -410,12 +411,12 @@ impl SlidingSync {
             if quiet && tokio::time::Instant::now() < deadline {
                 if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
                     let head = self.sync.head();
-                    let (body, next_known, _) = self.build(user, device, req, from, &known, head).await?;
+                    let (body, next_known, _) = Box::pin(self.build(user, device, req, from, &known, head)).await?;
                     break (body, next_known, head);
                 }
                 continue;
             }
-            let (body, next_known, news) = self.build(user, device, req, from, &known, head).await?;
+            let (body, next_known, news) = Box::pin(self.build(user, device, req, from, &known, head)).await?;
             // A first request never waits (the client needs its lists at once).
             if news || from.is_none() || tokio::time::Instant::now() >= deadline {
                 break (body, next_known, head);
@@ -425,7 +426,7 @@ impl SlidingSync {
             drop((body, next_known));
             if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
                 let head = self.sync.head();
-                let (body, next_known, _) = self.build(user, device, req, from, &known, head).await?;
+                let (body, next_known, _) = Box::pin(self.build(user, device, req, from, &known, head)).await?;
                 break (body, next_known, head);
             }
         };

@@ -190,6 +190,10 @@ impl Sync {
     }
 
     /// Answers a /sync request, waiting up to `timeout` for something new when `since` is given.
+    ///
+    /// `build` runs boxed: its state is several kilobytes, and inline it would be part of this
+    /// future's size, which a long-poll holds for as long as it waits (200 waiting clients
+    /// held 2 MiB that way); boxed, it is allocated only while an answer is built.
     pub async fn sync(&self, user: &UserId, device: &str, params: &SyncParams) -> Result<SyncBody> {
         let mut rx = self.notifier.subscribe();
         let deadline = tokio::time::Instant::now() + params.timeout.min(MAX_TIMEOUT);
@@ -206,17 +210,17 @@ impl Sync {
                 if let Ok(Ok(())) = tokio::time::timeout_at(deadline, rx.changed()).await {
                     continue;
                 }
-                let (body, _) = self.build(user, device, since, head, params).await?;
+                let (body, _) = Box::pin(self.build(user, device, since, head, params)).await?;
                 return Ok(body);
             }
-            let (body, has_news) = self.build(user, device, since, head, params).await?;
+            let (body, has_news) = Box::pin(self.build(user, device, since, head, params)).await?;
             if has_news || since.is_none() || params.full_state || tokio::time::Instant::now() >= deadline {
                 return Ok(body);
             }
             // Wait for the stream to move (or the timeout), then look again. A position change
             // that concerns other users' rooms only makes this loop once more, cheaply.
             if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
-                let (body, _) = self.build(user, device, since, head, params).await?;
+                let (body, _) = Box::pin(self.build(user, device, since, head, params)).await?;
                 return Ok(body);
             }
         }
