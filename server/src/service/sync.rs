@@ -192,8 +192,8 @@ impl Sync {
     /// Answers a /sync request, waiting up to `timeout` for something new when `since` is given.
     ///
     /// `build` runs boxed: its state is several kilobytes, and inline it would be part of this
-    /// future's size, which a long-poll holds for as long as it waits (200 waiting clients
-    /// held 2 MiB that way); boxed, it is allocated only while an answer is built.
+    /// future's size, which a long-poll holds for as long as it waits; boxed, it is allocated
+    /// only while an answer is built (heaptrack: a waiting request's future 10.8 -> 5.6 KiB).
     pub async fn sync(&self, user: &UserId, device: &str, params: &SyncParams) -> Result<SyncBody> {
         let mut rx = self.notifier.subscribe();
         let deadline = tokio::time::Instant::now() + params.timeout.min(MAX_TIMEOUT);
