@@ -284,7 +284,7 @@ async fn plain_connections_are_served_in_http1_and_in_http2_with_prior_knowledge
     for (client, version) in [(&s.http, reqwest::Version::HTTP_11), (&h2, reqwest::Version::HTTP_2)] {
         for _ in 0..3 {
             let r = client
-                .get(format!("{}/_matrix/client/v3/account/whoami?unused=a%20b", s.base))
+                .get(format!("{}/_matrix/client/v3/account/whoami", s.base))
                 .bearer_auth(&token)
                 .send()
                 .await
