@@ -190,9 +190,10 @@ pub struct NewPdu<'a> {
     pub kind: &'a str,
     pub state_key: Option<&'a str>,
     pub content: CanonicalJsonObject,
-    /// With the reference hashes v1/v2 rooms put next to each ID.
-    pub prev_events: Vec<(OwnedEventId, CanonicalJsonObject)>,
-    pub auth_events: Vec<(OwnedEventId, CanonicalJsonObject)>,
+    /// Each with its PDU where the room version puts its reference hash next to the ID (see
+    /// [`references_carry_hashes`]); `None` elsewhere.
+    pub prev_events: Vec<(OwnedEventId, Option<CanonicalJsonObject>)>,
+    pub auth_events: Vec<(OwnedEventId, Option<CanonicalJsonObject>)>,
     pub depth: u64,
     pub origin_server_ts: MilliSecondsSinceUnixEpoch,
     /// For `m.room.redaction` in v1-10 rooms (v11+ put it in content).
@@ -206,15 +207,22 @@ pub struct Built {
     pub room_id: OwnedRoomId,
 }
 
+/// Whether events of this room version name the events they follow and are authorised by with
+/// those events' reference hashes (v1 and v2), so building one needs their PDUs.
+pub fn references_carry_hashes(rules: &RoomVersionRules) -> bool {
+    matches!(rules.events_reference_format, EventsReferenceFormatVersion::V1)
+}
+
 /// Builds the PDU for `new`, adds its content hash and this server's signature, and computes its
 /// event ID (and, for a v12 create event, the room ID), per the room version's rules.
 pub fn build_and_sign(new: NewPdu<'_>, server_name: &str, key: &Ed25519KeyPair) -> Result<Built, PduError> {
     let rules = new.room_version.rules().ok_or_else(|| e("unsupported room version"))?;
-    let refs = |list: Vec<(OwnedEventId, CanonicalJsonObject)>| -> Result<CanonicalJsonValue, PduError> {
+    let refs = |list: Vec<(OwnedEventId, Option<CanonicalJsonObject>)>| -> Result<CanonicalJsonValue, PduError> {
         let items = list
             .into_iter()
             .map(|(id, json)| match rules.events_reference_format {
                 EventsReferenceFormatVersion::V1 => {
+                    let json = json.ok_or_else(|| e(format!("the PDU of {id} is needed for its reference hash")))?;
                     let hash = reference_hash(&json, &rules).map_err(|err| e(err.to_string()))?;
                     let mut hashes = CanonicalJsonObject::new();
                     hashes.insert("sha256".into(), CanonicalJsonValue::String(hash));

@@ -224,6 +224,9 @@ struct Light<'a> {
 }
 
 impl StoredEvent {
+    /// An event with its map built (the server's own events are cached from their text, see
+    /// `store_locked_as`; tests compare the two).
+    #[cfg(test)]
     pub fn new(row: EventRow, json: CanonicalJsonObject) -> StoredEvent {
         let origin_server_ts = crate::matrix::client_event::origin_server_ts(&json);
         StoredEvent {
@@ -786,12 +789,22 @@ impl Rooms {
         }
         let prev: Vec<&(String, i64)> = hot.extremities.iter().take(MAX_PREV_EVENTS).collect();
         let prev_ids: Vec<String> = prev.iter().map(|(id, _)| id.clone()).collect();
-        needed.extend(prev_ids.iter().cloned());
+        // Only v1/v2 rooms need the PDUs of the events named (the depth comes with the room's
+        // extremities): elsewhere a message would otherwise parse the previous one's PDU.
+        let with_pdus = pdu::references_carry_hashes(&rules);
+        if with_pdus {
+            needed.extend(prev_ids.iter().cloned());
+        }
         let loaded: HashMap<String, Arc<StoredEvent>> =
             self.events_shared(&needed).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
-        let json_of = |id: &String| -> Result<(OwnedEventId, CanonicalJsonObject)> {
-            let e = loaded.get(id).ok_or_else(|| Error::internal(format!("missing event {id}")))?;
-            Ok((EventId::parse(id).map_err(Error::internal)?, e.json().clone()))
+        let reference = |id: &String| -> Result<(OwnedEventId, Option<CanonicalJsonObject>)> {
+            let pdu = match with_pdus {
+                true => {
+                    Some(loaded.get(id).ok_or_else(|| Error::internal(format!("missing event {id}")))?.json().clone())
+                }
+                false => None,
+            };
+            Ok((EventId::parse(id).map_err(Error::internal)?, pdu))
         };
         let depth = prev.iter().map(|(_, d)| *d as u64).max().unwrap_or(0) + 1;
 
@@ -804,8 +817,8 @@ impl Rooms {
             kind,
             state_key,
             content,
-            prev_events: prev_ids.iter().map(json_of).collect::<Result<_>>()?,
-            auth_events: auth_ids.iter().map(json_of).collect::<Result<_>>()?,
+            prev_events: prev_ids.iter().map(reference).collect::<Result<_>>()?,
+            auth_events: auth_ids.iter().map(reference).collect::<Result<_>>()?,
             depth,
             origin_server_ts: now_ts(),
             redacts: redacts.as_deref(),
@@ -1021,27 +1034,27 @@ impl Rooms {
             push: pushed.rows,
         };
         // The event exists from here on for whoever builds on it (the next event of the room
-        // names it in prev_events); if its write fails, the writer voids all of this.
-        self.shared.cache.put(Arc::new(StoredEvent::new(
-            EventRow {
-                // Not known until the commit; only the builders of this room's next events see
-                // this copy before then, and they do not read it.
-                stream_ordering: 0,
-                event_id: event_id.to_string(),
-                room_id: room.room_id.clone(),
-                event_type: kind.clone(),
-                state_key: state_key.clone(),
-                sender: pdu.sender.to_string(),
-                pdu: text,
-                rejected: placement.rejected,
-                soft_failed: placement.soft_failed,
-                state_group: placement.resolved_state_group.or(state_group),
-                redacted_json: None,
-                txn_device_id: txn.map(|t| t.device_id.to_owned()),
-                txn_id: txn.map(|t| t.txn_id.to_owned()),
-            },
-            json.clone(),
-        )));
+        // names it in prev_events); if its write fails, the writer voids all of this. It is
+        // cached as a read of its row would give it, without its map: most events are messages
+        // that nothing reads the map of again, and the cache's 1,024 maps were a quarter of
+        // the heap after a run of sends (a state event's map is built again when it is read).
+        self.shared.cache.put(Arc::new(from_text(EventRow {
+            // Not known until the commit; only the builders of this room's next events see
+            // this copy before then, and they do not read it.
+            stream_ordering: 0,
+            event_id: event_id.to_string(),
+            room_id: room.room_id.clone(),
+            event_type: kind.clone(),
+            state_key: state_key.clone(),
+            sender: pdu.sender.to_string(),
+            pdu: text,
+            rejected: placement.rejected,
+            soft_failed: placement.soft_failed,
+            state_group: placement.resolved_state_group.or(state_group),
+            redacted_json: None,
+            txn_device_id: txn.map(|t| t.device_id.to_owned()),
+            txn_id: txn.map(|t| t.txn_id.to_owned()),
+        })?));
         let push = if pushed.actions.is_empty() {
             None
         } else {
@@ -1153,12 +1166,18 @@ pub fn content_of(json: &CanonicalJsonObject) -> serde_json::Value {
 
 /// Parses a stored event; a redacted event reads as its redacted form everywhere.
 pub fn parse_row(row: EventRow) -> Result<StoredEvent> {
+    crate::matrix::canonical::check(row.redacted_json.as_deref().unwrap_or(&row.pdu)).map_err(Error::internal)?;
+    from_text(row)
+}
+
+/// As [`parse_row`], for a row whose PDU this server has just written out from its map (so
+/// it is canonical JSON without checking).
+fn from_text(row: EventRow) -> Result<StoredEvent> {
     let text = row.redacted_json.as_deref().unwrap_or(&row.pdu);
     // The map of the whole PDU is built only when something reads it: most events read from
     // the database are shown to a client and dropped (an initial sync of a user in thousands of
     // rooms reads tens of thousands), and what a client is shown is taken from the text.
     let light: Light<'_> = serde_json::from_str(text).map_err(Error::internal)?;
-    crate::matrix::canonical::check(text).map_err(Error::internal)?;
     let origin_server_ts = match light.origin_server_ts {
         Some(serde_json::Value::Number(n)) => n.as_i64(),
         _ => None,
