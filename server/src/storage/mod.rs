@@ -649,6 +649,45 @@ mod tests {
         db.close().await;
     }
 
+    /// The members of many rooms read at once (one JSON text) are each room's members read alone,
+    /// whatever the IDs hold that JSON escapes (quotes, backslashes, control characters).
+    #[tokio::test]
+    async fn members_read_many_at_once_are_each_rooms_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let rooms = [r#"!q"\uote:h"#, "!3:~;:h", "!empty:h"];
+        let db = db_with_rooms(&dir, &rooms).await;
+        let members = [
+            (rooms[0], "@u:h", "join", "$1"),
+            (rooms[0], r#"@"odd\:h"#, "leave", "$tab\t \u{1} é 🔥"),
+            (rooms[1], "@12;:~h", "invite", "$~"),
+            (rooms[1], "@u:h", "ban", "$4:x"),
+        ];
+        for (room, user, membership, event) in members {
+            sqlx::query(
+                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) VALUES (?, ?, ?, ?, 1)",
+            )
+            .bind(room)
+            .bind(user)
+            .bind(membership)
+            .bind(event)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        }
+        let mut one_by_one = Vec::new();
+        for room in rooms {
+            for (user, membership, event) in super::rooms::members(&db.read, room).await.unwrap() {
+                one_by_one.push((room.to_owned(), user, membership, event));
+            }
+        }
+        one_by_one.sort();
+        assert_eq!(one_by_one.len(), members.len());
+        assert_eq!(super::rooms::members_many(&db.read, &rooms).await.unwrap(), one_by_one);
+        assert!(super::rooms::members_many(&db.read, &["!empty:h"]).await.unwrap().is_empty());
+        assert!(super::rooms::members_many(&db.read, &[]).await.unwrap().is_empty());
+        db.close().await;
+    }
+
     /// A backup's snapshot is a reader that holds its view for seconds. The checkpointer used
     /// to wait for it with the write lock held (a RESTART), and every send waited as long.
     #[tokio::test]
