@@ -377,7 +377,6 @@ impl SlidingSync {
     }
 
     /// Answers one request, long-polling when the client has a `pos` and nothing is new.
-    /// `build` runs boxed, so a waiting request does not hold its state (as in `Sync::sync`).
     pub async fn sync(&self, user: &UserId, device: &str, req: &Request) -> Result<Answer> {
         Self::validate(req)?;
         let db = self.rooms.db();
@@ -411,12 +410,12 @@ impl SlidingSync {
             if quiet && tokio::time::Instant::now() < deadline {
                 if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
                     let head = self.sync.head();
-                    let (body, next_known, _) = Box::pin(self.build(user, device, req, from, &known, head)).await?;
+                    let (body, next_known, _) = self.build(user, device, req, from, &known, head).await?;
                     break (body, next_known, head);
                 }
                 continue;
             }
-            let (body, next_known, news) = Box::pin(self.build(user, device, req, from, &known, head)).await?;
+            let (body, next_known, news) = self.build(user, device, req, from, &known, head).await?;
             // A first request never waits (the client needs its lists at once).
             if news || from.is_none() || tokio::time::Instant::now() >= deadline {
                 break (body, next_known, head);
@@ -426,7 +425,7 @@ impl SlidingSync {
             drop((body, next_known));
             if !matches!(tokio::time::timeout_at(deadline, rx.changed()).await, Ok(Ok(()))) {
                 let head = self.sync.head();
-                let (body, next_known, _) = Box::pin(self.build(user, device, req, from, &known, head)).await?;
+                let (body, next_known, _) = self.build(user, device, req, from, &known, head).await?;
                 break (body, next_known, head);
             }
         };
@@ -469,8 +468,21 @@ impl SlidingSync {
     }
 
     /// Builds an answer from `from` (None: a new connection) up to `head`. Returns the body,
-    /// what it changes in what the client has, and whether anything in it is news.
+    /// what it changes in what the client has, and whether anything in it is news. Boxed, so a
+    /// waiting request does not hold `compose`'s state (as in `Sync::build`).
     async fn build(
+        &self,
+        user: &UserId,
+        device: &str,
+        req: &Request,
+        from: Option<SyncToken>,
+        known: &Known,
+        head: SyncToken,
+    ) -> Result<(Answer, Delta, bool)> {
+        Box::pin(self.compose(user, device, req, from, known, head)).await
+    }
+
+    async fn compose(
         &self,
         user: &UserId,
         device: &str,
