@@ -269,3 +269,51 @@ async fn messages_reach_the_database_file_shortly_after_they_are_written() {
     assert!(grown > 128 * 1024, "the database file grew by only {grown} bytes: nothing was checkpointed");
     assert_eq!(full_timeline(&s, &token, &room).await.iter().filter(|e| e["type"] == "m.room.message").count(), 150);
 }
+
+/// A message wakes every member's waiting /sync at once. More of them than the server builds
+/// answers for at a time (eight) each get it when it is sent: none is dropped, none left
+/// waiting for its timeout.
+#[tokio::test]
+async fn a_message_reaches_every_one_of_many_waiting_syncs() {
+    let s = TestServer::start().await;
+    let owner = s.user("owner").await;
+    let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&owner), json!({"preset": "public_chat"})).await;
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    let mut readers = Vec::new();
+    for i in 0..24 {
+        let t = s.user(&format!("reader{i}")).await;
+        let (st, _) = s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&t), json!({})).await;
+        assert_eq!(st, 200);
+        readers.push(t);
+    }
+    // Each reader's position after everyone joined, so only the message is news.
+    let mut since = Vec::new();
+    for t in &readers {
+        let (_, sync) = s.get("/_matrix/client/v3/sync?timeout=0", Some(t)).await;
+        since.push(sync["next_batch"].as_str().unwrap().to_owned());
+    }
+    let started = std::time::Instant::now();
+    // Without presence: each reader coming online is news to the others, and would answer
+    // their long-polls before the message.
+    let no_presence = "%7B%22presence%22%3A%7B%22types%22%3A%5B%5D%7D%7D";
+    let paths: Vec<String> =
+        since.iter().map(|s| format!("/_matrix/client/v3/sync?since={s}&timeout=20000&filter={no_presence}")).collect();
+    let waits = futures::future::join_all(readers.iter().zip(&paths).map(|(t, path)| s.get(path, Some(t))));
+    let send = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        s.put(
+            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/to-all"),
+            Some(&owner),
+            json!({"msgtype": "m.text", "body": "to everyone"}),
+        )
+        .await
+    };
+    let (answers, (st, _)) = tokio::join!(waits, send);
+    assert_eq!(st, 200);
+    for (st, sync) in &answers {
+        assert_eq!(*st, 200, "{sync}");
+        let events = sync["rooms"]["join"][&room]["timeline"]["events"].as_array().cloned().unwrap_or_default();
+        assert!(events.iter().any(|e| e["content"]["body"] == "to everyone"), "{sync}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "answered at the timeout: {:?}", started.elapsed());
+}

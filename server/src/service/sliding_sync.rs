@@ -291,7 +291,7 @@ struct Prefetch {
     /// The stream position the timelines and bumps were read at.
     upto: i64,
     /// The newest events of the room (at least one, up to its timeline limit + 1), newest first.
-    timelines: HashMap<String, Vec<storage::events::EventRow>>,
+    timelines: foldhash::HashMap<String, Vec<storage::events::EventRow>>,
     /// The latest `BUMP_TYPES` event per room of `timelines` (rooms without one are left out).
     bumps: HashMap<String, i64>,
     /// (user, membership, event_id) per room new to the connection, ordered by user.
@@ -300,7 +300,7 @@ struct Prefetch {
     unread: Option<HashMap<String, super::rooms::push::UnreadCounts>>,
     /// Events the answers are likely to show: timelines, wanted state, heroes' member events.
     /// Kept here rather than only in the event cache, which is smaller than 500 rooms' worth.
-    events: HashMap<String, Arc<StoredEvent>>,
+    events: foldhash::HashMap<String, Arc<StoredEvent>>,
     /// Rooms whose unread counts changed by the user's own receipts since the last answer.
     read: HashSet<String>,
 }
@@ -479,6 +479,7 @@ impl SlidingSync {
         known: &Known,
         head: SyncToken,
     ) -> Result<(Answer, Delta, bool)> {
+        let _turn = self.sync.turn_to_build().await?;
         Box::pin(self.compose(user, device, req, from, known, head)).await
     }
 

@@ -1,7 +1,5 @@
 //! Rooms, their aliases, current state and memberships.
 
-use std::collections::HashMap;
-
 use sqlx::{FromRow, SqliteExecutor};
 
 #[derive(Debug, Clone, FromRow)]
@@ -25,7 +23,8 @@ pub async fn set_public(ex: impl SqliteExecutor<'_>, room_id: &str, public: bool
 
 // ----- current state ----------------------------------------------------------------------
 
-pub type StateKeyMap = HashMap<(String, String), String>;
+/// The same map as a state group's.
+pub type StateKeyMap = super::state::StateMap;
 
 pub async fn current_state(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<StateKeyMap> {
     let rows: Vec<(String, String, String)> =

@@ -664,7 +664,7 @@ impl Rooms {
         };
         let mut state = match g.prev {
             Some(p) => Box::pin(self.group_state(pending, p)).await?,
-            None => StateMap::new(),
+            None => StateMap::default(),
         };
         for (t, k, id) in &g.entries {
             if id == GONE {

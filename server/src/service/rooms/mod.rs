@@ -497,7 +497,8 @@ impl Rooms {
             let rows = events.iter().map(|e| e.row.meta()).collect();
             (rows, events.into_iter().map(|e| (e.row.event_id.clone(), e)).collect())
         };
-        let mut pages: HashMap<String, Vec<EventRow>> = rooms.iter().map(|r| ((*r).to_owned(), Vec::new())).collect();
+        let mut pages: foldhash::HashMap<String, Vec<EventRow>> =
+            rooms.iter().map(|r| ((*r).to_owned(), Vec::new())).collect();
         for row in rows {
             if let Some(page) = pages.get_mut(&row.room_id) {
                 page.push(row);
@@ -1199,17 +1200,17 @@ fn from_text(row: EventRow) -> Result<StoredEvent> {
 #[derive(Default)]
 pub struct TimelinePages {
     /// Each room's rows, without their JSON, newest first; every room asked for has an entry.
-    pub rows: HashMap<String, Vec<EventRow>>,
+    pub rows: foldhash::HashMap<String, Vec<EventRow>>,
     /// The rows' events by ID.
-    pub events: HashMap<String, Arc<StoredEvent>>,
+    pub events: foldhash::HashMap<String, Arc<StoredEvent>>,
 }
 
 /// Rows read with their JSON, split into the rows without it and their events parsed, by
 /// event ID: what a timeline read past the event cache keeps (the list, and the events).
 #[allow(clippy::type_complexity)]
-pub fn split_parsed(rows: Vec<EventRow>) -> Result<(Vec<EventRow>, HashMap<String, Arc<StoredEvent>>)> {
+pub fn split_parsed(rows: Vec<EventRow>) -> Result<(Vec<EventRow>, foldhash::HashMap<String, Arc<StoredEvent>>)> {
     let metas = rows.iter().map(EventRow::meta).collect();
-    let mut events = HashMap::with_capacity(rows.len());
+    let mut events = foldhash::HashMap::with_capacity_and_hasher(rows.len(), Default::default());
     for row in rows {
         events.insert(row.event_id.clone(), Arc::new(parse_row(row)?));
     }

@@ -136,7 +136,7 @@ impl Rooms {
         check_batch(&rules, &mut events, &HashMap::new(), batch_create.as_ref());
 
         // The state before the join.
-        let mut before = StateMap::new();
+        let mut before = StateMap::default();
         for id in &state_ids {
             let e = &events[id];
             if let (Some(key), false) = (&e.pdu.state_key, e.rejected) {
@@ -528,7 +528,7 @@ impl Rooms {
     /// The state a list of event IDs makes (each stored here; rejected ones and unknown ones are
     /// left out).
     pub async fn state_of_ids(&self, ids: &[String]) -> Result<StateMap> {
-        let mut state = StateMap::new();
+        let mut state = StateMap::default();
         for e in self.events_shared(ids).await? {
             if let (Some(key), false) = (&e.row.state_key, e.row.rejected) {
                 state.insert((e.row.event_type.clone(), key.clone()), e.row.event_id.clone());

@@ -26,7 +26,7 @@ pub(super) fn separate(states: &[&StateMap]) -> (StateMap, BTreeMap<Key, Vec<Str
             }
         }
     }
-    let mut unconflicted = StateMap::new();
+    let mut unconflicted = StateMap::default();
     let mut conflicted = BTreeMap::new();
     for (key, ids) in all {
         if let [only] = ids.as_slice() {
