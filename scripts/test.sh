@@ -18,7 +18,9 @@ cd "$(dirname "$0")/.."
 
 SYNAPSE_VERSION=1.163.2
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says when it starts (minutes:seconds since this script began), so a slow run's log
+# shows where its time went.
+step() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 # --- system packages ------------------------------------------------------------------------
 missing=()
