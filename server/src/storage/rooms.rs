@@ -23,10 +23,7 @@ pub async fn set_public(ex: impl SqliteExecutor<'_>, room_id: &str, public: bool
 
 // ----- current state ----------------------------------------------------------------------
 
-/// The same map as a state group's.
-pub type StateKeyMap = super::state::StateMap;
-
-pub async fn current_state(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<StateKeyMap> {
+pub async fn current_state(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result<super::state::StateMap> {
     let rows: Vec<(String, String, String)> =
         sqlx::query_as("SELECT event_type, state_key, event_id FROM current_state WHERE room_id = ?")
             .bind(room_id)

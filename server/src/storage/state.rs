@@ -9,7 +9,7 @@
 use sqlx::SqliteExecutor;
 
 /// (type, state key) -> event ID. Hashed with foldhash: a sync looks up each of its rooms'
-/// state events here, and SipHash was most of that cost.
+/// state events here, and std's SipHash was 7% of a small initial sync's instructions in all.
 pub type StateMap = foldhash::HashMap<(String, String), String>;
 
 /// After this many deltas, the next group is a full snapshot.

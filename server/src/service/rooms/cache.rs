@@ -19,7 +19,7 @@ use hashlink::LruCache;
 use super::StoredEvent;
 use crate::{
     service::{guarded::Guarded, heads::Heads},
-    storage::{self, Db, rooms::RoomRow, rooms::StateKeyMap},
+    storage::{self, Db, rooms::RoomRow, state::StateMap},
 };
 
 /// What appending to a room needs to know about it.
@@ -27,7 +27,7 @@ use crate::{
 pub struct RoomHot {
     pub room: RoomRow,
     /// Current state: (type, state_key) -> event ID.
-    pub state: Arc<StateKeyMap>,
+    pub state: Arc<StateMap>,
     /// Forward extremities with their depth.
     pub extremities: Vec<(String, i64)>,
     /// Deltas between the current state group and its full snapshot.

@@ -519,7 +519,7 @@ impl Rooms {
     }
 
     /// Current state of the room as (type, state_key) -> event ID.
-    pub async fn current_state_ids(&self, room_id: &RoomId) -> Result<storage::rooms::StateKeyMap> {
+    pub async fn current_state_ids(&self, room_id: &RoomId) -> Result<storage::state::StateMap> {
         Ok(storage::rooms::current_state(&self.db.read, room_id.as_str()).await?)
     }
 
