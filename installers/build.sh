@@ -7,11 +7,11 @@
 #   installers/build.sh rpm          the desktop app for Fedora/openSUSE: Hearth-<v>-1.<arch>.rpm
 #   installers/build.sh dmg          on macOS: Hearth_<v>_universal.dmg (Apple silicon and Intel)
 #   installers/build.sh msi|nsis     on Windows: Hearth_<v>_x64_en-US.msi (WiX), Hearth_<v>_x64-setup.exe
-#   installers/build.sh tauri-cli    the pinned Tauri CLI's path (`cargo-tauri signer generate` makes
+#   installers/build.sh tauri-cli    the pinned Tauri CLI's path (`tauri signer generate` makes
 #                                    an update key; see installers/README.md)
 #
 # The desktop packages come from `tauri build`, with the Tauri CLI pinned below, installed from
-# crates.io into the target folder the first time. HEARTH_PACKAGE_DEBUG=1 bundles a debug build
+# npm into the target folder the first time (Node is needed). HEARTH_PACKAGE_DEBUG=1 bundles a debug build
 # (the test suite's, quicker to build); released packages are release builds.
 # HEARTH_PACKAGE_BINARY=PATH (server-deb) packages that hearth binary instead of building a
 # release one (the test suite passes its debug build).
@@ -25,7 +25,7 @@
 #          certificate store (the workflow imports it), with HEARTH_WINDOWS_TIMESTAMP_URL
 #
 # Updates (the desktop packages): HEARTH_UPDATER_PUBKEY, the public half of the project's update
-# key (`cargo tauri signer generate`), builds the updater into the app, which then asks
+# key (`tauri signer generate`), builds the updater into the app, which then asks
 # HEARTH_UPDATER_ENDPOINT (default: latest.json of the latest GitHub release of
 # HEARTH_REPOSITORY) once a day. Without it the app does not update itself (builds by
 # distributions, from source). TAURI_SIGNING_PRIVATE_KEY (and _PASSWORD) signs each package
@@ -53,15 +53,17 @@ mkdir -p "$OUT"
 
 TAURI_CLI_VERSION=2.12.4
 
-# The pinned Tauri CLI's path, installed from crates.io (with its own lock file) when missing.
+# The pinned Tauri CLI's path, installed when missing. npm's @tauri-apps/cli is the tauri-cli
+# crate's release prebuilt for each system (Apache-2.0 OR MIT, run by Node): building the crate
+# with `cargo install` took most of a cold CI run's packaging step.
 tauri_cli() {
-    local root=$TARGET_DIR/tauri-cli
-    if ! "$root/bin/cargo-tauri" --version 2>/dev/null | grep -qx "tauri-cli $TAURI_CLI_VERSION"; then
-        printf 'installers: installing the Tauri CLI %s from crates.io (once)\n' "$TAURI_CLI_VERSION" >&2
-        cargo install tauri-cli --version "=$TAURI_CLI_VERSION" --locked --root "$root" \
-            --target-dir "$TARGET_DIR/tauri-cli-build" >&2
+    local root=$TARGET_DIR/tauri-cli-npm
+    if ! "$root/node_modules/.bin/tauri" --version 2>/dev/null | grep -qx "tauri-cli $TAURI_CLI_VERSION"; then
+        printf 'installers: installing the Tauri CLI %s from npm (once)\n' "$TAURI_CLI_VERSION" >&2
+        mkdir -p "$root"
+        npm install --prefix "$root" --no-save --no-audit --no-fund --silent "@tauri-apps/cli@$TAURI_CLI_VERSION" >&2
     fi
-    echo "$root/bin/cargo-tauri"
+    echo "$root/node_modules/.bin/tauri"
 }
 
 # `tauri build` for one kind of bundle; prints the package's path (copied into $OUT).
