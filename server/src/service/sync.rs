@@ -312,7 +312,7 @@ impl Sync {
 
         let memberships = self.rooms.memberships_of(user).await?;
         // An initial (or full-state) sync builds every joined room: read the first page of every
-        // timeline, the member lists and the unread counts for all of them at once.
+        // timeline, the member counts and heroes, and the unread counts for all of them at once.
         let mut pre = if since.is_none() || params.full_state {
             let rooms: Vec<&str> = memberships
                 .iter()
@@ -322,7 +322,7 @@ impl Sync {
             let page = timeline_limit(params) as i64 + 1;
             // The timeline and about as many state events per room.
             let scan = self.rooms.is_scan(rooms.len() * 2 * page as usize);
-            let mut pre = Prefetched::load(db, &rooms, head, page, scan).await?;
+            let mut pre = Prefetched::load(db, &rooms, user.as_str(), head, page, scan).await?;
             pre.unread = self.rooms.unread_counts_many(user, &rooms).await?;
             pre
         } else {
@@ -817,24 +817,18 @@ impl Sync {
             let already: HashSet<String> =
                 if fresh { HashSet::new() } else { self.lazy_sent.lock().get(&lazy_key).cloned().unwrap_or_default() };
             let redundant = params.filter.state.include_redundant_members;
-            let members_of = |events: &[SyncEvent]| -> HashSet<String> {
-                events
-                    .iter()
-                    .filter(|e| e.event_type() == "m.room.member")
-                    .filter_map(|e| e.state_key().map(str::to_owned))
-                    .collect()
-            };
-            let mut have = members_of(&state_events);
-            have.extend(members_of(&timeline));
             // The user's own member event comes with a room new to the client; later it is only
             // sent when it changes (it is then in the state delta or the timeline).
-            let wanted: Vec<&str> = senders
-                .iter()
-                .copied()
-                .filter(|s| {
-                    !have.contains(*s) && (fresh || *s != viewer.user_id) && (redundant || !already.contains(*s))
-                })
-                .collect();
+            let wanted: Vec<&str> = {
+                let have: HashSet<&str> = member_keys(&state_events).chain(member_keys(&timeline)).collect();
+                senders
+                    .iter()
+                    .copied()
+                    .filter(|s| {
+                        !have.contains(*s) && (fresh || *s != viewer.user_id) && (redundant || !already.contains(*s))
+                    })
+                    .collect()
+            };
             if !wanted.is_empty() {
                 // The members as of the end of the timeline (the state before it for a new room).
                 let state = if fresh && !params.use_state_after {
@@ -853,8 +847,7 @@ impl Sync {
             }
             // What the device has now.
             let mut sent = already;
-            sent.extend(members_of(&state_events));
-            sent.extend(members_of(&timeline));
+            sent.extend(member_keys(&state_events).chain(member_keys(&timeline)).map(str::to_owned));
             self.lazy_sent.lock().insert(lazy_key, sent);
         }
         if self.rooms.relations_after(room_id, timeline_start - 1) {
@@ -870,9 +863,13 @@ impl Sync {
             ..Default::default()
         };
         if fresh || members_changed {
-            let members = match pre.members.remove(room_id) {
-                Some(m) => m,
-                None => storage::rooms::members(db, room_id).await?.into_iter().map(|(u, m, _)| (u, m)).collect(),
+            let members = match pre.summaries.remove(room_id) {
+                Some(s) => s,
+                None => storage::rooms::summaries_many(db, &[room_id], viewer.user_id)
+                    .await?
+                    .pop()
+                    .map(|(_, s)| s)
+                    .unwrap_or_default(),
             };
             // The name as of the end of the timeline, from the (cached) state group there.
             let at_end = match group_after {
@@ -880,7 +877,7 @@ impl Sync {
                 _ => self.rooms.state_at(room_id, upto).await?,
             };
             let named = self.is_named(&at_end).await?;
-            block.summary = Some(summary(&members, viewer.user_id, named));
+            block.summary = Some(summary(&members, named));
         }
         Ok(Some(block))
     }
@@ -938,6 +935,11 @@ impl Sync {
     }
 }
 
+/// The state keys of the member events among `events`: whose member events they are.
+fn member_keys(events: &[SyncEvent]) -> impl Iterator<Item = &str> {
+    events.iter().filter(|e| e.event_type() == "m.room.member").filter_map(|e| e.state_key())
+}
+
 /// Event IDs in `to` that are not in `from` (state that changed between two points).
 fn diff(from: &StateMap, to: &StateMap) -> Vec<String> {
     let old: HashSet<&String> = from.values().collect();
@@ -947,20 +949,11 @@ fn diff(from: &StateMap, to: &StateMap) -> Vec<String> {
 }
 
 /// Room summary (spec: "Room summary" in /sync): member counts, and heroes for naming a room
-/// without a name or canonical alias (only then, as the spec and Synapse have it). `members` are
-/// (user, membership), ordered by user ID.
-fn summary(members: &[(String, String)], me: &str, named: bool) -> Value {
-    let joined = members.iter().filter(|(_, m)| m == "join").count();
-    let invited = members.iter().filter(|(_, m)| m == "invite").count();
-    let heroes: Vec<&str> = members
-        .iter()
-        .filter(|(u, m)| u != me && (m == "join" || m == "invite"))
-        .map(|(u, _)| u.as_str())
-        .take(5)
-        .collect();
-    let mut out = json!({ "m.joined_member_count": joined, "m.invited_member_count": invited });
+/// without a name or canonical alias (only then, as the spec and Synapse have it).
+fn summary(members: &storage::rooms::MemberSummary, named: bool) -> Value {
+    let mut out = json!({ "m.joined_member_count": members.joined, "m.invited_member_count": members.invited });
     if !named {
-        out["m.heroes"] = json!(heroes);
+        out["m.heroes"] = json!(members.heroes);
     }
     out
 }
@@ -987,8 +980,8 @@ struct Prefetched {
     read: usize,
     /// The first page of each room's timeline read and not yet built, and their events.
     timelines: super::rooms::TimelinePages,
-    /// (user, membership) per room, ordered by user.
-    members: HashMap<String, Vec<(String, String)>>,
+    /// Member counts and heroes per room.
+    summaries: HashMap<String, storage::rooms::MemberSummary>,
     unread: std::collections::HashMap<String, super::rooms::push::UnreadCounts>,
 }
 
@@ -997,7 +990,7 @@ impl Prefetched {
     /// of rooms at once would hold tens of megabytes, and a query per 25 rooms costs little.
     const CHUNK: usize = 25;
 
-    async fn load(db: &sqlx::SqlitePool, rooms: &[&str], upto: i64, page: i64, scan: bool) -> Result<Self> {
+    async fn load(db: &sqlx::SqlitePool, rooms: &[&str], me: &str, upto: i64, page: i64, scan: bool) -> Result<Self> {
         let mut out = Prefetched {
             loaded: true,
             scan,
@@ -1009,9 +1002,7 @@ impl Prefetched {
         if rooms.is_empty() {
             return Ok(out);
         }
-        for (room, user, membership, _) in storage::rooms::members_many(db, rooms).await? {
-            out.members.entry(room).or_default().push((user, membership));
-        }
+        out.summaries = storage::rooms::summaries_many(db, rooms, me).await?.into_iter().collect();
         Ok(out)
     }
 

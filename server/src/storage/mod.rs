@@ -101,6 +101,7 @@ mod tests {
             super::events::latest_per_room_sql(false, 11),
             super::events::latest_per_room_sql(true, 11),
             super::rooms::MEMBERS_MANY.to_owned(),
+            super::rooms::SUMMARIES_MANY.to_owned(),
             super::rooms::CO_MEMBERS.to_owned(),
             super::push_actions::UNREAD_MANY.to_owned(),
             super::push_actions::list_sql(20),
@@ -114,8 +115,12 @@ mod tests {
                 .iter()
                 .map(|r| r.3.as_str())
                 .filter(|d| d.starts_with("SCAN ") && !d.contains("VIRTUAL TABLE"))
-                // The queries' own intermediate results (WITH tables), not stored tables.
-                .filter(|d| !["pos", "me", "main", "hits", "n"].iter().any(|cte| d.strip_prefix("SCAN ") == Some(*cte)))
+                // The queries' own intermediate results (WITH tables, subqueries), not stored tables.
+                .filter(|d| {
+                    !["pos", "me", "main", "hits", "n", "heroes"]
+                        .iter()
+                        .any(|cte| d.strip_prefix("SCAN ") == Some(*cte))
+                })
                 .collect();
             assert!(scans.is_empty(), "{scans:?} in the plan of {sql}");
         }
@@ -685,6 +690,64 @@ mod tests {
         assert_eq!(super::rooms::members_many(&db.read, &rooms).await.unwrap(), one_by_one);
         assert!(super::rooms::members_many(&db.read, &["!empty:h"]).await.unwrap().is_empty());
         assert!(super::rooms::members_many(&db.read, &[]).await.unwrap().is_empty());
+        db.close().await;
+    }
+
+    /// Room summaries counted by SQLite equal those counted from the rooms' member lists: the
+    /// viewer is never a hero, only joined and invited members count, at most five heroes in
+    /// user ID order, and a room without members has none.
+    #[tokio::test]
+    async fn member_summaries_read_at_once_are_counted_from_the_member_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let rooms = ["!a:h", "!b:h", "!quiet:h", "!empty:h"];
+        let db = db_with_rooms(&dir, &rooms).await;
+        let mut members: Vec<(&str, String, &str)> = Vec::new();
+        // Room a: the viewer, eight others joined or invited (more than five heroes), and
+        // members who left or were banned.
+        members.push((rooms[0], "@me:h".into(), "join"));
+        for i in 0..8 {
+            members.push((rooms[0], format!("@p{}:h", 8 - i), if i % 3 == 0 { "invite" } else { "join" }));
+        }
+        members.push((rooms[0], "@a-left:h".into(), "leave"));
+        members.push((rooms[0], "@a-banned:h".into(), "ban"));
+        members.push((rooms[0], r#"@"odd\:h"#.into(), "join"));
+        // Room b: the viewer invited, one other joined, one knocking.
+        members.push((rooms[1], "@me:h".into(), "invite"));
+        members.push((rooms[1], "@z:h".into(), "join"));
+        members.push((rooms[1], "@k:h".into(), "knock"));
+        // Room quiet: only the viewer.
+        members.push((rooms[2], "@me:h".into(), "join"));
+        for (room, user, membership) in &members {
+            sqlx::query(
+                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) VALUES (?, ?, ?, '$e', 1)",
+            )
+            .bind(room)
+            .bind(user)
+            .bind(membership)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        }
+        let got: std::collections::HashMap<String, super::rooms::MemberSummary> =
+            super::rooms::summaries_many(&db.read, &rooms, "@me:h").await.unwrap().into_iter().collect();
+        assert_eq!(got.len(), rooms.len());
+        for room in rooms {
+            let list = super::rooms::members(&db.read, room).await.unwrap();
+            let count = |m: &str| list.iter().filter(|(_, x, _)| x == m).count() as i64;
+            let heroes: Vec<String> = list
+                .iter()
+                .filter(|(u, m, _)| u != "@me:h" && (m == "join" || m == "invite"))
+                .map(|(u, _, _)| u.clone())
+                .take(5)
+                .collect();
+            let want = super::rooms::MemberSummary { joined: count("join"), invited: count("invite"), heroes };
+            assert_eq!(got[room], want, "{room}");
+        }
+        assert_eq!(got["!a:h"].heroes.len(), 5);
+        assert_eq!((got["!a:h"].joined, got["!a:h"].invited), (7, 3));
+        assert_eq!(got["!b:h"].heroes, vec!["@z:h".to_owned()]);
+        assert_eq!(got["!empty:h"], super::rooms::MemberSummary::default());
+        assert!(super::rooms::summaries_many(&db.read, &[], "@me:h").await.unwrap().is_empty());
         db.close().await;
     }
 
