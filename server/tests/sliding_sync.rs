@@ -622,3 +622,42 @@ async fn a_read_receipt_brings_the_new_unread_count() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["rooms"][&room]["notification_count"], 0, "the badge clears: {v}");
 }
+
+/// A list whose timelines are more than the event cache holds is read past the cache (the
+/// events with their rows, in one query): its rooms answer as when read through the cache.
+#[tokio::test]
+async fn rooms_read_past_the_event_cache_answer_as_rooms_read_through_it() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let rooms = [create_room(&s, &alice, "one").await, create_room(&s, &alice, "two").await];
+    for (i, r) in rooms.iter().enumerate() {
+        for j in 0..5 {
+            send(&s, &alice, r, &format!("room {i}, message {j}")).await;
+        }
+    }
+    let answer = |limit: u64| {
+        let mut body = room_list((0, 10));
+        body["conn_id"] = json!(format!("limit-{limit}"));
+        body["lists"]["all_rooms"]["timeline_limit"] = json!(limit);
+        body
+    };
+    // 2 rooms x 401 events is more than half the cache (a scan), 2 x 31 is not.
+    let (st, through) = ss(&s, &alice, None, 0, answer(30)).await;
+    assert_eq!(st, StatusCode::OK, "{through}");
+    let (st, past) = ss(&s, &alice, None, 0, answer(400)).await;
+    assert_eq!(st, StatusCode::OK, "{past}");
+    for r in &rooms {
+        let (mut a, mut b) = (through["rooms"][r].clone(), past["rooms"][r].clone());
+        assert!(a["timeline"].as_array().is_some_and(|t| t.len() > 5), "{a}");
+        for v in [&mut a, &mut b] {
+            for part in ["timeline", "required_state"] {
+                for e in v[part].as_array_mut().into_iter().flatten() {
+                    if let Some(u) = e.get_mut("unsigned").and_then(Value::as_object_mut) {
+                        u.remove("age");
+                    }
+                }
+            }
+        }
+        assert_eq!(a, b, "{r}");
+    }
+}

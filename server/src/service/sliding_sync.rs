@@ -32,7 +32,7 @@ use super::{
     e2ee::E2ee,
     ephemeral::Ephemeral,
     notifier::Notifier,
-    rooms::{Rooms, StoredEvent},
+    rooms::{PageRow, Rooms, StoredEvent},
     sync::{Sync, SyncEvent, SyncToken},
 };
 use ruma::api::error::ErrorKind;
@@ -291,7 +291,7 @@ struct Prefetch {
     /// The stream position the timelines and bumps were read at.
     upto: i64,
     /// The newest events of the room (at least one, up to its timeline limit + 1), newest first.
-    timelines: foldhash::HashMap<String, Vec<storage::events::EventRow>>,
+    timelines: foldhash::HashMap<String, Vec<Arc<StoredEvent>>>,
     /// The latest `BUMP_TYPES` event per room of `timelines` (rooms without one are left out).
     bumps: HashMap<String, i64>,
     /// (user, membership, event_id) per room new to the connection, ordered by user.
@@ -659,7 +659,11 @@ impl SlidingSync {
             // fewer are taken from it.
             let scan = self.rooms.is_scan(rooms.len() * page as usize);
             let pages = self.rooms.latest_pages(&rooms, head.events, page, scan).await?;
-            (pre.timelines, pre.events) = (pages.rows, pages.events);
+            pre.timelines = pages.rows;
+            // Also under their IDs: state the rooms show is often in their timelines.
+            for e in pre.timelines.values().flatten() {
+                pre.events.insert(e.row.event_id.clone(), e.clone());
+            }
             pre.bumps = storage::sliding_sync::latest_bump_many(db, &rooms, head.events).await?.into_iter().collect();
         }
         for (room, who, membership, event_id) in storage::rooms::members_many(db, &fresh).await? {
@@ -673,13 +677,12 @@ impl SlidingSync {
             m.membership == "join" && seen.is_none() && pre.timelines.contains_key(r.as_str())
         }) {
             let rows = &pre.timelines[room.as_str()];
-            let Some(Some(group)) = rows.first().map(|r| r.state_group) else { continue };
+            let Some(Some(group)) = rows.first().map(|e| e.row.state_group) else { continue };
             let state = self.rooms.state_of_group(group).await?;
             let lazy = config.lazy_members();
             let senders: HashSet<&str> = if lazy {
                 rows.iter()
                     .take(config.timeline_limit as usize)
-                    .filter_map(|r| pre.events.get(&r.event_id))
                     .filter_map(|e| e.json().get("sender").and_then(|s| s.as_str()))
                     .collect()
             } else {
@@ -911,7 +914,7 @@ impl SlidingSync {
         // The state group of the room's newest event: its state now (`upto`), without asking
         // the database when the group is cached.
         let mut newest_group: Option<Option<i64>> =
-            prefetched.as_ref().map(|rows| rows.first().and_then(|r| r.state_group));
+            prefetched.as_ref().map(|rows| rows.first().and_then(|e| e.row.state_group));
         let mut first_batch = prefetched.map(|mut rows| {
             rows.truncate(limit + 1);
             rows
@@ -920,18 +923,19 @@ impl SlidingSync {
             let mut check = self.rooms.visibility_with(user, room_id, Some(m));
             let mut cursor = upto;
             'batches: for _ in 0..10 {
-                let rows = match first_batch.take() {
-                    Some(rows) => rows,
-                    None => {
-                        storage::events::room_events_desc_meta(
-                            &self.rooms.db().read,
-                            room_id,
-                            after,
-                            cursor,
-                            limit as i64 + 1,
-                        )
-                        .await?
-                    }
+                let rows: Vec<PageRow> = match first_batch.take() {
+                    Some(rows) => rows.into_iter().map(PageRow::Event).collect(),
+                    None => storage::events::room_events_desc_meta(
+                        &self.rooms.db().read,
+                        room_id,
+                        after,
+                        cursor,
+                        limit as i64 + 1,
+                    )
+                    .await?
+                    .into_iter()
+                    .map(PageRow::Meta)
+                    .collect(),
                 };
                 if newest_group.is_none()
                     && cursor == upto
@@ -940,7 +944,9 @@ impl SlidingSync {
                     newest_group = Some(first.state_group);
                 }
                 let exhausted = rows.len() <= limit;
-                let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+                // Rows read without their events: the events from the prefetch or the cache.
+                let ids: Vec<String> =
+                    rows.iter().filter(|r| r.event().is_none()).map(|r| r.event_id.clone()).collect();
                 let loaded: HashMap<String, Arc<StoredEvent>> =
                     self.load(pre, &ids).await?.into_iter().map(|e| (e.row.event_id.clone(), e)).collect();
                 for r in &rows {
@@ -952,7 +958,7 @@ impl SlidingSync {
                     if !check.allows(r).await? {
                         continue;
                     }
-                    if let Some(e) = loaded.get(&r.event_id) {
+                    if let Some(e) = r.event().or_else(|| loaded.get(&r.event_id)) {
                         if bump.is_none() && BUMP_TYPES.contains(&r.event_type.as_str()) {
                             bump = Some(r.stream_ordering);
                         }

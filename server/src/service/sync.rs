@@ -19,7 +19,7 @@ use super::{
     e2ee::E2ee,
     ephemeral::Ephemeral,
     notifier::Notifier,
-    rooms::{Rooms, StoredEvent},
+    rooms::{PageRow, Rooms, StoredEvent},
 };
 use crate::{
     error::{Error, Result},
@@ -665,9 +665,9 @@ impl Sync {
         let mut first_batch =
             if fresh && upto == pre.upto { pre.first_page(&self.rooms, room_id).await? } else { None };
         for _ in 0..MAX_FILTER_BATCHES {
-            let (rows, loaded) = match first_batch.take() {
+            let (rows, loaded): (Vec<PageRow>, HashMap<String, Arc<StoredEvent>>) = match first_batch.take() {
                 // The first page, read with the other rooms' (see `Prefetched`).
-                Some(page) => page,
+                Some(page) => (page.into_iter().map(PageRow::Event).collect(), HashMap::default()),
                 None => {
                     let rows =
                         storage::events::room_events_desc_meta(db, room_id, after, cursor, limit as i64 + 1).await?;
@@ -675,9 +675,13 @@ impl Sync {
                     // missing ones) in one go.
                     let ids: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
                     let loaded = self.events_for(pre, &ids).await?;
-                    (rows, loaded.into_iter().map(|e| (e.row.event_id.clone(), e)).collect())
+                    (
+                        rows.into_iter().map(PageRow::Meta).collect(),
+                        loaded.into_iter().map(|e| (e.row.event_id.clone(), e)).collect(),
+                    )
                 }
             };
+            let event_of = |r: &PageRow| r.event().or_else(|| loaded.get(&r.event_id)).cloned();
             let exhausted = (rows.len() as i64) < limit as i64 + 1;
             reached_start |= exhausted;
             if let Some(last) = rows.last() {
@@ -700,8 +704,7 @@ impl Sync {
                     }
                     // Limited means an event the client would have been shown was left out:
                     // the older ones a filter or visibility would hide do not count.
-                    if check.allows(&r).await?
-                        && loaded.get(&r.event_id).is_some_and(|e| params.filter.timeline.allows(&view(e)))
+                    if check.allows(&r).await? && event_of(&r).is_some_and(|e| params.filter.timeline.allows(&view(&e)))
                     {
                         limited = true;
                         break;
@@ -712,12 +715,12 @@ impl Sync {
                     contiguous = false;
                     continue;
                 }
-                let Some(event) = loaded.get(&r.event_id) else {
+                let Some(event) = event_of(&r) else {
                     contiguous = false;
                     continue;
                 };
                 let pos = r.stream_ordering;
-                let mut v = view(event);
+                let mut v = view(&event);
                 if params.filter.timeline.allows(&v) {
                     check.annotate(&r, &mut v).await?;
                     picked.push((pos, v));
@@ -1006,17 +1009,11 @@ impl Prefetched {
         Ok(out)
     }
 
-    /// The first page of the room's timeline (rows newest first, and their events by ID),
-    /// when it is one of the rooms prefetched: read with the next rooms in build order, unless
-    /// it was already.
-    #[allow(clippy::type_complexity)]
-    async fn first_page(
-        &mut self,
-        rooms: &super::rooms::Rooms,
-        room: &str,
-    ) -> Result<Option<(Vec<storage::events::EventRow>, HashMap<String, Arc<StoredEvent>>)>> {
-        if self.timelines.rows.contains_key(room) {
-            return Ok(self.take_page(room));
+    /// The first page of the room's timeline (its events newest first), when it is one of the
+    /// rooms prefetched: read with the next rooms in build order, unless it was already.
+    async fn first_page(&mut self, rooms: &super::rooms::Rooms, room: &str) -> Result<Option<Vec<Arc<StoredEvent>>>> {
+        if let Some(page) = self.timelines.rows.remove(room) {
+            return Ok(Some(page));
         }
         // Rooms are built in the order they were prefetched in; a room that is not next was
         // either read already (and built) or is not one of them.
@@ -1027,17 +1024,8 @@ impl Prefetched {
         let chunk: Vec<&str> = self.order[at..end].iter().map(String::as_str).collect();
         let pages = rooms.latest_pages(&chunk, self.upto, self.page, self.scan).await?;
         self.timelines.rows.extend(pages.rows);
-        self.timelines.events.extend(pages.events);
         self.read = end;
-        Ok(self.take_page(room))
-    }
-
-    /// A page read and not yet built, taken out with its events.
-    #[allow(clippy::type_complexity)]
-    fn take_page(&mut self, room: &str) -> Option<(Vec<storage::events::EventRow>, HashMap<String, Arc<StoredEvent>>)> {
-        let rows = self.timelines.rows.remove(room)?;
-        let events = rows.iter().filter_map(|r| self.timelines.events.remove_entry(&r.event_id)).collect();
-        Some((rows, events))
+        Ok(self.timelines.rows.remove(room))
     }
 }
 

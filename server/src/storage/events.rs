@@ -185,27 +185,6 @@ impl<'a> Frames<'a> {
     }
 }
 
-impl EventRow {
-    /// The row without its JSON (as `META_COLUMNS` reads it).
-    pub fn meta(&self) -> EventRow {
-        EventRow {
-            stream_ordering: self.stream_ordering,
-            event_id: self.event_id.clone(),
-            room_id: self.room_id.clone(),
-            event_type: self.event_type.clone(),
-            state_key: self.state_key.clone(),
-            sender: self.sender.clone(),
-            pdu: String::new(),
-            rejected: self.rejected,
-            soft_failed: self.soft_failed,
-            state_group: self.state_group,
-            redacted_json: None,
-            txn_device_id: self.txn_device_id.clone(),
-            txn_id: self.txn_id.clone(),
-        }
-    }
-}
-
 /// The event a device sent to a room, as an event type, with a transaction ID.
 pub async fn by_txn(
     ex: impl SqliteExecutor<'_>,
