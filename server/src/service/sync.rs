@@ -817,21 +817,24 @@ impl Sync {
             // sync where a sender speaks for the first time since the client's lazy initial sync;
             // once this device has it, not again unless redundant members are asked for.
             let lazy_key = (viewer.user_id.to_owned(), viewer.device_id.to_owned(), room_id.to_owned());
-            let already: HashSet<String> =
-                if fresh { HashSet::new() } else { self.lazy_sent.lock().get(&lazy_key).cloned().unwrap_or_default() };
+            // Taken out while this answer is built and put back with what it sends (not copied):
+            // should the build fail, the device is sent those members once more.
+            let mut sent: HashSet<String> =
+                if fresh { HashSet::new() } else { self.lazy_sent.lock().remove(&lazy_key).unwrap_or_default() };
             let redundant = params.filter.state.include_redundant_members;
             // The user's own member event comes with a room new to the client; later it is only
             // sent when it changes (it is then in the state delta or the timeline).
-            let wanted: Vec<&str> = {
+            let new_to_device = |s: &&str| fresh || *s != viewer.user_id;
+            let wanted: Vec<&str> = if redundant {
+                // Every sender's, unless this answer has it already.
                 let have: HashSet<&str> = member_keys(&state_events).chain(member_keys(&timeline)).collect();
-                senders
-                    .iter()
-                    .copied()
-                    .filter(|s| {
-                        !have.contains(*s) && (fresh || *s != viewer.user_id) && (redundant || !already.contains(*s))
-                    })
-                    .collect()
+                senders.iter().copied().filter(|s| !have.contains(*s) && new_to_device(s)).collect()
+            } else {
+                // Those the device has neither had nor gets in this answer: one set for both.
+                sent.extend(member_keys(&state_events).chain(member_keys(&timeline)).map(str::to_owned));
+                senders.iter().copied().filter(|s| !sent.contains(*s) && new_to_device(s)).collect()
             };
+            let added = state_events.len();
             if !wanted.is_empty() {
                 // The members as of the end of the timeline (the state before it for a new room).
                 let state = if fresh && !params.use_state_after {
@@ -849,8 +852,11 @@ impl Sync {
                 state_events.extend(self.events_for(pre, &missing).await?.iter().map(view));
             }
             // What the device has now.
-            let mut sent = already;
-            sent.extend(member_keys(&state_events).chain(member_keys(&timeline)).map(str::to_owned));
+            if redundant {
+                sent.extend(member_keys(&state_events).chain(member_keys(&timeline)).map(str::to_owned));
+            } else {
+                sent.extend(member_keys(&state_events[added..]).map(str::to_owned));
+            }
             self.lazy_sent.lock().insert(lazy_key, sent);
         }
         if self.rooms.relations_after(room_id, timeline_start - 1) {
