@@ -27,4 +27,12 @@ if [ "${HEARTH_BENCH_CONDUIT:-1}" != 0 ]; then
 fi
 
 cargo build --release --locked -p hearth-server -p hearth-bench
+# The code-order list names functions by symbols whose hashes change with hearth-server's
+# dependencies; a stale list shows only as more idle memory (docs/benchmarks.md, "The order
+# of the code").
+coverage=$(scripts/code-order.sh --check | tail -n 1)
+echo "code order: $coverage" >&2
+if [ "$(sed -n 's/.*(\([0-9]*\)%)$/\1/p' <<< "$coverage")" -lt 90 ] 2>/dev/null; then
+    echo "warning: server/code-order.txt is stale; scripts/code-order.sh writes it again (about 30 minutes)" >&2
+fi
 "$TARGET_DIR/release/hearth-bench" "$TARGET_DIR/release/hearth" "$VENV" "${1:-docs/benchmarks-results.md}" "${CONDUIT[@]}"
