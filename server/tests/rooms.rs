@@ -356,7 +356,8 @@ async fn aliases_resolve_and_join() {
 async fn filters_lazy_loading_and_state_after() {
     let s = TestServer::start().await;
     let alice = s.user("alice").await;
-    let room = create(&s, &alice, json!({"preset": "public_chat"})).await;
+    // Named: an unnamed room's heroes' member events come with lazy loading too.
+    let room = create(&s, &alice, json!({"preset": "public_chat", "name": "Filters"})).await;
     let mut others = Vec::new();
     for i in 0..4 {
         let t = s.user(&format!("m{i}")).await;
@@ -540,7 +541,8 @@ async fn lazy_loading_sends_a_new_speakers_member_event_in_incremental_syncs() {
     let s = TestServer::start().await;
     let alice = s.user("alice").await;
     let carol = s.user("carol").await;
-    let room = create(&s, &alice, json!({"preset": "public_chat"})).await;
+    // Named: an unnamed room's heroes' member events come with lazy loading too.
+    let room = create(&s, &alice, json!({"preset": "public_chat", "name": "Lazy"})).await;
     s.put("/_matrix/client/v3/profile/@carol:hearth.test/displayname", Some(&carol), json!({"displayname": "Carol"}))
         .await;
     s.post(&format!("/_matrix/client/v3/join/{room}"), Some(&carol), json!({})).await;

@@ -322,13 +322,27 @@ async fn the_room_summary_names_heroes_only_for_unnamed_rooms() {
         join(&s, &t, &named).await;
         names.push(uid(n));
     }
-    names.sort();
+    // The timeline (ten events) holds only Alice's messages: the heroes' member events must come
+    // in the state anyway, and only theirs besides her own.
+    for i in 0..12 {
+        msg(&s, &alice, &unnamed, &format!("m{i}")).await;
+    }
     let v = sync(&s, &alice, &format!("filter={}", enc(&ll))).await;
+    // The first five to join (by stream order, not by user ID: "zed" comes first).
     assert_eq!(
         v["rooms"]["join"][&unnamed]["summary"],
         json!({"m.joined_member_count": 7, "m.invited_member_count": 0, "m.heroes": names[..5]}),
         "{v}"
     );
+    let mut state_members: Vec<String> = events(&v["rooms"]["join"][&unnamed], &["state"])
+        .iter()
+        .filter(|e| e["type"] == "m.room.member")
+        .map(|e| e["state_key"].as_str().unwrap().to_owned())
+        .collect();
+    state_members.sort();
+    let mut want: Vec<String> = names[..5].iter().cloned().chain([uid("alice")]).collect();
+    want.sort();
+    assert_eq!(state_members, want, "{v}");
     assert_eq!(
         v["rooms"]["join"][&named]["summary"],
         json!({"m.joined_member_count": 7, "m.invited_member_count": 0}),

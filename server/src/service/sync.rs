@@ -786,10 +786,25 @@ impl Sync {
             }
         };
         let lazy = params.filter.state.lazy_load_members;
-        // With lazy-loaded members, the members the client needs to render the timeline, and
-        // the user's own.
+        // A room new to the client with no name is named after its heroes, whose member events
+        // must then come with lazy-loaded members (spec: "Room summary").
+        let heroes: Vec<String> = if lazy && fresh && !self.is_named(&state_now).await? {
+            if !pre.summaries.contains_key(room_id) {
+                pre.summaries.extend(storage::rooms::summaries_many(db, &[room_id], viewer.user_id).await?);
+            }
+            pre.summaries.get(room_id).map(|s| s.heroes.clone()).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        // With lazy-loaded members, the members the client needs to render the timeline, the
+        // user's own, and the heroes'.
         let senders: HashSet<&str> = match lazy {
-            true => timeline.iter().map(|e| e.sender()).chain([viewer.user_id]).collect(),
+            true => timeline
+                .iter()
+                .map(|e| e.sender())
+                .chain([viewer.user_id])
+                .chain(heroes.iter().map(String::as_str))
+                .collect(),
             false => HashSet::new(),
         };
         let state_ids: Vec<String> = if fresh {

@@ -694,21 +694,22 @@ mod tests {
     }
 
     /// Room summaries counted by SQLite equal those counted from the rooms' member lists: the
-    /// viewer is never a hero, only joined and invited members count, at most five heroes in
-    /// user ID order, and a room without members has none.
+    /// viewer is never a hero; only joined and invited members count; at most five heroes, in
+    /// the order their membership events came (not by user ID); members who left or were banned
+    /// only when no one else is joined or invited; a room without members has none.
     #[tokio::test]
     async fn member_summaries_read_at_once_are_counted_from_the_member_lists() {
         let dir = tempfile::tempdir().unwrap();
-        let rooms = ["!a:h", "!b:h", "!quiet:h", "!empty:h"];
+        let rooms = ["!a:h", "!b:h", "!quiet:h", "!gone:h", "!empty:h"];
         let db = db_with_rooms(&dir, &rooms).await;
         let mut members: Vec<(&str, String, &str)> = Vec::new();
-        // Room a: the viewer, eight others joined or invited (more than five heroes), and
-        // members who left or were banned.
+        // Room a: the viewer, eight others joined or invited (more than five heroes), in the
+        // reverse order of their user IDs, and members who left or were banned.
         members.push((rooms[0], "@me:h".into(), "join"));
+        members.push((rooms[0], "@a-left:h".into(), "leave"));
         for i in 0..8 {
             members.push((rooms[0], format!("@p{}:h", 8 - i), if i % 3 == 0 { "invite" } else { "join" }));
         }
-        members.push((rooms[0], "@a-left:h".into(), "leave"));
         members.push((rooms[0], "@a-banned:h".into(), "ban"));
         members.push((rooms[0], r#"@"odd\:h"#.into(), "join"));
         // Room b: the viewer invited, one other joined, one knocking.
@@ -717,13 +718,19 @@ mod tests {
         members.push((rooms[1], "@k:h".into(), "knock"));
         // Room quiet: only the viewer.
         members.push((rooms[2], "@me:h".into(), "join"));
-        for (room, user, membership) in &members {
+        // Room gone: everyone else left or was banned.
+        members.push((rooms[3], "@me:h".into(), "join"));
+        members.push((rooms[3], "@y-left:h".into(), "leave"));
+        members.push((rooms[3], "@k:h".into(), "knock"));
+        members.push((rooms[3], "@x-banned:h".into(), "ban"));
+        for (position, (room, user, membership)) in members.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) VALUES (?, ?, ?, '$e', 1)",
+                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) VALUES (?, ?, ?, '$e', ?)",
             )
             .bind(room)
             .bind(user)
             .bind(membership)
+            .bind(position as i64)
             .execute(&db.write)
             .await
             .unwrap();
@@ -732,20 +739,23 @@ mod tests {
             super::rooms::summaries_many(&db.read, &rooms, "@me:h").await.unwrap().into_iter().collect();
         assert_eq!(got.len(), rooms.len());
         for room in rooms {
-            let list = super::rooms::members(&db.read, room).await.unwrap();
-            let count = |m: &str| list.iter().filter(|(_, x, _)| x == m).count() as i64;
-            let heroes: Vec<String> = list
-                .iter()
-                .filter(|(u, m, _)| u != "@me:h" && (m == "join" || m == "invite"))
-                .map(|(u, _, _)| u.clone())
-                .take(5)
-                .collect();
+            let list: Vec<&(&str, String, &str)> =
+                members.iter().filter(|(r, u, _)| *r == room && u != "@me:h").collect();
+            let count = |m: &str| members.iter().filter(|(r, _, x)| *r == room && *x == m).count() as i64;
+            let of = |kinds: [&str; 2]| -> Vec<String> {
+                list.iter().filter(|(_, _, m)| kinds.contains(m)).map(|(_, u, _)| u.clone()).take(5).collect()
+            };
+            let mut heroes = of(["join", "invite"]);
+            if heroes.is_empty() {
+                heroes = of(["leave", "ban"]);
+            }
             let want = super::rooms::MemberSummary { joined: count("join"), invited: count("invite"), heroes };
             assert_eq!(got[room], want, "{room}");
         }
-        assert_eq!(got["!a:h"].heroes.len(), 5);
+        assert_eq!(got["!a:h"].heroes, ["@p8:h", "@p7:h", "@p6:h", "@p5:h", "@p4:h"]);
         assert_eq!((got["!a:h"].joined, got["!a:h"].invited), (7, 3));
         assert_eq!(got["!b:h"].heroes, vec!["@z:h".to_owned()]);
+        assert_eq!(got["!gone:h"].heroes, ["@y-left:h", "@x-banned:h"]);
         assert_eq!(got["!empty:h"], super::rooms::MemberSummary::default());
         assert!(super::rooms::summaries_many(&db.read, &[], "@me:h").await.unwrap().is_empty());
         db.close().await;

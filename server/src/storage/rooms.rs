@@ -156,7 +156,9 @@ pub async fn members_many(
 pub struct MemberSummary {
     pub joined: i64,
     pub invited: i64,
-    /// Up to five joined or invited members other than the viewer, by user ID.
+    /// Up to five members other than the viewer, in the order their membership events came
+    /// (spec: "Room summary"): the joined and invited ones, or when there are none, those who
+    /// left or were banned.
     pub heroes: Vec<String>,
 }
 
@@ -165,10 +167,10 @@ pub struct MemberSummary {
 pub(crate) const SUMMARIES_MANY: &str = "SELECT r.value,
         (SELECT COUNT(*) FROM memberships m WHERE m.room_id = r.value AND m.membership = 'join'),
         (SELECT COUNT(*) FROM memberships m WHERE m.room_id = r.value AND m.membership = 'invite'),
-        (SELECT json_group_array(heroes.user_id) FROM
-            (SELECT m.user_id FROM memberships m
-             WHERE m.room_id = r.value AND m.membership IN ('join', 'invite') AND m.user_id != ?2
-             ORDER BY m.user_id LIMIT 5) heroes)
+        (SELECT json_group_array(json_array(heroes.present, heroes.stream_ordering, heroes.user_id)) FROM
+            (SELECT m.user_id, m.stream_ordering, m.membership IN ('join', 'invite') AS present FROM memberships m
+             WHERE m.room_id = r.value AND m.membership IN ('join', 'invite', 'leave', 'ban') AND m.user_id != ?2
+             ORDER BY present DESC, m.stream_ordering LIMIT 5) heroes)
      FROM json_each(?1) r";
 
 /// Each room's [`MemberSummary`] as `me` sees it, by room ID.
@@ -184,11 +186,14 @@ pub async fn summaries_many(
         sqlx::query_as(SUMMARIES_MANY).bind(serde_json::json!(rooms).to_string()).bind(me).fetch_all(ex).await?;
     rows.into_iter()
         .map(|(room, joined, invited, heroes)| {
-            let mut heroes: Vec<String> =
+            // (joined or invited, stream position, user): SQLite picked the first five of that
+            // order; an aggregate over an ordered subquery does not promise to keep it.
+            let mut candidates: Vec<(i64, i64, String)> =
                 serde_json::from_str(&heroes).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            // An aggregate over an ordered subquery follows its order in practice; SQLite does
-            // not promise it.
-            heroes.sort_unstable();
+            candidates.sort_unstable_by_key(|(present, pos, _)| (-present, *pos));
+            // Members who left or were banned only when no one is joined or invited.
+            let present = candidates.first().map_or(0, |(p, _, _)| *p);
+            let heroes = candidates.into_iter().filter(|(p, _, _)| *p == present).map(|(_, _, u)| u).collect();
             Ok((room, MemberSummary { joined, invited, heroes }))
         })
         .collect()
