@@ -34,6 +34,11 @@ async fn msg(s: &TestServer, token: &str, room: &str, body: &str) -> String {
     send(s, token, room, "m.room.message", json!({"msgtype": "m.text", "body": body})).await
 }
 
+async fn send_state(s: &TestServer, token: &str, room: &str, kind: &str, content: Value) {
+    let (st, v) = s.put(&format!("/_matrix/client/v3/rooms/{room}/state/{kind}/"), Some(token), content).await;
+    assert_eq!(st, 200, "{v}");
+}
+
 async fn join(s: &TestServer, token: &str, room: &str) {
     let (st, v) = s.post(&format!("/_matrix/client/v3/join/{room}"), Some(token), json!({})).await;
     assert_eq!(st, 200, "{v}");
@@ -348,6 +353,46 @@ async fn the_room_summary_names_heroes_only_for_unnamed_rooms() {
         json!({"m.joined_member_count": 7, "m.invited_member_count": 0}),
         "{v}"
     );
+}
+
+/// Heroes answer the name the client shows, the one at the end of the timeline: a room named in
+/// its timeline needs none (nor their member events with lazy loading), one whose name was
+/// taken away there does.
+#[tokio::test]
+async fn heroes_follow_the_name_at_the_end_of_the_timeline() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let ll = json!({"room": {"state": {"lazy_load_members": true}}});
+    let named_late = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    let unnamed_late = room(&s, &alice, json!({"preset": "public_chat", "name": "Old name"})).await;
+    for r in [&named_late, &unnamed_late] {
+        join(&s, &bob, r).await;
+        for i in 0..12 {
+            msg(&s, &alice, r, &format!("m{i}")).await;
+        }
+    }
+    send_state(&s, &alice, &named_late, "m.room.name", json!({"name": "New name"})).await;
+    send_state(&s, &alice, &unnamed_late, "m.room.name", json!({})).await;
+    let v = sync(&s, &alice, &format!("filter={}", enc(&ll))).await;
+    let state_members = |r: &str| -> Vec<String> {
+        let mut m: Vec<String> =
+            members(&events(&v["rooms"]["join"][r], &["state"])).into_iter().map(|(u, _)| u).collect();
+        m.sort();
+        m
+    };
+    assert_eq!(
+        v["rooms"]["join"][&named_late]["summary"],
+        json!({"m.joined_member_count": 2, "m.invited_member_count": 0}),
+        "{v}"
+    );
+    assert_eq!(state_members(&named_late), [uid("alice")], "{v}");
+    assert_eq!(
+        v["rooms"]["join"][&unnamed_late]["summary"],
+        json!({"m.joined_member_count": 2, "m.invited_member_count": 0, "m.heroes": [uid("bob")]}),
+        "{v}"
+    );
+    assert_eq!(state_members(&unnamed_late), [uid("alice"), uid("bob")], "{v}");
 }
 
 #[tokio::test]

@@ -604,6 +604,15 @@ impl Sync {
         Ok(false)
     }
 
+    /// The room's state at the end of a timeline read up to `upto`: from the state group of
+    /// its newest row when the walk saw one (cached), else looked up by stream position.
+    async fn state_at_end(&self, room_id: &str, group_after: Option<Option<i64>>, upto: i64) -> Result<Arc<StateMap>> {
+        match group_after {
+            Some(Some(g)) => self.rooms.state_of_group(g).await,
+            _ => self.rooms.state_at(room_id, upto).await,
+        }
+    }
+
     /// Whether the user's join happened after `since` (then the room is new to the client).
     async fn joined_after(&self, room_id: &str, user: &UserId, since: i64) -> Result<bool> {
         let before = self.rooms.state_at(room_id, since).await?;
@@ -786,15 +795,17 @@ impl Sync {
             }
         };
         let lazy = params.filter.state.lazy_load_members;
+        // Whether the room has a name as of the end of the timeline, which the client shows:
+        // a room new to the client always gets a summary, so it is asked once, here.
+        let named_at_end = match fresh {
+            true => Some(self.is_named(&*self.state_at_end(room_id, group_after, upto).await?).await?),
+            false => None,
+        };
         // A room new to the client with no name is named after its heroes, whose member events
         // must then come with lazy-loaded members (spec: "Room summary").
-        let heroes: Vec<String> = if lazy && fresh && !self.is_named(&state_now).await? {
-            if !pre.summaries.contains_key(room_id) {
-                pre.summaries.extend(storage::rooms::summaries_many(db, &[room_id], viewer.user_id).await?);
-            }
-            pre.summaries.get(room_id).map(|s| s.heroes.clone()).unwrap_or_default()
-        } else {
-            Vec::new()
+        let heroes: Vec<String> = match lazy && named_at_end == Some(false) {
+            true => pre.summary(db, room_id, viewer.user_id).await?.heroes.clone(),
+            false => Vec::new(),
         };
         // With lazy-loaded members, the members the client needs to render the timeline, the
         // user's own, and the heroes'.
@@ -855,10 +866,7 @@ impl Sync {
                 let state = if fresh && !params.use_state_after {
                     state_now.clone()
                 } else {
-                    match group_after {
-                        Some(Some(g)) => self.rooms.state_of_group(g).await?,
-                        _ => self.rooms.state_at(room_id, upto).await?,
-                    }
+                    self.state_at_end(room_id, group_after, upto).await?
                 };
                 let missing: Vec<String> = wanted
                     .iter()
@@ -887,21 +895,11 @@ impl Sync {
             ..Default::default()
         };
         if fresh || members_changed {
-            let members = match pre.summaries.remove(room_id) {
-                Some(s) => s,
-                None => storage::rooms::summaries_many(db, &[room_id], viewer.user_id)
-                    .await?
-                    .pop()
-                    .map(|(_, s)| s)
-                    .unwrap_or_default(),
+            let named = match named_at_end {
+                Some(named) => named,
+                None => self.is_named(&*self.state_at_end(room_id, group_after, upto).await?).await?,
             };
-            // The name as of the end of the timeline, from the (cached) state group there.
-            let at_end = match group_after {
-                Some(Some(g)) => self.rooms.state_of_group(g).await?,
-                _ => self.rooms.state_at(room_id, upto).await?,
-            };
-            let named = self.is_named(&at_end).await?;
-            block.summary = Some(summary(&members, named));
+            block.summary = Some(summary(pre.summary(db, room_id, viewer.user_id).await?, named));
         }
         Ok(Some(block))
     }
@@ -1028,6 +1026,16 @@ impl Prefetched {
         }
         out.summaries = storage::rooms::summaries_many(db, rooms, me).await?.into_iter().collect();
         Ok(out)
+    }
+
+    /// The room's member counts and heroes: prefetched, else read alone (and kept for the
+    /// rest of this room's block).
+    async fn summary(&mut self, db: &sqlx::SqlitePool, room: &str, me: &str) -> Result<&storage::rooms::MemberSummary> {
+        if !self.summaries.contains_key(room) {
+            let read = storage::rooms::summaries_many(db, &[room], me).await?.pop().map(|(_, s)| s);
+            self.summaries.insert(room.to_owned(), read.unwrap_or_default());
+        }
+        Ok(&self.summaries[room])
     }
 
     /// The first page of the room's timeline (its events newest first), when it is one of the
