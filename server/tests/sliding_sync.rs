@@ -661,3 +661,55 @@ async fn rooms_read_past_the_event_cache_answer_as_rooms_read_through_it() {
         assert_eq!(a, b, "{r}");
     }
 }
+
+/// A room without a name is shown by its heroes (MSC4186, as `m.heroes` in /sync): the first
+/// five joined or invited members by the order they came (not by user ID), never the viewer,
+/// with their display names; when everyone else left, those who left. A named room has none.
+#[tokio::test]
+async fn unnamed_rooms_come_with_their_heroes_in_the_order_they_joined() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let uid = |n: &str| format!("@{n}:{SERVER_NAME}");
+    let (st, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat"})).await;
+    assert_eq!(st, 200, "{v}");
+    let unnamed = v["room_id"].as_str().unwrap().to_owned();
+    let (_, v) = s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat"})).await;
+    let deserted = v["room_id"].as_str().unwrap().to_owned();
+    let (_, v) =
+        s.post("/_matrix/client/v3/createRoom", Some(&alice), json!({"preset": "public_chat", "name": "Named"})).await;
+    let named = v["room_id"].as_str().unwrap().to_owned();
+    let names = ["zed", "bob", "yan", "carl", "xia", "dora"];
+    for n in names {
+        let t = s.user(n).await;
+        let (st, v) = s
+            .put(
+                &format!("/_matrix/client/v3/profile/{}/displayname", uid(n)),
+                Some(&t),
+                json!({"displayname": format!("{n} (display)")}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        for r in [&unnamed, &named] {
+            let (st, v) = s.post(&format!("/_matrix/client/v3/join/{r}"), Some(&t), json!({})).await;
+            assert_eq!(st, 200, "{v}");
+        }
+    }
+    let quitter = s.user("quitter").await;
+    s.post(&format!("/_matrix/client/v3/join/{deserted}"), Some(&quitter), json!({})).await;
+    let (st, v) = s.post(&format!("/_matrix/client/v3/rooms/{deserted}/leave"), Some(&quitter), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+
+    let (st, v) = ss(&s, &alice, None, 0, room_list((0, 9))).await;
+    assert_eq!(st, 200, "{v}");
+    let heroes = |r: &str| v["rooms"][r]["heroes"].clone();
+    let want: Vec<Value> =
+        names[..5].iter().map(|n| json!({"user_id": uid(n), "displayname": format!("{n} (display)")})).collect();
+    assert_eq!(heroes(&unnamed), json!(want), "{v}");
+    assert_eq!(
+        (v["rooms"][&unnamed]["joined_count"].clone(), v["rooms"][&unnamed]["invited_count"].clone()),
+        (json!(7), json!(0))
+    );
+    assert_eq!(heroes(&deserted), json!([{"user_id": uid("quitter")}]), "{v}");
+    assert_eq!(v["rooms"][&deserted]["joined_count"], 1, "{v}");
+    assert_eq!(heroes(&named), Value::Null, "{v}");
+}

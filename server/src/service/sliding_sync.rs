@@ -55,8 +55,6 @@ const CONNECTION_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Most lists per request, and longest list name (as Synapse).
 const MAX_LISTS: usize = 100;
 const MAX_LIST_NAME: usize = 64;
-/// Heroes sent for a room without a name.
-const MAX_HEROES: usize = 5;
 
 /// The request, as far as the server reads it (the ruma request's body and query).
 pub struct Request {
@@ -294,8 +292,8 @@ struct Prefetch {
     timelines: foldhash::HashMap<String, Vec<Arc<StoredEvent>>>,
     /// The latest `BUMP_TYPES` event per room of `timelines` (rooms without one are left out).
     bumps: HashMap<String, i64>,
-    /// (user, membership, event_id) per room new to the connection, ordered by user.
-    members: HashMap<String, Vec<(String, String, String)>>,
+    /// Member counts and heroes per room new to the connection.
+    summaries: HashMap<String, storage::rooms::MemberSummary>,
     /// Unread counts of the joined rooms (rooms without unread events are left out).
     unread: Option<HashMap<String, super::rooms::push::UnreadCounts>>,
     /// Events the answers are likely to show: timelines, wanted state, heroes' member events.
@@ -666,8 +664,8 @@ impl SlidingSync {
             }
             pre.bumps = storage::sliding_sync::latest_bump_many(db, &rooms, head.events).await?.into_iter().collect();
         }
-        for (room, who, membership, event_id) in storage::rooms::members_many(db, &fresh).await? {
-            pre.members.entry(room).or_default().push((who, membership, event_id));
+        if !fresh.is_empty() {
+            pre.summaries = storage::rooms::summaries_many(db, &fresh, user.as_str()).await?.into_iter().collect();
         }
         // The state events rooms new to the connection will show, and their heroes: one load
         // for all rooms.
@@ -697,9 +695,9 @@ impl SlidingSync {
                     .map(|(_, id)| id.clone()),
             );
             if !state.contains_key(&("m.room.name".to_owned(), String::new()))
-                && let Some(members) = pre.members.get(room.as_str())
+                && let Some(summary) = pre.summaries.get(room.as_str())
             {
-                ids.extend(heroes(members, me).map(|(_, _, e)| e.clone()));
+                ids.extend(hero_events(&summary.heroes, &state).map(|(_, e)| e.clone()));
             }
         }
         ids.retain(|id| !pre.events.contains_key(id));
@@ -1058,24 +1056,26 @@ impl SlidingSync {
             out.insert("avatar".into(), c.get("url").cloned().unwrap_or(Value::Null));
         }
         if m.membership == "join" && (initial || member_changes) {
-            let members = match pre.members.remove(room_id) {
-                Some(members) => members,
-                None => storage::rooms::members(&self.rooms.db().read, room_id).await?,
+            let summary = match pre.summaries.remove(room_id) {
+                Some(summary) => summary,
+                None => storage::rooms::summaries_many(&self.rooms.db().read, &[room_id], me)
+                    .await?
+                    .pop()
+                    .map(|(_, s)| s)
+                    .unwrap_or_default(),
             };
-            let joined = members.iter().filter(|(_, ms, _)| ms == "join").count();
-            let invited = members.iter().filter(|(_, ms, _)| ms == "invite").count();
-            out.insert("joined_count".into(), json!(joined));
-            out.insert("invited_count".into(), json!(invited));
+            out.insert("joined_count".into(), json!(summary.joined));
+            out.insert("invited_count".into(), json!(summary.invited));
             if name_event.is_none() {
-                let pick: Vec<&(String, String, String)> = heroes(&members, me).collect();
-                let ids: Vec<String> = pick.iter().map(|(_, _, e)| e.clone()).collect();
+                let pick: Vec<(&String, &String)> = hero_events(&summary.heroes, &state_now).collect();
+                let ids: Vec<String> = pick.iter().map(|(_, e)| (*e).clone()).collect();
                 let loaded = self.load(pre, &ids).await?;
                 let heroes: Vec<Value> = pick
                     .iter()
-                    .map(|(u, _, e)| {
+                    .map(|(u, e)| {
                         let content = loaded
                             .iter()
-                            .find(|x| &x.row.event_id == e)
+                            .find(|x| &x.row.event_id == *e)
                             .map(|x| super::rooms::content_of(x.json()))
                             .unwrap_or_default();
                         let mut h = json!({ "user_id": u });
@@ -1311,13 +1311,12 @@ impl SlidingSync {
     }
 }
 
-/// The members shown for a room without a name: joined, then invited, others than `me`.
-fn heroes<'a>(
-    members: &'a [(String, String, String)],
-    me: &'a str,
-) -> impl Iterator<Item = &'a (String, String, String)> {
-    let of = move |membership: &'static str| members.iter().filter(move |(u, ms, _)| u != me && ms == membership);
-    of("join").chain(of("invite")).take(MAX_HEROES)
+/// The heroes (see [`storage::rooms::MemberSummary`]) with their member events in `state`.
+fn hero_events<'a>(
+    heroes: &'a [String],
+    state: &'a storage::state::StateMap,
+) -> impl Iterator<Item = (&'a String, &'a String)> {
+    heroes.iter().filter_map(|u| state.get(&("m.room.member".to_owned(), u.clone())).map(|e| (u, e)))
 }
 
 /// A sliding sync answer (MSC4186), each room already written out.

@@ -100,7 +100,6 @@ mod tests {
         for sql in [
             super::events::latest_per_room_sql(false, 11),
             super::events::latest_per_room_sql(true, 11),
-            super::rooms::MEMBERS_MANY.to_owned(),
             super::rooms::SUMMARIES_MANY.to_owned(),
             super::rooms::CO_MEMBERS.to_owned(),
             super::push_actions::UNREAD_MANY.to_owned(),
@@ -654,45 +653,6 @@ mod tests {
         db.close().await;
     }
 
-    /// The members of many rooms read at once (one JSON text) are each room's members read alone,
-    /// whatever the IDs hold that JSON escapes (quotes, backslashes, control characters).
-    #[tokio::test]
-    async fn members_read_many_at_once_are_each_rooms_members() {
-        let dir = tempfile::tempdir().unwrap();
-        let rooms = [r#"!q"\uote:h"#, "!3:~;:h", "!empty:h"];
-        let db = db_with_rooms(&dir, &rooms).await;
-        let members = [
-            (rooms[0], "@u:h", "join", "$1"),
-            (rooms[0], r#"@"odd\:h"#, "leave", "$tab\t \u{1} é 🔥"),
-            (rooms[1], "@12;:~h", "invite", "$~"),
-            (rooms[1], "@u:h", "ban", "$4:x"),
-        ];
-        for (room, user, membership, event) in members {
-            sqlx::query(
-                "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering) VALUES (?, ?, ?, ?, 1)",
-            )
-            .bind(room)
-            .bind(user)
-            .bind(membership)
-            .bind(event)
-            .execute(&db.write)
-            .await
-            .unwrap();
-        }
-        let mut one_by_one = Vec::new();
-        for room in rooms {
-            for (user, membership, event) in super::rooms::members(&db.read, room).await.unwrap() {
-                one_by_one.push((room.to_owned(), user, membership, event));
-            }
-        }
-        one_by_one.sort();
-        assert_eq!(one_by_one.len(), members.len());
-        assert_eq!(super::rooms::members_many(&db.read, &rooms).await.unwrap(), one_by_one);
-        assert!(super::rooms::members_many(&db.read, &["!empty:h"]).await.unwrap().is_empty());
-        assert!(super::rooms::members_many(&db.read, &[]).await.unwrap().is_empty());
-        db.close().await;
-    }
-
     /// Room summaries counted by SQLite equal those counted from the rooms' member lists: the
     /// viewer is never a hero; only joined and invited members count; at most five heroes, in
     /// the order their membership events came (not by user ID); members who left or were banned
@@ -700,7 +660,8 @@ mod tests {
     #[tokio::test]
     async fn member_summaries_read_at_once_are_counted_from_the_member_lists() {
         let dir = tempfile::tempdir().unwrap();
-        let rooms = ["!a:h", "!b:h", "!quiet:h", "!gone:h", "!empty:h"];
+        // Room IDs go through a JSON text: one with quotes, escapes and more than ASCII.
+        let rooms = ["!a:h", "!b:h", r#"!q"\uote\t é 🔥:h"#, "!gone:h", "!empty:h"];
         let db = db_with_rooms(&dir, &rooms).await;
         let mut members: Vec<(&str, String, &str)> = Vec::new();
         // Room a: the viewer, eight others joined or invited (more than five heroes), in the

@@ -128,29 +128,6 @@ pub async fn members(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result
         .await
 }
 
-/// CROSS JOIN keeps the list of rooms the outer loop: once `optimize` wrote statistics of a
-/// small table, SQLite chose to scan the table and the list per row instead.
-pub(crate) const MEMBERS_MANY: &str =
-    "SELECT json_group_array(json_array(m.room_id, m.user_id, m.membership, m.event_id))
-     FROM json_each(?) r CROSS JOIN memberships m ON m.room_id = r.value";
-
-/// (room_id, user_id, membership, event_id) of every member of the given rooms, ordered by
-/// room and user. One JSON array instead of a row per member (see `events::latest_per_room`).
-pub async fn members_many(
-    ex: impl SqliteExecutor<'_>,
-    rooms: &[&str],
-) -> sqlx::Result<Vec<(String, String, String, String)>> {
-    if rooms.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (text,): (String,) =
-        sqlx::query_as(MEMBERS_MANY).bind(serde_json::json!(rooms).to_string()).fetch_one(ex).await?;
-    let mut rows: Vec<(String, String, String, String)> =
-        serde_json::from_str(&text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    rows.sort();
-    Ok(rows)
-}
-
 /// A room summary's member counts and heroes (spec: "Room summary" in /sync).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberSummary {

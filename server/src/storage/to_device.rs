@@ -38,7 +38,8 @@ pub async fn queue(
     event_type: &str,
     messages: &[(String, String, String)],
 ) -> sqlx::Result<i64> {
-    // CROSS JOIN keeps the messages the outer loop (see `rooms::members_many`).
+    // CROSS JOIN keeps the messages the outer loop: with statistics of a small table, SQLite
+    // chose to scan the table and the list per row instead.
     let ids: Vec<(i64,)> = sqlx::query_as(
         "INSERT INTO to_device_messages (user_id, device_id, sender, event_type, content)
          SELECT d.user_id, d.device_id, ?, ?, json_extract(m.value, '$[2]')
