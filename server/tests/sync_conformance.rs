@@ -395,6 +395,39 @@ async fn heroes_follow_the_name_at_the_end_of_the_timeline() {
     assert_eq!(state_members(&unnamed_late), [uid("alice"), uid("bob")], "{v}");
 }
 
+/// With lazy-loaded members, a member who becomes a hero in an incremental sync (another left)
+/// comes with their member event, which the device never had; heroes it had do not come again.
+#[tokio::test]
+async fn a_new_hero_comes_with_their_member_event_in_an_incremental_sync() {
+    let s = TestServer::start().await;
+    let alice = s.user("alice").await;
+    let ll = json!({"room": {"state": {"lazy_load_members": true}}});
+    let r = room(&s, &alice, json!({"preset": "public_chat"})).await;
+    let mut tokens = Vec::new();
+    for n in ["h1", "h2", "h3", "h4", "h5", "h6"] {
+        let t = s.user(n).await;
+        join(&s, &t, &r).await;
+        tokens.push(t);
+    }
+    for i in 0..12 {
+        msg(&s, &alice, &r, &format!("m{i}")).await;
+    }
+    let v = sync(&s, &alice, &format!("filter={}", enc(&ll))).await;
+    let heroes: Vec<String> = ["h1", "h2", "h3", "h4", "h5"].iter().map(|n| uid(n)).collect();
+    assert_eq!(v["rooms"]["join"][&r]["summary"]["m.heroes"], json!(heroes), "{v}");
+    let since = v["next_batch"].as_str().unwrap().to_owned();
+    let (st, body) = s.post(&format!("/_matrix/client/v3/rooms/{r}/leave"), Some(&tokens[0]), json!({})).await;
+    assert_eq!(st, 200, "{body}");
+    let v = sync(&s, &alice, &format!("filter={}&since={since}", enc(&ll))).await;
+    let block = &v["rooms"]["join"][&r];
+    let heroes: Vec<String> = ["h2", "h3", "h4", "h5", "h6"].iter().map(|n| uid(n)).collect();
+    assert_eq!(block["summary"]["m.heroes"], json!(heroes), "{v}");
+    assert_eq!(block["summary"]["m.joined_member_count"], 6, "{v}");
+    // h6's member event (new to the device) in the state; h1's leave in the timeline.
+    assert_eq!(members(&events(block, &["state"])), [(uid("h6"), "join".into())], "{v}");
+    assert_eq!(members(&events(block, &["timeline"])), [(uid("h1"), "leave".into())], "{v}");
+}
+
 #[tokio::test]
 async fn own_presence_and_set_presence_offline() {
     let s = TestServer::start().await;

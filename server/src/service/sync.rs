@@ -795,14 +795,24 @@ impl Sync {
             }
         };
         let lazy = params.filter.state.lazy_load_members;
-        // Whether the room has a name as of the end of the timeline, which the client shows:
-        // a room new to the client always gets a summary, so it is asked once, here.
-        let named_at_end = match fresh {
+        // An incremental sync's state: what changed since the last one.
+        let delta_ids = match !fresh && (limited || params.use_state_after) {
+            true => diff(&*self.rooms.state_at(room_id, since.unwrap_or(0)).await?, &state_now),
+            false => Vec::new(),
+        };
+        let mut state_events: Vec<SyncEvent> = self.events_for(pre, &delta_ids).await?.iter().map(view).collect();
+        state_events.retain(|e| params.filter.state.allows(e));
+        // The summary only changes with membership: it comes with rooms new to the client and
+        // when members came or went (spec: fields may be omitted when unchanged).
+        let members_changed = fresh || timeline.iter().chain(&state_events).any(|e| e.event_type() == "m.room.member");
+        // Then: whether the room has a name as of the end of the timeline, which the client
+        // shows; without one it is named after its heroes.
+        let named_at_end = match members_changed {
             true => Some(self.is_named(&*self.state_at_end(room_id, group_after, upto).await?).await?),
             false => None,
         };
-        // A room new to the client with no name is named after its heroes, whose member events
-        // must then come with lazy-loaded members (spec: "Room summary").
+        // The heroes' member events must come with lazy-loaded members (spec: "Room summary"),
+        // also when members who came or went made others heroes.
         let heroes: Vec<String> = match lazy && named_at_end == Some(false) {
             true => pre.summary(db, room_id, viewer.user_id).await?.heroes.clone(),
             false => Vec::new(),
@@ -818,22 +828,17 @@ impl Sync {
                 .collect(),
             false => HashSet::new(),
         };
-        let state_ids: Vec<String> = if fresh {
+        if fresh {
             // Members left out by lazy loading are not read at all: in a room of hundreds, they
             // are most of its state.
-            state_now
+            let state_ids: Vec<String> = state_now
                 .iter()
                 .filter(|((kind, key), _)| !lazy || kind != "m.room.member" || senders.contains(key.as_str()))
                 .map(|(_, id)| id.clone())
-                .collect()
-        } else if limited || params.use_state_after {
-            let at_since = self.rooms.state_at(room_id, since.unwrap_or(0)).await?;
-            diff(&at_since, &state_now)
-        } else {
-            Vec::new()
-        };
-        let mut state_events: Vec<SyncEvent> = self.events_for(pre, &state_ids).await?.iter().map(view).collect();
-        state_events.retain(|e| params.filter.state.allows(e));
+                .collect();
+            state_events = self.events_for(pre, &state_ids).await?.iter().map(view).collect();
+            state_events.retain(|e| params.filter.state.allows(e));
+        }
         if lazy {
             // A room new to the client has only the members in `senders` (above); an incremental
             // sync's state delta keeps its membership changes (who joined or left in a gap), as
@@ -885,20 +890,13 @@ impl Sync {
         if self.rooms.relations_after(room_id, timeline_start - 1) {
             self.rooms.bundle(&user, room_id, &mut timeline).await?;
         }
-        // The summary only changes with membership: send it for rooms new to the client and
-        // when members came or went (spec: fields may be omitted when unchanged).
-        let members_changed = timeline.iter().chain(&state_events).any(|e| e.event_type() == "m.room.member");
         let mut block = RoomBlock {
             timeline: Some(Timeline { events: timeline, limited, prev_batch: token(timeline_start - 1) }),
             state: Some(Events { events: state_events }),
             state_after: params.use_state_after,
             ..Default::default()
         };
-        if fresh || members_changed {
-            let named = match named_at_end {
-                Some(named) => named,
-                None => self.is_named(&*self.state_at_end(room_id, group_after, upto).await?).await?,
-            };
+        if let Some(named) = named_at_end {
             block.summary = Some(summary(pre.summary(db, room_id, viewer.user_id).await?, named));
         }
         Ok(Some(block))
