@@ -128,6 +128,9 @@ pub async fn members(ex: impl SqliteExecutor<'_>, room_id: &str) -> sqlx::Result
         .await
 }
 
+/// Heroes in a room summary (spec: "Room summary").
+const HEROES: usize = 5;
+
 /// A room summary's member counts and heroes (spec: "Room summary" in /sync).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberSummary {
@@ -140,14 +143,29 @@ pub struct MemberSummary {
 }
 
 /// Counted where the rows are: an initial sync used to take every member of every room (four
-/// strings each) only to count them and keep five, 7% of its instructions.
+/// strings each) only to count them and keep five, 7% of its instructions. Heroes come from
+/// `memberships_room_order`, the first five entries of each membership (the viewer left out),
+/// merged in Rust; those who left or were banned only when no one else is joined or invited
+/// (COALESCE evaluates its second argument only then: a condition in that branch's WHERE was
+/// tested on every member who left).
 pub(crate) const SUMMARIES_MANY: &str = "SELECT r.value,
         (SELECT COUNT(*) FROM memberships m WHERE m.room_id = r.value AND m.membership = 'join'),
         (SELECT COUNT(*) FROM memberships m WHERE m.room_id = r.value AND m.membership = 'invite'),
-        (SELECT json_group_array(json_array(heroes.present, heroes.stream_ordering, heroes.user_id)) FROM
-            (SELECT m.user_id, m.stream_ordering, m.membership IN ('join', 'invite') AS present FROM memberships m
-             WHERE m.room_id = r.value AND m.membership IN ('join', 'invite', 'leave', 'ban') AND m.user_id != ?2
-             ORDER BY present DESC, m.stream_ordering LIMIT 5) heroes)
+        COALESCE(
+            NULLIF((SELECT json_group_array(json_array(h.stream_ordering, h.user_id)) FROM (
+                SELECT * FROM (SELECT m.stream_ordering, m.user_id FROM memberships m
+                    WHERE m.room_id = r.value AND m.membership = 'join' AND m.user_id != ?2
+                    ORDER BY m.stream_ordering LIMIT 5)
+                UNION ALL SELECT * FROM (SELECT m.stream_ordering, m.user_id FROM memberships m
+                    WHERE m.room_id = r.value AND m.membership = 'invite' AND m.user_id != ?2
+                    ORDER BY m.stream_ordering LIMIT 5)) h), '[]'),
+            (SELECT json_group_array(json_array(h.stream_ordering, h.user_id)) FROM (
+                SELECT * FROM (SELECT m.stream_ordering, m.user_id FROM memberships m
+                    WHERE m.room_id = r.value AND m.membership = 'leave' AND m.user_id != ?2
+                    ORDER BY m.stream_ordering LIMIT 5)
+                UNION ALL SELECT * FROM (SELECT m.stream_ordering, m.user_id FROM memberships m
+                    WHERE m.room_id = r.value AND m.membership = 'ban' AND m.user_id != ?2
+                    ORDER BY m.stream_ordering LIMIT 5)) h))
      FROM json_each(?1) r";
 
 /// Each room's [`MemberSummary`] as `me` sees it, by room ID.
@@ -163,14 +181,12 @@ pub async fn summaries_many(
         sqlx::query_as(SUMMARIES_MANY).bind(serde_json::json!(rooms).to_string()).bind(me).fetch_all(ex).await?;
     rows.into_iter()
         .map(|(room, joined, invited, heroes)| {
-            // (joined or invited, stream position, user): SQLite picked the first five of that
-            // order; an aggregate over an ordered subquery does not promise to keep it.
-            let mut candidates: Vec<(i64, i64, String)> =
+            // (stream position, user): the first five of two memberships; an aggregate over an
+            // ordered subquery does not promise to keep its order.
+            let mut candidates: Vec<(i64, String)> =
                 serde_json::from_str(&heroes).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            candidates.sort_unstable_by_key(|(present, pos, _)| (-present, *pos));
-            // Members who left or were banned only when no one is joined or invited.
-            let present = candidates.first().map_or(0, |(p, _, _)| *p);
-            let heroes = candidates.into_iter().filter(|(p, _, _)| *p == present).map(|(_, _, u)| u).collect();
+            candidates.sort_unstable_by_key(|(pos, _)| *pos);
+            let heroes = candidates.into_iter().map(|(_, u)| u).take(HEROES).collect();
             Ok((room, MemberSummary { joined, invited, heroes }))
         })
         .collect()
