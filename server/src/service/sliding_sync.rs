@@ -1058,11 +1058,7 @@ impl SlidingSync {
         if m.membership == "join" && (initial || member_changes) {
             let summary = match pre.summaries.remove(room_id) {
                 Some(summary) => summary,
-                None => storage::rooms::summaries_many(&self.rooms.db().read, &[room_id], me)
-                    .await?
-                    .pop()
-                    .map(|(_, s)| s)
-                    .unwrap_or_default(),
+                None => storage::rooms::summary(&self.rooms.db().read, room_id, me).await?,
             };
             out.insert("joined_count".into(), json!(summary.joined));
             out.insert("invited_count".into(), json!(summary.invited));

@@ -1030,8 +1030,7 @@ impl Prefetched {
     /// rest of this room's block).
     async fn summary(&mut self, db: &sqlx::SqlitePool, room: &str, me: &str) -> Result<&storage::rooms::MemberSummary> {
         if !self.summaries.contains_key(room) {
-            let read = storage::rooms::summaries_many(db, &[room], me).await?.pop().map(|(_, s)| s);
-            self.summaries.insert(room.to_owned(), read.unwrap_or_default());
+            self.summaries.insert(room.to_owned(), storage::rooms::summary(db, room, me).await?);
         }
         Ok(&self.summaries[room])
     }

@@ -168,6 +168,11 @@ pub(crate) const SUMMARIES_MANY: &str = "SELECT r.value,
                     ORDER BY m.stream_ordering LIMIT 5)) h))
      FROM json_each(?1) r";
 
+/// One room's [`MemberSummary`] as `me` sees it (none for a room without members).
+pub async fn summary(ex: impl SqliteExecutor<'_>, room: &str, me: &str) -> sqlx::Result<MemberSummary> {
+    Ok(summaries_many(ex, &[room], me).await?.pop().map(|(_, s)| s).unwrap_or_default())
+}
+
 /// Each room's [`MemberSummary`] as `me` sees it, by room ID.
 pub async fn summaries_many(
     ex: impl SqliteExecutor<'_>,
